@@ -1,0 +1,29 @@
+#pragma once
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "musafarm/v1/farm.pb.h"
+
+namespace musafarm::pipeline {
+
+// Parses a pipeline YAML file and expands its matrix into a job: one task per
+// (matrix cell, stage) with its dependencies resolved to task ids.
+//
+// `file` names the source in error messages. Every error is InvalidArgument
+// with a message "FILE:LINE:COL: FIELD: what is wrong", e.g.
+//   pipelines/x.yaml:12:5: stages[1].needs[0]: unknown stage 'dve' (stages are: base, dev, test)
+// and nothing partial is returned.
+//
+// On success the job has id `job_id`, its name (the `name` field, or `name_override`
+// when non-empty), the matrix axes in order, and its tasks in a topological order
+// (stable: cells in matrix order, then stages in file order). Every task is
+// TASK_STATE_PENDING with id "<job_id>/<cell>/<stage>", where <cell> is the
+// cell's axis values joined by '-' ("dev-3.8"), or just "<job_id>/<stage>" when the
+// pipeline has no matrix. docs/pipeline.md describes the format.
+absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
+                                       absl::string_view job_id,
+                                       absl::string_view name_override = "");
+
+}  // namespace musafarm::pipeline
