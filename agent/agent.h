@@ -1,0 +1,96 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "agent/coordinator_stream.h"
+#include "agent/executor.h"
+#include "common/backoff.h"
+#include "common/event_loop.h"
+
+namespace musafarm::agent {
+
+struct AgentOptions {
+  std::string coordinator = "127.0.0.1:7070";
+  std::string name;
+  std::vector<std::string> labels;
+  int slots = 1;
+  std::string work_dir = "musafarm-agent";
+  absl::Duration reconnect_initial = absl::Milliseconds(250);
+  absl::Duration reconnect_max = absl::Seconds(5);
+};
+
+// The agent daemon: keeps one stream to the coordinator (reconnecting with
+// jittered backoff), runs assigned attempts through the Executor, and streams
+// their output and results back. Output stays buffered until the coordinator
+// acknowledges it, so a coordinator restart loses nothing: on reconnect the
+// agent lists the attempts it holds and resends from the acknowledged offset.
+//
+// All state lives on the agent's EventLoop; gRPC and executor callbacks only
+// post to it.
+class Agent {
+ public:
+  Agent(AgentOptions options, Executor* executor);
+  ~Agent();
+
+  // Validates options, starts the loop and the first connection.
+  absl::Status Start();
+  // Cancels running attempts, waits for them to end, closes the stream.
+  void Stop();
+
+ private:
+  struct Attempt {
+    v1::Assignment assignment;
+    std::unique_ptr<Execution> execution;
+    std::string workdir;
+    std::string buffer;        // log bytes [base, total) not yet acknowledged
+    uint64_t base = 0;
+    uint64_t sent = 0;         // bytes sent on the current stream
+    uint64_t total = 0;
+    bool awaiting_ack = false; // after a reconnect: wait to learn the stored offset
+    bool started_sent = false;
+    bool finished = false;
+    bool result_sent = false;
+    bool stale = false;        // the coordinator no longer wants it: drop on exit
+    int64_t started_us = 0;
+    v1::AttemptResult result;
+  };
+  static std::string Key(const std::string& task, uint64_t attempt);
+
+  void Connect();
+  void OnMessage(uint64_t generation, const v1::CoordinatorMessage& msg);
+  void OnStreamEnd(uint64_t generation, const grpc::Status& status);
+  void OnAssignment(const v1::Assignment& a);
+  void OnCancel(const v1::CancelAttempt& c);
+  void OnAck(const v1::Ack& ack);
+  void OnOutput(const std::string& key, std::string data);
+  void OnExit(const std::string& key, ExitInfo info);
+  void Pump(Attempt& a);
+  void Send(v1::AgentMessage msg);
+  void Heartbeat(uint64_t generation);
+  void Forget(const std::string& key);
+
+  const AgentOptions options_;
+  Executor* const executor_;
+  EventLoop loop_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AgentService::Stub> stub_;
+  Backoff backoff_;
+
+  // Loop-only state.
+  std::shared_ptr<CoordinatorStream> stream_;
+  uint64_t generation_ = 0;
+  bool registered_ = false;
+  bool stopping_ = false;
+  absl::Duration heartbeat_interval_ = absl::Seconds(3);
+  int failures_ = 0;
+  std::map<std::string, Attempt> attempts_;
+};
+
+}  // namespace musafarm::agent

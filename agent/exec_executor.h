@@ -1,0 +1,33 @@
+#pragma once
+
+#include "absl/time/time.h"
+#include "agent/executor.h"
+
+namespace musafarm::agent {
+
+struct ExecOptions {
+  // After SIGTERM to the process group, how long before SIGKILL.
+  absl::Duration kill_grace = absl::Seconds(5);
+  // Variables added to every task's environment (e.g. MUSAFARM_AGENT).
+  std::vector<std::pair<std::string, std::string>> extra_env;
+};
+
+// Runs `exec` stages as host processes: argv straight to execve (a shell only
+// when the stage says `shell`), in `workdir`, with the agent's environment
+// plus the stage's. The process gets its own process group; stdout and stderr
+// share one pipe so the log keeps the order the process wrote in. On cancel or
+// timeout the whole group gets SIGTERM, then SIGKILL after kill_grace; when the
+// main process exits, whatever it left in its group is killed too.
+// One thread per running attempt (bounded by the agent's slots).
+class ExecExecutor final : public Executor {
+ public:
+  explicit ExecExecutor(ExecOptions options) : options_(std::move(options)) {}
+  absl::StatusOr<std::unique_ptr<Execution>> Start(const v1::Assignment& assignment,
+                                                   const std::string& workdir,
+                                                   ExecCallbacks callbacks) override;
+
+ private:
+  ExecOptions options_;
+};
+
+}  // namespace musafarm::agent

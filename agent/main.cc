@@ -1,0 +1,121 @@
+// musafarm-agent: flags or a config file -> Agent -> wait for SIGTERM/SIGINT.
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <thread>
+
+#include "CLI/CLI.hpp"
+#include "absl/strings/str_split.h"
+#include "agent/agent.h"
+#include "agent/exec_executor.h"
+#include "common/logging.h"
+#include "yaml-cpp/yaml.h"
+
+namespace {
+
+// Reads `name`, `coordinator`, `labels`, `slots`, `work_dir` from a YAML file;
+// flags given on the command line win.
+bool LoadConfig(const std::string& path, musafarm::agent::AgentOptions& o, std::string& error) {
+  try {
+    YAML::Node root = YAML::LoadFile(path);
+    if (!root.IsMap()) {
+      error = path + ": expected a mapping";
+      return false;
+    }
+    for (const auto& kv : root) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      if (key == "name") {
+        if (o.name.empty()) o.name = v.as<std::string>();
+      } else if (key == "coordinator") {
+        o.coordinator = v.as<std::string>();
+      } else if (key == "labels") {
+        for (const auto& l : v) o.labels.push_back(l.as<std::string>());
+      } else if (key == "slots") {
+        o.slots = v.as<int>();
+      } else if (key == "work_dir") {
+        o.work_dir = v.as<std::string>();
+      } else {
+        error = path + ":" + std::to_string(kv.first.Mark().line + 1) + ": unknown field '" + key +
+                "' (known: name, coordinator, labels, slots, work_dir)";
+        return false;
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    error = path + ": " + e.what();
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  musafarm::agent::AgentOptions options;
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  std::string config, log_level = "info", coordinator, work_dir;
+  std::vector<std::string> labels;
+  int slots = 0;
+  double kill_grace_s = 5;
+  CLI::App app{"musafarm agent: runs tasks from a musafarm coordinator on this host"};
+  app.add_option("--coordinator", coordinator,
+                 "coordinator host:port (default: $MUSAFARM_COORDINATOR or 127.0.0.1:7070)");
+  app.add_option("--name", options.name, "agent name, unique in the farm (default: hostname)");
+  app.add_option("--label,--labels", labels, "label key[=value]; repeat or comma-separate")
+      ->delimiter(',');
+  app.add_option("--slots", slots, "tasks run at once (default: number of CPUs)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--work-dir", work_dir, "per-task working directories go here");
+  app.add_option("--config", config, "YAML file with name, coordinator, labels, slots, work_dir");
+  app.add_option("--kill-grace", kill_grace_s,
+                 "seconds between SIGTERM and SIGKILL when a task is cancelled")
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  musafarm::SetLogLevel(log_level);
+  if (const char* env = std::getenv("MUSAFARM_COORDINATOR")) options.coordinator = env;
+  if (!config.empty()) {
+    std::string error;
+    if (!LoadConfig(config, options, error)) {
+      std::cerr << "musafarm-agent: " << error << "\n";
+      return 2;
+    }
+  }
+  if (!coordinator.empty()) options.coordinator = coordinator;
+  if (!labels.empty()) options.labels = labels;
+  if (slots > 0) options.slots = slots;
+  if (options.slots <= 0 || (slots == 0 && config.empty())) {
+    options.slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
+  if (!work_dir.empty()) options.work_dir = work_dir;
+  if (options.name.empty()) options.name = host;
+
+  musafarm::agent::ExecOptions exec;
+  exec.kill_grace = absl::Milliseconds(static_cast<int64_t>(kill_grace_s * 1000));
+  exec.extra_env = {{"MUSAFARM_AGENT", options.name}};
+  musafarm::agent::ExecExecutor executor(exec);
+  musafarm::agent::Agent agent(options, &executor);
+  if (absl::Status s = agent.Start(); !s.ok()) {
+    std::cerr << "musafarm-agent: " << s.message() << "\n";
+    return 2;
+  }
+  int sig = 0;
+  sigwait(&stop, &sig);
+  musafarm::GetLogger("agent")->info("signal {}: stopping", sig);
+  agent.Stop();
+  return 0;
+}

@@ -1,0 +1,847 @@
+#include "coordinator/core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/labels.h"
+#include "common/logging.h"
+#include "coordinator/scheduler.h"
+#include "pipeline/spec.h"
+
+namespace musafarm::coordinator {
+namespace {
+
+constexpr size_t kMaxSpecBytes = 1 << 20;
+constexpr size_t kMaxTasksPerJob = 10000;
+constexpr uint64_t kMaxLogRead = 4 << 20;
+constexpr uint64_t kWatchCatchUpChunk = 1 << 20;
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto log = GetLogger("core");
+  return log;
+}
+
+bool IsActive(v1::TaskState s) {
+  return s == v1::TASK_STATE_ASSIGNED || s == v1::TASK_STATE_RUNNING;
+}
+
+std::string StateName(v1::TaskState s) {
+  std::string name = v1::TaskState_Name(s);
+  return name.substr(std::string("TASK_STATE_").size());
+}
+
+v1::CoordinatorMessage CancelMessage(const std::string& task_id, uint64_t attempt,
+                                     const std::string& reason) {
+  v1::CoordinatorMessage msg;
+  msg.mutable_cancel()->set_task_id(task_id);
+  msg.mutable_cancel()->set_attempt_id(attempt);
+  msg.mutable_cancel()->set_reason(reason);
+  return msg;
+}
+
+v1::CoordinatorMessage AckMessage(const std::string& task_id, uint64_t attempt, uint64_t offset,
+                                  bool result_stored, bool resend = false) {
+  v1::CoordinatorMessage msg;
+  v1::Ack* ack = msg.mutable_ack();
+  ack->set_task_id(task_id);
+  ack->set_attempt_id(attempt);
+  ack->set_log_offset(offset);
+  ack->set_result_stored(result_stored);
+  ack->set_resend(resend);
+  return msg;
+}
+
+}  // namespace
+
+Core::Core(Store* store, LogStore* logs, const Clock* clock, CoreOptions options)
+    : store_(store), logs_(logs), clock_(clock), options_(options) {}
+
+bool Core::IsTerminal(v1::TaskState s) {
+  return s == v1::TASK_STATE_SUCCEEDED || s == v1::TASK_STATE_FAILED ||
+         s == v1::TASK_STATE_SKIPPED || s == v1::TASK_STATE_CANCELLED ||
+         s == v1::TASK_STATE_TIMED_OUT;
+}
+
+absl::Status Core::Recover() {
+  absl::StatusOr<std::vector<v1::Job>> jobs = store_->LoadJobs();
+  if (!jobs.ok()) return jobs.status();
+  absl::StatusOr<std::vector<v1::Agent>> agents = store_->LoadAgents();
+  if (!agents.ok()) return agents.status();
+  const absl::Time now = clock_->Now();
+  for (v1::Agent& a : *agents) {
+    AgentEntry& entry = agents_[a.name()];
+    entry.info = std::move(a);
+    entry.info.set_state(v1::AGENT_STATE_DISCONNECTED);
+    entry.info.set_used_slots(0);
+    entry.info.clear_running_tasks();
+    entry.disconnected_at = now;
+  }
+  int resumed = 0;
+  for (v1::Job& job : *jobs) {
+    int64_t number = 0;
+    if (absl::SimpleAtoi(job.id(), &number)) next_job_number_ = std::max(next_job_number_, number + 1);
+    JobEntry& entry = jobs_[job.id()];
+    entry.job = std::move(job);
+    job_order_.push_back(entry.job.id());
+    for (size_t i = 0; i < static_cast<size_t>(entry.job.tasks_size()); ++i) {
+      v1::Task& task = *entry.job.mutable_tasks(static_cast<int>(i));
+      entry.index[task.id()] = i;
+      task_index_[task.id()] = TaskRef{entry.job.id(), i};
+      for (const std::string& need : task.spec().needs()) entry.dependants[need].push_back(i);
+      next_attempt_id_ = std::max(next_attempt_id_, task.attempt_id() + 1);
+      if (task.attempt_id() != 0) task.set_log_size(logs_->Size(task.id(), task.attempt_id()));
+      if (IsActive(task.state())) {
+        AgentEntry& agent = agents_[task.agent()];
+        if (agent.info.name().empty()) {
+          agent.info.set_name(task.agent());
+          agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
+          agent.disconnected_at = now;
+        }
+        agent.tasks.insert(task.id());
+        ++resumed;
+      }
+    }
+  }
+  for (auto& [name, agent] : agents_) {
+    agent.info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
+  }
+  Log()->info("recovered {} jobs, {} agents, {} attempts awaiting their agents; next job {}",
+              jobs_.size(), agents_.size(), resumed, next_job_number_);
+  return absl::OkStatus();
+}
+
+v1::Task* Core::FindTask(const std::string& task_id) {
+  auto it = task_index_.find(task_id);
+  if (it == task_index_.end()) return nullptr;
+  return jobs_[it->second.job_id].job.mutable_tasks(static_cast<int>(it->second.index));
+}
+
+Core::JobEntry* Core::FindJob(const std::string& job_id) {
+  auto it = jobs_.find(job_id);
+  return it == jobs_.end() ? nullptr : &it->second;
+}
+
+void Core::SetState(v1::Task& task, v1::TaskState to, const std::string& reason) {
+  Transition t;
+  t.task_id = task.id();
+  t.attempt_id = task.attempt_id();
+  t.from = task.state();
+  t.to = to;
+  t.at_us = ToMicros(clock_->Now());
+  t.reason = reason;
+  Log()->info("task={} attempt={} {} -> {}{}{}", task.id(), task.attempt_id(),
+              StateName(task.state()), StateName(to), reason.empty() ? "" : ": ", reason);
+  task.set_state(to);
+  task.set_reason(reason);
+  if (IsTerminal(to)) task.set_ended_us(t.at_us);
+  pending_.mutation.transitions.push_back(std::move(t));
+  pending_.changed_tasks.insert(task.id());
+}
+
+void Core::SendTo(const std::string& agent, v1::CoordinatorMessage msg) {
+  pending_.to_agents.emplace_back(agent, std::move(msg));
+}
+
+void Core::SaveAgent(const AgentEntry& agent) { pending_.mutation.agents.push_back(agent.info); }
+
+void Core::Flush() {
+  Pending p = std::move(pending_);
+  pending_ = Pending();
+  for (const std::string& id : p.changed_tasks) {
+    if (const v1::Task* task = FindTask(id)) p.mutation.tasks.push_back(*task);
+  }
+  for (const std::string& id : p.changed_jobs) {
+    v1::Job job = jobs_[id].job;
+    job.clear_tasks();
+    p.mutation.jobs.push_back(std::move(job));
+  }
+  if (!p.mutation.empty()) {
+    absl::Status s = store_->Commit(p.mutation);
+    // Memory already holds the change; carrying on would show agents and users
+    // state that a restart forgets. Stop, and let the restart recover.
+    MF_CHECK(s.ok(), "store commit failed: {}", s.ToString());
+  }
+  for (auto& [agent, msg] : p.to_agents) {
+    auto it = agents_.find(agent);
+    if (it == agents_.end() || it->second.conn == 0) continue;
+    conns_[it->second.conn].conn->Send(std::move(msg));
+  }
+  // Watchers see state changes only once they are durable.
+  for (const std::string& id : p.changed_tasks) {
+    const v1::Task* task = FindTask(id);
+    for (auto& [wid, w] : watchers_) {
+      if (w.job_id != task->job_id() || (!w.task_id.empty() && w.task_id != id)) continue;
+      v1::WatchEvent ev;
+      *ev.mutable_task() = *task;
+      w.watcher->Send(std::move(ev));
+    }
+  }
+  for (const std::string& id : p.changed_jobs) {
+    const v1::Job& job = jobs_[id].job;
+    if (job.state() == v1::JOB_STATE_RUNNING) continue;
+    for (auto it = watchers_.begin(); it != watchers_.end();) {
+      if (it->second.job_id != id) {
+        ++it;
+        continue;
+      }
+      v1::WatchEvent ev;
+      *ev.mutable_finished() = job;
+      it->second.watcher->Send(std::move(ev));
+      it->second.watcher->Finish(absl::OkStatus());
+      it = watchers_.erase(it);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// User API
+
+absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
+  if (request.spec_yaml().size() > kMaxSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(request.spec_file(), ": pipeline is ",
+                                                   request.spec_yaml().size(),
+                                                   " bytes; the limit is ", kMaxSpecBytes));
+  }
+  const std::string job_id = absl::StrCat(next_job_number_);
+  absl::StatusOr<v1::Job> parsed = pipeline::ParseAndExpand(
+      request.spec_yaml(), request.spec_file().empty() ? "<submitted>" : request.spec_file(),
+      job_id, request.name());
+  if (!parsed.ok()) return parsed.status();
+  if (static_cast<size_t>(parsed->tasks_size()) > kMaxTasksPerJob) {
+    return absl::InvalidArgumentError(absl::StrCat(request.spec_file(), ": pipeline expands to ",
+                                                   parsed->tasks_size(), " tasks; the limit is ",
+                                                   kMaxTasksPerJob));
+  }
+  const int64_t now = ToMicros(clock_->Now());
+  v1::Job job = *std::move(parsed);
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.set_created_us(now);
+
+  Mutation m;
+  for (v1::Task& task : *job.mutable_tasks()) {
+    task.set_created_us(now);
+    const v1::TaskState initial =
+        task.spec().needs().empty() ? v1::TASK_STATE_QUEUED : v1::TASK_STATE_PENDING;
+    task.set_state(initial);
+    m.transitions.push_back(Transition{task.id(), 0, v1::TASK_STATE_UNSPECIFIED, initial, now,
+                                       "submitted"});
+    m.tasks.push_back(task);
+  }
+  v1::Job header = job;
+  header.clear_tasks();
+  m.jobs.push_back(std::move(header));
+  // Committed before anything else sees the job: an acknowledged submission
+  // survives any crash after this line.
+  absl::Status committed = store_->Commit(m);
+  if (!committed.ok()) return committed;
+  ++next_job_number_;
+
+  JobEntry& entry = jobs_[job_id];
+  entry.job = job;
+  for (size_t i = 0; i < static_cast<size_t>(job.tasks_size()); ++i) {
+    const v1::Task& task = job.tasks(static_cast<int>(i));
+    entry.index[task.id()] = i;
+    task_index_[task.id()] = TaskRef{job_id, i};
+    for (const std::string& need : task.spec().needs()) entry.dependants[need].push_back(i);
+  }
+  job_order_.push_back(job_id);
+  Log()->info("job={} submitted: '{}' from {}, {} tasks", job_id, job.name(), job.pipeline_file(),
+              job.tasks_size());
+  Schedule();
+  return entry.job;
+}
+
+absl::StatusOr<v1::Job> Core::GetJob(const std::string& job_id) const {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  return it->second.job;
+}
+
+std::vector<v1::Job> Core::ListJobs(int limit) const {
+  if (limit <= 0) limit = 50;
+  std::vector<v1::Job> out;
+  for (auto it = job_order_.rbegin(); it != job_order_.rend() && static_cast<int>(out.size()) < limit;
+       ++it) {
+    v1::Job job = jobs_.at(*it).job;
+    job.clear_tasks();
+    out.push_back(std::move(job));
+  }
+  return out;
+}
+
+void Core::CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& response) {
+  if (IsTerminal(task.state())) return;
+  response.add_cancelled(task.id());
+  if (!IsActive(task.state())) {
+    SetState(task, v1::TASK_STATE_CANCELLED, "cancelled by user");
+    Propagate(job, task);  // no-op for dependants already cancelled
+    return;
+  }
+  if (task.cancel_requested_us() == 0) {
+    task.set_cancel_requested_us(ToMicros(clock_->Now()));
+    pending_.changed_tasks.insert(task.id());
+  }
+  auto agent = agents_.find(task.agent());
+  if (agent != agents_.end() && agent->second.conn != 0) {
+    // The agent kills the process group and reports; the task ends then.
+    SendTo(task.agent(), CancelMessage(task.id(), task.attempt_id(), "cancelled by user"));
+    return;
+  }
+  // Nobody to ask: end it now. If the agent comes back holding the attempt, it
+  // is told to stop it (the attempt is no longer current).
+  ReleaseFromAgent(task);
+  SetState(task, v1::TASK_STATE_CANCELLED, "cancelled by user (agent disconnected)");
+  Propagate(job, task);
+}
+
+absl::StatusOr<v1::CancelResponse> Core::Cancel(const std::string& id) {
+  v1::CancelResponse response;
+  if (JobEntry* job = FindJob(id)) {
+    // Waiting tasks first, so they read "cancelled" rather than "skipped"
+    // because an earlier one was cancelled.
+    for (v1::Task& task : *job->job.mutable_tasks()) {
+      if (!IsActive(task.state()) && !IsTerminal(task.state())) {
+        response.add_cancelled(task.id());
+        SetState(task, v1::TASK_STATE_CANCELLED, "cancelled by user");
+      }
+    }
+    for (v1::Task& task : *job->job.mutable_tasks()) {
+      if (IsActive(task.state())) CancelTask(*job, task, response);
+    }
+    MaybeFinishJob(*job);
+  } else if (v1::Task* task = FindTask(id)) {
+    CancelTask(*FindJob(task->job_id()), *task, response);
+  } else {
+    return absl::NotFoundError(absl::StrCat("no job or task '", id, "'"));
+  }
+  Flush();
+  Schedule();
+  return response;
+}
+
+std::vector<v1::Agent> Core::ListAgents() const {
+  std::vector<v1::Agent> out;
+  for (const auto& [name, agent] : agents_) {
+    v1::Agent info = agent.info;
+    info.clear_running_tasks();
+    for (const std::string& t : agent.tasks) info.add_running_tasks(t);
+    info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Agent> Core::Drain(const std::string& name, bool undrain) {
+  auto it = agents_.find(name);
+  if (it == agents_.end()) return absl::NotFoundError(absl::StrCat("no agent '", name, "'"));
+  AgentEntry& agent = it->second;
+  agent.info.set_draining(!undrain);
+  if (agent.conn != 0) {
+    agent.info.set_state(undrain ? v1::AGENT_STATE_CONNECTED : v1::AGENT_STATE_DRAINING);
+    v1::CoordinatorMessage msg;
+    msg.mutable_drain()->set_draining(!undrain);
+    SendTo(name, std::move(msg));
+  }
+  Log()->info("agent={} {}", name, undrain ? "undrained" : "draining");
+  SaveAgent(agent);
+  Flush();
+  Schedule();
+  v1::Agent info = agent.info;
+  info.clear_running_tasks();
+  for (const std::string& t : agent.tasks) info.add_running_tasks(t);
+  return info;
+}
+
+absl::StatusOr<v1::GetLogResponse> Core::GetLog(const v1::GetLogRequest& request) {
+  const v1::Task* task = FindTask(request.task_id());
+  if (task == nullptr) return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
+  v1::GetLogResponse response;
+  response.set_offset(request.offset());
+  if (task->attempt_id() != 0) {
+    const uint64_t limit =
+        request.limit() == 0 ? kMaxLogRead : std::min<uint64_t>(request.limit(), kMaxLogRead);
+    absl::StatusOr<std::string> data =
+        logs_->Read(task->id(), task->attempt_id(), request.offset(), limit);
+    if (!data.ok()) return data.status();
+    response.set_data(*std::move(data));
+    response.set_size(logs_->Size(task->id(), task->attempt_id()));
+  }
+  response.set_complete(IsTerminal(task->state()) &&
+                        request.offset() + response.data().size() >= response.size());
+  return response;
+}
+
+void Core::CatchUpLogs(WatchEntry& w, const v1::Task& task) {
+  if (task.attempt_id() == 0) return;
+  uint64_t offset = w.sent[task.id()];
+  const uint64_t size = logs_->Size(task.id(), task.attempt_id());
+  while (offset < size) {
+    absl::StatusOr<std::string> data =
+        logs_->Read(task.id(), task.attempt_id(), offset, kWatchCatchUpChunk);
+    if (!data.ok() || data->empty()) break;
+    v1::WatchEvent ev;
+    v1::LogData* log = ev.mutable_log();
+    log->set_task_id(task.id());
+    log->set_attempt_id(task.attempt_id());
+    log->set_offset(offset);
+    offset += data->size();
+    log->set_data(*std::move(data));
+    w.watcher->Send(std::move(ev));
+  }
+  w.sent[task.id()] = std::max(offset, w.sent[task.id()]);
+}
+
+absl::Status Core::AddWatcher(WatchId id, const v1::WatchJobRequest& request,
+                              std::shared_ptr<Watcher> watcher) {
+  const JobEntry* job = FindJob(request.job_id());
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", request.job_id(), "'"));
+  if (!request.task_id().empty() && job->index.count(request.task_id()) == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("job ", request.job_id(), " has no task '", request.task_id(), "'"));
+  }
+  WatchEntry w;
+  w.job_id = request.job_id();
+  w.task_id = request.task_id();
+  w.logs = request.logs();
+  w.watcher = std::move(watcher);
+  for (const auto& [task, offset] : request.log_offsets()) w.sent[task] = offset;
+
+  v1::WatchEvent snapshot;
+  *snapshot.mutable_snapshot() = job->job;
+  if (!w.task_id.empty()) {
+    snapshot.mutable_snapshot()->clear_tasks();
+    *snapshot.mutable_snapshot()->add_tasks() = job->job.tasks(static_cast<int>(job->index.at(w.task_id)));
+  }
+  w.watcher->Send(std::move(snapshot));
+  if (w.logs) {
+    for (const v1::Task& task : job->job.tasks()) {
+      if (w.task_id.empty() || w.task_id == task.id()) CatchUpLogs(w, task);
+    }
+  }
+  if (job->job.state() != v1::JOB_STATE_RUNNING) {
+    v1::WatchEvent ev;
+    *ev.mutable_finished() = job->job;
+    w.watcher->Send(std::move(ev));
+    w.watcher->Finish(absl::OkStatus());
+    return absl::OkStatus();
+  }
+  watchers_[id] = std::move(w);
+  return absl::OkStatus();
+}
+
+void Core::RemoveWatcher(WatchId id) { watchers_.erase(id); }
+
+void Core::SendLogToWatchers(const std::string& task_id, uint64_t attempt, uint64_t offset,
+                             const std::string& data) {
+  const v1::Task* task = FindTask(task_id);
+  for (auto& [wid, w] : watchers_) {
+    if (!w.logs || w.job_id != task->job_id() || (!w.task_id.empty() && w.task_id != task_id)) {
+      continue;
+    }
+    uint64_t& sent = w.sent[task_id];
+    const uint64_t end = offset + data.size();
+    if (end <= sent) continue;
+    const uint64_t skip = sent > offset ? sent - offset : 0;
+    v1::WatchEvent ev;
+    v1::LogData* log = ev.mutable_log();
+    log->set_task_id(task_id);
+    log->set_attempt_id(attempt);
+    log->set_offset(offset + skip);
+    log->set_data(data.substr(static_cast<size_t>(skip)));
+    sent = end;
+    w.watcher->Send(std::move(ev));
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Agents
+
+Core::ConnId Core::OnAgentConnected(std::shared_ptr<AgentConnection> conn) {
+  const ConnId id = next_conn_++;
+  conns_[id] = ConnEntry{std::move(conn), ""};
+  return id;
+}
+
+void Core::OnAgentGone(ConnId conn) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return;
+  const std::string name = it->second.agent;
+  conns_.erase(it);
+  if (name.empty()) return;
+  AgentEntry& agent = agents_[name];
+  if (agent.conn != conn) return;  // an older stream, already replaced
+  agent.conn = 0;
+  agent.disconnected_at = clock_->Now();
+  agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
+  agent.info.set_last_seen_us(ToMicros(agent.last_seen));
+  Log()->warn("agent={} disconnected holding {} attempts; re-queued after {} unless it returns",
+              name, agent.tasks.size(), absl::FormatDuration(options_.agent_lost_timeout));
+  SaveAgent(agent);
+  Flush();
+}
+
+void Core::OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return;  // already gone
+  if (msg.kind_case() == v1::AgentMessage::kRegister) {
+    OnRegister(conn, msg.register_());
+    return;
+  }
+  if (it->second.agent.empty()) {
+    it->second.conn->Close(
+        absl::InvalidArgumentError("the first message on an agent stream must be 'register'"));
+    return;
+  }
+  AgentEntry& agent = agents_[it->second.agent];
+  agent.last_seen = clock_->Now();
+  switch (msg.kind_case()) {
+    case v1::AgentMessage::kHeartbeat:
+      agent.info.set_last_seen_us(ToMicros(agent.last_seen));
+      break;
+    case v1::AgentMessage::kStarted:
+      OnStarted(agent, msg.started());
+      break;
+    case v1::AgentMessage::kLog:
+      OnLog(agent, msg.log());
+      break;
+    case v1::AgentMessage::kResult:
+      OnResult(agent, msg.result());
+      break;
+    default:
+      it->second.conn->Close(absl::InvalidArgumentError("unknown agent message"));
+      return;
+  }
+  Flush();
+  Schedule();
+}
+
+void Core::OnRegister(ConnId conn, const v1::Register& reg) {
+  ConnEntry& c = conns_[conn];
+  absl::Status bad;
+  if (!c.agent.empty()) bad = absl::InvalidArgumentError("register sent twice on one stream");
+  if (reg.name().empty()) bad = absl::InvalidArgumentError("register: agent name is empty");
+  if (reg.slots() <= 0) bad = absl::InvalidArgumentError("register: slots must be at least 1");
+  for (const std::string& label : reg.labels()) {
+    if (absl::Status s = ValidateLabel(label); !s.ok()) bad = s;
+  }
+  if (!bad.ok()) {
+    Log()->warn("refusing agent '{}' from {}: {}", reg.name(), c.conn->Peer(), std::string(bad.message()));
+    c.conn->Close(bad);
+    return;
+  }
+  AgentEntry& agent = agents_[reg.name()];
+  if (agent.conn != 0 && agent.conn != conn) {
+    // The agent restarted or reconnected before its old TCP connection died:
+    // the newest stream wins.
+    ConnEntry& old = conns_[agent.conn];
+    old.agent.clear();
+    old.conn->Close(absl::AbortedError("replaced by a newer connection from the same agent"));
+  }
+  c.agent = reg.name();
+  agent.conn = conn;
+  agent.last_seen = clock_->Now();
+  agent.info.set_name(reg.name());
+  agent.info.mutable_labels()->Assign(reg.labels().begin(), reg.labels().end());
+  agent.info.set_slots(reg.slots());
+  agent.info.set_version(reg.version());
+  agent.info.set_peer(c.conn->Peer());
+  agent.info.set_free_disk_bytes(reg.capabilities().free_disk_bytes());
+  agent.info.set_last_seen_us(ToMicros(agent.last_seen));
+  agent.info.set_state(agent.info.draining() ? v1::AGENT_STATE_DRAINING : v1::AGENT_STATE_CONNECTED);
+
+  v1::CoordinatorMessage registered;
+  registered.mutable_registered()->set_heartbeat_interval_ms(
+      absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  registered.mutable_registered()->set_draining(agent.info.draining());
+  SendTo(reg.name(), std::move(registered));
+
+  // Reconcile what the agent holds with what we think it holds.
+  std::set<std::string> kept;
+  for (const v1::HeldAttempt& held : reg.held()) {
+    v1::Task* task = FindTask(held.task_id());
+    if (task != nullptr && task->attempt_id() == held.attempt_id() && task->agent() == reg.name() &&
+        IsActive(task->state())) {
+      kept.insert(task->id());
+      agent.tasks.insert(task->id());
+      // Tells the agent where the stored log ends, so it resends exactly the rest.
+      SendTo(reg.name(), AckMessage(task->id(), task->attempt_id(),
+                                    logs_->Size(task->id(), task->attempt_id()), false,
+                                    /*resend=*/true));
+    } else {
+      SendTo(reg.name(),
+             CancelMessage(held.task_id(), held.attempt_id(), "attempt is no longer current"));
+    }
+  }
+  const std::set<std::string> believed = agent.tasks;
+  for (const std::string& id : believed) {
+    if (kept.count(id) == 0) LoseAttempt(*FindTask(id), "agent came back without it");
+  }
+  agent.info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
+  Log()->info("agent={} registered from {}: slots={} labels=[{}] re-attached={}", reg.name(),
+              c.conn->Peer(), reg.slots(), absl::StrJoin(reg.labels(), ","), kept.size());
+  SaveAgent(agent);
+  Flush();
+  Schedule();
+}
+
+void Core::OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg) {
+  v1::Task* task = FindTask(msg.task_id());
+  if (task == nullptr || task->attempt_id() != msg.attempt_id() || !IsActive(task->state()) ||
+      agent.tasks.count(task->id()) == 0) {
+    SendTo(agent.info.name(),
+           CancelMessage(msg.task_id(), msg.attempt_id(), "attempt is no longer current"));
+    return;
+  }
+  if (task->state() != v1::TASK_STATE_ASSIGNED) return;  // a resend
+  task->set_started_us(ToMicros(clock_->Now()));
+  SetState(*task, v1::TASK_STATE_RUNNING, absl::StrCat("running on ", agent.info.name()));
+}
+
+void Core::OnLog(AgentEntry& agent, const v1::LogChunk& chunk) {
+  v1::Task* task = FindTask(chunk.task_id());
+  if (task == nullptr || task->attempt_id() != chunk.attempt_id() || !IsActive(task->state()) ||
+      agent.tasks.count(task->id()) == 0) {
+    // Fencing: output of a superseded attempt is never stored.
+    SendTo(agent.info.name(),
+           CancelMessage(chunk.task_id(), chunk.attempt_id(), "attempt is no longer current"));
+    return;
+  }
+  const uint64_t before = logs_->Size(task->id(), task->attempt_id());
+  absl::StatusOr<uint64_t> size =
+      logs_->Append(task->id(), task->attempt_id(), chunk.offset(), chunk.data());
+  if (!size.ok()) {
+    if (absl::IsFailedPrecondition(size.status())) {
+      // A gap: ask for a resend from where the stored log ends.
+      SendTo(agent.info.name(),
+             AckMessage(task->id(), task->attempt_id(), before, false, /*resend=*/true));
+    } else {
+      Log()->error("task={} attempt={}: {}", task->id(), task->attempt_id(),
+                   size.status().ToString());
+    }
+    return;
+  }
+  task->set_log_size(*size);
+  SendTo(agent.info.name(), AckMessage(task->id(), task->attempt_id(), *size, false));
+  if (*size > before) {
+    const size_t skip = static_cast<size_t>(before - chunk.offset());
+    SendLogToWatchers(task->id(), task->attempt_id(), before, chunk.data().substr(skip));
+  }
+}
+
+void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
+  v1::Task* task = FindTask(result.task_id());
+  if (task == nullptr || task->attempt_id() != result.attempt_id() || !IsActive(task->state()) ||
+      agent.tasks.count(task->id()) == 0) {
+    // A late result from a superseded attempt: refused, and the agent drops it.
+    Log()->warn("agent={} task={} attempt={}: refusing result of a superseded attempt",
+                agent.info.name(), result.task_id(), result.attempt_id());
+    SendTo(agent.info.name(),
+           CancelMessage(result.task_id(), result.attempt_id(), "attempt is no longer current"));
+    return;
+  }
+  const uint64_t stored = logs_->Size(task->id(), task->attempt_id());
+  if (stored < result.log_size()) {
+    // Not every log byte is here yet: have the agent resend them, then the result.
+    SendTo(agent.info.name(),
+           AckMessage(task->id(), task->attempt_id(), stored, false, /*resend=*/true));
+    return;
+  }
+  logs_->Close(task->id(), task->attempt_id());
+  ReleaseFromAgent(*task);
+  task->set_exit_code(result.exit_code());
+  task->set_log_size(stored);
+  if (task->started_us() == 0) task->set_started_us(ToMicros(clock_->Now()));
+
+  v1::TaskState to;
+  std::string reason;
+  if (result.cancelled() || task->cancel_requested_us() != 0) {
+    to = v1::TASK_STATE_CANCELLED;
+    reason = "cancelled by user";
+  } else if (result.timed_out()) {
+    to = v1::TASK_STATE_TIMED_OUT;
+    reason = absl::StrCat("timed out after ", task->spec().run().timeout_seconds(), "s");
+  } else if (!result.error().empty()) {
+    to = v1::TASK_STATE_FAILED;
+    reason = result.error();
+  } else if (result.exit_code() == 0 && result.signal() == 0) {
+    to = v1::TASK_STATE_SUCCEEDED;
+  } else {
+    to = v1::TASK_STATE_FAILED;
+    reason = result.signal() != 0 ? absl::StrCat("killed by signal ", result.signal())
+                                  : absl::StrCat("exit code ", result.exit_code());
+  }
+  if ((to == v1::TASK_STATE_FAILED || to == v1::TASK_STATE_TIMED_OUT) &&
+      task->attempts() <= task->spec().run().retries()) {
+    SetState(*task, v1::TASK_STATE_QUEUED,
+             absl::StrCat("retrying (attempt ", task->attempts() + 1, " of ",
+                          task->spec().run().retries() + 1, ") after ", reason));
+  } else {
+    SetState(*task, to, reason);
+    Propagate(*FindJob(task->job_id()), *task);
+  }
+  SendTo(agent.info.name(), AckMessage(task->id(), result.attempt_id(), stored, true));
+}
+
+void Core::ReleaseFromAgent(v1::Task& task) {
+  auto it = agents_.find(task.agent());
+  if (it == agents_.end()) return;
+  it->second.tasks.erase(task.id());
+  it->second.info.set_used_slots(static_cast<int32_t>(it->second.tasks.size()));
+}
+
+void Core::LoseAttempt(v1::Task& task, const std::string& why) {
+  ReleaseFromAgent(task);
+  logs_->Close(task.id(), task.attempt_id());
+  task.set_lost_count(task.lost_count() + 1);
+  const std::string reason = absl::StrCat("agent ", task.agent(), ": ", why);
+  if (task.cancel_requested_us() != 0) {
+    SetState(task, v1::TASK_STATE_CANCELLED, absl::StrCat("cancelled by user; ", reason));
+  } else if (task.lost_count() > options_.max_lost_attempts) {
+    SetState(task, v1::TASK_STATE_FAILED, absl::StrCat("agent lost: ", reason));
+  } else {
+    SetState(task, v1::TASK_STATE_QUEUED, absl::StrCat("re-queued: ", reason));
+    return;
+  }
+  Propagate(*FindJob(task.job_id()), task);
+}
+
+void Core::Propagate(JobEntry& job, const v1::Task& task) {
+  if (task.state() == v1::TASK_STATE_SUCCEEDED) {
+    for (size_t i : job.dependants[task.id()]) {
+      v1::Task& dep = *job.job.mutable_tasks(static_cast<int>(i));
+      if (dep.state() != v1::TASK_STATE_PENDING) continue;
+      bool ready = true;
+      for (const std::string& need : dep.spec().needs()) {
+        const v1::Task& n = job.job.tasks(static_cast<int>(job.index[need]));
+        ready = ready && n.state() == v1::TASK_STATE_SUCCEEDED;
+      }
+      if (ready) SetState(dep, v1::TASK_STATE_QUEUED, "dependencies succeeded");
+    }
+  } else if (IsTerminal(task.state())) {
+    const std::string reason = task.state() == v1::TASK_STATE_CANCELLED
+                                   ? "skipped: dependency cancelled"
+                                   : "skipped: dependency failed";
+    std::vector<size_t> stack = job.dependants[task.id()];
+    while (!stack.empty()) {
+      v1::Task& dep = *job.job.mutable_tasks(static_cast<int>(stack.back()));
+      stack.pop_back();
+      if (dep.state() != v1::TASK_STATE_PENDING) continue;
+      SetState(dep, v1::TASK_STATE_SKIPPED, reason);
+      for (size_t i : job.dependants[dep.id()]) stack.push_back(i);
+    }
+  }
+  MaybeFinishJob(job);
+}
+
+void Core::MaybeFinishJob(JobEntry& entry) {
+  v1::Job& job = entry.job;
+  if (job.state() != v1::JOB_STATE_RUNNING) return;
+  bool cancelled = false, failed = false;
+  for (const v1::Task& t : job.tasks()) {
+    if (!IsTerminal(t.state())) return;
+    cancelled = cancelled || t.state() == v1::TASK_STATE_CANCELLED;
+    failed = failed || t.state() != v1::TASK_STATE_SUCCEEDED;
+  }
+  job.set_state(cancelled ? v1::JOB_STATE_CANCELLED
+                          : failed ? v1::JOB_STATE_FAILED : v1::JOB_STATE_SUCCEEDED);
+  job.set_ended_us(ToMicros(clock_->Now()));
+  Log()->info("job={} {}", job.id(), v1::JobState_Name(job.state()));
+  pending_.changed_jobs.insert(job.id());
+}
+
+void Core::Schedule() {
+  std::vector<v1::Task*> ready;
+  std::vector<ReadyTask> views;
+  // Label lists live in the task protos; copy them once per round into vectors.
+  std::vector<std::vector<std::string>> task_labels;
+  for (const std::string& job_id : job_order_) {
+    JobEntry& job = jobs_[job_id];
+    if (job.job.state() != v1::JOB_STATE_RUNNING) continue;
+    for (v1::Task& task : *job.job.mutable_tasks()) {
+      if (task.state() == v1::TASK_STATE_QUEUED) ready.push_back(&task);
+    }
+  }
+  if (ready.empty()) return;
+  task_labels.reserve(ready.size());
+  for (v1::Task* task : ready) {
+    task_labels.emplace_back(task->spec().run().labels().begin(), task->spec().run().labels().end());
+  }
+  for (const auto& labels : task_labels) views.push_back(ReadyTask{&labels});
+
+  std::vector<AgentEntry*> agents;
+  std::vector<std::vector<std::string>> agent_labels;
+  std::vector<AgentSlots> slots;
+  agent_labels.reserve(agents_.size());
+  for (auto& [name, agent] : agents_) {
+    agents.push_back(&agent);
+    agent_labels.emplace_back(agent.info.labels().begin(), agent.info.labels().end());
+  }
+  for (size_t i = 0; i < agents.size(); ++i) {
+    const AgentEntry& a = *agents[i];
+    slots.push_back(AgentSlots{&agent_labels[i],
+                               a.info.slots() - static_cast<int>(a.tasks.size()),
+                               a.conn != 0 && !a.info.draining()});
+  }
+  const auto placed = PlaceTasks(views, slots);
+  if (placed.empty()) return;
+  for (const auto& [t, a] : placed) {
+    v1::Task& task = *ready[t];
+    AgentEntry& agent = *agents[a];
+    task.set_attempt_id(next_attempt_id_++);
+    task.set_attempts(task.attempts() + 1);
+    task.set_agent(agent.info.name());
+    task.set_log_size(0);
+    task.set_exit_code(0);
+    task.set_started_us(0);
+    task.set_ended_us(0);
+    agent.tasks.insert(task.id());
+    agent.info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
+    SetState(task, v1::TASK_STATE_ASSIGNED, absl::StrCat("assigned to ", agent.info.name()));
+    v1::CoordinatorMessage msg;
+    v1::Assignment* as = msg.mutable_assignment();
+    as->set_task_id(task.id());
+    as->set_attempt_id(task.attempt_id());
+    as->set_job_id(task.job_id());
+    as->set_display_name(task.spec().display_name());
+    *as->mutable_run() = task.spec().run();
+    // Persisted before it is sent (Flush): if we crash in between, the agent
+    // never heard of it and re-registration re-queues it.
+    SendTo(agent.info.name(), std::move(msg));
+  }
+  Flush();
+}
+
+void Core::Tick() {
+  const absl::Time now = clock_->Now();
+  for (auto& [name, agent] : agents_) {
+    if (agent.conn != 0) {
+      if (now - agent.last_seen > options_.heartbeat_timeout) {
+        Log()->warn("agent={} silent for {}; closing its stream", name,
+                    absl::FormatDuration(now - agent.last_seen));
+        conns_[agent.conn].conn->Close(absl::UnavailableError("heartbeat deadline missed"));
+      }
+      continue;
+    }
+    if (!agent.tasks.empty() && now - agent.disconnected_at > options_.agent_lost_timeout) {
+      const std::set<std::string> held = agent.tasks;
+      for (const std::string& id : held) {
+        LoseAttempt(*FindTask(id), absl::StrCat("lost (away for ",
+                                                absl::FormatDuration(now - agent.disconnected_at),
+                                                ")"));
+      }
+    }
+  }
+  Flush();
+  Schedule();
+}
+
+void Core::Shutdown() {
+  for (auto& [id, w] : watchers_) w.watcher->Finish(absl::UnavailableError("coordinator shutting down"));
+  watchers_.clear();
+  for (auto& [id, c] : conns_) c.conn->Close(absl::UnavailableError("coordinator shutting down"));
+}
+
+}  // namespace musafarm::coordinator

@@ -1,0 +1,175 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "coordinator/log_store.h"
+#include "coordinator/store.h"
+#include "musafarm/v1/agent_service.pb.h"
+#include "musafarm/v1/user_service.pb.h"
+
+namespace musafarm::coordinator {
+
+// The coordinator's side of one agent stream. Implemented by the gRPC adapter
+// (AgentStream) and by fakes in tests. Both methods are thread-safe and never block.
+class AgentConnection {
+ public:
+  virtual ~AgentConnection() = default;
+  virtual void Send(v1::CoordinatorMessage msg) = 0;
+  // Ends the stream; the transport later reports OnAgentGone.
+  virtual void Close(const absl::Status& why) = 0;
+  virtual std::string Peer() const = 0;
+};
+
+// One WatchJob stream. Thread-safe; never blocks (events are queued).
+class Watcher {
+ public:
+  virtual ~Watcher() = default;
+  virtual void Send(v1::WatchEvent event) = 0;
+  virtual void Finish(const absl::Status& status) = 0;
+};
+
+struct CoreOptions {
+  // An agent silent this long is disconnected.
+  absl::Duration heartbeat_timeout = absl::Seconds(15);
+  absl::Duration heartbeat_interval = absl::Seconds(3);
+  // A disconnected agent's attempts are re-queued after this long (it may come
+  // back and re-attach them before).
+  absl::Duration agent_lost_timeout = absl::Seconds(15);
+  // Attempts lost with their agent before the task fails as "agent lost".
+  int max_lost_attempts = 2;
+};
+
+// The farm's state and every decision about it: jobs, tasks, attempts, agents,
+// placement, watchers. NOT thread-safe: every method runs on the core
+// EventLoop, so nothing here takes a lock and tests drive it directly.
+//
+// Each event is applied in memory, committed to the Store as one Mutation, and
+// only then made visible (messages to agents, watcher events, RPC replies), so
+// a crash never shows anything that a restart would forget.
+class Core {
+ public:
+  using ConnId = uint64_t;
+  using WatchId = uint64_t;
+
+  Core(Store* store, LogStore* logs, const Clock* clock, CoreOptions options);
+
+  // Loads persisted state. Attempts held by agents are kept and wait for their
+  // agent to come back for up to agent_lost_timeout.
+  absl::Status Recover();
+
+  // --- user API -----------------------------------------------------------
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request);
+  absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const;
+  std::vector<v1::Job> ListJobs(int limit) const;  // newest first, no tasks
+  absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id);
+  std::vector<v1::Agent> ListAgents() const;
+  absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain);
+  absl::StatusOr<v1::GetLogResponse> GetLog(const v1::GetLogRequest& request);
+  absl::Status AddWatcher(WatchId id, const v1::WatchJobRequest& request,
+                          std::shared_ptr<Watcher> watcher);
+  void RemoveWatcher(WatchId id);
+
+  // --- agent streams --------------------------------------------------------
+  ConnId OnAgentConnected(std::shared_ptr<AgentConnection> conn);
+  void OnAgentMessage(ConnId conn, const v1::AgentMessage& msg);
+  void OnAgentGone(ConnId conn);
+
+  // Periodic housekeeping: heartbeat deadlines and lost agents.
+  void Tick();
+
+  // Closes every agent stream and watcher (coordinator shutdown).
+  void Shutdown();
+
+  // For tests and metrics.
+  uint64_t last_attempt_id() const { return next_attempt_id_ - 1; }
+
+ private:
+  struct TaskRef {
+    std::string job_id;
+    size_t index = 0;
+  };
+  struct AgentEntry {
+    v1::Agent info;
+    ConnId conn = 0;  // 0: not connected
+    absl::Time disconnected_at = absl::InfinitePast();
+    absl::Time last_seen = absl::InfinitePast();
+    std::set<std::string> tasks;  // task ids whose current attempt it holds
+  };
+  struct JobEntry {
+    v1::Job job;
+    bool cancel_requested = false;
+    std::map<std::string, size_t> index;               // task id -> position in job.tasks
+    std::map<std::string, std::vector<size_t>> dependants;  // task id -> tasks needing it
+  };
+  struct ConnEntry {
+    std::shared_ptr<AgentConnection> conn;
+    std::string agent;  // empty until registered
+  };
+  struct WatchEntry {
+    std::string job_id;
+    std::string task_id;  // filter; empty: all
+    bool logs = false;
+    std::map<std::string, uint64_t> sent;  // task id -> log bytes sent (current attempt)
+    std::shared_ptr<Watcher> watcher;
+  };
+
+  // Collects one event's changes; Flush commits them and then publishes.
+  struct Pending {
+    Mutation mutation;
+    std::vector<std::pair<std::string, v1::CoordinatorMessage>> to_agents;
+    std::set<std::string> changed_tasks;
+    std::set<std::string> changed_jobs;
+  };
+
+  v1::Task* FindTask(const std::string& task_id);
+  JobEntry* FindJob(const std::string& job_id);
+  void SetState(v1::Task& task, v1::TaskState to, const std::string& reason);
+  void OnRegister(ConnId conn, const v1::Register& reg);
+  void OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg);
+  void OnLog(AgentEntry& agent, const v1::LogChunk& chunk);
+  void OnResult(AgentEntry& agent, const v1::AttemptResult& result);
+  // Marks the task's attempt lost (agent gone or no longer holding it).
+  void LoseAttempt(v1::Task& task, const std::string& why);
+  void ReleaseFromAgent(v1::Task& task);
+  // After a task ended: queue or skip its dependants and settle the job.
+  void Propagate(JobEntry& job, const v1::Task& task);
+  void MaybeFinishJob(JobEntry& job);
+  void CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& response);
+  void SendTo(const std::string& agent, v1::CoordinatorMessage msg);
+  void SaveAgent(const AgentEntry& agent);
+  void Schedule();
+  // Commits pending_ and publishes it. A failed commit is fatal: memory would
+  // otherwise run ahead of what a restart would see.
+  void Flush();
+  void SendLogToWatchers(const std::string& task_id, uint64_t attempt, uint64_t offset,
+                         const std::string& data);
+  void CatchUpLogs(WatchEntry& w, const v1::Task& task);
+  static bool IsTerminal(v1::TaskState s);
+
+  Store* const store_;
+  LogStore* const logs_;
+  const Clock* const clock_;
+  const CoreOptions options_;
+
+  std::map<std::string, JobEntry> jobs_;  // by id
+  std::vector<std::string> job_order_;    // submission order
+  std::map<std::string, TaskRef> task_index_;
+  std::map<std::string, AgentEntry> agents_;  // by name
+  std::map<ConnId, ConnEntry> conns_;
+  std::map<WatchId, WatchEntry> watchers_;
+  ConnId next_conn_ = 1;
+  uint64_t next_attempt_id_ = 1;
+  int64_t next_job_number_ = 1;
+  Pending pending_;
+};
+
+}  // namespace musafarm::coordinator

@@ -1,0 +1,348 @@
+#include "coordinator/core.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/synchronization/mutex.h"
+#include "gtest/gtest.h"
+#include "tests/fakes/fake_clock.h"
+
+namespace musafarm::coordinator {
+namespace {
+
+// Records what the core sends to one agent.
+class FakeConnection final : public AgentConnection {
+ public:
+  void Send(v1::CoordinatorMessage msg) override { sent.push_back(std::move(msg)); }
+  void Close(const absl::Status& why) override { closed = why; }
+  std::string Peer() const override { return "fake"; }
+  std::vector<v1::Assignment> TakeAssignments() {
+    std::vector<v1::Assignment> out;
+    for (const auto& m : sent) {
+      if (m.has_assignment()) out.push_back(m.assignment());
+    }
+    sent.clear();
+    return out;
+  }
+  bool SawCancel(const std::string& task, uint64_t attempt) const {
+    for (const auto& m : sent) {
+      if (m.has_cancel() && m.cancel().task_id() == task && m.cancel().attempt_id() == attempt) return true;
+    }
+    return false;
+  }
+  std::vector<v1::CoordinatorMessage> sent;
+  absl::Status closed = absl::OkStatus();
+};
+
+class RecordingWatcher final : public Watcher {
+ public:
+  void Send(v1::WatchEvent e) override { events.push_back(std::move(e)); }
+  void Finish(const absl::Status& s) override { finished = s; done = true; }
+  std::vector<v1::WatchEvent> events;
+  absl::Status finished;
+  bool done = false;
+};
+
+constexpr char kDiamond[] = R"(
+name: chain
+stages:
+  - name: a
+    exec: ["true"]
+  - name: b
+    needs: [a]
+    exec: ["true"]
+  - name: c
+    needs: [b]
+    exec: ["true"]
+)";
+
+constexpr char kMatrix[] = R"(
+name: m
+matrix:
+  python: ["3.8", "3.9"]
+stages:
+  - name: build
+    exec: ["true"]
+)";
+
+class CoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("mf-core-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    Open();
+  }
+  void TearDown() override {
+    core_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Open() {
+    core_.reset();
+    logs_.reset();
+    store_.reset();
+    auto store = OpenSqliteStore((dir_ / "db").string());
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    logs_ = std::make_unique<LogStore>((dir_ / "logs").string());
+    CoreOptions options;
+    options.agent_lost_timeout = absl::Seconds(15);
+    core_ = std::make_unique<Core>(store_.get(), logs_.get(), &clock_, options);
+    ASSERT_TRUE(core_->Recover().ok());
+  }
+  std::pair<Core::ConnId, std::shared_ptr<FakeConnection>> Connect(
+      const std::string& name, int slots, std::vector<v1::HeldAttempt> held = {}) {
+    auto conn = std::make_shared<FakeConnection>();
+    Core::ConnId id = core_->OnAgentConnected(conn);
+    v1::AgentMessage msg;
+    msg.mutable_register_()->set_name(name);
+    msg.mutable_register_()->set_slots(slots);
+    for (auto& h : held) *msg.mutable_register_()->add_held() = h;
+    core_->OnAgentMessage(id, msg);
+    return {id, conn};
+  }
+  v1::Job Submit(const char* yaml) {
+    v1::SubmitRequest req;
+    req.set_spec_yaml(yaml);
+    req.set_spec_file("test.yaml");
+    auto job = core_->Submit(req);
+    EXPECT_TRUE(job.ok()) << job.status();
+    return job.ok() ? *job : v1::Job();
+  }
+  void Result(Core::ConnId conn, const v1::Assignment& a, int exit_code, std::string log = "") {
+    v1::AgentMessage started;
+    started.mutable_started()->set_task_id(a.task_id());
+    started.mutable_started()->set_attempt_id(a.attempt_id());
+    core_->OnAgentMessage(conn, started);
+    if (!log.empty()) {
+      v1::AgentMessage chunk;
+      chunk.mutable_log()->set_task_id(a.task_id());
+      chunk.mutable_log()->set_attempt_id(a.attempt_id());
+      chunk.mutable_log()->set_data(log);
+      core_->OnAgentMessage(conn, chunk);
+    }
+    v1::AgentMessage r;
+    r.mutable_result()->set_task_id(a.task_id());
+    r.mutable_result()->set_attempt_id(a.attempt_id());
+    r.mutable_result()->set_exit_code(exit_code);
+    r.mutable_result()->set_log_size(log.size());
+    core_->OnAgentMessage(conn, r);
+  }
+  v1::TaskState StateOf(const std::string& job, const std::string& task) {
+    const v1::Job j = *core_->GetJob(job);
+    for (const auto& t : j.tasks()) {
+      if (t.id() == task) return t.state();
+    }
+    ADD_FAILURE() << "no task " << task;
+    return v1::TASK_STATE_UNSPECIFIED;
+  }
+
+  std::filesystem::path dir_;
+  testing::FakeClock clock_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<LogStore> logs_;
+  std::unique_ptr<Core> core_;
+};
+
+TEST_F(CoreTest, BadSpecIsRefusedAndNothingIsQueued) {
+  v1::SubmitRequest req;
+  req.set_spec_yaml("stages:\n  - name: a\n    needs: [zz]\n    exec: [x]\n");
+  req.set_spec_file("bad.yaml");
+  auto job = core_->Submit(req);
+  ASSERT_FALSE(job.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(job.status()));
+  EXPECT_NE(job.status().message().find("bad.yaml:3"), std::string::npos) << job.status();
+  EXPECT_TRUE(core_->ListJobs(10).empty());
+  EXPECT_TRUE(store_->LoadJobs()->empty());
+}
+
+TEST_F(CoreTest, RunsInDependencyOrderAndSucceeds) {
+  auto [conn, agent] = Connect("a1", 4);
+  v1::Job job = Submit(kDiamond);
+  for (const char* stage : {"a", "b", "c"}) {
+    auto as = agent->TakeAssignments();
+    ASSERT_EQ(as.size(), 1u) << "stage " << stage;
+    EXPECT_EQ(as[0].task_id(), job.id() + "/" + stage);
+    Result(conn, as[0], 0, std::string("log of ") + stage);
+  }
+  EXPECT_EQ(core_->GetJob(job.id())->state(), v1::JOB_STATE_SUCCEEDED);
+  v1::GetLogRequest req;
+  req.set_task_id(job.id() + "/b");
+  EXPECT_EQ(core_->GetLog(req)->data(), "log of b");
+  EXPECT_TRUE(core_->GetLog(req)->complete());
+}
+
+TEST_F(CoreTest, FailureSkipsDependantsAndFailsJob) {
+  auto [conn, agent] = Connect("a1", 1);
+  v1::Job job = Submit(kDiamond);
+  auto as = agent->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  Result(conn, as[0], 2);
+  EXPECT_EQ(StateOf(job.id(), job.id() + "/a"), v1::TASK_STATE_FAILED);
+  auto j = *core_->GetJob(job.id());
+  EXPECT_EQ(j.tasks(1).state(), v1::TASK_STATE_SKIPPED);
+  EXPECT_EQ(j.tasks(1).reason(), "skipped: dependency failed");
+  EXPECT_EQ(j.tasks(2).state(), v1::TASK_STATE_SKIPPED);
+  EXPECT_EQ(j.state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(j.tasks(0).reason(), "exit code 2");
+}
+
+TEST_F(CoreTest, IndependentTasksGoToBothAgents) {
+  auto [c1, a1] = Connect("a1", 2);
+  auto [c2, a2] = Connect("a2", 2);
+  Submit(kMatrix);
+  EXPECT_EQ(a1->TakeAssignments().size(), 1u);
+  EXPECT_EQ(a2->TakeAssignments().size(), 1u);
+}
+
+TEST_F(CoreTest, RetriesUseANewAttempt) {
+  auto [conn, agent] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: flaky\n    retries: 1\n    exec: [x]\n");
+  auto first = agent->TakeAssignments();
+  ASSERT_EQ(first.size(), 1u);
+  Result(conn, first[0], 1);
+  auto second = agent->TakeAssignments();
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_GT(second[0].attempt_id(), first[0].attempt_id());
+  Result(conn, second[0], 0);
+  EXPECT_EQ(core_->GetJob(job.id())->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(core_->GetJob(job.id())->tasks(0).attempts(), 2);
+}
+
+TEST_F(CoreTest, CancelRunningTaskAsksAgentThenEndsCancelled) {
+  auto [conn, agent] = Connect("a1", 1);
+  v1::Job job = Submit(kDiamond);
+  auto as = agent->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  auto resp = core_->Cancel(job.id());
+  ASSERT_TRUE(resp.ok());
+  EXPECT_EQ(resp->cancelled_size(), 3);
+  EXPECT_TRUE(agent->SawCancel(as[0].task_id(), as[0].attempt_id()));
+  EXPECT_EQ(StateOf(job.id(), job.id() + "/b"), v1::TASK_STATE_CANCELLED);
+  EXPECT_EQ(core_->GetJob(job.id())->state(), v1::JOB_STATE_RUNNING);  // a still running
+  v1::AgentMessage r;
+  r.mutable_result()->set_task_id(as[0].task_id());
+  r.mutable_result()->set_attempt_id(as[0].attempt_id());
+  r.mutable_result()->set_cancelled(true);
+  r.mutable_result()->set_exit_code(-1);
+  core_->OnAgentMessage(conn, r);
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_CANCELLED);
+  EXPECT_EQ(core_->GetJob(job.id())->state(), v1::JOB_STATE_CANCELLED);
+}
+
+TEST_F(CoreTest, LostAgentsTasksAreRequeuedAndLateResultIsRefused) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit(kDiamond);
+  auto first = a1->TakeAssignments();
+  ASSERT_EQ(first.size(), 1u);
+  core_->OnAgentGone(c1);
+  auto [c2, a2] = Connect("a2", 1);
+  core_->Tick();
+  EXPECT_TRUE(a2->TakeAssignments().empty());  // still within the lost timeout
+  clock_.Advance(absl::Seconds(16));
+  core_->Tick();
+  auto second = a2->TakeAssignments();
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].task_id(), first[0].task_id());
+  EXPECT_GT(second[0].attempt_id(), first[0].attempt_id());
+  // The old agent returns with its finished attempt: refused and told to stop.
+  v1::HeldAttempt held;
+  held.set_task_id(first[0].task_id());
+  held.set_attempt_id(first[0].attempt_id());
+  held.set_finished(true);
+  auto [c3, a1again] = Connect("a1", 1, {held});
+  EXPECT_TRUE(a1again->SawCancel(first[0].task_id(), first[0].attempt_id()));
+  Result(c3, first[0], 0);  // even if it sends the result anyway
+  EXPECT_EQ(StateOf(job.id(), first[0].task_id()), v1::TASK_STATE_ASSIGNED);
+  Result(c2, second[0], 0);
+  EXPECT_EQ(StateOf(job.id(), first[0].task_id()), v1::TASK_STATE_SUCCEEDED);
+}
+
+TEST_F(CoreTest, RestartKeepsStateAndAgentReattaches) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit(kDiamond);
+  auto as = a1->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  v1::AgentMessage chunk;
+  chunk.mutable_log()->set_task_id(as[0].task_id());
+  chunk.mutable_log()->set_attempt_id(as[0].attempt_id());
+  chunk.mutable_log()->set_data("first half;");
+  core_->OnAgentMessage(c1, chunk);
+
+  Open();  // a coordinator restart over the same database and logs
+  auto j = core_->GetJob(job.id());
+  ASSERT_TRUE(j.ok());
+  EXPECT_EQ(j->tasks(0).state(), v1::TASK_STATE_ASSIGNED);
+  EXPECT_EQ(j->tasks(1).state(), v1::TASK_STATE_PENDING);
+
+  v1::HeldAttempt held;
+  held.set_task_id(as[0].task_id());
+  held.set_attempt_id(as[0].attempt_id());
+  auto [c2, again] = Connect("a1", 1, {held});
+  bool acked = false;
+  for (const auto& m : again->sent) {
+    if (m.has_ack() && m.ack().resend() && m.ack().log_offset() == 11) acked = true;
+  }
+  EXPECT_TRUE(acked) << "agent not told where the stored log ends";
+  chunk.mutable_log()->set_offset(11);
+  chunk.mutable_log()->set_data("second half");
+  core_->OnAgentMessage(c2, chunk);
+  Result(c2, as[0], 0, "");
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_SUCCEEDED);
+  v1::GetLogRequest req;
+  req.set_task_id(as[0].task_id());
+  EXPECT_EQ(core_->GetLog(req)->data(), "first half;second half");
+  // A new attempt id after restart never collides with an old one.
+  auto next = again->TakeAssignments();
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_GT(next[0].attempt_id(), as[0].attempt_id());
+}
+
+TEST_F(CoreTest, WatcherGetsSnapshotTransitionsLogsAndFinish) {
+  auto [conn, agent] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: one\n    exec: [x]\n");
+  auto w = std::make_shared<RecordingWatcher>();
+  v1::WatchJobRequest req;
+  req.set_job_id(job.id());
+  req.set_logs(true);
+  ASSERT_TRUE(core_->AddWatcher(1, req, w).ok());
+  auto as = agent->TakeAssignments();
+  Result(conn, as[0], 0, "hello\n");
+  ASSERT_TRUE(w->done);
+  ASSERT_GE(w->events.size(), 4u);
+  EXPECT_TRUE(w->events.front().has_snapshot());
+  EXPECT_TRUE(w->events.back().has_finished());
+  std::string logs;
+  bool saw_running = false;
+  for (const auto& e : w->events) {
+    if (e.has_log()) logs += e.log().data();
+    if (e.has_task() && e.task().state() == v1::TASK_STATE_RUNNING) saw_running = true;
+  }
+  EXPECT_EQ(logs, "hello\n");
+  EXPECT_TRUE(saw_running);
+}
+
+TEST_F(CoreTest, DrainStopsNewWork) {
+  auto [conn, agent] = Connect("a1", 2);
+  ASSERT_TRUE(core_->Drain("a1", false).ok());
+  Submit(kMatrix);
+  EXPECT_TRUE(agent->TakeAssignments().empty());
+  EXPECT_EQ(core_->ListAgents()[0].state(), v1::AGENT_STATE_DRAINING);
+  ASSERT_TRUE(core_->Drain("a1", true).ok());
+  EXPECT_EQ(agent->TakeAssignments().size(), 2u);
+  EXPECT_TRUE(absl::IsNotFound(core_->Drain("nobody", false).status()));
+}
+
+TEST_F(CoreTest, SilentAgentIsDisconnected) {
+  auto [conn, agent] = Connect("a1", 1);
+  clock_.Advance(absl::Seconds(20));
+  core_->Tick();
+  EXPECT_TRUE(absl::IsUnavailable(agent->closed));
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator

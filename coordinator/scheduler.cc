@@ -1,0 +1,28 @@
+#include "coordinator/scheduler.h"
+
+#include "common/labels.h"
+
+namespace musafarm::coordinator {
+
+std::vector<std::pair<size_t, size_t>> PlaceTasks(const std::vector<ReadyTask>& tasks,
+                                                  std::vector<AgentSlots> agents) {
+  std::vector<std::pair<size_t, size_t>> placed;
+  int total_free = 0;
+  for (const AgentSlots& a : agents) total_free += a.accepting ? a.free_slots : 0;
+  for (size_t t = 0; t < tasks.size() && total_free > 0; ++t) {
+    size_t best = agents.size();
+    for (size_t a = 0; a < agents.size(); ++a) {
+      const AgentSlots& agent = agents[a];
+      if (!agent.accepting || agent.free_slots <= 0) continue;
+      if (!LabelsSatisfy(*agent.labels, *tasks[t].labels)) continue;
+      if (best == agents.size() || agent.free_slots > agents[best].free_slots) best = a;
+    }
+    if (best == agents.size()) continue;
+    --agents[best].free_slots;
+    --total_free;
+    placed.emplace_back(t, best);
+  }
+  return placed;
+}
+
+}  // namespace musafarm::coordinator

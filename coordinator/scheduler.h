@@ -1,0 +1,31 @@
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace musafarm::coordinator {
+
+// What placement needs to know of an agent.
+struct AgentSlots {
+  const std::vector<std::string>* labels = nullptr;
+  int free_slots = 0;
+  bool accepting = false;  // connected and not draining
+};
+
+// What placement needs to know of a ready task.
+struct ReadyTask {
+  const std::vector<std::string>* labels = nullptr;  // required labels
+};
+
+// Places ready tasks, in the order given (the queue order: oldest job first),
+// onto agents with a free slot whose labels satisfy the task. Among fitting
+// agents it picks the one with the most free slots, so independent tasks spread
+// over the farm and run at the same time; ties go to the lower index. A task no
+// agent fits now stays queued; later tasks may still be placed (no head-of-line
+// blocking). Returns (task index, agent index) pairs. Pure: the caller applies them.
+std::vector<std::pair<size_t, size_t>> PlaceTasks(const std::vector<ReadyTask>& tasks,
+                                                  std::vector<AgentSlots> agents);
+
+}  // namespace musafarm::coordinator

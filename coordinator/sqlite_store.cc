@@ -1,0 +1,615 @@
+#include "coordinator/sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+
+namespace musafarm::coordinator {
+namespace {
+
+// kMigrations[i] upgrades a database from user_version i to i + 1, inside the
+// transaction that also sets the new user_version. Append only: files in the
+// field have already run the released entries, so editing one changes nothing
+// for them and makes new files differ from old ones.
+constexpr const char* kMigrations[] = {
+    // 0 -> 1: initial schema. See sqlite_store.h for what the columns mean.
+    R"sql(
+      CREATE TABLE jobs (
+        seq        INTEGER PRIMARY KEY,
+        id         TEXT NOT NULL UNIQUE,
+        name       TEXT NOT NULL,
+        state      INTEGER NOT NULL,
+        created_us INTEGER NOT NULL,
+        ended_us   INTEGER NOT NULL,
+        proto      BLOB NOT NULL
+      );
+      CREATE TABLE tasks (
+        seq        INTEGER PRIMARY KEY,
+        id         TEXT NOT NULL UNIQUE,
+        job_id     TEXT NOT NULL REFERENCES jobs(id),
+        state      INTEGER NOT NULL,
+        attempt_id INTEGER NOT NULL,
+        agent      TEXT NOT NULL,
+        proto      BLOB NOT NULL
+      );
+      CREATE INDEX tasks_job_id ON tasks(job_id);
+      CREATE TABLE transitions (
+        seq        INTEGER PRIMARY KEY,
+        task_id    TEXT NOT NULL REFERENCES tasks(id),
+        attempt_id INTEGER NOT NULL,
+        from_state INTEGER NOT NULL,
+        to_state   INTEGER NOT NULL,
+        at_us      INTEGER NOT NULL,
+        reason     TEXT NOT NULL
+      );
+      CREATE INDEX transitions_task_id ON transitions(task_id);
+      -- NOT NULL because SQLite lets a non-integer PRIMARY KEY hold NULL.
+      CREATE TABLE agents (
+        name  TEXT NOT NULL PRIMARY KEY,
+        proto BLOB NOT NULL
+      );
+    )sql",
+};
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSqliteSchemaVersion,
+              "kSqliteSchemaVersion must equal the number of migrations");
+
+// Waiting this long for another connection's lock (an operator's sqlite3 shell,
+// a backup) beats failing a commit outright.
+constexpr int kBusyTimeoutMs = 5000;
+
+std::shared_ptr<spdlog::logger> Log() { return GetLogger("store"); }
+
+// Maps an SQLite result to a Status whose message starts with "store: <what>: ".
+// Call it right after the failing call: sqlite3_errmsg() describes the latest one.
+absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
+  std::string msg =
+      absl::StrCat("store: ", what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {  // the primary code of an extended one
+    case SQLITE_CONSTRAINT:  // e.g. a task whose job does not exist: the caller's state is off
+    case SQLITE_CANTOPEN:    // the environment, not the code, must change
+    case SQLITE_NOTADB:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+      return absl::FailedPreconditionError(msg);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(msg);
+    default:
+      return absl::InternalError(msg);
+  }
+}
+
+struct DbCloser {
+  // close_v2 rather than close: it cannot fail with SQLITE_BUSY, so a statement
+  // that somehow outlived us would not leak the connection.
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+// One prepared statement. Bind*() does not copy (SQLITE_STATIC): the bound data
+// must stay alive until Reset(). The first bind failure is kept and returned by
+// Step(), so callers check one result per execution.
+class Statement {
+ public:
+  Statement() = default;
+
+  // `persistent` hints SQLite that the statement is cached and reused.
+  static absl::StatusOr<Statement> Prepare(sqlite3* db, absl::string_view sql, bool persistent) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
+                                persistent ? SQLITE_PREPARE_PERSISTENT : 0, &raw, nullptr);
+    Statement s;
+    s.stmt_.reset(raw);
+    if (rc != SQLITE_OK) return SqliteError(db, rc, absl::StrCat("prepare \"", sql, "\""));
+    return s;
+  }
+
+  void BindInt64(int index, int64_t value) { Keep(sqlite3_bind_int64(stmt_.get(), index, value)); }
+  void BindText(int index, absl::string_view value) {
+    Keep(sqlite3_bind_text64(stmt_.get(), index, value.data(), value.size(), SQLITE_STATIC,
+                             SQLITE_UTF8));
+  }
+  void BindBlob(int index, absl::string_view value) {
+    Keep(sqlite3_bind_blob64(stmt_.get(), index, value.data(), value.size(), SQLITE_STATIC));
+  }
+
+  // SQLITE_ROW, SQLITE_DONE or an error code.
+  int Step() {
+    if (bind_rc_ != SQLITE_OK) return bind_rc_;
+    return sqlite3_step(stmt_.get());
+  }
+
+  // Readies the statement for its next use and drops the bindings. Every use
+  // ends here (see ResetOnExit): a statement left mid-step would hold its read
+  // snapshot open, which keeps WAL checkpoints from completing.
+  void Reset() {
+    // sqlite3_reset() repeats the error of the last step, which the caller has
+    // already reported; the statement is reset either way.
+    (void)sqlite3_reset(stmt_.get());
+    (void)sqlite3_clear_bindings(stmt_.get());
+    bind_rc_ = SQLITE_OK;
+  }
+
+  int64_t ColumnInt64(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
+  absl::string_view ColumnText(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), col));
+    // sqlite3_column_bytes() must follow sqlite3_column_text(): the text call may convert.
+    int n = sqlite3_column_bytes(stmt_.get(), col);
+    return p == nullptr ? absl::string_view() : absl::string_view(p, n);
+  }
+  absl::string_view ColumnBlob(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_.get(), col));
+    int n = sqlite3_column_bytes(stmt_.get(), col);
+    return p == nullptr ? absl::string_view() : absl::string_view(p, n);  // NULL: empty blob
+  }
+
+  // The Status for `rc`, a failed Step() of this statement.
+  absl::Status Error(int rc, absl::string_view what) const {
+    return SqliteError(sqlite3_db_handle(stmt_.get()), rc, what);
+  }
+
+ private:
+  void Keep(int rc) {
+    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+
+  StmtPtr stmt_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(Statement& s) : s_(s) {}
+  ~ResetOnExit() { s_.Reset(); }
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+ private:
+  Statement& s_;
+};
+
+// Runs `sql`, which may hold several statements and must return no rows we need.
+absl::Status Exec(sqlite3* db, const char* sql, absl::string_view what) {
+  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db, rc, what);
+  return absl::OkStatus();
+}
+
+// The first column of the first row of `sql`, as text: for PRAGMAs that answer.
+absl::StatusOr<std::string> QueryText(sqlite3* db, absl::string_view sql, absl::string_view what) {
+  MF_ASSIGN_OR_RETURN(Statement s, Statement::Prepare(db, sql, /*persistent=*/false));
+  int rc = s.Step();
+  if (rc != SQLITE_ROW) {
+    if (rc == SQLITE_DONE) return absl::InternalError(absl::StrCat("store: ", what, ": no result"));
+    return s.Error(rc, what);
+  }
+  return std::string(s.ColumnText(0));
+}
+
+absl::StatusOr<int64_t> QueryInt(sqlite3* db, absl::string_view sql, absl::string_view what) {
+  MF_ASSIGN_OR_RETURN(Statement s, Statement::Prepare(db, sql, /*persistent=*/false));
+  int rc = s.Step();
+  if (rc != SQLITE_ROW) {
+    if (rc == SQLITE_DONE) return absl::InternalError(absl::StrCat("store: ", what, ": no result"));
+    return s.Error(rc, what);
+  }
+  return s.ColumnInt64(0);
+}
+
+absl::Status NewerSchemaError(const std::string& path, int64_t version) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("store: \"", path, "\" has schema version ", version,
+                   " but this coordinator knows versions up to ", kSqliteSchemaVersion,
+                   "; it was written by a newer musafarm, so run that version or restore a backup"));
+}
+
+// Empty ids would be stored (UNIQUE allows one '') and then match nothing the
+// coordinator asks for, so they are refused before anything is written.
+absl::Status Validate(const Mutation& m) {
+  for (const v1::Job& job : m.jobs) {
+    if (job.id().empty()) return absl::InvalidArgumentError("store: job with an empty id");
+  }
+  for (const v1::Task& task : m.tasks) {
+    if (task.id().empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("store: task with an empty id in job ", task.job_id()));
+    }
+    if (task.job_id().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("store: task ", task.id(), " has no job id"));
+    }
+  }
+  for (const Transition& t : m.transitions) {
+    if (t.task_id.empty()) {
+      return absl::InvalidArgumentError("store: transition with an empty task id");
+    }
+  }
+  for (const v1::Agent& agent : m.agents) {
+    if (agent.name().empty()) return absl::InvalidArgumentError("store: agent with an empty name");
+  }
+  return absl::OkStatus();
+}
+
+// Thread-compatible, not thread-safe: the coordinator's core loop is its only
+// caller (see Store).
+class SqliteStore final : public Store {
+ public:
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+
+  absl::Status Commit(const Mutation& m) override;
+  absl::StatusOr<std::vector<v1::Job>> LoadJobs() override;
+  absl::StatusOr<std::vector<v1::Agent>> LoadAgents() override;
+  absl::StatusOr<std::vector<Transition>> LoadTransitions(const std::string& task_id) override;
+
+ private:
+  SqliteStore(std::string path, DbPtr db) : path_(std::move(path)), db_(std::move(db)) {}
+
+  absl::Status Configure();
+  absl::Status Migrate();
+  absl::Status PrepareStatements();
+
+  // Runs `body` in BEGIN IMMEDIATE ... COMMIT, rolling back if either fails.
+  // IMMEDIATE takes the write lock up front, so a concurrent writer makes BEGIN
+  // wait (busy_timeout) instead of failing the transaction halfway.
+  template <typename Body>
+  absl::Status InTransaction(Body&& body);
+
+  absl::Status UpsertJob(const v1::Job& job);
+  absl::Status UpsertTask(const v1::Task& task);
+  absl::Status InsertTransition(const Transition& t);
+  absl::Status UpsertAgent(const v1::Agent& agent);
+
+  const std::string path_;
+  // Declared first so that it is destroyed last, after every statement is finalized.
+  DbPtr db_;
+
+  Statement begin_;
+  Statement commit_;
+  Statement rollback_;
+  Statement upsert_job_;
+  Statement upsert_task_;
+  Statement insert_transition_;
+  Statement upsert_agent_;
+  Statement load_jobs_;
+  Statement load_tasks_;
+  Statement load_agents_;
+  Statement load_transitions_;
+
+  // Reused serialization buffer: Commit runs on every task state change.
+  std::string buf_;
+};
+
+absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path) {
+  sqlite3* raw = nullptr;
+  // NOMUTEX: the store is used from one thread, so SQLite's per-call locking is waste.
+  int rc = sqlite3_open_v2(path.c_str(), &raw,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  DbPtr db(raw);  // sqlite3_open_v2 returns a handle to close even when it fails
+  if (rc != SQLITE_OK) return SqliteError(db.get(), rc, absl::StrCat("open \"", path, "\""));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path, std::move(db)));
+  // Most failures past open (not a database, unreadable, locked) only show once
+  // the file is read, so each step names the path too.
+  MF_RETURN_IF_ERROR(store->Configure());
+  MF_RETURN_IF_ERROR(store->Migrate());
+  MF_RETURN_IF_ERROR(store->PrepareStatements());
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+absl::Status SqliteStore::Configure() {
+  sqlite3* db = db_.get();
+  const std::string where = absl::StrCat("open \"", path_, "\"");
+  (void)sqlite3_extended_result_codes(db, 1);  // only fails on a bad handle
+  (void)sqlite3_busy_timeout(db, kBusyTimeoutMs);
+
+  // Refuse a newer file before changing anything in it (the journal mode below
+  // is stored in the file). Migrate() checks again under the write lock.
+  MF_ASSIGN_OR_RETURN(int64_t version, QueryInt(db, "PRAGMA user_version", where));
+  if (version > kSqliteSchemaVersion) return NewerSchemaError(path_, version);
+
+  // A no-op inside a transaction and unsupported in some builds: read it back.
+  MF_RETURN_IF_ERROR(Exec(db, "PRAGMA foreign_keys=ON", where));
+  MF_ASSIGN_OR_RETURN(int64_t fk, QueryInt(db, "PRAGMA foreign_keys", where));
+  if (fk != 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("store: ", where, ": SQLite refused PRAGMA foreign_keys=ON"));
+  }
+
+  // WAL: a commit appends to one file and readers (an operator's sqlite3 shell)
+  // do not block it. SQLite answers with the mode it actually chose; in-memory
+  // databases (empty file name) stay "memory", which is fine for tests. A file
+  // that cannot use WAL (e.g. a network file system without shared memory) is
+  // refused rather than silently run with different locking.
+  MF_ASSIGN_OR_RETURN(std::string mode, QueryText(db, "PRAGMA journal_mode=WAL", where));
+  const char* file = sqlite3_db_filename(db, "main");
+  const bool in_memory = file == nullptr || file[0] == '\0';
+  if (!in_memory && mode != "wal") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store: ", where, ": cannot use WAL journal mode (SQLite kept \"", mode, "\")"));
+  }
+  // FULL syncs the WAL on every commit, so a commit survives power loss; NORMAL
+  // would only protect against a process crash. The coordinator acknowledges
+  // state changes after Commit returns, so it needs FULL.
+  MF_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous=FULL", where));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::Migrate() {
+  sqlite3* db = db_.get();
+  MF_ASSIGN_OR_RETURN(begin_, Statement::Prepare(db, "BEGIN IMMEDIATE", /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(commit_, Statement::Prepare(db, "COMMIT", /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(rollback_, Statement::Prepare(db, "ROLLBACK", /*persistent=*/true));
+
+  return InTransaction([&]() -> absl::Status {
+    // Read under the write lock: another process may have migrated meanwhile.
+    MF_ASSIGN_OR_RETURN(int64_t version, QueryInt(db, "PRAGMA user_version", "read user_version"));
+    if (version > kSqliteSchemaVersion) return NewerSchemaError(path_, version);
+    
+    Log()->info("migrating {} from schema version {} to {}", path_, version, kSqliteSchemaVersion);
+    for (int64_t v = version; v < kSqliteSchemaVersion; ++v) {
+      MF_RETURN_IF_ERROR(Exec(db, kMigrations[v],
+                              absl::StrCat("migrate \"", path_, "\" to schema version ", v + 1)));
+    }
+    // PRAGMA takes no bound parameters; the value is our own constant.
+    return Exec(db, absl::StrCat("PRAGMA user_version=", kSqliteSchemaVersion).c_str(),
+                "set user_version");
+  });
+}
+
+absl::Status SqliteStore::PrepareStatements() {
+  sqlite3* db = db_.get();
+  // Every column is rewritten on conflict, so the copied columns never drift
+  // from the proto; `seq` is not, so the row keeps its place.
+  MF_ASSIGN_OR_RETURN(upsert_job_,
+                      Statement::Prepare(db,
+                                         "INSERT INTO jobs(id, name, state, created_us, ended_us, "
+                                         "proto) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+                                         "ON CONFLICT(id) DO UPDATE SET name=excluded.name, "
+                                         "state=excluded.state, created_us=excluded.created_us, "
+                                         "ended_us=excluded.ended_us, proto=excluded.proto",
+                                         /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(upsert_task_,
+                      Statement::Prepare(db,
+                                         "INSERT INTO tasks(id, job_id, state, attempt_id, agent, "
+                                         "proto) VALUES(?1, ?2, ?3, ?4, ?5, ?6) "
+                                         "ON CONFLICT(id) DO UPDATE SET job_id=excluded.job_id, "
+                                         "state=excluded.state, attempt_id=excluded.attempt_id, "
+                                         "agent=excluded.agent, proto=excluded.proto",
+                                         /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(insert_transition_,
+                      Statement::Prepare(db,
+                                         "INSERT INTO transitions(task_id, attempt_id, from_state, "
+                                         "to_state, at_us, reason) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                                         /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(upsert_agent_,
+                      Statement::Prepare(db,
+                                         "INSERT INTO agents(name, proto) VALUES(?1, ?2) "
+                                         "ON CONFLICT(name) DO UPDATE SET proto=excluded.proto",
+                                         /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(load_jobs_,
+                      Statement::Prepare(db, "SELECT id, proto FROM jobs ORDER BY seq",
+                                         /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(load_tasks_,
+                      Statement::Prepare(db, "SELECT job_id, proto FROM tasks ORDER BY seq",
+                                         /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(load_agents_,
+                      Statement::Prepare(db, "SELECT proto FROM agents ORDER BY name",
+                                         /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(load_transitions_,
+                      Statement::Prepare(db,
+                                         "SELECT attempt_id, from_state, to_state, at_us, reason "
+                                         "FROM transitions WHERE task_id = ?1 ORDER BY seq",
+                                         /*persistent=*/true));
+  return absl::OkStatus();
+}
+
+template <typename Body>
+absl::Status SqliteStore::InTransaction(Body&& body) {
+  {
+    ResetOnExit reset(begin_);
+    int rc = begin_.Step();
+    if (rc != SQLITE_DONE) return begin_.Error(rc, "begin transaction");
+  }
+  absl::Status status = body();
+  if (status.ok()) {
+    ResetOnExit reset(commit_);
+    int rc = commit_.Step();
+    if (rc == SQLITE_DONE) return absl::OkStatus();
+    status = commit_.Error(rc, "commit");
+  }
+  // Some errors (I/O, disk full) have already rolled the transaction back; a
+  // second ROLLBACK would fail with "no transaction is active".
+  if (!sqlite3_get_autocommit(db_.get())) {
+    ResetOnExit reset(rollback_);
+    int rc = rollback_.Step();
+    if (rc != SQLITE_DONE) {
+      // The connection stays inside the failed transaction, so every later
+      // Commit fails at BEGIN: nothing half-done can become durable.
+      Log()->error("{}: rollback after \"{}\" failed: {}", path_, std::string(status.message()),
+                   sqlite3_errmsg(db_.get()));
+    }
+  }
+  return status;
+}
+
+absl::Status SqliteStore::Commit(const Mutation& m) {
+  if (m.empty()) return absl::OkStatus();
+  MF_RETURN_IF_ERROR(Validate(m));
+  // Jobs before tasks before transitions: a new job and its tasks arrive in one
+  // mutation, and the foreign keys are checked statement by statement.
+  return InTransaction([&]() -> absl::Status {
+    for (const v1::Job& job : m.jobs) MF_RETURN_IF_ERROR(UpsertJob(job));
+    for (const v1::Task& task : m.tasks) MF_RETURN_IF_ERROR(UpsertTask(task));
+    for (const Transition& t : m.transitions) MF_RETURN_IF_ERROR(InsertTransition(t));
+    for (const v1::Agent& agent : m.agents) MF_RETURN_IF_ERROR(UpsertAgent(agent));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status SqliteStore::UpsertJob(const v1::Job& job) {
+  // Tasks live in their own rows. Copying the job to drop them costs a copy of
+  // its tasks, but jobs are written only when submitted and when they end.
+  v1::Job header = job;
+  header.clear_tasks();
+  if (!header.SerializeToString(&buf_)) {
+    return absl::InvalidArgumentError(absl::StrCat("store: cannot serialize job ", job.id()));
+  }
+  Statement& s = upsert_job_;
+  ResetOnExit reset(s);
+  s.BindText(1, job.id());
+  s.BindText(2, job.name());
+  s.BindInt64(3, job.state());
+  s.BindInt64(4, job.created_us());
+  s.BindInt64(5, job.ended_us());
+  s.BindBlob(6, buf_);
+  int rc = s.Step();
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("insert job ", job.id()));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::UpsertTask(const v1::Task& task) {
+  if (!task.SerializeToString(&buf_)) {
+    return absl::InvalidArgumentError(absl::StrCat("store: cannot serialize task ", task.id()));
+  }
+  Statement& s = upsert_task_;
+  ResetOnExit reset(s);
+  s.BindText(1, task.id());
+  s.BindText(2, task.job_id());
+  s.BindInt64(3, task.state());
+  s.BindInt64(4, static_cast<int64_t>(task.attempt_id()));  // bit-for-bit; see sqlite_store.h
+  s.BindText(5, task.agent());
+  s.BindBlob(6, buf_);
+  int rc = s.Step();
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("insert task ", task.id()));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::InsertTransition(const Transition& t) {
+  Statement& s = insert_transition_;
+  ResetOnExit reset(s);
+  s.BindText(1, t.task_id);
+  s.BindInt64(2, static_cast<int64_t>(t.attempt_id));
+  s.BindInt64(3, t.from);
+  s.BindInt64(4, t.to);
+  s.BindInt64(5, t.at_us);
+  s.BindText(6, t.reason);
+  int rc = s.Step();
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("insert transition of task ", t.task_id));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::UpsertAgent(const v1::Agent& agent) {
+  if (!agent.SerializeToString(&buf_)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("store: cannot serialize agent ", agent.name()));
+  }
+  Statement& s = upsert_agent_;
+  ResetOnExit reset(s);
+  s.BindText(1, agent.name());
+  s.BindBlob(2, buf_);
+  int rc = s.Step();
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("insert agent ", agent.name()));
+  return absl::OkStatus();
+}
+
+// Two queries rather than a join: each table is read once, in its own order,
+// and tasks are appended to their job by id.
+absl::StatusOr<std::vector<v1::Job>> SqliteStore::LoadJobs() {
+  std::vector<v1::Job> jobs;
+  std::unordered_map<std::string, size_t> index;  // job id -> position in `jobs`
+  {
+    Statement& s = load_jobs_;
+    ResetOnExit reset(s);
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      absl::string_view id = s.ColumnText(0);
+      absl::string_view blob = s.ColumnBlob(1);
+      v1::Job& job = jobs.emplace_back();
+      if (!job.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+        return absl::DataLossError(absl::StrCat("store: job ", id, " has a corrupt proto"));
+      }
+      job.clear_tasks();  // rows hold none; this keeps a stray one from doubling up
+      index.emplace(std::string(id), jobs.size() - 1);
+    }
+    if (rc != SQLITE_DONE) return s.Error(rc, "load jobs");
+  }
+  {
+    Statement& s = load_tasks_;
+    ResetOnExit reset(s);
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      absl::string_view job_id = s.ColumnText(0);
+      absl::string_view blob = s.ColumnBlob(1);
+      auto it = index.find(std::string(job_id));
+      if (it == index.end()) {  // only if someone wrote the file with foreign keys off
+        return absl::DataLossError(
+            absl::StrCat("store: a task row refers to job ", job_id, ", which has no row"));
+      }
+      v1::Task* task = jobs[it->second].add_tasks();
+      if (!task->ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+        return absl::DataLossError(
+            absl::StrCat("store: a task of job ", job_id, " has a corrupt proto"));
+      }
+    }
+    if (rc != SQLITE_DONE) return s.Error(rc, "load tasks");
+  }
+  return jobs;
+}
+
+absl::StatusOr<std::vector<v1::Agent>> SqliteStore::LoadAgents() {
+  std::vector<v1::Agent> agents;
+  Statement& s = load_agents_;
+  ResetOnExit reset(s);
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    absl::string_view blob = s.ColumnBlob(0);
+    if (!agents.emplace_back().ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+      return absl::DataLossError("store: an agent row has a corrupt proto");
+    }
+  }
+  if (rc != SQLITE_DONE) return s.Error(rc, "load agents");
+  return agents;
+}
+
+absl::StatusOr<std::vector<Transition>> SqliteStore::LoadTransitions(const std::string& task_id) {
+  std::vector<Transition> out;
+  Statement& s = load_transitions_;
+  ResetOnExit reset(s);
+  s.BindText(1, task_id);
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    Transition& t = out.emplace_back();
+    t.task_id = task_id;
+    t.attempt_id = static_cast<uint64_t>(s.ColumnInt64(0));
+    // Proto3 enums are open: a value from a newer build passes through as is.
+    t.from = static_cast<v1::TaskState>(s.ColumnInt64(1));
+    t.to = static_cast<v1::TaskState>(s.ColumnInt64(2));
+    t.at_us = s.ColumnInt64(3);
+    t.reason = std::string(s.ColumnText(4));
+  }
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("load transitions of task ", task_id));
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  return SqliteStore::Open(path);
+}
+
+}  // namespace musafarm::coordinator

@@ -1,0 +1,32 @@
+#pragma once
+
+// The SQLite Store is opened with OpenSqliteStore() (declared in store.h). This
+// header describes its file format, which operators may query with sqlite3.
+//
+// Schema (version 1). Each `proto` column holds the serialized message and is the
+// source of truth; the other columns copy fields out of it for ad-hoc SQL and
+// future filtering, and every upsert rewrites them together with the proto.
+//
+//   jobs(seq INTEGER PRIMARY KEY, id TEXT UNIQUE, name, state, created_us, ended_us,
+//        proto)                          proto: v1.Job with `tasks` cleared
+//   tasks(seq INTEGER PRIMARY KEY, id TEXT UNIQUE, job_id REFERENCES jobs(id), state,
+//         attempt_id, agent, proto)      proto: v1.Task; index on job_id
+//   transitions(seq INTEGER PRIMARY KEY, task_id REFERENCES tasks(id), attempt_id,
+//               from_state, to_state, at_us, reason)       index on task_id
+//   agents(name TEXT PRIMARY KEY, proto) proto: v1.Agent
+//
+// `seq` aliases the rowid and gives insertion order. It is declared rather than
+// implicit because VACUUM may renumber implicit rowids. Upserts use
+// INSERT ... ON CONFLICT(id) DO UPDATE, which keeps a row's seq. States are the
+// proto enum numbers. attempt_id is a uint64 stored bit-for-bit in SQLite's signed
+// INTEGER, so ids of 2^63 and above read as negative in SQL.
+
+#include "coordinator/store.h"
+
+namespace musafarm::coordinator {
+
+// The schema version (PRAGMA user_version) this build writes. OpenSqliteStore()
+// migrates older files up to it and refuses files with a newer version.
+inline constexpr int kSqliteSchemaVersion = 1;
+
+}  // namespace musafarm::coordinator

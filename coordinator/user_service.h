@@ -1,0 +1,42 @@
+#pragma once
+
+#include <atomic>
+
+#include "common/event_loop.h"
+#include "coordinator/core.h"
+#include "musafarm/v1/user_service.grpc.pb.h"
+
+namespace musafarm::coordinator {
+
+// gRPC adapter for the user API. Every call is answered from the core loop;
+// no handler blocks a gRPC thread.
+class UserServiceImpl final : public v1::UserService::CallbackService {
+ public:
+  UserServiceImpl(EventLoop* loop, Core* core) : loop_(loop), core_(core) {}
+
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx, const v1::SubmitRequest* req,
+                                   v1::SubmitResponse* resp) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx, const v1::GetJobRequest* req,
+                                   v1::Job* resp) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
+                                     const v1::ListJobsRequest* req,
+                                     v1::ListJobsResponse* resp) override;
+  grpc::ServerWriteReactor<v1::WatchEvent>* WatchJob(grpc::CallbackServerContext* ctx,
+                                                     const v1::WatchJobRequest* req) override;
+  grpc::ServerUnaryReactor* GetLog(grpc::CallbackServerContext* ctx, const v1::GetLogRequest* req,
+                                   v1::GetLogResponse* resp) override;
+  grpc::ServerUnaryReactor* Cancel(grpc::CallbackServerContext* ctx, const v1::CancelRequest* req,
+                                   v1::CancelResponse* resp) override;
+  grpc::ServerUnaryReactor* ListAgents(grpc::CallbackServerContext* ctx,
+                                       const v1::ListAgentsRequest* req,
+                                       v1::ListAgentsResponse* resp) override;
+  grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* ctx, const v1::DrainRequest* req,
+                                  v1::DrainResponse* resp) override;
+
+ private:
+  EventLoop* const loop_;
+  Core* const core_;
+  std::atomic<uint64_t> next_watch_{1};
+};
+
+}  // namespace musafarm::coordinator
