@@ -138,7 +138,11 @@ void Core::SetState(v1::Task& task, v1::TaskState to, const std::string& reason)
   task.set_reason(reason);
   if (IsTerminal(to)) task.set_ended_us(t.at_us);
   pending_.mutation.transitions.push_back(std::move(t));
-  pending_.changed_tasks.insert(task.id());
+  MarkChanged(task);
+}
+
+void Core::MarkChanged(const v1::Task& task) {
+  if (pending_.changed_tasks.insert(task.id()).second) pending_.changed_order.push_back(task.id());
 }
 
 void Core::SendTo(const std::string& agent, v1::CoordinatorMessage msg) {
@@ -150,7 +154,7 @@ void Core::SaveAgent(const AgentEntry& agent) { pending_.mutation.agents.push_ba
 void Core::Flush() {
   Pending p = std::move(pending_);
   pending_ = Pending();
-  for (const std::string& id : p.changed_tasks) {
+  for (const std::string& id : p.changed_order) {
     if (const v1::Task* task = FindTask(id)) p.mutation.tasks.push_back(*task);
   }
   for (const std::string& id : p.changed_jobs) {
@@ -170,7 +174,7 @@ void Core::Flush() {
     conns_[it->second.conn].conn->Send(std::move(msg));
   }
   // Watchers see state changes only once they are durable.
-  for (const std::string& id : p.changed_tasks) {
+  for (const std::string& id : p.changed_order) {
     const v1::Task* task = FindTask(id);
     for (auto& [wid, w] : watchers_) {
       if (w.job_id != task->job_id() || (!w.task_id.empty() && w.task_id != id)) continue;
@@ -282,7 +286,7 @@ void Core::CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& respons
   }
   if (task.cancel_requested_us() == 0) {
     task.set_cancel_requested_us(ToMicros(clock_->Now()));
-    pending_.changed_tasks.insert(task.id());
+    MarkChanged(task);
   }
   auto agent = agents_.find(task.agent());
   if (agent != agents_.end() && agent->second.conn != 0) {
@@ -597,7 +601,7 @@ void Core::OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg) {
   }
   if (task->state() != v1::TASK_STATE_ASSIGNED) return;  // a resend
   task->set_started_us(ToMicros(clock_->Now()));
-  SetState(*task, v1::TASK_STATE_RUNNING, absl::StrCat("running on ", agent.info.name()));
+  SetState(*task, v1::TASK_STATE_RUNNING, "");
 }
 
 void Core::OnLog(AgentEntry& agent, const v1::LogChunk& chunk) {
@@ -799,7 +803,7 @@ void Core::Schedule() {
     task.set_ended_us(0);
     agent.tasks.insert(task.id());
     agent.info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
-    SetState(task, v1::TASK_STATE_ASSIGNED, absl::StrCat("assigned to ", agent.info.name()));
+    SetState(task, v1::TASK_STATE_ASSIGNED, "");
     v1::CoordinatorMessage msg;
     v1::Assignment* as = msg.mutable_assignment();
     as->set_task_id(task.id());

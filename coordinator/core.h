@@ -127,12 +127,14 @@ class Core {
     Mutation mutation;
     std::vector<std::pair<std::string, v1::CoordinatorMessage>> to_agents;
     std::set<std::string> changed_tasks;
+    std::vector<std::string> changed_order;  // publication order: first change first
     std::set<std::string> changed_jobs;
   };
 
   v1::Task* FindTask(const std::string& task_id);
   JobEntry* FindJob(const std::string& job_id);
   void SetState(v1::Task& task, v1::TaskState to, const std::string& reason);
+  void MarkChanged(const v1::Task& task);
   void OnRegister(ConnId conn, const v1::Register& reg);
   void OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg);
   void OnLog(AgentEntry& agent, const v1::LogChunk& chunk);

@@ -76,7 +76,8 @@ std::shared_ptr<spdlog::logger> Log() { return GetLogger("store"); }
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
   std::string msg =
       absl::StrCat("store: ", what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-  switch (rc & 0xff) {  // the primary code of an extended one
+  // Extended codes keep the primary code in the low byte.
+  switch (rc & 0xff) {
     case SQLITE_CONSTRAINT:  // e.g. a task whose job does not exist: the caller's state is off
     case SQLITE_CANTOPEN:    // the environment, not the code, must change
     case SQLITE_NOTADB:
@@ -213,10 +214,10 @@ absl::StatusOr<int64_t> QueryInt(sqlite3* db, absl::string_view sql, absl::strin
 }
 
 absl::Status NewerSchemaError(const std::string& path, int64_t version) {
-  return absl::FailedPreconditionError(
-      absl::StrCat("store: \"", path, "\" has schema version ", version,
-                   " but this coordinator knows versions up to ", kSqliteSchemaVersion,
-                   "; it was written by a newer musafarm, so run that version or restore a backup"));
+  return absl::FailedPreconditionError(absl::StrCat(
+      "store: \"", path, "\" has schema version ", version,
+      " but this coordinator knows versions up to ", kSqliteSchemaVersion,
+      "; it was written by a newer musafarm, so run that version or restore a backup"));
 }
 
 // Empty ids would be stored (UNIQUE allows one '') and then match nothing the
@@ -275,7 +276,7 @@ class SqliteStore final : public Store {
   absl::Status UpsertAgent(const v1::Agent& agent);
 
   const std::string path_;
-  // Declared first so that it is destroyed last, after every statement is finalized.
+  // Declared before the statements, so it is closed after they are all finalized.
   DbPtr db_;
 
   Statement begin_;
@@ -297,9 +298,9 @@ class SqliteStore final : public Store {
 absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path) {
   sqlite3* raw = nullptr;
   // NOMUTEX: the store is used from one thread, so SQLite's per-call locking is waste.
-  int rc = sqlite3_open_v2(path.c_str(), &raw,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   DbPtr db(raw);  // sqlite3_open_v2 returns a handle to close even when it fails
   if (rc != SQLITE_OK) return SqliteError(db.get(), rc, absl::StrCat("open \"", path, "\""));
   std::unique_ptr<SqliteStore> store(new SqliteStore(path, std::move(db)));
@@ -359,7 +360,7 @@ absl::Status SqliteStore::Migrate() {
     // Read under the write lock: another process may have migrated meanwhile.
     MF_ASSIGN_OR_RETURN(int64_t version, QueryInt(db, "PRAGMA user_version", "read user_version"));
     if (version > kSqliteSchemaVersion) return NewerSchemaError(path_, version);
-    
+    if (version == kSqliteSchemaVersion) return absl::OkStatus();
     Log()->info("migrating {} from schema version {} to {}", path_, version, kSqliteSchemaVersion);
     for (int64_t v = version; v < kSqliteSchemaVersion; ++v) {
       MF_RETURN_IF_ERROR(Exec(db, kMigrations[v],
@@ -401,15 +402,13 @@ absl::Status SqliteStore::PrepareStatements() {
                                          "INSERT INTO agents(name, proto) VALUES(?1, ?2) "
                                          "ON CONFLICT(name) DO UPDATE SET proto=excluded.proto",
                                          /*persistent=*/true));
-  MF_ASSIGN_OR_RETURN(load_jobs_,
-                      Statement::Prepare(db, "SELECT id, proto FROM jobs ORDER BY seq",
-                                         /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(load_jobs_, Statement::Prepare(db, "SELECT id, proto FROM jobs ORDER BY seq",
+                                                     /*persistent=*/true));
   MF_ASSIGN_OR_RETURN(load_tasks_,
                       Statement::Prepare(db, "SELECT job_id, proto FROM tasks ORDER BY seq",
                                          /*persistent=*/true));
-  MF_ASSIGN_OR_RETURN(load_agents_,
-                      Statement::Prepare(db, "SELECT proto FROM agents ORDER BY name",
-                                         /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(load_agents_, Statement::Prepare(db, "SELECT proto FROM agents ORDER BY name",
+                                                       /*persistent=*/true));
   MF_ASSIGN_OR_RETURN(load_transitions_,
                       Statement::Prepare(db,
                                          "SELECT attempt_id, from_state, to_state, at_us, reason "
@@ -515,8 +514,7 @@ absl::Status SqliteStore::InsertTransition(const Transition& t) {
 
 absl::Status SqliteStore::UpsertAgent(const v1::Agent& agent) {
   if (!agent.SerializeToString(&buf_)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("store: cannot serialize agent ", agent.name()));
+    return absl::InvalidArgumentError(absl::StrCat("store: cannot serialize agent ", agent.name()));
   }
   Statement& s = upsert_agent_;
   ResetOnExit reset(s);

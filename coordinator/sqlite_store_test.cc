@@ -12,10 +12,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace musafarm::coordinator {
@@ -390,8 +390,8 @@ TEST(SqliteStoreTest, CopiedColumnsFollowTheProto) {
   Mutation update;
   update.jobs = {job};
   update.tasks = {task};
-  update.transitions = {{"7/base", 42, v1::TASK_STATE_ASSIGNED, v1::TASK_STATE_RUNNING, 4000,
-                         "started"}};
+  update.transitions = {
+      {"7/base", 42, v1::TASK_STATE_ASSIGNED, v1::TASK_STATE_RUNNING, 4000, "started"}};
   ASSERT_TRUE(store->Commit(update).ok());
 
   RawDb raw(path);
@@ -429,8 +429,8 @@ TEST(SqliteStoreTest, TransitionsRoundTripOldestFirst) {
   // Interleaved with another task's, over two commits, and with timestamps
   // running backwards: order must come from insertion, not from at_us.
   Mutation m1;
-  m1.transitions = {a[0], {"7/b", 1, v1::TASK_STATE_PENDING, v1::TASK_STATE_SKIPPED, 1, "dep"},
-                    a[1]};
+  m1.transitions = {
+      a[0], {"7/b", 1, v1::TASK_STATE_PENDING, v1::TASK_STATE_SKIPPED, 1, "dep"}, a[1]};
   ASSERT_TRUE(store->Commit(m1).ok());
   Mutation m2;
   m2.transitions = {a[2]};

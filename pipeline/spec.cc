@@ -1,0 +1,1067 @@
+#include "pipeline/spec.h"
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "common/labels.h"
+#include "common/status_macros.h"
+#include "yaml-cpp/yaml.h"
+
+// yaml-cpp reports errors by throwing. Every exception it can raise is caught in
+// ParseAndExpand and turned into a Status, so none crosses this file.
+
+namespace musafarm::pipeline {
+namespace {
+
+// Guards against a small file that expands into millions of tasks (the
+// coordinator keeps every task of a job in memory and in its store).
+constexpr int64_t kMaxCells = 1024;
+constexpr int64_t kMaxTasks = 10000;
+
+// A string from the file that may hold ${var} references, kept with where it
+// came from so that a substitution error can point at it.
+struct Text {
+  std::string value;
+  YAML::Mark mark;
+  std::string field;
+};
+
+struct Var {
+  std::string name;
+  std::string value;
+};
+
+struct Axis {
+  std::string name;
+  std::vector<std::string> values;
+};
+
+struct Cell {
+  std::vector<std::string> values;  // one per axis, in axis order
+  std::vector<Var> extras;          // non-axis keys of matching include entries
+};
+
+// One `when` key: the stage runs only where axis `axis` has one of `values`.
+struct Condition {
+  size_t axis;
+  std::vector<std::string> values;
+};
+
+struct EnvVar {
+  std::string name;
+  Text value;
+};
+
+struct Stage {
+  std::string name;
+  std::string field;  // "stages[3]"
+  YAML::Mark mark;    // of the stage's mapping
+  YAML::Mark when_mark;
+  bool has_when = false;
+  std::vector<Condition> when;
+  std::vector<Text> needs;
+  std::vector<Text> labels;
+  std::vector<Text> argv;
+  bool shell = false;
+  std::vector<EnvVar> env;
+  int64_t timeout_seconds = 0;
+  int32_t retries = 0;
+};
+
+struct Pipeline {
+  std::string name;
+  YAML::Mark stages_mark;
+  std::vector<Axis> axes;
+  std::vector<Cell> cells;
+  std::vector<EnvVar> env;
+  std::vector<Stage> stages;
+};
+
+// A mapping entry with its key checked to be a string.
+struct Entry {
+  std::string key;
+  YAML::Mark key_mark;
+  YAML::Node value;
+  std::string field;  // path of the value, e.g. "stages[0].env.PY"
+};
+
+std::string Child(absl::string_view parent, absl::string_view key) {
+  return parent.empty() ? std::string(key) : absl::StrCat(parent, ".", key);
+}
+
+std::string Item(absl::string_view parent, size_t i) { return absl::StrCat(parent, "[", i, "]"); }
+
+const char* KindOf(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return "a string";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    default:
+      return "nothing";
+  }
+}
+
+// A null value's mark points at the token after it (often the next line), so
+// errors about it point at its key instead.
+YAML::Mark MarkOf(const YAML::Node& node, const YAML::Mark& fallback) {
+  if (!node.IsDefined() || node.IsNull() || node.Mark().is_null()) return fallback;
+  return node.Mark();
+}
+
+bool AllOf(absl::string_view s, bool (*ok)(char)) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!ok(c)) return false;
+  }
+  return true;
+}
+
+bool IsNameChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+}
+
+bool IsCellValueChar(char c) {
+  return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
+         c == '+' || c == '-';
+}
+
+bool IsEnvName(absl::string_view s) {
+  if (s.empty() || absl::ascii_isdigit(static_cast<unsigned char>(s[0]))) return false;
+  for (char c : s) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  return true;
+}
+
+std::string ListOrNone(const std::vector<std::string>& names) {
+  return names.empty() ? "none" : absl::StrJoin(names, ", ");
+}
+
+// "(dev, 3.8)"
+std::string CellDesc(const Cell& cell) {
+  return absl::StrCat("(", absl::StrJoin(cell.values, ", "), ")");
+}
+
+std::string BaseName(absl::string_view file) {
+  const size_t slash = file.find_last_of('/');
+  if (slash != absl::string_view::npos) file.remove_prefix(slash + 1);
+  const size_t dot = file.rfind('.');
+  if (dot != absl::string_view::npos && dot > 0) file = file.substr(0, dot);
+  return std::string(file);
+}
+
+// Parses the YAML tree into a Pipeline, then expands it into a Job. Holds the
+// source text so errors inside a multi-line script can name their own line.
+class Compiler {
+ public:
+  Compiler(absl::string_view yaml, absl::string_view file) : yaml_(yaml), file_(file) {}
+
+  absl::Status Error(const YAML::Mark& mark, absl::string_view field,
+                     absl::string_view what) const {
+    const int line = mark.line >= 0 ? mark.line + 1 : 1;
+    const int col = mark.column >= 0 ? mark.column + 1 : 1;
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_, ":", line, ":", col, ": ", field, ": ", what));
+  }
+
+  absl::Status Parse(const YAML::Node& root, Pipeline* p) const;
+  absl::StatusOr<v1::Job> Expand(const Pipeline& p, absl::string_view job_id,
+                                 absl::string_view name) const;
+
+ private:
+  absl::Status Entries(const YAML::Node& node, const YAML::Mark& fallback, absl::string_view field,
+                       std::vector<Entry>* out) const;
+  absl::Status CheckAllowed(const std::vector<Entry>& entries, absl::string_view field,
+                            const std::vector<std::string>& allowed) const;
+  absl::Status GetString(const YAML::Node& node, const YAML::Mark& fallback,
+                         absl::string_view field, std::string* out) const;
+  absl::Status GetText(const YAML::Node& node, const YAML::Mark& fallback, absl::string_view field,
+                       Text* out) const;
+  absl::Status GetTextList(const YAML::Node& node, const YAML::Mark& fallback,
+                           absl::string_view field, const char* what, std::vector<Text>* out) const;
+  absl::Status ParseEnv(const Entry& e, std::vector<EnvVar>* out) const;
+  absl::Status ParseMatrix(const Entry& e, Pipeline* p) const;
+  absl::Status ParseExclude(const Entry& e, Pipeline* p) const;
+  absl::Status ParseInclude(const Entry& e, Pipeline* p) const;
+  absl::Status ParseStage(const YAML::Node& node, const YAML::Mark& fallback, size_t index,
+                          const Pipeline& p, Stage* s) const;
+  absl::Status ParseWhen(const Entry& e, const Pipeline& p, Stage* s) const;
+  absl::Status ParseTimeout(const Entry& e, int64_t* out) const;
+
+  YAML::Mark Locate(const Text& t, size_t offset) const;
+  absl::StatusOr<std::string> Substitute(const Text& t, const std::vector<Var>& vars,
+                                         absl::string_view where) const;
+
+  const absl::string_view yaml_;
+  const std::string file_;
+};
+
+absl::Status Compiler::Entries(const YAML::Node& node, const YAML::Mark& fallback,
+                               absl::string_view field, std::vector<Entry>* out) const {
+  if (!node.IsMap()) {
+    return Error(MarkOf(node, fallback), field,
+                 absl::StrCat("expected a mapping, got ", KindOf(node)));
+  }
+  // yaml-cpp keeps both entries of a repeated key and lookups see only the
+  // first; a silently ignored second `env:` would be a nasty surprise.
+  std::map<std::string, int> first_line;
+  // The iterator's operator-> hands out a temporary, so take each pair by value.
+  for (const auto& kv : node) {
+    const YAML::Node key = kv.first;
+    if (!key.IsScalar()) {
+      return Error(MarkOf(key, fallback), field,
+                   absl::StrCat("keys must be strings, got ", KindOf(key)));
+    }
+    Entry e{key.Scalar(), key.Mark(), kv.second, Child(field, key.Scalar())};
+    auto [pos, inserted] = first_line.emplace(e.key, e.key_mark.line + 1);
+    if (!inserted) {
+      return Error(
+          e.key_mark, e.field,
+          absl::StrCat("duplicate key '", e.key, "' (first given on line ", pos->second, ")"));
+    }
+    out->push_back(std::move(e));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::CheckAllowed(const std::vector<Entry>& entries, absl::string_view field,
+                                    const std::vector<std::string>& allowed) const {
+  for (const Entry& e : entries) {
+    bool known = false;
+    for (const std::string& a : allowed) known = known || a == e.key;
+    if (!known) {
+      return Error(e.key_mark, Child(field, e.key),
+                   absl::StrCat("unknown field '", e.key,
+                                "' (allowed: ", absl::StrJoin(allowed, ", "), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::GetString(const YAML::Node& node, const YAML::Mark& fallback,
+                                 absl::string_view field, std::string* out) const {
+  if (!node.IsScalar()) {
+    return Error(MarkOf(node, fallback), field,
+                 absl::StrCat("expected a string, got ", KindOf(node)));
+  }
+  *out = node.Scalar();
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::GetText(const YAML::Node& node, const YAML::Mark& fallback,
+                               absl::string_view field, Text* out) const {
+  MF_RETURN_IF_ERROR(GetString(node, fallback, field, &out->value));
+  out->mark = node.Mark();
+  out->field = std::string(field);
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::GetTextList(const YAML::Node& node, const YAML::Mark& fallback,
+                                   absl::string_view field, const char* what,
+                                   std::vector<Text>* out) const {
+  if (!node.IsSequence()) {
+    return Error(MarkOf(node, fallback), field,
+                 absl::StrCat("expected ", what, ", got ", KindOf(node)));
+  }
+  const YAML::Mark list_mark = MarkOf(node, fallback);
+  for (size_t i = 0; i < node.size(); ++i) {
+    Text t;
+    MF_RETURN_IF_ERROR(GetText(node[i], list_mark, Item(field, i), &t));
+    out->push_back(std::move(t));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::ParseEnv(const Entry& e, std::vector<EnvVar>* out) const {
+  std::vector<Entry> vars;
+  MF_RETURN_IF_ERROR(Entries(e.value, e.key_mark, e.field, &vars));
+  for (const Entry& v : vars) {
+    if (!IsEnvName(v.key)) {
+      return Error(v.key_mark, v.field,
+                   absl::StrCat("'", v.key, "' is not a valid environment variable name ",
+                                "(letters, digits and '_', not starting with a digit)"));
+    }
+    EnvVar var{v.key, {}};
+    MF_RETURN_IF_ERROR(GetText(v.value, v.key_mark, v.field, &var.value));
+    out->push_back(std::move(var));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCellValue(const Compiler& c, const YAML::Mark& mark, absl::string_view field,
+                            absl::string_view value) {
+  if (AllOf(value, IsCellValueChar)) return absl::OkStatus();
+  return c.Error(
+      mark, field,
+      absl::StrCat("matrix value '", value,
+                   "' may hold only letters, digits and . _ : + - (it becomes part of task ids)"));
+}
+
+int AxisIndex(const Pipeline& p, absl::string_view name) {
+  for (size_t i = 0; i < p.axes.size(); ++i) {
+    if (p.axes[i].name == name) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::vector<std::string> AxisNames(const Pipeline& p) {
+  std::vector<std::string> names;
+  for (const Axis& a : p.axes) names.push_back(a.name);
+  return names;
+}
+
+std::string NotAnAxis(const Pipeline& p, absl::string_view key) {
+  if (p.axes.empty()) {
+    return absl::StrCat("'", key, "' is not a matrix axis (the pipeline has no matrix axes)");
+  }
+  return absl::StrCat("'", key, "' is not a matrix axis (axes: ", ListOrNone(AxisNames(p)), ")");
+}
+
+absl::Status Compiler::ParseMatrix(const Entry& e, Pipeline* p) const {
+  std::vector<Entry> entries;
+  MF_RETURN_IF_ERROR(Entries(e.value, e.key_mark, e.field, &entries));
+  const Entry* exclude = nullptr;
+  const Entry* include = nullptr;
+  for (const Entry& a : entries) {
+    if (a.key == "exclude") {
+      exclude = &a;
+      continue;
+    }
+    if (a.key == "include") {
+      include = &a;
+      continue;
+    }
+    if (!AllOf(a.key, IsNameChar)) {
+      return Error(
+          a.key_mark, a.field,
+          absl::StrCat("axis name '", a.key, "' may hold only letters, digits, '_' and '-'"));
+    }
+    if (!a.value.IsSequence()) {
+      return Error(MarkOf(a.value, a.key_mark), a.field,
+                   absl::StrCat("expected a list of values, got ", KindOf(a.value)));
+    }
+    if (a.value.size() == 0) {
+      return Error(MarkOf(a.value, a.key_mark), a.field,
+                   absl::StrCat("axis '", a.key, "' has no values, so the matrix has no cells"));
+    }
+    Axis axis{a.key, {}};
+    for (size_t i = 0; i < a.value.size(); ++i) {
+      std::string v;
+      const std::string field = Item(a.field, i);
+      MF_RETURN_IF_ERROR(GetString(a.value[i], a.value.Mark(), field, &v));
+      MF_RETURN_IF_ERROR(CheckCellValue(*this, a.value[i].Mark(), field, v));
+      for (const std::string& seen : axis.values) {
+        if (seen == v) {
+          return Error(a.value[i].Mark(), field, absl::StrCat("duplicate value '", v, "'"));
+        }
+      }
+      axis.values.push_back(std::move(v));
+    }
+    p->axes.push_back(std::move(axis));
+  }
+
+  int64_t count = 1;
+  for (const Axis& a : p->axes) {
+    count *= static_cast<int64_t>(a.values.size());
+    if (count > kMaxCells) {
+      return Error(e.key_mark, e.field, absl::StrCat("matrix has more than ", kMaxCells, " cells"));
+    }
+  }
+  // Cartesian product, first axis outermost: an odometer whose last digit turns fastest.
+  std::vector<size_t> digit(p->axes.size(), 0);
+  for (int64_t n = 0; n < count; ++n) {
+    Cell cell;
+    for (size_t i = 0; i < p->axes.size(); ++i) cell.values.push_back(p->axes[i].values[digit[i]]);
+    p->cells.push_back(std::move(cell));
+    for (size_t i = p->axes.size(); i-- > 0;) {
+      if (++digit[i] < p->axes[i].values.size()) break;
+      digit[i] = 0;
+    }
+  }
+
+  // Exclude before include, as GitHub Actions does: an include entry may add
+  // back a cell that an exclude removed.
+  if (exclude != nullptr) MF_RETURN_IF_ERROR(ParseExclude(*exclude, p));
+  if (include != nullptr) MF_RETURN_IF_ERROR(ParseInclude(*include, p));
+  if (p->cells.empty()) {
+    return Error(e.key_mark, e.field, "matrix has no cells: every cell is excluded");
+  }
+  if (static_cast<int64_t>(p->cells.size()) > kMaxCells) {
+    return Error(e.key_mark, e.field, absl::StrCat("matrix has more than ", kMaxCells, " cells"));
+  }
+  // Task ids join values with '-', which values may also hold: (a-b, c) and (a, b-c) collide.
+  std::map<std::string, size_t> ids;
+  for (size_t i = 0; i < p->cells.size(); ++i) {
+    auto [it, inserted] = ids.emplace(absl::StrJoin(p->cells[i].values, "-"), i);
+    if (!inserted) {
+      return Error(
+          e.key_mark, e.field,
+          absl::StrCat("cells ", CellDesc(p->cells[it->second]), " and ", CellDesc(p->cells[i]),
+                       " have the same task id part '", it->first, "'"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::ParseExclude(const Entry& e, Pipeline* p) const {
+  if (!e.value.IsSequence()) {
+    return Error(MarkOf(e.value, e.key_mark), e.field,
+                 absl::StrCat("expected a list of partial cells, got ", KindOf(e.value)));
+  }
+  for (size_t i = 0; i < e.value.size(); ++i) {
+    const std::string field = Item(e.field, i);
+    std::vector<Entry> keys;
+    MF_RETURN_IF_ERROR(Entries(e.value[i], e.value.Mark(), field, &keys));
+    if (keys.empty()) {
+      // An empty entry matches every cell; that is never what was meant.
+      return Error(e.value[i].Mark(), field, "empty entry: give at least one axis value");
+    }
+    std::vector<std::pair<size_t, std::string>> want;
+    for (const Entry& k : keys) {
+      const int axis = AxisIndex(*p, k.key);
+      if (axis < 0) return Error(k.key_mark, k.field, NotAnAxis(*p, k.key));
+      std::string v;
+      MF_RETURN_IF_ERROR(GetString(k.value, k.key_mark, k.field, &v));
+      bool known = false;
+      for (const std::string& a : p->axes[axis].values) known = known || a == v;
+      if (!known) {
+        return Error(k.value.Mark(), k.field,
+                     absl::StrCat("'", v, "' is not a value of axis '", k.key,
+                                  "' (values: ", ListOrNone(p->axes[axis].values), ")"));
+      }
+      want.emplace_back(axis, std::move(v));
+    }
+    std::vector<Cell> kept;
+    for (Cell& cell : p->cells) {
+      bool match = true;
+      for (const auto& [axis, v] : want) match = match && cell.values[axis] == v;
+      if (!match) kept.push_back(std::move(cell));
+    }
+    p->cells = std::move(kept);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::ParseInclude(const Entry& e, Pipeline* p) const {
+  if (!e.value.IsSequence()) {
+    return Error(MarkOf(e.value, e.key_mark), e.field,
+                 absl::StrCat("expected a list of cells, got ", KindOf(e.value)));
+  }
+  for (size_t i = 0; i < e.value.size(); ++i) {
+    const std::string field = Item(e.field, i);
+    const YAML::Mark mark = MarkOf(e.value[i], e.value.Mark());
+    std::vector<Entry> keys;
+    MF_RETURN_IF_ERROR(Entries(e.value[i], e.value.Mark(), field, &keys));
+    if (keys.empty()) return Error(mark, field, "empty entry");
+    std::vector<std::pair<size_t, std::string>> axis_values;
+    std::vector<Var> extras;
+    for (const Entry& k : keys) {
+      std::string v;
+      MF_RETURN_IF_ERROR(GetString(k.value, k.key_mark, k.field, &v));
+      const int axis = AxisIndex(*p, k.key);
+      if (axis >= 0) {
+        MF_RETURN_IF_ERROR(CheckCellValue(*this, k.value.Mark(), k.field, v));
+        axis_values.emplace_back(axis, std::move(v));
+        continue;
+      }
+      if (!AllOf(k.key, IsNameChar)) {
+        return Error(
+            k.key_mark, k.field,
+            absl::StrCat("variable name '", k.key, "' may hold only letters, digits, '_' and '-'"));
+      }
+      extras.push_back({k.key, std::move(v)});
+    }
+    // Earlier include entries' new cells count as existing, so two entries
+    // naming the same new cell do not produce two cells with one task id.
+    bool matched = false;
+    for (Cell& cell : p->cells) {
+      bool match = true;
+      for (const auto& [axis, v] : axis_values) match = match && cell.values[axis] == v;
+      if (!match) continue;
+      matched = true;
+      for (const Var& x : extras) {
+        bool set = false;
+        for (Var& have : cell.extras) {
+          if (have.name == x.name) {
+            have.value = x.value;  // a later entry wins, as in GitHub Actions
+            set = true;
+          }
+        }
+        if (!set) cell.extras.push_back(x);
+      }
+    }
+    if (matched) continue;
+    std::vector<std::string> missing;
+    Cell cell;
+    cell.values.resize(p->axes.size());
+    std::vector<bool> given(p->axes.size(), false);
+    for (const auto& [axis, v] : axis_values) {
+      cell.values[axis] = v;
+      given[axis] = true;
+    }
+    for (size_t a = 0; a < p->axes.size(); ++a) {
+      if (!given[a]) missing.push_back(p->axes[a].name);
+    }
+    if (!missing.empty()) {
+      return Error(
+          mark, field,
+          absl::StrCat("entry matches no matrix cell, so it would add a new cell, which needs a "
+                       "value for every axis (missing: ",
+                       absl::StrJoin(missing, ", "), ")"));
+    }
+    cell.extras = std::move(extras);
+    p->cells.push_back(std::move(cell));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::ParseWhen(const Entry& e, const Pipeline& p, Stage* s) const {
+  std::vector<Entry> keys;
+  MF_RETURN_IF_ERROR(Entries(e.value, e.key_mark, e.field, &keys));
+  s->has_when = true;
+  s->when_mark = MarkOf(e.value, e.key_mark);
+  for (const Entry& k : keys) {
+    const int axis = AxisIndex(p, k.key);
+    if (axis < 0) return Error(k.key_mark, k.field, NotAnAxis(p, k.key));
+    Condition cond{static_cast<size_t>(axis), {}};
+    std::vector<std::pair<std::string, YAML::Mark>> values;
+    if (k.value.IsSequence()) {
+      if (k.value.size() == 0) return Error(k.value.Mark(), k.field, "empty list of values");
+      for (size_t i = 0; i < k.value.size(); ++i) {
+        std::string v;
+        MF_RETURN_IF_ERROR(GetString(k.value[i], k.value.Mark(), Item(k.field, i), &v));
+        values.emplace_back(std::move(v), k.value[i].Mark());
+      }
+    } else if (k.value.IsScalar()) {
+      values.emplace_back(k.value.Scalar(), k.value.Mark());
+    } else {
+      return Error(MarkOf(k.value, k.key_mark), k.field,
+                   absl::StrCat("expected a value or a list of values, got ", KindOf(k.value)));
+    }
+    // A misspelt value would silently make the stage skip cells, so every
+    // value must occur on its axis (or in a cell added by `include`).
+    std::vector<std::string> known = p.axes[axis].values;
+    for (const Cell& c : p.cells) {
+      bool seen = false;
+      for (const std::string& v : known) seen = seen || v == c.values[axis];
+      if (!seen) known.push_back(c.values[axis]);
+    }
+    for (size_t i = 0; i < values.size(); ++i) {
+      bool ok = false;
+      for (const std::string& v : known) ok = ok || v == values[i].first;
+      if (!ok) {
+        return Error(values[i].second, k.value.IsSequence() ? Item(k.field, i) : k.field,
+                     absl::StrCat("'", values[i].first, "' is not a value of axis '", k.key,
+                                  "' (values: ", ListOrNone(known), ")"));
+      }
+      cond.values.push_back(values[i].first);
+    }
+    s->when.push_back(std::move(cond));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::ParseTimeout(const Entry& e, int64_t* out) const {
+  std::string text;
+  MF_RETURN_IF_ERROR(GetString(e.value, e.key_mark, e.field, &text));
+  const YAML::Mark mark = e.value.Mark();
+  int64_t seconds = 0;
+  absl::Duration d;
+  if (absl::SimpleAtoi(text, &seconds)) {
+    d = absl::Seconds(seconds);
+  } else if (!absl::ParseDuration(text, &d) || d == absl::InfiniteDuration() ||
+             d == -absl::InfiniteDuration()) {
+    return Error(
+        mark, e.field,
+        absl::StrCat("'", text, "' is not a duration (write e.g. \"90s\", \"30m\", \"1h30m\" ",
+                     "or a whole number of seconds)"));
+  }
+  if (d <= absl::ZeroDuration()) {
+    return Error(mark, e.field, absl::StrCat("must be positive, got '", text, "'"));
+  }
+  if (d % absl::Seconds(1) != absl::ZeroDuration()) {
+    return Error(mark, e.field,
+                 absl::StrCat("must be a whole number of seconds, got '", text, "'"));
+  }
+  *out = absl::ToInt64Seconds(d);
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::ParseStage(const YAML::Node& node, const YAML::Mark& fallback, size_t index,
+                                  const Pipeline& p, Stage* s) const {
+  s->field = Item("stages", index);
+  s->mark = MarkOf(node, fallback);
+  std::vector<Entry> entries;
+  MF_RETURN_IF_ERROR(Entries(node, fallback, s->field, &entries));
+  MF_RETURN_IF_ERROR(CheckAllowed(
+      entries, s->field,
+      {"name", "when", "needs", "labels", "exec", "shell", "env", "timeout", "retries"}));
+  bool has_name = false;
+  const Entry* exec = nullptr;
+  const Entry* shell = nullptr;
+  for (const Entry& e : entries) {
+    if (e.key == "name") {
+      MF_RETURN_IF_ERROR(GetString(e.value, e.key_mark, e.field, &s->name));
+      if (!AllOf(s->name, IsNameChar)) {
+        return Error(
+            MarkOf(e.value, e.key_mark), e.field,
+            absl::StrCat("stage name '", s->name,
+                         "' must be non-empty and hold only letters, digits, '_' and '-'"));
+      }
+      has_name = true;
+    } else if (e.key == "when") {
+      MF_RETURN_IF_ERROR(ParseWhen(e, p, s));
+    } else if (e.key == "needs") {
+      MF_RETURN_IF_ERROR(
+          GetTextList(e.value, e.key_mark, e.field, "a list of stage names", &s->needs));
+    } else if (e.key == "labels") {
+      MF_RETURN_IF_ERROR(GetTextList(e.value, e.key_mark, e.field, "a list of labels", &s->labels));
+    } else if (e.key == "exec") {
+      exec = &e;
+      MF_RETURN_IF_ERROR(GetTextList(e.value, e.key_mark, e.field,
+                                     "an argv list (use 'shell' for a script)", &s->argv));
+      if (s->argv.empty()) return Error(e.value.Mark(), e.field, "argv list is empty");
+      if (s->argv[0].value.empty())
+        return Error(s->argv[0].mark, s->argv[0].field, "program is empty");
+    } else if (e.key == "shell") {
+      shell = &e;
+      Text script;
+      MF_RETURN_IF_ERROR(GetText(e.value, e.key_mark, e.field, &script));
+      if (absl::StripAsciiWhitespace(script.value).empty()) {
+        return Error(script.mark, e.field, "script is empty");
+      }
+      s->argv.push_back(std::move(script));
+      s->shell = true;
+    } else if (e.key == "env") {
+      MF_RETURN_IF_ERROR(ParseEnv(e, &s->env));
+    } else if (e.key == "timeout") {
+      MF_RETURN_IF_ERROR(ParseTimeout(e, &s->timeout_seconds));
+    } else if (e.key == "retries") {
+      std::string text;
+      MF_RETURN_IF_ERROR(GetString(e.value, e.key_mark, e.field, &text));
+      if (!absl::SimpleAtoi(text, &s->retries)) {
+        return Error(e.value.Mark(), e.field,
+                     absl::StrCat("expected a whole number, got '", text, "'"));
+      }
+      if (s->retries < 0) {
+        return Error(e.value.Mark(), e.field, absl::StrCat("must be 0 or more, got ", s->retries));
+      }
+    }
+  }
+  if (!has_name) return Error(s->mark, s->field, "missing required field 'name'");
+  if (exec != nullptr && shell != nullptr) {
+    return Error(
+        shell->key_mark, s->field,
+        absl::StrCat("stage '", s->name, "' has both 'exec' and 'shell'; give exactly one"));
+  }
+  if (exec == nullptr && shell == nullptr) {
+    return Error(s->mark, s->field,
+                 absl::StrCat("stage '", s->name,
+                              "' needs 'exec' (an argv list) or 'shell' (a /bin/sh script)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::Parse(const YAML::Node& root, Pipeline* p) const {
+  if (!root.IsMap()) {
+    return Error(root.Mark(), "pipeline",
+                 absl::StrCat("expected a mapping with a 'stages' list, got ", KindOf(root)));
+  }
+  std::vector<Entry> entries;
+  MF_RETURN_IF_ERROR(Entries(root, root.Mark(), "", &entries));
+  MF_RETURN_IF_ERROR(CheckAllowed(entries, "", {"name", "matrix", "env", "stages"}));
+  const Entry* stages = nullptr;
+  // The matrix comes first wherever it is written: `when` needs its axes.
+  for (const Entry& e : entries) {
+    if (e.key == "matrix") MF_RETURN_IF_ERROR(ParseMatrix(e, p));
+  }
+  if (p->cells.empty()) p->cells.push_back(Cell{});  // no matrix: one cell without axes
+  for (const Entry& e : entries) {
+    if (e.key == "name") {
+      MF_RETURN_IF_ERROR(GetString(e.value, e.key_mark, e.field, &p->name));
+      if (p->name.empty()) return Error(e.value.Mark(), e.field, "must not be empty");
+    } else if (e.key == "env") {
+      MF_RETURN_IF_ERROR(ParseEnv(e, &p->env));
+    } else if (e.key == "stages") {
+      stages = &e;
+    }
+  }
+  if (stages == nullptr) {
+    return Error(root.Mark(), "stages", "missing: a pipeline needs a non-empty 'stages' list");
+  }
+  const YAML::Node& list = stages->value;
+  if (!list.IsSequence()) {
+    return Error(MarkOf(list, stages->key_mark), stages->field,
+                 absl::StrCat("expected a list of stages, got ", KindOf(list)));
+  }
+  if (list.size() == 0) return Error(list.Mark(), stages->field, "must list at least one stage");
+  p->stages_mark = stages->key_mark;
+  std::map<std::string, int> first_line;
+  for (size_t i = 0; i < list.size(); ++i) {
+    Stage s;
+    MF_RETURN_IF_ERROR(ParseStage(list[i], list.Mark(), i, *p, &s));
+    auto [it, inserted] = first_line.emplace(s.name, s.mark.line + 1);
+    if (!inserted) {
+      return Error(s.mark, Child(s.field, "name"),
+                   absl::StrCat("duplicate stage name '", s.name, "' (first defined on line ",
+                                it->second, ")"));
+    }
+    p->stages.push_back(std::move(s));
+  }
+  return absl::OkStatus();
+}
+
+// Where in the file byte `offset` of `t`'s value is. Exact for plain and quoted
+// one-line scalars without escapes and for literal blocks ('|'), which is where
+// long shell scripts live; otherwise the start of the scalar.
+YAML::Mark Compiler::Locate(const Text& t, size_t offset) const {
+  const YAML::Mark m = t.mark;
+  if (m.pos < 0 || static_cast<size_t>(m.pos) >= yaml_.size()) return m;
+  const absl::string_view value = t.value;
+  const char first = yaml_[m.pos];
+  if (first == '|') {
+    size_t k = 0;
+    size_t line_start = 0;
+    for (size_t i = 0; i < offset && i < value.size(); ++i) {
+      if (value[i] == '\n') {
+        ++k;
+        line_start = i + 1;
+      }
+    }
+    size_t line_end = value.find('\n', line_start);
+    if (line_end == absl::string_view::npos) line_end = value.size();
+    const absl::string_view value_line = value.substr(line_start, line_end - line_start);
+    // Content line k is file line m.line + 1 + k.
+    size_t pos = m.pos;
+    for (size_t n = 0; n <= k; ++n) {
+      pos = yaml_.find('\n', pos);
+      if (pos == absl::string_view::npos) return m;
+      ++pos;
+    }
+    size_t end = yaml_.find('\n', pos);
+    if (end == absl::string_view::npos) end = yaml_.size();
+    absl::string_view file_line = yaml_.substr(pos, end - pos);
+    if (!file_line.empty() && file_line.back() == '\r') file_line.remove_suffix(1);
+    if (file_line.size() < value_line.size() ||
+        file_line.substr(file_line.size() - value_line.size()) != value_line) {
+      return m;
+    }
+    YAML::Mark out;
+    out.line = m.line + 1 + static_cast<int>(k);
+    out.column = static_cast<int>(file_line.size() - value_line.size() + offset - line_start);
+    out.pos = static_cast<int>(pos + out.column);
+    return out;
+  }
+  if (value.find('\n') == absl::string_view::npos) {
+    const size_t q = (first == '"' || first == '\'') ? 1 : 0;
+    if (yaml_.substr(m.pos + q, value.size()) == value) {
+      YAML::Mark out = m;
+      out.column += static_cast<int>(q + offset);
+      out.pos += static_cast<int>(q + offset);
+      return out;
+    }
+  }
+  return m;
+}
+
+absl::StatusOr<std::string> Compiler::Substitute(const Text& t, const std::vector<Var>& vars,
+                                                 absl::string_view where) const {
+  const std::string& in = t.value;
+  std::string out;
+  out.reserve(in.size());
+  size_t i = 0;
+  while (i < in.size()) {
+    if (in.compare(i, 3, "$${") == 0) {
+      out += "${";
+      i += 3;
+      continue;
+    }
+    if (in.compare(i, 2, "${") != 0) {
+      out += in[i++];
+      continue;
+    }
+    const size_t close = in.find('}', i + 2);
+    if (close == std::string::npos) {
+      return Error(Locate(t, i), t.field, "unterminated '${' (write '$${' for a literal '${')");
+    }
+    absl::string_view name = absl::string_view(in).substr(i + 2, close - i - 2);
+    absl::ConsumePrefix(&name, "matrix.");
+    const Var* found = nullptr;
+    for (const Var& v : vars) {
+      if (v.name == name) found = &v;
+    }
+    if (found == nullptr) {
+      std::vector<std::string> known;
+      for (const Var& v : vars) known.push_back(v.name);
+      return Error(Locate(t, i), t.field,
+                   absl::StrCat("unknown variable '", name, "'", where, " (known: ",
+                                ListOrNone(known), "; write '$${' for a literal '${')"));
+    }
+    out += found->value;
+    i = close + 1;
+  }
+  return out;
+}
+
+bool Runs(const Stage& s, const Cell& cell) {
+  for (const Condition& c : s.when) {
+    bool any = false;
+    for (const std::string& v : c.values) any = any || cell.values[c.axis] == v;
+    if (!any) return false;
+  }
+  return true;
+}
+
+// A dependency edge: stage `stage` (index into Pipeline::stages) through needs[`item`].
+struct Dep {
+  size_t stage;
+  size_t item;
+  bool substituted;  // the name came from a ${var}, so the edge may depend on the cell
+};
+
+absl::StatusOr<v1::Job> Compiler::Expand(const Pipeline& p, absl::string_view job_id,
+                                         absl::string_view name) const {
+  const size_t num_stages = p.stages.size();
+  std::vector<std::vector<bool>> runs(num_stages, std::vector<bool>(p.cells.size(), false));
+  int64_t total = 0;
+  for (size_t s = 0; s < num_stages; ++s) {
+    bool any = false;
+    for (size_t c = 0; c < p.cells.size(); ++c) {
+      runs[s][c] = Runs(p.stages[s], p.cells[c]);
+      any = any || runs[s][c];
+      total += runs[s][c] ? 1 : 0;
+    }
+    if (!any) {
+      const Stage& st = p.stages[s];
+      return Error(st.has_when ? st.when_mark : st.mark, Child(st.field, "when"),
+                   absl::StrCat("stage '", st.name, "' runs in no matrix cell: check its 'when'"));
+    }
+  }
+  if (total > kMaxTasks) {
+    return Error(p.stages_mark, "stages",
+                 absl::StrCat("the pipeline expands to ", total, " tasks; at most ", kMaxTasks,
+                              " are allowed"));
+  }
+  std::vector<std::string> stage_names;
+  for (const Stage& s : p.stages) stage_names.push_back(s.name);
+
+  v1::Job job;
+  job.set_id(std::string(job_id));
+  job.set_name(std::string(name));
+  job.set_pipeline_file(file_);
+  for (const Axis& a : p.axes) job.add_axes(a.name);
+
+  for (size_t c = 0; c < p.cells.size(); ++c) {
+    const Cell& cell = p.cells[c];
+    std::vector<Var> vars;
+    for (size_t a = 0; a < p.axes.size(); ++a) vars.push_back({p.axes[a].name, cell.values[a]});
+    vars.insert(vars.end(), cell.extras.begin(), cell.extras.end());
+    const std::string where = p.axes.empty() ? "" : absl::StrCat(" in cell ", CellDesc(cell));
+    const std::string cell_id = absl::StrJoin(cell.values, "-");
+    auto task_id = [&](const std::string& stage) {
+      return p.axes.empty() ? absl::StrCat(job_id, "/", stage)
+                            : absl::StrCat(job_id, "/", cell_id, "/", stage);
+    };
+
+    std::vector<v1::Task> tasks(num_stages);
+    std::vector<std::vector<Dep>> deps(num_stages);
+    for (size_t s = 0; s < num_stages; ++s) {
+      if (!runs[s][c]) continue;
+      const Stage& st = p.stages[s];
+      v1::Task& task = tasks[s];
+      task.set_id(task_id(st.name));
+      task.set_job_id(std::string(job_id));
+      task.set_state(v1::TASK_STATE_PENDING);
+      v1::TaskSpec& spec = *task.mutable_spec();
+      spec.set_stage(st.name);
+      spec.set_display_name(p.axes.empty() ? st.name : absl::StrCat(st.name, " ", CellDesc(cell)));
+      for (size_t a = 0; a < p.axes.size(); ++a) {
+        v1::MatrixValue& mv = *spec.add_cell();
+        mv.set_axis(p.axes[a].name);
+        mv.set_value(cell.values[a]);
+      }
+
+      for (size_t n = 0; n < st.needs.size(); ++n) {
+        const Text& need = st.needs[n];
+        MF_ASSIGN_OR_RETURN(std::string dep_name, Substitute(need, vars, where));
+        const bool substituted = need.value.find("${") != std::string::npos;
+        const std::string from =
+            substituted ? absl::StrCat(" (from '", need.value, "'", where, ")") : "";
+        size_t d = 0;
+        while (d < num_stages && p.stages[d].name != dep_name) ++d;
+        if (d == num_stages) {
+          return Error(need.mark, need.field,
+                       absl::StrCat("unknown stage '", dep_name, "'", from,
+                                    " (stages are: ", absl::StrJoin(stage_names, ", "), ")"));
+        }
+        if (d == s) {
+          return Error(need.mark, need.field,
+                       absl::StrCat("stage '", st.name, "' needs itself", from));
+        }
+        if (!runs[d][c]) {
+          const std::string example = p.axes.empty() ? "variant" : p.axes[0].name;
+          return Error(need.mark, need.field,
+                       absl::StrCat("stage '", dep_name, "' does not run in cell ", CellDesc(cell),
+                                    " (its 'when' excludes it); give stage '", st.name,
+                                    "' a 'when' that excludes this cell too, or pick the stage per "
+                                    "cell with a variable, e.g. needs: [\"${",
+                                    example, "}\"]"));
+        }
+        bool dup = false;
+        for (const Dep& have : deps[s]) dup = dup || have.stage == d;
+        if (dup) continue;  // harmless: the task needs it once
+        deps[s].push_back({d, n, substituted});
+        spec.add_needs(task_id(dep_name));
+      }
+
+      v1::StageSpec& run = *spec.mutable_run();
+      v1::ExecStage& exec = *run.mutable_exec();
+      for (const Text& arg : st.argv) {
+        MF_ASSIGN_OR_RETURN(std::string value, Substitute(arg, vars, where));
+        exec.add_argv(std::move(value));
+      }
+      exec.set_shell(st.shell);
+      for (const std::vector<EnvVar>* env : {&p.env, &st.env}) {
+        for (const EnvVar& e : *env) {  // stage env is second, so it overrides per key
+          MF_ASSIGN_OR_RETURN(std::string value, Substitute(e.value, vars, where));
+          (*run.mutable_env())[e.name] = std::move(value);
+        }
+      }
+      run.set_timeout_seconds(st.timeout_seconds);
+      run.set_retries(st.retries);
+      for (const Text& label : st.labels) {
+        MF_ASSIGN_OR_RETURN(std::string value, Substitute(label, vars, where));
+        if (absl::Status valid = ValidateLabel(value); !valid.ok()) {
+          return Error(label.mark, label.field, valid.message());
+        }
+        run.add_labels(std::move(value));
+      }
+    }
+
+    // Kahn's algorithm taking the lowest stage index first: the result is the
+    // file order wherever the dependencies allow it.
+    std::vector<int> waiting(num_stages, 0);
+    std::vector<std::vector<size_t>> dependants(num_stages);
+    std::set<size_t> ready;
+    for (size_t s = 0; s < num_stages; ++s) {
+      if (!runs[s][c]) continue;
+      waiting[s] = static_cast<int>(deps[s].size());
+      for (const Dep& d : deps[s]) dependants[d.stage].push_back(s);
+      if (waiting[s] == 0) ready.insert(s);
+    }
+    std::vector<bool> done(num_stages, false);
+    std::vector<size_t> order;
+    while (!ready.empty()) {
+      const size_t s = *ready.begin();
+      ready.erase(ready.begin());
+      done[s] = true;
+      order.push_back(s);
+      for (size_t t : dependants[s]) {
+        if (--waiting[t] == 0) ready.insert(t);
+      }
+    }
+    size_t running = 0;
+    for (size_t s = 0; s < num_stages; ++s) running += runs[s][c] ? 1 : 0;
+    if (order.size() != running) {
+      // Every stage left waits on another one left, so following the first
+      // such dependency from any of them must come back round: a cycle.
+      size_t start = 0;
+      while (!runs[start][c] || done[start]) ++start;
+      std::vector<size_t> path;
+      std::vector<int> seen_at(num_stages, -1);
+      size_t at = start;
+      while (seen_at[at] < 0) {
+        seen_at[at] = static_cast<int>(path.size());
+        path.push_back(at);
+        for (const Dep& d : deps[at]) {
+          if (!done[d.stage]) {
+            at = d.stage;
+            break;
+          }
+        }
+      }
+      std::vector<size_t> cycle(path.begin() + seen_at[at], path.end());
+      // Name the cycle from its first stage in the file, so the message does
+      // not depend on where the search happened to enter it.
+      size_t first = 0;
+      for (size_t i = 1; i < cycle.size(); ++i) {
+        if (cycle[i] < cycle[first]) first = i;
+      }
+      std::vector<std::string> names;
+      bool substituted = false;
+      const Text* blame = nullptr;
+      for (size_t i = 0; i < cycle.size(); ++i) {
+        const size_t s = cycle[(first + i) % cycle.size()];
+        const size_t next = cycle[(first + i + 1) % cycle.size()];
+        names.push_back(p.stages[s].name);
+        for (const Dep& d : deps[s]) {
+          if (d.stage != next) continue;
+          substituted = substituted || d.substituted;
+          if (blame == nullptr) blame = &p.stages[s].needs[d.item];
+        }
+      }
+      names.push_back(p.stages[cycle[first]].name);
+      return Error(blame->mark, blame->field,
+                   absl::StrCat("dependency cycle: ", absl::StrJoin(names, " -> "),
+                                substituted ? where : ""));
+    }
+    for (size_t s : order) *job.add_tasks() = std::move(tasks[s]);
+  }
+  return job;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
+                                       absl::string_view job_id, absl::string_view name_override) {
+  Compiler compiler(yaml, file);
+  try {
+    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
+    if (docs.empty()) {
+      return compiler.Error(YAML::Mark::null_mark(), "pipeline",
+                            "the file is empty; expected a mapping with a 'stages' list");
+    }
+    if (docs.size() > 1) {
+      return compiler.Error(docs[1].Mark(), "pipeline",
+                            absl::StrCat("the file holds ", docs.size(),
+                                         " YAML documents; a pipeline is a single document"));
+    }
+    Pipeline p;
+    MF_RETURN_IF_ERROR(compiler.Parse(docs[0], &p));
+    std::string name(name_override);
+    if (name.empty()) name = p.name;
+    if (name.empty()) name = BaseName(file);
+    return compiler.Expand(p, job_id, name);
+  } catch (const YAML::Exception& e) {
+    // An unquoted ${var} inside [ ] or { } ends the flow collection early and
+    // yaml-cpp only says "end of ... flow not found"; name the likely cause.
+    std::string hint;
+    if (e.mark.line >= 0) {
+      const std::vector<absl::string_view> lines = absl::StrSplit(yaml, '\n');
+      if (static_cast<size_t>(e.mark.line) < lines.size() &&
+          absl::StrContains(lines[e.mark.line], "${") && absl::StrContains(e.msg, "flow")) {
+        hint = " (inside [ ] or { }, quote strings that hold '${...}')";
+      }
+    }
+    return compiler.Error(e.mark, "yaml", absl::StrCat("syntax error: ", e.msg, hint));
+  }
+}
+
+}  // namespace musafarm::pipeline

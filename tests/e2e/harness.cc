@@ -1,0 +1,264 @@
+#include "tests/e2e/harness.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+
+extern char** environ;
+
+namespace musafarm::e2e {
+
+absl::StatusOr<std::unique_ptr<Process>> Process::Start(const std::vector<std::string>& argv,
+                                                        const std::string& log_path) {
+  std::vector<char*> c_argv;
+  std::vector<std::string> copy = argv;
+  for (std::string& a : copy) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND,
+                                   0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = 0;
+  int rc = posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return absl::InternalError(absl::StrCat("spawn ", argv[0], ": ", strerror(rc)));
+  return std::unique_ptr<Process>(new Process(pid, log_path));
+}
+
+Process::~Process() {
+  if (Running()) {
+    Signal(SIGKILL);
+    Wait(absl::Seconds(10));
+  }
+}
+
+void Process::Signal(int sig) {
+  if (!reaped_) ::kill(pid_, sig);
+}
+
+bool Process::Running() {
+  if (reaped_) return false;
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+    reaped_ = true;
+    status_ = status;
+    return false;
+  }
+  return true;
+}
+
+int Process::Wait(absl::Duration timeout) {
+  if (!WaitFor([this] { return !Running(); }, timeout)) return -1;
+  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+  return 128 + WTERMSIG(status_);
+}
+
+std::string Process::Output() const { return ReadFile(log_); }
+
+bool WaitFor(const std::function<bool()>& cond, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    if (cond()) return true;
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary);
+  out << content;
+}
+
+Farm::Farm() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  dir_ = (std::filesystem::temp_directory_path() /
+          absl::StrCat("musafarm-e2e-", info->test_suite_name(), "-", info->name(), "-", ::getpid()))
+             .string();
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+}
+
+Farm::~Farm() {
+  // Agents first, so they do not log a storm of reconnects.
+  for (auto& [name, agent] : agents_) {
+    agent->Signal(SIGTERM);
+    if (agent->Wait(absl::Seconds(15)) < 0) agent->Signal(SIGKILL);
+  }
+  agents_.clear();
+  if (coordinator_ != nullptr && coordinator_->Running()) StopCoordinator(SIGTERM);
+  if (!::testing::Test::HasFailure()) {
+    std::filesystem::remove_all(dir_);
+  } else {
+    std::cerr << "farm files kept in " << dir_ << "\n";
+  }
+}
+
+std::string Farm::address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+void Farm::StartCoordinator(const std::vector<std::string>& extra_flags) {
+  const std::string port_file = dir_ + "/coordinator.port";
+  std::filesystem::remove(port_file);
+  std::vector<std::string> argv = {MF_COORDINATOR_BIN,
+                                   "--listen",
+                                   absl::StrCat("127.0.0.1:", port_),
+                                   "--port-file",
+                                   port_file,
+                                   "--data-dir",
+                                   dir_ + "/coordinator"};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  auto p = Process::Start(argv, dir_ + "/coordinator.log");
+  ASSERT_TRUE(p.ok()) << p.status();
+  coordinator_ = *std::move(p);
+  ++coordinator_starts_;
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(port_file) || !coordinator_->Running(); }))
+      << coordinator_->Output();
+  ASSERT_TRUE(coordinator_->Running()) << coordinator_->Output();
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(port_file)), &port));
+  port_ = port;
+}
+
+void Farm::StopCoordinator(int sig) {
+  coordinator_->Signal(sig);
+  ASSERT_GE(coordinator_->Wait(absl::Seconds(20)), 0) << "coordinator did not stop";
+}
+
+Process* Farm::StartAgent(const std::string& name, const std::vector<std::string>& labels,
+                          int slots) {
+  std::vector<std::string> argv = {MF_AGENT_BIN, "--coordinator", address(), "--name", name,
+                                   "--slots", absl::StrCat(slots), "--work-dir",
+                                   dir_ + "/agent-" + name, "--kill-grace", "1"};
+  for (const std::string& l : labels) {
+    argv.push_back("--label");
+    argv.push_back(l);
+  }
+  auto p = Process::Start(argv, dir_ + "/agent-" + name + ".log");
+  EXPECT_TRUE(p.ok()) << p.status();
+  Process* raw = p->get();
+  agents_[name] = *std::move(p);
+  return raw;
+}
+
+std::unique_ptr<Process> Farm::CliAsync(const std::vector<std::string>& args,
+                                        const std::string& log) {
+  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto p = Process::Start(argv, log);
+  EXPECT_TRUE(p.ok()) << p.status();
+  return p.ok() ? *std::move(p) : nullptr;
+}
+
+CliResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout) {
+  static int n = 0;
+  const std::string base = absl::StrCat(dir_, "/cli-", n++);
+  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> c_argv;
+  for (std::string& a : argv) c_argv.push_back(a.data());
+  c_argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 1, (base + ".out").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 2, (base + ".err").c_str(),
+                                   O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid = 0;
+  CliResult r;
+  int rc = posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return r;
+  int status = 0;
+  bool done = WaitFor([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+  if (!done) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  r.exit_code = done && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadFile(base + ".out");
+  r.err = ReadFile(base + ".err");
+  return r;
+}
+
+std::string Farm::WritePipeline(const std::string& name, const std::string& yaml) {
+  const std::string path = dir_ + "/" + name;
+  WriteFile(path, yaml);
+  return path;
+}
+
+std::string Farm::Submit(const std::string& pipeline_file) {
+  CliResult r = Cli({"--output", "json", "submit", pipeline_file});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  v1::Job job;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &job).ok()) << r.out;
+  return job.id();
+}
+
+absl::StatusOr<v1::Job> Farm::Job(const std::string& id) {
+  CliResult r = Cli({"--output", "json", "status", id});
+  if (r.exit_code != 0 && r.exit_code != 1) {
+    return absl::UnavailableError(absl::StrCat("status exit ", r.exit_code, ": ", r.err));
+  }
+  v1::Job job;
+  auto s = google::protobuf::util::JsonStringToMessage(r.out, &job);
+  if (!s.ok()) return absl::InternalError(absl::StrCat("bad json: ", r.out));
+  return job;
+}
+
+std::vector<v1::Agent> Farm::Agents() {
+  CliResult r = Cli({"--output", "json", "agents"});
+  v1::ListAgentsResponse resp;
+  if (r.exit_code != 0 || !google::protobuf::util::JsonStringToMessage(r.out, &resp).ok()) return {};
+  return {resp.agents().begin(), resp.agents().end()};
+}
+
+bool Farm::WaitForJobEnd(const std::string& id, absl::Duration timeout) {
+  return WaitFor(
+      [&] {
+        auto job = Job(id);
+        return job.ok() && job->state() != v1::JOB_STATE_RUNNING;
+      },
+      timeout);
+}
+
+bool Farm::WaitForTaskState(const std::string& job_id, const std::string& task,
+                            v1::TaskState state, absl::Duration timeout) {
+  return WaitFor(
+      [&] {
+        auto job = Job(job_id);
+        if (!job.ok()) return false;
+        const v1::Task* t = FindTask(*job, task);
+        return t != nullptr && t->state() == state;
+      },
+      timeout);
+}
+
+const v1::Task* FindTask(const v1::Job& job, const std::string& suffix) {
+  for (const v1::Task& t : job.tasks()) {
+    if (t.id() == job.id() + "/" + suffix) return &t;
+  }
+  return nullptr;
+}
+
+}  // namespace musafarm::e2e
