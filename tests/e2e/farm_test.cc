@@ -217,7 +217,7 @@ TEST_F(FarmTest, BadSpecsGetClearMessagesAndExitTwoWhileServingOthers) {
     EXPECT_EQ(r.exit_code, 2) << c.name << ": " << r.err;
     EXPECT_TRUE(absl::StrContains(r.err, c.want)) << c.name << ": " << r.err;
   }
-  CliResult jobs = farm_.Cli({"--output", "json", "jobs"});
+  CliResult jobs = farm_.Cli({"jobs", "--output", "json"});
   EXPECT_EQ(jobs.exit_code, 0);
   EXPECT_FALSE(absl::StrContains(jobs.out, "\"id\"")) << "a bad spec queued something: " << jobs.out;
   // The coordinator still serves.

@@ -208,7 +208,7 @@ std::string Farm::WritePipeline(const std::string& name, const std::string& yaml
 }
 
 std::string Farm::Submit(const std::string& pipeline_file) {
-  CliResult r = Cli({"--output", "json", "submit", pipeline_file});
+  CliResult r = Cli({"submit", pipeline_file, "--output", "json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   v1::Job job;
   EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &job).ok()) << r.out;
@@ -216,7 +216,7 @@ std::string Farm::Submit(const std::string& pipeline_file) {
 }
 
 absl::StatusOr<v1::Job> Farm::Job(const std::string& id) {
-  CliResult r = Cli({"--output", "json", "status", id});
+  CliResult r = Cli({"status", id, "--output", "json"});
   if (r.exit_code != 0 && r.exit_code != 1) {
     return absl::UnavailableError(absl::StrCat("status exit ", r.exit_code, ": ", r.err));
   }
@@ -227,7 +227,7 @@ absl::StatusOr<v1::Job> Farm::Job(const std::string& id) {
 }
 
 std::vector<v1::Agent> Farm::Agents() {
-  CliResult r = Cli({"--output", "json", "agents"});
+  CliResult r = Cli({"agents", "--output", "json"});
   v1::ListAgentsResponse resp;
   if (r.exit_code != 0 || !google::protobuf::util::JsonStringToMessage(r.out, &resp).ok()) return {};
   return {resp.agents().begin(), resp.agents().end()};
