@@ -6,34 +6,13 @@
 
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_agent_connection.h"
 #include "tests/fakes/fake_clock.h"
 
 namespace musafarm::coordinator {
 namespace {
 
-// Records what the core sends to one agent.
-class FakeConnection final : public AgentConnection {
- public:
-  void Send(v1::CoordinatorMessage msg) override { sent.push_back(std::move(msg)); }
-  void Close(const absl::Status& why) override { closed = why; }
-  std::string Peer() const override { return "fake"; }
-  std::vector<v1::Assignment> TakeAssignments() {
-    std::vector<v1::Assignment> out;
-    for (const auto& m : sent) {
-      if (m.has_assignment()) out.push_back(m.assignment());
-    }
-    sent.clear();
-    return out;
-  }
-  bool SawCancel(const std::string& task, uint64_t attempt) const {
-    for (const auto& m : sent) {
-      if (m.has_cancel() && m.cancel().task_id() == task && m.cancel().attempt_id() == attempt) return true;
-    }
-    return false;
-  }
-  std::vector<v1::CoordinatorMessage> sent;
-  absl::Status closed = absl::OkStatus();
-};
+using FakeConnection = testing::FakeAgentConnection;
 
 class RecordingWatcher final : public Watcher {
  public:

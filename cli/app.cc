@@ -1,0 +1,122 @@
+#include "cli/app.h"
+
+#include <ostream>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "cli/commands/commands.h"
+
+namespace musafarm::cli {
+namespace {
+
+void AddOutputOption(CLI::App* cmd, std::string* output) {
+  cmd->add_option("--output,-o", *output, "Output format: table or json (one JSON object a line)")
+      ->check(CLI::IsMember({"table", "json"}).description(""))
+      ->type_name("FORMAT")
+      ->capture_default_str();
+}
+
+}  // namespace
+
+int RunCli(int argc, const char* const* argv, CommandEnv env) {
+  CLI::App app("musafarm: submit and follow jobs on a musafarm build farm", "musafarm");
+  app.set_version_flag("--version", "musafarm 0.1.0");
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
+  std::string coordinator;
+  app.add_option("--coordinator,-c", coordinator,
+                 "Coordinator address HOST:PORT (else $MUSAFARM_COORDINATOR, else 'coordinator:' "
+                 "in $MUSAFARM_CONFIG or ~/.config/musafarm/config.yaml, else 127.0.0.1:7070)")
+      ->type_name("HOST:PORT");
+  app.failure_message([](const CLI::App* top, const CLI::Error& e) {
+    std::string cmd = top->get_display_name();
+    for (const CLI::App* sub : top->get_subcommands()) absl::StrAppend(&cmd, " ", sub->get_name());
+    return absl::StrCat("musafarm: ", e.what(), "\nRun '", cmd, " --help' for more information.\n");
+  });
+  app.footer(
+      "Exit codes: 0 ok; 1 job failed or cancelled; 2 bad usage or input; 3 coordinator "
+      "unreachable.");
+
+  std::string output = "table";
+  SubmitOptions submit;
+  bool submit_logs = false;
+  CLI::App* submit_cmd =
+      app.add_subcommand("submit", "Validate a pipeline file and submit it as a job");
+  submit_cmd->add_option("file", submit.file, "Pipeline file")->capture_default_str();
+  submit_cmd->add_option("--name", submit.name, "Job name (overrides the pipeline's name)");
+  submit_cmd->add_flag("--watch,-w", submit.watch, "Watch the job until it ends");
+  submit_cmd->add_flag("--logs", submit_logs, "With --watch: print task logs too");
+  AddOutputOption(submit_cmd, &output);
+
+  int limit = 0;
+  CLI::App* jobs_cmd = app.add_subcommand("jobs", "List jobs, newest first");
+  jobs_cmd->add_option("--limit,-n", limit, "At most N jobs (0: the coordinator's default, 50)")
+      ->check(CLI::NonNegativeNumber);
+  AddOutputOption(jobs_cmd, &output);
+
+  std::string id;
+  CLI::App* status_cmd = app.add_subcommand("status", "Show a job, or one task of it");
+  status_cmd->add_option("id", id, "Job id (7) or task id (7/dev-3.8/base)")->required();
+  AddOutputOption(status_cmd, &output);
+
+  WatchOptions watch;
+  CLI::App* watch_cmd = app.add_subcommand("watch", "Follow a job until it ends");
+  watch_cmd->add_option("id", watch.job_id, "Job id")->required();
+  watch_cmd->add_flag("--logs", watch.logs, "Print task logs too");
+  AddOutputOption(watch_cmd, &output);
+
+  std::string task;
+  bool follow = false;
+  CLI::App* logs_cmd = app.add_subcommand("logs", "Print a task's log (raw bytes)");
+  logs_cmd->add_option("task", task, "Task id (7/dev-3.8/base)")->required();
+  logs_cmd->add_flag("--follow,-f", follow, "Keep printing until the task has ended");
+
+  CLI::App* cancel_cmd = app.add_subcommand("cancel", "Cancel a job or a task");
+  cancel_cmd->add_option("id", id, "Job id or task id")->required();
+  AddOutputOption(cancel_cmd, &output);
+
+  CLI::App* agents_cmd = app.add_subcommand("agents", "List agents");
+  AddOutputOption(agents_cmd, &output);
+
+  std::string agent;
+  CLI::App* drain_cmd = app.add_subcommand("drain", "Stop giving new work to an agent");
+  drain_cmd->add_option("agent", agent, "Agent name")->required();
+  AddOutputOption(drain_cmd, &output);
+  CLI::App* undrain_cmd = app.add_subcommand("undrain", "Give an agent work again");
+  undrain_cmd->add_option("agent", agent, "Agent name")->required();
+  AddOutputOption(undrain_cmd, &output);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" with code 0; they print to out.
+    const int code = app.exit(e, *env.out, *env.err);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+
+  absl::StatusOr<std::string> address = ResolveCoordinator(coordinator);
+  if (!address.ok()) {
+    *env.err << "musafarm: " << address.status().message() << "\n";
+    return kExitUsage;
+  }
+  env.coordinator = *address;
+  env.output = output == "json" ? OutputFormat::kJson : OutputFormat::kTable;
+
+  if (submit_cmd->parsed()) {
+    submit.watch_options.logs = submit_logs;
+    return RunSubmit(env, submit);
+  }
+  if (jobs_cmd->parsed()) return RunJobs(env, limit);
+  if (status_cmd->parsed()) return RunStatus(env, id);
+  if (watch_cmd->parsed()) return RunWatch(env, watch);
+  if (logs_cmd->parsed()) return RunLogs(env, task, follow);
+  if (cancel_cmd->parsed()) return RunCancel(env, id);
+  if (agents_cmd->parsed()) return RunAgents(env);
+  if (drain_cmd->parsed()) return RunDrain(env, agent, /*undrain=*/false);
+  if (undrain_cmd->parsed()) return RunDrain(env, agent, /*undrain=*/true);
+  return kExitUsage;  // unreachable: require_subcommand(1)
+}
+
+}  // namespace musafarm::cli

@@ -1,0 +1,80 @@
+#pragma once
+
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "grpcpp/support/status.h"
+
+namespace grpc {
+class Channel;
+class ClientContext;
+}  // namespace grpc
+
+namespace google::protobuf {
+class Message;
+}  // namespace google::protobuf
+
+namespace musafarm::cli {
+
+// Process exit codes of `musafarm`; scripts depend on them.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitJobFailed = 1,    // the job failed or was cancelled; also any other server error
+  kExitUsage = 2,        // bad usage or input: flags, spec, unknown id, wrong state
+  kExitUnreachable = 3,  // the coordinator cannot be reached or does not answer
+};
+
+inline constexpr char kDefaultCoordinator[] = "127.0.0.1:7070";
+inline constexpr char kCoordinatorEnv[] = "MUSAFARM_COORDINATOR";
+inline constexpr char kConfigEnv[] = "MUSAFARM_CONFIG";
+// Every unary call gets this deadline.
+inline constexpr absl::Duration kUnaryDeadline = absl::Seconds(10);
+
+enum class OutputFormat { kTable, kJson };
+
+// Returns the value of the `coordinator:` key of a config file, if present.
+// The file is a trivial YAML map: `coordinator: HOST:PORT`, `#` comments, other
+// keys ignored, the value optionally quoted.
+std::optional<std::string> ParseConfigCoordinator(absl::string_view content);
+
+// The coordinator address: `flag` when non-empty, else $MUSAFARM_COORDINATOR,
+// else the config file ($MUSAFARM_CONFIG, or $HOME/.config/musafarm/config.yaml),
+// else kDefaultCoordinator. A missing default config file is skipped; a
+// $MUSAFARM_CONFIG that cannot be read is an InvalidArgument error.
+absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag);
+
+// Maps the status of a failed RPC to the process exit code.
+int ExitCodeForStatus(grpc::StatusCode code);
+
+// What a command writes to and where it connects. Commands never touch
+// std::cout/std::cerr directly, so tests pass string streams.
+struct CommandEnv {
+  std::string coordinator = kDefaultCoordinator;
+  OutputFormat output = OutputFormat::kTable;
+  std::ostream* out = nullptr;  // not owned
+  std::ostream* err = nullptr;  // not owned
+  bool tty = false;             // stdout is a terminal: live views, colour-free redraws
+  absl::TimeZone tz = absl::LocalTimeZone();
+  const Clock* clock = RealClock::Get();  // not owned
+};
+
+// An insecure channel to `address`.
+std::shared_ptr<grpc::Channel> NewChannel(const std::string& address);
+
+// Sets the kUnaryDeadline on a unary call's context.
+void SetUnaryDeadline(grpc::ClientContext* ctx);
+
+// Prints what went wrong with a call to stderr and returns the exit code, e.g.
+// "musafarm: cannot reach coordinator at 127.0.0.1:1: failed to connect ...".
+int ReportRpcError(const CommandEnv& env, const grpc::Status& status);
+
+// Prints `msg` as one line of JSON (proto3 JSON mapping, defaults included).
+void PrintJson(const CommandEnv& env, const google::protobuf::Message& msg);
+
+}  // namespace musafarm::cli

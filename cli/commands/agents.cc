@@ -1,0 +1,31 @@
+#include <ostream>
+#include <vector>
+
+#include "cli/client.h"
+#include "cli/commands/commands.h"
+#include "cli/render.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "musafarm/v1/user_service.grpc.pb.h"
+
+namespace musafarm::cli {
+
+int RunAgents(const CommandEnv& env) {
+  std::unique_ptr<v1::UserService::Stub> stub =
+      v1::UserService::NewStub(NewChannel(env.coordinator));
+  v1::ListAgentsResponse resp;
+  grpc::ClientContext ctx;
+  SetUnaryDeadline(&ctx);
+  if (grpc::Status s = stub->ListAgents(&ctx, v1::ListAgentsRequest(), &resp); !s.ok()) {
+    return ReportRpcError(env, s);
+  }
+  if (env.output == OutputFormat::kJson) {
+    PrintJson(env, resp);
+    return kExitOk;
+  }
+  const std::vector<v1::Agent> agents(resp.agents().begin(), resp.agents().end());
+  for (const std::string& l : RenderAgents(agents, env.clock->Now())) *env.out << l << "\n";
+  return kExitOk;
+}
+
+}  // namespace musafarm::cli

@@ -1,0 +1,44 @@
+#pragma once
+
+// One function per `musafarm` subcommand. Each returns the process exit code
+// (cli/client.h) and writes only to env.out / env.err, so tests drive them
+// against a fake coordinator with string streams.
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "cli/client.h"
+
+namespace musafarm::cli {
+
+struct WatchOptions {
+  std::string job_id;
+  bool logs = false;
+  // Resume after a broken stream: give up once reconnecting has failed this long.
+  absl::Duration give_up_after = absl::Seconds(60);
+  absl::Duration backoff_initial = absl::Milliseconds(250);
+  absl::Duration backoff_max = absl::Seconds(5);
+  // Live view redraw period on a terminal.
+  absl::Duration redraw_every = absl::Milliseconds(200);
+};
+
+struct SubmitOptions {
+  std::string file = "musafarm.yaml";
+  std::string name;
+  bool watch = false;
+  WatchOptions watch_options;  // job_id is filled in from the submitted job
+};
+
+int RunSubmit(const CommandEnv& env, const SubmitOptions& opts);
+int RunJobs(const CommandEnv& env, int limit);
+// `id` is a job id ("7") or a task id ("7/dev-3.8/base").
+int RunStatus(const CommandEnv& env, const std::string& id);
+int RunWatch(const CommandEnv& env, const WatchOptions& opts);
+// Writes the task's log to env.out; with `follow`, until the task has ended.
+int RunLogs(const CommandEnv& env, const std::string& task_id, bool follow,
+            const WatchOptions& resume = {});
+int RunCancel(const CommandEnv& env, const std::string& id);
+int RunAgents(const CommandEnv& env);
+int RunDrain(const CommandEnv& env, const std::string& agent, bool undrain);
+
+}  // namespace musafarm::cli

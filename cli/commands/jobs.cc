@@ -1,0 +1,32 @@
+#include <ostream>
+#include <vector>
+
+#include "cli/client.h"
+#include "cli/commands/commands.h"
+#include "cli/render.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "musafarm/v1/user_service.grpc.pb.h"
+
+namespace musafarm::cli {
+
+int RunJobs(const CommandEnv& env, int limit) {
+  std::unique_ptr<v1::UserService::Stub> stub =
+      v1::UserService::NewStub(NewChannel(env.coordinator));
+  v1::ListJobsRequest req;
+  req.set_limit(limit);
+  v1::ListJobsResponse resp;
+  grpc::ClientContext ctx;
+  SetUnaryDeadline(&ctx);
+  if (grpc::Status s = stub->ListJobs(&ctx, req, &resp); !s.ok()) return ReportRpcError(env, s);
+
+  if (env.output == OutputFormat::kJson) {
+    PrintJson(env, resp);
+    return kExitOk;
+  }
+  const std::vector<v1::Job> jobs(resp.jobs().begin(), resp.jobs().end());
+  for (const std::string& l : RenderJobs(jobs, env.clock->Now(), env.tz)) *env.out << l << "\n";
+  return kExitOk;
+}
+
+}  // namespace musafarm::cli

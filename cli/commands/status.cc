@@ -1,0 +1,55 @@
+#include <ostream>
+
+#include "cli/client.h"
+#include "cli/commands/commands.h"
+#include "cli/render.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "musafarm/v1/user_service.grpc.pb.h"
+
+namespace musafarm::cli {
+
+int RunStatus(const CommandEnv& env, const std::string& id) {
+  const std::string job_id = JobIdOf(id);
+  const bool is_task = job_id.size() != id.size();
+  if (job_id.empty()) {
+    *env.err << "musafarm: '" << id << "' is neither a job id nor a task id\n";
+    return kExitUsage;
+  }
+  std::unique_ptr<v1::UserService::Stub> stub =
+      v1::UserService::NewStub(NewChannel(env.coordinator));
+  v1::GetJobRequest req;
+  req.set_job_id(job_id);
+  v1::Job job;
+  grpc::ClientContext ctx;
+  SetUnaryDeadline(&ctx);
+  if (grpc::Status s = stub->GetJob(&ctx, req, &job); !s.ok()) return ReportRpcError(env, s);
+
+  const v1::Task* task = nullptr;
+  if (is_task) {
+    for (const v1::Task& t : job.tasks()) {
+      if (t.id() == id) task = &t;
+    }
+    if (task == nullptr) {
+      *env.err << "musafarm: job " << job_id << " has no task " << id << "\n";
+      return kExitUsage;
+    }
+  }
+
+  if (env.output == OutputFormat::kJson) {
+    if (task != nullptr) {
+      PrintJson(env, *task);
+    } else {
+      PrintJson(env, job);
+    }
+  } else {
+    for (const std::string& l : RenderStatus(job, is_task ? id : "", env.clock->Now())) {
+      *env.out << l << "\n";
+    }
+  }
+  return job.state() == v1::JOB_STATE_FAILED || job.state() == v1::JOB_STATE_CANCELLED
+             ? kExitJobFailed
+             : kExitOk;
+}
+
+}  // namespace musafarm::cli

@@ -1,0 +1,588 @@
+// Drives the command functions against a fake UserService on 127.0.0.1:0.
+#include "cli/commands/commands.h"
+
+#include <cstdio>
+#include <deque>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "cli/app.h"
+#include "cli/client.h"
+#include "gmock/gmock.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+#include "musafarm/v1/user_service.grpc.pb.h"
+#include "tests/fakes/fake_clock.h"
+
+namespace musafarm::cli {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::Pair;
+
+constexpr int64_t kT0 = 1'700'000'000'000'000;  // unix microseconds; FakeClock's default start
+
+v1::Task MakeTask(const std::string& id, v1::TaskState state, uint64_t attempt = 0,
+                  const std::string& agent = "") {
+  v1::Task t;
+  t.set_id(id);
+  t.set_job_id("7");
+  t.set_state(state);
+  t.set_attempt_id(attempt);
+  t.set_agent(agent);
+  return t;
+}
+
+v1::Job MakeJob(v1::JobState state, std::vector<v1::Task> tasks) {
+  v1::Job j;
+  j.set_id("7");
+  j.set_name("demo");
+  j.set_state(state);
+  j.set_created_us(kT0 - 30'000'000);
+  if (state != v1::JOB_STATE_RUNNING) j.set_ended_us(kT0);
+  for (v1::Task& t : tasks) *j.add_tasks() = t;
+  return j;
+}
+
+v1::WatchEvent SnapshotEv(v1::Job j) {
+  v1::WatchEvent ev;
+  *ev.mutable_snapshot() = std::move(j);
+  return ev;
+}
+v1::WatchEvent FinishedEv(v1::Job j) {
+  v1::WatchEvent ev;
+  *ev.mutable_finished() = std::move(j);
+  return ev;
+}
+v1::WatchEvent TaskEv(v1::Task t) {
+  v1::WatchEvent ev;
+  *ev.mutable_task() = std::move(t);
+  return ev;
+}
+v1::WatchEvent LogEv(const std::string& task, uint64_t attempt, uint64_t offset,
+                     const std::string& data) {
+  v1::WatchEvent ev;
+  ev.mutable_log()->set_task_id(task);
+  ev.mutable_log()->set_attempt_id(attempt);
+  ev.mutable_log()->set_offset(offset);
+  ev.mutable_log()->set_data(data);
+  return ev;
+}
+
+// One WatchJob call's worth of events, then the status that ends it.
+struct WatchScript {
+  std::vector<v1::WatchEvent> events;
+  grpc::Status end = grpc::Status::OK;
+};
+
+// A scripted coordinator: records requests, answers from canned data.
+// Thread-safe (gRPC's sync server calls it on its own threads).
+class FakeUserService final : public v1::UserService::Service {
+ public:
+  grpc::Status Submit(grpc::ServerContext*, const v1::SubmitRequest* req,
+                      v1::SubmitResponse* resp) override {
+    absl::MutexLock lock(&mu_);
+    submits.push_back(*req);
+    if (!submit_error.ok()) return submit_error;
+    *resp->mutable_job() = job;
+    return grpc::Status::OK;
+  }
+  grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest* req, v1::Job* resp) override {
+    absl::MutexLock lock(&mu_);
+    get_jobs.push_back(req->job_id());
+    if (req->job_id() != job.id()) return {grpc::StatusCode::NOT_FOUND, "no job " + req->job_id()};
+    *resp = job;
+    return grpc::Status::OK;
+  }
+  grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+                        v1::ListJobsResponse* resp) override {
+    absl::MutexLock lock(&mu_);
+    list_limit = req->limit();
+    v1::Job j = job;
+    j.clear_tasks();
+    *resp->add_jobs() = j;
+    return grpc::Status::OK;
+  }
+  grpc::Status WatchJob(grpc::ServerContext*, const v1::WatchJobRequest* req,
+                        grpc::ServerWriter<v1::WatchEvent>* writer) override {
+    WatchScript script;
+    {
+      absl::MutexLock lock(&mu_);
+      watches.push_back(*req);
+      if (scripts.empty()) return {grpc::StatusCode::UNAVAILABLE, "no more scripts"};
+      script = scripts.front();
+      scripts.pop_front();
+    }
+    for (const v1::WatchEvent& ev : script.events) writer->Write(ev);
+    return script.end;
+  }
+  grpc::Status GetLog(grpc::ServerContext*, const v1::GetLogRequest* req,
+                      v1::GetLogResponse* resp) override {
+    absl::MutexLock lock(&mu_);
+    get_logs.push_back(*req);
+    // At most 4 bytes a call, so the client must page.
+    const size_t off = std::min<size_t>(req->offset(), log.size());
+    resp->set_data(log.substr(off, 4));
+    resp->set_offset(off);
+    resp->set_size(log.size());
+    resp->set_complete(log_complete);
+    return grpc::Status::OK;
+  }
+  grpc::Status Cancel(grpc::ServerContext*, const v1::CancelRequest* req,
+                      v1::CancelResponse* resp) override {
+    absl::MutexLock lock(&mu_);
+    cancelled_id = req->id();
+    resp->add_cancelled("7/a");
+    resp->add_cancelled("7/b");
+    return grpc::Status::OK;
+  }
+  grpc::Status ListAgents(grpc::ServerContext*, const v1::ListAgentsRequest*,
+                          v1::ListAgentsResponse* resp) override {
+    v1::Agent* a = resp->add_agents();
+    a->set_name("gpu-1");
+    a->set_state(v1::AGENT_STATE_CONNECTED);
+    a->set_slots(2);
+    a->set_used_slots(1);
+    a->add_labels("gpu=s4000");
+    a->add_running_tasks("7/a");
+    a->set_last_seen_us(kT0 - 2'000'000);
+    return grpc::Status::OK;
+  }
+  grpc::Status Drain(grpc::ServerContext*, const v1::DrainRequest* req,
+                     v1::DrainResponse* resp) override {
+    if (req->agent() != "gpu-1") return {grpc::StatusCode::NOT_FOUND, "no agent " + req->agent()};
+    resp->mutable_agent()->set_name(req->agent());
+    resp->mutable_agent()->set_state(req->undrain() ? v1::AGENT_STATE_CONNECTED
+                                                    : v1::AGENT_STATE_DRAINING);
+    return grpc::Status::OK;
+  }
+
+  // Set before the calls; read after. Tests run one command at a time, so the
+  // lock is only for the server's threads.
+  absl::Mutex mu_;
+  v1::Job job;
+  grpc::Status submit_error = grpc::Status::OK;
+  std::deque<WatchScript> scripts;
+  std::string log;
+  bool log_complete = false;
+  std::vector<v1::SubmitRequest> submits;
+  std::vector<std::string> get_jobs;
+  std::vector<v1::WatchJobRequest> watches;
+  std::vector<v1::GetLogRequest> get_logs;
+  int list_limit = -1;
+  std::string cancelled_id;
+};
+
+class CommandsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    b.RegisterService(&service_);
+    server_ = b.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_NE(port_, 0);
+    env_.coordinator = absl::StrCat("127.0.0.1:", port_);
+    env_.out = &out_;
+    env_.err = &err_;
+    env_.tz = absl::UTCTimeZone();
+    env_.clock = &clock_;
+    watch_.backoff_initial = absl::Milliseconds(10);
+    watch_.backoff_max = absl::Milliseconds(20);
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  std::string WriteSpec(const std::string& content) {
+    const std::string path =
+        absl::StrCat(::testing::TempDir(), "/spec_",
+                     ::testing::UnitTest::GetInstance()->current_test_info()->name(), ".yaml");
+    std::ofstream(path) << content;
+    return path;
+  }
+  std::vector<std::string> OutLines() const {
+    std::vector<std::string> lines = absl::StrSplit(out_.str(), '\n');
+    if (!lines.empty() && lines.back().empty()) lines.pop_back();
+    return lines;
+  }
+
+  FakeUserService service_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  testing::FakeClock clock_;
+  std::ostringstream out_, err_;
+  CommandEnv env_;
+  WatchOptions watch_;
+};
+
+constexpr char kSpec[] = "name: demo\nstages:\n  - name: build\n    exec: [make]\n";
+
+TEST_F(CommandsTest, SubmitSendsTheFileAndPrintsTheJob) {
+  service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
+  SubmitOptions opts;
+  opts.file = WriteSpec(kSpec);
+  opts.name = "renamed";
+  EXPECT_EQ(RunSubmit(env_, opts), 0) << err_.str();
+  ASSERT_EQ(service_.submits.size(), 1u);
+  EXPECT_EQ(service_.submits[0].spec_yaml(), kSpec);
+  EXPECT_EQ(service_.submits[0].spec_file(), opts.file);
+  EXPECT_EQ(service_.submits[0].name(), "renamed");
+  EXPECT_EQ(out_.str(), "submitted job 7 (1 tasks)\n");
+  EXPECT_EQ(err_.str(), "");
+}
+
+TEST_F(CommandsTest, SubmitJsonPrintsTheJob) {
+  service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
+  env_.output = OutputFormat::kJson;
+  SubmitOptions opts;
+  opts.file = WriteSpec(kSpec);
+  EXPECT_EQ(RunSubmit(env_, opts), 0) << err_.str();
+  EXPECT_THAT(out_.str(),
+              AllOf(HasSubstr("\"id\":\"7\""), HasSubstr("\"state\":\"JOB_STATE_RUNNING\"")));
+}
+
+TEST_F(CommandsTest, SubmitRejectsABadSpecWithoutContactingTheServer) {
+  SubmitOptions opts;
+  opts.file = WriteSpec("name: demo\nstages:\n  - name: build\n    exce: [make]\n");
+  EXPECT_EQ(RunSubmit(env_, opts), 2);
+  EXPECT_TRUE(service_.submits.empty());
+  // The spec error verbatim: FILE:LINE:COL: FIELD: message.
+  EXPECT_TRUE(absl::StartsWith(err_.str(), opts.file + ":4:")) << err_.str();
+  EXPECT_EQ(out_.str(), "");
+}
+
+TEST_F(CommandsTest, SubmitOfAMissingFileIsUsageError) {
+  SubmitOptions opts;
+  opts.file = ::testing::TempDir() + "/does-not-exist.yaml";
+  EXPECT_EQ(RunSubmit(env_, opts), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("cannot read " + opts.file));
+  EXPECT_TRUE(service_.submits.empty());
+}
+
+TEST_F(CommandsTest, SubmitServerSpecErrorIsUsageError) {
+  service_.submit_error = {grpc::StatusCode::INVALID_ARGUMENT, "f.yaml:1:1: stages: bad"};
+  SubmitOptions opts;
+  opts.file = WriteSpec(kSpec);
+  EXPECT_EQ(RunSubmit(env_, opts), 2);
+  EXPECT_EQ(err_.str(), "f.yaml:1:1: stages: bad\n");
+}
+
+// The job of the watch tests: a builds and succeeds, b fails.
+WatchScript FailingJobScript() {
+  WatchScript s;
+  s.events.push_back(
+      SnapshotEv(MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/dev/a", v1::TASK_STATE_QUEUED),
+                                                 MakeTask("7/dev/b", v1::TASK_STATE_PENDING)})));
+  s.events.push_back(TaskEv(MakeTask("7/dev/a", v1::TASK_STATE_RUNNING, 1, "h1")));
+  s.events.push_back(LogEv("7/dev/a", 1, 0, "hello\nwor"));
+  s.events.push_back(LogEv("7/dev/a", 1, 9, "ld\nno newline"));
+  v1::Task a_done = MakeTask("7/dev/a", v1::TASK_STATE_SUCCEEDED, 1, "h1");
+  a_done.set_started_us(kT0 - 20'000'000);
+  a_done.set_ended_us(kT0 - 10'000'000);
+  s.events.push_back(TaskEv(a_done));
+  v1::Task b_failed = MakeTask("7/dev/b", v1::TASK_STATE_FAILED, 2, "h2");
+  b_failed.set_reason("exit code 2");
+  b_failed.set_exit_code(2);
+  b_failed.set_started_us(kT0 - 10'000'000);
+  b_failed.set_ended_us(kT0 - 5'000'000);
+  s.events.push_back(TaskEv(b_failed));
+  s.events.push_back(FinishedEv(MakeJob(v1::JOB_STATE_FAILED, {a_done, b_failed})));
+  return s;
+}
+
+TEST_F(CommandsTest, WatchPrintsTransitionsAndLogsAndFailsForAFailedJob) {
+  service_.scripts.push_back(FailingJobScript());
+  watch_.job_id = "7";
+  watch_.logs = true;
+  EXPECT_EQ(RunWatch(env_, watch_), 1) << err_.str();
+  EXPECT_THAT(
+      OutLines(),
+      ElementsAre("22:13:20 dev/a queued",         //
+                  "22:13:20 dev/b pending",        //
+                  "22:13:20 dev/a running on h1",  //
+                  "[dev/a] hello",                 //
+                  "[dev/a] world",                 //
+                  "22:13:20 dev/a succeeded on h1", "22:13:20 dev/b failed on h2 (exit code 2)",
+                  "[dev/a] no newline",  //
+                  "",                    //
+                  "TASK   STATE      AGENT  DURATION  EXIT", "dev/a  succeeded  h1     10s       0",
+                  "dev/b  failed     h2     5.0s      2",  //
+                  "job 7 failed in 30s"));
+  ASSERT_EQ(service_.watches.size(), 1u);
+  EXPECT_EQ(service_.watches[0].job_id(), "7");
+  EXPECT_TRUE(service_.watches[0].logs());
+  EXPECT_EQ(err_.str(), "");
+}
+
+TEST_F(CommandsTest, WatchSucceededJobExitsZero) {
+  v1::Task done = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED, 1, "h1");
+  WatchScript s;
+  s.events = {SnapshotEv(MakeJob(v1::JOB_STATE_SUCCEEDED, {done})),
+              FinishedEv(MakeJob(v1::JOB_STATE_SUCCEEDED, {done}))};
+  service_.scripts.push_back(s);
+  watch_.job_id = "7";
+  EXPECT_EQ(RunWatch(env_, watch_), 0) << err_.str();
+  EXPECT_EQ(OutLines().back(), "job 7 succeeded in 30s");
+}
+
+TEST_F(CommandsTest, WatchJsonPrintsOneEventALine) {
+  service_.scripts.push_back(FailingJobScript());
+  env_.output = OutputFormat::kJson;
+  watch_.job_id = "7";
+  EXPECT_EQ(RunWatch(env_, watch_), 1);
+  std::vector<std::string> lines = OutLines();
+  ASSERT_EQ(lines.size(), FailingJobScript().events.size());
+  EXPECT_TRUE(absl::StartsWith(lines.front(), "{\"snapshot\":")) << lines.front();
+  EXPECT_TRUE(absl::StartsWith(lines.back(), "{\"finished\":")) << lines.back();
+}
+
+TEST_F(CommandsTest, WatchResumesAfterUnavailableWithoutPrintingTwice) {
+  const v1::Task running = MakeTask("7/a", v1::TASK_STATE_RUNNING, 1, "h1");
+  WatchScript first;
+  first.events = {SnapshotEv(MakeJob(v1::JOB_STATE_RUNNING, {running})),
+                  LogEv("7/a", 1, 0, "one\ntw")};
+  first.end = {grpc::StatusCode::UNAVAILABLE, "coordinator restarting"};
+  WatchScript second;
+  // The server resends from a little before the resume point.
+  const v1::Task done = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED, 1, "h1");
+  second.events = {SnapshotEv(MakeJob(v1::JOB_STATE_RUNNING, {running})),
+                   LogEv("7/a", 1, 4, "two\nthree\n"), TaskEv(done),
+                   FinishedEv(MakeJob(v1::JOB_STATE_SUCCEEDED, {done}))};
+  service_.scripts = {first, second};
+  watch_.job_id = "7";
+  watch_.logs = true;
+  EXPECT_EQ(RunWatch(env_, watch_), 0) << err_.str();
+  ASSERT_EQ(service_.watches.size(), 2u);
+  EXPECT_THAT(service_.watches[0].log_offsets(), IsEmpty());
+  EXPECT_THAT(service_.watches[1].log_offsets(), ElementsAre(Pair("7/a", 6u)));
+  EXPECT_THAT(
+      OutLines(),
+      ElementsAre("22:13:20 a running on h1", "[a] one", "[a] two", "[a] three",
+                  "22:13:20 a succeeded on h1", "", "TASK  STATE      AGENT  DURATION  EXIT",
+                  "a     succeeded  h1     -         0", "job 7 succeeded in 30s"));
+  EXPECT_THAT(err_.str(), AllOf(HasSubstr("coordinator restarting"), HasSubstr("reconnected")));
+}
+
+TEST_F(CommandsTest, WatchResumesWhenAServerGoingDownCancelsTheCall) {
+  const v1::Task done = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED, 1, "h1");
+  WatchScript first;
+  first.events = {
+      SnapshotEv(MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/a", v1::TASK_STATE_QUEUED)}))};
+  first.end = {grpc::StatusCode::CANCELLED, ""};
+  WatchScript second;
+  second.events = {SnapshotEv(MakeJob(v1::JOB_STATE_SUCCEEDED, {done})),
+                   FinishedEv(MakeJob(v1::JOB_STATE_SUCCEEDED, {done}))};
+  service_.scripts = {first, second};
+  watch_.job_id = "7";
+  EXPECT_EQ(RunWatch(env_, watch_), 0) << err_.str();
+  EXPECT_EQ(service_.watches.size(), 2u);
+  EXPECT_THAT(OutLines(),
+              ElementsAre("22:13:20 a queued", "22:13:20 a succeeded on h1", "",
+                          "TASK  STATE      AGENT  DURATION  EXIT",
+                          "a     succeeded  h1     -         0", "job 7 succeeded in 30s"));
+}
+
+TEST_F(CommandsTest, WatchGivesUpWhenTheCoordinatorStaysAway) {
+  WatchScript first;
+  first.events = {
+      SnapshotEv(MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/a", v1::TASK_STATE_QUEUED)}))};
+  first.end = {grpc::StatusCode::UNAVAILABLE, "going away"};
+  service_.scripts = {first};  // later calls: UNAVAILABLE
+  env_.clock = RealClock::Get();
+  watch_.job_id = "7";
+  watch_.give_up_after = absl::Milliseconds(200);
+  EXPECT_EQ(RunWatch(env_, watch_), 3);
+  EXPECT_GE(service_.watches.size(), 2u);  // it did try again
+  EXPECT_THAT(err_.str(), HasSubstr("cannot reach coordinator at " + env_.coordinator));
+}
+
+TEST_F(CommandsTest, WatchOfUnknownJobIsUsageError) {
+  WatchScript s;
+  s.end = {grpc::StatusCode::NOT_FOUND, "no job 9"};
+  service_.scripts.push_back(s);
+  watch_.job_id = "9";
+  EXPECT_EQ(RunWatch(env_, watch_), 2);
+  EXPECT_EQ(err_.str(), "musafarm: no job 9\n");
+  EXPECT_EQ(service_.watches.size(), 1u);
+}
+
+TEST_F(CommandsTest, WatchOnATerminalRedrawsInPlace) {
+  service_.scripts.push_back(FailingJobScript());
+  env_.tty = true;
+  watch_.job_id = "7";
+  watch_.logs = true;
+  EXPECT_EQ(RunWatch(env_, watch_), 1) << err_.str();
+  const std::string out = out_.str();
+  EXPECT_THAT(out, AllOf(HasSubstr("\x1b[J"), HasSubstr("A\r\x1b[J"), HasSubstr("[dev/a] hello\n"),
+                         HasSubstr("[dev/a] no newline\n"), HasSubstr("job 7 failed in 30s\n")));
+  // Task changes are in the live table, not printed as lines.
+  EXPECT_THAT(out, Not(HasSubstr("dev/a running on h1")));
+  EXPECT_EQ(err_.str(), "");
+}
+
+TEST_F(CommandsTest, SubmitWatchContinuesAsWatch) {
+  service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/dev/a", v1::TASK_STATE_QUEUED)});
+  service_.scripts.push_back(FailingJobScript());
+  SubmitOptions opts;
+  opts.file = WriteSpec(kSpec);
+  opts.watch = true;
+  opts.watch_options = watch_;
+  EXPECT_EQ(RunSubmit(env_, opts), 1) << err_.str();
+  EXPECT_EQ(OutLines().front(), "submitted job 7 (1 tasks)");
+  EXPECT_EQ(OutLines().back(), "job 7 failed in 30s");
+  ASSERT_EQ(service_.watches.size(), 1u);
+  EXPECT_EQ(service_.watches[0].job_id(), "7");
+  EXPECT_FALSE(service_.watches[0].logs());
+}
+
+TEST_F(CommandsTest, StatusOfATaskShowsThatTask) {
+  v1::Task a = MakeTask("7/dev-3.8/base", v1::TASK_STATE_SUCCEEDED, 1, "h1");
+  a.set_attempts(1);
+  v1::Task b = MakeTask("7/dev-3.8/test", v1::TASK_STATE_SKIPPED);
+  b.set_reason("dependency failed");
+  service_.job = MakeJob(v1::JOB_STATE_FAILED, {a, b});
+  EXPECT_EQ(RunStatus(env_, "7/dev-3.8/test"), 1);
+  EXPECT_THAT(service_.get_jobs, ElementsAre("7"));
+  EXPECT_THAT(
+      OutLines(),
+      ElementsAre("job 7 (demo) failed in 30s", "",
+                  "TASK          STATE    AGENT  ATTEMPT  EXIT  DURATION  REASON",
+                  "dev-3.8/test  skipped  -      -        -     -         dependency failed"));
+}
+
+TEST_F(CommandsTest, StatusOfARunningJobExitsZero) {
+  service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/a", v1::TASK_STATE_RUNNING, 1, "h1")});
+  EXPECT_EQ(RunStatus(env_, "7"), 0);
+  EXPECT_EQ(OutLines().size(), 4u);
+  EXPECT_EQ(OutLines()[0], "job 7 (demo) running for 30s");
+}
+
+TEST_F(CommandsTest, StatusOfUnknownJobOrTaskIsUsageError) {
+  service_.job = MakeJob(v1::JOB_STATE_RUNNING, {});
+  EXPECT_EQ(RunStatus(env_, "9"), 2);
+  EXPECT_EQ(err_.str(), "musafarm: no job 9\n");
+  err_.str("");
+  EXPECT_EQ(RunStatus(env_, "7/nope"), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("no task 7/nope"));
+}
+
+TEST_F(CommandsTest, UnreachableCoordinatorExitsThree) {
+  env_.coordinator = "127.0.0.1:1";
+  EXPECT_EQ(RunJobs(env_, 0), 3);
+  EXPECT_THAT(err_.str(), HasSubstr("musafarm: cannot reach coordinator at 127.0.0.1:1: "));
+  err_.str("");
+  watch_.job_id = "7";
+  EXPECT_EQ(RunWatch(env_, watch_), 3);
+  EXPECT_THAT(err_.str(), HasSubstr("cannot reach coordinator at 127.0.0.1:1"));
+  // On a terminal, no table of a job never seen.
+  err_.str("");
+  out_.str("");
+  env_.tty = true;
+  EXPECT_EQ(RunWatch(env_, watch_), 3);
+  EXPECT_THAT(err_.str(), HasSubstr("cannot reach coordinator at 127.0.0.1:1"));
+  EXPECT_THAT(out_.str(), Not(HasSubstr("job")));
+}
+
+TEST_F(CommandsTest, JobsTableAndJson) {
+  service_.job = MakeJob(v1::JOB_STATE_SUCCEEDED, {});
+  EXPECT_EQ(RunJobs(env_, 5), 0);
+  EXPECT_EQ(service_.list_limit, 5);
+  EXPECT_THAT(OutLines(), ElementsAre("ID  NAME  STATE      CREATED              DURATION",
+                                      "7   demo  succeeded  2023-11-14 22:12:50  30s"));
+  out_.str("");
+  env_.output = OutputFormat::kJson;
+  EXPECT_EQ(RunJobs(env_, 0), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("\"jobs\":[{\"id\":\"7\""));
+}
+
+TEST_F(CommandsTest, LogsPagesThroughGetLog) {
+  service_.log = "line one\nline two\n";
+  service_.log_complete = true;
+  EXPECT_EQ(RunLogs(env_, "7/a", /*follow=*/false), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "line one\nline two\n");
+  EXPECT_EQ(service_.get_logs.size(), 5u);  // 18 bytes, 4 a call
+  EXPECT_EQ(service_.get_logs[1].offset(), 4u);
+  EXPECT_TRUE(service_.watches.empty());
+}
+
+TEST_F(CommandsTest, LogsFollowContinuesWithWatchFromTheOffset) {
+  service_.log = "0123456";
+  const v1::Task running = MakeTask("7/a", v1::TASK_STATE_RUNNING, 1, "h1");
+  const v1::Task done = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED, 1, "h1");
+  WatchScript s;
+  s.events = {SnapshotEv(MakeJob(v1::JOB_STATE_RUNNING, {running})),
+              LogEv("7/a", 1, 5, "56789"),  // overlaps what GetLog gave
+              TaskEv(done), FinishedEv(MakeJob(v1::JOB_STATE_SUCCEEDED, {done}))};
+  service_.scripts.push_back(s);
+  EXPECT_EQ(RunLogs(env_, "7/a", /*follow=*/true, watch_), 0) << err_.str();
+  EXPECT_EQ(out_.str(), "0123456789");
+  ASSERT_EQ(service_.watches.size(), 1u);
+  EXPECT_EQ(service_.watches[0].job_id(), "7");
+  EXPECT_EQ(service_.watches[0].task_id(), "7/a");
+  EXPECT_TRUE(service_.watches[0].logs());
+  EXPECT_THAT(service_.watches[0].log_offsets(), ElementsAre(Pair("7/a", 7u)));
+}
+
+TEST_F(CommandsTest, LogsNeedsATaskId) {
+  EXPECT_EQ(RunLogs(env_, "7", false), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("not a task id"));
+}
+
+TEST_F(CommandsTest, CancelAgentsDrain) {
+  EXPECT_EQ(RunCancel(env_, "7"), 0);
+  EXPECT_EQ(service_.cancelled_id, "7");
+  EXPECT_EQ(out_.str(), "cancelled 2 task(s)\n");
+  out_.str("");
+  EXPECT_EQ(RunAgents(env_), 0);
+  EXPECT_THAT(OutLines(), ElementsAre("NAME   STATE      SLOTS  LABELS     RUNNING  LAST SEEN",
+                                      "gpu-1  connected  1/2    gpu=s4000  7/a      2s ago"));
+  out_.str("");
+  EXPECT_EQ(RunDrain(env_, "gpu-1", false), 0);
+  EXPECT_EQ(RunDrain(env_, "gpu-1", true), 0);
+  EXPECT_EQ(out_.str(), "agent gpu-1 is draining\nagent gpu-1 is connected\n");
+  EXPECT_EQ(RunDrain(env_, "nope", false), 2);
+}
+
+// The whole command line, through RunCli.
+int Cli(std::vector<const char*> args, CommandEnv env) {
+  args.insert(args.begin(), "musafarm");
+  return RunCli(static_cast<int>(args.size()), args.data(), env);
+}
+
+TEST_F(CommandsTest, CliParsesGlobalAndCommandOptions) {
+  service_.job = MakeJob(v1::JOB_STATE_SUCCEEDED, {});
+  const std::string addr = env_.coordinator;
+  env_.coordinator = "";
+  EXPECT_EQ(Cli({"jobs", "--coordinator", addr.c_str(), "-n", "3", "-o", "json"}, env_), 0)
+      << err_.str();
+  EXPECT_EQ(service_.list_limit, 3);
+  EXPECT_THAT(out_.str(), HasSubstr("\"jobs\""));
+  out_.str("");
+  EXPECT_EQ(Cli({"--coordinator", addr.c_str(), "cancel", "7/a"}, env_), 0) << err_.str();
+  EXPECT_EQ(service_.cancelled_id, "7/a");
+}
+
+TEST_F(CommandsTest, CliUsageErrorsExitTwo) {
+  EXPECT_EQ(Cli({}, env_), 2);
+  EXPECT_EQ(Cli({"status"}, env_), 2);
+  EXPECT_EQ(Cli({"jobs", "--output", "xml"}, env_), 2);
+  EXPECT_EQ(Cli({"jobs", "--limit", "-1"}, env_), 2);
+  EXPECT_EQ(Cli({"frobnicate"}, env_), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("musafarm: "));
+  EXPECT_EQ(Cli({"--help"}, env_), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("Usage: musafarm"));
+}
+
+}  // namespace
+}  // namespace musafarm::cli

@@ -1,0 +1,392 @@
+#include "cli/render.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+
+namespace musafarm::cli {
+namespace {
+
+absl::Time FromMicros(int64_t us) { return absl::FromUnixMicros(us); }
+
+// Display width of UTF-8 text: counts code points, not bytes.
+size_t DisplayWidth(absl::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
+// Cuts `s` to at most `width` code points.
+std::string Truncate(absl::string_view s, size_t width) {
+  size_t cps = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
+      if (cps == width) return std::string(s.substr(0, i));
+      ++cps;
+    }
+  }
+  return std::string(s);
+}
+
+std::string ElapsedCell(const v1::Task& t, absl::Time now) {
+  std::optional<absl::Duration> d = TaskElapsed(t, now);
+  return d ? HumanDuration(*d) : "-";
+}
+
+// Exit codes mean something only once a process has run to its end.
+std::string ExitCell(const v1::Task& t) {
+  if (t.state() == v1::TASK_STATE_SUCCEEDED || t.state() == v1::TASK_STATE_FAILED) {
+    return absl::StrCat(t.exit_code());
+  }
+  return "-";
+}
+
+// Agent of a task that has one; queued or skipped tasks may carry a stale one.
+std::string AgentCell(const v1::Task& t) {
+  switch (t.state()) {
+    case v1::TASK_STATE_PENDING:
+    case v1::TASK_STATE_QUEUED:
+    case v1::TASK_STATE_SKIPPED:
+      return "";
+    default:
+      return t.agent();
+  }
+}
+
+}  // namespace
+
+std::string HumanDuration(absl::Duration d) {
+  if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
+  const int64_t ms = absl::ToInt64Milliseconds(d);
+  if (ms == 0) return "0s";
+  if (ms < 1000) return absl::StrCat(ms, "ms");
+  if (ms < 10'000) return absl::StrCat(ms / 1000, ".", (ms % 1000) / 100, "s");
+  const int64_t s = ms / 1000;
+  if (s < 60) return absl::StrCat(s, "s");
+  if (s < 3600) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  if (s < 86400) return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
+  return absl::StrFormat("%dd%02dh", s / 86400, (s % 86400) / 3600);
+}
+
+std::string FormatAgo(absl::Time t, absl::Time now) {
+  if (t == absl::UnixEpoch()) return "never";
+  const absl::Duration d = now - t;
+  if (d < absl::Seconds(1)) return "just now";
+  if (d < absl::Minutes(1)) return absl::StrCat(absl::ToInt64Seconds(d), "s ago");
+  return absl::StrCat(HumanDuration(d), " ago");
+}
+
+std::string FormatDateTime(absl::Time t, absl::TimeZone tz) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", t, tz);
+}
+
+std::string FormatClock(absl::Time t, absl::TimeZone tz) {
+  return absl::FormatTime("%H:%M:%S", t, tz);
+}
+
+std::string TaskStateName(v1::TaskState s) {
+  switch (s) {
+    case v1::TASK_STATE_PENDING:
+      return "pending";
+    case v1::TASK_STATE_QUEUED:
+      return "queued";
+    case v1::TASK_STATE_ASSIGNED:
+      return "assigned";
+    case v1::TASK_STATE_RUNNING:
+      return "running";
+    case v1::TASK_STATE_SUCCEEDED:
+      return "succeeded";
+    case v1::TASK_STATE_FAILED:
+      return "failed";
+    case v1::TASK_STATE_SKIPPED:
+      return "skipped";
+    case v1::TASK_STATE_CANCELLED:
+      return "cancelled";
+    case v1::TASK_STATE_TIMED_OUT:
+      return "timed_out";
+    default:
+      return absl::StrCat("unknown(", static_cast<int>(s), ")");
+  }
+}
+
+std::string JobStateName(v1::JobState s) {
+  switch (s) {
+    case v1::JOB_STATE_RUNNING:
+      return "running";
+    case v1::JOB_STATE_SUCCEEDED:
+      return "succeeded";
+    case v1::JOB_STATE_FAILED:
+      return "failed";
+    case v1::JOB_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return absl::StrCat("unknown(", static_cast<int>(s), ")");
+  }
+}
+
+std::string AgentStateName(v1::AgentState s) {
+  switch (s) {
+    case v1::AGENT_STATE_CONNECTED:
+      return "connected";
+    case v1::AGENT_STATE_DISCONNECTED:
+      return "disconnected";
+    case v1::AGENT_STATE_DRAINING:
+      return "draining";
+    default:
+      return absl::StrCat("unknown(", static_cast<int>(s), ")");
+  }
+}
+
+std::string AgentStatus(const v1::Agent& a) {
+  if (!a.draining() || a.state() == v1::AGENT_STATE_DRAINING) return AgentStateName(a.state());
+  if (a.state() == v1::AGENT_STATE_CONNECTED) return "draining";
+  return absl::StrCat(AgentStateName(a.state()), " (draining)");
+}
+
+bool IsTerminal(v1::TaskState s) {
+  switch (s) {
+    case v1::TASK_STATE_SUCCEEDED:
+    case v1::TASK_STATE_FAILED:
+    case v1::TASK_STATE_SKIPPED:
+    case v1::TASK_STATE_CANCELLED:
+    case v1::TASK_STATE_TIMED_OUT:
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool IsJobEnded(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED || s == v1::JOB_STATE_CANCELLED;
+}
+
+std::string ShortTaskId(absl::string_view task_id) {
+  const size_t slash = task_id.find('/');
+  if (slash == absl::string_view::npos) return std::string(task_id);
+  return std::string(task_id.substr(slash + 1));
+}
+
+std::string JobIdOf(absl::string_view id) { return std::string(id.substr(0, id.find('/'))); }
+
+std::optional<absl::Duration> TaskElapsed(const v1::Task& t, absl::Time now) {
+  if (t.started_us() == 0) return std::nullopt;
+  const absl::Time end = t.ended_us() != 0 ? FromMicros(t.ended_us()) : now;
+  return std::max(end - FromMicros(t.started_us()), absl::ZeroDuration());
+}
+
+absl::Duration JobElapsed(const v1::Job& j, absl::Time now) {
+  if (j.created_us() == 0) return absl::ZeroDuration();
+  const absl::Time end = j.ended_us() != 0 ? FromMicros(j.ended_us()) : now;
+  return std::max(end - FromMicros(j.created_us()), absl::ZeroDuration());
+}
+
+std::vector<std::string> RenderTable(const Row& header, const std::vector<Row>& rows) {
+  const size_t cols = header.size();
+  std::vector<size_t> width(cols, 0);
+  auto cell = [&](const Row& r, size_t i) -> std::string {
+    if (i >= r.size() || r[i].empty()) return "-";
+    return r[i];
+  };
+  for (size_t i = 0; i < cols; ++i) width[i] = DisplayWidth(header[i]);
+  for (const Row& r : rows) {
+    for (size_t i = 0; i < cols; ++i) width[i] = std::max(width[i], DisplayWidth(cell(r, i)));
+  }
+  std::vector<std::string> lines;
+  lines.reserve(rows.size() + 1);
+  auto emit = [&](const Row& r, bool is_header) {
+    std::string line;
+    for (size_t i = 0; i < cols; ++i) {
+      std::string c = is_header ? header[i] : cell(r, i);
+      if (i + 1 < cols) c.append(width[i] - DisplayWidth(c) + 2, ' ');
+      line += c;
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    lines.push_back(std::move(line));
+  };
+  emit(header, true);
+  for (const Row& r : rows) emit(r, false);
+  return lines;
+}
+
+std::vector<std::string> RenderJobs(const std::vector<v1::Job>& jobs, absl::Time now,
+                                    absl::TimeZone tz) {
+  std::vector<Row> rows;
+  for (const v1::Job& j : jobs) {
+    rows.push_back({j.id(), j.name(), JobStateName(j.state()),
+                    j.created_us() ? FormatDateTime(FromMicros(j.created_us()), tz) : "",
+                    HumanDuration(JobElapsed(j, now))});
+  }
+  return RenderTable({"ID", "NAME", "STATE", "CREATED", "DURATION"}, rows);
+}
+
+std::string JobSummaryLine(const v1::Job& job, absl::Time now, bool with_name) {
+  std::string s = absl::StrCat("job ", job.id());
+  if (with_name && !job.name().empty()) absl::StrAppend(&s, " (", job.name(), ")");
+  absl::StrAppend(&s, " ", JobStateName(job.state()), IsJobEnded(job.state()) ? " in " : " for ",
+                  HumanDuration(JobElapsed(job, now)));
+  return s;
+}
+
+std::vector<std::string> RenderStatus(const v1::Job& job, absl::string_view only_task,
+                                      absl::Time now) {
+  std::vector<Row> rows;
+  for (const v1::Task& t : job.tasks()) {
+    if (!only_task.empty() && t.id() != only_task) continue;
+    rows.push_back({ShortTaskId(t.id()), TaskStateName(t.state()), AgentCell(t),
+                    t.attempts() > 0 ? absl::StrCat(t.attempts()) : "", ExitCell(t),
+                    ElapsedCell(t, now), t.reason()});
+  }
+  std::vector<std::string> lines = {JobSummaryLine(job, now, /*with_name=*/true), ""};
+  for (std::string& l :
+       RenderTable({"TASK", "STATE", "AGENT", "ATTEMPT", "EXIT", "DURATION", "REASON"}, rows)) {
+    lines.push_back(std::move(l));
+  }
+  return lines;
+}
+
+std::vector<std::string> RenderAgents(const std::vector<v1::Agent>& agents, absl::Time now) {
+  std::vector<Row> rows;
+  for (const v1::Agent& a : agents) {
+    rows.push_back({a.name(), AgentStatus(a), absl::StrCat(a.used_slots(), "/", a.slots()),
+                    absl::StrJoin(a.labels(), ","), absl::StrJoin(a.running_tasks(), ","),
+                    FormatAgo(FromMicros(a.last_seen_us()), now)});
+  }
+  return RenderTable({"NAME", "STATE", "SLOTS", "LABELS", "RUNNING", "LAST SEEN"}, rows);
+}
+
+std::vector<std::string> RenderResult(const v1::Job& job, absl::Time now) {
+  std::vector<Row> rows;
+  for (const v1::Task& t : job.tasks()) {
+    rows.push_back({ShortTaskId(t.id()), TaskStateName(t.state()), AgentCell(t),
+                    ElapsedCell(t, now), ExitCell(t)});
+  }
+  std::vector<std::string> lines =
+      RenderTable({"TASK", "STATE", "AGENT", "DURATION", "EXIT"}, rows);
+  lines.push_back(JobSummaryLine(job, now));
+  return lines;
+}
+
+std::string RenderTaskChange(const v1::Task& task, absl::Time at, absl::TimeZone tz) {
+  std::string s = absl::StrCat(FormatClock(at, tz), " ", ShortTaskId(task.id()), " ",
+                               TaskStateName(task.state()));
+  if (std::string agent = AgentCell(task); !agent.empty()) absl::StrAppend(&s, " on ", agent);
+  if (!task.reason().empty()) absl::StrAppend(&s, " (", task.reason(), ")");
+  return s;
+}
+
+std::string PrefixLogLine(absl::string_view short_task, absl::string_view line) {
+  return absl::StrCat("[", short_task, "] ", line);
+}
+
+std::vector<std::string> RenderLiveTable(const v1::Job& job, absl::Time now, int width,
+                                         int max_lines) {
+  int done = 0, running = 0, failed = 0;
+  for (const v1::Task& t : job.tasks()) {
+    if (IsTerminal(t.state())) ++done;
+    if (t.state() == v1::TASK_STATE_RUNNING || t.state() == v1::TASK_STATE_ASSIGNED) ++running;
+    if (t.state() == v1::TASK_STATE_FAILED || t.state() == v1::TASK_STATE_TIMED_OUT) ++failed;
+  }
+  std::string summary = absl::StrCat(JobSummaryLine(job, now, /*with_name=*/true), ": ", done, "/",
+                                     job.tasks_size(), " done, ", running, " running");
+  if (failed > 0) absl::StrAppend(&summary, ", ", failed, " failed");
+
+  // Which tasks fit: active ones first, then failures, queued, the rest; shown
+  // in job order so rows do not jump around.
+  const int n = job.tasks_size();
+  max_lines = std::max(max_lines, 4);
+  std::vector<int> shown;
+  int hidden = 0;
+  if (n + 2 <= max_lines) {
+    for (int i = 0; i < n; ++i) shown.push_back(i);
+  } else {
+    auto rank = [&](int i) {
+      switch (job.tasks(i).state()) {
+        case v1::TASK_STATE_RUNNING:
+        case v1::TASK_STATE_ASSIGNED:
+          return 0;
+        case v1::TASK_STATE_FAILED:
+        case v1::TASK_STATE_TIMED_OUT:
+          return 1;
+        case v1::TASK_STATE_QUEUED:
+          return 2;
+        default:
+          return 3;
+      }
+    };
+    std::vector<int> order(n);
+    for (int i = 0; i < n; ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return rank(a) < rank(b); });
+    const int room = max_lines - 3;  // summary, header, "N more"
+    shown.assign(order.begin(), order.begin() + room);
+    std::sort(shown.begin(), shown.end());
+    hidden = n - room;
+  }
+  std::vector<Row> rows;
+  for (int i : shown) {
+    const v1::Task& t = job.tasks(i);
+    rows.push_back(
+        {ShortTaskId(t.id()), TaskStateName(t.state()), AgentCell(t), ElapsedCell(t, now)});
+  }
+  std::vector<std::string> lines = {std::move(summary)};
+  for (std::string& l : RenderTable({"TASK", "STATE", "AGENT", "ELAPSED"}, rows)) {
+    lines.push_back(std::move(l));
+  }
+  if (hidden > 0) lines.push_back(absl::StrCat("... ", hidden, " more tasks"));
+  if (width > 1) {
+    for (std::string& l : lines) {
+      l = Truncate(l, static_cast<size_t>(width - 1));
+      while (!l.empty() && l.back() == ' ') l.pop_back();
+    }
+  }
+  return lines;
+}
+
+std::string LiveFrame(int prev_lines, const std::vector<std::string>& above,
+                      const std::vector<std::string>& table) {
+  std::string s;
+  // Cursor up over the old table, to column 0, clear to the end of the screen.
+  if (prev_lines > 0) absl::StrAppend(&s, "\x1b[", prev_lines, "A");
+  absl::StrAppend(&s, "\r\x1b[J");
+  for (const std::string& l : above) absl::StrAppend(&s, l, "\n");
+  for (const std::string& l : table) absl::StrAppend(&s, l, "\n");
+  return s;
+}
+
+std::vector<std::string> LogLineSplitter::Append(const std::string& task, absl::string_view data) {
+  std::vector<std::string> lines;
+  std::string& buf = partial_[task];
+  size_t start = 0;
+  for (size_t nl = data.find('\n'); nl != absl::string_view::npos;
+       start = nl + 1, nl = data.find('\n', start)) {
+    buf.append(data.data() + start, nl - start);
+    if (!buf.empty() && buf.back() == '\r') buf.pop_back();
+    lines.push_back(std::move(buf));
+    buf.clear();
+  }
+  buf.append(data.data() + start, data.size() - start);
+  if (buf.empty()) partial_.erase(task);
+  return lines;
+}
+
+std::string LogLineSplitter::FlushTask(const std::string& task) {
+  auto it = partial_.find(task);
+  if (it == partial_.end()) return "";
+  std::string rest = std::move(it->second);
+  partial_.erase(it);
+  if (!rest.empty() && rest.back() == '\r') rest.pop_back();
+  return rest;
+}
+
+std::vector<std::pair<std::string, std::string>> LogLineSplitter::FlushAll() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (auto& [task, rest] : partial_) {
+    if (!rest.empty() && rest.back() == '\r') rest.pop_back();
+    out.emplace_back(task, std::move(rest));
+  }
+  partial_.clear();
+  return out;
+}
+
+}  // namespace musafarm::cli

@@ -1,0 +1,229 @@
+#include "cli/render.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace musafarm::cli {
+namespace {
+
+using ::testing::ElementsAre;
+
+constexpr int64_t kT0 = 1'700'000'000'000'000;  // unix microseconds
+const absl::Time kNow = absl::FromUnixMicros(kT0) + absl::Seconds(100);
+
+v1::Task MakeTask(const std::string& id, v1::TaskState state, const std::string& agent = "",
+                  int64_t started_s = 0, int64_t ended_s = 0) {
+  v1::Task t;
+  t.set_id(id);
+  t.set_job_id(JobIdOf(id));
+  t.set_state(state);
+  t.set_agent(agent);
+  if (started_s) t.set_started_us(kT0 + started_s * 1'000'000);
+  if (ended_s) t.set_ended_us(kT0 + ended_s * 1'000'000);
+  return t;
+}
+
+TEST(HumanDurationTest, PicksUnitsByMagnitude) {
+  EXPECT_EQ(HumanDuration(absl::Milliseconds(850)), "850ms");
+  EXPECT_EQ(HumanDuration(absl::Milliseconds(4250)), "4.2s");
+  EXPECT_EQ(HumanDuration(absl::Seconds(42)), "42s");
+  EXPECT_EQ(HumanDuration(absl::Seconds(185)), "3m05s");
+  EXPECT_EQ(HumanDuration(absl::Minutes(123)), "2h03m");
+  EXPECT_EQ(HumanDuration(absl::Hours(76)), "3d04h");
+  EXPECT_EQ(HumanDuration(-absl::Seconds(3)), "0s");
+  EXPECT_EQ(HumanDuration(absl::ZeroDuration()), "0s");
+}
+
+TEST(FormatAgoTest, NeverAndAgo) {
+  EXPECT_EQ(FormatAgo(absl::UnixEpoch(), kNow), "never");
+  EXPECT_EQ(FormatAgo(kNow - absl::Milliseconds(12'300), kNow), "12s ago");
+  EXPECT_EQ(FormatAgo(kNow, kNow), "just now");
+  EXPECT_EQ(FormatAgo(kNow - absl::Seconds(125), kNow), "2m05s ago");
+}
+
+TEST(StateNamesTest, Lowercase) {
+  EXPECT_EQ(TaskStateName(v1::TASK_STATE_RUNNING), "running");
+  EXPECT_EQ(TaskStateName(v1::TASK_STATE_SKIPPED), "skipped");
+  EXPECT_EQ(TaskStateName(v1::TASK_STATE_TIMED_OUT), "timed_out");
+  EXPECT_EQ(JobStateName(v1::JOB_STATE_CANCELLED), "cancelled");
+  EXPECT_EQ(AgentStateName(v1::AGENT_STATE_DRAINING), "draining");
+}
+
+TEST(AgentStatusTest, DrainingFlag) {
+  v1::Agent a;
+  a.set_state(v1::AGENT_STATE_CONNECTED);
+  EXPECT_EQ(AgentStatus(a), "connected");
+  a.set_draining(true);
+  EXPECT_EQ(AgentStatus(a), "draining");
+  a.set_state(v1::AGENT_STATE_DISCONNECTED);
+  EXPECT_EQ(AgentStatus(a), "disconnected (draining)");
+  a.set_state(v1::AGENT_STATE_DRAINING);
+  EXPECT_EQ(AgentStatus(a), "draining");
+}
+
+TEST(TaskIdTest, SplitsJobAndTask) {
+  EXPECT_EQ(ShortTaskId("7/dev-3.8/base"), "dev-3.8/base");
+  EXPECT_EQ(ShortTaskId("7"), "7");
+  EXPECT_EQ(JobIdOf("7/dev-3.8/base"), "7");
+  EXPECT_EQ(JobIdOf("12"), "12");
+}
+
+TEST(RenderTableTest, AlignsColumnsWithoutTrailingBlanks) {
+  EXPECT_THAT(RenderTable({"ID", "NAME", "STATE"},
+                          {{"7", "nightly-build", "running"}, {"12", "x", ""}, {"3"}}),
+              ElementsAre("ID  NAME           STATE",    //
+                          "7   nightly-build  running",  //
+                          "12  x              -",        //
+                          "3   -              -"));
+}
+
+TEST(RenderTableTest, MeasuresUtf8ByCodePoints) {
+  EXPECT_THAT(RenderTable({"A", "B"}, {{"é", "x"}, {"ab", "y"}}),
+              ElementsAre("A   B", "é   x", "ab  y"));
+}
+
+TEST(RenderStatusTest, HeaderAndOneTask) {
+  v1::Job job;
+  job.set_id("7");
+  job.set_name("nightly");
+  job.set_state(v1::JOB_STATE_FAILED);
+  job.set_created_us(kT0);
+  job.set_ended_us(kT0 + 65'000'000);
+  v1::Task ok = MakeTask("7/dev-3.8/base", v1::TASK_STATE_SUCCEEDED, "a1", 1, 31);
+  ok.set_attempts(1);
+  v1::Task bad = MakeTask("7/dev-3.8/test", v1::TASK_STATE_FAILED, "a2", 31, 61);
+  bad.set_attempts(2);
+  bad.set_exit_code(3);
+  bad.set_reason("exit code 3");
+  *job.add_tasks() = ok;
+  *job.add_tasks() = bad;
+  *job.add_tasks() = MakeTask("7/dev-3.8/pkg", v1::TASK_STATE_SKIPPED);
+
+  EXPECT_THAT(RenderStatus(job, "", kNow),
+              ElementsAre("job 7 (nightly) failed in 1m05s", "",
+                          "TASK          STATE      AGENT  ATTEMPT  EXIT  DURATION  REASON",
+                          "dev-3.8/base  succeeded  a1     1        0     30s       -",
+                          "dev-3.8/test  failed     a2     2        3     30s       exit code 3",
+                          "dev-3.8/pkg   skipped    -      -        -     -         -"));
+  EXPECT_THAT(RenderStatus(job, "7/dev-3.8/test", kNow),
+              ElementsAre("job 7 (nightly) failed in 1m05s", "",
+                          "TASK          STATE   AGENT  ATTEMPT  EXIT  DURATION  REASON",
+                          "dev-3.8/test  failed  a2     2        3     30s       exit code 3"));
+}
+
+TEST(RenderJobsTest, CreatedInLocalTimeAndRunningDuration) {
+  v1::Job j;
+  j.set_id("7");
+  j.set_name("n");
+  j.set_state(v1::JOB_STATE_RUNNING);
+  j.set_created_us(kT0);
+  EXPECT_THAT(RenderJobs({j}, kNow, absl::UTCTimeZone()),
+              ElementsAre("ID  NAME  STATE    CREATED              DURATION",
+                          "7   n     running  2023-11-14 22:13:20  1m40s"));
+}
+
+TEST(RenderAgentsTest, SlotsLabelsRunningLastSeen) {
+  v1::Agent a;
+  a.set_name("gpu-1");
+  a.set_state(v1::AGENT_STATE_CONNECTED);
+  a.set_slots(4);
+  a.set_used_slots(1);
+  a.add_labels("docker");
+  a.add_labels("gpu=s4000");
+  a.add_running_tasks("7/dev-3.8/base");
+  a.set_last_seen_us(kT0 + 97'000'000);
+  v1::Agent b;
+  b.set_name("old");
+  b.set_state(v1::AGENT_STATE_DISCONNECTED);
+  b.set_slots(2);
+  EXPECT_THAT(RenderAgents({a, b}, kNow),
+              ElementsAre("NAME   STATE         SLOTS  LABELS            RUNNING         LAST SEEN",
+                          "gpu-1  connected     1/4    docker,gpu=s4000  7/dev-3.8/base  3s ago",
+                          "old    disconnected  0/2    -                 -               never"));
+}
+
+TEST(RenderTaskChangeTest, PlainWatchLine) {
+  const absl::Time at = absl::FromUnixSeconds(3600 * 13 + 4 * 60 + 5);
+  v1::Task t = MakeTask("7/dev-3.8/base", v1::TASK_STATE_RUNNING, "agent-1");
+  EXPECT_EQ(RenderTaskChange(t, at, absl::UTCTimeZone()),
+            "13:04:05 dev-3.8/base running on agent-1");
+  t.set_state(v1::TASK_STATE_FAILED);
+  t.set_reason("exit code 2");
+  EXPECT_EQ(RenderTaskChange(t, at, absl::UTCTimeZone()),
+            "13:04:05 dev-3.8/base failed on agent-1 (exit code 2)");
+  t.set_state(v1::TASK_STATE_SKIPPED);
+  t.set_reason("dependency failed");
+  EXPECT_EQ(RenderTaskChange(t, at, absl::UTCTimeZone()),
+            "13:04:05 dev-3.8/base skipped (dependency failed)");
+  EXPECT_EQ(RenderTaskChange(MakeTask("7/x", v1::TASK_STATE_QUEUED), at, absl::UTCTimeZone()),
+            "13:04:05 x queued");
+}
+
+TEST(RenderResultTest, TableThenSummary) {
+  v1::Job job;
+  job.set_id("7");
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  job.set_created_us(kT0);
+  job.set_ended_us(kT0 + 42'000'000);
+  *job.add_tasks() = MakeTask("7/build", v1::TASK_STATE_SUCCEEDED, "a1", 1, 41);
+  EXPECT_THAT(RenderResult(job, kNow),
+              ElementsAre("TASK   STATE      AGENT  DURATION  EXIT",
+                          "build  succeeded  a1     40s       0", "job 7 succeeded in 42s"));
+}
+
+TEST(LogLineSplitterTest, BuffersPartialLinesPerTask) {
+  LogLineSplitter s;
+  EXPECT_THAT(s.Append("7/a", "hel"), ElementsAre());
+  EXPECT_THAT(s.Append("7/b", "one\ntw"), ElementsAre("one"));
+  EXPECT_THAT(s.Append("7/a", "lo\r\nwor"), ElementsAre("hello"));
+  EXPECT_THAT(s.Append("7/a", "ld\n\n"), ElementsAre("world", ""));
+  EXPECT_EQ(s.FlushTask("7/a"), "");
+  EXPECT_THAT(s.FlushAll(), ElementsAre(std::make_pair(std::string("7/b"), std::string("tw"))));
+  EXPECT_THAT(s.FlushAll(), ElementsAre());
+}
+
+TEST(PrefixLogLineTest, Brackets) { EXPECT_EQ(PrefixLogLine("dev/base", "ok"), "[dev/base] ok"); }
+
+TEST(RenderLiveTableTest, SummaryTableAndElapsed) {
+  v1::Job job;
+  job.set_id("7");
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.set_created_us(kT0);
+  *job.add_tasks() = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED, "h1", 0, 0);
+  job.mutable_tasks(0)->set_started_us(kT0);
+  job.mutable_tasks(0)->set_ended_us(kT0 + 10'000'000);
+  *job.add_tasks() = MakeTask("7/b", v1::TASK_STATE_RUNNING, "h2", 40);
+  *job.add_tasks() = MakeTask("7/c", v1::TASK_STATE_PENDING);
+  EXPECT_THAT(RenderLiveTable(job, kNow, 200, 50),
+              ElementsAre("job 7 running for 1m40s: 1/3 done, 1 running",
+                          "TASK  STATE      AGENT  ELAPSED",  //
+                          "a     succeeded  h1     10s",      //
+                          "b     running    h2     1m00s",    //
+                          "c     pending    -      -"));
+}
+
+TEST(RenderLiveTableTest, FitsTheTerminal) {
+  v1::Job job;
+  job.set_id("7");
+  job.set_state(v1::JOB_STATE_RUNNING);
+  for (int i = 0; i < 10; ++i) {
+    *job.add_tasks() = MakeTask("7/t" + std::to_string(i), v1::TASK_STATE_PENDING);
+  }
+  job.mutable_tasks(8)->set_state(v1::TASK_STATE_RUNNING);
+  std::vector<std::string> lines = RenderLiveTable(job, kNow, 20, 6);
+  EXPECT_THAT(lines, ElementsAre("job 7 running for 0", "TASK  STATE    AGEN",  // cut to the width
+                                 "t0    pending  -", "t1    pending  -", "t8    running  -",
+                                 "... 7 more tasks"));
+}
+
+TEST(LiveFrameTest, MovesUpClearsAndRedraws) {
+  EXPECT_EQ(LiveFrame(0, {}, {"t1"}), "\r\x1b[Jt1\n");
+  EXPECT_EQ(LiveFrame(2, {"[a] log"}, {"t1", "t2"}), "\x1b[2A\r\x1b[J[a] log\nt1\nt2\n");
+}
+
+}  // namespace
+}  // namespace musafarm::cli

@@ -1,0 +1,139 @@
+#include "cli/watch_model.h"
+
+#include <algorithm>
+
+#include "cli/client.h"
+
+namespace musafarm::cli {
+
+absl::string_view LogCursor::Accept(uint64_t attempt_id, uint64_t offset, absl::string_view data) {
+  if (started_ && attempt_id < attempt_id_) return {};  // a late chunk of an older attempt
+  if (!started_ || attempt_id > attempt_id_) {
+    started_ = true;
+    attempt_id_ = attempt_id;
+    consumed_ = 0;
+  }
+  const uint64_t end = offset + data.size();
+  if (end <= consumed_) return {};
+  // Bytes below consumed_ were taken already; a gap above it (the server
+  // dropped bytes) cannot be filled, so take what came.
+  if (offset < consumed_) data.remove_prefix(static_cast<size_t>(consumed_ - offset));
+  consumed_ = end;
+  return data;
+}
+
+void LogCursor::Seed(uint64_t attempt_id, uint64_t consumed) {
+  started_ = true;
+  attempt_id_ = attempt_id;
+  consumed_ = consumed;
+}
+
+std::vector<std::string> WatchModel::Apply(const v1::WatchEvent& ev, absl::Time now) {
+  std::vector<std::string> out;
+  switch (ev.kind_case()) {
+    case v1::WatchEvent::kSnapshot:
+      ReplaceJob(ev.snapshot(), now, &out);
+      has_snapshot_ = true;
+      break;
+    case v1::WatchEvent::kTask:
+      UpdateTask(ev.task(), now, &out);
+      break;
+    case v1::WatchEvent::kLog:
+      if (opts_.logs) TakeLog(ev.log(), &out);
+      break;
+    case v1::WatchEvent::kFinished:
+      ReplaceJob(ev.finished(), now, &out);
+      has_snapshot_ = true;
+      finished_ = true;
+      break;
+    case v1::WatchEvent::KIND_NOT_SET:
+      break;  // a kind this client does not know: newer server
+  }
+  return out;
+}
+
+void WatchModel::ReplaceJob(const v1::Job& job, absl::Time now, std::vector<std::string>* out) {
+  // Report tasks whose state changed since what we knew (after a resume, the
+  // changes missed while disconnected; at the start, every task).
+  std::map<std::string, const v1::Task*> known;
+  for (const v1::Task& t : job_.tasks()) known[t.id()] = &t;
+  if (!opts_.live) {
+    for (const v1::Task& t : job.tasks()) {
+      auto it = known.find(t.id());
+      if (it == known.end() || it->second->state() != t.state() ||
+          it->second->attempt_id() != t.attempt_id()) {
+        out->push_back(RenderTaskChange(t, now, opts_.tz));
+      }
+    }
+  }
+  job_ = job;
+}
+
+void WatchModel::UpdateTask(const v1::Task& task, absl::Time now, std::vector<std::string>* out) {
+  v1::Task* slot = nullptr;
+  for (v1::Task& t : *job_.mutable_tasks()) {
+    if (t.id() == task.id()) {
+      slot = &t;
+      break;
+    }
+  }
+  const bool changed =
+      slot == nullptr || slot->state() != task.state() || slot->attempt_id() != task.attempt_id();
+  if (slot == nullptr) slot = job_.add_tasks();
+  *slot = task;
+  if (changed && !opts_.live) out->push_back(RenderTaskChange(task, now, opts_.tz));
+}
+
+void WatchModel::TakeLog(const v1::LogData& log, std::vector<std::string>* out) {
+  LogCursor& cursor = cursors_[log.task_id()];
+  const uint64_t before = cursor.attempt_id();
+  const bool was_started = cursor.started();
+  absl::string_view fresh = cursor.Accept(log.attempt_id(), log.offset(), log.data());
+  const std::string short_id = ShortTaskId(log.task_id());
+  if (was_started && cursor.attempt_id() != before) {
+    // A new attempt: the old attempt's unfinished line ends here.
+    if (std::string rest = splitter_.FlushTask(log.task_id()); !rest.empty()) {
+      out->push_back(PrefixLogLine(short_id, rest));
+    }
+  }
+  if (fresh.empty()) return;
+  for (const std::string& line : splitter_.Append(log.task_id(), fresh)) {
+    out->push_back(PrefixLogLine(short_id, line));
+  }
+}
+
+std::vector<std::string> WatchModel::FlushLogs() {
+  std::vector<std::string> out;
+  for (auto& [task, rest] : splitter_.FlushAll()) {
+    out.push_back(PrefixLogLine(ShortTaskId(task), rest));
+  }
+  return out;
+}
+
+std::map<std::string, uint64_t> WatchModel::LogOffsets() const {
+  std::map<std::string, uint64_t> offsets;
+  for (const auto& [task, cursor] : cursors_) {
+    if (!cursor.started()) continue;
+    bool current = true;
+    for (const v1::Task& t : job_.tasks()) {
+      if (t.id() == task) {
+        current = t.attempt_id() == cursor.attempt_id();
+        break;
+      }
+    }
+    if (current) offsets[task] = cursor.consumed();
+  }
+  return offsets;
+}
+
+int WatchModel::ExitCode() const {
+  switch (job_.state()) {
+    case v1::JOB_STATE_FAILED:
+    case v1::JOB_STATE_CANCELLED:
+      return kExitJobFailed;
+    default:
+      return kExitOk;
+  }
+}
+
+}  // namespace musafarm::cli

@@ -1,0 +1,169 @@
+#include "cli/watch_model.h"
+
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace musafarm::cli {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+
+const absl::Time kAt = absl::FromUnixSeconds(3600 * 10 + 60 * 2 + 3);  // 10:02:03 UTC
+
+v1::Task MakeTask(const std::string& id, v1::TaskState state, uint64_t attempt = 0,
+                  const std::string& agent = "") {
+  v1::Task t;
+  t.set_id(id);
+  t.set_job_id("7");
+  t.set_state(state);
+  t.set_attempt_id(attempt);
+  t.set_agent(agent);
+  return t;
+}
+
+v1::WatchEvent Snapshot(std::vector<v1::Task> tasks, v1::JobState state = v1::JOB_STATE_RUNNING) {
+  v1::WatchEvent ev;
+  ev.mutable_snapshot()->set_id("7");
+  ev.mutable_snapshot()->set_state(state);
+  for (v1::Task& t : tasks) *ev.mutable_snapshot()->add_tasks() = t;
+  return ev;
+}
+
+v1::WatchEvent TaskEvent(v1::Task t) {
+  v1::WatchEvent ev;
+  *ev.mutable_task() = std::move(t);
+  return ev;
+}
+
+v1::WatchEvent Log(const std::string& task, uint64_t attempt, uint64_t offset,
+                   const std::string& data) {
+  v1::WatchEvent ev;
+  ev.mutable_log()->set_task_id(task);
+  ev.mutable_log()->set_attempt_id(attempt);
+  ev.mutable_log()->set_offset(offset);
+  ev.mutable_log()->set_data(data);
+  return ev;
+}
+
+WatchModel Plain(bool logs) {
+  WatchModel::Options o;
+  o.logs = logs;
+  o.tz = absl::UTCTimeZone();
+  return WatchModel(o);
+}
+
+TEST(WatchModelTest, PrintsEveryTaskAtTheStartThenOnlyChanges) {
+  WatchModel m = Plain(false);
+  EXPECT_THAT(m.Apply(Snapshot({MakeTask("7/a", v1::TASK_STATE_QUEUED),
+                                MakeTask("7/b", v1::TASK_STATE_PENDING)}),
+                      kAt),
+              ElementsAre("10:02:03 a queued", "10:02:03 b pending"));
+  EXPECT_TRUE(m.has_snapshot());
+  EXPECT_THAT(m.Apply(TaskEvent(MakeTask("7/a", v1::TASK_STATE_RUNNING, 1, "h1")), kAt),
+              ElementsAre("10:02:03 a running on h1"));
+  // The same state again (e.g. a field other than the state changed) prints nothing.
+  EXPECT_THAT(m.Apply(TaskEvent(MakeTask("7/a", v1::TASK_STATE_RUNNING, 1, "h1")), kAt), IsEmpty());
+  EXPECT_EQ(m.job().tasks(0).state(), v1::TASK_STATE_RUNNING);
+}
+
+TEST(WatchModelTest, ResumeSnapshotPrintsOnlyWhatWasMissed) {
+  WatchModel m = Plain(false);
+  m.Apply(Snapshot({MakeTask("7/a", v1::TASK_STATE_RUNNING, 1, "h1"),
+                    MakeTask("7/b", v1::TASK_STATE_PENDING)}),
+          kAt);
+  EXPECT_THAT(m.Apply(Snapshot({MakeTask("7/a", v1::TASK_STATE_RUNNING, 1, "h1"),
+                                MakeTask("7/b", v1::TASK_STATE_QUEUED)}),
+                      kAt),
+              ElementsAre("10:02:03 b queued"));
+}
+
+TEST(WatchModelTest, FinishedSetsTheExitCode) {
+  WatchModel m = Plain(false);
+  m.Apply(Snapshot({MakeTask("7/a", v1::TASK_STATE_RUNNING, 1, "h1")}), kAt);
+  EXPECT_FALSE(m.finished());
+  v1::Task failed = MakeTask("7/a", v1::TASK_STATE_FAILED, 1, "h1");
+  failed.set_reason("exit code 1");
+  EXPECT_THAT(m.Apply(TaskEvent(failed), kAt),
+              ElementsAre("10:02:03 a failed on h1 (exit code 1)"));
+  EXPECT_THAT(m.Apply(Snapshot({failed}, v1::JOB_STATE_FAILED), kAt), IsEmpty());
+  v1::WatchEvent fin;
+  *fin.mutable_finished() = Snapshot({failed}, v1::JOB_STATE_FAILED).snapshot();
+  EXPECT_THAT(m.Apply(fin, kAt), IsEmpty());
+  EXPECT_TRUE(m.finished());
+  EXPECT_EQ(m.ExitCode(), 1);
+
+  WatchModel ok = Plain(false);
+  *fin.mutable_finished() = Snapshot({}, v1::JOB_STATE_SUCCEEDED).snapshot();
+  ok.Apply(fin, kAt);
+  EXPECT_EQ(ok.ExitCode(), 0);
+}
+
+TEST(WatchModelTest, LiveModePrintsNoTaskLines) {
+  WatchModel::Options o;
+  o.live = true;
+  o.logs = true;
+  WatchModel m(o);
+  EXPECT_THAT(m.Apply(Snapshot({MakeTask("7/a", v1::TASK_STATE_QUEUED)}), kAt), IsEmpty());
+  EXPECT_THAT(m.Apply(TaskEvent(MakeTask("7/a", v1::TASK_STATE_RUNNING, 1)), kAt), IsEmpty());
+  EXPECT_THAT(m.Apply(Log("7/a", 1, 0, "x\n"), kAt), ElementsAre("[a] x"));
+}
+
+TEST(WatchModelTest, LogLinesArePrefixedAndPartialLinesBuffered) {
+  WatchModel m = Plain(true);
+  m.Apply(Snapshot({MakeTask("7/dev/a", v1::TASK_STATE_RUNNING, 1),
+                    MakeTask("7/dev/b", v1::TASK_STATE_RUNNING, 2)}),
+          kAt);
+  EXPECT_THAT(m.Apply(Log("7/dev/a", 1, 0, "compil"), kAt), IsEmpty());
+  EXPECT_THAT(m.Apply(Log("7/dev/b", 2, 0, "b1\nb2"), kAt), ElementsAre("[dev/b] b1"));
+  EXPECT_THAT(m.Apply(Log("7/dev/a", 1, 6, "ing\nlinking\n"), kAt),
+              ElementsAre("[dev/a] compiling", "[dev/a] linking"));
+  EXPECT_THAT(m.FlushLogs(), ElementsAre("[dev/b] b2"));
+}
+
+TEST(WatchModelTest, LogsAreIgnoredUnlessAsked) {
+  WatchModel m = Plain(false);
+  m.Apply(Snapshot({MakeTask("7/a", v1::TASK_STATE_RUNNING, 1)}), kAt);
+  EXPECT_THAT(m.Apply(Log("7/a", 1, 0, "x\n"), kAt), IsEmpty());
+  EXPECT_THAT(m.LogOffsets(), IsEmpty());
+}
+
+TEST(WatchModelTest, ResentBytesArePrintedOnce) {
+  WatchModel m = Plain(true);
+  m.Apply(Snapshot({MakeTask("7/a", v1::TASK_STATE_RUNNING, 1)}), kAt);
+  EXPECT_THAT(m.Apply(Log("7/a", 1, 0, "one\ntw"), kAt), ElementsAre("[a] one"));
+  EXPECT_THAT(m.LogOffsets(), ElementsAre(Pair("7/a", 6)));
+  // After a resume the server may send from an older offset: only new bytes count.
+  EXPECT_THAT(m.Apply(Log("7/a", 1, 4, "two\nthree\n"), kAt), ElementsAre("[a] two", "[a] three"));
+  EXPECT_THAT(m.Apply(Log("7/a", 1, 0, "one\n"), kAt), IsEmpty());
+  EXPECT_THAT(m.LogOffsets(), ElementsAre(Pair("7/a", 14)));
+}
+
+TEST(WatchModelTest, ANewAttemptStartsItsLogOver) {
+  WatchModel m = Plain(true);
+  m.Apply(Snapshot({MakeTask("7/a", v1::TASK_STATE_RUNNING, 1)}), kAt);
+  m.Apply(Log("7/a", 1, 0, "first\npart"), kAt);
+  // The task is retried: attempt 2. Until its log arrives, no resume offset is
+  // sent for it (the old attempt's offset would skip the new attempt's bytes).
+  m.Apply(TaskEvent(MakeTask("7/a", v1::TASK_STATE_RUNNING, 2)), kAt);
+  EXPECT_THAT(m.LogOffsets(), IsEmpty());
+  EXPECT_THAT(m.Apply(Log("7/a", 2, 0, "again\n"), kAt), ElementsAre("[a] part", "[a] again"));
+  EXPECT_THAT(m.LogOffsets(), ElementsAre(Pair("7/a", 6)));
+  // A late chunk of the old attempt is dropped.
+  EXPECT_THAT(m.Apply(Log("7/a", 1, 10, "late\n"), kAt), IsEmpty());
+}
+
+TEST(LogCursorTest, SeedSkipsWhatWasRead) {
+  LogCursor c;
+  c.Seed(3, 5);
+  EXPECT_EQ(c.Accept(3, 0, "hello world"), " world");
+  EXPECT_EQ(c.consumed(), 11u);
+  EXPECT_EQ(c.Accept(3, 11, "!"), "!");
+}
+
+}  // namespace
+}  // namespace musafarm::cli

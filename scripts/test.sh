@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command: sets up a fresh Debian 12 machine, builds, runs every test.
+#   bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+start=$(date +%s)
+bash scripts/build.sh
+echo "build: $(( $(date +%s) - start ))s"
+cd "${BUILD_DIR:-build}"
+ctest --output-on-failure -j "$(nproc)" --timeout 300
