@@ -63,8 +63,8 @@ absl::Status Agent::Start() {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  channel_ = grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(),
-                                       args);
+  channel_ =
+      grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
   stub_ = v1::AgentService::NewStub(channel_);
   loop_.Start();
   loop_.Post([this] { Connect(); });
@@ -201,8 +201,7 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   a.workdir = absl::StrCat(options_.work_dir, "/tasks/",
                            absl::StrReplaceAll(as.task_id(), {{"/", "_"}}), "-", as.attempt_id());
   a.started_us = NowMicros();
-  Log()->info("task={} attempt={} starting '{}'", as.task_id(), as.attempt_id(),
-              as.display_name());
+  Log()->info("task={} attempt={} starting '{}'", as.task_id(), as.attempt_id(), as.display_name());
   std::error_code ec;
   std::filesystem::remove_all(a.workdir, ec);
   std::filesystem::create_directories(a.workdir, ec);
@@ -222,8 +221,8 @@ void Agent::OnAssignment(const v1::Assignment& as) {
     loop_.Post([this, key, info = std::move(info)]() mutable { OnExit(key, std::move(info)); });
   };
   absl::StatusOr<std::unique_ptr<Execution>> exec =
-      ec ? absl::StatusOr<std::unique_ptr<Execution>>(absl::InternalError(
-               absl::StrCat("cannot create ", a.workdir, ": ", ec.message())))
+      ec ? absl::StatusOr<std::unique_ptr<Execution>>(
+               absl::InternalError(absl::StrCat("cannot create ", a.workdir, ": ", ec.message())))
          : executor_->Start(as, a.workdir, std::move(cb));
   if (!exec.ok()) {
     ExitInfo info;

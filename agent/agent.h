@@ -49,15 +49,15 @@ class Agent {
     v1::Assignment assignment;
     std::unique_ptr<Execution> execution;
     std::string workdir;
-    std::string buffer;        // log bytes [base, total) not yet acknowledged
+    std::string buffer;  // log bytes [base, total) not yet acknowledged
     uint64_t base = 0;
-    uint64_t sent = 0;         // bytes sent on the current stream
+    uint64_t sent = 0;  // bytes sent on the current stream
     uint64_t total = 0;
-    bool awaiting_ack = false; // after a reconnect: wait to learn the stored offset
+    bool awaiting_ack = false;  // after a reconnect: wait to learn the stored offset
     bool started_sent = false;
     bool finished = false;
     bool result_sent = false;
-    bool stale = false;        // the coordinator no longer wants it: drop on exit
+    bool stale = false;  // the coordinator no longer wants it: drop on exit
     int64_t started_us = 0;
     v1::AttemptResult result;
   };

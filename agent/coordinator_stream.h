@@ -21,8 +21,8 @@ class CoordinatorStream final
   using OnMessage = std::function<void(v1::CoordinatorMessage)>;
   using OnEnd = std::function<void(grpc::Status)>;
 
-  static std::shared_ptr<CoordinatorStream> Open(v1::AgentService::Stub* stub,
-                                                 OnMessage on_message, OnEnd on_end);
+  static std::shared_ptr<CoordinatorStream> Open(v1::AgentService::Stub* stub, OnMessage on_message,
+                                                 OnEnd on_end);
 
   void Send(v1::AgentMessage msg);  // thread-safe
   void Cancel();                    // thread-safe; OnEnd follows

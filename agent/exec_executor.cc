@@ -125,8 +125,8 @@ class FailedExecution final : public Execution {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Execution>> ExecExecutor::Start(const v1::Assignment& assignment,
-                                                                const std::string& workdir,
-                                                                ExecCallbacks callbacks) {
+                                                               const std::string& workdir,
+                                                               ExecCallbacks callbacks) {
   const v1::StageSpec& run = assignment.run();
   if (run.kind_case() != v1::StageSpec::kExec) {
     return absl::UnimplementedError("this agent runs only 'exec' stages");
@@ -180,8 +180,8 @@ absl::StatusOr<std::unique_ptr<Execution>> ExecExecutor::Start(const v1::Assignm
   sigfillset(&all);
   posix_spawnattr_setsigmask(&attr, &none);  // the agent blocks SIGTERM; the task must not
   posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-                                      POSIX_SPAWN_SETSIGDEF);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   // posix_spawnp searches PATH of the agent, which is also what the task sees
   // unless the stage overrides PATH.
   pid_t pid = 0;
@@ -194,9 +194,9 @@ absl::StatusOr<std::unique_ptr<Execution>> ExecExecutor::Start(const v1::Assignm
     return std::unique_ptr<Execution>(std::make_unique<FailedExecution>(
         absl::StrCat("cannot run '", argv[0], "': ", std::strerror(rc)), std::move(callbacks)));
   }
-  return std::unique_ptr<Execution>(std::make_unique<ProcessExecution>(
-      pid, fds[0], absl::Seconds(run.timeout_seconds()), options_.kill_grace,
-      std::move(callbacks)));
+  return std::unique_ptr<Execution>(
+      std::make_unique<ProcessExecution>(pid, fds[0], absl::Seconds(run.timeout_seconds()),
+                                         options_.kill_grace, std::move(callbacks)));
 }
 
 }  // namespace musafarm::agent

@@ -66,7 +66,8 @@ class ExecExecutorTest : public ::testing::Test {
 };
 
 TEST_F(ExecExecutorTest, RunsArgvWithoutShellInWorkdirWithEnv) {
-  v1::Assignment a = Exec({"sh", "-c", "pwd; echo \"$GREETING $MUSAFARM_TASK_ID $MUSAFARM_AGENT\"; exit 3"});
+  v1::Assignment a =
+      Exec({"sh", "-c", "pwd; echo \"$GREETING $MUSAFARM_TASK_ID $MUSAFARM_AGENT\"; exit 3"});
   (*a.mutable_run()->mutable_env())["GREETING"] = "hi";
   Recorder r;
   auto exec = executor_.Start(a, dir_.string(), r.Callbacks());
@@ -79,8 +80,8 @@ TEST_F(ExecExecutorTest, RunsArgvWithoutShellInWorkdirWithEnv) {
 
 TEST_F(ExecExecutorTest, ArgumentsAreNotInterpretedByAShell) {
   Recorder r;
-  auto exec = executor_.Start(Exec({"echo", "$(touch pwned)", ";", "rm", "-rf", "x"}), dir_.string(),
-                              r.Callbacks());
+  auto exec = executor_.Start(Exec({"echo", "$(touch pwned)", ";", "rm", "-rf", "x"}),
+                              dir_.string(), r.Callbacks());
   ASSERT_TRUE(exec.ok());
   ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_EQ(r.Out(), "$(touch pwned) ; rm -rf x\n");
@@ -100,9 +101,9 @@ TEST_F(ExecExecutorTest, ShellStageRunsScript) {
 TEST_F(ExecExecutorTest, CancelKillsTheWholeProcessGroup) {
   Recorder r;
   // A background grandchild that would outlive a plain kill of the main pid.
-  auto exec = executor_.Start(
-      Exec({"sleep 600 & echo $! > child.pid; echo started; wait"}, /*shell=*/true),
-      dir_.string(), r.Callbacks());
+  auto exec =
+      executor_.Start(Exec({"sleep 600 & echo $! > child.pid; echo started; wait"}, /*shell=*/true),
+                      dir_.string(), r.Callbacks());
   ASSERT_TRUE(exec.ok());
   ASSERT_TRUE(r.WaitOutput("started"));
   pid_t child = 0;

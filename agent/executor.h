@@ -14,7 +14,7 @@ struct ExitInfo {
   int signal = 0;      // terminating signal, 0 if none
   bool cancelled = false;
   bool timed_out = false;
-  std::string error;   // could not run at all (e.g. no such program)
+  std::string error;  // could not run at all (e.g. no such program)
 };
 
 // Callbacks from an execution. Called from the executor's own thread, in

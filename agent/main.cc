@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
   app.add_option("--kill-grace", kill_grace_s,
                  "seconds between SIGTERM and SIGKILL when a task is cancelled")
       ->capture_default_str();
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -108,8 +108,9 @@ int main(int argc, char** argv) {
   std::printf("  submit (parse+commit) %8.2f ms\n", absl::ToDoubleMilliseconds(submit));
   std::printf("  submit -> job end     %8.2f ms\n", absl::ToDoubleMilliseconds(total));
   std::printf("  tasks/s               %8.0f\n", completed / absl::ToDoubleSeconds(total));
-  std::printf("  per task              %8.3f ms (assigned, running, succeeded: 3 fsync'd commits)\n",
-              absl::ToDoubleMilliseconds(total) / completed);
+  std::printf(
+      "  per task              %8.3f ms (assigned, running, succeeded: 3 fsync'd commits)\n",
+      absl::ToDoubleMilliseconds(total) / completed);
   std::filesystem::remove_all(dir);
   return done->state() == mf::v1::JOB_STATE_SUCCEEDED ? 0 : 1;
 }

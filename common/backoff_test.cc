@@ -21,7 +21,10 @@ TEST(BackoffTest, GrowsToTheCapWithJitterAndResets) {
 
 TEST(BackoffTest, JitterSpreadsAgents) {
   Backoff a(absl::Seconds(1), absl::Seconds(30), 1), c(absl::Seconds(1), absl::Seconds(30), 2);
-  for (int i = 0; i < 4; ++i) { a.Next(); c.Next(); }
+  for (int i = 0; i < 4; ++i) {
+    a.Next();
+    c.Next();
+  }
   EXPECT_NE(a.Next(), c.Next());
 }
 

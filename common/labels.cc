@@ -26,7 +26,8 @@ bool LabelsSatisfy(const std::vector<std::string>& agent_labels,
 
 absl::Status ValidateLabel(const std::string& label) {
   const std::string key = KeyOf(label);
-  if (key.empty()) return absl::InvalidArgumentError(absl::StrCat("label '", label, "' has an empty key"));
+  if (key.empty())
+    return absl::InvalidArgumentError(absl::StrCat("label '", label, "' has an empty key"));
   for (char c : key) {
     if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '.' &&
         c != '/') {

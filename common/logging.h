@@ -15,13 +15,13 @@ std::shared_ptr<spdlog::logger> GetLogger(const std::string& name);
 void SetLogLevel(const std::string& level);
 
 // Broken invariant: log critical and abort. Not for things the world does.
-#define MF_CHECK(cond, ...)                                              \
-  do {                                                                   \
-    if (!(cond)) {                                                       \
+#define MF_CHECK(cond, ...)                                                             \
+  do {                                                                                  \
+    if (!(cond)) {                                                                      \
       ::musafarm::GetLogger("check")->critical("CHECK failed: " #cond " " __VA_ARGS__); \
-      ::spdlog::shutdown();                                              \
-      std::abort();                                                      \
-    }                                                                    \
+      ::spdlog::shutdown();                                                             \
+      std::abort();                                                                     \
+    }                                                                                   \
   } while (0)
 
 }  // namespace musafarm

@@ -82,7 +82,8 @@ absl::Status Core::Recover() {
   int resumed = 0;
   for (v1::Job& job : *jobs) {
     int64_t number = 0;
-    if (absl::SimpleAtoi(job.id(), &number)) next_job_number_ = std::max(next_job_number_, number + 1);
+    if (absl::SimpleAtoi(job.id(), &number))
+      next_job_number_ = std::max(next_job_number_, number + 1);
     JobEntry& entry = jobs_[job.id()];
     entry.job = std::move(job);
     job_order_.push_back(entry.job.id());
@@ -230,8 +231,8 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
     const v1::TaskState initial =
         task.spec().needs().empty() ? v1::TASK_STATE_QUEUED : v1::TASK_STATE_PENDING;
     task.set_state(initial);
-    m.transitions.push_back(Transition{task.id(), 0, v1::TASK_STATE_UNSPECIFIED, initial, now,
-                                       "submitted"});
+    m.transitions.push_back(
+        Transition{task.id(), 0, v1::TASK_STATE_UNSPECIFIED, initial, now, "submitted"});
     m.tasks.push_back(task);
   }
   v1::Job header = job;
@@ -267,8 +268,8 @@ absl::StatusOr<v1::Job> Core::GetJob(const std::string& job_id) const {
 std::vector<v1::Job> Core::ListJobs(int limit) const {
   if (limit <= 0) limit = 50;
   std::vector<v1::Job> out;
-  for (auto it = job_order_.rbegin(); it != job_order_.rend() && static_cast<int>(out.size()) < limit;
-       ++it) {
+  for (auto it = job_order_.rbegin();
+       it != job_order_.rend() && static_cast<int>(out.size()) < limit; ++it) {
     v1::Job job = jobs_.at(*it).job;
     job.clear_tasks();
     out.push_back(std::move(job));
@@ -361,7 +362,8 @@ absl::StatusOr<v1::Agent> Core::Drain(const std::string& name, bool undrain) {
 
 absl::StatusOr<v1::GetLogResponse> Core::GetLog(const v1::GetLogRequest& request) {
   const v1::Task* task = FindTask(request.task_id());
-  if (task == nullptr) return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
+  if (task == nullptr)
+    return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
   v1::GetLogResponse response;
   response.set_offset(request.offset());
   if (task->attempt_id() != 0) {
@@ -380,7 +382,8 @@ absl::StatusOr<v1::GetLogResponse> Core::GetLog(const v1::GetLogRequest& request
 
 void Core::CatchUpLogs(WatchEntry& w, const v1::Task& task) {
   if (task.attempt_id() == 0) return;
-  uint64_t offset = w.sent[task.id()];
+  uint64_t& sent = w.SentFor(task.id(), task.attempt_id());
+  uint64_t offset = sent;
   const uint64_t size = logs_->Size(task.id(), task.attempt_id());
   while (offset < size) {
     absl::StatusOr<std::string> data =
@@ -395,7 +398,7 @@ void Core::CatchUpLogs(WatchEntry& w, const v1::Task& task) {
     log->set_data(*std::move(data));
     w.watcher->Send(std::move(ev));
   }
-  w.sent[task.id()] = std::max(offset, w.sent[task.id()]);
+  sent = std::max(offset, sent);
 }
 
 absl::Status Core::AddWatcher(WatchId id, const v1::WatchJobRequest& request,
@@ -411,13 +414,20 @@ absl::Status Core::AddWatcher(WatchId id, const v1::WatchJobRequest& request,
   w.task_id = request.task_id();
   w.logs = request.logs();
   w.watcher = std::move(watcher);
-  for (const auto& [task, offset] : request.log_offsets()) w.sent[task] = offset;
+  // Resume offsets refer to the attempt current now.
+  for (const auto& [task_id, offset] : request.log_offsets()) {
+    auto idx = job->index.find(task_id);
+    if (idx == job->index.end()) continue;
+    w.sent[task_id] =
+        WatchEntry::Sent{job->job.tasks(static_cast<int>(idx->second)).attempt_id(), offset};
+  }
 
   v1::WatchEvent snapshot;
   *snapshot.mutable_snapshot() = job->job;
   if (!w.task_id.empty()) {
     snapshot.mutable_snapshot()->clear_tasks();
-    *snapshot.mutable_snapshot()->add_tasks() = job->job.tasks(static_cast<int>(job->index.at(w.task_id)));
+    *snapshot.mutable_snapshot()->add_tasks() =
+        job->job.tasks(static_cast<int>(job->index.at(w.task_id)));
   }
   w.watcher->Send(std::move(snapshot));
   if (w.logs) {
@@ -445,7 +455,7 @@ void Core::SendLogToWatchers(const std::string& task_id, uint64_t attempt, uint6
     if (!w.logs || w.job_id != task->job_id() || (!w.task_id.empty() && w.task_id != task_id)) {
       continue;
     }
-    uint64_t& sent = w.sent[task_id];
+    uint64_t& sent = w.SentFor(task_id, attempt);
     const uint64_t end = offset + data.size();
     if (end <= sent) continue;
     const uint64_t skip = sent > offset ? sent - offset : 0;
@@ -532,7 +542,8 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
     if (absl::Status s = ValidateLabel(label); !s.ok()) bad = s;
   }
   if (!bad.ok()) {
-    Log()->warn("refusing agent '{}' from {}: {}", reg.name(), c.conn->Peer(), std::string(bad.message()));
+    Log()->warn("refusing agent '{}' from {}: {}", reg.name(), c.conn->Peer(),
+                std::string(bad.message()));
     c.conn->Close(bad);
     return;
   }
@@ -554,7 +565,8 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
   agent.info.set_peer(c.conn->Peer());
   agent.info.set_free_disk_bytes(reg.capabilities().free_disk_bytes());
   agent.info.set_last_seen_us(ToMicros(agent.last_seen));
-  agent.info.set_state(agent.info.draining() ? v1::AGENT_STATE_DRAINING : v1::AGENT_STATE_CONNECTED);
+  agent.info.set_state(agent.info.draining() ? v1::AGENT_STATE_DRAINING
+                                             : v1::AGENT_STATE_CONNECTED);
 
   v1::CoordinatorMessage registered;
   registered.mutable_registered()->set_heartbeat_interval_ms(
@@ -750,7 +762,8 @@ void Core::MaybeFinishJob(JobEntry& entry) {
     failed = failed || t.state() != v1::TASK_STATE_SUCCEEDED;
   }
   job.set_state(cancelled ? v1::JOB_STATE_CANCELLED
-                          : failed ? v1::JOB_STATE_FAILED : v1::JOB_STATE_SUCCEEDED);
+                : failed  ? v1::JOB_STATE_FAILED
+                          : v1::JOB_STATE_SUCCEEDED);
   job.set_ended_us(ToMicros(clock_->Now()));
   Log()->info("job={} {}", job.id(), v1::JobState_Name(job.state()));
   pending_.changed_jobs.insert(job.id());
@@ -771,7 +784,8 @@ void Core::Schedule() {
   if (ready.empty()) return;
   task_labels.reserve(ready.size());
   for (v1::Task* task : ready) {
-    task_labels.emplace_back(task->spec().run().labels().begin(), task->spec().run().labels().end());
+    task_labels.emplace_back(task->spec().run().labels().begin(),
+                             task->spec().run().labels().end());
   }
   for (const auto& labels : task_labels) views.push_back(ReadyTask{&labels});
 
@@ -785,8 +799,7 @@ void Core::Schedule() {
   }
   for (size_t i = 0; i < agents.size(); ++i) {
     const AgentEntry& a = *agents[i];
-    slots.push_back(AgentSlots{&agent_labels[i],
-                               a.info.slots() - static_cast<int>(a.tasks.size()),
+    slots.push_back(AgentSlots{&agent_labels[i], a.info.slots() - static_cast<int>(a.tasks.size()),
                                a.conn != 0 && !a.info.draining()});
   }
   const auto placed = PlaceTasks(views, slots);
@@ -832,9 +845,9 @@ void Core::Tick() {
     if (!agent.tasks.empty() && now - agent.disconnected_at > options_.agent_lost_timeout) {
       const std::set<std::string> held = agent.tasks;
       for (const std::string& id : held) {
-        LoseAttempt(*FindTask(id), absl::StrCat("lost (away for ",
-                                                absl::FormatDuration(now - agent.disconnected_at),
-                                                ")"));
+        LoseAttempt(*FindTask(id),
+                    absl::StrCat("lost (away for ",
+                                 absl::FormatDuration(now - agent.disconnected_at), ")"));
       }
     }
   }
@@ -843,7 +856,8 @@ void Core::Tick() {
 }
 
 void Core::Shutdown() {
-  for (auto& [id, w] : watchers_) w.watcher->Finish(absl::UnavailableError("coordinator shutting down"));
+  for (auto& [id, w] : watchers_)
+    w.watcher->Finish(absl::UnavailableError("coordinator shutting down"));
   watchers_.clear();
   for (auto& [id, c] : conns_) c.conn->Close(absl::UnavailableError("coordinator shutting down"));
 }

@@ -107,7 +107,7 @@ class Core {
   struct JobEntry {
     v1::Job job;
     bool cancel_requested = false;
-    std::map<std::string, size_t> index;               // task id -> position in job.tasks
+    std::map<std::string, size_t> index;                    // task id -> position in job.tasks
     std::map<std::string, std::vector<size_t>> dependants;  // task id -> tasks needing it
   };
   struct ConnEntry {
@@ -118,7 +118,17 @@ class Core {
     std::string job_id;
     std::string task_id;  // filter; empty: all
     bool logs = false;
-    std::map<std::string, uint64_t> sent;  // task id -> log bytes sent (current attempt)
+    struct Sent {
+      uint64_t attempt = 0;
+      uint64_t bytes = 0;
+    };
+    // Log bytes sent per task; a new attempt's log starts again from 0.
+    std::map<std::string, Sent> sent;
+    uint64_t& SentFor(const std::string& task_id, uint64_t attempt) {
+      Sent& s = sent[task_id];
+      if (s.attempt != attempt) s = Sent{attempt, 0};
+      return s.bytes;
+    }
     std::shared_ptr<Watcher> watcher;
   };
 

@@ -17,7 +17,10 @@ using FakeConnection = testing::FakeAgentConnection;
 class RecordingWatcher final : public Watcher {
  public:
   void Send(v1::WatchEvent e) override { events.push_back(std::move(e)); }
-  void Finish(const absl::Status& s) override { finished = s; done = true; }
+  void Finish(const absl::Status& s) override {
+    finished = s;
+    done = true;
+  }
   std::vector<v1::WatchEvent> events;
   absl::Status finished;
   bool done = false;
@@ -303,6 +306,27 @@ TEST_F(CoreTest, WatcherGetsSnapshotTransitionsLogsAndFinish) {
   }
   EXPECT_EQ(logs, "hello\n");
   EXPECT_TRUE(saw_running);
+}
+
+TEST_F(CoreTest, WatcherGetsTheWholeLogOfARetry) {
+  auto [conn, agent] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: flaky\n    retries: 1\n    exec: [x]\n");
+  auto w = std::make_shared<RecordingWatcher>();
+  v1::WatchJobRequest req;
+  req.set_job_id(job.id());
+  req.set_logs(true);
+  ASSERT_TRUE(core_->AddWatcher(1, req, w).ok());
+  auto first = agent->TakeAssignments();
+  Result(conn, first[0], 1, "attempt one\n");
+  auto second = agent->TakeAssignments();
+  ASSERT_EQ(second.size(), 1u);
+  Result(conn, second[0], 0, "second\n");
+  std::map<uint64_t, std::string> by_attempt;
+  for (const auto& e : w->events) {
+    if (e.has_log()) by_attempt[e.log().attempt_id()] += e.log().data();
+  }
+  EXPECT_EQ(by_attempt[first[0].attempt_id()], "attempt one\n");
+  EXPECT_EQ(by_attempt[second[0].attempt_id()], "second\n");
 }
 
 TEST_F(CoreTest, DrainStopsNewWork) {

@@ -14,7 +14,8 @@
 namespace musafarm::coordinator {
 namespace {
 absl::Status Errno(absl::string_view what, const std::string& path) {
-  return absl::InternalError(absl::StrCat("log store: ", what, " ", path, ": ", std::strerror(errno)));
+  return absl::InternalError(
+      absl::StrCat("log store: ", what, " ", path, ": ", std::strerror(errno)));
 }
 }  // namespace
 
@@ -34,7 +35,8 @@ absl::StatusOr<LogStore::OpenLog*> LogStore::Open(const std::string& task_id, ui
   if (it != open_.end()) return &it->second;
   std::error_code ec;
   std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  if (ec) return absl::InternalError(absl::StrCat("log store: mkdir for ", path, ": ", ec.message()));
+  if (ec)
+    return absl::InternalError(absl::StrCat("log store: mkdir for ", path, ": ", ec.message()));
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("open", path);
   struct stat st;
@@ -54,9 +56,9 @@ absl::StatusOr<uint64_t> LogStore::Append(const std::string& task_id, uint64_t a
   if (!opened.ok()) return opened.status();
   OpenLog& log = **opened;
   if (offset > log.size) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("log of ", task_id, " attempt ", attempt_id, ": chunk at ", offset,
-                     " leaves a gap after ", log.size));
+    return absl::FailedPreconditionError(absl::StrCat("log of ", task_id, " attempt ", attempt_id,
+                                                      ": chunk at ", offset, " leaves a gap after ",
+                                                      log.size));
   }
   const uint64_t skip = log.size - offset;  // already stored: a resend
   if (skip >= data.size()) return log.size;

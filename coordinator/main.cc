@@ -27,11 +27,15 @@ int main(int argc, char** argv) {
   app.add_option("--port-file", options.port_file, "write the bound port to this file");
   app.add_option("--heartbeat-timeout", heartbeat_timeout_s,
                  "seconds of agent silence before its stream is closed")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--agent-lost-timeout", lost_timeout_s,
-                 "seconds a disconnected agent may take to come back before its tasks are re-queued")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option(
+         "--agent-lost-timeout", lost_timeout_s,
+         "seconds a disconnected agent may take to come back before its tasks are re-queued")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -40,7 +44,8 @@ int main(int argc, char** argv) {
   }
   options.core.heartbeat_timeout = absl::Seconds(heartbeat_timeout_s);
   options.core.agent_lost_timeout = absl::Seconds(lost_timeout_s);
-  options.core.heartbeat_interval = std::min(absl::Seconds(3), absl::Seconds(heartbeat_timeout_s) / 3);
+  options.core.heartbeat_interval =
+      std::min(absl::Seconds(3), absl::Seconds(heartbeat_timeout_s) / 3);
   musafarm::SetLogLevel(log_level);
 
   musafarm::coordinator::Server server(options);

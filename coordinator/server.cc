@@ -59,8 +59,8 @@ absl::Status Server::Start() {
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     loop_.Stop();
-    return absl::UnavailableError(absl::StrCat("cannot listen on '", options_.listen,
-                                               "' (address in use or malformed?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on '", options_.listen, "' (address in use or malformed?)"));
   }
   ScheduleTick(&loop_, core_.get());
   if (!options_.port_file.empty()) {

@@ -18,7 +18,7 @@ class AgentServiceImpl;
 class UserServiceImpl;
 
 struct ServerOptions {
-  std::string listen = "127.0.0.1:7070";  // host:port; port 0 picks a free one
+  std::string listen = "127.0.0.1:7070";   // host:port; port 0 picks a free one
   std::string data_dir = "musafarm-data";  // musafarm.db and logs/
   std::string port_file;                   // if set, the bound port is written here
   CoreOptions core;

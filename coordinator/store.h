@@ -24,11 +24,13 @@ struct Transition {
 // Everything one coordinator event changed. Committed as one transaction, so a
 // crash leaves either all of it or none of it.
 struct Mutation {
-  std::vector<v1::Job> jobs;          // job rows to upsert; Job.tasks is ignored here
-  std::vector<v1::Task> tasks;        // task rows to upsert
+  std::vector<v1::Job> jobs;    // job rows to upsert; Job.tasks is ignored here
+  std::vector<v1::Task> tasks;  // task rows to upsert
   std::vector<Transition> transitions;
-  std::vector<v1::Agent> agents;      // agent rows to upsert (by name)
-  bool empty() const { return jobs.empty() && tasks.empty() && transitions.empty() && agents.empty(); }
+  std::vector<v1::Agent> agents;  // agent rows to upsert (by name)
+  bool empty() const {
+    return jobs.empty() && tasks.empty() && transitions.empty() && agents.empty();
+  }
 };
 
 // Durable farm state. Called only from the coordinator's core loop, so

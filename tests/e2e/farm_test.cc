@@ -26,8 +26,8 @@ class FarmTest : public ::testing::Test {
 
 TEST_F(FarmTest, MatrixRunsInDependencyOrderInParallelOnBothAgents) {
   StartFarm();
-  CliResult r = farm_.Cli({"submit", std::string(MF_SOURCE_DIR) + "/pipelines/torch_musa-exec.yaml",
-                           "--watch"});
+  CliResult r = farm_.Cli(
+      {"submit", std::string(MF_SOURCE_DIR) + "/pipelines/torch_musa-exec.yaml", "--watch"});
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "job 1 succeeded")) << r.out;
   auto job = farm_.Job("1");
@@ -40,7 +40,8 @@ TEST_F(FarmTest, MatrixRunsInDependencyOrderInParallelOnBothAgents) {
     for (const std::string& need : t.spec().needs()) {
       const v1::Task* dep = FindTask(*job, need.substr(job->id().size() + 1));
       ASSERT_NE(dep, nullptr);
-      EXPECT_GE(t.started_us(), dep->ended_us()) << t.id() << " started before " << need << " ended";
+      EXPECT_GE(t.started_us(), dep->ended_us())
+          << t.id() << " started before " << need << " ended";
     }
   }
   EXPECT_EQ(agents_used, (std::set<std::string>{"agent-1", "agent-2"}));
@@ -96,15 +97,18 @@ stages:
 TEST_F(FarmTest, WatchShowsLogLinesWhileTheTaskRuns) {
   StartFarm(1);
   const std::string gate = farm_.dir() + "/gate";
-  const std::string spec = farm_.WritePipeline("gate.yaml", absl::StrCat(R"(
+  const std::string spec =
+      farm_.WritePipeline("gate.yaml", absl::StrCat(R"(
 stages:
   - name: waiter
-    shell: "echo waiting for the gate; while [ ! -e )", gate, R"( ]; do sleep 0.05; done; echo through"
+    shell: "echo waiting for the gate; while [ ! -e )",
+                                                    gate, R"( ]; do sleep 0.05; done; echo through"
 )"));
   const std::string id = farm_.Submit(spec);
   auto watch = farm_.CliAsync({"watch", id, "--logs"}, farm_.dir() + "/watch.out");
-  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(watch->Output(), "[waiter] waiting for the gate"); }))
-      << watch->Output();
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(watch->Output(), "[waiter] waiting for the gate");
+  })) << watch->Output();
   // The line arrived while the task was still running: it cannot end before the gate opens.
   auto job = farm_.Job(id);
   ASSERT_TRUE(job.ok());
@@ -176,11 +180,14 @@ stages:
     needs: [counter]
     exec: ["echo", "after"]
 )");
-  const std::string quick = farm_.WritePipeline("quick.yaml", "stages:\n  - name: q\n    exec: [\"echo\", \"quick\"]\n");
+  const std::string quick =
+      farm_.WritePipeline("quick.yaml", "stages:\n  - name: q\n    exec: [\"echo\", \"quick\"]\n");
   const std::string first = farm_.Submit(quick);
   ASSERT_TRUE(farm_.WaitForJobEnd(first));
   const std::string id = farm_.Submit(spec);
-  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(farm_.Cli({"logs", id + "/counter"}).out, "line 2"); }));
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(farm_.Cli({"logs", id + "/counter"}).out, "line 2");
+  }));
   farm_.StopCoordinator(SIGTERM);
   farm_.StartCoordinator();
   ASSERT_TRUE(farm_.WaitForJobEnd(id, absl::Seconds(90)));
@@ -206,10 +213,13 @@ TEST_F(FarmTest, BadSpecsGetClearMessagesAndExitTwoWhileServingOthers) {
   } cases[] = {
       {"syntax.yaml", "stages:\n  - name: a\n    exec: [\"x\"\n", "syntax.yaml:"},
       {"cycle.yaml",
-       "stages:\n  - name: a\n    needs: [b]\n    exec: [x]\n  - name: b\n    needs: [a]\n    exec: [x]\n",
+       "stages:\n  - name: a\n    needs: [b]\n    exec: [x]\n  - name: b\n    needs: [a]\n    "
+       "exec: [x]\n",
        "cycle"},
-      {"unknown.yaml", "stages:\n  - name: a\n    needs: [nope]\n    exec: [x]\n", "unknown.yaml:3"},
-      {"empty.yaml", "matrix:\n  python: []\nstages:\n  - name: a\n    exec: [x]\n", "empty.yaml:2"},
+      {"unknown.yaml", "stages:\n  - name: a\n    needs: [nope]\n    exec: [x]\n",
+       "unknown.yaml:3"},
+      {"empty.yaml", "matrix:\n  python: []\nstages:\n  - name: a\n    exec: [x]\n",
+       "empty.yaml:2"},
       {"field.yaml", "stages:\n  - name: a\n    timout: 5m\n    exec: [x]\n", "timout"},
   };
   for (const Case& c : cases) {
@@ -219,9 +229,11 @@ TEST_F(FarmTest, BadSpecsGetClearMessagesAndExitTwoWhileServingOthers) {
   }
   CliResult jobs = farm_.Cli({"jobs", "--output", "json"});
   EXPECT_EQ(jobs.exit_code, 0);
-  EXPECT_FALSE(absl::StrContains(jobs.out, "\"id\"")) << "a bad spec queued something: " << jobs.out;
+  EXPECT_FALSE(absl::StrContains(jobs.out, "\"id\""))
+      << "a bad spec queued something: " << jobs.out;
   // The coordinator still serves.
-  const std::string id = farm_.Submit(farm_.WritePipeline("ok.yaml", "stages:\n  - name: a\n    exec: [\"true\"]\n"));
+  const std::string id =
+      farm_.Submit(farm_.WritePipeline("ok.yaml", "stages:\n  - name: a\n    exec: [\"true\"]\n"));
   EXPECT_TRUE(farm_.WaitForJobEnd(id));
   EXPECT_TRUE(farm_.coordinator()->Running());
   // Missing file and unknown job are bad input too.
@@ -231,7 +243,8 @@ TEST_F(FarmTest, BadSpecsGetClearMessagesAndExitTwoWhileServingOthers) {
 
 TEST(CliTest, SubmitToAbsentCoordinatorExitsThree) {
   Farm farm;  // no coordinator started: port 0 is never listening
-  const std::string spec = farm.WritePipeline("ok.yaml", "stages:\n  - name: a\n    exec: [\"true\"]\n");
+  const std::string spec =
+      farm.WritePipeline("ok.yaml", "stages:\n  - name: a\n    exec: [\"true\"]\n");
   CliResult r = farm.Cli({"submit", spec});
   EXPECT_EQ(r.exit_code, 3) << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "cannot reach coordinator")) << r.err;

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -92,9 +92,10 @@ void WriteFile(const std::string& path, const std::string& content) {
 
 Farm::Farm() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  dir_ = (std::filesystem::temp_directory_path() /
-          absl::StrCat("musafarm-e2e-", info->test_suite_name(), "-", info->name(), "-", ::getpid()))
-             .string();
+  dir_ =
+      (std::filesystem::temp_directory_path() /
+       absl::StrCat("musafarm-e2e-", info->test_suite_name(), "-", info->name(), "-", ::getpid()))
+          .string();
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_);
 }
@@ -119,20 +120,18 @@ std::string Farm::address() const { return absl::StrCat("127.0.0.1:", port_); }
 void Farm::StartCoordinator(const std::vector<std::string>& extra_flags) {
   const std::string port_file = dir_ + "/coordinator.port";
   std::filesystem::remove(port_file);
-  std::vector<std::string> argv = {MF_COORDINATOR_BIN,
-                                   "--listen",
-                                   absl::StrCat("127.0.0.1:", port_),
-                                   "--port-file",
-                                   port_file,
-                                   "--data-dir",
-                                   dir_ + "/coordinator"};
+  std::vector<std::string> argv = {
+      MF_COORDINATOR_BIN,   "--listen", absl::StrCat("127.0.0.1:", port_),
+      "--port-file",        port_file,  "--data-dir",
+      dir_ + "/coordinator"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   auto p = Process::Start(argv, dir_ + "/coordinator.log");
   ASSERT_TRUE(p.ok()) << p.status();
   coordinator_ = *std::move(p);
   ++coordinator_starts_;
-  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(port_file) || !coordinator_->Running(); }))
-      << coordinator_->Output();
+  ASSERT_TRUE(WaitFor([&] {
+    return std::filesystem::exists(port_file) || !coordinator_->Running();
+  })) << coordinator_->Output();
   ASSERT_TRUE(coordinator_->Running()) << coordinator_->Output();
   int port = 0;
   ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(port_file)), &port));
@@ -146,9 +145,17 @@ void Farm::StopCoordinator(int sig) {
 
 Process* Farm::StartAgent(const std::string& name, const std::vector<std::string>& labels,
                           int slots) {
-  std::vector<std::string> argv = {MF_AGENT_BIN, "--coordinator", address(), "--name", name,
-                                   "--slots", absl::StrCat(slots), "--work-dir",
-                                   dir_ + "/agent-" + name, "--kill-grace", "1"};
+  std::vector<std::string> argv = {MF_AGENT_BIN,
+                                   "--coordinator",
+                                   address(),
+                                   "--name",
+                                   name,
+                                   "--slots",
+                                   absl::StrCat(slots),
+                                   "--work-dir",
+                                   dir_ + "/agent-" + name,
+                                   "--kill-grace",
+                                   "1"};
   for (const std::string& l : labels) {
     argv.push_back("--label");
     argv.push_back(l);
@@ -229,7 +236,8 @@ absl::StatusOr<v1::Job> Farm::Job(const std::string& id) {
 std::vector<v1::Agent> Farm::Agents() {
   CliResult r = Cli({"agents", "--output", "json"});
   v1::ListAgentsResponse resp;
-  if (r.exit_code != 0 || !google::protobuf::util::JsonStringToMessage(r.out, &resp).ok()) return {};
+  if (r.exit_code != 0 || !google::protobuf::util::JsonStringToMessage(r.out, &resp).ok())
+    return {};
   return {resp.agents().begin(), resp.agents().end()};
 }
 
@@ -242,8 +250,8 @@ bool Farm::WaitForJobEnd(const std::string& id, absl::Duration timeout) {
       timeout);
 }
 
-bool Farm::WaitForTaskState(const std::string& job_id, const std::string& task,
-                            v1::TaskState state, absl::Duration timeout) {
+bool Farm::WaitForTaskState(const std::string& job_id, const std::string& task, v1::TaskState state,
+                            absl::Duration timeout) {
   return WaitFor(
       [&] {
         auto job = Job(job_id);

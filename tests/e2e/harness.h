@@ -63,8 +63,7 @@ class Farm {
   void StopCoordinator(int sig);  // and waits for it
   Process* coordinator() { return coordinator_.get(); }
 
-  Process* StartAgent(const std::string& name, const std::vector<std::string>& labels,
-                      int slots);
+  Process* StartAgent(const std::string& name, const std::vector<std::string>& labels, int slots);
 
   // Runs `musafarm --coordinator ADDR args...` and waits for it.
   CliResult Cli(const std::vector<std::string>& args, absl::Duration timeout = absl::Seconds(120));
