@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   musafarm::SetLogLevel(log_level);
-  if (const char* env = std::getenv("MUSAFARM_COORDINATOR")) options.coordinator = env;
+  // Precedence: flag, then $MUSAFARM_COORDINATOR, then the config file.
   if (!config.empty()) {
     std::string error;
     if (!LoadConfig(config, options, error)) {
@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  if (const char* env = std::getenv("MUSAFARM_COORDINATOR")) options.coordinator = env;
   if (!coordinator.empty()) options.coordinator = coordinator;
   if (!labels.empty()) options.labels = labels;
   if (slots > 0) options.slots = slots;
