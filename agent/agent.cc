@@ -67,12 +67,13 @@ absl::Status Agent::Start() {
       grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
   stub_ = v1::AgentService::NewStub(channel_);
   loop_.Start();
+  started_ = true;
   loop_.Post([this] { Connect(); });
   return absl::OkStatus();
 }
 
 void Agent::Stop() {
-  if (stopping_) return;
+  if (!started_ || stopping_) return;
   absl::Notification cancelled;
   loop_.Post([this, &cancelled] {
     stopping_ = true;
@@ -91,9 +92,17 @@ void Agent::Stop() {
     if (!running) break;
     absl::SleepFor(absl::Milliseconds(50));
   }
-  loop_.RunSync([this] {
-    if (stream_ != nullptr) stream_->Cancel();
+  // Wait for the stream's end to reach the loop: its callbacks hold `this`.
+  absl::Notification ended;
+  loop_.RunSync([this, &ended] {
+    if (stream_ == nullptr) {
+      ended.Notify();
+      return;
+    }
+    stream_ended_ = &ended;
+    stream_->Cancel();
   });
+  ended.WaitForNotificationWithTimeout(absl::Seconds(10));
   loop_.Stop();
   attempts_.clear();  // joins execution threads
 }
@@ -134,6 +143,10 @@ void Agent::Connect() {
 void Agent::OnStreamEnd(uint64_t generation, const grpc::Status& status) {
   if (generation != generation_) return;
   stream_.reset();
+  if (stream_ended_ != nullptr) {
+    stream_ended_->Notify();
+    stream_ended_ = nullptr;
+  }
   const bool was_registered = registered_;
   registered_ = false;
   if (stopping_) return;
@@ -211,7 +224,6 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   started.mutable_started()->set_attempt_id(as.attempt_id());
   started.mutable_started()->set_started_us(a.started_us);
   Send(std::move(started));
-  a.started_sent = true;
 
   ExecCallbacks cb;
   cb.on_output = [this, key](std::string data) {
@@ -316,6 +328,13 @@ void Agent::OnAck(const v1::Ack& ack) {
     a.sent = a.base;
     a.result_sent = false;
     a.awaiting_ack = false;
+    // The start may have been lost with the old stream; the coordinator
+    // ignores a repeat.
+    v1::AgentMessage started;
+    started.mutable_started()->set_task_id(a.assignment.task_id());
+    started.mutable_started()->set_attempt_id(a.assignment.attempt_id());
+    started.mutable_started()->set_started_us(a.started_us);
+    Send(std::move(started));
     Pump(a);
   }
 }

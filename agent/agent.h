@@ -20,7 +20,7 @@ struct AgentOptions {
   std::string coordinator = "127.0.0.1:7070";
   std::string name;
   std::vector<std::string> labels;
-  int slots = 1;
+  int slots = 0;  // 0: the number of CPUs
   std::string work_dir = "musafarm-agent";
   absl::Duration reconnect_initial = absl::Milliseconds(250);
   absl::Duration reconnect_max = absl::Seconds(5);
@@ -54,7 +54,6 @@ class Agent {
     uint64_t sent = 0;  // bytes sent on the current stream
     uint64_t total = 0;
     bool awaiting_ack = false;  // after a reconnect: wait to learn the stored offset
-    bool started_sent = false;
     bool finished = false;
     bool result_sent = false;
     bool stale = false;  // the coordinator no longer wants it: drop on exit
@@ -88,6 +87,8 @@ class Agent {
   uint64_t generation_ = 0;
   bool registered_ = false;
   bool stopping_ = false;
+  bool started_ = false;  // Start() succeeded: the loop runs
+  absl::Notification* stream_ended_ = nullptr;  // Stop() waits on it
   absl::Duration heartbeat_interval_ = absl::Seconds(3);
   int failures_ = 0;
   std::map<std::string, Attempt> attempts_;

@@ -8,6 +8,11 @@ std::shared_ptr<CoordinatorStream> CoordinatorStream::Open(v1::AgentService::Stu
       new CoordinatorStream(std::move(on_message), std::move(on_end)));
   s->self_ = s;
   stub->async()->Connect(&s->context_, s.get());
+  // Send() starts writes from outside reactions; gRPC requires a hold for
+  // that, or the call could complete (and be freed) while a Send is between
+  // its check and StartWrite. Released once reads have failed and no write
+  // is in flight.
+  s->AddHold();
   s->StartRead(&s->in_);
   s->StartCall();
   return s;
@@ -17,7 +22,7 @@ void CoordinatorStream::Send(v1::AgentMessage msg) {
   const v1::AgentMessage* next = nullptr;
   {
     absl::MutexLock lock(&mu_);
-    if (done_) return;
+    if (done_ || closing_) return;
     outbox_.push_back(std::move(msg));
     if (writing_) return;
     writing_ = true;
@@ -29,7 +34,18 @@ void CoordinatorStream::Send(v1::AgentMessage msg) {
 void CoordinatorStream::Cancel() { context_.TryCancel(); }
 
 void CoordinatorStream::OnReadDone(bool ok) {
-  if (!ok) return;  // the stream is ending; OnDone follows
+  if (!ok) {
+    // The stream is ending. Once no write is in flight, let it complete.
+    bool release = false;
+    {
+      absl::MutexLock lock(&mu_);
+      closing_ = true;
+      release = !writing_ && !hold_released_;
+      hold_released_ = hold_released_ || release;
+    }
+    if (release) RemoveHold();
+    return;
+  }
   on_message_(std::move(in_));
   in_.Clear();
   StartRead(&in_);
@@ -37,21 +53,22 @@ void CoordinatorStream::OnReadDone(bool ok) {
 
 void CoordinatorStream::OnWriteDone(bool ok) {
   const v1::AgentMessage* next = nullptr;
+  bool release = false;
   {
     absl::MutexLock lock(&mu_);
     outbox_.pop_front();
-    if (!ok) {
-      // The stream broke; what is queued is resent after the reconnect.
-      outbox_.clear();
+    // On a broken stream what is queued is dropped: the agent resends from the
+    // acknowledged offsets after reconnecting.
+    if (!ok) outbox_.clear();
+    if (outbox_.empty() || closing_) {
       writing_ = false;
-      return;
-    }
-    if (outbox_.empty()) {
-      writing_ = false;
+      release = closing_ && !hold_released_;
+      hold_released_ = hold_released_ || release;
     } else {
       next = &outbox_.front();
     }
   }
+  if (release) RemoveHold();
   if (next != nullptr) StartWrite(next);
 }
 

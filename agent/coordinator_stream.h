@@ -44,6 +44,8 @@ class CoordinatorStream final
   std::deque<v1::AgentMessage> outbox_ ABSL_GUARDED_BY(mu_);
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;        // reads have failed
+  bool hold_released_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace musafarm::agent

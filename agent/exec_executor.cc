@@ -23,6 +23,7 @@ namespace musafarm::agent {
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
+constexpr absl::Duration kDrainAfterExit = absl::Seconds(2);
 
 class ProcessExecution final : public Execution {
  public:
@@ -43,45 +44,56 @@ class ProcessExecution final : public Execution {
     const absl::Time deadline =
         timeout_ > absl::ZeroDuration() ? start + timeout_ : absl::InfiniteFuture();
     absl::Time kill_at = absl::InfiniteFuture();
+    absl::Time drain_until = absl::InfiniteFuture();
     bool terminating = false, timed_out = false, cancelled = false, exited = false, eof = false;
     int status = 0;
     std::string buf(kReadChunk, '\0');
-    while (!(exited && eof)) {
-      if (!terminating && (cancel_.load() || absl::Now() >= deadline)) {
+    // Until the main process has exited, and then until its output ends (or
+    // the drain deadline passes).
+    while (!exited || (!eof && absl::Now() < drain_until)) {
+      // Signals go to the group only while the leader is unreaped: until then
+      // its pid, and so the group id, cannot be reused by anyone else.
+      if (!exited && !terminating && (cancel_.load() || absl::Now() >= deadline)) {
         cancelled = cancel_.load();
         timed_out = !cancelled;
         terminating = true;
         ::kill(-pid_, SIGTERM);
         kill_at = absl::Now() + grace_;
       }
-      if (terminating && absl::Now() >= kill_at) {
+      if (!exited && terminating && absl::Now() >= kill_at) {
         ::kill(-pid_, SIGKILL);
         kill_at = absl::InfiniteFuture();
       }
-      if (!eof) {
-        struct pollfd p = {out_fd_, POLLIN, 0};
-        // Short poll so cancel and timeouts are noticed within 50 ms.
-        int n = ::poll(&p, 1, 50);
-        if (n > 0) {
-          ssize_t r = ::read(out_fd_, buf.data(), buf.size());
-          if (r > 0) {
-            cb_.on_output(buf.substr(0, static_cast<size_t>(r)));
-          } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-            eof = true;
-          }
+      struct pollfd p = {out_fd_, POLLIN, 0};
+      if (eof) {
+        absl::SleepFor(absl::Milliseconds(20));  // output closed; waiting for the exit
+      } else if (::poll(&p, 1, 50) > 0) {  // short, so cancel and timeouts act within 50 ms
+        ssize_t r = ::read(out_fd_, buf.data(), buf.size());
+        if (r > 0) {
+          cb_.on_output(buf.substr(0, static_cast<size_t>(r)));
+        } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+          eof = true;
         }
-      } else {
-        absl::SleepFor(absl::Milliseconds(20));
       }
       if (!exited) {
-        pid_t w = ::waitpid(pid_, &status, WNOHANG);
-        if (w == pid_) {
+        siginfo_t info = {};
+        // WNOWAIT: see the exit but leave the zombie, so the group id stays ours
+        // for the clean-up kill below.
+        if (::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+            info.si_pid == pid_) {
           exited = true;
-          // Whatever the main process left behind in its group goes too; its
-          // pipe then reaches EOF even if a grandchild held it open.
-          ::kill(-pid_, SIGKILL);
+          ::kill(-pid_, SIGKILL);  // whatever the task left behind in its group goes too
+          ::waitpid(pid_, &status, 0);
+          // A descendant that left the group (setsid) may still hold the pipe:
+          // read what is there, but do not wait for it forever.
+          drain_until = absl::Now() + kDrainAfterExit;
         }
       }
+    }
+    if (!eof) {
+      cb_.on_output(
+          "musafarm: the task exited but a process outside its process group still holds its "
+          "output; no longer reading it\n");
     }
     ::close(out_fd_);
     ExitInfo info;

@@ -113,12 +113,35 @@ TEST_F(ExecExecutorTest, CancelKillsTheWholeProcessGroup) {
   ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(r.exit.cancelled);
   EXPECT_EQ(r.exit.signal, SIGTERM);
-  // The grandchild is gone too (reaped by init, or a zombie no longer running).
-  std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
-  std::string pid, comm, state;
-  if (stat >> pid >> comm >> state) {
-    EXPECT_EQ(state, "Z") << "grandchild still running";
-  }
+  // The grandchild is gone too: dead, or a zombie no longer running. SIGKILL
+  // is delivered asynchronously, so wait for it rather than look once.
+  auto running = [child] {
+    std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
+    std::string pid, comm, state;
+    return static_cast<bool>(stat >> pid >> comm >> state) && state != "Z";
+  };
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_FALSE(running()) << "grandchild " << child << " still running";
+}
+
+TEST_F(ExecExecutorTest, ExitIsReportedEvenIfADetachedDescendantHoldsTheOutput) {
+  Recorder r;
+  // setsid leaves the task's process group, so the group kill cannot reach it,
+  // and it keeps stdout open.
+  auto exec = executor_.Start(
+      Exec({"setsid sh -c 'echo $$ > detached.pid; exec sleep 30' & "
+            "while [ ! -s detached.pid ]; do sleep 0.01; done; echo main done"},
+           true),
+      dir_.string(), r.Callbacks());
+  ASSERT_TRUE(exec.ok());
+  ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(15)));
+  EXPECT_EQ(r.exit.exit_code, 0);
+  EXPECT_NE(r.Out().find("main done"), std::string::npos);
+  EXPECT_NE(r.Out().find("outside its process group"), std::string::npos) << r.Out();
+  pid_t detached = 0;
+  std::ifstream(dir_ / "detached.pid") >> detached;
+  if (detached > 0) ::kill(detached, SIGKILL);
 }
 
 TEST_F(ExecExecutorTest, TimeoutKillsAndReportsTimedOut) {

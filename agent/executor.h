@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
@@ -9,12 +10,21 @@
 
 namespace musafarm::agent {
 
+// A file or directory an execution brought back from where it ran (e.g. copied
+// out of a container) into the attempt's work dir.
+struct CollectedFile {
+  std::string name;       // unique within the attempt, e.g. "ut_output.txt"
+  std::string host_path;  // where it now is on the agent host
+  std::string source;     // where it came from, e.g. the container path
+};
+
 struct ExitInfo {
   int exit_code = -1;  // -1 when the process did not exit by itself
   int signal = 0;      // terminating signal, 0 if none
   bool cancelled = false;
   bool timed_out = false;
   std::string error;  // could not run at all (e.g. no such program)
+  std::vector<CollectedFile> files;
 };
 
 // Callbacks from an execution. Called from the executor's own thread, in
@@ -32,8 +42,8 @@ class Execution {
   virtual void Cancel() = 0;
 };
 
-// Runs a stage of one kind. Implementations: ExecExecutor (host processes);
-// the Docker executor comes with the Docker issue.
+// Runs a stage of one kind. Implementations: ExecExecutor (host processes),
+// DockerExecutor (docker_build / docker_run / docker_push through the engine's CLI).
 class Executor {
  public:
   virtual ~Executor() = default;

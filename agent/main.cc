@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
   if (!coordinator.empty()) options.coordinator = coordinator;
   if (!labels.empty()) options.labels = labels;
   if (slots > 0) options.slots = slots;
-  if (options.slots <= 0 || (slots == 0 && config.empty())) {
+  if (options.slots <= 0) {
     options.slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   if (!work_dir.empty()) options.work_dir = work_dir;

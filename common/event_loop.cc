@@ -19,11 +19,17 @@ void EventLoop::Post(absl::AnyInvocable<void() &&> fn) {
 void EventLoop::PostAfter(absl::Duration delay, absl::AnyInvocable<void() &&> fn) {
   absl::MutexLock lock(&mu_);
   timers_.push(Timer{clock_->Now() + delay, next_seq_++, std::move(fn)});
+  timer_added_ = true;  // the loop may be waiting for a later timer: re-plan
 }
 
 void EventLoop::Start() {
-  thread_ = std::thread([this] { Loop(); });
-  thread_id_ = thread_.get_id();
+  absl::Notification started;
+  thread_ = std::thread([this, &started] {
+    thread_id_ = std::this_thread::get_id();
+    started.Notify();
+    Loop();
+  });
+  started.WaitForNotification();  // thread_id_ is set before anyone can ask
 }
 
 void EventLoop::Stop() {
@@ -50,13 +56,15 @@ void EventLoop::Loop() {
         if (stop_) return;
         PromoteDueTimers(clock_->Now());
         if (!ready_.empty()) break;
+        timer_added_ = false;
         // Wake for a Post() or for the next timer, whichever comes first.
         absl::Duration wait = absl::Seconds(1);
         if (!timers_.empty()) wait = std::min(wait, timers_.top().when - clock_->Now());
         if (wait > absl::ZeroDuration()) {
           mu_.AwaitWithTimeout(absl::Condition(
                                    +[](EventLoop* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-                                     return self->stop_ || !self->ready_.empty();
+                                     return self->stop_ || !self->ready_.empty() ||
+                                            self->timer_added_;
                                    },
                                    this),
                                wait);

@@ -61,6 +61,7 @@ class EventLoop {
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool timer_added_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
   std::thread::id thread_id_;
 };

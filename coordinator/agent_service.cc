@@ -22,11 +22,12 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
 
   void Begin(std::shared_ptr<AgentStream> self) {
     self_ = self;
-    // Register with the core before the first read can arrive.
-    loop_->Post([this, self] {
-      conn_ = core_->OnAgentConnected(self);
-      StartRead(&in_);
-    });
+    // Registered with the core by a closure posted before any message can be:
+    // every OnReadDone posts after it, so the loop sees the connection first.
+    // The read starts here, inside the reaction that created the stream, never
+    // later from the loop: by then the call may already be done and freed.
+    loop_->Post([this, self] { conn_ = core_->OnAgentConnected(self); });
+    StartRead(&in_);
   }
 
   // AgentConnection

@@ -206,7 +206,8 @@ void Core::Flush() {
 
 absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
   if (request.spec_yaml().size() > kMaxSpecBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(request.spec_file(), ": pipeline is ",
+    return absl::InvalidArgumentError(absl::StrCat(
+        request.spec_file().empty() ? "<submitted>" : request.spec_file(), ":1:1: pipeline: is ",
                                                    request.spec_yaml().size(),
                                                    " bytes; the limit is ", kMaxSpecBytes));
   }
@@ -216,7 +217,8 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
       job_id, request.name());
   if (!parsed.ok()) return parsed.status();
   if (static_cast<size_t>(parsed->tasks_size()) > kMaxTasksPerJob) {
-    return absl::InvalidArgumentError(absl::StrCat(request.spec_file(), ": pipeline expands to ",
+    return absl::InvalidArgumentError(absl::StrCat(
+        request.spec_file().empty() ? "<submitted>" : request.spec_file(), ":1:1: pipeline: expands to ",
                                                    parsed->tasks_size(), " tasks; the limit is ",
                                                    kMaxTasksPerJob));
   }
@@ -241,7 +243,12 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
   // Committed before anything else sees the job: an acknowledged submission
   // survives any crash after this line.
   absl::Status committed = store_->Commit(m);
-  if (!committed.ok()) return committed;
+  if (!committed.ok()) {
+    // The server's trouble, not the submitter's: never an input error code.
+    Log()->error("job={} not stored: {}", job_id, committed.ToString());
+    return absl::InternalError(absl::StrCat("coordinator could not store the job: ",
+                                            committed.message()));
+  }
   ++next_job_number_;
 
   JobEntry& entry = jobs_[job_id];
@@ -403,6 +410,7 @@ void Core::CatchUpLogs(WatchEntry& w, const v1::Task& task) {
 
 absl::Status Core::AddWatcher(WatchId id, const v1::WatchJobRequest& request,
                               std::shared_ptr<Watcher> watcher) {
+  if (shutting_down_) return absl::UnavailableError("coordinator shutting down");
   const JobEntry* job = FindJob(request.job_id());
   if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", request.job_id(), "'"));
   if (!request.task_id().empty() && job->index.count(request.task_id()) == 0) {
@@ -475,7 +483,8 @@ void Core::SendLogToWatchers(const std::string& task_id, uint64_t attempt, uint6
 
 Core::ConnId Core::OnAgentConnected(std::shared_ptr<AgentConnection> conn) {
   const ConnId id = next_conn_++;
-  conns_[id] = ConnEntry{std::move(conn), ""};
+  if (shutting_down_) conn->Close(absl::UnavailableError("coordinator shutting down"));
+  conns_[id] = ConnEntry{std::move(conn), "", clock_->Now()};
   return id;
 }
 
@@ -487,14 +496,25 @@ void Core::OnAgentGone(ConnId conn) {
   if (name.empty()) return;
   AgentEntry& agent = agents_[name];
   if (agent.conn != conn) return;  // an older stream, already replaced
+  DisconnectAgent(agent, absl::OkStatus());
+  Flush();
+}
+
+void Core::DisconnectAgent(AgentEntry& agent, const absl::Status& why) {
+  const std::string& name = agent.info.name();
+  auto conn = conns_.find(agent.conn);
+  if (conn != conns_.end()) {
+    conn->second.agent.clear();  // its OnAgentGone is now a no-op
+    if (!why.ok()) conn->second.conn->Close(why);
+  }
   agent.conn = 0;
   agent.disconnected_at = clock_->Now();
   agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
   agent.info.set_last_seen_us(ToMicros(agent.last_seen));
-  Log()->warn("agent={} disconnected holding {} attempts; re-queued after {} unless it returns",
-              name, agent.tasks.size(), absl::FormatDuration(options_.agent_lost_timeout));
+  Log()->warn("agent={} disconnected{}{} holding {} attempts; re-queued after {} unless it returns",
+              name, why.ok() ? "" : ": ", std::string(why.message()), agent.tasks.size(),
+              absl::FormatDuration(options_.agent_lost_timeout));
   SaveAgent(agent);
-  Flush();
 }
 
 void Core::OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) {
@@ -690,10 +710,10 @@ void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
                                   : absl::StrCat("exit code ", result.exit_code());
   }
   if ((to == v1::TASK_STATE_FAILED || to == v1::TASK_STATE_TIMED_OUT) &&
-      task->attempts() <= task->spec().run().retries()) {
+      task->attempts() - task->lost_count() <= task->spec().run().retries()) {
     SetState(*task, v1::TASK_STATE_QUEUED,
-             absl::StrCat("retrying (attempt ", task->attempts() + 1, " of ",
-                          task->spec().run().retries() + 1, ") after ", reason));
+             absl::StrCat("retrying (", task->attempts() - task->lost_count(), " of ",
+                          task->spec().run().retries() + 1, " attempts used) after ", reason));
   } else {
     SetState(*task, to, reason);
     Propagate(*FindJob(task->job_id()), *task);
@@ -770,6 +790,7 @@ void Core::MaybeFinishJob(JobEntry& entry) {
 }
 
 void Core::Schedule() {
+  if (shutting_down_) return;  // nothing new goes to streams that are closing
   std::vector<v1::Task*> ready;
   std::vector<ReadyTask> views;
   // Label lists live in the task protos; copy them once per round into vectors.
@@ -799,7 +820,8 @@ void Core::Schedule() {
   }
   for (size_t i = 0; i < agents.size(); ++i) {
     const AgentEntry& a = *agents[i];
-    slots.push_back(AgentSlots{&agent_labels[i], a.info.slots() - static_cast<int>(a.tasks.size()),
+    slots.push_back(AgentSlots{&agent_labels[i],
+                               std::max(0, a.info.slots() - static_cast<int>(a.tasks.size())),
                                a.conn != 0 && !a.info.draining()});
   }
   const auto placed = PlaceTasks(views, slots);
@@ -833,12 +855,18 @@ void Core::Schedule() {
 
 void Core::Tick() {
   const absl::Time now = clock_->Now();
+  for (auto& [id, c] : conns_) {
+    if (c.agent.empty() && now - c.opened > options_.heartbeat_timeout) {
+      c.conn->Close(absl::DeadlineExceededError("no 'register' within the heartbeat deadline"));
+    }
+  }
   for (auto& [name, agent] : agents_) {
     if (agent.conn != 0) {
       if (now - agent.last_seen > options_.heartbeat_timeout) {
-        Log()->warn("agent={} silent for {}; closing its stream", name,
-                    absl::FormatDuration(now - agent.last_seen));
-        conns_[agent.conn].conn->Close(absl::UnavailableError("heartbeat deadline missed"));
+        // Disconnected from this moment: nothing more is placed on it while
+        // its stream winds down.
+        DisconnectAgent(agent, absl::UnavailableError(absl::StrCat(
+                                   "no heartbeat for ", absl::FormatDuration(now - agent.last_seen))));
       }
       continue;
     }
@@ -856,6 +884,7 @@ void Core::Tick() {
 }
 
 void Core::Shutdown() {
+  shutting_down_ = true;
   for (auto& [id, w] : watchers_)
     w.watcher->Finish(absl::UnavailableError("coordinator shutting down"));
   watchers_.clear();

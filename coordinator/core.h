@@ -113,6 +113,7 @@ class Core {
   struct ConnEntry {
     std::shared_ptr<AgentConnection> conn;
     std::string agent;  // empty until registered
+    absl::Time opened;
   };
   struct WatchEntry {
     std::string job_id;
@@ -152,6 +153,9 @@ class Core {
   // Marks the task's attempt lost (agent gone or no longer holding it).
   void LoseAttempt(v1::Task& task, const std::string& why);
   void ReleaseFromAgent(v1::Task& task);
+  // Treats the agent as disconnected now and closes its stream; the stream's
+  // own end, when it comes, changes nothing more.
+  void DisconnectAgent(AgentEntry& agent, const absl::Status& why);
   // After a task ended: queue or skip its dependants and settle the job.
   void Propagate(JobEntry& job, const v1::Task& task);
   void MaybeFinishJob(JobEntry& job);
@@ -182,6 +186,7 @@ class Core {
   uint64_t next_attempt_id_ = 1;
   int64_t next_job_number_ = 1;
   Pending pending_;
+  bool shutting_down_ = false;
 };
 
 }  // namespace musafarm::coordinator

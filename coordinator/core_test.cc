@@ -226,6 +226,9 @@ TEST_F(CoreTest, LostAgentsTasksAreRequeuedAndLateResultIsRefused) {
   core_->Tick();
   EXPECT_TRUE(a2->TakeAssignments().empty());  // still within the lost timeout
   clock_.Advance(absl::Seconds(16));
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat();
+  core_->OnAgentMessage(c2, beat);  // a2 is alive; a1 has been away past the lost timeout
   core_->Tick();
   auto second = a2->TakeAssignments();
   ASSERT_EQ(second.size(), 1u);
@@ -340,11 +343,23 @@ TEST_F(CoreTest, DrainStopsNewWork) {
   EXPECT_TRUE(absl::IsNotFound(core_->Drain("nobody", false).status()));
 }
 
-TEST_F(CoreTest, SilentAgentIsDisconnected) {
+TEST_F(CoreTest, SilentAgentIsDisconnectedAndGetsNoMoreWork) {
   auto [conn, agent] = Connect("a1", 1);
   clock_.Advance(absl::Seconds(20));
   core_->Tick();
   EXPECT_TRUE(absl::IsUnavailable(agent->closed));
+  EXPECT_EQ(core_->ListAgents()[0].state(), v1::AGENT_STATE_DISCONNECTED);
+  // Its stream is still winding down: nothing is placed on it meanwhile.
+  Submit(kMatrix);
+  EXPECT_TRUE(agent->TakeAssignments().empty());
+}
+
+TEST_F(CoreTest, StreamThatNeverRegistersIsClosed) {
+  auto conn = std::make_shared<FakeConnection>();
+  core_->OnAgentConnected(conn);
+  clock_.Advance(absl::Seconds(20));
+  core_->Tick();
+  EXPECT_TRUE(absl::IsDeadlineExceeded(conn->closed));
 }
 
 }  // namespace

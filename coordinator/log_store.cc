@@ -29,8 +29,17 @@ std::string LogStore::PathOf(const std::string& task_id, uint64_t attempt_id) co
   return absl::StrCat(root_, "/", task_id, "/", attempt_id, ".log");
 }
 
-absl::StatusOr<LogStore::OpenLog*> LogStore::Open(const std::string& task_id, uint64_t attempt_id) {
-  const std::string path = PathOf(task_id, attempt_id);
+std::string LogStore::ArtifactPath(const std::string& task_id, uint64_t attempt_id,
+                                   const std::string& name) const {
+  return absl::StrCat(root_, "/", task_id, "/", attempt_id, ".artifacts/", name);
+}
+
+bool LogStore::ValidArtifactName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
+         name.find('\0') == std::string::npos && name.size() <= 255;
+}
+
+absl::StatusOr<LogStore::OpenLog*> LogStore::Open(const std::string& path) {
   auto it = open_.find(path);
   if (it != open_.end()) return &it->second;
   std::error_code ec;
@@ -52,13 +61,26 @@ absl::StatusOr<LogStore::OpenLog*> LogStore::Open(const std::string& task_id, ui
 
 absl::StatusOr<uint64_t> LogStore::Append(const std::string& task_id, uint64_t attempt_id,
                                           uint64_t offset, absl::string_view data) {
-  absl::StatusOr<OpenLog*> opened = Open(task_id, attempt_id);
+  return AppendAt(PathOf(task_id, attempt_id), offset, data);
+}
+
+absl::StatusOr<uint64_t> LogStore::AppendArtifact(const std::string& task_id, uint64_t attempt_id,
+                                                  const std::string& name, uint64_t offset,
+                                                  absl::string_view data) {
+  if (!ValidArtifactName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad artifact name '", name, "'"));
+  }
+  return AppendAt(ArtifactPath(task_id, attempt_id, name), offset, data);
+}
+
+absl::StatusOr<uint64_t> LogStore::AppendAt(const std::string& path, uint64_t offset,
+                                            absl::string_view data) {
+  absl::StatusOr<OpenLog*> opened = Open(path);
   if (!opened.ok()) return opened.status();
   OpenLog& log = **opened;
   if (offset > log.size) {
-    return absl::FailedPreconditionError(absl::StrCat("log of ", task_id, " attempt ", attempt_id,
-                                                      ": chunk at ", offset, " leaves a gap after ",
-                                                      log.size));
+    return absl::FailedPreconditionError(
+        absl::StrCat(path, ": chunk at ", offset, " leaves a gap after ", log.size));
   }
   const uint64_t skip = log.size - offset;  // already stored: a resend
   if (skip >= data.size()) return log.size;
@@ -67,7 +89,7 @@ absl::StatusOr<uint64_t> LogStore::Append(const std::string& task_id, uint64_t a
     ssize_t n = ::pwrite(log.fd, data.data(), data.size(), static_cast<off_t>(log.size));
     if (n < 0) {
       if (errno == EINTR) continue;
-      return Errno("write", PathOf(task_id, attempt_id));
+      return Errno("write", path);
     }
     log.size += static_cast<uint64_t>(n);
     data.remove_prefix(static_cast<size_t>(n));
@@ -76,7 +98,16 @@ absl::StatusOr<uint64_t> LogStore::Append(const std::string& task_id, uint64_t a
 }
 
 uint64_t LogStore::Size(const std::string& task_id, uint64_t attempt_id) {
-  const std::string path = PathOf(task_id, attempt_id);
+  return SizeAt(PathOf(task_id, attempt_id));
+}
+
+uint64_t LogStore::ArtifactSize(const std::string& task_id, uint64_t attempt_id,
+                                const std::string& name) {
+  if (!ValidArtifactName(name)) return 0;
+  return SizeAt(ArtifactPath(task_id, attempt_id, name));
+}
+
+uint64_t LogStore::SizeAt(const std::string& path) {
   auto it = open_.find(path);
   if (it != open_.end()) return it->second.size;
   struct stat st;
@@ -86,7 +117,20 @@ uint64_t LogStore::Size(const std::string& task_id, uint64_t attempt_id) {
 
 absl::StatusOr<std::string> LogStore::Read(const std::string& task_id, uint64_t attempt_id,
                                            uint64_t offset, uint64_t limit) {
-  const std::string path = PathOf(task_id, attempt_id);
+  return ReadAt(PathOf(task_id, attempt_id), offset, limit);
+}
+
+absl::StatusOr<std::string> LogStore::ReadArtifact(const std::string& task_id,
+                                                   uint64_t attempt_id, const std::string& name,
+                                                   uint64_t offset, uint64_t limit) {
+  if (!ValidArtifactName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat("bad artifact name '", name, "'"));
+  }
+  return ReadAt(ArtifactPath(task_id, attempt_id, name), offset, limit);
+}
+
+absl::StatusOr<std::string> LogStore::ReadAt(const std::string& path, uint64_t offset,
+                                             uint64_t limit) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return std::string();
@@ -111,7 +155,21 @@ absl::StatusOr<std::string> LogStore::Read(const std::string& task_id, uint64_t 
 }
 
 void LogStore::Close(const std::string& task_id, uint64_t attempt_id) {
-  auto it = open_.find(PathOf(task_id, attempt_id));
+  CloseAt(PathOf(task_id, attempt_id));
+}
+
+void LogStore::CloseAttempt(const std::string& task_id, uint64_t attempt_id) {
+  CloseAt(PathOf(task_id, attempt_id));
+  const std::string prefix = ArtifactPath(task_id, attempt_id, "");
+  for (auto it = open_.lower_bound(prefix);
+       it != open_.end() && it->first.compare(0, prefix.size(), prefix) == 0;) {
+    const std::string path = (it++)->first;
+    CloseAt(path);
+  }
+}
+
+void LogStore::CloseAt(const std::string& path) {
+  auto it = open_.find(path);
   if (it == open_.end()) return;
   // The attempt has ended: make its log durable against power loss too.
   ::fsync(it->second.fd);

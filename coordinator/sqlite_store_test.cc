@@ -269,6 +269,17 @@ v1::Task FullTask(const std::string& job_id, const std::string& cell, const std:
   t.set_log_size(12345);
   t.set_cancel_requested_us(1'700'000'000'150'000);
   t.set_lost_count(1);
+  v1::TestCounts* tests = t.mutable_tests();
+  tests->set_passed(10);
+  tests->set_failed(2);
+  tests->set_skipped(1);
+  tests->set_errors(1);
+  tests->add_failed_tests("tests/test_ops.py::test_add");
+  tests->add_passed_tests("tests/test_ops.py::test_mul");
+  v1::Artifact* artifact = t.add_artifacts();
+  artifact->set_name("ut_output.txt");
+  artifact->set_source("/home/ut_output.txt");
+  artifact->set_size(4096);
   FillUnsetScalars(&t);
   return t;
 }

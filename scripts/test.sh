@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+bash scripts/docker/install.sh   # Docker Engine, registry, busybox: the Docker executor tests use real daemons
 start=$(date +%s)
 bash scripts/build.sh
 echo "build: $(( $(date +%s) - start ))s"

@@ -1,0 +1,543 @@
+#include "agent/docker_executor.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+extern char** environ;
+
+namespace musafarm::agent {
+namespace {
+
+constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kMaxHelperOutput = 16 * 1024;
+constexpr absl::Duration kKillRetry = absl::Milliseconds(500);
+
+using Env = std::map<std::string, std::string>;
+
+// ---- Processes. A trimmed copy of ExecExecutor's spawn and read loop: sharing
+// it would mean reshaping exec_executor.cc, which is out of this change's scope.
+
+struct Child {
+  pid_t pid = -1;
+  int fd = -1;        // read end of the one pipe for stdout and stderr
+  std::string error;  // set when it could not be started
+};
+
+// Starts argv (argv[0] looked up in PATH) in `dir` with stdin on /dev/null,
+// stdout and stderr on one pipe, in a process group of its own, with default
+// signal dispositions and an empty signal mask (the agent blocks SIGTERM).
+Child Spawn(const std::vector<std::string>& argv, const Env& env, const std::string& dir) {
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : env) env_strings.push_back(absl::StrCat(k, "=", v));
+  std::vector<char*> c_argv, c_env;
+  for (const std::string& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
+  c_argv.push_back(nullptr);
+  for (std::string& e : env_strings) c_env.push_back(e.data());
+  c_env.push_back(nullptr);
+
+  Child child;
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    child.error = absl::StrCat("pipe: ", std::strerror(errno));
+    return child;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  const int rc =
+      ::posix_spawnp(&child.pid, c_argv[0], &actions, &attr, c_argv.data(), c_env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    child.error = absl::StrCat("cannot run '", argv[0], "': ", std::strerror(rc));
+    return child;
+  }
+  child.fd = fds[0];
+  return child;
+}
+
+// Feeds the child's output to `on_output` until it has exited and its pipe is
+// closed; calls `tick` about every 50 ms while it runs (for signals and
+// deadlines). Whatever it leaves in its group is killed when it exits, so the
+// pipe closes even if a grandchild held it. Returns the wait status.
+int Supervise(const Child& child, const std::function<void(std::string)>& on_output,
+              const std::function<void()>& tick) {
+  bool exited = false, eof = false;
+  int status = 0;
+  std::string buf(kReadChunk, '\0');
+  while (!(exited && eof)) {
+    if (!exited) tick();
+    if (!eof) {
+      struct pollfd p = {child.fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0) {
+        const ssize_t r = ::read(child.fd, buf.data(), buf.size());
+        if (r > 0) {
+          on_output(buf.substr(0, static_cast<size_t>(r)));
+        } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+          eof = true;
+        }
+      }
+    } else {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    if (!exited && ::waitpid(child.pid, &status, WNOHANG) == child.pid) {
+      exited = true;
+      ::kill(-child.pid, SIGKILL);
+    }
+  }
+  ::close(child.fd);
+  return status;
+}
+
+bool Succeeded(const std::optional<int>& status) {
+  return status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
+}
+
+std::string Basename(std::string path) {
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  std::string base = std::filesystem::path(path).filename().string();
+  return base.empty() || base == "/" || base == "." || base == ".." ? "root" : base;
+}
+
+// "out.txt", then "out-2.txt", "out-3.txt", ... for later paths with the same basename.
+std::string UniqueName(const std::string& base, std::set<std::string>* used) {
+  std::string name = base;
+  const size_t dot = base.find('.', 1);
+  const std::string stem = base.substr(0, dot),
+                    ext = dot == std::string::npos ? "" : base.substr(dot);
+  for (int n = 2; used->count(name) != 0; ++n) name = absl::StrCat(stem, "-", n, ext);
+  used->insert(name);
+  return name;
+}
+
+// docker (and podman) say so in different words when a path is missing.
+bool LooksNotFound(const std::string& output) {
+  const std::string s = absl::AsciiStrToLower(output);
+  return absl::StrContains(s, "no such container:path") ||
+         absl::StrContains(s, "could not be found") ||
+         absl::StrContains(s, "no such file or directory");
+}
+
+bool IsRemote(const std::string& context) {
+  return absl::StrContains(context, "://") || absl::StartsWith(context, "git@") ||
+         absl::StartsWith(context, "github.com/");
+}
+
+// Map fields in key order, so argv does not depend on the map's iteration order.
+std::map<std::string, std::string> Sorted(
+    const google::protobuf::Map<std::string, std::string>& m) {
+  return {m.begin(), m.end()};
+}
+
+class DockerExecution final : public Execution {
+ public:
+  DockerExecution(const DockerOptions& options, v1::Assignment assignment, std::string workdir,
+                  ExecCallbacks cb)
+      : options_(options),
+        as_(std::move(assignment)),
+        workdir_(std::move(workdir)),
+        name_(DockerContainerName(as_.attempt_id())),
+        deadline_(as_.run().timeout_seconds() > 0
+                      ? absl::Now() + absl::Seconds(as_.run().timeout_seconds())
+                      : absl::InfiniteFuture()),
+        cb_(std::move(cb)) {
+    for (char** e = environ; *e != nullptr; ++e) {
+      const char* eq = std::strchr(*e, '=');
+      if (eq != nullptr) env_[std::string(*e, static_cast<size_t>(eq - *e))] = std::string(eq + 1);
+    }
+    if (!options_.docker_host.empty()) env_["DOCKER_HOST"] = options_.docker_host;
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~DockerExecution() override {
+    Cancel();
+    if (thread_.joinable()) thread_.join();
+  }
+  void Cancel() override { cancel_.store(true); }
+
+ private:
+  enum class Stop { kNone, kCancelled, kTimedOut };
+
+  // Everything below runs on thread_.
+  void Run() {
+    ExitInfo info;
+    switch (as_.run().kind_case()) {
+      case v1::StageSpec::kDockerBuild:
+        info = Build();
+        break;
+      case v1::StageSpec::kDockerRun:
+        info = Container();
+        break;
+      default:
+        info = Push(as_.run().docker_push().images());
+        break;
+    }
+    info.cancelled = stop_ == Stop::kCancelled;
+    info.timed_out = stop_ == Stop::kTimedOut;
+    cb_.on_exit(std::move(info));
+  }
+
+  ExitInfo Build() {
+    const v1::DockerBuildStage& b = as_.run().docker_build();
+    std::vector<std::string> args = {"build"};
+    if (!b.network().empty()) args.push_back("--network=" + b.network());
+    if (!b.target().empty()) args.push_back("--target=" + b.target());
+    // The CLI reads a relative -f from its working directory; the stage means
+    // the context. A remote context takes the path inside it as given.
+    std::string file = b.dockerfile();
+    if (!IsRemote(b.context())) {
+      if (file.empty()) file = "Dockerfile";
+      if (file[0] != '/') file = absl::StrCat(b.context(), "/", file);
+    }
+    if (!file.empty()) args.push_back("--file=" + file);
+    AddLabels(&args);
+    for (const auto& [k, v] : Sorted(b.build_args())) {
+      args.push_back(absl::StrCat("--build-arg=", k, "=", v));
+    }
+    for (const std::string& tag : b.tags()) args.push_back("--tag=" + tag);
+    args.push_back("--force-rm");  // a failed or cancelled step's container goes too
+    args.push_back(b.context());
+    Env env = env_;
+    env["DOCKER_BUILDKIT"] = options_.buildkit ? "1" : "0";
+    const std::optional<int> status = Stream(args, env, nullptr);
+    if (Interrupted(status)) {
+      RemoveLabelled();
+      return ToExit(status);
+    }
+    if (!Succeeded(status) || !b.push()) return ToExit(status);
+    return Push(b.tags());
+  }
+
+  ExitInfo Push(const google::protobuf::RepeatedPtrField<std::string>& images) {
+    ExitInfo info;
+    for (const std::string& image : images) {
+      const std::optional<int> status = Stream({"push", image}, env_, nullptr);
+      info = ToExit(status);
+      if (!Succeeded(status)) break;
+    }
+    return info;
+  }
+
+  ExitInfo Container() {
+    const v1::DockerRunStage& r = as_.run().docker_run();
+    std::vector<std::string> args = {"run", "--name=" + name_};
+    AddLabels(&args);
+    if (r.privileged()) args.push_back("--privileged");
+    if (!r.shm_size().empty()) args.push_back("--shm-size=" + r.shm_size());
+    for (const std::string& d : r.devices()) args.push_back("--device=" + d);
+    for (const v1::Mount& m : r.mounts()) {
+      args.push_back(
+          absl::StrCat("--volume=", m.source(), ":", m.target(), m.read_only() ? ":ro" : ""));
+    }
+    if (!r.network().empty()) args.push_back("--network=" + r.network());
+    if (!r.user().empty()) args.push_back("--user=" + r.user());
+    if (!r.workdir().empty()) args.push_back("--workdir=" + r.workdir());
+    args.push_back("--init");  // PID 1 that forwards SIGTERM: a bare `sleep` would ignore it
+    // Ours first, then the stage's (which wins, as for exec stages).
+    Env env = {{"MUSAFARM_TASK_ID", as_.task_id()},
+               {"MUSAFARM_ATTEMPT_ID", absl::StrCat(as_.attempt_id())},
+               {"MUSAFARM_JOB_ID", as_.job_id()}};
+    for (const auto& [k, v] : as_.run().env()) env[k] = v;
+    for (const auto& [k, v] : env) args.push_back(absl::StrCat("--env=", k, "=", v));
+    args.push_back(r.image());
+    args.insert(args.end(), r.command().begin(), r.command().end());
+
+    // `kill` fails until the container exists (the CLI may still be pulling):
+    // retried; it is reported once.
+    bool kill_reported = false;
+    const std::optional<int> status = Stream(args, env_, [&] {
+      const bool ok = Helper({"kill", name_}, /*report=*/!kill_reported).ok;
+      kill_reported = kill_reported || !ok;
+      return ok;
+    });
+    ExitInfo info = ToExit(status);
+    if (status && stop_ != Stop::kCancelled) Collect(r, &info);
+    Helper({"rm", "-f", name_});
+    if (Interrupted(status)) RemoveLabelled();
+    return info;
+  }
+
+  void Collect(const v1::DockerRunStage& r, ExitInfo* info) {
+    if (r.collect().empty()) return;
+    const std::string dir = workdir_ + "/artifacts";
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      Say(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+      return;
+    }
+    std::set<std::string> used;
+    for (const std::string& path : r.collect()) {
+      const std::string name = UniqueName(Basename(path), &used);
+      const std::string dest = absl::StrCat(dir, "/", name);
+      const HelperResult h = Helper({"cp", absl::StrCat(name_, ":", path), dest}, false);
+      if (h.ok) {
+        info->files.push_back({name, dest, path});
+      } else if (LooksNotFound(h.output)) {
+        Say(absl::StrCat(path, " not found in the container"));
+      } else {
+        Say(absl::StrCat("cannot collect ", path, ": ", h.Why()));
+      }
+    }
+  }
+
+  // After an interrupted run or build: containers of this attempt that remain.
+  void RemoveLabelled() {
+    const HelperResult ps =
+        Helper({"ps", "-aq", "--filter=label=musafarm.farm=" + options_.farm,
+                absl::StrCat("--filter=label=musafarm.attempt=", as_.attempt_id())});
+    if (!ps.ok) return;
+    std::vector<std::string> rm = {"rm", "-f"};
+    for (absl::string_view id : absl::StrSplit(ps.output, absl::ByAnyChar(" \t\r\n"))) {
+      // Only ids: a warning on stderr shares the pipe.
+      if (!id.empty() && id.find_first_not_of("0123456789abcdef") == absl::string_view::npos) {
+        rm.emplace_back(id);
+      }
+    }
+    if (rm.size() > 2) Helper(rm);
+  }
+
+  void AddLabels(std::vector<std::string>* args) const {
+    args->push_back("--label=musafarm.farm=" + options_.farm);
+    args->push_back("--label=musafarm.task=" + as_.task_id());
+    args->push_back(absl::StrCat("--label=musafarm.attempt=", as_.attempt_id()));
+  }
+
+  // Notes cancel or timeout (once; it sticks). True when the attempt must stop.
+  bool CheckStop() {
+    if (stop_ == Stop::kNone) {
+      if (cancel_.load()) {
+        stop_ = Stop::kCancelled;
+      } else if (absl::Now() >= deadline_) {
+        stop_ = Stop::kTimedOut;
+      }
+    }
+    return stop_ != Stop::kNone;
+  }
+
+  // Stopped while a command ran, or the CLI died of a signal.
+  bool Interrupted(const std::optional<int>& status) const {
+    return stop_ != Stop::kNone || (status && WIFSIGNALED(*status));
+  }
+
+  // Runs `docker ARGS...`, streaming its output into the log. On cancel or
+  // timeout: `soft_stop` (if given) until it succeeds, every kKillRetry; SIGTERM
+  // to the CLI's group after kill_grace (at once without soft_stop); SIGKILL one
+  // grace later. Returns the wait status; nullopt when it did not run (stopped
+  // before it started, or could not start: then error_ says why).
+  std::optional<int> Stream(std::vector<std::string> args, const Env& env,
+                            const std::function<bool()>& soft_stop) {
+    if (CheckStop()) return std::nullopt;
+    args.insert(args.begin(), options_.cli);
+    const Child child = Spawn(args, env, workdir_);
+    if (!child.error.empty()) {
+      error_ = child.error;
+      Say(error_);
+      return std::nullopt;
+    }
+    bool stopping = false;
+    absl::Time soft_at = absl::InfiniteFuture(), term_at = absl::InfiniteFuture(),
+               kill_at = absl::InfiniteFuture();
+    return Supervise(
+        child, [this](std::string data) { cb_.on_output(std::move(data)); },
+        [&] {
+          if (!stopping && CheckStop()) {
+            stopping = true;
+            Say(stop_ == Stop::kCancelled
+                    ? "cancelled; stopping"
+                    : absl::StrCat("timed out after ", as_.run().timeout_seconds(), "s; stopping"));
+            const absl::Time now = absl::Now();
+            if (soft_stop) {
+              soft_at = now;
+              term_at = now + options_.kill_grace;
+            } else {
+              term_at = now;
+            }
+          }
+          if (absl::Now() >= soft_at) {
+            soft_at = soft_stop() ? absl::InfiniteFuture() : absl::Now() + kKillRetry;
+          }
+          if (absl::Now() >= term_at) {
+            ::kill(-child.pid, SIGTERM);
+            term_at = absl::InfiniteFuture();
+            kill_at = absl::Now() + options_.kill_grace;
+          }
+          if (absl::Now() >= kill_at) {
+            ::kill(-child.pid, SIGKILL);
+            kill_at = absl::InfiniteFuture();
+          }
+        });
+  }
+
+  struct HelperResult {
+    bool ok = false;
+    std::string output;  // stdout and stderr, trimmed, at most kMaxHelperOutput
+    std::string what;    // e.g. "exit 1"
+    std::string Why() const { return output.empty() ? what : absl::StrCat(what, ": ", output); }
+  };
+
+  // Runs `docker ARGS...` to completion with a bounded wait, its output kept
+  // out of the log. Unless `report` is false, a failure is noted in the log.
+  HelperResult Helper(std::vector<std::string> args, bool report = true) {
+    const std::string shown = absl::StrJoin(args, " ");
+    args.insert(args.begin(), options_.cli);
+    HelperResult h;
+    const Child child = Spawn(args, env_, workdir_);
+    if (!child.error.empty()) {
+      h.what = child.error;
+    } else {
+      const absl::Time deadline = absl::Now() + options_.helper_timeout;
+      bool killed = false;
+      const int status = Supervise(
+          child,
+          [&](std::string data) {
+            h.output +=
+                data.substr(0, kMaxHelperOutput - std::min(kMaxHelperOutput, h.output.size()));
+          },
+          [&] {
+            if (!killed && absl::Now() >= deadline) {
+              ::kill(-child.pid, SIGKILL);
+              killed = true;
+            }
+          });
+      h.output = std::string(absl::StripAsciiWhitespace(h.output));
+      h.ok = !killed && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      h.what =
+          killed ? absl::StrCat("no answer within ", absl::FormatDuration(options_.helper_timeout))
+          : WIFEXITED(status) ? absl::StrCat("exit ", WEXITSTATUS(status))
+                              : absl::StrCat("signal ", WTERMSIG(status));
+    }
+    if (!h.ok && report) Say(absl::StrCat("docker ", shown, " failed: ", h.Why()));
+    return h;
+  }
+
+  ExitInfo ToExit(const std::optional<int>& status) const {
+    ExitInfo info;
+    if (!status) {
+      if (!error_.empty()) {
+        info.exit_code = 127;
+        info.error = error_;
+      }
+    } else if (WIFEXITED(*status)) {
+      info.exit_code = WEXITSTATUS(*status);
+    } else if (WIFSIGNALED(*status)) {
+      info.signal = WTERMSIG(*status);
+    }
+    return info;
+  }
+
+  void Say(const std::string& line) { cb_.on_output(absl::StrCat("musafarm: ", line, "\n")); }
+
+  const DockerOptions options_;
+  const v1::Assignment as_;
+  const std::string workdir_;
+  const std::string name_;
+  const absl::Time deadline_;
+  ExecCallbacks cb_;
+  Env env_;  // the CLI's: the agent's own plus DOCKER_HOST
+  Stop stop_ = Stop::kNone;
+  std::string error_;  // the CLI could not be started
+  std::atomic<bool> cancel_{false};
+  std::thread thread_;  // last: starts once everything above is set
+};
+
+absl::Status NotFlag(const std::string& what, const std::string& value) {
+  if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
+  if (value[0] == '-') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " '", value, "' starts with '-' (it would be read as a flag)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const v1::StageSpec& run) {
+  switch (run.kind_case()) {
+    case v1::StageSpec::kDockerBuild: {
+      const v1::DockerBuildStage& b = run.docker_build();
+      if (absl::Status s = NotFlag("build context", b.context()); !s.ok()) return s;
+      if (b.tags().empty())
+        return absl::InvalidArgumentError("docker_build needs at least one tag");
+      for (const std::string& t : b.tags()) {
+        if (absl::Status s = NotFlag("tag", t); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    }
+    case v1::StageSpec::kDockerRun: {
+      const v1::DockerRunStage& r = run.docker_run();
+      if (absl::Status s = NotFlag("image", r.image()); !s.ok()) return s;
+      for (const v1::Mount& m : r.mounts()) {
+        if (m.source().empty() || m.target().empty() || absl::StrContains(m.source(), ':') ||
+            absl::StrContains(m.target(), ':')) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "mount '", m.source(), "' -> '", m.target(), "': both must be set, without ':'"));
+        }
+      }
+      for (const std::string& c : r.collect()) {
+        if (c.empty()) return absl::InvalidArgumentError("empty collect path");
+      }
+      return absl::OkStatus();
+    }
+    case v1::StageSpec::kDockerPush:
+      if (run.docker_push().images().empty()) {
+        return absl::InvalidArgumentError("docker_push needs at least one image");
+      }
+      for (const std::string& i : run.docker_push().images()) {
+        if (absl::Status s = NotFlag("image", i); !s.ok()) return s;
+      }
+      return absl::OkStatus();
+    default:
+      return absl::UnimplementedError(
+          "the docker executor runs only docker_build, docker_run and docker_push stages");
+  }
+}
+
+}  // namespace
+
+std::string DockerContainerName(uint64_t attempt_id) {
+  return absl::StrCat("musafarm-", attempt_id);
+}
+
+absl::StatusOr<std::unique_ptr<Execution>> DockerExecutor::Start(const v1::Assignment& assignment,
+                                                                 const std::string& workdir,
+                                                                 ExecCallbacks callbacks) {
+  if (absl::Status s = Validate(assignment.run()); !s.ok()) return s;
+  return std::unique_ptr<Execution>(
+      std::make_unique<DockerExecution>(options_, assignment, workdir, std::move(callbacks)));
+}
+
+}  // namespace musafarm::agent

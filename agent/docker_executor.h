@@ -1,0 +1,71 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+#include "agent/executor.h"
+
+namespace musafarm::agent {
+
+struct DockerOptions {
+  // The engine's CLI, run as an argv vector (never through a shell). Debian's
+  // client by default; podman works with the same argv.
+  std::string cli = "/usr/bin/docker";
+  // DOCKER_HOST for the CLI, e.g. "unix:///run/mf/docker.sock"; "" = inherit the agent's.
+  std::string docker_host;
+  // Value of the musafarm.farm label on everything the agent creates.
+  std::string farm = "musafarm";
+  // On cancel or timeout: how long after `docker kill` (run) or SIGTERM (build,
+  // push) before the CLI's process group gets the next signal.
+  absl::Duration kill_grace = absl::Seconds(5);
+  // DOCKER_BUILDKIT=1 for docker_build instead of the legacy builder (=0).
+  bool buildkit = false;
+  // Bound on each helper command (kill, rm, cp, ps); it is SIGKILLed after this.
+  absl::Duration helper_timeout = absl::Seconds(30);
+};
+
+// "musafarm-<attempt>": the name of an attempt's docker_run container.
+std::string DockerContainerName(uint64_t attempt_id);
+
+// Runs docker_build, docker_run and docker_push stages through the engine's CLI
+// (argv only, in the attempt's workdir, the agent's environment plus
+// DOCKER_HOST). Every container and image it makes carries the labels
+// musafarm.farm, musafarm.task and musafarm.attempt.
+//
+//   docker_build: build [--network=N] [--target=T] [--file=F] --label=... --build-arg=K=V...
+//                 --tag=T... --force-rm CONTEXT   (DOCKER_BUILDKIT=0 unless options.buildkit);
+//                 then, with push, `push TAG` per tag into the same log.
+//   docker_run:   run --name=musafarm-<attempt> --label=... [--privileged] [--shm-size=S]
+//                 [--device=D]... [--volume=SRC:DST[:ro]]... [--network=N] [--user=U]
+//                 [--workdir=W] --init --env=K=V... IMAGE [COMMAND...]
+//                 then `cp musafarm-<attempt>:PATH WORKDIR/artifacts/NAME` per collect path
+//                 (not after a cancel) and always `rm -f musafarm-<attempt>`.
+//   docker_push:  `push IMAGE` per image, stopping at the first failure.
+//
+// Values go in --flag=value form so that no value (a device, a user) can be
+// read as a flag; positional values (image, tag, context) must not start with '-'.
+//
+// Cancel and timeout: killing the CLI would leave a container running, so a run
+// gets `kill musafarm-<attempt>` (retried every 500 ms while it fails, e.g.
+// before the container exists), then SIGTERM to the CLI's group after
+// kill_grace and SIGKILL one grace later. A build or push gets SIGTERM at once
+// (the daemon cancels the build when its client goes; --force-rm removes the
+// step's container), SIGKILL after kill_grace. After an interrupted run or
+// build, containers still labelled with the attempt are removed.
+//
+// Helper commands (kill, rm, cp, ps) run synchronously on the attempt's thread
+// with a bounded wait; their failures go into the task log. One thread per
+// running attempt, as in ExecExecutor.
+class DockerExecutor final : public Executor {
+ public:
+  explicit DockerExecutor(DockerOptions options) : options_(std::move(options)) {}
+  absl::StatusOr<std::unique_ptr<Execution>> Start(const v1::Assignment& assignment,
+                                                   const std::string& workdir,
+                                                   ExecCallbacks callbacks) override;
+
+ private:
+  const DockerOptions options_;
+};
+
+}  // namespace musafarm::agent

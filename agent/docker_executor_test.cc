@@ -1,0 +1,920 @@
+#include "agent/docker_executor.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace musafarm::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using Argv = std::vector<std::string>;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Collects an execution's output and exit.
+struct Recorder {
+  absl::Mutex mu;
+  std::string out;
+  ExitInfo exit;
+  absl::Notification done;
+  ExecCallbacks Callbacks() {
+    ExecCallbacks cb;
+    cb.on_output = [this](std::string d) {
+      absl::MutexLock lock(&mu);
+      out += d;
+    };
+    cb.on_exit = [this](ExitInfo i) {
+      exit = std::move(i);
+      done.Notify();
+    };
+    return cb;
+  }
+  std::string Out() {
+    absl::MutexLock lock(&mu);
+    return out;
+  }
+  bool WaitOutput(const std::string& needle, absl::Duration timeout = absl::Seconds(20)) {
+    absl::MutexLock lock(&mu);
+    auto has = [&] { return absl::StrContains(out, needle); };
+    return mu.AwaitWithTimeout(absl::Condition(&has), timeout);
+  }
+  bool Wait(absl::Duration timeout = absl::Seconds(30)) {
+    return done.WaitForNotificationWithTimeout(timeout);
+  }
+};
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+v1::Assignment Assign(uint64_t attempt = 42) {
+  v1::Assignment a;
+  a.set_task_id("7/dev/base");
+  a.set_job_id("7");
+  a.set_attempt_id(attempt);
+  return a;
+}
+
+// ---------------------------------------------------------------------------
+// Unit tests against a fake CLI: a bash script that records each call's argv
+// (NUL-separated, one file per call) and DOCKER_HOST / DOCKER_BUILDKIT, and
+// then behaves per subcommand.
+
+class FakeDockerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           absl::StrCat("mf-dockerfake-", ::getpid(), "-",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "work");
+    workdir_ = (dir_ / "work").string();
+    WriteFake({});
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // Writes the fake CLI. `bodies` replaces the default behaviour of a subcommand.
+  // $D in a body is the test's directory.
+  void WriteFake(std::map<std::string, std::string> bodies) {
+    std::map<std::string, std::string> b = {
+        {"build", "echo 'Step 1/2 : FROM base'; echo 'Successfully built 0123abcd'"},
+        {"run", "echo 'hello from the container'; echo 'to stderr' >&2; exit 3"},
+        {"push", "echo \"pushed $2\""},
+        {"cp",
+         "case \"$2\" in *missing*) echo \"Error: No such container:path: $2\" >&2; exit 1;; esac\n"
+         "    if [[ \"$2\" == */ ]]; then mkdir -p \"$3\"; echo x > \"$3/f\";"
+         " else echo \"content of $2\" > \"$3\"; fi"},
+        {"kill", "touch \"$D/killed\"; echo \"$2\""},
+        {"rm", "echo \"$3\""},
+        {"ps", "true"},
+    };
+    for (auto& [k, v] : bodies) b[k] = v;
+    std::string script = absl::StrCat(
+        "#!/bin/bash\n"
+        "D='",
+        dir_.string(),
+        "'\n"
+        "n=$(( $(cat \"$D/count\" 2>/dev/null || echo 0) + 1 ))\n"
+        "echo \"$n\" > \"$D/count\"\n"
+        "printf '%s\\0' \"$@\" > \"$D/call.$n\"\n"
+        "printf 'DOCKER_HOST=%s\\nDOCKER_BUILDKIT=%s\\n' \"${DOCKER_HOST-unset}\" "
+        "\"${DOCKER_BUILDKIT-unset}\" > \"$D/env.$n\"\n"
+        "case \"$1\" in\n");
+    for (const auto& [k, v] : b) absl::StrAppend(&script, "  ", k, ")\n    ", v, "\n    ;;\n");
+    absl::StrAppend(&script, "  *) echo \"fake docker: unknown $1\" >&2; exit 99 ;;\nesac\n");
+    const fs::path fake = dir_ / "docker";
+    std::ofstream(fake) << script;
+    fs::permissions(fake, fs::perms::owner_all);
+  }
+
+  DockerOptions Options() {
+    DockerOptions o;
+    o.cli = (dir_ / "docker").string();
+    o.docker_host = "unix:///fake/docker.sock";
+    o.farm = "testfarm";
+    o.kill_grace = absl::Milliseconds(300);
+    o.helper_timeout = absl::Seconds(5);
+    return o;
+  }
+
+  // Starts `a` and waits for its end.
+  void RunToEnd(const v1::Assignment& a, Recorder* r, DockerOptions o) {
+    DockerExecutor executor(std::move(o));
+    auto exec = executor.Start(a, workdir_, r->Callbacks());
+    ASSERT_TRUE(exec.ok()) << exec.status();
+    ASSERT_TRUE(r->Wait());
+  }
+  void RunToEnd(const v1::Assignment& a, Recorder* r) { RunToEnd(a, r, Options()); }
+
+  std::vector<Argv> Calls() {
+    std::vector<Argv> calls;
+    for (int n = 1; fs::exists(dir_ / absl::StrCat("call.", n)); ++n) {
+      std::string data = ReadFile(dir_ / absl::StrCat("call.", n));
+      Argv argv = absl::StrSplit(data, '\0');
+      if (!argv.empty() && argv.back().empty()) argv.pop_back();
+      calls.push_back(argv);
+    }
+    return calls;
+  }
+  std::string CallEnv(int n) { return ReadFile(dir_ / absl::StrCat("env.", n)); }
+
+  fs::path dir_;
+  std::string workdir_;
+};
+
+const Argv kLabels = {"--label=musafarm.farm=testfarm", "--label=musafarm.task=7/dev/base",
+                      "--label=musafarm.attempt=42"};
+const Argv kRmF = {"rm", "-f", "musafarm-42"};
+const Argv kPs = {"ps", "-aq", "--filter=label=musafarm.farm=testfarm",
+                  "--filter=label=musafarm.attempt=42"};
+
+Argv Cat(std::initializer_list<Argv> parts) {
+  Argv out;
+  for (const Argv& p : parts) out.insert(out.end(), p.begin(), p.end());
+  return out;
+}
+
+TEST_F(FakeDockerTest, BuildArgvLabelsAndEnvironment) {
+  v1::Assignment a = Assign();
+  v1::DockerBuildStage* b = a.mutable_run()->mutable_docker_build();
+  b->set_context("/src/ctx");
+  b->set_dockerfile("docker/Dockerfile.dev");
+  b->set_network("none");
+  b->set_target("dev");
+  (*b->mutable_build_args())["PY"] = "3.8";
+  (*b->mutable_build_args())["A_FIRST"] = "x y";
+  b->add_tags("reg/app:dev");
+  b->add_tags("reg/app:latest");
+  Recorder r;
+  RunToEnd(a, &r);
+  EXPECT_EQ(r.exit.exit_code, 0);
+  EXPECT_FALSE(r.exit.cancelled);
+  EXPECT_EQ(r.Out(), "Step 1/2 : FROM base\nSuccessfully built 0123abcd\n");
+  EXPECT_THAT(
+      Calls(),
+      ElementsAre(
+          Cat({{"build", "--network=none", "--target=dev", "--file=/src/ctx/docker/Dockerfile.dev"},
+               kLabels,
+               {"--build-arg=A_FIRST=x y", "--build-arg=PY=3.8", "--tag=reg/app:dev",
+                "--tag=reg/app:latest", "--force-rm", "/src/ctx"}})));
+  EXPECT_EQ(CallEnv(1), "DOCKER_HOST=unix:///fake/docker.sock\nDOCKER_BUILDKIT=0\n");
+}
+
+TEST_F(FakeDockerTest, BuildDefaultsDockerfileInContextAndPushesEveryTag) {
+  v1::Assignment a = Assign();
+  v1::DockerBuildStage* b = a.mutable_run()->mutable_docker_build();
+  b->set_context("ctx");
+  b->add_tags("127.0.0.1:5000/app:1");
+  b->add_tags("127.0.0.1:5000/app:latest");
+  b->set_push(true);
+  DockerOptions o = Options();
+  o.buildkit = true;
+  Recorder r;
+  RunToEnd(a, &r, o);
+  EXPECT_EQ(r.exit.exit_code, 0);
+  EXPECT_THAT(Calls(), ElementsAre(Cat({{"build", "--file=ctx/Dockerfile"},
+                                        kLabels,
+                                        {"--tag=127.0.0.1:5000/app:1",
+                                         "--tag=127.0.0.1:5000/app:latest", "--force-rm", "ctx"}}),
+                                   Argv{"push", "127.0.0.1:5000/app:1"},
+                                   Argv{"push", "127.0.0.1:5000/app:latest"}));
+  EXPECT_THAT(CallEnv(1), HasSubstr("DOCKER_BUILDKIT=1\n"));
+  EXPECT_THAT(r.Out(),
+              HasSubstr("pushed 127.0.0.1:5000/app:1\npushed 127.0.0.1:5000/app:latest\n"));
+}
+
+TEST_F(FakeDockerTest, FailedBuildIsNotPushed) {
+  WriteFake({{"build", "echo 'step failed'; exit 1"}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_build()->set_context("/ctx");
+  a.mutable_run()->mutable_docker_build()->add_tags("t:1");
+  a.mutable_run()->mutable_docker_build()->set_push(true);
+  Recorder r;
+  RunToEnd(a, &r);
+  EXPECT_EQ(r.exit.exit_code, 1);
+  ASSERT_EQ(Calls().size(), 1u);
+  EXPECT_EQ(Calls()[0][0], "build");
+}
+
+TEST_F(FakeDockerTest, PushStopsAtFirstFailure) {
+  WriteFake({{"push", "[ \"$2\" = b ] && { echo denied; exit 1; }; echo \"pushed $2\""}});
+  v1::Assignment a = Assign();
+  for (const char* i : {"a", "b", "c"}) a.mutable_run()->mutable_docker_push()->add_images(i);
+  Recorder r;
+  RunToEnd(a, &r);
+  EXPECT_EQ(r.exit.exit_code, 1);
+  EXPECT_THAT(Calls(), ElementsAre(Argv{"push", "a"}, Argv{"push", "b"}));
+  EXPECT_EQ(r.Out(), "pushed a\ndenied\n");
+}
+
+TEST_F(FakeDockerTest, RunArgvExitCodeCollectAndRemove) {
+  v1::Assignment a = Assign();
+  (*a.mutable_run()->mutable_env())["PYTHON"] = "3.8";
+  v1::DockerRunStage* d = a.mutable_run()->mutable_docker_run();
+  d->set_image("reg/app:dev");
+  d->add_command("bash");
+  d->add_command("-c");
+  d->add_command("pytest -x");
+  d->set_privileged(true);
+  d->set_shm_size("80g");
+  d->add_devices("/dev/dri");
+  d->add_devices("/dev/mtgpu.0");
+  v1::Mount* m = d->add_mounts();
+  m->set_source("/data");
+  m->set_target("/data");
+  m->set_read_only(true);
+  m = d->add_mounts();
+  m->set_source("/cache");
+  m->set_target("/root/.cache");
+  d->set_network("none");
+  d->set_user("1000:1000");
+  d->set_workdir("/home");
+  d->add_collect("/home/ut_output.txt");
+  d->add_collect("/tmp/missing.txt");
+  d->add_collect("/other/ut_output.txt");
+  d->add_collect("/home/reports/");
+  Recorder r;
+  RunToEnd(a, &r);
+  EXPECT_EQ(r.exit.exit_code, 3);
+  EXPECT_EQ(r.exit.signal, 0);
+  EXPECT_FALSE(r.exit.cancelled);
+  EXPECT_THAT(
+      Calls(),
+      ElementsAre(
+          Cat({{"run", "--name=musafarm-42"},
+               kLabels,
+               {"--privileged", "--shm-size=80g", "--device=/dev/dri", "--device=/dev/mtgpu.0",
+                "--volume=/data:/data:ro", "--volume=/cache:/root/.cache", "--network=none",
+                "--user=1000:1000", "--workdir=/home", "--init", "--env=MUSAFARM_ATTEMPT_ID=42",
+                "--env=MUSAFARM_JOB_ID=7", "--env=MUSAFARM_TASK_ID=7/dev/base", "--env=PYTHON=3.8",
+                "reg/app:dev", "bash", "-c", "pytest -x"}}),
+          Argv{"cp", "musafarm-42:/home/ut_output.txt", workdir_ + "/artifacts/ut_output.txt"},
+          Argv{"cp", "musafarm-42:/tmp/missing.txt", workdir_ + "/artifacts/missing.txt"},
+          Argv{"cp", "musafarm-42:/other/ut_output.txt", workdir_ + "/artifacts/ut_output-2.txt"},
+          Argv{"cp", "musafarm-42:/home/reports/", workdir_ + "/artifacts/reports"}, kRmF));
+  EXPECT_EQ(CallEnv(1), "DOCKER_HOST=unix:///fake/docker.sock\nDOCKER_BUILDKIT=unset\n");
+  EXPECT_EQ(r.Out(),
+            "hello from the container\nto stderr\n"
+            "musafarm: /tmp/missing.txt not found in the container\n");
+  ASSERT_EQ(r.exit.files.size(), 3u);
+  EXPECT_EQ(r.exit.files[0].name, "ut_output.txt");
+  EXPECT_EQ(r.exit.files[0].source, "/home/ut_output.txt");
+  EXPECT_EQ(r.exit.files[0].host_path, workdir_ + "/artifacts/ut_output.txt");
+  EXPECT_EQ(ReadFile(r.exit.files[0].host_path), "content of musafarm-42:/home/ut_output.txt\n");
+  EXPECT_EQ(r.exit.files[1].name, "ut_output-2.txt");
+  EXPECT_EQ(ReadFile(r.exit.files[1].host_path), "content of musafarm-42:/other/ut_output.txt\n");
+  EXPECT_EQ(r.exit.files[2].name, "reports");
+  EXPECT_TRUE(fs::is_directory(r.exit.files[2].host_path));
+}
+
+TEST_F(FakeDockerTest, StageEnvOverridesOursAndNoDuplicates) {
+  v1::Assignment a = Assign();
+  (*a.mutable_run()->mutable_env())["MUSAFARM_JOB_ID"] = "mine";
+  a.mutable_run()->mutable_docker_run()->set_image("img");
+  Recorder r;
+  RunToEnd(a, &r);
+  EXPECT_THAT(Calls()[0],
+              ElementsAre("run", "--name=musafarm-42", kLabels[0], kLabels[1], kLabels[2], "--init",
+                          "--env=MUSAFARM_ATTEMPT_ID=42", "--env=MUSAFARM_JOB_ID=mine",
+                          "--env=MUSAFARM_TASK_ID=7/dev/base", "img"));
+}
+
+TEST_F(FakeDockerTest, RemovesContainerAfterFailureToStart) {
+  WriteFake({{"run", "echo 'docker: Error response from daemon: no such image' >&2; exit 125"}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_run()->set_image("nope");
+  Recorder r;
+  RunToEnd(a, &r);
+  EXPECT_EQ(r.exit.exit_code, 125);
+  ASSERT_EQ(Calls().size(), 2u);
+  EXPECT_EQ(Calls()[1], kRmF);
+}
+
+TEST_F(FakeDockerTest, RemovesContainerWhenTheCliCrashes) {
+  WriteFake({{"run", "echo partial; kill -SEGV $$"}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_run()->set_image("img");
+  Recorder r;
+  RunToEnd(a, &r);
+  EXPECT_EQ(r.exit.signal, SIGSEGV);
+  EXPECT_FALSE(r.exit.cancelled);
+  const std::vector<Argv> calls = Calls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[1], kRmF);
+  EXPECT_EQ(calls[2], kPs);  // and anything else labelled with the attempt
+}
+
+constexpr char kBlockingRun[] =
+    "echo started; while [ ! -e \"$D/killed\" ]; do sleep 0.05; done; echo 'container killed'; "
+    "exit 137";
+
+TEST_F(FakeDockerTest, CancelKillsTheContainerByNameThenRemovesIt) {
+  WriteFake({{"run", kBlockingRun}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_run()->set_image("img");
+  a.mutable_run()->mutable_docker_run()->add_collect("/out.txt");
+  DockerExecutor executor(Options());
+  Recorder r;
+  auto exec = executor.Start(a, workdir_, r.Callbacks());
+  ASSERT_TRUE(exec.ok());
+  ASSERT_TRUE(r.WaitOutput("started\n"));
+  (*exec)->Cancel();
+  ASSERT_TRUE(r.Wait());
+  EXPECT_TRUE(r.exit.cancelled);
+  EXPECT_EQ(r.exit.exit_code, 137);
+  EXPECT_TRUE(r.exit.files.empty());  // nothing is collected after a cancel
+  const std::vector<Argv> calls = Calls();
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls[0][0], "run");
+  EXPECT_EQ(calls[1], (Argv{"kill", "musafarm-42"}));
+  EXPECT_EQ(calls[2], kRmF);
+  EXPECT_EQ(calls[3], kPs);
+  EXPECT_EQ(r.Out(), "started\nmusafarm: cancelled; stopping\ncontainer killed\n");
+}
+
+TEST_F(FakeDockerTest, KillIsRetriedUntilTheContainerExists) {
+  WriteFake({{"run", kBlockingRun},
+             {"kill",
+              "k=$(( $(cat \"$D/kills\" 2>/dev/null || echo 0) + 1 )); echo $k > \"$D/kills\"\n"
+              "    [ $k -lt 3 ] && { echo \"Error: No such container: $2\" >&2; exit 1; }\n"
+              "    touch \"$D/killed\""}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_run()->set_image("img");
+  DockerOptions o = Options();
+  o.kill_grace = absl::Seconds(10);  // the retries, not SIGTERM, must end it
+  DockerExecutor executor(o);
+  Recorder r;
+  auto exec = executor.Start(a, workdir_, r.Callbacks());
+  ASSERT_TRUE(exec.ok());
+  ASSERT_TRUE(r.WaitOutput("started\n"));
+  (*exec)->Cancel();
+  ASSERT_TRUE(r.Wait());
+  EXPECT_TRUE(r.exit.cancelled);
+  EXPECT_EQ(r.exit.exit_code, 137);
+  EXPECT_EQ(ReadFile(dir_ / "kills"), "3\n");
+  // Reported once, not on every retry.
+  EXPECT_EQ(r.Out(),
+            "started\nmusafarm: cancelled; stopping\n"
+            "musafarm: docker kill musafarm-42 failed: exit 1: Error: No such container: "
+            "musafarm-42\ncontainer killed\n");
+}
+
+TEST_F(FakeDockerTest, CliThatSurvivesKillGetsTermThenKill) {
+  WriteFake({{"run", "trap '' TERM; echo started; while :; do sleep 0.05; done"},
+             {"kill", "echo \"$2\""}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_run()->set_image("img");
+  DockerExecutor executor(Options());
+  Recorder r;
+  auto exec = executor.Start(a, workdir_, r.Callbacks());
+  ASSERT_TRUE(exec.ok());
+  ASSERT_TRUE(r.WaitOutput("started\n"));
+  const absl::Time t0 = absl::Now();
+  (*exec)->Cancel();
+  ASSERT_TRUE(r.Wait());
+  EXPECT_GE(absl::Now() - t0, absl::Milliseconds(600));  // two graces
+  EXPECT_TRUE(r.exit.cancelled);
+  EXPECT_EQ(r.exit.signal, SIGKILL);
+  const std::vector<Argv> calls = Calls();
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls[1], (Argv{"kill", "musafarm-42"}));
+  EXPECT_EQ(calls[2], kRmF);
+  EXPECT_EQ(calls[3], kPs);
+}
+
+TEST_F(FakeDockerTest, TimeoutKillsTheContainer) {
+  WriteFake({{"run", kBlockingRun}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->set_timeout_seconds(1);
+  a.mutable_run()->mutable_docker_run()->set_image("img");
+  Recorder r;
+  RunToEnd(a, &r);
+  EXPECT_TRUE(r.exit.timed_out);
+  EXPECT_FALSE(r.exit.cancelled);
+  const std::vector<Argv> calls = Calls();
+  ASSERT_EQ(calls.size(), 4u);
+  EXPECT_EQ(calls[1], (Argv{"kill", "musafarm-42"}));
+  EXPECT_EQ(calls[2], kRmF);
+  EXPECT_THAT(r.Out(), HasSubstr("musafarm: timed out after 1s; stopping\n"));
+}
+
+TEST_F(FakeDockerTest, CancelBuildTerminatesTheCliAndRemovesLabelledContainers) {
+  WriteFake({{"build", "echo started; sleep 30"},
+             {"ps", "echo 0123456789ab; echo 'WARNING: not an id' >&2"}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_build()->set_context("/ctx");
+  a.mutable_run()->mutable_docker_build()->add_tags("t:1");
+  a.mutable_run()->mutable_docker_build()->set_push(true);
+  DockerExecutor executor(Options());
+  Recorder r;
+  auto exec = executor.Start(a, workdir_, r.Callbacks());
+  ASSERT_TRUE(exec.ok());
+  ASSERT_TRUE(r.WaitOutput("started\n"));
+  const absl::Time t0 = absl::Now();
+  (*exec)->Cancel();
+  ASSERT_TRUE(r.Wait());
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+  EXPECT_TRUE(r.exit.cancelled);
+  EXPECT_EQ(r.exit.signal, SIGTERM);
+  const std::vector<Argv> calls = Calls();
+  ASSERT_EQ(calls.size(), 3u);  // no push
+  EXPECT_EQ(calls[0][0], "build");
+  EXPECT_EQ(calls[1], kPs);
+  EXPECT_EQ(calls[2], (Argv{"rm", "-f", "0123456789ab"}));
+}
+
+TEST_F(FakeDockerTest, SecretLookingValuesAreArgvNotShell) {
+  const std::string secret =
+      "s3cr3t'\"; touch pwned1; $(touch pwned2) `touch pwned3` | touch pwned4 && echo $HOME";
+  v1::Assignment a = Assign();
+  v1::DockerBuildStage* b = a.mutable_run()->mutable_docker_build();
+  b->set_context("/ctx");
+  b->add_tags("t:1");
+  (*b->mutable_build_args())["TOKEN"] = secret;
+  Recorder r;
+  RunToEnd(a, &r);
+
+  v1::Assignment a2 = Assign(43);
+  (*a2.mutable_run()->mutable_env())["TOKEN"] = secret;
+  a2.mutable_run()->mutable_docker_run()->set_image("img");
+  a2.mutable_run()->mutable_docker_run()->add_command(secret);
+  Recorder r2;
+  RunToEnd(a2, &r2);
+
+  const std::vector<Argv> calls = Calls();
+  ASSERT_GE(calls.size(), 2u);
+  EXPECT_THAT(calls[0], testing::Contains("--build-arg=TOKEN=" + secret));
+  EXPECT_THAT(calls[1], testing::Contains("--env=TOKEN=" + secret));
+  EXPECT_EQ(calls[1].back(), secret);
+  for (const char* f : {"pwned1", "pwned2", "pwned3", "pwned4"}) {
+    EXPECT_FALSE(fs::exists(fs::path(workdir_) / f)) << f;
+    EXPECT_FALSE(fs::exists(dir_ / f)) << f;
+  }
+  // Nor is it echoed into the log.
+  EXPECT_THAT(r.Out() + r2.Out(), Not(HasSubstr("s3cr3t")));
+}
+
+TEST_F(FakeDockerTest, MissingCliIsAnErrorResultAndRemovalIsStillTried) {
+  DockerOptions o = Options();
+  o.cli = (dir_ / "no-such-docker").string();
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_run()->set_image("img");
+  Recorder r;
+  RunToEnd(a, &r, o);
+  EXPECT_EQ(r.exit.exit_code, 127);
+  EXPECT_THAT(r.exit.error, HasSubstr("cannot run"));
+  EXPECT_THAT(r.Out(), HasSubstr("musafarm: cannot run '" + o.cli));
+  EXPECT_THAT(r.Out(), HasSubstr("musafarm: docker rm -f musafarm-42 failed: cannot run"));
+}
+
+TEST_F(FakeDockerTest, CancelBeforeStartRunsNothingButRemoval) {
+  WriteFake({{"run", kBlockingRun}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_run()->set_image("img");
+  DockerExecutor executor(Options());
+  Recorder r;
+  auto exec = executor.Start(a, workdir_, r.Callbacks());
+  ASSERT_TRUE(exec.ok());
+  (*exec)->Cancel();
+  ASSERT_TRUE(r.Wait());
+  EXPECT_TRUE(r.exit.cancelled);
+  // Either it was cancelled before `run` started or during it; removal always follows.
+  const std::vector<Argv> calls = Calls();
+  ASSERT_FALSE(calls.empty());
+  EXPECT_TRUE(std::find(calls.begin(), calls.end(), kRmF) != calls.end());
+}
+
+TEST_F(FakeDockerTest, RejectsBadStages) {
+  DockerExecutor executor(Options());
+  auto start = [&](const v1::Assignment& a) {
+    Recorder r;
+    return executor.Start(a, workdir_, r.Callbacks()).status();
+  };
+  v1::Assignment exec = Assign();
+  exec.mutable_run()->mutable_exec()->add_argv("true");
+  EXPECT_EQ(start(exec).code(), absl::StatusCode::kUnimplemented);
+
+  v1::Assignment run = Assign();
+  run.mutable_run()->mutable_docker_run()->set_image("--privileged");
+  EXPECT_EQ(start(run).code(), absl::StatusCode::kInvalidArgument);
+  run.mutable_run()->mutable_docker_run()->set_image("img");
+  v1::Mount* m = run.mutable_run()->mutable_docker_run()->add_mounts();
+  m->set_source("/a:b");
+  m->set_target("/x");
+  EXPECT_EQ(start(run).code(), absl::StatusCode::kInvalidArgument);
+
+  v1::Assignment build = Assign();
+  build.mutable_run()->mutable_docker_build()->set_context("/ctx");
+  EXPECT_EQ(start(build).code(), absl::StatusCode::kInvalidArgument);  // no tag
+  build.mutable_run()->mutable_docker_build()->add_tags("-t");
+  EXPECT_EQ(start(build).code(), absl::StatusCode::kInvalidArgument);
+
+  v1::Assignment push = Assign();
+  push.mutable_run()->mutable_docker_push();
+  EXPECT_EQ(start(push).code(), absl::StatusCode::kInvalidArgument);  // no image
+  EXPECT_TRUE(Calls().empty());
+}
+
+// ---------------------------------------------------------------------------
+// Against a real private dockerd (scripts/docker/dockerd.sh) with a busybox
+// image (scripts/docker/busybox-image.sh). One daemon for the whole suite.
+
+constexpr char kCli[] = "/usr/bin/docker";
+constexpr char kBaseImage[] = "musafarm/busybox:test";
+
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// Test plumbing only (the executor itself never uses a shell).
+int Sh(const std::string& cmd, std::string* out) {
+  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return -1;
+  char buf[4096];
+  size_t n;
+  out->clear();
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
+  const int st = ::pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// Processes whose argv[0] is `argv0` (any when empty) and whose command line contains `needle`.
+std::vector<std::string> Processes(const std::string& argv0, const std::string& needle) {
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string pid = e.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = ReadFile(e.path() / "cmdline");
+    if (cmdline.empty()) continue;
+    const std::string first = cmdline.substr(0, cmdline.find('\0'));
+    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+    if ((argv0.empty() || first == argv0) && absl::StrContains(cmdline, needle) &&
+        pid != std::to_string(::getpid())) {
+      found.push_back(pid + ": " + cmdline);
+    }
+  }
+  return found;
+}
+
+class RealDockerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const fs::path scripts = fs::path(MF_SOURCE_DIR) / "scripts" / "docker";
+    for (const char* s : {"dockerd.sh", "busybox-image.sh"}) {
+      if (!fs::exists(scripts / s)) skip_ = absl::StrCat("no ", (scripts / s).string());
+    }
+    if (!fs::exists("/usr/sbin/dockerd") && !fs::exists("/usr/bin/dockerd")) skip_ = "no dockerd";
+    if (!skip_.empty()) return;
+    daemon_dir_ = absl::StrCat("/tmp/mf-dx-", ::getpid());
+    std::string out;
+    const absl::Time t0 = absl::Now();
+    if (Sh(absl::StrCat(Quote((scripts / "dockerd.sh").string()), " start ", daemon_dir_), &out) !=
+        0) {
+      error_ = "dockerd.sh start failed: " + out;
+      return;
+    }
+    started_ = true;
+    const size_t at = out.rfind("DOCKER_HOST=");
+    host_ = std::string(absl::StripAsciiWhitespace(out.substr(at + std::strlen("DOCKER_HOST="))));
+    host_ = host_.substr(0, host_.find('\n'));
+    const absl::Time t1 = absl::Now();
+    if (Sh(absl::StrCat(Quote((scripts / "busybox-image.sh").string()), " ", host_, " ",
+                        kBaseImage),
+           &out) != 0) {
+      error_ = "busybox-image.sh failed: " + out;
+      return;
+    }
+    std::cout << "[timing] dockerd start " << absl::FormatDuration(t1 - t0) << ", busybox import "
+              << absl::FormatDuration(absl::Now() - t1) << "\n";
+  }
+  static void TearDownTestSuite() {
+    if (!started_) return;
+    std::string out;
+    const fs::path scripts = fs::path(MF_SOURCE_DIR) / "scripts" / "docker";
+    if (Sh(absl::StrCat(Quote((scripts / "dockerd.sh").string()), " stop ", daemon_dir_), &out) !=
+        0) {
+      std::cerr << "dockerd.sh stop: " << out;
+    }
+    std::error_code ec;
+    fs::remove_all(daemon_dir_, ec);
+    started_ = false;
+  }
+
+  void SetUp() override {
+    if (!skip_.empty()) GTEST_SKIP() << skip_;
+    ASSERT_TRUE(error_.empty()) << error_;
+    dir_ = fs::path(daemon_dir_) /
+           absl::StrCat("t-", ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_ / "work");
+    workdir_ = (dir_ / "work").string();
+  }
+
+  DockerOptions Options() {
+    DockerOptions o;
+    o.cli = kCli;
+    o.docker_host = host_;
+    o.farm = "mftest";
+    o.kill_grace = absl::Seconds(5);
+    return o;
+  }
+  // Attempt ids unique across concurrent test processes on this host.
+  static uint64_t NewAttempt() { return static_cast<uint64_t>(::getpid()) * 100 + ++counter_; }
+
+  // `docker ARGS...` against the private daemon; returns trimmed output.
+  std::string Docker(const Argv& args, int* rc = nullptr) {
+    std::string cmd = absl::StrCat(kCli, " -H ", Quote(host_));
+    for (const std::string& a : args) absl::StrAppend(&cmd, " ", Quote(a));
+    std::string out;
+    const int r = Sh(cmd, &out);
+    if (rc != nullptr) *rc = r;
+    return std::string(absl::StripAsciiWhitespace(out));
+  }
+  std::string LabelledContainers(uint64_t attempt) {
+    return Docker({"ps", "-aq", absl::StrCat("--filter=label=musafarm.attempt=", attempt)});
+  }
+  // Waits (bounded) for `pred`; returns how long it took, or nullopt.
+  template <typename Pred>
+  std::optional<absl::Duration> WaitFor(Pred pred, absl::Duration timeout = absl::Seconds(30)) {
+    const absl::Time t0 = absl::Now();
+    while (absl::Now() - t0 < timeout) {
+      if (pred()) return absl::Now() - t0;
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+    return std::nullopt;
+  }
+  void WriteContext(const std::string& dockerfile) {
+    fs::create_directories(dir_ / "ctx");
+    std::ofstream(dir_ / "ctx" / "Dockerfile") << dockerfile;
+  }
+
+  static inline std::string skip_, error_, daemon_dir_, host_;
+  static inline bool started_ = false;
+  static inline int counter_ = 0;
+  fs::path dir_;
+  std::string workdir_;
+};
+
+TEST_F(RealDockerTest, BuildsRunsCollectsAndPropagatesExitCode) {
+  WriteContext(absl::StrCat("FROM ", kBaseImage,
+                            "\nARG GREETING\nRUN echo \"built with $GREETING\" > /greeting\n"));
+  const uint64_t build_attempt = NewAttempt();
+  const std::string image = absl::StrCat("mf-test/app:", build_attempt);
+  v1::Assignment b = Assign(build_attempt);
+  b.mutable_run()->mutable_docker_build()->set_context((dir_ / "ctx").string());
+  b.mutable_run()->mutable_docker_build()->set_network("none");
+  b.mutable_run()->mutable_docker_build()->add_tags(image);
+  (*b.mutable_run()->mutable_docker_build()->mutable_build_args())["GREETING"] = "hello";
+  DockerExecutor executor(Options());
+  Recorder rb;
+  absl::Time t0 = absl::Now();
+  {
+    auto exec = executor.Start(b, workdir_, rb.Callbacks());
+    ASSERT_TRUE(exec.ok()) << exec.status();
+    ASSERT_TRUE(rb.Wait(absl::Seconds(120)));
+  }
+  std::cout << "[timing] real docker build " << absl::FormatDuration(absl::Now() - t0) << "\n";
+  ASSERT_EQ(rb.exit.exit_code, 0) << rb.Out();
+  EXPECT_EQ(Docker({"image", "inspect", "--format",
+                    "{{index .Config.Labels \"musafarm.attempt\"}} "
+                    "{{index .Config.Labels \"musafarm.farm\"}}",
+                    image}),
+            absl::StrCat(build_attempt, " mftest"));
+
+  const uint64_t attempt = NewAttempt();
+  v1::Assignment r = Assign(attempt);
+  (*r.mutable_run()->mutable_env())["FOO"] = "bar";
+  v1::DockerRunStage* d = r.mutable_run()->mutable_docker_run();
+  d->set_image(image);
+  d->set_network("none");
+  for (const char* c : {"/bin/sh", "-c",
+                        "cat /greeting; echo \"$MUSAFARM_TASK_ID $FOO\" > /out.txt; "
+                        "mkdir /res && echo r > /res/r.txt; exit 5"}) {
+    d->add_command(c);
+  }
+  d->add_collect("/out.txt");
+  d->add_collect("/res");
+  d->add_collect("/missing.txt");
+  Recorder rr;
+  t0 = absl::Now();
+  {
+    auto exec = executor.Start(r, workdir_, rr.Callbacks());
+    ASSERT_TRUE(exec.ok()) << exec.status();
+    ASSERT_TRUE(rr.Wait(absl::Seconds(60)));
+  }
+  std::cout << "[timing] real docker run + 3 cp + rm " << absl::FormatDuration(absl::Now() - t0)
+            << "\n";
+  EXPECT_EQ(rr.exit.exit_code, 5) << rr.Out();
+  EXPECT_THAT(rr.Out(), HasSubstr("built with hello\n"));
+  EXPECT_THAT(rr.Out(), HasSubstr("musafarm: /missing.txt not found in the container\n"));
+  ASSERT_EQ(rr.exit.files.size(), 2u) << rr.Out();
+  EXPECT_EQ(rr.exit.files[0].name, "out.txt");
+  EXPECT_EQ(ReadFile(rr.exit.files[0].host_path), "7/dev/base bar\n");
+  EXPECT_EQ(rr.exit.files[1].name, "res");
+  EXPECT_EQ(ReadFile(fs::path(rr.exit.files[1].host_path) / "r.txt"), "r\n");
+  EXPECT_EQ(LabelledContainers(attempt), "");
+  EXPECT_EQ(LabelledContainers(build_attempt), "");
+}
+
+TEST_F(RealDockerTest, BuildPushesEveryTagAndPushStageStopsAtFirstFailure) {
+  // registry.sh cannot listen on port 0 and report it, so try a few ports
+  // derived from the pid; it fails fast when one is taken.
+  const std::string registry = (fs::path(MF_SOURCE_DIR) / "scripts/docker/registry.sh").string();
+  const std::string reg_dir = (dir_ / "registry").string();
+  std::string addr, out;
+  for (int i = 0; i < 5 && addr.empty(); ++i) {
+    const int port = 20000 + (::getpid() * 7 + i * 1009) % 30000;
+    if (Sh(absl::StrCat(Quote(registry), " start ", reg_dir, " ", port), &out) == 0) {
+      addr = absl::StrCat("127.0.0.1:", port);
+    }
+  }
+  ASSERT_FALSE(addr.empty()) << "registry.sh start: " << out;
+  struct StopRegistry {
+    std::string cmd;
+    ~StopRegistry() {
+      std::string o;
+      Sh(cmd, &o);
+    }
+  } stop{absl::StrCat(Quote(registry), " stop ", reg_dir)};
+
+  WriteContext(absl::StrCat("FROM ", kBaseImage, "\nRUN echo pushed > /p\n"));
+  const uint64_t attempt = NewAttempt();
+  v1::Assignment b = Assign(attempt);
+  v1::DockerBuildStage* build = b.mutable_run()->mutable_docker_build();
+  build->set_context((dir_ / "ctx").string());
+  build->set_network("none");
+  build->add_tags(addr + "/mf/app:1");
+  build->add_tags(addr + "/mf/app:latest");
+  build->set_push(true);
+  DockerExecutor executor(Options());
+  Recorder rb;
+  absl::Time t0 = absl::Now();
+  {
+    auto exec = executor.Start(b, workdir_, rb.Callbacks());
+    ASSERT_TRUE(exec.ok());
+    ASSERT_TRUE(rb.Wait(absl::Seconds(120)));
+  }
+  std::cout << "[timing] build + push of 2 tags " << absl::FormatDuration(absl::Now() - t0) << "\n";
+  ASSERT_EQ(rb.exit.exit_code, 0) << rb.Out();
+  EXPECT_THAT(rb.Out(), HasSubstr("1: digest: sha256:"));
+  EXPECT_THAT(rb.Out(), HasSubstr("latest: digest: sha256:"));
+
+  v1::Assignment p = Assign(NewAttempt());
+  p.mutable_run()->mutable_docker_push()->add_images(addr + "/mf/app:1");
+  p.mutable_run()->mutable_docker_push()->add_images(addr + "/mf/nope:1");  // not built
+  p.mutable_run()->mutable_docker_push()->add_images(addr + "/mf/app:latest");
+  Recorder rp;
+  {
+    auto exec = executor.Start(p, workdir_, rp.Callbacks());
+    ASSERT_TRUE(exec.ok());
+    ASSERT_TRUE(rp.Wait(absl::Seconds(60)));
+  }
+  EXPECT_NE(rp.exit.exit_code, 0) << rp.Out();
+  EXPECT_THAT(rp.Out(), HasSubstr("1: digest: sha256:"));
+  EXPECT_THAT(rp.Out(), Not(HasSubstr("latest: digest:")));  // stopped at the failure
+}
+
+TEST_F(RealDockerTest, CancelOfSleepingRunLeavesNoContainerAndNoCli) {
+  const uint64_t attempt = NewAttempt();
+  v1::Assignment a = Assign(attempt);
+  a.mutable_run()->mutable_docker_run()->set_image(kBaseImage);
+  a.mutable_run()->mutable_docker_run()->set_network("none");
+  a.mutable_run()->mutable_docker_run()->add_command("sleep");
+  a.mutable_run()->mutable_docker_run()->add_command("600");
+  DockerExecutor executor(Options());
+  Recorder r;
+  auto exec = executor.Start(a, workdir_, r.Callbacks());
+  ASSERT_TRUE(exec.ok());
+  const std::string name = DockerContainerName(attempt);
+  ASSERT_TRUE(WaitFor([&] {
+    return !Docker({"ps", "-q", "--filter=name=" + name, "--filter=status=running"}).empty();
+  }));
+  const absl::Time t0 = absl::Now();
+  (*exec)->Cancel();
+  ASSERT_TRUE(r.Wait());
+  std::cout << "[timing] cancel of a running container " << absl::FormatDuration(absl::Now() - t0)
+            << "\n";
+  EXPECT_TRUE(r.exit.cancelled);
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+  // 137: SIGKILL from `docker kill`. (A SIGTERM to the CLI would also end it,
+  // through --sig-proxy and --init, but as 143.)
+  EXPECT_EQ(r.exit.exit_code, 137) << r.Out();
+  EXPECT_EQ(LabelledContainers(attempt), "");
+  EXPECT_THAT(Processes(kCli, name), testing::IsEmpty());
+}
+
+TEST_F(RealDockerTest, TimeoutOfRunKillsAndRemovesTheContainer) {
+  const uint64_t attempt = NewAttempt();
+  v1::Assignment a = Assign(attempt);
+  a.mutable_run()->set_timeout_seconds(2);
+  a.mutable_run()->mutable_docker_run()->set_image(kBaseImage);
+  a.mutable_run()->mutable_docker_run()->set_network("none");
+  a.mutable_run()->mutable_docker_run()->add_command("sleep");
+  a.mutable_run()->mutable_docker_run()->add_command("600");
+  DockerExecutor executor(Options());
+  Recorder r;
+  const absl::Time t0 = absl::Now();
+  auto exec = executor.Start(a, workdir_, r.Callbacks());
+  ASSERT_TRUE(exec.ok());
+  ASSERT_TRUE(r.Wait());
+  std::cout << "[timing] run with a 2s timeout ended after "
+            << absl::FormatDuration(absl::Now() - t0) << "\n";
+  EXPECT_TRUE(r.exit.timed_out);
+  EXPECT_EQ(LabelledContainers(attempt), "");
+  EXPECT_THAT(Processes(kCli, DockerContainerName(attempt)), testing::IsEmpty());
+}
+
+TEST_F(RealDockerTest, CancelDuringSlowBuildLeavesNoContainerAndNoBuildProcess) {
+  const uint64_t attempt = NewAttempt();
+  const std::string marker = absl::StrCat("marker-", attempt);
+  // busybox sh execs the last command of `sh -c`: the trailing echo keeps the
+  // step's sh (whose command line has the marker) alive as sleep's parent.
+  WriteContext(absl::StrCat("FROM ", kBaseImage,
+                            "\nRUN echo \"running-$((1+1))\" && sleep 600; echo ", marker, "\n"));
+  v1::Assignment a = Assign(attempt);
+  a.mutable_run()->mutable_docker_build()->set_context((dir_ / "ctx").string());
+  a.mutable_run()->mutable_docker_build()->set_network("none");
+  a.mutable_run()->mutable_docker_build()->add_tags(absl::StrCat("mf-test/slow:", attempt));
+  DockerExecutor executor(Options());
+  Recorder r;
+  auto exec = executor.Start(a, workdir_, r.Callbacks());
+  ASSERT_TRUE(exec.ok());
+  ASSERT_TRUE(r.WaitOutput("running-2", absl::Seconds(60))) << r.Out();
+  // The step's container (this daemon runs nothing else) and its processes,
+  // found by the container id in their cgroup.
+  const std::string step = Docker({"ps", "-q", "--no-trunc"});
+  ASSERT_EQ(step.size(), 64u) << step;
+  auto step_processes = [&] {
+    std::vector<std::string> found = Processes("", marker);
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      const std::string pid = e.path().filename().string();
+      if (pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (absl::StrContains(ReadFile(e.path() / "cgroup"), step)) found.push_back(pid);
+    }
+    return found;
+  };
+  ASSERT_GE(step_processes().size(), 3u);  // sh in /proc twice (marker, cgroup), sleep
+  const absl::Time t0 = absl::Now();
+  (*exec)->Cancel();
+  ASSERT_TRUE(r.Wait());
+  std::cout << "[timing] cancel of a build: CLI gone after "
+            << absl::FormatDuration(absl::Now() - t0) << "\n";
+  EXPECT_TRUE(r.exit.cancelled);
+  EXPECT_EQ(LabelledContainers(attempt), "");
+  EXPECT_THAT(Processes(kCli, absl::StrCat("musafarm.attempt=", attempt)), testing::IsEmpty());
+  // The daemon kills and removes the step's container once its client is gone
+  // (the step's container does not carry our labels: the legacy builder adds
+  // --label as a last LABEL step).
+  const auto gone = WaitFor([&] {
+    return Docker({"ps", "-aq"}).empty() && step_processes().empty();
+  });
+  ASSERT_TRUE(gone.has_value()) << "left: " << Docker({"ps", "-a"}) << "\n"
+                                << absl::StrJoin(step_processes(), "\n");
+  std::cout << "[timing] ... step container and its processes gone " << absl::FormatDuration(*gone)
+            << " after that\n";
+}
+
+}  // namespace
+}  // namespace musafarm::agent
