@@ -3,12 +3,15 @@
 #include <sys/statvfs.h>
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/clock.h"
 #include "common/labels.h"
+#include "agent/pytest_summary.h"
 #include "common/logging.h"
 
 namespace musafarm::agent {
@@ -30,9 +33,10 @@ int64_t FreeDisk(const std::string& dir) {
 
 }  // namespace
 
-Agent::Agent(AgentOptions options, Executor* executor)
+Agent::Agent(AgentOptions options, Executor* exec, Executor* docker)
     : options_(std::move(options)),
-      executor_(executor),
+      exec_executor_(exec),
+      docker_executor_(docker),
       backoff_(options_.reconnect_initial, options_.reconnect_max) {}
 
 Agent::~Agent() { Stop(); }
@@ -127,6 +131,11 @@ void Agent::Connect() {
   reg->set_version(kVersion);
   reg->mutable_capabilities()->set_free_disk_bytes(FreeDisk(options_.work_dir));
   reg->mutable_capabilities()->add_executors("exec");
+  if (docker_executor_ != nullptr) {
+    for (const char* kind : {"docker_build", "docker_run", "docker_push"}) {
+      reg->mutable_capabilities()->add_executors(kind);
+    }
+  }
   for (auto& [key, a] : attempts_) {
     v1::HeldAttempt* held = reg->add_held();
     held->set_task_id(a.assignment.task_id());
@@ -232,10 +241,17 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   cb.on_exit = [this, key](ExitInfo info) {
     loop_.Post([this, key, info = std::move(info)]() mutable { OnExit(key, std::move(info)); });
   };
-  absl::StatusOr<std::unique_ptr<Execution>> exec =
-      ec ? absl::StatusOr<std::unique_ptr<Execution>>(
-               absl::InternalError(absl::StrCat("cannot create ", a.workdir, ": ", ec.message())))
-         : executor_->Start(as, a.workdir, std::move(cb));
+  Executor* executor =
+      as.run().kind_case() == v1::StageSpec::kExec ? exec_executor_ : docker_executor_;
+  absl::StatusOr<std::unique_ptr<Execution>> exec;
+  if (ec) {
+    exec = absl::InternalError(absl::StrCat("cannot create ", a.workdir, ": ", ec.message()));
+  } else if (executor == nullptr) {
+    exec = absl::FailedPreconditionError(
+        "this agent runs no Docker stages (start it with --docker)");
+  } else {
+    exec = executor->Start(as, a.workdir, std::move(cb));
+  }
   if (!exec.ok()) {
     ExitInfo info;
     info.error = std::string(exec.status().message());
@@ -271,6 +287,24 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   r.set_started_us(a.started_us);
   r.set_ended_us(NowMicros());
   r.set_log_size(a.total);
+  // Collected files become artifacts; pytest summaries in them become counts.
+  a.files = std::move(info.files);
+  v1::TestCounts tests;
+  bool any_tests = false;
+  for (const CollectedFile& f : a.files) {
+    std::error_code size_ec;
+    const uintmax_t size = std::filesystem::file_size(f.host_path, size_ec);
+    if (size_ec) continue;
+    v1::Artifact* artifact = r.add_artifacts();
+    artifact->set_name(f.name);
+    artifact->set_source(f.source);
+    artifact->set_size(size);
+    std::ifstream in(f.host_path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    any_tests = ParsePytestOutput(text.str(), &tests) || any_tests;
+  }
+  if (any_tests) *r.mutable_tests() = tests;
   Log()->info("task={} attempt={} ended: exit={} signal={}{}{}", r.task_id(), r.attempt_id(),
               r.exit_code(), r.signal(), r.cancelled() ? " cancelled" : "",
               r.timed_out() ? " timed out" : "");
@@ -299,10 +333,40 @@ void Agent::Pump(Attempt& a) {
     Send(std::move(msg));
   }
   if (a.finished && !a.result_sent) {
+    SendArtifacts(a);
     v1::AgentMessage msg;
     *msg.mutable_result() = a.result;
     Send(std::move(msg));
     a.result_sent = true;
+  }
+}
+
+void Agent::SendArtifacts(Attempt& a) {
+  // Whole files, from the start: the coordinator skips bytes it already has,
+  // so a resend after a reconnect is harmless.
+  for (const v1::Artifact& artifact : a.result.artifacts()) {
+    const CollectedFile* file = nullptr;
+    for (const CollectedFile& f : a.files) {
+      if (f.name == artifact.name()) file = &f;
+    }
+    if (file == nullptr) continue;
+    std::ifstream in(file->host_path, std::ios::binary);
+    std::string buf(kMaxChunk, '\0');
+    uint64_t offset = 0;
+    while (in && offset < artifact.size()) {
+      in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+      const size_t n = static_cast<size_t>(in.gcount());
+      if (n == 0) break;
+      v1::AgentMessage msg;
+      v1::ArtifactChunk* chunk = msg.mutable_artifact();
+      chunk->set_task_id(a.assignment.task_id());
+      chunk->set_attempt_id(a.assignment.attempt_id());
+      chunk->set_name(artifact.name());
+      chunk->set_offset(offset);
+      chunk->set_data(buf.substr(0, std::min<uint64_t>(n, artifact.size() - offset)));
+      offset += chunk->data().size();
+      Send(std::move(msg));
+    }
   }
 }
 

@@ -36,7 +36,8 @@ struct AgentOptions {
 // post to it.
 class Agent {
  public:
-  Agent(AgentOptions options, Executor* executor);
+  // `exec` runs exec/shell stages; `docker`, if given, the three docker kinds.
+  Agent(AgentOptions options, Executor* exec, Executor* docker = nullptr);
   ~Agent();
 
   // Validates options, starts the loop and the first connection.
@@ -59,6 +60,7 @@ class Agent {
     bool stale = false;  // the coordinator no longer wants it: drop on exit
     int64_t started_us = 0;
     v1::AttemptResult result;
+    std::vector<CollectedFile> files;  // sent as artifacts before the result
   };
   static std::string Key(const std::string& task, uint64_t attempt);
 
@@ -71,12 +73,14 @@ class Agent {
   void OnOutput(const std::string& key, std::string data);
   void OnExit(const std::string& key, ExitInfo info);
   void Pump(Attempt& a);
+  void SendArtifacts(Attempt& a);
   void Send(v1::AgentMessage msg);
   void Heartbeat(uint64_t generation);
   void Forget(const std::string& key);
 
   const AgentOptions options_;
-  Executor* const executor_;
+  Executor* const exec_executor_;
+  Executor* const docker_executor_;  // may be null: no Docker on this host
   EventLoop loop_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AgentService::Stub> stub_;

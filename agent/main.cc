@@ -8,6 +8,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_split.h"
 #include "agent/agent.h"
+#include "agent/docker_executor.h"
 #include "agent/exec_executor.h"
 #include "common/logging.h"
 #include "yaml-cpp/yaml.h"
@@ -66,6 +67,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> labels;
   int slots = 0;
   double kill_grace_s = 5;
+  bool docker = false, buildkit = false;
+  std::string docker_cli = "/usr/bin/docker", docker_host, farm = "musafarm";
   CLI::App app{"musafarm agent: runs tasks from a musafarm coordinator on this host"};
   app.add_option("--coordinator", coordinator,
                  "coordinator host:port (default: $MUSAFARM_COORDINATOR or 127.0.0.1:7070)");
@@ -78,6 +81,13 @@ int main(int argc, char** argv) {
   app.add_option("--config", config, "YAML file with name, coordinator, labels, slots, work_dir");
   app.add_option("--kill-grace", kill_grace_s,
                  "seconds between SIGTERM and SIGKILL when a task is cancelled")
+      ->capture_default_str();
+  app.add_flag("--docker", docker, "run docker_build, docker_run and docker_push stages");
+  app.add_option("--docker-cli", docker_cli, "the engine's CLI (podman works too)")
+      ->capture_default_str();
+  app.add_option("--docker-host", docker_host, "DOCKER_HOST for the CLI (default: inherited)");
+  app.add_flag("--buildkit", buildkit, "build with BuildKit (DOCKER_BUILDKIT=1)");
+  app.add_option("--farm", farm, "value of the musafarm.farm label on containers and images")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
@@ -110,7 +120,14 @@ int main(int argc, char** argv) {
   exec.kill_grace = absl::Milliseconds(static_cast<int64_t>(kill_grace_s * 1000));
   exec.extra_env = {{"MUSAFARM_AGENT", options.name}};
   musafarm::agent::ExecExecutor executor(exec);
-  musafarm::agent::Agent agent(options, &executor);
+  musafarm::agent::DockerOptions docker_options;
+  docker_options.cli = docker_cli;
+  docker_options.docker_host = docker_host;
+  docker_options.farm = farm;
+  docker_options.kill_grace = exec.kill_grace;
+  docker_options.buildkit = buildkit;
+  musafarm::agent::DockerExecutor docker_executor(docker_options);
+  musafarm::agent::Agent agent(options, &executor, docker ? &docker_executor : nullptr);
   if (absl::Status s = agent.Start(); !s.ok()) {
     std::cerr << "musafarm-agent: " << s.message() << "\n";
     return 2;

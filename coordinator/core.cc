@@ -28,6 +28,20 @@ bool IsActive(v1::TaskState s) {
   return s == v1::TASK_STATE_ASSIGNED || s == v1::TASK_STATE_RUNNING;
 }
 
+// The stage kind's name as agents advertise it in Capabilities.executors.
+std::string KindName(const v1::StageSpec& run) {
+  switch (run.kind_case()) {
+    case v1::StageSpec::kDockerBuild:
+      return "docker_build";
+    case v1::StageSpec::kDockerRun:
+      return "docker_run";
+    case v1::StageSpec::kDockerPush:
+      return "docker_push";
+    default:
+      return "exec";
+  }
+}
+
 std::string StateName(v1::TaskState s) {
   std::string name = v1::TaskState_Name(s);
   return name.substr(std::string("TASK_STATE_").size());
@@ -367,6 +381,29 @@ absl::StatusOr<v1::Agent> Core::Drain(const std::string& name, bool undrain) {
   return info;
 }
 
+absl::StatusOr<v1::GetArtifactResponse> Core::GetArtifact(const v1::GetArtifactRequest& request) {
+  const v1::Task* task = FindTask(request.task_id());
+  if (task == nullptr) return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
+  const v1::Artifact* artifact = nullptr;
+  for (const v1::Artifact& a : task->artifacts()) {
+    if (a.name() == request.name()) artifact = &a;
+  }
+  if (artifact == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("task '", request.task_id(), "' has no artifact '", request.name(), "'"));
+  }
+  const uint64_t limit =
+      request.limit() == 0 ? kMaxLogRead : std::min<uint64_t>(request.limit(), kMaxLogRead);
+  absl::StatusOr<std::string> data =
+      logs_->ReadArtifact(task->id(), task->attempt_id(), artifact->name(), request.offset(), limit);
+  if (!data.ok()) return data.status();
+  v1::GetArtifactResponse response;
+  response.set_offset(request.offset());
+  response.set_size(artifact->size());
+  response.set_data(*std::move(data));
+  return response;
+}
+
 absl::StatusOr<v1::GetLogResponse> Core::GetLog(const v1::GetLogRequest& request) {
   const v1::Task* task = FindTask(request.task_id());
   if (task == nullptr)
@@ -544,6 +581,9 @@ void Core::OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) {
     case v1::AgentMessage::kResult:
       OnResult(agent, msg.result());
       break;
+    case v1::AgentMessage::kArtifact:
+      OnArtifact(agent, msg.artifact());
+      break;
     default:
       it->second.conn->Close(absl::InvalidArgumentError("unknown agent message"));
       return;
@@ -584,6 +624,8 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
   agent.info.set_version(reg.version());
   agent.info.set_peer(c.conn->Peer());
   agent.info.set_free_disk_bytes(reg.capabilities().free_disk_bytes());
+  agent.info.mutable_executors()->Assign(reg.capabilities().executors().begin(),
+                                         reg.capabilities().executors().end());
   agent.info.set_last_seen_us(ToMicros(agent.last_seen));
   agent.info.set_state(agent.info.draining() ? v1::AGENT_STATE_DRAINING
                                              : v1::AGENT_STATE_CONNECTED);
@@ -667,6 +709,23 @@ void Core::OnLog(AgentEntry& agent, const v1::LogChunk& chunk) {
   }
 }
 
+void Core::OnArtifact(AgentEntry& agent, const v1::ArtifactChunk& chunk) {
+  v1::Task* task = FindTask(chunk.task_id());
+  if (task == nullptr || task->attempt_id() != chunk.attempt_id() || !IsActive(task->state()) ||
+      agent.tasks.count(task->id()) == 0) {
+    SendTo(agent.info.name(),
+           CancelMessage(chunk.task_id(), chunk.attempt_id(), "attempt is no longer current"));
+    return;
+  }
+  absl::StatusOr<uint64_t> size = logs_->AppendArtifact(task->id(), task->attempt_id(),
+                                                        chunk.name(), chunk.offset(), chunk.data());
+  if (!size.ok()) {
+    // A gap or a bad name: the result check below asks for a resend or fails it.
+    Log()->warn("task={} attempt={} artifact '{}': {}", task->id(), task->attempt_id(),
+                chunk.name(), size.status().ToString());
+  }
+}
+
 void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
   v1::Task* task = FindTask(result.task_id());
   if (task == nullptr || task->attempt_id() != result.attempt_id() || !IsActive(task->state()) ||
@@ -679,16 +738,33 @@ void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
     return;
   }
   const uint64_t stored = logs_->Size(task->id(), task->attempt_id());
-  if (stored < result.log_size()) {
-    // Not every log byte is here yet: have the agent resend them, then the result.
+  bool artifacts_complete = true;
+  for (const v1::Artifact& artifact : result.artifacts()) {
+    if (!LogStore::ValidArtifactName(artifact.name())) {
+      artifacts_complete = false;  // never storable: refuse the whole result
+      break;
+    }
+    artifacts_complete = artifacts_complete &&
+                         logs_->ArtifactSize(task->id(), task->attempt_id(), artifact.name()) >=
+                             artifact.size();
+  }
+  if (stored < result.log_size() || !artifacts_complete) {
+    // Not every byte is here yet: have the agent resend them, then the result.
     SendTo(agent.info.name(),
            AckMessage(task->id(), task->attempt_id(), stored, false, /*resend=*/true));
     return;
   }
-  logs_->Close(task->id(), task->attempt_id());
+  logs_->CloseAttempt(task->id(), task->attempt_id());
   ReleaseFromAgent(*task);
   task->set_exit_code(result.exit_code());
   task->set_log_size(stored);
+  *task->mutable_artifacts() = result.artifacts();
+  if (result.has_tests()) {
+    *task->mutable_tests() = result.tests();
+  } else {
+    task->clear_tests();
+  }
+  const int failing_tests = result.tests().failed() + result.tests().errors();
   if (task->started_us() == 0) task->set_started_us(ToMicros(clock_->Now()));
 
   v1::TaskState to;
@@ -702,6 +778,12 @@ void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
   } else if (!result.error().empty()) {
     to = v1::TASK_STATE_FAILED;
     reason = result.error();
+  } else if (result.exit_code() == 0 && result.signal() == 0 && failing_tests > 0) {
+    to = v1::TASK_STATE_FAILED;
+    reason = absl::StrCat(result.tests().failed(), " failed, ", result.tests().errors(),
+                          " errors of ",
+                          result.tests().passed() + failing_tests + result.tests().skipped(),
+                          " tests");
   } else if (result.exit_code() == 0 && result.signal() == 0) {
     to = v1::TASK_STATE_SUCCEEDED;
   } else {
@@ -730,7 +812,7 @@ void Core::ReleaseFromAgent(v1::Task& task) {
 
 void Core::LoseAttempt(v1::Task& task, const std::string& why) {
   ReleaseFromAgent(task);
-  logs_->Close(task.id(), task.attempt_id());
+  logs_->CloseAttempt(task.id(), task.attempt_id());
   task.set_lost_count(task.lost_count() + 1);
   const std::string reason = absl::StrCat("agent ", task.agent(), ": ", why);
   if (task.cancel_requested_us() != 0) {
@@ -808,21 +890,25 @@ void Core::Schedule() {
     task_labels.emplace_back(task->spec().run().labels().begin(),
                              task->spec().run().labels().end());
   }
-  for (const auto& labels : task_labels) views.push_back(ReadyTask{&labels});
+  for (size_t i = 0; i < ready.size(); ++i) {
+    views.push_back(ReadyTask{&task_labels[i], KindName(ready[i]->spec().run())});
+  }
 
   std::vector<AgentEntry*> agents;
-  std::vector<std::vector<std::string>> agent_labels;
+  std::vector<std::vector<std::string>> agent_labels, agent_kinds;
   std::vector<AgentSlots> slots;
   agent_labels.reserve(agents_.size());
+  agent_kinds.reserve(agents_.size());
   for (auto& [name, agent] : agents_) {
     agents.push_back(&agent);
     agent_labels.emplace_back(agent.info.labels().begin(), agent.info.labels().end());
+    agent_kinds.emplace_back(agent.info.executors().begin(), agent.info.executors().end());
   }
   for (size_t i = 0; i < agents.size(); ++i) {
     const AgentEntry& a = *agents[i];
     slots.push_back(AgentSlots{&agent_labels[i],
                                std::max(0, a.info.slots() - static_cast<int>(a.tasks.size())),
-                               a.conn != 0 && !a.info.draining()});
+                               a.conn != 0 && !a.info.draining(), &agent_kinds[i]});
   }
   const auto placed = PlaceTasks(views, slots);
   if (placed.empty()) return;

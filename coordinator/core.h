@@ -74,6 +74,7 @@ class Core {
   std::vector<v1::Agent> ListAgents() const;
   absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain);
   absl::StatusOr<v1::GetLogResponse> GetLog(const v1::GetLogRequest& request);
+  absl::StatusOr<v1::GetArtifactResponse> GetArtifact(const v1::GetArtifactRequest& request);
   absl::Status AddWatcher(WatchId id, const v1::WatchJobRequest& request,
                           std::shared_ptr<Watcher> watcher);
   void RemoveWatcher(WatchId id);
@@ -150,6 +151,7 @@ class Core {
   void OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg);
   void OnLog(AgentEntry& agent, const v1::LogChunk& chunk);
   void OnResult(AgentEntry& agent, const v1::AttemptResult& result);
+  void OnArtifact(AgentEntry& agent, const v1::ArtifactChunk& chunk);
   // Marks the task's attempt lost (agent gone or no longer holding it).
   void LoseAttempt(v1::Task& task, const std::string& why);
   void ReleaseFromAgent(v1::Task& task);

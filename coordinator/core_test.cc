@@ -332,6 +332,49 @@ TEST_F(CoreTest, WatcherGetsTheWholeLogOfARetry) {
   EXPECT_EQ(by_attempt[second[0].attempt_id()], "second\n");
 }
 
+TEST_F(CoreTest, ArtifactsAndFailingTestCountsComeWithTheResult) {
+  auto [conn, agent] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: t\n    exec: [x]\n");
+  auto as = agent->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  v1::AgentMessage r;
+  v1::AttemptResult* result = r.mutable_result();
+  result->set_task_id(as[0].task_id());
+  result->set_attempt_id(as[0].attempt_id());
+  result->set_exit_code(0);
+  result->mutable_tests()->set_passed(10);
+  result->mutable_tests()->set_failed(2);
+  result->mutable_tests()->add_failed_tests("tests/a.py::test_b");
+  v1::Artifact* artifact = result->add_artifacts();
+  artifact->set_name("ut_output.txt");
+  artifact->set_source("/home/ut_output.txt");
+  artifact->set_size(6);
+  // The result arrives before the artifact's bytes: refused, resend asked.
+  core_->OnAgentMessage(conn, r);
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_ASSIGNED);
+  bool resend = false;
+  for (const auto& m : agent->sent) resend = resend || (m.has_ack() && m.ack().resend());
+  EXPECT_TRUE(resend);
+  v1::AgentMessage chunk;
+  chunk.mutable_artifact()->set_task_id(as[0].task_id());
+  chunk.mutable_artifact()->set_attempt_id(as[0].attempt_id());
+  chunk.mutable_artifact()->set_name("ut_output.txt");
+  chunk.mutable_artifact()->set_data("passed");
+  core_->OnAgentMessage(conn, chunk);
+  core_->OnAgentMessage(conn, r);
+  const v1::Job j = *core_->GetJob(job.id());
+  EXPECT_EQ(j.tasks(0).state(), v1::TASK_STATE_FAILED);
+  EXPECT_EQ(j.tasks(0).reason(), "2 failed, 0 errors of 12 tests");
+  EXPECT_EQ(j.tasks(0).tests().failed_tests(0), "tests/a.py::test_b");
+  ASSERT_EQ(j.tasks(0).artifacts_size(), 1);
+  v1::GetArtifactRequest get;
+  get.set_task_id(as[0].task_id());
+  get.set_name("ut_output.txt");
+  EXPECT_EQ(core_->GetArtifact(get)->data(), "passed");
+  get.set_name("../../etc/passwd");
+  EXPECT_TRUE(absl::IsNotFound(core_->GetArtifact(get).status()));
+}
+
 TEST_F(CoreTest, DrainStopsNewWork) {
   auto [conn, agent] = Connect("a1", 2);
   ASSERT_TRUE(core_->Drain("a1", false).ok());

@@ -3,6 +3,15 @@
 #include "common/labels.h"
 
 namespace musafarm::coordinator {
+namespace {
+bool RunsKind(const AgentSlots& agent, const std::string& kind) {
+  if (agent.executors == nullptr || agent.executors->empty()) return kind == "exec";
+  for (const std::string& k : *agent.executors) {
+    if (k == kind) return true;
+  }
+  return false;
+}
+}  // namespace
 
 std::vector<std::pair<size_t, size_t>> PlaceTasks(const std::vector<ReadyTask>& tasks,
                                                   std::vector<AgentSlots> agents) {
@@ -15,6 +24,7 @@ std::vector<std::pair<size_t, size_t>> PlaceTasks(const std::vector<ReadyTask>& 
       const AgentSlots& agent = agents[a];
       if (!agent.accepting || agent.free_slots <= 0) continue;
       if (!LabelsSatisfy(*agent.labels, *tasks[t].labels)) continue;
+      if (!RunsKind(agent, tasks[t].kind)) continue;
       if (best == agents.size() || agent.free_slots > agents[best].free_slots) best = a;
     }
     if (best == agents.size()) continue;

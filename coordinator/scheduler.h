@@ -2,6 +2,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -12,15 +13,19 @@ struct AgentSlots {
   const std::vector<std::string>* labels = nullptr;
   int free_slots = 0;
   bool accepting = false;  // connected and not draining
+  // Stage kinds it runs ("exec", "docker_run", ...); null or empty: "exec" only.
+  const std::vector<std::string>* executors = nullptr;
 };
 
 // What placement needs to know of a ready task.
 struct ReadyTask {
   const std::vector<std::string>* labels = nullptr;  // required labels
+  std::string kind = "exec";                         // its stage kind
 };
 
 // Places ready tasks, in the order given (the queue order: oldest job first),
-// onto agents with a free slot whose labels satisfy the task. Among fitting
+// onto agents with a free slot that run the task's stage kind and whose labels
+// satisfy the task. Among fitting
 // agents it picks the one with the most free slots, so independent tasks spread
 // over the farm and run at the same time; ties go to the lower index. A task no
 // agent fits now stays queued; later tasks may still be placed (no head-of-line

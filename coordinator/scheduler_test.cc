@@ -35,3 +35,20 @@ TEST(SchedulerTest, NothingFreeNothingPlaced) {
 
 }  // namespace
 }  // namespace musafarm::coordinator
+
+namespace musafarm::coordinator {
+namespace {
+
+using Placement = std::vector<std::pair<size_t, size_t>>;
+
+TEST(SchedulerTest, StageKindMustBeOneTheAgentRuns) {
+  std::vector<std::string> none, exec_only, docker = {"exec", "docker_build", "docker_run"};
+  std::vector<ReadyTask> tasks = {{&none, "docker_build"}, {&none, "exec"}};
+  // An agent advertising nothing runs exec stages only.
+  EXPECT_EQ(PlaceTasks(tasks, {{&none, 2, true, &exec_only}}), (Placement{{1, 0}}));
+  EXPECT_EQ(PlaceTasks(tasks, {{&none, 2, true, &exec_only}, {&none, 1, true, &docker}}),
+            (Placement{{0, 1}, {1, 0}}));
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator

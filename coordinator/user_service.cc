@@ -183,4 +183,15 @@ grpc::ServerUnaryReactor* UserServiceImpl::Drain(grpc::CallbackServerContext* ct
   });
 }
 
+grpc::ServerUnaryReactor* UserServiceImpl::GetArtifact(grpc::CallbackServerContext* ctx,
+                                                       const v1::GetArtifactRequest* req,
+                                                       v1::GetArtifactResponse* resp) {
+  return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
+    absl::StatusOr<v1::GetArtifactResponse> r = core_->GetArtifact(*req);
+    if (!r.ok()) return r.status();
+    *resp = *std::move(r);
+    return absl::OkStatus();
+  });
+}
+
 }  // namespace musafarm::coordinator

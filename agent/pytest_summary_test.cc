@@ -1,0 +1,52 @@
+#include "agent/pytest_summary.h"
+
+#include "gtest/gtest.h"
+
+namespace musafarm::agent {
+namespace {
+
+TEST(PytestSummaryTest, ParsesCountsAndFailingNodeIds) {
+  const char* out = R"(============================= test session starts ==============================
+collected 14 items
+
+tests/unittest/test_add.py::test_add_int PASSED                          [  7%]
+tests/unittest/test_add.py::test_add_half FAILED                         [ 14%]
+tests/unittest/test_mm.py::test_mm ERROR                                 [ 21%]
+
+=================================== FAILURES ===================================
+=========================== short test summary info ============================
+FAILED tests/unittest/test_add.py::test_add_half - AssertionError: assert 1 == 2
+ERROR tests/unittest/test_mm.py::test_mm - RuntimeError: no device
+==== 1 failed, 10 passed, 2 skipped, 1 error, 3 warnings in 12.34s ====
+)";
+  v1::TestCounts c;
+  ASSERT_TRUE(ParsePytestOutput(out, &c));
+  EXPECT_EQ(c.passed(), 10);
+  EXPECT_EQ(c.failed(), 1);
+  EXPECT_EQ(c.skipped(), 2);
+  EXPECT_EQ(c.errors(), 1);
+  EXPECT_EQ(std::vector<std::string>(c.failed_tests().begin(), c.failed_tests().end()),
+            (std::vector<std::string>{"tests/unittest/test_add.py::test_add_half",
+                                      "tests/unittest/test_mm.py::test_mm"}));
+  EXPECT_EQ(std::vector<std::string>(c.passed_tests().begin(), c.passed_tests().end()),
+            (std::vector<std::string>{"tests/unittest/test_add.py::test_add_int"}));
+}
+
+TEST(PytestSummaryTest, AddsUpSeveralFilesAndRuns) {
+  v1::TestCounts c;
+  ASSERT_TRUE(ParsePytestOutput("=== 3 passed in 1.0s ===\n", &c));
+  ASSERT_TRUE(ParsePytestOutput("== 2 passed, 1 skipped in 0.5s ==\n== 1 failed in 0.1s ==\n", &c));
+  EXPECT_EQ(c.passed(), 5);
+  EXPECT_EQ(c.skipped(), 1);
+  EXPECT_EQ(c.failed(), 1);
+}
+
+TEST(PytestSummaryTest, OtherTextIsNotASummary) {
+  v1::TestCounts c;
+  EXPECT_FALSE(ParsePytestOutput("==== FAILURES ====\nbuild ok\n=== test session starts ===\n", &c));
+  EXPECT_FALSE(ParsePytestOutput("", &c));
+  EXPECT_EQ(c.passed() + c.failed() + c.skipped() + c.errors(), 0);
+}
+
+}  // namespace
+}  // namespace musafarm::agent
