@@ -19,6 +19,7 @@
 #include "absl/time/time.h"
 #include "common/labels.h"
 #include "common/status_macros.h"
+#include "google/protobuf/repeated_field.h"
 #include "yaml-cpp/yaml.h"
 
 // yaml-cpp reports errors by throwing. Every exception it can raise is caught in
@@ -66,6 +67,40 @@ struct EnvVar {
   Text value;
 };
 
+// What a stage runs: exactly one of the stage keys `exec`/`shell` (both kExec),
+// `docker_build`, `docker_run`, `docker_push`.
+enum class Kind { kExec, kDockerBuild, kDockerRun, kDockerPush };
+
+// The docker kinds as written; every Text is substituted per cell in Expand,
+// and checks that depend on the final value (paths, sizes, emptiness) run
+// there too. A Text left default stands for an absent optional field: "".
+struct DockerBuild {
+  Text context;
+  Text dockerfile;
+  std::vector<EnvVar> build_args;
+  std::vector<Text> tags;
+  bool push = false;
+  Text target;
+  Text network;
+};
+
+struct DockerRun {
+  Text image;
+  std::vector<Text> command;
+  bool privileged = false;
+  Text shm_size;
+  std::vector<Text> devices;
+  std::vector<Text> mounts;  // "SRC:DST[:ro|rw]", split into v1::Mount after substitution
+  Text network;
+  std::vector<Text> collect;
+  Text user;
+  Text workdir;
+};
+
+struct DockerPush {
+  std::vector<Text> images;
+};
+
 struct Stage {
   std::string name;
   std::string field;  // "stages[3]"
@@ -75,8 +110,12 @@ struct Stage {
   std::vector<Condition> when;
   std::vector<Text> needs;
   std::vector<Text> labels;
-  std::vector<Text> argv;
-  bool shell = false;
+  Kind kind = Kind::kExec;
+  std::vector<Text> argv;  // kExec
+  bool shell = false;      // kExec
+  DockerBuild docker_build;
+  DockerRun docker_run;
+  DockerPush docker_push;
   std::vector<EnvVar> env;
   int64_t timeout_seconds = 0;
   int32_t retries = 0;
@@ -142,12 +181,85 @@ bool IsCellValueChar(char c) {
          c == '+' || c == '-';
 }
 
+// Environment variable and build argument names.
 bool IsEnvName(absl::string_view s) {
   if (s.empty() || absl::ascii_isdigit(static_cast<unsigned char>(s[0]))) return false;
   for (char c : s) {
     if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
   }
   return true;
+}
+
+bool IsAbsolute(absl::string_view path) { return absl::StartsWith(path, "/"); }
+
+// `docker run -v` syntax: "SRC:DST" or "SRC:DST:ro|rw", both absolute. A
+// relative SRC would make Docker create a named volume instead of a bind mount.
+absl::Status ParseMount(absl::string_view spec, v1::Mount* out) {
+  const std::vector<absl::string_view> parts = absl::StrSplit(spec, ':');
+  if (parts.size() != 2 && parts.size() != 3) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mount '", spec, "' is not SRC:DST or SRC:DST:ro|rw"));
+  }
+  if (!IsAbsolute(parts[0])) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mount '", spec, "': host path '", parts[0], "' is not an absolute path"));
+  }
+  if (!IsAbsolute(parts[1])) {
+    return absl::InvalidArgumentError(absl::StrCat("mount '", spec, "': container path '", parts[1],
+                                                   "' is not an absolute path"));
+  }
+  if (parts.size() == 3 && parts[2] != "ro" && parts[2] != "rw") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("mount '", spec, "': mode must be 'ro' or 'rw', got '", parts[2], "'"));
+  }
+  out->set_source(std::string(parts[0]));
+  out->set_target(std::string(parts[1]));
+  out->set_read_only(parts.size() == 3 && parts[2] == "ro");
+  return absl::OkStatus();
+}
+
+// `docker run --shm-size`: "<number><unit>", the number greater than 0, the
+// unit optional and one of b, k, m, g in either case.
+absl::Status ValidateShmSize(absl::string_view size) {
+  absl::string_view digits = size;
+  int64_t unit = 1;
+  if (!digits.empty()) {
+    switch (absl::ascii_tolower(static_cast<unsigned char>(digits.back()))) {
+      case 'b':
+        unit = 1;
+        digits.remove_suffix(1);
+        break;
+      case 'k':
+        unit = int64_t{1} << 10;
+        digits.remove_suffix(1);
+        break;
+      case 'm':
+        unit = int64_t{1} << 20;
+        digits.remove_suffix(1);
+        break;
+      case 'g':
+        unit = int64_t{1} << 30;
+        digits.remove_suffix(1);
+        break;
+      default:
+        break;
+    }
+  }
+  int64_t n = 0;
+  if (!AllOf(digits, [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", size,
+                     "' is not a size (write digits with an optional unit b, k, m or g, "
+                     "e.g. \"80g\")"));
+  }
+  if (!absl::SimpleAtoi(digits, &n) || n > INT64_MAX / unit) {
+    return absl::InvalidArgumentError(absl::StrCat("size '", size, "' is too large"));
+  }
+  if (n == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("size must be greater than 0, got '", size, "'"));
+  }
+  return absl::OkStatus();
 }
 
 std::string ListOrNone(const std::vector<std::string>& names) {
@@ -196,7 +308,8 @@ class Compiler {
                        Text* out) const;
   absl::Status GetTextList(const YAML::Node& node, const YAML::Mark& fallback,
                            absl::string_view field, const char* what, std::vector<Text>* out) const;
-  absl::Status ParseEnv(const Entry& e, std::vector<EnvVar>* out) const;
+  absl::Status GetBool(const Entry& e, bool* out) const;
+  absl::Status ParseEnv(const Entry& e, absl::string_view what, std::vector<EnvVar>* out) const;
   absl::Status ParseMatrix(const Entry& e, Pipeline* p) const;
   absl::Status ParseExclude(const Entry& e, Pipeline* p) const;
   absl::Status ParseInclude(const Entry& e, Pipeline* p) const;
@@ -204,10 +317,19 @@ class Compiler {
                           const Pipeline& p, Stage* s) const;
   absl::Status ParseWhen(const Entry& e, const Pipeline& p, Stage* s) const;
   absl::Status ParseTimeout(const Entry& e, int64_t* out) const;
+  absl::Status ParseDockerBuild(const Entry& e, DockerBuild* out) const;
+  absl::Status ParseDockerRun(const Entry& e, DockerRun* out) const;
+  absl::Status ParseDockerPush(const Entry& e, DockerPush* out) const;
 
   YAML::Mark Locate(const Text& t, size_t offset) const;
   absl::StatusOr<std::string> Substitute(const Text& t, const std::vector<Var>& vars,
                                          absl::string_view where) const;
+  absl::Status Invalid(const Text& t, absl::string_view where, absl::string_view what) const;
+  absl::Status SubstituteAll(const std::vector<Text>& texts, const std::vector<Var>& vars,
+                             absl::string_view where, bool non_empty,
+                             google::protobuf::RepeatedPtrField<std::string>* out) const;
+  absl::Status ExpandKind(const Stage& st, const std::vector<Var>& vars, absl::string_view where,
+                          v1::StageSpec* run) const;
 
   const absl::string_view yaml_;
   const std::string file_;
@@ -289,13 +411,33 @@ absl::Status Compiler::GetTextList(const YAML::Node& node, const YAML::Mark& fal
   return absl::OkStatus();
 }
 
-absl::Status Compiler::ParseEnv(const Entry& e, std::vector<EnvVar>* out) const {
+// `what` names the keys in errors: "environment variable", "build argument".
+// YAML's true/false (the core schema's spellings). yaml-cpp would also take
+// yes/no/on/off, which YAML 1.2 reads as strings; refuse them rather than guess.
+absl::Status Compiler::GetBool(const Entry& e, bool* out) const {
+  const YAML::Mark mark = MarkOf(e.value, e.key_mark);
+  if (!e.value.IsScalar()) {
+    return Error(mark, e.field, absl::StrCat("expected true or false, got ", KindOf(e.value)));
+  }
+  const std::string& text = e.value.Scalar();
+  if (text == "true" || text == "True" || text == "TRUE") {
+    *out = true;
+  } else if (text == "false" || text == "False" || text == "FALSE") {
+    *out = false;
+  } else {
+    return Error(mark, e.field, absl::StrCat("expected true or false, got '", text, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::ParseEnv(const Entry& e, absl::string_view what,
+                                std::vector<EnvVar>* out) const {
   std::vector<Entry> vars;
   MF_RETURN_IF_ERROR(Entries(e.value, e.key_mark, e.field, &vars));
   for (const Entry& v : vars) {
     if (!IsEnvName(v.key)) {
       return Error(v.key_mark, v.field,
-                   absl::StrCat("'", v.key, "' is not a valid environment variable name ",
+                   absl::StrCat("'", v.key, "' is not a valid ", what, " name ",
                                 "(letters, digits and '_', not starting with a digit)"));
     }
     EnvVar var{v.key, {}};
@@ -604,18 +746,114 @@ absl::Status Compiler::ParseTimeout(const Entry& e, int64_t* out) const {
   return absl::OkStatus();
 }
 
+absl::Status Compiler::ParseDockerBuild(const Entry& e, DockerBuild* out) const {
+  std::vector<Entry> entries;
+  MF_RETURN_IF_ERROR(Entries(e.value, e.key_mark, e.field, &entries));
+  MF_RETURN_IF_ERROR(
+      CheckAllowed(entries, e.field,
+                   {"context", "dockerfile", "build_args", "tags", "push", "target", "network"}));
+  bool has_context = false;
+  bool has_tags = false;
+  for (const Entry& f : entries) {
+    if (f.key == "context") {
+      MF_RETURN_IF_ERROR(GetText(f.value, f.key_mark, f.field, &out->context));
+      has_context = true;
+    } else if (f.key == "dockerfile") {
+      MF_RETURN_IF_ERROR(GetText(f.value, f.key_mark, f.field, &out->dockerfile));
+    } else if (f.key == "build_args") {
+      MF_RETURN_IF_ERROR(ParseEnv(f, "build argument", &out->build_args));
+    } else if (f.key == "tags") {
+      MF_RETURN_IF_ERROR(GetTextList(f.value, f.key_mark, f.field, "a list of tags", &out->tags));
+      if (out->tags.empty()) {
+        return Error(MarkOf(f.value, f.key_mark), f.field, "must list at least one tag");
+      }
+      has_tags = true;
+    } else if (f.key == "push") {
+      MF_RETURN_IF_ERROR(GetBool(f, &out->push));
+    } else if (f.key == "target") {
+      MF_RETURN_IF_ERROR(GetText(f.value, f.key_mark, f.field, &out->target));
+    } else if (f.key == "network") {
+      MF_RETURN_IF_ERROR(GetText(f.value, f.key_mark, f.field, &out->network));
+    }
+  }
+  if (!has_context) return Error(e.key_mark, e.field, "missing required field 'context'");
+  if (!has_tags) return Error(e.key_mark, e.field, "missing required field 'tags'");
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::ParseDockerRun(const Entry& e, DockerRun* out) const {
+  std::vector<Entry> entries;
+  MF_RETURN_IF_ERROR(Entries(e.value, e.key_mark, e.field, &entries));
+  MF_RETURN_IF_ERROR(CheckAllowed(entries, e.field,
+                                  {"image", "command", "privileged", "shm_size", "devices",
+                                   "mounts", "network", "collect", "user", "workdir"}));
+  bool has_image = false;
+  for (const Entry& f : entries) {
+    if (f.key == "image") {
+      MF_RETURN_IF_ERROR(GetText(f.value, f.key_mark, f.field, &out->image));
+      has_image = true;
+    } else if (f.key == "command") {
+      MF_RETURN_IF_ERROR(GetTextList(f.value, f.key_mark, f.field, "an argv list", &out->command));
+      if (out->command.empty()) {
+        return Error(MarkOf(f.value, f.key_mark), f.field,
+                     "argv list is empty (leave 'command' out to run the image's CMD)");
+      }
+    } else if (f.key == "privileged") {
+      MF_RETURN_IF_ERROR(GetBool(f, &out->privileged));
+    } else if (f.key == "shm_size") {
+      MF_RETURN_IF_ERROR(GetText(f.value, f.key_mark, f.field, &out->shm_size));
+    } else if (f.key == "devices") {
+      MF_RETURN_IF_ERROR(
+          GetTextList(f.value, f.key_mark, f.field, "a list of devices", &out->devices));
+    } else if (f.key == "mounts") {
+      MF_RETURN_IF_ERROR(GetTextList(f.value, f.key_mark, f.field,
+                                     "a list of SRC:DST[:ro|rw] mounts", &out->mounts));
+    } else if (f.key == "network") {
+      MF_RETURN_IF_ERROR(GetText(f.value, f.key_mark, f.field, &out->network));
+    } else if (f.key == "collect") {
+      MF_RETURN_IF_ERROR(
+          GetTextList(f.value, f.key_mark, f.field, "a list of container paths", &out->collect));
+    } else if (f.key == "user") {
+      MF_RETURN_IF_ERROR(GetText(f.value, f.key_mark, f.field, &out->user));
+    } else if (f.key == "workdir") {
+      MF_RETURN_IF_ERROR(GetText(f.value, f.key_mark, f.field, &out->workdir));
+    }
+  }
+  if (!has_image) return Error(e.key_mark, e.field, "missing required field 'image'");
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::ParseDockerPush(const Entry& e, DockerPush* out) const {
+  std::vector<Entry> entries;
+  MF_RETURN_IF_ERROR(Entries(e.value, e.key_mark, e.field, &entries));
+  MF_RETURN_IF_ERROR(CheckAllowed(entries, e.field, {"images"}));
+  bool has_images = false;
+  for (const Entry& f : entries) {
+    if (f.key == "images") {
+      MF_RETURN_IF_ERROR(
+          GetTextList(f.value, f.key_mark, f.field, "a list of images", &out->images));
+      if (out->images.empty()) {
+        return Error(MarkOf(f.value, f.key_mark), f.field, "must list at least one image");
+      }
+      has_images = true;
+    }
+  }
+  if (!has_images) return Error(e.key_mark, e.field, "missing required field 'images'");
+  return absl::OkStatus();
+}
+
 absl::Status Compiler::ParseStage(const YAML::Node& node, const YAML::Mark& fallback, size_t index,
                                   const Pipeline& p, Stage* s) const {
   s->field = Item("stages", index);
   s->mark = MarkOf(node, fallback);
   std::vector<Entry> entries;
   MF_RETURN_IF_ERROR(Entries(node, fallback, s->field, &entries));
-  MF_RETURN_IF_ERROR(CheckAllowed(
-      entries, s->field,
-      {"name", "when", "needs", "labels", "exec", "shell", "env", "timeout", "retries"}));
+  MF_RETURN_IF_ERROR(
+      CheckAllowed(entries, s->field,
+                   {"name", "when", "needs", "labels", "exec", "shell", "docker_build",
+                    "docker_run", "docker_push", "env", "timeout", "retries"}));
   bool has_name = false;
-  const Entry* exec = nullptr;
-  const Entry* shell = nullptr;
+  std::vector<const Entry*> kinds;  // in file order
   for (const Entry& e : entries) {
     if (e.key == "name") {
       MF_RETURN_IF_ERROR(GetString(e.value, e.key_mark, e.field, &s->name));
@@ -634,14 +872,16 @@ absl::Status Compiler::ParseStage(const YAML::Node& node, const YAML::Mark& fall
     } else if (e.key == "labels") {
       MF_RETURN_IF_ERROR(GetTextList(e.value, e.key_mark, e.field, "a list of labels", &s->labels));
     } else if (e.key == "exec") {
-      exec = &e;
+      kinds.push_back(&e);
+      s->kind = Kind::kExec;
       MF_RETURN_IF_ERROR(GetTextList(e.value, e.key_mark, e.field,
                                      "an argv list (use 'shell' for a script)", &s->argv));
       if (s->argv.empty()) return Error(e.value.Mark(), e.field, "argv list is empty");
       if (s->argv[0].value.empty())
         return Error(s->argv[0].mark, s->argv[0].field, "program is empty");
     } else if (e.key == "shell") {
-      shell = &e;
+      kinds.push_back(&e);
+      s->kind = Kind::kExec;
       Text script;
       MF_RETURN_IF_ERROR(GetText(e.value, e.key_mark, e.field, &script));
       if (absl::StripAsciiWhitespace(script.value).empty()) {
@@ -649,8 +889,20 @@ absl::Status Compiler::ParseStage(const YAML::Node& node, const YAML::Mark& fall
       }
       s->argv.push_back(std::move(script));
       s->shell = true;
+    } else if (e.key == "docker_build") {
+      kinds.push_back(&e);
+      s->kind = Kind::kDockerBuild;
+      MF_RETURN_IF_ERROR(ParseDockerBuild(e, &s->docker_build));
+    } else if (e.key == "docker_run") {
+      kinds.push_back(&e);
+      s->kind = Kind::kDockerRun;
+      MF_RETURN_IF_ERROR(ParseDockerRun(e, &s->docker_run));
+    } else if (e.key == "docker_push") {
+      kinds.push_back(&e);
+      s->kind = Kind::kDockerPush;
+      MF_RETURN_IF_ERROR(ParseDockerPush(e, &s->docker_push));
     } else if (e.key == "env") {
-      MF_RETURN_IF_ERROR(ParseEnv(e, &s->env));
+      MF_RETURN_IF_ERROR(ParseEnv(e, "environment variable", &s->env));
     } else if (e.key == "timeout") {
       MF_RETURN_IF_ERROR(ParseTimeout(e, &s->timeout_seconds));
     } else if (e.key == "retries") {
@@ -666,15 +918,18 @@ absl::Status Compiler::ParseStage(const YAML::Node& node, const YAML::Mark& fall
     }
   }
   if (!has_name) return Error(s->mark, s->field, "missing required field 'name'");
-  if (exec != nullptr && shell != nullptr) {
+  if (kinds.size() > 1) {
     return Error(
-        shell->key_mark, s->field,
-        absl::StrCat("stage '", s->name, "' has both 'exec' and 'shell'; give exactly one"));
+        kinds[1]->key_mark, s->field,
+        absl::StrCat("stage '", s->name, "' has both '", kinds[0]->key, "' and '", kinds[1]->key,
+                     "'; give exactly one of exec, shell, docker_build, docker_run, "
+                     "docker_push"));
   }
-  if (exec == nullptr && shell == nullptr) {
+  if (kinds.empty()) {
     return Error(s->mark, s->field,
                  absl::StrCat("stage '", s->name,
-                              "' needs 'exec' (an argv list) or 'shell' (a /bin/sh script)"));
+                              "' needs one of 'exec' (an argv list), 'shell' (a /bin/sh script), "
+                              "'docker_build', 'docker_run' or 'docker_push'"));
   }
   return absl::OkStatus();
 }
@@ -698,7 +953,7 @@ absl::Status Compiler::Parse(const YAML::Node& root, Pipeline* p) const {
       MF_RETURN_IF_ERROR(GetString(e.value, e.key_mark, e.field, &p->name));
       if (p->name.empty()) return Error(e.value.Mark(), e.field, "must not be empty");
     } else if (e.key == "env") {
-      MF_RETURN_IF_ERROR(ParseEnv(e, &p->env));
+      MF_RETURN_IF_ERROR(ParseEnv(e, "environment variable", &p->env));
     } else if (e.key == "stages") {
       stages = &e;
     }
@@ -820,6 +1075,97 @@ absl::StatusOr<std::string> Compiler::Substitute(const Text& t, const std::vecto
   return out;
 }
 
+// An error about `t`'s substituted value; when a variable made the value, the
+// message says so and names the cell, as for `needs`.
+absl::Status Compiler::Invalid(const Text& t, absl::string_view where,
+                               absl::string_view what) const {
+  if (t.value.find("${") == std::string::npos) return Error(t.mark, t.field, what);
+  return Error(t.mark, t.field, absl::StrCat(what, " (from '", t.value, "'", where, ")"));
+}
+
+absl::Status Compiler::SubstituteAll(const std::vector<Text>& texts, const std::vector<Var>& vars,
+                                     absl::string_view where, bool non_empty,
+                                     google::protobuf::RepeatedPtrField<std::string>* out) const {
+  for (const Text& t : texts) {
+    MF_ASSIGN_OR_RETURN(std::string value, Substitute(t, vars, where));
+    if (non_empty && value.empty()) return Invalid(t, where, "must not be empty");
+    out->Add(std::move(value));
+  }
+  return absl::OkStatus();
+}
+
+// Fills `run`'s `kind` oneof for one cell. Checks that need the final value
+// run here, after substitution, so a variable cannot smuggle in a relative
+// path or an empty image.
+absl::Status Compiler::ExpandKind(const Stage& st, const std::vector<Var>& vars,
+                                  absl::string_view where, v1::StageSpec* run) const {
+  auto sub = [&](const Text& t) { return Substitute(t, vars, where); };
+  switch (st.kind) {
+    case Kind::kExec: {
+      v1::ExecStage& exec = *run->mutable_exec();
+      MF_RETURN_IF_ERROR(SubstituteAll(st.argv, vars, where, false, exec.mutable_argv()));
+      exec.set_shell(st.shell);
+      return absl::OkStatus();
+    }
+    case Kind::kDockerBuild: {
+      const DockerBuild& in = st.docker_build;
+      v1::DockerBuildStage& out = *run->mutable_docker_build();
+      MF_ASSIGN_OR_RETURN(*out.mutable_context(), sub(in.context));
+      if (out.context().empty()) return Invalid(in.context, where, "must not be empty");
+      MF_ASSIGN_OR_RETURN(*out.mutable_dockerfile(), sub(in.dockerfile));
+      for (const EnvVar& arg : in.build_args) {
+        MF_ASSIGN_OR_RETURN((*out.mutable_build_args())[arg.name], sub(arg.value));
+      }
+      MF_RETURN_IF_ERROR(SubstituteAll(in.tags, vars, where, true, out.mutable_tags()));
+      out.set_push(in.push);
+      MF_ASSIGN_OR_RETURN(*out.mutable_target(), sub(in.target));
+      MF_ASSIGN_OR_RETURN(*out.mutable_network(), sub(in.network));
+      return absl::OkStatus();
+    }
+    case Kind::kDockerRun: {
+      const DockerRun& in = st.docker_run;
+      v1::DockerRunStage& out = *run->mutable_docker_run();
+      MF_ASSIGN_OR_RETURN(*out.mutable_image(), sub(in.image));
+      if (out.image().empty()) return Invalid(in.image, where, "must not be empty");
+      MF_RETURN_IF_ERROR(SubstituteAll(in.command, vars, where, false, out.mutable_command()));
+      out.set_privileged(in.privileged);
+      MF_ASSIGN_OR_RETURN(*out.mutable_shm_size(), sub(in.shm_size));
+      if (!out.shm_size().empty()) {
+        if (absl::Status valid = ValidateShmSize(out.shm_size()); !valid.ok()) {
+          return Invalid(in.shm_size, where, valid.message());
+        }
+      }
+      MF_RETURN_IF_ERROR(SubstituteAll(in.devices, vars, where, true, out.mutable_devices()));
+      for (const Text& m : in.mounts) {
+        MF_ASSIGN_OR_RETURN(std::string spec, sub(m));
+        if (absl::Status valid = ParseMount(spec, out.add_mounts()); !valid.ok()) {
+          return Invalid(m, where, valid.message());
+        }
+      }
+      MF_ASSIGN_OR_RETURN(*out.mutable_network(), sub(in.network));
+      for (const Text& c : in.collect) {
+        MF_ASSIGN_OR_RETURN(std::string path, sub(c));
+        if (!IsAbsolute(path)) {
+          return Invalid(c, where, absl::StrCat("'", path, "' is not an absolute path"));
+        }
+        out.add_collect(std::move(path));
+      }
+      MF_ASSIGN_OR_RETURN(*out.mutable_user(), sub(in.user));
+      MF_ASSIGN_OR_RETURN(*out.mutable_workdir(), sub(in.workdir));
+      if (!out.workdir().empty() && !IsAbsolute(out.workdir())) {
+        return Invalid(in.workdir, where,
+                       absl::StrCat("'", out.workdir(), "' is not an absolute path"));
+      }
+      return absl::OkStatus();
+    }
+    case Kind::kDockerPush: {
+      v1::DockerPushStage& out = *run->mutable_docker_push();
+      return SubstituteAll(st.docker_push.images, vars, where, true, out.mutable_images());
+    }
+  }
+  return absl::OkStatus();  // unreachable: every Kind is handled above
+}
+
 bool Runs(const Stage& s, const Cell& cell) {
   for (const Condition& c : s.when) {
     bool any = false;
@@ -932,12 +1278,7 @@ absl::StatusOr<v1::Job> Compiler::Expand(const Pipeline& p, absl::string_view jo
       }
 
       v1::StageSpec& run = *spec.mutable_run();
-      v1::ExecStage& exec = *run.mutable_exec();
-      for (const Text& arg : st.argv) {
-        MF_ASSIGN_OR_RETURN(std::string value, Substitute(arg, vars, where));
-        exec.add_argv(std::move(value));
-      }
-      exec.set_shell(st.shell);
+      MF_RETURN_IF_ERROR(ExpandKind(st, vars, where, &run));
       for (const std::vector<EnvVar>* env : {&p.env, &st.env}) {
         for (const EnvVar& e : *env) {  // stage env is second, so it overrides per key
           MF_ASSIGN_OR_RETURN(std::string value, Substitute(e.value, vars, where));

@@ -2,6 +2,8 @@
 
 #include <map>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -393,6 +395,227 @@ TEST(ParseAndExpandTest, UnquotedNumbersKeepTheirText) {
   EXPECT_THAT(Ids(*job), ElementsAre("7/3.10/a"));
 }
 
+// ---- Docker stage kinds.
+
+TEST(ParseAndExpandDockerTest, DockerBuildSubstitutesEveryFieldPerCell) {
+  absl::StatusOr<v1::Job> job = Parse(R"yaml(matrix:
+  python: ["3.9", "3.10"]
+  include:
+    - {source_dir: /src/torch_musa}
+stages:
+  - name: base
+    labels: [docker]
+    env: {PY: "${python}"}
+    timeout: 2h
+    retries: 2
+    docker_build:
+      context: ${source_dir}/dockerfiles
+      dockerfile: ubuntu/dockerfile.py${python}
+      build_args: {PYTHON_VERSION: "${python}", PLAIN: x}
+      tags: ["127.0.0.1:5000/torch_musa-base:py${python}", "base:latest"]
+      push: true
+      target: stage-${python}
+      network: net-${python}
+)yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(Ids(*job), ElementsAre("7/3.9/base", "7/3.10/base"));
+  for (const auto& [id, py] : std::vector<std::pair<std::string, std::string>>{
+           {"7/3.9/base", "3.9"}, {"7/3.10/base", "3.10"}}) {
+    SCOPED_TRACE(id);
+    const v1::StageSpec& run = Find(*job, id).spec().run();
+    ASSERT_EQ(run.kind_case(), v1::StageSpec::kDockerBuild);
+    const v1::DockerBuildStage& b = run.docker_build();
+    EXPECT_EQ(b.context(), "/src/torch_musa/dockerfiles");
+    EXPECT_EQ(b.dockerfile(), "ubuntu/dockerfile.py" + py);
+    EXPECT_THAT(b.build_args(),
+                UnorderedElementsAre(Pair("PYTHON_VERSION", py), Pair("PLAIN", "x")));
+    EXPECT_THAT(b.tags(), ElementsAre("127.0.0.1:5000/torch_musa-base:py" + py, "base:latest"));
+    EXPECT_TRUE(b.push());
+    EXPECT_EQ(b.target(), "stage-" + py);
+    EXPECT_EQ(b.network(), "net-" + py);
+    // Stage-level fields work as for exec.
+    EXPECT_THAT(run.env(), UnorderedElementsAre(Pair("PY", py)));
+    EXPECT_THAT(run.labels(), ElementsAre("docker"));
+    EXPECT_EQ(run.timeout_seconds(), 7200);
+    EXPECT_EQ(run.retries(), 2);
+  }
+}
+
+TEST(ParseAndExpandDockerTest, DockerRunSubstitutesEveryFieldPerCell) {
+  absl::StatusOr<v1::Job> job = Parse(R"yaml(matrix:
+  python: ["3.9", "3.10"]
+  gpu: [mtgpu0]
+  include:
+    - {python: "3.9", shm: 80g}
+    - {python: "3.10", shm: 64G}
+stages:
+  - name: test
+    labels: ["gpu=mthreads"]
+    env: {PYTHONUNBUFFERED: "1", PY: "${python}"}
+    docker_run:
+      image: "127.0.0.1:5000/x:py${python}"
+      command: ["sh", "-c", "pytest -k py${python} > /home/ut_output.txt"]
+      privileged: true
+      shm_size: ${shm}
+      devices: ["/dev/${gpu}", /dev/dri]
+      mounts: ["/data/py${python}:/data", "/a:/b:ro", "/c:/d:rw"]
+      network: none
+      collect: ["/home/integration_test_output.txt", "/home/py${python}/ut_output.txt"]
+      user: "1000"
+      workdir: /home/${python}
+)yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(Ids(*job), ElementsAre("7/3.9-mtgpu0/test", "7/3.10-mtgpu0/test"));
+  for (const auto& [id, py, shm] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"7/3.9-mtgpu0/test", "3.9", "80g"}, {"7/3.10-mtgpu0/test", "3.10", "64G"}}) {
+    SCOPED_TRACE(id);
+    const v1::StageSpec& run = Find(*job, id).spec().run();
+    ASSERT_EQ(run.kind_case(), v1::StageSpec::kDockerRun);
+    const v1::DockerRunStage& r = run.docker_run();
+    EXPECT_EQ(r.image(), "127.0.0.1:5000/x:py" + py);
+    EXPECT_THAT(r.command(),
+                ElementsAre("sh", "-c", "pytest -k py" + py + " > /home/ut_output.txt"));
+    EXPECT_TRUE(r.privileged());
+    EXPECT_EQ(r.shm_size(), shm);
+    EXPECT_THAT(r.devices(), ElementsAre("/dev/mtgpu0", "/dev/dri"));
+    ASSERT_EQ(r.mounts_size(), 3);
+    EXPECT_EQ(r.mounts(0).source(), "/data/py" + py);
+    EXPECT_EQ(r.mounts(0).target(), "/data");
+    EXPECT_FALSE(r.mounts(0).read_only());
+    EXPECT_EQ(r.mounts(1).source(), "/a");
+    EXPECT_EQ(r.mounts(1).target(), "/b");
+    EXPECT_TRUE(r.mounts(1).read_only());
+    EXPECT_EQ(r.mounts(2).source(), "/c");
+    EXPECT_EQ(r.mounts(2).target(), "/d");
+    EXPECT_FALSE(r.mounts(2).read_only());
+    EXPECT_EQ(r.network(), "none");
+    EXPECT_THAT(r.collect(), ElementsAre("/home/integration_test_output.txt",
+                                         "/home/py" + py + "/ut_output.txt"));
+    EXPECT_EQ(r.user(), "1000");
+    EXPECT_EQ(r.workdir(), "/home/" + py);
+    // The stage env is the container's env; the agent passes it on.
+    EXPECT_THAT(run.env(), UnorderedElementsAre(Pair("PYTHONUNBUFFERED", "1"), Pair("PY", py)));
+    EXPECT_THAT(run.labels(), ElementsAre("gpu=mthreads"));
+  }
+}
+
+TEST(ParseAndExpandDockerTest, BuildRunPushChainWithNeedsAndWhen) {
+  absl::StatusOr<v1::Job> job = Parse(R"yaml(matrix:
+  variant: [dev, release]
+  python: ["3.10"]
+stages:
+  - name: base
+    docker_build:
+      context: /ctx
+      tags: ["reg/x:${variant}-py${python}"]
+  - name: test
+    needs: [base]
+    docker_run: {image: "reg/x:${variant}-py${python}"}
+  - name: push
+    when: {variant: release}
+    needs: [test]
+    docker_push:
+      images: ["reg/x:${variant}-py${python}", "reg/x:latest"]
+)yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(Ids(*job), ElementsAre("7/dev-3.10/base", "7/dev-3.10/test", "7/release-3.10/base",
+                                     "7/release-3.10/test", "7/release-3.10/push"));
+  const v1::Task& push = Find(*job, "7/release-3.10/push");
+  EXPECT_THAT(Needs(push), ElementsAre("7/release-3.10/test"));
+  EXPECT_THAT(Needs(Find(*job, "7/release-3.10/test")), ElementsAre("7/release-3.10/base"));
+  ASSERT_EQ(push.spec().run().kind_case(), v1::StageSpec::kDockerPush);
+  EXPECT_THAT(push.spec().run().docker_push().images(),
+              ElementsAre("reg/x:release-py3.10", "reg/x:latest"));
+  EXPECT_EQ(Find(*job, "7/dev-3.10/test").spec().run().docker_run().image(), "reg/x:dev-py3.10");
+  EXPECT_THAT(Find(*job, "7/dev-3.10/base").spec().run().docker_build().tags(),
+              ElementsAre("reg/x:dev-py3.10"));
+}
+
+TEST(ParseAndExpandDockerTest, Defaults) {
+  absl::StatusOr<v1::Job> job = Parse(R"yaml(stages:
+  - name: b
+    docker_build: {context: ., tags: [t]}
+  - name: r
+    docker_run: {image: img}
+  - name: p
+    docker_push: {images: [img]}
+)yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->tasks_size(), 3);
+  const v1::StageSpec& b_run = job->tasks(0).spec().run();
+  ASSERT_EQ(b_run.kind_case(), v1::StageSpec::kDockerBuild);
+  const v1::DockerBuildStage& b = b_run.docker_build();
+  EXPECT_EQ(b.context(), ".");
+  EXPECT_EQ(b.dockerfile(), "");
+  EXPECT_THAT(b.build_args(), IsEmpty());
+  EXPECT_THAT(b.tags(), ElementsAre("t"));
+  EXPECT_FALSE(b.push());
+  EXPECT_EQ(b.target(), "");
+  EXPECT_EQ(b.network(), "");
+  EXPECT_THAT(b_run.env(), IsEmpty());
+  EXPECT_EQ(b_run.timeout_seconds(), 0);
+  EXPECT_EQ(b_run.retries(), 0);
+
+  const v1::StageSpec& r_run = job->tasks(1).spec().run();
+  ASSERT_EQ(r_run.kind_case(), v1::StageSpec::kDockerRun);
+  const v1::DockerRunStage& r = r_run.docker_run();
+  EXPECT_EQ(r.image(), "img");
+  EXPECT_THAT(r.command(), IsEmpty());
+  EXPECT_FALSE(r.privileged());
+  EXPECT_EQ(r.shm_size(), "");
+  EXPECT_THAT(r.devices(), IsEmpty());
+  EXPECT_THAT(r.mounts(), IsEmpty());
+  EXPECT_EQ(r.network(), "");
+  EXPECT_THAT(r.collect(), IsEmpty());
+  EXPECT_EQ(r.user(), "");
+  EXPECT_EQ(r.workdir(), "");
+
+  ASSERT_EQ(job->tasks(2).spec().run().kind_case(), v1::StageSpec::kDockerPush);
+  EXPECT_THAT(job->tasks(2).spec().run().docker_push().images(), ElementsAre("img"));
+}
+
+TEST(ParseAndExpandDockerTest, BoolSpellingsAndShmSizeForms) {
+  absl::StatusOr<v1::Job> job = Parse(R"yaml(stages:
+  - {name: a, docker_build: {context: c, tags: [t], push: True}}
+  - {name: b, docker_build: {context: c, tags: [t], push: false}}
+  - {name: c, docker_run: {image: i, privileged: TRUE, shm_size: 512M}}
+  - {name: d, docker_run: {image: i, privileged: False, shm_size: "1024"}}
+  - {name: e, docker_run: {image: i, shm_size: 64k}}
+  - {name: f, docker_run: {image: i, shm_size: 100B}}
+)yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_TRUE(job->tasks(0).spec().run().docker_build().push());
+  EXPECT_FALSE(job->tasks(1).spec().run().docker_build().push());
+  EXPECT_TRUE(job->tasks(2).spec().run().docker_run().privileged());
+  EXPECT_FALSE(job->tasks(3).spec().run().docker_run().privileged());
+  // Sizes go to the agent as written.
+  EXPECT_EQ(job->tasks(2).spec().run().docker_run().shm_size(), "512M");
+  EXPECT_EQ(job->tasks(3).spec().run().docker_run().shm_size(), "1024");
+  EXPECT_EQ(job->tasks(4).spec().run().docker_run().shm_size(), "64k");
+  EXPECT_EQ(job->tasks(5).spec().run().docker_run().shm_size(), "100B");
+}
+
+TEST(ParseAndExpandDockerTest, DollarDollarBraceInDockerFields) {
+  absl::StatusOr<v1::Job> job = Parse(R"yaml(matrix:
+  py: ["3.10"]
+stages:
+  - name: a
+    docker_build:
+      context: /c
+      build_args: {HOME_REF: "$${HOME}"}
+      tags: ["x:${py}"]
+  - name: b
+    docker_run:
+      image: "x:${py}"
+      command: [sh, -c, "echo $${HOME} ${py}"]
+)yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(job->tasks(0).spec().run().docker_build().build_args(),
+              UnorderedElementsAre(Pair("HOME_REF", "${HOME}")));
+  EXPECT_THAT(job->tasks(1).spec().run().docker_run().command(),
+              ElementsAre("sh", "-c", "echo ${HOME} 3.10"));
+}
+
 // ---- Errors. Each names the file, the line (and where useful the column) and
 // ---- the field path.
 
@@ -424,11 +647,10 @@ TEST(ParseAndExpandErrorTest, UnknownStageField) {
     exec: [x]
     timout: 5
 )yaml";
-  EXPECT_TRUE(
-      IsError(Parse(kYaml), 4, "stages[0].timout",
-              "unknown field 'timout' (allowed: name, when, needs, labels, exec, shell, env, "
-              "timeout, retries)",
-              5));
+  EXPECT_TRUE(IsError(Parse(kYaml), 4, "stages[0].timout",
+                      "unknown field 'timout' (allowed: name, when, needs, labels, exec, shell, "
+                      "docker_build, docker_run, docker_push, env, timeout, retries)",
+                      5));
 }
 
 TEST(ParseAndExpandErrorTest, DuplicateKey) {
@@ -737,9 +959,11 @@ TEST(ParseAndExpandErrorTest, BothExecAndShell) {
   EXPECT_TRUE(IsError(Parse(kYaml), 4, "stages[0]", "has both 'exec' and 'shell'"));
 }
 
-TEST(ParseAndExpandErrorTest, NeitherExecNorShell) {
+TEST(ParseAndExpandErrorTest, NoKind) {
   constexpr absl::string_view kYaml = "stages:\n  - name: a\n    retries: 1\n";
-  EXPECT_TRUE(IsError(Parse(kYaml), 2, "stages[0]", "needs 'exec' (an argv list) or 'shell'"));
+  EXPECT_TRUE(IsError(Parse(kYaml), 2, "stages[0]",
+                      "stage 'a' needs one of 'exec' (an argv list), 'shell' (a /bin/sh script), "
+                      "'docker_build', 'docker_run' or 'docker_push'"));
 }
 
 TEST(ParseAndExpandErrorTest, EmptyExecAndEmptyShell) {
@@ -821,6 +1045,233 @@ TEST(ParseAndExpandErrorTest, ErrorsCarryTheGivenFileName) {
   absl::StatusOr<v1::Job> r = ParseAndExpand("stages: []\n", "other/dir/x.yml", "1");
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(Message(r), ::testing::StartsWith("other/dir/x.yml:1:9: stages: "));
+}
+
+// ---- Docker stage errors.
+
+TEST(ParseAndExpandDockerErrorTest, MissingRequiredFields) {
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_build:\n      tags: [t]\n"), 3,
+                      "stages[0].docker_build", "missing required field 'context'", 5));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_build:\n      context: .\n"), 3,
+                      "stages[0].docker_build", "missing required field 'tags'", 5));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_run:\n      privileged: true\n"), 3,
+                      "stages[0].docker_run", "missing required field 'image'", 5));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_push: {}\n"), 3,
+                      "stages[0].docker_push", "missing required field 'images'", 5));
+}
+
+TEST(ParseAndExpandDockerErrorTest, EmptyRequiredLists) {
+  constexpr absl::string_view kTags = R"yaml(stages:
+  - name: a
+    docker_build:
+      context: .
+      tags: []
+)yaml";
+  EXPECT_TRUE(
+      IsError(Parse(kTags), 5, "stages[0].docker_build.tags", "must list at least one tag", 13));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_push:\n      images: []\n"), 4,
+                      "stages[0].docker_push.images", "must list at least one image", 15));
+}
+
+TEST(ParseAndExpandDockerErrorTest, EmptyValues) {
+  constexpr absl::string_view kTag = R"yaml(stages:
+  - name: a
+    docker_build:
+      context: .
+      tags: [ok, ""]
+)yaml";
+  EXPECT_TRUE(IsError(Parse(kTag), 5, "stages[0].docker_build.tags[1]", "must not be empty", 18));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_build: {context: \"\", tags: [t]}\n"),
+                      3, "stages[0].docker_build.context", "must not be empty"));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_push: {images: [\"\"]}\n"), 3,
+                      "stages[0].docker_push.images[0]", "must not be empty"));
+  EXPECT_TRUE(
+      IsError(Parse("stages:\n  - name: a\n    docker_run: {image: i, devices: [/dev/a, \"\"]}\n"),
+              3, "stages[0].docker_run.devices[1]", "must not be empty"));
+  // A variable that expands to nothing is caught too, and the message names the cell.
+  constexpr absl::string_view kImage = R"yaml(matrix:
+  v: [a]
+  include: [{img: ""}]
+stages:
+  - name: a
+    docker_run:
+      image: "${img}"
+)yaml";
+  EXPECT_TRUE(IsError(Parse(kImage), 7, "stages[0].docker_run.image",
+                      "must not be empty (from '${img}' in cell (a))"));
+}
+
+TEST(ParseAndExpandDockerErrorTest, BadBool) {
+  constexpr absl::string_view kYaml = R"yaml(stages:
+  - name: a
+    docker_build:
+      context: .
+      tags: [t]
+      push: yes please
+)yaml";
+  EXPECT_TRUE(IsError(Parse(kYaml), 6, "stages[0].docker_build.push",
+                      "expected true or false, got 'yes please'", 13));
+  // YAML 1.1 spellings that yaml-cpp would take as bools are refused.
+  EXPECT_TRUE(IsError(Parse("stages:\n  - {name: a, docker_run: {image: i, privileged: yes}}\n"), 2,
+                      "stages[0].docker_run.privileged", "expected true or false, got 'yes'"));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - {name: a, docker_run: {image: i, privileged: [true]}}\n"),
+                      2, "stages[0].docker_run.privileged", "expected true or false, got a list"));
+}
+
+TEST(ParseAndExpandDockerErrorTest, BadShmSize) {
+  auto shm = [](absl::string_view size) {
+    return Parse(absl::StrCat("stages:\n  - name: a\n    docker_run:\n      image: i\n",
+                              "      shm_size: \"", size, "\"\n"));
+  };
+  EXPECT_TRUE(IsError(shm("80x"), 5, "stages[0].docker_run.shm_size",
+                      "'80x' is not a size (write digits with an optional unit b, k, m or g", 17));
+  EXPECT_TRUE(IsError(shm("g"), 5, "stages[0].docker_run.shm_size", "'g' is not a size"));
+  EXPECT_TRUE(IsError(shm("1.5g"), 5, "stages[0].docker_run.shm_size", "'1.5g' is not a size"));
+  EXPECT_TRUE(IsError(shm("-1g"), 5, "stages[0].docker_run.shm_size", "'-1g' is not a size"));
+  EXPECT_TRUE(IsError(shm("0"), 5, "stages[0].docker_run.shm_size",
+                      "size must be greater than 0, got '0'"));
+  EXPECT_TRUE(
+      IsError(shm("99999999999999999999"), 5, "stages[0].docker_run.shm_size", "is too large"));
+  EXPECT_TRUE(IsError(shm("9000000000g"), 5, "stages[0].docker_run.shm_size", "is too large"));
+}
+
+TEST(ParseAndExpandDockerErrorTest, BadMount) {
+  auto mount = [](absl::string_view m) {
+    return Parse(absl::StrCat("stages:\n  - name: a\n    docker_run:\n      image: i\n",
+                              "      mounts: [\"/ok:/ok\", \"", m, "\"]\n"));
+  };
+  constexpr absl::string_view kField = "stages[0].docker_run.mounts[1]";
+  EXPECT_TRUE(IsError(mount("/a"), 5, kField, "mount '/a' is not SRC:DST or SRC:DST:ro|rw", 27));
+  EXPECT_TRUE(IsError(mount("/a:/b:ro:x"), 5, kField, "is not SRC:DST or SRC:DST:ro|rw"));
+  EXPECT_TRUE(IsError(mount("/a:/b:rx"), 5, kField,
+                      "mount '/a:/b:rx': mode must be 'ro' or 'rw', got 'rx'"));
+  EXPECT_TRUE(IsError(mount("data:/b"), 5, kField,
+                      "mount 'data:/b': host path 'data' is not an absolute path"));
+  EXPECT_TRUE(IsError(mount("/a:b"), 5, kField,
+                      "mount '/a:b': container path 'b' is not an absolute path"));
+  EXPECT_TRUE(IsError(mount(":/b"), 5, kField, "host path '' is not an absolute path"));
+  EXPECT_TRUE(IsError(
+      Parse("stages:\n  - name: a\n    docker_run:\n      image: i\n      mounts: /a:/b\n"), 5,
+      "stages[0].docker_run.mounts", "expected a list of SRC:DST[:ro|rw] mounts, got a string"));
+}
+
+TEST(ParseAndExpandDockerErrorTest, RelativeMountThroughAVariableNamesTheCell) {
+  constexpr absl::string_view kYaml = R"yaml(matrix:
+  v: [a, b]
+  include:
+    - {v: a, dir: /src}
+    - {v: b, dir: src}
+stages:
+  - name: a
+    docker_run:
+      image: i
+      mounts: ["${dir}:/src"]
+)yaml";
+  // Cell (a) is fine; cell (b) makes the host path relative.
+  EXPECT_TRUE(IsError(Parse(kYaml), 10, "stages[0].docker_run.mounts[0]",
+                      "host path 'src' is not an absolute path (from '${dir}:/src' in cell (b))"));
+}
+
+TEST(ParseAndExpandDockerErrorTest, RelativeCollectAndWorkdir) {
+  constexpr absl::string_view kCollect = R"yaml(stages:
+  - name: a
+    docker_run:
+      image: i
+      collect: [/home/ut_output.txt, ut_output.txt]
+)yaml";
+  EXPECT_TRUE(IsError(Parse(kCollect), 5, "stages[0].docker_run.collect[1]",
+                      "'ut_output.txt' is not an absolute path", 38));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_run: {image: i, collect: [\"\"]}\n"),
+                      3, "stages[0].docker_run.collect[0]", "'' is not an absolute path"));
+  EXPECT_TRUE(
+      IsError(Parse("stages:\n  - name: a\n    docker_run:\n      image: i\n      workdir: home\n"),
+              5, "stages[0].docker_run.workdir", "'home' is not an absolute path", 16));
+}
+
+TEST(ParseAndExpandDockerErrorTest, UnknownFieldsInsideDockerKinds) {
+  constexpr absl::string_view kRun = R"yaml(stages:
+  - name: a
+    docker_run:
+      image: i
+      priviledged: true
+)yaml";
+  EXPECT_TRUE(IsError(Parse(kRun), 5, "stages[0].docker_run.priviledged",
+                      "unknown field 'priviledged' (allowed: image, command, privileged, shm_size, "
+                      "devices, mounts, network, collect, user, workdir)",
+                      7));
+  EXPECT_TRUE(
+      IsError(Parse("stages:\n  - name: a\n    docker_build: {context: ., tags: [t], args: {}}\n"),
+              3, "stages[0].docker_build.args",
+              "unknown field 'args' (allowed: context, dockerfile, build_args, tags, push, target, "
+              "network)"));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_push: {images: [i], tags: [t]}\n"), 3,
+                      "stages[0].docker_push.tags", "unknown field 'tags' (allowed: images)"));
+}
+
+TEST(ParseAndExpandDockerErrorTest, TwoKindsInOneStage) {
+  constexpr absl::string_view kYaml = R"yaml(stages:
+  - name: a
+    exec: [x]
+    docker_run:
+      image: i
+)yaml";
+  EXPECT_TRUE(IsError(Parse(kYaml), 4, "stages[0]",
+                      "stage 'a' has both 'exec' and 'docker_run'; give exactly one of exec, "
+                      "shell, docker_build, docker_run, docker_push",
+                      5));
+  constexpr absl::string_view kBuildPush = R"yaml(stages:
+  - name: b
+    docker_build: {context: ., tags: [t]}
+    docker_push: {images: [t]}
+)yaml";
+  EXPECT_TRUE(IsError(Parse(kBuildPush), 4, "stages[0]",
+                      "stage 'b' has both 'docker_build' and 'docker_push'"));
+}
+
+TEST(ParseAndExpandDockerErrorTest, WrongTypes) {
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_run: \"ubuntu:22.04\"\n"), 3,
+                      "stages[0].docker_run", "expected a mapping, got a string", 17));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_build:\n"), 3,
+                      "stages[0].docker_build", "expected a mapping, got nothing"));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - {name: a, docker_run: {image: i, command: \"make\"}}\n"),
+                      2, "stages[0].docker_run.command", "expected an argv list, got a string"));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - {name: a, docker_run: {image: [i]}}\n"), 2,
+                      "stages[0].docker_run.image", "expected a string, got a list"));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - {name: a, docker_push: {images: i}}\n"), 2,
+                      "stages[0].docker_push.images", "expected a list of images, got a string"));
+  EXPECT_TRUE(IsError(Parse("stages:\n  - {name: a, docker_build: {context: ., tags: t}}\n"), 2,
+                      "stages[0].docker_build.tags", "expected a list of tags, got a string"));
+}
+
+TEST(ParseAndExpandDockerErrorTest, EmptyCommand) {
+  EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_run: {image: i, command: []}\n"), 3,
+                      "stages[0].docker_run.command",
+                      "argv list is empty (leave 'command' out to run the image's CMD)"));
+}
+
+TEST(ParseAndExpandDockerErrorTest, BadBuildArgName) {
+  constexpr absl::string_view kYaml = R"yaml(stages:
+  - name: a
+    docker_build:
+      context: .
+      tags: [t]
+      build_args: {OK: x, 1BAD: y}
+)yaml";
+  EXPECT_TRUE(IsError(Parse(kYaml), 6, "stages[0].docker_build.build_args.1BAD",
+                      "'1BAD' is not a valid build argument name", 27));
+}
+
+TEST(ParseAndExpandDockerErrorTest, UnknownVariableInDockerField) {
+  constexpr absl::string_view kYaml = R"yaml(matrix:
+  python: ["3.8"]
+stages:
+  - name: a
+    docker_run:
+      image: "reg/x:py${pyton}"
+)yaml";
+  auto r = Parse(kYaml);
+  EXPECT_TRUE(IsError(r, 6, "stages[0].docker_run.image", "unknown variable 'pyton'", 23));
+  EXPECT_THAT(Message(r), HasSubstr("known: python"));
 }
 
 }  // namespace
