@@ -11,8 +11,10 @@
 namespace musafarm::cli {
 namespace {
 
-void AddOutputOption(CLI::App* cmd, std::string* output) {
-  cmd->add_option("--output,-o", *output, "Output format: table or json (one JSON object a line)")
+// `short_o`: also as -o, unless the command uses -o for something else.
+void AddOutputOption(CLI::App* cmd, std::string* output, bool short_o = true) {
+  cmd->add_option(short_o ? "--output,-o" : "--output", *output,
+                  "Output format: table or json (one JSON object a line)")
       ->check(CLI::IsMember({"table", "json"}).description(""))
       ->type_name("FORMAT")
       ->capture_default_str();
@@ -36,8 +38,9 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
     return absl::StrCat("musafarm: ", e.what(), "\nRun '", cmd, " --help' for more information.\n");
   });
   app.footer(
-      "Exit codes: 0 ok; 1 job failed or cancelled; 2 bad usage or input; 3 coordinator "
-      "unreachable.");
+      "Exit codes: 0 ok; 1 job failed or cancelled (results: also any test failed or "
+      "errored); 2 bad usage or input (unknown job or task, an output path that cannot be "
+      "written); 3 coordinator unreachable.");
 
   std::string output = "table";
   SubmitOptions submit;
@@ -72,6 +75,26 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   CLI::App* logs_cmd = app.add_subcommand("logs", "Print a task's log (raw bytes)");
   logs_cmd->add_option("task", task, "Task id (7/dev-3.8/base)")->required();
   logs_cmd->add_flag("--follow,-f", follow, "Keep printing until the task has ended");
+
+  std::string artifacts_dir;
+  CLI::App* artifacts_cmd = app.add_subcommand(
+      "artifacts", "List a task's artifacts (files collected from its outputs), or download them");
+  artifacts_cmd->add_option("task", task, "Task id (7/dev-3.8/test)")->required();
+  artifacts_cmd
+      ->add_option("-o,--dir", artifacts_dir,
+                   "Download every artifact into DIR (created if missing) as DIR/NAME")
+      ->type_name("DIR");
+  AddOutputOption(artifacts_cmd, &output, /*short_o=*/false);
+
+  std::string junit;
+  CLI::App* results_cmd = app.add_subcommand(
+      "results", "Show a job's test results per task; exits 1 if a test failed or errored");
+  results_cmd->add_option("job", id, "Job id (7)")->required();
+  results_cmd
+      ->add_option("--junit", junit,
+                   "Also write the results as JUnit XML to FILE (one testsuite per task)")
+      ->type_name("FILE");
+  AddOutputOption(results_cmd, &output);
 
   CLI::App* cancel_cmd = app.add_subcommand("cancel", "Cancel a job or a task");
   cancel_cmd->add_option("id", id, "Job id or task id")->required();
@@ -112,6 +135,8 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   if (status_cmd->parsed()) return RunStatus(env, id);
   if (watch_cmd->parsed()) return RunWatch(env, watch);
   if (logs_cmd->parsed()) return RunLogs(env, task, follow);
+  if (artifacts_cmd->parsed()) return RunArtifacts(env, task, artifacts_dir);
+  if (results_cmd->parsed()) return RunResults(env, id, junit);
   if (cancel_cmd->parsed()) return RunCancel(env, id);
   if (agents_cmd->parsed()) return RunAgents(env);
   if (drain_cmd->parsed()) return RunDrain(env, agent, /*undrain=*/false);

@@ -121,6 +121,9 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
   // permits pings every 10 s.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  // GetLog and GetArtifact answer with up to 4 MiB of data a call, which with
+  // the other fields is just over gRPC's default limit of 4 MiB a message.
+  args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 

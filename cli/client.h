@@ -33,6 +33,9 @@ enum ExitCode : int {
 inline constexpr char kDefaultCoordinator[] = "127.0.0.1:7070";
 inline constexpr char kCoordinatorEnv[] = "MUSAFARM_COORDINATOR";
 inline constexpr char kConfigEnv[] = "MUSAFARM_CONFIG";
+// The largest message the CLI accepts: a 4 MiB page of a log or an artifact
+// and the fields around it.
+inline constexpr int kMaxReceiveMessageBytes = 16 << 20;
 // Every unary call gets this deadline.
 inline constexpr absl::Duration kUnaryDeadline = absl::Seconds(10);
 

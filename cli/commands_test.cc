@@ -3,8 +3,11 @@
 
 #include <cstdio>
 #include <deque>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -15,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "cli/app.h"
 #include "cli/client.h"
+#include "cli/results.h"
 #include "gmock/gmock.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
@@ -140,6 +144,27 @@ class FakeUserService final : public v1::UserService::Service {
     resp->set_complete(log_complete);
     return grpc::Status::OK;
   }
+  // Like the coordinator: at most kMaxArtifactPage bytes a call, fewer if
+  // the request's limit says so.
+  grpc::Status GetArtifact(grpc::ServerContext*, const v1::GetArtifactRequest* req,
+                           v1::GetArtifactResponse* resp) override {
+    absl::MutexLock lock(&mu_);
+    get_artifacts.push_back(*req);
+    auto it = artifacts.find(req->task_id() + "\n" + req->name());
+    if (it == artifacts.end()) {
+      return {grpc::StatusCode::NOT_FOUND,
+              "task '" + req->task_id() + "' has no artifact '" + req->name() + "'"};
+    }
+    if (req->offset() == artifact_fail_at) return {grpc::StatusCode::INTERNAL, "disk on fire"};
+    const std::string& data = it->second;
+    const uint64_t limit =
+        req->limit() == 0 ? kMaxArtifactPage : std::min<uint64_t>(req->limit(), kMaxArtifactPage);
+    const size_t off = std::min<size_t>(req->offset(), data.size());
+    resp->set_data(data.substr(off, limit));
+    resp->set_offset(req->offset());
+    resp->set_size(data.size() + artifact_size_lie);
+    return grpc::Status::OK;
+  }
   grpc::Status Cancel(grpc::ServerContext*, const v1::CancelRequest* req,
                       v1::CancelResponse* resp) override {
     absl::MutexLock lock(&mu_);
@@ -183,6 +208,11 @@ class FakeUserService final : public v1::UserService::Service {
   std::vector<v1::GetLogRequest> get_logs;
   int list_limit = -1;
   std::string cancelled_id;
+  static constexpr uint64_t kMaxArtifactPage = 4 << 20;
+  std::map<std::string, std::string> artifacts;  // "TASK\nNAME" -> content
+  uint64_t artifact_fail_at = UINT64_MAX;        // GetArtifact at this offset fails
+  uint64_t artifact_size_lie = 0;                // claimed size minus the real one
+  std::vector<v1::GetArtifactRequest> get_artifacts;
 };
 
 class CommandsTest : public ::testing::Test {
@@ -296,6 +326,8 @@ WatchScript FailingJobScript() {
   b_failed.set_exit_code(2);
   b_failed.set_started_us(kT0 - 10'000'000);
   b_failed.set_ended_us(kT0 - 5'000'000);
+  b_failed.mutable_tests()->set_passed(10);
+  b_failed.mutable_tests()->set_failed(2);
   s.events.push_back(TaskEv(b_failed));
   s.events.push_back(FinishedEv(MakeJob(v1::JOB_STATE_FAILED, {a_done, b_failed})));
   return s;
@@ -316,8 +348,9 @@ TEST_F(CommandsTest, WatchPrintsTransitionsAndLogsAndFailsForAFailedJob) {
                   "22:13:20 dev/a succeeded on h1", "22:13:20 dev/b failed on h2 (exit code 2)",
                   "[dev/a] no newline",  //
                   "",                    //
-                  "TASK   STATE      AGENT  DURATION  EXIT", "dev/a  succeeded  h1     10s       0",
-                  "dev/b  failed     h2     5.0s      2",  //
+                  "TASK   STATE      AGENT  DURATION  EXIT  TESTS",
+                  "dev/a  succeeded  h1     10s       0     -",
+                  "dev/b  failed     h2     5.0s      2     10 passed, 2 failed",  //
                   "job 7 failed in 30s"));
   ASSERT_EQ(service_.watches.size(), 1u);
   EXPECT_EQ(service_.watches[0].job_id(), "7");
@@ -369,8 +402,8 @@ TEST_F(CommandsTest, WatchResumesAfterUnavailableWithoutPrintingTwice) {
   EXPECT_THAT(
       OutLines(),
       ElementsAre("22:13:20 a running on h1", "[a] one", "[a] two", "[a] three",
-                  "22:13:20 a succeeded on h1", "", "TASK  STATE      AGENT  DURATION  EXIT",
-                  "a     succeeded  h1     -         0", "job 7 succeeded in 30s"));
+                  "22:13:20 a succeeded on h1", "", "TASK  STATE      AGENT  DURATION  EXIT  TESTS",
+                  "a     succeeded  h1     -         0     -", "job 7 succeeded in 30s"));
   EXPECT_THAT(err_.str(), AllOf(HasSubstr("coordinator restarting"), HasSubstr("reconnected")));
 }
 
@@ -389,8 +422,8 @@ TEST_F(CommandsTest, WatchResumesWhenAServerGoingDownCancelsTheCall) {
   EXPECT_EQ(service_.watches.size(), 2u);
   EXPECT_THAT(OutLines(),
               ElementsAre("22:13:20 a queued", "22:13:20 a succeeded on h1", "",
-                          "TASK  STATE      AGENT  DURATION  EXIT",
-                          "a     succeeded  h1     -         0", "job 7 succeeded in 30s"));
+                          "TASK  STATE      AGENT  DURATION  EXIT  TESTS",
+                          "a     succeeded  h1     -         0     -", "job 7 succeeded in 30s"));
 }
 
 TEST_F(CommandsTest, WatchGivesUpWhenTheCoordinatorStaysAway) {
@@ -456,9 +489,10 @@ TEST_F(CommandsTest, StatusOfATaskShowsThatTask) {
   EXPECT_THAT(service_.get_jobs, ElementsAre("7"));
   EXPECT_THAT(
       OutLines(),
-      ElementsAre("job 7 (demo) failed in 30s", "",
-                  "TASK          STATE    AGENT  ATTEMPT  EXIT  DURATION  REASON",
-                  "dev-3.8/test  skipped  -      -        -     -         dependency failed"));
+      ElementsAre(
+          "job 7 (demo) failed in 30s", "",
+          "TASK          STATE    AGENT  ATTEMPT  EXIT  DURATION  TESTS  REASON",
+          "dev-3.8/test  skipped  -      -        -     -         -      dependency failed"));
 }
 
 TEST_F(CommandsTest, StatusOfARunningJobExitsZero) {
@@ -554,6 +588,276 @@ TEST_F(CommandsTest, CancelAgentsDrain) {
   EXPECT_EQ(RunDrain(env_, "nope", false), 2);
 }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// The files in `dir`, sorted.
+std::vector<std::string> ListDir(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// A fresh, empty directory for this test; with `sub`, a path under it.
+std::string TestDir(const std::string& sub = "") {
+  const std::string dir =
+      absl::StrCat(::testing::TempDir(), "/cli_",
+                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return sub.empty() ? dir : dir + "/" + sub;
+}
+
+v1::Artifact MakeArtifact(const std::string& name, uint64_t size, const std::string& source) {
+  v1::Artifact a;
+  a.set_name(name);
+  a.set_size(size);
+  a.set_source(source);
+  return a;
+}
+
+// Bytes that no off-by-one in paging reproduces: pseudo-random, NULs included.
+std::string RandomBytes(size_t n) {
+  std::mt19937 gen(42);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(gen() & 0xff);
+  return s;
+}
+
+class ArtifactsTest : public CommandsTest {
+ protected:
+  // Task 7/dev/test has three artifacts: one of two pages and a bit, a small
+  // one and an empty one.
+  void SetUp() override {
+    CommandsTest::SetUp();
+    big_ = RandomBytes(2 * FakeUserService::kMaxArtifactPage + 12345);
+    v1::Task t = MakeTask("7/dev/test", v1::TASK_STATE_SUCCEEDED, 1, "h1");
+    *t.add_artifacts() = MakeArtifact("ut_output.txt", big_.size(), "/home/ut_output.txt");
+    *t.add_artifacts() = MakeArtifact("junit.xml", 6, "/home/junit.xml");
+    *t.add_artifacts() = MakeArtifact("empty.log", 0, "/home/empty.log");
+    service_.job =
+        MakeJob(v1::JOB_STATE_SUCCEEDED, {MakeTask("7/dev/base", v1::TASK_STATE_SUCCEEDED), t});
+    service_.artifacts["7/dev/test\nut_output.txt"] = big_;
+    service_.artifacts["7/dev/test\njunit.xml"] = "<x/>\n\n";
+    service_.artifacts["7/dev/test\nempty.log"] = "";
+  }
+  std::string big_;
+};
+
+TEST_F(ArtifactsTest, ListsTheTasksArtifacts) {
+  EXPECT_EQ(RunArtifacts(env_, "7/dev/test", ""), 0) << err_.str();
+  EXPECT_THAT(OutLines(), ElementsAre("NAME           SIZE   SOURCE",
+                                      "ut_output.txt  8 MiB  /home/ut_output.txt",
+                                      "junit.xml      6 B    /home/junit.xml",
+                                      "empty.log      0 B    /home/empty.log"));
+  EXPECT_TRUE(service_.get_artifacts.empty());
+  out_.str("");
+  env_.output = OutputFormat::kJson;
+  EXPECT_EQ(RunArtifacts(env_, "7/dev/test", ""), 0) << err_.str();
+  EXPECT_EQ(
+      out_.str(),
+      absl::StrCat(
+          R"({"artifacts":[{"name":"ut_output.txt","source":"/home/ut_output.txt","size":")",
+          big_.size(), R"("},)", R"({"name":"junit.xml","source":"/home/junit.xml","size":"6"},)",
+          R"({"name":"empty.log","source":"/home/empty.log","size":"0"}]})", "\n"));
+}
+
+TEST_F(ArtifactsTest, DownloadsEveryArtifactByteForBytePageByPage) {
+  const std::string dir = TestDir("out/nested");  // created by the command
+  EXPECT_EQ(RunArtifacts(env_, "7/dev/test", dir), 0) << err_.str();
+  EXPECT_THAT(OutLines(), ElementsAre(absl::StrCat(dir, "/ut_output.txt (", big_.size(), " bytes)"),
+                                      dir + "/junit.xml (6 bytes)", dir + "/empty.log (0 bytes)"));
+  EXPECT_EQ(err_.str(), "");
+  EXPECT_THAT(ListDir(dir), ElementsAre("empty.log", "junit.xml", "ut_output.txt"));  // no .part
+  const std::string got = ReadFile(dir + "/ut_output.txt");
+  EXPECT_EQ(got.size(), big_.size());
+  EXPECT_TRUE(got == big_) << "ut_output.txt differs";
+  EXPECT_EQ(ReadFile(dir + "/junit.xml"), "<x/>\n\n");
+  EXPECT_EQ(ReadFile(dir + "/empty.log"), "");
+  // Three pages of the big file, one call each for the others.
+  std::vector<std::pair<std::string, uint64_t>> calls;
+  for (const v1::GetArtifactRequest& r : service_.get_artifacts) {
+    EXPECT_EQ(r.task_id(), "7/dev/test");
+    calls.emplace_back(r.name(), r.offset());
+  }
+  constexpr uint64_t kPage = FakeUserService::kMaxArtifactPage;
+  EXPECT_THAT(calls, ElementsAre(Pair("ut_output.txt", 0u), Pair("ut_output.txt", kPage),
+                                 Pair("ut_output.txt", 2 * kPage), Pair("junit.xml", 0u),
+                                 Pair("empty.log", 0u)));
+}
+
+TEST_F(ArtifactsTest, DownloadReplacesAnOlderFileAndJsonNamesThePaths) {
+  const std::string dir = TestDir();
+  std::ofstream(dir + "/junit.xml") << "stale content, longer than the new one";
+  env_.output = OutputFormat::kJson;
+  EXPECT_EQ(RunArtifacts(env_, "7/dev/test", dir + "/"), 0) << err_.str();
+  EXPECT_EQ(ReadFile(dir + "/junit.xml"), "<x/>\n\n");
+  ASSERT_EQ(OutLines().size(), 3u);
+  EXPECT_EQ(OutLines()[1],
+            absl::StrCat(R"({"name":"junit.xml","source":"/home/junit.xml","size":"6","path":")",
+                         dir, R"(/junit.xml"})"));
+}
+
+TEST_F(ArtifactsTest, AFailedDownloadLeavesNoFileBehind) {
+  const std::string dir = TestDir();
+  service_.artifact_fail_at = FakeUserService::kMaxArtifactPage;  // the big file's second page
+  EXPECT_EQ(RunArtifacts(env_, "7/dev/test", dir), 1);
+  EXPECT_EQ(err_.str(), "musafarm: disk on fire\n");
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_THAT(ListDir(dir), IsEmpty());
+}
+
+TEST_F(ArtifactsTest, AnArtifactShorterThanItsSizeIsAnErrorNotALoop) {
+  const std::string dir = TestDir();
+  service_.artifact_size_lie = 3;
+  EXPECT_EQ(RunArtifacts(env_, "7/dev/test", dir), 1);
+  EXPECT_EQ(err_.str(),
+            absl::StrCat("musafarm: artifact ut_output.txt of 7/dev/test ended at byte ",
+                         big_.size(), " of ", big_.size() + 3, "\n"));
+  EXPECT_EQ(service_.get_artifacts.size(), 4u);  // three pages, then nothing
+  EXPECT_THAT(ListDir(dir), IsEmpty());
+}
+
+TEST_F(ArtifactsTest, UnsafeNamesAreNotWritten) {
+  const std::string dir = TestDir("out");
+  *service_.job.mutable_tasks(1)->add_artifacts() = MakeArtifact("../evil", 1, "");
+  service_.artifacts["7/dev/test\n../evil"] = "x";
+  EXPECT_EQ(RunArtifacts(env_, "7/dev/test", dir), 1);
+  EXPECT_THAT(err_.str(), HasSubstr("'../evil', which is not a plain file name"));
+  EXPECT_FALSE(std::filesystem::exists(dir));
+  EXPECT_FALSE(std::filesystem::exists(dir + "/../evil"));
+  EXPECT_TRUE(service_.get_artifacts.empty());
+}
+
+TEST_F(ArtifactsTest, UnknownTaskOrJobExitsTwoUnreachableThree) {
+  EXPECT_EQ(RunArtifacts(env_, "7/nope", ""), 2);
+  EXPECT_EQ(err_.str(), "musafarm: job 7 has no task 7/nope\n");
+  err_.str("");
+  EXPECT_EQ(RunArtifacts(env_, "9/dev/test", TestDir()), 2);
+  EXPECT_EQ(err_.str(), "musafarm: no job 9\n");
+  err_.str("");
+  EXPECT_EQ(RunArtifacts(env_, "7", ""), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("not a task id"));
+  err_.str("");
+  env_.coordinator = "127.0.0.1:1";
+  EXPECT_EQ(RunArtifacts(env_, "7/dev/test", ""), 3);
+  EXPECT_THAT(err_.str(), HasSubstr("cannot reach coordinator at 127.0.0.1:1"));
+}
+
+TEST_F(ArtifactsTest, AnArtifactGoneFromTheServerExitsTwo) {
+  service_.artifacts.erase("7/dev/test\njunit.xml");  // e.g. a new attempt replaced them
+  const std::string dir = TestDir();
+  EXPECT_EQ(RunArtifacts(env_, "7/dev/test", dir), 2);
+  EXPECT_EQ(err_.str(), "musafarm: task '7/dev/test' has no artifact 'junit.xml'\n");
+  EXPECT_THAT(ListDir(dir), ElementsAre("ut_output.txt"));
+}
+
+TEST_F(ArtifactsTest, StatusShowsTestsAndListsArtifacts) {
+  service_.job.mutable_tasks(1)->mutable_tests()->set_passed(10);
+  service_.job.mutable_tasks(1)->mutable_tests()->set_failed(2);
+  EXPECT_EQ(RunStatus(env_, "7"), 0) << err_.str();
+  EXPECT_THAT(
+      OutLines(),
+      ElementsAre(
+          "job 7 (demo) succeeded in 30s", "",
+          "TASK      STATE      AGENT  ATTEMPT  EXIT  DURATION  TESTS                REASON",
+          "dev/base  succeeded  -      -        0     -         -                    -",
+          "dev/test  succeeded  h1     -        0     -         10 passed, 2 failed  -", "",
+          "artifacts: 7/dev/test: ut_output.txt (8 MiB), junit.xml (6 B), empty.log (0 B)"));
+}
+
+// Job 7: a build stage and two matrix cells with tests; the first has the
+// given failures and errors.
+v1::Job ResultsJob(v1::JobState state, int failed, int errors) {
+  v1::Task base = MakeTask("7/dev-3.8/base", v1::TASK_STATE_SUCCEEDED);
+  v1::Task a = MakeTask("7/dev-3.8/test",
+                        failed + errors > 0 ? v1::TASK_STATE_FAILED : v1::TASK_STATE_SUCCEEDED);
+  a.mutable_tests()->set_passed(10);
+  a.mutable_tests()->set_failed(failed);
+  a.mutable_tests()->set_errors(errors);
+  for (int i = 0; i < failed; ++i) {
+    a.mutable_tests()->add_failed_tests(absl::StrCat("tests/t.py::f", i));
+  }
+  v1::Task b = MakeTask("7/dev-3.10/test", v1::TASK_STATE_SUCCEEDED);
+  b.mutable_tests()->set_passed(3);
+  b.mutable_tests()->set_skipped(1);
+  b.mutable_tests()->add_passed_tests("tests/t.py::ok");
+  return MakeJob(state, {base, a, b});
+}
+
+TEST_F(CommandsTest, ResultsExitOneWithFailuresAndWriteJUnit) {
+  service_.job = ResultsJob(v1::JOB_STATE_FAILED, 2, 0);
+  const std::string dir = TestDir();
+  const std::string file = dir + "/report.xml";
+  EXPECT_EQ(RunResults(env_, "7", file), 1) << err_.str();
+  EXPECT_THAT(OutLines(), ElementsAre("TASK           STATE      PASSED  FAILED  SKIPPED  ERRORS",
+                                      "dev-3.8/test   failed     10      2       0        0",
+                                      "dev-3.10/test  succeeded  3       0       1        0",
+                                      "total          failed     13      2       1        0",
+                                      "job 7 failed in 30s"));
+  EXPECT_EQ(err_.str(), "");
+  EXPECT_EQ(ReadFile(file), JUnitXml(service_.job));
+  EXPECT_THAT(ReadFile(file),
+              AllOf(HasSubstr("<testsuites tests=\"16\" failures=\"2\" errors=\"0\" "
+                              "skipped=\"1\">"),
+                    HasSubstr("<testcase classname=\"tests.t\" name=\"f1\">")));
+  EXPECT_THAT(ListDir(dir), ElementsAre("report.xml"));  // the .part file is gone
+}
+
+TEST_F(CommandsTest, ResultsExitZeroWithoutFailures) {
+  service_.job = ResultsJob(v1::JOB_STATE_SUCCEEDED, 0, 0);
+  const std::string file = TestDir("report.xml");
+  EXPECT_EQ(RunResults(env_, "7", file), 0) << err_.str();
+  EXPECT_EQ(OutLines().back(), "job 7 succeeded in 30s");
+  EXPECT_EQ(err_.str(), "");
+  EXPECT_THAT(ReadFile(file), HasSubstr("<testsuites tests=\"14\" failures=\"0\" errors=\"0\""));
+}
+
+TEST_F(CommandsTest, ResultsExitOneForFailuresOrErrorsAloneOrAFailedJob) {
+  // Test failures count even where the job let them pass.
+  service_.job = ResultsJob(v1::JOB_STATE_SUCCEEDED, 1, 0);
+  EXPECT_EQ(RunResults(env_, "7", ""), 1);
+  service_.job = ResultsJob(v1::JOB_STATE_SUCCEEDED, 0, 1);
+  EXPECT_EQ(RunResults(env_, "7", ""), 1);
+  // No test failed, but the job did (a build stage, say).
+  service_.job = ResultsJob(v1::JOB_STATE_FAILED, 0, 0);
+  EXPECT_EQ(RunResults(env_, "7", ""), 1);
+  service_.job = ResultsJob(v1::JOB_STATE_CANCELLED, 0, 0);
+  EXPECT_EQ(RunResults(env_, "7", ""), 1);
+}
+
+TEST_F(CommandsTest, ResultsOfARunningJobArePartial) {
+  service_.job = ResultsJob(v1::JOB_STATE_RUNNING, 0, 0);
+  EXPECT_EQ(RunResults(env_, "7", ""), 0);
+  EXPECT_EQ(err_.str(), "musafarm: job 7 is still running; these results are partial\n");
+  service_.job = ResultsJob(v1::JOB_STATE_RUNNING, 1, 0);
+  EXPECT_EQ(RunResults(env_, "7", ""), 1);
+}
+
+TEST_F(CommandsTest, ResultsJsonAndErrors) {
+  service_.job = ResultsJob(v1::JOB_STATE_SUCCEEDED, 0, 0);
+  env_.output = OutputFormat::kJson;
+  EXPECT_EQ(RunResults(env_, "7", ""), 0);
+  EXPECT_EQ(out_.str(), ResultsJson(service_.job) + "\n");
+  EXPECT_EQ(RunResults(env_, "9", ""), 2);
+  EXPECT_EQ(err_.str(), "musafarm: no job 9\n");
+  err_.str("");
+  EXPECT_EQ(RunResults(env_, "7/dev-3.8/test", ""), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("not a job id"));
+  err_.str("");
+  EXPECT_EQ(RunResults(env_, "7", TestDir("no/such/dir/r.xml")), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("cannot write "));
+  env_.coordinator = "127.0.0.1:1";
+  EXPECT_EQ(RunResults(env_, "7", ""), 3);
+}
+
 // The whole command line, through RunCli.
 int Cli(std::vector<const char*> args, CommandEnv env) {
   args.insert(args.begin(), "musafarm");
@@ -571,6 +875,32 @@ TEST_F(CommandsTest, CliParsesGlobalAndCommandOptions) {
   out_.str("");
   EXPECT_EQ(Cli({"--coordinator", addr.c_str(), "cancel", "7/a"}, env_), 0) << err_.str();
   EXPECT_EQ(service_.cancelled_id, "7/a");
+}
+
+TEST_F(CommandsTest, CliArtifactsAndResults) {
+  const std::string addr = env_.coordinator;
+  v1::Task t = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED);
+  *t.add_artifacts() = MakeArtifact("o.txt", 2, "/o.txt");
+  t.mutable_tests()->set_passed(1);
+  t.mutable_tests()->set_failed(1);
+  service_.job = MakeJob(v1::JOB_STATE_FAILED, {t});
+  service_.artifacts["7/a\no.txt"] = "hi";
+  const std::string dir = TestDir("d");
+  EXPECT_EQ(Cli({"artifacts", "-c", addr.c_str(), "7/a", "-o", dir.c_str()}, env_), 0)
+      << err_.str();
+  EXPECT_EQ(ReadFile(dir + "/o.txt"), "hi");
+  out_.str("");
+  EXPECT_EQ(Cli({"artifacts", "-c", addr.c_str(), "7/a", "--output", "json"}, env_), 0);
+  EXPECT_THAT(out_.str(), HasSubstr("{\"artifacts\":[{\"name\":\"o.txt\""));
+  out_.str("");
+  const std::string xml = dir + "/r.xml";
+  EXPECT_EQ(Cli({"results", "7", "-c", addr.c_str(), "--junit", xml.c_str(), "-o", "json"}, env_),
+            1)
+      << err_.str();
+  EXPECT_EQ(out_.str(), ResultsJson(service_.job) + "\n");
+  EXPECT_EQ(ReadFile(xml), JUnitXml(service_.job));
+  EXPECT_EQ(Cli({"artifacts", "7/a", "-o"}, env_), 2);
+  EXPECT_EQ(Cli({"results"}, env_), 2);
 }
 
 TEST_F(CommandsTest, CliUsageErrorsExitTwo) {

@@ -1,7 +1,9 @@
 #include "cli/render.h"
 
 #include <algorithm>
+#include <iterator>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -55,7 +57,73 @@ std::string AgentCell(const v1::Task& t) {
   }
 }
 
+// "ut_output.txt (4 KiB), it_output.txt (1 KiB)"
+std::string ArtifactList(const v1::Task& t) {
+  std::string s;
+  for (const v1::Artifact& a : t.artifacts()) {
+    absl::StrAppend(&s, s.empty() ? "" : ", ", a.name(), " (", FormatBytes(a.size()), ")");
+  }
+  return s;
+}
+
 }  // namespace
+
+std::string FormatBytes(uint64_t bytes) {
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double v = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (v >= 1024 && unit + 1 < std::size(kUnits)) {
+    v /= 1024;
+    ++unit;
+  }
+  std::string n = v < 10 ? absl::StrFormat("%.1f", v) : absl::StrFormat("%.0f", v);
+  if (absl::EndsWith(n, ".0")) n.resize(n.size() - 2);
+  return absl::StrCat(n, " ", kUnits[unit]);
+}
+
+std::string TestsCell(const v1::Task& t) {
+  if (!t.has_tests()) return "-";
+  const v1::TestCounts& c = t.tests();
+  std::string s = absl::StrCat(c.passed(), " passed");
+  if (c.failed() != 0) absl::StrAppend(&s, ", ", c.failed(), " failed");
+  if (c.skipped() != 0) absl::StrAppend(&s, ", ", c.skipped(), " skipped");
+  if (c.errors() != 0) {
+    absl::StrAppend(&s, ", ", c.errors(), c.errors() == 1 ? " error" : " errors");
+  }
+  return s;
+}
+
+std::string JsonQuote(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += "\"";
+  return out;
+}
 
 std::string HumanDuration(absl::Duration d) {
   if (d < absl::ZeroDuration()) d = absl::ZeroDuration();
@@ -236,14 +304,37 @@ std::vector<std::string> RenderStatus(const v1::Job& job, absl::string_view only
     if (!only_task.empty() && t.id() != only_task) continue;
     rows.push_back({ShortTaskId(t.id()), TaskStateName(t.state()), AgentCell(t),
                     t.attempts() > 0 ? absl::StrCat(t.attempts()) : "", ExitCell(t),
-                    ElapsedCell(t, now), t.reason()});
+                    ElapsedCell(t, now), TestsCell(t), t.reason()});
   }
   std::vector<std::string> lines = {JobSummaryLine(job, now, /*with_name=*/true), ""};
-  for (std::string& l :
-       RenderTable({"TASK", "STATE", "AGENT", "ATTEMPT", "EXIT", "DURATION", "REASON"}, rows)) {
+  for (std::string& l : RenderTable(
+           {"TASK", "STATE", "AGENT", "ATTEMPT", "EXIT", "DURATION", "TESTS", "REASON"}, rows)) {
     lines.push_back(std::move(l));
   }
+  std::vector<std::string> artifacts = RenderArtifactLines(job, only_task);
+  if (!artifacts.empty()) {
+    lines.emplace_back();
+    for (std::string& l : artifacts) lines.push_back(std::move(l));
+  }
   return lines;
+}
+
+std::vector<std::string> RenderArtifactLines(const v1::Job& job, absl::string_view only_task) {
+  std::vector<std::string> lines;
+  for (const v1::Task& t : job.tasks()) {
+    if (!only_task.empty() && t.id() != only_task) continue;
+    if (t.artifacts_size() == 0) continue;
+    lines.push_back(absl::StrCat("artifacts: ", t.id(), ": ", ArtifactList(t)));
+  }
+  return lines;
+}
+
+std::vector<std::string> RenderArtifacts(const v1::Task& task) {
+  std::vector<Row> rows;
+  for (const v1::Artifact& a : task.artifacts()) {
+    rows.push_back({a.name(), FormatBytes(a.size()), a.source()});
+  }
+  return RenderTable({"NAME", "SIZE", "SOURCE"}, rows);
 }
 
 std::vector<std::string> RenderAgents(const std::vector<v1::Agent>& agents, absl::Time now) {
@@ -260,10 +351,10 @@ std::vector<std::string> RenderResult(const v1::Job& job, absl::Time now) {
   std::vector<Row> rows;
   for (const v1::Task& t : job.tasks()) {
     rows.push_back({ShortTaskId(t.id()), TaskStateName(t.state()), AgentCell(t),
-                    ElapsedCell(t, now), ExitCell(t)});
+                    ElapsedCell(t, now), ExitCell(t), TestsCell(t)});
   }
   std::vector<std::string> lines =
-      RenderTable({"TASK", "STATE", "AGENT", "DURATION", "EXIT"}, rows);
+      RenderTable({"TASK", "STATE", "AGENT", "DURATION", "EXIT", "TESTS"}, rows);
   lines.push_back(JobSummaryLine(job, now));
   return lines;
 }
@@ -324,15 +415,28 @@ std::vector<std::string> RenderLiveTable(const v1::Job& job, absl::Time now, int
     hidden = n - room;
   }
   std::vector<Row> rows;
+  bool any_tests = false;
   for (int i : shown) {
     const v1::Task& t = job.tasks(i);
     rows.push_back(
         {ShortTaskId(t.id()), TaskStateName(t.state()), AgentCell(t), ElapsedCell(t, now)});
+    any_tests = any_tests || t.has_tests();
+  }
+  std::vector<std::string> table = RenderTable({"TASK", "STATE", "AGENT", "ELAPSED"}, rows);
+  // Test counts arrive as tasks end; the column shows up then, if it fits
+  // whole: a cut-off count would mislead.
+  if (any_tests) {
+    for (size_t r = 0; r < rows.size(); ++r) rows[r].push_back(TestsCell(job.tasks(shown[r])));
+    std::vector<std::string> wide =
+        RenderTable({"TASK", "STATE", "AGENT", "ELAPSED", "TESTS"}, rows);
+    const bool fits =
+        width <= 1 || std::all_of(wide.begin(), wide.end(), [&](const std::string& l) {
+          return DisplayWidth(l) <= static_cast<size_t>(width - 1);
+        });
+    if (fits) table = std::move(wide);
   }
   std::vector<std::string> lines = {std::move(summary)};
-  for (std::string& l : RenderTable({"TASK", "STATE", "AGENT", "ELAPSED"}, rows)) {
-    lines.push_back(std::move(l));
-  }
+  for (std::string& l : table) lines.push_back(std::move(l));
   if (hidden > 0) lines.push_back(absl::StrCat("... ", hidden, " more tasks"));
   if (width > 1) {
     for (std::string& l : lines) {

@@ -48,6 +48,17 @@ std::optional<absl::Duration> TaskElapsed(const v1::Task& t, absl::Time now);
 // The job from creation to its end, or to `now` while running.
 absl::Duration JobElapsed(const v1::Job& j, absl::Time now);
 
+// "512 B", "4 KiB", "1.5 MiB", "12 GiB": binary units, one decimal below 10.
+std::string FormatBytes(uint64_t bytes);
+
+// A task's test counts for a table cell: "10 passed, 2 failed, 1 skipped,
+// 1 error" (passed always, the others when not zero); "-" when the task has no
+// test counts.
+std::string TestsCell(const v1::Task& t);
+
+// `s` as a JSON string literal, quotes included.
+std::string JsonQuote(absl::string_view s);
+
 using Row = std::vector<std::string>;
 
 // Left-aligned columns, two spaces apart, widths from the widest cell; no
@@ -60,10 +71,19 @@ std::vector<std::string> RenderJobs(const std::vector<v1::Job>& jobs, absl::Time
                                     absl::TimeZone tz);
 
 // `musafarm status`: "job 7 (nightly) failed in 3m05s", a blank line, then the
-// table TASK STATE AGENT ATTEMPT EXIT DURATION REASON. With `only_task` set,
-// the table holds that task only.
+// table TASK STATE AGENT ATTEMPT EXIT DURATION TESTS REASON and, when a task
+// has artifacts, a blank line and RenderArtifactLines. With `only_task` set,
+// the table and the artifacts are of that task only.
 std::vector<std::string> RenderStatus(const v1::Job& job, absl::string_view only_task,
                                       absl::Time now);
+
+// One line per task with artifacts, in job order:
+// "artifacts: 7/dev-3.8/test: ut_output.txt (4 KiB), it_output.txt (1 KiB)".
+// With `only_task` set, that task's line only.
+std::vector<std::string> RenderArtifactLines(const v1::Job& job, absl::string_view only_task);
+
+// `musafarm artifacts TASK`: NAME SIZE SOURCE.
+std::vector<std::string> RenderArtifacts(const v1::Task& task);
 
 // `musafarm agents`: NAME STATE SLOTS LABELS RUNNING LAST SEEN.
 std::vector<std::string> RenderAgents(const std::vector<v1::Agent>& agents, absl::Time now);
@@ -73,7 +93,8 @@ std::vector<std::string> RenderAgents(const std::vector<v1::Agent>& agents, absl
 // "job 7 (nightly) succeeded in 3m05s".
 std::string JobSummaryLine(const v1::Job& job, absl::Time now, bool with_name = false);
 
-// The end of `musafarm watch`: TASK STATE AGENT DURATION EXIT, then the summary line.
+// The end of `musafarm watch`: TASK STATE AGENT DURATION EXIT TESTS, then the
+// summary line.
 std::vector<std::string> RenderResult(const v1::Job& job, absl::Time now);
 
 // A plain (not a terminal) watch line for a task change:
@@ -84,8 +105,10 @@ std::string RenderTaskChange(const v1::Task& task, absl::Time at, absl::TimeZone
 std::string PrefixLogLine(absl::string_view short_task, absl::string_view line);
 
 // The live table of the terminal watch view: a summary line, then TASK STATE
-// AGENT ELAPSED. At most `max_lines` lines (the rest summarised in a last line,
-// active tasks shown first), each cut to `width - 1` columns so none wraps.
+// AGENT ELAPSED, plus TESTS once a shown task has test counts and the wider
+// table fits in `width - 1` columns. At most `max_lines` lines (the rest
+// summarised in a last line, active tasks shown first), each cut to
+// `width - 1` columns so none wraps.
 std::vector<std::string> RenderLiveTable(const v1::Job& job, absl::Time now, int width,
                                          int max_lines);
 

@@ -103,16 +103,112 @@ TEST(RenderStatusTest, HeaderAndOneTask) {
   *job.add_tasks() = bad;
   *job.add_tasks() = MakeTask("7/dev-3.8/pkg", v1::TASK_STATE_SKIPPED);
 
-  EXPECT_THAT(RenderStatus(job, "", kNow),
-              ElementsAre("job 7 (nightly) failed in 1m05s", "",
-                          "TASK          STATE      AGENT  ATTEMPT  EXIT  DURATION  REASON",
-                          "dev-3.8/base  succeeded  a1     1        0     30s       -",
-                          "dev-3.8/test  failed     a2     2        3     30s       exit code 3",
-                          "dev-3.8/pkg   skipped    -      -        -     -         -"));
-  EXPECT_THAT(RenderStatus(job, "7/dev-3.8/test", kNow),
-              ElementsAre("job 7 (nightly) failed in 1m05s", "",
-                          "TASK          STATE   AGENT  ATTEMPT  EXIT  DURATION  REASON",
-                          "dev-3.8/test  failed  a2     2        3     30s       exit code 3"));
+  EXPECT_THAT(
+      RenderStatus(job, "", kNow),
+      ElementsAre("job 7 (nightly) failed in 1m05s", "",
+                  "TASK          STATE      AGENT  ATTEMPT  EXIT  DURATION  TESTS  REASON",
+                  "dev-3.8/base  succeeded  a1     1        0     30s       -      -",
+                  "dev-3.8/test  failed     a2     2        3     30s       -      exit code 3",
+                  "dev-3.8/pkg   skipped    -      -        -     -         -      -"));
+  EXPECT_THAT(
+      RenderStatus(job, "7/dev-3.8/test", kNow),
+      ElementsAre("job 7 (nightly) failed in 1m05s", "",
+                  "TASK          STATE   AGENT  ATTEMPT  EXIT  DURATION  TESTS  REASON",
+                  "dev-3.8/test  failed  a2     2        3     30s       -      exit code 3"));
+}
+
+v1::Artifact MakeArtifact(const std::string& name, uint64_t size, const std::string& source = "") {
+  v1::Artifact a;
+  a.set_name(name);
+  a.set_size(size);
+  a.set_source(source);
+  return a;
+}
+
+TEST(RenderStatusTest, TestsColumnAndArtifactsAfterTheTable) {
+  v1::Job job;
+  job.set_id("7");
+  job.set_name("nightly");
+  job.set_state(v1::JOB_STATE_FAILED);
+  job.set_created_us(kT0);
+  job.set_ended_us(kT0 + 65'000'000);
+  v1::Task base = MakeTask("7/dev-3.8/base", v1::TASK_STATE_SUCCEEDED, "a1", 1, 31);
+  base.set_attempts(1);
+  base.mutable_tests()->set_passed(3);
+  *base.add_artifacts() = MakeArtifact("ut_output.txt", 512);
+  v1::Task test = MakeTask("7/dev-3.8/test", v1::TASK_STATE_FAILED, "a2", 31, 61);
+  test.set_attempts(1);
+  test.set_exit_code(0);
+  test.set_reason("2 failed, 0 errors of 13 tests");
+  test.mutable_tests()->set_passed(10);
+  test.mutable_tests()->set_failed(2);
+  test.mutable_tests()->set_skipped(1);
+  *test.add_artifacts() = MakeArtifact("ut_output.txt", 4096, "/home/ut_output.txt");
+  *test.add_artifacts() = MakeArtifact("integration_test_output.txt", 1024);
+  *job.add_tasks() = base;
+  *job.add_tasks() = test;
+  *job.add_tasks() = MakeTask("7/dev-3.8/pkg", v1::TASK_STATE_SKIPPED);
+
+  EXPECT_THAT(
+      RenderStatus(job, "", kNow),
+      ElementsAre("job 7 (nightly) failed in 1m05s", "",
+                  "TASK          STATE      AGENT  ATTEMPT  EXIT  DURATION  TESTS                 "
+                  "          REASON",
+                  "dev-3.8/base  succeeded  a1     1        0     30s       3 passed              "
+                  "          -",
+                  "dev-3.8/test  failed     a2     1        0     30s       10 passed, 2 failed, 1 "
+                  "skipped  2 failed, 0 errors of 13 tests",
+                  "dev-3.8/pkg   skipped    -      -        -     -         -                     "
+                  "          -",
+                  "",  //
+                  "artifacts: 7/dev-3.8/base: ut_output.txt (512 B)",
+                  "artifacts: 7/dev-3.8/test: ut_output.txt (4 KiB), integration_test_output.txt "
+                  "(1 KiB)"));
+  // One task: its artifacts only.
+  std::vector<std::string> one = RenderStatus(job, "7/dev-3.8/base", kNow);
+  ASSERT_EQ(one.size(), 6u);
+  EXPECT_EQ(one[3], "dev-3.8/base  succeeded  a1     1        0     30s       3 passed  -");
+  EXPECT_EQ(one[5], "artifacts: 7/dev-3.8/base: ut_output.txt (512 B)");
+}
+
+TEST(TestsCellTest, PassedAlwaysOthersWhenNotZero) {
+  v1::Task t;
+  EXPECT_EQ(TestsCell(t), "-");
+  t.mutable_tests();  // present, all zero
+  EXPECT_EQ(TestsCell(t), "0 passed");
+  t.mutable_tests()->set_passed(10);
+  t.mutable_tests()->set_failed(2);
+  EXPECT_EQ(TestsCell(t), "10 passed, 2 failed");
+  t.mutable_tests()->set_skipped(3);
+  t.mutable_tests()->set_errors(1);
+  EXPECT_EQ(TestsCell(t), "10 passed, 2 failed, 3 skipped, 1 error");
+  t.mutable_tests()->set_failed(0);
+  t.mutable_tests()->set_errors(4);
+  EXPECT_EQ(TestsCell(t), "10 passed, 3 skipped, 4 errors");
+}
+
+TEST(FormatBytesTest, BinaryUnits) {
+  EXPECT_EQ(FormatBytes(0), "0 B");
+  EXPECT_EQ(FormatBytes(1023), "1023 B");
+  EXPECT_EQ(FormatBytes(1024), "1 KiB");
+  EXPECT_EQ(FormatBytes(4096), "4 KiB");
+  EXPECT_EQ(FormatBytes(1536), "1.5 KiB");
+  EXPECT_EQ(FormatBytes(100 * 1024 + 300), "100 KiB");
+  EXPECT_EQ(FormatBytes(3u << 20), "3 MiB");
+  EXPECT_EQ(FormatBytes(uint64_t{12} << 30), "12 GiB");
+}
+
+TEST(RenderArtifactsTest, NameSizeSource) {
+  v1::Task t = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED);
+  *t.add_artifacts() = MakeArtifact("ut_output.txt", 4096, "/home/ut_output.txt");
+  *t.add_artifacts() = MakeArtifact("x.bin", 10);
+  EXPECT_THAT(RenderArtifacts(t),
+              ElementsAre("NAME           SIZE   SOURCE",
+                          "ut_output.txt  4 KiB  /home/ut_output.txt", "x.bin          10 B   -"));
+}
+
+TEST(JsonQuoteTest, EscapesQuotesBackslashesAndControls) {
+  EXPECT_EQ(JsonQuote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
 }
 
 TEST(RenderJobsTest, CreatedInLocalTimeAndRunningDuration) {
@@ -170,9 +266,15 @@ TEST(RenderResultTest, TableThenSummary) {
   job.set_created_us(kT0);
   job.set_ended_us(kT0 + 42'000'000);
   *job.add_tasks() = MakeTask("7/build", v1::TASK_STATE_SUCCEEDED, "a1", 1, 41);
+  v1::Task test = MakeTask("7/test", v1::TASK_STATE_SUCCEEDED, "a1", 1, 41);
+  test.mutable_tests()->set_passed(12);
+  test.mutable_tests()->set_skipped(1);
+  *job.add_tasks() = test;
   EXPECT_THAT(RenderResult(job, kNow),
-              ElementsAre("TASK   STATE      AGENT  DURATION  EXIT",
-                          "build  succeeded  a1     40s       0", "job 7 succeeded in 42s"));
+              ElementsAre("TASK   STATE      AGENT  DURATION  EXIT  TESTS",
+                          "build  succeeded  a1     40s       0     -",
+                          "test   succeeded  a1     40s       0     12 passed, 1 skipped",
+                          "job 7 succeeded in 42s"));
 }
 
 TEST(LogLineSplitterTest, BuffersPartialLinesPerTask) {
@@ -218,6 +320,38 @@ TEST(RenderLiveTableTest, FitsTheTerminal) {
   EXPECT_THAT(lines, ElementsAre("job 7 running for 0", "TASK  STATE    AGEN",  // cut to the width
                                  "t0    pending  -", "t1    pending  -", "t8    running  -",
                                  "... 7 more tasks"));
+}
+
+TEST(RenderLiveTableTest, TestsColumnOnlyWhenSomeTaskHasTestsAndItFits) {
+  v1::Job job;
+  job.set_id("7");
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.set_created_us(kT0);
+  v1::Task done = MakeTask("7/a", v1::TASK_STATE_FAILED, "h1");
+  done.set_started_us(kT0);
+  done.set_ended_us(kT0 + 10'000'000);
+  *job.add_tasks() = done;
+  *job.add_tasks() = MakeTask("7/b", v1::TASK_STATE_RUNNING, "h2", 40);
+  // No counts yet: no column.
+  EXPECT_THAT(RenderLiveTable(job, kNow, 200, 50),
+              ElementsAre("job 7 running for 1m40s: 1/2 done, 1 running, 1 failed",
+                          "TASK  STATE    AGENT  ELAPSED",  //
+                          "a     failed   h1     10s",      //
+                          "b     running  h2     1m00s"));
+  job.mutable_tasks(0)->mutable_tests()->set_passed(10);
+  job.mutable_tasks(0)->mutable_tests()->set_failed(2);
+  EXPECT_THAT(RenderLiveTable(job, kNow, 200, 50),
+              ElementsAre("job 7 running for 1m40s: 1/2 done, 1 running, 1 failed",
+                          "TASK  STATE    AGENT  ELAPSED  TESTS",                //
+                          "a     failed   h1     10s      10 passed, 2 failed",  //
+                          "b     running  h2     1m00s    -"));
+  // 50 columns wide with TESTS: it needs a terminal of 51.
+  EXPECT_EQ(RenderLiveTable(job, kNow, 51, 50)[1], "TASK  STATE    AGENT  ELAPSED  TESTS");
+  std::vector<std::string> narrow = RenderLiveTable(job, kNow, 50, 50);
+  EXPECT_THAT(std::vector<std::string>(narrow.begin() + 1, narrow.end()),
+              ElementsAre("TASK  STATE    AGENT  ELAPSED",  //
+                          "a     failed   h1     10s",      //
+                          "b     running  h2     1m00s"));
 }
 
 TEST(LiveFrameTest, MovesUpClearsAndRedraws) {

@@ -16,7 +16,8 @@ namespace {
 
 constexpr size_t kMaxSpecBytes = 1 << 20;
 constexpr size_t kMaxTasksPerJob = 10000;
-constexpr uint64_t kMaxLogRead = 4 << 20;
+// Below gRPC clients' default 4 MiB receive limit, with room for the other fields.
+constexpr uint64_t kMaxLogRead = (4 << 20) - (64 << 10);
 constexpr uint64_t kWatchCatchUpChunk = 1 << 20;
 
 std::shared_ptr<spdlog::logger> Log() {
@@ -222,8 +223,7 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
   if (request.spec_yaml().size() > kMaxSpecBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         request.spec_file().empty() ? "<submitted>" : request.spec_file(), ":1:1: pipeline: is ",
-                                                   request.spec_yaml().size(),
-                                                   " bytes; the limit is ", kMaxSpecBytes));
+        request.spec_yaml().size(), " bytes; the limit is ", kMaxSpecBytes));
   }
   const std::string job_id = absl::StrCat(next_job_number_);
   absl::StatusOr<v1::Job> parsed = pipeline::ParseAndExpand(
@@ -231,10 +231,10 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
       job_id, request.name());
   if (!parsed.ok()) return parsed.status();
   if (static_cast<size_t>(parsed->tasks_size()) > kMaxTasksPerJob) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        request.spec_file().empty() ? "<submitted>" : request.spec_file(), ":1:1: pipeline: expands to ",
-                                                   parsed->tasks_size(), " tasks; the limit is ",
-                                                   kMaxTasksPerJob));
+    return absl::InvalidArgumentError(
+        absl::StrCat(request.spec_file().empty() ? "<submitted>" : request.spec_file(),
+                     ":1:1: pipeline: expands to ", parsed->tasks_size(), " tasks; the limit is ",
+                     kMaxTasksPerJob));
   }
   const int64_t now = ToMicros(clock_->Now());
   v1::Job job = *std::move(parsed);
@@ -260,8 +260,8 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
   if (!committed.ok()) {
     // The server's trouble, not the submitter's: never an input error code.
     Log()->error("job={} not stored: {}", job_id, committed.ToString());
-    return absl::InternalError(absl::StrCat("coordinator could not store the job: ",
-                                            committed.message()));
+    return absl::InternalError(
+        absl::StrCat("coordinator could not store the job: ", committed.message()));
   }
   ++next_job_number_;
 
@@ -383,7 +383,8 @@ absl::StatusOr<v1::Agent> Core::Drain(const std::string& name, bool undrain) {
 
 absl::StatusOr<v1::GetArtifactResponse> Core::GetArtifact(const v1::GetArtifactRequest& request) {
   const v1::Task* task = FindTask(request.task_id());
-  if (task == nullptr) return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
+  if (task == nullptr)
+    return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
   const v1::Artifact* artifact = nullptr;
   for (const v1::Artifact& a : task->artifacts()) {
     if (a.name() == request.name()) artifact = &a;
@@ -394,8 +395,8 @@ absl::StatusOr<v1::GetArtifactResponse> Core::GetArtifact(const v1::GetArtifactR
   }
   const uint64_t limit =
       request.limit() == 0 ? kMaxLogRead : std::min<uint64_t>(request.limit(), kMaxLogRead);
-  absl::StatusOr<std::string> data =
-      logs_->ReadArtifact(task->id(), task->attempt_id(), artifact->name(), request.offset(), limit);
+  absl::StatusOr<std::string> data = logs_->ReadArtifact(task->id(), task->attempt_id(),
+                                                         artifact->name(), request.offset(), limit);
   if (!data.ok()) return data.status();
   v1::GetArtifactResponse response;
   response.set_offset(request.offset());
@@ -744,9 +745,9 @@ void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
       artifacts_complete = false;  // never storable: refuse the whole result
       break;
     }
-    artifacts_complete = artifacts_complete &&
-                         logs_->ArtifactSize(task->id(), task->attempt_id(), artifact.name()) >=
-                             artifact.size();
+    artifacts_complete =
+        artifacts_complete &&
+        logs_->ArtifactSize(task->id(), task->attempt_id(), artifact.name()) >= artifact.size();
   }
   if (stored < result.log_size() || !artifacts_complete) {
     // Not every byte is here yet: have the agent resend them, then the result.
@@ -780,10 +781,9 @@ void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
     reason = result.error();
   } else if (result.exit_code() == 0 && result.signal() == 0 && failing_tests > 0) {
     to = v1::TASK_STATE_FAILED;
-    reason = absl::StrCat(result.tests().failed(), " failed, ", result.tests().errors(),
-                          " errors of ",
-                          result.tests().passed() + failing_tests + result.tests().skipped(),
-                          " tests");
+    reason =
+        absl::StrCat(result.tests().failed(), " failed, ", result.tests().errors(), " errors of ",
+                     result.tests().passed() + failing_tests + result.tests().skipped(), " tests");
   } else if (result.exit_code() == 0 && result.signal() == 0) {
     to = v1::TASK_STATE_SUCCEEDED;
   } else {
@@ -951,8 +951,9 @@ void Core::Tick() {
       if (now - agent.last_seen > options_.heartbeat_timeout) {
         // Disconnected from this moment: nothing more is placed on it while
         // its stream winds down.
-        DisconnectAgent(agent, absl::UnavailableError(absl::StrCat(
-                                   "no heartbeat for ", absl::FormatDuration(now - agent.last_seen))));
+        DisconnectAgent(agent,
+                        absl::UnavailableError(absl::StrCat(
+                            "no heartbeat for ", absl::FormatDuration(now - agent.last_seen))));
       }
       continue;
     }

@@ -41,4 +41,13 @@ int RunCancel(const CommandEnv& env, const std::string& id);
 int RunAgents(const CommandEnv& env);
 int RunDrain(const CommandEnv& env, const std::string& agent, bool undrain);
 
+// Lists the task's artifacts; with a non-empty `dir`, downloads each of them
+// into `dir` (created if missing) as dir/NAME, written atomically.
+int RunArtifacts(const CommandEnv& env, const std::string& task_id, const std::string& dir);
+
+// Prints the job's test counts per task; with a non-empty `junit_file`, also
+// writes them there as JUnit XML. Exits 1 when a test failed or errored or the
+// job failed or was cancelled.
+int RunResults(const CommandEnv& env, const std::string& job_id, const std::string& junit_file);
+
 }  // namespace musafarm::cli

@@ -144,7 +144,7 @@ void Farm::StopCoordinator(int sig) {
 }
 
 Process* Farm::StartAgent(const std::string& name, const std::vector<std::string>& labels,
-                          int slots) {
+                          int slots, const std::vector<std::string>& extra_flags) {
   std::vector<std::string> argv = {MF_AGENT_BIN,
                                    "--coordinator",
                                    address(),
@@ -160,6 +160,7 @@ Process* Farm::StartAgent(const std::string& name, const std::vector<std::string
     argv.push_back("--label");
     argv.push_back(l);
   }
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   auto p = Process::Start(argv, dir_ + "/agent-" + name + ".log");
   EXPECT_TRUE(p.ok()) << p.status();
   Process* raw = p->get();

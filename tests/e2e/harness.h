@@ -63,7 +63,8 @@ class Farm {
   void StopCoordinator(int sig);  // and waits for it
   Process* coordinator() { return coordinator_.get(); }
 
-  Process* StartAgent(const std::string& name, const std::vector<std::string>& labels, int slots);
+  Process* StartAgent(const std::string& name, const std::vector<std::string>& labels, int slots,
+                      const std::vector<std::string>& extra_flags = {});
 
   // Runs `musafarm --coordinator ADDR args...` and waits for it.
   CliResult Cli(const std::vector<std::string>& args, absl::Duration timeout = absl::Seconds(120));

@@ -1,0 +1,234 @@
+// End-to-end with real Docker: two private dockerd instances (one per agent),
+// a real registry on loopback, the real coordinator, agents and CLI. Runs the
+// fixture matrix of tests/fixtures/docker (15 tasks) and cancels builds and
+// runs mid-way.
+#include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "gtest/gtest.h"
+#include "tests/e2e/harness.h"
+
+namespace musafarm::e2e {
+namespace {
+
+const std::string kScripts = std::string(MF_SOURCE_DIR) + "/scripts/docker";
+const std::string kFixture = std::string(MF_SOURCE_DIR) + "/tests/fixtures/docker";
+constexpr char kDockerCli[] = "/usr/bin/docker";
+
+// Runs a command (argv, no shell) and returns its exit code and output.
+CliResult RunCmd(const std::vector<std::string>& argv, const std::string& log) {
+  std::filesystem::remove(log);  // Process appends: start from an empty file
+  auto p = Process::Start(argv, log);
+  CliResult r;
+  if (!p.ok()) return r;
+  r.exit_code = (*p)->Wait(absl::Seconds(120));
+  r.out = ReadFile(log);
+  return r;
+}
+
+class DockerFarmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // Not a skip: scripts/test.sh installs Docker, and a missing engine must
+    // not pass for a green run.
+    ASSERT_TRUE(std::filesystem::exists("/usr/sbin/dockerd") &&
+                std::filesystem::exists("/usr/bin/docker-registry") &&
+                std::filesystem::exists(kDockerCli))
+        << "Docker Engine not installed: run scripts/docker/install.sh";
+    // The registry cannot bind port 0: try a few ports derived from our pid.
+    for (int i = 0; i < 20 && registry_.empty(); ++i) {
+      const int port = 20000 + (::getpid() * 7 + i * 131) % 20000;
+      CliResult r = RunCmd(
+          {kScripts + "/registry.sh", "start", farm_.dir() + "/registry", absl::StrCat(port)},
+          farm_.dir() + "/registry-start.log");
+      if (r.exit_code == 0) registry_ = absl::StrCat("127.0.0.1:", port);
+    }
+    ASSERT_FALSE(registry_.empty()) << ReadFile(farm_.dir() + "/registry-start.log");
+    for (const char* name : {"a", "b"}) {
+      const std::string dir = farm_.dir() + "/dockerd-" + name;
+      CliResult r = RunCmd({kScripts + "/dockerd.sh", "start", dir}, dir + ".log");
+      ASSERT_EQ(r.exit_code, 0) << r.out;
+      std::string host = std::string(absl::StripAsciiWhitespace(ReadFile(dir + "/docker-host")));
+      host = std::string(absl::StripPrefix(host, "DOCKER_HOST="));
+      ASSERT_FALSE(host.empty());
+      hosts_.push_back(host);
+      dockerd_dirs_.push_back(dir);
+      CliResult img = RunCmd({kScripts + "/busybox-image.sh", host, "musafarm/busybox:test"},
+                             dir + "-image.log");
+      ASSERT_EQ(img.exit_code, 0) << img.out;
+    }
+    farm_.StartCoordinator();
+    farm_.StartAgent("agent-a", {"role=base"}, 3, {"--docker", "--docker-host", hosts_[0]});
+    farm_.StartAgent("agent-b", {"role=dev"}, 3, {"--docker", "--docker-host", hosts_[1]});
+    ASSERT_TRUE(WaitFor([&] { return farm_.Agents().size() == 2; }));
+  }
+
+  void TearDown() override {
+    for (const std::string& dir : dockerd_dirs_) {
+      RunCmd({kScripts + "/dockerd.sh", "stop", dir}, dir + "-stop.log");
+    }
+    if (!registry_.empty()) {
+      RunCmd({kScripts + "/registry.sh", "stop", farm_.dir() + "/registry"},
+             farm_.dir() + "/registry-stop.log");
+    }
+  }
+
+  std::string Pipeline() {
+    std::string yaml = ReadFile(kFixture + "/pipeline.yaml.in");
+    yaml = absl::StrReplaceAll(yaml, {{"@REGISTRY@", registry_}, {"@CONTEXT@", kFixture}});
+    return farm_.WritePipeline("fixture.yaml", yaml);
+  }
+
+  // Containers on a daemon, all or only this farm's.
+  std::string Containers(const std::string& host) {
+    return RunCmd({kDockerCli, "-H", host, "ps", "-a", "--format", "{{.Names}} {{.Labels}}"},
+                  farm_.dir() + "/ps.log")
+        .out;
+  }
+
+  // Docker CLI processes still running on this machine for our daemons.
+  int DockerCliProcesses() {
+    int n = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      const std::string cmdline = ReadFile(entry.path().string() + "/cmdline");
+      if (!absl::StartsWith(cmdline, kDockerCli)) continue;
+      std::string env = ReadFile(entry.path().string() + "/environ");
+      for (const std::string& host : hosts_) n += absl::StrContains(env, host) ? 1 : 0;
+    }
+    return n;
+  }
+
+  Farm farm_;
+  std::string registry_;
+  std::vector<std::string> hosts_, dockerd_dirs_;
+};
+
+TEST_F(DockerFarmTest, FixtureMatrixBuildsPushesPullsRunsAndReportsTests) {
+  CliResult r = farm_.Cli({"submit", Pipeline(), "--watch"}, absl::Seconds(300));
+  // Python 3.9's dev unit suite has a failing test: that cell fails.
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  auto job = farm_.Job("1");
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->tasks_size(), 15);
+  for (const char* py : {"3.8", "3.9", "3.10"}) {
+    const v1::Task* base = FindTask(*job, absl::StrCat("dev-", py, "/base"));
+    const v1::Task* dev = FindTask(*job, absl::StrCat("dev-", py, "/dev"));
+    ASSERT_NE(base, nullptr);
+    ASSERT_NE(dev, nullptr);
+    EXPECT_EQ(base->state(), v1::TASK_STATE_SUCCEEDED) << base->reason();
+    EXPECT_EQ(dev->state(), v1::TASK_STATE_SUCCEEDED) << dev->reason();
+    EXPECT_GE(dev->started_us(), base->ended_us());
+    // Built on different daemons: the dev build pulled its base from the registry.
+    EXPECT_EQ(base->agent(), "agent-a");
+    EXPECT_EQ(dev->agent(), "agent-b");
+    for (const char* variant : {"dev", "release"}) {
+      const v1::Task* test = FindTask(*job, absl::StrCat(variant, "-", py, "/test"));
+      ASSERT_NE(test, nullptr);
+      const bool failing = std::string(variant) == "dev" && std::string(py) == "3.9";
+      EXPECT_EQ(test->state(), failing ? v1::TASK_STATE_FAILED : v1::TASK_STATE_SUCCEEDED)
+          << test->id() << ": " << test->reason();
+      EXPECT_EQ(test->tests().passed(), failing ? 3 : 4) << test->id();
+      EXPECT_EQ(test->tests().failed(), failing ? 1 : 0) << test->id();
+      EXPECT_EQ(test->tests().skipped(), 1) << test->id();
+      if (failing) {
+        ASSERT_EQ(test->tests().failed_tests_size(), 1);
+        EXPECT_EQ(test->tests().failed_tests(0), "tests/unittest/test_add.py::test_add_half");
+      }
+      ASSERT_EQ(test->artifacts_size(), 2) << test->id();
+      std::set<std::string> names;
+      for (const auto& a : test->artifacts()) names.insert(a.name());
+      EXPECT_EQ(names, (std::set<std::string>{"integration_test_output.txt", "ut_output.txt"}));
+    }
+  }
+  // The collected outputs come back byte for byte.
+  const std::string out_dir = farm_.dir() + "/artifacts";
+  CliResult art = farm_.Cli({"artifacts", "1/dev-3.9/test", "-o", out_dir});
+  EXPECT_EQ(art.exit_code, 0) << art.err;
+  EXPECT_TRUE(absl::StrContains(ReadFile(out_dir + "/ut_output.txt"),
+                                "FAILED tests/unittest/test_add.py::test_add_half"));
+  EXPECT_TRUE(
+      absl::StrContains(ReadFile(out_dir + "/integration_test_output.txt"), "2 passed in 0.50s"));
+  CliResult status = farm_.Cli({"status", "1"});
+  EXPECT_TRUE(absl::StrContains(status.out, "ut_output.txt")) << status.out;
+  // JUnit: one suite per test cell, the failing case named.
+  const std::string junit = farm_.dir() + "/junit.xml";
+  CliResult results = farm_.Cli({"results", "1", "--junit", junit});
+  EXPECT_EQ(results.exit_code, 1) << results.err;
+  const std::string xml = ReadFile(junit);
+  EXPECT_TRUE(absl::StartsWith(xml, "<?xml")) << xml;
+  size_t suites = 0;
+  for (size_t at = xml.find("<testsuite "); at != std::string::npos;
+       at = xml.find("<testsuite ", at + 1)) {
+    ++suites;
+  }
+  EXPECT_EQ(suites, 6u) << xml;
+  EXPECT_TRUE(
+      absl::StrContains(xml,
+                        "<testcase classname=\"tests.unittest.test_add\" name=\"test_add_half\">\n"
+                        "      <failure message=\"failed\"/>"))
+      << xml;
+  EXPECT_TRUE(absl::StrContains(xml, "<testsuite name=\"dev-3.9/test\" tests=\"5\" failures=\"1\""))
+      << xml;
+  // No container of ours is left on either daemon.
+  for (const std::string& host : hosts_) {
+    EXPECT_FALSE(absl::StrContains(Containers(host), "musafarm")) << Containers(host);
+  }
+}
+
+TEST_F(DockerFarmTest, CancelDuringBuildAndRunLeavesNothingBehind) {
+  const std::string spec = farm_.WritePipeline("slow.yaml", absl::StrCat(R"(
+stages:
+  - name: slowbuild
+    labels: [role=base]
+    docker_build:
+      context: ")",
+                                                                         farm_.dir(), R"(/ctx"
+      network: none
+      tags: ["musafarm/slow:1"]
+  - name: slowrun
+    labels: [role=dev]
+    docker_run:
+      image: musafarm/busybox:test
+      command: ["sleep", "600"]
+      network: none
+)"));
+  std::filesystem::create_directories(farm_.dir() + "/ctx");
+  WriteFile(farm_.dir() + "/ctx/Dockerfile",
+            "FROM musafarm/busybox:test\nRUN echo building; sleep 600; echo never\n");
+  const std::string id = farm_.Submit(spec);
+  ASSERT_TRUE(farm_.WaitForTaskState(id, "slowrun", v1::TASK_STATE_RUNNING));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return absl::StrContains(farm_.Cli({"logs", id + "/slowbuild"}).out, "building");
+      },
+      absl::Seconds(60)));
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(Containers(hosts_[1]), "musafarm"); }));
+  CliResult c = farm_.Cli({"cancel", id});
+  ASSERT_EQ(c.exit_code, 0) << c.err;
+  ASSERT_TRUE(farm_.WaitForJobEnd(id, absl::Seconds(60)));
+  auto job = farm_.Job(id);
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(FindTask(*job, "slowbuild")->state(), v1::TASK_STATE_CANCELLED);
+  EXPECT_EQ(FindTask(*job, "slowrun")->state(), v1::TASK_STATE_CANCELLED);
+  // Nothing left: no container on either daemon, no docker CLI process.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Containers(hosts_[0]).empty() && Containers(hosts_[1]).empty() &&
+               DockerCliProcesses() == 0;
+      },
+      absl::Seconds(30)))
+      << "a: " << Containers(hosts_[0]) << "\nb: " << Containers(hosts_[1])
+      << "\ncli processes: " << DockerCliProcesses();
+}
+
+}  // namespace
+}  // namespace musafarm::e2e
