@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The Docker farm on this machine: installs Docker Engine and a registry
+# (Debian packages), starts a registry on 127.0.0.1, two private dockerd
+# instances and a coordinator with two agents (one dockerd each), runs the
+# fixture torch_musa matrix (tests/fixtures/docker: base -> dev -> test per
+# Python, release -> test per Python, 15 tasks; images pass between the agents
+# through the registry) and prints one row per task with its test counts.
+#   bash scripts/quickstart-docker.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+bash scripts/install-deps.sh
+bash scripts/docker/install.sh
+bash scripts/build.sh musafarm-coordinator musafarm-agent musafarm
+BIN=$ROOT/${BUILD_DIR:-build}
+S=$ROOT/scripts/docker
+
+FARM=$(mktemp -d /tmp/musafarm-docker.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for d in a b; do "$S/dockerd.sh" stop "$FARM/dockerd-$d" >/dev/null 2>&1 || true; done
+  "$S/registry.sh" stop "$FARM/registry" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+port=""
+for p in 5000 5001 5002 5003 5004 5005; do
+  if "$S/registry.sh" start "$FARM/registry" "$p" >"$FARM/registry.log" 2>&1; then port=$p; break; fi
+done
+[ -n "$port" ] || { cat "$FARM/registry.log"; echo "no free port for the registry" >&2; exit 1; }
+REGISTRY=127.0.0.1:$port
+hosts=()
+for d in a b; do
+  "$S/dockerd.sh" start "$FARM/dockerd-$d" >"$FARM/dockerd-$d.log" 2>&1
+  h=$(sed 's/^DOCKER_HOST=//' "$FARM/dockerd-$d/docker-host")
+  "$S/busybox-image.sh" "$h" musafarm/busybox:test >/dev/null
+  hosts+=("$h")
+done
+
+"$BIN/coordinator/musafarm-coordinator" --listen 127.0.0.1:0 --port-file "$FARM/port" \
+  --data-dir "$FARM/coordinator" 2>"$FARM/coordinator.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$FARM/port" ] && break; sleep 0.1; done
+export MUSAFARM_COORDINATOR=127.0.0.1:$(cat "$FARM/port")
+"$BIN/agent/musafarm-agent" --name agent-a --label role=base --slots 3 --work-dir "$FARM/agent-a" \
+  --docker --docker-host "${hosts[0]}" 2>"$FARM/agent-a.log" &
+pids+=($!)
+"$BIN/agent/musafarm-agent" --name agent-b --label role=dev --slots 3 --work-dir "$FARM/agent-b" \
+  --docker --docker-host "${hosts[1]}" 2>"$FARM/agent-b.log" &
+pids+=($!)
+for _ in $(seq 100); do
+  [ "$("$BIN/cli/musafarm" agents 2>/dev/null | grep -c connected)" -ge 2 ] && break
+  sleep 0.1
+done
+sed -e "s|@REGISTRY@|$REGISTRY|g" -e "s|@CONTEXT@|$ROOT/tests/fixtures/docker|g" \
+  tests/fixtures/docker/pipeline.yaml.in > "$FARM/pipeline.yaml"
+echo "farm: coordinator at $MUSAFARM_COORDINATOR, registry at $REGISTRY, files in $FARM"
+"$BIN/cli/musafarm" agents
+echo
+rc=0
+"$BIN/cli/musafarm" submit "$FARM/pipeline.yaml" --watch >"$FARM/watch.log" || rc=$?
+"$BIN/cli/musafarm" status 1 || true
+echo
+"$BIN/cli/musafarm" results 1 --junit "$FARM/junit.xml" || true
+echo "JUnit: $FARM/junit.xml"
+exit $rc
