@@ -19,6 +19,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/execution_recorder.h"
 
 namespace musafarm::agent {
 namespace {
@@ -29,37 +30,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// Collects an execution's output and exit.
-struct Recorder {
-  absl::Mutex mu;
-  std::string out;
-  ExitInfo exit;
-  absl::Notification done;
-  ExecCallbacks Callbacks() {
-    ExecCallbacks cb;
-    cb.on_output = [this](std::string d) {
-      absl::MutexLock lock(&mu);
-      out += d;
-    };
-    cb.on_exit = [this](ExitInfo i) {
-      exit = std::move(i);
-      done.Notify();
-    };
-    return cb;
-  }
-  std::string Out() {
-    absl::MutexLock lock(&mu);
-    return out;
-  }
-  bool WaitOutput(const std::string& needle, absl::Duration timeout = absl::Seconds(20)) {
-    absl::MutexLock lock(&mu);
-    auto has = [&] { return absl::StrContains(out, needle); };
-    return mu.AwaitWithTimeout(absl::Condition(&has), timeout);
-  }
-  bool Wait(absl::Duration timeout = absl::Seconds(30)) {
-    return done.WaitForNotificationWithTimeout(timeout);
-  }
-};
+using Recorder = testing::ExecutionRecorder;
 
 std::string ReadFile(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -484,8 +455,8 @@ TEST_F(FakeDockerTest, SecretLookingValuesAreArgvNotShell) {
 
   const std::vector<Argv> calls = Calls();
   ASSERT_GE(calls.size(), 2u);
-  EXPECT_THAT(calls[0], testing::Contains("--build-arg=TOKEN=" + secret));
-  EXPECT_THAT(calls[1], testing::Contains("--env=TOKEN=" + secret));
+  EXPECT_THAT(calls[0], ::testing::Contains("--build-arg=TOKEN=" + secret));
+  EXPECT_THAT(calls[1], ::testing::Contains("--env=TOKEN=" + secret));
   EXPECT_EQ(calls[1].back(), secret);
   for (const char* f : {"pwned1", "pwned2", "pwned3", "pwned4"}) {
     EXPECT_FALSE(fs::exists(fs::path(workdir_) / f)) << f;
@@ -843,7 +814,7 @@ TEST_F(RealDockerTest, CancelOfSleepingRunLeavesNoContainerAndNoCli) {
   // through --sig-proxy and --init, but as 143.)
   EXPECT_EQ(r.exit.exit_code, 137) << r.Out();
   EXPECT_EQ(LabelledContainers(attempt), "");
-  EXPECT_THAT(Processes(kCli, name), testing::IsEmpty());
+  EXPECT_THAT(Processes(kCli, name), ::testing::IsEmpty());
 }
 
 TEST_F(RealDockerTest, TimeoutOfRunKillsAndRemovesTheContainer) {
@@ -864,7 +835,7 @@ TEST_F(RealDockerTest, TimeoutOfRunKillsAndRemovesTheContainer) {
             << absl::FormatDuration(absl::Now() - t0) << "\n";
   EXPECT_TRUE(r.exit.timed_out);
   EXPECT_EQ(LabelledContainers(attempt), "");
-  EXPECT_THAT(Processes(kCli, DockerContainerName(attempt)), testing::IsEmpty());
+  EXPECT_THAT(Processes(kCli, DockerContainerName(attempt)), ::testing::IsEmpty());
 }
 
 TEST_F(RealDockerTest, CancelDuringSlowBuildLeavesNoContainerAndNoBuildProcess) {
@@ -904,7 +875,7 @@ TEST_F(RealDockerTest, CancelDuringSlowBuildLeavesNoContainerAndNoBuildProcess) 
             << absl::FormatDuration(absl::Now() - t0) << "\n";
   EXPECT_TRUE(r.exit.cancelled);
   EXPECT_EQ(LabelledContainers(attempt), "");
-  EXPECT_THAT(Processes(kCli, absl::StrCat("musafarm.attempt=", attempt)), testing::IsEmpty());
+  EXPECT_THAT(Processes(kCli, absl::StrCat("musafarm.attempt=", attempt)), ::testing::IsEmpty());
   // The daemon kills and removes the step's container once its client is gone
   // (the step's container does not carry our labels: the legacy builder adds
   // --label as a last LABEL step).

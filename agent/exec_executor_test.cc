@@ -8,41 +8,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/execution_recorder.h"
 
 namespace musafarm::agent {
 namespace {
 
-// Collects an execution's output and exit.
-struct Recorder {
-  absl::Mutex mu;
-  std::string out;
-  ExitInfo exit;
-  absl::Notification done;
-  ExecCallbacks Callbacks() {
-    ExecCallbacks cb;
-    cb.on_output = [this](std::string d) {
-      absl::MutexLock lock(&mu);
-      out += d;
-    };
-    cb.on_exit = [this](ExitInfo i) {
-      exit = std::move(i);
-      done.Notify();
-    };
-    return cb;
-  }
-  std::string Out() {
-    absl::MutexLock lock(&mu);
-    return out;
-  }
-  bool WaitOutput(const std::string& needle) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (absl::Now() < deadline) {
-      if (Out().find(needle) != std::string::npos) return true;
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return false;
-  }
-};
+using Recorder = testing::ExecutionRecorder;
 
 class ExecExecutorTest : public ::testing::Test {
  protected:

@@ -666,12 +666,21 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
   Schedule();
 }
 
+v1::Task* Core::CurrentAttempt(AgentEntry& agent, const std::string& task_id,
+                               uint64_t attempt_id) {
+  v1::Task* task = FindTask(task_id);
+  if (task != nullptr && task->attempt_id() == attempt_id && IsActive(task->state()) &&
+      agent.tasks.count(task->id()) != 0) {
+    return task;
+  }
+  // Fencing: nothing of a superseded attempt is stored, and its agent stops it.
+  SendTo(agent.info.name(), CancelMessage(task_id, attempt_id, "attempt is no longer current"));
+  return nullptr;
+}
+
 void Core::OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg) {
-  v1::Task* task = FindTask(msg.task_id());
-  if (task == nullptr || task->attempt_id() != msg.attempt_id() || !IsActive(task->state()) ||
-      agent.tasks.count(task->id()) == 0) {
-    SendTo(agent.info.name(),
-           CancelMessage(msg.task_id(), msg.attempt_id(), "attempt is no longer current"));
+  v1::Task* task = CurrentAttempt(agent, msg.task_id(), msg.attempt_id());
+  if (task == nullptr) {
     return;
   }
   if (task->state() != v1::TASK_STATE_ASSIGNED) return;  // a resend
@@ -680,14 +689,8 @@ void Core::OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg) {
 }
 
 void Core::OnLog(AgentEntry& agent, const v1::LogChunk& chunk) {
-  v1::Task* task = FindTask(chunk.task_id());
-  if (task == nullptr || task->attempt_id() != chunk.attempt_id() || !IsActive(task->state()) ||
-      agent.tasks.count(task->id()) == 0) {
-    // Fencing: output of a superseded attempt is never stored.
-    SendTo(agent.info.name(),
-           CancelMessage(chunk.task_id(), chunk.attempt_id(), "attempt is no longer current"));
-    return;
-  }
+  v1::Task* task = CurrentAttempt(agent, chunk.task_id(), chunk.attempt_id());
+  if (task == nullptr) return;
   const uint64_t before = logs_->Size(task->id(), task->attempt_id());
   absl::StatusOr<uint64_t> size =
       logs_->Append(task->id(), task->attempt_id(), chunk.offset(), chunk.data());
@@ -711,11 +714,8 @@ void Core::OnLog(AgentEntry& agent, const v1::LogChunk& chunk) {
 }
 
 void Core::OnArtifact(AgentEntry& agent, const v1::ArtifactChunk& chunk) {
-  v1::Task* task = FindTask(chunk.task_id());
-  if (task == nullptr || task->attempt_id() != chunk.attempt_id() || !IsActive(task->state()) ||
-      agent.tasks.count(task->id()) == 0) {
-    SendTo(agent.info.name(),
-           CancelMessage(chunk.task_id(), chunk.attempt_id(), "attempt is no longer current"));
+  v1::Task* task = CurrentAttempt(agent, chunk.task_id(), chunk.attempt_id());
+  if (task == nullptr) {
     return;
   }
   absl::StatusOr<uint64_t> size = logs_->AppendArtifact(task->id(), task->attempt_id(),
@@ -728,14 +728,11 @@ void Core::OnArtifact(AgentEntry& agent, const v1::ArtifactChunk& chunk) {
 }
 
 void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
-  v1::Task* task = FindTask(result.task_id());
-  if (task == nullptr || task->attempt_id() != result.attempt_id() || !IsActive(task->state()) ||
-      agent.tasks.count(task->id()) == 0) {
+  v1::Task* task = CurrentAttempt(agent, result.task_id(), result.attempt_id());
+  if (task == nullptr) {
     // A late result from a superseded attempt: refused, and the agent drops it.
     Log()->warn("agent={} task={} attempt={}: refusing result of a superseded attempt",
                 agent.info.name(), result.task_id(), result.attempt_id());
-    SendTo(agent.info.name(),
-           CancelMessage(result.task_id(), result.attempt_id(), "attempt is no longer current"));
     return;
   }
   const uint64_t stored = logs_->Size(task->id(), task->attempt_id());

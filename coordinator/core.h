@@ -148,6 +148,9 @@ class Core {
   void SetState(v1::Task& task, v1::TaskState to, const std::string& reason);
   void MarkChanged(const v1::Task& task);
   void OnRegister(ConnId conn, const v1::Register& reg);
+  // The task if `attempt_id` is its current attempt, held by `agent`; else
+  // tells the agent to stop that attempt and returns null.
+  v1::Task* CurrentAttempt(AgentEntry& agent, const std::string& task_id, uint64_t attempt_id);
   void OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg);
   void OnLog(AgentEntry& agent, const v1::LogChunk& chunk);
   void OnResult(AgentEntry& agent, const v1::AttemptResult& result);
