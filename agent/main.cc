@@ -10,6 +10,7 @@
 #include "agent/agent.h"
 #include "agent/docker_executor.h"
 #include "agent/exec_executor.h"
+#include "agent/gpu.h"
 #include "common/logging.h"
 #include "yaml-cpp/yaml.h"
 
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
   double kill_grace_s = 5;
   bool docker = false, buildkit = false;
   std::string docker_cli = "/usr/bin/docker", docker_host, farm = "musafarm";
+  musafarm::agent::GpuFlags gpu_flags;
   CLI::App app{"musafarm agent: runs tasks from a musafarm coordinator on this host"};
   app.add_option("--coordinator", coordinator,
                  "coordinator host:port (default: $MUSAFARM_COORDINATOR or 127.0.0.1:7070)");
@@ -89,6 +91,13 @@ int main(int argc, char** argv) {
   app.add_flag("--buildkit", buildkit, "build with BuildKit (DOCKER_BUILDKIT=1)");
   app.add_option("--farm", farm, "value of the musafarm.farm label on containers and images")
       ->capture_default_str();
+  app.add_option("--gpus", gpu_flags.gpus,
+                 "GPUs on this host, overriding detection (0: advertise none)")
+      ->check(CLI::Range(0, 4096));
+  app.add_option("--gpu-vendor", gpu_flags.vendor,
+                 "GPU vendor on this host (mthreads, nvidia), overriding detection");
+  app.add_flag("--no-gpu-detect{false}", gpu_flags.detect,
+               "do not run mthreads-gmi / nvidia-smi at startup");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   try {
@@ -115,10 +124,29 @@ int main(int argc, char** argv) {
   }
   if (!work_dir.empty()) options.work_dir = work_dir;
   if (options.name.empty()) options.name = host;
+  // GPUs: detect (unless the flags say it all), let the flags win, then
+  // advertise them as labels the user has not set themselves.
+  std::optional<musafarm::agent::GpuInventory> detected;
+  if (musafarm::agent::ShouldDetectGpus(gpu_flags)) {
+    detected = musafarm::agent::DetectGpus(musafarm::agent::SpawnGpuProbe());
+  }
+  absl::StatusOr<musafarm::agent::GpuInventory> gpus =
+      musafarm::agent::ResolveGpus(detected, gpu_flags);
+  if (!gpus.ok()) {
+    std::cerr << "musafarm-agent: " << gpus.status().message() << "\n";
+    return 2;
+  }
+  options.labels = musafarm::agent::MergeLabels(options.labels, musafarm::agent::GpuLabels(*gpus));
+  musafarm::GetLogger("agent")->info("GPUs: {}{}", musafarm::agent::DescribeGpus(*gpus),
+                                     detected.has_value() ? "" : " (not probed)");
 
   musafarm::agent::ExecOptions exec;
   exec.kill_grace = absl::Milliseconds(static_cast<int64_t>(kill_grace_s * 1000));
   exec.extra_env = {{"MUSAFARM_AGENT", options.name}};
+  // Every task sees the host's GPU count. TODO: per-task GPU assignment
+  // (MTHREADS_VISIBLE_DEVICES / CUDA_VISIBLE_DEVICES) comes with GPU-aware
+  // scheduling; until then tasks on a GPU host see all of its GPUs.
+  exec.extra_env.emplace_back("MUSAFARM_GPUS", std::to_string(gpus->count));
   musafarm::agent::ExecExecutor executor(exec);
   musafarm::agent::DockerOptions docker_options;
   docker_options.cli = docker_cli;
