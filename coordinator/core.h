@@ -126,8 +126,8 @@ class Core {
     };
     // Log bytes sent per task; a new attempt's log starts again from 0.
     std::map<std::string, Sent> sent;
-    uint64_t& SentFor(const std::string& task_id, uint64_t attempt) {
-      Sent& s = sent[task_id];
+    uint64_t& SentFor(const std::string& task, uint64_t attempt) {
+      Sent& s = sent[task];
       if (s.attempt != attempt) s = Sent{attempt, 0};
       return s.bytes;
     }
