@@ -23,107 +23,18 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-
-extern char** environ;
+#include "common/subprocess.h"
 
 namespace musafarm::agent {
 namespace {
 
-constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kMaxHelperOutput = 16 * 1024;
 constexpr absl::Duration kKillRetry = absl::Milliseconds(500);
 
 using Env = std::map<std::string, std::string>;
 
-// ---- Processes. A trimmed copy of ExecExecutor's spawn and read loop: sharing
-// it would mean reshaping exec_executor.cc, which is out of this change's scope.
-
-struct Child {
-  pid_t pid = -1;
-  int fd = -1;        // read end of the one pipe for stdout and stderr
-  std::string error;  // set when it could not be started
-};
-
-// Starts argv (argv[0] looked up in PATH) in `dir` with stdin on /dev/null,
-// stdout and stderr on one pipe, in a process group of its own, with default
-// signal dispositions and an empty signal mask (the agent blocks SIGTERM).
-Child Spawn(const std::vector<std::string>& argv, const Env& env, const std::string& dir) {
-  std::vector<std::string> env_strings;
-  for (const auto& [k, v] : env) env_strings.push_back(absl::StrCat(k, "=", v));
-  std::vector<char*> c_argv, c_env;
-  for (const std::string& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
-  c_argv.push_back(nullptr);
-  for (std::string& e : env_strings) c_env.push_back(e.data());
-  c_env.push_back(nullptr);
-
-  Child child;
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    child.error = absl::StrCat("pipe: ", std::strerror(errno));
-    return child;
-  }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
-  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  const int rc =
-      ::posix_spawnp(&child.pid, c_argv[0], &actions, &attr, c_argv.data(), c_env.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  ::close(fds[1]);
-  if (rc != 0) {
-    ::close(fds[0]);
-    child.error = absl::StrCat("cannot run '", argv[0], "': ", std::strerror(rc));
-    return child;
-  }
-  child.fd = fds[0];
-  return child;
-}
-
-// Feeds the child's output to `on_output` until it has exited and its pipe is
-// closed; calls `tick` about every 50 ms while it runs (for signals and
-// deadlines). Whatever it leaves in its group is killed when it exits, so the
-// pipe closes even if a grandchild held it. Returns the wait status.
-int Supervise(const Child& child, const std::function<void(std::string)>& on_output,
-              const std::function<void()>& tick) {
-  bool exited = false, eof = false;
-  int status = 0;
-  std::string buf(kReadChunk, '\0');
-  while (!(exited && eof)) {
-    if (!exited) tick();
-    if (!eof) {
-      struct pollfd p = {child.fd, POLLIN, 0};
-      if (::poll(&p, 1, 50) > 0) {
-        const ssize_t r = ::read(child.fd, buf.data(), buf.size());
-        if (r > 0) {
-          on_output(buf.substr(0, static_cast<size_t>(r)));
-        } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-          eof = true;
-        }
-      }
-    } else {
-      absl::SleepFor(absl::Milliseconds(20));
-    }
-    if (!exited && ::waitpid(child.pid, &status, WNOHANG) == child.pid) {
-      exited = true;
-      ::kill(-child.pid, SIGKILL);
-    }
-  }
-  ::close(child.fd);
-  return status;
-}
+// Processes: common/subprocess.h (shared with ExecExecutor).
+constexpr absl::Duration kDrainAfterExit = absl::Seconds(2);
 
 bool Succeeded(const std::optional<int>& status) {
   return status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
@@ -177,10 +88,7 @@ class DockerExecution final : public Execution {
                       ? absl::Now() + absl::Seconds(as_.run().timeout_seconds())
                       : absl::InfiniteFuture()),
         cb_(std::move(cb)) {
-    for (char** e = environ; *e != nullptr; ++e) {
-      const char* eq = std::strchr(*e, '=');
-      if (eq != nullptr) env_[std::string(*e, static_cast<size_t>(eq - *e))] = std::string(eq + 1);
-    }
+    env_ = InheritedEnv();
     if (!options_.docker_host.empty()) env_["DOCKER_HOST"] = options_.docker_host;
     thread_ = std::thread([this] { Run(); });
   }
@@ -401,7 +309,8 @@ class DockerExecution final : public Execution {
             ::kill(-child.pid, SIGKILL);
             kill_at = absl::InfiniteFuture();
           }
-        });
+        },
+        kDrainAfterExit, nullptr);
   }
 
   struct HelperResult {
@@ -434,7 +343,8 @@ class DockerExecution final : public Execution {
               ::kill(-child.pid, SIGKILL);
               killed = true;
             }
-          });
+          },
+          kDrainAfterExit, nullptr);
       h.output = std::string(absl::StripAsciiWhitespace(h.output));
       h.ok = !killed && WIFEXITED(status) && WEXITSTATUS(status) == 0;
       h.what =

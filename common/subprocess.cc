@@ -1,0 +1,125 @@
+#include "common/subprocess.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+extern char** environ;
+
+namespace musafarm {
+namespace {
+constexpr size_t kReadChunk = 64 * 1024;
+}  // namespace
+
+EnvMap InheritedEnv() {
+  EnvMap env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const char* eq = std::strchr(*e, '=');
+    if (eq != nullptr) env[std::string(*e, static_cast<size_t>(eq - *e))] = std::string(eq + 1);
+  }
+  return env;
+}
+
+Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::string& dir) {
+  Child child;
+  if (argv.empty() || argv[0].empty()) {
+    child.error = "empty argv";
+    child.spawn_errno = EINVAL;
+    return child;
+  }
+  std::vector<std::string> env_strings;
+  for (const auto& [k, v] : env) env_strings.push_back(absl::StrCat(k, "=", v));
+  std::vector<char*> c_argv, c_env;
+  for (const std::string& a : argv) c_argv.push_back(const_cast<char*>(a.c_str()));
+  c_argv.push_back(nullptr);
+  for (std::string& e : env_strings) c_env.push_back(e.data());
+  c_env.push_back(nullptr);
+
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    child.spawn_errno = errno;
+    child.error = absl::StrCat("pipe: ", std::strerror(errno));
+    return child;
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
+  if (!dir.empty()) posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setpgroup(&attr, 0);  // its own group, so a kill reaches every descendant
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  // glibc reports a failed exec (ENOENT, EACCES) as posix_spawnp's result.
+  const int rc =
+      ::posix_spawnp(&child.pid, c_argv[0], &actions, &attr, c_argv.data(), c_env.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  ::close(fds[1]);
+  if (rc != 0) {
+    ::close(fds[0]);
+    child.pid = -1;
+    child.spawn_errno = rc;
+    child.error = absl::StrCat("cannot run '", argv[0], "': ", std::strerror(rc));
+    return child;
+  }
+  child.fd = fds[0];
+  return child;
+}
+
+int Supervise(const Child& child, const std::function<void(std::string)>& on_output,
+              const std::function<void()>& tick, absl::Duration drain, bool* complete) {
+  bool exited = false, eof = false;
+  absl::Time drain_until = absl::InfiniteFuture();
+  int status = 0;
+  std::string buf(kReadChunk, '\0');
+  while (!exited || (!eof && absl::Now() < drain_until)) {
+    if (!exited) tick();
+    if (eof) {
+      absl::SleepFor(absl::Milliseconds(20));  // output closed; waiting for the exit
+    } else {
+      struct pollfd p = {child.fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0) {
+        const ssize_t r = ::read(child.fd, buf.data(), buf.size());
+        if (r > 0) {
+          on_output(buf.substr(0, static_cast<size_t>(r)));
+        } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+          eof = true;
+        }
+      }
+    }
+    if (!exited) {
+      siginfo_t info = {};
+      // WNOWAIT: see the exit but keep the zombie, so the group id is still
+      // ours for the clean-up kill.
+      if (::waitid(P_PID, static_cast<id_t>(child.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+          info.si_pid == child.pid) {
+        exited = true;
+        ::kill(-child.pid, SIGKILL);
+        ::waitpid(child.pid, &status, 0);
+        drain_until = absl::Now() + drain;
+      }
+    }
+  }
+  ::close(child.fd);
+  if (complete != nullptr) *complete = eof;
+  return status;
+}
+
+}  // namespace musafarm
