@@ -1,15 +1,10 @@
 #include "agent/gpu.h"
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -21,17 +16,13 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "common/logging.h"
-
-extern char** environ;
+#include "common/subprocess.h"
 
 namespace musafarm::agent {
 namespace {
 
-constexpr absl::Duration kPollStep = absl::Milliseconds(20);
-
-int PollMillis(absl::Duration d) {
-  return static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 0, 1000));
-}
+// After the probe exits, how long to keep reading output a leftover process holds.
+constexpr absl::Duration kDrainAfterExit = absl::Milliseconds(200);
 
 // Reads digits at the front of `s`; false if there are none.
 bool ConsumeIndex(absl::string_view& s, int& index) {
@@ -92,89 +83,35 @@ ProbeResult SpawnGpuProbe::Run(const std::vector<std::string>& argv, absl::Durat
     result.error = "empty argv";
     return result;
   }
-  std::vector<std::string> args = argv;
-  std::vector<char*> c_argv;
-  for (std::string& a : args) c_argv.push_back(a.data());
-  c_argv.push_back(nullptr);
-
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    result.error = absl::StrCat("pipe: ", std::strerror(errno));
+  // Its stderr shares the pipe; the parsers look only at the lines they know.
+  const Child child = Spawn(argv, InheritedEnv(), "");
+  if (!child.error.empty()) {
+    result.outcome = child.spawn_errno == ENOENT ? ProbeResult::Outcome::kNotFound
+                                                 : ProbeResult::Outcome::kFailed;
+    result.error = child.error;
     return result;
   }
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setpgroup(&attr, 0);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = 0;
-  // glibc's posix_spawnp reports a failed exec (ENOENT, EACCES) as its result.
-  const int rc = ::posix_spawnp(&pid, c_argv[0], &actions, &attr, c_argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
-  ::close(fds[1]);
-  if (rc != 0) {
-    ::close(fds[0]);
-    result.outcome = rc == ENOENT ? ProbeResult::Outcome::kNotFound : ProbeResult::Outcome::kFailed;
-    result.error = absl::StrCat("cannot run '", argv[0], "': ", std::strerror(rc));
-    return result;
-  }
-
   const absl::Time deadline = absl::Now() + timeout;
-  bool eof = false, exited = false;
-  int status = 0;
-  std::string buf(64 * 1024, '\0');
-  while (true) {
-    if (!eof) {
-      struct pollfd p = {fds[0], POLLIN, 0};
-      const int ready = ::poll(&p, 1, PollMillis(std::min(kPollStep, deadline - absl::Now())));
-      if (ready > 0) {
-        const ssize_t r = ::read(fds[0], buf.data(), buf.size());
-        if (r > 0) {
-          const size_t room = kMaxProbeOutput - std::min(kMaxProbeOutput, result.output.size());
-          result.output.append(buf.data(), std::min(room, static_cast<size_t>(r)));
-        } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-          eof = true;
+  bool timed_out = false;
+  const int status = Supervise(
+      child,
+      [&](std::string data) {
+        const size_t room = kMaxProbeOutput - std::min(kMaxProbeOutput, result.output.size());
+        result.output.append(data, 0, std::min(room, data.size()));
+      },
+      [&] {
+        if (!timed_out && absl::Now() >= deadline) {
+          timed_out = true;
+          ::kill(-child.pid, SIGKILL);
         }
-      }
-    } else if (!exited) {
-      absl::SleepFor(std::min(kPollStep, std::max(absl::ZeroDuration(), deadline - absl::Now())));
-    }
-    if (!exited) {
-      siginfo_t info = {};
-      // WNOWAIT keeps the zombie, so the group id is still ours for the kill.
-      if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-          info.si_pid == pid) {
-        exited = true;
-        ::kill(-pid, SIGKILL);  // anything it left in its group, which may hold the pipe
-        ::waitpid(pid, &status, 0);
-      }
-    }
-    if (exited && eof) break;
-    if (absl::Now() >= deadline) {
-      if (!exited) {
-        ::kill(-pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-        ::close(fds[0]);
-        result.outcome = ProbeResult::Outcome::kTimedOut;
-        result.error =
-            absl::StrCat("'", argv[0], "' did not finish within ", absl::FormatDuration(timeout));
-        return result;
-      }
-      break;  // exited, but a process outside its group still holds the pipe: keep what we have
-    }
+      },
+      kDrainAfterExit, nullptr);
+  if (timed_out) {
+    result.outcome = ProbeResult::Outcome::kTimedOut;
+    result.error =
+        absl::StrCat("'", argv[0], "' did not finish within ", absl::FormatDuration(timeout));
+    return result;
   }
-  ::close(fds[0]);
   result.outcome = ProbeResult::Outcome::kExited;
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
