@@ -9,6 +9,7 @@
 #include "cli/atomic_file.h"
 #include "cli/client.h"
 #include "cli/commands/commands.h"
+#include "cli/commands/fetch_job.h"
 #include "cli/render.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/channel.h"
@@ -119,14 +120,8 @@ int RunArtifacts(const CommandEnv& env, const std::string& task_id, const std::s
     *env.err << "musafarm: '" << task_id << "' is not a task id (like 7/dev-3.8/base)\n";
     return kExitUsage;
   }
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
-  v1::GetJobRequest req;
-  req.set_job_id(job_id);
   v1::Job job;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = stub->GetJob(&ctx, req, &job); !s.ok()) return ReportRpcError(env, s);
+  if (grpc::Status s = FetchJob(env, job_id, &job); !s.ok()) return ReportRpcError(env, s);
   const v1::Task* task = nullptr;
   for (const v1::Task& t : job.tasks()) {
     if (t.id() == task_id) task = &t;
@@ -166,6 +161,8 @@ int RunArtifacts(const CommandEnv& env, const std::string& task_id, const std::s
     *env.err << "musafarm: task " << task_id << " has no artifacts\n";
     return kExitOk;
   }
+  std::unique_ptr<v1::UserService::Stub> stub =
+      v1::UserService::NewStub(NewChannel(env.coordinator));
   for (const v1::Artifact& a : task->artifacts()) {
     const std::string path = (std::filesystem::path(dir) / a.name()).string();
     if (int code = Download(env, stub.get(), task_id, a, path); code != kExitOk) return code;

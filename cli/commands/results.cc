@@ -5,6 +5,7 @@
 #include "cli/atomic_file.h"
 #include "cli/client.h"
 #include "cli/commands/commands.h"
+#include "cli/commands/fetch_job.h"
 #include "cli/render.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -17,14 +18,8 @@ int RunResults(const CommandEnv& env, const std::string& job_id, const std::stri
     *env.err << "musafarm: '" << job_id << "' is not a job id (like 7)\n";
     return kExitUsage;
   }
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
-  v1::GetJobRequest req;
-  req.set_job_id(job_id);
   v1::Job job;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = stub->GetJob(&ctx, req, &job); !s.ok()) return ReportRpcError(env, s);
+  if (grpc::Status s = FetchJob(env, job_id, &job); !s.ok()) return ReportRpcError(env, s);
 
   if (env.output == OutputFormat::kJson) {
     *env.out << ResultsJson(job) << "\n";

@@ -2,6 +2,7 @@
 
 #include "cli/client.h"
 #include "cli/commands/commands.h"
+#include "cli/commands/fetch_job.h"
 #include "cli/render.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
@@ -16,14 +17,8 @@ int RunStatus(const CommandEnv& env, const std::string& id) {
     *env.err << "musafarm: '" << id << "' is neither a job id nor a task id\n";
     return kExitUsage;
   }
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
-  v1::GetJobRequest req;
-  req.set_job_id(job_id);
   v1::Job job;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = stub->GetJob(&ctx, req, &job); !s.ok()) return ReportRpcError(env, s);
+  if (grpc::Status s = FetchJob(env, job_id, &job); !s.ok()) return ReportRpcError(env, s);
 
   const v1::Task* task = nullptr;
   if (is_task) {

@@ -1,0 +1,18 @@
+#include "cli/commands/fetch_job.h"
+
+#include "grpcpp/grpcpp.h"
+#include "musafarm/v1/user_service.grpc.pb.h"
+
+namespace musafarm::cli {
+
+grpc::Status FetchJob(const CommandEnv& env, const std::string& job_id, v1::Job* job) {
+  std::unique_ptr<v1::UserService::Stub> stub =
+      v1::UserService::NewStub(NewChannel(env.coordinator));
+  v1::GetJobRequest req;
+  req.set_job_id(job_id);
+  grpc::ClientContext ctx;
+  SetUnaryDeadline(&ctx);
+  return stub->GetJob(&ctx, req, job);
+}
+
+}  // namespace musafarm::cli
