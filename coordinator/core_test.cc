@@ -195,6 +195,24 @@ TEST_F(CoreTest, RetriesUseANewAttempt) {
   EXPECT_EQ(core_->GetJob(job.id())->tasks(0).attempts(), 2);
 }
 
+TEST_F(CoreTest, ALostAttemptDoesNotUseUpARetry) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: flaky\n    retries: 1\n    exec: [x]\n");
+  ASSERT_EQ(a1->TakeAssignments().size(), 1u);
+  core_->OnAgentGone(c1);
+  clock_.Advance(absl::Seconds(16));
+  auto [c2, a2] = Connect("a2", 1);
+  core_->Tick();
+  auto second = a2->TakeAssignments();
+  ASSERT_EQ(second.size(), 1u);
+  Result(c2, second[0], 1);  // the first real failure: the one retry is still there
+  auto third = a2->TakeAssignments();
+  ASSERT_EQ(third.size(), 1u);
+  EXPECT_EQ(StateOf(job.id(), third[0].task_id()), v1::TASK_STATE_ASSIGNED);
+  Result(c2, third[0], 1);
+  EXPECT_EQ(StateOf(job.id(), third[0].task_id()), v1::TASK_STATE_FAILED);
+}
+
 TEST_F(CoreTest, CancelRunningTaskAsksAgentThenEndsCancelled) {
   auto [conn, agent] = Connect("a1", 1);
   v1::Job job = Submit(kDiamond);
