@@ -12,6 +12,7 @@
 #include "common/clock.h"
 #include "common/labels.h"
 #include "agent/pytest_summary.h"
+#include "agent/task_env.h"
 #include "common/logging.h"
 
 namespace musafarm::agent {
@@ -131,6 +132,8 @@ void Agent::Connect() {
   reg->set_version(kVersion);
   reg->mutable_capabilities()->set_free_disk_bytes(FreeDisk(options_.work_dir));
   reg->mutable_capabilities()->add_executors("exec");
+  reg->mutable_capabilities()->set_gpus(options_.gpus.count);
+  reg->mutable_capabilities()->set_gpu_vendor(options_.gpus.vendor);
   if (docker_executor_ != nullptr) {
     for (const char* kind : {"docker_build", "docker_run", "docker_push"}) {
       reg->mutable_capabilities()->add_executors(kind);
@@ -220,6 +223,8 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   if (attempts_.count(key) != 0) return;
   Attempt& a = attempts_[key];
   a.assignment = as;
+  a.secrets = SecretValues(as);
+  a.redactor = Redactor(a.secrets);
   a.workdir = absl::StrCat(options_.work_dir, "/tasks/",
                            absl::StrReplaceAll(as.task_id(), {{"/", "_"}}), "-", as.attempt_id());
   a.started_us = NowMicros();
@@ -266,9 +271,13 @@ void Agent::OnOutput(const std::string& key, std::string data) {
   auto it = attempts_.find(key);
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
-  a.buffer += data;
-  a.total += data.size();
+  AppendLog(a, a.redactor.Feed(data));
   Pump(a);
+}
+
+void Agent::AppendLog(Attempt& a, const std::string& redacted) {
+  a.buffer += redacted;
+  a.total += redacted.size();
 }
 
 void Agent::OnExit(const std::string& key, ExitInfo info) {
@@ -276,6 +285,21 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
   a.finished = true;
+  // Collected files are redacted in place before anything measures, parses or
+  // sends them. One that cannot be redacted is not sent at all.
+  a.files.clear();
+  for (CollectedFile& f : info.files) {
+    std::error_code type_ec;
+    if (!std::filesystem::is_regular_file(f.host_path, type_ec)) continue;  // not an artifact
+    if (absl::Status s = RedactFile(f.host_path, a.secrets); !s.ok()) {
+      AppendLog(a, a.redactor.Feed(absl::StrCat("musafarm-agent: not sending ", f.source, ": ",
+                                                s.message(), "\n")));
+      continue;
+    }
+    a.files.push_back(std::move(f));
+  }
+  // The process has ended: a tail held back as a possible secret start is not one.
+  AppendLog(a, a.redactor.Finish());
   v1::AttemptResult& r = a.result;
   r.set_task_id(a.assignment.task_id());
   r.set_attempt_id(a.assignment.attempt_id());
@@ -283,12 +307,11 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   r.set_signal(info.signal);
   r.set_cancelled(info.cancelled);
   r.set_timed_out(info.timed_out);
-  r.set_error(info.error);
+  r.set_error(RedactString(info.error, a.secrets));
   r.set_started_us(a.started_us);
   r.set_ended_us(NowMicros());
   r.set_log_size(a.total);
   // Collected files become artifacts; pytest summaries in them become counts.
-  a.files = std::move(info.files);
   v1::TestCounts tests;
   bool any_tests = false;
   for (const CollectedFile& f : a.files) {

@@ -11,8 +11,10 @@
 #include "absl/time/time.h"
 #include "agent/coordinator_stream.h"
 #include "agent/executor.h"
+#include "agent/gpu.h"
 #include "common/backoff.h"
 #include "common/event_loop.h"
+#include "common/redactor.h"
 
 namespace musafarm::agent {
 
@@ -24,6 +26,7 @@ struct AgentOptions {
   std::string work_dir = "musafarm-agent";
   absl::Duration reconnect_initial = absl::Milliseconds(250);
   absl::Duration reconnect_max = absl::Seconds(5);
+  GpuInventory gpus;  // advertised in Capabilities; the scheduler hands out ids 0..count-1
 };
 
 // The agent daemon: keeps one stream to the coordinator (reconnecting with
@@ -31,6 +34,12 @@ struct AgentOptions {
 // their output and results back. Output stays buffered until the coordinator
 // acknowledges it, so a coordinator restart loses nothing: on reconnect the
 // agent lists the attempts it holds and resends from the acknowledged offset.
+//
+// Nothing an attempt produces leaves the agent with a secret value of its
+// assignment in it: output passes through the attempt's Redactor before it is
+// given log offsets (offsets count the redacted bytes), collected files are
+// redacted in place before they are measured, parsed or sent, and so is the
+// result's error text.
 //
 // All state lives on the agent's EventLoop; gRPC and executor callbacks only
 // post to it.
@@ -61,6 +70,8 @@ class Agent {
     int64_t started_us = 0;
     v1::AttemptResult result;
     std::vector<CollectedFile> files;  // sent as artifacts before the result
+    std::vector<std::string> secrets;  // the assignment's secret values
+    Redactor redactor;                 // of `secrets`, over the attempt's output
   };
   static std::string Key(const std::string& task, uint64_t attempt);
 
@@ -71,6 +82,8 @@ class Agent {
   void OnCancel(const v1::CancelAttempt& c);
   void OnAck(const v1::Ack& ack);
   void OnOutput(const std::string& key, std::string data);
+  // Adds already redacted bytes to the attempt's log.
+  static void AppendLog(Attempt& a, const std::string& redacted);
   void OnExit(const std::string& key, ExitInfo info);
   void Pump(Attempt& a);
   void SendArtifacts(Attempt& a);

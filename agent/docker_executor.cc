@@ -23,6 +23,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/secret_files.h"
+#include "agent/task_env.h"
 #include "common/subprocess.h"
 
 namespace musafarm::agent {
@@ -78,10 +80,11 @@ std::map<std::string, std::string> Sorted(
 
 class DockerExecution final : public Execution {
  public:
-  DockerExecution(const DockerOptions& options, v1::Assignment assignment, std::string workdir,
-                  ExecCallbacks cb)
+  DockerExecution(const DockerOptions& options, v1::Assignment assignment, EnvMap secrets,
+                  std::string workdir, ExecCallbacks cb)
       : options_(options),
         as_(std::move(assignment)),
+        secrets_(std::move(secrets)),
         workdir_(std::move(workdir)),
         name_(DockerContainerName(as_.attempt_id())),
         deadline_(as_.run().timeout_seconds() > 0
@@ -122,7 +125,12 @@ class DockerExecution final : public Execution {
 
   ExitInfo Build() {
     const v1::DockerBuildStage& b = as_.run().docker_build();
+    // Secrets need BuildKit (RUN --mount=type=secret). Its progress is then
+    // made plain: every step's whole output in the log, as the legacy builder
+    // writes it, whatever the CLI guesses about its (piped) terminal.
+    const bool buildkit = options_.buildkit || !secrets_.empty();
     std::vector<std::string> args = {"build"};
+    if (!secrets_.empty()) args.push_back("--progress=plain");
     if (!b.network().empty()) args.push_back("--network=" + b.network());
     if (!b.target().empty()) args.push_back("--target=" + b.target());
     // The CLI reads a relative -f from its working directory; the stage means
@@ -137,11 +145,17 @@ class DockerExecution final : public Execution {
     for (const auto& [k, v] : Sorted(b.build_args())) {
       args.push_back(absl::StrCat("--build-arg=", k, "=", v));
     }
+    Env env = env_;
+    env["DOCKER_BUILDKIT"] = buildkit ? "1" : "0";
+    // `env=NAME`: the CLI reads the value from its own environment, so argv
+    // holds only the name.
+    for (const auto& [name, value] : secrets_) {
+      args.push_back(absl::StrCat("--secret=id=", absl::AsciiStrToLower(name), ",env=", name));
+      env[name] = value;
+    }
     for (const std::string& tag : b.tags()) args.push_back("--tag=" + tag);
     args.push_back("--force-rm");  // a failed or cancelled step's container goes too
     args.push_back(b.context());
-    Env env = env_;
-    env["DOCKER_BUILDKIT"] = options_.buildkit ? "1" : "0";
     const std::optional<int> status = Stream(args, env, nullptr);
     if (Interrupted(status)) {
       RemoveLabelled();
@@ -176,19 +190,45 @@ class DockerExecution final : public Execution {
     if (!r.user().empty()) args.push_back("--user=" + r.user());
     if (!r.workdir().empty()) args.push_back("--workdir=" + r.workdir());
     args.push_back("--init");  // PID 1 that forwards SIGTERM: a bare `sleep` would ignore it
-    // Ours first, then the stage's (which wins, as for exec stages).
+    // Secrets are files, /run/secrets/<name lowercased> (BuildKit's and
+    // Compose's convention), bind-mounted read-only from a private tmpfs
+    // directory. Not environment variables: the daemon keeps a container's
+    // environment in its config and containerd's metadata database, which
+    // outlive the container on disk.
+    SecretFiles files;
+    if (!secrets_.empty()) {
+      absl::Status written = files.Write(
+          options_.secrets_dir,
+          options_.secrets_owner.empty() ? options_.farm : options_.secrets_owner,
+          as_.attempt_id(), secrets_);
+      if (!written.ok()) {
+        Say(absl::StrCat("cannot pass the secrets: ", written.message()));
+        ExitInfo failed;
+        failed.exit_code = 1;
+        failed.error = std::string(written.message());
+        return failed;
+      }
+      for (const auto& [name, path] : files.paths()) {
+        args.push_back(absl::StrCat("--mount=type=bind,source=", path, ",target=/run/secrets/",
+                                    absl::AsciiStrToLower(name), ",readonly"));
+      }
+    }
+    // Ours first, then the stage's (which wins, as for exec stages), then the
+    // GPUs (which the stage cannot widen).
     Env env = {{"MUSAFARM_TASK_ID", as_.task_id()},
                {"MUSAFARM_ATTEMPT_ID", absl::StrCat(as_.attempt_id())},
                {"MUSAFARM_JOB_ID", as_.job_id()}};
     for (const auto& [k, v] : as_.run().env()) env[k] = v;
+    for (const auto& [k, v] : GpuEnv(options_.gpu_vendor, as_)) env[k] = v;
     for (const auto& [k, v] : env) args.push_back(absl::StrCat("--env=", k, "=", v));
+    const Env& cli_env = env_;
     args.push_back(r.image());
     args.insert(args.end(), r.command().begin(), r.command().end());
 
     // `kill` fails until the container exists (the CLI may still be pulling):
     // retried; it is reported once.
     bool kill_reported = false;
-    const std::optional<int> status = Stream(args, env_, [&] {
+    const std::optional<int> status = Stream(args, cli_env, [&] {
       const bool ok = Helper({"kill", name_}, /*report=*/!kill_reported).ok;
       kill_reported = kill_reported || !ok;
       return ok;
@@ -375,6 +415,7 @@ class DockerExecution final : public Execution {
 
   const DockerOptions options_;
   const v1::Assignment as_;
+  const EnvMap secrets_;  // StageSecrets(as_): docker_build and docker_run pass them on
   const std::string workdir_;
   const std::string name_;
   const absl::Time deadline_;
@@ -446,8 +487,19 @@ absl::StatusOr<std::unique_ptr<Execution>> DockerExecutor::Start(const v1::Assig
                                                                  const std::string& workdir,
                                                                  ExecCallbacks callbacks) {
   if (absl::Status s = Validate(assignment.run()); !s.ok()) return s;
-  return std::unique_ptr<Execution>(
-      std::make_unique<DockerExecution>(options_, assignment, workdir, std::move(callbacks)));
+  absl::StatusOr<EnvMap> secrets = StageSecrets(assignment);
+  if (!secrets.ok()) return secrets.status();
+  for (const auto& [name, value] : *secrets) {
+    // The CLI gets the value in its own environment: a name the CLI (or the
+    // loader) reads itself would change how it runs, not what the task sees.
+    if (name == "PATH" || name == "HOME" || absl::StartsWith(name, "DOCKER_") ||
+        absl::StartsWith(name, "LD_")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "secret name '", name, "' is reserved for the docker CLI's own environment"));
+    }
+  }
+  return std::unique_ptr<Execution>(std::make_unique<DockerExecution>(
+      options_, assignment, *std::move(secrets), workdir, std::move(callbacks)));
 }
 
 }  // namespace musafarm::agent

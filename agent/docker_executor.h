@@ -23,6 +23,16 @@ struct DockerOptions {
   bool buildkit = false;
   // Bound on each helper command (kill, rm, cp, ps); it is SIGKILLed after this.
   absl::Duration helper_timeout = absl::Seconds(30);
+  // GPU vendor of this host (GpuInventory::vendor): picks the variable that
+  // names a docker_run attempt's GPUs (agent/task_env.h).
+  std::string gpu_vendor;
+  // Where docker_run secrets are written for their bind mounts
+  // (agent/secret_files.h); "" = /dev/shm (a tmpfs) when writable.
+  std::string secrets_dir;
+  // Names this agent's secret directories (musafarm-<owner>-secrets-<attempt>)
+  // so that a restarted agent removes its own leftovers and no other agent's
+  // on the same host; "" = farm.
+  std::string secrets_owner;
 };
 
 // "musafarm-<attempt>": the name of an attempt's docker_run container.
@@ -33,18 +43,33 @@ std::string DockerContainerName(uint64_t attempt_id);
 // DOCKER_HOST). Every container and image it makes carries the labels
 // musafarm.farm, musafarm.task and musafarm.attempt.
 //
-//   docker_build: build [--network=N] [--target=T] [--file=F] --label=... --build-arg=K=V...
-//                 --tag=T... --force-rm CONTEXT   (DOCKER_BUILDKIT=0 unless options.buildkit);
+//   docker_build: build [--progress=plain] [--network=N] [--target=T] [--file=F] --label=...
+//                 --build-arg=K=V... [--secret=id=<name lowercased>,env=NAME]... --tag=T...
+//                 --force-rm CONTEXT   (DOCKER_BUILDKIT=0 unless options.buildkit or the
+//                 stage has secrets, which need BuildKit and get --progress=plain);
 //                 then, with push, `push TAG` per tag into the same log.
 //   docker_run:   run --name=musafarm-<attempt> --label=... [--privileged] [--shm-size=S]
 //                 [--device=D]... [--volume=SRC:DST[:ro]]... [--network=N] [--user=U]
-//                 [--workdir=W] --init --env=K=V... IMAGE [COMMAND...]
+//                 [--workdir=W] --init
+//                 [--mount=type=bind,source=FILE,target=/run/secrets/<name lowercased>,readonly]...
+//                 --env=K=V... IMAGE [COMMAND...]
+//                 (--env in name order: ours, the stage's env, then the GPU variables of
+//                 agent/task_env.h; secrets are files, agent/secret_files.h)
 //                 then `cp musafarm-<attempt>:PATH WORKDIR/artifacts/NAME` per collect path
 //                 (not after a cancel) and always `rm -f musafarm-<attempt>`.
 //   docker_push:  `push IMAGE` per image, stopping at the first failure.
 //
 // Values go in --flag=value form so that no value (a device, a user) can be
 // read as a flag; positional values (image, tag, context) must not start with '-'.
+//
+// Secrets (agent/task_env.h StageSecrets) never go in argv, which every user of
+// the host can read in /proc. A build's CLI gets NAME=value in its own
+// environment and argv holds only the name (BuildKit mounts it for the RUN steps
+// that ask). A run gets files bind-mounted at /run/secrets/<name lowercased>
+// from a private tmpfs directory: a container's environment would be kept by
+// the daemon (its config, containerd's metadata database) on disk. Helper
+// commands and pushes get none. Names the CLI reads itself (PATH, HOME,
+// DOCKER_*, LD_*) are refused.
 //
 // Cancel and timeout: killing the CLI would leave a container running, so a run
 // gets `kill musafarm-<attempt>` (retried every 500 ms while it fails, e.g.

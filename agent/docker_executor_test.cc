@@ -1,4 +1,5 @@
 #include "agent/docker_executor.h"
+#include "agent/secret_files.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -91,6 +92,7 @@ class FakeDockerTest : public ::testing::Test {
         "printf '%s\\0' \"$@\" > \"$D/call.$n\"\n"
         "printf 'DOCKER_HOST=%s\\nDOCKER_BUILDKIT=%s\\n' \"${DOCKER_HOST-unset}\" "
         "\"${DOCKER_BUILDKIT-unset}\" > \"$D/env.$n\"\n"
+        "env -0 > \"$D/allenv.$n\"\n"
         "case \"$1\" in\n");
     for (const auto& [k, v] : b) absl::StrAppend(&script, "  ", k, ")\n    ", v, "\n    ;;\n");
     absl::StrAppend(&script, "  *) echo \"fake docker: unknown $1\" >&2; exit 99 ;;\nesac\n");
@@ -129,6 +131,26 @@ class FakeDockerTest : public ::testing::Test {
     return calls;
   }
   std::string CallEnv(int n) { return ReadFile(dir_ / absl::StrCat("env.", n)); }
+  // The whole environment call `n` (from 1) ran with.
+  std::map<std::string, std::string> CallFullEnv(int n) {
+    std::map<std::string, std::string> env;
+    for (absl::string_view kv :
+         absl::StrSplit(ReadFile(dir_ / absl::StrCat("allenv.", n)), '\0', absl::SkipEmpty())) {
+      const size_t eq = kv.find('=');
+      env[std::string(kv.substr(0, eq))] = std::string(kv.substr(eq + 1));
+    }
+    return env;
+  }
+  // No argument of any call holds any of `values`, whole or in part of an argument.
+  void ExpectNoValueInAnyArgv(const std::vector<std::string>& values) {
+    for (const Argv& call : Calls()) {
+      for (const std::string& arg : call) {
+        for (const std::string& v : values) {
+          EXPECT_THAT(arg, Not(HasSubstr(v))) << absl::StrJoin(call, " ");
+        }
+      }
+    }
+  }
 
   fs::path dir_;
   std::string workdir_;
@@ -466,6 +488,152 @@ TEST_F(FakeDockerTest, SecretLookingValuesAreArgvNotShell) {
   EXPECT_THAT(r.Out() + r2.Out(), Not(HasSubstr("s3cr3t")));
 }
 
+constexpr char kUrl[] = "https://user:pw@example.com/musa.git";
+constexpr char kToken[] = "tok-8c1f";
+
+// Secrets the stage names (MUSA_URL, API_TOKEN, NOT_SUPPLIED) next to one it
+// does not (UNLISTED); NOT_SUPPLIED has no value.
+void AddSecrets(v1::Assignment* a) {
+  for (const char* n : {"MUSA_URL", "API_TOKEN", "NOT_SUPPLIED"}) a->mutable_run()->add_secrets(n);
+  (*a->mutable_secrets())["MUSA_URL"] = kUrl;
+  (*a->mutable_secrets())["API_TOKEN"] = kToken;
+  (*a->mutable_secrets())["UNLISTED"] = "not-for-this-stage";
+}
+
+TEST_F(FakeDockerTest, BuildPassesSecretsByNameThroughBuildKit) {
+  v1::Assignment a = Assign();
+  AddSecrets(&a);
+  v1::DockerBuildStage* b = a.mutable_run()->mutable_docker_build();
+  b->set_context("/ctx");
+  b->add_tags("t:1");
+  b->set_push(true);
+  Recorder r;
+  RunToEnd(a, &r);  // options.buildkit is false: secrets turn BuildKit on
+  EXPECT_EQ(r.exit.exit_code, 0);
+  const std::vector<Argv> calls = Calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0],
+            Cat({{"build", "--progress=plain", "--file=/ctx/Dockerfile"},
+                 kLabels,
+                 {"--secret=id=api_token,env=API_TOKEN", "--secret=id=musa_url,env=MUSA_URL",
+                  "--tag=t:1", "--force-rm", "/ctx"}}));
+  ExpectNoValueInAnyArgv({kUrl, kToken, "not-for-this-stage"});
+  const std::map<std::string, std::string> env = CallFullEnv(1);
+  EXPECT_EQ(env.at("DOCKER_BUILDKIT"), "1");
+  EXPECT_EQ(env.at("MUSA_URL"), kUrl);
+  EXPECT_EQ(env.at("API_TOKEN"), kToken);
+  EXPECT_EQ(env.count("UNLISTED"), 0u);
+  EXPECT_EQ(env.count("NOT_SUPPLIED"), 0u);
+  // The push after it gets none.
+  EXPECT_EQ(calls[1], (Argv{"push", "t:1"}));
+  EXPECT_EQ(CallFullEnv(2).count("MUSA_URL"), 0u);
+}
+
+TEST_F(FakeDockerTest, BuildWithoutSecretsKeepsTheConfiguredBuilder) {
+  v1::Assignment a = Assign();
+  a.mutable_run()->add_secrets("NOT_SUPPLIED");  // named, but no value came
+  a.mutable_run()->mutable_docker_build()->set_context("/ctx");
+  a.mutable_run()->mutable_docker_build()->add_tags("t:1");
+  Recorder r;
+  RunToEnd(a, &r);
+  EXPECT_EQ(Calls()[0][1], "--file=/ctx/Dockerfile");
+  EXPECT_EQ(CallFullEnv(1).at("DOCKER_BUILDKIT"), "0");
+}
+
+TEST_F(FakeDockerTest, RunPassesSecretsAsFilesNeverArgvOrEnvironment) {
+  v1::Assignment a = Assign();
+  AddSecrets(&a);
+  (*a.mutable_run()->mutable_env())["PLAIN"] = "p";
+  a.mutable_run()->mutable_docker_run()->set_image("img");
+  // The fake CLI copies the mounted files while the "container" runs: they
+  // must exist then, with the value, and be gone afterwards.
+  const std::string secrets_dir = (dir_ / "shm").string();
+  fs::create_directories(secrets_dir);
+  DockerOptions o = Options();
+  o.secrets_dir = secrets_dir;
+  const std::string attempt_dir = secrets_dir + "/musafarm-testfarm-secrets-42";
+  WriteFake({{"run", absl::StrCat("cp ", attempt_dir, "/musa_url \"$D/seen-url\"; stat -c %a ",
+                                  attempt_dir, " > \"$D/dir-mode\"")}});
+  Recorder r;
+  RunToEnd(a, &r, o);
+  const std::vector<Argv> calls = Calls();
+  ASSERT_EQ(calls.size(), 2u);
+  EXPECT_EQ(calls[0], Cat({{"run", "--name=musafarm-42"},
+                           kLabels,
+                           {"--init",
+                            "--mount=type=bind,source=" + attempt_dir +
+                                "/api_token,target=/run/secrets/api_token,readonly",
+                            "--mount=type=bind,source=" + attempt_dir +
+                                "/musa_url,target=/run/secrets/musa_url,readonly",
+                            "--env=MUSAFARM_ATTEMPT_ID=42", "--env=MUSAFARM_JOB_ID=7",
+                            "--env=MUSAFARM_TASK_ID=7/dev/base", "--env=PLAIN=p", "img"}}));
+  ExpectNoValueInAnyArgv({kUrl, kToken, "not-for-this-stage"});
+  // Not in the CLI's environment either: the daemon would keep it.
+  for (int call = 1; call <= 2; ++call) {
+    for (const auto& [k, v] : CallFullEnv(call)) {
+      EXPECT_EQ(v.find(kUrl), std::string::npos) << k;
+      EXPECT_EQ(v.find(kToken), std::string::npos) << k;
+    }
+  }
+  EXPECT_EQ(ReadFile((dir_ / "seen-url").string()), kUrl);
+  EXPECT_EQ(ReadFile((dir_ / "dir-mode").string()), "700\n");
+  EXPECT_FALSE(fs::exists(attempt_dir));
+  EXPECT_EQ(calls[1], kRmF);
+}
+
+TEST(SecretFilesTest, RemoveStaleTakesOnlyThisFarmsLeftovers) {
+  const std::string root = ::testing::TempDir() + "/secret_files_stale";
+  fs::remove_all(root);
+  fs::create_directories(root + "/musafarm-f1-secrets-7");
+  fs::create_directories(root + "/musafarm-f2-secrets-7");
+  fs::create_directories(root + "/other");
+  EXPECT_EQ(SecretFiles::RemoveStale(root, "f1"), 1);
+  EXPECT_FALSE(fs::exists(root + "/musafarm-f1-secrets-7"));
+  EXPECT_TRUE(fs::exists(root + "/musafarm-f2-secrets-7"));
+  EXPECT_TRUE(fs::exists(root + "/other"));
+}
+
+TEST_F(FakeDockerTest, RefusesSecretNamesTheCliReadsItself) {
+  DockerExecutor executor(Options());
+  for (const char* name : {"DOCKER_HOST", "DOCKER_CONFIG", "LD_PRELOAD", "PATH", "HOME", "A-B"}) {
+    v1::Assignment a = Assign();
+    a.mutable_run()->mutable_docker_run()->set_image("img");
+    a.mutable_run()->add_secrets(name);
+    (*a.mutable_secrets())[name] = "value-xyz";
+    Recorder r;
+    const absl::Status s = executor.Start(a, workdir_, r.Callbacks()).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << name;
+    EXPECT_THAT(std::string(s.message()), Not(HasSubstr("value-xyz")));
+  }
+  EXPECT_TRUE(Calls().empty());
+}
+
+TEST_F(FakeDockerTest, RunNamesTheGivenGpusByVendor) {
+  v1::Assignment a = Assign();
+  (*a.mutable_run()->mutable_env())["MTHREADS_VISIBLE_DEVICES"] = "all";  // ours wins
+  a.mutable_run()->mutable_docker_run()->set_image("img");
+  a.add_gpu_ids(0);
+  a.add_gpu_ids(3);
+  DockerOptions o = Options();
+  o.gpu_vendor = "mthreads";
+  Recorder r;
+  RunToEnd(a, &r, o);
+  EXPECT_THAT(Calls()[0],
+              ElementsAre("run", "--name=musafarm-42", kLabels[0], kLabels[1], kLabels[2], "--init",
+                          "--env=MTHREADS_VISIBLE_DEVICES=0,3", "--env=MUSAFARM_ATTEMPT_ID=42",
+                          "--env=MUSAFARM_JOB_ID=7", "--env=MUSAFARM_TASK_ID=7/dev/base",
+                          "--env=MUSAFARM_VISIBLE_GPUS=0,3", "img"));
+
+  fs::remove_all(dir_ / "count");
+  o.gpu_vendor = "nvidia";
+  Recorder rn;
+  RunToEnd(a, &rn, o);
+  EXPECT_THAT(Calls()[0],
+              ::testing::IsSupersetOf({std::string("--env=MTHREADS_VISIBLE_DEVICES=all"),
+                                       std::string("--env=NVIDIA_VISIBLE_DEVICES=0,3"),
+                                       std::string("--env=MUSAFARM_VISIBLE_GPUS=0,3")}));
+}
+
 TEST_F(FakeDockerTest, MissingCliIsAnErrorResultAndRemovalIsStillTried) {
   DockerOptions o = Options();
   o.cli = (dir_ / "no-such-docker").string();
@@ -728,6 +896,50 @@ TEST_F(RealDockerTest, BuildsRunsCollectsAndPropagatesExitCode) {
   EXPECT_EQ(ReadFile(fs::path(rr.exit.files[1].host_path) / "r.txt"), "r\n");
   EXPECT_EQ(LabelledContainers(attempt), "");
   EXPECT_EQ(LabelledContainers(build_attempt), "");
+}
+
+TEST_F(RealDockerTest, SecretsReachABuildKitRunMountAndAContainerSecretFile) {
+  const std::string url = "https://user:pw@example.com/musa.git";
+  // The test bakes the value into the image (upper-cased) only to read it back.
+  WriteContext(absl::StrCat("FROM ", kBaseImage,
+                            "\nRUN --mount=type=secret,id=musa_url "
+                            "tr a-z A-Z < /run/secrets/musa_url > /upper\n"));
+  const uint64_t build_attempt = NewAttempt();
+  const std::string image = absl::StrCat("mf-test/secret:", build_attempt);
+  v1::Assignment b = Assign(build_attempt);
+  b.mutable_run()->mutable_docker_build()->set_context((dir_ / "ctx").string());
+  b.mutable_run()->mutable_docker_build()->set_network("none");
+  b.mutable_run()->mutable_docker_build()->add_tags(image);
+  b.mutable_run()->add_secrets("MUSA_URL");
+  (*b.mutable_secrets())["MUSA_URL"] = url;
+  DockerExecutor executor(Options());  // options.buildkit is false: the secret turns it on
+  Recorder rb;
+  {
+    auto exec = executor.Start(b, workdir_, rb.Callbacks());
+    ASSERT_TRUE(exec.ok()) << exec.status();
+    ASSERT_TRUE(rb.Wait(absl::Seconds(120)));
+  }
+  ASSERT_EQ(rb.exit.exit_code, 0) << rb.Out();
+
+  v1::Assignment r = Assign(NewAttempt());
+  r.mutable_run()->add_secrets("MUSA_URL");
+  (*r.mutable_secrets())["MUSA_URL"] = url;
+  v1::DockerRunStage* d = r.mutable_run()->mutable_docker_run();
+  d->set_image(image);
+  d->set_network("none");
+  for (const char* c : {"/bin/sh", "-c", "cat /upper; echo \"run=$(cat /run/secrets/musa_url)\""})
+    d->add_command(c);
+  Recorder rr;
+  {
+    auto exec = executor.Start(r, workdir_, rr.Callbacks());
+    ASSERT_TRUE(exec.ok()) << exec.status();
+    ASSERT_TRUE(rr.Wait(absl::Seconds(60)));
+  }
+  EXPECT_EQ(rr.exit.exit_code, 0) << rr.Out();
+  // The secret file holds the value exactly, without a newline.
+  EXPECT_EQ(rr.Out(), "HTTPS://USER:PW@EXAMPLE.COM/MUSA.GITrun=" + url + "\n");
+  // The daemon kept nothing of it: the container's config had no such env.
+  EXPECT_EQ(Docker({"ps", "-a", "--filter", "label=musafarm.farm=mftest", "-q"}), "");
 }
 
 TEST_F(RealDockerTest, BuildPushesEveryTagAndPushStageStopsAtFirstFailure) {

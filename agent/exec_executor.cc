@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "agent/task_env.h"
 #include "common/logging.h"
 #include "common/subprocess.h"
 
@@ -114,7 +115,8 @@ absl::StatusOr<std::unique_ptr<Execution>> ExecExecutor::Start(const v1::Assignm
   }
   if (argv.empty() || argv[0].empty()) return absl::InvalidArgumentError("empty argv");
 
-  // Environment: the agent's own, then ours, then the stage's (which wins).
+  // Environment: the agent's own, then ours, then the stage's (which wins over
+  // those two), then its secrets and GPUs.
   EnvMap env = InheritedEnv();
   for (const auto& [k, v] : options_.extra_env) env[k] = v;
   env["MUSAFARM_TASK_ID"] = assignment.task_id();
@@ -122,6 +124,13 @@ absl::StatusOr<std::unique_ptr<Execution>> ExecExecutor::Start(const v1::Assignm
   env["MUSAFARM_JOB_ID"] = assignment.job_id();
   env["MUSAFARM_WORKDIR"] = workdir;
   for (const auto& [k, v] : run.env()) env[k] = v;
+  // Secrets go in the environment, never in argv (which any user on the host
+  // can read in /proc); the GPU variables last, so that a stage cannot widen
+  // its own GPU set.
+  absl::StatusOr<EnvMap> secrets = StageSecrets(assignment);
+  if (!secrets.ok()) return secrets.status();
+  for (const auto& [k, v] : *secrets) env[k] = v;
+  for (const auto& [k, v] : GpuEnv(options_.gpu_vendor, assignment)) env[k] = v;
 
   // posix_spawnp searches the agent's PATH, which is also what the task sees
   // unless the stage overrides PATH.

@@ -10,15 +10,19 @@ struct ExecOptions {
   absl::Duration kill_grace = absl::Seconds(5);
   // Variables added to every task's environment (e.g. MUSAFARM_AGENT).
   std::vector<std::pair<std::string, std::string>> extra_env;
+  // GPU vendor of this host (GpuInventory::vendor): picks the variable that
+  // names an attempt's GPUs (agent/task_env.h).
+  std::string gpu_vendor;
 };
 
 // Runs `exec` stages as host processes: argv straight to execve (a shell only
 // when the stage says `shell`), in `workdir`, with the agent's environment
-// plus the stage's. The process gets its own process group; stdout and stderr
-// share one pipe so the log keeps the order the process wrote in. On cancel or
-// timeout the whole group gets SIGTERM, then SIGKILL after kill_grace; when the
-// main process exits, whatever it left in its group is killed too.
-// One thread per running attempt (bounded by the agent's slots).
+// plus the stage's, the secrets the stage names (NAME=value; never in argv) and
+// the variables naming the attempt's GPUs (agent/task_env.h). The process gets its own process
+// group; stdout and stderr share one pipe so the log keeps the order the process wrote in. On
+// cancel or timeout the whole group gets SIGTERM, then SIGKILL after kill_grace; when the main
+// process exits, whatever it left in its group is killed too. One thread per running attempt
+// (bounded by the agent's slots).
 class ExecExecutor final : public Executor {
  public:
   explicit ExecExecutor(ExecOptions options) : options_(std::move(options)) {}

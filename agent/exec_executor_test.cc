@@ -33,7 +33,7 @@ class ExecExecutorTest : public ::testing::Test {
     return a;
   }
   std::filesystem::path dir_;
-  ExecExecutor executor_{ExecOptions{absl::Seconds(2), {{"MUSAFARM_AGENT", "a1"}}}};
+  ExecExecutor executor_{ExecOptions{absl::Seconds(2), {{"MUSAFARM_AGENT", "a1"}}, "mthreads"}};
 };
 
 TEST_F(ExecExecutorTest, RunsArgvWithoutShellInWorkdirWithEnv) {
@@ -47,6 +47,73 @@ TEST_F(ExecExecutorTest, RunsArgvWithoutShellInWorkdirWithEnv) {
   EXPECT_EQ(r.Out(), dir_.string() + "\nhi 1/x a1\n");
   EXPECT_EQ(r.exit.exit_code, 3);
   EXPECT_FALSE(r.exit.cancelled);
+}
+
+// Prints the process's own argv (NUL-separated in /proc) and some variables.
+constexpr char kShowArgvAndEnv[] =
+    "printf 'argv:'; tr '\\0' ' ' < /proc/$$/cmdline; echo; "
+    "for v in TOKEN MUSA_URL UNLISTED NOT_SUPPLIED MTHREADS_VISIBLE_DEVICES "
+    "NVIDIA_VISIBLE_DEVICES MUSAFARM_VISIBLE_GPUS; do eval \"echo $v=\\${$v-unset}\"; done";
+
+TEST_F(ExecExecutorTest, SecretsAreEnvironmentVariablesNeverArgv) {
+  const std::string token = "tok-8c1f", url = "https://user:pw@example.com/musa.git";
+  v1::Assignment a = Exec({kShowArgvAndEnv}, /*shell=*/true);
+  for (const char* n : {"TOKEN", "MUSA_URL", "NOT_SUPPLIED"}) a.mutable_run()->add_secrets(n);
+  (*a.mutable_run()->mutable_env())["TOKEN"] = "from-the-stage-env";
+  (*a.mutable_secrets())["TOKEN"] = token;
+  (*a.mutable_secrets())["MUSA_URL"] = url;
+  (*a.mutable_secrets())["UNLISTED"] = "not-for-this-stage";
+  Recorder r;
+  auto exec = executor_.Start(a, dir_.string(), r.Callbacks());
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  ASSERT_TRUE(r.Wait());
+  const std::string out = r.Out();
+  const std::string argv = out.substr(0, out.find('\n'));
+  ASSERT_EQ(argv.rfind("argv:/bin/sh -c ", 0), 0u) << out;
+  EXPECT_EQ(argv.find(token), std::string::npos) << argv;
+  EXPECT_EQ(argv.find(url), std::string::npos) << argv;
+  // The secret wins over the stage's env of the same name; only named,
+  // supplied secrets are set.
+  EXPECT_NE(out.find("\nTOKEN=" + token + "\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nMUSA_URL=" + url + "\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nUNLISTED=unset\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nNOT_SUPPLIED=unset\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\nMUSAFARM_VISIBLE_GPUS=unset\n"), std::string::npos) << out;
+}
+
+TEST_F(ExecExecutorTest, GivenGpusAreNamedInTheEnvironmentOverTheStagesOwn) {
+  v1::Assignment a = Exec({kShowArgvAndEnv}, /*shell=*/true);
+  (*a.mutable_run()->mutable_env())["MTHREADS_VISIBLE_DEVICES"] = "all";
+  a.add_gpu_ids(1);
+  a.add_gpu_ids(3);
+  Recorder r;
+  auto exec = executor_.Start(a, dir_.string(), r.Callbacks());
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  ASSERT_TRUE(r.Wait());
+  EXPECT_NE(r.Out().find("\nMTHREADS_VISIBLE_DEVICES=1,3\nNVIDIA_VISIBLE_DEVICES=unset\n"
+                         "MUSAFARM_VISIBLE_GPUS=1,3\n"),
+            std::string::npos)
+      << r.Out();
+
+  ExecExecutor nvidia(ExecOptions{absl::Seconds(2), {}, "nvidia"});
+  Recorder rn;
+  auto exec_n = nvidia.Start(a, dir_.string(), rn.Callbacks());
+  ASSERT_TRUE(exec_n.ok()) << exec_n.status();
+  ASSERT_TRUE(rn.Wait());
+  EXPECT_NE(rn.Out().find("\nMTHREADS_VISIBLE_DEVICES=all\nNVIDIA_VISIBLE_DEVICES=1,3\n"
+                          "MUSAFARM_VISIBLE_GPUS=1,3\n"),
+            std::string::npos)
+      << rn.Out();
+}
+
+TEST_F(ExecExecutorTest, BadSecretNameIsRefusedBeforeAnythingRuns) {
+  v1::Assignment a = Exec({"touch ran"}, /*shell=*/true);
+  a.mutable_run()->add_secrets("NOT-A-NAME");
+  (*a.mutable_secrets())["NOT-A-NAME"] = "v";
+  Recorder r;
+  auto exec = executor_.Start(a, dir_.string(), r.Callbacks());
+  EXPECT_EQ(exec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "ran"));
 }
 
 TEST_F(ExecExecutorTest, ArgumentsAreNotInterpretedByAShell) {

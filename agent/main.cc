@@ -10,7 +10,9 @@
 #include "agent/agent.h"
 #include "agent/docker_executor.h"
 #include "agent/exec_executor.h"
+#include "absl/strings/str_cat.h"
 #include "agent/gpu.h"
+#include "agent/secret_files.h"
 #include "common/logging.h"
 #include "yaml-cpp/yaml.h"
 
@@ -143,10 +145,11 @@ int main(int argc, char** argv) {
   musafarm::agent::ExecOptions exec;
   exec.kill_grace = absl::Milliseconds(static_cast<int64_t>(kill_grace_s * 1000));
   exec.extra_env = {{"MUSAFARM_AGENT", options.name}};
-  // Every task sees the host's GPU count. TODO: per-task GPU assignment
-  // (MTHREADS_VISIBLE_DEVICES / CUDA_VISIBLE_DEVICES) comes with GPU-aware
-  // scheduling; until then tasks on a GPU host see all of its GPUs.
+  // Every task sees the host's GPU count; the GPUs given to an attempt are
+  // named by the variables of agent/task_env.h, by this vendor.
   exec.extra_env.emplace_back("MUSAFARM_GPUS", std::to_string(gpus->count));
+  exec.gpu_vendor = gpus->vendor;
+  options.gpus = *gpus;
   musafarm::agent::ExecExecutor executor(exec);
   musafarm::agent::DockerOptions docker_options;
   docker_options.cli = docker_cli;
@@ -154,6 +157,13 @@ int main(int argc, char** argv) {
   docker_options.farm = farm;
   docker_options.kill_grace = exec.kill_grace;
   docker_options.buildkit = buildkit;
+  docker_options.gpu_vendor = gpus->vendor;
+  docker_options.secrets_owner = absl::StrCat(farm, "-", options.name);
+  if (docker) {
+    // An agent killed mid-run left its attempts' secret files behind.
+    const int stale = musafarm::agent::SecretFiles::RemoveStale("", docker_options.secrets_owner);
+    if (stale > 0) musafarm::GetLogger("agent")->info("removed {} stale secret directories", stale);
+  }
   musafarm::agent::DockerExecutor docker_executor(docker_options);
   musafarm::agent::Agent agent(options, &executor, docker ? &docker_executor : nullptr);
   if (absl::Status s = agent.Start(); !s.ok()) {

@@ -45,13 +45,80 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   std::string output = "table";
   SubmitOptions submit;
   bool submit_logs = false;
-  CLI::App* submit_cmd =
-      app.add_subcommand("submit", "Validate a pipeline file and submit it as a job");
-  submit_cmd->add_option("file", submit.file, "Pipeline file")->capture_default_str();
-  submit_cmd->add_option("--name", submit.name, "Job name (overrides the pipeline's name)");
+  CLI::App* submit_cmd = app.add_subcommand(
+      "submit",
+      "Validate a pipeline file and submit it as a job (no file: the built-in torch_musa "
+      "pipeline, pipelines/torch_musa.yaml)");
+  submit_cmd->add_option("file", submit.file, "Pipeline file");
   submit_cmd->add_flag("--watch,-w", submit.watch, "Watch the job until it ends");
   submit_cmd->add_flag("--logs", submit_logs, "With --watch: print task logs too");
-  AddOutputOption(submit_cmd, &output);
+  AddOutputOption(submit_cmd, &output, /*short_o=*/true);
+  ScriptOptions& so = submit.script;
+  const char* kScript = "torch_musa script options";
+  const char* kGeneric = "Pipeline inputs";
+  submit_cmd->add_option("--param,-p", so.params, "Set a pipeline param (repeatable)")
+      ->type_name("NAME=VALUE")
+      ->group(kGeneric);
+  submit_cmd->add_option("--axis", so.axes, "Replace a matrix axis's values (repeatable)")
+      ->type_name("AXIS=V1,V2")
+      ->group(kGeneric);
+  submit_cmd
+      ->add_option("--secret", so.secrets,
+                   "Pass the value of environment variable NAME as the pipeline secret NAME: "
+                   "never shown, logged or stored past the job (repeatable)")
+      ->type_name("NAME")
+      ->group(kGeneric);
+  submit_cmd->add_option("-n,--name", so.name, "Image name (param name); also the job's name")
+      ->group(kScript);
+  submit_cmd->add_option("-t,--tag", so.tag, "Image tag (param tag)")->group(kScript);
+  submit_cmd->add_option("-s,--sys", so.sys, "Base OS image, e.g. ubuntu:20.04 (param sys)")
+      ->group(kScript);
+  submit_cmd
+      ->add_option("-v,--python_version", so.python_versions,
+                   "Python versions, comma-separated or repeated (axis python)")
+      ->type_name("VERSIONS")
+      ->group(kScript);
+  submit_cmd
+      ->add_option("-b,--base_img", so.base_img,
+                   "Dev: build on this base image instead of building one; release: FROM this "
+                   "(param base_img)")
+      ->group(kScript);
+  submit_cmd
+      ->add_option("-f,--docker_file", so.docker_file,
+                   "Dockerfile of the dev image, or of the release image with -r "
+                   "(param dev_dockerfile / release_dockerfile)")
+      ->group(kScript);
+  submit_cmd->add_flag("-r,--release", so.release, "Build the release images (--variant release)")
+      ->group(kScript);
+  submit_cmd
+      ->add_option("--variant", so.variants, "Variants, comma-separated: dev,release (axis variant)")
+      ->type_name("VARIANTS")
+      ->group(kScript);
+  submit_cmd
+      ->add_option("--torch_musa_tag", so.torch_musa_tag,
+                   "torch_musa tag for dev images (param torch_musa_tag; pipeline default dev1.5.1)")
+      ->group(kScript);
+  submit_cmd
+      ->add_option("-m,--musa_toolkits_url", so.musa_toolkits_url,
+                   "MUSA toolkit download URL (secret MUSA_TOOLKITS_URL)")
+      ->type_name("URL")
+      ->group(kScript);
+  submit_cmd->add_option("--mudnn_url", so.mudnn_url, "muDNN download URL (secret MUDNN_URL)")
+      ->type_name("URL")
+      ->group(kScript);
+  submit_cmd->add_option("--mccl_url", so.mccl_url, "MCCL download URL (secret MCCL_URL)")
+      ->type_name("URL")
+      ->group(kScript);
+  submit_cmd
+      ->add_option("--torch_whl_url", so.torch_whl_url,
+                   "PyTorch wheel URL for release images (secret TORCH_WHL_URL)")
+      ->type_name("URL")
+      ->group(kScript);
+  submit_cmd
+      ->add_option("--torch_musa_whl_url", so.torch_musa_whl_url,
+                   "torch_musa wheel URL for release images (secret TORCH_MUSA_WHL_URL)")
+      ->type_name("URL")
+      ->group(kScript);
 
   int limit = 0;
   CLI::App* jobs_cmd = app.add_subcommand("jobs", "List jobs, newest first");

@@ -262,7 +262,7 @@ TEST_F(CommandsTest, SubmitSendsTheFileAndPrintsTheJob) {
   service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
   SubmitOptions opts;
   opts.file = WriteSpec(kSpec);
-  opts.name = "renamed";
+  opts.script.name = "renamed";
   EXPECT_EQ(RunSubmit(env_, opts), 0) << err_.str();
   ASSERT_EQ(service_.submits.size(), 1u);
   EXPECT_EQ(service_.submits[0].spec_yaml(), kSpec);
@@ -270,6 +270,52 @@ TEST_F(CommandsTest, SubmitSendsTheFileAndPrintsTheJob) {
   EXPECT_EQ(service_.submits[0].name(), "renamed");
   EXPECT_EQ(out_.str(), "submitted job 7 (1 tasks)\n");
   EXPECT_EQ(err_.str(), "");
+}
+
+TEST_F(CommandsTest, SubmitWithoutAFileSendsTheBuiltInTorchMusaPipeline) {
+  service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
+  SubmitOptions opts;  // no file
+  opts.script.name = "torch_musa_dev";
+  opts.script.python_versions = {"3.9"};
+  opts.script.docker_file = "docker/ubuntu/dockerfile.dev";
+  opts.script.musa_toolkits_url = "https://dl.example/musa.tar?token=s3cr3t";
+  opts.script.torch_musa_tag = "dev1.6.0";
+  EXPECT_EQ(RunSubmit(env_, opts), 0) << err_.str();
+  ASSERT_EQ(service_.submits.size(), 1u);
+  const v1::SubmitRequest& req = service_.submits[0];
+  std::ifstream in(std::string(MF_SOURCE_DIR) + "/pipelines/torch_musa.yaml");
+  EXPECT_EQ(req.spec_yaml(), std::string(std::istreambuf_iterator<char>(in), {}));
+  EXPECT_EQ(req.spec_file(), "pipelines/torch_musa.yaml (built in)");
+  EXPECT_EQ(req.name(), "torch_musa_dev");
+  EXPECT_EQ(req.params().at("name"), "torch_musa_dev");
+  EXPECT_EQ(req.params().at("dev_dockerfile"), "docker/ubuntu/dockerfile.dev");
+  EXPECT_EQ(req.params().at("torch_musa_tag"), "dev1.6.0");
+  ASSERT_EQ(req.axes_size(), 2);
+  EXPECT_EQ(req.axes(0).axis(), "variant");
+  EXPECT_EQ(req.axes(1).axis(), "python");
+  EXPECT_EQ(req.secrets().at("MUSA_TOOLKITS_URL"), "https://dl.example/musa.tar?token=s3cr3t");
+  EXPECT_THAT(out_.str(), Not(HasSubstr("s3cr3t")));
+}
+
+TEST_F(CommandsTest, SubmitNamesTheOptionAPipelineDoesNotTake) {
+  SubmitOptions opts;
+  opts.file = WriteSpec(kSpec);  // declares no params
+  opts.script.tag = "nightly";
+  opts.script.musa_toolkits_url = "https://dl.example/?token=s3cr3t";
+  EXPECT_EQ(RunSubmit(env_, opts), 2);
+  EXPECT_TRUE(service_.submits.empty());
+  EXPECT_THAT(err_.str(), HasSubstr(": -t/--tag (param tag): "));
+  EXPECT_THAT(err_.str(), Not(HasSubstr("s3cr3t")));
+  // -n alone names the job even where the pipeline has no `name` param.
+  err_.str("");
+  service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
+  SubmitOptions named;
+  named.file = WriteSpec(kSpec);
+  named.script.name = "mine";
+  EXPECT_EQ(RunSubmit(env_, named), 0) << err_.str();
+  ASSERT_EQ(service_.submits.size(), 1u);
+  EXPECT_EQ(service_.submits[0].name(), "mine");
+  EXPECT_TRUE(service_.submits[0].params().empty());
 }
 
 TEST_F(CommandsTest, SubmitJsonPrintsTheJob) {

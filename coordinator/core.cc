@@ -16,6 +16,7 @@ namespace {
 
 constexpr size_t kMaxSpecBytes = 1 << 20;
 constexpr size_t kMaxTasksPerJob = 10000;
+constexpr size_t kMaxSecretBytes = 64 << 10;
 // Below gRPC clients' default 4 MiB receive limit, with room for the other fields.
 constexpr uint64_t kMaxLogRead = (4 << 20) - (64 << 10);
 constexpr uint64_t kWatchCatchUpChunk = 1 << 20;
@@ -85,6 +86,9 @@ absl::Status Core::Recover() {
   if (!jobs.ok()) return jobs.status();
   absl::StatusOr<std::vector<v1::Agent>> agents = store_->LoadAgents();
   if (!agents.ok()) return agents.status();
+  absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>> secrets =
+      store_->LoadSecrets();
+  if (!secrets.ok()) return secrets.status();
   const absl::Time now = clock_->Now();
   for (v1::Agent& a : *agents) {
     AgentEntry& entry = agents_[a.name()];
@@ -101,6 +105,9 @@ absl::Status Core::Recover() {
       next_job_number_ = std::max(next_job_number_, number + 1);
     JobEntry& entry = jobs_[job.id()];
     entry.job = std::move(job);
+    if (auto it = secrets->find(entry.job.id()); it != secrets->end()) {
+      entry.secrets = std::move(it->second);
+    }
     job_order_.push_back(entry.job.id());
     for (size_t i = 0; i < static_cast<size_t>(entry.job.tasks_size()); ++i) {
       v1::Task& task = *entry.job.mutable_tasks(static_cast<int>(i));
@@ -226,9 +233,25 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
         request.spec_yaml().size(), " bytes; the limit is ", kMaxSpecBytes));
   }
   const std::string job_id = absl::StrCat(next_job_number_);
-  absl::StatusOr<v1::Job> parsed = pipeline::ParseAndExpand(
-      request.spec_yaml(), request.spec_file().empty() ? "<submitted>" : request.spec_file(),
-      job_id, request.name());
+  const std::string file = request.spec_file().empty() ? "<submitted>" : request.spec_file();
+  pipeline::ExpandOptions expand;
+  expand.name_override = request.name();
+  expand.params.insert(request.params().begin(), request.params().end());
+  for (const v1::AxisValues& axis : request.axes()) {
+    expand.axes.emplace_back(axis.axis(),
+                             std::vector<std::string>(axis.values().begin(), axis.values().end()));
+  }
+  for (const auto& [name, value] : request.secrets()) {
+    // Names only from here on: an error message must never carry a value.
+    if (value.size() > kMaxSecretBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": --secret ", name, ": value is ",
+                                                     value.size(), " bytes; the limit is ",
+                                                     kMaxSecretBytes));
+    }
+    expand.secrets.push_back(name);
+  }
+  absl::StatusOr<v1::Job> parsed =
+      pipeline::ParseAndExpand(request.spec_yaml(), file, job_id, expand);
   if (!parsed.ok()) return parsed.status();
   if (static_cast<size_t>(parsed->tasks_size()) > kMaxTasksPerJob) {
     return absl::InvalidArgumentError(
@@ -254,6 +277,8 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
   v1::Job header = job;
   header.clear_tasks();
   m.jobs.push_back(std::move(header));
+  std::map<std::string, std::string> secrets(request.secrets().begin(), request.secrets().end());
+  if (!secrets.empty()) m.job_secrets.emplace_back(job_id, secrets);
   // Committed before anything else sees the job: an acknowledged submission
   // survives any crash after this line.
   absl::Status committed = store_->Commit(m);
@@ -267,6 +292,7 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
 
   JobEntry& entry = jobs_[job_id];
   entry.job = job;
+  entry.secrets = std::move(secrets);
   for (size_t i = 0; i < static_cast<size_t>(job.tasks_size()); ++i) {
     const v1::Task& task = job.tasks(static_cast<int>(i));
     entry.index[task.id()] = i;
@@ -355,6 +381,7 @@ std::vector<v1::Agent> Core::ListAgents() const {
     info.clear_running_tasks();
     for (const std::string& t : agent.tasks) info.add_running_tasks(t);
     info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
+    info.set_free_gpus(std::max(0, info.gpus() - static_cast<int32_t>(UsedGpus(agent).size())));
     out.push_back(std::move(info));
   }
   return out;
@@ -627,6 +654,8 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
   agent.info.set_free_disk_bytes(reg.capabilities().free_disk_bytes());
   agent.info.mutable_executors()->Assign(reg.capabilities().executors().begin(),
                                          reg.capabilities().executors().end());
+  agent.info.set_gpus(std::max(0, reg.capabilities().gpus()));
+  agent.info.set_gpu_vendor(reg.capabilities().gpu_vendor());
   agent.info.set_last_seen_us(ToMicros(agent.last_seen));
   agent.info.set_state(agent.info.draining() ? v1::AGENT_STATE_DRAINING
                                              : v1::AGENT_STATE_CONNECTED);
@@ -864,6 +893,11 @@ void Core::MaybeFinishJob(JobEntry& entry) {
                 : failed  ? v1::JOB_STATE_FAILED
                           : v1::JOB_STATE_SUCCEEDED);
   job.set_ended_us(ToMicros(clock_->Now()));
+  if (!entry.secrets.empty()) {
+    // Nothing of the job runs any more, so nothing needs them.
+    entry.secrets.clear();
+    pending_.mutation.drop_secrets.push_back(job.id());
+  }
   Log()->info("job={} {}", job.id(), v1::JobState_Name(job.state()));
   pending_.changed_jobs.insert(job.id());
 }
@@ -887,10 +921,6 @@ void Core::Schedule() {
     task_labels.emplace_back(task->spec().run().labels().begin(),
                              task->spec().run().labels().end());
   }
-  for (size_t i = 0; i < ready.size(); ++i) {
-    views.push_back(ReadyTask{&task_labels[i], KindName(ready[i]->spec().run())});
-  }
-
   std::vector<AgentEntry*> agents;
   std::vector<std::vector<std::string>> agent_labels, agent_kinds;
   std::vector<AgentSlots> slots;
@@ -901,11 +931,29 @@ void Core::Schedule() {
     agent_labels.emplace_back(agent.info.labels().begin(), agent.info.labels().end());
     agent_kinds.emplace_back(agent.info.executors().begin(), agent.info.executors().end());
   }
+  std::vector<std::set<int32_t>> used_gpus;
   for (size_t i = 0; i < agents.size(); ++i) {
     const AgentEntry& a = *agents[i];
+    used_gpus.push_back(UsedGpus(a));
     slots.push_back(AgentSlots{&agent_labels[i],
                                std::max(0, a.info.slots() - static_cast<int>(a.tasks.size())),
                                a.conn != 0 && !a.info.draining(), &agent_kinds[i]});
+    slots.back().free_gpus = std::max(0, a.info.gpus() - static_cast<int>(used_gpus[i].size()));
+  }
+  for (size_t i = 0; i < ready.size(); ++i) {
+    const v1::Task& task = *ready[i];
+    ReadyTask view{&task_labels[i], KindName(task.spec().run())};
+    view.gpus = task.spec().run().gpus();
+    // Cache locality: the agents that ran this task's dependencies hold their
+    // images and build cache.
+    for (const std::string& need : task.spec().needs()) {
+      const v1::Task* dep = FindTask(need);
+      if (dep == nullptr || dep->agent().empty()) continue;
+      for (size_t a = 0; a < agents.size(); ++a) {
+        if (agents[a]->info.name() == dep->agent()) view.warm_agents.push_back(a);
+      }
+    }
+    views.push_back(std::move(view));
   }
   const auto placed = PlaceTasks(views, slots);
   if (placed.empty()) return;
@@ -919,6 +967,12 @@ void Core::Schedule() {
     task.set_exit_code(0);
     task.set_started_us(0);
     task.set_ended_us(0);
+    task.clear_gpu_ids();
+    // The lowest free GPU numbers; PlaceTasks checked there are enough.
+    for (int32_t g = 0; task.gpu_ids_size() < task.spec().run().gpus() && g < agent.info.gpus();
+         ++g) {
+      if (used_gpus[a].insert(g).second) task.add_gpu_ids(g);
+    }
     agent.tasks.insert(task.id());
     agent.info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
     SetState(task, v1::TASK_STATE_ASSIGNED, "");
@@ -929,11 +983,28 @@ void Core::Schedule() {
     as->set_job_id(task.job_id());
     as->set_display_name(task.spec().display_name());
     *as->mutable_run() = task.spec().run();
+    *as->mutable_gpu_ids() = task.gpu_ids();
+    const JobEntry& job = jobs_[task.job_id()];
+    for (const std::string& name : task.spec().run().secrets()) {
+      auto it = job.secrets.find(name);
+      if (it != job.secrets.end()) (*as->mutable_secrets())[name] = it->second;
+    }
     // Persisted before it is sent (Flush): if we crash in between, the agent
     // never heard of it and re-registration re-queues it.
     SendTo(agent.info.name(), std::move(msg));
   }
   Flush();
+}
+
+std::set<int32_t> Core::UsedGpus(const AgentEntry& agent) const {
+  std::set<int32_t> used;
+  for (const std::string& id : agent.tasks) {
+    auto it = task_index_.find(id);
+    if (it == task_index_.end()) continue;
+    const v1::Task& task = jobs_.at(it->second.job_id).job.tasks(static_cast<int>(it->second.index));
+    used.insert(task.gpu_ids().begin(), task.gpu_ids().end());
+  }
+  return used;
 }
 
 void Core::Tick() {

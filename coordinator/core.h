@@ -110,6 +110,8 @@ class Core {
     bool cancel_requested = false;
     std::map<std::string, size_t> index;                    // task id -> position in job.tasks
     std::map<std::string, std::vector<size_t>> dependants;  // task id -> tasks needing it
+    // Secret values (name -> value) until the job ends; never in `job`.
+    std::map<std::string, std::string> secrets;
   };
   struct ConnEntry {
     std::shared_ptr<AgentConnection> conn;
@@ -144,6 +146,8 @@ class Core {
   };
 
   v1::Task* FindTask(const std::string& task_id);
+  // GPU numbers held by the current attempts of the tasks `agent` holds.
+  std::set<int32_t> UsedGpus(const AgentEntry& agent) const;
   JobEntry* FindJob(const std::string& job_id);
   void SetState(v1::Task& task, v1::TaskState to, const std::string& reason);
   void MarkChanged(const v1::Task& task);

@@ -425,3 +425,110 @@ TEST_F(CoreTest, StreamThatNeverRegistersIsClosed) {
 
 }  // namespace
 }  // namespace musafarm::coordinator
+
+namespace musafarm::coordinator {
+namespace {
+
+class CoreGpuSecretTest : public CoreTest {
+ protected:
+  std::pair<Core::ConnId, std::shared_ptr<FakeConnection>> ConnectGpus(const std::string& name,
+                                                                       int slots, int gpus) {
+    auto conn = std::make_shared<FakeConnection>();
+    Core::ConnId id = core_->OnAgentConnected(conn);
+    v1::AgentMessage msg;
+    msg.mutable_register_()->set_name(name);
+    msg.mutable_register_()->set_slots(slots);
+    msg.mutable_register_()->mutable_capabilities()->set_gpus(gpus);
+    msg.mutable_register_()->mutable_capabilities()->set_gpu_vendor("mthreads");
+    core_->OnAgentMessage(id, msg);
+    return {id, conn};
+  }
+};
+
+constexpr char kGpuJob[] = R"(
+secrets: [TOKEN, OTHER]
+matrix:
+  n: ["1", "2", "3"]
+stages:
+  - name: test
+    gpus: 1
+    secrets: [TOKEN]
+    exec: [x]
+)";
+
+TEST_F(CoreGpuSecretTest, GpuTasksGetDistinctGpusAndOnlyTheirSecrets) {
+  auto [conn, agent] = ConnectGpus("gpu-host", 8, 2);
+  v1::SubmitRequest req;
+  req.set_spec_yaml(kGpuJob);
+  req.set_spec_file("gpu.yaml");
+  (*req.mutable_secrets())["TOKEN"] = "tok-value";
+  (*req.mutable_secrets())["OTHER"] = "other-value";
+  auto job = core_->Submit(req);
+  ASSERT_TRUE(job.ok()) << job.status();
+  // The job shows secret names, never values.
+  EXPECT_EQ(job->DebugString().find("tok-value"), std::string::npos);
+  EXPECT_EQ(job->secrets_size(), 2);
+
+  // Two GPUs: two of the three tasks start, on GPUs 0 and 1, despite 8 slots.
+  auto first = agent->TakeAssignments();
+  ASSERT_EQ(first.size(), 2u);
+  std::set<int> gpus;
+  for (const auto& a : first) {
+    ASSERT_EQ(a.gpu_ids_size(), 1);
+    gpus.insert(a.gpu_ids(0));
+    EXPECT_EQ(a.secrets().size(), 1u);
+    EXPECT_EQ(a.secrets().at("TOKEN"), "tok-value");
+  }
+  EXPECT_EQ(gpus, (std::set<int>{0, 1}));
+  EXPECT_EQ(core_->ListAgents()[0].free_gpus(), 0);
+
+  // The GPU of a finished task goes to the next one.
+  Result(conn, first[1], 0);
+  auto second = agent->TakeAssignments();
+  ASSERT_EQ(second.size(), 1u);
+  ASSERT_EQ(second[0].gpu_ids_size(), 1);
+  EXPECT_EQ(second[0].gpu_ids(0), first[1].gpu_ids(0));
+
+  // Secrets survive a coordinator restart while the job runs...
+  Open();
+  auto [conn2, agent2] = ConnectGpus("gpu-host", 8, 2);
+  agent2->TakeAssignments();
+  auto loaded = store_->LoadSecrets();
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_EQ((*loaded)[job->id()].at("TOKEN"), "tok-value");
+}
+
+TEST_F(CoreGpuSecretTest, SecretsAreDroppedWhenTheJobEnds) {
+  auto [conn, agent] = ConnectGpus("gpu-host", 8, 4);
+  v1::SubmitRequest req;
+  req.set_spec_yaml(kGpuJob);
+  req.set_spec_file("gpu.yaml");
+  (*req.mutable_secrets())["TOKEN"] = "tok-value";
+  auto job = core_->Submit(req);
+  ASSERT_TRUE(job.ok()) << job.status();
+  for (const auto& a : agent->TakeAssignments()) Result(conn, a, 0);
+  EXPECT_EQ(core_->GetJob(job->id())->state(), v1::JOB_STATE_SUCCEEDED);
+  auto loaded = store_->LoadSecrets();
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_TRUE(loaded->empty());
+}
+
+TEST_F(CoreGpuSecretTest, SecretErrorsNameTheSecretNotTheValue) {
+  v1::SubmitRequest req;
+  req.set_spec_yaml(kGpuJob);
+  req.set_spec_file("gpu.yaml");
+  (*req.mutable_secrets())["UNDECLARED"] = "very-secret-value";
+  auto job = core_->Submit(req);
+  ASSERT_FALSE(job.ok());
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(job.status().message().find("UNDECLARED"), std::string::npos);
+  EXPECT_EQ(job.status().message().find("very-secret"), std::string::npos);
+  (*req.mutable_secrets()).clear();
+  (*req.mutable_secrets())["TOKEN"] = std::string(65 << 10, 'x');
+  job = core_->Submit(req);
+  ASSERT_FALSE(job.ok());
+  EXPECT_NE(job.status().message().find("--secret TOKEN: value is"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator

@@ -4,6 +4,13 @@
 
 namespace musafarm::coordinator {
 namespace {
+bool IsWarm(const ReadyTask& task, size_t agent) {
+  for (size_t a : task.warm_agents) {
+    if (a == agent) return true;
+  }
+  return false;
+}
+
 bool RunsKind(const AgentSlots& agent, const std::string& kind) {
   if (agent.executors == nullptr || agent.executors->empty()) return kind == "exec";
   for (const std::string& k : *agent.executors) {
@@ -19,15 +26,24 @@ std::vector<std::pair<size_t, size_t>> PlaceTasks(const std::vector<ReadyTask>& 
   int total_free = 0;
   for (const AgentSlots& a : agents) total_free += a.accepting ? a.free_slots : 0;
   for (size_t t = 0; t < tasks.size() && total_free > 0; ++t) {
+    const ReadyTask& task = tasks[t];
     size_t best = agents.size();
+    bool best_warm = false;
     for (size_t a = 0; a < agents.size(); ++a) {
       const AgentSlots& agent = agents[a];
       if (!agent.accepting || agent.free_slots <= 0) continue;
-      if (!LabelsSatisfy(*agent.labels, *tasks[t].labels)) continue;
-      if (!RunsKind(agent, tasks[t].kind)) continue;
-      if (best == agents.size() || agent.free_slots > agents[best].free_slots) best = a;
+      if (agent.free_gpus < task.gpus) continue;
+      if (!LabelsSatisfy(*agent.labels, *task.labels)) continue;
+      if (!RunsKind(agent, task.kind)) continue;
+      const bool warm = IsWarm(task, a);
+      if (best == agents.size() || (warm && !best_warm) ||
+          (warm == best_warm && agent.free_slots > agents[best].free_slots)) {
+        best = a;
+        best_warm = warm;
+      }
     }
     if (best == agents.size()) continue;
+    agents[best].free_gpus -= task.gpus;
     --agents[best].free_slots;
     --total_free;
     placed.emplace_back(t, best);

@@ -2,7 +2,6 @@
 
 #include <cstddef>
 #include <string>
-#include <string>
 #include <utility>
 #include <vector>
 
@@ -15,21 +14,27 @@ struct AgentSlots {
   bool accepting = false;  // connected and not draining
   // Stage kinds it runs ("exec", "docker_run", ...); null or empty: "exec" only.
   const std::vector<std::string>* executors = nullptr;
+  int free_gpus = 0;  // GPUs not given to a running task
 };
 
 // What placement needs to know of a ready task.
 struct ReadyTask {
   const std::vector<std::string>* labels = nullptr;  // required labels
   std::string kind = "exec";                         // its stage kind
+  int gpus = 0;                                      // GPUs it needs
+  // Agents (indices) that ran its dependencies: their image and build caches
+  // are warm for it (a dev build finds its base image locally).
+  std::vector<size_t> warm_agents;
 };
 
 // Places ready tasks, in the order given (the queue order: oldest job first),
-// onto agents with a free slot that run the task's stage kind and whose labels
-// satisfy the task. Among fitting
-// agents it picks the one with the most free slots, so independent tasks spread
-// over the farm and run at the same time; ties go to the lower index. A task no
-// agent fits now stays queued; later tasks may still be placed (no head-of-line
-// blocking). Returns (task index, agent index) pairs. Pure: the caller applies them.
+// onto agents with a free slot and enough free GPUs that run the task's stage
+// kind and whose labels satisfy the task. Among fitting agents it prefers a warm
+// one (cache locality), then the one with the most free slots, so independent
+// tasks spread over the farm and run at the same time; ties go to the lower
+// index. A task no agent fits now stays queued; later tasks may still be placed
+// (no head-of-line blocking: a task waiting for GPUs does not hold back one that
+// needs none). Returns (task index, agent index) pairs. Pure: the caller applies them.
 std::vector<std::pair<size_t, size_t>> PlaceTasks(const std::vector<ReadyTask>& tasks,
                                                   std::vector<AgentSlots> agents);
 

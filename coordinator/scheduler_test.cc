@@ -52,3 +52,38 @@ TEST(SchedulerTest, StageKindMustBeOneTheAgentRuns) {
 
 }  // namespace
 }  // namespace musafarm::coordinator
+
+namespace musafarm::coordinator {
+namespace {
+
+using Placement = std::vector<std::pair<size_t, size_t>>;
+
+TEST(SchedulerTest, GpuTasksNeedFreeGpusAndDoNotBlockOthers) {
+  std::vector<std::string> none;
+  ReadyTask gpu_task{&none};
+  gpu_task.gpus = 1;
+  ReadyTask two_gpus{&none};
+  two_gpus.gpus = 2;
+  // One GPU on agent 1, many slots: a second GPU task waits, a CPU task goes on.
+  std::vector<ReadyTask> tasks = {gpu_task, gpu_task, ReadyTask{&none}, two_gpus};
+  std::vector<AgentSlots> agents = {{&none, 1, true}, {&none, 4, true}};
+  agents[1].free_gpus = 1;
+  EXPECT_EQ(PlaceTasks(tasks, agents), (Placement{{0, 1}, {2, 1}}));
+  agents[0].free_gpus = 2;
+  EXPECT_EQ(PlaceTasks(tasks, agents), (Placement{{0, 1}, {1, 0}, {2, 1}}));
+}
+
+TEST(SchedulerTest, PrefersTheAgentThatRanTheDependencies) {
+  std::vector<std::string> none;
+  ReadyTask dev{&none};
+  dev.warm_agents = {1};
+  // Agent 0 has more free slots, but agent 1 built the base image.
+  std::vector<AgentSlots> agents = {{&none, 4, true}, {&none, 1, true}};
+  EXPECT_EQ(PlaceTasks({dev, dev}, agents), (Placement{{0, 1}, {1, 0}}));
+  // A warm agent that cannot take it (draining) does not stop placement elsewhere.
+  agents[1].accepting = false;
+  EXPECT_EQ(PlaceTasks({dev}, agents), (Placement{{0, 0}}));
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator

@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -59,6 +60,16 @@ constexpr const char* kMigrations[] = {
       CREATE TABLE agents (
         name  TEXT NOT NULL PRIMARY KEY,
         proto BLOB NOT NULL
+      );
+    )sql",
+    // 1 -> 2: job secrets, in a table of their own so that no query that feeds
+    // a status, a log or the dashboard can return them.
+    R"sql(
+      CREATE TABLE job_secrets (
+        job_id TEXT NOT NULL REFERENCES jobs(id),
+        name   TEXT NOT NULL,
+        value  BLOB NOT NULL,
+        PRIMARY KEY (job_id, name)
       );
     )sql",
 };
@@ -256,6 +267,7 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<v1::Job>> LoadJobs() override;
   absl::StatusOr<std::vector<v1::Agent>> LoadAgents() override;
   absl::StatusOr<std::vector<Transition>> LoadTransitions(const std::string& task_id) override;
+  absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>> LoadSecrets() override;
 
  private:
   SqliteStore(std::string path, DbPtr db) : path_(std::move(path)), db_(std::move(db)) {}
@@ -286,6 +298,9 @@ class SqliteStore final : public Store {
   Statement upsert_task_;
   Statement insert_transition_;
   Statement upsert_agent_;
+  Statement insert_secret_;
+  Statement drop_secrets_;
+  Statement load_secrets_;
   Statement load_jobs_;
   Statement load_tasks_;
   Statement load_agents_;
@@ -347,6 +362,9 @@ absl::Status SqliteStore::Configure() {
   // would only protect against a process crash. The coordinator acknowledges
   // state changes after Commit returns, so it needs FULL.
   MF_RETURN_IF_ERROR(Exec(db, "PRAGMA synchronous=FULL", where));
+  // Deleted rows (a finished job's secrets) are overwritten with zeros rather
+  // than left in free pages.
+  MF_RETURN_IF_ERROR(Exec(db, "PRAGMA secure_delete=ON", where));
   return absl::OkStatus();
 }
 
@@ -402,6 +420,17 @@ absl::Status SqliteStore::PrepareStatements() {
                                          "INSERT INTO agents(name, proto) VALUES(?1, ?2) "
                                          "ON CONFLICT(name) DO UPDATE SET proto=excluded.proto",
                                          /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(insert_secret_,
+                      Statement::Prepare(db,
+                                         "INSERT OR REPLACE INTO job_secrets(job_id, name, value) "
+                                         "VALUES(?1, ?2, ?3)",
+                                         /*persistent=*/false));
+  MF_ASSIGN_OR_RETURN(drop_secrets_,
+                      Statement::Prepare(db, "DELETE FROM job_secrets WHERE job_id = ?1",
+                                         /*persistent=*/false));
+  MF_ASSIGN_OR_RETURN(load_secrets_,
+                      Statement::Prepare(db, "SELECT job_id, name, value FROM job_secrets",
+                                         /*persistent=*/false));
   MF_ASSIGN_OR_RETURN(load_jobs_, Statement::Prepare(db, "SELECT id, proto FROM jobs ORDER BY seq",
                                                      /*persistent=*/true));
   MF_ASSIGN_OR_RETURN(load_tasks_,
@@ -451,13 +480,40 @@ absl::Status SqliteStore::Commit(const Mutation& m) {
   MF_RETURN_IF_ERROR(Validate(m));
   // Jobs before tasks before transitions: a new job and its tasks arrive in one
   // mutation, and the foreign keys are checked statement by statement.
-  return InTransaction([&]() -> absl::Status {
+  absl::Status status = InTransaction([&]() -> absl::Status {
     for (const v1::Job& job : m.jobs) MF_RETURN_IF_ERROR(UpsertJob(job));
     for (const v1::Task& task : m.tasks) MF_RETURN_IF_ERROR(UpsertTask(task));
     for (const Transition& t : m.transitions) MF_RETURN_IF_ERROR(InsertTransition(t));
     for (const v1::Agent& agent : m.agents) MF_RETURN_IF_ERROR(UpsertAgent(agent));
+    for (const auto& [job_id, secrets] : m.job_secrets) {
+      for (const auto& [name, value] : secrets) {
+        Statement& s = insert_secret_;
+        ResetOnExit reset(s);
+        s.BindText(1, job_id);
+        s.BindText(2, name);
+        s.BindBlob(3, value);
+        int rc = s.Step();
+        if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("store secrets of job ", job_id));
+      }
+    }
+    for (const std::string& job_id : m.drop_secrets) {
+      Statement& s = drop_secrets_;
+      ResetOnExit reset(s);
+      s.BindText(1, job_id);
+      int rc = s.Step();
+      if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("drop secrets of job ", job_id));
+    }
     return absl::OkStatus();
   });
+  if (!status.ok() || m.drop_secrets.empty()) return status;
+  // secure_delete zeroes the pages in the database, but the WAL still holds the
+  // frames written before the delete; a truncating checkpoint copies the zeroed
+  // pages back and empties the WAL. Only when a job with secrets ends.
+  if (absl::Status cp = Exec(db_.get(), "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint");
+      !cp.ok()) {
+    Log()->warn("{}: {}", path_, std::string(cp.message()));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status SqliteStore::UpsertJob(const v1::Job& job) {
@@ -567,6 +623,19 @@ absl::StatusOr<std::vector<v1::Job>> SqliteStore::LoadJobs() {
     if (rc != SQLITE_DONE) return s.Error(rc, "load tasks");
   }
   return jobs;
+}
+
+absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>>
+SqliteStore::LoadSecrets() {
+  std::map<std::string, std::map<std::string, std::string>> out;
+  Statement& s = load_secrets_;
+  ResetOnExit reset(s);
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    out[std::string(s.ColumnText(0))][std::string(s.ColumnText(1))] = std::string(s.ColumnBlob(2));
+  }
+  if (rc != SQLITE_DONE) return s.Error(rc, "load secrets");
+  return out;
 }
 
 absl::StatusOr<std::vector<v1::Agent>> SqliteStore::LoadAgents() {

@@ -27,6 +27,6 @@ namespace musafarm::coordinator {
 
 // The schema version (PRAGMA user_version) this build writes. OpenSqliteStore()
 // migrates older files up to it and refuses files with a newer version.
-inline constexpr int kSqliteSchemaVersion = 1;
+inline constexpr int kSqliteSchemaVersion = 2;
 
 }  // namespace musafarm::coordinator

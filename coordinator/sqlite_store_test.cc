@@ -256,6 +256,8 @@ v1::Task FullTask(const std::string& job_id, const std::string& cell, const std:
   run->set_retries(2);
   run->add_labels("gpu=s4000");
   run->add_labels("docker");
+  run->add_secrets("MUSA_TOOLKITS_URL");
+  run->set_gpus(2);
   spec->set_display_name(absl::StrCat(stage, " (", cell, ")"));
   t.set_state(v1::TASK_STATE_FAILED);
   t.set_attempt_id((uint64_t{1} << 63) + n);  // above INT64_MAX: the column is signed
@@ -280,6 +282,8 @@ v1::Task FullTask(const std::string& job_id, const std::string& cell, const std:
   artifact->set_name("ut_output.txt");
   artifact->set_source("/home/ut_output.txt");
   artifact->set_size(4096);
+  t.add_gpu_ids(0);
+  t.add_gpu_ids(3);
   FillUnsetScalars(&t);
   return t;
 }
@@ -296,8 +300,52 @@ v1::Agent FullAgent(const std::string& name, int slots) {
   a.add_running_tasks("7/dev-3.8/base");
   a.set_version("0.1.0");
   a.set_peer("ipv4:10.0.0.7:40000");
+  a.add_executors("docker_build");
+  a.set_gpu_vendor("mthreads");
   FillUnsetScalars(&a);
   return a;
+}
+
+TEST(SqliteStoreTest, SecretsLiveApartAndAreGoneFromTheFileWhenDropped) {
+  const std::string dir = ::testing::TempDir() + "/secrets_store";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/farm.db";
+  const std::string kSecret = "https://u:very-secret-token-81f2@dl.example/x.tar";
+  {
+    std::unique_ptr<Store> store = Open(path);
+    ASSERT_NE(store, nullptr);
+    Mutation m;
+    m.jobs.push_back(MakeJob("7"));
+    m.job_secrets.push_back({"7", {{"MUSA_TOOLKITS_URL", kSecret}, {"MCCL_URL", "m"}}});
+    ASSERT_TRUE(store->Commit(m).ok());
+    auto secrets = store->LoadSecrets();
+    ASSERT_TRUE(secrets.ok()) << secrets.status();
+    EXPECT_EQ((*secrets)["7"]["MUSA_TOOLKITS_URL"], kSecret);
+    EXPECT_EQ((*secrets)["7"]["MCCL_URL"], "m");
+    // Never inside a job row.
+    auto jobs = store->LoadJobs();
+    ASSERT_TRUE(jobs.ok());
+    EXPECT_EQ(jobs->at(0).DebugString().find("very-secret"), std::string::npos);
+  }
+  {
+    std::unique_ptr<Store> store = Open(path);  // survives a restart
+    auto secrets = store->LoadSecrets();
+    ASSERT_TRUE(secrets.ok());
+    EXPECT_EQ((*secrets)["7"]["MUSA_TOOLKITS_URL"], kSecret);
+    Mutation drop;
+    drop.drop_secrets.push_back("7");
+    ASSERT_TRUE(store->Commit(drop).ok());
+    secrets = store->LoadSecrets();
+    ASSERT_TRUE(secrets.ok());
+    EXPECT_TRUE(secrets->empty());
+    // Not in the database file, its WAL or anything else in the directory.
+    for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+      std::ifstream in(entry.path(), std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      EXPECT_EQ(bytes.find("very-secret-token"), std::string::npos) << entry.path();
+    }
+  }
 }
 
 std::vector<std::string> TaskIds(const v1::Job& job) {
@@ -318,6 +366,8 @@ TEST(SqliteStoreTest, JobWithTasksRoundTripsEveryField) {
   job.set_ended_us(1'700'000'000'900'000);
   job.set_pipeline_file("pipelines/nightly.yaml");
   job.add_axes("py");
+  (*job.mutable_params())["tag"] = "nightly";
+  job.add_secrets("MUSA_TOOLKITS_URL");
   *job.add_tasks() = FullTask("7", "3.8", "setup", 1);
   *job.add_tasks() = FullTask("7", "3.8", "base", 2);
   FillUnsetScalars(&job);
@@ -632,7 +682,7 @@ TEST(SqliteStoreTest, SchemaCreationIsIdempotent) {
   RawDb raw(path);
   EXPECT_EQ(raw.One("PRAGMA user_version"), std::to_string(kSqliteSchemaVersion));
   EXPECT_EQ(raw.Rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-            (std::vector<std::string>{"agents", "jobs", "tasks", "transitions"}));
+            (std::vector<std::string>{"agents", "job_secrets", "jobs", "tasks", "transitions"}));
 }
 
 TEST(SqliteStoreTest, RefusesNewerSchemaVersion) {

@@ -1,8 +1,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -28,8 +30,13 @@ struct Mutation {
   std::vector<v1::Task> tasks;  // task rows to upsert
   std::vector<Transition> transitions;
   std::vector<v1::Agent> agents;  // agent rows to upsert (by name)
+  // Secret values of a job (job id, name -> value), kept apart from every row
+  // that is ever shown, and dropped (overwritten on disk) when the job ends.
+  std::vector<std::pair<std::string, std::map<std::string, std::string>>> job_secrets;
+  std::vector<std::string> drop_secrets;  // job ids
   bool empty() const {
-    return jobs.empty() && tasks.empty() && transitions.empty() && agents.empty();
+    return jobs.empty() && tasks.empty() && transitions.empty() && agents.empty() &&
+           job_secrets.empty() && drop_secrets.empty();
   }
 };
 
@@ -49,6 +56,10 @@ class Store {
 
   // Every agent ever seen, by name.
   virtual absl::StatusOr<std::vector<v1::Agent>> LoadAgents() = 0;
+
+  // The secrets of every job that has not dropped them: job id -> name -> value.
+  virtual absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>>
+  LoadSecrets() = 0;
 
   // The transitions of one task, oldest first.
   virtual absl::StatusOr<std::vector<Transition>> LoadTransitions(const std::string& task_id) = 0;

@@ -1,5 +1,6 @@
 #include "pipeline/spec.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <set>
@@ -44,11 +45,20 @@ struct Text {
 struct Var {
   std::string name;
   std::string value;
+  bool param = false;  // a pipeline param: `${matrix.NAME}` does not reach it
 };
 
 struct Axis {
   std::string name;
-  std::vector<std::string> values;
+  std::vector<std::string> values;       // in effect: the file's, or ExpandOptions::axes'
+  std::vector<std::string> file_values;  // as the file gives them
+  bool overridden = false;               // by ExpandOptions::axes
+};
+
+// A declared param with its effective value (the default, or ExpandOptions::params').
+struct Param {
+  std::string name;
+  std::string value;
 };
 
 struct Cell {
@@ -56,10 +66,18 @@ struct Cell {
   std::vector<Var> extras;          // non-axis keys of matching include entries
 };
 
-// One `when` key: the stage runs only where axis `axis` has one of `values`.
+// One `when` key: the stage runs only where axis `axis` has one of `values`,
+// or, for a param (axis < 0), only when param `param`'s value is one of them.
 struct Condition {
-  size_t axis;
+  int axis;
+  std::string param;
   std::vector<std::string> values;
+};
+
+// One `needs` entry: a name, or {stage: NAME, optional: true}.
+struct Need {
+  Text stage;
+  bool optional = false;  // dropped in cells where the stage does not run
 };
 
 struct EnvVar {
@@ -108,8 +126,11 @@ struct Stage {
   YAML::Mark when_mark;
   bool has_when = false;
   std::vector<Condition> when;
-  std::vector<Text> needs;
+  std::vector<Need> needs;
   std::vector<Text> labels;
+  std::vector<std::string> secrets;  // declared at the top level; never substituted
+  bool has_gpus = false;
+  Text gpus;  // a whole number >= 0 once substituted
   Kind kind = Kind::kExec;
   std::vector<Text> argv;  // kExec
   bool shell = false;      // kExec
@@ -125,7 +146,14 @@ struct Pipeline {
   std::string name;
   YAML::Mark stages_mark;
   std::vector<Axis> axes;
-  std::vector<Cell> cells;
+  // The cells as the file gives them; `when` is checked against these, so a
+  // file stays valid whatever `--axis` values it is submitted with.
+  std::vector<Cell> file_cells;
+  std::vector<Cell> cells;                 // in effect: after ExpandOptions::axes
+  std::vector<std::string> include_vars;   // names of every include entry's extra keys
+  std::vector<Param> params;               // in file order
+  std::vector<std::string> secrets;        // declared, in file order
+  std::vector<std::string> given_secrets;  // ExpandOptions::secrets, sorted, unique
   std::vector<EnvVar> env;
   std::vector<Stage> stages;
 };
@@ -293,9 +321,18 @@ class Compiler {
         absl::StrCat(file_, ":", line, ":", col, ": ", field, ": ", what));
   }
 
-  absl::Status Parse(const YAML::Node& root, Pipeline* p) const;
+  // An error about a submit option, which has no place in the file:
+  // "FILE: --param NAME: what".
+  absl::Status OptionError(absl::string_view flag, absl::string_view name,
+                           absl::string_view what) const {
+    return absl::InvalidArgumentError(absl::StrCat(file_, ": ", flag, " ", name, ": ", what));
+  }
+
+  absl::Status Parse(const YAML::Node& root, const ExpandOptions& options, Pipeline* p) const;
   absl::StatusOr<v1::Job> Expand(const Pipeline& p, absl::string_view job_id,
                                  absl::string_view name) const;
+  // The declared secrets, so that an unknown `${NAME}` naming one says why.
+  void set_secrets(std::vector<std::string> names) { secrets_ = std::move(names); }
 
  private:
   absl::Status Entries(const YAML::Node& node, const YAML::Mark& fallback, absl::string_view field,
@@ -310,9 +347,18 @@ class Compiler {
                            absl::string_view field, const char* what, std::vector<Text>* out) const;
   absl::Status GetBool(const Entry& e, bool* out) const;
   absl::Status ParseEnv(const Entry& e, absl::string_view what, std::vector<EnvVar>* out) const;
-  absl::Status ParseMatrix(const Entry& e, Pipeline* p) const;
-  absl::Status ParseExclude(const Entry& e, Pipeline* p) const;
-  absl::Status ParseInclude(const Entry& e, Pipeline* p) const;
+  absl::Status ParseMatrix(const Entry& e, const ExpandOptions& options, Pipeline* p) const;
+  absl::Status ApplyAxisOptions(const ExpandOptions& options, Pipeline* p) const;
+  absl::Status BuildCells(const Entry& e, const Entry* exclude, const Entry* include, bool file,
+                          Pipeline* p, std::vector<Cell>* cells) const;
+  absl::Status ParseExclude(const Entry& e, const Pipeline& p, std::vector<Cell>* cells) const;
+  absl::Status ParseInclude(const Entry& e, bool file, Pipeline* p, std::vector<Cell>* cells) const;
+  absl::Status ParseParams(const Entry& e, Pipeline* p) const;
+  absl::Status ParseSecrets(const Entry& e, Pipeline* p) const;
+  absl::Status ApplyOptions(const ExpandOptions& options, Pipeline* p) const;
+  absl::Status ParseNeeds(const Entry& e, Stage* s) const;
+  absl::Status ParseStageSecrets(const Entry& e, const Pipeline& p, Stage* s) const;
+  absl::Status ParseGpus(const Entry& e, Stage* s) const;
   absl::Status ParseStage(const YAML::Node& node, const YAML::Mark& fallback, size_t index,
                           const Pipeline& p, Stage* s) const;
   absl::Status ParseWhen(const Entry& e, const Pipeline& p, Stage* s) const;
@@ -325,6 +371,8 @@ class Compiler {
   absl::StatusOr<std::string> Substitute(const Text& t, const std::vector<Var>& vars,
                                          absl::string_view where) const;
   absl::Status Invalid(const Text& t, absl::string_view where, absl::string_view what) const;
+  absl::Status SubstituteSpan(const Text& t, size_t begin, size_t end, const std::vector<Var>& vars,
+                              absl::string_view where, std::string* out) const;
   absl::Status SubstituteAll(const std::vector<Text>& texts, const std::vector<Var>& vars,
                              absl::string_view where, bool non_empty,
                              google::protobuf::RepeatedPtrField<std::string>* out) const;
@@ -333,6 +381,7 @@ class Compiler {
 
   const absl::string_view yaml_;
   const std::string file_;
+  std::vector<std::string> secrets_;
 };
 
 absl::Status Compiler::Entries(const YAML::Node& node, const YAML::Mark& fallback,
@@ -476,7 +525,45 @@ std::string NotAnAxis(const Pipeline& p, absl::string_view key) {
   return absl::StrCat("'", key, "' is not a matrix axis (axes: ", ListOrNone(AxisNames(p)), ")");
 }
 
-absl::Status Compiler::ParseMatrix(const Entry& e, Pipeline* p) const {
+bool Contains(const std::vector<std::string>& list, absl::string_view value) {
+  for (const std::string& v : list) {
+    if (v == value) return true;
+  }
+  return false;
+}
+
+const Param* FindParam(const Pipeline& p, absl::string_view name) {
+  for (const Param& param : p.params) {
+    if (param.name == name) return &param;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> ParamNames(const Pipeline& p) {
+  std::vector<std::string> names;
+  for (const Param& param : p.params) names.push_back(param.name);
+  return names;
+}
+
+bool AnyOverridden(const Pipeline& p) {
+  for (const Axis& a : p.axes) {
+    if (a.overridden) return true;
+  }
+  return false;
+}
+
+// " (with --axis python)" for messages about cells that ExpandOptions::axes
+// changed; "" when it changed none.
+std::string WithAxisOptions(const Pipeline& p) {
+  std::vector<std::string> names;
+  for (const Axis& a : p.axes) {
+    if (a.overridden) names.push_back(a.name);
+  }
+  return names.empty() ? "" : absl::StrCat(" (with --axis ", absl::StrJoin(names, ", "), ")");
+}
+
+absl::Status Compiler::ParseMatrix(const Entry& e, const ExpandOptions& options,
+                                   Pipeline* p) const {
   std::vector<Entry> entries;
   MF_RETURN_IF_ERROR(Entries(e.value, e.key_mark, e.field, &entries));
   const Entry* exclude = nullptr;
@@ -503,7 +590,7 @@ absl::Status Compiler::ParseMatrix(const Entry& e, Pipeline* p) const {
       return Error(MarkOf(a.value, a.key_mark), a.field,
                    absl::StrCat("axis '", a.key, "' has no values, so the matrix has no cells"));
     }
-    Axis axis{a.key, {}};
+    Axis axis{a.key, {}, {}, false};
     for (size_t i = 0; i < a.value.size(); ++i) {
       std::string v;
       const std::string field = Item(a.field, i);
@@ -516,53 +603,111 @@ absl::Status Compiler::ParseMatrix(const Entry& e, Pipeline* p) const {
       }
       axis.values.push_back(std::move(v));
     }
+    axis.file_values = axis.values;
     p->axes.push_back(std::move(axis));
   }
+  MF_RETURN_IF_ERROR(ApplyAxisOptions(options, p));
+  // The file's own cells, which `when` is checked against, even when --axis
+  // changes the cells that run: a file valid on its own stays valid.
+  MF_RETURN_IF_ERROR(BuildCells(e, exclude, include, /*file=*/true, p, &p->file_cells));
+  if (!AnyOverridden(*p)) {
+    p->cells = p->file_cells;
+    return absl::OkStatus();
+  }
+  return BuildCells(e, exclude, include, /*file=*/false, p, &p->cells);
+}
 
+absl::Status Compiler::ApplyAxisOptions(const ExpandOptions& options, Pipeline* p) const {
+  for (const auto& [name, values] : options.axes) {
+    const int index = AxisIndex(*p, name);
+    if (index < 0) return OptionError("--axis", name, NotAnAxis(*p, name));
+    Axis& axis = p->axes[index];
+    if (axis.overridden) {
+      return OptionError("--axis", name, "given more than once (list all its values in one)");
+    }
+    if (values.empty()) {
+      return OptionError(
+          "--axis", name,
+          absl::StrCat("no values given (the file's values: ", ListOrNone(axis.file_values), ")"));
+    }
+    for (size_t i = 0; i < values.size(); ++i) {
+      const std::string& v = values[i];
+      if (v.empty()) return OptionError("--axis", name, "empty value");
+      if (!AllOf(v, IsCellValueChar)) {
+        return OptionError("--axis", name,
+                           absl::StrCat("value '", v,
+                                        "' may hold only letters, digits and . _ : + - (it "
+                                        "becomes part of task ids)"));
+      }
+      for (size_t j = 0; j < i; ++j) {
+        if (values[j] == v) {
+          return OptionError("--axis", name, absl::StrCat("duplicate value '", v, "'"));
+        }
+      }
+    }
+    axis.values = values;
+    axis.overridden = true;
+  }
+  return absl::OkStatus();
+}
+
+// The cells of the matrix `e`: the file's (`file`) or those in effect.
+absl::Status Compiler::BuildCells(const Entry& e, const Entry* exclude, const Entry* include,
+                                  bool file, Pipeline* p, std::vector<Cell>* cells) const {
+  const std::string with = file ? "" : WithAxisOptions(*p);
+  auto values = [file](const Axis& a) -> const std::vector<std::string>& {
+    return file ? a.file_values : a.values;
+  };
   int64_t count = 1;
   for (const Axis& a : p->axes) {
-    count *= static_cast<int64_t>(a.values.size());
+    count *= static_cast<int64_t>(values(a).size());
     if (count > kMaxCells) {
-      return Error(e.key_mark, e.field, absl::StrCat("matrix has more than ", kMaxCells, " cells"));
+      return Error(e.key_mark, e.field,
+                   absl::StrCat("matrix has more than ", kMaxCells, " cells", with));
     }
   }
   // Cartesian product, first axis outermost: an odometer whose last digit turns fastest.
   std::vector<size_t> digit(p->axes.size(), 0);
   for (int64_t n = 0; n < count; ++n) {
     Cell cell;
-    for (size_t i = 0; i < p->axes.size(); ++i) cell.values.push_back(p->axes[i].values[digit[i]]);
-    p->cells.push_back(std::move(cell));
+    for (size_t i = 0; i < p->axes.size(); ++i) cell.values.push_back(values(p->axes[i])[digit[i]]);
+    cells->push_back(std::move(cell));
     for (size_t i = p->axes.size(); i-- > 0;) {
-      if (++digit[i] < p->axes[i].values.size()) break;
+      if (++digit[i] < values(p->axes[i]).size()) break;
       digit[i] = 0;
     }
   }
 
   // Exclude before include, as GitHub Actions does: an include entry may add
   // back a cell that an exclude removed.
-  if (exclude != nullptr) MF_RETURN_IF_ERROR(ParseExclude(*exclude, p));
-  if (include != nullptr) MF_RETURN_IF_ERROR(ParseInclude(*include, p));
-  if (p->cells.empty()) {
-    return Error(e.key_mark, e.field, "matrix has no cells: every cell is excluded");
+  if (exclude != nullptr) MF_RETURN_IF_ERROR(ParseExclude(*exclude, *p, cells));
+  if (include != nullptr) MF_RETURN_IF_ERROR(ParseInclude(*include, file, p, cells));
+  if (cells->empty()) {
+    return Error(e.key_mark, e.field,
+                 absl::StrCat("matrix has no cells: every cell is excluded", with));
   }
-  if (static_cast<int64_t>(p->cells.size()) > kMaxCells) {
-    return Error(e.key_mark, e.field, absl::StrCat("matrix has more than ", kMaxCells, " cells"));
+  if (static_cast<int64_t>(cells->size()) > kMaxCells) {
+    return Error(e.key_mark, e.field,
+                 absl::StrCat("matrix has more than ", kMaxCells, " cells", with));
   }
   // Task ids join values with '-', which values may also hold: (a-b, c) and (a, b-c) collide.
   std::map<std::string, size_t> ids;
-  for (size_t i = 0; i < p->cells.size(); ++i) {
-    auto [it, inserted] = ids.emplace(absl::StrJoin(p->cells[i].values, "-"), i);
+  for (size_t i = 0; i < cells->size(); ++i) {
+    auto [it, inserted] = ids.emplace(absl::StrJoin((*cells)[i].values, "-"), i);
     if (!inserted) {
       return Error(
           e.key_mark, e.field,
-          absl::StrCat("cells ", CellDesc(p->cells[it->second]), " and ", CellDesc(p->cells[i]),
-                       " have the same task id part '", it->first, "'"));
+          absl::StrCat("cells ", CellDesc((*cells)[it->second]), " and ", CellDesc((*cells)[i]),
+                       " have the same task id part '", it->first, "'", with));
     }
   }
   return absl::OkStatus();
 }
 
-absl::Status Compiler::ParseExclude(const Entry& e, Pipeline* p) const {
+// Entries are checked against the file's axis values. An entry naming a value
+// that --axis took away matches no product cell, so it removes nothing.
+absl::Status Compiler::ParseExclude(const Entry& e, const Pipeline& p,
+                                    std::vector<Cell>* cells) const {
   if (!e.value.IsSequence()) {
     return Error(MarkOf(e.value, e.key_mark), e.field,
                  absl::StrCat("expected a list of partial cells, got ", KindOf(e.value)));
@@ -577,31 +722,33 @@ absl::Status Compiler::ParseExclude(const Entry& e, Pipeline* p) const {
     }
     std::vector<std::pair<size_t, std::string>> want;
     for (const Entry& k : keys) {
-      const int axis = AxisIndex(*p, k.key);
-      if (axis < 0) return Error(k.key_mark, k.field, NotAnAxis(*p, k.key));
+      const int axis = AxisIndex(p, k.key);
+      if (axis < 0) return Error(k.key_mark, k.field, NotAnAxis(p, k.key));
       std::string v;
       MF_RETURN_IF_ERROR(GetString(k.value, k.key_mark, k.field, &v));
-      bool known = false;
-      for (const std::string& a : p->axes[axis].values) known = known || a == v;
-      if (!known) {
+      if (!Contains(p.axes[axis].file_values, v)) {
         return Error(k.value.Mark(), k.field,
                      absl::StrCat("'", v, "' is not a value of axis '", k.key,
-                                  "' (values: ", ListOrNone(p->axes[axis].values), ")"));
+                                  "' (values: ", ListOrNone(p.axes[axis].file_values), ")"));
       }
       want.emplace_back(axis, std::move(v));
     }
     std::vector<Cell> kept;
-    for (Cell& cell : p->cells) {
+    for (Cell& cell : *cells) {
       bool match = true;
       for (const auto& [axis, v] : want) match = match && cell.values[axis] == v;
       if (!match) kept.push_back(std::move(cell));
     }
-    p->cells = std::move(kept);
+    *cells = std::move(kept);
   }
   return absl::OkStatus();
 }
 
-absl::Status Compiler::ParseInclude(const Entry& e, Pipeline* p) const {
+// With `file` false, an entry whose value for an axis that --axis overrides is
+// not among the new values is dropped: `--axis python=3.9` must not bring back
+// a 3.10 cell through `include`.
+absl::Status Compiler::ParseInclude(const Entry& e, bool file, Pipeline* p,
+                                    std::vector<Cell>* cells) const {
   if (!e.value.IsSequence()) {
     return Error(MarkOf(e.value, e.key_mark), e.field,
                  absl::StrCat("expected a list of cells, got ", KindOf(e.value)));
@@ -628,12 +775,21 @@ absl::Status Compiler::ParseInclude(const Entry& e, Pipeline* p) const {
             k.key_mark, k.field,
             absl::StrCat("variable name '", k.key, "' may hold only letters, digits, '_' and '-'"));
       }
+      if (file && !Contains(p->include_vars, k.key)) p->include_vars.push_back(k.key);
       extras.push_back({k.key, std::move(v)});
+    }
+    if (!file) {
+      bool dropped = false;
+      for (const auto& [axis, v] : axis_values) {
+        const Axis& a = p->axes[axis];
+        dropped = dropped || (a.overridden && !Contains(a.values, v));
+      }
+      if (dropped) continue;
     }
     // Earlier include entries' new cells count as existing, so two entries
     // naming the same new cell do not produce two cells with one task id.
     bool matched = false;
-    for (Cell& cell : p->cells) {
+    for (Cell& cell : *cells) {
       bool match = true;
       for (const auto& [axis, v] : axis_values) match = match && cell.values[axis] == v;
       if (!match) continue;
@@ -669,11 +825,13 @@ absl::Status Compiler::ParseInclude(const Entry& e, Pipeline* p) const {
                        absl::StrJoin(missing, ", "), ")"));
     }
     cell.extras = std::move(extras);
-    p->cells.push_back(std::move(cell));
+    cells->push_back(std::move(cell));
   }
   return absl::OkStatus();
 }
 
+// Keys are axes or params. Axis values are checked against the file's cells
+// (not those after --axis); param values are free-form.
 absl::Status Compiler::ParseWhen(const Entry& e, const Pipeline& p, Stage* s) const {
   std::vector<Entry> keys;
   MF_RETURN_IF_ERROR(Entries(e.value, e.key_mark, e.field, &keys));
@@ -681,8 +839,16 @@ absl::Status Compiler::ParseWhen(const Entry& e, const Pipeline& p, Stage* s) co
   s->when_mark = MarkOf(e.value, e.key_mark);
   for (const Entry& k : keys) {
     const int axis = AxisIndex(p, k.key);
-    if (axis < 0) return Error(k.key_mark, k.field, NotAnAxis(p, k.key));
-    Condition cond{static_cast<size_t>(axis), {}};
+    const bool is_param = axis < 0 && FindParam(p, k.key) != nullptr;
+    if (axis < 0 && !is_param) {
+      const std::vector<std::string> params = ParamNames(p);
+      return Error(k.key_mark, k.field,
+                   absl::StrCat(NotAnAxis(p, k.key), " or a param (",
+                                params.empty() ? "the pipeline declares no params"
+                                               : absl::StrCat("params: ", ListOrNone(params)),
+                                ")"));
+    }
+    Condition cond{axis, is_param ? k.key : "", {}};
     std::vector<std::pair<std::string, YAML::Mark>> values;
     if (k.value.IsSequence()) {
       if (k.value.size() == 0) return Error(k.value.Mark(), k.field, "empty list of values");
@@ -697,18 +863,19 @@ absl::Status Compiler::ParseWhen(const Entry& e, const Pipeline& p, Stage* s) co
       return Error(MarkOf(k.value, k.key_mark), k.field,
                    absl::StrCat("expected a value or a list of values, got ", KindOf(k.value)));
     }
+    if (is_param) {
+      for (auto& [v, mark] : values) cond.values.push_back(std::move(v));
+      s->when.push_back(std::move(cond));
+      continue;
+    }
     // A misspelt value would silently make the stage skip cells, so every
     // value must occur on its axis (or in a cell added by `include`).
-    std::vector<std::string> known = p.axes[axis].values;
-    for (const Cell& c : p.cells) {
-      bool seen = false;
-      for (const std::string& v : known) seen = seen || v == c.values[axis];
-      if (!seen) known.push_back(c.values[axis]);
+    std::vector<std::string> known = p.axes[axis].file_values;
+    for (const Cell& c : p.file_cells) {
+      if (!Contains(known, c.values[axis])) known.push_back(c.values[axis]);
     }
     for (size_t i = 0; i < values.size(); ++i) {
-      bool ok = false;
-      for (const std::string& v : known) ok = ok || v == values[i].first;
-      if (!ok) {
+      if (!Contains(known, values[i].first)) {
         return Error(values[i].second, k.value.IsSequence() ? Item(k.field, i) : k.field,
                      absl::StrCat("'", values[i].first, "' is not a value of axis '", k.key,
                                   "' (values: ", ListOrNone(known), ")"));
@@ -842,6 +1009,185 @@ absl::Status Compiler::ParseDockerPush(const Entry& e, DockerPush* out) const {
   return absl::OkStatus();
 }
 
+bool IsDigit(char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }
+
+// A GPU count as written or substituted: decimal digits only (no sign, no
+// spaces), within int32.
+bool ParseGpuCount(absl::string_view text, int32_t* out) {
+  return AllOf(text, IsDigit) && absl::SimpleAtoi(text, out);
+}
+
+std::string GpuCountError(absl::string_view text) {
+  if (absl::StartsWith(text, "-") && AllOf(text.substr(1), IsDigit)) {
+    return absl::StrCat("must be 0 or more, got '", text, "'");
+  }
+  if (AllOf(text, IsDigit)) return absl::StrCat("'", text, "' is too large");
+  return absl::StrCat("expected a whole number of GPUs (0 or more), got '", text, "'");
+}
+
+// "(declared: A, B)" or "(the pipeline declares no secrets)".
+std::string Declared(const std::vector<std::string>& names, absl::string_view what) {
+  if (names.empty()) return absl::StrCat("(the pipeline declares no ", what, ")");
+  return absl::StrCat("(declared: ", absl::StrJoin(names, ", "), ")");
+}
+
+absl::Status Compiler::ParseNeeds(const Entry& e, Stage* s) const {
+  if (!e.value.IsSequence()) {
+    return Error(MarkOf(e.value, e.key_mark), e.field,
+                 absl::StrCat("expected a list of stage names, got ", KindOf(e.value)));
+  }
+  const YAML::Mark list_mark = MarkOf(e.value, e.key_mark);
+  for (size_t i = 0; i < e.value.size(); ++i) {
+    const YAML::Node node = e.value[i];
+    const std::string field = Item(e.field, i);
+    Need need;
+    if (node.IsScalar()) {
+      MF_RETURN_IF_ERROR(GetText(node, list_mark, field, &need.stage));
+    } else if (node.IsMap()) {
+      std::vector<Entry> keys;
+      MF_RETURN_IF_ERROR(Entries(node, list_mark, field, &keys));
+      MF_RETURN_IF_ERROR(CheckAllowed(keys, field, {"stage", "optional"}));
+      bool has_stage = false;
+      for (const Entry& k : keys) {
+        if (k.key == "stage") {
+          MF_RETURN_IF_ERROR(GetText(k.value, k.key_mark, k.field, &need.stage));
+          has_stage = true;
+        } else if (k.key == "optional") {
+          MF_RETURN_IF_ERROR(GetBool(k, &need.optional));
+        }
+      }
+      if (!has_stage) {
+        return Error(MarkOf(node, list_mark), field, "missing required field 'stage'");
+      }
+    } else {
+      return Error(MarkOf(node, list_mark), field,
+                   absl::StrCat("expected a stage name or a mapping {stage: NAME, optional: true}, "
+                                "got ",
+                                KindOf(node)));
+    }
+    s->needs.push_back(std::move(need));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::ParseStageSecrets(const Entry& e, const Pipeline& p, Stage* s) const {
+  if (!e.value.IsSequence()) {
+    return Error(MarkOf(e.value, e.key_mark), e.field,
+                 absl::StrCat("expected a list of secret names, got ", KindOf(e.value)));
+  }
+  for (size_t i = 0; i < e.value.size(); ++i) {
+    const std::string field = Item(e.field, i);
+    std::string name;
+    MF_RETURN_IF_ERROR(GetString(e.value[i], e.value.Mark(), field, &name));
+    if (!Contains(p.secrets, name)) {
+      return Error(e.value[i].Mark(), field,
+                   absl::StrCat("secret '", name, "' is not declared in the top-level 'secrets' ",
+                                Declared(p.secrets, "secrets")));
+    }
+    if (Contains(s->secrets, name)) {
+      return Error(e.value[i].Mark(), field, absl::StrCat("duplicate secret '", name, "'"));
+    }
+    s->secrets.push_back(std::move(name));
+  }
+  return absl::OkStatus();
+}
+
+// A whole number, or a string with ${...} checked per cell once substituted.
+absl::Status Compiler::ParseGpus(const Entry& e, Stage* s) const {
+  MF_RETURN_IF_ERROR(GetText(e.value, e.key_mark, e.field, &s->gpus));
+  s->has_gpus = true;
+  const std::string& text = s->gpus.value;
+  int32_t n = 0;
+  if (text.find("${") != std::string::npos || ParseGpuCount(text, &n)) return absl::OkStatus();
+  if (AllOf(text, IsDigit) || absl::StartsWith(text, "-")) {
+    return Error(s->gpus.mark, e.field, GpuCountError(text));
+  }
+  return Error(s->gpus.mark, e.field,
+               absl::StrCat("expected a whole number of GPUs (0 or more) or a string with "
+                            "'${...}' that gives one, got '",
+                            text, "'"));
+}
+
+absl::Status Compiler::ParseParams(const Entry& e, Pipeline* p) const {
+  std::vector<Entry> entries;
+  MF_RETURN_IF_ERROR(Entries(e.value, e.key_mark, e.field, &entries));
+  for (const Entry& k : entries) {
+    if (!IsEnvName(k.key)) {
+      return Error(k.key_mark, k.field,
+                   absl::StrCat("'", k.key, "' is not a valid param name ",
+                                "(letters, digits and '_', not starting with a digit)"));
+    }
+    // One name space for ${...}: a param may not shadow a cell's variable.
+    if (AxisIndex(*p, k.key) >= 0) {
+      return Error(k.key_mark, k.field,
+                   absl::StrCat("param '", k.key, "' has the name of a matrix axis, so '${", k.key,
+                                "}' would be ambiguous; rename one of them"));
+    }
+    if (Contains(p->include_vars, k.key)) {
+      return Error(k.key_mark, k.field,
+                   absl::StrCat("param '", k.key,
+                                "' has the name of a variable that matrix.include introduces, so "
+                                "'${",
+                                k.key, "}' would be ambiguous; rename one of them"));
+    }
+    if (!k.value.IsScalar()) {
+      return Error(MarkOf(k.value, k.key_mark), k.field,
+                   absl::StrCat("expected a default value (a string), got ", KindOf(k.value),
+                                k.value.IsNull() ? " (write \"\" for an empty default)" : ""));
+    }
+    p->params.push_back({k.key, k.value.Scalar()});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Compiler::ParseSecrets(const Entry& e, Pipeline* p) const {
+  if (!e.value.IsSequence()) {
+    return Error(MarkOf(e.value, e.key_mark), e.field,
+                 absl::StrCat("expected a list of secret names, got ", KindOf(e.value)));
+  }
+  for (size_t i = 0; i < e.value.size(); ++i) {
+    const std::string field = Item(e.field, i);
+    std::string name;
+    MF_RETURN_IF_ERROR(GetString(e.value[i], e.value.Mark(), field, &name));
+    if (!IsEnvName(name)) {
+      return Error(e.value[i].Mark(), field,
+                   absl::StrCat("'", name, "' is not a valid secret name ",
+                                "(letters, digits and '_', not starting with a digit)"));
+    }
+    if (Contains(p->secrets, name)) {
+      return Error(e.value[i].Mark(), field, absl::StrCat("duplicate secret '", name, "'"));
+    }
+    p->secrets.push_back(std::move(name));
+  }
+  return absl::OkStatus();
+}
+
+// ExpandOptions::params and ::secrets, once the file's are known.
+absl::Status Compiler::ApplyOptions(const ExpandOptions& options, Pipeline* p) const {
+  for (const auto& [name, value] : options.params) {
+    Param* param = nullptr;
+    for (Param& have : p->params) {
+      if (have.name == name) param = &have;
+    }
+    if (param == nullptr) {
+      return OptionError("--param", name,
+                         absl::StrCat("not declared in the pipeline's 'params' ",
+                                      Declared(ParamNames(*p), "params")));
+    }
+    param->value = value;
+  }
+  for (const std::string& name : options.secrets) {
+    if (!Contains(p->secrets, name)) {
+      return OptionError("--secret", name,
+                         absl::StrCat("not declared in the pipeline's 'secrets' ",
+                                      Declared(p->secrets, "secrets")));
+    }
+    if (!Contains(p->given_secrets, name)) p->given_secrets.push_back(name);
+  }
+  std::sort(p->given_secrets.begin(), p->given_secrets.end());
+  return absl::OkStatus();
+}
+
 absl::Status Compiler::ParseStage(const YAML::Node& node, const YAML::Mark& fallback, size_t index,
                                   const Pipeline& p, Stage* s) const {
   s->field = Item("stages", index);
@@ -851,7 +1197,7 @@ absl::Status Compiler::ParseStage(const YAML::Node& node, const YAML::Mark& fall
   MF_RETURN_IF_ERROR(
       CheckAllowed(entries, s->field,
                    {"name", "when", "needs", "labels", "exec", "shell", "docker_build",
-                    "docker_run", "docker_push", "env", "timeout", "retries"}));
+                    "docker_run", "docker_push", "env", "timeout", "retries", "secrets", "gpus"}));
   bool has_name = false;
   std::vector<const Entry*> kinds;  // in file order
   for (const Entry& e : entries) {
@@ -867,8 +1213,11 @@ absl::Status Compiler::ParseStage(const YAML::Node& node, const YAML::Mark& fall
     } else if (e.key == "when") {
       MF_RETURN_IF_ERROR(ParseWhen(e, p, s));
     } else if (e.key == "needs") {
-      MF_RETURN_IF_ERROR(
-          GetTextList(e.value, e.key_mark, e.field, "a list of stage names", &s->needs));
+      MF_RETURN_IF_ERROR(ParseNeeds(e, s));
+    } else if (e.key == "secrets") {
+      MF_RETURN_IF_ERROR(ParseStageSecrets(e, p, s));
+    } else if (e.key == "gpus") {
+      MF_RETURN_IF_ERROR(ParseGpus(e, s));
     } else if (e.key == "labels") {
       MF_RETURN_IF_ERROR(GetTextList(e.value, e.key_mark, e.field, "a list of labels", &s->labels));
     } else if (e.key == "exec") {
@@ -934,22 +1283,37 @@ absl::Status Compiler::ParseStage(const YAML::Node& node, const YAML::Mark& fall
   return absl::OkStatus();
 }
 
-absl::Status Compiler::Parse(const YAML::Node& root, Pipeline* p) const {
+absl::Status Compiler::Parse(const YAML::Node& root, const ExpandOptions& options,
+                             Pipeline* p) const {
   if (!root.IsMap()) {
     return Error(root.Mark(), "pipeline",
                  absl::StrCat("expected a mapping with a 'stages' list, got ", KindOf(root)));
   }
   std::vector<Entry> entries;
   MF_RETURN_IF_ERROR(Entries(root, root.Mark(), "", &entries));
-  MF_RETURN_IF_ERROR(CheckAllowed(entries, "", {"name", "matrix", "env", "stages"}));
+  MF_RETURN_IF_ERROR(
+      CheckAllowed(entries, "", {"name", "matrix", "params", "secrets", "env", "stages"}));
   const Entry* stages = nullptr;
-  // The matrix comes first wherever it is written: `when` needs its axes.
+  // The matrix comes first wherever it is written: params and `when` need its
+  // axes. Params and secrets come before the stages, which refer to them.
+  bool has_matrix = false;
   for (const Entry& e : entries) {
-    if (e.key == "matrix") MF_RETURN_IF_ERROR(ParseMatrix(e, p));
+    if (e.key == "matrix") {
+      MF_RETURN_IF_ERROR(ParseMatrix(e, options, p));
+      has_matrix = true;
+    }
   }
-  if (p->cells.empty()) p->cells.push_back(Cell{});  // no matrix: one cell without axes
+  if (!has_matrix) {
+    MF_RETURN_IF_ERROR(ApplyAxisOptions(options, p));  // any --axis is an error
+    p->file_cells.push_back(Cell{});                   // one cell without axes
+    p->cells = p->file_cells;
+  }
   for (const Entry& e : entries) {
-    if (e.key == "name") {
+    if (e.key == "params") {
+      MF_RETURN_IF_ERROR(ParseParams(e, p));
+    } else if (e.key == "secrets") {
+      MF_RETURN_IF_ERROR(ParseSecrets(e, p));
+    } else if (e.key == "name") {
       MF_RETURN_IF_ERROR(GetString(e.value, e.key_mark, e.field, &p->name));
       if (p->name.empty()) return Error(e.value.Mark(), e.field, "must not be empty");
     } else if (e.key == "env") {
@@ -980,7 +1344,7 @@ absl::Status Compiler::Parse(const YAML::Node& root, Pipeline* p) const {
     }
     p->stages.push_back(std::move(s));
   }
-  return absl::OkStatus();
+  return ApplyOptions(options, p);
 }
 
 // Where in the file byte `offset` of `t`'s value is. Exact for plain and quoted
@@ -1038,41 +1402,85 @@ YAML::Mark Compiler::Locate(const Text& t, size_t offset) const {
 
 absl::StatusOr<std::string> Compiler::Substitute(const Text& t, const std::vector<Var>& vars,
                                                  absl::string_view where) const {
-  const std::string& in = t.value;
   std::string out;
-  out.reserve(in.size());
-  size_t i = 0;
-  while (i < in.size()) {
-    if (in.compare(i, 3, "$${") == 0) {
-      out += "${";
+  out.reserve(t.value.size());
+  MF_RETURN_IF_ERROR(SubstituteSpan(t, 0, t.value.size(), vars, where, &out));
+  return out;
+}
+
+// Substitutes t.value[begin, end) into *out. Positions stay those of t.value,
+// so errors inside a `${name:-default}` point at the right column.
+absl::Status Compiler::SubstituteSpan(const Text& t, size_t begin, size_t end,
+                                      const std::vector<Var>& vars, absl::string_view where,
+                                      std::string* out) const {
+  const std::string& in = t.value;
+  size_t i = begin;
+  while (i < end) {
+    if (in.compare(i, 3, "$${") == 0 && i + 3 <= end) {
+      *out += "${";
       i += 3;
       continue;
     }
-    if (in.compare(i, 2, "${") != 0) {
-      out += in[i++];
+    if (in.compare(i, 2, "${") != 0 || i + 2 > end) {
+      *out += in[i++];
       continue;
     }
-    const size_t close = in.find('}', i + 2);
-    if (close == std::string::npos) {
+    // The name runs to '}' or to ":-", which starts a default that may itself
+    // hold ${...}: find the '}' that closes this reference.
+    size_t close = i + 2;
+    while (close < end && in[close] != '}' && in.compare(close, 2, ":-") != 0) ++close;
+    size_t default_begin = std::string::npos;
+    if (close < end && in[close] != '}') {
+      default_begin = close + 2;
+      int depth = 0;
+      size_t j = default_begin;
+      for (; j < end; ++j) {
+        if (in.compare(j, 3, "$${") == 0) {
+          j += 2;
+        } else if (in.compare(j, 2, "${") == 0) {
+          ++depth;
+          ++j;
+        } else if (in[j] == '}') {
+          if (depth == 0) break;
+          --depth;
+        }
+      }
+      close = j;
+    }
+    if (close >= end) {
       return Error(Locate(t, i), t.field, "unterminated '${' (write '$${' for a literal '${')");
     }
-    absl::string_view name = absl::string_view(in).substr(i + 2, close - i - 2);
-    absl::ConsumePrefix(&name, "matrix.");
+    const size_t name_end = default_begin == std::string::npos ? close : default_begin - 2;
+    absl::string_view name = absl::string_view(in).substr(i + 2, name_end - i - 2);
+    const bool matrix_only = absl::ConsumePrefix(&name, "matrix.");
     const Var* found = nullptr;
     for (const Var& v : vars) {
-      if (v.name == name) found = &v;
+      if (v.name == name && !(matrix_only && v.param)) found = &v;
     }
     if (found == nullptr) {
       std::vector<std::string> known;
       for (const Var& v : vars) known.push_back(v.name);
-      return Error(Locate(t, i), t.field,
-                   absl::StrCat("unknown variable '", name, "'", where, " (known: ",
-                                ListOrNone(known), "; write '$${' for a literal '${')"));
+      // Secret values never reach the parser; a stage gets them through `secrets`.
+      const std::string secret =
+          Contains(secrets_, name)
+              ? absl::StrCat("; '", name,
+                             "' is a secret, which is never substituted: list it in the stage's "
+                             "'secrets' to pass it to the task")
+              : "";
+      return Error(
+          Locate(t, i), t.field,
+          absl::StrCat("unknown variable '", name, "'", where, " (known: ", ListOrNone(known),
+                       "; write '$${' for a literal '${'", secret, ")"));
     }
-    out += found->value;
+    if (default_begin != std::string::npos && found->value.empty()) {
+      // Shell's ${name:-word}: the default when the value is empty.
+      MF_RETURN_IF_ERROR(SubstituteSpan(t, default_begin, close, vars, where, out));
+    } else {
+      *out += found->value;
+    }
     i = close + 1;
   }
-  return out;
+  return absl::OkStatus();
 }
 
 // An error about `t`'s substituted value; when a variable made the value, the
@@ -1166,11 +1574,18 @@ absl::Status Compiler::ExpandKind(const Stage& st, const std::vector<Var>& vars,
   return absl::OkStatus();  // unreachable: every Kind is handled above
 }
 
-bool Runs(const Stage& s, const Cell& cell) {
+// Whether `s`'s `when` matches `cell` on its axis keys; params are not looked at.
+bool MatchesAxes(const Stage& s, const Cell& cell) {
   for (const Condition& c : s.when) {
-    bool any = false;
-    for (const std::string& v : c.values) any = any || cell.values[c.axis] == v;
-    if (!any) return false;
+    if (c.axis >= 0 && !Contains(c.values, cell.values[c.axis])) return false;
+  }
+  return true;
+}
+
+// Whether `s`'s `when` matches the params' effective values; axes are not looked at.
+bool MatchesParams(const Stage& s, const Pipeline& p) {
+  for (const Condition& c : s.when) {
+    if (c.axis < 0 && !Contains(c.values, FindParam(p, c.param)->value)) return false;
   }
   return true;
 }
@@ -1188,17 +1603,31 @@ absl::StatusOr<v1::Job> Compiler::Expand(const Pipeline& p, absl::string_view jo
   std::vector<std::vector<bool>> runs(num_stages, std::vector<bool>(p.cells.size(), false));
   int64_t total = 0;
   for (size_t s = 0; s < num_stages; ++s) {
+    const Stage& st = p.stages[s];
+    // A `when` whose axis values match none of the file's cells is a mistake
+    // in the file. Params and --axis may leave a stage out everywhere: fine.
     bool any = false;
-    for (size_t c = 0; c < p.cells.size(); ++c) {
-      runs[s][c] = Runs(p.stages[s], p.cells[c]);
-      any = any || runs[s][c];
-      total += runs[s][c] ? 1 : 0;
-    }
+    for (const Cell& cell : p.file_cells) any = any || MatchesAxes(st, cell);
     if (!any) {
-      const Stage& st = p.stages[s];
       return Error(st.has_when ? st.when_mark : st.mark, Child(st.field, "when"),
                    absl::StrCat("stage '", st.name, "' runs in no matrix cell: check its 'when'"));
     }
+    const bool params_match = MatchesParams(st, p);
+    for (size_t c = 0; c < p.cells.size(); ++c) {
+      runs[s][c] = params_match && MatchesAxes(st, p.cells[c]);
+      total += runs[s][c] ? 1 : 0;
+    }
+  }
+  if (total == 0) {
+    std::vector<std::string> params;
+    for (const Param& param : p.params)
+      params.push_back(absl::StrCat(param.name, "=", param.value));
+    return Error(
+        p.stages_mark, "stages",
+        absl::StrCat(
+            "no stage runs: every stage's 'when' excludes every cell",
+            params.empty() ? "" : absl::StrCat(" with params ", absl::StrJoin(params, ", ")),
+            WithAxisOptions(p)));
   }
   if (total > kMaxTasks) {
     return Error(p.stages_mark, "stages",
@@ -1213,12 +1642,15 @@ absl::StatusOr<v1::Job> Compiler::Expand(const Pipeline& p, absl::string_view jo
   job.set_name(std::string(name));
   job.set_pipeline_file(file_);
   for (const Axis& a : p.axes) job.add_axes(a.name);
+  for (const Param& param : p.params) (*job.mutable_params())[param.name] = param.value;
+  for (const std::string& secret : p.given_secrets) job.add_secrets(secret);
 
   for (size_t c = 0; c < p.cells.size(); ++c) {
     const Cell& cell = p.cells[c];
     std::vector<Var> vars;
     for (size_t a = 0; a < p.axes.size(); ++a) vars.push_back({p.axes[a].name, cell.values[a]});
     vars.insert(vars.end(), cell.extras.begin(), cell.extras.end());
+    for (const Param& param : p.params) vars.push_back({param.name, param.value, true});
     const std::string where = p.axes.empty() ? "" : absl::StrCat(" in cell ", CellDesc(cell));
     const std::string cell_id = absl::StrJoin(cell.values, "-");
     auto task_id = [&](const std::string& stage) {
@@ -1245,7 +1677,7 @@ absl::StatusOr<v1::Job> Compiler::Expand(const Pipeline& p, absl::string_view jo
       }
 
       for (size_t n = 0; n < st.needs.size(); ++n) {
-        const Text& need = st.needs[n];
+        const Text& need = st.needs[n].stage;
         MF_ASSIGN_OR_RETURN(std::string dep_name, Substitute(need, vars, where));
         const bool substituted = need.value.find("${") != std::string::npos;
         const std::string from =
@@ -1262,13 +1694,15 @@ absl::StatusOr<v1::Job> Compiler::Expand(const Pipeline& p, absl::string_view jo
                        absl::StrCat("stage '", st.name, "' needs itself", from));
         }
         if (!runs[d][c]) {
+          if (st.needs[n].optional) continue;  // what optional is for
           const std::string example = p.axes.empty() ? "variant" : p.axes[0].name;
           return Error(need.mark, need.field,
                        absl::StrCat("stage '", dep_name, "' does not run in cell ", CellDesc(cell),
                                     " (its 'when' excludes it); give stage '", st.name,
-                                    "' a 'when' that excludes this cell too, or pick the stage per "
+                                    "' a 'when' that excludes this cell too, pick the stage per "
                                     "cell with a variable, e.g. needs: [\"${",
-                                    example, "}\"]"));
+                                    example, "}\"], or make the need optional: {stage: ", dep_name,
+                                    ", optional: true}"));
         }
         bool dup = false;
         for (const Dep& have : deps[s]) dup = dup || have.stage == d;
@@ -1287,6 +1721,13 @@ absl::StatusOr<v1::Job> Compiler::Expand(const Pipeline& p, absl::string_view jo
       }
       run.set_timeout_seconds(st.timeout_seconds);
       run.set_retries(st.retries);
+      for (const std::string& secret : st.secrets) run.add_secrets(secret);
+      if (st.has_gpus) {
+        MF_ASSIGN_OR_RETURN(std::string text, Substitute(st.gpus, vars, where));
+        int32_t gpus = 0;
+        if (!ParseGpuCount(text, &gpus)) return Invalid(st.gpus, where, GpuCountError(text));
+        run.set_gpus(gpus);
+      }
       for (const Text& label : st.labels) {
         MF_ASSIGN_OR_RETURN(std::string value, Substitute(label, vars, where));
         if (absl::Status valid = ValidateLabel(value); !valid.ok()) {
@@ -1355,7 +1796,7 @@ absl::StatusOr<v1::Job> Compiler::Expand(const Pipeline& p, absl::string_view jo
         for (const Dep& d : deps[s]) {
           if (d.stage != next) continue;
           substituted = substituted || d.substituted;
-          if (blame == nullptr) blame = &p.stages[s].needs[d.item];
+          if (blame == nullptr) blame = &p.stages[s].needs[d.item].stage;
         }
       }
       names.push_back(p.stages[cycle[first]].name);
@@ -1372,6 +1813,13 @@ absl::StatusOr<v1::Job> Compiler::Expand(const Pipeline& p, absl::string_view jo
 
 absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
                                        absl::string_view job_id, absl::string_view name_override) {
+  ExpandOptions options;
+  options.name_override = std::string(name_override);
+  return ParseAndExpand(yaml, file, job_id, options);
+}
+
+absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
+                                       absl::string_view job_id, const ExpandOptions& options) {
   Compiler compiler(yaml, file);
   try {
     std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml));
@@ -1385,8 +1833,9 @@ absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view
                                          " YAML documents; a pipeline is a single document"));
     }
     Pipeline p;
-    MF_RETURN_IF_ERROR(compiler.Parse(docs[0], &p));
-    std::string name(name_override);
+    MF_RETURN_IF_ERROR(compiler.Parse(docs[0], options, &p));
+    compiler.set_secrets(p.secrets);
+    std::string name = options.name_override;
     if (name.empty()) name = p.name;
     if (name.empty()) name = BaseName(file);
     return compiler.Expand(p, job_id, name);

@@ -1,6 +1,9 @@
 #pragma once
 
+#include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -25,5 +28,22 @@ namespace musafarm::pipeline {
 absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
                                        absl::string_view job_id,
                                        absl::string_view name_override = "");
+
+// What a submitter sets on top of the file (`musafarm submit --param`, `--axis`,
+// `--secret` and the torch_musa script options that map onto them).
+struct ExpandOptions {
+  std::string name_override;
+  // Values for params the pipeline declares under `params`; an undeclared name is
+  // an error that lists the declared ones.
+  std::map<std::string, std::string> params;
+  // (axis, values) pairs: the axis takes these values instead of the file's.
+  std::vector<std::pair<std::string, std::vector<std::string>>> axes;
+  // Names of the secrets the submitter supplies (values never reach the parser);
+  // each must be declared under `secrets`.
+  std::vector<std::string> secrets;
+};
+
+absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
+                                       absl::string_view job_id, const ExpandOptions& options);
 
 }  // namespace musafarm::pipeline

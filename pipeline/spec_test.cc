@@ -638,7 +638,8 @@ TEST(ParseAndExpandErrorTest, TopLevelMustBeAMapping) {
 TEST(ParseAndExpandErrorTest, UnknownTopLevelField) {
   auto r = Parse("stages: [{name: a, exec: [x]}]\nmatrixx: {}\n");
   EXPECT_TRUE(
-      IsError(r, 2, "matrixx", "unknown field 'matrixx' (allowed: name, matrix, env, stages)", 1));
+      IsError(r, 2, "matrixx",
+              "unknown field 'matrixx' (allowed: name, matrix, params, secrets, env, stages)", 1));
 }
 
 TEST(ParseAndExpandErrorTest, UnknownStageField) {
@@ -649,7 +650,8 @@ TEST(ParseAndExpandErrorTest, UnknownStageField) {
 )yaml";
   EXPECT_TRUE(IsError(Parse(kYaml), 4, "stages[0].timout",
                       "unknown field 'timout' (allowed: name, when, needs, labels, exec, shell, "
-                      "docker_build, docker_run, docker_push, env, timeout, retries)",
+                      "docker_build, docker_run, docker_push, env, timeout, retries, secrets, "
+                      "gpus)",
                       5));
 }
 

@@ -22,6 +22,7 @@
 namespace musafarm::tests {
 namespace {
 
+using ::testing::Each;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -555,6 +556,36 @@ TEST(FixturePipeline, BuildArgsMatchTheDockerfiles) {
   for (const v1::Task& t : job->tasks()) builds += t.spec().run().has_docker_build();
   EXPECT_EQ(builds, 9);  // base, dev (3 Pythons each), release (3 Pythons)
   EXPECT_THAT(CheckBuildArgs(*job, SameDir), IsEmpty());
+}
+
+// pipelines/torch_musa.yaml (the default pipeline) against the real Dockerfiles:
+// every build arg it passes is declared, every ARG used has a value or a default,
+// with the base built by the pipeline and with one given by -b.
+TEST(TorchMusaPipeline, BuildArgsMatchTheRealDockerfiles) {
+  const std::string yaml = ReadFile(kSource + "/pipelines/torch_musa.yaml");
+  for (const char* base_img : {"", "harbor.example.com/mt-ai/torch_musa-base:py3.9"}) {
+    SCOPED_TRACE(base_img);
+    pipeline::ExpandOptions o;
+    o.params = {{"dockerfiles", kSource + "/dockerfiles"},
+                {"context", kSource + "/dockerfiles"},
+                {"registry", "127.0.0.1:5000/"},
+                {"base_img", base_img},
+                {"push", "true"}};
+    absl::StatusOr<v1::Job> job =
+        pipeline::ParseAndExpand(yaml, "pipelines/torch_musa.yaml", "1", o);
+    ASSERT_TRUE(job.ok()) << job.status();
+    int builds = 0;
+    for (const v1::Task& t : job->tasks()) builds += t.spec().run().has_docker_build();
+    // base (unless -b), dev and release for each of 3 Pythons.
+    EXPECT_EQ(builds, std::string(base_img).empty() ? 9 : 6);
+    if (std::string(base_img).empty()) {
+      EXPECT_THAT(CheckBuildArgs(*job, SameDir), IsEmpty());
+    } else {
+      // A base image from -b is not built here, so the ENV it brings (the
+      // base's PYTORCH_TAG) cannot be seen; nothing else may be missing.
+      EXPECT_THAT(CheckBuildArgs(*job, SameDir), Each(HasSubstr("uses ${PYTORCH_TAG}")));
+    }
+  }
 }
 
 // The build args the farm's pipeline passes to the real images.

@@ -8,6 +8,7 @@
 
 #include "absl/time/time.h"
 #include "cli/client.h"
+#include "cli/script_options.h"
 
 namespace musafarm::cli {
 
@@ -23,8 +24,9 @@ struct WatchOptions {
 };
 
 struct SubmitOptions {
-  std::string file = "musafarm.yaml";
-  std::string name;
+  std::string file;  // empty: the built-in pipelines/torch_musa.yaml
+  ScriptOptions script;  // torch_musa script options, --param, --axis, --secret
+  EnvLookup env_lookup = ProcessEnv;
   bool watch = false;
   WatchOptions watch_options;  // job_id is filled in from the submitted job
 };

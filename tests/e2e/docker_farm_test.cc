@@ -67,8 +67,14 @@ class DockerFarmTest : public ::testing::Test {
       ASSERT_EQ(img.exit_code, 0) << img.out;
     }
     farm_.StartCoordinator();
-    farm_.StartAgent("agent-a", {"role=base"}, 3, {"--docker", "--docker-host", hosts_[0]});
-    farm_.StartAgent("agent-b", {"role=dev"}, 3, {"--docker", "--docker-host", hosts_[1]});
+    // One declared GPU each (no detector here): test stages need one, so at
+    // most one test runs per agent at a time.
+    farm_.StartAgent("agent-a", {"role=base"}, 3,
+                     {"--docker", "--buildkit", "--docker-host", hosts_[0], "--gpus", "1",
+                      "--gpu-vendor", "mthreads"});
+    farm_.StartAgent("agent-b", {"role=dev"}, 3,
+                     {"--docker", "--buildkit", "--docker-host", hosts_[1], "--gpus", "1",
+                      "--gpu-vendor", "mthreads"});
     ASSERT_TRUE(WaitFor([&] { return farm_.Agents().size() == 2; }));
   }
 
@@ -131,7 +137,8 @@ TEST_F(DockerFarmTest, FixtureMatrixBuildsPushesPullsRunsAndReportsTests) {
     EXPECT_EQ(base->agent(), "agent-a");
     EXPECT_EQ(dev->agent(), "agent-b");
     for (const char* variant : {"dev", "release"}) {
-      const v1::Task* test = FindTask(*job, absl::StrCat(variant, "-", py, "/test"));
+      const v1::Task* test =
+          FindTask(*job, absl::StrCat(variant, "-", py, "/test-", variant));
       ASSERT_NE(test, nullptr);
       const bool failing = std::string(variant) == "dev" && std::string(py) == "3.9";
       EXPECT_EQ(test->state(), failing ? v1::TASK_STATE_FAILED : v1::TASK_STATE_SUCCEEDED)
@@ -143,6 +150,13 @@ TEST_F(DockerFarmTest, FixtureMatrixBuildsPushesPullsRunsAndReportsTests) {
         ASSERT_EQ(test->tests().failed_tests_size(), 1);
         EXPECT_EQ(test->tests().failed_tests(0), "tests/unittest/test_add.py::test_add_half");
       }
+      // It ran with the one GPU its agent gave it.
+      EXPECT_EQ(test->spec().run().gpus(), 1);
+      ASSERT_EQ(test->gpu_ids_size(), 1) << test->id();
+      EXPECT_EQ(test->gpu_ids(0), 0);
+      EXPECT_TRUE(absl::StrContains(farm_.Cli({"logs", test->id()}).out,
+                                    "MTHREADS_VISIBLE_DEVICES=0\n"))
+          << test->id();
       ASSERT_EQ(test->artifacts_size(), 2) << test->id();
       std::set<std::string> names;
       for (const auto& a : test->artifacts()) names.insert(a.name());
@@ -151,7 +165,7 @@ TEST_F(DockerFarmTest, FixtureMatrixBuildsPushesPullsRunsAndReportsTests) {
   }
   // The collected outputs come back byte for byte.
   const std::string out_dir = farm_.dir() + "/artifacts";
-  CliResult art = farm_.Cli({"artifacts", "1/dev-3.9/test", "-o", out_dir});
+  CliResult art = farm_.Cli({"artifacts", "1/dev-3.9/test-dev", "-o", out_dir});
   EXPECT_EQ(art.exit_code, 0) << art.err;
   EXPECT_TRUE(absl::StrContains(ReadFile(out_dir + "/ut_output.txt"),
                                 "FAILED tests/unittest/test_add.py::test_add_half"));
@@ -176,7 +190,7 @@ TEST_F(DockerFarmTest, FixtureMatrixBuildsPushesPullsRunsAndReportsTests) {
                         "<testcase classname=\"tests.unittest.test_add\" name=\"test_add_half\">\n"
                         "      <failure message=\"failed\"/>"))
       << xml;
-  EXPECT_TRUE(absl::StrContains(xml, "<testsuite name=\"dev-3.9/test\" tests=\"5\" failures=\"1\""))
+  EXPECT_TRUE(absl::StrContains(xml, "<testsuite name=\"dev-3.9/test-dev\" tests=\"5\" failures=\"1\""))
       << xml;
   // No container of ours is left on either daemon.
   for (const std::string& host : hosts_) {
@@ -228,6 +242,83 @@ stages:
       absl::Seconds(30)))
       << "a: " << Containers(hosts_[0]) << "\nb: " << Containers(hosts_[1])
       << "\ncli processes: " << DockerCliProcesses();
+}
+
+// Every regular file under `dir` that holds `needle`, as "path" lines.
+std::string FilesContaining(const std::string& dir, const std::string& needle) {
+  std::string found;
+  std::error_code ec;
+  for (auto it = std::filesystem::recursive_directory_iterator(
+           dir, std::filesystem::directory_options::skip_permission_denied, ec);
+       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
+    if (absl::StrContains(ReadFile(it->path().string()), needle)) {
+      absl::StrAppend(&found, it->path().string(), "\n");
+    }
+  }
+  return found;
+}
+
+TEST_F(DockerFarmTest, SecretUrlsReachTheBuildButNoLogStatusArtifactOrError) {
+  // What a release engineer types, with torch_musa's build.sh options.
+  const std::string kUrl =
+      "https://ci:hunter2-5f3a9c@dl.musa.example/rc3.1.0/musa_toolkits.tar.gz?sig=Zk3q";
+  const std::string kMudnn = "https://ci:hunter2-77b1e0@dl.musa.example/mudnn.tar.gz";
+  CliResult r = farm_.Cli({"submit", Pipeline(), "-n", "musafarm/torch_musa", "-v", "3.8",
+                           "--variant", "dev", "-m", kUrl, "--mudnn_url", kMudnn,
+                           "--torch_musa_tag", "dev1.6.0", "--watch", "--logs"},
+                          absl::Seconds(300));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto job = farm_.Job("1");
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->tasks_size(), 3);  // base, dev, test-dev for Python 3.8
+  EXPECT_EQ(job->params().at("torch_musa_tag"), "dev1.6.0");
+  EXPECT_EQ(std::vector<std::string>(job->secrets().begin(), job->secrets().end()),
+            (std::vector<std::string>{"MUDNN_URL", "MUSA_TOOLKITS_URL"}));
+
+  // The URLs did reach the build: the Dockerfile saw them byte for byte...
+  const std::string dev_log = farm_.Cli({"logs", "1/dev-3.8/dev"}).out;
+  EXPECT_TRUE(absl::StrContains(dev_log, absl::StrCat("musa_toolkits_url: ", kUrl.size(), " bytes")))
+      << dev_log;
+  EXPECT_TRUE(absl::StrContains(dev_log, absl::StrCat("mudnn_url: ", kMudnn.size(), " bytes")))
+      << dev_log;
+  EXPECT_TRUE(absl::StrContains(dev_log, "mccl_url: not given")) << dev_log;
+  // ...and what it printed of them was redacted, in the log and in artifacts.
+  EXPECT_TRUE(absl::StrContains(dev_log, "fetching ***")) << dev_log;
+  const std::string out_dir = farm_.dir() + "/artifacts";
+  ASSERT_EQ(farm_.Cli({"artifacts", "1/dev-3.8/test-dev", "-o", out_dir}).exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(ReadFile(out_dir + "/ut_output.txt"), "# toolkit from ***\n"));
+
+  // Everything a user or operator can see: status, logs, artifact listings,
+  // results and JUnit, agents, and errors about the same submission.
+  std::vector<std::vector<std::string>> views = {
+      {"status", "1"}, {"status", "1", "--output", "json"}, {"jobs"}, {"agents"},
+      {"results", "1", "--junit", farm_.dir() + "/junit.xml"}, {"watch", "1", "--logs"}};
+  for (const v1::Task& t : job->tasks()) {
+    views.push_back({"logs", t.id()});
+    views.push_back({"status", t.id(), "--output", "json"});
+    views.push_back({"artifacts", t.id()});
+  }
+  for (const auto& view : views) farm_.Cli(view);
+  // Errors: an unknown param and an undeclared secret, both with -m given.
+  CliResult bad = farm_.Cli({"submit", Pipeline(), "-m", kUrl, "--param", "nosuch=1"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(bad.err, "--param nosuch")) << bad.err;
+  ::setenv("MF_TEST_UNDECLARED", kUrl.c_str(), 1);
+  CliResult undeclared =
+      farm_.Cli({"submit", Pipeline(), "-m", kUrl, "--secret", "MF_TEST_UNDECLARED"});
+  ::unsetenv("MF_TEST_UNDECLARED");
+  EXPECT_EQ(undeclared.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(undeclared.err, "MF_TEST_UNDECLARED")) << undeclared.err;
+
+  // The farm directory holds every CLI output above (cli-N.out/.err), the
+  // coordinator's database, logs and artifacts, the agents' logs and work
+  // directories, and both Docker daemons' data. The job has ended, so the
+  // coordinator has dropped its copy of the secrets too.
+  for (const std::string& secret : {kUrl, kMudnn, std::string("hunter2")}) {
+    EXPECT_EQ(FilesContaining(farm_.dir(), secret), "") << "secret found";
+  }
 }
 
 }  // namespace

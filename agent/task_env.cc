@@ -1,0 +1,49 @@
+#include "agent/task_env.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace musafarm::agent {
+namespace {
+
+bool IsEnvName(const std::string& name) {
+  if (name.empty() || absl::ascii_isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<EnvMap> StageSecrets(const v1::Assignment& assignment) {
+  EnvMap secrets;
+  for (const std::string& name : assignment.run().secrets()) {
+    if (!IsEnvName(name)) {
+      // The name only: it is not secret, and the value must never be shown.
+      return absl::InvalidArgumentError(
+          absl::StrCat("secret name '", name, "' is not an environment variable name"));
+    }
+    auto it = assignment.secrets().find(name);
+    if (it != assignment.secrets().end()) secrets[name] = it->second;
+  }
+  return secrets;
+}
+
+EnvMap GpuEnv(const std::string& vendor, const v1::Assignment& assignment) {
+  EnvMap env;
+  if (assignment.gpu_ids().empty()) return env;
+  const std::string ids = absl::StrJoin(assignment.gpu_ids(), ",");
+  env["MUSAFARM_VISIBLE_GPUS"] = ids;
+  env[vendor == "nvidia" ? "NVIDIA_VISIBLE_DEVICES" : "MTHREADS_VISIBLE_DEVICES"] = ids;
+  return env;
+}
+
+std::vector<std::string> SecretValues(const v1::Assignment& assignment) {
+  std::vector<std::string> values;
+  for (const auto& [name, value] : assignment.secrets()) values.push_back(value);
+  return values;
+}
+
+}  // namespace musafarm::agent

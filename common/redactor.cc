@@ -1,0 +1,129 @@
+#include "common/redactor.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace musafarm {
+namespace {
+constexpr size_t kFileChunk = 64 * 1024;
+}  // namespace
+
+Redactor::Redactor(std::vector<std::string> secrets) {
+  for (std::string& s : secrets) {
+    if (!s.empty()) secrets_.push_back(std::move(s));
+  }
+  // Longest first: the first full match at a position is then the longest.
+  std::sort(secrets_.begin(), secrets_.end(), [](const std::string& a, const std::string& b) {
+    return a.size() != b.size() ? a.size() > b.size() : a < b;
+  });
+  secrets_.erase(std::unique(secrets_.begin(), secrets_.end()), secrets_.end());
+  for (const std::string& s : secrets_) first_byte_[static_cast<unsigned char>(s[0])] = true;
+}
+
+std::string Redactor::Feed(absl::string_view data) {
+  if (secrets_.empty()) return std::string(data);
+  pending_.append(data.data(), data.size());
+  return Drain(/*final=*/false);
+}
+
+std::string Redactor::Finish() {
+  if (secrets_.empty()) return std::string();
+  return Drain(/*final=*/true);
+}
+
+std::string Redactor::Drain(bool final) {
+  std::string out;
+  out.reserve(pending_.size());
+  const size_t n = pending_.size();
+  size_t i = 0;
+  size_t literal_from = 0;  // start of the bytes not yet copied to `out`
+  while (i < n) {
+    // Most bytes start no secret: skip them without comparing.
+    if (!first_byte_[static_cast<unsigned char>(pending_[i])]) {
+      ++i;
+      continue;
+    }
+    const absl::string_view rest(pending_.data() + i, n - i);
+    size_t match = 0;
+    bool undecided = false;
+    for (const std::string& s : secrets_) {
+      if (s.size() > rest.size()) {
+        // A longer secret may still match here once more bytes arrive.
+        if (!final && absl::StartsWith(s, rest)) {
+          undecided = true;
+          break;
+        }
+      } else if (absl::StartsWith(rest, s)) {
+        match = s.size();  // longest first: no longer one matches
+        break;
+      }
+    }
+    if (undecided) break;
+    if (match == 0) {
+      ++i;
+      continue;
+    }
+    out.append(pending_, literal_from, i - literal_from);
+    out.append(kRedacted);
+    i += match;
+    literal_from = i;
+  }
+  out.append(pending_, literal_from, i - literal_from);
+  pending_.erase(0, i);
+  return out;
+}
+
+std::string RedactString(absl::string_view text, const std::vector<std::string>& secrets) {
+  Redactor r(secrets);
+  std::string out = r.Feed(text);
+  out += r.Finish();
+  return out;
+}
+
+absl::Status RedactFile(const std::string& path, const std::vector<std::string>& secrets) {
+  Redactor r(secrets);
+  if (r.empty()) return absl::OkStatus();
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " is not a regular file"));
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+  }
+  const std::string tmp = path + ".redacting";
+  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+  if (!out) {
+    return absl::InternalError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
+  }
+  std::string buf(kFileChunk, '\0');
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const size_t got = static_cast<size_t>(in.gcount());
+    if (got == 0) break;
+    out << r.Feed(absl::string_view(buf.data(), got));
+  }
+  const bool read_ok = in.eof() && !in.bad();
+  out << r.Finish();
+  out.close();
+  if (!read_ok || !out) {
+    std::remove(tmp.c_str());
+    return absl::InternalError(
+        absl::StrCat("cannot redact ", path, ": ", read_ok ? "write failed" : "read failed"));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string why = std::strerror(errno);
+    std::remove(tmp.c_str());
+    return absl::InternalError(absl::StrCat("cannot replace ", path, ": ", why));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace musafarm
