@@ -599,6 +599,10 @@ void Core::OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) {
   switch (msg.kind_case()) {
     case v1::AgentMessage::kHeartbeat:
       agent.info.set_last_seen_us(ToMicros(agent.last_seen));
+      OnHeartbeat(agent, msg.heartbeat());
+      break;
+    case v1::AgentMessage::kHandBack:
+      OnHandBack(agent, msg.hand_back());
       break;
     case v1::AgentMessage::kStarted:
       OnStarted(agent, msg.started());
@@ -654,6 +658,7 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
   agent.info.set_free_disk_bytes(reg.capabilities().free_disk_bytes());
   agent.info.mutable_executors()->Assign(reg.capabilities().executors().begin(),
                                          reg.capabilities().executors().end());
+  agent.info.set_unavailable_reason(reg.capabilities().unavailable_reason());
   agent.info.set_gpus(std::max(0, reg.capabilities().gpus()));
   agent.info.set_gpu_vendor(reg.capabilities().gpu_vendor());
   agent.info.set_last_seen_us(ToMicros(agent.last_seen));
@@ -705,6 +710,35 @@ v1::Task* Core::CurrentAttempt(AgentEntry& agent, const std::string& task_id,
   // Fencing: nothing of a superseded attempt is stored, and its agent stops it.
   SendTo(agent.info.name(), CancelMessage(task_id, attempt_id, "attempt is no longer current"));
   return nullptr;
+}
+
+void Core::OnHeartbeat(AgentEntry& agent, const v1::Heartbeat& beat) {
+  if (beat.free_disk_bytes() > 0) agent.info.set_free_disk_bytes(beat.free_disk_bytes());
+  if (beat.unavailable_reason() == agent.info.unavailable_reason()) return;
+  // Persisted: `musafarm agents` says why an agent takes no work.
+  Log()->info("agent={} {}", agent.info.name(),
+              beat.unavailable_reason().empty()
+                  ? std::string("takes work again")
+                  : absl::StrCat("takes no new work: ", beat.unavailable_reason()));
+  agent.info.set_unavailable_reason(beat.unavailable_reason());
+  SaveAgent(agent);
+}
+
+void Core::OnHandBack(AgentEntry& agent, const v1::HandBack& msg) {
+  v1::Task* task = CurrentAttempt(agent, msg.task_id(), msg.attempt_id());
+  if (task == nullptr) return;
+  ReleaseFromAgent(*task);
+  logs_->CloseAttempt(task->id(), task->attempt_id());
+  const std::string reason =
+      absl::StrCat("agent ", agent.info.name(), " handed it back: ", msg.reason());
+  if (task->cancel_requested_us() != 0) {
+    SetState(*task, v1::TASK_STATE_CANCELLED, absl::StrCat("cancelled by user; ", reason));
+    Propagate(*FindJob(task->job_id()), *task);
+    return;
+  }
+  // Not the task's fault and not a crash: neither retries nor the lost-agent
+  // budget are used up.
+  SetState(*task, v1::TASK_STATE_QUEUED, absl::StrCat("re-queued: ", reason));
 }
 
 void Core::OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg) {
@@ -935,9 +969,10 @@ void Core::Schedule() {
   for (size_t i = 0; i < agents.size(); ++i) {
     const AgentEntry& a = *agents[i];
     used_gpus.push_back(UsedGpus(a));
-    slots.push_back(AgentSlots{&agent_labels[i],
-                               std::max(0, a.info.slots() - static_cast<int>(a.tasks.size())),
-                               a.conn != 0 && !a.info.draining(), &agent_kinds[i]});
+    slots.push_back(AgentSlots{
+        &agent_labels[i], std::max(0, a.info.slots() - static_cast<int>(a.tasks.size())),
+        a.conn != 0 && !a.info.draining() && a.info.unavailable_reason().empty(),
+        &agent_kinds[i]});
     slots.back().free_gpus = std::max(0, a.info.gpus() - static_cast<int>(used_gpus[i].size()));
   }
   for (size_t i = 0; i < ready.size(); ++i) {

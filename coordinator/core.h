@@ -158,6 +158,8 @@ class Core {
   void OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg);
   void OnLog(AgentEntry& agent, const v1::LogChunk& chunk);
   void OnResult(AgentEntry& agent, const v1::AttemptResult& result);
+  void OnHeartbeat(AgentEntry& agent, const v1::Heartbeat& beat);
+  void OnHandBack(AgentEntry& agent, const v1::HandBack& msg);
   void OnArtifact(AgentEntry& agent, const v1::ArtifactChunk& chunk);
   // Marks the task's attempt lost (agent gone or no longer holding it).
   void LoseAttempt(v1::Task& task, const std::string& why);

@@ -532,3 +532,41 @@ TEST_F(CoreGpuSecretTest, SecretErrorsNameTheSecretNotTheValue) {
 
 }  // namespace
 }  // namespace musafarm::coordinator
+
+namespace musafarm::coordinator {
+namespace {
+
+TEST_F(CoreTest, HandedBackAttemptIsRequeuedWithoutUsingUpRetriesOrLostBudget) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: long\n    exec: [x]\n");
+  auto first = a1->TakeAssignments();
+  ASSERT_EQ(first.size(), 1u);
+  // A stopping agent first says it takes no new work, then hands back.
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat()->set_unavailable_reason("shutting down");
+  core_->OnAgentMessage(c1, beat);
+  v1::AgentMessage back;
+  back.mutable_hand_back()->set_task_id(first[0].task_id());
+  back.mutable_hand_back()->set_attempt_id(first[0].attempt_id());
+  back.mutable_hand_back()->set_reason("agent shutting down");
+  core_->OnAgentMessage(c1, back);
+  const v1::Task t = core_->GetJob(job.id())->tasks(0);
+  EXPECT_EQ(t.state(), v1::TASK_STATE_QUEUED);
+  EXPECT_EQ(t.lost_count(), 0);
+  EXPECT_NE(t.reason().find("handed it back: agent shutting down"), std::string::npos) << t.reason();
+  // The same agent does not get it again while it says it takes no work.
+  EXPECT_TRUE(a1->TakeAssignments().empty());
+  EXPECT_EQ(core_->ListAgents()[0].unavailable_reason(), "shutting down");
+  auto [c2, a2] = Connect("a2", 1);
+  auto second = a2->TakeAssignments();
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_GT(second[0].attempt_id(), first[0].attempt_id());
+  // A second hand-back of the old attempt is fenced off.
+  core_->OnAgentMessage(c1, back);
+  EXPECT_EQ(StateOf(job.id(), first[0].task_id()), v1::TASK_STATE_ASSIGNED);
+  Result(c2, second[0], 0);
+  EXPECT_EQ(core_->GetJob(job.id())->state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator
