@@ -130,7 +130,7 @@ absl::StatusOr<std::unique_ptr<Execution>> ExecExecutor::Start(const v1::Assignm
   absl::StatusOr<EnvMap> secrets = StageSecrets(assignment);
   if (!secrets.ok()) return secrets.status();
   for (const auto& [k, v] : *secrets) env[k] = v;
-  for (const auto& [k, v] : GpuEnv(options_.gpu_vendor, assignment)) env[k] = v;
+  for (const auto& [k, v] : GpuEnv(options_.gpu_vendor, assignment, /*host_process=*/true)) env[k] = v;
 
   // posix_spawnp searches the agent's PATH, which is also what the task sees
   // unless the stage overrides PATH.

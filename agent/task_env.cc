@@ -31,12 +31,16 @@ absl::StatusOr<EnvMap> StageSecrets(const v1::Assignment& assignment) {
   return secrets;
 }
 
-EnvMap GpuEnv(const std::string& vendor, const v1::Assignment& assignment) {
+EnvMap GpuEnv(const std::string& vendor, const v1::Assignment& assignment, bool host_process) {
   EnvMap env;
   if (assignment.gpu_ids().empty()) return env;
   const std::string ids = absl::StrJoin(assignment.gpu_ids(), ",");
   env["MUSAFARM_VISIBLE_GPUS"] = ids;
-  env[vendor == "nvidia" ? "NVIDIA_VISIBLE_DEVICES" : "MTHREADS_VISIBLE_DEVICES"] = ids;
+  const bool nvidia = vendor == "nvidia";
+  env[nvidia ? "NVIDIA_VISIBLE_DEVICES" : "MTHREADS_VISIBLE_DEVICES"] = ids;
+  // A process on the host is not behind a container runtime: the vendor's
+  // user-space runtime reads its own variable.
+  if (host_process) env[nvidia ? "CUDA_VISIBLE_DEVICES" : "MUSA_VISIBLE_DEVICES"] = ids;
   return env;
 }
 

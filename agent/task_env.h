@@ -25,8 +25,11 @@ absl::StatusOr<EnvMap> StageSecrets(const v1::Assignment& assignment);
 // `vendor`, MTHREADS_VISIBLE_DEVICES (mthreads) or NVIDIA_VISIBLE_DEVICES
 // (nvidia) with the same ids, which the vendors' container runtimes read;
 // for any other vendor MTHREADS_VISIBLE_DEVICES, the farm's usual hardware.
-// Ids are comma-joined in the order given, e.g. "0,2".
-EnvMap GpuEnv(const std::string& vendor, const v1::Assignment& assignment);
+// Ids are comma-joined in the order given, e.g. "0,2". For a `host_process`
+// (exec stages) also MUSA_VISIBLE_DEVICES or CUDA_VISIBLE_DEVICES, which the
+// MUSA and CUDA runtimes read themselves.
+EnvMap GpuEnv(const std::string& vendor, const v1::Assignment& assignment,
+              bool host_process = false);
 
 // The secret values of an assignment, for a Redactor: all of them, not only
 // the ones the stage names, since any may show up in output.

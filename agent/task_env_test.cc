@@ -55,6 +55,13 @@ TEST(TaskEnvTest, GpuVariablesByVendor) {
                                               Pair("MUSAFARM_VISIBLE_GPUS", "2,0")))
         << other;
   }
+  // Host processes also get the variable their runtime reads.
+  EXPECT_THAT(GpuEnv("mthreads", a, /*host_process=*/true),
+              ElementsAre(Pair("MTHREADS_VISIBLE_DEVICES", "2,0"),
+                          Pair("MUSAFARM_VISIBLE_GPUS", "2,0"), Pair("MUSA_VISIBLE_DEVICES", "2,0")));
+  EXPECT_THAT(GpuEnv("nvidia", a, /*host_process=*/true),
+              ElementsAre(Pair("CUDA_VISIBLE_DEVICES", "2,0"), Pair("MUSAFARM_VISIBLE_GPUS", "2,0"),
+                          Pair("NVIDIA_VISIBLE_DEVICES", "2,0")));
 }
 
 }  // namespace
