@@ -131,6 +131,7 @@ absl::Status Core::Recover() {
   for (auto& [name, agent] : agents_) {
     agent.info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
   }
+  keep_images_ = ImagesOfRunningJobs();
   Log()->info("recovered {} jobs, {} agents, {} attempts awaiting their agents; next job {}",
               jobs_.size(), agents_.size(), resumed, next_job_number_);
   return absl::OkStatus();
@@ -302,6 +303,8 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
   job_order_.push_back(job_id);
   Log()->info("job={} submitted: '{}' from {}, {} tasks", job_id, job.name(), job.pipeline_file(),
               job.tasks_size());
+  UpdateKeepImages();
+  Flush();  // sends KeepImages even when nothing can be placed yet
   Schedule();
   return entry.job;
 }
@@ -670,6 +673,11 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
       absl::ToInt64Milliseconds(options_.heartbeat_interval));
   registered.mutable_registered()->set_draining(agent.info.draining());
   SendTo(reg.name(), std::move(registered));
+  {
+    v1::CoordinatorMessage keep;
+    keep.mutable_keep_images()->mutable_images()->Assign(keep_images_.begin(), keep_images_.end());
+    SendTo(reg.name(), std::move(keep));
+  }
 
   // Reconcile what the agent holds with what we think it holds.
   std::set<std::string> kept;
@@ -933,7 +941,48 @@ void Core::MaybeFinishJob(JobEntry& entry) {
     pending_.mutation.drop_secrets.push_back(job.id());
   }
   Log()->info("job={} {}", job.id(), v1::JobState_Name(job.state()));
+  UpdateKeepImages();
   pending_.changed_jobs.insert(job.id());
+}
+
+std::set<std::string> Core::ImagesOfRunningJobs() const {
+  std::set<std::string> images;
+  for (const auto& [id, entry] : jobs_) {
+    if (entry.job.state() != v1::JOB_STATE_RUNNING) continue;
+    for (const v1::Task& task : entry.job.tasks()) {
+      const v1::StageSpec& run = task.spec().run();
+      switch (run.kind_case()) {
+        case v1::StageSpec::kDockerRun:
+          images.insert(run.docker_run().image());
+          break;
+        case v1::StageSpec::kDockerBuild:
+          images.insert(run.docker_build().tags().begin(), run.docker_build().tags().end());
+          // A base image comes in as a build arg (BASE_IMG, SYS); keeping every
+          // value errs on the side of keeping.
+          for (const auto& [k, v] : run.docker_build().build_args()) images.insert(v);
+          break;
+        case v1::StageSpec::kDockerPush:
+          images.insert(run.docker_push().images().begin(), run.docker_push().images().end());
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  images.erase("");
+  return images;
+}
+
+void Core::UpdateKeepImages() {
+  std::set<std::string> images = ImagesOfRunningJobs();
+  if (images == keep_images_) return;
+  keep_images_ = std::move(images);
+  for (const auto& [name, agent] : agents_) {
+    if (agent.conn == 0) continue;
+    v1::CoordinatorMessage keep;
+    keep.mutable_keep_images()->mutable_images()->Assign(keep_images_.begin(), keep_images_.end());
+    SendTo(name, std::move(keep));
+  }
 }
 
 void Core::Schedule() {

@@ -159,6 +159,10 @@ class Core {
   void OnLog(AgentEntry& agent, const v1::LogChunk& chunk);
   void OnResult(AgentEntry& agent, const v1::AttemptResult& result);
   void OnHeartbeat(AgentEntry& agent, const v1::Heartbeat& beat);
+  // Images that unfinished jobs refer to, which no agent may prune.
+  std::set<std::string> ImagesOfRunningJobs() const;
+  // Sends KeepImages to every connected agent when that set changed.
+  void UpdateKeepImages();
   void OnHandBack(AgentEntry& agent, const v1::HandBack& msg);
   void OnArtifact(AgentEntry& agent, const v1::ArtifactChunk& chunk);
   // Marks the task's attempt lost (agent gone or no longer holding it).
@@ -188,6 +192,7 @@ class Core {
   const CoreOptions options_;
 
   std::map<std::string, JobEntry> jobs_;  // by id
+  std::set<std::string> keep_images_;     // last KeepImages sent
   std::vector<std::string> job_order_;    // submission order
   std::map<std::string, TaskRef> task_index_;
   std::map<std::string, AgentEntry> agents_;  // by name

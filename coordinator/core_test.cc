@@ -570,3 +570,46 @@ TEST_F(CoreTest, HandedBackAttemptIsRequeuedWithoutUsingUpRetriesOrLostBudget) {
 
 }  // namespace
 }  // namespace musafarm::coordinator
+
+namespace musafarm::coordinator {
+namespace {
+
+std::vector<std::string> LastKeep(const FakeConnection& conn) {
+  std::vector<std::string> last;
+  bool seen = false;
+  for (const auto& m : conn.sent) {
+    if (m.has_keep_images()) {
+      last.assign(m.keep_images().images().begin(), m.keep_images().images().end());
+      seen = true;
+    }
+  }
+  EXPECT_TRUE(seen) << "no KeepImages sent";
+  return last;
+}
+
+TEST_F(CoreTest, AgentsLearnWhichImagesUnfinishedJobsNeed) {
+  auto [c1, a1] = Connect("a1", 4);
+  EXPECT_TRUE(LastKeep(*a1).empty());  // on register: nothing runs yet
+  v1::Job job = Submit(R"(
+stages:
+  - name: base
+    docker_build: {context: /ctx, tags: ["reg/base:1"]}
+  - name: dev
+    needs: [base]
+    docker_build: {context: /ctx, build_args: {BASE_IMG: "reg/base:1"}, tags: ["reg/dev:1"]}
+  - name: test
+    needs: [dev]
+    docker_run: {image: "reg/dev:1"}
+)");
+  EXPECT_EQ(LastKeep(*a1), (std::vector<std::string>{"reg/base:1", "reg/dev:1"}));
+  // A late agent hears it on register; after the job the set is empty again.
+  auto [c2, a2] = Connect("a2", 1);
+  EXPECT_EQ(LastKeep(*a2), (std::vector<std::string>{"reg/base:1", "reg/dev:1"}));
+  ASSERT_TRUE(core_->Cancel(job.id()).ok());
+  for (const auto& a : a1->TakeAssignments()) Result(c1, a, 1);
+  EXPECT_NE(core_->GetJob(job.id())->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_TRUE(LastKeep(*a2).empty());
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator
