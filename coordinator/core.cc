@@ -97,6 +97,7 @@ absl::Status Core::Recover() {
     entry.info.set_used_slots(0);
     entry.info.clear_running_tasks();
     entry.disconnected_at = now;
+    entry.lose_at = now + std::max(options_.restart_grace, options_.agent_lost_timeout);
   }
   int resumed = 0;
   for (v1::Job& job : *jobs) {
@@ -122,6 +123,7 @@ absl::Status Core::Recover() {
           agent.info.set_name(task.agent());
           agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
           agent.disconnected_at = now;
+          agent.lose_at = now + std::max(options_.restart_grace, options_.agent_lost_timeout);
         }
         agent.tasks.insert(task.id());
         ++resumed;
@@ -577,6 +579,7 @@ void Core::DisconnectAgent(AgentEntry& agent, const absl::Status& why) {
   }
   agent.conn = 0;
   agent.disconnected_at = clock_->Now();
+  agent.lose_at = agent.disconnected_at + options_.agent_lost_timeout;
   agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
   agent.info.set_last_seen_us(ToMicros(agent.last_seen));
   Log()->warn("agent={} disconnected{}{} holding {} attempts; re-queued after {} unless it returns",
@@ -1109,7 +1112,7 @@ void Core::Tick() {
       }
       continue;
     }
-    if (!agent.tasks.empty() && now - agent.disconnected_at > options_.agent_lost_timeout) {
+    if (!agent.tasks.empty() && now >= agent.lose_at) {
       const std::set<std::string> held = agent.tasks;
       for (const std::string& id : held) {
         LoseAttempt(*FindTask(id),

@@ -38,12 +38,18 @@ class Watcher {
 };
 
 struct CoreOptions {
-  // An agent silent this long is disconnected.
-  absl::Duration heartbeat_timeout = absl::Seconds(15);
+  // An agent silent this long is disconnected. With agent_lost_timeout, a
+  // silent agent's work is re-queued within 15 s; one whose connection closes
+  // (killed, host rebooted) within agent_lost_timeout.
+  absl::Duration heartbeat_timeout = absl::Seconds(10);
   absl::Duration heartbeat_interval = absl::Seconds(3);
   // A disconnected agent's attempts are re-queued after this long (it may come
   // back and re-attach them before).
-  absl::Duration agent_lost_timeout = absl::Seconds(15);
+  absl::Duration agent_lost_timeout = absl::Seconds(5);
+  // After a coordinator restart every agent is disconnected at once; they
+  // reconnect with backoff (at most 5 s apart) and re-attach. Their attempts
+  // are re-queued only if they stay away this long.
+  absl::Duration restart_grace = absl::Seconds(30);
   // Attempts lost with their agent before the task fails as "agent lost".
   int max_lost_attempts = 2;
 };
@@ -102,6 +108,8 @@ class Core {
     v1::Agent info;
     ConnId conn = 0;  // 0: not connected
     absl::Time disconnected_at = absl::InfinitePast();
+    // Its attempts are re-queued once the clock passes this (while disconnected).
+    absl::Time lose_at = absl::InfiniteFuture();
     absl::Time last_seen = absl::InfinitePast();
     std::set<std::string> tasks;  // task ids whose current attempt it holds
   };

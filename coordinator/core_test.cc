@@ -613,3 +613,25 @@ stages:
 
 }  // namespace
 }  // namespace musafarm::coordinator
+
+namespace musafarm::coordinator {
+namespace {
+
+TEST_F(CoreTest, AfterARestartAgentsGetTheGraceNotTheLostTimeout) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: long\n    exec: [x]\n");
+  auto as = a1->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  Open();  // restart; the fixture's lost timeout is 15 s, the grace 30 s
+  clock_.Advance(absl::Seconds(20));
+  core_->Tick();
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_ASSIGNED);
+  clock_.Advance(absl::Seconds(11));
+  core_->Tick();
+  const v1::Task t = core_->GetJob(job.id())->tasks(0);
+  EXPECT_EQ(t.state(), v1::TASK_STATE_QUEUED);
+  EXPECT_EQ(t.lost_count(), 1);
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
 
   musafarm::coordinator::ServerOptions options;
   std::string log_level = "info";
-  int heartbeat_timeout_s = 15, lost_timeout_s = 15;
+  double heartbeat_timeout_s = 10, lost_timeout_s = 5, restart_grace_s = 30;
   CLI::App app{"musafarm coordinator: accepts jobs and schedules their tasks onto agents"};
   app.add_option("--listen", options.listen, "host:port to serve gRPC on (port 0: any free port)")
       ->capture_default_str();
@@ -34,6 +34,11 @@ int main(int argc, char** argv) {
          "seconds a disconnected agent may take to come back before its tasks are re-queued")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--restart-grace", restart_grace_s,
+                 "seconds agents may take to come back after a coordinator restart before the "
+                 "attempts they held are re-queued")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   try {
@@ -43,6 +48,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   options.core.heartbeat_timeout = absl::Seconds(heartbeat_timeout_s);
+  options.core.restart_grace = absl::Seconds(restart_grace_s);
   options.core.agent_lost_timeout = absl::Seconds(lost_timeout_s);
   options.core.heartbeat_interval =
       std::min(absl::Seconds(3), absl::Seconds(heartbeat_timeout_s) / 3);
