@@ -1,35 +1,68 @@
 #include "agent/agent.h"
 
-#include <sys/statvfs.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
-#include "common/clock.h"
-#include "common/labels.h"
+#include "agent/disk.h"
+#include "agent/docker_executor.h"
+#include "agent/image_pruner.h"
 #include "agent/pytest_summary.h"
 #include "agent/task_env.h"
+#include "common/clock.h"
+#include "common/labels.h"
 #include "common/logging.h"
 
 namespace musafarm::agent {
 namespace {
 
 constexpr size_t kMaxChunk = 64 * 1024;
+// Log bytes sent but not yet acknowledged, per attempt: what the stream's
+// outbox may hold of it, so that a slow coordinator does not pull the spool
+// into memory.
+constexpr uint64_t kSendWindow = 4 << 20;
+// A shutdown's stream close waits this long for the coordinator to end it.
+constexpr absl::Duration kCloseTimeout = absl::Seconds(5);
 constexpr char kVersion[] = "0.1.0";
+constexpr char kShuttingDown[] = "shutting down";
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("agent");
   return log;
 }
 
-int64_t FreeDisk(const std::string& dir) {
-  struct statvfs st;
-  if (::statvfs(dir.c_str(), &st) != 0) return 0;
-  return static_cast<int64_t>(st.f_bavail) * static_cast<int64_t>(st.f_frsize);
+std::string KindName(const v1::StageSpec& run) {
+  switch (run.kind_case()) {
+    case v1::StageSpec::kExec:
+      return "exec";
+    case v1::StageSpec::kDockerBuild:
+      return "docker_build";
+    case v1::StageSpec::kDockerRun:
+      return "docker_run";
+    case v1::StageSpec::kDockerPush:
+      return "docker_push";
+    default:
+      return "unknown";
+  }
+}
+
+std::string DurationText(absl::Duration d) {
+  return d == absl::ZeroDuration() ? "0s" : absl::FormatDuration(d);
+}
+
+// "7/dev/test" attempt 12 -> "7_dev_test-12": a file name.
+std::string AttemptFileName(const std::string& task, uint64_t attempt) {
+  return absl::StrCat(absl::StrReplaceAll(task, {{"/", "_"}}), "-", attempt);
 }
 
 }  // namespace
@@ -38,13 +71,19 @@ Agent::Agent(AgentOptions options, Executor* exec, Executor* docker)
     : options_(std::move(options)),
       exec_executor_(exec),
       docker_executor_(docker),
+      budget_(options_.max_spool_bytes),
       backoff_(options_.reconnect_initial, options_.reconnect_max) {}
 
-Agent::~Agent() { Stop(); }
+Agent::~Agent() {
+  Stop();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
 
 std::string Agent::Key(const std::string& task, uint64_t attempt) {
   return absl::StrCat(task, "#", attempt);
 }
+
+std::string Agent::StatePath() const { return options_.work_dir + "/agent-state"; }
 
 absl::Status Agent::Start() {
   if (options_.name.empty()) return absl::InvalidArgumentError("agent name is empty");
@@ -52,18 +91,28 @@ absl::Status Agent::Start() {
   for (const std::string& label : options_.labels) {
     if (absl::Status s = ValidateLabel(label); !s.ok()) return s;
   }
-  std::error_code ec;
-  std::filesystem::create_directories(options_.work_dir + "/tasks", ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot create work dir '", options_.work_dir, "': ", ec.message()));
+  for (const char* sub : {"/tasks", "/spool"}) {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.work_dir + sub, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot create work dir '", options_.work_dir, "': ", ec.message()));
+    }
   }
+  if (absl::Status s = LockWorkDir(); !s.ok()) return s;
+  RemoveLeftovers();
+  MeasureDisk();
   grpc::ChannelArguments args;
-  // Finds a dead TCP connection (a vanished coordinator host) in ~30 s even
-  // when no task is writing; the coordinator permits pings every 10 s.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
+  // Finds a dead TCP path (a vanished coordinator host, a dropped NAT entry)
+  // in ~15 s even when nothing is written. The coordinator must accept pings
+  // this often (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS below
+  // 10 s, KEEPALIVE_PERMIT_WITHOUT_CALLS) or it answers with GOAWAY.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // By default a client stops pinging after 2 pings without data; the
+  // coordinator writes nothing to an idle agent, so keep pinging.
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   // Our own backoff paces reconnects; keep gRPC's short so it does not add to it.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
@@ -77,43 +126,249 @@ absl::Status Agent::Start() {
   return absl::OkStatus();
 }
 
-void Agent::Stop() {
-  if (!started_ || stopping_) return;
-  absl::Notification cancelled;
-  loop_.Post([this, &cancelled] {
-    stopping_ = true;
-    for (auto& [key, a] : attempts_) {
-      if (a.execution != nullptr) a.execution->Cancel();
-    }
-    cancelled.Notify();
-  });
-  cancelled.WaitForNotification();
-  // Wait (bounded by the kill grace) for executions to report their exits.
-  for (int i = 0; i < 200; ++i) {
-    bool running = false;
-    loop_.RunSync([this, &running] {
-      for (auto& [key, a] : attempts_) running = running || !a.finished;
-    });
-    if (!running) break;
-    absl::SleepFor(absl::Milliseconds(50));
+absl::Status Agent::LockWorkDir() {
+  const std::string path = options_.work_dir + "/agent.lock";
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
   }
-  // Wait for the stream's end to reach the loop: its callbacks hold `this`.
-  absl::Notification ended;
-  loop_.RunSync([this, &ended] {
-    if (stream_ == nullptr) {
-      ended.Notify();
-      return;
+  // Two agents on one work dir would remove each other's attempts as
+  // leftovers. The lock goes with the process, however it ends.
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    return absl::FailedPreconditionError(
+        err == EWOULDBLOCK
+            ? absl::StrCat("work dir '", options_.work_dir, "' is in use by another agent")
+            : absl::StrCat("cannot lock ", path, ": ", std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+void Agent::RemoveLeftovers() {
+  std::vector<RecordedAttempt> recorded;
+  absl::StatusOr<AgentState> state = ReadAgentStateFile(StatePath());
+  if (state.ok()) {
+    recorded = state->attempts;
+  } else if (!absl::IsNotFound(state.status())) {
+    Log()->warn("{}; cannot tell which processes an earlier run left",
+                std::string(state.status().message()));
+  }
+  for (const RecordedAttempt& a : recorded) {
+    std::vector<std::string> killed;
+    for (const RecordedProcess& p : a.processes) {
+      const std::vector<int64_t> pids = KillLeftoverProcesses(p);
+      if (!pids.empty()) {
+        killed.push_back(absl::StrCat("process group ", p.pid, " (", pids.size(),
+                                      " processes: ", absl::StrJoin(pids, " "), ")"));
+      }
     }
-    stream_ended_ = &ended;
-    stream_->Cancel();
+    Log()->warn(
+        "task={} attempt={} ({}) was held by an earlier run of this agent: {}; not listing it, "
+        "so the coordinator re-queues it",
+        a.task_id, a.attempt_id, a.kind,
+        killed.empty() ? std::string("none of its processes was still running")
+                       : absl::StrCat("killed ", absl::StrJoin(killed, ", ")));
+  }
+  for (Executor* e : {exec_executor_, docker_executor_}) {
+    if (e == nullptr) continue;
+    for (const std::string& line : e->RemoveLeftovers(recorded)) Log()->warn("{}", line);
+  }
+  // Nothing in the task and spool directories is held any more.
+  std::vector<std::filesystem::path> old;
+  for (const char* sub : {"/tasks", "/spool"}) {
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(options_.work_dir + sub, ec)) {
+      old.push_back(entry.path());
+    }
+  }
+  for (const std::filesystem::path& p : old) {
+    std::error_code ec;
+    std::filesystem::remove_all(p, ec);
+    if (ec) Log()->warn("cannot remove {}: {}", p.string(), ec.message());
+  }
+  if (!old.empty()) {
+    Log()->info("removed {} task and spool entries of an earlier run", old.size());
+  }
+  SaveState();
+}
+
+void Agent::SaveState() {
+  AgentState state;
+  state.agent = options_.name;
+  for (const auto& [key, a] : attempts_) {
+    RecordedAttempt r;
+    r.task_id = a.assignment.task_id();
+    r.attempt_id = a.assignment.attempt_id();
+    r.kind = KindName(a.assignment.run());
+    r.processes = a.processes;
+    if (a.assignment.run().has_docker_run()) r.container = DockerContainerName(r.attempt_id);
+    if (a.assignment.run().has_docker_build()) {
+      r.images.assign(a.assignment.run().docker_build().tags().begin(),
+                      a.assignment.run().docker_build().tags().end());
+    }
+    state.attempts.push_back(std::move(r));
+  }
+  if (absl::Status s = WriteAgentStateFile(StatePath(), state); !s.ok()) {
+    Log()->error(
+        "cannot save the agent state: {} (should this agent be killed now, a restart "
+        "would not find what runs)",
+        std::string(s.message()));
+  }
+}
+
+void Agent::Shutdown() {
+  if (started_) loop_.Post([this] { BeginShutdown(); });
+}
+
+void Agent::HandBackNow() {
+  if (!started_) return;
+  loop_.Post([this] {
+    BeginShutdown();
+    HandBackRunning("agent shutting down: stopped at once (second signal)");
   });
-  ended.WaitForNotificationWithTimeout(absl::Seconds(10));
+}
+
+bool Agent::WaitStopped(absl::Duration timeout) {
+  return stopped_.WaitForNotificationWithTimeout(timeout);
+}
+
+void Agent::Stop() {
+  if (!started_ || joined_) return;
+  loop_.Post([this] {
+    BeginShutdown();
+    HandBackRunning("agent stopping");
+  });
+  // Bounded: executions end within their kill grace, then results get
+  // final_ack_timeout and the close kCloseTimeout.
+  if (!stopped_.WaitForNotificationWithTimeout(options_.final_ack_timeout + absl::Minutes(1))) {
+    Log()->warn("stopping without a clean close of the stream");
+  }
   loop_.Stop();
   attempts_.clear();  // joins execution threads
+  joined_ = true;
+}
+
+void Agent::BeginShutdown() {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  int running = 0;
+  for (const auto& [key, a] : attempts_) running += a.finished ? 0 : 1;
+  const absl::Duration drain = options_.drain_timeout;
+  Log()->info("shutting down: taking no new work; {} attempt(s) running, {}", running,
+              drain == absl::InfiniteDuration()
+                  ? std::string("waiting for them to finish")
+                  : absl::StrCat("handed back if still running after ", DurationText(drain)));
+  if (registered_) SendHeartbeat();  // unavailable: "shutting down"
+  const std::string reason =
+      absl::StrCat("agent shutting down: drain deadline of ", DurationText(drain), " passed");
+  if (drain <= absl::ZeroDuration()) {
+    HandBackRunning(reason);
+  } else if (drain != absl::InfiniteDuration()) {
+    loop_.PostAfter(drain, [this, reason] { HandBackRunning(reason); });
+  }
+  CheckShutdown();
+}
+
+void Agent::HandBackRunning(const std::string& reason) {
+  if (handing_back_ || closing_) return;
+  handing_back_ = true;
+  for (auto& [key, a] : attempts_) {
+    if (a.finished || a.stale) continue;
+    a.hand_back = true;
+    a.hand_back_reason = reason;
+    Log()->info("task={} attempt={} stopping it to hand it back: {}", a.assignment.task_id(),
+                a.assignment.attempt_id(), reason);
+    if (a.execution != nullptr) a.execution->Cancel();
+  }
+  CheckShutdown();
+}
+
+void Agent::CheckShutdown() {
+  if (!shutting_down_ || closing_) return;
+  for (const auto& [key, a] : attempts_) {
+    if (!a.finished) return;  // still running, or being stopped
+  }
+  if (!final_wait_started_) {
+    final_wait_started_ = true;
+    if (!attempts_.empty()) {
+      Log()->info("waiting up to {} for {} result(s) to be acknowledged",
+                  DurationText(options_.final_ack_timeout), attempts_.size());
+      loop_.PostAfter(options_.final_ack_timeout, [this] {
+        final_wait_over_ = true;
+        CheckShutdown();
+      });
+    }
+  }
+  if (!attempts_.empty() && !final_wait_over_) return;
+  if (!attempts_.empty()) {
+    Log()->warn("{} result(s) not acknowledged; the coordinator re-queues those attempts",
+                attempts_.size());
+  }
+  CloseStream();
+}
+
+void Agent::CloseStream() {
+  closing_ = true;
+  if (stream_ == nullptr) {
+    Stopped();
+    return;
+  }
+  // A half-close the coordinator answers by ending the stream once it has
+  // read everything before it (hand-backs have no acknowledgement of their
+  // own). Before registration there is nothing to deliver.
+  if (registered_) {
+    stream_->CloseSend();
+  } else {
+    stream_->Cancel();
+  }
+  const uint64_t gen = generation_;
+  loop_.PostAfter(kCloseTimeout, [this, gen] {
+    if (gen == generation_ && stream_ != nullptr) stream_->Cancel();
+  });
+}
+
+void Agent::Stopped() {
+  if (stopped_.HasBeenNotified()) return;
+  Log()->info("stopped");
+  stopped_.Notify();
+}
+
+void Agent::MeasureDisk() {
+  absl::StatusOr<uint64_t> free =
+      options_.free_disk ? options_.free_disk(options_.work_dir) : FreeDiskBytes(options_.work_dir);
+  if (!free.ok()) {
+    Log()->debug("cannot measure free disk: {}", std::string(free.status().message()));
+    return;
+  }
+  free_disk_ = *free;
+  std::string reason = LowDiskReason(*free, options_.min_free_disk, options_.work_dir);
+  if (reason != disk_reason_) {
+    if (reason.empty()) {
+      Log()->info("disk space is back: {} free in {}; taking work again", FormatBytes(*free),
+                  options_.work_dir);
+    } else {
+      Log()->warn("{}; taking no new work", reason);
+    }
+    disk_reason_ = std::move(reason);
+  }
+  if (!disk_reason_.empty() && options_.on_low_disk) {
+    std::set<std::string> keep = keep_images_;
+    for (const auto& [key, a] : attempts_) {
+      for (std::string& image : StageImages(a.assignment.run())) keep.insert(std::move(image));
+    }
+    options_.on_low_disk(std::move(keep));
+  }
+}
+
+std::string Agent::UnavailableReason() const {
+  return shutting_down_ ? kShuttingDown : disk_reason_;
 }
 
 void Agent::Connect() {
-  if (stopping_) return;
+  if (closing_) return;
   const uint64_t gen = ++generation_;
   registered_ = false;
   stream_ = CoordinatorStream::Open(
@@ -130,7 +385,9 @@ void Agent::Connect() {
   for (const std::string& l : options_.labels) reg->add_labels(l);
   reg->set_slots(options_.slots);
   reg->set_version(kVersion);
-  reg->mutable_capabilities()->set_free_disk_bytes(FreeDisk(options_.work_dir));
+  MeasureDisk();
+  reg->mutable_capabilities()->set_free_disk_bytes(static_cast<int64_t>(free_disk_));
+  reg->mutable_capabilities()->set_unavailable_reason(UnavailableReason());
   reg->mutable_capabilities()->add_executors("exec");
   reg->mutable_capabilities()->set_gpus(options_.gpus.count);
   reg->mutable_capabilities()->set_gpu_vendor(options_.gpus.vendor);
@@ -146,7 +403,7 @@ void Agent::Connect() {
     held->set_finished(a.finished);
     // Nothing more goes out for it until the coordinator says what it stored.
     a.awaiting_ack = true;
-    a.sent = a.base;
+    a.sent = a.base();
     a.result_sent = false;
   }
   stream_->Send(std::move(msg));
@@ -155,13 +412,12 @@ void Agent::Connect() {
 void Agent::OnStreamEnd(uint64_t generation, const grpc::Status& status) {
   if (generation != generation_) return;
   stream_.reset();
-  if (stream_ended_ != nullptr) {
-    stream_ended_->Notify();
-    stream_ended_ = nullptr;
-  }
   const bool was_registered = registered_;
   registered_ = false;
-  if (stopping_) return;
+  if (closing_) {
+    Stopped();
+    return;
+  }
   ++failures_;
   const absl::Duration delay = backoff_.Next();
   // The first failure is news; repeats while the coordinator is away are not.
@@ -180,11 +436,26 @@ void Agent::Send(v1::AgentMessage msg) {
 }
 
 void Agent::Heartbeat(uint64_t generation) {
-  if (generation != generation_ || !registered_ || stopping_) return;
+  if (generation != generation_ || !registered_ || closing_) return;
+  SendHeartbeat();
+  loop_.PostAfter(heartbeat_interval_, [this, generation] { Heartbeat(generation); });
+}
+
+void Agent::SendHeartbeat() {
+  MeasureDisk();
   v1::AgentMessage msg;
   msg.mutable_heartbeat()->set_sent_us(NowMicros());
+  msg.mutable_heartbeat()->set_free_disk_bytes(static_cast<int64_t>(free_disk_));
+  msg.mutable_heartbeat()->set_unavailable_reason(UnavailableReason());
   Send(std::move(msg));
-  loop_.PostAfter(heartbeat_interval_, [this, generation] { Heartbeat(generation); });
+}
+
+void Agent::SendHandBack(const v1::Assignment& as, const std::string& reason) {
+  v1::AgentMessage msg;
+  msg.mutable_hand_back()->set_task_id(as.task_id());
+  msg.mutable_hand_back()->set_attempt_id(as.attempt_id());
+  msg.mutable_hand_back()->set_reason(reason);
+  Send(std::move(msg));
 }
 
 void Agent::OnMessage(uint64_t generation, const v1::CoordinatorMessage& msg) {
@@ -213,6 +484,10 @@ void Agent::OnMessage(uint64_t generation, const v1::CoordinatorMessage& msg) {
     case v1::CoordinatorMessage::kDrain:
       Log()->info("coordinator says: {}", msg.drain().draining() ? "draining" : "undrained");
       break;
+    case v1::CoordinatorMessage::kKeepImages:
+      keep_images_ = std::set<std::string>(msg.keep_images().images().begin(),
+                                           msg.keep_images().images().end());
+      break;
     default:
       break;
   }
@@ -221,17 +496,38 @@ void Agent::OnMessage(uint64_t generation, const v1::CoordinatorMessage& msg) {
 void Agent::OnAssignment(const v1::Assignment& as) {
   const std::string key = Key(as.task_id(), as.attempt_id());
   if (attempts_.count(key) != 0) return;
+  if (shutting_down_) {
+    // Sent before the coordinator read our "shutting down": give it back
+    // unstarted, at once.
+    Log()->info("task={} attempt={} handed back unstarted: shutting down", as.task_id(),
+                as.attempt_id());
+    SendHandBack(as, "agent shutting down: not started");
+    return;
+  }
   Attempt& a = attempts_[key];
   a.assignment = as;
+  if (options_.on_images_used) options_.on_images_used(StageImages(as.run()));
   a.secrets = SecretValues(as);
   a.redactor = Redactor(a.secrets);
-  a.workdir = absl::StrCat(options_.work_dir, "/tasks/",
-                           absl::StrReplaceAll(as.task_id(), {{"/", "_"}}), "-", as.attempt_id());
+  const std::string file_name = AttemptFileName(as.task_id(), as.attempt_id());
+  a.workdir = absl::StrCat(options_.work_dir, "/tasks/", file_name);
   a.started_us = NowMicros();
   Log()->info("task={} attempt={} starting '{}'", as.task_id(), as.attempt_id(), as.display_name());
   std::error_code ec;
   std::filesystem::remove_all(a.workdir, ec);
   std::filesystem::create_directories(a.workdir, ec);
+  // Outside the task's directory: a task that cleans or archives its working
+  // directory (or a docker build whose context it is) must not meet it.
+  absl::StatusOr<std::unique_ptr<LogSpool>> spool =
+      LogSpool::Create(absl::StrCat(options_.work_dir, "/spool/", file_name, ".log"));
+  if (spool.ok()) {
+    a.spool = *std::move(spool);
+  } else {
+    a.spool_error = std::string(spool.status().message());
+  }
+  // Recorded before anything runs: should the agent die from here on, its
+  // next run knows of the attempt.
+  SaveState();
 
   v1::AgentMessage started;
   started.mutable_started()->set_task_id(as.task_id());
@@ -241,16 +537,36 @@ void Agent::OnAssignment(const v1::Assignment& as) {
 
   ExecCallbacks cb;
   cb.on_output = [this, key](std::string data) {
-    loop_.Post([this, key, data = std::move(data)]() mutable { OnOutput(key, std::move(data)); });
+    // Counted at once, on the executor's thread, so that wait_for_room sees it.
+    const size_t raw = data.size();
+    budget_.Add(static_cast<int64_t>(raw));
+    loop_.Post([this, key, data = std::move(data), raw]() mutable {
+      OnOutput(key, std::move(data), raw);
+    });
   };
   cb.on_exit = [this, key](ExitInfo info) {
     loop_.Post([this, key, info = std::move(info)]() mutable { OnExit(key, std::move(info)); });
+  };
+  cb.wait_for_room = [this](absl::Duration timeout) { return budget_.WaitForRoom(timeout); };
+  cb.on_process = [this, key](pid_t leader) {
+    // Read now, while the leader cannot have been reaped.
+    const std::optional<ProcStat> st = ReadProcStat(leader);
+    if (!st) return;  // already gone
+    RecordedProcess p{leader, st->start_time};
+    loop_.Post([this, key, p] {
+      auto it = attempts_.find(key);
+      if (it == attempts_.end() || it->second.finished) return;
+      it->second.processes.push_back(p);
+      SaveState();
+    });
   };
   Executor* executor =
       as.run().kind_case() == v1::StageSpec::kExec ? exec_executor_ : docker_executor_;
   absl::StatusOr<std::unique_ptr<Execution>> exec;
   if (ec) {
     exec = absl::InternalError(absl::StrCat("cannot create ", a.workdir, ": ", ec.message()));
+  } else if (!a.spool_error.empty()) {
+    exec = absl::InternalError(absl::StrCat("cannot keep the output: ", a.spool_error));
   } else if (executor == nullptr) {
     exec = absl::FailedPreconditionError(
         "this agent runs no Docker stages (start it with --docker)");
@@ -260,14 +576,15 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   if (!exec.ok()) {
     ExitInfo info;
     info.error = std::string(exec.status().message());
-    OnOutput(key, absl::StrCat("musafarm-agent: ", info.error, "\n"));
+    OnOutput(key, absl::StrCat("musafarm-agent: ", info.error, "\n"), 0);
     OnExit(key, std::move(info));
     return;
   }
   a.execution = *std::move(exec);
 }
 
-void Agent::OnOutput(const std::string& key, std::string data) {
+void Agent::OnOutput(const std::string& key, std::string data, size_t raw_size) {
+  budget_.Add(-static_cast<int64_t>(raw_size));  // now counted as spooled bytes, if kept
   auto it = attempts_.find(key);
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
@@ -276,8 +593,24 @@ void Agent::OnOutput(const std::string& key, std::string data) {
 }
 
 void Agent::AppendLog(Attempt& a, const std::string& redacted) {
-  a.buffer += redacted;
-  a.total += redacted.size();
+  if (redacted.empty() || a.spool == nullptr || !a.spool_error.empty()) return;
+  if (absl::Status s = a.spool->Append(redacted); !s.ok()) {
+    // Keeping the rest in memory would undo the bound, and dropping it would
+    // send an incomplete log as complete: the attempt fails instead.
+    a.spool_error = std::string(s.message());
+    Log()->error("task={} attempt={}: {}; stopping the attempt", a.assignment.task_id(),
+                 a.assignment.attempt_id(), a.spool_error);
+    if (!a.finished && a.execution != nullptr) a.execution->Cancel();
+    return;
+  }
+  budget_.Add(static_cast<int64_t>(redacted.size()));
+  if (!spool_full_logged_ && budget_.Full()) {
+    spool_full_logged_ = true;
+    Log()->warn(
+        "{} of output not yet acknowledged (--max-spool-bytes): running attempts' output is no "
+        "longer read until the coordinator acknowledges some",
+        FormatBytes(static_cast<uint64_t>(budget_.used())));
+  }
 }
 
 void Agent::OnExit(const std::string& key, ExitInfo info) {
@@ -285,6 +618,22 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
   a.finished = true;
+  if (options_.on_images_used) options_.on_images_used(StageImages(a.assignment.run()));
+  // The Execution's thread has delivered its last callback; joining is quick.
+  a.execution.reset();
+  if (a.stale) {
+    Forget(key);
+    return;
+  }
+  if (a.hand_back) {
+    Log()->info("task={} attempt={} handed back: {}", a.assignment.task_id(),
+                a.assignment.attempt_id(), a.hand_back_reason);
+    // Not connected: not listed at the next registration either, which the
+    // coordinator treats as lost.
+    SendHandBack(a.assignment, a.hand_back_reason);
+    Forget(key);
+    return;
+  }
   // Collected files are redacted in place before anything measures, parses or
   // sends them. One that cannot be redacted is not sent at all.
   a.files.clear();
@@ -308,9 +657,16 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   r.set_cancelled(info.cancelled);
   r.set_timed_out(info.timed_out);
   r.set_error(RedactString(info.error, a.secrets));
+  if (!a.spool_error.empty() && info.error.empty()) {
+    // Stopped by us, not by the user: an error, not a cancel.
+    r.set_cancelled(false);
+    r.set_timed_out(false);
+    r.set_error(RedactString(absl::StrCat("the agent could not keep the output: ", a.spool_error),
+                             a.secrets));
+  }
   r.set_started_us(a.started_us);
   r.set_ended_us(NowMicros());
-  r.set_log_size(a.total);
+  r.set_log_size(a.total());
   // Collected files become artifacts; pytest summaries in them become counts.
   v1::TestCounts tests;
   bool any_tests = false;
@@ -331,31 +687,30 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   Log()->info("task={} attempt={} ended: exit={} signal={}{}{}", r.task_id(), r.attempt_id(),
               r.exit_code(), r.signal(), r.cancelled() ? " cancelled" : "",
               r.timed_out() ? " timed out" : "");
-  // The Execution's thread has delivered its last callback; joining is quick.
-  a.execution.reset();
-  if (a.stale) {
-    Forget(key);
-    return;
-  }
-  if (stopping_) return;
   Pump(a);
+  CheckShutdown();
 }
 
 void Agent::Pump(Attempt& a) {
   if (stream_ == nullptr || !registered_ || a.awaiting_ack) return;
-  while (a.sent < a.total) {
-    const size_t from = static_cast<size_t>(a.sent - a.base);
-    const size_t n = std::min(kMaxChunk, a.buffer.size() - from);
+  while (a.sent < a.total() && a.sent - a.base() < kSendWindow) {
+    absl::StatusOr<std::string> data = a.spool->Read(a.sent, kMaxChunk);
+    if (!data.ok()) {
+      // Tried again at the next acknowledgement or output.
+      Log()->error("task={} attempt={}: {}", a.assignment.task_id(), a.assignment.attempt_id(),
+                   std::string(data.status().message()));
+      return;
+    }
     v1::AgentMessage msg;
     v1::LogChunk* chunk = msg.mutable_log();
     chunk->set_task_id(a.assignment.task_id());
     chunk->set_attempt_id(a.assignment.attempt_id());
     chunk->set_offset(a.sent);
-    chunk->set_data(a.buffer.substr(from, n));
-    a.sent += n;
+    a.sent += data->size();
+    chunk->set_data(*std::move(data));
     Send(std::move(msg));
   }
-  if (a.finished && !a.result_sent) {
+  if (a.finished && !a.result_sent && a.sent == a.total()) {
     SendArtifacts(a);
     v1::AgentMessage msg;
     *msg.mutable_result() = a.result;
@@ -402,17 +757,17 @@ void Agent::OnAck(const v1::Ack& ack) {
     Forget(key);
     return;
   }
-  if (ack.log_offset() > a.base) {
-    const uint64_t drop = std::min<uint64_t>(ack.log_offset(), a.total) - a.base;
-    a.buffer.erase(0, static_cast<size_t>(drop));
-    a.base += drop;
+  if (a.spool != nullptr && ack.log_offset() > a.base()) {
+    budget_.Add(-static_cast<int64_t>(a.spool->Ack(ack.log_offset())));
+    if (!budget_.Full()) spool_full_logged_ = false;
   }
+  a.sent = std::max(a.sent, a.base());
   if (ack.resend()) {
-    if (ack.log_offset() < a.base) {
+    if (ack.log_offset() < a.base()) {
       Log()->error("task={} attempt={}: coordinator has {} bytes but {} were acknowledged before",
-                   ack.task_id(), ack.attempt_id(), ack.log_offset(), a.base);
+                   ack.task_id(), ack.attempt_id(), ack.log_offset(), a.base());
     }
-    a.sent = a.base;
+    a.sent = a.base();
     a.result_sent = false;
     a.awaiting_ack = false;
     // The start may have been lost with the old stream; the coordinator
@@ -422,8 +777,8 @@ void Agent::OnAck(const v1::Ack& ack) {
     started.mutable_started()->set_attempt_id(a.assignment.attempt_id());
     started.mutable_started()->set_started_us(a.started_us);
     Send(std::move(started));
-    Pump(a);
   }
+  Pump(a);
 }
 
 void Agent::OnCancel(const v1::CancelAttempt& c) {
@@ -434,9 +789,9 @@ void Agent::OnCancel(const v1::CancelAttempt& c) {
   Log()->info("task={} attempt={} cancel: {}", c.task_id(), c.attempt_id(), c.reason());
   if (!a.finished) {
     // Refused at re-registration: the coordinator has moved on, so nobody
-    // waits for this result.
+    // waits for this result (nor for a hand-back).
     a.stale = a.awaiting_ack;
-    a.execution->Cancel();  // the result (cancelled) is reported when it has exited
+    if (a.execution != nullptr) a.execution->Cancel();  // reported (cancelled) once it has exited
   } else if (a.result_sent || a.awaiting_ack) {
     // The coordinator has seen (or refuses) our result: nothing more to say.
     Forget(key);
@@ -446,9 +801,14 @@ void Agent::OnCancel(const v1::CancelAttempt& c) {
 void Agent::Forget(const std::string& key) {
   auto it = attempts_.find(key);
   if (it == attempts_.end()) return;
+  Attempt& a = it->second;
+  if (a.spool != nullptr) budget_.Add(-static_cast<int64_t>(a.spool->held()));
+  if (!budget_.Full()) spool_full_logged_ = false;
   std::error_code ec;
-  std::filesystem::remove_all(it->second.workdir, ec);
-  attempts_.erase(it);
+  std::filesystem::remove_all(a.workdir, ec);
+  attempts_.erase(it);  // removes the spool file
+  SaveState();
+  CheckShutdown();
 }
 
 }  // namespace musafarm::agent

@@ -1,17 +1,22 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "agent/agent_state.h"
 #include "agent/coordinator_stream.h"
 #include "agent/executor.h"
 #include "agent/gpu.h"
+#include "agent/log_spool.h"
 #include "common/backoff.h"
 #include "common/event_loop.h"
 #include "common/redactor.h"
@@ -27,13 +32,57 @@ struct AgentOptions {
   absl::Duration reconnect_initial = absl::Milliseconds(250);
   absl::Duration reconnect_max = absl::Seconds(5);
   GpuInventory gpus;  // advertised in Capabilities; the scheduler hands out ids 0..count-1
+  // Bound on unacknowledged log bytes, all attempts together (SpoolBudget);
+  // 0: none. At the bound, attempts' output pipes are not read (backpressure).
+  uint64_t max_spool_bytes = uint64_t{1} << 30;
+  // On Shutdown(): how long running attempts may go on before they are
+  // stopped and handed back. Zero: at once; InfiniteDuration: no deadline.
+  absl::Duration drain_timeout = absl::Minutes(10);
+  // Once no attempt runs any more during a shutdown: how long to wait for the
+  // results to be acknowledged before closing the stream anyway.
+  absl::Duration final_ack_timeout = absl::Seconds(10);
+  // Below this many free bytes in the work dir's file system the agent takes
+  // no new work (Heartbeat.unavailable_reason "low disk: ..."); 0: no check.
+  uint64_t min_free_disk = uint64_t{5} << 30;
+  // Called on the agent loop at each measurement (start, every heartbeat)
+  // that finds free space below min_free_disk, e.g. to prune images, with the
+  // images nobody may remove: those the coordinator's KeepImages names (its
+  // unfinished jobs) and those of this agent's attempts. Must not block: hand
+  // the work to a thread of its own, and expect repeated calls while space
+  // stays low.
+  std::function<void(std::set<std::string> keep)> on_low_disk;
+  // Called on the agent loop with the images a docker attempt uses, when it
+  // starts and when it ends (for the pruner's least-recently-used order).
+  std::function<void(const std::vector<std::string>& images)> on_images_used;
+  // Measures the free bytes of the file system holding `dir`; empty:
+  // statvfs (FreeDiskBytes). For tests.
+  std::function<absl::StatusOr<uint64_t>(const std::string& dir)> free_disk;
 };
 
 // The agent daemon: keeps one stream to the coordinator (reconnecting with
 // jittered backoff), runs assigned attempts through the Executor, and streams
-// their output and results back. Output stays buffered until the coordinator
-// acknowledges it, so a coordinator restart loses nothing: on reconnect the
-// agent lists the attempts it holds and resends from the acknowledged offset.
+// their output and results back.
+//
+// Nothing lost: output waits in a per-attempt spool file until the coordinator
+// acknowledges it (LogSpool, under <work-dir>/spool/), so a coordinator restart
+// or outage loses nothing: on reconnect the agent lists the attempts it holds
+// and resends from the acknowledged offset. All attempts together hold at most
+// max_spool_bytes unacknowledged; at that bound the executors stop reading
+// output pipes and the processes block on write until acknowledgements free
+// room (nothing is dropped). Results stay in memory until acknowledged.
+//
+// Nothing stuck: what runs is recorded in <work-dir>/agent-state (written
+// atomically on every change). Start() reads it first: process groups of an
+// earlier run (verified by their start time) are killed, the executors remove
+// their leftovers (containers), old task and spool directories are removed,
+// and none of those attempts is listed at registration, so the coordinator
+// re-queues them at once. Only one agent uses a work dir at a time (a lock).
+//
+// Shutdown() (SIGTERM): no new work (heartbeat unavailable_reason "shutting
+// down"; an assignment that still arrives is handed back unstarted), running
+// attempts get drain_timeout to finish, then are stopped and handed back
+// (HandBack). Once nothing runs, results get final_ack_timeout to be
+// acknowledged, then the stream is half-closed and the agent is stopped.
 //
 // Nothing an attempt produces leaves the agent with a secret value of its
 // assignment in it: output passes through the attempt's Redactor before it is
@@ -42,16 +91,27 @@ struct AgentOptions {
 // result's error text.
 //
 // All state lives on the agent's EventLoop; gRPC and executor callbacks only
-// post to it.
+// post to it (except SpoolBudget, which executors wait on).
 class Agent {
  public:
   // `exec` runs exec/shell stages; `docker`, if given, the three docker kinds.
   Agent(AgentOptions options, Executor* exec, Executor* docker = nullptr);
-  ~Agent();
+  ~Agent();  // Stop()
 
-  // Validates options, starts the loop and the first connection.
+  // Validates options, locks the work dir, removes what an earlier run left
+  // (see the class comment), starts the loop and the first connection.
   absl::Status Start();
-  // Cancels running attempts, waits for them to end, closes the stream.
+  // Begins a graceful stop (see the class comment); returns at once.
+  // Thread-safe; later calls do nothing.
+  void Shutdown();
+  // Shutdown(), and stops and hands back running attempts now instead of at
+  // the drain deadline (a second SIGTERM). Thread-safe.
+  void HandBackNow();
+  // Waits up to `timeout` for a shutdown to finish (the stream is closed);
+  // true when it has.
+  bool WaitStopped(absl::Duration timeout);
+  // HandBackNow(), waits for the end (bounded), stops the loop and joins the
+  // executions. Idempotent.
   void Stop();
 
  private:
@@ -59,21 +119,31 @@ class Agent {
     v1::Assignment assignment;
     std::unique_ptr<Execution> execution;
     std::string workdir;
-    std::string buffer;  // log bytes [base, total) not yet acknowledged
-    uint64_t base = 0;
-    uint64_t sent = 0;  // bytes sent on the current stream
-    uint64_t total = 0;
-    bool awaiting_ack = false;  // after a reconnect: wait to learn the stored offset
+    std::unique_ptr<LogSpool> spool;  // log bytes [base, total) not yet acknowledged
+    std::string spool_error;          // output could not be kept: the attempt fails
+    uint64_t sent = 0;                // bytes sent on the current stream
+    bool awaiting_ack = false;        // after a reconnect: wait to learn the stored offset
     bool finished = false;
     bool result_sent = false;
     bool stale = false;  // the coordinator no longer wants it: drop on exit
+    bool hand_back = false;  // shutting down: stopped, to be handed back on exit
+    std::string hand_back_reason;
     int64_t started_us = 0;
     v1::AttemptResult result;
     std::vector<CollectedFile> files;  // sent as artifacts before the result
     std::vector<std::string> secrets;  // the assignment's secret values
     Redactor redactor;                 // of `secrets`, over the attempt's output
+    std::vector<RecordedProcess> processes;  // for the state file
+    uint64_t base() const { return spool ? spool->base() : 0; }
+    uint64_t total() const { return spool ? spool->total() : 0; }
   };
   static std::string Key(const std::string& task, uint64_t attempt);
+
+  std::string StatePath() const;
+  absl::Status LockWorkDir();
+  // Before the first connection: removes what an earlier run left.
+  void RemoveLeftovers();
+  void SaveState();
 
   void Connect();
   void OnMessage(uint64_t generation, const v1::CoordinatorMessage& msg);
@@ -81,34 +151,59 @@ class Agent {
   void OnAssignment(const v1::Assignment& a);
   void OnCancel(const v1::CancelAttempt& c);
   void OnAck(const v1::Ack& ack);
-  void OnOutput(const std::string& key, std::string data);
+  void OnOutput(const std::string& key, std::string data, size_t raw_size);
+  void OnProcess(const std::string& key, pid_t leader);
   // Adds already redacted bytes to the attempt's log.
-  static void AppendLog(Attempt& a, const std::string& redacted);
+  void AppendLog(Attempt& a, const std::string& redacted);
   void OnExit(const std::string& key, ExitInfo info);
   void Pump(Attempt& a);
   void SendArtifacts(Attempt& a);
+  void SendHandBack(const v1::Assignment& as, const std::string& reason);
   void Send(v1::AgentMessage msg);
   void Heartbeat(uint64_t generation);
+  void SendHeartbeat();
   void Forget(const std::string& key);
+
+  // Disk: measures free space and updates disk_reason_.
+  void MeasureDisk();
+  std::string UnavailableReason() const;
+
+  // Shutdown steps, on the loop.
+  void BeginShutdown();
+  void HandBackRunning(const std::string& reason);
+  void CheckShutdown();
+  void CloseStream();
+  void Stopped();
 
   const AgentOptions options_;
   Executor* const exec_executor_;
   Executor* const docker_executor_;  // may be null: no Docker on this host
+  SpoolBudget budget_;               // thread-safe
   EventLoop loop_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::AgentService::Stub> stub_;
   Backoff backoff_;
+  int lock_fd_ = -1;
+  bool started_ = false;        // Start() succeeded: the loop runs
+  bool joined_ = false;         // Stop() has finished
+  absl::Notification stopped_;  // the shutdown has closed the stream
 
   // Loop-only state.
   std::shared_ptr<CoordinatorStream> stream_;
   uint64_t generation_ = 0;
   bool registered_ = false;
-  bool stopping_ = false;
-  bool started_ = false;  // Start() succeeded: the loop runs
-  absl::Notification* stream_ended_ = nullptr;  // Stop() waits on it
   absl::Duration heartbeat_interval_ = absl::Seconds(3);
   int failures_ = 0;
   std::map<std::string, Attempt> attempts_;
+  uint64_t free_disk_ = 0;   // last measured; 0 unknown
+  std::string disk_reason_;  // non-empty: low disk
+  std::set<std::string> keep_images_;  // the coordinator's last KeepImages
+  bool spool_full_logged_ = false;
+  bool shutting_down_ = false;
+  bool handing_back_ = false;        // the drain deadline has passed
+  bool final_wait_started_ = false;  // nothing runs; waiting for acks
+  bool final_wait_over_ = false;
+  bool closing_ = false;  // the stream is being closed for good
 };
 
 }  // namespace musafarm::agent

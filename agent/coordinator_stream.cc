@@ -22,7 +22,7 @@ void CoordinatorStream::Send(v1::AgentMessage msg) {
   const v1::AgentMessage* next = nullptr;
   {
     absl::MutexLock lock(&mu_);
-    if (done_ || closing_) return;
+    if (done_ || closing_ || close_send_) return;
     outbox_.push_back(std::move(msg));
     if (writing_) return;
     writing_ = true;
@@ -32,6 +32,31 @@ void CoordinatorStream::Send(v1::AgentMessage msg) {
 }
 
 void CoordinatorStream::Cancel() { context_.TryCancel(); }
+
+void CoordinatorStream::CloseSend() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (done_ || closing_ || close_send_) return;
+    close_send_ = true;
+    // A write in flight: OnWriteDone starts it once the outbox is empty.
+    // The writes-done counts as a write: the hold stays until it completes.
+    if (writing_) return;
+    writing_ = true;
+    writes_done_ = true;
+  }
+  StartWritesDone();
+}
+
+void CoordinatorStream::OnWritesDoneDone(bool /*ok*/) {
+  bool release = false;
+  {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    release = closing_ && !hold_released_;
+    hold_released_ = hold_released_ || release;
+  }
+  if (release) RemoveHold();
+}
 
 void CoordinatorStream::OnReadDone(bool ok) {
   if (!ok) {
@@ -53,14 +78,17 @@ void CoordinatorStream::OnReadDone(bool ok) {
 
 void CoordinatorStream::OnWriteDone(bool ok) {
   const v1::AgentMessage* next = nullptr;
-  bool release = false;
+  bool release = false, writes_done = false;
   {
     absl::MutexLock lock(&mu_);
     outbox_.pop_front();
     // On a broken stream what is queued is dropped: the agent resends from the
     // acknowledged offsets after reconnecting.
     if (!ok) outbox_.clear();
-    if (outbox_.empty() || closing_) {
+    if (ok && outbox_.empty() && close_send_ && !closing_ && !writes_done_) {
+      writes_done_ = true;  // still writing_: the writes-done is the write in flight
+      writes_done = true;
+    } else if (outbox_.empty() || closing_) {
       writing_ = false;
       release = closing_ && !hold_released_;
       hold_released_ = hold_released_ || release;
@@ -69,6 +97,7 @@ void CoordinatorStream::OnWriteDone(bool ok) {
     }
   }
   if (release) RemoveHold();
+  if (writes_done) StartWritesDone();
   if (next != nullptr) StartWrite(next);
 }
 

@@ -26,9 +26,15 @@ class CoordinatorStream final
 
   void Send(v1::AgentMessage msg);  // thread-safe
   void Cancel();                    // thread-safe; OnEnd follows
+  // Half-closes: once everything queued is written, tells the coordinator
+  // that nothing more comes. The coordinator then ends the stream (OK) after
+  // reading it all, so that end confirms delivery. Later Sends are dropped.
+  // Thread-safe; idempotent.
+  void CloseSend();
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
+  void OnWritesDoneDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
 
  private:
@@ -45,6 +51,8 @@ class CoordinatorStream final
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool done_ ABSL_GUARDED_BY(mu_) = false;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;        // reads have failed
+  bool close_send_ ABSL_GUARDED_BY(mu_) = false;     // CloseSend() was called
+  bool writes_done_ ABSL_GUARDED_BY(mu_) = false;    // StartWritesDone was called
   bool hold_released_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -78,6 +78,64 @@ std::map<std::string, std::string> Sorted(
   return {m.begin(), m.end()};
 }
 
+struct HelperResult {
+  bool ok = false;
+  std::string output;  // stdout and stderr, trimmed, at most kMaxHelperOutput
+  std::string what;    // e.g. "exit 1"
+  std::string Why() const { return output.empty() ? what : absl::StrCat(what, ": ", output); }
+};
+
+// Runs `docker ARGS...` (options.cli) in `dir` to completion, SIGKILLed after
+// options.helper_timeout.
+HelperResult RunHelper(const DockerOptions& options, const Env& env, const std::string& dir,
+                       std::vector<std::string> args) {
+  args.insert(args.begin(), options.cli);
+  HelperResult h;
+  const Child child = Spawn(args, env, dir);
+  if (!child.error.empty()) {
+    h.what = child.error;
+    return h;
+  }
+  const absl::Time deadline = absl::Now() + options.helper_timeout;
+  bool killed = false;
+  const int status = Supervise(
+      child,
+      [&](std::string data) {
+        h.output += data.substr(0, kMaxHelperOutput - std::min(kMaxHelperOutput, h.output.size()));
+      },
+      [&] {
+        if (!killed && absl::Now() >= deadline) {
+          ::kill(-child.pid, SIGKILL);
+          killed = true;
+        }
+      },
+      kDrainAfterExit, nullptr);
+  h.output = std::string(absl::StripAsciiWhitespace(h.output));
+  h.ok = !killed && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  h.what = killed ? absl::StrCat("no answer within ", absl::FormatDuration(options.helper_timeout))
+           : WIFEXITED(status) ? absl::StrCat("exit ", WEXITSTATUS(status))
+                               : absl::StrCat("signal ", WTERMSIG(status));
+  return h;
+}
+
+// The ids in `ps -q`-style output; anything else (a warning on stderr shares
+// the pipe) is skipped.
+std::vector<std::string> Ids(const std::string& output) {
+  std::vector<std::string> ids;
+  for (absl::string_view id : absl::StrSplit(output, absl::ByAnyChar(" \t\r\n"))) {
+    if (!id.empty() && id.find_first_not_of("0123456789abcdef") == absl::string_view::npos) {
+      ids.emplace_back(id);
+    }
+  }
+  return ids;
+}
+
+Env CliEnv(const DockerOptions& options) {
+  Env env = InheritedEnv();
+  if (!options.docker_host.empty()) env["DOCKER_HOST"] = options.docker_host;
+  return env;
+}
+
 class DockerExecution final : public Execution {
  public:
   DockerExecution(const DockerOptions& options, v1::Assignment assignment, EnvMap secrets,
@@ -91,8 +149,7 @@ class DockerExecution final : public Execution {
                       ? absl::Now() + absl::Seconds(as_.run().timeout_seconds())
                       : absl::InfiniteFuture()),
         cb_(std::move(cb)) {
-    env_ = InheritedEnv();
-    if (!options_.docker_host.empty()) env_["DOCKER_HOST"] = options_.docker_host;
+    env_ = CliEnv(options_);
     thread_ = std::thread([this] { Run(); });
   }
   ~DockerExecution() override {
@@ -266,22 +323,19 @@ class DockerExecution final : public Execution {
 
   // After an interrupted run or build: containers of this attempt that remain.
   void RemoveLabelled() {
-    const HelperResult ps =
-        Helper({"ps", "-aq", "--filter=label=musafarm.farm=" + options_.farm,
-                absl::StrCat("--filter=label=musafarm.attempt=", as_.attempt_id())});
-    if (!ps.ok) return;
+    std::vector<std::string> ps = {"ps", "-aq", "--filter=label=musafarm.farm=" + options_.farm};
+    if (!options_.agent.empty()) ps.push_back("--filter=label=musafarm.agent=" + options_.agent);
+    ps.push_back(absl::StrCat("--filter=label=musafarm.attempt=", as_.attempt_id()));
+    const HelperResult listed = Helper(ps);
+    if (!listed.ok) return;
     std::vector<std::string> rm = {"rm", "-f"};
-    for (absl::string_view id : absl::StrSplit(ps.output, absl::ByAnyChar(" \t\r\n"))) {
-      // Only ids: a warning on stderr shares the pipe.
-      if (!id.empty() && id.find_first_not_of("0123456789abcdef") == absl::string_view::npos) {
-        rm.emplace_back(id);
-      }
-    }
+    for (std::string& id : Ids(listed.output)) rm.push_back(std::move(id));
     if (rm.size() > 2) Helper(rm);
   }
 
   void AddLabels(std::vector<std::string>* args) const {
     args->push_back("--label=musafarm.farm=" + options_.farm);
+    if (!options_.agent.empty()) args->push_back("--label=musafarm.agent=" + options_.agent);
     args->push_back("--label=musafarm.task=" + as_.task_id());
     args->push_back(absl::StrCat("--label=musafarm.attempt=", as_.attempt_id()));
   }
@@ -318,80 +372,52 @@ class DockerExecution final : public Execution {
       Say(error_);
       return std::nullopt;
     }
+    if (cb_.on_process) cb_.on_process(child.pid);
     bool stopping = false;
     absl::Time soft_at = absl::InfiniteFuture(), term_at = absl::InfiniteFuture(),
                kill_at = absl::InfiniteFuture();
-    return Supervise(
-        child, [this](std::string data) { cb_.on_output(std::move(data)); },
-        [&] {
-          if (!stopping && CheckStop()) {
-            stopping = true;
-            Say(stop_ == Stop::kCancelled
-                    ? "cancelled; stopping"
-                    : absl::StrCat("timed out after ", as_.run().timeout_seconds(), "s; stopping"));
-            const absl::Time now = absl::Now();
-            if (soft_stop) {
-              soft_at = now;
-              term_at = now + options_.kill_grace;
-            } else {
-              term_at = now;
-            }
-          }
-          if (absl::Now() >= soft_at) {
-            soft_at = soft_stop() ? absl::InfiniteFuture() : absl::Now() + kKillRetry;
-          }
-          if (absl::Now() >= term_at) {
-            ::kill(-child.pid, SIGTERM);
-            term_at = absl::InfiniteFuture();
-            kill_at = absl::Now() + options_.kill_grace;
-          }
-          if (absl::Now() >= kill_at) {
-            ::kill(-child.pid, SIGKILL);
-            kill_at = absl::InfiniteFuture();
-          }
-        },
-        kDrainAfterExit, nullptr);
+    // The tick runs only while the CLI is unreaped (see ExecExecutor).
+    std::function<void()> tick = [&] {
+      if (!stopping && CheckStop()) {
+        stopping = true;
+        Say(stop_ == Stop::kCancelled
+                ? "cancelled; stopping"
+                : absl::StrCat("timed out after ", as_.run().timeout_seconds(), "s; stopping"));
+        const absl::Time now = absl::Now();
+        if (soft_stop) {
+          soft_at = now;
+          term_at = now + options_.kill_grace;
+        } else {
+          term_at = now;
+        }
+      }
+      if (absl::Now() >= soft_at) {
+        soft_at = soft_stop() ? absl::InfiniteFuture() : absl::Now() + kKillRetry;
+      }
+      if (absl::Now() >= term_at) {
+        ::kill(-child.pid, SIGTERM);
+        term_at = absl::InfiniteFuture();
+        kill_at = absl::Now() + options_.kill_grace;
+      }
+      if (absl::Now() >= kill_at) {
+        ::kill(-child.pid, SIGKILL);
+        kill_at = absl::InfiniteFuture();
+      }
+    };
+    // Backpressure as in ExecExecutor: the CLI blocks on its full pipe (what
+    // the container then does is up to the daemon's attach buffering).
+    auto output = [&](std::string data) {
+      cb_.on_output(std::move(data));
+      AwaitOutputRoom(cb_, tick, [&] { return stopping || ChildReaped(child.pid); });
+    };
+    return Supervise(child, output, tick, kDrainAfterExit, nullptr);
   }
-
-  struct HelperResult {
-    bool ok = false;
-    std::string output;  // stdout and stderr, trimmed, at most kMaxHelperOutput
-    std::string what;    // e.g. "exit 1"
-    std::string Why() const { return output.empty() ? what : absl::StrCat(what, ": ", output); }
-  };
 
   // Runs `docker ARGS...` to completion with a bounded wait, its output kept
   // out of the log. Unless `report` is false, a failure is noted in the log.
   HelperResult Helper(std::vector<std::string> args, bool report = true) {
     const std::string shown = absl::StrJoin(args, " ");
-    args.insert(args.begin(), options_.cli);
-    HelperResult h;
-    const Child child = Spawn(args, env_, workdir_);
-    if (!child.error.empty()) {
-      h.what = child.error;
-    } else {
-      const absl::Time deadline = absl::Now() + options_.helper_timeout;
-      bool killed = false;
-      const int status = Supervise(
-          child,
-          [&](std::string data) {
-            h.output +=
-                data.substr(0, kMaxHelperOutput - std::min(kMaxHelperOutput, h.output.size()));
-          },
-          [&] {
-            if (!killed && absl::Now() >= deadline) {
-              ::kill(-child.pid, SIGKILL);
-              killed = true;
-            }
-          },
-          kDrainAfterExit, nullptr);
-      h.output = std::string(absl::StripAsciiWhitespace(h.output));
-      h.ok = !killed && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-      h.what =
-          killed ? absl::StrCat("no answer within ", absl::FormatDuration(options_.helper_timeout))
-          : WIFEXITED(status) ? absl::StrCat("exit ", WEXITSTATUS(status))
-                              : absl::StrCat("signal ", WTERMSIG(status));
-    }
+    HelperResult h = RunHelper(options_, env_, workdir_, std::move(args));
     if (!h.ok && report) Say(absl::StrCat("docker ", shown, " failed: ", h.Why()));
     return h;
   }
@@ -481,6 +507,73 @@ absl::Status Validate(const v1::StageSpec& run) {
 
 std::string DockerContainerName(uint64_t attempt_id) {
   return absl::StrCat("musafarm-", attempt_id);
+}
+
+std::vector<std::string> DockerExecutor::RemoveLeftovers(
+    const std::vector<RecordedAttempt>& recorded) {
+  std::vector<std::string> lines;
+  const Env env = CliEnv(options_);
+  auto run = [&](std::vector<std::string> args) {
+    const std::string shown = absl::StrJoin(args, " ");
+    HelperResult h = RunHelper(options_, env, "", std::move(args));
+    if (!h.ok) lines.push_back(absl::StrCat("docker ", shown, " failed: ", h.Why()));
+    return h;
+  };
+  std::set<std::string> removed;  // containers, by id or name
+  if (!options_.agent.empty()) {
+    const HelperResult ps =
+        run({"ps", "-aq", "--no-trunc", "--filter=label=musafarm.farm=" + options_.farm,
+             "--filter=label=musafarm.agent=" + options_.agent});
+    std::vector<std::string> ids = ps.ok ? Ids(ps.output) : std::vector<std::string>{};
+    if (!ids.empty()) {
+      std::vector<std::string> rm = {"rm", "-f"};
+      rm.insert(rm.end(), ids.begin(), ids.end());
+      if (run(rm).ok) {
+        lines.push_back(absl::StrCat("removed ", ids.size(),
+                                     " container(s) of an earlier run: ", absl::StrJoin(ids, " ")));
+        removed.insert(ids.begin(), ids.end());
+      }
+    }
+  }
+  for (const RecordedAttempt& a : recorded) {
+    const std::string attempt = absl::StrCat(a.attempt_id);
+    if (!a.container.empty()) {
+      // Older containers carry no agent label: farm and attempt must match.
+      HelperResult inspect = RunHelper(options_, env, "",
+                                       {"container", "inspect", "--format",
+                                        "{{.Id}} {{index .Config.Labels \"musafarm.farm\"}} "
+                                        "{{index .Config.Labels \"musafarm.attempt\"}}",
+                                        a.container});
+      const std::vector<std::string> f =
+          absl::StrSplit(inspect.output, ' ', absl::SkipWhitespace());
+      if (inspect.ok && f.size() == 3 && f[1] == options_.farm && f[2] == attempt &&
+          removed.count(f[0]) == 0) {
+        if (run({"rm", "-f", a.container}).ok) {
+          lines.push_back(absl::StrCat("removed container ", a.container, " of task ", a.task_id,
+                                       " attempt ", attempt));
+        }
+      }
+    }
+    for (const std::string& tag : a.images) {
+      HelperResult inspect = RunHelper(options_, env, "",
+                                       {"image", "inspect", "--format",
+                                        "{{index .Config.Labels \"musafarm.farm\"}} "
+                                        "{{index .Config.Labels \"musafarm.agent\"}} "
+                                        "{{index .Config.Labels \"musafarm.attempt\"}}",
+                                        tag});
+      const std::vector<std::string> f =
+          absl::StrSplit(inspect.output, ' ', absl::SkipWhitespace());
+      if (!inspect.ok || f.size() != 3 || f[0] != options_.farm || f[1] != options_.agent ||
+          f[2] != attempt) {
+        continue;  // absent (the build never finished), or since built by someone else
+      }
+      if (run({"image", "rm", tag}).ok) {
+        lines.push_back(absl::StrCat("removed image ", tag, " of task ", a.task_id, " attempt ",
+                                     attempt, " (its build or push did not finish)"));
+      }
+    }
+  }
+  return lines;
 }
 
 absl::StatusOr<std::unique_ptr<Execution>> DockerExecutor::Start(const v1::Assignment& assignment,

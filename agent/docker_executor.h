@@ -16,6 +16,10 @@ struct DockerOptions {
   std::string docker_host;
   // Value of the musafarm.farm label on everything the agent creates.
   std::string farm = "musafarm";
+  // Value of the musafarm.agent label (the agent's name) on everything it
+  // creates, so that a restarted agent removes its own leftovers and never
+  // those of another agent on the same host; "" = no such label.
+  std::string agent;
   // On cancel or timeout: how long after `docker kill` (run) or SIGTERM (build,
   // push) before the CLI's process group gets the next signal.
   absl::Duration kill_grace = absl::Seconds(5);
@@ -41,7 +45,8 @@ std::string DockerContainerName(uint64_t attempt_id);
 // Runs docker_build, docker_run and docker_push stages through the engine's CLI
 // (argv only, in the attempt's workdir, the agent's environment plus
 // DOCKER_HOST). Every container and image it makes carries the labels
-// musafarm.farm, musafarm.task and musafarm.attempt.
+// musafarm.farm, musafarm.agent (when options.agent is set), musafarm.task and
+// musafarm.attempt.
 //
 //   docker_build: build [--progress=plain] [--network=N] [--target=T] [--file=F] --label=...
 //                 --build-arg=K=V... [--secret=id=<name lowercased>,env=NAME]... --tag=T...
@@ -82,12 +87,25 @@ std::string DockerContainerName(uint64_t attempt_id);
 // Helper commands (kill, rm, cp, ps) run synchronously on the attempt's thread
 // with a bounded wait; their failures go into the task log. One thread per
 // running attempt, as in ExecExecutor.
+//
+// Output backpressure (ExecCallbacks::wait_for_room) stops reading the CLI's
+// pipe, so the CLI blocks; whether the container then blocks too depends on
+// the engine's attach buffering.
 class DockerExecutor final : public Executor {
  public:
   explicit DockerExecutor(DockerOptions options) : options_(std::move(options)) {}
   absl::StatusOr<std::unique_ptr<Execution>> Start(const v1::Assignment& assignment,
                                                    const std::string& workdir,
                                                    ExecCallbacks callbacks) override;
+
+  // After an agent restart (nothing runs yet):
+  //   ps -aq --filter=label=musafarm.farm=F --filter=label=musafarm.agent=A, then rm -f of those
+  //   (only with options.agent set: without it no container is known to be this agent's);
+  //   a recorded container not among them (made before the agent label existed) is removed
+  //   when `container inspect` shows this farm's label and the attempt's id;
+  //   a recorded image tag is removed (`image rm`, no force) when `image inspect` shows it
+  //   still carries this agent's and the attempt's labels (an unfinished build or push).
+  std::vector<std::string> RemoveLeftovers(const std::vector<RecordedAttempt>& recorded) override;
 
  private:
   const DockerOptions options_;

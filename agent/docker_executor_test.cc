@@ -457,6 +457,87 @@ TEST_F(FakeDockerTest, CancelBuildTerminatesTheCliAndRemovesLabelledContainers) 
   EXPECT_EQ(calls[2], (Argv{"rm", "-f", "0123456789ab"}));
 }
 
+TEST_F(FakeDockerTest, AgentLabelMarksWhatItMakesAndScopesItsCleanup) {
+  WriteFake({{"build", "echo started; sleep 30"}, {"ps", "echo 0123456789ab"}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_build()->set_context("/ctx");
+  a.mutable_run()->mutable_docker_build()->add_tags("t:1");
+  DockerOptions o = Options();
+  o.agent = "gpu-07";
+  DockerExecutor executor(o);
+  Recorder r;
+  auto exec = executor.Start(a, workdir_, r.Callbacks());
+  ASSERT_TRUE(exec.ok());
+  ASSERT_TRUE(r.WaitOutput("started\n"));
+  (*exec)->Cancel();
+  ASSERT_TRUE(r.Wait());
+  const std::vector<Argv> calls = Calls();
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_THAT(calls[0], ::testing::Contains("--label=musafarm.agent=gpu-07"));
+  // Another agent's containers of the same attempt id (another farm's
+  // coordinator) are not this agent's to remove.
+  EXPECT_EQ(calls[1],
+            (Argv{"ps", "-aq", "--filter=label=musafarm.farm=testfarm",
+                  "--filter=label=musafarm.agent=gpu-07", "--filter=label=musafarm.attempt=42"}));
+  EXPECT_EQ(calls[2], (Argv{"rm", "-f", "0123456789ab"}));
+}
+
+TEST_F(FakeDockerTest, RemoveLeftoversTakesThisAgentsContainersAndUnfinishedImagesOnly) {
+  WriteFake({
+      {"ps", "echo aaaa1111; echo bbbb2222; echo 'WARNING: not an id' >&2"},
+      {"container",
+       "case \"$5\" in musafarm-13) echo 'cccc3333 testfarm 13';;"
+       " musafarm-15) echo 'dddd4444 otherfarm 15';;"
+       " *) echo \"Error: No such container: $5\" >&2; exit 1;; esac"},
+      {"image",
+       "if [ \"$2\" = inspect ]; then case \"$5\" in"
+       " reg/app:dev) echo 'testfarm gpu-07 14';;"
+       " reg/app:rebuilt) echo 'testfarm gpu-07 99';;"
+       " reg/app:theirs) echo 'testfarm gpu-08 14';;"
+       " *) echo 'Error: No such image' >&2; exit 1;; esac; else echo \"Untagged: $3\"; fi"},
+  });
+  DockerOptions o = Options();
+  o.agent = "gpu-07";
+  DockerExecutor executor(o);
+  RecordedAttempt run{"7/dev/run", 13, "docker_run", {}, "musafarm-13", {}};
+  RecordedAttempt foreign{"7/dev/x", 15, "docker_run", {}, "musafarm-15", {}};
+  RecordedAttempt build{
+      "7/dev/base", 14, "docker_build",
+      {},           "", {"reg/app:dev", "reg/app:rebuilt", "reg/app:theirs", "reg/app:missing"}};
+  const std::vector<std::string> lines = executor.RemoveLeftovers({run, foreign, build});
+  const std::vector<Argv> calls = Calls();
+  const std::string fmt_c =
+      "{{.Id}} {{index .Config.Labels \"musafarm.farm\"}} "
+      "{{index .Config.Labels \"musafarm.attempt\"}}";
+  const std::string fmt_i =
+      "{{index .Config.Labels \"musafarm.farm\"}} {{index .Config.Labels \"musafarm.agent\"}} "
+      "{{index .Config.Labels \"musafarm.attempt\"}}";
+  EXPECT_THAT(
+      calls,
+      ElementsAre(Argv{"ps", "-aq", "--no-trunc", "--filter=label=musafarm.farm=testfarm",
+                       "--filter=label=musafarm.agent=gpu-07"},
+                  Argv{"rm", "-f", "aaaa1111", "bbbb2222"},
+                  // Recorded by name, made before the agent label: farm and attempt must match.
+                  Argv{"container", "inspect", "--format", fmt_c, "musafarm-13"},
+                  Argv{"rm", "-f", "musafarm-13"},
+                  Argv{"container", "inspect", "--format", fmt_c, "musafarm-15"},
+                  // Only the tags this agent's attempt still owns.
+                  Argv{"image", "inspect", "--format", fmt_i, "reg/app:dev"},
+                  Argv{"image", "rm", "reg/app:dev"},
+                  Argv{"image", "inspect", "--format", fmt_i, "reg/app:rebuilt"},
+                  Argv{"image", "inspect", "--format", fmt_i, "reg/app:theirs"},
+                  Argv{"image", "inspect", "--format", fmt_i, "reg/app:missing"}));
+  EXPECT_THAT(lines, ElementsAre(HasSubstr("removed 2 container(s) of an earlier run"),
+                                 HasSubstr("removed container musafarm-13"),
+                                 HasSubstr("removed image reg/app:dev")));
+}
+
+TEST_F(FakeDockerTest, RemoveLeftoversWithoutAnAgentNameTouchesNoUnrecordedContainer) {
+  DockerExecutor executor(Options());  // no agent label: nothing is known to be ours
+  EXPECT_THAT(executor.RemoveLeftovers({}), ::testing::IsEmpty());
+  EXPECT_THAT(Calls(), ::testing::IsEmpty());
+}
+
 TEST_F(FakeDockerTest, SecretLookingValuesAreArgvNotShell) {
   const std::string secret =
       "s3cr3t'\"; touch pwned1; $(touch pwned2) `touch pwned3` | touch pwned4 && echo $HOME";

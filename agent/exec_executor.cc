@@ -37,22 +37,28 @@ class ProcessExecution final : public Execution {
     bool terminating = false, timed_out = false, cancelled = false, complete = true;
     // The tick runs only while the main process is unreaped, so the group id
     // it signals cannot belong to anyone else.
-    const int status = Supervise(
-        child_, [this](std::string data) { cb_.on_output(std::move(data)); },
-        [&] {
-          if (!terminating && (cancel_.load() || absl::Now() >= deadline)) {
-            cancelled = cancel_.load();
-            timed_out = !cancelled;
-            terminating = true;
-            ::kill(-child_.pid, SIGTERM);
-            kill_at = absl::Now() + grace_;
-          }
-          if (absl::Now() >= kill_at) {
-            ::kill(-child_.pid, SIGKILL);
-            kill_at = absl::InfiniteFuture();
-          }
-        },
-        kDrainAfterExit, &complete);
+    auto tick = [&] {
+      if (!terminating && (cancel_.load() || absl::Now() >= deadline)) {
+        cancelled = cancel_.load();
+        timed_out = !cancelled;
+        terminating = true;
+        ::kill(-child_.pid, SIGTERM);
+        kill_at = absl::Now() + grace_;
+      }
+      if (absl::Now() >= kill_at) {
+        ::kill(-child_.pid, SIGKILL);
+        kill_at = absl::InfiniteFuture();
+      }
+    };
+    // Backpressure: while the agent has no room, the pipe is not read and the
+    // process blocks writing to it; cancel and the deadline still act. Once
+    // it is being stopped, or after it was reaped (only the pipe's rest is
+    // left), output is taken as it comes.
+    auto output = [&](std::string data) {
+      cb_.on_output(std::move(data));
+      AwaitOutputRoom(cb_, tick, [&] { return terminating || ChildReaped(child_.pid); });
+    };
+    const int status = Supervise(child_, output, tick, kDrainAfterExit, &complete);
     if (!complete) {
       cb_.on_output(
           "musafarm: the task exited but a process outside its process group still holds its "
@@ -139,6 +145,7 @@ absl::StatusOr<std::unique_ptr<Execution>> ExecExecutor::Start(const v1::Assignm
     return std::unique_ptr<Execution>(
         std::make_unique<FailedExecution>(child.error, std::move(callbacks)));
   }
+  if (callbacks.on_process) callbacks.on_process(child.pid);
   return std::unique_ptr<Execution>(std::make_unique<ProcessExecution>(
       child, absl::Seconds(run.timeout_seconds()), options_.kill_grace, std::move(callbacks)));
 }

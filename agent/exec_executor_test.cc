@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 
@@ -191,6 +192,52 @@ TEST_F(ExecExecutorTest, TimeoutKillsAndReportsTimedOut) {
   ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(20)));
   EXPECT_TRUE(r.exit.timed_out);
   EXPECT_FALSE(r.exit.cancelled);
+}
+
+// While the agent has no room for output the pipe is not read, but the
+// deadline and cancel still act on the (blocked) process.
+TEST_F(ExecExecutorTest, WithoutRoomForOutputTheTaskBlocksYetTimeoutAndCancelStillWork) {
+  for (bool cancel : {false, true}) {
+    v1::Assignment a = Exec({"yes"});
+    if (!cancel) a.mutable_run()->set_timeout_seconds(1);
+    Recorder r;
+    ExecCallbacks cb = r.Callbacks();
+    std::atomic<int> asked{0};
+    cb.wait_for_room = [&](absl::Duration timeout) {
+      ++asked;
+      absl::SleepFor(timeout);  // never any room
+      return false;
+    };
+    pid_t leader = 0;
+    cb.on_process = [&](pid_t pid) { leader = pid; };
+    auto exec = executor_.Start(a, dir_.string(), std::move(cb));
+    ASSERT_TRUE(exec.ok());
+    EXPECT_GT(leader, 0) << "the process group is reported for the agent's state file";
+    ASSERT_TRUE(r.WaitOutput("y\n"));
+    if (cancel) (*exec)->Cancel();
+    ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(20))) << "cancel " << cancel;
+    EXPECT_EQ(r.exit.timed_out, !cancel);
+    EXPECT_EQ(r.exit.cancelled, cancel);
+    EXPECT_GT(asked.load(), 0);
+    // `yes` writes as fast as it can: without the bound it would have written
+    // far more than one pipe's worth by now.
+    EXPECT_LT(r.Out().size(), 1u << 20);
+  }
+}
+
+TEST_F(ExecExecutorTest, RoomForOutputLetsEverythingThrough) {
+  Recorder r;
+  ExecCallbacks cb = r.Callbacks();
+  std::atomic<int> calls{0};
+  cb.wait_for_room = [&](absl::Duration) {
+    return ++calls % 3 != 0;  // now and then no room, briefly
+  };
+  auto exec = executor_.Start(Exec({"sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x"}),
+                              dir_.string(), std::move(cb));
+  ASSERT_TRUE(exec.ok());
+  ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(r.exit.exit_code, 0);
+  EXPECT_EQ(r.Out(), std::string(3000000, 'x'));
 }
 
 TEST_F(ExecExecutorTest, MissingProgramIsAnErrorResult) {

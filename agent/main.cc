@@ -2,25 +2,35 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <iostream>
+#include <map>
+#include <memory>
+#include <set>
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "agent/agent.h"
+#include "agent/background_pruner.h"
+#include "agent/disk.h"
 #include "agent/docker_executor.h"
 #include "agent/exec_executor.h"
-#include "absl/strings/str_cat.h"
 #include "agent/gpu.h"
+#include "agent/image_pruner.h"
 #include "agent/secret_files.h"
 #include "common/logging.h"
 #include "yaml-cpp/yaml.h"
 
 namespace {
 
-// Reads `name`, `coordinator`, `labels`, `slots`, `work_dir` from a YAML file;
-// flags given on the command line win.
-bool LoadConfig(const std::string& path, musafarm::agent::AgentOptions& o, std::string& error) {
+// Reads `name`, `coordinator`, `labels`, `slots`, `work_dir` from a YAML file
+// into `o`, and `max_spool_bytes`, `drain_timeout`, `min_free_disk` (as given,
+// parsed like their flags) into `more`; flags given on the command line win.
+bool LoadConfig(const std::string& path, musafarm::agent::AgentOptions& o,
+                std::map<std::string, std::string>& more, std::string& error) {
   try {
     YAML::Node root = YAML::LoadFile(path);
     if (!root.IsMap()) {
@@ -40,9 +50,12 @@ bool LoadConfig(const std::string& path, musafarm::agent::AgentOptions& o, std::
         o.slots = v.as<int>();
       } else if (key == "work_dir") {
         o.work_dir = v.as<std::string>();
+      } else if (key == "max_spool_bytes" || key == "drain_timeout" || key == "min_free_disk") {
+        more[key] = v.as<std::string>();
       } else {
         error = path + ":" + std::to_string(kv.first.Mark().line + 1) + ": unknown field '" + key +
-                "' (known: name, coordinator, labels, slots, work_dir)";
+                "' (known: name, coordinator, labels, slots, work_dir, max_spool_bytes, "
+                "drain_timeout, min_free_disk)";
         return false;
       }
     }
@@ -70,6 +83,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> labels;
   int slots = 0;
   double kill_grace_s = 5;
+  std::string max_spool = "1G", min_free_disk = "5G", drain_timeout = "10m";
   bool docker = false, buildkit = false;
   std::string docker_cli = "/usr/bin/docker", docker_host, farm = "musafarm";
   musafarm::agent::GpuFlags gpu_flags;
@@ -82,9 +96,25 @@ int main(int argc, char** argv) {
   app.add_option("--slots", slots, "tasks run at once (default: number of CPUs)")
       ->check(CLI::PositiveNumber);
   app.add_option("--work-dir", work_dir, "per-task working directories go here");
-  app.add_option("--config", config, "YAML file with name, coordinator, labels, slots, work_dir");
+  app.add_option("--config", config,
+                 "YAML file with name, coordinator, labels, slots, work_dir, max_spool_bytes, "
+                 "drain_timeout, min_free_disk");
   app.add_option("--kill-grace", kill_grace_s,
                  "seconds between SIGTERM and SIGKILL when a task is cancelled")
+      ->capture_default_str();
+  app.add_option("--max-spool-bytes", max_spool,
+                 "unacknowledged task output kept on disk, all tasks together (e.g. 1G; 0: no "
+                 "bound); at the bound the agent stops reading task output, so tasks block on "
+                 "write until the coordinator catches up")
+      ->capture_default_str();
+  app.add_option("--drain-timeout", drain_timeout,
+                 "on SIGTERM/SIGINT, how long running tasks may finish before they are stopped "
+                 "and handed back to the coordinator (e.g. 10m, 90s; 0: at once; a second signal "
+                 "hands back at once)")
+      ->capture_default_str();
+  app.add_option("--min-free-disk", min_free_disk,
+                 "take no new work while the work dir's file system has less free space than "
+                 "this (e.g. 5G; 0: no check)")
       ->capture_default_str();
   app.add_flag("--docker", docker, "run docker_build, docker_run and docker_push stages");
   app.add_option("--docker-cli", docker_cli, "the engine's CLI (podman works too)")
@@ -112,11 +142,43 @@ int main(int argc, char** argv) {
   // Precedence: flag, then $MUSAFARM_COORDINATOR, then the config file.
   if (!config.empty()) {
     std::string error;
-    if (!LoadConfig(config, options, error)) {
+    std::map<std::string, std::string> more;
+    if (!LoadConfig(config, options, more, error)) {
       std::cerr << "musafarm-agent: " << error << "\n";
       return 2;
     }
+    if (more.count("max_spool_bytes") && app.count("--max-spool-bytes") == 0) {
+      max_spool = more["max_spool_bytes"];
+    }
+    if (more.count("drain_timeout") && app.count("--drain-timeout") == 0) {
+      drain_timeout = more["drain_timeout"];
+    }
+    if (more.count("min_free_disk") && app.count("--min-free-disk") == 0) {
+      min_free_disk = more["min_free_disk"];
+    }
   }
+  {
+    absl::StatusOr<uint64_t> spool = musafarm::agent::ParseBytes(max_spool);
+    absl::StatusOr<uint64_t> disk = musafarm::agent::ParseBytes(min_free_disk);
+    absl::Duration drain;
+    if (!spool.ok() || !disk.ok()) {
+      std::cerr << "musafarm-agent: "
+                << (!spool.ok() ? "--max-spool-bytes: " + std::string(spool.status().message())
+                                : "--min-free-disk: " + std::string(disk.status().message()))
+                << "\n";
+      return 2;
+    }
+    if (drain_timeout == "0") drain_timeout = "0s";
+    if (!absl::ParseDuration(drain_timeout, &drain) || drain < absl::ZeroDuration()) {
+      std::cerr << "musafarm-agent: --drain-timeout: '" << drain_timeout
+                << "' is not a duration (e.g. 10m, 90s, 0)\n";
+      return 2;
+    }
+    options.max_spool_bytes = *spool;
+    options.min_free_disk = *disk;
+    options.drain_timeout = drain;
+  }
+
   if (const char* env = std::getenv("MUSAFARM_COORDINATOR")) options.coordinator = env;
   if (!coordinator.empty()) options.coordinator = coordinator;
   if (!labels.empty()) options.labels = labels;
@@ -155,6 +217,7 @@ int main(int argc, char** argv) {
   docker_options.cli = docker_cli;
   docker_options.docker_host = docker_host;
   docker_options.farm = farm;
+  docker_options.agent = options.name;
   docker_options.kill_grace = exec.kill_grace;
   docker_options.buildkit = buildkit;
   docker_options.gpu_vendor = gpus->vendor;
@@ -165,6 +228,35 @@ int main(int argc, char** argv) {
     if (stale > 0) musafarm::GetLogger("agent")->info("removed {} stale secret directories", stale);
   }
   musafarm::agent::DockerExecutor docker_executor(docker_options);
+  // Low disk on a Docker host: prune the images this agent built, least
+  // recently used first, never one the farm's unfinished jobs or this agent's
+  // attempts use, until the threshold is met again.
+  musafarm::agent::PrunerOptions prune_options;
+  prune_options.cli = docker_cli;
+  prune_options.docker_host = docker_host;
+  prune_options.farm = farm;
+  prune_options.agent = options.name;
+  std::unique_ptr<musafarm::agent::ImagePruner> pruner;
+  std::unique_ptr<musafarm::agent::BackgroundPruner> background_pruner;
+  if (docker) {
+    std::error_code ec;
+    std::filesystem::create_directories(options.work_dir, ec);
+    prune_options.lru_file = options.work_dir + "/image-lru.tsv";
+    pruner = std::make_unique<musafarm::agent::ImagePruner>(prune_options);
+    const std::string dir = options.work_dir;
+    const uint64_t target = options.min_free_disk;
+    background_pruner = std::make_unique<musafarm::agent::BackgroundPruner>(
+        pruner.get(), [dir, target] {
+          absl::StatusOr<uint64_t> free = musafarm::agent::FreeDiskBytes(dir);
+          return free.ok() && *free >= target;
+        });
+    options.on_low_disk = [p = background_pruner.get()](std::set<std::string> keep) {
+      p->Request(std::move(keep));
+    };
+    options.on_images_used = [p = pruner.get()](const std::vector<std::string>& images) {
+      for (const std::string& image : images) p->Touch(image);
+    };
+  }
   musafarm::agent::Agent agent(options, &executor, docker ? &docker_executor : nullptr);
   if (absl::Status s = agent.Start(); !s.ok()) {
     std::cerr << "musafarm-agent: " << s.message() << "\n";
@@ -172,7 +264,20 @@ int main(int argc, char** argv) {
   }
   int sig = 0;
   sigwait(&stop, &sig);
-  musafarm::GetLogger("agent")->info("signal {}: stopping", sig);
+  musafarm::GetLogger("agent")->info(
+      "signal {}: shutting down (drain timeout {}; a second signal hands back running tasks at "
+      "once)",
+      sig, drain_timeout);
+  agent.Shutdown();
+  bool second = false;
+  while (!agent.WaitStopped(absl::ZeroDuration())) {
+    const struct timespec poll = {0, 100'000'000};
+    if (sigtimedwait(&stop, nullptr, &poll) > 0 && !second) {
+      second = true;
+      musafarm::GetLogger("agent")->info("second signal: handing back running tasks now");
+      agent.HandBackNow();
+    }
+  }
   agent.Stop();
   return 0;
 }

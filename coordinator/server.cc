@@ -48,9 +48,10 @@ absl::Status Server::Start() {
   builder.AddListeningPort(options_.listen, grpc::InsecureServerCredentials(), &port_);
   builder.RegisterService(agent_service_.get());
   builder.RegisterService(user_service_.get());
-  // Agents ping every 20 s; without this the server counts those pings as
-  // abuse (5 min default) and sends GOAWAY.
-  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10'000);
+  // Agents ping every 10 s even when idle; without this the server counts
+  // those pings as abuse (5 min default) and sends GOAWAY. Half their period,
+  // so timer jitter never makes a ping look early.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);

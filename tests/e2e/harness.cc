@@ -12,6 +12,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -92,10 +93,11 @@ void WriteFile(const std::string& path, const std::string& content) {
 
 Farm::Farm() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  dir_ =
-      (std::filesystem::temp_directory_path() /
-       absl::StrCat("musafarm-e2e-", info->test_suite_name(), "-", info->name(), "-", ::getpid()))
-          .string();
+  // Parameterized tests have '/' in their names ("Seeds/Suite", "Name/seed_7"): one directory.
+  const std::string name = absl::StrReplaceAll(
+      absl::StrCat("musafarm-e2e-", info->test_suite_name(), "-", info->name(), "-", ::getpid()),
+      {{"/", "_"}});
+  dir_ = (std::filesystem::temp_directory_path() / name).string();
   std::filesystem::remove_all(dir_);
   std::filesystem::create_directories(dir_);
 }
@@ -145,9 +147,15 @@ void Farm::StopCoordinator(int sig) {
 
 Process* Farm::StartAgent(const std::string& name, const std::vector<std::string>& labels,
                           int slots, const std::vector<std::string>& extra_flags) {
+  return StartAgentVia(address(), name, labels, slots, extra_flags);
+}
+
+Process* Farm::StartAgentVia(const std::string& coordinator, const std::string& name,
+                             const std::vector<std::string>& labels, int slots,
+                             const std::vector<std::string>& extra_flags) {
   std::vector<std::string> argv = {MF_AGENT_BIN,
                                    "--coordinator",
-                                   address(),
+                                   coordinator,
                                    "--name",
                                    name,
                                    "--slots",
@@ -163,6 +171,8 @@ Process* Farm::StartAgent(const std::string& name, const std::vector<std::string
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   auto p = Process::Start(argv, dir_ + "/agent-" + name + ".log");
   EXPECT_TRUE(p.ok()) << p.status();
+  // Not p->get() on an error: that aborts the test binary, and the coordinator outlives it.
+  if (!p.ok()) return nullptr;
   Process* raw = p->get();
   agents_[name] = *std::move(p);
   return raw;

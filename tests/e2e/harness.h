@@ -57,6 +57,7 @@ class Farm {
 
   const std::string& dir() const { return dir_; }
   std::string address() const;
+  int port() const { return port_; }  // the coordinator's (0 before it first started)
 
   // Starts the coordinator; on a restart it listens on the same port again.
   void StartCoordinator(const std::vector<std::string>& extra_flags = {});
@@ -65,6 +66,13 @@ class Farm {
 
   Process* StartAgent(const std::string& name, const std::vector<std::string>& labels, int slots,
                       const std::vector<std::string>& extra_flags = {});
+  // The same, dialling `coordinator` (e.g. a proxy in front of it) instead of address().
+  // Starting a name again (after its process died) replaces the old process, same work dir.
+  Process* StartAgentVia(const std::string& coordinator, const std::string& name,
+                         const std::vector<std::string>& labels, int slots,
+                         const std::vector<std::string>& extra_flags = {});
+  // The coordinator's --data-dir (its database is musafarm.db in there).
+  std::string data_dir() const { return dir_ + "/coordinator"; }
 
   // Runs `musafarm --coordinator ADDR args...` and waits for it.
   CliResult Cli(const std::vector<std::string>& args, absl::Duration timeout = absl::Seconds(120));

@@ -1,0 +1,526 @@
+// The agent's "nothing lost, nothing stuck" behaviour against a fake
+// coordinator, with real host processes: the output spool and its bound,
+// recovery from an earlier run's state file, graceful shutdown and hand-back,
+// and the disk threshold.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/agent.h"
+#include "agent/agent_state.h"
+#include "agent/exec_executor.h"
+#include "common/subprocess.h"
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "musafarm/v1/agent_service.grpc.pb.h"
+
+namespace musafarm::agent {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+using Messages = std::vector<v1::AgentMessage>;
+
+// Polls `cond` until it holds: for state outside this process's notifications
+// (files, /proc).
+bool Eventually(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(20)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!cond()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return true;
+}
+
+bool ProcessGone(int64_t pid) {
+  std::optional<ProcStat> st = ReadProcStat(pid);
+  return !st || st->state == 'Z';
+}
+
+// A coordinator that registers the agent, sends what the test gives it,
+// records everything and acknowledges logs (unless told not to) and results.
+// Sync API, one stream at a time, which is all one agent opens.
+class FakeCoordinator final : public v1::AgentService::Service {
+ public:
+  grpc::Status Connect(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::AgentMessage>* stream) override {
+    v1::AgentMessage in;
+    if (!stream->Read(&in) || !in.has_register_()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "register first");
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      received_.push_back(in);
+      stream_ = stream;
+      v1::CoordinatorMessage out;
+      out.mutable_registered()->set_heartbeat_interval_ms(heartbeat_ms_);
+      stream_->Write(out);
+      for (const v1::Assignment& a : queued_) {
+        out.Clear();
+        *out.mutable_assignment() = a;
+        stream_->Write(out);
+      }
+      queued_.clear();
+    }
+    while (stream->Read(&in)) {
+      absl::MutexLock lock(&mu_);
+      received_.push_back(in);
+      v1::CoordinatorMessage out;
+      if (in.has_log()) {
+        uint64_t& end = log_end_[in.log().attempt_id()];
+        end = std::max<uint64_t>(end, in.log().offset() + in.log().data().size());
+        if (ack_logs_) WriteAck(in.log().task_id(), in.log().attempt_id(), end, false);
+      } else if (in.has_result()) {
+        WriteAck(in.result().task_id(), in.result().attempt_id(), in.result().log_size(), true);
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    stream_ = nullptr;
+    ++streams_ended_;
+    return grpc::Status::OK;
+  }
+
+  void set_heartbeat_ms(int64_t ms) {
+    absl::MutexLock lock(&mu_);
+    heartbeat_ms_ = ms;
+  }
+  // Sends at once when connected, else at the next registration.
+  void Assign(const v1::Assignment& a) {
+    absl::MutexLock lock(&mu_);
+    if (stream_ == nullptr) {
+      queued_.push_back(a);
+      return;
+    }
+    v1::CoordinatorMessage out;
+    *out.mutable_assignment() = a;
+    stream_->Write(out);
+  }
+  // Turns log acknowledgements on or off; on: acknowledges what came so far.
+  void AckLogs(bool on, const std::string& task_id = "", uint64_t attempt_id = 0) {
+    absl::MutexLock lock(&mu_);
+    ack_logs_ = on;
+    if (on && stream_ != nullptr && attempt_id != 0) {
+      WriteAck(task_id, attempt_id, log_end_[attempt_id], false);
+    }
+  }
+  bool WaitFor(const std::function<bool(const Messages&)>& pred,
+               absl::Duration timeout = absl::Seconds(20)) {
+    absl::MutexLock lock(&mu_);
+    auto cond = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pred(received_); };
+    return mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
+  }
+  Messages received() {
+    absl::MutexLock lock(&mu_);
+    return received_;
+  }
+  int streams_ended() {
+    absl::MutexLock lock(&mu_);
+    return streams_ended_;
+  }
+
+ private:
+  void WriteAck(const std::string& task, uint64_t attempt, uint64_t offset, bool stored)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    v1::CoordinatorMessage out;
+    out.mutable_ack()->set_task_id(task);
+    out.mutable_ack()->set_attempt_id(attempt);
+    out.mutable_ack()->set_log_offset(offset);
+    out.mutable_ack()->set_result_stored(stored);
+    stream_->Write(out);
+  }
+
+  absl::Mutex mu_;
+  grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::AgentMessage>* stream_ ABSL_GUARDED_BY(mu_) =
+      nullptr;
+  int64_t heartbeat_ms_ ABSL_GUARDED_BY(mu_) = 60'000;
+  bool ack_logs_ ABSL_GUARDED_BY(mu_) = true;
+  std::vector<v1::Assignment> queued_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, uint64_t> log_end_ ABSL_GUARDED_BY(mu_);
+  Messages received_ ABSL_GUARDED_BY(mu_);
+  int streams_ended_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Predicates over what the agent sent.
+auto HasKind(v1::AgentMessage::KindCase kind, uint64_t attempt = 0) {
+  return [kind, attempt](const Messages& ms) {
+    for (const v1::AgentMessage& m : ms) {
+      if (m.kind_case() != kind) continue;
+      if (attempt == 0) return true;
+      if ((m.has_started() && m.started().attempt_id() == attempt) ||
+          (m.has_result() && m.result().attempt_id() == attempt) ||
+          (m.has_hand_back() && m.hand_back().attempt_id() == attempt)) {
+        return true;
+      }
+    }
+    return false;
+  };
+}
+auto HeartbeatSaying(const std::string& reason) {
+  return [reason](const Messages& ms) {
+    for (const v1::AgentMessage& m : ms) {
+      if (m.has_heartbeat() && m.heartbeat().unavailable_reason() == reason) return true;
+    }
+    return false;
+  };
+}
+uint64_t LogBytes(const Messages& ms, uint64_t attempt) {
+  uint64_t end = 0;
+  for (const v1::AgentMessage& m : ms) {
+    if (m.has_log() && m.log().attempt_id() == attempt) {
+      end = std::max<uint64_t>(end, m.log().offset() + m.log().data().size());
+    }
+  }
+  return end;
+}
+std::string Log(const Messages& ms, uint64_t attempt) {
+  std::string log;
+  for (const v1::AgentMessage& m : ms) {
+    if (!m.has_log() || m.log().attempt_id() != attempt) continue;
+    const uint64_t end = m.log().offset() + m.log().data().size();
+    if (m.log().offset() <= log.size() && end > log.size()) {
+      log += m.log().data().substr(log.size() - m.log().offset());
+    }
+  }
+  return log;
+}
+template <typename T>
+const T* Find(const Messages& ms, const T& (v1::AgentMessage::*get)() const,
+              bool (v1::AgentMessage::*has)() const) {
+  for (const v1::AgentMessage& m : ms) {
+    if ((m.*has)()) return &(m.*get)();
+  }
+  return nullptr;
+}
+
+class AgentLifecycleTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           absl::StrCat("mf-life-", ::getpid(), "-",
+                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    work_ = (dir_ / "work").string();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(&coordinator_);
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(port_, 0);
+  }
+  void TearDown() override {
+    agent_.reset();
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+    fs::remove_all(dir_);
+  }
+
+  AgentOptions Options() {
+    AgentOptions o;
+    o.coordinator = absl::StrCat("127.0.0.1:", port_);
+    o.name = "a1";
+    o.slots = 2;
+    o.work_dir = work_;
+    o.reconnect_initial = absl::Milliseconds(20);
+    o.reconnect_max = absl::Milliseconds(200);
+    o.min_free_disk = 0;  // the test host's disk is not the subject here
+    o.final_ack_timeout = absl::Seconds(5);
+    return o;
+  }
+  void StartAgent(AgentOptions o) {
+    agent_ = std::make_unique<Agent>(std::move(o), &executor_);
+    absl::Status s = agent_->Start();
+    ASSERT_TRUE(s.ok()) << s;
+  }
+  static v1::Assignment Shell(uint64_t attempt, const std::string& script) {
+    v1::Assignment a;
+    a.set_task_id(absl::StrCat("1/t", attempt));
+    a.set_attempt_id(attempt);
+    a.set_job_id("1");
+    a.mutable_run()->mutable_exec()->add_argv(script);
+    a.mutable_run()->mutable_exec()->set_shell(true);
+    return a;
+  }
+  // The leader pid the agent recorded for `attempt` in its state file.
+  int64_t RecordedPid(uint64_t attempt) {
+    int64_t pid = 0;
+    Eventually([&] {
+      absl::StatusOr<AgentState> st = ReadAgentStateFile(work_ + "/agent-state");
+      if (!st.ok()) return false;
+      for (const RecordedAttempt& a : st->attempts) {
+        if (a.attempt_id == attempt && !a.processes.empty()) pid = a.processes[0].pid;
+      }
+      return pid != 0;
+    });
+    return pid;
+  }
+
+  fs::path dir_;
+  std::string work_;
+  int port_ = 0;
+  FakeCoordinator coordinator_;
+  std::unique_ptr<grpc::Server> server_;
+  ExecExecutor executor_{ExecOptions{absl::Seconds(1), {}, ""}};
+  std::unique_ptr<Agent> agent_;
+};
+
+// ---------------------------------------------------------------------------
+// Spool
+
+TEST_F(AgentLifecycleTest, OutputIsSpooledOnDiskAndAtTheBoundTheProcessBlocksInsteadOfLosingIt) {
+  AgentOptions o = Options();
+  o.max_spool_bytes = 256 * 1024;
+  coordinator_.AckLogs(false);  // a coordinator that stores nothing for now
+  StartAgent(o);
+  const std::string marker = (dir_ / "wrote-everything").string();
+  const uint64_t kTotal = 4 << 20;
+  coordinator_.Assign(
+      Shell(7, absl::StrCat("head -c ", kTotal, " /dev/zero | tr '\\0' x; touch ", marker)));
+  // The spool fills up to the bound...
+  ASSERT_TRUE(
+      coordinator_.WaitFor([](const Messages& ms) { return LogBytes(ms, 7) >= 200 * 1024; }));
+  // ...and there it stays: the process is not read from, so it cannot finish.
+  // (Observed for a while: a missing bound would have let all 4 MiB through
+  // and the marker appear at once.)
+  EXPECT_FALSE(coordinator_.WaitFor(
+      [&](const Messages& ms) { return LogBytes(ms, 7) > o.max_spool_bytes + 2 * 65536; },
+      absl::Milliseconds(700)));
+  EXPECT_FALSE(fs::exists(marker));
+  // The unacknowledged bytes are in the spool file, not only in memory.
+  uint64_t spooled = 0;
+  for (const auto& e : fs::directory_iterator(work_ + "/spool")) spooled += e.file_size();
+  EXPECT_GE(spooled, 200u * 1024);
+  EXPECT_LE(spooled, o.max_spool_bytes + 2 * 65536);
+  // The coordinator catches up: everything arrives, in order, nothing lost.
+  coordinator_.AckLogs(true, "1/t7", 7);
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 7), absl::Seconds(60)));
+  const Messages ms = coordinator_.received();
+  EXPECT_EQ(Log(ms, 7), std::string(kTotal, 'x'));
+  const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->log_size(), kTotal);
+  EXPECT_EQ(r->exit_code(), 0);
+  EXPECT_TRUE(fs::exists(marker));
+  // Once stored, the spool file is gone.
+  EXPECT_TRUE(Eventually([&] { return fs::is_empty(work_ + "/spool"); }));
+}
+
+TEST_F(AgentLifecycleTest, AnAttemptWhoseOutputCannotBeKeptFailsWithAClearError) {
+  StartAgent(Options());
+  // The spool directory is replaced by a file: no spool file can be made.
+  fs::remove_all(work_ + "/spool");
+  std::ofstream(work_ + "/spool") << "in the way";
+  coordinator_.Assign(Shell(8, "echo hi"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 8)));
+  const Messages ms = coordinator_.received();
+  const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
+  ASSERT_NE(r, nullptr);
+  EXPECT_THAT(r->error(), HasSubstr("cannot keep the output"));
+  EXPECT_FALSE(r->cancelled());
+}
+
+// ---------------------------------------------------------------------------
+// Restart recovery
+
+TEST_F(AgentLifecycleTest, StateFileListsTheRunningAttemptAndItsProcessGroup) {
+  StartAgent(Options());
+  coordinator_.Assign(Shell(9, "exec sleep 600"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kStarted, 9)));
+  const int64_t pid = RecordedPid(9);
+  ASSERT_GT(pid, 0);
+  absl::StatusOr<AgentState> st = ReadAgentStateFile(work_ + "/agent-state");
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->agent, "a1");
+  ASSERT_EQ(st->attempts.size(), 1u);
+  EXPECT_EQ(st->attempts[0].task_id, "1/t9");
+  EXPECT_EQ(st->attempts[0].kind, "exec");
+  // The recorded start time is that process's.
+  std::optional<ProcStat> proc = ReadProcStat(pid);
+  ASSERT_TRUE(proc.has_value());
+  EXPECT_EQ(st->attempts[0].processes[0].start_time, proc->start_time);
+  EXPECT_EQ(proc->pgrp, pid);
+  agent_.reset();
+  // Stopped for good: nothing is held any more.
+  st = ReadAgentStateFile(work_ + "/agent-state");
+  ASSERT_TRUE(st.ok());
+  EXPECT_THAT(st->attempts, IsEmpty());
+}
+
+TEST_F(AgentLifecycleTest, StartKillsWhatAnEarlierRunLeftAndRegistersHoldingNothing) {
+  // What a SIGKILLed agent leaves: a running process group, its state file,
+  // task and spool directories.
+  Child child = Spawn({"sh", "-c", "sleep 600 & exec sleep 600"}, InheritedEnv(), "");
+  ASSERT_TRUE(child.error.empty()) << child.error;
+  ::close(child.fd);
+  std::optional<ProcStat> leader = ReadProcStat(child.pid);
+  ASSERT_TRUE(leader.has_value());
+  AgentState old;
+  old.agent = "a1";
+  RecordedAttempt a;
+  a.task_id = "1/old";
+  a.attempt_id = 3;
+  a.kind = "exec";
+  a.processes = {{child.pid, leader->start_time}};
+  old.attempts = {a};
+  fs::create_directories(work_ + "/tasks/1_old-3");
+  fs::create_directories(work_ + "/spool");
+  std::ofstream(work_ + "/spool/1_old-3.log") << "unsent";
+  ASSERT_TRUE(WriteAgentStateFile(work_ + "/agent-state", old).ok());
+  ASSERT_EQ(LeftoverProcesses(a.processes[0]).size(), 2u);
+
+  StartAgent(Options());
+  // Done before registering: the group is gone by the time the agent is up.
+  const bool gone = LeftoverProcesses(a.processes[0]).empty();
+  if (!gone) ::kill(-child.pid, SIGKILL);  // not left behind by a failing test either
+  EXPECT_TRUE(gone) << "the earlier run's processes still run";
+  int status = 0;
+  ASSERT_EQ(::waitpid(child.pid, &status, 0), child.pid);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_FALSE(fs::exists(work_ + "/tasks/1_old-3"));
+  EXPECT_FALSE(fs::exists(work_ + "/spool/1_old-3.log"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  const Messages ms = coordinator_.received();
+  EXPECT_EQ(ms[0].register_().held_size(), 0) << "so the coordinator re-queues it at once";
+  absl::StatusOr<AgentState> now = ReadAgentStateFile(work_ + "/agent-state");
+  ASSERT_TRUE(now.ok());
+  EXPECT_THAT(now->attempts, IsEmpty());
+}
+
+TEST_F(AgentLifecycleTest, TwoAgentsCannotShareAWorkDir) {
+  StartAgent(Options());
+  ExecExecutor other_executor{ExecOptions{}};
+  Agent second(Options(), &other_executor);
+  absl::Status s = second.Start();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("in use by another agent"));
+}
+
+// ---------------------------------------------------------------------------
+// Graceful shutdown
+
+TEST_F(AgentLifecycleTest, ShutdownWithDrainZeroHandsBackTheRunningAttemptAndCloses) {
+  AgentOptions o = Options();
+  o.drain_timeout = absl::ZeroDuration();
+  StartAgent(o);
+  coordinator_.Assign(Shell(11, "exec sleep 600"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kStarted, 11)));
+  const int64_t pid = RecordedPid(11);
+  ASSERT_GT(pid, 0);
+  agent_->Shutdown();
+  ASSERT_TRUE(agent_->WaitStopped(absl::Seconds(20)));
+  const Messages ms = coordinator_.received();
+  EXPECT_TRUE(HeartbeatSaying("shutting down")(ms));
+  const v1::HandBack* hb = Find(ms, &v1::AgentMessage::hand_back, &v1::AgentMessage::has_hand_back);
+  ASSERT_NE(hb, nullptr);
+  EXPECT_EQ(hb->task_id(), "1/t11");
+  EXPECT_EQ(hb->attempt_id(), 11u);
+  EXPECT_EQ(hb->reason(), "agent shutting down: drain deadline of 0s passed");
+  EXPECT_FALSE(HasKind(v1::AgentMessage::kResult)(ms)) << "handed back, not reported";
+  EXPECT_TRUE(ProcessGone(pid));
+  // The agent half-closed: the coordinator's read loop ended after the hand-back.
+  EXPECT_TRUE(Eventually([&] { return coordinator_.streams_ended() == 1; }));
+}
+
+TEST_F(AgentLifecycleTest, DrainLetsTheRunningAttemptFinishAndHandsBackNewWork) {
+  AgentOptions o = Options();
+  o.drain_timeout = absl::Minutes(10);
+  StartAgent(o);
+  const std::string gate = (dir_ / "gate").string();
+  coordinator_.Assign(
+      Shell(12, absl::StrCat("while [ ! -e ", gate, " ]; do sleep 0.02; done; echo finished")));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kStarted, 12)));
+  agent_->Shutdown();
+  ASSERT_TRUE(coordinator_.WaitFor(HeartbeatSaying("shutting down")));
+  // Work the coordinator sent before it read that goes straight back.
+  coordinator_.Assign(Shell(13, "echo never"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kHandBack, 13)));
+  EXPECT_FALSE(HasKind(v1::AgentMessage::kStarted, 13)(coordinator_.received()));
+  EXPECT_FALSE(agent_->WaitStopped(absl::Milliseconds(200))) << "still draining";
+  std::ofstream(gate) << "go";
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 12)));
+  ASSERT_TRUE(agent_->WaitStopped(absl::Seconds(20)));
+  const Messages ms = coordinator_.received();
+  EXPECT_EQ(Log(ms, 12), "finished\n");
+  EXPECT_FALSE(HasKind(v1::AgentMessage::kHandBack, 12)(ms));
+}
+
+TEST_F(AgentLifecycleTest, HandBackNowDoesNotWaitForTheDrainDeadline) {
+  AgentOptions o = Options();
+  o.drain_timeout = absl::Minutes(10);
+  StartAgent(o);
+  coordinator_.Assign(Shell(14, "exec sleep 600"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kStarted, 14)));
+  agent_->Shutdown();
+  ASSERT_TRUE(coordinator_.WaitFor(HeartbeatSaying("shutting down")));
+  agent_->HandBackNow();  // the second SIGTERM
+  ASSERT_TRUE(agent_->WaitStopped(absl::Seconds(20)));
+  const v1::HandBack* hb = nullptr;
+  const Messages ms = coordinator_.received();
+  hb = Find(ms, &v1::AgentMessage::hand_back, &v1::AgentMessage::has_hand_back);
+  ASSERT_NE(hb, nullptr);
+  EXPECT_THAT(hb->reason(), HasSubstr("second signal"));
+}
+
+TEST_F(AgentLifecycleTest, IdleAgentStopsAtOnce) {
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  const absl::Time start = absl::Now();
+  agent_->Shutdown();
+  ASSERT_TRUE(agent_->WaitStopped(absl::Seconds(20)));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+// ---------------------------------------------------------------------------
+// Disk threshold
+
+TEST_F(AgentLifecycleTest, LowDiskIsReportedAndClearedAndCallsTheHook) {
+  std::atomic<uint64_t> free{uint64_t{1288490189}};  // 1.2 GiB
+  std::atomic<int> hook_calls{0};
+  AgentOptions o = Options();
+  o.min_free_disk = uint64_t{5} << 30;
+  o.free_disk = [&](const std::string& dir) -> absl::StatusOr<uint64_t> {
+    EXPECT_EQ(dir, work_);
+    return free.load();
+  };
+  o.on_low_disk = [&](std::set<std::string>) { ++hook_calls; };
+  coordinator_.set_heartbeat_ms(30);
+  StartAgent(o);
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  const std::string want = absl::StrCat("low disk: 1.2 GiB free in ", work_, ", below 5.0 GiB");
+  const v1::Register reg = coordinator_.received()[0].register_();
+  EXPECT_EQ(reg.capabilities().unavailable_reason(), want);
+  EXPECT_EQ(reg.capabilities().free_disk_bytes(), 1288490189);
+  ASSERT_TRUE(coordinator_.WaitFor(HeartbeatSaying(want)));
+  EXPECT_GE(hook_calls.load(), 1);
+  // Space comes back: the next heartbeat clears the reason.
+  free = uint64_t{10} << 30;
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) {
+    for (const v1::AgentMessage& m : ms) {
+      if (m.has_heartbeat() && m.heartbeat().unavailable_reason().empty() &&
+          m.heartbeat().free_disk_bytes() == (int64_t{10} << 30)) {
+        return true;
+      }
+    }
+    return false;
+  }));
+  const int calls = hook_calls.load();
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) {
+    int beats = 0;
+    for (const v1::AgentMessage& m : ms) beats += m.has_heartbeat() ? 1 : 0;
+    return beats > 20;
+  }));
+  EXPECT_EQ(hook_calls.load(), calls) << "no pruning while space suffices";
+}
+
+}  // namespace
+}  // namespace musafarm::agent

@@ -1,0 +1,138 @@
+#include "agent/log_spool.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace musafarm::agent {
+namespace {
+
+constexpr size_t kCopyChunk = 1 << 20;
+
+absl::Status Errno(const std::string& what, const std::string& path, int err) {
+  return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(err)));
+}
+
+bool Truncate(int fd, uint64_t size) { return ::ftruncate(fd, static_cast<off_t>(size)) == 0; }
+
+}  // namespace
+
+void SpoolBudget::Add(int64_t delta) {
+  absl::MutexLock lock(&mu_);
+  used_ += delta;
+}
+
+bool SpoolBudget::WaitForRoom(absl::Duration timeout) {
+  if (max_ == 0) return true;
+  absl::MutexLock lock(&mu_);
+  auto room = [this]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return used_ < static_cast<int64_t>(max_); };
+  return mu_.AwaitWithTimeout(absl::Condition(&room), timeout);
+}
+
+bool SpoolBudget::Full() const {
+  absl::MutexLock lock(&mu_);
+  return max_ != 0 && used_ >= static_cast<int64_t>(max_);
+}
+
+int64_t SpoolBudget::used() const {
+  absl::MutexLock lock(&mu_);
+  return used_;
+}
+
+absl::StatusOr<std::unique_ptr<LogSpool>> LogSpool::Create(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return Errno("cannot create", path, errno);
+  return std::unique_ptr<LogSpool>(new LogSpool(fd, path));
+}
+
+LogSpool::~LogSpool() {
+  ::close(fd_);
+  ::unlink(path_.c_str());
+}
+
+absl::Status LogSpool::Append(absl::string_view data) {
+  const uint64_t at = total_ - file_start_;
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n =
+        ::pwrite(fd_, data.data() + done, data.size() - done, static_cast<off_t>(at + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : ENOSPC;
+      // All or nothing: a partly written tail is cut off again.
+      // Best effort: what lies past `total` is never read, and the next
+      // append overwrites it.
+      Truncate(fd_, at);
+      return Errno("cannot write", path_, err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  total_ += data.size();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> LogSpool::Read(uint64_t offset, size_t max) const {
+  if (offset < base_ || offset > total_) {
+    return absl::OutOfRangeError(
+        absl::StrCat("offset ", offset, " is outside [", base_, ", ", total_, ")"));
+  }
+  std::string out(static_cast<size_t>(std::min<uint64_t>(max, total_ - offset)), '\0');
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
+                              static_cast<off_t>(offset - file_start_ + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Errno("cannot read", path_, errno);
+    if (n == 0) return absl::DataLossError(absl::StrCat(path_, " is shorter than expected"));
+    done += static_cast<size_t>(n);
+  }
+  return out;
+}
+
+uint64_t LogSpool::Ack(uint64_t offset) {
+  if (offset <= base_) return 0;
+  const uint64_t to = std::min(offset, total_);
+  const uint64_t dropped = to - base_;
+  base_ = to;
+  Compact();
+  return dropped;
+}
+
+void LogSpool::Compact() {
+  const uint64_t prefix = base_ - file_start_;
+  const uint64_t rest = total_ - base_;
+  if (rest == 0) {
+    if (prefix > 0 && Truncate(fd_, 0)) file_start_ = base_;
+    return;
+  }
+  if (prefix < kCompactMin || prefix < rest) return;
+  // prefix >= rest: the destination [0, rest) ends before the source
+  // [prefix, prefix + rest) starts, so a failure midway loses nothing.
+  std::string buf(static_cast<size_t>(std::min<uint64_t>(kCopyChunk, rest)), '\0');
+  for (uint64_t done = 0; done < rest;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), rest - done));
+    const ssize_t r = ::pread(fd_, buf.data(), want, static_cast<off_t>(prefix + done));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return;
+    size_t written = 0;
+    while (written < static_cast<size_t>(r)) {
+      const ssize_t w = ::pwrite(fd_, buf.data() + written, static_cast<size_t>(r) - written,
+                                 static_cast<off_t>(done + written));
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return;
+      written += static_cast<size_t>(w);
+    }
+    done += static_cast<uint64_t>(r);
+  }
+  // The moved copy is complete. Should the old tail stay (truncate failed),
+  // the file is only longer than needed: appends overwrite it.
+  Truncate(fd_, rest);
+  file_start_ = base_;
+}
+
+}  // namespace musafarm::agent
