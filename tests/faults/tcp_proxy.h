@@ -1,0 +1,87 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+
+namespace musafarm::faults {
+
+// A TCP proxy on 127.0.0.1:<any free port> in front of one upstream port on
+// 127.0.0.1, for network faults between agents and the coordinator: agents
+// dial port() instead of the coordinator. One thread runs a poll() loop over
+// every connection (no thread per connection). Each accepted connection gets
+// its own upstream connection; bytes are copied both ways with at most
+// kMaxBuffered bytes buffered per direction (then the proxy stops reading
+// that side, and TCP flow control pushes back on the sender).
+//
+// Faults:
+//  - Blackhole(): a network partition. Nothing more is read, written or
+//    accepted: connections stay open and silent in both directions, with no
+//    RST or FIN. What the peers write meanwhile waits in kernel socket buffers
+//    (and the proxy's own), as unacknowledged segments would wait in a real
+//    partition. A connection attempt made meanwhile completes in the kernel's
+//    backlog but is not forwarded.
+//  - Heal(): ends the partition. Blackholed connections RESUME: the bytes held
+//    back are delivered in order, as TCP retransmission would deliver them,
+//    and queued connection attempts are accepted and forwarded. So a peer that
+//    gave up on a connection during the partition (the coordinator closing a
+//    silent agent's stream at its heartbeat deadline) is heard from once the
+//    partition heals, and the other side learns it then (the agent sees its
+//    stream end and reconnects).
+//  - Sever(): closes every connection now (the peers see FIN, or RST when
+//    unread bytes were pending); the proxy keeps accepting new ones.
+//
+// Thread-safe: every method may be called from any thread. Blackhole, Heal
+// and Sever return once the proxy's thread has applied them.
+class TcpProxy {
+ public:
+  static constexpr size_t kMaxBuffered = 1 << 20;
+
+  // Listens on 127.0.0.1:0 and forwards to 127.0.0.1:upstream_port. The
+  // upstream need not be listening yet (or may restart on the same port):
+  // each accepted connection dials it afresh, and is closed if that fails.
+  static absl::StatusOr<std::unique_ptr<TcpProxy>> Start(int upstream_port);
+  ~TcpProxy();  // stops the thread and closes every socket
+
+  TcpProxy(const TcpProxy&) = delete;
+  TcpProxy& operator=(const TcpProxy&) = delete;
+
+  int port() const { return port_; }
+  std::string address() const;  // "127.0.0.1:<port>"
+
+  void Blackhole();
+  void Heal();
+  void Sever();
+
+  // Connections accepted so far, and open now.
+  int accepted() const;
+  int open() const;
+
+ private:
+  enum class Command { kNone, kBlackhole, kHeal, kSever, kStop };
+  TcpProxy(int listen_fd, int wake_fd, int port, int upstream_port);
+  void Apply(Command c);  // posts `c` and waits until the loop has applied it
+  void Run();
+
+  const int listen_fd_;
+  const int wake_fd_;  // eventfd: a command is waiting
+  const int port_;
+  const int upstream_port_;
+
+  mutable absl::Mutex mu_;
+  Command command_ ABSL_GUARDED_BY(mu_) = Command::kNone;
+  uint64_t posted_ ABSL_GUARDED_BY(mu_) = 0;   // commands posted
+  uint64_t applied_ ABSL_GUARDED_BY(mu_) = 0;  // commands the loop has applied
+  int accepted_ ABSL_GUARDED_BY(mu_) = 0;
+  int open_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Mutex apply_mu_;  // one command in flight at a time
+
+  std::thread thread_;
+};
+
+}  // namespace musafarm::faults
