@@ -504,6 +504,14 @@ void Agent::OnAssignment(const v1::Assignment& as) {
     SendHandBack(as, "agent shutting down: not started");
     return;
   }
+  if (!disk_reason_.empty()) {
+    // Sent before the coordinator heard we are short of disk.
+    Log()->info("task={} attempt={} handed back unstarted: {}", as.task_id(), as.attempt_id(),
+                disk_reason_);
+    SendHeartbeat();
+    SendHandBack(as, absl::StrCat("not started: ", disk_reason_));
+    return;
+  }
   Attempt& a = attempts_[key];
   a.assignment = as;
   if (options_.on_images_used) options_.on_images_used(StageImages(as.run()));
@@ -598,8 +606,18 @@ void Agent::AppendLog(Attempt& a, const std::string& redacted) {
     // Keeping the rest in memory would undo the bound, and dropping it would
     // send an incomplete log as complete: the attempt fails instead.
     a.spool_error = std::string(s.message());
-    Log()->error("task={} attempt={}: {}; stopping the attempt", a.assignment.task_id(),
-                 a.assignment.attempt_id(), a.spool_error);
+    // A full disk is this host's trouble, not the task's: tell the coordinator
+    // we take no work (the heartbeat measures the disk) and hand the attempt
+    // back, so that it runs elsewhere without using up its retries. Any other
+    // spool failure fails the attempt.
+    SendHeartbeat();
+    if (!disk_reason_.empty() && !a.finished) {
+      a.hand_back = true;
+      a.hand_back_reason = absl::StrCat("agent could not keep the output (", disk_reason_, ")");
+    }
+    Log()->error("task={} attempt={}: {}; stopping the attempt{}", a.assignment.task_id(),
+                 a.assignment.attempt_id(), a.spool_error,
+                 a.hand_back ? " to hand it back" : "");
     if (!a.finished && a.execution != nullptr) a.execution->Cancel();
     return;
   }

@@ -344,7 +344,15 @@ std::vector<std::string> RenderAgents(const std::vector<v1::Agent>& agents, absl
                     absl::StrJoin(a.labels(), ","), absl::StrJoin(a.running_tasks(), ","),
                     FormatAgo(FromMicros(a.last_seen_us()), now)});
   }
-  return RenderTable({"NAME", "STATE", "SLOTS", "LABELS", "RUNNING", "LAST SEEN"}, rows);
+  std::vector<std::string> lines =
+      RenderTable({"NAME", "STATE", "SLOTS", "LABELS", "RUNNING", "LAST SEEN"}, rows);
+  // Why an agent takes no work does not fit a column: one line each, below.
+  for (const v1::Agent& a : agents) {
+    if (!a.unavailable_reason().empty()) {
+      lines.push_back(absl::StrCat(a.name(), " takes no new work: ", a.unavailable_reason()));
+    }
+  }
+  return lines;
 }
 
 std::vector<std::string> RenderResult(const v1::Job& job, absl::Time now) {

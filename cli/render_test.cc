@@ -242,6 +242,19 @@ TEST(RenderAgentsTest, SlotsLabelsRunningLastSeen) {
                           "old    disconnected  0/2    -                 -               never"));
 }
 
+TEST(RenderAgentsTest, WhyAnAgentTakesNoWorkIsSaidBelowTheTable) {
+  v1::Agent a;
+  a.set_name("gpu-1");
+  a.set_state(v1::AGENT_STATE_CONNECTED);
+  a.set_slots(4);
+  a.set_unavailable_reason("low disk: 1.2 GiB free in /var/lib/musafarm-agent, below 5.0 GiB");
+  EXPECT_THAT(RenderAgents({a}, kNow),
+              ElementsAre("NAME   STATE      SLOTS  LABELS  RUNNING  LAST SEEN",
+                          "gpu-1  connected  0/4    -       -        never",
+                          "gpu-1 takes no new work: low disk: 1.2 GiB free in "
+                          "/var/lib/musafarm-agent, below 5.0 GiB"));
+}
+
 TEST(RenderTaskChangeTest, PlainWatchLine) {
   const absl::Time at = absl::FromUnixSeconds(3600 * 13 + 4 * 60 + 5);
   v1::Task t = MakeTask("7/dev-3.8/base", v1::TASK_STATE_RUNNING, "agent-1");

@@ -123,6 +123,9 @@ std::string Workload::Yaml() const {
     absl::StrAppend(&y, "  - name: ", s.name, "\n");
     if (!s.needs.empty()) absl::StrAppend(&y, "    needs: [", absl::StrJoin(s.needs, ", "), "]\n");
     if (s.retries > 0) absl::StrAppend(&y, "    retries: ", s.retries, "\n");
+    if (!s.labels.empty()) {
+      absl::StrAppend(&y, "    labels: [", absl::StrJoin(s.labels, ", "), "]\n");
+    }
     if (s.docker_image.empty()) {
       absl::StrAppend(&y, "    shell: |\n");
       for (const std::string& line : script) absl::StrAppend(&y, "      ", line, "\n");

@@ -41,6 +41,7 @@ struct StageShape {
   // after its lines until it is killed.
   std::string hold_on_agent;
   int retries = 0;
+  std::vector<std::string> labels;  // agent labels the stage requires
   // When set: a docker_run stage in this image (it needs sh, printf, sleep)
   // with the out dir mounted at /out, instead of a shell stage.
   std::string docker_image;
