@@ -1029,7 +1029,9 @@ void Core::Schedule() {
   }
   for (size_t i = 0; i < ready.size(); ++i) {
     const v1::Task& task = *ready[i];
-    ReadyTask view{&task_labels[i], KindName(task.spec().run())};
+    ReadyTask view;
+    view.labels = &task_labels[i];
+    view.kind = KindName(task.spec().run());
     view.gpus = task.spec().run().gpus();
     // Cache locality: the agents that ran this task's dependencies hold their
     // images and build cache.
