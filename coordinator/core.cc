@@ -579,12 +579,17 @@ void Core::DisconnectAgent(AgentEntry& agent, const absl::Status& why) {
   }
   agent.conn = 0;
   agent.disconnected_at = clock_->Now();
-  agent.lose_at = agent.disconnected_at + options_.agent_lost_timeout;
+  // An agent that said it is shutting down and then closed its stream is not
+  // coming back soon: whatever it still holds (an assignment that crossed its
+  // shutdown) is re-queued at the next tick rather than after the lost timeout.
+  const bool shut_down = agent.info.unavailable_reason() == "shutting down";
+  agent.lose_at = shut_down ? agent.disconnected_at
+                            : agent.disconnected_at + options_.agent_lost_timeout;
   agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
   agent.info.set_last_seen_us(ToMicros(agent.last_seen));
   Log()->warn("agent={} disconnected{}{} holding {} attempts; re-queued after {} unless it returns",
               name, why.ok() ? "" : ": ", std::string(why.message()), agent.tasks.size(),
-              absl::FormatDuration(options_.agent_lost_timeout));
+              absl::FormatDuration(agent.lose_at - agent.disconnected_at));
   SaveAgent(agent);
 }
 

@@ -635,3 +635,33 @@ TEST_F(CoreTest, AfterARestartAgentsGetTheGraceNotTheLostTimeout) {
 
 }  // namespace
 }  // namespace musafarm::coordinator
+
+namespace musafarm::coordinator {
+namespace {
+
+TEST_F(CoreTest, WhatAShutDownAgentStillHoldsIsRequeuedAtTheNextTick) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: one\n    exec: [x]\n");
+  auto as = a1->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  // The assignment crossed the agent's shutdown; it closes without handing back.
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat()->set_unavailable_reason("shutting down");
+  core_->OnAgentMessage(c1, beat);
+  core_->OnAgentGone(c1);
+  clock_.Advance(absl::Milliseconds(1));
+  core_->Tick();
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_QUEUED);
+
+  // Any other disconnect waits for the lost timeout (15 s in this fixture).
+  auto [c2, a2] = Connect("a2", 1);
+  auto again = a2->TakeAssignments();
+  ASSERT_EQ(again.size(), 1u);
+  core_->OnAgentGone(c2);
+  clock_.Advance(absl::Seconds(1));
+  core_->Tick();
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_ASSIGNED);
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator
