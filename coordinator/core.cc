@@ -579,12 +579,24 @@ void Core::DisconnectAgent(AgentEntry& agent, const absl::Status& why) {
   }
   agent.conn = 0;
   agent.disconnected_at = clock_->Now();
-  // An agent that said it is shutting down and then closed its stream is not
-  // coming back soon: whatever it still holds (an assignment that crossed its
-  // shutdown) is re-queued at the next tick rather than after the lost timeout.
-  const bool shut_down = agent.info.unavailable_reason() == "shutting down";
-  agent.lose_at = shut_down ? agent.disconnected_at
-                            : agent.disconnected_at + options_.agent_lost_timeout;
+  agent.lose_at = agent.disconnected_at + options_.agent_lost_timeout;
+  if (agent.info.unavailable_reason() == "shutting down") {
+    // An assignment that crossed the agent's shutdown was never started and
+    // never will be: back to the queue at once, like a hand-back. What it
+    // runs waits for the lost timeout as usual: a network blip during a long
+    // drain must not cost the work.
+    const std::set<std::string> held = agent.tasks;
+    for (const std::string& id : held) {
+      v1::Task& task = *FindTask(id);
+      if (task.state() != v1::TASK_STATE_ASSIGNED) continue;
+      ReleaseFromAgent(task);
+      logs_->CloseAttempt(task.id(), task.attempt_id());
+      task.set_handed_back_count(task.handed_back_count() + 1);
+      task.clear_gpu_ids();
+      SetState(task, v1::TASK_STATE_QUEUED,
+               absl::StrCat("re-queued: agent ", name, " shut down before starting it"));
+    }
+  }
   agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
   agent.info.set_last_seen_us(ToMicros(agent.last_seen));
   Log()->warn("agent={} disconnected{}{} holding {} attempts; re-queued after {} unless it returns",
@@ -754,7 +766,14 @@ void Core::OnHandBack(AgentEntry& agent, const v1::HandBack& msg) {
   }
   // Not the task's fault and not a crash: neither retries nor the lost-agent
   // budget are used up.
+  task->set_handed_back_count(task->handed_back_count() + 1);
+  task->clear_gpu_ids();
   SetState(*task, v1::TASK_STATE_QUEUED, absl::StrCat("re-queued: ", reason));
+}
+
+int Core::FailedAttempts(const v1::Task& task) {
+  // Attempts lost with their agent or handed back are not the task's failures.
+  return task.attempts() - task.lost_count() - task.handed_back_count();
 }
 
 void Core::OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg) {
@@ -868,9 +887,9 @@ void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
                                   : absl::StrCat("exit code ", result.exit_code());
   }
   if ((to == v1::TASK_STATE_FAILED || to == v1::TASK_STATE_TIMED_OUT) &&
-      task->attempts() - task->lost_count() <= task->spec().run().retries()) {
+      FailedAttempts(*task) <= task->spec().run().retries()) {
     SetState(*task, v1::TASK_STATE_QUEUED,
-             absl::StrCat("retrying (", task->attempts() - task->lost_count(), " of ",
+             absl::StrCat("retrying (", FailedAttempts(*task), " of ",
                           task->spec().run().retries() + 1, " attempts used) after ", reason));
   } else {
     SetState(*task, to, reason);
@@ -890,6 +909,7 @@ void Core::LoseAttempt(v1::Task& task, const std::string& why) {
   ReleaseFromAgent(task);
   logs_->CloseAttempt(task.id(), task.attempt_id());
   task.set_lost_count(task.lost_count() + 1);
+  task.clear_gpu_ids();
   const std::string reason = absl::StrCat("agent ", task.agent(), ": ", why);
   if (task.cancel_requested_us() != 0) {
     SetState(task, v1::TASK_STATE_CANCELLED, absl::StrCat("cancelled by user; ", reason));

@@ -172,6 +172,8 @@ class Core {
   // Sends KeepImages to every connected agent when that set changed.
   void UpdateKeepImages();
   void OnHandBack(AgentEntry& agent, const v1::HandBack& msg);
+  // Attempts that count against the stage's `retries`.
+  static int FailedAttempts(const v1::Task& task);
   void OnArtifact(AgentEntry& agent, const v1::ArtifactChunk& chunk);
   // Marks the task's attempt lost (agent gone or no longer holding it).
   void LoseAttempt(v1::Task& task, const std::string& why);

@@ -665,3 +665,54 @@ TEST_F(CoreTest, WhatAShutDownAgentStillHoldsIsRequeuedAtTheNextTick) {
 
 }  // namespace
 }  // namespace musafarm::coordinator
+
+namespace musafarm::coordinator {
+namespace {
+
+TEST_F(CoreTest, AHandBackDoesNotCountAgainstRetries) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: flaky\n    retries: 1\n    exec: [x]\n");
+  auto first = a1->TakeAssignments();
+  ASSERT_EQ(first.size(), 1u);
+  v1::AgentMessage back;
+  back.mutable_hand_back()->set_task_id(first[0].task_id());
+  back.mutable_hand_back()->set_attempt_id(first[0].attempt_id());
+  back.mutable_hand_back()->set_reason("drain deadline passed");
+  core_->OnAgentMessage(c1, back);
+  auto second = a1->TakeAssignments();
+  ASSERT_EQ(second.size(), 1u);
+  Result(c1, second[0], 1);  // the first real failure: one retry left, placed again
+  EXPECT_EQ(StateOf(job.id(), first[0].task_id()), v1::TASK_STATE_ASSIGNED);
+  auto third = a1->TakeAssignments();
+  ASSERT_EQ(third.size(), 1u);
+  Result(c1, third[0], 1);
+  EXPECT_EQ(StateOf(job.id(), first[0].task_id()), v1::TASK_STATE_FAILED);
+}
+
+TEST_F(CoreTest, ARunningTaskOfADrainingAgentSurvivesANetworkBlip) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: long\n    exec: [x]\n");
+  auto as = a1->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  v1::AgentMessage started;
+  started.mutable_started()->set_task_id(as[0].task_id());
+  started.mutable_started()->set_attempt_id(as[0].attempt_id());
+  core_->OnAgentMessage(c1, started);
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat()->set_unavailable_reason("shutting down");
+  core_->OnAgentMessage(c1, beat);
+  core_->OnAgentGone(c1);  // a blip during a long drain
+  clock_.Advance(absl::Seconds(1));
+  core_->Tick();
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_RUNNING);
+  // It comes back within the lost timeout and re-attaches; the result counts.
+  v1::HeldAttempt held;
+  held.set_task_id(as[0].task_id());
+  held.set_attempt_id(as[0].attempt_id());
+  auto [c2, again] = Connect("a1", 1, {held});
+  Result(c2, as[0], 0);
+  EXPECT_EQ(core_->GetJob(job.id())->state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator

@@ -1157,6 +1157,16 @@ absl::Status Compiler::ParseSecrets(const Entry& e, Pipeline* p) const {
     if (Contains(p->secrets, name)) {
       return Error(e.value[i].Mark(), field, absl::StrCat("duplicate secret '", name, "'"));
     }
+    for (const std::string& other : p->secrets) {
+      // Docker stages get a secret as /run/secrets/<name lowercased> and
+      // BuildKit id <name lowercased>: two names may not differ by case alone.
+      if (absl::AsciiStrToLower(other) == absl::AsciiStrToLower(name)) {
+        return Error(e.value[i].Mark(), field,
+                     absl::StrCat("secret '", name, "' differs from '", other,
+                                  "' only by case; Docker stages see both as /run/secrets/",
+                                  absl::AsciiStrToLower(name)));
+      }
+    }
     p->secrets.push_back(std::move(name));
   }
   return absl::OkStatus();
@@ -1436,6 +1446,8 @@ absl::Status Compiler::SubstituteSpan(const Text& t, size_t begin, size_t end,
       size_t j = default_begin;
       for (; j < end; ++j) {
         if (in.compare(j, 3, "$${") == 0) {
+          // A literal "${...}" in the default: its '}' closes it, not us.
+          ++depth;
           j += 2;
         } else if (in.compare(j, 2, "${") == 0) {
           ++depth;
@@ -1476,6 +1488,12 @@ absl::Status Compiler::SubstituteSpan(const Text& t, size_t begin, size_t end,
       // Shell's ${name:-word}: the default when the value is empty.
       MF_RETURN_IF_ERROR(SubstituteSpan(t, default_begin, close, vars, where, out));
     } else {
+      if (default_begin != std::string::npos) {
+        // Not used here, but checked all the same: a pipeline must not pass
+        // for one submitter and break for the next who leaves `name` empty.
+        std::string unused;
+        MF_RETURN_IF_ERROR(SubstituteSpan(t, default_begin, close, vars, where, &unused));
+      }
       *out += found->value;
     }
     i = close + 1;

@@ -730,3 +730,30 @@ TEST(DefaultSubstitutionTest, ErrorsInsideTheDefaultPointAtTheirColumn) {
 
 }  // namespace
 }  // namespace musafarm::pipeline
+
+namespace musafarm::pipeline {
+namespace {
+
+TEST(DefaultSubstitutionTest, LiteralInsideADefaultAndUnusedDefaultsAreChecked) {
+  absl::StatusOr<v1::Job> job = ParseAndExpand(
+      "params: {a: \"\"}\nstages:\n  - name: s\n    exec: [\"${a:-a$${b}c}\"]\n", "p.yaml", "1");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->tasks(0).spec().run().exec().argv(0), "a${b}c");
+  // `a` is set, so the default is not used; its unknown variable is an error all the same.
+  job = ParseAndExpand(
+      "params: {a: \"x\"}\nstages:\n  - name: s\n    exec: [\"${a:-${nosuch}}\"]\n", "p.yaml", "1");
+  ASSERT_FALSE(job.ok());
+  EXPECT_THAT(std::string(job.status().message()), ::testing::HasSubstr("unknown variable 'nosuch'"));
+}
+
+TEST(SecretsCaseTest, NamesDifferingOnlyByCaseAreRefused) {
+  absl::StatusOr<v1::Job> job =
+      ParseAndExpand("secrets: [TOKEN, token]\nstages:\n  - name: s\n    exec: [x]\n", "p.yaml", "1");
+  ASSERT_FALSE(job.ok());
+  EXPECT_THAT(std::string(job.status().message()),
+              ::testing::HasSubstr("p.yaml:1:18: secrets[1]: secret 'token' differs from 'TOKEN' "
+                                   "only by case"));
+}
+
+}  // namespace
+}  // namespace musafarm::pipeline
