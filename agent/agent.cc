@@ -156,7 +156,35 @@ void Agent::RemoveLeftovers() {
     Log()->warn("{}; cannot tell which processes an earlier run left",
                 std::string(state.status().message()));
   }
+  std::vector<RecordedAttempt> leftovers;
+  std::set<std::string> keep;  // files of recovered attempts, canonical
+  auto canonical = [](const std::string& path) {
+    std::error_code ec;
+    const std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
+    return ec ? path : p.string();
+  };
   for (const RecordedAttempt& a : recorded) {
+    if (a.finished) {
+      // Nothing of it runs; a process left in its group is killed below all the same.
+      absl::Status s = Recover(a);
+      if (s.ok()) {
+        const Attempt& got = attempts_.at(Key(a.task_id, a.attempt_id));
+        Log()->info(
+            "task={} attempt={} ({}) had finished in an earlier run of this agent (exit={} "
+            "signal={}) but its result was not acknowledged: reporting it ({} log bytes from "
+            "offset {} kept)",
+            a.task_id, a.attempt_id, a.kind, got.result.exit_code(), got.result.signal(),
+            got.spool->held(), got.base());
+        keep.insert(canonical(a.spool_path));
+        keep.insert(canonical(a.result_path));
+        if (!got.files.empty()) keep.insert(canonical(got.workdir));
+      } else {
+        Log()->warn(
+            "task={} attempt={} ({}) had finished in an earlier run of this agent, but cannot be "
+            "reported: {}",
+            a.task_id, a.attempt_id, a.kind, std::string(s.message()));
+      }
+    }
     std::vector<std::string> killed;
     for (const RecordedProcess& p : a.processes) {
       const std::vector<int64_t> pids = KillLeftoverProcesses(p);
@@ -165,6 +193,14 @@ void Agent::RemoveLeftovers() {
                                       " processes: ", absl::StrJoin(pids, " "), ")"));
       }
     }
+    if (attempts_.count(Key(a.task_id, a.attempt_id)) != 0) {
+      if (!killed.empty()) {
+        Log()->warn("task={} attempt={}: killed {} left after it finished", a.task_id, a.attempt_id,
+                    absl::StrJoin(killed, ", "));
+      }
+      continue;
+    }
+    leftovers.push_back(a);
     Log()->warn(
         "task={} attempt={} ({}) was held by an earlier run of this agent: {}; not listing it, "
         "so the coordinator re-queues it",
@@ -174,14 +210,14 @@ void Agent::RemoveLeftovers() {
   }
   for (Executor* e : {exec_executor_, docker_executor_}) {
     if (e == nullptr) continue;
-    for (const std::string& line : e->RemoveLeftovers(recorded)) Log()->warn("{}", line);
+    for (const std::string& line : e->RemoveLeftovers(leftovers)) Log()->warn("{}", line);
   }
-  // Nothing in the task and spool directories is held any more.
+  // Nothing else in the task and spool directories is held any more.
   std::vector<std::filesystem::path> old;
   for (const char* sub : {"/tasks", "/spool"}) {
     std::error_code ec;
     for (const auto& entry : std::filesystem::directory_iterator(options_.work_dir + sub, ec)) {
-      old.push_back(entry.path());
+      if (keep.count(canonical(entry.path().string())) == 0) old.push_back(entry.path());
     }
   }
   for (const std::filesystem::path& p : old) {
@@ -195,6 +231,88 @@ void Agent::RemoveLeftovers() {
   SaveState();
 }
 
+absl::Status Agent::Recover(const RecordedAttempt& r) {
+  v1::AttemptResult result;
+  {
+    std::ifstream in(r.result_path, std::ios::binary);
+    if (!in) {
+      return absl::NotFoundError(
+          absl::StrCat("cannot read ", r.result_path, ": ", std::strerror(errno)));
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!result.ParseFromString(ss.str())) {
+      return absl::DataLossError(absl::StrCat(r.result_path, " is not a result"));
+    }
+  }
+  if (result.task_id() != r.task_id || result.attempt_id() != r.attempt_id ||
+      result.log_size() != r.log_total) {
+    return absl::DataLossError(absl::StrCat(r.result_path, " is the result of task ",
+                                            result.task_id(), " attempt ", result.attempt_id(),
+                                            " with a log of ", result.log_size(), " bytes"));
+  }
+  // The spool holds the log's tail; below its start all was acknowledged
+  // (it may start past log_base: acknowledgements after the record compact
+  // it). Whether it holds what the coordinator lacks, the coordinator's
+  // answer at registration tells (OnAck).
+  absl::StatusOr<std::unique_ptr<LogSpool>> spool = LogSpool::Open(r.spool_path, r.log_total);
+  if (!spool.ok()) return spool.status();
+  (*spool)->Ack(r.log_base);
+  std::vector<CollectedFile> files;
+  for (const RecordedFile& f : r.files) {
+    std::error_code ec;
+    const uintmax_t size = std::filesystem::file_size(f.host_path, ec);
+    const v1::Artifact* artifact = nullptr;
+    for (const v1::Artifact& x : result.artifacts()) {
+      if (x.name() == f.name) artifact = &x;
+    }
+    if (ec || (artifact != nullptr && artifact->size() != size)) {
+      return absl::DataLossError(absl::StrCat("artifact ", f.name, " (", f.host_path, ") ",
+                                              ec ? ec.message() : "has another size"));
+    }
+    files.push_back(CollectedFile{f.name, f.host_path, f.source});
+  }
+  // Nothing fails from here on. (On an error above the reopened spool's file
+  // is removed with it, as the fallback would anyway.)
+  Attempt& a = attempts_[Key(r.task_id, r.attempt_id)];
+  a.assignment.set_task_id(r.task_id);
+  a.assignment.set_attempt_id(r.attempt_id);
+  a.kind = r.kind;
+  a.workdir = absl::StrCat(options_.work_dir, "/tasks/", AttemptFileName(r.task_id, r.attempt_id));
+  a.spool = *std::move(spool);
+  budget_.Add(static_cast<int64_t>(a.spool->held()));
+  a.finished = true;
+  a.result = std::move(result);
+  a.result_path = r.result_path;
+  a.started_us = a.result.started_us();
+  a.files = std::move(files);
+  return absl::OkStatus();
+}
+
+void Agent::PersistResult(Attempt& a) {
+  // Without a spool there is nothing to resend from: such a result is not kept.
+  if (a.spool == nullptr || !a.spool_error.empty()) return;
+  const std::string path =
+      absl::StrCat(options_.work_dir, "/spool/",
+                   AttemptFileName(a.assignment.task_id(), a.assignment.attempt_id()), ".result");
+  // The log first: the result file's presence vouches for it.
+  absl::Status s = a.spool->Sync();
+  std::string bytes;
+  if (s.ok() && !a.result.SerializeToString(&bytes)) {
+    s = absl::InternalError("cannot serialize the result");
+  }
+  if (s.ok()) s = WriteFileAtomically(path, bytes);
+  if (!s.ok()) {
+    Log()->warn(
+        "task={} attempt={}: cannot keep the result for a restart: {} (should this agent end "
+        "before the coordinator has it, the attempt is re-queued)",
+        a.assignment.task_id(), a.assignment.attempt_id(), std::string(s.message()));
+    return;
+  }
+  a.result_path = path;
+  SaveState();
+}
+
 void Agent::SaveState() {
   AgentState state;
   state.agent = options_.name;
@@ -202,12 +320,22 @@ void Agent::SaveState() {
     RecordedAttempt r;
     r.task_id = a.assignment.task_id();
     r.attempt_id = a.assignment.attempt_id();
-    r.kind = KindName(a.assignment.run());
+    r.kind = a.kind;
     r.processes = a.processes;
     if (a.assignment.run().has_docker_run()) r.container = DockerContainerName(r.attempt_id);
     if (a.assignment.run().has_docker_build()) {
       r.images.assign(a.assignment.run().docker_build().tags().begin(),
                       a.assignment.run().docker_build().tags().end());
+    }
+    if (!a.result_path.empty() && a.spool != nullptr) {
+      r.finished = true;
+      r.spool_path = a.spool->path();
+      r.log_base = a.base();
+      r.log_total = a.total();
+      r.result_path = a.result_path;
+      for (const CollectedFile& f : a.files) {
+        r.files.push_back(RecordedFile{f.name, f.host_path, f.source});
+      }
     }
     state.attempts.push_back(std::move(r));
   }
@@ -247,6 +375,10 @@ void Agent::Stop() {
     Log()->warn("stopping without a clean close of the stream");
   }
   loop_.Stop();
+  // Results still not acknowledged are left for the next run to report.
+  for (auto& [key, a] : attempts_) {
+    if (!a.result_path.empty() && a.spool != nullptr) a.spool->Keep();
+  }
   attempts_.clear();  // joins execution threads
   joined_ = true;
 }
@@ -304,8 +436,10 @@ void Agent::CheckShutdown() {
   }
   if (!attempts_.empty() && !final_wait_over_) return;
   if (!attempts_.empty()) {
-    Log()->warn("{} result(s) not acknowledged; the coordinator re-queues those attempts",
-                attempts_.size());
+    Log()->warn(
+        "{} result(s) not acknowledged; those kept in the work dir are reported by the next run "
+        "of this agent (if it is back before the coordinator gives up on it)",
+        attempts_.size());
   }
   CloseStream();
 }
@@ -514,6 +648,7 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   }
   Attempt& a = attempts_[key];
   a.assignment = as;
+  a.kind = KindName(as.run());
   if (options_.on_images_used) options_.on_images_used(StageImages(as.run()));
   a.secrets = SecretValues(as);
   a.redactor = Redactor(a.secrets);
@@ -705,6 +840,7 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   Log()->info("task={} attempt={} ended: exit={} signal={}{}{}", r.task_id(), r.attempt_id(),
               r.exit_code(), r.signal(), r.cancelled() ? " cancelled" : "",
               r.timed_out() ? " timed out" : "");
+  PersistResult(a);
   Pump(a);
   CheckShutdown();
 }
@@ -781,6 +917,17 @@ void Agent::OnAck(const v1::Ack& ack) {
   }
   a.sent = std::max(a.sent, a.base());
   if (ack.resend()) {
+    if (ack.log_offset() < a.base() && a.finished) {
+      // Bytes the coordinator lacks are gone here (e.g. it lost what it had
+      // acknowledged): the log cannot be completed, so the attempt runs again.
+      Log()->error(
+          "task={} attempt={}: coordinator has {} log bytes but this agent kept only those from "
+          "{}: handing the attempt back",
+          ack.task_id(), ack.attempt_id(), ack.log_offset(), a.base());
+      SendHandBack(a.assignment, "agent no longer holds the whole log of the finished attempt");
+      Forget(key);
+      return;
+    }
     if (ack.log_offset() < a.base()) {
       Log()->error("task={} attempt={}: coordinator has {} bytes but {} were acknowledged before",
                    ack.task_id(), ack.attempt_id(), ack.log_offset(), a.base());
@@ -824,7 +971,9 @@ void Agent::Forget(const std::string& key) {
   if (!budget_.Full()) spool_full_logged_ = false;
   std::error_code ec;
   std::filesystem::remove_all(a.workdir, ec);
+  const std::string result_path = a.result_path;
   attempts_.erase(it);  // removes the spool file
+  if (!result_path.empty()) ::unlink(result_path.c_str());
   SaveState();
   CheckShutdown();
 }

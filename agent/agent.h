@@ -78,6 +78,15 @@ struct AgentOptions {
 // and none of those attempts is listed at registration, so the coordinator
 // re-queues them at once. Only one agent uses a work dir at a time (a lock).
 //
+// Nothing run twice: an attempt that finishes has its result written next to
+// its spool (<work-dir>/spool/<name>.result) and is recorded as finished, so
+// that one whose result was not acknowledged before the agent died (or
+// stopped) is not re-queued: the next run keeps its spool, result and
+// artifacts, lists it as held and finished at registration and, once the
+// coordinator says how much of the log it has, sends the rest, the artifacts
+// and the result, as after a reconnect. One whose files do not add up is
+// removed like a running one.
+//
 // Shutdown() (SIGTERM): no new work (heartbeat unavailable_reason "shutting
 // down"; an assignment that still arrives is handed back unstarted), running
 // attempts get drain_timeout to finish, then are stopped and handed back
@@ -134,6 +143,10 @@ class Agent {
     std::vector<std::string> secrets;  // the assignment's secret values
     Redactor redactor;                 // of `secrets`, over the attempt's output
     std::vector<RecordedProcess> processes;  // for the state file
+    std::string kind;                        // of the stage, for the state file
+    // Finished and persisted for a restarted agent to report (PersistResult):
+    // the result file's path. The spool file is then kept by Stop().
+    std::string result_path;
     uint64_t base() const { return spool ? spool->base() : 0; }
     uint64_t total() const { return spool ? spool->total() : 0; }
   };
@@ -143,6 +156,12 @@ class Agent {
   absl::Status LockWorkDir();
   // Before the first connection: removes what an earlier run left.
   void RemoveLeftovers();
+  // Rebuilds an attempt that had finished in an earlier run from its state
+  // record, result and spool files; nothing is changed on an error.
+  absl::Status Recover(const RecordedAttempt& r);
+  // Writes the finished attempt's result next to its spool and records it
+  // as finished, so that a restarted agent reports it (Recover).
+  void PersistResult(Attempt& a);
   void SaveState();
 
   void Connect();

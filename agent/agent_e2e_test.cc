@@ -88,6 +88,41 @@ TEST_F(AgentE2eTest, SigkilledAgentRestartedOnItsWorkDirKillsItsOldTaskWhichIsRe
       << agent->Output();
 }
 
+TEST_F(AgentE2eTest, TaskThatFinishedWhileTheCoordinatorWasAwayIsReportedAfterAnAgentKillNotRerun) {
+  Process* agent = farm_.StartAgent("agent-1", {"os=linux"}, 1);
+  ASSERT_TRUE(WaitForAgents(1));
+  const std::string gate = farm_.dir() + "/gate";
+  const std::string id = farm_.Submit(farm_.WritePipeline(
+      "t.yaml", absl::StrCat("stages:\n  - name: t\n    shell: \"echo part1; while [ ! -e ", gate,
+                             " ]; do sleep 0.05; done; seq 1 30000\"\n")));
+  std::string want = "part1\n";
+  for (int i = 1; i <= 30000; ++i) absl::StrAppend(&want, i, "\n");
+  // The first line is stored; then the coordinator stops answering, and the
+  // task finishes meanwhile.
+  ASSERT_TRUE(WaitFor([&] { return farm_.Cli({"logs", id + "/t"}).out == "part1\n"; }));
+  farm_.coordinator()->Signal(SIGSTOP);
+  WriteFile(gate, "go");
+  const std::string state_file = farm_.dir() + "/agent-agent-1/agent-state";
+  ASSERT_TRUE(WaitFor([&] {
+    absl::StatusOr<agent::AgentState> st = agent::ReadAgentStateFile(state_file);
+    return st.ok() && st->attempts.size() == 1 && st->attempts[0].finished;
+  })) << agent->Output();
+  agent->Signal(SIGKILL);
+  ASSERT_EQ(agent->Wait(absl::Seconds(10)), 128 + SIGKILL);
+  farm_.StopCoordinator(SIGKILL);  // stopped: it never read the result
+
+  farm_.StartCoordinator();
+  agent = farm_.StartAgent("agent-1", {"os=linux"}, 1);
+  ASSERT_TRUE(farm_.WaitForJobEnd(id, absl::Seconds(60))) << agent->Output();
+  const v1::Task t = Task(id, "t");
+  EXPECT_EQ(t.state(), v1::TASK_STATE_SUCCEEDED) << t.reason();
+  EXPECT_EQ(t.attempts(), 1) << "run again instead of reported\n" << agent->Output();
+  EXPECT_EQ(t.lost_count(), 0);
+  EXPECT_EQ(farm_.Cli({"logs", id + "/t"}).out, want);
+  EXPECT_TRUE(absl::StrContains(agent->Output(), "had finished in an earlier run of this agent"))
+      << agent->Output();
+}
+
 TEST_F(AgentE2eTest, SigtermWithDrainTimeoutZeroHandsBackAndTheTaskCompletesElsewhere) {
   Process* agent1 = farm_.StartAgent("agent-1", {"os=linux"}, 1, {"--drain-timeout", "0"});
   ASSERT_TRUE(WaitForAgents(1));

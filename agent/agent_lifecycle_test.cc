@@ -49,7 +49,9 @@ bool ProcessGone(int64_t pid) {
 }
 
 // A coordinator that registers the agent, sends what the test gives it,
-// records everything and acknowledges logs (unless told not to) and results.
+// records everything and acknowledges logs and results (unless told not to).
+// Held attempts are re-attached like the real one does: Ack{log_offset = the
+// log bytes it acknowledged, resend}.
 // Sync API, one stream at a time, which is all one agent opens.
 class FakeCoordinator final : public v1::AgentService::Service {
  public:
@@ -67,6 +69,14 @@ class FakeCoordinator final : public v1::AgentService::Service {
       v1::CoordinatorMessage out;
       out.mutable_registered()->set_heartbeat_interval_ms(heartbeat_ms_);
       stream_->Write(out);
+      for (const v1::HeldAttempt& h : in.register_().held()) {
+        out.Clear();
+        out.mutable_ack()->set_task_id(h.task_id());
+        out.mutable_ack()->set_attempt_id(h.attempt_id());
+        out.mutable_ack()->set_log_offset(stored_[h.attempt_id()]);
+        out.mutable_ack()->set_resend(true);
+        stream_->Write(out);
+      }
       for (const v1::Assignment& a : queued_) {
         out.Clear();
         *out.mutable_assignment() = a;
@@ -82,7 +92,7 @@ class FakeCoordinator final : public v1::AgentService::Service {
         uint64_t& end = log_end_[in.log().attempt_id()];
         end = std::max<uint64_t>(end, in.log().offset() + in.log().data().size());
         if (ack_logs_) WriteAck(in.log().task_id(), in.log().attempt_id(), end, false);
-      } else if (in.has_result()) {
+      } else if (in.has_result() && ack_results_) {
         WriteAck(in.result().task_id(), in.result().attempt_id(), in.result().log_size(), true);
       }
     }
@@ -115,6 +125,10 @@ class FakeCoordinator final : public v1::AgentService::Service {
       WriteAck(task_id, attempt_id, log_end_[attempt_id], false);
     }
   }
+  void AckResults(bool on) {
+    absl::MutexLock lock(&mu_);
+    ack_results_ = on;
+  }
   bool WaitFor(const std::function<bool(const Messages&)>& pred,
                absl::Duration timeout = absl::Seconds(20)) {
     absl::MutexLock lock(&mu_);
@@ -133,6 +147,7 @@ class FakeCoordinator final : public v1::AgentService::Service {
  private:
   void WriteAck(const std::string& task, uint64_t attempt, uint64_t offset, bool stored)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!stored) stored_[attempt] = std::max(stored_[attempt], offset);
     v1::CoordinatorMessage out;
     out.mutable_ack()->set_task_id(task);
     out.mutable_ack()->set_attempt_id(attempt);
@@ -146,6 +161,8 @@ class FakeCoordinator final : public v1::AgentService::Service {
       nullptr;
   int64_t heartbeat_ms_ ABSL_GUARDED_BY(mu_) = 60'000;
   bool ack_logs_ ABSL_GUARDED_BY(mu_) = true;
+  bool ack_results_ ABSL_GUARDED_BY(mu_) = true;
+  std::map<uint64_t, uint64_t> stored_ ABSL_GUARDED_BY(mu_);  // log bytes acknowledged
   std::vector<v1::Assignment> queued_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, uint64_t> log_end_ ABSL_GUARDED_BY(mu_);
   Messages received_ ABSL_GUARDED_BY(mu_);
@@ -391,6 +408,87 @@ TEST_F(AgentLifecycleTest, StartKillsWhatAnEarlierRunLeftAndRegistersHoldingNoth
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
   const Messages ms = coordinator_.received();
   EXPECT_EQ(ms[0].register_().held_size(), 0) << "so the coordinator re-queues it at once";
+  absl::StatusOr<AgentState> now = ReadAgentStateFile(work_ + "/agent-state");
+  ASSERT_TRUE(now.ok());
+  EXPECT_THAT(now->attempts, IsEmpty());
+}
+
+TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseResultWasNotAcknowledgedIsReportedAfterAKill) {
+  AgentOptions o = Options();
+  o.final_ack_timeout = absl::Milliseconds(100);
+  StartAgent(o);
+  const std::string gate = (dir_ / "gate").string();
+  coordinator_.Assign(Shell(21, absl::StrCat("echo part1; while [ ! -e ", gate,
+                                             " ]; do sleep 0.02; done; echo part2; exit 3")));
+  // The first line is stored; then the coordinator stops acknowledging.
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) { return Log(ms, 21) == "part1\n"; }));
+  coordinator_.AckLogs(false);
+  coordinator_.AckResults(false);
+  std::ofstream(gate) << "go";
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 21)));
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<AgentState> st = ReadAgentStateFile(work_ + "/agent-state");
+    return st.ok() && st->attempts.size() == 1 && st->attempts[0].finished;
+  }));
+  // A SIGKILL now leaves the work dir as it is: a copy of it is put back
+  // after the agent is gone (whatever its Stop() does to it).
+  const std::string snapshot = (dir_ / "snapshot").string();
+  fs::copy(work_, snapshot, fs::copy_options::recursive);
+  agent_.reset();
+  fs::remove_all(work_);
+  fs::rename(snapshot, work_);
+
+  const size_t before = coordinator_.received().size();
+  coordinator_.AckLogs(true);
+  coordinator_.AckResults(true);
+  StartAgent(o);
+  ASSERT_TRUE(coordinator_.WaitFor([&](const Messages& ms) {
+    return HasKind(v1::AgentMessage::kResult, 21)(Messages(ms.begin() + before, ms.end()));
+  }));
+  const Messages all = coordinator_.received();
+  const Messages ms(all.begin() + before, all.end());
+  ASSERT_TRUE(ms[0].has_register_());
+  ASSERT_EQ(ms[0].register_().held_size(), 1);
+  EXPECT_EQ(ms[0].register_().held(0).task_id(), "1/t21");
+  EXPECT_EQ(ms[0].register_().held(0).attempt_id(), 21u);
+  EXPECT_TRUE(ms[0].register_().held(0).finished());
+  // Exactly the bytes the coordinator lacks, then the result.
+  std::vector<std::pair<uint64_t, std::string>> chunks;
+  for (const v1::AgentMessage& m : ms) {
+    if (m.has_log()) chunks.emplace_back(m.log().offset(), m.log().data());
+  }
+  EXPECT_EQ(chunks, (std::vector<std::pair<uint64_t, std::string>>{{6, "part2\n"}}));
+  const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->task_id(), "1/t21");
+  EXPECT_EQ(r->exit_code(), 3);
+  EXPECT_EQ(r->log_size(), 12u);
+  // Acknowledged: the kept files go, and nothing is held any more.
+  EXPECT_TRUE(Eventually([&] {
+    absl::StatusOr<AgentState> st = ReadAgentStateFile(work_ + "/agent-state");
+    return st.ok() && st->attempts.empty() && fs::is_empty(work_ + "/spool");
+  }));
+}
+
+TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseFilesDoNotAddUpIsDroppedAsBefore) {
+  AgentState old;
+  old.agent = "a1";
+  RecordedAttempt a;
+  a.task_id = "1/old";
+  a.attempt_id = 4;
+  a.kind = "exec";
+  a.finished = true;
+  a.spool_path = work_ + "/spool/1_old-4.log";
+  a.log_total = 6;
+  a.result_path = work_ + "/spool/1_old-4.result";  // missing
+  old.attempts = {a};
+  fs::create_directories(work_ + "/spool");
+  std::ofstream(a.spool_path) << "unsent";
+  ASSERT_TRUE(WriteAgentStateFile(work_ + "/agent-state", old).ok());
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  EXPECT_EQ(coordinator_.received()[0].register_().held_size(), 0);
+  EXPECT_FALSE(fs::exists(a.spool_path));
   absl::StatusOr<AgentState> now = ReadAgentStateFile(work_ + "/agent-state");
   ASSERT_TRUE(now.ok());
   EXPECT_THAT(now->attempts, IsEmpty());

@@ -34,7 +34,7 @@ absl::Status Errno(const std::string& what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
 }
 
-absl::Status WriteAll(int fd, const std::string& data, const std::string& path) {
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
   size_t done = 0;
   while (done < data.size()) {
     const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
@@ -57,6 +57,11 @@ std::string SerializeAgentState(const AgentState& state) {
     }
     if (!a.container.empty()) out += Line({"container", a.container});
     for (const std::string& image : a.images) out += Line({"image", image});
+    if (a.finished) {
+      out += Line({"finished", a.spool_path, absl::StrCat(a.log_base), absl::StrCat(a.log_total),
+                   a.result_path});
+    }
+    for (const RecordedFile& f : a.files) out += Line({"file", f.name, f.host_path, f.source});
   }
   return out;
 }
@@ -92,7 +97,8 @@ absl::StatusOr<AgentState> ParseAgentState(absl::string_view text) {
       a.kind = f[3];
       state.attempts.push_back(std::move(a));
     } else if ((kind == "process" && f.size() == 3) || (kind == "container" && f.size() == 2) ||
-               (kind == "image" && f.size() == 2)) {
+               (kind == "image" && f.size() == 2) || (kind == "finished" && f.size() == 5) ||
+               (kind == "file" && f.size() == 4)) {
       if (state.attempts.empty()) return bad(absl::StrCat(kind, " before any attempt"));
       RecordedAttempt& a = state.attempts.back();
       if (kind == "process") {
@@ -104,6 +110,16 @@ absl::StatusOr<AgentState> ParseAgentState(absl::string_view text) {
         a.processes.push_back(p);
       } else if (kind == "container") {
         a.container = f[1];
+      } else if (kind == "finished") {
+        a.finished = true;
+        a.spool_path = f[1];
+        a.result_path = f[4];
+        if (!absl::SimpleAtoi(f[2], &a.log_base) || !absl::SimpleAtoi(f[3], &a.log_total) ||
+            a.log_base > a.log_total) {
+          return bad("bad finished record");
+        }
+      } else if (kind == "file") {
+        a.files.push_back(RecordedFile{f[1], f[2], f[3]});
       } else {
         a.images.push_back(f[1]);
       }
@@ -116,10 +132,14 @@ absl::StatusOr<AgentState> ParseAgentState(absl::string_view text) {
 }
 
 absl::Status WriteAgentStateFile(const std::string& path, const AgentState& state) {
+  return WriteFileAtomically(path, SerializeAgentState(state));
+}
+
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view data) {
   const std::string tmp = path + ".tmp";
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return Errno("cannot create", tmp);
-  absl::Status s = WriteAll(fd, SerializeAgentState(state), tmp);
+  absl::Status s = WriteAll(fd, data, tmp);
   if (s.ok() && ::fsync(fd) != 0) s = Errno("cannot fsync", tmp);
   if (::close(fd) != 0 && s.ok()) s = Errno("cannot close", tmp);
   if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Errno("cannot rename to", path);

@@ -30,6 +30,16 @@ struct RecordedProcess {
   }
 };
 
+// A file an attempt collected (an artifact), as it lies on the agent host.
+struct RecordedFile {
+  std::string name;
+  std::string host_path;
+  std::string source;
+  bool operator==(const RecordedFile& o) const {
+    return name == o.name && host_path == o.host_path && source == o.source;
+  }
+};
+
 struct RecordedAttempt {
   std::string task_id;
   uint64_t attempt_id = 0;
@@ -37,9 +47,23 @@ struct RecordedAttempt {
   std::vector<RecordedProcess> processes;  // in the order started
   std::string container;                   // docker_run: its container's name
   std::vector<std::string> images;         // docker_build: the tags it builds
+  // Finished: its process has exited and its result is built but not yet
+  // acknowledged. A restarted agent reports it instead of re-queueing it:
+  // the result (a serialized v1::AttemptResult) is in `result_path`, the log
+  // bytes [log_base, log_total) at least in the spool file `spool_path`
+  // (which holds the log's last bytes, up to log_total), the artifacts in
+  // `files`. Never any secret value: all of these are redacted.
+  bool finished = false;
+  std::string spool_path;
+  uint64_t log_base = 0;  // acknowledged when recorded
+  uint64_t log_total = 0;
+  std::string result_path;
+  std::vector<RecordedFile> files;
   bool operator==(const RecordedAttempt& o) const {
     return task_id == o.task_id && attempt_id == o.attempt_id && kind == o.kind &&
-           processes == o.processes && container == o.container && images == o.images;
+           processes == o.processes && container == o.container && images == o.images &&
+           finished == o.finished && spool_path == o.spool_path && log_base == o.log_base &&
+           log_total == o.log_total && result_path == o.result_path && files == o.files;
   }
 };
 
@@ -56,11 +80,15 @@ struct AgentState {
 //   process   PID  START_TIME        (belongs to the attempt above)
 //   container NAME
 //   image     TAG
+//   finished  SPOOL_PATH  LOG_BASE  LOG_TOTAL  RESULT_PATH
+//   file      NAME  HOST_PATH  SOURCE
 std::string SerializeAgentState(const AgentState& state);
 absl::StatusOr<AgentState> ParseAgentState(absl::string_view text);
 
 // Writes `path`.tmp, fsyncs it, renames it over `path` and fsyncs the
-// directory: a crash leaves either the old state or the new one.
+// directory: a crash leaves either the old content or the new one.
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view data);
+// WriteFileAtomically of the serialized state.
 absl::Status WriteAgentStateFile(const std::string& path, const AgentState& state);
 // NotFound when there is no file; DataLoss when it cannot be parsed.
 absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path);

@@ -53,7 +53,17 @@ class AgentStateTest : public ::testing::Test {
     build.attempt_id = 14;
     build.kind = "docker_build";
     build.images = {"reg/app:dev", "reg/app:latest"};
-    s.attempts = {exec, run, build};
+    RecordedAttempt done;
+    done.task_id = "7/dev/ut";
+    done.attempt_id = 15;
+    done.kind = "docker_run";
+    done.finished = true;
+    done.spool_path = "/w/spool/7_dev_ut-15.log";
+    done.log_base = 4096;
+    done.log_total = 10000;
+    done.result_path = "/w/spool/7_dev_ut-15.result";
+    done.files = {{"ut_output.txt", "/w/tasks/7_dev_ut-15/artifacts/ut_output.txt", "/out/ut.txt"}};
+    s.attempts = {exec, run, build, done};
     return s;
   }
 

@@ -1,6 +1,7 @@
 #include "agent/log_spool.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -50,9 +51,36 @@ absl::StatusOr<std::unique_ptr<LogSpool>> LogSpool::Create(const std::string& pa
   return std::unique_ptr<LogSpool>(new LogSpool(fd, path));
 }
 
+absl::StatusOr<std::unique_ptr<LogSpool>> LogSpool::Open(const std::string& path, uint64_t total) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open", path, errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return Errno("cannot stat", path, err);
+  }
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  if (size > total) {
+    ::close(fd);
+    return absl::DataLossError(
+        absl::StrCat(path, " holds ", size, " bytes, more than the log's ", total));
+  }
+  std::unique_ptr<LogSpool> spool(new LogSpool(fd, path));
+  spool->file_start_ = total - size;
+  spool->base_ = total - size;
+  spool->total_ = total;
+  return spool;
+}
+
 LogSpool::~LogSpool() {
   ::close(fd_);
-  ::unlink(path_.c_str());
+  if (!keep_) ::unlink(path_.c_str());
+}
+
+absl::Status LogSpool::Sync() {
+  if (::fdatasync(fd_) != 0) return Errno("cannot sync", path_, errno);
+  return absl::OkStatus();
 }
 
 absl::Status LogSpool::Append(absl::string_view data) {

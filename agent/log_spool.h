@@ -55,7 +55,12 @@ class LogSpool {
  public:
   // Creates (truncating) the file at `path`, mode 0600.
   static absl::StatusOr<std::unique_ptr<LogSpool>> Create(const std::string& path);
-  ~LogSpool();  // closes and removes the file
+  // Reopens the file an earlier LogSpool left (see Keep()) for a log that
+  // ends at `total` (nothing more is appended to a kept file): the file holds
+  // the log's last bytes, so base = file start = total - its size (what was
+  // compacted away had been acknowledged). DataLoss when it is longer.
+  static absl::StatusOr<std::unique_ptr<LogSpool>> Open(const std::string& path, uint64_t total);
+  ~LogSpool();  // closes and removes the file, unless Keep() was called
   LogSpool(const LogSpool&) = delete;
   LogSpool& operator=(const LogSpool&) = delete;
 
@@ -63,6 +68,10 @@ class LogSpool {
   absl::Status Append(absl::string_view data);
   // Up to `max` bytes from `offset`, which must be in [base, total].
   absl::StatusOr<std::string> Read(uint64_t offset, size_t max) const;
+  // Flushes the file to disk (fdatasync).
+  absl::Status Sync();
+  // The destructor leaves the file, for a later Open().
+  void Keep() { keep_ = true; }
   // Drops the bytes below `offset` (clamped to [base, total]); returns how
   // many were dropped.
   uint64_t Ack(uint64_t offset);
@@ -86,6 +95,7 @@ class LogSpool {
   uint64_t file_start_ = 0;  // log offset of the file's first byte
   uint64_t base_ = 0;
   uint64_t total_ = 0;
+  bool keep_ = false;
 };
 
 }  // namespace musafarm::agent

@@ -127,6 +127,28 @@ TEST_F(LogSpoolTest, DestructorRemovesTheFile) {
   EXPECT_FALSE(fs::exists(dir_ / "a.log"));
 }
 
+TEST_F(LogSpoolTest, AKeptFileIsReopenedWithItsUnacknowledgedTail) {
+  // Compacted: the file holds the log's tail only.
+  const std::string log = Pattern(0, 3 * LogSpool::kCompactMin);
+  ASSERT_TRUE(spool_->Append(log).ok());
+  spool_->Ack(2 * LogSpool::kCompactMin);
+  ASSERT_LT(FileSize(), log.size());
+  ASSERT_TRUE(spool_->Sync().ok());
+  spool_->Keep();
+  spool_.reset();
+  ASSERT_TRUE(fs::exists(dir_ / "a.log"));
+  auto reopened = LogSpool::Open((dir_ / "a.log").string(), log.size());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  spool_ = *std::move(reopened);
+  EXPECT_EQ(spool_->total(), log.size());
+  EXPECT_EQ(spool_->base(), 2 * LogSpool::kCompactMin);
+  EXPECT_EQ(ReadAll(spool_->base()), log.substr(2 * LogSpool::kCompactMin));
+  // A file longer than the log it is said to end cannot be that log's tail.
+  EXPECT_EQ(LogSpool::Open((dir_ / "a.log").string(), 10).status().code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_FALSE(LogSpool::Open((dir_ / "none.log").string(), 10).ok());
+}
+
 TEST_F(LogSpoolTest, CreateFailsInAMissingDirectory) {
   EXPECT_FALSE(LogSpool::Create((dir_ / "no" / "such" / "a.log").string()).ok());
 }

@@ -85,7 +85,7 @@ int main(int argc, char** argv) {
   double kill_grace_s = 5;
   std::string max_spool = "1G", min_free_disk = "5G", drain_timeout = "10m";
   bool docker = false, buildkit = false;
-  std::string docker_cli = "/usr/bin/docker", docker_host, farm = "musafarm";
+  std::string docker_cli = "/usr/bin/docker", docker_host, farm = "musafarm", secrets_dir;
   musafarm::agent::GpuFlags gpu_flags;
   CLI::App app{"musafarm agent: runs tasks from a musafarm coordinator on this host"};
   app.add_option("--coordinator", coordinator,
@@ -123,6 +123,9 @@ int main(int argc, char** argv) {
   app.add_flag("--buildkit", buildkit, "build with BuildKit (DOCKER_BUILDKIT=1)");
   app.add_option("--farm", farm, "value of the musafarm.farm label on containers and images")
       ->capture_default_str();
+  app.add_option("--secrets-dir", secrets_dir,
+                 "where docker_run secrets are written for their bind mounts; must be the same "
+                 "path on the Docker host (default: /dev/shm, a tmpfs)");
   app.add_option("--gpus", gpu_flags.gpus,
                  "GPUs on this host, overriding detection (0: advertise none)")
       ->check(CLI::Range(0, 4096));
@@ -222,9 +225,11 @@ int main(int argc, char** argv) {
   docker_options.buildkit = buildkit;
   docker_options.gpu_vendor = gpus->vendor;
   docker_options.secrets_owner = absl::StrCat(farm, "-", options.name);
+  docker_options.secrets_dir = secrets_dir;
   if (docker) {
     // An agent killed mid-run left its attempts' secret files behind.
-    const int stale = musafarm::agent::SecretFiles::RemoveStale("", docker_options.secrets_owner);
+    const int stale =
+        musafarm::agent::SecretFiles::RemoveStale(secrets_dir, docker_options.secrets_owner);
     if (stale > 0) musafarm::GetLogger("agent")->info("removed {} stale secret directories", stale);
   }
   musafarm::agent::DockerExecutor docker_executor(docker_options);

@@ -29,7 +29,8 @@ class SecretFiles {
   const std::map<std::string, std::string>& paths() const { return paths_; }
   void Remove();
 
-  // /dev/shm when it is a writable directory, else the system's temp dir.
+  // /dev/shm when it is a writable directory, else the system's temp dir
+  // (which may be a disk: hosts without /dev/shm should pass --secrets-dir).
   static std::string DefaultRoot();
   // Removes the directories an earlier run of this agent left (it was killed
   // mid-attempt); returns how many.
