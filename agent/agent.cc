@@ -22,6 +22,7 @@
 #include "common/clock.h"
 #include "common/labels.h"
 #include "common/logging.h"
+#include "common/stage_kind.h"
 
 namespace musafarm::agent {
 namespace {
@@ -39,21 +40,6 @@ constexpr char kShuttingDown[] = "shutting down";
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("agent");
   return log;
-}
-
-std::string KindName(const v1::StageSpec& run) {
-  switch (run.kind_case()) {
-    case v1::StageSpec::kExec:
-      return "exec";
-    case v1::StageSpec::kDockerBuild:
-      return "docker_build";
-    case v1::StageSpec::kDockerRun:
-      return "docker_run";
-    case v1::StageSpec::kDockerPush:
-      return "docker_push";
-    default:
-      return "unknown";
-  }
 }
 
 std::string DurationText(absl::Duration d) {
@@ -648,7 +634,7 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   }
   Attempt& a = attempts_[key];
   a.assignment = as;
-  a.kind = KindName(as.run());
+  a.kind = StageKindName(as.run());
   if (options_.on_images_used) options_.on_images_used(StageImages(as.run()));
   a.secrets = SecretValues(as);
   a.redactor = Redactor(a.secrets);

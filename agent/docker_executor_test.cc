@@ -499,11 +499,21 @@ TEST_F(FakeDockerTest, RemoveLeftoversTakesThisAgentsContainersAndUnfinishedImag
   DockerOptions o = Options();
   o.agent = "gpu-07";
   DockerExecutor executor(o);
-  RecordedAttempt run{"7/dev/run", 13, "docker_run", {}, "musafarm-13", {}};
-  RecordedAttempt foreign{"7/dev/x", 15, "docker_run", {}, "musafarm-15", {}};
-  RecordedAttempt build{
-      "7/dev/base", 14, "docker_build",
-      {},           "", {"reg/app:dev", "reg/app:rebuilt", "reg/app:theirs", "reg/app:missing"}};
+  auto recorded = [](std::string task, uint64_t attempt, std::string kind, std::string container,
+                     std::vector<std::string> images) {
+    RecordedAttempt r;
+    r.task_id = std::move(task);
+    r.attempt_id = attempt;
+    r.kind = std::move(kind);
+    r.container = std::move(container);
+    r.images = std::move(images);
+    return r;
+  };
+  RecordedAttempt run = recorded("7/dev/run", 13, "docker_run", "musafarm-13", {});
+  RecordedAttempt foreign = recorded("7/dev/x", 15, "docker_run", "musafarm-15", {});
+  RecordedAttempt build =
+      recorded("7/dev/base", 14, "docker_build", "",
+               {"reg/app:dev", "reg/app:rebuilt", "reg/app:theirs", "reg/app:missing"});
   const std::vector<std::string> lines = executor.RemoveLeftovers({run, foreign, build});
   const std::vector<Argv> calls = Calls();
   const std::string fmt_c =

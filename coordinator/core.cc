@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "common/labels.h"
 #include "common/logging.h"
+#include "common/stage_kind.h"
 #include "coordinator/scheduler.h"
 #include "pipeline/spec.h"
 
@@ -28,20 +29,6 @@ std::shared_ptr<spdlog::logger> Log() {
 
 bool IsActive(v1::TaskState s) {
   return s == v1::TASK_STATE_ASSIGNED || s == v1::TASK_STATE_RUNNING;
-}
-
-// The stage kind's name as agents advertise it in Capabilities.executors.
-std::string KindName(const v1::StageSpec& run) {
-  switch (run.kind_case()) {
-    case v1::StageSpec::kDockerBuild:
-      return "docker_build";
-    case v1::StageSpec::kDockerRun:
-      return "docker_run";
-    case v1::StageSpec::kDockerPush:
-      return "docker_push";
-    default:
-      return "exec";
-  }
 }
 
 std::string StateName(v1::TaskState s) {
@@ -1056,7 +1043,7 @@ void Core::Schedule() {
     const v1::Task& task = *ready[i];
     ReadyTask view;
     view.labels = &task_labels[i];
-    view.kind = KindName(task.spec().run());
+    view.kind = StageKindName(task.spec().run());
     view.gpus = task.spec().run().gpus();
     // Cache locality: the agents that ran this task's dependencies hold their
     // images and build cache.
