@@ -1,5 +1,6 @@
 #include "agent/docker_executor.h"
 #include "agent/secret_files.h"
+#include "tests/support/private_dockerd.h"
 
 #include <signal.h>
 #include <unistd.h>
@@ -793,23 +794,9 @@ TEST_F(FakeDockerTest, RejectsBadStages) {
 constexpr char kCli[] = "/usr/bin/docker";
 constexpr char kBaseImage[] = "musafarm/busybox:test";
 
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Test plumbing only (the executor itself never uses a shell).
-int Sh(const std::string& cmd, std::string* out) {
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return -1;
-  char buf[4096];
-  size_t n;
-  out->clear();
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
-  const int st = ::pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+using test_support::PrivateDockerd;
+using test_support::Quote;
+using test_support::Sh;
 
 // Processes whose argv[0] is `argv0` (any when empty) and whose command line contains `needle`.
 std::vector<std::string> Processes(const std::string& argv0, const std::string& needle) {
@@ -832,46 +819,16 @@ std::vector<std::string> Processes(const std::string& argv0, const std::string& 
 class RealDockerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const fs::path scripts = fs::path(MF_SOURCE_DIR) / "scripts" / "docker";
-    for (const char* s : {"dockerd.sh", "busybox-image.sh"}) {
-      if (!fs::exists(scripts / s)) skip_ = absl::StrCat("no ", (scripts / s).string());
-    }
-    if (!fs::exists("/usr/sbin/dockerd") && !fs::exists("/usr/bin/dockerd")) skip_ = "no dockerd";
+    skip_ = PrivateDockerd::MissingTools(MF_SOURCE_DIR);
     if (!skip_.empty()) return;
-    daemon_dir_ = absl::StrCat("/tmp/mf-dx-", ::getpid());
-    std::string out;
     const absl::Time t0 = absl::Now();
-    if (Sh(absl::StrCat(Quote((scripts / "dockerd.sh").string()), " start ", daemon_dir_), &out) !=
-        0) {
-      error_ = "dockerd.sh start failed: " + out;
-      return;
-    }
-    started_ = true;
-    const size_t at = out.rfind("DOCKER_HOST=");
-    host_ = std::string(absl::StripAsciiWhitespace(out.substr(at + std::strlen("DOCKER_HOST="))));
-    host_ = host_.substr(0, host_.find('\n'));
-    const absl::Time t1 = absl::Now();
-    if (Sh(absl::StrCat(Quote((scripts / "busybox-image.sh").string()), " ", host_, " ",
-                        kBaseImage),
-           &out) != 0) {
-      error_ = "busybox-image.sh failed: " + out;
-      return;
-    }
-    std::cout << "[timing] dockerd start " << absl::FormatDuration(t1 - t0) << ", busybox import "
-              << absl::FormatDuration(absl::Now() - t1) << "\n";
+    error_ = daemon_.Start(MF_SOURCE_DIR, absl::StrCat("/tmp/mf-dx-", ::getpid()), kBaseImage);
+    daemon_dir_ = daemon_.dir();
+    host_ = daemon_.host();
+    std::cout << "[timing] dockerd start and busybox import "
+              << absl::FormatDuration(absl::Now() - t0) << "\n";
   }
-  static void TearDownTestSuite() {
-    if (!started_) return;
-    std::string out;
-    const fs::path scripts = fs::path(MF_SOURCE_DIR) / "scripts" / "docker";
-    if (Sh(absl::StrCat(Quote((scripts / "dockerd.sh").string()), " stop ", daemon_dir_), &out) !=
-        0) {
-      std::cerr << "dockerd.sh stop: " << out;
-    }
-    std::error_code ec;
-    fs::remove_all(daemon_dir_, ec);
-    started_ = false;
-  }
+  static void TearDownTestSuite() { daemon_.Stop(); }
 
   void SetUp() override {
     // Not a skip: scripts/test.sh installs Docker; a missing engine must fail.
@@ -921,8 +878,8 @@ class RealDockerTest : public ::testing::Test {
     std::ofstream(dir_ / "ctx" / "Dockerfile") << dockerfile;
   }
 
+  static inline PrivateDockerd daemon_;
   static inline std::string skip_, error_, daemon_dir_, host_;
-  static inline bool started_ = false;
   static inline int counter_ = 0;
   fs::path dir_;
   std::string workdir_;

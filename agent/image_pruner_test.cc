@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/private_dockerd.h"
 #include "tests/fakes/fake_clock.h"
 
 namespace musafarm::agent {
@@ -534,63 +535,20 @@ TEST(PrunerTest, TouchNormalizesRefs) {
 constexpr char kCli[] = "/usr/bin/docker";
 constexpr char kBaseImage[] = "musafarm/busybox:test";
 
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Test plumbing only (the pruner itself never uses a shell).
-int Sh(const std::string& cmd, std::string* out) {
-  FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return -1;
-  char buf[4096];
-  size_t n;
-  out->clear();
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out->append(buf, n);
-  const int st = ::pclose(p);
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+using test_support::PrivateDockerd;
+using test_support::Quote;
+using test_support::Sh;
 
 class PrunerRealDockerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    const fs::path scripts = fs::path(MF_SOURCE_DIR) / "scripts" / "docker";
-    for (const char* s : {"dockerd.sh", "busybox-image.sh"}) {
-      if (!fs::exists(scripts / s)) skip_ = absl::StrCat("no ", (scripts / s).string());
-    }
-    if (!fs::exists("/usr/sbin/dockerd") && !fs::exists("/usr/bin/dockerd")) skip_ = "no dockerd";
+    skip_ = PrivateDockerd::MissingTools(MF_SOURCE_DIR);
     if (!skip_.empty()) return;
-    daemon_dir_ = absl::StrCat("/tmp/mf-px-", ::getpid());
-    std::string out;
-    if (Sh(absl::StrCat(Quote((scripts / "dockerd.sh").string()), " start ", daemon_dir_), &out) !=
-        0) {
-      error_ = "dockerd.sh start failed: " + out;
-      return;
-    }
-    started_ = true;
-    // DIR/docker-host holds "DOCKER_HOST=unix://...".
-    host_ = std::string(absl::StripPrefix(
-        absl::StripAsciiWhitespace(ReadFile(fs::path(daemon_dir_) / "docker-host")),
-        "DOCKER_HOST="));
-    if (Sh(absl::StrCat(Quote((scripts / "busybox-image.sh").string()), " ", host_, " ",
-                        kBaseImage),
-           &out) != 0) {
-      error_ = "busybox-image.sh failed: " + out;
-    }
+    error_ = daemon_.Start(MF_SOURCE_DIR, absl::StrCat("/tmp/mf-px-", ::getpid()), kBaseImage);
+    daemon_dir_ = daemon_.dir();
+    host_ = daemon_.host();
   }
-  static void TearDownTestSuite() {
-    if (!started_) return;
-    std::string out;
-    const fs::path scripts = fs::path(MF_SOURCE_DIR) / "scripts" / "docker";
-    if (Sh(absl::StrCat(Quote((scripts / "dockerd.sh").string()), " stop ", daemon_dir_), &out) !=
-        0) {
-      std::cerr << "dockerd.sh stop: " << out;
-    }
-    std::error_code ec;
-    fs::remove_all(daemon_dir_, ec);
-    started_ = false;
-  }
+  static void TearDownTestSuite() { daemon_.Stop(); }
 
   void SetUp() override {
     // Not a skip: scripts/test.sh installs Docker; a missing engine must fail.
@@ -647,8 +605,8 @@ class PrunerRealDockerTest : public ::testing::Test {
     return o;
   }
 
+  static inline PrivateDockerd daemon_;
   static inline std::string skip_, error_, daemon_dir_, host_;
-  static inline bool started_ = false;
   fs::path dir_;
   int builds_ = 0;
 };
