@@ -102,12 +102,18 @@ void CoordinatorStream::OnWriteDone(bool ok) {
 }
 
 void CoordinatorStream::OnDone(const grpc::Status& status) {
-  std::shared_ptr<CoordinatorStream> keep = std::move(self_);  // released on return
   {
     absl::MutexLock lock(&mu_);
     done_ = true;
   }
-  on_end_(status);
+  // Our own reference goes before the agent hears of the end, so that the
+  // agent's reference is the last: the stream (and its ClientContext) is then
+  // destroyed on the agent's loop when it drops it, before the agent can
+  // report itself stopped and its channel be destroyed. Nothing of `this` is
+  // touched after the reset.
+  OnEnd on_end = on_end_;
+  self_.reset();
+  on_end(status);
 }
 
 }  // namespace musafarm::agent
