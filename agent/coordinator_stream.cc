@@ -22,13 +22,10 @@ void CoordinatorStream::Send(v1::AgentMessage msg) {
   const v1::AgentMessage* next = nullptr;
   {
     absl::MutexLock lock(&mu_);
-    if (done_ || closing_ || close_send_) return;
-    outbox_.push_back(std::move(msg));
-    if (writing_) return;
-    writing_ = true;
-    next = &outbox_.front();
+    if (done_ || closing_) return;
+    next = outbox_.Push(std::move(msg));  // null once CloseSend() was called
   }
-  StartWrite(next);
+  if (next != nullptr) StartWrite(next);
 }
 
 void CoordinatorStream::Cancel() { context_.TryCancel(); }
@@ -36,37 +33,42 @@ void CoordinatorStream::Cancel() { context_.TryCancel(); }
 void CoordinatorStream::CloseSend() {
   {
     absl::MutexLock lock(&mu_);
-    if (done_ || closing_ || close_send_) return;
-    close_send_ = true;
-    // A write in flight: OnWriteDone starts it once the outbox is empty.
-    // The writes-done counts as a write: the hold stays until it completes.
-    if (writing_) return;
-    writing_ = true;
-    writes_done_ = true;
+    if (done_ || closing_) return;
+    // With a write in flight (or already closed) OnWriteDone starts the
+    // writes-done once the outbox is drained. The writes-done counts as a
+    // write: the hold stays until it completes.
+    if (!outbox_.Close(Outbox::CloseMode::kDrain)) return;
+    writes_done_in_flight_ = true;
   }
   StartWritesDone();
+}
+
+bool CoordinatorStream::TakeHoldRelease() {
+  const bool release = closing_ && !outbox_.writing() && !writes_done_in_flight_ && !hold_released_;
+  hold_released_ = hold_released_ || release;
+  return release;
 }
 
 void CoordinatorStream::OnWritesDoneDone(bool /*ok*/) {
   bool release = false;
   {
     absl::MutexLock lock(&mu_);
-    writing_ = false;
-    release = closing_ && !hold_released_;
-    hold_released_ = hold_released_ || release;
+    writes_done_in_flight_ = false;
+    release = TakeHoldRelease();
   }
   if (release) RemoveHold();
 }
 
 void CoordinatorStream::OnReadDone(bool ok) {
   if (!ok) {
-    // The stream is ending. Once no write is in flight, let it complete.
+    // The stream is ending: nothing more is written. Once no write is in
+    // flight, let it complete.
     bool release = false;
     {
       absl::MutexLock lock(&mu_);
       closing_ = true;
-      release = !writing_ && !hold_released_;
-      hold_released_ = hold_released_ || release;
+      outbox_.Close(Outbox::CloseMode::kDrop);
+      release = TakeHoldRelease();
     }
     if (release) RemoveHold();
     return;
@@ -77,28 +79,24 @@ void CoordinatorStream::OnReadDone(bool ok) {
 }
 
 void CoordinatorStream::OnWriteDone(bool ok) {
-  const v1::AgentMessage* next = nullptr;
+  Outbox::AfterWrite next;
   bool release = false, writes_done = false;
   {
     absl::MutexLock lock(&mu_);
-    outbox_.pop_front();
     // On a broken stream what is queued is dropped: the agent resends from the
     // acknowledged offsets after reconnecting.
-    if (!ok) outbox_.clear();
-    if (ok && outbox_.empty() && close_send_ && !closing_ && !writes_done_) {
-      writes_done_ = true;  // still writing_: the writes-done is the write in flight
+    next = outbox_.OnWriteDone(ok);
+    if (next.end && ok && !closing_) {
+      // Drained after CloseSend(): the writes-done is the next write.
+      writes_done_in_flight_ = true;
       writes_done = true;
-    } else if (outbox_.empty() || closing_) {
-      writing_ = false;
-      release = closing_ && !hold_released_;
-      hold_released_ = hold_released_ || release;
     } else {
-      next = &outbox_.front();
+      release = TakeHoldRelease();
     }
   }
   if (release) RemoveHold();
   if (writes_done) StartWritesDone();
-  if (next != nullptr) StartWrite(next);
+  if (next.write != nullptr) StartWrite(next.write);
 }
 
 void CoordinatorStream::OnDone(const grpc::Status& status) {

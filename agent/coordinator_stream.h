@@ -1,11 +1,11 @@
 #pragma once
 
-#include <deque>
 #include <functional>
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/stream_outbox.h"
 #include "grpcpp/grpcpp.h"
 #include "musafarm/v1/agent_service.grpc.pb.h"
 
@@ -41,18 +41,23 @@ class CoordinatorStream final
   CoordinatorStream(OnMessage on_message, OnEnd on_end)
       : on_message_(std::move(on_message)), on_end_(std::move(on_end)) {}
 
+  using Outbox = StreamOutbox<v1::AgentMessage>;
+
+  // Whether the hold may go now: reads have failed and nothing is in flight.
+  // Marks it released, so it goes once.
+  bool TakeHoldRelease() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   grpc::ClientContext context_;
   OnMessage on_message_;
   OnEnd on_end_;
   v1::CoordinatorMessage in_;
   std::shared_ptr<CoordinatorStream> self_;
   absl::Mutex mu_;
-  std::deque<v1::AgentMessage> outbox_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  // Closed by CloseSend() (drained, then the writes-done) or when reads fail.
+  Outbox outbox_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
-  bool closing_ ABSL_GUARDED_BY(mu_) = false;        // reads have failed
-  bool close_send_ ABSL_GUARDED_BY(mu_) = false;     // CloseSend() was called
-  bool writes_done_ ABSL_GUARDED_BY(mu_) = false;    // StartWritesDone was called
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;  // reads have failed
+  bool writes_done_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool hold_released_ ABSL_GUARDED_BY(mu_) = false;
 };
 

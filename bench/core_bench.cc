@@ -39,8 +39,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", store.status().ToString().c_str());
     return 1;
   }
-  mf::coordinator::LogStore logs(dir + "/logs");
-  Core core(store->get(), &logs, mf::RealClock::Get(), mf::coordinator::CoreOptions());
+  std::unique_ptr<mf::coordinator::LogStore> logs =
+      mf::coordinator::OpenFileLogStore(dir + "/logs");
+  Core core(store->get(), logs.get(), mf::RealClock::Get(), mf::coordinator::CoreOptions());
   if (!core.Recover().ok()) return 1;
 
   std::vector<std::pair<Core::ConnId, std::shared_ptr<mf::testing::FakeAgentConnection>>> conns;

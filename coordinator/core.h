@@ -11,31 +11,14 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "coordinator/agent_event_sink.h"
 #include "coordinator/log_store.h"
 #include "coordinator/store.h"
+#include "coordinator/user_api.h"
 #include "musafarm/v1/agent_service.pb.h"
 #include "musafarm/v1/user_service.pb.h"
 
 namespace musafarm::coordinator {
-
-// The coordinator's side of one agent stream. Implemented by the gRPC adapter
-// (AgentStream) and by fakes in tests. Both methods are thread-safe and never block.
-class AgentConnection {
- public:
-  virtual ~AgentConnection() = default;
-  virtual void Send(v1::CoordinatorMessage msg) = 0;
-  // Ends the stream; the transport later reports OnAgentGone.
-  virtual void Close(const absl::Status& why) = 0;
-  virtual std::string Peer() const = 0;
-};
-
-// One WatchJob stream. Thread-safe; never blocks (events are queued).
-class Watcher {
- public:
-  virtual ~Watcher() = default;
-  virtual void Send(v1::WatchEvent event) = 0;
-  virtual void Finish(const absl::Status& status) = 0;
-};
 
 struct CoreOptions {
   // An agent silent this long is disconnected. With agent_lost_timeout, a
@@ -61,7 +44,7 @@ struct CoreOptions {
 // Each event is applied in memory, committed to the Store as one Mutation, and
 // only then made visible (messages to agents, watcher events, RPC replies), so
 // a crash never shows anything that a restart would forget.
-class Core {
+class Core : public AgentEventSink, public UserApi {
  public:
   using ConnId = uint64_t;
   using WatchId = uint64_t;
@@ -73,22 +56,23 @@ class Core {
   absl::Status Recover();
 
   // --- user API -----------------------------------------------------------
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request);
-  absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const;
-  std::vector<v1::Job> ListJobs(int limit) const;  // newest first, no tasks
-  absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id);
-  std::vector<v1::Agent> ListAgents() const;
-  absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain);
-  absl::StatusOr<v1::GetLogResponse> GetLog(const v1::GetLogRequest& request);
-  absl::StatusOr<v1::GetArtifactResponse> GetArtifact(const v1::GetArtifactRequest& request);
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request) override;
+  absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const override;
+  std::vector<v1::Job> ListJobs(int limit) const override;  // newest first, no tasks
+  absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id) override;
+  std::vector<v1::Agent> ListAgents() const override;
+  absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain) override;
+  absl::StatusOr<v1::GetLogResponse> GetLog(const v1::GetLogRequest& request) override;
+  absl::StatusOr<v1::GetArtifactResponse> GetArtifact(
+      const v1::GetArtifactRequest& request) override;
   absl::Status AddWatcher(WatchId id, const v1::WatchJobRequest& request,
-                          std::shared_ptr<Watcher> watcher);
-  void RemoveWatcher(WatchId id);
+                          std::shared_ptr<Watcher> watcher) override;
+  void RemoveWatcher(WatchId id) override;
 
   // --- agent streams --------------------------------------------------------
-  ConnId OnAgentConnected(std::shared_ptr<AgentConnection> conn);
-  void OnAgentMessage(ConnId conn, const v1::AgentMessage& msg);
-  void OnAgentGone(ConnId conn);
+  ConnId OnAgentConnected(std::shared_ptr<AgentConnection> conn) override;
+  void OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) override;
+  void OnAgentGone(ConnId conn) override;
 
   // Periodic housekeeping: heartbeat deadlines and lost agents.
   void Tick();

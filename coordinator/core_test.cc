@@ -70,7 +70,7 @@ class CoreTest : public ::testing::Test {
     auto store = OpenSqliteStore((dir_ / "db").string());
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    logs_ = std::make_unique<LogStore>((dir_ / "logs").string());
+    logs_ = OpenFileLogStore((dir_ / "logs").string());
     CoreOptions options;
     options.agent_lost_timeout = absl::Seconds(15);
     core_ = std::make_unique<Core>(store_.get(), logs_.get(), &clock_, options);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <memory>
 
 #include "gtest/gtest.h"
 
@@ -22,31 +23,31 @@ class LogStoreTest : public ::testing::Test {
 };
 
 TEST_F(LogStoreTest, AppendsByOffsetSkipsResendsRefusesGaps) {
-  LogStore logs(root_.string());
-  EXPECT_EQ(*logs.Append("7/dev-3.8/base", 1, 0, "hello "), 6u);
-  EXPECT_EQ(*logs.Append("7/dev-3.8/base", 1, 6, "world\n"), 12u);
+  std::unique_ptr<LogStore> logs = OpenFileLogStore(root_.string());
+  EXPECT_EQ(*logs->Append("7/dev-3.8/base", 1, 0, "hello "), 6u);
+  EXPECT_EQ(*logs->Append("7/dev-3.8/base", 1, 6, "world\n"), 12u);
   // A resend overlapping what is stored writes only the new tail.
-  EXPECT_EQ(*logs.Append("7/dev-3.8/base", 1, 3, "lo world\nmore"), 16u);
-  EXPECT_EQ(*logs.Append("7/dev-3.8/base", 1, 0, "hello"), 16u);
-  absl::StatusOr<uint64_t> gap = logs.Append("7/dev-3.8/base", 1, 20, "x");
+  EXPECT_EQ(*logs->Append("7/dev-3.8/base", 1, 3, "lo world\nmore"), 16u);
+  EXPECT_EQ(*logs->Append("7/dev-3.8/base", 1, 0, "hello"), 16u);
+  absl::StatusOr<uint64_t> gap = logs->Append("7/dev-3.8/base", 1, 20, "x");
   EXPECT_TRUE(absl::IsFailedPrecondition(gap.status()));
-  EXPECT_EQ(*logs.Read("7/dev-3.8/base", 1, 0, 100), "hello world\nmore");
-  EXPECT_EQ(*logs.Read("7/dev-3.8/base", 1, 6, 5), "world");
+  EXPECT_EQ(*logs->Read("7/dev-3.8/base", 1, 0, 100), "hello world\nmore");
+  EXPECT_EQ(*logs->Read("7/dev-3.8/base", 1, 6, 5), "world");
   EXPECT_TRUE(std::filesystem::exists(root_ / "7/dev-3.8/base/1.log"));
 }
 
 TEST_F(LogStoreTest, SizeSurvivesReopen) {
   {
-    LogStore logs(root_.string());
-    ASSERT_TRUE(logs.Append("1/t", 4, 0, "abc").ok());
+    std::unique_ptr<LogStore> logs = OpenFileLogStore(root_.string());
+    ASSERT_TRUE(logs->Append("1/t", 4, 0, "abc").ok());
   }
-  LogStore again(root_.string());
-  EXPECT_EQ(again.Size("1/t", 4), 3u);
-  EXPECT_EQ(*again.Append("1/t", 4, 3, "def"), 6u);
-  again.Close("1/t", 4);
-  EXPECT_EQ(*again.Read("1/t", 4, 0, 10), "abcdef");
-  EXPECT_EQ(again.Size("1/t", 5), 0u);
-  EXPECT_EQ(*again.Read("1/t", 5, 0, 10), "");
+  std::unique_ptr<LogStore> again = OpenFileLogStore(root_.string());
+  EXPECT_EQ(again->Size("1/t", 4), 3u);
+  EXPECT_EQ(*again->Append("1/t", 4, 3, "def"), 6u);
+  again->Close("1/t", 4);
+  EXPECT_EQ(*again->Read("1/t", 4, 0, 10), "abcdef");
+  EXPECT_EQ(again->Size("1/t", 5), 0u);
+  EXPECT_EQ(*again->Read("1/t", 5, 0, 10), "");
 }
 
 }  // namespace

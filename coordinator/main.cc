@@ -1,11 +1,11 @@
-// musafarm-coordinator: flags -> Server -> wait for SIGTERM/SIGINT.
+// musafarm-coordinator: flags -> Coordinator -> wait for SIGTERM/SIGINT.
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
 #include "common/logging.h"
-#include "coordinator/server.h"
+#include "coordinator/coordinator.h"
 
 int main(int argc, char** argv) {
   // Block the stop signals in every thread; main waits for them with sigwait.
@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
-  musafarm::coordinator::ServerOptions options;
+  musafarm::coordinator::CoordinatorOptions options;
   std::string log_level = "info";
   double heartbeat_timeout_s = 10, lost_timeout_s = 5, restart_grace_s = 30;
   CLI::App app{"musafarm coordinator: accepts jobs and schedules their tasks onto agents"};
@@ -54,7 +54,7 @@ int main(int argc, char** argv) {
       std::min(absl::Seconds(3), absl::Seconds(heartbeat_timeout_s) / 3);
   musafarm::SetLogLevel(log_level);
 
-  musafarm::coordinator::Server server(options);
+  musafarm::coordinator::Coordinator server(options);
   if (absl::Status s = server.Start(); !s.ok()) {
     std::cerr << "musafarm-coordinator: " << s.message() << "\n";
     return absl::IsInvalidArgument(s) ? 2 : 1;

@@ -3,10 +3,11 @@
 #include <memory>
 #include <string>
 
-#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/event_loop.h"
-#include "coordinator/core.h"
+#include "coordinator/agent_event_sink.h"
+#include "coordinator/user_api.h"
 
 namespace grpc {
 class Server;
@@ -17,35 +18,29 @@ namespace musafarm::coordinator {
 class AgentServiceImpl;
 class UserServiceImpl;
 
-struct ServerOptions {
-  std::string listen = "127.0.0.1:7070";   // host:port; port 0 picks a free one
-  std::string data_dir = "musafarm-data";  // musafarm.db and logs/
-  std::string port_file;                   // if set, the bound port is written here
-  CoreOptions core;
-};
-
-// The coordinator process: store, log store, core loop and the gRPC server,
-// wired together. Start() binds and serves; Shutdown() closes streams cleanly.
+// The coordinator's gRPC server: AgentService and UserService on one port,
+// delivering to the two seams on `loop`. Knows no Core: transport tests serve a
+// fake sink and API with it.
 class Server {
  public:
-  explicit Server(ServerOptions options);
+  // None owned; all outlive the server.
+  Server(EventLoop* loop, AgentEventSink* agents, UserApi* users);
   ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
 
-  absl::Status Start();
-  int port() const { return port_; }
-  void Shutdown();
+  // Binds `listen` (host:port; port 0 picks a free one) and serves. Returns the
+  // bound port. `loop` must be running.
+  absl::StatusOr<int> Start(const std::string& listen);
+
+  // Stops accepting calls and gives those open `grace` to finish, then cancels
+  // them. The caller ends its streams first (they finish from the loop).
+  void Shutdown(absl::Duration grace);
 
  private:
-  ServerOptions options_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<LogStore> logs_;
-  EventLoop loop_;
-  std::unique_ptr<Core> core_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<UserServiceImpl> user_service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
-  bool shut_down_ = false;
+  std::unique_ptr<grpc::Server> server_;  // destroyed before the services
 };
 
 }  // namespace musafarm::coordinator

@@ -1,11 +1,11 @@
 #include "coordinator/user_service.h"
 
-#include <deque>
 #include <memory>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "common/grpc_status.h"
+#include "common/stream_outbox.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -23,12 +23,15 @@ grpc::ServerUnaryReactor* OnLoop(grpc::CallbackServerContext* ctx, EventLoop* lo
 // a time. Finish is sent after the queue drains.
 class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, public Watcher {
  public:
-  WatchStream(EventLoop* loop, Core* core, Core::WatchId id) : loop_(loop), core_(core), id_(id) {}
+  using Outbox = StreamOutbox<v1::WatchEvent>;
+
+  WatchStream(EventLoop* loop, UserApi* api, UserApi::WatchId id)
+      : loop_(loop), api_(api), id_(id) {}
 
   void Begin(std::shared_ptr<WatchStream> self, v1::WatchJobRequest request) {
     self_ = self;
     loop_->Post([this, self, request = std::move(request)] {
-      absl::Status s = core_->AddWatcher(id_, request, self);
+      absl::Status s = api_->AddWatcher(id_, request, self);
       if (!s.ok()) Finish(s);
     });
   }
@@ -37,69 +40,54 @@ class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, publi
     const v1::WatchEvent* next = nullptr;
     {
       absl::MutexLock lock(&mu_);
-      if (finish_requested_) return;
-      outbox_.push_back(std::move(event));
-      if (writing_) return;
-      writing_ = true;
-      next = &outbox_.front();
+      next = outbox_.Push(std::move(event));
     }
-    StartWrite(next);
+    if (next != nullptr) StartWrite(next);
   }
 
   void Finish(const absl::Status& status) override {
+    const grpc::Status final_status = ToGrpc(status);
     bool now = false;
     {
       absl::MutexLock lock(&mu_);
-      if (finish_requested_) return;
-      finish_requested_ = true;
-      final_ = ToGrpc(status);
-      now = !writing_;
+      if (outbox_.closed()) return;
+      final_ = final_status;
+      now = outbox_.Close(Outbox::CloseMode::kDrain);
     }
-    if (now) grpc::ServerWriteReactor<v1::WatchEvent>::Finish(final_);
+    if (now) grpc::ServerWriteReactor<v1::WatchEvent>::Finish(final_status);
   }
 
   void OnWriteDone(bool ok) override {
-    const v1::WatchEvent* next = nullptr;
-    bool finish_now = false;
+    Outbox::AfterWrite next;
+    grpc::Status final_status;
     {
       absl::MutexLock lock(&mu_);
-      outbox_.pop_front();
-      if (!ok) {
-        // The watcher went away: drop the rest.
-        outbox_.clear();
-        if (!finish_requested_) {
-          finish_requested_ = true;
-          final_ = grpc::Status(grpc::StatusCode::CANCELLED, "watcher gone");
-        }
+      // A failed write: the watcher went away, the rest is dropped.
+      if (!ok && !outbox_.closed()) {
+        final_ = grpc::Status(grpc::StatusCode::CANCELLED, "watcher gone");
       }
-      if (outbox_.empty()) {
-        writing_ = false;
-        finish_now = finish_requested_;
-      } else {
-        next = &outbox_.front();
-      }
+      next = outbox_.OnWriteDone(ok);
+      if (next.end) final_status = final_;
     }
-    if (finish_now) grpc::ServerWriteReactor<v1::WatchEvent>::Finish(final_);
-    if (next != nullptr) StartWrite(next);
+    if (next.end) grpc::ServerWriteReactor<v1::WatchEvent>::Finish(final_status);
+    if (next.write != nullptr) StartWrite(next.write);
   }
 
   void OnCancel() override { Finish(absl::CancelledError("watch cancelled")); }
 
   void OnDone() override {
     std::shared_ptr<WatchStream> self = std::move(self_);
-    loop_->Post([this, self] { core_->RemoveWatcher(id_); });
+    loop_->Post([this, self] { api_->RemoveWatcher(id_); });
   }
 
  private:
   EventLoop* const loop_;
-  Core* const core_;
-  const Core::WatchId id_;
+  UserApi* const api_;
+  const UserApi::WatchId id_;
   std::shared_ptr<WatchStream> self_;
   absl::Mutex mu_;
-  std::deque<v1::WatchEvent> outbox_ ABSL_GUARDED_BY(mu_);
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_requested_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status final_;
+  Outbox outbox_ ABSL_GUARDED_BY(mu_);
+  grpc::Status final_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
@@ -108,7 +96,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* c
                                                   const v1::SubmitRequest* req,
                                                   v1::SubmitResponse* resp) {
   return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    absl::StatusOr<v1::Job> job = core_->Submit(*req);
+    absl::StatusOr<v1::Job> job = api_->Submit(*req);
     if (!job.ok()) return job.status();
     *resp->mutable_job() = *std::move(job);
     return absl::OkStatus();
@@ -118,7 +106,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* UserServiceImpl::GetJob(grpc::CallbackServerContext* ctx,
                                                   const v1::GetJobRequest* req, v1::Job* resp) {
   return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    absl::StatusOr<v1::Job> job = core_->GetJob(req->job_id());
+    absl::StatusOr<v1::Job> job = api_->GetJob(req->job_id());
     if (!job.ok()) return job.status();
     *resp = *std::move(job);
     return absl::OkStatus();
@@ -129,14 +117,14 @@ grpc::ServerUnaryReactor* UserServiceImpl::ListJobs(grpc::CallbackServerContext*
                                                     const v1::ListJobsRequest* req,
                                                     v1::ListJobsResponse* resp) {
   return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    for (v1::Job& job : core_->ListJobs(req->limit())) *resp->add_jobs() = std::move(job);
+    for (v1::Job& job : api_->ListJobs(req->limit())) *resp->add_jobs() = std::move(job);
     return absl::OkStatus();
   });
 }
 
 grpc::ServerWriteReactor<v1::WatchEvent>* UserServiceImpl::WatchJob(
     grpc::CallbackServerContext* /*ctx*/, const v1::WatchJobRequest* req) {
-  auto stream = std::make_shared<WatchStream>(loop_, core_, next_watch_++);
+  auto stream = std::make_shared<WatchStream>(loop_, api_, next_watch_++);
   stream->Begin(stream, *req);
   return stream.get();
 }
@@ -145,7 +133,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::GetLog(grpc::CallbackServerContext* c
                                                   const v1::GetLogRequest* req,
                                                   v1::GetLogResponse* resp) {
   return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    absl::StatusOr<v1::GetLogResponse> log = core_->GetLog(*req);
+    absl::StatusOr<v1::GetLogResponse> log = api_->GetLog(*req);
     if (!log.ok()) return log.status();
     *resp = *std::move(log);
     return absl::OkStatus();
@@ -156,7 +144,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::Cancel(grpc::CallbackServerContext* c
                                                   const v1::CancelRequest* req,
                                                   v1::CancelResponse* resp) {
   return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    absl::StatusOr<v1::CancelResponse> r = core_->Cancel(req->id());
+    absl::StatusOr<v1::CancelResponse> r = api_->Cancel(req->id());
     if (!r.ok()) return r.status();
     *resp = *std::move(r);
     return absl::OkStatus();
@@ -167,7 +155,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::ListAgents(grpc::CallbackServerContex
                                                       const v1::ListAgentsRequest* /*req*/,
                                                       v1::ListAgentsResponse* resp) {
   return OnLoop(ctx, loop_, [this, resp]() -> absl::Status {
-    for (v1::Agent& a : core_->ListAgents()) *resp->add_agents() = std::move(a);
+    for (v1::Agent& a : api_->ListAgents()) *resp->add_agents() = std::move(a);
     return absl::OkStatus();
   });
 }
@@ -176,7 +164,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::Drain(grpc::CallbackServerContext* ct
                                                  const v1::DrainRequest* req,
                                                  v1::DrainResponse* resp) {
   return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    absl::StatusOr<v1::Agent> a = core_->Drain(req->agent(), req->undrain());
+    absl::StatusOr<v1::Agent> a = api_->Drain(req->agent(), req->undrain());
     if (!a.ok()) return a.status();
     *resp->mutable_agent() = *std::move(a);
     return absl::OkStatus();
@@ -187,7 +175,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::GetArtifact(grpc::CallbackServerConte
                                                        const v1::GetArtifactRequest* req,
                                                        v1::GetArtifactResponse* resp) {
   return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    absl::StatusOr<v1::GetArtifactResponse> r = core_->GetArtifact(*req);
+    absl::StatusOr<v1::GetArtifactResponse> r = api_->GetArtifact(*req);
     if (!r.ok()) return r.status();
     *resp = *std::move(r);
     return absl::OkStatus();

@@ -3,16 +3,17 @@
 #include <atomic>
 
 #include "common/event_loop.h"
-#include "coordinator/core.h"
+#include "coordinator/user_api.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
 
 namespace musafarm::coordinator {
 
-// gRPC adapter for the user API. Every call is answered from the core loop;
-// no handler blocks a gRPC thread.
+// gRPC adapter for the user API. Every call is answered by `api` on the core
+// loop, its absl::Status passed on with the same code; no handler blocks a gRPC
+// thread.
 class UserServiceImpl final : public v1::UserService::CallbackService {
  public:
-  UserServiceImpl(EventLoop* loop, Core* core) : loop_(loop), core_(core) {}
+  UserServiceImpl(EventLoop* loop, UserApi* api) : loop_(loop), api_(api) {}
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx, const v1::SubmitRequest* req,
                                    v1::SubmitResponse* resp) override;
@@ -37,8 +38,8 @@ class UserServiceImpl final : public v1::UserService::CallbackService {
                                         v1::GetArtifactResponse* resp) override;
 
  private:
-  EventLoop* const loop_;
-  Core* const core_;
+  EventLoop* const loop_;  // not owned; outlives the server
+  UserApi* const api_;     // not owned; used only on loop_
   std::atomic<uint64_t> next_watch_{1};
 };
 

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/core.h"
+#include "coordinator/agent_event_sink.h"
 
 namespace musafarm::testing {
 

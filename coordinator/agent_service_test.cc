@@ -1,0 +1,99 @@
+#include "coordinator/agent_service.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "musafarm/v1/agent_service.grpc.pb.h"
+#include "tests/fakes/loopback_transport.h"
+
+namespace musafarm::coordinator {
+namespace {
+
+using ::testing::ElementsAre;
+using testing::LoopbackTransport;
+
+v1::AgentMessage Register(const std::string& name) {
+  v1::AgentMessage m;
+  m.mutable_register_()->set_name(name);
+  return m;
+}
+
+std::string Delivered(const v1::AgentMessage& m) { return "message 1 " + m.ShortDebugString(); }
+
+class AgentServiceTest : public ::testing::Test {
+ protected:
+  // Opens a stream as the agent `name` and waits until the sink has its
+  // connection and its Register.
+  void ConnectAs(const std::string& name) {
+    stream_ = stub_->Connect(&ctx_);
+    ASSERT_TRUE(stream_->Write(Register(name)));
+    ASSERT_EQ(t_.sink.calls.AwaitCalls(2).size(), 2u);
+  }
+
+  LoopbackTransport t_;
+  std::unique_ptr<v1::AgentService::Stub> stub_ = v1::AgentService::NewStub(t_.channel);
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::CoordinatorMessage>> stream_;
+};
+
+TEST_F(AgentServiceTest, DeliversConnectMessagesAndEndInStreamOrderOnTheLoop) {
+  auto stream = stub_->Connect(&ctx_);
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat()->set_sent_us(42);
+  ASSERT_TRUE(stream->Write(Register("builder-1")));
+  ASSERT_TRUE(stream->Write(beat));
+  ASSERT_TRUE(stream->WritesDone());
+  // The agent's half-close ends the stream OK once everything was read.
+  grpc::Status end = stream->Finish();
+  EXPECT_TRUE(end.ok()) << end.error_message();
+
+  EXPECT_THAT(
+      t_.sink.calls.AwaitCalls(4),
+      ElementsAre("connected 1", Delivered(Register("builder-1")), Delivered(beat), "gone 1"));
+  EXPECT_TRUE(t_.sink.calls.AllOn(t_.LoopThread()));
+}
+
+TEST_F(AgentServiceTest, SinkSendsReachTheAgentInOrderAndCloseEndsWithItsCode) {
+  ConnectAs("builder-1");
+  std::shared_ptr<AgentConnection> conn = t_.sink.Connection(1);
+  ASSERT_NE(conn, nullptr);
+  EXPECT_THAT(conn->Peer(), ::testing::HasSubstr("127.0.0.1"));
+
+  // From a thread that is not a gRPC one, several at once: one write in
+  // flight, the rest queued, all delivered in order.
+  for (int i = 0; i < 20; ++i) {
+    v1::CoordinatorMessage m;
+    m.mutable_keep_images()->add_images("img-" + std::to_string(i));
+    conn->Send(m);
+  }
+  for (int i = 0; i < 20; ++i) {
+    v1::CoordinatorMessage in;
+    ASSERT_TRUE(stream_->Read(&in)) << i;
+    ASSERT_EQ(in.keep_images().images(0), "img-" + std::to_string(i));
+  }
+  conn->Close(absl::FailedPreconditionError("agent builder-1 is already connected"));
+  v1::CoordinatorMessage in;
+  EXPECT_FALSE(stream_->Read(&in));
+  grpc::Status end = stream_->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(end.error_message(), "agent builder-1 is already connected");
+  EXPECT_EQ(t_.sink.calls.AwaitCalls(3).back(), "gone 1");
+
+  // The sink may still hold the connection: using it now changes nothing.
+  conn->Send(v1::CoordinatorMessage());
+  conn->Close(absl::InternalError("again"));
+}
+
+TEST_F(AgentServiceTest, CancelledStreamIsReportedGone) {
+  ConnectAs("builder-2");
+  ctx_.TryCancel();
+  EXPECT_EQ(stream_->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(t_.sink.calls.AwaitCalls(3).back(), "gone 1");
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator

@@ -1,0 +1,44 @@
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/event_loop.h"
+#include "coordinator/core.h"
+
+namespace musafarm::coordinator {
+
+class Server;
+
+struct CoordinatorOptions {
+  std::string listen = "127.0.0.1:7070";   // host:port; port 0 picks a free one
+  std::string data_dir = "musafarm-data";  // musafarm.db and logs/
+  std::string port_file;                   // if set, the bound port is written here
+  CoreOptions core;
+};
+
+// The coordinator process, wired: SQLite store, log store, the core on its
+// loop, and the gRPC server delivering to the core through its two seams.
+// Start() recovers, binds and serves; Shutdown() closes streams cleanly.
+class Coordinator {
+ public:
+  explicit Coordinator(CoordinatorOptions options);
+  ~Coordinator();
+
+  absl::Status Start();
+  int port() const { return port_; }
+  void Shutdown();
+
+ private:
+  CoordinatorOptions options_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<LogStore> logs_;
+  EventLoop loop_;
+  std::unique_ptr<Core> core_;
+  std::unique_ptr<Server> server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace musafarm::coordinator

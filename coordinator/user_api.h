@@ -1,0 +1,51 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "musafarm/v1/user_service.pb.h"
+
+namespace musafarm::coordinator {
+
+// One WatchJob stream. Thread-safe; never blocks (events are queued).
+class Watcher {
+ public:
+  virtual ~Watcher() = default;
+  virtual void Send(v1::WatchEvent event) = 0;
+  virtual void Finish(const absl::Status& status) = 0;
+};
+
+// The user calls, as the core answers them: the seam between UserServiceImpl
+// (gRPC) and the core, which implements it. Transport tests fake it. Called
+// only on the core EventLoop; must not block. Errors use the canonical codes
+// (NotFound, InvalidArgument, FailedPrecondition...), which the transport
+// passes to the client unchanged.
+class UserApi {
+ public:
+  using WatchId = uint64_t;
+
+  virtual ~UserApi() = default;
+
+  virtual absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request) = 0;
+  virtual absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const = 0;
+  virtual std::vector<v1::Job> ListJobs(int limit) const = 0;  // newest first, no tasks
+  virtual absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id) = 0;
+  virtual std::vector<v1::Agent> ListAgents() const = 0;
+  virtual absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain) = 0;
+  virtual absl::StatusOr<v1::GetLogResponse> GetLog(const v1::GetLogRequest& request) = 0;
+  virtual absl::StatusOr<v1::GetArtifactResponse> GetArtifact(
+      const v1::GetArtifactRequest& request) = 0;
+  // Starts sending the job's events to `watcher` under `id` (chosen by the
+  // transport). An error means nothing was registered: the transport ends the
+  // stream with it.
+  virtual absl::Status AddWatcher(WatchId id, const v1::WatchJobRequest& request,
+                                  std::shared_ptr<Watcher> watcher) = 0;
+  // The stream of `id` ended; the last call naming it.
+  virtual void RemoveWatcher(WatchId id) = 0;
+};
+
+}  // namespace musafarm::coordinator

@@ -1,0 +1,167 @@
+#pragma once
+
+// Fakes of the coordinator's two seams (AgentEventSink, UserApi) for the
+// transport tests. They record what the adapters deliver and on which thread,
+// and answer user calls with canned results. The adapters call them on the
+// loop thread; the test thread reads them through Await* (no sleeping).
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "coordinator/agent_event_sink.h"
+#include "coordinator/user_api.h"
+
+namespace musafarm::testing {
+
+// Records every call; AwaitCalls waits for a count of them.
+class CallLog {
+ public:
+  void Add(std::string call) {
+    absl::MutexLock lock(&mu_);
+    calls_.push_back(std::move(call));
+    threads_.push_back(std::this_thread::get_id());
+  }
+  // The first `n` calls, once there are that many (or what there is after 30 s,
+  // which the test's assertions then report).
+  std::vector<std::string> AwaitCalls(size_t n) {
+    absl::MutexLock lock(&mu_);
+    want_ = n;
+    mu_.AwaitWithTimeout(absl::Condition(this, &CallLog::Enough), absl::Seconds(30));
+    return std::vector<std::string>(calls_.begin(), calls_.begin() + std::min(n, calls_.size()));
+  }
+  // Whether every call so far ran on `thread`.
+  bool AllOn(std::thread::id thread) {
+    absl::MutexLock lock(&mu_);
+    return std::all_of(threads_.begin(), threads_.end(),
+                       [&](std::thread::id t) { return t == thread; });
+  }
+
+ private:
+  bool Enough() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return calls_.size() >= want_; }
+
+  absl::Mutex mu_;
+  std::vector<std::string> calls_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::thread::id> threads_ ABSL_GUARDED_BY(mu_);
+  size_t want_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Records "connected N", "message N <kind>", "gone N"; keeps the connections.
+class FakeAgentEventSink final : public coordinator::AgentEventSink {
+ public:
+  ConnId OnAgentConnected(std::shared_ptr<coordinator::AgentConnection> conn) override {
+    ConnId id = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      id = next_id_++;
+      conns_[id] = std::move(conn);
+    }
+    calls.Add("connected " + std::to_string(id));
+    return id;
+  }
+  void OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) override {
+    calls.Add("message " + std::to_string(conn) + " " + msg.ShortDebugString());
+  }
+  void OnAgentGone(ConnId conn) override { calls.Add("gone " + std::to_string(conn)); }
+
+  std::shared_ptr<coordinator::AgentConnection> Connection(ConnId id) {
+    absl::MutexLock lock(&mu_);
+    return conns_[id];
+  }
+
+  CallLog calls;
+
+ private:
+  absl::Mutex mu_;
+  ConnId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<ConnId, std::shared_ptr<coordinator::AgentConnection>> conns_ ABSL_GUARDED_BY(mu_);
+};
+
+// Answers every user call with `status` when it is an error, else with a
+// canned result that echoes the request; records each call with its argument.
+class FakeUserApi final : public coordinator::UserApi {
+ public:
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request) override {
+    calls.Add("Submit " + request.name());
+    if (!status.ok()) return status;
+    v1::Job job;
+    job.set_id("7");
+    job.set_name(request.name());
+    return job;
+  }
+  absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const override {
+    calls.Add("GetJob " + job_id);
+    if (!status.ok()) return status;
+    v1::Job job;
+    job.set_id(job_id);
+    return job;
+  }
+  std::vector<v1::Job> ListJobs(int limit) const override {
+    calls.Add("ListJobs " + std::to_string(limit));
+    std::vector<v1::Job> jobs(2);
+    jobs[0].set_id("2");
+    jobs[1].set_id("1");
+    return jobs;
+  }
+  absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id) override {
+    calls.Add("Cancel " + id);
+    if (!status.ok()) return status;
+    return v1::CancelResponse();
+  }
+  std::vector<v1::Agent> ListAgents() const override {
+    calls.Add("ListAgents");
+    std::vector<v1::Agent> agents(1);
+    agents[0].set_name("builder-1");
+    return agents;
+  }
+  absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain) override {
+    calls.Add("Drain " + agent + (undrain ? " undrain" : ""));
+    if (!status.ok()) return status;
+    v1::Agent a;
+    a.set_name(agent);
+    return a;
+  }
+  absl::StatusOr<v1::GetLogResponse> GetLog(const v1::GetLogRequest& request) override {
+    calls.Add("GetLog " + request.task_id());
+    if (!status.ok()) return status;
+    v1::GetLogResponse r;
+    r.set_data("log of " + request.task_id());
+    return r;
+  }
+  absl::StatusOr<v1::GetArtifactResponse> GetArtifact(
+      const v1::GetArtifactRequest& request) override {
+    calls.Add("GetArtifact " + request.name());
+    if (!status.ok()) return status;
+    return v1::GetArtifactResponse();
+  }
+  absl::Status AddWatcher(WatchId id, const v1::WatchJobRequest& request,
+                          std::shared_ptr<coordinator::Watcher> watcher) override {
+    calls.Add("AddWatcher " + request.job_id());
+    if (!status.ok()) return status;
+    absl::MutexLock lock(&mu_);
+    watchers_[id] = std::move(watcher);
+    return absl::OkStatus();
+  }
+  void RemoveWatcher(WatchId id) override { calls.Add("RemoveWatcher " + std::to_string(id)); }
+
+  std::shared_ptr<coordinator::Watcher> Watcher(WatchId id) {
+    absl::MutexLock lock(&mu_);
+    return watchers_[id];
+  }
+
+  absl::Status status;  // set before the call under test
+  mutable CallLog calls;
+
+ private:
+  absl::Mutex mu_;
+  std::map<WatchId, std::shared_ptr<coordinator::Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace musafarm::testing

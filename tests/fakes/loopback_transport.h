@@ -1,0 +1,47 @@
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/event_loop.h"
+#include "coordinator/server.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/fakes/fake_seams.h"
+
+namespace musafarm::testing {
+
+// The coordinator's real gRPC server on 127.0.0.1:0 and a running loop,
+// delivering to fake seams instead of a Core; and a channel to it.
+class LoopbackTransport {
+ public:
+  LoopbackTransport() : server_(&loop_, &sink, &api) {
+    loop_.Start();
+    absl::StatusOr<int> port = server_.Start("127.0.0.1:0");
+    EXPECT_TRUE(port.ok()) << port.status();
+    channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port.value_or(0)),
+                                  grpc::InsecureChannelCredentials());
+  }
+  ~LoopbackTransport() {
+    server_.Shutdown(absl::Seconds(5));
+    loop_.Stop();
+  }
+
+  std::thread::id LoopThread() {
+    std::thread::id id;
+    loop_.RunSync([&id] { id = std::this_thread::get_id(); });
+    return id;
+  }
+
+  FakeAgentEventSink sink;
+  FakeUserApi api;
+  std::shared_ptr<grpc::Channel> channel;
+
+ private:
+  EventLoop loop_;
+  coordinator::Server server_;
+};
+
+}  // namespace musafarm::testing
