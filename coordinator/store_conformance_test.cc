@@ -1,0 +1,329 @@
+// The Store conformance suite: what every Store backend must do, run against
+// each of them (SQLite today). A new backend joins with one line at the bottom:
+// an INSTANTIATE_TEST_SUITE_P naming how to open it. Tests of one backend's own
+// format (SQLite's columns, WAL, schema version) stay in its own test file.
+
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "coordinator/store.h"
+#include "coordinator/store_test_fixtures.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace musafarm::coordinator {
+namespace {
+
+using ::testing::HasSubstr;
+using namespace store_testing;  // NOLINT: the fixtures are this suite's vocabulary
+
+// How to open one backend.
+struct StoreBackend {
+  std::string name;
+  // Opens the store kept under `dir`, an empty directory the test owns.
+  // Opening the same `dir` again is a coordinator restart: it sees what was
+  // committed before.
+  std::function<absl::StatusOr<std::unique_ptr<Store>>(const std::string& dir)> open;
+};
+
+// gtest names the parameter by this in test listings and failures.
+void PrintTo(const StoreBackend& backend, std::ostream* os) { *os << backend.name; }
+
+class StoreConformanceTest : public ::testing::TestWithParam<StoreBackend> {
+ protected:
+  std::unique_ptr<Store> Open() {
+    absl::StatusOr<std::unique_ptr<Store>> store = GetParam().open(dir_.path());
+    if (!store.ok()) {
+      ADD_FAILURE() << GetParam().name << " in " << dir_.path() << ": " << store.status();
+      return nullptr;
+    }
+    return *std::move(store);
+  }
+
+ private:
+  TempDir dir_;
+};
+
+TEST_P(StoreConformanceTest, SecretsLiveApartSurviveReopenAndAreDropped) {
+  const std::string kSecret = "https://u:very-secret-token-81f2@dl.example/x.tar";
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    Mutation m;
+    m.jobs.push_back(MakeJob("7"));
+    m.job_secrets.push_back({"7", {{"MUSA_TOOLKITS_URL", kSecret}, {"MCCL_URL", "m"}}});
+    ASSERT_TRUE(store->Commit(m).ok());
+    auto secrets = store->LoadSecrets();
+    ASSERT_TRUE(secrets.ok()) << secrets.status();
+    EXPECT_EQ((*secrets)["7"]["MUSA_TOOLKITS_URL"], kSecret);
+    EXPECT_EQ((*secrets)["7"]["MCCL_URL"], "m");
+    // Never inside a job row.
+    auto jobs = store->LoadJobs();
+    ASSERT_TRUE(jobs.ok());
+    EXPECT_EQ(jobs->at(0).DebugString().find("very-secret"), std::string::npos);
+  }
+  std::unique_ptr<Store> store = Open();  // survives a restart
+  ASSERT_NE(store, nullptr);
+  auto secrets = store->LoadSecrets();
+  ASSERT_TRUE(secrets.ok());
+  EXPECT_EQ((*secrets)["7"]["MUSA_TOOLKITS_URL"], kSecret);
+  Mutation drop;
+  drop.drop_secrets.push_back("7");
+  ASSERT_TRUE(store->Commit(drop).ok());
+  secrets = store->LoadSecrets();
+  ASSERT_TRUE(secrets.ok());
+  EXPECT_TRUE(secrets->empty());
+}
+
+TEST_P(StoreConformanceTest, JobWithTasksRoundTripsEveryField) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+
+  v1::Job job;
+  job.set_id("7");
+  job.set_name("nightly");
+  job.set_state(v1::JOB_STATE_FAILED);
+  job.set_created_us(1'700'000'000'000'000);
+  job.set_ended_us(1'700'000'000'900'000);
+  job.set_pipeline_file("pipelines/nightly.yaml");
+  job.add_axes("py");
+  (*job.mutable_params())["tag"] = "nightly";
+  job.add_secrets("MUSA_TOOLKITS_URL");
+  *job.add_tasks() = FullTask("7", "3.8", "setup", 1);
+  *job.add_tasks() = FullTask("7", "3.8", "base", 2);
+  FillUnsetScalars(&job);
+  ExpectAllFieldsSet(job, "job");
+
+  // The job still carries its tasks in m.jobs, which Commit must ignore: each
+  // task must come back once, from the tasks rows.
+  Mutation m;
+  m.jobs.push_back(job);
+  m.tasks.assign(job.tasks().begin(), job.tasks().end());
+  ASSERT_TRUE(store->Commit(m).ok());
+
+  absl::StatusOr<std::vector<v1::Job>> jobs = store->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_TRUE(ProtoEq(job, (*jobs)[0]));
+}
+
+TEST_P(StoreConformanceTest, UpsertKeepsInsertionOrderAndUpdates) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+
+  // Ids chosen so that neither id nor name order is insertion order.
+  Mutation submit9;
+  submit9.jobs = {MakeJob("9")};
+  submit9.tasks = {MakeTask("9", "z"), MakeTask("9", "a"), MakeTask("9", "m")};
+  ASSERT_TRUE(store->Commit(submit9).ok());
+  Mutation submit10;
+  submit10.jobs = {MakeJob("10")};
+  submit10.tasks = {MakeTask("10", "b")};
+  ASSERT_TRUE(store->Commit(submit10).ok());
+
+  // Later: a task is added to job 9 after job 10 exists, and the first rows change.
+  v1::Task z = MakeTask("9", "z", v1::TASK_STATE_RUNNING);
+  z.set_attempt_id(4);
+  z.set_agent("builder-1");
+  v1::Job done9 = MakeJob("9");
+  done9.set_state(v1::JOB_STATE_SUCCEEDED);
+  done9.set_ended_us(2000);
+  Mutation update;
+  update.jobs = {done9};
+  update.tasks = {MakeTask("9", "late"), z, MakeTask("9", "a", v1::TASK_STATE_QUEUED)};
+  ASSERT_TRUE(store->Commit(update).ok());
+
+  absl::StatusOr<std::vector<v1::Job>> jobs = store->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 2u);
+  const v1::Job& j9 = (*jobs)[0];
+  EXPECT_EQ(j9.id(), "9");
+  EXPECT_EQ(j9.state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(j9.ended_us(), 2000);
+  EXPECT_EQ(TaskIds(j9), (std::vector<std::string>{"9/z", "9/a", "9/m", "9/late"}));
+  EXPECT_TRUE(ProtoEq(z, j9.tasks(0)));
+  EXPECT_EQ(j9.tasks(1).state(), v1::TASK_STATE_QUEUED);
+  EXPECT_EQ(j9.tasks(2).state(), v1::TASK_STATE_PENDING);
+  EXPECT_EQ((*jobs)[1].id(), "10");
+  EXPECT_EQ(TaskIds((*jobs)[1]), (std::vector<std::string>{"10/b"}));
+}
+
+TEST_P(StoreConformanceTest, TransitionsRoundTripOldestFirst) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  Mutation submit;
+  submit.jobs = {MakeJob("7")};
+  submit.tasks = {MakeTask("7", "a"), MakeTask("7", "b")};
+  ASSERT_TRUE(store->Commit(submit).ok());
+
+  const uint64_t big = (uint64_t{1} << 63) + 1;  // stored in a signed column
+  const std::vector<Transition> a = {
+      {"7/a", 0, v1::TASK_STATE_PENDING, v1::TASK_STATE_QUEUED, 300, "ready"},
+      {"7/a", big, v1::TASK_STATE_QUEUED, v1::TASK_STATE_ASSIGNED, 200, "agent builder-1"},
+      {"7/a", big, v1::TASK_STATE_ASSIGNED, v1::TASK_STATE_QUEUED, 100, "agent lost"},
+  };
+  // Interleaved with another task's, over two commits, and with timestamps
+  // running backwards: order must come from insertion, not from at_us.
+  Mutation m1;
+  m1.transitions = {
+      a[0], {"7/b", 1, v1::TASK_STATE_PENDING, v1::TASK_STATE_SKIPPED, 1, "dep"}, a[1]};
+  ASSERT_TRUE(store->Commit(m1).ok());
+  Mutation m2;
+  m2.transitions = {a[2]};
+  ASSERT_TRUE(store->Commit(m2).ok());
+
+  absl::StatusOr<std::vector<Transition>> got = store->LoadTransitions("7/a");
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_EQ(got->size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_EQ((*got)[i].task_id, a[i].task_id);
+    EXPECT_EQ((*got)[i].attempt_id, a[i].attempt_id);
+    EXPECT_EQ((*got)[i].from, a[i].from);
+    EXPECT_EQ((*got)[i].to, a[i].to);
+    EXPECT_EQ((*got)[i].at_us, a[i].at_us);
+    EXPECT_EQ((*got)[i].reason, a[i].reason);
+  }
+
+  absl::StatusOr<std::vector<Transition>> b = store->LoadTransitions("7/b");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->size(), 1u);
+  absl::StatusOr<std::vector<Transition>> none = store->LoadTransitions("7/nope");
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_TRUE(none->empty());
+}
+
+TEST_P(StoreConformanceTest, AgentsRoundTripByName) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  Mutation m;
+  m.agents = {FullAgent("zeta", 1), FullAgent("alpha", 2), FullAgent("mid", 3)};
+  ExpectAllFieldsSet(m.agents[0], "agent");
+  ASSERT_TRUE(store->Commit(m).ok());
+
+  v1::Agent alpha = FullAgent("alpha", 8);
+  alpha.set_state(v1::AGENT_STATE_DISCONNECTED);
+  alpha.clear_running_tasks();
+  Mutation update;
+  update.agents = {alpha};
+  ASSERT_TRUE(store->Commit(update).ok());
+
+  absl::StatusOr<std::vector<v1::Agent>> agents = store->LoadAgents();
+  ASSERT_TRUE(agents.ok()) << agents.status();
+  ASSERT_EQ(agents->size(), 3u);
+  EXPECT_TRUE(ProtoEq(alpha, (*agents)[0]));
+  EXPECT_TRUE(ProtoEq(FullAgent("mid", 3), (*agents)[1]));
+  EXPECT_TRUE(ProtoEq(FullAgent("zeta", 1), (*agents)[2]));
+}
+
+TEST_P(StoreConformanceTest, FailedMutationLeavesNothingBehind) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  Mutation before;
+  before.jobs = {MakeJob("1")};
+  before.tasks = {MakeTask("1", "a", v1::TASK_STATE_QUEUED)};
+  ASSERT_TRUE(store->Commit(before).ok());
+
+  // Each kind of row is written before the failing task, which names a job
+  // that does not exist.
+  Mutation bad;
+  bad.jobs = {MakeJob("2")};
+  bad.tasks = {MakeTask("2", "x"), MakeTask("1", "a", v1::TASK_STATE_RUNNING),
+               MakeTask("404", "orphan")};
+  bad.transitions = {{"1/a", 1, v1::TASK_STATE_QUEUED, v1::TASK_STATE_RUNNING, 10, "go"}};
+  bad.agents = {FullAgent("builder-1", 1)};
+  absl::Status s = store->Commit(bad);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_THAT(std::string(s.message()), HasSubstr("404/orphan"));
+
+  absl::StatusOr<std::vector<v1::Job>> jobs = store->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_EQ((*jobs)[0].id(), "1");
+  ASSERT_EQ((*jobs)[0].tasks_size(), 1);
+  EXPECT_EQ((*jobs)[0].tasks(0).state(), v1::TASK_STATE_QUEUED);
+  absl::StatusOr<std::vector<Transition>> transitions = store->LoadTransitions("1/a");
+  ASSERT_TRUE(transitions.ok());
+  EXPECT_TRUE(transitions->empty());
+  absl::StatusOr<std::vector<v1::Agent>> agents = store->LoadAgents();
+  ASSERT_TRUE(agents.ok());
+  EXPECT_TRUE(agents->empty());
+
+  // The failed transaction is closed: the same mutation without the orphan commits.
+  bad.tasks.pop_back();
+  ASSERT_TRUE(store->Commit(bad).ok());
+  jobs = store->LoadJobs();
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(jobs->size(), 2u);
+}
+
+TEST_P(StoreConformanceTest, RejectsEmptyIdsBeforeWriting) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  Mutation m;
+  m.jobs = {MakeJob("1")};
+  m.tasks = {MakeTask("1", "a")};
+  m.tasks.back().clear_id();
+  EXPECT_EQ(store->Commit(m).code(), absl::StatusCode::kInvalidArgument);
+
+  Mutation agent;
+  agent.agents = {v1::Agent()};
+  EXPECT_EQ(store->Commit(agent).code(), absl::StatusCode::kInvalidArgument);
+
+  absl::StatusOr<std::vector<v1::Job>> jobs = store->LoadJobs();
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_TRUE(jobs->empty());
+}
+
+TEST_P(StoreConformanceTest, SurvivesReopen) {
+  v1::Job job = MakeJob("7");
+  *job.add_tasks() = FullTask("7", "3.8", "setup", 1);
+  *job.add_tasks() = FullTask("7", "3.9", "setup", 2);
+  const Transition t{"7/3.8/setup", 5, v1::TASK_STATE_RUNNING, v1::TASK_STATE_FAILED, 99, "oom"};
+  const v1::Agent agent = FullAgent("builder-1", 4);
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    Mutation m;
+    m.jobs = {job};
+    m.tasks.assign(job.tasks().begin(), job.tasks().end());
+    m.transitions = {t};
+    m.agents = {agent};
+    ASSERT_TRUE(store->Commit(m).ok());
+  }
+
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<std::vector<v1::Job>> jobs = store->LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_EQ(jobs->size(), 1u);
+  EXPECT_TRUE(ProtoEq(job, (*jobs)[0]));
+  absl::StatusOr<std::vector<Transition>> transitions = store->LoadTransitions(t.task_id);
+  ASSERT_TRUE(transitions.ok()) << transitions.status();
+  ASSERT_EQ(transitions->size(), 1u);
+  EXPECT_EQ((*transitions)[0].reason, "oom");
+  EXPECT_EQ((*transitions)[0].to, v1::TASK_STATE_FAILED);
+  absl::StatusOr<std::vector<v1::Agent>> agents = store->LoadAgents();
+  ASSERT_TRUE(agents.ok()) << agents.status();
+  ASSERT_EQ(agents->size(), 1u);
+  EXPECT_TRUE(ProtoEq(agent, (*agents)[0]));
+}
+
+std::string BackendName(const ::testing::TestParamInfo<StoreBackend>& info) {
+  return info.param.name;
+}
+
+// --- backends: one line each -------------------------------------------------
+INSTANTIATE_TEST_SUITE_P(
+    Sqlite, StoreConformanceTest,
+    ::testing::Values(StoreBackend{
+        "sqlite", [](const std::string& dir) { return OpenSqliteStore(dir + "/musafarm.db"); }}),
+    BackendName);
+
+}  // namespace
+}  // namespace musafarm::coordinator
