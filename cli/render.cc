@@ -154,31 +154,6 @@ std::string FormatClock(absl::Time t, absl::TimeZone tz) {
   return absl::FormatTime("%H:%M:%S", t, tz);
 }
 
-std::string TaskStateName(v1::TaskState s) {
-  switch (s) {
-    case v1::TASK_STATE_PENDING:
-      return "pending";
-    case v1::TASK_STATE_QUEUED:
-      return "queued";
-    case v1::TASK_STATE_ASSIGNED:
-      return "assigned";
-    case v1::TASK_STATE_RUNNING:
-      return "running";
-    case v1::TASK_STATE_SUCCEEDED:
-      return "succeeded";
-    case v1::TASK_STATE_FAILED:
-      return "failed";
-    case v1::TASK_STATE_SKIPPED:
-      return "skipped";
-    case v1::TASK_STATE_CANCELLED:
-      return "cancelled";
-    case v1::TASK_STATE_TIMED_OUT:
-      return "timed_out";
-    default:
-      return absl::StrCat("unknown(", static_cast<int>(s), ")");
-  }
-}
-
 std::string JobStateName(v1::JobState s) {
   switch (s) {
     case v1::JOB_STATE_RUNNING:
@@ -211,19 +186,6 @@ std::string AgentStatus(const v1::Agent& a) {
   if (!a.draining() || a.state() == v1::AGENT_STATE_DRAINING) return AgentStateName(a.state());
   if (a.state() == v1::AGENT_STATE_CONNECTED) return "draining";
   return absl::StrCat(AgentStateName(a.state()), " (draining)");
-}
-
-bool IsTerminal(v1::TaskState s) {
-  switch (s) {
-    case v1::TASK_STATE_SUCCEEDED:
-    case v1::TASK_STATE_FAILED:
-    case v1::TASK_STATE_SKIPPED:
-    case v1::TASK_STATE_CANCELLED:
-    case v1::TASK_STATE_TIMED_OUT:
-      return true;
-    default:
-      return false;
-  }
 }
 
 bool IsJobEnded(v1::JobState s) {

@@ -12,6 +12,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/task_state.h"  // TaskStateName, IsTerminal: shared with the coordinator
 #include "musafarm/v1/farm.pb.h"
 
 namespace musafarm::cli {
@@ -25,8 +26,8 @@ std::string FormatDateTime(absl::Time t, absl::TimeZone tz);
 // "13:04:05" in `tz`.
 std::string FormatClock(absl::Time t, absl::TimeZone tz);
 
-// Lowercase names: "running", "skipped", "timed_out"; "connected", "draining".
-std::string TaskStateName(v1::TaskState s);
+// Lowercase names: "running", "cancelled"; "connected", "draining". Task
+// states: TaskStateName in common/task_state.h.
 std::string JobStateName(v1::JobState s);
 std::string AgentStateName(v1::AgentState s);
 
@@ -34,7 +35,6 @@ std::string AgentStateName(v1::AgentState s);
 // "disconnected (draining)" for a drained agent that is away.
 std::string AgentStatus(const v1::Agent& a);
 
-bool IsTerminal(v1::TaskState s);
 bool IsJobEnded(v1::JobState s);
 
 // "7/dev-3.8/base" -> "dev-3.8/base"; an id without '/' is returned as is.

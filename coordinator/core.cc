@@ -9,6 +9,7 @@
 #include "common/labels.h"
 #include "common/logging.h"
 #include "common/stage_kind.h"
+#include "common/task_state.h"
 #include "coordinator/scheduler.h"
 #include "pipeline/spec.h"
 
@@ -25,15 +26,6 @@ constexpr uint64_t kWatchCatchUpChunk = 1 << 20;
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("core");
   return log;
-}
-
-bool IsActive(v1::TaskState s) {
-  return s == v1::TASK_STATE_ASSIGNED || s == v1::TASK_STATE_RUNNING;
-}
-
-std::string StateName(v1::TaskState s) {
-  std::string name = v1::TaskState_Name(s);
-  return name.substr(std::string("TASK_STATE_").size());
 }
 
 v1::CoordinatorMessage CancelMessage(const std::string& task_id, uint64_t attempt,
@@ -60,13 +52,11 @@ v1::CoordinatorMessage AckMessage(const std::string& task_id, uint64_t attempt, 
 }  // namespace
 
 Core::Core(Store* store, LogStore* logs, const Clock* clock, CoreOptions options)
-    : store_(store), logs_(logs), clock_(clock), options_(options) {}
-
-bool Core::IsTerminal(v1::TaskState s) {
-  return s == v1::TASK_STATE_SUCCEEDED || s == v1::TASK_STATE_FAILED ||
-         s == v1::TASK_STATE_SKIPPED || s == v1::TASK_STATE_CANCELLED ||
-         s == v1::TASK_STATE_TIMED_OUT;
-}
+    : store_(store),
+      logs_(logs),
+      clock_(clock),
+      options_(options),
+      machine_(options.max_lost_attempts) {}
 
 absl::Status Core::Recover() {
   absl::StatusOr<std::vector<v1::Job>> jobs = store_->LoadJobs();
@@ -93,6 +83,7 @@ absl::Status Core::Recover() {
       next_job_number_ = std::max(next_job_number_, number + 1);
     JobEntry& entry = jobs_[job.id()];
     entry.job = std::move(job);
+    entry.seq = job_order_.size();
     if (auto it = secrets->find(entry.job.id()); it != secrets->end()) {
       entry.secrets = std::move(it->second);
     }
@@ -104,6 +95,9 @@ absl::Status Core::Recover() {
       for (const std::string& need : task.spec().needs()) entry.dependants[need].push_back(i);
       next_attempt_id_ = std::max(next_attempt_id_, task.attempt_id() + 1);
       if (task.attempt_id() != 0) task.set_log_size(logs_->Size(task.id(), task.attempt_id()));
+      if (task.state() == v1::TASK_STATE_QUEUED) {
+        ready_.Add(task.id(), {entry.seq, i}, RequirementOf(task.spec().run()));
+      }
       if (IsActive(task.state())) {
         AgentEntry& agent = agents_[task.agent()];
         if (agent.info.name().empty()) {
@@ -137,21 +131,29 @@ Core::JobEntry* Core::FindJob(const std::string& job_id) {
   return it == jobs_.end() ? nullptr : &it->second;
 }
 
-void Core::SetState(v1::Task& task, v1::TaskState to, const std::string& reason) {
-  Transition t;
-  t.task_id = task.id();
-  t.attempt_id = task.attempt_id();
-  t.from = task.state();
-  t.to = to;
-  t.at_us = ToMicros(clock_->Now());
-  t.reason = reason;
+bool Core::Apply(v1::Task& task, const TaskEventArgs& args) {
+  absl::StatusOr<Transition> t = machine_.Apply(task, args, clock_->Now());
+  if (!t.ok()) {
+    // The core checks before it asks, so this is a bug; the machine refused
+    // it and the task is unchanged, which is safer than stopping the farm.
+    Log()->error("{}", t.status().ToString());
+    return false;
+  }
   Log()->info("task={} attempt={} {} -> {}{}{}", task.id(), task.attempt_id(),
-              StateName(task.state()), StateName(to), reason.empty() ? "" : ": ", reason);
-  task.set_state(to);
-  task.set_reason(reason);
-  if (IsTerminal(to)) task.set_ended_us(t.at_us);
-  pending_.mutation.transitions.push_back(std::move(t));
+              TaskStateName(t->from), TaskStateName(t->to), t->reason.empty() ? "" : ": ",
+              t->reason);
+  if (t->from == v1::TASK_STATE_QUEUED) ready_.Remove(task.id());
+  if (t->to == v1::TASK_STATE_QUEUED) {
+    ready_.Add(task.id(), QueueOrder(task), RequirementOf(task.spec().run()));
+  }
+  pending_.mutation.transitions.push_back(*std::move(t));
   MarkChanged(task);
+  return true;
+}
+
+ReadyQueue::Order Core::QueueOrder(const v1::Task& task) const {
+  const TaskRef& ref = task_index_.at(task.id());
+  return {jobs_.at(ref.job_id).seq, ref.index};
 }
 
 void Core::MarkChanged(const v1::Task& task) {
@@ -257,8 +259,7 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
   Mutation m;
   for (v1::Task& task : *job.mutable_tasks()) {
     task.set_created_us(now);
-    const v1::TaskState initial =
-        task.spec().needs().empty() ? v1::TASK_STATE_QUEUED : v1::TASK_STATE_PENDING;
+    const v1::TaskState initial = InitialState(task);
     task.set_state(initial);
     m.transitions.push_back(
         Transition{task.id(), 0, v1::TASK_STATE_UNSPECIFIED, initial, now, "submitted"});
@@ -282,12 +283,16 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
 
   JobEntry& entry = jobs_[job_id];
   entry.job = job;
+  entry.seq = job_order_.size();
   entry.secrets = std::move(secrets);
   for (size_t i = 0; i < static_cast<size_t>(job.tasks_size()); ++i) {
     const v1::Task& task = job.tasks(static_cast<int>(i));
     entry.index[task.id()] = i;
     task_index_[task.id()] = TaskRef{job_id, i};
     for (const std::string& need : task.spec().needs()) entry.dependants[need].push_back(i);
+    if (task.state() == v1::TASK_STATE_QUEUED) {
+      ready_.Add(task.id(), {entry.seq, i}, RequirementOf(task.spec().run()));
+    }
   }
   job_order_.push_back(job_id);
   Log()->info("job={} submitted: '{}' from {}, {} tasks", job_id, job.name(), job.pipeline_file(),
@@ -320,7 +325,7 @@ void Core::CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& respons
   if (IsTerminal(task.state())) return;
   response.add_cancelled(task.id());
   if (!IsActive(task.state())) {
-    SetState(task, v1::TASK_STATE_CANCELLED, "cancelled by user");
+    Apply(task, {TaskEvent::kCancel, 0, nullptr, "", "cancelled by user"});
     Propagate(job, task);  // no-op for dependants already cancelled
     return;
   }
@@ -337,7 +342,7 @@ void Core::CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& respons
   // Nobody to ask: end it now. If the agent comes back holding the attempt, it
   // is told to stop it (the attempt is no longer current).
   ReleaseFromAgent(task);
-  SetState(task, v1::TASK_STATE_CANCELLED, "cancelled by user (agent disconnected)");
+  Apply(task, {TaskEvent::kCancel, 0, nullptr, "", "cancelled by user (agent disconnected)"});
   Propagate(job, task);
 }
 
@@ -349,7 +354,7 @@ absl::StatusOr<v1::CancelResponse> Core::Cancel(const std::string& id) {
     for (v1::Task& task : *job->job.mutable_tasks()) {
       if (!IsActive(task.state()) && !IsTerminal(task.state())) {
         response.add_cancelled(task.id());
-        SetState(task, v1::TASK_STATE_CANCELLED, "cancelled by user");
+        Apply(task, {TaskEvent::kCancel, 0, nullptr, "", "cancelled by user"});
       }
     }
     for (v1::Task& task : *job->job.mutable_tasks()) {
@@ -384,6 +389,7 @@ absl::StatusOr<v1::Agent> Core::Drain(const std::string& name, bool undrain) {
   if (it == agents_.end()) return absl::NotFoundError(absl::StrCat("no agent '", name, "'"));
   AgentEntry& agent = it->second;
   agent.info.set_draining(!undrain);
+  if (undrain) dirty_agents_.insert(name);
   if (agent.conn != 0) {
     agent.info.set_state(undrain ? v1::AGENT_STATE_CONNECTED : v1::AGENT_STATE_DRAINING);
     v1::CoordinatorMessage msg;
@@ -578,10 +584,9 @@ void Core::DisconnectAgent(AgentEntry& agent, const absl::Status& why) {
       if (task.state() != v1::TASK_STATE_ASSIGNED) continue;
       ReleaseFromAgent(task);
       logs_->CloseAttempt(task.id(), task.attempt_id());
-      task.set_handed_back_count(task.handed_back_count() + 1);
-      task.clear_gpu_ids();
-      SetState(task, v1::TASK_STATE_QUEUED,
-               absl::StrCat("re-queued: agent ", name, " shut down before starting it"));
+      Apply(task, {TaskEvent::kHandBack, task.attempt_id(), nullptr, name,
+                   absl::StrCat("agent ", name, " shut down before starting it")});
+      if (IsTerminal(task.state())) Propagate(*FindJob(task.job_id()), task);  // it was cancelled
     }
   }
   agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
@@ -708,6 +713,7 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
     if (kept.count(id) == 0) LoseAttempt(*FindTask(id), "agent came back without it");
   }
   agent.info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
+  dirty_agents_.insert(reg.name());  // new, back, or with other labels or slots
   Log()->info("agent={} registered from {}: slots={} labels=[{}] re-attached={}", reg.name(),
               c.conn->Peer(), reg.slots(), absl::StrJoin(reg.labels(), ","), kept.size());
   SaveAgent(agent);
@@ -736,6 +742,7 @@ void Core::OnHeartbeat(AgentEntry& agent, const v1::Heartbeat& beat) {
                   ? std::string("takes work again")
                   : absl::StrCat("takes no new work: ", beat.unavailable_reason()));
   agent.info.set_unavailable_reason(beat.unavailable_reason());
+  if (beat.unavailable_reason().empty()) dirty_agents_.insert(agent.info.name());
   SaveAgent(agent);
 }
 
@@ -744,23 +751,9 @@ void Core::OnHandBack(AgentEntry& agent, const v1::HandBack& msg) {
   if (task == nullptr) return;
   ReleaseFromAgent(*task);
   logs_->CloseAttempt(task->id(), task->attempt_id());
-  const std::string reason =
-      absl::StrCat("agent ", agent.info.name(), " handed it back: ", msg.reason());
-  if (task->cancel_requested_us() != 0) {
-    SetState(*task, v1::TASK_STATE_CANCELLED, absl::StrCat("cancelled by user; ", reason));
-    Propagate(*FindJob(task->job_id()), *task);
-    return;
-  }
-  // Not the task's fault and not a crash: neither retries nor the lost-agent
-  // budget are used up.
-  task->set_handed_back_count(task->handed_back_count() + 1);
-  task->clear_gpu_ids();
-  SetState(*task, v1::TASK_STATE_QUEUED, absl::StrCat("re-queued: ", reason));
-}
-
-int Core::FailedAttempts(const v1::Task& task) {
-  // Attempts lost with their agent or handed back are not the task's failures.
-  return task.attempts() - task.lost_count() - task.handed_back_count();
+  Apply(*task, {TaskEvent::kHandBack, msg.attempt_id(), nullptr, agent.info.name(),
+                absl::StrCat("agent ", agent.info.name(), " handed it back: ", msg.reason())});
+  if (IsTerminal(task->state())) Propagate(*FindJob(task->job_id()), *task);  // it was cancelled
 }
 
 void Core::OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg) {
@@ -769,8 +762,7 @@ void Core::OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg) {
     return;
   }
   if (task->state() != v1::TASK_STATE_ASSIGNED) return;  // a resend
-  task->set_started_us(ToMicros(clock_->Now()));
-  SetState(*task, v1::TASK_STATE_RUNNING, "");
+  Apply(*task, {TaskEvent::kStart, msg.attempt_id(), nullptr, "", ""});
 }
 
 void Core::OnLog(AgentEntry& agent, const v1::LogChunk& chunk) {
@@ -837,6 +829,7 @@ void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
            AckMessage(task->id(), task->attempt_id(), stored, false, /*resend=*/true));
     return;
   }
+  if (!Apply(*task, {TaskEvent::kResult, result.attempt_id(), &result, "", ""})) return;
   logs_->CloseAttempt(task->id(), task->attempt_id());
   ReleaseFromAgent(*task);
   task->set_exit_code(result.exit_code());
@@ -847,41 +840,7 @@ void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
   } else {
     task->clear_tests();
   }
-  const int failing_tests = result.tests().failed() + result.tests().errors();
-  if (task->started_us() == 0) task->set_started_us(ToMicros(clock_->Now()));
-
-  v1::TaskState to;
-  std::string reason;
-  if (result.cancelled() || task->cancel_requested_us() != 0) {
-    to = v1::TASK_STATE_CANCELLED;
-    reason = "cancelled by user";
-  } else if (result.timed_out()) {
-    to = v1::TASK_STATE_TIMED_OUT;
-    reason = absl::StrCat("timed out after ", task->spec().run().timeout_seconds(), "s");
-  } else if (!result.error().empty()) {
-    to = v1::TASK_STATE_FAILED;
-    reason = result.error();
-  } else if (result.exit_code() == 0 && result.signal() == 0 && failing_tests > 0) {
-    to = v1::TASK_STATE_FAILED;
-    reason =
-        absl::StrCat(result.tests().failed(), " failed, ", result.tests().errors(), " errors of ",
-                     result.tests().passed() + failing_tests + result.tests().skipped(), " tests");
-  } else if (result.exit_code() == 0 && result.signal() == 0) {
-    to = v1::TASK_STATE_SUCCEEDED;
-  } else {
-    to = v1::TASK_STATE_FAILED;
-    reason = result.signal() != 0 ? absl::StrCat("killed by signal ", result.signal())
-                                  : absl::StrCat("exit code ", result.exit_code());
-  }
-  if ((to == v1::TASK_STATE_FAILED || to == v1::TASK_STATE_TIMED_OUT) &&
-      FailedAttempts(*task) <= task->spec().run().retries()) {
-    SetState(*task, v1::TASK_STATE_QUEUED,
-             absl::StrCat("retrying (", FailedAttempts(*task), " of ",
-                          task->spec().run().retries() + 1, " attempts used) after ", reason));
-  } else {
-    SetState(*task, to, reason);
-    Propagate(*FindJob(task->job_id()), *task);
-  }
+  if (IsTerminal(task->state())) Propagate(*FindJob(task->job_id()), *task);
   SendTo(agent.info.name(), AckMessage(task->id(), result.attempt_id(), stored, true));
 }
 
@@ -890,49 +849,19 @@ void Core::ReleaseFromAgent(v1::Task& task) {
   if (it == agents_.end()) return;
   it->second.tasks.erase(task.id());
   it->second.info.set_used_slots(static_cast<int32_t>(it->second.tasks.size()));
+  dirty_agents_.insert(it->first);  // a slot and maybe GPUs are free
 }
 
 void Core::LoseAttempt(v1::Task& task, const std::string& why) {
   ReleaseFromAgent(task);
   logs_->CloseAttempt(task.id(), task.attempt_id());
-  task.set_lost_count(task.lost_count() + 1);
-  task.clear_gpu_ids();
-  const std::string reason = absl::StrCat("agent ", task.agent(), ": ", why);
-  if (task.cancel_requested_us() != 0) {
-    SetState(task, v1::TASK_STATE_CANCELLED, absl::StrCat("cancelled by user; ", reason));
-  } else if (task.lost_count() > options_.max_lost_attempts) {
-    SetState(task, v1::TASK_STATE_FAILED, absl::StrCat("agent lost: ", reason));
-  } else {
-    SetState(task, v1::TASK_STATE_QUEUED, absl::StrCat("re-queued: ", reason));
-    return;
-  }
-  Propagate(*FindJob(task.job_id()), task);
+  Apply(task, {TaskEvent::kLose, task.attempt_id(), nullptr, task.agent(), why});
+  if (IsTerminal(task.state())) Propagate(*FindJob(task.job_id()), task);
 }
 
 void Core::Propagate(JobEntry& job, const v1::Task& task) {
-  if (task.state() == v1::TASK_STATE_SUCCEEDED) {
-    for (size_t i : job.dependants[task.id()]) {
-      v1::Task& dep = *job.job.mutable_tasks(static_cast<int>(i));
-      if (dep.state() != v1::TASK_STATE_PENDING) continue;
-      bool ready = true;
-      for (const std::string& need : dep.spec().needs()) {
-        const v1::Task& n = job.job.tasks(static_cast<int>(job.index[need]));
-        ready = ready && n.state() == v1::TASK_STATE_SUCCEEDED;
-      }
-      if (ready) SetState(dep, v1::TASK_STATE_QUEUED, "dependencies succeeded");
-    }
-  } else if (IsTerminal(task.state())) {
-    const std::string reason = task.state() == v1::TASK_STATE_CANCELLED
-                                   ? "skipped: dependency cancelled"
-                                   : "skipped: dependency failed";
-    std::vector<size_t> stack = job.dependants[task.id()];
-    while (!stack.empty()) {
-      v1::Task& dep = *job.job.mutable_tasks(static_cast<int>(stack.back()));
-      stack.pop_back();
-      if (dep.state() != v1::TASK_STATE_PENDING) continue;
-      SetState(dep, v1::TASK_STATE_SKIPPED, reason);
-      for (size_t i : job.dependants[dep.id()]) stack.push_back(i);
-    }
+  for (auto& [i, event] : PropagationEvents(job.job, job.index, job.dependants, task)) {
+    Apply(*job.job.mutable_tasks(static_cast<int>(i)), event);
   }
   MaybeFinishJob(job);
 }
@@ -1002,23 +931,13 @@ void Core::UpdateKeepImages() {
 
 void Core::Schedule() {
   if (shutting_down_) return;  // nothing new goes to streams that are closing
-  std::vector<v1::Task*> ready;
-  std::vector<ReadyTask> views;
-  // Label lists live in the task protos; copy them once per round into vectors.
-  std::vector<std::vector<std::string>> task_labels;
-  for (const std::string& job_id : job_order_) {
-    JobEntry& job = jobs_[job_id];
-    if (job.job.state() != v1::JOB_STATE_RUNNING) continue;
-    for (v1::Task& task : *job.job.mutable_tasks()) {
-      if (task.state() == v1::TASK_STATE_QUEUED) ready.push_back(&task);
-    }
-  }
-  if (ready.empty()) return;
-  task_labels.reserve(ready.size());
-  for (v1::Task* task : ready) {
-    task_labels.emplace_back(task->spec().run().labels().begin(),
-                             task->spec().run().labels().end());
-  }
+  if (!ready_.HasDirty() && dirty_agents_.empty()) return;  // nothing placement reads changed
+  std::set<Requirement> candidates = ready_.TakeDirty();
+  std::set<std::string> changed_agents;
+  changed_agents.swap(dirty_agents_);
+  if (ready_.size() == 0) return;
+  ++stats_.passes;
+
   std::vector<AgentEntry*> agents;
   std::vector<std::vector<std::string>> agent_labels, agent_kinds;
   std::vector<AgentSlots> slots;
@@ -1030,6 +949,7 @@ void Core::Schedule() {
     agent_kinds.emplace_back(agent.info.executors().begin(), agent.info.executors().end());
   }
   std::vector<std::set<int32_t>> used_gpus;
+  int total_free = 0;
   for (size_t i = 0; i < agents.size(); ++i) {
     const AgentEntry& a = *agents[i];
     used_gpus.push_back(UsedGpus(a));
@@ -1038,13 +958,48 @@ void Core::Schedule() {
         a.conn != 0 && !a.info.draining() && a.info.unavailable_reason().empty(),
         &agent_kinds[i]});
     slots.back().free_gpus = std::max(0, a.info.gpus() - static_cast<int>(used_gpus[i].size()));
+    if (slots.back().accepting) total_free += slots.back().free_slots;
   }
-  for (size_t i = 0; i < ready.size(); ++i) {
-    const v1::Task& task = *ready[i];
+  auto class_view = [](const Requirement& r) {
     ReadyTask view;
-    view.labels = &task_labels[i];
-    view.kind = StageKindName(task.spec().run());
-    view.gpus = task.spec().run().gpus();
+    view.labels = &r.labels;
+    view.kind = r.kind;
+    view.gpus = r.gpus;
+    return view;
+  };
+  // Classes with no new task are worth a look only if an agent that changed
+  // can take one of them now.
+  for (const auto& [req, cls] : ready_.classes()) {
+    if (candidates.count(req) != 0) continue;
+    const ReadyTask view = class_view(req);
+    for (size_t a = 0; a < agents.size(); ++a) {
+      if (changed_agents.count(agents[a]->info.name()) != 0 && Fits(slots[a], view)) {
+        candidates.insert(req);
+        break;
+      }
+    }
+  }
+
+  // Oldest first across the candidate classes (a merge of their queues); a
+  // class leaves the merge at its first task that fits nowhere.
+  bool placed_any = false;
+  while (total_free > 0 && !candidates.empty()) {
+    const ReadyQueue::Class* next = nullptr;
+    for (auto it = candidates.begin(); it != candidates.end();) {
+      auto c = ready_.classes().find(*it);
+      if (c == ready_.classes().end()) {
+        it = candidates.erase(it);  // emptied
+        continue;
+      }
+      if (next == nullptr || c->second.tasks.begin()->first < next->tasks.begin()->first) {
+        next = &c->second;
+      }
+      ++it;
+    }
+    if (next == nullptr) break;
+    ++stats_.tasks_examined;
+    v1::Task& task = *FindTask(next->tasks.begin()->second);
+    ReadyTask view = class_view(next->requirement);
     // Cache locality: the agents that ran this task's dependencies hold their
     // images and build cache.
     for (const std::string& need : task.spec().needs()) {
@@ -1054,29 +1009,27 @@ void Core::Schedule() {
         if (agents[a]->info.name() == dep->agent()) view.warm_agents.push_back(a);
       }
     }
-    views.push_back(std::move(view));
-  }
-  const auto placed = PlaceTasks(views, slots);
-  if (placed.empty()) return;
-  for (const auto& [t, a] : placed) {
-    v1::Task& task = *ready[t];
+    const size_t a = BestAgent(view, slots);
+    if (a == agents.size()) {
+      candidates.erase(next->requirement);
+      continue;
+    }
     AgentEntry& agent = *agents[a];
-    task.set_attempt_id(next_attempt_id_++);
-    task.set_attempts(task.attempts() + 1);
-    task.set_agent(agent.info.name());
-    task.set_log_size(0);
-    task.set_exit_code(0);
-    task.set_started_us(0);
-    task.set_ended_us(0);
-    task.clear_gpu_ids();
-    // The lowest free GPU numbers; PlaceTasks checked there are enough.
+    if (!Apply(task, {TaskEvent::kAssign, next_attempt_id_++, nullptr, agent.info.name(), ""})) {
+      candidates.erase(next->requirement);  // cannot happen; never loop on it
+      continue;
+    }
+    placed_any = true;
+    --slots[a].free_slots;
+    slots[a].free_gpus -= view.gpus;
+    --total_free;
+    // The lowest free GPU numbers; BestAgent checked there are enough.
     for (int32_t g = 0; task.gpu_ids_size() < task.spec().run().gpus() && g < agent.info.gpus();
          ++g) {
       if (used_gpus[a].insert(g).second) task.add_gpu_ids(g);
     }
     agent.tasks.insert(task.id());
     agent.info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
-    SetState(task, v1::TASK_STATE_ASSIGNED, "");
     v1::CoordinatorMessage msg;
     v1::Assignment* as = msg.mutable_assignment();
     as->set_task_id(task.id());
@@ -1094,7 +1047,7 @@ void Core::Schedule() {
     // never heard of it and re-registration re-queues it.
     SendTo(agent.info.name(), std::move(msg));
   }
-  Flush();
+  if (placed_any) Flush();
 }
 
 std::set<int32_t> Core::UsedGpus(const AgentEntry& agent) const {

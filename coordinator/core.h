@@ -13,12 +13,20 @@
 #include "common/clock.h"
 #include "coordinator/agent_event_sink.h"
 #include "coordinator/log_store.h"
+#include "coordinator/ready_queue.h"
 #include "coordinator/store.h"
+#include "coordinator/task_state_machine.h"
 #include "coordinator/user_api.h"
 #include "musafarm/v1/agent_service.pb.h"
 #include "musafarm/v1/user_service.pb.h"
 
 namespace musafarm::coordinator {
+
+// How much scheduling work has been done: read by tests and metrics.
+struct SchedulerStats {
+  uint64_t passes = 0;          // scheduling passes that looked at the ready set
+  uint64_t tasks_examined = 0;  // ready tasks tried against the agents, over all passes
+};
 
 struct CoreOptions {
   // An agent silent this long is disconnected. With agent_lost_timeout, a
@@ -82,6 +90,7 @@ class Core : public AgentEventSink, public UserApi {
 
   // For tests and metrics.
   uint64_t last_attempt_id() const { return next_attempt_id_ - 1; }
+  const SchedulerStats& scheduler_stats() const { return stats_; }
 
  private:
   struct TaskRef {
@@ -99,6 +108,7 @@ class Core : public AgentEventSink, public UserApi {
   };
   struct JobEntry {
     v1::Job job;
+    uint64_t seq = 0;  // position in submission order: the ready queue's order
     bool cancel_requested = false;
     std::map<std::string, size_t> index;                    // task id -> position in job.tasks
     std::map<std::string, std::vector<size_t>> dependants;  // task id -> tasks needing it
@@ -141,7 +151,9 @@ class Core : public AgentEventSink, public UserApi {
   // GPU numbers held by the current attempts of the tasks `agent` holds.
   std::set<int32_t> UsedGpus(const AgentEntry& agent) const;
   JobEntry* FindJob(const std::string& job_id);
-  void SetState(v1::Task& task, v1::TaskState to, const std::string& reason);
+  // Every state change goes through here: the machine checks and applies it,
+  // and the transition joins the pending mutation. False (logged) if refused.
+  bool Apply(v1::Task& task, const TaskEventArgs& args);
   void MarkChanged(const v1::Task& task);
   void OnRegister(ConnId conn, const v1::Register& reg);
   // The task if `attempt_id` is its current attempt, held by `agent`; else
@@ -156,8 +168,6 @@ class Core : public AgentEventSink, public UserApi {
   // Sends KeepImages to every connected agent when that set changed.
   void UpdateKeepImages();
   void OnHandBack(AgentEntry& agent, const v1::HandBack& msg);
-  // Attempts that count against the stage's `retries`.
-  static int FailedAttempts(const v1::Task& task);
   void OnArtifact(AgentEntry& agent, const v1::ArtifactChunk& chunk);
   // Marks the task's attempt lost (agent gone or no longer holding it).
   void LoseAttempt(v1::Task& task, const std::string& why);
@@ -171,19 +181,26 @@ class Core : public AgentEventSink, public UserApi {
   void CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& response);
   void SendTo(const std::string& agent, v1::CoordinatorMessage msg);
   void SaveAgent(const AgentEntry& agent);
+  // Places ready tasks when something placement depends on changed since the
+  // last pass: a task became QUEUED (its requirement class is dirty) or an
+  // agent gained room (it is in dirty_agents_). It examines only the classes
+  // that can have changed, each in queue order, and stops a class at its first
+  // task that fits nowhere: its other tasks fit the same agents.
   void Schedule();
+  // A task's place in the ready queue.
+  ReadyQueue::Order QueueOrder(const v1::Task& task) const;
   // Commits pending_ and publishes it. A failed commit is fatal: memory would
   // otherwise run ahead of what a restart would see.
   void Flush();
   void SendLogToWatchers(const std::string& task_id, uint64_t attempt, uint64_t offset,
                          const std::string& data);
   void CatchUpLogs(WatchEntry& w, const v1::Task& task);
-  static bool IsTerminal(v1::TaskState s);
 
   Store* const store_;
   LogStore* const logs_;
   const Clock* const clock_;
   const CoreOptions options_;
+  const TaskStateMachine machine_;
 
   std::map<std::string, JobEntry> jobs_;  // by id
   std::set<std::string> keep_images_;     // last KeepImages sent
@@ -196,6 +213,9 @@ class Core : public AgentEventSink, public UserApi {
   uint64_t next_attempt_id_ = 1;
   int64_t next_job_number_ = 1;
   Pending pending_;
+  ReadyQueue ready_;                     // every QUEUED task, by requirement class
+  std::set<std::string> dirty_agents_;   // agents that may take work they could not before
+  SchedulerStats stats_;
   bool shutting_down_ = false;
 };
 

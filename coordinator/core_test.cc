@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_agent_connection.h"
@@ -413,6 +414,80 @@ TEST_F(CoreTest, SilentAgentIsDisconnectedAndGetsNoMoreWork) {
   // Its stream is still winding down: nothing is placed on it meanwhile.
   Submit(kMatrix);
   EXPECT_TRUE(agent->TakeAssignments().empty());
+}
+
+// Scheduling runs when something placement reads changed, and only over what changed.
+TEST_F(CoreTest, LogChunksAndHeartbeatsThatFreeNoSlotRunNoSchedulingPass) {
+  auto [conn, agent] = Connect("a1", 1);
+  Submit(kMatrix);  // two tasks, one slot: one runs, one waits
+  std::vector<v1::Assignment> first = agent->TakeAssignments();
+  ASSERT_EQ(first.size(), 1u);
+  const v1::Assignment& a = first[0];
+  v1::AgentMessage started;
+  started.mutable_started()->set_task_id(a.task_id());
+  started.mutable_started()->set_attempt_id(a.attempt_id());
+  core_->OnAgentMessage(conn, started);
+
+  const SchedulerStats before = core_->scheduler_stats();
+  uint64_t offset = 0;
+  for (int i = 0; i < 20; ++i) {
+    v1::AgentMessage chunk;
+    chunk.mutable_log()->set_task_id(a.task_id());
+    chunk.mutable_log()->set_attempt_id(a.attempt_id());
+    chunk.mutable_log()->set_offset(offset);
+    chunk.mutable_log()->set_data(std::string(64 << 10, 'x'));
+    offset += 64 << 10;
+    core_->OnAgentMessage(conn, chunk);
+    v1::AgentMessage beat;
+    beat.mutable_heartbeat()->set_free_disk_bytes(1000 + i);
+    core_->OnAgentMessage(conn, beat);
+  }
+  core_->Tick();
+  EXPECT_EQ(core_->scheduler_stats().passes, before.passes);
+  EXPECT_EQ(core_->scheduler_stats().tasks_examined, before.tasks_examined);
+  EXPECT_TRUE(agent->TakeAssignments().empty());
+
+  // The result frees the slot: now a pass runs and places the waiting task.
+  v1::AgentMessage r;
+  r.mutable_result()->set_task_id(a.task_id());
+  r.mutable_result()->set_attempt_id(a.attempt_id());
+  r.mutable_result()->set_log_size(offset);
+  core_->OnAgentMessage(conn, r);
+  EXPECT_GT(core_->scheduler_stats().passes, before.passes);
+  EXPECT_EQ(agent->TakeAssignments().size(), 1u);
+}
+
+TEST_F(CoreTest, AFreedSlotExaminesOneRequirementClassNotEveryQueuedTask) {
+  auto [conn, agent] = Connect("a1", 1);
+  Submit(kMatrix);  // two plain tasks: one runs on a1, one waits
+  std::vector<v1::Assignment> first = agent->TakeAssignments();
+  ASSERT_EQ(first.size(), 1u);
+
+  // 10,000 tasks that need a pool no agent has (ten jobs: a matrix holds at most 1024).
+  std::string xs, ys;
+  for (int i = 0; i < 40; ++i) absl::StrAppend(&xs, i == 0 ? "" : ", ", "\"", i, "\"");
+  for (int i = 0; i < 25; ++i) absl::StrAppend(&ys, i == 0 ? "" : ", ", "\"", i, "\"");
+  const std::string nowhere = absl::StrCat("name: nowhere\nmatrix:\n  x: [", xs, "]\n  y: [", ys,
+                                           "]\nstages:\n  - name: s\n    labels: [pool=none]\n"
+                                           "    exec: [\"true\"]\n");
+  v1::Job big;
+  for (int j = 0; j < 10; ++j) {
+    const SchedulerStats before_submit = core_->scheduler_stats();
+    big = Submit(nowhere.c_str());
+    ASSERT_EQ(big.tasks_size(), 1000);
+    // At most its first task was tried: when that fits nowhere, none does.
+    EXPECT_LE(core_->scheduler_stats().tasks_examined - before_submit.tasks_examined, 1u);
+  }
+  EXPECT_TRUE(agent->TakeAssignments().empty());
+
+  const SchedulerStats before = core_->scheduler_stats();
+  Result(conn, first[0], 0);
+  const uint64_t examined = core_->scheduler_stats().tasks_examined - before.tasks_examined;
+  // The plain class (one waiting task) was examined; the pool=none class,
+  // which a1 cannot take, was not.
+  EXPECT_EQ(examined, 1u);
+  EXPECT_EQ(agent->TakeAssignments().size(), 1u);
+  EXPECT_EQ(StateOf(big.id(), big.tasks(0).id()), v1::TASK_STATE_QUEUED);
 }
 
 TEST_F(CoreTest, StreamThatNeverRegistersIsClosed) {

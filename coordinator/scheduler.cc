@@ -20,6 +20,27 @@ bool RunsKind(const AgentSlots& agent, const std::string& kind) {
 }
 }  // namespace
 
+bool Fits(const AgentSlots& agent, const ReadyTask& task) {
+  return agent.accepting && agent.free_slots > 0 && agent.free_gpus >= task.gpus &&
+         LabelsSatisfy(*agent.labels, *task.labels) && RunsKind(agent, task.kind);
+}
+
+size_t BestAgent(const ReadyTask& task, const std::vector<AgentSlots>& agents) {
+  size_t best = agents.size();
+  bool best_warm = false;
+  for (size_t a = 0; a < agents.size(); ++a) {
+    const AgentSlots& agent = agents[a];
+    if (!Fits(agent, task)) continue;
+    const bool warm = IsWarm(task, a);
+    if (best == agents.size() || (warm && !best_warm) ||
+        (warm == best_warm && agent.free_slots > agents[best].free_slots)) {
+      best = a;
+      best_warm = warm;
+    }
+  }
+  return best;
+}
+
 std::vector<std::pair<size_t, size_t>> PlaceTasks(const std::vector<ReadyTask>& tasks,
                                                   std::vector<AgentSlots> agents) {
   std::vector<std::pair<size_t, size_t>> placed;
@@ -27,21 +48,7 @@ std::vector<std::pair<size_t, size_t>> PlaceTasks(const std::vector<ReadyTask>& 
   for (const AgentSlots& a : agents) total_free += a.accepting ? a.free_slots : 0;
   for (size_t t = 0; t < tasks.size() && total_free > 0; ++t) {
     const ReadyTask& task = tasks[t];
-    size_t best = agents.size();
-    bool best_warm = false;
-    for (size_t a = 0; a < agents.size(); ++a) {
-      const AgentSlots& agent = agents[a];
-      if (!agent.accepting || agent.free_slots <= 0) continue;
-      if (agent.free_gpus < task.gpus) continue;
-      if (!LabelsSatisfy(*agent.labels, *task.labels)) continue;
-      if (!RunsKind(agent, task.kind)) continue;
-      const bool warm = IsWarm(task, a);
-      if (best == agents.size() || (warm && !best_warm) ||
-          (warm == best_warm && agent.free_slots > agents[best].free_slots)) {
-        best = a;
-        best_warm = warm;
-      }
-    }
+    const size_t best = BestAgent(task, agents);
     if (best == agents.size()) continue;
     agents[best].free_gpus -= task.gpus;
     --agents[best].free_slots;

@@ -27,6 +27,14 @@ struct ReadyTask {
   std::vector<size_t> warm_agents;
 };
 
+// Whether `agent` can take `task` now: accepting, a free slot, enough free
+// GPUs, runs the task's stage kind, and its labels satisfy the task's.
+bool Fits(const AgentSlots& agent, const ReadyTask& task);
+
+// The agent `task` goes to among `agents`, by the preferences below, or
+// agents.size() when none fits. Pure.
+size_t BestAgent(const ReadyTask& task, const std::vector<AgentSlots>& agents);
+
 // Places ready tasks, in the order given (the queue order: oldest job first),
 // onto agents with a free slot and enough free GPUs that run the task's stage
 // kind and whose labels satisfy the task. Among fitting agents it prefers a warm

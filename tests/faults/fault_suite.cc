@@ -154,12 +154,6 @@ std::string Workload::ExpectedLog(const std::string& task) const {
   return s == nullptr ? "" : ExpectedLines(task, s->lines, s->width);
 }
 
-bool IsTerminal(v1::TaskState s) {
-  return s == v1::TASK_STATE_SUCCEEDED || s == v1::TASK_STATE_FAILED ||
-         s == v1::TASK_STATE_SKIPPED || s == v1::TASK_STATE_CANCELLED ||
-         s == v1::TASK_STATE_TIMED_OUT;
-}
-
 std::vector<TransitionRow> ReadTransitions(const std::string& db_path, std::string* error) {
   std::vector<TransitionRow> rows;
   sqlite3* db = nullptr;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/task_state.h"
 #include "gtest/gtest.h"
 #include "musafarm/v1/farm.pb.h"
 #include "tests/e2e/harness.h"
@@ -89,8 +90,6 @@ struct TransitionRow {
 };
 // Every transition, in commit order; an error string in `error` if the database cannot be read.
 std::vector<TransitionRow> ReadTransitions(const std::string& db_path, std::string* error);
-
-bool IsTerminal(v1::TaskState s);
 
 // What CheckRun found. `problems` says what broke, one line each.
 struct RunReport {
