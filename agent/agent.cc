@@ -20,6 +20,7 @@
 #include "agent/pytest_summary.h"
 #include "agent/task_env.h"
 #include "common/clock.h"
+#include "common/format_bytes.h"
 #include "common/labels.h"
 #include "common/logging.h"
 #include "common/stage_kind.h"

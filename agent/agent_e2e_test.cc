@@ -217,7 +217,7 @@ TEST_F(AgentE2eTest, AgentBelowItsDiskThresholdTakesNoWorkAndSaysWhy) {
     return a.has_value();
   }));
   EXPECT_TRUE(absl::StartsWith(a->unavailable_reason(), "low disk: ")) << a->unavailable_reason();
-  EXPECT_TRUE(absl::StrContains(a->unavailable_reason(), "below 1000.0 PiB"))
+  EXPECT_TRUE(absl::StrContains(a->unavailable_reason(), "below 1000 PiB"))
       << a->unavailable_reason();
   EXPECT_GT(a->free_disk_bytes(), 0);
   const std::string id =

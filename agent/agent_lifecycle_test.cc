@@ -594,7 +594,7 @@ TEST_F(AgentLifecycleTest, LowDiskIsReportedAndClearedAndCallsTheHook) {
   coordinator_.set_heartbeat_ms(30);
   StartAgent(o);
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
-  const std::string want = absl::StrCat("low disk: 1.2 GiB free in ", work_, ", below 5.0 GiB");
+  const std::string want = absl::StrCat("low disk: 1.2 GiB free in ", work_, ", below 5 GiB");
   const v1::Register reg = coordinator_.received()[0].register_();
   EXPECT_EQ(reg.capabilities().unavailable_reason(), want);
   EXPECT_EQ(reg.capabilities().free_disk_bytes(), 1288490189);

@@ -9,7 +9,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "common/format_bytes.h"
 
 namespace musafarm::agent {
 
@@ -54,18 +54,6 @@ absl::StatusOr<uint64_t> ParseBytes(absl::string_view text) {
   const double bytes = std::ldexp(d, shift);
   if (bytes > std::ldexp(1.0, 63)) return bad();
   return static_cast<uint64_t>(bytes);
-}
-
-std::string FormatBytes(uint64_t bytes) {
-  static const char* const kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  if (bytes < 1024) return absl::StrCat(bytes, " B");
-  double v = static_cast<double>(bytes) / 1024;
-  int unit = 0;
-  while (v >= 1024 && unit < 5) {
-    v /= 1024;
-    ++unit;
-  }
-  return absl::StrFormat("%.1f %s", v, kUnits[unit]);
 }
 
 absl::StatusOr<uint64_t> FreeDiskBytes(const std::string& dir) {

@@ -14,16 +14,13 @@ namespace musafarm::agent {
 // suffix. InvalidArgument for anything else, or for more than 2^63 bytes.
 absl::StatusOr<uint64_t> ParseBytes(absl::string_view text);
 
-// "1.2 GiB", "512.0 MiB", "17 B": one decimal above 1 KiB, binary units.
-std::string FormatBytes(uint64_t bytes);
-
 // Free bytes for an unprivileged user on the file system holding `dir`
 // (statvfs f_bavail * f_frsize).
 absl::StatusOr<uint64_t> FreeDiskBytes(const std::string& dir);
 
 // Why the agent takes no work with `free` bytes left in `dir` when it wants
 // `min_free`: e.g. "low disk: 1.2 GiB free in /var/lib/musafarm-agent, below
-// 5.0 GiB". Empty when there is enough (or min_free is 0: no threshold).
+// 5 GiB". Empty when there is enough (or min_free is 0: no threshold).
 std::string LowDiskReason(uint64_t free, uint64_t min_free, const std::string& dir);
 
 }  // namespace musafarm::agent

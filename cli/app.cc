@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "cli/commands/commands.h"
+#include "cli/config.h"
 
 namespace musafarm::cli {
 namespace {
@@ -139,9 +140,11 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
 
   std::string task;
   bool follow = false;
-  CLI::App* logs_cmd = app.add_subcommand("logs", "Print a task's log (raw bytes)");
+  CLI::App* logs_cmd =
+      app.add_subcommand("logs", "Print a task's log (raw bytes; -o json: one LogData a line)");
   logs_cmd->add_option("task", task, "Task id (7/dev-3.8/base)")->required();
   logs_cmd->add_flag("--follow,-f", follow, "Keep printing until the task has ended");
+  AddOutputOption(logs_cmd, &output);
 
   std::string artifacts_dir;
   CLI::App* artifacts_cmd = app.add_subcommand(

@@ -31,8 +31,6 @@ enum ExitCode : int {
 };
 
 inline constexpr char kDefaultCoordinator[] = "127.0.0.1:7070";
-inline constexpr char kCoordinatorEnv[] = "MUSAFARM_COORDINATOR";
-inline constexpr char kConfigEnv[] = "MUSAFARM_CONFIG";
 // The largest message the CLI accepts: a 4 MiB page of a log or an artifact
 // and the fields around it.
 inline constexpr int kMaxReceiveMessageBytes = 16 << 20;
@@ -40,17 +38,6 @@ inline constexpr int kMaxReceiveMessageBytes = 16 << 20;
 inline constexpr absl::Duration kUnaryDeadline = absl::Seconds(10);
 
 enum class OutputFormat { kTable, kJson };
-
-// Returns the value of the `coordinator:` key of a config file, if present.
-// The file is a trivial YAML map: `coordinator: HOST:PORT`, `#` comments, other
-// keys ignored, the value optionally quoted.
-std::optional<std::string> ParseConfigCoordinator(absl::string_view content);
-
-// The coordinator address: `flag` when non-empty, else $MUSAFARM_COORDINATOR,
-// else the config file ($MUSAFARM_CONFIG, or $HOME/.config/musafarm/config.yaml),
-// else kDefaultCoordinator. A missing default config file is skipped; a
-// $MUSAFARM_CONFIG that cannot be read is an InvalidArgument error.
-absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag);
 
 // Maps the status of a failed RPC to the process exit code.
 int ExitCodeForStatus(grpc::StatusCode code);
@@ -77,7 +64,8 @@ void SetUnaryDeadline(grpc::ClientContext* ctx);
 // "musafarm: cannot reach coordinator at 127.0.0.1:1: failed to connect ...".
 int ReportRpcError(const CommandEnv& env, const grpc::Status& status);
 
-// Prints `msg` as one line of JSON (proto3 JSON mapping, defaults included).
+// Prints `msg` as one line of JSON: ProtoToJson (cli/json.h), the proto3 JSON
+// mapping with defaults included and RFC 3339 times beside the *Us fields.
 void PrintJson(const CommandEnv& env, const google::protobuf::Message& msg);
 
 }  // namespace musafarm::cli

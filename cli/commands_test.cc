@@ -1,6 +1,8 @@
 // Drives the command functions against a fake UserService on 127.0.0.1:0.
 #include "cli/commands/commands.h"
 
+#include <sys/wait.h>
+
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -18,8 +20,12 @@
 #include "absl/synchronization/mutex.h"
 #include "cli/app.h"
 #include "cli/client.h"
+#include "cli/config.h"
+#include "cli/json.h"
 #include "cli/results.h"
+#include "common/subprocess.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
@@ -34,6 +40,7 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
+using ::testing::MatchesRegex;
 using ::testing::Pair;
 
 constexpr int64_t kT0 = 1'700'000'000'000'000;  // unix microseconds; FakeClock's default start
@@ -596,15 +603,20 @@ TEST_F(CommandsTest, LogsPagesThroughGetLog) {
   EXPECT_TRUE(service_.watches.empty());
 }
 
-TEST_F(CommandsTest, LogsFollowContinuesWithWatchFromTheOffset) {
-  service_.log = "0123456";
+// "0123456" stored, then a watch whose log event overlaps what GetLog gave.
+WatchScript FollowLogScript(FakeUserService* service) {
+  service->log = "0123456";
   const v1::Task running = MakeTask("7/a", v1::TASK_STATE_RUNNING, 1, "h1");
   const v1::Task done = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED, 1, "h1");
   WatchScript s;
   s.events = {SnapshotEv(MakeJob(v1::JOB_STATE_RUNNING, {running})),
               LogEv("7/a", 1, 5, "56789"),  // overlaps what GetLog gave
               TaskEv(done), FinishedEv(MakeJob(v1::JOB_STATE_SUCCEEDED, {done}))};
-  service_.scripts.push_back(s);
+  return s;
+}
+
+TEST_F(CommandsTest, LogsFollowContinuesWithWatchFromTheOffset) {
+  service_.scripts.push_back(FollowLogScript(&service_));
   EXPECT_EQ(RunLogs(env_, "7/a", /*follow=*/true, watch_), 0) << err_.str();
   EXPECT_EQ(out_.str(), "0123456789");
   ASSERT_EQ(service_.watches.size(), 1u);
@@ -958,6 +970,154 @@ TEST_F(CommandsTest, CliUsageErrorsExitTwo) {
   EXPECT_THAT(err_.str(), HasSubstr("musafarm: "));
   EXPECT_EQ(Cli({"--help"}, env_), 0);
   EXPECT_THAT(out_.str(), HasSubstr("Usage: musafarm"));
+}
+
+// RFC 3339 in UTC, as protobuf prints a google.protobuf.Timestamp.
+constexpr char kRfc3339[] = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?Z";
+
+// Parses one line of -o json output; fails the test on anything else.
+Json ParseLine(const std::string& line) {
+  Json j = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  EXPECT_FALSE(j.is_discarded()) << line;
+  return j;
+}
+
+TEST_F(CommandsTest, JsonOutputPrintsTimesAsRfc3339) {
+  v1::Task t = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED, 1, "h1");
+  t.set_created_us(kT0 - 30'000'000);
+  t.set_started_us(kT0 - 20'000'000);
+  t.set_ended_us(kT0 - 250'000);
+  service_.job = MakeJob(v1::JOB_STATE_SUCCEEDED, {t});
+  env_.output = OutputFormat::kJson;
+
+  ASSERT_EQ(RunStatus(env_, "7"), 0) << err_.str();
+  Json job = ParseLine(out_.str());
+  EXPECT_EQ(job["id"], "7");
+  EXPECT_EQ(job["state"], "JOB_STATE_SUCCEEDED");
+  EXPECT_EQ(job["createdAt"], "2023-11-14T22:12:50Z");
+  EXPECT_EQ(job["endedAt"], "2023-11-14T22:13:20Z");
+  const Json& task = job["tasks"][0];
+  EXPECT_EQ(task["startedAt"], "2023-11-14T22:13:00Z");
+  EXPECT_EQ(task["endedAt"], "2023-11-14T22:13:19.750Z");
+  EXPECT_THAT(task["createdAt"].get<std::string>(), MatchesRegex(kRfc3339));
+  EXPECT_FALSE(task.contains("cancelRequestedAt")) << "unset times are left out";
+  // The microsecond fields stay, for readers of the proto3 mapping.
+  EXPECT_EQ(job["createdUs"], "1699999970000000");
+  v1::Job decoded;
+  google::protobuf::util::JsonParseOptions lenient;
+  lenient.ignore_unknown_fields = true;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(out_.str(), &decoded, lenient).ok());
+  EXPECT_EQ(decoded.tasks(0).ended_us(), kT0 - 250'000);
+
+  out_.str("");
+  ASSERT_EQ(RunStatus(env_, "7/a"), 0) << err_.str();
+  EXPECT_EQ(ParseLine(out_.str())["startedAt"], "2023-11-14T22:13:00Z");
+
+  out_.str("");
+  ASSERT_EQ(RunJobs(env_, 0), 0) << err_.str();
+  EXPECT_EQ(ParseLine(out_.str())["jobs"][0]["createdAt"], "2023-11-14T22:12:50Z");
+
+  out_.str("");
+  ASSERT_EQ(RunAgents(env_), 0) << err_.str();
+  EXPECT_EQ(ParseLine(out_.str())["agents"][0]["lastSeenAt"], "2023-11-14T22:13:18Z");
+}
+
+TEST_F(CommandsTest, WatchJsonEventsCarryRfc3339Times) {
+  v1::Task done = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED, 1, "h1");
+  done.set_ended_us(kT0);
+  WatchScript s;
+  s.events = {SnapshotEv(MakeJob(v1::JOB_STATE_RUNNING, {})), TaskEv(done),
+              FinishedEv(MakeJob(v1::JOB_STATE_SUCCEEDED, {done}))};
+  service_.scripts.push_back(s);
+  env_.output = OutputFormat::kJson;
+  watch_.job_id = "7";
+  EXPECT_EQ(RunWatch(env_, watch_), 0) << err_.str();
+  const std::vector<std::string> lines = OutLines();
+  ASSERT_EQ(lines.size(), 3u) << out_.str();
+  EXPECT_EQ(ParseLine(lines[0])["snapshot"]["createdAt"], "2023-11-14T22:12:50Z");
+  EXPECT_EQ(ParseLine(lines[1])["task"]["endedAt"], "2023-11-14T22:13:20Z");
+  EXPECT_EQ(ParseLine(lines[2])["finished"]["endedAt"], "2023-11-14T22:13:20Z");
+}
+
+TEST_F(CommandsTest, LogsJsonPrintsOneLogDataALine) {
+  service_.log = "line one\n\xff\x01 two\n";
+  service_.log_complete = true;
+  env_.output = OutputFormat::kJson;
+  EXPECT_EQ(RunLogs(env_, "7/a", /*follow=*/false), 0) << err_.str();
+  std::string bytes;
+  uint64_t next = 0;
+  for (const std::string& line : OutLines()) {
+    v1::LogData chunk;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &chunk).ok()) << line;
+    EXPECT_EQ(chunk.task_id(), "7/a");
+    EXPECT_EQ(chunk.offset(), next);
+    next += chunk.data().size();
+    bytes += chunk.data();
+  }
+  EXPECT_EQ(bytes, service_.log) << "raw bytes survive, base64 in JSON";
+  EXPECT_EQ(OutLines().size(), 4u);  // 16 bytes, 4 a call
+}
+
+TEST_F(CommandsTest, LogsJsonFollowPrintsTheWatchedBytesOnce) {
+  service_.scripts.push_back(FollowLogScript(&service_));
+  env_.output = OutputFormat::kJson;
+  EXPECT_EQ(RunLogs(env_, "7/a", /*follow=*/true, watch_), 0) << err_.str();
+  const std::vector<std::string> lines = OutLines();
+  ASSERT_EQ(lines.size(), 3u) << out_.str();  // "0123", "456", then "789" from the watch
+  v1::LogData last;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(lines[2], &last).ok()) << lines[2];
+  EXPECT_EQ(last.data(), "789");
+  EXPECT_EQ(last.offset(), 7u);
+  EXPECT_EQ(last.attempt_id(), 1u);
+}
+
+TEST_F(CommandsTest, CliLogsTakesOutputJson) {
+  service_.log = "hi\n";
+  service_.log_complete = true;
+  const std::string addr = env_.coordinator;
+  EXPECT_EQ(Cli({"logs", "-c", addr.c_str(), "7/a", "-o", "json"}, env_), 0) << err_.str();
+  EXPECT_EQ(ParseLine(out_.str())["data"], "aGkK");  // base64 of "hi\n"
+}
+
+// The real `musafarm` binary, as a user runs it, with $MUSAFARM_CONFIG set.
+class CliBinaryTest : public CommandsTest {
+ protected:
+  // Runs `musafarm args...` with `config` as its config file; returns the
+  // exit code and stores stdout and stderr, together, in output_.
+  int RunWithConfig(const std::string& config, std::vector<std::string> args) {
+    const std::string path = WriteSpec(config);
+    EnvMap env = InheritedEnv();
+    env.erase(kCoordinatorEnv);
+    env[kConfigEnv] = path;
+    config_path_ = path;
+    args.insert(args.begin(), MF_CLI_BIN);
+    Child child = Spawn(args, env, "");
+    EXPECT_TRUE(child.error.empty()) << child.error;
+    output_.clear();
+    bool complete = false;
+    const int status = Supervise(
+        child, [&](std::string s) { output_ += s; }, [] {}, absl::Seconds(5), &complete);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  std::string output_;
+  std::string config_path_;
+};
+
+TEST_F(CliBinaryTest, AnUnknownKeyOrWrongTypeExitsTwoNamingFileAndKey) {
+  EXPECT_EQ(RunWithConfig("coordinator: 127.0.0.1:1\ncolour: red\n", {"jobs"}), 2) << output_;
+  EXPECT_EQ(output_, absl::StrCat("musafarm: bad config file: ", config_path_,
+                                  ":2:1: colour: unknown key (known keys: coordinator)\n"));
+  EXPECT_EQ(RunWithConfig("coordinator: [a, b]\n", {"jobs"}), 2) << output_;
+  EXPECT_THAT(output_, HasSubstr(absl::StrCat(config_path_, ":1:14: coordinator: expected ")));
+}
+
+TEST_F(CliBinaryTest, AFlowStyleConfigIsRead) {
+  service_.job = MakeJob(v1::JOB_STATE_SUCCEEDED, {});
+  EXPECT_EQ(RunWithConfig(absl::StrCat("{coordinator: ", env_.coordinator, "}\n"),
+                          {"jobs", "-o", "json"}),
+            0)
+      << output_;
+  EXPECT_EQ(ParseLine(output_)["jobs"][0]["id"], "7");
 }
 
 }  // namespace

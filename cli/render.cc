@@ -1,12 +1,11 @@
 #include "cli/render.h"
 
 #include <algorithm>
-#include <iterator>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/format_bytes.h"
 
 namespace musafarm::cli {
 namespace {
@@ -68,20 +67,6 @@ std::string ArtifactList(const v1::Task& t) {
 
 }  // namespace
 
-std::string FormatBytes(uint64_t bytes) {
-  if (bytes < 1024) return absl::StrCat(bytes, " B");
-  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-  double v = static_cast<double>(bytes) / 1024;
-  size_t unit = 0;
-  while (v >= 1024 && unit + 1 < std::size(kUnits)) {
-    v /= 1024;
-    ++unit;
-  }
-  std::string n = v < 10 ? absl::StrFormat("%.1f", v) : absl::StrFormat("%.0f", v);
-  if (absl::EndsWith(n, ".0")) n.resize(n.size() - 2);
-  return absl::StrCat(n, " ", kUnits[unit]);
-}
-
 std::string TestsCell(const v1::Task& t) {
   if (!t.has_tests()) return "-";
   const v1::TestCounts& c = t.tests();
@@ -92,37 +77,6 @@ std::string TestsCell(const v1::Task& t) {
     absl::StrAppend(&s, ", ", c.errors(), c.errors() == 1 ? " error" : " errors");
   }
   return s;
-}
-
-std::string JsonQuote(absl::string_view s) {
-  std::string out = "\"";
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", static_cast<unsigned char>(c));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += "\"";
-  return out;
 }
 
 std::string HumanDuration(absl::Duration d) {

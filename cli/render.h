@@ -48,16 +48,10 @@ std::optional<absl::Duration> TaskElapsed(const v1::Task& t, absl::Time now);
 // The job from creation to its end, or to `now` while running.
 absl::Duration JobElapsed(const v1::Job& j, absl::Time now);
 
-// "512 B", "4 KiB", "1.5 MiB", "12 GiB": binary units, one decimal below 10.
-std::string FormatBytes(uint64_t bytes);
-
 // A task's test counts for a table cell: "10 passed, 2 failed, 1 skipped,
 // 1 error" (passed always, the others when not zero); "-" when the task has no
 // test counts.
 std::string TestsCell(const v1::Task& t);
-
-// `s` as a JSON string literal, quotes included.
-std::string JsonQuote(absl::string_view s);
 
 using Row = std::vector<std::string>;
 

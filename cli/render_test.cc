@@ -187,17 +187,6 @@ TEST(TestsCellTest, PassedAlwaysOthersWhenNotZero) {
   EXPECT_EQ(TestsCell(t), "10 passed, 3 skipped, 4 errors");
 }
 
-TEST(FormatBytesTest, BinaryUnits) {
-  EXPECT_EQ(FormatBytes(0), "0 B");
-  EXPECT_EQ(FormatBytes(1023), "1023 B");
-  EXPECT_EQ(FormatBytes(1024), "1 KiB");
-  EXPECT_EQ(FormatBytes(4096), "4 KiB");
-  EXPECT_EQ(FormatBytes(1536), "1.5 KiB");
-  EXPECT_EQ(FormatBytes(100 * 1024 + 300), "100 KiB");
-  EXPECT_EQ(FormatBytes(3u << 20), "3 MiB");
-  EXPECT_EQ(FormatBytes(uint64_t{12} << 30), "12 GiB");
-}
-
 TEST(RenderArtifactsTest, NameSizeSource) {
   v1::Task t = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED);
   *t.add_artifacts() = MakeArtifact("ut_output.txt", 4096, "/home/ut_output.txt");
@@ -205,10 +194,6 @@ TEST(RenderArtifactsTest, NameSizeSource) {
   EXPECT_THAT(RenderArtifacts(t),
               ElementsAre("NAME           SIZE   SOURCE",
                           "ut_output.txt  4 KiB  /home/ut_output.txt", "x.bin          10 B   -"));
-}
-
-TEST(JsonQuoteTest, EscapesQuotesBackslashesAndControls) {
-  EXPECT_EQ(JsonQuote("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
 }
 
 TEST(RenderJobsTest, CreatedInLocalTimeAndRunningDuration) {

@@ -1,41 +1,52 @@
 #include "cli/results.h"
 
+#include <cstdint>
+#include <utility>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
+#include "cli/json.h"
 #include "cli/render.h"
-#include "google/protobuf/util/json_util.h"
+#include "pugixml.hpp"
 
 namespace musafarm::cli {
 namespace {
 
-// TestCounts in the proto3 JSON mapping, defaults included.
-std::string CountsJson(const v1::TestCounts& c) {
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.always_print_primitive_fields = true;
-  std::string json;
-  // Cannot fail for a well-formed message.
-  (void)google::protobuf::util::MessageToJsonString(c, &json, opts);
-  return json;
+void SetCounts(pugi::xml_node node, const v1::TestCounts& c) {
+  node.append_attribute("tests") = TotalTests(c);
+  node.append_attribute("failures") = c.failed();
+  node.append_attribute("errors") = c.errors();
+  node.append_attribute("skipped") = c.skipped();
 }
 
-std::string CountsAttributes(const v1::TestCounts& c) {
-  return absl::StrCat("tests=\"", TotalTests(c), "\" failures=\"", c.failed(), "\" errors=\"",
-                      c.errors(), "\" skipped=\"", c.skipped(), "\"");
+// pugixml escapes markup (&, <, >, quotes); XmlChars first drops what XML
+// cannot carry at all, so the document stays well-formed whatever a test
+// name holds.
+void SetText(pugi::xml_attribute attr, absl::string_view text) {
+  attr.set_value(XmlChars(text).c_str());
 }
 
-std::string TestCase(absl::string_view node_id, bool failed) {
+void AddTestCase(pugi::xml_node suite, absl::string_view node_id, bool failed) {
   auto [classname, name] = JUnitNames(node_id);
-  std::string s = absl::StrCat("    <testcase classname=\"", XmlEscape(classname), "\" name=\"",
-                               XmlEscape(name), "\"");
-  if (failed) {
-    absl::StrAppend(&s, ">\n      <failure message=\"failed\"/>\n    </testcase>\n");
-  } else {
-    absl::StrAppend(&s, "/>\n");
-  }
-  return s;
+  pugi::xml_node tc = suite.append_child("testcase");
+  SetText(tc.append_attribute("classname"), classname);
+  SetText(tc.append_attribute("name"), name);
+  if (failed) tc.append_child("failure").append_attribute("message") = "failed";
 }
+
+// Appends what pugixml writes to a string.
+class StringWriter final : public pugi::xml_writer {
+ public:
+  explicit StringWriter(std::string* out) : out_(out) {}
+  void write(const void* data, size_t size) override {
+    out_->append(static_cast<const char*>(data), size);
+  }
+
+ private:
+  std::string* const out_;  // not owned
+};
 
 }  // namespace
 
@@ -84,53 +95,62 @@ std::vector<std::string> RenderResults(const v1::Job& job, absl::Time now) {
 }
 
 std::string ResultsJson(const v1::Job& job) {
-  std::string s =
-      absl::StrCat("{\"id\":", JsonQuote(job.id()),
-                   ",\"state\":", JsonQuote(v1::JobState_Name(job.state())), ",\"tasks\":[");
-  bool first = true;
+  Json tasks = Json::array();
   for (const v1::Task& t : job.tasks()) {
     if (!t.has_tests()) continue;
-    absl::StrAppend(&s, first ? "" : ",", "{\"id\":", JsonQuote(t.id()),
-                    ",\"state\":", JsonQuote(v1::TaskState_Name(t.state())),
-                    ",\"tests\":", CountsJson(t.tests()), "}");
-    first = false;
+    Json task = Json::object();
+    task["id"] = t.id();
+    task["state"] = v1::TaskState_Name(t.state());
+    task["tests"] = ProtoToJson(t.tests());
+    tasks.push_back(std::move(task));
   }
-  absl::StrAppend(&s, "],\"total\":", CountsJson(SumTests(job)), "}");
-  return s;
+  Json doc = Json::object();
+  doc["id"] = job.id();
+  doc["state"] = v1::JobState_Name(job.state());
+  doc["tasks"] = std::move(tasks);
+  doc["total"] = ProtoToJson(SumTests(job));
+  return DumpJson(doc);
 }
 
-std::string XmlEscape(absl::string_view s) {
+std::string XmlChars(absl::string_view s) {
   std::string out;
   out.reserve(s.size());
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      case '\t':
-        out += "&#9;";
-        break;
-      case '\n':
-        out += "&#10;";
-        break;
-      case '\r':
-        out += "&#13;";
-        break;
-      default:
-        out += static_cast<unsigned char>(c) < 0x20 ? '?' : c;
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    if (c < 0x80) {
+      const bool allowed = c >= 0x20 || c == '\t' || c == '\n' || c == '\r';
+      out += allowed ? static_cast<char>(c) : '?';
+      ++i;
+      continue;
     }
+    // A UTF-8 sequence: its length from the lead byte, and the smallest code
+    // point of that length (anything below is an overlong form).
+    size_t len = 0;
+    uint32_t cp = 0, min = 0;
+    if ((c & 0xE0) == 0xC0) {
+      len = 2, cp = c & 0x1F, min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+      len = 3, cp = c & 0x0F, min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+      len = 4, cp = c & 0x07, min = 0x10000;
+    }
+    bool ok = len != 0 && i + len <= n;
+    for (size_t k = 1; ok && k < len; ++k) {
+      ok = (p[i + k] & 0xC0) == 0x80;
+      cp = (cp << 6) | (p[i + k] & 0x3F);
+    }
+    // Not a Char of XML 1.0: overlong, surrogates, U+FFFE, U+FFFF, past U+10FFFF.
+    ok = ok && cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF) && cp != 0xFFFE &&
+         cp != 0xFFFF;
+    if (!ok) {
+      out += "\xEF\xBF\xBD";  // U+FFFD, for the one byte that starts no valid sequence
+      ++i;
+      continue;
+    }
+    out.append(s.data() + i, len);
+    i += len;
   }
   return out;
 }
@@ -145,18 +165,24 @@ std::pair<std::string, std::string> JUnitNames(absl::string_view node_id) {
 }
 
 std::string JUnitXml(const v1::Job& job) {
-  std::string s = absl::StrCat("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites ",
-                               CountsAttributes(SumTests(job)), ">\n");
+  pugi::xml_document doc;
+  pugi::xml_node decl = doc.append_child(pugi::node_declaration);
+  decl.append_attribute("version") = "1.0";
+  decl.append_attribute("encoding") = "UTF-8";
+  pugi::xml_node suites = doc.append_child("testsuites");
+  SetCounts(suites, SumTests(job));
   for (const v1::Task& t : job.tasks()) {
     if (!t.has_tests()) continue;
-    absl::StrAppend(&s, "  <testsuite name=\"", XmlEscape(ShortTaskId(t.id())), "\" ",
-                    CountsAttributes(t.tests()), ">\n");
-    for (const std::string& id : t.tests().failed_tests()) absl::StrAppend(&s, TestCase(id, true));
-    for (const std::string& id : t.tests().passed_tests()) absl::StrAppend(&s, TestCase(id, false));
-    absl::StrAppend(&s, "  </testsuite>\n");
+    pugi::xml_node suite = suites.append_child("testsuite");
+    SetText(suite.append_attribute("name"), ShortTaskId(t.id()));
+    SetCounts(suite, t.tests());
+    for (const std::string& id : t.tests().failed_tests()) AddTestCase(suite, id, true);
+    for (const std::string& id : t.tests().passed_tests()) AddTestCase(suite, id, false);
   }
-  absl::StrAppend(&s, "</testsuites>\n");
-  return s;
+  std::string out;
+  StringWriter writer(&out);
+  doc.save(writer, "  ", pugi::format_indent, pugi::encoding_utf8);
+  return out;
 }
 
 }  // namespace musafarm::cli

@@ -30,14 +30,14 @@ std::vector<std::string> RenderResults(const v1::Job& job, absl::Time now);
 
 // `musafarm results -o json`, one line: {"id":"7","state":"JOB_STATE_FAILED",
 // "tasks":[{"id":"7/dev/test","state":"TASK_STATE_FAILED","tests":{...}}],
-// "total":{...}}, with TestCounts in the proto3 JSON mapping.
+// "total":{...}}, with TestCounts in the proto3 JSON mapping (cli/json.h).
 std::string ResultsJson(const v1::Job& job);
 
-// `s` with &, <, >, " and ' replaced by entities, so it is safe in XML text and
-// in attribute values; tab, newline and carriage return become character
-// references (attribute values would otherwise normalise them to blanks), and
-// other control characters, which XML 1.0 cannot carry at all, become '?'.
-std::string XmlEscape(absl::string_view s);
+// `s` with what XML 1.0 cannot carry replaced, ready for an XML library to
+// escape: control characters other than tab, newline and carriage return
+// become '?', and bytes that are not UTF-8 (or encode no XML character, such
+// as U+FFFE) become U+FFFD, one for each such byte.
+std::string XmlChars(absl::string_view s);
 
 // The JUnit (classname, name) of a pytest node id: "tests/unit/x.py::test_y[a]"
 // gives ("tests.unit.x", "test_y[a]"); "tests/x.py::TestA::test_b" gives
@@ -45,7 +45,8 @@ std::string XmlEscape(absl::string_view s);
 // file) gives (its file part, the id).
 std::pair<std::string, std::string> JUnitNames(absl::string_view node_id);
 
-// A JUnit XML document for the tasks of `job` that have test counts:
+// A JUnit XML document (written by pugixml) for the tasks of `job` that have
+// test counts:
 //
 //   <?xml version="1.0" encoding="UTF-8"?>
 //   <testsuites tests="13" failures="2" errors="0" skipped="1">

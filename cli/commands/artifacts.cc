@@ -5,13 +5,12 @@
 #include <ostream>
 #include <system_error>
 
-#include "absl/strings/str_cat.h"
 #include "cli/atomic_file.h"
 #include "cli/client.h"
 #include "cli/commands/commands.h"
 #include "cli/commands/fetch_job.h"
+#include "cli/json.h"
 #include "cli/render.h"
-#include "google/protobuf/util/json_util.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
@@ -27,14 +26,6 @@ constexpr uint64_t kArtifactPage = 4 << 20;
 bool IsPlainFileName(const std::string& name) {
   return !name.empty() && name != "." && name != ".." &&
          name.find_first_of(std::string("/\0", 2)) == std::string::npos;
-}
-
-std::string ArtifactJson(const v1::Artifact& a) {
-  google::protobuf::util::JsonPrintOptions opts;
-  opts.always_print_primitive_fields = true;
-  std::string json;
-  (void)google::protobuf::util::MessageToJsonString(a, &json, opts);
-  return json;
 }
 
 // Downloads `a` of `task_id` to `path`, page by page, through PATH.part.
@@ -102,9 +93,9 @@ int Download(const CommandEnv& env, v1::UserService::Stub* stub, const std::stri
   if (env.output == OutputFormat::kJson) {
     v1::Artifact got = a;
     got.set_size(offset);  // what was written, should the listing be stale
-    std::string json = ArtifactJson(got);
-    json.pop_back();  // '}'
-    *env.out << json << ",\"path\":" << JsonQuote(path) << "}\n";
+    Json json = ProtoToJson(got);
+    json["path"] = path;
+    *env.out << DumpJson(json) << "\n";
   } else {
     *env.out << path << " (" << offset << " bytes)\n";
   }
@@ -133,11 +124,11 @@ int RunArtifacts(const CommandEnv& env, const std::string& task_id, const std::s
 
   if (dir.empty()) {
     if (env.output == OutputFormat::kJson) {
-      std::string json = "{\"artifacts\":[";
-      for (int i = 0; i < task->artifacts_size(); ++i) {
-        absl::StrAppend(&json, i == 0 ? "" : ",", ArtifactJson(task->artifacts(i)));
-      }
-      *env.out << json << "]}\n";
+      Json artifacts = Json::array();
+      for (const v1::Artifact& a : task->artifacts()) artifacts.push_back(ProtoToJson(a));
+      Json json = Json::object();
+      json["artifacts"] = std::move(artifacts);
+      *env.out << DumpJson(json) << "\n";
     } else {
       for (const std::string& l : RenderArtifacts(*task)) *env.out << l << "\n";
     }

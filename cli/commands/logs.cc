@@ -11,6 +11,28 @@
 #include "musafarm/v1/user_service.grpc.pb.h"
 
 namespace musafarm::cli {
+namespace {
+
+// Writes log bytes at `offset` of the task's attempt `attempt_id` (0: not known
+// yet, for bytes read before following): raw, or with -o json as one LogData a
+// line, the shape `watch --logs -o json` prints under "log" (data in base64,
+// since a log is bytes, not necessarily UTF-8).
+void WriteLog(const CommandEnv& env, const std::string& task_id, uint64_t attempt_id,
+              uint64_t offset, absl::string_view data) {
+  if (data.empty()) return;
+  if (env.output == OutputFormat::kJson) {
+    v1::LogData chunk;
+    chunk.set_task_id(task_id);
+    chunk.set_attempt_id(attempt_id);
+    chunk.set_offset(offset);
+    chunk.set_data(std::string(data));
+    PrintJson(env, chunk);
+    return;
+  }
+  env.out->write(data.data(), static_cast<std::streamsize>(data.size()));
+}
+
+}  // namespace
 
 int RunLogs(const CommandEnv& env, const std::string& task_id, bool follow,
             const WatchOptions& resume) {
@@ -37,7 +59,7 @@ int RunLogs(const CommandEnv& env, const std::string& task_id, bool follow,
     const uint64_t end = resp.offset() + data.size();
     if (end > offset) {
       if (resp.offset() < offset) data.remove_prefix(static_cast<size_t>(offset - resp.offset()));
-      env.out->write(data.data(), static_cast<std::streamsize>(data.size()));
+      WriteLog(env, task_id, /*attempt_id=*/0, end - data.size(), data);
       offset = end;
     }
     complete = resp.complete();
@@ -86,7 +108,9 @@ int RunLogs(const CommandEnv& env, const std::string& task_id, bool follow,
             if (ev.log().task_id() != task_id) break;
             absl::string_view fresh =
                 cursor.Accept(ev.log().attempt_id(), ev.log().offset(), ev.log().data());
-            env.out->write(fresh.data(), static_cast<std::streamsize>(fresh.size()));
+            // Accept returns the tail of the event's data: it ends where the event ends.
+            WriteLog(env, task_id, ev.log().attempt_id(),
+                     ev.log().offset() + ev.log().data().size() - fresh.size(), fresh);
             env.out->flush();
             break;
           }

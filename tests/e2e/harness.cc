@@ -20,6 +20,17 @@
 extern char** environ;
 
 namespace musafarm::e2e {
+namespace {
+
+// Reads the CLI's -o json output into the message it prints. The CLI adds an
+// RFC 3339 "xAt" beside each "xUs" time, which the message may not have.
+bool ParseCliJson(const std::string& json, google::protobuf::Message* msg) {
+  google::protobuf::util::JsonParseOptions opts;
+  opts.ignore_unknown_fields = true;
+  return google::protobuf::util::JsonStringToMessage(json, msg, opts).ok();
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Process>> Process::Start(const std::vector<std::string>& argv,
                                                         const std::string& log_path) {
@@ -229,7 +240,7 @@ std::string Farm::Submit(const std::string& pipeline_file) {
   CliResult r = Cli({"submit", pipeline_file, "--output", "json"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   v1::Job job;
-  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &job).ok()) << r.out;
+  EXPECT_TRUE(ParseCliJson(r.out, &job)) << r.out;
   return job.id();
 }
 
@@ -239,15 +250,14 @@ absl::StatusOr<v1::Job> Farm::Job(const std::string& id) {
     return absl::UnavailableError(absl::StrCat("status exit ", r.exit_code, ": ", r.err));
   }
   v1::Job job;
-  auto s = google::protobuf::util::JsonStringToMessage(r.out, &job);
-  if (!s.ok()) return absl::InternalError(absl::StrCat("bad json: ", r.out));
+  if (!ParseCliJson(r.out, &job)) return absl::InternalError(absl::StrCat("bad json: ", r.out));
   return job;
 }
 
 std::vector<v1::Agent> Farm::Agents() {
   CliResult r = Cli({"agents", "--output", "json"});
   v1::ListAgentsResponse resp;
-  if (r.exit_code != 0 || !google::protobuf::util::JsonStringToMessage(r.out, &resp).ok())
+  if (r.exit_code != 0 || !ParseCliJson(r.out, &resp))
     return {};
   return {resp.agents().begin(), resp.agents().end()};
 }

@@ -1,0 +1,36 @@
+#pragma once
+
+// The CLI's config file and where the coordinator address comes from.
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace musafarm::cli {
+
+inline constexpr char kCoordinatorEnv[] = "MUSAFARM_COORDINATOR";
+inline constexpr char kConfigEnv[] = "MUSAFARM_CONFIG";
+
+// What a config file says. Every key is optional.
+struct CliConfig {
+  std::optional<std::string> coordinator;  // HOST:PORT; an empty value counts as absent
+};
+
+// Reads a config file: one YAML mapping, block (`coordinator: h:1`) or flow
+// (`{coordinator: h:1}`) style; an empty file or one of comments only is an
+// empty config. A YAML error, a top level that is not a mapping, an unknown key
+// or a value of the wrong type is InvalidArgument "PATH:LINE:COL: KEY: what",
+// so a typo is reported instead of silently ignored. `path` names the file in
+// messages only.
+absl::StatusOr<CliConfig> ParseCliConfig(absl::string_view content, absl::string_view path);
+
+// The coordinator address: `flag` when non-empty, else $MUSAFARM_COORDINATOR,
+// else the config file ($MUSAFARM_CONFIG, or $HOME/.config/musafarm/config.yaml),
+// else kDefaultCoordinator. A missing default config file is skipped; a
+// $MUSAFARM_CONFIG that cannot be read, or any config file that ParseCliConfig
+// refuses, is an InvalidArgument error.
+absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag);
+
+}  // namespace musafarm::cli

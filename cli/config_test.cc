@@ -1,0 +1,184 @@
+#include "cli/config.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cli/client.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace musafarm::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::optional<std::string> Coordinator(const std::string& yaml) {
+  absl::StatusOr<CliConfig> c = ParseCliConfig(yaml, "cfg.yaml");
+  EXPECT_TRUE(c.ok()) << c.status();
+  return c.ok() ? c->coordinator : std::nullopt;
+}
+
+std::string ErrorOf(const std::string& yaml) {
+  absl::StatusOr<CliConfig> c = ParseCliConfig(yaml, "/home/u/cfg.yaml");
+  EXPECT_FALSE(c.ok()) << yaml;
+  if (c.ok()) return "";
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  return std::string(c.status().message());
+}
+
+// Moved from client_test.cc (ParseConfigCoordinatorTest): comments and quoting
+// as before; the "other: x" key it used to skip is now an error (below).
+TEST(ParseCliConfigTest, ReadsTheCoordinatorKey) {
+  EXPECT_EQ(Coordinator("coordinator: farm.example:7070\n"), "farm.example:7070");
+  EXPECT_EQ(Coordinator("# musafarm\ncoordinator:  \"h:1\"  # main\n"), "h:1");
+  EXPECT_EQ(Coordinator("coordinator: 'h:2'"), "h:2");
+}
+
+TEST(ParseCliConfigTest, AbsentOrEmptyIsNullopt) {
+  EXPECT_EQ(Coordinator(""), std::nullopt);
+  EXPECT_EQ(Coordinator("# coordinator: h:1\n"), std::nullopt);
+  EXPECT_EQ(Coordinator("coordinator:\n"), std::nullopt);
+  EXPECT_EQ(Coordinator("coordinator: ''\n"), std::nullopt);
+  EXPECT_EQ(Coordinator("{}"), std::nullopt);
+}
+
+TEST(ParseCliConfigTest, ReadsFlowStyle) {
+  EXPECT_EQ(Coordinator("{coordinator: x}"), "x");
+  EXPECT_EQ(Coordinator("{coordinator: 'farm:7070'}\n"), "farm:7070");
+  EXPECT_EQ(Coordinator("{ \"coordinator\" : \"h:3\" }  # flow\n"), "h:3");
+}
+
+TEST(ParseCliConfigTest, UnknownKeyNamesFileLineAndKey) {
+  EXPECT_EQ(ErrorOf("# musafarm\ncoordinator: h:1\ncordinator: h:2\n"),
+            "/home/u/cfg.yaml:3:1: cordinator: unknown key (known keys: coordinator)");
+  EXPECT_THAT(ErrorOf("{coordinator: x, colour: red}"),
+              StartsWith("/home/u/cfg.yaml:1:18: colour: unknown key"));
+}
+
+TEST(ParseCliConfigTest, WrongTypeNamesFileAndKey) {
+  EXPECT_EQ(ErrorOf("coordinator: [a, b]\n"),
+            "/home/u/cfg.yaml:1:14: coordinator: expected HOST:PORT, found a list");
+  EXPECT_EQ(ErrorOf("coordinator:\n  host: a\n"),
+            "/home/u/cfg.yaml:2:3: coordinator: expected HOST:PORT, found a mapping");
+}
+
+TEST(ParseCliConfigTest, ATopLevelThatIsNotAMappingIsAnError) {
+  EXPECT_THAT(ErrorOf("- coordinator: h:1\n"),
+              StartsWith("/home/u/cfg.yaml:1:1: config: expected a mapping of keys"));
+  EXPECT_THAT(ErrorOf("farm.example:7070\n"), HasSubstr("found a scalar"));
+}
+
+TEST(ParseCliConfigTest, MalformedYamlAndRepeatedKeysAreErrors) {
+  EXPECT_THAT(ErrorOf("{coordinator: x\n"), StartsWith("/home/u/cfg.yaml:"));
+  EXPECT_THAT(ErrorOf("coordinator: a\ncoordinator: b\n"),
+              StartsWith("/home/u/cfg.yaml:2:1: coordinator: given twice"));
+}
+
+// Moved from client_test.cc: saves and restores the environment variables that
+// ResolveCoordinator reads.
+class ResolveCoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* name : {kCoordinatorEnv, kConfigEnv, "HOME"}) {
+      const char* v = std::getenv(name);
+      saved_.push_back({name, v ? std::optional<std::string>(v) : std::nullopt});
+      unsetenv(name);
+    }
+    dir_ = ::testing::TempDir();
+    // An empty home by default: no ~/.config/musafarm/config.yaml.
+    home_ = absl::StrCat(dir_, "/mfhome_", ::testing::UnitTest::GetInstance()->random_seed(), "_",
+                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(home_ + "/.config/musafarm");
+    setenv("HOME", home_.c_str(), 1);
+  }
+  void TearDown() override {
+    for (const auto& [name, value] : saved_) {
+      if (value) {
+        setenv(name.c_str(), value->c_str(), 1);
+      } else {
+        unsetenv(name.c_str());
+      }
+    }
+  }
+  std::string WriteFile(const std::string& path, const std::string& content) {
+    std::ofstream(path) << content;
+    return path;
+  }
+
+  std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+  std::string dir_;
+  std::string home_;
+};
+
+TEST_F(ResolveCoordinatorTest, FlagBeatsEnvBeatsConfigBeatsDefault) {
+  const std::string cfg = WriteFile(home_ + "/cfg.yaml", "coordinator: config:3\n");
+  setenv(kConfigEnv, cfg.c_str(), 1);
+  setenv(kCoordinatorEnv, "env:2", 1);
+  EXPECT_EQ(*ResolveCoordinator("flag:1"), "flag:1");
+  EXPECT_EQ(*ResolveCoordinator(""), "env:2");
+  unsetenv(kCoordinatorEnv);
+  EXPECT_EQ(*ResolveCoordinator(""), "config:3");
+  unsetenv(kConfigEnv);
+  EXPECT_EQ(*ResolveCoordinator(""), "127.0.0.1:7070");
+}
+
+TEST_F(ResolveCoordinatorTest, EmptyEnvIsUnset) {
+  setenv(kCoordinatorEnv, "", 1);
+  EXPECT_EQ(*ResolveCoordinator(""), kDefaultCoordinator);
+}
+
+TEST_F(ResolveCoordinatorTest, ReadsTheConfigFileInHome) {
+  WriteFile(home_ + "/.config/musafarm/config.yaml", "coordinator: home:4\n");
+  EXPECT_EQ(*ResolveCoordinator(""), "home:4");
+  // $MUSAFARM_CONFIG takes the place of the file in $HOME.
+  const std::string cfg = WriteFile(home_ + "/other.yaml", "coordinator: other:5\n");
+  setenv(kConfigEnv, cfg.c_str(), 1);
+  EXPECT_EQ(*ResolveCoordinator(""), "other:5");
+}
+
+TEST_F(ResolveCoordinatorTest, ConfigWithoutTheKeyFallsBackToDefault) {
+  WriteFile(home_ + "/.config/musafarm/config.yaml", "# nothing here\n");
+  EXPECT_EQ(*ResolveCoordinator(""), kDefaultCoordinator);
+}
+
+TEST_F(ResolveCoordinatorTest, UnreadableExplicitConfigIsAnError) {
+  setenv(kConfigEnv, (home_ + "/missing.yaml").c_str(), 1);
+  absl::StatusOr<std::string> r = ResolveCoordinator("");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("missing.yaml"));
+  // A flag needs no config file at all.
+  EXPECT_EQ(*ResolveCoordinator("flag:1"), "flag:1");
+}
+
+TEST_F(ResolveCoordinatorTest, ABadConfigFileIsAnErrorNamingFileAndKey) {
+  // The default file too: a typo there must not silently send the CLI to
+  // 127.0.0.1:7070.
+  const std::string home_cfg = home_ + "/.config/musafarm/config.yaml";
+  WriteFile(home_cfg, "coordinater: farm:7070\n");
+  absl::StatusOr<std::string> r = ResolveCoordinator("");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().message(),
+            absl::StrCat("bad config file: ", home_cfg,
+                         ":1:1: coordinater: unknown key (known keys: coordinator)"));
+  // The flag and the environment still win without reading it.
+  EXPECT_EQ(*ResolveCoordinator("flag:1"), "flag:1");
+  setenv(kCoordinatorEnv, "env:2", 1);
+  EXPECT_EQ(*ResolveCoordinator(""), "env:2");
+}
+
+TEST_F(ResolveCoordinatorTest, ReadsAFlowStyleConfig) {
+  const std::string cfg = WriteFile(home_ + "/flow.yaml", "{coordinator: flow:6}\n");
+  setenv(kConfigEnv, cfg.c_str(), 1);
+  EXPECT_EQ(*ResolveCoordinator(""), "flow:6");
+}
+
+}  // namespace
+}  // namespace musafarm::cli

@@ -1,0 +1,78 @@
+#include "cli/json.h"
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "musafarm/v1/farm.pb.h"
+#include "musafarm/v1/user_service.pb.h"
+
+namespace musafarm::cli {
+namespace {
+
+// 2023-11-14T22:13:20Z
+constexpr int64_t kT0 = 1'700'000'000'000'000;
+
+TEST(Rfc3339Test, UtcWithTheFractionProtobufUses) {
+  EXPECT_EQ(Rfc3339FromMicros(kT0), "2023-11-14T22:13:20Z");
+  EXPECT_EQ(Rfc3339FromMicros(kT0 + 500'000), "2023-11-14T22:13:20.500Z");
+  EXPECT_EQ(Rfc3339FromMicros(kT0 + 1), "2023-11-14T22:13:20.000001Z");
+}
+
+TEST(ProtoToJsonTest, AddsRfc3339TimesBesideTheMicrosecondFields) {
+  v1::Job job;
+  job.set_id("7");
+  job.set_created_us(kT0);
+  v1::Task* t = job.add_tasks();
+  t->set_id("7/a");
+  t->set_created_us(kT0);
+  t->set_started_us(kT0 + 1'500'000);
+  // ended_us unset: no endedAt.
+  const Json j = ProtoToJson(job);
+  EXPECT_EQ(j["createdUs"], "1700000000000000");
+  EXPECT_EQ(j["createdAt"], "2023-11-14T22:13:20Z");
+  EXPECT_FALSE(j.contains("endedAt"));
+  EXPECT_EQ(j["endedUs"], "0");
+  const Json& task = j["tasks"][0];
+  EXPECT_EQ(task["startedAt"], "2023-11-14T22:13:21.500Z");
+  EXPECT_FALSE(task.contains("endedAt"));
+  EXPECT_FALSE(task.contains("cancelRequestedAt"));
+  // Right after its microsecond field, in the printer's order.
+  const std::string line = DumpJson(j);
+  EXPECT_THAT(line, ::testing::HasSubstr(
+                        "\"createdUs\":\"1700000000000000\",\"createdAt\":\"2023-11-14T22:13:20Z\""));
+}
+
+TEST(ProtoToJsonTest, KeepsTheProto3MappingSoOldReadersStillParseTheMessage) {
+  v1::Agent a;
+  a.set_name("gpu-1");
+  a.set_last_seen_us(kT0);
+  a.set_state(v1::AGENT_STATE_CONNECTED);
+  a.add_labels("gpu");
+  Json j = ProtoToJson(a);
+  EXPECT_EQ(j["lastSeenAt"], "2023-11-14T22:13:20Z");
+  EXPECT_EQ(j["state"], "AGENT_STATE_CONNECTED");
+  EXPECT_EQ(j["slots"], 0) << "defaults are printed";
+  // Without the added times, the line is exactly what protobuf prints.
+  j.erase("lastSeenAt");
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.always_print_primitive_fields = true;
+  std::string want;
+  ASSERT_TRUE(google::protobuf::util::MessageToJsonString(a, &want, opts).ok());
+  EXPECT_EQ(DumpJson(j), want);
+}
+
+TEST(DumpJsonTest, HostileStringsStayOneParseableLine) {
+  Json j = Json::object();
+  j["name"] = std::string("a\"b\\c\n\x01<&>\xff\xfe end");
+  const std::string line = DumpJson(j);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  const Json back = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(back.is_discarded()) << line;
+  // Invalid UTF-8 becomes U+FFFD; everything else survives.
+  EXPECT_EQ(back["name"], "a\"b\\c\n\x01<&>\xEF\xBF\xBD\xEF\xBF\xBD end");
+}
+
+}  // namespace
+}  // namespace musafarm::cli
