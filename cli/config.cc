@@ -5,10 +5,14 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "cli/client.h"
+#include "common/status_macros.h"
+#include "pipeline/yaml_reader.h"
 #include "yaml-cpp/yaml.h"
 
 namespace musafarm::cli {
@@ -28,57 +32,34 @@ absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
   return ss.str();
 }
 
-// "PATH:LINE:COL: FIELD: what", the shape of pipeline errors; 1-based.
-absl::Status ConfigError(absl::string_view path, const YAML::Mark& mark, absl::string_view field,
-                         absl::string_view what) {
-  std::string where(path);
-  if (!mark.is_null()) absl::StrAppend(&where, ":", mark.line + 1, ":", mark.column + 1);
-  return absl::InvalidArgumentError(absl::StrCat(where, ": ", field, ": ", what));
+// The keys a config file may hold.
+const std::vector<std::string>& KnownKeys() {
+  static const auto* const kKeys = new std::vector<std::string>{"coordinator"};
+  return *kKeys;
 }
 
-const char* KindName(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Sequence:
-      return "a list";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Scalar:
-      return "a scalar";
-    default:
-      return "nothing";
-  }
-}
-
-absl::StatusOr<CliConfig> ParseRoot(const YAML::Node& root, absl::string_view path) {
+// Reads with the pipeline's YAML reader, so a config error has the shape of a
+// pipeline error ("FILE:LINE:COL: FIELD: what") and repeated keys are caught
+// the same way.
+absl::StatusOr<CliConfig> ParseDocument(const pipeline::YamlReader& reader,
+                                        const YAML::Node& root) {
   CliConfig config;
-  bool seen_coordinator = false;
-  if (!root.IsDefined() || root.IsNull()) return config;  // empty, or comments only
+  if (!root.IsDefined() || root.IsNull()) return config;  // comments only, or `---`
   if (!root.IsMap()) {
-    return ConfigError(path, root.Mark(), "config",
-                       absl::StrCat("expected a mapping of keys (e.g. 'coordinator: HOST:PORT'), "
-                                    "found ",
-                                    KindName(root)));
+    return reader.Error(root.Mark(), "config",
+                        absl::StrCat("expected a mapping of keys (e.g. 'coordinator: HOST:PORT'), "
+                                     "got ",
+                                     pipeline::KindOf(root)));
   }
-  for (const auto& kv : root) {
-    const YAML::Node& key = kv.first;
-    const YAML::Node& value = kv.second;
-    if (!key.IsScalar()) {
-      return ConfigError(path, key.Mark(), "config",
-                         absl::StrCat("a key must be a name, found ", KindName(key)));
-    }
-    const std::string& name = key.Scalar();
-    if (name == "coordinator") {
-      if (seen_coordinator) return ConfigError(path, key.Mark(), name, "given twice");
-      seen_coordinator = true;
-      if (value.IsNull()) continue;  // `coordinator:` with no value: as if absent
-      if (!value.IsScalar()) {
-        return ConfigError(path, value.Mark(), name,
-                           absl::StrCat("expected HOST:PORT, found ", KindName(value)));
-      }
-      if (!value.Scalar().empty()) config.coordinator = value.Scalar();
-      continue;
-    }
-    return ConfigError(path, key.Mark(), name, "unknown key (known keys: coordinator)");
+  std::vector<pipeline::Entry> entries;
+  MF_RETURN_IF_ERROR(reader.Entries(root, root.Mark(), /*field=*/"", &entries));
+  MF_RETURN_IF_ERROR(reader.CheckAllowed(entries, /*field=*/"", KnownKeys()));
+  for (const pipeline::Entry& e : entries) {
+    // e.key is "coordinator", the only known key. No value: as if absent.
+    if (e.value.IsNull()) continue;
+    std::string address;
+    MF_RETURN_IF_ERROR(reader.GetString(e.value, e.key_mark, e.field, &address));
+    if (!address.empty()) config.coordinator = std::move(address);
   }
   return config;
 }
@@ -86,13 +67,22 @@ absl::StatusOr<CliConfig> ParseRoot(const YAML::Node& root, absl::string_view pa
 }  // namespace
 
 absl::StatusOr<CliConfig> ParseCliConfig(absl::string_view content, absl::string_view path) {
+  const pipeline::YamlReader reader(content, path);
+  std::vector<YAML::Node> docs;
   // yaml-cpp reports malformed input by throwing; nothing past this function
   // sees an exception.
   try {
-    return ParseRoot(YAML::Load(std::string(content)), path);
+    docs = YAML::LoadAll(std::string(content));
   } catch (const YAML::Exception& e) {
-    return ConfigError(path, e.mark, "config", e.msg);
+    return reader.SyntaxError(e);
   }
+  if (docs.empty()) return CliConfig{};  // an empty file
+  if (docs.size() > 1) {
+    return reader.Error(docs[1].Mark(), "config",
+                        absl::StrCat("the file holds ", docs.size(),
+                                     " YAML documents; a config is a single document"));
+  }
+  return ParseDocument(reader, docs[0]);
 }
 
 absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag) {

@@ -20,10 +20,10 @@ struct CliConfig {
 
 // Reads a config file: one YAML mapping, block (`coordinator: h:1`) or flow
 // (`{coordinator: h:1}`) style; an empty file or one of comments only is an
-// empty config. A YAML error, a top level that is not a mapping, an unknown key
-// or a value of the wrong type is InvalidArgument "PATH:LINE:COL: KEY: what",
-// so a typo is reported instead of silently ignored. `path` names the file in
-// messages only.
+// empty config. A YAML error, a top level that is not a mapping, an unknown or
+// repeated key or a value of the wrong type is InvalidArgument
+// "PATH:LINE:COL: KEY: what", so a typo is reported instead of silently
+// ignored. `path` names the file in messages only.
 absl::StatusOr<CliConfig> ParseCliConfig(absl::string_view content, absl::string_view path);
 
 // The coordinator address: `flag` when non-empty, else $MUSAFARM_COORDINATOR,

@@ -57,28 +57,30 @@ TEST(ParseCliConfigTest, ReadsFlowStyle) {
 
 TEST(ParseCliConfigTest, UnknownKeyNamesFileLineAndKey) {
   EXPECT_EQ(ErrorOf("# musafarm\ncoordinator: h:1\ncordinator: h:2\n"),
-            "/home/u/cfg.yaml:3:1: cordinator: unknown key (known keys: coordinator)");
+            "/home/u/cfg.yaml:3:1: cordinator: unknown field 'cordinator' (allowed: coordinator)");
   EXPECT_THAT(ErrorOf("{coordinator: x, colour: red}"),
-              StartsWith("/home/u/cfg.yaml:1:18: colour: unknown key"));
+              StartsWith("/home/u/cfg.yaml:1:18: colour: unknown field 'colour'"));
 }
 
 TEST(ParseCliConfigTest, WrongTypeNamesFileAndKey) {
   EXPECT_EQ(ErrorOf("coordinator: [a, b]\n"),
-            "/home/u/cfg.yaml:1:14: coordinator: expected HOST:PORT, found a list");
+            "/home/u/cfg.yaml:1:14: coordinator: expected a string, got a list");
   EXPECT_EQ(ErrorOf("coordinator:\n  host: a\n"),
-            "/home/u/cfg.yaml:2:3: coordinator: expected HOST:PORT, found a mapping");
+            "/home/u/cfg.yaml:2:3: coordinator: expected a string, got a mapping");
 }
 
 TEST(ParseCliConfigTest, ATopLevelThatIsNotAMappingIsAnError) {
   EXPECT_THAT(ErrorOf("- coordinator: h:1\n"),
               StartsWith("/home/u/cfg.yaml:1:1: config: expected a mapping of keys"));
-  EXPECT_THAT(ErrorOf("farm.example:7070\n"), HasSubstr("found a scalar"));
+  EXPECT_THAT(ErrorOf("farm.example:7070\n"), HasSubstr("got a string"));
 }
 
 TEST(ParseCliConfigTest, MalformedYamlAndRepeatedKeysAreErrors) {
   EXPECT_THAT(ErrorOf("{coordinator: x\n"), StartsWith("/home/u/cfg.yaml:"));
   EXPECT_THAT(ErrorOf("coordinator: a\ncoordinator: b\n"),
-              StartsWith("/home/u/cfg.yaml:2:1: coordinator: given twice"));
+              StartsWith("/home/u/cfg.yaml:2:1: coordinator: duplicate key"));
+  EXPECT_THAT(ErrorOf("coordinator: a\n---\ncoordinator: b\n"),
+              HasSubstr("config: the file holds 2 YAML documents"));
 }
 
 // Moved from client_test.cc: saves and restores the environment variables that
@@ -167,7 +169,7 @@ TEST_F(ResolveCoordinatorTest, ABadConfigFileIsAnErrorNamingFileAndKey) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(r.status().message(),
             absl::StrCat("bad config file: ", home_cfg,
-                         ":1:1: coordinater: unknown key (known keys: coordinator)"));
+                         ":1:1: coordinater: unknown field 'coordinater' (allowed: coordinator)"));
   // The flag and the environment still win without reading it.
   EXPECT_EQ(*ResolveCoordinator("flag:1"), "flag:1");
   setenv(kCoordinatorEnv, "env:2", 1);
