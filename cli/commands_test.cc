@@ -994,13 +994,13 @@ TEST_F(CommandsTest, JsonOutputPrintsTimesAsRfc3339) {
   Json job = ParseLine(out_.str());
   EXPECT_EQ(job["id"], "7");
   EXPECT_EQ(job["state"], "JOB_STATE_SUCCEEDED");
-  EXPECT_EQ(job["createdAt"], "2023-11-14T22:12:50Z");
-  EXPECT_EQ(job["endedAt"], "2023-11-14T22:13:20Z");
+  EXPECT_EQ(job["createdTime"], "2023-11-14T22:12:50Z");
+  EXPECT_EQ(job["endedTime"], "2023-11-14T22:13:20Z");
   const Json& task = job["tasks"][0];
-  EXPECT_EQ(task["startedAt"], "2023-11-14T22:13:00Z");
-  EXPECT_EQ(task["endedAt"], "2023-11-14T22:13:19.750Z");
-  EXPECT_THAT(task["createdAt"].get<std::string>(), MatchesRegex(kRfc3339));
-  EXPECT_FALSE(task.contains("cancelRequestedAt")) << "unset times are left out";
+  EXPECT_EQ(task["startedTime"], "2023-11-14T22:13:00Z");
+  EXPECT_EQ(task["endedTime"], "2023-11-14T22:13:19.750Z");
+  EXPECT_THAT(task["createdTime"].get<std::string>(), MatchesRegex(kRfc3339));
+  EXPECT_FALSE(task.contains("cancelRequestedTime")) << "unset times are left out";
   // The microsecond fields stay, for readers of the proto3 mapping.
   EXPECT_EQ(job["createdUs"], "1699999970000000");
   v1::Job decoded;
@@ -1011,15 +1011,15 @@ TEST_F(CommandsTest, JsonOutputPrintsTimesAsRfc3339) {
 
   out_.str("");
   ASSERT_EQ(RunStatus(env_, "7/a"), 0) << err_.str();
-  EXPECT_EQ(ParseLine(out_.str())["startedAt"], "2023-11-14T22:13:00Z");
+  EXPECT_EQ(ParseLine(out_.str())["startedTime"], "2023-11-14T22:13:00Z");
 
   out_.str("");
   ASSERT_EQ(RunJobs(env_, 0), 0) << err_.str();
-  EXPECT_EQ(ParseLine(out_.str())["jobs"][0]["createdAt"], "2023-11-14T22:12:50Z");
+  EXPECT_EQ(ParseLine(out_.str())["jobs"][0]["createdTime"], "2023-11-14T22:12:50Z");
 
   out_.str("");
   ASSERT_EQ(RunAgents(env_), 0) << err_.str();
-  EXPECT_EQ(ParseLine(out_.str())["agents"][0]["lastSeenAt"], "2023-11-14T22:13:18Z");
+  EXPECT_EQ(ParseLine(out_.str())["agents"][0]["lastSeenTime"], "2023-11-14T22:13:18Z");
 }
 
 TEST_F(CommandsTest, WatchJsonEventsCarryRfc3339Times) {
@@ -1034,9 +1034,9 @@ TEST_F(CommandsTest, WatchJsonEventsCarryRfc3339Times) {
   EXPECT_EQ(RunWatch(env_, watch_), 0) << err_.str();
   const std::vector<std::string> lines = OutLines();
   ASSERT_EQ(lines.size(), 3u) << out_.str();
-  EXPECT_EQ(ParseLine(lines[0])["snapshot"]["createdAt"], "2023-11-14T22:12:50Z");
-  EXPECT_EQ(ParseLine(lines[1])["task"]["endedAt"], "2023-11-14T22:13:20Z");
-  EXPECT_EQ(ParseLine(lines[2])["finished"]["endedAt"], "2023-11-14T22:13:20Z");
+  EXPECT_EQ(ParseLine(lines[0])["snapshot"]["createdTime"], "2023-11-14T22:12:50Z");
+  EXPECT_EQ(ParseLine(lines[1])["task"]["endedTime"], "2023-11-14T22:13:20Z");
+  EXPECT_EQ(ParseLine(lines[2])["finished"]["endedTime"], "2023-11-14T22:13:20Z");
 }
 
 TEST_F(CommandsTest, LogsJsonPrintsOneLogDataALine) {

@@ -17,7 +17,7 @@ namespace {
 // The protocol names every time field `*_us` (unix microseconds); the JSON
 // mapping calls it "*Us". Nothing else in it ends that way.
 constexpr absl::string_view kMicrosSuffix = "Us";
-constexpr absl::string_view kTimeSuffix = "At";
+constexpr absl::string_view kTimeSuffix = "Time";
 
 // "createdUs": "1700000000500000" -> 1700000000500000; false for anything else
 // (a field that happens to end in "Us" but holds no integer) and for 0 (unset).
@@ -29,7 +29,7 @@ bool TimeMicros(const std::string& key, const Json& value, int64_t* micros) {
   return absl::SimpleAtoi(value.get_ref<const std::string&>(), micros) && *micros != 0;
 }
 
-// Rebuilds objects to insert each "xAt" right after its "xUs", keeping the
+// Rebuilds objects to insert each "xTime" right after its "xUs", keeping the
 // printer's field order.
 Json AddTimes(Json&& json) {
   if (json.is_array()) {

@@ -20,9 +20,11 @@ using Json = nlohmann::ordered_json;
 // `msg` in the proto3 JSON mapping: lowerCamelCase field names, enums by name,
 // 64-bit integers as strings, bytes as base64, defaults included. Beside every
 // time field of the protocol ("createdUs", unix microseconds, a string) that is
-// set, "createdAt" holds the same time as an RFC 3339 string in UTC, e.g.
-// "2023-11-14T22:13:20.500Z", unless the message already has that key (the
-// user API's google.protobuf.Timestamp fields print there themselves).
+// set, "createdTime" holds the same time as an RFC 3339 string in UTC, e.g.
+// "2023-11-14T22:13:20.500Z", unless the message already has that key. That is
+// the key and the text of the user API's google.protobuf.Timestamp fields
+// (created_time, ...) beside the *_us ones: a coordinator that fills them
+// prints the same line, and one that predates them still gets RFC 3339 times.
 Json ProtoToJson(const google::protobuf::Message& msg);
 
 // One line of JSON, without a newline. Bytes that are not UTF-8 (a test name

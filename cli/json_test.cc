@@ -28,20 +28,20 @@ TEST(ProtoToJsonTest, AddsRfc3339TimesBesideTheMicrosecondFields) {
   t->set_id("7/a");
   t->set_created_us(kT0);
   t->set_started_us(kT0 + 1'500'000);
-  // ended_us unset: no endedAt.
+  // ended_us unset: no endedTime.
   const Json j = ProtoToJson(job);
   EXPECT_EQ(j["createdUs"], "1700000000000000");
-  EXPECT_EQ(j["createdAt"], "2023-11-14T22:13:20Z");
-  EXPECT_FALSE(j.contains("endedAt"));
+  EXPECT_EQ(j["createdTime"], "2023-11-14T22:13:20Z");
+  EXPECT_FALSE(j.contains("endedTime"));
   EXPECT_EQ(j["endedUs"], "0");
   const Json& task = j["tasks"][0];
-  EXPECT_EQ(task["startedAt"], "2023-11-14T22:13:21.500Z");
-  EXPECT_FALSE(task.contains("endedAt"));
-  EXPECT_FALSE(task.contains("cancelRequestedAt"));
+  EXPECT_EQ(task["startedTime"], "2023-11-14T22:13:21.500Z");
+  EXPECT_FALSE(task.contains("endedTime"));
+  EXPECT_FALSE(task.contains("cancelRequestedTime"));
   // Right after its microsecond field, in the printer's order.
   const std::string line = DumpJson(j);
   EXPECT_THAT(line, ::testing::HasSubstr(
-                        "\"createdUs\":\"1700000000000000\",\"createdAt\":\"2023-11-14T22:13:20Z\""));
+                        "\"createdUs\":\"1700000000000000\",\"createdTime\":\"2023-11-14T22:13:20Z\""));
 }
 
 TEST(ProtoToJsonTest, KeepsTheProto3MappingSoOldReadersStillParseTheMessage) {
@@ -51,11 +51,11 @@ TEST(ProtoToJsonTest, KeepsTheProto3MappingSoOldReadersStillParseTheMessage) {
   a.set_state(v1::AGENT_STATE_CONNECTED);
   a.add_labels("gpu");
   Json j = ProtoToJson(a);
-  EXPECT_EQ(j["lastSeenAt"], "2023-11-14T22:13:20Z");
+  EXPECT_EQ(j["lastSeenTime"], "2023-11-14T22:13:20Z");
   EXPECT_EQ(j["state"], "AGENT_STATE_CONNECTED");
   EXPECT_EQ(j["slots"], 0) << "defaults are printed";
   // Without the added times, the line is exactly what protobuf prints.
-  j.erase("lastSeenAt");
+  j.erase("lastSeenTime");
   google::protobuf::util::JsonPrintOptions opts;
   opts.always_print_primitive_fields = true;
   std::string want;

@@ -23,7 +23,7 @@ namespace musafarm::e2e {
 namespace {
 
 // Reads the CLI's -o json output into the message it prints. The CLI adds an
-// RFC 3339 "xAt" beside each "xUs" time, which the message may not have.
+// RFC 3339 "xTime" beside each "xUs" time, which the message may not have.
 bool ParseCliJson(const std::string& json, google::protobuf::Message* msg) {
   google::protobuf::util::JsonParseOptions opts;
   opts.ignore_unknown_fields = true;
