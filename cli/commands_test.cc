@@ -30,6 +30,7 @@
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
+#include "pugixml.hpp"
 #include "tests/fakes/fake_clock.h"
 
 namespace musafarm::cli {
@@ -1119,6 +1120,27 @@ TEST_F(CliBinaryTest, AFlowStyleConfigIsRead) {
             0)
       << output_;
   EXPECT_EQ(ParseLine(output_)["jobs"][0]["id"], "7");
+}
+
+TEST_F(CliBinaryTest, JUnitOfHostileTestNamesIsWellFormed) {
+  using namespace std::string_literals;
+  v1::Task t = MakeTask("7/a", v1::TASK_STATE_FAILED);
+  t.mutable_tests()->set_failed(1);
+  // Not UTF-8 cannot come this way: protobuf refuses it in a string field
+  // (JUnitXmlTest.HostileNamesGiveWellFormedXml covers it).
+  t.mutable_tests()->add_failed_tests("tests/x.py::t[<&\"'\x01\x1b\xc3\xbc]]>]"s);
+  service_.job = MakeJob(v1::JOB_STATE_FAILED, {t});
+  const std::string xml = TestDir("r.xml");
+  EXPECT_EQ(RunWithConfig(absl::StrCat("coordinator: ", env_.coordinator, "\n"),
+                          {"results", "7", "--junit", xml}),
+            1)
+      << output_;
+  pugi::xml_document doc;
+  const pugi::xml_parse_result parsed = doc.load_file(xml.c_str());
+  ASSERT_TRUE(parsed) << parsed.description() << "\n" << ReadFile(xml) << output_;
+  EXPECT_EQ(ReadFile(xml).find("&#1;"), std::string::npos) << "no reference to a control character";
+  const pugi::xml_node tc = doc.child("testsuites").child("testsuite").child("testcase");
+  EXPECT_STREQ(tc.attribute("name").value(), "t[<&\"'??\xc3\xbc]]>]");
 }
 
 }  // namespace

@@ -4,8 +4,12 @@
 #include <filesystem>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/e2e/harness.h"
 
 namespace musafarm::e2e {
@@ -239,6 +243,42 @@ TEST_F(FarmTest, BadSpecsGetClearMessagesAndExitTwoWhileServingOthers) {
   // Missing file and unknown job are bad input too.
   EXPECT_EQ(farm_.Cli({"submit", farm_.dir() + "/missing.yaml"}).exit_code, 2);
   EXPECT_EQ(farm_.Cli({"status", "999"}).exit_code, 2);
+}
+
+TEST_F(FarmTest, JsonOutputOfTheRealFarmPrintsRfc3339Times) {
+  StartFarm(1);
+  const std::string id = farm_.Submit(
+      farm_.WritePipeline("hi.yaml", "stages:\n  - name: a\n    exec: [\"echo\", \"hi\"]\n"));
+  ASSERT_TRUE(farm_.WaitForJobEnd(id));
+  // Each "xTime" is RFC 3339 and the same instant as its "xUs", to the microsecond.
+  auto expect_time = [](const nlohmann::json& obj, const std::string& name) {
+    ASSERT_TRUE(obj.contains(name + "Us") && obj.contains(name + "Time")) << name << obj.dump();
+    const std::string text = obj[name + "Time"].get<std::string>();
+    absl::Time t;
+    std::string err;
+    ASSERT_TRUE(absl::ParseTime(absl::RFC3339_full, text, &t, &err)) << text << ": " << err;
+    EXPECT_TRUE(absl::EndsWith(text, "Z")) << text << ": not in UTC";
+    int64_t us = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(obj[name + "Us"].get<std::string>(), &us));
+    EXPECT_EQ(t, absl::FromUnixMicros(us)) << name;
+  };
+  CliResult r = farm_.Cli({"status", id, "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json job = nlohmann::json::parse(r.out);
+  expect_time(job, "created");
+  expect_time(job, "ended");
+  expect_time(job["tasks"][0], "started");
+  expect_time(job["tasks"][0], "ended");
+  r = farm_.Cli({"agents", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_time(nlohmann::json::parse(r.out)["agents"][0], "lastSeen");
+  // logs -o json: one LogData a line, the bytes in base64.
+  r = farm_.Cli({"logs", id + "/a", "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  v1::LogData chunk;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(r.out, &chunk).ok()) << r.out;
+  EXPECT_EQ(chunk.task_id(), id + "/a");
+  EXPECT_EQ(chunk.data(), "hi\n");
 }
 
 TEST(CliTest, SubmitToAbsentCoordinatorExitsThree) {
