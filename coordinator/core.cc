@@ -3,10 +3,8 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/labels.h"
 #include "common/logging.h"
 #include "common/stage_kind.h"
 #include "common/task_state.h"
@@ -21,7 +19,6 @@ constexpr size_t kMaxTasksPerJob = 10000;
 constexpr size_t kMaxSecretBytes = 64 << 10;
 // Below gRPC clients' default 4 MiB receive limit, with room for the other fields.
 constexpr uint64_t kMaxLogRead = (4 << 20) - (64 << 10);
-constexpr uint64_t kWatchCatchUpChunk = 1 << 20;
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("core");
@@ -49,6 +46,14 @@ v1::CoordinatorMessage AckMessage(const std::string& task_id, uint64_t attempt, 
   return msg;
 }
 
+AgentRegistry::Timing TimingOf(const CoreOptions& o) {
+  AgentRegistry::Timing t;
+  t.heartbeat_timeout = o.heartbeat_timeout;
+  t.agent_lost_timeout = o.agent_lost_timeout;
+  t.restart_grace = o.restart_grace;
+  return t;
+}
+
 }  // namespace
 
 Core::Core(Store* store, LogStore* logs, const Clock* clock, CoreOptions options)
@@ -56,7 +61,9 @@ Core::Core(Store* store, LogStore* logs, const Clock* clock, CoreOptions options
       logs_(logs),
       clock_(clock),
       options_(options),
-      machine_(options.max_lost_attempts) {}
+      machine_(options.max_lost_attempts),
+      agents_(TimingOf(options)),
+      watchers_(logs) {}
 
 absl::Status Core::Recover() {
   absl::StatusOr<std::vector<v1::Job>> jobs = store_->LoadJobs();
@@ -67,68 +74,30 @@ absl::Status Core::Recover() {
       store_->LoadSecrets();
   if (!secrets.ok()) return secrets.status();
   const absl::Time now = clock_->Now();
-  for (v1::Agent& a : *agents) {
-    AgentEntry& entry = agents_[a.name()];
-    entry.info = std::move(a);
-    entry.info.set_state(v1::AGENT_STATE_DISCONNECTED);
-    entry.info.set_used_slots(0);
-    entry.info.clear_running_tasks();
-    entry.disconnected_at = now;
-    entry.lose_at = now + std::max(options_.restart_grace, options_.agent_lost_timeout);
-  }
+  for (v1::Agent& a : *agents) agents_.Restore(std::move(a), now);
   int resumed = 0;
   for (v1::Job& job : *jobs) {
-    int64_t number = 0;
-    if (absl::SimpleAtoi(job.id(), &number))
-      next_job_number_ = std::max(next_job_number_, number + 1);
-    JobEntry& entry = jobs_[job.id()];
-    entry.job = std::move(job);
-    entry.seq = job_order_.size();
-    if (auto it = secrets->find(entry.job.id()); it != secrets->end()) {
-      entry.secrets = std::move(it->second);
-    }
-    job_order_.push_back(entry.job.id());
+    std::map<std::string, std::string> job_secrets;
+    if (auto it = secrets->find(job.id()); it != secrets->end()) job_secrets = std::move(it->second);
+    JobEntry& entry = jobs_.Add(std::move(job), std::move(job_secrets));
     for (size_t i = 0; i < static_cast<size_t>(entry.job.tasks_size()); ++i) {
       v1::Task& task = *entry.job.mutable_tasks(static_cast<int>(i));
-      entry.index[task.id()] = i;
-      task_index_[task.id()] = TaskRef{entry.job.id(), i};
-      for (const std::string& need : task.spec().needs()) entry.dependants[need].push_back(i);
       next_attempt_id_ = std::max(next_attempt_id_, task.attempt_id() + 1);
       if (task.attempt_id() != 0) task.set_log_size(logs_->Size(task.id(), task.attempt_id()));
       if (task.state() == v1::TASK_STATE_QUEUED) {
         ready_.Add(task.id(), {entry.seq, i}, RequirementOf(task.spec().run()));
       }
       if (IsActive(task.state())) {
-        AgentEntry& agent = agents_[task.agent()];
-        if (agent.info.name().empty()) {
-          agent.info.set_name(task.agent());
-          agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
-          agent.disconnected_at = now;
-          agent.lose_at = now + std::max(options_.restart_grace, options_.agent_lost_timeout);
-        }
-        agent.tasks.insert(task.id());
+        Agent& agent = agents_.RestoreHolder(task.agent(), now);
+        agents_.Hold(agent, task.id(), {task.gpu_ids().begin(), task.gpu_ids().end()});
         ++resumed;
       }
     }
   }
-  for (auto& [name, agent] : agents_) {
-    agent.info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
-  }
-  keep_images_ = ImagesOfRunningJobs();
+  keep_images_ = jobs_.ImagesInUse();
   Log()->info("recovered {} jobs, {} agents, {} attempts awaiting their agents; next job {}",
-              jobs_.size(), agents_.size(), resumed, next_job_number_);
+              jobs_.size(), agents_.agents().size(), resumed, jobs_.next_job_number());
   return absl::OkStatus();
-}
-
-v1::Task* Core::FindTask(const std::string& task_id) {
-  auto it = task_index_.find(task_id);
-  if (it == task_index_.end()) return nullptr;
-  return jobs_[it->second.job_id].job.mutable_tasks(static_cast<int>(it->second.index));
-}
-
-Core::JobEntry* Core::FindJob(const std::string& job_id) {
-  auto it = jobs_.find(job_id);
-  return it == jobs_.end() ? nullptr : &it->second;
 }
 
 bool Core::Apply(v1::Task& task, const TaskEventArgs& args) {
@@ -144,16 +113,11 @@ bool Core::Apply(v1::Task& task, const TaskEventArgs& args) {
               t->reason);
   if (t->from == v1::TASK_STATE_QUEUED) ready_.Remove(task.id());
   if (t->to == v1::TASK_STATE_QUEUED) {
-    ready_.Add(task.id(), QueueOrder(task), RequirementOf(task.spec().run()));
+    ready_.Add(task.id(), jobs_.QueueOrder(task.id()), RequirementOf(task.spec().run()));
   }
   pending_.mutation.transitions.push_back(*std::move(t));
   MarkChanged(task);
   return true;
-}
-
-ReadyQueue::Order Core::QueueOrder(const v1::Task& task) const {
-  const TaskRef& ref = task_index_.at(task.id());
-  return {jobs_.at(ref.job_id).seq, ref.index};
 }
 
 void Core::MarkChanged(const v1::Task& task) {
@@ -164,16 +128,16 @@ void Core::SendTo(const std::string& agent, v1::CoordinatorMessage msg) {
   pending_.to_agents.emplace_back(agent, std::move(msg));
 }
 
-void Core::SaveAgent(const AgentEntry& agent) { pending_.mutation.agents.push_back(agent.info); }
+void Core::SaveAgent(const Agent& agent) { pending_.mutation.agents.push_back(agent.info); }
 
 void Core::Flush() {
   Pending p = std::move(pending_);
   pending_ = Pending();
   for (const std::string& id : p.changed_order) {
-    if (const v1::Task* task = FindTask(id)) p.mutation.tasks.push_back(*task);
+    if (const v1::Task* task = jobs_.FindTask(id)) p.mutation.tasks.push_back(*task);
   }
   for (const std::string& id : p.changed_jobs) {
-    v1::Job job = jobs_[id].job;
+    v1::Job job = jobs_.Find(id)->job;
     job.clear_tasks();
     p.mutation.jobs.push_back(std::move(job));
   }
@@ -183,35 +147,12 @@ void Core::Flush() {
     // state that a restart forgets. Stop, and let the restart recover.
     MF_CHECK(s.ok(), "store commit failed: {}", s.ToString());
   }
-  for (auto& [agent, msg] : p.to_agents) {
-    auto it = agents_.find(agent);
-    if (it == agents_.end() || it->second.conn == 0) continue;
-    conns_[it->second.conn].conn->Send(std::move(msg));
-  }
+  for (auto& [agent, msg] : p.to_agents) agents_.Send(agent, std::move(msg));
   // Watchers see state changes only once they are durable.
-  for (const std::string& id : p.changed_order) {
-    const v1::Task* task = FindTask(id);
-    for (auto& [wid, w] : watchers_) {
-      if (w.job_id != task->job_id() || (!w.task_id.empty() && w.task_id != id)) continue;
-      v1::WatchEvent ev;
-      *ev.mutable_task() = *task;
-      w.watcher->Send(std::move(ev));
-    }
-  }
+  for (const std::string& id : p.changed_order) watchers_.PublishTask(*jobs_.FindTask(id));
   for (const std::string& id : p.changed_jobs) {
-    const v1::Job& job = jobs_[id].job;
-    if (job.state() == v1::JOB_STATE_RUNNING) continue;
-    for (auto it = watchers_.begin(); it != watchers_.end();) {
-      if (it->second.job_id != id) {
-        ++it;
-        continue;
-      }
-      v1::WatchEvent ev;
-      *ev.mutable_finished() = job;
-      it->second.watcher->Send(std::move(ev));
-      it->second.watcher->Finish(absl::OkStatus());
-      it = watchers_.erase(it);
-    }
+    const v1::Job& job = jobs_.Find(id)->job;
+    if (job.state() != v1::JOB_STATE_RUNNING) watchers_.PublishJobEnd(job);
   }
 }
 
@@ -224,7 +165,7 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
         request.spec_file().empty() ? "<submitted>" : request.spec_file(), ":1:1: pipeline: is ",
         request.spec_yaml().size(), " bytes; the limit is ", kMaxSpecBytes));
   }
-  const std::string job_id = absl::StrCat(next_job_number_);
+  const std::string job_id = absl::StrCat(jobs_.next_job_number());
   const std::string file = request.spec_file().empty() ? "<submitted>" : request.spec_file();
   pipeline::ExpandOptions expand;
   expand.name_override = request.name();
@@ -279,22 +220,13 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
     return absl::InternalError(
         absl::StrCat("coordinator could not store the job: ", committed.message()));
   }
-  ++next_job_number_;
-
-  JobEntry& entry = jobs_[job_id];
-  entry.job = job;
-  entry.seq = job_order_.size();
-  entry.secrets = std::move(secrets);
+  JobEntry& entry = jobs_.Add(job, std::move(secrets));
   for (size_t i = 0; i < static_cast<size_t>(job.tasks_size()); ++i) {
     const v1::Task& task = job.tasks(static_cast<int>(i));
-    entry.index[task.id()] = i;
-    task_index_[task.id()] = TaskRef{job_id, i};
-    for (const std::string& need : task.spec().needs()) entry.dependants[need].push_back(i);
     if (task.state() == v1::TASK_STATE_QUEUED) {
       ready_.Add(task.id(), {entry.seq, i}, RequirementOf(task.spec().run()));
     }
   }
-  job_order_.push_back(job_id);
   Log()->info("job={} submitted: '{}' from {}, {} tasks", job_id, job.name(), job.pipeline_file(),
               job.tasks_size());
   UpdateKeepImages();
@@ -304,22 +236,12 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
 }
 
 absl::StatusOr<v1::Job> Core::GetJob(const std::string& job_id) const {
-  auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
-  return it->second.job;
+  const JobEntry* job = jobs_.Find(job_id);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  return job->job;
 }
 
-std::vector<v1::Job> Core::ListJobs(int limit) const {
-  if (limit <= 0) limit = 50;
-  std::vector<v1::Job> out;
-  for (auto it = job_order_.rbegin();
-       it != job_order_.rend() && static_cast<int>(out.size()) < limit; ++it) {
-    v1::Job job = jobs_.at(*it).job;
-    job.clear_tasks();
-    out.push_back(std::move(job));
-  }
-  return out;
-}
+std::vector<v1::Job> Core::ListJobs(int limit) const { return jobs_.List(limit); }
 
 void Core::CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& response) {
   if (IsTerminal(task.state())) return;
@@ -333,8 +255,8 @@ void Core::CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& respons
     task.set_cancel_requested_us(ToMicros(clock_->Now()));
     MarkChanged(task);
   }
-  auto agent = agents_.find(task.agent());
-  if (agent != agents_.end() && agent->second.conn != 0) {
+  const Agent* agent = agents_.Find(task.agent());
+  if (agent != nullptr && agent->connected()) {
     // The agent kills the process group and reports; the task ends then.
     SendTo(task.agent(), CancelMessage(task.id(), task.attempt_id(), "cancelled by user"));
     return;
@@ -348,7 +270,7 @@ void Core::CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& respons
 
 absl::StatusOr<v1::CancelResponse> Core::Cancel(const std::string& id) {
   v1::CancelResponse response;
-  if (JobEntry* job = FindJob(id)) {
+  if (JobEntry* job = jobs_.Find(id)) {
     // Waiting tasks first, so they read "cancelled" rather than "skipped"
     // because an earlier one was cancelled.
     for (v1::Task& task : *job->job.mutable_tasks()) {
@@ -361,8 +283,8 @@ absl::StatusOr<v1::CancelResponse> Core::Cancel(const std::string& id) {
       if (IsActive(task.state())) CancelTask(*job, task, response);
     }
     MaybeFinishJob(*job);
-  } else if (v1::Task* task = FindTask(id)) {
-    CancelTask(*FindJob(task->job_id()), *task, response);
+  } else if (v1::Task* task = jobs_.FindTask(id)) {
+    CancelTask(jobs_.JobOf(*task), *task, response);
   } else {
     return absl::NotFoundError(absl::StrCat("no job or task '", id, "'"));
   }
@@ -373,41 +295,33 @@ absl::StatusOr<v1::CancelResponse> Core::Cancel(const std::string& id) {
 
 std::vector<v1::Agent> Core::ListAgents() const {
   std::vector<v1::Agent> out;
-  for (const auto& [name, agent] : agents_) {
-    v1::Agent info = agent.info;
-    info.clear_running_tasks();
-    for (const std::string& t : agent.tasks) info.add_running_tasks(t);
-    info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
-    info.set_free_gpus(std::max(0, info.gpus() - static_cast<int32_t>(UsedGpus(agent).size())));
-    out.push_back(std::move(info));
-  }
+  for (const auto& [name, agent] : agents_.agents()) out.push_back(agent.Snapshot());
   return out;
 }
 
 absl::StatusOr<v1::Agent> Core::Drain(const std::string& name, bool undrain) {
-  auto it = agents_.find(name);
-  if (it == agents_.end()) return absl::NotFoundError(absl::StrCat("no agent '", name, "'"));
-  AgentEntry& agent = it->second;
-  agent.info.set_draining(!undrain);
+  Agent* agent = agents_.Find(name);
+  if (agent == nullptr) return absl::NotFoundError(absl::StrCat("no agent '", name, "'"));
+  agent->info.set_draining(!undrain);
   if (undrain) dirty_agents_.insert(name);
-  if (agent.conn != 0) {
-    agent.info.set_state(undrain ? v1::AGENT_STATE_CONNECTED : v1::AGENT_STATE_DRAINING);
+  if (agent->connected()) {
+    agent->info.set_state(undrain ? v1::AGENT_STATE_CONNECTED : v1::AGENT_STATE_DRAINING);
     v1::CoordinatorMessage msg;
     msg.mutable_drain()->set_draining(!undrain);
     SendTo(name, std::move(msg));
   }
   Log()->info("agent={} {}", name, undrain ? "undrained" : "draining");
-  SaveAgent(agent);
+  SaveAgent(*agent);
   Flush();
   Schedule();
-  v1::Agent info = agent.info;
+  v1::Agent info = agent->info;
   info.clear_running_tasks();
-  for (const std::string& t : agent.tasks) info.add_running_tasks(t);
+  for (const auto& [task, gpus] : agent->held) info.add_running_tasks(task);
   return info;
 }
 
 absl::StatusOr<v1::GetArtifactResponse> Core::GetArtifact(const v1::GetArtifactRequest& request) {
-  const v1::Task* task = FindTask(request.task_id());
+  const v1::Task* task = jobs_.FindTask(request.task_id());
   if (task == nullptr)
     return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
   const v1::Artifact* artifact = nullptr;
@@ -431,7 +345,7 @@ absl::StatusOr<v1::GetArtifactResponse> Core::GetArtifact(const v1::GetArtifactR
 }
 
 absl::StatusOr<v1::GetLogResponse> Core::GetLog(const v1::GetLogRequest& request) {
-  const v1::Task* task = FindTask(request.task_id());
+  const v1::Task* task = jobs_.FindTask(request.task_id());
   if (task == nullptr)
     return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
   v1::GetLogResponse response;
@@ -450,189 +364,96 @@ absl::StatusOr<v1::GetLogResponse> Core::GetLog(const v1::GetLogRequest& request
   return response;
 }
 
-void Core::CatchUpLogs(WatchEntry& w, const v1::Task& task) {
-  if (task.attempt_id() == 0) return;
-  uint64_t& sent = w.SentFor(task.id(), task.attempt_id());
-  uint64_t offset = sent;
-  const uint64_t size = logs_->Size(task.id(), task.attempt_id());
-  while (offset < size) {
-    absl::StatusOr<std::string> data =
-        logs_->Read(task.id(), task.attempt_id(), offset, kWatchCatchUpChunk);
-    if (!data.ok() || data->empty()) break;
-    v1::WatchEvent ev;
-    v1::LogData* log = ev.mutable_log();
-    log->set_task_id(task.id());
-    log->set_attempt_id(task.attempt_id());
-    log->set_offset(offset);
-    offset += data->size();
-    log->set_data(*std::move(data));
-    w.watcher->Send(std::move(ev));
-  }
-  sent = std::max(offset, sent);
-}
-
 absl::Status Core::AddWatcher(WatchId id, const v1::WatchJobRequest& request,
                               std::shared_ptr<Watcher> watcher) {
   if (shutting_down_) return absl::UnavailableError("coordinator shutting down");
-  const JobEntry* job = FindJob(request.job_id());
+  const JobEntry* job = jobs_.Find(request.job_id());
   if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", request.job_id(), "'"));
   if (!request.task_id().empty() && job->index.count(request.task_id()) == 0) {
     return absl::NotFoundError(
         absl::StrCat("job ", request.job_id(), " has no task '", request.task_id(), "'"));
   }
-  WatchEntry w;
-  w.job_id = request.job_id();
-  w.task_id = request.task_id();
-  w.logs = request.logs();
-  w.watcher = std::move(watcher);
-  // Resume offsets refer to the attempt current now.
-  for (const auto& [task_id, offset] : request.log_offsets()) {
-    auto idx = job->index.find(task_id);
-    if (idx == job->index.end()) continue;
-    w.sent[task_id] =
-        WatchEntry::Sent{job->job.tasks(static_cast<int>(idx->second)).attempt_id(), offset};
-  }
-
-  v1::WatchEvent snapshot;
-  *snapshot.mutable_snapshot() = job->job;
-  if (!w.task_id.empty()) {
-    snapshot.mutable_snapshot()->clear_tasks();
-    *snapshot.mutable_snapshot()->add_tasks() =
-        job->job.tasks(static_cast<int>(job->index.at(w.task_id)));
-  }
-  w.watcher->Send(std::move(snapshot));
-  if (w.logs) {
-    for (const v1::Task& task : job->job.tasks()) {
-      if (w.task_id.empty() || w.task_id == task.id()) CatchUpLogs(w, task);
-    }
-  }
-  if (job->job.state() != v1::JOB_STATE_RUNNING) {
-    v1::WatchEvent ev;
-    *ev.mutable_finished() = job->job;
-    w.watcher->Send(std::move(ev));
-    w.watcher->Finish(absl::OkStatus());
-    return absl::OkStatus();
-  }
-  watchers_[id] = std::move(w);
+  watchers_.Add(id, request, job->job, std::move(watcher));
   return absl::OkStatus();
 }
 
-void Core::RemoveWatcher(WatchId id) { watchers_.erase(id); }
-
-void Core::SendLogToWatchers(const std::string& task_id, uint64_t attempt, uint64_t offset,
-                             const std::string& data) {
-  const v1::Task* task = FindTask(task_id);
-  for (auto& [wid, w] : watchers_) {
-    if (!w.logs || w.job_id != task->job_id() || (!w.task_id.empty() && w.task_id != task_id)) {
-      continue;
-    }
-    uint64_t& sent = w.SentFor(task_id, attempt);
-    const uint64_t end = offset + data.size();
-    if (end <= sent) continue;
-    const uint64_t skip = sent > offset ? sent - offset : 0;
-    v1::WatchEvent ev;
-    v1::LogData* log = ev.mutable_log();
-    log->set_task_id(task_id);
-    log->set_attempt_id(attempt);
-    log->set_offset(offset + skip);
-    log->set_data(data.substr(static_cast<size_t>(skip)));
-    sent = end;
-    w.watcher->Send(std::move(ev));
-  }
-}
+void Core::RemoveWatcher(WatchId id) { watchers_.Remove(id); }
 
 // ---------------------------------------------------------------------------
 // Agents
 
 Core::ConnId Core::OnAgentConnected(std::shared_ptr<AgentConnection> conn) {
-  const ConnId id = next_conn_++;
-  if (shutting_down_) conn->Close(absl::UnavailableError("coordinator shutting down"));
-  conns_[id] = ConnEntry{std::move(conn), "", clock_->Now()};
-  return id;
+  return agents_.Connect(std::move(conn), clock_->Now());
 }
 
 void Core::OnAgentGone(ConnId conn) {
-  auto it = conns_.find(conn);
-  if (it == conns_.end()) return;
-  const std::string name = it->second.agent;
-  conns_.erase(it);
-  if (name.empty()) return;
-  AgentEntry& agent = agents_[name];
-  if (agent.conn != conn) return;  // an older stream, already replaced
-  DisconnectAgent(agent, absl::OkStatus());
+  Agent* agent = agents_.Gone(conn);
+  if (agent == nullptr) return;  // never registered, or an older stream already replaced
+  DisconnectAgent(*agent, absl::OkStatus());
   Flush();
 }
 
-void Core::DisconnectAgent(AgentEntry& agent, const absl::Status& why) {
+void Core::DisconnectAgent(Agent& agent, const absl::Status& why) {
   const std::string& name = agent.info.name();
-  auto conn = conns_.find(agent.conn);
-  if (conn != conns_.end()) {
-    conn->second.agent.clear();  // its OnAgentGone is now a no-op
-    if (!why.ok()) conn->second.conn->Close(why);
-  }
-  agent.conn = 0;
-  agent.disconnected_at = clock_->Now();
-  agent.lose_at = agent.disconnected_at + options_.agent_lost_timeout;
+  agents_.Disconnect(agent, why, clock_->Now());
   if (agent.info.unavailable_reason() == "shutting down") {
     // An assignment that crossed the agent's shutdown was never started and
     // never will be: back to the queue at once, like a hand-back. What it
     // runs waits for the lost timeout as usual: a network blip during a long
     // drain must not cost the work.
-    const std::set<std::string> held = agent.tasks;
+    std::vector<std::string> held;
+    for (const auto& [id, gpus] : agent.held) held.push_back(id);
     for (const std::string& id : held) {
-      v1::Task& task = *FindTask(id);
+      v1::Task& task = *jobs_.FindTask(id);
       if (task.state() != v1::TASK_STATE_ASSIGNED) continue;
       ReleaseFromAgent(task);
       logs_->CloseAttempt(task.id(), task.attempt_id());
       Apply(task, {TaskEvent::kHandBack, task.attempt_id(), nullptr, name,
                    absl::StrCat("agent ", name, " shut down before starting it")});
-      if (IsTerminal(task.state())) Propagate(*FindJob(task.job_id()), task);  // it was cancelled
+      if (IsTerminal(task.state())) Propagate(jobs_.JobOf(task), task);  // it was cancelled
     }
   }
-  agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
-  agent.info.set_last_seen_us(ToMicros(agent.last_seen));
   Log()->warn("agent={} disconnected{}{} holding {} attempts; re-queued after {} unless it returns",
-              name, why.ok() ? "" : ": ", std::string(why.message()), agent.tasks.size(),
+              name, why.ok() ? "" : ": ", std::string(why.message()), agent.held.size(),
               absl::FormatDuration(agent.lose_at - agent.disconnected_at));
   SaveAgent(agent);
 }
 
 void Core::OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) {
-  auto it = conns_.find(conn);
-  if (it == conns_.end()) return;  // already gone
   if (msg.kind_case() == v1::AgentMessage::kRegister) {
     OnRegister(conn, msg.register_());
     return;
   }
-  if (it->second.agent.empty()) {
-    it->second.conn->Close(
-        absl::InvalidArgumentError("the first message on an agent stream must be 'register'"));
+  Agent* agent = agents_.AgentOn(conn);
+  if (agent == nullptr) {
+    // Gone already (no-op), or not registered yet.
+    agents_.Close(conn,
+                  absl::InvalidArgumentError("the first message on an agent stream must be 'register'"));
     return;
   }
-  AgentEntry& agent = agents_[it->second.agent];
-  agent.last_seen = clock_->Now();
+  agent->last_seen = clock_->Now();
   switch (msg.kind_case()) {
     case v1::AgentMessage::kHeartbeat:
-      agent.info.set_last_seen_us(ToMicros(agent.last_seen));
-      OnHeartbeat(agent, msg.heartbeat());
+      agent->info.set_last_seen_us(ToMicros(agent->last_seen));
+      OnHeartbeat(*agent, msg.heartbeat());
       break;
     case v1::AgentMessage::kHandBack:
-      OnHandBack(agent, msg.hand_back());
+      OnHandBack(*agent, msg.hand_back());
       break;
     case v1::AgentMessage::kStarted:
-      OnStarted(agent, msg.started());
+      OnStarted(*agent, msg.started());
       break;
     case v1::AgentMessage::kLog:
-      OnLog(agent, msg.log());
+      OnLog(*agent, msg.log());
       break;
     case v1::AgentMessage::kResult:
-      OnResult(agent, msg.result());
+      OnResult(*agent, msg.result());
       break;
     case v1::AgentMessage::kArtifact:
-      OnArtifact(agent, msg.artifact());
+      OnArtifact(*agent, msg.artifact());
       break;
     default:
-      it->second.conn->Close(absl::InvalidArgumentError("unknown agent message"));
+      agents_.Close(conn, absl::InvalidArgumentError("unknown agent message"));
       return;
   }
   Flush();
@@ -640,51 +461,20 @@ void Core::OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) {
 }
 
 void Core::OnRegister(ConnId conn, const v1::Register& reg) {
-  ConnEntry& c = conns_[conn];
-  absl::Status bad;
-  if (!c.agent.empty()) bad = absl::InvalidArgumentError("register sent twice on one stream");
-  if (reg.name().empty()) bad = absl::InvalidArgumentError("register: agent name is empty");
-  if (reg.slots() <= 0) bad = absl::InvalidArgumentError("register: slots must be at least 1");
-  for (const std::string& label : reg.labels()) {
-    if (absl::Status s = ValidateLabel(label); !s.ok()) bad = s;
-  }
-  if (!bad.ok()) {
-    Log()->warn("refusing agent '{}' from {}: {}", reg.name(), c.conn->Peer(),
-                std::string(bad.message()));
-    c.conn->Close(bad);
+  absl::StatusOr<Agent*> registered = agents_.Register(conn, reg, clock_->Now());
+  if (!registered.ok()) {
+    if (absl::IsNotFound(registered.status())) return;  // the stream is already gone
+    Log()->warn("refusing agent '{}' from {}: {}", reg.name(), agents_.PeerOf(conn),
+                std::string(registered.status().message()));
+    agents_.Close(conn, registered.status());
     return;
   }
-  AgentEntry& agent = agents_[reg.name()];
-  if (agent.conn != 0 && agent.conn != conn) {
-    // The agent restarted or reconnected before its old TCP connection died:
-    // the newest stream wins.
-    ConnEntry& old = conns_[agent.conn];
-    old.agent.clear();
-    old.conn->Close(absl::AbortedError("replaced by a newer connection from the same agent"));
-  }
-  c.agent = reg.name();
-  agent.conn = conn;
-  agent.last_seen = clock_->Now();
-  agent.info.set_name(reg.name());
-  agent.info.mutable_labels()->Assign(reg.labels().begin(), reg.labels().end());
-  agent.info.set_slots(reg.slots());
-  agent.info.set_version(reg.version());
-  agent.info.set_peer(c.conn->Peer());
-  agent.info.set_free_disk_bytes(reg.capabilities().free_disk_bytes());
-  agent.info.mutable_executors()->Assign(reg.capabilities().executors().begin(),
-                                         reg.capabilities().executors().end());
-  agent.info.set_unavailable_reason(reg.capabilities().unavailable_reason());
-  agent.info.set_gpus(std::max(0, reg.capabilities().gpus()));
-  agent.info.set_gpu_vendor(reg.capabilities().gpu_vendor());
-  agent.info.set_last_seen_us(ToMicros(agent.last_seen));
-  agent.info.set_state(agent.info.draining() ? v1::AGENT_STATE_DRAINING
-                                             : v1::AGENT_STATE_CONNECTED);
-
-  v1::CoordinatorMessage registered;
-  registered.mutable_registered()->set_heartbeat_interval_ms(
+  Agent& agent = **registered;
+  v1::CoordinatorMessage hello;
+  hello.mutable_registered()->set_heartbeat_interval_ms(
       absl::ToInt64Milliseconds(options_.heartbeat_interval));
-  registered.mutable_registered()->set_draining(agent.info.draining());
-  SendTo(reg.name(), std::move(registered));
+  hello.mutable_registered()->set_draining(agent.info.draining());
+  SendTo(reg.name(), std::move(hello));
   {
     v1::CoordinatorMessage keep;
     keep.mutable_keep_images()->mutable_images()->Assign(keep_images_.begin(), keep_images_.end());
@@ -694,11 +484,11 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
   // Reconcile what the agent holds with what we think it holds.
   std::set<std::string> kept;
   for (const v1::HeldAttempt& held : reg.held()) {
-    v1::Task* task = FindTask(held.task_id());
+    v1::Task* task = jobs_.FindTask(held.task_id());
     if (task != nullptr && task->attempt_id() == held.attempt_id() && task->agent() == reg.name() &&
         IsActive(task->state())) {
       kept.insert(task->id());
-      agent.tasks.insert(task->id());
+      agents_.Hold(agent, task->id(), {task->gpu_ids().begin(), task->gpu_ids().end()});
       // Tells the agent where the stored log ends, so it resends exactly the rest.
       SendTo(reg.name(), AckMessage(task->id(), task->attempt_id(),
                                     logs_->Size(task->id(), task->attempt_id()), false,
@@ -708,24 +498,23 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
              CancelMessage(held.task_id(), held.attempt_id(), "attempt is no longer current"));
     }
   }
-  const std::set<std::string> believed = agent.tasks;
+  std::vector<std::string> believed;
+  for (const auto& [id, gpus] : agent.held) believed.push_back(id);
   for (const std::string& id : believed) {
-    if (kept.count(id) == 0) LoseAttempt(*FindTask(id), "agent came back without it");
+    if (kept.count(id) == 0) LoseAttempt(*jobs_.FindTask(id), "agent came back without it");
   }
-  agent.info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
   dirty_agents_.insert(reg.name());  // new, back, or with other labels or slots
   Log()->info("agent={} registered from {}: slots={} labels=[{}] re-attached={}", reg.name(),
-              c.conn->Peer(), reg.slots(), absl::StrJoin(reg.labels(), ","), kept.size());
+              agent.info.peer(), reg.slots(), absl::StrJoin(reg.labels(), ","), kept.size());
   SaveAgent(agent);
   Flush();
   Schedule();
 }
 
-v1::Task* Core::CurrentAttempt(AgentEntry& agent, const std::string& task_id,
-                               uint64_t attempt_id) {
-  v1::Task* task = FindTask(task_id);
+v1::Task* Core::CurrentAttempt(Agent& agent, const std::string& task_id, uint64_t attempt_id) {
+  v1::Task* task = jobs_.FindTask(task_id);
   if (task != nullptr && task->attempt_id() == attempt_id && IsActive(task->state()) &&
-      agent.tasks.count(task->id()) != 0) {
+      agent.held.count(task->id()) != 0) {
     return task;
   }
   // Fencing: nothing of a superseded attempt is stored, and its agent stops it.
@@ -733,7 +522,7 @@ v1::Task* Core::CurrentAttempt(AgentEntry& agent, const std::string& task_id,
   return nullptr;
 }
 
-void Core::OnHeartbeat(AgentEntry& agent, const v1::Heartbeat& beat) {
+void Core::OnHeartbeat(Agent& agent, const v1::Heartbeat& beat) {
   if (beat.free_disk_bytes() > 0) agent.info.set_free_disk_bytes(beat.free_disk_bytes());
   if (beat.unavailable_reason() == agent.info.unavailable_reason()) return;
   // Persisted: `musafarm agents` says why an agent takes no work.
@@ -746,17 +535,19 @@ void Core::OnHeartbeat(AgentEntry& agent, const v1::Heartbeat& beat) {
   SaveAgent(agent);
 }
 
-void Core::OnHandBack(AgentEntry& agent, const v1::HandBack& msg) {
+void Core::OnHandBack(Agent& agent, const v1::HandBack& msg) {
   v1::Task* task = CurrentAttempt(agent, msg.task_id(), msg.attempt_id());
   if (task == nullptr) return;
+  if (!Apply(*task, {TaskEvent::kHandBack, msg.attempt_id(), nullptr, agent.info.name(),
+                     absl::StrCat("agent ", agent.info.name(), " handed it back: ", msg.reason())})) {
+    return;
+  }
   ReleaseFromAgent(*task);
   logs_->CloseAttempt(task->id(), task->attempt_id());
-  Apply(*task, {TaskEvent::kHandBack, msg.attempt_id(), nullptr, agent.info.name(),
-                absl::StrCat("agent ", agent.info.name(), " handed it back: ", msg.reason())});
-  if (IsTerminal(task->state())) Propagate(*FindJob(task->job_id()), *task);  // it was cancelled
+  if (IsTerminal(task->state())) Propagate(jobs_.JobOf(*task), *task);  // it was cancelled
 }
 
-void Core::OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg) {
+void Core::OnStarted(Agent& agent, const v1::AttemptStarted& msg) {
   v1::Task* task = CurrentAttempt(agent, msg.task_id(), msg.attempt_id());
   if (task == nullptr) {
     return;
@@ -765,7 +556,7 @@ void Core::OnStarted(AgentEntry& agent, const v1::AttemptStarted& msg) {
   Apply(*task, {TaskEvent::kStart, msg.attempt_id(), nullptr, "", ""});
 }
 
-void Core::OnLog(AgentEntry& agent, const v1::LogChunk& chunk) {
+void Core::OnLog(Agent& agent, const v1::LogChunk& chunk) {
   v1::Task* task = CurrentAttempt(agent, chunk.task_id(), chunk.attempt_id());
   if (task == nullptr) return;
   const uint64_t before = logs_->Size(task->id(), task->attempt_id());
@@ -786,11 +577,11 @@ void Core::OnLog(AgentEntry& agent, const v1::LogChunk& chunk) {
   SendTo(agent.info.name(), AckMessage(task->id(), task->attempt_id(), *size, false));
   if (*size > before) {
     const size_t skip = static_cast<size_t>(before - chunk.offset());
-    SendLogToWatchers(task->id(), task->attempt_id(), before, chunk.data().substr(skip));
+    watchers_.PublishLog(*task, task->attempt_id(), before, chunk.data().substr(skip));
   }
 }
 
-void Core::OnArtifact(AgentEntry& agent, const v1::ArtifactChunk& chunk) {
+void Core::OnArtifact(Agent& agent, const v1::ArtifactChunk& chunk) {
   v1::Task* task = CurrentAttempt(agent, chunk.task_id(), chunk.attempt_id());
   if (task == nullptr) {
     return;
@@ -804,7 +595,7 @@ void Core::OnArtifact(AgentEntry& agent, const v1::ArtifactChunk& chunk) {
   }
 }
 
-void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
+void Core::OnResult(Agent& agent, const v1::AttemptResult& result) {
   v1::Task* task = CurrentAttempt(agent, result.task_id(), result.attempt_id());
   if (task == nullptr) {
     // A late result from a superseded attempt: refused, and the agent drops it.
@@ -840,23 +631,20 @@ void Core::OnResult(AgentEntry& agent, const v1::AttemptResult& result) {
   } else {
     task->clear_tests();
   }
-  if (IsTerminal(task->state())) Propagate(*FindJob(task->job_id()), *task);
+  if (IsTerminal(task->state())) Propagate(jobs_.JobOf(*task), *task);
   SendTo(agent.info.name(), AckMessage(task->id(), result.attempt_id(), stored, true));
 }
 
-void Core::ReleaseFromAgent(v1::Task& task) {
-  auto it = agents_.find(task.agent());
-  if (it == agents_.end()) return;
-  it->second.tasks.erase(task.id());
-  it->second.info.set_used_slots(static_cast<int32_t>(it->second.tasks.size()));
-  dirty_agents_.insert(it->first);  // a slot and maybe GPUs are free
+void Core::ReleaseFromAgent(const v1::Task& task) {
+  // A slot, and maybe GPUs, are free: placement may find room there now.
+  if (agents_.Release(task.agent(), task.id())) dirty_agents_.insert(task.agent());
 }
 
 void Core::LoseAttempt(v1::Task& task, const std::string& why) {
   ReleaseFromAgent(task);
   logs_->CloseAttempt(task.id(), task.attempt_id());
   Apply(task, {TaskEvent::kLose, task.attempt_id(), nullptr, task.agent(), why});
-  if (IsTerminal(task.state())) Propagate(*FindJob(task.job_id()), task);
+  if (IsTerminal(task.state())) Propagate(jobs_.JobOf(task), task);
 }
 
 void Core::Propagate(JobEntry& job, const v1::Task& task) {
@@ -879,50 +667,19 @@ void Core::MaybeFinishJob(JobEntry& entry) {
                 : failed  ? v1::JOB_STATE_FAILED
                           : v1::JOB_STATE_SUCCEEDED);
   job.set_ended_us(ToMicros(clock_->Now()));
-  if (!entry.secrets.empty()) {
-    // Nothing of the job runs any more, so nothing needs them.
-    entry.secrets.clear();
-    pending_.mutation.drop_secrets.push_back(job.id());
-  }
+  // Nothing of the job runs any more, so nothing needs its secrets.
+  if (jobs_.DropSecrets(entry)) pending_.mutation.drop_secrets.push_back(job.id());
   Log()->info("job={} {}", job.id(), v1::JobState_Name(job.state()));
   UpdateKeepImages();
   pending_.changed_jobs.insert(job.id());
 }
 
-std::set<std::string> Core::ImagesOfRunningJobs() const {
-  std::set<std::string> images;
-  for (const auto& [id, entry] : jobs_) {
-    if (entry.job.state() != v1::JOB_STATE_RUNNING) continue;
-    for (const v1::Task& task : entry.job.tasks()) {
-      const v1::StageSpec& run = task.spec().run();
-      switch (run.kind_case()) {
-        case v1::StageSpec::kDockerRun:
-          images.insert(run.docker_run().image());
-          break;
-        case v1::StageSpec::kDockerBuild:
-          images.insert(run.docker_build().tags().begin(), run.docker_build().tags().end());
-          // A base image comes in as a build arg (BASE_IMG, SYS); keeping every
-          // value errs on the side of keeping.
-          for (const auto& [k, v] : run.docker_build().build_args()) images.insert(v);
-          break;
-        case v1::StageSpec::kDockerPush:
-          images.insert(run.docker_push().images().begin(), run.docker_push().images().end());
-          break;
-        default:
-          break;
-      }
-    }
-  }
-  images.erase("");
-  return images;
-}
-
 void Core::UpdateKeepImages() {
-  std::set<std::string> images = ImagesOfRunningJobs();
+  std::set<std::string> images = jobs_.ImagesInUse();
   if (images == keep_images_) return;
   keep_images_ = std::move(images);
-  for (const auto& [name, agent] : agents_) {
-    if (agent.conn == 0) continue;
+  for (const auto& [name, agent] : agents_.agents()) {
+    if (!agent.connected()) continue;
     v1::CoordinatorMessage keep;
     keep.mutable_keep_images()->mutable_images()->Assign(keep_images_.begin(), keep_images_.end());
     SendTo(name, std::move(keep));
@@ -938,25 +695,20 @@ void Core::Schedule() {
   if (ready_.size() == 0) return;
   ++stats_.passes;
 
-  std::vector<AgentEntry*> agents;
+  std::vector<Agent*> agents;
   std::vector<std::vector<std::string>> agent_labels, agent_kinds;
   std::vector<AgentSlots> slots;
-  agent_labels.reserve(agents_.size());
-  agent_kinds.reserve(agents_.size());
-  for (auto& [name, agent] : agents_) {
+  std::vector<std::set<int32_t>> used_gpus;
+  int total_free = 0;
+  for (auto& [name, agent] : agents_.agents()) {
     agents.push_back(&agent);
     agent_labels.emplace_back(agent.info.labels().begin(), agent.info.labels().end());
     agent_kinds.emplace_back(agent.info.executors().begin(), agent.info.executors().end());
+    used_gpus.push_back(agent.used_gpus());
   }
-  std::vector<std::set<int32_t>> used_gpus;
-  int total_free = 0;
   for (size_t i = 0; i < agents.size(); ++i) {
-    const AgentEntry& a = *agents[i];
-    used_gpus.push_back(UsedGpus(a));
-    slots.push_back(AgentSlots{
-        &agent_labels[i], std::max(0, a.info.slots() - static_cast<int>(a.tasks.size())),
-        a.conn != 0 && !a.info.draining() && a.info.unavailable_reason().empty(),
-        &agent_kinds[i]});
+    const Agent& a = *agents[i];
+    slots.push_back(AgentSlots{&agent_labels[i], a.free_slots(), a.accepting(), &agent_kinds[i]});
     slots.back().free_gpus = std::max(0, a.info.gpus() - static_cast<int>(used_gpus[i].size()));
     if (slots.back().accepting) total_free += slots.back().free_slots;
   }
@@ -998,12 +750,12 @@ void Core::Schedule() {
     }
     if (next == nullptr) break;
     ++stats_.tasks_examined;
-    v1::Task& task = *FindTask(next->tasks.begin()->second);
+    v1::Task& task = *jobs_.FindTask(next->tasks.begin()->second);
     ReadyTask view = class_view(next->requirement);
     // Cache locality: the agents that ran this task's dependencies hold their
     // images and build cache.
     for (const std::string& need : task.spec().needs()) {
-      const v1::Task* dep = FindTask(need);
+      const v1::Task* dep = jobs_.FindTask(need);
       if (dep == nullptr || dep->agent().empty()) continue;
       for (size_t a = 0; a < agents.size(); ++a) {
         if (agents[a]->info.name() == dep->agent()) view.warm_agents.push_back(a);
@@ -1014,7 +766,7 @@ void Core::Schedule() {
       candidates.erase(next->requirement);
       continue;
     }
-    AgentEntry& agent = *agents[a];
+    Agent& agent = *agents[a];
     if (!Apply(task, {TaskEvent::kAssign, next_attempt_id_++, nullptr, agent.info.name(), ""})) {
       candidates.erase(next->requirement);  // cannot happen; never loop on it
       continue;
@@ -1028,8 +780,7 @@ void Core::Schedule() {
          ++g) {
       if (used_gpus[a].insert(g).second) task.add_gpu_ids(g);
     }
-    agent.tasks.insert(task.id());
-    agent.info.set_used_slots(static_cast<int32_t>(agent.tasks.size()));
+    agents_.Hold(agent, task.id(), {task.gpu_ids().begin(), task.gpu_ids().end()});
     v1::CoordinatorMessage msg;
     v1::Assignment* as = msg.mutable_assignment();
     as->set_task_id(task.id());
@@ -1038,7 +789,7 @@ void Core::Schedule() {
     as->set_display_name(task.spec().display_name());
     *as->mutable_run() = task.spec().run();
     *as->mutable_gpu_ids() = task.gpu_ids();
-    const JobEntry& job = jobs_[task.job_id()];
+    const JobEntry& job = jobs_.JobOf(task);
     for (const std::string& name : task.spec().run().secrets()) {
       auto it = job.secrets.find(name);
       if (it != job.secrets.end()) (*as->mutable_secrets())[name] = it->second;
@@ -1050,42 +801,22 @@ void Core::Schedule() {
   if (placed_any) Flush();
 }
 
-std::set<int32_t> Core::UsedGpus(const AgentEntry& agent) const {
-  std::set<int32_t> used;
-  for (const std::string& id : agent.tasks) {
-    auto it = task_index_.find(id);
-    if (it == task_index_.end()) continue;
-    const v1::Task& task = jobs_.at(it->second.job_id).job.tasks(static_cast<int>(it->second.index));
-    used.insert(task.gpu_ids().begin(), task.gpu_ids().end());
-  }
-  return used;
-}
-
 void Core::Tick() {
   const absl::Time now = clock_->Now();
-  for (auto& [id, c] : conns_) {
-    if (c.agent.empty() && now - c.opened > options_.heartbeat_timeout) {
-      c.conn->Close(absl::DeadlineExceededError("no 'register' within the heartbeat deadline"));
-    }
+  agents_.CloseUnregistered(now);
+  for (Agent* agent : agents_.Silent(now)) {
+    // Disconnected from this moment: nothing more is placed on it while its
+    // stream winds down.
+    DisconnectAgent(*agent, absl::UnavailableError(absl::StrCat(
+                                "no heartbeat for ", absl::FormatDuration(now - agent->last_seen))));
   }
-  for (auto& [name, agent] : agents_) {
-    if (agent.conn != 0) {
-      if (now - agent.last_seen > options_.heartbeat_timeout) {
-        // Disconnected from this moment: nothing more is placed on it while
-        // its stream winds down.
-        DisconnectAgent(agent,
-                        absl::UnavailableError(absl::StrCat(
-                            "no heartbeat for ", absl::FormatDuration(now - agent.last_seen))));
-      }
-      continue;
-    }
-    if (!agent.tasks.empty() && now >= agent.lose_at) {
-      const std::set<std::string> held = agent.tasks;
-      for (const std::string& id : held) {
-        LoseAttempt(*FindTask(id),
-                    absl::StrCat("lost (away for ",
-                                 absl::FormatDuration(now - agent.disconnected_at), ")"));
-      }
+  for (Agent* agent : agents_.Lost(now)) {
+    std::vector<std::string> held;
+    for (const auto& [id, gpus] : agent->held) held.push_back(id);
+    for (const std::string& id : held) {
+      LoseAttempt(*jobs_.FindTask(id),
+                  absl::StrCat("lost (away for ", absl::FormatDuration(now - agent->disconnected_at),
+                               ")"));
     }
   }
   Flush();
@@ -1094,10 +825,8 @@ void Core::Tick() {
 
 void Core::Shutdown() {
   shutting_down_ = true;
-  for (auto& [id, w] : watchers_)
-    w.watcher->Finish(absl::UnavailableError("coordinator shutting down"));
-  watchers_.clear();
-  for (auto& [id, c] : conns_) c.conn->Close(absl::UnavailableError("coordinator shutting down"));
+  watchers_.FinishAll(absl::UnavailableError("coordinator shutting down"));
+  agents_.CloseAll(absl::UnavailableError("coordinator shutting down"));
 }
 
 }  // namespace musafarm::coordinator

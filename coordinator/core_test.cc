@@ -9,23 +9,14 @@
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_agent_connection.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/fakes/recording_watcher.h"
 
 namespace musafarm::coordinator {
 namespace {
 
 using FakeConnection = testing::FakeAgentConnection;
 
-class RecordingWatcher final : public Watcher {
- public:
-  void Send(v1::WatchEvent e) override { events.push_back(std::move(e)); }
-  void Finish(const absl::Status& s) override {
-    finished = s;
-    done = true;
-  }
-  std::vector<v1::WatchEvent> events;
-  absl::Status finished;
-  bool done = false;
-};
+using RecordingWatcher = testing::RecordingWatcher;
 
 constexpr char kDiamond[] = R"(
 name: chain

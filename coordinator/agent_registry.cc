@@ -1,0 +1,194 @@
+#include "coordinator/agent_registry.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/clock.h"
+#include "common/labels.h"
+
+namespace musafarm::coordinator {
+
+int AgentRegistry::Agent::free_slots() const {
+  return std::max(0, info.slots() - static_cast<int>(held.size()));
+}
+
+std::set<int32_t> AgentRegistry::Agent::used_gpus() const {
+  std::set<int32_t> used;
+  for (const auto& [task, gpus] : held) used.insert(gpus.begin(), gpus.end());
+  return used;
+}
+
+v1::Agent AgentRegistry::Agent::Snapshot() const {
+  v1::Agent out = info;
+  out.clear_running_tasks();
+  for (const auto& [task, gpus] : held) out.add_running_tasks(task);
+  out.set_used_slots(static_cast<int32_t>(held.size()));
+  out.set_free_gpus(std::max(0, info.gpus() - static_cast<int32_t>(used_gpus().size())));
+  return out;
+}
+
+AgentRegistry::Agent& AgentRegistry::Restore(v1::Agent info, absl::Time now) {
+  Agent& agent = agents_[info.name()];
+  agent.info = std::move(info);
+  agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
+  agent.info.set_used_slots(0);
+  agent.info.clear_running_tasks();
+  agent.disconnected_at = now;
+  agent.lose_at = now + std::max(timing_.restart_grace, timing_.agent_lost_timeout);
+  return agent;
+}
+
+AgentRegistry::Agent& AgentRegistry::RestoreHolder(const std::string& name, absl::Time now) {
+  auto it = agents_.find(name);
+  if (it != agents_.end()) return it->second;
+  v1::Agent info;
+  info.set_name(name);
+  return Restore(std::move(info), now);
+}
+
+AgentRegistry::ConnId AgentRegistry::Connect(std::shared_ptr<AgentConnection> conn,
+                                             absl::Time now) {
+  const ConnId id = next_conn_++;
+  if (!closing_.ok()) conn->Close(closing_);
+  conns_[id] = Conn{std::move(conn), "", now};
+  return id;
+}
+
+AgentRegistry::Agent* AgentRegistry::Gone(ConnId conn) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end()) return nullptr;
+  const std::string name = it->second.agent;
+  conns_.erase(it);
+  if (name.empty()) return nullptr;
+  Agent* agent = Find(name);
+  if (agent == nullptr || agent->conn != conn) return nullptr;  // an older stream, replaced
+  return agent;
+}
+
+AgentRegistry::Agent* AgentRegistry::AgentOn(ConnId conn) {
+  auto it = conns_.find(conn);
+  if (it == conns_.end() || it->second.agent.empty()) return nullptr;
+  return Find(it->second.agent);
+}
+
+void AgentRegistry::Close(ConnId conn, const absl::Status& why) {
+  auto it = conns_.find(conn);
+  if (it != conns_.end()) it->second.conn->Close(why);
+}
+
+std::string AgentRegistry::PeerOf(ConnId conn) const {
+  auto it = conns_.find(conn);
+  return it == conns_.end() ? "" : it->second.conn->Peer();
+}
+
+absl::StatusOr<AgentRegistry::Agent*> AgentRegistry::Register(ConnId conn_id,
+                                                              const v1::Register& reg,
+                                                              absl::Time now) {
+  auto c = conns_.find(conn_id);
+  if (c == conns_.end()) return absl::NotFoundError("stream already gone");
+  absl::Status bad;
+  if (!c->second.agent.empty()) bad = absl::InvalidArgumentError("register sent twice on one stream");
+  if (reg.name().empty()) bad = absl::InvalidArgumentError("register: agent name is empty");
+  if (reg.slots() <= 0) bad = absl::InvalidArgumentError("register: slots must be at least 1");
+  for (const std::string& label : reg.labels()) {
+    if (absl::Status s = ValidateLabel(label); !s.ok()) bad = s;
+  }
+  if (!bad.ok()) return bad;
+  Agent& agent = agents_[reg.name()];
+  if (agent.conn != 0 && agent.conn != conn_id) {
+    // The agent restarted or reconnected before its old TCP connection died:
+    // the newest stream wins.
+    auto old = conns_.find(agent.conn);
+    if (old != conns_.end()) {
+      old->second.agent.clear();
+      old->second.conn->Close(
+          absl::AbortedError("replaced by a newer connection from the same agent"));
+    }
+  }
+  c->second.agent = reg.name();
+  agent.conn = conn_id;
+  agent.last_seen = now;
+  agent.info.set_name(reg.name());
+  agent.info.mutable_labels()->Assign(reg.labels().begin(), reg.labels().end());
+  agent.info.set_slots(reg.slots());
+  agent.info.set_version(reg.version());
+  agent.info.set_peer(c->second.conn->Peer());
+  agent.info.set_free_disk_bytes(reg.capabilities().free_disk_bytes());
+  agent.info.mutable_executors()->Assign(reg.capabilities().executors().begin(),
+                                         reg.capabilities().executors().end());
+  agent.info.set_unavailable_reason(reg.capabilities().unavailable_reason());
+  agent.info.set_gpus(std::max(0, reg.capabilities().gpus()));
+  agent.info.set_gpu_vendor(reg.capabilities().gpu_vendor());
+  agent.info.set_last_seen_us(ToMicros(now));
+  agent.info.set_state(agent.info.draining() ? v1::AGENT_STATE_DRAINING
+                                             : v1::AGENT_STATE_CONNECTED);
+  return &agent;
+}
+
+void AgentRegistry::Disconnect(Agent& agent, const absl::Status& why, absl::Time now) {
+  auto conn = conns_.find(agent.conn);
+  if (conn != conns_.end()) {
+    conn->second.agent.clear();  // its Gone is now a no-op
+    if (!why.ok()) conn->second.conn->Close(why);
+  }
+  agent.conn = 0;
+  agent.disconnected_at = now;
+  agent.lose_at = now + timing_.agent_lost_timeout;
+  agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
+  agent.info.set_last_seen_us(ToMicros(agent.last_seen));
+}
+
+void AgentRegistry::Send(const std::string& name, v1::CoordinatorMessage msg) {
+  Agent* agent = Find(name);
+  if (agent == nullptr || agent->conn == 0) return;
+  auto conn = conns_.find(agent->conn);
+  if (conn != conns_.end()) conn->second.conn->Send(std::move(msg));
+}
+
+void AgentRegistry::Hold(Agent& agent, const std::string& task_id, std::vector<int32_t> gpus) {
+  agent.held[task_id] = std::move(gpus);
+  agent.info.set_used_slots(static_cast<int32_t>(agent.held.size()));
+}
+
+bool AgentRegistry::Release(const std::string& name, const std::string& task_id) {
+  Agent* agent = Find(name);
+  if (agent == nullptr || agent->held.erase(task_id) == 0) return false;
+  agent->info.set_used_slots(static_cast<int32_t>(agent->held.size()));
+  return true;
+}
+
+AgentRegistry::Agent* AgentRegistry::Find(const std::string& name) {
+  auto it = agents_.find(name);
+  return it == agents_.end() ? nullptr : &it->second;
+}
+
+void AgentRegistry::CloseUnregistered(absl::Time now) {
+  for (auto& [id, c] : conns_) {
+    if (c.agent.empty() && now - c.opened > timing_.heartbeat_timeout) {
+      c.conn->Close(absl::DeadlineExceededError("no 'register' within the heartbeat deadline"));
+    }
+  }
+}
+
+std::vector<AgentRegistry::Agent*> AgentRegistry::Silent(absl::Time now) {
+  std::vector<Agent*> out;
+  for (auto& [name, agent] : agents_) {
+    if (agent.conn != 0 && now - agent.last_seen > timing_.heartbeat_timeout) out.push_back(&agent);
+  }
+  return out;
+}
+
+std::vector<AgentRegistry::Agent*> AgentRegistry::Lost(absl::Time now) {
+  std::vector<Agent*> out;
+  for (auto& [name, agent] : agents_) {
+    if (agent.conn == 0 && !agent.held.empty() && now >= agent.lose_at) out.push_back(&agent);
+  }
+  return out;
+}
+
+void AgentRegistry::CloseAll(const absl::Status& why) {
+  closing_ = why;
+  for (auto& [id, c] : conns_) c.conn->Close(why);
+}
+
+}  // namespace musafarm::coordinator

@@ -1,0 +1,116 @@
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "coordinator/agent_event_sink.h"
+#include "musafarm/v1/agent_service.pb.h"
+#include "musafarm/v1/farm.pb.h"
+
+namespace musafarm::coordinator {
+
+// The agents and their streams: registration, liveness (heartbeat deadline,
+// lost timer), and what each holds (attempts, slots, GPU numbers). Knows
+// nothing of tasks beyond their ids; the core decides what a lost or returning
+// agent means for them. Not thread-safe: core loop only.
+class AgentRegistry {
+ public:
+  using ConnId = AgentEventSink::ConnId;
+
+  struct Timing {
+    absl::Duration heartbeat_timeout = absl::Seconds(10);
+    absl::Duration agent_lost_timeout = absl::Seconds(5);
+    absl::Duration restart_grace = absl::Seconds(30);
+  };
+
+  struct Agent {
+    v1::Agent info;
+    ConnId conn = 0;  // 0: not connected
+    absl::Time disconnected_at = absl::InfinitePast();
+    // Its attempts are lost once the clock passes this (while disconnected).
+    absl::Time lose_at = absl::InfiniteFuture();
+    absl::Time last_seen = absl::InfinitePast();
+    // Task ids whose current attempt it holds, with the GPU numbers each was given.
+    std::map<std::string, std::vector<int32_t>> held;
+
+    bool connected() const { return conn != 0; }
+    // Connected, not draining, not refusing work.
+    bool accepting() const {
+      return conn != 0 && !info.draining() && info.unavailable_reason().empty();
+    }
+    int free_slots() const;
+    std::set<int32_t> used_gpus() const;
+    // For `musafarm agents`: running tasks, used slots and free GPUs filled in.
+    v1::Agent Snapshot() const;
+  };
+
+  explicit AgentRegistry(Timing timing) : timing_(timing) {}
+
+  // --- recovery: every agent starts disconnected, its attempts lost after the restart grace.
+  Agent& Restore(v1::Agent info, absl::Time now);
+  // The agent that a recovered attempt names (created if no row was stored).
+  Agent& RestoreHolder(const std::string& name, absl::Time now);
+
+  // --- streams
+  ConnId Connect(std::shared_ptr<AgentConnection> conn, absl::Time now);
+  // The stream ended. Returns the agent it carried if that agent had not moved
+  // on to a newer stream; the caller then calls Disconnect.
+  Agent* Gone(ConnId conn);
+  // The registered agent on `conn`, or null (unknown stream, or not registered yet).
+  Agent* AgentOn(ConnId conn);
+  // Closes a stream (protocol error, shutdown); its end still comes via Gone.
+  void Close(ConnId conn, const absl::Status& why);
+  // Checks `reg` and binds the agent to `conn`, closing an older stream of the
+  // same agent (the newest wins). An invalid registration is InvalidArgument;
+  // the caller closes the stream with it.
+  absl::StatusOr<Agent*> Register(ConnId conn, const v1::Register& reg, absl::Time now);
+  // Treats the agent as disconnected from `now`: it gets no work, and its
+  // attempts are lost after agent_lost_timeout unless it returns. A non-OK
+  // `why` also closes its stream, whose own end then changes nothing.
+  void Disconnect(Agent& agent, const absl::Status& why, absl::Time now);
+  std::string PeerOf(ConnId conn) const;
+
+  // Sends to a connected agent; dropped if it is not connected.
+  void Send(const std::string& agent, v1::CoordinatorMessage msg);
+
+  // --- attempts
+  void Hold(Agent& agent, const std::string& task_id, std::vector<int32_t> gpus);
+  // Forgets that `agent` holds the task. Returns whether it did (a slot is free).
+  bool Release(const std::string& agent, const std::string& task_id);
+
+  Agent* Find(const std::string& name);
+  std::map<std::string, Agent>& agents() { return agents_; }
+  const std::map<std::string, Agent>& agents() const { return agents_; }
+
+  // --- timers (Tick)
+  // Closes streams that did not register within the heartbeat deadline.
+  void CloseUnregistered(absl::Time now);
+  // Connected agents silent past the heartbeat deadline.
+  std::vector<Agent*> Silent(absl::Time now);
+  // Disconnected agents still holding attempts whose lost timer has run out.
+  std::vector<Agent*> Lost(absl::Time now);
+
+  // Closes every stream (shutdown); new streams are closed at once from now on.
+  void CloseAll(const absl::Status& why);
+
+ private:
+  struct Conn {
+    std::shared_ptr<AgentConnection> conn;
+    std::string agent;  // empty until registered
+    absl::Time opened;
+  };
+  const Timing timing_;
+  std::map<std::string, Agent> agents_;  // by name
+  std::map<ConnId, Conn> conns_;
+  ConnId next_conn_ = 1;
+  absl::Status closing_ = absl::OkStatus();  // set by CloseAll
+};
+
+}  // namespace musafarm::coordinator

@@ -1,0 +1,144 @@
+#include "coordinator/agent_registry.h"
+
+#include "gtest/gtest.h"
+#include "tests/fakes/fake_agent_connection.h"
+
+namespace musafarm::coordinator {
+namespace {
+
+using FakeConnection = testing::FakeAgentConnection;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1000);
+
+AgentRegistry::Timing Timing() {
+  AgentRegistry::Timing t;
+  t.heartbeat_timeout = absl::Seconds(10);
+  t.agent_lost_timeout = absl::Seconds(5);
+  t.restart_grace = absl::Seconds(30);
+  return t;
+}
+
+v1::Register Reg(const std::string& name, int slots, int gpus = 0) {
+  v1::Register r;
+  r.set_name(name);
+  r.set_slots(slots);
+  r.add_labels("pool=a");
+  r.mutable_capabilities()->set_gpus(gpus);
+  return r;
+}
+
+TEST(AgentRegistryTest, RegisterBindsTheAgentAndRefusesBadRegistrations) {
+  AgentRegistry reg(Timing());
+  auto conn = std::make_shared<FakeConnection>();
+  const auto id = reg.Connect(conn, kT0);
+  EXPECT_EQ(reg.AgentOn(id), nullptr);
+  v1::Register bad = Reg("", 1);
+  EXPECT_TRUE(absl::IsInvalidArgument(reg.Register(id, bad, kT0).status()));
+  bad = Reg("h1", 0);
+  EXPECT_TRUE(absl::IsInvalidArgument(reg.Register(id, bad, kT0).status()));
+  bad = Reg("h1", 1);
+  bad.add_labels("bad label");
+  EXPECT_TRUE(absl::IsInvalidArgument(reg.Register(id, bad, kT0).status()));
+
+  absl::StatusOr<AgentRegistry::Agent*> a = reg.Register(id, Reg("h1", 2), kT0);
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(reg.AgentOn(id), *a);
+  EXPECT_EQ((*a)->info.state(), v1::AGENT_STATE_CONNECTED);
+  EXPECT_TRUE((*a)->accepting());
+  EXPECT_EQ((*a)->free_slots(), 2);
+  EXPECT_TRUE(absl::IsInvalidArgument(reg.Register(id, Reg("h1", 2), kT0).status()))
+      << "register twice on one stream";
+}
+
+TEST(AgentRegistryTest, TheNewestStreamOfAnAgentWins) {
+  AgentRegistry reg(Timing());
+  auto old_conn = std::make_shared<FakeConnection>();
+  auto new_conn = std::make_shared<FakeConnection>();
+  const auto old_id = reg.Connect(old_conn, kT0);
+  ASSERT_TRUE(reg.Register(old_id, Reg("h1", 1), kT0).ok());
+  const auto new_id = reg.Connect(new_conn, kT0);
+  ASSERT_TRUE(reg.Register(new_id, Reg("h1", 1), kT0).ok());
+  EXPECT_TRUE(absl::IsAborted(old_conn->closed));
+  EXPECT_EQ(reg.Gone(old_id), nullptr);  // the old stream's end changes nothing
+  EXPECT_EQ(reg.Find("h1")->conn, new_id);
+  v1::CoordinatorMessage msg;
+  msg.mutable_drain()->set_draining(true);
+  reg.Send("h1", msg);
+  EXPECT_EQ(new_conn->sent.size(), 1u);
+  EXPECT_TRUE(old_conn->sent.empty());
+}
+
+TEST(AgentRegistryTest, SlotsAndGpusFollowWhatItHolds) {
+  AgentRegistry reg(Timing());
+  const auto id = reg.Connect(std::make_shared<FakeConnection>(), kT0);
+  AgentRegistry::Agent* a = *reg.Register(id, Reg("h1", 3, 4), kT0);
+  reg.Hold(*a, "1/a", {0, 1});
+  reg.Hold(*a, "1/b", {3});
+  EXPECT_EQ(a->free_slots(), 1);
+  EXPECT_EQ(a->used_gpus(), (std::set<int32_t>{0, 1, 3}));
+  v1::Agent snap = a->Snapshot();
+  EXPECT_EQ(snap.used_slots(), 2);
+  EXPECT_EQ(snap.free_gpus(), 1);
+  EXPECT_EQ(snap.running_tasks_size(), 2);
+  EXPECT_TRUE(reg.Release("h1", "1/a"));
+  EXPECT_FALSE(reg.Release("h1", "1/a"));
+  EXPECT_FALSE(reg.Release("nobody", "1/b"));
+  EXPECT_EQ(a->used_gpus(), (std::set<int32_t>{3}));
+  EXPECT_EQ(a->free_slots(), 2);
+}
+
+TEST(AgentRegistryTest, SilentAgentsAndLostTimers) {
+  AgentRegistry reg(Timing());
+  auto conn = std::make_shared<FakeConnection>();
+  const auto id = reg.Connect(conn, kT0);
+  AgentRegistry::Agent* a = *reg.Register(id, Reg("h1", 1), kT0);
+  reg.Hold(*a, "1/a", {});
+  EXPECT_TRUE(reg.Silent(kT0 + absl::Seconds(10)).empty());
+  ASSERT_EQ(reg.Silent(kT0 + absl::Seconds(11)).size(), 1u);
+
+  const absl::Time t1 = kT0 + absl::Seconds(11);
+  reg.Disconnect(*a, absl::UnavailableError("no heartbeat"), t1);
+  EXPECT_TRUE(absl::IsUnavailable(conn->closed));
+  EXPECT_FALSE(a->connected());
+  EXPECT_FALSE(a->accepting());
+  EXPECT_EQ(a->info.state(), v1::AGENT_STATE_DISCONNECTED);
+  EXPECT_EQ(reg.Gone(id), nullptr);  // already treated as gone
+  EXPECT_TRUE(reg.Lost(t1 + absl::Seconds(4)).empty());
+  ASSERT_EQ(reg.Lost(t1 + absl::Seconds(5)).size(), 1u);
+  reg.Release("h1", "1/a");
+  EXPECT_TRUE(reg.Lost(t1 + absl::Seconds(5)).empty());  // nothing left to lose
+}
+
+TEST(AgentRegistryTest, RestoredAgentsWaitTheRestartGrace) {
+  AgentRegistry reg(Timing());
+  v1::Agent stored;
+  stored.set_name("h1");
+  stored.set_state(v1::AGENT_STATE_CONNECTED);
+  AgentRegistry::Agent& a = reg.Restore(stored, kT0);
+  EXPECT_EQ(a.info.state(), v1::AGENT_STATE_DISCONNECTED);
+  reg.Hold(a, "1/a", {});
+  AgentRegistry::Agent& ghost = reg.RestoreHolder("h2", kT0);  // no stored row
+  reg.Hold(ghost, "1/b", {});
+  EXPECT_EQ(&reg.RestoreHolder("h1", kT0), &a);
+  EXPECT_TRUE(reg.Lost(kT0 + absl::Seconds(29)).empty());
+  EXPECT_EQ(reg.Lost(kT0 + absl::Seconds(30)).size(), 2u);
+}
+
+TEST(AgentRegistryTest, UnregisteredStreamsCloseAtTheDeadlineAndShutdownClosesAll) {
+  AgentRegistry reg(Timing());
+  auto quiet = std::make_shared<FakeConnection>();
+  auto good = std::make_shared<FakeConnection>();
+  reg.Connect(quiet, kT0);
+  ASSERT_TRUE(reg.Register(reg.Connect(good, kT0), Reg("h1", 1), kT0).ok());
+  reg.CloseUnregistered(kT0 + absl::Seconds(11));
+  EXPECT_TRUE(absl::IsDeadlineExceeded(quiet->closed));
+  EXPECT_TRUE(good->closed.ok());
+  reg.CloseAll(absl::UnavailableError("shutting down"));
+  EXPECT_TRUE(absl::IsUnavailable(good->closed));
+  auto late = std::make_shared<FakeConnection>();
+  reg.Connect(late, kT0);
+  EXPECT_TRUE(absl::IsUnavailable(late->closed));
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator
