@@ -19,6 +19,7 @@
 #include "agent/image_pruner.h"
 #include "agent/pytest_summary.h"
 #include "agent/task_env.h"
+#include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/format_bytes.h"
 #include "common/labels.h"
@@ -288,7 +289,7 @@ void Agent::PersistResult(Attempt& a) {
   if (s.ok() && !a.result.SerializeToString(&bytes)) {
     s = absl::InternalError("cannot serialize the result");
   }
-  if (s.ok()) s = WriteFileAtomically(path, bytes);
+  if (s.ok()) s = WriteFileAtomically(path, bytes, 0600);
   if (!s.ok()) {
     Log()->warn(
         "task={} attempt={}: cannot keep the result for a restart: {} (should this agent end "

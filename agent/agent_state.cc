@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/atomic_file.h"
 
 namespace musafarm::agent {
 namespace {
@@ -32,17 +33,6 @@ std::string Line(std::initializer_list<absl::string_view> fields) {
 
 absl::Status Errno(const std::string& what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
-}
-
-absl::Status WriteAll(int fd, absl::string_view data, const std::string& path) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Errno("cannot write", path);
-    done += static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -132,29 +122,7 @@ absl::StatusOr<AgentState> ParseAgentState(absl::string_view text) {
 }
 
 absl::Status WriteAgentStateFile(const std::string& path, const AgentState& state) {
-  return WriteFileAtomically(path, SerializeAgentState(state));
-}
-
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view data) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Errno("cannot create", tmp);
-  absl::Status s = WriteAll(fd, data, tmp);
-  if (s.ok() && ::fsync(fd) != 0) s = Errno("cannot fsync", tmp);
-  if (::close(fd) != 0 && s.ok()) s = Errno("cannot close", tmp);
-  if (s.ok() && ::rename(tmp.c_str(), path.c_str()) != 0) s = Errno("cannot rename to", path);
-  if (!s.ok()) {
-    ::unlink(tmp.c_str());
-    return s;
-  }
-  // The rename itself is durable only once the directory is.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Errno("cannot open", dir);
-  if (::fsync(dfd) != 0) s = Errno("cannot fsync", dir);
-  ::close(dfd);
-  return s;
+  return WriteFileAtomically(path, SerializeAgentState(state), 0600);
 }
 
 absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path) {

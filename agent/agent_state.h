@@ -85,10 +85,7 @@ struct AgentState {
 std::string SerializeAgentState(const AgentState& state);
 absl::StatusOr<AgentState> ParseAgentState(absl::string_view text);
 
-// Writes `path`.tmp, fsyncs it, renames it over `path` and fsyncs the
-// directory: a crash leaves either the old content or the new one.
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view data);
-// WriteFileAtomically of the serialized state.
+// The serialized state, through WriteFileAtomically (common/atomic_file.h).
 absl::Status WriteAgentStateFile(const std::string& path, const AgentState& state);
 // NotFound when there is no file; DataLoss when it cannot be parsed.
 absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path);

@@ -103,7 +103,7 @@ TEST_F(AgentStateTest, WriteReplacesAtomicallyAndLeavesNoTemporaryFile) {
   ASSERT_TRUE(WriteAgentStateFile(path_, Sample()).ok());
   // A crash while writing the next state leaves a partial temporary file:
   // the state itself is the complete old one.
-  std::ofstream(path_ + ".tmp") << "musafarm-agent-state\t1\nattempt\t7/x";
+  std::ofstream(path_ + ".part") << "musafarm-agent-state\t1\nattempt\t7/x";
   absl::StatusOr<AgentState> read = ReadAgentStateFile(path_);
   ASSERT_TRUE(read.ok()) << read.status();
   EXPECT_EQ(*read, Sample());
@@ -111,7 +111,7 @@ TEST_F(AgentStateTest, WriteReplacesAtomicallyAndLeavesNoTemporaryFile) {
   AgentState next;
   next.agent = "gpu-07";
   ASSERT_TRUE(WriteAgentStateFile(path_, next).ok());
-  EXPECT_FALSE(fs::exists(path_ + ".tmp"));
+  EXPECT_FALSE(fs::exists(path_ + ".part"));
   read = ReadAgentStateFile(path_);
   ASSERT_TRUE(read.ok());
   EXPECT_EQ(*read, next);

@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/atomic_file.h"
 #include "common/logging.h"
 #include "common/subprocess.h"
 #include "google/protobuf/struct.pb.h"
@@ -336,29 +337,9 @@ void ImagePruner::SaveLocked() {
   std::string data;
   for (const auto& [ref, t] : touched_)
     absl::StrAppend(&data, absl::ToUnixMicros(t), "\t", ref, "\n");
-  const std::string tmp = options_.lru_file + ".tmp";
-  std::string error;
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    error = absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno));
-  } else {
-    size_t done = 0;
-    while (done < data.size()) {
-      const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      done += static_cast<size_t>(n);
-    }
-    // fsync before rename: after a crash the file is the old or the new one, whole.
-    if (done != data.size() || ::fsync(fd) != 0) {
-      error = absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno));
-    }
-    ::close(fd);
-    if (error.empty() && std::rename(tmp.c_str(), options_.lru_file.c_str()) != 0) {
-      error = absl::StrCat("cannot replace ", options_.lru_file, ": ", std::strerror(errno));
-    }
-    if (!error.empty()) std::remove(tmp.c_str());
-  }
+  // After a crash the file is the old or the new one, whole.
+  const absl::Status s = WriteFileAtomically(options_.lru_file, data);
+  const std::string error(s.message());
   if (!error.empty() && !save_failed_) {
     GetLogger("image_pruner")->warn("{}; use times will not survive a restart", error);
   }

@@ -481,7 +481,7 @@ TEST_F(PrunerFakeDockerTest, TouchTimesSurviveARestartAndGoneImagesAreForgotten)
   EXPECT_EQ(ReadFile(o.lru_file),
             absl::StrCat(t0, "\tapp/a:1\n", t0 + 1'000'000, "\tsha256:", std::string(64, 'b'), "\n",
                          t0 + 1'000'000, "\tunlabelled:latest\n"));
-  EXPECT_FALSE(fs::exists(o.lru_file + ".tmp"));
+  EXPECT_FALSE(fs::exists(o.lru_file + ".part"));
   std::ofstream(o.lru_file, std::ios::app) << "garbage line\n\t\n12x\tapp/c:1\n";
 
   clock_.Advance(absl::Seconds(1));

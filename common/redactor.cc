@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
 
 namespace musafarm {
 namespace {
@@ -98,30 +99,24 @@ absl::Status RedactFile(const std::string& path, const std::vector<std::string>&
   if (!in) {
     return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
   }
-  const std::string tmp = path + ".redacting";
-  std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-  if (!out) {
-    return absl::InternalError(absl::StrCat("cannot write ", tmp, ": ", std::strerror(errno)));
-  }
+  absl::StatusOr<std::unique_ptr<AtomicFile>> out = AtomicFile::Create(path);
+  if (!out.ok()) return absl::InternalError(absl::StrCat("cannot write ", out.status().message()));
   std::string buf(kFileChunk, '\0');
-  while (in) {
+  absl::Status written = absl::OkStatus();
+  while (in && written.ok()) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     const size_t got = static_cast<size_t>(in.gcount());
     if (got == 0) break;
-    out << r.Feed(absl::string_view(buf.data(), got));
+    written = (*out)->Append(r.Feed(absl::string_view(buf.data(), got)));
   }
   const bool read_ok = in.eof() && !in.bad();
-  out << r.Finish();
-  out.close();
-  if (!read_ok || !out) {
-    std::remove(tmp.c_str());
-    return absl::InternalError(
-        absl::StrCat("cannot redact ", path, ": ", read_ok ? "write failed" : "read failed"));
+  if (written.ok()) written = (*out)->Append(r.Finish());
+  if (!read_ok || !written.ok()) {
+    return absl::InternalError(absl::StrCat("cannot redact ", path, ": ",
+                                            read_ok ? written.message() : "read failed"));
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    return absl::InternalError(absl::StrCat("cannot replace ", path, ": ", why));
+  if (absl::Status s = (*out)->Commit(); !s.ok()) {
+    return absl::InternalError(absl::StrCat("cannot replace ", path, ": ", s.message()));
   }
   return absl::OkStatus();
 }

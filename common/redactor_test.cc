@@ -199,7 +199,7 @@ TEST(RedactorTest, RedactsAFileInPlaceAcrossItsReadChunks) {
   std::stringstream got;
   got << in.rdbuf();
   EXPECT_EQ(got.str(), std::string(64 * 1024 - 5, 'x') + "***\nend ***");
-  EXPECT_FALSE(std::filesystem::exists(path + ".redacting"));
+  EXPECT_FALSE(std::filesystem::exists(path + ".part"));
   // No secrets: nothing to do, not even a rewrite.
   EXPECT_TRUE(RedactFile((dir / "missing").string(), {}).ok());
   EXPECT_FALSE(RedactFile((dir / "missing").string(), {secret}).ok());

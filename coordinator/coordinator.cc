@@ -5,6 +5,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
 #include "common/logging.h"
 #include "coordinator/server.h"
 
@@ -50,15 +51,11 @@ absl::Status Coordinator::Start() {
   port_ = *port;
   ScheduleTick(&loop_, core_.get());
   if (!options_.port_file.empty()) {
-    // Written to a temporary name and renamed, so a reader never sees half a number.
-    const std::string tmp = options_.port_file + ".tmp";
-    {
-      std::ofstream out(tmp);
-      out << port_ << "\n";
-      if (!out) return absl::InternalError(absl::StrCat("cannot write port file ", tmp));
+    // Atomically, so a reader never sees half a number.
+    if (absl::Status s = WriteFileAtomically(options_.port_file, absl::StrCat(port_, "\n"));
+        !s.ok()) {
+      return absl::InternalError(absl::StrCat("cannot write port file: ", s.message()));
     }
-    std::filesystem::rename(tmp, options_.port_file, ec);
-    if (ec) return absl::InternalError(absl::StrCat("cannot write port file: ", ec.message()));
   }
   log->info("listening on port {} (data in {})", port_, options_.data_dir);
   return absl::OkStatus();

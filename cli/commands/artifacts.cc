@@ -5,7 +5,8 @@
 #include <ostream>
 #include <system_error>
 
-#include "cli/atomic_file.h"
+#include "absl/strings/str_cat.h"
+#include "common/atomic_file.h"
 #include "cli/client.h"
 #include "cli/commands/commands.h"
 #include "cli/commands/fetch_job.h"

@@ -2,7 +2,7 @@
 
 #include <ostream>
 
-#include "cli/atomic_file.h"
+#include "common/atomic_file.h"
 #include "cli/client.h"
 #include "cli/commands/commands.h"
 #include "cli/commands/fetch_job.h"

@@ -1,4 +1,4 @@
-#include "cli/atomic_file.h"
+#include "common/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -6,11 +6,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
-namespace musafarm::cli {
+namespace musafarm {
 namespace {
 
 std::string PartPath(const std::string& path) { return absl::StrCat(path, ".part"); }
@@ -21,9 +22,11 @@ absl::Status ErrnoError(const std::string& what, int e) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string& path) {
+absl::StatusOr<std::unique_ptr<AtomicFile>> AtomicFile::Create(const std::string& path,
+                                                            int mode) {
   const std::string part = PartPath(path);
-  const int fd = ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd =
+      ::open(part.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, static_cast<mode_t>(mode));
   if (fd < 0) return ErrnoError(part, errno);
   return std::unique_ptr<AtomicFile>(new AtomicFile(path, fd));
 }
@@ -74,13 +77,20 @@ absl::Status AtomicFile::Commit() {
     ::unlink(part.c_str());
     return ErrnoError(absl::StrCat("rename ", part, " to ", path_), e);
   }
-  return absl::OkStatus();
+  std::string dir = std::filesystem::path(path_).parent_path().string();
+  if (dir.empty()) dir = ".";
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return ErrnoError(dir, errno);
+  absl::Status s = absl::OkStatus();
+  if (::fsync(dfd) != 0) s = ErrnoError(absl::StrCat("fsync ", dir), errno);
+  ::close(dfd);
+  return s;
 }
 
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view data) {
-  MF_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> f, AtomicFile::Create(path));
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view data, int mode) {
+  MF_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> f, AtomicFile::Create(path, mode));
   MF_RETURN_IF_ERROR(f->Append(data));
   return f->Commit();
 }
 
-}  // namespace musafarm::cli
+}  // namespace musafarm

@@ -1,4 +1,4 @@
-#include "cli/atomic_file.h"
+#include "common/atomic_file.h"
 
 #include <filesystem>
 #include <fstream>
@@ -8,7 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace musafarm::cli {
+namespace musafarm {
 namespace {
 
 namespace fs = std::filesystem;
@@ -66,4 +66,4 @@ TEST(AtomicFileTest, WriteFileAtomicallyAndItsErrors) {
 }
 
 }  // namespace
-}  // namespace musafarm::cli
+}  // namespace musafarm
