@@ -49,7 +49,10 @@ struct CoreOptions {
 };
 
 // The coordinator's orchestrator: it turns user calls, agent messages and
-// ticks into events on its parts and decides what they mean together.
+// ticks into events on its parts and decides what they mean together. Its
+// methods live in four files: core.cc (recovery, Apply, Flush, propagation,
+// timers), core_user_api.cc (UserApi), core_agents.cc (AgentEventSink, the
+// agent protocol) and core_schedule.cc (the scheduling pass).
 //   JobTable          jobs, the task index, dependants, secrets
 //   TaskStateMachine  every task state change (legality, fencing, results)
 //   AgentRegistry     agents, streams, liveness, what each holds

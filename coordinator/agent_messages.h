@@ -1,0 +1,25 @@
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+#include "musafarm/v1/agent_service.pb.h"
+
+namespace musafarm::coordinator {
+
+// The coordinator -> agent messages the core sends from more than one place.
+
+// Stop the attempt (user cancel, or it is no longer current).
+v1::CoordinatorMessage CancelMessage(const std::string& task_id, uint64_t attempt,
+                                     const std::string& reason);
+
+// The attempt's log is stored up to `offset`; with `resend`, send again from
+// there; with `result_stored`, the result is durable and the attempt may be forgotten.
+v1::CoordinatorMessage AckMessage(const std::string& task_id, uint64_t attempt, uint64_t offset,
+                                  bool result_stored, bool resend = false);
+
+// The images that no agent may prune.
+v1::CoordinatorMessage KeepImagesMessage(const std::set<std::string>& images);
+
+}  // namespace musafarm::coordinator

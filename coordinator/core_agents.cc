@@ -1,0 +1,285 @@
+// Core, part 3 of 4: the agent protocol (AgentEventSink): streams,
+// registration and reconciliation, heartbeats, attempt reports (started, log,
+// artifact, result, hand-back) with fencing, lost attempts. The orchestration
+// is in core.cc.
+#include "coordinator/core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/logging.h"
+#include "common/task_state.h"
+#include "coordinator/agent_messages.h"
+
+namespace musafarm::coordinator {
+namespace {
+std::shared_ptr<spdlog::logger> Log() {
+  static auto log = GetLogger("core");
+  return log;
+}
+}  // namespace
+
+Core::ConnId Core::OnAgentConnected(std::shared_ptr<AgentConnection> conn) {
+  return agents_.Connect(std::move(conn), clock_->Now());
+}
+
+void Core::OnAgentGone(ConnId conn) {
+  Agent* agent = agents_.Gone(conn);
+  if (agent == nullptr) return;  // never registered, or an older stream already replaced
+  DisconnectAgent(*agent, absl::OkStatus());
+  Flush();
+}
+
+void Core::DisconnectAgent(Agent& agent, const absl::Status& why) {
+  const std::string& name = agent.info.name();
+  agents_.Disconnect(agent, why, clock_->Now());
+  if (agent.info.unavailable_reason() == "shutting down") {
+    // An assignment that crossed the agent's shutdown was never started and
+    // never will be: back to the queue at once, like a hand-back. What it
+    // runs waits for the lost timeout as usual: a network blip during a long
+    // drain must not cost the work.
+    std::vector<std::string> held;
+    for (const auto& [id, gpus] : agent.held) held.push_back(id);
+    for (const std::string& id : held) {
+      v1::Task& task = *jobs_.FindTask(id);
+      if (task.state() != v1::TASK_STATE_ASSIGNED) continue;
+      ReleaseFromAgent(task);
+      logs_->CloseAttempt(task.id(), task.attempt_id());
+      Apply(task, {TaskEvent::kHandBack, task.attempt_id(), nullptr, name,
+                   absl::StrCat("agent ", name, " shut down before starting it")});
+      if (IsTerminal(task.state())) Propagate(jobs_.JobOf(task), task);  // it was cancelled
+    }
+  }
+  Log()->warn("agent={} disconnected{}{} holding {} attempts; re-queued after {} unless it returns",
+              name, why.ok() ? "" : ": ", std::string(why.message()), agent.held.size(),
+              absl::FormatDuration(agent.lose_at - agent.disconnected_at));
+  SaveAgent(agent);
+}
+
+void Core::OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) {
+  if (msg.kind_case() == v1::AgentMessage::kRegister) {
+    OnRegister(conn, msg.register_());
+    return;
+  }
+  Agent* agent = agents_.AgentOn(conn);
+  if (agent == nullptr) {
+    // Gone already (no-op), or not registered yet.
+    agents_.Close(conn,
+                  absl::InvalidArgumentError("the first message on an agent stream must be 'register'"));
+    return;
+  }
+  agent->last_seen = clock_->Now();
+  switch (msg.kind_case()) {
+    case v1::AgentMessage::kHeartbeat:
+      agent->info.set_last_seen_us(ToMicros(agent->last_seen));
+      OnHeartbeat(*agent, msg.heartbeat());
+      break;
+    case v1::AgentMessage::kHandBack:
+      OnHandBack(*agent, msg.hand_back());
+      break;
+    case v1::AgentMessage::kStarted:
+      OnStarted(*agent, msg.started());
+      break;
+    case v1::AgentMessage::kLog:
+      OnLog(*agent, msg.log());
+      break;
+    case v1::AgentMessage::kResult:
+      OnResult(*agent, msg.result());
+      break;
+    case v1::AgentMessage::kArtifact:
+      OnArtifact(*agent, msg.artifact());
+      break;
+    default:
+      agents_.Close(conn, absl::InvalidArgumentError("unknown agent message"));
+      return;
+  }
+  Flush();
+  Schedule();
+}
+
+void Core::OnRegister(ConnId conn, const v1::Register& reg) {
+  absl::StatusOr<Agent*> registered = agents_.Register(conn, reg, clock_->Now());
+  if (!registered.ok()) {
+    if (absl::IsNotFound(registered.status())) return;  // the stream is already gone
+    Log()->warn("refusing agent '{}' from {}: {}", reg.name(), agents_.PeerOf(conn),
+                std::string(registered.status().message()));
+    agents_.Close(conn, registered.status());
+    return;
+  }
+  Agent& agent = **registered;
+  v1::CoordinatorMessage hello;
+  hello.mutable_registered()->set_heartbeat_interval_ms(
+      absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  hello.mutable_registered()->set_draining(agent.info.draining());
+  SendTo(reg.name(), std::move(hello));
+  SendTo(reg.name(), KeepImagesMessage(keep_images_));
+
+  // Reconcile what the agent holds with what we think it holds.
+  std::set<std::string> kept;
+  for (const v1::HeldAttempt& held : reg.held()) {
+    v1::Task* task = jobs_.FindTask(held.task_id());
+    if (task != nullptr && task->attempt_id() == held.attempt_id() && task->agent() == reg.name() &&
+        IsActive(task->state())) {
+      kept.insert(task->id());
+      agents_.Hold(agent, task->id(), {task->gpu_ids().begin(), task->gpu_ids().end()});
+      // Tells the agent where the stored log ends, so it resends exactly the rest.
+      SendTo(reg.name(), AckMessage(task->id(), task->attempt_id(),
+                                    logs_->Size(task->id(), task->attempt_id()), false,
+                                    /*resend=*/true));
+    } else {
+      SendTo(reg.name(),
+             CancelMessage(held.task_id(), held.attempt_id(), "attempt is no longer current"));
+    }
+  }
+  std::vector<std::string> believed;
+  for (const auto& [id, gpus] : agent.held) believed.push_back(id);
+  for (const std::string& id : believed) {
+    if (kept.count(id) == 0) LoseAttempt(*jobs_.FindTask(id), "agent came back without it");
+  }
+  dirty_agents_.insert(reg.name());  // new, back, or with other labels or slots
+  Log()->info("agent={} registered from {}: slots={} labels=[{}] re-attached={}", reg.name(),
+              agent.info.peer(), reg.slots(), absl::StrJoin(reg.labels(), ","), kept.size());
+  SaveAgent(agent);
+  Flush();
+  Schedule();
+}
+
+v1::Task* Core::CurrentAttempt(Agent& agent, const std::string& task_id, uint64_t attempt_id) {
+  v1::Task* task = jobs_.FindTask(task_id);
+  if (task != nullptr && task->attempt_id() == attempt_id && IsActive(task->state()) &&
+      agent.held.count(task->id()) != 0) {
+    return task;
+  }
+  // Fencing: nothing of a superseded attempt is stored, and its agent stops it.
+  SendTo(agent.info.name(), CancelMessage(task_id, attempt_id, "attempt is no longer current"));
+  return nullptr;
+}
+
+void Core::OnHeartbeat(Agent& agent, const v1::Heartbeat& beat) {
+  if (beat.free_disk_bytes() > 0) agent.info.set_free_disk_bytes(beat.free_disk_bytes());
+  if (beat.unavailable_reason() == agent.info.unavailable_reason()) return;
+  // Persisted: `musafarm agents` says why an agent takes no work.
+  Log()->info("agent={} {}", agent.info.name(),
+              beat.unavailable_reason().empty()
+                  ? std::string("takes work again")
+                  : absl::StrCat("takes no new work: ", beat.unavailable_reason()));
+  agent.info.set_unavailable_reason(beat.unavailable_reason());
+  if (beat.unavailable_reason().empty()) dirty_agents_.insert(agent.info.name());
+  SaveAgent(agent);
+}
+
+void Core::OnHandBack(Agent& agent, const v1::HandBack& msg) {
+  v1::Task* task = CurrentAttempt(agent, msg.task_id(), msg.attempt_id());
+  if (task == nullptr) return;
+  if (!Apply(*task, {TaskEvent::kHandBack, msg.attempt_id(), nullptr, agent.info.name(),
+                     absl::StrCat("agent ", agent.info.name(), " handed it back: ", msg.reason())})) {
+    return;
+  }
+  ReleaseFromAgent(*task);
+  logs_->CloseAttempt(task->id(), task->attempt_id());
+  if (IsTerminal(task->state())) Propagate(jobs_.JobOf(*task), *task);  // it was cancelled
+}
+
+void Core::OnStarted(Agent& agent, const v1::AttemptStarted& msg) {
+  v1::Task* task = CurrentAttempt(agent, msg.task_id(), msg.attempt_id());
+  if (task == nullptr) {
+    return;
+  }
+  if (task->state() != v1::TASK_STATE_ASSIGNED) return;  // a resend
+  Apply(*task, {TaskEvent::kStart, msg.attempt_id(), nullptr, "", ""});
+}
+
+void Core::OnLog(Agent& agent, const v1::LogChunk& chunk) {
+  v1::Task* task = CurrentAttempt(agent, chunk.task_id(), chunk.attempt_id());
+  if (task == nullptr) return;
+  const uint64_t before = logs_->Size(task->id(), task->attempt_id());
+  absl::StatusOr<uint64_t> size =
+      logs_->Append(task->id(), task->attempt_id(), chunk.offset(), chunk.data());
+  if (!size.ok()) {
+    if (absl::IsFailedPrecondition(size.status())) {
+      // A gap: ask for a resend from where the stored log ends.
+      SendTo(agent.info.name(),
+             AckMessage(task->id(), task->attempt_id(), before, false, /*resend=*/true));
+    } else {
+      Log()->error("task={} attempt={}: {}", task->id(), task->attempt_id(),
+                   size.status().ToString());
+    }
+    return;
+  }
+  task->set_log_size(*size);
+  SendTo(agent.info.name(), AckMessage(task->id(), task->attempt_id(), *size, false));
+  if (*size > before) {
+    const size_t skip = static_cast<size_t>(before - chunk.offset());
+    watchers_.PublishLog(*task, task->attempt_id(), before, chunk.data().substr(skip));
+  }
+}
+
+void Core::OnArtifact(Agent& agent, const v1::ArtifactChunk& chunk) {
+  v1::Task* task = CurrentAttempt(agent, chunk.task_id(), chunk.attempt_id());
+  if (task == nullptr) {
+    return;
+  }
+  absl::StatusOr<uint64_t> size = logs_->AppendArtifact(task->id(), task->attempt_id(),
+                                                        chunk.name(), chunk.offset(), chunk.data());
+  if (!size.ok()) {
+    // A gap or a bad name: the result check below asks for a resend or fails it.
+    Log()->warn("task={} attempt={} artifact '{}': {}", task->id(), task->attempt_id(),
+                chunk.name(), size.status().ToString());
+  }
+}
+
+void Core::OnResult(Agent& agent, const v1::AttemptResult& result) {
+  v1::Task* task = CurrentAttempt(agent, result.task_id(), result.attempt_id());
+  if (task == nullptr) {
+    // A late result from a superseded attempt: refused, and the agent drops it.
+    Log()->warn("agent={} task={} attempt={}: refusing result of a superseded attempt",
+                agent.info.name(), result.task_id(), result.attempt_id());
+    return;
+  }
+  const uint64_t stored = logs_->Size(task->id(), task->attempt_id());
+  bool artifacts_complete = true;
+  for (const v1::Artifact& artifact : result.artifacts()) {
+    if (!LogStore::ValidArtifactName(artifact.name())) {
+      artifacts_complete = false;  // never storable: refuse the whole result
+      break;
+    }
+    artifacts_complete =
+        artifacts_complete &&
+        logs_->ArtifactSize(task->id(), task->attempt_id(), artifact.name()) >= artifact.size();
+  }
+  if (stored < result.log_size() || !artifacts_complete) {
+    // Not every byte is here yet: have the agent resend them, then the result.
+    SendTo(agent.info.name(),
+           AckMessage(task->id(), task->attempt_id(), stored, false, /*resend=*/true));
+    return;
+  }
+  if (!Apply(*task, {TaskEvent::kResult, result.attempt_id(), &result, "", ""})) return;
+  logs_->CloseAttempt(task->id(), task->attempt_id());
+  ReleaseFromAgent(*task);
+  task->set_exit_code(result.exit_code());
+  task->set_log_size(stored);
+  *task->mutable_artifacts() = result.artifacts();
+  if (result.has_tests()) {
+    *task->mutable_tests() = result.tests();
+  } else {
+    task->clear_tests();
+  }
+  if (IsTerminal(task->state())) Propagate(jobs_.JobOf(*task), *task);
+  SendTo(agent.info.name(), AckMessage(task->id(), result.attempt_id(), stored, true));
+}
+
+void Core::ReleaseFromAgent(const v1::Task& task) {
+  // A slot, and maybe GPUs, are free: placement may find room there now.
+  if (agents_.Release(task.agent(), task.id())) dirty_agents_.insert(task.agent());
+}
+
+void Core::LoseAttempt(v1::Task& task, const std::string& why) {
+  ReleaseFromAgent(task);
+  logs_->CloseAttempt(task.id(), task.attempt_id());
+  Apply(task, {TaskEvent::kLose, task.attempt_id(), nullptr, task.agent(), why});
+  if (IsTerminal(task.state())) Propagate(jobs_.JobOf(task), task);
+}
+
+}  // namespace musafarm::coordinator

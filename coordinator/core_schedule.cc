@@ -1,0 +1,129 @@
+// Core, part 4 of 4: the scheduling pass over the ready queue's dirty
+// requirement classes. The orchestration is in core.cc; placement itself is
+// pure, in scheduler.h.
+#include "coordinator/core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "common/task_state.h"
+#include "coordinator/scheduler.h"
+
+namespace musafarm::coordinator {
+
+void Core::Schedule() {
+  if (shutting_down_) return;  // nothing new goes to streams that are closing
+  if (!ready_.HasDirty() && dirty_agents_.empty()) return;  // nothing placement reads changed
+  std::set<Requirement> candidates = ready_.TakeDirty();
+  std::set<std::string> changed_agents;
+  changed_agents.swap(dirty_agents_);
+  if (ready_.size() == 0) return;
+  ++stats_.passes;
+
+  std::vector<Agent*> agents;
+  std::vector<std::vector<std::string>> agent_labels, agent_kinds;
+  std::vector<AgentSlots> slots;
+  std::vector<std::set<int32_t>> used_gpus;
+  int total_free = 0;
+  for (auto& [name, agent] : agents_.agents()) {
+    agents.push_back(&agent);
+    agent_labels.emplace_back(agent.info.labels().begin(), agent.info.labels().end());
+    agent_kinds.emplace_back(agent.info.executors().begin(), agent.info.executors().end());
+    used_gpus.push_back(agent.used_gpus());
+  }
+  for (size_t i = 0; i < agents.size(); ++i) {
+    const Agent& a = *agents[i];
+    slots.push_back(AgentSlots{&agent_labels[i], a.free_slots(), a.accepting(), &agent_kinds[i]});
+    slots.back().free_gpus = std::max(0, a.info.gpus() - static_cast<int>(used_gpus[i].size()));
+    if (slots.back().accepting) total_free += slots.back().free_slots;
+  }
+  auto class_view = [](const Requirement& r) {
+    ReadyTask view;
+    view.labels = &r.labels;
+    view.kind = r.kind;
+    view.gpus = r.gpus;
+    return view;
+  };
+  // Classes with no new task are worth a look only if an agent that changed
+  // can take one of them now.
+  for (const auto& [req, cls] : ready_.classes()) {
+    if (candidates.count(req) != 0) continue;
+    const ReadyTask view = class_view(req);
+    for (size_t a = 0; a < agents.size(); ++a) {
+      if (changed_agents.count(agents[a]->info.name()) != 0 && Fits(slots[a], view)) {
+        candidates.insert(req);
+        break;
+      }
+    }
+  }
+
+  // Oldest first across the candidate classes (a merge of their queues); a
+  // class leaves the merge at its first task that fits nowhere.
+  bool placed_any = false;
+  while (total_free > 0 && !candidates.empty()) {
+    const ReadyQueue::Class* next = nullptr;
+    for (auto it = candidates.begin(); it != candidates.end();) {
+      auto c = ready_.classes().find(*it);
+      if (c == ready_.classes().end()) {
+        it = candidates.erase(it);  // emptied
+        continue;
+      }
+      if (next == nullptr || c->second.tasks.begin()->first < next->tasks.begin()->first) {
+        next = &c->second;
+      }
+      ++it;
+    }
+    if (next == nullptr) break;
+    ++stats_.tasks_examined;
+    v1::Task& task = *jobs_.FindTask(next->tasks.begin()->second);
+    ReadyTask view = class_view(next->requirement);
+    // Cache locality: the agents that ran this task's dependencies hold their
+    // images and build cache.
+    for (const std::string& need : task.spec().needs()) {
+      const v1::Task* dep = jobs_.FindTask(need);
+      if (dep == nullptr || dep->agent().empty()) continue;
+      for (size_t a = 0; a < agents.size(); ++a) {
+        if (agents[a]->info.name() == dep->agent()) view.warm_agents.push_back(a);
+      }
+    }
+    const size_t a = BestAgent(view, slots);
+    if (a == agents.size()) {
+      candidates.erase(next->requirement);
+      continue;
+    }
+    Agent& agent = *agents[a];
+    if (!Apply(task, {TaskEvent::kAssign, next_attempt_id_++, nullptr, agent.info.name(), ""})) {
+      candidates.erase(next->requirement);  // cannot happen; never loop on it
+      continue;
+    }
+    placed_any = true;
+    --slots[a].free_slots;
+    slots[a].free_gpus -= view.gpus;
+    --total_free;
+    // The lowest free GPU numbers; BestAgent checked there are enough.
+    for (int32_t g = 0; task.gpu_ids_size() < task.spec().run().gpus() && g < agent.info.gpus();
+         ++g) {
+      if (used_gpus[a].insert(g).second) task.add_gpu_ids(g);
+    }
+    agents_.Hold(agent, task.id(), {task.gpu_ids().begin(), task.gpu_ids().end()});
+    v1::CoordinatorMessage msg;
+    v1::Assignment* as = msg.mutable_assignment();
+    as->set_task_id(task.id());
+    as->set_attempt_id(task.attempt_id());
+    as->set_job_id(task.job_id());
+    as->set_display_name(task.spec().display_name());
+    *as->mutable_run() = task.spec().run();
+    *as->mutable_gpu_ids() = task.gpu_ids();
+    const JobEntry& job = jobs_.JobOf(task);
+    for (const std::string& name : task.spec().run().secrets()) {
+      auto it = job.secrets.find(name);
+      if (it != job.secrets.end()) (*as->mutable_secrets())[name] = it->second;
+    }
+    // Persisted before it is sent (Flush): if we crash in between, the agent
+    // never heard of it and re-registration re-queues it.
+    SendTo(agent.info.name(), std::move(msg));
+  }
+  if (placed_any) Flush();
+}
+
+}  // namespace musafarm::coordinator

@@ -1,0 +1,250 @@
+// Core, part 2 of 4: the user API (UserApi): submit, read, cancel, drain,
+// logs, artifacts, watchers. The orchestration is in core.cc.
+#include "coordinator/core.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/task_state.h"
+#include "coordinator/agent_messages.h"
+#include "pipeline/spec.h"
+
+namespace musafarm::coordinator {
+namespace {
+
+constexpr size_t kMaxSpecBytes = 1 << 20;
+constexpr size_t kMaxTasksPerJob = 10000;
+constexpr size_t kMaxSecretBytes = 64 << 10;
+// Below gRPC clients' default 4 MiB receive limit, with room for the other fields.
+constexpr uint64_t kMaxLogRead = (4 << 20) - (64 << 10);
+
+std::shared_ptr<spdlog::logger> Log() {
+  static auto log = GetLogger("core");
+  return log;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
+  if (request.spec_yaml().size() > kMaxSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        request.spec_file().empty() ? "<submitted>" : request.spec_file(), ":1:1: pipeline: is ",
+        request.spec_yaml().size(), " bytes; the limit is ", kMaxSpecBytes));
+  }
+  const std::string job_id = absl::StrCat(jobs_.next_job_number());
+  const std::string file = request.spec_file().empty() ? "<submitted>" : request.spec_file();
+  pipeline::ExpandOptions expand;
+  expand.name_override = request.name();
+  expand.params.insert(request.params().begin(), request.params().end());
+  for (const v1::AxisValues& axis : request.axes()) {
+    expand.axes.emplace_back(axis.axis(),
+                             std::vector<std::string>(axis.values().begin(), axis.values().end()));
+  }
+  for (const auto& [name, value] : request.secrets()) {
+    // Names only from here on: an error message must never carry a value.
+    if (value.size() > kMaxSecretBytes) {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": --secret ", name, ": value is ",
+                                                     value.size(), " bytes; the limit is ",
+                                                     kMaxSecretBytes));
+    }
+    expand.secrets.push_back(name);
+  }
+  absl::StatusOr<v1::Job> parsed =
+      pipeline::ParseAndExpand(request.spec_yaml(), file, job_id, expand);
+  if (!parsed.ok()) return parsed.status();
+  if (static_cast<size_t>(parsed->tasks_size()) > kMaxTasksPerJob) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(request.spec_file().empty() ? "<submitted>" : request.spec_file(),
+                     ":1:1: pipeline: expands to ", parsed->tasks_size(), " tasks; the limit is ",
+                     kMaxTasksPerJob));
+  }
+  const int64_t now = ToMicros(clock_->Now());
+  v1::Job job = *std::move(parsed);
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.set_created_us(now);
+
+  Mutation m;
+  for (v1::Task& task : *job.mutable_tasks()) {
+    task.set_created_us(now);
+    const v1::TaskState initial = InitialState(task);
+    task.set_state(initial);
+    m.transitions.push_back(
+        Transition{task.id(), 0, v1::TASK_STATE_UNSPECIFIED, initial, now, "submitted"});
+    m.tasks.push_back(task);
+  }
+  v1::Job header = job;
+  header.clear_tasks();
+  m.jobs.push_back(std::move(header));
+  std::map<std::string, std::string> secrets(request.secrets().begin(), request.secrets().end());
+  if (!secrets.empty()) m.job_secrets.emplace_back(job_id, secrets);
+  // Committed before anything else sees the job: an acknowledged submission
+  // survives any crash after this line.
+  absl::Status committed = store_->Commit(m);
+  if (!committed.ok()) {
+    // The server's trouble, not the submitter's: never an input error code.
+    Log()->error("job={} not stored: {}", job_id, committed.ToString());
+    return absl::InternalError(
+        absl::StrCat("coordinator could not store the job: ", committed.message()));
+  }
+  JobEntry& entry = jobs_.Add(job, std::move(secrets));
+  for (size_t i = 0; i < static_cast<size_t>(job.tasks_size()); ++i) {
+    const v1::Task& task = job.tasks(static_cast<int>(i));
+    if (task.state() == v1::TASK_STATE_QUEUED) {
+      ready_.Add(task.id(), {entry.seq, i}, RequirementOf(task.spec().run()));
+    }
+  }
+  Log()->info("job={} submitted: '{}' from {}, {} tasks", job_id, job.name(), job.pipeline_file(),
+              job.tasks_size());
+  UpdateKeepImages();
+  Flush();  // sends KeepImages even when nothing can be placed yet
+  Schedule();
+  return entry.job;
+}
+
+absl::StatusOr<v1::Job> Core::GetJob(const std::string& job_id) const {
+  const JobEntry* job = jobs_.Find(job_id);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
+  return job->job;
+}
+
+std::vector<v1::Job> Core::ListJobs(int limit) const { return jobs_.List(limit); }
+
+void Core::CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& response) {
+  if (IsTerminal(task.state())) return;
+  response.add_cancelled(task.id());
+  if (!IsActive(task.state())) {
+    Apply(task, {TaskEvent::kCancel, 0, nullptr, "", "cancelled by user"});
+    Propagate(job, task);  // no-op for dependants already cancelled
+    return;
+  }
+  if (task.cancel_requested_us() == 0) {
+    task.set_cancel_requested_us(ToMicros(clock_->Now()));
+    MarkChanged(task);
+  }
+  const Agent* agent = agents_.Find(task.agent());
+  if (agent != nullptr && agent->connected()) {
+    // The agent kills the process group and reports; the task ends then.
+    SendTo(task.agent(), CancelMessage(task.id(), task.attempt_id(), "cancelled by user"));
+    return;
+  }
+  // Nobody to ask: end it now. If the agent comes back holding the attempt, it
+  // is told to stop it (the attempt is no longer current).
+  ReleaseFromAgent(task);
+  Apply(task, {TaskEvent::kCancel, 0, nullptr, "", "cancelled by user (agent disconnected)"});
+  Propagate(job, task);
+}
+
+absl::StatusOr<v1::CancelResponse> Core::Cancel(const std::string& id) {
+  v1::CancelResponse response;
+  if (JobEntry* job = jobs_.Find(id)) {
+    // Waiting tasks first, so they read "cancelled" rather than "skipped"
+    // because an earlier one was cancelled.
+    for (v1::Task& task : *job->job.mutable_tasks()) {
+      if (!IsActive(task.state()) && !IsTerminal(task.state())) {
+        response.add_cancelled(task.id());
+        Apply(task, {TaskEvent::kCancel, 0, nullptr, "", "cancelled by user"});
+      }
+    }
+    for (v1::Task& task : *job->job.mutable_tasks()) {
+      if (IsActive(task.state())) CancelTask(*job, task, response);
+    }
+    MaybeFinishJob(*job);
+  } else if (v1::Task* task = jobs_.FindTask(id)) {
+    CancelTask(jobs_.JobOf(*task), *task, response);
+  } else {
+    return absl::NotFoundError(absl::StrCat("no job or task '", id, "'"));
+  }
+  Flush();
+  Schedule();
+  return response;
+}
+
+std::vector<v1::Agent> Core::ListAgents() const {
+  std::vector<v1::Agent> out;
+  for (const auto& [name, agent] : agents_.agents()) out.push_back(agent.Snapshot());
+  return out;
+}
+
+absl::StatusOr<v1::Agent> Core::Drain(const std::string& name, bool undrain) {
+  Agent* agent = agents_.Find(name);
+  if (agent == nullptr) return absl::NotFoundError(absl::StrCat("no agent '", name, "'"));
+  agent->info.set_draining(!undrain);
+  if (undrain) dirty_agents_.insert(name);
+  if (agent->connected()) {
+    agent->info.set_state(undrain ? v1::AGENT_STATE_CONNECTED : v1::AGENT_STATE_DRAINING);
+    v1::CoordinatorMessage msg;
+    msg.mutable_drain()->set_draining(!undrain);
+    SendTo(name, std::move(msg));
+  }
+  Log()->info("agent={} {}", name, undrain ? "undrained" : "draining");
+  SaveAgent(*agent);
+  Flush();
+  Schedule();
+  v1::Agent info = agent->info;
+  info.clear_running_tasks();
+  for (const auto& [task, gpus] : agent->held) info.add_running_tasks(task);
+  return info;
+}
+
+absl::StatusOr<v1::GetArtifactResponse> Core::GetArtifact(const v1::GetArtifactRequest& request) {
+  const v1::Task* task = jobs_.FindTask(request.task_id());
+  if (task == nullptr)
+    return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
+  const v1::Artifact* artifact = nullptr;
+  for (const v1::Artifact& a : task->artifacts()) {
+    if (a.name() == request.name()) artifact = &a;
+  }
+  if (artifact == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("task '", request.task_id(), "' has no artifact '", request.name(), "'"));
+  }
+  const uint64_t limit =
+      request.limit() == 0 ? kMaxLogRead : std::min<uint64_t>(request.limit(), kMaxLogRead);
+  absl::StatusOr<std::string> data = logs_->ReadArtifact(task->id(), task->attempt_id(),
+                                                         artifact->name(), request.offset(), limit);
+  if (!data.ok()) return data.status();
+  v1::GetArtifactResponse response;
+  response.set_offset(request.offset());
+  response.set_size(artifact->size());
+  response.set_data(*std::move(data));
+  return response;
+}
+
+absl::StatusOr<v1::GetLogResponse> Core::GetLog(const v1::GetLogRequest& request) {
+  const v1::Task* task = jobs_.FindTask(request.task_id());
+  if (task == nullptr)
+    return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
+  v1::GetLogResponse response;
+  response.set_offset(request.offset());
+  if (task->attempt_id() != 0) {
+    const uint64_t limit =
+        request.limit() == 0 ? kMaxLogRead : std::min<uint64_t>(request.limit(), kMaxLogRead);
+    absl::StatusOr<std::string> data =
+        logs_->Read(task->id(), task->attempt_id(), request.offset(), limit);
+    if (!data.ok()) return data.status();
+    response.set_data(*std::move(data));
+    response.set_size(logs_->Size(task->id(), task->attempt_id()));
+  }
+  response.set_complete(IsTerminal(task->state()) &&
+                        request.offset() + response.data().size() >= response.size());
+  return response;
+}
+
+absl::Status Core::AddWatcher(WatchId id, const v1::WatchJobRequest& request,
+                              std::shared_ptr<Watcher> watcher) {
+  if (shutting_down_) return absl::UnavailableError("coordinator shutting down");
+  const JobEntry* job = jobs_.Find(request.job_id());
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", request.job_id(), "'"));
+  if (!request.task_id().empty() && job->index.count(request.task_id()) == 0) {
+    return absl::NotFoundError(
+        absl::StrCat("job ", request.job_id(), " has no task '", request.task_id(), "'"));
+  }
+  watchers_.Add(id, request, job->job, std::move(watcher));
+  return absl::OkStatus();
+}
+
+void Core::RemoveWatcher(WatchId id) { watchers_.Remove(id); }
+
+}  // namespace musafarm::coordinator
