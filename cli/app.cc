@@ -1,13 +1,20 @@
 #include "cli/app.h"
 
+#include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "cli/commands/commands.h"
 #include "cli/config.h"
+#include "cli/script_options.h"
+#include "pipeline/option_decl.h"
+#include "pipeline/spec.h"
 
 namespace musafarm::cli {
 namespace {
@@ -19,6 +26,51 @@ void AddOutputOption(CLI::App* cmd, std::string* output, bool short_o = true) {
       ->check(CLI::IsMember({"table", "json"}).description(""))
       ->type_name("FORMAT")
       ->capture_default_str();
+}
+
+// Adds the options a pipeline declares to `cmd`, storing what is typed into
+// `given->declared` under each option's long name.
+void AddPipelineOptions(CLI::App* cmd, const pipeline::PipelineOptions& declared,
+                        const std::string& file, GivenOptions* given) {
+  const std::string group = absl::StrCat("Options of ", file);
+  for (const pipeline::OptionDecl& o : declared.options) {
+    const std::string names = o.short_name.empty()
+                                  ? absl::StrCat("--", o.long_name)
+                                  : absl::StrCat("-", o.short_name, ",--", o.long_name);
+    std::string help =
+        absl::StrCat(o.help, o.help.empty() ? "(" : " (", pipeline::OptionBecomes(o));
+    if (o.names_job) absl::StrAppend(&help, "; also the job's name");
+    if (o.has_default) absl::StrAppend(&help, "; default ", o.default_value);
+    absl::StrAppend(&help, ")");
+    std::vector<std::string>* values = &given->declared[o.long_name];
+    if (o.kind == pipeline::OptionDecl::Kind::kFlag) {
+      cmd->add_flag_callback(
+             names, [values] { values->emplace_back(); }, help)
+          ->group(group);
+      continue;
+    }
+    cmd->add_option(names, *values, help)
+        ->allow_extra_args(false)  // one value per use; a list option repeats or uses commas
+        ->type_name(o.list ? "V1,V2" : "VALUE")
+        ->group(group);
+  }
+}
+
+// For options a command (or the pipeline being submitted) does not take:
+// "unknown option -m, -t", without the values after them, which may be
+// secrets (a download URL with a token in it).
+std::optional<std::string> UnexpectedOptions(const CLI::App* top, const CLI::Error& e) {
+  if (dynamic_cast<const CLI::ExtrasError*>(&e) == nullptr) return std::nullopt;
+  std::vector<std::string> options;
+  for (const CLI::App* app :
+       {top, top->get_subcommands().empty() ? top : top->get_subcommands()[0]}) {
+    for (const std::string& arg : app->remaining()) {
+      if (absl::StartsWith(arg, "-")) options.push_back(arg.substr(0, arg.find('=')));
+    }
+  }
+  if (options.empty()) return std::nullopt;
+  return absl::StrCat("unknown option", options.size() > 1 ? "s " : " ",
+                      absl::StrJoin(options, ", "));
 }
 
 }  // namespace
@@ -36,7 +88,8 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   app.failure_message([](const CLI::App* top, const CLI::Error& e) {
     std::string cmd = top->get_display_name();
     for (const CLI::App* sub : top->get_subcommands()) absl::StrAppend(&cmd, " ", sub->get_name());
-    return absl::StrCat("musafarm: ", e.what(), "\nRun '", cmd, " --help' for more information.\n");
+    return absl::StrCat("musafarm: ", UnexpectedOptions(top, e).value_or(e.what()), "\nRun '", cmd,
+                        " --help' for more information.\n");
   });
   app.footer(
       "Exit codes: 0 ok; 1 job failed or cancelled (results: also any test failed or "
@@ -54,72 +107,39 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   submit_cmd->add_flag("--watch,-w", submit.watch, "Watch the job until it ends");
   submit_cmd->add_flag("--logs", submit_logs, "With --watch: print task logs too");
   AddOutputOption(submit_cmd, &output, /*short_o=*/true);
-  ScriptOptions& so = submit.script;
-  const char* kScript = "torch_musa script options";
+  GivenOptions& given = submit.given;
   const char* kGeneric = "Pipeline inputs";
-  submit_cmd->add_option("--param,-p", so.params, "Set a pipeline param (repeatable)")
+  submit_cmd->add_option("--param,-p", given.params, "Set a pipeline param (repeatable)")
       ->type_name("NAME=VALUE")
       ->group(kGeneric);
-  submit_cmd->add_option("--axis", so.axes, "Replace a matrix axis's values (repeatable)")
+  submit_cmd->add_option("--axis", given.axes, "Replace a matrix axis's values (repeatable)")
       ->type_name("AXIS=V1,V2")
       ->group(kGeneric);
   submit_cmd
-      ->add_option("--secret", so.secrets,
+      ->add_option("--secret", given.secrets,
                    "Pass the value of environment variable NAME as the pipeline secret NAME: "
                    "never shown, logged or stored past the job (repeatable)")
       ->type_name("NAME")
       ->group(kGeneric);
-  submit_cmd->add_option("-n,--name", so.name, "Image name (param name); also the job's name")
-      ->group(kScript);
-  submit_cmd->add_option("-t,--tag", so.tag, "Image tag (param tag)")->group(kScript);
-  submit_cmd->add_option("-s,--sys", so.sys, "Base OS image, e.g. ubuntu:20.04 (param sys)")
-      ->group(kScript);
   submit_cmd
-      ->add_option("-v,--python_version", so.python_versions,
-                   "Python versions, comma-separated or repeated (axis python)")
-      ->type_name("VERSIONS")
-      ->group(kScript);
-  submit_cmd
-      ->add_option("-b,--base_img", so.base_img,
-                   "Dev: build on this base image instead of building one; release: FROM this "
-                   "(param base_img)")
-      ->group(kScript);
-  submit_cmd
-      ->add_option("-f,--docker_file", so.docker_file,
-                   "Dockerfile of the dev image, or of the release image with -r "
-                   "(param dev_dockerfile / release_dockerfile)")
-      ->group(kScript);
-  submit_cmd->add_flag("-r,--release", so.release, "Build the release images (--variant release)")
-      ->group(kScript);
-  submit_cmd
-      ->add_option("--variant", so.variants, "Variants, comma-separated: dev,release (axis variant)")
-      ->type_name("VARIANTS")
-      ->group(kScript);
-  submit_cmd
-      ->add_option("--torch_musa_tag", so.torch_musa_tag,
-                   "torch_musa tag for dev images (param torch_musa_tag; pipeline default dev1.5.1)")
-      ->group(kScript);
-  submit_cmd
-      ->add_option("-m,--musa_toolkits_url", so.musa_toolkits_url,
-                   "MUSA toolkit download URL (secret MUSA_TOOLKITS_URL)")
-      ->type_name("URL")
-      ->group(kScript);
-  submit_cmd->add_option("--mudnn_url", so.mudnn_url, "muDNN download URL (secret MUDNN_URL)")
-      ->type_name("URL")
-      ->group(kScript);
-  submit_cmd->add_option("--mccl_url", so.mccl_url, "MCCL download URL (secret MCCL_URL)")
-      ->type_name("URL")
-      ->group(kScript);
-  submit_cmd
-      ->add_option("--torch_whl_url", so.torch_whl_url,
-                   "PyTorch wheel URL for release images (secret TORCH_WHL_URL)")
-      ->type_name("URL")
-      ->group(kScript);
-  submit_cmd
-      ->add_option("--torch_musa_whl_url", so.torch_musa_whl_url,
-                   "torch_musa wheel URL for release images (secret TORCH_MUSA_WHL_URL)")
-      ->type_name("URL")
-      ->group(kScript);
+      ->add_option("--job-name", submit.job_name,
+                   "Name of the job (default: what the pipeline's options or its 'name' say)")
+      ->type_name("NAME")
+      ->group(kGeneric);
+  // The pipeline's own options, from its `options:`: the file (or the
+  // built-in pipeline) must be read before the command line can be parsed.
+  const std::optional<std::string> pipeline_arg = PipelineFileArg(argc, argv);
+  if (pipeline_arg.has_value()) {
+    absl::StatusOr<PipelineSource> source = ReadPipeline(*pipeline_arg);
+    absl::StatusOr<pipeline::PipelineOptions> declared =
+        source.ok() ? pipeline::DeclaredOptions(source->yaml, source->file)
+                    : absl::StatusOr<pipeline::PipelineOptions>(source.status());
+    if (!declared.ok()) {
+      *env.err << (source.ok() ? "" : "musafarm: ") << declared.status().message() << "\n";
+      return kExitUsage;
+    }
+    AddPipelineOptions(submit_cmd, *declared, source->file, &given);
+  }
 
   int limit = 0;
   CLI::App* jobs_cmd = app.add_subcommand("jobs", "List jobs, newest first");
@@ -198,6 +218,12 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   env.output = output == "json" ? OutputFormat::kJson : OutputFormat::kTable;
 
   if (submit_cmd->parsed()) {
+    if (submit.file != pipeline_arg.value_or("")) {
+      // Read for its options was another file (or none): their options differ.
+      *env.err << "musafarm: submit: give the pipeline file before its options: musafarm submit "
+                  "[PIPELINE] [OPTIONS]\n";
+      return kExitUsage;
+    }
     submit.watch_options.logs = submit_logs;
     return RunSubmit(env, submit);
   }

@@ -270,7 +270,7 @@ TEST_F(CommandsTest, SubmitSendsTheFileAndPrintsTheJob) {
   service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
   SubmitOptions opts;
   opts.file = WriteSpec(kSpec);
-  opts.script.name = "renamed";
+  opts.job_name = "renamed";  // --job-name
   EXPECT_EQ(RunSubmit(env_, opts), 0) << err_.str();
   ASSERT_EQ(service_.submits.size(), 1u);
   EXPECT_EQ(service_.submits[0].spec_yaml(), kSpec);
@@ -282,12 +282,12 @@ TEST_F(CommandsTest, SubmitSendsTheFileAndPrintsTheJob) {
 
 TEST_F(CommandsTest, SubmitWithoutAFileSendsTheBuiltInTorchMusaPipeline) {
   service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
-  SubmitOptions opts;  // no file
-  opts.script.name = "torch_musa_dev";
-  opts.script.python_versions = {"3.9"};
-  opts.script.docker_file = "docker/ubuntu/dockerfile.dev";
-  opts.script.musa_toolkits_url = "https://dl.example/musa.tar?token=s3cr3t";
-  opts.script.torch_musa_tag = "dev1.6.0";
+  SubmitOptions opts;  // no file: the options are those pipelines/torch_musa.yaml declares
+  opts.given.declared = {{"name", {"torch_musa_dev"}},
+                         {"python_version", {"3.9"}},
+                         {"docker_file", {"docker/ubuntu/dockerfile.dev"}},
+                         {"musa_toolkits_url", {"https://dl.example/musa.tar?token=s3cr3t"}},
+                         {"torch_musa_tag", {"dev1.6.0"}}};
   EXPECT_EQ(RunSubmit(env_, opts), 0) << err_.str();
   ASSERT_EQ(service_.submits.size(), 1u);
   const v1::SubmitRequest& req = service_.submits[0];
@@ -305,25 +305,37 @@ TEST_F(CommandsTest, SubmitWithoutAFileSendsTheBuiltInTorchMusaPipeline) {
   EXPECT_THAT(out_.str(), Not(HasSubstr("s3cr3t")));
 }
 
+int Cli(std::vector<const char*> args, CommandEnv env);  // below, with the other CLI tests
+
 TEST_F(CommandsTest, SubmitNamesTheOptionAPipelineDoesNotTake) {
-  SubmitOptions opts;
-  opts.file = WriteSpec(kSpec);  // declares no params
-  opts.script.tag = "nightly";
-  opts.script.musa_toolkits_url = "https://dl.example/?token=s3cr3t";
-  EXPECT_EQ(RunSubmit(env_, opts), 2);
+  // A pipeline declares its options: kSpec declares none, so torch_musa's -t
+  // and -m are unknown here, and the error names them but not their values.
+  const std::string file = WriteSpec(kSpec);
+  EXPECT_EQ(Cli({"submit", file.c_str(), "-t", "nightly", "-m", "https://dl.example/?token=s3cr3t"},
+                env_),
+            2);
   EXPECT_TRUE(service_.submits.empty());
-  EXPECT_THAT(err_.str(), HasSubstr(": -t/--tag (param tag): "));
+  EXPECT_THAT(err_.str(), HasSubstr("unknown options -t, -m"));
   EXPECT_THAT(err_.str(), Not(HasSubstr("s3cr3t")));
-  // -n alone names the job even where the pipeline has no `name` param.
+  // --job-name names the job of any pipeline.
   err_.str("");
   service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
   SubmitOptions named;
   named.file = WriteSpec(kSpec);
-  named.script.name = "mine";
+  named.job_name = "mine";
   EXPECT_EQ(RunSubmit(env_, named), 0) << err_.str();
   ASSERT_EQ(service_.submits.size(), 1u);
   EXPECT_EQ(service_.submits[0].name(), "mine");
   EXPECT_TRUE(service_.submits[0].params().empty());
+}
+
+TEST_F(CommandsTest, SubmitAxisValueErrorNamesTheOptionTyped) {
+  SubmitOptions opts;  // the built-in pipeline
+  opts.given.declared = {{"python_version", {"3.8/x"}}};
+  EXPECT_EQ(RunSubmit(env_, opts), 2);
+  EXPECT_TRUE(service_.submits.empty());
+  EXPECT_THAT(err_.str(), HasSubstr("pipelines/torch_musa.yaml (built in): -v/--python_version "
+                                    "(axis python): value '3.8/x' may hold only"));
 }
 
 TEST_F(CommandsTest, SubmitJsonPrintsTheJob) {
@@ -1141,6 +1153,61 @@ TEST_F(CliBinaryTest, JUnitOfHostileTestNamesIsWellFormed) {
   EXPECT_EQ(ReadFile(xml).find("&#1;"), std::string::npos) << "no reference to a control character";
   const pugi::xml_node tc = doc.child("testsuites").child("testsuite").child("testcase");
   EXPECT_STREQ(tc.attribute("name").value(), "t[<&\"'??\xc3\xbc]]>]");
+}
+
+// build.sh's and build_base.sh's flags, as pipelines/torch_musa.yaml declares them.
+const std::vector<std::string> kTorchMusaFlags = {"-n,--name",        "-t,--tag",
+                                                  "-s,--sys",         "-v,--python_version",
+                                                  "-b,--base_img",    "-r,--release",
+                                                  "--variant",        "-f,--docker_file",
+                                                  "--torch_musa_tag", "-m,--musa_toolkits_url",
+                                                  "--mudnn_url",      "--mccl_url",
+                                                  "--torch_whl_url",  "--torch_musa_whl_url"};
+
+TEST_F(CommandsTest, SubmitHelpListsThePipelinesOptions) {
+  const std::string torch_musa = std::string(MF_SOURCE_DIR) + "/pipelines/torch_musa.yaml";
+  EXPECT_EQ(Cli({"submit", torch_musa.c_str(), "--help"}, env_), 0) << err_.str();
+  for (const std::string& flag : kTorchMusaFlags) EXPECT_THAT(out_.str(), HasSubstr(flag));
+  EXPECT_THAT(out_.str(), HasSubstr("Options of " + torch_musa));
+  EXPECT_THAT(out_.str(), HasSubstr("(secret MUSA_TOOLKITS_URL)"));
+  // No file: the built-in copy of the same pipeline.
+  out_.str("");
+  EXPECT_EQ(Cli({"submit", "--help"}, env_), 0) << err_.str();
+  for (const std::string& flag : kTorchMusaFlags) EXPECT_THAT(out_.str(), HasSubstr(flag));
+  // A pipeline without `options:` has none: submit's own only.
+  out_.str("");
+  const std::string plain = WriteSpec(kSpec);
+  EXPECT_EQ(Cli({"submit", plain.c_str(), "--help"}, env_), 0) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("--param"));
+  EXPECT_THAT(out_.str(), Not(HasSubstr("Options of")));
+  for (const std::string& flag : kTorchMusaFlags) {
+    EXPECT_THAT(out_.str(), Not(HasSubstr(flag.substr(flag.find("--")))));
+  }
+}
+
+TEST_F(CommandsTest, SubmitWithABadOptionDeclarationIsASpecError) {
+  const std::string file = WriteSpec(
+      "stages: [{name: a, exec: [x]}]\noptions:\n  - {long: dry-run, flag: {param: x, value: "
+      "y}}\n");
+  EXPECT_EQ(Cli({"submit", file.c_str(), "--help"}, env_), 2);
+  EXPECT_THAT(err_.str(), HasSubstr(file + ":3:12: options[0].long: --dry-run is an option of "
+                                           "musafarm submit itself"));
+  EXPECT_EQ(out_.str(), "");
+}
+
+TEST_F(CommandsTest, SubmitFileAfterThePipelinesOptionsIsRefused) {
+  const std::string file = WriteSpec(kSpec);
+  EXPECT_EQ(Cli({"submit", "-t", "x", file.c_str()}, env_), 2);  // options of the built-in
+  EXPECT_THAT(err_.str(), HasSubstr("give the pipeline file before its options"));
+  EXPECT_TRUE(service_.submits.empty());
+}
+
+// The real `musafarm` binary, as a release engineer runs it.
+TEST_F(CliBinaryTest, SubmitHelpOfTorchMusaListsBuildShFlags) {
+  const std::string torch_musa = std::string(MF_SOURCE_DIR) + "/pipelines/torch_musa.yaml";
+  EXPECT_EQ(RunWithConfig("coordinator: 127.0.0.1:1\n", {"submit", torch_musa, "--help"}), 0)
+      << output_;
+  for (const std::string& flag : kTorchMusaFlags) EXPECT_THAT(output_, HasSubstr(flag));
 }
 
 }  // namespace

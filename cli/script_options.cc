@@ -1,16 +1,22 @@
 #include "cli/script_options.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <set>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/status_macros.h"
 
 namespace musafarm::cli {
 namespace {
+
+using pipeline::OptionDecl;
 
 // "3.8,3.9" and repeated flags alike; empty items and duplicates are errors.
 absl::StatusOr<std::vector<std::string>> SplitList(const std::vector<std::string>& given,
@@ -21,12 +27,10 @@ absl::StatusOr<std::vector<std::string>> SplitList(const std::vector<std::string
     for (absl::string_view item : absl::StrSplit(arg, ',')) {
       item = absl::StripAsciiWhitespace(item);
       if (item.empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(option, ": empty value in '", arg, "'"));
+        return absl::InvalidArgumentError(absl::StrCat(option, ": empty value in '", arg, "'"));
       }
       if (!seen.insert(std::string(item)).second) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(option, ": '", item, "' is given twice"));
+        return absl::InvalidArgumentError(absl::StrCat(option, ": '", item, "' is given twice"));
       }
       out.emplace_back(item);
     }
@@ -45,47 +49,135 @@ bool ValidName(absl::string_view name) {
 
 class Builder {
  public:
-  absl::Status Param(const std::string& name, const std::string& value,
-                     const std::string& option) {
-    const std::string key = absl::StrCat("param ", name);
-    if (auto it = parts_.origin.find(key); it != parts_.origin.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(option, ": param '", name, "' is already set by ", it->second));
-    }
-    parts_.origin[key] = option;
+  // `typed`: how the option reads in a "pick one" message ("--variant dev");
+  // empty for submit's generic options, which say "already set by" instead.
+  absl::Status Param(const std::string& name, const std::string& value, const std::string& option,
+                     const std::string& typed = "") {
+    MF_RETURN_IF_ERROR(
+        Claim(absl::StrCat("param ", name), absl::StrCat("param '", name, "'"), option, typed));
     parts_.params[name] = value;
     return absl::OkStatus();
   }
   absl::Status Axis(const std::string& axis, std::vector<std::string> values,
-                    const std::string& option) {
-    const std::string key = absl::StrCat("axis ", axis);
-    if (auto it = parts_.origin.find(key); it != parts_.origin.end()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(option, ": axis '", axis, "' is already set by ", it->second));
-    }
-    parts_.origin[key] = option;
+                    const std::string& option, const std::string& typed = "") {
+    MF_RETURN_IF_ERROR(
+        Claim(absl::StrCat("axis ", axis), absl::StrCat("axis '", axis, "'"), option, typed));
     parts_.axes.emplace_back(axis, std::move(values));
     return absl::OkStatus();
   }
   absl::Status Secret(const std::string& name, const std::string& value,
                       const std::string& option) {
-    const std::string key = absl::StrCat("secret ", name);
-    if (auto it = parts_.origin.find(key); it != parts_.origin.end()) {
+    if (auto it = parts_.origin.find(absl::StrCat("secret ", name)); it != parts_.origin.end()) {
       return absl::InvalidArgumentError(
           absl::StrCat(option, ": secret ", name, " is already set by ", it->second));
     }
     if (value.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(option, ": the value is empty"));
     }
-    parts_.origin[key] = option;
+    parts_.origin[absl::StrCat("secret ", name)] = option;
     parts_.secrets[name] = value;
     return absl::OkStatus();
   }
-  SubmitParts Take() { return std::move(parts_); }
+  bool IsSet(const std::string& key) const { return parts_.origin.count(key) > 0; }
+  const std::vector<std::string>* AxisValues(const std::string& axis) const {
+    for (const auto& [name, values] : parts_.axes) {
+      if (name == axis) return &values;
+    }
+    return nullptr;
+  }
+  std::string Origin(const std::string& key) const { return parts_.origin.at(key); }
+  SubmitParts& parts() { return parts_; }
 
  private:
+  absl::Status Claim(const std::string& key, const std::string& what, const std::string& option,
+                     const std::string& typed) {
+    if (auto it = parts_.origin.find(key); it != parts_.origin.end()) {
+      if (!typed.empty() && declared_.count(it->second) > 0) {
+        // Two of the pipeline's own options set the same thing.
+        return absl::InvalidArgumentError(
+            absl::StrCat(it->second, " and ", typed, ": pick one (both set ",
+                         absl::StrReplaceAll(what, {{"'", ""}}), ")"));
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat(option, ": ", what, " is already set by ", it->second));
+    }
+    parts_.origin[key] = option;
+    if (!typed.empty()) declared_.insert(option);
+    return absl::OkStatus();
+  }
+
   SubmitParts parts_;
+  std::set<std::string> declared_;  // origins that are declared options
 };
+
+// The one value of a non-list option.
+absl::StatusOr<std::string> One(const OptionDecl& o, const std::vector<std::string>& values) {
+  if (values.size() != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(pipeline::OptionDisplay(o), ": given ",
+                                                   values.size(), " times; give it once"));
+  }
+  return values[0];
+}
+
+absl::Status ApplyAxisOption(const OptionDecl& o, const std::vector<std::string>& values,
+                             Builder* b) {
+  const std::string display = pipeline::OptionDisplay(o);
+  if (o.kind == OptionDecl::Kind::kFlag) {
+    if (o.flag_kind == OptionDecl::Kind::kAxis) {
+      return b->Axis(o.target, {o.flag_value}, display, display);
+    }
+    return b->Param(o.target, o.flag_value, display, display);
+  }
+  std::vector<std::string> list;
+  if (o.list) {
+    MF_ASSIGN_OR_RETURN(list, SplitList(values, display));
+  } else {
+    MF_ASSIGN_OR_RETURN(std::string one, One(o, values));
+    MF_ASSIGN_OR_RETURN(list, SplitList({one}, display));
+    if (list.size() != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(display, ": takes one value, got '", one, "'"));
+    }
+  }
+  return b->Axis(o.target, list, display, absl::StrCat(display, " ", absl::StrJoin(list, ",")));
+}
+
+absl::Status ApplyValueOption(const OptionDecl& o, const std::vector<std::string>& values,
+                              Builder* b, SubmitParts* parts) {
+  const std::string display = pipeline::OptionDisplay(o);
+  MF_ASSIGN_OR_RETURN(std::string value, One(o, values));
+  if (o.kind == OptionDecl::Kind::kSecret) return b->Secret(o.target, value, display);
+  std::string param = o.target;
+  if (!o.per_axis.empty()) {
+    // The param of one value of an axis ("${variant}_dockerfile"): the value
+    // the other options chose, else the file's first, which this then chooses.
+    const std::string ref = absl::StrCat("${", o.per_axis, "}");
+    const std::vector<std::string>* chosen = b->AxisValues(o.per_axis);
+    if (chosen == nullptr) {
+      MF_RETURN_IF_ERROR(b->Axis(o.per_axis, {o.axis_default}, display));
+      param = absl::StrReplaceAll(o.target, {{ref, o.axis_default}});
+    } else if (chosen->size() == 1) {
+      param = absl::StrReplaceAll(o.target, {{ref, chosen->front()}});
+    } else {
+      std::vector<std::string> each;
+      for (const std::string& v : *chosen) {
+        each.push_back(absl::StrCat("--param ", absl::StrReplaceAll(o.target, {{ref, v}}), "=..."));
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat(display, ": applies to one ", o.per_axis, ", but ",
+                       b->Origin(absl::StrCat("axis ", o.per_axis)), " asks for ",
+                       absl::StrJoin(*chosen, ","), " (use ", absl::StrJoin(each, " and "), ")"));
+    }
+  }
+  MF_RETURN_IF_ERROR(b->Param(param, value, display, display));
+  if (o.names_job) parts->job_name = value;
+  return absl::OkStatus();
+}
+
+bool SetsAxis(const OptionDecl& o) {
+  return o.kind == OptionDecl::Kind::kAxis ||
+         (o.kind == OptionDecl::Kind::kFlag && o.flag_kind == OptionDecl::Kind::kAxis);
+}
 
 }  // namespace
 
@@ -95,97 +187,50 @@ std::optional<std::string> ProcessEnv(const char* name) {
   return std::string(v);
 }
 
-absl::StatusOr<SubmitParts> MapScriptOptions(const ScriptOptions& o, EnvLookup env) {
+absl::StatusOr<SubmitParts> MapSubmitOptions(const pipeline::PipelineOptions& pipeline,
+                                             const GivenOptions& given, EnvLookup env) {
   Builder b;
-  auto param = [&](const std::optional<std::string>& v, const char* name,
-                   const char* option) -> absl::Status {
-    if (!v.has_value()) return absl::OkStatus();
-    return b.Param(name, *v, option);
-  };
-  absl::Status s;
-  if (!(s = param(o.name, "name", "-n/--name")).ok()) return s;
-  if (!(s = param(o.tag, "tag", "-t/--tag")).ok()) return s;
-  if (!(s = param(o.sys, "sys", "-s/--sys")).ok()) return s;
-  if (!(s = param(o.base_img, "base_img", "-b/--base_img")).ok()) return s;
-  if (!(s = param(o.torch_musa_tag, "torch_musa_tag", "--torch_musa_tag")).ok()) return s;
-
-  // The original scripts chose the image kind with -f and -r: -r means the
-  // release Dockerfile, so -f names the release one with -r and the dev one
-  // without. --variant is the farm's way to ask for both.
-  std::vector<std::string> variants;
-  if (!o.variants.empty()) {
-    absl::StatusOr<std::vector<std::string>> v = SplitList(o.variants, "--variant");
-    if (!v.ok()) return v.status();
-    variants = *std::move(v);
-    if (o.release) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "-r/--release and --variant ", absl::StrJoin(variants, ","),
-          ": pick one (-r is --variant release)"));
-    }
-  } else if (o.release) {
-    variants = {"release"};
-  } else if (o.docker_file.has_value()) {
-    variants = {"dev"};  // build.sh without -r builds the dev image
-  }
-  if (o.docker_file.has_value()) {
-    if (variants.size() != 1) {
+  for (const auto& [name, values] : given.declared) {
+    bool known = false;
+    for (const OptionDecl& o : pipeline.options) known = known || o.long_name == name;
+    if (!known) {
       return absl::InvalidArgumentError(
-          absl::StrCat("-f/--docker_file: applies to one variant, but --variant asks for ",
-                       absl::StrJoin(variants, ","), " (use --param dev_dockerfile=... and "
-                       "--param release_dockerfile=...)"));
+          absl::StrCat("--", name, ": the pipeline declares no such option"));
     }
-    if (!(s = b.Param(absl::StrCat(variants[0], "_dockerfile"), *o.docker_file,
-                      "-f/--docker_file"))
-             .ok())
-      return s;
   }
-  if (!variants.empty()) {
-    const char* option = !o.variants.empty() ? "--variant"
-                         : o.release         ? "-r/--release"
-                                             : "-f/--docker_file";
-    if (!(s = b.Axis("variant", variants, option)).ok()) return s;
-  }
-  if (!o.python_versions.empty()) {
-    absl::StatusOr<std::vector<std::string>> v =
-        SplitList(o.python_versions, "-v/--python_version");
-    if (!v.ok()) return v.status();
-    if (!(s = b.Axis("python", *std::move(v), "-v/--python_version")).ok()) return s;
-  }
-
-  const std::pair<const std::optional<std::string>*, std::pair<const char*, const char*>> urls[] = {
-      {&o.musa_toolkits_url, {"MUSA_TOOLKITS_URL", "-m/--musa_toolkits_url"}},
-      {&o.mudnn_url, {"MUDNN_URL", "--mudnn_url"}},
-      {&o.mccl_url, {"MCCL_URL", "--mccl_url"}},
-      {&o.torch_whl_url, {"TORCH_WHL_URL", "--torch_whl_url"}},
-      {&o.torch_musa_whl_url, {"TORCH_MUSA_WHL_URL", "--torch_musa_whl_url"}},
+  auto values_of = [&](const OptionDecl& o) -> const std::vector<std::string>* {
+    auto it = given.declared.find(o.long_name);
+    return it == given.declared.end() || it->second.empty() ? nullptr : &it->second;
   };
-  for (const auto& [value, names] : urls) {
-    if (!value->has_value()) continue;
-    if (!(s = b.Secret(names.first, **value, names.second)).ok()) return s;
+  for (const OptionDecl& o : pipeline.options) {
+    if (!SetsAxis(o) || values_of(o) == nullptr) continue;
+    MF_RETURN_IF_ERROR(ApplyAxisOption(o, *values_of(o), &b));
   }
-
-  for (const std::string& p : o.params) {
-    const size_t eq = p.find('=');
-    const std::string name = p.substr(0, eq);
-    if (eq == std::string::npos || !ValidName(name)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--param ", p, ": expected NAME=VALUE with NAME like tag or python_version"));
-    }
-    if (!(s = b.Param(name, p.substr(eq + 1), absl::StrCat("--param ", name))).ok()) return s;
-  }
-  for (const std::string& a : o.axes) {
+  for (const std::string& a : given.axes) {
     const size_t eq = a.find('=');
     const std::string axis = a.substr(0, eq);
     if (eq == std::string::npos || axis.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat("--axis ", a, ": expected AXIS=VALUE[,VALUE...], e.g. python=3.8,3.10"));
     }
-    absl::StatusOr<std::vector<std::string>> v =
-        SplitList({a.substr(eq + 1)}, absl::StrCat("--axis ", axis));
-    if (!v.ok()) return v.status();
-    if (!(s = b.Axis(axis, *std::move(v), absl::StrCat("--axis ", axis))).ok()) return s;
+    MF_ASSIGN_OR_RETURN(std::vector<std::string> v,
+                        SplitList({a.substr(eq + 1)}, absl::StrCat("--axis ", axis)));
+    MF_RETURN_IF_ERROR(b.Axis(axis, std::move(v), absl::StrCat("--axis ", axis)));
   }
-  for (const std::string& name : o.secrets) {
+  for (const OptionDecl& o : pipeline.options) {
+    if (SetsAxis(o) || values_of(o) == nullptr) continue;
+    MF_RETURN_IF_ERROR(ApplyValueOption(o, *values_of(o), &b, &b.parts()));
+  }
+  for (const std::string& p : given.params) {
+    const size_t eq = p.find('=');
+    const std::string name = p.substr(0, eq);
+    if (eq == std::string::npos || !ValidName(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--param ", p, ": expected NAME=VALUE with NAME like tag or registry"));
+    }
+    MF_RETURN_IF_ERROR(b.Param(name, p.substr(eq + 1), absl::StrCat("--param ", name)));
+  }
+  for (const std::string& name : given.secrets) {
     // A value on the command line would sit in shell history and `ps`; the
     // environment is where CI systems put their secrets.
     if (name.find('=') != std::string::npos || !ValidName(name)) {
@@ -198,9 +243,27 @@ absl::StatusOr<SubmitParts> MapScriptOptions(const ScriptOptions& o, EnvLookup e
       return absl::InvalidArgumentError(
           absl::StrCat("--secret ", name, ": environment variable ", name, " is not set"));
     }
-    if (!(s = b.Secret(name, *value, absl::StrCat("--secret ", name))).ok()) return s;
+    MF_RETURN_IF_ERROR(b.Secret(name, *value, absl::StrCat("--secret ", name)));
   }
-  return b.Take();
+  // Defaults, where nothing above set the target.
+  for (const OptionDecl& o : pipeline.options) {
+    if (!o.has_default) continue;
+    const std::string display = absl::StrCat(pipeline::OptionDisplay(o), " (default)");
+    if (o.kind == OptionDecl::Kind::kParam && !b.IsSet(absl::StrCat("param ", o.target))) {
+      MF_RETURN_IF_ERROR(b.Param(o.target, o.default_value, display));
+    } else if (o.kind == OptionDecl::Kind::kAxis && !b.IsSet(absl::StrCat("axis ", o.target))) {
+      MF_ASSIGN_OR_RETURN(std::vector<std::string> v, SplitList({o.default_value}, display));
+      MF_RETURN_IF_ERROR(b.Axis(o.target, std::move(v), display));
+    }
+  }
+  // Axes in the matrix's order, whichever option set them.
+  SubmitParts& parts = b.parts();
+  auto rank = [&](const std::string& axis) {
+    return std::find(pipeline.axes.begin(), pipeline.axes.end(), axis) - pipeline.axes.begin();
+  };
+  std::stable_sort(parts.axes.begin(), parts.axes.end(),
+                   [&](const auto& x, const auto& y) { return rank(x.first) < rank(y.first); });
+  return std::move(parts);
 }
 
 std::string ExplainOrigin(const std::string& message, const SubmitParts& parts) {
@@ -213,10 +276,37 @@ std::string ExplainOrigin(const std::string& message, const SubmitParts& parts) 
     if (option == absl::StrCat("--", kind, " ", name)) continue;  // typed as such
     const size_t at = message.find(absl::StrCat(": ", generic));
     if (at == std::string::npos) continue;
-    return absl::StrCat(message.substr(0, at + 2), option, " (", kind, " ", name, "):",
-                        message.substr(at + 2 + generic.size()));
+    return absl::StrCat(message.substr(0, at + 2), option, " (", kind, " ", name,
+                        "):", message.substr(at + 2 + generic.size()));
   }
   return message;
+}
+
+std::optional<std::string> PipelineFileArg(int argc, const char* const* argv) {
+  // submit's and the CLI's own options that take a value, in both spellings.
+  static const std::set<std::string> kWithValue = {
+      "-c", "--coordinator", "-o", "--output", "-p", "--param", "--axis", "--secret", "--job-name"};
+  bool in_submit = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (absl::StartsWith(arg, "-")) {
+      if (kWithValue.count(arg) > 0) {
+        ++i;  // its value
+      } else if (in_submit && !absl::StartsWith(arg, "--") && arg.size() == 2 && arg != "-w" &&
+                 arg != "-h") {
+        return "";  // a pipeline's short option: what follows may be its value
+      } else if (in_submit && absl::StartsWith(arg, "--") && arg.find('=') == std::string::npos &&
+                 arg != "--watch" && arg != "--logs" && arg != "--help" && arg != "--version") {
+        return "";  // a pipeline's long option
+      }
+      continue;
+    }
+    if (in_submit) return arg;
+    if (arg != "submit") return std::nullopt;  // another command
+    in_submit = true;
+  }
+  if (in_submit) return "";
+  return std::nullopt;
 }
 
 }  // namespace musafarm::cli

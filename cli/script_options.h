@@ -1,9 +1,9 @@
 #pragma once
 
-// torch_musa's docker/build.sh and build_base.sh options, as `musafarm submit`
-// accepts them, mapped onto pipeline params, matrix axes and secrets. Release
-// engineers keep their muscle memory; the pipeline (pipelines/torch_musa.yaml)
-// says what each one does.
+// The options a pipeline declares for `musafarm submit` (`options:` in the
+// file, pipeline/option_decl.h), and submit's generic --param, --axis and
+// --secret, mapped onto the params, matrix axes and secrets of a submit
+// request. The CLI knows no pipeline's options: the file says what each is.
 
 #include <map>
 #include <optional>
@@ -12,24 +12,15 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "pipeline/option_decl.h"
 
 namespace musafarm::cli {
 
-// What was given on the command line; unset options are std::nullopt / empty.
-struct ScriptOptions {
-  std::optional<std::string> name;            // -n/--name
-  std::optional<std::string> tag;             // -t/--tag
-  std::optional<std::string> sys;             // -s/--sys
-  std::vector<std::string> python_versions;   // -v/--python_version (repeatable, commas)
-  std::optional<std::string> base_img;        // -b/--base_img
-  std::optional<std::string> docker_file;     // -f/--docker_file
-  bool release = false;                       // -r/--release
-  std::vector<std::string> variants;          // --variant (repeatable, commas)
-  std::optional<std::string> torch_musa_tag;  // --torch_musa_tag
-  // Secret URLs: -m/--musa_toolkits_url, --mudnn_url, --mccl_url,
-  // --torch_whl_url, --torch_musa_whl_url.
-  std::optional<std::string> musa_toolkits_url, mudnn_url, mccl_url, torch_whl_url,
-      torch_musa_whl_url;
+// What was typed.
+struct GivenOptions {
+  // Each declared option given, by long name: its values in the order given
+  // (a flag: one empty value per use).
+  std::map<std::string, std::vector<std::string>> declared;
   // Generic forms: --param NAME=VALUE, --axis AXIS=V1,V2, --secret NAME (value
   // from the environment variable NAME).
   std::vector<std::string> params, axes, secrets;
@@ -39,9 +30,10 @@ struct ScriptOptions {
 // axis or secret, for messages ("-t/--tag").
 struct SubmitParts {
   std::map<std::string, std::string> params;
-  std::vector<std::pair<std::string, std::vector<std::string>>> axes;
-  std::map<std::string, std::string> secrets;  // name -> value
-  std::map<std::string, std::string> origin;   // "param tag" / "axis python" / "secret X" -> option
+  std::vector<std::pair<std::string, std::vector<std::string>>> axes;  // in the matrix's order
+  std::map<std::string, std::string> secrets;                          // name -> value
+  std::map<std::string, std::string> origin;  // "param tag" / "axis python" / "secret X" -> option
+  std::string job_name;                       // from an option with `names_job`, or ""
 };
 
 // Looks an environment variable up: returns nullopt when unset. Injected so
@@ -49,13 +41,26 @@ struct SubmitParts {
 using EnvLookup = std::optional<std::string> (*)(const char* name);
 std::optional<std::string> ProcessEnv(const char* name);
 
-// Errors (InvalidArgument) name the option: "-v/--python_version: empty
-// version in '3.8,,3.9'", "--secret MUSA_URL: environment variable MUSA_URL is
-// not set", "-r/--release and --variant dev: pick one". Never a secret value.
-absl::StatusOr<SubmitParts> MapScriptOptions(const ScriptOptions& options, EnvLookup env);
+// Errors (InvalidArgument) name the option as typed: "-v/--versions: empty
+// value in '3.8,,3.9'", "--secret TOKEN: environment variable TOKEN is not
+// set", "-d/--debug and --mode opt: pick one". Never a secret value.
+// Declared options are applied in file order, those that set axes first (an
+// option whose param depends on an axis reads it), then --axis, then the
+// params and secrets, then --param and --secret; then the defaults of options
+// whose target nothing set.
+absl::StatusOr<SubmitParts> MapSubmitOptions(const pipeline::PipelineOptions& pipeline,
+                                             const GivenOptions& given, EnvLookup env);
 
 // Rewrites a pipeline error about an option ("FILE: --param tag: ...") to name
 // the option the user typed ("FILE: -t/--tag (param tag): ...").
 std::string ExplainOrigin(const std::string& message, const SubmitParts& parts);
+
+// The pipeline file of a `musafarm submit` command line, found before the
+// pipeline's own options are known: the first argument after `submit` that is
+// not an option, skipping only submit's and the CLI's own options. "" when
+// there is none (the built-in pipeline); nullopt when the command is not
+// submit. A file given after a pipeline option is not found here; the caller
+// says so once the command line is parsed.
+std::optional<std::string> PipelineFileArg(int argc, const char* const* argv);
 
 }  // namespace musafarm::cli

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "pipeline/option_decl.h"
 #include "yaml-cpp/yaml.h"
 
 namespace musafarm::pipeline {
@@ -140,6 +141,7 @@ struct Pipeline {
   std::vector<std::string> given_secrets;  // ExpandOptions::secrets, sorted, unique
   std::vector<EnvVar> env;
   std::vector<Stage> stages;
+  std::vector<OptionDecl> options;  // `options:`, in file order
 };
 
 bool Contains(const std::vector<std::string>& list, absl::string_view value);

@@ -13,6 +13,7 @@
 #include "pipeline/dag.h"
 #include "pipeline/matrix.h"
 #include "pipeline/model.h"
+#include "pipeline/options.h"
 #include "pipeline/stages.h"
 #include "pipeline/substitute.h"
 #include "pipeline/yaml_reader.h"
@@ -152,8 +153,8 @@ absl::Status TopLevel::Parse(const YAML::Node& root, const ExpandOptions& option
   }
   std::vector<Entry> entries;
   MF_RETURN_IF_ERROR(r_.Entries(root, root.Mark(), "", &entries));
-  MF_RETURN_IF_ERROR(
-      r_.CheckAllowed(entries, "", {"name", "matrix", "params", "secrets", "env", "stages"}));
+  MF_RETURN_IF_ERROR(r_.CheckAllowed(
+      entries, "", {"name", "matrix", "params", "secrets", "env", "stages", "options"}));
   const Entry* stages = nullptr;
   // The matrix comes first wherever it is written: params and `when` need its
   // axes. Params and secrets come before the stages, which refer to them.
@@ -181,6 +182,10 @@ absl::Status TopLevel::Parse(const YAML::Node& root, const ExpandOptions& option
       stages = &e;
     }
   }
+  // Options name params, axes and secrets, so they come after all three.
+  for (const Entry& e : entries) {
+    if (e.key == "options") MF_RETURN_IF_ERROR(OptionsParser(r_).Parse(e, p));
+  }
   if (stages == nullptr) {
     return r_.Error(root.Mark(), "stages", "missing: a pipeline needs a non-empty 'stages' list");
   }
@@ -207,6 +212,18 @@ absl::Status TopLevel::Parse(const YAML::Node& root, const ExpandOptions& option
 }
 
 }  // namespace
+
+absl::StatusOr<PipelineOptions> DeclaredOptions(absl::string_view yaml, absl::string_view file) {
+  const YamlReader reader(yaml, file);
+  try {
+    MF_ASSIGN_OR_RETURN(const YAML::Node root, reader.LoadDocument());
+    Pipeline p;
+    MF_RETURN_IF_ERROR(TopLevel(reader).Parse(root, ExpandOptions{}, &p));
+    return PipelineOptions{std::move(p.options), AxisNames(p)};
+  } catch (const YAML::Exception& e) {
+    return reader.SyntaxError(e);
+  }
+}
 
 absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
                                        absl::string_view job_id, absl::string_view name_override) {

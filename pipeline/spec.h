@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "musafarm/v1/farm.pb.h"
+#include "pipeline/option_decl.h"
 
 namespace musafarm::pipeline {
 
@@ -30,7 +31,7 @@ absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view
                                        absl::string_view name_override = "");
 
 // What a submitter sets on top of the file (`musafarm submit --param`, `--axis`,
-// `--secret` and the torch_musa script options that map onto them).
+// `--secret` and the options the pipeline declares, which map onto them).
 struct ExpandOptions {
   std::string name_override;
   // Values for params the pipeline declares under `params`; an undeclared name is
@@ -45,5 +46,10 @@ struct ExpandOptions {
 
 absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
                                        absl::string_view job_id, const ExpandOptions& options);
+
+// The command-line options the pipeline declares under `options:` and its
+// matrix axes, for `musafarm submit`. Reads and checks the file as
+// ParseAndExpand does, up to expansion: the same errors for the same file.
+absl::StatusOr<PipelineOptions> DeclaredOptions(absl::string_view yaml, absl::string_view file);
 
 }  // namespace musafarm::pipeline

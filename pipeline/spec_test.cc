@@ -639,7 +639,9 @@ TEST(ParseAndExpandErrorTest, UnknownTopLevelField) {
   auto r = Parse("stages: [{name: a, exec: [x]}]\nmatrixx: {}\n");
   EXPECT_TRUE(
       IsError(r, 2, "matrixx",
-              "unknown field 'matrixx' (allowed: name, matrix, params, secrets, env, stages)", 1));
+              "unknown field 'matrixx' (allowed: name, matrix, params, secrets, env, stages, "
+              "options)",
+              1));
 }
 
 TEST(ParseAndExpandErrorTest, UnknownStageField) {

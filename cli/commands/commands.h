@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "cli/client.h"
 #include "cli/script_options.h"
@@ -24,12 +25,21 @@ struct WatchOptions {
 };
 
 struct SubmitOptions {
-  std::string file;  // empty: the built-in pipelines/torch_musa.yaml
-  ScriptOptions script;  // torch_musa script options, --param, --axis, --secret
+  std::string file;      // empty: the built-in pipelines/torch_musa.yaml
+  GivenOptions given;    // the pipeline's own options, --param, --axis, --secret
+  std::string job_name;  // --job-name; else an option with `names_job`, else the pipeline's
   EnvLookup env_lookup = ProcessEnv;
   bool watch = false;
   WatchOptions watch_options;  // job_id is filled in from the submitted job
 };
+
+// A pipeline file's text and how messages name it.
+struct PipelineSource {
+  std::string yaml;
+  std::string file;
+};
+// `file`, or the built-in pipeline when empty. Errors name the file.
+absl::StatusOr<PipelineSource> ReadPipeline(const std::string& file);
 
 int RunSubmit(const CommandEnv& env, const SubmitOptions& opts);
 int RunJobs(const CommandEnv& env, int limit);

@@ -5,46 +5,50 @@
 #include <sstream>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "cli/client.h"
 #include "cli/commands/commands.h"
+#include "cli/default_pipeline.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
 #include "pipeline/spec.h"
-#include "absl/strings/match.h"
-#include "cli/default_pipeline.h"
 
 namespace musafarm::cli {
 
+absl::StatusOr<PipelineSource> ReadPipeline(const std::string& file) {
+  if (file.empty()) return PipelineSource{std::string(kDefaultPipeline), kDefaultPipelineFile};
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream ss;
+  if (in) ss << in.rdbuf();
+  if (!in || in.bad()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read ", file, ": ", std::strerror(errno)));
+  }
+  return PipelineSource{ss.str(), file};
+}
+
 int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
-  absl::StatusOr<SubmitParts> parts = MapScriptOptions(opts.script, opts.env_lookup);
+  absl::StatusOr<PipelineSource> source = ReadPipeline(opts.file);
+  if (!source.ok()) {
+    *env.err << "musafarm: " << source.status().message() << "\n";
+    return kExitUsage;
+  }
+  const std::string& yaml = source->yaml;
+  const std::string& file = source->file;
+  // The file says which options it takes; its errors read
+  // "FILE:LINE:COL: FIELD: message" and are printed as they are.
+  absl::StatusOr<pipeline::PipelineOptions> declared = pipeline::DeclaredOptions(yaml, file);
+  if (!declared.ok()) {
+    *env.err << declared.status().message() << "\n";
+    return kExitUsage;
+  }
+  absl::StatusOr<SubmitParts> parts = MapSubmitOptions(*declared, opts.given, opts.env_lookup);
   if (!parts.ok()) {
     *env.err << "musafarm: " << parts.status().message() << "\n";
     return kExitUsage;
   }
-  // The job's name: --name, which for torch_musa's scripts was the image name
-  // and still sets the `name` param where the pipeline has one.
-  const std::string job_name = opts.script.name.value_or("");
-
-  std::string yaml;
-  std::string file = opts.file;
-  if (file.empty()) {
-    yaml = std::string(kDefaultPipeline);
-    file = kDefaultPipelineFile;
-  } else {
-    std::ifstream in(opts.file, std::ios::binary);
-    if (!in) {
-      *env.err << "musafarm: cannot read " << opts.file << ": " << std::strerror(errno) << "\n";
-      return kExitUsage;
-    }
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) {
-      *env.err << "musafarm: cannot read " << opts.file << ": " << std::strerror(errno) << "\n";
-      return kExitUsage;
-    }
-    yaml = ss.str();
-  }
+  const std::string job_name = !opts.job_name.empty() ? opts.job_name : parts->job_name;
 
   pipeline::ExpandOptions expand;
   expand.name_override = job_name;
@@ -52,16 +56,8 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
   expand.axes = parts->axes;
   for (const auto& [name, value] : parts->secrets) expand.secrets.push_back(name);
 
-  // Validate before contacting the coordinator; the error already reads
-  // "FILE:LINE:COL: FIELD: message", so it is printed as is.
+  // Validate before contacting the coordinator.
   absl::StatusOr<v1::Job> local = pipeline::ParseAndExpand(yaml, file, "local", expand);
-  if (!local.ok() && opts.script.name.has_value() &&
-      absl::StrContains(local.status().message(), "--param name:")) {
-    // -n names the job; it sets the `name` param only where the pipeline has one.
-    expand.params.erase("name");
-    parts->params.erase("name");
-    local = pipeline::ParseAndExpand(yaml, file, "local", expand);
-  }
   if (!local.ok()) {
     *env.err << ExplainOrigin(std::string(local.status().message()), *parts) << "\n";
     return kExitUsage;

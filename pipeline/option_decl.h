@@ -1,0 +1,52 @@
+#pragma once
+
+// The command-line options a pipeline declares under `options:`, which
+// `musafarm submit` adds to its own: each becomes a param, a matrix axis, a
+// secret, or (a flag, which takes no value) a fixed param or axis value.
+// docs/pipeline.md ("Options") describes the format.
+
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace musafarm::pipeline {
+
+struct OptionDecl {
+  enum class Kind { kParam, kAxis, kSecret, kFlag };
+
+  std::string long_name;   // without "--": "python_version"
+  std::string short_name;  // one letter without "-", or empty
+  std::string help;
+  Kind kind = Kind::kParam;
+  // What it sets: the param (which may name one axis as "${AXIS}", see
+  // `per_axis`), the axis or the secret; for a flag, the param or axis
+  // (`flag_kind`) that it sets to `flag_value`.
+  std::string target;
+  Kind flag_kind = Kind::kParam;
+  std::string flag_value;
+  // Axis options: the values may be comma-separated and the option repeated.
+  bool list = false;
+  // Applied when neither this option nor any other sets the target.
+  bool has_default = false;
+  std::string default_value;
+  // Param options: the value also names the job.
+  bool names_job = false;
+  // A param option whose target holds "${AXIS}" applies to one value of that
+  // axis: the one the other options chose, else `axis_default`, the axis's
+  // first value in the file (which the option then chooses).
+  std::string per_axis;
+  std::string axis_default;
+};
+
+// "-t/--tag" or "--mudnn_url": how messages name an option.
+std::string OptionDisplay(const OptionDecl& o);
+// "param tag", "axis python", "secret MUDNN_URL", "axis variant = release".
+std::string OptionBecomes(const OptionDecl& o);
+
+// What a submitter needs to turn options into params, axes and secrets.
+struct PipelineOptions {
+  std::vector<OptionDecl> options;  // in file order
+  std::vector<std::string> axes;    // the matrix axes, in file order
+};
+
+}  // namespace musafarm::pipeline
