@@ -49,9 +49,16 @@ void AddPipelineOptions(CLI::App* cmd, const pipeline::PipelineOptions& declared
           ->group(group);
       continue;
     }
-    cmd->add_option(names, *values, help)
-        ->allow_extra_args(false)  // one value per use; a list option repeats or uses commas
-        ->type_name(o.list ? "V1,V2" : "VALUE")
+    if (o.list) {
+      cmd->add_option(names, *values, help)
+          ->allow_extra_args(false)  // one value per use: repeat it, or use commas
+          ->type_name("V1,V2")
+          ->group(group);
+      continue;
+    }
+    cmd->add_option_function<std::string>(
+           names, [values](const std::string& v) { values->push_back(v); }, help)
+        ->type_name("VALUE")
         ->group(group);
   }
 }
