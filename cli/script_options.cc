@@ -49,7 +49,7 @@ bool ValidName(absl::string_view name) {
 
 class Builder {
  public:
-  // `typed`: how the option reads in a "pick one" message ("--variant dev");
+  // `typed`: how the option reads in a "pick one" message ("--mode opt");
   // empty for submit's generic options, which say "already set by" instead.
   absl::Status Param(const std::string& name, const std::string& value, const std::string& option,
                      const std::string& typed = "") {

@@ -27,7 +27,7 @@ struct GivenOptions {
 };
 
 // The request parts they turn into. `origin` says which option set each param,
-// axis or secret, for messages ("-t/--tag").
+// axis or secret, for messages ("-x/--extra").
 struct SubmitParts {
   std::map<std::string, std::string> params;
   std::vector<std::pair<std::string, std::vector<std::string>>> axes;  // in the matrix's order
@@ -52,7 +52,7 @@ absl::StatusOr<SubmitParts> MapSubmitOptions(const pipeline::PipelineOptions& pi
                                              const GivenOptions& given, EnvLookup env);
 
 // Rewrites a pipeline error about an option ("FILE: --param tag: ...") to name
-// the option the user typed ("FILE: -t/--tag (param tag): ...").
+// the option the user typed ("FILE: -x/--extra (param extra): ...").
 std::string ExplainOrigin(const std::string& message, const SubmitParts& parts);
 
 // The pipeline file of a `musafarm submit` command line, found before the
