@@ -40,8 +40,8 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using ::testing::Not;
 using ::testing::MatchesRegex;
+using ::testing::Not;
 using ::testing::Pair;
 
 constexpr int64_t kT0 = 1'700'000'000'000'000;  // unix microseconds; FakeClock's default start
@@ -306,6 +306,60 @@ TEST_F(CommandsTest, SubmitWithoutAFileSendsTheBuiltInTorchMusaPipeline) {
 }
 
 int Cli(std::vector<const char*> args, CommandEnv env);  // below, with the other CLI tests
+
+TEST_F(CommandsTest, TheReadmesTorchMusaCommandStillWorks) {
+  // README.md, "Building torch_musa images", less --watch.
+  service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
+  const std::string addr = env_.coordinator;
+  EXPECT_EQ(Cli({"submit",
+                 "-n",
+                 "torch_musa",
+                 "-t",
+                 "nightly",
+                 "-v",
+                 "3.8,3.9,3.10",
+                 "--variant",
+                 "dev,release",
+                 "-m",
+                 "https://dl/musa?t=1",
+                 "--mudnn_url",
+                 "https://dl/mudnn",
+                 "--mccl_url",
+                 "https://dl/mccl",
+                 "--torch_whl_url",
+                 "https://dl/torch.whl",
+                 "--torch_musa_whl_url",
+                 "https://dl/tm.whl",
+                 "--torch_musa_tag",
+                 "dev1.5.1",
+                 "--param",
+                 "registry=harbor.example.com/mt-ai/",
+                 "--param",
+                 "push=true",
+                 "-c",
+                 addr.c_str()},
+                env_),
+            0)
+      << err_.str();
+  ASSERT_EQ(service_.submits.size(), 1u);
+  const v1::SubmitRequest& req = service_.submits[0];
+  EXPECT_EQ(req.name(), "torch_musa");
+  EXPECT_EQ(req.spec_file(), "pipelines/torch_musa.yaml (built in)");
+  const std::map<std::string, std::string> params(req.params().begin(), req.params().end());
+  EXPECT_THAT(params, ::testing::UnorderedElementsAre(
+                          ::testing::Pair("name", "torch_musa"), ::testing::Pair("tag", "nightly"),
+                          ::testing::Pair("torch_musa_tag", "dev1.5.1"),
+                          ::testing::Pair("registry", "harbor.example.com/mt-ai/"),
+                          ::testing::Pair("push", "true")));
+  ASSERT_EQ(req.axes_size(), 2);
+  EXPECT_EQ(req.axes(0).axis(), "variant");
+  EXPECT_THAT(req.axes(0).values(), ::testing::ElementsAre("dev", "release"));
+  EXPECT_EQ(req.axes(1).axis(), "python");
+  EXPECT_THAT(req.axes(1).values(), ::testing::ElementsAre("3.8", "3.9", "3.10"));
+  EXPECT_EQ(req.secrets_size(), 5);
+  EXPECT_EQ(req.secrets().at("MUSA_TOOLKITS_URL"), "https://dl/musa?t=1");
+  EXPECT_EQ(req.secrets().at("TORCH_MUSA_WHL_URL"), "https://dl/tm.whl");
+}
 
 TEST_F(CommandsTest, SubmitNamesTheOptionAPipelineDoesNotTake) {
   // A pipeline declares its options: kSpec declares none, so torch_musa's -t
