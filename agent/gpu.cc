@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "common/labels.h"
 #include "common/logging.h"
 #include "common/subprocess.h"
 
@@ -47,8 +48,6 @@ const char* Name(ProbeResult::Outcome o) {
   }
   return "?";
 }
-
-std::string KeyOf(const std::string& label) { return label.substr(0, label.find('=')); }
 
 // Keeps [A-Za-z0-9_.-/], turns blanks into '_', drops the rest.
 std::string SanitizeLabelValue(absl::string_view v) {
@@ -217,9 +216,9 @@ std::vector<std::string> GpuLabels(const GpuInventory& inv) {
 std::vector<std::string> MergeLabels(std::vector<std::string> labels,
                                      const std::vector<std::string>& extra) {
   std::set<std::string> keys;
-  for (const std::string& l : labels) keys.insert(KeyOf(l));
+  for (const std::string& l : labels) keys.insert(LabelKey(l));
   for (const std::string& l : extra) {
-    if (keys.count(KeyOf(l)) == 0) labels.push_back(l);
+    if (keys.count(LabelKey(l)) == 0) labels.push_back(l);
   }
   return labels;
 }

@@ -1,21 +1,10 @@
 #include "agent/task_env.h"
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/env_name.h"
 
 namespace musafarm::agent {
-namespace {
-
-bool IsEnvName(const std::string& name) {
-  if (name.empty() || absl::ascii_isdigit(static_cast<unsigned char>(name[0]))) return false;
-  for (char c : name) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
-  }
-  return true;
-}
-
-}  // namespace
 
 absl::StatusOr<EnvMap> StageSecrets(const v1::Assignment& assignment) {
   EnvMap secrets;

@@ -4,9 +4,8 @@
 #include "absl/strings/str_cat.h"
 
 namespace musafarm {
-namespace {
-std::string KeyOf(const std::string& label) { return label.substr(0, label.find('=')); }
-}  // namespace
+
+std::string LabelKey(const std::string& label) { return label.substr(0, label.find('=')); }
 
 bool LabelsSatisfy(const std::vector<std::string>& agent_labels,
                    const std::vector<std::string>& required) {
@@ -14,7 +13,7 @@ bool LabelsSatisfy(const std::vector<std::string>& agent_labels,
     const bool pair = want.find('=') != std::string::npos;
     bool found = false;
     for (const std::string& have : agent_labels) {
-      if (pair ? have == want : KeyOf(have) == want) {
+      if (pair ? have == want : LabelKey(have) == want) {
         found = true;
         break;
       }
@@ -25,7 +24,7 @@ bool LabelsSatisfy(const std::vector<std::string>& agent_labels,
 }
 
 absl::Status ValidateLabel(const std::string& label) {
-  const std::string key = KeyOf(label);
+  const std::string key = LabelKey(label);
   if (key.empty())
     return absl::InvalidArgumentError(absl::StrCat("label '", label, "' has an empty key"));
   for (char c : key) {

@@ -12,6 +12,9 @@ namespace musafarm {
 bool LabelsSatisfy(const std::vector<std::string>& agent_labels,
                    const std::vector<std::string>& required);
 
+// "gpu" of "gpu=mthreads" or of "gpu".
+std::string LabelKey(const std::string& label);
+
 // A label is key[=value]; the key is [A-Za-z0-9_.-/]+ and non-empty.
 absl::Status ValidateLabel(const std::string& label);
 

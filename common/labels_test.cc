@@ -15,6 +15,13 @@ TEST(LabelsTest, PairsMatchExactlyKeysMatchAnyValue) {
   EXPECT_FALSE(LabelsSatisfy(agent, {"os=linux", "arm"}));
 }
 
+TEST(LabelsTest, KeyIsWhatComesBeforeTheFirstEquals) {
+  EXPECT_EQ(LabelKey("gpu=mthreads"), "gpu");
+  EXPECT_EQ(LabelKey("docker"), "docker");
+  EXPECT_EQ(LabelKey("a=b=c"), "a");
+  EXPECT_EQ(LabelKey(""), "");
+}
+
 TEST(LabelsTest, Validation) {
   EXPECT_TRUE(ValidateLabel("gpu=s4000").ok());
   EXPECT_TRUE(ValidateLabel("zone/a").ok());

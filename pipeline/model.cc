@@ -34,15 +34,6 @@ bool IsCellValueChar(char c) {
          c == '+' || c == '-';
 }
 
-// Environment variable and build argument names.
-bool IsEnvName(absl::string_view s) {
-  if (s.empty() || absl::ascii_isdigit(static_cast<unsigned char>(s[0]))) return false;
-  for (char c : s) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
-  }
-  return true;
-}
-
 bool IsAbsolute(absl::string_view path) { return absl::StartsWith(path, "/"); }
 
 std::string CellDesc(const Cell& cell) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "common/env_name.h"
 #include "pipeline/option_decl.h"
 #include "yaml-cpp/yaml.h"
 
@@ -153,8 +154,7 @@ bool AllOf(absl::string_view s, bool (*ok)(char));
 bool IsNameChar(char c);
 // Matrix values, which become part of task ids.
 bool IsCellValueChar(char c);
-// Environment variable and build argument names.
-bool IsEnvName(absl::string_view s);
+// Environment variable and build argument names: IsEnvName, common/env_name.h.
 bool IsAbsolute(absl::string_view path);
 // "(dev, 3.8)"
 std::string CellDesc(const Cell& cell);
