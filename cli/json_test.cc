@@ -3,6 +3,7 @@
 #include <string>
 
 #include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "musafarm/v1/farm.pb.h"
@@ -61,6 +62,32 @@ TEST(ProtoToJsonTest, KeepsTheProto3MappingSoOldReadersStillParseTheMessage) {
   std::string want;
   ASSERT_TRUE(google::protobuf::util::MessageToJsonString(a, &want, opts).ok());
   EXPECT_EQ(DumpJson(j), want);
+}
+
+// A message that already carries the RFC 3339 time (the user API's Timestamp
+// fields, once a coordinator fills them) keeps it: no second key, no rewrite.
+// A Struct stands in for such a message: it prints as the object it holds.
+TEST(ProtoToJsonTest, ATimeTheMessageAlreadyHasIsKept) {
+  google::protobuf::Struct msg;
+  (*msg.mutable_fields())["createdUs"].set_string_value("1700000000000000");
+  // The same instant as printed differently, so a rewrite would show.
+  (*msg.mutable_fields())["createdTime"].set_string_value("2023-11-14T22:13:20.000Z");
+  (*msg.mutable_fields())["endedUs"].set_string_value("1700000000500000");
+  const Json j = ProtoToJson(msg);
+  EXPECT_EQ(j.size(), 4u) << DumpJson(j);
+  EXPECT_EQ(j["createdTime"], "2023-11-14T22:13:20.000Z");
+  EXPECT_EQ(j["endedTime"], "2023-11-14T22:13:20.500Z");
+  const std::string line = DumpJson(j);
+  EXPECT_EQ(line.find("createdTime"), line.rfind("createdTime")) << "one key: " << line;
+}
+
+TEST(ProtoToJsonTest, OnlyMicrosecondIntegersBecomeTimes) {
+  google::protobuf::Struct msg;
+  (*msg.mutable_fields())["statusUs"].set_string_value("not a number");
+  (*msg.mutable_fields())["Us"].set_string_value("1700000000000000");
+  (*msg.mutable_fields())["zeroUs"].set_string_value("0");
+  const Json j = ProtoToJson(msg);
+  EXPECT_EQ(j.size(), 3u) << DumpJson(j);
 }
 
 TEST(DumpJsonTest, HostileStringsStayOneParseableLine) {
