@@ -481,6 +481,25 @@ TEST_F(CoreTest, AFreedSlotExaminesOneRequirementClassNotEveryQueuedTask) {
   EXPECT_EQ(StateOf(big.id(), big.tasks(0).id()), v1::TASK_STATE_QUEUED);
 }
 
+TEST_F(CoreTest, AnAgentTakingWorkAgainRunsAPassThatPlacesOnIt) {
+  auto [conn, agent] = Connect("a1", 1);
+  v1::AgentMessage busy;
+  busy.mutable_heartbeat()->set_unavailable_reason("disk nearly full");
+  core_->OnAgentMessage(conn, busy);
+  const v1::Job job = Submit("stages:\n  - name: one\n    exec: [x]\n");
+  EXPECT_TRUE(agent->TakeAssignments().empty());
+
+  const SchedulerStats before = core_->scheduler_stats();
+  core_->OnAgentMessage(conn, busy);  // the same reason: nothing changed
+  EXPECT_EQ(core_->scheduler_stats().passes, before.passes);
+  v1::AgentMessage free;
+  free.mutable_heartbeat();  // no reason: it takes work again
+  core_->OnAgentMessage(conn, free);
+  EXPECT_EQ(core_->scheduler_stats().passes, before.passes + 1);
+  EXPECT_EQ(agent->TakeAssignments().size(), 1u);
+  EXPECT_EQ(StateOf(job.id(), job.tasks(0).id()), v1::TASK_STATE_ASSIGNED);
+}
+
 TEST_F(CoreTest, StreamThatNeverRegistersIsClosed) {
   auto conn = std::make_shared<FakeConnection>();
   core_->OnAgentConnected(conn);
@@ -734,6 +753,22 @@ TEST_F(CoreTest, WhatAShutDownAgentStillHoldsIsRequeuedAtTheNextTick) {
 
 namespace musafarm::coordinator {
 namespace {
+
+TEST_F(CoreTest, ACancelledAssignmentCrossingTheAgentsShutdownEndsCancelled) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: one\n    exec: [x]\n");
+  auto as = a1->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  ASSERT_TRUE(core_->Cancel(as[0].task_id()).ok());  // asks the agent; still ASSIGNED
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_ASSIGNED);
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat()->set_unavailable_reason("shutting down");
+  core_->OnAgentMessage(c1, beat);
+  core_->OnAgentGone(c1);
+  // Handed back by the shutdown with its cancel pending: it ends, it is not queued again.
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_CANCELLED);
+  EXPECT_EQ(core_->GetJob(job.id())->state(), v1::JOB_STATE_CANCELLED);
+}
 
 TEST_F(CoreTest, AHandBackDoesNotCountAgainstRetries) {
   auto [c1, a1] = Connect("a1", 1);
