@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -15,6 +16,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "pugixml.hpp"
 #include "tests/e2e/harness.h"
 
 namespace musafarm::e2e {
@@ -177,21 +179,24 @@ TEST_F(DockerFarmTest, FixtureMatrixBuildsPushesPullsRunsAndReportsTests) {
   const std::string junit = farm_.dir() + "/junit.xml";
   CliResult results = farm_.Cli({"results", "1", "--junit", junit});
   EXPECT_EQ(results.exit_code, 1) << results.err;
-  const std::string xml = ReadFile(junit);
-  EXPECT_TRUE(absl::StartsWith(xml, "<?xml")) << xml;
-  size_t suites = 0;
-  for (size_t at = xml.find("<testsuite "); at != std::string::npos;
-       at = xml.find("<testsuite ", at + 1)) {
-    ++suites;
+  // Parsed, not matched as text: the document's layout is the XML library's.
+  pugi::xml_document doc;
+  const pugi::xml_parse_result parsed = doc.load_file(junit.c_str());
+  ASSERT_TRUE(parsed) << parsed.description() << "\n" << ReadFile(junit);
+  EXPECT_TRUE(absl::StartsWith(ReadFile(junit), "<?xml")) << ReadFile(junit);
+  std::map<std::string, pugi::xml_node> suites;
+  for (const pugi::xpath_node& n : doc.select_nodes("//testsuite")) {
+    suites[n.node().attribute("name").value()] = n.node();
   }
-  EXPECT_EQ(suites, 6u) << xml;
-  EXPECT_TRUE(
-      absl::StrContains(xml,
-                        "<testcase classname=\"tests.unittest.test_add\" name=\"test_add_half\">\n"
-                        "      <failure message=\"failed\"/>"))
-      << xml;
-  EXPECT_TRUE(absl::StrContains(xml, "<testsuite name=\"dev-3.9/test-dev\" tests=\"5\" failures=\"1\""))
-      << xml;
+  EXPECT_EQ(suites.size(), 6u) << ReadFile(junit);
+  ASSERT_EQ(suites.count("dev-3.9/test-dev"), 1u) << ReadFile(junit);
+  const pugi::xml_node failing = suites["dev-3.9/test-dev"];
+  EXPECT_STREQ(failing.attribute("tests").value(), "5");
+  EXPECT_STREQ(failing.attribute("failures").value(), "1");
+  const pugi::xml_node half = failing.find_child_by_attribute("testcase", "name", "test_add_half");
+  ASSERT_TRUE(half) << ReadFile(junit);
+  EXPECT_STREQ(half.attribute("classname").value(), "tests.unittest.test_add");
+  EXPECT_STREQ(half.child("failure").attribute("message").value(), "failed") << ReadFile(junit);
   // No container of ours is left on either daemon.
   for (const std::string& host : hosts_) {
     EXPECT_FALSE(absl::StrContains(Containers(host), "musafarm")) << Containers(host);
