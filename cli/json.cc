@@ -43,9 +43,9 @@ Json AddTimes(Json&& json) {
     const bool is_time = TimeMicros(key, value, &micros);
     out[key] = AddTimes(std::move(value));
     if (!is_time) continue;
-    const std::string at =
+    const std::string time_key =
         key.substr(0, key.size() - kMicrosSuffix.size()) + std::string(kTimeSuffix);
-    if (!json.contains(at)) out[at] = Rfc3339FromMicros(micros);
+    if (!json.contains(time_key)) out[time_key] = Rfc3339FromMicros(micros);
   }
   return out;
 }
