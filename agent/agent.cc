@@ -14,11 +14,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
-#include "agent/disk.h"
-#include "agent/docker_executor.h"
-#include "agent/image_pruner.h"
+#include "agent/executor/task_env.h"
+#include "agent/host/disk.h"
 #include "agent/pytest_summary.h"
-#include "agent/task_env.h"
 #include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/format_bytes.h"
@@ -53,10 +51,17 @@ std::string AttemptFileName(const std::string& task, uint64_t attempt) {
   return absl::StrCat(absl::StrReplaceAll(task, {{"/", "_"}}), "-", attempt);
 }
 
+// What the state file recorded of an attempt's executor's traces.
+AttemptTraces TracesOf(const RecordedAttempt& r) {
+  return AttemptTraces{r.task_id(), r.attempt_id(), r.kind(), r.container(),
+                       std::vector<std::string>(r.images().begin(), r.images().end())};
+}
+
 }  // namespace
 
-Agent::Agent(AgentOptions options, Executor* exec, Executor* docker)
+Agent::Agent(AgentOptions options, CoordinatorLink* link, Executor* exec, Executor* docker)
     : options_(std::move(options)),
+      link_(link),
       exec_executor_(exec),
       docker_executor_(docker),
       budget_(options_.max_spool_bytes),
@@ -71,7 +76,9 @@ std::string Agent::Key(const std::string& task, uint64_t attempt) {
   return absl::StrCat(task, "#", attempt);
 }
 
-std::string Agent::StatePath() const { return options_.work_dir + "/agent-state"; }
+std::string Agent::StatePath() const {
+  return absl::StrCat(options_.work_dir, "/", kAgentStateFile);
+}
 
 absl::Status Agent::Start() {
   if (options_.name.empty()) return absl::InvalidArgumentError("agent name is empty");
@@ -90,24 +97,6 @@ absl::Status Agent::Start() {
   if (absl::Status s = LockWorkDir(); !s.ok()) return s;
   RemoveLeftovers();
   MeasureDisk();
-  grpc::ChannelArguments args;
-  // Finds a dead TCP path (a vanished coordinator host, a dropped NAT entry)
-  // in ~15 s even when nothing is written. The coordinator must accept pings
-  // this often (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS below
-  // 10 s, KEEPALIVE_PERMIT_WITHOUT_CALLS) or it answers with GOAWAY.
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
-  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  // By default a client stops pinging after 2 pings without data; the
-  // coordinator writes nothing to an idle agent, so keep pinging.
-  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
-  // Our own backoff paces reconnects; keep gRPC's short so it does not add to it.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  channel_ =
-      grpc::CreateCustomChannel(options_.coordinator, grpc::InsecureChannelCredentials(), args);
-  stub_ = v1::AgentService::NewStub(channel_);
   loop_.Start();
   started_ = true;
   loop_.Post([this] { Connect(); });
@@ -136,63 +125,68 @@ absl::Status Agent::LockWorkDir() {
 }
 
 void Agent::RemoveLeftovers() {
-  std::vector<RecordedAttempt> recorded;
-  absl::StatusOr<AgentState> state = ReadAgentStateFile(StatePath());
-  if (state.ok()) {
-    recorded = state->attempts;
-  } else if (!absl::IsNotFound(state.status())) {
+  AgentState state;
+  bool legacy = false;
+  absl::StatusOr<AgentState> loaded = LoadAgentState(options_.work_dir, &legacy);
+  if (loaded.ok()) {
+    state = *std::move(loaded);
+    if (legacy) {
+      Log()->info("read the state of an earlier run from its {} (an older agent's format)",
+                  kLegacyAgentStateFile);
+    }
+  } else if (!absl::IsNotFound(loaded.status())) {
     Log()->warn("{}; cannot tell which processes an earlier run left",
-                std::string(state.status().message()));
+                std::string(loaded.status().message()));
   }
-  std::vector<RecordedAttempt> leftovers;
+  std::vector<AttemptTraces> leftovers;
   std::set<std::string> keep;  // files of recovered attempts, canonical
   auto canonical = [](const std::string& path) {
     std::error_code ec;
     const std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
     return ec ? path : p.string();
   };
-  for (const RecordedAttempt& a : recorded) {
-    if (a.finished) {
+  for (const RecordedAttempt& a : state.attempts()) {
+    if (a.finished()) {
       // Nothing of it runs; a process left in its group is killed below all the same.
       absl::Status s = Recover(a);
       if (s.ok()) {
-        const Attempt& got = attempts_.at(Key(a.task_id, a.attempt_id));
+        const Attempt& got = attempts_.at(Key(a.task_id(), a.attempt_id()));
         Log()->info(
             "task={} attempt={} ({}) had finished in an earlier run of this agent (exit={} "
             "signal={}) but its result was not acknowledged: reporting it ({} log bytes from "
             "offset {} kept)",
-            a.task_id, a.attempt_id, a.kind, got.result.exit_code(), got.result.signal(),
+            a.task_id(), a.attempt_id(), a.kind(), got.result.exit_code(), got.result.signal(),
             got.spool->held(), got.base());
-        keep.insert(canonical(a.spool_path));
-        keep.insert(canonical(a.result_path));
+        keep.insert(canonical(a.spool_path()));
+        keep.insert(canonical(a.result_path()));
         if (!got.files.empty()) keep.insert(canonical(got.workdir));
       } else {
         Log()->warn(
             "task={} attempt={} ({}) had finished in an earlier run of this agent, but cannot be "
             "reported: {}",
-            a.task_id, a.attempt_id, a.kind, std::string(s.message()));
+            a.task_id(), a.attempt_id(), a.kind(), std::string(s.message()));
       }
     }
     std::vector<std::string> killed;
-    for (const RecordedProcess& p : a.processes) {
+    for (const RecordedProcess& p : a.processes()) {
       const std::vector<int64_t> pids = KillLeftoverProcesses(p);
       if (!pids.empty()) {
-        killed.push_back(absl::StrCat("process group ", p.pid, " (", pids.size(),
+        killed.push_back(absl::StrCat("process group ", p.pid(), " (", pids.size(),
                                       " processes: ", absl::StrJoin(pids, " "), ")"));
       }
     }
-    if (attempts_.count(Key(a.task_id, a.attempt_id)) != 0) {
+    if (attempts_.count(Key(a.task_id(), a.attempt_id())) != 0) {
       if (!killed.empty()) {
-        Log()->warn("task={} attempt={}: killed {} left after it finished", a.task_id, a.attempt_id,
-                    absl::StrJoin(killed, ", "));
+        Log()->warn("task={} attempt={}: killed {} left after it finished", a.task_id(),
+                    a.attempt_id(), absl::StrJoin(killed, ", "));
       }
       continue;
     }
-    leftovers.push_back(a);
+    leftovers.push_back(TracesOf(a));
     Log()->warn(
         "task={} attempt={} ({}) was held by an earlier run of this agent: {}; not listing it, "
         "so the coordinator re-queues it",
-        a.task_id, a.attempt_id, a.kind,
+        a.task_id(), a.attempt_id(), a.kind(),
         killed.empty() ? std::string("none of its processes was still running")
                        : absl::StrCat("killed ", absl::StrJoin(killed, ", ")));
   }
@@ -216,26 +210,29 @@ void Agent::RemoveLeftovers() {
   if (!old.empty()) {
     Log()->info("removed {} task and spool entries of an earlier run", old.size());
   }
-  SaveState();
+  // Written in the current format before the legacy file goes: read once.
+  if (SaveState() && legacy) {
+    ::unlink(absl::StrCat(options_.work_dir, "/", kLegacyAgentStateFile).c_str());
+  }
 }
 
 absl::Status Agent::Recover(const RecordedAttempt& r) {
   v1::AttemptResult result;
   {
-    std::ifstream in(r.result_path, std::ios::binary);
+    std::ifstream in(r.result_path(), std::ios::binary);
     if (!in) {
       return absl::NotFoundError(
-          absl::StrCat("cannot read ", r.result_path, ": ", std::strerror(errno)));
+          absl::StrCat("cannot read ", r.result_path(), ": ", std::strerror(errno)));
     }
     std::stringstream ss;
     ss << in.rdbuf();
     if (!result.ParseFromString(ss.str())) {
-      return absl::DataLossError(absl::StrCat(r.result_path, " is not a result"));
+      return absl::DataLossError(absl::StrCat(r.result_path(), " is not a result"));
     }
   }
-  if (result.task_id() != r.task_id || result.attempt_id() != r.attempt_id ||
-      result.log_size() != r.log_total) {
-    return absl::DataLossError(absl::StrCat(r.result_path, " is the result of task ",
+  if (result.task_id() != r.task_id() || result.attempt_id() != r.attempt_id() ||
+      result.log_size() != r.log_total()) {
+    return absl::DataLossError(absl::StrCat(r.result_path(), " is the result of task ",
                                             result.task_id(), " attempt ", result.attempt_id(),
                                             " with a log of ", result.log_size(), " bytes"));
   }
@@ -243,35 +240,36 @@ absl::Status Agent::Recover(const RecordedAttempt& r) {
   // (it may start past log_base: acknowledgements after the record compact
   // it). Whether it holds what the coordinator lacks, the coordinator's
   // answer at registration tells (OnAck).
-  absl::StatusOr<std::unique_ptr<LogSpool>> spool = LogSpool::Open(r.spool_path, r.log_total);
+  absl::StatusOr<std::unique_ptr<LogSpool>> spool = LogSpool::Open(r.spool_path(), r.log_total());
   if (!spool.ok()) return spool.status();
-  (*spool)->Ack(r.log_base);
+  (*spool)->Ack(r.log_base());
   std::vector<CollectedFile> files;
-  for (const RecordedFile& f : r.files) {
+  for (const RecordedFile& f : r.files()) {
     std::error_code ec;
-    const uintmax_t size = std::filesystem::file_size(f.host_path, ec);
+    const uintmax_t size = std::filesystem::file_size(f.host_path(), ec);
     const v1::Artifact* artifact = nullptr;
     for (const v1::Artifact& x : result.artifacts()) {
-      if (x.name() == f.name) artifact = &x;
+      if (x.name() == f.name()) artifact = &x;
     }
     if (ec || (artifact != nullptr && artifact->size() != size)) {
-      return absl::DataLossError(absl::StrCat("artifact ", f.name, " (", f.host_path, ") ",
+      return absl::DataLossError(absl::StrCat("artifact ", f.name(), " (", f.host_path(), ") ",
                                               ec ? ec.message() : "has another size"));
     }
-    files.push_back(CollectedFile{f.name, f.host_path, f.source});
+    files.push_back(CollectedFile{f.name(), f.host_path(), f.source()});
   }
   // Nothing fails from here on. (On an error above the reopened spool's file
   // is removed with it, as the fallback would anyway.)
-  Attempt& a = attempts_[Key(r.task_id, r.attempt_id)];
-  a.assignment.set_task_id(r.task_id);
-  a.assignment.set_attempt_id(r.attempt_id);
-  a.kind = r.kind;
-  a.workdir = absl::StrCat(options_.work_dir, "/tasks/", AttemptFileName(r.task_id, r.attempt_id));
+  Attempt& a = attempts_[Key(r.task_id(), r.attempt_id())];
+  a.assignment.set_task_id(r.task_id());
+  a.assignment.set_attempt_id(r.attempt_id());
+  a.traces = TracesOf(r);
+  a.workdir =
+      absl::StrCat(options_.work_dir, "/tasks/", AttemptFileName(r.task_id(), r.attempt_id()));
   a.spool = *std::move(spool);
   budget_.Add(static_cast<int64_t>(a.spool->held()));
-  a.finished = true;
+  a.life = AttemptLife(AttemptPhase::kFinished);
   a.result = std::move(result);
-  a.result_path = r.result_path;
+  a.result_path = r.result_path();
   a.started_us = a.result.started_us();
   a.files = std::move(files);
   return absl::OkStatus();
@@ -301,38 +299,39 @@ void Agent::PersistResult(Attempt& a) {
   SaveState();
 }
 
-void Agent::SaveState() {
+bool Agent::SaveState() {
   AgentState state;
-  state.agent = options_.name;
+  state.set_agent(options_.name);
   for (const auto& [key, a] : attempts_) {
-    RecordedAttempt r;
-    r.task_id = a.assignment.task_id();
-    r.attempt_id = a.assignment.attempt_id();
-    r.kind = a.kind;
-    r.processes = a.processes;
-    if (a.assignment.run().has_docker_run()) r.container = DockerContainerName(r.attempt_id);
-    if (a.assignment.run().has_docker_build()) {
-      r.images.assign(a.assignment.run().docker_build().tags().begin(),
-                      a.assignment.run().docker_build().tags().end());
-    }
+    RecordedAttempt* r = state.add_attempts();
+    r->set_task_id(a.assignment.task_id());
+    r->set_attempt_id(a.assignment.attempt_id());
+    r->set_kind(a.traces.kind);
+    for (const RecordedProcess& p : a.processes) *r->add_processes() = p;
+    r->set_container(a.traces.container);
+    for (const std::string& image : a.traces.images) r->add_images(image);
     if (!a.result_path.empty() && a.spool != nullptr) {
-      r.finished = true;
-      r.spool_path = a.spool->path();
-      r.log_base = a.base();
-      r.log_total = a.total();
-      r.result_path = a.result_path;
+      r->set_finished(true);
+      r->set_spool_path(a.spool->path());
+      r->set_log_base(a.base());
+      r->set_log_total(a.total());
+      r->set_result_path(a.result_path);
       for (const CollectedFile& f : a.files) {
-        r.files.push_back(RecordedFile{f.name, f.host_path, f.source});
+        RecordedFile* file = r->add_files();
+        file->set_name(f.name);
+        file->set_host_path(f.host_path);
+        file->set_source(f.source);
       }
     }
-    state.attempts.push_back(std::move(r));
   }
   if (absl::Status s = WriteAgentStateFile(StatePath(), state); !s.ok()) {
     Log()->error(
         "cannot save the agent state: {} (should this agent be killed now, a restart "
         "would not find what runs)",
         std::string(s.message()));
+    return false;
   }
+  return true;
 }
 
 void Agent::Shutdown() {
@@ -375,7 +374,7 @@ void Agent::BeginShutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   int running = 0;
-  for (const auto& [key, a] : attempts_) running += a.finished ? 0 : 1;
+  for (const auto& [key, a] : attempts_) running += a.life.running() ? 1 : 0;
   const absl::Duration drain = options_.drain_timeout;
   Log()->info("shutting down: taking no new work; {} attempt(s) running, {}", running,
               drain == absl::InfiniteDuration()
@@ -396,8 +395,8 @@ void Agent::HandBackRunning(const std::string& reason) {
   if (handing_back_ || closing_) return;
   handing_back_ = true;
   for (auto& [key, a] : attempts_) {
-    if (a.finished || a.stale) continue;
-    a.hand_back = true;
+    if (!a.life.running() || a.life.phase() == AttemptPhase::kStoppingStale) continue;
+    if (!Apply(a, AttemptEvent::kHandBack)) continue;
     a.hand_back_reason = reason;
     Log()->info("task={} attempt={} stopping it to hand it back: {}", a.assignment.task_id(),
                 a.assignment.attempt_id(), reason);
@@ -409,7 +408,7 @@ void Agent::HandBackRunning(const std::string& reason) {
 void Agent::CheckShutdown() {
   if (!shutting_down_ || closing_) return;
   for (const auto& [key, a] : attempts_) {
-    if (!a.finished) return;  // still running, or being stopped
+    if (a.life.running()) return;  // still running, or being stopped
   }
   if (!final_wait_started_) {
     final_wait_started_ = true;
@@ -434,7 +433,7 @@ void Agent::CheckShutdown() {
 
 void Agent::CloseStream() {
   closing_ = true;
-  if (stream_ == nullptr) {
+  if (session_ == nullptr) {
     Stopped();
     return;
   }
@@ -442,13 +441,13 @@ void Agent::CloseStream() {
   // read everything before it (hand-backs have no acknowledgement of their
   // own). Before registration there is nothing to deliver.
   if (registered_) {
-    stream_->CloseSend();
+    session_->CloseSend();
   } else {
-    stream_->Cancel();
+    session_->Cancel();
   }
   const uint64_t gen = generation_;
   loop_.PostAfter(kCloseTimeout, [this, gen] {
-    if (gen == generation_ && stream_ != nullptr) stream_->Cancel();
+    if (gen == generation_ && session_ != nullptr) session_->Cancel();
   });
 }
 
@@ -493,13 +492,12 @@ void Agent::Connect() {
   if (closing_) return;
   const uint64_t gen = ++generation_;
   registered_ = false;
-  stream_ = CoordinatorStream::Open(
-      stub_.get(),
+  session_ = link_->Open(
       [this, gen](v1::CoordinatorMessage msg) {
         loop_.Post([this, gen, msg = std::move(msg)] { OnMessage(gen, msg); });
       },
-      [this, gen](grpc::Status status) {
-        loop_.Post([this, gen, status] { OnStreamEnd(gen, status); });
+      [this, gen](absl::Status status) {
+        loop_.Post([this, gen, status] { OnSessionEnd(gen, status); });
       });
   v1::AgentMessage msg;
   v1::Register* reg = msg.mutable_register_();
@@ -522,18 +520,17 @@ void Agent::Connect() {
     v1::HeldAttempt* held = reg->add_held();
     held->set_task_id(a.assignment.task_id());
     held->set_attempt_id(a.assignment.attempt_id());
-    held->set_finished(a.finished);
+    held->set_finished(a.life.finished());
     // Nothing more goes out for it until the coordinator says what it stored.
-    a.awaiting_ack = true;
+    Apply(a, AttemptEvent::kReconnect);
     a.sent = a.base();
-    a.result_sent = false;
   }
-  stream_->Send(std::move(msg));
+  session_->Send(std::move(msg));
 }
 
-void Agent::OnStreamEnd(uint64_t generation, const grpc::Status& status) {
+void Agent::OnSessionEnd(uint64_t generation, const absl::Status& status) {
   if (generation != generation_) return;
-  stream_.reset();
+  session_.reset();
   const bool was_registered = registered_;
   registered_ = false;
   if (closing_) {
@@ -544,17 +541,17 @@ void Agent::OnStreamEnd(uint64_t generation, const grpc::Status& status) {
   const absl::Duration delay = backoff_.Next();
   // The first failure is news; repeats while the coordinator is away are not.
   const auto level = failures_ <= 1 || was_registered ? spdlog::level::warn : spdlog::level::debug;
-  Log()->log(level, "stream to {} ended: {} ({}); reconnecting in {}", options_.coordinator,
-             status.error_message(), static_cast<int>(status.error_code()),
+  Log()->log(level, "stream to {} ended: {} ({}); reconnecting in {}", link_->Target(),
+             std::string(status.message()), static_cast<int>(status.code()),
              absl::FormatDuration(delay));
-  if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-    Log()->error("the coordinator refused this agent: {}", status.error_message());
+  if (absl::IsInvalidArgument(status)) {
+    Log()->error("the coordinator refused this agent: {}", std::string(status.message()));
   }
   loop_.PostAfter(delay, [this] { Connect(); });
 }
 
 void Agent::Send(v1::AgentMessage msg) {
-  if (stream_ != nullptr && registered_) stream_->Send(std::move(msg));
+  if (session_ != nullptr && registered_) session_->Send(std::move(msg));
 }
 
 void Agent::Heartbeat(uint64_t generation) {
@@ -590,7 +587,7 @@ void Agent::OnMessage(uint64_t generation, const v1::CoordinatorMessage& msg) {
       if (msg.registered().heartbeat_interval_ms() > 0) {
         heartbeat_interval_ = absl::Milliseconds(msg.registered().heartbeat_interval_ms());
       }
-      Log()->info("registered with {} as '{}' ({} slots, {} attempts held)", options_.coordinator,
+      Log()->info("registered with {} as '{}' ({} slots, {} attempts held)", link_->Target(),
                   options_.name, options_.slots, attempts_.size());
       loop_.PostAfter(heartbeat_interval_, [this, generation] { Heartbeat(generation); });
       break;
@@ -634,9 +631,13 @@ void Agent::OnAssignment(const v1::Assignment& as) {
     SendHandBack(as, absl::StrCat("not started: ", disk_reason_));
     return;
   }
+  Executor* executor =
+      as.run().kind_case() == v1::StageSpec::kExec ? exec_executor_ : docker_executor_;
   Attempt& a = attempts_[key];
   a.assignment = as;
-  a.kind = StageKindName(as.run());
+  a.traces = executor != nullptr
+                 ? executor->Traces(as)
+                 : AttemptTraces{as.task_id(), as.attempt_id(), StageKindName(as.run()), {}, {}};
   if (options_.on_images_used) options_.on_images_used(StageImages(as.run()));
   a.secrets = SecretValues(as);
   a.redactor = Redactor(a.secrets);
@@ -683,16 +684,16 @@ void Agent::OnAssignment(const v1::Assignment& as) {
     // Read now, while the leader cannot have been reaped.
     const std::optional<ProcStat> st = ReadProcStat(leader);
     if (!st) return;  // already gone
-    RecordedProcess p{leader, st->start_time};
+    RecordedProcess p;
+    p.set_pid(leader);
+    p.set_start_time(st->start_time);
     loop_.Post([this, key, p] {
       auto it = attempts_.find(key);
-      if (it == attempts_.end() || it->second.finished) return;
+      if (it == attempts_.end() || !it->second.life.running()) return;
       it->second.processes.push_back(p);
       SaveState();
     });
   };
-  Executor* executor =
-      as.run().kind_case() == v1::StageSpec::kExec ? exec_executor_ : docker_executor_;
   absl::StatusOr<std::unique_ptr<Execution>> exec;
   if (ec) {
     exec = absl::InternalError(absl::StrCat("cannot create ", a.workdir, ": ", ec.message()));
@@ -734,14 +735,13 @@ void Agent::AppendLog(Attempt& a, const std::string& redacted) {
     // back, so that it runs elsewhere without using up its retries. Any other
     // spool failure fails the attempt.
     SendHeartbeat();
-    if (!disk_reason_.empty() && !a.finished) {
-      a.hand_back = true;
+    if (!disk_reason_.empty() && a.life.running() && Apply(a, AttemptEvent::kHandBack)) {
       a.hand_back_reason = absl::StrCat("agent could not keep the output (", disk_reason_, ")");
     }
+    const bool hand_back = a.life.phase() == AttemptPhase::kStoppingHandBack;
     Log()->error("task={} attempt={}: {}; stopping the attempt{}", a.assignment.task_id(),
-                 a.assignment.attempt_id(), a.spool_error,
-                 a.hand_back ? " to hand it back" : "");
-    if (!a.finished && a.execution != nullptr) a.execution->Cancel();
+                 a.assignment.attempt_id(), a.spool_error, hand_back ? " to hand it back" : "");
+    if (a.life.running() && a.execution != nullptr) a.execution->Cancel();
     return;
   }
   budget_.Add(static_cast<int64_t>(redacted.size()));
@@ -758,15 +758,16 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   auto it = attempts_.find(key);
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
-  a.finished = true;
+  const AttemptPhase before = a.life.phase();
+  if (!Apply(a, AttemptEvent::kExit)) return;
   if (options_.on_images_used) options_.on_images_used(StageImages(a.assignment.run()));
   // The Execution's thread has delivered its last callback; joining is quick.
   a.execution.reset();
-  if (a.stale) {
+  if (before == AttemptPhase::kStoppingStale) {
     Forget(key);
     return;
   }
-  if (a.hand_back) {
+  if (before == AttemptPhase::kStoppingHandBack) {
     Log()->info("task={} attempt={} handed back: {}", a.assignment.task_id(),
                 a.assignment.attempt_id(), a.hand_back_reason);
     // Not connected: not listed at the next registration either, which the
@@ -834,7 +835,7 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
 }
 
 void Agent::Pump(Attempt& a) {
-  if (stream_ == nullptr || !registered_ || a.awaiting_ack) return;
+  if (session_ == nullptr || !registered_ || a.life.unconfirmed()) return;
   while (a.sent < a.total() && a.sent - a.base() < kSendWindow) {
     absl::StatusOr<std::string> data = a.spool->Read(a.sent, kMaxChunk);
     if (!data.ok()) {
@@ -852,12 +853,12 @@ void Agent::Pump(Attempt& a) {
     chunk->set_data(*std::move(data));
     Send(std::move(msg));
   }
-  if (a.finished && !a.result_sent && a.sent == a.total()) {
+  if (a.life.phase() == AttemptPhase::kFinished && a.sent == a.total()) {
     SendArtifacts(a);
     v1::AgentMessage msg;
     *msg.mutable_result() = a.result;
     Send(std::move(msg));
-    a.result_sent = true;
+    Apply(a, AttemptEvent::kResultSent);
   }
 }
 
@@ -896,7 +897,7 @@ void Agent::OnAck(const v1::Ack& ack) {
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
   if (ack.result_stored()) {
-    Forget(key);
+    if (Apply(a, AttemptEvent::kStored)) Forget(key);
     return;
   }
   if (a.spool != nullptr && ack.log_offset() > a.base()) {
@@ -905,7 +906,7 @@ void Agent::OnAck(const v1::Ack& ack) {
   }
   a.sent = std::max(a.sent, a.base());
   if (ack.resend()) {
-    if (ack.log_offset() < a.base() && a.finished) {
+    if (ack.log_offset() < a.base() && a.life.finished()) {
       // Bytes the coordinator lacks are gone here (e.g. it lost what it had
       // acknowledged): the log cannot be completed, so the attempt runs again.
       Log()->error(
@@ -913,7 +914,7 @@ void Agent::OnAck(const v1::Ack& ack) {
           "{}: handing the attempt back",
           ack.task_id(), ack.attempt_id(), ack.log_offset(), a.base());
       SendHandBack(a.assignment, "agent no longer holds the whole log of the finished attempt");
-      Forget(key);
+      if (Apply(a, AttemptEvent::kLogLost)) Forget(key);
       return;
     }
     if (ack.log_offset() < a.base()) {
@@ -921,8 +922,7 @@ void Agent::OnAck(const v1::Ack& ack) {
                    ack.task_id(), ack.attempt_id(), ack.log_offset(), a.base());
     }
     a.sent = a.base();
-    a.result_sent = false;
-    a.awaiting_ack = false;
+    Apply(a, AttemptEvent::kConfirmed);
     // The start may have been lost with the old stream; the coordinator
     // ignores a repeat.
     v1::AgentMessage started;
@@ -940,15 +940,26 @@ void Agent::OnCancel(const v1::CancelAttempt& c) {
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
   Log()->info("task={} attempt={} cancel: {}", c.task_id(), c.attempt_id(), c.reason());
-  if (!a.finished) {
-    // Refused at re-registration: the coordinator has moved on, so nobody
-    // waits for this result (nor for a hand-back).
-    a.stale = a.awaiting_ack;
-    if (a.execution != nullptr) a.execution->Cancel();  // reported (cancelled) once it has exited
-  } else if (a.result_sent || a.awaiting_ack) {
-    // The coordinator has seen (or refuses) our result: nothing more to say.
+  // Running: stopped, and reported (cancelled) once it has exited; unless it
+  // was refused at re-registration (kStoppingStale): then the coordinator has
+  // moved on and nobody waits for its result (nor for a hand-back). Finished:
+  // a coordinator that has seen (or refuses) the result needs nothing more
+  // (kDone).
+  if (!Apply(a, AttemptEvent::kCancel)) return;
+  if (a.life.phase() == AttemptPhase::kDone) {
     Forget(key);
+  } else if (a.life.running() && a.execution != nullptr) {
+    a.execution->Cancel();
   }
+}
+
+bool Agent::Apply(Attempt& a, AttemptEvent event) {
+  if (absl::Status s = a.life.Apply(event); !s.ok()) {
+    Log()->error("task={} attempt={}: {}", a.assignment.task_id(), a.assignment.attempt_id(),
+                 std::string(s.message()));
+    return false;
+  }
+  return true;
 }
 
 void Agent::Forget(const std::string& key) {

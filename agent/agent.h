@@ -13,9 +13,10 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "agent/agent_state.h"
-#include "agent/coordinator_stream.h"
-#include "agent/executor.h"
-#include "agent/gpu.h"
+#include "agent/attempt_phase.h"
+#include "agent/coordinator_link.h"
+#include "agent/executor/executor.h"
+#include "agent/host/gpu.h"
 #include "agent/log_spool.h"
 #include "common/backoff.h"
 #include "common/event_loop.h"
@@ -24,7 +25,6 @@
 namespace musafarm::agent {
 
 struct AgentOptions {
-  std::string coordinator = "127.0.0.1:7070";
   std::string name;
   std::vector<std::string> labels;
   int slots = 0;  // 0: the number of CPUs
@@ -59,9 +59,10 @@ struct AgentOptions {
   std::function<absl::StatusOr<uint64_t>(const std::string& dir)> free_disk;
 };
 
-// The agent daemon: keeps one stream to the coordinator (reconnecting with
-// jittered backoff), runs assigned attempts through the Executor, and streams
-// their output and results back.
+// The agent daemon: keeps one session with the coordinator through its
+// CoordinatorLink (reconnecting with jittered backoff), runs assigned attempts
+// through the Executor, and streams their output and results back. It knows
+// no transport: tests drive it through a FakeCoordinatorLink.
 //
 // Nothing lost: output waits in a per-attempt spool file until the coordinator
 // acknowledges it (LogSpool, under <work-dir>/spool/), so a coordinator restart
@@ -99,12 +100,16 @@ struct AgentOptions {
 // redacted in place before they are measured, parsed or sent, and so is the
 // result's error text.
 //
-// All state lives on the agent's EventLoop; gRPC and executor callbacks only
+// Each attempt's life is one AttemptPhase (attempt_phase.h) changed only by
+// legal events; the agent acts on what the transition says.
+//
+// All state lives on the agent's EventLoop; link and executor callbacks only
 // post to it (except SpoolBudget, which executors wait on).
 class Agent {
  public:
-  // `exec` runs exec/shell stages; `docker`, if given, the three docker kinds.
-  Agent(AgentOptions options, Executor* exec, Executor* docker = nullptr);
+  // `link` reaches the coordinator and must outlive the agent; `exec` runs
+  // exec/shell stages; `docker`, if given, the three docker kinds.
+  Agent(AgentOptions options, CoordinatorLink* link, Executor* exec, Executor* docker = nullptr);
   ~Agent();  // Stop()
 
   // Validates options, locks the work dir, removes what an earlier run left
@@ -126,24 +131,20 @@ class Agent {
  private:
   struct Attempt {
     v1::Assignment assignment;
+    AttemptLife life;
     std::unique_ptr<Execution> execution;
     std::string workdir;
     std::unique_ptr<LogSpool> spool;  // log bytes [base, total) not yet acknowledged
     std::string spool_error;          // output could not be kept: the attempt fails
-    uint64_t sent = 0;                // bytes sent on the current stream
-    bool awaiting_ack = false;        // after a reconnect: wait to learn the stored offset
-    bool finished = false;
-    bool result_sent = false;
-    bool stale = false;  // the coordinator no longer wants it: drop on exit
-    bool hand_back = false;  // shutting down: stopped, to be handed back on exit
-    std::string hand_back_reason;
+    uint64_t sent = 0;                // bytes sent on the current session
+    std::string hand_back_reason;     // kStoppingHandBack: why
     int64_t started_us = 0;
     v1::AttemptResult result;
     std::vector<CollectedFile> files;  // sent as artifacts before the result
     std::vector<std::string> secrets;  // the assignment's secret values
     Redactor redactor;                 // of `secrets`, over the attempt's output
     std::vector<RecordedProcess> processes;  // for the state file
-    std::string kind;                        // of the stage, for the state file
+    AttemptTraces traces;                    // its executor's, for the state file
     // Finished and persisted for a restarted agent to report (PersistResult):
     // the result file's path. The spool file is then kept by Stop().
     std::string result_path;
@@ -162,11 +163,16 @@ class Agent {
   // Writes the finished attempt's result next to its spool and records it
   // as finished, so that a restarted agent reports it (Recover).
   void PersistResult(Attempt& a);
-  void SaveState();
+  // Writes the state file; false (logged) when it cannot.
+  bool SaveState();
+
+  // Applies `event` to the attempt's phase; an illegal one is logged and
+  // changes nothing (false).
+  bool Apply(Attempt& a, AttemptEvent event);
 
   void Connect();
   void OnMessage(uint64_t generation, const v1::CoordinatorMessage& msg);
-  void OnStreamEnd(uint64_t generation, const grpc::Status& status);
+  void OnSessionEnd(uint64_t generation, const absl::Status& status);
   void OnAssignment(const v1::Assignment& a);
   void OnCancel(const v1::CancelAttempt& c);
   void OnAck(const v1::Ack& ack);
@@ -195,20 +201,19 @@ class Agent {
   void Stopped();
 
   const AgentOptions options_;
+  CoordinatorLink* const link_;
   Executor* const exec_executor_;
   Executor* const docker_executor_;  // may be null: no Docker on this host
   SpoolBudget budget_;               // thread-safe
   EventLoop loop_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::AgentService::Stub> stub_;
   Backoff backoff_;
   int lock_fd_ = -1;
   bool started_ = false;        // Start() succeeded: the loop runs
   bool joined_ = false;         // Stop() has finished
-  absl::Notification stopped_;  // the shutdown has closed the stream
+  absl::Notification stopped_;  // the shutdown has closed the session
 
   // Loop-only state.
-  std::shared_ptr<CoordinatorStream> stream_;
+  std::shared_ptr<CoordinatorSession> session_;
   uint64_t generation_ = 0;
   bool registered_ = false;
   absl::Duration heartbeat_interval_ = absl::Seconds(3);
@@ -222,7 +227,7 @@ class Agent {
   bool handing_back_ = false;        // the drain deadline has passed
   bool final_wait_started_ = false;  // nothing runs; waiting for acks
   bool final_wait_over_ = false;
-  bool closing_ = false;  // the stream is being closed for good
+  bool closing_ = false;  // the session is being closed for good
 };
 
 }  // namespace musafarm::agent

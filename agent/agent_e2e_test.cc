@@ -102,10 +102,10 @@ TEST_F(AgentE2eTest, TaskThatFinishedWhileTheCoordinatorWasAwayIsReportedAfterAn
   ASSERT_TRUE(WaitFor([&] { return farm_.Cli({"logs", id + "/t"}).out == "part1\n"; }));
   farm_.coordinator()->Signal(SIGSTOP);
   WriteFile(gate, "go");
-  const std::string state_file = farm_.dir() + "/agent-agent-1/agent-state";
+  const std::string state_file = farm_.dir() + "/agent-agent-1/" + agent::kAgentStateFile;
   ASSERT_TRUE(WaitFor([&] {
     absl::StatusOr<agent::AgentState> st = agent::ReadAgentStateFile(state_file);
-    return st.ok() && st->attempts.size() == 1 && st->attempts[0].finished;
+    return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
   })) << agent->Output();
   agent->Signal(SIGKILL);
   ASSERT_EQ(agent->Wait(absl::Seconds(10)), 128 + SIGKILL);

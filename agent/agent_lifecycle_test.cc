@@ -16,12 +16,11 @@
 #include "absl/synchronization/mutex.h"
 #include "agent/agent.h"
 #include "agent/agent_state.h"
-#include "agent/exec_executor.h"
+#include "agent/executor/exec_executor.h"
 #include "common/subprocess.h"
 #include "gmock/gmock.h"
-#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "musafarm/v1/agent_service.grpc.pb.h"
+#include "tests/fakes/fake_coordinator_link.h"
 
 namespace musafarm::agent {
 namespace {
@@ -30,7 +29,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
-using Messages = std::vector<v1::AgentMessage>;
+using Messages = testing::FakeCoordinatorLink::Messages;
 
 // Polls `cond` until it holds: for state outside this process's notifications
 // (files, /proc).
@@ -47,127 +46,6 @@ bool ProcessGone(int64_t pid) {
   std::optional<ProcStat> st = ReadProcStat(pid);
   return !st || st->state == 'Z';
 }
-
-// A coordinator that registers the agent, sends what the test gives it,
-// records everything and acknowledges logs and results (unless told not to).
-// Held attempts are re-attached like the real one does: Ack{log_offset = the
-// log bytes it acknowledged, resend}.
-// Sync API, one stream at a time, which is all one agent opens.
-class FakeCoordinator final : public v1::AgentService::Service {
- public:
-  grpc::Status Connect(
-      grpc::ServerContext*,
-      grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::AgentMessage>* stream) override {
-    v1::AgentMessage in;
-    if (!stream->Read(&in) || !in.has_register_()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "register first");
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      received_.push_back(in);
-      stream_ = stream;
-      v1::CoordinatorMessage out;
-      out.mutable_registered()->set_heartbeat_interval_ms(heartbeat_ms_);
-      stream_->Write(out);
-      for (const v1::HeldAttempt& h : in.register_().held()) {
-        out.Clear();
-        out.mutable_ack()->set_task_id(h.task_id());
-        out.mutable_ack()->set_attempt_id(h.attempt_id());
-        out.mutable_ack()->set_log_offset(stored_[h.attempt_id()]);
-        out.mutable_ack()->set_resend(true);
-        stream_->Write(out);
-      }
-      for (const v1::Assignment& a : queued_) {
-        out.Clear();
-        *out.mutable_assignment() = a;
-        stream_->Write(out);
-      }
-      queued_.clear();
-    }
-    while (stream->Read(&in)) {
-      absl::MutexLock lock(&mu_);
-      received_.push_back(in);
-      v1::CoordinatorMessage out;
-      if (in.has_log()) {
-        uint64_t& end = log_end_[in.log().attempt_id()];
-        end = std::max<uint64_t>(end, in.log().offset() + in.log().data().size());
-        if (ack_logs_) WriteAck(in.log().task_id(), in.log().attempt_id(), end, false);
-      } else if (in.has_result() && ack_results_) {
-        WriteAck(in.result().task_id(), in.result().attempt_id(), in.result().log_size(), true);
-      }
-    }
-    absl::MutexLock lock(&mu_);
-    stream_ = nullptr;
-    ++streams_ended_;
-    return grpc::Status::OK;
-  }
-
-  void set_heartbeat_ms(int64_t ms) {
-    absl::MutexLock lock(&mu_);
-    heartbeat_ms_ = ms;
-  }
-  // Sends at once when connected, else at the next registration.
-  void Assign(const v1::Assignment& a) {
-    absl::MutexLock lock(&mu_);
-    if (stream_ == nullptr) {
-      queued_.push_back(a);
-      return;
-    }
-    v1::CoordinatorMessage out;
-    *out.mutable_assignment() = a;
-    stream_->Write(out);
-  }
-  // Turns log acknowledgements on or off; on: acknowledges what came so far.
-  void AckLogs(bool on, const std::string& task_id = "", uint64_t attempt_id = 0) {
-    absl::MutexLock lock(&mu_);
-    ack_logs_ = on;
-    if (on && stream_ != nullptr && attempt_id != 0) {
-      WriteAck(task_id, attempt_id, log_end_[attempt_id], false);
-    }
-  }
-  void AckResults(bool on) {
-    absl::MutexLock lock(&mu_);
-    ack_results_ = on;
-  }
-  bool WaitFor(const std::function<bool(const Messages&)>& pred,
-               absl::Duration timeout = absl::Seconds(20)) {
-    absl::MutexLock lock(&mu_);
-    auto cond = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return pred(received_); };
-    return mu_.AwaitWithTimeout(absl::Condition(&cond), timeout);
-  }
-  Messages received() {
-    absl::MutexLock lock(&mu_);
-    return received_;
-  }
-  int streams_ended() {
-    absl::MutexLock lock(&mu_);
-    return streams_ended_;
-  }
-
- private:
-  void WriteAck(const std::string& task, uint64_t attempt, uint64_t offset, bool stored)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (!stored) stored_[attempt] = std::max(stored_[attempt], offset);
-    v1::CoordinatorMessage out;
-    out.mutable_ack()->set_task_id(task);
-    out.mutable_ack()->set_attempt_id(attempt);
-    out.mutable_ack()->set_log_offset(offset);
-    out.mutable_ack()->set_result_stored(stored);
-    stream_->Write(out);
-  }
-
-  absl::Mutex mu_;
-  grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::AgentMessage>* stream_ ABSL_GUARDED_BY(mu_) =
-      nullptr;
-  int64_t heartbeat_ms_ ABSL_GUARDED_BY(mu_) = 60'000;
-  bool ack_logs_ ABSL_GUARDED_BY(mu_) = true;
-  bool ack_results_ ABSL_GUARDED_BY(mu_) = true;
-  std::map<uint64_t, uint64_t> stored_ ABSL_GUARDED_BY(mu_);  // log bytes acknowledged
-  std::vector<v1::Assignment> queued_ ABSL_GUARDED_BY(mu_);
-  std::map<uint64_t, uint64_t> log_end_ ABSL_GUARDED_BY(mu_);
-  Messages received_ ABSL_GUARDED_BY(mu_);
-  int streams_ended_ ABSL_GUARDED_BY(mu_) = 0;
-};
 
 // Predicates over what the agent sent.
 auto HasKind(v1::AgentMessage::KindCase kind, uint64_t attempt = 0) {
@@ -230,21 +108,14 @@ class AgentLifecycleTest : public ::testing::Test {
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     work_ = (dir_ / "work").string();
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(&coordinator_);
-    server_ = builder.BuildAndStart();
-    ASSERT_NE(port_, 0);
   }
   void TearDown() override {
     agent_.reset();
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
     fs::remove_all(dir_);
   }
 
   AgentOptions Options() {
     AgentOptions o;
-    o.coordinator = absl::StrCat("127.0.0.1:", port_);
     o.name = "a1";
     o.slots = 2;
     o.work_dir = work_;
@@ -255,7 +126,7 @@ class AgentLifecycleTest : public ::testing::Test {
     return o;
   }
   void StartAgent(AgentOptions o) {
-    agent_ = std::make_unique<Agent>(std::move(o), &executor_);
+    agent_ = std::make_unique<Agent>(std::move(o), &coordinator_, &executor_);
     absl::Status s = agent_->Start();
     ASSERT_TRUE(s.ok()) << s;
   }
@@ -268,14 +139,15 @@ class AgentLifecycleTest : public ::testing::Test {
     a.mutable_run()->mutable_exec()->set_shell(true);
     return a;
   }
+  std::string StateFile() const { return absl::StrCat(work_, "/", kAgentStateFile); }
   // The leader pid the agent recorded for `attempt` in its state file.
   int64_t RecordedPid(uint64_t attempt) {
     int64_t pid = 0;
     Eventually([&] {
-      absl::StatusOr<AgentState> st = ReadAgentStateFile(work_ + "/agent-state");
+      absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
       if (!st.ok()) return false;
-      for (const RecordedAttempt& a : st->attempts) {
-        if (a.attempt_id == attempt && !a.processes.empty()) pid = a.processes[0].pid;
+      for (const RecordedAttempt& a : st->attempts()) {
+        if (a.attempt_id() == attempt && !a.processes().empty()) pid = a.processes(0).pid();
       }
       return pid != 0;
     });
@@ -284,9 +156,7 @@ class AgentLifecycleTest : public ::testing::Test {
 
   fs::path dir_;
   std::string work_;
-  int port_ = 0;
-  FakeCoordinator coordinator_;
-  std::unique_ptr<grpc::Server> server_;
+  testing::FakeCoordinatorLink coordinator_;
   ExecExecutor executor_{ExecOptions{absl::Seconds(1), {}, ""}};
   std::unique_ptr<Agent> agent_;
 };
@@ -355,22 +225,22 @@ TEST_F(AgentLifecycleTest, StateFileListsTheRunningAttemptAndItsProcessGroup) {
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kStarted, 9)));
   const int64_t pid = RecordedPid(9);
   ASSERT_GT(pid, 0);
-  absl::StatusOr<AgentState> st = ReadAgentStateFile(work_ + "/agent-state");
+  absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
   ASSERT_TRUE(st.ok());
-  EXPECT_EQ(st->agent, "a1");
-  ASSERT_EQ(st->attempts.size(), 1u);
-  EXPECT_EQ(st->attempts[0].task_id, "1/t9");
-  EXPECT_EQ(st->attempts[0].kind, "exec");
+  EXPECT_EQ(st->agent(), "a1");
+  ASSERT_EQ(st->attempts_size(), 1);
+  EXPECT_EQ(st->attempts(0).task_id(), "1/t9");
+  EXPECT_EQ(st->attempts(0).kind(), "exec");
   // The recorded start time is that process's.
   std::optional<ProcStat> proc = ReadProcStat(pid);
   ASSERT_TRUE(proc.has_value());
-  EXPECT_EQ(st->attempts[0].processes[0].start_time, proc->start_time);
+  EXPECT_EQ(st->attempts(0).processes(0).start_time(), proc->start_time);
   EXPECT_EQ(proc->pgrp, pid);
   agent_.reset();
   // Stopped for good: nothing is held any more.
-  st = ReadAgentStateFile(work_ + "/agent-state");
+  st = ReadAgentStateFile(StateFile());
   ASSERT_TRUE(st.ok());
-  EXPECT_THAT(st->attempts, IsEmpty());
+  EXPECT_THAT(st->attempts(), IsEmpty());
 }
 
 TEST_F(AgentLifecycleTest, StartKillsWhatAnEarlierRunLeftAndRegistersHoldingNothing) {
@@ -382,22 +252,22 @@ TEST_F(AgentLifecycleTest, StartKillsWhatAnEarlierRunLeftAndRegistersHoldingNoth
   std::optional<ProcStat> leader = ReadProcStat(child.pid);
   ASSERT_TRUE(leader.has_value());
   AgentState old;
-  old.agent = "a1";
-  RecordedAttempt a;
-  a.task_id = "1/old";
-  a.attempt_id = 3;
-  a.kind = "exec";
-  a.processes = {{child.pid, leader->start_time}};
-  old.attempts = {a};
+  old.set_agent("a1");
+  RecordedAttempt& a = *old.add_attempts();
+  a.set_task_id("1/old");
+  a.set_attempt_id(3);
+  a.set_kind("exec");
+  a.add_processes()->set_pid(child.pid);
+  a.mutable_processes(0)->set_start_time(leader->start_time);
   fs::create_directories(work_ + "/tasks/1_old-3");
   fs::create_directories(work_ + "/spool");
   std::ofstream(work_ + "/spool/1_old-3.log") << "unsent";
-  ASSERT_TRUE(WriteAgentStateFile(work_ + "/agent-state", old).ok());
-  ASSERT_EQ(LeftoverProcesses(a.processes[0]).size(), 2u);
+  ASSERT_TRUE(WriteAgentStateFile(StateFile(), old).ok());
+  ASSERT_EQ(LeftoverProcesses(a.processes(0)).size(), 2u);
 
   StartAgent(Options());
   // Done before registering: the group is gone by the time the agent is up.
-  const bool gone = LeftoverProcesses(a.processes[0]).empty();
+  const bool gone = LeftoverProcesses(a.processes(0)).empty();
   if (!gone) ::kill(-child.pid, SIGKILL);  // not left behind by a failing test either
   EXPECT_TRUE(gone) << "the earlier run's processes still run";
   int status = 0;
@@ -408,9 +278,9 @@ TEST_F(AgentLifecycleTest, StartKillsWhatAnEarlierRunLeftAndRegistersHoldingNoth
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
   const Messages ms = coordinator_.received();
   EXPECT_EQ(ms[0].register_().held_size(), 0) << "so the coordinator re-queues it at once";
-  absl::StatusOr<AgentState> now = ReadAgentStateFile(work_ + "/agent-state");
+  absl::StatusOr<AgentState> now = ReadAgentStateFile(StateFile());
   ASSERT_TRUE(now.ok());
-  EXPECT_THAT(now->attempts, IsEmpty());
+  EXPECT_THAT(now->attempts(), IsEmpty());
 }
 
 TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseResultWasNotAcknowledgedIsReportedAfterAKill) {
@@ -427,8 +297,8 @@ TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseResultWasNotAcknowledgedIsReport
   std::ofstream(gate) << "go";
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 21)));
   ASSERT_TRUE(Eventually([&] {
-    absl::StatusOr<AgentState> st = ReadAgentStateFile(work_ + "/agent-state");
-    return st.ok() && st->attempts.size() == 1 && st->attempts[0].finished;
+    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
   }));
   // A SIGKILL now leaves the work dir as it is: a copy of it is put back
   // after the agent is gone (whatever its Stop() does to it).
@@ -465,39 +335,74 @@ TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseResultWasNotAcknowledgedIsReport
   EXPECT_EQ(r->log_size(), 12u);
   // Acknowledged: the kept files go, and nothing is held any more.
   EXPECT_TRUE(Eventually([&] {
-    absl::StatusOr<AgentState> st = ReadAgentStateFile(work_ + "/agent-state");
-    return st.ok() && st->attempts.empty() && fs::is_empty(work_ + "/spool");
+    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    return st.ok() && st->attempts().empty() && fs::is_empty(work_ + "/spool");
+  }));
+}
+
+// An agent upgraded in place finds only the text state file its older build
+// wrote: the attempt it records is not lost (a finished one is reported), and
+// the text file is read once: replaced by the proto state.
+TEST_F(AgentLifecycleTest, AnUpgradedAgentReportsWhatItsOlderBuildRecordedInTheTextStateFile) {
+  fs::create_directories(work_ + "/spool");
+  const std::string spool = work_ + "/spool/1_t31-31.log";
+  const std::string result_path = work_ + "/spool/1_t31-31.result";
+  std::ofstream(spool, std::ios::binary) << "hello\n";
+  v1::AttemptResult result;
+  result.set_task_id("1/t31");
+  result.set_attempt_id(31);
+  result.set_exit_code(4);
+  result.set_log_size(6);
+  std::ofstream(result_path, std::ios::binary) << result.SerializeAsString();
+  std::ofstream(work_ + "/" + kLegacyAgentStateFile)
+      << "musafarm-agent-state\t1\nagent\ta1\nattempt\t1/t31\t31\texec\n"
+      << "finished\t" << spool << "\t0\t6\t" << result_path << "\n";
+
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 31)));
+  const Messages ms = coordinator_.received();
+  ASSERT_TRUE(ms[0].has_register_());
+  ASSERT_EQ(ms[0].register_().held_size(), 1);
+  EXPECT_EQ(ms[0].register_().held(0).attempt_id(), 31u);
+  EXPECT_TRUE(ms[0].register_().held(0).finished());
+  EXPECT_EQ(Log(ms, 31), "hello\n");
+  const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->exit_code(), 4);
+  EXPECT_FALSE(fs::exists(work_ + "/" + kLegacyAgentStateFile)) << "read once";
+  EXPECT_TRUE(Eventually([&] {
+    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    return st.ok() && st->attempts().empty();
   }));
 }
 
 TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseFilesDoNotAddUpIsDroppedAsBefore) {
   AgentState old;
-  old.agent = "a1";
-  RecordedAttempt a;
-  a.task_id = "1/old";
-  a.attempt_id = 4;
-  a.kind = "exec";
-  a.finished = true;
-  a.spool_path = work_ + "/spool/1_old-4.log";
-  a.log_total = 6;
-  a.result_path = work_ + "/spool/1_old-4.result";  // missing
-  old.attempts = {a};
+  old.set_agent("a1");
+  RecordedAttempt& a = *old.add_attempts();
+  a.set_task_id("1/old");
+  a.set_attempt_id(4);
+  a.set_kind("exec");
+  a.set_finished(true);
+  a.set_spool_path(work_ + "/spool/1_old-4.log");
+  a.set_log_total(6);
+  a.set_result_path(work_ + "/spool/1_old-4.result");  // missing
   fs::create_directories(work_ + "/spool");
-  std::ofstream(a.spool_path) << "unsent";
-  ASSERT_TRUE(WriteAgentStateFile(work_ + "/agent-state", old).ok());
+  std::ofstream(a.spool_path()) << "unsent";
+  ASSERT_TRUE(WriteAgentStateFile(StateFile(), old).ok());
   StartAgent(Options());
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
   EXPECT_EQ(coordinator_.received()[0].register_().held_size(), 0);
-  EXPECT_FALSE(fs::exists(a.spool_path));
-  absl::StatusOr<AgentState> now = ReadAgentStateFile(work_ + "/agent-state");
+  EXPECT_FALSE(fs::exists(a.spool_path()));
+  absl::StatusOr<AgentState> now = ReadAgentStateFile(StateFile());
   ASSERT_TRUE(now.ok());
-  EXPECT_THAT(now->attempts, IsEmpty());
+  EXPECT_THAT(now->attempts(), IsEmpty());
 }
 
 TEST_F(AgentLifecycleTest, TwoAgentsCannotShareAWorkDir) {
   StartAgent(Options());
   ExecExecutor other_executor{ExecOptions{}};
-  Agent second(Options(), &other_executor);
+  Agent second(Options(), &coordinator_, &other_executor);
   absl::Status s = second.Start();
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(s.message()), HasSubstr("in use by another agent"));

@@ -25,38 +25,23 @@ namespace {
 
 constexpr char kHeader[] = "musafarm-agent-state\t1";
 
-std::string Line(std::initializer_list<absl::string_view> fields) {
-  std::vector<std::string> escaped;
-  for (absl::string_view f : fields) escaped.push_back(absl::CEscape(f));
-  return absl::StrCat(absl::StrJoin(escaped, "\t"), "\n");
-}
-
 absl::Status Errno(const std::string& what, const std::string& path) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(errno)));
 }
 
-}  // namespace
-
-std::string SerializeAgentState(const AgentState& state) {
-  std::string out = absl::StrCat(kHeader, "\n");
-  out += Line({"agent", state.agent});
-  for (const RecordedAttempt& a : state.attempts) {
-    out += Line({"attempt", a.task_id, absl::StrCat(a.attempt_id), a.kind});
-    for (const RecordedProcess& p : a.processes) {
-      out += Line({"process", absl::StrCat(p.pid), absl::StrCat(p.start_time)});
-    }
-    if (!a.container.empty()) out += Line({"container", a.container});
-    for (const std::string& image : a.images) out += Line({"image", image});
-    if (a.finished) {
-      out += Line({"finished", a.spool_path, absl::StrCat(a.log_base), absl::StrCat(a.log_total),
-                   a.result_path});
-    }
-    for (const RecordedFile& f : a.files) out += Line({"file", f.name, f.host_path, f.source});
-  }
-  return out;
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return absl::NotFoundError(absl::StrCat("no ", path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Errno("cannot read", path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 
-absl::StatusOr<AgentState> ParseAgentState(absl::string_view text) {
+}  // namespace
+
+absl::StatusOr<AgentState> ParseLegacyAgentState(absl::string_view text) {
   AgentState state;
   int line_no = 0;
   bool header = false;
@@ -79,63 +64,101 @@ absl::StatusOr<AgentState> ParseAgentState(absl::string_view text) {
     }
     const std::string& kind = f[0];
     if (kind == "agent" && f.size() == 2) {
-      state.agent = f[1];
+      state.set_agent(f[1]);
     } else if (kind == "attempt" && f.size() == 4) {
-      RecordedAttempt a;
-      a.task_id = f[1];
-      if (!absl::SimpleAtoi(f[2], &a.attempt_id)) return bad("bad attempt id");
-      a.kind = f[3];
-      state.attempts.push_back(std::move(a));
+      RecordedAttempt* a = state.add_attempts();
+      a->set_task_id(f[1]);
+      uint64_t id = 0;
+      if (!absl::SimpleAtoi(f[2], &id)) return bad("bad attempt id");
+      a->set_attempt_id(id);
+      a->set_kind(f[3]);
     } else if ((kind == "process" && f.size() == 3) || (kind == "container" && f.size() == 2) ||
                (kind == "image" && f.size() == 2) || (kind == "finished" && f.size() == 5) ||
                (kind == "file" && f.size() == 4)) {
-      if (state.attempts.empty()) return bad(absl::StrCat(kind, " before any attempt"));
-      RecordedAttempt& a = state.attempts.back();
+      if (state.attempts().empty()) return bad(absl::StrCat(kind, " before any attempt"));
+      RecordedAttempt& a = *state.mutable_attempts(state.attempts_size() - 1);
       if (kind == "process") {
-        RecordedProcess p;
-        if (!absl::SimpleAtoi(f[1], &p.pid) || !absl::SimpleAtoi(f[2], &p.start_time) ||
-            p.pid <= 1) {
+        int64_t pid = 0;
+        uint64_t start_time = 0;
+        if (!absl::SimpleAtoi(f[1], &pid) || !absl::SimpleAtoi(f[2], &start_time) || pid <= 1) {
           return bad("bad process");
         }
-        a.processes.push_back(p);
+        RecordedProcess* p = a.add_processes();
+        p->set_pid(pid);
+        p->set_start_time(start_time);
       } else if (kind == "container") {
-        a.container = f[1];
+        a.set_container(f[1]);
       } else if (kind == "finished") {
-        a.finished = true;
-        a.spool_path = f[1];
-        a.result_path = f[4];
-        if (!absl::SimpleAtoi(f[2], &a.log_base) || !absl::SimpleAtoi(f[3], &a.log_total) ||
-            a.log_base > a.log_total) {
+        uint64_t base = 0, total = 0;
+        if (!absl::SimpleAtoi(f[2], &base) || !absl::SimpleAtoi(f[3], &total) || base > total) {
           return bad("bad finished record");
         }
+        a.set_finished(true);
+        a.set_spool_path(f[1]);
+        a.set_log_base(base);
+        a.set_log_total(total);
+        a.set_result_path(f[4]);
       } else if (kind == "file") {
-        a.files.push_back(RecordedFile{f[1], f[2], f[3]});
+        RecordedFile* file = a.add_files();
+        file->set_name(f[1]);
+        file->set_host_path(f[2]);
+        file->set_source(f[3]);
       } else {
-        a.images.push_back(f[1]);
+        a.add_images(f[1]);
       }
     } else {
       return bad(absl::StrCat("unknown record '", kind, "' with ", f.size(), " fields"));
     }
   }
   if (!header) return absl::DataLossError("empty agent state file");
+  state.set_version(kAgentStateVersion);
   return state;
 }
 
 absl::Status WriteAgentStateFile(const std::string& path, const AgentState& state) {
-  return WriteFileAtomically(path, SerializeAgentState(state), 0600);
+  AgentState versioned = state;
+  versioned.set_version(kAgentStateVersion);
+  std::string bytes;
+  if (!versioned.SerializeToString(&bytes)) {
+    return absl::InternalError("cannot serialize the state");
+  }
+  return WriteFileAtomically(path, bytes, 0600);
 }
 
 absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return absl::NotFoundError(absl::StrCat("no ", path));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Errno("cannot read", path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  absl::StatusOr<AgentState> state = ParseAgentState(ss.str());
-  if (!state.ok()) {
-    return absl::DataLossError(absl::StrCat(path, ": ", state.status().message()));
+  absl::StatusOr<std::string> bytes = ReadWholeFile(path);
+  if (!bytes.ok()) return bytes.status();
+  AgentState state;
+  if (!state.ParseFromString(*bytes) || state.version() == 0) {
+    return absl::DataLossError(absl::StrCat(path, ": not a musafarm agent state"));
   }
+  if (state.version() != kAgentStateVersion) {
+    return absl::DataLossError(absl::StrCat(path, ": agent state version ", state.version(),
+                                            " (this agent reads ", kAgentStateVersion, ")"));
+  }
+  // A record that could not have been written (the legacy reader's checks).
+  for (const RecordedAttempt& a : state.attempts()) {
+    for (const RecordedProcess& p : a.processes()) {
+      if (p.pid() <= 1) return absl::DataLossError(absl::StrCat(path, ": bad process"));
+    }
+    if (a.log_base() > a.log_total()) {
+      return absl::DataLossError(absl::StrCat(path, ": bad finished record"));
+    }
+  }
+  return state;
+}
+
+absl::StatusOr<AgentState> LoadAgentState(const std::string& work_dir, bool* legacy) {
+  *legacy = false;
+  absl::StatusOr<AgentState> state =
+      ReadAgentStateFile(absl::StrCat(work_dir, "/", kAgentStateFile));
+  if (!absl::IsNotFound(state.status())) return state;
+  const std::string old = absl::StrCat(work_dir, "/", kLegacyAgentStateFile);
+  absl::StatusOr<std::string> text = ReadWholeFile(old);
+  if (!text.ok()) return text.status();
+  *legacy = true;
+  state = ParseLegacyAgentState(*text);
+  if (!state.ok()) return absl::DataLossError(absl::StrCat(old, ": ", state.status().message()));
   return state;
 }
 
@@ -167,16 +190,16 @@ std::optional<ProcStat> ReadProcStat(int64_t pid, const std::string& proc_root) 
 std::vector<int64_t> LeftoverProcesses(const RecordedProcess& recorded,
                                        const std::string& proc_root) {
   std::vector<int64_t> pids;
-  if (recorded.pid <= 1) return pids;
-  const std::optional<ProcStat> leader = ReadProcStat(recorded.pid, proc_root);
-  if (leader && leader->start_time != recorded.start_time) return pids;  // pid reused
+  if (recorded.pid() <= 1) return pids;
+  const std::optional<ProcStat> leader = ReadProcStat(recorded.pid(), proc_root);
+  if (leader && leader->start_time != recorded.start_time()) return pids;  // pid reused
   DIR* dir = ::opendir(proc_root.c_str());
   if (dir == nullptr) return pids;
   while (const dirent* e = ::readdir(dir)) {
     int64_t pid = 0;
     if (!absl::SimpleAtoi(e->d_name, &pid) || pid <= 1) continue;
     const std::optional<ProcStat> st = ReadProcStat(pid, proc_root);
-    if (st && st->pgrp == recorded.pid && st->start_time >= recorded.start_time &&
+    if (st && st->pgrp == recorded.pid() && st->start_time >= recorded.start_time() &&
         st->state != 'Z' && st->state != 'X') {
       pids.push_back(pid);
     }

@@ -11,69 +11,38 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "musafarm/agent/agent_state.pb.h"
 
 namespace musafarm::agent {
 
-// The agent's record of what it holds, kept in <work-dir>/agent-state so that
-// an agent restarted after a crash or SIGKILL can find and remove what its
-// earlier run left running. Written atomically on every change; read once at
-// start (Agent::Start), before the agent registers.
+// The agent's record of what it holds (AgentState, RecordedAttempt, ... in
+// agent/proto/musafarm/agent/agent_state.proto), kept in
+// <work-dir>/agent-state.pb so that an agent restarted after a crash or SIGKILL
+// can find and remove what its earlier run left running, and report what had
+// finished. Written atomically on every change; read once at start
+// (Agent::Start), before the agent registers.
+inline constexpr char kAgentStateFile[] = "agent-state.pb";
+// What agents before the proto wrote instead: text, read once on an upgrade
+// in place (LoadAgentState).
+inline constexpr char kLegacyAgentStateFile[] = "agent-state";
 
-// A process group an attempt started: its leader's pid (= the group id) and
-// the leader's start time, in clock ticks after boot (/proc/PID/stat field 22),
-// which tells the leader apart from a later process that got the same pid.
-struct RecordedProcess {
-  int64_t pid = 0;
-  uint64_t start_time = 0;
-  bool operator==(const RecordedProcess& o) const {
-    return pid == o.pid && start_time == o.start_time;
-  }
-};
+inline constexpr uint32_t kAgentStateVersion = 1;
 
-// A file an attempt collected (an artifact), as it lies on the agent host.
-struct RecordedFile {
-  std::string name;
-  std::string host_path;
-  std::string source;
-  bool operator==(const RecordedFile& o) const {
-    return name == o.name && host_path == o.host_path && source == o.source;
-  }
-};
+// The serialized state (its version set), through WriteFileAtomically
+// (common/atomic_file.h).
+absl::Status WriteAgentStateFile(const std::string& path, const AgentState& state);
+// NotFound when there is no file; DataLoss when it cannot be parsed, is of
+// another version or holds a record no agent writes.
+absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path);
 
-struct RecordedAttempt {
-  std::string task_id;
-  uint64_t attempt_id = 0;
-  std::string kind;                        // "exec", "docker_build", "docker_run", "docker_push"
-  std::vector<RecordedProcess> processes;  // in the order started
-  std::string container;                   // docker_run: its container's name
-  std::vector<std::string> images;         // docker_build: the tags it builds
-  // Finished: its process has exited and its result is built but not yet
-  // acknowledged. A restarted agent reports it instead of re-queueing it:
-  // the result (a serialized v1::AttemptResult) is in `result_path`, the log
-  // bytes [log_base, log_total) at least in the spool file `spool_path`
-  // (which holds the log's last bytes, up to log_total), the artifacts in
-  // `files`. Never any secret value: all of these are redacted.
-  bool finished = false;
-  std::string spool_path;
-  uint64_t log_base = 0;  // acknowledged when recorded
-  uint64_t log_total = 0;
-  std::string result_path;
-  std::vector<RecordedFile> files;
-  bool operator==(const RecordedAttempt& o) const {
-    return task_id == o.task_id && attempt_id == o.attempt_id && kind == o.kind &&
-           processes == o.processes && container == o.container && images == o.images &&
-           finished == o.finished && spool_path == o.spool_path && log_base == o.log_base &&
-           log_total == o.log_total && result_path == o.result_path && files == o.files;
-  }
-};
+// The state in `work_dir`: its kAgentStateFile, or when there is none, the
+// kLegacyAgentStateFile an older agent left (`*legacy` says which). Once the
+// caller has written the new file, it removes the legacy one, so that it is
+// read only once. NotFound when there is neither.
+absl::StatusOr<AgentState> LoadAgentState(const std::string& work_dir, bool* legacy);
 
-struct AgentState {
-  std::string agent;  // the agent's name, for the log
-  std::vector<RecordedAttempt> attempts;
-  bool operator==(const AgentState& o) const { return agent == o.agent && attempts == o.attempts; }
-};
-
-// Text, one record per line, fields tab-separated and C-escaped:
+// The legacy text format, one record per line, fields tab-separated and
+// C-escaped:
 //   musafarm-agent-state 1
 //   agent     NAME
 //   attempt   TASK_ID  ATTEMPT_ID  KIND
@@ -82,13 +51,7 @@ struct AgentState {
 //   image     TAG
 //   finished  SPOOL_PATH  LOG_BASE  LOG_TOTAL  RESULT_PATH
 //   file      NAME  HOST_PATH  SOURCE
-std::string SerializeAgentState(const AgentState& state);
-absl::StatusOr<AgentState> ParseAgentState(absl::string_view text);
-
-// The serialized state, through WriteFileAtomically (common/atomic_file.h).
-absl::Status WriteAgentStateFile(const std::string& path, const AgentState& state);
-// NotFound when there is no file; DataLoss when it cannot be parsed.
-absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path);
+absl::StatusOr<AgentState> ParseLegacyAgentState(absl::string_view text);
 
 // What /proc/PID/stat says about a process.
 struct ProcStat {

@@ -8,16 +8,29 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/subprocess.h"
 #include "gmock/gmock.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 
 namespace musafarm::agent {
 namespace {
 
 namespace fs = std::filesystem;
+
+RecordedProcess Rec(int64_t pid, uint64_t start_time) {
+  RecordedProcess p;
+  p.set_pid(pid);
+  p.set_start_time(start_time);
+  return p;
+}
+
+MATCHER_P(EqualsProto, want, "") {
+  return google::protobuf::util::MessageDifferencer::Equals(arg, want);
+}
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -30,41 +43,63 @@ class AgentStateTest : public ::testing::Test {
                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
-    path_ = (dir_ / "agent-state").string();
+    path_ = (dir_ / kAgentStateFile).string();
   }
   void TearDown() override { fs::remove_all(dir_); }
 
   static AgentState Sample() {
     AgentState s;
-    s.agent = "gpu-07";
-    RecordedAttempt exec;
-    exec.task_id = "7/dev-3.9 x\ty/test";  // tabs and spaces survive
-    exec.attempt_id = 12;
-    exec.kind = "exec";
-    exec.processes = {{4242, 991122}};
-    RecordedAttempt run;
-    run.task_id = "7/dev/run";
-    run.attempt_id = 13;
-    run.kind = "docker_run";
-    run.container = "musafarm-13";
-    run.processes = {{5000, 1}, {5003, 2}};
-    RecordedAttempt build;
-    build.task_id = "7/dev/base";
-    build.attempt_id = 14;
-    build.kind = "docker_build";
-    build.images = {"reg/app:dev", "reg/app:latest"};
-    RecordedAttempt done;
-    done.task_id = "7/dev/ut";
-    done.attempt_id = 15;
-    done.kind = "docker_run";
-    done.finished = true;
-    done.spool_path = "/w/spool/7_dev_ut-15.log";
-    done.log_base = 4096;
-    done.log_total = 10000;
-    done.result_path = "/w/spool/7_dev_ut-15.result";
-    done.files = {{"ut_output.txt", "/w/tasks/7_dev_ut-15/artifacts/ut_output.txt", "/out/ut.txt"}};
-    s.attempts = {exec, run, build, done};
+    s.set_agent("gpu-07");
+    RecordedAttempt* exec = s.add_attempts();
+    exec->set_task_id("7/dev-3.9 x\ty/test");  // tabs and spaces survive
+    exec->set_attempt_id(12);
+    exec->set_kind("exec");
+    *exec->add_processes() = Rec(4242, 991122);
+    RecordedAttempt* run = s.add_attempts();
+    run->set_task_id("7/dev/run");
+    run->set_attempt_id(13);
+    run->set_kind("docker_run");
+    run->set_container("musafarm-13");
+    *run->add_processes() = Rec(5000, 1);
+    *run->add_processes() = Rec(5003, 2);
+    RecordedAttempt* build = s.add_attempts();
+    build->set_task_id("7/dev/base");
+    build->set_attempt_id(14);
+    build->set_kind("docker_build");
+    build->add_images("reg/app:dev");
+    build->add_images("reg/app:latest");
+    RecordedAttempt* done = s.add_attempts();
+    done->set_task_id("7/dev/ut");
+    done->set_attempt_id(15);
+    done->set_kind("docker_run");
+    done->set_finished(true);
+    done->set_spool_path("/w/spool/7_dev_ut-15.log");
+    done->set_log_base(4096);
+    done->set_log_total(10000);
+    done->set_result_path("/w/spool/7_dev_ut-15.result");
+    RecordedFile* f = done->add_files();
+    f->set_name("ut_output.txt");
+    f->set_host_path("/w/tasks/7_dev_ut-15/artifacts/ut_output.txt");
+    f->set_source("/out/ut.txt");
+    s.set_version(kAgentStateVersion);  // what a read gives back
     return s;
+  }
+  // What an agent before the proto wrote for Sample().
+  static std::string LegacySample() {
+    return "musafarm-agent-state\t1\n"
+           "agent\tgpu-07\n"
+           "attempt\t7/dev-3.9 x\\ty/test\t12\texec\n"
+           "process\t4242\t991122\n"
+           "attempt\t7/dev/run\t13\tdocker_run\n"
+           "process\t5000\t1\n"
+           "process\t5003\t2\n"
+           "container\tmusafarm-13\n"
+           "attempt\t7/dev/base\t14\tdocker_build\n"
+           "image\treg/app:dev\n"
+           "image\treg/app:latest\n"
+           "attempt\t7/dev/ut\t15\tdocker_run\n"
+           "finished\t/w/spool/7_dev_ut-15.log\t4096\t10000\t/w/spool/7_dev_ut-15.result\n"
+           "file\tut_output.txt\t/w/tasks/7_dev_ut-15/artifacts/ut_output.txt\t/out/ut.txt\n";
   }
 
   // A fake /proc: PID/stat files with the given group, state and start time.
@@ -86,13 +121,41 @@ TEST_F(AgentStateTest, RoundTripThroughTheFile) {
   ASSERT_TRUE(WriteAgentStateFile(path_, s).ok());
   absl::StatusOr<AgentState> back = ReadAgentStateFile(path_);
   ASSERT_TRUE(back.ok()) << back.status();
-  EXPECT_EQ(*back, s);
+  EXPECT_THAT(*back, EqualsProto(s));
   // An empty state round-trips too (what a fresh agent writes).
-  ASSERT_TRUE(WriteAgentStateFile(path_, AgentState{"a1", {}}).ok());
+  AgentState empty;
+  empty.set_agent("a1");
+  ASSERT_TRUE(WriteAgentStateFile(path_, empty).ok());
   back = ReadAgentStateFile(path_);
   ASSERT_TRUE(back.ok());
-  EXPECT_EQ(back->agent, "a1");
-  EXPECT_THAT(back->attempts, IsEmpty());
+  EXPECT_EQ(back->agent(), "a1");
+  EXPECT_THAT(back->attempts(), IsEmpty());
+}
+
+TEST_F(AgentStateTest, TheLegacyTextReadsAsTheSameState) {
+  absl::StatusOr<AgentState> parsed = ParseLegacyAgentState(LegacySample());
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_THAT(*parsed, EqualsProto(Sample()));
+}
+
+TEST_F(AgentStateTest, LoadPrefersTheProtoAndFallsBackToTheLegacyTextOnce) {
+  const std::string work = dir_.string();
+  bool legacy = true;
+  EXPECT_TRUE(absl::IsNotFound(LoadAgentState(work, &legacy).status()));
+  // An agent upgraded in place: only the old text is there.
+  std::ofstream(dir_ / kLegacyAgentStateFile) << LegacySample();
+  absl::StatusOr<AgentState> got = LoadAgentState(work, &legacy);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(legacy);
+  EXPECT_THAT(*got, EqualsProto(Sample()));
+  // Once the new file is written it wins, legacy file or not.
+  AgentState now;
+  now.set_agent("gpu-07");
+  ASSERT_TRUE(WriteAgentStateFile(path_, now).ok());
+  got = LoadAgentState(work, &legacy);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(legacy);
+  EXPECT_THAT(got->attempts(), IsEmpty());
 }
 
 TEST_F(AgentStateTest, MissingFileIsNotFound) {
@@ -103,35 +166,50 @@ TEST_F(AgentStateTest, WriteReplacesAtomicallyAndLeavesNoTemporaryFile) {
   ASSERT_TRUE(WriteAgentStateFile(path_, Sample()).ok());
   // A crash while writing the next state leaves a partial temporary file:
   // the state itself is the complete old one.
-  std::ofstream(path_ + ".part") << "musafarm-agent-state\t1\nattempt\t7/x";
+  std::ofstream(path_ + ".part") << Sample().SerializeAsString().substr(0, 20);
   absl::StatusOr<AgentState> read = ReadAgentStateFile(path_);
   ASSERT_TRUE(read.ok()) << read.status();
-  EXPECT_EQ(*read, Sample());
+  EXPECT_THAT(*read, EqualsProto(Sample()));
   // The next write goes through (over the stale temporary file) and cleans up.
   AgentState next;
-  next.agent = "gpu-07";
+  next.set_agent("gpu-07");
   ASSERT_TRUE(WriteAgentStateFile(path_, next).ok());
   EXPECT_FALSE(fs::exists(path_ + ".part"));
   read = ReadAgentStateFile(path_);
   ASSERT_TRUE(read.ok());
-  EXPECT_EQ(*read, next);
+  next.set_version(kAgentStateVersion);
+  EXPECT_THAT(*read, EqualsProto(next));
 }
 
 TEST_F(AgentStateTest, WriteIntoAMissingDirectoryFailsAndLeavesTheOldStateAlone) {
   ASSERT_TRUE(WriteAgentStateFile(path_, Sample()).ok());
-  EXPECT_FALSE(WriteAgentStateFile((dir_ / "gone" / "agent-state").string(), Sample()).ok());
-  EXPECT_EQ(*ReadAgentStateFile(path_), Sample());
+  EXPECT_FALSE(WriteAgentStateFile((dir_ / "gone" / kAgentStateFile).string(), Sample()).ok());
+  EXPECT_THAT(*ReadAgentStateFile(path_), EqualsProto(Sample()));
 }
 
 TEST_F(AgentStateTest, CorruptFilesAreDataLossNotGuesses) {
+  AgentState pid1 = Sample();
+  pid1.mutable_attempts(0)->mutable_processes(0)->set_pid(1);  // pid 1: never ours
+  AgentState newer = Sample();
+  newer.set_version(kAgentStateVersion + 1);
+  for (const std::string& bytes :
+       {std::string(""), std::string("hello\n"), Sample().SerializeAsString().substr(0, 30),
+        pid1.SerializeAsString(), newer.SerializeAsString()}) {
+    std::ofstream(path_, std::ios::binary | std::ios::trunc) << bytes;
+    absl::StatusOr<AgentState> s = ReadAgentStateFile(path_);
+    EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << absl::CEscape(bytes);
+  }
+  // The legacy text, as before.
+  fs::remove(path_);
   for (const std::string& text : {std::string(""), std::string("hello\n"),
                                   std::string("musafarm-agent-state\t1\nprocess\t12\t3\n"),
                                   std::string("musafarm-agent-state\t1\nattempt\tt\tx\texec\n"),
                                   std::string("musafarm-agent-state\t1\nattempt\tt\t1\texec\n"
                                               "process\t1\t5\n"),  // pid 1: never ours
                                   std::string("musafarm-agent-state\t2\n")}) {
-    std::ofstream(path_, std::ios::trunc) << text;
-    absl::StatusOr<AgentState> s = ReadAgentStateFile(path_);
+    std::ofstream(dir_ / kLegacyAgentStateFile, std::ios::trunc) << text;
+    bool legacy = false;
+    absl::StatusOr<AgentState> s = LoadAgentState(dir_.string(), &legacy);
     EXPECT_EQ(s.status().code(), absl::StatusCode::kDataLoss) << text;
   }
 }
@@ -153,24 +231,24 @@ TEST_F(AgentStateTest, RecoveryTakesTheLiveGroupOfTheRecordedLeader) {
   FakeProc(102, 100, 5002, 'Z');  // a zombie: nothing to kill
   FakeProc(200, 200, 4000);       // someone else
   FakeProc(300, 100, 4999);       // in a group 100 that existed before ours: not ours
-  EXPECT_THAT(LeftoverProcesses({100, 5000}, Proc()), ElementsAre(100, 101));
+  EXPECT_THAT(LeftoverProcesses(Rec(100, 5000), Proc()), ElementsAre(100, 101));
 }
 
 TEST_F(AgentStateTest, RecoveryLeavesAReusedPidAlone) {
   FakeProc(100, 100, 7000);  // pid 100 now belongs to a process started later
   FakeProc(101, 100, 7001);
-  EXPECT_THAT(LeftoverProcesses({100, 5000}, Proc()), IsEmpty());
+  EXPECT_THAT(LeftoverProcesses(Rec(100, 5000), Proc()), IsEmpty());
 }
 
 TEST_F(AgentStateTest, RecoveryFindsMembersThatOutlivedTheirLeader) {
   FakeProc(101, 100, 5001);  // the leader 100 exited; its child lives on in the group
-  EXPECT_THAT(LeftoverProcesses({100, 5000}, Proc()), ElementsAre(101));
+  EXPECT_THAT(LeftoverProcesses(Rec(100, 5000), Proc()), ElementsAre(101));
 }
 
 TEST_F(AgentStateTest, NothingRecordedIsStillRunning) {
   fs::create_directories(dir_ / "proc");
-  EXPECT_THAT(LeftoverProcesses({100, 5000}, Proc()), IsEmpty());
-  EXPECT_THAT(LeftoverProcesses({0, 0}, "/proc"), IsEmpty()) << "pid 0 is never a group to kill";
+  EXPECT_THAT(LeftoverProcesses(Rec(100, 5000), Proc()), IsEmpty());
+  EXPECT_THAT(LeftoverProcesses(Rec(0, 0), "/proc"), IsEmpty()) << "pid 0 is never a group to kill";
 }
 
 // The real thing: a process group (a shell and its sleeping child) that an
@@ -181,7 +259,7 @@ TEST_F(AgentStateTest, KillsARealLeftoverGroupButNotAfterItsPidWasReused) {
   ::close(child.fd);
   std::optional<ProcStat> leader = ReadProcStat(child.pid);
   ASSERT_TRUE(leader.has_value());
-  const RecordedProcess recorded{child.pid, leader->start_time};
+  const RecordedProcess recorded = Rec(child.pid, leader->start_time);
   // Wait until both sleeps run in the group.
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   while (LeftoverProcesses(recorded).size() < 3 && absl::Now() < deadline) {
@@ -189,7 +267,7 @@ TEST_F(AgentStateTest, KillsARealLeftoverGroupButNotAfterItsPidWasReused) {
   }
   ASSERT_EQ(LeftoverProcesses(recorded).size(), 3u);
   // A record with another start time is a different process: untouched.
-  EXPECT_THAT(KillLeftoverProcesses({child.pid, leader->start_time + 1}), IsEmpty());
+  EXPECT_THAT(KillLeftoverProcesses(Rec(child.pid, leader->start_time + 1)), IsEmpty());
   EXPECT_EQ(::kill(child.pid, 0), 0);
   const std::vector<int64_t> killed = KillLeftoverProcesses(recorded);
   EXPECT_EQ(killed.size(), 3u);

@@ -10,9 +10,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
-#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "musafarm/v1/agent_service.grpc.pb.h"
+#include "tests/fakes/fake_coordinator_link.h"
 
 namespace musafarm::agent {
 namespace {
@@ -75,70 +74,6 @@ class ScriptedExecutor final : public Executor {
   const Script script_;
 };
 
-// A coordinator that registers the agent, gives it one assignment, records
-// what comes back and acknowledges the result. The sync API keeps this fake
-// short; it serves one stream at a time, which is all one agent opens.
-class FakeCoordinator final : public v1::AgentService::Service {
- public:
-  explicit FakeCoordinator(v1::Assignment assignment) : assignment_(std::move(assignment)) {}
-
-  grpc::Status Connect(
-      grpc::ServerContext*,
-      grpc::ServerReaderWriter<v1::CoordinatorMessage, v1::AgentMessage>* stream) override {
-    v1::AgentMessage in;
-    if (!stream->Read(&in) || !in.has_register_()) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "register first");
-    }
-    bool first = false;
-    {
-      absl::MutexLock lock(&mu_);
-      registration_ = in.register_();
-      first = !assigned_;
-      assigned_ = true;
-    }
-    v1::CoordinatorMessage out;
-    out.mutable_registered()->set_heartbeat_interval_ms(60'000);
-    stream->Write(out);
-    if (first) {
-      out.Clear();
-      *out.mutable_assignment() = assignment_;
-      stream->Write(out);
-    }
-    while (stream->Read(&in)) {
-      absl::MutexLock lock(&mu_);
-      received_.push_back(in);
-      if (in.has_result() && !result_.HasBeenNotified()) {
-        out.Clear();
-        out.mutable_ack()->set_task_id(in.result().task_id());
-        out.mutable_ack()->set_attempt_id(in.result().attempt_id());
-        out.mutable_ack()->set_log_offset(in.result().log_size());
-        out.mutable_ack()->set_result_stored(true);
-        stream->Write(out);
-        result_.Notify();
-      }
-    }
-    return grpc::Status::OK;
-  }
-
-  bool WaitForResult() { return result_.WaitForNotificationWithTimeout(absl::Seconds(20)); }
-  v1::Register registration() {
-    absl::MutexLock lock(&mu_);
-    return registration_;
-  }
-  std::vector<v1::AgentMessage> received() {
-    absl::MutexLock lock(&mu_);
-    return received_;
-  }
-
- private:
-  const v1::Assignment assignment_;
-  absl::Notification result_;
-  absl::Mutex mu_;
-  v1::Register registration_ ABSL_GUARDED_BY(mu_);
-  bool assigned_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<v1::AgentMessage> received_ ABSL_GUARDED_BY(mu_);
-};
-
 class AgentRedactionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -164,15 +99,9 @@ class AgentRedactionTest : public ::testing::Test {
   // Runs one attempt of `script` on an agent with 2 mthreads GPUs, to its
   // acknowledged result.
   void Run(Script script) {
-    coordinator_ = std::make_unique<FakeCoordinator>(Assignment());
-    grpc::ServerBuilder builder;
-    int port = 0;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
-    builder.RegisterService(coordinator_.get());
-    std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-    ASSERT_NE(port, 0);
+    coordinator_ = std::make_unique<testing::FakeCoordinatorLink>();
+    coordinator_->Assign(Assignment());
     AgentOptions options;
-    options.coordinator = absl::StrCat("127.0.0.1:", port);
     options.name = "a1";
     options.slots = 1;
     options.work_dir = dir_.string();
@@ -180,12 +109,16 @@ class AgentRedactionTest : public ::testing::Test {
     options.gpus.count = 2;
     ScriptedExecutor executor(std::move(script));
     {
-      Agent agent(options, &executor);
+      Agent agent(options, coordinator_.get(), &executor);
       ASSERT_TRUE(agent.Start().ok());
-      ASSERT_TRUE(coordinator_->WaitForResult());
+      ASSERT_TRUE(coordinator_->WaitFor([](const testing::FakeCoordinatorLink::Messages& ms) {
+        for (const v1::AgentMessage& m : ms) {
+          if (m.has_result()) return true;
+        }
+        return false;
+      }));
       agent.Stop();
     }
-    server->Shutdown();
   }
 
   // Every log chunk in order; fails unless they are contiguous from 0.
@@ -213,7 +146,7 @@ class AgentRedactionTest : public ::testing::Test {
   }
 
   fs::path dir_;
-  std::unique_ptr<FakeCoordinator> coordinator_;
+  std::unique_ptr<testing::FakeCoordinatorLink> coordinator_;
 };
 
 TEST_F(AgentRedactionTest, OutputArtifactsAndErrorAreRedactedBeforeOffsetsAndSizes) {

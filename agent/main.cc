@@ -14,13 +14,14 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
-#include "agent/background_pruner.h"
-#include "agent/disk.h"
-#include "agent/docker_executor.h"
-#include "agent/exec_executor.h"
-#include "agent/gpu.h"
-#include "agent/image_pruner.h"
-#include "agent/secret_files.h"
+#include "agent/host/background_pruner.h"
+#include "agent/host/disk.h"
+#include "agent/executor/docker_executor.h"
+#include "agent/executor/exec_executor.h"
+#include "agent/host/gpu.h"
+#include "agent/host/image_pruner.h"
+#include "agent/executor/secret_files.h"
+#include "agent/grpc_coordinator_link.h"
 #include "common/logging.h"
 #include "yaml-cpp/yaml.h"
 
@@ -30,7 +31,8 @@ namespace {
 // into `o`, and `max_spool_bytes`, `drain_timeout`, `min_free_disk` (as given,
 // parsed like their flags) into `more`; flags given on the command line win.
 bool LoadConfig(const std::string& path, musafarm::agent::AgentOptions& o,
-                std::map<std::string, std::string>& more, std::string& error) {
+                std::string& coordinator, std::map<std::string, std::string>& more,
+                std::string& error) {
   try {
     YAML::Node root = YAML::LoadFile(path);
     if (!root.IsMap()) {
@@ -43,7 +45,7 @@ bool LoadConfig(const std::string& path, musafarm::agent::AgentOptions& o,
       if (key == "name") {
         if (o.name.empty()) o.name = v.as<std::string>();
       } else if (key == "coordinator") {
-        o.coordinator = v.as<std::string>();
+        coordinator = v.as<std::string>();
       } else if (key == "labels") {
         for (const auto& l : v) o.labels.push_back(l.as<std::string>());
       } else if (key == "slots") {
@@ -80,6 +82,7 @@ int main(int argc, char** argv) {
   char host[256] = {0};
   ::gethostname(host, sizeof(host) - 1);
   std::string config, log_level = "info", coordinator, work_dir;
+  std::string coordinator_target = "127.0.0.1:7070";  // config, then env, then flag
   std::vector<std::string> labels;
   int slots = 0;
   double kill_grace_s = 5;
@@ -146,7 +149,7 @@ int main(int argc, char** argv) {
   if (!config.empty()) {
     std::string error;
     std::map<std::string, std::string> more;
-    if (!LoadConfig(config, options, more, error)) {
+    if (!LoadConfig(config, options, coordinator_target, more, error)) {
       std::cerr << "musafarm-agent: " << error << "\n";
       return 2;
     }
@@ -182,8 +185,8 @@ int main(int argc, char** argv) {
     options.drain_timeout = drain;
   }
 
-  if (const char* env = std::getenv("MUSAFARM_COORDINATOR")) options.coordinator = env;
-  if (!coordinator.empty()) options.coordinator = coordinator;
+  if (const char* env = std::getenv("MUSAFARM_COORDINATOR")) coordinator_target = env;
+  if (!coordinator.empty()) coordinator_target = coordinator;
   if (!labels.empty()) options.labels = labels;
   if (slots > 0) options.slots = slots;
   if (options.slots <= 0) {
@@ -262,7 +265,10 @@ int main(int argc, char** argv) {
       for (const std::string& image : images) p->Touch(image);
     };
   }
-  musafarm::agent::Agent agent(options, &executor, docker ? &docker_executor : nullptr);
+  // Declared before the agent, so that it outlives it (streams before their channel).
+  const std::unique_ptr<musafarm::agent::CoordinatorLink> link =
+      musafarm::agent::NewGrpcCoordinatorLink(coordinator_target);
+  musafarm::agent::Agent agent(options, link.get(), &executor, docker ? &docker_executor : nullptr);
   if (absl::Status s = agent.Start(); !s.ok()) {
     std::cerr << "musafarm-agent: " << s.message() << "\n";
     return 2;

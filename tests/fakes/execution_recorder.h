@@ -5,7 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
-#include "agent/executor.h"
+#include "agent/executor/executor.h"
 
 namespace musafarm::testing {
 

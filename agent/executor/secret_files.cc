@@ -1,4 +1,4 @@
-#include "agent/secret_files.h"
+#include "agent/executor/secret_files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-#include "agent/exec_executor.h"
+#include "agent/executor/exec_executor.h"
 
 #include <signal.h>
 

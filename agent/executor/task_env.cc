@@ -1,4 +1,4 @@
-#include "agent/task_env.h"
+#include "agent/executor/task_env.h"
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"

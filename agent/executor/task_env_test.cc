@@ -1,4 +1,4 @@
-#include "agent/task_env.h"
+#include "agent/executor/task_env.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -6,7 +6,7 @@
 #include <string>
 #include <thread>
 
-#include "agent/image_pruner.h"
+#include "agent/host/image_pruner.h"
 
 namespace musafarm::agent {
 

@@ -1,4 +1,4 @@
-#include "agent/background_pruner.h"
+#include "agent/host/background_pruner.h"
 
 #include <utility>
 

@@ -1,4 +1,4 @@
-#include "agent/image_pruner.h"
+#include "agent/host/image_pruner.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -495,20 +495,6 @@ TEST_F(PrunerFakeDockerTest, TouchTimesSurviveARestartAndGoneImagesAreForgotten)
   // a is gone and "unlabelled" is no image of ours: only b's time is kept.
   EXPECT_EQ(ReadFile(o.lru_file),
             absl::StrCat(t0 + 1'000'000, "\tsha256:", std::string(64, 'b'), "\n"));
-}
-
-TEST(PrunerTest, StageImages) {
-  v1::StageSpec build;
-  build.mutable_docker_build()->add_tags("r/a:1");
-  build.mutable_docker_build()->add_tags("r/a:latest");
-  EXPECT_THAT(StageImages(build), ElementsAre("r/a:1", "r/a:latest"));
-  v1::StageSpec run;
-  run.mutable_docker_run()->set_image("r/a:1");
-  EXPECT_THAT(StageImages(run), ElementsAre("r/a:1"));
-  v1::StageSpec push;
-  push.mutable_docker_push()->add_images("r/b:2");
-  EXPECT_THAT(StageImages(push), ElementsAre("r/b:2"));
-  EXPECT_THAT(StageImages(v1::StageSpec()), IsEmpty());
 }
 
 TEST(PrunerTest, TouchNormalizesRefs) {

@@ -1,4 +1,4 @@
-#include "agent/docker_executor.h"
+#include "agent/executor/docker_executor.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -23,8 +23,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "agent/secret_files.h"
-#include "agent/task_env.h"
+#include "agent/executor/secret_files.h"
+#include "agent/executor/task_env.h"
 #include "common/subprocess.h"
 
 namespace musafarm::agent {
@@ -509,8 +509,18 @@ std::string DockerContainerName(uint64_t attempt_id) {
   return absl::StrCat("musafarm-", attempt_id);
 }
 
+AttemptTraces DockerExecutor::Traces(const v1::Assignment& assignment) const {
+  AttemptTraces t = Executor::Traces(assignment);
+  if (assignment.run().has_docker_run()) t.container = DockerContainerName(t.attempt_id);
+  if (assignment.run().has_docker_build()) {
+    t.images.assign(assignment.run().docker_build().tags().begin(),
+                    assignment.run().docker_build().tags().end());
+  }
+  return t;
+}
+
 std::vector<std::string> DockerExecutor::RemoveLeftovers(
-    const std::vector<RecordedAttempt>& recorded) {
+    const std::vector<AttemptTraces>& recorded) {
   std::vector<std::string> lines;
   const Env env = CliEnv(options_);
   auto run = [&](std::vector<std::string> args) {
@@ -535,7 +545,7 @@ std::vector<std::string> DockerExecutor::RemoveLeftovers(
       }
     }
   }
-  for (const RecordedAttempt& a : recorded) {
+  for (const AttemptTraces& a : recorded) {
     const std::string attempt = absl::StrCat(a.attempt_id);
     if (!a.container.empty()) {
       // Older containers carry no agent label: farm and attempt must match.

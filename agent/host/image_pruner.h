@@ -79,11 +79,6 @@ struct PruneReport {
   std::string Summary() const;
 };
 
-// Image refs a stage builds, runs or pushes (docker_build tags, docker_run
-// image, docker_push images): what an agent Touches when it runs the stage and
-// what the keep set of Prune holds for a stage that is queued or running.
-std::vector<std::string> StageImages(const v1::StageSpec& stage);
-
 // Frees disk by removing the images this agent created, least recently used
 // first. Only images labelled musafarm.farm=<farm> (and not labelled for
 // another agent) are candidates; the label is checked on `image inspect`'s

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -10,10 +11,21 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "agent/agent_state.h"
 #include "musafarm/v1/agent_service.pb.h"
 
 namespace musafarm::agent {
+
+// What an attempt may leave on the host beyond its process groups (which the
+// agent kills itself), named before it runs. The agent keeps it in its state
+// file without reading it, so that after a crash the executor of its next run
+// can remove what is left (RemoveLeftovers).
+struct AttemptTraces {
+  std::string task_id;
+  uint64_t attempt_id = 0;
+  std::string kind;                 // "exec", "docker_build", "docker_run", "docker_push"
+  std::string container;            // docker_run: its container's name
+  std::vector<std::string> images;  // docker_build: the tags it builds
+};
 
 // A file or directory an execution brought back from where it ran (e.g. copied
 // out of a container) into the attempt's work dir.
@@ -50,6 +62,11 @@ struct ExecCallbacks {
   absl::AnyInvocable<void(pid_t leader)> on_process;
 };
 
+// Image refs a stage builds, runs or pushes (docker_build tags, docker_run
+// image, docker_push images): what an agent Touches when it runs the stage and
+// what the keep set of Prune holds for a stage that is queued or running.
+std::vector<std::string> StageImages(const v1::StageSpec& stage);
+
 // For executors, right after on_output of task output: while the agent has no
 // room (wait_for_room says no), waits, calling `tick` about every 50 ms so that
 // cancel and timeouts still work. Returns at once without wait_for_room, and
@@ -78,11 +95,14 @@ class Executor {
   virtual absl::StatusOr<std::unique_ptr<Execution>> Start(const v1::Assignment& assignment,
                                                            const std::string& workdir,
                                                            ExecCallbacks callbacks) = 0;
+  // What an attempt of `assignment` may leave behind (AttemptTraces). Called
+  // before Start(); the default names the attempt and its kind only.
+  virtual AttemptTraces Traces(const v1::Assignment& assignment) const;
   // Removes what an earlier run of this agent left behind beyond its process
-  // groups (which the agent kills itself), e.g. containers; `recorded` is what
-  // the earlier run's state file listed. Called once, from Agent::Start,
-  // before any attempt runs. Returns one line per finding, for the log.
-  virtual std::vector<std::string> RemoveLeftovers(const std::vector<RecordedAttempt>& recorded) {
+  // groups, e.g. containers; `recorded` is what the earlier run's state file
+  // listed (Traces() of its attempts). Called once, from Agent::Start, before
+  // any attempt runs. Returns one line per finding, for the log.
+  virtual std::vector<std::string> RemoveLeftovers(const std::vector<AttemptTraces>& recorded) {
     (void)recorded;
     return {};
   }

@@ -1,4 +1,4 @@
-#include "agent/exec_executor.h"
+#include "agent/executor/exec_executor.h"
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "agent/task_env.h"
+#include "agent/executor/task_env.h"
 #include "common/logging.h"
 #include "common/subprocess.h"
 

@@ -1,7 +1,7 @@
 #pragma once
 
 #include "absl/time/time.h"
-#include "agent/executor.h"
+#include "agent/executor/executor.h"
 
 namespace musafarm::agent {
 

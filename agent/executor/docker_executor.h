@@ -4,7 +4,7 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "agent/executor.h"
+#include "agent/executor/executor.h"
 
 namespace musafarm::agent {
 
@@ -105,7 +105,9 @@ class DockerExecutor final : public Executor {
   //   when `container inspect` shows this farm's label and the attempt's id;
   //   a recorded image tag is removed (`image rm`, no force) when `image inspect` shows it
   //   still carries this agent's and the attempt's labels (an unfinished build or push).
-  std::vector<std::string> RemoveLeftovers(const std::vector<RecordedAttempt>& recorded) override;
+  std::vector<std::string> RemoveLeftovers(const std::vector<AttemptTraces>& recorded) override;
+  // docker_run: its container (DockerContainerName); docker_build: its tags.
+  AttemptTraces Traces(const v1::Assignment& assignment) const override;
 
  private:
   const DockerOptions options_;

@@ -1,4 +1,4 @@
-#include "agent/disk.h"
+#include "agent/host/disk.h"
 
 #include "gtest/gtest.h"
 

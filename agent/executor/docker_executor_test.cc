@@ -1,5 +1,5 @@
-#include "agent/docker_executor.h"
-#include "agent/secret_files.h"
+#include "agent/executor/docker_executor.h"
+#include "agent/executor/secret_files.h"
 #include "tests/support/private_dockerd.h"
 
 #include <signal.h>
@@ -502,7 +502,7 @@ TEST_F(FakeDockerTest, RemoveLeftoversTakesThisAgentsContainersAndUnfinishedImag
   DockerExecutor executor(o);
   auto recorded = [](std::string task, uint64_t attempt, std::string kind, std::string container,
                      std::vector<std::string> images) {
-    RecordedAttempt r;
+    AttemptTraces r;
     r.task_id = std::move(task);
     r.attempt_id = attempt;
     r.kind = std::move(kind);
@@ -510,9 +510,9 @@ TEST_F(FakeDockerTest, RemoveLeftoversTakesThisAgentsContainersAndUnfinishedImag
     r.images = std::move(images);
     return r;
   };
-  RecordedAttempt run = recorded("7/dev/run", 13, "docker_run", "musafarm-13", {});
-  RecordedAttempt foreign = recorded("7/dev/x", 15, "docker_run", "musafarm-15", {});
-  RecordedAttempt build =
+  AttemptTraces run = recorded("7/dev/run", 13, "docker_run", "musafarm-13", {});
+  AttemptTraces foreign = recorded("7/dev/x", 15, "docker_run", "musafarm-15", {});
+  AttemptTraces build =
       recorded("7/dev/base", 14, "docker_build", "",
                {"reg/app:dev", "reg/app:rebuilt", "reg/app:theirs", "reg/app:missing"});
   const std::vector<std::string> lines = executor.RemoveLeftovers({run, foreign, build});

@@ -1,4 +1,4 @@
-#include "agent/image_pruner.h"
+#include "agent/host/image_pruner.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -263,19 +263,6 @@ std::string PruneReport::Summary() const {
   if (!interrupted.empty()) absl::StrAppend(&out, "; stopped: ", interrupted);
   absl::StrAppend(&out, enough ? "; enough" : "; not enough");
   return out;
-}
-
-std::vector<std::string> StageImages(const v1::StageSpec& stage) {
-  switch (stage.kind_case()) {
-    case v1::StageSpec::kDockerBuild:
-      return {stage.docker_build().tags().begin(), stage.docker_build().tags().end()};
-    case v1::StageSpec::kDockerRun:
-      return {stage.docker_run().image()};
-    case v1::StageSpec::kDockerPush:
-      return {stage.docker_push().images().begin(), stage.docker_push().images().end()};
-    default:
-      return {};
-  }
 }
 
 namespace {

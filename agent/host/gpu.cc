@@ -1,4 +1,4 @@
-#include "agent/gpu.h"
+#include "agent/host/gpu.h"
 
 #include <signal.h>
 #include <sys/wait.h>

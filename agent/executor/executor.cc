@@ -1,8 +1,10 @@
-#include "agent/executor.h"
+#include "agent/executor/executor.h"
 
 #include <sys/wait.h>
 
 #include <cerrno>
+
+#include "common/stage_kind.h"
 
 namespace musafarm::agent {
 namespace {
@@ -18,6 +20,27 @@ void AwaitOutputRoom(ExecCallbacks& cb, const std::function<void()>& tick,
     if (cb.wait_for_room(kRoomPoll)) return;
     tick();
   }
+}
+
+std::vector<std::string> StageImages(const v1::StageSpec& stage) {
+  switch (stage.kind_case()) {
+    case v1::StageSpec::kDockerBuild:
+      return {stage.docker_build().tags().begin(), stage.docker_build().tags().end()};
+    case v1::StageSpec::kDockerRun:
+      return {stage.docker_run().image()};
+    case v1::StageSpec::kDockerPush:
+      return {stage.docker_push().images().begin(), stage.docker_push().images().end()};
+    default:
+      return {};
+  }
+}
+
+AttemptTraces Executor::Traces(const v1::Assignment& assignment) const {
+  AttemptTraces t;
+  t.task_id = assignment.task_id();
+  t.attempt_id = assignment.attempt_id();
+  t.kind = StageKindName(assignment.run());
+  return t;
 }
 
 bool ChildReaped(pid_t pid) {

@@ -1,0 +1,71 @@
+#include "agent/grpc_coordinator_link.h"
+
+#include <utility>
+
+#include "agent/coordinator_stream.h"
+#include "common/grpc_status.h"
+#include "grpcpp/grpcpp.h"
+#include "musafarm/v1/agent_service.grpc.pb.h"
+
+namespace musafarm::agent {
+namespace {
+
+// A session is a CoordinatorStream; this only forwards to it.
+class GrpcSession final : public CoordinatorSession {
+ public:
+  explicit GrpcSession(std::shared_ptr<CoordinatorStream> stream) : stream_(std::move(stream)) {}
+  void Send(v1::AgentMessage msg) override { stream_->Send(std::move(msg)); }
+  void CloseSend() override { stream_->CloseSend(); }
+  void Cancel() override { stream_->Cancel(); }
+
+ private:
+  const std::shared_ptr<CoordinatorStream> stream_;
+};
+
+class GrpcCoordinatorLink final : public CoordinatorLink {
+ public:
+  explicit GrpcCoordinatorLink(std::string target);
+
+  std::shared_ptr<CoordinatorSession> Open(OnMessage on_message, OnEnd on_end) override;
+  std::string Target() const override { return target_; }
+
+ private:
+  const std::string target_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AgentService::Stub> stub_;
+};
+
+GrpcCoordinatorLink::GrpcCoordinatorLink(std::string target) : target_(std::move(target)) {
+  grpc::ChannelArguments args;
+  // Finds a dead TCP path (a vanished coordinator host, a dropped NAT entry)
+  // in ~15 s even when nothing is written. The coordinator must accept pings
+  // this often (GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS below
+  // 10 s, KEEPALIVE_PERMIT_WITHOUT_CALLS) or it answers with GOAWAY.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // By default a client stops pinging after 2 pings without data; the
+  // coordinator writes nothing to an idle agent, so keep pinging.
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // The agent's own backoff paces reconnects; keep gRPC's short so it does
+  // not add to it.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  channel_ = grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::AgentService::NewStub(channel_);
+}
+
+std::shared_ptr<CoordinatorSession> GrpcCoordinatorLink::Open(OnMessage on_message, OnEnd on_end) {
+  return std::make_shared<GrpcSession>(CoordinatorStream::Open(
+      stub_.get(), std::move(on_message),
+      [on_end = std::move(on_end)](grpc::Status status) { on_end(FromGrpc(status)); }));
+}
+
+}  // namespace
+
+std::unique_ptr<CoordinatorLink> NewGrpcCoordinatorLink(const std::string& target) {
+  return std::make_unique<GrpcCoordinatorLink>(target);
+}
+
+}  // namespace musafarm::agent
