@@ -99,30 +99,54 @@ struct WatchScript {
   grpc::Status end = grpc::Status::OK;
 };
 
+// What FakeUserService answers and what it was asked. Tests set it before a
+// command and read it after (a finished call orders those accesses); the
+// handlers, which gRPC's sync server may run on several threads at once,
+// reach it only through FakeUserService::data_, under its lock.
+struct FakeUserServiceData {
+  v1::Job job;
+  grpc::Status submit_error = grpc::Status::OK;
+  std::deque<WatchScript> scripts;
+  std::string log;
+  bool log_complete = false;
+  std::vector<v1::SubmitRequest> submits;
+  std::vector<std::string> get_jobs;
+  std::vector<v1::WatchJobRequest> watches;
+  std::vector<v1::GetLogRequest> get_logs;
+  int list_limit = -1;
+  std::string cancelled_id;
+  std::map<std::string, std::string> artifacts;  // "TASK\nNAME" -> content
+  uint64_t artifact_fail_at = UINT64_MAX;        // GetArtifact at this offset fails
+  uint64_t artifact_size_lie = 0;                // claimed size minus the real one
+  std::vector<v1::GetArtifactRequest> get_artifacts;
+};
+
 // A scripted coordinator: records requests, answers from canned data.
 // Thread-safe (gRPC's sync server calls it on its own threads).
-class FakeUserService final : public v1::UserService::Service {
+class FakeUserService final : public v1::UserService::Service, public FakeUserServiceData {
  public:
   grpc::Status Submit(grpc::ServerContext*, const v1::SubmitRequest* req,
                       v1::SubmitResponse* resp) override {
     absl::MutexLock lock(&mu_);
-    submits.push_back(*req);
-    if (!submit_error.ok()) return submit_error;
-    *resp->mutable_job() = job;
+    data_->submits.push_back(*req);
+    if (!data_->submit_error.ok()) return data_->submit_error;
+    *resp->mutable_job() = data_->job;
     return grpc::Status::OK;
   }
   grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest* req, v1::Job* resp) override {
     absl::MutexLock lock(&mu_);
-    get_jobs.push_back(req->job_id());
-    if (req->job_id() != job.id()) return {grpc::StatusCode::NOT_FOUND, "no job " + req->job_id()};
-    *resp = job;
+    data_->get_jobs.push_back(req->job_id());
+    if (req->job_id() != data_->job.id()) {
+      return {grpc::StatusCode::NOT_FOUND, "no job " + req->job_id()};
+    }
+    *resp = data_->job;
     return grpc::Status::OK;
   }
   grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
                         v1::ListJobsResponse* resp) override {
     absl::MutexLock lock(&mu_);
-    list_limit = req->limit();
-    v1::Job j = job;
+    data_->list_limit = req->limit();
+    v1::Job j = data_->job;
     j.clear_tasks();
     *resp->add_jobs() = j;
     return grpc::Status::OK;
@@ -132,10 +156,10 @@ class FakeUserService final : public v1::UserService::Service {
     WatchScript script;
     {
       absl::MutexLock lock(&mu_);
-      watches.push_back(*req);
-      if (scripts.empty()) return {grpc::StatusCode::UNAVAILABLE, "no more scripts"};
-      script = scripts.front();
-      scripts.pop_front();
+      data_->watches.push_back(*req);
+      if (data_->scripts.empty()) return {grpc::StatusCode::UNAVAILABLE, "no more scripts"};
+      script = data_->scripts.front();
+      data_->scripts.pop_front();
     }
     for (const v1::WatchEvent& ev : script.events) writer->Write(ev);
     return script.end;
@@ -143,13 +167,13 @@ class FakeUserService final : public v1::UserService::Service {
   grpc::Status GetLog(grpc::ServerContext*, const v1::GetLogRequest* req,
                       v1::GetLogResponse* resp) override {
     absl::MutexLock lock(&mu_);
-    get_logs.push_back(*req);
+    data_->get_logs.push_back(*req);
     // At most 4 bytes a call, so the client must page.
-    const size_t off = std::min<size_t>(req->offset(), log.size());
-    resp->set_data(log.substr(off, 4));
+    const size_t off = std::min<size_t>(req->offset(), data_->log.size());
+    resp->set_data(data_->log.substr(off, 4));
     resp->set_offset(off);
-    resp->set_size(log.size());
-    resp->set_complete(log_complete);
+    resp->set_size(data_->log.size());
+    resp->set_complete(data_->log_complete);
     return grpc::Status::OK;
   }
   // Like the coordinator: at most kMaxArtifactPage bytes a call, fewer if
@@ -157,26 +181,28 @@ class FakeUserService final : public v1::UserService::Service {
   grpc::Status GetArtifact(grpc::ServerContext*, const v1::GetArtifactRequest* req,
                            v1::GetArtifactResponse* resp) override {
     absl::MutexLock lock(&mu_);
-    get_artifacts.push_back(*req);
-    auto it = artifacts.find(req->task_id() + "\n" + req->name());
-    if (it == artifacts.end()) {
+    data_->get_artifacts.push_back(*req);
+    auto it = data_->artifacts.find(req->task_id() + "\n" + req->name());
+    if (it == data_->artifacts.end()) {
       return {grpc::StatusCode::NOT_FOUND,
               "task '" + req->task_id() + "' has no artifact '" + req->name() + "'"};
     }
-    if (req->offset() == artifact_fail_at) return {grpc::StatusCode::INTERNAL, "disk on fire"};
+    if (req->offset() == data_->artifact_fail_at) {
+      return {grpc::StatusCode::INTERNAL, "disk on fire"};
+    }
     const std::string& data = it->second;
     const uint64_t limit =
         req->limit() == 0 ? kMaxArtifactPage : std::min<uint64_t>(req->limit(), kMaxArtifactPage);
     const size_t off = std::min<size_t>(req->offset(), data.size());
     resp->set_data(data.substr(off, limit));
     resp->set_offset(req->offset());
-    resp->set_size(data.size() + artifact_size_lie);
+    resp->set_size(data.size() + data_->artifact_size_lie);
     return grpc::Status::OK;
   }
   grpc::Status Cancel(grpc::ServerContext*, const v1::CancelRequest* req,
                       v1::CancelResponse* resp) override {
     absl::MutexLock lock(&mu_);
-    cancelled_id = req->id();
+    data_->cancelled_id = req->id();
     resp->add_cancelled("7/a");
     resp->add_cancelled("7/b");
     return grpc::Status::OK;
@@ -202,25 +228,11 @@ class FakeUserService final : public v1::UserService::Service {
     return grpc::Status::OK;
   }
 
-  // Set before the calls; read after. Tests run one command at a time, so the
-  // lock is only for the server's threads.
-  absl::Mutex mu_;
-  v1::Job job;
-  grpc::Status submit_error = grpc::Status::OK;
-  std::deque<WatchScript> scripts;
-  std::string log;
-  bool log_complete = false;
-  std::vector<v1::SubmitRequest> submits;
-  std::vector<std::string> get_jobs;
-  std::vector<v1::WatchJobRequest> watches;
-  std::vector<v1::GetLogRequest> get_logs;
-  int list_limit = -1;
-  std::string cancelled_id;
   static constexpr uint64_t kMaxArtifactPage = 4 << 20;
-  std::map<std::string, std::string> artifacts;  // "TASK\nNAME" -> content
-  uint64_t artifact_fail_at = UINT64_MAX;        // GetArtifact at this offset fails
-  uint64_t artifact_size_lie = 0;                // claimed size minus the real one
-  std::vector<v1::GetArtifactRequest> get_artifacts;
+
+ private:
+  absl::Mutex mu_;
+  FakeUserServiceData* const data_ ABSL_PT_GUARDED_BY(mu_) = this;
 };
 
 class CommandsTest : public ::testing::Test {

@@ -62,7 +62,8 @@ void EventLoop::Loop() {
         if (!timers_.empty()) wait = std::min(wait, timers_.top().when - clock_->Now());
         if (wait > absl::ZeroDuration()) {
           mu_.AwaitWithTimeout(absl::Condition(
-                                   +[](EventLoop* self) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                   +[](EventLoop* self) {
+                                     self->mu_.AssertHeld();  // Await runs it under mu_
                                      return self->stop_ || !self->ready_.empty() ||
                                             self->timer_added_;
                                    },

@@ -1,34 +1,34 @@
 #include "common/logging.h"
 
-#include <mutex>
-
+#include "absl/base/const_init.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 
 namespace musafarm {
 namespace {
-std::mutex& Mu() {
-  static std::mutex mu;
-  return mu;
-}
-spdlog::level::level_enum& Level() {
-  static spdlog::level::level_enum level = spdlog::level::info;
-  return level;
-}
+// Serializes creating a logger (spdlog's registry throws on a second logger of
+// the same name) with reading and changing the level new loggers start at.
+ABSL_CONST_INIT absl::Mutex mu(absl::kConstInit);
+spdlog::level::level_enum default_level ABSL_GUARDED_BY(mu) = spdlog::level::info;
 }  // namespace
 
 std::shared_ptr<spdlog::logger> GetLogger(const std::string& name) {
-  std::lock_guard<std::mutex> lock(Mu());
+  absl::MutexLock lock(&mu);
   if (auto existing = spdlog::get(name)) return existing;
   auto logger = spdlog::stderr_color_mt(name);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ [%n] %v");
-  logger->set_level(Level());
+  logger->set_level(default_level);
   return logger;
 }
 
-void SetLogLevel(const std::string& level) {
-  std::lock_guard<std::mutex> lock(Mu());
-  Level() = spdlog::level::from_str(level);
-  spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) { l->set_level(Level()); });
+void SetLogLevel(const std::string& level_name) {
+  absl::MutexLock lock(&mu);
+  default_level = spdlog::level::from_str(level_name);
+  spdlog::apply_all([](const std::shared_ptr<spdlog::logger>& l) {
+    mu.AssertHeld();  // the lambda runs inside apply_all, under the lock above
+    l->set_level(default_level);
+  });
 }
 
 }  // namespace musafarm

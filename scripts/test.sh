@@ -8,5 +8,8 @@ bash scripts/docker/install.sh   # Docker Engine, registry, busybox: the Docker 
 start=$(date +%s)
 bash scripts/build.sh
 echo "build: $(( $(date +%s) - start ))s"
+start=$(date +%s)
+bash scripts/tsa-build.sh   # clang -Wthread-safety -Werror=thread-safety over the tree
+echo "tsa-build: $(( $(date +%s) - start ))s"
 cd "${BUILD_DIR:-build}"
 ctest --output-on-failure -j "$(nproc)" --timeout 300

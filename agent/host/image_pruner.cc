@@ -14,6 +14,7 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -335,7 +336,15 @@ void ImagePruner::SaveLocked() {
 
 absl::StatusOr<PruneReport> ImagePruner::Prune(const std::set<std::string>& keep,
                                                const std::function<bool()>& enough) {
-  absl::MutexLock prune_lock(&prune_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(this, &ImagePruner::NotPruning));
+    pruning_ = true;
+  }
+  absl::Cleanup done = [this] {
+    absl::MutexLock lock(&mu_);
+    pruning_ = false;
+  };
   if (options_.farm.empty()) return absl::InvalidArgumentError("image pruner: empty farm label");
   PruneReport report;
   if (enough()) {

@@ -106,7 +106,7 @@ struct PruneReport {
 //
 // Thread-safe. Touch only updates a map and rewrites lru_file; Prune runs the
 // CLI and blocks for seconds to minutes, so call it off the agent's event
-// loop. Concurrent Prune calls run one after the other.
+// loop. Concurrent Prune calls run one after the other (`pruning_`).
 class ImagePruner {
  public:
   // Reads lru_file when it exists (a bad line is skipped, an unreadable file
@@ -127,20 +127,20 @@ class ImagePruner {
   // cannot be listed (no CLI, no daemon, timeout). A refused removal is not
   // an error.
   absl::StatusOr<PruneReport> Prune(const std::set<std::string>& keep,
-                                    const std::function<bool()>& enough)
-      ABSL_LOCKS_EXCLUDED(prune_mu_, mu_);
+                                    const std::function<bool()>& enough) ABSL_LOCKS_EXCLUDED(mu_);
 
   // The Touch times, by normalized ref (for tests and the log).
   std::map<std::string, absl::Time> TouchTimes() const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   void SaveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool NotPruning() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !pruning_; }
 
   const PrunerOptions options_;
   const Clock* const clock_;
   const std::map<std::string, std::string> env_;  // the CLI's: ours plus DOCKER_HOST
-  absl::Mutex prune_mu_;                          // one Prune at a time
   mutable absl::Mutex mu_;
+  bool pruning_ ABSL_GUARDED_BY(mu_) = false;  // one Prune at a time: the next waits
   std::map<std::string, absl::Time> touched_ ABSL_GUARDED_BY(mu_);
   bool save_failed_ ABSL_GUARDED_BY(mu_) = false;  // log a failing lru_file once
 };

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -13,8 +14,8 @@ namespace musafarm::testing {
 // the executor calls back from its own thread.
 struct ExecutionRecorder {
   absl::Mutex mu;
-  std::string out;
-  agent::ExitInfo exit;
+  std::string out ABSL_GUARDED_BY(mu);
+  agent::ExitInfo exit;  // written before `done` is notified, read after
   absl::Notification done;
 
   agent::ExecCallbacks Callbacks() {
@@ -36,7 +37,10 @@ struct ExecutionRecorder {
   // Waits until the output holds `needle`.
   bool WaitOutput(const std::string& needle, absl::Duration timeout = absl::Seconds(20)) {
     absl::MutexLock lock(&mu);
-    auto has = [&] { return absl::StrContains(out, needle); };
+    auto has = [&] {
+      mu.AssertHeld();  // Await evaluates the condition under `mu`
+      return absl::StrContains(out, needle);
+    };
     return mu.AwaitWithTimeout(absl::Condition(&has), timeout);
   }
   bool Wait(absl::Duration timeout = absl::Seconds(30)) {

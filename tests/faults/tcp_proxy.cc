@@ -132,10 +132,12 @@ int TcpProxy::open() const {
 }
 
 void TcpProxy::Apply(Command c) {
-  absl::MutexLock one(&apply_mu_);
   uint64_t seq = 0;
   {
     absl::MutexLock lock(&mu_);
+    // One command in flight: `command_` holds one, so a second caller waits
+    // until the loop has applied the first.
+    mu_.Await(absl::Condition(this, &TcpProxy::AllApplied));
     command_ = c;
     seq = ++posted_;
   }
@@ -149,7 +151,11 @@ void TcpProxy::Apply(Command c) {
   } wait{this, seq};
   absl::MutexLock lock(&mu_);
   mu_.Await(absl::Condition(
-      +[](Wait* w) { return w->proxy->applied_ >= w->seq; }, &wait));
+      +[](Wait* w) {
+        w->proxy->mu_.AssertHeld();  // Await evaluates the condition under mu_
+        return w->proxy->applied_ >= w->seq;
+      },
+      &wait));
 }
 
 void TcpProxy::Run() {

@@ -65,7 +65,9 @@ class TcpProxy {
  private:
   enum class Command { kNone, kBlackhole, kHeal, kSever, kStop };
   TcpProxy(int listen_fd, int wake_fd, int port, int upstream_port);
-  void Apply(Command c);  // posts `c` and waits until the loop has applied it
+  // Posts `c` and waits until the loop has applied it.
+  void Apply(Command c) ABSL_LOCKS_EXCLUDED(mu_);
+  bool AllApplied() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return applied_ == posted_; }
   void Run();
 
   const int listen_fd_;
@@ -79,7 +81,6 @@ class TcpProxy {
   uint64_t applied_ ABSL_GUARDED_BY(mu_) = 0;  // commands the loop has applied
   int accepted_ ABSL_GUARDED_BY(mu_) = 0;
   int open_ ABSL_GUARDED_BY(mu_) = 0;
-  absl::Mutex apply_mu_;  // one command in flight at a time
 
   std::thread thread_;
 };
