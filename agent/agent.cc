@@ -175,6 +175,14 @@ void Agent::RemoveLeftovers() {
                                       " processes: ", absl::StrJoin(pids, " "), ")"));
       }
     }
+    // What it started but had not recorded yet (killed right after a spawn).
+    const std::vector<int64_t> unrecorded = AttemptProcesses(a.task_id(), a.attempt_id());
+    if (!unrecorded.empty()) {
+      KillProcesses(unrecorded);
+      killed.push_back(absl::StrCat(unrecorded.size(),
+                                    " processes found by the attempt's environment (",
+                                    absl::StrJoin(unrecorded, " "), ")"));
+    }
     if (attempts_.count(Key(a.task_id(), a.attempt_id())) != 0) {
       if (!killed.empty()) {
         Log()->warn("task={} attempt={}: killed {} left after it finished", a.task_id(),

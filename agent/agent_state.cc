@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/escaping.h"
@@ -209,8 +210,41 @@ std::vector<int64_t> LeftoverProcesses(const RecordedProcess& recorded,
   return pids;
 }
 
-std::vector<int64_t> KillLeftoverProcesses(const RecordedProcess& recorded, absl::Duration wait) {
-  const std::vector<int64_t> pids = LeftoverProcesses(recorded);
+std::vector<int64_t> AttemptProcesses(absl::string_view task_id, uint64_t attempt_id,
+                                      const std::string& proc_root) {
+  const std::string want_task = absl::StrCat("MUSAFARM_TASK_ID=", task_id);
+  const std::string want_attempt = absl::StrCat("MUSAFARM_ATTEMPT_ID=", attempt_id);
+  std::vector<std::pair<int64_t, ProcStat>> live;
+  std::set<int64_t> pids, groups;
+  DIR* dir = ::opendir(proc_root.c_str());
+  if (dir == nullptr) return {};
+  while (const dirent* e = ::readdir(dir)) {
+    int64_t pid = 0;
+    if (!absl::SimpleAtoi(e->d_name, &pid) || pid <= 1) continue;
+    const std::optional<ProcStat> st = ReadProcStat(pid, proc_root);
+    if (!st || st->state == 'Z' || st->state == 'X') continue;
+    live.emplace_back(pid, *st);
+    std::ifstream in(absl::StrCat(proc_root, "/", pid, "/environ"), std::ios::binary);
+    if (!in) continue;
+    bool task = false, attempt = false;
+    for (std::string var; std::getline(in, var, '\0');) {
+      task = task || var == want_task;
+      attempt = attempt || var == want_attempt;
+    }
+    if (task && attempt) {
+      pids.insert(pid);
+      if (st->pgrp > 1) groups.insert(st->pgrp);
+    }
+  }
+  ::closedir(dir);
+  // A descendant that cleared its environment still shares the group.
+  for (const auto& [pid, st] : live) {
+    if (groups.count(st.pgrp) != 0) pids.insert(pid);
+  }
+  return std::vector<int64_t>(pids.begin(), pids.end());
+}
+
+void KillProcesses(const std::vector<int64_t>& pids, absl::Duration wait) {
   for (int64_t pid : pids) ::kill(static_cast<pid_t>(pid), SIGKILL);
   // They are not our children (their parent was the earlier run), so they
   // cannot be reaped here; gone or a zombie is enough.
@@ -224,6 +258,11 @@ std::vector<int64_t> KillLeftoverProcesses(const RecordedProcess& recorded, absl
       absl::SleepFor(absl::Milliseconds(10));
     }
   }
+}
+
+std::vector<int64_t> KillLeftoverProcesses(const RecordedProcess& recorded, absl::Duration wait) {
+  const std::vector<int64_t> pids = LeftoverProcesses(recorded);
+  KillProcesses(pids, wait);
   return pids;
 }
 

@@ -73,6 +73,19 @@ std::optional<ProcStat> ParseProcStat(absl::string_view text);
 std::vector<int64_t> LeftoverProcesses(const RecordedProcess& recorded,
                                        const std::string& proc_root = "/proc");
 
+// The live processes an earlier run started for one attempt, found by the
+// MUSAFARM_TASK_ID and MUSAFARM_ATTEMPT_ID that every exec stage's environment
+// carries (read from /proc/PID/environ, as Jenkins finds a build's processes by
+// its cookie), plus the other live members of their process groups. Needed
+// because a process is recorded in the state file only after it started: an
+// agent killed in that window knows the attempt but not its processes, which
+// would otherwise run on, orphaned, while the coordinator re-queues the work.
+std::vector<int64_t> AttemptProcesses(absl::string_view task_id, uint64_t attempt_id,
+                                      const std::string& proc_root = "/proc");
+
+// SIGKILLs `pids` and waits up to `wait` for them to be gone (or zombies).
+void KillProcesses(const std::vector<int64_t>& pids, absl::Duration wait = absl::Seconds(5));
+
 // SIGKILLs LeftoverProcesses(recorded) and waits up to `wait` for them to be
 // gone (or zombies). Returns the pids it killed.
 std::vector<int64_t> KillLeftoverProcesses(const RecordedProcess& recorded,

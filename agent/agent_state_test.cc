@@ -245,6 +245,50 @@ TEST_F(AgentStateTest, RecoveryFindsMembersThatOutlivedTheirLeader) {
   EXPECT_THAT(LeftoverProcesses(Rec(100, 5000), Proc()), ElementsAre(101));
 }
 
+TEST_F(AgentStateTest, AttemptProcessesAreFoundByTheirEnvironmentWithTheirGroup) {
+  auto env = [&](int64_t pid, const std::string& vars) {
+    std::ofstream(dir_ / "proc" / absl::StrCat(pid) / "environ", std::ios::binary) << vars;
+  };
+  using namespace std::string_literals;
+  FakeProc(100, 100, 5000);  // the stage's shell
+  env(100, "PATH=/bin\0MUSAFARM_TASK_ID=7/a\0MUSAFARM_ATTEMPT_ID=3\0"s);
+  FakeProc(101, 100, 5001);  // its child, which cleared its environment
+  env(101, ""s);
+  FakeProc(102, 100, 5002, 'Z');  // a zombie: nothing to kill
+  env(102, "MUSAFARM_TASK_ID=7/a\0MUSAFARM_ATTEMPT_ID=3\0"s);
+  FakeProc(200, 200, 6000);  // the same task's next attempt
+  env(200, "MUSAFARM_TASK_ID=7/a\0MUSAFARM_ATTEMPT_ID=4\0"s);
+  FakeProc(300, 300, 6000);  // another task, same attempt number; a prefix of the id
+  env(300, "MUSAFARM_TASK_ID=7/ab\0MUSAFARM_ATTEMPT_ID=3\0"s);
+  FakeProc(400, 400, 6000);  // someone else, no environment readable
+  EXPECT_THAT(AttemptProcesses("7/a", 3, Proc()), ElementsAre(100, 101));
+  EXPECT_THAT(AttemptProcesses("7/a", 4, Proc()), ElementsAre(200));
+  EXPECT_THAT(AttemptProcesses("7/a", 5, Proc()), IsEmpty());
+}
+
+// The real thing, the way an agent killed right after the spawn leaves it:
+// nothing recorded, but the attempt's shell and its child are found and killed.
+TEST_F(AgentStateTest, KillsARealAttemptsProcessesFoundByEnvironment) {
+  EnvMap env = InheritedEnv();
+  env["MUSAFARM_TASK_ID"] = absl::StrCat("env-test/", ::getpid());
+  env["MUSAFARM_ATTEMPT_ID"] = "9";
+  Child child = Spawn({"sh", "-c", "env -i sleep 600 & sleep 600; wait"}, env, "");
+  ASSERT_TRUE(child.error.empty()) << child.error;
+  ::close(child.fd);
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (AttemptProcesses(env["MUSAFARM_TASK_ID"], 9).size() < 3 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  const std::vector<int64_t> found = AttemptProcesses(env["MUSAFARM_TASK_ID"], 9);
+  ASSERT_EQ(found.size(), 3u);
+  EXPECT_THAT(AttemptProcesses(env["MUSAFARM_TASK_ID"], 8), IsEmpty());
+  KillProcesses(found);
+  EXPECT_THAT(AttemptProcesses(env["MUSAFARM_TASK_ID"], 9), IsEmpty());
+  int status = 0;
+  ASSERT_EQ(::waitpid(child.pid, &status, 0), child.pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
 TEST_F(AgentStateTest, NothingRecordedIsStillRunning) {
   fs::create_directories(dir_ / "proc");
   EXPECT_THAT(LeftoverProcesses(Rec(100, 5000), Proc()), IsEmpty());
