@@ -1,7 +1,8 @@
+// Agent, main part: the session with the coordinator, attempts (start,
+// output, exit, results, artifacts, acks, cancels) and the disk threshold.
+// Recovery is in agent_recovery.cc, shutdown in agent_shutdown.cc.
 #include "agent/agent.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,12 +13,11 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "agent/agent_internal.h"
 #include "agent/executor/task_env.h"
 #include "agent/host/disk.h"
 #include "agent/pytest_summary.h"
-#include "common/atomic_file.h"
 #include "common/clock.h"
 #include "common/format_bytes.h"
 #include "common/labels.h"
@@ -25,37 +25,28 @@
 #include "common/stage_kind.h"
 
 namespace musafarm::agent {
+
+std::shared_ptr<spdlog::logger> internal::Log() {
+  static auto log = GetLogger("agent");
+  return log;
+}
+
+std::string internal::AttemptFileName(const std::string& task, uint64_t attempt) {
+  return absl::StrCat(absl::StrReplaceAll(task, {{"/", "_"}}), "-", attempt);
+}
+
 namespace {
+
+using internal::AttemptFileName;
+using internal::Log;
 
 constexpr size_t kMaxChunk = 64 * 1024;
 // Log bytes sent but not yet acknowledged, per attempt: what the stream's
 // outbox may hold of it, so that a slow coordinator does not pull the spool
 // into memory.
 constexpr uint64_t kSendWindow = 4 << 20;
-// A shutdown's stream close waits this long for the coordinator to end it.
-constexpr absl::Duration kCloseTimeout = absl::Seconds(5);
 constexpr char kVersion[] = "0.1.0";
 constexpr char kShuttingDown[] = "shutting down";
-
-std::shared_ptr<spdlog::logger> Log() {
-  static auto log = GetLogger("agent");
-  return log;
-}
-
-std::string DurationText(absl::Duration d) {
-  return d == absl::ZeroDuration() ? "0s" : absl::FormatDuration(d);
-}
-
-// "7/dev/test" attempt 12 -> "7_dev_test-12": a file name.
-std::string AttemptFileName(const std::string& task, uint64_t attempt) {
-  return absl::StrCat(absl::StrReplaceAll(task, {{"/", "_"}}), "-", attempt);
-}
-
-// What the state file recorded of an attempt's executor's traces.
-AttemptTraces TracesOf(const RecordedAttempt& r) {
-  return AttemptTraces{r.task_id(), r.attempt_id(), r.kind(), r.container(),
-                       std::vector<std::string>(r.images().begin(), r.images().end())};
-}
 
 }  // namespace
 
@@ -101,368 +92,6 @@ absl::Status Agent::Start() {
   started_ = true;
   loop_.Post([this] { Connect(); });
   return absl::OkStatus();
-}
-
-absl::Status Agent::LockWorkDir() {
-  const std::string path = options_.work_dir + "/agent.lock";
-  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lock_fd_ < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
-  }
-  // Two agents on one work dir would remove each other's attempts as
-  // leftovers. The lock goes with the process, however it ends.
-  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    ::close(lock_fd_);
-    lock_fd_ = -1;
-    return absl::FailedPreconditionError(
-        err == EWOULDBLOCK
-            ? absl::StrCat("work dir '", options_.work_dir, "' is in use by another agent")
-            : absl::StrCat("cannot lock ", path, ": ", std::strerror(err)));
-  }
-  return absl::OkStatus();
-}
-
-void Agent::RemoveLeftovers() {
-  AgentState state;
-  bool legacy = false;
-  absl::StatusOr<AgentState> loaded = LoadAgentState(options_.work_dir, &legacy);
-  if (loaded.ok()) {
-    state = *std::move(loaded);
-    if (legacy) {
-      Log()->info("read the state of an earlier run from its {} (an older agent's format)",
-                  kLegacyAgentStateFile);
-    }
-  } else if (!absl::IsNotFound(loaded.status())) {
-    Log()->warn("{}; cannot tell which processes an earlier run left",
-                std::string(loaded.status().message()));
-  }
-  std::vector<AttemptTraces> leftovers;
-  std::set<std::string> keep;  // files of recovered attempts, canonical
-  auto canonical = [](const std::string& path) {
-    std::error_code ec;
-    const std::filesystem::path p = std::filesystem::weakly_canonical(path, ec);
-    return ec ? path : p.string();
-  };
-  for (const RecordedAttempt& a : state.attempts()) {
-    if (a.finished()) {
-      // Nothing of it runs; a process left in its group is killed below all the same.
-      absl::Status s = Recover(a);
-      if (s.ok()) {
-        const Attempt& got = attempts_.at(Key(a.task_id(), a.attempt_id()));
-        Log()->info(
-            "task={} attempt={} ({}) had finished in an earlier run of this agent (exit={} "
-            "signal={}) but its result was not acknowledged: reporting it ({} log bytes from "
-            "offset {} kept)",
-            a.task_id(), a.attempt_id(), a.kind(), got.result.exit_code(), got.result.signal(),
-            got.spool->held(), got.base());
-        keep.insert(canonical(a.spool_path()));
-        keep.insert(canonical(a.result_path()));
-        if (!got.files.empty()) keep.insert(canonical(got.workdir));
-      } else {
-        Log()->warn(
-            "task={} attempt={} ({}) had finished in an earlier run of this agent, but cannot be "
-            "reported: {}",
-            a.task_id(), a.attempt_id(), a.kind(), std::string(s.message()));
-      }
-    }
-    std::vector<std::string> killed;
-    for (const RecordedProcess& p : a.processes()) {
-      const std::vector<int64_t> pids = KillLeftoverProcesses(p);
-      if (!pids.empty()) {
-        killed.push_back(absl::StrCat("process group ", p.pid(), " (", pids.size(),
-                                      " processes: ", absl::StrJoin(pids, " "), ")"));
-      }
-    }
-    // What it started but had not recorded yet (killed right after a spawn).
-    const std::vector<int64_t> unrecorded = AttemptProcesses(a.task_id(), a.attempt_id());
-    if (!unrecorded.empty()) {
-      KillProcesses(unrecorded);
-      killed.push_back(absl::StrCat(unrecorded.size(),
-                                    " processes found by the attempt's environment (",
-                                    absl::StrJoin(unrecorded, " "), ")"));
-    }
-    if (attempts_.count(Key(a.task_id(), a.attempt_id())) != 0) {
-      if (!killed.empty()) {
-        Log()->warn("task={} attempt={}: killed {} left after it finished", a.task_id(),
-                    a.attempt_id(), absl::StrJoin(killed, ", "));
-      }
-      continue;
-    }
-    leftovers.push_back(TracesOf(a));
-    Log()->warn(
-        "task={} attempt={} ({}) was held by an earlier run of this agent: {}; not listing it, "
-        "so the coordinator re-queues it",
-        a.task_id(), a.attempt_id(), a.kind(),
-        killed.empty() ? std::string("none of its processes was still running")
-                       : absl::StrCat("killed ", absl::StrJoin(killed, ", ")));
-  }
-  for (Executor* e : {exec_executor_, docker_executor_}) {
-    if (e == nullptr) continue;
-    for (const std::string& line : e->RemoveLeftovers(leftovers)) Log()->warn("{}", line);
-  }
-  // Nothing else in the task and spool directories is held any more.
-  std::vector<std::filesystem::path> old;
-  for (const char* sub : {"/tasks", "/spool"}) {
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(options_.work_dir + sub, ec)) {
-      if (keep.count(canonical(entry.path().string())) == 0) old.push_back(entry.path());
-    }
-  }
-  for (const std::filesystem::path& p : old) {
-    std::error_code ec;
-    std::filesystem::remove_all(p, ec);
-    if (ec) Log()->warn("cannot remove {}: {}", p.string(), ec.message());
-  }
-  if (!old.empty()) {
-    Log()->info("removed {} task and spool entries of an earlier run", old.size());
-  }
-  // Written in the current format before the legacy file goes: read once.
-  if (SaveState() && legacy) {
-    ::unlink(absl::StrCat(options_.work_dir, "/", kLegacyAgentStateFile).c_str());
-  }
-}
-
-absl::Status Agent::Recover(const RecordedAttempt& r) {
-  v1::AttemptResult result;
-  {
-    std::ifstream in(r.result_path(), std::ios::binary);
-    if (!in) {
-      return absl::NotFoundError(
-          absl::StrCat("cannot read ", r.result_path(), ": ", std::strerror(errno)));
-    }
-    std::stringstream ss;
-    ss << in.rdbuf();
-    if (!result.ParseFromString(ss.str())) {
-      return absl::DataLossError(absl::StrCat(r.result_path(), " is not a result"));
-    }
-  }
-  if (result.task_id() != r.task_id() || result.attempt_id() != r.attempt_id() ||
-      result.log_size() != r.log_total()) {
-    return absl::DataLossError(absl::StrCat(r.result_path(), " is the result of task ",
-                                            result.task_id(), " attempt ", result.attempt_id(),
-                                            " with a log of ", result.log_size(), " bytes"));
-  }
-  // The spool holds the log's tail; below its start all was acknowledged
-  // (it may start past log_base: acknowledgements after the record compact
-  // it). Whether it holds what the coordinator lacks, the coordinator's
-  // answer at registration tells (OnAck).
-  absl::StatusOr<std::unique_ptr<LogSpool>> spool = LogSpool::Open(r.spool_path(), r.log_total());
-  if (!spool.ok()) return spool.status();
-  (*spool)->Ack(r.log_base());
-  std::vector<CollectedFile> files;
-  for (const RecordedFile& f : r.files()) {
-    std::error_code ec;
-    const uintmax_t size = std::filesystem::file_size(f.host_path(), ec);
-    const v1::Artifact* artifact = nullptr;
-    for (const v1::Artifact& x : result.artifacts()) {
-      if (x.name() == f.name()) artifact = &x;
-    }
-    if (ec || (artifact != nullptr && artifact->size() != size)) {
-      return absl::DataLossError(absl::StrCat("artifact ", f.name(), " (", f.host_path(), ") ",
-                                              ec ? ec.message() : "has another size"));
-    }
-    files.push_back(CollectedFile{f.name(), f.host_path(), f.source()});
-  }
-  // Nothing fails from here on. (On an error above the reopened spool's file
-  // is removed with it, as the fallback would anyway.)
-  Attempt& a = attempts_[Key(r.task_id(), r.attempt_id())];
-  a.assignment.set_task_id(r.task_id());
-  a.assignment.set_attempt_id(r.attempt_id());
-  a.traces = TracesOf(r);
-  a.workdir =
-      absl::StrCat(options_.work_dir, "/tasks/", AttemptFileName(r.task_id(), r.attempt_id()));
-  a.spool = *std::move(spool);
-  budget_.Add(static_cast<int64_t>(a.spool->held()));
-  a.life = AttemptLife(AttemptPhase::kFinished);
-  a.result = std::move(result);
-  a.result_path = r.result_path();
-  a.started_us = a.result.started_us();
-  a.files = std::move(files);
-  return absl::OkStatus();
-}
-
-void Agent::PersistResult(Attempt& a) {
-  // Without a spool there is nothing to resend from: such a result is not kept.
-  if (a.spool == nullptr || !a.spool_error.empty()) return;
-  const std::string path =
-      absl::StrCat(options_.work_dir, "/spool/",
-                   AttemptFileName(a.assignment.task_id(), a.assignment.attempt_id()), ".result");
-  // The log first: the result file's presence vouches for it.
-  absl::Status s = a.spool->Sync();
-  std::string bytes;
-  if (s.ok() && !a.result.SerializeToString(&bytes)) {
-    s = absl::InternalError("cannot serialize the result");
-  }
-  if (s.ok()) s = WriteFileAtomically(path, bytes, 0600);
-  if (!s.ok()) {
-    Log()->warn(
-        "task={} attempt={}: cannot keep the result for a restart: {} (should this agent end "
-        "before the coordinator has it, the attempt is re-queued)",
-        a.assignment.task_id(), a.assignment.attempt_id(), std::string(s.message()));
-    return;
-  }
-  a.result_path = path;
-  SaveState();
-}
-
-bool Agent::SaveState() {
-  AgentState state;
-  state.set_agent(options_.name);
-  for (const auto& [key, a] : attempts_) {
-    RecordedAttempt* r = state.add_attempts();
-    r->set_task_id(a.assignment.task_id());
-    r->set_attempt_id(a.assignment.attempt_id());
-    r->set_kind(a.traces.kind);
-    for (const RecordedProcess& p : a.processes) *r->add_processes() = p;
-    r->set_container(a.traces.container);
-    for (const std::string& image : a.traces.images) r->add_images(image);
-    if (!a.result_path.empty() && a.spool != nullptr) {
-      r->set_finished(true);
-      r->set_spool_path(a.spool->path());
-      r->set_log_base(a.base());
-      r->set_log_total(a.total());
-      r->set_result_path(a.result_path);
-      for (const CollectedFile& f : a.files) {
-        RecordedFile* file = r->add_files();
-        file->set_name(f.name);
-        file->set_host_path(f.host_path);
-        file->set_source(f.source);
-      }
-    }
-  }
-  if (absl::Status s = WriteAgentStateFile(StatePath(), state); !s.ok()) {
-    Log()->error(
-        "cannot save the agent state: {} (should this agent be killed now, a restart "
-        "would not find what runs)",
-        std::string(s.message()));
-    return false;
-  }
-  return true;
-}
-
-void Agent::Shutdown() {
-  if (started_) loop_.Post([this] { BeginShutdown(); });
-}
-
-void Agent::HandBackNow() {
-  if (!started_) return;
-  loop_.Post([this] {
-    BeginShutdown();
-    HandBackRunning("agent shutting down: stopped at once (second signal)");
-  });
-}
-
-bool Agent::WaitStopped(absl::Duration timeout) {
-  return stopped_.WaitForNotificationWithTimeout(timeout);
-}
-
-void Agent::Stop() {
-  if (!started_ || joined_) return;
-  loop_.Post([this] {
-    BeginShutdown();
-    HandBackRunning("agent stopping");
-  });
-  // Bounded: executions end within their kill grace, then results get
-  // final_ack_timeout and the close kCloseTimeout.
-  if (!stopped_.WaitForNotificationWithTimeout(options_.final_ack_timeout + absl::Minutes(1))) {
-    Log()->warn("stopping without a clean close of the stream");
-  }
-  loop_.Stop();
-  // Results still not acknowledged are left for the next run to report.
-  for (auto& [key, a] : attempts_) {
-    if (!a.result_path.empty() && a.spool != nullptr) a.spool->Keep();
-  }
-  attempts_.clear();  // joins execution threads
-  joined_ = true;
-}
-
-void Agent::BeginShutdown() {
-  if (shutting_down_) return;
-  shutting_down_ = true;
-  int running = 0;
-  for (const auto& [key, a] : attempts_) running += a.life.running() ? 1 : 0;
-  const absl::Duration drain = options_.drain_timeout;
-  Log()->info("shutting down: taking no new work; {} attempt(s) running, {}", running,
-              drain == absl::InfiniteDuration()
-                  ? std::string("waiting for them to finish")
-                  : absl::StrCat("handed back if still running after ", DurationText(drain)));
-  if (registered_) SendHeartbeat();  // unavailable: "shutting down"
-  const std::string reason =
-      absl::StrCat("agent shutting down: drain deadline of ", DurationText(drain), " passed");
-  if (drain <= absl::ZeroDuration()) {
-    HandBackRunning(reason);
-  } else if (drain != absl::InfiniteDuration()) {
-    loop_.PostAfter(drain, [this, reason] { HandBackRunning(reason); });
-  }
-  CheckShutdown();
-}
-
-void Agent::HandBackRunning(const std::string& reason) {
-  if (handing_back_ || closing_) return;
-  handing_back_ = true;
-  for (auto& [key, a] : attempts_) {
-    if (!a.life.running() || a.life.phase() == AttemptPhase::kStoppingStale) continue;
-    if (!Apply(a, AttemptEvent::kHandBack)) continue;
-    a.hand_back_reason = reason;
-    Log()->info("task={} attempt={} stopping it to hand it back: {}", a.assignment.task_id(),
-                a.assignment.attempt_id(), reason);
-    if (a.execution != nullptr) a.execution->Cancel();
-  }
-  CheckShutdown();
-}
-
-void Agent::CheckShutdown() {
-  if (!shutting_down_ || closing_) return;
-  for (const auto& [key, a] : attempts_) {
-    if (a.life.running()) return;  // still running, or being stopped
-  }
-  if (!final_wait_started_) {
-    final_wait_started_ = true;
-    if (!attempts_.empty()) {
-      Log()->info("waiting up to {} for {} result(s) to be acknowledged",
-                  DurationText(options_.final_ack_timeout), attempts_.size());
-      loop_.PostAfter(options_.final_ack_timeout, [this] {
-        final_wait_over_ = true;
-        CheckShutdown();
-      });
-    }
-  }
-  if (!attempts_.empty() && !final_wait_over_) return;
-  if (!attempts_.empty()) {
-    Log()->warn(
-        "{} result(s) not acknowledged; those kept in the work dir are reported by the next run "
-        "of this agent (if it is back before the coordinator gives up on it)",
-        attempts_.size());
-  }
-  CloseStream();
-}
-
-void Agent::CloseStream() {
-  closing_ = true;
-  if (session_ == nullptr) {
-    Stopped();
-    return;
-  }
-  // A half-close the coordinator answers by ending the stream once it has
-  // read everything before it (hand-backs have no acknowledgement of their
-  // own). Before registration there is nothing to deliver.
-  if (registered_) {
-    session_->CloseSend();
-  } else {
-    session_->Cancel();
-  }
-  const uint64_t gen = generation_;
-  loop_.PostAfter(kCloseTimeout, [this, gen] {
-    if (gen == generation_ && session_ != nullptr) session_->Cancel();
-  });
-}
-
-void Agent::Stopped() {
-  if (stopped_.HasBeenNotified()) return;
-  Log()->info("stopped");
-  stopped_.Notify();
 }
 
 void Agent::MeasureDisk() {
