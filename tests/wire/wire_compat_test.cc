@@ -14,8 +14,12 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "common/api_times.h"
+#include "common/peer_compat.h"
+#include "common/stage_kind.h"
 #include "musafarm/v1/agent_service.pb.h"
 #include "musafarm/v1/user_service.pb.h"
 #include "musafarm/v1old/agent_service.pb.h"
@@ -78,6 +82,10 @@ std::string UnknownFieldPaths(const Message& m, const std::string& path = "") {
     }
   }
   return found;
+}
+
+std::string OldName(const std::string& v1_name) {
+  return "musafarm.v1old." + v1_name.substr(std::string("musafarm.v1.").size());
 }
 
 // The committed goldens by name ("AgentMessage.result"), from the .bin files.
@@ -170,6 +178,156 @@ TEST(WireGolden, GoldensCoverEveryMessageKind) {
         << service->method(i)->name() << " request";
     EXPECT_TRUE(covered.count(service->method(i)->output_type()->full_name()))
         << service->method(i)->name() << " response";
+  }
+}
+
+// Sets, everywhere in `m`, the fields issue 9 added, the way the new code
+// fills them beside the old ones: the agent's outcome, shutting-down flag and
+// executor kinds (peer_compat), the coordinator's Agent rows, and the user
+// API's Timestamps (api_times). Returns how many messages it changed.
+int SetNewFields(Message* m) {
+  int changed = 0;
+  if (auto* r = dynamic_cast<v1::AttemptResult*>(m)) {
+    r->set_outcome(LegacyOutcome(*r));
+    ++changed;
+  } else if (auto* hb = dynamic_cast<v1::Heartbeat*>(m)) {
+    hb->set_shutting_down(ShuttingDown(*hb));
+    changed += hb->shutting_down() ? 1 : 0;
+  } else if (auto* caps = dynamic_cast<v1::Capabilities*>(m)) {
+    caps->set_shutting_down(ShuttingDown(*caps));
+    SetExecutorKinds(ExecutorKinds(*caps), caps);
+    ++changed;
+  } else if (auto* agent = dynamic_cast<v1::Agent*>(m)) {
+    for (const std::string& name : agent->executors()) {
+      agent->add_executor_kinds(StageKindFromName(name));
+    }
+    agent->set_shutting_down(agent->unavailable_reason() == kShuttingDownText);
+    FillApiTimes(agent);
+    ++changed;
+  } else if (auto* job = dynamic_cast<v1::Job*>(m)) {
+    FillApiTimes(job);
+    ++changed;
+  } else if (auto* task = dynamic_cast<v1::Task*>(m)) {
+    FillApiTimes(task);
+    ++changed;
+  }
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  m->GetReflection()->ListFields(*m, &fields);
+  for (const auto* f : fields) {
+    if (f->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (f->message_type()->file()->package() != "musafarm.v1") continue;  // Timestamps
+    if (!f->is_repeated()) {
+      changed += SetNewFields(m->GetReflection()->MutableMessage(m, f));
+      continue;
+    }
+    for (int i = 0; i < m->GetReflection()->FieldSize(*m, f); ++i) {
+      changed += SetNewFields(m->GetReflection()->MutableRepeatedMessage(m, f, i));
+    }
+  }
+  return changed;
+}
+
+// The golden `name` decoded with the current definitions.
+std::unique_ptr<Message> DecodeGolden(const std::string& name) {
+  const std::string text = ReadFile(kGoldenDir / (name + ".txtpb"));
+  std::unique_ptr<Message> m = NewMessage(HeaderType(text));
+  if (m == nullptr || !m->ParseFromString(ReadFile(kGoldenDir / (name + ".bin")))) return nullptr;
+  return m;
+}
+
+// What the new code sends (each golden with the new fields set as the new code
+// sets them) decodes with the old definitions to exactly the recorded message:
+// the old fields are intact, and the new ones are unknown fields an old peer
+// skips.
+TEST(WireNewToOld, NewCodesMessagesDecodeWithTheOldDefinitionsWithTheOldFieldsIntact) {
+  std::set<std::string> with_new_fields;
+  for (const std::string& name : CommittedNames()) {
+    SCOPED_TRACE(name);
+    std::unique_ptr<Message> current = DecodeGolden(name);
+    ASSERT_NE(current, nullptr);
+    const std::string before = current->SerializeAsString();
+    if (SetNewFields(current.get()) == 0) continue;
+    const std::string bytes = current->SerializeAsString();
+    ASSERT_NE(bytes.size(), before.size()) << "no new field was set";
+    with_new_fields.insert(name);
+
+    const std::string old_type = OldName(current->GetDescriptor()->full_name());
+    std::unique_ptr<Message> as_old = NewMessage(old_type);
+    ASSERT_NE(as_old, nullptr) << old_type;
+    ASSERT_TRUE(as_old->ParseFromString(bytes));
+    EXPECT_NE(UnknownFieldPaths(*as_old), "") << "the new fields did not travel";
+    as_old->DiscardUnknownFields();
+
+    std::unique_ptr<Message> recorded(as_old->New());
+    ASSERT_TRUE(recorded->ParseFromString(ReadFile(kGoldenDir / (name + ".bin"))));
+    std::string diff;
+    MessageDifferencer differ;
+    differ.ReportDifferencesToString(&diff);
+    EXPECT_TRUE(differ.Compare(*recorded, *as_old)) << diff;
+  }
+  // Results, a shutdown heartbeat, registrations, jobs, tasks and agents.
+  EXPECT_EQ(with_new_fields,
+            (std::set<std::string>{
+                "AgentMessage.register", "AgentMessage.heartbeat_shutting_down",
+                "AgentMessage.result", "AgentMessage.result_cancelled", "AgentMessage.result_error",
+                "AgentMessage.result_timed_out", "Job.full", "Job.running", "ListJobsResponse.full",
+                "SubmitResponse.full", "WatchEvent.snapshot", "WatchEvent.task",
+                "WatchEvent.finished", "ListAgentsResponse.full", "DrainResponse.full"}));
+}
+
+// Old agents: their results carry only the bools, error and exit status; their
+// shutdown only the text; their kinds only names. The new readers map them.
+TEST(WireOldPeer, OldAgentsResultsMapToOutcomes) {
+  const std::pair<const char*, v1::AttemptOutcome> cases[] = {
+      {"AgentMessage.result", v1::ATTEMPT_OUTCOME_FAILED},  // exit 1
+      {"AgentMessage.result_cancelled", v1::ATTEMPT_OUTCOME_CANCELLED},
+      {"AgentMessage.result_timed_out", v1::ATTEMPT_OUTCOME_TIMED_OUT},
+      {"AgentMessage.result_error", v1::ATTEMPT_OUTCOME_ERROR},
+  };
+  for (const auto& [name, outcome] : cases) {
+    SCOPED_TRACE(name);
+    std::unique_ptr<Message> m = DecodeGolden(name);
+    ASSERT_NE(m, nullptr);
+    const auto& result = static_cast<const v1::AgentMessage&>(*m).result();
+    EXPECT_EQ(result.outcome(), v1::ATTEMPT_OUTCOME_UNSPECIFIED);  // an old agent's
+    EXPECT_EQ(OutcomeOf(result), outcome);
+  }
+  v1::AgentMessage succeeded;
+  succeeded.mutable_result()->set_exit_code(0);
+  EXPECT_EQ(OutcomeOf(succeeded.result()), v1::ATTEMPT_OUTCOME_SUCCEEDED);
+}
+
+TEST(WireOldPeer, OldAgentsShutdownTextAndKindNamesAreRead) {
+  std::unique_ptr<Message> m = DecodeGolden("AgentMessage.heartbeat_shutting_down");
+  ASSERT_NE(m, nullptr);
+  EXPECT_FALSE(static_cast<v1::AgentMessage&>(*m).heartbeat().shutting_down());
+  EXPECT_TRUE(ShuttingDown(static_cast<v1::AgentMessage&>(*m).heartbeat()));
+
+  m = DecodeGolden("AgentMessage.heartbeat");  // low disk: not a shutdown
+  ASSERT_NE(m, nullptr);
+  EXPECT_FALSE(ShuttingDown(static_cast<v1::AgentMessage&>(*m).heartbeat()));
+
+  m = DecodeGolden("AgentMessage.register");
+  ASSERT_NE(m, nullptr);
+  const v1::Capabilities& caps = static_cast<v1::AgentMessage&>(*m).register_().capabilities();
+  EXPECT_TRUE(ShuttingDown(caps));
+  EXPECT_EQ(ExecutorKinds(caps),
+            (std::vector<v1::StageKind>{v1::STAGE_KIND_EXEC, v1::STAGE_KIND_DOCKER_BUILD,
+                                        v1::STAGE_KIND_DOCKER_RUN, v1::STAGE_KIND_DOCKER_PUSH}));
+
+  // Each assignment's stage kind, from the StageSpec oneof it always had.
+  const std::pair<const char*, v1::StageKind> kinds[] = {
+      {"CoordinatorMessage.assignment_exec", v1::STAGE_KIND_EXEC},
+      {"CoordinatorMessage.assignment_shell", v1::STAGE_KIND_EXEC},
+      {"CoordinatorMessage.assignment_docker_build", v1::STAGE_KIND_DOCKER_BUILD},
+      {"CoordinatorMessage.assignment_docker_run", v1::STAGE_KIND_DOCKER_RUN},
+      {"CoordinatorMessage.assignment_docker_push", v1::STAGE_KIND_DOCKER_PUSH},
+  };
+  for (const auto& [name, kind] : kinds) {
+    m = DecodeGolden(name);
+    ASSERT_NE(m, nullptr) << name;
+    EXPECT_EQ(StageKindOf(static_cast<v1::CoordinatorMessage&>(*m).assignment().run()), kind)
+        << name;
   }
 }
 
