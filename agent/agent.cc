@@ -22,6 +22,7 @@
 #include "common/format_bytes.h"
 #include "common/labels.h"
 #include "common/logging.h"
+#include "common/peer_compat.h"
 #include "common/stage_kind.h"
 
 namespace musafarm::agent {
@@ -46,7 +47,6 @@ constexpr size_t kMaxChunk = 64 * 1024;
 // into memory.
 constexpr uint64_t kSendWindow = 4 << 20;
 constexpr char kVersion[] = "0.1.0";
-constexpr char kShuttingDown[] = "shutting down";
 
 }  // namespace
 
@@ -122,7 +122,7 @@ void Agent::MeasureDisk() {
 }
 
 std::string Agent::UnavailableReason() const {
-  return shutting_down_ ? kShuttingDown : disk_reason_;
+  return shutting_down_ ? kShuttingDownText : disk_reason_;
 }
 
 void Agent::Connect() {
@@ -145,14 +145,15 @@ void Agent::Connect() {
   MeasureDisk();
   reg->mutable_capabilities()->set_free_disk_bytes(static_cast<int64_t>(free_disk_));
   reg->mutable_capabilities()->set_unavailable_reason(UnavailableReason());
-  reg->mutable_capabilities()->add_executors("exec");
+  reg->mutable_capabilities()->set_shutting_down(shutting_down_);
   reg->mutable_capabilities()->set_gpus(options_.gpus.count);
   reg->mutable_capabilities()->set_gpu_vendor(options_.gpus.vendor);
+  std::vector<v1::StageKind> kinds = {v1::STAGE_KIND_EXEC};
   if (docker_executor_ != nullptr) {
-    for (const char* kind : {"docker_build", "docker_run", "docker_push"}) {
-      reg->mutable_capabilities()->add_executors(kind);
-    }
+    kinds.insert(kinds.end(), {v1::STAGE_KIND_DOCKER_BUILD, v1::STAGE_KIND_DOCKER_RUN,
+                               v1::STAGE_KIND_DOCKER_PUSH});
   }
+  SetExecutorKinds(kinds, reg->mutable_capabilities());  // the names too, for old coordinators
   for (auto& [key, a] : attempts_) {
     v1::HeldAttempt* held = reg->add_held();
     held->set_task_id(a.assignment.task_id());
@@ -203,6 +204,7 @@ void Agent::SendHeartbeat() {
   msg.mutable_heartbeat()->set_sent_us(NowMicros());
   msg.mutable_heartbeat()->set_free_disk_bytes(static_cast<int64_t>(free_disk_));
   msg.mutable_heartbeat()->set_unavailable_reason(UnavailableReason());
+  msg.mutable_heartbeat()->set_shutting_down(shutting_down_);
   Send(std::move(msg));
 }
 
@@ -446,6 +448,9 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   r.set_started_us(a.started_us);
   r.set_ended_us(NowMicros());
   r.set_log_size(a.total());
+  // The outcome those fields say, for coordinators that read it; the fields
+  // stay filled for old ones.
+  r.set_outcome(LegacyOutcome(r));
   // Collected files become artifacts; pytest summaries in them become counts.
   v1::TestCounts tests;
   bool any_tests = false;

@@ -26,6 +26,7 @@ namespace musafarm::agent {
 namespace {
 
 namespace fs = std::filesystem;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 
@@ -214,6 +215,7 @@ TEST_F(AgentLifecycleTest, AnAttemptWhoseOutputCannotBeKeptFailsWithAClearError)
   ASSERT_NE(r, nullptr);
   EXPECT_THAT(r->error(), HasSubstr("cannot keep the output"));
   EXPECT_FALSE(r->cancelled());
+  EXPECT_EQ(r->outcome(), v1::ATTEMPT_OUTCOME_ERROR);  // beside the error, for new coordinators
 }
 
 // ---------------------------------------------------------------------------
@@ -278,6 +280,11 @@ TEST_F(AgentLifecycleTest, StartKillsWhatAnEarlierRunLeftAndRegistersHoldingNoth
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
   const Messages ms = coordinator_.received();
   EXPECT_EQ(ms[0].register_().held_size(), 0) << "so the coordinator re-queues it at once";
+  // Its kinds as the enum and, for old coordinators, as names (no --docker here).
+  EXPECT_THAT(ms[0].register_().capabilities().executor_kinds(),
+              ElementsAre(v1::STAGE_KIND_EXEC));
+  EXPECT_THAT(ms[0].register_().capabilities().executors(), ElementsAre("exec"));
+  EXPECT_FALSE(ms[0].register_().capabilities().shutting_down());
   absl::StatusOr<AgentState> now = ReadAgentStateFile(StateFile());
   ASSERT_TRUE(now.ok());
   EXPECT_THAT(now->attempts(), IsEmpty());
@@ -423,6 +430,15 @@ TEST_F(AgentLifecycleTest, ShutdownWithDrainZeroHandsBackTheRunningAttemptAndClo
   ASSERT_TRUE(agent_->WaitStopped(absl::Seconds(20)));
   const Messages ms = coordinator_.received();
   EXPECT_TRUE(HeartbeatSaying("shutting down")(ms));
+  // The field new coordinators read, beside the text old ones match.
+  bool flagged = false;
+  for (const v1::AgentMessage& m : ms) {
+    if (m.has_heartbeat() && m.heartbeat().unavailable_reason() == "shutting down") {
+      EXPECT_TRUE(m.heartbeat().shutting_down());
+      flagged = true;
+    }
+  }
+  EXPECT_TRUE(flagged);
   const v1::HandBack* hb = Find(ms, &v1::AgentMessage::hand_back, &v1::AgentMessage::has_hand_back);
   ASSERT_NE(hb, nullptr);
   EXPECT_EQ(hb->task_id(), "1/t11");

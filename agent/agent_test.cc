@@ -169,6 +169,7 @@ TEST_F(AgentRedactionTest, OutputArtifactsAndErrorAreRedactedBeforeOffsetsAndSiz
   const v1::AttemptResult result = Result();
   EXPECT_EQ(result.log_size(), want_log.size());  // redacted bytes are what is counted
   EXPECT_EQ(result.error(), "could not fetch ***");
+  EXPECT_EQ(result.outcome(), v1::ATTEMPT_OUTCOME_ERROR);
 
   const std::string want_artifact =
       "FAILED tests/test_a.py::test_clone[***] - auth failed\n"

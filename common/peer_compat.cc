@@ -28,21 +28,34 @@ bool ShuttingDown(const v1::Capabilities& capabilities) {
   return capabilities.shutting_down() || capabilities.unavailable_reason() == kShuttingDownText;
 }
 
-std::vector<v1::StageKind> ExecutorKinds(const v1::Capabilities& capabilities) {
+namespace {
+
+template <typename Enums, typename Names>
+std::vector<v1::StageKind> KindsOrNames(const Enums& enums, const Names& names) {
   std::vector<v1::StageKind> kinds;
-  if (!capabilities.executor_kinds().empty()) {
-    for (int kind : capabilities.executor_kinds()) {
+  if (!enums.empty()) {
+    for (int kind : enums) {
       if (kind != v1::STAGE_KIND_UNSPECIFIED && v1::StageKind_IsValid(kind)) {
         kinds.push_back(static_cast<v1::StageKind>(kind));
       }
     }
     return kinds;
   }
-  for (const std::string& name : capabilities.executors()) {
+  for (const std::string& name : names) {
     const v1::StageKind kind = StageKindFromName(name);
     if (kind != v1::STAGE_KIND_UNSPECIFIED) kinds.push_back(kind);
   }
   return kinds;
+}
+
+}  // namespace
+
+std::vector<v1::StageKind> ExecutorKinds(const v1::Capabilities& capabilities) {
+  return KindsOrNames(capabilities.executor_kinds(), capabilities.executors());
+}
+
+std::vector<v1::StageKind> ExecutorKinds(const v1::Agent& agent) {
+  return KindsOrNames(agent.executor_kinds(), agent.executors());
 }
 
 void SetExecutorKinds(const std::vector<v1::StageKind>& kinds, v1::Capabilities* capabilities) {

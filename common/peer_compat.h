@@ -32,6 +32,9 @@ bool ShuttingDown(const v1::Capabilities& capabilities);
 // names in `executors` (names this build does not know are left out). Empty
 // when it lists none, which placement reads as "exec" only.
 std::vector<v1::StageKind> ExecutorKinds(const v1::Capabilities& capabilities);
+// The same for an agent row, which a coordinator from before executor_kinds
+// stored with the names only.
+std::vector<v1::StageKind> ExecutorKinds(const v1::Agent& agent);
 
 // Lists `kinds` in both fields: executor_kinds, and their names in executors.
 void SetExecutorKinds(const std::vector<v1::StageKind>& kinds, v1::Capabilities* capabilities);

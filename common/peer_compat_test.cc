@@ -78,6 +78,15 @@ TEST(PeerCompatTest, ExecutorKindsFromTheEnumOrAnOldAgentsNames) {
   EXPECT_THAT(ExecutorKinds(caps), ElementsAre(v1::STAGE_KIND_DOCKER_PUSH));
 }
 
+TEST(PeerCompatTest, AnAgentRowStoredBeforeExecutorKindsIsReadByItsNames) {
+  v1::Agent agent;
+  agent.add_executors("exec");
+  agent.add_executors("docker_build");
+  EXPECT_THAT(ExecutorKinds(agent), ElementsAre(v1::STAGE_KIND_EXEC, v1::STAGE_KIND_DOCKER_BUILD));
+  agent.add_executor_kinds(v1::STAGE_KIND_DOCKER_RUN);
+  EXPECT_THAT(ExecutorKinds(agent), ElementsAre(v1::STAGE_KIND_DOCKER_RUN));
+}
+
 TEST(PeerCompatTest, SetExecutorKindsFillsTheEnumAndTheNamesOldCoordinatorsRead) {
   v1::Capabilities caps;
   caps.add_executors("stale");

@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/labels.h"
+#include "common/peer_compat.h"
 
 namespace musafarm::coordinator {
 
@@ -117,6 +118,10 @@ absl::StatusOr<AgentRegistry::Agent*> AgentRegistry::Register(ConnId conn_id,
   agent.info.mutable_executors()->Assign(reg.capabilities().executors().begin(),
                                          reg.capabilities().executors().end());
   agent.info.set_unavailable_reason(reg.capabilities().unavailable_reason());
+  // Read with the fallbacks for agents from before these fields (peer_compat).
+  agent.info.clear_executor_kinds();
+  for (v1::StageKind kind : ExecutorKinds(reg.capabilities())) agent.info.add_executor_kinds(kind);
+  agent.info.set_shutting_down(ShuttingDown(reg.capabilities()));
   agent.info.set_gpus(std::max(0, reg.capabilities().gpus()));
   agent.info.set_gpu_vendor(reg.capabilities().gpu_vendor());
   agent.info.set_last_seen_us(ToMicros(now));

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/logging.h"
+#include "common/peer_compat.h"
 #include "common/task_state.h"
 #include "coordinator/agent_messages.h"
 
@@ -35,7 +36,7 @@ void Core::OnAgentGone(ConnId conn) {
 void Core::DisconnectAgent(Agent& agent, const absl::Status& why) {
   const std::string& name = agent.info.name();
   agents_.Disconnect(agent, why, clock_->Now());
-  if (agent.info.unavailable_reason() == "shutting down") {
+  if (agent.info.shutting_down()) {
     // An assignment that crossed the agent's shutdown was never started and
     // never will be: back to the queue at once, like a hand-back. What it
     // runs waits for the lost timeout as usual: a network blip during a long
@@ -159,7 +160,12 @@ v1::Task* Core::CurrentAttempt(Agent& agent, const std::string& task_id, uint64_
 
 void Core::OnHeartbeat(Agent& agent, const v1::Heartbeat& beat) {
   if (beat.free_disk_bytes() > 0) agent.info.set_free_disk_bytes(beat.free_disk_bytes());
-  if (beat.unavailable_reason() == agent.info.unavailable_reason()) return;
+  const bool shutting_down = ShuttingDown(beat);  // the text, for an old agent
+  if (beat.unavailable_reason() == agent.info.unavailable_reason() &&
+      shutting_down == agent.info.shutting_down()) {
+    return;
+  }
+  agent.info.set_shutting_down(shutting_down);
   // Persisted: `musafarm agents` says why an agent takes no work.
   Log()->info("agent={} {}", agent.info.name(),
               beat.unavailable_reason().empty()

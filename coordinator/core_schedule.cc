@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/peer_compat.h"
 #include "common/task_state.h"
 #include "coordinator/scheduler.h"
 
@@ -21,14 +22,15 @@ void Core::Schedule() {
   ++stats_.passes;
 
   std::vector<Agent*> agents;
-  std::vector<std::vector<std::string>> agent_labels, agent_kinds;
+  std::vector<std::vector<std::string>> agent_labels;
+  std::vector<std::vector<v1::StageKind>> agent_kinds;
   std::vector<AgentSlots> slots;
   std::vector<std::set<int32_t>> used_gpus;
   int total_free = 0;
   for (auto& [name, agent] : agents_.agents()) {
     agents.push_back(&agent);
     agent_labels.emplace_back(agent.info.labels().begin(), agent.info.labels().end());
-    agent_kinds.emplace_back(agent.info.executors().begin(), agent.info.executors().end());
+    agent_kinds.push_back(ExecutorKinds(agent.info));
     used_gpus.push_back(agent.used_gpus());
   }
   for (size_t i = 0; i < agents.size(); ++i) {

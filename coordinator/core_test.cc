@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -813,6 +814,68 @@ TEST_F(CoreTest, ARunningTaskOfADrainingAgentSurvivesANetworkBlip) {
   auto [c2, again] = Connect("a1", 1, {held});
   Result(c2, as[0], 0);
   EXPECT_EQ(core_->GetJob(job.id())->state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator
+
+namespace musafarm::coordinator {
+namespace {
+
+// Issue 9's protocol fields, read with their fallbacks (common/peer_compat.h):
+// the old-agent side (text, names, bools) is what the tests above send.
+TEST_F(CoreTest, ANewAgentsShuttingDownFieldIsReadWhateverTheText) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: one\n    exec: [x]\n");
+  auto as = a1->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat()->set_unavailable_reason("stopping: SIGTERM");
+  beat.mutable_heartbeat()->set_shutting_down(true);
+  core_->OnAgentMessage(c1, beat);
+  EXPECT_TRUE(core_->ListAgents()[0].shutting_down());
+  core_->OnAgentGone(c1);
+  clock_.Advance(absl::Milliseconds(1));
+  core_->Tick();
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_QUEUED);
+}
+
+TEST_F(CoreTest, StageKindsAreMatchedByTheEnumOrAnOldAgentsNames) {
+  auto connect = [&](const std::string& name, std::vector<v1::StageKind> kinds,
+                     std::vector<std::string> names) {
+    auto conn = std::make_shared<FakeConnection>();
+    Core::ConnId id = core_->OnAgentConnected(conn);
+    v1::AgentMessage msg;
+    msg.mutable_register_()->set_name(name);
+    msg.mutable_register_()->set_slots(1);
+    auto* caps = msg.mutable_register_()->mutable_capabilities();
+    for (v1::StageKind k : kinds) caps->add_executor_kinds(k);
+    for (const std::string& n : names) caps->add_executors(n);
+    core_->OnAgentMessage(id, msg);
+    return conn;
+  };
+  // The new agent's enum is read, not its names (which disagree here).
+  auto new_agent = connect("new", {v1::STAGE_KIND_DOCKER_RUN}, {"exec"});
+  auto old_agent = connect("old", {}, {"docker_build"});
+  v1::Job job = Submit(R"(
+stages:
+  - name: build
+    docker_build: {context: /ctx, tags: ["reg/base:1"]}
+  - name: run
+    docker_run: {image: "reg/dev:1"}
+)");
+  auto on_new = new_agent->TakeAssignments();
+  auto on_old = old_agent->TakeAssignments();
+  ASSERT_EQ(on_new.size(), 1u);
+  ASSERT_EQ(on_old.size(), 1u);
+  EXPECT_EQ(on_new[0].task_id(), job.id() + "/run");
+  EXPECT_EQ(on_old[0].task_id(), job.id() + "/build");
+  std::map<std::string, std::vector<int>> kinds;
+  for (const v1::Agent& a : core_->ListAgents()) {
+    kinds[a.name()].assign(a.executor_kinds().begin(), a.executor_kinds().end());
+  }
+  EXPECT_EQ(kinds["new"], (std::vector<int>{v1::STAGE_KIND_DOCKER_RUN}));
+  EXPECT_EQ(kinds["old"], (std::vector<int>{v1::STAGE_KIND_DOCKER_BUILD}));
 }
 
 }  // namespace

@@ -11,7 +11,7 @@ Requirement RequirementOf(const v1::StageSpec& run) {
   r.labels.assign(run.labels().begin(), run.labels().end());
   std::sort(r.labels.begin(), r.labels.end());
   r.labels.erase(std::unique(r.labels.begin(), r.labels.end()), r.labels.end());
-  r.kind = StageKindName(run);
+  r.kind = StageKindOf(run);
   r.gpus = run.gpus();
   return r;
 }

@@ -17,8 +17,8 @@ namespace musafarm::coordinator {
 // exactly the same agents, so once one of them finds no agent, neither does
 // the other (until an agent changes).
 struct Requirement {
-  std::vector<std::string> labels;  // sorted, unique
-  std::string kind = "exec";        // StageKindName
+  std::vector<std::string> labels;           // sorted, unique
+  v1::StageKind kind = v1::STAGE_KIND_EXEC;  // StageKindOf
   int gpus = 0;
   bool operator<(const Requirement& o) const {
     return std::tie(labels, kind, gpus) < std::tie(o.labels, o.kind, o.gpus);

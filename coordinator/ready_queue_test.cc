@@ -16,7 +16,7 @@ Requirement Req(std::vector<std::string> labels, int gpus = 0) {
 TEST(ReadyQueueTest, RequirementIgnoresLabelOrderAndRepeats) {
   EXPECT_EQ(Req({"b", "a", "a"}), Req({"a", "b"}));
   EXPECT_FALSE(Req({"a"}) == Req({"a"}, 1));
-  EXPECT_EQ(Req({}).kind, "exec");
+  EXPECT_EQ(Req({}).kind, v1::STAGE_KIND_EXEC);
 }
 
 TEST(ReadyQueueTest, GroupsByClassInQueueOrder) {

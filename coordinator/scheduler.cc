@@ -11,9 +11,9 @@ bool IsWarm(const ReadyTask& task, size_t agent) {
   return false;
 }
 
-bool RunsKind(const AgentSlots& agent, const std::string& kind) {
-  if (agent.executors == nullptr || agent.executors->empty()) return kind == "exec";
-  for (const std::string& k : *agent.executors) {
+bool RunsKind(const AgentSlots& agent, v1::StageKind kind) {
+  if (agent.executors == nullptr || agent.executors->empty()) return kind == v1::STAGE_KIND_EXEC;
+  for (v1::StageKind k : *agent.executors) {
     if (k == kind) return true;
   }
   return false;

@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "musafarm/v1/farm.pb.h"
+
 namespace musafarm::coordinator {
 
 // What placement needs to know of an agent.
@@ -12,15 +14,15 @@ struct AgentSlots {
   const std::vector<std::string>* labels = nullptr;
   int free_slots = 0;
   bool accepting = false;  // connected and not draining
-  // Stage kinds it runs ("exec", "docker_run", ...); null or empty: "exec" only.
-  const std::vector<std::string>* executors = nullptr;
+  // Stage kinds it runs; null or empty: exec only.
+  const std::vector<v1::StageKind>* executors = nullptr;
   int free_gpus = 0;  // GPUs not given to a running task
 };
 
 // What placement needs to know of a ready task.
 struct ReadyTask {
   const std::vector<std::string>* labels = nullptr;  // required labels
-  std::string kind = "exec";                         // its stage kind
+  v1::StageKind kind = v1::STAGE_KIND_EXEC;          // its stage kind
   int gpus = 0;                                      // GPUs it needs
   // Agents (indices) that ran its dependencies: their image and build caches
   // are warm for it (a dev build finds its base image locally).

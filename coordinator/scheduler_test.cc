@@ -9,14 +9,14 @@ using Placement = std::vector<std::pair<size_t, size_t>>;
 
 // Builders: aggregate initialisation with some fields left out trips
 // -Wmissing-field-initializers.
-ReadyTask Ready(const std::vector<std::string>* labels, std::string kind = "exec") {
+ReadyTask Ready(const std::vector<std::string>* labels, v1::StageKind kind = v1::STAGE_KIND_EXEC) {
   ReadyTask t;
   t.labels = labels;
-  t.kind = std::move(kind);
+  t.kind = kind;
   return t;
 }
 AgentSlots Slots(const std::vector<std::string>* labels, int free_slots, bool accepting,
-                 const std::vector<std::string>* executors = nullptr) {
+                 const std::vector<v1::StageKind>* executors = nullptr) {
   AgentSlots a;
   a.labels = labels;
   a.free_slots = free_slots;
@@ -60,8 +60,11 @@ namespace {
 using Placement = std::vector<std::pair<size_t, size_t>>;
 
 TEST(SchedulerTest, StageKindMustBeOneTheAgentRuns) {
-  std::vector<std::string> none, exec_only, docker = {"exec", "docker_build", "docker_run"};
-  std::vector<ReadyTask> tasks = {Ready(&none, "docker_build"), Ready(&none, "exec")};
+  std::vector<std::string> none;
+  std::vector<v1::StageKind> exec_only,
+      docker = {v1::STAGE_KIND_EXEC, v1::STAGE_KIND_DOCKER_BUILD, v1::STAGE_KIND_DOCKER_RUN};
+  std::vector<ReadyTask> tasks = {Ready(&none, v1::STAGE_KIND_DOCKER_BUILD),
+                                  Ready(&none, v1::STAGE_KIND_EXEC)};
   // An agent advertising nothing runs exec stages only.
   EXPECT_EQ(PlaceTasks(tasks, {Slots(&none, 2, true, &exec_only)}), (Placement{{1, 0}}));
   EXPECT_EQ(PlaceTasks(tasks, {Slots(&none, 2, true, &exec_only), Slots(&none, 1, true, &docker)}),

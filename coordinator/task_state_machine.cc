@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/peer_compat.h"
 #include "common/task_state.h"
 
 namespace musafarm::coordinator {
@@ -68,22 +69,25 @@ std::pair<v1::TaskState, std::string> TaskStateMachine::ResultState(
     const v1::Task& task, const v1::AttemptResult& result) {
   const v1::TestCounts& tests = result.tests();
   const int failing_tests = tests.failed() + tests.errors();
+  // The agent's outcome; for an agent from before it, the cancelled /
+  // timed_out / error fields (common/peer_compat.h).
+  const v1::AttemptOutcome outcome = OutcomeOf(result);
   v1::TaskState to;
   std::string reason;
-  if (result.cancelled() || task.cancel_requested_us() != 0) {
+  if (outcome == v1::ATTEMPT_OUTCOME_CANCELLED || task.cancel_requested_us() != 0) {
     to = v1::TASK_STATE_CANCELLED;
     reason = "cancelled by user";
-  } else if (result.timed_out()) {
+  } else if (outcome == v1::ATTEMPT_OUTCOME_TIMED_OUT) {
     to = v1::TASK_STATE_TIMED_OUT;
     reason = absl::StrCat("timed out after ", task.spec().run().timeout_seconds(), "s");
-  } else if (!result.error().empty()) {
+  } else if (outcome == v1::ATTEMPT_OUTCOME_ERROR) {
     to = v1::TASK_STATE_FAILED;
-    reason = result.error();
-  } else if (result.exit_code() == 0 && result.signal() == 0 && failing_tests > 0) {
+    reason = result.error().empty() ? "the agent could not run it" : result.error();
+  } else if (outcome == v1::ATTEMPT_OUTCOME_SUCCEEDED && failing_tests > 0) {
     to = v1::TASK_STATE_FAILED;
     reason = absl::StrCat(tests.failed(), " failed, ", tests.errors(), " errors of ",
                           tests.passed() + failing_tests + tests.skipped(), " tests");
-  } else if (result.exit_code() == 0 && result.signal() == 0) {
+  } else if (outcome == v1::ATTEMPT_OUTCOME_SUCCEEDED) {
     to = v1::TASK_STATE_SUCCEEDED;
   } else {
     to = v1::TASK_STATE_FAILED;

@@ -169,6 +169,55 @@ TEST(TaskStateMachineTest, ResultMapsToState) {
   }
 }
 
+// A new agent's result: the outcome decides, not the old fields (which the
+// case above covers for old agents). Each case sets only what a new agent
+// would, plus, where noted, an old field that disagrees, to show which wins.
+TEST(TaskStateMachineTest, ResultMapsToStateFromTheOutcome) {
+  std::vector<ResultCase> cases;
+  auto add = [&](const char* name, v1::AttemptOutcome outcome, auto fill, v1::TaskState want,
+                 std::string reason) {
+    v1::AttemptResult r;
+    r.set_outcome(outcome);
+    fill(r);
+    cases.push_back({name, r, false, want, std::move(reason)});
+  };
+  add(
+      "succeeded", v1::ATTEMPT_OUTCOME_SUCCEEDED, [](v1::AttemptResult&) {},
+      v1::TASK_STATE_SUCCEEDED, "");
+  add(
+      "failed", v1::ATTEMPT_OUTCOME_FAILED, [](v1::AttemptResult& r) { r.set_exit_code(2); },
+      v1::TASK_STATE_FAILED, "exit code 2");
+  add(
+      "cancelled, exit 0", v1::ATTEMPT_OUTCOME_CANCELLED, [](v1::AttemptResult&) {},
+      v1::TASK_STATE_CANCELLED, "cancelled by user");
+  add(
+      "timed out, with an error text", v1::ATTEMPT_OUTCOME_TIMED_OUT,
+      [](v1::AttemptResult& r) { r.set_error("killed at the deadline"); }, v1::TASK_STATE_TIMED_OUT,
+      "timed out after 30s");
+  add(
+      "error", v1::ATTEMPT_OUTCOME_ERROR, [](v1::AttemptResult& r) { r.set_error("no docker"); },
+      v1::TASK_STATE_FAILED, "no docker");
+  add(
+      "error without text", v1::ATTEMPT_OUTCOME_ERROR, [](v1::AttemptResult&) {},
+      v1::TASK_STATE_FAILED, "the agent could not run it");
+  add(
+      "succeeded, failing tests", v1::ATTEMPT_OUTCOME_SUCCEEDED,
+      [](v1::AttemptResult& r) { r.mutable_tests()->set_failed(1); }, v1::TASK_STATE_FAILED,
+      "1 failed, 0 errors of 1 tests");
+  // An outcome this build does not know (a newer agent): the old fields.
+  add(
+      "unknown outcome", static_cast<v1::AttemptOutcome>(99),
+      [](v1::AttemptResult& r) { r.set_timed_out(true); }, v1::TASK_STATE_TIMED_OUT,
+      "timed out after 30s");
+  for (const ResultCase& c : cases) {
+    v1::Task task = TaskIn(v1::TASK_STATE_RUNNING);
+    task.mutable_spec()->mutable_run()->set_timeout_seconds(30);
+    auto [to, reason] = TaskStateMachine::ResultState(task, c.result);
+    EXPECT_EQ(to, c.want) << c.name;
+    EXPECT_EQ(reason, c.reason) << c.name;
+  }
+}
+
 TEST(TaskStateMachineTest, FailuresWithinRetriesAreQueuedAgain) {
   const TaskStateMachine machine(2);
   v1::AttemptResult failed;

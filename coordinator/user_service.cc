@@ -4,6 +4,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/api_times.h"
 #include "common/grpc_status.h"
 #include "common/stream_outbox.h"
 
@@ -37,6 +38,7 @@ class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, publi
   }
 
   void Send(v1::WatchEvent event) override {
+    FillApiTimes(&event);
     const v1::WatchEvent* next = nullptr;
     {
       absl::MutexLock lock(&mu_);
@@ -99,6 +101,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* c
     absl::StatusOr<v1::Job> job = api_->Submit(*req);
     if (!job.ok()) return job.status();
     *resp->mutable_job() = *std::move(job);
+    FillApiTimes(resp->mutable_job());
     return absl::OkStatus();
   });
 }
@@ -109,6 +112,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::GetJob(grpc::CallbackServerContext* c
     absl::StatusOr<v1::Job> job = api_->GetJob(req->job_id());
     if (!job.ok()) return job.status();
     *resp = *std::move(job);
+    FillApiTimes(resp);
     return absl::OkStatus();
   });
 }
@@ -117,7 +121,10 @@ grpc::ServerUnaryReactor* UserServiceImpl::ListJobs(grpc::CallbackServerContext*
                                                     const v1::ListJobsRequest* req,
                                                     v1::ListJobsResponse* resp) {
   return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    for (v1::Job& job : api_->ListJobs(req->limit())) *resp->add_jobs() = std::move(job);
+    for (v1::Job& job : api_->ListJobs(req->limit())) {
+      FillApiTimes(&job);
+      *resp->add_jobs() = std::move(job);
+    }
     return absl::OkStatus();
   });
 }
@@ -155,7 +162,10 @@ grpc::ServerUnaryReactor* UserServiceImpl::ListAgents(grpc::CallbackServerContex
                                                       const v1::ListAgentsRequest* /*req*/,
                                                       v1::ListAgentsResponse* resp) {
   return OnLoop(ctx, loop_, [this, resp]() -> absl::Status {
-    for (v1::Agent& a : api_->ListAgents()) *resp->add_agents() = std::move(a);
+    for (v1::Agent& a : api_->ListAgents()) {
+      FillApiTimes(&a);
+      *resp->add_agents() = std::move(a);
+    }
     return absl::OkStatus();
   });
 }
@@ -167,6 +177,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::Drain(grpc::CallbackServerContext* ct
     absl::StatusOr<v1::Agent> a = api_->Drain(req->agent(), req->undrain());
     if (!a.ok()) return a.status();
     *resp->mutable_agent() = *std::move(a);
+    FillApiTimes(resp->mutable_agent());
     return absl::OkStatus();
   });
 }

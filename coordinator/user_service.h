@@ -11,6 +11,8 @@ namespace musafarm::coordinator {
 // gRPC adapter for the user API. Every call is answered by `api` on the core
 // loop, its absl::Status passed on with the same code; no handler blocks a gRPC
 // thread.
+// Every Job, Task and Agent it sends gets its Timestamp fields filled from the
+// *_us fields beside them here, at the wire (common/api_times.h).
 class UserServiceImpl final : public v1::UserService::CallbackService {
  public:
   UserServiceImpl(EventLoop* loop, UserApi* api) : loop_(loop), api_(api) {}

@@ -1,5 +1,7 @@
 #include "coordinator/user_service.h"
 
+#include <google/protobuf/util/time_util.h>
+
 #include <memory>
 #include <string>
 
@@ -133,6 +135,44 @@ TEST_F(UserServiceTest, WatchWritesEveryEventInOrderThenEndsWithTheApiStatus) {
   EXPECT_EQ(end.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(end.error_message(), "job 7 was deleted");
   EXPECT_EQ(t_.api.calls.AwaitCalls(2).back(), "RemoveWatcher 1");
+}
+
+// The user API sends each time twice until v2: the *_us integers the core
+// keeps, and Timestamps filled from them here, which JSON shows as RFC 3339.
+TEST_F(UserServiceTest, TimesGoOutAsTimestampsBesideTheMicroseconds) {
+  using google::protobuf::util::TimeUtil;
+  constexpr int64_t kT0 = testing::FakeUserApi::kCreatedUs;
+  v1::GetJobRequest get;
+  get.set_job_id("9");
+  v1::Job job;
+  ASSERT_TRUE(stub_->GetJob(Context().get(), get, &job).ok());
+  EXPECT_EQ(job.created_us(), kT0);
+  EXPECT_EQ(TimeUtil::ToString(job.created_time()), "2026-12-01T10:00:00Z");
+  EXPECT_FALSE(job.has_ended_time());  // not ended: no Timestamp
+  ASSERT_EQ(job.tasks_size(), 1);
+  EXPECT_EQ(TimeUtil::ToString(job.tasks(0).started_time()), "2026-12-01T10:00:01.500Z");
+
+  v1::ListAgentsResponse agents;
+  ASSERT_TRUE(stub_->ListAgents(Context().get(), v1::ListAgentsRequest(), &agents).ok());
+  ASSERT_EQ(agents.agents_size(), 1);
+  EXPECT_EQ(TimeUtil::ToString(agents.agents(0).last_seen_time()), "2026-12-01T10:00:00Z");
+
+  v1::WatchJobRequest req;
+  req.set_job_id("7");
+  auto ctx = Context();
+  auto reader = stub_->WatchJob(ctx.get(), req);
+  ASSERT_EQ(t_.api.calls.AwaitCalls(3).back(), "AddWatcher 7");
+  std::shared_ptr<Watcher> watcher = t_.api.Watcher(1);
+  ASSERT_NE(watcher, nullptr);
+  v1::WatchEvent sent;
+  sent.mutable_task()->set_ended_us(kT0 + 60000000);
+  watcher->Send(sent);
+  watcher->Finish(absl::OkStatus());
+  v1::WatchEvent got;
+  ASSERT_TRUE(reader->Read(&got));
+  EXPECT_EQ(TimeUtil::ToString(got.task().ended_time()), "2026-12-01T10:01:00Z");
+  EXPECT_FALSE(reader->Read(&got));
+  EXPECT_TRUE(reader->Finish().ok());
 }
 
 TEST_F(UserServiceTest, WatchRefusedByTheApiEndsWithItsCode) {

@@ -101,6 +101,8 @@ class FakeUserApi final : public coordinator::UserApi {
     if (!status.ok()) return status;
     v1::Job job;
     job.set_id(job_id);
+    job.set_created_us(kCreatedUs);
+    job.add_tasks()->set_started_us(kCreatedUs + 1500000);
     return job;
   }
   std::vector<v1::Job> ListJobs(int limit) const override {
@@ -119,6 +121,7 @@ class FakeUserApi final : public coordinator::UserApi {
     calls.Add("ListAgents");
     std::vector<v1::Agent> agents(1);
     agents[0].set_name("builder-1");
+    agents[0].set_last_seen_us(kCreatedUs);
     return agents;
   }
   absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain) override {
@@ -156,6 +159,7 @@ class FakeUserApi final : public coordinator::UserApi {
     return watchers_[id];
   }
 
+  static constexpr int64_t kCreatedUs = 1796119200000000;  // 2026-12-01T10:00:00Z
   absl::Status status;  // set before the call under test
   mutable CallLog calls;
 
