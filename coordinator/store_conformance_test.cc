@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/api_times.h"
 #include "coordinator/store.h"
 #include "coordinator/store_test_fixtures.h"
 #include "gmock/gmock.h"
@@ -96,6 +97,7 @@ TEST_P(StoreConformanceTest, JobWithTasksRoundTripsEveryField) {
   job.add_secrets("MUSA_TOOLKITS_URL");
   *job.add_tasks() = FullTask("7", "3.8", "setup", 1);
   *job.add_tasks() = FullTask("7", "3.8", "base", 2);
+  FillApiTimes(&job);
   FillUnsetScalars(&job);
   ExpectAllFieldsSet(job, "job");
 

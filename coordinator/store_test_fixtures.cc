@@ -1,6 +1,7 @@
 #include "coordinator/store_test_fixtures.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/api_times.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/message_differencer.h"
 
@@ -168,6 +169,7 @@ v1::Task FullTask(const std::string& job_id, const std::string& cell, const std:
   artifact->set_size(4096);
   t.add_gpu_ids(0);
   t.add_gpu_ids(3);
+  FillApiTimes(&t);  // the Timestamps beside the *_us fields, and the timeout Duration
   FillUnsetScalars(&t);
   return t;
 }
@@ -186,6 +188,7 @@ v1::Agent FullAgent(const std::string& name, int slots) {
   a.set_peer("ipv4:10.0.0.7:40000");
   a.add_executors("docker_build");
   a.set_gpu_vendor("mthreads");
+  FillApiTimes(&a);
   FillUnsetScalars(&a);
   return a;
 }
