@@ -24,6 +24,7 @@
 #include "common/logging.h"
 #include "common/peer_compat.h"
 #include "common/stage_kind.h"
+#include "common/utf8.h"
 
 namespace musafarm::agent {
 
@@ -445,6 +446,9 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
     r.set_error(RedactString(absl::StrCat("the agent could not keep the output: ", a.spool_error),
                              a.secrets));
   }
+  // An error text may quote file names or tool output in any bytes; a proto
+  // string must be UTF-8 or the coordinator cannot parse the result.
+  r.set_error(CoerceUtf8(r.error()));
   r.set_started_us(a.started_us);
   r.set_ended_us(NowMicros());
   r.set_log_size(a.total());

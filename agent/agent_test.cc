@@ -190,6 +190,22 @@ TEST_F(AgentRedactionTest, OutputArtifactsAndErrorAreRedactedBeforeOffsetsAndSiz
   ExpectNoSecretSent();
 }
 
+// Bytes that are not UTF-8 in a test name or an error text would make the
+// result unparsable for the coordinator (a proto3 string), at every resend.
+TEST_F(AgentRedactionTest, ResultWithNonUtf8TestNamesAndErrorStillParses) {
+  Script script;
+  script.artifact = "FAILED tests/t.py::test_\xFF - boom\n== 1 failed in 0.1s ==\n";
+  script.exit_error = "cannot read /tmp/\xFE\xFF";
+  Run(std::move(script));
+  const v1::AttemptResult result = Result();
+  EXPECT_EQ(result.error(), "cannot read /tmp/\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_THAT(result.tests().failed_tests(), ElementsAre("tests/t.py::test_\xEF\xBF\xBD"));
+  v1::AgentMessage sent;
+  *sent.mutable_result() = result;
+  v1::AgentMessage back;
+  EXPECT_TRUE(back.ParseFromString(sent.SerializeAsString()));
+}
+
 TEST_F(AgentRedactionTest, StartErrorIsRedacted) {
   Script script;
   script.start_error = absl::StrCat("bad argument near ", kPassword);

@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/utf8.h"
 
 namespace musafarm::agent {
 namespace {
@@ -78,14 +79,16 @@ bool ParsePytestOutput(absl::string_view text, v1::TestCounts* counts) {
       if (absl::StartsWith(line, prefix)) {
         absl::string_view rest = line.substr(prefix.size());
         absl::string_view id = rest.substr(0, rest.find(' '));
-        if (IsNodeId(id)) failed.insert(std::string(id));
+        if (IsNodeId(id)) failed.insert(CoerceUtf8(id));
       }
     }
     // Verbose: "tests/x.py::test_y PASSED    [ 10%]"
     std::vector<absl::string_view> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
     if (words.size() >= 2 && IsNodeId(words[0])) {
-      if (words[1] == "PASSED") passed.insert(std::string(words[0]));
-      if (words[1] == "FAILED" || words[1] == "ERROR") failed.insert(std::string(words[0]));
+      // Node ids become proto strings, which must be UTF-8 (a test may be named
+      // in any bytes).
+      if (words[1] == "PASSED") passed.insert(CoerceUtf8(words[0]));
+      if (words[1] == "FAILED" || words[1] == "ERROR") failed.insert(CoerceUtf8(words[0]));
     }
   }
   counts->clear_failed_tests();

@@ -48,5 +48,21 @@ TEST(PytestSummaryTest, OtherTextIsNotASummary) {
   EXPECT_EQ(c.passed() + c.failed() + c.skipped() + c.errors(), 0);
 }
 
+// A test may be named in any bytes; the names travel as proto strings, which
+// must be UTF-8 or the coordinator cannot parse the result.
+TEST(PytestSummaryTest, NodeIdsThatAreNotUtf8AreRepairedSoTheCountsStillParse) {
+  v1::TestCounts c;
+  ASSERT_TRUE(ParsePytestOutput("tests/t.py::test_ok_\xFE PASSED [ 50%]\n"
+                                "FAILED tests/t.py::test_\xFF[\xC3] - boom\n"
+                                "== 1 failed, 1 passed in 0.1s ==\n",
+                                &c));
+  ASSERT_EQ(c.failed_tests_size(), 1);
+  EXPECT_EQ(c.failed_tests(0), "tests/t.py::test_\xEF\xBF\xBD[\xEF\xBF\xBD]");
+  ASSERT_EQ(c.passed_tests_size(), 1);
+  EXPECT_EQ(c.passed_tests(0), "tests/t.py::test_ok_\xEF\xBF\xBD");
+  v1::TestCounts back;
+  EXPECT_TRUE(back.ParseFromString(c.SerializeAsString()));
+}
+
 }  // namespace
 }  // namespace musafarm::agent

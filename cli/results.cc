@@ -9,6 +9,7 @@
 #include "absl/strings/strip.h"
 #include "cli/json.h"
 #include "cli/render.h"
+#include "common/utf8.h"
 #include "pugixml.hpp"
 
 namespace musafarm::cli {
@@ -113,44 +114,23 @@ std::string ResultsJson(const v1::Job& job) {
 }
 
 std::string XmlChars(absl::string_view s) {
+  // Well-formed UTF-8 first (each bad byte one U+FFFD), then what XML 1.0
+  // cannot carry although it is UTF-8: C0 controls but tab, newline and CR,
+  // and the noncharacters U+FFFE and U+FFFF.
+  const std::string text = CoerceUtf8(s);
   std::string out;
-  out.reserve(s.size());
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  const size_t n = s.size();
-  for (size_t i = 0; i < n;) {
-    const unsigned char c = p[i];
-    if (c < 0x80) {
-      const bool allowed = c >= 0x20 || c == '\t' || c == '\n' || c == '\r';
-      out += allowed ? static_cast<char>(c) : '?';
-      ++i;
-      continue;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20) {
+      out += (c == '\t' || c == '\n' || c == '\r') ? static_cast<char>(c) : '?';
+    } else if (c == 0xEF && i + 2 < text.size() && text[i + 1] == '\xBF' &&
+               (text[i + 2] == '\xBE' || text[i + 2] == '\xBF')) {
+      out += "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD";  // one U+FFFD a byte, as for bad bytes
+      i += 2;
+    } else {
+      out += static_cast<char>(c);
     }
-    // A UTF-8 sequence: its length from the lead byte, and the smallest code
-    // point of that length (anything below is an overlong form).
-    size_t len = 0;
-    uint32_t cp = 0, min = 0;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2, cp = c & 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3, cp = c & 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4, cp = c & 0x07, min = 0x10000;
-    }
-    bool ok = len != 0 && i + len <= n;
-    for (size_t k = 1; ok && k < len; ++k) {
-      ok = (p[i + k] & 0xC0) == 0x80;
-      cp = (cp << 6) | (p[i + k] & 0x3F);
-    }
-    // Not a Char of XML 1.0: overlong, surrogates, U+FFFE, U+FFFF, past U+10FFFF.
-    ok = ok && cp >= min && cp <= 0x10FFFF && !(cp >= 0xD800 && cp <= 0xDFFF) && cp != 0xFFFE &&
-         cp != 0xFFFF;
-    if (!ok) {
-      out += "\xEF\xBF\xBD";  // U+FFFD, for the one byte that starts no valid sequence
-      ++i;
-      continue;
-    }
-    out.append(s.data() + i, len);
-    i += len;
   }
   return out;
 }
