@@ -143,6 +143,7 @@ void Agent::Connect() {
   for (const std::string& l : options_.labels) reg->add_labels(l);
   reg->set_slots(options_.slots);
   reg->set_version(kVersion);
+  reg->set_instance_secret(instance_secret_);
   MeasureDisk();
   reg->mutable_capabilities()->set_free_disk_bytes(static_cast<int64_t>(free_disk_));
   reg->mutable_capabilities()->set_unavailable_reason(UnavailableReason());
@@ -185,6 +186,12 @@ void Agent::OnSessionEnd(uint64_t generation, const absl::Status& status) {
              absl::FormatDuration(delay));
   if (absl::IsInvalidArgument(status)) {
     Log()->error("the coordinator refused this agent: {}", std::string(status.message()));
+  } else if (absl::IsAlreadyExists(status)) {
+    // Another process holds this name. Retrying with the (capped) backoff makes
+    // this one a standby that takes over once the other is gone, without the
+    // two evicting each other; what this one runs is kept meanwhile.
+    Log()->error("the coordinator refused this agent: {}; retrying in {}",
+                 std::string(status.message()), absl::FormatDuration(delay));
   }
   loop_.PostAfter(delay, [this] { Connect(); });
 }

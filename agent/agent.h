@@ -219,6 +219,9 @@ class Agent {
   absl::Duration heartbeat_interval_ = absl::Seconds(3);
   int failures_ = 0;
   std::map<std::string, Attempt> attempts_;
+  // Register.instance_secret, kept in the state file; never logged. Empty
+  // only when none could be made (the coordinator then sees an old agent).
+  std::string instance_secret_;
   uint64_t free_disk_ = 0;   // last measured; 0 unknown
   std::string disk_reason_;  // non-empty: low disk
   std::set<std::string> keep_images_;  // the coordinator's last KeepImages

@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "agent/agent_state.h"
 #include "gtest/gtest.h"
@@ -121,6 +122,72 @@ TEST_F(AgentE2eTest, TaskThatFinishedWhileTheCoordinatorWasAwayIsReportedAfterAn
   EXPECT_EQ(farm_.Cli({"logs", id + "/t"}).out, want);
   EXPECT_TRUE(absl::StrContains(agent->Output(), "had finished in an earlier run of this agent"))
       << agent->Output();
+}
+
+// One name started twice by mistake (another work dir, so another instance
+// secret): the second is refused while the first is connected, and the first
+// keeps its running attempt; the second takes over once the first stops.
+TEST_F(AgentE2eTest, ASecondInstanceOfANameIsRefusedWhileTheFirstRunsThenTakesOver) {
+  Process* first = farm_.StartAgent("agent-1", {"os=linux"}, 1);
+  ASSERT_TRUE(WaitForAgents(1));
+  const std::string holder_peer = FindAgent("agent-1")->peer();
+  ASSERT_FALSE(holder_peer.empty());
+  const std::string gate = farm_.dir() + "/gate";
+  const std::string id = farm_.Submit(farm_.WritePipeline(
+      "t.yaml", absl::StrCat("stages:\n  - name: t\n    shell: \"echo $$ > ", pid_file_,
+                             "; while [ ! -e ", gate, " ]; do sleep 0.05; done; echo done\"\n")));
+  ASSERT_GT(TaskPid(), 0);
+
+  Process* second = farm_.StartAgentInstance("agent-1-twin", "agent-1", {"os=linux"}, 1);
+  const std::string refused = "is held by another instance connected from " + holder_peer;
+  // Refused, and retried: logged at ERROR each time.
+  ASSERT_TRUE(WaitFor([&] {
+    const std::string out = second->Output();
+    size_t n = 0;
+    for (size_t at = out.find(refused); at != std::string::npos; at = out.find(refused, at + 1)) {
+      ++n;
+    }
+    return n >= 2;
+  })) << second->Output();
+  EXPECT_TRUE(absl::StrContains(second->Output(), " E [agent] the coordinator refused this agent"))
+      << second->Output();
+  // The coordinator's WARN names both peers: the refused one, then the holder.
+  std::string warn;
+  for (absl::string_view line : absl::StrSplit(farm_.coordinator()->Output(), '\n')) {
+    if (absl::StrContains(line, " W [core] refusing agent 'agent-1' from ") &&
+        absl::StrContains(line, refused)) {
+      warn = std::string(line);
+    }
+  }
+  ASSERT_FALSE(warn.empty()) << farm_.coordinator()->Output();
+  const size_t from = warn.find("' from ") + 7;
+  const std::string refused_peer = warn.substr(from, warn.find(": agent name", from) - from);
+  EXPECT_TRUE(absl::StartsWith(refused_peer, "ipv")) << warn;
+  EXPECT_NE(refused_peer, holder_peer) << warn;
+
+  // The first keeps its stream and its attempt: the task completes there, once.
+  EXPECT_EQ(FindAgent("agent-1")->peer(), holder_peer);
+  WriteFile(gate, "go");
+  ASSERT_TRUE(farm_.WaitForJobEnd(id, absl::Seconds(60)));
+  const v1::Task t = Task(id, "t");
+  EXPECT_EQ(t.state(), v1::TASK_STATE_SUCCEEDED) << t.reason();
+  EXPECT_EQ(t.attempts(), 1);
+  EXPECT_EQ(t.lost_count(), 0);
+  EXPECT_FALSE(absl::StrContains(first->Output(), "replaced by a newer connection"))
+      << first->Output();
+
+  // The first stops: the standby takes the name and runs the next job.
+  first->Signal(SIGTERM);
+  EXPECT_EQ(first->Wait(absl::Seconds(30)), 0) << first->Output();
+  ASSERT_TRUE(WaitFor([&] {
+    std::optional<v1::Agent> a = FindAgent("agent-1");
+    return a && a->state() == v1::AGENT_STATE_CONNECTED && a->peer() != holder_peer;
+  })) << second->Output();
+  const std::string next = farm_.Submit(farm_.WritePipeline(
+      "next.yaml", "stages:\n  - name: n\n    shell: \"echo on the standby\"\n"));
+  ASSERT_TRUE(farm_.WaitForJobEnd(next, absl::Seconds(60))) << second->Output();
+  EXPECT_EQ(Task(next, "n").state(), v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(farm_.Cli({"logs", next + "/n"}).out, "on the standby\n");
 }
 
 TEST_F(AgentE2eTest, SigtermWithDrainTimeoutZeroHandsBackAndTheTaskCompletesElsewhere) {

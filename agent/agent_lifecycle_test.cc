@@ -383,6 +383,104 @@ TEST_F(AgentLifecycleTest, AnUpgradedAgentReportsWhatItsOlderBuildRecordedInTheT
   }));
 }
 
+// ---------------------------------------------------------------------------
+// Instance secret (one agent per name)
+
+TEST_F(AgentLifecycleTest, TheInstanceSecretIsMadeOnceAndKeptAcrossRestarts) {
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  const std::string secret = coordinator_.registration().instance_secret();
+  EXPECT_GE(secret.size(), 16u) << "at least 128 bits";
+  absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->instance_secret(), secret);
+
+  agent_.reset();  // stopped; a new run on the same work dir is the same instance
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) {
+    int registers = 0;
+    for (const auto& m : ms) registers += m.has_register_() ? 1 : 0;
+    return registers >= 2;
+  }));
+  EXPECT_EQ(coordinator_.registration().instance_secret(), secret);
+
+  // Another work dir is another instance.
+  agent_.reset();
+  work_ = (dir_ / "other-work").string();
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) {
+    int registers = 0;
+    for (const auto& m : ms) registers += m.has_register_() ? 1 : 0;
+    return registers >= 3;
+  }));
+  EXPECT_GE(coordinator_.registration().instance_secret().size(), 16u);
+  EXPECT_NE(coordinator_.registration().instance_secret(), secret);
+}
+
+TEST_F(AgentLifecycleTest, AStateFileFromBeforeTheSecretGetsOne) {
+  fs::create_directories(work_);
+  AgentState old;  // written by an agent from before instance_secret
+  old.set_agent("a1");
+  ASSERT_TRUE(WriteAgentStateFile(StateFile(), old).ok());
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  const std::string secret = coordinator_.registration().instance_secret();
+  EXPECT_GE(secret.size(), 16u);
+  absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->instance_secret(), secret);
+
+  // The text state file of an even older agent.
+  agent_.reset();
+  work_ = (dir_ / "text-work").string();
+  fs::create_directories(work_);
+  std::ofstream(work_ + "/" + kLegacyAgentStateFile) << "musafarm-agent-state\t1\nagent\ta1\n";
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) {
+    int registers = 0;
+    for (const auto& m : ms) registers += m.has_register_() ? 1 : 0;
+    return registers >= 2;
+  }));
+  const std::string text_secret = coordinator_.registration().instance_secret();
+  EXPECT_GE(text_secret.size(), 16u);
+  EXPECT_NE(text_secret, secret);
+  st = ReadAgentStateFile(StateFile());
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->instance_secret(), text_secret);
+}
+
+// Another instance holds the name: this one retries with its backoff and
+// keeps what it runs, then takes over once the other is gone.
+TEST_F(AgentLifecycleTest, AlreadyExistsIsRetriedAndTheRunningAttemptIsKept) {
+  StartAgent(Options());
+  const std::string marker = (dir_ / "release").string();
+  coordinator_.Assign(Shell(41, absl::StrCat("echo started; while [ ! -e ", marker,
+                                             " ]; do sleep 0.05; done; echo done")));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kStarted, 41)));
+  coordinator_.RefuseRegistrations(absl::AlreadyExistsError(
+      "agent name a1 is held by another instance connected from ipv4:127.0.0.1:1 since T"));
+  coordinator_.Disconnect();
+  ASSERT_TRUE(Eventually([&] { return coordinator_.refused() >= 3; })) << "retried";
+  const int64_t pid = RecordedPid(41);
+  ASSERT_GT(pid, 0);
+  EXPECT_EQ(::kill(static_cast<pid_t>(pid), 0), 0) << "the attempt still runs";
+  coordinator_.RefuseRegistrations(absl::OkStatus());  // the other instance went away
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) {
+    int registers = 0;
+    for (const auto& m : ms) registers += m.has_register_() ? 1 : 0;
+    return registers >= 2;
+  }));
+  const v1::Register reg = coordinator_.registration();
+  ASSERT_EQ(reg.held_size(), 1);
+  EXPECT_EQ(reg.held(0).attempt_id(), 41u);
+  std::ofstream(marker) << "";
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 41)));
+  const Messages ms = coordinator_.received();
+  const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->exit_code(), 0);
+}
+
 TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseFilesDoNotAddUpIsDroppedAsBefore) {
   AgentState old;
   old.set_agent("a1");

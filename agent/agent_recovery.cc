@@ -68,6 +68,18 @@ void Agent::RemoveLeftovers() {
     Log()->warn("{}; cannot tell which processes an earlier run left",
                 std::string(loaded.status().message()));
   }
+  // One secret per work dir, kept across restarts: a restarted agent is the
+  // same instance to the coordinator and takes its attempts back at once.
+  instance_secret_ = state.instance_secret();
+  if (instance_secret_.size() < kInstanceSecretBytes / 2) {
+    absl::StatusOr<std::string> secret = NewInstanceSecret();
+    if (secret.ok()) {
+      instance_secret_ = *std::move(secret);
+    } else {
+      Log()->error("cannot make an instance secret: {}; registering as an unknown instance",
+                   std::string(secret.status().message()));
+    }
+  }
   std::vector<AttemptTraces> leftovers;
   std::set<std::string> keep;  // files of recovered attempts, canonical
   auto canonical = [](const std::string& path) {
@@ -240,6 +252,7 @@ void Agent::PersistResult(Attempt& a) {
 bool Agent::SaveState() {
   AgentState state;
   state.set_agent(options_.name);
+  state.set_instance_secret(instance_secret_);
   for (const auto& [key, a] : attempts_) {
     RecordedAttempt* r = state.add_attempts();
     r->set_task_id(a.assignment.task_id());

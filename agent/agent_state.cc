@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -114,6 +115,18 @@ absl::StatusOr<AgentState> ParseLegacyAgentState(absl::string_view text) {
   if (!header) return absl::DataLossError("empty agent state file");
   state.set_version(kAgentStateVersion);
   return state;
+}
+
+absl::StatusOr<std::string> NewInstanceSecret() {
+  std::string secret(kInstanceSecretBytes, '\0');
+  size_t got = 0;
+  while (got < secret.size()) {
+    const ssize_t n = ::getrandom(secret.data() + got, secret.size() - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return absl::InternalError(absl::StrCat("getrandom: ", std::strerror(errno)));
+    got += static_cast<size_t>(n);
+  }
+  return secret;
 }
 
 absl::Status WriteAgentStateFile(const std::string& path, const AgentState& state) {

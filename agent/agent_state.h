@@ -53,6 +53,11 @@ absl::StatusOr<AgentState> LoadAgentState(const std::string& work_dir, bool* leg
 //   file      NAME  HOST_PATH  SOURCE
 absl::StatusOr<AgentState> ParseLegacyAgentState(absl::string_view text);
 
+// Bytes in an agent's instance secret (AgentState.instance_secret): 256 bits.
+inline constexpr size_t kInstanceSecretBytes = 32;
+// A new instance secret from the kernel's CSPRNG (getrandom(2)).
+absl::StatusOr<std::string> NewInstanceSecret();
+
 // What /proc/PID/stat says about a process.
 struct ProcStat {
   char state = '?';  // R, S, D, Z, ...

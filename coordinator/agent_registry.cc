@@ -3,11 +3,26 @@
 #include <algorithm>
 #include <utility>
 
+#include <openssl/sha.h>
+
+#include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/labels.h"
 #include "common/peer_compat.h"
 
 namespace musafarm::coordinator {
+namespace {
+
+// Only a hash of an instance secret is kept, so that no dump of the
+// coordinator's memory or state shows a secret an attacker could replay.
+std::string InstanceHash(const std::string& secret) {
+  if (secret.empty()) return "";
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(secret.data()), secret.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
+}
+
+}  // namespace
 
 int AgentRegistry::Agent::free_slots() const {
   return std::max(0, info.slots() - static_cast<int>(held.size()));
@@ -95,10 +110,23 @@ absl::StatusOr<AgentRegistry::Agent*> AgentRegistry::Register(ConnId conn_id,
     if (absl::Status s = ValidateLabel(label); !s.ok()) bad = s;
   }
   if (!bad.ok()) return bad;
+  const std::string hash = InstanceHash(reg.instance_secret());
   Agent& agent = agents_[reg.name()];
   if (agent.conn != 0 && agent.conn != conn_id) {
-    // The agent restarted or reconnected before its old TCP connection died:
-    // the newest stream wins.
+    const bool same_instance = !hash.empty() && hash == agent.instance_hash;
+    const bool holder_alive = now - agent.last_seen <= timing_.heartbeat_timeout;
+    if (!same_instance && holder_alive) {
+      // Two processes with one name would otherwise evict each other in a
+      // loop, and a client that merely knows the name could take over the
+      // holder's attempts.
+      return absl::AlreadyExistsError(absl::StrCat(
+          "agent name ", reg.name(), " is held by another instance connected from ",
+          agent.info.peer(), " since ", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", agent.connected_at,
+                                                         absl::UTCTimeZone()),
+          "; stop the other agent or give this one another --name"));
+    }
+    // The same agent reconnected before its old TCP connection died, or the
+    // holder went silent past its deadline: the newest stream wins.
     auto old = conns_.find(agent.conn);
     if (old != conns_.end()) {
       old->second.agent.clear();
@@ -109,6 +137,8 @@ absl::StatusOr<AgentRegistry::Agent*> AgentRegistry::Register(ConnId conn_id,
   c->second.agent = reg.name();
   agent.conn = conn_id;
   agent.last_seen = now;
+  agent.connected_at = now;
+  agent.instance_hash = hash;
   agent.info.set_name(reg.name());
   agent.info.mutable_labels()->Assign(reg.labels().begin(), reg.labels().end());
   agent.info.set_slots(reg.slots());

@@ -37,6 +37,12 @@ class AgentRegistry {
     // Its attempts are lost once the clock passes this (while disconnected).
     absl::Time lose_at = absl::InfiniteFuture();
     absl::Time last_seen = absl::InfinitePast();
+    // Since when its current stream has been registered (for the message that
+    // refuses another instance).
+    absl::Time connected_at = absl::InfinitePast();
+    // SHA-256 of the instance secret its current stream registered with;
+    // empty: none (an agent from before Register.instance_secret).
+    std::string instance_hash;
     // Task ids whose current attempt it holds, with the GPU numbers each was given.
     std::map<std::string, std::vector<int32_t>> held;
 
@@ -67,9 +73,14 @@ class AgentRegistry {
   Agent* AgentOn(ConnId conn);
   // Closes a stream (protocol error, shutdown); its end still comes via Gone.
   void Close(ConnId conn, const absl::Status& why);
-  // Checks `reg` and binds the agent to `conn`, closing an older stream of the
-  // same agent (the newest wins). An invalid registration is InvalidArgument;
-  // the caller closes the stream with it.
+  // Checks `reg` and binds the agent to `conn`. One agent instance per name:
+  // while the name's holder is connected and within its heartbeat deadline,
+  // the same instance (same Register.instance_secret) replaces its older
+  // stream (a reconnect after a blip), and another instance (another or no
+  // secret) is AlreadyExists, naming the holder's peer. Once the holder's
+  // stream has ended or gone silent past the deadline, any instance may take
+  // the name. An invalid registration is InvalidArgument. The caller closes
+  // the stream with a refusal.
   absl::StatusOr<Agent*> Register(ConnId conn, const v1::Register& reg, absl::Time now);
   // Treats the agent as disconnected from `now`: it gets no work, and its
   // attempts are lost after agent_lost_timeout unless it returns. A non-OK

@@ -18,9 +18,13 @@ AgentRegistry::Timing Timing() {
   return t;
 }
 
-v1::Register Reg(const std::string& name, int slots, int gpus = 0) {
+// Every registration of one name comes from the same agent instance unless a
+// test says otherwise.
+v1::Register Reg(const std::string& name, int slots, int gpus = 0,
+                 const std::string& secret = "instance-1") {
   v1::Register r;
   r.set_name(name);
+  r.set_instance_secret(secret);
   r.set_slots(slots);
   r.add_labels("pool=a");
   r.mutable_capabilities()->set_gpus(gpus);
@@ -66,6 +70,61 @@ TEST(AgentRegistryTest, TheNewestStreamOfAnAgentWins) {
   reg.Send("h1", msg);
   EXPECT_EQ(new_conn->sent.size(), 1u);
   EXPECT_TRUE(old_conn->sent.empty());
+}
+
+TEST(AgentRegistryTest, AnotherInstanceIsRefusedWhileTheHolderIsConnectedAndAlive) {
+  AgentRegistry reg(Timing());
+  auto first = std::make_shared<FakeConnection>();
+  first->peer = "ipv4:10.0.0.1:5000";
+  const auto first_id = reg.Connect(first, kT0);
+  ASSERT_TRUE(reg.Register(first_id, Reg("h1", 1, 0, "instance-1"), kT0).ok());
+  // Another secret, and no secret at all (an agent from before the field).
+  for (const std::string& secret : {std::string("instance-2"), std::string()}) {
+    SCOPED_TRACE(secret);
+    auto second = std::make_shared<FakeConnection>();
+    second->peer = "ipv4:10.0.0.2:6000";
+    const auto second_id = reg.Connect(second, kT0);
+    absl::StatusOr<AgentRegistry::Agent*> got =
+        reg.Register(second_id, Reg("h1", 1, 0, secret), kT0 + absl::Seconds(9));
+    ASSERT_TRUE(absl::IsAlreadyExists(got.status())) << got.status();
+    EXPECT_EQ(std::string(got.status().message()),
+              "agent name h1 is held by another instance connected from ipv4:10.0.0.1:5000 since "
+              "1970-01-01T00:16:40Z; stop the other agent or give this one another --name");
+    EXPECT_EQ(got.status().message().find("instance-"), absl::string_view::npos);
+    EXPECT_TRUE(first->closed.ok()) << "the holder keeps its stream";
+    EXPECT_EQ(reg.Find("h1")->conn, first_id);
+    EXPECT_EQ(reg.AgentOn(second_id), nullptr);
+    EXPECT_EQ(reg.Gone(second_id), nullptr) << "the refused stream's end changes nothing";
+  }
+  EXPECT_EQ(reg.Find("h1")->info.peer(), "ipv4:10.0.0.1:5000");
+}
+
+TEST(AgentRegistryTest, ANewInstanceTakesTheNameOnceTheHolderIsGoneOrSilent) {
+  AgentRegistry reg(Timing());
+  // The holder's stream ended: another instance, even one without a secret.
+  auto first = std::make_shared<FakeConnection>();
+  const auto first_id = reg.Connect(first, kT0);
+  AgentRegistry::Agent* a = *reg.Register(first_id, Reg("h1", 1, 0, "instance-1"), kT0);
+  reg.Hold(*a, "t1", {});
+  ASSERT_EQ(reg.Gone(first_id), a);
+  reg.Disconnect(*a, absl::OkStatus(), kT0);
+  auto old_agent = std::make_shared<FakeConnection>();
+  const auto old_id = reg.Connect(old_agent, kT0);
+  ASSERT_TRUE(reg.Register(old_id, Reg("h1", 1, 0, ""), kT0 + absl::Seconds(1)).ok());
+  EXPECT_EQ(reg.Find("h1")->conn, old_id);
+  EXPECT_EQ(reg.Find("h1")->held.count("t1"), 1u) << "the core reconciles what it holds";
+
+  // The holder is connected but silent past the heartbeat deadline.
+  auto third = std::make_shared<FakeConnection>();
+  const auto third_id = reg.Connect(third, kT0);
+  EXPECT_TRUE(absl::IsAlreadyExists(
+      reg.Register(third_id, Reg("h1", 1, 0, "instance-3"), kT0 + absl::Seconds(11)).status()));
+  auto fourth = std::make_shared<FakeConnection>();
+  const auto fourth_id = reg.Connect(fourth, kT0);
+  ASSERT_TRUE(reg.Register(fourth_id, Reg("h1", 1, 0, "instance-3"), kT0 + absl::Seconds(12)).ok());
+  EXPECT_TRUE(absl::IsAborted(old_agent->closed)) << "the silent holder's stream is closed";
+  EXPECT_EQ(reg.Find("h1")->conn, fourth_id);
+  EXPECT_EQ(reg.Gone(old_id), nullptr);
 }
 
 TEST(AgentRegistryTest, SlotsAndGpusFollowWhatItHolds) {

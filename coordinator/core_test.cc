@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -70,12 +71,16 @@ class CoreTest : public ::testing::Test {
     ASSERT_TRUE(core_->Recover().ok());
   }
   std::pair<Core::ConnId, std::shared_ptr<FakeConnection>> Connect(
-      const std::string& name, int slots, std::vector<v1::HeldAttempt> held = {}) {
+      const std::string& name, int slots, std::vector<v1::HeldAttempt> held = {},
+      std::optional<std::string> instance_secret = std::nullopt) {
     auto conn = std::make_shared<FakeConnection>();
     Core::ConnId id = core_->OnAgentConnected(conn);
     v1::AgentMessage msg;
     msg.mutable_register_()->set_name(name);
     msg.mutable_register_()->set_slots(slots);
+    // One instance per name unless a test says otherwise: a second Connect of
+    // the name is that agent reconnecting.
+    msg.mutable_register_()->set_instance_secret(instance_secret.value_or("instance of " + name));
     for (auto& h : held) *msg.mutable_register_()->add_held() = h;
     core_->OnAgentMessage(id, msg);
     return {id, conn};
@@ -149,6 +154,47 @@ TEST_F(CoreTest, RunsInDependencyOrderAndSucceeds) {
   req.set_task_id(job.id() + "/b");
   EXPECT_EQ(core_->GetLog(req)->data(), "log of b");
   EXPECT_TRUE(core_->GetLog(req)->complete());
+}
+
+// The attack from issue 10: a client registers under a connected agent's
+// name, listing that agent's running attempt, and reports a forged result.
+TEST_F(CoreTest, AnotherInstanceOfAConnectedAgentIsRefusedAndTakesNothingOver) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit(kDiamond);
+  auto as = a1->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  v1::HeldAttempt held;
+  held.set_task_id(as[0].task_id());
+  held.set_attempt_id(as[0].attempt_id());
+  for (const std::string& secret : {std::string("forged"), std::string()}) {
+    SCOPED_TRACE(secret);
+    auto [ci, intruder] = Connect("a1", 1, {held}, secret);
+    EXPECT_TRUE(absl::IsAlreadyExists(intruder->closed)) << intruder->closed;
+    EXPECT_TRUE(intruder->sent.empty()) << "no registered, ack or assignment";
+    Result(ci, as[0], 0, "FORGED");  // on a refused stream: ignored
+    core_->OnAgentGone(ci);
+  }
+  EXPECT_TRUE(a1->closed.ok()) << "the holder is not kicked";
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_ASSIGNED);
+  Result(c1, as[0], 0, "real");
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_SUCCEEDED);
+  EXPECT_EQ(core_->GetJob(job.id())->tasks(0).attempts(), 1);
+}
+
+// The holder's stream ended: another instance takes the name, and what it
+// does not list is re-queued as for any agent coming back without it.
+TEST_F(CoreTest, AnotherInstanceTakesTheNameOnceTheHolderIsGone) {
+  auto [c1, a1] = Connect("a1", 1);
+  v1::Job job = Submit(kDiamond);
+  auto as = a1->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  core_->OnAgentGone(c1);
+  auto [c2, standby] = Connect("a1", 1, {}, "another instance");
+  EXPECT_TRUE(standby->closed.ok()) << standby->closed;
+  auto next = standby->TakeAssignments();
+  ASSERT_EQ(next.size(), 1u) << "the re-queued attempt goes to the new instance";
+  EXPECT_EQ(next[0].task_id(), as[0].task_id());
+  EXPECT_GT(next[0].attempt_id(), as[0].attempt_id());
 }
 
 TEST_F(CoreTest, FailureSkipsDependantsAndFailsJob) {

@@ -164,6 +164,17 @@ Process* Farm::StartAgent(const std::string& name, const std::vector<std::string
 Process* Farm::StartAgentVia(const std::string& coordinator, const std::string& name,
                              const std::vector<std::string>& labels, int slots,
                              const std::vector<std::string>& extra_flags) {
+  return StartAgentProcess(coordinator, name, name, labels, slots, extra_flags);
+}
+
+Process* Farm::StartAgentInstance(const std::string& instance, const std::string& name,
+                                  const std::vector<std::string>& labels, int slots) {
+  return StartAgentProcess(address(), instance, name, labels, slots, {});
+}
+
+Process* Farm::StartAgentProcess(const std::string& coordinator, const std::string& instance,
+                                 const std::string& name, const std::vector<std::string>& labels,
+                                 int slots, const std::vector<std::string>& extra_flags) {
   std::vector<std::string> argv = {MF_AGENT_BIN,
                                    "--coordinator",
                                    coordinator,
@@ -172,7 +183,7 @@ Process* Farm::StartAgentVia(const std::string& coordinator, const std::string& 
                                    "--slots",
                                    absl::StrCat(slots),
                                    "--work-dir",
-                                   dir_ + "/agent-" + name,
+                                   dir_ + "/agent-" + instance,
                                    "--kill-grace",
                                    "1"};
   for (const std::string& l : labels) {
@@ -180,12 +191,12 @@ Process* Farm::StartAgentVia(const std::string& coordinator, const std::string& 
     argv.push_back(l);
   }
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
-  auto p = Process::Start(argv, dir_ + "/agent-" + name + ".log");
+  auto p = Process::Start(argv, dir_ + "/agent-" + instance + ".log");
   EXPECT_TRUE(p.ok()) << p.status();
   // Not p->get() on an error: that aborts the test binary, and the coordinator outlives it.
   if (!p.ok()) return nullptr;
   Process* raw = p->get();
-  agents_[name] = *std::move(p);
+  agents_[instance] = *std::move(p);
   return raw;
 }
 

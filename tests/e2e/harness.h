@@ -71,6 +71,10 @@ class Farm {
   Process* StartAgentVia(const std::string& coordinator, const std::string& name,
                          const std::vector<std::string>& labels, int slots,
                          const std::vector<std::string>& extra_flags = {});
+  // Another process for agent `name`, on its own work dir agent-INSTANCE (as
+  // when one name is started twice by mistake); kept under `instance`.
+  Process* StartAgentInstance(const std::string& instance, const std::string& name,
+                              const std::vector<std::string>& labels, int slots);
   // The coordinator's --data-dir (its database is musafarm.db in there).
   std::string data_dir() const { return dir_ + "/coordinator"; }
 
@@ -88,6 +92,10 @@ class Farm {
                         absl::Duration timeout = absl::Seconds(60));
 
  private:
+  Process* StartAgentProcess(const std::string& coordinator, const std::string& instance,
+                             const std::string& name, const std::vector<std::string>& labels,
+                             int slots, const std::vector<std::string>& extra_flags);
+
   std::string dir_;
   int port_ = 0;
   int coordinator_starts_ = 0;

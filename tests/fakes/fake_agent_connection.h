@@ -13,7 +13,7 @@ class FakeAgentConnection final : public coordinator::AgentConnection {
  public:
   void Send(v1::CoordinatorMessage msg) override { sent.push_back(std::move(msg)); }
   void Close(const absl::Status& why) override { closed = why; }
-  std::string Peer() const override { return "fake"; }
+  std::string Peer() const override { return peer; }
 
   std::vector<v1::Assignment> TakeAssignments() {
     std::vector<v1::Assignment> out;
@@ -32,6 +32,7 @@ class FakeAgentConnection final : public coordinator::AgentConnection {
     return false;
   }
 
+  std::string peer = "fake";
   std::vector<v1::CoordinatorMessage> sent;
   absl::Status closed = absl::OkStatus();
 };

@@ -67,6 +67,16 @@ class FakeCoordinatorLink final : public agent::CoordinatorLink {
     absl::MutexLock lock(&mu_);
     if (current_ != nullptr) current_->End(absl::UnavailableError("connection lost"));
   }
+  // Non-OK: every registration is refused with `why` (its stream ended), as
+  // the coordinator refuses a second instance of a name; counted in refused().
+  void RefuseRegistrations(absl::Status why) {
+    absl::MutexLock lock(&mu_);
+    refuse_ = std::move(why);
+  }
+  int refused() {
+    absl::MutexLock lock(&mu_);
+    return refused_;
+  }
   bool WaitFor(const std::function<bool(const Messages&)>& pred,
                absl::Duration timeout = absl::Seconds(20)) {
     absl::MutexLock lock(&mu_);
@@ -150,6 +160,11 @@ class FakeCoordinatorLink final : public agent::CoordinatorLink {
         s->End(absl::InvalidArgumentError("register first"));
         return;
       }
+      if (!refuse_.ok()) {
+        ++refused_;
+        s->End(refuse_);
+        return;
+      }
       s->registered = true;
       received_.push_back(in);
       registration_ = in.register_();
@@ -205,6 +220,8 @@ class FakeCoordinatorLink final : public agent::CoordinatorLink {
   std::map<uint64_t, uint64_t> log_end_ ABSL_GUARDED_BY(mu_);
   Messages received_ ABSL_GUARDED_BY(mu_);
   v1::Register registration_ ABSL_GUARDED_BY(mu_);
+  absl::Status refuse_ ABSL_GUARDED_BY(mu_) = absl::OkStatus();
+  int refused_ ABSL_GUARDED_BY(mu_) = 0;
   int sessions_opened_ ABSL_GUARDED_BY(mu_) = 0;
   int streams_ended_ ABSL_GUARDED_BY(mu_) = 0;
 };

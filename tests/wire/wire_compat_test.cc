@@ -181,10 +181,11 @@ TEST(WireGolden, GoldensCoverEveryMessageKind) {
   }
 }
 
-// Sets, everywhere in `m`, the fields issue 9 added, the way the new code
-// fills them beside the old ones: the agent's outcome, shutting-down flag and
-// executor kinds (peer_compat), the coordinator's Agent rows, and the user
-// API's Timestamps (api_times). Returns how many messages it changed.
+// Sets, everywhere in `m`, the fields issues 9 and 10 added, the way the new
+// code fills them beside the old ones: the agent's outcome, shutting-down flag
+// and executor kinds (peer_compat), its instance secret, the coordinator's
+// Agent rows, and the user API's Timestamps (api_times). Returns how many
+// messages it changed.
 int SetNewFields(Message* m) {
   int changed = 0;
   if (auto* r = dynamic_cast<v1::AttemptResult*>(m)) {
@@ -193,6 +194,9 @@ int SetNewFields(Message* m) {
   } else if (auto* hb = dynamic_cast<v1::Heartbeat*>(m)) {
     hb->set_shutting_down(ShuttingDown(*hb));
     changed += hb->shutting_down() ? 1 : 0;
+  } else if (auto* reg = dynamic_cast<v1::Register*>(m)) {
+    reg->set_instance_secret(std::string(32, '\x5a'));
+    ++changed;
   } else if (auto* caps = dynamic_cast<v1::Capabilities*>(m)) {
     caps->set_shutting_down(ShuttingDown(*caps));
     SetExecutorKinds(ExecutorKinds(*caps), caps);
