@@ -118,7 +118,9 @@ void Agent::RemoveLeftovers() {
       }
     }
     // What it started but had not recorded yet (killed right after a spawn).
-    const std::vector<int64_t> unrecorded = AttemptProcesses(a.task_id(), a.attempt_id());
+    const std::vector<int64_t> unrecorded = AttemptProcesses(
+        a.task_id(), a.attempt_id(),
+        absl::StrCat(options_.work_dir, "/tasks/", AttemptFileName(a.task_id(), a.attempt_id())));
     if (!unrecorded.empty()) {
       KillProcesses(unrecorded);
       killed.push_back(absl::StrCat(unrecorded.size(),

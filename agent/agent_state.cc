@@ -224,9 +224,10 @@ std::vector<int64_t> LeftoverProcesses(const RecordedProcess& recorded,
 }
 
 std::vector<int64_t> AttemptProcesses(absl::string_view task_id, uint64_t attempt_id,
-                                      const std::string& proc_root) {
+                                      absl::string_view workdir, const std::string& proc_root) {
   const std::string want_task = absl::StrCat("MUSAFARM_TASK_ID=", task_id);
   const std::string want_attempt = absl::StrCat("MUSAFARM_ATTEMPT_ID=", attempt_id);
+  const std::string want_dir = absl::StrCat("MUSAFARM_WORKDIR=", workdir);
   std::vector<std::pair<int64_t, ProcStat>> live;
   std::set<int64_t> pids, groups;
   DIR* dir = ::opendir(proc_root.c_str());
@@ -239,12 +240,13 @@ std::vector<int64_t> AttemptProcesses(absl::string_view task_id, uint64_t attemp
     live.emplace_back(pid, *st);
     std::ifstream in(absl::StrCat(proc_root, "/", pid, "/environ"), std::ios::binary);
     if (!in) continue;
-    bool task = false, attempt = false;
+    bool task = false, attempt = false, in_dir = false;
     for (std::string var; std::getline(in, var, '\0');) {
       task = task || var == want_task;
       attempt = attempt || var == want_attempt;
+      in_dir = in_dir || var == want_dir;
     }
-    if (task && attempt) {
+    if (task && attempt && in_dir) {
       pids.insert(pid);
       if (st->pgrp > 1) groups.insert(st->pgrp);
     }

@@ -79,13 +79,17 @@ std::vector<int64_t> LeftoverProcesses(const RecordedProcess& recorded,
                                        const std::string& proc_root = "/proc");
 
 // The live processes an earlier run started for one attempt, found by the
-// MUSAFARM_TASK_ID and MUSAFARM_ATTEMPT_ID that every exec stage's environment
+// MUSAFARM_TASK_ID, MUSAFARM_ATTEMPT_ID and MUSAFARM_WORKDIR (the attempt's
+// directory under this agent's work dir) that every exec stage's environment
 // carries (read from /proc/PID/environ, as Jenkins finds a build's processes by
-// its cookie), plus the other live members of their process groups. Needed
-// because a process is recorded in the state file only after it started: an
-// agent killed in that window knows the attempt but not its processes, which
-// would otherwise run on, orphaned, while the coordinator re-queues the work.
+// its cookie), plus the other live members of their process groups. The work
+// dir tells this agent's attempts from those of another agent or farm on the
+// same host, whose task and attempt ids may well be the same. Needed because a
+// process is recorded in the state file only after it started: an agent killed
+// in that window knows the attempt but not its processes, which would otherwise
+// run on, orphaned, while the coordinator re-queues the work.
 std::vector<int64_t> AttemptProcesses(absl::string_view task_id, uint64_t attempt_id,
+                                      absl::string_view workdir,
                                       const std::string& proc_root = "/proc");
 
 // SIGKILLs `pids` and waits up to `wait` for them to be gone (or zombies).

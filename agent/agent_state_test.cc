@@ -249,41 +249,52 @@ TEST_F(AgentStateTest, AttemptProcessesAreFoundByTheirEnvironmentWithTheirGroup)
   auto env = [&](int64_t pid, const std::string& vars) {
     std::ofstream(dir_ / "proc" / absl::StrCat(pid) / "environ", std::ios::binary) << vars;
   };
-  using namespace std::string_literals;
+  auto vars = [](const std::string& task, int attempt, const std::string& dir) {
+    return absl::StrCat("PATH=/bin", std::string(1, '\0'), "MUSAFARM_TASK_ID=", task,
+                        std::string(1, '\0'), "MUSAFARM_ATTEMPT_ID=", attempt,
+                        std::string(1, '\0'), "MUSAFARM_WORKDIR=", dir, std::string(1, '\0'));
+  };
   FakeProc(100, 100, 5000);  // the stage's shell
-  env(100, "PATH=/bin\0MUSAFARM_TASK_ID=7/a\0MUSAFARM_ATTEMPT_ID=3\0"s);
+  env(100, vars("7/a", 3, "/w/tasks/7_a-3"));
   FakeProc(101, 100, 5001);  // its child, which cleared its environment
-  env(101, ""s);
+  env(101, "");
   FakeProc(102, 100, 5002, 'Z');  // a zombie: nothing to kill
-  env(102, "MUSAFARM_TASK_ID=7/a\0MUSAFARM_ATTEMPT_ID=3\0"s);
+  env(102, vars("7/a", 3, "/w/tasks/7_a-3"));
   FakeProc(200, 200, 6000);  // the same task's next attempt
-  env(200, "MUSAFARM_TASK_ID=7/a\0MUSAFARM_ATTEMPT_ID=4\0"s);
+  env(200, vars("7/a", 4, "/w/tasks/7_a-4"));
   FakeProc(300, 300, 6000);  // another task, same attempt number; a prefix of the id
-  env(300, "MUSAFARM_TASK_ID=7/ab\0MUSAFARM_ATTEMPT_ID=3\0"s);
-  FakeProc(400, 400, 6000);  // someone else, no environment readable
-  EXPECT_THAT(AttemptProcesses("7/a", 3, Proc()), ElementsAre(100, 101));
-  EXPECT_THAT(AttemptProcesses("7/a", 4, Proc()), ElementsAre(200));
-  EXPECT_THAT(AttemptProcesses("7/a", 5, Proc()), IsEmpty());
+  env(300, vars("7/ab", 3, "/w/tasks/7_ab-3"));
+  FakeProc(400, 400, 6000);  // another agent (or farm) on this host: same ids, its own work dir
+  env(400, vars("7/a", 3, "/other/tasks/7_a-3"));
+  FakeProc(500, 500, 6000);  // someone else, no environment readable
+  EXPECT_THAT(AttemptProcesses("7/a", 3, "/w/tasks/7_a-3", Proc()), ElementsAre(100, 101));
+  EXPECT_THAT(AttemptProcesses("7/a", 4, "/w/tasks/7_a-4", Proc()), ElementsAre(200));
+  EXPECT_THAT(AttemptProcesses("7/a", 5, "/w/tasks/7_a-5", Proc()), IsEmpty());
+  EXPECT_THAT(AttemptProcesses("7/a", 3, "/other/tasks/7_a-3", Proc()), ElementsAre(400));
 }
 
 // The real thing, the way an agent killed right after the spawn leaves it:
 // nothing recorded, but the attempt's shell and its child are found and killed.
 TEST_F(AgentStateTest, KillsARealAttemptsProcessesFoundByEnvironment) {
   EnvMap env = InheritedEnv();
-  env["MUSAFARM_TASK_ID"] = absl::StrCat("env-test/", ::getpid());
+  const std::string task = absl::StrCat("env-test/", ::getpid());
+  const std::string workdir = (dir_ / "tasks" / "t-9").string();
+  env["MUSAFARM_TASK_ID"] = task;
   env["MUSAFARM_ATTEMPT_ID"] = "9";
+  env["MUSAFARM_WORKDIR"] = workdir;
   Child child = Spawn({"sh", "-c", "env -i sleep 600 & sleep 600; wait"}, env, "");
   ASSERT_TRUE(child.error.empty()) << child.error;
   ::close(child.fd);
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (AttemptProcesses(env["MUSAFARM_TASK_ID"], 9).size() < 3 && absl::Now() < deadline) {
+  while (AttemptProcesses(task, 9, workdir).size() < 3 && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(10));
   }
-  const std::vector<int64_t> found = AttemptProcesses(env["MUSAFARM_TASK_ID"], 9);
+  const std::vector<int64_t> found = AttemptProcesses(task, 9, workdir);
   ASSERT_EQ(found.size(), 3u);
-  EXPECT_THAT(AttemptProcesses(env["MUSAFARM_TASK_ID"], 8), IsEmpty());
+  EXPECT_THAT(AttemptProcesses(task, 8, workdir), IsEmpty());
+  EXPECT_THAT(AttemptProcesses(task, 9, workdir + "-elsewhere"), IsEmpty());
   KillProcesses(found);
-  EXPECT_THAT(AttemptProcesses(env["MUSAFARM_TASK_ID"], 9), IsEmpty());
+  EXPECT_THAT(AttemptProcesses(task, 9, workdir), IsEmpty());
   int status = 0;
   ASSERT_EQ(::waitpid(child.pid, &status, 0), child.pid);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
