@@ -1,5 +1,11 @@
 #include "coordinator/coordinator.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
@@ -13,6 +19,42 @@ namespace musafarm::coordinator {
 namespace {
 constexpr absl::Duration kTickInterval = absl::Milliseconds(500);
 
+// Takes <data_dir>/lock with flock, so that two coordinators never run on one
+// store (both would write the same SQLite file and hand out the same ids). The
+// kernel drops the lock when the process dies, SIGKILL included, so a restart
+// after a crash is never blocked by a stale file. The file holds the holder's
+// pid, for the message.
+absl::StatusOr<int> LockDataDir(const std::string& dir) {
+  const std::string path = absl::StrCat(dir, "/lock");
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    char buf[32] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      std::string holder(buf, n > 0 ? static_cast<size_t>(n) : 0);
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data dir '", dir, "' is in use by another coordinator",
+          holder.empty() ? "" : absl::StrCat(" (pid ", holder, ")"), "; lock file ", path));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot lock ", path, ": ", std::strerror(err)));
+  }
+  const std::string pid = absl::StrCat(::getpid(), "\n");
+  if (::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    // The lock holds all the same; only the message for a second one is poorer.
+    GetLogger("coordinator")->warn("cannot write the pid into {}: {}", path, std::strerror(errno));
+  }
+  return fd;
+}
+
 void ScheduleTick(EventLoop* loop, Core* core) {
   loop->PostAfter(kTickInterval, [loop, core] {
     core->Tick();
@@ -23,7 +65,10 @@ void ScheduleTick(EventLoop* loop, Core* core) {
 
 Coordinator::Coordinator(CoordinatorOptions options) : options_(std::move(options)) {}
 
-Coordinator::~Coordinator() { Shutdown(); }
+Coordinator::~Coordinator() {
+  Shutdown();
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
 
 absl::Status Coordinator::Start() {
   auto log = GetLogger("coordinator");
@@ -33,6 +78,9 @@ absl::Status Coordinator::Start() {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot create data dir '", options_.data_dir, "': ", ec.message()));
   }
+  absl::StatusOr<int> lock = LockDataDir(options_.data_dir);
+  if (!lock.ok()) return lock.status();
+  lock_fd_ = *lock;
   absl::StatusOr<std::unique_ptr<Store>> store =
       OpenSqliteStore(absl::StrCat(options_.data_dir, "/musafarm.db"));
   if (!store.ok()) return store.status();

@@ -26,6 +26,8 @@ class Coordinator {
   explicit Coordinator(CoordinatorOptions options);
   ~Coordinator();
 
+  // Fails with FailedPrecondition while another coordinator holds the data
+  // directory, and with Unavailable when the address cannot be bound.
   absl::Status Start();
   int port() const { return port_; }
   void Shutdown();
@@ -37,6 +39,7 @@ class Coordinator {
   EventLoop loop_;
   std::unique_ptr<Core> core_;
   std::unique_ptr<Server> server_;
+  int lock_fd_ = -1;  // <data-dir>/lock, flock'ed while this coordinator runs
   int port_ = 0;
   bool shut_down_ = false;
 };

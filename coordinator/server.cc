@@ -28,6 +28,10 @@ absl::StatusOr<int> Server::Start(const std::string& listen) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
   builder.SetMaxReceiveMessageSize(16 << 20);
+  // gRPC binds with SO_REUSEPORT by default, so a second coordinator started on
+  // the same port would bind it too and answer half the clients from its own
+  // (empty) store. One process per port.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port == 0) {
     server_.reset();

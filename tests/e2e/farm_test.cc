@@ -66,6 +66,44 @@ TEST_F(FarmTest, MatrixRunsInDependencyOrderInParallelOnBothAgents) {
             "=== 12 passed, 1 skipped in 1.00s ===\n");
 }
 
+// One coordinator per port and per data directory: a second one started by
+// mistake exits with a message saying why, and the first keeps serving.
+TEST_F(FarmTest, ASecondCoordinatorOnTheSamePortOrDataDirIsRefused) {
+  StartFarm(1);
+  const std::string id = farm_.Submit(farm_.WritePipeline(
+      "one.yaml", "stages:\n  - name: s\n    shell: \"echo one\"\n"));
+  ASSERT_TRUE(farm_.WaitForJobEnd(id, absl::Seconds(60)));
+
+  // Same port, its own data directory: the bind fails (no SO_REUSEPORT).
+  auto same_port = Process::Start({MF_COORDINATOR_BIN, "--listen", farm_.address(), "--data-dir",
+                                   farm_.dir() + "/second"},
+                                  farm_.dir() + "/second-port.log");
+  ASSERT_TRUE(same_port.ok()) << same_port.status();
+  EXPECT_EQ((*same_port)->Wait(absl::Seconds(30)), 1) << (*same_port)->Output();
+  EXPECT_TRUE(absl::StrContains((*same_port)->Output(),
+                                absl::StrCat("cannot listen on '", farm_.address(), "'")))
+      << (*same_port)->Output();
+
+  // Another port, the same data directory: refused before the store is opened.
+  auto same_dir = Process::Start({MF_COORDINATOR_BIN, "--listen", "127.0.0.1:0", "--data-dir",
+                                  farm_.dir() + "/coordinator"},
+                                 farm_.dir() + "/second-dir.log");
+  ASSERT_TRUE(same_dir.ok()) << same_dir.status();
+  EXPECT_EQ((*same_dir)->Wait(absl::Seconds(30)), 1) << (*same_dir)->Output();
+  EXPECT_TRUE(absl::StrContains(
+      (*same_dir)->Output(),
+      absl::StrCat("data dir '", farm_.dir(), "/coordinator' is in use by another coordinator (pid ")))
+      << (*same_dir)->Output();
+
+  // The first still answers every call with its own state.
+  for (int i = 0; i < 10; ++i) {
+    CliResult jobs = farm_.Cli({"jobs"});
+    ASSERT_EQ(jobs.exit_code, 0) << jobs.err;
+    EXPECT_TRUE(absl::StrContains(jobs.out, "succeeded")) << jobs.out;
+  }
+  EXPECT_TRUE(farm_.coordinator()->Running());
+}
+
 TEST_F(FarmTest, FailingStageSkipsDependantsAndExitsOne) {
   StartFarm();
   const std::string spec = farm_.WritePipeline("fail.yaml", R"(
