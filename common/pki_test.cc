@@ -1,0 +1,390 @@
+#include "common/pki.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace musafarm::pki {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using ::testing::StartsWith;
+
+// Fixed instants: verification takes `now`, so nothing here reads the clock.
+const absl::Time kT0 = absl::FromCivil(absl::CivilSecond(2026, 1, 1, 0, 0, 0), absl::UTCTimeZone());
+const absl::Time kT1 = kT0 + absl::Hours(24 * 30);  // agent certificates end here
+const absl::Time kCaEnd = kT0 + absl::Hours(24 * 3650);
+
+Ca MustMakeCa(const std::string& name, absl::Time end = kCaEnd) {
+  absl::StatusOr<Ca> ca = MakeCa(name, kT0 - absl::Hours(1), end);
+  EXPECT_TRUE(ca.ok()) << ca.status();
+  return ca.ok() ? *ca : Ca{};
+}
+
+struct Issued {
+  std::string key_pem;
+  std::string cert_pem;
+};
+
+IssueOptions ClientOptions(const std::string& name) {
+  IssueOptions o;
+  o.common_name = name;
+  o.client = true;
+  o.not_before = kT0;
+  o.not_after = kT1;
+  return o;
+}
+
+Issued MustIssue(const Ca& ca, const IssueOptions& options) {
+  absl::StatusOr<std::string> key = GeneratePrivateKey();
+  EXPECT_TRUE(key.ok()) << key.status();
+  absl::StatusOr<std::string> csr = MakeCsr(*key, options.common_name);
+  EXPECT_TRUE(csr.ok()) << csr.status();
+  absl::StatusOr<std::string> cert = SignCsr(ca, *csr, options);
+  EXPECT_TRUE(cert.ok()) << cert.status();
+  return {*key, cert.ok() ? *cert : ""};
+}
+
+// PEM <-> DER, so tests can alter bytes the way an attacker would.
+std::string PemToDer(const std::string& pem) {
+  std::string b64;
+  for (absl::string_view line : absl::StrSplit(pem, '\n')) {
+    if (!line.empty() && !absl::StartsWith(line, "-----")) absl::StrAppend(&b64, line);
+  }
+  std::string der;
+  EXPECT_TRUE(absl::Base64Unescape(b64, &der));
+  return der;
+}
+std::string DerToPem(const std::string& der, const std::string& label) {
+  std::string b64 = absl::Base64Escape(der);
+  std::string pem = absl::StrCat("-----BEGIN ", label, "-----\n");
+  for (size_t i = 0; i < b64.size(); i += 64) absl::StrAppend(&pem, b64.substr(i, 64), "\n");
+  absl::StrAppend(&pem, "-----END ", label, "-----\n");
+  return pem;
+}
+
+// A CSR for a key OpenSSL makes as `gen` says (weak keys are refused by SignCsr).
+std::string CsrWithKey(EVP_PKEY* key, const std::string& cn) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
+  PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  absl::StatusOr<std::string> csr = MakeCsr(std::string(data, static_cast<size_t>(n)), cn);
+  EXPECT_TRUE(csr.ok()) << csr.status();
+  return csr.ok() ? *csr : "";
+}
+
+TEST(PkiTest, KeyAndCsrRoundTrip) {
+  absl::StatusOr<std::string> key = GeneratePrivateKey();
+  ASSERT_TRUE(key.ok()) << key.status();
+  EXPECT_THAT(*key, StartsWith("-----BEGIN PRIVATE KEY-----"));  // PKCS#8, unencrypted
+  absl::StatusOr<std::string> csr = MakeCsr(*key, "agent-1");
+  ASSERT_TRUE(csr.ok()) << csr.status();
+  EXPECT_THAT(*csr, StartsWith("-----BEGIN CERTIFICATE REQUEST-----"));
+  absl::StatusOr<CsrInfo> info = ParseCsr(*csr);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->common_name, "agent-1");
+  // Two keys are two keys.
+  EXPECT_NE(*key, *GeneratePrivateKey());
+}
+
+TEST(PkiTest, MakeCsrRefusesBadInput) {
+  absl::StatusOr<std::string> csr = MakeCsr("not a key", "agent-1");
+  EXPECT_EQ(csr.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(csr.status().message()), HasSubstr("no usable private key"));
+  EXPECT_EQ(MakeCsr(*GeneratePrivateKey(), "").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakeCsr(*GeneratePrivateKey(), std::string(65, 'a')).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PkiTest, ParseCsrRejectsTamperedCsr) {
+  std::string csr = *MakeCsr(*GeneratePrivateKey(), "agent-1");
+  std::string der = PemToDer(csr);
+  size_t at = der.find("agent-1");
+  ASSERT_NE(at, std::string::npos);
+  der[at + 6] = '2';  // the name a forger wants, under the original signature
+  absl::StatusOr<CsrInfo> info = ParseCsr(DerToPem(der, "CERTIFICATE REQUEST"));
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(info.status().message()), HasSubstr("signature does not verify"));
+
+  EXPECT_EQ(ParseCsr("garbage").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(ParseCsr("garbage").status().message()),
+              HasSubstr("no certificate signing request"));
+}
+
+TEST(PkiTest, CaAndSignedCertificateFields) {
+  Ca ca = MustMakeCa("farm-ca");
+  absl::StatusOr<CertInfo> ca_info = ParseCertificate(ca.cert_pem);
+  ASSERT_TRUE(ca_info.ok()) << ca_info.status();
+  EXPECT_EQ(ca_info->common_name, "farm-ca");
+  EXPECT_EQ(ca_info->issuer_common_name, "farm-ca");
+  EXPECT_TRUE(ca_info->is_ca);
+  EXPECT_EQ(ca_info->not_before, kT0 - absl::Hours(1));
+  EXPECT_EQ(ca_info->not_after, kCaEnd);
+  EXPECT_EQ(*KeyMatchesCertificate(ca.key_pem, ca.cert_pem), true);
+
+  IssueOptions o;
+  o.common_name = "coordinator";
+  o.dns_names = {"localhost", "farm.example"};
+  o.ip_addresses = {"127.0.0.1", "::1"};
+  o.server = true;
+  o.not_before = kT0;
+  o.not_after = kT1;
+  // The CSR asks for another name: the signer's options decide.
+  std::string key = *GeneratePrivateKey();
+  absl::StatusOr<std::string> cert = SignCsr(ca, *MakeCsr(key, "something-else"), o);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  absl::StatusOr<CertInfo> info = ParseCertificate(*cert);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->common_name, "coordinator");
+  EXPECT_EQ(info->issuer_common_name, "farm-ca");
+  EXPECT_FALSE(info->is_ca);
+  EXPECT_EQ(info->not_before, kT0);
+  EXPECT_EQ(info->not_after, kT1);
+  EXPECT_THAT(info->dns_names, ElementsAre("localhost", "farm.example"));
+  EXPECT_THAT(info->ip_addresses, ElementsAre("127.0.0.1", "::1"));
+  // 128 random bits, top bit clear: at most 32 hex digits, lowercase, no leading zero.
+  EXPECT_THAT(info->serial_hex, MatchesRegex("[1-9a-f][0-9a-f]{0,31}"));
+  EXPECT_GE(info->serial_hex.size(), 16u);  // P(fewer than 64 significant bits) = 2^-63
+  EXPECT_THAT(info->fingerprint, MatchesRegex("sha256:[0-9a-f]{64}"));
+  EXPECT_NE(info->fingerprint, ca_info->fingerprint);
+  EXPECT_TRUE(*KeyMatchesCertificate(key, *cert));
+
+  // A second certificate for the same CSR gets another serial.
+  absl::StatusOr<CertInfo> again = ParseCertificate(*SignCsr(ca, *MakeCsr(key, "x"), o));
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->serial_hex, info->serial_hex);
+  EXPECT_NE(again->fingerprint, info->fingerprint);
+}
+
+TEST(PkiTest, ParseCertificateRefusesGarbage) {
+  absl::StatusOr<CertInfo> info = ParseCertificate("hello");
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(info.status().message()), "no certificate in the PEM text");
+}
+
+TEST(PkiTest, SignCsrRefusesWeakKeysAndBadOptions) {
+  Ca ca = MustMakeCa("farm-ca");
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> rsa1024(EVP_RSA_gen(1024), &EVP_PKEY_free);
+  absl::StatusOr<std::string> weak =
+      SignCsr(ca, CsrWithKey(rsa1024.get(), "a"), ClientOptions("a"));
+  EXPECT_EQ(weak.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(weak.status().message()), HasSubstr("1024 bits"));
+
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> p384(EVP_EC_gen("P-384"), &EVP_PKEY_free);
+  absl::StatusOr<std::string> curve = SignCsr(ca, CsrWithKey(p384.get(), "a"), ClientOptions("a"));
+  EXPECT_EQ(curve.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(curve.status().message()), HasSubstr("secp384r1"));
+
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> rsa2048(EVP_RSA_gen(2048), &EVP_PKEY_free);
+  EXPECT_TRUE(SignCsr(ca, CsrWithKey(rsa2048.get(), "a"), ClientOptions("a")).ok());
+
+  std::string csr = *MakeCsr(*GeneratePrivateKey(), "a");
+  IssueOptions o = ClientOptions("a");
+  o.ip_addresses = {"not-an-ip"};
+  EXPECT_THAT(std::string(SignCsr(ca, csr, o).status().message()),
+              HasSubstr("'not-an-ip' is not an IP address"));
+  o = ClientOptions("a");
+  o.dns_names = {"a,IP:1.2.3.4"};  // no injection through OpenSSL's config syntax
+  EXPECT_EQ(SignCsr(ca, csr, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o = ClientOptions("a");
+  o.not_after = o.not_before;
+  EXPECT_THAT(std::string(SignCsr(ca, csr, o).status().message()),
+              HasSubstr("validity period is empty"));
+  o = ClientOptions("a");
+  o.client = false;
+  EXPECT_EQ(SignCsr(ca, csr, o).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // The CA's key must be the CA certificate's.
+  Ca mixed{ca.cert_pem, MustMakeCa("other").key_pem};
+  EXPECT_EQ(SignCsr(mixed, csr, ClientOptions("a")).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  // Only a CA signs.
+  Issued leaf = MustIssue(ca, ClientOptions("leaf"));
+  EXPECT_EQ(SignCsr(Ca{leaf.cert_pem, leaf.key_pem}, csr, ClientOptions("a")).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(PkiTest, VerifyClientCertificateAccepts) {
+  Ca ca = MustMakeCa("farm-ca");
+  Ca other = MustMakeCa("other-ca");
+  Issued a = MustIssue(ca, ClientOptions("a"));
+  // The bundle may hold several CAs (a rotation); the order does not matter.
+  absl::StatusOr<CertInfo> info =
+      VerifyClientCertificate(a.cert_pem, other.cert_pem + ca.cert_pem, kT0 + absl::Hours(1));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->common_name, "a");
+  EXPECT_EQ(info->issuer_common_name, "farm-ca");
+  EXPECT_EQ(info->not_after, kT1);
+  EXPECT_EQ(info->fingerprint, ParseCertificate(a.cert_pem)->fingerprint);
+  // A client sending its CA after the leaf changes nothing.
+  EXPECT_TRUE(
+      VerifyClientCertificate(a.cert_pem + ca.cert_pem, ca.cert_pem, kT0 + absl::Hours(1)).ok());
+
+  // A certificate for both server and client use serves as a client too.
+  IssueOptions both = ClientOptions("b");
+  both.server = true;
+  EXPECT_TRUE(
+      VerifyClientCertificate(MustIssue(ca, both).cert_pem, ca.cert_pem, kT0 + absl::Hours(1))
+          .ok());
+}
+
+TEST(PkiTest, VerifyClientCertificateRefusesExpiredAndNotYetValid) {
+  Ca ca = MustMakeCa("farm-ca");
+  Issued a = MustIssue(ca, ClientOptions("a"));
+  absl::StatusOr<CertInfo> expired =
+      VerifyClientCertificate(a.cert_pem, ca.cert_pem, kT1 + absl::Seconds(1));
+  EXPECT_EQ(expired.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(std::string(expired.status().message()),
+            "certificate for 'a' expired at 2026-01-31T00:00:00Z");
+
+  absl::StatusOr<CertInfo> early =
+      VerifyClientCertificate(a.cert_pem, ca.cert_pem, kT0 - absl::Seconds(1));
+  EXPECT_EQ(early.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(std::string(early.status().message()),
+            "certificate for 'a' is not valid before 2026-01-01T00:00:00Z");
+
+  // The CA's own end counts too, and the message says it was the CA's.
+  Ca short_ca = MustMakeCa("short-ca", kT0 + absl::Hours(1));
+  Issued b = MustIssue(short_ca, ClientOptions("b"));
+  absl::StatusOr<CertInfo> ca_expired =
+      VerifyClientCertificate(b.cert_pem, short_ca.cert_pem, kT0 + absl::Hours(2));
+  EXPECT_EQ(ca_expired.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(
+      std::string(ca_expired.status().message()),
+      "certificate for 'b': its issuer 'short-ca''s certificate expired at 2026-01-01T01:00:00Z");
+}
+
+TEST(PkiTest, VerifyClientCertificateRefusesOtherCaAndSelfSigned) {
+  Ca ca = MustMakeCa("farm-ca");
+  Ca other = MustMakeCa("other-ca");
+  Issued a = MustIssue(other, ClientOptions("a"));
+  absl::StatusOr<CertInfo> info =
+      VerifyClientCertificate(a.cert_pem, ca.cert_pem, kT0 + absl::Hours(1));
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(std::string(info.status().message()),
+            "certificate for 'a' is not signed by this farm's CA (issuer 'other-ca')");
+  // Sending the other CA along does not make it trusted.
+  info = VerifyClientCertificate(a.cert_pem + other.cert_pem, ca.cert_pem, kT0 + absl::Hours(1));
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(info.status().message()),
+              HasSubstr("is not signed by this farm's CA (issuer 'other-ca')"));
+
+  // Another CA of the same name (same subject, other key): refused as well.
+  Ca twin = MustMakeCa("farm-ca");
+  Issued t = MustIssue(twin, ClientOptions("t"));
+  info = VerifyClientCertificate(t.cert_pem, ca.cert_pem, kT0 + absl::Hours(1));
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(std::string(info.status().message()),
+            "certificate for 't' is not signed by this farm's CA (issuer 'farm-ca', a different CA "
+            "of the same name)");
+
+  info = VerifyClientCertificate(other.cert_pem, ca.cert_pem, kT0 + absl::Hours(1));
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(std::string(info.status().message()),
+            "certificate for 'other-ca' is self-signed, not issued by this farm's CA");
+}
+
+TEST(PkiTest, VerifyClientCertificateRefusesAlteredCertificate) {
+  Ca ca = MustMakeCa("farm-ca");
+  Issued a = MustIssue(ca, ClientOptions("agent-a"));
+  std::string der = PemToDer(a.cert_pem);
+  size_t at = der.find("agent-a");
+  ASSERT_NE(at, std::string::npos);
+  der[at + 6] = 'b';  // "agent-b" under agent-a's signature
+  absl::StatusOr<CertInfo> info =
+      VerifyClientCertificate(DerToPem(der, "CERTIFICATE"), ca.cert_pem, kT0 + absl::Hours(1));
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(info.status().message()),
+              StartsWith("certificate for 'agent-b' has a signature that does not verify"));
+}
+
+TEST(PkiTest, VerifyClientCertificateRefusesServerOnlyCertificate) {
+  Ca ca = MustMakeCa("farm-ca");
+  IssueOptions o = ClientOptions("coordinator");
+  o.client = false;
+  o.server = true;
+  Issued server = MustIssue(ca, o);
+  absl::StatusOr<CertInfo> info =
+      VerifyClientCertificate(server.cert_pem, ca.cert_pem, kT0 + absl::Hours(1));
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(std::string(info.status().message()),
+            "certificate for 'coordinator' does not allow client authentication (its "
+            "extendedKeyUsage lacks "
+            "clientAuth)");
+}
+
+TEST(PkiTest, VerifyClientCertificateRefusesGarbage) {
+  Ca ca = MustMakeCa("farm-ca");
+  absl::StatusOr<CertInfo> info = VerifyClientCertificate("", ca.cert_pem, kT0);
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(std::string(info.status().message()), "no certificate in the PEM text");
+  info = VerifyClientCertificate("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                                 ca.cert_pem, kT0);
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kInvalidArgument);
+  // A farm whose CA bundle is empty is misconfigured; the peer is not to blame.
+  Issued a = MustIssue(ca, ClientOptions("a"));
+  info = VerifyClientCertificate(a.cert_pem, "", kT0 + absl::Hours(1));
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(info.status().message()), HasSubstr("CA bundle"));
+}
+
+TEST(PkiTest, KeyMatchesCertificate) {
+  Ca ca = MustMakeCa("farm-ca");
+  Issued a = MustIssue(ca, ClientOptions("a"));
+  Issued b = MustIssue(ca, ClientOptions("b"));
+  EXPECT_EQ(*KeyMatchesCertificate(a.key_pem, a.cert_pem), true);
+  EXPECT_EQ(*KeyMatchesCertificate(b.key_pem, a.cert_pem), false);
+  EXPECT_EQ(*KeyMatchesCertificate(ca.key_pem, a.cert_pem), false);
+  EXPECT_EQ(KeyMatchesCertificate("nope", a.cert_pem).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(KeyMatchesCertificate(a.key_pem, "nope").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(PkiTest, PublicKeyPin) {
+  Ca ca = MustMakeCa("farm-ca");
+  absl::StatusOr<std::string> pin = PublicKeyPin(ca.cert_pem);
+  ASSERT_TRUE(pin.ok()) << pin.status();
+  EXPECT_THAT(*pin, MatchesRegex("sha256:[0-9a-f]{64}"));
+  // The pin is of the key, not of the certificate: a CA certificate re-made
+  // with the same key (renewed) keeps it; another CA does not share it.
+  EXPECT_NE(*pin, ParseCertificate(ca.cert_pem)->fingerprint);
+  EXPECT_NE(*pin, *PublicKeyPin(MustMakeCa("farm-ca").cert_pem));
+  Issued a = MustIssue(ca, ClientOptions("a"));
+  EXPECT_NE(*pin, *PublicKeyPin(a.cert_pem));
+  // The same as `openssl x509 -pubkey | openssl pkey -pubin -outform der | sha256sum`, computed
+  // here by hand.
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(ca.cert_pem.data(), -1), &BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> x(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  unsigned char* der = nullptr;
+  int len = i2d_PUBKEY(X509_get0_pubkey(x.get()), &der);
+  ASSERT_GT(len, 0);
+  unsigned char md[32];
+  unsigned int md_len = 0;
+  ASSERT_EQ(EVP_Digest(der, static_cast<size_t>(len), md, &md_len, EVP_sha256(), nullptr), 1);
+  OPENSSL_free(der);
+  EXPECT_EQ(*pin, absl::StrCat("sha256:", absl::BytesToHexString(absl::string_view(
+                                              reinterpret_cast<char*>(md), md_len))));
+  EXPECT_EQ(PublicKeyPin("x").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace musafarm::pki
