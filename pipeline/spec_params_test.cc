@@ -171,6 +171,38 @@ stages:
   EXPECT_THAT(job->params(), UnorderedElementsAre(Pair("TAG", "v2"), Pair("OTHER", "o")));
 }
 
+// Parameters are data: in a `shell:` script a value is quoted for /bin/sh
+// where it stands (docs/pipeline.md); exec argv and env stay literal.
+TEST(ParamsTest, ShellScriptsGetValuesQuotedExecArgvAndEnvLiteral) {
+  constexpr absl::string_view kYaml = R"yaml(params: {P: x, Q: "3.8"}
+matrix: {py: ["3.9"]}
+stages:
+  - name: sh
+    shell: |
+      echo ${P} "in ${P}" 'single ${P}' ${Q} "${py}" $${HOME}
+  - name: ex
+    exec: [echo, "${P}"]
+    env: {V: "${P}"}
+)yaml";
+  const std::string hostile = "x$(touch F); touch G `touch H`";
+  auto job = Parse(kYaml, WithParams({{"P", hostile}}));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(Argv(Find(*job, "7/3.9/sh")),
+              ElementsAre("echo 'x$(touch F); touch G `touch H`' \"in \"'x$(touch F); touch G "
+                          "`touch H`'\"\" 'single x$(touch F); touch G `touch H`' 3.8 \"3.9\" "
+                          "${HOME}\n"));
+  const v1::Task& ex = Find(*job, "7/3.9/ex");
+  EXPECT_THAT(Argv(ex), ElementsAre("echo", hostile));
+  EXPECT_THAT(ex.spec().run().env(), UnorderedElementsAre(Pair("V", hostile)));
+}
+
+TEST(ParamsErrorTest, ValueThatCannotBeQuotedWhereItStandsNamesTheReference) {
+  auto r = Parse("params: {P: x}\nstages:\n  - {name: s, shell: \"echo `echo ${P}`\"}\n",
+                 WithParams({{"P", "a;b"}}));
+  EXPECT_TRUE(IsError(r, 3, "stages[0].shell", "'${P}': the value 'a;b' has characters special"));
+  EXPECT_THAT(r.status().message(), HasSubstr("inside `...` (write $(...) instead)"));
+}
+
 TEST(ParamsTest, NoParamsGivesAnEmptyMap) {
   auto job = Parse("stages: [{name: a, exec: [x]}]\n");
   ASSERT_TRUE(job.ok()) << job.status();

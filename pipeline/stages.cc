@@ -482,7 +482,13 @@ absl::Status ExpandStageRun(const Substituter& sub, const Stage& st, const std::
   switch (st.kind) {
     case Kind::kExec: {
       v1::ExecStage& exec = *run->mutable_exec();
-      MF_RETURN_IF_ERROR(sub.SubstituteAll(st.argv, vars, where, false, exec.mutable_argv()));
+      if (st.shell) {
+        // A script: values are data, quoted for /bin/sh (docs/pipeline.md).
+        MF_ASSIGN_OR_RETURN(*exec.add_argv(), sub.SubstituteShell(st.argv.at(0), vars, where));
+      } else {
+        // argv elements reach execve as they are: nothing to quote.
+        MF_RETURN_IF_ERROR(sub.SubstituteAll(st.argv, vars, where, false, exec.mutable_argv()));
+      }
       exec.set_shell(st.shell);
       return absl::OkStatus();
     }

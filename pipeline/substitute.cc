@@ -14,20 +14,33 @@ absl::StatusOr<std::string> Substituter::Substitute(const Text& t, const std::ve
   return out;
 }
 
-// Substitutes t.value[begin, end) into *out. Positions stay those of t.value,
+absl::StatusOr<std::string> Substituter::SubstituteShell(const Text& t,
+                                                         const std::vector<Var>& vars,
+                                                         absl::string_view where) const {
+  std::string out;
+  out.reserve(t.value.size());
+  ShellQuoter quoter;
+  MF_RETURN_IF_ERROR(SubstituteSpan(t, 0, t.value.size(), vars, where, &out, &quoter));
+  return out;
+}
+
+// Substitutes t.value[begin, end) into *out; with a `quoter`, the text is a
+// shell script and each reference's value is quoted for where it stands. Positions stay those of t.value,
 // so errors inside a `${name:-default}` point at the right column.
 absl::Status Substituter::SubstituteSpan(const Text& t, size_t begin, size_t end,
                                          const std::vector<Var>& vars, absl::string_view where,
-                                         std::string* out) const {
+                                         std::string* out, ShellQuoter* quoter) const {
   const std::string& in = t.value;
   size_t i = begin;
   while (i < end) {
     if (in.compare(i, 3, "$${") == 0 && i + 3 <= end) {
       *out += "${";
+      if (quoter != nullptr) quoter->Literal("${");
       i += 3;
       continue;
     }
     if (in.compare(i, 2, "${") != 0 || i + 2 > end) {
+      if (quoter != nullptr) quoter->Literal(absl::string_view(&in[i], 1));
       *out += in[i++];
       continue;
     }
@@ -81,9 +94,12 @@ absl::Status Substituter::SubstituteSpan(const Text& t, size_t begin, size_t end
           absl::StrCat("unknown variable '", name, "'", where, " (known: ", ListOrNone(known),
                        "; write '$${' for a literal '${'", secret, ")"));
     }
+    // The reference's value, a default's literal text included, is one value:
+    // with a quoter it is data as a whole.
+    std::string value;
     if (default_begin != std::string::npos && found->value.empty()) {
       // Shell's ${name:-word}: the default when the value is empty.
-      MF_RETURN_IF_ERROR(SubstituteSpan(t, default_begin, close, vars, where, out));
+      MF_RETURN_IF_ERROR(SubstituteSpan(t, default_begin, close, vars, where, &value));
     } else {
       if (default_begin != std::string::npos) {
         // Not used here, but checked all the same: a pipeline must not pass
@@ -91,8 +107,17 @@ absl::Status Substituter::SubstituteSpan(const Text& t, size_t begin, size_t end
         std::string unused;
         MF_RETURN_IF_ERROR(SubstituteSpan(t, default_begin, close, vars, where, &unused));
       }
-      *out += found->value;
+      value = found->value;
     }
+    if (quoter != nullptr) {
+      absl::StatusOr<std::string> quoted = quoter->Quote(value);
+      if (!quoted.ok()) {
+        return r_.Error(r_.Locate(t, i), t.field,
+                        absl::StrCat("'", absl::string_view(in).substr(i, close + 1 - i), "'", where, ": ", quoted.status().message()));
+      }
+      value = *std::move(quoted);
+    }
+    *out += value;
     i = close + 1;
   }
   return absl::OkStatus();

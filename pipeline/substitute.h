@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "google/protobuf/repeated_field.h"
 #include "pipeline/model.h"
+#include "pipeline/shell_quote.h"
 #include "pipeline/yaml_reader.h"
 
 namespace musafarm::pipeline {
@@ -26,6 +27,11 @@ class Substituter {
   // `where` ends messages, e.g. " in cell (dev, 3.8)".
   absl::StatusOr<std::string> Substitute(const Text& t, const std::vector<Var>& vars,
                                          absl::string_view where) const;
+  // As Substitute, for a /bin/sh script: each reference's value (a default's
+  // too) is written as data, quoted for where it stands (ShellQuoter), so
+  // that no value runs as code; an error where it cannot be quoted safely.
+  absl::StatusOr<std::string> SubstituteShell(const Text& t, const std::vector<Var>& vars,
+                                              absl::string_view where) const;
   // Substitutes each of `texts` onto `out`; with `non_empty`, an empty result
   // is an error.
   absl::Status SubstituteAll(const std::vector<Text>& texts, const std::vector<Var>& vars,
@@ -39,7 +45,8 @@ class Substituter {
 
  private:
   absl::Status SubstituteSpan(const Text& t, size_t begin, size_t end, const std::vector<Var>& vars,
-                              absl::string_view where, std::string* out) const;
+                              absl::string_view where, std::string* out,
+                              ShellQuoter* quoter = nullptr) const;
 
   const YamlReader& r_;
   const std::vector<std::string> secrets_;
