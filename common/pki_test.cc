@@ -1,8 +1,11 @@
 #include "common/pki.h"
 
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <memory>
 #include <string>
@@ -16,6 +19,10 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
+#include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 
 namespace musafarm::pki {
@@ -384,6 +391,123 @@ TEST(PkiTest, PublicKeyPin) {
   EXPECT_EQ(*pin, absl::StrCat("sha256:", absl::BytesToHexString(absl::string_view(
                                               reinterpret_cast<char*>(md), md_len))));
   EXPECT_EQ(PublicKeyPin("x").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A gRPC TLS server as the coordinator runs it (client certificates asked
+// for, not required), on 127.0.0.1 port 0, with a certificate from `ca`.
+class TlsServer {
+ public:
+  explicit TlsServer(const Ca& ca, bool tls = true) {
+    IssueOptions o;
+    o.common_name = "coordinator";
+    o.dns_names = {"localhost"};
+    o.ip_addresses = {"127.0.0.1"};
+    o.server = true;
+    o.not_before = absl::Now() - absl::Hours(1);
+    o.not_after = absl::Now() + absl::Hours(1);
+    Issued server = MustIssue(ca, o);
+    grpc::SslServerCredentialsOptions options(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_BUT_DONT_VERIFY);
+    options.pem_root_certs = ca.cert_pem;
+    // The chain file holds leaf + CA, so the handshake sends the CA too.
+    options.pem_key_cert_pairs.push_back({server.key_pem, server.cert_pem + ca.cert_pem});
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(
+        "127.0.0.1:0",
+        tls ? grpc::SslServerCredentials(options) : grpc::InsecureServerCredentials(), &port_);
+    // A server needs a service: a generic one, never asked to answer. A
+    // callback one, so gRPC's own threads serve connections.
+    builder.RegisterCallbackGenericService(&service_);
+    server_ = builder.BuildAndStart();
+  }
+  ~TlsServer() {
+    if (server_) server_->Shutdown();
+  }
+  int port() const { return port_; }
+
+ private:
+  grpc::CallbackGenericService service_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+TEST(PkiFetchTest, FetchesTheChainAGrpcServerSends) {
+  Ca ca = MustMakeCa("farm-ca");
+  TlsServer server(ca);
+  ASSERT_NE(server.port(), 0);
+  absl::StatusOr<std::vector<std::string>> chain =
+      FetchServerCertificates(absl::StrCat("127.0.0.1:", server.port()), absl::Seconds(30));
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  ASSERT_EQ(chain->size(), 2u);
+  EXPECT_EQ(ParseCertificate((*chain)[0])->common_name, "coordinator");
+  EXPECT_EQ(ParseCertificate((*chain)[1])->common_name, "farm-ca");
+  // What an enrolling agent checks before it trusts the CA it was sent.
+  EXPECT_EQ(*PublicKeyPin((*chain)[1]), *PublicKeyPin(ca.cert_pem));
+  EXPECT_NE(*PublicKeyPin((*chain)[0]), *PublicKeyPin(ca.cert_pem));
+
+  // By name (SNI sent; "localhost" may resolve to ::1 first, where nothing
+  // listens, and then to 127.0.0.1).
+  chain = FetchServerCertificates(absl::StrCat("localhost:", server.port()), absl::Seconds(30));
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  EXPECT_EQ(*PublicKeyPin(chain->back()), *PublicKeyPin(ca.cert_pem));
+}
+
+TEST(PkiFetchTest, PlaintextServerIsNoTlsServer) {
+  TlsServer server(MustMakeCa("farm-ca"), /*tls=*/false);
+  ASSERT_NE(server.port(), 0);
+  absl::StatusOr<std::vector<std::string>> chain =
+      FetchServerCertificates(absl::StrCat("127.0.0.1:", server.port()), absl::Seconds(30));
+  EXPECT_EQ(chain.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(chain.status().message()), HasSubstr("did not complete a TLS handshake"));
+}
+
+// A TCP socket bound to 127.0.0.1 port 0, listening or not; closed at the end.
+class BoundSocket {
+ public:
+  explicit BoundSocket(bool listen_too) {
+    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    if (listen_too) {
+      EXPECT_EQ(listen(fd_, 4), 0);
+    }
+    socklen_t len = sizeof(addr);
+    EXPECT_EQ(getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~BoundSocket() { close(fd_); }
+  int port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  int port_ = 0;
+};
+
+TEST(PkiFetchTest, RefusedAndSilentServers) {
+  // Bound but not listening: the kernel refuses, and the port stays ours.
+  BoundSocket refusing(/*listen_too=*/false);
+  absl::StatusOr<std::vector<std::string>> chain =
+      FetchServerCertificates(absl::StrCat("127.0.0.1:", refusing.port()), absl::Seconds(30));
+  EXPECT_EQ(chain.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(chain.status().message()), HasSubstr("Connection refused"));
+
+  // Listening, never answering: the TCP connection completes in the backlog
+  // and the handshake waits until the timeout.
+  BoundSocket silent(/*listen_too=*/true);
+  chain =
+      FetchServerCertificates(absl::StrCat("127.0.0.1:", silent.port()), absl::Milliseconds(200));
+  EXPECT_EQ(chain.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(chain.status().message()), HasSubstr("no TLS handshake with 127.0.0.1:"));
+}
+
+TEST(PkiFetchTest, RefusesMalformedAddresses) {
+  for (const char* bad :
+       {"localhost", "[::1", "[::1]7070", ":7070", "host:", "host:x", "::1:7070"}) {
+    EXPECT_EQ(FetchServerCertificates(bad, absl::Seconds(1)).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad;
+  }
 }
 
 }  // namespace
