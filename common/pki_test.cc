@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,10 +18,14 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
+#include "grpcpp/create_channel.h"
 #include "grpcpp/generic/async_generic_service.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
@@ -397,7 +403,9 @@ TEST(PkiTest, PublicKeyPin) {
 // for, not required), on 127.0.0.1 port 0, with a certificate from `ca`.
 class TlsServer {
  public:
-  explicit TlsServer(const Ca& ca, bool tls = true) {
+  // `service` (not owned) answers calls; by default one that answers nothing.
+  explicit TlsServer(const Ca& ca, bool tls = true,
+                     grpc::CallbackGenericService* service = nullptr) {
     IssueOptions o;
     o.common_name = "coordinator";
     o.dns_names = {"localhost"};
@@ -414,9 +422,9 @@ class TlsServer {
     builder.AddListeningPort(
         "127.0.0.1:0",
         tls ? grpc::SslServerCredentials(options) : grpc::InsecureServerCredentials(), &port_);
-    // A server needs a service: a generic one, never asked to answer. A
-    // callback one, so gRPC's own threads serve connections.
-    builder.RegisterCallbackGenericService(&service_);
+    // A server needs a service: a generic one. A callback one, so gRPC's own
+    // threads serve connections.
+    builder.RegisterCallbackGenericService(service != nullptr ? service : &service_);
     server_ = builder.BuildAndStart();
   }
   ~TlsServer() {
@@ -508,6 +516,113 @@ TEST(PkiFetchTest, RefusesMalformedAddresses) {
               absl::StatusCode::kInvalidArgument)
         << bad;
   }
+}
+
+// What the coordinator's transport does with a call (issue 10's design):
+// the server asks for a client certificate without verifying it, takes the
+// peer's PEM from the auth context and checks it with
+// VerifyClientCertificate. Records the PEM of each call.
+class PeerCertificateRecorder : public grpc::CallbackGenericService {
+ public:
+  grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
+    std::string pem;
+    // The leaf; then the rest of the chain, which OpenSSL gives without the
+    // leaf on the server side (grpc_security_constants.h).
+    for (const char* property :
+         {GRPC_X509_PEM_CERT_PROPERTY_NAME, GRPC_X509_PEM_CERT_CHAIN_PROPERTY_NAME}) {
+      for (const grpc::string_ref& value : ctx->auth_context()->FindPropertyValues(property)) {
+        pem.append(value.data(), value.size());
+      }
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      pems_.push_back(std::move(pem));
+    }
+    class Refuse : public grpc::ServerGenericBidiReactor {
+     public:
+      Refuse() { Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "recorded")); }
+      void OnDone() override { delete this; }
+    };
+    return new Refuse;
+  }
+  // The PEM of the `n`th call (from 1), once it has come; "" after 30 s.
+  std::string WaitForCall(size_t n) {
+    absl::MutexLock lock(&mu_);
+    auto arrived = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return pems_.size() >= n; };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&arrived), absl::Seconds(30))) return "";
+    return pems_[n - 1];
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> pems_ ABSL_GUARDED_BY(mu_);
+};
+
+// One call to "localhost:port" (so the server's certificate is checked
+// against `trusted_ca` and the name "localhost") with `client` as the
+// client certificate; returns its status.
+grpc::Status CallWithCertificate(int port, const std::string& trusted_ca, const Issued& client) {
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = trusted_ca;
+  options.pem_private_key = client.key_pem;
+  options.pem_cert_chain = client.cert_pem;
+  grpc::GenericStub stub(
+      grpc::CreateChannel(absl::StrCat("localhost:", port), grpc::SslCredentials(options)));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1);  // a default ByteBuffer is no message at all
+  grpc::ByteBuffer response;
+  absl::Mutex mu;
+  std::optional<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/musafarm.test.Pki/Call", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status status) {
+                   absl::MutexLock lock(&mu);
+                   done = std::move(status);
+                 });
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(
+      +[](std::optional<grpc::Status>* d) { return d->has_value(); }, &done));
+  return *done;
+}
+
+TEST(PkiGrpcTest, ServerVerifiesTheClientCertificateTheHandshakeCarried) {
+  Ca ca = MustMakeCa("farm-ca");
+  Ca other = MustMakeCa("other-ca");
+  PeerCertificateRecorder recorder;
+  TlsServer server(ca, /*tls=*/true, &recorder);
+  ASSERT_NE(server.port(), 0);
+  IssueOptions o = ClientOptions("agent-a");
+  o.not_before = absl::Now() - absl::Hours(1);
+  o.not_after = absl::Now() + absl::Hours(1);
+
+  // The farm's agent: the call reaches the service, and its certificate
+  // verifies as agent-a.
+  Issued a = MustIssue(ca, o);
+  grpc::Status status = CallWithCertificate(server.port(), ca.cert_pem, a);
+  EXPECT_EQ(status.error_message(), "recorded");
+  std::string pem = recorder.WaitForCall(1);
+  ASSERT_FALSE(pem.empty());
+  absl::StatusOr<CertInfo> info = VerifyClientCertificate(pem, ca.cert_pem, absl::Now());
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->common_name, "agent-a");
+  EXPECT_EQ(info->fingerprint, ParseCertificate(a.cert_pem)->fingerprint);
+
+  // Another CA's certificate passes the handshake (not verified there) and
+  // is refused with words, not an opaque handshake failure.
+  Issued stranger = MustIssue(other, o);
+  status = CallWithCertificate(server.port(), ca.cert_pem, stranger);
+  EXPECT_EQ(status.error_message(), "recorded");
+  pem = recorder.WaitForCall(2);
+  ASSERT_FALSE(pem.empty());
+  info = VerifyClientCertificate(pem, ca.cert_pem, absl::Now());
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(std::string(info.status().message()),
+            "certificate for 'agent-a' is not signed by this farm's CA (issuer 'other-ca')");
+
+  // A client that trusts another CA refuses this server (the CLI's check).
+  status = CallWithCertificate(server.port(), other.cert_pem, a);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
 }
 
 }  // namespace
