@@ -336,6 +336,10 @@ std::string Sha256Hex(const unsigned char* data, size_t size) {
   return out;
 }
 
+// basicConstraints CA:TRUE (X509_get_extension_flags parses the extensions
+// first).
+bool IsCa(X509* cert) { return (X509_get_extension_flags(cert) & EXFLAG_CA) != 0; }
+
 absl::StatusOr<CertInfo> InfoOf(X509* cert) {
   CertInfo info;
   info.common_name = CommonName(X509_get_subject_name(cert));
@@ -385,14 +389,21 @@ absl::StatusOr<CertInfo> InfoOf(X509* cert) {
       }
     }
   }
-  // EXFLAG_CA: basicConstraints says CA:TRUE (X509_get_extension_flags caches
-  // the parsed extensions first).
-  info.is_ca = (X509_get_extension_flags(cert) & EXFLAG_CA) != 0;
+  info.is_ca = IsCa(cert);
   ERR_clear_error();
   return info;
 }
 
 std::string Quoted(const std::string& name) { return absl::StrCat("'", name, "'"); }
+
+// A CA certificate presented as a client's names the CA, not an agent: the
+// transport passed the chain without its leaf, or a CA key is used as a
+// client's. Refused whatever its key usage allows.
+std::string CaAsClientMessage(X509* leaf) {
+  return absl::StrCat("certificate for ", Quoted(CommonName(X509_get_subject_name(leaf))),
+                      " is a CA certificate, not a client's (a client presents its own "
+                      "certificate first, then any intermediates)");
+}
 
 // The words for a failed chain check. `leaf` is the presented certificate,
 // `failed` the one OpenSSL stopped at (the leaf, an intermediate or the CA).
@@ -435,10 +446,17 @@ std::string VerifyFailureMessage(int error, X509* leaf, X509* failed, int depth,
                           Quoted(CommonName(X509_get_issuer_name(failed))),
                           "): it was altered, or signed by another CA of the same name");
     case X509_V_ERR_INVALID_PURPOSE:
-      return depth > 0 ? absl::StrCat(which, " does not allow client authentication")
-                       : absl::StrCat(subject,
-                                      " does not allow client authentication (its extendedKeyUsage "
-                                      "lacks clientAuth)");
+      if (depth > 0) return absl::StrCat(which, " does not allow client authentication");
+      if (IsCa(leaf)) return CaAsClientMessage(leaf);
+      if ((X509_get_extension_flags(leaf) & EXFLAG_XKUSAGE) != 0 &&
+          (X509_get_extended_key_usage(leaf) & XKU_SSL_CLIENT) == 0) {
+        return absl::StrCat(subject,
+                            " does not allow client authentication (its extendedKeyUsage lacks "
+                            "clientAuth)");
+      }
+      return absl::StrCat(subject,
+                          " does not allow client authentication (its keyUsage lacks "
+                          "digitalSignature)");
     case X509_V_ERR_INVALID_CA:
     case X509_V_ERR_KEYUSAGE_NO_CERTSIGN:
       return absl::StrCat(subject, " chains through ",
@@ -785,6 +803,7 @@ absl::StatusOr<CertInfo> VerifyClientCertificate(const std::string& chain_pem,
     return absl::UnauthenticatedError(message);
   }
   ERR_clear_error();
+  if (IsCa(leaf)) return absl::UnauthenticatedError(CaAsClientMessage(leaf));
   MF_ASSIGN_OR_RETURN(CertInfo info, InfoOf(leaf));
   if (info.common_name.empty()) {
     // The CN is the agent's name; a certificate without one names nobody.

@@ -83,7 +83,13 @@ absl::StatusOr<bool> KeyMatchesCertificate(const std::string& key_pem, const std
 // UNAUTHENTICATED with the reason in words: "certificate for 'a' expired at
 // 2026-12-01T10:00:00Z", "certificate for 'a' is not signed by this farm's CA
 // (issuer 'other-ca')", "certificate for 'a' is not valid before ...", ...
-// The TLS handshake itself proved that the peer holds the leaf's key.
+// A CA certificate as the leaf is refused ("... is a CA certificate, not a
+// client's"), whatever its key usage allows. The TLS handshake itself proved
+// that the peer holds the leaf's key.
+//
+// From gRPC's auth context pass x509_pem_cert + x509_pem_cert_chain, in that
+// order: on the server side gRPC 1.51 (OpenSSL) gives the chain WITHOUT the
+// leaf, so the chain alone names the CA (pki_test, PkiGrpcTest shows it).
 absl::StatusOr<CertInfo> VerifyClientCertificate(const std::string& chain_pem,
                                                  const std::string& trusted_pem, absl::Time now);
 

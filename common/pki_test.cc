@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -343,6 +345,55 @@ TEST(PkiTest, VerifyClientCertificateRefusesServerOnlyCertificate) {
             "clientAuth)");
 }
 
+// A self-signed CA that also allows digitalSignature and has no
+// extendedKeyUsage, as an operator's own CA may: OpenSSL's purpose check
+// alone would accept it as a client certificate.
+std::string PermissiveCa(const std::string& cn) {
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"), &EVP_PKEY_free);
+  std::unique_ptr<X509, decltype(&X509_free)> x(X509_new(), &X509_free);
+  X509_set_version(x.get(), X509_VERSION_3);
+  ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 7);
+  X509_NAME_add_entry_by_txt(X509_get_subject_name(x.get()), "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509_set_issuer_name(x.get(), X509_get_subject_name(x.get()));
+  ASN1_TIME_set(X509_getm_notBefore(x.get()), absl::ToTimeT(kT0 - absl::Hours(1)));
+  ASN1_TIME_set(X509_getm_notAfter(x.get()), absl::ToTimeT(kCaEnd));
+  X509_set_pubkey(x.get(), key.get());
+  for (const auto& [nid, value] : std::vector<std::pair<int, const char*>>{
+           {NID_basic_constraints, "critical,CA:TRUE"},
+           {NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature"}}) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, x.get(), x.get(), nullptr, nullptr, 0);
+    X509_EXTENSION* ext = X509V3_EXT_nconf_nid(nullptr, &ctx, nid, value);
+    X509_add_ext(x.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  X509_sign(x.get(), key.get(), EVP_sha256());
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new(BIO_s_mem()), &BIO_free);
+  PEM_write_bio_X509(bio.get(), x.get());
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio.get(), &data);
+  return std::string(data, static_cast<size_t>(n));
+}
+
+TEST(PkiTest, VerifyClientCertificateRefusesACaAsClient) {
+  // The farm CA itself, e.g. a transport that passed the chain without its leaf.
+  Ca ca = MustMakeCa("farm-ca");
+  absl::StatusOr<CertInfo> info =
+      VerifyClientCertificate(ca.cert_pem, ca.cert_pem, kT0 + absl::Hours(1));
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(std::string(info.status().message()),
+            "certificate for 'farm-ca' is a CA certificate, not a client's (a client presents its "
+            "own certificate first, then any intermediates)");
+  // An operator's CA whose key usage would pass as a client's: still no.
+  std::string permissive = PermissiveCa("ops-ca");
+  ASSERT_TRUE(ParseCertificate(permissive)->is_ca);
+  info = VerifyClientCertificate(permissive, permissive, kT0 + absl::Hours(1));
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(info.status().message()),
+              StartsWith("certificate for 'ops-ca' is a CA certificate, not a client's"));
+}
+
 TEST(PkiTest, VerifyClientCertificateRefusesGarbage) {
   Ca ca = MustMakeCa("farm-ca");
   absl::StatusOr<CertInfo> info = VerifyClientCertificate("", ca.cert_pem, kT0);
@@ -524,19 +575,23 @@ TEST(PkiFetchTest, RefusesMalformedAddresses) {
 // VerifyClientCertificate. Records the PEM of each call.
 class PeerCertificateRecorder : public grpc::CallbackGenericService {
  public:
+  struct Peer {
+    std::string cert;   // GRPC_X509_PEM_CERT_PROPERTY_NAME
+    std::string chain;  // GRPC_X509_PEM_CERT_CHAIN_PROPERTY_NAME
+  };
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override {
-    std::string pem;
-    // The leaf; then the rest of the chain, which OpenSSL gives without the
-    // leaf on the server side (grpc_security_constants.h).
-    for (const char* property :
-         {GRPC_X509_PEM_CERT_PROPERTY_NAME, GRPC_X509_PEM_CERT_CHAIN_PROPERTY_NAME}) {
-      for (const grpc::string_ref& value : ctx->auth_context()->FindPropertyValues(property)) {
-        pem.append(value.data(), value.size());
-      }
+    Peer peer;
+    for (const grpc::string_ref& v :
+         ctx->auth_context()->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME)) {
+      peer.cert.append(v.data(), v.size());
+    }
+    for (const grpc::string_ref& v :
+         ctx->auth_context()->FindPropertyValues(GRPC_X509_PEM_CERT_CHAIN_PROPERTY_NAME)) {
+      peer.chain.append(v.data(), v.size());
     }
     {
       absl::MutexLock lock(&mu_);
-      pems_.push_back(std::move(pem));
+      peers_.push_back(std::move(peer));
     }
     class Refuse : public grpc::ServerGenericBidiReactor {
      public:
@@ -545,17 +600,17 @@ class PeerCertificateRecorder : public grpc::CallbackGenericService {
     };
     return new Refuse;
   }
-  // The PEM of the `n`th call (from 1), once it has come; "" after 30 s.
-  std::string WaitForCall(size_t n) {
+  // The peer of the `n`th call (from 1), once it has come; empty after 30 s.
+  Peer WaitForCall(size_t n) {
     absl::MutexLock lock(&mu_);
-    auto arrived = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return pems_.size() >= n; };
-    if (!mu_.AwaitWithTimeout(absl::Condition(&arrived), absl::Seconds(30))) return "";
-    return pems_[n - 1];
+    auto arrived = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return peers_.size() >= n; };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&arrived), absl::Seconds(30))) return {};
+    return peers_[n - 1];
   }
 
  private:
   absl::Mutex mu_;
-  std::vector<std::string> pems_ ABSL_GUARDED_BY(mu_);
+  std::vector<Peer> peers_ ABSL_GUARDED_BY(mu_);
 };
 
 // One call to "localhost:port" (so the server's certificate is checked
@@ -601,21 +656,32 @@ TEST(PkiGrpcTest, ServerVerifiesTheClientCertificateTheHandshakeCarried) {
   Issued a = MustIssue(ca, o);
   grpc::Status status = CallWithCertificate(server.port(), ca.cert_pem, a);
   EXPECT_EQ(status.error_message(), "recorded");
-  std::string pem = recorder.WaitForCall(1);
-  ASSERT_FALSE(pem.empty());
-  absl::StatusOr<CertInfo> info = VerifyClientCertificate(pem, ca.cert_pem, absl::Now());
+  PeerCertificateRecorder::Peer peer = recorder.WaitForCall(1);
+  // gRPC 1.51 with OpenSSL: x509_pem_cert is the leaf; x509_pem_cert_chain
+  // is the chain WITHOUT the leaf on the server side (here the farm CA,
+  // which the client did not even send). So the transport passes
+  // cert + chain; the chain alone names the CA and is refused.
+  EXPECT_EQ(ParseCertificate(peer.cert)->fingerprint, ParseCertificate(a.cert_pem)->fingerprint);
+  EXPECT_THAT(ParseCertificate(peer.chain)->common_name, ::testing::Not("agent-a"));
+  absl::StatusOr<CertInfo> info =
+      VerifyClientCertificate(peer.cert + peer.chain, ca.cert_pem, absl::Now());
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->common_name, "agent-a");
   EXPECT_EQ(info->fingerprint, ParseCertificate(a.cert_pem)->fingerprint);
+  EXPECT_TRUE(VerifyClientCertificate(peer.cert, ca.cert_pem, absl::Now()).ok());
+  info = VerifyClientCertificate(peer.chain, ca.cert_pem, absl::Now());
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(info.status().message()),
+              HasSubstr("is a CA certificate, not a client's"));
 
   // Another CA's certificate passes the handshake (not verified there) and
   // is refused with words, not an opaque handshake failure.
   Issued stranger = MustIssue(other, o);
   status = CallWithCertificate(server.port(), ca.cert_pem, stranger);
   EXPECT_EQ(status.error_message(), "recorded");
-  pem = recorder.WaitForCall(2);
-  ASSERT_FALSE(pem.empty());
-  info = VerifyClientCertificate(pem, ca.cert_pem, absl::Now());
+  peer = recorder.WaitForCall(2);
+  ASSERT_FALSE(peer.cert.empty());
+  info = VerifyClientCertificate(peer.cert + peer.chain, ca.cert_pem, absl::Now());
   EXPECT_EQ(info.status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(std::string(info.status().message()),
             "certificate for 'agent-a' is not signed by this farm's CA (issuer 'other-ca')");
