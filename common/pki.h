@@ -27,8 +27,10 @@ absl::StatusOr<std::string> MakeCsr(const std::string& key_pem, const std::strin
 struct CsrInfo {
   std::string common_name;
 };
-// Parses a PEM CSR and checks its self-signature (the requester holds the key).
-// INVALID_ARGUMENT when it is not one, or the signature does not verify.
+// Parses a PEM CSR and checks its self-signature (the requester holds the key)
+// and its key (EC P-256, or RSA of at least 2048 bits: what SignCsr signs).
+// INVALID_ARGUMENT when it is not one, the signature does not verify, or the
+// key is another kind.
 absl::StatusOr<CsrInfo> ParseCsr(const std::string& csr_pem);
 
 struct Ca {
