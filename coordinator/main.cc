@@ -4,8 +4,11 @@
 #include <iostream>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
 #include "common/logging.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/join_token_command.h"
 
 int main(int argc, char** argv) {
   // Block the stop signals in every thread; main waits for them with sigwait.
@@ -41,11 +44,50 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
+  // join-token create|list: host commands on the data dir's store.
+  musafarm::coordinator::JoinTokenCommandOptions token_opts;
+  std::string token_ttl = "1h";
+  CLI::App* token_cmd = app.add_subcommand("join-token", "Make and list agent join tokens");
+  token_cmd->require_subcommand(1);
+  CLI::App* token_create = token_cmd->add_subcommand(
+      "create", "Make a join token and print it once with the `musafarm-agent enroll` command");
+  CLI::App* token_list = token_cmd->add_subcommand("list", "List join tokens (never a secret)");
+  for (CLI::App* sub : {token_create, token_list}) {
+    sub->add_option("--data-dir", token_opts.data_dir, "the coordinator's data directory")
+        ->capture_default_str();
+  }
+  token_create->add_option("--tls-dir", token_opts.tls_dir,
+                           "directory holding the farm's ca.crt (default: <data-dir>/pki)");
+  token_create->add_option("--uses", token_opts.uses, "enrolments the token allows")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  token_create->add_option("--ttl", token_ttl, "how long the token is valid (e.g. 1h, 30m, 7d)")
+      ->capture_default_str();
+  token_create->add_option("--description", token_opts.description, "a note shown by `list`");
+  token_create->add_option("--coordinator", token_opts.coordinator,
+                           "host:port agents reach the coordinator at, for the printed command "
+                           "(default: this host's name, port 7070)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
+  }
+  if (token_create->parsed() || token_list->parsed()) {
+    musafarm::SetLogLevel("warn");
+    if (token_create->parsed()) {
+      // absl's duration syntax, plus days, which operators use for tokens.
+      std::string ttl = token_ttl;
+      double days = 0;
+      if (!ttl.empty() && ttl.back() == 'd' && absl::SimpleAtod(ttl.substr(0, ttl.size() - 1), &days)) {
+        token_opts.ttl = absl::Hours(24 * days);
+      } else if (!absl::ParseDuration(ttl, &token_opts.ttl)) {
+        std::cerr << "join-token create: --ttl " << ttl << ": expected a duration like 1h, 30m, 7d\n";
+        return 2;
+      }
+      return RunJoinTokenCreate(token_opts, absl::Now(), std::cout, std::cerr);
+    }
+    return RunJoinTokenList(token_opts, absl::Now(), std::cout, std::cerr);
   }
   options.core.heartbeat_timeout = absl::Seconds(heartbeat_timeout_s);
   options.core.restart_grace = absl::Seconds(restart_grace_s);

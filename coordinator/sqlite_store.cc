@@ -13,6 +13,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -70,6 +72,32 @@ constexpr const char* kMigrations[] = {
         name   TEXT NOT NULL,
         value  BLOB NOT NULL,
         PRIMARY KEY (job_id, name)
+      );
+    )sql",
+    // 2 -> 3: enrolment (issue 10). Join tokens keep only a salted hash of
+    // their secret; serials are comma-separated hex.
+    R"sql(
+      CREATE TABLE join_tokens (
+        id          TEXT NOT NULL PRIMARY KEY,
+        salt        TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        uses_left   INTEGER NOT NULL,
+        expire_us   INTEGER NOT NULL,
+        created_us  INTEGER NOT NULL,
+        description TEXT NOT NULL
+      );
+      CREATE TABLE issued_certificates (
+        serial      TEXT NOT NULL PRIMARY KEY,
+        name        TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        not_after_us INTEGER NOT NULL,
+        issued_us   INTEGER NOT NULL
+      );
+      CREATE INDEX issued_certificates_name ON issued_certificates(name);
+      CREATE TABLE revocations (
+        name       TEXT NOT NULL PRIMARY KEY,
+        revoked_us INTEGER NOT NULL,
+        serials    TEXT NOT NULL
       );
     )sql",
 };
@@ -268,6 +296,15 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<v1::Agent>> LoadAgents() override;
   absl::StatusOr<std::vector<Transition>> LoadTransitions(const std::string& task_id) override;
   absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>> LoadSecrets() override;
+
+  absl::Status InsertJoinToken(const JoinToken& token) override;
+  absl::StatusOr<std::vector<JoinToken>> LoadJoinTokens() override;
+  absl::StatusOr<JoinToken> LoadJoinToken(const std::string& id) override;
+  absl::StatusOr<int64_t> UseJoinToken(const std::string& id, absl::Time now) override;
+  absl::Status RecordCertificate(const IssuedCertificate& cert) override;
+  absl::StatusOr<std::vector<IssuedCertificate>> LoadCertificates(const std::string& name) override;
+  absl::Status InsertRevocation(const Revocation& r) override;
+  absl::StatusOr<std::vector<Revocation>> LoadRevocations() override;
 
  private:
   SqliteStore(std::string path, DbPtr db) : path_(std::move(path)), db_(std::move(db)) {}
@@ -670,6 +707,175 @@ absl::StatusOr<std::vector<Transition>> SqliteStore::LoadTransitions(const std::
     t.reason = std::string(s.ColumnText(4));
   }
   if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("load transitions of task ", task_id));
+  return out;
+}
+
+// --- enrolment. Rare calls (an enrolment, a renewal, a revocation): their
+// statements are prepared at each use rather than kept.
+
+constexpr const char* kJoinTokenColumns =
+    "id, salt, secret_hash, uses_left, expire_us, created_us, description";
+
+JoinToken ReadJoinToken(const Statement& s) {
+  JoinToken t;
+  t.id = std::string(s.ColumnText(0));
+  t.salt = std::string(s.ColumnText(1));
+  t.secret_hash = std::string(s.ColumnText(2));
+  t.uses_left = s.ColumnInt64(3);
+  t.expire_time = absl::FromUnixMicros(s.ColumnInt64(4));
+  t.created_at = absl::FromUnixMicros(s.ColumnInt64(5));
+  t.description = std::string(s.ColumnText(6));
+  return t;
+}
+
+absl::Status SqliteStore::InsertJoinToken(const JoinToken& token) {
+  if (token.id.empty()) return absl::InvalidArgumentError("store: join token with an empty id");
+  MF_ASSIGN_OR_RETURN(
+      Statement s,
+      Statement::Prepare(db_.get(),
+                         absl::StrCat("INSERT INTO join_tokens(", kJoinTokenColumns,
+                                      ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                         /*persistent=*/false));
+  s.BindText(1, token.id);
+  s.BindText(2, token.salt);
+  s.BindText(3, token.secret_hash);
+  s.BindInt64(4, token.uses_left);
+  s.BindInt64(5, absl::ToUnixMicros(token.expire_time));
+  s.BindInt64(6, absl::ToUnixMicros(token.created_at));
+  s.BindText(7, token.description);
+  int rc = s.Step();
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+    return absl::AlreadyExistsError(absl::StrCat("store: join token ", token.id, " exists"));
+  }
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("insert join token ", token.id));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<JoinToken>> SqliteStore::LoadJoinTokens() {
+  MF_ASSIGN_OR_RETURN(Statement s,
+                      Statement::Prepare(db_.get(),
+                                         absl::StrCat("SELECT ", kJoinTokenColumns,
+                                                      " FROM join_tokens ORDER BY created_us, id"),
+                                         /*persistent=*/false));
+  std::vector<JoinToken> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadJoinToken(s));
+  if (rc != SQLITE_DONE) return s.Error(rc, "load join tokens");
+  return out;
+}
+
+absl::StatusOr<JoinToken> SqliteStore::LoadJoinToken(const std::string& id) {
+  MF_ASSIGN_OR_RETURN(
+      Statement s,
+      Statement::Prepare(db_.get(),
+                         absl::StrCat("SELECT ", kJoinTokenColumns, " FROM join_tokens WHERE id = ?1"),
+                         /*persistent=*/false));
+  s.BindText(1, id);
+  int rc = s.Step();
+  if (rc == SQLITE_ROW) return ReadJoinToken(s);
+  if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("no join token ", id));
+  return s.Error(rc, absl::StrCat("load join token ", id));
+}
+
+absl::StatusOr<int64_t> SqliteStore::UseJoinToken(const std::string& id, absl::Time now) {
+  // One statement: the check and the decrement cannot be separated by another
+  // writer (`join-token create` runs in another process).
+  MF_ASSIGN_OR_RETURN(Statement s,
+                      Statement::Prepare(db_.get(),
+                                         "UPDATE join_tokens SET uses_left = uses_left - 1 "
+                                         "WHERE id = ?1 AND uses_left > 0 AND expire_us > ?2 "
+                                         "RETURNING uses_left",
+                                         /*persistent=*/false));
+  s.BindText(1, id);
+  s.BindInt64(2, absl::ToUnixMicros(now));
+  int rc = s.Step();
+  if (rc == SQLITE_ROW) {
+    const int64_t left = s.ColumnInt64(0);
+    rc = s.Step();  // completes the UPDATE
+    if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("use join token ", id));
+    return left;
+  }
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("use join token ", id));
+  MF_ASSIGN_OR_RETURN(JoinToken t, LoadJoinToken(id));
+  if (t.uses_left <= 0) {
+    return absl::FailedPreconditionError(absl::StrCat("join token ", id, " is used up"));
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("join token ", id, " expired at ",
+                   absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t.expire_time, absl::UTCTimeZone())));
+}
+
+absl::Status SqliteStore::RecordCertificate(const IssuedCertificate& cert) {
+  MF_ASSIGN_OR_RETURN(Statement s,
+                      Statement::Prepare(db_.get(),
+                                         "INSERT OR REPLACE INTO issued_certificates(serial, name, "
+                                         "fingerprint, not_after_us, issued_us) "
+                                         "VALUES(?1, ?2, ?3, ?4, ?5)",
+                                         /*persistent=*/false));
+  s.BindText(1, cert.serial_hex);
+  s.BindText(2, cert.name);
+  s.BindText(3, cert.fingerprint);
+  s.BindInt64(4, absl::ToUnixMicros(cert.not_after));
+  s.BindInt64(5, absl::ToUnixMicros(cert.issued_at));
+  int rc = s.Step();
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("record certificate ", cert.serial_hex));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<IssuedCertificate>> SqliteStore::LoadCertificates(
+    const std::string& name) {
+  MF_ASSIGN_OR_RETURN(Statement s,
+                      Statement::Prepare(db_.get(),
+                                         "SELECT serial, name, fingerprint, not_after_us, issued_us "
+                                         "FROM issued_certificates WHERE name = ?1 "
+                                         "ORDER BY issued_us, serial",
+                                         /*persistent=*/false));
+  s.BindText(1, name);
+  std::vector<IssuedCertificate> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    IssuedCertificate& c = out.emplace_back();
+    c.serial_hex = std::string(s.ColumnText(0));
+    c.name = std::string(s.ColumnText(1));
+    c.fingerprint = std::string(s.ColumnText(2));
+    c.not_after = absl::FromUnixMicros(s.ColumnInt64(3));
+    c.issued_at = absl::FromUnixMicros(s.ColumnInt64(4));
+  }
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("load certificates of ", name));
+  return out;
+}
+
+absl::Status SqliteStore::InsertRevocation(const Revocation& r) {
+  if (r.name.empty()) return absl::InvalidArgumentError("store: revocation of an empty name");
+  MF_ASSIGN_OR_RETURN(Statement s,
+                      Statement::Prepare(db_.get(),
+                                         "INSERT OR REPLACE INTO revocations(name, revoked_us, "
+                                         "serials) VALUES(?1, ?2, ?3)",
+                                         /*persistent=*/false));
+  const std::string serials = absl::StrJoin(r.serials, ",");
+  s.BindText(1, r.name);
+  s.BindInt64(2, absl::ToUnixMicros(r.revoked_at));
+  s.BindText(3, serials);
+  int rc = s.Step();
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("revoke ", r.name));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Revocation>> SqliteStore::LoadRevocations() {
+  MF_ASSIGN_OR_RETURN(Statement s,
+                      Statement::Prepare(db_.get(),
+                                         "SELECT name, revoked_us, serials FROM revocations "
+                                         "ORDER BY name",
+                                         /*persistent=*/false));
+  std::vector<Revocation> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    Revocation& r = out.emplace_back();
+    r.name = std::string(s.ColumnText(0));
+    r.revoked_at = absl::FromUnixMicros(s.ColumnInt64(1));
+    r.serials = absl::StrSplit(s.ColumnText(2), ',', absl::SkipEmpty());
+  }
+  if (rc != SQLITE_DONE) return s.Error(rc, "load revocations");
   return out;
 }
 

@@ -3,7 +3,7 @@
 // The SQLite Store is opened with OpenSqliteStore() (declared in store.h). This
 // header describes its file format, which operators may query with sqlite3.
 //
-// Schema (version 1). Each `proto` column holds the serialized message and is the
+// Schema (version 3). Each `proto` column holds the serialized message and is the
 // source of truth; the other columns copy fields out of it for ad-hoc SQL and
 // future filtering, and every upsert rewrites them together with the proto.
 //
@@ -14,6 +14,13 @@
 //   transitions(seq INTEGER PRIMARY KEY, task_id REFERENCES tasks(id), attempt_id,
 //               from_state, to_state, at_us, reason)       index on task_id
 //   agents(name TEXT PRIMARY KEY, proto) proto: v1.Agent
+//   job_secrets(job_id REFERENCES jobs(id), name, value)     (version 2)
+//   join_tokens(id TEXT PRIMARY KEY, salt, secret_hash, uses_left, expire_us,
+//               created_us, description)                     (version 3)
+//   issued_certificates(serial TEXT PRIMARY KEY, name, fingerprint,
+//                       not_after_us, issued_us)   index on name (version 3)
+//   revocations(name TEXT PRIMARY KEY, revoked_us, serials)  (version 3)
+//                                        serials: comma-separated hex
 //
 // `seq` aliases the rowid and gives insertion order. It is declared rather than
 // implicit because VACUUM may renumber implicit rowids. Upserts use
@@ -27,6 +34,6 @@ namespace musafarm::coordinator {
 
 // The schema version (PRAGMA user_version) this build writes. OpenSqliteStore()
 // migrates older files up to it and refuses files with a newer version.
-inline constexpr int kSqliteSchemaVersion = 2;
+inline constexpr int kSqliteSchemaVersion = 3;
 
 }  // namespace musafarm::coordinator

@@ -225,7 +225,8 @@ TEST(SqliteStoreTest, SchemaCreationIsIdempotent) {
   RawDb raw(path);
   EXPECT_EQ(raw.One("PRAGMA user_version"), std::to_string(kSqliteSchemaVersion));
   EXPECT_EQ(raw.Rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-            (std::vector<std::string>{"agents", "job_secrets", "jobs", "tasks", "transitions"}));
+            (std::vector<std::string>{"agents", "issued_certificates", "job_secrets", "jobs",
+                                      "join_tokens", "revocations", "tasks", "transitions"}));
 }
 
 TEST(SqliteStoreTest, RefusesNewerSchemaVersion) {

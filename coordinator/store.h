@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "musafarm/v1/farm.pb.h"
 
 namespace musafarm::coordinator {
@@ -40,6 +41,34 @@ struct Mutation {
   }
 };
 
+// A join token as stored: never its secret, only a salted hash of it
+// (coordinator/join_token.h makes and checks them).
+struct JoinToken {
+  std::string id;           // 8 lowercase hex chars, the public half of the token
+  std::string salt;         // random, hex
+  std::string secret_hash;  // hex SHA-256 of salt + secret
+  int64_t uses_left = 0;
+  absl::Time expire_time = absl::InfinitePast();
+  absl::Time created_at = absl::InfinitePast();
+  std::string description;
+};
+
+// A certificate the farm's CA signed for an agent (enrolment or renewal).
+struct IssuedCertificate {
+  std::string serial_hex;
+  std::string name;         // the agent name, its CN
+  std::string fingerprint;  // "sha256:..." of the DER certificate
+  absl::Time not_after = absl::InfinitePast();
+  absl::Time issued_at = absl::InfinitePast();
+};
+
+// An agent name whose certificates are all refused.
+struct Revocation {
+  std::string name;
+  absl::Time revoked_at = absl::InfinitePast();
+  std::vector<std::string> serials;  // the certificates issued to it by then
+};
+
 // Durable farm state. Called only from the coordinator's core loop, so
 // implementations need not be thread-safe. SQLite is the embedded default; a
 // PostgreSQL backend for highly available coordinators can implement the same.
@@ -63,6 +92,33 @@ class Store {
 
   // The transitions of one task, oldest first.
   virtual absl::StatusOr<std::vector<Transition>> LoadTransitions(const std::string& task_id) = 0;
+
+  // --- enrolment (coordinator/enrollment.h). Join tokens are also written by
+  // `musafarm-coordinator join-token create`, another process on the same
+  // file, so the coordinator reads them at each use and keeps no copy.
+
+  // Adds a token. ALREADY_EXISTS when its id is taken.
+  virtual absl::Status InsertJoinToken(const JoinToken& token) = 0;
+  // Every token, by creation time (used up and expired ones too).
+  virtual absl::StatusOr<std::vector<JoinToken>> LoadJoinTokens() = 0;
+  // The token `id`; NOT_FOUND when there is none.
+  virtual absl::StatusOr<JoinToken> LoadJoinToken(const std::string& id) = 0;
+  // Takes one use of token `id` if, at `now`, it has not expired and has uses
+  // left: checked and decremented in one statement, so two enrolments (or two
+  // processes) never share the last use. Returns the uses left after it;
+  // FAILED_PRECONDITION when it has none left or has expired, NOT_FOUND when
+  // there is no such token.
+  virtual absl::StatusOr<int64_t> UseJoinToken(const std::string& id, absl::Time now) = 0;
+
+  virtual absl::Status RecordCertificate(const IssuedCertificate& cert) = 0;
+  // The certificates issued to `name`, oldest first.
+  virtual absl::StatusOr<std::vector<IssuedCertificate>> LoadCertificates(
+      const std::string& name) = 0;
+
+  // Records (or replaces) the revocation of `r.name`.
+  virtual absl::Status InsertRevocation(const Revocation& r) = 0;
+  // Every revocation, by name.
+  virtual absl::StatusOr<std::vector<Revocation>> LoadRevocations() = 0;
 };
 
 // Opens (creating if needed) an SQLite database at `path` (":memory:" for tests)

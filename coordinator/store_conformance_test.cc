@@ -7,6 +7,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -314,6 +315,121 @@ TEST_P(StoreConformanceTest, SurvivesReopen) {
   ASSERT_TRUE(agents.ok()) << agents.status();
   ASSERT_EQ(agents->size(), 1u);
   EXPECT_TRUE(ProtoEq(agent, (*agents)[0]));
+}
+
+// --- enrolment ----------------------------------------------------------------
+
+JoinToken MakeToken(const std::string& id, int64_t uses, absl::Time expire) {
+  JoinToken t;
+  t.id = id;
+  t.salt = "5a17";
+  t.secret_hash = "ab" + id;
+  t.uses_left = uses;
+  t.expire_time = expire;
+  t.created_at = absl::FromUnixSeconds(1'700'000'000);
+  t.description = "rack 4";
+  return t;
+}
+
+TEST_P(StoreConformanceTest, JoinTokensRoundTripAndSurviveReopen) {
+  const absl::Time expire = absl::FromUnixSeconds(1'800'000'000);
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->InsertJoinToken(MakeToken("0000beef", 3, expire)).ok());
+    EXPECT_EQ(store->InsertJoinToken(MakeToken("0000beef", 1, expire)).code(),
+              absl::StatusCode::kAlreadyExists);
+    EXPECT_EQ(store->InsertJoinToken(MakeToken("", 1, expire)).code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<JoinToken> t = store->LoadJoinToken("0000beef");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->salt, "5a17");
+  EXPECT_EQ(t->secret_hash, "ab0000beef");
+  EXPECT_EQ(t->uses_left, 3);
+  EXPECT_EQ(t->expire_time, expire);
+  EXPECT_EQ(t->created_at, absl::FromUnixSeconds(1'700'000'000));
+  EXPECT_EQ(t->description, "rack 4");
+  EXPECT_EQ(store->LoadJoinToken("12345678").status().code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<std::vector<JoinToken>> all = store->LoadJoinTokens();
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].id, "0000beef");
+}
+
+TEST_P(StoreConformanceTest, JoinTokenUsesRunOutAndExpire) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  const absl::Time expire = absl::FromUnixSeconds(1'800'000'000);
+  const absl::Time before = expire - absl::Seconds(1);
+  ASSERT_TRUE(store->InsertJoinToken(MakeToken("aaaaaaaa", 2, expire)).ok());
+  ASSERT_TRUE(store->InsertJoinToken(MakeToken("bbbbbbbb", 5, expire)).ok());
+
+  absl::StatusOr<int64_t> left = store->UseJoinToken("aaaaaaaa", before);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_EQ(*left, 1);
+  left = store->UseJoinToken("aaaaaaaa", before);
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_EQ(*left, 0);
+  left = store->UseJoinToken("aaaaaaaa", before);
+  EXPECT_EQ(left.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(left.status().message()), HasSubstr("used up"));
+
+  left = store->UseJoinToken("bbbbbbbb", expire);  // expiry is exclusive
+  EXPECT_EQ(left.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(left.status().message()), HasSubstr("expired at 2027-01-15T08:00:00Z"));
+  EXPECT_EQ(store->UseJoinToken("cccccccc", before).status().code(), absl::StatusCode::kNotFound);
+
+  // A refused use takes nothing.
+  absl::StatusOr<JoinToken> b = store->LoadJoinToken("bbbbbbbb");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->uses_left, 5);
+}
+
+TEST_P(StoreConformanceTest, CertificatesAndRevocationsRoundTrip) {
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    for (const auto& [serial, name, at] :
+         std::vector<std::tuple<std::string, std::string, int>>{
+             {"0b", "a", 20}, {"0a", "a", 10}, {"0c", "b", 5}}) {
+      IssuedCertificate c;
+      c.serial_hex = serial;
+      c.name = name;
+      c.fingerprint = "sha256:" + serial;
+      c.issued_at = absl::FromUnixSeconds(at);
+      c.not_after = absl::FromUnixSeconds(at + 100);
+      ASSERT_TRUE(store->RecordCertificate(c).ok());
+    }
+    ASSERT_TRUE(store->InsertRevocation({"a", absl::FromUnixSeconds(30), {"0a", "0b"}}).ok());
+    ASSERT_TRUE(store->InsertRevocation({"z", absl::FromUnixSeconds(40), {}}).ok());
+    EXPECT_EQ(store->InsertRevocation({"", absl::FromUnixSeconds(40), {}}).code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<std::vector<IssuedCertificate>> a = store->LoadCertificates("a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_EQ(a->size(), 2u);
+  EXPECT_EQ((*a)[0].serial_hex, "0a");  // oldest first
+  EXPECT_EQ((*a)[0].fingerprint, "sha256:0a");
+  EXPECT_EQ((*a)[0].not_after, absl::FromUnixSeconds(110));
+  EXPECT_EQ((*a)[1].serial_hex, "0b");
+  EXPECT_EQ((*a)[1].issued_at, absl::FromUnixSeconds(20));
+  absl::StatusOr<std::vector<IssuedCertificate>> none = store->LoadCertificates("nobody");
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->empty());
+
+  absl::StatusOr<std::vector<Revocation>> revoked = store->LoadRevocations();
+  ASSERT_TRUE(revoked.ok()) << revoked.status();
+  ASSERT_EQ(revoked->size(), 2u);
+  EXPECT_EQ((*revoked)[0].name, "a");
+  EXPECT_EQ((*revoked)[0].revoked_at, absl::FromUnixSeconds(30));
+  EXPECT_EQ((*revoked)[0].serials, (std::vector<std::string>{"0a", "0b"}));
+  EXPECT_EQ((*revoked)[1].name, "z");
+  EXPECT_TRUE((*revoked)[1].serials.empty());
 }
 
 std::string BackendName(const ::testing::TestParamInfo<StoreBackend>& info) {
