@@ -199,8 +199,12 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
 
   CLI::App* agents_cmd = app.add_subcommand("agents", "List agents");
   AddOutputOption(agents_cmd, &output);
-
   std::string agent;
+  CLI::App* revoke_cmd = agents_cmd->add_subcommand(
+      "revoke", "Revoke an agent's certificates: its stream ends, and it is refused from now on");
+  revoke_cmd->add_option("agent", agent, "Agent name")->required();
+  AddOutputOption(revoke_cmd, &output);
+
   CLI::App* drain_cmd = app.add_subcommand("drain", "Stop giving new work to an agent");
   drain_cmd->add_option("agent", agent, "Agent name")->required();
   AddOutputOption(drain_cmd, &output);
@@ -241,6 +245,7 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   if (artifacts_cmd->parsed()) return RunArtifacts(env, task, artifacts_dir);
   if (results_cmd->parsed()) return RunResults(env, id, junit);
   if (cancel_cmd->parsed()) return RunCancel(env, id);
+  if (revoke_cmd->parsed()) return RunRevoke(env, agent);
   if (agents_cmd->parsed()) return RunAgents(env);
   if (drain_cmd->parsed()) return RunDrain(env, agent, /*undrain=*/false);
   if (undrain_cmd->parsed()) return RunDrain(env, agent, /*undrain=*/true);

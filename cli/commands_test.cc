@@ -228,6 +228,18 @@ class FakeUserService final : public v1::UserService::Service, public FakeUserSe
     return grpc::Status::OK;
   }
 
+  grpc::Status RevokeAgent(grpc::ServerContext*, const v1::RevokeAgentRequest* req,
+                           v1::RevokeAgentResponse* resp) override {
+    if (req->agent() != "gpu-1") {
+      return {grpc::StatusCode::NOT_FOUND,
+              "no agent named '" + req->agent() + "' has connected or enrolled"};
+    }
+    resp->mutable_agent()->set_name(req->agent());
+    resp->mutable_agent()->set_revoked(true);
+    resp->add_serials("1f");
+    return grpc::Status::OK;
+  }
+
   static constexpr uint64_t kMaxArtifactPage = 4 << 20;
 
  private:
@@ -723,6 +735,15 @@ TEST_F(CommandsTest, CancelAgentsDrain) {
   EXPECT_EQ(RunDrain(env_, "gpu-1", true), 0);
   EXPECT_EQ(out_.str(), "agent gpu-1 is draining\nagent gpu-1 is connected\n");
   EXPECT_EQ(RunDrain(env_, "nope", false), 2);
+}
+
+TEST_F(CommandsTest, AgentsRevoke) {
+  EXPECT_EQ(RunRevoke(env_, "gpu-1"), 0);
+  EXPECT_EQ(out_.str(),
+            "agent gpu-1 is revoked: its stream (if any) was ended and it is refused at every "
+            "connect, renewal and enrolment (1 certificate issued by this farm)\n");
+  EXPECT_EQ(RunRevoke(env_, "nope"), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("no agent named 'nope' has connected or enrolled"));
 }
 
 std::string ReadFile(const std::string& path) {

@@ -137,6 +137,7 @@ std::string AgentStateName(v1::AgentState s) {
 }
 
 std::string AgentStatus(const v1::Agent& a) {
+  if (a.revoked()) return "revoked";  // refused at every connect: nothing else matters
   if (!a.draining() || a.state() == v1::AGENT_STATE_DRAINING) return AgentStateName(a.state());
   if (a.state() == v1::AGENT_STATE_CONNECTED) return "draining";
   return absl::StrCat(AgentStateName(a.state()), " (draining)");

@@ -65,6 +65,14 @@ TEST(AgentStatusTest, DrainingFlag) {
   EXPECT_EQ(AgentStatus(a), "draining");
 }
 
+TEST(AgentStatusTest, RevokedWinsOverEveryState) {
+  v1::Agent a;
+  a.set_state(v1::AGENT_STATE_DISCONNECTED);
+  a.set_draining(true);
+  a.set_revoked(true);
+  EXPECT_EQ(AgentStatus(a), "revoked");
+}
+
 TEST(TaskIdTest, SplitsJobAndTask) {
   EXPECT_EQ(ShortTaskId("7/dev-3.8/base"), "dev-3.8/base");
   EXPECT_EQ(ShortTaskId("7"), "7");

@@ -88,6 +88,9 @@ absl::Status Coordinator::Start() {
   logs_ = OpenFileLogStore(absl::StrCat(options_.data_dir, "/logs"));
   core_ = std::make_unique<Core>(store_.get(), logs_.get(), RealClock::Get(), options_.core);
   if (absl::Status s = core_->Recover(); !s.ok()) return s;
+  enrollment_ = std::make_unique<Enrollment>(store_.get(), RealClock::Get(), options_.enrollment);
+  if (absl::Status s = enrollment_->Load(); !s.ok()) return s;
+  core_->set_enrollment(enrollment_.get());
 
   server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get());
   loop_.Start();

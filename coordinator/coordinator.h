@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "common/event_loop.h"
 #include "coordinator/core.h"
+#include "coordinator/enrollment.h"
 
 namespace musafarm::coordinator {
 
@@ -16,6 +17,8 @@ struct CoordinatorOptions {
   std::string data_dir = "musafarm-data";  // musafarm.db and logs/
   std::string port_file;                   // if set, the bound port is written here
   CoreOptions core;
+  // Enrolment and revocation; its CA comes from the TLS material.
+  EnrollmentOptions enrollment;
 };
 
 // The coordinator process, wired: SQLite store, log store, the core on its
@@ -38,6 +41,7 @@ class Coordinator {
   std::unique_ptr<LogStore> logs_;
   EventLoop loop_;
   std::unique_ptr<Core> core_;
+  std::unique_ptr<Enrollment> enrollment_;  // used on loop_ only
   std::unique_ptr<Server> server_;
   int lock_fd_ = -1;  // <data-dir>/lock, flock'ed while this coordinator runs
   int port_ = 0;

@@ -13,6 +13,7 @@
 #include "common/clock.h"
 #include "coordinator/agent_event_sink.h"
 #include "coordinator/agent_registry.h"
+#include "coordinator/enrollment.h"
 #include "coordinator/job_table.h"
 #include "coordinator/log_store.h"
 #include "coordinator/ready_queue.h"
@@ -82,6 +83,9 @@ class Core : public AgentEventSink, public UserApi {
   absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id) override;
   std::vector<v1::Agent> ListAgents() const override;
   absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain) override;
+  // Persists the revocation (Enrollment::Revoke), ends the agent's stream with
+  // UNAUTHENTICATED and loses its attempts at once: it will not be let back.
+  absl::StatusOr<v1::RevokeAgentResponse> RevokeAgent(const std::string& agent) override;
   absl::StatusOr<v1::GetLogResponse> GetLog(const v1::GetLogRequest& request) override;
   absl::StatusOr<v1::GetArtifactResponse> GetArtifact(
       const v1::GetArtifactRequest& request) override;
@@ -93,6 +97,10 @@ class Core : public AgentEventSink, public UserApi {
   ConnId OnAgentConnected(std::shared_ptr<AgentConnection> conn) override;
   void OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) override;
   void OnAgentGone(ConnId conn) override;
+
+  // Revocations (and the agents' CA): a Register under a revoked name is
+  // refused. Not owned; null (tests, until set): no revocations.
+  void set_enrollment(Enrollment* enrollment) { enrollment_ = enrollment; }
 
   // Periodic housekeeping: heartbeat deadlines and lost agents.
   void Tick();
@@ -172,6 +180,7 @@ class Core : public AgentEventSink, public UserApi {
   Pending pending_;
   SchedulerStats stats_;
   bool shutting_down_ = false;
+  Enrollment* enrollment_ = nullptr;
 };
 
 }  // namespace musafarm::coordinator

@@ -101,6 +101,13 @@ void Core::OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) {
 }
 
 void Core::OnRegister(ConnId conn, const v1::Register& reg) {
+  if (enrollment_ != nullptr && enrollment_->IsRevoked(reg.name())) {
+    const absl::Status why = enrollment_->RevokedError(reg.name());
+    Log()->warn("refusing agent '{}' from {}: {}", reg.name(), agents_.PeerOf(conn),
+                std::string(why.message()));
+    agents_.Close(conn, why);
+    return;
+  }
   absl::StatusOr<Agent*> registered = agents_.Register(conn, reg, clock_->Now());
   if (!registered.ok()) {
     if (absl::IsNotFound(registered.status())) return;  // the stream is already gone

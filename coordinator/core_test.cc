@@ -926,3 +926,63 @@ stages:
 
 }  // namespace
 }  // namespace musafarm::coordinator
+
+namespace musafarm::coordinator {
+namespace {
+
+// Revocation (issue 10): the core asks its Enrollment whether a name is
+// revoked at every Register, and RevokeAgent ends the live stream.
+class CoreRevocationTest : public CoreTest {
+ protected:
+  void SetUp() override {
+    CoreTest::SetUp();
+    enrollment_ = std::make_unique<Enrollment>(store_.get(), &clock_, EnrollmentOptions{});
+    ASSERT_TRUE(enrollment_->Load().ok());
+    core_->set_enrollment(enrollment_.get());
+  }
+  std::unique_ptr<Enrollment> enrollment_;
+};
+
+TEST_F(CoreRevocationTest, RevokedAgentLosesItsStreamAndAttemptsAndIsRefusedAfter) {
+  auto [c1, a1] = Connect("a1", 1);
+  const v1::Job job = Submit(kDiamond);
+  std::vector<v1::Assignment> as = a1->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+
+  absl::StatusOr<v1::RevokeAgentResponse> r = core_->RevokeAgent("a1");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->agent().revoked());
+  EXPECT_TRUE(absl::IsUnauthenticated(a1->closed)) << a1->closed;
+  EXPECT_NE(a1->closed.message().find("agent 'a1' was revoked"), std::string::npos) << a1->closed;
+  // Its attempt is re-queued at once, not after the lost timeout.
+  EXPECT_EQ(StateOf(job.id(), as[0].task_id()), v1::TASK_STATE_QUEUED);
+
+  // Reconnecting with the same instance is refused, and gets no assignment.
+  auto [c2, again] = Connect("a1", 1);
+  EXPECT_TRUE(absl::IsUnauthenticated(again->closed)) << again->closed;
+  EXPECT_TRUE(again->TakeAssignments().empty());
+  // Another agent takes the work.
+  auto [c3, a2] = Connect("a2", 1);
+  EXPECT_EQ(a2->TakeAssignments().size(), 1u);
+
+  // A restart keeps both the revocation and the agent's revoked flag.
+  enrollment_.reset();
+  Open();
+  enrollment_ = std::make_unique<Enrollment>(store_.get(), &clock_, EnrollmentOptions{});
+  ASSERT_TRUE(enrollment_->Load().ok());
+  core_->set_enrollment(enrollment_.get());
+  auto [c4, after] = Connect("a1", 1);
+  EXPECT_TRUE(absl::IsUnauthenticated(after->closed)) << after->closed;
+  bool listed = false;
+  for (const v1::Agent& a : core_->ListAgents()) {
+    if (a.name() == "a1") listed = a.revoked();
+  }
+  EXPECT_TRUE(listed);
+}
+
+TEST_F(CoreRevocationTest, RevokingANameNeverSeenIsNotFound) {
+  EXPECT_TRUE(absl::IsNotFound(core_->RevokeAgent("typo").status()));
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator

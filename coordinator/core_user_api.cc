@@ -188,6 +188,35 @@ absl::StatusOr<v1::Agent> Core::Drain(const std::string& name, bool undrain) {
   return info;
 }
 
+absl::StatusOr<v1::RevokeAgentResponse> Core::RevokeAgent(const std::string& name) {
+  if (enrollment_ == nullptr) {
+    return absl::FailedPreconditionError("this coordinator keeps no revocations");
+  }
+  Agent* agent = agents_.Find(name);
+  absl::StatusOr<Revocation> revocation = enrollment_->Revoke(name, agent != nullptr);
+  if (!revocation.ok()) return revocation.status();
+  v1::RevokeAgentResponse response;
+  for (const std::string& serial : revocation->serials) response.add_serials(serial);
+  if (agent == nullptr) {  // enrolled, never connected
+    response.mutable_agent()->set_name(name);
+    response.mutable_agent()->set_revoked(true);
+    return response;
+  }
+  agent->info.set_revoked(true);
+  if (agent->connected()) DisconnectAgent(*agent, enrollment_->RevokedError(name));
+  // It will not be let back, so its attempts need not wait for it.
+  std::vector<std::string> held;
+  for (const auto& [id, gpus] : agent->held) held.push_back(id);
+  for (const std::string& id : held) {
+    LoseAttempt(*jobs_.FindTask(id), absl::StrCat("agent ", name, " was revoked"));
+  }
+  SaveAgent(*agent);
+  Flush();
+  Schedule();
+  *response.mutable_agent() = agent->Snapshot();
+  return response;
+}
+
 absl::StatusOr<v1::GetArtifactResponse> Core::GetArtifact(const v1::GetArtifactRequest& request) {
   const v1::Task* task = jobs_.FindTask(request.task_id());
   if (task == nullptr)

@@ -44,6 +44,15 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
+  double cert_days = 30, cert_lifetime_s = 0;
+  app.add_option("--cert-days", cert_days,
+                 "days the agent certificates this coordinator signs are valid (agents renew "
+                 "them after 2/3 of that)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--cert-lifetime", cert_lifetime_s,
+                 "seconds instead of --cert-days (for tests of renewal)")
+      ->check(CLI::PositiveNumber);
   // join-token create|list: host commands on the data dir's store.
   musafarm::coordinator::JoinTokenCommandOptions token_opts;
   std::string token_ttl = "1h";
@@ -89,6 +98,8 @@ int main(int argc, char** argv) {
     }
     return RunJoinTokenList(token_opts, absl::Now(), std::cout, std::cerr);
   }
+  options.enrollment.cert_lifetime =
+      cert_lifetime_s > 0 ? absl::Seconds(cert_lifetime_s) : absl::Hours(24 * cert_days);
   options.core.heartbeat_timeout = absl::Seconds(heartbeat_timeout_s);
   options.core.restart_grace = absl::Seconds(restart_grace_s);
   options.core.agent_lost_timeout = absl::Seconds(lost_timeout_s);

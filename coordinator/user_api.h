@@ -36,6 +36,8 @@ class UserApi {
   virtual absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id) = 0;
   virtual std::vector<v1::Agent> ListAgents() const = 0;
   virtual absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain) = 0;
+  // Revokes every certificate of the agent name and ends its stream.
+  virtual absl::StatusOr<v1::RevokeAgentResponse> RevokeAgent(const std::string& agent) = 0;
   virtual absl::StatusOr<v1::GetLogResponse> GetLog(const v1::GetLogRequest& request) = 0;
   virtual absl::StatusOr<v1::GetArtifactResponse> GetArtifact(
       const v1::GetArtifactRequest& request) = 0;

@@ -182,6 +182,18 @@ grpc::ServerUnaryReactor* UserServiceImpl::Drain(grpc::CallbackServerContext* ct
   });
 }
 
+grpc::ServerUnaryReactor* UserServiceImpl::RevokeAgent(grpc::CallbackServerContext* ctx,
+                                                       const v1::RevokeAgentRequest* req,
+                                                       v1::RevokeAgentResponse* resp) {
+  return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
+    absl::StatusOr<v1::RevokeAgentResponse> r = api_->RevokeAgent(req->agent());
+    if (!r.ok()) return r.status();
+    *resp = *std::move(r);
+    FillApiTimes(resp->mutable_agent());
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* UserServiceImpl::GetArtifact(grpc::CallbackServerContext* ctx,
                                                        const v1::GetArtifactRequest* req,
                                                        v1::GetArtifactResponse* resp) {

@@ -35,6 +35,9 @@ class UserServiceImpl final : public v1::UserService::CallbackService {
                                        v1::ListAgentsResponse* resp) override;
   grpc::ServerUnaryReactor* Drain(grpc::CallbackServerContext* ctx, const v1::DrainRequest* req,
                                   v1::DrainResponse* resp) override;
+  grpc::ServerUnaryReactor* RevokeAgent(grpc::CallbackServerContext* ctx,
+                                        const v1::RevokeAgentRequest* req,
+                                        v1::RevokeAgentResponse* resp) override;
   grpc::ServerUnaryReactor* GetArtifact(grpc::CallbackServerContext* ctx,
                                         const v1::GetArtifactRequest* req,
                                         v1::GetArtifactResponse* resp) override;

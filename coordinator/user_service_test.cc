@@ -175,6 +175,25 @@ TEST_F(UserServiceTest, TimesGoOutAsTimestampsBesideTheMicroseconds) {
   EXPECT_TRUE(reader->Finish().ok());
 }
 
+TEST_F(UserServiceTest, RevokeAgentReachesTheApiOnTheLoopAndKeepsItsRefusals) {
+  v1::RevokeAgentRequest req;
+  req.set_agent("builder-1");
+  v1::RevokeAgentResponse resp;
+  ASSERT_TRUE(stub_->RevokeAgent(Context().get(), req, &resp).ok());
+  EXPECT_EQ(resp.agent().name(), "builder-1");
+  EXPECT_TRUE(resp.agent().revoked());
+  EXPECT_EQ(google::protobuf::util::TimeUtil::ToString(resp.agent().last_seen_time()),
+            "2026-12-01T10:00:00Z");
+
+  t_.api.status = absl::NotFoundError("no agent named 'typo' has connected or enrolled");
+  req.set_agent("typo");
+  grpc::Status s = stub_->RevokeAgent(Context().get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(s.error_message(), "no agent named 'typo' has connected or enrolled");
+  EXPECT_THAT(t_.api.calls.AwaitCalls(2), ElementsAre("RevokeAgent builder-1", "RevokeAgent typo"));
+  EXPECT_TRUE(t_.api.calls.AllOn(t_.LoopThread()));
+}
+
 TEST_F(UserServiceTest, WatchRefusedByTheApiEndsWithItsCode) {
   t_.api.status = absl::NotFoundError("no job 8");
   v1::WatchJobRequest req;

@@ -52,6 +52,8 @@ int RunLogs(const CommandEnv& env, const std::string& task_id, bool follow,
 int RunCancel(const CommandEnv& env, const std::string& id);
 int RunAgents(const CommandEnv& env);
 int RunDrain(const CommandEnv& env, const std::string& agent, bool undrain);
+// `agents revoke NAME`: every certificate of the name refused, its stream ended.
+int RunRevoke(const CommandEnv& env, const std::string& agent);
 
 // Lists the task's artifacts; with a non-empty `dir`, downloads each of them
 // into `dir` (created if missing) as dir/NAME, written atomically.

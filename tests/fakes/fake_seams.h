@@ -131,6 +131,15 @@ class FakeUserApi final : public coordinator::UserApi {
     a.set_name(agent);
     return a;
   }
+  absl::StatusOr<v1::RevokeAgentResponse> RevokeAgent(const std::string& agent) override {
+    calls.Add("RevokeAgent " + agent);
+    if (!status.ok()) return status;
+    v1::RevokeAgentResponse r;
+    r.mutable_agent()->set_name(agent);
+    r.mutable_agent()->set_revoked(true);
+    r.mutable_agent()->set_last_seen_us(kCreatedUs);
+    return r;
+  }
   absl::StatusOr<v1::GetLogResponse> GetLog(const v1::GetLogRequest& request) override {
     calls.Add("GetLog " + request.task_id());
     if (!status.ok()) return status;

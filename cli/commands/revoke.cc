@@ -1,0 +1,34 @@
+#include <ostream>
+
+#include "cli/client.h"
+#include "cli/commands/commands.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+#include "musafarm/v1/user_service.grpc.pb.h"
+
+namespace musafarm::cli {
+
+int RunRevoke(const CommandEnv& env, const std::string& agent) {
+  std::unique_ptr<v1::UserService::Stub> stub =
+      v1::UserService::NewStub(NewChannel(env.coordinator));
+  v1::RevokeAgentRequest req;
+  req.set_agent(agent);
+  v1::RevokeAgentResponse resp;
+  grpc::ClientContext ctx;
+  SetUnaryDeadline(&ctx);
+  if (grpc::Status s = stub->RevokeAgent(&ctx, req, &resp); !s.ok()) return ReportRpcError(env, s);
+  if (env.output == OutputFormat::kJson) {
+    PrintJson(env, resp);
+    return kExitOk;
+  }
+  *env.out << "agent " << resp.agent().name() << " is revoked: its stream (if any) was ended and "
+           << "it is refused at every connect, renewal and enrolment";
+  if (resp.serials_size() > 0) {
+    *env.out << " (" << resp.serials_size() << " certificate"
+             << (resp.serials_size() == 1 ? "" : "s") << " issued by this farm)";
+  }
+  *env.out << "\n";
+  return kExitOk;
+}
+
+}  // namespace musafarm::cli
