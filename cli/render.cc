@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/format_bytes.h"
+#include "common/stage_kind.h"
 
 namespace musafarm::cli {
 namespace {
@@ -254,6 +255,40 @@ std::vector<std::string> RenderArtifacts(const v1::Task& task) {
   return RenderTable({"NAME", "SIZE", "SOURCE"}, rows);
 }
 
+// What the coordinator's agent policy grants `a`, and which of its declared
+// labels it does not trust: "" when it grants everything and trusts every
+// label (--insecure with no policy, or a coordinator from before issue 10).
+std::string PolicyLine(const v1::Agent& a) {
+  if (!a.has_grants()) return "";
+  const v1::AgentGrants& g = a.grants();
+  std::vector<std::string> kinds;
+  for (int k : g.kinds()) kinds.push_back(StageKindName(static_cast<v1::StageKind>(k)));
+  if (g.shell()) kinds.push_back("shell");
+  std::vector<std::string> untrusted;
+  for (const std::string& l : a.labels()) {
+    if (std::find(a.trusted_labels().begin(), a.trusted_labels().end(), l) ==
+        a.trusted_labels().end()) {
+      untrusted.push_back(l);
+    }
+  }
+  const bool everything = g.kinds_size() == 4 && g.shell() && g.privileged() && g.host_mounts() &&
+                          g.secrets();
+  if (everything && untrusted.empty()) return "";
+  std::string line = absl::StrCat(a.name(), " may run ", absl::StrJoin(kinds, ","));
+  std::vector<std::string> extras;
+  if (g.privileged()) extras.push_back("privileged");
+  if (g.host_mounts()) extras.push_back("host mounts");
+  if (g.secrets()) extras.push_back("secrets");
+  if (!extras.empty()) absl::StrAppend(&line, " with ", absl::StrJoin(extras, ", "));
+  absl::StrAppend(&line, g.rule().empty() ? " (no policy rule)"
+                                          : absl::StrCat(" (policy rule '", g.rule(), "')"));
+  if (!untrusted.empty()) {
+    absl::StrAppend(&line, "; untrusted labels: ", absl::StrJoin(untrusted, ","),
+                    " (not used for stages that need trust)");
+  }
+  return line;
+}
+
 std::vector<std::string> RenderAgents(const std::vector<v1::Agent>& agents, absl::Time now) {
   std::vector<Row> rows;
   for (const v1::Agent& a : agents) {
@@ -268,6 +303,9 @@ std::vector<std::string> RenderAgents(const std::vector<v1::Agent>& agents, absl
     if (!a.unavailable_reason().empty()) {
       lines.push_back(absl::StrCat(a.name(), " takes no new work: ", a.unavailable_reason()));
     }
+  }
+  for (const v1::Agent& a : agents) {
+    if (std::string policy = PolicyLine(a); !policy.empty()) lines.push_back(std::move(policy));
   }
   return lines;
 }

@@ -248,6 +248,42 @@ TEST(RenderAgentsTest, WhyAnAgentTakesNoWorkIsSaidBelowTheTable) {
                           "/var/lib/musafarm-agent, below 5.0 GiB"));
 }
 
+TEST(RenderAgentsTest, WhatThePolicyGrantsAndUntrustedLabelsAreSaidBelowTheTable) {
+  v1::Agent a;
+  a.set_name("gpu-1");
+  a.set_state(v1::AGENT_STATE_CONNECTED);
+  a.set_slots(4);
+  a.add_labels("gpu");
+  a.add_labels("pool=a");
+  a.add_trusted_labels("pool=a");
+  a.mutable_grants()->add_kinds(v1::STAGE_KIND_EXEC);
+  a.mutable_grants()->add_kinds(v1::STAGE_KIND_DOCKER_RUN);
+  a.mutable_grants()->set_shell(true);
+  a.mutable_grants()->set_secrets(true);
+  a.mutable_grants()->set_rule("gpu-*");
+  v1::Agent b;  // no rule matched: the defaults
+  b.set_name("x");
+  b.set_state(v1::AGENT_STATE_CONNECTED);
+  b.set_slots(1);
+  for (int k = v1::STAGE_KIND_EXEC; k <= v1::STAGE_KIND_DOCKER_PUSH; ++k) {
+    b.mutable_grants()->add_kinds(static_cast<v1::StageKind>(k));
+  }
+  v1::Agent c = b;  // granted everything, every label trusted: nothing to say
+  c.set_name("y");
+  c.mutable_grants()->set_shell(true);
+  c.mutable_grants()->set_privileged(true);
+  c.mutable_grants()->set_host_mounts(true);
+  c.mutable_grants()->set_secrets(true);
+  EXPECT_THAT(RenderAgents({a, b, c}, kNow),
+              ElementsAre("NAME   STATE      SLOTS  LABELS      RUNNING  LAST SEEN",
+                          "gpu-1  connected  0/4    gpu,pool=a  -        never",
+                          "x      connected  0/1    -           -        never",
+                          "y      connected  0/1    -           -        never",
+                          "gpu-1 may run exec,docker_run,shell with secrets (policy rule "
+                          "'gpu-*'); untrusted labels: gpu (not used for stages that need trust)",
+                          "x may run exec,docker_build,docker_run,docker_push (no policy rule)"));
+}
+
 TEST(RenderTaskChangeTest, PlainWatchLine) {
   const absl::Time at = absl::FromUnixSeconds(3600 * 13 + 4 * 60 + 5);
   v1::Task t = MakeTask("7/dev-3.8/base", v1::TASK_STATE_RUNNING, "agent-1");

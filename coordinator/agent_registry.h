@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "coordinator/agent_event_sink.h"
+#include "coordinator/agent_policy.h"
 #include "musafarm/v1/agent_service.pb.h"
 #include "musafarm/v1/farm.pb.h"
 
@@ -45,6 +46,10 @@ class AgentRegistry {
     std::string instance_hash;
     // Task ids whose current attempt it holds, with the GPU numbers each was given.
     std::map<std::string, std::vector<int32_t>> held;
+    // What the agent policy lets it run, and which of its labels it trusts;
+    // set by the core on registration and on every policy (re)load.
+    Grants grants;
+    std::vector<std::string> trusted_labels;
 
     bool connected() const { return conn != 0; }
     // Connected, not draining, not refusing work.

@@ -17,7 +17,10 @@ if [[ -n "$syms" ]]; then
   echo "FAIL: $bin has gRPC symbols linked in (above)"
   exit 1
 fi
-if ! "$bin" --gtest_list_tests | grep -q "^${suite}\."; then
+# Listed first, then searched: `grep -q` in a pipe exits at its first match
+# and the binary, still writing, dies of SIGPIPE, which pipefail reports.
+tests="$("$bin" --gtest_list_tests)"
+if ! grep -q "^${suite}\." <<<"$tests"; then
   echo "FAIL: $bin holds no ${suite} tests"
   exit 1
 fi

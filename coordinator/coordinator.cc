@@ -72,6 +72,15 @@ Coordinator::~Coordinator() {
 
 absl::Status Coordinator::Start() {
   auto log = GetLogger("coordinator");
+  if (!options_.agent_policy.empty()) {
+    absl::StatusOr<AgentPolicy> policy = AgentPolicy::Load(options_.agent_policy);
+    if (!policy.ok()) return policy.status();  // InvalidArgument: main exits 2
+    options_.core.agent_policy = *std::move(policy);
+  } else if (!options_.core.insecure) {
+    log->warn(
+        "no --agent-policy: no agent gets stages that need secrets, privilege, host mounts, "
+        "shell or trusted labels");
+  }
   std::error_code ec;
   std::filesystem::create_directories(options_.data_dir, ec);
   if (ec) {
@@ -109,6 +118,25 @@ absl::Status Coordinator::Start() {
     }
   }
   log->info("listening on port {} (data in {})", port_, options_.data_dir);
+  return absl::OkStatus();
+}
+
+absl::Status Coordinator::ReloadAgentPolicy() {
+  auto log = GetLogger("coordinator");
+  if (options_.agent_policy.empty()) {
+    log->info("no --agent-policy file to reload");
+    return absl::OkStatus();
+  }
+  absl::StatusOr<AgentPolicy> policy = AgentPolicy::Load(options_.agent_policy);
+  if (!policy.ok()) {
+    log->error("agent policy not reloaded, the one in force stays: {}",
+               std::string(policy.status().message()));
+    return policy.status();
+  }
+  log->info("agent policy reloaded from {}", options_.agent_policy);
+  loop_.Post([core = core_.get(), p = *std::move(policy)]() mutable {
+    core->SetAgentPolicy(std::move(p));
+  });
   return absl::OkStatus();
 }
 

@@ -16,6 +16,7 @@ struct CoordinatorOptions {
   std::string listen = "127.0.0.1:7070";   // host:port; port 0 picks a free one
   std::string data_dir = "musafarm-data";  // musafarm.db and logs/
   std::string port_file;                   // if set, the bound port is written here
+  std::string agent_policy;                // --agent-policy FILE; "" = none (CoreOptions.insecure)
   CoreOptions core;
   // Enrolment and revocation; its CA comes from the TLS material.
   EnrollmentOptions enrollment;
@@ -33,6 +34,9 @@ class Coordinator {
   // directory, and with Unavailable when the address cannot be bound.
   absl::Status Start();
   int port() const { return port_; }
+  // Reads --agent-policy again (SIGHUP) and places under it. A file that does
+  // not parse keeps the policy in force and is returned (and logged at ERROR).
+  absl::Status ReloadAgentPolicy();
   void Shutdown();
 
  private:

@@ -36,6 +36,7 @@ Core::Core(Store* store, LogStore* logs, const Clock* clock, CoreOptions options
       clock_(clock),
       options_(options),
       machine_(options.max_lost_attempts),
+      policy_(AgentPolicy::Effective(options.agent_policy, options.insecure)),
       agents_(TimingOf(options)),
       watchers_(logs) {}
 
@@ -48,7 +49,7 @@ absl::Status Core::Recover() {
       store_->LoadSecrets();
   if (!secrets.ok()) return secrets.status();
   const absl::Time now = clock_->Now();
-  for (v1::Agent& a : *agents) agents_.Restore(std::move(a), now);
+  for (v1::Agent& a : *agents) ApplyPolicy(agents_.Restore(std::move(a), now));
   int resumed = 0;
   for (v1::Job& job : *jobs) {
     std::map<std::string, std::string> job_secrets;

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "coordinator/agent_event_sink.h"
+#include "coordinator/agent_policy.h"
 #include "coordinator/agent_registry.h"
 #include "coordinator/enrollment.h"
 #include "coordinator/job_table.h"
@@ -47,6 +49,12 @@ struct CoreOptions {
   absl::Duration restart_grace = absl::Seconds(30);
   // Attempts lost with their agent before the task fails as "agent lost".
   int max_lost_attempts = 2;
+  // Plaintext, agents unauthenticated (--insecure). Decides what no policy
+  // file means: everything allowed when insecure, nothing that needs trust
+  // otherwise.
+  bool insecure = true;
+  // The --agent-policy file's rules; none: the default above.
+  std::optional<AgentPolicy> agent_policy;
 };
 
 // The coordinator's orchestrator: it turns user calls, agent messages and
@@ -108,6 +116,11 @@ class Core : public AgentEventSink, public UserApi {
   // Closes every agent stream and watcher (coordinator shutdown).
   void Shutdown();
 
+  // Replaces the agent policy (SIGHUP reload; nullopt: no file, see
+  // CoreOptions) and places again: work may now go where it could not.
+  // Attempts already running stay where they are.
+  void SetAgentPolicy(std::optional<AgentPolicy> policy);
+
   // For tests and metrics.
   uint64_t last_attempt_id() const { return next_attempt_id_ - 1; }
   const SchedulerStats& scheduler_stats() const { return stats_; }
@@ -154,6 +167,9 @@ class Core : public AgentEventSink, public UserApi {
   void CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& response);
   void SendTo(const std::string& agent, v1::CoordinatorMessage msg);
   void SaveAgent(const Agent& agent);
+  // Sets the agent's grants and trusted labels from policy_ (also in its info,
+  // for `musafarm agents`).
+  void ApplyPolicy(Agent& agent);
   // Places ready tasks when something placement depends on changed since the
   // last pass: a task became QUEUED (its requirement class is dirty) or an
   // agent gained room (it is in dirty_agents_). It examines only the classes
@@ -169,6 +185,7 @@ class Core : public AgentEventSink, public UserApi {
   const Clock* const clock_;
   const CoreOptions options_;
   const TaskStateMachine machine_;
+  AgentPolicy policy_;  // the file's, or the default CoreOptions.insecure implies
 
   JobTable jobs_;
   AgentRegistry agents_;

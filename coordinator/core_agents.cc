@@ -146,6 +146,7 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
   for (const std::string& id : believed) {
     if (kept.count(id) == 0) LoseAttempt(*jobs_.FindTask(id), "agent came back without it");
   }
+  ApplyPolicy(agent);                // its labels may have changed
   dirty_agents_.insert(reg.name());  // new, back, or with other labels or slots
   Log()->info("agent={} registered from {}: slots={} labels=[{}] re-attached={}", reg.name(),
               agent.info.peer(), reg.slots(), absl::StrJoin(reg.labels(), ","), kept.size());

@@ -1,16 +1,69 @@
 // Core, part 4 of 4: the scheduling pass over the ready queue's dirty
-// requirement classes. The orchestration is in core.cc; placement itself is
-// pure, in scheduler.h.
+// requirement classes, and the agent policy it applies. The orchestration is
+// in core.cc; placement itself is pure, in scheduler.h.
 #include "coordinator/core.h"
 
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_join.h"
+#include "common/logging.h"
 #include "common/peer_compat.h"
+#include "common/stage_kind.h"
 #include "common/task_state.h"
 #include "coordinator/scheduler.h"
 
 namespace musafarm::coordinator {
+namespace {
+std::shared_ptr<spdlog::logger> Log() {
+  static auto log = GetLogger("scheduler");
+  return log;
+}
+
+// There is no "why pending" text for a queued task yet, so when the agent
+// policy is what keeps a task queued (some agent would fit it were it not
+// for the policy) this says so at DEBUG, once per pass and class.
+void LogPolicyRefusal(const std::string& task_id, const ReadyTask& task,
+                      const std::vector<AgentRegistry::Agent*>& agents,
+                      const std::vector<AgentSlots>& slots) {
+  if (!Log()->should_log(spdlog::level::debug)) return;
+  std::vector<std::string> refused;
+  for (size_t a = 0; a < agents.size(); ++a) {
+    AgentSlots unrestricted = slots[a];
+    unrestricted.grants = nullptr;
+    unrestricted.trusted_labels = nullptr;
+    if (!Fits(unrestricted, task)) continue;
+    std::string why;
+    if (!Permits(*slots[a].grants, task.kind, task.needs, &why)) {
+      refused.push_back(absl::StrCat(agents[a]->info.name(), " (not granted: ", why, ")"));
+    } else {
+      refused.push_back(absl::StrCat(agents[a]->info.name(), " (labels not trusted)"));
+    }
+  }
+  if (refused.empty()) return;
+  Log()->debug("task={} stays queued: the agent policy refuses {}", task_id,
+               absl::StrJoin(refused, ", "));
+}
+}  // namespace
+
+void Core::ApplyPolicy(Agent& agent) {
+  agent.grants = policy_.For(agent.info.name());
+  agent.trusted_labels =
+      TrustedLabels(agent.grants, {agent.info.labels().begin(), agent.info.labels().end()});
+  agent.info.mutable_trusted_labels()->Assign(agent.trusted_labels.begin(),
+                                              agent.trusted_labels.end());
+  *agent.info.mutable_grants() = GrantsProto(agent.grants);
+}
+
+void Core::SetAgentPolicy(std::optional<AgentPolicy> policy) {
+  policy_ = AgentPolicy::Effective(policy, options_.insecure);
+  for (auto& [name, agent] : agents_.agents()) {
+    ApplyPolicy(agent);
+    dirty_agents_.insert(name);  // it may take classes it could not before
+  }
+  Log()->info("agent policy in force: {} rules", policy_.rule_count());
+  Schedule();
+}
 
 void Core::Schedule() {
   if (shutting_down_) return;  // nothing new goes to streams that are closing
@@ -37,6 +90,8 @@ void Core::Schedule() {
     const Agent& a = *agents[i];
     slots.push_back(AgentSlots{&agent_labels[i], a.free_slots(), a.accepting(), &agent_kinds[i]});
     slots.back().free_gpus = std::max(0, a.info.gpus() - static_cast<int>(used_gpus[i].size()));
+    slots.back().grants = &a.grants;
+    slots.back().trusted_labels = &a.trusted_labels;
     if (slots.back().accepting) total_free += slots.back().free_slots;
   }
   auto class_view = [](const Requirement& r) {
@@ -44,6 +99,7 @@ void Core::Schedule() {
     view.labels = &r.labels;
     view.kind = r.kind;
     view.gpus = r.gpus;
+    view.needs = r.needs;
     return view;
   };
   // Classes with no new task are worth a look only if an agent that changed
@@ -90,6 +146,7 @@ void Core::Schedule() {
     }
     const size_t a = BestAgent(view, slots);
     if (a == agents.size()) {
+      LogPolicyRefusal(task.id(), view, agents, slots);
       candidates.erase(next->requirement);
       continue;
     }

@@ -67,28 +67,37 @@ class CoreTest : public ::testing::Test {
     logs_ = OpenFileLogStore((dir_ / "logs").string());
     CoreOptions options;
     options.agent_lost_timeout = absl::Seconds(15);
+    options.insecure = insecure_;
+    options.agent_policy = policy_;
     core_ = std::make_unique<Core>(store_.get(), logs_.get(), &clock_, options);
     ASSERT_TRUE(core_->Recover().ok());
   }
   std::pair<Core::ConnId, std::shared_ptr<FakeConnection>> Connect(
       const std::string& name, int slots, std::vector<v1::HeldAttempt> held = {},
       std::optional<std::string> instance_secret = std::nullopt) {
+    v1::Register reg;
+    reg.set_name(name);
+    reg.set_slots(slots);
+    // One instance per name unless a test says otherwise: a second Connect of
+    // the name is that agent reconnecting.
+    reg.set_instance_secret(instance_secret.value_or("instance of " + name));
+    for (auto& h : held) *reg.add_held() = h;
+    return ConnectWith(reg);
+  }
+  // Opens a stream and registers `reg` on it.
+  std::pair<Core::ConnId, std::shared_ptr<FakeConnection>> ConnectWith(const v1::Register& reg) {
     auto conn = std::make_shared<FakeConnection>();
     Core::ConnId id = core_->OnAgentConnected(conn);
     v1::AgentMessage msg;
-    msg.mutable_register_()->set_name(name);
-    msg.mutable_register_()->set_slots(slots);
-    // One instance per name unless a test says otherwise: a second Connect of
-    // the name is that agent reconnecting.
-    msg.mutable_register_()->set_instance_secret(instance_secret.value_or("instance of " + name));
-    for (auto& h : held) *msg.mutable_register_()->add_held() = h;
+    *msg.mutable_register_() = reg;
     core_->OnAgentMessage(id, msg);
     return {id, conn};
   }
-  v1::Job Submit(const char* yaml) {
+  v1::Job Submit(const char* yaml, const std::map<std::string, std::string>& secrets = {}) {
     v1::SubmitRequest req;
     req.set_spec_yaml(yaml);
     req.set_spec_file("test.yaml");
+    req.mutable_secrets()->insert(secrets.begin(), secrets.end());
     auto job = core_->Submit(req);
     EXPECT_TRUE(job.ok()) << job.status();
     return job.ok() ? *job : v1::Job();
@@ -122,6 +131,8 @@ class CoreTest : public ::testing::Test {
   }
 
   std::filesystem::path dir_;
+  bool insecure_ = true;  // CoreOptions.insecure for Open()
+  std::optional<AgentPolicy> policy_;
   testing::FakeClock clock_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<LogStore> logs_;
@@ -922,6 +933,169 @@ stages:
   }
   EXPECT_EQ(kinds["new"], (std::vector<int>{v1::STAGE_KIND_DOCKER_RUN}));
   EXPECT_EQ(kinds["old"], (std::vector<int>{v1::STAGE_KIND_DOCKER_BUILD}));
+}
+
+// The agent policy (issue 10, point 4).
+class CorePolicyTest : public CoreTest {
+ protected:
+  void UsePolicy(const std::string& yaml, bool insecure = false) {
+    insecure_ = insecure;
+    if (yaml.empty()) {
+      policy_.reset();
+    } else {
+      absl::StatusOr<AgentPolicy> p = AgentPolicy::Parse(yaml, "policy.yaml");
+      ASSERT_TRUE(p.ok()) << p.status();
+      policy_ = *p;
+    }
+    Open();
+  }
+  // An agent that runs exec and docker_run stages.
+  std::pair<Core::ConnId, std::shared_ptr<FakeConnection>> ConnectLabelled(
+      const std::string& name, int slots, std::vector<std::string> labels) {
+    v1::Register reg;
+    reg.set_name(name);
+    reg.set_slots(slots);
+    reg.set_instance_secret("instance of " + name);
+    for (const std::string& l : labels) reg.add_labels(l);
+    reg.mutable_capabilities()->add_executor_kinds(v1::STAGE_KIND_EXEC);
+    reg.mutable_capabilities()->add_executor_kinds(v1::STAGE_KIND_DOCKER_RUN);
+    return ConnectWith(reg);
+  }
+  v1::Job SubmitWithSecret(const char* yaml) { return Submit(yaml, {{"TOKEN", "tok-value"}}); }
+  static std::set<std::string> Ids(const std::vector<v1::Assignment>& as) {
+    std::set<std::string> out;
+    for (const auto& a : as) out.insert(a.task_id());
+    return out;
+  }
+};
+
+constexpr char kTrustedPolicy[] = R"(agents:
+  - match: "trusted-*"
+    labels: ["pool=*"]
+    kinds: [exec, docker_run]
+    privileged: true
+    secrets: true
+)";
+
+constexpr char kNeedsTrust[] = R"(
+secrets: [TOKEN]
+stages:
+  - name: secret
+    labels: [pool=a]
+    secrets: [TOKEN]
+    exec: ["true"]
+  - name: priv
+    docker_run: {image: debian, privileged: true}
+  - name: plain
+    labels: [pool=a]
+    exec: ["true"]
+)";
+
+TEST_F(CorePolicyTest, AnAgentMissingFromThePolicyGetsNoStageNeedingSecretsOrPrivilege) {
+  UsePolicy(kTrustedPolicy);
+  // The stranger declares the same label and has more free slots.
+  auto [sconn, stranger] = ConnectLabelled("stranger", 4, {"pool=a"});
+  auto [tconn, trusted] = ConnectLabelled("trusted-1", 1, {"pool=a"});
+  const v1::Job job = SubmitWithSecret(kNeedsTrust);
+  const std::string secret = job.id() + "/secret", priv = job.id() + "/priv";
+
+  // The secret stage goes to the granted agent; the privileged one waits for
+  // its only slot; the ordinary stage goes to the stranger.
+  std::vector<v1::Assignment> on_trusted = trusted->TakeAssignments();
+  ASSERT_EQ(Ids(on_trusted), std::set<std::string>{secret});
+  EXPECT_EQ(on_trusted[0].secrets().at("TOKEN"), "tok-value");
+  EXPECT_EQ(Ids(stranger->TakeAssignments()), std::set<std::string>{job.id() + "/plain"});
+  EXPECT_EQ(StateOf(job.id(), priv), v1::TASK_STATE_QUEUED);
+
+  // A freed slot on the stranger changes nothing; one on the trusted agent does.
+  Result(tconn, on_trusted[0], 0);
+  EXPECT_EQ(Ids(trusted->TakeAssignments()), std::set<std::string>{priv});
+  EXPECT_TRUE(stranger->TakeAssignments().empty());
+
+  // `musafarm agents` shows what each may do.
+  std::map<std::string, v1::Agent> agents;
+  for (const v1::Agent& a : core_->ListAgents()) agents[a.name()] = a;
+  EXPECT_EQ(agents["stranger"].grants().rule(), "");
+  EXPECT_FALSE(agents["stranger"].grants().secrets());
+  EXPECT_EQ(agents["stranger"].trusted_labels_size(), 0);
+  EXPECT_EQ(agents["stranger"].labels_size(), 1);  // declared, shown
+  EXPECT_EQ(agents["trusted-1"].grants().rule(), "trusted-*");
+  EXPECT_TRUE(agents["trusted-1"].grants().secrets());
+  EXPECT_TRUE(agents["trusted-1"].grants().privileged());
+  ASSERT_EQ(agents["trusted-1"].trusted_labels_size(), 1);
+  EXPECT_EQ(agents["trusted-1"].trusted_labels(0), "pool=a");
+}
+
+TEST_F(CorePolicyTest, ADeclaredButUngrantedLabelAttractsNoStageNeedingTrustButAnOrdinaryOne) {
+  // Granted secrets, but none of its labels is trusted.
+  UsePolicy("agents:\n  - match: \"*\"\n    secrets: true\n");
+  auto [conn, agent] = ConnectLabelled("a", 4, {"gpu"});
+  const v1::Job job = SubmitWithSecret(R"(
+secrets: [TOKEN]
+stages:
+  - name: secret
+    labels: [gpu]
+    secrets: [TOKEN]
+    exec: ["true"]
+  - name: plain
+    labels: [gpu]
+    exec: ["true"]
+  - name: anywhere
+    secrets: [TOKEN]
+    exec: ["true"]
+)");
+  EXPECT_EQ(Ids(agent->TakeAssignments()),
+            (std::set<std::string>{job.id() + "/plain", job.id() + "/anywhere"}));
+  EXPECT_EQ(StateOf(job.id(), job.id() + "/secret"), v1::TASK_STATE_QUEUED);
+
+  // The operator trusts the label and reloads (SIGHUP): placement runs again.
+  absl::StatusOr<AgentPolicy> reloaded = AgentPolicy::Parse(
+      "agents:\n  - match: \"*\"\n    secrets: true\n    labels: [gpu]\n", "policy.yaml");
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  core_->SetAgentPolicy(*reloaded);
+  EXPECT_EQ(Ids(agent->TakeAssignments()), std::set<std::string>{job.id() + "/secret"});
+  ASSERT_EQ(core_->ListAgents()[0].trusted_labels_size(), 1);
+}
+
+TEST_F(CorePolicyTest, WithoutAPolicyFileOnlyInsecureModeAllowsWhatNeedsTrust) {
+  UsePolicy("", /*insecure=*/false);
+  auto [conn, agent] = ConnectLabelled("a", 4, {"pool=a"});
+  const v1::Job job = SubmitWithSecret(kNeedsTrust);
+  EXPECT_EQ(Ids(agent->TakeAssignments()), std::set<std::string>{job.id() + "/plain"});
+  EXPECT_EQ(StateOf(job.id(), job.id() + "/secret"), v1::TASK_STATE_QUEUED);
+  EXPECT_EQ(StateOf(job.id(), job.id() + "/priv"), v1::TASK_STATE_QUEUED);
+  EXPECT_FALSE(core_->ListAgents()[0].grants().secrets());
+
+  // --insecure with no file: everything, as before issue 10. The queued tasks
+  // survive the restart and go now (with `plain` again: this agent came back
+  // without it).
+  UsePolicy("", /*insecure=*/true);
+  auto [conn2, agent2] = ConnectLabelled("a", 4, {"pool=a"});
+  EXPECT_EQ(Ids(agent2->TakeAssignments()),
+            (std::set<std::string>{job.id() + "/secret", job.id() + "/priv", job.id() + "/plain"}));
+  EXPECT_TRUE(core_->ListAgents()[0].grants().secrets());
+}
+
+TEST_F(CorePolicyTest, AReloadThatTakesAGrantAwayStopsNewPlacementsOnly) {
+  UsePolicy("agents:\n  - match: a\n    secrets: true\n");
+  auto [conn, agent] = ConnectLabelled("a", 1, {});
+  const v1::Job job = SubmitWithSecret(R"(
+secrets: [TOKEN]
+stages:
+  - name: one
+    secrets: [TOKEN]
+    exec: ["true"]
+  - name: two
+    secrets: [TOKEN]
+    exec: ["true"]
+)");
+  std::vector<v1::Assignment> first = agent->TakeAssignments();
+  ASSERT_EQ(first.size(), 1u);
+  core_->SetAgentPolicy(std::nullopt);  // file removed from the flags: TLS defaults
+  // The running attempt stays and may finish; the next one is not placed.
+  Result(conn, first[0], 0);
+  EXPECT_EQ(StateOf(job.id(), first[0].task_id()), v1::TASK_STATE_SUCCEEDED);
+  EXPECT_TRUE(agent->TakeAssignments().empty());
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
-// musafarm-coordinator: flags -> Coordinator -> wait for SIGTERM/SIGINT.
+// musafarm-coordinator: flags -> Coordinator -> wait for SIGTERM/SIGINT; SIGHUP
+// reloads the agent policy.
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -11,11 +12,12 @@
 #include "coordinator/join_token_command.h"
 
 int main(int argc, char** argv) {
-  // Block the stop signals in every thread; main waits for them with sigwait.
+  // Block the stop and reload signals in every thread; main waits for them with sigwait.
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGHUP);  // reload --agent-policy
   pthread_sigmask(SIG_BLOCK, &stop, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -42,6 +44,9 @@ int main(int argc, char** argv) {
                  "attempts they held are re-queued")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_option("--agent-policy", options.agent_policy,
+                 "YAML file saying which agents may run stages that need trust (docs/security.md); "
+                 "reloaded on SIGHUP");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   double cert_days = 30, cert_lifetime_s = 0;
@@ -113,7 +118,9 @@ int main(int argc, char** argv) {
     return absl::IsInvalidArgument(s) ? 2 : 1;
   }
   int sig = 0;
-  sigwait(&stop, &sig);
+  while (sigwait(&stop, &sig) == 0 && sig == SIGHUP) {
+    (void)server.ReloadAgentPolicy();  // a bad file is logged and the old policy kept
+  }
   musafarm::GetLogger("coordinator")->info("signal {}: shutting down", sig);
   server.Shutdown();
   return 0;

@@ -13,6 +13,7 @@ Requirement RequirementOf(const v1::StageSpec& run) {
   r.labels.erase(std::unique(r.labels.begin(), r.labels.end()), r.labels.end());
   r.kind = StageKindOf(run);
   r.gpus = run.gpus();
+  r.needs = TrustNeedsOf(run);
   return r;
 }
 

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "coordinator/agent_policy.h"
 #include "musafarm/v1/farm.pb.h"
 
 namespace musafarm::coordinator {
@@ -20,11 +21,12 @@ struct Requirement {
   std::vector<std::string> labels;           // sorted, unique
   v1::StageKind kind = v1::STAGE_KIND_EXEC;  // StageKindOf
   int gpus = 0;
+  TrustNeeds needs;  // what the agent policy must grant (TrustNeedsOf)
   bool operator<(const Requirement& o) const {
-    return std::tie(labels, kind, gpus) < std::tie(o.labels, o.kind, o.gpus);
+    return std::tie(labels, kind, gpus, needs) < std::tie(o.labels, o.kind, o.gpus, o.needs);
   }
   bool operator==(const Requirement& o) const {
-    return labels == o.labels && kind == o.kind && gpus == o.gpus;
+    return labels == o.labels && kind == o.kind && gpus == o.gpus && needs == o.needs;
   }
 };
 Requirement RequirementOf(const v1::StageSpec& run);

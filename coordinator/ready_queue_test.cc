@@ -19,6 +19,26 @@ TEST(ReadyQueueTest, RequirementIgnoresLabelOrderAndRepeats) {
   EXPECT_EQ(Req({}).kind, v1::STAGE_KIND_EXEC);
 }
 
+TEST(ReadyQueueTest, WhatAStageNeedsOfTrustSplitsItsClass) {
+  v1::StageSpec plain;
+  plain.add_labels("gpu");
+  plain.mutable_exec()->add_argv("make");
+  v1::StageSpec with_secret = plain;
+  with_secret.add_secrets("TOKEN");
+  v1::StageSpec shell = plain;
+  shell.mutable_exec()->set_shell(true);
+  // Same labels and kind, but an agent may take one and not the others.
+  EXPECT_FALSE(RequirementOf(plain) == RequirementOf(with_secret));
+  EXPECT_FALSE(RequirementOf(plain) == RequirementOf(shell));
+  EXPECT_FALSE(RequirementOf(with_secret) == RequirementOf(shell));
+  EXPECT_TRUE(RequirementOf(with_secret).needs.secrets);
+  EXPECT_TRUE(RequirementOf(shell).needs.shell);
+  ReadyQueue q;
+  q.Add("1/a", {1, 0}, RequirementOf(plain));
+  q.Add("1/b", {1, 1}, RequirementOf(with_secret));
+  EXPECT_EQ(q.classes().size(), 2u);
+}
+
 TEST(ReadyQueueTest, GroupsByClassInQueueOrder) {
   ReadyQueue q;
   q.Add("2/x", {2, 0}, Req({"pool=a"}));

@@ -21,8 +21,15 @@ bool RunsKind(const AgentSlots& agent, v1::StageKind kind) {
 }  // namespace
 
 bool Fits(const AgentSlots& agent, const ReadyTask& task) {
-  return agent.accepting && agent.free_slots > 0 && agent.free_gpus >= task.gpus &&
-         LabelsSatisfy(*agent.labels, *task.labels) && RunsKind(agent, task.kind);
+  if (!agent.accepting || agent.free_slots <= 0 || agent.free_gpus < task.gpus ||
+      !RunsKind(agent, task.kind)) {
+    return false;
+  }
+  if (agent.grants != nullptr && !Permits(*agent.grants, task.kind, task.needs)) return false;
+  // A declared label is only the agent's claim: it may steer ordinary stages,
+  // but a stage that needs trust goes only where the policy vouches for it.
+  const bool trusted_only = task.needs.any() && agent.trusted_labels != nullptr;
+  return LabelsSatisfy(trusted_only ? *agent.trusted_labels : *agent.labels, *task.labels);
 }
 
 size_t BestAgent(const ReadyTask& task, const std::vector<AgentSlots>& agents) {

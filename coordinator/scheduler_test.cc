@@ -106,5 +106,70 @@ TEST(SchedulerTest, PrefersTheAgentThatRanTheDependencies) {
   EXPECT_EQ(PlaceTasks({dev}, agents), (Placement{{0, 0}}));
 }
 
+TEST(SchedulerTest, ThePolicyDecidesWhereStagesThatNeedTrustGo) {
+  std::vector<std::string> none, gpu = {"gpu"}, labels = {"gpu"}, trusted = {"gpu"}, untrusted;
+  const std::vector<v1::StageKind> kinds = {v1::STAGE_KIND_EXEC, v1::STAGE_KIND_DOCKER_RUN};
+  Grants granted;
+  granted.kinds = kinds;
+  granted.secrets = granted.privileged = true;
+  Grants defaults;
+  defaults.kinds = DefaultKinds();
+  // Agent 0 declares gpu but the policy trusts none of its labels and grants
+  // nothing; agent 1 declares the same and is trusted and granted.
+  AgentSlots stranger = Slots(&labels, 4, true, &kinds);
+  stranger.grants = &defaults;
+  stranger.trusted_labels = &untrusted;
+  AgentSlots known = Slots(&labels, 1, true, &kinds);
+  known.grants = &granted;
+  known.trusted_labels = &trusted;
+
+  ReadyTask secret = Ready(&none);
+  secret.needs.secrets = true;
+  ReadyTask privileged = Ready(&none, v1::STAGE_KIND_DOCKER_RUN);
+  privileged.needs.privileged = true;
+  ReadyTask secret_on_gpu = Ready(&gpu);
+  secret_on_gpu.needs.secrets = true;
+  ReadyTask plain_on_gpu = Ready(&gpu);
+  for (const ReadyTask& t : {secret, privileged, secret_on_gpu}) {
+    EXPECT_FALSE(Fits(stranger, t));
+    EXPECT_TRUE(Fits(known, t));
+  }
+  // An ordinary stage is steered by declared labels as before: the stranger,
+  // with more free slots, wins it.
+  EXPECT_TRUE(Fits(stranger, plain_on_gpu));
+  EXPECT_EQ(BestAgent(plain_on_gpu, {stranger, known}), 0u);
+  EXPECT_EQ(BestAgent(secret_on_gpu, {stranger, known}), 1u);
+
+  // Granted secrets, but its gpu label is not trusted: a stage that needs
+  // trust and the label goes nowhere; one that needs no label still fits.
+  known.trusted_labels = &untrusted;
+  EXPECT_FALSE(Fits(known, secret_on_gpu));
+  EXPECT_TRUE(Fits(known, secret));
+  EXPECT_TRUE(Fits(known, plain_on_gpu));
+}
+
+TEST(SchedulerTest, TheKindsThePolicyGrantsCountShellApartFromExec) {
+  std::vector<std::string> none;
+  Grants exec_only;
+  exec_only.kinds = {v1::STAGE_KIND_EXEC};
+  AgentSlots a = Slots(&none, 1, true);
+  a.grants = &exec_only;
+  a.trusted_labels = &none;
+  ReadyTask shell = Ready(&none);
+  shell.needs.shell = true;
+  EXPECT_TRUE(Fits(a, Ready(&none)));
+  EXPECT_FALSE(Fits(a, shell));
+  exec_only.shell = true;
+  EXPECT_TRUE(Fits(a, shell));
+  // A kind it runs but the policy does not grant.
+  const std::vector<v1::StageKind> runs = {v1::STAGE_KIND_EXEC, v1::STAGE_KIND_DOCKER_PUSH};
+  a.executors = &runs;
+  EXPECT_FALSE(Fits(a, Ready(&none, v1::STAGE_KIND_DOCKER_PUSH)));
+  // No policy (null grants): what it runs, as before.
+  a.grants = nullptr;
+  a.trusted_labels = nullptr;
+  EXPECT_TRUE(Fits(a, Ready(&none, v1::STAGE_KIND_DOCKER_PUSH)));
+}
+
 }  // namespace
 }  // namespace musafarm::coordinator

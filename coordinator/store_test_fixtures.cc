@@ -188,6 +188,8 @@ v1::Agent FullAgent(const std::string& name, int slots) {
   a.set_peer("ipv4:10.0.0.7:40000");
   a.add_executors("docker_build");
   a.set_gpu_vendor("mthreads");
+  a.add_trusted_labels("gpu=s4000");
+  a.mutable_grants()->set_rule("gpu-*");  // FillUnsetScalars fills the rest
   FillApiTimes(&a);
   FillUnsetScalars(&a);
   return a;

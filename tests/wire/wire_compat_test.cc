@@ -184,7 +184,8 @@ TEST(WireGolden, GoldensCoverEveryMessageKind) {
 // Sets, everywhere in `m`, the fields issues 9 and 10 added, the way the new
 // code fills them beside the old ones: the agent's outcome, shutting-down flag
 // and executor kinds (peer_compat), its instance secret, the coordinator's
-// Agent rows, and the user API's Timestamps (api_times). Returns how many
+// Agent rows (with the agent policy's trusted labels and grants), and the user
+// API's Timestamps (api_times). Returns how many
 // messages it changed.
 int SetNewFields(Message* m) {
   int changed = 0;
@@ -207,6 +208,11 @@ int SetNewFields(Message* m) {
     }
     agent->set_shutting_down(agent->unavailable_reason() == kShuttingDownText);
     FillApiTimes(agent);
+    // The agent policy's view (issue 10): what it trusts and grants.
+    *agent->mutable_trusted_labels() = agent->labels();
+    agent->mutable_grants()->add_kinds(v1::STAGE_KIND_EXEC);
+    agent->mutable_grants()->set_secrets(true);
+    agent->mutable_grants()->set_rule("gpu-*");
     ++changed;
   } else if (auto* job = dynamic_cast<v1::Job*>(m)) {
     FillApiTimes(job);
