@@ -5,10 +5,13 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/logging.h"
 #include "gtest/gtest.h"
+#include "spdlog/sinks/ostream_sink.h"
 #include "tests/fakes/fake_agent_connection.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_watcher.h"
@@ -1156,6 +1159,34 @@ TEST_F(CoreRevocationTest, RevokedAgentLosesItsStreamAndAttemptsAndIsRefusedAfte
 
 TEST_F(CoreRevocationTest, RevokingANameNeverSeenIsNotFound) {
   EXPECT_TRUE(absl::IsNotFound(core_->RevokeAgent("typo").status()));
+}
+
+TEST_F(CorePolicyTest, ATaskThePolicyKeepsQueuedIsExplainedAtDebug) {
+  UsePolicy(kTrustedPolicy);
+  // Catch the scheduler's log at DEBUG for the length of the test.
+  std::ostringstream out;
+  auto log = GetLogger("scheduler");
+  const spdlog::level::level_enum level = log->level();
+  log->sinks().push_back(std::make_shared<spdlog::sinks::ostream_sink_st>(out));
+  log->set_level(spdlog::level::debug);
+  ConnectLabelled("stranger", 2, {"gpu"});
+  ConnectLabelled("trusted-1", 2, {"gpu"});
+  const v1::Job job = SubmitWithSecret(R"(
+secrets: [TOKEN]
+stages:
+  - name: deploy
+    labels: [gpu]
+    secrets: [TOKEN]
+    exec: ["true"]
+)");
+  log->sinks().pop_back();
+  log->set_level(level);
+  EXPECT_EQ(StateOf(job.id(), job.id() + "/deploy"), v1::TASK_STATE_QUEUED);
+  EXPECT_NE(out.str().find(absl::StrCat("task=", job.id(),
+                                        "/deploy stays queued: the agent policy refuses stranger "
+                                        "(not granted: secrets), trusted-1 (labels not trusted)")),
+            std::string::npos)
+      << out.str();
 }
 
 }  // namespace
