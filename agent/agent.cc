@@ -19,6 +19,7 @@
 #include "agent/host/disk.h"
 #include "agent/pytest_summary.h"
 #include "common/clock.h"
+#include "common/file_modes.h"
 #include "common/format_bytes.h"
 #include "common/labels.h"
 #include "common/logging.h"
@@ -78,12 +79,14 @@ absl::Status Agent::Start() {
   for (const std::string& label : options_.labels) {
     if (absl::Status s = ValidateLabel(label); !s.ok()) return s;
   }
-  for (const char* sub : {"/tasks", "/spool"}) {
-    std::error_code ec;
-    std::filesystem::create_directories(options_.work_dir + sub, ec);
-    if (ec) {
+  // 0700: the work dir holds the spooled (redacted) output, the state file
+  // and every task's files. The agent keeps the process umask as it is
+  // (tasks inherit it, and a docker build copies its context's file modes
+  // into the image), so this mode is what keeps other users out.
+  for (const char* sub : {"", "/tasks", "/spool"}) {
+    if (absl::Status s = MakePrivateDir(options_.work_dir + sub); !s.ok()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("cannot create work dir '", options_.work_dir, "': ", ec.message()));
+          absl::StrCat("cannot create work dir '", options_.work_dir, "': ", s.message()));
     }
   }
   if (absl::Status s = LockWorkDir(); !s.ok()) return s;
@@ -286,7 +289,7 @@ void Agent::OnAssignment(const v1::Assignment& as) {
                  ? executor->Traces(as)
                  : AttemptTraces{as.task_id(), as.attempt_id(), StageKindName(as.run()), {}, {}};
   if (options_.on_images_used) options_.on_images_used(StageImages(as.run()));
-  a.secrets = SecretValues(as);
+  a.secrets = SecretMaskForms(as);
   a.redactor = Redactor(a.secrets);
   const std::string file_name = AttemptFileName(as.task_id(), as.attempt_id());
   a.workdir = absl::StrCat(options_.work_dir, "/tasks/", file_name);

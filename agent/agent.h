@@ -141,7 +141,7 @@ class Agent {
     int64_t started_us = 0;
     v1::AttemptResult result;
     std::vector<CollectedFile> files;  // sent as artifacts before the result
-    std::vector<std::string> secrets;  // the assignment's secret values
+    std::vector<std::string> secrets;  // every form of the assignment's secret values
     Redactor redactor;                 // of `secrets`, over the attempt's output
     std::vector<RecordedProcess> processes;  // for the state file
     AttemptTraces traces;                    // its executor's, for the state file

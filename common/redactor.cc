@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
+#include "common/file_modes.h"
 
 namespace musafarm {
 namespace {
@@ -99,7 +100,7 @@ absl::Status RedactFile(const std::string& path, const std::vector<std::string>&
   if (!in) {
     return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
   }
-  absl::StatusOr<std::unique_ptr<AtomicFile>> out = AtomicFile::Create(path);
+  absl::StatusOr<std::unique_ptr<AtomicFile>> out = AtomicFile::Create(path, kPrivateFileMode);
   if (!out.ok()) return absl::InternalError(absl::StrCat("cannot write ", out.status().message()));
   std::string buf(kFileChunk, '\0');
   absl::Status written = absl::OkStatus();

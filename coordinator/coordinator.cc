@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -12,7 +13,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
+#include "common/file_modes.h"
 #include "common/logging.h"
+#include "coordinator/secret_cipher.h"
+#include "coordinator/secrets_key.h"
 #include "coordinator/server.h"
 
 namespace musafarm::coordinator {
@@ -81,19 +85,33 @@ absl::Status Coordinator::Start() {
         "no --agent-policy: no agent gets stages that need secrets, privilege, host mounts, "
         "shell or trusted labels");
   }
-  std::error_code ec;
-  std::filesystem::create_directories(options_.data_dir, ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot create data dir '", options_.data_dir, "': ", ec.message()));
-  }
+  // Only the coordinator's user may look inside: the database holds job
+  // secrets (sealed) and the task logs are the tasks' output.
+  if (absl::Status s = MakePrivateDir(options_.data_dir); !s.ok()) return s;
   absl::StatusOr<int> lock = LockDataDir(options_.data_dir);
   if (!lock.ok()) return lock.status();
   lock_fd_ = *lock;
-  absl::StatusOr<std::unique_ptr<Store>> store =
-      OpenSqliteStore(absl::StrCat(options_.data_dir, "/musafarm.db"));
+  absl::StatusOr<SecretsKey> key =
+      LoadSecretsKey(options_.secrets_key_file, std::getenv(kSecretsKeyEnv), options_.data_dir);
+  if (!key.ok()) return key.status();
+  if (key->created) {
+    log->info("generated the key that encrypts job secrets at rest: {} (keep it with the data dir; "
+              "without it a restart cannot hand running jobs their secrets)",
+              key->source);
+  } else {
+    log->info("job secrets are encrypted at rest with the key from {}", key->source);
+  }
+  absl::StatusOr<SecretCipher> cipher = SecretCipher::Create(key->key);
+  if (!cipher.ok()) return cipher.status();
+  const std::string db_path = absl::StrCat(options_.data_dir, "/musafarm.db");
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(db_path, *cipher);
   if (!store.ok()) return store.status();
   store_ = *std::move(store);
+  // SQLite gives the WAL and shared-memory files the database's mode; a
+  // database made by an older coordinator under a looser umask is narrowed.
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    if (absl::Status s = MakePrivateFile(db_path + suffix); !s.ok()) return s;
+  }
   logs_ = OpenFileLogStore(absl::StrCat(options_.data_dir, "/logs"));
   core_ = std::make_unique<Core>(store_.get(), logs_.get(), RealClock::Get(), options_.core);
   if (absl::Status s = core_->Recover(); !s.ok()) return s;

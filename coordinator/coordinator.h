@@ -17,6 +17,7 @@ struct CoordinatorOptions {
   std::string data_dir = "musafarm-data";  // musafarm.db and logs/
   std::string port_file;                   // if set, the bound port is written here
   std::string agent_policy;                // --agent-policy FILE; "" = none (CoreOptions.insecure)
+  std::string secrets_key_file;            // "": $MUSAFARM_SECRETS_KEY or <data_dir>/secrets.key
   CoreOptions core;
   // Enrolment and revocation; its CA comes from the TLS material.
   EnrollmentOptions enrollment;

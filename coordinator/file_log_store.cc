@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "common/file_modes.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -37,11 +38,11 @@ std::string FileLogStore::ArtifactPath(const std::string& task_id, uint64_t atte
 absl::StatusOr<FileLogStore::OpenLog*> FileLogStore::Open(const std::string& path) {
   auto it = open_.find(path);
   if (it != open_.end()) return &it->second;
-  std::error_code ec;
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
-  if (ec)
-    return absl::InternalError(absl::StrCat("log store: mkdir for ", path, ": ", ec.message()));
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  // Task logs are the tasks' output: their owner's alone, whatever the umask.
+  if (absl::Status s = MakePrivateDir(std::filesystem::path(path).parent_path()); !s.ok()) {
+    return absl::InternalError(absl::StrCat("log store: mkdir for ", path, ": ", s.message()));
+  }
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, kPrivateFileMode);
   if (fd < 0) return Errno("open", path);
   struct stat st;
   if (::fstat(fd, &st) != 0) {

@@ -1,5 +1,7 @@
 // musafarm-coordinator: flags -> Coordinator -> wait for SIGTERM/SIGINT; SIGHUP
 // reloads the agent policy.
+#include <sys/stat.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -12,6 +14,9 @@
 #include "coordinator/join_token_command.h"
 
 int main(int argc, char** argv) {
+  // Everything the coordinator creates (data dir, database, WAL, task logs,
+  // secrets key) is its own: no group or other access (issue 12).
+  ::umask(077);
   // Block the stop and reload signals in every thread; main waits for them with sigwait.
   sigset_t stop;
   sigemptyset(&stop);
@@ -47,6 +52,9 @@ int main(int argc, char** argv) {
   app.add_option("--agent-policy", options.agent_policy,
                  "YAML file saying which agents may run stages that need trust (docs/security.md); "
                  "reloaded on SIGHUP");
+  app.add_option("--secrets-key-file", options.secrets_key_file,
+                 "file holding the key that encrypts job secrets at rest (base64 of 32 bytes); "
+                 "else $MUSAFARM_SECRETS_KEY, else <data-dir>/secrets.key, made at first start");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   double cert_days = 30, cert_lifetime_s = 0;

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -18,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "coordinator/secret_cipher.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -289,7 +292,8 @@ absl::Status Validate(const Mutation& m) {
 // caller (see Store).
 class SqliteStore final : public Store {
  public:
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path,
+                                                     std::optional<SecretCipher> cipher);
 
   absl::Status Commit(const Mutation& m) override;
   absl::StatusOr<std::vector<v1::Job>> LoadJobs() override;
@@ -307,11 +311,23 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<Revocation>> LoadRevocations() override;
 
  private:
-  SqliteStore(std::string path, DbPtr db) : path_(std::move(path)), db_(std::move(db)) {}
+  SqliteStore(std::string path, DbPtr db, std::optional<SecretCipher> cipher)
+      : path_(std::move(path)), db_(std::move(db)), cipher_(std::move(cipher)) {}
 
   absl::Status Configure();
   absl::Status Migrate();
   absl::Status PrepareStatements();
+  // Seals the secret rows still in clear (written before secrets were sealed).
+  absl::Status SealClearSecrets();
+  // The value written to / read from a job_secrets row.
+  absl::StatusOr<std::string> Sealed(const std::string& job_id, const std::string& name,
+                                     const std::string& value) const;
+  absl::StatusOr<std::string> Opened(const std::string& job_id, const std::string& name,
+                                     std::string stored) const;
+  absl::Status TruncateWal();
+  // Upserts one job_secrets row (sealed with a cipher).
+  absl::Status WriteSecret(const std::string& job_id, const std::string& name,
+                           const std::string& value);
 
   // Runs `body` in BEGIN IMMEDIATE ... COMMIT, rolling back if either fails.
   // IMMEDIATE takes the write lock up front, so a concurrent writer makes BEGIN
@@ -327,6 +343,7 @@ class SqliteStore final : public Store {
   const std::string path_;
   // Declared before the statements, so it is closed after they are all finalized.
   DbPtr db_;
+  const std::optional<SecretCipher> cipher_;  // none: secrets in clear (tests)
 
   Statement begin_;
   Statement commit_;
@@ -347,7 +364,8 @@ class SqliteStore final : public Store {
   std::string buf_;
 };
 
-absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path,
+                                                         std::optional<SecretCipher> cipher) {
   sqlite3* raw = nullptr;
   // NOMUTEX: the store is used from one thread, so SQLite's per-call locking is waste.
   int rc =
@@ -355,13 +373,78 @@ absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(const std::string& path
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   DbPtr db(raw);  // sqlite3_open_v2 returns a handle to close even when it fails
   if (rc != SQLITE_OK) return SqliteError(db.get(), rc, absl::StrCat("open \"", path, "\""));
-  std::unique_ptr<SqliteStore> store(new SqliteStore(path, std::move(db)));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(path, std::move(db), std::move(cipher)));
   // Most failures past open (not a database, unreadable, locked) only show once
   // the file is read, so each step names the path too.
   MF_RETURN_IF_ERROR(store->Configure());
   MF_RETURN_IF_ERROR(store->Migrate());
   MF_RETURN_IF_ERROR(store->PrepareStatements());
+  MF_RETURN_IF_ERROR(store->SealClearSecrets());
   return std::unique_ptr<Store>(std::move(store));
+}
+
+absl::StatusOr<std::string> SqliteStore::Sealed(const std::string& job_id, const std::string& name,
+                                                const std::string& value) const {
+  if (!cipher_.has_value()) return value;
+  return cipher_->Seal(value, SecretContext(job_id, name));
+}
+
+absl::StatusOr<std::string> SqliteStore::Opened(const std::string& job_id, const std::string& name,
+                                                std::string stored) const {
+  // A row in clear is one SealClearSecrets() has not reached: only in a store
+  // opened without a cipher.
+  if (!cipher_.has_value() || !SecretCipher::IsSealed(stored)) return stored;
+  absl::StatusOr<std::string> value = cipher_->Open(stored, SecretContext(job_id, name));
+  if (!value.ok()) {
+    return absl::DataLossError(absl::StrCat("store: secret '", name, "' of job ", job_id, " in \"",
+                                            path_, "\": ", value.status().message()));
+  }
+  return value;
+}
+
+absl::Status SqliteStore::SealClearSecrets() {
+  if (!cipher_.has_value()) return absl::OkStatus();
+  std::vector<std::tuple<std::string, std::string, std::string>> clear;
+  {
+    Statement& s = load_secrets_;
+    ResetOnExit reset(s);
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      if (SecretCipher::IsSealed(s.ColumnBlob(2))) continue;
+      clear.emplace_back(s.ColumnText(0), s.ColumnText(1), s.ColumnBlob(2));
+    }
+    if (rc != SQLITE_DONE) return s.Error(rc, "load secrets");
+  }
+  if (clear.empty()) return absl::OkStatus();
+  const absl::Status sealed = InTransaction([&]() -> absl::Status {
+    for (const auto& [job_id, name, value] : clear) {
+      MF_RETURN_IF_ERROR(WriteSecret(job_id, name, value));
+    }
+    return absl::OkStatus();
+  });
+  if (!sealed.ok()) return sealed;
+  // secure_delete zeroed the clear cells; the checkpoint puts the zeroed pages
+  // into the database file and empties the WAL.
+  Log()->info("{}: sealed {} secret value(s) stored in clear by an older coordinator", path_,
+              clear.size());
+  return TruncateWal();
+}
+
+absl::Status SqliteStore::WriteSecret(const std::string& job_id, const std::string& name,
+                                      const std::string& value) {
+  MF_ASSIGN_OR_RETURN(std::string stored, Sealed(job_id, name, value));
+  Statement& s = insert_secret_;
+  ResetOnExit reset(s);
+  s.BindText(1, job_id);
+  s.BindText(2, name);
+  s.BindBlob(3, stored);
+  int rc = s.Step();
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("store secrets of job ", job_id));
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::TruncateWal() {
+  return Exec(db_.get(), "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint");
 }
 
 absl::Status SqliteStore::Configure() {
@@ -523,15 +606,7 @@ absl::Status SqliteStore::Commit(const Mutation& m) {
     for (const Transition& t : m.transitions) MF_RETURN_IF_ERROR(InsertTransition(t));
     for (const v1::Agent& agent : m.agents) MF_RETURN_IF_ERROR(UpsertAgent(agent));
     for (const auto& [job_id, secrets] : m.job_secrets) {
-      for (const auto& [name, value] : secrets) {
-        Statement& s = insert_secret_;
-        ResetOnExit reset(s);
-        s.BindText(1, job_id);
-        s.BindText(2, name);
-        s.BindBlob(3, value);
-        int rc = s.Step();
-        if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("store secrets of job ", job_id));
-      }
+      for (const auto& [name, value] : secrets) MF_RETURN_IF_ERROR(WriteSecret(job_id, name, value));
     }
     for (const std::string& job_id : m.drop_secrets) {
       Statement& s = drop_secrets_;
@@ -546,8 +621,7 @@ absl::Status SqliteStore::Commit(const Mutation& m) {
   // secure_delete zeroes the pages in the database, but the WAL still holds the
   // frames written before the delete; a truncating checkpoint copies the zeroed
   // pages back and empties the WAL. Only when a job with secrets ends.
-  if (absl::Status cp = Exec(db_.get(), "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint");
-      !cp.ok()) {
+  if (absl::Status cp = TruncateWal(); !cp.ok()) {
     Log()->warn("{}: {}", path_, std::string(cp.message()));
   }
   return absl::OkStatus();
@@ -669,7 +743,10 @@ SqliteStore::LoadSecrets() {
   ResetOnExit reset(s);
   int rc;
   while ((rc = s.Step()) == SQLITE_ROW) {
-    out[std::string(s.ColumnText(0))][std::string(s.ColumnText(1))] = std::string(s.ColumnBlob(2));
+    std::string job_id(s.ColumnText(0));
+    std::string name(s.ColumnText(1));
+    MF_ASSIGN_OR_RETURN(std::string value, Opened(job_id, name, std::string(s.ColumnBlob(2))));
+    out[job_id][name] = std::move(value);
   }
   if (rc != SQLITE_DONE) return s.Error(rc, "load secrets");
   return out;
@@ -882,7 +959,12 @@ absl::StatusOr<std::vector<Revocation>> SqliteStore::LoadRevocations() {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
-  return SqliteStore::Open(path);
+  return SqliteStore::Open(path, std::nullopt);
+}
+
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                                       const SecretCipher& cipher) {
+  return SqliteStore::Open(path, cipher);
 }
 
 }  // namespace musafarm::coordinator

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "coordinator/secret_cipher.h"
 #include "coordinator/store_test_fixtures.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -119,6 +120,77 @@ TEST(SqliteStoreTest, DroppedSecretsAreGoneFromTheFile) {
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_EQ(bytes.find("very-secret-token"), std::string::npos) << entry.path();
   }
+}
+
+// Every file in `dir` that holds `needle`.
+std::vector<std::string> FilesHolding(const std::string& dir, const std::string& needle) {
+  std::vector<std::string> found;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.find(needle) != std::string::npos) found.push_back(entry.path());
+  }
+  return found;
+}
+
+SecretCipher TestCipher(char fill = 'k') {
+  return *SecretCipher::Create(std::string(SecretCipher::kKeySize, fill));
+}
+
+// Issue 12: with a cipher, a held secret is in no file of the database
+// directory in clear (database, WAL, shm), and reads back as itself.
+TEST(SqliteStoreTest, SealedSecretsAreNeverInClearOnDisk) {
+  TempDir dir;
+  const std::string kSecret = "https://u:held-secret-token-5c1e@dl.example/x.tar";
+  const SecretCipher cipher = TestCipher();
+  auto store = OpenSqliteStore(dir.File("farm.db"), cipher);
+  ASSERT_TRUE(store.ok()) << store.status();
+  Mutation m;
+  m.jobs.push_back(MakeJob("7"));
+  m.job_secrets.push_back({"7", {{"URL", kSecret}, {"EMPTY", ""}}});
+  ASSERT_TRUE((*store)->Commit(m).ok());
+  EXPECT_THAT(FilesHolding(dir.path(), "held-secret-token"), ::testing::IsEmpty());
+  auto loaded = (*store)->LoadSecrets();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)["7"]["URL"], kSecret);
+  EXPECT_EQ((*loaded)["7"]["EMPTY"], "");
+  // The rows hold the sealed form: magic, nonce, ciphertext, tag.
+  RawDb raw(dir.File("farm.db"));
+  const std::string stored = raw.Blob("SELECT value FROM job_secrets WHERE name = 'URL'");
+  EXPECT_TRUE(SecretCipher::IsSealed(stored));
+  EXPECT_EQ(stored.size(), SecretCipher::kSealedMagic.size() + SecretCipher::kNonceSize +
+                               kSecret.size() + SecretCipher::kTagSize);
+  store->reset();
+  // Another key does not open them, and says so.
+  auto other = OpenSqliteStore(dir.File("farm.db"), TestCipher('o'));
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto refused = (*other)->LoadSecrets();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(refused.status().message()),
+              ::testing::MatchesRegex("store: secret '[A-Z]+' of job 7 .*"));
+  EXPECT_THAT(refused.status().message(), ::testing::Not(HasSubstr("held-secret-token")));
+}
+
+// A database from before sealing: its clear rows are sealed at open, and no
+// copy in clear is left in the directory's files.
+TEST(SqliteStoreTest, ClearSecretsOfAnOlderDatabaseAreSealedAtOpen) {
+  TempDir dir;
+  const std::string kSecret = "old-clear-secret-token-77aa";
+  {
+    std::unique_ptr<Store> old = Open(dir.File("farm.db"));  // no cipher: as before
+    ASSERT_NE(old, nullptr);
+    Mutation m;
+    m.jobs.push_back(MakeJob("3"));
+    m.job_secrets.push_back({"3", {{"TOKEN", kSecret}}});
+    ASSERT_TRUE(old->Commit(m).ok());
+  }
+  ASSERT_THAT(FilesHolding(dir.path(), "old-clear-secret"), ::testing::Not(::testing::IsEmpty()));
+  auto store = OpenSqliteStore(dir.File("farm.db"), TestCipher());
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_THAT(FilesHolding(dir.path(), "old-clear-secret"), ::testing::IsEmpty());
+  auto loaded = (*store)->LoadSecrets();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ((*loaded)["3"]["TOKEN"], kSecret);
 }
 
 // The conformance suite checks that a failed mutation names the task; SQLite

@@ -24,6 +24,8 @@ struct Transition {
   std::string reason;
 };
 
+class SecretCipher;
+
 // Everything one coordinator event changed. Committed as one transaction, so a
 // crash leaves either all of it or none of it.
 struct Mutation {
@@ -124,5 +126,11 @@ class Store {
 // Opens (creating if needed) an SQLite database at `path` (":memory:" for tests)
 // in WAL mode with synchronous=FULL, and migrates its schema.
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+// The same, with job secrets sealed by `cipher` at rest (the coordinator's
+// case): values are encrypted before they are written and decrypted by
+// LoadSecrets(); rows an older coordinator wrote in clear are sealed at open
+// and the WAL truncated, so no value stays in clear in the files.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path,
+                                                       const SecretCipher& cipher);
 
 }  // namespace musafarm::coordinator

@@ -142,6 +142,7 @@ v1::Task FullTask(const std::string& job_id, const std::string& cell, const std:
   run->add_labels("gpu=s4000");
   run->add_labels("docker");
   run->add_secrets("MUSA_TOOLKITS_URL");
+  (*run->mutable_secret_forms())["MUSA_TOOLKITS_URL"].add_forms("base64");
   run->set_gpus(2);
   spec->set_display_name(absl::StrCat(stage, " (", cell, ")"));
   t.set_state(v1::TASK_STATE_FAILED);

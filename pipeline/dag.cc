@@ -218,7 +218,14 @@ absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
       }
       run.set_timeout_seconds(st.timeout_seconds);
       run.set_retries(st.retries);
-      for (const std::string& secret : st.secrets) run.add_secrets(secret);
+      for (const std::string& secret : st.secrets) {
+        run.add_secrets(secret);
+        if (auto forms = p.secret_forms.find(secret); forms != p.secret_forms.end()) {
+          for (const std::string& form : forms->second) {
+            (*run.mutable_secret_forms())[secret].add_forms(form);
+          }
+        }
+      }
       if (st.has_gpus) {
         MF_ASSIGN_OR_RETURN(std::string text, sub.Substitute(st.gpus, vars, where));
         int32_t gpus = 0;

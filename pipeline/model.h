@@ -5,6 +5,7 @@
 // to pipeline/: the public interface is spec.h.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -139,6 +140,8 @@ struct Pipeline {
   std::vector<std::string> include_vars;   // names of every include entry's extra keys
   std::vector<Param> params;               // in file order
   std::vector<std::string> secrets;        // declared, in file order
+  // Extra forms a declaration lists (`{name: X, forms: [base64]}`), by name.
+  std::map<std::string, std::vector<std::string>> secret_forms;
   std::vector<std::string> given_secrets;  // ExpandOptions::secrets, sorted, unique
   std::vector<EnvVar> env;
   std::vector<Stage> stages;

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/secret_forms.h"
 #include "common/status_macros.h"
 #include "pipeline/dag.h"
 #include "pipeline/matrix.h"
@@ -49,6 +50,9 @@ class TopLevel {
  private:
   absl::Status ParseParams(const Entry& e, Pipeline* p) const;
   absl::Status ParseSecrets(const Entry& e, Pipeline* p) const;
+  absl::Status ParseSecretDeclaration(const YAML::Node& node, const YAML::Mark& fallback,
+                                      const std::string& field, std::string* name,
+                                      std::vector<std::string>* forms) const;
   absl::Status ApplyOptions(const ExpandOptions& options, Pipeline* p) const;
 
   const YamlReader& r_;
@@ -93,9 +97,16 @@ absl::Status TopLevel::ParseSecrets(const Entry& e, Pipeline* p) const {
                     absl::StrCat("expected a list of secret names, got ", KindOf(e.value)));
   }
   for (size_t i = 0; i < e.value.size(); ++i) {
-    const std::string field = Item(e.field, i);
+    std::string field = Item(e.field, i);
     std::string name;
-    MF_RETURN_IF_ERROR(r_.GetString(e.value[i], e.value.Mark(), field, &name));
+    std::vector<std::string> forms;
+    if (e.value[i].IsMap()) {
+      // {name: X, forms: [base64]}: a secret the agent also masks in those forms.
+      MF_RETURN_IF_ERROR(ParseSecretDeclaration(e.value[i], e.value.Mark(), field, &name, &forms));
+      field = absl::StrCat(field, ".name");
+    } else {
+      MF_RETURN_IF_ERROR(r_.GetString(e.value[i], e.value.Mark(), field, &name));
+    }
     if (!IsEnvName(name)) {
       return r_.Error(e.value[i].Mark(), field,
                       absl::StrCat("'", name, "' is not a valid secret name ",
@@ -114,8 +125,39 @@ absl::Status TopLevel::ParseSecrets(const Entry& e, Pipeline* p) const {
                                      absl::AsciiStrToLower(name)));
       }
     }
+    if (!forms.empty()) p->secret_forms[name] = std::move(forms);
     p->secrets.push_back(std::move(name));
   }
+  return absl::OkStatus();
+}
+
+absl::Status TopLevel::ParseSecretDeclaration(const YAML::Node& node, const YAML::Mark& fallback,
+                                              const std::string& field, std::string* name,
+                                              std::vector<std::string>* forms) const {
+  std::vector<Entry> entries;
+  MF_RETURN_IF_ERROR(r_.Entries(node, fallback, field, &entries));
+  MF_RETURN_IF_ERROR(r_.CheckAllowed(entries, field, {"name", "forms"}));
+  bool has_name = false;
+  for (const Entry& f : entries) {
+    if (f.key == "name") {
+      MF_RETURN_IF_ERROR(r_.GetString(f.value, f.key_mark, f.field, name));
+      has_name = true;
+      continue;
+    }
+    if (!f.value.IsSequence()) {
+      return r_.Error(MarkOf(f.value, f.key_mark), f.field,
+                      absl::StrCat("expected a list of forms, got ", KindOf(f.value)));
+    }
+    for (size_t j = 0; j < f.value.size(); ++j) {
+      std::string form;
+      MF_RETURN_IF_ERROR(r_.GetString(f.value[j], f.value.Mark(), Item(f.field, j), &form));
+      if (absl::Status known = CheckSecretForm(form); !known.ok()) {
+        return r_.Error(f.value[j].Mark(), Item(f.field, j), known.message());
+      }
+      if (!Contains(*forms, form)) forms->push_back(std::move(form));
+    }
+  }
+  if (!has_name) return r_.Error(node.Mark(), field, "missing required field 'name'");
   return absl::OkStatus();
 }
 

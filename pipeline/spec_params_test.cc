@@ -459,6 +459,36 @@ TEST(SecretsTest, NoneSuppliedIsFine) {
   EXPECT_THAT(Secrets(Find(*job, "7/build")), ElementsAre("PYPI_TOKEN", "HF_TOKEN"));
 }
 
+TEST(SecretsTest, DeclaredFormsTravelWithTheStagesThatGetTheSecret) {
+  constexpr absl::string_view kYaml = R"yaml(secrets: [A, {name: URL, forms: [base64, base64]}]
+stages:
+  - {name: a, secrets: [URL, A], exec: [x]}
+  - {name: b, secrets: [A], exec: [x]}
+)yaml";
+  auto job = Parse(kYaml, WithSecrets({"URL"}));
+  ASSERT_TRUE(job.ok()) << job.status();
+  const v1::StageSpec& a = Find(*job, "7/a").spec().run();
+  EXPECT_THAT(a.secrets(), ElementsAre("URL", "A"));
+  ASSERT_EQ(a.secret_forms().size(), 1u);
+  EXPECT_THAT(a.secret_forms().at("URL").forms(), ElementsAre("base64"));
+  EXPECT_THAT(Find(*job, "7/b").spec().run().secret_forms(), IsEmpty());
+  EXPECT_THAT(job->secrets(), ElementsAre("URL"));
+}
+
+TEST(SecretsErrorTest, DeclarationWithForms) {
+  const auto parse = [](absl::string_view decl) {
+    return Parse(absl::StrCat("secrets: [", decl, "]\nstages: [{name: a, exec: [x]}]\n"));
+  };
+  EXPECT_TRUE(IsError(parse("{name: U, forms: [hex]}"), 1, "secrets[0].forms[0]",
+                      "unknown secret form 'hex' (forms: base64"));
+  EXPECT_TRUE(IsError(parse("{forms: [base64]}"), 1, "secrets[0]", "missing required field 'name'"));
+  EXPECT_TRUE(IsError(parse("{name: U, form: [base64]}"), 1, "secrets[0].form",
+                      "unknown field 'form' (allowed: name, forms)"));
+  EXPECT_TRUE(IsError(parse("{name: U, forms: base64}"), 1, "secrets[0].forms",
+                      "expected a list of forms, got a string"));
+  EXPECT_TRUE(IsError(parse("{name: 9U}"), 1, "secrets[0].name", "'9U' is not a valid secret name"));
+}
+
 TEST(SecretsErrorTest, SecretsAreNeverSubstituted) {
   constexpr absl::string_view kYaml = R"yaml(secrets: [TOKEN]
 stages:

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/env_name.h"
+#include "common/secret_forms.h"
 
 namespace musafarm::agent {
 
@@ -37,6 +38,19 @@ std::vector<std::string> SecretValues(const v1::Assignment& assignment) {
   std::vector<std::string> values;
   for (const auto& [name, value] : assignment.secrets()) values.push_back(value);
   return values;
+}
+
+std::vector<std::string> SecretMaskForms(const v1::Assignment& assignment) {
+  std::vector<std::string> forms;
+  for (const auto& [name, value] : assignment.secrets()) {
+    std::vector<std::string> declared;
+    if (auto it = assignment.run().secret_forms().find(name);
+        it != assignment.run().secret_forms().end()) {
+      declared.assign(it->second.forms().begin(), it->second.forms().end());
+    }
+    for (std::string& f : SecretForms(value, declared)) forms.push_back(std::move(f));
+  }
+  return forms;
 }
 
 }  // namespace musafarm::agent

@@ -35,4 +35,8 @@ EnvMap GpuEnv(const std::string& vendor, const v1::Assignment& assignment,
 // the ones the stage names, since any may show up in output.
 std::vector<std::string> SecretValues(const v1::Assignment& assignment);
 
+// What the attempt's Redactor masks: every form (common/secret_forms.h) of
+// every value, with the extra forms run.secret_forms declares for its name.
+std::vector<std::string> SecretMaskForms(const v1::Assignment& assignment);
+
 }  // namespace musafarm::agent

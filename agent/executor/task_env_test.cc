@@ -31,6 +31,19 @@ TEST(TaskEnvTest, StageGetsOnlySecretsItNamesThatWereSupplied) {
   EXPECT_THAT(*StageSecrets(v1::Assignment()), IsEmpty());
 }
 
+TEST(TaskEnvTest, MaskFormsCoverEveryValueWithItsDeclaredForms) {
+  v1::Assignment a = WithSecrets({"URL"}, {{"URL", "https://bot:pa%2Fss@h/"}, {"PLAIN", "v w"}});
+  (*a.mutable_run()->mutable_secret_forms())["URL"].add_forms("base64");
+  const std::vector<std::string> forms = SecretMaskForms(a);
+  for (const char* f : {"https://bot:pa%2Fss@h/", "https%3A%2F%2Fbot%3Apa%252Fss%40h%2F",
+                        "bot:pa%2Fss", "pa/ss", "pa%2fss", "aHR0cHM6Ly9ib3Q6cGElMkZzc0BoLw", "v w",
+                        "v%20w", "v+w"}) {
+    EXPECT_THAT(forms, ::testing::Contains(f));
+  }
+  // base64 only where declared.
+  EXPECT_THAT(forms, Not(::testing::Contains("diB3")));
+}
+
 TEST(TaskEnvTest, SecretNamesMustBeEnvironmentNames) {
   for (const char* bad : {"", "1X", "A-B", "A=B", "A B"}) {
     const absl::StatusOr<EnvMap> s = StageSecrets(WithSecrets({bad}, {{bad, "value-xyz"}}));

@@ -181,7 +181,7 @@ TEST(WireGolden, GoldensCoverEveryMessageKind) {
   }
 }
 
-// Sets, everywhere in `m`, the fields issues 9 and 10 added, the way the new
+// Sets, everywhere in `m`, the fields issues 9, 10 and 12 added, the way the new
 // code fills them beside the old ones: the agent's outcome, shutting-down flag
 // and executor kinds (peer_compat), its instance secret, the coordinator's
 // Agent rows (with the agent policy's trusted labels and grants), and the user
@@ -220,6 +220,12 @@ int SetNewFields(Message* m) {
   } else if (auto* task = dynamic_cast<v1::Task*>(m)) {
     FillApiTimes(task);
     ++changed;
+  } else if (auto* spec = dynamic_cast<v1::StageSpec*>(m)) {
+    // Issue 12: the extra forms a pipeline declares for a stage's secrets.
+    for (const std::string& name : spec->secrets()) {
+      (*spec->mutable_secret_forms())[name].add_forms("base64");
+      ++changed;
+    }
   }
   std::vector<const google::protobuf::FieldDescriptor*> fields;
   m->GetReflection()->ListFields(*m, &fields);
@@ -275,14 +281,16 @@ TEST(WireNewToOld, NewCodesMessagesDecodeWithTheOldDefinitionsWithTheOldFieldsIn
     differ.ReportDifferencesToString(&diff);
     EXPECT_TRUE(differ.Compare(*recorded, *as_old)) << diff;
   }
-  // Results, a shutdown heartbeat, registrations, jobs, tasks and agents.
+  // Results, a shutdown heartbeat, registrations, jobs, tasks, agents and assignments.
   EXPECT_EQ(with_new_fields,
             (std::set<std::string>{
                 "AgentMessage.register", "AgentMessage.heartbeat_shutting_down",
                 "AgentMessage.result", "AgentMessage.result_cancelled", "AgentMessage.result_error",
                 "AgentMessage.result_timed_out", "Job.full", "Job.running", "ListJobsResponse.full",
                 "SubmitResponse.full", "WatchEvent.snapshot", "WatchEvent.task",
-                "WatchEvent.finished", "ListAgentsResponse.full", "DrainResponse.full"}));
+                "WatchEvent.finished", "ListAgentsResponse.full", "DrainResponse.full",
+                // Issue 12: assignments whose stages name secrets (their forms).
+                "CoordinatorMessage.assignment_exec", "CoordinatorMessage.assignment_docker_build"}));
 }
 
 // Old agents: their results carry only the bools, error and exit status; their
