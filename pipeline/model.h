@@ -104,6 +104,7 @@ struct DockerRun {
 
 struct DockerPush {
   std::vector<Text> images;
+  std::string registry_auth;  // a declared secret's name, or ""
 };
 
 struct Stage {

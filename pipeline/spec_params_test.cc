@@ -475,6 +475,21 @@ stages:
   EXPECT_THAT(job->secrets(), ElementsAre("URL"));
 }
 
+TEST(SecretsTest, DockerPushRegistryAuthIsOneOfTheStagesSecrets) {
+  constexpr absl::string_view kYaml = R"yaml(secrets: [HARBOR]
+stages:
+  - {name: p, docker_push: {images: [h.example.com/a:1], registry_auth: HARBOR}}
+)yaml";
+  auto job = Parse(kYaml, WithSecrets({"HARBOR"}));
+  ASSERT_TRUE(job.ok()) << job.status();
+  const v1::StageSpec& run = Find(*job, "7/p").spec().run();
+  EXPECT_EQ(run.docker_push().registry_auth(), "HARBOR");
+  EXPECT_THAT(run.secrets(), ElementsAre("HARBOR"));
+  EXPECT_TRUE(IsError(Parse(absl::StrReplaceAll(kYaml, {{"auth: HARBOR", "auth: NOPE"}})), 3,
+                      "stages[0].docker_push.registry_auth",
+                      "secret 'NOPE' is not declared in the top-level 'secrets' (declared: HARBOR)"));
+}
+
 TEST(SecretsErrorTest, DeclarationWithForms) {
   const auto parse = [](absl::string_view decl) {
     return Parse(absl::StrCat("secrets: [", decl, "]\nstages: [{name: a, exec: [x]}]\n"));

@@ -1209,7 +1209,8 @@ TEST(ParseAndExpandDockerErrorTest, UnknownFieldsInsideDockerKinds) {
               "unknown field 'args' (allowed: context, dockerfile, build_args, tags, push, target, "
               "network)"));
   EXPECT_TRUE(IsError(Parse("stages:\n  - name: a\n    docker_push: {images: [i], tags: [t]}\n"), 3,
-                      "stages[0].docker_push.tags", "unknown field 'tags' (allowed: images)"));
+                      "stages[0].docker_push.tags",
+                      "unknown field 'tags' (allowed: images, registry_auth)"));
 }
 
 TEST(ParseAndExpandDockerErrorTest, TwoKindsInOneStage) {

@@ -280,12 +280,23 @@ absl::Status StageParser::ParseDockerRun(const Entry& e, DockerRun* out) const {
   return absl::OkStatus();
 }
 
-absl::Status StageParser::ParseDockerPush(const Entry& e, DockerPush* out) const {
+absl::Status StageParser::ParseDockerPush(const Entry& e, const Pipeline& p,
+                                          DockerPush* out) const {
   std::vector<Entry> entries;
   MF_RETURN_IF_ERROR(r_.Entries(e.value, e.key_mark, e.field, &entries));
-  MF_RETURN_IF_ERROR(r_.CheckAllowed(entries, e.field, {"images"}));
+  MF_RETURN_IF_ERROR(r_.CheckAllowed(entries, e.field, {"images", "registry_auth"}));
   bool has_images = false;
   for (const Entry& f : entries) {
+    if (f.key == "registry_auth") {
+      MF_RETURN_IF_ERROR(r_.GetString(f.value, f.key_mark, f.field, &out->registry_auth));
+      if (!Contains(p.secrets, out->registry_auth)) {
+        return r_.Error(MarkOf(f.value, f.key_mark), f.field,
+                        absl::StrCat("secret '", out->registry_auth,
+                                     "' is not declared in the top-level 'secrets' ",
+                                     Declared(p.secrets, "secrets")));
+      }
+      continue;
+    }
     if (f.key == "images") {
       MF_RETURN_IF_ERROR(
           r_.GetTextList(f.value, f.key_mark, f.field, "a list of images", &out->images));
@@ -440,7 +451,7 @@ absl::Status StageParser::ParseStage(const YAML::Node& node, const YAML::Mark& f
     } else if (e.key == "docker_push") {
       kinds.push_back(&e);
       s->kind = Kind::kDockerPush;
-      MF_RETURN_IF_ERROR(ParseDockerPush(e, &s->docker_push));
+      MF_RETURN_IF_ERROR(ParseDockerPush(e, p, &s->docker_push));
     } else if (e.key == "env") {
       MF_RETURN_IF_ERROR(ParseEnv(e, "environment variable", &s->env));
     } else if (e.key == "timeout") {
@@ -459,6 +470,9 @@ absl::Status StageParser::ParseStage(const YAML::Node& node, const YAML::Mark& f
     }
   }
   if (!has_name) return r_.Error(s->mark, s->field, "missing required field 'name'");
+  // The registry credentials travel as one of the stage's secrets.
+  const std::string& auth = s->docker_push.registry_auth;
+  if (!auth.empty() && !Contains(s->secrets, auth)) s->secrets.push_back(auth);
   if (kinds.size() > 1) {
     return r_.Error(
         kinds[1]->key_mark, s->field,
@@ -545,6 +559,7 @@ absl::Status ExpandStageRun(const Substituter& sub, const Stage& st, const std::
     }
     case Kind::kDockerPush: {
       v1::DockerPushStage& out = *run->mutable_docker_push();
+      out.set_registry_auth(st.docker_push.registry_auth);
       return sub.SubstituteAll(st.docker_push.images, vars, where, true, out.mutable_images());
     }
   }

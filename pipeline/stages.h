@@ -37,7 +37,7 @@ class StageParser {
   absl::Status ParseTimeout(const Entry& e, int64_t* out) const;
   absl::Status ParseDockerBuild(const Entry& e, DockerBuild* out) const;
   absl::Status ParseDockerRun(const Entry& e, DockerRun* out) const;
-  absl::Status ParseDockerPush(const Entry& e, DockerPush* out) const;
+  absl::Status ParseDockerPush(const Entry& e, const Pipeline& p, DockerPush* out) const;
 
   const YamlReader& r_;
 };

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/executor/docker_config.h"
 #include "agent/executor/secret_files.h"
 #include "agent/executor/task_env.h"
 #include "common/subprocess.h"
@@ -224,8 +225,33 @@ class DockerExecution final : public Execution {
 
   ExitInfo Push(const google::protobuf::RepeatedPtrField<std::string>& images) {
     ExitInfo info;
+    // A docker_push stage's registry_auth: credentials in a DOCKER_CONFIG of
+    // this attempt's own, for these pushes only, removed when they are done.
+    Env env = env_;
+    std::unique_ptr<TempDockerConfig> config;
+    const std::string& auth = as_.run().kind_case() == v1::StageSpec::kDockerPush
+                                  ? as_.run().docker_push().registry_auth()
+                                  : std::string();
+    if (!auth.empty()) {
+      auto secret = secrets_.find(auth);
+      absl::StatusOr<std::unique_ptr<TempDockerConfig>> written =
+          secret == secrets_.end()
+              ? absl::FailedPreconditionError(absl::StrCat(
+                    "registry_auth secret '", auth, "' was not supplied (submit --secret ", auth,
+                    ")"))
+              : TempDockerConfig::Write(workdir_, absl::StrCat(as_.attempt_id()),
+                                        {images.begin(), images.end()}, secret->second);
+      if (!written.ok()) {
+        Say(absl::StrCat("cannot pass the registry credentials: ", written.status().message()));
+        info.exit_code = 1;
+        info.error = std::string(written.status().message());
+        return info;
+      }
+      config = *std::move(written);
+      env["DOCKER_CONFIG"] = config->path();
+    }
     for (const std::string& image : images) {
-      const std::optional<int> status = Stream({"push", image}, env_, nullptr);
+      const std::optional<int> status = Stream({"push", image}, env, nullptr);
       info = ToExit(status);
       if (!Succeeded(status)) break;
     }

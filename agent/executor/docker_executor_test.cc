@@ -12,6 +12,7 @@
 #include <map>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -240,6 +241,35 @@ TEST_F(FakeDockerTest, PushStopsAtFirstFailure) {
   EXPECT_EQ(r.exit.exit_code, 1);
   EXPECT_THAT(Calls(), ElementsAre(Argv{"push", "a"}, Argv{"push", "b"}));
   EXPECT_EQ(r.Out(), "pushed a\ndenied\n");
+}
+
+// Issue 12: registry credentials reach `docker push` in a DOCKER_CONFIG of
+// the attempt's own, in its work dir, private, and gone after the push.
+TEST_F(FakeDockerTest, PushWithRegistryAuthUsesATemporaryDockerConfig) {
+  WriteFake({{"push",
+              "stat -c %a \"$DOCKER_CONFIG\" \"$DOCKER_CONFIG/config.json\" > \"$D/modes\"; "
+              "cp \"$DOCKER_CONFIG/config.json\" \"$D/config.json\"; "
+              "echo \"$DOCKER_CONFIG\" > \"$D/where\"; echo \"pushed $2\""}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_push()->add_images("harbor.example.com/p/img:1");
+  a.mutable_run()->mutable_docker_push()->set_registry_auth("HARBOR");
+  a.mutable_run()->add_secrets("HARBOR");
+  (*a.mutable_secrets())["HARBOR"] = "robot:hunter22";
+  Recorder r;
+  RunToEnd(a, &r);
+  EXPECT_EQ(r.exit.exit_code, 0) << r.Out();
+  const std::string where(absl::StripTrailingAsciiWhitespace(ReadFile(dir_ / "where")));
+  EXPECT_EQ(where, absl::StrCat(workdir_, "/.docker-config-", a.attempt_id()));
+  EXPECT_EQ(ReadFile(dir_ / "modes"), "700\n600\n");
+  EXPECT_THAT(ReadFile(dir_ / "config.json"),
+              HasSubstr("\"harbor.example.com\": {\"auth\": \"cm9ib3Q6aHVudGVyMjI=\"}"));
+  EXPECT_FALSE(fs::exists(where)) << "removed after the push";
+  // A missing secret fails the attempt before any push, naming the secret only.
+  (*a.mutable_secrets()).clear();
+  Recorder missing;
+  RunToEnd(a, &missing);
+  EXPECT_EQ(missing.exit.exit_code, 1);
+  EXPECT_THAT(missing.Out(), HasSubstr("registry_auth secret 'HARBOR' was not supplied"));
 }
 
 TEST_F(FakeDockerTest, RunArgvExitCodeCollectAndRemove) {

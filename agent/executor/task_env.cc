@@ -48,6 +48,8 @@ std::vector<std::string> SecretMaskForms(const v1::Assignment& assignment) {
         it != assignment.run().secret_forms().end()) {
       declared.assign(it->second.forms().begin(), it->second.forms().end());
     }
+    // Registry credentials are written base64'd into a DOCKER_CONFIG.
+    if (assignment.run().docker_push().registry_auth() == name) declared.push_back("base64");
     for (std::string& f : SecretForms(value, declared)) forms.push_back(std::move(f));
   }
   return forms;

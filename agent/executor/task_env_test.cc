@@ -44,6 +44,13 @@ TEST(TaskEnvTest, MaskFormsCoverEveryValueWithItsDeclaredForms) {
   EXPECT_THAT(forms, Not(::testing::Contains("diB3")));
 }
 
+TEST(TaskEnvTest, RegistryCredentialsAreMaskedInBase64Too) {
+  v1::Assignment a = WithSecrets({"HARBOR"}, {{"HARBOR", "robot:hunter22"}});
+  a.mutable_run()->mutable_docker_push()->set_registry_auth("HARBOR");
+  // As written into the attempt's DOCKER_CONFIG (config.json's "auth").
+  EXPECT_THAT(SecretMaskForms(a), ::testing::Contains("cm9ib3Q6aHVudGVyMjI"));
+}
+
 TEST(TaskEnvTest, SecretNamesMustBeEnvironmentNames) {
   for (const char* bad : {"", "1X", "A-B", "A=B", "A B"}) {
     const absl::StatusOr<EnvMap> s = StageSecrets(WithSecrets({bad}, {{bad, "value-xyz"}}));

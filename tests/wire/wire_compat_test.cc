@@ -226,6 +226,10 @@ int SetNewFields(Message* m) {
       (*spec->mutable_secret_forms())[name].add_forms("base64");
       ++changed;
     }
+    if (spec->has_docker_push()) {  // and a push's registry credentials
+      spec->mutable_docker_push()->set_registry_auth("REGISTRY_PASSWORD");
+      ++changed;
+    }
   }
   std::vector<const google::protobuf::FieldDescriptor*> fields;
   m->GetReflection()->ListFields(*m, &fields);
@@ -289,8 +293,9 @@ TEST(WireNewToOld, NewCodesMessagesDecodeWithTheOldDefinitionsWithTheOldFieldsIn
                 "AgentMessage.result_timed_out", "Job.full", "Job.running", "ListJobsResponse.full",
                 "SubmitResponse.full", "WatchEvent.snapshot", "WatchEvent.task",
                 "WatchEvent.finished", "ListAgentsResponse.full", "DrainResponse.full",
-                // Issue 12: assignments whose stages name secrets (their forms).
-                "CoordinatorMessage.assignment_exec", "CoordinatorMessage.assignment_docker_build"}));
+                // Issue 12: assignments whose stages name secrets (their forms) or push.
+                "CoordinatorMessage.assignment_exec", "CoordinatorMessage.assignment_docker_build",
+                "CoordinatorMessage.assignment_docker_push"}));
 }
 
 // Old agents: their results carry only the bools, error and exit status; their
