@@ -187,8 +187,12 @@ void Agent::OnSessionEnd(uint64_t generation, const absl::Status& status) {
   Log()->log(level, "stream to {} ended: {} ({}); reconnecting in {}", link_->Target(),
              std::string(status.message()), static_cast<int>(status.code()),
              absl::FormatDuration(delay));
-  if (absl::IsInvalidArgument(status)) {
-    Log()->error("the coordinator refused this agent: {}", std::string(status.message()));
+  if (absl::IsInvalidArgument(status) || absl::IsUnauthenticated(status) ||
+      absl::IsPermissionDenied(status)) {
+    // A human must act (a certificate, a name); the backoff keeps this from
+    // spinning meanwhile.
+    Log()->error("the coordinator refused this agent: {}; retrying in {}",
+                 std::string(status.message()), absl::FormatDuration(delay));
   } else if (absl::IsAlreadyExists(status)) {
     // Another process holds this name. Retrying with the (capped) backoff makes
     // this one a standby that takes over once the other is gone, without the

@@ -24,7 +24,7 @@ class GrpcSession final : public CoordinatorSession {
 
 class GrpcCoordinatorLink final : public CoordinatorLink {
  public:
-  explicit GrpcCoordinatorLink(std::string target);
+  GrpcCoordinatorLink(std::string target, const std::optional<ChannelTls>& tls);
 
   std::shared_ptr<CoordinatorSession> Open(OnMessage on_message, OnEnd on_end) override;
   std::string Target() const override { return target_; }
@@ -35,7 +35,8 @@ class GrpcCoordinatorLink final : public CoordinatorLink {
   std::unique_ptr<v1::AgentService::Stub> stub_;
 };
 
-GrpcCoordinatorLink::GrpcCoordinatorLink(std::string target) : target_(std::move(target)) {
+GrpcCoordinatorLink::GrpcCoordinatorLink(std::string target, const std::optional<ChannelTls>& tls)
+    : target_(std::move(target)) {
   grpc::ChannelArguments args;
   // Finds a dead TCP path (a vanished coordinator host, a dropped NAT entry)
   // in ~15 s even when nothing is written. The coordinator must accept pings
@@ -52,7 +53,7 @@ GrpcCoordinatorLink::GrpcCoordinatorLink(std::string target) : target_(std::move
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  channel_ = grpc::CreateCustomChannel(target_, grpc::InsecureChannelCredentials(), args);
+  channel_ = grpc::CreateCustomChannel(target_, MakeChannelCredentials(tls), args);
   stub_ = v1::AgentService::NewStub(channel_);
 }
 
@@ -64,8 +65,9 @@ std::shared_ptr<CoordinatorSession> GrpcCoordinatorLink::Open(OnMessage on_messa
 
 }  // namespace
 
-std::unique_ptr<CoordinatorLink> NewGrpcCoordinatorLink(const std::string& target) {
-  return std::make_unique<GrpcCoordinatorLink>(target);
+std::unique_ptr<CoordinatorLink> NewGrpcCoordinatorLink(const std::string& target,
+                                                        const std::optional<ChannelTls>& tls) {
+  return std::make_unique<GrpcCoordinatorLink>(target, tls);
 }
 
 }  // namespace musafarm::agent

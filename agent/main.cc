@@ -6,6 +6,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -14,15 +15,16 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
-#include "agent/host/background_pruner.h"
-#include "agent/host/disk.h"
 #include "agent/executor/docker_executor.h"
 #include "agent/executor/exec_executor.h"
-#include "agent/host/gpu.h"
-#include "agent/host/image_pruner.h"
 #include "agent/executor/secret_files.h"
 #include "agent/grpc_coordinator_link.h"
+#include "agent/host/background_pruner.h"
+#include "agent/host/disk.h"
+#include "agent/host/gpu.h"
+#include "agent/host/image_pruner.h"
 #include "common/logging.h"
+#include "common/tls_channel.h"
 #include "yaml-cpp/yaml.h"
 
 namespace {
@@ -68,6 +70,39 @@ bool LoadConfig(const std::string& path, musafarm::agent::AgentOptions& o,
   return true;
 }
 
+// The agent's TLS material: --ca/--cert/--key, else <work_dir>/pki/{ca.crt,
+// agent.crt,agent.key}. A missing file is an error that says how to get one.
+absl::StatusOr<musafarm::ChannelTls> LoadAgentTls(const std::string& work_dir, std::string ca,
+                                                  std::string cert, std::string key) {
+  const std::string dir = work_dir + "/pki";
+  if (ca.empty()) ca = dir + "/ca.crt";
+  if (cert.empty()) cert = dir + "/agent.crt";
+  if (key.empty()) key = dir + "/agent.key";
+  musafarm::ChannelTls tls;
+  struct File {
+    const std::string& path;
+    std::string* pem;
+    const char* what;
+  };
+  for (const File& f : {File{cert, &tls.cert_pem, "agent certificate"},
+                        File{key, &tls.key_pem, "agent private key"},
+                        File{ca, &tls.ca_pem, "farm CA certificate"}}) {
+    absl::StatusOr<std::string> pem = musafarm::ReadPemFile(f.path);
+    if (absl::IsNotFound(pem.status())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("no ", f.what, " at ", f.path,
+                       ": put agent.crt (signed by the farm's CA, naming this "
+                       "agent), agent.key and the farm's ca.crt in ",
+                       dir,
+                       " (or pass --cert, --key, --ca), "
+                       "or pass --insecure for plaintext on a trusted network"));
+    }
+    if (!pem.ok()) return pem.status();
+    *f.pem = *std::move(pem);
+  }
+  return tls;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -90,6 +125,8 @@ int main(int argc, char** argv) {
   bool docker = false, buildkit = false;
   std::string docker_cli = "/usr/bin/docker", docker_host, farm = "musafarm", secrets_dir;
   musafarm::agent::GpuFlags gpu_flags;
+  bool insecure = false;
+  std::string tls_ca, tls_cert, tls_key;
   CLI::App app{"musafarm agent: runs tasks from a musafarm coordinator on this host"};
   app.add_option("--coordinator", coordinator,
                  "coordinator host:port (default: $MUSAFARM_COORDINATOR or 127.0.0.1:7070)");
@@ -136,6 +173,15 @@ int main(int argc, char** argv) {
                  "GPU vendor on this host (mthreads, nvidia), overriding detection");
   app.add_flag("--no-gpu-detect{false}", gpu_flags.detect,
                "do not run mthreads-gmi / nvidia-smi at startup");
+  app.add_flag("--insecure", insecure,
+               "talk plaintext to a coordinator run with --insecure (a trusted network only)");
+  app.add_option("--ca", tls_ca,
+                 "the farm CA's certificate, to verify the coordinator (default: "
+                 "<work-dir>/pki/ca.crt)");
+  app.add_option("--cert", tls_cert,
+                 "this agent's certificate, signed by the farm's CA; its CN is the agent's name "
+                 "(default: <work-dir>/pki/agent.crt)");
+  app.add_option("--key", tls_key, "its private key (default: <work-dir>/pki/agent.key)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   try {
@@ -193,6 +239,16 @@ int main(int argc, char** argv) {
     options.slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   }
   if (!work_dir.empty()) options.work_dir = work_dir;
+  std::optional<musafarm::ChannelTls> tls;
+  if (!insecure) {
+    absl::StatusOr<musafarm::ChannelTls> loaded =
+        LoadAgentTls(options.work_dir, tls_ca, tls_cert, tls_key);
+    if (!loaded.ok()) {
+      std::cerr << "musafarm-agent: " << loaded.status().message() << "\n";
+      return 2;
+    }
+    tls = *std::move(loaded);
+  }
   if (options.name.empty()) options.name = host;
   // GPUs: detect (unless the flags say it all), let the flags win, then
   // advertise them as labels the user has not set themselves.
@@ -267,7 +323,7 @@ int main(int argc, char** argv) {
   }
   // Declared before the agent, so that it outlives it (streams before their channel).
   const std::unique_ptr<musafarm::agent::CoordinatorLink> link =
-      musafarm::agent::NewGrpcCoordinatorLink(coordinator_target);
+      musafarm::agent::NewGrpcCoordinatorLink(coordinator_target, tls);
   musafarm::agent::Agent agent(options, link.get(), &executor, docker ? &docker_executor : nullptr);
   if (absl::Status s = agent.Start(); !s.ok()) {
     std::cerr << "musafarm-agent: " << s.message() << "\n";

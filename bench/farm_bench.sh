@@ -15,18 +15,18 @@ DIR=$(mktemp -d /tmp/musafarm-bench.XXXXXX)
 pids=()
 trap 'for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$DIR"' EXIT
 
-"$BIN/coordinator/musafarm-coordinator" --listen 127.0.0.1:0 --port-file "$DIR/port" \
+"$BIN/coordinator/musafarm-coordinator" --insecure --listen 127.0.0.1:0 --port-file "$DIR/port" \
   --data-dir "$DIR/data" --log-level warn 2>"$DIR/coordinator.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$DIR/port" ] && break; sleep 0.1; done
 export MUSAFARM_COORDINATOR=127.0.0.1:$(cat "$DIR/port")
 for n in $(seq "$AGENTS"); do
-  "$BIN/agent/musafarm-agent" --name "bench-$n" --slots "$SLOTS" --work-dir "$DIR/agent-$n" \
+  "$BIN/agent/musafarm-agent" --insecure --name "bench-$n" --slots "$SLOTS" --work-dir "$DIR/agent-$n" \
     --log-level warn 2>"$DIR/agent-$n.log" &
   pids+=($!)
 done
 for _ in $(seq 100); do
-  [ "$("$BIN/cli/musafarm" agents | grep -c connected)" -ge "$AGENTS" ] && break
+  [ "$("$BIN/cli/musafarm" --insecure agents | grep -c connected)" -ge "$AGENTS" ] && break
   sleep 0.1
 done
 
@@ -42,8 +42,8 @@ done
   echo "    exec: [\"true\"]"
 } > "$DIR/bench.yaml"
 
-"$BIN/cli/musafarm" submit "$DIR/bench.yaml" --watch >/dev/null
-"$BIN/cli/musafarm" status 1 --output json > "$DIR/job.json"
+"$BIN/cli/musafarm" --insecure submit "$DIR/bench.yaml" --watch >/dev/null
+"$BIN/cli/musafarm" --insecure status 1 --output json > "$DIR/job.json"
 python3 - "$DIR/job.json" "$CELLS" "$AGENTS" "$SLOTS" <<'PY'
 import json, sys
 job = json.load(open(sys.argv[1]))

@@ -92,6 +92,15 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
                  "Coordinator address HOST:PORT (else $MUSAFARM_COORDINATOR, else 'coordinator:' "
                  "in $MUSAFARM_CONFIG or ~/.config/musafarm/config.yaml, else 127.0.0.1:7070)")
       ->type_name("HOST:PORT");
+  bool insecure = false;
+  app.add_flag("--insecure", insecure,
+               "Plaintext, for a coordinator run with --insecure (else 'insecure: true' in the "
+               "config file)");
+  std::string ca;
+  app.add_option("--ca", ca,
+                 "The farm CA's certificate, to verify the coordinator with (else $MUSAFARM_CA, "
+                 "else 'ca:' in the config file, else ~/.config/musafarm/ca.crt)")
+      ->type_name("FILE");
   app.failure_message([](const CLI::App* top, const CLI::Error& e) {
     std::string cmd = top->get_display_name();
     for (const CLI::App* sub : top->get_subcommands()) absl::StrAppend(&cmd, " ", sub->get_name());
@@ -226,6 +235,12 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
     return kExitUsage;
   }
   env.coordinator = *address;
+  absl::StatusOr<std::optional<ChannelTls>> tls = ResolveTls(insecure, ca);
+  if (!tls.ok()) {
+    *env.err << "musafarm: " << tls.status().message() << "\n";
+    return kExitUsage;
+  }
+  env.tls = *std::move(tls);
   env.output = output == "json" ? OutputFormat::kJson : OutputFormat::kTable;
 
   if (submit_cmd->parsed()) {

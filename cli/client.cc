@@ -33,7 +33,7 @@ int ExitCodeForStatus(grpc::StatusCode code) {
   }
 }
 
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env) {
   grpc::ChannelArguments args;
   // A watch can sit idle for as long as a task runs; keepalive notices a
   // coordinator host that vanished without closing the connection, and the
@@ -44,7 +44,7 @@ std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
   // GetLog and GetArtifact answer with up to 4 MiB of data a call, which with
   // the other fields is just over gRPC's default limit of 4 MiB a message.
   args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(env.coordinator, MakeChannelCredentials(env.tls), args);
 }
 
 void SetUnaryDeadline(grpc::ClientContext* ctx) {

@@ -9,6 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/tls_channel.h"
 #include "grpcpp/support/status.h"
 
 namespace grpc {
@@ -52,10 +53,13 @@ struct CommandEnv {
   bool tty = false;             // stdout is a terminal: live views, colour-free redraws
   absl::TimeZone tz = absl::LocalTimeZone();
   const Clock* clock = RealClock::Get();  // not owned
+  // TLS that verifies the coordinator against tls->ca_pem; none: plaintext
+  // (--insecure). RunCli sets it from the flags, $MUSAFARM_CA and the config.
+  std::optional<ChannelTls> tls;
 };
 
-// An insecure channel to `address`.
-std::shared_ptr<grpc::Channel> NewChannel(const std::string& address);
+// A channel to env.coordinator, secured as env.tls says.
+std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env);
 
 // Sets the kUnaryDeadline on a unary call's context.
 void SetUnaryDeadline(grpc::ClientContext* ctx);

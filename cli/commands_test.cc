@@ -1016,9 +1016,10 @@ TEST_F(CommandsTest, ResultsJsonAndErrors) {
   EXPECT_EQ(RunResults(env_, "7", ""), 3);
 }
 
-// The whole command line, through RunCli.
+// The whole command line, through RunCli, in plaintext (the fixture's server
+// is, and TLS has tests of its own).
 int Cli(std::vector<const char*> args, CommandEnv env) {
-  args.insert(args.begin(), "musafarm");
+  args.insert(args.begin(), {"musafarm", "--insecure"});
   return RunCli(static_cast<int>(args.size()), args.data(), env);
 }
 
@@ -1190,7 +1191,7 @@ class CliBinaryTest : public CommandsTest {
     env.erase(kCoordinatorEnv);
     env[kConfigEnv] = path;
     config_path_ = path;
-    args.insert(args.begin(), MF_CLI_BIN);
+    args.insert(args.begin(), {MF_CLI_BIN, "--insecure"});
     Child child = Spawn(args, env, "");
     EXPECT_TRUE(child.error.empty()) << child.error;
     output_.clear();
@@ -1206,7 +1207,8 @@ class CliBinaryTest : public CommandsTest {
 TEST_F(CliBinaryTest, AnUnknownKeyOrWrongTypeExitsTwoNamingFileAndKey) {
   EXPECT_EQ(RunWithConfig("coordinator: 127.0.0.1:1\ncolour: red\n", {"jobs"}), 2) << output_;
   EXPECT_EQ(output_, absl::StrCat("musafarm: bad config file: ", config_path_,
-                                  ":2:1: colour: unknown field 'colour' (allowed: coordinator)\n"));
+                                  ":2:1: colour: unknown field 'colour' (allowed: coordinator, ca, "
+                                  "insecure)\n"));
   EXPECT_EQ(RunWithConfig("coordinator: [a, b]\n", {"jobs"}), 2) << output_;
   EXPECT_THAT(output_,
               HasSubstr(absl::StrCat(config_path_, ":1:14: coordinator: expected a string")));

@@ -34,7 +34,7 @@ absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
 
 // The keys a config file may hold.
 const std::vector<std::string>& KnownKeys() {
-  static const auto* const kKeys = new std::vector<std::string>{"coordinator"};
+  static const auto* const kKeys = new std::vector<std::string>{"coordinator", "ca", "insecure"};
   return *kKeys;
 }
 
@@ -55,11 +55,18 @@ absl::StatusOr<CliConfig> ParseDocument(const pipeline::YamlReader& reader,
   MF_RETURN_IF_ERROR(reader.Entries(root, root.Mark(), /*field=*/"", &entries));
   MF_RETURN_IF_ERROR(reader.CheckAllowed(entries, /*field=*/"", KnownKeys()));
   for (const pipeline::Entry& e : entries) {
-    // e.key is "coordinator", the only known key. No value: as if absent.
+    // No value: as if absent.
     if (e.value.IsNull()) continue;
-    std::string address;
-    MF_RETURN_IF_ERROR(reader.GetString(e.value, e.key_mark, e.field, &address));
-    if (!address.empty()) config.coordinator = std::move(address);
+    if (e.key == "insecure") {
+      bool insecure = false;
+      MF_RETURN_IF_ERROR(reader.GetBool(e, &insecure));
+      config.insecure = insecure;
+      continue;
+    }
+    std::string value;
+    MF_RETURN_IF_ERROR(reader.GetString(e.value, e.key_mark, e.field, &value));
+    if (value.empty()) continue;
+    (e.key == "ca" ? config.ca : config.coordinator) = std::move(value);
   }
   return config;
 }
@@ -85,11 +92,11 @@ absl::StatusOr<CliConfig> ParseCliConfig(absl::string_view content, absl::string
   return ParseDocument(reader, docs[0]);
 }
 
-absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag) {
-  if (!flag.empty()) return flag;
-  if (const char* env = std::getenv(kCoordinatorEnv); env != nullptr && *env != '\0') {
-    return std::string(env);
-  }
+namespace {
+
+// The config file ($MUSAFARM_CONFIG, else $HOME/.config/musafarm/config.yaml);
+// an empty config when the default file does not exist.
+absl::StatusOr<CliConfig> LoadCliConfig() {
   std::string path;
   bool explicit_path = false;
   if (const char* cfg = std::getenv(kConfigEnv); cfg != nullptr && *cfg != '\0') {
@@ -106,7 +113,7 @@ absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag) {
         return absl::InvalidArgumentError(
             absl::StrCat("bad config file: ", config.status().message()));
       }
-      if (config->coordinator) return *config->coordinator;
+      return config;
     } else if (explicit_path) {
       return absl::InvalidArgumentError(absl::StrCat("cannot read config file ($", kConfigEnv,
                                                      "): ", content.status().message()));
@@ -115,7 +122,56 @@ absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag) {
           absl::StrCat("cannot read config file: ", content.status().message()));
     }
   }
-  return std::string(kDefaultCoordinator);
+  return CliConfig{};
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* env = std::getenv(kCoordinatorEnv); env != nullptr && *env != '\0') {
+    return std::string(env);
+  }
+  MF_ASSIGN_OR_RETURN(const CliConfig config, LoadCliConfig());
+  return config.coordinator.value_or(kDefaultCoordinator);
+}
+
+absl::StatusOr<std::optional<ChannelTls>> ResolveTls(bool insecure_flag,
+                                                     const std::string& ca_flag) {
+  if (insecure_flag) return std::nullopt;
+  std::string ca = ca_flag;
+  const char* how = "--ca";
+  if (ca.empty()) {
+    if (const char* env = std::getenv(kCaEnv); env != nullptr && *env != '\0') {
+      ca = env;
+      how = "$MUSAFARM_CA";
+    }
+  }
+  // The config file is read even when a flag names the CA, so that a broken
+  // one is reported the same way whatever the flags.
+  MF_ASSIGN_OR_RETURN(const CliConfig config, LoadCliConfig());
+  if (ca.empty() && config.insecure.value_or(false)) return std::nullopt;
+  if (ca.empty() && config.ca.has_value()) {
+    ca = *config.ca;
+    how = "'ca' in the config file";
+  }
+  if (ca.empty()) {
+    const char* home = std::getenv("HOME");
+    ca = absl::StrCat(home != nullptr ? home : "", "/.config/musafarm/ca.crt");
+    how = "the default";
+  }
+  absl::StatusOr<std::string> pem = ReadPemFile(ca);
+  if (absl::IsNotFound(pem.status())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "no CA certificate at ", ca, " (", how,
+        ") to verify the coordinator with: copy the "
+        "farm's ca.crt (the coordinator's <data-dir>/pki/ca.crt) there or pass --ca FILE, or "
+        "pass --insecure for a coordinator run with --insecure"));
+  }
+  if (!pem.ok()) return pem.status();
+  ChannelTls tls;
+  tls.ca_pem = *std::move(pem);
+  return tls;
 }
 
 }  // namespace musafarm::cli

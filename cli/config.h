@@ -7,15 +7,19 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/tls_channel.h"
 
 namespace musafarm::cli {
 
 inline constexpr char kCoordinatorEnv[] = "MUSAFARM_COORDINATOR";
 inline constexpr char kConfigEnv[] = "MUSAFARM_CONFIG";
+inline constexpr char kCaEnv[] = "MUSAFARM_CA";
 
 // What a config file says. Every key is optional.
 struct CliConfig {
   std::optional<std::string> coordinator;  // HOST:PORT; an empty value counts as absent
+  std::optional<std::string> ca;           // the farm CA's certificate file; empty: absent
+  std::optional<bool> insecure;            // plaintext to a coordinator run with --insecure
 };
 
 // Reads a config file: one YAML mapping, block (`coordinator: h:1`) or flow
@@ -32,5 +36,13 @@ absl::StatusOr<CliConfig> ParseCliConfig(absl::string_view content, absl::string
 // $MUSAFARM_CONFIG that cannot be read, or any config file that ParseCliConfig
 // refuses, is an InvalidArgument error.
 absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag);
+
+// How to secure the channel: nothing (plaintext) when `insecure_flag` or the
+// config file's `insecure: true`; else TLS that trusts the certificate in
+// `ca_flag`, else $MUSAFARM_CA, else the config file's `ca`, else
+// $HOME/.config/musafarm/ca.crt. A CA file that is missing or unreadable, or a
+// config file refused as above, is InvalidArgument saying what to do.
+absl::StatusOr<std::optional<ChannelTls>> ResolveTls(bool insecure_flag,
+                                                     const std::string& ca_flag);
 
 }  // namespace musafarm::cli

@@ -16,6 +16,7 @@
 namespace musafarm::cli {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -57,7 +58,8 @@ TEST(ParseCliConfigTest, ReadsFlowStyle) {
 
 TEST(ParseCliConfigTest, UnknownKeyNamesFileLineAndKey) {
   EXPECT_EQ(ErrorOf("# musafarm\ncoordinator: h:1\ncordinator: h:2\n"),
-            "/home/u/cfg.yaml:3:1: cordinator: unknown field 'cordinator' (allowed: coordinator)");
+            "/home/u/cfg.yaml:3:1: cordinator: unknown field 'cordinator' (allowed: coordinator, "
+            "ca, insecure)");
   EXPECT_THAT(ErrorOf("{coordinator: x, colour: red}"),
               StartsWith("/home/u/cfg.yaml:1:18: colour: unknown field 'colour'"));
 }
@@ -88,7 +90,7 @@ TEST(ParseCliConfigTest, MalformedYamlAndRepeatedKeysAreErrors) {
 class ResolveCoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* name : {kCoordinatorEnv, kConfigEnv, "HOME"}) {
+    for (const char* name : {kCoordinatorEnv, kConfigEnv, kCaEnv, "HOME"}) {
       const char* v = std::getenv(name);
       saved_.push_back({name, v ? std::optional<std::string>(v) : std::nullopt});
       unsetenv(name);
@@ -167,9 +169,11 @@ TEST_F(ResolveCoordinatorTest, ABadConfigFileIsAnErrorNamingFileAndKey) {
   absl::StatusOr<std::string> r = ResolveCoordinator("");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(r.status().message(),
-            absl::StrCat("bad config file: ", home_cfg,
-                         ":1:1: coordinater: unknown field 'coordinater' (allowed: coordinator)"));
+  EXPECT_EQ(
+      r.status().message(),
+      absl::StrCat(
+          "bad config file: ", home_cfg,
+          ":1:1: coordinater: unknown field 'coordinater' (allowed: coordinator, ca, insecure)"));
   // The flag and the environment still win without reading it.
   EXPECT_EQ(*ResolveCoordinator("flag:1"), "flag:1");
   setenv(kCoordinatorEnv, "env:2", 1);
@@ -180,6 +184,52 @@ TEST_F(ResolveCoordinatorTest, ReadsAFlowStyleConfig) {
   const std::string cfg = WriteFile(home_ + "/flow.yaml", "{coordinator: flow:6}\n");
   setenv(kConfigEnv, cfg.c_str(), 1);
   EXPECT_EQ(*ResolveCoordinator(""), "flow:6");
+}
+
+constexpr char kPem[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+TEST_F(ResolveCoordinatorTest, InsecureFromTheFlagOrTheConfigNeedsNoCa) {
+  absl::StatusOr<std::optional<ChannelTls>> tls = ResolveTls(/*insecure_flag=*/true, "");
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  EXPECT_FALSE(tls->has_value());
+  setenv(kConfigEnv, WriteFile(home_ + "/cfg.yaml", "insecure: true\n").c_str(), 1);
+  tls = ResolveTls(false, "");
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  EXPECT_FALSE(tls->has_value());
+}
+
+TEST_F(ResolveCoordinatorTest, TheCaComesFromFlagThenEnvThenConfigThenHome) {
+  const std::string flag_ca = WriteFile(home_ + "/flag.crt", absl::StrCat(kPem, "flag"));
+  const std::string env_ca = WriteFile(home_ + "/env.crt", absl::StrCat(kPem, "env"));
+  const std::string cfg_ca = WriteFile(home_ + "/cfg.crt", absl::StrCat(kPem, "cfg"));
+  WriteFile(home_ + "/.config/musafarm/ca.crt", absl::StrCat(kPem, "home"));
+  setenv(kConfigEnv, WriteFile(home_ + "/cfg.yaml", absl::StrCat("ca: ", cfg_ca, "\n")).c_str(), 1);
+  setenv(kCaEnv, env_ca.c_str(), 1);
+  auto ca_of = [](const std::string& flag) {
+    absl::StatusOr<std::optional<ChannelTls>> tls = ResolveTls(false, flag);
+    EXPECT_TRUE(tls.ok()) << tls.status();
+    return tls.ok() && tls->has_value() ? (*tls)->ca_pem : "";
+  };
+  EXPECT_EQ(ca_of(flag_ca), absl::StrCat(kPem, "flag"));
+  EXPECT_EQ(ca_of(""), absl::StrCat(kPem, "env"));
+  unsetenv(kCaEnv);
+  EXPECT_EQ(ca_of(""), absl::StrCat(kPem, "cfg"));
+  unsetenv(kConfigEnv);
+  EXPECT_EQ(ca_of(""), absl::StrCat(kPem, "home"));
+}
+
+TEST_F(ResolveCoordinatorTest, WithoutACaOrInsecureItSaysWhatToDo) {
+  absl::StatusOr<std::optional<ChannelTls>> tls = ResolveTls(false, "");
+  ASSERT_FALSE(tls.ok());
+  EXPECT_EQ(tls.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      std::string(tls.status().message()),
+      AllOf(HasSubstr(absl::StrCat("no CA certificate at ", home_, "/.config/musafarm/ca.crt")),
+            HasSubstr("--ca FILE"), HasSubstr("--insecure")));
+  // A file that is not PEM is named too.
+  tls = ResolveTls(false, WriteFile(home_ + "/junk.crt", "junk"));
+  ASSERT_FALSE(tls.ok());
+  EXPECT_THAT(std::string(tls.status().message()), HasSubstr("junk.crt holds no PEM data"));
 }
 
 }  // namespace

@@ -5,9 +5,20 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "musafarm/v1/agent_service.pb.h"
 
 namespace musafarm::coordinator {
+
+// Who an agent stream's TLS client certificate says it is, once the transport
+// has verified the chain against the farm's CA bundle (the handshake proved the
+// peer holds the certificate's key). There is none in --insecure mode.
+struct AgentIdentity {
+  std::string name;         // the certificate's CN: the only name it may register as
+  std::string serial_hex;   // lowercase hex, as pki::CertInfo has it
+  std::string fingerprint;  // "sha256:" + hex of the DER certificate
+  absl::Time not_after;
+};
 
 // The coordinator's side of one agent stream. Implemented by the gRPC adapter
 // (AgentStream) and by fakes in tests. Both methods are thread-safe and never block.
@@ -18,6 +29,9 @@ class AgentConnection {
   // Ends the stream; the transport later reports OnAgentGone.
   virtual void Close(const absl::Status& why) = 0;
   virtual std::string Peer() const = 0;
+  // The verified identity of the peer, or null when the stream is not
+  // authenticated (--insecure mode; fakes). Fixed for the stream's life.
+  virtual const AgentIdentity* Identity() const { return nullptr; }
 };
 
 // Where the agent transport delivers what happens on agent streams: the seam

@@ -1,14 +1,15 @@
 #include "coordinator/agent_registry.h"
 
+#include <openssl/sha.h>
+
 #include <algorithm>
 #include <utility>
-
-#include <openssl/sha.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/labels.h"
 #include "common/peer_compat.h"
+#include "common/status_macros.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -97,6 +98,29 @@ std::string AgentRegistry::PeerOf(ConnId conn) const {
   return it == conns_.end() ? "" : it->second.conn->Peer();
 }
 
+namespace {
+
+// A stream with a verified certificate may register only under the name the
+// certificate gives (its CN). Without one (--insecure) the name is as declared.
+absl::Status CheckIdentity(const AgentIdentity* identity, const v1::Register& reg) {
+  if (identity != nullptr && identity->name != reg.name()) {
+    return absl::PermissionDeniedError(absl::StrCat("certificate names '", identity->name,
+                                                    "'; cannot register as '", reg.name(), "'"));
+  }
+  return absl::OkStatus();
+}
+
+void SetAuthentication(const AgentIdentity* identity, v1::Agent* info) {
+  info->set_authentication(identity != nullptr ? "certificate" : "none");
+  info->set_certificate_fingerprint(identity != nullptr ? identity->fingerprint : "");
+  info->clear_certificate_expire_time();
+  if (identity != nullptr) {
+    info->mutable_certificate_expire_time()->set_seconds(absl::ToUnixSeconds(identity->not_after));
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<AgentRegistry::Agent*> AgentRegistry::Register(ConnId conn_id,
                                                               const v1::Register& reg,
                                                               absl::Time now) {
@@ -110,6 +134,8 @@ absl::StatusOr<AgentRegistry::Agent*> AgentRegistry::Register(ConnId conn_id,
     if (absl::Status s = ValidateLabel(label); !s.ok()) bad = s;
   }
   if (!bad.ok()) return bad;
+  const AgentIdentity* identity = c->second.conn->Identity();
+  MF_RETURN_IF_ERROR(CheckIdentity(identity, reg));
   const std::string hash = InstanceHash(reg.instance_secret());
   Agent& agent = agents_[reg.name()];
   if (agent.conn != 0 && agent.conn != conn_id) {
@@ -144,6 +170,7 @@ absl::StatusOr<AgentRegistry::Agent*> AgentRegistry::Register(ConnId conn_id,
   agent.info.set_slots(reg.slots());
   agent.info.set_version(reg.version());
   agent.info.set_peer(c->second.conn->Peer());
+  SetAuthentication(identity, &agent.info);
   agent.info.set_free_disk_bytes(reg.capabilities().free_disk_bytes());
   agent.info.mutable_executors()->Assign(reg.capabilities().executors().begin(),
                                          reg.capabilities().executors().end());

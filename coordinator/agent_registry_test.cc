@@ -54,6 +54,34 @@ TEST(AgentRegistryTest, RegisterBindsTheAgentAndRefusesBadRegistrations) {
       << "register twice on one stream";
 }
 
+// A stream whose certificate names 'a' registers as 'a' only; the agent list
+// says how its name was established.
+TEST(AgentRegistryTest, ACertifiedStreamRegistersOnlyUnderItsCertificatesName) {
+  AgentRegistry reg(Timing());
+  auto conn = std::make_shared<FakeConnection>();
+  conn->identity = AgentIdentity{"a", "1f", "sha256:ab", absl::FromUnixSeconds(2000)};
+  const auto id = reg.Connect(conn, kT0);
+  absl::StatusOr<AgentRegistry::Agent*> b = reg.Register(id, Reg("b", 1), kT0);
+  EXPECT_EQ(b.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(b.status().message(), "certificate names 'a'; cannot register as 'b'");
+  EXPECT_EQ(reg.AgentOn(id), nullptr);
+  EXPECT_EQ(reg.agents().count("b"), 0u);
+
+  absl::StatusOr<AgentRegistry::Agent*> a = reg.Register(id, Reg("a", 1), kT0);
+  ASSERT_TRUE(a.ok()) << a.status();
+  const v1::Agent shown = (*a)->Snapshot();
+  EXPECT_EQ(shown.authentication(), "certificate");
+  EXPECT_EQ(shown.certificate_fingerprint(), "sha256:ab");
+  EXPECT_EQ(shown.certificate_expire_time().seconds(), 2000);
+
+  const auto plain = reg.Connect(std::make_shared<FakeConnection>(), kT0);
+  absl::StatusOr<AgentRegistry::Agent*> c = reg.Register(plain, Reg("c", 1), kT0);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)->Snapshot().authentication(), "none");
+  EXPECT_EQ((*c)->Snapshot().certificate_fingerprint(), "");
+  EXPECT_FALSE((*c)->Snapshot().has_certificate_expire_time());
+}
+
 TEST(AgentRegistryTest, TheNewestStreamOfAnAgentWins) {
   AgentRegistry reg(Timing());
   auto old_conn = std::make_shared<FakeConnection>();

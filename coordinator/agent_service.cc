@@ -1,11 +1,15 @@
 #include "coordinator/agent_service.h"
 
 #include <memory>
+#include <optional>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "common/grpc_status.h"
+#include "common/logging.h"
 #include "common/stream_outbox.h"
+#include "coordinator/tls_material.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -18,8 +22,9 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
  public:
   using Outbox = StreamOutbox<v1::CoordinatorMessage>;
 
-  AgentStream(EventLoop* loop, AgentEventSink* sink, std::string peer)
-      : loop_(loop), sink_(sink), peer_(std::move(peer)) {}
+  AgentStream(EventLoop* loop, AgentEventSink* sink, std::string peer,
+              std::optional<AgentIdentity> identity)
+      : loop_(loop), sink_(sink), peer_(std::move(peer)), identity_(std::move(identity)) {}
 
   void Begin(std::shared_ptr<AgentStream> self) {
     self_ = self;
@@ -54,6 +59,9 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   }
 
   std::string Peer() const override { return peer_; }
+  const AgentIdentity* Identity() const override {
+    return identity_.has_value() ? &*identity_ : nullptr;
+  }
 
   // Reactions
   void OnReadDone(bool ok) override {
@@ -93,6 +101,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   EventLoop* const loop_;
   AgentEventSink* const sink_;
   const std::string peer_;
+  const std::optional<AgentIdentity> identity_;
   AgentEventSink::ConnId conn_ = 0;  // set on the loop before the first read
   v1::AgentMessage in_;
   std::shared_ptr<AgentStream> self_;
@@ -102,11 +111,32 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   grpc::Status final_ ABSL_GUARDED_BY(mu_);
 };
 
+// A stream refused before it began: finished at once with the reason; the
+// sink never hears of it. Deletes itself when gRPC is done with it.
+class RefusedStream final
+    : public grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage> {
+ public:
+  explicit RefusedStream(const grpc::Status& why) { Finish(why); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
 grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>* AgentServiceImpl::Connect(
     grpc::CallbackServerContext* context) {
-  auto stream = std::make_shared<AgentStream>(loop_, sink_, context->peer());
+  std::optional<AgentIdentity> identity;
+  if (agent_ca_pem_ != nullptr) {
+    absl::StatusOr<AgentIdentity> verified =
+        VerifyAgentPeer(*context->auth_context(), *agent_ca_pem_, absl::Now());
+    if (!verified.ok()) {
+      GetLogger("agent_stream")
+          ->warn("agent stream from {} refused: {}", context->peer(),
+                 std::string(verified.status().message()));
+      return new RefusedStream(ToGrpc(verified.status()));
+    }
+    identity = *std::move(verified);
+  }
+  auto stream = std::make_shared<AgentStream>(loop_, sink_, context->peer(), std::move(identity));
   stream->Begin(stream);
   return stream.get();
 }

@@ -9,9 +9,16 @@ namespace musafarm::coordinator {
 // gRPC adapter for AgentService.Connect: one callback reactor per agent stream,
 // no thread per agent. Reactions only decode and post to `loop`, where `sink`
 // hears of them; knows nothing of what the sink does with them.
+//
+// With `agent_ca_pem` (TLS mode) a stream is admitted only when the peer
+// presented a client certificate that chains to that bundle; the verified
+// AgentIdentity then travels with its AgentConnection. Any other stream is
+// finished at once with UNAUTHENTICATED and the reason, before the sink hears
+// of it. Null: --insecure, every stream is admitted without an identity.
 class AgentServiceImpl final : public v1::AgentService::CallbackService {
  public:
-  AgentServiceImpl(EventLoop* loop, AgentEventSink* sink) : loop_(loop), sink_(sink) {}
+  AgentServiceImpl(EventLoop* loop, AgentEventSink* sink, const std::string* agent_ca_pem = nullptr)
+      : loop_(loop), sink_(sink), agent_ca_pem_(agent_ca_pem) {}
 
   grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>* Connect(
       grpc::CallbackServerContext* context) override;
@@ -19,6 +26,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
  private:
   EventLoop* const loop_;       // not owned; outlives the server
   AgentEventSink* const sink_;  // not owned; used only on loop_
+  const std::string* const agent_ca_pem_;  // not owned; null in --insecure mode
 };
 
 }  // namespace musafarm::coordinator

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -76,6 +77,19 @@ Coordinator::~Coordinator() {
 
 absl::Status Coordinator::Start() {
   auto log = GetLogger("coordinator");
+  // TLS material first: a coordinator that cannot serve securely creates
+  // nothing on disk.
+  std::optional<TlsMaterial> tls;
+  if (!options_.insecure) {
+    TlsPaths paths = options_.tls;
+    if (paths.dir.empty()) paths.dir = absl::StrCat(options_.data_dir, "/pki");
+    absl::StatusOr<TlsMaterial> loaded = LoadTlsMaterial(std::move(paths), options_.data_dir);
+    if (!loaded.ok()) return loaded.status();
+    tls = *std::move(loaded);
+  }
+  // What no policy file means follows the port: everything in --insecure
+  // mode, nothing that needs trust with TLS.
+  options_.core.insecure = options_.insecure;
   if (!options_.agent_policy.empty()) {
     absl::StatusOr<AgentPolicy> policy = AgentPolicy::Load(options_.agent_policy);
     if (!policy.ok()) return policy.status();  // InvalidArgument: main exits 2
@@ -119,7 +133,8 @@ absl::Status Coordinator::Start() {
   if (absl::Status s = enrollment_->Load(); !s.ok()) return s;
   core_->set_enrollment(enrollment_.get());
 
-  server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get());
+  const bool serves_tls = tls.has_value();
+  server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get(), std::move(tls));
   loop_.Start();
   absl::StatusOr<int> port = server_->Start(options_.listen);
   if (!port.ok()) {
@@ -135,7 +150,14 @@ absl::Status Coordinator::Start() {
       return absl::InternalError(absl::StrCat("cannot write port file: ", s.message()));
     }
   }
-  log->info("listening on port {} (data in {})", port_, options_.data_dir);
+  if (serves_tls) {
+    log->info("listening on port {} with TLS (data in {})", port_, options_.data_dir);
+  } else {
+    log->warn(
+        "listening on port {} in PLAINTEXT (--insecure): agents are not authenticated, anyone "
+        "who can reach the port can register as any agent and receive its work (data in {})",
+        port_, options_.data_dir);
+  }
   return absl::OkStatus();
 }
 

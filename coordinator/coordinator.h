@@ -7,6 +7,7 @@
 #include "common/event_loop.h"
 #include "coordinator/core.h"
 #include "coordinator/enrollment.h"
+#include "coordinator/tls_material.h"
 
 namespace musafarm::coordinator {
 
@@ -16,6 +17,10 @@ struct CoordinatorOptions {
   std::string listen = "127.0.0.1:7070";   // host:port; port 0 picks a free one
   std::string data_dir = "musafarm-data";  // musafarm.db and logs/
   std::string port_file;                   // if set, the bound port is written here
+  // Plaintext, agents not authenticated (--insecure). Otherwise TLS with the
+  // material `tls` names (its dir defaults to <data_dir>/pki).
+  bool insecure = false;
+  TlsPaths tls;
   std::string agent_policy;                // --agent-policy FILE; "" = none (CoreOptions.insecure)
   std::string secrets_key_file;            // "": $MUSAFARM_SECRETS_KEY or <data_dir>/secrets.key
   CoreOptions core;
@@ -31,8 +36,10 @@ class Coordinator {
   explicit Coordinator(CoordinatorOptions options);
   ~Coordinator();
 
-  // Fails with FailedPrecondition while another coordinator holds the data
-  // directory, and with Unavailable when the address cannot be bound.
+  // Fails with InvalidArgument when TLS material is missing or unreadable
+  // (before anything is created), with FailedPrecondition while another
+  // coordinator holds the data directory, and with Unavailable when the
+  // address cannot be bound.
   absl::Status Start();
   int port() const { return port_; }
   // Reads --agent-policy again (SIGHUP) and places under it. A file that does

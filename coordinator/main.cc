@@ -49,6 +49,21 @@ int main(int argc, char** argv) {
                  "attempts they held are re-queued")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  app.add_flag("--insecure", options.insecure,
+               "serve plaintext gRPC: agents are not authenticated (a trusted network or a "
+               "local try-out only)");
+  app.add_option("--tls-dir", options.tls.dir,
+                 "TLS material: server.crt, server.key, ca.crt (the CA agents' certificates "
+                 "chain to) and optionally ca.key (default: <data-dir>/pki; `ca init` makes it)");
+  app.add_option("--tls-cert", options.tls.cert,
+                 "the coordinator's certificate (default: "
+                 "<tls-dir>/server.crt)");
+  app.add_option("--tls-key", options.tls.key, "its private key (default: <tls-dir>/server.key)");
+  app.add_option("--agent-ca", options.tls.agent_ca,
+                 "CA bundle agents' client certificates must chain to (default: <tls-dir>/ca.crt)");
+  app.add_option("--ca-key", options.tls.ca_key,
+                 "the farm CA's private key, to sign agents' certificates (default: "
+                 "<tls-dir>/ca.key if present)");
   app.add_option("--agent-policy", options.agent_policy,
                  "YAML file saying which agents may run stages that need trust (docs/security.md); "
                  "reloaded on SIGHUP");

@@ -8,16 +8,22 @@
 
 namespace musafarm::coordinator {
 
-Server::Server(EventLoop* loop, AgentEventSink* agents, UserApi* users)
-    : agent_service_(std::make_unique<AgentServiceImpl>(loop, agents)),
-      user_service_(std::make_unique<UserServiceImpl>(loop, users)) {}
+Server::Server(EventLoop* loop, AgentEventSink* agents, UserApi* users,
+               std::optional<TlsMaterial> tls)
+    : tls_(std::move(tls)),
+      agent_service_(std::make_unique<AgentServiceImpl>(
+          loop, agents, tls_.has_value() ? &tls_->agent_ca_pem : nullptr)),
+      user_service_(
+          std::make_unique<UserServiceImpl>(loop, users, /*insecure=*/!tls_.has_value())) {}
 
 Server::~Server() { Shutdown(absl::ZeroDuration()); }
 
 absl::StatusOr<int> Server::Start(const std::string& listen) {
   int port = 0;
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(
+      listen, tls_.has_value() ? MakeServerCredentials(*tls_) : grpc::InsecureServerCredentials(),
+      &port);
   builder.RegisterService(agent_service_.get());
   builder.RegisterService(user_service_.get());
   // Agents ping every 10 s even when idle; without this the server counts

@@ -1,12 +1,14 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/event_loop.h"
 #include "coordinator/agent_event_sink.h"
+#include "coordinator/tls_material.h"
 #include "coordinator/user_api.h"
 
 namespace grpc {
@@ -21,10 +23,14 @@ class UserServiceImpl;
 // The coordinator's gRPC server: AgentService and UserService on one port,
 // delivering to the two seams on `loop`. Knows no Core: transport tests serve a
 // fake sink and API with it.
+// With `tls` it serves TLS only, and every agent stream must present a client
+// certificate that chains to tls->agent_ca_pem; without, it serves plaintext
+// (--insecure) and agents are not authenticated.
 class Server {
  public:
   // None owned; all outlive the server.
-  Server(EventLoop* loop, AgentEventSink* agents, UserApi* users);
+  Server(EventLoop* loop, AgentEventSink* agents, UserApi* users,
+         std::optional<TlsMaterial> tls = std::nullopt);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -38,6 +44,7 @@ class Server {
   void Shutdown(absl::Duration grace);
 
  private:
+  const std::optional<TlsMaterial> tls_;
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<UserServiceImpl> user_service_;
   std::unique_ptr<grpc::Server> server_;  // destroyed before the services

@@ -162,6 +162,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::ListAgents(grpc::CallbackServerContex
                                                       const v1::ListAgentsRequest* /*req*/,
                                                       v1::ListAgentsResponse* resp) {
   return OnLoop(ctx, loop_, [this, resp]() -> absl::Status {
+    resp->set_insecure(insecure_);
     for (v1::Agent& a : api_->ListAgents()) {
       FillApiTimes(&a);
       *resp->add_agents() = std::move(a);

@@ -13,9 +13,12 @@ namespace musafarm::coordinator {
 // thread.
 // Every Job, Task and Agent it sends gets its Timestamp fields filled from the
 // *_us fields beside them here, at the wire (common/api_times.h).
+// `insecure`: the server is plaintext, so agent names are not authenticated
+// (ListAgentsResponse.insecure says so).
 class UserServiceImpl final : public v1::UserService::CallbackService {
  public:
-  UserServiceImpl(EventLoop* loop, UserApi* api) : loop_(loop), api_(api) {}
+  UserServiceImpl(EventLoop* loop, UserApi* api, bool insecure = true)
+      : loop_(loop), api_(api), insecure_(insecure) {}
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx, const v1::SubmitRequest* req,
                                    v1::SubmitResponse* resp) override;
@@ -45,6 +48,7 @@ class UserServiceImpl final : public v1::UserService::CallbackService {
  private:
   EventLoop* const loop_;  // not owned; outlives the server
   UserApi* const api_;     // not owned; used only on loop_
+  const bool insecure_;
   std::atomic<uint64_t> next_watch_{1};
 };
 

@@ -21,7 +21,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$BIN/coordinator/musafarm-coordinator" --listen 127.0.0.1:0 --port-file "$FARM/port" \
+"$BIN/coordinator/musafarm-coordinator" --insecure --listen 127.0.0.1:0 --port-file "$FARM/port" \
   --data-dir "$FARM/coordinator" 2>"$FARM/coordinator.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$FARM/port" ] && break; sleep 0.1; done
@@ -29,17 +29,17 @@ for _ in $(seq 100); do [ -s "$FARM/port" ] && break; sleep 0.1; done
 export MUSAFARM_COORDINATOR=127.0.0.1:$(cat "$FARM/port")
 
 for n in 1 2; do
-  "$BIN/agent/musafarm-agent" --name "agent-$n" --label os=linux --label "host=local-$n" \
+  "$BIN/agent/musafarm-agent" --insecure --name "agent-$n" --label os=linux --label "host=local-$n" \
     --slots 2 --work-dir "$FARM/agent-$n" 2>"$FARM/agent-$n.log" &
   pids+=($!)
 done
 for _ in $(seq 100); do
-  [ "$("$BIN/cli/musafarm" agents 2>/dev/null | grep -c connected)" -ge 2 ] && break
+  [ "$("$BIN/cli/musafarm" --insecure agents 2>/dev/null | grep -c connected)" -ge 2 ] && break
   sleep 0.1
 done
 echo "farm: coordinator at $MUSAFARM_COORDINATOR, logs and data in $FARM"
-"$BIN/cli/musafarm" agents
+"$BIN/cli/musafarm" --insecure agents
 echo
 rc=0
-"$BIN/cli/musafarm" submit "$PIPELINE" --watch || rc=$?
+"$BIN/cli/musafarm" --insecure submit "$PIPELINE" --watch || rc=$?
 exit $rc

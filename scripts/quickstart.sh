@@ -44,34 +44,34 @@ for d in a b; do
   hosts+=("$h")
 done
 
-"$BIN/coordinator/musafarm-coordinator" --listen 127.0.0.1:0 --port-file "$FARM/port" \
+"$BIN/coordinator/musafarm-coordinator" --insecure --listen 127.0.0.1:0 --port-file "$FARM/port" \
   --data-dir "$FARM/coordinator" 2>"$FARM/coordinator.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$FARM/port" ] && break; sleep 0.1; done
 export MUSAFARM_COORDINATOR=127.0.0.1:$(cat "$FARM/port")
 # This machine has no GPU: each agent declares one (--gpus) so that the test
 # stages, which need a GPU, can be placed; MTHREADS_VISIBLE_DEVICES is set all the same.
-"$BIN/agent/musafarm-agent" --name agent-a --label role=base --slots 3 --work-dir "$FARM/agent-a" \
+"$BIN/agent/musafarm-agent" --insecure --name agent-a --label role=base --slots 3 --work-dir "$FARM/agent-a" \
   --docker --buildkit --docker-host "${hosts[0]}" --gpus 1 --gpu-vendor mthreads \
   2>"$FARM/agent-a.log" &
 pids+=($!)
-"$BIN/agent/musafarm-agent" --name agent-b --label role=dev --slots 3 --work-dir "$FARM/agent-b" \
+"$BIN/agent/musafarm-agent" --insecure --name agent-b --label role=dev --slots 3 --work-dir "$FARM/agent-b" \
   --docker --buildkit --docker-host "${hosts[1]}" --gpus 1 --gpu-vendor mthreads \
   2>"$FARM/agent-b.log" &
 pids+=($!)
 for _ in $(seq 100); do
-  [ "$("$BIN/cli/musafarm" agents 2>/dev/null | grep -c connected)" -ge 2 ] && break
+  [ "$("$BIN/cli/musafarm" --insecure agents 2>/dev/null | grep -c connected)" -ge 2 ] && break
   sleep 0.1
 done
 sed -e "s|@REGISTRY@|$REGISTRY|g" -e "s|@CONTEXT@|$ROOT/tests/fixtures/docker|g" \
   tests/fixtures/docker/pipeline.yaml.in > "$FARM/pipeline.yaml"
 echo "farm: coordinator at $MUSAFARM_COORDINATOR, registry at $REGISTRY, files in $FARM"
-"$BIN/cli/musafarm" agents
+"$BIN/cli/musafarm" --insecure agents
 echo
 rc=0
-"$BIN/cli/musafarm" submit "$FARM/pipeline.yaml" --watch >"$FARM/watch.log" || rc=$?
-"$BIN/cli/musafarm" status 1 || true
+"$BIN/cli/musafarm" --insecure submit "$FARM/pipeline.yaml" --watch >"$FARM/watch.log" || rc=$?
+"$BIN/cli/musafarm" --insecure status 1 || true
 echo
-"$BIN/cli/musafarm" results 1 --junit "$FARM/junit.xml" || true
+"$BIN/cli/musafarm" --insecure results 1 --junit "$FARM/junit.xml" || true
 echo "JUnit: $FARM/junit.xml"
 exit $rc

@@ -11,8 +11,7 @@
 namespace musafarm::cli {
 
 int RunAgents(const CommandEnv& env) {
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
+  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::ListAgentsResponse resp;
   grpc::ClientContext ctx;
   SetUnaryDeadline(&ctx);
@@ -25,6 +24,10 @@ int RunAgents(const CommandEnv& env) {
   }
   const std::vector<v1::Agent> agents(resp.agents().begin(), resp.agents().end());
   for (const std::string& l : RenderAgents(agents, env.clock->Now())) *env.out << l << "\n";
+  if (resp.insecure()) {
+    *env.out << "warning: the coordinator runs with --insecure: agent names are as the agents "
+                "declared them, not authenticated\n";
+  }
   return kExitOk;
 }
 

@@ -153,8 +153,7 @@ int RunArtifacts(const CommandEnv& env, const std::string& task_id, const std::s
     *env.err << "musafarm: task " << task_id << " has no artifacts\n";
     return kExitOk;
   }
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
+  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   for (const v1::Artifact& a : task->artifacts()) {
     const std::string path = (std::filesystem::path(dir) / a.name()).string();
     if (int code = Download(env, stub.get(), task_id, a, path); code != kExitOk) return code;

@@ -9,8 +9,7 @@
 namespace musafarm::cli {
 
 int RunCancel(const CommandEnv& env, const std::string& id) {
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
+  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::CancelRequest req;
   req.set_id(id);
   v1::CancelResponse resp;

@@ -10,8 +10,7 @@
 namespace musafarm::cli {
 
 int RunDrain(const CommandEnv& env, const std::string& agent, bool undrain) {
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
+  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::DrainRequest req;
   req.set_agent(agent);
   req.set_undrain(undrain);

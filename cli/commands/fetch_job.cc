@@ -6,8 +6,7 @@
 namespace musafarm::cli {
 
 grpc::Status FetchJob(const CommandEnv& env, const std::string& job_id, v1::Job* job) {
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
+  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::GetJobRequest req;
   req.set_job_id(job_id);
   grpc::ClientContext ctx;

@@ -11,8 +11,7 @@
 namespace musafarm::cli {
 
 int RunJobs(const CommandEnv& env, int limit) {
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
+  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::ListJobsRequest req;
   req.set_limit(limit);
   v1::ListJobsResponse resp;

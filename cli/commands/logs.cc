@@ -41,8 +41,7 @@ int RunLogs(const CommandEnv& env, const std::string& task_id, bool follow,
     *env.err << "musafarm: '" << task_id << "' is not a task id (like 7/dev-3.8/base)\n";
     return kExitUsage;
   }
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
+  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
 
   // What is stored so far, in pieces of at most the server's limit.
   uint64_t offset = 0;

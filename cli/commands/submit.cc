@@ -63,8 +63,7 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
     return kExitUsage;
   }
 
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
+  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::SubmitRequest req;
   req.set_spec_yaml(yaml);
   req.set_spec_file(file);

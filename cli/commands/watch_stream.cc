@@ -34,8 +34,7 @@ grpc::Status FollowWatch(const CommandEnv& env, const WatchOptions& opts,
                          absl::FunctionRef<v1::WatchJobRequest()> make_request,
                          absl::FunctionRef<void(const v1::WatchEvent&)> on_event,
                          absl::FunctionRef<void(const std::string&)> notice) {
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
+  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   Backoff backoff(opts.backoff_initial, opts.backoff_max);
   bool ever_connected = false;
   std::optional<absl::Time> failing_since;  // set while reconnecting fails

@@ -76,7 +76,7 @@ TEST_F(FarmTest, ASecondCoordinatorOnTheSamePortOrDataDirIsRefused) {
 
   // Same port, its own data directory: the bind fails (no SO_REUSEPORT).
   auto same_port = Process::Start({MF_COORDINATOR_BIN, "--listen", farm_.address(), "--data-dir",
-                                   farm_.dir() + "/second"},
+                                   farm_.dir() + "/second", "--insecure"},
                                   farm_.dir() + "/second-port.log");
   ASSERT_TRUE(same_port.ok()) << same_port.status();
   EXPECT_EQ((*same_port)->Wait(absl::Seconds(30)), 1) << (*same_port)->Output();
@@ -86,7 +86,7 @@ TEST_F(FarmTest, ASecondCoordinatorOnTheSamePortOrDataDirIsRefused) {
 
   // Another port, the same data directory: refused before the store is opened.
   auto same_dir = Process::Start({MF_COORDINATOR_BIN, "--listen", "127.0.0.1:0", "--data-dir",
-                                  farm_.dir() + "/coordinator"},
+                                  farm_.dir() + "/coordinator", "--insecure"},
                                  farm_.dir() + "/second-dir.log");
   ASSERT_TRUE(same_dir.ok()) << same_dir.status();
   EXPECT_EQ((*same_dir)->Wait(absl::Seconds(30)), 1) << (*same_dir)->Output();

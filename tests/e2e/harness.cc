@@ -134,9 +134,9 @@ void Farm::StartCoordinator(const std::vector<std::string>& extra_flags) {
   const std::string port_file = dir_ + "/coordinator.port";
   std::filesystem::remove(port_file);
   std::vector<std::string> argv = {
-      MF_COORDINATOR_BIN,   "--listen", absl::StrCat("127.0.0.1:", port_),
-      "--port-file",        port_file,  "--data-dir",
-      dir_ + "/coordinator"};
+      MF_COORDINATOR_BIN,    "--listen",  absl::StrCat("127.0.0.1:", port_),
+      "--port-file",         port_file,   "--data-dir",
+      dir_ + "/coordinator", "--insecure"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   auto p = Process::Start(argv, dir_ + "/coordinator.log");
   ASSERT_TRUE(p.ok()) << p.status();
@@ -185,7 +185,8 @@ Process* Farm::StartAgentProcess(const std::string& coordinator, const std::stri
                                    "--work-dir",
                                    dir_ + "/agent-" + instance,
                                    "--kill-grace",
-                                   "1"};
+                                   "1",
+                                   "--insecure"};
   for (const std::string& l : labels) {
     argv.push_back("--label");
     argv.push_back(l);
@@ -202,7 +203,7 @@ Process* Farm::StartAgentProcess(const std::string& coordinator, const std::stri
 
 std::unique_ptr<Process> Farm::CliAsync(const std::vector<std::string>& args,
                                         const std::string& log) {
-  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address()};
+  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address(), "--insecure"};
   argv.insert(argv.end(), args.begin(), args.end());
   auto p = Process::Start(argv, log);
   EXPECT_TRUE(p.ok()) << p.status();
@@ -212,7 +213,7 @@ std::unique_ptr<Process> Farm::CliAsync(const std::vector<std::string>& args,
 CliResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout) {
   static int n = 0;
   const std::string base = absl::StrCat(dir_, "/cli-", n++);
-  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address()};
+  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address(), "--insecure"};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> c_argv;
   for (std::string& a : argv) c_argv.push_back(a.data());

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,9 @@ class FakeAgentConnection final : public coordinator::AgentConnection {
   void Send(v1::CoordinatorMessage msg) override { sent.push_back(std::move(msg)); }
   void Close(const absl::Status& why) override { closed = why; }
   std::string Peer() const override { return peer; }
+  const coordinator::AgentIdentity* Identity() const override {
+    return identity.has_value() ? &*identity : nullptr;
+  }
 
   std::vector<v1::Assignment> TakeAssignments() {
     std::vector<v1::Assignment> out;
@@ -33,6 +37,7 @@ class FakeAgentConnection final : public coordinator::AgentConnection {
   }
 
   std::string peer = "fake";
+  std::optional<coordinator::AgentIdentity> identity;  // none: an --insecure stream
   std::vector<v1::CoordinatorMessage> sent;
   absl::Status closed = absl::OkStatus();
 };
