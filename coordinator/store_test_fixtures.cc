@@ -191,6 +191,7 @@ v1::Agent FullAgent(const std::string& name, int slots) {
   a.set_gpu_vendor("mthreads");
   a.add_trusted_labels("gpu=s4000");
   a.mutable_grants()->set_rule("gpu-*");  // FillUnsetScalars fills the rest
+  a.mutable_certificate_expire_time()->set_seconds(1'800'000'000);
   FillApiTimes(&a);
   FillUnsetScalars(&a);
   return a;

@@ -10,7 +10,7 @@ namespace musafarm::cli {
 
 int RunRevoke(const CommandEnv& env, const std::string& agent) {
   std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env.coordinator));
+      v1::UserService::NewStub(NewChannel(env));
   v1::RevokeAgentRequest req;
   req.set_agent(agent);
   v1::RevokeAgentResponse resp;

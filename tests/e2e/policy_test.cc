@@ -161,7 +161,7 @@ TEST_F(PolicyE2eTest, AnUngrantedLabelAttractsNoStageThatNeedsTrustUntilSighupRe
 TEST_F(PolicyE2eTest, ABadPolicyFileStopsTheCoordinatorWithExitTwoNamingFileLineAndKey) {
   WriteFile(policy_, "agents:\n  - match: a\n    privileges: true\n");
   auto p = Process::Start({MF_COORDINATOR_BIN, "--listen", "127.0.0.1:0", "--data-dir",
-                           farm_.data_dir(), "--agent-policy", policy_},
+                           farm_.data_dir(), "--agent-policy", policy_, "--insecure"},
                           farm_.dir() + "/bad-policy.log");
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ((*p)->Wait(absl::Seconds(30)), 2) << (*p)->Output();
