@@ -77,7 +77,10 @@ TrustNeeds TrustNeedsOf(const v1::StageSpec& run) {
   needs.shell = run.has_exec() && run.exec().shell();
   needs.privileged = run.has_docker_run() && run.docker_run().privileged();
   needs.host_mounts = run.has_docker_run() && run.docker_run().mounts_size() > 0;
-  needs.secrets = run.secrets_size() > 0;
+  // registry_auth names one of the stage's secrets already; counted on its
+  // own too, so that a credential never rides past the policy.
+  needs.secrets = run.secrets_size() > 0 ||
+                  (run.has_docker_push() && !run.docker_push().registry_auth().empty());
   return needs;
 }
 

@@ -128,6 +128,12 @@ TEST(AgentPolicyTest, TrustNeedsOfAStage) {
   run.mutable_docker_run()->add_mounts()->set_source("/data");
   EXPECT_TRUE(TrustNeedsOf(run).host_mounts);
 
+  v1::StageSpec push;
+  push.mutable_docker_push()->add_images("reg/x:1");
+  EXPECT_FALSE(TrustNeedsOf(push).any());
+  push.mutable_docker_push()->set_registry_auth("REGISTRY");  // a credential for the agent
+  EXPECT_TRUE(TrustNeedsOf(push).secrets);
+
   v1::StageSpec build;
   build.mutable_docker_build()->add_tags("x");
   build.add_secrets("TOKEN");
