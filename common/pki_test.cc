@@ -21,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -631,17 +632,16 @@ grpc::Status CallWithCertificate(int port, const std::string& trusted_ca, const 
   grpc::Slice empty("");
   grpc::ByteBuffer request(&empty, 1);  // a default ByteBuffer is no message at all
   grpc::ByteBuffer response;
-  absl::Mutex mu;
-  std::optional<grpc::Status> done;
+  // Notify() publishes `result` to the waiter (happens-before).
+  absl::Notification finished;
+  grpc::Status result;
   stub.UnaryCall(&ctx, "/musafarm.test.Pki/Call", grpc::StubOptions(), &request, &response,
                  [&](grpc::Status status) {
-                   absl::MutexLock lock(&mu);
-                   done = std::move(status);
+                   result = std::move(status);
+                   finished.Notify();
                  });
-  absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(
-      +[](std::optional<grpc::Status>* d) { return d->has_value(); }, &done));
-  return *done;
+  finished.WaitForNotification();
+  return result;
 }
 
 TEST(PkiGrpcTest, ServerVerifiesTheClientCertificateTheHandshakeCarried) {
