@@ -1,7 +1,11 @@
 #include "agent/grpc_coordinator_link.h"
 
+#include <optional>
 #include <utility>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "agent/coordinator_stream.h"
 #include "common/grpc_status.h"
 #include "grpcpp/grpcpp.h"
@@ -24,19 +28,39 @@ class GrpcSession final : public CoordinatorSession {
 
 class GrpcCoordinatorLink final : public CoordinatorLink {
  public:
-  GrpcCoordinatorLink(std::string target, const std::optional<ChannelTls>& tls);
+  GrpcCoordinatorLink(std::string target, TlsMaterialSource* tls);
 
   std::shared_ptr<CoordinatorSession> Open(OnMessage on_message, OnEnd on_end) override;
   std::string Target() const override { return target_; }
 
  private:
+  // A channel and its stub, for one version of the TLS material.
+  struct Channel {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<v1::AgentService::Stub> stub;
+  };
+  Channel NewChannel(const std::optional<ChannelTls>& tls) const;
+
   const std::string target_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::AgentService::Stub> stub_;
+  TlsMaterialSource* const tls_;  // null: plaintext
+  absl::Mutex mu_;
+  uint64_t tls_version_ ABSL_GUARDED_BY(mu_) = 0;
+  // The newest last. Older ones are kept: a stream opened on one may still be
+  // winding down, and its ClientContext must die before its channel. One per
+  // certificate renewal, so few.
+  std::vector<Channel> channels_ ABSL_GUARDED_BY(mu_);
 };
 
-GrpcCoordinatorLink::GrpcCoordinatorLink(std::string target, const std::optional<ChannelTls>& tls)
-    : target_(std::move(target)) {
+GrpcCoordinatorLink::GrpcCoordinatorLink(std::string target, TlsMaterialSource* tls)
+    : target_(std::move(target)), tls_(tls) {
+  absl::MutexLock lock(&mu_);
+  std::optional<ChannelTls> material;
+  if (tls_ != nullptr) material = tls_->Get(&tls_version_);
+  channels_.push_back(NewChannel(material));
+}
+
+GrpcCoordinatorLink::Channel GrpcCoordinatorLink::NewChannel(
+    const std::optional<ChannelTls>& tls) const {
   grpc::ChannelArguments args;
   // Finds a dead TCP path (a vanished coordinator host, a dropped NAT entry)
   // in ~15 s even when nothing is written. The coordinator must accept pings
@@ -53,20 +77,37 @@ GrpcCoordinatorLink::GrpcCoordinatorLink(std::string target, const std::optional
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  channel_ = grpc::CreateCustomChannel(target_, MakeChannelCredentials(tls), args);
-  stub_ = v1::AgentService::NewStub(channel_);
+  Channel c;
+  c.channel = grpc::CreateCustomChannel(target_, MakeChannelCredentials(tls), args);
+  c.stub = v1::AgentService::NewStub(c.channel);
+  return c;
 }
 
 std::shared_ptr<CoordinatorSession> GrpcCoordinatorLink::Open(OnMessage on_message, OnEnd on_end) {
+  v1::AgentService::Stub* stub = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    // A renewed certificate: the connection this opens presents it. The
+    // current stream, if any, keeps the channel it was opened on.
+    uint64_t version = tls_version_;
+    if (tls_ != nullptr) {
+      std::optional<ChannelTls> material = tls_->Get(&version);
+      if (version != tls_version_) {
+        channels_.push_back(NewChannel(material));
+        tls_version_ = version;
+      }
+    }
+    stub = channels_.back().stub.get();
+  }
   return std::make_shared<GrpcSession>(CoordinatorStream::Open(
-      stub_.get(), std::move(on_message),
+      stub, std::move(on_message),
       [on_end = std::move(on_end)](grpc::Status status) { on_end(FromGrpc(status)); }));
 }
 
 }  // namespace
 
 std::unique_ptr<CoordinatorLink> NewGrpcCoordinatorLink(const std::string& target,
-                                                        const std::optional<ChannelTls>& tls) {
+                                                        TlsMaterialSource* tls) {
   return std::make_unique<GrpcCoordinatorLink>(target, tls);
 }
 

@@ -1,11 +1,10 @@
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "agent/coordinator_link.h"
-#include "common/tls_channel.h"
+#include "agent/tls_material_source.h"
 
 namespace musafarm::agent {
 
@@ -15,9 +14,11 @@ namespace musafarm::agent {
 // (CoordinatorStream). Must outlive every session it opened and the Agent that
 // uses it: a stream's ClientContext must die before its channel.
 // With `tls` the channel is TLS: the coordinator's certificate is verified
-// against tls->ca_pem and the agent presents its own; without, plaintext
-// (--insecure).
+// against its ca_pem and the agent presents its own; when the material there
+// is replaced (a renewed certificate), the next session opens on a new
+// channel that presents it. Null: plaintext (--insecure). Not owned; must
+// outlive the link.
 std::unique_ptr<CoordinatorLink> NewGrpcCoordinatorLink(const std::string& target,
-                                                        const std::optional<ChannelTls>& tls);
+                                                        TlsMaterialSource* tls);
 
 }  // namespace musafarm::agent

@@ -15,6 +15,8 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
+#include "agent/cert_renewer.h"
+#include "agent/enroll_command.h"
 #include "agent/executor/docker_executor.h"
 #include "agent/executor/exec_executor.h"
 #include "agent/executor/secret_files.h"
@@ -184,6 +186,22 @@ int main(int argc, char** argv) {
   app.add_option("--key", tls_key, "its private key (default: <work-dir>/pki/agent.key)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
+  // `enroll`: trade a join token for this agent's certificate, then exit.
+  musafarm::agent::EnrollCommandOptions enroll;
+  CLI::App* enroll_cmd = app.add_subcommand(
+      "enroll", "Get this agent's certificate from the coordinator with a join token (written to "
+                "<work-dir>/pki), then exit");
+  enroll_cmd->add_option("--coordinator", enroll.coordinator, "coordinator host:port")->required();
+  enroll_cmd->add_option("--token", enroll.token,
+                         "join token (`musafarm-coordinator join-token create` prints it)")
+      ->required();
+  enroll_cmd->add_option("--ca", enroll.ca_file, "the farm's ca.crt, to verify the coordinator");
+  enroll_cmd->add_option("--ca-pin", enroll.ca_pin,
+                         "sha256:HEX: trust the CA certificate the coordinator presents whose key "
+                         "has this pin (printed with the join token)");
+  enroll_cmd->add_option("--name", enroll.name, "agent name to enrol as (default: hostname)");
+  enroll_cmd->add_option("--work-dir", enroll.work_dir,
+                         "the agent's work dir (default: musafarm-agent)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -191,6 +209,11 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 2;
   }
   musafarm::SetLogLevel(log_level);
+  if (enroll_cmd->parsed()) {
+    if (enroll.name.empty()) enroll.name = host;
+    if (enroll.work_dir.empty()) enroll.work_dir = options.work_dir;
+    return musafarm::agent::RunEnrollCommand(enroll, std::cout, std::cerr);
+  }
   // Precedence: flag, then $MUSAFARM_COORDINATOR, then the config file.
   if (!config.empty()) {
     std::string error;
@@ -321,14 +344,29 @@ int main(int argc, char** argv) {
       for (const std::string& image : images) p->Touch(image);
     };
   }
+  // The TLS material the link connects with; the renewer replaces it (and the
+  // files) before the certificate expires.
+  std::unique_ptr<musafarm::agent::TlsMaterialSource> tls_source;
+  std::unique_ptr<musafarm::agent::CertRenewer> renewer;
+  if (tls.has_value()) {
+    tls_source = std::make_unique<musafarm::agent::TlsMaterialSource>(*tls);
+    musafarm::agent::CertRenewer::Options renew;
+    renew.coordinator = coordinator_target;
+    renew.paths = musafarm::agent::DefaultPkiPaths(options.work_dir);
+    if (!tls_cert.empty()) renew.paths.cert = tls_cert;
+    if (!tls_key.empty()) renew.paths.key = tls_key;
+    if (!tls_ca.empty()) renew.paths.ca = tls_ca;
+    renewer = std::make_unique<musafarm::agent::CertRenewer>(renew, tls_source.get());
+  }
   // Declared before the agent, so that it outlives it (streams before their channel).
   const std::unique_ptr<musafarm::agent::CoordinatorLink> link =
-      musafarm::agent::NewGrpcCoordinatorLink(coordinator_target, tls);
+      musafarm::agent::NewGrpcCoordinatorLink(coordinator_target, tls_source.get());
   musafarm::agent::Agent agent(options, link.get(), &executor, docker ? &docker_executor : nullptr);
   if (absl::Status s = agent.Start(); !s.ok()) {
     std::cerr << "musafarm-agent: " << s.message() << "\n";
     return 2;
   }
+  if (renewer != nullptr) renewer->Start();
   int sig = 0;
   sigwait(&stop, &sig);
   musafarm::GetLogger("agent")->info(

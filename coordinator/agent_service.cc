@@ -141,4 +141,57 @@ grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>* AgentServiceI
   return stream.get();
 }
 
+namespace {
+
+// The certificate the caller's TLS handshake presented, leaf first: gRPC
+// gives the leaf alone in x509_pem_cert and (server side) the rest of the
+// chain in x509_pem_cert_chain. Empty without TLS or a client certificate.
+std::string PeerChainPem(const grpc::CallbackServerContext& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr) return "";
+  std::string pem;
+  for (const char* property : {"x509_pem_cert", "x509_pem_cert_chain"}) {
+    for (const grpc::string_ref& value : auth->FindPropertyValues(property)) {
+      pem.append(value.data(), value.size());
+    }
+  }
+  return pem;
+}
+
+grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* context) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                               "this coordinator does not enrol agents"));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* AgentServiceImpl::Enroll(grpc::CallbackServerContext* context,
+                                                   const v1::EnrollRequest* request,
+                                                   v1::EnrollResponse* response) {
+  if (enrollment_ == nullptr) return Unimplemented(context);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  loop_->Post([this, reactor, request, response, peer = context->peer()] {
+    absl::StatusOr<v1::EnrollResponse> r = enrollment_->Enroll(*request, peer);
+    if (r.ok()) *response = *std::move(r);
+    reactor->Finish(ToGrpc(r.status()));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentServiceImpl::RenewCertificate(
+    grpc::CallbackServerContext* context, const v1::RenewCertificateRequest* request,
+    v1::RenewCertificateResponse* response) {
+  if (enrollment_ == nullptr) return Unimplemented(context);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  loop_->Post([this, reactor, request, response, peer = context->peer(),
+               chain = PeerChainPem(*context)] {
+    absl::StatusOr<v1::RenewCertificateResponse> r = enrollment_->Renew(chain, *request, peer);
+    if (r.ok()) *response = *std::move(r);
+    reactor->Finish(ToGrpc(r.status()));
+  });
+  return reactor;
+}
+
 }  // namespace musafarm::coordinator

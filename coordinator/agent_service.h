@@ -2,6 +2,7 @@
 
 #include "common/event_loop.h"
 #include "coordinator/agent_event_sink.h"
+#include "coordinator/enrollment_api.h"
 #include "musafarm/v1/agent_service.grpc.pb.h"
 
 namespace musafarm::coordinator {
@@ -17,16 +18,28 @@ namespace musafarm::coordinator {
 // of it. Null: --insecure, every stream is admitted without an identity.
 class AgentServiceImpl final : public v1::AgentService::CallbackService {
  public:
-  AgentServiceImpl(EventLoop* loop, AgentEventSink* sink, const std::string* agent_ca_pem = nullptr)
-      : loop_(loop), sink_(sink), agent_ca_pem_(agent_ca_pem) {}
+  //
+  // Enroll and RenewCertificate are answered by `enrollment` on `loop` (null:
+  // UNIMPLEMENTED). Renewal hands it the certificate the caller's handshake
+  // presented, which it verifies; Enroll needs none.
+  AgentServiceImpl(EventLoop* loop, AgentEventSink* sink, const std::string* agent_ca_pem = nullptr,
+                   EnrollmentApi* enrollment = nullptr)
+      : loop_(loop), sink_(sink), agent_ca_pem_(agent_ca_pem), enrollment_(enrollment) {}
 
   grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>* Connect(
       grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* context,
+                                   const v1::EnrollRequest* request,
+                                   v1::EnrollResponse* response) override;
+  grpc::ServerUnaryReactor* RenewCertificate(grpc::CallbackServerContext* context,
+                                             const v1::RenewCertificateRequest* request,
+                                             v1::RenewCertificateResponse* response) override;
 
  private:
   EventLoop* const loop_;       // not owned; outlives the server
   AgentEventSink* const sink_;  // not owned; used only on loop_
   const std::string* const agent_ca_pem_;  // not owned; null in --insecure mode
+  EnrollmentApi* const enrollment_;        // not owned; used only on loop_
 };
 
 }  // namespace musafarm::coordinator

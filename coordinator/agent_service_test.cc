@@ -95,5 +95,41 @@ TEST_F(AgentServiceTest, CancelledStreamIsReportedGone) {
   EXPECT_EQ(t_.sink.calls.AwaitCalls(3).back(), "gone 1");
 }
 
+// Enroll and RenewCertificate are unary calls answered by the EnrollmentApi on
+// the loop; their refusals keep code and message. Without TLS the renewal
+// hands over no certificate (the EnrollmentApi then refuses it).
+TEST(AgentServiceEnrollmentTest, UnaryCallsReachTheEnrollmentApiOnTheLoop) {
+  LoopbackTransport t;
+  auto stub = v1::AgentService::NewStub(t.channel);
+  auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::seconds(30); };
+
+  v1::EnrollRequest enroll;
+  enroll.set_name("a1");
+  v1::EnrollResponse enrolled;
+  grpc::ClientContext c1;
+  c1.set_deadline(deadline());
+  ASSERT_TRUE(stub->Enroll(&c1, enroll, &enrolled).ok());
+  EXPECT_EQ(enrolled.certificate_pem(), "cert for a1");
+
+  v1::RenewCertificateRequest renew;
+  renew.set_csr_pem("csr");
+  v1::RenewCertificateResponse renewed;
+  grpc::ClientContext c2;
+  c2.set_deadline(deadline());
+  ASSERT_TRUE(stub->RenewCertificate(&c2, renew, &renewed).ok());
+  EXPECT_EQ(renewed.certificate_pem(), "renewed");
+
+  t.enrollment.status = absl::UnauthenticatedError("join token 0000beef is used up");
+  grpc::ClientContext c3;
+  c3.set_deadline(deadline());
+  grpc::Status s = stub->Enroll(&c3, enroll, &enrolled);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(s.error_message(), "join token 0000beef is used up");
+
+  EXPECT_THAT(t.enrollment.calls.AwaitCalls(3),
+              ElementsAre("Enroll a1", "Renew chain=0 csr", "Enroll a1"));
+  EXPECT_TRUE(t.enrollment.calls.AllOn(t.LoopThread()));
+}
+
 }  // namespace
 }  // namespace musafarm::coordinator

@@ -129,12 +129,20 @@ absl::Status Coordinator::Start() {
   logs_ = OpenFileLogStore(absl::StrCat(options_.data_dir, "/logs"));
   core_ = std::make_unique<Core>(store_.get(), logs_.get(), RealClock::Get(), options_.core);
   if (absl::Status s = core_->Recover(); !s.ok()) return s;
-  enrollment_ = std::make_unique<Enrollment>(store_.get(), RealClock::Get(), options_.enrollment);
+  // The farm CA signs enrolments and renewals when its key is here (`ca
+  // init`); with an operator's own CA only revocation works.
+  EnrollmentOptions enrollment = options_.enrollment;
+  if (tls.has_value()) {
+    enrollment.trusted_pem = tls->agent_ca_pem;
+    if (!tls->ca_key_pem.empty()) enrollment.ca = pki::Ca{tls->agent_ca_pem, tls->ca_key_pem};
+  }
+  enrollment_ = std::make_unique<Enrollment>(store_.get(), RealClock::Get(), enrollment);
   if (absl::Status s = enrollment_->Load(); !s.ok()) return s;
   core_->set_enrollment(enrollment_.get());
 
   const bool serves_tls = tls.has_value();
-  server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get(), std::move(tls));
+  server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get(), std::move(tls),
+                                    enrollment_.get());
   loop_.Start();
   absl::StatusOr<int> port = server_->Start(options_.listen);
   if (!port.ok()) {

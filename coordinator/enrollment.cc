@@ -18,10 +18,6 @@ std::shared_ptr<spdlog::logger> Log() {
   return log;
 }
 
-std::string Rfc3339(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
-}
-
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* ts) {
   const int64_t us = absl::ToUnixMicros(t);
   ts->set_seconds(us / 1'000'000);
@@ -72,7 +68,7 @@ absl::Status Enrollment::RequireCa(absl::string_view what) const {
 
 absl::Status Enrollment::RevokedError(const std::string& name) const {
   auto it = revoked_.find(name);
-  const std::string when = it == revoked_.end() ? "" : Rfc3339(it->second.revoked_at);
+  const std::string when = it == revoked_.end() ? "" : FormatUtc(it->second.revoked_at);
   return absl::UnauthenticatedError(
       absl::StrCat("agent '", name, "' was revoked", when.empty() ? "" : " at ", when,
                    "; its certificates are refused (enrol the host again under a new name)"));
@@ -102,7 +98,7 @@ absl::Status Enrollment::Issue(const std::string& csr_pem, const std::string& na
   out->set_ca_pem(options_.ca->cert_pem);
   SetTimestamp(info.not_after, out->mutable_expire_time());
   Log()->info("issued certificate serial={} for agent '{}' valid until {}", info.serial_hex, name,
-              Rfc3339(info.not_after));
+              FormatUtc(info.not_after));
   return absl::OkStatus();
 }
 

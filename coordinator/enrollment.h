@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/pki.h"
+#include "coordinator/enrollment_api.h"
 #include "coordinator/store.h"
 #include "musafarm/v1/agent_service.pb.h"
 
@@ -45,7 +46,7 @@ struct EnrollmentOptions {
 };
 
 // Not thread-safe: runs on the core loop, which owns the Store.
-class Enrollment {
+class Enrollment final : public EnrollmentApi {
  public:
   // None owned; both outlive this.
   Enrollment(Store* store, const Clock* clock, EnrollmentOptions options);
@@ -60,7 +61,7 @@ class Enrollment {
   // CSR, PERMISSION_DENIED for a revoked name, FAILED_PRECONDITION without a
   // CA key. `peer` is for the log, which never holds the token's secret.
   absl::StatusOr<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request,
-                                            const std::string& peer);
+                                            const std::string& peer) override;
 
   // A new certificate, for the CSR's key, for the name in `peer_chain_pem`:
   // the certificate the caller's TLS handshake presented (leaf first), which
@@ -68,7 +69,7 @@ class Enrollment {
   // (UNAUTHENTICATED otherwise).
   absl::StatusOr<v1::RenewCertificateResponse> Renew(const std::string& peer_chain_pem,
                                                      const v1::RenewCertificateRequest& request,
-                                                     const std::string& peer);
+                                                     const std::string& peer) override;
 
   // Records that `name` is revoked, with the serials issued to it so far.
   // NOT_FOUND when no certificate was issued to it and `known_agent` is false

@@ -10,14 +10,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/clock.h"
 #include "common/pki.h"
 #include "coordinator/join_token.h"
 #include "coordinator/store.h"
 
 namespace musafarm::coordinator {
 namespace {
-
-std::string Utc(absl::Time t) { return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone()); }
 
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(const JoinTokenCommandOptions& o) {
   const std::string path = absl::StrCat(o.data_dir, "/musafarm.db");
@@ -69,7 +68,7 @@ int RunJoinTokenCreate(const JoinTokenCommandOptions& o, absl::Time now, std::os
   }
   const std::string coordinator = o.coordinator.empty() ? DefaultCoordinator() : o.coordinator;
   out << "join token " << token->row.id << ": " << o.uses << (o.uses == 1 ? " use" : " uses")
-      << ", expires " << Utc(token->row.expire_time) << " (shown once; it is not stored)\n"
+      << ", expires " << FormatUtc(token->row.expire_time) << " (shown once; it is not stored)\n"
       << token->text << "\n\n"
       << "enrol an agent with:\n"
       << "  musafarm-agent enroll --coordinator " << coordinator << " --token " << token->text
@@ -94,7 +93,7 @@ int RunJoinTokenList(const JoinTokenCommandOptions& o, absl::Time now, std::ostr
   for (const JoinToken& t : *tokens) {
     const char* state = t.uses_left <= 0 ? "used up" : t.expire_time <= now ? "expired" : "active";
     out << absl::StrFormat("%-8s  %-8s  %9d  %-20s  %s\n", t.id, state, t.uses_left,
-                           Utc(t.expire_time), t.description);
+                           FormatUtc(t.expire_time), t.description);
   }
   return 0;
 }

@@ -9,10 +9,10 @@
 namespace musafarm::coordinator {
 
 Server::Server(EventLoop* loop, AgentEventSink* agents, UserApi* users,
-               std::optional<TlsMaterial> tls)
+               std::optional<TlsMaterial> tls, EnrollmentApi* enrollment)
     : tls_(std::move(tls)),
       agent_service_(std::make_unique<AgentServiceImpl>(
-          loop, agents, tls_.has_value() ? &tls_->agent_ca_pem : nullptr)),
+          loop, agents, tls_.has_value() ? &tls_->agent_ca_pem : nullptr, enrollment)),
       user_service_(
           std::make_unique<UserServiceImpl>(loop, users, /*insecure=*/!tls_.has_value())) {}
 

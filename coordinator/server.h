@@ -8,6 +8,7 @@
 #include "absl/time/time.h"
 #include "common/event_loop.h"
 #include "coordinator/agent_event_sink.h"
+#include "coordinator/enrollment_api.h"
 #include "coordinator/tls_material.h"
 #include "coordinator/user_api.h"
 
@@ -29,8 +30,9 @@ class UserServiceImpl;
 class Server {
  public:
   // None owned; all outlive the server.
+  // `enrollment` (may be null) answers Enroll and RenewCertificate.
   Server(EventLoop* loop, AgentEventSink* agents, UserApi* users,
-         std::optional<TlsMaterial> tls = std::nullopt);
+         std::optional<TlsMaterial> tls = std::nullopt, EnrollmentApi* enrollment = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

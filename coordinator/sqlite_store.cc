@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "common/clock.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "coordinator/secret_cipher.h"
@@ -879,7 +880,7 @@ absl::StatusOr<int64_t> SqliteStore::UseJoinToken(const std::string& id, absl::T
   }
   return absl::FailedPreconditionError(
       absl::StrCat("join token ", id, " expired at ",
-                   absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t.expire_time, absl::UTCTimeZone())));
+                   FormatUtc(t.expire_time)));
 }
 
 absl::Status SqliteStore::RecordCertificate(const IssuedCertificate& cert) {

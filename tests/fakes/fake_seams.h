@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "coordinator/agent_event_sink.h"
+#include "coordinator/enrollment_api.h"
 #include "coordinator/user_api.h"
 
 namespace musafarm::testing {
@@ -177,6 +178,32 @@ class FakeUserApi final : public coordinator::UserApi {
  private:
   absl::Mutex mu_;
   std::map<WatchId, std::shared_ptr<coordinator::Watcher>> watchers_ ABSL_GUARDED_BY(mu_);
+};
+
+// Records "Enroll NAME", "Renew chain=<bytes of PEM>"; answers with `status`
+// when it is an error, else a canned certificate.
+class FakeEnrollmentApi final : public coordinator::EnrollmentApi {
+ public:
+  absl::StatusOr<v1::EnrollResponse> Enroll(const v1::EnrollRequest& request,
+                                            const std::string& peer) override {
+    calls.Add("Enroll " + request.name() + (peer.empty() ? " no peer" : ""));
+    if (!status.ok()) return status;
+    v1::EnrollResponse r;
+    r.set_certificate_pem("cert for " + request.name());
+    return r;
+  }
+  absl::StatusOr<v1::RenewCertificateResponse> Renew(const std::string& peer_chain_pem,
+                                                     const v1::RenewCertificateRequest& request,
+                                                     const std::string& /*peer*/) override {
+    calls.Add("Renew chain=" + std::to_string(peer_chain_pem.size()) + " " + request.csr_pem());
+    if (!status.ok()) return status;
+    v1::RenewCertificateResponse r;
+    r.set_certificate_pem("renewed");
+    return r;
+  }
+
+  absl::Status status;  // set before the call under test
+  mutable CallLog calls;
 };
 
 }  // namespace musafarm::testing

@@ -17,7 +17,7 @@ namespace musafarm::testing {
 // delivering to fake seams instead of a Core; and a channel to it.
 class LoopbackTransport {
  public:
-  LoopbackTransport() : server_(&loop_, &sink, &api) {
+  LoopbackTransport() : server_(&loop_, &sink, &api, std::nullopt, &enrollment) {
     loop_.Start();
     absl::StatusOr<int> port = server_.Start("127.0.0.1:0");
     EXPECT_TRUE(port.ok()) << port.status();
@@ -37,6 +37,7 @@ class LoopbackTransport {
 
   FakeAgentEventSink sink;
   FakeUserApi api;
+  FakeEnrollmentApi enrollment;
   std::shared_ptr<grpc::Channel> channel;
 
  private:
