@@ -285,7 +285,8 @@ std::string ExplainOrigin(const std::string& message, const SubmitParts& parts) 
 std::optional<std::string> PipelineFileArg(int argc, const char* const* argv) {
   // submit's and the CLI's own options that take a value, in both spellings.
   static const std::set<std::string> kWithValue = {
-      "-c", "--coordinator", "-o", "--output", "-p", "--param", "--axis", "--secret", "--job-name"};
+      "-c",      "--coordinator", "--ca",     "-o",         "--output",
+      "-p",      "--param",       "--axis",   "--secret",   "--job-name"};
   bool in_submit = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -296,7 +297,8 @@ std::optional<std::string> PipelineFileArg(int argc, const char* const* argv) {
                  arg != "-h") {
         return "";  // a pipeline's short option: what follows may be its value
       } else if (in_submit && absl::StartsWith(arg, "--") && arg.find('=') == std::string::npos &&
-                 arg != "--watch" && arg != "--logs" && arg != "--help" && arg != "--version") {
+                 arg != "--watch" && arg != "--logs" && arg != "--help" && arg != "--version" &&
+                 arg != "--insecure") {
         return "";  // a pipeline's long option
       }
       continue;

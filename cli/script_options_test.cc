@@ -233,6 +233,10 @@ TEST(PipelineFileArgTest, TheFirstArgumentAfterSubmitThatIsNoOption) {
   EXPECT_THAT(find({"submit"}), Optional(std::string("")));
   EXPECT_EQ(find({"jobs", "-n", "3"}), std::nullopt);
   EXPECT_EQ(find({"--coordinator", "submit", "jobs"}), std::nullopt);
+  // The CLI's TLS options, before or after the subcommand (issue 10).
+  EXPECT_THAT(find({"--ca", "ca.crt", "submit", "p.yaml"}), Optional(std::string("p.yaml")));
+  EXPECT_THAT(find({"submit", "--ca", "ca.crt", "p.yaml"}), Optional(std::string("p.yaml")));
+  EXPECT_THAT(find({"submit", "--insecure", "p.yaml"}), Optional(std::string("p.yaml")));
 }
 
 }  // namespace
