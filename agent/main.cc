@@ -26,6 +26,7 @@
 #include "agent/host/gpu.h"
 #include "agent/host/image_pruner.h"
 #include "common/logging.h"
+#include "common/pki.h"
 #include "common/tls_channel.h"
 #include "yaml-cpp/yaml.h"
 
@@ -132,7 +133,9 @@ int main(int argc, char** argv) {
   CLI::App app{"musafarm agent: runs tasks from a musafarm coordinator on this host"};
   app.add_option("--coordinator", coordinator,
                  "coordinator host:port (default: $MUSAFARM_COORDINATOR or 127.0.0.1:7070)");
-  app.add_option("--name", options.name, "agent name, unique in the farm (default: hostname)");
+  app.add_option("--name", options.name,
+                 "agent name, unique in the farm (default: the CN of its certificate; with "
+                 "--insecure, the hostname)");
   app.add_option("--label,--labels", labels, "label key[=value]; repeat or comma-separate")
       ->delimiter(',');
   app.add_option("--slots", slots, "tasks run at once (default: number of CPUs)")
@@ -271,6 +274,21 @@ int main(int argc, char** argv) {
       return 2;
     }
     tls = *std::move(loaded);
+    // In TLS mode the certificate names the agent: the coordinator accepts no
+    // other name from it.
+    absl::StatusOr<musafarm::pki::CertInfo> cert = musafarm::pki::ParseCertificate(tls->cert_pem);
+    if (!cert.ok()) {
+      std::cerr << "musafarm-agent: the agent certificate: " << cert.status().message() << "\n";
+      return 2;
+    }
+    if (options.name.empty()) {
+      options.name = cert->common_name;
+    } else if (options.name != cert->common_name) {
+      std::cerr << "musafarm-agent: --name " << options.name
+                << " does not match the name in the agent certificate, '" << cert->common_name
+                << "': the coordinator accepts only that name from it (omit --name)\n";
+      return 2;
+    }
   }
   if (options.name.empty()) options.name = host;
   // GPUs: detect (unless the flags say it all), let the flags win, then

@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "cli/json.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/client_context.h"
@@ -51,10 +52,37 @@ void SetUnaryDeadline(grpc::ClientContext* ctx) {
   ctx->set_deadline(std::chrono::system_clock::now() + absl::ToChronoSeconds(kUnaryDeadline));
 }
 
+namespace {
+
+// Whether an UNAVAILABLE from a TLS channel is the handshake refusing the
+// coordinator's certificate (another CA, a name it was not made for, or a
+// plaintext coordinator) rather than the network: gRPC reports both as
+// UNAVAILABLE, and only the text tells them apart.
+bool IsCertificateFailure(const CommandEnv& env, const grpc::Status& status) {
+  if (!env.tls.has_value() || status.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
+  const std::string& m = status.error_message();
+  for (const char* sign : {"certificate verify failed", "CERTIFICATE_VERIFY_FAILED",
+                           "is not in peer certificate", "andshake failed", "wrong version number",
+                           "WRONG_VERSION_NUMBER"}) {
+    if (absl::StrContains(m, sign)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 int ReportRpcError(const CommandEnv& env, const grpc::Status& status) {
   std::string msg = status.error_message();
   if (msg.empty()) {
     msg = absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
+  }
+  if (IsCertificateFailure(env, status)) {
+    // Not a network problem that a retry fixes: exit 1, with what to check.
+    *env.err << "musafarm: cannot verify the coordinator's certificate at " << env.coordinator
+             << " (is --ca FILE the farm's ca.crt, and the address a name or IP the "
+                "certificate was made for? a coordinator run with --insecure needs --insecure): "
+             << msg << "\n";
+    return kExitJobFailed;
   }
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:

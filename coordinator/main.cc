@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/ca_init.h"
 #include "coordinator/join_token_command.h"
 
 int main(int argc, char** argv) {
@@ -81,6 +82,24 @@ int main(int argc, char** argv) {
   app.add_option("--cert-lifetime", cert_lifetime_s,
                  "seconds instead of --cert-days (for tests of renewal)")
       ->check(CLI::PositiveNumber);
+  // ca init: the farm CA and the coordinator's certificate, once.
+  musafarm::coordinator::CaInitOptions ca_opts;
+  CLI::App* ca_cmd = app.add_subcommand("ca", "The farm's certificate authority");
+  ca_cmd->require_subcommand(1);
+  CLI::App* ca_init = ca_cmd->add_subcommand(
+      "init", "Make the farm CA (ca.key, ca.crt) and this coordinator's certificate (server.key, "
+              "server.crt) in <data-dir>/pki; refuses to replace an existing CA");
+  ca_init->add_option("--data-dir", ca_opts.data_dir, "the coordinator's data directory")
+      ->required();
+  ca_init->add_option("--tls-dir", ca_opts.tls_dir, "write here instead of <data-dir>/pki");
+  ca_init
+      ->add_option("--san", ca_opts.sans,
+                   "a host name or IP address agents and users reach the coordinator by "
+                   "(repeatable; default: localhost, 127.0.0.1, ::1 and this host's name)")
+      ->type_name("NAME|IP");
+  ca_init->add_option("--days", ca_opts.days, "validity of the CA and the server certificate")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   // join-token create|list: host commands on the data dir's store.
   musafarm::coordinator::JoinTokenCommandOptions token_opts;
   std::string token_ttl = "1h";
@@ -109,6 +128,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
+  }
+  if (ca_init->parsed()) {
+    musafarm::SetLogLevel("warn");
+    if (absl::Status s = musafarm::coordinator::CaInit(ca_opts, std::cout); !s.ok()) {
+      std::cerr << "musafarm-coordinator: ca init: " << s.message() << "\n";
+      return absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s) ? 2 : 1;
+    }
+    return 0;
   }
   if (token_create->parsed() || token_list->parsed()) {
     musafarm::SetLogLevel("warn");

@@ -1,6 +1,8 @@
 #include "coordinator/tls_material.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/pki.h"
+#include "common/status_macros.h"
 #include "common/tls_channel.h"
 #include "grpcpp/security/auth_context.h"
 #include "grpcpp/security/server_credentials.h"
@@ -53,22 +55,24 @@ std::shared_ptr<grpc::ServerCredentials> MakeServerCredentials(const TlsMaterial
 
 absl::StatusOr<AgentIdentity> VerifyAgentPeer(const grpc::AuthContext& auth,
                                               const std::string& agent_ca_pem, absl::Time now) {
-  std::string chain;
-  for (const char* property : {"x509_pem_cert_chain", "x509_pem_cert"}) {
-    for (const grpc::string_ref& value : auth.FindPropertyValues(property)) {
-      chain.assign(value.data(), value.size());
-    }
-    if (!chain.empty()) break;
-  }
-  if (chain.empty()) {
+  // gRPC 1.51 (OpenSSL) puts the leaf in x509_pem_cert and, on the server
+  // side, the rest of the chain WITHOUT the leaf in x509_pem_cert_chain: the
+  // leaf goes first, or the chain alone would name the CA (pki.h).
+  auto property = [&auth](const char* name) {
+    std::string value;
+    for (const grpc::string_ref& v : auth.FindPropertyValues(name)) value.assign(v.data(), v.size());
+    return value;
+  };
+  const std::string leaf = property("x509_pem_cert");
+  if (leaf.empty()) {
     return absl::UnauthenticatedError(
-        "no client certificate: agents must present a certificate signed by the farm's CA "
-        "(or the coordinator must run with --insecure)");
+        "no client certificate: an agent must present a certificate signed by the farm's CA "
+        "(<work-dir>/pki/agent.crt), or the coordinator must run with --insecure");
   }
-  (void)agent_ca_pem;
-  (void)now;
-  // TODO(issue 10): pki::VerifyClientCertificate once common/pki lands.
-  return absl::UnauthenticatedError("client certificates cannot be verified yet");
+  MF_ASSIGN_OR_RETURN(const pki::CertInfo info,
+                      pki::VerifyClientCertificate(leaf + property("x509_pem_cert_chain"),
+                                                   agent_ca_pem, now));
+  return AgentIdentity{info.common_name, info.serial_hex, info.fingerprint, info.not_after};
 }
 
 }  // namespace musafarm::coordinator

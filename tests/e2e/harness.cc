@@ -102,7 +102,7 @@ void WriteFile(const std::string& path, const std::string& content) {
   out << content;
 }
 
-Farm::Farm() {
+Farm::Farm(FarmOptions options) : options_(std::move(options)) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   // Parameterized tests have '/' in their names ("Seeds/Suite", "Name/seed_7"): one directory.
   const std::string name = absl::StrReplaceAll(
@@ -130,13 +130,54 @@ Farm::~Farm() {
 
 std::string Farm::address() const { return absl::StrCat("127.0.0.1:", port_); }
 
+pki::Ca Farm::FarmCa() const {
+  return pki::Ca{ReadFile(data_dir() + "/pki/ca.crt"), ReadFile(data_dir() + "/pki/ca.key")};
+}
+
+void Farm::GiveAgentCertificate(const std::string& instance, const std::string& common_name,
+                                const AgentCertOptions& options) {
+  const pki::Ca ca = options.ca != nullptr ? *options.ca : FarmCa();
+  absl::StatusOr<std::string> key = pki::GeneratePrivateKey();
+  ASSERT_TRUE(key.ok()) << key.status();
+  absl::StatusOr<std::string> csr = pki::MakeCsr(*key, common_name);
+  ASSERT_TRUE(csr.ok()) << csr.status();
+  pki::IssueOptions issue;
+  issue.common_name = common_name;
+  issue.client = true;
+  issue.not_before = absl::Now() + options.valid_from;
+  issue.not_after = absl::Now() + options.valid_for;
+  absl::StatusOr<std::string> cert = pki::SignCsr(ca, *csr, issue);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  const std::string pki_dir = agent_dir(instance) + "/pki";
+  std::filesystem::create_directories(pki_dir);
+  WriteFile(pki_dir + "/agent.key", *key);
+  std::filesystem::permissions(pki_dir + "/agent.key", std::filesystem::perms::owner_read |
+                                                           std::filesystem::perms::owner_write);
+  WriteFile(pki_dir + "/agent.crt", *cert);
+  // The agent verifies the coordinator with the farm's CA, whoever signed its own.
+  WriteFile(pki_dir + "/ca.crt", ReadFile(ca_file()));
+}
+
+std::vector<std::string> Farm::CliSecurityFlags() const {
+  if (options_.tls) return {"--ca", ca_file()};
+  return {"--insecure"};
+}
+
 void Farm::StartCoordinator(const std::vector<std::string>& extra_flags) {
   const std::string port_file = dir_ + "/coordinator.port";
   std::filesystem::remove(port_file);
+  if (options_.tls && !std::filesystem::exists(ca_file())) {
+    std::vector<std::string> init = {MF_COORDINATOR_BIN, "ca", "init", "--data-dir", data_dir()};
+    init.insert(init.end(), options_.ca_init_flags.begin(), options_.ca_init_flags.end());
+    auto p = Process::Start(init, dir_ + "/ca-init.log");
+    ASSERT_TRUE(p.ok()) << p.status();
+    ASSERT_EQ((*p)->Wait(absl::Seconds(60)), 0) << (*p)->Output();
+  }
   std::vector<std::string> argv = {
-      MF_COORDINATOR_BIN,    "--listen",  absl::StrCat("127.0.0.1:", port_),
-      "--port-file",         port_file,   "--data-dir",
-      dir_ + "/coordinator", "--insecure"};
+      MF_COORDINATOR_BIN,   "--listen", absl::StrCat("127.0.0.1:", port_),
+      "--port-file",        port_file,  "--data-dir",
+      dir_ + "/coordinator"};
+  if (!options_.tls) argv.push_back("--insecure");
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   auto p = Process::Start(argv, dir_ + "/coordinator.log");
   ASSERT_TRUE(p.ok()) << p.status();
@@ -183,10 +224,14 @@ Process* Farm::StartAgentProcess(const std::string& coordinator, const std::stri
                                    "--slots",
                                    absl::StrCat(slots),
                                    "--work-dir",
-                                   dir_ + "/agent-" + instance,
+                                   agent_dir(instance),
                                    "--kill-grace",
-                                   "1",
-                                   "--insecure"};
+                                   "1"};
+  if (!options_.tls) {
+    argv.push_back("--insecure");
+  } else if (!std::filesystem::exists(agent_dir(instance) + "/pki/agent.crt")) {
+    GiveAgentCertificate(instance, name);
+  }
   for (const std::string& l : labels) {
     argv.push_back("--label");
     argv.push_back(l);
@@ -203,7 +248,8 @@ Process* Farm::StartAgentProcess(const std::string& coordinator, const std::stri
 
 std::unique_ptr<Process> Farm::CliAsync(const std::vector<std::string>& args,
                                         const std::string& log) {
-  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address(), "--insecure"};
+  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address()};
+  for (const std::string& flag : CliSecurityFlags()) argv.push_back(flag);
   argv.insert(argv.end(), args.begin(), args.end());
   auto p = Process::Start(argv, log);
   EXPECT_TRUE(p.ok()) << p.status();
@@ -213,7 +259,8 @@ std::unique_ptr<Process> Farm::CliAsync(const std::vector<std::string>& args,
 CliResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout) {
   static int n = 0;
   const std::string base = absl::StrCat(dir_, "/cli-", n++);
-  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address(), "--insecure"};
+  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address()};
+  for (const std::string& flag : CliSecurityFlags()) argv.push_back(flag);
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> c_argv;
   for (std::string& a : argv) c_argv.push_back(a.data());

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/pki.h"
 #include "musafarm/v1/user_service.pb.h"
 
 namespace musafarm::e2e {
@@ -48,12 +49,40 @@ bool WaitFor(const std::function<bool()>& cond, absl::Duration timeout = absl::S
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& content);
 
+struct FarmOptions {
+  // TLS on the coordinator's port (issue 10). The first StartCoordinator runs
+  // `musafarm-coordinator ca init` (with `ca_init_flags`) in its data dir;
+  // each agent gets a certificate for its name from the farm CA in its work
+  // dir's pki/ unless one is there; the CLI gets --ca. Off: every binary runs
+  // with --insecure, so tests not about TLS keep their meaning.
+  bool tls = false;
+  std::vector<std::string> ca_init_flags;
+};
+
+// What GiveAgentCertificate issues.
+struct AgentCertOptions {
+  absl::Duration valid_from = -absl::Hours(1);  // not_before, from now
+  absl::Duration valid_for = absl::Hours(24);   // not_after, from now
+  const pki::Ca* ca = nullptr;                  // null: the farm's CA
+};
+
 // A farm on loopback: one coordinator (port 0, read back from its port file),
 // agents, and the real CLI, in a fresh directory under the test's temp dir.
 class Farm {
  public:
-  Farm();
+  explicit Farm(FarmOptions options = {});
   ~Farm();
+
+  bool tls() const { return options_.tls; }
+  // TLS farms: the CA certificate clients trust, and the CA (with its key).
+  std::string ca_file() const { return data_dir() + "/pki/ca.crt"; }
+  pki::Ca FarmCa() const;
+  // The work dir of agent `instance` (StartAgent's name, or StartAgentInstance's instance).
+  std::string agent_dir(const std::string& instance) const { return dir_ + "/agent-" + instance; }
+  // Writes agent.key, agent.crt (for `common_name`) and the farm's ca.crt into
+  // agent_dir(instance)/pki/, replacing what is there.
+  void GiveAgentCertificate(const std::string& instance, const std::string& common_name,
+                            const AgentCertOptions& options = {});
 
   const std::string& dir() const { return dir_; }
   std::string address() const;
@@ -96,6 +125,10 @@ class Farm {
                              const std::string& name, const std::vector<std::string>& labels,
                              int slots, const std::vector<std::string>& extra_flags);
 
+  // --insecure, or what TLS needs: the CLI's flags.
+  std::vector<std::string> CliSecurityFlags() const;
+
+  const FarmOptions options_;
   std::string dir_;
   int port_ = 0;
   int coordinator_starts_ = 0;
