@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "common/atomic_file.h"
 #include "common/pki.h"
@@ -31,13 +32,21 @@ std::vector<std::string> DefaultSans() {
   return sans;
 }
 
+// "musafarm farm CA (HOST)", within X.509's 64 characters for a common name
+// (a long host name is cut).
+std::string CaName(absl::string_view host) {
+  constexpr absl::string_view kPrefix = "musafarm farm CA (";
+  return absl::StrCat(kPrefix, host.substr(0, 64 - kPrefix.size() - 1), ")");
+}
+
 }  // namespace
 
 absl::Status CaInit(const CaInitOptions& options, std::ostream& out) {
   if (options.days <= 0) return absl::InvalidArgumentError("--days must be at least 1");
   const std::string dir =
       options.tls_dir.empty() ? absl::StrCat(options.data_dir, "/pki") : options.tls_dir;
-  for (const char* name : {"ca.key", "ca.crt"}) {
+  // ca.crt first: it is the file operators know the CA by.
+  for (const char* name : {"ca.crt", "ca.key"}) {
     const std::string path = absl::StrCat(dir, "/", name);
     if (std::filesystem::exists(path)) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -58,7 +67,7 @@ absl::Status CaInit(const CaInitOptions& options, std::ostream& out) {
   char host[256] = {0};
   ::gethostname(host, sizeof(host) - 1);
   MF_ASSIGN_OR_RETURN(const pki::Ca ca,
-                      pki::MakeCa(absl::StrCat("musafarm farm CA (", host, ")"), not_before,
+                      pki::MakeCa(CaName(host), not_before,
                                   not_after));
 
   pki::IssueOptions server;
@@ -78,7 +87,10 @@ absl::Status CaInit(const CaInitOptions& options, std::ostream& out) {
   // for a whole CA by the check above (the key alone is found too).
   MF_RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(dir, "/ca.key"), ca.key_pem, 0600));
   MF_RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(dir, "/server.key"), server_key, 0600));
-  MF_RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(dir, "/server.crt"), server_cert));
+  // The chain carries the CA: an agent enrolling with --ca-pin has only the
+  // pin, and learns the CA from what the handshake sends.
+  MF_RETURN_IF_ERROR(
+      WriteFileAtomically(absl::StrCat(dir, "/server.crt"), server_cert + ca.cert_pem));
   MF_RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(dir, "/ca.crt"), ca.cert_pem));
   out << "made the farm CA and the coordinator's certificate in " << dir << ":\n"
       << "  ca.crt      the CA certificate: give it to agents (<work-dir>/pki/ca.crt) and CLI "

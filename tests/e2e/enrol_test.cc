@@ -46,37 +46,14 @@ struct Token {
   std::string pin;   // sha256:...
 };
 
-// A TLS farm in a Farm's directory: the farm CA (with its key, so the
-// coordinator enrols) and a server certificate for 127.0.0.1 whose chain
-// carries the CA, as a pinned first contact needs.
+// A TLS farm in a Farm's directory, made as an operator makes one: `ca init`
+// (the farm CA with its key, so the coordinator enrols, and a server
+// certificate whose chain carries the CA, as a pinned first contact needs).
 class EnrolTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    const std::string pki = data_dir() + "/pki";
-    std::filesystem::create_directories(pki);
-    const absl::Time now = absl::Now();
-    absl::StatusOr<pki::Ca> ca = pki::MakeCa("enrol-test farm CA", now - absl::Hours(1),
-                                             now + absl::Hours(24));
-    ASSERT_TRUE(ca.ok()) << ca.status();
-    absl::StatusOr<std::string> key = pki::GeneratePrivateKey();
-    ASSERT_TRUE(key.ok());
-    absl::StatusOr<std::string> csr = pki::MakeCsr(*key, "coordinator");
-    ASSERT_TRUE(csr.ok());
-    pki::IssueOptions server;
-    server.common_name = "coordinator";
-    server.dns_names = {"localhost"};
-    server.ip_addresses = {"127.0.0.1"};
-    server.server = true;
-    server.not_before = now - absl::Hours(1);
-    server.not_after = now + absl::Hours(24);
-    absl::StatusOr<std::string> cert = pki::SignCsr(*ca, *csr, server);
-    ASSERT_TRUE(cert.ok()) << cert.status();
-    WriteFile(pki + "/ca.crt", ca->cert_pem);
-    WriteFile(pki + "/ca.key", ca->key_pem);
-    WriteFile(pki + "/server.crt", *cert + ca->cert_pem);
-    WriteFile(pki + "/server.key", *key);
-    ::chmod((pki + "/ca.key").c_str(), 0600);
-    ::chmod((pki + "/server.key").c_str(), 0600);
+    std::string out;
+    ASSERT_EQ(Run({MF_COORDINATOR_BIN, "ca", "init", "--data-dir", data_dir()}, &out), 0) << out;
   }
 
   std::string data_dir() const { return farm_.dir() + "/coordinator"; }
@@ -270,10 +247,7 @@ TEST_F(EnrolTest, JoinTokenWorksForItsUsesAndNotAfterExpiry) {
 // its attempt runs: the attempt started before the renewal succeeds on the
 // same stream. Once the first certificate has expired, a restarted
 // coordinator sees the agent come back with a renewed one.
-// DISABLED until the tls part verifies client certificates
-// (coordinator/tls_material.cc VerifyAgentPeer, "next slice"): until then no
-// agent connects over TLS. Passed with that check wired (pki::VerifyClientCertificate).
-TEST_F(EnrolTest, DISABLED_CertificateRenewsWithoutDroppingTheRunningAttempt) {
+TEST_F(EnrolTest, CertificateRenewsWithoutDroppingTheRunningAttempt) {
   StartCoordinator({"--cert-lifetime", "12"});
   std::string out;
   ASSERT_EQ(Enroll("r1", CreateToken(1), &out), 0) << out;
@@ -285,8 +259,10 @@ TEST_F(EnrolTest, DISABLED_CertificateRenewsWithoutDroppingTheRunningAttempt) {
   ASSERT_TRUE(WaitFor([&] { return Connected("r1"); })) << agent->Output();
 
   const std::string gate = farm_.dir() + "/gate";
-  const std::string job = Submit(absl::StrCat("stages:\n  - name: waiter\n    shell: \"while [ ! -e ",
-                                              gate, " ]; do sleep 0.05; done\"\n"));
+  // An exec stage: with TLS and no --agent-policy, shell stages need trust.
+  const std::string job =
+      Submit(absl::StrCat("stages:\n  - name: waiter\n    exec: [\"sh\", \"-c\", \"while [ ! -e ",
+                          gate, " ]; do sleep 0.05; done\"]\n"));
   ASSERT_TRUE(WaitFor([&] { return TaskState(job) == v1::TASK_STATE_RUNNING; }));
   ASSERT_TRUE(WaitFor([&] { return StrContains(agent->Output(), "renewed the certificate of 'r1'"); }))
       << agent->Output();
@@ -319,10 +295,7 @@ TEST_F(EnrolTest, DISABLED_CertificateRenewsWithoutDroppingTheRunningAttempt) {
 // `musafarm agents revoke`: the live stream ends with UNAUTHENTICATED, a
 // reconnect is refused with a clear status, a renewal is refused, and the
 // revoked agent gets no assignment (another agent runs the work).
-// DISABLED until the tls part verifies client certificates
-// (coordinator/tls_material.cc VerifyAgentPeer, "next slice"): until then no
-// agent connects over TLS. Passed with that check wired (pki::VerifyClientCertificate).
-TEST_F(EnrolTest, DISABLED_RevokedAgentLosesItsStreamAndIsRefusedEverywhere) {
+TEST_F(EnrolTest, RevokedAgentLosesItsStreamAndIsRefusedEverywhere) {
   StartCoordinator();
   std::string out;
   const Token token = CreateToken(2);

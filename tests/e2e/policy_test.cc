@@ -61,7 +61,15 @@ stages:
     exec: ["true"]
 )";
 
-class PolicyE2eTest : public ::testing::Test {
+// Each test runs with TLS on (the issue's acceptance: names come from
+// certificates) and with --insecure (names as declared; the policy still holds).
+FarmOptions Mode(bool tls) {
+  FarmOptions o;
+  o.tls = tls;
+  return o;
+}
+
+class PolicyE2eTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     // `submit --secret TOKEN` takes the value from the CLI's environment,
@@ -93,11 +101,11 @@ class PolicyE2eTest : public ::testing::Test {
     return t == nullptr ? "" : t->agent();
   }
 
-  Farm farm_;
+  Farm farm_{Mode(GetParam())};
   std::string policy_;
 };
 
-TEST_F(PolicyE2eTest, AnAgentMissingFromThePolicyGetsNoStageThatNeedsTrust) {
+TEST_P(PolicyE2eTest, AnAgentMissingFromThePolicyGetsNoStageThatNeedsTrust) {
   StartFarm();
   const std::string job = SubmitWithSecret("trust.yaml", kPipeline);
   ASSERT_FALSE(job.empty());
@@ -121,7 +129,7 @@ TEST_F(PolicyE2eTest, AnAgentMissingFromThePolicyGetsNoStageThatNeedsTrust) {
       << agents.out;
 }
 
-TEST_F(PolicyE2eTest, AnUngrantedLabelAttractsNoStageThatNeedsTrustUntilSighupReloadsThePolicy) {
+TEST_P(PolicyE2eTest, AnUngrantedLabelAttractsNoStageThatNeedsTrustUntilSighupReloadsThePolicy) {
   StartFarm();
   const std::string job = SubmitWithSecret("gpu.yaml", kGpuPipeline);
   ASSERT_FALSE(job.empty());
@@ -158,7 +166,7 @@ TEST_F(PolicyE2eTest, AnUngrantedLabelAttractsNoStageThatNeedsTrustUntilSighupRe
   EXPECT_EQ(farm_.Job(job)->state(), v1::JOB_STATE_SUCCEEDED);
 }
 
-TEST_F(PolicyE2eTest, ABadPolicyFileStopsTheCoordinatorWithExitTwoNamingFileLineAndKey) {
+TEST_P(PolicyE2eTest, ABadPolicyFileStopsTheCoordinatorWithExitTwoNamingFileLineAndKey) {
   WriteFile(policy_, "agents:\n  - match: a\n    privileges: true\n");
   auto p = Process::Start({MF_COORDINATOR_BIN, "--listen", "127.0.0.1:0", "--data-dir",
                            farm_.data_dir(), "--agent-policy", policy_, "--insecure"},
@@ -169,6 +177,11 @@ TEST_F(PolicyE2eTest, ABadPolicyFileStopsTheCoordinatorWithExitTwoNamingFileLine
                                 absl::StrCat(policy_, ":3:5: agents[0].privileges: unknown field")))
       << (*p)->Output();
 }
+
+INSTANTIATE_TEST_SUITE_P(Modes, PolicyE2eTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Tls" : "Insecure";
+                         });
 
 }  // namespace
 }  // namespace musafarm::e2e
