@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -70,10 +71,30 @@ absl::Status WriteAgentPki(const AgentPkiPaths& paths, const std::string& key_pe
     if (ec) return absl::FailedPreconditionError(absl::StrCat("cannot create ", dir.string(), ": ", ec.message()));
     ::chmod(dir.c_str(), 0700);  // best effort: the key file itself is 0600
   }
-  if (absl::Status s = WriteFileAtomically(paths.key, key_pem, 0600); !s.ok()) return s;
-  if (absl::Status s = WriteFileAtomically(paths.cert, cert_pem, 0644); !s.ok()) return s;
   if (!ca_pem.empty()) {
     if (absl::Status s = WriteFileAtomically(paths.ca, ca_pem, 0644); !s.ok()) return s;
+  }
+  const std::string next = paths.key + ".next";
+  if (absl::Status s = WriteFileAtomically(next, key_pem, 0600); !s.ok()) return s;
+  if (absl::Status s = WriteFileAtomically(paths.cert, cert_pem, 0644); !s.ok()) return s;
+  if (::rename(next.c_str(), paths.key.c_str()) != 0) {
+    return absl::InternalError(
+        absl::StrCat("cannot rename ", next, " to ", paths.key, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RecoverAgentPki(const AgentPkiPaths& paths) {
+  const std::string next = paths.key + ".next";
+  absl::StatusOr<std::string> next_pem = ReadPemFile(next);
+  if (absl::IsNotFound(next_pem.status())) return absl::OkStatus();
+  if (!next_pem.ok()) return next_pem.status();
+  absl::StatusOr<std::string> cert_pem = ReadPemFile(paths.cert);
+  const bool matches = cert_pem.ok() && pki::KeyMatchesCertificate(*next_pem, *cert_pem).value_or(false);
+  const int rc = matches ? ::rename(next.c_str(), paths.key.c_str()) : ::unlink(next.c_str());
+  if (rc != 0) {
+    return absl::InternalError(absl::StrCat("cannot ", matches ? "rename " : "remove ", next, ": ",
+                                            std::strerror(errno)));
   }
   return absl::OkStatus();
 }

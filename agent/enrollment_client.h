@@ -23,11 +23,20 @@ struct AgentPkiPaths {
 };
 AgentPkiPaths DefaultPkiPaths(const std::string& work_dir);
 
-// Writes the key (0600), then the certificate, then the CA, each atomically
-// (common/atomic_file.h), creating the key's directory (0700) if needed. Empty
-// `ca_pem`: ca.crt is left as it is.
+// Writes a key/certificate pair (and the CA) so that a crash at any point
+// leaves a matching pair to load: the new key goes to `<key>.next` (0600),
+// then the certificate replaces the old one, then `<key>.next` is renamed
+// over the key; RecoverAgentPki finishes or drops a pair cut short. Each file
+// is written atomically (common/atomic_file.h); the key's directory is made
+// 0700 if needed. Empty `ca_pem`: ca.crt is left as it is.
 absl::Status WriteAgentPki(const AgentPkiPaths& paths, const std::string& key_pem,
                            const std::string& cert_pem, const std::string& ca_pem);
+
+// Finishes what a WriteAgentPki cut short, before the pair is loaded: a
+// `<key>.next` that matches the certificate becomes the key (the crash came
+// after the certificate was written); one that does not is removed (it came
+// before, and the old pair stands). No `<key>.next`: nothing to do.
+absl::Status RecoverAgentPki(const AgentPkiPaths& paths);
 
 // Fetches the certificates the coordinator at `host_port` presents and
 // returns the one whose public key has `pin` ("sha256:HEX", as `join-token

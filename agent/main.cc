@@ -17,6 +17,7 @@
 #include "agent/agent.h"
 #include "agent/cert_renewer.h"
 #include "agent/enroll_command.h"
+#include "agent/enrollment_client.h"
 #include "agent/executor/docker_executor.h"
 #include "agent/executor/exec_executor.h"
 #include "agent/executor/secret_files.h"
@@ -81,6 +82,8 @@ absl::StatusOr<musafarm::ChannelTls> LoadAgentTls(const std::string& work_dir, s
   if (ca.empty()) ca = dir + "/ca.crt";
   if (cert.empty()) cert = dir + "/agent.crt";
   if (key.empty()) key = dir + "/agent.key";
+  // A renewal cut short by a crash leaves <key>.next: finish or drop it first.
+  if (absl::Status s = musafarm::agent::RecoverAgentPki({key, cert, ca}); !s.ok()) return s;
   musafarm::ChannelTls tls;
   struct File {
     const std::string& path;
