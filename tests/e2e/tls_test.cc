@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/pki.h"
@@ -400,6 +401,62 @@ TEST_F(TlsFarmTest, TheRawClientAttackFailsAndTheJobKeepsTheHonestResult) {
   ASSERT_EQ(farm_.Agents().size(), 1u);
   EXPECT_EQ(farm_.Agents()[0].name(), "a");
   ExpectHonestResult(id);
+}
+
+// Certificates from the operator's own CA (issue 10, point 2): the coordinator
+// serves its own certificate, verifies agents against that CA's bundle, and,
+// holding no CA key, refuses to enrol with a message that says why.
+TEST(TlsOwnCaTest, CertificatesFromTheOperatorsOwnCaWorkAndEnrolmentSaysWhyNot) {
+  Farm farm(Tls());
+  const absl::Time now = absl::Now();
+  absl::StatusOr<pki::Ca> corp = pki::MakeCa("corp root", now - absl::Hours(1), now + absl::Hours(24));
+  ASSERT_TRUE(corp.ok()) << corp.status();
+  absl::StatusOr<std::string> key = pki::GeneratePrivateKey();
+  ASSERT_TRUE(key.ok());
+  pki::IssueOptions server;
+  server.common_name = "farm.corp";
+  server.ip_addresses = {"127.0.0.1"};
+  server.server = true;
+  server.not_before = now - absl::Hours(1);
+  server.not_after = now + absl::Hours(24);
+  absl::StatusOr<std::string> cert = pki::SignCsr(*corp, *pki::MakeCsr(*key, "farm.corp"), server);
+  ASSERT_TRUE(cert.ok()) << cert.status();
+  // The operator's layout: no ca.key, so the harness runs no `ca init`.
+  const std::string pki_dir = farm.data_dir() + "/pki";
+  std::filesystem::create_directories(pki_dir);
+  WriteFile(pki_dir + "/ca.crt", corp->cert_pem);
+  WriteFile(pki_dir + "/server.crt", *cert);
+  WriteFile(pki_dir + "/server.key", *key);
+  std::filesystem::permissions(pki_dir + "/server.key", std::filesystem::perms::owner_read |
+                                                            std::filesystem::perms::owner_write);
+
+  farm.StartCoordinator();
+  AgentCertOptions o;
+  o.ca = &*corp;
+  farm.GiveAgentCertificate("a", "a", o);
+  farm.StartAgent("a", {}, 1);
+  ASSERT_TRUE(WaitFor([&] { return farm.Agents().size() == 1; })) << "agent did not register";
+  EXPECT_EQ(farm.Agents()[0].authentication(), "certificate");
+  CliResult agents = farm.Cli({"agents"});
+  EXPECT_EQ(agents.exit_code, 0) << agents.err;
+
+  std::string out;
+  ASSERT_EQ(RunToExit({MF_COORDINATOR_BIN, "join-token", "create", "--data-dir", farm.data_dir()},
+                      farm.dir() + "/token.log", &out),
+            0)
+      << out;
+  std::string token;
+  for (absl::string_view line : absl::StrSplit(out, '\n')) {
+    if (absl::StartsWith(line, "mfj1.")) token = std::string(line);
+  }
+  ASSERT_FALSE(token.empty()) << out;
+  EXPECT_NE(RunToExit({MF_AGENT_BIN, "enroll", "--coordinator", farm.address(), "--token", token,
+                       "--ca", farm.ca_file(), "--name", "b", "--work-dir", farm.dir() + "/agent-b"},
+                      farm.dir() + "/enroll.log", &out),
+            0);
+  EXPECT_TRUE(StrContains(out, "it has no CA key (ca.key), so agent certificates come from the "
+                               "operator's own CA"))
+      << out;
 }
 
 }  // namespace
