@@ -326,5 +326,85 @@ TEST_F(DockerFarmTest, SecretUrlsReachTheBuildButNoLogStatusArtifactOrError) {
   }
 }
 
+// The agent policy with real Docker agents (issue 10, point 4): a privileged
+// container and a host mount go only to the agent the policy grants them;
+// agent-b, which the policy leaves to the defaults, still runs an ordinary
+// container, and the label it declares (role=dev) does not steer a privileged
+// stage to it: that stage waits.
+TEST_F(DockerFarmTest, PrivilegedAndHostMountStagesGoOnlyWhereThePolicyAllows) {
+  const std::string policy = farm_.dir() + "/policy.yaml";
+  WriteFile(policy,
+            "agents:\n"
+            "  - match: agent-a\n"
+            "    labels: [\"role=*\"]\n"
+            "    kinds: [exec, docker_build, docker_run, docker_push]\n"
+            "    privileged: true\n"
+            "    host_mounts: true\n");
+  farm_.StopCoordinator(SIGTERM);
+  farm_.StartCoordinator({"--agent-policy", policy});
+  ASSERT_TRUE(WaitFor([&] {
+    int connected = 0;
+    for (const v1::Agent& a : farm_.Agents()) connected += a.state() == v1::AGENT_STATE_CONNECTED;
+    return connected == 2;
+  })) << "agents did not come back";
+  const std::string mounted = farm_.dir() + "/mounted";
+  std::filesystem::create_directories(mounted);
+  WriteFile(mounted + "/marker", "from the host\n");
+  const std::string id = farm_.Submit(farm_.WritePipeline("policy.yaml", absl::StrCat(R"(
+stages:
+  - name: priv
+    docker_run:
+      image: musafarm/busybox:test
+      command: ["true"]
+      privileged: true
+      network: none
+  - name: mount
+    docker_run:
+      image: musafarm/busybox:test
+      command: ["cat", "/m/marker"]
+      mounts: [")", mounted, R"(:/m:ro"]
+      network: none
+  - name: plain-on-dev
+    labels: [role=dev]
+    docker_run:
+      image: musafarm/busybox:test
+      command: ["true"]
+      network: none
+  - name: priv-on-dev
+    labels: [role=dev]
+    docker_run:
+      image: musafarm/busybox:test
+      command: ["true"]
+      privileged: true
+      network: none
+)")));
+  for (const char* task : {"mount", "plain-on-dev"}) {
+    ASSERT_TRUE(farm_.WaitForTaskState(id, task, v1::TASK_STATE_SUCCEEDED, absl::Seconds(120)))
+        << task;
+  }
+  // Where the privileged stage ran is the point; whether it succeeds is the
+  // host's: this VM refuses privileged containers ("runc create failed: unable
+  // to apply caps"), so it may end FAILED here.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto j = farm_.Job(id);
+        if (!j.ok()) return false;
+        const v1::TaskState st = FindTask(*j, "priv")->state();
+        return st == v1::TASK_STATE_SUCCEEDED || st == v1::TASK_STATE_FAILED;
+      },
+      absl::Seconds(120)));
+  auto job = farm_.Job(id);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(FindTask(*job, "priv")->agent(), "agent-a");
+  EXPECT_EQ(FindTask(*job, "mount")->agent(), "agent-a");
+  EXPECT_EQ(FindTask(*job, "plain-on-dev")->agent(), "agent-b");
+  EXPECT_EQ(farm_.Cli({"logs", id + "/mount"}).out, "from the host\n");
+  // Only agent-b declares role=dev, and the policy does not let it run a
+  // privileged container: the stage waits for an agent that may.
+  EXPECT_EQ(FindTask(*job, "priv-on-dev")->state(), v1::TASK_STATE_QUEUED);
+  EXPECT_EQ(farm_.Cli({"cancel", id}).exit_code, 0);
+  ASSERT_TRUE(farm_.WaitForJobEnd(id));
+}
+
 }  // namespace
 }  // namespace musafarm::e2e
