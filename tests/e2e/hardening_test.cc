@@ -84,7 +84,7 @@ std::string UrlEncode(const std::string& v, bool upper) {
     if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
       out += static_cast<char>(c);
     } else {
-      out += absl::StrFormat(upper ? "%%%02X" : "%%%02x", c);
+      out += upper ? absl::StrFormat("%%%02X", c) : absl::StrFormat("%%%02x", c);
     }
   }
   return out;
