@@ -184,7 +184,9 @@ TEST(WireGolden, GoldensCoverEveryMessageKind) {
 // Sets, everywhere in `m`, the fields issues 9, 10 and 12 added, the way the new
 // code fills them beside the old ones: the agent's outcome, shutting-down flag
 // and executor kinds (peer_compat), its instance secret, the coordinator's
-// Agent rows (with the agent policy's trusted labels and grants), and the user
+// Agent rows (with the agent policy's trusted labels and grants, and the
+// agent's certificate identity and revocation), the agent list's insecure
+// flag, and the user
 // API's Timestamps (api_times). Returns how many
 // messages it changed.
 int SetNewFields(Message* m) {
@@ -213,6 +215,14 @@ int SetNewFields(Message* m) {
     agent->mutable_grants()->add_kinds(v1::STAGE_KIND_EXEC);
     agent->mutable_grants()->set_secrets(true);
     agent->mutable_grants()->set_rule("gpu-*");
+    // Its identity (issue 10): how it authenticated, and whether it was revoked.
+    agent->set_authentication("certificate");
+    agent->set_certificate_fingerprint("sha256:" + std::string(64, 'a'));
+    agent->mutable_certificate_expire_time()->set_seconds(1'800'000'000);
+    agent->set_revoked(true);
+    ++changed;
+  } else if (auto* list = dynamic_cast<v1::ListAgentsResponse*>(m)) {
+    list->set_insecure(true);  // issue 10: the coordinator runs --insecure
     ++changed;
   } else if (auto* job = dynamic_cast<v1::Job*>(m)) {
     FillApiTimes(job);
