@@ -1,5 +1,8 @@
 #include "agent/pytest_summary.h"
 
+#include <algorithm>
+#include <cstdint>
+#include <limits>
 #include <set>
 #include <vector>
 
@@ -12,6 +15,13 @@
 
 namespace musafarm::agent {
 namespace {
+
+// a + b for counts (both >= 0), at most INT32_MAX: a garbled or hostile output
+// ("2147483647 passed, 1 passed") must not overflow (found by tests/fuzz).
+int32_t SaturatingAdd(int32_t a, int32_t b) {
+  return static_cast<int32_t>(
+      std::min<int64_t>(int64_t{a} + b, std::numeric_limits<int32_t>::max()));
+}
 
 // "2 failed, 10 passed, 1 skipped, 1 error in 3.2s" -> counts. Returns false
 // when the words are not pytest's.
@@ -26,16 +36,16 @@ bool ParseSummaryBody(absl::string_view body, v1::TestCounts* out) {
     std::vector<absl::string_view> words = absl::StrSplit(part, ' ', absl::SkipEmpty());
     if (words.size() != 2) return false;
     int n = 0;
-    if (!absl::SimpleAtoi(words[0], &n)) return false;
+    if (!absl::SimpleAtoi(words[0], &n) || n < 0) return false;
     const absl::string_view what = words[1];
     if (what == "passed") {
-      c.set_passed(c.passed() + n);
+      c.set_passed(SaturatingAdd(c.passed(), n));
     } else if (what == "failed") {
-      c.set_failed(c.failed() + n);
+      c.set_failed(SaturatingAdd(c.failed(), n));
     } else if (what == "skipped") {
-      c.set_skipped(c.skipped() + n);
+      c.set_skipped(SaturatingAdd(c.skipped(), n));
     } else if (what == "error" || what == "errors") {
-      c.set_errors(c.errors() + n);
+      c.set_errors(SaturatingAdd(c.errors(), n));
     } else if (what == "xfailed" || what == "xpassed" || what == "warning" ||
                what == "warnings" || what == "deselected" || what == "rerun") {
       // Not a pass or a failure of the suite.
@@ -45,10 +55,10 @@ bool ParseSummaryBody(absl::string_view body, v1::TestCounts* out) {
     any = true;
   }
   if (!any) return false;
-  out->set_passed(out->passed() + c.passed());
-  out->set_failed(out->failed() + c.failed());
-  out->set_skipped(out->skipped() + c.skipped());
-  out->set_errors(out->errors() + c.errors());
+  out->set_passed(SaturatingAdd(out->passed(), c.passed()));
+  out->set_failed(SaturatingAdd(out->failed(), c.failed()));
+  out->set_skipped(SaturatingAdd(out->skipped(), c.skipped()));
+  out->set_errors(SaturatingAdd(out->errors(), c.errors()));
   return true;
 }
 

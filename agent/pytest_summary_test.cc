@@ -41,6 +41,18 @@ TEST(PytestSummaryTest, AddsUpSeveralFilesAndRuns) {
   EXPECT_EQ(c.failed(), 1);
 }
 
+// Found by tests/fuzz/pytest_summary_fuzzer: huge counts overflowed an int32
+// (undefined behaviour) and a negative count was taken.
+TEST(PytestSummaryTest, CountsSaturateAndANegativeCountIsNotPytests) {
+  v1::TestCounts c;
+  ASSERT_TRUE(ParsePytestOutput("== 2147483647 passed, 1 passed in 1s ==\n", &c));
+  EXPECT_EQ(c.passed(), 2147483647);
+  ASSERT_TRUE(ParsePytestOutput("== 5 passed in 1s ==\n", &c));
+  EXPECT_EQ(c.passed(), 2147483647);
+  EXPECT_FALSE(ParsePytestOutput("== -3 failed in 0s ==\n", &c));
+  EXPECT_EQ(c.failed(), 0);
+}
+
 TEST(PytestSummaryTest, OtherTextIsNotASummary) {
   v1::TestCounts c;
   EXPECT_FALSE(ParsePytestOutput("==== FAILURES ====\nbuild ok\n=== test session starts ===\n", &c));

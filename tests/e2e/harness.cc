@@ -12,10 +12,12 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/sanitizer_report.h"
 
 extern char** environ;
 
@@ -55,6 +57,11 @@ Process::~Process() {
   if (Running()) {
     Signal(SIGKILL);
     Wait(absl::Seconds(10));
+  }
+  // In the sanitizer build a report ends the child with a non-zero exit that
+  // the test may have expected for other reasons, or never waited for.
+  if (const std::string report = FindSanitizerReport(Output()); !report.empty()) {
+    ADD_FAILURE() << log_ << " holds a sanitizer report:\n" << report;
   }
 }
 
@@ -286,6 +293,9 @@ CliResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout
   r.exit_code = done && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   r.out = ReadFile(base + ".out");
   r.err = ReadFile(base + ".err");
+  if (const std::string report = FindSanitizerReport(r.err); !report.empty()) {
+    ADD_FAILURE() << "musafarm " << absl::StrJoin(args, " ") << ": sanitizer report:\n" << report;
+  }
   return r;
 }
 
