@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/logging.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/backup.h"
 #include "coordinator/ca_init.h"
 #include "coordinator/join_token_command.h"
 
@@ -123,6 +124,20 @@ int main(int argc, char** argv) {
   token_create->add_option("--coordinator", token_opts.coordinator,
                            "host:port agents reach the coordinator at, for the printed command "
                            "(default: this host's name, port 7070)");
+  // backup DEST / restore SRC (issue 15; deploy/README.md, "Backups").
+  std::string backup_dir, backup_data_dir = options.data_dir;
+  CLI::App* backup_cmd = app.add_subcommand(
+      "backup", "Copy the data dir (database by SQLite's online backup, task logs and artifacts, "
+                "secrets key, pki) into DEST while the coordinator runs");
+  backup_cmd->add_option("DEST", backup_dir, "a new or empty directory")->required();
+  CLI::App* restore_cmd = app.add_subcommand(
+      "restore", "Check a backup against its MANIFEST and copy it into a data dir that holds no "
+                 "database; then start the coordinator on it");
+  restore_cmd->add_option("SRC", backup_dir, "a directory `backup` wrote")->required();
+  for (CLI::App* sub : {backup_cmd, restore_cmd}) {
+    sub->add_option("--data-dir", backup_data_dir, "the coordinator's data directory")
+        ->capture_default_str();
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -134,6 +149,18 @@ int main(int argc, char** argv) {
     if (absl::Status s = musafarm::coordinator::CaInit(ca_opts, std::cout); !s.ok()) {
       std::cerr << "musafarm-coordinator: ca init: " << s.message() << "\n";
       return absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s) ? 2 : 1;
+    }
+    return 0;
+  }
+  if (backup_cmd->parsed() || restore_cmd->parsed()) {
+    musafarm::SetLogLevel("warn");
+    const absl::Status s =
+        backup_cmd->parsed()
+            ? musafarm::coordinator::BackupDataDir(backup_data_dir, backup_dir, std::cout)
+            : musafarm::coordinator::RestoreDataDir(backup_dir, backup_data_dir, std::cout);
+    if (!s.ok()) {
+      std::cerr << "musafarm-coordinator: " << s.message() << "\n";
+      return absl::IsInvalidArgument(s) ? 2 : 1;
     }
     return 0;
   }

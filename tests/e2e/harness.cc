@@ -97,6 +97,16 @@ bool WaitFor(const std::function<bool()>& cond, absl::Duration timeout) {
   }
 }
 
+int RunToExit(const std::vector<std::string>& argv, const std::string& log, std::string* output,
+              absl::Duration timeout) {
+  auto p = Process::Start(argv, log);
+  EXPECT_TRUE(p.ok()) << p.status();
+  if (!p.ok()) return -1;
+  const int code = (*p)->Wait(timeout);
+  *output = (*p)->Output();
+  return code;
+}
+
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;

@@ -46,6 +46,11 @@ struct CliResult {
 // processes, which no notification reaches.
 bool WaitFor(const std::function<bool()>& cond, absl::Duration timeout = absl::Seconds(30));
 
+// Runs `argv` (no shell) to its exit; returns the exit code (-1 if it could not
+// start or outlived `timeout`), its stdout and stderr together in `*output`.
+int RunToExit(const std::vector<std::string>& argv, const std::string& log, std::string* output,
+              absl::Duration timeout = absl::Seconds(30));
+
 std::string ReadFile(const std::string& path);
 void WriteFile(const std::string& path, const std::string& content);
 

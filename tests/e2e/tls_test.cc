@@ -28,16 +28,6 @@ namespace {
 
 using ::absl::StrContains;
 
-// Runs `argv` to its exit; returns the exit code, its output in `*output`.
-int RunToExit(const std::vector<std::string>& argv, const std::string& log, std::string* output) {
-  auto p = Process::Start(argv, log);
-  EXPECT_TRUE(p.ok()) << p.status();
-  if (!p.ok()) return -1;
-  const int code = (*p)->Wait(absl::Seconds(30));
-  *output = (*p)->Output();
-  return code;
-}
-
 // Without --insecure and without TLS material, each binary exits 2 naming
 // the file it lacks and how to make it; the coordinator creates nothing.
 TEST(TlsFlagsTest, WithoutInsecureOrTlsMaterialEachBinaryExitsTwoSayingWhatToDo) {
