@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -103,6 +104,38 @@ constexpr const char* kMigrations[] = {
         revoked_us INTEGER NOT NULL,
         serials    TEXT NOT NULL
       );
+    )sql",
+    // 3 -> 4: users (issue 11). API tokens keep only a salted hash of their
+    // secret; expire_us / revoked_us 0 mean never / not revoked. The audit log
+    // is append-only: triggers refuse to change or delete a row.
+    R"sql(
+      CREATE TABLE api_tokens (
+        id          TEXT NOT NULL PRIMARY KEY,
+        user        TEXT NOT NULL,
+        role        TEXT NOT NULL,
+        salt        TEXT NOT NULL,
+        secret_hash TEXT NOT NULL,
+        created_us  INTEGER NOT NULL,
+        created_by  TEXT NOT NULL,
+        expire_us   INTEGER NOT NULL,
+        revoked_us  INTEGER NOT NULL
+      );
+      CREATE INDEX api_tokens_user ON api_tokens(user);
+      CREATE TABLE audit (
+        seq     INTEGER PRIMARY KEY,
+        at_us   INTEGER NOT NULL,
+        user    TEXT NOT NULL,
+        role    TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        target  TEXT NOT NULL,
+        peer    TEXT NOT NULL,
+        outcome TEXT NOT NULL
+      );
+      CREATE INDEX audit_user ON audit(user, seq);
+      CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+      CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSqliteSchemaVersion,
@@ -311,6 +344,13 @@ class SqliteStore final : public Store {
   absl::Status InsertRevocation(const Revocation& r) override;
   absl::StatusOr<std::vector<Revocation>> LoadRevocations() override;
 
+  absl::Status InsertApiToken(const ApiToken& token, const AuditEntry& audit) override;
+  absl::StatusOr<ApiToken> LoadApiToken(const std::string& id) override;
+  absl::StatusOr<std::vector<ApiToken>> LoadApiTokens() override;
+  absl::Status RevokeApiToken(const std::string& id, absl::Time when,
+                              const AuditEntry& audit) override;
+  absl::StatusOr<std::vector<AuditEntry>> LoadAudit(const AuditFilter& filter) override;
+
  private:
   SqliteStore(std::string path, DbPtr db, std::optional<SecretCipher> cipher)
       : path_(std::move(path)), db_(std::move(db)), cipher_(std::move(cipher)) {}
@@ -340,6 +380,7 @@ class SqliteStore final : public Store {
   absl::Status UpsertTask(const v1::Task& task);
   absl::Status InsertTransition(const Transition& t);
   absl::Status UpsertAgent(const v1::Agent& agent);
+  absl::Status InsertAudit(const AuditEntry& e);
 
   const std::string path_;
   // Declared before the statements, so it is closed after they are all finalized.
@@ -360,6 +401,7 @@ class SqliteStore final : public Store {
   Statement load_tasks_;
   Statement load_agents_;
   Statement load_transitions_;
+  Statement insert_audit_;
 
   // Reused serialization buffer: Commit runs on every task state change.
   std::string buf_;
@@ -564,6 +606,11 @@ absl::Status SqliteStore::PrepareStatements() {
                                          "SELECT attempt_id, from_state, to_state, at_us, reason "
                                          "FROM transitions WHERE task_id = ?1 ORDER BY seq",
                                          /*persistent=*/true));
+  MF_ASSIGN_OR_RETURN(insert_audit_,
+                      Statement::Prepare(db,
+                                         "INSERT INTO audit(at_us, user, role, action, target, "
+                                         "peer, outcome) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                         /*persistent=*/true));
   return absl::OkStatus();
 }
 
@@ -616,6 +663,7 @@ absl::Status SqliteStore::Commit(const Mutation& m) {
       int rc = s.Step();
       if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("drop secrets of job ", job_id));
     }
+    for (const AuditEntry& e : m.audit) MF_RETURN_IF_ERROR(InsertAudit(e));
     return absl::OkStatus();
   });
   if (!status.ok() || m.drop_secrets.empty()) return status;
@@ -954,6 +1002,152 @@ absl::StatusOr<std::vector<Revocation>> SqliteStore::LoadRevocations() {
     r.serials = absl::StrSplit(s.ColumnText(2), ',', absl::SkipEmpty());
   }
   if (rc != SQLITE_DONE) return s.Error(rc, "load revocations");
+  return out;
+}
+
+// --- users. A token lookup runs at every authenticated call (no cache, so a
+// revocation counts at once): it is one primary-key SELECT.
+
+absl::Status SqliteStore::InsertAudit(const AuditEntry& e) {
+  Statement& s = insert_audit_;
+  ResetOnExit reset(s);
+  s.BindInt64(1, absl::ToUnixMicros(e.time));
+  s.BindText(2, e.user);
+  s.BindText(3, e.role);
+  s.BindText(4, e.action);
+  s.BindText(5, e.target);
+  s.BindText(6, e.peer);
+  s.BindText(7, e.outcome);
+  int rc = s.Step();
+  if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("append audit line ", e.action));
+  return absl::OkStatus();
+}
+
+constexpr const char* kApiTokenColumns =
+    "id, user, role, salt, secret_hash, created_us, created_by, expire_us, revoked_us";
+
+// 0 in the table: never (expiry) / not yet (revocation).
+int64_t OptionalMicros(absl::Time t) {
+  return t == absl::InfiniteFuture() ? 0 : absl::ToUnixMicros(t);
+}
+absl::Time FromOptionalMicros(int64_t us) {
+  return us == 0 ? absl::InfiniteFuture() : absl::FromUnixMicros(us);
+}
+
+ApiToken ReadApiToken(const Statement& s) {
+  ApiToken t;
+  t.id = std::string(s.ColumnText(0));
+  t.user = std::string(s.ColumnText(1));
+  t.role = std::string(s.ColumnText(2));
+  t.salt = std::string(s.ColumnText(3));
+  t.secret_hash = std::string(s.ColumnText(4));
+  t.created_at = absl::FromUnixMicros(s.ColumnInt64(5));
+  t.created_by = std::string(s.ColumnText(6));
+  t.expire_time = FromOptionalMicros(s.ColumnInt64(7));
+  t.revoked_at = FromOptionalMicros(s.ColumnInt64(8));
+  return t;
+}
+
+absl::Status SqliteStore::InsertApiToken(const ApiToken& token, const AuditEntry& audit) {
+  if (token.id.empty()) return absl::InvalidArgumentError("store: API token with an empty id");
+  MF_ASSIGN_OR_RETURN(
+      Statement s,
+      Statement::Prepare(db_.get(),
+                         absl::StrCat("INSERT INTO api_tokens(", kApiTokenColumns,
+                                      ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+                         /*persistent=*/false));
+  return InTransaction([&]() -> absl::Status {
+    s.BindText(1, token.id);
+    s.BindText(2, token.user);
+    s.BindText(3, token.role);
+    s.BindText(4, token.salt);
+    s.BindText(5, token.secret_hash);
+    s.BindInt64(6, absl::ToUnixMicros(token.created_at));
+    s.BindText(7, token.created_by);
+    s.BindInt64(8, OptionalMicros(token.expire_time));
+    s.BindInt64(9, OptionalMicros(token.revoked_at));
+    int rc = s.Step();
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+      return absl::AlreadyExistsError(absl::StrCat("store: API token ", token.id, " exists"));
+    }
+    if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("insert API token ", token.id));
+    return InsertAudit(audit);
+  });
+}
+
+absl::StatusOr<ApiToken> SqliteStore::LoadApiToken(const std::string& id) {
+  MF_ASSIGN_OR_RETURN(
+      Statement s,
+      Statement::Prepare(db_.get(),
+                         absl::StrCat("SELECT ", kApiTokenColumns, " FROM api_tokens WHERE id = ?1"),
+                         /*persistent=*/false));
+  s.BindText(1, id);
+  int rc = s.Step();
+  if (rc == SQLITE_ROW) return ReadApiToken(s);
+  if (rc == SQLITE_DONE) return absl::NotFoundError(absl::StrCat("no API token ", id));
+  return s.Error(rc, absl::StrCat("load API token ", id));
+}
+
+absl::StatusOr<std::vector<ApiToken>> SqliteStore::LoadApiTokens() {
+  MF_ASSIGN_OR_RETURN(Statement s,
+                      Statement::Prepare(db_.get(),
+                                         absl::StrCat("SELECT ", kApiTokenColumns,
+                                                      " FROM api_tokens ORDER BY created_us, id"),
+                                         /*persistent=*/false));
+  std::vector<ApiToken> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) out.push_back(ReadApiToken(s));
+  if (rc != SQLITE_DONE) return s.Error(rc, "load API tokens");
+  return out;
+}
+
+absl::Status SqliteStore::RevokeApiToken(const std::string& id, absl::Time when,
+                                         const AuditEntry& audit) {
+  MF_ASSIGN_OR_RETURN(Statement s,
+                      Statement::Prepare(db_.get(),
+                                         "UPDATE api_tokens SET revoked_us = "
+                                         "CASE revoked_us WHEN 0 THEN ?2 ELSE revoked_us END "
+                                         "WHERE id = ?1",
+                                         /*persistent=*/false));
+  return InTransaction([&]() -> absl::Status {
+    s.BindText(1, id);
+    s.BindInt64(2, absl::ToUnixMicros(when));
+    int rc = s.Step();
+    if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("revoke API token ", id));
+    if (sqlite3_changes(db_.get()) == 0) {
+      return absl::NotFoundError(absl::StrCat("no API token ", id));
+    }
+    return InsertAudit(audit);
+  });
+}
+
+absl::StatusOr<std::vector<AuditEntry>> SqliteStore::LoadAudit(const AuditFilter& filter) {
+  // The newest `limit` matching lines, returned oldest first.
+  MF_ASSIGN_OR_RETURN(
+      Statement s,
+      Statement::Prepare(db_.get(),
+                         "SELECT seq, at_us, user, role, action, target, peer, outcome FROM ("
+                         "SELECT * FROM audit WHERE (?1 = '' OR user = ?1) AND at_us >= ?2 "
+                         "ORDER BY seq DESC LIMIT ?3) ORDER BY seq",
+                         /*persistent=*/false));
+  s.BindText(1, filter.user);
+  s.BindInt64(2, filter.since == absl::InfinitePast() ? std::numeric_limits<int64_t>::min()
+                                                      : absl::ToUnixMicros(filter.since));
+  s.BindInt64(3, filter.limit <= 0 ? -1 : filter.limit);
+  std::vector<AuditEntry> out;
+  int rc;
+  while ((rc = s.Step()) == SQLITE_ROW) {
+    AuditEntry& e = out.emplace_back();
+    e.seq = s.ColumnInt64(0);
+    e.time = absl::FromUnixMicros(s.ColumnInt64(1));
+    e.user = std::string(s.ColumnText(2));
+    e.role = std::string(s.ColumnText(3));
+    e.action = std::string(s.ColumnText(4));
+    e.target = std::string(s.ColumnText(5));
+    e.peer = std::string(s.ColumnText(6));
+    e.outcome = std::string(s.ColumnText(7));
+  }
+  if (rc != SQLITE_DONE) return s.Error(rc, "load audit log");
   return out;
 }
 

@@ -3,7 +3,7 @@
 // The SQLite Store is opened with OpenSqliteStore() (declared in store.h). This
 // header describes its file format, which operators may query with sqlite3.
 //
-// Schema (version 3). Each `proto` column holds the serialized message and is the
+// Schema (version 4). Each `proto` column holds the serialized message and is the
 // source of truth; the other columns copy fields out of it for ad-hoc SQL and
 // future filtering, and every upsert rewrites them together with the proto.
 //
@@ -21,6 +21,12 @@
 //                       not_after_us, issued_us)   index on name (version 3)
 //   revocations(name TEXT PRIMARY KEY, revoked_us, serials)  (version 3)
 //                                        serials: comma-separated hex
+//   api_tokens(id TEXT PRIMARY KEY, user, role, salt, secret_hash, created_us,
+//              created_by, expire_us, revoked_us)  index on user (version 4)
+//                                        expire_us / revoked_us: 0 = never / not revoked
+//   audit(seq INTEGER PRIMARY KEY, at_us, user, role, action, target, peer, outcome)
+//                                        append-only (triggers refuse UPDATE and
+//                                        DELETE); index on (user, seq) (version 4)
 //
 // `seq` aliases the rowid and gives insertion order. It is declared rather than
 // implicit because VACUUM may renumber implicit rowids. Upserts use
@@ -34,6 +40,6 @@ namespace musafarm::coordinator {
 
 // The schema version (PRAGMA user_version) this build writes. OpenSqliteStore()
 // migrates older files up to it and refuses files with a newer version.
-inline constexpr int kSqliteSchemaVersion = 3;
+inline constexpr int kSqliteSchemaVersion = 4;
 
 }  // namespace musafarm::coordinator

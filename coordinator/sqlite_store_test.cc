@@ -297,8 +297,33 @@ TEST(SqliteStoreTest, SchemaCreationIsIdempotent) {
   RawDb raw(path);
   EXPECT_EQ(raw.One("PRAGMA user_version"), std::to_string(kSqliteSchemaVersion));
   EXPECT_EQ(raw.Rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-            (std::vector<std::string>{"agents", "issued_certificates", "job_secrets", "jobs",
-                                      "join_tokens", "revocations", "tasks", "transitions"}));
+            (std::vector<std::string>{"agents", "api_tokens", "audit", "issued_certificates",
+                                      "job_secrets", "jobs", "join_tokens", "revocations", "tasks",
+                                      "transitions"}));
+}
+
+// The audit log is append-only in the file itself: not even an operator's
+// sqlite3 shell (or a bug) can change or delete a line.
+TEST(SqliteStoreTest, AuditLogRefusesUpdateAndDelete) {
+  TempDir dir;
+  const std::string path = dir.File("farm.db");
+  std::unique_ptr<Store> store = Open(path);
+  ASSERT_NE(store, nullptr);
+  Mutation m;
+  m.audit.push_back({0, absl::FromUnixSeconds(100), "alice", "admin", "drain", "a1", "ipv4:1",
+                     "ok"});
+  ASSERT_TRUE(store->Commit(m).ok());
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  for (const char* sql : {"UPDATE audit SET user = 'mallory'", "DELETE FROM audit"}) {
+    char* err = nullptr;
+    EXPECT_NE(sqlite3_exec(db, sql, nullptr, nullptr, &err), SQLITE_OK) << sql;
+    EXPECT_THAT(err ? std::string(err) : "", HasSubstr("append-only")) << sql;
+    sqlite3_free(err);
+  }
+  sqlite3_close(db);
+  EXPECT_EQ(RawDb(path).One("SELECT user || ' ' || action FROM audit"), "alice drain");
 }
 
 TEST(SqliteStoreTest, RefusesNewerSchemaVersion) {

@@ -26,6 +26,26 @@ struct Transition {
 
 class SecretCipher;
 
+// One line of the audit log: a state-changing user call, allowed or refused.
+// Append-only: the store refuses to change or delete a row once written.
+struct AuditEntry {
+  int64_t seq = 0;  // set by the store: insertion order
+  absl::Time time = absl::InfinitePast();
+  std::string user;     // who (the token's user, or the OS user in --insecure mode)
+  std::string role;     // "viewer", "submitter" or "admin"
+  std::string action;   // e.g. "submit", "cancel", "drain", "token.create"
+  std::string target;   // job or task id, agent name, token id
+  std::string peer;     // where the call came from (gRPC peer, "host" for host commands)
+  std::string outcome;  // "ok", "denied: ...", or "error: ..."
+};
+
+// Which audit lines LoadAudit returns: newest `limit`, oldest first.
+struct AuditFilter {
+  std::string user;                           // empty: everyone
+  absl::Time since = absl::InfinitePast();    // lines at or after this time
+  int limit = 100;
+};
+
 // Everything one coordinator event changed. Committed as one transaction, so a
 // crash leaves either all of it or none of it.
 struct Mutation {
@@ -37,9 +57,10 @@ struct Mutation {
   // that is ever shown, and dropped (overwritten on disk) when the job ends.
   std::vector<std::pair<std::string, std::map<std::string, std::string>>> job_secrets;
   std::vector<std::string> drop_secrets;  // job ids
+  std::vector<AuditEntry> audit;          // appended, never changed
   bool empty() const {
     return jobs.empty() && tasks.empty() && transitions.empty() && agents.empty() &&
-           job_secrets.empty() && drop_secrets.empty();
+           job_secrets.empty() && drop_secrets.empty() && audit.empty();
   }
 };
 
@@ -53,6 +74,21 @@ struct JoinToken {
   absl::Time expire_time = absl::InfinitePast();
   absl::Time created_at = absl::InfinitePast();
   std::string description;
+};
+
+// A user's API token as stored: never its secret, only a salted hash of it
+// (coordinator/api_token.h makes and checks them).
+struct ApiToken {
+  std::string id;           // the public half of the token: may be shown and logged
+  std::string user;         // whom it stands for
+  std::string role;         // "viewer", "submitter" or "admin"
+  std::string salt;         // random, hex
+  std::string secret_hash;  // hex SHA-256 of salt + secret
+  absl::Time created_at = absl::InfinitePast();
+  std::string created_by;   // the admin who made it ("host" for the host command)
+  absl::Time expire_time = absl::InfiniteFuture();  // InfiniteFuture: never
+  absl::Time revoked_at = absl::InfiniteFuture();   // InfiniteFuture: not revoked
+  bool revoked() const { return revoked_at != absl::InfiniteFuture(); }
 };
 
 // A certificate the farm's CA signed for an agent (enrolment or renewal).
@@ -121,6 +157,25 @@ class Store {
   virtual absl::Status InsertRevocation(const Revocation& r) = 0;
   // Every revocation, by name.
   virtual absl::StatusOr<std::vector<Revocation>> LoadRevocations() = 0;
+
+  // --- users (coordinator/access_control.h). API tokens are also written by
+  // `musafarm-coordinator token create` in another process, so they are read
+  // at each use and never cached.
+
+  // Adds `token` and appends `audit` in one transaction. ALREADY_EXISTS when
+  // its id is taken.
+  virtual absl::Status InsertApiToken(const ApiToken& token, const AuditEntry& audit) = 0;
+  // The token `id`; NOT_FOUND when there is none.
+  virtual absl::StatusOr<ApiToken> LoadApiToken(const std::string& id) = 0;
+  // Every token (revoked and expired ones too), by creation time.
+  virtual absl::StatusOr<std::vector<ApiToken>> LoadApiTokens() = 0;
+  // Marks token `id` revoked at `when` (once: a second revocation keeps the
+  // first time) and appends `audit`, in one transaction. NOT_FOUND when there
+  // is no such token.
+  virtual absl::Status RevokeApiToken(const std::string& id, absl::Time when,
+                                      const AuditEntry& audit) = 0;
+  // Audit lines matching `filter` (Commit appends them).
+  virtual absl::StatusOr<std::vector<AuditEntry>> LoadAudit(const AuditFilter& filter) = 0;
 };
 
 // Opens (creating if needed) an SQLite database at `path` (":memory:" for tests)

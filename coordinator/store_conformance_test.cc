@@ -432,6 +432,122 @@ TEST_P(StoreConformanceTest, CertificatesAndRevocationsRoundTrip) {
   EXPECT_TRUE((*revoked)[1].serials.empty());
 }
 
+ApiToken MakeApiTokenRow(const std::string& id, const std::string& user, int created) {
+  ApiToken t;
+  t.id = id;
+  t.user = user;
+  t.role = "submitter";
+  t.salt = "5a17";
+  t.secret_hash = "ab" + id;
+  t.created_at = absl::FromUnixSeconds(created);
+  t.created_by = "root";
+  return t;
+}
+
+AuditEntry Audit(const std::string& user, const std::string& action, int at) {
+  return {0, absl::FromUnixSeconds(at), user, "admin", action, "t", "ipv4:127.0.0.1:1", "ok"};
+}
+
+TEST_P(StoreConformanceTest, ApiTokensRoundTripRevokeAndSurviveReopen) {
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    ApiToken expiring = MakeApiTokenRow("00000000000000aa", "alice", 20);
+    expiring.expire_time = absl::FromUnixSeconds(1'800'000'000);
+    ASSERT_TRUE(store->InsertApiToken(expiring, Audit("root", "token.create", 20)).ok());
+    ASSERT_TRUE(store->InsertApiToken(MakeApiTokenRow("00000000000000bb", "bob", 10),
+                                      Audit("root", "token.create", 10))
+                    .ok());
+    EXPECT_EQ(store->InsertApiToken(MakeApiTokenRow("00000000000000bb", "eve", 30),
+                                    Audit("root", "token.create", 30))
+                  .code(),
+              absl::StatusCode::kAlreadyExists);
+    EXPECT_EQ(store->InsertApiToken(MakeApiTokenRow("", "eve", 30), Audit("root", "x", 30)).code(),
+              absl::StatusCode::kInvalidArgument);
+    ASSERT_TRUE(store->RevokeApiToken("00000000000000bb", absl::FromUnixSeconds(50),
+                                      Audit("root", "token.revoke", 50))
+                    .ok());
+    // A second revocation keeps the first time.
+    ASSERT_TRUE(store->RevokeApiToken("00000000000000bb", absl::FromUnixSeconds(60),
+                                      Audit("root", "token.revoke", 60))
+                    .ok());
+    EXPECT_EQ(store->RevokeApiToken("ffffffffffffffff", absl::FromUnixSeconds(60),
+                                    Audit("root", "token.revoke", 60))
+                  .code(),
+              absl::StatusCode::kNotFound);
+  }
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<ApiToken> a = store->LoadApiToken("00000000000000aa");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(a->user, "alice");
+  EXPECT_EQ(a->role, "submitter");
+  EXPECT_EQ(a->salt, "5a17");
+  EXPECT_EQ(a->secret_hash, "ab00000000000000aa");
+  EXPECT_EQ(a->created_at, absl::FromUnixSeconds(20));
+  EXPECT_EQ(a->created_by, "root");
+  EXPECT_EQ(a->expire_time, absl::FromUnixSeconds(1'800'000'000));
+  EXPECT_FALSE(a->revoked());
+  absl::StatusOr<ApiToken> b = store->LoadApiToken("00000000000000bb");
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(b->expire_time, absl::InfiniteFuture());
+  EXPECT_EQ(b->revoked_at, absl::FromUnixSeconds(50));
+  EXPECT_EQ(store->LoadApiToken("ffffffffffffffff").status().code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<std::vector<ApiToken>> all = store->LoadApiTokens();
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].user, "bob");  // by creation time
+  EXPECT_EQ((*all)[1].user, "alice");
+
+  // Each successful create and revoke wrote its audit line in the same
+  // transaction; the refused ones wrote none.
+  absl::StatusOr<std::vector<AuditEntry>> audit = store->LoadAudit({});
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  std::vector<std::string> actions;
+  for (const AuditEntry& e : *audit) actions.push_back(e.action);
+  EXPECT_EQ(actions, (std::vector<std::string>{"token.create", "token.create", "token.revoke",
+                                               "token.revoke"}));
+}
+
+TEST_P(StoreConformanceTest, AuditLinesAppendAndFilter) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  Mutation m;
+  m.audit = {Audit("alice", "submit", 10), Audit("bob", "cancel", 20), Audit("alice", "drain", 30),
+             Audit("alice", "cancel", 40)};
+  m.audit[1].peer = "ipv6:[::1]:5";
+  m.audit[1].outcome = "denied: not theirs";
+  ASSERT_TRUE(store->Commit(m).ok());
+
+  absl::StatusOr<std::vector<AuditEntry>> all = store->LoadAudit({});
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 4u);
+  EXPECT_EQ((*all)[1].user, "bob");
+  EXPECT_EQ((*all)[1].role, "admin");
+  EXPECT_EQ((*all)[1].action, "cancel");
+  EXPECT_EQ((*all)[1].target, "t");
+  EXPECT_EQ((*all)[1].peer, "ipv6:[::1]:5");
+  EXPECT_EQ((*all)[1].outcome, "denied: not theirs");
+  EXPECT_EQ((*all)[1].time, absl::FromUnixSeconds(20));
+  EXPECT_LT((*all)[0].seq, (*all)[1].seq);
+
+  AuditFilter f;
+  f.user = "alice";
+  f.since = absl::FromUnixSeconds(20);
+  absl::StatusOr<std::vector<AuditEntry>> some = store->LoadAudit(f);
+  ASSERT_TRUE(some.ok()) << some.status();
+  ASSERT_EQ(some->size(), 2u);
+  EXPECT_EQ((*some)[0].action, "drain");  // oldest first
+  EXPECT_EQ((*some)[1].action, "cancel");
+
+  f = AuditFilter();
+  f.limit = 1;  // the newest one
+  some = store->LoadAudit(f);
+  ASSERT_TRUE(some.ok()) << some.status();
+  ASSERT_EQ(some->size(), 1u);
+  EXPECT_EQ((*some)[0].time, absl::FromUnixSeconds(40));
+}
+
 std::string BackendName(const ::testing::TestParamInfo<StoreBackend>& info) {
   return info.param.name;
 }
