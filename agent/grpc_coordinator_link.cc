@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "agent/coordinator_stream.h"
 #include "common/grpc_status.h"
+#include "common/limits.h"
 #include "grpcpp/grpcpp.h"
 #include "musafarm/v1/agent_service.grpc.pb.h"
 
@@ -77,6 +78,8 @@ GrpcCoordinatorLink::Channel GrpcCoordinatorLink::NewChannel(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  // An assignment carries a stage spec and its secrets: far below this.
+  args.SetMaxReceiveMessageSize(limits::kMaxReplyBytes);
   Channel c;
   c.channel = grpc::CreateCustomChannel(target_, MakeChannelCredentials(tls), args);
   c.stub = v1::AgentService::NewStub(c.channel);

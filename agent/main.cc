@@ -22,6 +22,7 @@
 #include "agent/executor/exec_executor.h"
 #include "agent/executor/secret_files.h"
 #include "agent/grpc_coordinator_link.h"
+#include "common/address.h"
 #include "agent/host/background_pruner.h"
 #include "agent/host/disk.h"
 #include "agent/host/gpu.h"
@@ -218,6 +219,10 @@ int main(int argc, char** argv) {
   if (enroll_cmd->parsed()) {
     if (enroll.name.empty()) enroll.name = host;
     if (enroll.work_dir.empty()) enroll.work_dir = options.work_dir;
+    if (absl::Status s = musafarm::ValidateAddress("--coordinator", enroll.coordinator); !s.ok()) {
+      std::cerr << "musafarm-agent: enroll: " << s.message() << "\n";
+      return 2;
+    }
     return musafarm::agent::RunEnrollCommand(enroll, std::cout, std::cerr);
   }
   // Precedence: flag, then $MUSAFARM_COORDINATOR, then the config file.
@@ -262,6 +267,10 @@ int main(int argc, char** argv) {
 
   if (const char* env = std::getenv("MUSAFARM_COORDINATOR")) coordinator_target = env;
   if (!coordinator.empty()) coordinator_target = coordinator;
+  if (absl::Status s = musafarm::ValidateAddress("--coordinator", coordinator_target); !s.ok()) {
+    std::cerr << "musafarm-agent: " << s.message() << "\n";
+    return 2;
+  }
   if (!labels.empty()) options.labels = labels;
   if (slots > 0) options.slots = slots;
   if (options.slots <= 0) {

@@ -9,6 +9,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/limits.h"
 #include "common/tls_channel.h"
 #include "grpcpp/support/status.h"
 
@@ -33,8 +34,8 @@ enum ExitCode : int {
 
 inline constexpr char kDefaultCoordinator[] = "127.0.0.1:7070";
 // The largest message the CLI accepts: a 4 MiB page of a log or an artifact
-// and the fields around it.
-inline constexpr int kMaxReceiveMessageBytes = 16 << 20;
+// and the fields around it, a job of 10,000 tasks (common/limits.h).
+inline constexpr int kMaxReceiveMessageBytes = limits::kMaxReplyBytes;
 // Every unary call gets this deadline.
 inline constexpr absl::Duration kUnaryDeadline = absl::Seconds(10);
 

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "cli/client.h"
+#include "common/address.h"
 #include "common/status_macros.h"
 #include "pipeline/yaml_reader.h"
 #include "yaml-cpp/yaml.h"
@@ -128,11 +129,21 @@ absl::StatusOr<CliConfig> LoadCliConfig() {
 }  // namespace
 
 absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag) {
-  if (!flag.empty()) return flag;
+  // Checked here, where it is known where the address came from: gRPC would
+  // wrap a port past 65535, dial port 0 for a missing one, and report a
+  // malformed address as unreachable (exit 3) instead of bad input (issue 12).
+  if (!flag.empty()) {
+    MF_RETURN_IF_ERROR(ValidateAddress("--coordinator", flag));
+    return flag;
+  }
   if (const char* env = std::getenv(kCoordinatorEnv); env != nullptr && *env != '\0') {
+    MF_RETURN_IF_ERROR(ValidateAddress(absl::StrCat("$", kCoordinatorEnv), env));
     return std::string(env);
   }
   MF_ASSIGN_OR_RETURN(const CliConfig config, LoadCliConfig());
+  if (config.coordinator.has_value()) {
+    MF_RETURN_IF_ERROR(ValidateAddress("the config file's 'coordinator'", *config.coordinator));
+  }
   return config.coordinator.value_or(kDefaultCoordinator);
 }
 

@@ -33,14 +33,16 @@ size_t SequenceAt(absl::string_view s, size_t i) {
 
 }  // namespace
 
-bool IsValidUtf8(absl::string_view s) {
+size_t FirstInvalidUtf8(absl::string_view s) {
   for (size_t i = 0; i < s.size();) {
     const size_t len = SequenceAt(s, i);
-    if (len == 0) return false;
+    if (len == 0) return i;
     i += len;
   }
-  return true;
+  return absl::string_view::npos;
 }
+
+bool IsValidUtf8(absl::string_view s) { return FirstInvalidUtf8(s) == absl::string_view::npos; }
 
 std::string CoerceUtf8(absl::string_view s) {
   if (IsValidUtf8(s)) return std::string(s);

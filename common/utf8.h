@@ -10,6 +10,9 @@ namespace musafarm {
 // points past U+10FFFF): what protobuf requires of a proto3 `string` field.
 bool IsValidUtf8(absl::string_view s);
 
+// The offset of the first byte that starts no well-formed sequence, or npos.
+size_t FirstInvalidUtf8(absl::string_view s);
+
 // `s` with each byte that starts no well-formed sequence replaced by U+FFFD.
 // Text that reaches a proto `string` from outside (test names in a tool's
 // output, error texts with file names) goes through this: protobuf refuses to

@@ -4,9 +4,18 @@
 #include <set>
 #include <string>
 
+#include "absl/status/status.h"
 #include "musafarm/v1/agent_service.pb.h"
 
 namespace musafarm::coordinator {
+
+// Checks a message from an agent against common/limits.h before anything
+// else sees it: names and labels (length, count, no control characters),
+// slots and GPUs, chunk sizes, the lengths of ids and texts. InvalidArgument
+// says which field and why, so the stream can end with it (issue 12: one
+// register with a 15 MB name and 100,000 labels was stored and broke
+// `musafarm agents`). Cheap: run in the stream's reaction.
+absl::Status ValidateAgentMessage(const v1::AgentMessage& msg);
 
 // The coordinator -> agent messages the core sends from more than one place.
 

@@ -6,10 +6,14 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/bounded_text.h"
 #include "common/grpc_status.h"
 #include "common/logging.h"
 #include "common/stream_outbox.h"
+#include "coordinator/agent_messages.h"
 #include "coordinator/tls_material.h"
+#include "grpcpp/support/proto_buffer_reader.h"
+#include "grpcpp/support/proto_buffer_writer.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -17,10 +21,10 @@ namespace {
 // One agent stream. One read and at most one write in flight; Finish exactly
 // once, never with a write outstanding. `self_` keeps the object alive until
 // OnDone, and the sink holds another reference, so a late Send is a no-op.
-class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>,
+class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                           public AgentConnection {
  public:
-  using Outbox = StreamOutbox<v1::CoordinatorMessage>;
+  using Outbox = StreamOutbox<grpc::ByteBuffer>;
 
   AgentStream(EventLoop* loop, AgentEventSink* sink, std::string peer,
               std::optional<AgentIdentity> identity)
@@ -38,10 +42,17 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
 
   // AgentConnection
   void Send(v1::CoordinatorMessage msg) override {
-    const v1::CoordinatorMessage* next = nullptr;
+    grpc::ByteBuffer bytes;
+    bool own = false;
+    // Encoding a message we built cannot fail short of a bug.
+    if (!grpc::SerializationTraits<v1::CoordinatorMessage>::Serialize(msg, &bytes, &own).ok()) {
+      GetLogger("agent_stream")->error("cannot encode a message to {}", peer_);
+      return;
+    }
+    const grpc::ByteBuffer* next = nullptr;
     {
       absl::MutexLock lock(&mu_);
-      next = outbox_.Push(std::move(msg));
+      next = outbox_.Push(std::move(bytes));
     }
     if (next != nullptr) StartWrite(next);
   }
@@ -69,10 +80,27 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
       Close(absl::OkStatus());  // the agent half-closed or the stream broke
       return;
     }
-    auto msg = std::make_shared<v1::AgentMessage>(std::move(in_));
-    in_.Clear();
+    auto msg = std::make_shared<v1::AgentMessage>();
+    // Deserialize consumes (clears) in_, ready for the next read.
+    if (!grpc::SerializationTraits<v1::AgentMessage>::Deserialize(&in_, msg.get()).ok()) {
+      Refuse(absl::InvalidArgumentError(
+          "an agent message that does not decode as musafarm.v1.AgentMessage (not protobuf, "
+          "or a string field that is not UTF-8)"));
+      return;
+    }
+    if (absl::Status valid = ValidateAgentMessage(*msg); !valid.ok()) {
+      Refuse(valid);
+      return;
+    }
     loop_->Post([this, msg, self = self_] { sink_->OnAgentMessage(conn_, *msg); });
     StartRead(&in_);
+  }
+
+  // Ends the stream for a message it sent; reads no more. Logged here, with
+  // the peer, because the sink never sees the message.
+  void Refuse(const absl::Status& why) {
+    GetLogger("agent_stream")->warn("agent stream from {} ended: {}", peer_, Printable(why.message()));
+    Close(why);
   }
 
   void OnWriteDone(bool ok) override {
@@ -103,7 +131,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
   const std::string peer_;
   const std::optional<AgentIdentity> identity_;
   AgentEventSink::ConnId conn_ = 0;  // set on the loop before the first read
-  v1::AgentMessage in_;
+  grpc::ByteBuffer in_;
   std::shared_ptr<AgentStream> self_;
 
   absl::Mutex mu_;
@@ -113,8 +141,7 @@ class AgentStream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::C
 
 // A stream refused before it began: finished at once with the reason; the
 // sink never hears of it. Deletes itself when gRPC is done with it.
-class RefusedStream final
-    : public grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage> {
+class RefusedStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   explicit RefusedStream(const grpc::Status& why) { Finish(why); }
   void OnDone() override { delete this; }
@@ -122,7 +149,7 @@ class RefusedStream final
 
 }  // namespace
 
-grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>* AgentServiceImpl::Connect(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AgentServiceImpl::Connect(
     grpc::CallbackServerContext* context) {
   std::optional<AgentIdentity> identity;
   if (agent_ca_pem_ != nullptr) {

@@ -16,7 +16,15 @@ namespace musafarm::coordinator {
 // AgentIdentity then travels with its AgentConnection. Any other stream is
 // finished at once with UNAUTHENTICATED and the reason, before the sink hears
 // of it. Null: --insecure, every stream is admitted without an identity.
-class AgentServiceImpl final : public v1::AgentService::CallbackService {
+//
+// Connect is served raw (bytes, decoded here) so that a message that does not
+// decode ends the stream with INVALID_ARGUMENT: with the typed method gRPC
+// reports it as a failed read, like a half-close, and the stream ended OK.
+// Every decoded message is checked by ValidateAgentMessage before it is posted.
+class AgentServiceImpl final
+    : public v1::AgentService::WithRawCallbackMethod_Connect<
+          v1::AgentService::WithCallbackMethod_Enroll<
+              v1::AgentService::WithCallbackMethod_RenewCertificate<v1::AgentService::Service>>> {
  public:
   //
   // Enroll and RenewCertificate are answered by `enrollment` on `loop` (null:
@@ -26,7 +34,7 @@ class AgentServiceImpl final : public v1::AgentService::CallbackService {
                    EnrollmentApi* enrollment = nullptr)
       : loop_(loop), sink_(sink), agent_ca_pem_(agent_ca_pem), enrollment_(enrollment) {}
 
-  grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>* Connect(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Connect(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* Enroll(grpc::CallbackServerContext* context,
                                    const v1::EnrollRequest* request,

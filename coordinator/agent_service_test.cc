@@ -95,6 +95,41 @@ TEST_F(AgentServiceTest, CancelledStreamIsReportedGone) {
   EXPECT_EQ(t_.sink.calls.AwaitCalls(3).back(), "gone 1");
 }
 
+// Issue 12: a message that does not decode ends the stream with
+// INVALID_ARGUMENT (it ended OK, like a half-close), and the sink never hears
+// of it. A proto3 string field with bytes that are not UTF-8 is such a message:
+// the client's protobuf encodes it (logging an error), the server's refuses it.
+TEST_F(AgentServiceTest, UndecodableMessageEndsTheStreamWithInvalidArgument) {
+  ConnectAs("builder-3");
+  v1::AgentMessage bad;
+  bad.mutable_hand_back()->set_task_id("1/\xff\xfe");
+  stream_->Write(bad);
+  v1::CoordinatorMessage in;
+  EXPECT_FALSE(stream_->Read(&in));
+  grpc::Status end = stream_->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << end.error_message();
+  EXPECT_THAT(end.error_message(), ::testing::HasSubstr("does not decode"));
+  // connected, the register, gone: nothing for the undecodable message.
+  EXPECT_THAT(t_.sink.calls.AwaitCalls(3),
+              ElementsAre("connected 1", Delivered(Register("builder-3")), "gone 1"));
+}
+
+// A message past the limits (common/limits.h) is refused the same way, before
+// the core sees it.
+TEST_F(AgentServiceTest, OversizedRegisterEndsTheStreamBeforeTheSinkSeesIt) {
+  auto stream = stub_->Connect(&ctx_);
+  v1::AgentMessage reg = Register(std::string(1 << 20, 'n'));
+  for (int i = 0; i < 100'000; ++i) reg.mutable_register_()->add_labels("l");
+  stream->Write(reg);
+  v1::CoordinatorMessage in;
+  EXPECT_FALSE(stream->Read(&in));
+  grpc::Status end = stream->Finish();
+  EXPECT_EQ(end.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(end.error_message(),
+              ::testing::HasSubstr("register: name: is 1048576 bytes long; the limit is 128"));
+  EXPECT_THAT(t_.sink.calls.AwaitCalls(2), ElementsAre("connected 1", "gone 1"));
+}
+
 // Enroll and RenewCertificate are unary calls answered by the EnrollmentApi on
 // the loop; their refusals keep code and message. Without TLS the renewal
 // hands over no certificate (the EnrollmentApi then refuses it).

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/limits.h"
 #include "coordinator/agent_event_sink.h"
 #include "coordinator/agent_policy.h"
 #include "coordinator/agent_registry.h"
@@ -55,6 +56,9 @@ struct CoreOptions {
   bool insecure = true;
   // The --agent-policy file's rules; none: the default above.
   std::optional<AgentPolicy> agent_policy;
+  // --max-gpus-per-stage: a stage asking for more is refused at submit. One
+  // asking for more than any connected agent has only waits (and says why).
+  int max_gpus_per_stage = limits::kDefaultMaxGpusPerStage;
 };
 
 // The coordinator's orchestrator: it turns user calls, agent messages and

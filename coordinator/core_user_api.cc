@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/limits.h"
 #include "common/logging.h"
 #include "common/task_state.h"
 #include "coordinator/agent_messages.h"
@@ -14,9 +15,9 @@
 namespace musafarm::coordinator {
 namespace {
 
-constexpr size_t kMaxSpecBytes = 1 << 20;
-constexpr size_t kMaxTasksPerJob = 10000;
-constexpr size_t kMaxSecretBytes = 64 << 10;
+using limits::kMaxSecretBytes;
+using limits::kMaxSpecBytes;
+using limits::kMaxTasksPerJob;
 // Below gRPC clients' default 4 MiB receive limit, with room for the other fields.
 constexpr uint64_t kMaxLogRead = (4 << 20) - (64 << 10);
 
@@ -37,6 +38,12 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
   const std::string file = request.spec_file().empty() ? "<submitted>" : request.spec_file();
   pipeline::ExpandOptions expand;
   expand.name_override = request.name();
+  expand.max_gpus_per_stage = options_.max_gpus_per_stage;
+  if (static_cast<size_t>(request.secrets_size()) > limits::kMaxSecretsPerJob) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": ", request.secrets_size(),
+                                                   " secrets given; the limit is ",
+                                                   limits::kMaxSecretsPerJob));
+  }
   expand.params.insert(request.params().begin(), request.params().end());
   for (const v1::AxisValues& axis : request.axes()) {
     expand.axes.emplace_back(axis.axis(),

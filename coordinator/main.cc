@@ -9,6 +9,8 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
+#include "common/address.h"
+#include "common/limits.h"
 #include "common/logging.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/backup.h"
@@ -72,6 +74,10 @@ int main(int argc, char** argv) {
   app.add_option("--secrets-key-file", options.secrets_key_file,
                  "file holding the key that encrypts job secrets at rest (base64 of 32 bytes); "
                  "else $MUSAFARM_SECRETS_KEY, else <data-dir>/secrets.key, made at first start");
+  app.add_option("--max-gpus-per-stage", options.core.max_gpus_per_stage,
+                 "GPUs one stage may ask for; more is refused at submit")
+      ->capture_default_str()
+      ->check(CLI::Range(1, musafarm::limits::kMaxAgentGpus));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   double cert_days = 30, cert_lifetime_s = 0;
@@ -179,6 +185,12 @@ int main(int argc, char** argv) {
       return RunJoinTokenCreate(token_opts, absl::Now(), std::cout, std::cerr);
     }
     return RunJoinTokenList(token_opts, absl::Now(), std::cout, std::cerr);
+  }
+  if (absl::Status s = musafarm::ValidateAddress("--listen", options.listen,
+                                                 /*allow_port_zero=*/true);
+      !s.ok()) {
+    std::cerr << "musafarm-coordinator: " << s.message() << "\n";
+    return 2;
   }
   options.enrollment.cert_lifetime =
       cert_lifetime_s > 0 ? absl::Seconds(cert_lifetime_s) : absl::Hours(24 * cert_days);

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/limits.h"
 #include "coordinator/agent_service.h"
 #include "coordinator/user_service.h"
 #include "grpcpp/grpcpp.h"
@@ -33,7 +34,9 @@ absl::StatusOr<int> Server::Start(const std::string& listen) {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
-  builder.SetMaxReceiveMessageSize(16 << 20);
+  // Deliberately small (common/limits.h): a hostile 15 MB register is refused
+  // by gRPC before it is decoded; honest messages are far below it.
+  builder.SetMaxReceiveMessageSize(limits::kMaxRequestBytes);
   // gRPC binds with SO_REUSEPORT by default, so a second coordinator started on
   // the same port would bind it too and answer half the clients from its own
   // (empty) store. One process per port.

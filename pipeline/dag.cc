@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/labels.h"
+#include "common/limits.h"
 #include "common/status_macros.h"
 #include "pipeline/stages.h"
 
@@ -230,6 +231,15 @@ absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
         MF_ASSIGN_OR_RETURN(std::string text, sub.Substitute(st.gpus, vars, where));
         int32_t gpus = 0;
         if (!ParseGpuCount(text, &gpus)) return sub.Invalid(st.gpus, where, GpuCountError(text));
+        if (gpus > p.max_gpus_per_stage) {
+          return sub.Invalid(
+              st.gpus, where,
+              absl::StrCat(gpus, " GPUs is more than a stage may ask for (at most ",
+                           p.max_gpus_per_stage,
+                           p.max_gpus_per_stage >= limits::kMaxAgentGpus
+                               ? ", what an agent may declare)"
+                               : "; the coordinator's --max-gpus-per-stage)"));
+        }
         run.set_gpus(gpus);
       }
       for (const Text& label : st.labels) {

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/limits.h"
 #include "common/status_macros.h"
 
 namespace musafarm::pipeline {
@@ -14,6 +15,11 @@ namespace {
 
 absl::Status CheckCellValue(const YamlReader& r, const YAML::Mark& mark, absl::string_view field,
                             absl::string_view value) {
+  if (value.size() > limits::kMaxNameBytes) {
+    return r.Error(mark, field,
+                   absl::StrCat("matrix value is ", value.size(), " bytes long; the limit is ",
+                                limits::kMaxNameBytes, " (it becomes part of task ids)"));
+  }
   if (AllOf(value, IsCellValueChar)) return absl::OkStatus();
   return r.Error(
       mark, field,
@@ -108,6 +114,11 @@ absl::Status MatrixParser::ApplyAxisOptions(const ExpandOptions& options, Pipeli
     for (size_t i = 0; i < values.size(); ++i) {
       const std::string& v = values[i];
       if (v.empty()) return r_.OptionError("--axis", name, "empty value");
+      if (v.size() > limits::kMaxNameBytes) {
+        return r_.OptionError("--axis", name,
+                              absl::StrCat("a value is ", v.size(), " bytes long; the limit is ",
+                                           limits::kMaxNameBytes));
+      }
       if (!AllOf(v, IsCellValueChar)) {
         return r_.OptionError("--axis", name,
                               absl::StrCat("value '", v,

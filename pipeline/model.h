@@ -147,6 +147,7 @@ struct Pipeline {
   std::vector<EnvVar> env;
   std::vector<Stage> stages;
   std::vector<OptionDecl> options;  // `options:`, in file order
+  int max_gpus_per_stage = 64;      // ExpandOptions::max_gpus_per_stage
 };
 
 bool Contains(const std::vector<std::string>& list, absl::string_view value);

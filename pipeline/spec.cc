@@ -9,6 +9,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "common/bounded_text.h"
+#include "common/limits.h"
 #include "common/secret_forms.h"
 #include "common/status_macros.h"
 #include "pipeline/dag.h"
@@ -218,6 +220,9 @@ absl::Status TopLevel::Parse(const YAML::Node& root, const ExpandOptions& option
     } else if (e.key == "name") {
       MF_RETURN_IF_ERROR(r_.GetString(e.value, e.key_mark, e.field, &p->name));
       if (p->name.empty()) return r_.Error(e.value.Mark(), e.field, "must not be empty");
+      if (absl::Status ok = CheckName("job name", p->name, limits::kMaxNameBytes); !ok.ok()) {
+        return r_.Error(e.value.Mark(), e.field, ok.message());
+      }
     } else if (e.key == "env") {
       MF_RETURN_IF_ERROR(StageParser(r_).ParseEnv(e, "environment variable", &p->env));
     } else if (e.key == "stages") {
@@ -280,7 +285,12 @@ absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view
   try {
     MF_ASSIGN_OR_RETURN(const YAML::Node root, reader.LoadDocument());
     Pipeline p;
+    p.max_gpus_per_stage = options.max_gpus_per_stage;
     MF_RETURN_IF_ERROR(TopLevel(reader).Parse(root, options, &p));
+    if (absl::Status ok = CheckName("job name (--job-name)", options.name_override, limits::kMaxNameBytes);
+        !ok.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(file, ": ", ok.message()));
+    }
     std::string name = options.name_override;
     if (name.empty()) name = p.name;
     if (name.empty()) name = BaseName(file);

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/limits.h"
 #include "musafarm/v1/farm.pb.h"
 #include "pipeline/option_decl.h"
 
@@ -42,6 +43,9 @@ struct ExpandOptions {
   // Names of the secrets the submitter supplies (values never reach the parser);
   // each must be declared under `secrets`.
   std::vector<std::string> secrets;
+  // GPUs one stage may ask for: the coordinator's --max-gpus-per-stage. The
+  // CLI, which does not know it, checks against what any agent could declare.
+  int max_gpus_per_stage = limits::kDefaultMaxGpusPerStage;
 };
 
 absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,

@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
+#include "common/limits.h"
 #include "common/status_macros.h"
 
 namespace musafarm::pipeline {
@@ -183,8 +184,9 @@ absl::Status StageParser::ParseTimeout(const Entry& e, int64_t* out) const {
   absl::Duration d;
   if (absl::SimpleAtoi(text, &seconds)) {
     d = absl::Seconds(seconds);
-  } else if (!absl::ParseDuration(text, &d) || d == absl::InfiniteDuration() ||
-             d == -absl::InfiniteDuration()) {
+  } else if (AllOf(text, IsDigit) && !text.empty()) {
+    d = absl::InfiniteDuration();  // too many digits for int64: past any bound
+  } else if (!absl::ParseDuration(text, &d) || d == -absl::InfiniteDuration()) {
     return r_.Error(
         mark, e.field,
         absl::StrCat("'", text, "' is not a duration (write e.g. \"90s\", \"30m\", \"1h30m\" ",
@@ -192,6 +194,14 @@ absl::Status StageParser::ParseTimeout(const Entry& e, int64_t* out) const {
   }
   if (d <= absl::ZeroDuration()) {
     return r_.Error(mark, e.field, absl::StrCat("must be positive, got '", text, "'"));
+  }
+  // absl saturates a duration past ~292 billion years to infinity: one bound
+  // catches both "99999999999h" and a week and a second.
+  if (d > absl::Seconds(limits::kMaxTimeoutSeconds)) {
+    return r_.Error(mark, e.field,
+                    absl::StrCat("'", text, "' is longer than the limit of ",
+                                 absl::FormatDuration(absl::Seconds(limits::kMaxTimeoutSeconds)),
+                                 " (7 days)"));
   }
   if (d % absl::Seconds(1) != absl::ZeroDuration()) {
     return r_.Error(mark, e.field,
@@ -404,6 +414,11 @@ absl::Status StageParser::ParseStage(const YAML::Node& node, const YAML::Mark& f
   for (const Entry& e : entries) {
     if (e.key == "name") {
       MF_RETURN_IF_ERROR(r_.GetString(e.value, e.key_mark, e.field, &s->name));
+      if (s->name.size() > limits::kMaxNameBytes) {
+        return r_.Error(MarkOf(e.value, e.key_mark), e.field,
+                        absl::StrCat("stage name is ", s->name.size(), " bytes long; the limit is ",
+                                     limits::kMaxNameBytes));
+      }
       if (!AllOf(s->name, IsNameChar)) {
         return r_.Error(
             MarkOf(e.value, e.key_mark), e.field,
@@ -422,6 +437,11 @@ absl::Status StageParser::ParseStage(const YAML::Node& node, const YAML::Mark& f
     } else if (e.key == "labels") {
       MF_RETURN_IF_ERROR(
           r_.GetTextList(e.value, e.key_mark, e.field, "a list of labels", &s->labels));
+      if (s->labels.size() > limits::kMaxLabels) {
+        return r_.Error(MarkOf(e.value, e.key_mark), e.field,
+                        absl::StrCat(s->labels.size(), " labels; the limit is ",
+                                     limits::kMaxLabels));
+      }
     } else if (e.key == "exec") {
       kinds.push_back(&e);
       s->kind = Kind::kExec;
@@ -466,6 +486,11 @@ absl::Status StageParser::ParseStage(const YAML::Node& node, const YAML::Mark& f
       if (s->retries < 0) {
         return r_.Error(e.value.Mark(), e.field,
                         absl::StrCat("must be 0 or more, got ", s->retries));
+      }
+      if (s->retries > limits::kMaxRetries) {
+        return r_.Error(e.value.Mark(), e.field,
+                        absl::StrCat(s->retries, " retries is more than the limit of ",
+                                     limits::kMaxRetries));
       }
     }
   }

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/bounded_text.h"
 #include "pipeline/model.h"
 #include "yaml-cpp/yaml.h"
 
@@ -38,6 +39,7 @@ YAML::Mark MarkOf(const YAML::Node& node, const YAML::Mark& fallback);
 // (SyntaxError turns one into a Status), so none leaves the library.
 class YamlReader {
  public:
+  static constexpr size_t kMaxErrorBytes = 4096;
   YamlReader(absl::string_view yaml, absl::string_view file) : yaml_(yaml), file_(file) {}
 
   const std::string& file() const { return file_; }
@@ -51,15 +53,18 @@ class YamlReader {
                      absl::string_view what) const {
     const int line = mark.line >= 0 ? mark.line + 1 : 1;
     const int col = mark.column >= 0 ? mark.column + 1 : 1;
+    // Printable: an error may quote a value from the file or a flag, and is
+    // printed to a terminal and the coordinator's log (issue 12).
     return absl::InvalidArgumentError(
-        absl::StrCat(file_, ":", line, ":", col, ": ", field, ": ", what));
+        Printable(absl::StrCat(file_, ":", line, ":", col, ": ", field, ": ", what), kMaxErrorBytes));
   }
 
   // An error about a submit option, which has no place in the file:
   // "FILE: --param NAME: what".
   absl::Status OptionError(absl::string_view flag, absl::string_view name,
                            absl::string_view what) const {
-    return absl::InvalidArgumentError(absl::StrCat(file_, ": ", flag, " ", name, ": ", what));
+    return absl::InvalidArgumentError(
+        Printable(absl::StrCat(file_, ": ", flag, " ", name, ": ", what), kMaxErrorBytes));
   }
 
   // The entries of mapping `node` (`fallback` locates it when null), keys

@@ -1,14 +1,20 @@
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <ostream>
-#include <sstream>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "cli/client.h"
 #include "cli/commands/commands.h"
 #include "cli/default_pipeline.h"
+#include "common/limits.h"
+#include "common/status_macros.h"
+#include "common/utf8.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
@@ -16,16 +22,77 @@
 
 namespace musafarm::cli {
 
+namespace {
+
+// "FILE:LINE:COL: ..." for the first byte that starts no UTF-8 sequence: a
+// proto string cannot carry it, and the coordinator would only see a message
+// it cannot decode (issue 12).
+absl::Status CheckUtf8(const std::string& text, const std::string& file) {
+  const size_t bad = FirstInvalidUtf8(text);
+  if (bad == std::string::npos) return absl::OkStatus();
+  size_t line = 1, col = 1;
+  for (size_t i = 0; i < bad; ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      col = 1;
+    } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      ++col;  // a character's first byte
+    }
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s:%d:%d: byte 0x%02x is not UTF-8; a pipeline file must be UTF-8 text",
+                      file, line, col, static_cast<unsigned char>(text[bad])));
+}
+
+// Values from flags and the environment travel in proto strings too.
+absl::Status CheckFlagsUtf8(const SubmitParts& parts, const std::string& job_name) {
+  auto check = [](const std::string& what, const std::string& value) {
+    if (IsValidUtf8(value)) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrCat(what, ": the value is not UTF-8"));
+  };
+  MF_RETURN_IF_ERROR(check("--job-name", job_name));
+  for (const auto& [name, value] : parts.params) MF_RETURN_IF_ERROR(check("param " + name, value));
+  for (const auto& [axis, values] : parts.axes) {
+    for (const std::string& v : values) MF_RETURN_IF_ERROR(check("--axis " + axis, v));
+  }
+  for (const auto& [name, value] : parts.secrets) {
+    MF_RETURN_IF_ERROR(check("secret " + name, value));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<PipelineSource> ReadPipeline(const std::string& file) {
   if (file.empty()) return PipelineSource{std::string(kDefaultPipeline), kDefaultPipelineFile};
+  // Its size first: a 100 MB file is refused without being read (issue 12).
+  struct stat st {};
+  if (::stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+      static_cast<uint64_t>(st.st_size) > limits::kMaxSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": is ", st.st_size,
+                                                   " bytes; a pipeline file may be at most ",
+                                                   limits::kMaxSpecBytes));
+  }
   std::ifstream in(file, std::ios::binary);
-  std::ostringstream ss;
-  if (in) ss << in.rdbuf();
-  if (!in || in.bad()) {
+  if (!in) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read ", file, ": ", std::strerror(errno)));
   }
-  return PipelineSource{ss.str(), file};
+  // At most one byte past the limit, also from a pipe or a device.
+  std::string text(limits::kMaxSpecBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot read ", file, ": ", std::strerror(errno)));
+  }
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > limits::kMaxSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        file, ": is more than ", limits::kMaxSpecBytes, " bytes; a pipeline file may be at most ",
+        limits::kMaxSpecBytes));
+  }
+  MF_RETURN_IF_ERROR(CheckUtf8(text, file));
+  return PipelineSource{std::move(text), file};
 }
 
 int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
@@ -49,9 +116,16 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
     return kExitUsage;
   }
   const std::string job_name = !opts.job_name.empty() ? opts.job_name : parts->job_name;
+  if (absl::Status s = CheckFlagsUtf8(*parts, job_name); !s.ok()) {
+    *env.err << "musafarm: " << s.message() << "\n";
+    return kExitUsage;
+  }
 
   pipeline::ExpandOptions expand;
   expand.name_override = job_name;
+  // The coordinator checks its own --max-gpus-per-stage; here only what no
+  // agent could ever have.
+  expand.max_gpus_per_stage = limits::kMaxAgentGpus;
   expand.params = parts->params;
   expand.axes = parts->axes;
   for (const auto& [name, value] : parts->secrets) expand.secrets.push_back(name);
