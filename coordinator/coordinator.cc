@@ -16,6 +16,8 @@
 #include "common/atomic_file.h"
 #include "common/file_modes.h"
 #include "common/logging.h"
+#include "coordinator/http_server.h"
+#include "coordinator/probes.h"
 #include "coordinator/secret_cipher.h"
 #include "coordinator/secrets_key.h"
 #include "coordinator/server.h"
@@ -105,6 +107,31 @@ absl::Status Coordinator::Start() {
   absl::StatusOr<int> lock = LockDataDir(options_.data_dir);
   if (!lock.ok()) return lock.status();
   lock_fd_ = *lock;
+  // The HTTP port comes up before the store is opened: /healthz answers and
+  // /readyz says 503 while recovery runs (a large store, or a backup holding
+  // the database's lock).
+  if (!options_.http_listen.empty()) {
+    HttpServerOptions http;
+    http.listen = options_.http_listen;
+    if (tls.has_value()) {
+      http.cert_pem = tls->cert_pem;
+      http.key_pem = tls->key_pem;
+    }
+    http_ = std::make_unique<HttpServer>(std::move(http));
+    AddProbeRoutes(http_->routes(), &ready_);
+    absl::StatusOr<int> http_port = http_->Start();
+    if (!http_port.ok()) return http_port.status();
+    http_port_ = *http_port;
+    if (!options_.http_port_file.empty()) {
+      if (absl::Status s = WriteFileAtomically(options_.http_port_file,
+                                               absl::StrCat(http_port_, "\n"));
+          !s.ok()) {
+        return absl::InternalError(absl::StrCat("cannot write HTTP port file: ", s.message()));
+      }
+    }
+    log->info("HTTP (probes, metrics, dashboard) on port {}{}", http_port_,
+              tls.has_value() ? " with TLS" : " in PLAINTEXT (--insecure)");
+  }
   absl::StatusOr<SecretsKey> key =
       LoadSecretsKey(options_.secrets_key_file, std::getenv(kSecretsKeyEnv), options_.data_dir);
   if (!key.ok()) return key.status();
@@ -158,6 +185,7 @@ absl::Status Coordinator::Start() {
       return absl::InternalError(absl::StrCat("cannot write port file: ", s.message()));
     }
   }
+  ready_.store(true, std::memory_order_release);
   if (serves_tls) {
     log->info("listening on port {} with TLS (data in {})", port_, options_.data_dir);
   } else {
@@ -191,11 +219,14 @@ absl::Status Coordinator::ReloadAgentPolicy() {
 void Coordinator::Shutdown() {
   if (shut_down_ || core_ == nullptr) return;
   shut_down_ = true;
+  ready_ = false;
   if (port_ != 0) {
     // Finish every stream from the core, then let gRPC drain them.
     loop_.RunSync([this] { core_->Shutdown(); });
     server_->Shutdown(absl::Seconds(2));
   }
+  // HTTP handlers wait on the loop: stop them while it still runs.
+  if (http_ != nullptr) http_->Stop();
   loop_.Stop();
   GetLogger("coordinator")->info("stopped");
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -11,6 +12,7 @@
 
 namespace musafarm::coordinator {
 
+class HttpServer;
 class Server;
 
 struct CoordinatorOptions {
@@ -23,6 +25,10 @@ struct CoordinatorOptions {
   TlsPaths tls;
   std::string agent_policy;                // --agent-policy FILE; "" = none (CoreOptions.insecure)
   std::string secrets_key_file;            // "": $MUSAFARM_SECRETS_KEY or <data_dir>/secrets.key
+  // The HTTP port (probes, /metrics, dashboard): "" = none. TLS with the
+  // gRPC port's certificate unless insecure.
+  std::string http_listen;
+  std::string http_port_file;  // if set, the bound HTTP port is written here
   CoreOptions core;
   // Enrolment and revocation; its CA comes from the TLS material.
   EnrollmentOptions enrollment;
@@ -42,6 +48,7 @@ class Coordinator {
   // address cannot be bound.
   absl::Status Start();
   int port() const { return port_; }
+  int http_port() const { return http_port_; }
   // Reads --agent-policy again (SIGHUP) and places under it. A file that does
   // not parse keeps the policy in force and is returned (and logged at ERROR).
   absl::Status ReloadAgentPolicy();
@@ -55,6 +62,11 @@ class Coordinator {
   std::unique_ptr<Core> core_;
   std::unique_ptr<Enrollment> enrollment_;  // used on loop_ only
   std::unique_ptr<Server> server_;
+  // Set once the state is recovered and the gRPC port serves (/readyz).
+  std::atomic<bool> ready_{false};
+  // Serves from before the store is opened, so probes answer during recovery.
+  std::unique_ptr<HttpServer> http_;
+  int http_port_ = 0;
   int lock_fd_ = -1;  // <data-dir>/lock, flock'ed while this coordinator runs
   int port_ = 0;
   bool shut_down_ = false;

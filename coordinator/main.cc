@@ -39,6 +39,11 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", options.data_dir, "directory for the database and task logs")
       ->capture_default_str();
   app.add_option("--port-file", options.port_file, "write the bound port to this file");
+  app.add_option("--http-listen", options.http_listen,
+                 "host:port to serve HTTP on: /healthz, /readyz, /metrics and the dashboard "
+                 "(TLS with the gRPC port's certificate unless --insecure; port 0: any free port)");
+  app.add_option("--http-port-file", options.http_port_file,
+                 "write the bound HTTP port to this file");
   app.add_option("--heartbeat-timeout", heartbeat_timeout_s,
                  "seconds of agent silence before its stream is closed")
       ->capture_default_str()

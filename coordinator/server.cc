@@ -5,7 +5,9 @@
 #include "common/limits.h"
 #include "coordinator/agent_service.h"
 #include "coordinator/user_service.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
 
 namespace musafarm::coordinator {
 
@@ -21,6 +23,10 @@ Server::~Server() { Shutdown(absl::ZeroDuration()); }
 
 absl::StatusOr<int> Server::Start(const std::string& listen) {
   int port = 0;
+  // grpc.health.v1 and server reflection, for probes and tools (grpcurl,
+  // grpc_health_probe). Both are process-wide switches read by the builder.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(
       listen, tls_.has_value() ? MakeServerCredentials(*tls_) : grpc::InsecureServerCredentials(),
@@ -47,11 +53,23 @@ absl::StatusOr<int> Server::Start(const std::string& listen) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on '", listen, "' (address in use or malformed?)"));
   }
+  // The server starts only once the farm's state is recovered, so it serves
+  // from the first call; each service is also named, for probes that ask.
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->SetServingStatus(true);
+    for (const char* service : {"musafarm.v1.AgentService", "musafarm.v1.UserService"}) {
+      health->SetServingStatus(service, true);
+    }
+  }
   return port;
 }
 
 void Server::Shutdown(absl::Duration grace) {
   if (server_ == nullptr) return;
+  // Probes see NOT_SERVING while open calls drain.
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->Shutdown();
+  }
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   server_.reset();
 }

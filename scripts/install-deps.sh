@@ -8,6 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libsqlite3-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libpugixml-dev
+  libcpp-httplib-dev   # the coordinator's HTTP port (probes, metrics, dashboard)
   clang-14 python3   # scripts/tsa-build.sh (thread-safety analysis), tests/tsa
 )
 

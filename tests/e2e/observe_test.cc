@@ -1,0 +1,166 @@
+// End-to-end tests of what operators watch (issue 13): gRPC health and
+// reflection, the HTTP probes, /metrics, against the real coordinator.
+#include <signal.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/synchronization/notification.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "httplib.h"
+#include "tests/e2e/harness.h"
+
+namespace musafarm::e2e {
+namespace {
+
+std::string ToString(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return "";
+  std::string out;
+  for (const grpc::Slice& s : slices) out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return out;
+}
+
+grpc::ByteBuffer FromString(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// One unary call by method name with raw protobuf bytes: the test needs no
+// generated code for grpc.health.v1, so it checks the wire as any probe sees it.
+grpc::Status RawUnary(grpc::GenericStub& stub, const std::string& method, const std::string& req,
+                      std::string* resp) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::ByteBuffer request = FromString(req), response;
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+    status = std::move(s);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  *resp = ToString(response);
+  return status;
+}
+
+// grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo with one
+// request, returning the first response's bytes.
+class OneReflectionCall : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  OneReflectionCall(grpc::GenericStub& stub, const std::string& request) : out_(FromString(request)) {
+    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    stub.PrepareBidiStreamingCall(&ctx_, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                  grpc::StubOptions(), this);
+    StartWrite(&out_);
+    StartRead(&in_);
+    StartCall();
+  }
+  void OnWriteDone(bool) override { StartWritesDone(); }
+  void OnReadDone(bool ok) override {
+    if (ok) response_ = ToString(in_);
+  }
+  void OnDone(const grpc::Status& s) override {
+    status_ = s;
+    done_.Notify();
+  }
+  std::string Await() {
+    done_.WaitForNotification();
+    return response_;
+  }
+  const grpc::Status& status() const { return status_; }
+
+ private:
+  grpc::ClientContext ctx_;
+  grpc::ByteBuffer out_, in_;
+  std::string response_;
+  grpc::Status status_;
+  absl::Notification done_;
+};
+
+TEST(ObserveTest, GrpcHealthSaysServingAndReflectionListsTheServices) {
+  Farm farm;
+  farm.StartCoordinator();
+  auto channel = grpc::CreateChannel(farm.address(), grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  // HealthCheckRequest{service: ""} is empty; HealthCheckResponse{status:
+  // SERVING} is field 1 = 1.
+  std::string resp;
+  grpc::Status s = RawUnary(stub, "/grpc.health.v1.Health/Check", "", &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp, std::string("\x08\x01", 2));
+  // The same, naming the user service (field 1, length 23).
+  s = RawUnary(stub, "/grpc.health.v1.Health/Check", std::string("\x0a\x17musafarm.v1.UserService"),
+               &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp, std::string("\x08\x01", 2));
+  // An unknown service is NOT_FOUND, as the protocol says.
+  s = RawUnary(stub, "/grpc.health.v1.Health/Check", std::string("\x0a\x03nop"), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+
+  // ServerReflectionRequest{list_services: ""} is field 7, empty string.
+  OneReflectionCall call(stub, std::string("\x3a\x00", 2));
+  const std::string listed = call.Await();
+  ASSERT_TRUE(call.status().ok()) << call.status().error_message();
+  EXPECT_TRUE(absl::StrContains(listed, "musafarm.v1.UserService")) << listed;
+  EXPECT_TRUE(absl::StrContains(listed, "musafarm.v1.AgentService")) << listed;
+  EXPECT_TRUE(absl::StrContains(listed, "grpc.health.v1.Health")) << listed;
+}
+
+// A backup (or any other process) holding the database's lock stalls recovery:
+// the coordinator is alive (/healthz 200) but not ready (/readyz 503) until
+// the lock goes and recovery completes.
+TEST(ObserveTest, ReadyzIs503DuringRecoveryAnd200After) {
+  Farm farm;
+  farm.StartCoordinator();  // makes the database
+  farm.StopCoordinator(SIGTERM);
+
+  sqlite3* db = nullptr;
+  const std::string db_path = farm.data_dir() + "/musafarm.db";
+  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "PRAGMA locking_mode=EXCLUSIVE; BEGIN EXCLUSIVE;", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK)
+      << sqlite3_errmsg(db);
+
+  const std::string http_port_file = farm.dir() + "/http.port";
+  const std::string grpc_port_file = farm.dir() + "/grpc.port";
+  auto coordinator = Process::Start(
+      {MF_COORDINATOR_BIN, "--insecure", "--listen", "127.0.0.1:0", "--port-file", grpc_port_file,
+       "--data-dir", farm.data_dir(), "--http-listen", "127.0.0.1:0", "--http-port-file",
+       http_port_file},
+      farm.dir() + "/recovering.log");
+  ASSERT_TRUE(coordinator.ok()) << coordinator.status();
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(http_port_file); }))
+      << (*coordinator)->Output();
+  int port = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(http_port_file)), &port));
+  httplib::Client http("127.0.0.1", port);
+  auto healthz = http.Get("/healthz");
+  ASSERT_TRUE(healthz);
+  EXPECT_EQ(healthz->status, 200);
+  auto readyz = http.Get("/readyz");
+  ASSERT_TRUE(readyz);
+  EXPECT_EQ(readyz->status, 503) << readyz->body;
+  EXPECT_FALSE(std::filesystem::exists(grpc_port_file)) << "gRPC served before recovery";
+
+  ASSERT_EQ(sqlite3_exec(db, "COMMIT;", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = http.Get("/readyz");
+    return r && r->status == 200;
+  })) << (*coordinator)->Output();
+  EXPECT_TRUE(std::filesystem::exists(grpc_port_file));
+  (*coordinator)->Signal(SIGTERM);
+  EXPECT_EQ((*coordinator)->Wait(absl::Seconds(20)), 0) << (*coordinator)->Output();
+}
+
+}  // namespace
+}  // namespace musafarm::e2e
