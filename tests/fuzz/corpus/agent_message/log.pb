@@ -1,0 +1,4 @@
+"
+
+7/dev/test"hello
+[31mred
