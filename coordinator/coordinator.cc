@@ -16,7 +16,10 @@
 #include "common/atomic_file.h"
 #include "common/file_modes.h"
 #include "common/logging.h"
+#include "coordinator/access_control.h"
+#include "coordinator/http_auth.h"
 #include "coordinator/http_server.h"
+#include "coordinator/metrics_route.h"
 #include "coordinator/probes.h"
 #include "coordinator/secret_cipher.h"
 #include "coordinator/secrets_key.h"
@@ -119,6 +122,24 @@ absl::Status Coordinator::Start() {
     }
     http_ = std::make_unique<HttpServer>(std::move(http));
     AddProbeRoutes(http_->routes(), &ready_);
+    // The routes below read core_ and access_, which exist once ready_ is set.
+    AddMetricsRoute(
+        http_->routes(),
+        [this](const httplib::Request& req) -> absl::Status {
+          if (options_.metrics_public) return absl::OkStatus();
+          if (!ready_.load(std::memory_order_acquire)) {
+            return absl::UnavailableError("recovering; try again shortly");
+          }
+          return Check(*access_, req, Action::kRead).status();
+        },
+        [this]() -> absl::StatusOr<std::string> {
+          if (!ready_.load(std::memory_order_acquire)) {
+            return absl::UnavailableError("recovering; no metrics yet");
+          }
+          std::string text;
+          loop_.RunSync([&] { text = core_->RenderMetrics(); });
+          return text;
+        });
     absl::StatusOr<int> http_port = http_->Start();
     if (!http_port.ok()) return http_port.status();
     http_port_ = *http_port;
@@ -153,6 +174,11 @@ absl::Status Coordinator::Start() {
   for (const char* suffix : {"", "-wal", "-shm"}) {
     if (absl::Status s = MakePrivateFile(db_path + suffix); !s.ok()) return s;
   }
+  {
+    absl::StatusOr<std::unique_ptr<Store>> tokens = OpenSqliteStore(db_path, *cipher);
+    if (!tokens.ok()) return tokens.status();
+    access_ = std::make_unique<AccessControl>(*std::move(tokens), options_.insecure);
+  }
   logs_ = OpenFileLogStore(absl::StrCat(options_.data_dir, "/logs"));
   core_ = std::make_unique<Core>(store_.get(), logs_.get(), RealClock::Get(), options_.core);
   if (absl::Status s = core_->Recover(); !s.ok()) return s;
@@ -178,6 +204,8 @@ absl::Status Coordinator::Start() {
   }
   port_ = *port;
   ScheduleTick(&loop_, core_.get());
+  // Before the port file: whoever waits for it finds the coordinator ready.
+  ready_.store(true, std::memory_order_release);
   if (!options_.port_file.empty()) {
     // Atomically, so a reader never sees half a number.
     if (absl::Status s = WriteFileAtomically(options_.port_file, absl::StrCat(port_, "\n"));
@@ -185,7 +213,6 @@ absl::Status Coordinator::Start() {
       return absl::InternalError(absl::StrCat("cannot write port file: ", s.message()));
     }
   }
-  ready_.store(true, std::memory_order_release);
   if (serves_tls) {
     log->info("listening on port {} with TLS (data in {})", port_, options_.data_dir);
   } else {

@@ -12,6 +12,7 @@
 
 namespace musafarm::coordinator {
 
+class AccessControl;
 class HttpServer;
 class Server;
 
@@ -29,6 +30,7 @@ struct CoordinatorOptions {
   // gRPC port's certificate unless insecure.
   std::string http_listen;
   std::string http_port_file;  // if set, the bound HTTP port is written here
+  bool metrics_public = false;  // /metrics without a token (--metrics-public)
   CoreOptions core;
   // Enrolment and revocation; its CA comes from the TLS material.
   EnrollmentOptions enrollment;
@@ -64,6 +66,8 @@ class Coordinator {
   std::unique_ptr<Server> server_;
   // Set once the state is recovered and the gRPC port serves (/readyz).
   std::atomic<bool> ready_{false};
+  // Tokens and roles for the HTTP routes (a store connection of its own).
+  std::unique_ptr<AccessControl> access_;
   // Serves from before the store is opened, so probes answer during recovery.
   std::unique_ptr<HttpServer> http_;
   int http_port_ = 0;

@@ -62,6 +62,7 @@ absl::Status Core::Recover() {
       if (task.state() == v1::TASK_STATE_QUEUED) {
         ready_.Add(task.id(), {entry.seq, i}, RequirementOf(task.spec().run()));
       }
+      metrics_.OnTaskKnown(task, now);
       if (IsActive(task.state())) {
         Agent& agent = agents_.RestoreHolder(task.agent(), now);
         agents_.Hold(agent, task.id(), {task.gpu_ids().begin(), task.gpu_ids().end()});
@@ -86,6 +87,7 @@ bool Core::Apply(v1::Task& task, const TaskEventArgs& args) {
   Log()->info("task={} attempt={} {} -> {}{}{}", task.id(), task.attempt_id(),
               TaskStateName(t->from), TaskStateName(t->to), t->reason.empty() ? "" : ": ",
               t->reason);
+  metrics_.OnTransition(task, t->from, t->to, clock_->Now());
   if (t->from == v1::TASK_STATE_QUEUED) ready_.Remove(task.id());
   if (t->to == v1::TASK_STATE_QUEUED) {
     ready_.Add(task.id(), jobs_.QueueOrder(task.id()), RequirementOf(task.spec().run()));
@@ -117,7 +119,10 @@ void Core::Flush() {
     p.mutation.jobs.push_back(std::move(job));
   }
   if (!p.mutation.empty()) {
+    // Wall time, not clock_: this measures the disk, which a fake clock does not.
+    const absl::Time start = absl::Now();
     absl::Status s = store_->Commit(p.mutation);
+    metrics_.OnCommit(absl::Now() - start);
     // Memory already holds the change; carrying on would show agents and users
     // state that a restart forgets. Stop, and let the restart recover.
     MF_CHECK(s.ok(), "store commit failed: {}", s.ToString());
@@ -154,6 +159,9 @@ void Core::MaybeFinishJob(JobEntry& entry) {
   // Nothing of the job runs any more, so nothing needs its secrets.
   if (jobs_.DropSecrets(entry)) pending_.mutation.drop_secrets.push_back(job.id());
   Log()->info("job={} {}", job.id(), v1::JobState_Name(job.state()));
+  metrics_.OnJobEnded(job.state() == v1::JOB_STATE_SUCCEEDED ? "succeeded"
+                      : job.state() == v1::JOB_STATE_FAILED  ? "failed"
+                                                             : "cancelled");
   UpdateKeepImages();
   pending_.changed_jobs.insert(job.id());
 }
@@ -194,6 +202,28 @@ void Core::Shutdown() {
   shutting_down_ = true;
   watchers_.FinishAll(absl::UnavailableError("coordinator shutting down"));
   agents_.CloseAll(absl::UnavailableError("coordinator shutting down"));
+}
+
+std::string Core::RenderMetrics() {
+  CoreMetrics::Snapshot now;
+  for (const auto& [name, agent] : agents_.agents()) {
+    std::string state = agent.connected() ? (agent.info.draining() ? "draining" : "connected")
+                                          : "disconnected";
+    ++now.agents_by_state[state];
+    if (agent.connected()) {
+      now.gpus_total += agent.info.gpus();
+      now.gpus_free += agent.info.free_gpus();
+    }
+  }
+  // Every task the coordinator holds: a scan per scrape, cheap next to the
+  // store (a thousand jobs of 15 tasks take well under a millisecond).
+  for (const JobEntry* entry : jobs_.InOrder()) {
+    for (const v1::Task& task : entry->job.tasks()) {
+      ++now.tasks[{TaskStateName(task.state()), metrics_.StageLabel(task)}];
+    }
+  }
+  now.watchers = watchers_.size();
+  return metrics_.Render(now);
 }
 
 }  // namespace musafarm::coordinator

@@ -16,6 +16,7 @@
 #include "coordinator/agent_event_sink.h"
 #include "coordinator/agent_policy.h"
 #include "coordinator/agent_registry.h"
+#include "coordinator/core_metrics.h"
 #include "coordinator/enrollment.h"
 #include "coordinator/job_table.h"
 #include "coordinator/log_store.h"
@@ -128,6 +129,9 @@ class Core : public AgentEventSink, public UserApi {
   // For tests and metrics.
   uint64_t last_attempt_id() const { return next_attempt_id_ - 1; }
   const SchedulerStats& scheduler_stats() const { return stats_; }
+  // The farm's metrics in Prometheus's text format (/metrics).
+  std::string RenderMetrics();
+  const CoreMetrics& metrics() const { return metrics_; }
 
  private:
   using Agent = AgentRegistry::Agent;
@@ -200,6 +204,7 @@ class Core : public AgentEventSink, public UserApi {
   uint64_t next_attempt_id_ = 1;
   Pending pending_;
   SchedulerStats stats_;
+  CoreMetrics metrics_;
   bool shutting_down_ = false;
   Enrollment* enrollment_ = nullptr;
 };

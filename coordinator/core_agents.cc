@@ -225,6 +225,7 @@ void Core::OnLog(Agent& agent, const v1::LogChunk& chunk) {
   task->set_log_size(*size);
   SendTo(agent.info.name(), AckMessage(task->id(), task->attempt_id(), *size, false));
   if (*size > before) {
+    metrics_.OnLogBytes(*size - before);
     const size_t skip = static_cast<size_t>(before - chunk.offset());
     watchers_.PublishLog(*task, task->attempt_id(), before, chunk.data().substr(skip));
   }

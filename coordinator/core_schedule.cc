@@ -73,6 +73,11 @@ void Core::Schedule() {
   changed_agents.swap(dirty_agents_);
   if (ready_.size() == 0) return;
   ++stats_.passes;
+  struct Timed {  // wall time of the pass, however it returns
+    CoreMetrics& m;
+    absl::Time start = absl::Now();
+    ~Timed() { m.OnSchedulingPass(absl::Now() - start); }
+  } timed{metrics_};
 
   std::vector<Agent*> agents;
   std::vector<std::vector<std::string>> agent_labels;

@@ -96,8 +96,10 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
         absl::StrCat("coordinator could not store the job: ", committed.message()));
   }
   JobEntry& entry = jobs_.Add(job, std::move(secrets));
+  metrics_.OnJobSubmitted();
   for (size_t i = 0; i < static_cast<size_t>(job.tasks_size()); ++i) {
     const v1::Task& task = job.tasks(static_cast<int>(i));
+    metrics_.OnTaskKnown(task, clock_->Now());
     if (task.state() == v1::TASK_STATE_QUEUED) {
       ready_.Add(task.id(), {entry.seq, i}, RequirementOf(task.spec().run()));
     }

@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
                  "(TLS with the gRPC port's certificate unless --insecure; port 0: any free port)");
   app.add_option("--http-port-file", options.http_port_file,
                  "write the bound HTTP port to this file");
+  app.add_flag("--metrics-public", options.metrics_public,
+               "serve /metrics without a token (for a Prometheus that cannot send one)");
   app.add_option("--heartbeat-timeout", heartbeat_timeout_s,
                  "seconds of agent silence before its stream is closed")
       ->capture_default_str()

@@ -9,6 +9,7 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libsqlite3-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libpugixml-dev
   libcpp-httplib-dev   # the coordinator's HTTP port (probes, metrics, dashboard)
+  prometheus           # promtool checks /metrics (observe_e2e_test)
   clang-14 python3   # scripts/tsa-build.sh (thread-safety analysis), tests/tsa
 )
 

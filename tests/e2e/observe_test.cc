@@ -4,11 +4,13 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <set>
 #include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -160,6 +162,127 @@ TEST(ObserveTest, ReadyzIs503DuringRecoveryAnd200After) {
   EXPECT_TRUE(std::filesystem::exists(grpc_port_file));
   (*coordinator)->Signal(SIGTERM);
   EXPECT_EQ((*coordinator)->Wait(absl::Seconds(20)), 0) << (*coordinator)->Output();
+}
+
+// The sample lines of a /metrics text: series ("name{labels}") -> value.
+std::map<std::string, double> Samples(const std::string& text) {
+  std::map<std::string, double> out;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    if (absl::StartsWith(line, "#")) continue;
+    const size_t space = line.rfind(' ');
+    double v = 0;
+    if (space == absl::string_view::npos || !absl::SimpleAtod(line.substr(space + 1), &v)) {
+      ADD_FAILURE() << "not a sample: " << line;
+      continue;
+    }
+    out[std::string(line.substr(0, space))] = v;
+  }
+  return out;
+}
+
+int HttpPort(const std::string& port_file) {
+  int port = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(port_file)), &port));
+  return port;
+}
+
+// `promtool check metrics` (Debian's prometheus package) on `text`: its exit
+// code, and what it said in `out`.
+int Promtool(const std::string& dir, const std::string& text, std::string* out) {
+  const std::string file = dir + "/metrics.txt";
+  WriteFile(file, text);
+  // The path is an argument ($0), never part of the script.
+  auto p = Process::Start({"/bin/sh", "-c", "exec promtool check metrics < \"$0\"", file},
+                          dir + "/promtool.log");
+  if (!p.ok()) return -1;
+  const int rc = (*p)->Wait(absl::Seconds(60));
+  *out = (*p)->Output();
+  return rc;
+}
+
+TEST(ObserveTest, MetricsPassPromtoolMoveAsJobsRunAndKeepTheirSeriesOverAHundredJobs) {
+  Farm farm;
+  const std::string port_file = farm.dir() + "/http.port";
+  farm.StartCoordinator({"--http-listen", "127.0.0.1:0", "--http-port-file", port_file});
+  farm.StartAgent("agent-1", {"os=linux"}, 4);
+  ASSERT_TRUE(WaitFor([&] { return farm.Agents().size() == 1; }));
+  httplib::Client http("127.0.0.1", HttpPort(port_file));
+  auto metrics = [&] {
+    auto r = http.Get("/metrics");  // --insecure: no token needed, as on the gRPC port
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no answer");
+    return r ? r->body : std::string();
+  };
+  const std::map<std::string, double> before = Samples(metrics());
+  EXPECT_EQ(before.at("musafarm_agents{state=\"connected\"}"), 1);
+  EXPECT_EQ(before.at("musafarm_jobs_submitted_total"), 0);
+
+  const std::string pipeline = farm.WritePipeline(
+      "one.yaml", "stages:\n  - name: s\n    exec: [\"sh\", \"-c\", \"echo hello\"]\n");
+  const std::string first = farm.Submit(pipeline);
+  ASSERT_TRUE(farm.WaitForJobEnd(first));
+  const std::string after_one_text = metrics();
+  std::string said;
+  EXPECT_EQ(Promtool(farm.dir(), after_one_text, &said), 0) << said << after_one_text;
+  const std::map<std::string, double> after_one = Samples(after_one_text);
+  EXPECT_EQ(after_one.at("musafarm_jobs_submitted_total"), 1);
+  EXPECT_EQ(after_one.at("musafarm_jobs_ended_total{state=\"succeeded\"}"), 1);
+  EXPECT_EQ(after_one.at("musafarm_task_transitions_total{to=\"succeeded\"}"), 1);
+  EXPECT_EQ(after_one.at("musafarm_tasks{state=\"succeeded\",stage=\"s\"}"), 1);
+  EXPECT_GE(after_one.at("musafarm_log_bytes_stored_total"), 6);  // "hello\n"
+  EXPECT_EQ(after_one.at("musafarm_task_duration_seconds_count{stage=\"s\"}"), 1);
+  EXPECT_EQ(after_one.at("musafarm_task_queue_wait_seconds_count{stage=\"s\"}"), 1);
+  EXPECT_EQ(after_one.at("musafarm_dispatch_latency_seconds_count"), 1);
+  EXPECT_GT(after_one.at("musafarm_store_commit_seconds_count"),
+            before.at("musafarm_store_commit_seconds_count"));
+  for (const auto& [series, value] : after_one) {
+    EXPECT_FALSE(absl::StrContains(series, "task=") || absl::StrContains(series, "job="))
+        << series;
+  }
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 99; ++i) ids.push_back(farm.Submit(pipeline));
+  for (const std::string& id : ids) ASSERT_TRUE(farm.WaitForJobEnd(id));
+  const std::string after_100_text = metrics();
+  EXPECT_EQ(Promtool(farm.dir(), after_100_text, &said), 0) << said;
+  const std::map<std::string, double> after_100 = Samples(after_100_text);
+  EXPECT_EQ(after_100.at("musafarm_jobs_submitted_total"), 100);
+  EXPECT_EQ(after_100.at("musafarm_task_transitions_total{to=\"succeeded\"}"), 100);
+  EXPECT_EQ(after_100.at("musafarm_tasks{state=\"succeeded\",stage=\"s\"}"), 100);
+  // The same series, only their values moved.
+  std::set<std::string> series_one, series_100;
+  for (const auto& [series, value] : after_one) series_one.insert(series);
+  for (const auto& [series, value] : after_100) series_100.insert(series);
+  EXPECT_EQ(series_one, series_100);
+  EXPECT_EQ(series_one.size(), series_100.size());
+}
+
+TEST(ObserveTest, MetricsNeedATokenOnATlsFarmUnlessPublic) {
+  FarmOptions options;
+  options.tls = true;
+  Farm farm(options);
+  const std::string port_file = farm.dir() + "/http.port";
+  farm.StartCoordinator({"--http-listen", "127.0.0.1:0", "--http-port-file", port_file});
+  httplib::SSLClient https("127.0.0.1", HttpPort(port_file));
+  https.set_ca_cert_path(farm.ca_file());
+  https.enable_server_certificate_verification(true);
+  auto r = https.Get("/metrics");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 401) << r->body;
+  EXPECT_TRUE(absl::StrContains(r->body, "no API token")) << r->body;
+  r = https.Get("/readyz");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200);
+
+  farm.StopCoordinator(SIGTERM);
+  farm.StartCoordinator(
+      {"--http-listen", "127.0.0.1:0", "--http-port-file", port_file, "--metrics-public"});
+  httplib::SSLClient again("127.0.0.1", HttpPort(port_file));
+  again.set_ca_cert_path(farm.ca_file());
+  again.enable_server_certificate_verification(true);
+  r = again.Get("/metrics");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 200);
+  EXPECT_TRUE(absl::StrContains(r->body, "musafarm_build_info{version=")) << r->body;
 }
 
 }  // namespace
