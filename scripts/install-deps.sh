@@ -11,6 +11,7 @@ PACKAGES=(
   libcpp-httplib-dev   # the coordinator's HTTP port (probes, metrics, dashboard)
   prometheus           # promtool checks /metrics (observe_e2e_test)
   clang-14 python3   # scripts/tsa-build.sh (thread-safety analysis), tests/tsa
+  dpkg-dev debootstrap   # the .deb packages (cpack: dpkg-shlibdeps) and scripts/long-checks.sh
 )
 
 missing=()

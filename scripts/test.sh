@@ -11,5 +11,8 @@ echo "build: $(( $(date +%s) - start ))s"
 start=$(date +%s)
 bash scripts/tsa-build.sh   # clang -Wthread-safety -Werror=thread-safety over the tree
 echo "tsa-build: $(( $(date +%s) - start ))s"
+start=$(date +%s)
+bash scripts/long-checks.sh "${BUILD_DIR:-build}"   # packages in a debootstrap chroot; only when their inputs changed
+echo "long-checks: $(( $(date +%s) - start ))s"
 cd "${BUILD_DIR:-build}"
 ctest --output-on-failure -j "$(nproc)" --timeout 300
