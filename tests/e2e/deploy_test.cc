@@ -218,11 +218,13 @@ TEST(DeployFilesTest, ManifestsAndUnitsRunDockerCapableAgentsWithGpusProbesAndEn
   const absl::Duration k8s_bound = AgentStopBound(k8s_args);
   const int grace = ds["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as<int>(0);
   EXPECT_GT(absl::Seconds(grace), k8s_bound) << grace << " s <= " << k8s_bound;
-  // Probes: the agent's checks the docker socket; the coordinator has both.
+  // Probes: the agent's checks the docker socket; the coordinator's use /healthz and /readyz.
   EXPECT_EQ(Strings(agent["livenessProbe"]["exec"]["command"]).at(0), "/usr/bin/docker");
   const YAML::Node coordinator = Container(sts, "coordinator");
-  EXPECT_TRUE(coordinator["livenessProbe"] && coordinator["readinessProbe"]);
+  EXPECT_EQ(coordinator["livenessProbe"]["httpGet"]["path"].as<std::string>(""), "/healthz");
+  EXPECT_EQ(coordinator["readinessProbe"]["httpGet"]["path"].as<std::string>(""), "/readyz");
   const std::vector<std::string> coordinator_args = Strings(coordinator["args"]);
+  EXPECT_EQ(Flag(coordinator_args, "--http-listen"), "0.0.0.0:8080");
   EXPECT_FALSE(HasArg(coordinator_args, "--insecure"));
   // Both coordinators run with the shipped agent policy (the ConfigMap holds the file).
   EXPECT_EQ(Flag(coordinator_args, "--agent-policy"), "/etc/musafarm/agent-policy.yaml");
@@ -236,14 +238,14 @@ TEST(DeployFilesTest, ManifestsAndUnitsRunDockerCapableAgentsWithGpusProbesAndEn
     }
   }
   EXPECT_TRUE(policy_in_configmap);
-  // A NetworkPolicy admits only the coordinator's port and lets it dial out nowhere.
+  // A NetworkPolicy admits only the coordinator's two ports and lets it dial out nowhere.
   const YAML::Node policy = FindObject(docs, "NetworkPolicy", "musafarm-coordinator");
   ASSERT_TRUE(policy);
   std::set<int> ports;
   for (const YAML::Node& rule : policy["spec"]["ingress"]) {
     for (const YAML::Node& p : rule["ports"]) ports.insert(p["port"].as<int>());
   }
-  EXPECT_EQ(ports, (std::set<int>{7070}));
+  EXPECT_EQ(ports, (std::set<int>{7070, 8080}));
   EXPECT_EQ(policy["spec"]["egress"].size(), 0u);
   EXPECT_TRUE(FindObject(docs, "NetworkPolicy", "musafarm-agent"));
 
