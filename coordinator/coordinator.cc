@@ -17,6 +17,7 @@
 #include "common/file_modes.h"
 #include "common/logging.h"
 #include "coordinator/access_control.h"
+#include "coordinator/dashboard.h"
 #include "coordinator/http_auth.h"
 #include "coordinator/http_server.h"
 #include "coordinator/metrics_route.h"
@@ -122,6 +123,10 @@ absl::Status Coordinator::Start() {
     }
     http_ = std::make_unique<HttpServer>(std::move(http));
     AddProbeRoutes(http_->routes(), &ready_);
+    DashboardOptions dash;
+    dash.tls = tls.has_value();
+    dashboard_ = std::make_unique<Dashboard>(dash);
+    dashboard_->AddRoutes(http_->routes());
     // The routes below read core_ and access_, which exist once ready_ is set.
     AddMetricsRoute(
         http_->routes(),
@@ -204,6 +209,7 @@ absl::Status Coordinator::Start() {
   }
   port_ = *port;
   ScheduleTick(&loop_, core_.get());
+  if (dashboard_ != nullptr) dashboard_->Attach(&loop_, core_.get(), access_.get());
   // Before the port file: whoever waits for it finds the coordinator ready.
   ready_.store(true, std::memory_order_release);
   if (!options_.port_file.empty()) {

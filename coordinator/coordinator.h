@@ -13,6 +13,7 @@
 namespace musafarm::coordinator {
 
 class AccessControl;
+class Dashboard;
 class HttpServer;
 class Server;
 
@@ -68,6 +69,7 @@ class Coordinator {
   std::atomic<bool> ready_{false};
   // Tokens and roles for the HTTP routes (a store connection of its own).
   std::unique_ptr<AccessControl> access_;
+  std::unique_ptr<Dashboard> dashboard_;  // its routes wait for Attach (before ready_)
   // Serves from before the store is opened, so probes answer during recovery.
   std::unique_ptr<HttpServer> http_;
   int http_port_ = 0;

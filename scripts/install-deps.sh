@@ -10,6 +10,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev nlohmann-json3-dev libpugixml-dev
   libcpp-httplib-dev   # the coordinator's HTTP port (probes, metrics, dashboard)
   prometheus           # promtool checks /metrics (observe_e2e_test)
+  chromium chromium-driver python3-selenium openssl   # the dashboard's browser test (observe_e2e_test)
   clang-14 python3   # scripts/tsa-build.sh (thread-safety analysis), tests/tsa
   dpkg-dev debootstrap   # the .deb packages (cpack: dpkg-shlibdeps) and scripts/long-checks.sh
 )

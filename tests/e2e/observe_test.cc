@@ -17,6 +17,10 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "coordinator/api_token.h"
+#include "coordinator/secret_cipher.h"
+#include "coordinator/secrets_key.h"
+#include "coordinator/store.h"
 #include "tests/e2e/harness.h"
 
 namespace musafarm::e2e {
@@ -256,10 +260,14 @@ TEST(ObserveTest, MetricsPassPromtoolMoveAsJobsRunAndKeepTheirSeriesOverAHundred
   EXPECT_EQ(series_one.size(), series_100.size());
 }
 
-TEST(ObserveTest, MetricsNeedATokenOnATlsFarmUnlessPublic) {
+FarmOptions TlsFarm() {
   FarmOptions options;
   options.tls = true;
-  Farm farm(options);
+  return options;
+}
+
+TEST(ObserveTest, MetricsNeedATokenOnATlsFarmUnlessPublic) {
+  Farm farm(TlsFarm());
   const std::string port_file = farm.dir() + "/http.port";
   farm.StartCoordinator({"--http-listen", "127.0.0.1:0", "--http-port-file", port_file});
   httplib::SSLClient https("127.0.0.1", HttpPort(port_file));
@@ -283,6 +291,74 @@ TEST(ObserveTest, MetricsNeedATokenOnATlsFarmUnlessPublic) {
   ASSERT_TRUE(r) << httplib::to_string(r.error());
   EXPECT_EQ(r->status, 200);
   EXPECT_TRUE(absl::StrContains(r->body, "musafarm_build_info{version=")) << r->body;
+}
+
+// Makes an API token for `user` with `role` in the farm's store, as `token
+// create` does on the host; returns its text.
+std::string MakeToken(Farm& farm, const std::string& user, const std::string& role) {
+  using namespace musafarm::coordinator;
+  absl::StatusOr<SecretsKey> key = LoadSecretsKey("", nullptr, farm.data_dir());
+  EXPECT_TRUE(key.ok()) << key.status();
+  absl::StatusOr<SecretCipher> cipher = SecretCipher::Create(key->key);
+  EXPECT_TRUE(cipher.ok()) << cipher.status();
+  absl::StatusOr<std::unique_ptr<Store>> store =
+      OpenSqliteStore(farm.data_dir() + "/musafarm.db", *cipher);
+  EXPECT_TRUE(store.ok()) << store.status();
+  absl::StatusOr<NewApiToken> token =
+      MakeApiToken(user, role, absl::InfiniteDuration(), "test", absl::Now());
+  EXPECT_TRUE(token.ok()) << token.status();
+  AuditEntry audit;
+  audit.time = absl::Now();
+  audit.user = "test";
+  audit.role = "admin";
+  audit.action = "token.create";
+  audit.target = token->row.id;
+  audit.peer = "host";
+  audit.outcome = "ok";
+  absl::Status s = (*store)->InsertApiToken(token->row, audit);
+  EXPECT_TRUE(s.ok()) << s;
+  return token->text;
+}
+
+// The acceptance run of the dashboard (issue 13): Debian's headless Chromium
+// against a TLS farm, driven by tests/e2e/dashboard_browser.py. Screenshots land
+// in <build>/tests/dashboard-screenshots/.
+TEST(ObserveTest, DashboardInChromium) {
+  Farm farm(TlsFarm());
+  const std::string port_file = farm.dir() + "/http.port";
+  farm.StartCoordinator({"--http-listen", "127.0.0.1:0", "--http-port-file", port_file});
+  farm.StartAgent("agent-1", {"os=linux"}, 4);
+  const std::string admin = MakeToken(farm, "alice", "admin");
+  const std::string viewer = MakeToken(farm, "victor", "viewer");
+  const std::string gates = farm.dir() + "/gates";
+  std::filesystem::create_directories(gates);
+  const std::string pipeline = farm.WritePipeline("xss.yaml", absl::StrCat(R"(
+name: "<img src=x onerror=window.pwned=1>"
+matrix:
+  variant: ["dev"]
+  python: ["3.10", "3.11"]
+stages:
+  - name: build
+    exec: ["sh", "-c", "printf 'plain \\033[32mgreen\\033[0m plain\\n'; echo 'waiting for the gate'; while [ ! -e )",
+                                                                      gates, R"(/gate-${python} ]; do sleep 0.05; done; echo '<img src=x onerror=window.pwned=1>'; echo 'through the gate'"]
+  - name: test
+    needs: [build]
+    exec: ["echo", "tested"]
+)"));
+  const std::string job = farm.Submit(pipeline);
+  const std::string shots = std::string(MF_BUILD_DIR) + "/tests/dashboard-screenshots";
+  auto browser = Process::Start(
+      {"/usr/bin/python3", std::string(MF_SOURCE_DIR) + "/tests/e2e/dashboard_browser.py", "--url",
+       absl::StrCat("https://127.0.0.1:", HttpPort(port_file)), "--ca", farm.ca_file(),
+       "--server-cert", farm.data_dir() + "/pki/server.crt", "--admin-token", admin,
+       "--viewer-token", viewer, "--job", job, "--gate-dir", gates, "--out", shots},
+      farm.dir() + "/browser.log");
+  ASSERT_TRUE(browser.ok()) << browser.status();
+  EXPECT_EQ((*browser)->Wait(absl::Seconds(240)), 0) << (*browser)->Output();
+  for (const char* shot : {"jobs-1366x768.png", "job-1366x768.png", "job-390x844.png"}) {
+    EXPECT_TRUE(std::filesystem::exists(shots + "/" + shot)) << shot;
+  }
+  EXPECT_TRUE(farm.WaitForJobEnd(job));
 }
 
 }  // namespace

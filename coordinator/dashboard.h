@@ -1,0 +1,54 @@
+#pragma once
+
+// The web dashboard on the HTTP port: embedded pages (coordinator/web/), a JSON
+// API over the same UserApi as gRPC, live updates by server-sent events through
+// the WatchHub (as WatchJob), a token login kept in an HttpOnly cookie, and a
+// CSRF token on every POST. Every route checks AccessControl (http_auth.h).
+// Handlers run on HTTP pool threads and never touch core state: each call
+// hops to the core loop and waits for the copy it returns.
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "common/event_loop.h"
+#include "coordinator/access_control.h"
+#include "coordinator/user_api.h"
+#include "httplib.h"
+
+namespace musafarm::coordinator {
+
+struct DashboardOptions {
+  bool tls = false;        // the session cookie is Secure
+  int max_streams = 8;     // concurrent event streams (each holds a pool thread)
+  uint64_t log_tail = 256 << 10;  // a task page first shows at most this much of its log
+};
+
+class Dashboard {
+ public:
+  explicit Dashboard(DashboardOptions options);
+
+  // Registers every route. Before Attach() they answer 503.
+  void AddRoutes(httplib::Server& routes);
+  // Called once, on the thread that then sets the coordinator ready (none owned).
+  void Attach(EventLoop* loop, UserApi* api, const AccessControl* access);
+
+  // The CSRF token of a session: SHA-256 over a per-process key and the token.
+  std::string CsrfFor(const std::string& bearer) const;
+
+ private:
+  template <typename Fn>
+  auto OnLoop(Fn fn);
+  bool Attached() const { return attached_.load(std::memory_order_acquire); }
+
+  const DashboardOptions options_;
+  std::string csrf_key_;
+  EventLoop* loop_ = nullptr;
+  UserApi* api_ = nullptr;
+  const AccessControl* access_ = nullptr;
+  std::atomic<bool> attached_{false};
+  std::atomic<int> streams_{0};
+  std::atomic<uint64_t> next_watch_{uint64_t{1} << 62};  // apart from gRPC's watch ids
+};
+
+}  // namespace musafarm::coordinator

@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Drives the dashboard in Debian's headless Chromium (selenium + chromium-driver).
+
+Run by observe_e2e_test (DashboardInChromium), which starts a TLS farm, makes an
+admin and a viewer token, submits a job whose two build cells wait for gate
+files, and passes everything here. Exits non-zero with the reason on the first
+failed check. Any request the page makes to another origin fails the run.
+"""
+import argparse
+import json
+import os
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+XSS = "<img src=x onerror=window.pwned=1>"
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+def spki_hash(cert_file):
+    """base64 SHA-256 of the certificate's public key: Chromium trusts exactly that key."""
+    pub = subprocess.run(["openssl", "x509", "-in", cert_file, "-noout", "-pubkey"],
+                         check=True, capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub,
+                         check=True, capture_output=True).stdout
+    digest = subprocess.run(["openssl", "dgst", "-sha256", "-binary"], input=der,
+                            check=True, capture_output=True).stdout
+    return subprocess.run(["base64", "-w0"], input=digest, check=True,
+                          capture_output=True).stdout.decode().strip()
+
+
+def no_horizontal_scroll(driver, where):
+    w = driver.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    if w[0] > w[1]:
+        fail(f"{where}: horizontal scroll ({w[0]} px of content in {w[1]} px)")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--ca", required=True)
+    ap.add_argument("--server-cert", required=True)
+    ap.add_argument("--admin-token", required=True)
+    ap.add_argument("--viewer-token", required=True)
+    ap.add_argument("--job", required=True)
+    ap.add_argument("--gate-dir", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    os.makedirs(a.out, exist_ok=True)
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = "/usr/bin/chromium"
+    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-background-networking", "--disable-sync",
+                 "--disable-component-update", "--disable-default-apps",
+                 "--ignore-certificate-errors-spki-list=" + spki_hash(a.server_cert),
+                 "--window-size=1366,768"]:
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    wait = WebDriverWait(driver, 60, poll_frequency=0.1)
+    try:
+        run(driver, wait, a)
+        check_origins(driver, a.url)
+    finally:
+        driver.quit()
+    print("dashboard: every check passed")
+
+
+def check_origins(driver, base):
+    seen = 0
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") != "Network.requestWillBeSent":
+            continue
+        url = msg["params"]["request"]["url"]
+        seen += 1
+        if not (url == base or url.startswith(base + "/")):
+            fail(f"a request left the coordinator's origin: {url}")
+    if seen == 0:
+        fail("no requests were recorded (performance log empty)")
+
+
+def run(driver, wait, a):
+    job = a.job
+    driver.get(a.url + "/")
+    token = wait.until(lambda d: d.find_element(By.ID, "token"))
+    token.send_keys(a.admin_token)
+    driver.find_element(By.CSS_SELECTOR, "#login button").click()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr"))
+    cookies = {c["name"]: c for c in driver.get_cookies()}
+    s = cookies.get("mf_session")
+    if not s or not s.get("httpOnly") or s.get("sameSite") != "Strict" or not s.get("secure"):
+        fail(f"session cookie not HttpOnly, SameSite=Strict and Secure: {s}")
+    if driver.execute_script("return document.cookie").find("mf_session") >= 0:
+        fail("the session token is readable by scripts")
+    names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#jobs tbody tr td:nth-child(2)")]
+    if XSS not in names:
+        fail(f"the job's name is not shown as text: {names}")
+    driver.execute_script("window.marker = 42")  # gone if the page reloads
+    driver.save_screenshot(os.path.join(a.out, "jobs-1366x768.png"))
+    no_horizontal_scroll(driver, "jobs page at 1366x768")
+
+    # The job page: a running cell turns green without a reload.
+    driver.get(a.url + "/#/job/" + job)
+    driver.execute_script("window.marker = 42")
+    first = f"{job}/dev-3.10/build"
+    second = f"{job}/dev-3.11/build"
+    sel = lambda t: f'#grid a[data-task="{t}"]'
+    wait.until(lambda d: "st-running" in d.find_element(By.CSS_SELECTOR, sel(first)).get_attribute("class"))
+    if driver.find_element(By.ID, "job-name").text.find(XSS) < 0:
+        fail("the job page does not show the name as text")
+    open(os.path.join(a.gate_dir, "gate-3.10"), "w").close()
+    wait.until(lambda d: "st-succeeded" in d.find_element(By.CSS_SELECTOR, sel(first)).get_attribute("class"))
+    if driver.execute_script("return window.marker") != 42:
+        fail("the job page reloaded")
+    driver.set_window_size(1366, 768)
+    driver.save_screenshot(os.path.join(a.out, "job-1366x768.png"))
+    no_horizontal_scroll(driver, "job page at 1366x768")
+
+    # A running task's log: a line appears live, colours as spans, markup as text.
+    driver.get(a.url + "/#/task/" + second)
+    driver.execute_script("window.marker = 42")
+    wait.until(lambda d: "waiting for the gate" in d.find_element(By.ID, "log").text)
+    open(os.path.join(a.gate_dir, "gate-3.11"), "w").close()
+    wait.until(lambda d: "through the gate" in d.find_element(By.ID, "log").text)
+    if driver.execute_script("return window.marker") != 42:
+        fail("the task page reloaded")
+    log_text = driver.find_element(By.ID, "log").text
+    if XSS not in log_text:
+        fail("the log line with markup is not shown as text")
+    green = driver.find_elements(By.CSS_SELECTOR, "#log span.ansi-32")
+    if not green or "green" not in green[0].text:
+        fail("ANSI green was not rendered as a span")
+    if "\x1b" in log_text or "[32m" in log_text:
+        fail("raw escape codes in the log view")
+    if driver.execute_script("return typeof window.pwned") != "undefined":
+        fail("markup from the farm ran as HTML (window.pwned is set)")
+
+    driver.set_window_size(390, 844)
+    driver.get(a.url + "/#/job/" + job)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#grid a"))
+    driver.save_screenshot(os.path.join(a.out, "job-390x844.png"))
+    no_horizontal_scroll(driver, "job page at 390x844")
+    driver.get(a.url + "/#/task/" + second)
+    wait.until(lambda d: "through the gate" in d.find_element(By.ID, "log").text)
+    driver.save_screenshot(os.path.join(a.out, "task-390x844.png"))
+    no_horizontal_scroll(driver, "task page at 390x844")
+    driver.set_window_size(1366, 768)
+
+    # State-changing calls: a POST without the CSRF token is refused, from the page itself.
+    status = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('/api/cancel?id=' + arguments[0], {method: 'POST', credentials: 'same-origin'})"
+        ".then(r => done(r.status), e => done(String(e)));", job)
+    if status != 403:
+        fail(f"a cancel without the CSRF token answered {status}, not 403")
+    # A viewer with a valid CSRF token of its own is refused too.
+    ctx = ssl.create_default_context(cafile=a.ca)
+    auth = {"Authorization": "Bearer " + a.viewer_token}
+    with urllib.request.urlopen(urllib.request.Request(a.url + "/api/session", headers=auth),
+                                context=ctx) as r:
+        viewer = json.load(r)
+    if viewer.get("role") != "viewer" or viewer.get("may_cancel"):
+        fail(f"viewer session: {viewer}")
+    req = urllib.request.Request(a.url + "/api/cancel?id=" + job, method="POST",
+                                 headers=dict(auth, **{"X-CSRF-Token": viewer["csrf"]}))
+    try:
+        urllib.request.urlopen(req, context=ctx)
+        fail("a viewer's cancel was accepted")
+    except urllib.error.HTTPError as e:
+        if e.code != 403:
+            fail(f"a viewer's cancel answered {e.code}, not 403")
+    if driver.execute_script("return typeof window.pwned") != "undefined":
+        fail("window.pwned is set")
+
+
+if __name__ == "__main__":
+    main()
