@@ -9,9 +9,11 @@ failed check. Any request the page makes to another origin fails the run.
 import argparse
 import json
 import os
+import shutil
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -54,10 +56,15 @@ def main():
     ap.add_argument("--ca", required=True)
     ap.add_argument("--server-cert", required=True)
     ap.add_argument("--admin-token", required=True)
-    ap.add_argument("--viewer-token", required=True)
+    ap.add_argument("--viewer-token")
     ap.add_argument("--job", required=True)
-    ap.add_argument("--gate-dir", required=True)
+    ap.add_argument("--gate-dir")
+    ap.add_argument("--big-task", help="a task whose log is 50 MB: the page must get only its tail")
     ap.add_argument("--out", required=True)
+    # Artifact mode: download TASK's artifact NAME from its page; its bytes must equal FILE's.
+    ap.add_argument("--artifact-task")
+    ap.add_argument("--artifact-name")
+    ap.add_argument("--artifact-expect")
     a = ap.parse_args()
     os.makedirs(a.out, exist_ok=True)
 
@@ -70,13 +77,23 @@ def main():
                  "--window-size=1366,768"]:
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    # A fresh directory: an earlier run's file would make Chromium save "out (1).bin".
+    downloads = tempfile.mkdtemp(prefix="musafarm-downloads-")
+    opts.add_experimental_option("prefs", {"download.default_directory": downloads,
+                                           "download.prompt_for_download": False})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": downloads})
     wait = WebDriverWait(driver, 60, poll_frequency=0.1)
     try:
-        run(driver, wait, a)
+        if a.artifact_task:
+            download(driver, wait, a, downloads)
+        else:
+            run(driver, wait, a)
         check_origins(driver, a.url)
     finally:
         driver.quit()
+        shutil.rmtree(downloads, ignore_errors=True)
     print("dashboard: every check passed")
 
 
@@ -94,13 +111,33 @@ def check_origins(driver, base):
         fail("no requests were recorded (performance log empty)")
 
 
-def run(driver, wait, a):
-    job = a.job
+def login(driver, wait, a):
     driver.get(a.url + "/")
     token = wait.until(lambda d: d.find_element(By.ID, "token"))
     token.send_keys(a.admin_token)
     driver.find_element(By.CSS_SELECTOR, "#login button").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr"))
+
+
+def download(driver, wait, a, downloads):
+    """Clicks the artifact's link on its task page and compares the file's bytes."""
+    login(driver, wait, a)
+    driver.get(a.url + "/#/task/" + a.artifact_task)
+    link = wait.until(lambda d: [e for e in d.find_elements(By.CSS_SELECTOR, "#artifacts a")
+                                 if e.text == a.artifact_name])[0]
+    link.click()
+    path = os.path.join(downloads, a.artifact_name)
+    wait.until(lambda d: os.path.exists(path) and not os.path.exists(path + ".crdownload"))
+    with open(path, "rb") as got, open(a.artifact_expect, "rb") as want:
+        g, w = got.read(), want.read()
+    if g != w:
+        fail(f"the downloaded artifact differs: {len(g)} bytes, expected {len(w)}")
+    print(f"artifact {a.artifact_name}: {len(g)} bytes, identical")
+
+
+def run(driver, wait, a):
+    job = a.job
+    login(driver, wait, a)
     cookies = {c["name"]: c for c in driver.get_cookies()}
     s = cookies.get("mf_session")
     if not s or not s.get("httpOnly") or s.get("sameSite") != "Strict" or not s.get("secure"):
@@ -186,6 +223,24 @@ def run(driver, wait, a):
             fail(f"a viewer's cancel answered {e.code}, not 403")
     if driver.execute_script("return typeof window.pwned") != "undefined":
         fail("window.pwned is set")
+    if a.big_task:
+        big_log(driver, wait, a)
+
+
+def big_log(driver, wait, a):
+    """A 50 MB log: the page shows its last 256 KiB, and more only when asked."""
+    driver.get(a.url + "/#/task/" + a.big_task)
+    wait.until(lambda d: "LAST-LINE" in d.find_element(By.ID, "log").text)
+    shown = driver.execute_script("return document.getElementById('log').textContent.length")
+    if shown > 300 * 1024:
+        fail(f"the page received {shown} characters of a 50 MB log, not just its tail")
+    driver.find_element(By.ID, "more").click()
+    wait.until(lambda d: d.execute_script(
+        "return document.getElementById('log').textContent.length") > shown + 200 * 1024)
+    more = driver.execute_script("return document.getElementById('log').textContent.length")
+    if more > 600 * 1024:
+        fail(f"'Show earlier output' brought {more - shown} characters, not one more piece")
+    print(f"50 MB log: {shown} characters shown, {more} after one 'Show earlier output'")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <string>
 
@@ -346,12 +347,23 @@ stages:
     exec: ["echo", "tested"]
 )"));
   const std::string job = farm.Submit(pipeline);
+  // A 50 MB log (500,000 lines of 100 bytes), then a marker line.
+  const std::string big = farm.Submit(farm.WritePipeline(
+      "big.yaml", "stages:\n  - name: big\n    exec: [\"sh\", \"-c\", \"yes "
+                  "0123456789012345678901234567890123456789012345678901234567890123456789"
+                  "01234567890123456789012345678 | head -n 500000; echo LAST-LINE\"]\n"));
+  ASSERT_TRUE(farm.WaitForJobEnd(big, absl::Seconds(180)));
+  absl::StatusOr<v1::Job> big_job = farm.Job(big);
+  ASSERT_TRUE(big_job.ok()) << big_job.status();
+  ASSERT_EQ(big_job->tasks(0).state(), v1::TASK_STATE_SUCCEEDED) << big_job->tasks(0).reason();
+  ASSERT_GE(big_job->tasks(0).log_size(), 50'000'000u);
   const std::string shots = std::string(MF_BUILD_DIR) + "/tests/dashboard-screenshots";
   auto browser = Process::Start(
       {"/usr/bin/python3", std::string(MF_SOURCE_DIR) + "/tests/e2e/dashboard_browser.py", "--url",
        absl::StrCat("https://127.0.0.1:", HttpPort(port_file)), "--ca", farm.ca_file(),
        "--server-cert", farm.data_dir() + "/pki/server.crt", "--admin-token", admin,
-       "--viewer-token", viewer, "--job", job, "--gate-dir", gates, "--out", shots},
+       "--viewer-token", viewer, "--job", job, "--gate-dir", gates, "--out", shots,
+       "--big-task", big_job->tasks(0).id()},
       farm.dir() + "/browser.log");
   ASSERT_TRUE(browser.ok()) << browser.status();
   EXPECT_EQ((*browser)->Wait(absl::Seconds(240)), 0) << (*browser)->Output();
@@ -359,6 +371,70 @@ stages:
     EXPECT_TRUE(std::filesystem::exists(shots + "/" + shot)) << shot;
   }
   EXPECT_TRUE(farm.WaitForJobEnd(job));
+}
+
+// The dashboard's artifact download, byte for byte: a docker_run stage on a
+// real private dockerd collects a file; Chromium downloads it from the task page.
+TEST(ObserveTest, DashboardDownloadsAnArtifactInChromium) {
+  const std::string scripts = std::string(MF_SOURCE_DIR) + "/scripts/docker";
+  // Not a skip: scripts/test.sh installs Docker, and a missing engine must not pass.
+  ASSERT_TRUE(std::filesystem::exists("/usr/sbin/dockerd"))
+      << "Docker Engine not installed: run scripts/docker/install.sh";
+  Farm farm(TlsFarm());
+  const std::string dockerd = farm.dir() + "/dockerd";
+  auto run = [&](const std::vector<std::string>& argv, const std::string& log) {
+    auto p = Process::Start(argv, log);
+    EXPECT_TRUE(p.ok()) << p.status();
+    return p.ok() ? (*p)->Wait(absl::Seconds(120)) : -1;
+  };
+  ASSERT_EQ(run({scripts + "/dockerd.sh", "start", dockerd}, dockerd + ".log"), 0)
+      << ReadFile(dockerd + ".log");
+  struct StopDockerd {
+    std::function<void()> stop;
+    ~StopDockerd() { stop(); }
+  } stop_dockerd{[&] { run({scripts + "/dockerd.sh", "stop", dockerd}, dockerd + "-stop.log"); }};
+  std::string host = std::string(absl::StripAsciiWhitespace(ReadFile(dockerd + "/docker-host")));
+  host = std::string(absl::StripPrefix(host, "DOCKER_HOST="));
+  ASSERT_EQ(run({scripts + "/busybox-image.sh", host, "musafarm/busybox:test"},
+                dockerd + "-image.log"),
+            0)
+      << ReadFile(dockerd + "-image.log");
+  const std::string port_file = farm.dir() + "/http.port";
+  farm.StartCoordinator({"--http-listen", "127.0.0.1:0", "--http-port-file", port_file});
+  farm.StartAgent("agent-d", {"os=linux"}, 2, {"--docker", "--docker-host", host});
+  const std::string admin = MakeToken(farm, "alice", "admin");
+  // 300 KB of random bytes (every byte value), made in the container.
+  const std::string job = farm.Submit(farm.WritePipeline("artifact.yaml", R"(
+stages:
+  - name: make
+    docker_run:
+      image: musafarm/busybox:test
+      command: ["sh", "-c", "head -c 300000 /dev/urandom > /out.bin"]
+      network: none
+      collect: ["/out.bin"]
+)"));
+  ASSERT_TRUE(farm.WaitForJobEnd(job, absl::Seconds(180)));
+  absl::StatusOr<v1::Job> done = farm.Job(job);
+  ASSERT_TRUE(done.ok()) << done.status();
+  ASSERT_EQ(done->tasks_size(), 1);
+  const v1::Task& task = done->tasks(0);
+  ASSERT_EQ(task.state(), v1::TASK_STATE_SUCCEEDED) << task.reason();
+  ASSERT_EQ(task.artifacts_size(), 1);
+  // What the coordinator stored, fetched by the CLI: the bytes the browser must get.
+  const std::string expect = farm.dir() + "/expected/out.bin";
+  CliResult fetched = farm.Cli({"artifacts", task.id(), "-o", farm.dir() + "/expected"});
+  ASSERT_EQ(fetched.exit_code, 0) << fetched.out << fetched.err;
+  ASSERT_GT(std::filesystem::file_size(expect), 250'000u);
+  const std::string shots = std::string(MF_BUILD_DIR) + "/tests/dashboard-screenshots";
+  auto browser = Process::Start(
+      {"/usr/bin/python3", std::string(MF_SOURCE_DIR) + "/tests/e2e/dashboard_browser.py", "--url",
+       absl::StrCat("https://127.0.0.1:", HttpPort(port_file)), "--ca", farm.ca_file(),
+       "--server-cert", farm.data_dir() + "/pki/server.crt", "--admin-token", admin, "--job", job,
+       "--out", shots, "--artifact-task", task.id(), "--artifact-name", "out.bin",
+       "--artifact-expect", expect},
+      farm.dir() + "/browser.log");
+  ASSERT_TRUE(browser.ok()) << browser.status();
+  EXPECT_EQ((*browser)->Wait(absl::Seconds(240)), 0) << (*browser)->Output();
 }
 
 }  // namespace
