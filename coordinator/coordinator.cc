@@ -253,6 +253,7 @@ void Coordinator::Shutdown() {
   if (shut_down_ || core_ == nullptr) return;
   shut_down_ = true;
   ready_ = false;
+  if (dashboard_ != nullptr) dashboard_->Stop();
   if (port_ != 0) {
     // Finish every stream from the core, then let gRPC drain them.
     loop_.RunSync([this] { core_->Shutdown(); });

@@ -300,9 +300,10 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
         "text/event-stream",
-        [watcher](size_t, httplib::DataSink& sink) {
+        [this, watcher](size_t, httplib::DataSink& sink) {
+          if (stopping_.load(std::memory_order_acquire)) return false;
           std::deque<v1::WatchEvent> events;
-          const bool done = watcher->Take(&events, absl::Seconds(10));
+          const bool done = watcher->Take(&events, absl::Seconds(2));
           std::string out;
           for (const v1::WatchEvent& e : events) out += SseEvent(e);
           if (out.empty()) out = ": idle\n\n";  // finds closed connections

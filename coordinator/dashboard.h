@@ -32,6 +32,9 @@ class Dashboard {
   void AddRoutes(httplib::Server& routes);
   // Called once, on the thread that then sets the coordinator ready (none owned).
   void Attach(EventLoop* loop, UserApi* api, const AccessControl* access);
+  // The coordinator is stopping: routes answer 503 and open event streams end
+  // at their next wake-up, so the HTTP server's Stop() never waits on a tab.
+  void Stop() { stopping_.store(true, std::memory_order_release); }
 
   // The CSRF token of a session: SHA-256 over a per-process key and the token.
   std::string CsrfFor(const std::string& bearer) const;
@@ -39,7 +42,9 @@ class Dashboard {
  private:
   template <typename Fn>
   auto OnLoop(Fn fn);
-  bool Attached() const { return attached_.load(std::memory_order_acquire); }
+  bool Attached() const {
+    return attached_.load(std::memory_order_acquire) && !stopping_.load(std::memory_order_acquire);
+  }
 
   const DashboardOptions options_;
   std::string csrf_key_;
@@ -47,6 +52,7 @@ class Dashboard {
   UserApi* api_ = nullptr;
   const AccessControl* access_ = nullptr;
   std::atomic<bool> attached_{false};
+  std::atomic<bool> stopping_{false};
   std::atomic<int> streams_{0};
   std::atomic<uint64_t> next_watch_{uint64_t{1} << 62};  // apart from gRPC's watch ids
 };

@@ -7,12 +7,14 @@
 #include <functional>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
@@ -259,6 +261,51 @@ TEST(ObserveTest, MetricsPassPromtoolMoveAsJobsRunAndKeepTheirSeriesOverAHundred
   for (const auto& [series, value] : after_100) series_100.insert(series);
   EXPECT_EQ(series_one, series_100);
   EXPECT_EQ(series_one.size(), series_100.size());
+}
+
+// A browser tab left open on a live view never holds up a coordinator's stop:
+// the stream gets its events, then ends when the coordinator stops.
+TEST(ObserveTest, AnOpenEventStreamEndsWhenTheCoordinatorStops) {
+  Farm farm;
+  const std::string port_file = farm.dir() + "/http.port";
+  farm.StartCoordinator({"--http-listen", "127.0.0.1:0", "--http-port-file", port_file});
+  farm.StartAgent("agent-1", {"os=linux"}, 1);
+  const std::string gate = farm.dir() + "/gate";
+  const std::string job = farm.Submit(farm.WritePipeline(
+      "gated.yaml", absl::StrCat("stages:\n  - name: s\n    exec: [\"sh\", \"-c\", \"echo hi; "
+                                 "while [ ! -e ", gate, " ]; do sleep 0.05; done\"]\n")));
+  ASSERT_TRUE(farm.WaitForTaskState(job, "s", v1::TASK_STATE_RUNNING));
+  // What the "tab" (a plain HTTP client on its own thread) has read.
+  struct Tab {
+    absl::Mutex mu;
+    std::string received ABSL_GUARDED_BY(mu);
+    bool ended ABSL_GUARDED_BY(mu) = false;
+    bool HasSnapshot() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      return absl::StrContains(received, "event: snapshot");
+    }
+  } tab;
+  std::thread reader([&] {
+    httplib::Client http("127.0.0.1", HttpPort(port_file));
+    http.set_read_timeout(60, 0);
+    http.Get(absl::StrCat("/api/job-events?id=", job), [&](const char* data, size_t n) {
+      absl::MutexLock lock(&tab.mu);
+      tab.received.append(data, n);
+      return true;
+    });
+    absl::MutexLock lock(&tab.mu);
+    tab.ended = true;
+  });
+  {
+    absl::MutexLock lock(&tab.mu);
+    ASSERT_TRUE(tab.mu.AwaitWithTimeout(absl::Condition(&tab, &Tab::HasSnapshot), absl::Seconds(30)))
+        << tab.received;
+  }
+  farm.StopCoordinator(SIGTERM);  // asserts it exits within 20 s
+  EXPECT_EQ(farm.coordinator()->Wait(absl::Seconds(1)), 0) << farm.coordinator()->Output();
+  reader.join();
+  WriteFile(gate, "");  // lets the agent's task end, so the agent stops at once
+  absl::MutexLock lock(&tab.mu);
+  EXPECT_TRUE(tab.ended);
 }
 
 FarmOptions TlsFarm() {
