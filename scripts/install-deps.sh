@@ -12,7 +12,7 @@ PACKAGES=(
   prometheus           # promtool checks /metrics (observe_e2e_test)
   chromium chromium-driver python3-selenium openssl   # the dashboard's browser test (observe_e2e_test)
   clang-14 python3   # scripts/tsa-build.sh (thread-safety analysis), tests/tsa
-  dpkg-dev debootstrap   # the .deb packages (cpack: dpkg-shlibdeps) and scripts/long-checks.sh
+  dpkg-dev debootstrap docker-compose   # the .deb packages (cpack: dpkg-shlibdeps), scripts/long-checks.sh
 )
 
 missing=()

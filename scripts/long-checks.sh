@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Checks too long for every run of scripts/test.sh (issue 15): the .deb packages
-# installed into a debootstrap Debian 12 chroot (scripts/deploy/deb-install-check.sh).
+# installed into a debootstrap Debian 12 chroot (scripts/deploy/deb-install-check.sh),
+# and the images built from them running the compose demo's fixture job on a
+# private dockerd (scripts/deploy/compose-check.sh).
 # scripts/test.sh runs this after the build; it runs the checks only when their
 # inputs changed since they last passed on this machine:
 #   the inputs: every tracked file under deploy/, dockerfiles/, pipelines/,
@@ -46,6 +48,10 @@ echo "long-checks: debootstrap rootfs (cached by its inputs): $(( $(date +%s) - 
 t=$(date +%s)
 bash scripts/deploy/deb-install-check.sh "$BUILD_DIR"
 echo "long-checks: packages installed and run in a Debian 12 chroot: $(( $(date +%s) - t ))s"
+
+t=$(date +%s)
+bash scripts/deploy/compose-check.sh "$BUILD_DIR"
+echo "long-checks: images from the packages, compose demo running the fixture job: $(( $(date +%s) - t ))s"
 
 mkdir -p "$CACHE/long-checks"
 echo "passed $(date -u +%FT%TZ) in $(( $(date +%s) - start ))s" >"$stamp"

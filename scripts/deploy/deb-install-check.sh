@@ -14,12 +14,7 @@
 #      installed units, as their users, and the agent registers over TLS.
 #   bash scripts/deploy/deb-install-check.sh [BUILD_DIR]     (default: build; root needed)
 # The packages are made with `cpack -G DEB` in BUILD_DIR (its binaries must be built).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-BUILD_DIR=${1:-build}
-HERE=$(pwd)
-say() { echo "deb-install-check: $*"; }
-fail() { echo "deb-install-check: FAILED: $*" >&2; exit 1; }
+source "$(dirname "$0")/check-common.sh"
 [ "$(id -u)" = 0 ] || fail "needs root (chroot, mounts)"
 
 t0=$(date +%s)
