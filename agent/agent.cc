@@ -22,6 +22,7 @@
 #include "common/file_modes.h"
 #include "common/format_bytes.h"
 #include "common/labels.h"
+#include "common/limits.h"
 #include "common/logging.h"
 #include "common/peer_compat.h"
 #include "common/stage_kind.h"
@@ -476,6 +477,13 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
     std::error_code size_ec;
     const uintmax_t size = std::filesystem::file_size(f.host_path, size_ec);
     if (size_ec) continue;
+    if (size > limits::kMaxArtifactBytes) {
+      // The coordinator refuses chunks past this (it would end the stream at
+      // every resend): not collected, and not read into memory here.
+      Log()->warn("task={} attempt={}: artifact '{}' is {} bytes, over the limit of {}: not kept",
+                  r.task_id(), r.attempt_id(), f.name, size, limits::kMaxArtifactBytes);
+      continue;
+    }
     v1::Artifact* artifact = r.add_artifacts();
     artifact->set_name(f.name);
     artifact->set_source(f.source);

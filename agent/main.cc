@@ -23,6 +23,8 @@
 #include "agent/executor/secret_files.h"
 #include "agent/grpc_coordinator_link.h"
 #include "common/address.h"
+#include "common/bounded_text.h"
+#include "common/limits.h"
 #include "agent/host/background_pruner.h"
 #include "agent/host/disk.h"
 #include "agent/host/gpu.h"
@@ -303,6 +305,25 @@ int main(int argc, char** argv) {
     }
   }
   if (options.name.empty()) options.name = host;
+  // What the coordinator would refuse at register (common/limits.h), said
+  // here with exit 2 instead of a stream refused at every reconnect.
+  if (absl::Status s = musafarm::CheckName("--name", options.name, musafarm::limits::kMaxNameBytes);
+      !s.ok()) {
+    std::cerr << "musafarm-agent: " << s.message() << "\n";
+    return 2;
+  }
+  if (options.labels.size() > musafarm::limits::kMaxLabels) {
+    std::cerr << "musafarm-agent: --label: " << options.labels.size()
+              << " labels; the limit is " << musafarm::limits::kMaxLabels << "\n";
+    return 2;
+  }
+  for (const std::string& label : options.labels) {
+    if (absl::Status s = musafarm::CheckName("--label", label, musafarm::limits::kMaxLabelBytes);
+        !s.ok()) {
+      std::cerr << "musafarm-agent: " << s.message() << "\n";
+      return 2;
+    }
+  }
   // GPUs: detect (unless the flags say it all), let the flags win, then
   // advertise them as labels the user has not set themselves.
   std::optional<musafarm::agent::GpuInventory> detected;

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/bounded_text.h"
 #include "common/format_bytes.h"
 #include "common/stage_kind.h"
 
@@ -12,6 +13,11 @@ namespace musafarm::cli {
 namespace {
 
 absl::Time FromMicros(int64_t us) { return absl::FromUnixMicros(us); }
+
+// Text from the coordinator (names, labels, reasons) as the terminal may show
+// it: control characters escaped, whole (issue 12). A coordinator refuses
+// such names today, but rows stored before, or another server, may hold them.
+std::string Shown(absl::string_view s) { return Printable(s, s.size()); }
 
 // Display width of UTF-8 text: counts code points, not bytes.
 size_t DisplayWidth(absl::string_view s) {
@@ -173,7 +179,7 @@ std::vector<std::string> RenderTable(const Row& header, const std::vector<Row>& 
   std::vector<size_t> width(cols, 0);
   auto cell = [&](const Row& r, size_t i) -> std::string {
     if (i >= r.size() || r[i].empty()) return "-";
-    return r[i];
+    return Shown(r[i]);
   };
   for (size_t i = 0; i < cols; ++i) width[i] = DisplayWidth(header[i]);
   for (const Row& r : rows) {
@@ -209,7 +215,7 @@ std::vector<std::string> RenderJobs(const std::vector<v1::Job>& jobs, absl::Time
 
 std::string JobSummaryLine(const v1::Job& job, absl::Time now, bool with_name) {
   std::string s = absl::StrCat("job ", job.id());
-  if (with_name && !job.name().empty()) absl::StrAppend(&s, " (", job.name(), ")");
+  if (with_name && !job.name().empty()) absl::StrAppend(&s, " (", Shown(job.name()), ")");
   absl::StrAppend(&s, " ", JobStateName(job.state()), IsJobEnded(job.state()) ? " in " : " for ",
                   HumanDuration(JobElapsed(job, now)));
   return s;
@@ -242,7 +248,7 @@ std::vector<std::string> RenderArtifactLines(const v1::Job& job, absl::string_vi
   for (const v1::Task& t : job.tasks()) {
     if (!only_task.empty() && t.id() != only_task) continue;
     if (t.artifacts_size() == 0) continue;
-    lines.push_back(absl::StrCat("artifacts: ", t.id(), ": ", ArtifactList(t)));
+    lines.push_back(Shown(absl::StrCat("artifacts: ", t.id(), ": ", ArtifactList(t))));
   }
   return lines;
 }
@@ -286,7 +292,7 @@ std::string PolicyLine(const v1::Agent& a) {
     absl::StrAppend(&line, "; untrusted labels: ", absl::StrJoin(untrusted, ","),
                     " (not used for stages that need trust)");
   }
-  return line;
+  return Shown(line);
 }
 
 std::vector<std::string> RenderAgents(const std::vector<v1::Agent>& agents, absl::Time now) {

@@ -215,6 +215,20 @@ TEST(RenderJobsTest, CreatedInLocalTimeAndRunningDuration) {
                           "7   n     running  2023-11-14 22:13:20  1m40s"));
 }
 
+// Issue 12: names with ESC and newlines were printed raw to terminals. Names
+// a coordinator stored before it refused them come out escaped.
+TEST(RenderJobsTest, ControlCharactersInNamesAreEscaped) {
+  v1::Job j;
+  j.set_id("7");
+  j.set_name("evil\x1b[2J\nx");
+  j.set_state(v1::JOB_STATE_RUNNING);
+  j.set_created_us(kT0);
+  EXPECT_THAT(RenderJobs({j}, kNow, absl::UTCTimeZone()),
+              ElementsAre("ID  NAME          STATE    CREATED              DURATION",
+                          "7   evil\\e[2J\\nx  running  2023-11-14 22:13:20  1m40s"));
+  EXPECT_EQ(JobSummaryLine(j, kNow, /*with_name=*/true), "job 7 (evil\\e[2J\\nx) running for 1m40s");
+}
+
 TEST(RenderAgentsTest, SlotsLabelsRunningLastSeen) {
   v1::Agent a;
   a.set_name("gpu-1");

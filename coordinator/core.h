@@ -60,6 +60,9 @@ struct CoreOptions {
   // --max-gpus-per-stage: a stage asking for more is refused at submit. One
   // asking for more than any connected agent has only waits (and says why).
   int max_gpus_per_stage = limits::kDefaultMaxGpusPerStage;
+  // --max-log-bytes: a task's log keeps this many bytes and one marker line;
+  // later output is dropped and the task goes on (Task.log_truncated).
+  uint64_t max_log_bytes = limits::kDefaultMaxLogBytes;
 };
 
 // The coordinator's orchestrator: it turns user calls, agent messages and

@@ -5,6 +5,7 @@
 #include "coordinator/core.h"
 
 #include <algorithm>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -132,10 +133,14 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
         IsActive(task->state())) {
       kept.insert(task->id());
       agents_.Hold(agent, task->id(), {task->gpu_ids().begin(), task->gpu_ids().end()});
-      // Tells the agent where the stored log ends, so it resends exactly the rest.
-      SendTo(reg.name(), AckMessage(task->id(), task->attempt_id(),
-                                    logs_->Size(task->id(), task->attempt_id()), false,
-                                    /*resend=*/true));
+      // Tells the agent where the stored log ends, so it resends exactly the
+      // rest. A truncated log takes nothing more: everything the agent holds
+      // counts as taken (it clamps the offset to what it has).
+      const uint64_t stored = task->log_truncated()
+                                  ? std::numeric_limits<uint64_t>::max()
+                                  : logs_->Size(task->id(), task->attempt_id());
+      SendTo(reg.name(),
+             AckMessage(task->id(), task->attempt_id(), stored, false, /*resend=*/true));
     } else {
       SendTo(reg.name(),
              CancelMessage(held.task_id(), held.attempt_id(), "attempt is no longer current"));
@@ -205,12 +210,54 @@ void Core::OnStarted(Agent& agent, const v1::AttemptStarted& msg) {
   Apply(*task, {TaskEvent::kStart, msg.attempt_id(), nullptr, "", ""});
 }
 
+namespace {
+
+// The one line a log gets at --max-log-bytes, on a line of its own.
+std::string LogTruncatedMarker(uint64_t max_bytes) {
+  return absl::StrCat("\n[musafarm] log truncated at ", max_bytes,
+                      " bytes (the coordinator's --max-log-bytes); further output dropped\n");
+}
+
+}  // namespace
+
 void Core::OnLog(Agent& agent, const v1::LogChunk& chunk) {
   v1::Task* task = CurrentAttempt(agent, chunk.task_id(), chunk.attempt_id());
   if (task == nullptr) return;
+  // Past --max-log-bytes: the log keeps its first max bytes and one marker
+  // line; later bytes are acknowledged (the agent may forget them) and
+  // dropped. Offsets stay the agent's, so resends and acks work unchanged.
+  const uint64_t max = options_.max_log_bytes;
+  const uint64_t chunk_end = chunk.offset() + chunk.data().size();
+  if (task->log_truncated()) {
+    SendTo(agent.info.name(), AckMessage(task->id(), task->attempt_id(), chunk_end, false));
+    return;
+  }
   const uint64_t before = logs_->Size(task->id(), task->attempt_id());
-  absl::StatusOr<uint64_t> size =
-      logs_->Append(task->id(), task->attempt_id(), chunk.offset(), chunk.data());
+  const bool over = chunk_end > max && chunk.offset() <= before;
+  absl::string_view data = chunk.data();
+  if (over) data = data.substr(0, chunk.offset() < max ? max - chunk.offset() : 0);
+  absl::StatusOr<uint64_t> size = logs_->Append(task->id(), task->attempt_id(), chunk.offset(), data);
+  // (At or past max: a log stored under a larger --max-log-bytes before a
+  // restart ends where it is.)
+  if (size.ok() && over && *size >= max) {
+    const uint64_t end = *size;
+    const std::string marker = LogTruncatedMarker(max);
+    size = logs_->Append(task->id(), task->attempt_id(), end, marker);
+    if (size.ok()) {
+      task->set_log_truncated(true);
+      task->set_log_size(*size);
+      MarkChanged(*task);
+      Log()->warn("task={} attempt={}: log truncated at {} bytes (--max-log-bytes)", task->id(),
+                  task->attempt_id(), max);
+      if (end > before) {
+        watchers_.PublishLog(*task, task->attempt_id(), before,
+                             std::string(data.substr(static_cast<size_t>(before - chunk.offset()))));
+      }
+      watchers_.PublishLog(*task, task->attempt_id(), end, marker);
+      SendTo(agent.info.name(), AckMessage(task->id(), task->attempt_id(), chunk_end, false));
+      return;
+    }
+  }
   if (!size.ok()) {
     if (absl::IsFailedPrecondition(size.status())) {
       // A gap: ask for a resend from where the stored log ends.
@@ -264,7 +311,8 @@ void Core::OnResult(Agent& agent, const v1::AttemptResult& result) {
         artifacts_complete &&
         logs_->ArtifactSize(task->id(), task->attempt_id(), artifact.name()) >= artifact.size();
   }
-  if (stored < result.log_size() || !artifacts_complete) {
+  // A truncated log is complete at its marker: the rest was dropped on purpose.
+  if ((!task->log_truncated() && stored < result.log_size()) || !artifacts_complete) {
     // Not every byte is here yet: have the agent resend them, then the result.
     SendTo(agent.info.name(),
            AckMessage(task->id(), task->attempt_id(), stored, false, /*resend=*/true));

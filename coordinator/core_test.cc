@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <optional>
 #include <sstream>
@@ -72,6 +73,7 @@ class CoreTest : public ::testing::Test {
     options.agent_lost_timeout = absl::Seconds(15);
     options.insecure = insecure_;
     options.agent_policy = policy_;
+    options.max_log_bytes = max_log_bytes_;
     core_ = std::make_unique<Core>(store_.get(), logs_.get(), &clock_, options);
     ASSERT_TRUE(core_->Recover().ok());
   }
@@ -124,6 +126,14 @@ class CoreTest : public ::testing::Test {
     r.mutable_result()->set_log_size(log.size());
     core_->OnAgentMessage(conn, r);
   }
+  // A watcher of `job` with its logs (watch id 1); null if the core refused it.
+  std::shared_ptr<RecordingWatcher> WatchWithLogs(const std::string& job) {
+    auto w = std::make_shared<RecordingWatcher>();
+    v1::WatchJobRequest req;
+    req.set_job_id(job);
+    req.set_logs(true);
+    return core_->AddWatcher(1, req, w).ok() ? w : nullptr;
+  }
   v1::TaskState StateOf(const std::string& job, const std::string& task) {
     const v1::Job j = *core_->GetJob(job);
     for (const auto& t : j.tasks()) {
@@ -135,6 +145,7 @@ class CoreTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   bool insecure_ = true;  // CoreOptions.insecure for Open()
+  uint64_t max_log_bytes_ = limits::kDefaultMaxLogBytes;
   std::optional<AgentPolicy> policy_;
   testing::FakeClock clock_;
   std::unique_ptr<Store> store_;
@@ -361,11 +372,8 @@ TEST_F(CoreTest, RestartKeepsStateAndAgentReattaches) {
 TEST_F(CoreTest, WatcherGetsSnapshotTransitionsLogsAndFinish) {
   auto [conn, agent] = Connect("a1", 1);
   v1::Job job = Submit("stages:\n  - name: one\n    exec: [x]\n");
-  auto w = std::make_shared<RecordingWatcher>();
-  v1::WatchJobRequest req;
-  req.set_job_id(job.id());
-  req.set_logs(true);
-  ASSERT_TRUE(core_->AddWatcher(1, req, w).ok());
+  auto w = WatchWithLogs(job.id());
+  ASSERT_NE(w, nullptr);
   auto as = agent->TakeAssignments();
   Result(conn, as[0], 0, "hello\n");
   ASSERT_TRUE(w->done);
@@ -385,11 +393,8 @@ TEST_F(CoreTest, WatcherGetsSnapshotTransitionsLogsAndFinish) {
 TEST_F(CoreTest, WatcherGetsTheWholeLogOfARetry) {
   auto [conn, agent] = Connect("a1", 1);
   v1::Job job = Submit("stages:\n  - name: flaky\n    retries: 1\n    exec: [x]\n");
-  auto w = std::make_shared<RecordingWatcher>();
-  v1::WatchJobRequest req;
-  req.set_job_id(job.id());
-  req.set_logs(true);
-  ASSERT_TRUE(core_->AddWatcher(1, req, w).ok());
+  auto w = WatchWithLogs(job.id());
+  ASSERT_NE(w, nullptr);
   auto first = agent->TakeAssignments();
   Result(conn, first[0], 1, "attempt one\n");
   auto second = agent->TakeAssignments();
@@ -401,6 +406,88 @@ TEST_F(CoreTest, WatcherGetsTheWholeLogOfARetry) {
   }
   EXPECT_EQ(by_attempt[first[0].attempt_id()], "attempt one\n");
   EXPECT_EQ(by_attempt[second[0].attempt_id()], "second\n");
+}
+
+// Issue 12: past --max-log-bytes a task's output is dropped after one marker
+// line, the task goes on, and its result says truncated. Every chunk is
+// acknowledged (the agent may forget dropped bytes), a reconnecting agent is
+// asked for nothing more, and the result is taken though the log holds fewer
+// bytes than the agent wrote.
+TEST_F(CoreTest, LogPastMaxLogBytesIsTruncatedAfterOneMarkerAndTheTaskGoesOn) {
+  max_log_bytes_ = 10;
+  Open();
+  auto [conn, agent] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: chatty\n    exec: [x]\n");
+  auto w = WatchWithLogs(job.id());
+  ASSERT_NE(w, nullptr);
+  const v1::Assignment a = agent->TakeAssignments().at(0);
+  v1::AgentMessage started;
+  started.mutable_started()->set_task_id(a.task_id());
+  started.mutable_started()->set_attempt_id(a.attempt_id());
+  core_->OnAgentMessage(conn, started);
+  auto log = [&, c = conn](uint64_t offset, const std::string& data) {
+    v1::AgentMessage chunk;
+    chunk.mutable_log()->set_task_id(a.task_id());
+    chunk.mutable_log()->set_attempt_id(a.attempt_id());
+    chunk.mutable_log()->set_offset(offset);
+    chunk.mutable_log()->set_data(data);
+    core_->OnAgentMessage(c, chunk);
+  };
+  auto last_ack = [&, ag = agent] {
+    for (auto it = ag->sent.rbegin(); it != ag->sent.rend(); ++it) {
+      if (it->has_ack()) return it->ack();
+    }
+    return v1::Ack();
+  };
+  log(0, "0123456");
+  EXPECT_FALSE(core_->GetJob(job.id())->tasks(0).log_truncated());
+  log(7, "789abcdef\n");  // crosses the limit: 3 bytes kept, then the marker
+  EXPECT_EQ(last_ack().log_offset(), 17u);
+  log(17, "more output\n");  // dropped, acknowledged
+  EXPECT_EQ(last_ack().log_offset(), 29u);
+  const std::string marker =
+      "\n[musafarm] log truncated at 10 bytes (the coordinator's --max-log-bytes); further output "
+      "dropped\n";
+  v1::GetLogRequest get;
+  get.set_task_id(a.task_id());
+  absl::StatusOr<v1::GetLogResponse> stored = core_->GetLog(get);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->data(), "0123456789" + marker);
+  EXPECT_TRUE(stored->truncated());
+  const v1::Task running = core_->GetJob(job.id())->tasks(0);
+  EXPECT_TRUE(running.log_truncated());
+  EXPECT_EQ(running.state(), v1::TASK_STATE_RUNNING);
+  std::string watched;
+  for (const auto& e : w->events) {
+    if (e.has_log()) watched += e.log().data();
+  }
+  EXPECT_EQ(watched, "0123456789" + marker);
+
+  // The agent reconnects holding the attempt: it is asked for nothing more.
+  v1::HeldAttempt held;
+  held.set_task_id(a.task_id());
+  held.set_attempt_id(a.attempt_id());
+  auto [conn2, agent2] = Connect("a1", 1, {held});
+  v1::Ack resend;
+  for (const auto& m : agent2->sent) {
+    if (m.has_ack()) resend = m.ack();
+  }
+  EXPECT_TRUE(resend.resend());
+  EXPECT_EQ(resend.log_offset(), std::numeric_limits<uint64_t>::max());
+
+  v1::AgentMessage r;
+  r.mutable_result()->set_task_id(a.task_id());
+  r.mutable_result()->set_attempt_id(a.attempt_id());
+  r.mutable_result()->set_log_size(29);
+  core_->OnAgentMessage(conn2, r);
+  const v1::Task done = core_->GetJob(job.id())->tasks(0);
+  EXPECT_EQ(done.state(), v1::TASK_STATE_SUCCEEDED);
+  EXPECT_TRUE(done.log_truncated());
+  EXPECT_EQ(done.log_size(), 10 + marker.size());
+
+  // It survives a restart: the flag is part of the stored task.
+  Open();
+  EXPECT_TRUE(core_->GetJob(job.id())->tasks(0).log_truncated());
 }
 
 TEST_F(CoreTest, ArtifactsAndFailingTestCountsComeWithTheResult) {

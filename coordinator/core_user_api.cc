@@ -265,6 +265,7 @@ absl::StatusOr<v1::GetLogResponse> Core::GetLog(const v1::GetLogRequest& request
     response.set_data(*std::move(data));
     response.set_size(logs_->Size(task->id(), task->attempt_id()));
   }
+  response.set_truncated(task->log_truncated());
   response.set_complete(IsTerminal(task->state()) &&
                         request.offset() + response.data().size() >= response.size());
   return response;

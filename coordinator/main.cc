@@ -85,6 +85,12 @@ int main(int argc, char** argv) {
                  "GPUs one stage may ask for; more is refused at submit")
       ->capture_default_str()
       ->check(CLI::Range(1, musafarm::limits::kMaxAgentGpus));
+  app.add_option("--max-log-bytes", options.core.max_log_bytes,
+                 "bytes of a task's log kept (e.g. 1GiB, 500MB); later output is dropped after "
+                 "one marker line and the task goes on")
+      ->capture_default_str()
+      ->transform(CLI::AsSizeValue(/*kb_is_1000=*/false))
+      ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 50));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   double cert_days = 30, cert_lifetime_s = 0;

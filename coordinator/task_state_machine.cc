@@ -137,6 +137,7 @@ absl::StatusOr<Transition> TaskStateMachine::Apply(v1::Task& task, const TaskEve
       task.set_attempts(task.attempts() + 1);
       task.set_agent(args.agent);
       task.set_log_size(0);
+      task.set_log_truncated(false);
       task.set_exit_code(0);
       task.set_started_us(0);
       task.set_ended_us(0);

@@ -216,6 +216,33 @@ TEST_F(LimitsTest, AddressesAreValidatedByEveryBinary) {
   ExpectServingAndNothingQueued();
 }
 
+// The agent checks its own name and labels against the limits the
+// coordinator applies at register: exit 2 at start, not a refused stream at
+// every reconnect.
+TEST_F(LimitsTest, AgentRefusesAnOversizedOrControlNameAndTooManyLabels) {
+  const std::vector<std::string> base = {MF_AGENT_BIN, "--insecure", "--coordinator",
+                                         farm_->address(), "--work-dir",
+                                         farm_->dir() + "/bad-agent"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> argv = base;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return RunBinary(argv);
+  };
+  BinaryRun name = with({"--name", std::string(5000, 'a')});
+  EXPECT_EQ(name.exit_code, 2) << name.output;
+  EXPECT_THAT(name.output, HasSubstr("--name: is 5000 bytes long; the limit is 128"));
+  BinaryRun esc = with({"--name", "a\x1b[2Jb"});
+  EXPECT_EQ(esc.exit_code, 2) << esc.output;
+  EXPECT_THAT(esc.output, HasSubstr("--name: 'a\\e[2Jb' holds a control character"));
+  std::string labels;
+  for (int i = 0; i < 100; ++i) absl::StrAppend(&labels, i == 0 ? "" : ",", "l", i);
+  BinaryRun many = with({"--name", "ok", "--label", labels});
+  EXPECT_EQ(many.exit_code, 2) << many.output;
+  EXPECT_THAT(many.output, HasSubstr("--label: 100 labels; the limit is 64"));
+  ASSERT_EQ(farm_->Agents().size(), 1u);  // only agent-1
+  ExpectServingAndNothingQueued();
+}
+
 // Issue 12: non-UTF-8 bytes gave a libprotobuf error, UNIMPLEMENTED and exit 1.
 TEST_F(LimitsTest, NonUtf8SpecIsNamedWithFileLineColumn) {
   const std::string file = farm_->WritePipeline(
@@ -310,6 +337,38 @@ TEST_F(LimitsTest, CoordinatorMemoryStayedBoundedOverTheBattery) {
   EXPECT_LT(after_kb - rss_before_kb_, 50 * 1024)
       << "VmRSS before " << rss_before_kb_ << " kB, after " << after_kb << " kB";
   ExpectServingAndNothingQueued();
+}
+
+// Issue 12: past --max-log-bytes a task's output is dropped after one marker
+// line, the task goes on (it writes a file after its output), and its result
+// says truncated: in `logs`, `status -o json` and the log page.
+TEST(LogLimitTest, OutputPastMaxLogBytesIsDroppedAfterOneMarkerAndTheTaskGoesOn) {
+  Farm farm;
+  farm.StartCoordinator({"--max-log-bytes", "4KiB"});
+  farm.StartAgent("agent-1", {"os=linux"}, 1);
+  ASSERT_TRUE(WaitFor([&] { return farm.Agents().size() == 1; })) << "agent did not register";
+  const std::string after = farm.dir() + "/went-on";
+  // 2,000 lines of 100 bytes: 200 kB, 50 times the limit.
+  const std::string file = farm.WritePipeline(
+      "chatty.yaml", absl::StrCat("stages:\n  - name: chatty\n    shell: |\n"
+                                  "      i=0; while [ $i -lt 2000 ]; do printf '%099d\\n' $i; "
+                                  "i=$((i+1)); done\n      touch '",
+                                  after, "'\n"));
+  CliResult r = farm.Cli({"submit", file, "--watch"});
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(std::filesystem::exists(after)) << "the task did not go on past the limit";
+  CliResult log = farm.Cli({"logs", "1/chatty"});
+  ASSERT_EQ(log.exit_code, 0) << log.err;
+  const std::string marker =
+      "\n[musafarm] log truncated at 4096 bytes (the coordinator's --max-log-bytes); further "
+      "output dropped\n";
+  ASSERT_EQ(log.out.size(), 4096 + marker.size()) << log.out.substr(4096);
+  EXPECT_EQ(log.out.substr(0, 100), std::string(99, '0') + "\n");
+  EXPECT_EQ(log.out.substr(4096), marker);
+  CliResult status = farm.Cli({"status", "1", "-o", "json"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_THAT(status.out, HasSubstr("\"logTruncated\":true")) << status.out;
+  EXPECT_THAT(status.out, HasSubstr("\"state\":\"TASK_STATE_SUCCEEDED\"")) << status.out;
 }
 
 }  // namespace

@@ -186,7 +186,8 @@ TEST(WireGolden, GoldensCoverEveryMessageKind) {
 // and executor kinds (peer_compat), its instance secret, the coordinator's
 // Agent rows (with the agent policy's trusted labels and grants, and the
 // agent's certificate identity and revocation), the agent list's insecure
-// flag, and the user
+// flag, a task's and a log page's truncated flags (issue 12's
+// --max-log-bytes), and the user
 // API's Timestamps (api_times). Returns how many
 // messages it changed.
 int SetNewFields(Message* m) {
@@ -229,6 +230,10 @@ int SetNewFields(Message* m) {
     ++changed;
   } else if (auto* task = dynamic_cast<v1::Task*>(m)) {
     FillApiTimes(task);
+    task->set_log_truncated(true);  // issue 12: the log reached --max-log-bytes
+    ++changed;
+  } else if (auto* log = dynamic_cast<v1::GetLogResponse*>(m)) {
+    log->set_truncated(true);
     ++changed;
   } else if (auto* spec = dynamic_cast<v1::StageSpec*>(m)) {
     // Issue 12: the extra forms a pipeline declares for a stage's secrets.
@@ -295,7 +300,7 @@ TEST(WireNewToOld, NewCodesMessagesDecodeWithTheOldDefinitionsWithTheOldFieldsIn
     differ.ReportDifferencesToString(&diff);
     EXPECT_TRUE(differ.Compare(*recorded, *as_old)) << diff;
   }
-  // Results, a shutdown heartbeat, registrations, jobs, tasks, agents and assignments.
+  // Results, a shutdown heartbeat, registrations, jobs, tasks, agents, assignments and log pages.
   EXPECT_EQ(with_new_fields,
             (std::set<std::string>{
                 "AgentMessage.register", "AgentMessage.heartbeat_shutting_down",
@@ -303,6 +308,7 @@ TEST(WireNewToOld, NewCodesMessagesDecodeWithTheOldDefinitionsWithTheOldFieldsIn
                 "AgentMessage.result_timed_out", "Job.full", "Job.running", "ListJobsResponse.full",
                 "SubmitResponse.full", "WatchEvent.snapshot", "WatchEvent.task",
                 "WatchEvent.finished", "ListAgentsResponse.full", "DrainResponse.full",
+                "GetLogResponse.full",
                 // Issue 12: assignments whose stages name secrets (their forms) or push.
                 "CoordinatorMessage.assignment_exec", "CoordinatorMessage.assignment_docker_build",
                 "CoordinatorMessage.assignment_docker_push"}));
