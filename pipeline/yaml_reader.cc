@@ -1,6 +1,11 @@
 #include "pipeline/yaml_reader.h"
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+
 #include <map>
+#include <sstream>
+#include <string>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -37,23 +42,84 @@ YAML::Mark MarkOf(const YAML::Node& node, const YAML::Mark& fallback) {
   return node.Mark();
 }
 
+namespace {
+
+// Counts a file's documents as YAML::LoadAll would keep them (up to the first
+// null one), but at most kMaxDocuments: yaml-cpp 0.7's LoadAll never returns on
+// some inputs (a file holding just "," yields documents without end, growing
+// memory; found by tests/fuzz/spec_fuzzer), and one is all a pipeline may have.
+constexpr int kMaxDocuments = 100;
+
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  // Reads documents until a null one, the end, or kMaxDocuments.
+  void Count(YAML::Parser& parser) {
+    while (count_ < kMaxDocuments) {
+      root_null_ = false;
+      root_seen_ = false;
+      if (!parser.HandleNextDocument(*this) || root_null_) return;
+      ++count_;
+    }
+  }
+  int count() const { return count_; }
+  const YAML::Mark& second() const { return second_; }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Root(mark, true); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Root(mark, false); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    Root(mark, false);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Root(mark, false);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Root(mark, false);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Root(const YAML::Mark& mark, bool null) {
+    if (root_seen_) return;
+    root_seen_ = true;
+    root_null_ = null;
+    if (count_ == 1) second_ = mark;   // where the second document's root starts
+  }
+
+  int count_ = 0;
+  bool root_seen_ = false;
+  bool root_null_ = false;
+  YAML::Mark second_ = YAML::Mark::null_mark();
+};
+
+}  // namespace
+
 absl::StatusOr<YAML::Node> YamlReader::LoadDocument() const {
-  std::vector<YAML::Node> docs;
+  DocumentCounter counter;
+  YAML::Node doc;
   try {
-    docs = YAML::LoadAll(std::string(yaml_));
+    std::istringstream in{std::string(yaml_)};
+    YAML::Parser parser(in);
+    counter.Count(parser);
+    if (counter.count() == 1) doc = YAML::Load(std::string(yaml_));
   } catch (const YAML::Exception& e) {
     return SyntaxError(e);
   }
-  if (docs.empty()) {
+  if (counter.count() == 0) {
     return Error(YAML::Mark::null_mark(), "pipeline",
                  "the file is empty; expected a mapping with a 'stages' list");
   }
-  if (docs.size() > 1) {
-    return Error(docs[1].Mark(), "pipeline",
-                 absl::StrCat("the file holds ", docs.size(),
-                              " YAML documents; a pipeline is a single document"));
+  if (counter.count() > 1) {
+    return Error(counter.second(), "pipeline",
+                 absl::StrCat("the file holds ", counter.count() < kMaxDocuments ? "" : "at least ",
+                              counter.count(), " YAML documents; a pipeline is a single document"));
   }
-  return docs[0];
+  return doc;
 }
 
 absl::Status YamlReader::SyntaxError(const YAML::Exception& e) const {

@@ -26,6 +26,14 @@ TEST(YamlReaderTest, ErrorsReadFileLineColumnFieldWhat) {
   EXPECT_EQ(r.OptionError("--param", "tag", "nope").message(), "p.yaml: --param tag: nope");
 }
 
+// yaml-cpp's LoadAll never returns on a file holding just "," (and grows its
+// memory meanwhile); found by tests/fuzz/spec_fuzzer. It holds no document.
+TEST(YamlReaderTest, AFileOnWhichYamlCppLoadAllNeverReturnsIsRefused) {
+  EXPECT_EQ(std::string(YamlReader(",", "p.yaml").LoadDocument().status().message()),
+            "p.yaml:1:1: pipeline: the file is empty; expected a mapping with a 'stages' list");
+  EXPECT_FALSE(YamlReader(",p ta<(tho cuF); toucht, who: m", "p.yaml").LoadDocument().ok());
+}
+
 TEST(YamlReaderTest, LoadDocumentWantsExactlyOneDocument) {
   EXPECT_EQ(YamlReader("", "p.yaml").LoadDocument().status().message(),
             "p.yaml:1:1: pipeline: the file is empty; expected a mapping with a 'stages' list");
