@@ -1,5 +1,8 @@
 #include "cli/app.h"
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -161,6 +164,10 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   CLI::App* jobs_cmd = app.add_subcommand("jobs", "List jobs, newest first");
   jobs_cmd->add_option("--limit,-n", limit, "At most N jobs (0: the coordinator's default, 50)")
       ->check(CLI::NonNegativeNumber);
+  bool mine = false;
+  std::string jobs_user;
+  jobs_cmd->add_flag("--mine", mine, "Only the jobs you submitted");
+  jobs_cmd->add_option("--user", jobs_user, "Only the jobs USER submitted")->type_name("USER");
   AddOutputOption(jobs_cmd, &output);
 
   std::string id;
@@ -221,6 +228,36 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   undrain_cmd->add_option("agent", agent, "Agent name")->required();
   AddOutputOption(undrain_cmd, &output);
 
+  // Users (admin): API tokens and the audit log.
+  std::string token_user, token_role, token_expires, token_id;
+  CLI::App* token_cmd = app.add_subcommand("token", "Make, list and revoke API tokens (admin)");
+  token_cmd->require_subcommand(1);
+  CLI::App* token_create_cmd = token_cmd->add_subcommand(
+      "create", "Make an API token for user NAME and print it once");
+  token_create_cmd->add_option("name", token_user, "The user the token stands for")->required();
+  token_create_cmd->add_option("--role", token_role, "viewer, submitter or admin")
+      ->required()
+      ->check(CLI::IsMember({"viewer", "submitter", "admin"}).description(""));
+  token_create_cmd->add_option("--expires", token_expires,
+                               "Lifetime, e.g. 90d or 12h (default: until revoked)");
+  AddOutputOption(token_create_cmd, &output);
+  CLI::App* token_list_cmd = token_cmd->add_subcommand("list", "List API tokens (never a secret)");
+  AddOutputOption(token_list_cmd, &output);
+  CLI::App* token_revoke_cmd = token_cmd->add_subcommand(
+      "revoke", "Revoke a token by id, or every token of a user by name");
+  token_revoke_cmd->add_option("id", token_id, "Token id, or a user name")->required();
+  AddOutputOption(token_revoke_cmd, &output);
+  std::string audit_user, audit_since;
+  int audit_limit = 0;
+  CLI::App* audit_cmd =
+      app.add_subcommand("audit", "Show the audit log of state-changing calls (admin)");
+  audit_cmd->add_option("--user", audit_user, "Only this user's calls")->type_name("USER");
+  audit_cmd->add_option("--since", audit_since, "Only the last DURATION, e.g. 1h or 7d")
+      ->type_name("DURATION");
+  audit_cmd->add_option("-n,--limit", audit_limit, "The newest N lines (default 100)")
+      ->check(CLI::NonNegativeNumber);
+  AddOutputOption(audit_cmd, &output, /*short_o=*/true);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -242,6 +279,24 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   }
   env.tls = *std::move(tls);
   env.output = output == "json" ? OutputFormat::kJson : OutputFormat::kTable;
+  // Who we are: the API token (never a flag: it would show in `ps` and shell
+  // history), and the OS user, which only an --insecure coordinator heeds.
+  absl::StatusOr<ResolvedToken> token = ResolveToken();
+  if (!token.ok()) {
+    *env.err << "musafarm: " << token.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (!token->warning.empty()) *env.err << "musafarm: " << token->warning << "\n";
+  env.token = token->token;
+  if (!env.token.empty() && !env.tls.has_value()) {
+    *env.err << "musafarm: warning: --insecure: your API token travels in clear text to "
+             << env.coordinator << "\n";
+  }
+  if (const char* user = std::getenv("USER"); user != nullptr && *user != '\0') {
+    env.os_user = user;
+  } else if (const char* login = getlogin(); login != nullptr) {
+    env.os_user = login;
+  }
 
   if (submit_cmd->parsed()) {
     if (submit.file != pipeline_arg.value_or("")) {
@@ -253,7 +308,13 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
     submit.watch_options.logs = submit_logs;
     return RunSubmit(env, submit);
   }
-  if (jobs_cmd->parsed()) return RunJobs(env, limit);
+  if (jobs_cmd->parsed()) return RunJobs(env, limit, mine, jobs_user);
+  if (token_create_cmd->parsed()) {
+    return RunTokenCreate(env, token_user, token_role, token_expires);
+  }
+  if (token_list_cmd->parsed()) return RunTokenList(env);
+  if (token_revoke_cmd->parsed()) return RunTokenRevoke(env, token_id);
+  if (audit_cmd->parsed()) return RunAudit(env, audit_user, audit_since, audit_limit);
   if (status_cmd->parsed()) return RunStatus(env, id);
   if (watch_cmd->parsed()) return RunWatch(env, watch);
   if (logs_cmd->parsed()) return RunLogs(env, task, follow);

@@ -1,7 +1,10 @@
 #include "cli/client.h"
 
 #include <chrono>
+#include <memory>
 #include <ostream>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -11,6 +14,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
+#include "grpcpp/support/client_interceptor.h"
 
 namespace musafarm::cli {
 
@@ -23,16 +27,59 @@ int ExitCodeForStatus(grpc::StatusCode code) {
     case grpc::StatusCode::FAILED_PRECONDITION:
     case grpc::StatusCode::ALREADY_EXISTS:
     case grpc::StatusCode::OUT_OF_RANGE:
+    // Who you are or what your role allows: a human must act, as for bad input.
+    case grpc::StatusCode::UNAUTHENTICATED:
+    case grpc::StatusCode::PERMISSION_DENIED:
       return kExitUsage;
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       return kExitUnreachable;
     default:
-      // INTERNAL, PERMISSION_DENIED, UNIMPLEMENTED, ...: the command failed, and
+      // INTERNAL, UNIMPLEMENTED, ...: the command failed, and
       // it is neither the user's input nor the network.
       return kExitJobFailed;
   }
 }
+
+namespace {
+
+// Adds the caller's identity to every call's initial metadata: one place for
+// unary calls and streams alike.
+class IdentityInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  IdentityInterceptor(const std::string* bearer, const std::string* os_user)
+      : bearer_(bearer), os_user_(os_user) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      auto* md = methods->GetSendInitialMetadata();
+      if (!bearer_->empty()) md->insert({"authorization", *bearer_});
+      if (!os_user_->empty()) md->insert({"x-musafarm-os-user", *os_user_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string* const bearer_;   // owned by the factory
+  const std::string* const os_user_;
+};
+
+class IdentityInterceptorFactory final
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  IdentityInterceptorFactory(const std::string& token, std::string os_user)
+      : bearer_(token.empty() ? "" : "Bearer " + token), os_user_(std::move(os_user)) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo* /*info*/) override {
+    return new IdentityInterceptor(&bearer_, &os_user_);
+  }
+
+ private:
+  const std::string bearer_;
+  const std::string os_user_;
+};
+
+}  // namespace
 
 std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env) {
   grpc::ChannelArguments args;
@@ -45,7 +92,10 @@ std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env) {
   // GetLog and GetArtifact answer with up to 4 MiB of data a call, which with
   // the other fields is just over gRPC's default limit of 4 MiB a message.
   args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
-  return grpc::CreateCustomChannel(env.coordinator, MakeChannelCredentials(env.tls), args);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> identity;
+  identity.push_back(std::make_unique<IdentityInterceptorFactory>(env.token, env.os_user));
+  return grpc::experimental::CreateCustomChannelWithInterceptors(
+      env.coordinator, MakeChannelCredentials(env.tls), args, std::move(identity));
 }
 
 void SetUnaryDeadline(grpc::ClientContext* ctx) {

@@ -57,6 +57,11 @@ struct CommandEnv {
   // TLS that verifies the coordinator against tls->ca_pem; none: plaintext
   // (--insecure). RunCli sets it from the flags, $MUSAFARM_CA and the config.
   std::optional<ChannelTls> tls;
+  // Sent on every call: the API token as `authorization: Bearer ...` (none:
+  // empty), and the OS user as `x-musafarm-os-user` (what an --insecure
+  // coordinator takes as the user when there is no token).
+  std::string token;
+  std::string os_user;
 };
 
 // A channel to env.coordinator, secured as env.tls says.

@@ -15,7 +15,9 @@ TEST(ExitCodeForStatusTest, MapsCodesToExitCodes) {
   EXPECT_EQ(ExitCodeForStatus(grpc::StatusCode::UNAVAILABLE), 3);
   EXPECT_EQ(ExitCodeForStatus(grpc::StatusCode::DEADLINE_EXCEEDED), 3);
   EXPECT_EQ(ExitCodeForStatus(grpc::StatusCode::INTERNAL), 1);
-  EXPECT_EQ(ExitCodeForStatus(grpc::StatusCode::PERMISSION_DENIED), 1);
+  // Issue 11: a refused identity or role is for the user to fix, like bad input.
+  EXPECT_EQ(ExitCodeForStatus(grpc::StatusCode::PERMISSION_DENIED), 2);
+  EXPECT_EQ(ExitCodeForStatus(grpc::StatusCode::UNAUTHENTICATED), 2);
 }
 
 TEST(ReportRpcErrorTest, SaysWhatIsWrong) {

@@ -1208,7 +1208,7 @@ TEST_F(CliBinaryTest, AnUnknownKeyOrWrongTypeExitsTwoNamingFileAndKey) {
   EXPECT_EQ(RunWithConfig("coordinator: 127.0.0.1:1\ncolour: red\n", {"jobs"}), 2) << output_;
   EXPECT_EQ(output_, absl::StrCat("musafarm: bad config file: ", config_path_,
                                   ":2:1: colour: unknown field 'colour' (allowed: coordinator, ca, "
-                                  "insecure)\n"));
+                                  "insecure, token)\n"));
   EXPECT_EQ(RunWithConfig("coordinator: [a, b]\n", {"jobs"}), 2) << output_;
   EXPECT_THAT(output_,
               HasSubstr(absl::StrCat(config_path_, ":1:14: coordinator: expected a string")));

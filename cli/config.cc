@@ -1,7 +1,10 @@
 #include "cli/config.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -35,7 +38,8 @@ absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
 
 // The keys a config file may hold.
 const std::vector<std::string>& KnownKeys() {
-  static const auto* const kKeys = new std::vector<std::string>{"coordinator", "ca", "insecure"};
+  static const auto* const kKeys = new std::vector<std::string>{"coordinator", "ca", "insecure",
+                                                               "token"};
   return *kKeys;
 }
 
@@ -67,7 +71,8 @@ absl::StatusOr<CliConfig> ParseDocument(const pipeline::YamlReader& reader,
     std::string value;
     MF_RETURN_IF_ERROR(reader.GetString(e.value, e.key_mark, e.field, &value));
     if (value.empty()) continue;
-    (e.key == "ca" ? config.ca : config.coordinator) = std::move(value);
+    (e.key == "ca" ? config.ca : e.key == "token" ? config.token : config.coordinator) =
+        std::move(value);
   }
   return config;
 }
@@ -96,8 +101,9 @@ absl::StatusOr<CliConfig> ParseCliConfig(absl::string_view content, absl::string
 namespace {
 
 // The config file ($MUSAFARM_CONFIG, else $HOME/.config/musafarm/config.yaml);
-// an empty config when the default file does not exist.
-absl::StatusOr<CliConfig> LoadCliConfig() {
+// an empty config when the default file does not exist. `path_out`: the file
+// read, if any.
+absl::StatusOr<CliConfig> LoadCliConfig(std::string* path_out = nullptr) {
   std::string path;
   bool explicit_path = false;
   if (const char* cfg = std::getenv(kConfigEnv); cfg != nullptr && *cfg != '\0') {
@@ -114,6 +120,7 @@ absl::StatusOr<CliConfig> LoadCliConfig() {
         return absl::InvalidArgumentError(
             absl::StrCat("bad config file: ", config.status().message()));
       }
+      if (path_out != nullptr) *path_out = path;
       return config;
     } else if (explicit_path) {
       return absl::InvalidArgumentError(absl::StrCat("cannot read config file ($", kConfigEnv,
@@ -145,6 +152,27 @@ absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag) {
     MF_RETURN_IF_ERROR(ValidateAddress("the config file's 'coordinator'", *config.coordinator));
   }
   return config.coordinator.value_or(kDefaultCoordinator);
+}
+
+absl::StatusOr<ResolvedToken> ResolveToken() {
+  ResolvedToken out;
+  if (const char* env = std::getenv(kTokenEnv); env != nullptr && *env != '\0') {
+    out.token = env;
+    return out;
+  }
+  std::string path;
+  MF_ASSIGN_OR_RETURN(const CliConfig config, LoadCliConfig(&path));
+  if (!config.token.has_value()) return out;
+  out.token = *config.token;
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    out.warning = absl::StrCat("warning: ", path, " holds your API token and is readable by ",
+                               (st.st_mode & 007) != 0 ? "others" : "its group", " (mode ", mode,
+                               "); run: chmod 600 ", path);
+  }
+  return out;
 }
 
 absl::StatusOr<std::optional<ChannelTls>> ResolveTls(bool insecure_flag,

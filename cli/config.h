@@ -14,12 +14,14 @@ namespace musafarm::cli {
 inline constexpr char kCoordinatorEnv[] = "MUSAFARM_COORDINATOR";
 inline constexpr char kConfigEnv[] = "MUSAFARM_CONFIG";
 inline constexpr char kCaEnv[] = "MUSAFARM_CA";
+inline constexpr char kTokenEnv[] = "MUSAFARM_TOKEN";
 
 // What a config file says. Every key is optional.
 struct CliConfig {
   std::optional<std::string> coordinator;  // HOST:PORT; an empty value counts as absent
   std::optional<std::string> ca;           // the farm CA's certificate file; empty: absent
   std::optional<bool> insecure;            // plaintext to a coordinator run with --insecure
+  std::optional<std::string> token;        // the user's API token; empty: absent
 };
 
 // Reads a config file: one YAML mapping, block (`coordinator: h:1`) or flow
@@ -44,5 +46,16 @@ absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag);
 // config file refused as above, is InvalidArgument saying what to do.
 absl::StatusOr<std::optional<ChannelTls>> ResolveTls(bool insecure_flag,
                                                      const std::string& ca_flag);
+
+// The user's API token: $MUSAFARM_TOKEN, else the config file's `token`, else
+// none (empty). Never a command-line flag: it would land in shell history and
+// in `ps`. A config file refused as above is InvalidArgument.
+struct ResolvedToken {
+  std::string token;
+  // Non-empty when the token comes from a config file that group or others
+  // may read: what to tell the user (on stderr).
+  std::string warning;
+};
+absl::StatusOr<ResolvedToken> ResolveToken();
 
 }  // namespace musafarm::cli

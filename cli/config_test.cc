@@ -1,5 +1,7 @@
 #include "cli/config.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -18,6 +20,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 std::optional<std::string> Coordinator(const std::string& yaml) {
@@ -59,7 +62,7 @@ TEST(ParseCliConfigTest, ReadsFlowStyle) {
 TEST(ParseCliConfigTest, UnknownKeyNamesFileLineAndKey) {
   EXPECT_EQ(ErrorOf("# musafarm\ncoordinator: h:1\ncordinator: h:2\n"),
             "/home/u/cfg.yaml:3:1: cordinator: unknown field 'cordinator' (allowed: coordinator, "
-            "ca, insecure)");
+            "ca, insecure, token)");
   EXPECT_THAT(ErrorOf("{coordinator: x, colour: red}"),
               StartsWith("/home/u/cfg.yaml:1:18: colour: unknown field 'colour'"));
 }
@@ -90,7 +93,7 @@ TEST(ParseCliConfigTest, MalformedYamlAndRepeatedKeysAreErrors) {
 class ResolveCoordinatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (const char* name : {kCoordinatorEnv, kConfigEnv, kCaEnv, "HOME"}) {
+    for (const char* name : {kCoordinatorEnv, kConfigEnv, kCaEnv, kTokenEnv, "HOME"}) {
       const char* v = std::getenv(name);
       saved_.push_back({name, v ? std::optional<std::string>(v) : std::nullopt});
       unsetenv(name);
@@ -173,7 +176,8 @@ TEST_F(ResolveCoordinatorTest, ABadConfigFileIsAnErrorNamingFileAndKey) {
       r.status().message(),
       absl::StrCat(
           "bad config file: ", home_cfg,
-          ":1:1: coordinater: unknown field 'coordinater' (allowed: coordinator, ca, insecure)"));
+          ":1:1: coordinater: unknown field 'coordinater' (allowed: coordinator, ca, insecure, "
+          "token)"));
   // The flag and the environment still win without reading it.
   EXPECT_EQ(*ResolveCoordinator("flag:1"), "flag:1");
   setenv(kCoordinatorEnv, "env:2", 1);
@@ -230,6 +234,44 @@ TEST_F(ResolveCoordinatorTest, WithoutACaOrInsecureItSaysWhatToDo) {
   tls = ResolveTls(false, WriteFile(home_ + "/junk.crt", "junk"));
   ASSERT_FALSE(tls.ok());
   EXPECT_THAT(std::string(tls.status().message()), HasSubstr("junk.crt holds no PEM data"));
+}
+
+TEST_F(ResolveCoordinatorTest, TheTokenComesFromTheEnvironmentThenTheConfig) {
+  absl::StatusOr<ResolvedToken> t = ResolveToken();
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->token, "");  // none anywhere: no token
+  const std::string cfg = home_ + "/.config/musafarm/config.yaml";
+  WriteFile(cfg, "token: mfu1.from.config\n");
+  ASSERT_EQ(chmod(cfg.c_str(), 0600), 0);
+  t = ResolveToken();
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->token, "mfu1.from.config");
+  EXPECT_EQ(t->warning, "");  // private: nothing to say
+  setenv(kTokenEnv, "mfu1.from.env", 1);
+  t = ResolveToken();
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->token, "mfu1.from.env");
+}
+
+TEST_F(ResolveCoordinatorTest, AConfigFileOthersCanReadHoldingATokenIsWarnedAbout) {
+  const std::string cfg = home_ + "/.config/musafarm/config.yaml";
+  WriteFile(cfg, "token: mfu1.from.config\n");
+  ASSERT_EQ(chmod(cfg.c_str(), 0644), 0);
+  absl::StatusOr<ResolvedToken> t = ResolveToken();
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->token, "mfu1.from.config");
+  EXPECT_THAT(t->warning, AllOf(HasSubstr(cfg), HasSubstr("readable by others"),
+                                HasSubstr("0644"), HasSubstr("chmod 600")));
+  EXPECT_THAT(t->warning, Not(HasSubstr("mfu1.from.config")));
+  ASSERT_EQ(chmod(cfg.c_str(), 0640), 0);
+  t = ResolveToken();
+  ASSERT_TRUE(t.ok());
+  EXPECT_THAT(t->warning, HasSubstr("readable by its group"));
+  // A config without a token is no one's business.
+  WriteFile(cfg, "coordinator: h:1\n");
+  t = ResolveToken();
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->warning, "");
 }
 
 }  // namespace

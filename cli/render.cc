@@ -204,13 +204,20 @@ std::vector<std::string> RenderTable(const Row& header, const std::vector<Row>& 
 
 std::vector<std::string> RenderJobs(const std::vector<v1::Job>& jobs, absl::Time now,
                                     absl::TimeZone tz) {
+  // The submitter column only when a job has one (farms from before users
+  // record none).
+  bool submitters = false;
+  for (const v1::Job& j : jobs) submitters = submitters || !j.submitter().empty();
   std::vector<Row> rows;
   for (const v1::Job& j : jobs) {
     rows.push_back({j.id(), j.name(), JobStateName(j.state()),
                     j.created_us() ? FormatDateTime(FromMicros(j.created_us()), tz) : "",
                     HumanDuration(JobElapsed(j, now))});
+    if (submitters) rows.back().push_back(j.submitter());
   }
-  return RenderTable({"ID", "NAME", "STATE", "CREATED", "DURATION"}, rows);
+  Row header = {"ID", "NAME", "STATE", "CREATED", "DURATION"};
+  if (submitters) header.push_back("SUBMITTER");
+  return RenderTable(header, rows);
 }
 
 std::string JobSummaryLine(const v1::Job& job, absl::Time now, bool with_name) {
@@ -231,6 +238,7 @@ std::vector<std::string> RenderStatus(const v1::Job& job, absl::string_view only
                     ElapsedCell(t, now), TestsCell(t), t.reason()});
   }
   std::vector<std::string> lines = {JobSummaryLine(job, now, /*with_name=*/true), ""};
+  if (!job.submitter().empty()) lines[0] += absl::StrCat(", submitted by ", job.submitter());
   for (std::string& l : RenderTable(
            {"TASK", "STATE", "AGENT", "ATTEMPT", "EXIT", "DURATION", "TESTS", "REASON"}, rows)) {
     lines.push_back(std::move(l));

@@ -229,6 +229,32 @@ TEST(RenderJobsTest, ControlCharactersInNamesAreEscaped) {
   EXPECT_EQ(JobSummaryLine(j, kNow, /*with_name=*/true), "job 7 (evil\\e[2J\\nx) running for 1m40s");
 }
 
+TEST(RenderJobsTest, SubmitterColumnWhenAJobHasOne) {
+  v1::Job a;
+  a.set_id("8");
+  a.set_name("n");
+  a.set_state(v1::JOB_STATE_RUNNING);
+  a.set_created_us(kT0);
+  a.set_submitter("alice");
+  v1::Job b = a;
+  b.set_id("7");
+  b.clear_submitter();  // from before users
+  EXPECT_THAT(RenderJobs({a, b}, kNow, absl::UTCTimeZone()),
+              ElementsAre("ID  NAME  STATE    CREATED              DURATION  SUBMITTER",
+                          "8   n     running  2023-11-14 22:13:20  1m40s     alice",
+                          "7   n     running  2023-11-14 22:13:20  1m40s     -"));
+}
+
+TEST(RenderStatusTest, SubmitterInTheSummaryLine) {
+  v1::Job job;
+  job.set_id("7");
+  job.set_name("n");
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.set_created_us(kT0);
+  job.set_submitter("alice");
+  EXPECT_THAT(RenderStatus(job, "", kNow)[0], ::testing::EndsWith(", submitted by alice"));
+}
+
 TEST(RenderAgentsTest, SlotsLabelsRunningLastSeen) {
   v1::Agent a;
   a.set_name("gpu-1");

@@ -198,9 +198,14 @@ absl::Status Coordinator::Start() {
   if (absl::Status s = enrollment_->Load(); !s.ok()) return s;
   core_->set_enrollment(enrollment_.get());
 
+  // API tokens and the audit log (no secrets there: no cipher needed).
+  absl::StatusOr<std::unique_ptr<Store>> admin_store = OpenSqliteStore(db_path);
+  if (!admin_store.ok()) return admin_store.status();
+  user_admin_ = std::make_unique<UserAdmin>(*std::move(admin_store));
+
   const bool serves_tls = tls.has_value();
   server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get(), std::move(tls),
-                                    enrollment_.get());
+                                    enrollment_.get(), access_.get(), user_admin_.get());
   loop_.Start();
   absl::StatusOr<int> port = server_->Start(options_.listen);
   if (!port.ok()) {

@@ -6,9 +6,11 @@
 
 #include "absl/status/status.h"
 #include "common/event_loop.h"
+#include "coordinator/access_control.h"
 #include "coordinator/core.h"
 #include "coordinator/enrollment.h"
 #include "coordinator/tls_material.h"
+#include "coordinator/user_admin.h"
 
 namespace musafarm::coordinator {
 
@@ -64,10 +66,14 @@ class Coordinator {
   EventLoop loop_;
   std::unique_ptr<Core> core_;
   std::unique_ptr<Enrollment> enrollment_;  // used on loop_ only
+  // Token making and the audit log, on a store connection of its own (called
+  // from gRPC threads as well as the loop; the Store is not thread-safe).
+  std::unique_ptr<UserAdmin> user_admin_;
   std::unique_ptr<Server> server_;
   // Set once the state is recovered and the gRPC port serves (/readyz).
   std::atomic<bool> ready_{false};
-  // Tokens and roles for the HTTP routes (a store connection of its own).
+  // Tokens and roles for the gRPC user API and the HTTP routes (a store
+  // connection of its own).
   std::unique_ptr<AccessControl> access_;
   std::unique_ptr<Dashboard> dashboard_;  // its routes wait for Attach (before ready_)
   // Serves from before the store is opened, so probes answer during recovery.

@@ -93,9 +93,13 @@ class Core : public AgentEventSink, public UserApi {
   absl::Status Recover();
 
   // --- user API -----------------------------------------------------------
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request) override;
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request,
+                                 const std::string& submitter) override;
+  // Tests and benchmarks: a job without a recorded submitter.
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request) { return Submit(request, ""); }
   absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const override;
-  std::vector<v1::Job> ListJobs(int limit) const override;  // newest first, no tasks
+  std::vector<v1::Job> ListJobs(int limit, const std::string& submitter) const override;
+  absl::StatusOr<std::string> OwnerOf(const std::string& id) const override;
   absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id) override;
   std::vector<v1::Agent> ListAgents() const override;
   absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain) override;

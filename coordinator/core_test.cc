@@ -161,7 +161,7 @@ TEST_F(CoreTest, BadSpecIsRefusedAndNothingIsQueued) {
   ASSERT_FALSE(job.ok());
   EXPECT_TRUE(absl::IsInvalidArgument(job.status()));
   EXPECT_NE(job.status().message().find("bad.yaml:3"), std::string::npos) << job.status();
-  EXPECT_TRUE(core_->ListJobs(10).empty());
+  EXPECT_TRUE(core_->ListJobs(10, "").empty());
   EXPECT_TRUE(store_->LoadJobs()->empty());
 }
 

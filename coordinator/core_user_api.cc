@@ -28,7 +28,8 @@ std::shared_ptr<spdlog::logger> Log() {
 
 }  // namespace
 
-absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
+absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request,
+                                     const std::string& submitter) {
   if (request.spec_yaml().size() > kMaxSpecBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         request.spec_file().empty() ? "<submitted>" : request.spec_file(), ":1:1: pipeline: is ",
@@ -71,6 +72,7 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
   v1::Job job = *std::move(parsed);
   job.set_state(v1::JOB_STATE_RUNNING);
   job.set_created_us(now);
+  job.set_submitter(submitter);
 
   Mutation m;
   for (v1::Task& task : *job.mutable_tasks()) {
@@ -104,7 +106,8 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request) {
       ready_.Add(task.id(), {entry.seq, i}, RequirementOf(task.spec().run()));
     }
   }
-  Log()->info("job={} submitted: '{}' from {}, {} tasks", job_id, job.name(), job.pipeline_file(),
+  Log()->info("job={} submitted by {}: '{}' from {}, {} tasks", job_id,
+              submitter.empty() ? "(unknown)" : submitter, job.name(), job.pipeline_file(),
               job.tasks_size());
   UpdateKeepImages();
   Flush();  // sends KeepImages even when nothing can be placed yet
@@ -118,7 +121,17 @@ absl::StatusOr<v1::Job> Core::GetJob(const std::string& job_id) const {
   return job->job;
 }
 
-std::vector<v1::Job> Core::ListJobs(int limit) const { return jobs_.List(limit); }
+std::vector<v1::Job> Core::ListJobs(int limit, const std::string& submitter) const {
+  return jobs_.List(limit, submitter);
+}
+
+absl::StatusOr<std::string> Core::OwnerOf(const std::string& id) const {
+  if (const JobEntry* job = jobs_.Find(id)) return job->job.submitter();
+  if (const v1::Task* task = jobs_.FindTask(id)) {
+    return jobs_.Find(task->job_id())->job.submitter();
+  }
+  return absl::NotFoundError(absl::StrCat("no job or task '", id, "'"));
+}
 
 void Core::CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& response) {
   if (IsTerminal(task.state())) return;

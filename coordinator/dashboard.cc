@@ -217,7 +217,7 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
   });
   routes.Get("/api/jobs", [this, guard](const httplib::Request& req, httplib::Response& res) {
     if (!guard(req, res, Action::kRead)) return;
-    std::vector<v1::Job> jobs = OnLoop([this] { return api_->ListJobs(500); });
+    std::vector<v1::Job> jobs = OnLoop([this] { return api_->ListJobs(500, ""); });
     const std::string state = absl::AsciiStrToUpper(req.get_param_value("state"));
     const std::string name = req.get_param_value("name");
     std::string out = "[";

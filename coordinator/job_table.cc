@@ -53,12 +53,14 @@ std::pair<uint64_t, size_t> JobTable::QueueOrder(const std::string& task_id) con
   return {jobs_.at(ref.job_id).seq, ref.index};
 }
 
-std::vector<v1::Job> JobTable::List(int limit) const {
+std::vector<v1::Job> JobTable::List(int limit, const std::string& submitter) const {
   if (limit <= 0) limit = 50;
   std::vector<v1::Job> out;
   for (auto it = order_.rbegin(); it != order_.rend() && static_cast<int>(out.size()) < limit;
        ++it) {
-    v1::Job job = jobs_.at(*it).job;
+    const v1::Job& stored = jobs_.at(*it).job;
+    if (!submitter.empty() && stored.submitter() != submitter) continue;
+    v1::Job job = stored;
     job.clear_tasks();
     out.push_back(std::move(job));
   }

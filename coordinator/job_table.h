@@ -42,8 +42,9 @@ class JobTable {
   // (job seq, task position): the ready queue's order, oldest first.
   std::pair<uint64_t, size_t> QueueOrder(const std::string& task_id) const;
 
-  // Up to `limit` (50 when <= 0) jobs, newest first, without their tasks.
-  std::vector<v1::Job> List(int limit) const;
+  // Up to `limit` (50 when <= 0) jobs, newest first, without their tasks;
+  // with `submitter`, only the jobs that user submitted.
+  std::vector<v1::Job> List(int limit, const std::string& submitter = "") const;
 
   // The number the next submitted job gets.
   int64_t next_job_number() const { return next_job_number_; }

@@ -16,6 +16,8 @@
 #include "coordinator/backup.h"
 #include "coordinator/ca_init.h"
 #include "coordinator/join_token_command.h"
+#include "coordinator/token_command.h"
+#include "common/duration_text.h"
 
 int main(int argc, char** argv) {
   // Everything the coordinator creates (data dir, database, WAL, task logs,
@@ -143,6 +145,26 @@ int main(int argc, char** argv) {
   token_create->add_option("--coordinator", token_opts.coordinator,
                            "host:port agents reach the coordinator at, for the printed command "
                            "(default: this host's name, port 7070)");
+  // token create|list: users' API tokens, on the data dir's store (the first
+  // admin token is made here; docs/security.md, "Users and roles").
+  musafarm::coordinator::TokenCommandOptions api_token_opts;
+  std::string api_token_expires;
+  CLI::App* api_token_cmd = app.add_subcommand("token", "Make and list users' API tokens");
+  api_token_cmd->require_subcommand(1);
+  CLI::App* api_token_create = api_token_cmd->add_subcommand(
+      "create", "Make an API token for user NAME and print it once");
+  CLI::App* api_token_list =
+      api_token_cmd->add_subcommand("list", "List API tokens (never a secret)");
+  api_token_create->add_option("NAME", api_token_opts.user, "the user the token stands for")
+      ->required();
+  api_token_create->add_option("--role", api_token_opts.role, "viewer, submitter or admin")
+      ->required();
+  api_token_create->add_option("--expires", api_token_expires,
+                               "lifetime (e.g. 90d, 12h); default: until revoked");
+  for (CLI::App* sub : {api_token_create, api_token_list}) {
+    sub->add_option("--data-dir", api_token_opts.data_dir, "the coordinator's data directory")
+        ->capture_default_str();
+  }
   // backup DEST / restore SRC (issue 15; deploy/README.md, "Backups").
   std::string backup_dir, backup_data_dir = options.data_dir;
   CLI::App* backup_cmd = app.add_subcommand(
@@ -183,16 +205,28 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (api_token_create->parsed() || api_token_list->parsed()) {
+    musafarm::SetLogLevel("warn");
+    if (api_token_list->parsed()) {
+      return RunTokenList(api_token_opts, absl::Now(), std::cout, std::cerr);
+    }
+    if (!api_token_expires.empty() &&
+        !musafarm::ParseDurationText(api_token_expires, &api_token_opts.ttl)) {
+      std::cerr << "token create: --expires " << api_token_expires
+                << ": expected a duration like 90d, 12h, 30m\n";
+      return 2;
+    }
+    const char* user = std::getenv("USER");
+    api_token_opts.operator_name = user != nullptr ? user : "";
+    return RunTokenCreate(api_token_opts, absl::Now(), std::cout, std::cerr);
+  }
   if (token_create->parsed() || token_list->parsed()) {
     musafarm::SetLogLevel("warn");
     if (token_create->parsed()) {
       // absl's duration syntax, plus days, which operators use for tokens.
-      std::string ttl = token_ttl;
-      double days = 0;
-      if (!ttl.empty() && ttl.back() == 'd' && absl::SimpleAtod(ttl.substr(0, ttl.size() - 1), &days)) {
-        token_opts.ttl = absl::Hours(24 * days);
-      } else if (!absl::ParseDuration(ttl, &token_opts.ttl)) {
-        std::cerr << "join-token create: --ttl " << ttl << ": expected a duration like 1h, 30m, 7d\n";
+      if (!musafarm::ParseDurationText(token_ttl, &token_opts.ttl)) {
+        std::cerr << "join-token create: --ttl " << token_ttl
+                  << ": expected a duration like 1h, 30m, 7d\n";
         return 2;
       }
       return RunJoinTokenCreate(token_opts, absl::Now(), std::cout, std::cerr);

@@ -12,12 +12,16 @@
 namespace musafarm::coordinator {
 
 Server::Server(EventLoop* loop, AgentEventSink* agents, UserApi* users,
-               std::optional<TlsMaterial> tls, EnrollmentApi* enrollment)
+               std::optional<TlsMaterial> tls, EnrollmentApi* enrollment,
+               const AccessControl* access, UserAdmin* admin)
     : tls_(std::move(tls)),
+      own_access_(access == nullptr
+                      ? std::make_unique<AccessControl>(nullptr, /*insecure=*/!tls_.has_value())
+                      : nullptr),
       agent_service_(std::make_unique<AgentServiceImpl>(
           loop, agents, tls_.has_value() ? &tls_->agent_ca_pem : nullptr, enrollment)),
-      user_service_(
-          std::make_unique<UserServiceImpl>(loop, users, /*insecure=*/!tls_.has_value())) {}
+      user_service_(std::make_unique<UserServiceImpl>(
+          loop, users, access != nullptr ? access : own_access_.get(), admin)) {}
 
 Server::~Server() { Shutdown(absl::ZeroDuration()); }
 

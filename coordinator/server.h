@@ -7,9 +7,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/event_loop.h"
+#include "coordinator/access_control.h"
 #include "coordinator/agent_event_sink.h"
 #include "coordinator/enrollment_api.h"
 #include "coordinator/tls_material.h"
+#include "coordinator/user_admin.h"
 #include "coordinator/user_api.h"
 
 namespace grpc {
@@ -31,8 +33,13 @@ class Server {
  public:
   // None owned; all outlive the server.
   // `enrollment` (may be null) answers Enroll and RenewCertificate.
+  // `access` decides who may make each user call; null: one that knows no
+  // token (with TLS every user call is refused; with --insecure the OS user
+  // is admin). `admin` (may be null) serves the token and audit calls and
+  // writes the audit log.
   Server(EventLoop* loop, AgentEventSink* agents, UserApi* users,
-         std::optional<TlsMaterial> tls = std::nullopt, EnrollmentApi* enrollment = nullptr);
+         std::optional<TlsMaterial> tls = std::nullopt, EnrollmentApi* enrollment = nullptr,
+         const AccessControl* access = nullptr, UserAdmin* admin = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -47,6 +54,7 @@ class Server {
 
  private:
   const std::optional<TlsMaterial> tls_;
+  std::unique_ptr<AccessControl> own_access_;  // when none was given
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<UserServiceImpl> user_service_;
   std::unique_ptr<grpc::Server> server_;  // destroyed before the services

@@ -30,9 +30,15 @@ class UserApi {
 
   virtual ~UserApi() = default;
 
-  virtual absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request) = 0;
+  // `submitter`: who submits (the authenticated user), recorded in the job.
+  virtual absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request,
+                                         const std::string& submitter) = 0;
   virtual absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const = 0;
-  virtual std::vector<v1::Job> ListJobs(int limit) const = 0;  // newest first, no tasks
+  // Newest first, no tasks; `submitter` non-empty: only that user's jobs.
+  virtual std::vector<v1::Job> ListJobs(int limit, const std::string& submitter) const = 0;
+  // The submitter of job `id`, or of the job task `id` belongs to ("" when
+  // none was recorded). NOT_FOUND when there is no such job or task.
+  virtual absl::StatusOr<std::string> OwnerOf(const std::string& id) const = 0;
   virtual absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id) = 0;
   virtual std::vector<v1::Agent> ListAgents() const = 0;
   virtual absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain) = 0;

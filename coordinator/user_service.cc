@@ -1,8 +1,13 @@
 #include "coordinator/user_service.h"
 
 #include <memory>
+#include <utility>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/logging.h"
 #include "absl/synchronization/mutex.h"
 #include "common/api_times.h"
 #include "common/grpc_status.h"
@@ -10,6 +15,41 @@
 
 namespace musafarm::coordinator {
 namespace {
+
+constexpr int kDefaultAuditLimit = 100;
+
+// Finishes a call without the core: refused, or answered here.
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl::Status& why) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(ToGrpc(why));
+  return reactor;
+}
+
+std::string Metadata(const grpc::CallbackServerContext* ctx, absl::string_view key) {
+  auto it = ctx->client_metadata().find(grpc::string_ref(key.data(), key.size()));
+  if (it == ctx->client_metadata().end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+void SetTime(absl::Time t, google::protobuf::Timestamp* ts) {
+  const int64_t us = absl::ToUnixMicros(t);
+  ts->set_seconds(us / 1000000);
+  ts->set_nanos(static_cast<int32_t>(us % 1000000) * 1000);
+}
+
+void ToInfo(const ApiToken& t, v1::ApiTokenInfo* out) {
+  out->set_id(t.id);
+  out->set_user(t.user);
+  out->set_role(t.role);
+  SetTime(t.created_at, out->mutable_created_time());
+  out->set_created_by(t.created_by);
+  if (t.expire_time != absl::InfiniteFuture()) SetTime(t.expire_time, out->mutable_expire_time());
+  if (t.revoked()) SetTime(t.revoked_at, out->mutable_revoked_time());
+}
+
+absl::Status NoAdmin() {
+  return absl::FailedPreconditionError("this coordinator keeps no users (no user store)");
+}
 
 // Runs `fn` on the core loop and finishes the call with its status. Request and
 // response stay valid until Finish.
@@ -28,6 +68,12 @@ class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, publi
 
   WatchStream(EventLoop* loop, UserApi* api, UserApi::WatchId id)
       : loop_(loop), api_(api), id_(id) {}
+
+  // Ends the stream with `why` before anything was registered.
+  void Refuse(std::shared_ptr<WatchStream> self, const absl::Status& why) {
+    self_ = std::move(self);
+    Finish(why);
+  }
 
   void Begin(std::shared_ptr<WatchStream> self, v1::WatchJobRequest request) {
     self_ = self;
@@ -94,11 +140,48 @@ class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, publi
 
 }  // namespace
 
+absl::StatusOr<Principal> UserServiceImpl::Admit(grpc::CallbackServerContext* ctx, Action what,
+                                                 const std::string& audit_action,
+                                                 const std::string& audit_target) {
+  std::string bearer = Metadata(ctx, "authorization");
+  if (!bearer.empty()) {
+    if (!absl::StartsWith(bearer, "Bearer ")) {
+      return absl::UnauthenticatedError(
+          "the authorization metadata is not \"Bearer <API token>\"");
+    }
+    bearer.erase(0, 7);
+  }
+  absl::StatusOr<Principal> who =
+      access_->Authenticate(bearer, Metadata(ctx, "x-musafarm-os-user"), absl::Now());
+  if (!who.ok()) return who.status();
+  if (absl::Status s = access_->Authorize(*who, what); !s.ok()) {
+    if (!audit_action.empty()) Audit(*who, ctx->peer(), audit_action, audit_target, s);
+    return s;
+  }
+  return who;
+}
+
+void UserServiceImpl::Audit(const Principal& who, const std::string& peer,
+                            const std::string& action, const std::string& target,
+                            const absl::Status& outcome) {
+  if (admin_ == nullptr) return;
+  const Actor by{who.user, std::string(RoleName(who.role)), peer};
+  if (absl::Status s = admin_->Record(by, action, target, AuditOutcome(outcome), absl::Now());
+      !s.ok()) {
+    // The call itself stands (its state change is committed); the gap is logged.
+    GetLogger("users")->error("audit line not written ({} {} by {}): {}", action, target, who.user,
+                              s.ToString());
+  }
+}
+
 grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* ctx,
                                                   const v1::SubmitRequest* req,
                                                   v1::SubmitResponse* resp) {
-  return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    absl::StatusOr<v1::Job> job = api_->Submit(*req);
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kSubmit, "submit", req->spec_file());
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  return OnLoop(ctx, loop_, [this, req, resp, who = *who, peer = ctx->peer()]() -> absl::Status {
+    absl::StatusOr<v1::Job> job = api_->Submit(*req, who.user);
+    Audit(who, peer, "submit", job.ok() ? job->id() : req->spec_file(), job.status());
     if (!job.ok()) return job.status();
     *resp->mutable_job() = *std::move(job);
     FillApiTimes(resp->mutable_job());
@@ -108,6 +191,8 @@ grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* c
 
 grpc::ServerUnaryReactor* UserServiceImpl::GetJob(grpc::CallbackServerContext* ctx,
                                                   const v1::GetJobRequest* req, v1::Job* resp) {
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kRead, "", "");
+  if (!who.ok()) return FinishNow(ctx, who.status());
   return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
     absl::StatusOr<v1::Job> job = api_->GetJob(req->job_id());
     if (!job.ok()) return job.status();
@@ -120,8 +205,15 @@ grpc::ServerUnaryReactor* UserServiceImpl::GetJob(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* UserServiceImpl::ListJobs(grpc::CallbackServerContext* ctx,
                                                     const v1::ListJobsRequest* req,
                                                     v1::ListJobsResponse* resp) {
-  return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    for (v1::Job& job : api_->ListJobs(req->limit())) {
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kRead, "", "");
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  if (req->mine() && !req->user().empty() && req->user() != who->user) {
+    return FinishNow(ctx, absl::InvalidArgumentError(absl::StrCat(
+                           "mine (", who->user, ") and user (", req->user(), ") disagree")));
+  }
+  std::string submitter = req->mine() ? who->user : req->user();
+  return OnLoop(ctx, loop_, [this, req, resp, submitter = std::move(submitter)]() -> absl::Status {
+    for (v1::Job& job : api_->ListJobs(req->limit(), submitter)) {
       FillApiTimes(&job);
       *resp->add_jobs() = std::move(job);
     }
@@ -130,15 +222,22 @@ grpc::ServerUnaryReactor* UserServiceImpl::ListJobs(grpc::CallbackServerContext*
 }
 
 grpc::ServerWriteReactor<v1::WatchEvent>* UserServiceImpl::WatchJob(
-    grpc::CallbackServerContext* /*ctx*/, const v1::WatchJobRequest* req) {
+    grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* req) {
   auto stream = std::make_shared<WatchStream>(loop_, api_, next_watch_++);
-  stream->Begin(stream, *req);
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kRead, "", "");
+  if (!who.ok()) {
+    stream->Refuse(stream, who.status());
+  } else {
+    stream->Begin(stream, *req);
+  }
   return stream.get();
 }
 
 grpc::ServerUnaryReactor* UserServiceImpl::GetLog(grpc::CallbackServerContext* ctx,
                                                   const v1::GetLogRequest* req,
                                                   v1::GetLogResponse* resp) {
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kRead, "", "");
+  if (!who.ok()) return FinishNow(ctx, who.status());
   return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
     absl::StatusOr<v1::GetLogResponse> log = api_->GetLog(*req);
     if (!log.ok()) return log.status();
@@ -150,8 +249,17 @@ grpc::ServerUnaryReactor* UserServiceImpl::GetLog(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* UserServiceImpl::Cancel(grpc::CallbackServerContext* ctx,
                                                   const v1::CancelRequest* req,
                                                   v1::CancelResponse* resp) {
-  return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    absl::StatusOr<v1::CancelResponse> r = api_->Cancel(req->id());
+  // Authenticated here; authorized on the loop, where the job's owner is known.
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kRead, "", "");
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  return OnLoop(ctx, loop_, [this, req, resp, who = *who, peer = ctx->peer()]() -> absl::Status {
+    absl::StatusOr<v1::CancelResponse> r = [&]() -> absl::StatusOr<v1::CancelResponse> {
+      absl::StatusOr<std::string> owner = api_->OwnerOf(req->id());
+      if (!owner.ok()) return owner.status();
+      if (absl::Status s = access_->Authorize(who, Action::kCancelJob, *owner); !s.ok()) return s;
+      return api_->Cancel(req->id());
+    }();
+    Audit(who, peer, "cancel", req->id(), r.status());
     if (!r.ok()) return r.status();
     *resp = *std::move(r);
     return absl::OkStatus();
@@ -161,8 +269,10 @@ grpc::ServerUnaryReactor* UserServiceImpl::Cancel(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* UserServiceImpl::ListAgents(grpc::CallbackServerContext* ctx,
                                                       const v1::ListAgentsRequest* /*req*/,
                                                       v1::ListAgentsResponse* resp) {
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kRead, "", "");
+  if (!who.ok()) return FinishNow(ctx, who.status());
   return OnLoop(ctx, loop_, [this, resp]() -> absl::Status {
-    resp->set_insecure(insecure_);
+    resp->set_insecure(access_->insecure());
     for (v1::Agent& a : api_->ListAgents()) {
       FillApiTimes(&a);
       *resp->add_agents() = std::move(a);
@@ -174,20 +284,28 @@ grpc::ServerUnaryReactor* UserServiceImpl::ListAgents(grpc::CallbackServerContex
 grpc::ServerUnaryReactor* UserServiceImpl::Drain(grpc::CallbackServerContext* ctx,
                                                  const v1::DrainRequest* req,
                                                  v1::DrainResponse* resp) {
-  return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
-    absl::StatusOr<v1::Agent> a = api_->Drain(req->agent(), req->undrain());
-    if (!a.ok()) return a.status();
-    *resp->mutable_agent() = *std::move(a);
-    FillApiTimes(resp->mutable_agent());
-    return absl::OkStatus();
-  });
+  const std::string action = req->undrain() ? "undrain" : "drain";
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kDrainAgent, action, req->agent());
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  return OnLoop(ctx, loop_,
+                [this, req, resp, action, who = *who, peer = ctx->peer()]() -> absl::Status {
+                  absl::StatusOr<v1::Agent> a = api_->Drain(req->agent(), req->undrain());
+                  Audit(who, peer, action, req->agent(), a.status());
+                  if (!a.ok()) return a.status();
+                  *resp->mutable_agent() = *std::move(a);
+                  FillApiTimes(resp->mutable_agent());
+                  return absl::OkStatus();
+                });
 }
 
 grpc::ServerUnaryReactor* UserServiceImpl::RevokeAgent(grpc::CallbackServerContext* ctx,
                                                        const v1::RevokeAgentRequest* req,
                                                        v1::RevokeAgentResponse* resp) {
-  return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kRevokeAgent, "agent.revoke", req->agent());
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  return OnLoop(ctx, loop_, [this, req, resp, who = *who, peer = ctx->peer()]() -> absl::Status {
     absl::StatusOr<v1::RevokeAgentResponse> r = api_->RevokeAgent(req->agent());
+    Audit(who, peer, "agent.revoke", req->agent(), r.status());
     if (!r.ok()) return r.status();
     *resp = *std::move(r);
     FillApiTimes(resp->mutable_agent());
@@ -198,12 +316,112 @@ grpc::ServerUnaryReactor* UserServiceImpl::RevokeAgent(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* UserServiceImpl::GetArtifact(grpc::CallbackServerContext* ctx,
                                                        const v1::GetArtifactRequest* req,
                                                        v1::GetArtifactResponse* resp) {
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kRead, "", "");
+  if (!who.ok()) return FinishNow(ctx, who.status());
   return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
     absl::StatusOr<v1::GetArtifactResponse> r = api_->GetArtifact(*req);
     if (!r.ok()) return r.status();
     *resp = *std::move(r);
     return absl::OkStatus();
   });
+}
+
+// Token and audit calls run on the loop too: no handler blocks a gRPC thread
+// on a store write.
+grpc::ServerUnaryReactor* UserServiceImpl::CreateToken(grpc::CallbackServerContext* ctx,
+                                                       const v1::CreateTokenRequest* req,
+                                                       v1::CreateTokenResponse* resp) {
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kManageTokens, "token.create", req->user());
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  if (admin_ == nullptr) return FinishNow(ctx, NoAdmin());
+  if (req->ttl_seconds() < 0) {
+    return FinishNow(ctx, absl::InvalidArgumentError("ttl_seconds must not be negative"));
+  }
+  const absl::Duration ttl =
+      req->ttl_seconds() == 0 ? absl::InfiniteDuration() : absl::Seconds(req->ttl_seconds());
+  return OnLoop(ctx, loop_,
+                [this, req, resp, ttl, who = *who, peer = ctx->peer()]() -> absl::Status {
+                  const Actor by{who.user, std::string(RoleName(who.role)), peer};
+                  absl::StatusOr<NewApiToken> t =
+                      admin_->CreateToken(by, req->user(), req->role(), ttl, absl::Now());
+                  if (!t.ok()) return t.status();
+                  ToInfo(t->row, resp->mutable_token());
+                  resp->set_secret_token(t->text);
+                  return absl::OkStatus();
+                });
+}
+
+grpc::ServerUnaryReactor* UserServiceImpl::ListTokens(grpc::CallbackServerContext* ctx,
+                                                      const v1::ListTokensRequest* /*req*/,
+                                                      v1::ListTokensResponse* resp) {
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kManageTokens, "", "");
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  if (admin_ == nullptr) return FinishNow(ctx, NoAdmin());
+  return OnLoop(ctx, loop_, [this, resp]() -> absl::Status {
+    absl::StatusOr<std::vector<ApiToken>> tokens = admin_->ListTokens();
+    if (!tokens.ok()) return tokens.status();
+    for (const ApiToken& t : *tokens) ToInfo(t, resp->add_tokens());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* UserServiceImpl::RevokeToken(grpc::CallbackServerContext* ctx,
+                                                       const v1::RevokeTokenRequest* req,
+                                                       v1::RevokeTokenResponse* resp) {
+  absl::StatusOr<Principal> who =
+      Admit(ctx, Action::kManageTokens, "token.revoke", req->id_or_user());
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  if (admin_ == nullptr) return FinishNow(ctx, NoAdmin());
+  return OnLoop(ctx, loop_, [this, req, resp, who = *who, peer = ctx->peer()]() -> absl::Status {
+    const Actor by{who.user, std::string(RoleName(who.role)), peer};
+    absl::StatusOr<std::vector<ApiToken>> revoked =
+        admin_->RevokeTokens(by, req->id_or_user(), absl::Now());
+    if (!revoked.ok()) return revoked.status();
+    for (const ApiToken& t : *revoked) ToInfo(t, resp->add_revoked());
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* UserServiceImpl::ListAudit(grpc::CallbackServerContext* ctx,
+                                                     const v1::ListAuditRequest* req,
+                                                     v1::ListAuditResponse* resp) {
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kReadAudit, "", "");
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  if (admin_ == nullptr) return FinishNow(ctx, NoAdmin());
+  return OnLoop(ctx, loop_, [this, req, resp]() -> absl::Status {
+    AuditFilter filter;
+    filter.user = req->user();
+    if (req->has_since()) {
+      filter.since = absl::FromUnixSeconds(req->since().seconds()) +
+                     absl::Nanoseconds(req->since().nanos());
+    }
+    filter.limit = req->limit() > 0 ? req->limit() : kDefaultAuditLimit;
+    absl::StatusOr<std::vector<AuditEntry>> lines = admin_->ListAudit(filter);
+    if (!lines.ok()) return lines.status();
+    for (const AuditEntry& e : *lines) {
+      v1::AuditRecord* r = resp->add_records();
+      SetTime(e.time, r->mutable_time());
+      r->set_user(e.user);
+      r->set_role(e.role);
+      r->set_action(e.action);
+      r->set_target(e.target);
+      r->set_peer(e.peer);
+      r->set_outcome(e.outcome);
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* UserServiceImpl::WhoAmI(grpc::CallbackServerContext* ctx,
+                                                  const v1::WhoAmIRequest* /*req*/,
+                                                  v1::WhoAmIResponse* resp) {
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kRead, "", "");
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  resp->set_user(who->user);
+  resp->set_role(std::string(RoleName(who->role)));
+  resp->set_token_id(who->token_id);
+  resp->set_insecure(who->insecure);
+  return FinishNow(ctx, absl::OkStatus());
 }
 
 }  // namespace musafarm::coordinator

@@ -1,8 +1,12 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
+#include "absl/status/statusor.h"
 #include "common/event_loop.h"
+#include "coordinator/access_control.h"
+#include "coordinator/user_admin.h"
 #include "coordinator/user_api.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
 
@@ -13,12 +17,18 @@ namespace musafarm::coordinator {
 // thread.
 // Every Job, Task and Agent it sends gets its Timestamp fields filled from the
 // *_us fields beside them here, at the wire (common/api_times.h).
-// `insecure`: the server is plaintext, so agent names are not authenticated
-// (ListAgentsResponse.insecure says so).
+// Every call is authenticated and authorized by `access` first (its bearer
+// token from `authorization` metadata, in --insecure mode the OS user from
+// `x-musafarm-os-user`); calls that change the farm, allowed or refused, are
+// written to the audit log through `admin`.
+// `access->insecure()`: the server is plaintext, so agent names are not
+// authenticated (ListAgentsResponse.insecure says so).
 class UserServiceImpl final : public v1::UserService::CallbackService {
  public:
-  UserServiceImpl(EventLoop* loop, UserApi* api, bool insecure = true)
-      : loop_(loop), api_(api), insecure_(insecure) {}
+  // None owned; all outlive the service. `admin` may be null (transport
+  // tests): then token and audit calls fail and nothing is audited.
+  UserServiceImpl(EventLoop* loop, UserApi* api, const AccessControl* access, UserAdmin* admin)
+      : loop_(loop), api_(api), access_(access), admin_(admin) {}
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx, const v1::SubmitRequest* req,
                                    v1::SubmitResponse* resp) override;
@@ -44,11 +54,37 @@ class UserServiceImpl final : public v1::UserService::CallbackService {
   grpc::ServerUnaryReactor* GetArtifact(grpc::CallbackServerContext* ctx,
                                         const v1::GetArtifactRequest* req,
                                         v1::GetArtifactResponse* resp) override;
+  grpc::ServerUnaryReactor* CreateToken(grpc::CallbackServerContext* ctx,
+                                        const v1::CreateTokenRequest* req,
+                                        v1::CreateTokenResponse* resp) override;
+  grpc::ServerUnaryReactor* ListTokens(grpc::CallbackServerContext* ctx,
+                                       const v1::ListTokensRequest* req,
+                                       v1::ListTokensResponse* resp) override;
+  grpc::ServerUnaryReactor* RevokeToken(grpc::CallbackServerContext* ctx,
+                                        const v1::RevokeTokenRequest* req,
+                                        v1::RevokeTokenResponse* resp) override;
+  grpc::ServerUnaryReactor* ListAudit(grpc::CallbackServerContext* ctx,
+                                      const v1::ListAuditRequest* req,
+                                      v1::ListAuditResponse* resp) override;
+  grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* ctx,
+                                   const v1::WhoAmIRequest* req,
+                                   v1::WhoAmIResponse* resp) override;
 
  private:
+  // Authenticates the call and authorizes `what` (job actions are authorized
+  // on the loop, where the job's owner is known: pass kRead for them). A
+  // refusal of a state-changing call (`audit_action` non-empty) is audited.
+  absl::StatusOr<Principal> Admit(grpc::CallbackServerContext* ctx, Action what,
+                                  const std::string& audit_action,
+                                  const std::string& audit_target);
+  // Writes one audit line (no-op without `admin_`); a failure is logged.
+  void Audit(const Principal& who, const std::string& peer, const std::string& action,
+             const std::string& target, const absl::Status& outcome);
+
   EventLoop* const loop_;  // not owned; outlives the server
   UserApi* const api_;     // not owned; used only on loop_
-  const bool insecure_;
+  const AccessControl* const access_;
+  UserAdmin* const admin_;
   std::atomic<uint64_t> next_watch_{1};
 };
 

@@ -22,6 +22,8 @@ class UserServiceTest : public ::testing::Test {
   std::unique_ptr<grpc::ClientContext> Context() {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    // Plaintext and no token: the OS user the CLI names is the caller.
+    ctx->AddMetadata("x-musafarm-os-user", "dev");
     return ctx;
   }
 
@@ -79,7 +81,7 @@ TEST_F(UserServiceTest, UnaryCallsReachTheApiOnTheLoopAndReturnItsAnswer) {
   ASSERT_TRUE(stub_->GetArtifact(Context().get(), artifact, &fetched).ok());
 
   EXPECT_THAT(t_.api.calls.AwaitCalls(8),
-              ElementsAre("Submit nightly", "GetJob 9", "ListJobs 5", "ListAgents",
+              ElementsAre("Submit nightly by dev", "GetJob 9", "ListJobs 5", "ListAgents",
                           "Drain builder-1 undrain", "GetLog 7/t", "Cancel 7",
                           "GetArtifact ut_output.txt"));
   EXPECT_TRUE(t_.api.calls.AllOn(t_.LoopThread()));

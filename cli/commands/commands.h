@@ -42,7 +42,8 @@ struct PipelineSource {
 absl::StatusOr<PipelineSource> ReadPipeline(const std::string& file);
 
 int RunSubmit(const CommandEnv& env, const SubmitOptions& opts);
-int RunJobs(const CommandEnv& env, int limit);
+// `mine`: only the caller's jobs; `user` non-empty: only that user's.
+int RunJobs(const CommandEnv& env, int limit, bool mine = false, const std::string& user = "");
 // `id` is a job id ("7") or a task id ("7/dev-3.8/base").
 int RunStatus(const CommandEnv& env, const std::string& id);
 int RunWatch(const CommandEnv& env, const WatchOptions& opts);
@@ -63,5 +64,17 @@ int RunArtifacts(const CommandEnv& env, const std::string& task_id, const std::s
 // writes them there as JUnit XML. Exits 1 when a test failed or errored or the
 // job failed or was cancelled.
 int RunResults(const CommandEnv& env, const std::string& job_id, const std::string& junit_file);
+
+// Users (admin; cli/commands/users.cc). `expires`: "" (never) or e.g. "90d".
+int RunTokenCreate(const CommandEnv& env, const std::string& user, const std::string& role,
+                   const std::string& expires);
+// Every token, never a secret.
+int RunTokenList(const CommandEnv& env);
+// A token by id, or every token of a user by name.
+int RunTokenRevoke(const CommandEnv& env, const std::string& id_or_user);
+// The audit log: the newest `limit` lines (0: 100) of `user` ("" everyone)
+// since `since` ago ("" always), oldest first.
+int RunAudit(const CommandEnv& env, const std::string& user, const std::string& since,
+             int limit);
 
 }  // namespace musafarm::cli

@@ -10,10 +10,12 @@
 
 namespace musafarm::cli {
 
-int RunJobs(const CommandEnv& env, int limit) {
+int RunJobs(const CommandEnv& env, int limit, bool mine, const std::string& user) {
   std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::ListJobsRequest req;
   req.set_limit(limit);
+  req.set_mine(mine);
+  req.set_user(user);
   v1::ListJobsResponse resp;
   grpc::ClientContext ctx;
   SetUnaryDeadline(&ctx);

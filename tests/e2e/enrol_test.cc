@@ -5,6 +5,7 @@
 // coordinator's certificate.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -77,11 +78,27 @@ class EnrolTest : public ::testing::Test {
     })) << coordinator_->Output();
     ASSERT_TRUE(coordinator_->Running()) << coordinator_->Output();
     port_ = std::stoi(ReadFile(port_file));
+    // User calls need an API token (issue 11): the CLI runs as an admin.
+    if (token_.empty()) {
+      std::string out;
+      ASSERT_EQ(Run({MF_COORDINATOR_BIN, "token", "create", "enrol-admin", "--role", "admin",
+                     "--data-dir", data_dir()},
+                    &out),
+                0)
+          << out;
+      for (absl::string_view line : absl::StrSplit(out, '\n')) {
+        if (absl::StartsWith(line, "mfu1.")) token_ = std::string(line);
+      }
+      ASSERT_FALSE(token_.empty()) << out;
+    }
   }
 
   // Runs a binary to its exit; its exit code, and its output in `*out`.
-  int Run(const std::vector<std::string>& argv, std::string* out) {
-    auto p = Process::Start(argv, absl::StrCat(farm_.dir(), "/run-", ++runs_, ".log"));
+  // `env`: its environment, if not the test's.
+  int Run(const std::vector<std::string>& argv, std::string* out,
+          std::vector<std::string> env = {}) {
+    auto p = Process::Start(argv, absl::StrCat(farm_.dir(), "/run-", ++runs_, ".log"),
+                            std::move(env));
     EXPECT_TRUE(p.ok()) << p.status();
     if (!p.ok()) return -1;
     const int code = (*p)->Wait(absl::Seconds(60));
@@ -135,9 +152,14 @@ class EnrolTest : public ::testing::Test {
     // does not know --ca takes a value (tls part: cli/script_options.cc).
     std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address(), "--ca=" + ca_file()};
     argv.insert(argv.end(), args.begin(), args.end());
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (!absl::StartsWith(*e, "MUSAFARM_TOKEN=")) env.emplace_back(*e);
+    }
+    env.push_back("MUSAFARM_TOKEN=" + token_);
     CliResult r;
     std::string out;
-    r.exit_code = Run(argv, &out);
+    r.exit_code = Run(argv, &out, std::move(env));
     r.out = out;
     return r;
   }
@@ -188,6 +210,7 @@ class EnrolTest : public ::testing::Test {
   }
 
   Farm farm_;  // the directory, and its cleanup
+  std::string token_;  // the CLI's API token, made at the first start
   int port_ = 0;
   int starts_ = 0;
   int runs_ = 0;

@@ -10,10 +10,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -35,7 +37,11 @@ bool ParseCliJson(const std::string& json, google::protobuf::Message* msg) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Process>> Process::Start(const std::vector<std::string>& argv,
-                                                        const std::string& log_path) {
+                                                        const std::string& log_path,
+                                                        std::vector<std::string> env) {
+  std::vector<char*> c_env;
+  for (std::string& e : env) c_env.push_back(e.data());
+  c_env.push_back(nullptr);
   std::vector<char*> c_argv;
   std::vector<std::string> copy = argv;
   for (std::string& a : copy) c_argv.push_back(a.data());
@@ -47,7 +53,8 @@ absl::StatusOr<std::unique_ptr<Process>> Process::Start(const std::vector<std::s
                                    0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   pid_t pid = 0;
-  int rc = posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(), environ);
+  int rc = posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(),
+                       env.empty() ? environ : c_env.data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) return absl::InternalError(absl::StrCat("spawn ", argv[0], ": ", strerror(rc)));
   return std::unique_ptr<Process>(new Process(pid, log_path));
@@ -207,7 +214,39 @@ void Farm::StartCoordinator(const std::vector<std::string>& extra_flags) {
   int port = 0;
   ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(port_file)), &port));
   port_ = port;
+  // A TLS coordinator wants a token on every user call: the CLI runs as admin.
+  if (options_.tls && admin_token_.empty()) admin_token_ = MakeToken("e2e-admin", "admin");
 }
+
+std::string Farm::MakeToken(const std::string& user, const std::string& role,
+                            const std::vector<std::string>& extra_flags) {
+  std::vector<std::string> argv = {MF_COORDINATOR_BIN, "token",      "create",  user,
+                                   "--role",           role,         "--data-dir", data_dir()};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  std::string output;
+  const int rc = RunToExit(argv, absl::StrCat(dir_, "/token-create-", user, ".log"), &output);
+  EXPECT_EQ(rc, 0) << output;
+  for (absl::string_view line : absl::StrSplit(output, '\n')) {
+    if (absl::StartsWith(line, "mfu1.")) return std::string(line);
+  }
+  ADD_FAILURE() << "no token in the output of token create: " << output;
+  return "";
+}
+
+namespace {
+
+// The test's environment for a CLI run, with MUSAFARM_TOKEN set to `token`
+// (and none when it is empty): a token of the test runner's never leaks in.
+std::vector<std::string> CliEnvironment(const std::string& token) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!absl::StartsWith(*e, "MUSAFARM_TOKEN=")) env.emplace_back(*e);
+  }
+  if (!token.empty()) env.push_back("MUSAFARM_TOKEN=" + token);
+  return env;
+}
+
+}  // namespace
 
 void Farm::StopCoordinator(int sig) {
   coordinator_->Signal(sig);
@@ -268,12 +307,17 @@ std::unique_ptr<Process> Farm::CliAsync(const std::vector<std::string>& args,
   std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address()};
   for (const std::string& flag : CliSecurityFlags()) argv.push_back(flag);
   argv.insert(argv.end(), args.begin(), args.end());
-  auto p = Process::Start(argv, log);
+  auto p = Process::Start(argv, log, CliEnvironment(admin_token_));
   EXPECT_TRUE(p.ok()) << p.status();
   return p.ok() ? *std::move(p) : nullptr;
 }
 
 CliResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout) {
+  return CliWithToken(admin_token_, args, timeout);
+}
+
+CliResult Farm::CliWithToken(const std::string& token, const std::vector<std::string>& args,
+                             absl::Duration timeout) {
   static int n = 0;
   const std::string base = absl::StrCat(dir_, "/cli-", n++);
   std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address()};
@@ -289,9 +333,13 @@ CliResult Farm::Cli(const std::vector<std::string>& args, absl::Duration timeout
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_addopen(&actions, 2, (base + ".err").c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> env = CliEnvironment(token);
+  std::vector<char*> c_env;
+  for (std::string& e : env) c_env.push_back(e.data());
+  c_env.push_back(nullptr);
   pid_t pid = 0;
   CliResult r;
-  int rc = posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(), environ);
+  int rc = posix_spawn(&pid, c_argv[0], &actions, nullptr, c_argv.data(), c_env.data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) return r;
   int status = 0;

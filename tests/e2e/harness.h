@@ -18,8 +18,10 @@ namespace musafarm::e2e {
 // A child process of the test, its stdout and stderr going to one file.
 class Process {
  public:
+  // `env`: the child's environment ("NAME=value" each); empty: the test's.
   static absl::StatusOr<std::unique_ptr<Process>> Start(const std::vector<std::string>& argv,
-                                                        const std::string& log_path);
+                                                        const std::string& log_path,
+                                                        std::vector<std::string> env = {});
   ~Process();  // SIGKILLs the process if it still runs
   void Signal(int sig);
   // Waits for exit; returns the exit code (128+signal if killed), or -1 on timeout.
@@ -112,8 +114,18 @@ class Farm {
   // The coordinator's --data-dir (its database is musafarm.db in there).
   std::string data_dir() const { return dir_ + "/coordinator"; }
 
-  // Runs `musafarm --coordinator ADDR args...` and waits for it.
+  // Runs `musafarm --coordinator ADDR args...` and waits for it. In a TLS farm
+  // it runs as the farm's admin (MUSAFARM_TOKEN: admin_token()).
   CliResult Cli(const std::vector<std::string>& args, absl::Duration timeout = absl::Seconds(120));
+  // The same with MUSAFARM_TOKEN=`token` ("": no token at all).
+  CliResult CliWithToken(const std::string& token, const std::vector<std::string>& args,
+                         absl::Duration timeout = absl::Seconds(120));
+  // Makes an API token on the coordinator's host (`musafarm-coordinator token
+  // create USER --role ROLE [extra_flags]`) and returns its text.
+  std::string MakeToken(const std::string& user, const std::string& role,
+                        const std::vector<std::string>& extra_flags = {});
+  // TLS farms: the token made for the CLI when the coordinator first started.
+  const std::string& admin_token() const { return admin_token_; }
   // Starts `musafarm --coordinator ADDR args...` in the background.
   std::unique_ptr<Process> CliAsync(const std::vector<std::string>& args, const std::string& log);
 
@@ -139,6 +151,7 @@ class Farm {
   int coordinator_starts_ = 0;
   std::unique_ptr<Process> coordinator_;
   std::map<std::string, std::unique_ptr<Process>> agents_;
+  std::string admin_token_;  // TLS farms: what Cli() runs with
 };
 
 const v1::Task* FindTask(const v1::Job& job, const std::string& task_suffix);

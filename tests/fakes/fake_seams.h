@@ -38,6 +38,10 @@ class CallLog {
     mu_.AwaitWithTimeout(absl::Condition(this, &CallLog::Enough), absl::Seconds(30));
     return std::vector<std::string>(calls_.begin(), calls_.begin() + std::min(n, calls_.size()));
   }
+  size_t Count() {
+    absl::MutexLock lock(&mu_);
+    return calls_.size();
+  }
   // Whether every call so far ran on `thread`.
   bool AllOn(std::thread::id thread) {
     absl::MutexLock lock(&mu_);
@@ -89,11 +93,13 @@ class FakeAgentEventSink final : public coordinator::AgentEventSink {
 // canned result that echoes the request; records each call with its argument.
 class FakeUserApi final : public coordinator::UserApi {
  public:
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request) override {
-    calls.Add("Submit " + request.name());
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request,
+                                 const std::string& submitter) override {
+    calls.Add("Submit " + request.name() + (submitter.empty() ? "" : " by " + submitter));
     if (!status.ok()) return status;
     v1::Job job;
     job.set_id("7");
+    job.set_submitter(submitter);
     job.set_name(request.name());
     return job;
   }
@@ -106,12 +112,17 @@ class FakeUserApi final : public coordinator::UserApi {
     job.add_tasks()->set_started_us(kCreatedUs + 1500000);
     return job;
   }
-  std::vector<v1::Job> ListJobs(int limit) const override {
-    calls.Add("ListJobs " + std::to_string(limit));
+  std::vector<v1::Job> ListJobs(int limit, const std::string& submitter) const override {
+    calls.Add("ListJobs " + std::to_string(limit) + (submitter.empty() ? "" : " " + submitter));
     std::vector<v1::Job> jobs(2);
     jobs[0].set_id("2");
     jobs[1].set_id("1");
     return jobs;
+  }
+  // Job and task ids starting "theirs" belong to "someone-else", the rest to `owner`.
+  absl::StatusOr<std::string> OwnerOf(const std::string& id) const override {
+    if (id.rfind("theirs", 0) == 0) return std::string("someone-else");
+    return owner;
   }
   absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id) override {
     calls.Add("Cancel " + id);
@@ -173,6 +184,7 @@ class FakeUserApi final : public coordinator::UserApi {
 
   static constexpr int64_t kCreatedUs = 1796119200000000;  // 2026-12-01T10:00:00Z
   absl::Status status;  // set before the call under test
+  std::string owner;    // what OwnerOf answers for ids not starting "theirs"
   mutable CallLog calls;
 
  private:

@@ -14,10 +14,13 @@
 namespace musafarm::testing {
 
 // The coordinator's real gRPC server on 127.0.0.1:0 and a running loop,
-// delivering to fake seams instead of a Core; and a channel to it.
+// delivering to fake seams instead of a Core; and a channel to it. Without
+// `access` the server's default applies (plaintext: the OS user is admin).
 class LoopbackTransport {
  public:
-  LoopbackTransport() : server_(&loop_, &sink, &api, std::nullopt, &enrollment) {
+  explicit LoopbackTransport(const coordinator::AccessControl* access = nullptr,
+                             coordinator::UserAdmin* admin = nullptr)
+      : server_(&loop_, &sink, &api, std::nullopt, &enrollment, access, admin) {
     loop_.Start();
     absl::StatusOr<int> port = server_.Start("127.0.0.1:0");
     EXPECT_TRUE(port.ok()) << port.status();

@@ -187,8 +187,8 @@ TEST(WireGolden, GoldensCoverEveryMessageKind) {
 // Agent rows (with the agent policy's trusted labels and grants, and the
 // agent's certificate identity and revocation), the agent list's insecure
 // flag, a task's and a log page's truncated flags (issue 12's
-// --max-log-bytes), and the user
-// API's Timestamps (api_times). Returns how many
+// --max-log-bytes), the job's submitter and the job list's user filter (issue
+// 11), and the user API's Timestamps (api_times). Returns how many
 // messages it changed.
 int SetNewFields(Message* m) {
   int changed = 0;
@@ -227,6 +227,11 @@ int SetNewFields(Message* m) {
     ++changed;
   } else if (auto* job = dynamic_cast<v1::Job*>(m)) {
     FillApiTimes(job);
+    job->set_submitter("alice");  // issue 11: who submitted it
+    ++changed;
+  } else if (auto* list_jobs = dynamic_cast<v1::ListJobsRequest*>(m)) {
+    list_jobs->set_mine(true);  // issue 11: only the caller's, or one user's, jobs
+    list_jobs->set_user("alice");
     ++changed;
   } else if (auto* task = dynamic_cast<v1::Task*>(m)) {
     FillApiTimes(task);
@@ -309,6 +314,8 @@ TEST(WireNewToOld, NewCodesMessagesDecodeWithTheOldDefinitionsWithTheOldFieldsIn
                 "SubmitResponse.full", "WatchEvent.snapshot", "WatchEvent.task",
                 "WatchEvent.finished", "ListAgentsResponse.full", "DrainResponse.full",
                 "GetLogResponse.full",
+                // Issue 11: the job list's user filter.
+                "ListJobsRequest.full",
                 // Issue 12: assignments whose stages name secrets (their forms) or push.
                 "CoordinatorMessage.assignment_exec", "CoordinatorMessage.assignment_docker_build",
                 "CoordinatorMessage.assignment_docker_push"}));
