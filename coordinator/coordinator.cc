@@ -214,7 +214,9 @@ absl::Status Coordinator::Start() {
   }
   port_ = *port;
   ScheduleTick(&loop_, core_.get());
-  if (dashboard_ != nullptr) dashboard_->Attach(&loop_, core_.get(), access_.get());
+  if (dashboard_ != nullptr) {
+    dashboard_->Attach(&loop_, core_.get(), access_.get(), user_admin_.get());
+  }
   // Before the port file: whoever waits for it finds the coordinator ready.
   ready_.store(true, std::memory_order_release);
   if (!options_.port_file.empty()) {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "coordinator/http_auth.h"
+#include "coordinator/user_actions.h"
 #include "coordinator/web_assets.h"
 #include "google/protobuf/util/json_util.h"
 #include "nlohmann/json.hpp"
@@ -118,10 +119,12 @@ Dashboard::Dashboard(DashboardOptions options) : options_(options) {
   csrf_key_.assign(reinterpret_cast<const char*>(key), sizeof(key));
 }
 
-void Dashboard::Attach(EventLoop* loop, UserApi* api, const AccessControl* access) {
+void Dashboard::Attach(EventLoop* loop, UserApi* api, const AccessControl* access,
+                       UserAdmin* admin) {
   loop_ = loop;
   api_ = api;
   access_ = access;
+  admin_ = admin;
   attached_.store(true, std::memory_order_release);
 }
 
@@ -274,9 +277,13 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
                                                     httplib::Response& res) {
     SecurityHeaders(res);
     if (!csrf_ok(req, res)) return;
-    if (!guard(req, res, Action::kCancelJob)) return;
+    // Authorized on the loop against the job's submitter, and audited, exactly as over gRPC.
+    std::optional<Principal> who = guard(req, res, Action::kRead);
+    if (!who) return;
     const std::string id = req.get_param_value("id");
-    absl::StatusOr<v1::CancelResponse> done = OnLoop([&] { return api_->Cancel(id); });
+    const std::string peer = absl::StrCat("http:", req.remote_addr, ":", req.remote_port);
+    absl::StatusOr<v1::CancelResponse> done =
+        OnLoop([&] { return CancelJobAs(*api_, *access_, admin_, *who, peer, id); });
     if (!done.ok()) return WriteError(res, done.status());
     SendJson(res, ToJson(*done));
   });

@@ -13,6 +13,7 @@
 
 #include "common/event_loop.h"
 #include "coordinator/access_control.h"
+#include "coordinator/user_admin.h"
 #include "coordinator/user_api.h"
 #include "httplib.h"
 
@@ -31,7 +32,8 @@ class Dashboard {
   // Registers every route. Before Attach() they answer 503.
   void AddRoutes(httplib::Server& routes);
   // Called once, on the thread that then sets the coordinator ready (none owned).
-  void Attach(EventLoop* loop, UserApi* api, const AccessControl* access);
+  // `admin` writes the audit lines of state-changing routes (may be null).
+  void Attach(EventLoop* loop, UserApi* api, const AccessControl* access, UserAdmin* admin);
   // The coordinator is stopping: routes answer 503 and open event streams end
   // at their next wake-up, so the HTTP server's Stop() never waits on a tab.
   void Stop() { stopping_.store(true, std::memory_order_release); }
@@ -51,6 +53,7 @@ class Dashboard {
   EventLoop* loop_ = nullptr;
   UserApi* api_ = nullptr;
   const AccessControl* access_ = nullptr;
+  UserAdmin* admin_ = nullptr;
   std::atomic<bool> attached_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<int> streams_{0};

@@ -12,6 +12,7 @@
 #include "common/api_times.h"
 #include "common/grpc_status.h"
 #include "common/stream_outbox.h"
+#include "coordinator/user_actions.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -164,14 +165,7 @@ absl::StatusOr<Principal> UserServiceImpl::Admit(grpc::CallbackServerContext* ct
 void UserServiceImpl::Audit(const Principal& who, const std::string& peer,
                             const std::string& action, const std::string& target,
                             const absl::Status& outcome) {
-  if (admin_ == nullptr) return;
-  const Actor by{who.user, std::string(RoleName(who.role)), peer};
-  if (absl::Status s = admin_->Record(by, action, target, AuditOutcome(outcome), absl::Now());
-      !s.ok()) {
-    // The call itself stands (its state change is committed); the gap is logged.
-    GetLogger("users")->error("audit line not written ({} {} by {}): {}", action, target, who.user,
-                              s.ToString());
-  }
+  RecordAudit(admin_, who, peer, action, target, outcome);
 }
 
 grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* ctx,
@@ -253,13 +247,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::Cancel(grpc::CallbackServerContext* c
   absl::StatusOr<Principal> who = Admit(ctx, Action::kRead, "", "");
   if (!who.ok()) return FinishNow(ctx, who.status());
   return OnLoop(ctx, loop_, [this, req, resp, who = *who, peer = ctx->peer()]() -> absl::Status {
-    absl::StatusOr<v1::CancelResponse> r = [&]() -> absl::StatusOr<v1::CancelResponse> {
-      absl::StatusOr<std::string> owner = api_->OwnerOf(req->id());
-      if (!owner.ok()) return owner.status();
-      if (absl::Status s = access_->Authorize(who, Action::kCancelJob, *owner); !s.ok()) return s;
-      return api_->Cancel(req->id());
-    }();
-    Audit(who, peer, "cancel", req->id(), r.status());
+    absl::StatusOr<v1::CancelResponse> r = CancelJobAs(*api_, *access_, admin_, who, peer, req->id());
     if (!r.ok()) return r.status();
     *resp = *std::move(r);
     return absl::OkStatus();

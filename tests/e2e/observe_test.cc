@@ -20,10 +20,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
-#include "coordinator/api_token.h"
-#include "coordinator/secret_cipher.h"
-#include "coordinator/secrets_key.h"
-#include "coordinator/store.h"
+#include "nlohmann/json.hpp"
 #include "tests/e2e/harness.h"
 
 namespace musafarm::e2e {
@@ -341,31 +338,53 @@ TEST(ObserveTest, MetricsNeedATokenOnATlsFarmUnlessPublic) {
   EXPECT_TRUE(absl::StrContains(r->body, "musafarm_build_info{version=")) << r->body;
 }
 
-// Makes an API token for `user` with `role` in the farm's store, as `token
-// create` does on the host; returns its text.
-std::string MakeToken(Farm& farm, const std::string& user, const std::string& role) {
-  using namespace musafarm::coordinator;
-  absl::StatusOr<SecretsKey> key = LoadSecretsKey("", nullptr, farm.data_dir());
-  EXPECT_TRUE(key.ok()) << key.status();
-  absl::StatusOr<SecretCipher> cipher = SecretCipher::Create(key->key);
-  EXPECT_TRUE(cipher.ok()) << cipher.status();
-  absl::StatusOr<std::unique_ptr<Store>> store =
-      OpenSqliteStore(farm.data_dir() + "/musafarm.db", *cipher);
-  EXPECT_TRUE(store.ok()) << store.status();
-  absl::StatusOr<NewApiToken> token =
-      MakeApiToken(user, role, absl::InfiniteDuration(), "test", absl::Now());
-  EXPECT_TRUE(token.ok()) << token.status();
-  AuditEntry audit;
-  audit.time = absl::Now();
-  audit.user = "test";
-  audit.role = "admin";
-  audit.action = "token.create";
-  audit.target = token->row.id;
-  audit.peer = "host";
-  audit.outcome = "ok";
-  absl::Status s = (*store)->InsertApiToken(token->row, audit);
-  EXPECT_TRUE(s.ok()) << s;
-  return token->text;
+// The dashboard's cancel decides as the gRPC Cancel does (coordinator/
+// user_actions.h): a submitter cancels their own job and not another's, and
+// both attempts are in the audit log, from the HTTP peer.
+TEST(ObserveTest, DashboardCancelIsAllowedForTheJobsSubmitterOnlyAndAudited) {
+  Farm farm(TlsFarm());
+  const std::string port_file = farm.dir() + "/http.port";
+  farm.StartCoordinator({"--http-listen", "127.0.0.1:0", "--http-port-file", port_file});
+  const std::string sam = farm.MakeToken("sam", "submitter");
+  const std::string sue = farm.MakeToken("sue", "submitter");
+  // No agent has the label: the job stays queued until cancelled.
+  const std::string pipeline = farm.WritePipeline(
+      "queued.yaml", "stages:\n  - name: s\n    exec: [\"true\"]\n    labels: [nowhere]\n");
+  CliResult submitted = farm.CliWithToken(sam, {"submit", pipeline, "-o", "json"});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  const std::string job = nlohmann::json::parse(submitted.out).value("id", "");
+  ASSERT_FALSE(job.empty()) << submitted.out;
+
+  httplib::SSLClient https("127.0.0.1", HttpPort(port_file));
+  https.set_ca_cert_path(farm.ca_file());
+  https.enable_server_certificate_verification(true);
+  auto cancel_as = [&](const std::string& token) -> int {
+    httplib::Headers headers = {{"Authorization", "Bearer " + token}};
+    auto session = https.Get("/api/session", headers);
+    if (!session || session->status != 200) return -1;
+    headers.emplace("X-CSRF-Token", nlohmann::json::parse(session->body).value("csrf", ""));
+    auto r = https.Post(absl::StrCat("/api/cancel?id=", job).c_str(), headers, "", "text/plain");
+    return r ? r->status : -1;
+  };
+  EXPECT_EQ(cancel_as(sue), 403);
+  absl::StatusOr<v1::Job> still = farm.Job(job);
+  ASSERT_TRUE(still.ok()) << still.status();
+  EXPECT_EQ(still->state(), v1::JOB_STATE_RUNNING);  // its task still queued
+  EXPECT_EQ(cancel_as(sam), 200);
+  ASSERT_TRUE(farm.WaitForJobEnd(job));
+  EXPECT_EQ(farm.Job(job)->state(), v1::JOB_STATE_CANCELLED);
+
+  CliResult audit = farm.Cli({"audit", "-o", "json", "-n", "100"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  std::vector<std::string> cancels;
+  for (absl::string_view line : absl::StrSplit(audit.out, '\n', absl::SkipEmpty())) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (j.value("action", "") != "cancel") continue;
+    EXPECT_EQ(j.value("target", ""), job) << line;
+    EXPECT_TRUE(absl::StartsWith(j.value("peer", ""), "http:")) << line;
+    cancels.push_back(j.value("user", "") + " " + j.value("outcome", "").substr(0, 6));
+  }
+  EXPECT_EQ(cancels, (std::vector<std::string>{"sue denied", "sam ok"})) << audit.out;
 }
 
 // The acceptance run of the dashboard (issue 13): Debian's headless Chromium
@@ -376,8 +395,8 @@ TEST(ObserveTest, DashboardInChromium) {
   const std::string port_file = farm.dir() + "/http.port";
   farm.StartCoordinator({"--http-listen", "127.0.0.1:0", "--http-port-file", port_file});
   farm.StartAgent("agent-1", {"os=linux"}, 4);
-  const std::string admin = MakeToken(farm, "alice", "admin");
-  const std::string viewer = MakeToken(farm, "victor", "viewer");
+  const std::string admin = farm.MakeToken("alice", "admin");
+  const std::string viewer = farm.MakeToken("victor", "viewer");
   const std::string gates = farm.dir() + "/gates";
   std::filesystem::create_directories(gates);
   const std::string pipeline = farm.WritePipeline("xss.yaml", absl::StrCat(R"(
@@ -449,7 +468,7 @@ TEST(ObserveTest, DashboardDownloadsAnArtifactInChromium) {
   const std::string port_file = farm.dir() + "/http.port";
   farm.StartCoordinator({"--http-listen", "127.0.0.1:0", "--http-port-file", port_file});
   farm.StartAgent("agent-d", {"os=linux"}, 2, {"--docker", "--docker-host", host});
-  const std::string admin = MakeToken(farm, "alice", "admin");
+  const std::string admin = farm.MakeToken("alice", "admin");
   // 300 KB of random bytes (every byte value), made in the container.
   const std::string job = farm.Submit(farm.WritePipeline("artifact.yaml", R"(
 stages:
