@@ -81,21 +81,10 @@ absl::StatusOr<CliConfig> ParseDocument(const pipeline::YamlReader& reader,
 
 absl::StatusOr<CliConfig> ParseCliConfig(absl::string_view content, absl::string_view path) {
   const pipeline::YamlReader reader(content, path);
-  std::vector<YAML::Node> docs;
-  // yaml-cpp reports malformed input by throwing; nothing past this function
-  // sees an exception.
-  try {
-    docs = YAML::LoadAll(std::string(content));
-  } catch (const YAML::Exception& e) {
-    return reader.SyntaxError(e);
-  }
-  if (docs.empty()) return CliConfig{};  // an empty file
-  if (docs.size() > 1) {
-    return reader.Error(docs[1].Mark(), "config",
-                        absl::StrCat("the file holds ", docs.size(),
-                                     " YAML documents; a config is a single document"));
-  }
-  return ParseDocument(reader, docs[0]);
+  absl::StatusOr<YAML::Node> doc = reader.LoadDocument("config", /*if_empty=*/"");
+  if (!doc.ok()) return doc.status();
+  if (doc->IsNull()) return CliConfig{};  // an empty file
+  return ParseDocument(reader, *doc);
 }
 
 namespace {

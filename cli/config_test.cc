@@ -88,6 +88,15 @@ TEST(ParseCliConfigTest, MalformedYamlAndRepeatedKeysAreErrors) {
               HasSubstr("config: the file holds 2 YAML documents"));
 }
 
+// yaml-cpp 0.7's LoadAll never returns on a file holding ",": the config is
+// read through YamlReader::LoadDocument, which counts documents with a bound.
+// "," holds no document: an empty config. (Before, this test never returned.)
+TEST(ParseCliConfigTest, AFileOnWhichYamlCppLoadAllNeverReturnsIsReadAsEmpty) {
+  absl::StatusOr<CliConfig> c = ParseCliConfig(",", "/home/u/cfg.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->coordinator.has_value());
+}
+
 // Moved from client_test.cc: saves and restores the environment variables that
 // ResolveCoordinator reads.
 class ResolveCoordinatorTest : public ::testing::Test {

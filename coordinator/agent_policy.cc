@@ -143,20 +143,14 @@ AgentPolicy AgentPolicy::Effective(const std::optional<AgentPolicy>& file, bool 
 
 absl::StatusOr<AgentPolicy> AgentPolicy::Parse(absl::string_view yaml, absl::string_view file) {
   const YamlReader reader(yaml, file);
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return reader.SyntaxError(e);
-  }
-  if (docs.size() != 1) {
-    return reader.Error(docs.size() > 1 ? docs[1].Mark() : YAML::Mark::null_mark(), "policy",
-                        "expected one YAML document: a mapping with an 'agents' list");
-  }
+  absl::StatusOr<YAML::Node> doc = reader.LoadDocument(
+      "policy", "the file is empty; expected one YAML document: a mapping with an 'agents' list");
+  if (!doc.ok()) return doc.status();
+  const YAML::Node& root = *doc;
   // yaml-cpp throws on some node accesses; keep its exceptions in here.
   try {
     std::vector<Entry> top;
-    MF_RETURN_IF_ERROR(reader.Entries(docs[0], YAML::Mark::null_mark(), "", &top));
+    MF_RETURN_IF_ERROR(reader.Entries(root, YAML::Mark::null_mark(), "", &top));
     MF_RETURN_IF_ERROR(reader.CheckAllowed(top, "", {"agents"}));
     AgentPolicy policy;
     for (const Entry& agents : top) {

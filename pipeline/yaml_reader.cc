@@ -99,7 +99,8 @@ class DocumentCounter : public YAML::EventHandler {
 
 }  // namespace
 
-absl::StatusOr<YAML::Node> YamlReader::LoadDocument() const {
+absl::StatusOr<YAML::Node> YamlReader::LoadDocument(absl::string_view what,
+                                                    absl::string_view if_empty) const {
   DocumentCounter counter;
   YAML::Node doc;
   try {
@@ -111,13 +112,14 @@ absl::StatusOr<YAML::Node> YamlReader::LoadDocument() const {
     return SyntaxError(e);
   }
   if (counter.count() == 0) {
-    return Error(YAML::Mark::null_mark(), "pipeline",
-                 "the file is empty; expected a mapping with a 'stages' list");
+    if (if_empty.empty()) return YAML::Node(YAML::NodeType::Null);
+    return Error(YAML::Mark::null_mark(), what, if_empty);
   }
   if (counter.count() > 1) {
-    return Error(counter.second(), "pipeline",
+    return Error(counter.second(), what,
                  absl::StrCat("the file holds ", counter.count() < kMaxDocuments ? "" : "at least ",
-                              counter.count(), " YAML documents; a pipeline is a single document"));
+                              counter.count(), " YAML documents; a ", what,
+                              " is a single document"));
   }
   return doc;
 }

@@ -45,8 +45,13 @@ class YamlReader {
   const std::string& file() const { return file_; }
 
   // The file's one YAML document: an error if it is empty, holds several, or
-  // is not YAML.
-  absl::StatusOr<YAML::Node> LoadDocument() const;
+  // is not YAML. `what` names the file's kind in messages ("pipeline",
+  // "config", "policy"); `if_empty` is the error for an empty file, or empty
+  // to accept one (a null node is returned). Every reader of YAML files uses
+  // this, never YAML::LoadAll, which never returns on some inputs.
+  absl::StatusOr<YAML::Node> LoadDocument(
+      absl::string_view what = "pipeline",
+      absl::string_view if_empty = "the file is empty; expected a mapping with a 'stages' list") const;
   absl::Status SyntaxError(const YAML::Exception& e) const;
 
   absl::Status Error(const YAML::Mark& mark, absl::string_view field,
