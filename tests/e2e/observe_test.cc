@@ -163,7 +163,10 @@ TEST(ObserveTest, ReadyzIs503DuringRecoveryAnd200After) {
     auto r = http.Get("/readyz");
     return r && r->status == 200;
   })) << (*coordinator)->Output();
-  EXPECT_TRUE(std::filesystem::exists(grpc_port_file));
+  // The coordinator sets itself ready, then writes its port file (so whoever
+  // waits for the file finds it ready): the file follows the 200 at once.
+  EXPECT_TRUE(WaitFor([&] { return std::filesystem::exists(grpc_port_file); }))
+      << (*coordinator)->Output();
   (*coordinator)->Signal(SIGTERM);
   EXPECT_EQ((*coordinator)->Wait(absl::Seconds(20)), 0) << (*coordinator)->Output();
 }
