@@ -12,20 +12,12 @@
 #include "absl/strings/str_format.h"
 #include "common/clock.h"
 #include "common/pki.h"
+#include "coordinator/host_store.h"
 #include "coordinator/join_token.h"
 #include "coordinator/store.h"
 
 namespace musafarm::coordinator {
 namespace {
-
-absl::StatusOr<std::unique_ptr<Store>> OpenStore(const JoinTokenCommandOptions& o) {
-  const std::string path = absl::StrCat(o.data_dir, "/musafarm.db");
-  if (::access(path.c_str(), F_OK) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "no coordinator store at ", path, "; pass the coordinator's --data-dir"));
-  }
-  return OpenSqliteStore(path);
-}
 
 std::string DefaultCoordinator() {
   char host[256] = {0};
@@ -57,7 +49,7 @@ int RunJoinTokenCreate(const JoinTokenCommandOptions& o, absl::Time now, std::os
     err << "join-token create: " << token.status().message() << "\n";
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(o);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenHostStore(o.data_dir);
   if (!store.ok()) {
     err << "join-token create: " << store.status().message() << "\n";
     return 1;
@@ -78,7 +70,7 @@ int RunJoinTokenCreate(const JoinTokenCommandOptions& o, absl::Time now, std::os
 
 int RunJoinTokenList(const JoinTokenCommandOptions& o, absl::Time now, std::ostream& out,
                      std::ostream& err) {
-  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(o);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenHostStore(o.data_dir);
   if (!store.ok()) {
     err << "join-token list: " << store.status().message() << "\n";
     return 1;

@@ -1,7 +1,5 @@
 #include "coordinator/token_command.h"
 
-#include <unistd.h>
-
 #include <memory>
 #include <utility>
 #include <vector>
@@ -9,18 +7,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/clock.h"
+#include "coordinator/host_store.h"
 #include "coordinator/user_admin.h"
 
 namespace musafarm::coordinator {
 namespace {
 
 absl::StatusOr<std::unique_ptr<UserAdmin>> OpenAdmin(const TokenCommandOptions& o) {
-  const std::string path = absl::StrCat(o.data_dir, "/musafarm.db");
-  if (::access(path.c_str(), F_OK) != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "no coordinator store at ", path, "; pass the coordinator's --data-dir"));
-  }
-  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(path);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenHostStore(o.data_dir);
   if (!store.ok()) return store.status();
   return std::make_unique<UserAdmin>(*std::move(store));
 }
