@@ -17,7 +17,7 @@
 #include "agent/agent_internal.h"
 #include "agent/executor/task_env.h"
 #include "agent/host/disk.h"
-#include "agent/pytest_summary.h"
+#include "agent/test_reports.h"
 #include "common/clock.h"
 #include "common/file_modes.h"
 #include "common/format_bytes.h"
@@ -444,6 +444,32 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
     }
     a.files.push_back(std::move(f));
   }
+  // Collected files become artifacts; JUnit reports and pytest summaries in
+  // them become counts (TestReports says which wins). Before the log is
+  // finished: a report that cannot be read is said in it.
+  TestReports tests;
+  for (const CollectedFile& f : a.files) {
+    std::error_code size_ec;
+    const uintmax_t size = std::filesystem::file_size(f.host_path, size_ec);
+    if (size_ec) continue;
+    if (size > limits::kMaxArtifactBytes) {
+      // The coordinator refuses chunks past this (it would end the stream at
+      // every resend): not collected, and not read into memory here.
+      Log()->warn("task={} attempt={}: artifact '{}' is {} bytes, over the limit of {}: not kept",
+                  a.assignment.task_id(), a.assignment.attempt_id(), f.name, size,
+                  limits::kMaxArtifactBytes);
+      continue;
+    }
+    v1::Artifact* artifact = a.result.add_artifacts();
+    artifact->set_name(f.name);
+    artifact->set_source(f.source);
+    artifact->set_size(size);
+    std::ifstream in(f.host_path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string refused = tests.Add(f.name, text.str());
+    if (!refused.empty()) AppendLog(a, a.redactor.Feed(absl::StrCat(refused, "\n")));
+  }
   // The process has ended: a tail held back as a possible secret start is not one.
   AppendLog(a, a.redactor.Finish());
   v1::AttemptResult& r = a.result;
@@ -470,30 +496,7 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   // The outcome those fields say, for coordinators that read it; the fields
   // stay filled for old ones.
   r.set_outcome(LegacyOutcome(r));
-  // Collected files become artifacts; pytest summaries in them become counts.
-  v1::TestCounts tests;
-  bool any_tests = false;
-  for (const CollectedFile& f : a.files) {
-    std::error_code size_ec;
-    const uintmax_t size = std::filesystem::file_size(f.host_path, size_ec);
-    if (size_ec) continue;
-    if (size > limits::kMaxArtifactBytes) {
-      // The coordinator refuses chunks past this (it would end the stream at
-      // every resend): not collected, and not read into memory here.
-      Log()->warn("task={} attempt={}: artifact '{}' is {} bytes, over the limit of {}: not kept",
-                  r.task_id(), r.attempt_id(), f.name, size, limits::kMaxArtifactBytes);
-      continue;
-    }
-    v1::Artifact* artifact = r.add_artifacts();
-    artifact->set_name(f.name);
-    artifact->set_source(f.source);
-    artifact->set_size(size);
-    std::ifstream in(f.host_path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    any_tests = ParsePytestOutput(text.str(), &tests) || any_tests;
-  }
-  if (any_tests) *r.mutable_tests() = tests;
+  if (std::optional<v1::TestCounts> counts = tests.Result()) *r.mutable_tests() = *counts;
   Log()->info("task={} attempt={} ended: exit={} signal={}{}{}", r.task_id(), r.attempt_id(),
               r.exit_code(), r.signal(), r.cancelled() ? " cancelled" : "",
               r.timed_out() ? " timed out" : "");

@@ -215,5 +215,32 @@ TEST_F(AgentRedactionTest, StartErrorIsRedacted) {
   ExpectNoSecretSent();
 }
 
+// Issue 16, item 7: a collected JUnit XML report becomes the counts (redacted
+// first, like every collected file), and one that cannot be read is said in
+// the task's log.
+TEST_F(AgentRedactionTest, CollectedJUnitReportBecomesCounts) {
+  Script script;
+  script.artifact = absl::StrCat(
+      "<?xml version=\"1.0\"?><testsuite><testcase classname=\"tests.t\" name=\"test_",
+      kPassword, "\"><failure/></testcase><testcase classname=\"tests.t\" name=\"ok\"/></testsuite>");
+  Run(std::move(script));
+  const v1::AttemptResult result = Result();
+  EXPECT_EQ(result.tests().failed(), 1);
+  EXPECT_EQ(result.tests().passed(), 1);
+  EXPECT_THAT(result.tests().failed_tests(), ElementsAre("tests.t::test_***"));
+  ExpectNoSecretSent();
+}
+
+TEST_F(AgentRedactionTest, AnUnreadableJUnitReportIsSaidInTheLog) {
+  Script script;
+  script.artifact = "<testsuite><testcase name='x'>";
+  Run(std::move(script));
+  const v1::AttemptResult result = Result();
+  EXPECT_FALSE(result.has_tests());
+  EXPECT_THAT(Log(), ::testing::HasSubstr(
+                         "musafarm-agent: test report ut_output.txt not read: not a JUnit XML report"));
+  EXPECT_EQ(result.log_size(), Log().size());
+}
+
 }  // namespace
 }  // namespace musafarm::agent
