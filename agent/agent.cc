@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "agent/agent_internal.h"
 #include "agent/executor/task_env.h"
@@ -130,6 +131,41 @@ std::string Agent::UnavailableReason() const {
   return shutting_down_ ? kShuttingDownText : disk_reason_;
 }
 
+std::string Agent::DockerUnreachable() const {
+  if (docker_executor_ == nullptr || !options_.docker_unreachable) return "";
+  return options_.docker_unreachable();
+}
+
+template <typename M>
+void Agent::SetHostHealth(M* m) const {
+  m->clear_unavailable_kinds();
+  m->clear_kinds_unavailable_reason();
+  if (std::string docker = DockerUnreachable(); !docker.empty()) {
+    for (v1::StageKind k : {v1::STAGE_KIND_DOCKER_BUILD, v1::STAGE_KIND_DOCKER_RUN,
+                            v1::STAGE_KIND_DOCKER_PUSH}) {
+      m->add_unavailable_kinds(k);
+    }
+    m->set_kinds_unavailable_reason(docker);
+  }
+  m->clear_fenced_gpus();
+  m->clear_gpu_fence_reason();
+  if (options_.fenced_gpus) {
+    std::vector<std::string> why;
+    for (const auto& [gpu, reason] : options_.fenced_gpus()) {
+      m->add_fenced_gpus(gpu);
+      why.push_back(reason);
+    }
+    m->set_gpu_fence_reason(absl::StrJoin(why, "; "));
+  }
+}
+
+void Agent::HostHealthChanged() {
+  if (!started_) return;
+  loop_.Post([this] {
+    if (registered_ && !closing_) SendHeartbeat();
+  });
+}
+
 void Agent::Connect() {
   if (closing_) return;
   const uint64_t gen = ++generation_;
@@ -160,6 +196,7 @@ void Agent::Connect() {
                                v1::STAGE_KIND_DOCKER_PUSH});
   }
   SetExecutorKinds(kinds, reg->mutable_capabilities());  // the names too, for old coordinators
+  SetHostHealth(reg->mutable_capabilities());
   for (auto& [key, a] : attempts_) {
     v1::HeldAttempt* held = reg->add_held();
     held->set_task_id(a.assignment.task_id());
@@ -221,6 +258,7 @@ void Agent::SendHeartbeat() {
   msg.mutable_heartbeat()->set_free_disk_bytes(static_cast<int64_t>(free_disk_));
   msg.mutable_heartbeat()->set_unavailable_reason(UnavailableReason());
   msg.mutable_heartbeat()->set_shutting_down(shutting_down_);
+  SetHostHealth(msg.mutable_heartbeat());
   Send(std::move(msg));
 }
 
@@ -286,6 +324,17 @@ void Agent::OnAssignment(const v1::Assignment& as) {
     SendHandBack(as, absl::StrCat("not started: ", disk_reason_));
     return;
   }
+  if (as.run().kind_case() != v1::StageSpec::kExec) {
+    if (std::string docker = DockerUnreachable(); !docker.empty()) {
+      // Sent before the coordinator heard that the daemon is away: back
+      // unstarted, and no retry used (issue 16, item 3).
+      Log()->info("task={} attempt={} handed back unstarted: {}", as.task_id(), as.attempt_id(),
+                  docker);
+      SendHeartbeat();
+      SendHandBack(as, absl::StrCat("not started: ", docker));
+      return;
+    }
+  }
   Executor* executor =
       as.run().kind_case() == v1::StageSpec::kExec ? exec_executor_ : docker_executor_;
   Attempt& a = attempts_[key];
@@ -331,7 +380,18 @@ void Agent::OnAssignment(const v1::Assignment& as) {
       OnOutput(key, std::move(data), raw);
     });
   };
-  cb.on_exit = [this, key](ExitInfo info) {
+  const std::vector<int32_t> gpus(as.gpu_ids().begin(), as.gpu_ids().end());
+  cb.on_exit = [this, key, gpus](ExitInfo info) {
+    // Between GPU tasks: its GPUs are probed here, on the attempt's thread
+    // (a probe blocks), before the agent hears of the exit, so that a GPU
+    // that fails is fenced (heartbeat) before the attempt is handed back.
+    if (!gpus.empty() && options_.probe_gpus) {
+      const std::string failing = options_.probe_gpus(gpus);
+      const bool failed = info.exit_code != 0 || info.signal != 0 || !info.error.empty();
+      if (!failing.empty() && failed && !info.cancelled && info.host_lost.empty()) {
+        info.host_lost = absl::StrCat("failed on a GPU that fails its probe: ", failing);
+      }
+    }
     loop_.Post([this, key, info = std::move(info)]() mutable { OnExit(key, std::move(info)); });
   };
   cb.wait_for_room = [this](absl::Duration timeout) { return budget_.WaitForRoom(timeout); };
@@ -413,6 +473,21 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   auto it = attempts_.find(key);
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
+  if (!info.host_lost.empty() && !info.cancelled && a.life.phase() == AttemptPhase::kRunning) {
+    // The host failed it, not the stage (issue 16, item 3): handed back, so
+    // that it runs again, elsewhere, without using a retry. The heartbeat
+    // first: the coordinator must know what this host cannot run before the
+    // task is queued again.
+    Log()->warn("task={} attempt={}: {}", a.assignment.task_id(), a.assignment.attempt_id(),
+                info.host_lost);
+    if (info.daemon_lost && options_.on_docker_lost) {
+      options_.on_docker_lost(info.host_lost);
+    }
+    if (Apply(a, AttemptEvent::kHandBack)) {
+      a.hand_back_reason = info.host_lost;
+      SendHeartbeat();
+    }
+  }
   const AttemptPhase before = a.life.phase();
   if (!Apply(a, AttemptEvent::kExit)) return;
   if (options_.on_images_used) options_.on_images_used(StageImages(a.assignment.run()));

@@ -57,6 +57,25 @@ struct AgentOptions {
   // Measures the free bytes of the file system holding `dir`; empty:
   // statvfs (FreeDiskBytes). For tests.
   std::function<absl::StatusOr<uint64_t>(const std::string& dir)> free_disk;
+
+  // Host health (issue 16, item 3). Empty functions: healthy.
+  // Why the Docker daemon does not answer now, "" when it does (e.g. the last
+  // verdict of a DaemonWatcher). Called on the agent loop: must not block.
+  // While non-empty the agent takes no docker work (Heartbeat.unavailable_kinds)
+  // and hands back docker assignments unstarted; exec stages still run.
+  std::function<std::string()> docker_unreachable;
+  // Called on the agent loop when a docker attempt failed because the daemon
+  // did not answer (ExitInfo.host_lost), before the agent says so in a
+  // heartbeat: e.g. DaemonWatcher::MarkDown. Must not block.
+  std::function<void(const std::string& why)> on_docker_lost;
+  // The GPUs that failed their probe, with why (GpuHealth::Fenced): never
+  // handed out (Heartbeat.fenced_gpus). Called on the loop: must not block.
+  std::function<std::map<int32_t, std::string>()> fenced_gpus;
+  // Called on a GPU attempt's own thread once it has exited, with its GPUs;
+  // blocks while it probes them (GpuHealth::Check) and returns why any
+  // failed, "" when all pass. A failed attempt with a failing GPU is handed
+  // back, to run again elsewhere without using a retry.
+  std::function<std::string(const std::vector<int32_t>& gpus)> probe_gpus;
 };
 
 // The agent daemon: keeps one session with the coordinator through its
@@ -115,6 +134,9 @@ class Agent {
   // Validates options, locks the work dir, removes what an earlier run left
   // (see the class comment), starts the loop and the first connection.
   absl::Status Start();
+  // The host's health changed (docker_unreachable or fenced_gpus say
+  // something new): tells the coordinator now. Thread-safe.
+  void HostHealthChanged();
   // Begins a graceful stop (see the class comment); returns at once.
   // Thread-safe; later calls do nothing.
   void Shutdown();
@@ -192,6 +214,10 @@ class Agent {
   // Disk: measures free space and updates disk_reason_.
   void MeasureDisk();
   std::string UnavailableReason() const;
+  // Host health, as Register and Heartbeat carry it (issue 16, item 3).
+  std::string DockerUnreachable() const;
+  template <typename M>
+  void SetHostHealth(M* m) const;
 
   // Shutdown steps, on the loop.
   void BeginShutdown();

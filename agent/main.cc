@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
@@ -26,8 +27,10 @@
 #include "common/bounded_text.h"
 #include "common/limits.h"
 #include "agent/host/background_pruner.h"
+#include "agent/host/daemon_watcher.h"
 #include "agent/host/disk.h"
 #include "agent/host/gpu.h"
+#include "agent/host/gpu_health.h"
 #include "agent/host/image_pruner.h"
 #include "common/logging.h"
 #include "common/pki.h"
@@ -134,6 +137,8 @@ int main(int argc, char** argv) {
   bool docker = false, buildkit = false;
   std::string docker_cli = "/usr/bin/docker", docker_host, farm = "musafarm", secrets_dir;
   musafarm::agent::GpuFlags gpu_flags;
+  std::string gpu_probe_command;
+  double gpu_recheck_s = 5;
   bool insecure = false;
   std::string tls_ca, tls_cert, tls_key;
   CLI::App app{"musafarm agent: runs tasks from a musafarm coordinator on this host"};
@@ -184,6 +189,16 @@ int main(int argc, char** argv) {
                  "GPU vendor on this host (mthreads, nvidia), overriding detection");
   app.add_flag("--no-gpu-detect{false}", gpu_flags.detect,
                "do not run mthreads-gmi / nvidia-smi at startup");
+  app.add_option("--gpu-probe-command", gpu_probe_command,
+                 "checks one GPU at start and after each GPU task: a program and its arguments "
+                 "(split at blanks, no shell), {gpu} standing for the GPU's index; a non-zero exit "
+                 "or no answer within 5s fences the GPU until it passes again (default: "
+                 "`mthreads-gmi -q -i {gpu}` / `nvidia-smi -q -i {gpu}` when detection found that "
+                 "tool's GPUs; \"none\": no probe)");
+  app.add_option("--gpu-recheck-interval", gpu_recheck_s,
+                 "seconds between probes of a fenced GPU")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_flag("--insecure", insecure,
                "talk plaintext to a coordinator run with --insecure (a trusted network only)");
   app.add_option("--ca", tls_ca,
@@ -365,6 +380,12 @@ int main(int argc, char** argv) {
         musafarm::agent::SecretFiles::RemoveStale(secrets_dir, docker_options.secrets_owner);
     if (stale > 0) musafarm::GetLogger("agent")->info("removed {} stale secret directories", stale);
   }
+  // Removals that fail while the daemon is down are retried when it is back
+  // (issue 16, item 3), also by the next run of the agent.
+  std::error_code work_dir_ec;
+  std::filesystem::create_directories(options.work_dir, work_dir_ec);
+  musafarm::agent::PendingRemovals pending_removals(options.work_dir + "/pending-removals");
+  docker_options.pending_removals = &pending_removals;
   musafarm::agent::DockerExecutor docker_executor(docker_options);
   // Low disk on a Docker host: prune the images this agent built, least
   // recently used first, never one the farm's unfinished jobs or this agent's
@@ -412,12 +433,80 @@ int main(int argc, char** argv) {
   // Declared before the agent, so that it outlives it (streams before their channel).
   const std::unique_ptr<musafarm::agent::CoordinatorLink> link =
       musafarm::agent::NewGrpcCoordinatorLink(coordinator_target, tls_source.get());
+  // Host health (issue 16, item 3): the Docker daemon watched, GPUs probed.
+  // Both report to the agent, which is built below (so: through a pointer).
+  musafarm::agent::Agent* agent_ptr = nullptr;
+  auto health_changed = [&agent_ptr] {
+    if (agent_ptr != nullptr) agent_ptr->HostHealthChanged();
+  };
+  std::unique_ptr<musafarm::agent::DaemonWatcher> docker_watcher;
+  if (docker) {
+    docker_watcher = std::make_unique<musafarm::agent::DaemonWatcher>(
+        [&docker_executor] { return docker_executor.Ping(); },
+        musafarm::agent::DaemonWatcher::Options{},
+        [health_changed](const absl::Status& s) {
+          if (s.ok()) {
+            musafarm::GetLogger("agent")->info("docker daemon answers");
+          } else {
+            musafarm::GetLogger("agent")->warn(
+                "docker daemon unreachable: {}; taking no docker work until it answers",
+                std::string(s.message()));
+          }
+          health_changed();
+        },
+        [&docker_executor] {
+          for (const std::string& line : docker_executor.RetryPendingRemovals()) {
+            musafarm::GetLogger("agent")->info("{}", line);
+          }
+        });
+    options.docker_unreachable = [w = docker_watcher.get()]() -> std::string {
+      const absl::Status s = w->Current();
+      if (s.ok()) return "";
+      const std::string why(s.message());
+      return absl::StartsWith(why, "docker daemon unreachable")
+                 ? why
+                 : absl::StrCat("docker daemon unreachable: ", why);
+    };
+    options.on_docker_lost = [w = docker_watcher.get()](const std::string& why) {
+      w->MarkDown(why);
+    };
+  }
+  musafarm::agent::SpawnGpuProbe gpu_prober;
+  std::vector<std::string> probe_argv;
+  if (gpu_probe_command.empty()) {
+    // Only a tool that detection found: --gpus on a host without it probes nothing.
+    if (detected.has_value() && detected->count > 0 && detected->vendor == gpus->vendor) {
+      probe_argv = musafarm::agent::DefaultGpuProbeCommand(gpus->vendor);
+    }
+  } else if (gpu_probe_command != "none") {
+    probe_argv = absl::StrSplit(gpu_probe_command, ' ', absl::SkipWhitespace());
+  }
+  musafarm::agent::GpuHealth gpu_health(&gpu_prober, probe_argv, gpus->count,
+                                        musafarm::agent::kGpuProbeTimeout, health_changed);
+  if (!probe_argv.empty() && gpus->count > 0) {
+    if (std::string failing = gpu_health.Check(gpu_health.AllGpus()); !failing.empty()) {
+      musafarm::GetLogger("agent")->warn("fenced (not handed out until they pass): {}", failing);
+    }
+    options.fenced_gpus = [&gpu_health] { return gpu_health.Fenced(); };
+    options.probe_gpus = [&gpu_health](const std::vector<int32_t>& g) {
+      std::string failing = gpu_health.Check(g);
+      if (!failing.empty()) {
+        musafarm::GetLogger("agent")->warn("fenced (not handed out until they pass): {}", failing);
+      }
+      return failing;
+    };
+  }
   musafarm::agent::Agent agent(options, link.get(), &executor, docker ? &docker_executor : nullptr);
+  agent_ptr = &agent;
   if (absl::Status s = agent.Start(); !s.ok()) {
     std::cerr << "musafarm-agent: " << s.message() << "\n";
     return 2;
   }
   if (renewer != nullptr) renewer->Start();
+  if (docker_watcher != nullptr) docker_watcher->Start();
+  if (options.fenced_gpus) {
+    gpu_health.Start(absl::Milliseconds(static_cast<int64_t>(gpu_recheck_s * 1000)));
+  }
   int sig = 0;
   sigwait(&stop, &sig);
   musafarm::GetLogger("agent")->info(
@@ -434,6 +523,8 @@ int main(int argc, char** argv) {
       agent.HandBackNow();
     }
   }
+  if (docker_watcher != nullptr) docker_watcher->Stop();
+  gpu_health.Stop();
   agent.Stop();
   return 0;
 }

@@ -317,6 +317,17 @@ std::vector<std::string> RenderAgents(const std::vector<v1::Agent>& agents, absl
     if (!a.unavailable_reason().empty()) {
       lines.push_back(absl::StrCat(a.name(), " takes no new work: ", a.unavailable_reason()));
     }
+    // Host health (issue 16, item 3): some kinds or GPUs out of use for now.
+    if (a.unavailable_kinds_size() > 0) {
+      std::vector<std::string> kinds;
+      for (int k : a.unavailable_kinds()) kinds.push_back(StageKindName(static_cast<v1::StageKind>(k)));
+      lines.push_back(Shown(absl::StrCat(a.name(), " takes no ", absl::StrJoin(kinds, ","),
+                                         " work: ", a.kinds_unavailable_reason())));
+    }
+    if (a.fenced_gpus_size() > 0) {
+      lines.push_back(Shown(absl::StrCat(a.name(), " fenced GPU ", absl::StrJoin(a.fenced_gpus(), ","),
+                                         " (never handed out): ", a.gpu_fence_reason())));
+    }
   }
   for (const v1::Agent& a : agents) {
     if (std::string policy = PolicyLine(a); !policy.empty()) lines.push_back(std::move(policy));

@@ -288,6 +288,25 @@ TEST(RenderAgentsTest, WhyAnAgentTakesNoWorkIsSaidBelowTheTable) {
                           "/var/lib/musafarm-agent, below 5.0 GiB"));
 }
 
+// Issue 16, item 3: kinds out of use (Docker daemon down) and fenced GPUs.
+TEST(RenderAgentsTest, UnavailableKindsAndFencedGpusAreSaidBelowTheTable) {
+  v1::Agent a;
+  a.set_name("gpu-1");
+  a.set_state(v1::AGENT_STATE_CONNECTED);
+  a.set_slots(4);
+  a.add_unavailable_kinds(v1::STAGE_KIND_DOCKER_BUILD);
+  a.add_unavailable_kinds(v1::STAGE_KIND_DOCKER_RUN);
+  a.set_kinds_unavailable_reason("docker daemon unreachable: Cannot connect");
+  a.add_fenced_gpus(1);
+  a.set_gpu_fence_reason("GPU 1: probe exit 1: ECC error");
+  EXPECT_THAT(RenderAgents({a}, kNow),
+              ElementsAre("NAME   STATE      SLOTS  LABELS  RUNNING  LAST SEEN",
+                          "gpu-1  connected  0/4    -       -        never",
+                          "gpu-1 takes no docker_build,docker_run work: docker daemon unreachable: "
+                          "Cannot connect",
+                          "gpu-1 fenced GPU 1 (never handed out): GPU 1: probe exit 1: ECC error"));
+}
+
 TEST(RenderAgentsTest, WhatThePolicyGrantsAndUntrustedLabelsAreSaidBelowTheTable) {
   v1::Agent a;
   a.set_name("gpu-1");

@@ -24,6 +24,19 @@ absl::Status Count(absl::string_view what, int n, size_t max) {
   return absl::InvalidArgumentError(absl::StrCat(what, ": ", n, " given; the limit is ", max));
 }
 
+// Host health (issue 16, item 3), in a registration and in every heartbeat.
+template <typename M>
+absl::Status ValidateHostHealth(absl::string_view what, const M& m) {
+  MF_RETURN_IF_ERROR(Count(absl::StrCat(what, ": unavailable kinds"), m.unavailable_kinds_size(),
+                           limits::kMaxAgentExecutors));
+  MF_RETURN_IF_ERROR(Bounded(absl::StrCat(what, ": kinds_unavailable_reason"),
+                             m.kinds_unavailable_reason(), limits::kMaxAgentTextBytes));
+  MF_RETURN_IF_ERROR(Count(absl::StrCat(what, ": fenced gpus"), m.fenced_gpus_size(),
+                           static_cast<size_t>(limits::kMaxAgentGpus)));
+  return Bounded(absl::StrCat(what, ": gpu_fence_reason"), m.gpu_fence_reason(),
+                 limits::kMaxAgentTextBytes);
+}
+
 absl::Status ValidateRegister(const v1::Register& reg) {
   MF_RETURN_IF_ERROR(CheckName("register: name", reg.name(), limits::kMaxNameBytes));
   if (reg.name().empty()) return absl::InvalidArgumentError("register: name: empty");
@@ -49,6 +62,7 @@ absl::Status ValidateRegister(const v1::Register& reg) {
   MF_RETURN_IF_ERROR(CheckName("register: gpu_vendor", caps.gpu_vendor(), limits::kMaxNameBytes));
   MF_RETURN_IF_ERROR(Bounded("register: unavailable_reason", caps.unavailable_reason(),
                              limits::kMaxAgentTextBytes));
+  MF_RETURN_IF_ERROR(ValidateHostHealth("register", caps));
   MF_RETURN_IF_ERROR(CheckName("register: version", reg.version(), limits::kMaxNameBytes));
   MF_RETURN_IF_ERROR(Bounded("register: instance_secret", reg.instance_secret(), 1024));
   MF_RETURN_IF_ERROR(Count("register: held", reg.held_size(), limits::kMaxHeldAttempts));
@@ -78,6 +92,7 @@ absl::Status ValidateAgentMessage(const v1::AgentMessage& msg) {
     case v1::AgentMessage::kRegister:
       return ValidateRegister(msg.register_());
     case v1::AgentMessage::kHeartbeat:
+      MF_RETURN_IF_ERROR(ValidateHostHealth("heartbeat", msg.heartbeat()));
       return Bounded("heartbeat: unavailable_reason", msg.heartbeat().unavailable_reason(),
                      limits::kMaxAgentTextBytes);
     case v1::AgentMessage::kStarted:

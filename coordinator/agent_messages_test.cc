@@ -66,5 +66,22 @@ TEST(ValidateAgentMessageTest, BoundsChunksAndArtifacts) {
   EXPECT_THAT(Refusal(art), HasSubstr("artifact: 'out.txt' goes past the limit"));
 }
 
+// Issue 16, item 3: host health in heartbeats and registrations is bounded.
+TEST(ValidateAgentMessageTest, BoundsHostHealth) {
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat()->add_unavailable_kinds(v1::STAGE_KIND_DOCKER_RUN);
+  beat.mutable_heartbeat()->set_kinds_unavailable_reason("docker daemon unreachable");
+  beat.mutable_heartbeat()->add_fenced_gpus(1);
+  EXPECT_TRUE(ValidateAgentMessage(beat).ok());
+  beat.mutable_heartbeat()->set_gpu_fence_reason(std::string(2000, 'x'));
+  EXPECT_THAT(ValidateAgentMessage(beat).message(),
+              HasSubstr("heartbeat: gpu_fence_reason: is 2000 bytes; the limit is 1024"));
+  v1::AgentMessage reg;
+  reg.mutable_register_()->set_name("a");
+  for (int i = 0; i < 2000; ++i) reg.mutable_register_()->mutable_capabilities()->add_fenced_gpus(i);
+  EXPECT_THAT(ValidateAgentMessage(reg).message(),
+              HasSubstr("register: fenced gpus: 2000 given; the limit is 1024"));
+}
+
 }  // namespace
 }  // namespace musafarm::coordinator

@@ -10,6 +10,7 @@
 #include "common/labels.h"
 #include "common/peer_compat.h"
 #include "common/status_macros.h"
+#include "coordinator/host_health.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -32,6 +33,10 @@ int AgentRegistry::Agent::free_slots() const {
 std::set<int32_t> AgentRegistry::Agent::used_gpus() const {
   std::set<int32_t> used;
   for (const auto& [task, gpus] : held) used.insert(gpus.begin(), gpus.end());
+  // A fenced GPU (failed its probe) is never handed out: as good as in use.
+  for (int32_t g : FencedGpus(info)) {
+    if (g >= 0 && g < info.gpus()) used.insert(g);
+  }
   return used;
 }
 
@@ -179,6 +184,7 @@ absl::StatusOr<AgentRegistry::Agent*> AgentRegistry::Register(ConnId conn_id,
   agent.info.clear_executor_kinds();
   for (v1::StageKind kind : ExecutorKinds(reg.capabilities())) agent.info.add_executor_kinds(kind);
   agent.info.set_shutting_down(ShuttingDown(reg.capabilities()));
+  SetHostHealth(reg.capabilities(), &agent.info);
   agent.info.set_gpus(std::max(0, reg.capabilities().gpus()));
   agent.info.set_gpu_vendor(reg.capabilities().gpu_vendor());
   agent.info.set_last_seen_us(ToMicros(now));

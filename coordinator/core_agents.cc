@@ -12,8 +12,10 @@
 #include "absl/strings/str_join.h"
 #include "common/logging.h"
 #include "common/peer_compat.h"
+#include "common/stage_kind.h"
 #include "common/task_state.h"
 #include "coordinator/agent_messages.h"
+#include "coordinator/host_health.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -174,8 +176,26 @@ v1::Task* Core::CurrentAttempt(Agent& agent, const std::string& task_id, uint64_
 void Core::OnHeartbeat(Agent& agent, const v1::Heartbeat& beat) {
   if (beat.free_disk_bytes() > 0) agent.info.set_free_disk_bytes(beat.free_disk_bytes());
   const bool shutting_down = ShuttingDown(beat);  // the text, for an old agent
+  const HostHealthChange health = ApplyHostHealth(beat, &agent.info);
+  if (health.changed) {
+    std::vector<std::string> kinds;
+    for (int k : agent.info.unavailable_kinds()) {
+      kinds.push_back(StageKindName(static_cast<v1::StageKind>(k)));
+    }
+    Log()->info("agent={} host health: unavailable kinds [{}]{}; fenced GPUs [{}]{}",
+                agent.info.name(), absl::StrJoin(kinds, ","),
+                agent.info.kinds_unavailable_reason().empty()
+                    ? ""
+                    : absl::StrCat(" (", agent.info.kinds_unavailable_reason(), ")"),
+                absl::StrJoin(agent.info.fenced_gpus(), ","),
+                agent.info.gpu_fence_reason().empty()
+                    ? ""
+                    : absl::StrCat(" (", agent.info.gpu_fence_reason(), ")"));
+    if (health.freed) dirty_agents_.insert(agent.info.name());
+  }
   if (beat.unavailable_reason() == agent.info.unavailable_reason() &&
       shutting_down == agent.info.shutting_down()) {
+    if (health.changed) SaveAgent(agent);
     return;
   }
   agent.info.set_shutting_down(shutting_down);

@@ -11,6 +11,7 @@
 #include "common/peer_compat.h"
 #include "common/stage_kind.h"
 #include "common/task_state.h"
+#include "coordinator/host_health.h"
 #include "coordinator/scheduler.h"
 
 namespace musafarm::coordinator {
@@ -88,7 +89,7 @@ void Core::Schedule() {
   for (auto& [name, agent] : agents_.agents()) {
     agents.push_back(&agent);
     agent_labels.emplace_back(agent.info.labels().begin(), agent.info.labels().end());
-    agent_kinds.push_back(ExecutorKinds(agent.info));
+    agent_kinds.push_back(AvailableKinds(agent.info));  // less those its host cannot run now
     used_gpus.push_back(agent.used_gpus());
   }
   for (size_t i = 0; i < agents.size(); ++i) {

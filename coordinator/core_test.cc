@@ -1276,5 +1276,54 @@ stages:
       << out.str();
 }
 
+// Host health (issue 16, item 3): an agent whose Docker daemon is down gets no
+// docker stage but still exec stages; a fenced GPU is never handed out.
+TEST_F(CoreGpuSecretTest, UnavailableKindsAndFencedGpusAreNotPlaced) {
+  auto conn = std::make_shared<FakeConnection>();
+  Core::ConnId id = core_->OnAgentConnected(conn);
+  v1::AgentMessage reg;
+  reg.mutable_register_()->set_name("host");
+  reg.mutable_register_()->set_slots(8);
+  auto* caps = reg.mutable_register_()->mutable_capabilities();
+  caps->set_gpus(2);
+  caps->set_gpu_vendor("mthreads");
+  for (int k = v1::STAGE_KIND_EXEC; k <= v1::STAGE_KIND_DOCKER_PUSH; ++k) {
+    caps->add_executor_kinds(static_cast<v1::StageKind>(k));
+  }
+  caps->add_unavailable_kinds(v1::STAGE_KIND_DOCKER_RUN);
+  caps->set_kinds_unavailable_reason("docker daemon unreachable: gone");
+  caps->add_fenced_gpus(1);
+  caps->set_gpu_fence_reason("GPU 1: probe exit 1");
+  core_->OnAgentMessage(id, reg);
+  v1::Job job = Submit(R"(
+matrix: {n: ["1", "2"]}
+stages:
+  - {name: run, docker_run: {image: "reg/dev:1"}}
+  - {name: test, gpus: 1, exec: [x]}
+)");
+  auto first = conn->TakeAssignments();
+  ASSERT_EQ(first.size(), 1u);  // one GPU task on GPU 0; no docker_run; GPU 1 fenced
+  EXPECT_EQ(first[0].task_id(), job.id() + "/1/test");
+  EXPECT_EQ(std::vector<int>(first[0].gpu_ids().begin(), first[0].gpu_ids().end()),
+            std::vector<int>{0});
+  EXPECT_EQ(core_->ListAgents()[0].free_gpus(), 0);
+  EXPECT_EQ(core_->ListAgents()[0].kinds_unavailable_reason(), "docker daemon unreachable: gone");
+
+  // The daemon is back and GPU 1 passes again: both placed at the heartbeat.
+  v1::AgentMessage beat;
+  beat.mutable_heartbeat()->set_sent_us(1);
+  core_->OnAgentMessage(id, beat);
+  auto second = conn->TakeAssignments();
+  std::set<std::string> ids;
+  for (const auto& a : second) ids.insert(a.task_id());
+  EXPECT_EQ(ids, (std::set<std::string>{job.id() + "/1/run", job.id() + "/2/run",
+                                        job.id() + "/2/test"}));
+  for (const auto& a : second) {
+    if (a.task_id() == job.id() + "/2/test") {
+      EXPECT_EQ(std::vector<int>(a.gpu_ids().begin(), a.gpu_ids().end()), std::vector<int>{1});
+    }
+  }
+}
+
 }  // namespace
 }  // namespace musafarm::coordinator

@@ -122,6 +122,8 @@ struct Stage {
   Kind kind = Kind::kExec;
   std::vector<Text> argv;  // kExec
   bool shell = false;      // kExec
+  std::vector<Text> collect;  // kExec: work-dir-relative paths (the stage key `collect`)
+  YAML::Mark collect_mark;
   DockerBuild docker_build;
   DockerRun docker_run;
   DockerPush docker_push;

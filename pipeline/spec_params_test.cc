@@ -832,5 +832,36 @@ TEST(SecretsCaseTest, NamesDifferingOnlyByCaseAreRefused) {
                                    "only by case"));
 }
 
+// Issue 16, item 7: exec and shell stages collect files from their work dir.
+TEST(CollectTest, ExecAndShellStagesCollectWorkDirPaths) {
+  constexpr absl::string_view kYaml = R"yaml(matrix: {py: ["3.8"]}
+stages:
+  - {name: a, exec: [pytest, "--junitxml=out/junit-${py}.xml"], collect: ["out/junit-${py}.xml", ./log.txt]}
+  - {name: b, shell: "pytest > ut.txt", collect: [ut.txt]}
+)yaml";
+  auto job = Parse(kYaml);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(Find(*job, "7/3.8/a").spec().run().exec().collect(),
+              ElementsAre("out/junit-3.8.xml", "./log.txt"));
+  EXPECT_THAT(Find(*job, "7/3.8/b").spec().run().exec().collect(), ElementsAre("ut.txt"));
+}
+
+TEST(CollectTest, PathsOutsideTheWorkDirAndDockerStagesAreRefused) {
+  const auto parse = [](absl::string_view stage) {
+    return Parse(absl::StrCat("params: {p: ../x}\nstages:\n  - ", stage, "\n"));
+  };
+  EXPECT_TRUE(IsError(parse("{name: a, exec: [x], collect: [/etc/passwd]}"), 3,
+                      "stages[0].collect[0]",
+                      "'/etc/passwd' is absolute; collect paths are relative to the task's work dir"));
+  EXPECT_TRUE(IsError(parse("{name: a, exec: [x], collect: [out/../../x]}"), 3,
+                      "stages[0].collect[0]", "'out/../../x' leaves the task's work dir ('..')"));
+  EXPECT_TRUE(IsError(parse("{name: a, exec: [x], collect: [\"${p}\"]}"), 3,
+                      "stages[0].collect[0]", "'../x' leaves the task's work dir ('..')"));
+  EXPECT_TRUE(IsError(parse("{name: a, exec: [x], collect: [\"\"]}"), 3, "stages[0].collect[0]",
+                      "collect path is empty"));
+  EXPECT_TRUE(IsError(parse("{name: a, docker_run: {image: i}, collect: [x]}"), 3, "stages[0]",
+                      "'collect' beside 'docker_run' is for exec and shell stages"));
+}
+
 }  // namespace
 }  // namespace musafarm::pipeline

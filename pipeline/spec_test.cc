@@ -653,7 +653,7 @@ TEST(ParseAndExpandErrorTest, UnknownStageField) {
   EXPECT_TRUE(IsError(Parse(kYaml), 4, "stages[0].timout",
                       "unknown field 'timout' (allowed: name, when, needs, labels, exec, shell, "
                       "docker_build, docker_run, docker_push, env, timeout, retries, secrets, "
-                      "gpus)",
+                      "gpus, collect)",
                       5));
 }
 

@@ -88,6 +88,23 @@ absl::Status ValidateShmSize(absl::string_view size) {
 
 bool IsDigit(char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }
 
+// An exec stage's `collect` path: inside the task's work dir, which is not
+// known at submit (the agent checks again, following no symbolic link).
+absl::Status ValidateWorkDirPath(absl::string_view path) {
+  if (path.empty()) return absl::InvalidArgumentError("collect path is empty");
+  if (IsAbsolute(path)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "'", path, "' is absolute; collect paths are relative to the task's work dir"));
+  }
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", path, "' leaves the task's work dir ('..')"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool ParseGpuCount(absl::string_view text, int32_t* out) {
@@ -408,7 +425,7 @@ absl::Status StageParser::ParseStage(const YAML::Node& node, const YAML::Mark& f
   MF_RETURN_IF_ERROR(r_.CheckAllowed(
       entries, s->field,
       {"name", "when", "needs", "labels", "exec", "shell", "docker_build", "docker_run",
-       "docker_push", "env", "timeout", "retries", "secrets", "gpus"}));
+       "docker_push", "env", "timeout", "retries", "secrets", "gpus", "collect"}));
   bool has_name = false;
   std::vector<const Entry*> kinds;  // in file order
   for (const Entry& e : entries) {
@@ -472,6 +489,11 @@ absl::Status StageParser::ParseStage(const YAML::Node& node, const YAML::Mark& f
       kinds.push_back(&e);
       s->kind = Kind::kDockerPush;
       MF_RETURN_IF_ERROR(ParseDockerPush(e, p, &s->docker_push));
+    } else if (e.key == "collect") {
+      MF_RETURN_IF_ERROR(r_.GetTextList(e.value, e.key_mark, e.field,
+                                        "a list of paths relative to the task's work dir",
+                                        &s->collect));
+      s->collect_mark = e.key_mark;
     } else if (e.key == "env") {
       MF_RETURN_IF_ERROR(ParseEnv(e, "environment variable", &s->env));
     } else if (e.key == "timeout") {
@@ -505,6 +527,12 @@ absl::Status StageParser::ParseStage(const YAML::Node& node, const YAML::Mark& f
                      "'; give exactly one of exec, shell, docker_build, docker_run, "
                      "docker_push"));
   }
+  if (!s->collect.empty() && !kinds.empty() && s->kind != Kind::kExec) {
+    return r_.Error(s->collect_mark, s->field,
+                    absl::StrCat("'collect' beside '", kinds[0]->key,
+                                 "' is for exec and shell stages; a docker_run stage lists "
+                                 "container paths under docker_run.collect"));
+  }
   if (kinds.empty()) {
     return r_.Error(
         s->mark, s->field,
@@ -529,6 +557,13 @@ absl::Status ExpandStageRun(const Substituter& sub, const Stage& st, const std::
         MF_RETURN_IF_ERROR(sub.SubstituteAll(st.argv, vars, where, false, exec.mutable_argv()));
       }
       exec.set_shell(st.shell);
+      for (const Text& c : st.collect) {
+        MF_ASSIGN_OR_RETURN(std::string path, subst(c));
+        if (absl::Status valid = ValidateWorkDirPath(path); !valid.ok()) {
+          return sub.Invalid(c, where, valid.message());
+        }
+        exec.add_collect(std::move(path));
+      }
       return absl::OkStatus();
     }
     case Kind::kDockerBuild: {

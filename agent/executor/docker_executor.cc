@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "agent/executor/artifact_names.h"
 #include "agent/executor/docker_config.h"
 #include "agent/executor/secret_files.h"
 #include "agent/executor/task_env.h"
@@ -43,24 +44,17 @@ bool Succeeded(const std::optional<int>& status) {
   return status && WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
 }
 
-std::string Basename(std::string path) {
-  while (path.size() > 1 && path.back() == '/') path.pop_back();
-  std::string base = std::filesystem::path(path).filename().string();
-  return base.empty() || base == "/" || base == "." || base == ".." ? "root" : base;
-}
-
-// "out.txt", then "out-2.txt", "out-3.txt", ... for later paths with the same basename.
-std::string UniqueName(const std::string& base, std::set<std::string>* used) {
-  std::string name = base;
-  const size_t dot = base.find('.', 1);
-  const std::string stem = base.substr(0, dot),
-                    ext = dot == std::string::npos ? "" : base.substr(dot);
-  for (int n = 2; used->count(name) != 0; ++n) name = absl::StrCat(stem, "-", n, ext);
-  used->insert(name);
-  return name;
-}
-
 // docker (and podman) say so in different words when a path is missing.
+// What the docker CLI says when the daemon does not answer or died mid-call.
+bool LooksLikeDaemonTrouble(absl::string_view output) {
+  for (absl::string_view s : {"Cannot connect to the Docker daemon", "Is the docker daemon running",
+                              "error during connect", "connection refused", "EOF",
+                              "connection reset by peer"}) {
+    if (absl::StrContains(output, s)) return true;
+  }
+  return false;
+}
+
 bool LooksNotFound(const std::string& output) {
   const std::string s = absl::AsciiStrToLower(output);
   return absl::StrContains(s, "no such container:path") ||
@@ -131,6 +125,14 @@ std::vector<std::string> Ids(const std::string& output) {
   return ids;
 }
 
+// `docker version` asks the server too: it fails when the daemon does not answer.
+std::vector<std::string> PingArgs() { return {"version", "--format", "{{.Server.Version}}"}; }
+
+DockerOptions PingOptions(DockerOptions options) {
+  options.helper_timeout = options.ping_timeout;
+  return options;
+}
+
 Env CliEnv(const DockerOptions& options) {
   Env env = InheritedEnv();
   if (!options.docker_host.empty()) env["DOCKER_HOST"] = options.docker_host;
@@ -178,6 +180,20 @@ class DockerExecution final : public Execution {
     }
     info.cancelled = stop_ == Stop::kCancelled;
     info.timed_out = stop_ == Stop::kTimedOut;
+    // A failure while the daemon does not answer is the host's, not the
+    // stage's: the ping tells the two apart (a failing build prints whatever
+    // it likes; a dead daemon does not answer).
+    // Pinged only when the CLI's words or a failed `rm -f` point at the
+    // daemon: an ordinary failure costs nothing more.
+    const bool failed = info.exit_code != 0 || info.signal != 0 || !info.error.empty();
+    if (failed && !info.cancelled && daemon_hint_) {
+      const HelperResult ping = RunHelper(PingOptions(options_), env_, "", PingArgs());
+      if (!ping.ok) {
+        info.host_lost = absl::StrCat("docker daemon unreachable: ", ping.Why());
+        info.daemon_lost = true;
+        Say(absl::StrCat(info.host_lost, "; the attempt goes back to the coordinator"));
+      }
+    }
     cb_.on_exit(std::move(info));
   }
 
@@ -318,7 +334,11 @@ class DockerExecution final : public Execution {
     });
     ExitInfo info = ToExit(status);
     if (status && stop_ != Stop::kCancelled) Collect(r, &info);
-    Helper({"rm", "-f", name_});
+    // `rm -f` of a container that is gone succeeds: a failure is the daemon's.
+    if (!Helper({"rm", "-f", name_}).ok) {
+      daemon_hint_ = true;
+      Pending({"container", name_});
+    }
     if (Interrupted(status)) RemoveLabelled();
     return info;
   }
@@ -334,7 +354,7 @@ class DockerExecution final : public Execution {
     }
     std::set<std::string> used;
     for (const std::string& path : r.collect()) {
-      const std::string name = UniqueName(Basename(path), &used);
+      const std::string name = UniqueArtifactName(ArtifactBasename(path), &used);
       const std::string dest = absl::StrCat(dir, "/", name);
       const HelperResult h = Helper({"cp", absl::StrCat(name_, ":", path), dest}, false);
       if (h.ok) {
@@ -353,10 +373,20 @@ class DockerExecution final : public Execution {
     if (!options_.agent.empty()) ps.push_back("--filter=label=musafarm.agent=" + options_.agent);
     ps.push_back(absl::StrCat("--filter=label=musafarm.attempt=", as_.attempt_id()));
     const HelperResult listed = Helper(ps);
-    if (!listed.ok) return;
+    if (!listed.ok) {
+      Pending({"attempt", absl::StrCat(as_.attempt_id())});
+      return;
+    }
     std::vector<std::string> rm = {"rm", "-f"};
     for (std::string& id : Ids(listed.output)) rm.push_back(std::move(id));
-    if (rm.size() > 2) Helper(rm);
+    if (rm.size() > 2 && !Helper(rm).ok) Pending({"attempt", absl::StrCat(as_.attempt_id())});
+  }
+
+  // A removal that failed (the daemon is likely down): retried when it is back.
+  void Pending(PendingRemovals::Entry e) {
+    if (options_.pending_removals == nullptr) return;
+    Say(absl::StrCat("will remove ", e.kind, " ", e.target, " when the daemon answers again"));
+    options_.pending_removals->Add(std::move(e));
   }
 
   void AddLabels(std::vector<std::string>* args) const {
@@ -433,6 +463,7 @@ class DockerExecution final : public Execution {
     // Backpressure as in ExecExecutor: the CLI blocks on its full pipe (what
     // the container then does is up to the daemon's attach buffering).
     auto output = [&](std::string data) {
+      daemon_hint_ = daemon_hint_ || LooksLikeDaemonTrouble(data);
       cb_.on_output(std::move(data));
       AwaitOutputRoom(cb_, tick, [&] { return stopping || ChildReaped(child.pid); });
     };
@@ -465,6 +496,7 @@ class DockerExecution final : public Execution {
 
   void Say(const std::string& line) { cb_.on_output(absl::StrCat("musafarm: ", line, "\n")); }
 
+  bool daemon_hint_ = false;  // the CLI's output or a helper pointed at the daemon
   const DockerOptions options_;
   const v1::Assignment as_;
   const EnvMap secrets_;  // StageSecrets(as_): docker_build and docker_run pass them on
@@ -545,9 +577,46 @@ AttemptTraces DockerExecutor::Traces(const v1::Assignment& assignment) const {
   return t;
 }
 
+absl::Status DockerExecutor::Ping() const {
+  const HelperResult h = RunHelper(PingOptions(options_), CliEnv(options_), "", PingArgs());
+  if (h.ok) return absl::OkStatus();
+  return absl::UnavailableError(h.Why());
+}
+
+std::vector<std::string> DockerExecutor::RetryPendingRemovals() {
+  if (options_.pending_removals == nullptr) return {};
+  const Env env = CliEnv(options_);
+  return options_.pending_removals->Retry([&](const PendingRemovals::Entry& e) -> absl::Status {
+    std::vector<std::string> rm;
+    if (e.kind == "container") {
+      rm = {"rm", "-f", e.target};
+    } else if (e.kind == "image") {
+      rm = {"image", "rm", e.target};
+    } else {  // "attempt": its containers, by label
+      std::vector<std::string> ps = {"ps", "-aq", "--no-trunc",
+                                     "--filter=label=musafarm.farm=" + options_.farm};
+      if (!options_.agent.empty()) ps.push_back("--filter=label=musafarm.agent=" + options_.agent);
+      ps.push_back("--filter=label=musafarm.attempt=" + e.target);
+      const HelperResult listed = RunHelper(options_, env, "", ps);
+      if (!listed.ok) return absl::UnavailableError(listed.Why());
+      rm = {"rm", "-f"};
+      for (std::string& id : Ids(listed.output)) rm.push_back(std::move(id));
+      if (rm.size() == 2) return absl::OkStatus();  // none left
+    }
+    const HelperResult h = RunHelper(options_, env, "", rm);
+    // `rm -f` succeeds for a container that is gone; an image that is gone says so.
+    if (h.ok || (e.kind == "image" && absl::StrContains(absl::AsciiStrToLower(h.output),
+                                                         "no such image"))) {
+      return absl::OkStatus();
+    }
+    return absl::UnavailableError(h.Why());
+  });
+}
+
 std::vector<std::string> DockerExecutor::RemoveLeftovers(
     const std::vector<AttemptTraces>& recorded) {
-  std::vector<std::string> lines;
+  // What an earlier run could not remove while its daemon was down.
+  std::vector<std::string> lines = RetryPendingRemovals();
   const Env env = CliEnv(options_);
   auto run = [&](std::vector<std::string> args) {
     const std::string shown = absl::StrJoin(args, " ");

@@ -5,6 +5,7 @@
 
 #include "absl/time/time.h"
 #include "agent/executor/executor.h"
+#include "agent/executor/pending_removals.h"
 
 namespace musafarm::agent {
 
@@ -37,6 +38,12 @@ struct DockerOptions {
   // so that a restarted agent removes its own leftovers and no other agent's
   // on the same host; "" = farm.
   std::string secrets_owner;
+  // Removals that failed (`rm -f` of a container, the containers still
+  // labelled with an interrupted attempt) are recorded here and retried by
+  // RetryPendingRemovals() (issue 16, item 3); null: not recorded.
+  PendingRemovals* pending_removals = nullptr;
+  // Bound on Ping().
+  absl::Duration ping_timeout = absl::Seconds(10);
 };
 
 // "musafarm-<attempt>": the name of an attempt's docker_run container.
@@ -108,6 +115,17 @@ class DockerExecutor final : public Executor {
   std::vector<std::string> RemoveLeftovers(const std::vector<AttemptTraces>& recorded) override;
   // docker_run: its container (DockerContainerName); docker_build: its tags.
   AttemptTraces Traces(const v1::Assignment& assignment) const override;
+
+  // Whether the daemon answers: `version --format {{.Server.Version}}`,
+  // bounded by options.ping_timeout; Unavailable with what the CLI said. An
+  // attempt that failed also pings: when the daemon does not answer, its
+  // ExitInfo.host_lost says so. Thread-safe.
+  absl::Status Ping() const;
+  // Runs the removals options.pending_removals holds (`rm -f NAME`; for an
+  // attempt, ps by its labels and `rm -f`; `image rm REF`), dropping those
+  // done or with nothing left to remove. Returns a line per removal, for the
+  // log. Thread-safe.
+  std::vector<std::string> RetryPendingRemovals();
 
  private:
   const DockerOptions options_;

@@ -272,6 +272,54 @@ TEST_F(FakeDockerTest, PushWithRegistryAuthUsesATemporaryDockerConfig) {
   EXPECT_THAT(missing.Out(), HasSubstr("registry_auth secret 'HARBOR' was not supplied"));
 }
 
+// Issue 16, item 3: the daemon dies under a run. The CLI says so, `rm -f`
+// fails, the ping confirms it: the attempt is the host's loss (handed back by
+// the agent), and the container's removal waits in the pending list until
+// RetryPendingRemovals finds the daemon back.
+TEST_F(FakeDockerTest, ADaemonGoneMidRunIsAHostLossAndTheRemovalIsRetriedLater) {
+  WriteFake({{"run", "echo running; echo 'error waiting for container: unexpected EOF' >&2; exit 125"},
+             {"rm", "echo 'Cannot connect to the Docker daemon at unix:///fake.' >&2; exit 1"},
+             {"version", "echo 'Cannot connect to the Docker daemon at unix:///fake. Is the docker "
+                         "daemon running?' >&2; exit 1"}});
+  PendingRemovals pending((dir_ / "pending-removals").string());
+  DockerOptions o = Options();
+  o.pending_removals = &pending;
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_run()->set_image("busybox");
+  Recorder r;
+  RunToEnd(a, &r, o);
+  EXPECT_EQ(r.exit.exit_code, 125);
+  EXPECT_TRUE(r.exit.daemon_lost);
+  EXPECT_THAT(r.exit.host_lost,
+              HasSubstr("docker daemon unreachable: exit 1: Cannot connect to the Docker daemon"));
+  EXPECT_THAT(pending.List(), ElementsAre(PendingRemovals::Entry{"container", "musafarm-42"}));
+  EXPECT_THAT(r.Out(), HasSubstr("will remove container musafarm-42 when the daemon answers again"));
+
+  DockerExecutor executor(o);
+  EXPECT_FALSE(executor.Ping().ok());
+  EXPECT_TRUE(executor.RetryPendingRemovals().empty());  // still down
+  EXPECT_EQ(pending.List().size(), 1u);
+  WriteFake({{"version", "echo 20.10.24"}});  // back
+  EXPECT_TRUE(executor.Ping().ok());
+  EXPECT_THAT(executor.RetryPendingRemovals(), ElementsAre(HasSubstr("removed container musafarm-42")));
+  EXPECT_TRUE(pending.List().empty());
+  EXPECT_EQ(Calls().back(), kRmF);
+}
+
+// A stage that fails while the daemon answers is the stage's failure: no ping
+// unless the CLI's words point at the daemon, and no host loss.
+TEST_F(FakeDockerTest, AnOrdinaryFailureIsNotAHostLoss) {
+  WriteFake({{"run", "echo 'unexpected EOF in the test data'; exit 1"},
+             {"version", "echo 20.10.24"}});
+  v1::Assignment a = Assign();
+  a.mutable_run()->mutable_docker_run()->set_image("busybox");
+  Recorder r;
+  RunToEnd(a, &r);
+  EXPECT_EQ(r.exit.exit_code, 1);
+  EXPECT_TRUE(r.exit.host_lost.empty());
+  EXPECT_EQ(Calls().back(), (Argv{"version", "--format", "{{.Server.Version}}"}));
+}
+
 TEST_F(FakeDockerTest, RunArgvExitCodeCollectAndRemove) {
   v1::Assignment a = Assign();
   (*a.mutable_run()->mutable_env())["PYTHON"] = "3.8";

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/executor/task_env.h"
+#include "agent/executor/work_dir_collect.h"
 #include "common/logging.h"
 #include "common/subprocess.h"
 
@@ -19,8 +20,14 @@ constexpr absl::Duration kDrainAfterExit = absl::Seconds(2);
 
 class ProcessExecution final : public Execution {
  public:
-  ProcessExecution(Child child, absl::Duration timeout, absl::Duration grace, ExecCallbacks cb)
-      : child_(child), timeout_(timeout), grace_(grace), cb_(std::move(cb)) {
+  ProcessExecution(Child child, absl::Duration timeout, absl::Duration grace, ExecCallbacks cb,
+                   std::string workdir, google::protobuf::RepeatedPtrField<std::string> collect)
+      : child_(child),
+        timeout_(timeout),
+        grace_(grace),
+        cb_(std::move(cb)),
+        workdir_(std::move(workdir)),
+        collect_(std::move(collect)) {
     thread_ = std::thread([this] { Run(); });
   }
   ~ProcessExecution() override {
@@ -69,6 +76,11 @@ class ProcessExecution final : public Execution {
     info.timed_out = timed_out;
     if (WIFEXITED(status)) info.exit_code = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) info.signal = WTERMSIG(status);
+    // As docker_run: what the process left is collected unless it was cancelled.
+    if (!cancelled) {
+      info.files = CollectFromWorkDir(workdir_, collect_,
+                                      [&](const std::string& line) { cb_.on_output(line + "\n"); });
+    }
     cb_.on_exit(std::move(info));
   }
 
@@ -76,6 +88,8 @@ class ProcessExecution final : public Execution {
   const absl::Duration timeout_;
   const absl::Duration grace_;
   ExecCallbacks cb_;
+  const std::string workdir_;
+  const google::protobuf::RepeatedPtrField<std::string> collect_;
   std::atomic<bool> cancel_{false};
   std::thread thread_;
 };
@@ -147,7 +161,8 @@ absl::StatusOr<std::unique_ptr<Execution>> ExecExecutor::Start(const v1::Assignm
   }
   if (callbacks.on_process) callbacks.on_process(child.pid);
   return std::unique_ptr<Execution>(std::make_unique<ProcessExecution>(
-      child, absl::Seconds(run.timeout_seconds()), options_.kill_grace, std::move(callbacks)));
+      child, absl::Seconds(run.timeout_seconds()), options_.kill_grace, std::move(callbacks),
+      workdir, run.exec().collect()));
 }
 
 }  // namespace musafarm::agent

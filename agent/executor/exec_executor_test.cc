@@ -249,5 +249,35 @@ TEST_F(ExecExecutorTest, MissingProgramIsAnErrorResult) {
   EXPECT_NE(r.Out().find("cannot run"), std::string::npos);
 }
 
+TEST_F(ExecExecutorTest, CollectsWhatTheShellStageWroteEvenWhenItFails) {
+  v1::Assignment a = Exec({"mkdir -p out && echo '<testsuite/>' > out/junit.xml && exit 1"}, true);
+  a.mutable_run()->mutable_exec()->add_collect("out/junit.xml");
+  a.mutable_run()->mutable_exec()->add_collect("absent.txt");
+  Recorder r;
+  auto exec = executor_.Start(a, dir_.string(), r.Callbacks());
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(r.exit.exit_code, 1);
+  ASSERT_EQ(r.exit.files.size(), 1u);
+  EXPECT_EQ(r.exit.files[0].name, "junit.xml");
+  EXPECT_EQ(r.exit.files[0].source, "out/junit.xml");
+  EXPECT_EQ(r.exit.files[0].host_path, (dir_ / "artifacts" / "junit.xml").string());
+  EXPECT_NE(r.Out().find("not collecting absent.txt: not found in the work dir"), std::string::npos)
+      << r.Out();
+}
+
+TEST_F(ExecExecutorTest, ACancelledStageCollectsNothing) {
+  v1::Assignment a = Exec({"echo x > r.xml; echo started; exec sleep 30"}, true);
+  a.mutable_run()->mutable_exec()->add_collect("r.xml");
+  Recorder r;
+  auto exec = executor_.Start(a, dir_.string(), r.Callbacks());
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  ASSERT_TRUE(r.WaitOutput("started"));
+  (*exec)->Cancel();
+  ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_TRUE(r.exit.cancelled);
+  EXPECT_TRUE(r.exit.files.empty());
+}
+
 }  // namespace
 }  // namespace musafarm::agent

@@ -42,6 +42,12 @@ struct ExitInfo {
   bool timed_out = false;
   std::string error;  // could not run at all (e.g. no such program)
   std::vector<CollectedFile> files;
+  // Non-empty: the attempt failed because its host could not run it (the
+  // Docker daemon stopped answering), not because of the stage: the agent
+  // hands it back instead of reporting a failure, so that it runs again
+  // without using a retry (issue 16, item 3). Says why.
+  std::string host_lost;
+  bool daemon_lost = false;  // host_lost because the Docker daemon did not answer
 };
 
 // Callbacks from an execution. Called from the executor's own thread, in

@@ -7,8 +7,11 @@
 #include <iostream>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/harness.h"
 #include "tests/faults/fault_suite.h"
@@ -97,28 +100,51 @@ class DockerdKillTest : public ::testing::Test {
   std::vector<std::string> dirs_;
 };
 
-// Without a retry: the task ends FAILED within a bound (it does not hang).
-TEST_F(DockerdKillTest, TaskUnderAKilledDockerdEndsFailedAndDoesNotHang) {
+// Without a retry: the attempt ends within a bound (it does not hang), and
+// goes back to the queue without using a retry (issue 16, item 3: it failed
+// because the engine vanished, not because of the stage); while the daemon
+// stays dead the agent takes no docker work and says why.
+// (Until issue 16 this test wanted the task FAILED: the behaviour it pinned
+// is the one the issue asked to change.)
+TEST_F(DockerdKillTest, TaskUnderAKilledDockerdGoesBackToTheQueueAndDoesNotHang) {
   const std::string host = StartDockerd("a");
   farm_.StartCoordinator({"--heartbeat-timeout", "2", "--agent-lost-timeout", "2"});
   farm_.StartAgent("agent-a", {}, 1, {"--docker", "--docker-host", host});
   const Workload w = OneContainer(/*retries=*/0);
   const std::string id = farm_.Submit(farm_.WritePipeline("workload.yaml", w.Yaml()));
   ASSERT_TRUE(WaitRunningWithOutput(id, "agent-a"));
+  auto before = farm_.Job(id);
+  ASSERT_TRUE(before.ok());
+  const uint64_t first_attempt = FindTask(*before, "x/run")->attempt_id();
   const int pid = DockerdPid("a");
   ASSERT_TRUE(PidAlive(pid));
   const absl::Time killed = absl::Now();
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
   std::cout << "seed=0 scenario=dockerd-sigkill faults: kill -9 dockerd " << pid
             << " under the running container, retries: 0" << std::endl;
-  RunReport r =
-      CheckRun(farm_, id, w, 0, "dockerd-sigkill", absl::Seconds(30), v1::TASK_STATE_FAILED);
-  const v1::Task* t = FindTask(r.job, "x/run");
-  ASSERT_NE(t, nullptr);
-  std::cout << "  ended " << v1::TaskState_Name(t->state()) << " (" << t->reason() << ") "
-            << absl::FormatDuration(absl::FromUnixMicros(t->ended_us()) - killed)
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto job = farm_.Job(id);
+        const v1::Task* t = job.ok() ? FindTask(*job, "x/run") : nullptr;
+        return t != nullptr && t->state() == v1::TASK_STATE_QUEUED &&
+               t->attempt_id() == first_attempt;
+      },
+      absl::Seconds(30)))
+      << "the attempt under the dead daemon did not go back to the queue";
+  std::cout << "  back in the queue " << absl::FormatDuration(absl::Now() - killed)
             << " after the dockerd SIGKILL" << std::endl;
-  EXPECT_EQ(r.job.state(), v1::JOB_STATE_FAILED);
+  auto job = farm_.Job(id);
+  ASSERT_TRUE(job.ok());
+  const v1::Task* t = FindTask(*job, "x/run");
+  EXPECT_THAT(t->reason(), ::testing::HasSubstr("docker daemon unreachable"));
+  // The agent says why it takes no docker work; the task waits for it.
+  CliResult agents = farm_.Cli({"agents"});
+  EXPECT_THAT(agents.out, ::testing::HasSubstr(
+                              "agent-a takes no docker_build,docker_run,docker_push work: docker "
+                              "daemon unreachable"));
+  CliResult cancel = farm_.Cli({"cancel", id});
+  EXPECT_EQ(cancel.exit_code, 0) << cancel.err;
+  EXPECT_TRUE(farm_.WaitForJobEnd(id, absl::Seconds(30)));
 }
 
 // With `retries: 1` and a second agent with its own dockerd: the retry runs
@@ -165,6 +191,82 @@ TEST_F(DockerdKillTest, TaskUnderAKilledDockerdIsRetriedOnTheOtherAgent) {
     }
   }
   EXPECT_TRUE(retried) << "attempt " << first_attempt << " was not retried";
+}
+
+// Issue 16's fault test: the Docker daemon SIGKILLed during a build and again
+// during a run, restarted seconds later. Each attempt under the dead daemon
+// goes back to the queue (not a failure), the agent takes no docker work until
+// the daemon answers, and then the tasks complete with their retries unused
+// (retries: 0); the container whose `rm -f` failed while the daemon was dead
+// is removed when it is back, so the daemon holds no musafarm container.
+TEST_F(DockerdKillTest, DockerdKilledDuringABuildAndARunComesBackAndTasksCompleteWithRetriesUnused) {
+  const std::string host = StartDockerd("a");
+  const std::string dir = farm_.dir() + "/dockerd-a";
+  farm_.StartCoordinator();
+  farm_.StartAgent("agent-a", {}, 1, {"--docker", "--docker-host", host});
+  std::filesystem::create_directories(farm_.dir() + "/ctx");
+  e2e::WriteFile(farm_.dir() + "/ctx/Dockerfile",
+                 "FROM musafarm/busybox:test\n"
+                 "RUN for i in 1 2 3 4 5 6 7 8; do echo building $i; sleep 0.5; done\n");
+  const std::string id = farm_.Submit(farm_.WritePipeline("kill.yaml", absl::StrCat(R"(stages:
+  - name: build
+    docker_build: {context: ")", farm_.dir(), R"(/ctx", network: none, tags: ["musafarm/killed:1"]}
+  - name: run
+    needs: [build]
+    docker_run:
+      image: musafarm/killed:1
+      command: [sh, -c, "for i in 1 2 3 4 5 6 7 8; do echo running $i; sleep 0.5; done"]
+      network: none
+)")));
+  // Kills the daemon once `task` has printed `marker`, restarts it 2 s later.
+  auto kill_during = [&](const std::string& task, const std::string& marker) {
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          return absl::StrContains(farm_.Cli({"logs", absl::StrCat(id, "/", task)}).out, marker);
+        },
+        absl::Seconds(60)))
+        << task << " never printed " << marker;
+    const int pid = DockerdPid("a");
+    ASSERT_TRUE(PidAlive(pid));
+    ASSERT_EQ(::kill(pid, SIGKILL), 0);
+    std::cout << "seed=0 scenario=dockerd-sigkill-restart faults: kill -9 dockerd " << pid
+              << " during " << task << ", restarted 2s later" << std::endl;
+    ASSERT_TRUE(WaitFor([&] { return !PidAlive(pid); }, absl::Seconds(10)));
+    // The one sleep: the daemon stays down a while, as after a crash. Then
+    // it is restarted as an operator would: what the dead daemon left
+    // running (shims, container processes) is ended first (stop), else
+    // dockerd.sh refuses to start over it.
+    absl::SleepFor(absl::Seconds(2));
+    RunCmd({kScripts + "/dockerd.sh", "stop", dir}, dir + "-stop-killed.log");
+    CliResult up = RunCmd({kScripts + "/dockerd.sh", "start", dir}, dir + "-restart.log");
+    ASSERT_EQ(up.exit_code, 0) << up.out;
+  };
+  kill_during("build", "building 2");
+  kill_during("run", "running 2");
+  ASSERT_TRUE(farm_.WaitForJobEnd(id, absl::Seconds(120)));
+  auto job = farm_.Job(id);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), v1::JOB_STATE_SUCCEEDED);
+  for (const char* name : {"build", "run"}) {
+    const v1::Task* t = FindTask(*job, name);
+    ASSERT_NE(t, nullptr);
+    EXPECT_EQ(t->state(), v1::TASK_STATE_SUCCEEDED) << name << ": " << t->reason();
+    EXPECT_EQ(t->spec().run().retries(), 0);
+    EXPECT_GE(t->attempts(), 2) << name << " was not interrupted";
+    std::cout << "  " << name << ": " << t->attempts() << " attempts, retries: 0" << std::endl;
+  }
+  // No container of the farm left on the daemon.
+  std::string left;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        left = RunCmd({"/usr/bin/docker", "-H", host, "ps", "-a", "--filter",
+                       "label=musafarm.farm=musafarm", "--format", "{{.Names}}"},
+                      farm_.dir() + "/ps.log")
+                   .out;
+        return absl::StripAsciiWhitespace(left).empty();
+      },
+      absl::Seconds(30)))
+      << "left on the daemon: " << left;
 }
 
 }  // namespace

@@ -181,6 +181,18 @@ TEST(WireGolden, GoldensCoverEveryMessageKind) {
   }
 }
 
+// Issue 16's host health, as an agent whose Docker daemon is down and whose
+// GPU 1 failed its probe sends it (and the coordinator shows it).
+template <typename M>
+void SetHostHealth(M* m) {
+  m->add_unavailable_kinds(v1::STAGE_KIND_DOCKER_BUILD);
+  m->add_unavailable_kinds(v1::STAGE_KIND_DOCKER_RUN);
+  m->add_unavailable_kinds(v1::STAGE_KIND_DOCKER_PUSH);
+  m->set_kinds_unavailable_reason("docker daemon unreachable: Cannot connect to the Docker daemon");
+  m->add_fenced_gpus(1);
+  m->set_gpu_fence_reason("GPU 1: `mthreads-gmi -q -i 1` exit 1");
+}
+
 // Sets, everywhere in `m`, the fields issues 9, 10 and 12 added, the way the new
 // code fills them beside the old ones: the agent's outcome, shutting-down flag
 // and executor kinds (peer_compat), its instance secret, the coordinator's
@@ -188,8 +200,8 @@ TEST(WireGolden, GoldensCoverEveryMessageKind) {
 // agent's certificate identity and revocation), the agent list's insecure
 // flag, a task's and a log page's truncated flags (issue 12's
 // --max-log-bytes), the job's submitter and the job list's user filter (issue
-// 11), and the user API's Timestamps (api_times). Returns how many
-// messages it changed.
+// 11), the user API's Timestamps (api_times), and issue 16's host health and
+// exec `collect`. Returns how many messages it changed.
 int SetNewFields(Message* m) {
   int changed = 0;
   if (auto* r = dynamic_cast<v1::AttemptResult*>(m)) {
@@ -198,12 +210,15 @@ int SetNewFields(Message* m) {
   } else if (auto* hb = dynamic_cast<v1::Heartbeat*>(m)) {
     hb->set_shutting_down(ShuttingDown(*hb));
     changed += hb->shutting_down() ? 1 : 0;
+    SetHostHealth(hb);  // issue 16
+    ++changed;
   } else if (auto* reg = dynamic_cast<v1::Register*>(m)) {
     reg->set_instance_secret(std::string(32, '\x5a'));
     ++changed;
   } else if (auto* caps = dynamic_cast<v1::Capabilities*>(m)) {
     caps->set_shutting_down(ShuttingDown(*caps));
     SetExecutorKinds(ExecutorKinds(*caps), caps);
+    SetHostHealth(caps);
     ++changed;
   } else if (auto* agent = dynamic_cast<v1::Agent*>(m)) {
     for (const std::string& name : agent->executors()) {
@@ -221,6 +236,7 @@ int SetNewFields(Message* m) {
     agent->set_certificate_fingerprint("sha256:" + std::string(64, 'a'));
     agent->mutable_certificate_expire_time()->set_seconds(1'800'000'000);
     agent->set_revoked(true);
+    SetHostHealth(agent);  // issue 16: its host's health
     ++changed;
   } else if (auto* list = dynamic_cast<v1::ListAgentsResponse*>(m)) {
     list->set_insecure(true);  // issue 10: the coordinator runs --insecure
@@ -244,6 +260,10 @@ int SetNewFields(Message* m) {
     // Issue 12: the extra forms a pipeline declares for a stage's secrets.
     for (const std::string& name : spec->secrets()) {
       (*spec->mutable_secret_forms())[name].add_forms("base64");
+      ++changed;
+    }
+    if (spec->has_exec()) {  // issue 16: exec and shell stages collect files
+      spec->mutable_exec()->add_collect("reports/junit.xml");
       ++changed;
     }
     if (spec->has_docker_push()) {  // and a push's registry credentials
@@ -318,7 +338,9 @@ TEST(WireNewToOld, NewCodesMessagesDecodeWithTheOldDefinitionsWithTheOldFieldsIn
                 "ListJobsRequest.full",
                 // Issue 12: assignments whose stages name secrets (their forms) or push.
                 "CoordinatorMessage.assignment_exec", "CoordinatorMessage.assignment_docker_build",
-                "CoordinatorMessage.assignment_docker_push"}));
+                "CoordinatorMessage.assignment_docker_push",
+                // Issue 16: heartbeats carry host health; shell stages collect files.
+                "AgentMessage.heartbeat", "CoordinatorMessage.assignment_shell"}));
 }
 
 // Old agents: their results carry only the bools, error and exit status; their
