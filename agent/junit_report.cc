@@ -39,11 +39,17 @@ int64_t CountAttribute(const pugi::xml_node& suite, const char* name) {
   return n;
 }
 
-// An id as a proto string: UTF-8 and bounded. Cut before coercing so that a
-// cut multi-byte character becomes one U+FFFD rather than invalid bytes.
+// An id as a proto string: UTF-8 and at most kMaxJUnitIdLength bytes. Coerced
+// first (each bad byte becomes a 3-byte U+FFFD, so a cut before it could
+// triple; found by tests/fuzz), then cut at a character boundary.
 std::string BoundedId(absl::string_view id) {
-  if (id.size() > kMaxJUnitIdLength) return CoerceUtf8(id.substr(0, kMaxJUnitIdLength));
-  return CoerceUtf8(id);
+  std::string s = CoerceUtf8(id.substr(0, 4 * kMaxJUnitIdLength));
+  if (s.size() > kMaxJUnitIdLength) {
+    size_t n = kMaxJUnitIdLength;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;  // not mid-character
+    s.resize(n);
+  }
+  return s;
 }
 
 // See the header: pytest's node id where the `file` attribute allows, else

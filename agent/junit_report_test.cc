@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -158,12 +159,26 @@ TEST(JUnitReportTest, IdsAreUtf8AndBounded) {
   EXPECT_EQ(c->passed(), 3002);  // exact past the cut
   size_t bytes = 0;
   for (const std::string& id : c->passed_tests()) {
-    EXPECT_LE(id.size(), kMaxJUnitIdLength + 2);  // a cut character becomes U+FFFD
+    EXPECT_LE(id.size(), kMaxJUnitIdLength);
     bytes += id.size();
   }
   EXPECT_LE(bytes, kMaxJUnitIdBytes);
   EXPECT_GT(c->passed_tests_size(), 900);
   EXPECT_LT(c->passed_tests_size(), 3002);
+}
+
+// Found by tests/fuzz (corpus/junit/bad_bytes_id.xml): bad bytes become
+// 3-byte U+FFFDs, so an id cut before coercing grew past its bound.
+TEST(JUnitReportTest, AnIdOfBadBytesStaysWithinItsBound) {
+  const std::string xml =
+      absl::StrCat("<testsuite><testcase classname=\"c\" name=\"", std::string(1500, '\xFF'),
+                   "\"><failure/></testcase></testsuite>");
+  absl::StatusOr<v1::TestCounts> c = ParseJUnitXml(xml);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->failed_tests_size(), 1);
+  EXPECT_LE(c->failed_tests(0).size(), kMaxJUnitIdLength);
+  EXPECT_GT(c->failed_tests(0).size(), kMaxJUnitIdLength - 3);
+  EXPECT_TRUE(absl::StartsWith(c->failed_tests(0), "c::\xEF\xBF\xBD"));
 }
 
 TEST(JUnitReportTest, LooksLikeJUnitXml) {
