@@ -630,6 +630,15 @@ std::vector<std::string> DockerExecutor::RemoveLeftovers(
         run({"ps", "-aq", "--no-trunc", "--filter=label=musafarm.farm=" + options_.farm,
              "--filter=label=musafarm.agent=" + options_.agent});
     std::vector<std::string> ids = ps.ok ? Ids(ps.output) : std::vector<std::string>{};
+    if (!ps.ok && options_.pending_removals != nullptr) {
+      // The daemon does not answer: the recorded attempts' containers are
+      // removed (by their labels) once it does (issue 16, item 3).
+      for (const AttemptTraces& a : recorded) {
+        if (a.kind == "docker_run" || a.kind == "docker_build") {
+          options_.pending_removals->Add({"attempt", absl::StrCat(a.attempt_id)});
+        }
+      }
+    }
     if (!ids.empty()) {
       std::vector<std::string> rm = {"rm", "-f"};
       rm.insert(rm.end(), ids.begin(), ids.end());
@@ -651,6 +660,10 @@ std::vector<std::string> DockerExecutor::RemoveLeftovers(
                                         a.container});
       const std::vector<std::string> f =
           absl::StrSplit(inspect.output, ' ', absl::SkipWhitespace());
+      if (!inspect.ok && !absl::StrContains(inspect.output, "No such") &&
+          options_.pending_removals != nullptr) {
+        options_.pending_removals->Add({"container", a.container});  // daemon away: later
+      }
       if (inspect.ok && f.size() == 3 && f[1] == options_.farm && f[2] == attempt &&
           removed.count(f[0]) == 0) {
         if (run({"rm", "-f", a.container}).ok) {

@@ -621,6 +621,25 @@ TEST_F(FakeDockerTest, RemoveLeftoversTakesThisAgentsContainersAndUnfinishedImag
                                  HasSubstr("removed image reg/app:dev")));
 }
 
+// An agent restarted while its daemon is down keeps what it could not remove
+// for when the daemon answers (issue 16, item 3).
+TEST_F(FakeDockerTest, LeftoversWhileTheDaemonIsDownAreKeptForLater) {
+  const std::string down = "echo 'Cannot connect to the Docker daemon at unix:///fake.' >&2; exit 1";
+  WriteFake({{"ps", down}, {"container", down}});
+  PendingRemovals pending((dir_ / "pending-removals").string());
+  DockerOptions o = Options();
+  o.agent = "gpu-07";
+  o.pending_removals = &pending;
+  AttemptTraces run;
+  run.task_id = "7/dev/run";
+  run.attempt_id = 13;
+  run.kind = "docker_run";
+  run.container = "musafarm-13";
+  DockerExecutor(o).RemoveLeftovers({run});
+  EXPECT_THAT(pending.List(), ElementsAre(PendingRemovals::Entry{"attempt", "13"},
+                                          PendingRemovals::Entry{"container", "musafarm-13"}));
+}
+
 TEST_F(FakeDockerTest, RemoveLeftoversWithoutAnAgentNameTouchesNoUnrecordedContainer) {
   DockerExecutor executor(Options());  // no agent label: nothing is known to be ours
   EXPECT_THAT(executor.RemoveLeftovers({}), ::testing::IsEmpty());
