@@ -22,6 +22,7 @@
 #include "coordinator/http_server.h"
 #include "coordinator/metrics_route.h"
 #include "coordinator/probes.h"
+#include "coordinator/registry_image_deleter.h"
 #include "coordinator/secret_cipher.h"
 #include "coordinator/secrets_key.h"
 #include "coordinator/server.h"
@@ -64,6 +65,14 @@ absl::StatusOr<int> LockDataDir(const std::string& dir) {
     GetLogger("coordinator")->warn("cannot write the pid into {}: {}", path, std::strerror(errno));
   }
   return fd;
+}
+
+// Retention passes, one batch each, on the loop between other events.
+void ScheduleRetention(EventLoop* loop, Core* core, absl::Duration interval) {
+  loop->PostAfter(interval, [loop, core, interval] {
+    core->RunRetention();
+    ScheduleRetention(loop, core, interval);
+  });
 }
 
 void ScheduleTick(EventLoop* loop, Core* core) {
@@ -214,6 +223,12 @@ absl::Status Coordinator::Start() {
   }
   port_ = *port;
   ScheduleTick(&loop_, core_.get());
+  if (!options_.core.retention.registries.empty()) {
+    image_deleter_ = std::make_unique<RegistryImageDeleter>(
+        [this](std::function<void()> fn) { loop_.Post(std::move(fn)); });
+    loop_.RunSync([this] { core_->set_image_deleter(image_deleter_.get()); });
+  }
+  ScheduleRetention(&loop_, core_.get(), options_.core.retention.interval);
   if (dashboard_ != nullptr) {
     dashboard_->Attach(&loop_, core_.get(), access_.get(), user_admin_.get());
   }
@@ -268,6 +283,8 @@ void Coordinator::Shutdown() {
   }
   // HTTP handlers wait on the loop: stop them while it still runs.
   if (http_ != nullptr) http_->Stop();
+  // Its last batch posts to the loop, so it goes while the loop still runs.
+  image_deleter_.reset();
   loop_.Stop();
   GetLogger("coordinator")->info("stopped");
 }

@@ -70,6 +70,8 @@ class Coordinator {
   // from gRPC threads as well as the loop; the Store is not thread-safe).
   std::unique_ptr<UserAdmin> user_admin_;
   std::unique_ptr<Server> server_;
+  // Deletes expired jobs' registry tags (--registry); core_ calls it on loop_.
+  std::unique_ptr<ImageDeleter> image_deleter_;
   // Set once the state is recovered and the gRPC port serves (/readyz).
   std::atomic<bool> ready_{false};
   // Tokens and roles for the gRPC user API and the HTTP routes (a store

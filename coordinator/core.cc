@@ -41,8 +41,13 @@ Core::Core(Store* store, LogStore* logs, const Clock* clock, CoreOptions options
       watchers_(logs) {}
 
 absl::Status Core::Recover() {
-  absl::StatusOr<std::vector<v1::Job>> jobs = store_->LoadJobs();
+  // Finished jobs stay in the store (read on demand): a coordinator with a
+  // long history starts as fast as one without.
+  absl::StatusOr<std::vector<v1::Job>> jobs = store_->archive().LoadUnfinishedJobs();
   if (!jobs.ok()) return jobs.status();
+  absl::StatusOr<int64_t> max_job = store_->archive().MaxJobNumber();
+  if (!max_job.ok()) return max_job.status();
+  jobs_.ReserveJobNumbers(*max_job);
   absl::StatusOr<std::vector<v1::Agent>> agents = store_->LoadAgents();
   if (!agents.ok()) return agents.status();
   absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>> secrets =
@@ -71,7 +76,7 @@ absl::Status Core::Recover() {
     }
   }
   keep_images_ = jobs_.ImagesInUse();
-  Log()->info("recovered {} jobs, {} agents, {} attempts awaiting their agents; next job {}",
+  Log()->info("recovered {} unfinished jobs, {} agents, {} attempts awaiting their agents; next job {}",
               jobs_.size(), agents_.agents().size(), resumed, jobs_.next_job_number());
   return absl::OkStatus();
 }
@@ -132,7 +137,16 @@ void Core::Flush() {
   for (const std::string& id : p.changed_order) watchers_.PublishTask(*jobs_.FindTask(id));
   for (const std::string& id : p.changed_jobs) {
     const v1::Job& job = jobs_.Find(id)->job;
-    if (job.state() != v1::JOB_STATE_RUNNING) watchers_.PublishJobEnd(job);
+    if (job.state() == v1::JOB_STATE_RUNNING) continue;
+    watchers_.PublishJobEnd(job);
+    // Nothing of it runs, no watcher stays and the store has all of it: reads
+    // go to the store from now on (no cache of recent ones: an indexed read
+    // costs tens of microseconds, see BENCHMARKS.md, and memory stays bounded
+    // by the unfinished work alone).
+    for (const v1::Task& task : job.tasks()) {
+      ++ended_tasks_[{TaskStateName(task.state()), metrics_.StageLabel(task)}];
+    }
+    jobs_.Remove(id);
   }
 }
 
@@ -156,6 +170,10 @@ void Core::MaybeFinishJob(JobEntry& entry) {
                 : failed  ? v1::JOB_STATE_FAILED
                           : v1::JOB_STATE_SUCCEEDED);
   job.set_ended_us(ToMicros(clock_->Now()));
+  // What retention counts against --retain-bytes: the files and the rows.
+  uint64_t bytes = job.ByteSizeLong();
+  for (const v1::Task& t : job.tasks()) bytes += logs_->TaskBytes(t.id());
+  job.set_stored_bytes(bytes);
   // Nothing of the job runs any more, so nothing needs its secrets.
   if (jobs_.DropSecrets(entry)) pending_.mutation.drop_secrets.push_back(job.id());
   Log()->info("job={} {}", job.id(), v1::JobState_Name(job.state()));
@@ -222,6 +240,7 @@ std::string Core::RenderMetrics() {
       ++now.tasks[{TaskStateName(task.state()), metrics_.StageLabel(task)}];
     }
   }
+  for (const auto& [key, n] : ended_tasks_) now.tasks[key] += n;
   now.watchers = watchers_.size();
   return metrics_.Render(now);
 }

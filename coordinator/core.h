@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -21,6 +22,8 @@
 #include "coordinator/job_table.h"
 #include "coordinator/log_store.h"
 #include "coordinator/ready_queue.h"
+#include "coordinator/retention_hooks.h"
+#include "coordinator/retention_policy.h"
 #include "coordinator/store.h"
 #include "coordinator/task_state_machine.h"
 #include "coordinator/user_api.h"
@@ -63,6 +66,16 @@ struct CoreOptions {
   // --max-log-bytes: a task's log keeps this many bytes and one marker line;
   // later output is dropped and the task goes on (Task.log_truncated).
   uint64_t max_log_bytes = limits::kDefaultMaxLogBytes;
+  // --retain, --retain-bytes, --registry: what RunRetention deletes.
+  RetentionOptions retention;
+};
+
+// What retention has done: read by tests and logged.
+struct RetentionStats {
+  uint64_t passes = 0;
+  uint64_t jobs_deleted = 0;
+  uint64_t bytes_freed = 0;     // the deleted jobs' stored_bytes
+  uint64_t images_deleted = 0;  // registry tags gone
 };
 
 // The coordinator's orchestrator: it turns user calls, agent messages and
@@ -125,6 +138,18 @@ class Core : public AgentEventSink, public UserApi {
   // Periodic housekeeping: heartbeat deadlines and lost agents.
   void Tick();
 
+  // One retention pass (core_retention.cc; every RetentionOptions::interval):
+  // deletes at most one batch of finished jobs past their age, then the
+  // oldest while the finished jobs hold more than max_bytes (their files
+  // first, then their rows), and hands queued registry tags that no remaining
+  // or running job names to the image deleter.
+  void RunRetention();
+  // Not owned; null: no registry deletions (queued tags are dropped).
+  void set_image_deleter(ImageDeleter* deleter) { image_deleter_ = deleter; }
+  // Not owned; null: nothing pinned.
+  void set_retention_pins(RetentionPins* pins) { retention_pins_ = pins; }
+  const RetentionStats& retention_stats() const { return retention_stats_; }
+
   // Closes every agent stream and watcher (coordinator shutdown).
   void Shutdown();
 
@@ -136,6 +161,8 @@ class Core : public AgentEventSink, public UserApi {
   // For tests and metrics.
   uint64_t last_attempt_id() const { return next_attempt_id_ - 1; }
   const SchedulerStats& scheduler_stats() const { return stats_; }
+  // Jobs held in memory: the unfinished ones (finished jobs are read from the store).
+  size_t jobs_held() const { return jobs_.size(); }
   // The farm's metrics in Prometheus's text format (/metrics).
   std::string RenderMetrics();
   const CoreMetrics& metrics() const { return metrics_; }
@@ -153,6 +180,11 @@ class Core : public AgentEventSink, public UserApi {
     std::set<std::string> changed_jobs;
   };
 
+  // An ended job (or task) from the store, with log sizes from the log store.
+  absl::StatusOr<v1::Job> StoredJob(const std::string& job_id) const;
+  absl::StatusOr<v1::Task> StoredTask(const std::string& task_id) const;
+  // A task held in memory or else stored.
+  absl::StatusOr<v1::Task> FindAnyTask(const std::string& task_id) const;
   // Every state change goes through here: the machine checks and applies it,
   // the transition joins the pending mutation, and the ready queue follows.
   // False (logged) if the machine refused it.
@@ -179,6 +211,9 @@ class Core : public AgentEventSink, public UserApi {
   // After a task changed state: queue or skip its dependants and settle the job.
   void Propagate(JobEntry& job, const v1::Task& task);
   void MaybeFinishJob(JobEntry& job);
+  // Retention's two halves (core_retention.cc).
+  void ExpireJobs();
+  void DeleteQueuedImages();
   void CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& response);
   void SendTo(const std::string& agent, v1::CoordinatorMessage msg);
   void SaveAgent(const Agent& agent);
@@ -214,6 +249,13 @@ class Core : public AgentEventSink, public UserApi {
   CoreMetrics metrics_;
   bool shutting_down_ = false;
   Enrollment* enrollment_ = nullptr;
+  ImageDeleter* image_deleter_ = nullptr;
+  RetentionPins* retention_pins_ = nullptr;
+  bool deleting_images_ = false;  // an ImageDeleter::Delete is in flight
+  RetentionStats retention_stats_;
+  // Tasks of jobs that ended (and left memory) since start, by (state, stage
+  // label): the musafarm_tasks gauge keeps counting them.
+  std::map<std::pair<std::string, std::string>, int> ended_tasks_;
 };
 
 }  // namespace musafarm::coordinator

@@ -29,7 +29,8 @@ CoreMetrics::CoreMetrics() {
                     {"state"});
   registry_.Declare("musafarm_gpus", Type::kGauge,
                     "GPUs of connected agents: total, and free (not held by a task).", {"kind"});
-  registry_.Declare("musafarm_tasks", Type::kGauge, "Tasks by state and pipeline stage.",
+  registry_.Declare("musafarm_tasks", Type::kGauge, "Tasks by state and pipeline stage: unfinished jobs' tasks, and those of jobs that "
+                    "ended since the coordinator started (finished jobs live in the store).",
                     {"state", "stage"});
   registry_.Declare("musafarm_task_transitions_total", Type::kCounter,
                     "Task state changes, by the state entered.", {"to"});

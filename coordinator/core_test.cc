@@ -74,6 +74,7 @@ class CoreTest : public ::testing::Test {
     options.insecure = insecure_;
     options.agent_policy = policy_;
     options.max_log_bytes = max_log_bytes_;
+    options.retention = retention_;
     core_ = std::make_unique<Core>(store_.get(), logs_.get(), &clock_, options);
     ASSERT_TRUE(core_->Recover().ok());
   }
@@ -146,6 +147,7 @@ class CoreTest : public ::testing::Test {
   std::filesystem::path dir_;
   bool insecure_ = true;  // CoreOptions.insecure for Open()
   uint64_t max_log_bytes_ = limits::kDefaultMaxLogBytes;
+  RetentionOptions retention_;  // CoreOptions.retention for Open()
   std::optional<AgentPolicy> policy_;
   testing::FakeClock clock_;
   std::unique_ptr<Store> store_;
@@ -1323,6 +1325,249 @@ stages:
       EXPECT_EQ(std::vector<int>(a.gpu_ids().begin(), a.gpu_ids().end()), std::vector<int>{1});
     }
   }
+}
+
+// Issue 16, retention: a job that ends leaves memory; every read of it then
+// comes from the store, and its id is never given again.
+TEST_F(CoreTest, AFinishedJobLeavesMemoryAndIsReadFromTheStore) {
+  auto [conn, agent] = Connect("a1", 1);
+  v1::Job job = Submit(kDiamond);
+  EXPECT_EQ(core_->jobs_held(), 1u);
+  for (const char* stage : {"a", "b", "c"}) {
+    auto as = agent->TakeAssignments();
+    ASSERT_EQ(as.size(), 1u) << "stage " << stage;
+    Result(conn, as[0], 0, std::string("log of ") + stage);
+  }
+  EXPECT_EQ(core_->jobs_held(), 0u);
+  const uint64_t before = store_->archive().rows_read();
+  absl::StatusOr<v1::Job> got = core_->GetJob(job.id());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->state(), v1::JOB_STATE_SUCCEEDED);
+  ASSERT_EQ(got->tasks_size(), 3);
+  EXPECT_EQ(got->tasks(1).log_size(), 8u);  // "log of b", from the log store
+  EXPECT_GT(store_->archive().rows_read(), before) << "read from the store";
+  v1::GetLogRequest req;
+  req.set_task_id(job.id() + "/b");
+  absl::StatusOr<v1::GetLogResponse> log = core_->GetLog(req);
+  ASSERT_TRUE(log.ok()) << log.status();
+  EXPECT_EQ(log->data(), "log of b");
+  EXPECT_TRUE(log->complete());
+  req.set_task_id(job.id() + "/zz");
+  EXPECT_TRUE(absl::IsNotFound(core_->GetLog(req).status()));
+  EXPECT_EQ(*core_->OwnerOf(job.id() + "/a"), "");
+  EXPECT_TRUE(absl::IsNotFound(core_->OwnerOf("99").status()));
+  absl::StatusOr<v1::CancelResponse> cancel = core_->Cancel(job.id());
+  ASSERT_TRUE(cancel.ok()) << cancel.status();
+  EXPECT_EQ(cancel->cancelled_size(), 0);
+  // Watching an ended job: the snapshot and `finished`, then the stream ends.
+  auto w = WatchWithLogs(job.id());
+  ASSERT_NE(w, nullptr);
+  EXPECT_TRUE(w->done);
+  EXPECT_TRUE(w->finished.ok()) << w->finished;
+  ASSERT_FALSE(w->events.empty());
+  EXPECT_TRUE(w->events.back().has_finished());
+  EXPECT_EQ(w->Log(), "log of alog of blog of c");
+  std::vector<v1::Job> listed = core_->ListJobs(10, "");
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].state(), v1::JOB_STATE_SUCCEEDED);
+  // A restart loads nothing of it, and the next job gets the next id.
+  Open();
+  EXPECT_EQ(core_->jobs_held(), 0u);
+  EXPECT_EQ(Submit(kDiamond).id(), "2");
+  EXPECT_EQ(core_->jobs_held(), 1u);
+  listed = core_->ListJobs(10, "");
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].id(), "2");
+  EXPECT_EQ(listed[0].state(), v1::JOB_STATE_RUNNING);
+}
+
+// The acceptance point of issue 16, item 5: with 100,000 finished jobs in the
+// store, startup reads only the unfinished ones' rows (counted by the store's
+// hook), and listing the newest jobs reads only those.
+TEST_F(CoreTest, StartupWithAHundredThousandFinishedJobsReadsOnlyUnfinishedRows) {
+  constexpr int kFinished = 100'000;
+  {
+    // The bulk path: one mutation, one transaction (the gRPC API would take minutes).
+    Mutation m;
+    m.jobs.reserve(kFinished + 2);
+    m.tasks.reserve(kFinished + 4);
+    for (int i = 1; i <= kFinished + 2; ++i) {
+      v1::Job job;
+      job.set_id(absl::StrCat(i));
+      job.set_name("history");
+      const bool running = i > kFinished;
+      job.set_state(running ? v1::JOB_STATE_RUNNING : v1::JOB_STATE_SUCCEEDED);
+      job.set_created_us(i);
+      if (!running) job.set_ended_us(i + 1);
+      m.jobs.push_back(job);
+      for (int t = 0; t < (running ? 2 : 1); ++t) {
+        v1::Task& task = m.tasks.emplace_back();
+        task.set_id(absl::StrCat(i, "/c/s", t));
+        task.set_job_id(job.id());
+        task.set_state(running ? v1::TASK_STATE_QUEUED : v1::TASK_STATE_SUCCEEDED);
+        task.mutable_spec()->mutable_run()->mutable_exec()->add_argv("true");
+      }
+    }
+    ASSERT_TRUE(store_->Commit(m).ok());
+  }
+  Open();  // a fresh store handle and core: rows_read counts from here
+  EXPECT_EQ(store_->archive().rows_read(), 2u + 4u) << "2 unfinished jobs and their 4 tasks";
+  EXPECT_EQ(core_->jobs_held(), 2u);
+  const uint64_t before = store_->archive().rows_read();
+  std::vector<v1::Job> newest = core_->ListJobs(20, "");
+  ASSERT_EQ(newest.size(), 20u);
+  EXPECT_EQ(newest[0].id(), absl::StrCat(kFinished + 2));
+  EXPECT_EQ(newest[19].id(), absl::StrCat(kFinished - 17));
+  EXPECT_EQ(store_->archive().rows_read() - before, 20u);
+  absl::StatusOr<v1::Job> old = core_->GetJob("17");
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->state(), v1::JOB_STATE_SUCCEEDED);
+  // The unfinished ones are back in the queue, and new ids follow the history.
+  auto [conn, agent] = Connect("a1", 4);
+  EXPECT_EQ(agent->TakeAssignments().size(), 4u);
+  EXPECT_EQ(Submit(kDiamond).id(), absl::StrCat(kFinished + 3));
+}
+
+// Registry deletions the core asked for; the test decides when they finish.
+class FakeImageDeleter : public ImageDeleter {
+ public:
+  void Delete(std::vector<std::string> images,
+              std::function<void(std::vector<std::string>)> done) override {
+    requests.push_back(images);
+    pending = std::move(done);
+  }
+  std::vector<std::vector<std::string>> requests;
+  std::function<void(std::vector<std::string>)> pending;
+};
+
+class FixedPins : public RetentionPins {
+ public:
+  std::set<std::string> PinnedJobs() override { return pinned; }
+  std::set<std::string> pinned;
+};
+
+class CoreRetentionTest : public CoreTest {
+ protected:
+  void SetUp() override {
+    retention_.max_age = absl::Hours(1);
+    retention_.registries = {"reg:5000"};
+    CoreTest::SetUp();
+    core_->set_image_deleter(&deleter_);
+    core_->set_retention_pins(&pins_);
+  }
+  // Runs a one-stage job that pushes `tags` (and logs "log of <id>") to its end.
+  v1::Job RunPushing(Core::ConnId conn, FakeConnection& agent, const std::string& tags) {
+    v1::Job job = Submit(absl::StrCat(R"(
+stages:
+  - name: build
+    docker_build: {context: /ctx, push: true, tags: [)",
+                                      tags, "]}\n")
+                             .c_str());
+    auto as = agent.TakeAssignments();
+    EXPECT_EQ(as.size(), 1u);
+    if (!as.empty()) Result(conn, as[0], 0, "log of " + job.id());
+    return job;
+  }
+  // An agent that runs docker builds.
+  std::pair<Core::ConnId, std::shared_ptr<FakeConnection>> Builder() {
+    v1::Register reg;
+    reg.set_name("builder");
+    reg.set_slots(1);
+    reg.set_instance_secret("builder");
+    reg.mutable_capabilities()->add_executor_kinds(v1::STAGE_KIND_DOCKER_BUILD);
+    return ConnectWith(reg);
+  }
+  bool LogFileExists(const std::string& job) {
+    return std::filesystem::exists(dir_ / "logs" / job);
+  }
+  FakeImageDeleter deleter_;
+  FixedPins pins_;
+};
+
+// The acceptance point of issue 16, item 5: expiry removes what it should
+// (files, rows, registry tags) and nothing else.
+TEST_F(CoreRetentionTest, ExpiryRemovesOldJobsFilesRowsAndUnsharedTagsAndNothingElse) {
+  auto [conn, agent] = Builder();
+  // 1 pushes a tag of its own, one 2 also pushes, and one outside the farm.
+  v1::Job one = RunPushing(conn, *agent, R"("reg:5000/one:1", "reg:5000/shared:1", "harbor.example/x:1")");
+  v1::Job two = RunPushing(conn, *agent, R"("reg:5000/shared:1")");
+  v1::Job pinned = RunPushing(conn, *agent, R"("reg:5000/pinned:1")");
+  pins_.pinned = {pinned.id()};
+  clock_.Advance(absl::Minutes(50));
+  v1::Job young = RunPushing(conn, *agent, R"("reg:5000/young:1")");
+  // A running job (queued: no agent has its label) that runs the shared image.
+  v1::Job running = Submit(R"(
+stages:
+  - name: test
+    docker_run: {image: "reg:5000/shared:1"}
+    labels: [nowhere]
+)");
+  ASSERT_TRUE(LogFileExists(one.id()));
+  clock_.Advance(absl::Minutes(20));  // 1, 2 and the pinned one are 70 minutes old
+  ASSERT_EQ(core_->GetJob(two.id())->state(), v1::JOB_STATE_SUCCEEDED);
+
+  core_->RunRetention();
+  EXPECT_EQ(core_->retention_stats().jobs_deleted, 2u);
+  EXPECT_GT(core_->retention_stats().bytes_freed, 0u);
+  for (const v1::Job& gone : {one, two}) {
+    EXPECT_TRUE(absl::IsNotFound(core_->GetJob(gone.id()).status())) << gone.id();
+    EXPECT_FALSE(LogFileExists(gone.id())) << gone.id();
+    v1::GetLogRequest req;
+    req.set_task_id(gone.id() + "/build");
+    EXPECT_TRUE(absl::IsNotFound(core_->GetLog(req).status()));
+  }
+  for (const v1::Job& kept : {pinned, young, running}) {
+    EXPECT_TRUE(core_->GetJob(kept.id()).ok()) << kept.id();
+  }
+  EXPECT_TRUE(LogFileExists(pinned.id()));
+  EXPECT_TRUE(LogFileExists(young.id()));
+  // one:1 goes; shared:1 waits while a running job uses it; harbor's is not
+  // the farm's and is left alone.
+  ASSERT_EQ(deleter_.requests.size(), 1u);
+  EXPECT_EQ(deleter_.requests[0], (std::vector<std::string>{"reg:5000/one:1"}));
+  deleter_.pending({"reg:5000/one:1"});
+  EXPECT_EQ(core_->retention_stats().images_deleted, 1u);
+
+  // The running job ends; unpinned, the pinned job goes too, with its tag.
+  ASSERT_TRUE(core_->Cancel(running.id()).ok());
+  pins_.pinned.clear();
+  core_->RunRetention();
+  EXPECT_TRUE(absl::IsNotFound(core_->GetJob(pinned.id()).status()));
+  EXPECT_TRUE(core_->GetJob(young.id()).ok());
+  ASSERT_EQ(deleter_.requests.size(), 2u);
+  EXPECT_EQ(deleter_.requests[1],
+            (std::vector<std::string>{"reg:5000/shared:1", "reg:5000/pinned:1"}));
+  deleter_.pending({"reg:5000/pinned:1"});  // shared:1 failed: it stays queued
+  core_->RunRetention();
+  ASSERT_EQ(deleter_.requests.size(), 3u);
+  EXPECT_EQ(deleter_.requests[2], (std::vector<std::string>{"reg:5000/shared:1"}));
+  EXPECT_EQ(core_->retention_stats().jobs_deleted, 3u);
+  // A restart keeps the queue, and ids are never given again.
+  Open();
+  EXPECT_EQ(Submit(kDiamond).id(), "6");
+}
+
+TEST_F(CoreRetentionTest, TheByteBudgetDeletesTheOldestFinishedJobsFirst) {
+  retention_.max_age = absl::InfiniteDuration();
+  retention_.max_bytes = 1;  // set below: one job's worth
+  Open();
+  auto [conn, agent] = Builder();
+  std::vector<v1::Job> jobs;
+  for (int i = 0; i < 3; ++i) {
+    jobs.push_back(RunPushing(conn, *agent, R"("local/x:1")"));
+    clock_.Advance(absl::Seconds(1));
+  }
+  const uint64_t each = core_->GetJob(jobs[2].id())->stored_bytes();
+  ASSERT_GT(each, 0u);
+  retention_.max_bytes = each + each / 2;
+  Open();
+  core_->RunRetention();
+  EXPECT_EQ(core_->retention_stats().jobs_deleted, 2u);
+  EXPECT_TRUE(absl::IsNotFound(core_->GetJob(jobs[0].id()).status()));
+  EXPECT_TRUE(absl::IsNotFound(core_->GetJob(jobs[1].id()).status()));
+  EXPECT_TRUE(core_->GetJob(jobs[2].id()).ok());
+  core_->RunRetention();
+  EXPECT_EQ(core_->retention_stats().jobs_deleted, 2u) << "under the budget now";
 }
 
 }  // namespace

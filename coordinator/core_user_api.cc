@@ -73,6 +73,7 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request,
   job.set_state(v1::JOB_STATE_RUNNING);
   job.set_created_us(now);
   job.set_submitter(submitter);
+  for (std::string& image : PushedImages(job)) job.add_pushed_images(std::move(image));
 
   Mutation m;
   for (v1::Task& task : *job.mutable_tasks()) {
@@ -115,14 +116,60 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request,
   return entry.job;
 }
 
+absl::StatusOr<v1::Job> Core::StoredJob(const std::string& job_id) const {
+  absl::StatusOr<v1::Job> job = store_->archive().LoadJob(job_id);
+  if (!job.ok()) {
+    if (!absl::IsNotFound(job.status())) Log()->error("job={}: {}", job_id, job.status().ToString());
+    return job.status();
+  }
+  // As Recover does: the stored size may lag what the files hold.
+  for (v1::Task& task : *job->mutable_tasks()) {
+    if (task.attempt_id() != 0) task.set_log_size(logs_->Size(task.id(), task.attempt_id()));
+  }
+  return job;
+}
+
+absl::StatusOr<v1::Task> Core::StoredTask(const std::string& task_id) const {
+  // A task id starts with its job's id ("7/dev-3.8/base").
+  const std::string job_id = task_id.substr(0, task_id.find('/'));
+  absl::StatusOr<v1::Job> job = task_id.find('/') == std::string::npos
+                                    ? absl::NotFoundError("not a task id")
+                                    : StoredJob(job_id);
+  if (job.ok()) {
+    for (v1::Task& task : *job->mutable_tasks()) {
+      if (task.id() == task_id) return std::move(task);
+    }
+  } else if (!absl::IsNotFound(job.status())) {
+    return job.status();
+  }
+  return absl::NotFoundError(absl::StrCat("no task '", task_id, "'"));
+}
+
 absl::StatusOr<v1::Job> Core::GetJob(const std::string& job_id) const {
-  const JobEntry* job = jobs_.Find(job_id);
-  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", job_id, "'"));
-  return job->job;
+  if (const JobEntry* job = jobs_.Find(job_id)) return job->job;
+  return StoredJob(job_id);  // ended, or unknown
 }
 
 std::vector<v1::Job> Core::ListJobs(int limit, const std::string& submitter) const {
-  return jobs_.List(limit, submitter);
+  // From the store, which holds every job (running ones as submitted): one
+  // indexed query, newest first, whatever the history's length.
+  JobFilter filter;
+  filter.limit = limit;
+  filter.submitter = submitter;
+  absl::StatusOr<std::vector<v1::Job>> jobs = store_->archive().ListJobs(filter);
+  if (!jobs.ok()) {
+    Log()->error("list jobs: {}", jobs.status().ToString());
+    return {};
+  }
+  // A running job's header in the store is the submitted one; memory's is
+  // current.
+  for (v1::Job& job : *jobs) {
+    if (const JobEntry* held = jobs_.Find(job.id())) {
+      job = held->job;
+      job.clear_tasks();
+    }
+  }
+  return *std::move(jobs);
 }
 
 absl::StatusOr<std::string> Core::OwnerOf(const std::string& id) const {
@@ -130,6 +177,10 @@ absl::StatusOr<std::string> Core::OwnerOf(const std::string& id) const {
   if (const v1::Task* task = jobs_.FindTask(id)) {
     return jobs_.Find(task->job_id())->job.submitter();
   }
+  absl::StatusOr<v1::Job> job = StoredJob(id);
+  if (job.ok()) return job->submitter();
+  absl::StatusOr<v1::Task> task = StoredTask(id);
+  if (task.ok()) return StoredJob(task->job_id())->submitter();
   return absl::NotFoundError(absl::StrCat("no job or task '", id, "'"));
 }
 
@@ -175,9 +226,9 @@ absl::StatusOr<v1::CancelResponse> Core::Cancel(const std::string& id) {
     MaybeFinishJob(*job);
   } else if (v1::Task* task = jobs_.FindTask(id)) {
     CancelTask(jobs_.JobOf(*task), *task, response);
-  } else {
+  } else if (!StoredJob(id).ok() && !StoredTask(id).ok()) {
     return absl::NotFoundError(absl::StrCat("no job or task '", id, "'"));
-  }
+  }  // else it ended: nothing to cancel
   Flush();
   Schedule();
   return response;
@@ -239,10 +290,15 @@ absl::StatusOr<v1::RevokeAgentResponse> Core::RevokeAgent(const std::string& nam
   return response;
 }
 
+absl::StatusOr<v1::Task> Core::FindAnyTask(const std::string& task_id) const {
+  if (const v1::Task* task = jobs_.FindTask(task_id)) return *task;
+  return StoredTask(task_id);
+}
+
 absl::StatusOr<v1::GetArtifactResponse> Core::GetArtifact(const v1::GetArtifactRequest& request) {
-  const v1::Task* task = jobs_.FindTask(request.task_id());
-  if (task == nullptr)
-    return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
+  absl::StatusOr<v1::Task> found = FindAnyTask(request.task_id());
+  if (!found.ok()) return found.status();
+  const v1::Task* task = &*found;
   const v1::Artifact* artifact = nullptr;
   for (const v1::Artifact& a : task->artifacts()) {
     if (a.name() == request.name()) artifact = &a;
@@ -264,9 +320,9 @@ absl::StatusOr<v1::GetArtifactResponse> Core::GetArtifact(const v1::GetArtifactR
 }
 
 absl::StatusOr<v1::GetLogResponse> Core::GetLog(const v1::GetLogRequest& request) {
-  const v1::Task* task = jobs_.FindTask(request.task_id());
-  if (task == nullptr)
-    return absl::NotFoundError(absl::StrCat("no task '", request.task_id(), "'"));
+  absl::StatusOr<v1::Task> found = FindAnyTask(request.task_id());
+  if (!found.ok()) return found.status();
+  const v1::Task* task = &*found;
   v1::GetLogResponse response;
   response.set_offset(request.offset());
   if (task->attempt_id() != 0) {
@@ -287,13 +343,15 @@ absl::StatusOr<v1::GetLogResponse> Core::GetLog(const v1::GetLogRequest& request
 absl::Status Core::AddWatcher(WatchId id, const v1::WatchJobRequest& request,
                               std::shared_ptr<Watcher> watcher) {
   if (shutting_down_) return absl::UnavailableError("coordinator shutting down");
-  const JobEntry* job = jobs_.Find(request.job_id());
-  if (job == nullptr) return absl::NotFoundError(absl::StrCat("no job '", request.job_id(), "'"));
-  if (!request.task_id().empty() && job->index.count(request.task_id()) == 0) {
+  absl::StatusOr<v1::Job> job = GetJob(request.job_id());  // an ended one from the store
+  if (!job.ok()) return job.status();
+  if (!request.task_id().empty() &&
+      std::none_of(job->tasks().begin(), job->tasks().end(),
+                   [&](const v1::Task& t) { return t.id() == request.task_id(); })) {
     return absl::NotFoundError(
         absl::StrCat("job ", request.job_id(), " has no task '", request.task_id(), "'"));
   }
-  watchers_.Add(id, request, job->job, std::move(watcher));
+  watchers_.Add(id, request, *job, std::move(watcher));
   return absl::OkStatus();
 }
 

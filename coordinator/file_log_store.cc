@@ -9,7 +9,10 @@
 #include <filesystem>
 #include <system_error>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "common/file_modes.h"
 
 namespace musafarm::coordinator {
@@ -171,6 +174,53 @@ void FileLogStore::CloseAt(const std::string& path) {
   ::fsync(it->second.fd);
   ::close(it->second.fd);
   open_.erase(it);
+}
+
+std::vector<std::string> FileLogStore::TaskEntries(const std::string& task_id) const {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(absl::StrCat(root_, "/", task_id), ec)) {
+    const std::string name = entry.path().filename().string();
+    absl::string_view stem = name;
+    if (!absl::ConsumeSuffix(&stem, ".log") && !absl::ConsumeSuffix(&stem, ".artifacts")) continue;
+    uint64_t attempt = 0;
+    if (absl::SimpleAtoi(stem, &attempt)) out.push_back(entry.path().string());
+  }
+  return out;
+}
+
+uint64_t FileLogStore::TaskBytes(const std::string& task_id) {
+  uint64_t total = 0;
+  for (const std::string& path : TaskEntries(task_id)) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      for (const auto& f : std::filesystem::directory_iterator(path, ec)) total += SizeAt(f.path());
+    } else {
+      total += SizeAt(path);
+    }
+  }
+  return total;
+}
+
+absl::Status FileLogStore::RemoveTask(const std::string& task_id) {
+  const std::string dir = absl::StrCat(root_, "/", task_id);
+  for (auto it = open_.lower_bound(dir + "/");
+       it != open_.end() && absl::StartsWith(it->first, dir + "/");) {
+    const std::string path = (it++)->first;
+    CloseAt(path);
+  }
+  for (const std::string& path : TaskEntries(task_id)) {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+    if (ec) return absl::InternalError(absl::StrCat("log store: remove ", path, ": ", ec.message()));
+  }
+  // The task's directories, while empty, up to the root ("7/dev-3.8/base",
+  // "7/dev-3.8", "7"): rmdir refuses a directory another task still uses.
+  for (std::filesystem::path p = dir; p.string().size() > root_.size(); p = p.parent_path()) {
+    if (::rmdir(p.c_str()) != 0) break;
+  }
+  return absl::OkStatus();
 }
 
 std::unique_ptr<LogStore> OpenFileLogStore(std::string root) {

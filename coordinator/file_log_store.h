@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "coordinator/log_store.h"
 
@@ -36,12 +37,17 @@ class FileLogStore final : public LogStore {
                                            const std::string& name, uint64_t offset,
                                            uint64_t limit) override;
   void CloseAttempt(const std::string& task_id, uint64_t attempt_id) override;
+  uint64_t TaskBytes(const std::string& task_id) override;
+  absl::Status RemoveTask(const std::string& task_id) override;
 
  private:
   struct OpenLog {
     int fd = -1;
     uint64_t size = 0;
   };
+  // The task's own entries under its directory ("<attempt>.log",
+  // "<attempt>.artifacts"): not another task's directory nested below it.
+  std::vector<std::string> TaskEntries(const std::string& task_id) const;
   std::string PathOf(const std::string& task_id, uint64_t attempt_id) const;
   std::string ArtifactPath(const std::string& task_id, uint64_t attempt_id,
                            const std::string& name) const;

@@ -27,5 +27,28 @@ TEST(FileLogStoreTest, OneFilePerAttemptUnderTheTaskPath) {
   std::filesystem::remove_all(root);
 }
 
+// Retention removes a task's files and the directories it leaves empty, and
+// keeps what else lives there.
+TEST(FileLogStoreTest, RemoveTaskRemovesItsEmptyDirectoriesAndKeepsTheRest) {
+  const std::filesystem::path root = std::filesystem::temp_directory_path() /
+                                     ("mf-file-logs-rm-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  FileLogStore logs(root.string());
+  ASSERT_TRUE(logs.Append("7/dev-3.8/base", 1, 0, "a").ok());
+  ASSERT_TRUE(logs.Append("7/dev-3.8/dev", 2, 0, "b").ok());
+  std::filesystem::create_directories(root / "7/dev-3.8/base/notes");  // not the store's
+  ASSERT_TRUE(logs.RemoveTask("7/dev-3.8/dev").ok());
+  EXPECT_FALSE(std::filesystem::exists(root / "7/dev-3.8/dev"));
+  EXPECT_TRUE(std::filesystem::exists(root / "7/dev-3.8/base/1.log"));
+  ASSERT_TRUE(logs.RemoveTask("7/dev-3.8/base").ok());
+  EXPECT_FALSE(std::filesystem::exists(root / "7/dev-3.8/base/1.log"));
+  EXPECT_TRUE(std::filesystem::exists(root / "7/dev-3.8/base/notes"));
+  std::filesystem::remove(root / "7/dev-3.8/base/notes");
+  ASSERT_TRUE(logs.RemoveTask("7/dev-3.8/base").ok());
+  EXPECT_FALSE(std::filesystem::exists(root / "7"));
+  EXPECT_TRUE(std::filesystem::exists(root));
+  std::filesystem::remove_all(root);
+}
+
 }  // namespace
 }  // namespace musafarm::coordinator

@@ -14,7 +14,7 @@ JobTable::Entry& JobTable::Add(v1::Job job, std::map<std::string, std::string> s
   const std::string id = job.id();
   Entry& entry = jobs_[id];
   entry.job = std::move(job);
-  entry.seq = order_.size();
+  entry.seq = next_seq_++;
   entry.secrets = std::move(secrets);
   for (size_t i = 0; i < static_cast<size_t>(entry.job.tasks_size()); ++i) {
     const v1::Task& task = entry.job.tasks(static_cast<int>(i));
@@ -22,8 +22,16 @@ JobTable::Entry& JobTable::Add(v1::Job job, std::map<std::string, std::string> s
     task_index_[task.id()] = TaskRef{id, i};
     for (const std::string& need : task.spec().needs()) entry.dependants[need].push_back(i);
   }
-  order_.push_back(id);
+  order_.emplace(entry.seq, id);
   return entry;
+}
+
+void JobTable::Remove(const std::string& job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;
+  for (const v1::Task& task : it->second.job.tasks()) task_index_.erase(task.id());
+  order_.erase(it->second.seq);
+  jobs_.erase(it);
 }
 
 JobTable::Entry* JobTable::Find(const std::string& job_id) {
@@ -58,7 +66,7 @@ std::vector<v1::Job> JobTable::List(int limit, const std::string& submitter) con
   std::vector<v1::Job> out;
   for (auto it = order_.rbegin(); it != order_.rend() && static_cast<int>(out.size()) < limit;
        ++it) {
-    const v1::Job& stored = jobs_.at(*it).job;
+    const v1::Job& stored = jobs_.at(it->second).job;
     if (!submitter.empty() && stored.submitter() != submitter) continue;
     v1::Job job = stored;
     job.clear_tasks();
@@ -104,7 +112,7 @@ std::set<std::string> JobTable::ImagesInUse() const {
 std::vector<const JobTable::Entry*> JobTable::InOrder() const {
   std::vector<const Entry*> out;
   out.reserve(order_.size());
-  for (const std::string& id : order_) out.push_back(&jobs_.at(id));
+  for (const auto& [seq, id] : order_) out.push_back(&jobs_.at(id));
   return out;
 }
 

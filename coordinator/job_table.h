@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -12,15 +13,16 @@
 
 namespace musafarm::coordinator {
 
-// Every job the coordinator knows, in submission order, with the indexes the
-// core needs: a task by id, the tasks that need a task, a job's place in the
+// Every job the coordinator holds (the unfinished ones: a job is removed when
+// it ends and read from the store after that), in submission order, with the
+// indexes the core needs: a task by id, the tasks that need a task, a job's place in the
 // queue, and the job's secret values until it ends. Holds state only; it
 // decides nothing and stores nothing. Not thread-safe: core loop only.
 class JobTable {
  public:
   struct Entry {
     v1::Job job;
-    uint64_t seq = 0;                                       // submission order, from 0
+    uint64_t seq = 0;  // submission order: grows with every Add, never reused
     std::map<std::string, size_t> index;                    // task id -> position in job.tasks
     std::map<std::string, std::vector<size_t>> dependants;  // task id -> tasks needing it
     // Secret values (name -> value) until the job ends; never in `job`.
@@ -31,6 +33,14 @@ class JobTable {
   // recovery in stored order). Its id must be new. A numeric id moves
   // next_job_number() past it.
   Entry& Add(v1::Job job, std::map<std::string, std::string> secrets);
+
+  // Forgets a job (it ended and is in the store). Its id stays used.
+  void Remove(const std::string& job_id);
+
+  // Job numbers up to `number` are taken (by jobs not held here).
+  void ReserveJobNumbers(int64_t number) {
+    next_job_number_ = std::max(next_job_number_, number + 1);
+  }
 
   Entry* Find(const std::string& job_id);
   const Entry* Find(const std::string& job_id) const;
@@ -67,7 +77,8 @@ class JobTable {
     size_t index = 0;
   };
   std::map<std::string, Entry> jobs_;  // by id
-  std::vector<std::string> order_;     // submission order
+  std::map<uint64_t, std::string> order_;  // seq -> id
+  uint64_t next_seq_ = 0;
   std::map<std::string, TaskRef> task_index_;
   int64_t next_job_number_ = 1;
 };

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -49,6 +50,12 @@ class LogStore {
                                                    uint64_t limit) = 0;
   // Flushes and closes everything of the attempt (log and artifacts).
   virtual void CloseAttempt(const std::string& task_id, uint64_t attempt_id) = 0;
+
+  // Retention (docs/architecture.md, "Retention"): the bytes everything of the
+  // task holds (every attempt's log and artifacts), and its removal. Removing
+  // what is not there is fine.
+  virtual uint64_t TaskBytes(const std::string& task_id) = 0;
+  virtual absl::Status RemoveTask(const std::string& task_id) = 0;
 
   // No '/', not "." or "..", no NUL, at most 255 bytes: usable as one path
   // component by any backend.

@@ -139,6 +139,32 @@ std::string BackendName(const ::testing::TestParamInfo<LogStoreBackend>& info) {
 }
 
 // --- backends: one line each -------------------------------------------------
+TEST_P(LogStoreConformanceTest, TaskBytesCountEveryAttemptAndRemoveTaskTakesOnlyThatTask) {
+  std::unique_ptr<LogStore> logs = Open();
+  ASSERT_TRUE(logs->Append("7/py-3.8/base", 1, 0, "first try\n").ok());  // 10 bytes
+  logs->CloseAttempt("7/py-3.8/base", 1);
+  ASSERT_TRUE(logs->Append("7/py-3.8/base", 4, 0, "again\n").ok());  // 6, still open
+  ASSERT_TRUE(logs->AppendArtifact("7/py-3.8/base", 4, "out.txt", 0, "12345").ok());
+  ASSERT_TRUE(logs->Append("7/py-3.8/dev", 5, 0, "other task").ok());
+  ASSERT_TRUE(logs->Append("8/py-3.8/base", 6, 0, "other job").ok());
+  EXPECT_EQ(logs->TaskBytes("7/py-3.8/base"), 10u + 6u + 5u);
+  EXPECT_EQ(logs->TaskBytes("7/py-3.8/dev"), 10u);
+  EXPECT_EQ(logs->TaskBytes("9/none"), 0u);
+
+  ASSERT_TRUE(logs->RemoveTask("7/py-3.8/base").ok());
+  EXPECT_EQ(logs->TaskBytes("7/py-3.8/base"), 0u);
+  EXPECT_EQ(logs->Size("7/py-3.8/base", 4), 0u);
+  EXPECT_EQ(*logs->Read("7/py-3.8/base", 1, 0, 100), "");
+  EXPECT_EQ(logs->ArtifactSize("7/py-3.8/base", 4, "out.txt"), 0u);
+  EXPECT_EQ(*logs->Read("7/py-3.8/dev", 5, 0, 100), "other task");
+  EXPECT_EQ(*logs->Read("8/py-3.8/base", 6, 0, 100), "other job");
+  EXPECT_TRUE(logs->RemoveTask("7/py-3.8/base").ok()) << "nothing there is fine";
+  ASSERT_TRUE(logs->RemoveTask("7/py-3.8/dev").ok());
+  std::unique_ptr<LogStore> reopened = Open();  // a restart sees the same
+  EXPECT_EQ(reopened->TaskBytes("7/py-3.8/base"), 0u);
+  EXPECT_EQ(reopened->TaskBytes("8/py-3.8/base"), 9u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Files, LogStoreConformanceTest,
                          ::testing::Values(LogStoreBackend{"files", OpenFileLogStore}),
                          BackendName);

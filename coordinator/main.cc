@@ -93,6 +93,23 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->transform(CLI::AsSizeValue(/*kb_is_1000=*/false))
       ->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 50));
+  // Retention (docs/architecture.md, "Retention").
+  std::string retain, retention_interval = "1m";
+  app.add_option("--retain", retain,
+                 "delete finished jobs (rows, logs, artifacts, registry tags) this long after "
+                 "they ended, e.g. 30d, 12h; a pipeline's `retention:` overrides it for its jobs "
+                 "(default: keep)");
+  app.add_option("--retain-bytes", options.core.retention.max_bytes,
+                 "also delete the oldest finished jobs while all of them hold more than this "
+                 "(logs, artifacts and rows), e.g. 200G (default: no limit)")
+      ->transform(CLI::AsSizeValue(/*kb_is_1000=*/false));
+  app.add_option("--registry", options.core.retention.registries,
+                 "the farm's image registry (host:port, repeatable): tags pushed there by "
+                 "expired jobs, and named by no other job, are deleted through its HTTP API")
+      ->type_name("HOST:PORT");
+  app.add_option("--retention-interval", retention_interval,
+                 "time between retention passes (each deletes at most 50 jobs)")
+      ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   double cert_days = 30, cert_lifetime_s = 0;
@@ -238,6 +255,23 @@ int main(int argc, char** argv) {
       !s.ok()) {
     std::cerr << "musafarm-coordinator: " << s.message() << "\n";
     return 2;
+  }
+  if (!retain.empty() &&
+      !musafarm::ParseDurationText(retain, &options.core.retention.max_age)) {
+    std::cerr << "musafarm-coordinator: --retain " << retain
+              << ": expected a duration like 30d, 12h, 90m\n";
+    return 2;
+  }
+  if (!musafarm::ParseDurationText(retention_interval, &options.core.retention.interval)) {
+    std::cerr << "musafarm-coordinator: --retention-interval " << retention_interval
+              << ": expected a duration like 1m, 10s\n";
+    return 2;
+  }
+  for (const std::string& registry : options.core.retention.registries) {
+    if (absl::Status s = musafarm::ValidateAddress("--registry", registry, false); !s.ok()) {
+      std::cerr << "musafarm-coordinator: " << s.message() << "\n";
+      return 2;
+    }
   }
   options.enrollment.cert_lifetime =
       cert_lifetime_s > 0 ? absl::Seconds(cert_lifetime_s) : absl::Hours(24 * cert_days);

@@ -23,6 +23,8 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "coordinator/secret_cipher.h"
+#include "coordinator/sqlite_job_archive.h"
+#include "coordinator/sqlite_statement.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -137,6 +139,26 @@ constexpr const char* kMigrations[] = {
       CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     )sql",
+    // 4 -> 5: retention and jobs read on demand (issue 16, coordinator/
+    // sqlite_job_archive.cc). Columns copied from the job proto for filters and
+    // expiry (rows of older versions read as '' / 0 until rewritten), the
+    // images each job pushed, the registry deletions still to do, and the
+    // highest job number of expired jobs (ids are never given twice).
+    R"sql(
+      ALTER TABLE jobs ADD COLUMN submitter TEXT NOT NULL DEFAULT '';
+      ALTER TABLE jobs ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN retention_s INTEGER NOT NULL DEFAULT 0;
+      CREATE INDEX jobs_state ON jobs(state);
+      CREATE INDEX jobs_ended ON jobs(ended_us);
+      CREATE TABLE job_images (
+        job_id TEXT NOT NULL REFERENCES jobs(id),
+        image  TEXT NOT NULL,
+        PRIMARY KEY (job_id, image)
+      );
+      CREATE INDEX job_images_image ON job_images(image);
+      CREATE TABLE image_outbox (image TEXT NOT NULL PRIMARY KEY);
+      CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL);
+    )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSqliteSchemaVersion,
               "kSqliteSchemaVersion must equal the number of migrations");
@@ -147,147 +169,14 @@ constexpr int kBusyTimeoutMs = 5000;
 
 std::shared_ptr<spdlog::logger> Log() { return GetLogger("store"); }
 
-// Maps an SQLite result to a Status whose message starts with "store: <what>: ".
-// Call it right after the failing call: sqlite3_errmsg() describes the latest one.
-absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
-  std::string msg =
-      absl::StrCat("store: ", what, ": ", db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-  // Extended codes keep the primary code in the low byte.
-  switch (rc & 0xff) {
-    case SQLITE_CONSTRAINT:  // e.g. a task whose job does not exist: the caller's state is off
-    case SQLITE_CANTOPEN:    // the environment, not the code, must change
-    case SQLITE_NOTADB:
-    case SQLITE_PERM:
-    case SQLITE_READONLY:
-      return absl::FailedPreconditionError(msg);
-    case SQLITE_FULL:
-      return absl::ResourceExhaustedError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
-}
+using sql::DbPtr;
+using sql::Exec;
+using sql::QueryInt;
+using sql::QueryText;
+using sql::ResetOnExit;
+using sql::SqliteError;
+using sql::Statement;
 
-struct DbCloser {
-  // close_v2 rather than close: it cannot fail with SQLITE_BUSY, so a statement
-  // that somehow outlived us would not leak the connection.
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
-
-struct StmtFinalizer {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
-
-// One prepared statement. Bind*() does not copy (SQLITE_STATIC): the bound data
-// must stay alive until Reset(). The first bind failure is kept and returned by
-// Step(), so callers check one result per execution.
-class Statement {
- public:
-  Statement() = default;
-
-  // `persistent` hints SQLite that the statement is cached and reused.
-  static absl::StatusOr<Statement> Prepare(sqlite3* db, absl::string_view sql, bool persistent) {
-    sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()),
-                                persistent ? SQLITE_PREPARE_PERSISTENT : 0, &raw, nullptr);
-    Statement s;
-    s.stmt_.reset(raw);
-    if (rc != SQLITE_OK) return SqliteError(db, rc, absl::StrCat("prepare \"", sql, "\""));
-    return s;
-  }
-
-  void BindInt64(int index, int64_t value) { Keep(sqlite3_bind_int64(stmt_.get(), index, value)); }
-  void BindText(int index, absl::string_view value) {
-    Keep(sqlite3_bind_text64(stmt_.get(), index, value.data(), value.size(), SQLITE_STATIC,
-                             SQLITE_UTF8));
-  }
-  void BindBlob(int index, absl::string_view value) {
-    Keep(sqlite3_bind_blob64(stmt_.get(), index, value.data(), value.size(), SQLITE_STATIC));
-  }
-
-  // SQLITE_ROW, SQLITE_DONE or an error code.
-  int Step() {
-    if (bind_rc_ != SQLITE_OK) return bind_rc_;
-    return sqlite3_step(stmt_.get());
-  }
-
-  // Readies the statement for its next use and drops the bindings. Every use
-  // ends here (see ResetOnExit): a statement left mid-step would hold its read
-  // snapshot open, which keeps WAL checkpoints from completing.
-  void Reset() {
-    // sqlite3_reset() repeats the error of the last step, which the caller has
-    // already reported; the statement is reset either way.
-    (void)sqlite3_reset(stmt_.get());
-    (void)sqlite3_clear_bindings(stmt_.get());
-    bind_rc_ = SQLITE_OK;
-  }
-
-  int64_t ColumnInt64(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
-  absl::string_view ColumnText(int col) const {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), col));
-    // sqlite3_column_bytes() must follow sqlite3_column_text(): the text call may convert.
-    int n = sqlite3_column_bytes(stmt_.get(), col);
-    return p == nullptr ? absl::string_view() : absl::string_view(p, n);
-  }
-  absl::string_view ColumnBlob(int col) const {
-    const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_.get(), col));
-    int n = sqlite3_column_bytes(stmt_.get(), col);
-    return p == nullptr ? absl::string_view() : absl::string_view(p, n);  // NULL: empty blob
-  }
-
-  // The Status for `rc`, a failed Step() of this statement.
-  absl::Status Error(int rc, absl::string_view what) const {
-    return SqliteError(sqlite3_db_handle(stmt_.get()), rc, what);
-  }
-
- private:
-  void Keep(int rc) {
-    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
-  }
-
-  StmtPtr stmt_;
-  int bind_rc_ = SQLITE_OK;
-};
-
-class ResetOnExit {
- public:
-  explicit ResetOnExit(Statement& s) : s_(s) {}
-  ~ResetOnExit() { s_.Reset(); }
-  ResetOnExit(const ResetOnExit&) = delete;
-  ResetOnExit& operator=(const ResetOnExit&) = delete;
-
- private:
-  Statement& s_;
-};
-
-// Runs `sql`, which may hold several statements and must return no rows we need.
-absl::Status Exec(sqlite3* db, const char* sql, absl::string_view what) {
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return SqliteError(db, rc, what);
-  return absl::OkStatus();
-}
-
-// The first column of the first row of `sql`, as text: for PRAGMAs that answer.
-absl::StatusOr<std::string> QueryText(sqlite3* db, absl::string_view sql, absl::string_view what) {
-  MF_ASSIGN_OR_RETURN(Statement s, Statement::Prepare(db, sql, /*persistent=*/false));
-  int rc = s.Step();
-  if (rc != SQLITE_ROW) {
-    if (rc == SQLITE_DONE) return absl::InternalError(absl::StrCat("store: ", what, ": no result"));
-    return s.Error(rc, what);
-  }
-  return std::string(s.ColumnText(0));
-}
-
-absl::StatusOr<int64_t> QueryInt(sqlite3* db, absl::string_view sql, absl::string_view what) {
-  MF_ASSIGN_OR_RETURN(Statement s, Statement::Prepare(db, sql, /*persistent=*/false));
-  int rc = s.Step();
-  if (rc != SQLITE_ROW) {
-    if (rc == SQLITE_DONE) return absl::InternalError(absl::StrCat("store: ", what, ": no result"));
-    return s.Error(rc, what);
-  }
-  return s.ColumnInt64(0);
-}
 
 absl::Status NewerSchemaError(const std::string& path, int64_t version) {
   return absl::FailedPreconditionError(absl::StrCat(
@@ -351,9 +240,14 @@ class SqliteStore final : public Store {
                               const AuditEntry& audit) override;
   absl::StatusOr<std::vector<AuditEntry>> LoadAudit(const AuditFilter& filter) override;
 
+  JobArchive& archive() override { return archive_; }
+
  private:
   SqliteStore(std::string path, DbPtr db, std::optional<SecretCipher> cipher)
-      : path_(std::move(path)), db_(std::move(db)), cipher_(std::move(cipher)) {}
+      : path_(std::move(path)),
+        db_(std::move(db)),
+        cipher_(std::move(cipher)),
+        archive_(db_.get(), path_) {}
 
   absl::Status Configure();
   absl::Status Migrate();
@@ -386,6 +280,7 @@ class SqliteStore final : public Store {
   // Declared before the statements, so it is closed after they are all finalized.
   DbPtr db_;
   const std::optional<SecretCipher> cipher_;  // none: secrets in clear (tests)
+  SqliteJobArchive archive_;                  // jobs read on demand, retention
 
   Statement begin_;
   Statement commit_;
@@ -397,8 +292,6 @@ class SqliteStore final : public Store {
   Statement insert_secret_;
   Statement drop_secrets_;
   Statement load_secrets_;
-  Statement load_jobs_;
-  Statement load_tasks_;
   Statement load_agents_;
   Statement load_transitions_;
   Statement insert_audit_;
@@ -594,11 +487,6 @@ absl::Status SqliteStore::PrepareStatements() {
   MF_ASSIGN_OR_RETURN(load_secrets_,
                       Statement::Prepare(db, "SELECT job_id, name, value FROM job_secrets",
                                          /*persistent=*/false));
-  MF_ASSIGN_OR_RETURN(load_jobs_, Statement::Prepare(db, "SELECT id, proto FROM jobs ORDER BY seq",
-                                                     /*persistent=*/true));
-  MF_ASSIGN_OR_RETURN(load_tasks_,
-                      Statement::Prepare(db, "SELECT job_id, proto FROM tasks ORDER BY seq",
-                                         /*persistent=*/true));
   MF_ASSIGN_OR_RETURN(load_agents_, Statement::Prepare(db, "SELECT proto FROM agents ORDER BY name",
                                                        /*persistent=*/true));
   MF_ASSIGN_OR_RETURN(load_transitions_,
@@ -606,6 +494,7 @@ absl::Status SqliteStore::PrepareStatements() {
                                          "SELECT attempt_id, from_state, to_state, at_us, reason "
                                          "FROM transitions WHERE task_id = ?1 ORDER BY seq",
                                          /*persistent=*/true));
+  MF_RETURN_IF_ERROR(archive_.Prepare());
   MF_ASSIGN_OR_RETURN(insert_audit_,
                       Statement::Prepare(db,
                                          "INSERT INTO audit(at_us, user, role, action, target, "
@@ -694,7 +583,7 @@ absl::Status SqliteStore::UpsertJob(const v1::Job& job) {
   s.BindBlob(6, buf_);
   int rc = s.Step();
   if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("insert job ", job.id()));
-  return absl::OkStatus();
+  return archive_.OnJobWritten(header);
 }
 
 absl::Status SqliteStore::UpsertTask(const v1::Task& task) {
@@ -741,49 +630,7 @@ absl::Status SqliteStore::UpsertAgent(const v1::Agent& agent) {
   return absl::OkStatus();
 }
 
-// Two queries rather than a join: each table is read once, in its own order,
-// and tasks are appended to their job by id.
-absl::StatusOr<std::vector<v1::Job>> SqliteStore::LoadJobs() {
-  std::vector<v1::Job> jobs;
-  std::unordered_map<std::string, size_t> index;  // job id -> position in `jobs`
-  {
-    Statement& s = load_jobs_;
-    ResetOnExit reset(s);
-    int rc;
-    while ((rc = s.Step()) == SQLITE_ROW) {
-      absl::string_view id = s.ColumnText(0);
-      absl::string_view blob = s.ColumnBlob(1);
-      v1::Job& job = jobs.emplace_back();
-      if (!job.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-        return absl::DataLossError(absl::StrCat("store: job ", id, " has a corrupt proto"));
-      }
-      job.clear_tasks();  // rows hold none; this keeps a stray one from doubling up
-      index.emplace(std::string(id), jobs.size() - 1);
-    }
-    if (rc != SQLITE_DONE) return s.Error(rc, "load jobs");
-  }
-  {
-    Statement& s = load_tasks_;
-    ResetOnExit reset(s);
-    int rc;
-    while ((rc = s.Step()) == SQLITE_ROW) {
-      absl::string_view job_id = s.ColumnText(0);
-      absl::string_view blob = s.ColumnBlob(1);
-      auto it = index.find(std::string(job_id));
-      if (it == index.end()) {  // only if someone wrote the file with foreign keys off
-        return absl::DataLossError(
-            absl::StrCat("store: a task row refers to job ", job_id, ", which has no row"));
-      }
-      v1::Task* task = jobs[it->second].add_tasks();
-      if (!task->ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-        return absl::DataLossError(
-            absl::StrCat("store: a task of job ", job_id, " has a corrupt proto"));
-      }
-    }
-    if (rc != SQLITE_DONE) return s.Error(rc, "load tasks");
-  }
-  return jobs;
-}
+absl::StatusOr<std::vector<v1::Job>> SqliteStore::LoadJobs() { return archive_.LoadAllJobs(); }
 
 absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>>
 SqliteStore::LoadSecrets() {

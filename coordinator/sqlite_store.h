@@ -3,7 +3,7 @@
 // The SQLite Store is opened with OpenSqliteStore() (declared in store.h). This
 // header describes its file format, which operators may query with sqlite3.
 //
-// Schema (version 4). Each `proto` column holds the serialized message and is the
+// Schema (version 5). Each `proto` column holds the serialized message and is the
 // source of truth; the other columns copy fields out of it for ad-hoc SQL and
 // future filtering, and every upsert rewrites them together with the proto.
 //
@@ -27,6 +27,13 @@
 //   audit(seq INTEGER PRIMARY KEY, at_us, user, role, action, target, peer, outcome)
 //                                        append-only (triggers refuse UPDATE and
 //                                        DELETE); index on (user, seq) (version 4)
+//   jobs gains submitter, stored_bytes, retention_s (copied from the proto);
+//        indexes on state and ended_us                       (version 5)
+//   job_images(job_id REFERENCES jobs(id), image)  index on image (version 5)
+//   image_outbox(image TEXT PRIMARY KEY)  registry tags retention still has to
+//                                        delete (version 5)
+//   counters(name TEXT PRIMARY KEY, value)  'max_job_number': highest id of
+//                                        deleted jobs (version 5)
 //
 // `seq` aliases the rowid and gives insertion order. It is declared rather than
 // implicit because VACUUM may renumber implicit rowids. Upserts use
@@ -40,6 +47,6 @@ namespace musafarm::coordinator {
 
 // The schema version (PRAGMA user_version) this build writes. OpenSqliteStore()
 // migrates older files up to it and refuses files with a newer version.
-inline constexpr int kSqliteSchemaVersion = 4;
+inline constexpr int kSqliteSchemaVersion = 5;
 
 }  // namespace musafarm::coordinator

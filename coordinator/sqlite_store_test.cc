@@ -297,9 +297,9 @@ TEST(SqliteStoreTest, SchemaCreationIsIdempotent) {
   RawDb raw(path);
   EXPECT_EQ(raw.One("PRAGMA user_version"), std::to_string(kSqliteSchemaVersion));
   EXPECT_EQ(raw.Rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-            (std::vector<std::string>{"agents", "api_tokens", "audit", "issued_certificates",
-                                      "job_secrets", "jobs", "join_tokens", "revocations", "tasks",
-                                      "transitions"}));
+            (std::vector<std::string>{"agents", "api_tokens", "audit", "counters", "image_outbox",
+                                      "issued_certificates", "job_images", "job_secrets", "jobs",
+                                      "join_tokens", "revocations", "tasks", "transitions"}));
 }
 
 // The audit log is append-only in the file itself: not even an operator's

@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "coordinator/job_archive.h"
 #include "musafarm/v1/farm.pb.h"
 
 namespace musafarm::coordinator {
@@ -119,7 +120,12 @@ class Store {
   virtual absl::Status Commit(const Mutation& m) = 0;
 
   // Every job, oldest first, each with its tasks in the order first inserted.
+  // The coordinator does not call it (it loads unfinished jobs only, through
+  // archive()); backups and tests do.
   virtual absl::StatusOr<std::vector<v1::Job>> LoadJobs() = 0;
+
+  // The jobs read on demand and deleted by retention (coordinator/job_archive.h).
+  virtual JobArchive& archive() = 0;
 
   // Every agent ever seen, by name.
   virtual absl::StatusOr<std::vector<v1::Agent>> LoadAgents() = 0;

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "common/api_times.h"
 #include "coordinator/store.h"
 #include "coordinator/store_test_fixtures.h"
@@ -546,6 +547,189 @@ TEST_P(StoreConformanceTest, AuditLinesAppendAndFilter) {
   ASSERT_TRUE(some.ok()) << some.status();
   ASSERT_EQ(some->size(), 1u);
   EXPECT_EQ((*some)[0].time, absl::FromUnixSeconds(40));
+}
+
+// --- the job archive (coordinator/job_archive.h) -----------------------------
+
+// A finished job ended at `ended_s` (seconds), holding `bytes`.
+v1::Job EndedJob(const std::string& id, int64_t ended_s, uint64_t bytes = 0,
+                    int64_t retention_s = 0) {
+  v1::Job j = MakeJob(id);
+  j.set_state(v1::JOB_STATE_SUCCEEDED);
+  j.set_ended_us(ended_s * 1'000'000);
+  j.set_stored_bytes(bytes);
+  j.set_retention_seconds(retention_s);
+  return j;
+}
+
+std::vector<std::string> Ids(const std::vector<v1::Job>& jobs) {
+  std::vector<std::string> out;
+  for (const v1::Job& j : jobs) out.push_back(j.id());
+  return out;
+}
+
+std::vector<std::string> Ids(const std::vector<FinishedJob>& jobs) {
+  std::vector<std::string> out;
+  for (const auto& j : jobs) out.push_back(j.id);
+  return out;
+}
+
+TEST_P(StoreConformanceTest, ArchiveLoadsUnfinishedJobsOnlyAndFinishedOnesById) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  Mutation m;
+  m.jobs = {EndedJob("1", 10), MakeJob("2"), EndedJob("3", 30), MakeJob("4")};
+  m.tasks = {MakeTask("1", "a", v1::TASK_STATE_SUCCEEDED), MakeTask("2", "a"),
+             MakeTask("2", "b"), MakeTask("3", "a", v1::TASK_STATE_FAILED), MakeTask("4", "a")};
+  ASSERT_TRUE(store->Commit(m).ok());
+  JobArchive& archive = store->archive();
+  const uint64_t before = archive.rows_read();
+  absl::StatusOr<std::vector<v1::Job>> unfinished = archive.LoadUnfinishedJobs();
+  ASSERT_TRUE(unfinished.ok()) << unfinished.status();
+  EXPECT_EQ(Ids(*unfinished), (std::vector<std::string>{"2", "4"}));
+  EXPECT_EQ(TaskIds((*unfinished)[0]), (std::vector<std::string>{"2/a", "2/b"}));
+  EXPECT_EQ(TaskIds((*unfinished)[1]), (std::vector<std::string>{"4/a"}));
+  // Two job rows and three task rows, nothing of the finished ones.
+  EXPECT_EQ(archive.rows_read() - before, 5u);
+
+  absl::StatusOr<v1::Job> three = archive.LoadJob("3");
+  ASSERT_TRUE(three.ok()) << three.status();
+  EXPECT_EQ(three->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(TaskIds(*three), (std::vector<std::string>{"3/a"}));
+  EXPECT_TRUE(absl::IsNotFound(archive.LoadJob("9").status()));
+  absl::StatusOr<int64_t> max = archive.MaxJobNumber();
+  ASSERT_TRUE(max.ok()) << max.status();
+  EXPECT_EQ(*max, 4);
+}
+
+TEST_P(StoreConformanceTest, ArchiveListsNewestFirstWithFilters) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  Mutation m;
+  for (int i = 1; i <= 6; ++i) {
+    v1::Job j = i % 2 == 0 ? EndedJob(absl::StrCat(i), i) : MakeJob(absl::StrCat(i));
+    j.set_name(i <= 3 ? "nightly" : "pr");
+    j.set_submitter(i % 3 == 0 ? "ann" : "bob");
+    j.set_created_us(i * 1'000'000);
+    m.jobs.push_back(j);
+  }
+  ASSERT_TRUE(store->Commit(m).ok());
+  JobArchive& archive = store->archive();
+  auto list = [&](JobFilter f) {
+    absl::StatusOr<std::vector<v1::Job>> jobs = archive.ListJobs(f);
+    EXPECT_TRUE(jobs.ok()) << jobs.status();
+    return jobs.ok() ? Ids(*jobs) : std::vector<std::string>{};
+  };
+  JobFilter f;
+  EXPECT_EQ(list(f), (std::vector<std::string>{"6", "5", "4", "3", "2", "1"}));
+  f.limit = 2;
+  EXPECT_EQ(list(f), (std::vector<std::string>{"6", "5"}));
+  f = JobFilter();
+  f.states = {v1::JOB_STATE_RUNNING};
+  EXPECT_EQ(list(f), (std::vector<std::string>{"5", "3", "1"}));
+  f = JobFilter();
+  f.name = "nightly";
+  EXPECT_EQ(list(f), (std::vector<std::string>{"3", "2", "1"}));
+  f = JobFilter();
+  f.submitter = "ann";
+  EXPECT_EQ(list(f), (std::vector<std::string>{"6", "3"}));
+  f = JobFilter();
+  f.created_after = absl::FromUnixSeconds(5);
+  EXPECT_EQ(list(f), (std::vector<std::string>{"6", "5"}));
+}
+
+TEST_P(StoreConformanceTest, ArchiveFindsExpiredJobsByAgeAndSize) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  Mutation m;
+  // Ended at 100 s, 200 s, 300 s; job 4 keeps itself 50 s; job 5 runs.
+  m.jobs = {EndedJob("1", 100, 10), EndedJob("2", 200, 20), EndedJob("3", 300, 30),
+            EndedJob("4", 390, 40, 50), MakeJob("5")};
+  ASSERT_TRUE(store->Commit(m).ok());
+  JobArchive& archive = store->archive();
+  const absl::Time now = absl::FromUnixSeconds(450);
+  auto expired = archive.ExpiredByAge(now, absl::Seconds(200), 10);
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  // 1 and 2 are older than 200 s; 4 is older than its own 50 s; 3 is not.
+  EXPECT_EQ(Ids(*expired), (std::vector<std::string>{"1", "2", "4"}));
+  EXPECT_EQ((*expired)[2].retention_seconds, 50);
+  EXPECT_EQ((*expired)[1].stored_bytes, 20u);
+  expired = archive.ExpiredByAge(now, absl::Seconds(200), 1);
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(Ids(*expired), (std::vector<std::string>{"1"}));
+  expired = archive.ExpiredByAge(now, absl::InfiniteDuration(), 10);  // no farm age
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(Ids(*expired), (std::vector<std::string>{"4"}));
+  auto oldest = archive.OldestFinished(2);
+  ASSERT_TRUE(oldest.ok()) << oldest.status();
+  EXPECT_EQ(Ids(*oldest), (std::vector<std::string>{"1", "2"}));
+  absl::StatusOr<uint64_t> bytes = archive.FinishedBytes();
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(*bytes, 100u);
+}
+
+TEST_P(StoreConformanceTest, ArchiveDeletesFinishedJobsOnlyAndQueuesTheirUnsharedImages) {
+  Mutation m;
+  v1::Job one = EndedJob("1", 100);
+  one.add_pushed_images("reg:5000/a:1");
+  one.add_pushed_images("reg:5000/shared:1");
+  v1::Job two = EndedJob("2", 200);
+  two.add_pushed_images("reg:5000/shared:1");
+  v1::Job three = MakeJob("3");
+  m.jobs = {one, two, three};
+  m.tasks = {MakeTask("1", "a", v1::TASK_STATE_SUCCEEDED), MakeTask("3", "a")};
+  m.transitions.push_back(
+      Transition{"1/a", 1, v1::TASK_STATE_QUEUED, v1::TASK_STATE_SUCCEEDED, 5, "ok"});
+  m.job_secrets.push_back({"1", {{"S", "v"}}});
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->Commit(m).ok());
+    JobArchive& archive = store->archive();
+    // A running job is refused, and nothing of the batch goes.
+    absl::Status refused = archive.DeleteFinishedJobs({"1", "3"});
+    EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition) << refused;
+    EXPECT_THAT(refused.message(), HasSubstr("job 3 has not finished"));
+    EXPECT_TRUE(archive.LoadJob("1").ok());
+
+    ASSERT_TRUE(archive.DeleteFinishedJobs({"1"}).ok());
+    EXPECT_TRUE(absl::IsNotFound(archive.LoadJob("1").status()));
+    auto transitions = store->LoadTransitions("1/a");
+    ASSERT_TRUE(transitions.ok());
+    EXPECT_TRUE(transitions->empty());
+    auto secrets = store->LoadSecrets();
+    ASSERT_TRUE(secrets.ok());
+    EXPECT_EQ(secrets->count("1"), 0u);
+    // Job 2 still names the shared tag: only a:1 is queued.
+    auto pending = archive.PendingImageDeletions(10);
+    ASSERT_TRUE(pending.ok()) << pending.status();
+    EXPECT_EQ(*pending, (std::vector<std::string>{"reg:5000/a:1"}));
+    EXPECT_TRUE(*archive.ImageReferenced("reg:5000/shared:1"));
+    EXPECT_FALSE(*archive.ImageReferenced("reg:5000/a:1"));
+    ASSERT_TRUE(archive.DeleteFinishedJobs({"1"}).ok());  // again: nothing to do
+  }
+  std::unique_ptr<Store> store = Open();  // the outbox and the id survive a restart
+  ASSERT_NE(store, nullptr);
+  JobArchive& archive = store->archive();
+  ASSERT_TRUE(archive.DeleteFinishedJobs({"2"}).ok());
+  auto pending = archive.PendingImageDeletions(10);
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(*pending, (std::vector<std::string>{"reg:5000/a:1", "reg:5000/shared:1"}));
+  ASSERT_TRUE(archive.ImagesDeleted({"reg:5000/a:1"}).ok());
+  pending = archive.PendingImageDeletions(10);
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(*pending, (std::vector<std::string>{"reg:5000/shared:1"}));
+  auto jobs = store->LoadJobs();
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_EQ(Ids(*jobs), (std::vector<std::string>{"3"}));
+  // The highest id is remembered after its job is deleted: ids are never reused.
+  Mutation four;
+  four.jobs = {EndedJob("9", 10)};
+  ASSERT_TRUE(store->Commit(four).ok());
+  ASSERT_TRUE(archive.DeleteFinishedJobs({"9"}).ok());
+  absl::StatusOr<int64_t> max = archive.MaxJobNumber();
+  ASSERT_TRUE(max.ok());
+  EXPECT_EQ(*max, 9);
 }
 
 std::string BackendName(const ::testing::TestParamInfo<StoreBackend>& info) {

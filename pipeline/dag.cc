@@ -136,6 +136,7 @@ absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
   job.set_id(std::string(job_id));
   job.set_name(std::string(name));
   job.set_pipeline_file(r.file());
+  job.set_retention_seconds(p.retention_seconds);
   for (const Axis& a : p.axes) job.add_axes(a.name);
   for (const Param& param : p.params) (*job.mutable_params())[param.name] = param.value;
   for (const std::string& secret : p.given_secrets) job.add_secrets(secret);

@@ -150,6 +150,7 @@ struct Pipeline {
   std::vector<Stage> stages;
   std::vector<OptionDecl> options;  // `options:`, in file order
   int max_gpus_per_stage = 64;      // ExpandOptions::max_gpus_per_stage
+  int64_t retention_seconds = 0;    // `retention:` (Job.retention_seconds); 0: the farm's
 };
 
 bool Contains(const std::vector<std::string>& list, absl::string_view value);

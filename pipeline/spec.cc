@@ -10,6 +10,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/bounded_text.h"
+#include "common/duration_text.h"
 #include "common/limits.h"
 #include "common/secret_forms.h"
 #include "common/status_macros.h"
@@ -198,7 +199,8 @@ absl::Status TopLevel::Parse(const YAML::Node& root, const ExpandOptions& option
   std::vector<Entry> entries;
   MF_RETURN_IF_ERROR(r_.Entries(root, root.Mark(), "", &entries));
   MF_RETURN_IF_ERROR(r_.CheckAllowed(
-      entries, "", {"name", "matrix", "params", "secrets", "env", "stages", "options"}));
+      entries, "",
+      {"name", "matrix", "params", "secrets", "env", "stages", "options", "retention"}));
   const Entry* stages = nullptr;
   // The matrix comes first wherever it is written: params and `when` need its
   // axes. Params and secrets come before the stages, which refer to them.
@@ -223,6 +225,19 @@ absl::Status TopLevel::Parse(const YAML::Node& root, const ExpandOptions& option
       if (absl::Status ok = CheckName("job name", p->name, limits::kMaxNameBytes); !ok.ok()) {
         return r_.Error(e.value.Mark(), e.field, ok.message());
       }
+    } else if (e.key == "retention") {
+      // How long the coordinator keeps this pipeline's finished jobs, in
+      // place of its --retain (docs/architecture.md, "Retention").
+      std::string text;
+      MF_RETURN_IF_ERROR(r_.GetString(e.value, e.key_mark, e.field, &text));
+      absl::Duration d;
+      if (!ParseDurationText(text, &d) || d < absl::Seconds(1) || d == absl::InfiniteDuration()) {
+        return r_.Error(e.value.Mark(), e.field,
+                        absl::StrCat("'", text,
+                                     "' is not a retention age (write e.g. \"30d\", \"12h\", "
+                                     "\"90m\"; at least 1s)"));
+      }
+      p->retention_seconds = absl::ToInt64Seconds(d);
     } else if (e.key == "env") {
       MF_RETURN_IF_ERROR(StageParser(r_).ParseEnv(e, "environment variable", &p->env));
     } else if (e.key == "stages") {

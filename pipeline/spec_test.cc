@@ -215,6 +215,24 @@ TEST(ParseAndExpandTest, Defaults) {
   EXPECT_THAT(job->tasks(0).spec().needs(), IsEmpty());
 }
 
+// Issue 16, retention: a pipeline may keep its finished jobs longer or
+// shorter than the coordinator's --retain.
+TEST(ParseAndExpandTest, RetentionIsAnAgeInSecondsAndBadOnesNameTheLine) {
+  absl::StatusOr<v1::Job> job = Parse("retention: 7d\nstages:\n  - {name: a, exec: [x]}\n");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->retention_seconds(), 7 * 24 * 3600);
+  job = Parse("stages:\n  - {name: a, exec: [x]}\n");
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->retention_seconds(), 0) << "none: the coordinator's";
+  for (const char* bad : {"forever", "0s", "-3d", "500ms"}) {
+    job = Parse(absl::StrCat("stages:\n  - {name: a, exec: [x]}\nretention: ", bad, "\n"));
+    ASSERT_FALSE(job.ok()) << bad;
+    EXPECT_THAT(Message(job), HasSubstr("pipes/p.yaml:3:")) << Message(job);
+    EXPECT_THAT(Message(job), HasSubstr("retention")) << Message(job);
+    EXPECT_THAT(Message(job), HasSubstr("is not a retention age")) << Message(job);
+  }
+}
+
 TEST(ParseAndExpandTest, NameOverrideWinsOverNameField) {
   constexpr absl::string_view kYaml = "name: from-file\nstages: [{name: a, exec: [x]}]\n";
   absl::StatusOr<v1::Job> named = ParseAndExpand(kYaml, kFile, "1");
@@ -640,7 +658,7 @@ TEST(ParseAndExpandErrorTest, UnknownTopLevelField) {
   EXPECT_TRUE(
       IsError(r, 2, "matrixx",
               "unknown field 'matrixx' (allowed: name, matrix, params, secrets, env, stages, "
-              "options)",
+              "options, retention)",
               1));
 }
 

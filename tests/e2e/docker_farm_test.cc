@@ -16,7 +16,9 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "gtest/gtest.h"
+#include "httplib.h"
 #include "pugixml.hpp"
+#include "sqlite3.h"
 #include "tests/e2e/harness.h"
 
 namespace musafarm::e2e {
@@ -68,7 +70,9 @@ class DockerFarmTest : public ::testing::Test {
                              dir + "-image.log");
       ASSERT_EQ(img.exit_code, 0) << img.out;
     }
-    farm_.StartCoordinator();
+    // Retention may delete the farm registry's tags; a pass every second
+    // (only pipelines with `retention:` expire in this suite).
+    farm_.StartCoordinator({"--registry", registry_, "--retention-interval", "1s"});
     // One declared GPU each (no detector here): test stages need one, so at
     // most one test runs per agent at a time.
     farm_.StartAgent("agent-a", {"role=base"}, 3,
@@ -404,6 +408,105 @@ stages:
   EXPECT_EQ(FindTask(*job, "priv-on-dev")->state(), v1::TASK_STATE_QUEUED);
   EXPECT_EQ(farm_.Cli({"cancel", id}).exit_code, 0);
   ASSERT_TRUE(farm_.WaitForJobEnd(id));
+}
+
+// HTTP status of HEAD on the tag's manifest in the registry (0: no answer).
+int TagStatus(const std::string& registry, const std::string& name, const std::string& tag) {
+  httplib::Client http(absl::StrCat("http://", registry));
+  httplib::Result r =
+      http.Head(absl::StrCat("/v2/", name, "/manifests/", tag).c_str(),
+                {{"Accept", "application/vnd.docker.distribution.manifest.v2+json"}});
+  return r ? r->status : 0;
+}
+
+// Rows of the coordinator's database matching `sql` (a count), read through
+// SQLite beside the running coordinator (WAL lets a reader in).
+int64_t CountRows(const std::string& db_path, const std::string& sql) {
+  sqlite3* db = nullptr;
+  int64_t n = -1;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW) {
+      n = sqlite3_column_int64(s, 0);
+    }
+    sqlite3_finalize(s);
+  }
+  sqlite3_close_v2(db);
+  return n;
+}
+
+// Issue 16, item 5: a job past its pipeline's `retention:` goes with its log
+// files, its rows and the registry tags no other job pushed; the job kept,
+// its files, rows and tags, and a tag both pushed stay.
+TEST_F(DockerFarmTest, ExpiryRemovesTheExpiredJobsFilesRowsAndRegistryTagsAndNothingElse) {
+  auto pipeline = [&](const std::string& file, const std::string& retention,
+                      const std::string& own) {
+    return farm_.WritePipeline(file, absl::StrCat(retention, R"(
+stages:
+  - name: own
+    docker_build:
+      context: ")", kFixture, R"("
+      dockerfile: Dockerfile.base
+      network: none
+      build_args: {SYS: "musafarm/busybox:test", PYTHON_VERSION: ")", own, R"("}
+      tags: [")", registry_, "/retain/", own, R"(:1"]
+      push: true
+  - name: shared
+    docker_build:
+      context: ")", kFixture, R"("
+      dockerfile: Dockerfile.base
+      network: none
+      build_args: {SYS: "musafarm/busybox:test", PYTHON_VERSION: "shared"}
+      tags: [")", registry_, R"(/retain/shared:1"]
+      push: true
+)"));
+  };
+  // Job 1 keeps itself (no --retain on this farm); job 2 keeps itself 1 s.
+  const std::string kept = farm_.Submit(pipeline("kept.yaml", "", "kept"));
+  ASSERT_TRUE(farm_.WaitForJobEnd(kept, absl::Seconds(180)));
+  const std::string expiring = farm_.Submit(pipeline("short.yaml", "retention: 1s", "short"));
+  ASSERT_EQ(kept, "1");
+  ASSERT_EQ(expiring, "2");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto job = farm_.Job(expiring);
+        return !job.ok() || job->state() != v1::JOB_STATE_RUNNING;
+      },
+      absl::Seconds(180)));
+  auto ended = farm_.Job(expiring);
+  if (ended.ok()) {
+    EXPECT_EQ(ended->state(), v1::JOB_STATE_SUCCEEDED) << ended->DebugString();
+  }
+  auto kept_job = farm_.Job(kept);
+  ASSERT_TRUE(kept_job.ok()) << kept_job.status();
+  ASSERT_EQ(kept_job->state(), v1::JOB_STATE_SUCCEEDED);
+  // Expired: the job, then its own tag.
+  ASSERT_TRUE(WaitFor([&] { return farm_.Cli({"status", expiring}).exit_code == 2; },
+                      absl::Seconds(60)))
+      << farm_.Cli({"status", expiring}).out;
+  ASSERT_TRUE(WaitFor([&] { return TagStatus(registry_, "retain/short", "1") == 404; },
+                      absl::Seconds(60)));
+  CliResult status = farm_.Cli({"status", expiring});
+  EXPECT_TRUE(absl::StrContains(status.err, "no job '2'")) << status.err;
+  EXPECT_EQ(farm_.Cli({"logs", expiring + "/own"}).exit_code, 2);
+  EXPECT_FALSE(std::filesystem::exists(farm_.data_dir() + "/logs/2"));
+  const std::string db = farm_.data_dir() + "/musafarm.db";
+  EXPECT_EQ(CountRows(db, "SELECT count(*) FROM jobs WHERE id = '2'"), 0);
+  EXPECT_EQ(CountRows(db, "SELECT count(*) FROM tasks WHERE job_id = '2'"), 0);
+  EXPECT_EQ(CountRows(db, "SELECT count(*) FROM transitions WHERE task_id LIKE '2/%'"), 0);
+  // Nothing else: job 1 with its logs, files, rows and tag, and the tag both pushed.
+  EXPECT_EQ(TagStatus(registry_, "retain/kept", "1"), 200);
+  EXPECT_EQ(TagStatus(registry_, "retain/shared", "1"), 200);
+  EXPECT_EQ(farm_.Cli({"status", kept}).exit_code, 0);
+  CliResult log = farm_.Cli({"logs", kept + "/own"});
+  EXPECT_EQ(log.exit_code, 0) << log.err;
+  EXPECT_FALSE(log.out.empty());
+  EXPECT_TRUE(std::filesystem::exists(farm_.data_dir() + "/logs/1/own"));
+  EXPECT_EQ(CountRows(db, "SELECT count(*) FROM jobs WHERE id = '1'"), 1);
+  EXPECT_EQ(CountRows(db, "SELECT count(*) FROM tasks WHERE job_id = '1'"), 2);
+  EXPECT_GT(CountRows(db, "SELECT count(*) FROM transitions WHERE task_id LIKE '1/%'"), 0);
+  EXPECT_EQ(CountRows(db, "SELECT count(*) FROM image_outbox"), 0);
 }
 
 }  // namespace

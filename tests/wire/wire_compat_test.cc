@@ -200,8 +200,9 @@ void SetHostHealth(M* m) {
 // agent's certificate identity and revocation), the agent list's insecure
 // flag, a task's and a log page's truncated flags (issue 12's
 // --max-log-bytes), the job's submitter and the job list's user filter (issue
-// 11), the user API's Timestamps (api_times), and issue 16's host health and
-// exec `collect`. Returns how many messages it changed.
+// 11), the user API's Timestamps (api_times), and issue 16's host health,
+// exec `collect` and the job's retention fields. Returns how many messages it
+// changed.
 int SetNewFields(Message* m) {
   int changed = 0;
   if (auto* r = dynamic_cast<v1::AttemptResult*>(m)) {
@@ -244,6 +245,10 @@ int SetNewFields(Message* m) {
   } else if (auto* job = dynamic_cast<v1::Job*>(m)) {
     FillApiTimes(job);
     job->set_submitter("alice");  // issue 11: who submitted it
+    // Issue 16, retention: what it holds, its pipeline's age, what it pushed.
+    job->set_stored_bytes(uint64_t{3} << 30);
+    job->set_retention_seconds(7 * 24 * 3600);
+    job->add_pushed_images("127.0.0.1:5000/musafarm/torch_musa-base:py3.10-nightly");
     ++changed;
   } else if (auto* list_jobs = dynamic_cast<v1::ListJobsRequest*>(m)) {
     list_jobs->set_mine(true);  // issue 11: only the caller's, or one user's, jobs
