@@ -358,8 +358,9 @@ TEST_F(DeployedAgentsTest, AgentsFromTheUnitAndTheDaemonSetRunTheFixturesDockerA
   std::filesystem::copy_file(kSource + "/deploy/systemd/agent.yaml", etc + "/agent.yaml");
   const std::string bin = farm_.dir() + "/fake-driver-bin";
   std::filesystem::create_directories(bin);
+  // Lists one GPU (-L) and answers the agent's health probe (-q -i 0, issue 16) with success.
   WriteFile(bin + "/mthreads-gmi",
-            "#!/bin/sh\n[ \"$1\" = -L ] && echo 'GPU 0 : MTT S4000 (UUID : fake-0)'\n");
+            "#!/bin/sh\n[ \"$1\" = -L ] && echo 'GPU 0 : MTT S4000 (UUID : fake-0)'\nexit 0\n");
   std::filesystem::permissions(bin + "/mthreads-gmi", std::filesystem::perms::owner_all);
   ScopedEnv env;
   env.Set("MUSAFARM_COORDINATOR", farm_.address());
