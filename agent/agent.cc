@@ -18,6 +18,7 @@
 #include "agent/agent_internal.h"
 #include "agent/executor/task_env.h"
 #include "agent/host/disk.h"
+#include "agent/suite_verdict.h"
 #include "agent/test_reports.h"
 #include "common/clock.h"
 #include "common/file_modes.h"
@@ -572,6 +573,12 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   // stay filled for old ones.
   r.set_outcome(LegacyOutcome(r));
   if (std::optional<v1::TestCounts> counts = tests.Result()) *r.mutable_tests() = *counts;
+  // A process that exited 0 may still hide a suite that crashed, timed out or
+  // left no output (run_tests.sh always exits 0): the suites decide.
+  if (r.outcome() == v1::ATTEMPT_OUTCOME_SUCCEEDED || r.outcome() == v1::ATTEMPT_OUTCOME_FAILED) {
+    r.set_suite_failure(SuiteFailure(JudgeSuites(a.assignment.run(), a.files)));
+    if (!r.suite_failure().empty()) r.set_outcome(v1::ATTEMPT_OUTCOME_FAILED);
+  }
   Log()->info("task={} attempt={} ended: exit={} signal={}{}{}", r.task_id(), r.attempt_id(),
               r.exit_code(), r.signal(), r.cancelled() ? " cancelled" : "",
               r.timed_out() ? " timed out" : "");

@@ -31,6 +31,7 @@
 #include "agent/host/disk.h"
 #include "agent/host/gpu.h"
 #include "agent/host/gpu_health.h"
+#include "agent/host/musa_arch.h"
 #include "agent/host/image_pruner.h"
 #include "common/logging.h"
 #include "common/pki.h"
@@ -352,6 +353,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.labels = musafarm::agent::MergeLabels(options.labels, musafarm::agent::GpuLabels(*gpus));
+  // musa_arch=qy1|qy2|ph1 from the models (a stage's gpu_arch: needs it).
+  options.labels =
+      musafarm::agent::MergeLabels(options.labels, musafarm::agent::MusaArchLabels(*gpus));
   musafarm::GetLogger("agent")->info("GPUs: {}{}", musafarm::agent::DescribeGpus(*gpus),
                                      detected.has_value() ? "" : " (not probed)");
 

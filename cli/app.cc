@@ -37,9 +37,10 @@ void AddPipelineOptions(CLI::App* cmd, const pipeline::PipelineOptions& declared
                         const std::string& file, GivenOptions* given) {
   const std::string group = absl::StrCat("Options of ", file);
   for (const pipeline::OptionDecl& o : declared.options) {
-    const std::string names = o.short_name.empty()
-                                  ? absl::StrCat("--", o.long_name)
-                                  : absl::StrCat("-", o.short_name, ",--", o.long_name);
+    std::string names = o.short_name.empty()
+                            ? absl::StrCat("--", o.long_name)
+                            : absl::StrCat("-", o.short_name, ",--", o.long_name);
+    for (const std::string& alias : o.aliases) absl::StrAppend(&names, ",--", alias);
     std::string help =
         absl::StrCat(o.help, o.help.empty() ? "(" : " (", pipeline::OptionBecomes(o));
     if (o.names_job) absl::StrAppend(&help, "; also the job's name");
@@ -59,8 +60,11 @@ void AddPipelineOptions(CLI::App* cmd, const pipeline::PipelineOptions& declared
           ->group(group);
       continue;
     }
-    cmd->add_option_function<std::string>(
-           names, [values](const std::string& v) { values->push_back(v); }, help)
+    // Repeatable: per-cell values may come one per use (--torch_whl_url
+    // 3.8=URL --torch_whl_url 3.9=URL); one that is not is refused later,
+    // saying so (script_options.h).
+    cmd->add_option(names, *values, help)
+        ->allow_extra_args(false)
         ->type_name("VALUE")
         ->group(group);
   }
@@ -125,6 +129,9 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   submit_cmd->add_option("file", submit.file, "Pipeline file");
   submit_cmd->add_flag("--watch,-w", submit.watch, "Watch the job until it ends");
   submit_cmd->add_flag("--logs", submit_logs, "With --watch: print task logs too");
+  submit_cmd->add_flag("--dry-run", submit.dry_run,
+                       "Print the request and the job it expands to as JSON (secret values "
+                       "masked) and submit nothing");
   AddOutputOption(submit_cmd, &output, /*short_o=*/true);
   GivenOptions& given = submit.given;
   const char* kGeneric = "Pipeline inputs";
@@ -139,6 +146,14 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
                    "Pass the value of environment variable NAME as the pipeline secret NAME: "
                    "never shown, logged or stored past the job (repeatable)")
       ->type_name("NAME")
+      ->group(kGeneric);
+  submit_cmd
+      ->add_option("--package-set", given.package_sets,
+                   "A MUSA package set file (name, versions, secret URLs, sha256s): its URLs "
+                   "become the secrets it names, its name and digest the params package_set and "
+                   "download_cache_key; VALUE=FILE,... gives one per cell (e.g. per GPU "
+                   "architecture)")
+      ->type_name("FILE")
       ->group(kGeneric);
   submit_cmd
       ->add_option("--job-name", submit.job_name,

@@ -320,7 +320,7 @@ TEST_F(CommandsTest, SubmitWithoutAFileSendsTheBuiltInTorchMusaPipeline) {
   EXPECT_EQ(req.spec_file(), "pipelines/torch_musa.yaml (built in)");
   EXPECT_EQ(req.name(), "torch_musa_dev");
   EXPECT_EQ(req.params().at("name"), "torch_musa_dev");
-  EXPECT_EQ(req.params().at("dev_dockerfile"), "docker/ubuntu/dockerfile.dev");
+  EXPECT_EQ(req.params().at("dev_dockerfile"), "ubuntu/dockerfile.dev");  // strip_prefix
   EXPECT_EQ(req.params().at("torch_musa_tag"), "dev1.6.0");
   ASSERT_EQ(req.axes_size(), 2);
   EXPECT_EQ(req.axes(0).axis(), "variant");
@@ -1251,7 +1251,9 @@ const std::vector<std::string> kTorchMusaFlags = {"-n,--name",        "-t,--tag"
                                                   "--variant",        "-f,--docker_file",
                                                   "--torch_musa_tag", "-m,--musa_toolkits_url",
                                                   "--mudnn_url",      "--mccl_url",
-                                                  "--torch_whl_url",  "--torch_musa_whl_url"};
+                                                  "--torch_whl_url",  "--torch_musa_whl_url",
+                                                  "--python_verison", "--torchaudio_whl_url",
+                                                  "--torchvision_whl_url", "--no_prepare"};
 
 TEST_F(CommandsTest, SubmitHelpListsThePipelinesOptions) {
   const std::string torch_musa = std::string(MF_SOURCE_DIR) + "/pipelines/torch_musa.yaml";

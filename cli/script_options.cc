@@ -5,13 +5,16 @@
 #include <set>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "cli/package_set.h"
 #include "common/status_macros.h"
+#include "pipeline/cell_values.h"
 
 namespace musafarm::cli {
 namespace {
@@ -142,9 +145,108 @@ absl::Status ApplyAxisOption(const OptionDecl& o, const std::vector<std::string>
   return b->Axis(o.target, list, display, absl::StrCat(display, " ", absl::StrJoin(list, ",")));
 }
 
-absl::Status ApplyValueOption(const OptionDecl& o, const std::vector<std::string>& values,
-                              Builder* b, SubmitParts* parts) {
+// A param or secret option's per-cell values, "3.8=URL,3.9=URL" (and the
+// option repeated): each item names a value of one axis, the one the other
+// options chose for it or the file's. Returns no items when the first item
+// does not start with an axis value: the whole is then one value for every
+// cell, as before (a URL may hold '=' and ',').
+struct PerCell {
+  std::string axis;
+  std::vector<std::pair<std::string, std::string>> items;  // axis value -> value
+};
+absl::StatusOr<PerCell> SplitPerCell(const OptionDecl& o, const std::vector<std::string>& given,
+                                     const pipeline::PipelineOptions& pipeline, const Builder& b) {
   const std::string display = pipeline::OptionDisplay(o);
+  auto values_of = [&](const std::string& axis) {
+    std::vector<std::string> values = pipeline.axis_values.count(axis) > 0
+                                          ? pipeline.axis_values.at(axis)
+                                          : std::vector<std::string>{};
+    if (const std::vector<std::string>* chosen = b.AxisValues(axis)) {
+      for (const std::string& v : *chosen) {
+        if (std::find(values.begin(), values.end(), v) == values.end()) values.push_back(v);
+      }
+    }
+    return values;
+  };
+  // The axes `key` is a value of.
+  auto axes_of = [&](const std::string& key) {
+    std::vector<std::string> axes;
+    for (const std::string& axis : pipeline.axes) {
+      const std::vector<std::string> values = values_of(axis);
+      if (std::find(values.begin(), values.end(), key) != values.end()) axes.push_back(axis);
+    }
+    return axes;
+  };
+  PerCell out;
+  for (const std::string& arg : given) {
+    for (absl::string_view item : absl::StrSplit(arg, ',')) {
+      const size_t eq = item.find('=');
+      const std::string key(item.substr(0, eq == absl::string_view::npos ? 0 : eq));
+      const std::vector<std::string> axes =
+          eq == absl::string_view::npos ? std::vector<std::string>{} : axes_of(key);
+      if (out.axis.empty() && out.items.empty()) {
+        // A URL's text before its first '=' has a '/'; an axis value has none.
+        const bool looks_keyed =
+            !key.empty() && std::all_of(key.begin(), key.end(), [](char c) {
+              return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+                     c == '_' || c == '-' || c == '+';
+            });
+        if (axes.empty() && looks_keyed) {
+          std::vector<std::string> listed;
+          for (const std::string& axis : pipeline.axes) {
+            listed.push_back(absl::StrCat(axis, ": ", absl::StrJoin(values_of(axis), ", ")));
+          }
+          return absl::InvalidArgumentError(absl::StrCat(
+              display, ": '", key, "' is not a value of any axis (", absl::StrJoin(listed, "; "),
+              "); per-cell values are VALUE=..., e.g. 3.8=URL,3.9=URL"));
+        }
+        if (axes.empty()) return PerCell{};  // one value for every cell
+        if (axes.size() > 1) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(display, ": '", key, "' is a value of axes ",
+                           absl::StrJoin(axes, " and "), "; per-cell values must name one"));
+        }
+        out.axis = axes[0];
+      }
+      if (std::find(axes.begin(), axes.end(), out.axis) == axes.end()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            display, ": per-cell values of axis ", out.axis, " are ", out.axis,
+            "-value=VALUE items, comma-separated or repeated (",
+            absl::StrJoin(values_of(out.axis), ", "), "); '",
+            eq == absl::string_view::npos ? std::string("an item without '='") : key,
+            "' is not one"));
+      }
+      for (const auto& [have, unused] : out.items) {
+        if (have == key) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(display, ": ", out.axis, " ", key, " is given twice"));
+        }
+      }
+      out.items.emplace_back(key, std::string(item.substr(eq + 1)));
+    }
+  }
+  return out;
+}
+
+absl::Status ApplyValueOption(const OptionDecl& o, const std::vector<std::string>& values,
+                              const pipeline::PipelineOptions& pipeline, Builder* b,
+                              SubmitParts* parts) {
+  const std::string display = pipeline::OptionDisplay(o);
+  if (o.kind == OptionDecl::Kind::kFlag) {  // a flag that sets a param: its value
+    return b->Param(o.target, o.flag_value, display, display);
+  }
+  if (o.per_axis.empty() && !o.names_job) {
+    MF_ASSIGN_OR_RETURN(PerCell cells, SplitPerCell(o, values, pipeline, *b));
+    for (auto& [axis_value, value] : cells.items) {
+      const std::string key = pipeline::CellKeyName(o.target, cells.axis, axis_value);
+      if (o.kind == OptionDecl::Kind::kSecret) {
+        MF_RETURN_IF_ERROR(b->Secret(key, value, display));
+      } else {
+        MF_RETURN_IF_ERROR(b->Param(key, pipeline::StripPrefixes(o, value), display, display));
+      }
+    }
+    if (!cells.items.empty()) return absl::OkStatus();
+  }
   MF_ASSIGN_OR_RETURN(std::string value, One(o, values));
   if (o.kind == OptionDecl::Kind::kSecret) return b->Secret(o.target, value, display);
   std::string param = o.target;
@@ -169,8 +271,44 @@ absl::Status ApplyValueOption(const OptionDecl& o, const std::vector<std::string
                        absl::StrJoin(*chosen, ","), " (use ", absl::StrJoin(each, " and "), ")"));
     }
   }
+  value = pipeline::StripPrefixes(o, std::move(value));
   MF_RETURN_IF_ERROR(b->Param(param, value, display, display));
   if (o.names_job) parts->job_name = value;
+  return absl::OkStatus();
+}
+
+// --package-set: each set's URLs become the secrets it names, its name the
+// param package_set and its digest the param download_cache_key; per cell when
+// given as AXISVALUE=FILE items (one set per GPU architecture).
+absl::Status ApplyPackageSets(const std::vector<std::string>& given,
+                              const pipeline::PipelineOptions& pipeline, Builder* b) {
+  OptionDecl o;
+  o.long_name = "package-set";
+  o.kind = OptionDecl::Kind::kParam;
+  MF_ASSIGN_OR_RETURN(PerCell cells, SplitPerCell(o, given, pipeline, *b));
+  if (cells.items.empty()) {
+    if (given.size() != 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--package-set: given ", given.size(),
+                       " times; give one file, or one per cell as VALUE=FILE,..."));
+    }
+    cells.items.emplace_back("", given[0]);
+  }
+  for (const auto& item : cells.items) {
+    const std::string& axis_value = item.first;
+    const std::string& file = item.second;
+    // (Not a structured binding: C++17 lambdas cannot capture one.)
+    auto key = [&](const std::string& name) {
+      return axis_value.empty() ? name : pipeline::CellKeyName(name, cells.axis, axis_value);
+    };
+    MF_ASSIGN_OR_RETURN(PackageSet set, ReadPackageSet(file));
+    const std::string display = absl::StrCat("--package-set ", file);
+    for (const PackageSet::Package& p : set.packages) {
+      MF_RETURN_IF_ERROR(b->Secret(key(p.secret), p.url, display));
+    }
+    MF_RETURN_IF_ERROR(b->Param(key("package_set"), set.name, display));
+    MF_RETURN_IF_ERROR(b->Param(key("download_cache_key"), set.digest, display));
+  }
   return absl::OkStatus();
 }
 
@@ -219,7 +357,10 @@ absl::StatusOr<SubmitParts> MapSubmitOptions(const pipeline::PipelineOptions& pi
   }
   for (const OptionDecl& o : pipeline.options) {
     if (SetsAxis(o) || values_of(o) == nullptr) continue;
-    MF_RETURN_IF_ERROR(ApplyValueOption(o, *values_of(o), &b, &b.parts()));
+    MF_RETURN_IF_ERROR(ApplyValueOption(o, *values_of(o), pipeline, &b, &b.parts()));
+  }
+  if (!given.package_sets.empty()) {
+    MF_RETURN_IF_ERROR(ApplyPackageSets(given.package_sets, pipeline, &b));
   }
   for (const std::string& p : given.params) {
     const size_t eq = p.find('=');
@@ -244,6 +385,11 @@ absl::StatusOr<SubmitParts> MapSubmitOptions(const pipeline::PipelineOptions& pi
           absl::StrCat("--secret ", name, ": environment variable ", name, " is not set"));
     }
     MF_RETURN_IF_ERROR(b.Secret(name, *value, absl::StrCat("--secret ", name)));
+  }
+  for (const OptionDecl& o : pipeline.options) {
+    if (!o.note.empty() && values_of(o) != nullptr) {
+      b.parts().notes.push_back(absl::StrCat(pipeline::OptionDisplay(o), ": ", o.note));
+    }
   }
   // Defaults, where nothing above set the target.
   for (const OptionDecl& o : pipeline.options) {
@@ -286,7 +432,8 @@ std::optional<std::string> PipelineFileArg(int argc, const char* const* argv) {
   // submit's and the CLI's own options that take a value, in both spellings.
   static const std::set<std::string> kWithValue = {
       "-c",      "--coordinator", "--ca",     "-o",         "--output",
-      "-p",      "--param",       "--axis",   "--secret",   "--job-name"};
+      "-p",      "--param",       "--axis",   "--secret",   "--job-name",
+      "--package-set"};
   bool in_submit = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -298,7 +445,7 @@ std::optional<std::string> PipelineFileArg(int argc, const char* const* argv) {
         return "";  // a pipeline's short option: what follows may be its value
       } else if (in_submit && absl::StartsWith(arg, "--") && arg.find('=') == std::string::npos &&
                  arg != "--watch" && arg != "--logs" && arg != "--help" && arg != "--version" &&
-                 arg != "--insecure") {
+                 arg != "--insecure" && arg != "--dry-run") {
         return "";  // a pipeline's long option
       }
       continue;

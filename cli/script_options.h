@@ -24,6 +24,8 @@ struct GivenOptions {
   // Generic forms: --param NAME=VALUE, --axis AXIS=V1,V2, --secret NAME (value
   // from the environment variable NAME).
   std::vector<std::string> params, axes, secrets;
+  // --package-set FILE, or AXISVALUE=FILE items per cell (cli/package_set.h).
+  std::vector<std::string> package_sets;
 };
 
 // The request parts they turn into. `origin` says which option set each param,
@@ -34,6 +36,8 @@ struct SubmitParts {
   std::map<std::string, std::string> secrets;                          // name -> value
   std::map<std::string, std::string> origin;  // "param tag" / "axis python" / "secret X" -> option
   std::string job_name;                       // from an option with `names_job`, or ""
+  // "--no_prepare: ..." for each given option that has a `note`, in file order.
+  std::vector<std::string> notes;
 };
 
 // Looks an environment variable up: returns nullopt when unset. Injected so

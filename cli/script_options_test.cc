@@ -63,7 +63,8 @@ TEST(ScriptOptionsTest, BuildShDevCommandMapsOntoParamsAxesAndSecrets) {
   EXPECT_THAT(p->params,
               UnorderedElementsAre(Pair("name", "torch_musa_dev"),
                                    Pair("base_img", "harbor/mt-ai/musa-pytorch-dev-py39:base"),
-                                   Pair("dev_dockerfile", "docker/ubuntu/dockerfile.dev"),
+                                   // -f as build.sh users pass it, under `dockerfiles`
+                                   Pair("dev_dockerfile", "ubuntu/dockerfile.dev"),
                                    Pair("torch_musa_tag", "dev1.6.0"), Pair("tag", "nightly"),
                                    Pair("sys", "ubuntu:22.04")));
   EXPECT_THAT(p->axes,
@@ -84,7 +85,7 @@ TEST(ScriptOptionsTest, ReleaseFlagPicksTheReleaseVariantAndDockerfile) {
                 {"torch_musa_whl_url", {"https://dl.example/torch_musa.whl"}}};
   absl::StatusOr<SubmitParts> p = Map(o);
   ASSERT_TRUE(p.ok()) << p.status();
-  EXPECT_THAT(p->params, ElementsAre(Pair("release_dockerfile", "./ubuntu/dockerfile.release")));
+  EXPECT_THAT(p->params, ElementsAre(Pair("release_dockerfile", "ubuntu/dockerfile.release")));
   EXPECT_THAT(p->axes, ElementsAre(Pair("variant", ElementsAre("release")),
                                    Pair("python", ElementsAre("3.8", "3.10"))));
   EXPECT_THAT(p->secrets, UnorderedElementsAre(

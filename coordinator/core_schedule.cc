@@ -180,8 +180,11 @@ void Core::Schedule() {
     *as->mutable_run() = task.spec().run();
     *as->mutable_gpu_ids() = task.gpu_ids();
     const JobEntry& job = jobs_.JobOf(task);
+    const auto& sources = task.spec().run().secret_sources();
     for (const std::string& name : task.spec().run().secrets()) {
-      auto it = job.secrets.find(name);
+      // A per-cell value (pipeline/cell_values.h) travels under the plain name.
+      const auto source = sources.find(name);
+      auto it = job.secrets.find(source != sources.end() ? source->second : name);
       if (it != job.secrets.end()) (*as->mutable_secrets())[name] = it->second;
     }
     // Persisted before it is sent (Flush): if we crash in between, the agent

@@ -83,6 +83,15 @@ std::pair<v1::TaskState, std::string> TaskStateMachine::ResultState(
   } else if (outcome == v1::ATTEMPT_OUTCOME_ERROR) {
     to = v1::TASK_STATE_FAILED;
     reason = result.error().empty() ? "the agent could not run it" : result.error();
+  } else if (!result.suite_failure().empty() && (outcome == v1::ATTEMPT_OUTCOME_SUCCEEDED ||
+                                                   outcome == v1::ATTEMPT_OUTCOME_FAILED)) {
+    // A declared test suite failed (agent/suite_verdict.h): its reason names
+    // the suite, after the process's own failure if it had one.
+    to = v1::TASK_STATE_FAILED;
+    reason = result.signal() != 0   ? absl::StrCat("killed by signal ", result.signal(), "; ")
+             : result.exit_code() != 0 ? absl::StrCat("exit code ", result.exit_code(), "; ")
+                                       : std::string();
+    reason += result.suite_failure();
   } else if (outcome == v1::ATTEMPT_OUTCOME_SUCCEEDED && failing_tests > 0) {
     to = v1::TASK_STATE_FAILED;
     reason = absl::StrCat(tests.failed(), " failed, ", tests.errors(), " errors of ",

@@ -204,6 +204,23 @@ TEST(TaskStateMachineTest, ResultMapsToStateFromTheOutcome) {
       "succeeded, failing tests", v1::ATTEMPT_OUTCOME_SUCCEEDED,
       [](v1::AttemptResult& r) { r.mutable_tests()->set_failed(1); }, v1::TASK_STATE_FAILED,
       "1 failed, 0 errors of 1 tests");
+  // A declared suite failed (agent/suite_verdict.h): its reason, after the
+  // process's own if the process failed too; a cancel still wins.
+  add(
+      "failed suite, exit 0", v1::ATTEMPT_OUTCOME_FAILED,
+      [](v1::AttemptResult& r) { r.set_suite_failure("suite unit: exited 139"); },
+      v1::TASK_STATE_FAILED, "suite unit: exited 139");
+  add(
+      "failed suite, exit 3", v1::ATTEMPT_OUTCOME_FAILED,
+      [](v1::AttemptResult& r) {
+        r.set_exit_code(3);
+        r.set_suite_failure("suite unit: no exit status");
+      },
+      v1::TASK_STATE_FAILED, "exit code 3; suite unit: no exit status");
+  add(
+      "failed suite, cancelled", v1::ATTEMPT_OUTCOME_CANCELLED,
+      [](v1::AttemptResult& r) { r.set_suite_failure("suite unit: exited 1"); },
+      v1::TASK_STATE_CANCELLED, "cancelled by user");
   // An outcome this build does not know (a newer agent): the old fields.
   add(
       "unknown outcome", static_cast<v1::AttemptOutcome>(99),

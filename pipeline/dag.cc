@@ -9,7 +9,10 @@
 #include "common/labels.h"
 #include "common/limits.h"
 #include "common/status_macros.h"
+#include "pipeline/cell_values.h"
+#include "pipeline/gpu_arch.h"
 #include "pipeline/stages.h"
+#include "pipeline/suites.h"
 
 namespace musafarm::pipeline {
 namespace {
@@ -139,6 +142,7 @@ absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
   job.set_retention_seconds(p.retention_seconds);
   for (const Axis& a : p.axes) job.add_axes(a.name);
   for (const Param& param : p.params) (*job.mutable_params())[param.name] = param.value;
+  for (const CellValue& v : p.cell_params) (*job.mutable_params())[v.key] = v.value;
   for (const std::string& secret : p.given_secrets) job.add_secrets(secret);
 
   for (size_t c = 0; c < p.cells.size(); ++c) {
@@ -146,8 +150,12 @@ absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
     std::vector<Var> vars;
     for (size_t a = 0; a < p.axes.size(); ++a) vars.push_back({p.axes[a].name, cell.values[a]});
     vars.insert(vars.end(), cell.extras.begin(), cell.extras.end());
-    for (const Param& param : p.params) vars.push_back({param.name, param.value, true});
     const std::string where = p.axes.empty() ? "" : absl::StrCat(" in cell ", CellDesc(cell));
+    for (const Param& param : p.params) {
+      // A per-cell value where the submitter gave one (cell_values.h).
+      MF_ASSIGN_OR_RETURN(std::string value, CellParamValue(r, p, cell, param, where));
+      vars.push_back({param.name, std::move(value), true});
+    }
     const std::string cell_id = absl::StrJoin(cell.values, "-");
     auto task_id = [&](const std::string& stage) {
       return p.axes.empty() ? absl::StrCat(job_id, "/", stage)
@@ -212,6 +220,7 @@ absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
 
       v1::StageSpec& run = *spec.mutable_run();
       MF_RETURN_IF_ERROR(ExpandStageRun(sub, st, vars, where, &run));
+      MF_RETURN_IF_ERROR(ExpandSuites(sub, st, vars, where, &run));
       for (const std::vector<EnvVar>* env : {&p.env, &st.env}) {
         for (const EnvVar& e : *env) {  // stage env is second, so it overrides per key
           MF_ASSIGN_OR_RETURN(std::string value, sub.Substitute(e.value, vars, where));
@@ -228,6 +237,7 @@ absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
           }
         }
       }
+      MF_RETURN_IF_ERROR(SetSecretSources(r, p, cell, where, &run));
       if (st.has_gpus) {
         MF_ASSIGN_OR_RETURN(std::string text, sub.Substitute(st.gpus, vars, where));
         int32_t gpus = 0;
@@ -250,6 +260,7 @@ absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
         }
         run.add_labels(std::move(value));
       }
+      MF_RETURN_IF_ERROR(ExpandGpuArch(sub, st, vars, where, &run));
     }
 
     const StageOrder ordered = OrderStages(runs_in_cell, deps);

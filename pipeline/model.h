@@ -46,6 +46,7 @@ struct Axis {
 struct Param {
   std::string name;
   std::string value;
+  bool given = false;  // by ExpandOptions::params: then the file's per-cell defaults yield
 };
 
 struct Cell {
@@ -107,6 +108,16 @@ struct DockerPush {
   std::string registry_auth;  // a declared secret's name, or ""
 };
 
+// One `suites` entry (pipeline/suites.h).
+struct Suite {
+  std::string name;
+  std::string field;  // "stages[3].suites[0]"
+  YAML::Mark mark;
+  Text output;
+  Text exit_status;
+  Text junit;  // "" when absent
+};
+
 struct Stage {
   std::string name;
   std::string field;  // "stages[3]"
@@ -127,9 +138,22 @@ struct Stage {
   DockerBuild docker_build;
   DockerRun docker_run;
   DockerPush docker_push;
+  std::vector<Suite> suites;  // docker_run only
+  bool has_gpu_arch = false;
+  Text gpu_arch;  // "any", "" or an architecture once substituted (gpu_arch.h)
   std::vector<EnvVar> env;
   int64_t timeout_seconds = 0;
   int32_t retries = 0;
+};
+
+// A per-cell param or secret value (cell_values.h): NAME@AXIS=VALUE.
+struct CellValue {
+  std::string name;        // the declared param or secret
+  int axis = -1;           // index into Pipeline::axes
+  std::string axis_value;  // the cells it applies to
+  std::string key;         // "NAME@AXIS=VALUE", the job secret's name for a secret
+  std::string value;       // a param's value ("" for a secret: never here)
+  bool from_file = false;  // a per-cell default under `params:`, not a submitter's value
 };
 
 struct Pipeline {
@@ -146,6 +170,8 @@ struct Pipeline {
   // Extra forms a declaration lists (`{name: X, forms: [base64]}`), by name.
   std::map<std::string, std::vector<std::string>> secret_forms;
   std::vector<std::string> given_secrets;  // ExpandOptions::secrets, sorted, unique
+  std::vector<CellValue> cell_params;      // per-cell params (cell_values.h)
+  std::vector<CellValue> cell_secrets;     // per-cell secrets, names only
   std::vector<EnvVar> env;
   std::vector<Stage> stages;
   std::vector<OptionDecl> options;  // `options:`, in file order

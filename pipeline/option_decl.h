@@ -5,6 +5,7 @@
 // secret, or (a flag, which takes no value) a fixed param or axis value.
 // docs/pipeline.md ("Options") describes the format.
 
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,10 +37,24 @@ struct OptionDecl {
   // first value in the file (which the option then chooses).
   std::string per_axis;
   std::string axis_default;
+  // More long names for the same option, e.g. "python_verison", as
+  // torch_musa's getopt spells --python_version (issue 18).
+  std::vector<std::string> aliases;
+  // Param options: prefixes removed from the front of the value, each as
+  // often as it occurs, before it becomes the param ("docker/", "./": build.sh
+  // users pass -f docker/ubuntu/dockerfile.dev or ./ubuntu/dockerfile.dev).
+  std::vector<std::string> strip_prefixes;
+  // Printed (to stderr) when the option is given: what it does or why it
+  // does nothing here.
+  std::string note;
 };
 
 // "-t/--tag" or "--mudnn_url": how messages name an option.
 std::string OptionDisplay(const OptionDecl& o);
+// The long name and the aliases.
+std::vector<std::string> LongNames(const OptionDecl& o);
+// `value` without `o.strip_prefixes` at its front.
+std::string StripPrefixes(const OptionDecl& o, std::string value);
 // "param tag", "axis python", "secret MUDNN_URL", "axis variant = release".
 std::string OptionBecomes(const OptionDecl& o);
 
@@ -47,6 +62,9 @@ std::string OptionBecomes(const OptionDecl& o);
 struct PipelineOptions {
   std::vector<OptionDecl> options;  // in file order
   std::vector<std::string> axes;    // the matrix axes, in file order
+  // Each axis's values as the file gives them: `--torch_whl_url 3.8=URL`
+  // names a cell by one (pipeline/cell_values.h).
+  std::map<std::string, std::vector<std::string>> axis_values;
 };
 
 }  // namespace musafarm::pipeline

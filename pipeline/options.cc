@@ -52,6 +52,25 @@ std::string OptionDisplay(const OptionDecl& o) {
   return absl::StrCat("-", o.short_name, "/--", o.long_name);
 }
 
+std::vector<std::string> LongNames(const OptionDecl& o) {
+  std::vector<std::string> names = {o.long_name};
+  names.insert(names.end(), o.aliases.begin(), o.aliases.end());
+  return names;
+}
+
+std::string StripPrefixes(const OptionDecl& o, std::string value) {
+  for (bool again = true; again;) {
+    again = false;
+    for (const std::string& prefix : o.strip_prefixes) {
+      if (absl::StartsWith(value, prefix)) {
+        value.erase(0, prefix.size());
+        again = true;
+      }
+    }
+  }
+  return value;
+}
+
 std::string OptionBecomes(const OptionDecl& o) {
   if (o.kind == OptionDecl::Kind::kFlag) {
     return absl::StrCat(KindName(o.flag_kind), " ", o.target, " = ", o.flag_value);
@@ -63,7 +82,8 @@ const std::vector<std::string>& ReservedLongOptions() {
   // submit's flags, the CLI's global ones, and those planned next (issue 9).
   static const std::vector<std::string> kNames = {
       "help", "version", "coordinator", "job-name", "param",   "axis",     "secret", "watch",
-      "logs", "output",  "context",     "dry-run", "no-cache", "strict", "priority"};
+      "logs", "output",  "context",     "dry-run", "no-cache", "strict", "priority",
+      "package-set"};
   return kNames;
 }
 
@@ -95,12 +115,13 @@ absl::Status OptionsParser::ParseOne(const YAML::Node& node, const YAML::Mark& f
   for (const Entry& k : entries) {
     const bool known = k.key == "long" || k.key == "short" || k.key == "help" || k.key == "list" ||
                        k.key == "default" || k.key == "names_job" || k.key == "param" ||
-                       k.key == "axis" || k.key == "secret" || k.key == "flag";
+                       k.key == "axis" || k.key == "secret" || k.key == "flag" ||
+                       k.key == "aliases" || k.key == "strip_prefix" || k.key == "note";
     if (!known) {
       return r_.Error(k.key_mark, k.field,
                       absl::StrCat("unknown field '", k.key,
-                                   "' (an option has long, short, help, list, default, names_job "
-                                   "and what it becomes: one of ",
+                                   "' (an option has long, short, help, list, default, names_job, "
+                                   "aliases, strip_prefix, note and what it becomes: one of ",
                                    kTargets, ")"));
     }
   }
@@ -137,6 +158,28 @@ absl::Status OptionsParser::ParseOne(const YAML::Node& node, const YAML::Mark& f
       }
     } else if (k.key == "help") {
       MF_RETURN_IF_ERROR(r_.GetString(k.value, k.key_mark, k.field, &o->help));
+    } else if (k.key == "note") {
+      MF_RETURN_IF_ERROR(r_.GetString(k.value, k.key_mark, k.field, &o->note));
+    } else if (k.key == "aliases" || k.key == "strip_prefix") {
+      std::vector<Text> items;
+      MF_RETURN_IF_ERROR(r_.GetTextList(k.value, k.key_mark, k.field,
+                                        k.key == "aliases" ? "a list of long names"
+                                                           : "a list of prefixes",
+                                        &items));
+      for (const Text& item : items) {
+        if (k.key == "strip_prefix") {
+          if (item.value.empty()) return r_.Error(item.mark, item.field, "empty prefix");
+          o->strip_prefixes.push_back(item.value);
+          continue;
+        }
+        if (!IsLongName(item.value) || Contains(ReservedLongOptions(), item.value)) {
+          return r_.Error(item.mark, item.field,
+                          absl::StrCat("'", item.value,
+                                       "' is not a valid alias (a long option name that is not "
+                                       "one of musafarm submit's own)"));
+        }
+        o->aliases.push_back(item.value);
+      }
     } else if (k.key == "list") {
       MF_RETURN_IF_ERROR(r_.GetBool(k, &o->list));
     } else if (k.key == "names_job") {
@@ -160,8 +203,10 @@ absl::Status OptionsParser::ParseOne(const YAML::Node& node, const YAML::Mark& f
         absl::StrCat("option --", o->long_name, " needs what it becomes: one of ", kTargets));
   }
   for (const OptionDecl& other : p.options) {
-    if (other.long_name == o->long_name) {
-      return r_.Error(mark, field, absl::StrCat("duplicate option --", o->long_name));
+    for (const std::string& name : LongNames(*o)) {
+      for (const std::string& taken : LongNames(other)) {
+        if (name == taken) return r_.Error(mark, field, absl::StrCat("duplicate option --", name));
+      }
     }
     if (!o->short_name.empty() && other.short_name == o->short_name) {
       return r_.Error(mark, field,
@@ -185,8 +230,9 @@ absl::Status OptionsParser::ParseOne(const YAML::Node& node, const YAML::Mark& f
     const bool default_ok = (o->kind == OptionDecl::Kind::kParam && o->per_axis.empty()) ||
                             o->kind == OptionDecl::Kind::kAxis;
     const bool names_job_ok = o->kind == OptionDecl::Kind::kParam && o->per_axis.empty();
+    const bool strip_ok = o->kind == OptionDecl::Kind::kParam;
     if ((k.key == "list" && !list_ok) || (k.key == "default" && !default_ok) ||
-        (k.key == "names_job" && !names_job_ok)) {
+        (k.key == "names_job" && !names_job_ok) || (k.key == "strip_prefix" && !strip_ok)) {
       return r_.Error(k.key_mark, k.field,
                       absl::StrCat("'", k.key, "' does not apply to option --", o->long_name, " (",
                                    OptionBecomes(*o), ")"));

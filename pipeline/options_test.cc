@@ -116,8 +116,8 @@ TEST(OptionsTest, DuplicatesAndMalformedNamesAreRefusedWithTheirLine) {
 TEST(OptionsTest, WhatAnOptionBecomesMustBeKnownAndDeclared) {
   EXPECT_THAT(Error("  - {long: tag, env: TAG}\n"),
               HasSubstr("o.yaml:13:17: options[0].env: unknown field 'env' (an option has long, "
-                        "short, help, list, default, names_job and what it becomes: one of "
-                        "param, axis, secret or flag)"));
+                        "short, help, list, default, names_job, aliases, strip_prefix, note and "
+                        "what it becomes: one of param, axis, secret or flag)"));
   EXPECT_EQ(Error("  - {long: tag, help: x}\n"),
             "o.yaml:13:5: options[0]: option --tag needs what it becomes: one of param, axis, "
             "secret or flag");
@@ -157,6 +157,25 @@ TEST(OptionsTest, TheCoordinatorsParseChecksOptionsToo) {
       ParseAndExpand(absl::StrCat(kHead, "  - {long: tag, param: tag}\n"), "o.yaml", "1").ok());
 }
 
+// Issue 18: more long names, prefixes taken off a value, a note when given.
+TEST(OptionsTest, AliasesStripPrefixesAndNotes) {
+  absl::StatusOr<PipelineOptions> r = Declared(R"(
+  - {long: python_version, aliases: [python_verison], axis: python, list: true}
+  - {long: tag, param: tag, strip_prefix: ["./", "docker/"], note: "what it does"}
+)");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(LongNames(r->options[0]), ElementsAre("python_version", "python_verison"));
+  EXPECT_EQ(StripPrefixes(r->options[1], "./docker/./ubuntu/x"), "ubuntu/x");
+  EXPECT_EQ(StripPrefixes(r->options[1], "ubuntu/./x"), "ubuntu/./x");  // only at the front
+  EXPECT_EQ(r->options[1].note, "what it does");
+  EXPECT_THAT(Error("  - {long: tag, param: tag}\n  - {long: tg, aliases: [tag], param: tag}\n"),
+              HasSubstr("options[1]: duplicate option --tag"));
+  EXPECT_THAT(Error("  - {long: tag, aliases: [watch], param: tag}\n"),
+              HasSubstr("'watch' is not a valid alias"));
+  EXPECT_THAT(Error("  - {long: token, secret: TOKEN, strip_prefix: [x]}\n"),
+              HasSubstr("'strip_prefix' does not apply to option --token"));
+}
+
 std::string ReadSource(const std::string& path) {
   std::ifstream in(std::string(MF_SOURCE_DIR) + "/" + path);
   return std::string(std::istreambuf_iterator<char>(in), {});
@@ -180,8 +199,19 @@ TEST(OptionsTest, TorchMusaDeclaresBuildShAndBuildBaseShFlags) {
                   "-m/--musa_toolkits_url -> secret MUSA_TOOLKITS_URL",
                   "--mudnn_url -> secret MUDNN_URL", "--mccl_url -> secret MCCL_URL",
                   "--torch_whl_url -> secret TORCH_WHL_URL",
-                  "--torch_musa_whl_url -> secret TORCH_MUSA_WHL_URL"));
+                  "--torch_musa_whl_url -> secret TORCH_MUSA_WHL_URL",
+                  // build_release.sh's, the math libraries, the arch and recipe axes,
+                  // and build_all.sh's --no_prepare (issue 18).
+                  "--torchaudio_whl_url -> secret TORCHAUDIO_WHL_URL",
+                  "--torchvision_whl_url -> secret TORCHVISION_WHL_URL",
+                  "--mualg_url -> secret MUALG_URL", "--muthrust_url -> secret MUTHRUST_URL",
+                  "--musparse_url -> secret MUSPARSE_URL", "--murand_url -> secret MURAND_URL",
+                  "--arch -> axis arch", "--recipe -> axis recipe",
+                  "--no_prepare -> param no_prepare = true"));
   for (const OptionDecl& o : r->options) EXPECT_FALSE(o.help.empty()) << o.long_name;
+  // getopt's spelling in torch_musa's scripts, and the -f paths build.sh users pass.
+  EXPECT_THAT(r->options[3].aliases, ElementsAre("python_verison"));
+  EXPECT_THAT(r->options[7].strip_prefixes, ElementsAre("./", "docker/"));
   // pipelines/torch_musa-exec.yaml, the farm's demo, declares none.
   absl::StatusOr<PipelineOptions> exec = DeclaredOptions(
       ReadSource("pipelines/torch_musa-exec.yaml"), "pipelines/torch_musa-exec.yaml");

@@ -14,6 +14,7 @@
 #include "common/limits.h"
 #include "common/secret_forms.h"
 #include "common/status_macros.h"
+#include "pipeline/cell_values.h"
 #include "pipeline/dag.h"
 #include "pipeline/matrix.h"
 #include "pipeline/model.h"
@@ -65,6 +66,10 @@ absl::Status TopLevel::ParseParams(const Entry& e, Pipeline* p) const {
   std::vector<Entry> entries;
   MF_RETURN_IF_ERROR(r_.Entries(e.value, e.key_mark, e.field, &entries));
   for (const Entry& k : entries) {
+    if (k.key.find('@') != std::string::npos) {  // NAME@AXIS=VALUE: a per-cell default
+      MF_RETURN_IF_ERROR(AddFileCellParam(r_, k, p));
+      continue;
+    }
     if (!IsEnvName(k.key)) {
       return r_.Error(k.key_mark, k.field,
                       absl::StrCat("'", k.key, "' is not a valid param name ",
@@ -167,6 +172,10 @@ absl::Status TopLevel::ParseSecretDeclaration(const YAML::Node& node, const YAML
 // ExpandOptions::params and ::secrets, once the file's are known.
 absl::Status TopLevel::ApplyOptions(const ExpandOptions& options, Pipeline* p) const {
   for (const auto& [name, value] : options.params) {
+    if (name.find('@') != std::string::npos) {  // a per-cell value, cell_values.h
+      MF_RETURN_IF_ERROR(AddCellParam(r_, name, value, p));
+      continue;
+    }
     Param* param = nullptr;
     for (Param& have : p->params) {
       if (have.name == name) param = &have;
@@ -177,8 +186,14 @@ absl::Status TopLevel::ApplyOptions(const ExpandOptions& options, Pipeline* p) c
                                          Declared(ParamNames(*p), "params")));
     }
     param->value = value;
+    param->given = true;
   }
   for (const std::string& name : options.secrets) {
+    if (name.find('@') != std::string::npos) {  // a per-cell value, cell_values.h
+      MF_RETURN_IF_ERROR(AddCellSecret(r_, name, p));
+      if (!Contains(p->given_secrets, name)) p->given_secrets.push_back(name);
+      continue;
+    }
     if (!Contains(p->secrets, name)) {
       return r_.OptionError("--secret", name,
                             absl::StrCat("not declared in the pipeline's 'secrets' ",
@@ -281,7 +296,9 @@ absl::StatusOr<PipelineOptions> DeclaredOptions(absl::string_view yaml, absl::st
     MF_ASSIGN_OR_RETURN(const YAML::Node root, reader.LoadDocument());
     Pipeline p;
     MF_RETURN_IF_ERROR(TopLevel(reader).Parse(root, ExpandOptions{}, &p));
-    return PipelineOptions{std::move(p.options), AxisNames(p)};
+    PipelineOptions out{std::move(p.options), AxisNames(p), {}};
+    for (const Axis& a : p.axes) out.axis_values[a.name] = a.file_values;
+    return out;
   } catch (const YAML::Exception& e) {
     return reader.SyntaxError(e);
   }

@@ -671,7 +671,7 @@ TEST(ParseAndExpandErrorTest, UnknownStageField) {
   EXPECT_TRUE(IsError(Parse(kYaml), 4, "stages[0].timout",
                       "unknown field 'timout' (allowed: name, when, needs, labels, exec, shell, "
                       "docker_build, docker_run, docker_push, env, timeout, retries, secrets, "
-                      "gpus, collect)",
+                      "gpus, collect, suites, gpu_arch)",
                       5));
 }
 

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "common/limits.h"
 #include "common/status_macros.h"
+#include "pipeline/suites.h"
 
 namespace musafarm::pipeline {
 namespace {
@@ -425,7 +426,8 @@ absl::Status StageParser::ParseStage(const YAML::Node& node, const YAML::Mark& f
   MF_RETURN_IF_ERROR(r_.CheckAllowed(
       entries, s->field,
       {"name", "when", "needs", "labels", "exec", "shell", "docker_build", "docker_run",
-       "docker_push", "env", "timeout", "retries", "secrets", "gpus", "collect"}));
+       "docker_push", "env", "timeout", "retries", "secrets", "gpus", "collect",
+       "suites", "gpu_arch"}));
   bool has_name = false;
   std::vector<const Entry*> kinds;  // in file order
   for (const Entry& e : entries) {
@@ -496,6 +498,11 @@ absl::Status StageParser::ParseStage(const YAML::Node& node, const YAML::Mark& f
       s->collect_mark = e.key_mark;
     } else if (e.key == "env") {
       MF_RETURN_IF_ERROR(ParseEnv(e, "environment variable", &s->env));
+    } else if (e.key == "suites") {
+      MF_RETURN_IF_ERROR(ParseSuites(r_, e, &s->suites));
+    } else if (e.key == "gpu_arch") {
+      MF_RETURN_IF_ERROR(r_.GetText(e.value, e.key_mark, e.field, &s->gpu_arch));
+      s->has_gpu_arch = true;
     } else if (e.key == "timeout") {
       MF_RETURN_IF_ERROR(ParseTimeout(e, &s->timeout_seconds));
     } else if (e.key == "retries") {
@@ -532,6 +539,11 @@ absl::Status StageParser::ParseStage(const YAML::Node& node, const YAML::Mark& f
                     absl::StrCat("'collect' beside '", kinds[0]->key,
                                  "' is for exec and shell stages; a docker_run stage lists "
                                  "container paths under docker_run.collect"));
+  }
+  if (!s->suites.empty() && !kinds.empty() && s->kind != Kind::kDockerRun) {
+    return r_.Error(s->suites.front().mark, s->suites.front().field,
+                    absl::StrCat("stage '", s->name, "' has 'suites', which only a docker_run "
+                                 "stage can have (their files are container paths)"));
   }
   if (kinds.empty()) {
     return r_.Error(

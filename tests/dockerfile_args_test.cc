@@ -588,6 +588,46 @@ TEST(TorchMusaPipeline, BuildArgsMatchTheRealDockerfiles) {
   }
 }
 
+// Upstream's last recipe (--recipe v2.0.1: Ubuntu 22.04, PyTorch v2.2.0,
+// torchaudio, MooreThreads' kineto) on two GPU architectures: the same checks,
+// and each build gets that recipe's and that architecture's values.
+TEST(TorchMusaPipeline, TheV201RecipeOnTwoArchitecturesMatchesTheRealDockerfiles) {
+  const std::string yaml = ReadFile(kSource + "/pipelines/torch_musa.yaml");
+  pipeline::ExpandOptions o;
+  o.params = {{"dockerfiles", kSource + "/dockerfiles"},
+              {"context", kSource + "/dockerfiles"},
+              {"registry", "127.0.0.1:5000/"}};
+  o.axes = {{"python", {"3.10"}}, {"arch", {"qy2", "ph1"}}, {"recipe", {"v2.0.1"}}};
+  absl::StatusOr<v1::Job> job = pipeline::ParseAndExpand(yaml, "pipelines/torch_musa.yaml", "1", o);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_THAT(CheckBuildArgs(*job, SameDir), IsEmpty());
+  std::map<std::string, std::map<std::string, std::string>> args;  // task id -> build args
+  for (const v1::Task& t : job->tasks()) {
+    if (!t.spec().run().has_docker_build()) continue;
+    const auto& a = t.spec().run().docker_build().build_args();
+    args[t.id()] = std::map<std::string, std::string>(a.begin(), a.end());
+  }
+  ASSERT_EQ(args.size(), 6u);  // base, dev, release for each architecture
+  const auto& base = args["1/dev-3.10-qy2-v2.0.1/base"];
+  EXPECT_EQ(base.at("SYS"), "ubuntu:22.04");
+  EXPECT_EQ(base.at("PYTORCH_TAG"), "v2.2.0");
+  EXPECT_EQ(base.at("GCC_VERSION"), "11");
+  const auto& dev = args["1/dev-3.10-ph1-v2.0.1/dev"];
+  EXPECT_EQ(dev.at("AUDIO_TAG"), "v2.2.0");
+  EXPECT_EQ(dev.at("AUDIO_SOURCE"), "context");
+  EXPECT_EQ(dev.at("USE_KINETO"), "1");
+  EXPECT_EQ(dev.at("MUSA_ARCH"), "ph1");
+  EXPECT_EQ(dev.at("TORCH_MUSA_TAG"), "v2.0.1");
+  EXPECT_EQ(args["1/release-3.10-qy2-v2.0.1/release"].at("SYS"), "ubuntu:22.04");
+  for (const v1::Task& t : job->tasks()) {
+    if (t.spec().stage() != "test-dev") continue;
+    // Tested on an agent of the cell's architecture, its own image.
+    const std::string arch = t.spec().cell(2).value();
+    EXPECT_THAT(t.spec().run().labels(), ::testing::Contains("musa_arch=" + arch));
+    EXPECT_THAT(t.spec().run().docker_run().image(), HasSubstr("-" + arch));
+  }
+}
+
 // The build args the farm's pipeline passes to the real images.
 const std::set<std::string> kPipelineArgs = {
     "BASE_IMG", "PYTHON_VERSION", "MUSA_TOOLKITS_URL",  "MUDNN_URL",
@@ -623,6 +663,17 @@ TEST(RealDockerfiles, Dev) {
   DockerfileArgs df = ReadReal("dev");
   EXPECT_EQ(df.stages.back().name, "dev");
   EXPECT_THAT(CheckReal("dev", base_env), IsEmpty());
+}
+
+// dockerfile.dev on a base made by upstream's build_base.sh: it brings none of
+// our base's ENV, so every ARG dev uses must have a default or be passed.
+TEST(RealDockerfiles, DevOnABaseMadeByUpstreamsScripts) {
+  ArgCheckOptions opt;
+  opt.dockerfile = "dockerfiles/ubuntu/dockerfile.dev";
+  opt.who = "the pipeline";
+  opt.passed = kPipelineArgs;
+  opt.base_image_env = {"PATH"};  // what any Ubuntu image has
+  EXPECT_THAT(CheckArgUses(ReadReal("dev"), opt), IsEmpty());
 }
 
 TEST(RealDockerfiles, Release) {

@@ -31,6 +31,9 @@ struct SubmitOptions {
   EnvLookup env_lookup = ProcessEnv;
   bool watch = false;
   WatchOptions watch_options;  // job_id is filled in from the submitted job
+  // Print the request and the job it expands to as JSON (secret values
+  // masked) instead of submitting: what a command line becomes.
+  bool dry_run = false;
 };
 
 // A pipeline file's text and how messages name it.

@@ -12,6 +12,7 @@
 #include "cli/client.h"
 #include "cli/commands/commands.h"
 #include "cli/default_pipeline.h"
+#include "cli/json.h"
 #include "common/limits.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
@@ -59,6 +60,18 @@ absl::Status CheckFlagsUtf8(const SubmitParts& parts, const std::string& job_nam
     MF_RETURN_IF_ERROR(check("secret " + name, value));
   }
   return absl::OkStatus();
+}
+
+// --dry-run: the request that would be sent, and the job it expands to here,
+// as one JSON document; secret values masked, the pipeline text left out.
+void PrintDryRun(const CommandEnv& env, v1::SubmitRequest req, const v1::Job& job) {
+  for (auto& [name, value] : *req.mutable_secrets()) value = "***";
+  req.clear_spec_yaml();
+  Json doc;
+  doc["request"] = ProtoToJson(req);
+  doc["job"] = ProtoToJson(job);
+  *env.out << DumpJson(doc) << "\n";
+  env.out->flush();
 }
 
 }  // namespace
@@ -115,6 +128,7 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
     *env.err << "musafarm: " << parts.status().message() << "\n";
     return kExitUsage;
   }
+  for (const std::string& note : parts->notes) *env.err << "musafarm: note: " << note << "\n";
   const std::string job_name = !opts.job_name.empty() ? opts.job_name : parts->job_name;
   if (absl::Status s = CheckFlagsUtf8(*parts, job_name); !s.ok()) {
     *env.err << "musafarm: " << s.message() << "\n";
@@ -137,7 +151,6 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
     return kExitUsage;
   }
 
-  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::SubmitRequest req;
   req.set_spec_yaml(yaml);
   req.set_spec_file(file);
@@ -149,6 +162,11 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
     a->mutable_values()->Assign(values.begin(), values.end());
   }
   req.mutable_secrets()->insert(parts->secrets.begin(), parts->secrets.end());
+  if (opts.dry_run) {
+    PrintDryRun(env, req, *local);
+    return kExitOk;
+  }
+  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::SubmitResponse resp;
   grpc::ClientContext ctx;
   SetUnaryDeadline(&ctx);

@@ -163,10 +163,18 @@ TEST_F(DockerFarmTest, FixtureMatrixBuildsPushesPullsRunsAndReportsTests) {
       EXPECT_TRUE(absl::StrContains(farm_.Cli({"logs", test->id()}).out,
                                     "MTHREADS_VISIBLE_DEVICES=0\n"))
           << test->id();
-      ASSERT_EQ(test->artifacts_size(), 2) << test->id();
+      if (failing) {
+        // The suite's exit status agrees with its summary; the reason names it.
+        EXPECT_EQ(test->reason(),
+                  "suite unit: 1 failed, 1 passed, 1 skipped (exited 1 (pytest: tests failed))");
+      }
+      // The outputs, and each declared suite's exit status (`suites:`).
+      ASSERT_EQ(test->artifacts_size(), 4) << test->id();
       std::set<std::string> names;
       for (const auto& a : test->artifacts()) names.insert(a.name());
-      EXPECT_EQ(names, (std::set<std::string>{"integration_test_output.txt", "ut_output.txt"}));
+      EXPECT_EQ(names, (std::set<std::string>{"integration_test_output.txt", "ut_output.txt",
+                                              "integration_test_exit_code.txt",
+                                              "ut_exit_code.txt"}));
     }
   }
   // The collected outputs come back byte for byte.

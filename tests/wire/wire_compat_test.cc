@@ -200,13 +200,18 @@ void SetHostHealth(M* m) {
 // agent's certificate identity and revocation), the agent list's insecure
 // flag, a task's and a log page's truncated flags (issue 12's
 // --max-log-bytes), the job's submitter and the job list's user filter (issue
-// 11), the user API's Timestamps (api_times), and issue 16's host health,
-// exec `collect` and the job's retention fields. Returns how many messages it
-// changed.
+// 11), the user API's Timestamps (api_times), issue 16's host health, exec
+// `collect` and the job's retention fields, and issue 18's run-stage test
+// suites and a result's suite failure. Returns how many messages it changed.
 int SetNewFields(Message* m) {
   int changed = 0;
   if (auto* r = dynamic_cast<v1::AttemptResult*>(m)) {
     r->set_outcome(LegacyOutcome(*r));
+    // Issue 18: why the declared suites fail it (set only when they do).
+    if (r->outcome() == v1::ATTEMPT_OUTCOME_FAILED) {
+      r->set_suite_failure("suite unit: exited 139 (killed by signal 11) before printing a test "
+                           "summary");
+    }
     ++changed;
   } else if (auto* hb = dynamic_cast<v1::Heartbeat*>(m)) {
     hb->set_shutting_down(ShuttingDown(*hb));
@@ -273,6 +278,14 @@ int SetNewFields(Message* m) {
     }
     if (spec->has_docker_push()) {  // and a push's registry credentials
       spec->mutable_docker_push()->set_registry_auth("REGISTRY_PASSWORD");
+      ++changed;
+    }
+    if (spec->has_docker_run()) {  // issue 18: the test suites a run stage declares
+      v1::TestSuite* suite = spec->add_suites();
+      suite->set_name("unit");
+      suite->set_output("/home/ut_output.txt");
+      suite->set_exit_status("/home/ut_exit_code.txt");
+      suite->set_junit("/home/ut_junit.xml");
       ++changed;
     }
   }
@@ -345,7 +358,9 @@ TEST(WireNewToOld, NewCodesMessagesDecodeWithTheOldDefinitionsWithTheOldFieldsIn
                 "CoordinatorMessage.assignment_exec", "CoordinatorMessage.assignment_docker_build",
                 "CoordinatorMessage.assignment_docker_push",
                 // Issue 16: heartbeats carry host health; shell stages collect files.
-                "AgentMessage.heartbeat", "CoordinatorMessage.assignment_shell"}));
+                "AgentMessage.heartbeat", "CoordinatorMessage.assignment_shell",
+                // Issue 18: a run stage's test suites.
+                "CoordinatorMessage.assignment_docker_run"}));
 }
 
 // Old agents: their results carry only the bools, error and exit status; their
