@@ -440,8 +440,30 @@ void Agent::OnOutput(const std::string& key, std::string data, size_t raw_size) 
   Pump(a);
 }
 
-void Agent::AppendLog(Attempt& a, const std::string& redacted) {
-  if (redacted.empty() || a.spool == nullptr || !a.spool_error.empty()) return;
+void Agent::AppendLog(Attempt& a, const std::string& output) {
+  if (output.empty() || a.spool == nullptr || !a.spool_error.empty()) return;
+  // The coordinator keeps the first max_log_bytes of a log and one marker line
+  // (--max-log-bytes). The agent cuts at the same byte and spools its own
+  // marker, so the coordinator still sees a log past the limit (and writes its
+  // marker), and drops everything after on this host: a task printing without
+  // end costs neither the network nor the spool.
+  const uint64_t max = a.assignment.max_log_bytes();
+  if (a.log_cut) {
+    a.log_dropped += output.size();
+    return;
+  }
+  std::string redacted = output;
+  if (max > 0 && a.total() + redacted.size() > max) {
+    const size_t keep = static_cast<size_t>(max - std::min(max, a.total()));
+    a.log_cut = true;
+    a.log_dropped += redacted.size() - keep;
+    redacted.resize(keep);
+    absl::StrAppend(&redacted, "\n[musafarm] log truncated at ", max,
+                    " bytes (--max-log-bytes); the agent drops further output\n");
+    Log()->warn("task={} attempt={}: output reached {} bytes (--max-log-bytes): dropping the rest "
+                "on the agent",
+                a.assignment.task_id(), a.assignment.attempt_id(), max);
+  }
   if (absl::Status s = a.spool->Append(redacted); !s.ok()) {
     // Keeping the rest in memory would undo the bound, and dropping it would
     // send an incomplete log as complete: the attempt fails instead.
@@ -513,6 +535,20 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   for (CollectedFile& f : info.files) {
     std::error_code type_ec;
     if (!std::filesystem::is_regular_file(f.host_path, type_ec)) continue;  // not an artifact
+    // Measured before redacting: the coordinator refuses chunks past the limit
+    // (it would end the stream at every resend), and redacting would rewrite
+    // the whole file (a sparse one in full) only for it to be dropped.
+    const uintmax_t size = std::filesystem::file_size(f.host_path, type_ec);
+    if (!type_ec && size > limits::kMaxArtifactBytes) {
+      Log()->warn("task={} attempt={}: artifact '{}' is {} bytes, over the limit of {}: not kept",
+                  a.assignment.task_id(), a.assignment.attempt_id(), f.name, size,
+                  limits::kMaxArtifactBytes);
+      AppendLog(a, a.redactor.Feed(absl::StrCat(
+                       "musafarm-agent: not sending ", f.source, ": ", size,
+                       " bytes, over the artifact limit of ", limits::kMaxArtifactBytes, " bytes (",
+                       FormatBytes(limits::kMaxArtifactBytes), ")\n")));
+      continue;
+    }
     if (absl::Status s = RedactFile(f.host_path, a.secrets); !s.ok()) {
       AppendLog(a, a.redactor.Feed(absl::StrCat("musafarm-agent: not sending ", f.source, ": ",
                                                 s.message(), "\n")));
@@ -527,15 +563,7 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   for (const CollectedFile& f : a.files) {
     std::error_code size_ec;
     const uintmax_t size = std::filesystem::file_size(f.host_path, size_ec);
-    if (size_ec) continue;
-    if (size > limits::kMaxArtifactBytes) {
-      // The coordinator refuses chunks past this (it would end the stream at
-      // every resend): not collected, and not read into memory here.
-      Log()->warn("task={} attempt={}: artifact '{}' is {} bytes, over the limit of {}: not kept",
-                  a.assignment.task_id(), a.assignment.attempt_id(), f.name, size,
-                  limits::kMaxArtifactBytes);
-      continue;
-    }
+    if (size_ec || size > limits::kMaxArtifactBytes) continue;  // grew after the check above
     v1::Artifact* artifact = a.result.add_artifacts();
     artifact->set_name(f.name);
     artifact->set_source(f.source);
@@ -569,6 +597,7 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   r.set_started_us(a.started_us);
   r.set_ended_us(NowMicros());
   r.set_log_size(a.total());
+  r.set_log_dropped_bytes(a.log_dropped);
   // The outcome those fields say, for coordinators that read it; the fields
   // stay filled for old ones.
   r.set_outcome(LegacyOutcome(r));

@@ -165,6 +165,9 @@ class Agent {
     std::vector<CollectedFile> files;  // sent as artifacts before the result
     std::vector<std::string> secrets;  // every form of the assignment's secret values
     Redactor redactor;                 // of `secrets`, over the attempt's output
+    // Past assignment.max_log_bytes: the marker is spooled, the rest counted and dropped.
+    bool log_cut = false;
+    uint64_t log_dropped = 0;
     std::vector<RecordedProcess> processes;  // for the state file
     AttemptTraces traces;                    // its executor's, for the state file
     // Finished and persisted for a restarted agent to report (PersistResult):
@@ -200,8 +203,8 @@ class Agent {
   void OnAck(const v1::Ack& ack);
   void OnOutput(const std::string& key, std::string data, size_t raw_size);
   void OnProcess(const std::string& key, pid_t leader);
-  // Adds already redacted bytes to the attempt's log.
-  void AppendLog(Attempt& a, const std::string& redacted);
+  // Adds already redacted bytes to the attempt's log, up to assignment.max_log_bytes and a marker.
+  void AppendLog(Attempt& a, const std::string& output);
   void OnExit(const std::string& key, ExitInfo info);
   void Pump(Attempt& a);
   void SendArtifacts(Attempt& a);

@@ -1,5 +1,6 @@
 #include "agent/agent.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include "absl/synchronization/notification.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "common/limits.h"
 #include "tests/fakes/fake_coordinator_link.h"
 
 namespace musafarm::agent {
@@ -30,6 +32,7 @@ struct Script {
   std::string artifact;  // content of the collected ut_output.txt; none if empty
   std::string exit_error;
   std::string start_error;  // Start() itself fails with this
+  uint64_t sparse_artifact = 0;  // also collects big.bin, a sparse file of this size
 };
 
 class ScriptedExecution final : public Execution {
@@ -48,6 +51,13 @@ class ScriptedExecution final : public Execution {
             info.files.push_back({"ut_output.txt", path, "/home/ut_output.txt"});
             fs::create_directories(workdir + "/artifacts/reports");  // a directory: no artifact
             info.files.push_back({"reports", workdir + "/artifacts/reports", "/home/reports"});
+          }
+          if (script.sparse_artifact > 0) {  // size without disk, as `truncate -s`
+            // Beside the work dir, which the agent removes: the test looks at it after.
+            const std::string path = workdir + ".big.bin";
+            std::ofstream(path, std::ios::binary) << "head";
+            fs::resize_file(path, script.sparse_artifact);
+            info.files.push_back({"big.bin", path, "/home/big.bin"});
           }
           cb.on_exit(std::move(info));
         });
@@ -98,9 +108,11 @@ class AgentRedactionTest : public ::testing::Test {
 
   // Runs one attempt of `script` on an agent with 2 mthreads GPUs, to its
   // acknowledged result.
-  void Run(Script script) {
+  void Run(Script script, uint64_t max_log_bytes = 0) {
     coordinator_ = std::make_unique<testing::FakeCoordinatorLink>();
-    coordinator_->Assign(Assignment());
+    v1::Assignment as = Assignment();
+    as.set_max_log_bytes(max_log_bytes);
+    coordinator_->Assign(as);
     AgentOptions options;
     options.name = "a1";
     options.slots = 1;
@@ -240,6 +252,82 @@ TEST_F(AgentRedactionTest, AnUnreadableJUnitReportIsSaidInTheLog) {
   EXPECT_THAT(Log(), ::testing::HasSubstr(
                          "musafarm-agent: test report ut_output.txt not read: not a JUnit XML report"));
   EXPECT_EQ(result.log_size(), Log().size());
+}
+
+// Issue 12: the agent learns --max-log-bytes from its assignment and sends the
+// first max bytes (after redaction, the offsets the coordinator stores) and
+// one marker, and drops the rest itself: counted in the result, never sent.
+TEST_F(AgentRedactionTest, OutputPastMaxLogBytesIsDroppedOnTheAgentAfterOneMarker) {
+  Script script;
+  // 10 MB in 4,000-byte reads, a secret in the first one; the limit 64 KiB.
+  std::string chunk = absl::StrCat("pw=", kPassword, "\n");
+  chunk.resize(4000, 'x');
+  script.chunks.assign(2500, chunk);
+  constexpr uint64_t kMax = 64 << 10;
+  Run(std::move(script), kMax);
+
+  const std::string redacted_chunk = absl::StrCat("pw=***\n", std::string(4000 - 3 - 14 - 1, 'x'));
+  ASSERT_EQ(redacted_chunk.size(), 4000u - 14 + 3);
+  const std::string marker =
+      absl::StrCat("\n[musafarm] log truncated at ", kMax,
+                   " bytes (--max-log-bytes); the agent drops further output\n");
+  uint64_t sent = 0;  // bytes of log data that crossed the link
+  for (const v1::AgentMessage& m : coordinator_->received()) {
+    if (m.has_log()) sent += m.log().data().size();
+  }
+  EXPECT_EQ(sent, kMax + marker.size());
+  const std::string log = Log();
+  ASSERT_EQ(log.size(), kMax + marker.size());
+  EXPECT_EQ(log.substr(0, redacted_chunk.size()), redacted_chunk);
+  EXPECT_EQ(log.substr(kMax), marker);
+  const v1::AttemptResult result = Result();
+  EXPECT_EQ(result.log_size(), kMax + marker.size());
+  EXPECT_EQ(result.log_dropped_bytes(), 2500 * redacted_chunk.size() - kMax);
+  ExpectNoSecretSent();
+}
+
+// Without a limit (an old coordinator sends none) every byte is sent.
+TEST_F(AgentRedactionTest, WithoutAMaxLogBytesEveryByteIsSent) {
+  Script script;
+  script.chunks.assign(100, std::string(1000, 'y'));
+  Run(std::move(script), /*max_log_bytes=*/0);
+  EXPECT_EQ(Log(), std::string(100000, 'y'));
+  EXPECT_EQ(Result().log_dropped_bytes(), 0u);
+}
+
+// An artifact over the coordinator's limit is neither redacted (which would
+// rewrite it in full) nor sent; the task's log says so. A sparse file gives
+// the size without the disk.
+TEST_F(AgentRedactionTest, AnArtifactOverTheLimitIsNotRedactedNorSentAndTheLogSaysSo) {
+  Script script;
+  script.artifact = "===== 1 passed in 0.10s =====\n";
+  script.sparse_artifact = limits::kMaxArtifactBytes + 1;
+  Run(std::move(script));
+  const v1::AttemptResult result = Result();
+  ASSERT_EQ(result.artifacts_size(), 1);
+  EXPECT_EQ(result.artifacts(0).name(), "ut_output.txt");  // the small one still goes
+  for (const v1::AgentMessage& m : coordinator_->received()) {
+    if (m.has_artifact()) {
+      EXPECT_EQ(m.artifact().name(), "ut_output.txt");
+    }
+  }
+  EXPECT_THAT(Log(), HasSubstr("musafarm-agent: not sending /home/big.bin: 1073741825 bytes, over "
+                               "the artifact limit of 1073741824 bytes (1 GiB)\n"));
+  // Left as it was: not rewritten by the redactor (still sparse, its first bytes unchanged).
+  int found = 0;
+  for (const auto& entry : fs::directory_iterator(dir_ / "tasks")) {
+    if (!absl::EndsWith(entry.path().string(), ".big.bin")) continue;
+    ++found;
+    struct stat st {};
+    ASSERT_EQ(::stat(entry.path().c_str(), &st), 0);
+    EXPECT_EQ(static_cast<uint64_t>(st.st_size), limits::kMaxArtifactBytes + 1);
+    EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, uint64_t{1} << 20) << "rewritten in full";
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::string head(4, '\0');
+    in.read(head.data(), 4);
+    EXPECT_EQ(head, "head");
+  }
+  EXPECT_EQ(found, 1);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/atomic_file.h"
@@ -27,6 +28,31 @@ Redactor::Redactor(std::vector<std::string> secrets) {
   });
   secrets_.erase(std::unique(secrets_.begin(), secrets_.end()), secrets_.end());
   for (const std::string& s : secrets_) first_byte_[static_cast<unsigned char>(s[0])] = true;
+  hex_at_.resize(secrets_.size());
+  for (size_t k = 0; k < secrets_.size(); ++k) {
+    const std::string& s = secrets_[k];
+    for (size_t j = 0; j + 2 < s.size(); ++j) {
+      if (s[j] != '%' || !absl::ascii_isxdigit(static_cast<unsigned char>(s[j + 1])) ||
+          !absl::ascii_isxdigit(static_cast<unsigned char>(s[j + 2]))) {
+        continue;
+      }
+      hex_at_[k].resize(s.size());
+      hex_at_[k][j + 1] = hex_at_[k][j + 2] = true;
+    }
+  }
+}
+
+bool Redactor::MatchesPrefix(size_t k, const char* text, size_t n) const {
+  const std::string& s = secrets_[k];
+  if (hex_at_[k].empty()) return std::memcmp(s.data(), text, n) == 0;
+  for (size_t j = 0; j < n; ++j) {
+    if (s[j] == text[j]) continue;
+    if (!hex_at_[k][j] || absl::ascii_tolower(static_cast<unsigned char>(s[j])) !=
+                              absl::ascii_tolower(static_cast<unsigned char>(text[j]))) {
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string Redactor::Feed(absl::string_view data) {
@@ -55,14 +81,15 @@ std::string Redactor::Drain(bool final) {
     const absl::string_view rest(pending_.data() + i, n - i);
     size_t match = 0;
     bool undecided = false;
-    for (const std::string& s : secrets_) {
+    for (size_t k = 0; k < secrets_.size(); ++k) {
+      const std::string& s = secrets_[k];
       if (s.size() > rest.size()) {
         // A longer secret may still match here once more bytes arrive.
-        if (!final && absl::StartsWith(s, rest)) {
+        if (!final && MatchesPrefix(k, rest.data(), rest.size())) {
           undecided = true;
           break;
         }
-      } else if (absl::StartsWith(rest, s)) {
+      } else if (MatchesPrefix(k, rest.data(), s.size())) {
         match = s.size();  // longest first: no longer one matches
         break;
       }

@@ -24,6 +24,10 @@ inline constexpr char kRedacted[] = "***";
 // before it. With no secrets, output is input, byte for byte. Binary data
 // (NULs, invalid UTF-8) passes through unchanged apart from the replacements.
 //
+// The two hex digits after a '%' in a secret match in either case, one digit
+// apart from the other: encoders differ (curl writes %2F, some %2f), and a
+// hand-built URL may mix them (%2f%3A). Every other byte matches exactly.
+//
 // Not thread-safe: one Redactor per stream, fed from one thread.
 class Redactor {
  public:
@@ -45,8 +49,13 @@ class Redactor {
   // Redacts pending_ up to where a decision needs more input (everything when
   // `final`), removes that part from pending_ and returns its output.
   std::string Drain(bool final);
+  // Whether the first `n` bytes of secret `k` match `text` (n <= both sizes).
+  bool MatchesPrefix(size_t k, const char* text, size_t n) const;
 
   std::vector<std::string> secrets_;    // non-empty, distinct, longest first
+  // hex_at_[k][j]: byte j of secret k is a hex digit of a %XX escape (matched
+  // without case); empty when secret k has none.
+  std::vector<std::vector<bool>> hex_at_;
   std::array<bool, 256> first_byte_{};  // first_byte_[b]: some secret starts with b
   std::string pending_;
 };

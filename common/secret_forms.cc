@@ -30,6 +30,24 @@ void AddEncodings(absl::string_view v, std::vector<std::string>* out) {
   }
 }
 
+// The characters of base64(x + value + y) that `value` alone decides, for each
+// of the three alignments (len(x) mod 3) it can have inside a longer text, as
+// when "user:" + value is encoded (a Basic auth header, a docker config). Each
+// base64 character holds 6 bits: those that also hold bits of x or y are left
+// out, so at most 4 bits of the value stay on either side of the mask.
+void AddBase64Cores(absl::string_view value, std::vector<std::string>* out) {
+  for (size_t align = 0; align < 3; ++align) {
+    std::string shifted(align, '\0');
+    shifted.append(value.data(), value.size());
+    const size_t first = (8 * align + 5) / 6;               // first char wholly in value
+    const size_t end = 8 * (align + value.size()) / 6;      // past the last one
+    if (end < first + kMinDerivedForm) continue;
+    for (const std::string& enc : {absl::Base64Escape(shifted), absl::WebSafeBase64Escape(shifted)}) {
+      out->push_back(enc.substr(first, end - first));
+    }
+  }
+}
+
 }  // namespace
 
 absl::Status CheckSecretForm(absl::string_view form) {
@@ -122,6 +140,7 @@ std::vector<std::string> SecretForms(absl::string_view value,
     forms.emplace_back(absl::StripTrailingAsciiWhitespace(standard));
     while (!forms.back().empty() && forms.back().back() == '=') forms.back().pop_back();
     forms.push_back(absl::WebSafeBase64Escape(value));
+    AddBase64Cores(value, &forms);
   }
   std::sort(forms.begin(), forms.end());
   forms.erase(std::unique(forms.begin(), forms.end()), forms.end());

@@ -46,7 +46,9 @@ inline constexpr size_t kMinDerivedForm = 4;
 // lower hex; reserved bytes all encoded, '/' kept, space as '+'); for a URL
 // secret, its userinfo and its password, each also percent-decoded and
 // percent-encoded; and the `declared` extra forms (base64: standard and
-// URL-safe alphabets, without padding, so the padded text is caught too).
+// URL-safe alphabets, without padding, so the padded text is caught too; and
+// the part of it that stays the same inside a longer encoded text, at each of
+// the three alignments).
 // Distinct, in no particular order.
 std::vector<std::string> SecretForms(absl::string_view value,
                                      const std::vector<std::string>& declared = {});

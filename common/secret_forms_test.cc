@@ -81,5 +81,69 @@ TEST(SecretFormsTest, RedactorFedTheFormsMasksEachInAStream) {
   EXPECT_EQ(out, "a *** b *** c *** c *** d ***== e");  // the padding is no secret
 }
 
+// Issue 12's gaps, decided: each is masked now, with what stays visible said.
+
+// Percent-encoding with upper- and lower-case hex mixed in one value (a
+// hand-built URL): the hex digits of each %XX match in either case.
+TEST(SecretFormsTest, MixedCaseHexOfASecretIsMasked) {
+  const std::string url = "https://bot:p:ss;w=rd@h.example/";
+  ASSERT_EQ(SplitUrlSecret(url).password, "p:ss;w=rd");
+  const std::vector<std::string> forms = SecretForms(url);
+  const std::string mixed = "https%3a%2F%2fbot%3Ap%3ass%3Bw%3drd%40h.example%2f";
+  ASSERT_EQ(PercentDecode(mixed), url);
+  EXPECT_EQ(RedactString("x " + mixed + " y", forms), "x *** y");
+  // The password alone, mixed, one byte per chunk.
+  auto stream = [&](const std::string& text) {
+    Redactor r(forms);
+    std::string out;
+    for (char ch : text) out += r.Feed(std::string(1, ch));
+    return out + r.Finish();
+  };
+  EXPECT_EQ(stream("pw=p%3ass%3Bw%3Drd!"), "pw=***!");
+  // Only the escapes' hex digits fold, never the value's own letters.
+  EXPECT_EQ(stream("pw=P%3ass%3Bw%3Drd!"), "pw=P%3ass%3Bw%3Drd!");
+}
+
+// A declared base64 form is also caught inside a longer base64 text, such as
+// base64("user:" + secret) in a Basic auth header, at each alignment, in both
+// alphabets; what stays is the one or two characters that also hold the
+// neighbours' bits, and the neighbours themselves.
+TEST(SecretFormsTest, Base64OfASecretInsideALongerBase64TextIsMasked) {
+  const std::string secret = "S3cr3t-t0ken/value";
+  const std::vector<std::string> forms = SecretForms(secret, {"base64"});
+  for (size_t prefix = 0; prefix < 6; ++prefix) {
+    for (const std::string& suffix : {std::string(""), std::string("!"), std::string("@host:5000")}) {
+      const std::string plain = std::string("user:").substr(0, prefix) + secret + suffix;
+      for (bool web_safe : {false, true}) {
+        const std::string enc = web_safe ? absl::WebSafeBase64Escape(plain) : absl::Base64Escape(plain);
+        const std::string out = RedactString("Authorization: Basic " + enc + "\n", forms);
+        SCOPED_TRACE(plain + (web_safe ? " (web-safe) " : " ") + enc + " -> " + out);
+        EXPECT_THAT(out, HasSubstr("***"));
+        // No run of 4 characters of the encoding that the secret alone decides survives.
+        const size_t masked = out.find("***");
+        const size_t before = masked - std::string("Authorization: Basic ").size();
+        const size_t after = out.size() - 1 - (masked + 3);
+        EXPECT_LE(before, (prefix * 8 + 5) / 6) << "more than the prefix's characters left";
+        EXPECT_LE(after, enc.size() - (8 * (prefix + secret.size())) / 6)
+            << "more than the suffix's characters left";
+      }
+    }
+  }
+  // Undeclared, nothing of the kind is masked.
+  EXPECT_EQ(RedactString(absl::Base64Escape("user:" + secret), SecretForms(secret)),
+            absl::Base64Escape("user:" + secret));
+}
+
+// Not masked, on purpose: forms derived from a value (a URL's password, an
+// encoding) shorter than 4 bytes, and a base64 core under 4 characters: a
+// 2-byte password masked everywhere would wreck the log and reveal itself by
+// what went missing. The value itself is masked whatever its length.
+TEST(SecretFormsTest, ShortDerivedFormsStayWhileTheShortValueItselfIsMasked) {
+  EXPECT_EQ(RedactString("ab https://u:ab@h/ ab", SecretForms("https://u:ab@h/")), "ab *** ab");
+  EXPECT_EQ(RedactString("k=ab; ab", SecretForms("ab", {"base64"})), "k=***; ***");
+  EXPECT_EQ(RedactString(absl::Base64Escape("user:ab"), SecretForms("ab", {"base64"})),
+            absl::Base64Escape("user:ab"));
+}
+
 }  // namespace
 }  // namespace musafarm

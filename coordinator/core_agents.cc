@@ -339,6 +339,10 @@ void Core::OnResult(Agent& agent, const v1::AttemptResult& result) {
     return;
   }
   if (!Apply(*task, {TaskEvent::kResult, result.attempt_id(), &result, "", ""})) return;
+  if (result.log_dropped_bytes() > 0) {
+    Log()->info("task={} attempt={}: the agent dropped {} bytes of output past --max-log-bytes",
+                task->id(), task->attempt_id(), result.log_dropped_bytes());
+  }
   logs_->CloseAttempt(task->id(), task->attempt_id());
   ReleaseFromAgent(*task);
   task->set_exit_code(result.exit_code());

@@ -179,6 +179,7 @@ void Core::Schedule() {
     as->set_display_name(task.spec().display_name());
     *as->mutable_run() = task.spec().run();
     *as->mutable_gpu_ids() = task.gpu_ids();
+    as->set_max_log_bytes(options_.max_log_bytes);  // the agent drops the rest itself
     const JobEntry& job = jobs_.JobOf(task);
     const auto& sources = task.spec().run().secret_sources();
     for (const std::string& name : task.spec().run().secrets()) {

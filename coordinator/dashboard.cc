@@ -220,7 +220,10 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
   });
   routes.Get("/api/jobs", [this, guard](const httplib::Request& req, httplib::Response& res) {
     if (!guard(req, res, Action::kRead)) return;
-    std::vector<v1::Job> jobs = OnLoop([this] { return api_->ListJobs(500, ""); });
+    // By submitter on the core, as `musafarm jobs --user`: the 500 newest of
+    // theirs, not the ones among the 500 newest of everyone's.
+    const std::string user = req.get_param_value("user");
+    std::vector<v1::Job> jobs = OnLoop([this, &user] { return api_->ListJobs(500, user); });
     const std::string state = absl::AsciiStrToUpper(req.get_param_value("state"));
     const std::string name = req.get_param_value("name");
     std::string out = "[";

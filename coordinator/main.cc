@@ -16,6 +16,7 @@
 #include "coordinator/backup.h"
 #include "coordinator/ca_init.h"
 #include "coordinator/join_token_command.h"
+#include "coordinator/probe_command.h"
 #include "coordinator/token_command.h"
 #include "common/duration_text.h"
 
@@ -196,6 +197,20 @@ int main(int argc, char** argv) {
     sub->add_option("--data-dir", backup_data_dir, "the coordinator's data directory")
         ->capture_default_str();
   }
+  // probe: the readiness check for compose/Docker health checks (no curl in the image).
+  musafarm::coordinator::ProbeOptions probe_opts;
+  double probe_timeout_s = 5;
+  CLI::App* probe_cmd = app.add_subcommand(
+      "probe", "GET a coordinator's /readyz (or --url's path): exit 0 on 200, 1 on another "
+               "status, 3 when nothing answers");
+  probe_cmd->add_option("--url", probe_opts.url, "http(s)://HOST:PORT[/PATH] (PATH: /readyz)")
+      ->capture_default_str();
+  probe_cmd->add_option("--ca", probe_opts.ca_file,
+                        "CA bundle to verify an https coordinator with (default: not verified, "
+                        "as Kubernetes' httpGet probes)");
+  probe_cmd->add_option("--timeout", probe_timeout_s, "seconds to wait for the answer")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -209,6 +224,10 @@ int main(int argc, char** argv) {
       return absl::IsFailedPrecondition(s) || absl::IsInvalidArgument(s) ? 2 : 1;
     }
     return 0;
+  }
+  if (probe_cmd->parsed()) {
+    probe_opts.timeout = absl::Seconds(probe_timeout_s);
+    return musafarm::coordinator::RunProbe(probe_opts, std::cout, std::cerr);
   }
   if (backup_cmd->parsed() || restore_cmd->parsed()) {
     musafarm::SetLogLevel("warn");

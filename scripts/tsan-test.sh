@@ -40,8 +40,11 @@ if command -v ccache >/dev/null 2>&1; then
 fi
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_CXX_COMPILER="$CXX_BIN" -DCMAKE_BUILD_TYPE=Tsan \
   -DMF_TSAN_ABSL_SOURCE="$absl_src" "${launcher[@]}" >/dev/null
+# Every test binary of common/, pipeline/, coordinator/ and agent/ that links no gRPC
+# (the others open channels or servers: transport_test, http_test, pki_test, ...).
 tests=(common_test pipeline_test pipeline_parts_test pipeline_params_test pipeline_options_test
-       coordinator_test agent_test)
+       coordinator_test store_test access_test enrollment_test metrics_test backup_test
+       agent_test agent_executor_test agent_host_test docker_executor_test image_pruner_test)
 ninja -C "$BUILD_DIR" -j "$JOBS" tsan_mutex_counter tsan_mutex_counter_debian_absl "${tests[@]}"
 
 # ignore_noninstrumented_modules: Debian's Abseil outside synchronization (LowLevelAlloc

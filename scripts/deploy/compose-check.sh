@@ -8,7 +8,9 @@
 #   bash scripts/deploy/compose-check.sh [BUILD_DIR]      (root; docker-compose, docker.io, docker-registry)
 source "$(dirname "$0")/check-common.sh"
 command -v docker-compose >/dev/null || fail "docker-compose missing: apt-get install docker-compose"
-ss -ltn | grep -q ':7070 ' && fail "port 7070 is in use: the demo publishes 127.0.0.1:7070"
+for p in 7070 8080; do
+  ss -ltn | grep -q ":$p " && fail "port $p is in use: the demo publishes 127.0.0.1:$p"
+done
 
 dir=$(mktemp -d /var/tmp/musafarm-compose-check.XXXXXX)
 project=mfcheck$$
@@ -58,6 +60,24 @@ done
 "${cli[@]}" agents | grep -c 'compose-agent-.*connected' | grep -qx 2 ||
   { docker-compose -p "$project" -f deploy/compose/compose.yaml logs >&2; fail "agents did not connect"; }
 say "up, both agents connected: $(( $(date +%s) - t ))s"
+
+# The coordinator's health check (musafarm-coordinator probe on /readyz) passed:
+# Docker says healthy and its last check printed the probe's 200 (the agents
+# also wait for service_healthy before they start).
+coordinator_id=$(docker-compose -p "$project" -f deploy/compose/compose.yaml ps -q coordinator)
+health=$(docker inspect --format '{{json .State.Health}}' "$coordinator_id")
+python3 - "$health" <<'PY' || fail "coordinator health check: $health"
+import json, sys
+h = json.loads(sys.argv[1])
+assert h["Status"] == "healthy", h["Status"]
+last = h["Log"][-1]
+assert last["ExitCode"] == 0 and "/readyz: HTTP 200: ready" in last["Output"], last
+PY
+# The same route from the host through the published HTTP port.
+python3 -c 'import sys,urllib.request; r=urllib.request.urlopen("http://127.0.0.1:8080/readyz", timeout=10); sys.exit(r.status != 200)' ||
+  fail "/readyz through the published port 127.0.0.1:8080"
+say "coordinator health check: healthy by musafarm-coordinator probe on /readyz ($(
+  python3 -c 'import json,sys; print(json.loads(sys.argv[1])["Log"][-1]["Output"].strip())' "$health"))"
 
 t=$(date +%s)
 sed -e "s|@REGISTRY@|$registry|g" -e "s|@CONTEXT@|$HERE/tests/fixtures/docker|g" \

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from selenium import webdriver
@@ -150,6 +151,26 @@ def run(driver, wait, a):
     driver.execute_script("window.marker = 42")  # gone if the page reloads
     driver.save_screenshot(os.path.join(a.out, "jobs-1366x768.png"))
     no_horizontal_scroll(driver, "jobs page at 1366x768")
+
+    # The submitter filter is the coordinator's (ListJobs by submitter): the
+    # form asks /api/jobs?user=..., an exact name, not a substring in the page.
+    rows = "#jobs tbody tr"
+    submitters = [e.text for e in driver.find_elements(By.CSS_SELECTOR, rows + " td:nth-child(4)")]
+    submitter = submitters[0]
+    for who, want in ((submitter, submitters.count(submitter)), (submitter[:-1], 0), ("nobody", 0)):
+        box = driver.find_element(By.ID, "f-submitter")
+        box.clear()
+        box.send_keys(who)
+        box.submit()
+        asked = "user=" + urllib.parse.quote_plus(who)
+        try:
+            wait.until(lambda d: any(n.endswith(asked) for n in d.execute_script(
+                "return performance.getEntriesByType('resource').map(e => e.name)"))
+                and len(d.find_elements(By.CSS_SELECTOR, rows)) == want)
+        except Exception:
+            fail(f"the submitter filter {who!r} did not list {want} job(s) from /api/jobs?...{asked}")
+    driver.get(a.url + "/")
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, rows))
 
     # The job page: a running cell turns green without a reload.
     driver.get(a.url + "/#/job/" + job)

@@ -293,6 +293,13 @@ TEST(DeployFilesTest, ManifestsAndUnitsRunDockerCapableAgentsWithGpusProbesAndEn
     EXPECT_GT(compose_grace, bound) << name;
   }
   EXPECT_EQ(compose_agents, 2);
+  // The compose coordinator's health check asks /readyz on the HTTP port it
+  // serves, as Kubernetes does (scripts/deploy/compose-check.sh sees it pass).
+  const YAML::Node compose_coordinator = compose["services"]["coordinator"];
+  const std::vector<std::string> health = Strings(compose_coordinator["healthcheck"]["test"]);
+  EXPECT_EQ(absl::StrJoin(health, " "),
+            "CMD musafarm-coordinator probe --url http://127.0.0.1:8080/readyz");
+  EXPECT_EQ(Flag(Strings(compose_coordinator["command"]), "--http-listen"), "0.0.0.0:8080");
   EXPECT_EQ(Flag(unit_args, "--kill-grace"), Flag(k8s_args, "--kill-grace"));
 }
 

@@ -374,6 +374,12 @@ TEST(LogLimitTest, OutputPastMaxLogBytesIsDroppedAfterOneMarkerAndTheTaskGoesOn)
   ASSERT_EQ(status.exit_code, 0) << status.err;
   EXPECT_THAT(status.out, HasSubstr("\"logTruncated\":true")) << status.out;
   EXPECT_THAT(status.out, HasSubstr("\"state\":\"TASK_STATE_SUCCEEDED\"")) << status.out;
+  // The agent learnt the limit from its assignment and dropped the other
+  // 200,000 - 4,096 bytes itself: they never crossed the network.
+  EXPECT_THAT(farm.coordinator()->Output(),
+              HasSubstr("task=1/chatty attempt=1: the agent dropped 195904 bytes of output past "
+                        "--max-log-bytes"))
+      << farm.coordinator()->Output();
 }
 
 }  // namespace

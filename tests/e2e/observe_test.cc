@@ -22,6 +22,7 @@
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "tests/e2e/harness.h"
+#include "tests/e2e/http_port.h"
 
 namespace musafarm::e2e {
 namespace {
@@ -187,12 +188,6 @@ std::map<std::string, double> Samples(const std::string& text) {
   return out;
 }
 
-int HttpPort(const std::string& port_file) {
-  int port = 0;
-  EXPECT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(ReadFile(port_file)), &port));
-  return port;
-}
-
 // `promtool check metrics` (Debian's prometheus package) on `text`: its exit
 // code, and what it said in `out`.
 int Promtool(const std::string& dir, const std::string& text, std::string* out) {
@@ -271,10 +266,8 @@ TEST(ObserveTest, AnOpenEventStreamEndsWhenTheCoordinatorStops) {
   farm.StartCoordinator({"--http-listen", "127.0.0.1:0", "--http-port-file", port_file});
   farm.StartAgent("agent-1", {"os=linux"}, 1);
   const std::string gate = farm.dir() + "/gate";
-  const std::string job = farm.Submit(farm.WritePipeline(
-      "gated.yaml", absl::StrCat("stages:\n  - name: s\n    exec: [\"sh\", \"-c\", \"echo hi; "
-                                 "while [ ! -e ", gate, " ]; do sleep 0.05; done\"]\n")));
-  ASSERT_TRUE(farm.WaitForTaskState(job, "s", v1::TASK_STATE_RUNNING));
+  const std::string job = SubmitGatedJob(farm, gate);
+  ASSERT_FALSE(::testing::Test::HasFailure());
   // What the "tab" (a plain HTTP client on its own thread) has read.
   struct Tab {
     absl::Mutex mu;
@@ -306,12 +299,6 @@ TEST(ObserveTest, AnOpenEventStreamEndsWhenTheCoordinatorStops) {
   WriteFile(gate, "");  // lets the agent's task end, so the agent stops at once
   absl::MutexLock lock(&tab.mu);
   EXPECT_TRUE(tab.ended);
-}
-
-FarmOptions TlsFarm() {
-  FarmOptions options;
-  options.tls = true;
-  return options;
 }
 
 TEST(ObserveTest, MetricsNeedATokenOnATlsFarmUnlessPublic) {

@@ -198,7 +198,8 @@ void SetHostHealth(M* m) {
 // and executor kinds (peer_compat), its instance secret, the coordinator's
 // Agent rows (with the agent policy's trusted labels and grants, and the
 // agent's certificate identity and revocation), the agent list's insecure
-// flag, a task's and a log page's truncated flags (issue 12's
+// flag, a task's and a log page's truncated flags, an assignment's log limit and a
+// result's dropped bytes (issue 12's
 // --max-log-bytes), the job's submitter and the job list's user filter (issue
 // 11), the user API's Timestamps (api_times), issue 16's host health, exec
 // `collect` and the job's retention fields, and issue 18's run-stage test
@@ -212,6 +213,10 @@ int SetNewFields(Message* m) {
       r->set_suite_failure("suite unit: exited 139 (killed by signal 11) before printing a test "
                            "summary");
     }
+    r->set_log_dropped_bytes(123456);  // issue 12: output the agent dropped past the limit
+    ++changed;
+  } else if (auto* as = dynamic_cast<v1::Assignment*>(m)) {
+    as->set_max_log_bytes(uint64_t{1} << 30);  // issue 12: the coordinator's --max-log-bytes
     ++changed;
   } else if (auto* hb = dynamic_cast<v1::Heartbeat*>(m)) {
     hb->set_shutting_down(ShuttingDown(*hb));
@@ -360,6 +365,7 @@ TEST(WireNewToOld, NewCodesMessagesDecodeWithTheOldDefinitionsWithTheOldFieldsIn
                 // Issue 16: heartbeats carry host health; shell stages collect files.
                 "AgentMessage.heartbeat", "CoordinatorMessage.assignment_shell",
                 // Issue 18: a run stage's test suites.
+                // (and issue 12: every assignment carries --max-log-bytes)
                 "CoordinatorMessage.assignment_docker_run"}));
 }
 
