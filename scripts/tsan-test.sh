@@ -4,7 +4,9 @@
 # test binaries, plus the checks in tests/sanitizers that the build is live and that
 # its absl::Mutex is instrumented. Debian's Abseil is not: this script fetches the
 # abseil source package of the installed libabsl-dev (apt-get source with its own
-# deb-src list and list dir, so the system's apt configuration is left alone) unless
+# deb-src list and list dir, so the system's apt configuration is left alone) into
+# /var/cache/musafarm-ci/tsan/ (outside the checkout, so fresh clones on this machine
+# reuse it; $MUSAFARM_CI_CACHE moves it; build-tsan/ when that is not writable) unless
 # $MF_TSAN_ABSL_SOURCE names an unpacked tree. gRPC is left out: Debian's is not
 # instrumented either and has its own synchronization (docs/security.md, "Sanitizers").
 #   bash scripts/tsan-test.sh
@@ -17,17 +19,23 @@ command -v "$CXX_BIN" >/dev/null || { echo "tsan-test: $CXX_BIN not found" >&2; 
 mkdir -p "$BUILD_DIR"
 BUILD_DIR=$(cd "$BUILD_DIR" && pwd)
 
-absl_src=${MF_TSAN_ABSL_SOURCE:-$BUILD_DIR/abseil-src/abseil}
+version=$(dpkg-query -W -f='${Version}' libabsl-dev)
+src_root=${MUSAFARM_CI_CACHE:-/var/cache/musafarm-ci}/tsan/abseil-$version
+mkdir -p "$src_root" 2>/dev/null && [ -w "$src_root" ] || src_root=$BUILD_DIR/abseil-src
+absl_src=${MF_TSAN_ABSL_SOURCE:-$src_root/abseil}
+if [ -n "${MF_TSAN_ABSL_SOURCE:-}" ] && [ ! -d "$absl_src/absl" ]; then
+  echo "tsan-test: MF_TSAN_ABSL_SOURCE=$absl_src holds no absl/" >&2; exit 1
+fi
 if [ ! -d "$absl_src/absl" ]; then
-  version=$(dpkg-query -W -f='${Version}' libabsl-dev)
-  apt_dir=$BUILD_DIR/abseil-src/apt
+  rm -rf "$src_root" && mkdir -p "$src_root"
+  apt_dir=$src_root/apt
   mkdir -p "$apt_dir/lists/partial"
   printf 'deb-src http://deb.debian.org/debian %s main\n' bookworm bookworm-updates >"$apt_dir/sources.list"
   printf 'deb-src http://deb.debian.org/debian-security bookworm-security main\n' >>"$apt_dir/sources.list"
   apt_opts=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o Dir::Etc::SourceParts=/dev/null
             -o "Dir::State::Lists=$apt_dir/lists")
   apt-get "${apt_opts[@]}" -q update >/dev/null
-  (cd "$BUILD_DIR/abseil-src" && apt-get "${apt_opts[@]}" -q source --download-only "abseil=$version" >/dev/null &&
+  (cd "$src_root" && apt-get "${apt_opts[@]}" -q source --download-only "abseil=$version" >/dev/null &&
    dpkg-source -x abseil_*.dsc abseil >/dev/null)
   echo "tsan-test: abseil $version source in $absl_src"
 fi
