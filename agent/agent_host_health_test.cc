@@ -165,12 +165,13 @@ TEST_F(AgentHostHealthTest, NoDockerWorkWhileTheDaemonIsDownButExecStillRuns) {
   // The daemon answers again: the agent says so at once, and takes docker work.
   SetDockerDown("");
   agent_->HostHealthChanged();
-  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) {
-    return !ms.empty() && ms.back().has_heartbeat() && ms.back().heartbeat().unavailable_kinds().empty();
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& seen) {
+    return !seen.empty() && seen.back().has_heartbeat() &&
+           seen.back().heartbeat().unavailable_kinds().empty();
   }));
   coordinator_.Assign(DockerRun(7));
-  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) {
-    return IndexOf(ms, [](const v1::AgentMessage& m) {
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& seen) {
+    return IndexOf(seen, [](const v1::AgentMessage& m) {
              return m.has_result() && m.result().attempt_id() == 7;
            }) >= 0;
   }));

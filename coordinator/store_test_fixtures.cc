@@ -144,6 +144,13 @@ v1::Task FullTask(const std::string& job_id, const std::string& cell, const std:
   run->add_secrets("MUSA_TOOLKITS_URL");
   (*run->mutable_secret_forms())["MUSA_TOOLKITS_URL"].add_forms("base64");
   run->set_gpus(2);
+  v1::TestSuite* suite = run->add_suites();
+  suite->set_name("unit");
+  suite->set_output("/home/ut_output.txt");
+  suite->set_exit_status("/home/ut_exit_code.txt");
+  suite->set_junit("/home/ut_junit.xml");
+  (*run->mutable_secret_sources())["MUSA_TOOLKITS_URL"] =
+      absl::StrCat("MUSA_TOOLKITS_URL@py=", cell);
   spec->set_display_name(absl::StrCat(stage, " (", cell, ")"));
   t.set_state(v1::TASK_STATE_FAILED);
   t.set_attempt_id((uint64_t{1} << 63) + n);  // above INT64_MAX: the column is signed

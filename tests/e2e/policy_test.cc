@@ -179,8 +179,8 @@ TEST_P(PolicyE2eTest, ABadPolicyFileStopsTheCoordinatorWithExitTwoNamingFileLine
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, PolicyE2eTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "Tls" : "Insecure";
+                         [](const ::testing::TestParamInfo<bool>& mode) {
+                           return mode.param ? "Tls" : "Insecure";
                          });
 
 }  // namespace
