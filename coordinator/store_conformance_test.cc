@@ -97,6 +97,15 @@ TEST_P(StoreConformanceTest, JobWithTasksRoundTripsEveryField) {
   job.add_axes("py");
   (*job.mutable_params())["tag"] = "nightly";
   job.add_secrets("MUSA_TOOLKITS_URL");
+  v1::JobInput* input = job.add_inputs();  // issue 17
+  input->set_name("torch_musa");
+  input->mutable_tree()->set_sha256(std::string(64, 'a'));
+  input->mutable_tree()->set_size_bytes(123);
+  input->set_source("git+file:///src/torch_musa#main");
+  input->set_commit(std::string(40, 'c'));
+  input->set_files(2);
+  input->set_bytes(4096);
+  job.mutable_scheduled_time()->set_seconds(1'700'000'000);  // issue 14
   *job.add_tasks() = FullTask("7", "3.8", "setup", 1);
   *job.add_tasks() = FullTask("7", "3.8", "base", 2);
   FillApiTimes(&job);
