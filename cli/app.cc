@@ -129,6 +129,9 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   submit_cmd->add_option("file", submit.file, "Pipeline file");
   submit_cmd->add_flag("--watch,-w", submit.watch, "Watch the job until it ends");
   submit_cmd->add_flag("--logs", submit_logs, "With --watch: print task logs too");
+  submit_cmd->add_flag("--strict", submit.strict,
+                       "Refuse the job (nothing created) if a task could run on no connected "
+                       "agent; without it, those tasks are warnings and wait");
   submit_cmd->add_flag("--dry-run", submit.dry_run,
                        "Print the request and the job it expands to as JSON (secret values "
                        "masked) and submit nothing");

@@ -228,6 +228,12 @@ std::string JobSummaryLine(const v1::Job& job, absl::Time now, bool with_name) {
   return s;
 }
 
+std::string TaskReason(const v1::Task& t) {
+  if (t.state() != v1::TASK_STATE_QUEUED || t.wait_reason().empty()) return t.reason();
+  if (t.reason().empty()) return absl::StrCat("waits: ", t.wait_reason());
+  return absl::StrCat(t.reason(), "; waits: ", t.wait_reason());
+}
+
 std::vector<std::string> RenderStatus(const v1::Job& job, absl::string_view only_task,
                                       absl::Time now) {
   std::vector<Row> rows;
@@ -235,7 +241,7 @@ std::vector<std::string> RenderStatus(const v1::Job& job, absl::string_view only
     if (!only_task.empty() && t.id() != only_task) continue;
     rows.push_back({ShortTaskId(t.id()), TaskStateName(t.state()), AgentCell(t),
                     t.attempts() > 0 ? absl::StrCat(t.attempts()) : "", ExitCell(t),
-                    ElapsedCell(t, now), TestsCell(t), t.reason()});
+                    ElapsedCell(t, now), TestsCell(t), TaskReason(t)});
   }
   std::vector<std::string> lines = {JobSummaryLine(job, now, /*with_name=*/true), ""};
   if (!job.submitter().empty()) lines[0] += absl::StrCat(", submitted by ", job.submitter());
@@ -351,7 +357,9 @@ std::string RenderTaskChange(const v1::Task& task, absl::Time at, absl::TimeZone
   std::string s = absl::StrCat(FormatClock(at, tz), " ", ShortTaskId(task.id()), " ",
                                TaskStateName(task.state()));
   if (std::string agent = AgentCell(task); !agent.empty()) absl::StrAppend(&s, " on ", agent);
-  if (!task.reason().empty()) absl::StrAppend(&s, " (", task.reason(), ")");
+  if (const std::string reason = TaskReason(task); !reason.empty()) {
+    absl::StrAppend(&s, " (", Shown(reason), ")");
+  }
   return s;
 }
 
@@ -406,8 +414,11 @@ std::vector<std::string> RenderLiveTable(const v1::Job& job, absl::Time now, int
   bool any_tests = false;
   for (int i : shown) {
     const v1::Task& t = job.tasks(i);
-    rows.push_back(
-        {ShortTaskId(t.id()), TaskStateName(t.state()), AgentCell(t), ElapsedCell(t, now)});
+    // A queued task has no agent: why it waits goes there.
+    const bool waits = t.state() == v1::TASK_STATE_QUEUED && !t.wait_reason().empty();
+    rows.push_back({ShortTaskId(t.id()), TaskStateName(t.state()),
+                    waits ? absl::StrCat("(", t.wait_reason(), ")") : AgentCell(t),
+                    ElapsedCell(t, now)});
     any_tests = any_tests || t.has_tests();
   }
   std::vector<std::string> table = RenderTable({"TASK", "STATE", "AGENT", "ELAPSED"}, rows);

@@ -64,6 +64,10 @@ std::vector<std::string> RenderTable(const Row& header, const std::vector<Row>& 
 std::vector<std::string> RenderJobs(const std::vector<v1::Job>& jobs, absl::Time now,
                                     absl::TimeZone tz);
 
+// A task's REASON: Task.reason, and for a queued task why it waits
+// ("waits: no connected agent runs docker_build").
+std::string TaskReason(const v1::Task& t);
+
 // `musafarm status`: "job 7 (nightly) failed in 3m05s", a blank line, then the
 // table TASK STATE AGENT ATTEMPT EXIT DURATION TESTS REASON and, when a task
 // has artifacts, a blank line and RenderArtifactLines. With `only_task` set,
@@ -92,7 +96,8 @@ std::string JobSummaryLine(const v1::Job& job, absl::Time now, bool with_name = 
 std::vector<std::string> RenderResult(const v1::Job& job, absl::Time now);
 
 // A plain (not a terminal) watch line for a task change:
-// "13:04:05 dev-3.8/base running on agent-1", "... failed on a1 (exit code 2)".
+// "13:04:05 dev-3.8/base running on agent-1", "... failed on a1 (exit code 2)",
+// "... queued (waits: 2 matching agents busy)" (TaskReason).
 std::string RenderTaskChange(const v1::Task& task, absl::Time at, absl::TimeZone tz);
 
 // "[dev-3.8/base] line"

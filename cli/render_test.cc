@@ -360,6 +360,30 @@ TEST(RenderTaskChangeTest, PlainWatchLine) {
             "13:04:05 x queued");
 }
 
+TEST(RenderTaskChangeTest, AQueuedTaskSaysWhyItWaits) {
+  const absl::Time at = absl::FromUnixSeconds(3600 * 13 + 4 * 60 + 5);
+  v1::Task t = MakeTask("7/dev-3.8/base", v1::TASK_STATE_QUEUED);
+  t.set_wait_reason("no connected agent runs docker_build");
+  EXPECT_EQ(RenderTaskChange(t, at, absl::UTCTimeZone()),
+            "13:04:05 dev-3.8/base queued (waits: no connected agent runs docker_build)");
+  t.set_reason("lost with agent a1");
+  EXPECT_EQ(TaskReason(t), "lost with agent a1; waits: no connected agent runs docker_build");
+  // Only a queued task waits: a stale reason on another state is not shown.
+  t.set_state(v1::TASK_STATE_RUNNING);
+  EXPECT_EQ(TaskReason(t), "lost with agent a1");
+}
+
+TEST(RenderStatusTest, QueuedTasksWaitReasonInTheReasonColumn) {
+  v1::Job job;
+  job.set_id("7");
+  job.set_state(v1::JOB_STATE_RUNNING);
+  *job.add_tasks() = MakeTask("7/test", v1::TASK_STATE_QUEUED);
+  job.mutable_tasks(0)->set_wait_reason("needs 2 GPUs; agents have at most 1");
+  const std::vector<std::string> lines = RenderStatus(job, "", kNow);
+  ASSERT_EQ(lines.size(), 4u);
+  EXPECT_TRUE(absl::EndsWith(lines[3], "waits: needs 2 GPUs; agents have at most 1")) << lines[3];
+}
+
 TEST(RenderResultTest, TableThenSummary) {
   v1::Job job;
   job.set_id("7");
@@ -407,6 +431,19 @@ TEST(RenderLiveTableTest, SummaryTableAndElapsed) {
                           "a     succeeded  h1     10s",      //
                           "b     running    h2     1m00s",    //
                           "c     pending    -      -"));
+}
+
+TEST(RenderLiveTableTest, AQueuedTaskSaysWhyItWaitsInTheAgentColumn) {
+  v1::Job job;
+  job.set_id("7");
+  job.set_state(v1::JOB_STATE_RUNNING);
+  job.set_created_us(kT0);
+  *job.add_tasks() = MakeTask("7/a", v1::TASK_STATE_QUEUED);
+  job.mutable_tasks(0)->set_wait_reason("2 matching agents busy");
+  EXPECT_THAT(RenderLiveTable(job, kNow, 200, 50),
+              ElementsAre("job 7 running for 1m40s: 0/1 done, 0 running",
+                          "TASK  STATE   AGENT                     ELAPSED",  //
+                          "a     queued  (2 matching agents busy)  -"));
 }
 
 TEST(RenderLiveTableTest, FitsTheTerminal) {

@@ -445,7 +445,7 @@ std::optional<std::string> PipelineFileArg(int argc, const char* const* argv) {
         return "";  // a pipeline's short option: what follows may be its value
       } else if (in_submit && absl::StartsWith(arg, "--") && arg.find('=') == std::string::npos &&
                  arg != "--watch" && arg != "--logs" && arg != "--help" && arg != "--version" &&
-                 arg != "--insecure" && arg != "--dry-run") {
+                 arg != "--insecure" && arg != "--dry-run" && arg != "--strict") {
         return "";  // a pipeline's long option
       }
       continue;

@@ -5,6 +5,16 @@
 #include "cli/client.h"
 
 namespace musafarm::cli {
+namespace {
+
+// What earns a line in a plain watch: a new state or attempt, or a queued
+// task waiting for another reason.
+bool Changed(const v1::Task& before, const v1::Task& now) {
+  return before.state() != now.state() || before.attempt_id() != now.attempt_id() ||
+         (now.state() == v1::TASK_STATE_QUEUED && before.wait_reason() != now.wait_reason());
+}
+
+}  // namespace
 
 absl::string_view LogCursor::Accept(uint64_t attempt_id, uint64_t offset, absl::string_view data) {
   if (started_ && attempt_id < attempt_id_) return {};  // a late chunk of an older attempt
@@ -60,8 +70,7 @@ void WatchModel::ReplaceJob(const v1::Job& job, absl::Time now, std::vector<std:
   if (!opts_.live) {
     for (const v1::Task& t : job.tasks()) {
       auto it = known.find(t.id());
-      if (it == known.end() || it->second->state() != t.state() ||
-          it->second->attempt_id() != t.attempt_id()) {
+      if (it == known.end() || Changed(*it->second, t)) {
         out->push_back(RenderTaskChange(t, now, opts_.tz));
       }
     }
@@ -77,8 +86,7 @@ void WatchModel::UpdateTask(const v1::Task& task, absl::Time now, std::vector<st
       break;
     }
   }
-  const bool changed =
-      slot == nullptr || slot->state() != task.state() || slot->attempt_id() != task.attempt_id();
+  const bool changed = slot == nullptr || Changed(*slot, task);
   if (slot == nullptr) slot = job_.add_tasks();
   *slot = task;
   if (changed && !opts_.live) out->push_back(RenderTaskChange(task, now, opts_.tz));

@@ -71,6 +71,19 @@ TEST(WatchModelTest, PrintsEveryTaskAtTheStartThenOnlyChanges) {
   EXPECT_EQ(m.job().tasks(0).state(), v1::TASK_STATE_RUNNING);
 }
 
+TEST(WatchModelTest, AQueuedTaskWaitingForAnotherReasonIsPrinted) {
+  WatchModel m = Plain(false);
+  v1::Task a = MakeTask("7/a", v1::TASK_STATE_QUEUED);
+  EXPECT_THAT(m.Apply(Snapshot({a}), kAt), ElementsAre("10:02:03 a queued"));
+  a.set_wait_reason("1 matching agent busy");
+  EXPECT_THAT(m.Apply(TaskEvent(a), kAt),
+              ElementsAre("10:02:03 a queued (waits: 1 matching agent busy)"));
+  EXPECT_THAT(m.Apply(TaskEvent(a), kAt), IsEmpty());
+  a.set_wait_reason("1 matching agent draining");
+  EXPECT_THAT(m.Apply(TaskEvent(a), kAt),
+              ElementsAre("10:02:03 a queued (waits: 1 matching agent draining)"));
+}
+
 TEST(WatchModelTest, ResumeSnapshotPrintsOnlyWhatWasMissed) {
   WatchModel m = Plain(false);
   m.Apply(Snapshot({MakeTask("7/a", v1::TASK_STATE_RUNNING, 1, "h1"),

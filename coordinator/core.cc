@@ -64,9 +64,7 @@ absl::Status Core::Recover() {
       v1::Task& task = *entry.job.mutable_tasks(static_cast<int>(i));
       next_attempt_id_ = std::max(next_attempt_id_, task.attempt_id() + 1);
       if (task.attempt_id() != 0) task.set_log_size(logs_->Size(task.id(), task.attempt_id()));
-      if (task.state() == v1::TASK_STATE_QUEUED) {
-        ready_.Add(task.id(), {entry.seq, i}, RequirementOf(task.spec().run()));
-      }
+      if (task.state() == v1::TASK_STATE_QUEUED) Enqueue(task, {entry.seq, i});
       metrics_.OnTaskKnown(task, now);
       if (IsActive(task.state())) {
         Agent& agent = agents_.RestoreHolder(task.agent(), now);
@@ -93,10 +91,11 @@ bool Core::Apply(v1::Task& task, const TaskEventArgs& args) {
               TaskStateName(t->from), TaskStateName(t->to), t->reason.empty() ? "" : ": ",
               t->reason);
   metrics_.OnTransition(task, t->from, t->to, clock_->Now());
-  if (t->from == v1::TASK_STATE_QUEUED) ready_.Remove(task.id());
-  if (t->to == v1::TASK_STATE_QUEUED) {
-    ready_.Add(task.id(), jobs_.QueueOrder(task.id()), RequirementOf(task.spec().run()));
+  if (t->from == v1::TASK_STATE_QUEUED) {
+    ready_.Remove(task.id());
+    task.clear_wait_reason();
   }
+  if (t->to == v1::TASK_STATE_QUEUED) Enqueue(task, jobs_.QueueOrder(task.id()));
   pending_.mutation.transitions.push_back(*std::move(t));
   MarkChanged(task);
   return true;
@@ -110,13 +109,21 @@ void Core::SendTo(const std::string& agent, v1::CoordinatorMessage msg) {
   pending_.to_agents.emplace_back(agent, std::move(msg));
 }
 
-void Core::SaveAgent(const Agent& agent) { pending_.mutation.agents.push_back(agent.info); }
+void Core::SaveAgent(const Agent& agent) {
+  pending_.mutation.agents.push_back(agent.info);
+  wait_reasons_stale_ = true;  // what it is doing may be why a task waits
+}
 
 void Core::Flush() {
   Pending p = std::move(pending_);
   pending_ = Pending();
   for (const std::string& id : p.changed_order) {
-    if (const v1::Task* task = jobs_.FindTask(id)) p.mutation.tasks.push_back(*task);
+    if (const v1::Task* task = jobs_.FindTask(id)) {
+      p.mutation.tasks.push_back(*task);
+      // Recomputed by every scheduling pass: storing it would cost a write
+      // each time it changes and show a stale one after a restart.
+      p.mutation.tasks.back().clear_wait_reason();
+    }
   }
   for (const std::string& id : p.changed_jobs) {
     v1::Job job = jobs_.Find(id)->job;

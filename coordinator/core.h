@@ -27,6 +27,7 @@
 #include "coordinator/store.h"
 #include "coordinator/task_state_machine.h"
 #include "coordinator/user_api.h"
+#include "coordinator/wait_reason.h"
 #include "coordinator/watch_hub.h"
 #include "musafarm/v1/agent_service.pb.h"
 #include "musafarm/v1/user_service.pb.h"
@@ -110,6 +111,10 @@ class Core : public AgentEventSink, public UserApi {
                                  const std::string& submitter) override;
   // Tests and benchmarks: a job without a recorded submitter.
   absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request) { return Submit(request, ""); }
+  // For each task of `job` that no connected agent could run (WaitVerdict::
+  // runnable false), "task <id>: <reason>"; one line when no agent is
+  // connected at all. Submit refuses a strict request with these.
+  std::vector<std::string> SubmitWarnings(const v1::Job& job) override;
   absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const override;
   std::vector<v1::Job> ListJobs(int limit, const std::string& submitter) const override;
   absl::StatusOr<std::string> OwnerOf(const std::string& id) const override;
@@ -226,6 +231,13 @@ class Core : public AgentEventSink, public UserApi {
   // that can have changed, each in queue order, and stops a class at its first
   // task that fits nowhere: its other tasks fit the same agents.
   void Schedule();
+  // Sets Task.wait_reason on every queued task from WaitReason over `agents`,
+  // one verdict per requirement class, and tells watchers of the tasks whose
+  // reason changed. Memory only: the reason is recomputed, never stored.
+  void UpdateWaitReasons(const std::vector<WaitAgent>& agents);
+  // Adds a task that became QUEUED to the ready queue, with its class's last
+  // wait reason.
+  void Enqueue(v1::Task& task, ReadyQueue::Order order);
   // Commits pending_ and publishes it. A failed commit is fatal: memory would
   // otherwise run ahead of what a restart would see.
   void Flush();
@@ -242,6 +254,11 @@ class Core : public AgentEventSink, public UserApi {
   WatchHub watchers_;
   ReadyQueue ready_;                     // every QUEUED task, by requirement class
   std::set<std::string> dirty_agents_;   // agents that may take work they could not before
+  // Each requirement class's wait reason as last computed, and whether an
+  // agent changed since (its state, not only its room: a reason may change
+  // where placement has nothing new to try).
+  std::map<Requirement, std::string> wait_reasons_;
+  bool wait_reasons_stale_ = false;
   std::set<std::string> keep_images_;    // last KeepImages sent
   uint64_t next_attempt_id_ = 1;
   Pending pending_;

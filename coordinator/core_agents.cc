@@ -34,6 +34,7 @@ void Core::OnAgentGone(ConnId conn) {
   if (agent == nullptr) return;  // never registered, or an older stream already replaced
   DisconnectAgent(*agent, absl::OkStatus());
   Flush();
+  Schedule();  // hand-backs to place, and wait reasons that named it
 }
 
 void Core::DisconnectAgent(Agent& agent, const absl::Status& why) {

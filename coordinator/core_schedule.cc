@@ -4,6 +4,8 @@
 #include "coordinator/core.h"
 
 #include <algorithm>
+#include <iterator>
+#include <map>
 #include <utility>
 
 #include "absl/strings/str_join.h"
@@ -13,6 +15,7 @@
 #include "common/task_state.h"
 #include "coordinator/host_health.h"
 #include "coordinator/scheduler.h"
+#include "coordinator/wait_reason.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -21,9 +24,9 @@ std::shared_ptr<spdlog::logger> Log() {
   return log;
 }
 
-// There is no "why pending" text for a queued task yet, so when the agent
-// policy is what keeps a task queued (some agent would fit it were it not
-// for the policy) this says so at DEBUG, once per pass and class.
+// When the agent policy is what keeps a task queued (some agent would fit it
+// were it not for the policy) this names the agents and why at DEBUG, once
+// per pass and class; Task.wait_reason says only "not granted".
 void LogPolicyRefusal(const std::string& task_id, const ReadyTask& task,
                       const std::vector<AgentRegistry::Agent*>& agents,
                       const std::vector<AgentSlots>& slots) {
@@ -45,6 +48,52 @@ void LogPolicyRefusal(const std::string& task_id, const ReadyTask& task,
   Log()->debug("task={} stays queued: the agent policy refuses {}", task_id,
                absl::StrJoin(refused, ", "));
 }
+
+// Placement's view of a requirement class.
+ReadyTask ClassView(const Requirement& r) {
+  ReadyTask view;
+  view.labels = &r.labels;
+  view.kind = r.kind;
+  view.gpus = r.gpus;
+  view.needs = r.needs;
+  return view;
+}
+
+// The agents as placement and WaitReason see them, in name order. `slots`
+// points into the other vectors: built once, never resized.
+struct AgentViews {
+  std::vector<AgentRegistry::Agent*> agents;
+  std::vector<std::vector<std::string>> labels;
+  std::vector<std::vector<v1::StageKind>> kinds;
+  std::vector<std::set<int32_t>> used_gpus;
+  std::vector<AgentSlots> slots;
+
+  explicit AgentViews(AgentRegistry& registry) {
+    for (auto& [name, agent] : registry.agents()) {
+      agents.push_back(&agent);
+      labels.emplace_back(agent.info.labels().begin(), agent.info.labels().end());
+      kinds.push_back(AvailableKinds(agent.info));  // less those its host cannot run now
+      used_gpus.push_back(agent.used_gpus());
+    }
+    for (size_t i = 0; i < agents.size(); ++i) {
+      const AgentRegistry::Agent& a = *agents[i];
+      slots.push_back(AgentSlots{&labels[i], a.free_slots(), a.accepting(), &kinds[i]});
+      slots.back().free_gpus = std::max(0, a.info.gpus() - static_cast<int>(used_gpus[i].size()));
+      slots.back().grants = &a.grants;
+      slots.back().trusted_labels = &a.trusted_labels;
+    }
+  }
+  AgentViews(const AgentViews&) = delete;
+  AgentViews& operator=(const AgentViews&) = delete;
+
+  std::vector<WaitAgent> ForWaitReason() const {
+    std::vector<WaitAgent> out;
+    for (size_t i = 0; i < agents.size(); ++i) {
+      out.push_back(WaitAgent{&agents[i]->info, agents[i]->connected(), slots[i]});
+    }
+    return out;
+  }
+};
 }  // namespace
 
 void Core::ApplyPolicy(Agent& agent) {
@@ -62,17 +111,23 @@ void Core::SetAgentPolicy(std::optional<AgentPolicy> policy) {
     ApplyPolicy(agent);
     dirty_agents_.insert(name);  // it may take classes it could not before
   }
+  wait_reasons_stale_ = true;
   Log()->info("agent policy in force: {} rules", policy_.rule_count());
   Schedule();
 }
 
 void Core::Schedule() {
   if (shutting_down_) return;  // nothing new goes to streams that are closing
-  if (!ready_.HasDirty() && dirty_agents_.empty()) return;  // nothing placement reads changed
+  // Nothing placement or the wait reasons read changed.
+  if (!ready_.HasDirty() && dirty_agents_.empty() && !wait_reasons_stale_) return;
   std::set<Requirement> candidates = ready_.TakeDirty();
   std::set<std::string> changed_agents;
   changed_agents.swap(dirty_agents_);
-  if (ready_.size() == 0) return;
+  if (ready_.size() == 0) {
+    wait_reasons_.clear();
+    wait_reasons_stale_ = false;
+    return;
+  }
   ++stats_.passes;
   struct Timed {  // wall time of the pass, however it returns
     CoreMetrics& m;
@@ -80,39 +135,17 @@ void Core::Schedule() {
     ~Timed() { m.OnSchedulingPass(absl::Now() - start); }
   } timed{metrics_};
 
-  std::vector<Agent*> agents;
-  std::vector<std::vector<std::string>> agent_labels;
-  std::vector<std::vector<v1::StageKind>> agent_kinds;
-  std::vector<AgentSlots> slots;
-  std::vector<std::set<int32_t>> used_gpus;
+  AgentViews views(agents_);
+  const std::vector<Agent*>& agents = views.agents;
+  std::vector<AgentSlots>& slots = views.slots;
+  std::vector<std::set<int32_t>>& used_gpus = views.used_gpus;
   int total_free = 0;
-  for (auto& [name, agent] : agents_.agents()) {
-    agents.push_back(&agent);
-    agent_labels.emplace_back(agent.info.labels().begin(), agent.info.labels().end());
-    agent_kinds.push_back(AvailableKinds(agent.info));  // less those its host cannot run now
-    used_gpus.push_back(agent.used_gpus());
-  }
-  for (size_t i = 0; i < agents.size(); ++i) {
-    const Agent& a = *agents[i];
-    slots.push_back(AgentSlots{&agent_labels[i], a.free_slots(), a.accepting(), &agent_kinds[i]});
-    slots.back().free_gpus = std::max(0, a.info.gpus() - static_cast<int>(used_gpus[i].size()));
-    slots.back().grants = &a.grants;
-    slots.back().trusted_labels = &a.trusted_labels;
-    if (slots.back().accepting) total_free += slots.back().free_slots;
-  }
-  auto class_view = [](const Requirement& r) {
-    ReadyTask view;
-    view.labels = &r.labels;
-    view.kind = r.kind;
-    view.gpus = r.gpus;
-    view.needs = r.needs;
-    return view;
-  };
+  for (const AgentSlots& s : slots) total_free += s.accepting ? s.free_slots : 0;
   // Classes with no new task are worth a look only if an agent that changed
   // can take one of them now.
   for (const auto& [req, cls] : ready_.classes()) {
     if (candidates.count(req) != 0) continue;
-    const ReadyTask view = class_view(req);
+    const ReadyTask view = ClassView(req);
     for (size_t a = 0; a < agents.size(); ++a) {
       if (changed_agents.count(agents[a]->info.name()) != 0 && Fits(slots[a], view)) {
         candidates.insert(req);
@@ -140,7 +173,7 @@ void Core::Schedule() {
     if (next == nullptr) break;
     ++stats_.tasks_examined;
     v1::Task& task = *jobs_.FindTask(next->tasks.begin()->second);
-    ReadyTask view = class_view(next->requirement);
+    ReadyTask view = ClassView(next->requirement);
     // Cache locality: the agents that ran this task's dependencies hold their
     // images and build cache.
     for (const std::string& need : task.spec().needs()) {
@@ -193,6 +226,53 @@ void Core::Schedule() {
     SendTo(agent.info.name(), std::move(msg));
   }
   if (placed_any) Flush();
+  UpdateWaitReasons(views.ForWaitReason());
+}
+
+void Core::UpdateWaitReasons(const std::vector<WaitAgent>& agents) {
+  wait_reasons_stale_ = false;
+  for (auto it = wait_reasons_.begin(); it != wait_reasons_.end();) {
+    it = ready_.classes().count(it->first) == 0 ? wait_reasons_.erase(it) : std::next(it);
+  }
+  for (const auto& [req, cls] : ready_.classes()) {
+    std::string reason = WaitReason(ClassView(req), agents).reason;
+    auto [known, added] = wait_reasons_.try_emplace(req);
+    // An unchanged class reason: its tasks have it already (Enqueue).
+    if (!added && known->second == reason) continue;
+    known->second = reason;
+    for (const auto& [order, id] : cls.tasks) {
+      v1::Task* task = jobs_.FindTask(id);
+      if (task == nullptr || task->wait_reason() == reason) continue;
+      task->set_wait_reason(reason);
+      // Not a state change: nothing to store, but watchers show it.
+      watchers_.PublishTask(*task);
+    }
+  }
+}
+
+void Core::Enqueue(v1::Task& task, ReadyQueue::Order order) {
+  const Requirement req = RequirementOf(task.spec().run());
+  auto known = wait_reasons_.find(req);
+  task.set_wait_reason(known == wait_reasons_.end() ? "" : known->second);
+  ready_.Add(task.id(), order, req);
+}
+
+std::vector<std::string> Core::SubmitWarnings(const v1::Job& job) {
+  AgentViews views(agents_);
+  const std::vector<WaitAgent> agents = views.ForWaitReason();
+  if (std::none_of(agents.begin(), agents.end(), [](const WaitAgent& a) { return a.connected; })) {
+    return {"no agent is connected: every task waits until one registers"};
+  }
+  std::map<Requirement, WaitVerdict> verdicts;
+  std::vector<std::string> warnings;
+  for (const v1::Task& task : job.tasks()) {
+    if (IsTerminal(task.state())) continue;
+    const Requirement req = RequirementOf(task.spec().run());
+    auto it = verdicts.find(req);
+    if (it == verdicts.end()) it = verdicts.emplace(req, WaitReason(ClassView(req), agents)).first;
+    if (!it->second.runnable) warnings.push_back(absl::StrCat("task ", task.id(), ": ", it->second.reason));
+  }
+  return warnings;
 }
 
 }  // namespace musafarm::coordinator

@@ -1027,6 +1027,100 @@ stages:
   EXPECT_EQ(kinds["old"], (std::vector<int>{v1::STAGE_KIND_DOCKER_BUILD}));
 }
 
+// Why a task waits (issue 16, item 1).
+constexpr char kBuildAndTest[] = R"(
+stages:
+  - name: base
+    docker_build: {context: /ctx, tags: ["reg/base:1"]}
+  - name: unit
+    exec: ["true"]
+  - name: more
+    exec: ["true"]
+)";
+
+const v1::Task* TaskNamed(const v1::Job& job, const std::string& id) {
+  for (const v1::Task& t : job.tasks()) {
+    if (t.id() == id) return &t;
+  }
+  ADD_FAILURE() << "no task " << id;
+  return nullptr;
+}
+
+void ExpectNoWaitReasonStored(Store& store) {
+  absl::StatusOr<std::vector<v1::Job>> jobs = store.LoadJobs();
+  ASSERT_TRUE(jobs.ok()) << jobs.status();
+  ASSERT_FALSE(jobs->empty());
+  for (const v1::Job& stored : *jobs) {
+    for (const v1::Task& t : stored.tasks()) EXPECT_EQ(t.wait_reason(), "") << t.id();
+  }
+}
+
+TEST_F(CoreTest, QueuedTasksSayWhyTheyWaitWithoutStoringIt) {
+  auto [conn, agent] = Connect("a1", 1);  // exec only, one slot
+  v1::Job job = Submit(kBuildAndTest);
+  auto watcher = WatchWithLogs(job.id());
+  ASSERT_NE(watcher, nullptr);
+  ASSERT_EQ(agent->TakeAssignments().size(), 1u);  // unit
+  v1::Job now = *core_->GetJob(job.id());
+  EXPECT_EQ(TaskNamed(now, job.id() + "/base")->wait_reason(),
+            "no connected agent runs docker_build");
+  EXPECT_EQ(TaskNamed(now, job.id() + "/more")->wait_reason(), "1 matching agent busy");
+  EXPECT_EQ(TaskNamed(now, job.id() + "/unit")->wait_reason(), "");
+  // Memory only: the store never holds a wait reason.
+  ExpectNoWaitReasonStored(*store_);
+
+  // A docker agent that is draining changes the reason, and watchers hear it
+  // although no task changed state.
+  v1::Register reg;
+  reg.set_name("d1");
+  reg.set_slots(1);
+  reg.mutable_capabilities()->add_executor_kinds(v1::STAGE_KIND_DOCKER_BUILD);
+  auto [dconn, docker] = ConnectWith(reg);
+  ASSERT_EQ(docker->TakeAssignments().size(), 1u);  // base, at once
+  EXPECT_EQ(TaskNamed(*core_->GetJob(job.id()), job.id() + "/base")->wait_reason(), "");
+  ASSERT_TRUE(core_->Drain("a1", false).ok());
+  EXPECT_EQ(TaskNamed(*core_->GetJob(job.id()), job.id() + "/more")->wait_reason(),
+            "1 matching agent draining");
+  std::vector<std::string> heard;
+  for (const v1::WatchEvent& e : watcher->events) {
+    if (e.has_task() && e.task().id() == job.id() + "/more") heard.push_back(e.task().wait_reason());
+  }
+  EXPECT_EQ(heard.back(), "1 matching agent draining");
+  ExpectNoWaitReasonStored(*store_);
+}
+
+TEST_F(CoreTest, SubmitWarnsOfTasksNoConnectedAgentCouldRunAndStrictRefuses) {
+  v1::SubmitRequest req;
+  req.set_spec_yaml(kBuildAndTest);
+  req.set_spec_file("test.yaml");
+  v1::Job nothing;
+  EXPECT_EQ(core_->SubmitWarnings(nothing),
+            (std::vector<std::string>{"no agent is connected: every task waits until one registers"}));
+  Connect("a1", 1);
+  req.set_strict(true);
+  absl::StatusOr<v1::Job> refused = core_->Submit(req);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("task 1/base: no connected agent runs docker_build"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_TRUE(store_->LoadJobs()->empty());
+  EXPECT_TRUE(core_->ListJobs(10, "").empty());
+
+  req.set_strict(false);
+  absl::StatusOr<v1::Job> job = core_->Submit(req);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(core_->SubmitWarnings(*job),
+            (std::vector<std::string>{absl::StrCat("task ", job->id(),
+                                                   "/base: no connected agent runs docker_build")}));
+  // Busy is no reason to warn, nor to refuse.
+  req.set_spec_yaml("stages:\n  - name: one\n    exec: [x]\n");
+  req.set_strict(true);
+  job = core_->Submit(req);
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_TRUE(core_->SubmitWarnings(*job).empty());
+}
+
 // The agent policy (issue 10, point 4).
 class CorePolicyTest : public CoreTest {
  protected:

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/limits.h"
 #include "common/logging.h"
 #include "common/task_state.h"
@@ -74,6 +75,15 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request,
   job.set_created_us(now);
   job.set_submitter(submitter);
   for (std::string& image : PushedImages(job)) job.add_pushed_images(std::move(image));
+  if (request.strict()) {
+    // Refused before anything is stored: the submitter fixes the pipeline or
+    // the farm, and submits again.
+    std::vector<std::string> unrunnable = SubmitWarnings(job);
+    if (!unrunnable.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--strict: job not created: ", absl::StrJoin(unrunnable, "; ")));
+    }
+  }
 
   Mutation m;
   for (v1::Task& task : *job.mutable_tasks()) {
@@ -104,7 +114,7 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request,
     const v1::Task& task = job.tasks(static_cast<int>(i));
     metrics_.OnTaskKnown(task, clock_->Now());
     if (task.state() == v1::TASK_STATE_QUEUED) {
-      ready_.Add(task.id(), {entry.seq, i}, RequirementOf(task.spec().run()));
+      Enqueue(*entry.job.mutable_tasks(static_cast<int>(i)), {entry.seq, i});
     }
   }
   Log()->info("job={} submitted by {}: '{}' from {}, {} tasks", job_id,

@@ -33,6 +33,12 @@ class UserApi {
   // `submitter`: who submits (the authenticated user), recorded in the job.
   virtual absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request,
                                          const std::string& submitter) = 0;
+  // What the submitter should hear of a job Submit just accepted (its tasks
+  // no connected agent could run): SubmitResponse.warnings.
+  virtual std::vector<std::string> SubmitWarnings(const v1::Job& job) {
+    (void)job;
+    return {};
+  }
   virtual absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const = 0;
   // Newest first, no tasks; `submitter` non-empty: only that user's jobs.
   virtual std::vector<v1::Job> ListJobs(int limit, const std::string& submitter) const = 0;

@@ -177,6 +177,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* c
     absl::StatusOr<v1::Job> job = api_->Submit(*req, who.user);
     Audit(who, peer, "submit", job.ok() ? job->id() : req->spec_file(), job.status());
     if (!job.ok()) return job.status();
+    for (std::string& w : api_->SubmitWarnings(*job)) resp->add_warnings(std::move(w));
     *resp->mutable_job() = *std::move(job);
     FillApiTimes(resp->mutable_job());
     return absl::OkStatus();

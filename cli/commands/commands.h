@@ -34,6 +34,9 @@ struct SubmitOptions {
   // Print the request and the job it expands to as JSON (secret values
   // masked) instead of submitting: what a command line becomes.
   bool dry_run = false;
+  // SubmitRequest.strict: a task no connected agent could run (its stage
+  // kind, labels or GPUs) is an error, not a warning.
+  bool strict = false;
 };
 
 // A pipeline file's text and how messages name it.

@@ -162,6 +162,7 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
     a->mutable_values()->Assign(values.begin(), values.end());
   }
   req.mutable_secrets()->insert(parts->secrets.begin(), parts->secrets.end());
+  req.set_strict(opts.strict);
   if (opts.dry_run) {
     PrintDryRun(env, req, *local);
     return kExitOk;
@@ -180,6 +181,9 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
     return ReportRpcError(env, status);
   }
 
+  // The job is created; these tasks wait until the farm changes.
+  for (const std::string& w : resp.warnings()) *env.err << "musafarm: warning: " << w << "\n";
+  env.err->flush();
   if (env.output == OutputFormat::kJson) {
     PrintJson(env, resp.job());
   } else {

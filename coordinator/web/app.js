@@ -117,6 +117,11 @@ function cellKey(task, skip) {
   return (task.spec.cell || []).filter((v, i) => i !== skip).map(v => v.value).join(' ') || '–';
 }
 
+// A queued task says why it waits (Task.wait_reason): shown on hover.
+function chipTitle(t) {
+  return stateOf(t.state) + (stateOf(t.state) === 'queued' && t.wait_reason ? ': ' + t.wait_reason : '');
+}
+
 async function jobPage(id) {
   const job = await api('/api/job?id=' + encodeURIComponent(id));
   const axes = job.axes || [];
@@ -137,7 +142,7 @@ async function jobPage(id) {
         if (cellKey(t, py) !== r || (py >= 0 && t.spec.cell[py].value !== c)) continue;
         const ch = chip(t.state, t.spec.stage, '#/task/' + encodeURIComponent(t.id));
         ch.dataset.task = t.id;
-        ch.title = stateOf(t.state);
+        ch.title = chipTitle(t);
         chips[t.id] = ch;
         cell.append(ch);
       }
@@ -165,7 +170,7 @@ async function jobPage(id) {
   live.push(es);
   const update = (t) => {
     const ch = chips[t.id];
-    if (ch) { ch.className = 'chip st-' + stateOf(t.state); ch.title = stateOf(t.state); }
+    if (ch) { ch.className = 'chip st-' + stateOf(t.state); ch.title = chipTitle(t); }
   };
   es.addEventListener('snapshot', (e) => { for (const t of JSON.parse(e.data).tasks || []) update(t); });
   es.addEventListener('task', (e) => update(JSON.parse(e.data)));
@@ -200,6 +205,9 @@ async function taskPage(id) {
   } }, 'Show earlier output');
   const state = chip(task.state, stateOf(task.state));
   state.id = 'task-state';
+  const waits = el('span', { id: 'wait-reason' });
+  const setWaits = (t) => { waits.textContent = stateOf(t.state) === 'queued' && t.wait_reason ? 'waits: ' + t.wait_reason : ''; };
+  setWaits(task);
   const tests = task.tests ? el('p', { id: 'tests' }, 'tests: ', (task.tests.passed || 0) + ' passed, ',
     (task.tests.failed || 0) + ' failed, ', (task.tests.skipped || 0) + ' skipped, ', (task.tests.errors || 0) + ' errors') : '';
   const failed = el('ul', {}, ...((task.tests && task.tests.failed_tests) || []).map(n => el('li', {}, n)));
@@ -207,7 +215,7 @@ async function taskPage(id) {
     el('a', { href: '/api/artifact?task=' + encodeURIComponent(id) + '&name=' + encodeURIComponent(a.name), download: a.name },
       a.name), ' (' + a.size + ' bytes)')));
   main(el('section', {}, el('h1', {}, el('a', { href: '#/job/' + encodeURIComponent(jobId) }, 'Job ' + jobId), ' / ',
-         task.spec.display_name || task.id), el('p', {}, state, ' ', task.agent ? 'on ' + task.agent : ''), tests, failed),
+         task.spec.display_name || task.id), el('p', {}, state, ' ', task.agent ? 'on ' + task.agent : '', waits), tests, failed),
        el('section', {}, el('h2', {}, 'Artifacts'), arts),
        el('section', {}, el('h2', {}, 'Log'), first > 0 ? more : '', pre));
   const es = new EventSource('/api/log-events?task=' + encodeURIComponent(id) + '&from=' + first);
@@ -218,7 +226,7 @@ async function taskPage(id) {
     ansi(d.data, pre);
     if (stick) pre.scrollTop = pre.scrollHeight;
   });
-  const setState = (t) => { if (t.id === id) { state.className = 'chip st-' + stateOf(t.state); state.textContent = stateOf(t.state); } };
+  const setState = (t) => { if (t.id === id) { state.className = 'chip st-' + stateOf(t.state); state.textContent = stateOf(t.state); setWaits(t); } };
   es.addEventListener('task', (e) => setState(JSON.parse(e.data)));
   es.addEventListener('finished', (e) => { for (const t of JSON.parse(e.data).tasks || []) setState(t); es.close(); });
 }
