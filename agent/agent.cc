@@ -27,6 +27,7 @@
 #include "common/limits.h"
 #include "common/logging.h"
 #include "common/peer_compat.h"
+#include "common/protocol_version.h"
 #include "common/stage_kind.h"
 #include "common/utf8.h"
 
@@ -184,6 +185,7 @@ void Agent::Connect() {
   for (const std::string& l : options_.labels) reg->add_labels(l);
   reg->set_slots(options_.slots);
   reg->set_version(kVersion);
+  reg->set_protocol_version(kProtocolVersion);
   reg->set_instance_secret(instance_secret_);
   MeasureDisk();
   reg->mutable_capabilities()->set_free_disk_bytes(static_cast<int64_t>(free_disk_));
@@ -216,6 +218,16 @@ void Agent::OnSessionEnd(uint64_t generation, const absl::Status& status) {
   const bool was_registered = registered_;
   registered_ = false;
   if (closing_) {
+    Stopped();
+    return;
+  }
+  if (absl::IsFailedPrecondition(status)) {
+    // The coordinator cannot serve this agent's protocol: no retry changes
+    // that, so the agent stops and its process exits non-zero (refusal()).
+    Log()->error("the coordinator at {} refused this agent for good: {}", link_->Target(),
+                 std::string(status.message()));
+    refusal_ = status;
+    closing_ = true;
     Stopped();
     return;
   }
@@ -281,8 +293,10 @@ void Agent::OnMessage(uint64_t generation, const v1::CoordinatorMessage& msg) {
       if (msg.registered().heartbeat_interval_ms() > 0) {
         heartbeat_interval_ = absl::Milliseconds(msg.registered().heartbeat_interval_ms());
       }
-      Log()->info("registered with {} as '{}' ({} slots, {} attempts held)", link_->Target(),
-                  options_.name, options_.slots, attempts_.size());
+      Log()->info("registered with {} as '{}' ({} slots, {} attempts held; protocol {}, "
+                  "the coordinator's {})",
+                  link_->Target(), options_.name, options_.slots, attempts_.size(),
+                  kProtocolVersion, AgentProtocolVersion(msg.registered().protocol_version()));
       loop_.PostAfter(heartbeat_interval_, [this, generation] { Heartbeat(generation); });
       break;
     case v1::CoordinatorMessage::kAssignment:

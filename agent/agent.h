@@ -143,9 +143,13 @@ class Agent {
   // Shutdown(), and stops and hands back running attempts now instead of at
   // the drain deadline (a second SIGTERM). Thread-safe.
   void HandBackNow();
-  // Waits up to `timeout` for a shutdown to finish (the stream is closed);
-  // true when it has.
+  // Waits up to `timeout` for a shutdown to finish (the stream is closed), or
+  // for the coordinator to refuse this agent for good; true when either has.
   bool WaitStopped(absl::Duration timeout);
+  // Once WaitStopped: why the coordinator refused this agent for good
+  // (FAILED_PRECONDITION: a protocol version it cannot serve); OK when it did
+  // not. The process then exits non-zero instead of retrying forever.
+  absl::Status refusal() const { return refusal_; }
   // HandBackNow(), waits for the end (bounded), stops the loop and joins the
   // executions. Idempotent.
   void Stop();
@@ -260,6 +264,7 @@ class Agent {
   bool final_wait_started_ = false;  // nothing runs; waiting for acks
   bool final_wait_over_ = false;
   bool closing_ = false;  // the session is being closed for good
+  absl::Status refusal_;  // written before stopped_ is notified, read after
 };
 
 }  // namespace musafarm::agent

@@ -17,6 +17,7 @@
 #include "agent/agent.h"
 #include "agent/agent_state.h"
 #include "agent/executor/exec_executor.h"
+#include "common/protocol_version.h"
 #include "common/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -479,6 +480,24 @@ TEST_F(AgentLifecycleTest, AlreadyExistsIsRetriedAndTheRunningAttemptIsKept) {
   const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->exit_code(), 0);
+}
+
+// A coordinator that cannot serve this agent's protocol (issue 16, item 2):
+// no retry changes that, so the agent stops at once with the refusal, which
+// its process reports before exiting non-zero.
+TEST_F(AgentLifecycleTest, AProtocolRefusalStopsTheAgentInsteadOfRetrying) {
+  const absl::Status why = absl::FailedPreconditionError(
+      "agent protocol 2 is not supported by this coordinator (protocol 3, agents 3..3)");
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  EXPECT_EQ(coordinator_.registration().protocol_version(), kProtocolVersion);
+  // The coordinator is replaced by one of another protocol.
+  coordinator_.RefuseRegistrations(why);
+  coordinator_.Disconnect();
+  ASSERT_TRUE(agent_->WaitStopped(absl::Seconds(20)));
+  EXPECT_EQ(agent_->refusal(), why);
+  EXPECT_EQ(coordinator_.refused(), 1);
+  EXPECT_EQ(coordinator_.sessions_opened(), 2);
 }
 
 TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseFilesDoNotAddUpIsDroppedAsBefore) {

@@ -511,16 +511,21 @@ int main(int argc, char** argv) {
   if (options.fenced_gpus) {
     gpu_health.Start(absl::Milliseconds(static_cast<int64_t>(gpu_recheck_s * 1000)));
   }
+  // Until a signal, or until the coordinator refuses this agent for good.
+  const struct timespec poll = {0, 100'000'000};
   int sig = 0;
-  sigwait(&stop, &sig);
-  musafarm::GetLogger("agent")->info(
-      "signal {}: shutting down (drain timeout {}; a second signal hands back running tasks at "
-      "once)",
-      sig, drain_timeout);
-  agent.Shutdown();
+  while (sig <= 0 && !agent.WaitStopped(absl::ZeroDuration())) {
+    sig = sigtimedwait(&stop, nullptr, &poll);
+  }
+  if (sig > 0) {
+    musafarm::GetLogger("agent")->info(
+        "signal {}: shutting down (drain timeout {}; a second signal hands back running tasks at "
+        "once)",
+        sig, drain_timeout);
+    agent.Shutdown();
+  }
   bool second = false;
   while (!agent.WaitStopped(absl::ZeroDuration())) {
-    const struct timespec poll = {0, 100'000'000};
     if (sigtimedwait(&stop, nullptr, &poll) > 0 && !second) {
       second = true;
       musafarm::GetLogger("agent")->info("second signal: handing back running tasks now");
@@ -530,5 +535,9 @@ int main(int argc, char** argv) {
   if (docker_watcher != nullptr) docker_watcher->Stop();
   gpu_health.Stop();
   agent.Stop();
+  if (!agent.refusal().ok()) {
+    std::cerr << "musafarm-agent: " << agent.refusal().message() << "\n";
+    return 1;
+  }
   return 0;
 }

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/logging.h"
 #include "common/peer_compat.h"
+#include "common/protocol_version.h"
 #include "common/stage_kind.h"
 #include "common/task_state.h"
 #include "coordinator/agent_messages.h"
@@ -105,6 +106,14 @@ void Core::OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) {
 }
 
 void Core::OnRegister(ConnId conn, const v1::Register& reg) {
+  if (absl::Status protocol = CheckAgentProtocol(reg.protocol_version()); !protocol.ok()) {
+    // Before anything of it is believed: an agent of another protocol may
+    // mean something else by any field.
+    Log()->warn("refusing agent '{}' from {}: {}", reg.name(), agents_.PeerOf(conn),
+                std::string(protocol.message()));
+    agents_.Close(conn, protocol);
+    return;
+  }
   if (enrollment_ != nullptr && enrollment_->IsRevoked(reg.name())) {
     const absl::Status why = enrollment_->RevokedError(reg.name());
     Log()->warn("refusing agent '{}' from {}: {}", reg.name(), agents_.PeerOf(conn),
@@ -125,6 +134,7 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
   hello.mutable_registered()->set_heartbeat_interval_ms(
       absl::ToInt64Milliseconds(options_.heartbeat_interval));
   hello.mutable_registered()->set_draining(agent.info.draining());
+  hello.mutable_registered()->set_protocol_version(kProtocolVersion);
   SendTo(reg.name(), std::move(hello));
   SendTo(reg.name(), KeepImagesMessage(keep_images_));
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
+#include "common/protocol_version.h"
 #include "gtest/gtest.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "tests/fakes/fake_agent_connection.h"
@@ -1025,6 +1026,27 @@ stages:
   }
   EXPECT_EQ(kinds["new"], (std::vector<int>{v1::STAGE_KIND_DOCKER_RUN}));
   EXPECT_EQ(kinds["old"], (std::vector<int>{v1::STAGE_KIND_DOCKER_BUILD}));
+}
+
+// Protocol versions (issue 16, item 2): the coordinator answers with its own
+// and refuses an agent it cannot serve before believing anything it says.
+TEST_F(CoreTest, RegistrationNamesTheProtocolAndRefusesOneItCannotServe) {
+  v1::Register reg;
+  reg.set_name("future");
+  reg.set_slots(1);
+  reg.set_protocol_version(99);
+  auto [id, conn] = ConnectWith(reg);
+  EXPECT_TRUE(absl::IsFailedPrecondition(conn->closed)) << conn->closed;
+  EXPECT_EQ(conn->closed.message(), CheckAgentProtocol(99).message());
+  EXPECT_TRUE(conn->sent.empty());
+  EXPECT_TRUE(core_->ListAgents().empty());
+
+  reg.set_protocol_version(0);  // an agent from before the field
+  auto [old_id, old] = ConnectWith(reg);
+  EXPECT_TRUE(old->closed.ok()) << old->closed;
+  ASSERT_FALSE(old->sent.empty());
+  ASSERT_TRUE(old->sent[0].has_registered());
+  EXPECT_EQ(old->sent[0].registered().protocol_version(), kProtocolVersion);
 }
 
 // Why a task waits (issue 16, item 1).

@@ -21,6 +21,7 @@
 #include "absl/strings/strip.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
+#include "common/protocol_version.h"
 #include "gtest/gtest.h"
 #include "musafarm/v1/agent_service.grpc.pb.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
@@ -165,6 +166,31 @@ TEST_F(LimitsTest, OversizedRegisterIsRefusedAndAgentsStillLists) {
   EXPECT_THAT(agents.out, Not(HasSubstr("many-labels")));
   // Nothing of it stored or logged at length (it was 45 MB of log).
   EXPECT_LT(farm_->coordinator()->Output().size(), 1u << 20);
+  ExpectServingAndNothingQueued();
+}
+
+// Issue 16, item 2: an agent of a protocol this coordinator cannot serve is
+// refused at registration with both versions named, and nothing of it is kept.
+TEST_F(LimitsTest, AnAgentOfAnUnsupportedProtocolIsRefusedNamingBothVersions) {
+  v1::AgentMessage reg;
+  reg.mutable_register_()->set_name("from-the-future");
+  reg.mutable_register_()->set_slots(1);
+  reg.mutable_register_()->set_protocol_version(99);
+  grpc::Status s = RawRegister(farm_->address(), reg);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_THAT(s.error_message(),
+              HasSubstr(absl::StrCat("agent protocol 99 is not supported by this coordinator "
+                                     "(protocol ",
+                                     kProtocolVersion, ", agents ", kMinAgentProtocolVersion, "..",
+                                     kProtocolVersion, ")")));
+  EXPECT_TRUE(WaitFor([] {
+    return absl::StrContains(farm_->coordinator()->Output(),
+                             "refusing agent 'from-the-future'");
+  }));
+  CliResult agents = farm_->Cli({"agents"});
+  EXPECT_EQ(agents.exit_code, 0) << agents.err;
+  EXPECT_THAT(agents.out, HasSubstr("agent-1"));
+  EXPECT_THAT(agents.out, Not(HasSubstr("from-the-future")));
   ExpectServingAndNothingQueued();
 }
 
