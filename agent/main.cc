@@ -33,6 +33,7 @@
 #include "agent/host/gpu_health.h"
 #include "agent/host/musa_arch.h"
 #include "agent/host/image_pruner.h"
+#include "common/log_formatters.h"
 #include "common/logging.h"
 #include "common/pki.h"
 #include "common/tls_channel.h"
@@ -129,7 +130,7 @@ int main(int argc, char** argv) {
   musafarm::agent::AgentOptions options;
   char host[256] = {0};
   ::gethostname(host, sizeof(host) - 1);
-  std::string config, log_level = "info", coordinator, work_dir;
+  std::string config, log_level = "info", log_format, coordinator, work_dir;
   std::string coordinator_target = "127.0.0.1:7070";  // config, then env, then flag
   std::vector<std::string> labels;
   int slots = 0;
@@ -209,6 +210,11 @@ int main(int argc, char** argv) {
                  "this agent's certificate, signed by the farm's CA; its CN is the agent's name "
                  "(default: <work-dir>/pki/agent.crt)");
   app.add_option("--key", tls_key, "its private key (default: <work-dir>/pki/agent.key)");
+  app.add_option("--log-format", log_format,
+                 "text, json (one object per line: time, level, logger, msg) or journald "
+                 "(sd-daemon priority prefixes); default: journald when stderr is the journal "
+                 "($JOURNAL_STREAM), else text")
+      ->check(CLI::IsMember({"text", "json", "journald"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   // `enroll`: trade a join token for this agent's certificate, then exit.
@@ -232,6 +238,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
+  }
+  // Before anything logs: every line of this process in one format.
+  if (absl::StatusOr<musafarm::LogFormat> format = musafarm::ChooseLogFormat(log_format);
+      format.ok()) {
+    musafarm::SetLogFormat(*format);
+  } else {
+    std::cerr << "musafarm-agent: " << format.status().message() << "\n";
+    return 2;
   }
   musafarm::SetLogLevel(log_level);
   if (enroll_cmd->parsed()) {

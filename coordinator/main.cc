@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "common/address.h"
 #include "common/limits.h"
+#include "common/log_formatters.h"
 #include "common/logging.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/backup.h"
@@ -34,7 +35,7 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
 
   musafarm::coordinator::CoordinatorOptions options;
-  std::string log_level = "info";
+  std::string log_level = "info", log_format;
   double heartbeat_timeout_s = 10, lost_timeout_s = 5, restart_grace_s = 30;
   CLI::App app{"musafarm coordinator: accepts jobs and schedules their tasks onto agents"};
   app.add_option("--listen", options.listen, "host:port to serve gRPC on (port 0: any free port)")
@@ -111,6 +112,11 @@ int main(int argc, char** argv) {
   app.add_option("--retention-interval", retention_interval,
                  "time between retention passes (each deletes at most 50 jobs)")
       ->capture_default_str();
+  app.add_option("--log-format", log_format,
+                 "text, json (one object per line: time, level, logger, msg) or journald "
+                 "(sd-daemon priority prefixes); default: journald when stderr is the journal "
+                 "($JOURNAL_STREAM), else text")
+      ->check(CLI::IsMember({"text", "json", "journald"}));
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   double cert_days = 30, cert_lifetime_s = 0;
@@ -216,6 +222,14 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
+  }
+  // Before anything logs: every line of this process in one format.
+  if (absl::StatusOr<musafarm::LogFormat> format = musafarm::ChooseLogFormat(log_format);
+      format.ok()) {
+    musafarm::SetLogFormat(*format);
+  } else {
+    std::cerr << "musafarm-coordinator: " << format.status().message() << "\n";
+    return 2;
   }
   if (ca_init->parsed()) {
     musafarm::SetLogLevel("warn");
