@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
 #include <optional>
+#include <utility>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -68,6 +70,35 @@ void AddPipelineOptions(CLI::App* cmd, const pipeline::PipelineOptions& declared
         ->type_name("VALUE")
         ->group(group);
   }
+}
+
+// submit's generic inputs (--param, --axis, --secret, --package-set,
+// --job-name): `submit` and `schedule add` take the same.
+void AddSubmitInputs(CLI::App* cmd, SubmitOptions* submit) {
+  GivenOptions& given = submit->given;
+  const char* kGeneric = "Pipeline inputs";
+  cmd->add_option("--param,-p", given.params, "Set a pipeline param (repeatable)")
+      ->type_name("NAME=VALUE")
+      ->group(kGeneric);
+  cmd->add_option("--axis", given.axes, "Replace a matrix axis's values (repeatable)")
+      ->type_name("AXIS=V1,V2")
+      ->group(kGeneric);
+  cmd->add_option("--secret", given.secrets,
+                  "Pass the value of environment variable NAME as the pipeline secret NAME: "
+                  "never shown, logged or stored past the job (repeatable)")
+      ->type_name("NAME")
+      ->group(kGeneric);
+  cmd->add_option("--package-set", given.package_sets,
+                  "A MUSA package set file (name, versions, secret URLs, sha256s): its URLs "
+                  "become the secrets it names, its name and digest the params package_set and "
+                  "download_cache_key; VALUE=FILE,... gives one per cell (e.g. per GPU "
+                  "architecture)")
+      ->type_name("FILE")
+      ->group(kGeneric);
+  cmd->add_option("--job-name", submit->job_name,
+                  "Name of the job (default: what the pipeline's options or its 'name' say)")
+      ->type_name("NAME")
+      ->group(kGeneric);
 }
 
 // For options a command (or the pipeline being submitted) does not take:
@@ -136,33 +167,57 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
                        "Print the request and the job it expands to as JSON (secret values "
                        "masked) and submit nothing");
   AddOutputOption(submit_cmd, &output, /*short_o=*/true);
-  GivenOptions& given = submit.given;
-  const char* kGeneric = "Pipeline inputs";
-  submit_cmd->add_option("--param,-p", given.params, "Set a pipeline param (repeatable)")
-      ->type_name("NAME=VALUE")
-      ->group(kGeneric);
-  submit_cmd->add_option("--axis", given.axes, "Replace a matrix axis's values (repeatable)")
-      ->type_name("AXIS=V1,V2")
-      ->group(kGeneric);
-  submit_cmd
-      ->add_option("--secret", given.secrets,
-                   "Pass the value of environment variable NAME as the pipeline secret NAME: "
-                   "never shown, logged or stored past the job (repeatable)")
-      ->type_name("NAME")
-      ->group(kGeneric);
-  submit_cmd
-      ->add_option("--package-set", given.package_sets,
-                   "A MUSA package set file (name, versions, secret URLs, sha256s): its URLs "
-                   "become the secrets it names, its name and digest the params package_set and "
-                   "download_cache_key; VALUE=FILE,... gives one per cell (e.g. per GPU "
-                   "architecture)")
-      ->type_name("FILE")
-      ->group(kGeneric);
-  submit_cmd
-      ->add_option("--job-name", submit.job_name,
-                   "Name of the job (default: what the pipeline's options or its 'name' say)")
-      ->type_name("NAME")
-      ->group(kGeneric);
+  AddSubmitInputs(submit_cmd, &submit);
+
+  // Schedules (issue 14): `schedule add` takes submit's command line.
+  CLI::App* schedule_cmd =
+      app.add_subcommand("schedule", "Pipelines the coordinator submits on a cron schedule");
+  schedule_cmd->require_subcommand(1);
+  ScheduleAddOptions schedule_add;
+  CLI::App* schedule_add_cmd = schedule_cmd->add_subcommand(
+      "add",
+      "Add a schedule (admin): NAME --cron EXPR [PIPELINE] [submit's options]; secrets are read "
+      "from the environment now and stored encrypted");
+  schedule_add_cmd->add_option("name", schedule_add.name, "Schedule name")->required();
+  schedule_add_cmd->add_option("file", schedule_add.submit.file,
+                               "Pipeline file (none: the built-in torch_musa pipeline)");
+  schedule_add_cmd
+      ->add_option("--cron", schedule_add.cron,
+                   "When: five fields 'minute hour day month weekday' (e.g. \"0 2 * * *\") or "
+                   "@daily, @hourly, ...")
+      ->required();
+  schedule_add_cmd
+      ->add_option("--timezone", schedule_add.timezone,
+                   "IANA time zone the cron is read in, e.g. Asia/Shanghai (default UTC)")
+      ->type_name("ZONE");
+  schedule_add_cmd
+      ->add_option("--overlap", schedule_add.overlap,
+                   "When the previous run still goes: skip this slot, or queue a run anyway")
+      ->check(CLI::IsMember({"skip", "queue"}).description(""))
+      ->capture_default_str();
+  AddSubmitInputs(schedule_add_cmd, &schedule_add.submit);
+  AddOutputOption(schedule_add_cmd, &output);
+  CLI::App* schedule_list_cmd = schedule_cmd->add_subcommand("list", "List schedules");
+  AddOutputOption(schedule_list_cmd, &output);
+  std::string schedule_name;
+  int schedule_runs = 0;
+  CLI::App* schedule_show_cmd =
+      schedule_cmd->add_subcommand("show", "Show a schedule and its last runs with their results");
+  schedule_show_cmd->add_option("name", schedule_name, "Schedule name")->required();
+  schedule_show_cmd->add_option("--runs,-n", schedule_runs, "The last N runs (default 10)")
+      ->check(CLI::NonNegativeNumber);
+  AddOutputOption(schedule_show_cmd, &output);
+  std::map<std::string, CLI::App*> schedule_changes;
+  for (const auto& [action, help] : std::vector<std::pair<std::string, std::string>>{
+           {"remove", "Remove a schedule (admin); its jobs stay"},
+           {"pause", "Pause a schedule (admin): no run until resumed"},
+           {"resume", "Resume a schedule (admin) from its next slot"},
+           {"run", "Run a schedule now (admin), under its overlap policy"}}) {
+    CLI::App* cmd = schedule_cmd->add_subcommand(action, help);
+    cmd->add_option("name", schedule_name, "Schedule name")->required();
+    AddOutputOption(cmd, &output);
+    schedule_changes[action] = cmd;
+  }
   // The pipeline's own options, from its `options:`: the file (or the
   // built-in pipeline) must be read before the command line can be parsed.
   const std::optional<std::string> pipeline_arg = PipelineFileArg(argc, argv);
@@ -175,7 +230,8 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
       *env.err << (source.ok() ? "" : "musafarm: ") << declared.status().message() << "\n";
       return kExitUsage;
     }
-    AddPipelineOptions(submit_cmd, *declared, source->file, &given);
+    AddPipelineOptions(submit_cmd, *declared, source->file, &submit.given);
+    AddPipelineOptions(schedule_add_cmd, *declared, source->file, &schedule_add.submit.given);
   }
 
   int limit = 0;
@@ -325,6 +381,19 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
     }
     submit.watch_options.logs = submit_logs;
     return RunSubmit(env, submit);
+  }
+  if (schedule_add_cmd->parsed()) {
+    if (schedule_add.submit.file != pipeline_arg.value_or("")) {
+      *env.err << "musafarm: schedule add: give the pipeline file before its options: musafarm "
+                  "schedule add NAME --cron EXPR [PIPELINE] [OPTIONS]\n";
+      return kExitUsage;
+    }
+    return RunScheduleAdd(env, schedule_add);
+  }
+  if (schedule_list_cmd->parsed()) return RunScheduleList(env);
+  if (schedule_show_cmd->parsed()) return RunScheduleShow(env, schedule_name, schedule_runs);
+  for (const auto& [action, cmd] : schedule_changes) {
+    if (cmd->parsed()) return RunScheduleChange(env, action, schedule_name);
   }
   if (jobs_cmd->parsed()) return RunJobs(env, limit, mine, jobs_user);
   if (token_create_cmd->parsed()) {

@@ -429,12 +429,15 @@ std::string ExplainOrigin(const std::string& message, const SubmitParts& parts) 
 }
 
 std::optional<std::string> PipelineFileArg(int argc, const char* const* argv) {
-  // submit's and the CLI's own options that take a value, in both spellings.
+  // submit's, schedule add's and the CLI's own options that take a value, in
+  // both spellings.
   static const std::set<std::string> kWithValue = {
-      "-c",      "--coordinator", "--ca",     "-o",         "--output",
-      "-p",      "--param",       "--axis",   "--secret",   "--job-name",
-      "--package-set"};
+      "-c",        "--coordinator", "--ca",         "-o",        "--output",
+      "-p",        "--param",       "--axis",       "--secret",  "--job-name",
+      "--package-set", "--cron",    "--timezone",   "--overlap"};
   bool in_submit = false;
+  bool in_schedule = false;
+  int names_left = 0;  // positionals before the pipeline: `schedule add NAME`
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (absl::StartsWith(arg, "-")) {
@@ -450,7 +453,23 @@ std::optional<std::string> PipelineFileArg(int argc, const char* const* argv) {
       }
       continue;
     }
-    if (in_submit) return arg;
+    if (in_submit) {
+      if (names_left > 0) {
+        --names_left;
+        continue;
+      }
+      return arg;
+    }
+    if (in_schedule) {
+      if (arg != "add") return std::nullopt;  // another schedule command
+      in_submit = true;
+      names_left = 1;
+      continue;
+    }
+    if (arg == "schedule") {
+      in_schedule = true;
+      continue;
+    }
     if (arg != "submit") return std::nullopt;  // another command
     in_submit = true;
   }

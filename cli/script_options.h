@@ -59,11 +59,11 @@ absl::StatusOr<SubmitParts> MapSubmitOptions(const pipeline::PipelineOptions& pi
 // the option the user typed ("FILE: -x/--extra (param extra): ...").
 std::string ExplainOrigin(const std::string& message, const SubmitParts& parts);
 
-// The pipeline file of a `musafarm submit` command line, found before the
-// pipeline's own options are known: the first argument after `submit` that is
-// not an option, skipping only submit's and the CLI's own options. "" when
-// there is none (the built-in pipeline); nullopt when the command is not
-// submit. A file given after a pipeline option is not found here; the caller
+// The pipeline file of a `musafarm submit` (or `schedule add NAME`) command
+// line, found before the pipeline's own options are known: the first argument
+// after `submit` (after NAME) that is not an option, skipping only those
+// commands' and the CLI's own options. "" when there is none (the built-in
+// pipeline); nullopt when the command is neither. A file given after a pipeline option is not found here; the caller
 // says so once the command line is parsed.
 std::optional<std::string> PipelineFileArg(int argc, const char* const* argv);
 

@@ -75,6 +75,15 @@ void ScheduleRetention(EventLoop* loop, Core* core, absl::Duration interval) {
   });
 }
 
+// Schedules are looked at every second: a slot fires within a second of its
+// minute, and a look at a few schedules costs nothing.
+void ScheduleRunnerTick(EventLoop* loop, ScheduleRunner* runner) {
+  loop->PostAfter(absl::Seconds(1), [loop, runner] {
+    runner->Tick();
+    ScheduleRunnerTick(loop, runner);
+  });
+}
+
 void ScheduleTick(EventLoop* loop, Core* core) {
   loop->PostAfter(kTickInterval, [loop, core] {
     core->Tick();
@@ -206,6 +215,10 @@ absl::Status Coordinator::Start() {
   enrollment_ = std::make_unique<Enrollment>(store_.get(), RealClock::Get(), enrollment);
   if (absl::Status s = enrollment_->Load(); !s.ok()) return s;
   core_->set_enrollment(enrollment_.get());
+  schedules_ = std::make_unique<ScheduleRunner>(core_.get(), &store_->schedules(), RealClock::Get());
+  if (absl::Status s = schedules_->Load(); !s.ok()) return s;
+  // A schedule's last runs outlive --retain: the next run is compared with them.
+  core_->set_retention_pins(schedules_.get());
 
   // API tokens and the audit log (no secrets there: no cipher needed).
   absl::StatusOr<std::unique_ptr<Store>> admin_store = OpenSqliteStore(db_path);
@@ -215,6 +228,7 @@ absl::Status Coordinator::Start() {
   const bool serves_tls = tls.has_value();
   server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get(), std::move(tls),
                                     enrollment_.get(), access_.get(), user_admin_.get());
+  server_->ServeSchedules(schedules_.get());
   loop_.Start();
   absl::StatusOr<int> port = server_->Start(options_.listen);
   if (!port.ok()) {
@@ -223,6 +237,7 @@ absl::Status Coordinator::Start() {
   }
   port_ = *port;
   ScheduleTick(&loop_, core_.get());
+  ScheduleRunnerTick(&loop_, schedules_.get());
   if (!options_.core.retention.registries.empty()) {
     image_deleter_ = std::make_unique<RegistryImageDeleter>(
         [this](std::function<void()> fn) { loop_.Post(std::move(fn)); });

@@ -9,6 +9,7 @@
 #include "coordinator/access_control.h"
 #include "coordinator/core.h"
 #include "coordinator/enrollment.h"
+#include "coordinator/schedule_runner.h"
 #include "coordinator/tls_material.h"
 #include "coordinator/user_admin.h"
 
@@ -66,6 +67,7 @@ class Coordinator {
   EventLoop loop_;
   std::unique_ptr<Core> core_;
   std::unique_ptr<Enrollment> enrollment_;  // used on loop_ only
+  std::unique_ptr<ScheduleRunner> schedules_;  // used on loop_ only
   // Token making and the audit log, on a store connection of its own (called
   // from gRPC threads as well as the loop; the Store is not thread-safe).
   std::unique_ptr<UserAdmin> user_admin_;

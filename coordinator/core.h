@@ -109,6 +109,11 @@ class Core : public AgentEventSink, public UserApi {
   // --- user API -----------------------------------------------------------
   absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request,
                                  const std::string& submitter) override;
+  // A schedule's run (ScheduleRunner): as Submit, marked with its schedule,
+  // slot and the batch priority; `fire` (its run given the job's id) commits
+  // in the job's transaction, so the slot is recorded exactly when the job is.
+  absl::StatusOr<v1::Job> SubmitScheduled(const v1::SubmitRequest& request,
+                                          const std::string& submitter, ScheduleFire fire);
   // Tests and benchmarks: a job without a recorded submitter.
   absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request) { return Submit(request, ""); }
   // For each task of `job` that no connected agent could run (WaitVerdict::
@@ -185,6 +190,9 @@ class Core : public AgentEventSink, public UserApi {
     std::set<std::string> changed_jobs;
   };
 
+  // Submit and SubmitScheduled (`fire` null for a job submitted by hand).
+  absl::StatusOr<v1::Job> SubmitJob(const v1::SubmitRequest& request,
+                                    const std::string& submitter, ScheduleFire* fire);
   // An ended job (or task) from the store, with log sizes from the log store.
   absl::StatusOr<v1::Job> StoredJob(const std::string& job_id) const;
   absl::StatusOr<v1::Task> StoredTask(const std::string& task_id) const;

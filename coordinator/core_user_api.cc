@@ -31,6 +31,16 @@ std::shared_ptr<spdlog::logger> Log() {
 
 absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request,
                                      const std::string& submitter) {
+  return SubmitJob(request, submitter, nullptr);
+}
+
+absl::StatusOr<v1::Job> Core::SubmitScheduled(const v1::SubmitRequest& request,
+                                              const std::string& submitter, ScheduleFire fire) {
+  return SubmitJob(request, submitter, &fire);
+}
+
+absl::StatusOr<v1::Job> Core::SubmitJob(const v1::SubmitRequest& request,
+                                        const std::string& submitter, ScheduleFire* fire) {
   if (request.spec_yaml().size() > kMaxSpecBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         request.spec_file().empty() ? "<submitted>" : request.spec_file(), ":1:1: pipeline: is ",
@@ -86,6 +96,13 @@ absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request,
   }
 
   Mutation m;
+  if (fire != nullptr) {
+    job.set_schedule(fire->schedule.name());
+    *job.mutable_scheduled_time() = fire->run.scheduled_time();
+    job.set_batch(true);
+    fire->run.set_job_id(job_id);
+    m.schedule_fires.push_back(*fire);
+  }
   for (v1::Task& task : *job.mutable_tasks()) {
     task.set_created_us(now);
     const v1::TaskState initial = InitialState(task);

@@ -4,6 +4,7 @@
 #include "absl/time/clock.h"
 #include "common/limits.h"
 #include "coordinator/agent_service.h"
+#include "coordinator/schedule_service.h"
 #include "coordinator/user_service.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -14,7 +15,10 @@ namespace musafarm::coordinator {
 Server::Server(EventLoop* loop, AgentEventSink* agents, UserApi* users,
                std::optional<TlsMaterial> tls, EnrollmentApi* enrollment,
                const AccessControl* access, UserAdmin* admin)
-    : tls_(std::move(tls)),
+    : loop_(loop),
+      access_(access),
+      admin_(admin),
+      tls_(std::move(tls)),
       own_access_(access == nullptr
                       ? std::make_unique<AccessControl>(nullptr, /*insecure=*/!tls_.has_value())
                       : nullptr),
@@ -24,6 +28,11 @@ Server::Server(EventLoop* loop, AgentEventSink* agents, UserApi* users,
           loop, users, access != nullptr ? access : own_access_.get(), admin)) {}
 
 Server::~Server() { Shutdown(absl::ZeroDuration()); }
+
+void Server::ServeSchedules(ScheduleApi* api) {
+  schedule_service_ = std::make_unique<ScheduleServiceImpl>(
+      loop_, api, own_access_ != nullptr ? own_access_.get() : access_, admin_);
+}
 
 absl::StatusOr<int> Server::Start(const std::string& listen) {
   int port = 0;
@@ -37,6 +46,7 @@ absl::StatusOr<int> Server::Start(const std::string& listen) {
       &port);
   builder.RegisterService(agent_service_.get());
   builder.RegisterService(user_service_.get());
+  if (schedule_service_ != nullptr) builder.RegisterService(schedule_service_.get());
   // Agents ping every 10 s even when idle; without this the server counts
   // those pings as abuse (5 min default) and sends GOAWAY. Half their period,
   // so timer jitter never makes a ping look early.
@@ -63,6 +73,9 @@ absl::StatusOr<int> Server::Start(const std::string& listen) {
     health->SetServingStatus(true);
     for (const char* service : {"musafarm.v1.AgentService", "musafarm.v1.UserService"}) {
       health->SetServingStatus(service, true);
+    }
+    if (schedule_service_ != nullptr) {
+      health->SetServingStatus("musafarm.v1.ScheduleService", true);
     }
   }
   return port;

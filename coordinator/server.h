@@ -10,6 +10,7 @@
 #include "coordinator/access_control.h"
 #include "coordinator/agent_event_sink.h"
 #include "coordinator/enrollment_api.h"
+#include "coordinator/schedule_api.h"
 #include "coordinator/tls_material.h"
 #include "coordinator/user_admin.h"
 #include "coordinator/user_api.h"
@@ -21,6 +22,7 @@ class Server;
 namespace musafarm::coordinator {
 
 class AgentServiceImpl;
+class ScheduleServiceImpl;
 class UserServiceImpl;
 
 // The coordinator's gRPC server: AgentService and UserService on one port,
@@ -44,6 +46,9 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
+  // Also serves ScheduleService from `api` (not owned; used on `loop`). Before Start.
+  void ServeSchedules(ScheduleApi* api);
+
   // Binds `listen` (host:port; port 0 picks a free one) and serves. Returns the
   // bound port. `loop` must be running.
   absl::StatusOr<int> Start(const std::string& listen);
@@ -53,10 +58,14 @@ class Server {
   void Shutdown(absl::Duration grace);
 
  private:
+  EventLoop* const loop_;
+  const AccessControl* const access_;  // may be null: own_access_
+  UserAdmin* const admin_;
   const std::optional<TlsMaterial> tls_;
   std::unique_ptr<AccessControl> own_access_;  // when none was given
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<UserServiceImpl> user_service_;
+  std::unique_ptr<ScheduleServiceImpl> schedule_service_;  // when ServeSchedules was called
   std::unique_ptr<grpc::Server> server_;  // destroyed before the services
 };
 

@@ -24,6 +24,7 @@
 #include "common/status_macros.h"
 #include "coordinator/secret_cipher.h"
 #include "coordinator/sqlite_job_archive.h"
+#include "coordinator/sqlite_schedule_store.h"
 #include "coordinator/sqlite_statement.h"
 
 namespace musafarm::coordinator {
@@ -159,6 +160,49 @@ constexpr const char* kMigrations[] = {
       CREATE TABLE image_outbox (image TEXT NOT NULL PRIMARY KEY);
       CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL);
     )sql",
+    // 5 -> 6: schedules and notifications (issue 14; coordinator/
+    // sqlite_schedule_store.cc). A schedule's secrets are sealed like job
+    // secrets, in a table of their own; its runs name their job without a
+    // foreign key, since retention deletes old jobs and the record stays.
+    // Webhooks: the URLs of a running job (sealed: a URL is often a
+    // credential) and the outbox of deliveries still to make.
+    R"sql(
+      CREATE TABLE schedules (
+        name         TEXT NOT NULL PRIMARY KEY,
+        paused       INTEGER NOT NULL,
+        next_fire_us INTEGER NOT NULL,
+        proto        BLOB NOT NULL
+      );
+      CREATE TABLE schedule_secrets (
+        schedule TEXT NOT NULL REFERENCES schedules(name),
+        name     TEXT NOT NULL,
+        value    BLOB NOT NULL,
+        PRIMARY KEY (schedule, name)
+      );
+      CREATE TABLE schedule_runs (
+        seq      INTEGER PRIMARY KEY,
+        schedule TEXT NOT NULL,
+        slot_us  INTEGER NOT NULL,
+        job_id   TEXT NOT NULL,
+        proto    BLOB NOT NULL
+      );
+      CREATE INDEX schedule_runs_schedule ON schedule_runs(schedule, seq);
+      CREATE TABLE job_webhooks (
+        job_id TEXT NOT NULL REFERENCES jobs(id),
+        seq    INTEGER NOT NULL,
+        value  BLOB NOT NULL,
+        PRIMARY KEY (job_id, seq)
+      );
+      CREATE TABLE webhook_outbox (
+        id              TEXT NOT NULL PRIMARY KEY,
+        job_id          TEXT NOT NULL,
+        target          BLOB NOT NULL,
+        body            BLOB NOT NULL,
+        attempts        INTEGER NOT NULL,
+        next_attempt_us INTEGER NOT NULL,
+        last_error      TEXT NOT NULL
+      );
+    )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSqliteSchemaVersion,
               "kSqliteSchemaVersion must equal the number of migrations");
@@ -241,13 +285,15 @@ class SqliteStore final : public Store {
   absl::StatusOr<std::vector<AuditEntry>> LoadAudit(const AuditFilter& filter) override;
 
   JobArchive& archive() override { return archive_; }
+  ScheduleStore& schedules() override { return schedules_; }
 
  private:
   SqliteStore(std::string path, DbPtr db, std::optional<SecretCipher> cipher)
       : path_(std::move(path)),
         db_(std::move(db)),
         cipher_(std::move(cipher)),
-        archive_(db_.get(), path_) {}
+        archive_(db_.get(), path_),
+        schedules_(db_.get(), path_, cipher_.has_value() ? &*cipher_ : nullptr) {}
 
   absl::Status Configure();
   absl::Status Migrate();
@@ -281,6 +327,7 @@ class SqliteStore final : public Store {
   DbPtr db_;
   const std::optional<SecretCipher> cipher_;  // none: secrets in clear (tests)
   SqliteJobArchive archive_;                  // jobs read on demand, retention
+  SqliteScheduleStore schedules_;             // schedules and their runs
 
   Statement begin_;
   Statement commit_;
@@ -553,6 +600,7 @@ absl::Status SqliteStore::Commit(const Mutation& m) {
       if (rc != SQLITE_DONE) return s.Error(rc, absl::StrCat("drop secrets of job ", job_id));
     }
     for (const AuditEntry& e : m.audit) MF_RETURN_IF_ERROR(InsertAudit(e));
+    for (const ScheduleFire& f : m.schedule_fires) MF_RETURN_IF_ERROR(schedules_.ApplyFire(f));
     return absl::OkStatus();
   });
   if (!status.ok() || m.drop_secrets.empty()) return status;

@@ -3,7 +3,7 @@
 // The SQLite Store is opened with OpenSqliteStore() (declared in store.h). This
 // header describes its file format, which operators may query with sqlite3.
 //
-// Schema (version 5). Each `proto` column holds the serialized message and is the
+// Schema (version 6). Each `proto` column holds the serialized message and is the
 // source of truth; the other columns copy fields out of it for ad-hoc SQL and
 // future filtering, and every upsert rewrites them together with the proto.
 //
@@ -34,6 +34,19 @@
 //                                        delete (version 5)
 //   counters(name TEXT PRIMARY KEY, value)  'max_job_number': highest id of
 //                                        deleted jobs (version 5)
+//   schedules(name TEXT PRIMARY KEY, paused, next_fire_us, proto)  proto:
+//                                        v1.Schedule without runs (version 6)
+//   schedule_secrets(schedule REFERENCES schedules(name), name, value)  sealed
+//                                        like job_secrets (version 6)
+//   schedule_runs(seq INTEGER PRIMARY KEY, schedule, slot_us, job_id, proto)
+//                                        proto: v1.ScheduleRun; job_id '' when
+//                                        nothing was submitted; index on
+//                                        (schedule, seq) (version 6)
+//   job_webhooks(job_id REFERENCES jobs(id), seq, value)  a running job's
+//                                        webhooks, sealed (version 6)
+//   webhook_outbox(id TEXT PRIMARY KEY, job_id, target, body, attempts,
+//                  next_attempt_us, last_error)  notifications still to
+//                                        deliver; target sealed (version 6)
 //
 // `seq` aliases the rowid and gives insertion order. It is declared rather than
 // implicit because VACUUM may renumber implicit rowids. Upserts use
@@ -47,6 +60,6 @@ namespace musafarm::coordinator {
 
 // The schema version (PRAGMA user_version) this build writes. OpenSqliteStore()
 // migrates older files up to it and refuses files with a newer version.
-inline constexpr int kSqliteSchemaVersion = 5;
+inline constexpr int kSqliteSchemaVersion = 6;
 
 }  // namespace musafarm::coordinator

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "coordinator/job_archive.h"
+#include "coordinator/schedule_store.h"
 #include "musafarm/v1/farm.pb.h"
 
 namespace musafarm::coordinator {
@@ -59,9 +60,12 @@ struct Mutation {
   std::vector<std::pair<std::string, std::map<std::string, std::string>>> job_secrets;
   std::vector<std::string> drop_secrets;  // job ids
   std::vector<AuditEntry> audit;          // appended, never changed
+  // Schedule slots acted on with the jobs above (their run rows and the
+  // schedules' new fire times): a fired slot and its job commit together.
+  std::vector<ScheduleFire> schedule_fires;
   bool empty() const {
     return jobs.empty() && tasks.empty() && transitions.empty() && agents.empty() &&
-           job_secrets.empty() && drop_secrets.empty() && audit.empty();
+           job_secrets.empty() && drop_secrets.empty() && audit.empty() && schedule_fires.empty();
   }
 };
 
@@ -126,6 +130,9 @@ class Store {
 
   // The jobs read on demand and deleted by retention (coordinator/job_archive.h).
   virtual JobArchive& archive() = 0;
+
+  // The schedules (issue 14; coordinator/schedule_store.h).
+  virtual ScheduleStore& schedules() = 0;
 
   // Every agent ever seen, by name.
   virtual absl::StatusOr<std::vector<v1::Agent>> LoadAgents() = 0;

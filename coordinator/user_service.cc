@@ -12,25 +12,13 @@
 #include "common/api_times.h"
 #include "common/grpc_status.h"
 #include "common/stream_outbox.h"
+#include "coordinator/grpc_call.h"
 #include "coordinator/user_actions.h"
 
 namespace musafarm::coordinator {
 namespace {
 
 constexpr int kDefaultAuditLimit = 100;
-
-// Finishes a call without the core: refused, or answered here.
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* ctx, const absl::Status& why) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(ToGrpc(why));
-  return reactor;
-}
-
-std::string Metadata(const grpc::CallbackServerContext* ctx, absl::string_view key) {
-  auto it = ctx->client_metadata().find(grpc::string_ref(key.data(), key.size()));
-  if (it == ctx->client_metadata().end()) return "";
-  return std::string(it->second.data(), it->second.size());
-}
 
 void SetTime(absl::Time t, google::protobuf::Timestamp* ts) {
   const int64_t us = absl::ToUnixMicros(t);
@@ -50,15 +38,6 @@ void ToInfo(const ApiToken& t, v1::ApiTokenInfo* out) {
 
 absl::Status NoAdmin() {
   return absl::FailedPreconditionError("this coordinator keeps no users (no user store)");
-}
-
-// Runs `fn` on the core loop and finishes the call with its status. Request and
-// response stay valid until Finish.
-template <typename Fn>
-grpc::ServerUnaryReactor* OnLoop(grpc::CallbackServerContext* ctx, EventLoop* loop, Fn fn) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  loop->Post([reactor, fn = std::move(fn)]() mutable { reactor->Finish(ToGrpc(fn())); });
-  return reactor;
 }
 
 // One WatchJob stream: the core pushes events, the reactor writes them one at
@@ -144,22 +123,7 @@ class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, publi
 absl::StatusOr<Principal> UserServiceImpl::Admit(grpc::CallbackServerContext* ctx, Action what,
                                                  const std::string& audit_action,
                                                  const std::string& audit_target) {
-  std::string bearer = Metadata(ctx, "authorization");
-  if (!bearer.empty()) {
-    if (!absl::StartsWith(bearer, "Bearer ")) {
-      return absl::UnauthenticatedError(
-          "the authorization metadata is not \"Bearer <API token>\"");
-    }
-    bearer.erase(0, 7);
-  }
-  absl::StatusOr<Principal> who =
-      access_->Authenticate(bearer, Metadata(ctx, "x-musafarm-os-user"), absl::Now());
-  if (!who.ok()) return who.status();
-  if (absl::Status s = access_->Authorize(*who, what); !s.ok()) {
-    if (!audit_action.empty()) Audit(*who, ctx->peer(), audit_action, audit_target, s);
-    return s;
-  }
-  return who;
+  return AdmitCall(ctx, *access_, admin_, what, audit_action, audit_target);
 }
 
 void UserServiceImpl::Audit(const Principal& who, const std::string& peer,

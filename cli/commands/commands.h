@@ -10,6 +10,7 @@
 #include "absl/time/time.h"
 #include "cli/client.h"
 #include "cli/script_options.h"
+#include "musafarm/v1/user_service.pb.h"
 
 namespace musafarm::cli {
 
@@ -47,6 +48,16 @@ struct PipelineSource {
 // `file`, or the built-in pipeline when empty. Errors name the file.
 absl::StatusOr<PipelineSource> ReadPipeline(const std::string& file);
 
+// A submit command line as a request, checked here first.
+struct PreparedSubmit {
+  v1::SubmitRequest request;
+  v1::Job local;      // what it expands to here
+  SubmitParts parts;  // where each value came from, for explaining errors
+};
+// Reads the pipeline, maps the options and expands the job locally. On failure
+// prints why to env.err and returns the exit code; kExitOk otherwise.
+int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubmit* out);
+
 int RunSubmit(const CommandEnv& env, const SubmitOptions& opts);
 // `mine`: only the caller's jobs; `user` non-empty: only that user's.
 int RunJobs(const CommandEnv& env, int limit, bool mine = false, const std::string& user = "");
@@ -82,5 +93,22 @@ int RunTokenRevoke(const CommandEnv& env, const std::string& id_or_user);
 // since `since` ago ("" always), oldest first.
 int RunAudit(const CommandEnv& env, const std::string& user, const std::string& since,
              int limit);
+
+// Schedules (issue 14; cli/commands/schedule.cc). `schedule add`: the run is
+// `submit`'s command line (opts), checked here; its secrets are read from the
+// environment now and kept sealed by the coordinator.
+struct ScheduleAddOptions {
+  std::string name;
+  std::string cron;
+  std::string timezone;  // "": UTC
+  std::string overlap = "skip";
+  SubmitOptions submit;
+};
+int RunScheduleAdd(const CommandEnv& env, const ScheduleAddOptions& opts);
+int RunScheduleList(const CommandEnv& env);
+// `runs`: how many last runs (0: 10).
+int RunScheduleShow(const CommandEnv& env, const std::string& name, int runs);
+// `action`: "remove", "pause", "resume" or "run".
+int RunScheduleChange(const CommandEnv& env, const std::string& action, const std::string& name);
 
 }  // namespace musafarm::cli

@@ -108,7 +108,7 @@ absl::StatusOr<PipelineSource> ReadPipeline(const std::string& file) {
   return PipelineSource{std::move(text), file};
 }
 
-int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
+int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubmit* out) {
   absl::StatusOr<PipelineSource> source = ReadPipeline(opts.file);
   if (!source.ok()) {
     *env.err << "musafarm: " << source.status().message() << "\n";
@@ -151,7 +151,7 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
     return kExitUsage;
   }
 
-  v1::SubmitRequest req;
+  v1::SubmitRequest& req = out->request;
   req.set_spec_yaml(yaml);
   req.set_spec_file(file);
   req.set_name(job_name);
@@ -163,8 +163,18 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
   }
   req.mutable_secrets()->insert(parts->secrets.begin(), parts->secrets.end());
   req.set_strict(opts.strict);
+  out->local = *std::move(local);
+  out->parts = *std::move(parts);
+  return kExitOk;
+}
+
+int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
+  PreparedSubmit prepared;
+  if (int code = PrepareSubmit(env, opts, &prepared); code != kExitOk) return code;
+  const v1::SubmitRequest& req = prepared.request;
+  const SubmitParts* parts = &prepared.parts;
   if (opts.dry_run) {
-    PrintDryRun(env, req, *local);
+    PrintDryRun(env, req, prepared.local);
     return kExitOk;
   }
   std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));

@@ -1,0 +1,365 @@
+#include "coordinator/schedule_runner.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "coordinator/secret_cipher.h"
+#include "gtest/gtest.h"
+#include "tests/fakes/fake_clock.h"
+
+namespace musafarm::coordinator {
+namespace {
+
+constexpr char kPipeline[] = R"(
+name: nightly
+secrets: [TOKEN]
+stages:
+  - name: build
+    exec: ["true"]
+)";
+
+absl::Time Utc(int y, int mo, int d, int h, int mi) {
+  return absl::FromCivil(absl::CivilSecond(y, mo, d, h, mi, 0), absl::UTCTimeZone());
+}
+
+// A coordinator's core and schedule runner over an SQLite file, reopened at
+// will as a restart would, under a clock the test moves.
+class ScheduleRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("mf-sched-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    Open();
+  }
+  void TearDown() override {
+    Close();
+    std::filesystem::remove_all(dir_);
+  }
+  void Close() {
+    runner_.reset();
+    core_.reset();
+    logs_.reset();
+    store_.reset();
+  }
+  // A restart: everything in memory is gone; the store is read again.
+  void Open() {
+    Close();
+    absl::StatusOr<SecretCipher> cipher = SecretCipher::Create(std::string(32, 'k'));
+    ASSERT_TRUE(cipher.ok());
+    auto store = OpenSqliteStore((dir_ / "db").string(), *cipher);
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = *std::move(store);
+    logs_ = OpenFileLogStore((dir_ / "logs").string());
+    core_ = std::make_unique<Core>(store_.get(), logs_.get(), &clock_, CoreOptions());
+    ASSERT_TRUE(core_->Recover().ok());
+    runner_ = std::make_unique<ScheduleRunner>(core_.get(), &store_->schedules(), &clock_);
+    ASSERT_TRUE(runner_->Load().ok());
+    core_->set_retention_pins(runner_.get());
+  }
+  void SetNow(absl::Time t) { clock_.Advance(t - clock_.Now()); }
+
+  v1::Schedule Add(const std::string& name, const std::string& cron, const std::string& tz = "",
+                   v1::OverlapPolicy overlap = v1::OVERLAP_POLICY_SKIP) {
+    v1::AddScheduleRequest req;
+    req.set_name(name);
+    req.set_cron(cron);
+    req.set_timezone(tz);
+    req.set_overlap(overlap);
+    req.mutable_request()->set_spec_yaml(kPipeline);
+    req.mutable_request()->set_spec_file("nightly.yaml");
+    (*req.mutable_request()->mutable_secrets())["TOKEN"] = "s3cret-value";
+    absl::StatusOr<v1::Schedule> added = runner_->AddSchedule(req, "rel-eng");
+    EXPECT_TRUE(added.ok()) << added.status();
+    return added.ok() ? *added : v1::Schedule();
+  }
+  // Every job the store holds that `schedule` submitted, oldest first.
+  std::vector<v1::Job> JobsOf(const std::string& schedule) {
+    std::vector<v1::Job> out;
+    absl::StatusOr<std::vector<v1::Job>> all = store_->LoadJobs();
+    EXPECT_TRUE(all.ok());
+    for (v1::Job& job : *all) {
+      if (job.schedule() == schedule) out.push_back(std::move(job));
+    }
+    return out;
+  }
+  std::vector<v1::ScheduleRun> Runs(const std::string& name) {
+    absl::StatusOr<v1::Schedule> s = runner_->GetSchedule(name, 100);
+    EXPECT_TRUE(s.ok()) << s.status();
+    return s.ok() ? std::vector<v1::ScheduleRun>(s->runs().begin(), s->runs().end())
+                  : std::vector<v1::ScheduleRun>();
+  }
+  // Ends every running job (the farm has no agents, so they would run forever).
+  void CancelAll(const std::string& schedule) {
+    for (const v1::Job& job : JobsOf(schedule)) {
+      if (job.state() == v1::JOB_STATE_RUNNING) {
+        ASSERT_TRUE(core_->Cancel(job.id()).ok());
+      }
+    }
+  }
+
+  std::filesystem::path dir_;
+  testing::FakeClock clock_{Utc(2026, 3, 1, 1, 58)};
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<LogStore> logs_;
+  std::unique_ptr<Core> core_;
+  std::unique_ptr<ScheduleRunner> runner_;
+};
+
+TEST_F(ScheduleRunnerTest, FiresAtItsMinuteOnceAndTheStoreRemembers) {
+  Add("nightly", "0 2 * * *");
+  runner_->Tick();
+  SetNow(Utc(2026, 3, 1, 1, 59) + absl::Seconds(59));
+  runner_->Tick();
+  EXPECT_TRUE(JobsOf("nightly").empty());
+
+  SetNow(Utc(2026, 3, 1, 2, 0));
+  runner_->Tick();
+  runner_->Tick();
+  std::vector<v1::Job> jobs = JobsOf("nightly");
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_TRUE(jobs[0].batch());
+  EXPECT_EQ(jobs[0].submitter(), "rel-eng");
+  EXPECT_EQ(TimeOf(jobs[0].scheduled_time()), Utc(2026, 3, 1, 2, 0));
+
+  // A restart within the same minute fires nothing again.
+  clock_.Advance(absl::Seconds(20));
+  Open();
+  runner_->Tick();
+  EXPECT_EQ(JobsOf("nightly").size(), 1u);
+  std::vector<v1::ScheduleRun> runs = Runs("nightly");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].job_id(), jobs[0].id());
+  EXPECT_EQ(runs[0].outcome(), "submitted");
+  EXPECT_EQ(runs[0].trigger(), "cron");
+  EXPECT_EQ(runs[0].state(), v1::JOB_STATE_RUNNING);
+  absl::StatusOr<v1::Schedule> s = runner_->GetSchedule("nightly", 0);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(TimeOf(s->last_fire_time()), Utc(2026, 3, 1, 2, 0));
+  EXPECT_EQ(TimeOf(s->next_fire_time()), Utc(2026, 3, 2, 2, 0));
+}
+
+TEST_F(ScheduleRunnerTest, SlotsMissedWhileStoppedRunExactlyOnceAfterStart) {
+  Add("tenmin", "*/10 * * * *");
+  Close();  // the coordinator is down from 01:58 ...
+  SetNow(Utc(2026, 3, 1, 3, 5));  // ... to 03:05: seven slots passed
+  Open();
+  runner_->Tick();
+  runner_->Tick();
+  std::vector<v1::Job> jobs = JobsOf("tenmin");
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(TimeOf(jobs[0].scheduled_time()), Utc(2026, 3, 1, 3, 0));  // the latest of them
+  std::vector<v1::ScheduleRun> runs = Runs("tenmin");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].trigger(), "missed");
+
+  // And the schedule goes on from there.
+  CancelAll("tenmin");
+  SetNow(Utc(2026, 3, 1, 3, 10));
+  Open();
+  runner_->Tick();
+  EXPECT_EQ(JobsOf("tenmin").size(), 2u);
+  EXPECT_EQ(Runs("tenmin")[0].trigger(), "cron");
+}
+
+TEST_F(ScheduleRunnerTest, PausedDoesNotFireAndResumeStartsFromTheNextSlot) {
+  Add("nightly", "0 2 * * *");
+  ASSERT_TRUE(runner_->PauseSchedule("nightly", true).ok());
+  Open();
+  SetNow(Utc(2026, 3, 3, 12, 0));  // two slots pass while paused
+  runner_->Tick();
+  EXPECT_TRUE(JobsOf("nightly").empty());
+  EXPECT_TRUE(Runs("nightly").empty());
+
+  absl::StatusOr<v1::Schedule> resumed = runner_->PauseSchedule("nightly", false);
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_FALSE(resumed->paused());
+  EXPECT_EQ(TimeOf(resumed->next_fire_time()), Utc(2026, 3, 4, 2, 0));
+  runner_->Tick();
+  EXPECT_TRUE(JobsOf("nightly").empty());  // the passed slots stay passed
+  SetNow(Utc(2026, 3, 4, 2, 0));
+  Open();
+  runner_->Tick();
+  EXPECT_EQ(JobsOf("nightly").size(), 1u);
+}
+
+TEST_F(ScheduleRunnerTest, OverlapSkipRecordsTheSlotAndSubmitsNothing) {
+  Add("hourly", "0 * * * *", "", v1::OVERLAP_POLICY_SKIP);
+  SetNow(Utc(2026, 3, 1, 2, 0));
+  runner_->Tick();
+  ASSERT_EQ(JobsOf("hourly").size(), 1u);
+  const std::string first = JobsOf("hourly")[0].id();
+
+  Open();  // the running job is known after a restart too
+  SetNow(Utc(2026, 3, 1, 3, 0));
+  runner_->Tick();
+  EXPECT_EQ(JobsOf("hourly").size(), 1u);
+  std::vector<v1::ScheduleRun> runs = Runs("hourly");
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].job_id(), "");
+  EXPECT_EQ(runs[0].outcome(), absl::StrCat("skipped: job ", first, " still running"));
+
+  // Once it ended, the next slot runs.
+  CancelAll("hourly");
+  SetNow(Utc(2026, 3, 1, 4, 0));
+  runner_->Tick();
+  EXPECT_EQ(JobsOf("hourly").size(), 2u);
+}
+
+TEST_F(ScheduleRunnerTest, OverlapQueueSubmitsWhileThePreviousRunIsGoing) {
+  Add("hourly", "0 * * * *", "", v1::OVERLAP_POLICY_QUEUE);
+  SetNow(Utc(2026, 3, 1, 2, 0));
+  runner_->Tick();
+  SetNow(Utc(2026, 3, 1, 3, 0));
+  runner_->Tick();
+  std::vector<v1::Job> jobs = JobsOf("hourly");
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(jobs[1].state(), v1::JOB_STATE_RUNNING);
+}
+
+// Europe/Berlin springs forward on 2026-03-29 (02:00 -> 03:00: 02:30 does not
+// exist) and falls back on 2026-10-25 (02:30 happens twice). Ticking every
+// minute across each change, with restarts along the way, gives one run a day.
+class BerlinDstTest : public ScheduleRunnerTest {
+ protected:
+  // The runs' slots from local midnight of `first_day` for three days.
+  std::vector<absl::Time> SlotsAcross(int month, int first_day) {
+    SetNow(Local(month, first_day, 0, 0));
+    Add("berlin", "30 2 * * *", "Europe/Berlin", v1::OVERLAP_POLICY_QUEUE);
+    const absl::Time end = Local(month, first_day + 3, 0, 0);
+    int minutes = 0;
+    while (clock_.Now() < end) {
+      clock_.Advance(absl::Minutes(1));
+      runner_->Tick();
+      if (++minutes % (6 * 60) == 0) Open();
+    }
+    std::vector<absl::Time> slots;
+    for (const v1::Job& job : JobsOf("berlin")) slots.push_back(TimeOf(job.scheduled_time()));
+    return slots;
+  }
+  absl::Time Local(int month, int day, int h, int mi) {
+    return absl::FromCivil(absl::CivilSecond(2026, month, day, h, mi, 0), berlin_);
+  }
+  absl::TimeZone berlin_ = [] {
+    absl::TimeZone tz;
+    EXPECT_TRUE(absl::LoadTimeZone("Europe/Berlin", &tz));
+    return tz;
+  }();
+};
+
+TEST_F(BerlinDstTest, SpringForwardFiresOnceAtTheTransition) {
+  // 02:30 CET (UTC+1) on the 28th and 30th is 01:30 and 00:30 UTC; on the
+  // 29th it does not exist and the run is at 03:00 CEST, 01:00 UTC.
+  EXPECT_EQ(SlotsAcross(3, 28), (std::vector<absl::Time>{Utc(2026, 3, 28, 1, 30),
+                                                         Utc(2026, 3, 29, 1, 0),
+                                                         Utc(2026, 3, 30, 0, 30)}));
+}
+
+TEST_F(BerlinDstTest, FallBackFiresOnceAtTheFirstOccurrence) {
+  // 02:30 happens at 00:30 UTC (CEST) and again at 01:30 UTC (CET) on the
+  // 25th: only the first fires.
+  EXPECT_EQ(SlotsAcross(10, 24), (std::vector<absl::Time>{Utc(2026, 10, 24, 0, 30),
+                                                          Utc(2026, 10, 25, 0, 30),
+                                                          Utc(2026, 10, 26, 1, 30)}));
+}
+
+TEST_F(ScheduleRunnerTest, SecretsAreSealedAndNeverReturned) {
+  v1::Schedule added = Add("nightly", "0 2 * * *");
+  EXPECT_TRUE(added.request().secrets().empty());
+  ASSERT_EQ(added.secrets_size(), 1);
+  EXPECT_EQ(added.secrets(0), "TOKEN");
+  absl::StatusOr<std::vector<v1::Schedule>> all = runner_->ListSchedules();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].DebugString().find("s3cret-value"), std::string::npos);
+
+  // The run gets the value.
+  SetNow(Utc(2026, 3, 1, 2, 0));
+  runner_->Tick();
+  absl::StatusOr<std::map<std::string, std::map<std::string, std::string>>> secrets =
+      store_->LoadSecrets();
+  ASSERT_TRUE(secrets.ok());
+  ASSERT_EQ(JobsOf("nightly").size(), 1u);
+  EXPECT_EQ((*secrets)[JobsOf("nightly")[0].id()]["TOKEN"], "s3cret-value");
+
+  // Nothing in the files holds it in clear.
+  Close();
+  for (const char* suffix : {"", "-wal"}) {
+    std::ifstream in(dir_ / absl::StrCat("db", suffix), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.find("s3cret-value"), std::string::npos) << "db" << suffix;
+  }
+}
+
+TEST_F(ScheduleRunnerTest, RefusesBadInputNamingIt) {
+  v1::AddScheduleRequest req;
+  req.set_name("nightly");
+  req.set_cron("61 2 * * *");
+  req.mutable_request()->set_spec_yaml(kPipeline);
+  absl::StatusOr<v1::Schedule> s = runner_->AddSchedule(req, "rel-eng");
+  ASSERT_TRUE(absl::IsInvalidArgument(s.status()));
+  EXPECT_NE(s.status().message().find("minute"), std::string::npos) << s.status();
+
+  req.set_cron("0 2 * * *");
+  req.set_timezone("Mars/Olympus");
+  s = runner_->AddSchedule(req, "rel-eng");
+  ASSERT_TRUE(absl::IsInvalidArgument(s.status()));
+  EXPECT_NE(s.status().message().find("Mars/Olympus"), std::string::npos) << s.status();
+
+  req.set_timezone("");
+  req.mutable_request()->set_spec_yaml("name: x\nstages: []\n");
+  req.mutable_request()->set_spec_file("broken.yaml");
+  s = runner_->AddSchedule(req, "rel-eng");
+  ASSERT_TRUE(absl::IsInvalidArgument(s.status()));
+  EXPECT_NE(s.status().message().find("broken.yaml"), std::string::npos) << s.status();
+
+  req.set_name("no spaces");
+  s = runner_->AddSchedule(req, "rel-eng");
+  EXPECT_TRUE(absl::IsInvalidArgument(s.status())) << s.status();
+
+  Add("nightly", "0 2 * * *");
+  req.set_name("nightly");
+  req.mutable_request()->set_spec_yaml(kPipeline);
+  EXPECT_TRUE(absl::IsAlreadyExists(runner_->AddSchedule(req, "rel-eng").status()));
+  EXPECT_TRUE(absl::IsNotFound(runner_->GetSchedule("nope", 0).status()));
+  EXPECT_TRUE(absl::IsNotFound(runner_->RunSchedule("nope").status()));
+}
+
+TEST_F(ScheduleRunnerTest, RunNowRemoveAndTheLastRunsArePinned) {
+  Add("nightly", "0 2 * * *", "", v1::OVERLAP_POLICY_QUEUE);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<v1::ScheduleRun> run = runner_->RunSchedule("nightly");
+    ASSERT_TRUE(run.ok()) << run.status();
+    EXPECT_EQ(run->trigger(), "manual");
+    ids.push_back(run->job_id());
+  }
+  // Run now leaves the cron's slots alone.
+  absl::StatusOr<v1::Schedule> s = runner_->GetSchedule("nightly", 0);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(TimeOf(s->next_fire_time()), Utc(2026, 3, 1, 2, 0));
+  Open();
+  EXPECT_EQ(runner_->PinnedJobs(), (std::set<std::string>{ids[1], ids[2]}));
+
+  ASSERT_TRUE(runner_->RemoveSchedule("nightly").ok());
+  EXPECT_TRUE(runner_->PinnedJobs().empty());
+  Open();
+  absl::StatusOr<std::vector<v1::Schedule>> all = runner_->ListSchedules();
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->empty());
+  EXPECT_EQ(JobsOf("nightly").size(), 3u);  // its jobs stay
+}
+
+}  // namespace
+}  // namespace musafarm::coordinator
