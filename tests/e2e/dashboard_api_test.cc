@@ -186,5 +186,34 @@ TEST(DashboardApiTest, TheJobListFiltersBySubmitterOnTheServer) {
   EXPECT_EQ(ids("?user=sue&state=succeeded"), std::vector<std::string>{});
 }
 
+// Issue 16, item 1: the dashboard's job JSON carries why a queued task waits
+// (the grid's chip title and the task page show it).
+TEST(DashboardApiTest, AQueuedTaskSaysWhyItWaits) {
+  Farm farm(TlsFarm());
+  const int port = StartCoordinatorWithHttp(farm);
+  farm.StartAgent("agent-1", {"os=linux"}, 1);
+  ASSERT_TRUE(WaitFor([&] { return farm.Agents().size() == 1; })) << "agent did not register";
+  const std::string pipeline = farm.WritePipeline(
+      "queued.yaml", "stages:\n  - name: s\n    exec: [\"true\"]\n    labels: [role=dev]\n");
+  CliResult submitted = farm.Cli({"submit", pipeline, "-o", "json"});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  EXPECT_TRUE(absl::StrContains(submitted.err, "no connected agent with label role=dev"))
+      << submitted.err;
+  const std::string id = nlohmann::json::parse(submitted.out).value("id", "");
+
+  httplib::SSLClient https("127.0.0.1", port);
+  https.set_ca_cert_path(farm.ca_file());
+  https.enable_server_certificate_verification(true);
+  auto r = https.Get("/api/job?id=" + id,
+                     {{"Authorization", "Bearer " + farm.MakeToken("vic", "viewer")}});
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  ASSERT_EQ(r->status, 200) << r->body;
+  const nlohmann::json job = nlohmann::json::parse(r->body);
+  ASSERT_EQ(job["tasks"].size(), 1u) << r->body;
+  EXPECT_EQ(job["tasks"][0].value("state", ""), "TASK_STATE_QUEUED") << r->body;
+  EXPECT_EQ(job["tasks"][0].value("wait_reason", ""), "no connected agent with label role=dev")
+      << r->body;
+}
+
 }  // namespace
 }  // namespace musafarm::e2e

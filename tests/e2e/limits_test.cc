@@ -19,9 +19,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
+#include "common/protocol_version.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
-#include "common/protocol_version.h"
 #include "gtest/gtest.h"
 #include "musafarm/v1/agent_service.grpc.pb.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
@@ -406,6 +407,68 @@ TEST(LogLimitTest, OutputPastMaxLogBytesIsDroppedAfterOneMarkerAndTheTaskGoesOn)
               HasSubstr("task=1/chatty attempt=1: the agent dropped 195904 bytes of output past "
                         "--max-log-bytes"))
       << farm.coordinator()->Output();
+}
+
+// A coordinator of a protocol this agent does not speak: it reads the
+// registration and ends the stream with the refusal a real one sends, and
+// counts the streams opened.
+class RefusingCoordinator final : public v1::AgentService::CallbackService {
+ public:
+  static constexpr char kWhy[] =
+      "agent protocol 2 is not supported by this coordinator (protocol 9, agents 9..9)";
+
+  grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage>* Connect(
+      grpc::CallbackServerContext*) override {
+    absl::MutexLock lock(&mu_);
+    ++streams_;
+    return new Stream();
+  }
+  int streams() {
+    absl::MutexLock lock(&mu_);
+    return streams_;
+  }
+
+ private:
+  class Stream final : public grpc::ServerBidiReactor<v1::AgentMessage, v1::CoordinatorMessage> {
+   public:
+    Stream() { StartRead(&in_); }
+    void OnReadDone(bool ok) override {
+      Finish(ok ? grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, kWhy)
+                : grpc::Status(grpc::StatusCode::CANCELLED, "no registration"));
+    }
+    void OnDone() override { delete this; }
+
+   private:
+    v1::AgentMessage in_;
+  };
+  absl::Mutex mu_;
+  int streams_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// Issue 16, item 2: refused for its protocol, the real agent binary says why
+// and exits 1 at once instead of reconnecting for ever.
+TEST(AgentProtocolTest, ARefusedAgentExitsOneSayingWhyWithoutRetrying) {
+  RefusingCoordinator coordinator;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&coordinator);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  ASSERT_GT(port, 0);
+  const std::string dir = ::testing::TempDir() + "/refused-agent-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  auto agent = Process::Start({MF_AGENT_BIN, "--coordinator", absl::StrCat("127.0.0.1:", port),
+                               "--name", "refused", "--slots", "1", "--work-dir", dir + "/work",
+                               "--insecure", "--no-gpu-detect"},
+                              dir + ".log");
+  ASSERT_TRUE(agent.ok()) << agent.status();
+  EXPECT_EQ((*agent)->Wait(absl::Seconds(60)), 1) << (*agent)->Output();
+  EXPECT_THAT((*agent)->Output(), HasSubstr(absl::StrCat("musafarm-agent: ", RefusingCoordinator::kWhy)));
+  EXPECT_THAT((*agent)->Output(), HasSubstr("refused this agent for good"));
+  EXPECT_EQ(coordinator.streams(), 1);
+  server->Shutdown();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
