@@ -1111,6 +1111,20 @@ TEST_F(CoreTest, QueuedTasksSayWhyTheyWaitWithoutStoringIt) {
   ExpectNoWaitReasonStored(*store_);
 }
 
+// A reason follows the agents even when placement has nothing to try: the
+// only matching agent's stream ends, and the queued task says so at once.
+TEST_F(CoreTest, AWaitReasonFollowsAnAgentThatGoes) {
+  auto [conn, agent] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: one\n    exec: [x]\n  - name: two\n    exec: [x]\n");
+  ASSERT_EQ(agent->TakeAssignments().size(), 1u);
+  const std::string waiting = StateOf(job.id(), job.id() + "/one") == v1::TASK_STATE_QUEUED
+                                  ? job.id() + "/one"
+                                  : job.id() + "/two";
+  EXPECT_EQ(TaskNamed(*core_->GetJob(job.id()), waiting)->wait_reason(), "1 matching agent busy");
+  core_->OnAgentGone(conn);
+  EXPECT_EQ(TaskNamed(*core_->GetJob(job.id()), waiting)->wait_reason(), "no connected agent");
+}
+
 TEST_F(CoreTest, SubmitWarnsOfTasksNoConnectedAgentCouldRunAndStrictRefuses) {
   v1::SubmitRequest req;
   req.set_spec_yaml(kBuildAndTest);
