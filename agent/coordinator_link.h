@@ -7,6 +7,10 @@
 #include "absl/status/status.h"
 #include "musafarm/v1/agent_service.pb.h"
 
+namespace musafarm::content {
+class BlobSource;
+}
+
 namespace musafarm::agent {
 
 // One connection to the coordinator, from the agent's side: what the agent
@@ -46,6 +50,10 @@ class CoordinatorLink {
   virtual std::shared_ptr<CoordinatorSession> Open(OnMessage on_message, OnEnd on_end) = 0;
   // Where it connects, for the log (e.g. "10.0.0.5:7070").
   virtual std::string Target() const = 0;
+  // The coordinator's content store, read over this link's channel (issue 17:
+  // job inputs fetched by digest); null when the link has none (fakes).
+  // Thread-safe; lives as long as the link.
+  virtual content::BlobSource* blobs() { return nullptr; }
 };
 
 }  // namespace musafarm::agent

@@ -9,6 +9,7 @@
 #include "agent/coordinator_stream.h"
 #include "common/grpc_status.h"
 #include "common/limits.h"
+#include "content/content_client.h"
 #include "grpcpp/grpcpp.h"
 #include "musafarm/v1/agent_service.grpc.pb.h"
 
@@ -33,6 +34,7 @@ class GrpcCoordinatorLink final : public CoordinatorLink {
 
   std::shared_ptr<CoordinatorSession> Open(OnMessage on_message, OnEnd on_end) override;
   std::string Target() const override { return target_; }
+  content::BlobSource* blobs() override { return &blobs_; }
 
  private:
   // A channel and its stub, for one version of the TLS material.
@@ -50,6 +52,11 @@ class GrpcCoordinatorLink final : public CoordinatorLink {
   // winding down, and its ClientContext must die before its channel. One per
   // certificate renewal, so few.
   std::vector<Channel> channels_ ABSL_GUARDED_BY(mu_);
+  // ContentService reads on the newest channel (the current certificate).
+  content::ChannelBlobSource blobs_{[this] {
+    absl::MutexLock lock(&mu_);
+    return channels_.back().channel;
+  }};
 };
 
 GrpcCoordinatorLink::GrpcCoordinatorLink(std::string target, TlsMaterialSource* tls)

@@ -23,6 +23,7 @@
 #include "agent/executor/exec_executor.h"
 #include "agent/executor/secret_files.h"
 #include "agent/grpc_coordinator_link.h"
+#include "content/local_cas.h"
 #include "common/address.h"
 #include "common/bounded_text.h"
 #include "common/limits.h"
@@ -174,6 +175,11 @@ int main(int argc, char** argv) {
                  "take no new work while the work dir's file system has less free space than "
                  "this (e.g. 5G; 0: no check)")
       ->capture_default_str();
+  std::string cas_size = "20G";
+  app.add_option("--cas-bytes", cas_size,
+                 "size of the cache of job inputs fetched from the coordinator (<work-dir>/cas), "
+                 "e.g. 20G; least recently used blobs go first")
+      ->capture_default_str();
   app.add_flag("--docker", docker, "run docker_build, docker_run and docker_push stages");
   app.add_option("--docker-cli", docker_cli, "the engine's CLI (podman works too)")
       ->capture_default_str();
@@ -274,6 +280,13 @@ int main(int argc, char** argv) {
     if (more.count("min_free_disk") && app.count("--min-free-disk") == 0) {
       min_free_disk = more["min_free_disk"];
     }
+  }
+  int64_t cas_bytes = 0;
+  if (absl::StatusOr<uint64_t> cas = musafarm::agent::ParseBytes(cas_size); cas.ok()) {
+    cas_bytes = static_cast<int64_t>(*cas);
+  } else {
+    std::cerr << "musafarm-agent: --cas-bytes: " << cas.status().message() << "\n";
+    return 2;
   }
   {
     absl::StatusOr<uint64_t> spool = musafarm::agent::ParseBytes(max_spool);
@@ -404,6 +417,21 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(options.work_dir, work_dir_ec);
   musafarm::agent::PendingRemovals pending_removals(options.work_dir + "/pending-removals");
   docker_options.pending_removals = &pending_removals;
+  // Job inputs (issue 17): trees fetched by digest over the coordinator link
+  // (made below) into a cache shared by every task, linked into the task's
+  // work dir.
+  musafarm::content::LocalCas cas(options.work_dir + "/cas", cas_bytes);
+  musafarm::content::BlobSource* blob_source = nullptr;  // the link's, once it exists
+  docker_options.materialize_tree = [&cas, &blob_source](const musafarm::v1::Digest& tree,
+                                                         const std::string& dir) -> absl::Status {
+    if (blob_source == nullptr) return absl::UnavailableError("no coordinator link yet");
+    absl::StatusOr<musafarm::content::MaterializeStats> made = cas.Materialize(tree, *blob_source, dir);
+    if (!made.ok()) return made.status();
+    musafarm::GetLogger("agent")->info("input tree sha256:{} in {}: {} files, {} blob(s) ({} bytes) fetched",
+                                       tree.sha256().substr(0, 12), dir, made->files,
+                                       made->blobs_fetched, made->bytes_fetched);
+    return absl::OkStatus();
+  };
   musafarm::agent::DockerExecutor docker_executor(docker_options);
   // Low disk on a Docker host: prune the images this agent built, least
   // recently used first, never one the farm's unfinished jobs or this agent's
@@ -451,6 +479,7 @@ int main(int argc, char** argv) {
   // Declared before the agent, so that it outlives it (streams before their channel).
   const std::unique_ptr<musafarm::agent::CoordinatorLink> link =
       musafarm::agent::NewGrpcCoordinatorLink(coordinator_target, tls_source.get());
+  blob_source = link->blobs();
   // Host health (issue 16, item 3): the Docker daemon watched, GPUs probed.
   // Both report to the agent, which is built below (so: through a pointer).
   musafarm::agent::Agent* agent_ptr = nullptr;

@@ -168,6 +168,13 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
                        "masked) and submit nothing");
   AddOutputOption(submit_cmd, &output, /*short_o=*/true);
   AddSubmitInputs(submit_cmd, &submit);
+  submit_cmd
+      ->add_option("--context", submit.contexts,
+                   "Upload directory DIR as the job input NAME, which a docker_build names as "
+                   "`context: input:NAME`: only files the coordinator lacks are sent; "
+                   ".dockerignore and .git/ are left out (repeatable)")
+      ->type_name("NAME=DIR")
+      ->group("Pipeline inputs");
 
   // Schedules (issue 14): `schedule add` takes submit's command line.
   CLI::App* schedule_cmd =

@@ -249,6 +249,18 @@ std::vector<std::string> RenderStatus(const v1::Job& job, absl::string_view only
            {"TASK", "STATE", "AGENT", "ATTEMPT", "EXIT", "DURATION", "TESTS", "REASON"}, rows)) {
     lines.push_back(std::move(l));
   }
+  // Issue 17: what the job was built from, one line per input.
+  if (only_task.empty()) {
+    std::vector<std::string> inputs;
+    for (const v1::JobInput& in : job.inputs()) {
+      std::string line = absl::StrCat("input ", in.name(), ": ", in.source());
+      if (!in.commit().empty()) absl::StrAppend(&line, " at ", in.commit().substr(0, 12));
+      absl::StrAppend(&line, ", tree ", in.tree().sha256().substr(0, 12), ", ", in.files(),
+                      " files, ", FormatBytes(static_cast<uint64_t>(in.bytes())));
+      inputs.push_back(Shown(line));
+    }
+    lines.insert(lines.begin() + 1, inputs.begin(), inputs.end());  // under the summary
+  }
   std::vector<std::string> artifacts = RenderArtifactLines(job, only_task);
   if (!artifacts.empty()) {
     lines.emplace_back();

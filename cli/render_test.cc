@@ -125,6 +125,27 @@ TEST(RenderStatusTest, HeaderAndOneTask) {
                   "dev-3.8/test  failed  a2     2        3     30s       -      exit code 3"));
 }
 
+TEST(RenderStatusTest, InputsUnderTheSummary) {
+  v1::Job job;
+  job.set_id("8");
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  job.set_created_us(kT0);
+  job.set_ended_us(kT0 + 5'000'000);
+  v1::JobInput* in = job.add_inputs();
+  in->set_name("torch_musa");
+  in->set_source("dir:/home/dev/torch_musa");
+  in->mutable_tree()->set_sha256(std::string(64, 'a'));
+  in->set_files(3021);
+  in->set_bytes(210 << 20);
+  *job.add_tasks() = MakeTask("8/image", v1::TASK_STATE_SUCCEEDED, "a1", 1, 3);
+  std::vector<std::string> lines = RenderStatus(job, "", kNow);
+  ASSERT_GE(lines.size(), 3u);
+  EXPECT_EQ(lines[1], "input torch_musa: dir:/home/dev/torch_musa, tree aaaaaaaaaaaa, 3021 files, 210 MiB");
+  EXPECT_EQ(lines[2], "");
+  // A task's own status leaves them out.
+  EXPECT_EQ(RenderStatus(job, "8/image", kNow)[1], "");
+}
+
 v1::Artifact MakeArtifact(const std::string& name, uint64_t size, const std::string& source = "") {
   v1::Artifact a;
   a.set_name(name);

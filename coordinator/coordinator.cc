@@ -17,6 +17,7 @@
 #include "common/file_modes.h"
 #include "common/logging.h"
 #include "coordinator/access_control.h"
+#include "coordinator/local_blob_store.h"
 #include "coordinator/dashboard.h"
 #include "coordinator/http_auth.h"
 #include "coordinator/http_server.h"
@@ -81,6 +82,21 @@ void ScheduleRunnerTick(EventLoop* loop, ScheduleRunner* runner) {
   loop->PostAfter(absl::Seconds(1), [loop, runner] {
     runner->Tick();
     ScheduleRunnerTick(loop, runner);
+  });
+}
+
+// Content-store GC on its own loop: it walks pinned trees and deletes files.
+void ScheduleBlobGc(EventLoop* io, BlobStore* blobs, absl::Duration grace) {
+  const absl::Duration every = std::min(grace, absl::Minutes(10));
+  io->PostAfter(every, [io, blobs, grace] {
+    absl::StatusOr<BlobGcStats> gc = blobs->CollectGarbage(absl::Now(), grace);
+    if (!gc.ok()) {
+      GetLogger("blob_store")->error("garbage collection: {}", gc.status().ToString());
+    } else if (gc->deleted > 0) {
+      GetLogger("blob_store")->info("garbage collection: {} blob(s), {} bytes deleted; {} kept ({} bytes)",
+                                    gc->deleted, gc->freed_bytes, gc->kept, gc->kept_bytes);
+    }
+    ScheduleBlobGc(io, blobs, grace);
   });
 }
 
@@ -225,10 +241,26 @@ absl::Status Coordinator::Start() {
   if (!admin_store.ok()) return admin_store.status();
   user_admin_ = std::make_unique<UserAdmin>(*std::move(admin_store));
 
+  // The content store (issue 17): job inputs' blobs under <data-dir>/blobs,
+  // indexed in the database (migrated above); its file work on content_io_.
+  {
+    LocalBlobStoreOptions blob_options;
+    blob_options.dir = absl::StrCat(options_.data_dir, "/blobs");
+    blob_options.db_path = db_path;
+    blob_options.max_bytes = options_.blob_store_bytes;
+    absl::StatusOr<std::unique_ptr<LocalBlobStore>> blobs = LocalBlobStore::Open(blob_options);
+    if (!blobs.ok()) return blobs.status();
+    blobs_ = *std::move(blobs);
+    core_->set_blob_store(blobs_.get());
+  }
+
   const bool serves_tls = tls.has_value();
   server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get(), std::move(tls),
                                     enrollment_.get(), access_.get(), user_admin_.get());
   server_->ServeSchedules(schedules_.get());
+  server_->ServeContent(&content_io_, blobs_.get());
+  content_io_.Start();
+  ScheduleBlobGc(&content_io_, blobs_.get(), options_.blob_gc_grace);
   loop_.Start();
   absl::StatusOr<int> port = server_->Start(options_.listen);
   if (!port.ok()) {
@@ -300,6 +332,7 @@ void Coordinator::Shutdown() {
   if (http_ != nullptr) http_->Stop();
   // Its last batch posts to the loop, so it goes while the loop still runs.
   image_deleter_.reset();
+  content_io_.Stop();
   loop_.Stop();
   GetLogger("coordinator")->info("stopped");
 }

@@ -35,6 +35,11 @@ struct CoordinatorOptions {
   std::string http_listen;
   std::string http_port_file;  // if set, the bound HTTP port is written here
   bool metrics_public = false;  // /metrics without a token (--metrics-public)
+  // The content store (issue 17): its size limit (--blob-store-bytes), and how
+  // long an unpinned blob is kept after its last use (an upload waiting for
+  // its submit, a tree a finished job no longer pins).
+  int64_t blob_store_bytes = int64_t{100} << 30;
+  absl::Duration blob_gc_grace = absl::Hours(1);
   CoreOptions core;
   // Enrolment and revocation; its CA comes from the TLS material.
   EnrollmentOptions enrollment;
@@ -71,6 +76,9 @@ class Coordinator {
   // Token making and the audit log, on a store connection of its own (called
   // from gRPC threads as well as the loop; the Store is not thread-safe).
   std::unique_ptr<UserAdmin> user_admin_;
+  std::unique_ptr<BlobStore> blobs_;
+  // ContentService's disk work and blob GC: never on a gRPC thread or loop_.
+  EventLoop content_io_;
   std::unique_ptr<Server> server_;
   // Deletes expired jobs' registry tags (--registry); core_ calls it on loop_.
   std::unique_ptr<ImageDeleter> image_deleter_;

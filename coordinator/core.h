@@ -17,6 +17,7 @@
 #include "coordinator/agent_event_sink.h"
 #include "coordinator/agent_policy.h"
 #include "coordinator/agent_registry.h"
+#include "coordinator/blob_store.h"
 #include "coordinator/core_metrics.h"
 #include "coordinator/enrollment.h"
 #include "coordinator/job_table.h"
@@ -158,6 +159,9 @@ class Core : public AgentEventSink, public UserApi {
   void set_image_deleter(ImageDeleter* deleter) { image_deleter_ = deleter; }
   // Not owned; null: nothing pinned.
   void set_retention_pins(RetentionPins* pins) { retention_pins_ = pins; }
+  // The content store job inputs are checked against and pinned in (issue 17);
+  // without one a submission with inputs is refused. Not owned.
+  void set_blob_store(BlobStore* blobs) { blobs_ = blobs; }
   const RetentionStats& retention_stats() const { return retention_stats_; }
 
   // Closes every agent stream and watcher (coordinator shutdown).
@@ -276,6 +280,7 @@ class Core : public AgentEventSink, public UserApi {
   Enrollment* enrollment_ = nullptr;
   ImageDeleter* image_deleter_ = nullptr;
   RetentionPins* retention_pins_ = nullptr;
+  BlobStore* blobs_ = nullptr;
   bool deleting_images_ = false;  // an ImageDeleter::Delete is in flight
   RetentionStats retention_stats_;
   // Tasks of jobs that ended (and left memory) since start, by (state, stage

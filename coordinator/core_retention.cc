@@ -84,6 +84,15 @@ void Core::ExpireJobs() {
     Log()->error("deleting jobs {}: {}", absl::StrJoin(deletable, ","), s.ToString());
     return;
   }
+  // Their inputs' trees are now unreferenced by them; GC takes what no other
+  // job pins once its grace period has passed.
+  if (blobs_ != nullptr) {
+    for (const std::string& id : deletable) {
+      if (absl::Status s = blobs_->Unpin(id); !s.ok()) {
+        Log()->error("job={}: unpinning its inputs: {}", id, s.ToString());
+      }
+    }
+  }
   retention_stats_.jobs_deleted += deletable.size();
   retention_stats_.bytes_freed += freed;
   Log()->info("expired {} finished job(s) ({} bytes): {}", deletable.size(), freed,

@@ -11,6 +11,7 @@
 #include "common/logging.h"
 #include "common/task_state.h"
 #include "coordinator/agent_messages.h"
+#include "coordinator/job_inputs.h"
 #include "pipeline/spec.h"
 
 namespace musafarm::coordinator {
@@ -79,8 +80,26 @@ absl::StatusOr<v1::Job> Core::SubmitJob(const v1::SubmitRequest& request,
                      ":1:1: pipeline: expands to ", parsed->tasks_size(), " tasks; the limit is ",
                      kMaxTasksPerJob));
   }
-  const int64_t now = ToMicros(clock_->Now());
   v1::Job job = *std::move(parsed);
+  // Issue 17: the trees its stages build from, complete in the content store
+  // and pinned there before the job exists (a pin without its job is dropped
+  // below; a job without its pin could lose its sources to GC).
+  absl::StatusOr<std::vector<v1::JobInput>> inputs =
+      ResolveJobInputs(request, blobs_, file, &job);
+  if (!inputs.ok()) return inputs.status();
+  std::vector<v1::Digest> roots;
+  for (v1::JobInput& in : *inputs) {
+    roots.push_back(in.tree());
+    *job.add_inputs() = std::move(in);
+  }
+  if (!roots.empty()) {
+    if (absl::Status pinned = blobs_->Pin(job_id, roots); !pinned.ok()) {
+      Log()->error("job={} inputs not pinned: {}", job_id, pinned.ToString());
+      return absl::InternalError(
+          absl::StrCat("coordinator could not pin the job's inputs: ", pinned.message()));
+    }
+  }
+  const int64_t now = ToMicros(clock_->Now());
   job.set_state(v1::JOB_STATE_RUNNING);
   job.set_created_us(now);
   job.set_submitter(submitter);
@@ -122,6 +141,7 @@ absl::StatusOr<v1::Job> Core::SubmitJob(const v1::SubmitRequest& request,
   if (!committed.ok()) {
     // The server's trouble, not the submitter's: never an input error code.
     Log()->error("job={} not stored: {}", job_id, committed.ToString());
+    if (!roots.empty()) (void)blobs_->Unpin(job_id);  // best effort: GC's grace covers a leftover
     return absl::InternalError(
         absl::StrCat("coordinator could not store the job: ", committed.message()));
   }

@@ -109,6 +109,16 @@ int main(int argc, char** argv) {
                  "the farm's image registry (host:port, repeatable): tags pushed there by "
                  "expired jobs, and named by no other job, are deleted through its HTTP API")
       ->type_name("HOST:PORT");
+  app.add_option("--blob-store-bytes", options.blob_store_bytes,
+                 "size limit of the content store (job inputs uploaded by `submit --context`), "
+                 "e.g. 200G; an input larger than this is refused before it is sent")
+      ->transform(CLI::AsSizeValue(/*kb_is_1000=*/false))
+      ->capture_default_str();
+  double blob_gc_grace_s = 3600;
+  app.add_option("--blob-gc-grace", blob_gc_grace_s,
+                 "seconds an unpinned blob is kept after its last use before GC deletes it")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   app.add_option("--retention-interval", retention_interval,
                  "time between retention passes (each deletes at most 50 jobs)")
       ->capture_default_str();
@@ -295,6 +305,7 @@ int main(int argc, char** argv) {
               << ": expected a duration like 30d, 12h, 90m\n";
     return 2;
   }
+  options.blob_gc_grace = absl::Seconds(blob_gc_grace_s);
   if (!musafarm::ParseDurationText(retention_interval, &options.core.retention.interval)) {
     std::cerr << "musafarm-coordinator: --retention-interval " << retention_interval
               << ": expected a duration like 1m, 10s\n";

@@ -5,6 +5,7 @@
 #include "common/limits.h"
 #include "coordinator/agent_service.h"
 #include "coordinator/schedule_service.h"
+#include "coordinator/content_service.h"
 #include "coordinator/user_service.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
@@ -34,6 +35,12 @@ void Server::ServeSchedules(ScheduleApi* api) {
       loop_, api, own_access_ != nullptr ? own_access_.get() : access_, admin_);
 }
 
+void Server::ServeContent(EventLoop* io, BlobStore* blobs) {
+  content_service_ = std::make_unique<ContentServiceImpl>(
+      io, blobs, own_access_ != nullptr ? own_access_.get() : access_,
+      tls_.has_value() ? &tls_->agent_ca_pem : nullptr);
+}
+
 absl::StatusOr<int> Server::Start(const std::string& listen) {
   int port = 0;
   // grpc.health.v1 and server reflection, for probes and tools (grpcurl,
@@ -47,6 +54,7 @@ absl::StatusOr<int> Server::Start(const std::string& listen) {
   builder.RegisterService(agent_service_.get());
   builder.RegisterService(user_service_.get());
   if (schedule_service_ != nullptr) builder.RegisterService(schedule_service_.get());
+  if (content_service_ != nullptr) builder.RegisterService(content_service_.get());
   // Agents ping every 10 s even when idle; without this the server counts
   // those pings as abuse (5 min default) and sends GOAWAY. Half their period,
   // so timer jitter never makes a ping look early.
@@ -73,6 +81,9 @@ absl::StatusOr<int> Server::Start(const std::string& listen) {
     health->SetServingStatus(true);
     for (const char* service : {"musafarm.v1.AgentService", "musafarm.v1.UserService"}) {
       health->SetServingStatus(service, true);
+    }
+    if (content_service_ != nullptr) {
+      health->SetServingStatus("musafarm.v1.ContentService", true);
     }
     if (schedule_service_ != nullptr) {
       health->SetServingStatus("musafarm.v1.ScheduleService", true);

@@ -23,6 +23,8 @@ namespace musafarm::coordinator {
 
 class AgentServiceImpl;
 class ScheduleServiceImpl;
+class BlobStore;
+class ContentServiceImpl;
 class UserServiceImpl;
 
 // The coordinator's gRPC server: AgentService and UserService on one port,
@@ -48,6 +50,9 @@ class Server {
 
   // Also serves ScheduleService from `api` (not owned; used on `loop`). Before Start.
   void ServeSchedules(ScheduleApi* api);
+  // Also serves ContentService over `blobs`, its file work on `io` (issue 17).
+  // Before Start(); both outlive the server.
+  void ServeContent(EventLoop* io, BlobStore* blobs);
 
   // Binds `listen` (host:port; port 0 picks a free one) and serves. Returns the
   // bound port. `loop` must be running.
@@ -66,6 +71,7 @@ class Server {
   std::unique_ptr<AgentServiceImpl> agent_service_;
   std::unique_ptr<UserServiceImpl> user_service_;
   std::unique_ptr<ScheduleServiceImpl> schedule_service_;  // when ServeSchedules was called
+  std::unique_ptr<ContentServiceImpl> content_service_;  // with ServeContent()
   std::unique_ptr<grpc::Server> server_;  // destroyed before the services
 };
 

@@ -203,6 +203,24 @@ constexpr const char* kMigrations[] = {
         last_error      TEXT NOT NULL
       );
     )sql",
+    // 6 -> 7: the content store's index (issue 17, coordinator/local_blob_store.cc).
+    // A blob's bytes are the file blobs/<2 hex>/<sha256> under the data dir; a
+    // row exists only for a complete, verified blob. blob_pins holds the root
+    // trees each job's inputs name: GC keeps every blob reachable from one.
+    R"sql(
+      CREATE TABLE blobs (
+        sha256       TEXT NOT NULL PRIMARY KEY,
+        size         INTEGER NOT NULL,
+        created_us   INTEGER NOT NULL,
+        last_used_us INTEGER NOT NULL
+      );
+      CREATE INDEX blobs_last_used ON blobs(last_used_us);
+      CREATE TABLE blob_pins (
+        job_id TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        PRIMARY KEY (job_id, sha256)
+      );
+    )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSqliteSchemaVersion,
               "kSqliteSchemaVersion must equal the number of migrations");

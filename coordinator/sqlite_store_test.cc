@@ -297,11 +297,12 @@ TEST(SqliteStoreTest, SchemaCreationIsIdempotent) {
   RawDb raw(path);
   EXPECT_EQ(raw.One("PRAGMA user_version"), std::to_string(kSqliteSchemaVersion));
   EXPECT_EQ(raw.Rows("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-            (std::vector<std::string>{"agents", "api_tokens", "audit", "counters", "image_outbox",
-                                      "issued_certificates", "job_images", "job_secrets",
-                                      "job_webhooks", "jobs", "join_tokens", "revocations",
-                                      "schedule_runs", "schedule_secrets", "schedules", "tasks",
-                                      "transitions", "webhook_outbox"}));
+            (std::vector<std::string>{"agents", "api_tokens", "audit", "blob_pins", "blobs",
+                                      "counters", "image_outbox", "issued_certificates",
+                                      "job_images", "job_secrets", "job_webhooks", "jobs",
+                                      "join_tokens", "revocations", "schedule_runs",
+                                      "schedule_secrets", "schedules", "tasks", "transitions",
+                                      "webhook_outbox"}));
 }
 
 // The audit log is append-only in the file itself: not even an operator's

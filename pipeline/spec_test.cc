@@ -459,6 +459,25 @@ stages:
   }
 }
 
+TEST(ParseAndExpandDockerTest, DockerBuildContextInputNamesAJobInput) {
+  absl::StatusOr<v1::Job> job = Parse(R"yaml(params: {context: "input:torch_musa"}
+stages:
+  - name: base
+    docker_build: {context: "${context}", dockerfile: docker/Dockerfile, tags: [t]}
+)yaml");
+  ASSERT_TRUE(job.ok()) << job.status();
+  const v1::DockerBuildStage& b = job->tasks(0).spec().run().docker_build();
+  EXPECT_EQ(b.context(), "");
+  EXPECT_EQ(b.context_input(), "torch_musa");
+  EXPECT_EQ(b.dockerfile(), "docker/Dockerfile");
+  absl::StatusOr<v1::Job> bad = Parse(R"yaml(stages:
+  - name: base
+    docker_build: {context: "input:../etc", tags: [t]}
+)yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("input name '../etc' must be"));
+}
+
 TEST(ParseAndExpandDockerTest, DockerRunSubstitutesEveryFieldPerCell) {
   absl::StatusOr<v1::Job> job = Parse(R"yaml(matrix:
   python: ["3.9", "3.10"]

@@ -583,6 +583,16 @@ absl::Status ExpandStageRun(const Substituter& sub, const Stage& st, const std::
       v1::DockerBuildStage& out = *run->mutable_docker_build();
       MF_ASSIGN_OR_RETURN(*out.mutable_context(), subst(in.context));
       if (out.context().empty()) return sub.Invalid(in.context, where, "must not be empty");
+      // `input:NAME` (issue 17): a tree the job was submitted with, which the
+      // agent fetches by digest; the coordinator checks the job carries it.
+      if (absl::StartsWith(out.context(), kContextInputPrefix)) {
+        std::string name = out.context().substr(kContextInputPrefix.size());
+        if (absl::Status valid = ValidateInputName(name); !valid.ok()) {
+          return sub.Invalid(in.context, where, valid.message());
+        }
+        out.set_context_input(std::move(name));
+        out.clear_context();
+      }
       MF_ASSIGN_OR_RETURN(*out.mutable_dockerfile(), subst(in.dockerfile));
       for (const EnvVar& arg : in.build_args) {
         MF_ASSIGN_OR_RETURN((*out.mutable_build_args())[arg.name], subst(arg.value));
@@ -636,6 +646,15 @@ absl::Status ExpandStageRun(const Substituter& sub, const Stage& st, const std::
     }
   }
   return absl::OkStatus();  // unreachable: every Kind is handled above
+}
+
+absl::Status ValidateInputName(absl::string_view name) {
+  bool ok = !name.empty() && name.size() <= 64 && absl::ascii_isalnum(name[0]);
+  for (char c : name) ok = ok && (absl::ascii_isalnum(c) || c == '_' || c == '.' || c == '-');
+  if (ok) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "input name '", name, "' must be 1 to 64 letters, digits, '_', '.' or '-', "
+      "starting with a letter or digit"));
 }
 
 }  // namespace musafarm::pipeline

@@ -53,4 +53,10 @@ absl::Status ExpandStageRun(const Substituter& sub, const Stage& st, const std::
 bool ParseGpuCount(absl::string_view text, int32_t* out);
 std::string GpuCountError(absl::string_view text);
 
+// A docker_build `context: input:NAME` names the job input NAME (issue 17).
+inline constexpr absl::string_view kContextInputPrefix = "input:";
+// An input's name (`--context NAME=...`): 1 to 64 of [A-Za-z0-9_.-], starting
+// with a letter or digit. INVALID_ARGUMENT saying so otherwise.
+absl::Status ValidateInputName(absl::string_view name);
+
 }  // namespace musafarm::pipeline

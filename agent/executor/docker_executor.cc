@@ -197,8 +197,31 @@ class DockerExecution final : public Execution {
     cb_.on_exit(std::move(info));
   }
 
+  // `context: input:NAME` (issue 17): the job input's tree, fetched by digest
+  // into the agent's cache and linked into <workdir>/context. Returns the
+  // directory, or "" after saying why it cannot be had.
+  std::string MaterializeContext(const v1::DockerBuildStage& b, ExitInfo* info) {
+    const std::string dir = absl::StrCat(workdir_, "/context");
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);  // an earlier attempt's, in the same work dir
+    absl::Status made = options_.materialize_tree
+                            ? options_.materialize_tree(b.context_tree(), dir)
+                            : absl::FailedPreconditionError("this agent cannot fetch job inputs");
+    if (made.ok()) return dir;
+    Say(absl::StrCat("cannot fetch input '", b.context_input(), "': ", made.message()));
+    info->exit_code = 1;
+    info->error = std::string(made.message());
+    return "";
+  }
+
   ExitInfo Build() {
-    const v1::DockerBuildStage& b = as_.run().docker_build();
+    v1::DockerBuildStage b = as_.run().docker_build();
+    if (!b.context_input().empty()) {
+      ExitInfo failed;
+      std::string dir = MaterializeContext(b, &failed);
+      if (dir.empty()) return failed;
+      b.set_context(std::move(dir));
+    }
     // Secrets need BuildKit (RUN --mount=type=secret). Its progress is then
     // made plain: every step's whole output in the log, as the legacy builder
     // writes it, whatever the CLI guesses about its (piped) terminal.
@@ -524,7 +547,14 @@ absl::Status Validate(const v1::StageSpec& run) {
   switch (run.kind_case()) {
     case v1::StageSpec::kDockerBuild: {
       const v1::DockerBuildStage& b = run.docker_build();
-      if (absl::Status s = NotFlag("build context", b.context()); !s.ok()) return s;
+      if (!b.context_input().empty()) {
+        if (b.context_tree().sha256().empty()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "build context input '", b.context_input(), "' carries no tree digest"));
+        }
+      } else if (absl::Status s = NotFlag("build context", b.context()); !s.ok()) {
+        return s;
+      }
       if (b.tags().empty())
         return absl::InvalidArgumentError("docker_build needs at least one tag");
       for (const std::string& t : b.tags()) {

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -44,6 +45,11 @@ struct DockerOptions {
   PendingRemovals* pending_removals = nullptr;
   // Bound on Ping().
   absl::Duration ping_timeout = absl::Seconds(10);
+  // Makes the content tree `tree` at the new directory `dir` (issue 17: a
+  // docker_build whose context is a job input); the agent's is LocalCas over
+  // its coordinator link. Called on the attempt's thread. Unset: such stages
+  // fail saying this agent cannot fetch inputs.
+  std::function<absl::Status(const v1::Digest& tree, const std::string& dir)> materialize_tree;
 };
 
 // "musafarm-<attempt>": the name of an attempt's docker_run container.

@@ -38,6 +38,9 @@ struct SubmitOptions {
   // SubmitRequest.strict: a task no connected agent could run (its stage
   // kind, labels or GPUs) is an error, not a warning.
   bool strict = false;
+  // `--context NAME=DIR` (issue 17): directories packed and uploaded as job
+  // inputs, which a docker_build names as `context: input:NAME`.
+  std::vector<std::string> contexts;
 };
 
 // A pipeline file's text and how messages name it.

@@ -7,12 +7,15 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli/client.h"
 #include "cli/commands/commands.h"
+#include "cli/commands/context_upload.h"
 #include "cli/default_pipeline.h"
 #include "cli/json.h"
+#include "common/grpc_status.h"
 #include "common/limits.h"
 #include "common/status_macros.h"
 #include "common/utf8.h"
@@ -171,17 +174,45 @@ int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubm
 int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
   PreparedSubmit prepared;
   if (int code = PrepareSubmit(env, opts, &prepared); code != kExitOk) return code;
-  const v1::SubmitRequest& req = prepared.request;
+  v1::SubmitRequest& req = prepared.request;
   const SubmitParts* parts = &prepared.parts;
+  std::shared_ptr<grpc::Channel> channel = opts.dry_run ? nullptr : NewChannel(env);
+  absl::StatusOr<std::vector<v1::JobInput>> inputs =
+      UploadContexts(env, channel, opts.contexts, opts.dry_run);
+  if (!inputs.ok()) {
+    switch (inputs.status().code()) {
+      case absl::StatusCode::kUnavailable:
+      case absl::StatusCode::kDeadlineExceeded:
+      case absl::StatusCode::kUnauthenticated:
+      case absl::StatusCode::kPermissionDenied:
+        return ReportRpcError(env, ToGrpc(inputs.status()));
+      default:  // the directory (a link out of it, over the limit) or a refused blob
+        *env.err << "musafarm: " << inputs.status().message() << "\n";
+        return kExitUsage;
+    }
+  }
+  for (v1::JobInput& in : *inputs) *req.add_inputs() = std::move(in);
   if (opts.dry_run) {
     PrintDryRun(env, req, prepared.local);
     return kExitOk;
   }
-  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
+  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(channel);
   v1::SubmitResponse resp;
   grpc::ClientContext ctx;
   SetUnaryDeadline(&ctx);
   grpc::Status status = stub->Submit(&ctx, req, &resp);
+  if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
+      absl::StrContains(status.error_message(), "is not in the content store")) {
+    // A blob under a directory the coordinator kept was collected: send
+    // again, asking about every blob this time, and submit once more.
+    *env.err << "musafarm: " << status.error_message() << "; uploading again\n";
+    absl::StatusOr<std::vector<v1::JobInput>> again =
+        UploadContexts(env, channel, opts.contexts, /*dry_run=*/false, /*every_blob=*/true);
+    if (!again.ok()) return ReportRpcError(env, ToGrpc(again.status()));
+    grpc::ClientContext retry;
+    SetUnaryDeadline(&retry);
+    status = stub->Submit(&retry, req, &resp);
+  }
   if (!status.ok()) {
     if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
       // The coordinator's spec error, in the same FILE:LINE:COL form.

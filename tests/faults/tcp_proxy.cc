@@ -67,12 +67,14 @@ bool ReadInto(int fd, std::string& buf, bool& eof) {
   return true;
 }
 
-// Writes what the socket takes from the front of `buf`; false when the socket failed.
-bool WriteFrom(int fd, std::string& buf) {
+// Writes what the socket takes from the front of `buf`, adding it to `sent`;
+// false when the socket failed.
+bool WriteFrom(int fd, std::string& buf, std::atomic<uint64_t>& sent) {
   while (!buf.empty()) {
     const ssize_t n = ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL);
     if (n > 0) {
       buf.erase(0, static_cast<size_t>(n));
+      sent.fetch_add(static_cast<uint64_t>(n));
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -277,7 +279,9 @@ void TcpProxy::Run() {
       bool& eof = is_client ? c.client_eof : c.upstream_eof;
       const int fd = is_client ? c.client : c.upstream;
       if ((rev & (POLLIN | POLLHUP | POLLERR)) && !eof && !ReadInto(fd, inbox, eof)) c.dead = true;
-      if ((rev & POLLOUT) && !WriteFrom(fd, outbox)) c.dead = true;
+      if ((rev & POLLOUT) && !WriteFrom(fd, outbox, is_client ? to_client_ : to_upstream_)) {
+        c.dead = true;
+      }
       if ((rev & POLLERR) && !(rev & POLLIN)) c.dead = true;
     }
 
@@ -287,8 +291,8 @@ void TcpProxy::Run() {
     for (auto it = conns.begin(); it != conns.end();) {
       Conn& c = *it;
       if (!c.dead && !c.connecting) {
-        if (!WriteFrom(c.upstream, c.to_upstream)) c.dead = true;
-        if (!WriteFrom(c.client, c.to_client)) c.dead = true;
+        if (!WriteFrom(c.upstream, c.to_upstream, to_upstream_)) c.dead = true;
+        if (!WriteFrom(c.client, c.to_client, to_client_)) c.dead = true;
       }
       const bool drained =
           (c.client_eof && c.to_upstream.empty()) || (c.upstream_eof && c.to_client.empty());

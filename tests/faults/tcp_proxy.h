@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -62,6 +63,12 @@ class TcpProxy {
   int accepted() const;
   int open() const;
 
+  // Bytes passed on so far, over every connection: from clients to the
+  // upstream, and back. What a peer sent that the proxy has not yet written
+  // on is not counted.
+  uint64_t bytes_to_upstream() const { return to_upstream_.load(); }
+  uint64_t bytes_to_client() const { return to_client_.load(); }
+
  private:
   enum class Command { kNone, kBlackhole, kHeal, kSever, kStop };
   TcpProxy(int listen_fd, int wake_fd, int port, int upstream_port);
@@ -81,6 +88,9 @@ class TcpProxy {
   uint64_t applied_ ABSL_GUARDED_BY(mu_) = 0;  // commands the loop has applied
   int accepted_ ABSL_GUARDED_BY(mu_) = 0;
   int open_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::atomic<uint64_t> to_upstream_{0};
+  std::atomic<uint64_t> to_client_{0};
 
   std::thread thread_;
 };

@@ -59,6 +59,17 @@ std::string ReadWithin(int fd, size_t n, int ms) {
   return got;
 }
 
+// Whether `cond` holds within `ms`: the proxy counts a write just after the
+// peer may already have read it.
+template <typename Cond>
+bool Within(int ms, Cond cond) {
+  for (int waited = 0; !cond(); ++waited) {
+    if (waited >= ms) return false;
+    ::poll(nullptr, 0, 1);
+  }
+  return true;
+}
+
 void Send(int fd, const std::string& s) {
   ASSERT_EQ(::send(fd, s.data(), s.size(), MSG_NOSIGNAL), static_cast<ssize_t>(s.size()));
 }
@@ -79,6 +90,9 @@ TEST(TcpProxyTest, ForwardsBlackholesResumesAndSevers) {
   Send(server, "world");
   EXPECT_EQ(ReadWithin(client, 5, 5000), "world");
   EXPECT_EQ(p.accepted(), 1);
+  // Counted once written on: the bytes the peers read.
+  EXPECT_TRUE(Within(5000, [&] { return p.bytes_to_upstream() == 5u && p.bytes_to_client() == 5u; }))
+      << p.bytes_to_upstream() << " " << p.bytes_to_client();
 
   // Partition: bytes both ways are held, the connection stays open (no EOF,
   // no reset), and a new connection is not forwarded. 300 ms of silence is
@@ -101,6 +115,8 @@ TEST(TcpProxyTest, ForwardsBlackholesResumesAndSevers) {
   EXPECT_EQ(ReadWithin(late_server, 4, 5000), "late");
   EXPECT_EQ(p.accepted(), 2);
   EXPECT_EQ(p.open(), 2);
+  EXPECT_TRUE(Within(5000, [&] { return p.bytes_to_upstream() == 16u && p.bytes_to_client() == 14u; }))
+      << p.bytes_to_upstream() << " " << p.bytes_to_client();
 
   // Severed: every peer sees its connection end.
   p.Sever();

@@ -1,0 +1,107 @@
+#include "cli/commands/context_upload.h"
+
+#include <chrono>
+#include <ostream>
+
+#include "absl/strings/str_cat.h"
+#include "common/format_bytes.h"
+#include "common/grpc_status.h"
+#include "common/status_macros.h"
+#include "content/content_client.h"
+#include "content/packer.h"
+#include "grpcpp/client_context.h"
+#include "musafarm/v1/content_service.grpc.pb.h"
+#include "pipeline/stages.h"
+
+namespace musafarm::cli {
+namespace {
+
+std::string Bytes(int64_t n) { return FormatBytes(static_cast<uint64_t>(n)); }
+
+std::string ProgressLine(const std::string& name, const content::UploadProgress& p) {
+  return absl::StrCat("context ", name, ": ", p.files, " files, ", Bytes(p.bytes_sent), " of ",
+                      Bytes(p.bytes_to_send), " sent, ", Bytes(p.bytes_skipped),
+                      " already on the coordinator");
+}
+
+}  // namespace
+
+absl::StatusOr<std::pair<std::string, std::string>> ParseContextFlag(const std::string& flag) {
+  const size_t eq = flag.find('=');
+  if (eq == std::string::npos || eq + 1 == flag.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--context '", flag, "': expected NAME=DIR"));
+  }
+  std::string name = flag.substr(0, eq);
+  if (absl::Status s = pipeline::ValidateInputName(name); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--context '", flag, "': ", s.message()));
+  }
+  return std::make_pair(std::move(name), flag.substr(eq + 1));
+}
+
+absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
+    const CommandEnv& env, const std::shared_ptr<grpc::Channel>& channel,
+    const std::vector<std::string>& contexts, bool dry_run, bool every_blob) {
+  std::vector<v1::JobInput> inputs;
+  if (contexts.empty()) return inputs;
+  std::unique_ptr<v1::ContentService::Stub> stub;
+  content::PackOptions pack;
+  if (!dry_run) {
+    stub = v1::ContentService::NewStub(channel);
+    grpc::ClientContext ctx;
+    SetUnaryDeadline(&ctx);
+    v1::ContentLimits limits;
+    if (grpc::Status s = stub->GetLimits(&ctx, v1::GetContentLimitsRequest(), &limits); !s.ok()) {
+      return FromGrpc(s);
+    }
+    pack.max_bytes = limits.max_input_bytes();
+    pack.limit_source = "the coordinator's --blob-store-bytes";
+  }
+  for (const std::string& flag : contexts) {
+    MF_ASSIGN_OR_RETURN(auto name_dir, ParseContextFlag(flag));
+    const auto& [name, dir] = name_dir;
+    absl::StatusOr<content::PackedTree> tree = content::PackDirectory(dir, pack);
+    if (!tree.ok()) {
+      return absl::Status(tree.status().code(),
+                          absl::StrCat("--context ", name, ": ", tree.status().message()));
+    }
+    v1::JobInput in;
+    in.set_name(name);
+    *in.mutable_tree() = tree->root;
+    in.set_source(absl::StrCat("dir:", dir));
+    in.set_files(tree->files);
+    in.set_bytes(tree->bytes);
+    if (!dry_run) {
+      content::UploadOptions up;
+      up.every_blob = every_blob;
+      up.context = [] {
+        auto ctx = std::make_unique<grpc::ClientContext>();
+        SetUnaryDeadline(ctx.get());
+        return ctx;
+      };
+      // A Write streams as long as its blob takes; keepalive notices a dead peer.
+      up.stream_context = [] { return std::make_unique<grpc::ClientContext>(); };
+      auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+      if (env.tty) {
+        up.progress = [&](const content::UploadProgress& p) {
+          const auto now = std::chrono::steady_clock::now();
+          if (now - last < std::chrono::milliseconds(100) && p.bytes_sent < p.bytes_to_send) return;
+          last = now;
+          *env.err << "\r\033[K" << ProgressLine(name, p) << std::flush;
+        };
+      }
+      absl::StatusOr<content::UploadProgress> done = content::UploadTree(*stub, *tree, up);
+      if (env.tty) *env.err << "\r\033[K";
+      if (!done.ok()) {
+        return absl::Status(done.status().code(),
+                            absl::StrCat("--context ", name, ": ", done.status().message()));
+      }
+      *env.err << "musafarm: " << ProgressLine(name, *done) << " (tree sha256:"
+               << tree->root.sha256().substr(0, 12) << ")\n";
+    }
+    inputs.push_back(std::move(in));
+  }
+  return inputs;
+}
+
+}  // namespace musafarm::cli

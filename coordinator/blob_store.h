@@ -1,0 +1,112 @@
+#pragma once
+
+// The content store (issue 17): blobs by SHA-256 digest (files, and the
+// serialized Directory messages of trees), pinned by the jobs whose inputs
+// name their trees, collected when nothing pins them. An interface so that
+// "Highly available coordinators" can put it in PostgreSQL; the coordinator's
+// is LocalBlobStore (files under the data dir, an SQLite index).
+//
+// Thread-safe: ContentService calls it from its I/O thread, the core from the
+// core loop.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "content/tree.h"
+#include "musafarm/v1/farm.pb.h"
+
+namespace musafarm::coordinator {
+
+// One upload in progress (ContentService.Write). Bytes are kept as they come,
+// so an interrupted upload resumes where it stopped.
+class BlobUpload {
+ public:
+  virtual ~BlobUpload() = default;
+  // INVALID_ARGUMENT when the data would run past the digest's size.
+  virtual absl::Status Append(absl::string_view data) = 0;
+  // Once all size_bytes have arrived: checks the SHA-256 and makes the blob
+  // readable. A mismatch is INVALID_ARGUMENT naming the digest and what the
+  // bytes hash to, and the partial bytes are discarded.
+  virtual absl::Status Finish() = 0;
+  virtual int64_t committed_size() const = 0;
+};
+
+// One read (ContentService.Read), checked against the digest as it goes.
+class BlobReader {
+ public:
+  virtual ~BlobReader() = default;
+  // Up to `max` next bytes; empty at the end, once the whole blob has hashed
+  // to its name. A blob whose bytes do not is DATA_LOSS naming it, and is
+  // deleted from the store (the submitter uploads it again).
+  virtual absl::StatusOr<std::string> Next(size_t max) = 0;
+};
+
+struct BlobWriteState {
+  int64_t committed_size = 0;  // bytes held: a partial upload's, or the whole size
+  bool complete = false;
+};
+
+struct BlobGcStats {
+  int64_t deleted = 0;        // blobs removed
+  int64_t freed_bytes = 0;
+  int64_t kept = 0;           // blobs left
+  int64_t kept_bytes = 0;
+};
+
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+
+  // The store's size limit in bytes (--blob-store-bytes): one upload that
+  // would pass it is refused, and no input may be larger.
+  virtual int64_t max_bytes() const = 0;
+
+  // Those of `digests` the store does not hold. Those it holds count as used
+  // now (garbage collection spares them for its grace period).
+  virtual absl::StatusOr<std::vector<v1::Digest>> FindMissing(
+      const std::vector<v1::Digest>& digests) = 0;
+
+  virtual absl::StatusOr<BlobWriteState> QueryWrite(const v1::Digest& digest) = 0;
+
+  // Starts or resumes an upload at `offset`: 0 (starting over), or the
+  // committed size of a partial upload. OUT_OF_RANGE naming the size to
+  // resume at otherwise; ABORTED while another call uploads the same blob;
+  // ALREADY_EXISTS when the blob is complete; RESOURCE_EXHAUSTED when it would
+  // take the store past max_bytes().
+  virtual absl::StatusOr<std::unique_ptr<BlobUpload>> StartWrite(const v1::Digest& digest,
+                                                                 int64_t offset) = 0;
+
+  // NOT_FOUND when the store does not hold the blob.
+  virtual absl::StatusOr<std::unique_ptr<BlobReader>> StartRead(const v1::Digest& digest,
+                                                                int64_t offset) = 0;
+
+  // A whole blob of at most `max` bytes (a Directory), checked as StartRead.
+  virtual absl::StatusOr<std::string> ReadSmall(const v1::Digest& digest, int64_t max) = 0;
+
+  // Pins the trees `roots` (and everything reachable from them) for the job
+  // `job_id` until Unpin(job_id).
+  virtual absl::Status Pin(const std::string& job_id, const std::vector<v1::Digest>& roots) = 0;
+  virtual absl::Status Unpin(const std::string& job_id) = 0;
+
+  // Deletes the blobs no pinned tree reaches that were not used within
+  // `grace` of `now`, and partial uploads untouched as long.
+  virtual absl::StatusOr<BlobGcStats> CollectGarbage(absl::Time now, absl::Duration grace) = 0;
+};
+
+// Checks that the store holds every blob of the tree `root` (FAILED_PRECONDITION
+// naming the first missing one and where in the tree it is) and that every
+// directory is well formed (INVALID_ARGUMENT). `input` names the tree in
+// messages ("input 'torch_musa'").
+absl::StatusOr<content::TreeStats> CheckTreeComplete(BlobStore& store, const v1::Digest& root,
+                                                    absl::string_view input);
+
+// Directory blobs larger than this are refused (a directory of ~100,000 entries).
+inline constexpr int64_t kMaxDirectoryBlobBytes = 16 << 20;
+
+}  // namespace musafarm::coordinator
