@@ -17,6 +17,7 @@
 #include "common/file_modes.h"
 #include "common/logging.h"
 #include "coordinator/access_control.h"
+#include "coordinator/git_inputs.h"
 #include "coordinator/local_blob_store.h"
 #include "coordinator/dashboard.h"
 #include "coordinator/http_auth.h"
@@ -258,7 +259,10 @@ absl::Status Coordinator::Start() {
   server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get(), std::move(tls),
                                     enrollment_.get(), access_.get(), user_admin_.get());
   server_->ServeSchedules(schedules_.get());
-  server_->ServeContent(&content_io_, blobs_.get());
+  git_ = std::make_unique<GitImporter>(absl::StrCat(options_.data_dir, "/git"), blobs_.get());
+  server_->ServeContent(&content_io_, blobs_.get(), [git = git_.get()](v1::SubmitRequest* req) {
+    return ResolveGitInputs(*git, req);
+  });
   content_io_.Start();
   ScheduleBlobGc(&content_io_, blobs_.get(), options_.blob_gc_grace);
   loop_.Start();

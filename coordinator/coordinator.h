@@ -16,6 +16,7 @@
 namespace musafarm::coordinator {
 
 class AccessControl;
+class GitImporter;
 class Dashboard;
 class HttpServer;
 class Server;
@@ -77,6 +78,7 @@ class Coordinator {
   // from gRPC threads as well as the loop; the Store is not thread-safe).
   std::unique_ptr<UserAdmin> user_admin_;
   std::unique_ptr<BlobStore> blobs_;
+  std::unique_ptr<GitImporter> git_;  // git inputs, on content_io_
   // ContentService's disk work and blob GC: never on a gRPC thread or loop_.
   EventLoop content_io_;
   std::unique_ptr<Server> server_;

@@ -46,6 +46,7 @@ absl::StatusOr<std::vector<v1::JobInput>> ResolveJobInputs(const v1::SubmitReque
     recorded.set_name(in.name());
     *recorded.mutable_tree() = in.tree();
     recorded.set_source(in.source());
+    recorded.set_commit(in.commit());  // git inputs: set by the coordinator's resolver
     recorded.set_files(stats.files);
     recorded.set_bytes(stats.bytes);
     by_name[in.name()] = recorded;

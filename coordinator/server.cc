@@ -35,7 +35,9 @@ void Server::ServeSchedules(ScheduleApi* api) {
       loop_, api, own_access_ != nullptr ? own_access_.get() : access_, admin_);
 }
 
-void Server::ServeContent(EventLoop* io, BlobStore* blobs) {
+void Server::ServeContent(EventLoop* io, BlobStore* blobs,
+                          std::function<absl::Status(v1::SubmitRequest*)> resolve) {
+  if (resolve) user_service_->set_input_resolver(io, std::move(resolve));
   content_service_ = std::make_unique<ContentServiceImpl>(
       io, blobs, own_access_ != nullptr ? own_access_.get() : access_,
       tls_.has_value() ? &tls_->agent_ca_pem : nullptr);

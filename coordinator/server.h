@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -52,7 +53,10 @@ class Server {
   void ServeSchedules(ScheduleApi* api);
   // Also serves ContentService over `blobs`, its file work on `io` (issue 17).
   // Before Start(); both outlive the server.
-  void ServeContent(EventLoop* io, BlobStore* blobs);
+  // `resolve` (may be empty): git inputs of submissions (UserServiceImpl::
+  // set_input_resolver), on `io` too.
+  void ServeContent(EventLoop* io, BlobStore* blobs,
+                    std::function<absl::Status(v1::SubmitRequest*)> resolve = nullptr);
 
   // Binds `listen` (host:port; port 0 picks a free one) and serves. Returns the
   // bound port. `loop` must be running.

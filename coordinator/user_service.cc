@@ -137,15 +137,40 @@ grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* c
                                                   v1::SubmitResponse* resp) {
   absl::StatusOr<Principal> who = Admit(ctx, Action::kSubmit, "submit", req->spec_file());
   if (!who.ok()) return FinishNow(ctx, who.status());
-  return OnLoop(ctx, loop_, [this, req, resp, who = *who, peer = ctx->peer()]() -> absl::Status {
-    absl::StatusOr<v1::Job> job = api_->Submit(*req, who.user);
-    Audit(who, peer, "submit", job.ok() ? job->id() : req->spec_file(), job.status());
-    if (!job.ok()) return job.status();
-    for (std::string& w : api_->SubmitWarnings(*job)) resp->add_warnings(std::move(w));
-    *resp->mutable_job() = *std::move(job);
-    FillApiTimes(resp->mutable_job());
-    return absl::OkStatus();
+  bool unresolved = false;
+  for (const v1::JobInput& in : req->inputs()) {
+    unresolved = unresolved || (in.tree().sha256().empty() && !in.source().empty());
+  }
+  if (!unresolved || resolve_ == nullptr) {
+    return OnLoop(ctx, loop_, [this, req, resp, who = *who, peer = ctx->peer()]() -> absl::Status {
+      return SubmitOnLoop(*req, who, peer, resp);
+    });
+  }
+  // Git inputs: resolved on the content loop, then submitted on the core loop.
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  auto resolved = std::make_shared<v1::SubmitRequest>(*req);
+  resolve_io_->Post([this, reactor, resolved, resp, who = *who, peer = ctx->peer()] {
+    if (absl::Status s = resolve_(resolved.get()); !s.ok()) {
+      Audit(who, peer, "submit", resolved->spec_file(), s);
+      reactor->Finish(ToGrpc(s));
+      return;
+    }
+    loop_->Post([this, reactor, resolved, resp, who, peer] {
+      reactor->Finish(ToGrpc(SubmitOnLoop(*resolved, who, peer, resp)));
+    });
   });
+  return reactor;
+}
+
+absl::Status UserServiceImpl::SubmitOnLoop(const v1::SubmitRequest& req, const Principal& who,
+                                           const std::string& peer, v1::SubmitResponse* resp) {
+  absl::StatusOr<v1::Job> job = api_->Submit(req, who.user);
+  Audit(who, peer, "submit", job.ok() ? job->id() : req.spec_file(), job.status());
+  if (!job.ok()) return job.status();
+  for (std::string& w : api_->SubmitWarnings(*job)) resp->add_warnings(std::move(w));
+  *resp->mutable_job() = *std::move(job);
+  FillApiTimes(resp->mutable_job());
+  return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* UserServiceImpl::GetJob(grpc::CallbackServerContext* ctx,

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -66,6 +67,16 @@ class UserServiceImpl final : public v1::UserService::CallbackService {
   grpc::ServerUnaryReactor* ListAudit(grpc::CallbackServerContext* ctx,
                                       const v1::ListAuditRequest* req,
                                       v1::ListAuditResponse* resp) override;
+  // Issue 17: a submission's inputs that carry a source but no tree (git
+  // inputs) are resolved by `resolve` on `io` before the core sees the
+  // request (it runs git: never on a gRPC thread or the core loop). Before
+  // the server starts; unset: such inputs reach the core, which refuses them.
+  void set_input_resolver(EventLoop* io,
+                          std::function<absl::Status(v1::SubmitRequest* request)> resolve) {
+    resolve_io_ = io;
+    resolve_ = std::move(resolve);
+  }
+
   grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* ctx,
                                    const v1::WhoAmIRequest* req,
                                    v1::WhoAmIResponse* resp) override;
@@ -77,6 +88,9 @@ class UserServiceImpl final : public v1::UserService::CallbackService {
   absl::StatusOr<Principal> Admit(grpc::CallbackServerContext* ctx, Action what,
                                   const std::string& audit_action,
                                   const std::string& audit_target);
+  // The core's Submit and its audit line, on loop_.
+  absl::Status SubmitOnLoop(const v1::SubmitRequest& req, const Principal& who,
+                            const std::string& peer, v1::SubmitResponse* resp);
   // Writes one audit line (no-op without `admin_`); a failure is logged.
   void Audit(const Principal& who, const std::string& peer, const std::string& action,
              const std::string& target, const absl::Status& outcome);
@@ -86,6 +100,8 @@ class UserServiceImpl final : public v1::UserService::CallbackService {
   const AccessControl* const access_;
   UserAdmin* const admin_;
   std::atomic<uint64_t> next_watch_{1};
+  EventLoop* resolve_io_ = nullptr;
+  std::function<absl::Status(v1::SubmitRequest*)> resolve_;
 };
 
 }  // namespace musafarm::coordinator

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ostream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/format_bytes.h"
 #include "common/grpc_status.h"
@@ -60,6 +61,13 @@ absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
   for (const std::string& flag : contexts) {
     MF_ASSIGN_OR_RETURN(auto name_dir, ParseContextFlag(flag));
     const auto& [name, dir] = name_dir;
+    if (absl::StartsWith(dir, "git+") || absl::StartsWith(dir, "git://")) {
+      v1::JobInput in;  // resolved and imported by the coordinator (ls-remote, fetch)
+      in.set_name(name);
+      in.set_source(dir);
+      inputs.push_back(std::move(in));
+      continue;
+    }
     absl::StatusOr<content::PackedTree> tree = content::PackDirectory(dir, pack);
     if (!tree.ok()) {
       return absl::Status(tree.status().code(),

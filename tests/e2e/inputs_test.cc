@@ -17,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "content/packer.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/harness.h"
@@ -328,6 +329,83 @@ TEST_F(InputsTest, AcceptanceFiguresThroughCountingProxies) {
                                      "--blob-store-bytes)"))
       << out;
   EXPECT_LE(static_cast<int64_t>(cli_proxy_->bytes_to_upstream() - before), kSlack);
+}
+
+// Git inputs, resolved on the coordinator: from `git daemon` on 127.0.0.1 and
+// from a file:// repository. The job records the commit; a new commit on the
+// branch gives the next run a new tree.
+TEST_F(InputsTest, GitContextIsResolvedToACommitAndFollowsTheBranch) {
+  const std::string base = farm_->dir() + "/git-served";
+  const std::string repo = base + "/laptop.git";
+  fs::create_directories(repo);
+  auto git = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/git", "-C", repo, "-c", "user.name=t", "-c",
+                               "user.email=t@example.com"});
+    static int n = 0;
+    std::unique_ptr<Process> p = *Process::Start(args, absl::StrCat(farm_->dir(), "/git-", n++, ".log"));
+    EXPECT_EQ(p->Wait(absl::Seconds(30)), 0) << p->Output();
+    return std::string(absl::StripAsciiWhitespace(p->Output()));
+  };
+  git({"init", "--quiet", "-b", "main"});
+  std::ofstream(repo + "/Dockerfile") << "FROM musafarm/busybox:test\nCOPY msg.txt /\nRUN cat /msg.txt\n";
+  std::ofstream(repo + "/msg.txt") << "first\n";
+  git({"add", "-A"});
+  git({"commit", "--quiet", "-m", "first"});
+  const std::string first = git({"rev-parse", "HEAD"});
+
+  // git daemon cannot bind port 0: a few ports derived from our pid.
+  std::unique_ptr<Process> daemon;
+  int port = 0;
+  for (int i = 0; i < 20 && daemon == nullptr; ++i) {
+    port = 30000 + (::getpid() * 7 + i * 131) % 20000;
+    auto p = Process::Start({"/usr/lib/git-core/git-daemon", "--verbose", "--reuseaddr",
+                             "--listen=127.0.0.1", absl::StrCat("--port=", port),
+                             "--base-path=" + base, "--export-all", base},
+                            absl::StrCat(farm_->dir(), "/git-daemon-", i, ".log"));
+    ASSERT_TRUE(p.ok()) << p.status();
+    WaitFor([&] { return absl::StrContains((*p)->Output(), "Ready to rumble") || !(*p)->Running(); });
+    if (absl::StrContains((*p)->Output(), "Ready to rumble")) daemon = *std::move(p);
+  }
+  ASSERT_NE(daemon, nullptr) << "git daemon did not start";
+  const std::string url = absl::StrCat("git://127.0.0.1:", port, "/laptop.git#main");
+
+  CliResult r = farm_->Cli({"submit", Pipeline("git1"), "--context", "src=" + url, "--watch"},
+                           absl::Seconds(180));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  absl::StatusOr<v1::Job> job1 = farm_->Job(JobId(r.out));
+  ASSERT_TRUE(job1.ok()) << job1.status();
+  ASSERT_EQ(job1->inputs_size(), 1);
+  EXPECT_EQ(job1->inputs(0).commit(), first);
+  EXPECT_EQ(job1->inputs(0).source(), url);
+  EXPECT_EQ(job1->inputs(0).files(), 2);
+
+  std::ofstream(repo + "/msg.txt") << "second\n";
+  git({"commit", "--quiet", "-am", "second"});
+  const std::string second = git({"rev-parse", "HEAD"});
+  r = farm_->Cli({"submit", Pipeline("git2"), "--context", "src=" + url, "--watch"}, absl::Seconds(180));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  absl::StatusOr<v1::Job> job2 = farm_->Job(JobId(r.out));
+  ASSERT_TRUE(job2.ok()) << job2.status();
+  EXPECT_EQ(job2->inputs(0).commit(), second);
+  EXPECT_NE(job2->inputs(0).tree().sha256(), job1->inputs(0).tree().sha256());
+  // status shows it.
+  CliResult status = farm_->Cli({"status", job2->id()});
+  EXPECT_TRUE(absl::StrContains(status.out, "input src: " + url + " at " + second.substr(0, 12)))
+      << status.out;
+
+  // The same repository as a file:// URL: the same commit, the same tree.
+  r = farm_->Cli({"submit", Pipeline("git3"), "--context", "src=git+file://" + repo + "#main", "--watch"},
+                 absl::Seconds(180));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  absl::StatusOr<v1::Job> job3 = farm_->Job(JobId(r.out));
+  ASSERT_TRUE(job3.ok()) << job3.status();
+  EXPECT_EQ(job3->inputs(0).commit(), second);
+  EXPECT_EQ(job3->inputs(0).tree().sha256(), job2->inputs(0).tree().sha256());
+
+  // A branch that does not exist: refused at submit, naming it.
+  r = farm_->Cli({"submit", Pipeline("git4"), "--context", "src=git+file://" + repo + "#nope"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(r.err, "no ref 'nope'")) << r.err;
 }
 
 }  // namespace
