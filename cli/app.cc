@@ -95,6 +95,12 @@ void AddSubmitInputs(CLI::App* cmd, SubmitOptions* submit) {
                   "architecture)")
       ->type_name("FILE")
       ->group(kGeneric);
+  cmd->add_option("--webhook", submit->webhooks,
+                  "Notify URL when the job ends (repeatable); after it ,format=slack (also "
+                  "mattermost, feishu, lark; default json) and ,first-failure (also at the first "
+                  "failed task). It must fall under the coordinator's --webhook-allow")
+      ->type_name("URL[,format=F][,first-failure]")
+      ->group(kGeneric);
   cmd->add_option("--job-name", submit->job_name,
                   "Name of the job (default: what the pipeline's options or its 'name' say)")
       ->type_name("NAME")

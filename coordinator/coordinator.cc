@@ -236,6 +236,16 @@ absl::Status Coordinator::Start() {
   if (absl::Status s = schedules_->Load(); !s.ok()) return s;
   // A schedule's last runs outlive --retain: the next run is compared with them.
   core_->set_retention_pins(schedules_.get());
+  {
+    // Notifications go out from the outbox on a thread of their own, so a
+    // slow receiver never holds the loop; what a killed coordinator left
+    // there goes now.
+    absl::StatusOr<std::unique_ptr<Store>> outbox = OpenSqliteStore(db_path, *cipher);
+    if (!outbox.ok()) return outbox.status();
+    webhooks_ = std::make_unique<WebhookSender>(*std::move(outbox), options_.webhook);
+    core_->set_on_notifications([sender = webhooks_.get()] { sender->Wake(); });
+    webhooks_->Start();
+  }
 
   // API tokens and the audit log (no secrets there: no cipher needed).
   absl::StatusOr<std::unique_ptr<Store>> admin_store = OpenSqliteStore(db_path);
@@ -337,6 +347,8 @@ void Coordinator::Shutdown() {
   // Its last batch posts to the loop, so it goes while the loop still runs.
   image_deleter_.reset();
   content_io_.Stop();
+  // What it has not delivered stays in the outbox for the next start.
+  if (webhooks_ != nullptr) webhooks_->Stop();
   loop_.Stop();
   GetLogger("coordinator")->info("stopped");
 }

@@ -12,6 +12,7 @@
 #include "coordinator/schedule_runner.h"
 #include "coordinator/tls_material.h"
 #include "coordinator/user_admin.h"
+#include "coordinator/webhook_sender.h"
 
 namespace musafarm::coordinator {
 
@@ -42,6 +43,8 @@ struct CoordinatorOptions {
   int64_t blob_store_bytes = int64_t{100} << 30;
   absl::Duration blob_gc_grace = absl::Hours(1);
   CoreOptions core;
+  // How notifications are delivered (webhook_allow is in core).
+  WebhookSenderOptions webhook;
   // Enrolment and revocation; its CA comes from the TLS material.
   EnrollmentOptions enrollment;
 };
@@ -74,6 +77,7 @@ class Coordinator {
   std::unique_ptr<Core> core_;
   std::unique_ptr<Enrollment> enrollment_;  // used on loop_ only
   std::unique_ptr<ScheduleRunner> schedules_;  // used on loop_ only
+  std::unique_ptr<WebhookSender> webhooks_;     // its own thread and store connection
   // Token making and the audit log, on a store connection of its own (called
   // from gRPC threads as well as the loop; the Store is not thread-safe).
   std::unique_ptr<UserAdmin> user_admin_;

@@ -74,6 +74,21 @@ absl::Status Core::Recover() {
     }
   }
   keep_images_ = jobs_.ImagesInUse();
+  absl::StatusOr<std::map<std::string, std::vector<v1::Webhook>>> hooks =
+      store_->webhooks().LoadJobWebhooks();
+  if (!hooks.ok()) return hooks.status();
+  for (auto& [job_id, targets] : *hooks) {
+    const JobEntry* entry = jobs_.Find(job_id);
+    if (entry == nullptr) continue;  // ended: its notifications are in the outbox
+    JobWebhooks& w = webhooks_[job_id];
+    w.targets = std::move(targets);
+    // A failure before the restart was told then.
+    for (const v1::Task& t : entry->job.tasks()) {
+      if (t.state() == v1::TASK_STATE_FAILED || t.state() == v1::TASK_STATE_TIMED_OUT) {
+        w.first_failure_sent = true;
+      }
+    }
+  }
   Log()->info("recovered {} unfinished jobs, {} agents, {} attempts awaiting their agents; next job {}",
               jobs_.size(), agents_.agents().size(), resumed, jobs_.next_job_number());
   return absl::OkStatus();
@@ -139,6 +154,7 @@ void Core::Flush() {
     // state that a restart forgets. Stop, and let the restart recover.
     MF_CHECK(s.ok(), "store commit failed: {}", s.ToString());
   }
+  if (!p.mutation.deliveries.empty() && on_notifications_) on_notifications_();
   for (auto& [agent, msg] : p.to_agents) agents_.Send(agent, std::move(msg));
   // Watchers see state changes only once they are durable.
   for (const std::string& id : p.changed_order) watchers_.PublishTask(*jobs_.FindTask(id));
@@ -160,6 +176,10 @@ void Core::Flush() {
 void Core::Propagate(JobEntry& job, const v1::Task& task) {
   for (auto& [i, event] : PropagationEvents(job.job, job.index, job.dependants, task)) {
     Apply(*job.job.mutable_tasks(static_cast<int>(i)), event);
+  }
+  if (job.job.state() == v1::JOB_STATE_RUNNING && (task.state() == v1::TASK_STATE_FAILED ||
+                                                    task.state() == v1::TASK_STATE_TIMED_OUT)) {
+    NotifyFirstFailure(job.job);
   }
   MaybeFinishJob(job);
 }
@@ -184,6 +204,7 @@ void Core::MaybeFinishJob(JobEntry& entry) {
   // Nothing of the job runs any more, so nothing needs its secrets.
   if (jobs_.DropSecrets(entry)) pending_.mutation.drop_secrets.push_back(job.id());
   Log()->info("job={} {}", job.id(), v1::JobState_Name(job.state()));
+  NotifyJobEnded(job);
   metrics_.OnJobEnded(job.state() == v1::JOB_STATE_SUCCEEDED ? "succeeded"
                       : job.state() == v1::JOB_STATE_FAILED  ? "failed"
                                                              : "cancelled");

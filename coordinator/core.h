@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -70,6 +71,11 @@ struct CoreOptions {
   uint64_t max_log_bytes = limits::kDefaultMaxLogBytes;
   // --retain, --retain-bytes, --registry: what RunRetention deletes.
   RetentionOptions retention;
+  // --webhook-allow: the URL prefixes a job's webhooks must fall under (none:
+  // webhooks are refused at submit).
+  std::vector<std::string> webhook_allow;
+  // --dashboard-url: the dashboard's base URL, for links in notifications.
+  std::string dashboard_url;
 };
 
 // What retention has done: read by tests and logged.
@@ -162,6 +168,12 @@ class Core : public AgentEventSink, public UserApi {
   // The content store job inputs are checked against and pinned in (issue 17);
   // without one a submission with inputs is refused. Not owned.
   void set_blob_store(BlobStore* blobs) { blobs_ = blobs; }
+  // Called (on the loop) after notifications were committed to the outbox:
+  // the sender wakes. Unset: they wait for its next look.
+  void set_on_notifications(std::function<void()> fn) { on_notifications_ = std::move(fn); }
+  // INVALID_ARGUMENT naming the first of `request`'s webhooks that
+  // --webhook-allow does not admit (schedules check theirs when added).
+  absl::Status CheckWebhooks(const v1::SubmitRequest& request) const;
   const RetentionStats& retention_stats() const { return retention_stats_; }
 
   // Closes every agent stream and watcher (coordinator shutdown).
@@ -228,6 +240,16 @@ class Core : public AgentEventSink, public UserApi {
   // After a task changed state: queue or skip its dependants and settle the job.
   void Propagate(JobEntry& job, const v1::Task& task);
   void MaybeFinishJob(JobEntry& job);
+  // Notifications (core_notify.cc): queues the job's webhooks into the
+  // pending mutation, at its end or (for the targets that ask) at its first
+  // failed task.
+  void NotifyJobEnded(const v1::Job& job);
+  void NotifyFirstFailure(const v1::Job& job);
+  // The deliveries of `targets` for one event of `job`.
+  void QueueDeliveries(const v1::Job& job, const std::vector<v1::Webhook>& targets,
+                       bool first_failure);
+  // The last lines of a task's log (its current attempt).
+  std::string LogTail(const v1::Task& task) const;
   // Retention's two halves (core_retention.cc).
   void ExpireJobs();
   void DeleteQueuedImages();
@@ -281,6 +303,14 @@ class Core : public AgentEventSink, public UserApi {
   ImageDeleter* image_deleter_ = nullptr;
   RetentionPins* retention_pins_ = nullptr;
   BlobStore* blobs_ = nullptr;
+  // The webhooks of unfinished jobs that have them, and whether the first
+  // failure was told.
+  struct JobWebhooks {
+    std::vector<v1::Webhook> targets;
+    bool first_failure_sent = false;
+  };
+  std::map<std::string, JobWebhooks> webhooks_;
+  std::function<void()> on_notifications_;
   bool deleting_images_ = false;  // an ImageDeleter::Delete is in flight
   RetentionStats retention_stats_;
   // Tasks of jobs that ended (and left memory) since start, by (state, stage

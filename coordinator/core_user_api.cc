@@ -12,6 +12,7 @@
 #include "common/task_state.h"
 #include "coordinator/agent_messages.h"
 #include "coordinator/job_inputs.h"
+#include "coordinator/webhook_targets.h"
 #include "pipeline/spec.h"
 
 namespace musafarm::coordinator {
@@ -47,6 +48,7 @@ absl::StatusOr<v1::Job> Core::SubmitJob(const v1::SubmitRequest& request,
         request.spec_file().empty() ? "<submitted>" : request.spec_file(), ":1:1: pipeline: is ",
         request.spec_yaml().size(), " bytes; the limit is ", kMaxSpecBytes));
   }
+  if (absl::Status s = CheckWebhooks(request); !s.ok()) return s;
   const std::string job_id = absl::StrCat(jobs_.next_job_number());
   const std::string file = request.spec_file().empty() ? "<submitted>" : request.spec_file();
   pipeline::ExpandOptions expand;
@@ -114,7 +116,12 @@ absl::StatusOr<v1::Job> Core::SubmitJob(const v1::SubmitRequest& request,
     }
   }
 
+  // Webhook URLs are often credentials: kept sealed, shown redacted.
+  const std::vector<v1::Webhook> hooks(request.webhooks().begin(), request.webhooks().end());
+  for (const v1::Webhook& hook : hooks) job.add_webhook_targets(RedactWebhookUrl(hook.url()));
+
   Mutation m;
+  if (!hooks.empty()) m.job_webhooks.emplace_back(job_id, hooks);
   if (fire != nullptr) {
     job.set_schedule(fire->schedule.name());
     *job.mutable_scheduled_time() = fire->run.scheduled_time();
@@ -146,6 +153,7 @@ absl::StatusOr<v1::Job> Core::SubmitJob(const v1::SubmitRequest& request,
         absl::StrCat("coordinator could not store the job: ", committed.message()));
   }
   JobEntry& entry = jobs_.Add(job, std::move(secrets));
+  if (!hooks.empty()) webhooks_[job_id].targets = hooks;
   metrics_.OnJobSubmitted();
   for (size_t i = 0; i < static_cast<size_t>(job.tasks_size()); ++i) {
     const v1::Task& task = job.tasks(static_cast<int>(i));

@@ -2,6 +2,7 @@
 // reloads the agent policy.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -14,6 +15,7 @@
 #include "common/log_formatters.h"
 #include "common/logging.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/webhook_targets.h"
 #include "coordinator/backup.h"
 #include "coordinator/ca_init.h"
 #include "coordinator/join_token_command.h"
@@ -127,6 +129,21 @@ int main(int argc, char** argv) {
                  "(sd-daemon priority prefixes); default: journald when stderr is the journal "
                  "($JOURNAL_STREAM), else text")
       ->check(CLI::IsMember({"text", "json", "journald"}));
+  // Notifications (issue 14).
+  std::string webhook_retry_max = "5m";
+  app.add_option("--webhook-allow", options.core.webhook_allow,
+                 "a URL prefix jobs' and schedules' webhooks may go to (repeatable), e.g. "
+                 "https://hooks.slack.com/services/; others are refused at submit (default: none)")
+      ->type_name("URL");
+  app.add_option("--dashboard-url", options.core.dashboard_url,
+                 "the dashboard's address as users reach it, for links in notifications")
+      ->type_name("URL");
+  app.add_option("--webhook-retry-max", webhook_retry_max,
+                 "the longest wait between attempts of a notification that failed")
+      ->capture_default_str();
+  app.add_option("--webhook-ca", options.webhook.ca_file,
+                 "CA certificates to verify https webhook receivers with (default: the system's)")
+      ->type_name("FILE");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->capture_default_str();
   double cert_days = 30, cert_lifetime_s = 0;
@@ -310,6 +327,23 @@ int main(int argc, char** argv) {
     std::cerr << "musafarm-coordinator: --retention-interval " << retention_interval
               << ": expected a duration like 1m, 10s\n";
     return 2;
+  }
+  if (!musafarm::ParseDurationText(webhook_retry_max, &options.webhook.max_backoff) ||
+      options.webhook.max_backoff <= absl::ZeroDuration()) {
+    std::cerr << "musafarm-coordinator: --webhook-retry-max " << webhook_retry_max
+              << ": expected a duration like 5m, 30s\n";
+    return 2;
+  }
+  options.webhook.initial_backoff = std::min(options.webhook.initial_backoff,
+                                             options.webhook.max_backoff);
+  for (const std::string& prefix : options.core.webhook_allow) {
+    if (absl::StatusOr<musafarm::coordinator::WebhookUrl> url =
+            musafarm::coordinator::ParseWebhookUrl(prefix);
+        !url.ok()) {
+      std::cerr << "musafarm-coordinator: --webhook-allow " << prefix << ": "
+                << url.status().message() << "\n";
+      return 2;
+    }
   }
   for (const std::string& registry : options.core.retention.registries) {
     if (absl::Status s = musafarm::ValidateAddress("--registry", registry, false); !s.ok()) {

@@ -20,6 +20,12 @@ std::string CellOf(const std::string& key) {
   return slash == std::string::npos ? "" : key.substr(0, slash);
 }
 
+}  // namespace
+
+std::string TaskCell(const v1::Task& task) { return CellOf(TaskKey(task)); }
+
+namespace {
+
 bool Reported(const v1::Task& t) {
   return t.has_tests() && (t.tests().passed() + t.tests().failed() + t.tests().errors() > 0 ||
                            t.tests().passed_tests_size() > 0);

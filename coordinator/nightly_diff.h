@@ -32,6 +32,10 @@ struct NightlyDiff {
   bool empty() const { return newly_failing.empty() && fixed.empty() && still_failing.empty(); }
 };
 
+// The matrix cell of a task from its id: "7/dev-3.8/test" -> "dev-3.8"
+// ("" without a matrix).
+std::string TaskCell(const v1::Task& task);
+
 // Compares `current` with `previous` task by task (tasks match by their id
 // without the job id: same cell, same stage). A test counts as fixed only
 // where the current task reported results and did not list it failing.

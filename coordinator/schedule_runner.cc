@@ -3,9 +3,11 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/limits.h"
 #include "common/logging.h"
+#include "coordinator/webhook_targets.h"
 #include "pipeline/spec.h"
 
 namespace musafarm::coordinator {
@@ -22,6 +24,9 @@ constexpr int kMaxCatchUp = 100000;
 // was down), not merely reached by the next tick.
 constexpr absl::Duration kLate = absl::Minutes(1);
 constexpr size_t kMaxNameBytes = 64;
+// A schedule's webhooks are kept with its secrets (sealed: a webhook URL is
+// often a credential) under these names, which no secret can have.
+constexpr absl::string_view kWebhookPrefix = "webhook:";
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("schedules");
@@ -186,7 +191,13 @@ v1::ScheduleRun ScheduleRunner::Fire(Entry& entry, absl::Time slot, const std::s
   absl::StatusOr<std::map<std::string, std::string>> secrets = store_->LoadSecrets(name);
   if (!secrets.ok()) return record(absl::StrCat("error: ", secrets.status().message()));
   v1::SubmitRequest request = entry.schedule.request();
-  request.mutable_secrets()->insert(secrets->begin(), secrets->end());
+  for (auto& [key, value] : *secrets) {
+    if (!absl::StartsWith(key, kWebhookPrefix)) {
+      (*request.mutable_secrets())[key] = std::move(value);
+    } else if (!request.add_webhooks()->ParseFromString(value)) {
+      return record(absl::StrCat("error: stored webhook ", key, " does not parse"));
+    }
+  }
   run.set_outcome("submitted");
   absl::StatusOr<v1::Job> job =
       core_->SubmitScheduled(request, entry.schedule.created_by(), fire);
@@ -223,6 +234,10 @@ absl::StatusOr<v1::Schedule> ScheduleRunner::AddSchedule(const v1::AddScheduleRe
     return absl::InvalidArgumentError(
         absl::StrCat("schedule '", request.name(), "': ", s.message()));
   }
+  if (absl::Status s = core_->CheckWebhooks(request.request()); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("schedule '", request.name(), "': ", s.message()));
+  }
   if (Find(request.name()) != nullptr) {
     return absl::AlreadyExistsError(absl::StrCat(
         "schedule '", request.name(), "' exists; remove it first to replace it"));
@@ -240,6 +255,12 @@ absl::StatusOr<v1::Schedule> ScheduleRunner::AddSchedule(const v1::AddScheduleRe
   // Values live sealed in the store only; the schedule names them.
   schedule.mutable_request()->clear_secrets();
   for (const auto& [secret, value] : secrets) schedule.add_secrets(secret);
+  for (int i = 0; i < request.request().webhooks_size(); ++i) {
+    const v1::Webhook& hook = request.request().webhooks(i);
+    secrets[absl::StrCat(kWebhookPrefix, i)] = hook.SerializeAsString();
+    schedule.add_webhook_targets(RedactWebhookUrl(hook.url()));
+  }
+  schedule.mutable_request()->clear_webhooks();
   schedule.set_created_by(created_by);
   SetTimestamp(now, schedule.mutable_created_time());
   const absl::Time next = cron->Next(now);

@@ -61,7 +61,9 @@ class ScheduleRunnerTest : public ::testing::Test {
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     logs_ = OpenFileLogStore((dir_ / "logs").string());
-    core_ = std::make_unique<Core>(store_.get(), logs_.get(), &clock_, CoreOptions());
+    CoreOptions options;
+    options.webhook_allow = {"https://hooks.example.com/"};
+    core_ = std::make_unique<Core>(store_.get(), logs_.get(), &clock_, options);
     ASSERT_TRUE(core_->Recover().ok());
     runner_ = std::make_unique<ScheduleRunner>(core_.get(), &store_->schedules(), &clock_);
     ASSERT_TRUE(runner_->Load().ok());
@@ -300,6 +302,42 @@ TEST_F(ScheduleRunnerTest, SecretsAreSealedAndNeverReturned) {
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     EXPECT_EQ(bytes.find("s3cret-value"), std::string::npos) << "db" << suffix;
   }
+}
+
+TEST_F(ScheduleRunnerTest, WebhooksAreKeptSealedAndGoWithEachRun) {
+  v1::AddScheduleRequest req;
+  req.set_name("nightly");
+  req.set_cron("0 2 * * *");
+  req.mutable_request()->set_spec_yaml(kPipeline);
+  v1::Webhook* hook = req.mutable_request()->add_webhooks();
+  hook->set_url("https://hooks.example.com/T0/hook-token-123");
+  hook->set_format(v1::WEBHOOK_FORMAT_SLACK);
+  absl::StatusOr<v1::Schedule> added = runner_->AddSchedule(req, "rel-eng");
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_TRUE(added->request().webhooks().empty());
+  ASSERT_EQ(added->webhook_targets_size(), 1);
+  EXPECT_EQ(added->webhook_targets(0), "https://hooks.example.com/...");
+  EXPECT_TRUE(added->secrets().empty());  // webhooks are not listed as secrets
+
+  Open();
+  SetNow(Utc(2026, 3, 1, 2, 0));
+  runner_->Tick();
+  ASSERT_EQ(JobsOf("nightly").size(), 1u);
+  ASSERT_EQ(JobsOf("nightly")[0].webhook_targets_size(), 1);
+  Close();
+  for (const char* suffix : {"", "-wal"}) {
+    std::ifstream in(dir_ / absl::StrCat("db", suffix), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.find("hook-token-123"), std::string::npos) << "db" << suffix;
+  }
+
+  // One outside --webhook-allow is refused when the schedule is added.
+  Open();
+  req.set_name("other");
+  req.mutable_request()->mutable_webhooks(0)->set_url("https://evil.example/x");
+  absl::StatusOr<v1::Schedule> refused = runner_->AddSchedule(req, "rel-eng");
+  ASSERT_TRUE(absl::IsInvalidArgument(refused.status()));
+  EXPECT_NE(refused.status().message().find("evil.example"), std::string::npos);
 }
 
 TEST_F(ScheduleRunnerTest, RefusesBadInputNamingIt) {

@@ -25,6 +25,7 @@
 #include "coordinator/secret_cipher.h"
 #include "coordinator/sqlite_job_archive.h"
 #include "coordinator/sqlite_schedule_store.h"
+#include "coordinator/sqlite_webhook_outbox.h"
 #include "coordinator/sqlite_statement.h"
 
 namespace musafarm::coordinator {
@@ -304,6 +305,7 @@ class SqliteStore final : public Store {
 
   JobArchive& archive() override { return archive_; }
   ScheduleStore& schedules() override { return schedules_; }
+  WebhookOutbox& webhooks() override { return webhooks_; }
 
  private:
   SqliteStore(std::string path, DbPtr db, std::optional<SecretCipher> cipher)
@@ -311,7 +313,8 @@ class SqliteStore final : public Store {
         db_(std::move(db)),
         cipher_(std::move(cipher)),
         archive_(db_.get(), path_),
-        schedules_(db_.get(), path_, cipher_.has_value() ? &*cipher_ : nullptr) {}
+        schedules_(db_.get(), path_, cipher_.has_value() ? &*cipher_ : nullptr),
+        webhooks_(db_.get(), path_, cipher_.has_value() ? &*cipher_ : nullptr) {}
 
   absl::Status Configure();
   absl::Status Migrate();
@@ -346,6 +349,7 @@ class SqliteStore final : public Store {
   const std::optional<SecretCipher> cipher_;  // none: secrets in clear (tests)
   SqliteJobArchive archive_;                  // jobs read on demand, retention
   SqliteScheduleStore schedules_;             // schedules and their runs
+  SqliteWebhookOutbox webhooks_;              // notifications still to deliver
 
   Statement begin_;
   Statement commit_;
@@ -619,6 +623,13 @@ absl::Status SqliteStore::Commit(const Mutation& m) {
     }
     for (const AuditEntry& e : m.audit) MF_RETURN_IF_ERROR(InsertAudit(e));
     for (const ScheduleFire& f : m.schedule_fires) MF_RETURN_IF_ERROR(schedules_.ApplyFire(f));
+    for (const auto& [job_id, hooks] : m.job_webhooks) {
+      MF_RETURN_IF_ERROR(webhooks_.WriteJobWebhooks(job_id, hooks));
+    }
+    for (const WebhookDelivery& d : m.deliveries) MF_RETURN_IF_ERROR(webhooks_.Enqueue(d));
+    for (const std::string& job_id : m.drop_webhooks) {
+      MF_RETURN_IF_ERROR(webhooks_.DropJobWebhooks(job_id));
+    }
     return absl::OkStatus();
   });
   if (!status.ok() || m.drop_secrets.empty()) return status;

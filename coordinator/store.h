@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "coordinator/job_archive.h"
 #include "coordinator/schedule_store.h"
+#include "coordinator/webhook_outbox.h"
 #include "musafarm/v1/farm.pb.h"
 
 namespace musafarm::coordinator {
@@ -63,9 +64,15 @@ struct Mutation {
   // Schedule slots acted on with the jobs above (their run rows and the
   // schedules' new fire times): a fired slot and its job commit together.
   std::vector<ScheduleFire> schedule_fires;
+  // A job's webhooks (job id, targets), sealed like its secrets and dropped
+  // when it ends, in the transaction that queues its notifications.
+  std::vector<std::pair<std::string, std::vector<v1::Webhook>>> job_webhooks;
+  std::vector<std::string> drop_webhooks;  // job ids
+  std::vector<WebhookDelivery> deliveries;  // into the outbox
   bool empty() const {
     return jobs.empty() && tasks.empty() && transitions.empty() && agents.empty() &&
-           job_secrets.empty() && drop_secrets.empty() && audit.empty() && schedule_fires.empty();
+           job_secrets.empty() && drop_secrets.empty() && audit.empty() && schedule_fires.empty() &&
+           job_webhooks.empty() && drop_webhooks.empty() && deliveries.empty();
   }
 };
 
@@ -133,6 +140,8 @@ class Store {
 
   // The schedules (issue 14; coordinator/schedule_store.h).
   virtual ScheduleStore& schedules() = 0;
+  // The webhook outbox and the jobs' webhooks (issue 14; coordinator/webhook_outbox.h).
+  virtual WebhookOutbox& webhooks() = 0;
 
   // Every agent ever seen, by name.
   virtual absl::StatusOr<std::vector<v1::Agent>> LoadAgents() = 0;

@@ -5,6 +5,7 @@
 // against a fake coordinator with string streams.
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -41,7 +42,13 @@ struct SubmitOptions {
   // `--context NAME=DIR` (issue 17): directories packed and uploaded as job
   // inputs, which a docker_build names as `context: input:NAME`.
   std::vector<std::string> contexts;
+  // --webhook URL[,format=json|slack|mattermost|feishu|lark][,first-failure]
+  std::vector<std::string> webhooks;
 };
+
+// One --webhook value as the protocol's Webhook; INVALID_ARGUMENT naming
+// what is wrong (never the URL's path, which may be a token).
+absl::StatusOr<v1::Webhook> ParseWebhookFlag(const std::string& text);
 
 // A pipeline file's text and how messages name it.
 struct PipelineSource {

@@ -9,7 +9,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "cli/client.h"
 #include "cli/commands/commands.h"
 #include "cli/commands/context_upload.h"
@@ -78,6 +80,32 @@ void PrintDryRun(const CommandEnv& env, v1::SubmitRequest req, const v1::Job& jo
 }
 
 }  // namespace
+
+absl::StatusOr<v1::Webhook> ParseWebhookFlag(const std::string& text) {
+  std::vector<std::string> parts = absl::StrSplit(text, ',');
+  v1::Webhook hook;
+  hook.set_url(parts[0]);
+  if (!absl::StartsWith(parts[0], "http://") && !absl::StartsWith(parts[0], "https://")) {
+    return absl::InvalidArgumentError("--webhook: the URL must start with http:// or https://");
+  }
+  for (size_t i = 1; i < parts.size(); ++i) {
+    const std::string& p = parts[i];
+    if (p == "first-failure") {
+      hook.set_on_first_failure(true);
+    } else if (p == "format=json") {
+      hook.set_format(v1::WEBHOOK_FORMAT_JSON);
+    } else if (p == "format=slack" || p == "format=mattermost") {
+      hook.set_format(v1::WEBHOOK_FORMAT_SLACK);
+    } else if (p == "format=feishu" || p == "format=lark") {
+      hook.set_format(v1::WEBHOOK_FORMAT_FEISHU);
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--webhook: unknown setting '", p.substr(0, 32),
+          "'; after the URL: format=json|slack|mattermost|feishu|lark, first-failure"));
+    }
+  }
+  return hook;
+}
 
 absl::StatusOr<PipelineSource> ReadPipeline(const std::string& file) {
   if (file.empty()) return PipelineSource{std::string(kDefaultPipeline), kDefaultPipelineFile};
@@ -166,6 +194,14 @@ int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubm
   }
   req.mutable_secrets()->insert(parts->secrets.begin(), parts->secrets.end());
   req.set_strict(opts.strict);
+  for (const std::string& text : opts.webhooks) {
+    absl::StatusOr<v1::Webhook> hook = ParseWebhookFlag(text);
+    if (!hook.ok()) {
+      *env.err << "musafarm: " << hook.status().message() << "\n";
+      return kExitUsage;
+    }
+    *req.add_webhooks() = *std::move(hook);
+  }
   out->local = *std::move(local);
   out->parts = *std::move(parts);
   return kExitOk;
