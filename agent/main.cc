@@ -38,6 +38,7 @@
 #include "common/logging.h"
 #include "common/pki.h"
 #include "common/tls_channel.h"
+#include "common/version.h"
 #include "yaml-cpp/yaml.h"
 
 namespace {
@@ -145,6 +146,7 @@ int main(int argc, char** argv) {
   bool insecure = false;
   std::string tls_ca, tls_cert, tls_key;
   CLI::App app{"musafarm agent: runs tasks from a musafarm coordinator on this host"};
+  app.set_version_flag("--version", musafarm::VersionLine());
   app.add_option("--coordinator", coordinator,
                  "coordinator host:port (default: $MUSAFARM_COORDINATOR or 127.0.0.1:7070)");
   app.add_option("--name", options.name,

@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "cli/json.h"
+#include "cli/yaml_output.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
@@ -149,14 +150,22 @@ int ReportRpcError(const CommandEnv& env, const grpc::Status& status) {
   return ExitCodeForStatus(status.error_code());
 }
 
-void PrintJson(const CommandEnv& env, const google::protobuf::Message& msg) {
+void PrintMessage(const CommandEnv& env, const google::protobuf::Message& msg) {
   const Json json = ProtoToJson(msg);
   // Serializing a well-formed message to JSON cannot fail short of a bug.
   if (json.is_discarded()) {
     *env.err << "musafarm: cannot encode " << msg.GetTypeName() << " as JSON\n";
     return;
   }
-  *env.out << DumpJson(json) << "\n";
+  PrintDocument(env, json);
+}
+
+void PrintDocument(const CommandEnv& env, const Json& doc) {
+  if (env.output == OutputFormat::kYaml) {
+    *env.out << JsonToYaml(doc);
+  } else {
+    *env.out << DumpJson(doc) << "\n";
+  }
 }
 
 }  // namespace musafarm::cli

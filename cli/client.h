@@ -12,6 +12,7 @@
 #include "common/limits.h"
 #include "common/tls_channel.h"
 #include "grpcpp/support/status.h"
+#include "nlohmann/json.hpp"
 
 namespace grpc {
 class Channel;
@@ -39,7 +40,9 @@ inline constexpr int kMaxReceiveMessageBytes = limits::kMaxReplyBytes;
 // Every unary call gets this deadline.
 inline constexpr absl::Duration kUnaryDeadline = absl::Seconds(10);
 
-enum class OutputFormat { kTable, kJson };
+// -o: tables for people; JSON (one object a line) or YAML (one document each)
+// for programs, both the same values (cli/json.h, cli/yaml_output.h).
+enum class OutputFormat { kTable, kJson, kYaml };
 
 // Maps the status of a failed RPC to the process exit code.
 int ExitCodeForStatus(grpc::StatusCode code);
@@ -51,7 +54,8 @@ struct CommandEnv {
   OutputFormat output = OutputFormat::kTable;
   std::ostream* out = nullptr;  // not owned
   std::ostream* err = nullptr;  // not owned
-  bool tty = false;             // stdout is a terminal: live views, colour-free redraws
+  bool tty = false;             // stdout is a terminal: live views
+  bool color = false;           // colour job and task states (--color, NO_COLOR; cli/color.h)
   absl::TimeZone tz = absl::LocalTimeZone();
   const Clock* clock = RealClock::Get();  // not owned
   // TLS that verifies the coordinator against tls->ca_pem; none: plaintext
@@ -74,8 +78,11 @@ void SetUnaryDeadline(grpc::ClientContext* ctx);
 // "musafarm: cannot reach coordinator at 127.0.0.1:1: failed to connect ...".
 int ReportRpcError(const CommandEnv& env, const grpc::Status& status);
 
-// Prints `msg` as one line of JSON: ProtoToJson (cli/json.h), the proto3 JSON
-// mapping with defaults included and RFC 3339 times beside the *Us fields.
-void PrintJson(const CommandEnv& env, const google::protobuf::Message& msg);
+// Prints `msg` as env.output says: one line of JSON, ProtoToJson (cli/json.h),
+// the proto3 JSON mapping with defaults included and RFC 3339 times beside the
+// *Us fields; or the same values as one YAML document. Not for kTable.
+void PrintMessage(const CommandEnv& env, const google::protobuf::Message& msg);
+// The same for a document composed with cli/json.h.
+void PrintDocument(const CommandEnv& env, const nlohmann::ordered_json& doc);
 
 }  // namespace musafarm::cli

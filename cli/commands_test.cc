@@ -21,6 +21,7 @@
 #include "cli/app.h"
 #include "cli/client.h"
 #include "cli/config.h"
+#include "cli/fake_user_service.h"
 #include "cli/json.h"
 #include "cli/results.h"
 #include "common/subprocess.h"
@@ -44,216 +45,24 @@ using ::testing::MatchesRegex;
 using ::testing::Not;
 using ::testing::Pair;
 
-constexpr int64_t kT0 = 1'700'000'000'000'000;  // unix microseconds; FakeClock's default start
+}  // namespace
 
-v1::Task MakeTask(const std::string& id, v1::TaskState state, uint64_t attempt = 0,
-                  const std::string& agent = "") {
-  v1::Task t;
-  t.set_id(id);
-  t.set_job_id("7");
-  t.set_state(state);
-  t.set_attempt_id(attempt);
-  t.set_agent(agent);
-  return t;
-}
+using fakes::FakeUserService;
+using fakes::FinishedEv;
+using fakes::kT0;
+using fakes::LogEv;
+using fakes::MakeJob;
+using fakes::MakeTask;
+using fakes::SnapshotEv;
+using fakes::TaskEv;
+using fakes::WatchScript;
 
-v1::Job MakeJob(v1::JobState state, std::vector<v1::Task> tasks) {
-  v1::Job j;
-  j.set_id("7");
-  j.set_name("demo");
-  j.set_state(state);
-  j.set_created_us(kT0 - 30'000'000);
-  if (state != v1::JOB_STATE_RUNNING) j.set_ended_us(kT0);
-  for (v1::Task& t : tasks) *j.add_tasks() = t;
-  return j;
-}
-
-v1::WatchEvent SnapshotEv(v1::Job j) {
-  v1::WatchEvent ev;
-  *ev.mutable_snapshot() = std::move(j);
-  return ev;
-}
-v1::WatchEvent FinishedEv(v1::Job j) {
-  v1::WatchEvent ev;
-  *ev.mutable_finished() = std::move(j);
-  return ev;
-}
-v1::WatchEvent TaskEv(v1::Task t) {
-  v1::WatchEvent ev;
-  *ev.mutable_task() = std::move(t);
-  return ev;
-}
-v1::WatchEvent LogEv(const std::string& task, uint64_t attempt, uint64_t offset,
-                     const std::string& data) {
-  v1::WatchEvent ev;
-  ev.mutable_log()->set_task_id(task);
-  ev.mutable_log()->set_attempt_id(attempt);
-  ev.mutable_log()->set_offset(offset);
-  ev.mutable_log()->set_data(data);
-  return ev;
-}
-
-// One WatchJob call's worth of events, then the status that ends it.
-struct WatchScript {
-  std::vector<v1::WatchEvent> events;
-  grpc::Status end = grpc::Status::OK;
-};
-
-// What FakeUserService answers and what it was asked. Tests set it before a
-// command and read it after (a finished call orders those accesses); the
-// handlers, which gRPC's sync server may run on several threads at once,
-// reach it only through FakeUserService::data_, under its lock.
-struct FakeUserServiceData {
-  v1::Job job;
-  grpc::Status submit_error = grpc::Status::OK;
-  std::deque<WatchScript> scripts;
-  std::string log;
-  bool log_complete = false;
-  std::vector<v1::SubmitRequest> submits;
-  std::vector<std::string> get_jobs;
-  std::vector<v1::WatchJobRequest> watches;
-  std::vector<v1::GetLogRequest> get_logs;
-  int list_limit = -1;
-  std::string cancelled_id;
-  std::map<std::string, std::string> artifacts;  // "TASK\nNAME" -> content
-  uint64_t artifact_fail_at = UINT64_MAX;        // GetArtifact at this offset fails
-  uint64_t artifact_size_lie = 0;                // claimed size minus the real one
-  std::vector<v1::GetArtifactRequest> get_artifacts;
-};
-
-// A scripted coordinator: records requests, answers from canned data.
-// Thread-safe (gRPC's sync server calls it on its own threads).
-class FakeUserService final : public v1::UserService::Service, public FakeUserServiceData {
- public:
-  grpc::Status Submit(grpc::ServerContext*, const v1::SubmitRequest* req,
-                      v1::SubmitResponse* resp) override {
-    absl::MutexLock lock(&mu_);
-    data_->submits.push_back(*req);
-    if (!data_->submit_error.ok()) return data_->submit_error;
-    *resp->mutable_job() = data_->job;
-    return grpc::Status::OK;
-  }
-  grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest* req, v1::Job* resp) override {
-    absl::MutexLock lock(&mu_);
-    data_->get_jobs.push_back(req->job_id());
-    if (req->job_id() != data_->job.id()) {
-      return {grpc::StatusCode::NOT_FOUND, "no job " + req->job_id()};
-    }
-    *resp = data_->job;
-    return grpc::Status::OK;
-  }
-  grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
-                        v1::ListJobsResponse* resp) override {
-    absl::MutexLock lock(&mu_);
-    data_->list_limit = req->limit();
-    v1::Job j = data_->job;
-    j.clear_tasks();
-    *resp->add_jobs() = j;
-    return grpc::Status::OK;
-  }
-  grpc::Status WatchJob(grpc::ServerContext*, const v1::WatchJobRequest* req,
-                        grpc::ServerWriter<v1::WatchEvent>* writer) override {
-    WatchScript script;
-    {
-      absl::MutexLock lock(&mu_);
-      data_->watches.push_back(*req);
-      if (data_->scripts.empty()) return {grpc::StatusCode::UNAVAILABLE, "no more scripts"};
-      script = data_->scripts.front();
-      data_->scripts.pop_front();
-    }
-    for (const v1::WatchEvent& ev : script.events) writer->Write(ev);
-    return script.end;
-  }
-  grpc::Status GetLog(grpc::ServerContext*, const v1::GetLogRequest* req,
-                      v1::GetLogResponse* resp) override {
-    absl::MutexLock lock(&mu_);
-    data_->get_logs.push_back(*req);
-    // At most 4 bytes a call, so the client must page.
-    const size_t off = std::min<size_t>(req->offset(), data_->log.size());
-    resp->set_data(data_->log.substr(off, 4));
-    resp->set_offset(off);
-    resp->set_size(data_->log.size());
-    resp->set_complete(data_->log_complete);
-    return grpc::Status::OK;
-  }
-  // Like the coordinator: at most kMaxArtifactPage bytes a call, fewer if
-  // the request's limit says so.
-  grpc::Status GetArtifact(grpc::ServerContext*, const v1::GetArtifactRequest* req,
-                           v1::GetArtifactResponse* resp) override {
-    absl::MutexLock lock(&mu_);
-    data_->get_artifacts.push_back(*req);
-    auto it = data_->artifacts.find(req->task_id() + "\n" + req->name());
-    if (it == data_->artifacts.end()) {
-      return {grpc::StatusCode::NOT_FOUND,
-              "task '" + req->task_id() + "' has no artifact '" + req->name() + "'"};
-    }
-    if (req->offset() == data_->artifact_fail_at) {
-      return {grpc::StatusCode::INTERNAL, "disk on fire"};
-    }
-    const std::string& data = it->second;
-    const uint64_t limit =
-        req->limit() == 0 ? kMaxArtifactPage : std::min<uint64_t>(req->limit(), kMaxArtifactPage);
-    const size_t off = std::min<size_t>(req->offset(), data.size());
-    resp->set_data(data.substr(off, limit));
-    resp->set_offset(req->offset());
-    resp->set_size(data.size() + data_->artifact_size_lie);
-    return grpc::Status::OK;
-  }
-  grpc::Status Cancel(grpc::ServerContext*, const v1::CancelRequest* req,
-                      v1::CancelResponse* resp) override {
-    absl::MutexLock lock(&mu_);
-    data_->cancelled_id = req->id();
-    resp->add_cancelled("7/a");
-    resp->add_cancelled("7/b");
-    return grpc::Status::OK;
-  }
-  grpc::Status ListAgents(grpc::ServerContext*, const v1::ListAgentsRequest*,
-                          v1::ListAgentsResponse* resp) override {
-    v1::Agent* a = resp->add_agents();
-    a->set_name("gpu-1");
-    a->set_state(v1::AGENT_STATE_CONNECTED);
-    a->set_slots(2);
-    a->set_used_slots(1);
-    a->add_labels("gpu=s4000");
-    a->add_running_tasks("7/a");
-    a->set_last_seen_us(kT0 - 2'000'000);
-    return grpc::Status::OK;
-  }
-  grpc::Status Drain(grpc::ServerContext*, const v1::DrainRequest* req,
-                     v1::DrainResponse* resp) override {
-    if (req->agent() != "gpu-1") return {grpc::StatusCode::NOT_FOUND, "no agent " + req->agent()};
-    resp->mutable_agent()->set_name(req->agent());
-    resp->mutable_agent()->set_state(req->undrain() ? v1::AGENT_STATE_CONNECTED
-                                                    : v1::AGENT_STATE_DRAINING);
-    return grpc::Status::OK;
-  }
-
-  grpc::Status RevokeAgent(grpc::ServerContext*, const v1::RevokeAgentRequest* req,
-                           v1::RevokeAgentResponse* resp) override {
-    if (req->agent() != "gpu-1") {
-      return {grpc::StatusCode::NOT_FOUND,
-              "no agent named '" + req->agent() + "' has connected or enrolled"};
-    }
-    resp->mutable_agent()->set_name(req->agent());
-    resp->mutable_agent()->set_revoked(true);
-    resp->add_serials("1f");
-    return grpc::Status::OK;
-  }
-
-  static constexpr uint64_t kMaxArtifactPage = 4 << 20;
-
- private:
-  absl::Mutex mu_;
-  FakeUserServiceData* const data_ ABSL_PT_GUARDED_BY(mu_) = this;
-};
+namespace {
 
 class CommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    b.RegisterService(&service_);
-    server_ = b.BuildAndStart();
+    server_ = fakes::ServeOnLoopback({&service_}, &port_);
     ASSERT_NE(server_, nullptr);
     ASSERT_NE(port_, 0);
     env_.coordinator = absl::StrCat("127.0.0.1:", port_);
@@ -657,7 +466,7 @@ TEST_F(CommandsTest, StatusOfUnknownJobOrTaskIsUsageError) {
 
 TEST_F(CommandsTest, UnreachableCoordinatorExitsThree) {
   env_.coordinator = "127.0.0.1:1";
-  EXPECT_EQ(RunJobs(env_, 0), 3);
+  EXPECT_EQ(RunJobs(env_, JobsOptions()), 3);
   EXPECT_THAT(err_.str(), HasSubstr("musafarm: cannot reach coordinator at 127.0.0.1:1: "));
   err_.str("");
   watch_.job_id = "7";
@@ -674,14 +483,43 @@ TEST_F(CommandsTest, UnreachableCoordinatorExitsThree) {
 
 TEST_F(CommandsTest, JobsTableAndJson) {
   service_.job = MakeJob(v1::JOB_STATE_SUCCEEDED, {});
-  EXPECT_EQ(RunJobs(env_, 5), 0);
-  EXPECT_EQ(service_.list_limit, 5);
+  JobsOptions five;
+  five.limit = 5;
+  EXPECT_EQ(RunJobs(env_, five), 0);
+  EXPECT_EQ(service_.list_request.limit(), 5);
   EXPECT_THAT(OutLines(), ElementsAre("ID  NAME  STATE      CREATED              DURATION",
                                       "7   demo  succeeded  2023-11-14 22:12:50  30s"));
   out_.str("");
   env_.output = OutputFormat::kJson;
-  EXPECT_EQ(RunJobs(env_, 0), 0);
+  EXPECT_EQ(RunJobs(env_, JobsOptions()), 0);
   EXPECT_THAT(out_.str(), HasSubstr("\"jobs\":[{\"id\":\"7\""));
+}
+
+TEST_F(CommandsTest, JobsFiltersAreSentToTheCoordinator) {
+  service_.job = MakeJob(v1::JOB_STATE_FAILED, {});
+  const std::string addr = env_.coordinator;
+  EXPECT_EQ(Cli({"jobs", "-c", addr.c_str(), "--state", "failed,cancelled", "--state", "Running",
+                 "--name", "night", "--user", "ann", "--since", "1d", "--older-than", "2h"},
+                env_),
+            0)
+      << err_.str();
+  const v1::ListJobsRequest& req = service_.list_request;
+  EXPECT_THAT(req.states(), ElementsAre(v1::JOB_STATE_FAILED, v1::JOB_STATE_CANCELLED,
+                                        v1::JOB_STATE_RUNNING));
+  EXPECT_EQ(req.name_contains(), "night");
+  EXPECT_EQ(req.user(), "ann");
+  EXPECT_EQ(req.created_after_us(), kT0 - 86'400'000'000);  // FakeClock's now less a day
+  EXPECT_EQ(req.created_before_us(), kT0 - 7'200'000'000);
+
+  for (std::vector<const char*> bad : {std::vector<const char*>{"--state", "done"},
+                                       {"--since", "yesterday"},
+                                       {"--older-than", "0s"}}) {
+    err_.str("");
+    std::vector<const char*> args = {"jobs", "-c", addr.c_str()};
+    args.insert(args.end(), bad.begin(), bad.end());
+    EXPECT_EQ(Cli(args, env_), 2) << bad[1];
+    EXPECT_THAT(err_.str(), HasSubstr(absl::StrCat("musafarm: jobs: ", bad[0], " ", bad[1])));
+  }
 }
 
 TEST_F(CommandsTest, LogsPagesThroughGetLog) {
@@ -1029,7 +867,7 @@ TEST_F(CommandsTest, CliParsesGlobalAndCommandOptions) {
   env_.coordinator = "";
   EXPECT_EQ(Cli({"jobs", "--coordinator", addr.c_str(), "-n", "3", "-o", "json"}, env_), 0)
       << err_.str();
-  EXPECT_EQ(service_.list_limit, 3);
+  EXPECT_EQ(service_.list_request.limit(), 3);
   EXPECT_THAT(out_.str(), HasSubstr("\"jobs\""));
   out_.str("");
   EXPECT_EQ(Cli({"--coordinator", addr.c_str(), "cancel", "7/a"}, env_), 0) << err_.str();
@@ -1045,7 +883,7 @@ TEST_F(CommandsTest, CliArtifactsAndResults) {
   service_.job = MakeJob(v1::JOB_STATE_FAILED, {t});
   service_.artifacts["7/a\no.txt"] = "hi";
   const std::string dir = TestDir("d");
-  EXPECT_EQ(Cli({"artifacts", "-c", addr.c_str(), "7/a", "-o", dir.c_str()}, env_), 0)
+  EXPECT_EQ(Cli({"artifacts", "-c", addr.c_str(), "7/a", "--dir", dir.c_str()}, env_), 0)
       << err_.str();
   EXPECT_EQ(ReadFile(dir + "/o.txt"), "hi");
   out_.str("");
@@ -1058,7 +896,8 @@ TEST_F(CommandsTest, CliArtifactsAndResults) {
       << err_.str();
   EXPECT_EQ(out_.str(), ResultsJson(service_.job) + "\n");
   EXPECT_EQ(ReadFile(xml), JUnitXml(service_.job));
-  EXPECT_EQ(Cli({"artifacts", "7/a", "-o"}, env_), 2);
+  EXPECT_EQ(Cli({"artifacts", "7/a", "--dir"}, env_), 2);
+  EXPECT_EQ(Cli({"artifacts", "7/a", "-o", dir.c_str()}, env_), 2) << "-o is the output format";
   EXPECT_EQ(Cli({"results"}, env_), 2);
 }
 
@@ -1115,7 +954,7 @@ TEST_F(CommandsTest, JsonOutputPrintsTimesAsRfc3339) {
   EXPECT_EQ(ParseLine(out_.str())["startedTime"], "2023-11-14T22:13:00Z");
 
   out_.str("");
-  ASSERT_EQ(RunJobs(env_, 0), 0) << err_.str();
+  ASSERT_EQ(RunJobs(env_, JobsOptions()), 0) << err_.str();
   EXPECT_EQ(ParseLine(out_.str())["jobs"][0]["createdTime"], "2023-11-14T22:12:50Z");
 
   out_.str("");
@@ -1178,6 +1017,30 @@ TEST_F(CommandsTest, CliLogsTakesOutputJson) {
   const std::string addr = env_.coordinator;
   EXPECT_EQ(Cli({"logs", "-c", addr.c_str(), "7/a", "-o", "json"}, env_), 0) << err_.str();
   EXPECT_EQ(ParseLine(out_.str())["data"], "aGkK");  // base64 of "hi\n"
+}
+
+TEST_F(CommandsTest, StatesAreColouredOnATerminalUnlessNoColorOrNever) {
+  service_.job = MakeJob(v1::JOB_STATE_FAILED, {MakeTask("7/a", v1::TASK_STATE_FAILED, 1, "h1")});
+  const std::string addr = env_.coordinator;
+  auto status = [&](std::vector<const char*> extra) {
+    out_.str("");
+    std::vector<const char*> args = {"status", "7", "-c", addr.c_str()};
+    args.insert(args.end(), extra.begin(), extra.end());
+    EXPECT_EQ(Cli(args, env_), 1) << err_.str();
+    return out_.str();
+  };
+  const std::string kRed = "\x1b[1;31mfailed\x1b[0m";
+  unsetenv("NO_COLOR");
+  EXPECT_THAT(status({}), Not(HasSubstr("\x1b["))) << "not a terminal";
+  EXPECT_THAT(status({"--color", "always"}), HasSubstr(kRed));
+  env_.tty = true;
+  EXPECT_THAT(status({}), HasSubstr(kRed));
+  EXPECT_THAT(status({"--color", "never"}), Not(HasSubstr("\x1b[")));
+  setenv("NO_COLOR", "1", 1);
+  EXPECT_THAT(status({}), Not(HasSubstr("\x1b[")));
+  EXPECT_THAT(status({"--color=always"}), HasSubstr(kRed));
+  unsetenv("NO_COLOR");
+  EXPECT_EQ(Cli({"status", "7", "--color", "sometimes"}, env_), 2);
 }
 
 // The real `musafarm` binary, as a user runs it, with $MUSAFARM_CONFIG set.

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "cli/color.h"
 #include "common/bounded_text.h"
 #include "common/format_bytes.h"
 #include "common/stage_kind.h"
@@ -365,9 +366,11 @@ std::vector<std::string> RenderResult(const v1::Job& job, absl::Time now) {
   return lines;
 }
 
-std::string RenderTaskChange(const v1::Task& task, absl::Time at, absl::TimeZone tz) {
+std::string RenderTaskChange(const v1::Task& task, absl::Time at, absl::TimeZone tz,
+                             bool color) {
+  const std::string state = TaskStateName(task.state());
   std::string s = absl::StrCat(FormatClock(at, tz), " ", ShortTaskId(task.id()), " ",
-                               TaskStateName(task.state()));
+                               color ? ColorState(state) : state);
   if (std::string agent = AgentCell(task); !agent.empty()) absl::StrAppend(&s, " on ", agent);
   if (const std::string reason = TaskReason(task); !reason.empty()) {
     absl::StrAppend(&s, " (", Shown(reason), ")");

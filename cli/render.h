@@ -97,8 +97,10 @@ std::vector<std::string> RenderResult(const v1::Job& job, absl::Time now);
 
 // A plain (not a terminal) watch line for a task change:
 // "13:04:05 dev-3.8/base running on agent-1", "... failed on a1 (exit code 2)",
-// "... queued (waits: 2 matching agents busy)" (TaskReason).
-std::string RenderTaskChange(const v1::Task& task, absl::Time at, absl::TimeZone tz);
+// "... queued (waits: 2 matching agents busy)" (TaskReason); with `color`, the
+// state in its colour (cli/color.h).
+std::string RenderTaskChange(const v1::Task& task, absl::Time at, absl::TimeZone tz,
+                             bool color = false);
 
 // "[dev-3.8/base] line"
 std::string PrefixLogLine(absl::string_view short_task, absl::string_view line);

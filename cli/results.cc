@@ -95,7 +95,7 @@ std::vector<std::string> RenderResults(const v1::Job& job, absl::Time now) {
   return lines;
 }
 
-std::string ResultsJson(const v1::Job& job) {
+Json ResultsDocument(const v1::Job& job) {
   Json tasks = Json::array();
   for (const v1::Task& t : job.tasks()) {
     if (!t.has_tests()) continue;
@@ -110,8 +110,10 @@ std::string ResultsJson(const v1::Job& job) {
   doc["state"] = v1::JobState_Name(job.state());
   doc["tasks"] = std::move(tasks);
   doc["total"] = ProtoToJson(SumTests(job));
-  return DumpJson(doc);
+  return doc;
 }
+
+std::string ResultsJson(const v1::Job& job) { return DumpJson(ResultsDocument(job)); }
 
 std::string XmlChars(absl::string_view s) {
   // Well-formed UTF-8 first (each bad byte one U+FFFD), then what XML 1.0

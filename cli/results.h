@@ -9,6 +9,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "cli/json.h"
 #include "musafarm/v1/farm.pb.h"
 
 namespace musafarm::cli {
@@ -31,6 +32,8 @@ std::vector<std::string> RenderResults(const v1::Job& job, absl::Time now);
 // `musafarm results -o json`, one line: {"id":"7","state":"JOB_STATE_FAILED",
 // "tasks":[{"id":"7/dev/test","state":"TASK_STATE_FAILED","tests":{...}}],
 // "total":{...}}, with TestCounts in the proto3 JSON mapping (cli/json.h).
+// ResultsDocument is the same values, for -o yaml too.
+Json ResultsDocument(const v1::Job& job);
 std::string ResultsJson(const v1::Job& job);
 
 // `s` with what XML 1.0 cannot carry replaced, ready for an XML library to

@@ -71,7 +71,7 @@ void WatchModel::ReplaceJob(const v1::Job& job, absl::Time now, std::vector<std:
     for (const v1::Task& t : job.tasks()) {
       auto it = known.find(t.id());
       if (it == known.end() || Changed(*it->second, t)) {
-        out->push_back(RenderTaskChange(t, now, opts_.tz));
+        out->push_back(RenderTaskChange(t, now, opts_.tz, opts_.color));
       }
     }
   }
@@ -89,7 +89,7 @@ void WatchModel::UpdateTask(const v1::Task& task, absl::Time now, std::vector<st
   const bool changed = slot == nullptr || Changed(*slot, task);
   if (slot == nullptr) slot = job_.add_tasks();
   *slot = task;
-  if (changed && !opts_.live) out->push_back(RenderTaskChange(task, now, opts_.tz));
+  if (changed && !opts_.live) out->push_back(RenderTaskChange(task, now, opts_.tz, opts_.color));
 }
 
 void WatchModel::TakeLog(const v1::LogData& log, std::vector<std::string>* out) {

@@ -44,6 +44,7 @@ class WatchModel {
     // task state to the live table and returns only log lines.
     bool live = false;
     absl::TimeZone tz = absl::UTCTimeZone();
+    bool color = false;  // task states in colour (cli/color.h)
   };
   explicit WatchModel(Options opts) : opts_(opts) {}
 

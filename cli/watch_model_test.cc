@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/fake_user_service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -15,16 +16,7 @@ using ::testing::Pair;
 
 const absl::Time kAt = absl::FromUnixSeconds(3600 * 10 + 60 * 2 + 3);  // 10:02:03 UTC
 
-v1::Task MakeTask(const std::string& id, v1::TaskState state, uint64_t attempt = 0,
-                  const std::string& agent = "") {
-  v1::Task t;
-  t.set_id(id);
-  t.set_job_id("7");
-  t.set_state(state);
-  t.set_attempt_id(attempt);
-  t.set_agent(agent);
-  return t;
-}
+using fakes::MakeTask;
 
 v1::WatchEvent Snapshot(std::vector<v1::Task> tasks, v1::JobState state = v1::JOB_STATE_RUNNING) {
   v1::WatchEvent ev;
@@ -34,21 +26,8 @@ v1::WatchEvent Snapshot(std::vector<v1::Task> tasks, v1::JobState state = v1::JO
   return ev;
 }
 
-v1::WatchEvent TaskEvent(v1::Task t) {
-  v1::WatchEvent ev;
-  *ev.mutable_task() = std::move(t);
-  return ev;
-}
-
-v1::WatchEvent Log(const std::string& task, uint64_t attempt, uint64_t offset,
-                   const std::string& data) {
-  v1::WatchEvent ev;
-  ev.mutable_log()->set_task_id(task);
-  ev.mutable_log()->set_attempt_id(attempt);
-  ev.mutable_log()->set_offset(offset);
-  ev.mutable_log()->set_data(data);
-  return ev;
-}
+v1::WatchEvent TaskEvent(v1::Task t) { return fakes::TaskEv(std::move(t)); }
+const auto Log = fakes::LogEv;
 
 WatchModel Plain(bool logs) {
   WatchModel::Options o;

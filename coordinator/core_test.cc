@@ -25,6 +25,13 @@ using FakeConnection = testing::FakeAgentConnection;
 
 using RecordingWatcher = testing::RecordingWatcher;
 
+// The newest `limit` jobs, unfiltered.
+JobFilter Filter(int limit) {
+  JobFilter f;
+  f.limit = limit;
+  return f;
+}
+
 constexpr char kDiamond[] = R"(
 name: chain
 stages:
@@ -164,7 +171,7 @@ TEST_F(CoreTest, BadSpecIsRefusedAndNothingIsQueued) {
   ASSERT_FALSE(job.ok());
   EXPECT_TRUE(absl::IsInvalidArgument(job.status()));
   EXPECT_NE(job.status().message().find("bad.yaml:3"), std::string::npos) << job.status();
-  EXPECT_TRUE(core_->ListJobs(10, "").empty());
+  EXPECT_TRUE(core_->ListJobs(Filter(10)).empty());
   EXPECT_TRUE(store_->LoadJobs()->empty());
 }
 
@@ -1141,7 +1148,7 @@ TEST_F(CoreTest, SubmitWarnsOfTasksNoConnectedAgentCouldRunAndStrictRefuses) {
             std::string::npos)
       << refused.status();
   EXPECT_TRUE(store_->LoadJobs()->empty());
-  EXPECT_TRUE(core_->ListJobs(10, "").empty());
+  EXPECT_TRUE(core_->ListJobs(Filter(10)).empty());
 
   req.set_strict(false);
   absl::StatusOr<v1::Job> job = core_->Submit(req);
@@ -1497,7 +1504,7 @@ TEST_F(CoreTest, AFinishedJobLeavesMemoryAndIsReadFromTheStore) {
   ASSERT_FALSE(w->events.empty());
   EXPECT_TRUE(w->events.back().has_finished());
   EXPECT_EQ(w->Log(), "log of alog of blog of c");
-  std::vector<v1::Job> listed = core_->ListJobs(10, "");
+  std::vector<v1::Job> listed = core_->ListJobs(Filter(10));
   ASSERT_EQ(listed.size(), 1u);
   EXPECT_EQ(listed[0].state(), v1::JOB_STATE_SUCCEEDED);
   // A restart loads nothing of it, and the next job gets the next id.
@@ -1505,7 +1512,7 @@ TEST_F(CoreTest, AFinishedJobLeavesMemoryAndIsReadFromTheStore) {
   EXPECT_EQ(core_->jobs_held(), 0u);
   EXPECT_EQ(Submit(kDiamond).id(), "2");
   EXPECT_EQ(core_->jobs_held(), 1u);
-  listed = core_->ListJobs(10, "");
+  listed = core_->ListJobs(Filter(10));
   ASSERT_EQ(listed.size(), 2u);
   EXPECT_EQ(listed[0].id(), "2");
   EXPECT_EQ(listed[0].state(), v1::JOB_STATE_RUNNING);
@@ -1544,7 +1551,7 @@ TEST_F(CoreTest, StartupWithAHundredThousandFinishedJobsReadsOnlyUnfinishedRows)
   EXPECT_EQ(store_->archive().rows_read(), 2u + 4u) << "2 unfinished jobs and their 4 tasks";
   EXPECT_EQ(core_->jobs_held(), 2u);
   const uint64_t before = store_->archive().rows_read();
-  std::vector<v1::Job> newest = core_->ListJobs(20, "");
+  std::vector<v1::Job> newest = core_->ListJobs(Filter(20));
   ASSERT_EQ(newest.size(), 20u);
   EXPECT_EQ(newest[0].id(), absl::StrCat(kFinished + 2));
   EXPECT_EQ(newest[19].id(), absl::StrCat(kFinished - 17));

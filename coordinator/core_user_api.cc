@@ -205,26 +205,27 @@ absl::StatusOr<v1::Job> Core::GetJob(const std::string& job_id) const {
   return StoredJob(job_id);  // ended, or unknown
 }
 
-std::vector<v1::Job> Core::ListJobs(int limit, const std::string& submitter) const {
+std::vector<v1::Job> Core::ListJobs(const JobFilter& filter) const {
   // From the store, which holds every job (running ones as submitted): one
   // indexed query, newest first, whatever the history's length.
-  JobFilter filter;
-  filter.limit = limit;
-  filter.submitter = submitter;
   absl::StatusOr<std::vector<v1::Job>> jobs = store_->archive().ListJobs(filter);
   if (!jobs.ok()) {
     Log()->error("list jobs: {}", jobs.status().ToString());
     return {};
   }
   // A running job's header in the store is the submitted one; memory's is
-  // current.
+  // current, and is what the filter must pass (its state may be newer).
+  std::vector<v1::Job> out;
+  out.reserve(jobs->size());
   for (v1::Job& job : *jobs) {
     if (const JobEntry* held = jobs_.Find(job.id())) {
+      if (!JobMatches(filter, held->job)) continue;
       job = held->job;
       job.clear_tasks();
     }
+    out.push_back(std::move(job));
   }
-  return *std::move(jobs);
+  return out;
 }
 
 absl::StatusOr<std::string> Core::OwnerOf(const std::string& id) const {

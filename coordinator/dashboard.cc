@@ -220,20 +220,24 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
   });
   routes.Get("/api/jobs", [this, guard](const httplib::Request& req, httplib::Response& res) {
     if (!guard(req, res, Action::kRead)) return;
-    // By submitter on the core, as `musafarm jobs --user`: the 500 newest of
-    // theirs, not the ones among the 500 newest of everyone's.
-    const std::string user = req.get_param_value("user");
-    std::vector<v1::Job> jobs = OnLoop([this, &user] { return api_->ListJobs(500, user); });
-    const std::string state = absl::AsciiStrToUpper(req.get_param_value("state"));
-    const std::string name = req.get_param_value("name");
-    std::string out = "[";
-    bool first = true;
-    for (const v1::Job& job : jobs) {
-      if (!state.empty() && v1::JobState_Name(job.state()) != "JOB_STATE_" + state) continue;
-      if (!name.empty() && !absl::StrContains(job.name(), name)) continue;
-      absl::StrAppend(&out, first ? "" : ",", ToJson(job));
-      first = false;
+    // Filtered on the core, as `musafarm jobs --user --state --name`: the 500
+    // newest that match, not the ones among the 500 newest of everyone's.
+    JobFilter filter;
+    filter.limit = 500;
+    filter.submitter = req.get_param_value("user");
+    filter.name_contains = req.get_param_value("name");
+    if (const std::string state = absl::AsciiStrToUpper(req.get_param_value("state"));
+        !state.empty()) {
+      v1::JobState s;
+      if (!v1::JobState_Parse("JOB_STATE_" + state, &s)) {
+        SendJson(res, "[]");  // no job is in a state that does not exist
+        return;
+      }
+      filter.states.push_back(s);
     }
+    std::vector<v1::Job> jobs = OnLoop([this, &filter] { return api_->ListJobs(filter); });
+    std::string out = "[";
+    for (size_t i = 0; i < jobs.size(); ++i) absl::StrAppend(&out, i ? "," : "", ToJson(jobs[i]));
     SendJson(res, out + "]");
   });
   routes.Get("/api/job", [this, guard](const httplib::Request& req, httplib::Response& res) {

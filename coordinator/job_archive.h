@@ -7,19 +7,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "coordinator/job_filter.h"
 #include "musafarm/v1/farm.pb.h"
 
 namespace musafarm::coordinator {
-
-// Which jobs JobArchive::ListJobs returns, newest first. Empty fields match
-// every job.
-struct JobFilter {
-  std::vector<v1::JobState> states;
-  std::string name;                                 // exact job name
-  std::string submitter;                            // exact user
-  absl::Time created_after = absl::InfinitePast();  // created at or after
-  int limit = 50;                                   // <= 0: 50
-};
 
 // A finished job as retention sees it (coordinator/retention_policy.h).
 struct FinishedJob {

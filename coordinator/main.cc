@@ -22,6 +22,7 @@
 #include "coordinator/probe_command.h"
 #include "coordinator/token_command.h"
 #include "common/duration_text.h"
+#include "common/version.h"
 
 int main(int argc, char** argv) {
   // Everything the coordinator creates (data dir, database, WAL, task logs,
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info", log_format;
   double heartbeat_timeout_s = 10, lost_timeout_s = 5, restart_grace_s = 30;
   CLI::App app{"musafarm coordinator: accepts jobs and schedules their tasks onto agents"};
+  app.set_version_flag("--version", musafarm::VersionLine());
   app.add_option("--listen", options.listen, "host:port to serve gRPC on (port 0: any free port)")
       ->capture_default_str();
   app.add_option("--data-dir", options.data_dir, "directory for the database and task logs")

@@ -159,21 +159,28 @@ absl::StatusOr<std::vector<v1::Job>> SqliteJobArchive::ListJobs(const JobFilter&
   std::vector<std::string> states;
   for (v1::JobState state : filter.states) states.push_back(absl::StrCat(static_cast<int>(state)));
   if (!states.empty()) absl::StrAppend(&where, " AND state IN (", absl::StrJoin(states, ","), ")");
-  if (!filter.name.empty()) absl::StrAppend(&where, " AND name = ?1");
+  // instr, not LIKE: the substring is matched as typed, '%' and '_' included.
+  if (!filter.name_contains.empty()) absl::StrAppend(&where, " AND instr(name, ?1) > 0");
   if (!filter.submitter.empty()) absl::StrAppend(&where, " AND submitter = ?2");
   if (filter.created_after != absl::InfinitePast()) absl::StrAppend(&where, " AND created_us >= ?3");
+  if (filter.created_before != absl::InfiniteFuture()) {
+    absl::StrAppend(&where, " AND created_us < ?5");
+  }
   MF_ASSIGN_OR_RETURN(
       Statement s,
       Statement::Prepare(db_,
                          absl::StrCat("SELECT id, proto FROM jobs WHERE ", where,
                                       " ORDER BY seq DESC LIMIT ?4"),
                          /*persistent=*/false));
-  if (!filter.name.empty()) s.BindText(1, filter.name);
+  if (!filter.name_contains.empty()) s.BindText(1, filter.name_contains);
   if (!filter.submitter.empty()) s.BindText(2, filter.submitter);
   if (filter.created_after != absl::InfinitePast()) {
     s.BindInt64(3, absl::ToUnixMicros(filter.created_after));
   }
   s.BindInt64(4, filter.limit > 0 ? filter.limit : kDefaultListLimit);
+  if (filter.created_before != absl::InfiniteFuture()) {
+    s.BindInt64(5, absl::ToUnixMicros(filter.created_before));
+  }
   std::vector<v1::Job> out;
   MF_RETURN_IF_ERROR(ReadJobs(s, &out));
   return out;

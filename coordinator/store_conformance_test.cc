@@ -637,14 +637,35 @@ TEST_P(StoreConformanceTest, ArchiveListsNewestFirstWithFilters) {
   f.states = {v1::JOB_STATE_RUNNING};
   EXPECT_EQ(list(f), (std::vector<std::string>{"5", "3", "1"}));
   f = JobFilter();
-  f.name = "nightly";
+  f.name_contains = "nightly";
   EXPECT_EQ(list(f), (std::vector<std::string>{"3", "2", "1"}));
+  f.name_contains = "igh";  // a substring
+  EXPECT_EQ(list(f), (std::vector<std::string>{"3", "2", "1"}));
+  f.name_contains = "%";  // as typed: no LIKE pattern
+  EXPECT_EQ(list(f), std::vector<std::string>{});
   f = JobFilter();
   f.submitter = "ann";
   EXPECT_EQ(list(f), (std::vector<std::string>{"6", "3"}));
   f = JobFilter();
   f.created_after = absl::FromUnixSeconds(5);
   EXPECT_EQ(list(f), (std::vector<std::string>{"6", "5"}));
+  f = JobFilter();
+  f.created_before = absl::FromUnixSeconds(3);  // before, not at
+  EXPECT_EQ(list(f), (std::vector<std::string>{"2", "1"}));
+  // Several at once, as `jobs --state running --user bob --since --older-than`.
+  f.states = {v1::JOB_STATE_RUNNING};
+  f.submitter = "bob";
+  f.created_after = absl::FromUnixSeconds(1);
+  f.created_before = absl::FromUnixSeconds(6);
+  EXPECT_EQ(list(f), (std::vector<std::string>{"5", "1"}));
+  // JobMatches, for jobs held in memory, says the same of each of them.
+  absl::StatusOr<std::vector<v1::Job>> all = archive.ListJobs(JobFilter());
+  ASSERT_TRUE(all.ok());
+  std::vector<std::string> matched;
+  for (const v1::Job& j : *all) {
+    if (JobMatches(f, j)) matched.push_back(j.id());
+  }
+  EXPECT_EQ(matched, (std::vector<std::string>{"5", "1"}));
 }
 
 TEST_P(StoreConformanceTest, ArchiveFindsExpiredJobsByAgeAndSize) {

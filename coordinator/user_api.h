@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "coordinator/job_filter.h"
 #include "musafarm/v1/user_service.pb.h"
 
 namespace musafarm::coordinator {
@@ -40,8 +41,8 @@ class UserApi {
     return {};
   }
   virtual absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const = 0;
-  // Newest first, no tasks; `submitter` non-empty: only that user's jobs.
-  virtual std::vector<v1::Job> ListJobs(int limit, const std::string& submitter) const = 0;
+  // The jobs `filter` selects, newest first, no tasks.
+  virtual std::vector<v1::Job> ListJobs(const JobFilter& filter) const = 0;
   // The submitter of job `id`, or of the job task `id` belongs to ("" when
   // none was recorded). NOT_FOUND when there is no such job or task.
   virtual absl::StatusOr<std::string> OwnerOf(const std::string& id) const = 0;

@@ -195,9 +195,25 @@ grpc::ServerUnaryReactor* UserServiceImpl::ListJobs(grpc::CallbackServerContext*
     return FinishNow(ctx, absl::InvalidArgumentError(absl::StrCat(
                            "mine (", who->user, ") and user (", req->user(), ") disagree")));
   }
-  std::string submitter = req->mine() ? who->user : req->user();
-  return OnLoop(ctx, loop_, [this, req, resp, submitter = std::move(submitter)]() -> absl::Status {
-    for (v1::Job& job : api_->ListJobs(req->limit(), submitter)) {
+  JobFilter filter;
+  filter.limit = req->limit();
+  filter.submitter = req->mine() ? who->user : req->user();
+  for (int state : req->states()) {
+    if (state == v1::JOB_STATE_UNSPECIFIED || !v1::JobState_IsValid(state)) {
+      return FinishNow(ctx, absl::InvalidArgumentError(
+                                absl::StrCat("states: ", state, " is no job state")));
+    }
+    filter.states.push_back(static_cast<v1::JobState>(state));
+  }
+  filter.name_contains = req->name_contains();
+  if (req->created_after_us() != 0) {
+    filter.created_after = absl::FromUnixMicros(req->created_after_us());
+  }
+  if (req->created_before_us() != 0) {
+    filter.created_before = absl::FromUnixMicros(req->created_before_us());
+  }
+  return OnLoop(ctx, loop_, [this, resp, filter = std::move(filter)]() -> absl::Status {
+    for (v1::Job& job : api_->ListJobs(filter)) {
       FillApiTimes(&job);
       *resp->add_jobs() = std::move(job);
     }

@@ -83,7 +83,7 @@ const std::vector<std::string>& ReservedLongOptions() {
   static const std::vector<std::string> kNames = {
       "help", "version", "coordinator", "job-name", "param",   "axis",     "secret", "watch",
       "logs", "output",  "context",     "dry-run", "no-cache", "strict", "priority",
-      "package-set"};
+      "package-set", "color"};
   return kNames;
 }
 

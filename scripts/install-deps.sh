@@ -12,6 +12,7 @@ PACKAGES=(
   prometheus           # promtool checks /metrics (observe_e2e_test)
   chromium chromium-driver python3-selenium openssl   # the dashboard's browser test (observe_e2e_test)
   clang-14 python3   # scripts/tsa-build.sh (thread-safety analysis), tests/tsa
+  zsh                # cli_test loads the zsh completion script
   dpkg-dev debootstrap docker-compose   # the .deb packages (cpack: dpkg-shlibdeps), scripts/long-checks.sh
 )
 

@@ -18,8 +18,8 @@ int RunAgents(const CommandEnv& env) {
   if (grpc::Status s = stub->ListAgents(&ctx, v1::ListAgentsRequest(), &resp); !s.ok()) {
     return ReportRpcError(env, s);
   }
-  if (env.output == OutputFormat::kJson) {
-    PrintJson(env, resp);
+  if (env.output != OutputFormat::kTable) {
+    PrintMessage(env, resp);
     return kExitOk;
   }
   const std::vector<v1::Agent> agents(resp.agents().begin(), resp.agents().end());

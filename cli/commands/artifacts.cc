@@ -91,12 +91,12 @@ int Download(const CommandEnv& env, v1::UserService::Stub* stub, const std::stri
     *env.err << "musafarm: cannot write " << s.message() << "\n";
     return kExitUsage;
   }
-  if (env.output == OutputFormat::kJson) {
+  if (env.output != OutputFormat::kTable) {
     v1::Artifact got = a;
     got.set_size(offset);  // what was written, should the listing be stale
     Json json = ProtoToJson(got);
     json["path"] = path;
-    *env.out << DumpJson(json) << "\n";
+    PrintDocument(env, json);
   } else {
     *env.out << path << " (" << offset << " bytes)\n";
   }
@@ -124,12 +124,12 @@ int RunArtifacts(const CommandEnv& env, const std::string& task_id, const std::s
   }
 
   if (dir.empty()) {
-    if (env.output == OutputFormat::kJson) {
+    if (env.output != OutputFormat::kTable) {
       Json artifacts = Json::array();
       for (const v1::Artifact& a : task->artifacts()) artifacts.push_back(ProtoToJson(a));
       Json json = Json::object();
       json["artifacts"] = std::move(artifacts);
-      *env.out << DumpJson(json) << "\n";
+      PrintDocument(env, json);
     } else {
       for (const std::string& l : RenderArtifacts(*task)) *env.out << l << "\n";
     }

@@ -16,8 +16,8 @@ int RunCancel(const CommandEnv& env, const std::string& id) {
   grpc::ClientContext ctx;
   SetUnaryDeadline(&ctx);
   if (grpc::Status s = stub->Cancel(&ctx, req, &resp); !s.ok()) return ReportRpcError(env, s);
-  if (env.output == OutputFormat::kJson) {
-    PrintJson(env, resp);
+  if (env.output != OutputFormat::kTable) {
+    PrintMessage(env, resp);
   } else {
     *env.out << "cancelled " << resp.cancelled_size() << " task(s)\n";
   }

@@ -69,8 +69,18 @@ struct PreparedSubmit {
 int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubmit* out);
 
 int RunSubmit(const CommandEnv& env, const SubmitOptions& opts);
-// `mine`: only the caller's jobs; `user` non-empty: only that user's.
-int RunJobs(const CommandEnv& env, int limit, bool mine = false, const std::string& user = "");
+
+// `musafarm jobs`: which jobs to list, filtered by the coordinator.
+struct JobsOptions {
+  int limit = 0;     // 0: the coordinator's default
+  bool mine = false;  // only the caller's jobs
+  std::string user;   // only this user's
+  std::vector<std::string> states;  // running, succeeded, failed, cancelled
+  std::string name;                 // a substring of the name
+  std::string since;                // created within this long, e.g. 1d
+  std::string older_than;           // created longer ago than this, e.g. 7d
+};
+int RunJobs(const CommandEnv& env, const JobsOptions& opts);
 // `id` is a job id ("7") or a task id ("7/dev-3.8/base").
 int RunStatus(const CommandEnv& env, const std::string& id);
 int RunWatch(const CommandEnv& env, const WatchOptions& opts);

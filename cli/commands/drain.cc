@@ -18,8 +18,8 @@ int RunDrain(const CommandEnv& env, const std::string& agent, bool undrain) {
   grpc::ClientContext ctx;
   SetUnaryDeadline(&ctx);
   if (grpc::Status s = stub->Drain(&ctx, req, &resp); !s.ok()) return ReportRpcError(env, s);
-  if (env.output == OutputFormat::kJson) {
-    PrintJson(env, resp);
+  if (env.output != OutputFormat::kTable) {
+    PrintMessage(env, resp);
   } else {
     *env.out << "agent " << resp.agent().name() << " is " << AgentStatus(resp.agent()) << "\n";
   }

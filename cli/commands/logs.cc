@@ -15,18 +15,18 @@ namespace {
 
 // Writes log bytes at `offset` of the task's attempt `attempt_id` (0: not known
 // yet, for bytes read before following): raw, or with -o json as one LogData a
-// line, the shape `watch --logs -o json` prints under "log" (data in base64,
+// line (-o yaml: a document each), the shape `watch --logs -o json` prints under "log" (data in base64,
 // since a log is bytes, not necessarily UTF-8).
 void WriteLog(const CommandEnv& env, const std::string& task_id, uint64_t attempt_id,
               uint64_t offset, absl::string_view data) {
   if (data.empty()) return;
-  if (env.output == OutputFormat::kJson) {
+  if (env.output != OutputFormat::kTable) {
     v1::LogData chunk;
     chunk.set_task_id(task_id);
     chunk.set_attempt_id(attempt_id);
     chunk.set_offset(offset);
     chunk.set_data(std::string(data));
-    PrintJson(env, chunk);
+    PrintMessage(env, chunk);
     return;
   }
   env.out->write(data.data(), static_cast<std::streamsize>(data.size()));

@@ -21,8 +21,8 @@ int RunResults(const CommandEnv& env, const std::string& job_id, const std::stri
   v1::Job job;
   if (grpc::Status s = FetchJob(env, job_id, &job); !s.ok()) return ReportRpcError(env, s);
 
-  if (env.output == OutputFormat::kJson) {
-    *env.out << ResultsJson(job) << "\n";
+  if (env.output != OutputFormat::kTable) {
+    PrintDocument(env, ResultsDocument(job));
   } else {
     for (const std::string& l : RenderResults(job, env.clock->Now())) *env.out << l << "\n";
   }

@@ -17,8 +17,8 @@ int RunRevoke(const CommandEnv& env, const std::string& agent) {
   grpc::ClientContext ctx;
   SetUnaryDeadline(&ctx);
   if (grpc::Status s = stub->RevokeAgent(&ctx, req, &resp); !s.ok()) return ReportRpcError(env, s);
-  if (env.output == OutputFormat::kJson) {
-    PrintJson(env, resp);
+  if (env.output != OutputFormat::kTable) {
+    PrintMessage(env, resp);
     return kExitOk;
   }
   *env.out << "agent " << resp.agent().name() << " is revoked: its stream (if any) was ended and "

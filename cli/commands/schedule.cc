@@ -113,8 +113,8 @@ int RunScheduleAdd(const CommandEnv& env, const ScheduleAddOptions& opts) {
     }
     return ReportRpcError(env, s);
   }
-  if (env.output == OutputFormat::kJson) {
-    PrintJson(env, resp);
+  if (env.output != OutputFormat::kTable) {
+    PrintMessage(env, resp);
     return kExitOk;
   }
   *env.out << "schedule " << resp.name() << " added: " << resp.cron() << " in "
@@ -131,8 +131,8 @@ int RunScheduleList(const CommandEnv& env) {
       !s.ok()) {
     return ReportRpcError(env, s);
   }
-  if (env.output == OutputFormat::kJson) {
-    for (const v1::Schedule& s : resp.schedules()) PrintJson(env, s);
+  if (env.output != OutputFormat::kTable) {
+    for (const v1::Schedule& s : resp.schedules()) PrintMessage(env, s);
     return kExitOk;
   }
   if (resp.schedules().empty()) {
@@ -153,8 +153,8 @@ int RunScheduleShow(const CommandEnv& env, const std::string& name, int runs) {
   if (grpc::Status s = Stub(env)->GetSchedule(&ctx, req, &resp); !s.ok()) {
     return ReportRpcError(env, s);
   }
-  if (env.output == OutputFormat::kJson) {
-    PrintJson(env, resp);
+  if (env.output != OutputFormat::kTable) {
+    PrintMessage(env, resp);
     return kExitOk;
   }
   Print(env, RenderSchedule(resp, env.tz));
@@ -172,8 +172,8 @@ int RunScheduleChange(const CommandEnv& env, const std::string& action, const st
     if (grpc::Status s = stub->RunSchedule(&ctx, req, &run); !s.ok()) {
       return ReportRpcError(env, s);
     }
-    if (env.output == OutputFormat::kJson) {
-      PrintJson(env, run);
+    if (env.output != OutputFormat::kTable) {
+      PrintMessage(env, run);
     } else if (run.job_id().empty()) {
       *env.out << "schedule " << name << ": " << run.outcome() << "\n";
     } else {
@@ -186,8 +186,8 @@ int RunScheduleChange(const CommandEnv& env, const std::string& action, const st
                    : action == "pause" ? stub->PauseSchedule(&ctx, req, &resp)
                                        : stub->ResumeSchedule(&ctx, req, &resp);
   if (!s.ok()) return ReportRpcError(env, s);
-  if (env.output == OutputFormat::kJson) {
-    PrintJson(env, resp);
+  if (env.output != OutputFormat::kTable) {
+    PrintMessage(env, resp);
   } else if (action == "resume") {
     *env.out << "schedule " << name << " resumed, next run " << When(resp.next_fire_time(), env.tz)
              << "\n";

@@ -1,6 +1,8 @@
 #include <ostream>
+#include <vector>
 
 #include "cli/client.h"
+#include "cli/color.h"
 #include "cli/commands/commands.h"
 #include "cli/commands/fetch_job.h"
 #include "cli/render.h"
@@ -31,16 +33,16 @@ int RunStatus(const CommandEnv& env, const std::string& id) {
     }
   }
 
-  if (env.output == OutputFormat::kJson) {
+  if (env.output != OutputFormat::kTable) {
     if (task != nullptr) {
-      PrintJson(env, *task);
+      PrintMessage(env, *task);
     } else {
-      PrintJson(env, job);
+      PrintMessage(env, job);
     }
   } else {
-    for (const std::string& l : RenderStatus(job, is_task ? id : "", env.clock->Now())) {
-      *env.out << l << "\n";
-    }
+    std::vector<std::string> lines = RenderStatus(job, is_task ? id : "", env.clock->Now());
+    if (env.color) lines = ColorStateColumn(std::move(lines));
+    for (const std::string& l : lines) *env.out << l << "\n";
   }
   return job.state() == v1::JOB_STATE_FAILED || job.state() == v1::JOB_STATE_CANCELLED
              ? kExitJobFailed

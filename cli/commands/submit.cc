@@ -261,8 +261,8 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
   // The job is created; these tasks wait until the farm changes.
   for (const std::string& w : resp.warnings()) *env.err << "musafarm: warning: " << w << "\n";
   env.err->flush();
-  if (env.output == OutputFormat::kJson) {
-    PrintJson(env, resp.job());
+  if (env.output != OutputFormat::kTable) {
+    PrintMessage(env, resp.job());
   } else {
     *env.out << "submitted job " << resp.job().id() << " (" << resp.job().tasks_size()
              << " tasks)\n";

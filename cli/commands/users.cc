@@ -66,8 +66,8 @@ int RunTokenCreate(const CommandEnv& env, const std::string& user, const std::st
   if (grpc::Status s = Stub(env)->CreateToken(&ctx, req, &resp); !s.ok()) {
     return ReportRpcError(env, s);
   }
-  if (env.output == OutputFormat::kJson) {
-    PrintJson(env, resp);
+  if (env.output != OutputFormat::kTable) {
+    PrintMessage(env, resp);
     return kExitOk;
   }
   const v1::ApiTokenInfo& t = resp.token();
@@ -86,8 +86,8 @@ int RunTokenList(const CommandEnv& env) {
   if (grpc::Status s = Stub(env)->ListTokens(&ctx, v1::ListTokensRequest(), &resp); !s.ok()) {
     return ReportRpcError(env, s);
   }
-  if (env.output == OutputFormat::kJson) {
-    PrintJson(env, resp);
+  if (env.output != OutputFormat::kTable) {
+    PrintMessage(env, resp);
     return kExitOk;
   }
   for (const std::string& l : RenderTokens(resp, env.clock->Now(), env.tz)) *env.out << l << "\n";
@@ -103,8 +103,8 @@ int RunTokenRevoke(const CommandEnv& env, const std::string& id_or_user) {
   if (grpc::Status s = Stub(env)->RevokeToken(&ctx, req, &resp); !s.ok()) {
     return ReportRpcError(env, s);
   }
-  if (env.output == OutputFormat::kJson) {
-    PrintJson(env, resp);
+  if (env.output != OutputFormat::kTable) {
+    PrintMessage(env, resp);
     return kExitOk;
   }
   for (const v1::ApiTokenInfo& t : resp.revoked()) {
@@ -135,8 +135,8 @@ int RunAudit(const CommandEnv& env, const std::string& user, const std::string& 
   if (grpc::Status s = Stub(env)->ListAudit(&ctx, req, &resp); !s.ok()) {
     return ReportRpcError(env, s);
   }
-  if (env.output == OutputFormat::kJson) {
-    for (const v1::AuditRecord& r : resp.records()) PrintJson(env, r);
+  if (env.output != OutputFormat::kTable) {
+    for (const v1::AuditRecord& r : resp.records()) PrintMessage(env, r);
     return kExitOk;
   }
   std::vector<Row> rows;

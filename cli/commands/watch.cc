@@ -3,12 +3,14 @@
 
 #include <ostream>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "cli/client.h"
+#include "cli/color.h"
 #include "cli/commands/commands.h"
 #include "cli/commands/watch_stream.h"
 #include "cli/render.h"
@@ -70,6 +72,7 @@ class LiveView {
     } else if (model_->has_snapshot()) {
       last = RenderLiveTable(model_->job(), env_.clock->Now(), width_, height_ - 1);
     }
+    if (env_.color) last = ColorStateColumn(std::move(last));
     for (std::string& l : last) above_.push_back(std::move(l));
     *env_.out << LiveFrame(prev_lines_, above_, {}) << std::flush;
     above_.clear();
@@ -85,6 +88,7 @@ class LiveView {
   void RedrawLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::vector<std::string> table =
         RenderLiveTable(model_->job(), env_.clock->Now(), width_, height_ - 1);
+    if (env_.color) table = ColorStateColumn(std::move(table));
     *env_.out << LiveFrame(prev_lines_, above_, table) << std::flush;
     above_.clear();
     prev_lines_ = static_cast<int>(table.size());
@@ -111,12 +115,13 @@ void PrintLines(const CommandEnv& env, const std::vector<std::string>& lines) {
 }  // namespace
 
 int RunWatch(const CommandEnv& env, const WatchOptions& opts) {
-  const bool json = env.output == OutputFormat::kJson;
+  const bool json = env.output != OutputFormat::kTable;  // or YAML
   const bool live = env.tty && !json;
   WatchModel::Options model_opts;
   model_opts.logs = opts.logs;
   model_opts.live = live;
   model_opts.tz = env.tz;
+  model_opts.color = env.color;
   WatchModel model(model_opts);
   auto make_request = [&] {
     v1::WatchJobRequest req;
@@ -140,7 +145,7 @@ int RunWatch(const CommandEnv& env, const WatchOptions& opts) {
         [&](const v1::WatchEvent& ev) {
           std::vector<std::string> lines = model.Apply(ev, env.clock->Now());
           if (json) {
-            PrintJson(env, ev);
+            PrintMessage(env, ev);
           } else {
             PrintLines(env, lines);
           }
@@ -151,7 +156,8 @@ int RunWatch(const CommandEnv& env, const WatchOptions& opts) {
       PrintLines(env, model.FlushLogs());
       if (status.ok() && model.finished()) {
         *env.out << "\n";
-        PrintLines(env, RenderResult(model.job(), env.clock->Now()));
+        std::vector<std::string> result = RenderResult(model.job(), env.clock->Now());
+        PrintLines(env, env.color ? ColorStateColumn(std::move(result)) : result);
       }
     }
     env.out->flush();

@@ -180,7 +180,7 @@ TEST_F(DockerFarmTest, FixtureMatrixBuildsPushesPullsRunsAndReportsTests) {
   }
   // The collected outputs come back byte for byte.
   const std::string out_dir = farm_.dir() + "/artifacts";
-  CliResult art = farm_.Cli({"artifacts", "1/dev-3.9/test-dev", "-o", out_dir});
+  CliResult art = farm_.Cli({"artifacts", "1/dev-3.9/test-dev", "--dir", out_dir});
   EXPECT_EQ(art.exit_code, 0) << art.err;
   EXPECT_TRUE(absl::StrContains(ReadFile(out_dir + "/ut_output.txt"),
                                 "FAILED tests/unittest/test_add.py::test_add_half"));
@@ -321,7 +321,7 @@ TEST_F(DockerFarmTest, SecretUrlsReachTheBuildButNoLogStatusArtifactOrError) {
   // ...and what it printed of them was redacted, in the log and in artifacts.
   EXPECT_TRUE(absl::StrContains(dev_log, "fetching ***")) << dev_log;
   const std::string out_dir = farm_.dir() + "/artifacts";
-  ASSERT_EQ(farm_.Cli({"artifacts", "1/dev-3.8/test-dev", "-o", out_dir}).exit_code, 0);
+  ASSERT_EQ(farm_.Cli({"artifacts", "1/dev-3.8/test-dev", "--dir", out_dir}).exit_code, 0);
   EXPECT_TRUE(absl::StrContains(ReadFile(out_dir + "/ut_output.txt"), "# toolkit from ***\n"));
 
   // Everything a user or operator can see: status, logs, artifact listings,

@@ -478,7 +478,7 @@ stages:
   ASSERT_EQ(task.artifacts_size(), 1);
   // What the coordinator stored, fetched by the CLI: the bytes the browser must get.
   const std::string expect = farm.dir() + "/expected/out.bin";
-  CliResult fetched = farm.Cli({"artifacts", task.id(), "-o", farm.dir() + "/expected"});
+  CliResult fetched = farm.Cli({"artifacts", task.id(), "--dir", farm.dir() + "/expected"});
   ASSERT_EQ(fetched.exit_code, 0) << fetched.out << fetched.err;
   ASSERT_GT(std::filesystem::file_size(expect), 250'000u);
   const std::string shots = std::string(MF_BUILD_DIR) + "/tests/dashboard-screenshots";

@@ -112,8 +112,9 @@ class FakeUserApi final : public coordinator::UserApi {
     job.add_tasks()->set_started_us(kCreatedUs + 1500000);
     return job;
   }
-  std::vector<v1::Job> ListJobs(int limit, const std::string& submitter) const override {
-    calls.Add("ListJobs " + std::to_string(limit) + (submitter.empty() ? "" : " " + submitter));
+  std::vector<v1::Job> ListJobs(const coordinator::JobFilter& filter) const override {
+    calls.Add("ListJobs " + std::to_string(filter.limit) +
+              (filter.submitter.empty() ? "" : " " + filter.submitter));
     std::vector<v1::Job> jobs(2);
     jobs[0].set_id("2");
     jobs[1].set_id("1");

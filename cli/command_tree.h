@@ -1,0 +1,105 @@
+#pragma once
+
+// The `musafarm` command line as a CLI11 tree: every command with its options
+// and flags, bound to CommandValues. RunCli (cli/app.h) parses argv with it;
+// `musafarm completion` and the CLI-tree test walk it.
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "cli/commands/commands.h"
+#include "pipeline/option_decl.h"
+
+namespace musafarm::cli {
+
+// Where each option's value lands. One struct, so the tree can be built
+// without running anything (tests, completion).
+struct CommandValues {
+  // Global.
+  std::string coordinator;
+  bool insecure = false;
+  std::string ca;
+  std::string color = "auto";  // never, auto, always
+  std::string output = "table";
+
+  SubmitOptions submit;
+  bool submit_logs = false;
+  JobsOptions jobs;
+  std::string id;  // a job or task id: status, results, cancel
+  WatchOptions watch;
+  std::string task;  // logs, artifacts
+  bool follow = false;
+  std::string artifacts_dir;
+  std::string junit;
+  std::string agent;
+  std::string token_user, token_role, token_expires, token_id;
+  std::string audit_user, audit_since;
+  int audit_limit = 0;
+  std::string completion_shell;
+  ScheduleAddOptions schedule_add;
+  std::string schedule_name;
+  int schedule_runs = 0;
+};
+
+class CommandTree {
+ public:
+  CommandTree();
+  CommandTree(const CommandTree&) = delete;
+  CommandTree& operator=(const CommandTree&) = delete;
+
+  CLI::App& app() { return app_; }
+  const CLI::App& app() const { return app_; }
+  CommandValues& values() { return values_; }
+
+  // Adds the options a pipeline declares (`file` names it in --help) to
+  // submit and schedule add, storing what is typed in the `given.declared`
+  // of values().submit and values().schedule_add.submit.
+  void AddPipelineOptions(const pipeline::PipelineOptions& declared, const std::string& file);
+
+  // The values an option takes, when it takes only some (--output: table,
+  // json, yaml); nullptr for any value. For completion.
+  const std::vector<std::string>* Choices(const CLI::Option* opt) const;
+
+  // The subcommands, to tell which one was parsed.
+  CLI::App* submit = nullptr;
+  CLI::App* jobs = nullptr;
+  CLI::App* status = nullptr;
+  CLI::App* watch = nullptr;
+  CLI::App* logs = nullptr;
+  CLI::App* artifacts = nullptr;
+  CLI::App* results = nullptr;
+  CLI::App* cancel = nullptr;
+  CLI::App* agents = nullptr;
+  CLI::App* agents_revoke = nullptr;
+  CLI::App* drain = nullptr;
+  CLI::App* undrain = nullptr;
+  CLI::App* token_create = nullptr;
+  CLI::App* token_list = nullptr;
+  CLI::App* token_revoke = nullptr;
+  CLI::App* audit = nullptr;
+  CLI::App* completion = nullptr;
+  CLI::App* schedule_add = nullptr;
+  CLI::App* schedule_list = nullptr;
+  CLI::App* schedule_show = nullptr;
+  std::map<std::string, CLI::App*> schedule_changes;  // remove, pause, resume, run
+
+ private:
+  // An option that takes one of `choices`, refused otherwise.
+  CLI::Option* AddChoice(CLI::App* cmd, const std::string& names, std::string* value,
+                         const std::string& help, std::vector<std::string> choices);
+  void AddOutputOption(CLI::App* cmd);
+  // submit's generic inputs (--param, --axis, --secret, --package-set,
+  // --job-name): `submit` and `schedule add` take the same.
+  void AddSubmitInputs(CLI::App* cmd, SubmitOptions* submit);
+  static void AddDeclaredOptions(CLI::App* cmd, const pipeline::PipelineOptions& declared,
+                                 const std::string& file, GivenOptions* given);
+
+  CommandValues values_;
+  CLI::App app_;
+  std::map<const CLI::Option*, std::vector<std::string>> choices_;
+};
+
+}  // namespace musafarm::cli
