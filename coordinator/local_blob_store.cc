@@ -426,19 +426,23 @@ absl::StatusOr<BlobGcStats> LocalBlobStore::CollectGarbage(absl::Time now, absl:
   BlobGcStats stats;
   {
     absl::MutexLock lock(&mu_);
+    // A copy the row callback reads: clang's thread-safety analysis cannot see
+    // that the callback runs under mu_.
+    const std::set<std::string> uploading = uploading_;
     MF_RETURN_IF_ERROR(Exec("SELECT sha256, size, last_used_us FROM blobs", "blob index: scan",
                             nullptr, [&](sql::Statement& s) {
                               std::string sha(s.ColumnText(0));
                               const int64_t size = s.ColumnInt64(1);
                               if (s.ColumnInt64(2) < cutoff && reachable.count(sha) == 0 &&
-                                  uploading_.count(sha) == 0) {
+                                  uploading.count(sha) == 0) {
                                 doomed.emplace_back(std::move(sha), size);
                               } else {
                                 ++stats.kept;
                                 stats.kept_bytes += size;
                               }
                             }));
-    for (const auto& [sha, size] : doomed) {
+    for (const auto& gone : doomed) {
+      const std::string& sha = gone.first;  // a lambda cannot capture a structured binding in C++17
       MF_RETURN_IF_ERROR(Exec("DELETE FROM blobs WHERE sha256 = ?1", "blob index: delete",
                               [&](sql::Statement& s) { s.BindText(1, sha); }));
     }

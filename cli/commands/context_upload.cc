@@ -91,11 +91,12 @@ absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
       up.stream_context = [] { return std::make_unique<grpc::ClientContext>(); };
       auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);
       if (env.tty) {
-        up.progress = [&](const content::UploadProgress& p) {
+        // By copy: C++17 lambdas cannot capture the structured binding `name`.
+        up.progress = [&, input = std::string(name)](const content::UploadProgress& p) {
           const auto now = std::chrono::steady_clock::now();
           if (now - last < std::chrono::milliseconds(100) && p.bytes_sent < p.bytes_to_send) return;
           last = now;
-          *env.err << "\r\033[K" << ProgressLine(name, p) << std::flush;
+          *env.err << "\r\033[K" << ProgressLine(input, p) << std::flush;
         };
       }
       absl::StatusOr<content::UploadProgress> done = content::UploadTree(*stub, *tree, up);
