@@ -405,7 +405,8 @@ int main(int argc, char** argv) {
   docker_options.kill_grace = exec.kill_grace;
   docker_options.buildkit = buildkit;
   docker_options.gpu_vendor = gpus->vendor;
-  docker_options.secrets_owner = absl::StrCat(farm, "-", options.name);
+  docker_options.secrets_owner =
+      musafarm::agent::SecretFiles::OwnerFor(farm, options.name, options.work_dir);
   docker_options.secrets_dir = secrets_dir;
   if (docker) {
     // An agent killed mid-run left its attempts' secret files behind.

@@ -782,6 +782,23 @@ TEST(SecretFilesTest, RemoveStaleTakesOnlyThisFarmsLeftovers) {
   EXPECT_TRUE(fs::exists(root + "/other"));
 }
 
+// Two agents of one name on one host (parallel test farms did this) each
+// sweep only their own leftovers at start, never the other's live secrets.
+TEST(SecretFilesTest, SameNamedAgentsWithOtherWorkDirsHaveOtherOwners) {
+  const std::string root = ::testing::TempDir() + "/secret_files_owner";
+  fs::remove_all(root);
+  fs::create_directories(root);
+  const std::string a = SecretFiles::OwnerFor("musafarm", "agent-b", root + "/farm1/agent-b");
+  const std::string b = SecretFiles::OwnerFor("musafarm", "agent-b", root + "/farm2/agent-b");
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a, SecretFiles::OwnerFor("musafarm", "agent-b", root + "/farm1/./agent-b"));
+  EXPECT_TRUE(absl::StartsWith(a, "musafarm-agent-b-")) << a;
+  SecretFiles live;
+  ASSERT_TRUE(live.Write(root, b, 3, {{"MUSA_TOOLKITS_URL", "https://x"}}).ok());
+  EXPECT_EQ(SecretFiles::RemoveStale(root, a), 0);
+  EXPECT_TRUE(fs::exists(live.paths().at("MUSA_TOOLKITS_URL")));
+}
+
 TEST_F(FakeDockerTest, RefusesSecretNamesTheCliReadsItself) {
   DockerExecutor executor(Options());
   for (const char* name : {"DOCKER_HOST", "DOCKER_CONFIG", "LD_PRELOAD", "PATH", "HOME", "A-B"}) {

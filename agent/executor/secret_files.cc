@@ -82,6 +82,20 @@ void SecretFiles::Remove() {
   paths_.clear();
 }
 
+std::string SecretFiles::OwnerFor(const std::string& farm, const std::string& agent,
+                                  const std::string& work_dir) {
+  std::error_code ec;
+  std::string abs = std::filesystem::weakly_canonical(work_dir, ec).string();
+  if (ec || abs.empty()) abs = work_dir;
+  // FNV-1a: stable across builds and runs, which std::hash need not be.
+  uint32_t h = 2166136261u;
+  for (const unsigned char c : abs) {
+    h ^= c;
+    h *= 16777619u;
+  }
+  return absl::StrCat(farm, "-", agent, "-", absl::Hex(h, absl::kZeroPad8));
+}
+
 int SecretFiles::RemoveStale(const std::string& root_in, const std::string& farm) {
   const std::string root = root_in.empty() ? DefaultRoot() : root_in;
   const std::string prefix = Prefix(farm);

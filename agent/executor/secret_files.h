@@ -35,6 +35,12 @@ class SecretFiles {
   // Removes the directories an earlier run of this agent left (it was killed
   // mid-attempt); returns how many.
   static int RemoveStale(const std::string& root, const std::string& owner);
+  // The owner of one agent's directories: farm, agent name and a short hash of
+  // its absolute work directory. Two agents of the same name on one host (a
+  // copied config, or parallel test farms) must not sweep each other's live
+  // secrets at start; their work directories differ, so their owners do.
+  static std::string OwnerFor(const std::string& farm, const std::string& agent,
+                              const std::string& work_dir);
 
  private:
   std::string dir_;
