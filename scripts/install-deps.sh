@@ -14,6 +14,7 @@ PACKAGES=(
   clang-14 python3   # scripts/tsa-build.sh (thread-safety analysis), tests/tsa
   zsh                # cli_test loads the zsh completion script
   dpkg-dev debootstrap docker-compose   # the .deb packages (cpack: dpkg-shlibdeps), scripts/long-checks.sh
+  slurm-wlm munge    # bench/peers/slurm.py: the peer bench/run.sh measures against (own daemons in a temp dir)
 )
 
 missing=()
@@ -30,4 +31,13 @@ SUDO=""
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
+# No package may start its service (munge, slurmctld, slurmd): the benchmark runs
+# private ones, and a system slurmctld without a configuration only fails.
+no_start=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  no_start=1
+fi
 $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${missing[@]}"
+[ "$no_start" = 0 ] || $SUDO rm -f /usr/sbin/policy-rc.d

@@ -14,6 +14,10 @@ echo "long-checks: $(( $(date +%s) - start ))s"
 start=$(date +%s)
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j "$(nproc)" --timeout 300)
 echo "tests: $(( $(date +%s) - start ))s"
+# The benchmarks, each briefly, so they cannot rot (figures are not checked: bench/run.sh measures).
+start=$(date +%s)
+bash bench/run.sh --smoke
+echo "bench smoke: $(( $(date +%s) - start ))s"
 # The whole suite again under clang with AddressSanitizer + UndefinedBehaviorSanitizer,
 # the bounded fuzz runs included. Its objects carry -Wthread-safety -Werror=thread-safety,
 # so it is also the thread-safety check (scripts/tsa-build.sh compiled the same objects once more).

@@ -1,0 +1,314 @@
+#!/usr/bin/env python3
+"""The performance figures of issue 19, through the real binaries, with their targets.
+
+Run by bench/run.sh (which builds first). Writes bench/results/latest.json (or --out) and
+prints one table: figure, value, target, met / not met, and the load average when it was
+taken. Peers (the plain spawn loop, Slurm) run in the same run, one after the other, never
+at once, so the ratios compare like with like. A figure that cannot be taken says
+"not measured" and why; none is ever made up.
+
+  python3 bench/run.py --build-dir DIR [--smoke] [--out FILE] [--no-slurm]
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
+import slurm  # noqa: E402
+from processes import stop_all  # noqa: E402
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return float(f.read().split()[0])
+
+
+def percentile(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, int(round(p / 100 * len(v) + 0.5)) - 1))]
+
+
+class Figures:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, name, value, unit, target=None, met=None, note=""):
+        self.rows.append({"figure": name, "value": value, "unit": unit, "target": target,
+                          "met": met, "load": loadavg(), "note": note})
+
+    def missing(self, name, why, target=None):
+        self.rows.append({"figure": name, "value": None, "unit": "", "target": target,
+                          "met": None, "load": loadavg(), "note": f"not measured: {why}"})
+
+    def get(self, name):
+        for r in self.rows:
+            if r["figure"] == name and r["value"] is not None:
+                return r["value"]
+        return None
+
+    def table(self):
+        def fmt(r):
+            if r["value"] is None:
+                return r["note"]
+            v = r["value"]
+            text = f"{v:,.1f}" if isinstance(v, float) and v >= 10 else (
+                f"{v:.3g}" if isinstance(v, float) else str(v))
+            return f"{text} {r['unit']}".strip()
+        lines = [("figure", "value", "target", "met", "load")]
+        for r in self.rows:
+            met = "" if r["met"] is None else ("met" if r["met"] else "NOT met")
+            lines.append((r["figure"], fmt(r), r["target"] or "", met, f"{r['load']:.2f}"))
+        widths = [max(len(line[i]) for line in lines) for i in range(4)]
+        out = []
+        for line in lines:
+            out.append("  ".join(line[i].ljust(widths[i]) for i in range(4)) + "  " + line[4])
+        return "\n".join(out)
+
+
+class Farm:
+    """A coordinator (SQLite, --insecure on loopback) and K agents of S slots."""
+
+    def __init__(self, build, agents, slots):
+        self.build = build
+        self.dir = tempfile.mkdtemp(prefix="musafarm-bench.")
+        self.procs = []
+        self.cli = os.path.join(build, "cli", "musafarm")
+        port_file = os.path.join(self.dir, "port")
+        self.procs.append(subprocess.Popen(
+            [os.path.join(build, "coordinator", "musafarm-coordinator"), "--insecure",
+             "--listen", "127.0.0.1:0", "--port-file", port_file,
+             "--data-dir", os.path.join(self.dir, "data"), "--log-level", "warn"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "coordinator.log"), "w")))
+        self._wait(lambda: os.path.exists(port_file) and os.path.getsize(port_file) > 0, "port file")
+        with open(port_file) as f:
+            self.env = dict(os.environ, MUSAFARM_COORDINATOR=f"127.0.0.1:{f.read().strip()}",
+                            NO_COLOR="1")
+        for n in range(agents):
+            self.procs.append(subprocess.Popen(
+                [os.path.join(build, "agent", "musafarm-agent"), "--insecure", "--name", f"bench-{n}",
+                 "--slots", str(slots), "--work-dir", os.path.join(self.dir, f"agent-{n}"),
+                 "--log-level", "warn"], env=self.env,
+                stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, f"agent-{n}.log"), "w")))
+        self._wait(lambda: self.run("agents").count("connected") >= agents, "agents connected")
+
+    def _wait(self, cond, what, timeout_s=60):
+        deadline = time.monotonic() + timeout_s
+        while not cond():
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"{p.args[0]} exited {p.returncode} waiting for {what}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def run(self, *args, check=True):
+        out = subprocess.run([self.cli, "--insecure", *args], env=self.env, capture_output=True,
+                             text=True)
+        if check and out.returncode != 0:
+            raise RuntimeError(f"musafarm {' '.join(args)}: exit {out.returncode}: {out.stderr}")
+        return out.stdout
+
+    def pipeline(self, name, cells):
+        path = os.path.join(self.dir, f"{name}.yaml")
+        with open(path, "w") as f:
+            f.write(f"name: {name}\n")
+            if cells > 1:
+                f.write("matrix:\n  n: [" + ", ".join(str(i) for i in range(cells)) + "]\n")
+            f.write('stages:\n  - name: run\n    exec: ["true"]\n')
+        return path
+
+    def job(self, job_id):
+        return json.loads(self.run("status", job_id, "-o", "json"))
+
+    def stop(self):
+        stop_all(self.procs)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def submitted_id(stdout):
+    for line in stdout.splitlines():
+        try:
+            return json.loads(line)["id"]
+        except (ValueError, KeyError):
+            continue
+    raise RuntimeError(f"no job id in submit's output: {stdout!r}")
+
+
+def ended(job):
+    return job.get("state") not in (None, "JOB_STATE_RUNNING", "JOB_STATE_QUEUED")
+
+
+def farm_figures(fig, args, cfg):
+    farm = Farm(args.build_dir, cfg["agents"], cfg["slots"])
+    try:
+        par = cfg["agents"] * cfg["slots"]
+        # Dispatch: one job of N no-op cells; the coordinator's own timestamps.
+        out = farm.run("submit", farm.pipeline("batch", cfg["batch"]), "--watch", "-o", "json",
+                       check=False)
+        job = farm.job(submitted_id(out))
+        secs = (int(job["endedUs"]) - int(job["createdUs"])) / 1e6
+        if job["state"] != "JOB_STATE_SUCCEEDED":
+            raise RuntimeError(f"batch job ended {job['state']}")
+        fig.add(f"dispatch: one job of {cfg['batch']} no-op tasks, {cfg['agents']}x{cfg['slots']} slots",
+                cfg["batch"] / secs, "tasks/s")
+
+        # Separate submits, one CLI process each, then all done.
+        one = farm.pipeline("one", 1)
+        t0 = time.time()
+        ids = [submitted_id(farm.run("submit", one, "-o", "json")) for _ in range(cfg["separate"])]
+        last = None
+        deadline = time.monotonic() + 300
+        while True:
+            jobs = [farm.job(i) for i in ids] if last is None else last
+            pending = [j for j in jobs if not ended(j)]
+            if not pending:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError("separate submits did not end")
+            time.sleep(0.1)
+            last = [farm.job(j["id"]) if not ended(j) else j for j in jobs]
+        end = max(int(j["endedUs"]) for j in jobs) / 1e6
+        fig.add(f"separate submits: {cfg['separate']} one-task jobs, first submit to all done",
+                cfg["separate"] / (end - t0), "tasks/s")
+
+        # Submit and wait, one task, sequential, as the user sees it.
+        lat = []
+        for _ in range(cfg["latency"]):
+            t = time.monotonic()
+            farm.run("submit", one, "--watch", "-o", "json")
+            lat.append((time.monotonic() - t) * 1000)
+        fig.add(f"submit --watch of one task, p50 of {cfg['latency']}", statistics.median(lat), "ms")
+        fig.add(f"submit --watch of one task, p99 of {cfg['latency']}", percentile(lat, 99), "ms")
+
+        # CLI start-up: CPU of whole processes (user + sys, from wait4).
+        for what, argv in (("--version", ["--version"]), ("jobs", ["--insecure", "jobs"])):
+            cpu = []
+            for _ in range(cfg["startup"]):
+                p = subprocess.Popen([farm.cli, *argv], env=farm.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+                _, status, ru = os.wait4(p.pid, 0)
+                p.returncode = os.waitstatus_to_exitcode(status)
+                if p.returncode != 0:
+                    raise RuntimeError(f"musafarm {what}: exit {p.returncode}")
+                cpu.append((ru.ru_utime + ru.ru_stime) * 1000)
+            v = statistics.median(cpu)
+            fig.add(f"CLI start-up CPU: musafarm {what} (median of {cfg['startup']})", v, "ms CPU",
+                    "< 5 ms CPU", v < 5)
+    finally:
+        farm.stop()
+
+    # The machine's limit with the same parallelism, right after.
+    out = subprocess.run([os.path.join(args.build_dir, "bench", "spawn_loop"), str(cfg["batch"]),
+                          str(par)], capture_output=True, text=True, check=True)
+    n, secs = out.stdout.split()
+    fig.add(f"plain spawn loop: {n} x /bin/true, {par} in flight", int(n) / float(secs), "tasks/s")
+    d, s = fig.get(next(r["figure"] for r in fig.rows if r["figure"].startswith("dispatch"))), \
+        fig.get(next(r["figure"] for r in fig.rows if r["figure"].startswith("plain spawn")))
+    fig.add("dispatch / spawn loop", d / s, "x", ">= 0.5x", d / s >= 0.5)
+
+
+def slurm_figures(fig, args, cfg):
+    names = ("Slurm sbatch (separate)", "Slurm job array", "Slurm srun true p50")
+    targets = {"separate": ">= 3x", "array": ">= 10x", "srun": "<= 0.2x"}
+    why = "--no-slurm" if args.no_slurm else slurm.unavailable()
+    if why:
+        for n in names:
+            fig.missing(n, why)
+        for k, t in targets.items():
+            fig.missing(f"ratio musafarm / Slurm: {k}", why, t)
+        return
+    peer = slurm.Slurm()
+    try:
+        peer.start()
+        t0 = time.monotonic()
+        for _ in range(cfg["separate"]):
+            peer.sbatch("--wrap=true")
+        sep = cfg["separate"] / (peer.wait_completed(cfg["separate"], 300) - t0)
+        fig.add(f"Slurm sbatch: {cfg['separate']} separate jobs, first submit to all done", sep, "tasks/s")
+        t0 = time.monotonic()
+        peer.sbatch(f"--array=1-{cfg['batch']}", "--wrap=true")
+        arr = cfg["batch"] / (peer.wait_completed(cfg["separate"] + cfg["batch"], 300) - t0)
+        fig.add(f"Slurm job array of {cfg['batch']}", arr, "tasks/s")
+        lat = []
+        for _ in range(cfg["srun"]):
+            t = time.monotonic()
+            peer.srun_true()
+            lat.append((time.monotonic() - t) * 1000)
+        srun = statistics.median(lat)
+        fig.add(f"Slurm srun true, p50 of {cfg['srun']}", srun, "ms")
+    except Exception as e:  # noqa: BLE001 - the peer's failure is a figure's "why"
+        for k, t in targets.items():
+            fig.missing(f"ratio musafarm / Slurm: {k}", f"Slurm peer failed: {e}"[:300], t)
+        return
+    finally:
+        peer.stop()
+    ms = fig.get(next((r["figure"] for r in fig.rows if r["figure"].startswith("separate")), ""))
+    mb = fig.get(next((r["figure"] for r in fig.rows if r["figure"].startswith("dispatch")), ""))
+    ml = fig.get(next((r["figure"] for r in fig.rows if r["figure"].startswith("submit --watch")
+                       and "p50" in r["figure"]), ""))
+    for key, mine, theirs, target, ok in (
+            ("separate", ms, sep, ">= 3x", lambda r: r >= 3),
+            ("array", mb, arr, ">= 10x", lambda r: r >= 10),
+            ("srun", ml, srun, "<= 0.2x", lambda r: r <= 0.2)):
+        name = f"ratio musafarm / Slurm: {key}"
+        if mine is None:
+            fig.missing(name, "the musafarm figure is missing", target)
+        else:
+            fig.add(name, mine / theirs, "x", target, ok(mine / theirs))
+
+
+def not_yet(fig):
+    for name, target in (
+            ("assignment latency (ready commit -> spawn) p50, 64 slots/agent", "< 1 ms"),
+            ("log throughput stored with a watcher attached", ">= 200 MB/s"),
+            ("log line delay to a watch --logs client p99", "< 100 ms"),
+            ("10,000 simulated agents: coordinator RSS", "< 1 GiB"),
+            ("10,000 simulated agents: idle coordinator CPU", "< 10% of a core"),
+            ("makespan of the fixture matrix / lower bound", "<= 1.05x")):
+        fig.missing(name, "no instrument yet (issue 19, later slice)", target)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build-dir", required=True)
+    ap.add_argument("--smoke", action="store_true", help="tiny counts: proves it runs (CI)")
+    ap.add_argument("--no-slurm", action="store_true")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    cfg = (dict(agents=2, slots=4, batch=20, separate=5, latency=5, startup=3, srun=3) if args.smoke
+           else dict(agents=2, slots=64, batch=500, separate=200, latency=200, startup=20, srun=50))
+    fig = Figures()
+    started = time.time()
+    farm_figures(fig, args, cfg)
+    slurm_figures(fig, args, cfg)
+    not_yet(fig)
+    result = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "mode": "smoke" if args.smoke else "full",
+        "build_dir": args.build_dir,
+        "revision": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                   text=True).stdout.strip(),
+        "machine": {"cores": os.cpu_count(), "kernel": platform.release(),
+                    "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        "config": cfg,
+        "seconds": round(time.time() - started, 1),
+        "figures": fig.rows,
+    }
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "latest.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+        f.write("\n")
+    print(fig.table())
+    print(f"({result['mode']}, {result['seconds']} s, {os.cpu_count()} cores; written to {out})")
+
+
+if __name__ == "__main__":
+    main()
