@@ -30,6 +30,7 @@
 #include "common/protocol_version.h"
 #include "common/stage_kind.h"
 #include "common/utf8.h"
+#include "common/version.h"
 
 namespace musafarm::agent {
 
@@ -52,7 +53,6 @@ constexpr size_t kMaxChunk = 64 * 1024;
 // outbox may hold of it, so that a slow coordinator does not pull the spool
 // into memory.
 constexpr uint64_t kSendWindow = 4 << 20;
-constexpr char kVersion[] = "0.1.0";
 
 }  // namespace
 
@@ -184,7 +184,7 @@ void Agent::Connect() {
   reg->set_name(options_.name);
   for (const std::string& l : options_.labels) reg->add_labels(l);
   reg->set_slots(options_.slots);
-  reg->set_version(kVersion);
+  reg->set_version(musafarm::ProjectVersion());
   reg->set_protocol_version(kProtocolVersion);
   reg->set_instance_secret(instance_secret_);
   MeasureDisk();

@@ -11,6 +11,8 @@ namespace musafarm {
 
 const char* ProjectVersion() { return MF_PROJECT_VERSION; }
 
+const char* GitRevision() { return MF_GIT_REV; }
+
 std::string VersionLine() {
   return absl::StrCat("musafarm ", MF_PROJECT_VERSION, " (git ", MF_GIT_REV, ")");
 }

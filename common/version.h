@@ -13,4 +13,7 @@ std::string VersionLine();
 // "0.1.0": the project's version (CMakeLists.txt).
 const char* ProjectVersion();
 
+// "8948e29f3a", "8948e29f3a-dirty" or "unknown": the revision VersionLine names.
+const char* GitRevision();
+
 }  // namespace musafarm

@@ -2,10 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "common/task_state.h"
-
-#ifndef MF_VERSION
-#define MF_VERSION "unknown"
-#endif
+#include "common/version.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -23,8 +20,9 @@ std::string StateLabel(v1::TaskState s) { return absl::AsciiStrToLower(TaskState
 
 CoreMetrics::CoreMetrics() {
   registry_.Declare("musafarm_build_info", Type::kGauge,
-                    "The coordinator's version; always 1.", {"version"});
-  registry_.Set("musafarm_build_info", {MF_VERSION}, 1);
+                    "The coordinator's version and git revision; always 1.",
+                    {"version", "revision"});
+  registry_.Set("musafarm_build_info", {musafarm::ProjectVersion(), musafarm::GitRevision()}, 1);
   registry_.Declare("musafarm_agents", Type::kGauge, "Agents known to the coordinator, by state.",
                     {"state"});
   registry_.Declare("musafarm_gpus", Type::kGauge,

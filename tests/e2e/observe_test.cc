@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <set>
+#include <regex>
 #include <string>
 #include <thread>
 
@@ -325,7 +326,10 @@ TEST(ObserveTest, MetricsNeedATokenOnATlsFarmUnlessPublic) {
   r = again.Get("/metrics");
   ASSERT_TRUE(r) << httplib::to_string(r.error());
   EXPECT_EQ(r->status, 200);
-  EXPECT_TRUE(absl::StrContains(r->body, "musafarm_build_info{version=")) << r->body;
+  // Prometheus's build_info convention: version and revision, as --version prints them.
+  EXPECT_TRUE(std::regex_search(
+      r->body, std::regex("\nmusafarm_build_info\\{version=\"[0-9]+\\.[0-9]+\\.[0-9]+\",revision=\"([0-9a-f]{7,}(-dirty)?|unknown)\"\\} 1\n")))
+      << r->body;
 }
 
 // The dashboard's cancel decides as the gRPC Cancel does (coordinator/
