@@ -162,6 +162,7 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   if (tree.artifacts->parsed()) return RunArtifacts(env, v.task, v.artifacts_dir);
   if (tree.results->parsed()) return RunResults(env, v.id, v.junit);
   if (tree.cancel->parsed()) return RunCancel(env, v.id);
+  if (tree.rerun->parsed()) return RunRerun(env, v.rerun);
   if (tree.agents_revoke->parsed()) return RunRevoke(env, v.agent);
   if (tree.agents->parsed()) return RunAgents(env);
   if (tree.drain->parsed()) return RunDrain(env, v.agent, /*undrain=*/false);

@@ -70,7 +70,7 @@ TEST(CliTreeTest, EveryShortFlagHasOneMeaning) {
 
 // Commands that change something; every other command only reads.
 const char* const kWriters[] = {
-    "submit",         "cancel",          "drain",       "undrain",      "agents revoke",
+    "submit",         "cancel",          "rerun",       "drain",       "undrain",      "agents revoke",
     "token create",   "token revoke",    "completion",  "schedule add", "schedule remove",
     "schedule pause", "schedule resume", "schedule run"};
 

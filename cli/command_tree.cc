@@ -263,6 +263,22 @@ CommandTree::CommandTree()
   cancel->add_option("id", v.id, "Job id or task id")->required();
   AddOutputOption(cancel);
 
+  rerun = app_.add_subcommand(
+      "rerun",
+      "Run an ended job again as a new job of yours: its tasks as expanded at its submit (same "
+      "params, matrix, inputs); prints the new job's id");
+  rerun->add_option("job", v.rerun.job_id, "Job id (7)")->required();
+  rerun->add_flag("--failed", v.rerun.failed,
+                  "Only the matrix cells with a failed, timed-out, cancelled or skipped task, "
+                  "each with all its stages (a failed test reruns after its build)");
+  rerun
+      ->add_option("--secret", v.rerun.secrets,
+                   "The job's secret NAME again, from environment variable NAME (secret values "
+                   "are not kept past a job; the coordinator names any missing) (repeatable)")
+      ->type_name("NAME");
+  rerun->add_flag("--watch,-w", v.rerun.watch, "Watch the new job until it ends");
+  AddOutputOption(rerun);
+
   agents = app_.add_subcommand("agents", "List agents");
   AddOutputOption(agents);
   agents_revoke = agents->add_subcommand(

@@ -28,6 +28,7 @@ struct CommandValues {
   SubmitOptions submit;
   bool submit_logs = false;
   JobsOptions jobs;
+  RerunOptions rerun;
   std::string id;  // a job or task id: status, results, cancel
   WatchOptions watch;
   std::string task;  // logs, artifacts
@@ -72,6 +73,7 @@ class CommandTree {
   CLI::App* artifacts = nullptr;
   CLI::App* results = nullptr;
   CLI::App* cancel = nullptr;
+  CLI::App* rerun = nullptr;
   CLI::App* agents = nullptr;
   CLI::App* agents_revoke = nullptr;
   CLI::App* drain = nullptr;

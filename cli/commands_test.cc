@@ -874,6 +874,43 @@ TEST_F(CommandsTest, CliParsesGlobalAndCommandOptions) {
   EXPECT_EQ(service_.cancelled_id, "7/a");
 }
 
+TEST_F(CommandsTest, CliRerunSendsTheJobFailedAndSecretsAndNamesTheNewJob) {
+  v1::Job next = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("8/3.9/build", v1::TASK_STATE_QUEUED),
+                                                 MakeTask("8/3.9/test", v1::TASK_STATE_PENDING)});
+  next.set_id("8");
+  service_.job = next;
+  const std::string addr = env_.coordinator;
+  setenv("MF_RERUN_TOKEN", "tok-value", 1);
+  EXPECT_EQ(Cli({"-c", addr.c_str(), "rerun", "7", "--failed", "--secret", "MF_RERUN_TOKEN"}, env_),
+            0)
+      << err_.str();
+  ASSERT_EQ(service_.reruns.size(), 1u);
+  EXPECT_EQ(service_.reruns[0].job_id(), "7");
+  EXPECT_TRUE(service_.reruns[0].failed_only());
+  EXPECT_EQ(service_.reruns[0].secrets().at("MF_RERUN_TOKEN"), "tok-value");
+  EXPECT_EQ(out_.str(), "submitted job 8 (2 tasks), rerun of 7\n");
+  EXPECT_THAT(out_.str() + err_.str(), Not(HasSubstr("tok-value")));
+
+  // -o json carries rerun_of; without --failed the whole job is asked for.
+  out_.str("");
+  EXPECT_EQ(Cli({"-c", addr.c_str(), "rerun", "7", "-o", "json"}, env_), 0) << err_.str();
+  ASSERT_EQ(service_.reruns.size(), 2u);
+  EXPECT_FALSE(service_.reruns[1].failed_only());
+  EXPECT_THAT(out_.str(), HasSubstr("\"rerunOf\":\"7\""));
+
+  // An unset secret variable is refused here, before any call.
+  unsetenv("MF_RERUN_TOKEN");
+  EXPECT_EQ(Cli({"-c", addr.c_str(), "rerun", "7", "--secret", "MF_RERUN_TOKEN"}, env_), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("--secret MF_RERUN_TOKEN: environment variable "
+                                    "MF_RERUN_TOKEN is not set"));
+  EXPECT_EQ(service_.reruns.size(), 2u);
+  // The coordinator's refusal is printed as it says it.
+  service_.submit_error = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                       "job 7 is still running: a rerun needs it ended");
+  EXPECT_EQ(Cli({"-c", addr.c_str(), "rerun", "7"}, env_), 2);
+  EXPECT_THAT(err_.str(), HasSubstr("musafarm: job 7 is still running"));
+}
+
 TEST_F(CommandsTest, CliArtifactsAndResults) {
   const std::string addr = env_.coordinator;
   v1::Task t = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED);

@@ -102,6 +102,7 @@ struct FakeUserServiceData {
   std::vector<v1::GetLogRequest> get_logs;
   v1::ListJobsRequest list_request;
   std::string cancelled_id;
+  std::vector<v1::RerunRequest> reruns;  // answered with `job`, its rerun_of the request's
   std::map<std::string, std::string> artifacts;  // "TASK\nNAME" -> content
   uint64_t artifact_fail_at = UINT64_MAX;        // GetArtifact at this offset fails
   uint64_t artifact_size_lie = 0;                // claimed size minus the real one
@@ -192,6 +193,15 @@ class FakeUserService final : public v1::UserService::Service, public FakeUserSe
     data_->cancelled_id = req->id();
     resp->add_cancelled("7/a");
     resp->add_cancelled("7/b");
+    return grpc::Status::OK;
+  }
+  grpc::Status Rerun(grpc::ServerContext*, const v1::RerunRequest* req,
+                     v1::RerunResponse* resp) override {
+    absl::MutexLock lock(&mu_);
+    data_->reruns.push_back(*req);
+    if (!data_->submit_error.ok()) return data_->submit_error;
+    *resp->mutable_job() = data_->job;
+    resp->mutable_job()->set_rerun_of(req->job_id());
     return grpc::Status::OK;
   }
   grpc::Status ListAgents(grpc::ServerContext*, const v1::ListAgentsRequest*,

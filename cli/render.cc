@@ -208,16 +208,22 @@ std::vector<std::string> RenderJobs(const std::vector<v1::Job>& jobs, absl::Time
   // The submitter column only when a job has one (farms from before users
   // record none).
   bool submitters = false;
-  for (const v1::Job& j : jobs) submitters = submitters || !j.submitter().empty();
+  bool reruns = false;  // likewise the RERUN OF column
+  for (const v1::Job& j : jobs) {
+    submitters = submitters || !j.submitter().empty();
+    reruns = reruns || !j.rerun_of().empty();
+  }
   std::vector<Row> rows;
   for (const v1::Job& j : jobs) {
     rows.push_back({j.id(), j.name(), JobStateName(j.state()),
                     j.created_us() ? FormatDateTime(FromMicros(j.created_us()), tz) : "",
                     HumanDuration(JobElapsed(j, now))});
     if (submitters) rows.back().push_back(j.submitter());
+    if (reruns) rows.back().push_back(j.rerun_of());
   }
   Row header = {"ID", "NAME", "STATE", "CREATED", "DURATION"};
   if (submitters) header.push_back("SUBMITTER");
+  if (reruns) header.push_back("RERUN OF");
   return RenderTable(header, rows);
 }
 
@@ -246,6 +252,7 @@ std::vector<std::string> RenderStatus(const v1::Job& job, absl::string_view only
   }
   std::vector<std::string> lines = {JobSummaryLine(job, now, /*with_name=*/true), ""};
   if (!job.submitter().empty()) lines[0] += absl::StrCat(", submitted by ", job.submitter());
+  if (!job.rerun_of().empty()) lines[0] += absl::StrCat(", rerun of job ", job.rerun_of());
   for (std::string& l : RenderTable(
            {"TASK", "STATE", "AGENT", "ATTEMPT", "EXIT", "DURATION", "TESTS", "REASON"}, rows)) {
     lines.push_back(std::move(l));

@@ -276,6 +276,23 @@ TEST(RenderStatusTest, SubmitterInTheSummaryLine) {
   EXPECT_THAT(RenderStatus(job, "", kNow)[0], ::testing::EndsWith(", submitted by alice"));
 }
 
+TEST(RenderJobsTest, RerunOfColumnAndSummaryWhenAJobIsARerun) {
+  v1::Job a;
+  a.set_id("8");
+  a.set_name("n");
+  a.set_state(v1::JOB_STATE_RUNNING);
+  a.set_created_us(kT0);
+  a.set_rerun_of("7");
+  v1::Job b = a;
+  b.set_id("7");
+  b.clear_rerun_of();
+  EXPECT_THAT(RenderJobs({a, b}, kNow, absl::UTCTimeZone()),
+              ElementsAre("ID  NAME  STATE    CREATED              DURATION  RERUN OF",
+                          "8   n     running  2023-11-14 22:13:20  1m40s     7",
+                          "7   n     running  2023-11-14 22:13:20  1m40s     -"));
+  EXPECT_THAT(RenderStatus(a, "", kNow)[0], ::testing::EndsWith(", rerun of job 7"));
+}
+
 TEST(RenderAgentsTest, SlotsLabelsRunningLastSeen) {
   v1::Agent a;
   a.set_name("gpu-1");

@@ -325,6 +325,22 @@ std::optional<std::string> ProcessEnv(const char* name) {
   return std::string(v);
 }
 
+absl::StatusOr<std::string> SecretFromEnv(const std::string& name, EnvLookup env) {
+  // A value on the command line would sit in shell history and `ps`; the
+  // environment is where CI systems put their secrets.
+  if (name.find('=') != std::string::npos || !ValidName(name)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--secret: expected the NAME of an environment variable that holds the value, got '",
+        name.substr(0, name.find('=')), name.find('=') != std::string::npos ? "=...'" : "'"));
+  }
+  std::optional<std::string> value = env(name.c_str());
+  if (!value.has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--secret ", name, ": environment variable ", name, " is not set"));
+  }
+  return *std::move(value);
+}
+
 absl::StatusOr<SubmitParts> MapSubmitOptions(const pipeline::PipelineOptions& pipeline,
                                              const GivenOptions& given, EnvLookup env) {
   Builder b;
@@ -372,19 +388,8 @@ absl::StatusOr<SubmitParts> MapSubmitOptions(const pipeline::PipelineOptions& pi
     MF_RETURN_IF_ERROR(b.Param(name, p.substr(eq + 1), absl::StrCat("--param ", name)));
   }
   for (const std::string& name : given.secrets) {
-    // A value on the command line would sit in shell history and `ps`; the
-    // environment is where CI systems put their secrets.
-    if (name.find('=') != std::string::npos || !ValidName(name)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--secret: expected the NAME of an environment variable that holds the value, got '",
-          name.substr(0, name.find('=')), name.find('=') != std::string::npos ? "=...'" : "'"));
-    }
-    std::optional<std::string> value = env(name.c_str());
-    if (!value.has_value()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--secret ", name, ": environment variable ", name, " is not set"));
-    }
-    MF_RETURN_IF_ERROR(b.Secret(name, *value, absl::StrCat("--secret ", name)));
+    MF_ASSIGN_OR_RETURN(std::string value, SecretFromEnv(name, env));
+    MF_RETURN_IF_ERROR(b.Secret(name, value, absl::StrCat("--secret ", name)));
   }
   for (const OptionDecl& o : pipeline.options) {
     if (!o.note.empty() && values_of(o) != nullptr) {

@@ -45,6 +45,11 @@ struct SubmitParts {
 using EnvLookup = std::optional<std::string> (*)(const char* name);
 std::optional<std::string> ProcessEnv(const char* name);
 
+// `--secret NAME`: the value of environment variable NAME. INVALID_ARGUMENT
+// for a name that is no variable name (NAME=VALUE: never echoing the value)
+// or an unset variable.
+absl::StatusOr<std::string> SecretFromEnv(const std::string& name, EnvLookup env);
+
 // Errors (InvalidArgument) name the option as typed: "-v/--versions: empty
 // value in '3.8,,3.9'", "--secret TOKEN: environment variable TOKEN is not
 // set", "-d/--debug and --mode opt: pick one". Never a secret value.

@@ -128,12 +128,11 @@ class Core : public AgentEventSink, public UserApi {
   // connected at all. Submit refuses a strict request with these.
   std::vector<std::string> SubmitWarnings(const v1::Job& job) override;
   absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const override;
-  // Searches the schedule's last runs (the store's, newest first) for the one
-  // before `job`'s that submitted a job.
-  absl::StatusOr<v1::Job> PreviousRun(const v1::Job& job) const override;
   std::vector<v1::Job> ListJobs(const JobFilter& filter) const override;
   absl::StatusOr<std::string> OwnerOf(const std::string& id) const override;
   absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id) override;
+  absl::StatusOr<v1::Job> Rerun(const v1::RerunRequest& request,
+                                const std::string& submitter) override;
   std::vector<v1::Agent> ListAgents() const override;
   absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain) override;
   // Persists the revocation (Enrollment::Revoke), ends the agent's stream with
@@ -209,9 +208,28 @@ class Core : public AgentEventSink, public UserApi {
     std::set<std::string> changed_jobs;
   };
 
-  // Submit and SubmitScheduled (`fire` null for a job submitted by hand).
+  // Submit and SubmitScheduled (`fire` null for a job submitted by hand):
+  // the spec expanded and its inputs resolved, then AdmitJob.
   absl::StatusOr<v1::Job> SubmitJob(const v1::SubmitRequest& request,
                                     const std::string& submitter, ScheduleFire* fire);
+  // What a job brings besides its tasks to AdmitJob.
+  struct Admission {
+    std::string file;                            // names the pipeline in messages
+    std::map<std::string, std::string> secrets;  // values by name, checked already
+    std::vector<v1::Webhook> webhooks;           // checked against --webhook-allow already
+    bool strict = false;                         // refuse tasks no connected agent could run
+    ScheduleFire* fire = nullptr;                // a schedule's run, committed with the job
+  };
+  // The part of a submission that follows the spec's expansion, shared by
+  // submit and rerun: the limits, --strict, the inputs' trees pinned, the job
+  // stored (one commit), held and placed. `job` holds its expanded tasks
+  // under its new id (the next job number) and its inputs.
+  absl::StatusOr<v1::Job> AdmitJob(v1::Job job, const std::string& submitter,
+                                   Admission admission);
+  // INVALID_ARGUMENT when there are too many secrets or one is too large;
+  // names only, never a value.
+  static absl::Status CheckSecretLimits(const std::map<std::string, std::string>& secrets,
+                                        const std::string& file);
   // An ended job (or task) from the store, with log sizes from the log store.
   absl::StatusOr<v1::Job> StoredJob(const std::string& job_id) const;
   absl::StatusOr<v1::Task> StoredTask(const std::string& task_id) const;

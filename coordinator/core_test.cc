@@ -12,6 +12,11 @@
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "common/protocol_version.h"
+#include "content/digest.h"
+#include "content/tree.h"
+#include "coordinator/local_blob_store.h"
+#include "coordinator/store_test_fixtures.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "spdlog/sinks/ostream_sink.h"
 #include "tests/fakes/fake_agent_connection.h"
@@ -1705,6 +1710,164 @@ TEST_F(CoreRetentionTest, TheByteBudgetDeletesTheOldestFinishedJobsFirst) {
   EXPECT_TRUE(core_->GetJob(jobs[2].id()).ok());
   core_->RunRetention();
   EXPECT_EQ(core_->retention_stats().jobs_deleted, 2u) << "under the budget now";
+}
+
+// Rerun (issue 16, item 4): a matrix of build -> test in two cells.
+constexpr char kBuildTest[] = R"(
+name: bt
+secrets: [TOKEN]
+matrix:
+  python: ["3.8", "3.9"]
+stages:
+  - name: build
+    exec: ["true"]
+  - name: test
+    needs: [build]
+    secrets: [TOKEN]
+    exec: ["true"]
+)";
+
+std::vector<std::string> TaskIds(const v1::Job& job) {
+  std::vector<std::string> ids;
+  for (const v1::Task& t : job.tasks()) ids.push_back(t.id());
+  return ids;
+}
+
+v1::RerunRequest RerunOf(const std::string& id, bool failed_only,
+                         std::map<std::string, std::string> secrets = {{"TOKEN", "tok"}}) {
+  v1::RerunRequest r;
+  r.set_job_id(id);
+  r.set_failed_only(failed_only);
+  r.mutable_secrets()->insert(secrets.begin(), secrets.end());
+  return r;
+}
+
+TEST_F(CoreTest, RerunOfARunningJobIsRefusedAndOfAnUnknownOneIsNotFound) {
+  const v1::Job job = Submit(kBuildTest, {{"TOKEN", "tok"}});
+  absl::StatusOr<v1::Job> again = core_->Rerun(RerunOf(job.id(), false), "bob");
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(again.status().message()),
+              ::testing::HasSubstr("is still running: a rerun needs it ended"));
+  again = core_->Rerun(RerunOf("99", false), "bob");
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(again.status().message()),
+              ::testing::HasSubstr("no job '99': never submitted here, or expired"));
+  EXPECT_EQ(core_->ListJobs(Filter(10)).size(), 1u) << "nothing was created";
+}
+
+TEST_F(CoreTest, RerunNeedsTheJobsSecretsAgainAndNamesTheMissing) {
+  const v1::Job job = Submit(kBuildTest, {{"TOKEN", "tok"}});
+  ASSERT_TRUE(core_->Cancel(job.id()).ok());
+  absl::StatusOr<v1::Job> again = core_->Rerun(RerunOf(job.id(), false, {}), "bob");
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(again.status().message()),
+              ::testing::HasSubstr("give them again (--secret TOKEN)"));
+  again = core_->Rerun(RerunOf(job.id(), false, {{"TOKEN", "new-tok"}}), "bob");
+  ASSERT_TRUE(again.ok()) << again.status();
+  // The new job is the caller's, and its test gets the value given now.
+  EXPECT_EQ(again->submitter(), "bob");
+  EXPECT_EQ(again->rerun_of(), job.id());
+  auto [conn, agent] = Connect("a1", 4);
+  std::vector<v1::Assignment> as = agent->TakeAssignments();
+  ASSERT_EQ(as.size(), 2u);  // the two builds
+  for (const v1::Assignment& a : as) Result(conn, a, 0);
+  as = agent->TakeAssignments();
+  ASSERT_EQ(as.size(), 2u);  // the two tests
+  EXPECT_EQ(as[0].secrets().at("TOKEN"), "new-tok");
+}
+
+TEST_F(CoreTest, RerunFailedKeepsWholeFailedCellsWithTheirBuilds) {
+  const v1::Job job = Submit(kBuildTest, {{"TOKEN", "tok"}});
+  auto [conn, agent] = Connect("a1", 4);
+  for (const v1::Assignment& a : agent->TakeAssignments()) Result(conn, a, 0);  // builds
+  for (const v1::Assignment& a : agent->TakeAssignments()) {
+    Result(conn, a, a.task_id() == job.id() + "/3.9/test" ? 1 : 0);
+  }
+  ASSERT_EQ(core_->GetJob(job.id())->state(), v1::JOB_STATE_FAILED);
+
+  absl::StatusOr<v1::Job> failed = core_->Rerun(RerunOf(job.id(), true), "ann");
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  const std::string n = failed->id();
+  EXPECT_NE(n, job.id());
+  EXPECT_THAT(TaskIds(*failed), ::testing::ElementsAre(n + "/3.9/build", n + "/3.9/test"));
+  EXPECT_EQ(failed->rerun_of(), job.id());
+  // The build runs first again, then the test after it.
+  std::vector<v1::Assignment> as = agent->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  EXPECT_EQ(as[0].task_id(), n + "/3.9/build");
+  Result(conn, as[0], 0);
+  as = agent->TakeAssignments();
+  ASSERT_EQ(as.size(), 1u);
+  EXPECT_EQ(as[0].task_id(), n + "/3.9/test");
+  Result(conn, as[0], 0);
+  EXPECT_EQ(core_->GetJob(n)->state(), v1::JOB_STATE_SUCCEEDED);
+  // Stored: rerun_of survives a restart.
+  Open();
+  EXPECT_EQ(core_->GetJob(n)->rerun_of(), job.id());
+
+  // A plain rerun runs every cell; --failed of a job without failures is refused.
+  absl::StatusOr<v1::Job> all = core_->Rerun(RerunOf(job.id(), false), "ann");
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->tasks_size(), 4);
+  absl::StatusOr<v1::Job> none = core_->Rerun(RerunOf(n, true), "ann");
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(CoreTest, RerunPinsTheInputsTreesForTheNewJob) {
+  store_testing::TempDir blob_dir;
+  absl::StatusOr<std::unique_ptr<LocalBlobStore>> opened =
+      LocalBlobStore::Open({blob_dir.File("blobs"), (dir_ / "db").string(), int64_t{1} << 30, &clock_});
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<LocalBlobStore> blobs = *std::move(opened);
+  core_->set_blob_store(blobs.get());
+  auto put = [&](const std::string& bytes) {
+    absl::StatusOr<std::unique_ptr<BlobUpload>> up = blobs->StartWrite(content::DigestOf(bytes), 0);
+    ASSERT_TRUE(up.ok()) << up.status();
+    ASSERT_TRUE((*up)->Append(bytes).ok());
+    ASSERT_TRUE((*up)->Finish().ok());
+  };
+  put("int main() {}\n");
+  v1::Directory root;
+  v1::FileNode* f = root.add_files();
+  f->set_name("main.cc");
+  *f->mutable_digest() = content::DigestOf("int main() {}\n");
+  const std::string root_blob = content::SerializeDirectory(root);
+  put(root_blob);
+
+  v1::SubmitRequest req;
+  req.set_spec_yaml(kDiamond);
+  req.set_spec_file("test.yaml");
+  v1::JobInput* in = req.add_inputs();
+  in->set_name("src");
+  *in->mutable_tree() = content::DigestOf(root_blob);
+  absl::StatusOr<v1::Job> job = core_->Submit(req);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_TRUE(core_->Cancel(job->id()).ok());
+  absl::StatusOr<v1::Job> again = core_->Rerun(RerunOf(job->id(), false, {}), "ann");
+  ASSERT_TRUE(again.ok()) << again.status();
+  ASSERT_EQ(again->inputs_size(), 1);
+  EXPECT_EQ(again->inputs(0).tree().sha256(), content::DigestOf(root_blob).sha256());
+
+  // The old job's pin goes (retention): the new job's keeps the tree.
+  auto gc = [&] {
+    clock_.Advance(absl::Hours(2));
+    absl::StatusOr<BlobGcStats> stats = blobs->CollectGarbage(clock_.Now(), absl::Hours(1));
+    EXPECT_TRUE(stats.ok()) << stats.status();
+    return stats.ok() ? stats->deleted : -1;
+  };
+  ASSERT_TRUE(blobs->Unpin(job->id()).ok());
+  EXPECT_EQ(gc(), 0);
+  ASSERT_TRUE(core_->Cancel(again->id()).ok());
+  ASSERT_TRUE(blobs->Unpin(again->id()).ok());
+  EXPECT_EQ(gc(), 2);
+  // Once the tree is gone a rerun says so, and creates nothing.
+  const size_t jobs = core_->ListJobs(Filter(10)).size();
+  absl::StatusOr<v1::Job> gone = core_->Rerun(RerunOf(job->id(), false, {}), "ann");
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(gone.status().message()),
+              ::testing::HasSubstr("job " + job->id() + "'s input 'src'"));
+  EXPECT_EQ(core_->ListJobs(Filter(10)).size(), jobs);
+  core_->set_blob_store(nullptr);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "common/task_state.h"
 #include "coordinator/agent_messages.h"
 #include "coordinator/job_inputs.h"
+#include "coordinator/rerun.h"
 #include "coordinator/webhook_targets.h"
 #include "pipeline/spec.h"
 
@@ -50,79 +51,100 @@ absl::StatusOr<v1::Job> Core::SubmitJob(const v1::SubmitRequest& request,
   }
   if (absl::Status s = CheckWebhooks(request); !s.ok()) return s;
   const std::string job_id = absl::StrCat(jobs_.next_job_number());
-  const std::string file = request.spec_file().empty() ? "<submitted>" : request.spec_file();
+  Admission admission;
+  admission.file = request.spec_file().empty() ? "<submitted>" : request.spec_file();
+  admission.secrets.insert(request.secrets().begin(), request.secrets().end());
+  admission.webhooks.assign(request.webhooks().begin(), request.webhooks().end());
+  admission.strict = request.strict();
+  admission.fire = fire;
+  const std::string& file = admission.file;
+  if (absl::Status s = CheckSecretLimits(admission.secrets, file); !s.ok()) return s;
   pipeline::ExpandOptions expand;
   expand.name_override = request.name();
   expand.max_gpus_per_stage = options_.max_gpus_per_stage;
-  if (static_cast<size_t>(request.secrets_size()) > limits::kMaxSecretsPerJob) {
-    return absl::InvalidArgumentError(absl::StrCat(file, ": ", request.secrets_size(),
-                                                   " secrets given; the limit is ",
-                                                   limits::kMaxSecretsPerJob));
-  }
   expand.params.insert(request.params().begin(), request.params().end());
   for (const v1::AxisValues& axis : request.axes()) {
     expand.axes.emplace_back(axis.axis(),
                              std::vector<std::string>(axis.values().begin(), axis.values().end()));
   }
-  for (const auto& [name, value] : request.secrets()) {
-    // Names only from here on: an error message must never carry a value.
+  // Names only from here on: an error message must never carry a value.
+  for (const auto& entry : admission.secrets) expand.secrets.push_back(entry.first);
+  absl::StatusOr<v1::Job> parsed =
+      pipeline::ParseAndExpand(request.spec_yaml(), file, job_id, expand);
+  if (!parsed.ok()) return parsed.status();
+  v1::Job job = *std::move(parsed);
+  // Issue 17: the trees its stages build from, complete in the content store.
+  absl::StatusOr<std::vector<v1::JobInput>> inputs =
+      ResolveJobInputs(request, blobs_, file, &job);
+  if (!inputs.ok()) return inputs.status();
+  for (v1::JobInput& in : *inputs) *job.add_inputs() = std::move(in);
+  return AdmitJob(std::move(job), submitter, std::move(admission));
+}
+
+absl::Status Core::CheckSecretLimits(const std::map<std::string, std::string>& secrets,
+                                     const std::string& file) {
+  if (secrets.size() > limits::kMaxSecretsPerJob) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ": ", secrets.size(),
+                                                   " secrets given; the limit is ",
+                                                   limits::kMaxSecretsPerJob));
+  }
+  for (const auto& [name, value] : secrets) {
     if (value.size() > kMaxSecretBytes) {
       return absl::InvalidArgumentError(absl::StrCat(file, ": --secret ", name, ": value is ",
                                                      value.size(), " bytes; the limit is ",
                                                      kMaxSecretBytes));
     }
-    expand.secrets.push_back(name);
   }
-  absl::StatusOr<v1::Job> parsed =
-      pipeline::ParseAndExpand(request.spec_yaml(), file, job_id, expand);
-  if (!parsed.ok()) return parsed.status();
-  if (static_cast<size_t>(parsed->tasks_size()) > kMaxTasksPerJob) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(request.spec_file().empty() ? "<submitted>" : request.spec_file(),
-                     ":1:1: pipeline: expands to ", parsed->tasks_size(), " tasks; the limit is ",
-                     kMaxTasksPerJob));
-  }
-  v1::Job job = *std::move(parsed);
-  // Issue 17: the trees its stages build from, complete in the content store
-  // and pinned there before the job exists (a pin without its job is dropped
-  // below; a job without its pin could lose its sources to GC).
-  absl::StatusOr<std::vector<v1::JobInput>> inputs =
-      ResolveJobInputs(request, blobs_, file, &job);
-  if (!inputs.ok()) return inputs.status();
-  std::vector<v1::Digest> roots;
-  for (v1::JobInput& in : *inputs) {
-    roots.push_back(in.tree());
-    *job.add_inputs() = std::move(in);
-  }
-  if (!roots.empty()) {
-    if (absl::Status pinned = blobs_->Pin(job_id, roots); !pinned.ok()) {
-      Log()->error("job={} inputs not pinned: {}", job_id, pinned.ToString());
-      return absl::InternalError(
-          absl::StrCat("coordinator could not pin the job's inputs: ", pinned.message()));
-    }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Job> Core::AdmitJob(v1::Job job, const std::string& submitter,
+                                       Admission admission) {
+  const std::string job_id = job.id();
+  const std::string& file = admission.file;
+  if (static_cast<size_t>(job.tasks_size()) > kMaxTasksPerJob) {
+    return absl::InvalidArgumentError(absl::StrCat(file, ":1:1: pipeline: expands to ",
+                                                   job.tasks_size(), " tasks; the limit is ",
+                                                   kMaxTasksPerJob));
   }
   const int64_t now = ToMicros(clock_->Now());
   job.set_state(v1::JOB_STATE_RUNNING);
   job.set_created_us(now);
   job.set_submitter(submitter);
+  job.clear_pushed_images();
   for (std::string& image : PushedImages(job)) job.add_pushed_images(std::move(image));
-  if (request.strict()) {
-    // Refused before anything is stored: the submitter fixes the pipeline or
-    // the farm, and submits again.
+  if (admission.strict) {
+    // Refused before anything is stored or pinned: the submitter fixes the
+    // pipeline or the farm, and submits again.
     std::vector<std::string> unrunnable = SubmitWarnings(job);
     if (!unrunnable.empty()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "--strict: job not created: ", absl::StrJoin(unrunnable, "; ")));
     }
   }
+  // The inputs' trees are pinned before the job exists (a pin without its
+  // job is dropped below; a job without its pin could lose its sources to GC).
+  std::vector<v1::Digest> roots;
+  for (const v1::JobInput& in : job.inputs()) roots.push_back(in.tree());
+  if (!roots.empty()) {
+    if (blobs_ == nullptr) {
+      return absl::FailedPreconditionError("the job has inputs: this coordinator has no content store");
+    }
+    if (absl::Status pinned = blobs_->Pin(job_id, roots); !pinned.ok()) {
+      Log()->error("job={} inputs not pinned: {}", job_id, pinned.ToString());
+      return absl::InternalError(
+          absl::StrCat("coordinator could not pin the job's inputs: ", pinned.message()));
+    }
+  }
 
   // Webhook URLs are often credentials: kept sealed, shown redacted.
-  const std::vector<v1::Webhook> hooks(request.webhooks().begin(), request.webhooks().end());
+  const std::vector<v1::Webhook>& hooks = admission.webhooks;
+  job.clear_webhook_targets();
   for (const v1::Webhook& hook : hooks) job.add_webhook_targets(RedactWebhookUrl(hook.url()));
 
   Mutation m;
   if (!hooks.empty()) m.job_webhooks.emplace_back(job_id, hooks);
-  if (fire != nullptr) {
+  if (ScheduleFire* fire = admission.fire; fire != nullptr) {
     job.set_schedule(fire->schedule.name());
     *job.mutable_scheduled_time() = fire->run.scheduled_time();
     job.set_batch(true);
@@ -140,7 +162,7 @@ absl::StatusOr<v1::Job> Core::SubmitJob(const v1::SubmitRequest& request,
   v1::Job header = job;
   header.clear_tasks();
   m.jobs.push_back(std::move(header));
-  std::map<std::string, std::string> secrets(request.secrets().begin(), request.secrets().end());
+  std::map<std::string, std::string>& secrets = admission.secrets;
   if (!secrets.empty()) m.job_secrets.emplace_back(job_id, secrets);
   // Committed before anything else sees the job: an acknowledged submission
   // survives any crash after this line.
@@ -162,13 +184,45 @@ absl::StatusOr<v1::Job> Core::SubmitJob(const v1::SubmitRequest& request,
       Enqueue(*entry.job.mutable_tasks(static_cast<int>(i)), {entry.seq, i});
     }
   }
-  Log()->info("job={} submitted by {}: '{}' from {}, {} tasks", job_id,
+  Log()->info("job={} submitted by {}: '{}' from {}, {} tasks{}", job_id,
               submitter.empty() ? "(unknown)" : submitter, job.name(), job.pipeline_file(),
-              job.tasks_size());
+              job.tasks_size(), job.rerun_of().empty() ? "" : ", rerun of job " + job.rerun_of());
   UpdateKeepImages();
   Flush();  // sends KeepImages even when nothing can be placed yet
   Schedule();
   return entry.job;
+}
+
+absl::StatusOr<v1::Job> Core::Rerun(const v1::RerunRequest& request,
+                                    const std::string& submitter) {
+  const std::string& id = request.job_id();
+  if (id.empty()) return absl::InvalidArgumentError("rerun: no job id given");
+  absl::StatusOr<v1::Job> old = GetJob(id);
+  if (absl::IsNotFound(old.status())) return NoJobToRerun(id);
+  if (!old.ok()) return old.status();
+  Admission admission;
+  admission.file = old->pipeline_file().empty() ? "<submitted>" : old->pipeline_file();
+  admission.secrets.insert(request.secrets().begin(), request.secrets().end());
+  if (absl::Status s = CheckRerunSecrets(*old, admission.secrets); !s.ok()) return s;
+  if (absl::Status s = CheckSecretLimits(admission.secrets, admission.file); !s.ok()) return s;
+  absl::StatusOr<v1::Job> job =
+      RerunJob(*old, absl::StrCat(jobs_.next_job_number()), request.failed_only());
+  if (!job.ok()) return job.status();
+  // The old job's trees again: still complete while it is kept (its pin holds
+  // them), but checked as a submission's are.
+  for (const v1::JobInput& in : job->inputs()) {
+    const std::string what = absl::StrCat("job ", id, "'s input '", in.name(), "'");
+    if (blobs_ == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(what, ": this coordinator has no content store"));
+    }
+    absl::StatusOr<content::TreeStats> complete = CheckTreeComplete(*blobs_, in.tree(), what);
+    if (!complete.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          complete.status().message(), " (submit its pipeline again with --context)"));
+    }
+  }
+  return AdmitJob(*std::move(job), submitter, std::move(admission));
 }
 
 absl::StatusOr<v1::Job> Core::StoredJob(const std::string& job_id) const {

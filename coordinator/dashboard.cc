@@ -17,7 +17,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "coordinator/http_auth.h"
-#include "coordinator/nightly_diff.h"
 #include "coordinator/user_actions.h"
 #include "coordinator/web_assets.h"
 #include "google/protobuf/util/json_util.h"
@@ -244,22 +243,9 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
   routes.Get("/api/job", [this, guard](const httplib::Request& req, httplib::Response& res) {
     if (!guard(req, res, Action::kRead)) return;
     const std::string id = req.get_param_value("id");
-    // A schedule's run also carries its nightly diff against the previous
-    // run: the same comparison its webhook body makes (issue 14, item 3).
-    std::optional<NightlyDiff> diff;
-    absl::StatusOr<v1::Job> job = OnLoop([&] {
-      absl::StatusOr<v1::Job> found = api_->GetJob(id);
-      if (!found.ok()) return found;
-      if (absl::StatusOr<v1::Job> previous = api_->PreviousRun(*found); previous.ok()) {
-        diff = CompareRuns(*previous, *found);
-      }
-      return found;
-    });
+    absl::StatusOr<v1::Job> job = OnLoop([&] { return api_->GetJob(id); });
     if (!job.ok()) return WriteError(res, job.status());
-    if (!diff.has_value()) return SendJson(res, ToJson(*job));
-    json j = json::parse(ToJson(*job));
-    j["nightly_diff"] = DiffToJson(*diff);
-    SendJson(res, j.dump(-1, ' ', false, json::error_handler_t::replace));
+    SendJson(res, ToJson(*job));
   });
   routes.Get("/api/log", [this, guard](const httplib::Request& req, httplib::Response& res) {
     if (!guard(req, res, Action::kRead)) return;

@@ -1,7 +1,9 @@
 #include "coordinator/user_actions.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/logging.h"
+#include "coordinator/rerun.h"
 
 namespace musafarm::coordinator {
 
@@ -27,6 +29,27 @@ absl::StatusOr<v1::CancelResponse> CancelJobAs(UserApi& api, const AccessControl
     return api.Cancel(id);
   }();
   RecordAudit(admin, who, peer, "cancel", id, r.status());
+  return r;
+}
+
+absl::StatusOr<v1::Job> RerunJobAs(UserApi& api, const AccessControl& access, UserAdmin* admin,
+                                   const Principal& who, const std::string& peer,
+                                   const v1::RerunRequest& request) {
+  const std::string& id = request.job_id();
+  absl::StatusOr<v1::Job> r = [&]() -> absl::StatusOr<v1::Job> {
+    // A task id is no job: OwnerOf would answer for its job.
+    if (id.empty() || id.find('/') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rerun: '", id, "' is no job id (a number, e.g. 7)"));
+    }
+    absl::StatusOr<std::string> owner = api.OwnerOf(id);
+    if (absl::IsNotFound(owner.status())) return NoJobToRerun(id);
+    if (!owner.ok()) return owner.status();
+    if (absl::Status s = access.Authorize(who, Action::kRerunJob, *owner); !s.ok()) return s;
+    return api.Rerun(request, who.user);
+  }();
+  RecordAudit(admin, who, peer, "rerun", r.ok() ? absl::StrCat(id, " as ", r->id()) : id,
+              r.status());
   return r;
 }
 

@@ -28,4 +28,13 @@ absl::StatusOr<v1::CancelResponse> CancelJobAs(UserApi& api, const AccessControl
                                                UserAdmin* admin, const Principal& who,
                                                const std::string& peer, const std::string& id);
 
+// Reruns job `request.job_id()` for `who` (authenticated already): allowed
+// for those who may cancel it (admins, and its own submitter), since it runs
+// the job's inputs and pipeline again. The new job is `who`'s, admitted as
+// their submission is (limits, secrets). Audited as "rerun" of the old job,
+// naming the new one when there is one.
+absl::StatusOr<v1::Job> RerunJobAs(UserApi& api, const AccessControl& access, UserAdmin* admin,
+                                   const Principal& who, const std::string& peer,
+                                   const v1::RerunRequest& request);
+
 }  // namespace musafarm::coordinator

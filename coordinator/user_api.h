@@ -41,20 +41,20 @@ class UserApi {
     return {};
   }
   virtual absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const = 0;
-  // A schedule's run (issue 14): the job of the schedule's run before
-  // `job`'s, with its tasks, which the nightly diff compares `job` against.
-  // NOT_FOUND when `job` is no schedule's run, is its first, or the previous
-  // run's job is gone.
-  virtual absl::StatusOr<v1::Job> PreviousRun(const v1::Job& job) const {
-    (void)job;
-    return absl::NotFoundError("no previous run");
-  }
   // The jobs `filter` selects, newest first, no tasks.
   virtual std::vector<v1::Job> ListJobs(const JobFilter& filter) const = 0;
   // The submitter of job `id`, or of the job task `id` belongs to ("" when
   // none was recorded). NOT_FOUND when there is no such job or task.
   virtual absl::StatusOr<std::string> OwnerOf(const std::string& id) const = 0;
   virtual absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id) = 0;
+  // `musafarm rerun`: a new job of `submitter` with the ended job's tasks as
+  // expanded at its submit (with failed_only, only its cells that failed),
+  // rerun_of naming it. NOT_FOUND for an unknown or expired job,
+  // FAILED_PRECONDITION for one still running or (failed_only) with nothing
+  // failed, INVALID_ARGUMENT naming secrets missing (their values are never
+  // kept past a job).
+  virtual absl::StatusOr<v1::Job> Rerun(const v1::RerunRequest& request,
+                                        const std::string& submitter) = 0;
   virtual std::vector<v1::Agent> ListAgents() const = 0;
   virtual absl::StatusOr<v1::Agent> Drain(const std::string& agent, bool undrain) = 0;
   // Revokes every certificate of the agent name and ends its stream.

@@ -260,6 +260,22 @@ grpc::ServerUnaryReactor* UserServiceImpl::Cancel(grpc::CallbackServerContext* c
   });
 }
 
+grpc::ServerUnaryReactor* UserServiceImpl::Rerun(grpc::CallbackServerContext* ctx,
+                                                 const v1::RerunRequest* req,
+                                                 v1::RerunResponse* resp) {
+  // Authenticated here; authorized on the loop, where the job's owner is known.
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kRead, "", "");
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  return OnLoop(ctx, loop_, [this, req, resp, who = *who, peer = ctx->peer()]() -> absl::Status {
+    absl::StatusOr<v1::Job> job = RerunJobAs(*api_, *access_, admin_, who, peer, *req);
+    if (!job.ok()) return job.status();
+    for (std::string& w : api_->SubmitWarnings(*job)) resp->add_warnings(std::move(w));
+    *resp->mutable_job() = *std::move(job);
+    FillApiTimes(resp->mutable_job());
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* UserServiceImpl::ListAgents(grpc::CallbackServerContext* ctx,
                                                       const v1::ListAgentsRequest* /*req*/,
                                                       v1::ListAgentsResponse* resp) {

@@ -44,6 +44,8 @@ class UserServiceImpl final : public v1::UserService::CallbackService {
                                    v1::GetLogResponse* resp) override;
   grpc::ServerUnaryReactor* Cancel(grpc::CallbackServerContext* ctx, const v1::CancelRequest* req,
                                    v1::CancelResponse* resp) override;
+  grpc::ServerUnaryReactor* Rerun(grpc::CallbackServerContext* ctx, const v1::RerunRequest* req,
+                                  v1::RerunResponse* resp) override;
   grpc::ServerUnaryReactor* ListAgents(grpc::CallbackServerContext* ctx,
                                        const v1::ListAgentsRequest* req,
                                        v1::ListAgentsResponse* resp) override;

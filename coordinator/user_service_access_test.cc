@@ -134,5 +134,45 @@ TEST_F(UserServiceAccessTest, RolesAreCheckedAndStateChangesAudited) {
   EXPECT_FALSE(me.insecure());
 }
 
+TEST_F(UserServiceAccessTest, RerunIsTheSubmittersOwnOrAnAdminsAndAudited) {
+  const std::string viewer = Token("vera", "viewer");
+  const std::string submitter = Token("sam", "submitter");
+  const std::string admin = Token("ada", "admin");
+  t_.api.owner = "sam";
+
+  v1::RerunRequest rerun;
+  rerun.set_job_id("7");
+  rerun.set_failed_only(true);
+  v1::RerunResponse resp;
+  grpc::Status s = stub_->Rerun(As(viewer).get(), rerun, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("user vera (role viewer) cannot rerun jobs"));
+  rerun.set_job_id("theirs-1");
+  s = stub_->Rerun(As(submitter).get(), rerun, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_THAT(s.error_message(), HasSubstr("submitted by someone-else"));
+  rerun.set_job_id("7/3.9/test");
+  s = stub_->Rerun(As(submitter).get(), rerun, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("'7/3.9/test' is no job id"));
+  rerun.set_job_id("7");
+  ASSERT_TRUE(stub_->Rerun(As(submitter).get(), rerun, &resp).ok());
+  EXPECT_EQ(resp.job().id(), "8");
+  EXPECT_EQ(resp.job().rerun_of(), "7");
+  EXPECT_EQ(resp.job().submitter(), "sam");
+  // An admin may rerun anyone's job; the new one is the admin's.
+  rerun.set_job_id("theirs-1");
+  rerun.set_failed_only(false);
+  ASSERT_TRUE(stub_->Rerun(As(admin).get(), rerun, &resp).ok());
+  EXPECT_EQ(resp.job().submitter(), "ada");
+
+  EXPECT_THAT(t_.api.calls.AwaitCalls(2),
+              ElementsAre("Rerun 7 failed by sam", "Rerun theirs-1 by ada"));
+  EXPECT_THAT(AuditLines(),
+              ElementsAre("vera rerun 7 denied", "sam rerun theirs-1 denied",
+                          "sam rerun 7/3.9/test error", "sam rerun 7 as 8 ok",
+                          "ada rerun theirs-1 as 8 ok"));
+}
+
 }  // namespace
 }  // namespace musafarm::coordinator

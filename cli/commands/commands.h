@@ -69,6 +69,12 @@ struct PreparedSubmit {
 int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubmit* out);
 
 int RunSubmit(const CommandEnv& env, const SubmitOptions& opts);
+// After submit or rerun created `job`: its warnings on stderr, then
+// "submitted job N (K tasks)<suffix>" (or the job as -o asks), then with
+// `watch` the job followed until it ends (RunWatch's exit code).
+int ReportNewJob(const CommandEnv& env, const v1::Job& job,
+                 const google::protobuf::RepeatedPtrField<std::string>& warnings,
+                 const std::string& suffix, bool watch, WatchOptions watch_options);
 
 // `musafarm jobs`: which jobs to list, filtered by the coordinator.
 struct JobsOptions {
@@ -88,6 +94,20 @@ int RunWatch(const CommandEnv& env, const WatchOptions& opts);
 int RunLogs(const CommandEnv& env, const std::string& task_id, bool follow,
             const WatchOptions& resume = {});
 int RunCancel(const CommandEnv& env, const std::string& id);
+
+// `musafarm rerun JOB`: the ended job's tasks again as a new job of the
+// caller; with `failed`, only its cells with a failed, timed-out, cancelled
+// or skipped task (each with all its stages). Secret values are not kept past
+// a job, so the job's secrets are given again, as submit takes them.
+struct RerunOptions {
+  std::string job_id;
+  bool failed = false;
+  std::vector<std::string> secrets;  // environment variable names (--secret NAME)
+  EnvLookup env_lookup = ProcessEnv;
+  bool watch = false;
+  WatchOptions watch_options;  // job_id is filled in from the new job
+};
+int RunRerun(const CommandEnv& env, const RerunOptions& opts);
 int RunAgents(const CommandEnv& env);
 int RunDrain(const CommandEnv& env, const std::string& agent, bool undrain);
 // `agents revoke NAME`: every certificate of the name refused, its stream ended.

@@ -258,20 +258,25 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
     return ReportRpcError(env, status);
   }
 
+  return ReportNewJob(env, resp.job(), resp.warnings(), "", opts.watch, opts.watch_options);
+}
+
+int ReportNewJob(const CommandEnv& env, const v1::Job& job,
+                 const google::protobuf::RepeatedPtrField<std::string>& warnings,
+                 const std::string& suffix, bool watch, WatchOptions watch_options) {
   // The job is created; these tasks wait until the farm changes.
-  for (const std::string& w : resp.warnings()) *env.err << "musafarm: warning: " << w << "\n";
+  for (const std::string& w : warnings) *env.err << "musafarm: warning: " << w << "\n";
   env.err->flush();
   if (env.output != OutputFormat::kTable) {
-    PrintMessage(env, resp.job());
+    PrintMessage(env, job);
   } else {
-    *env.out << "submitted job " << resp.job().id() << " (" << resp.job().tasks_size()
-             << " tasks)\n";
+    *env.out << "submitted job " << job.id() << " (" << job.tasks_size() << " tasks)" << suffix
+             << "\n";
   }
   env.out->flush();
-  if (!opts.watch) return kExitOk;
-  WatchOptions w = opts.watch_options;
-  w.job_id = resp.job().id();
-  return RunWatch(env, w);
+  if (!watch) return kExitOk;
+  watch_options.job_id = job.id();
+  return RunWatch(env, watch_options);
 }
 
 }  // namespace musafarm::cli

@@ -111,5 +111,59 @@ TEST_F(CliFarmTest, JobsAreFilteredOnTheCoordinator) {
                                    "cancelled)"));
 }
 
+// Issue 16's acceptance line: `rerun --failed` reruns only the failed chains.
+TEST_F(CliFarmTest, RerunFailedRerunsOnlyTheFailedChainsAndRerunAll) {
+  // Two cells of build -> test; 3.9's test fails.
+  const std::string old = farm_.Submit(farm_.WritePipeline("bt.yaml", R"(name: bt
+matrix:
+  python: ["3.8", "3.9"]
+stages:
+  - name: build
+    exec: ["true"]
+  - name: test
+    needs: [build]
+    exec: ["sh", "-c", "test ${python} != 3.9"]
+)"));
+  ASSERT_TRUE(farm_.WaitForJobEnd(old));
+  ASSERT_EQ(farm_.Job(old)->state(), v1::JOB_STATE_FAILED);
+
+  // Still running (a job that waits for a label nobody has) is refused.
+  const std::string held = farm_.Submit(farm_.WritePipeline(
+      "held.yaml", "name: held\nstages:\n  - name: s\n    labels: [nowhere]\n    exec: [\"true\"]\n"));
+  CliResult refused = farm_.Cli({"rerun", held});
+  EXPECT_EQ(refused.exit_code, 2);
+  EXPECT_THAT(refused.err, ::testing::HasSubstr("job " + held + " is still running"));
+  CliResult unknown = farm_.Cli({"rerun", "999"});
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_THAT(unknown.err, ::testing::HasSubstr("no job '999'"));
+
+  CliResult failed = farm_.Cli({"rerun", old, "--failed", "-o", "json"});
+  ASSERT_EQ(failed.exit_code, 0) << failed.err;
+  const nlohmann::json j = nlohmann::json::parse(failed.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << failed.out;
+  const std::string n = j.value("id", "");
+  ASSERT_FALSE(n.empty()) << failed.out;
+  EXPECT_EQ(j.value("rerunOf", ""), old);
+  ASSERT_TRUE(farm_.WaitForJobEnd(n));
+  absl::StatusOr<v1::Job> rerun = farm_.Job(n);
+  ASSERT_TRUE(rerun.ok()) << rerun.status();
+  std::vector<std::pair<std::string, v1::TaskState>> tasks;
+  for (const v1::Task& t : rerun->tasks()) tasks.emplace_back(t.id(), t.state());
+  EXPECT_THAT(tasks, ::testing::ElementsAre(
+                         std::make_pair(n + "/3.9/build", v1::TASK_STATE_SUCCEEDED),
+                         std::make_pair(n + "/3.9/test", v1::TASK_STATE_FAILED)));
+  CliResult status = farm_.Cli({"status", n});
+  EXPECT_THAT(status.out, ::testing::HasSubstr("rerun of job " + old));
+  EXPECT_THAT(status.out, ::testing::Not(::testing::HasSubstr("3.8")));
+
+  // A plain rerun runs every chain again; jobs shows what each reruns.
+  CliResult all = farm_.Cli({"rerun", old});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  EXPECT_THAT(all.out, ::testing::MatchesRegex("submitted job [0-9]+ \\(4 tasks\\), rerun of " +
+                                               old + "\n"));
+  CliResult jobs = farm_.Cli({"jobs"});
+  EXPECT_THAT(jobs.out, ::testing::HasSubstr("RERUN OF"));
+}
+
 }  // namespace
 }  // namespace musafarm::e2e

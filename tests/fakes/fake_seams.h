@@ -130,6 +130,17 @@ class FakeUserApi final : public coordinator::UserApi {
     if (!status.ok()) return status;
     return v1::CancelResponse();
   }
+  absl::StatusOr<v1::Job> Rerun(const v1::RerunRequest& request,
+                                const std::string& submitter) override {
+    calls.Add("Rerun " + request.job_id() + (request.failed_only() ? " failed" : "") +
+              (submitter.empty() ? "" : " by " + submitter));
+    if (!status.ok()) return status;
+    v1::Job job;
+    job.set_id("8");
+    job.set_submitter(submitter);
+    job.set_rerun_of(request.job_id());
+    return job;
+  }
   std::vector<v1::Agent> ListAgents() const override {
     calls.Add("ListAgents");
     std::vector<v1::Agent> agents(1);
