@@ -241,11 +241,16 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
     SendJson(res, out + "]");
   });
   routes.Get("/api/job", [this, guard](const httplib::Request& req, httplib::Response& res) {
-    if (!guard(req, res, Action::kRead)) return;
+    std::optional<Principal> who = guard(req, res, Action::kRead);
+    if (!who) return;
     const std::string id = req.get_param_value("id");
     absl::StatusOr<v1::Job> job = OnLoop([&] { return api_->GetJob(id); });
     if (!job.ok()) return WriteError(res, job.status());
-    SendJson(res, ToJson(*job));
+    // Whether to offer Rerun: the caller's role against this job's submitter,
+    // decided here as /api/rerun will (the page never guesses the rules).
+    json out = json::parse(ToJson(*job));
+    out["may_rerun"] = access_->Authorize(*who, Action::kRerunJob, job->submitter()).ok();
+    SendJson(res, out.dump(-1, ' ', false, json::error_handler_t::replace));
   });
   routes.Get("/api/log", [this, guard](const httplib::Request& req, httplib::Response& res) {
     if (!guard(req, res, Action::kRead)) return;
@@ -293,6 +298,26 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
         OnLoop([&] { return CancelJobAs(*api_, *access_, admin_, *who, peer, id); });
     if (!done.ok()) return WriteError(res, done.status());
     SendJson(res, ToJson(*done));
+  });
+
+  routes.Post("/api/rerun", [this, guard, csrf_ok](const httplib::Request& req,
+                                                   httplib::Response& res) {
+    SecurityHeaders(res);
+    if (!csrf_ok(req, res)) return;
+    // As /api/cancel: authorized on the loop against the job's submitter, audited.
+    std::optional<Principal> who = guard(req, res, Action::kRead);
+    if (!who) return;
+    v1::RerunRequest rerun;
+    rerun.set_job_id(req.get_param_value("id"));
+    rerun.set_failed_only(req.get_param_value("failed") == "1");
+    // No secrets: a page does not ask for them; a job that had some says
+    // which to give (`musafarm rerun --secret`).
+    const std::string peer = absl::StrCat("http:", req.remote_addr, ":", req.remote_port);
+    absl::StatusOr<v1::Job> job =
+        OnLoop([&] { return RerunJobAs(*api_, *access_, admin_, *who, peer, rerun); });
+    if (!job.ok()) return WriteError(res, job.status());
+    job->clear_tasks();  // the page opens the new job's own
+    SendJson(res, ToJson(*job));
   });
 
   // Event streams: job (task changes) and a task's log from an offset.

@@ -157,13 +157,41 @@ async function jobPage(id) {
   const state = chip(job.state, stateOf(job.state));
   state.id = 'job-state';
   const actions = el('div', {});
-  if (session.may_cancel && stateOf(job.state) === 'running') {
-    actions.append(el('button', { id: 'cancel', onclick: async () => {
-      await api('/api/cancel?id=' + encodeURIComponent(job.id), { method: 'POST', headers: { 'X-CSRF-Token': session.csrf } });
-    } }, 'Cancel job'));
-  }
+  const actionError = el('p', { class: 'error', id: 'action-error' });
+  // A new job from this one (POST /api/rerun), then its page.
+  const rerun = async (failed) => {
+    try {
+      const next = await api('/api/rerun?id=' + encodeURIComponent(job.id) + (failed ? '&failed=1' : ''),
+        { method: 'POST', headers: { 'X-CSRF-Token': session.csrf } });
+      location.hash = '#/job/' + encodeURIComponent(next.id);
+    } catch (e) {
+      if (e.message !== 'login') actionError.textContent = e.message;
+    }
+  };
+  const showActions = (ended, tasks) => {
+    actions.replaceChildren();
+    if (!ended && session.may_cancel) {
+      actions.append(el('button', { id: 'cancel', onclick: async () => {
+        await api('/api/cancel?id=' + encodeURIComponent(job.id), { method: 'POST', headers: { 'X-CSRF-Token': session.csrf } });
+      } }, 'Cancel job'));
+    }
+    if (ended && job.may_rerun) {
+      actions.append(el('button', { id: 'rerun', onclick: () => rerun(false) }, 'Rerun'));
+      const bad = ['failed', 'timed_out', 'cancelled', 'skipped'];
+      if (tasks.some(t => bad.includes(stateOf(t.state)))) {
+        actions.append(' ', el('button', { id: 'rerun-failed', onclick: () => rerun(true) }, 'Rerun failed'));
+      }
+    }
+  };
+  let ended = stateOf(job.state) !== 'running';
+  showActions(ended, job.tasks);
   const title = el('h1', { id: 'job-name' }, 'Job ' + job.id + ': ', job.name || '');
-  main(el('section', {}, title, el('p', {}, state, ' ', job.pipeline_file || ''), actions),
+  const about = el('p', {}, state, ' ', job.pipeline_file || '');
+  if (job.rerun_of) {
+    about.append(' ', el('a', { id: 'rerun-of', href: '#/job/' + encodeURIComponent(job.rerun_of) },
+                         'rerun of #' + job.rerun_of));
+  }
+  main(el('section', {}, title, about, actions, actionError),
        el('section', {}, el('h2', {}, 'Matrix'), grid),
        el('section', {}, el('h2', {}, 'Stages'), dag));
   const es = new EventSource('/api/job-events?id=' + encodeURIComponent(job.id));
@@ -179,7 +207,9 @@ async function jobPage(id) {
     state.className = 'chip st-' + stateOf(j.state);
     state.textContent = stateOf(j.state);
     for (const t of j.tasks || []) update(t);
-    actions.replaceChildren();
+    // An ended job's stream ends at once: its buttons are drawn already.
+    if (!ended) showActions(true, j.tasks || []);
+    ended = true;
     es.close();
   });
 }

@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -213,6 +214,88 @@ TEST(DashboardApiTest, AQueuedTaskSaysWhyItWaits) {
   EXPECT_EQ(job["tasks"][0].value("state", ""), "TASK_STATE_QUEUED") << r->body;
   EXPECT_EQ(job["tasks"][0].value("wait_reason", ""), "no connected agent with label role=dev")
       << r->body;
+}
+
+// Issue 13's rerun buttons: /api/job says whether the caller may rerun the job
+// (the page shows Rerun and Rerun failed only then), and POST /api/rerun
+// decides as the gRPC Rerun does: without the CSRF token or as a viewer it is
+// refused (403) and creates nothing; the job's submitter gets the new job.
+TEST(DashboardApiTest, RerunIsOfferedToWhoMayAndPostedWithTheCsrfToken) {
+  Farm farm(TlsFarm());
+  const int port = StartCoordinatorWithHttp(farm);
+  farm.StartAgent("agent-1", {}, 2);
+  ASSERT_TRUE(WaitFor([&] { return farm.Agents().size() == 1; })) << "agent did not register";
+  const std::string sam = farm.MakeToken("sam", "submitter");
+  const std::string sue = farm.MakeToken("sue", "submitter");
+  const std::string vic = farm.MakeToken("vic", "viewer");
+  const std::string pipeline = farm.WritePipeline("bt.yaml", kOneFailingCellPipeline);
+  CliResult submitted = farm.CliWithToken(sam, {"submit", pipeline, "-o", "json"});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  const std::string old = nlohmann::json::parse(submitted.out).value("id", "");
+  ASSERT_TRUE(farm.WaitForJobEnd(old));
+
+  httplib::SSLClient https("127.0.0.1", port);
+  https.set_ca_cert_path(farm.ca_file());
+  https.enable_server_certificate_verification(true);
+  auto headers = [&](const std::string& token, bool csrf) {
+    httplib::Headers h = {{"Authorization", "Bearer " + token}};
+    if (!csrf) return h;
+    auto session = https.Get("/api/session", h);
+    EXPECT_TRUE(session && session->status == 200);
+    if (session) h.emplace("X-CSRF-Token", nlohmann::json::parse(session->body).value("csrf", ""));
+    return h;
+  };
+  auto may_rerun = [&](const std::string& token) {
+    auto r = https.Get("/api/job?id=" + old, headers(token, false));
+    EXPECT_TRUE(r && r->status == 200) << (r ? r->body : httplib::to_string(r.error()));
+    return r && nlohmann::json::parse(r->body).value("may_rerun", false);
+  };
+  EXPECT_TRUE(may_rerun(sam));
+  EXPECT_FALSE(may_rerun(sue));
+  EXPECT_FALSE(may_rerun(vic));
+  EXPECT_TRUE(may_rerun(farm.admin_token()));
+
+  auto job_count = [&] { return farm.Cli({"jobs", "-o", "json"}).out; };
+  const std::string before = job_count();
+  const std::string path = "/api/rerun?id=" + old + "&failed=1";
+  auto r = https.Post(path.c_str(), headers(sam, false), "", "text/plain");
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 403) << r->body;
+  EXPECT_TRUE(absl::StrContains(r->body, "CSRF")) << r->body;
+  r = https.Post(path.c_str(), headers(vic, true), "", "text/plain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403) << r->body;
+  r = https.Post(path.c_str(), headers(sue, true), "", "text/plain");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 403) << r->body;
+  EXPECT_EQ(job_count(), before) << "a refused rerun created a job";
+
+  r = https.Post(path.c_str(), headers(sam, true), "", "text/plain");
+  ASSERT_TRUE(r);
+  ASSERT_EQ(r->status, 200) << r->body;
+  const nlohmann::json created = nlohmann::json::parse(r->body);
+  const std::string n = created.value("id", "");
+  EXPECT_EQ(created.value("rerun_of", ""), old) << r->body;
+  EXPECT_EQ(created.value("submitter", ""), "sam") << r->body;
+  absl::StatusOr<v1::Job> rerun = farm.Job(n);
+  ASSERT_TRUE(rerun.ok()) << rerun.status();
+  std::vector<std::string> tasks;
+  for (const v1::Task& t : rerun->tasks()) tasks.push_back(t.id());
+  EXPECT_EQ(tasks, (std::vector<std::string>{n + "/3.9/build", n + "/3.9/test"}));
+
+  CliResult audit = farm.Cli({"audit", "-o", "json", "-n", "100"});
+  ASSERT_EQ(audit.exit_code, 0) << audit.err;
+  std::vector<std::string> reruns;
+  for (absl::string_view line : absl::StrSplit(audit.out, '\n', absl::SkipEmpty())) {
+    nlohmann::json j = nlohmann::json::parse(line);
+    if (j.value("action", "") != "rerun") continue;
+    EXPECT_TRUE(absl::StartsWith(j.value("peer", ""), "http:")) << line;
+    reruns.push_back(j.value("user", "") + " " + j.value("target", "") + " " +
+                     j.value("outcome", "").substr(0, 6));
+  }
+  EXPECT_EQ(reruns, (std::vector<std::string>{"vic " + old + " denied", "sue " + old + " denied",
+                                              "sam " + old + " as " + n + " ok"}))
+      << audit.out;
 }
 
 }  // namespace

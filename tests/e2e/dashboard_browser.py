@@ -244,8 +244,37 @@ def run(driver, wait, a):
             fail(f"a viewer's cancel answered {e.code}, not 403")
     if driver.execute_script("return typeof window.pwned") != "undefined":
         fail("window.pwned is set")
+    rerun(driver, wait, a)
     if a.big_task:
         big_log(driver, wait, a)
+
+
+def rerun(driver, wait, a):
+    """The ended job's Rerun button: a new job, its page, "rerun of #N" linking back."""
+    driver.get(a.url + "/#/job/" + a.job)
+    try:
+        button = wait.until(lambda d: d.find_elements(By.ID, "rerun"))[0]
+    except Exception:
+        fail("no Rerun button on the ended job's page")
+    if driver.find_elements(By.ID, "rerun-failed"):
+        fail("Rerun failed is offered for a job with nothing failed")
+    button.click()
+    try:
+        wait.until(lambda d: d.execute_script("return location.hash") != "#/job/" + a.job
+                   and d.find_elements(By.ID, "rerun-of"))
+    except Exception:
+        fail("clicking Rerun did not land on a new job's page: "
+             + " ".join(e.text for e in driver.find_elements(By.ID, "action-error")))
+    link = driver.find_element(By.ID, "rerun-of")
+    if link.text != "rerun of #" + a.job:
+        fail(f"the new job's page says {link.text!r}, not 'rerun of #{a.job}'")
+    if driver.find_element(By.ID, "job-name").text.find(XSS) < 0:
+        fail("the rerun's page does not show the name as text")
+    driver.save_screenshot(os.path.join(a.out, "rerun-1366x768.png"))
+    link.click()
+    wait.until(lambda d: d.execute_script("return location.hash") == "#/job/" + a.job)
+    if driver.execute_script("return typeof window.pwned") != "undefined":
+        fail("window.pwned is set")
 
 
 def big_log(driver, wait, a):

@@ -156,4 +156,17 @@ class Farm {
 
 const v1::Task* FindTask(const v1::Job& job, const std::string& task_suffix);
 
+// An exec pipeline of two cells of build -> test (python 3.8 and 3.9) whose
+// 3.9 test fails: what `rerun --failed` reruns (tests of issue 16 and 13).
+inline constexpr char kOneFailingCellPipeline[] = R"(name: bt
+matrix:
+  python: ["3.8", "3.9"]
+stages:
+  - name: build
+    exec: ["true"]
+  - name: test
+    needs: [build]
+    exec: ["sh", "-c", "test ${python} != 3.9"]
+)";
+
 }  // namespace musafarm::e2e
