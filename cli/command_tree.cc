@@ -155,9 +155,11 @@ CommandTree::CommandTree()
   submit
       ->add_option("--context", v.submit.contexts,
                    "Upload directory DIR as the job input NAME, which a docker_build names as "
-                   "`context: input:NAME`: only files the coordinator lacks are sent; "
-                   ".dockerignore and .git/ are left out (repeatable)")
+                   "`context: input:NAME`, or a git URL (git+https://...#REF, git://...); "
+                   "replaces the pipeline's declared input NAME. Only files the coordinator "
+                   "lacks are sent; .dockerignore and .git/ are left out (repeatable)")
       ->type_name("NAME=DIR")
+      ->allow_extra_args(false)  // one value each time: the file may follow
       ->group("Pipeline inputs");
 
   // Schedules (issue 14): `schedule add` takes submit's command line.

@@ -439,7 +439,8 @@ std::optional<std::string> PipelineFileArg(int argc, const char* const* argv) {
   static const std::set<std::string> kWithValue = {
       "-c",        "--coordinator", "--ca",         "-o",        "--output",
       "-p",        "--param",       "--axis",       "--secret",  "--job-name",
-      "--package-set", "--cron",    "--timezone",   "--overlap",  "--webhook", "--color"};
+      "--package-set", "--cron",    "--timezone",   "--overlap",  "--webhook", "--color",
+      "--context"};
   bool in_submit = false;
   bool in_schedule = false;
   int names_left = 0;  // positionals before the pipeline: `schedule add NAME`

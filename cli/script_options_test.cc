@@ -238,6 +238,9 @@ TEST(PipelineFileArgTest, TheFirstArgumentAfterSubmitThatIsNoOption) {
   EXPECT_THAT(find({"--ca", "ca.crt", "submit", "p.yaml"}), Optional(std::string("p.yaml")));
   EXPECT_THAT(find({"submit", "--ca", "ca.crt", "p.yaml"}), Optional(std::string("p.yaml")));
   EXPECT_THAT(find({"submit", "--insecure", "p.yaml"}), Optional(std::string("p.yaml")));
+  // --context's value is no pipeline file (issue 17).
+  EXPECT_THAT(find({"submit", "--context", "src=.", "p.yaml"}), Optional(std::string("p.yaml")));
+  EXPECT_THAT(find({"submit", "--context", "src=.", "-n", "x"}), Optional(std::string("")));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "common/status_macros.h"
 #include "pipeline/cell_values.h"
 #include "pipeline/gpu_arch.h"
+#include "pipeline/inputs.h"
 #include "pipeline/stages.h"
 #include "pipeline/suites.h"
 
@@ -220,6 +221,10 @@ absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
 
       v1::StageSpec& run = *spec.mutable_run();
       MF_RETURN_IF_ERROR(ExpandStageRun(sub, st, vars, where, &run));
+      if (run.has_docker_build() && !run.docker_build().context_input().empty()) {
+        MF_RETURN_IF_ERROR(CheckInputReference(r, p, st.docker_build.context,
+                                               run.docker_build().context_input(), where));
+      }
       MF_RETURN_IF_ERROR(ExpandSuites(sub, st, vars, where, &run));
       for (const std::vector<EnvVar>* env : {&p.env, &st.env}) {
         for (const EnvVar& e : *env) {  // stage env is second, so it overrides per key

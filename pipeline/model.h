@@ -11,6 +11,7 @@
 
 #include "absl/strings/string_view.h"
 #include "common/env_name.h"
+#include "pipeline/input_decl.h"
 #include "pipeline/option_decl.h"
 #include "yaml-cpp/yaml.h"
 
@@ -175,6 +176,7 @@ struct Pipeline {
   std::vector<EnvVar> env;
   std::vector<Stage> stages;
   std::vector<OptionDecl> options;  // `options:`, in file order
+  std::vector<InputDecl> inputs;    // `inputs:`, in file order (inputs.h)
   int max_gpus_per_stage = 64;      // ExpandOptions::max_gpus_per_stage
   int64_t retention_seconds = 0;    // `retention:` (Job.retention_seconds); 0: the farm's
 };

@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "pipeline/input_decl.h"
+
 namespace musafarm::pipeline {
 
 struct OptionDecl {
@@ -65,6 +67,7 @@ struct PipelineOptions {
   // Each axis's values as the file gives them: `--torch_whl_url 3.8=URL`
   // names a cell by one (pipeline/cell_values.h).
   std::map<std::string, std::vector<std::string>> axis_values;
+  std::vector<InputDecl> inputs;  // `inputs:`, in file order
 };
 
 }  // namespace musafarm::pipeline

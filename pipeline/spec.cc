@@ -16,6 +16,7 @@
 #include "common/status_macros.h"
 #include "pipeline/cell_values.h"
 #include "pipeline/dag.h"
+#include "pipeline/inputs.h"
 #include "pipeline/matrix.h"
 #include "pipeline/model.h"
 #include "pipeline/options.h"
@@ -215,7 +216,7 @@ absl::Status TopLevel::Parse(const YAML::Node& root, const ExpandOptions& option
   MF_RETURN_IF_ERROR(r_.Entries(root, root.Mark(), "", &entries));
   MF_RETURN_IF_ERROR(r_.CheckAllowed(
       entries, "",
-      {"name", "matrix", "params", "secrets", "env", "stages", "options", "retention"}));
+      {"name", "matrix", "params", "secrets", "env", "stages", "options", "retention", "inputs"}));
   const Entry* stages = nullptr;
   // The matrix comes first wherever it is written: params and `when` need its
   // axes. Params and secrets come before the stages, which refer to them.
@@ -255,6 +256,8 @@ absl::Status TopLevel::Parse(const YAML::Node& root, const ExpandOptions& option
       p->retention_seconds = absl::ToInt64Seconds(d);
     } else if (e.key == "env") {
       MF_RETURN_IF_ERROR(StageParser(r_).ParseEnv(e, "environment variable", &p->env));
+    } else if (e.key == "inputs") {
+      MF_RETURN_IF_ERROR(ParseInputs(r_, e, p));
     } else if (e.key == "stages") {
       stages = &e;
     }
@@ -296,7 +299,7 @@ absl::StatusOr<PipelineOptions> DeclaredOptions(absl::string_view yaml, absl::st
     MF_ASSIGN_OR_RETURN(const YAML::Node root, reader.LoadDocument());
     Pipeline p;
     MF_RETURN_IF_ERROR(TopLevel(reader).Parse(root, ExpandOptions{}, &p));
-    PipelineOptions out{std::move(p.options), AxisNames(p), {}};
+    PipelineOptions out{std::move(p.options), AxisNames(p), {}, std::move(p.inputs)};
     for (const Axis& a : p.axes) out.axis_values[a.name] = a.file_values;
     return out;
   } catch (const YAML::Exception& e) {

@@ -677,7 +677,7 @@ TEST(ParseAndExpandErrorTest, UnknownTopLevelField) {
   EXPECT_TRUE(
       IsError(r, 2, "matrixx",
               "unknown field 'matrixx' (allowed: name, matrix, params, secrets, env, stages, "
-              "options, retention)",
+              "options, retention, inputs)",
               1));
 }
 

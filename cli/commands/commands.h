@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "cli/client.h"
+#include "cli/commands/context_upload.h"
 #include "cli/script_options.h"
 #include "musafarm/v1/user_service.pb.h"
 
@@ -63,6 +64,8 @@ struct PreparedSubmit {
   v1::SubmitRequest request;
   v1::Job local;      // what it expands to here
   SubmitParts parts;  // where each value came from, for explaining errors
+  // The inputs to send: the pipeline's declared ones and --context's.
+  std::vector<ContextSource> contexts;
 };
 // Reads the pipeline, maps the options and expands the job locally. On failure
 // prints why to env.err and returns the exit code; kExitOk otherwise.

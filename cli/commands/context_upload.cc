@@ -1,10 +1,14 @@
 #include "cli/commands/context_upload.h"
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <map>
 #include <ostream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/format_bytes.h"
 #include "common/grpc_status.h"
 #include "common/status_macros.h"
@@ -17,12 +21,18 @@
 namespace musafarm::cli {
 namespace {
 
+namespace fs = std::filesystem;
+
 std::string Bytes(int64_t n) { return FormatBytes(static_cast<uint64_t>(n)); }
 
 std::string ProgressLine(const std::string& name, const content::UploadProgress& p) {
   return absl::StrCat("context ", name, ": ", p.files, " files, ", Bytes(p.bytes_sent), " of ",
                       Bytes(p.bytes_to_send), " sent, ", Bytes(p.bytes_skipped),
                       " already on the coordinator");
+}
+
+bool IsGitSource(const std::string& source) {
+  return absl::StartsWith(source, "git+") || absl::StartsWith(source, "git://");
 }
 
 }  // namespace
@@ -40,9 +50,71 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseContextFlag(const std::
   return std::make_pair(std::move(name), flag.substr(eq + 1));
 }
 
+absl::StatusOr<std::vector<ContextSource>> ContextSources(
+    const std::vector<pipeline::InputDecl>& declared, const std::string& pipeline_dir,
+    const std::vector<std::string>& flags) {
+  std::map<std::string, std::string> given;  // --context NAME -> its value
+  std::vector<std::string> order;
+  for (const std::string& flag : flags) {
+    MF_ASSIGN_OR_RETURN(auto name_dir, ParseContextFlag(flag));
+    if (!given.emplace(name_dir.first, name_dir.second).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--context ", name_dir.first, ": given twice"));
+    }
+    order.push_back(name_dir.first);
+  }
+  std::vector<ContextSource> out;
+  std::vector<std::string> names;
+  for (const pipeline::InputDecl& in : declared) {
+    names.push_back(in.name);
+    ContextSource src;
+    src.name = in.name;
+    if (auto flag = given.find(in.name); flag != given.end()) {
+      src.source = flag->second;  // the submitter's, with its own .dockerignore
+      src.origin = absl::StrCat("--context ", in.name);
+      out.push_back(std::move(src));
+      continue;
+    }
+    // Relative to the pipeline file, so that it means the same from any
+    // working directory.
+    src.source = (fs::path(pipeline_dir.empty() ? "." : pipeline_dir) / in.path)
+                     .lexically_normal()
+                     .string();
+    src.ignore_file = in.ignore;
+    src.origin = in.where;
+    std::error_code ec;
+    if (!fs::is_directory(src.source, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          in.where, ": path '", in.path, "' is ", src.source,
+          " (from the pipeline file's directory), which is not a directory here; give "
+          "--context ", in.name, "=DIR"));
+    }
+    if (in.ignore_given && !in.ignore.empty() &&
+        !fs::is_regular_file(fs::path(src.source) / in.ignore, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat(in.where, ": ignore file '", in.ignore,
+                                                     "' is not in ", src.source));
+    }
+    out.push_back(std::move(src));
+  }
+  for (const std::string& name : order) {
+    if (std::find(names.begin(), names.end(), name) != names.end()) continue;
+    if (!declared.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--context ", name, ": the pipeline declares no input '", name,
+                       "' (inputs are: ", absl::StrJoin(names, ", "), ")"));
+    }
+    ContextSource src;
+    src.name = name;
+    src.source = given[name];
+    src.origin = absl::StrCat("--context ", name);
+    out.push_back(std::move(src));
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
     const CommandEnv& env, const std::shared_ptr<grpc::Channel>& channel,
-    const std::vector<std::string>& contexts, bool dry_run, bool every_blob) {
+    const std::vector<ContextSource>& contexts, bool dry_run, bool every_blob) {
   std::vector<v1::JobInput> inputs;
   if (contexts.empty()) return inputs;
   std::unique_ptr<v1::ContentService::Stub> stub;
@@ -58,20 +130,21 @@ absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
     pack.max_bytes = limits.max_input_bytes();
     pack.limit_source = "the coordinator's --blob-store-bytes";
   }
-  for (const std::string& flag : contexts) {
-    MF_ASSIGN_OR_RETURN(auto name_dir, ParseContextFlag(flag));
-    const auto& [name, dir] = name_dir;
-    if (absl::StartsWith(dir, "git+") || absl::StartsWith(dir, "git://")) {
+  for (const ContextSource& src : contexts) {
+    const std::string& name = src.name;
+    const std::string& dir = src.source;
+    if (IsGitSource(dir)) {
       v1::JobInput in;  // resolved and imported by the coordinator (ls-remote, fetch)
       in.set_name(name);
       in.set_source(dir);
       inputs.push_back(std::move(in));
       continue;
     }
+    pack.ignore_file = src.ignore_file;
     absl::StatusOr<content::PackedTree> tree = content::PackDirectory(dir, pack);
     if (!tree.ok()) {
       return absl::Status(tree.status().code(),
-                          absl::StrCat("--context ", name, ": ", tree.status().message()));
+                          absl::StrCat(src.origin, ": ", tree.status().message()));
     }
     v1::JobInput in;
     in.set_name(name);
@@ -91,7 +164,6 @@ absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
       up.stream_context = [] { return std::make_unique<grpc::ClientContext>(); };
       auto last = std::chrono::steady_clock::now() - std::chrono::seconds(1);
       if (env.tty) {
-        // By copy: C++17 lambdas cannot capture the structured binding `name`.
         up.progress = [&, input = std::string(name)](const content::UploadProgress& p) {
           const auto now = std::chrono::steady_clock::now();
           if (now - last < std::chrono::milliseconds(100) && p.bytes_sent < p.bytes_to_send) return;
@@ -103,7 +175,7 @@ absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
       if (env.tty) *env.err << "\r\033[K";
       if (!done.ok()) {
         return absl::Status(done.status().code(),
-                            absl::StrCat("--context ", name, ": ", done.status().message()));
+                            absl::StrCat(src.origin, ": ", done.status().message()));
       }
       *env.err << "musafarm: " << ProgressLine(name, *done) << " (tree sha256:"
                << tree->root.sha256().substr(0, 12) << ")\n";

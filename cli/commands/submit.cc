@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <ostream>
 #include <utility>
@@ -9,7 +10,6 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "cli/client.h"
@@ -29,6 +29,8 @@
 namespace musafarm::cli {
 
 namespace {
+
+namespace fs = std::filesystem;
 
 // "FILE:LINE:COL: ..." for the first byte that starts no UTF-8 sequence: a
 // proto string cannot carry it, and the coordinator would only see a message
@@ -202,6 +204,15 @@ int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubm
     }
     *req.add_webhooks() = *std::move(hook);
   }
+  // The pipeline's declared inputs, from its file's directory, and --context.
+  absl::StatusOr<std::vector<ContextSource>> contexts = ContextSources(
+      declared->inputs, opts.file.empty() ? "" : fs::path(file).parent_path().string(),
+      opts.contexts);
+  if (!contexts.ok()) {
+    *env.err << "musafarm: " << contexts.status().message() << "\n";
+    return kExitUsage;
+  }
+  out->contexts = *std::move(contexts);
   out->local = *std::move(local);
   out->parts = *std::move(parts);
   return kExitOk;
@@ -214,7 +225,7 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
   const SubmitParts* parts = &prepared.parts;
   std::shared_ptr<grpc::Channel> channel = opts.dry_run ? nullptr : NewChannel(env);
   absl::StatusOr<std::vector<v1::JobInput>> inputs =
-      UploadContexts(env, channel, opts.contexts, opts.dry_run);
+      UploadContexts(env, channel, prepared.contexts, opts.dry_run);
   if (!inputs.ok()) {
     switch (inputs.status().code()) {
       case absl::StatusCode::kUnavailable:
@@ -243,7 +254,7 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
     // again, asking about every blob this time, and submit once more.
     *env.err << "musafarm: " << status.error_message() << "; uploading again\n";
     absl::StatusOr<std::vector<v1::JobInput>> again =
-        UploadContexts(env, channel, opts.contexts, /*dry_run=*/false, /*every_blob=*/true);
+        UploadContexts(env, channel, prepared.contexts, /*dry_run=*/false, /*every_blob=*/true);
     if (!again.ok()) return ReportRpcError(env, ToGrpc(again.status()));
     grpc::ClientContext retry;
     SetUnaryDeadline(&retry);

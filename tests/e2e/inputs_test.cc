@@ -204,6 +204,63 @@ TEST_F(InputsTest, ContextDirectoryIsUploadedRecordedAndBuiltOnAnAgentWithoutIt)
   EXPECT_EQ(FetchLines(" 0 blob(s) (0 bytes) fetched"), 1) << agent_->Output();
 }
 
+// Issue 17, item 1: a pipeline that declares its input builds from the
+// directory it names, found from the pipeline file's directory (the CLI runs
+// elsewhere), with no --context; `--context` before the file replaces it.
+TEST_F(InputsTest, ADeclaredInputIsSentFromThePipelinesDirectoryAndContextReplacesIt) {
+  MakeWorkingCopy("declared-copy");
+  const std::string other = MakeWorkingCopy("declared-other");
+  const std::string file = farm_->WritePipeline("declared.yaml", R"(name: declared
+inputs:
+  src: {path: declared-copy, ignore: .dockerignore}
+stages:
+  - name: image
+    docker_build:
+      context: input:src
+      network: none
+      tags: [musafarm/laptop:declared]
+)");
+  ASSERT_NE(fs::current_path(), fs::path(farm_->dir()));
+  CliResult r = farm_->Cli({"submit", file, "--watch"}, absl::Seconds(180));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << farm_->Cli({"logs", JobId(r.out) + "/image"}).out;
+  absl::StatusOr<v1::Job> job = farm_->Job(JobId(r.out));
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->inputs_size(), 1);
+  EXPECT_EQ(job->inputs(0).source(), "dir:" + farm_->dir() + "/declared-copy");
+  EXPECT_EQ(job->inputs(0).files(), 4);  // secret.key and build/ left out by its .dockerignore
+  r = farm_->Cli({"submit", "--context", "src=" + other, file, "--watch"}, absl::Seconds(180));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  job = farm_->Job(JobId(r.out));
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->inputs_size(), 1);
+  EXPECT_EQ(job->inputs(0).source(), "dir:" + other);
+  // A stage naming an input the file does not declare, and a declared path
+  // that is not there, are refused with the file, the input and the reason.
+  const std::string typo = farm_->WritePipeline("typo.yaml", R"(name: typo
+inputs:
+  src: {path: nowhere}
+stages:
+  - name: image
+    docker_build: {context: "input:scr", tags: [musafarm/laptop:typo]}
+)");
+  r = farm_->Cli({"submit", typo});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, typo + ":6:29: stages[0].docker_build.context: unknown "
+                                               "input 'scr' (inputs are: src)"))
+      << r.err;
+  r = farm_->Cli({"submit", farm_->WritePipeline("gone.yaml", R"(name: gone
+inputs:
+  src: {path: nowhere}
+stages:
+  - name: image
+    docker_build: {context: "input:src", tags: [musafarm/laptop:gone]}
+)")});
+  EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "gone.yaml:3:3: inputs.src: path 'nowhere' is " +
+                                           farm_->dir() + "/nowhere"))
+      << r.err;
+}
+
 TEST_F(InputsTest, SubmissionsThatCannotBeBuiltAreRefusedWithTheReason) {
   // A stage naming an input the submission lacks.
   CliResult r = farm_->Cli({"submit", Pipeline("none")});
