@@ -904,6 +904,12 @@ TEST_F(CommandsTest, CliRerunSendsTheJobFailedAndSecretsAndNamesTheNewJob) {
   EXPECT_THAT(err_.str(), HasSubstr("--secret MF_RERUN_TOKEN: environment variable "
                                     "MF_RERUN_TOKEN is not set"));
   EXPECT_EQ(service_.reruns.size(), 2u);
+  // --watch follows the new job (the fake's watch stream) and exits as it ended.
+  service_.scripts.push_back(FailingJobScript());
+  out_.str("");
+  EXPECT_EQ(Cli({"-c", addr.c_str(), "rerun", "7", "--failed", "-w"}, env_), 1) << err_.str();
+  EXPECT_THAT(out_.str(), HasSubstr("submitted job 8 (2 tasks), rerun of 7\n"));
+  EXPECT_THAT(out_.str(), HasSubstr("dev/b failed"));
   // The coordinator's refusal is printed as it says it.
   service_.submit_error = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                                        "job 7 is still running: a rerun needs it ended");

@@ -1626,6 +1626,21 @@ stages:
   FixedPins pins_;
 };
 
+// A job retention deleted took its tasks' specs with it: a rerun says so.
+TEST_F(CoreRetentionTest, RerunOfAnExpiredJobSaysRetentionDeletedIt) {
+  const v1::Job job = Submit(kDiamond);
+  ASSERT_TRUE(core_->Cancel(job.id()).ok());
+  v1::RerunRequest rerun;
+  rerun.set_job_id(job.id());
+  clock_.Advance(absl::Hours(2));
+  core_->RunRetention();
+  ASSERT_EQ(core_->retention_stats().jobs_deleted, 1u);
+  absl::StatusOr<v1::Job> again = core_->Rerun(rerun, "ann");
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(again.status().message()),
+              ::testing::HasSubstr("expired and deleted by retention with its tasks' specs"));
+}
+
 // The acceptance point of issue 16, item 5: expiry removes what it should
 // (files, rows, registry tags) and nothing else.
 TEST_F(CoreRetentionTest, ExpiryRemovesOldJobsFilesRowsAndUnsharedTagsAndNothingElse) {
