@@ -13,7 +13,31 @@ EventLoop::~EventLoop() { Stop(); }
 
 void EventLoop::Post(absl::AnyInvocable<void() &&> fn) {
   absl::MutexLock lock(&mu_);
-  ready_.push_back(std::move(fn));
+  ready_.push_back(Ready{std::move(fn), false});
+}
+
+void EventLoop::PostGrouped(absl::AnyInvocable<void() &&> fn) {
+  absl::MutexLock lock(&mu_);
+  ready_.push_back(Ready{std::move(fn), true});
+}
+
+void EventLoop::SetGroupHooks(absl::AnyInvocable<void()> begin, absl::AnyInvocable<void()> end) {
+  group_begin_ = std::move(begin);
+  group_end_ = std::move(end);
+}
+
+void EventLoop::RunOne(Ready item) {
+  const bool grouped = item.grouped && group_begin_ && group_end_;
+  if (!grouped || group_size_ >= kMaxGroup) EndGroup();
+  if (grouped && group_size_ == 0) group_begin_();
+  std::move(item.fn)();
+  if (grouped) ++group_size_;
+}
+
+void EventLoop::EndGroup() {
+  if (group_size_ == 0) return;
+  group_size_ = 0;
+  group_end_();
 }
 
 void EventLoop::PostAfter(absl::Duration delay, absl::AnyInvocable<void() &&> fn) {
@@ -42,20 +66,29 @@ void EventLoop::Stop() {
 
 void EventLoop::PromoteDueTimers(absl::Time now) {
   while (!timers_.empty() && timers_.top().when <= now) {
-    ready_.push_back(std::move(timers_.top().fn));
+    ready_.push_back(Ready{std::move(timers_.top().fn), false});
     timers_.pop();
   }
 }
 
 void EventLoop::Loop() {
   for (;;) {
-    absl::AnyInvocable<void() &&> fn;
+    Ready item;
+    bool stop = false, end_group = false;
     {
       absl::MutexLock lock(&mu_);
       for (;;) {
-        if (stop_) return;
+        if (stop_) {
+          stop = true;
+          break;
+        }
         PromoteDueTimers(clock_->Now());
         if (!ready_.empty()) break;
+        if (group_size_ > 0) {
+          // Nothing more to join the group: end it (its commit) before waiting.
+          end_group = true;
+          break;
+        }
         timer_added_ = false;
         // Wake for a Post() or for the next timer, whichever comes first.
         absl::Duration wait = absl::Seconds(1);
@@ -71,25 +104,43 @@ void EventLoop::Loop() {
                                wait);
         }
       }
-      fn = std::move(ready_.front());
-      ready_.pop_front();
+      if (!stop && !end_group) {
+        item = std::move(ready_.front());
+        ready_.pop_front();
+      }
     }
-    std::move(fn)();
+    if (stop) {
+      EndGroup();  // what the group's closures did is committed and sent
+      return;
+    }
+    if (end_group) {
+      EndGroup();
+      continue;
+    }
+    RunOne(std::move(item));
   }
 }
 
 int EventLoop::RunUntilIdle() {
   int ran = 0;
   for (;;) {
-    absl::AnyInvocable<void() &&> fn;
+    Ready item;
+    bool idle = false;
     {
       absl::MutexLock lock(&mu_);
       PromoteDueTimers(clock_->Now());
-      if (ready_.empty()) return ran;
-      fn = std::move(ready_.front());
-      ready_.pop_front();
+      idle = ready_.empty();
+      if (!idle) {
+        item = std::move(ready_.front());
+        ready_.pop_front();
+      }
     }
-    std::move(fn)();
+    if (idle) {
+      if (group_size_ == 0) return ran;
+      EndGroup();  // may post more: look again
+      continue;
+    }
+    RunOne(std::move(item));
     ++ran;
   }
 }

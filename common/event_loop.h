@@ -31,6 +31,17 @@ class EventLoop {
   void Post(absl::AnyInvocable<void() &&> fn);
   void PostAfter(absl::Duration delay, absl::AnyInvocable<void() &&> fn);
 
+  // Group commit: consecutive closures posted with PostGrouped run as one
+  // group, between the hooks' begin and end (the coordinator commits all of a
+  // group's state changes in one transaction at its end). A group ends before
+  // any other closure or timer runs, before the loop waits for work, after
+  // kMaxGroup closures, and at Stop, so whatever a grouped closure defers is
+  // done before anything else can look. Without hooks PostGrouped is Post.
+  static constexpr int kMaxGroup = 1024;
+  void PostGrouped(absl::AnyInvocable<void() &&> fn);
+  // Set before Start (or before the first RunUntilIdle).
+  void SetGroupHooks(absl::AnyInvocable<void()> begin, absl::AnyInvocable<void()> end);
+
   void Start();
   // Finishes the closure running now, then exits the thread. Idempotent.
   void Stop();
@@ -45,6 +56,10 @@ class EventLoop {
   bool IsLoopThread() const { return std::this_thread::get_id() == thread_id_; }
 
  private:
+  struct Ready {
+    absl::AnyInvocable<void() &&> fn;
+    bool grouped = false;
+  };
   struct Timer {
     absl::Time when;
     uint64_t seq;
@@ -52,18 +67,26 @@ class EventLoop {
     bool operator>(const Timer& o) const { return when != o.when ? when > o.when : seq > o.seq; }
   };
   void Loop();
+  // Runs one ready closure, opening or closing the group around it.
+  void RunOne(Ready item);
+  // Ends the open group, if any. On the running thread only.
+  void EndGroup();
   // Moves due timers into ready_. Requires mu_.
   void PromoteDueTimers(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Clock* clock_;
   absl::Mutex mu_;
-  std::deque<absl::AnyInvocable<void() &&>> ready_ ABSL_GUARDED_BY(mu_);
+  std::deque<Ready> ready_ ABSL_GUARDED_BY(mu_);
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool timer_added_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
   std::thread::id thread_id_;
+  // Touched only by the thread that runs closures.
+  absl::AnyInvocable<void()> group_begin_;
+  absl::AnyInvocable<void()> group_end_;
+  int group_size_ = 0;  // closures run in the open group; 0: none open
 };
 
 }  // namespace musafarm

@@ -1,5 +1,6 @@
 #include "common/event_loop.h"
 
+#include <string>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -42,6 +43,54 @@ TEST(EventLoopTest, ThreadRunsPostsAndRunSyncWaits) {
   absl::Notification fired;
   loop.PostAfter(absl::Milliseconds(1), [&] { fired.Notify(); });
   EXPECT_TRUE(fired.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  loop.Stop();
+}
+
+// Group commit's contract: consecutive grouped closures share one group, and
+// the group ends before anything else runs and before the loop goes idle.
+TEST(EventLoopTest, GroupedClosuresShareAGroupThatEndsBeforeOtherWork) {
+  EventLoop loop;
+  std::vector<std::string> seen;
+  loop.SetGroupHooks([&] { seen.push_back("begin"); }, [&] { seen.push_back("end"); });
+  loop.PostGrouped([&] { seen.push_back("g1"); });
+  loop.PostGrouped([&] { seen.push_back("g2"); });
+  loop.Post([&] { seen.push_back("plain"); });
+  loop.PostGrouped([&] { seen.push_back("g3"); });
+  EXPECT_EQ(loop.RunUntilIdle(), 4);
+  EXPECT_EQ(seen, (std::vector<std::string>{"begin", "g1", "g2", "end", "plain", "begin", "g3",
+                                            "end"}));
+}
+
+TEST(EventLoopTest, AGroupEndsAfterMaxGroupClosures) {
+  EventLoop loop;
+  int begins = 0, ends = 0, ran = 0;
+  loop.SetGroupHooks([&] { ++begins; }, [&] { ++ends; });
+  for (int i = 0; i < EventLoop::kMaxGroup + 1; ++i) loop.PostGrouped([&] { ++ran; });
+  loop.RunUntilIdle();
+  EXPECT_EQ(ran, EventLoop::kMaxGroup + 1);
+  EXPECT_EQ(begins, 2);
+  EXPECT_EQ(ends, 2);
+}
+
+TEST(EventLoopTest, WithoutHooksGroupedIsPlain) {
+  EventLoop loop;
+  std::vector<int> seen;
+  loop.PostGrouped([&] { seen.push_back(1); });
+  loop.Post([&] { seen.push_back(2); });
+  EXPECT_EQ(loop.RunUntilIdle(), 2);
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+}
+
+TEST(EventLoopTest, OnItsThreadAGroupEndsBeforeTheLoopWaits) {
+  EventLoop loop;
+  absl::Notification ended;
+  int in_group = 0;  // read after `ended`: the loop thread wrote it before
+  loop.SetGroupHooks([] {}, [&] { ended.Notify(); });
+  loop.Start();
+  loop.PostGrouped([&] { ++in_group; });
+  // Nothing else is posted: only the loop's going idle can end the group.
+  ended.WaitForNotification();
+  EXPECT_EQ(in_group, 1);
   loop.Stop();
 }
 

@@ -92,7 +92,8 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       Refuse(valid);
       return;
     }
-    loop_->Post([this, msg, self = self_] { sink_->OnAgentMessage(conn_, *msg); });
+    // Grouped: the messages that arrive while the loop is busy share one commit.
+    loop_->PostGrouped([this, msg, self = self_] { sink_->OnAgentMessage(conn_, *msg); });
     StartRead(&in_);
   }
 
@@ -122,7 +123,7 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
 
   void OnDone() override {
     std::shared_ptr<AgentStream> self = std::move(self_);
-    loop_->Post([this, self] { sink_->OnAgentGone(conn_); });
+    loop_->PostGrouped([this, self] { sink_->OnAgentGone(conn_); });
   }
 
  private:

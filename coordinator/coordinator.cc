@@ -275,6 +275,12 @@ absl::Status Coordinator::Start() {
   });
   content_io_.Start();
   ScheduleBlobGc(&content_io_, blobs_.get(), options_.blob_gc_grace);
+  // Group commit: agent stream events that queue up while the loop works
+  // (typically behind a commit's fsync) are committed together.
+  if (options_.group_commit) {
+    loop_.SetGroupHooks([core = core_.get()] { core->BeginGroup(); },
+                        [core = core_.get()] { core->EndGroup(); });
+  }
   loop_.Start();
   absl::StatusOr<int> port = server_->Start(options_.listen);
   if (!port.ok()) {

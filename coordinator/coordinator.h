@@ -37,6 +37,9 @@ struct CoordinatorOptions {
   std::string http_listen;
   std::string http_port_file;  // if set, the bound HTTP port is written here
   bool metrics_public = false;  // /metrics without a token (--metrics-public)
+  // Agent events that queue up share one commit (Core::BeginGroup); false
+  // (--no-group-commit): one commit each, for measuring what grouping buys.
+  bool group_commit = true;
   // The content store (issue 17): its size limit (--blob-store-bytes), and how
   // long an unpinned blob is kept after its last use (an upload waiting for
   // its submit, a tree a finished job no longer pins).

@@ -129,7 +129,13 @@ void Core::SaveAgent(const Agent& agent) {
   wait_reasons_stale_ = true;  // what it is doing may be why a task waits
 }
 
+void Core::EndGroup() {
+  grouping_ = false;
+  Flush();
+}
+
 void Core::Flush() {
+  if (grouping_) return;
   Pending p = std::move(pending_);
   pending_ = Pending();
   for (const std::string& id : p.changed_order) {

@@ -154,6 +154,15 @@ class Core : public AgentEventSink, public UserApi {
   // refused. Not owned; null (tests, until set): no revocations.
   void set_enrollment(Enrollment* enrollment) { enrollment_ = enrollment; }
 
+  // Group commit (EventLoop::PostGrouped carries agent stream events):
+  // between BeginGroup and EndGroup, events change memory and queue their
+  // writes, messages and watcher events, but nothing is committed or sent;
+  // EndGroup commits them all in one transaction (one fsync) and then sends
+  // and publishes them, in order. The loop ends a group before any other
+  // closure runs, so nothing reads state a restart would forget.
+  void BeginGroup() { grouping_ = true; }
+  void EndGroup();
+
   // Periodic housekeeping: heartbeat deadlines and lost agents.
   void Tick();
 
@@ -294,7 +303,8 @@ class Core : public AgentEventSink, public UserApi {
   // wait reason.
   void Enqueue(v1::Task& task, ReadyQueue::Order order);
   // Commits pending_ and publishes it. A failed commit is fatal: memory would
-  // otherwise run ahead of what a restart would see.
+  // otherwise run ahead of what a restart would see. Inside a group: nothing
+  // yet (EndGroup flushes).
   void Flush();
 
   Store* const store_;
@@ -317,6 +327,7 @@ class Core : public AgentEventSink, public UserApi {
   std::set<std::string> keep_images_;    // last KeepImages sent
   uint64_t next_attempt_id_ = 1;
   Pending pending_;
+  bool grouping_ = false;  // between BeginGroup and EndGroup
   SchedulerStats stats_;
   CoreMetrics metrics_;
   bool shutting_down_ = false;

@@ -196,6 +196,50 @@ TEST_F(CoreTest, RunsInDependencyOrderAndSucceeds) {
   EXPECT_TRUE(core_->GetLog(req)->complete());
 }
 
+// The store commits the core has made, from its metrics.
+int Commits(Core& core) {
+  const std::string text = core.RenderMetrics();
+  const std::string key = "musafarm_store_commit_seconds_count ";
+  const size_t at = text.find(key);
+  return at == std::string::npos ? 0 : std::stoi(text.substr(at + key.size()));
+}
+
+// Group commit (issue 19): every event of a group joins one commit, and
+// nothing of theirs reaches an agent or a watcher, nor the store, before it.
+TEST_F(CoreTest, AGroupCommitsItsEventsOnceAndShowsNothingBefore) {
+  auto [conn, agent] = Connect("a1", 4);
+  v1::Job job = Submit(kMatrix);
+  auto as = agent->TakeAssignments();
+  ASSERT_EQ(as.size(), 2u);
+  auto w = WatchWithLogs(job.id());
+  ASSERT_NE(w, nullptr);
+  w->events.clear();
+  const int commits = Commits(*core_);
+
+  core_->BeginGroup();
+  for (const v1::Assignment& a : as) Result(conn, a, 0, "ok\n");
+  EXPECT_EQ(Commits(*core_), commits);
+  EXPECT_TRUE(agent->sent.empty()) << "an ack before its commit";
+  for (const v1::WatchEvent& e : w->events) {
+    EXPECT_FALSE(e.has_task()) << "a state change before its commit: " << e.ShortDebugString();
+  }
+  {
+    auto other = OpenSqliteStore((dir_ / "db").string());
+    ASSERT_TRUE(other.ok()) << other.status();
+    auto stored = (*other)->archive().LoadUnfinishedJobs();
+    ASSERT_TRUE(stored.ok());
+    ASSERT_EQ(stored->size(), 1u);
+    for (const v1::Task& t : (*stored)[0].tasks()) EXPECT_EQ(t.state(), v1::TASK_STATE_ASSIGNED);
+  }
+
+  core_->EndGroup();
+  EXPECT_EQ(Commits(*core_), commits + 1);
+  EXPECT_FALSE(agent->sent.empty()) << "the acks, after the commit";
+  EXPECT_TRUE(w->done);
+  Open();  // what a restart sees: all of it
+  EXPECT_EQ(core_->GetJob(job.id())->state(), v1::JOB_STATE_SUCCEEDED);
+}
+
 // The attack from issue 10: a client registers under a connected agent's
 // name, listing that agent's running attempt, and reports a forged result.
 TEST_F(CoreTest, AnotherInstanceOfAConnectedAgentIsRefusedAndTakesNothingOver) {

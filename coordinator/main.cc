@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
                  "write the bound HTTP port to this file");
   app.add_flag("--metrics-public", options.metrics_public,
                "serve /metrics without a token (for a Prometheus that cannot send one)");
+  bool no_group_commit = false;
+  app.add_flag("--no-group-commit", no_group_commit,
+               "commit each agent event on its own (one fsync each) instead of one commit for the "
+               "events that queue up meanwhile: slower, for measuring (bench/run.sh)");
   app.add_option("--heartbeat-timeout", heartbeat_timeout_s,
                  "seconds of agent silence before its stream is closed")
       ->capture_default_str()
@@ -252,6 +256,7 @@ int main(int argc, char** argv) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  options.group_commit = !no_group_commit;
   // Before anything logs: every line of this process in one format.
   if (absl::StatusOr<musafarm::LogFormat> format = musafarm::ChooseLogFormat(log_format);
       format.ok()) {
