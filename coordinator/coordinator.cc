@@ -18,6 +18,7 @@
 #include "common/logging.h"
 #include "coordinator/access_control.h"
 #include "coordinator/git_inputs.h"
+#include "coordinator/joined_inputs.h"
 #include "coordinator/local_blob_store.h"
 #include "coordinator/dashboard.h"
 #include "coordinator/http_auth.h"
@@ -270,9 +271,12 @@ absl::Status Coordinator::Start() {
                                     enrollment_.get(), access_.get(), user_admin_.get());
   server_->ServeSchedules(schedules_.get());
   git_ = std::make_unique<GitImporter>(absl::StrCat(options_.data_dir, "/git"), blobs_.get());
-  server_->ServeContent(&content_io_, blobs_.get(), [git = git_.get()](v1::SubmitRequest* req) {
-    return ResolveGitInputs(*git, req);
-  });
+  server_->ServeContent(&content_io_, blobs_.get(),
+                        [git = git_.get(), blobs = blobs_.get()](v1::SubmitRequest* req) {
+                          absl::Status git_done = ResolveGitInputs(*git, req);
+                          if (!git_done.ok()) return git_done;
+                          return ResolveJoinedInputs(*blobs, req);
+                        });
   content_io_.Start();
   ScheduleBlobGc(&content_io_, blobs_.get(), options_.blob_gc_grace);
   // Group commit: agent stream events that queue up while the loop works

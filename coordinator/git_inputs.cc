@@ -22,6 +22,7 @@
 #include "common/subprocess.h"
 #include "content/digest.h"
 #include "content/packer.h"
+#include "coordinator/joined_inputs.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -162,6 +163,11 @@ absl::StatusOr<v1::JobInput> GitImporter::Import(const std::string& name, const 
           what, ": '", src.ref, "' moved while it was fetched (was ", commit, "); submit again"));
     }
   }
+  // An annotated tag names a tag object: the job records the commit it tags.
+  GitResult peeled =
+      RunGit({"--git-dir", repo, "rev-parse", "--verify", "--quiet", commit + "^{commit}"}, "", {},
+             timeout_, src);
+  if (peeled.ok && IsCommitId(peeled.output)) commit = peeled.output;
   // The commit's files into a scratch directory, then packed like a local
   // directory (no ignore file: the repository's tree is what was asked for).
   static std::atomic<uint64_t> scratch_seq{0};
@@ -227,6 +233,7 @@ absl::StatusOr<v1::JobInput> GitImporter::Import(const std::string& name, const 
 absl::Status ResolveGitInputs(GitImporter& git, v1::SubmitRequest* request) {
   for (v1::JobInput& in : *request->mutable_inputs()) {
     if (!in.tree().sha256().empty() || in.source().empty()) continue;
+    if (IsJoinSource(in.source())) continue;  // ResolveJoinedInputs, once its parts have trees
     if (!IsGitSource(in.source())) {
       return absl::InvalidArgumentError(absl::StrCat(
           "input '", in.name(), "' carries no tree and its source is not a git URL (git+https://, "

@@ -52,7 +52,8 @@ class GitImporter {
 
 // Resolves every input of `request` that carries a source but no tree: a git
 // source is imported with `git` (its tree, commit, counts and the source
-// without credentials replace what was sent); any other source is
+// without credentials replace what was sent); a join (joined_inputs.h) is
+// left for ResolveJoinedInputs, which runs after this; any other source is
 // INVALID_ARGUMENT naming the input. Blocks: off the core loop.
 absl::Status ResolveGitInputs(GitImporter& git, v1::SubmitRequest* request);
 

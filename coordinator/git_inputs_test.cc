@@ -108,6 +108,17 @@ TEST_F(GitImporterTest, ABranchResolvesToItsCommitAndANewCommitGivesANewTree) {
   EXPECT_EQ(pinned->tree().sha256(), first->tree().sha256());
 }
 
+// An annotated tag names a tag object; the job records the commit it tags.
+TEST_F(GitImporterTest, AnAnnotatedTagRecordsTheCommitItTags) {
+  Git(repo_, {"tag", "-a", "v1", "-m", "v1"});
+  ASSERT_NE(Git(repo_, {"rev-parse", "v1"}), Git(repo_, {"rev-parse", "HEAD"}));
+  GitImporter importer(dir_.File("git"), blobs_.get());
+  absl::StatusOr<v1::JobInput> tagged = importer.Import("src", "git+file://" + repo_ + "#v1");
+  ASSERT_TRUE(tagged.ok()) << tagged.status();
+  EXPECT_EQ(tagged->commit(), Git(repo_, {"rev-parse", "HEAD"}));
+  EXPECT_EQ(tagged->files(), 2);
+}
+
 TEST_F(GitImporterTest, MissingRefOrRepositoryIsAClearErrorWithoutCredentials) {
   GitImporter importer(dir_.File("git"), blobs_.get());
   absl::Status s = importer.Import("src", "git+file://" + repo_ + "#nope").status();

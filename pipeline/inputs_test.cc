@@ -3,6 +3,8 @@
 #include "pipeline/inputs.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -51,6 +53,24 @@ TEST(InputsTest, DeclaredInputsReachTheCliWithTheirPathAndIgnoreFile) {
   EXPECT_FALSE(declared->inputs[2].ignore_given);
 }
 
+TEST(InputsTest, GitAndJoinInputs) {
+  absl::StatusOr<PipelineOptions> declared = DeclaredOptions(Pipeline(R"(params: {tag: v1}
+inputs:
+  dockerfiles: {path: /srv/dockerfiles}
+  torch_musa: {git: "git://127.0.0.1:9418/torch_musa", ref: "${tag}"}
+  src:
+    join: {.: dockerfiles, torch_musa: torch_musa}
+)"), "p.yaml");
+  ASSERT_TRUE(declared.ok()) << declared.status();
+  ASSERT_EQ(declared->inputs.size(), 3u);
+  EXPECT_EQ(declared->inputs[0].path, "/srv/dockerfiles");  // absolute: taken as it is
+  EXPECT_EQ(declared->inputs[1].git, "git://127.0.0.1:9418/torch_musa");
+  EXPECT_EQ(declared->inputs[1].ref, "${tag}");  // substituted by the CLI, from the job's params
+  using Part = std::pair<std::string, std::string>;
+  EXPECT_EQ(declared->inputs[2].join,
+            (std::vector<Part>{{".", "dockerfiles"}, {"torch_musa", "torch_musa"}}));
+}
+
 TEST(InputsTest, AStageNamesADeclaredInput) {
   absl::StatusOr<v1::Job> job =
       ParseAndExpand(Pipeline("inputs:\n  src: {path: .}\n"), "p.yaml", "1");
@@ -75,11 +95,11 @@ TEST(InputsTest, AnUnknownInputIsAnErrorAtTheContextListingTheDeclaredOnes) {
 
 TEST(InputsTest, BadDeclarationsNameTheFileTheInputAndWhatIsWrong) {
   EXPECT_EQ(ErrorOf(Pipeline("inputs:\n  src: {ignore: .dockerignore}\n")),
-            "p.yaml:3:3: inputs.src: missing 'path': the directory to send, relative to the "
-            "pipeline file's directory");
-  EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  src: {path: /home/me/torch_musa}\n")),
-              HasSubstr("p.yaml:3:15: inputs.src.path: '/home/me/torch_musa' must be relative to "
-                        "the pipeline file's directory"));
+            "p.yaml:3:3: inputs.src: missing 'path', 'git' or 'join': an input is {path: DIR, "
+            "ignore: FILE}, {git: URL, ref: REF} or {join: {.: INPUT, DIR: INPUT}}; path is "
+            "relative to the pipeline file's directory");
+  EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  src: {path: ~/torch_musa}\n")),
+              HasSubstr("p.yaml:3:15: inputs.src.path: '~/torch_musa': '~' is not expanded"));
   EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  src: {path: \"\"}\n")),
               HasSubstr("inputs.src.path: must not be empty"));
   EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  src: {path: ., ignore: ../.dockerignore}\n")),
@@ -91,7 +111,22 @@ TEST(InputsTest, BadDeclarationsNameTheFileTheInputAndWhatIsWrong) {
   EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  \"-bad\": {path: .}\n")),
               HasSubstr("p.yaml:3:3: inputs.-bad: input name '-bad' must be"));
   EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  src: .\n")),
-              HasSubstr("inputs.src: expected a mapping {path: DIR, ignore: FILE}, got a string"));
+              HasSubstr("inputs.src: expected a mapping {path: DIR, ignore: FILE}, {git: URL, ref: "
+                        "REF} or {join: {.: INPUT, DIR: INPUT}}, got a string"));
+  EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  src: {path: ., git: x}\n")),
+              HasSubstr("inputs.src: has path and git; an input is one of"));
+  EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  src: {git: x, ignore: y}\n")),
+              HasSubstr("inputs.src: 'ignore' is for a 'path' input"));
+  EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  src: {path: ., ref: v1}\n")),
+              HasSubstr("inputs.src: 'ref' is for a 'git' input"));
+  EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  a: {path: .}\n  src: {join: {.: a, b/c: a}}\n")),
+              HasSubstr("p.yaml:4:22: inputs.src.join.b/c: 'b/c' must be '.' (the input's top "
+                        "directory) or one directory name"));
+  EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  a: {path: .}\n  src: {join: {.: a, x: b}}\n")),
+              HasSubstr("p.yaml:4:3: inputs.src.join.x: unknown input 'b' (a join is made of "
+                        "path and git inputs: a, src)"));
+  EXPECT_THAT(ErrorOf(Pipeline("inputs:\n  a: {join: {.: src}}\n  src: {join: {.: a}}\n")),
+              HasSubstr("inputs.a.join..: input 'src' is a join itself"));
   EXPECT_THAT(ErrorOf(Pipeline("inputs: [src]\n")),
               HasSubstr("inputs: expected a mapping of input names, got a list"));
 }

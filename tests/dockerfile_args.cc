@@ -534,10 +534,13 @@ std::vector<std::string> CheckBuildArgs(const v1::Job& job,
     Built built{&task, b.dockerfile().empty() ? "Dockerfile" : b.dockerfile(), nullptr};
     std::string path = built.dockerfile;
     if (!absl::StartsWith(path, "/")) {
-      absl::StatusOr<std::string> dir = resolve_context(b.context());
+      // A job input's tree (issue 17) as "input:NAME", as the pipeline names it.
+      const std::string context =
+          b.context_input().empty() ? b.context() : absl::StrCat("input:", b.context_input());
+      absl::StatusOr<std::string> dir = resolve_context(context);
       if (!dir.ok()) {
         Add(&out, &seen,
-            absl::StrCat(who, ": cannot resolve context ", b.context(), ": ",
+            absl::StrCat(who, ": cannot resolve context ", context, ": ",
                          dir.status().ToString()));
         builds.push_back(std::move(built));
         continue;

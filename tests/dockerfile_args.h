@@ -111,7 +111,8 @@ std::vector<std::string> CheckPassedArgs(const DockerfileArgs& df, const ArgChec
 // Also reports an ARG declared in a stage without a value that is not passed.
 std::vector<std::string> CheckArgUses(const DockerfileArgs& df, const ArgCheckOptions& opt);
 
-// Maps a docker_build stage's `context` to a local directory holding it.
+// Maps a docker_build stage's `context` ("input:NAME" for a job input) to a
+// local directory holding it.
 using ResolveContextFn = std::function<absl::StatusOr<std::string>(absl::string_view context)>;
 
 // Both rules for every docker_build task of `job`: reads each task's Dockerfile

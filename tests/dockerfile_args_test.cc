@@ -555,7 +555,12 @@ TEST(FixturePipeline, BuildArgsMatchTheDockerfiles) {
   int builds = 0;
   for (const v1::Task& t : job->tasks()) builds += t.spec().run().has_docker_build();
   EXPECT_EQ(builds, 9);  // base, dev (3 Pythons each), release (3 Pythons)
-  EXPECT_THAT(CheckBuildArgs(*job, SameDir), IsEmpty());
+  // Its builds name input `fixture`, the fixture directory.
+  auto fixture_input = [&](absl::string_view context) -> absl::StatusOr<std::string> {
+    if (context == "input:fixture") return fixture;
+    return absl::NotFoundError(absl::StrCat("no input ", context));
+  };
+  EXPECT_THAT(CheckBuildArgs(*job, fixture_input), IsEmpty());
 }
 
 // pipelines/torch_musa.yaml (the default pipeline) against the real Dockerfiles:

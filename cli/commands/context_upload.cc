@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <ostream>
@@ -35,6 +36,40 @@ bool IsGitSource(const std::string& source) {
   return absl::StartsWith(source, "git+") || absl::StartsWith(source, "git://");
 }
 
+// `${NAME}` in a declared git input's URL or ref: the job's param NAME.
+absl::StatusOr<std::string> SubstituteParams(const std::string& text,
+                                             const std::map<std::string, std::string>& params,
+                                             const std::string& where, const char* field) {
+  std::string out;
+  size_t at = 0;
+  while (true) {
+    const size_t open = text.find("${", at);
+    if (open == std::string::npos) break;
+    const size_t close = text.find('}', open);
+    if (close == std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ".", field, ": '${' without '}' in '", text, "'"));
+    }
+    const std::string name = text.substr(open + 2, close - open - 2);
+    auto it = params.find(name);
+    if (it == params.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ".", field, ": unknown param '",
+                                                     name, "' (only params are substituted here)"));
+    }
+    absl::StrAppend(&out, text.substr(at, open - at), it->second);
+    at = close + 1;
+  }
+  absl::StrAppend(&out, text.substr(at));
+  return out;
+}
+
+// A declared repository as a git input's source: https://... becomes
+// git+https://...; git://, git+... stay.
+std::string GitSourceOf(const std::string& url) {
+  if (IsGitSource(url)) return url;
+  return absl::StrCat("git+", url);
+}
+
 }  // namespace
 
 absl::StatusOr<std::pair<std::string, std::string>> ParseContextFlag(const std::string& flag) {
@@ -52,7 +87,7 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseContextFlag(const std::
 
 absl::StatusOr<std::vector<ContextSource>> ContextSources(
     const std::vector<pipeline::InputDecl>& declared, const std::string& pipeline_dir,
-    const std::vector<std::string>& flags) {
+    const std::vector<std::string>& flags, const std::map<std::string, std::string>& params) {
   std::map<std::string, std::string> given;  // --context NAME -> its value
   std::vector<std::string> order;
   for (const std::string& flag : flags) {
@@ -63,7 +98,7 @@ absl::StatusOr<std::vector<ContextSource>> ContextSources(
     }
     order.push_back(name_dir.first);
   }
-  std::vector<ContextSource> out;
+  std::vector<ContextSource> out, joins;
   std::vector<std::string> names;
   for (const pipeline::InputDecl& in : declared) {
     names.push_back(in.name);
@@ -82,6 +117,22 @@ absl::StatusOr<std::vector<ContextSource>> ContextSources(
                      .string();
     src.ignore_file = in.ignore;
     src.origin = in.where;
+    if (!in.git.empty()) {
+      MF_ASSIGN_OR_RETURN(std::string url, SubstituteParams(in.git, params, in.where, "git"));
+      MF_ASSIGN_OR_RETURN(std::string ref, SubstituteParams(in.ref, params, in.where, "ref"));
+      src.source = absl::StrCat(GitSourceOf(url), ref.empty() ? "" : "#", ref);
+      src.ignore_file = "";
+      out.push_back(std::move(src));
+      continue;
+    }
+    if (!in.join.empty()) {
+      std::vector<std::string> parts;
+      for (const auto& [sub, part] : in.join) parts.push_back(absl::StrCat(sub, "=", part));
+      src.source = absl::StrCat("join:", absl::StrJoin(parts, ","));
+      src.ignore_file = "";
+      joins.push_back(std::move(src));
+      continue;
+    }
     std::error_code ec;
     if (!fs::is_directory(src.source, ec)) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -109,7 +160,37 @@ absl::StatusOr<std::vector<ContextSource>> ContextSources(
     src.origin = absl::StrCat("--context ", name);
     out.push_back(std::move(src));
   }
+  for (ContextSource& join : joins) out.push_back(std::move(join));
   return out;
+}
+
+std::vector<std::string> ReplacedInputNotes(const std::vector<pipeline::InputDecl>& declared,
+                                            const std::vector<ContextSource>& sources,
+                                            const std::map<std::string, std::string>& given_params) {
+  std::vector<std::string> notes;
+  for (const pipeline::InputDecl& in : declared) {
+    if (in.git.empty()) continue;
+    bool replaced = false;
+    for (const ContextSource& src : sources) {
+      replaced = replaced || (src.name == in.name && absl::StartsWith(src.origin, "--context"));
+    }
+    if (!replaced) continue;
+    for (const auto& [param, value] : given_params) {
+      const std::string ref = absl::StrCat("${", param, "}");
+      if (!absl::StrContains(in.git, ref) && !absl::StrContains(in.ref, ref)) continue;
+      notes.push_back(absl::StrCat("--context ", in.name, " replaces the pipeline's git input ",
+                                   in.name, ": that directory is built, and ", param, "=", value,
+                                   " selects no source (it only labels the build)"));
+    }
+  }
+  return notes;
+}
+
+std::string BuiltInPipelineDir() {
+  if (const char* dir = std::getenv("MUSAFARM_PIPELINES_DIR"); dir != nullptr && *dir != '\0') {
+    return dir;
+  }
+  return MF_INSTALLED_PIPELINES_DIR;
 }
 
 absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
@@ -133,8 +214,8 @@ absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
   for (const ContextSource& src : contexts) {
     const std::string& name = src.name;
     const std::string& dir = src.source;
-    if (IsGitSource(dir)) {
-      v1::JobInput in;  // resolved and imported by the coordinator (ls-remote, fetch)
+    if (IsGitSource(dir) || absl::StartsWith(dir, "join:")) {
+      v1::JobInput in;  // resolved by the coordinator (git: ls-remote, fetch; join)
       in.set_name(name);
       in.set_source(dir);
       inputs.push_back(std::move(in));

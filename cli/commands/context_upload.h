@@ -4,6 +4,7 @@
 // tree and uploads the blobs the coordinator lacks, before the job is
 // submitted with the trees' digests.
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,15 +32,30 @@ struct ContextSource {
 };
 
 // The inputs of a submit: the pipeline's declared ones (their paths taken
-// from `pipeline_dir`, the pipeline file's directory), each replaced by a
-// `--context NAME=...` of the same name, then the other --context flags.
+// from `pipeline_dir`, the pipeline file's directory; ${NAME} in a git
+// input's URL and ref from `params`, the job's effective params), each
+// replaced by a `--context NAME=...` of the same name, then the other
+// --context flags; joins last, after the inputs they are made of.
 // INVALID_ARGUMENT naming the flag or the file's input when a flag is
 // malformed or given twice, when a pipeline that declares inputs is given a
 // --context it does not declare, or when a declared directory or its
 // explicitly named ignore file does not exist.
 absl::StatusOr<std::vector<ContextSource>> ContextSources(
     const std::vector<pipeline::InputDecl>& declared, const std::string& pipeline_dir,
-    const std::vector<std::string>& flags);
+    const std::vector<std::string>& flags, const std::map<std::string, std::string>& params = {});
+
+// Notes for the submitter when a --context replaces a declared git input
+// whose URL or ref uses a param the submitter set (`given_params`): that
+// value then selects nothing; the directory is built (e.g. --torch_musa_tag
+// with --context torch_musa=DIR).
+std::vector<std::string> ReplacedInputNotes(const std::vector<pipeline::InputDecl>& declared,
+                                            const std::vector<ContextSource>& sources,
+                                            const std::map<std::string, std::string>& given_params);
+
+// The built-in pipeline's directory, from which its inputs' paths are taken:
+// $MUSAFARM_PIPELINES_DIR, else where the package installs pipelines/
+// (<datadir>/musafarm/pipelines, beside dockerfiles/).
+std::string BuiltInPipelineDir();
 
 // Packs and, unless `dry_run`, uploads each of `contexts` over `channel`
 // (directories relative to the working directory). A directory over the

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <ostream>
 #include <utility>
 
@@ -204,13 +205,19 @@ int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubm
     }
     *req.add_webhooks() = *std::move(hook);
   }
-  // The pipeline's declared inputs, from its file's directory, and --context.
+  // The pipeline's declared inputs, from its file's directory (the built-in
+  // pipeline's is where the package installs it), and --context.
+  const std::map<std::string, std::string> params(local->params().begin(), local->params().end());
   absl::StatusOr<std::vector<ContextSource>> contexts = ContextSources(
-      declared->inputs, opts.file.empty() ? "" : fs::path(file).parent_path().string(),
-      opts.contexts);
+      declared->inputs,
+      opts.file.empty() ? BuiltInPipelineDir() : fs::path(file).parent_path().string(),
+      opts.contexts, params);
   if (!contexts.ok()) {
     *env.err << "musafarm: " << contexts.status().message() << "\n";
     return kExitUsage;
+  }
+  for (const std::string& note : ReplacedInputNotes(declared->inputs, *contexts, parts->params)) {
+    *env.err << "musafarm: note: " << note << "\n";
   }
   out->contexts = *std::move(contexts);
   out->local = *std::move(local);

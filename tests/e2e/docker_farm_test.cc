@@ -73,6 +73,9 @@ class DockerFarmTest : public ::testing::Test {
     // Retention may delete the farm registry's tags; a pass every second
     // (only pipelines with `retention:` expire in this suite).
     farm_.StartCoordinator({"--registry", registry_, "--retention-interval", "1s"});
+    // Agents outside the repository, given no path into it: the fixture's
+    // Dockerfiles reach them as a job input (issue 17, item 3).
+    farm_.set_agent_cwd(farm_.dir());
     // One declared GPU each (no detector here): test stages need one, so at
     // most one test runs per agent at a time.
     farm_.StartAgent("agent-a", {"role=base"}, 3,
@@ -132,6 +135,32 @@ TEST_F(DockerFarmTest, FixtureMatrixBuildsPushesPullsRunsAndReportsTests) {
   auto job = farm_.Job("1");
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_EQ(job->tasks_size(), 15);
+  // The fixture travelled as input `fixture`, and nothing the agents were
+  // given, by flag, working directory or task, points into the repository.
+  ASSERT_EQ(job->inputs_size(), 1);
+  EXPECT_EQ(job->inputs(0).name(), "fixture");
+  EXPECT_EQ(job->inputs(0).source(), "dir:" + kFixture);
+  for (const v1::Task& t : job->tasks()) {
+    EXPECT_FALSE(absl::StrContains(t.spec().DebugString(), MF_SOURCE_DIR)) << t.spec().DebugString();
+    if (t.spec().run().has_docker_build()) {
+      EXPECT_EQ(t.spec().run().docker_build().context_input(), "fixture");
+      EXPECT_EQ(t.spec().run().docker_build().context(), "");
+    }
+  }
+  int agents = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string cmdline = ReadFile(entry.path().string() + "/cmdline");
+    if (!absl::StartsWith(cmdline, MF_AGENT_BIN) || !absl::StrContains(cmdline, farm_.dir())) {
+      continue;  // not one of this farm's agents
+    }
+    ++agents;
+    // Its flags (the binary itself is in the build tree).
+    const std::string flags = cmdline.substr(cmdline.find('\0') + 1);
+    EXPECT_FALSE(absl::StrContains(flags, MF_SOURCE_DIR)) << flags;
+    std::error_code ec;
+    EXPECT_EQ(std::filesystem::read_symlink(entry.path() / "cwd", ec).string(), farm_.dir());
+  }
+  EXPECT_EQ(agents, 2);
   for (const char* py : {"3.8", "3.9", "3.10"}) {
     const v1::Task* base = FindTask(*job, absl::StrCat("dev-", py, "/base"));
     const v1::Task* dev = FindTask(*job, absl::StrCat("dev-", py, "/dev"));

@@ -293,6 +293,7 @@ Process* Farm::StartAgentProcess(const std::string& coordinator, const std::stri
     argv.push_back(l);
   }
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  if (!agent_cwd_.empty()) argv.insert(argv.begin(), {"/usr/bin/env", "-C", agent_cwd_});
   auto p = Process::Start(argv, dir_ + "/agent-" + instance + ".log");
   EXPECT_TRUE(p.ok()) << p.status();
   // Not p->get() on an error: that aborts the test binary, and the coordinator outlives it.

@@ -102,6 +102,9 @@ class Farm {
 
   Process* StartAgent(const std::string& name, const std::vector<std::string>& labels, int slots,
                       const std::vector<std::string>& extra_flags = {});
+  // Agents started from now on run in `dir` (through `env -C`) instead of the
+  // test's working directory, which is inside the build tree.
+  void set_agent_cwd(std::string dir) { agent_cwd_ = std::move(dir); }
   // The same, dialling `coordinator` (e.g. a proxy in front of it) instead of address().
   // Starting a name again (after its process died) replaces the old process, same work dir.
   Process* StartAgentVia(const std::string& coordinator, const std::string& name,
@@ -147,6 +150,7 @@ class Farm {
 
   const FarmOptions options_;
   std::string dir_;
+  std::string agent_cwd_;
   int port_ = 0;
   int coordinator_starts_ = 0;
   std::unique_ptr<Process> coordinator_;

@@ -17,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "content/packer.h"
 #include "gtest/gtest.h"
@@ -150,6 +151,37 @@ stages:
     const int code = p->Wait(absl::Seconds(300));
     *out = p->Output();
     return code;
+  }
+
+  // `git -C dir ARGS...` (test plumbing, argv only); its output.
+  static std::string Git(const std::string& dir, std::vector<std::string> args) {
+    args.insert(args.begin(), {"/usr/bin/git", "-C", dir, "-c", "user.name=t", "-c",
+                               "user.email=t@example.com"});
+    static int n = 0;
+    std::unique_ptr<Process> p =
+        *Process::Start(args, absl::StrCat(farm_->dir(), "/git-", n++, ".log"));
+    EXPECT_EQ(p->Wait(absl::Seconds(30)), 0) << p->Output();
+    return std::string(absl::StripAsciiWhitespace(p->Output()));
+  }
+
+  // `git daemon` on 127.0.0.1 serving the repositories under `base`; its port
+  // in *port. It cannot bind port 0: a few ports derived from our pid.
+  static std::unique_ptr<Process> GitDaemon(const std::string& base, int* port) {
+    static int attempt = 0;
+    for (int i = 0; i < 20; ++i) {
+      *port = 30000 + (::getpid() * 7 + (attempt + i) * 131) % 20000;
+      auto p = Process::Start({"/usr/lib/git-core/git-daemon", "--verbose", "--reuseaddr",
+                               "--listen=127.0.0.1", absl::StrCat("--port=", *port),
+                               "--base-path=" + base, "--export-all", base},
+                              absl::StrCat(farm_->dir(), "/git-daemon-", attempt + i, ".log"));
+      if (!p.ok()) return nullptr;
+      WaitFor([&] { return absl::StrContains((*p)->Output(), "Ready to rumble") || !(*p)->Running(); });
+      if (absl::StrContains((*p)->Output(), "Ready to rumble")) {
+        attempt += i + 1;
+        return *std::move(p);
+      }
+    }
+    return nullptr;
   }
 
   // The largest partial upload the coordinator holds, in bytes.
@@ -395,14 +427,7 @@ TEST_F(InputsTest, GitContextIsResolvedToACommitAndFollowsTheBranch) {
   const std::string base = farm_->dir() + "/git-served";
   const std::string repo = base + "/laptop.git";
   fs::create_directories(repo);
-  auto git = [&](std::vector<std::string> args) {
-    args.insert(args.begin(), {"/usr/bin/git", "-C", repo, "-c", "user.name=t", "-c",
-                               "user.email=t@example.com"});
-    static int n = 0;
-    std::unique_ptr<Process> p = *Process::Start(args, absl::StrCat(farm_->dir(), "/git-", n++, ".log"));
-    EXPECT_EQ(p->Wait(absl::Seconds(30)), 0) << p->Output();
-    return std::string(absl::StripAsciiWhitespace(p->Output()));
-  };
+  auto git = [&](std::vector<std::string> args) { return Git(repo, std::move(args)); };
   git({"init", "--quiet", "-b", "main"});
   std::ofstream(repo + "/Dockerfile") << "FROM musafarm/busybox:test\nCOPY msg.txt /\nRUN cat /msg.txt\n";
   std::ofstream(repo + "/msg.txt") << "first\n";
@@ -410,19 +435,8 @@ TEST_F(InputsTest, GitContextIsResolvedToACommitAndFollowsTheBranch) {
   git({"commit", "--quiet", "-m", "first"});
   const std::string first = git({"rev-parse", "HEAD"});
 
-  // git daemon cannot bind port 0: a few ports derived from our pid.
-  std::unique_ptr<Process> daemon;
   int port = 0;
-  for (int i = 0; i < 20 && daemon == nullptr; ++i) {
-    port = 30000 + (::getpid() * 7 + i * 131) % 20000;
-    auto p = Process::Start({"/usr/lib/git-core/git-daemon", "--verbose", "--reuseaddr",
-                             "--listen=127.0.0.1", absl::StrCat("--port=", port),
-                             "--base-path=" + base, "--export-all", base},
-                            absl::StrCat(farm_->dir(), "/git-daemon-", i, ".log"));
-    ASSERT_TRUE(p.ok()) << p.status();
-    WaitFor([&] { return absl::StrContains((*p)->Output(), "Ready to rumble") || !(*p)->Running(); });
-    if (absl::StrContains((*p)->Output(), "Ready to rumble")) daemon = *std::move(p);
-  }
+  std::unique_ptr<Process> daemon = GitDaemon(base, &port);
   ASSERT_NE(daemon, nullptr) << "git daemon did not start";
   const std::string url = absl::StrCat("git://127.0.0.1:", port, "/laptop.git#main");
 
@@ -463,6 +477,86 @@ TEST_F(InputsTest, GitContextIsResolvedToACommitAndFollowsTheBranch) {
   r = farm_->Cli({"submit", Pipeline("git4"), "--context", "src=git+file://" + repo + "#nope"});
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(absl::StrContains(r.err, "no ref 'nope'")) << r.err;
+}
+
+}  // namespace
+}  // namespace musafarm::e2e
+
+namespace musafarm::e2e {
+namespace {
+
+// Issue 18, item 3: `--torch_musa_tag T2` builds T2 of a torch_musa
+// repository served by `git daemon` on 127.0.0.1 (a stand-in whose VERSION
+// says its tag), joined with the fixture's Dockerfiles as the build context;
+// the job records T2's commit. `--context torch_musa=DIR` builds DIR instead,
+// with a note that the tag then selects nothing.
+TEST_F(InputsTest, TorchMusaTagBuildsThatTagFromAGitDaemonAndTheJobRecordsItsCommit) {
+  const std::string base = farm_->dir() + "/torch_musa-served";
+  const std::string repo = base + "/torch_musa.git";
+  fs::create_directories(repo);
+  Git(repo, {"init", "--quiet", "-b", "main"});
+  for (const char* tag : {"T1", "T2"}) {
+    std::ofstream(repo + "/VERSION") << "torch_musa " << tag << "\n";
+    Git(repo, {"add", "-A"});
+    Git(repo, {"commit", "--quiet", "-m", tag});
+    Git(repo, {"tag", "-a", tag, "-m", tag});  // annotated, as releases are
+  }
+  std::ofstream(repo + "/VERSION") << "torch_musa main, after T2\n";
+  Git(repo, {"commit", "--quiet", "-am", "later"});
+  const std::string t2 = Git(repo, {"rev-parse", "T2^{commit}"});
+  int port = 0;
+  std::unique_ptr<Process> daemon = GitDaemon(base, &port);
+  ASSERT_NE(daemon, nullptr) << "git daemon did not start";
+  const std::string served = absl::StrCat("git://127.0.0.1:", port, "/torch_musa.git");
+  const std::string file = farm_->WritePipeline(
+      "torch_musa_tag.yaml",
+      absl::StrReplaceAll(ReadFile(kSource + "/tests/fixtures/docker/torch_musa_tag.yaml.in"),
+                          {{"@CONTEXT@", kSource + "/tests/fixtures/docker"},
+                           {"@TORCH_MUSA_REPO@", served}}));
+
+  CliResult r = farm_->Cli({"submit", file, "--torch_musa_tag", "T2", "--watch"},
+                           absl::Seconds(180));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << farm_->Cli({"logs", JobId(r.out) + "/dev"}).out;
+  absl::StatusOr<v1::Job> job = farm_->Job(JobId(r.out));
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->inputs_size(), 3);
+  EXPECT_EQ(job->inputs(1).name(), "torch_musa");
+  EXPECT_EQ(job->inputs(1).source(), served + "#T2");
+  EXPECT_EQ(job->inputs(1).commit(), t2);
+  EXPECT_EQ(job->inputs(2).name(), "context");
+  EXPECT_EQ(job->inputs(2).source(), "join:.=fixture,torch_musa=torch_musa");
+  EXPECT_EQ(job->params().at("torch_musa_tag"), "T2");
+  CliResult shown = farm_->Cli({"logs", job->id() + "/show"});
+  EXPECT_TRUE(absl::StrContains(shown.out, "torch_musa T2")) << shown.out;
+  CliResult status = farm_->Cli({"status", job->id()});
+  EXPECT_TRUE(absl::StrContains(status.out, "input torch_musa: " + served + "#T2 at " +
+                                                t2.substr(0, 12)))
+      << status.out;
+
+  // A working copy instead: built as it is; the tag only labels the build.
+  const fs::path copy = fs::path(farm_->dir()) / "torch_musa-copy-wc";
+  fs::create_directories(copy);
+  std::ofstream(copy / "VERSION") << "torch_musa from my working copy\n";
+  r = farm_->Cli({"submit", file, "--context", "torch_musa=" + copy.string(), "--torch_musa_tag",
+                  "T1", "--watch"},
+                 absl::Seconds(180));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "note: --context torch_musa replaces the pipeline's git "
+                                       "input torch_musa: that directory is built, and "
+                                       "torch_musa_tag=T1 selects no source"))
+      << r.err;
+  job = farm_->Job(JobId(r.out));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->inputs(1).source(), "dir:" + copy.string());
+  EXPECT_EQ(job->inputs(1).commit(), "");
+  shown = farm_->Cli({"logs", job->id() + "/show"});
+  EXPECT_TRUE(absl::StrContains(shown.out, "torch_musa from my working copy")) << shown.out;
+
+  // A tag the repository lacks: refused at submit, naming it.
+  r = farm_->Cli({"submit", file, "--torch_musa_tag", "T9"});
+  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "input 'torch_musa' (" + served + "#T9): no ref 'T9'"))
+      << r.err;
 }
 
 }  // namespace
