@@ -72,11 +72,17 @@ absl::StatusOr<std::string> LocalCas::Ensure(const v1::Digest& digest, bool exec
     ++stats->blobs_fetched;
     stats->bytes_fetched += digest.size_bytes();
   }
-  if (::chmod(tmp.c_str(), executable ? 0555 : 0444) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
+  // link, not rename: a rename would replace the file another thread (a task
+  // starting at the same time) just found in the cache, and its own link()
+  // of that now nameless inode fails with ENOENT. The first name in stays;
+  // a later fetch of the same bytes is dropped.
+  if (::chmod(tmp.c_str(), executable ? 0555 : 0444) != 0 ||
+      (::link(tmp.c_str(), path.c_str()) != 0 && errno != EEXIST)) {
     const absl::Status s = ErrnoError(tmp, errno);
     ::unlink(tmp.c_str());
     return s;
   }
+  ::unlink(tmp.c_str());
   return path;
 }
 

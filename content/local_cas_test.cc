@@ -2,9 +2,13 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 #include "content/digest.h"
 #include "content/packer.h"
@@ -30,12 +34,14 @@ class PackedSource final : public BlobSource {
     return s.str();
   }
   absl::Status FetchToFile(const v1::Digest& d, const std::string& path) override {
+    if (slow) std::this_thread::sleep_for(std::chrono::microseconds(200));
     absl::StatusOr<std::string> bytes = Fetch(d);
     if (!bytes.ok()) return bytes.status();
     std::ofstream(path, std::ios::binary) << *bytes;
     return absl::OkStatus();
   }
-  int fetches = 0;
+  std::atomic<int> fetches{0};
+  bool slow = false;
 
  private:
   const PackedTree& tree_;
@@ -85,6 +91,43 @@ TEST(LocalCasTest, MaterializesByHardLinksAndACachedTreeCostsNothing) {
   EXPECT_EQ(Read(base / "t2" / "run.sh"), "#!/bin/sh\n");
   // An existing destination is refused rather than merged into.
   EXPECT_FALSE(cas.Materialize(tree->root, source, (base / "t2").string()).ok());
+}
+
+// Tasks starting together on an empty cache materialize the same tree at
+// once (three fixture stages on one agent did): each gets the whole tree.
+TEST(LocalCasTest, ConcurrentMaterializationsOfOneTreeEachGetItAll) {
+  const fs::path base = fs::path(::testing::TempDir()) / "local_cas_concurrent";
+  fs::remove_all(base);
+  const fs::path src = base / "src";
+  fs::create_directories(src / "sub");
+  for (int i = 0; i < 12; ++i) {
+    std::ofstream(src / ("f" + std::to_string(i))) << "file " << i;
+    std::ofstream(src / "sub" / ("g" + std::to_string(i))) << "file " << i;
+  }
+  std::ofstream(src / "run.sh") << "file 3";
+  fs::permissions(src / "run.sh", fs::perms::owner_all);
+  absl::StatusOr<PackedTree> tree = PackDirectory(src.string());
+  ASSERT_TRUE(tree.ok()) << tree.status();
+  for (int round = 0; round < 20; ++round) {
+    PackedSource source(*tree);
+    source.slow = true;
+    const fs::path dir = base / ("round" + std::to_string(round));
+    LocalCas cas((dir / "cas").string(), int64_t{1} << 30);
+    std::vector<absl::Status> results(4);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        absl::StatusOr<MaterializeStats> made =
+            cas.Materialize(tree->root, source, (dir / ("t" + std::to_string(t))).string());
+        results[t] = made.status();
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    for (int t = 0; t < 4; ++t) {
+      ASSERT_TRUE(results[t].ok()) << "round " << round << " thread " << t << ": " << results[t];
+      EXPECT_EQ(Read(dir / ("t" + std::to_string(t)) / "sub" / "g7"), "file 7");
+    }
+  }
 }
 
 TEST(LocalCasTest, CacheIsBoundedAndEvictionKeepsMaterializedTrees) {

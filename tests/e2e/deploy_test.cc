@@ -405,12 +405,8 @@ TEST_F(DeployedAgentsTest, AgentsFromTheUnitAndTheDaemonSetRunTheFixturesDockerA
   // The fixture pipeline, its role labels dropped so that either agent takes any stage.
   std::string yaml = ReadFile(kFixture + "/pipeline.yaml.in");
   yaml = std::regex_replace(yaml, std::regex("\n *labels: \\[role=[a-z]+\\]"), "");
-  // Built from the fixture directory on the host, not as job input `fixture`:
-  // with the input, these agents fail tasks with ENOENT linking files into
-  // the task's context/ (an open bug of inputs on agents from the unit and
-  // the DaemonSet, found in session 8; docker_e2e_test covers the input).
-  yaml = absl::StrReplaceAll(yaml, {{"inputs:\n  fixture: {path: \"@CONTEXT@\"}\n", ""},
-                                    {"context: input:fixture", "context: \"@CONTEXT@\""}});
+  // The fixture travels as job input `fixture`: the deployed agents fetch it
+  // by digest, several stages at once on an empty cache (LocalCas's race).
   yaml = absl::StrReplaceAll(yaml, {{"@REGISTRY@", registry_}, {"@CONTEXT@", kFixture}});
   CliResult r =
       farm_.Cli({"submit", farm_.WritePipeline("fixture.yaml", yaml), "--param",
