@@ -9,6 +9,7 @@ jobcomp/filetxt file rather than by polling squeue. Needs slurm-wlm and munge
 """
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -161,4 +162,20 @@ PartitionName=bench Nodes={",".join(self.NODES)} Default=YES MaxTime=INFINITE St
 
     def stop(self):
         stop_all(self.procs)
+        # A job step's slurmstepd outlives a stopped slurmd (it waits for it
+        # to come back): end the ones of this instance, known by its config.
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() != "slurmstepd":
+                        continue
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    env = f.read().split(b"\0")
+            except OSError:
+                continue
+            if f"SLURM_CONF={self.conf}".encode() in env:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         shutil.rmtree(self.dir, ignore_errors=True)
