@@ -16,7 +16,8 @@ for a in "$@"; do
   if [ "$a" = --smoke ]; then smoke=1; else args+=("$a"); fi
 done
 targets=(coordinator/musafarm-coordinator agent/musafarm-agent cli/musafarm
-         bench/spawn_loop bench/core_bench bench/output_path_bench bench/access_bench bench/startup_bench)
+         bench/spawn_loop bench/core_bench bench/output_path_bench bench/access_bench bench/startup_bench
+         bench/micro_bench)
 if [ "$smoke" = 1 ]; then
   dir=${BUILD_DIR:-build}
   BUILD_DIR=$dir bash scripts/build.sh "${targets[@]}"
@@ -27,6 +28,7 @@ if [ "$smoke" = 1 ]; then
   "$dir/bench/output_path_bench" --mib 1 --dir "$tmp/output" >/dev/null
   "$dir/bench/access_bench" 20 >/dev/null
   "$dir/bench/startup_bench" --jobs 100 --dir "$tmp/startup" >/dev/null
+  TMPDIR=$tmp "$dir/bench/micro_bench" --benchmark_min_time=0.01 >/dev/null
   echo "bench smoke: in-process benchmarks ran in $(( $(date +%s) - start ))s"
   python3 bench/run.py --build-dir "$dir" --smoke --out "$dir/bench-smoke.json" "${args[@]}"
   echo "bench smoke: $(( $(date +%s) - start ))s in all"

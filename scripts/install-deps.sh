@@ -8,6 +8,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libspdlog-dev libcli11-dev libyaml-cpp-dev libsqlite3-dev
   libgtest-dev libgmock-dev nlohmann-json3-dev libpugixml-dev
+  libbenchmark-dev     # bench/micro_bench (Google Benchmark)
   libcpp-httplib-dev   # the coordinator's HTTP port (probes, metrics, dashboard)
   prometheus           # promtool checks /metrics (observe_e2e_test)
   chromium chromium-driver python3-selenium openssl   # the dashboard's browser test (observe_e2e_test)
