@@ -128,6 +128,9 @@ class Core : public AgentEventSink, public UserApi {
   // connected at all. Submit refuses a strict request with these.
   std::vector<std::string> SubmitWarnings(const v1::Job& job) override;
   absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const override;
+  // Searches the schedule's last runs (the store's, newest first) for the one
+  // before `job`'s that submitted a job.
+  absl::StatusOr<v1::Job> PreviousRun(const v1::Job& job) const override;
   std::vector<v1::Job> ListJobs(const JobFilter& filter) const override;
   absl::StatusOr<std::string> OwnerOf(const std::string& id) const override;
   absl::StatusOr<v1::CancelResponse> Cancel(const std::string& id) override;

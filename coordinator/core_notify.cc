@@ -63,6 +63,22 @@ std::string Core::LogTail(const v1::Task& task) const {
   return absl::StrJoin(lines, "\n");
 }
 
+absl::StatusOr<v1::Job> Core::PreviousRun(const v1::Job& job) const {
+  if (job.schedule().empty()) return absl::NotFoundError("not a schedule's run");
+  absl::StatusOr<std::vector<v1::ScheduleRun>> runs =
+      store_->schedules().LastRuns(job.schedule(), kPreviousRunsSearched);
+  if (!runs.ok()) return runs.status();
+  bool after_this = false;
+  for (const v1::ScheduleRun& run : *runs) {  // newest first
+    if (run.job_id() == job.id()) {
+      after_this = true;
+      continue;
+    }
+    if (after_this && !run.job_id().empty()) return GetJob(run.job_id());
+  }
+  return absl::NotFoundError(absl::StrCat("job ", job.id(), " has no previous run"));
+}
+
 void Core::QueueDeliveries(const v1::Job& job, const std::vector<v1::Webhook>& targets,
                            bool first_failure) {
   Notification n;
@@ -75,21 +91,9 @@ void Core::QueueDeliveries(const v1::Job& job, const std::vector<v1::Webhook>& t
     }
   }
   // A schedule's run is compared with its previous run (item 3).
-  if (!first_failure && !job.schedule().empty()) {
-    absl::StatusOr<std::vector<v1::ScheduleRun>> runs =
-        store_->schedules().LastRuns(job.schedule(), kPreviousRunsSearched);
-    if (runs.ok()) {
-      bool after_this = false;
-      for (const v1::ScheduleRun& run : *runs) {  // newest first
-        if (run.job_id() == job.id()) {
-          after_this = true;
-          continue;
-        }
-        if (!after_this || run.job_id().empty()) continue;
-        absl::StatusOr<v1::Job> previous = GetJob(run.job_id());
-        if (previous.ok()) n.diff = CompareRuns(*previous, job);
-        break;
-      }
+  if (!first_failure) {
+    if (absl::StatusOr<v1::Job> previous = PreviousRun(job); previous.ok()) {
+      n.diff = CompareRuns(*previous, job);
     }
   }
   for (const v1::Webhook& target : targets) {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "coordinator/http_auth.h"
+#include "coordinator/nightly_diff.h"
 #include "coordinator/user_actions.h"
 #include "coordinator/web_assets.h"
 #include "google/protobuf/util/json_util.h"
@@ -244,12 +245,23 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
     std::optional<Principal> who = guard(req, res, Action::kRead);
     if (!who) return;
     const std::string id = req.get_param_value("id");
-    absl::StatusOr<v1::Job> job = OnLoop([&] { return api_->GetJob(id); });
+    // A schedule's run also carries its nightly diff against the previous
+    // run: the same comparison its webhook body makes (issue 14, item 3).
+    std::optional<NightlyDiff> diff;
+    absl::StatusOr<v1::Job> job = OnLoop([&] {
+      absl::StatusOr<v1::Job> found = api_->GetJob(id);
+      if (!found.ok()) return found;
+      if (absl::StatusOr<v1::Job> previous = api_->PreviousRun(*found); previous.ok()) {
+        diff = CompareRuns(*previous, *found);
+      }
+      return found;
+    });
     if (!job.ok()) return WriteError(res, job.status());
     // Whether to offer Rerun: the caller's role against this job's submitter,
     // decided here as /api/rerun will (the page never guesses the rules).
     json out = json::parse(ToJson(*job));
     out["may_rerun"] = access_->Authorize(*who, Action::kRerunJob, job->submitter()).ok();
+    if (diff.has_value()) out["nightly_diff"] = DiffToJson(*diff);
     SendJson(res, out.dump(-1, ' ', false, json::error_handler_t::replace));
   });
   routes.Get("/api/log", [this, guard](const httplib::Request& req, httplib::Response& res) {

@@ -41,6 +41,14 @@ class UserApi {
     return {};
   }
   virtual absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const = 0;
+  // A schedule's run (issue 14): the job of the schedule's run before
+  // `job`'s, with its tasks, which the nightly diff compares `job` against.
+  // NOT_FOUND when `job` is no schedule's run, is its first, or the previous
+  // run's job is gone.
+  virtual absl::StatusOr<v1::Job> PreviousRun(const v1::Job& job) const {
+    (void)job;
+    return absl::NotFoundError("no previous run");
+  }
   // The jobs `filter` selects, newest first, no tasks.
   virtual std::vector<v1::Job> ListJobs(const JobFilter& filter) const = 0;
   // The submitter of job `id`, or of the job task `id` belongs to ("" when

@@ -122,6 +122,22 @@ function chipTitle(t) {
   return stateOf(t.state) + (stateOf(t.state) === 'queued' && t.wait_reason ? ': ' + t.wait_reason : '');
 }
 
+// A schedule's run against its previous run (issue 14): per cell and test,
+// what newly fails, what was fixed, what still fails. Test names are text.
+function nightlyDiff(diff) {
+  if (!diff) return '';
+  const kinds = [['newly_failing', 'Newly failing'], ['fixed', 'Fixed'], ['still_failing', 'Still failing']];
+  return el('section', { id: 'nightly-diff' },
+    el('h2', {}, 'Since the previous run (',
+       el('a', { href: '#/job/' + encodeURIComponent(diff.previous_job_id) }, 'job ' + diff.previous_job_id), ')'),
+    ...kinds.map(([key, label]) => {
+      const changes = diff[key] || [];
+      return el('div', { class: 'diff-kind' }, el('h3', {}, label + ' (' + changes.length + ')'),
+        el('ul', { id: 'diff-' + key }, ...changes.map(c => el('li', {},
+          c.cell ? el('span', { class: 'diff-cell' }, c.cell + ': ') : '', el('code', {}, c.test)))));
+    }));
+}
+
 async function jobPage(id) {
   const job = await api('/api/job?id=' + encodeURIComponent(id));
   const axes = job.axes || [];
@@ -193,7 +209,8 @@ async function jobPage(id) {
   }
   main(el('section', {}, title, about, actions, actionError),
        el('section', {}, el('h2', {}, 'Matrix'), grid),
-       el('section', {}, el('h2', {}, 'Stages'), dag));
+       el('section', {}, el('h2', {}, 'Stages'), dag),
+       nightlyDiff(job.nightly_diff));
   const es = new EventSource('/api/job-events?id=' + encodeURIComponent(job.id));
   live.push(es);
   const update = (t) => {

@@ -61,6 +61,7 @@ def main():
     ap.add_argument("--job", required=True)
     ap.add_argument("--gate-dir")
     ap.add_argument("--big-task", help="a task whose log is 50 MB: the page must get only its tail")
+    ap.add_argument("--diff-job", help="a schedule's run whose newly failing test is named XSS")
     ap.add_argument("--out", required=True)
     # Artifact mode: download TASK's artifact NAME from its page; its bytes must equal FILE's.
     ap.add_argument("--artifact-task")
@@ -245,6 +246,8 @@ def run(driver, wait, a):
     if driver.execute_script("return typeof window.pwned") != "undefined":
         fail("window.pwned is set")
     rerun(driver, wait, a)
+    if a.diff_job:
+        nightly_diff(driver, wait, a)
     if a.big_task:
         big_log(driver, wait, a)
 
@@ -275,6 +278,19 @@ def rerun(driver, wait, a):
     wait.until(lambda d: d.execute_script("return location.hash") == "#/job/" + a.job)
     if driver.execute_script("return typeof window.pwned") != "undefined":
         fail("window.pwned is set")
+
+
+def nightly_diff(driver, wait, a):
+    """A schedule's run lists its newly failing test, named with markup, as text."""
+    driver.get(a.url + "/#/job/" + a.diff_job)
+    items = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-newly_failing li"))
+    if not any(XSS in i.text for i in items):
+        fail(f"the nightly diff does not name the newly failing test as text: {[i.text for i in items]}")
+    if driver.find_elements(By.CSS_SELECTOR, "#nightly-diff img"):
+        fail("the newly failing test's name became an element")
+    if driver.execute_script("return typeof window.pwned") != "undefined":
+        fail("a test name from the nightly diff ran as HTML (window.pwned is set)")
+    print("nightly diff: the newly failing test is shown as text")
 
 
 def big_log(driver, wait, a):

@@ -417,13 +417,38 @@ stages:
   ASSERT_TRUE(big_job.ok()) << big_job.status();
   ASSERT_EQ(big_job->tasks(0).state(), v1::TASK_STATE_SUCCEEDED) << big_job->tasks(0).reason();
   ASSERT_GE(big_job->tasks(0).log_size(), 50'000'000u);
+  // A schedule's second run whose newly failing test has markup for a name:
+  // the job page lists it in its nightly diff, as text.
+  const std::string second = farm.dir() + "/second-run";
+  const std::string nightly = farm.WritePipeline("nightly.yaml", absl::StrCat(R"yaml(name: nightly
+stages:
+  - name: test
+    exec:
+      - sh
+      - -c
+      - |
+        r=""; [ -e )yaml", second, R"yaml( ] && r='<failure message="boom"/>'
+        mkdir -p reports
+        printf '<testsuite name="pytest"><testcase classname="t" name="&lt;img src=x onerror=window.pwned=1&gt;">%s</testcase></testsuite>' "$r" > reports/junit.xml
+    collect: [reports/junit.xml]
+)yaml"));
+  CliResult add = farm.Cli({"schedule", "add", "xss-nightly", "--cron", "0 2 * * *", nightly});
+  ASSERT_EQ(add.exit_code, 0) << add.out << add.err;
+  std::string diff_job;
+  for (int i = 0; i < 2; ++i) {
+    if (i == 1) WriteFile(second, "");
+    CliResult run = farm.Cli({"schedule", "run", "xss-nightly", "-o", "json"});
+    ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+    diff_job = nlohmann::json::parse(run.out).value("jobId", "");
+    ASSERT_TRUE(farm.WaitForJobEnd(diff_job));
+  }
   const std::string shots = std::string(MF_BUILD_DIR) + "/tests/dashboard-screenshots";
   auto browser = Process::Start(
       {"/usr/bin/python3", std::string(MF_SOURCE_DIR) + "/tests/e2e/dashboard_browser.py", "--url",
        absl::StrCat("https://127.0.0.1:", HttpPort(port_file)), "--ca", farm.ca_file(),
        "--server-cert", farm.data_dir() + "/pki/server.crt", "--admin-token", admin,
        "--viewer-token", viewer, "--job", job, "--gate-dir", gates, "--out", shots,
-       "--big-task", big_job->tasks(0).id()},
+       "--big-task", big_job->tasks(0).id(), "--diff-job", diff_job},
       farm.dir() + "/browser.log");
   ASSERT_TRUE(browser.ok()) << browser.status();
   EXPECT_EQ((*browser)->Wait(absl::Seconds(240)), 0) << (*browser)->Output();

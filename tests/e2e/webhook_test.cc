@@ -15,6 +15,7 @@
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "tests/e2e/harness.h"
+#include "tests/e2e/http_port.h"
 
 namespace musafarm::e2e {
 namespace {
@@ -204,6 +205,93 @@ TEST(WebhookE2eTest, APendingDeliverySurvivesSigkillAndGoesOutAfterTheRestart) {
   farm.StartCoordinator(Flags(port));
   ASSERT_TRUE(WaitFor([&] { return farm.Agents().size() == 1; }));
   EXPECT_EQ(receiver.hits().size(), seen);
+}
+
+// The nightly diff (issue 14, item 3): a stand-in for pytest whose failing
+// test the test chooses with a file writes a JUnit report. The schedule's
+// first run fails test_alpha (and test_gamma); the second fails test_beta
+// (and test_gamma). The second run's webhook body and its job on the
+// dashboard both say test_beta newly fails, test_alpha was fixed and
+// test_gamma still fails, in the run's one matrix cell.
+TEST(NightlyDiffE2eTest, ASchedulesSecondRunNamesTheNewlyFailingAndTheFixedTestInWebhookAndPage) {
+  Receiver receiver;
+  const int port = receiver.Start();
+  ASSERT_GT(port, 0);
+  Farm farm;
+  std::vector<std::string> flags = Flags(port);
+  const int http_port = StartCoordinatorWithHttp(farm, flags);
+  farm.StartAgent("agent-1", {}, 1);
+  ASSERT_TRUE(WaitFor([&] { return farm.Agents().size() == 1; }));
+  const std::string second = farm.dir() + "/second-run";
+  const std::string pipeline = farm.WritePipeline("nightly.yaml", absl::StrCat(R"yaml(name: nightly
+matrix: {python: ["3.10"]}
+stages:
+  - name: test
+    shell: |
+      fail='<failure message="boom">E boom</failure>'
+      if [ -e )yaml", second, R"yaml( ]; then a=""; b="$fail"; else a="$fail"; b=""; fi
+      mkdir -p reports
+      printf '<?xml version="1.0"?><testsuite name="pytest"><testcase classname="tests.test_ops" name="test_alpha">%s</testcase><testcase classname="tests.test_ops" name="test_beta">%s</testcase><testcase classname="tests.test_ops" name="test_gamma">%s</testcase><testcase classname="tests.test_ops" name="test_delta"/></testsuite>' "$a" "$b" "$fail" > reports/junit.xml
+      exit 1
+    collect: [reports/junit.xml]
+)yaml"));
+  CliResult add =
+      farm.Cli({"schedule", "add", "nightly", "--cron", "0 2 * * *", pipeline, "--webhook",
+                absl::StrCat("http://127.0.0.1:", port, "/hook")});
+  ASSERT_EQ(add.exit_code, 0) << add.out << add.err;
+
+  auto run = [&]() -> std::string {
+    CliResult r = farm.Cli({"schedule", "run", "nightly", "-o", "json"});
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    nlohmann::json j = nlohmann::json::parse(r.out, nullptr, false);
+    if (j.is_discarded() || !j.contains("jobId")) return "";
+    const std::string id = j["jobId"];
+    EXPECT_TRUE(farm.WaitForJobEnd(id));
+    return id;
+  };
+  const std::string first_job = run();
+  ASSERT_FALSE(first_job.empty());
+  ASSERT_TRUE(WaitFor([&] { return receiver.DeliveredIds("/hook").size() == 1; }));
+  // The first run has nothing to compare with.
+  EXPECT_FALSE(nlohmann::json::parse(receiver.BodyOf("/hook")).contains("nightly_diff"));
+  WriteFile(second, "");
+  const std::string second_job = run();
+  ASSERT_FALSE(second_job.empty());
+  ASSERT_TRUE(WaitFor([&] { return receiver.DeliveredIds("/hook").size() == 2; }));
+
+  absl::StatusOr<v1::Job> job = farm.Job(second_job);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->tasks_size(), 1);
+  const std::string task = job->tasks(0).id().substr(second_job.size() + 1);  // "<cell>/test"
+  const std::string cell = task.substr(0, task.rfind('/'));
+  ASSERT_FALSE(cell.empty()) << task;
+  auto change = [&](const std::string& test) {
+    return nlohmann::json{{"cell", cell}, {"task", task}, {"test", "tests.test_ops::" + test}};
+  };
+  const nlohmann::json want = {{"previous_job_id", first_job},
+                               {"newly_failing", {change("test_beta")}},
+                               {"fixed", {change("test_alpha")}},
+                               {"still_failing", {change("test_gamma")}}};
+
+  nlohmann::json body;
+  for (const Receiver::Hit& h : receiver.hits()) {
+    nlohmann::json b = nlohmann::json::parse(h.body, nullptr, false);
+    if (!b.is_discarded() && b["job"]["id"] == second_job) body = b;
+  }
+  ASSERT_TRUE(body.contains("nightly_diff")) << body.dump();
+  EXPECT_EQ(body["nightly_diff"], want) << body.dump(2);
+
+  httplib::Client http("127.0.0.1", http_port);
+  auto page = http.Get(absl::StrCat("/api/job?id=", second_job));
+  ASSERT_TRUE(page) << httplib::to_string(page.error());
+  ASSERT_EQ(page->status, 200) << page->body;
+  nlohmann::json shown = nlohmann::json::parse(page->body);
+  EXPECT_EQ(shown["nightly_diff"], want) << shown.dump(2);
+  // The first run's page has no diff; neither has a job outside schedules.
+  auto first_page = http.Get(absl::StrCat("/api/job?id=", first_job));
+  ASSERT_TRUE(first_page);
+  EXPECT_FALSE(nlohmann::json::parse(first_page->body).contains("nightly_diff"))
+      << first_page->body;
 }
 
 }  // namespace
