@@ -189,6 +189,13 @@ CommandTree::CommandTree()
             {"skip", "queue"})
       ->capture_default_str();
   AddSubmitInputs(schedule_add, &v.schedule_add.submit);
+  schedule_add
+      ->add_option("--context", v.schedule_add.submit.contexts,
+                   "Job input NAME for every run: a directory DIR, uploaded now and pinned for "
+                   "the schedule, or git+URL#REF, resolved to the branch's head at each run "
+                   "(repeatable)")
+      ->type_name("NAME=DIR|NAME=git+URL#REF")
+      ->group("Pipeline inputs");
   AddOutputOption(schedule_add);
   schedule_list = schedule->add_subcommand("list", "List schedules");
   AddOutputOption(schedule_list);

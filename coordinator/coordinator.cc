@@ -271,12 +271,29 @@ absl::Status Coordinator::Start() {
                                     enrollment_.get(), access_.get(), user_admin_.get());
   server_->ServeSchedules(schedules_.get());
   git_ = std::make_unique<GitImporter>(absl::StrCat(options_.data_dir, "/git"), blobs_.get());
-  server_->ServeContent(&content_io_, blobs_.get(),
-                        [git = git_.get(), blobs = blobs_.get()](v1::SubmitRequest* req) {
-                          absl::Status git_done = ResolveGitInputs(*git, req);
-                          if (!git_done.ok()) return git_done;
-                          return ResolveJoinedInputs(*blobs, req);
-                        });
+  // A submission's inputs: git first, then the joins that may name them.
+  auto resolve_inputs = [git = git_.get(), blobs = blobs_.get()](v1::SubmitRequest* req) {
+    absl::Status git_done = ResolveGitInputs(*git, req);
+    if (!git_done.ok()) return git_done;
+    return ResolveJoinedInputs(*blobs, req);
+  };
+  server_->ServeContent(&content_io_, blobs_.get(), resolve_inputs);
+  // A schedule's are resolved the same way at each run: on the content loop,
+  // the run submitted back on the core loop.
+  schedules_->set_blob_store(blobs_.get());
+  schedules_->set_input_resolver([this, resolve_inputs](v1::SubmitRequest request, auto done) {
+    content_io_.Post([this, resolve_inputs, request = std::move(request),
+                      done = std::move(done)]() mutable {
+      absl::Status resolved = resolve_inputs(&request);
+      loop_.Post([resolved, request = std::move(request), done = std::move(done)]() mutable {
+        if (resolved.ok()) {
+          done(std::move(request));
+        } else {
+          done(resolved);
+        }
+      });
+    });
+  });
   content_io_.Start();
   ScheduleBlobGc(&content_io_, blobs_.get(), options_.blob_gc_grace);
   // Group commit: agent stream events that queue up while the loop works

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,9 +33,11 @@ class ScheduleApi {
   // Pause: no slot fires until resumed; resume: the next slot after now fires
   // (slots passed while paused do not).
   virtual absl::StatusOr<v1::Schedule> PauseSchedule(const std::string& name, bool pause) = 0;
+  using RunDone = std::function<void(absl::StatusOr<v1::ScheduleRun>)>;
   // A run now, under the overlap policy (a skip is answered with its record,
-  // not an error).
-  virtual absl::StatusOr<v1::ScheduleRun> RunSchedule(const std::string& name) = 0;
+  // not an error). `done` is called on the core loop: at once, or once the
+  // schedule's git inputs are resolved (that takes git, off the loop).
+  virtual void RunSchedule(const std::string& name, RunDone done) = 0;
 };
 
 }  // namespace musafarm::coordinator

@@ -7,6 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/limits.h"
 #include "common/logging.h"
+#include "coordinator/git_inputs.h"
+#include "coordinator/joined_inputs.h"
 #include "coordinator/webhook_targets.h"
 #include "pipeline/spec.h"
 
@@ -27,6 +29,9 @@ constexpr size_t kMaxNameBytes = 64;
 // A schedule's webhooks are kept with its secrets (sealed: a webhook URL is
 // often a credential) under these names, which no secret can have.
 constexpr absl::string_view kWebhookPrefix = "webhook:";
+// A git input's source when it carries credentials, kept sealed the same way
+// under "input:NAME"; the schedule's request shows it without them.
+constexpr absl::string_view kInputPrefix = "input:";
 
 std::shared_ptr<spdlog::logger> Log() {
   static auto log = GetLogger("schedules");
@@ -80,6 +85,14 @@ absl::Status CheckPipeline(const v1::SubmitRequest& request) {
   return pipeline::ParseAndExpand(request.spec_yaml(), file, "schedule", expand).status();
 }
 
+// Inputs that name a source but no tree yet: git inputs, resolved at each run.
+bool HasUnresolvedInputs(const v1::SubmitRequest& request) {
+  for (const v1::JobInput& in : request.inputs()) {
+    if (in.tree().sha256().empty() && !in.source().empty()) return true;
+  }
+  return false;
+}
+
 void AddCounts(const v1::TestCounts& from, v1::TestCounts* to) {
   to->set_passed(to->passed() + from.passed());
   to->set_failed(to->failed() + from.failed());
@@ -130,7 +143,10 @@ absl::Status ScheduleRunner::Load() {
 void ScheduleRunner::Tick() {
   const absl::Time now = clock_->Now();
   for (auto& [name, entry] : entries_) {
-    if (entry.schedule.paused() || !entry.schedule.has_next_fire_time()) continue;
+    // A run resolving its git inputs records its slot when it is submitted.
+    if (entry.resolving || entry.schedule.paused() || !entry.schedule.has_next_fire_time()) {
+      continue;
+    }
     absl::Time slot = TimeOf(entry.schedule.next_fire_time());
     if (slot > now) continue;
     // Slots missed while the coordinator was down: one run, for the latest.
@@ -145,12 +161,12 @@ void ScheduleRunner::Tick() {
       Log()->info("schedule '{}': {} slot(s) missed up to {}; running once", name, missed + 1,
                   FormatUtc(slot));
     }
-    Fire(entry, slot, late ? "missed" : "cron", /*advance=*/true);
+    Fire(entry, slot, late ? "missed" : "cron", /*advance=*/true, nullptr);
   }
 }
 
-v1::ScheduleRun ScheduleRunner::Fire(Entry& entry, absl::Time slot, const std::string& trigger,
-                                     bool advance) {
+void ScheduleRunner::Fire(Entry& entry, absl::Time slot, const std::string& trigger,
+                          bool advance, RunDone done) {
   const absl::Time now = clock_->Now();
   ScheduleFire fire;
   fire.schedule = entry.schedule;
@@ -167,46 +183,123 @@ v1::ScheduleRun ScheduleRunner::Fire(Entry& entry, absl::Time slot, const std::s
   SetTimestamp(slot, run.mutable_scheduled_time());
   SetTimestamp(now, run.mutable_fire_time());
   run.set_trigger(trigger);
-  const std::string& name = entry.schedule.name();
+  const std::string name = entry.schedule.name();
 
-  // Records a slot that submitted nothing; the schedule moves on all the same,
-  // so a refused pipeline is not retried every tick.
-  auto record = [&](std::string outcome) {
-    run.set_outcome(std::move(outcome));
-    Log()->info("schedule '{}' slot {} ({}): {}", name, FormatUtc(slot), trigger, run.outcome());
-    if (absl::Status s = store_->RecordFire(fire); !s.ok()) {
-      Log()->error("schedule '{}': cannot record its run: {}", name, s.ToString());
-    }
-    entry.schedule = fire.schedule;
-    return run;
-  };
-
+  if (entry.resolving) {
+    return Record(entry, fire, "skipped: the previous run's git inputs are being resolved", done);
+  }
   if (!entry.last_job_id.empty() &&
       entry.schedule.overlap() != v1::OVERLAP_POLICY_QUEUE) {
     absl::StatusOr<v1::Job> previous = core_->GetJob(entry.last_job_id);
     if (previous.ok() && previous->state() == v1::JOB_STATE_RUNNING) {
-      return record(absl::StrCat("skipped: job ", entry.last_job_id, " still running"));
+      return Record(entry, fire, absl::StrCat("skipped: job ", entry.last_job_id, " still running"),
+                    done);
     }
   }
   absl::StatusOr<std::map<std::string, std::string>> secrets = store_->LoadSecrets(name);
-  if (!secrets.ok()) return record(absl::StrCat("error: ", secrets.status().message()));
+  if (!secrets.ok()) {
+    return Record(entry, fire, absl::StrCat("error: ", secrets.status().message()), done);
+  }
   v1::SubmitRequest request = entry.schedule.request();
   for (auto& [key, value] : *secrets) {
-    if (!absl::StartsWith(key, kWebhookPrefix)) {
+    if (absl::StartsWith(key, kInputPrefix)) {
+      const absl::string_view input = absl::string_view(key).substr(kInputPrefix.size());
+      for (v1::JobInput& in : *request.mutable_inputs()) {
+        if (in.name() == input) in.set_source(value);
+      }
+    } else if (!absl::StartsWith(key, kWebhookPrefix)) {
       (*request.mutable_secrets())[key] = std::move(value);
     } else if (!request.add_webhooks()->ParseFromString(value)) {
-      return record(absl::StrCat("error: stored webhook ", key, " does not parse"));
+      return Record(entry, fire, absl::StrCat("error: stored webhook ", key, " does not parse"),
+                    done);
     }
   }
-  run.set_outcome("submitted");
-  absl::StatusOr<v1::Job> job =
-      core_->SubmitScheduled(request, entry.schedule.created_by(), fire);
-  if (!job.ok()) return record(absl::StrCat("error: ", job.status().message()));
-  run.set_job_id(job->id());
+  if (!HasUnresolvedInputs(request)) return Submit(entry, std::move(fire), request, done);
+  if (resolve_ == nullptr) {
+    return Record(entry, fire, "error: this coordinator does not resolve git inputs", done);
+  }
+  entry.resolving = true;
+  Log()->info("schedule '{}' slot {} ({}): resolving its git inputs", name, FormatUtc(slot),
+              trigger);
+  resolve_(std::move(request), [this, name, advance, fire = std::move(fire),
+                                done = std::move(done)](
+                                   absl::StatusOr<v1::SubmitRequest> resolved) mutable {
+    Entry* again = Find(name);
+    if (again == nullptr) {
+      Log()->info("schedule '{}' was removed while its run's git inputs were resolved", name);
+      if (done) done(absl::NotFoundError(absl::StrCat("schedule '", name, "' was removed")));
+      return;
+    }
+    again->resolving = false;
+    // The schedule as it is now (it may have been paused meanwhile), moved
+    // on by this slot.
+    v1::Schedule schedule = again->schedule;
+    if (advance && !schedule.paused()) {
+      *schedule.mutable_last_fire_time() = fire.schedule.last_fire_time();
+      if (fire.schedule.has_next_fire_time()) {
+        *schedule.mutable_next_fire_time() = fire.schedule.next_fire_time();
+      } else {
+        schedule.clear_next_fire_time();
+      }
+    }
+    fire.schedule = std::move(schedule);
+    if (!resolved.ok()) {
+      return Record(*again, fire, absl::StrCat("error: ", resolved.status().message()), done);
+    }
+    Submit(*again, std::move(fire), *resolved, done);
+  });
+}
+
+void ScheduleRunner::Submit(Entry& entry, ScheduleFire fire, const v1::SubmitRequest& request,
+                            const RunDone& done) {
+  fire.run.set_outcome("submitted");
+  absl::StatusOr<v1::Job> job = core_->SubmitScheduled(request, entry.schedule.created_by(), fire);
+  if (!job.ok()) return Record(entry, fire, absl::StrCat("error: ", job.status().message()), done);
+  fire.run.set_job_id(job->id());
   entry.last_job_id = job->id();
   entry.schedule = fire.schedule;
-  Log()->info("schedule '{}' slot {} ({}): job {}", name, FormatUtc(slot), trigger, job->id());
-  return run;
+  Log()->info("schedule '{}' slot {} ({}): job {}", entry.schedule.name(),
+              FormatUtc(TimeOf(fire.run.scheduled_time())), fire.run.trigger(), job->id());
+  if (done) done(fire.run);
+}
+
+void ScheduleRunner::Record(Entry& entry, ScheduleFire& fire, std::string outcome,
+                            const RunDone& done) {
+  fire.run.set_outcome(std::move(outcome));
+  const std::string& name = fire.schedule.name();
+  Log()->info("schedule '{}' slot {} ({}): {}", name, FormatUtc(TimeOf(fire.run.scheduled_time())),
+              fire.run.trigger(), fire.run.outcome());
+  if (absl::Status s = store_->RecordFire(fire); !s.ok()) {
+    Log()->error("schedule '{}': cannot record its run: {}", name, s.ToString());
+  }
+  entry.schedule = fire.schedule;
+  if (done) done(fire.run);
+}
+
+absl::Status ScheduleRunner::CheckInputs(const v1::SubmitRequest& request,
+                                         std::vector<v1::Digest>* roots) const {
+  for (const v1::JobInput& in : request.inputs()) {
+    const std::string what = absl::StrCat("input '", in.name(), "'");
+    if (!in.tree().sha256().empty()) {
+      if (blobs_ == nullptr) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(what, ": this coordinator has no content store"));
+      }
+      absl::StatusOr<content::TreeStats> complete = CheckTreeComplete(*blobs_, in.tree(), what);
+      if (!complete.ok()) return complete.status();
+      roots->push_back(in.tree());
+    } else if (IsGitSource(in.source())) {
+      if (absl::StatusOr<GitSource> git = ParseGitSource(in.source()); !git.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(what, ": ", git.status().message()));
+      }
+    } else if (IsJoinSource(in.source())) {
+      // Made of the other inputs at each run, once the git ones are resolved.
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, " carries no tree and is no git URL (--context NAME=DIR or NAME=git+URL#REF)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 ScheduleRunner::Entry* ScheduleRunner::Find(const std::string& name) {
@@ -242,6 +335,10 @@ absl::StatusOr<v1::Schedule> ScheduleRunner::AddSchedule(const v1::AddScheduleRe
     return absl::AlreadyExistsError(absl::StrCat(
         "schedule '", request.name(), "' exists; remove it first to replace it"));
   }
+  std::vector<v1::Digest> roots;
+  if (absl::Status s = CheckInputs(request.request(), &roots); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("schedule '", request.name(), "': ", s.message()));
+  }
   const absl::Time now = clock_->Now();
   v1::Schedule schedule;
   schedule.set_name(request.name());
@@ -261,11 +358,31 @@ absl::StatusOr<v1::Schedule> ScheduleRunner::AddSchedule(const v1::AddScheduleRe
     schedule.add_webhook_targets(RedactWebhookUrl(hook.url()));
   }
   schedule.mutable_request()->clear_webhooks();
+  for (v1::JobInput& in : *schedule.mutable_request()->mutable_inputs()) {
+    if (!in.tree().sha256().empty()) continue;
+    absl::StatusOr<GitSource> git = ParseGitSource(in.source());  // checked above
+    if (git.ok() && git->shown != in.source()) {
+      secrets[absl::StrCat(kInputPrefix, in.name())] = in.source();
+      in.set_source(git->shown);
+    }
+  }
   schedule.set_created_by(created_by);
   SetTimestamp(now, schedule.mutable_created_time());
   const absl::Time next = cron->Next(now);
   if (next != absl::InfiniteFuture()) SetTimestamp(next, schedule.mutable_next_fire_time());
-  if (absl::Status s = store_->Insert(schedule, secrets); !s.ok()) return s;
+  // Pinned before the schedule is stored: a schedule without its pin could
+  // lose its tree to GC; a pin without its schedule is dropped below.
+  const std::string owner = PinOwner(schedule.name());
+  if (!roots.empty()) {
+    if (absl::Status s = blobs_->Pin(owner, roots); !s.ok()) {
+      return absl::InternalError(
+          absl::StrCat("coordinator could not pin the schedule's inputs: ", s.message()));
+    }
+  }
+  if (absl::Status s = store_->Insert(schedule, secrets); !s.ok()) {
+    if (!roots.empty()) (void)blobs_->Unpin(owner);
+    return s;
+  }
   Log()->info("schedule '{}' added by {}: '{}' in {}, next at {}", schedule.name(), created_by,
               schedule.cron(), schedule.timezone().empty() ? "UTC" : schedule.timezone(),
               FormatUtc(next));
@@ -306,6 +423,12 @@ absl::StatusOr<v1::Schedule> ScheduleRunner::RemoveSchedule(const std::string& n
   Entry* entry = Find(name);
   if (entry == nullptr) return absl::NotFoundError(absl::StrCat("no schedule '", name, "'"));
   if (absl::Status s = store_->Delete(name); !s.ok()) return s;
+  // Its trees go once no job pins them either (GC's grace applies).
+  if (blobs_ != nullptr) {
+    if (absl::Status s = blobs_->Unpin(PinOwner(name)); !s.ok()) {
+      Log()->error("schedule '{}': its inputs stay pinned: {}", name, s.ToString());
+    }
+  }
   v1::Schedule removed = std::move(entry->schedule);
   entries_.erase(name);
   Log()->info("schedule '{}' removed", name);
@@ -328,10 +451,10 @@ absl::StatusOr<v1::Schedule> ScheduleRunner::PauseSchedule(const std::string& na
   return schedule;
 }
 
-absl::StatusOr<v1::ScheduleRun> ScheduleRunner::RunSchedule(const std::string& name) {
+void ScheduleRunner::RunSchedule(const std::string& name, RunDone done) {
   Entry* entry = Find(name);
-  if (entry == nullptr) return absl::NotFoundError(absl::StrCat("no schedule '", name, "'"));
-  return Fire(*entry, clock_->Now(), "manual", /*advance=*/false);
+  if (entry == nullptr) return done(absl::NotFoundError(absl::StrCat("no schedule '", name, "'")));
+  Fire(*entry, clock_->Now(), "manual", /*advance=*/false, std::move(done));
 }
 
 std::set<std::string> ScheduleRunner::PinnedJobs() {

@@ -11,6 +11,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "content/digest.h"
+#include "content/tree.h"
+#include "coordinator/local_blob_store.h"
 #include "coordinator/secret_cipher.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_clock.h"
@@ -49,6 +52,7 @@ class ScheduleRunnerTest : public ::testing::Test {
   void Close() {
     runner_.reset();
     core_.reset();
+    blobs_.reset();
     logs_.reset();
     store_.reset();
   }
@@ -70,6 +74,55 @@ class ScheduleRunnerTest : public ::testing::Test {
     core_->set_retention_pins(runner_.get());
   }
   void SetNow(absl::Time t) { clock_.Advance(t - clock_.Now()); }
+  // A content store in the same database, given to the core and the runner.
+  void OpenBlobs() {
+    absl::StatusOr<std::unique_ptr<LocalBlobStore>> blobs = LocalBlobStore::Open(
+        {(dir_ / "blobs").string(), (dir_ / "db").string(), int64_t{1} << 30, &clock_});
+    ASSERT_TRUE(blobs.ok()) << blobs.status();
+    blobs_ = *std::move(blobs);
+    core_->set_blob_store(blobs_.get());
+    runner_->set_blob_store(blobs_.get());
+  }
+  void PutBlob(const std::string& bytes) {
+    absl::StatusOr<std::unique_ptr<BlobUpload>> up = blobs_->StartWrite(content::DigestOf(bytes), 0);
+    ASSERT_TRUE(up.ok()) << up.status();
+    ASSERT_TRUE((*up)->Append(bytes).ok());
+    ASSERT_TRUE((*up)->Finish().ok());
+  }
+  // A tree of one file holding `text`, uploaded; its root.
+  v1::Digest PutTree(const std::string& text) {
+    PutBlob(text);
+    v1::Directory root;
+    v1::FileNode* f = root.add_files();
+    f->set_name("msg.txt");
+    *f->mutable_digest() = content::DigestOf(text);
+    const std::string blob = content::SerializeDirectory(root);
+    PutBlob(blob);
+    return content::DigestOf(blob);
+  }
+  // After `grace` of disuse, what GC deletes.
+  int64_t CollectAfter(absl::Duration grace) {
+    clock_.Advance(grace + absl::Minutes(1));
+    absl::StatusOr<BlobGcStats> gc = blobs_->CollectGarbage(clock_.Now(), grace);
+    EXPECT_TRUE(gc.ok()) << gc.status();
+    return gc.ok() ? gc->deleted : -1;
+  }
+  v1::AddScheduleRequest Request(const std::string& name, const std::string& cron) {
+    v1::AddScheduleRequest req;
+    req.set_name(name);
+    req.set_cron(cron);
+    req.set_overlap(v1::OVERLAP_POLICY_QUEUE);
+    req.mutable_request()->set_spec_yaml(kPipeline);
+    req.mutable_request()->set_spec_file("nightly.yaml");
+    (*req.mutable_request()->mutable_secrets())["TOKEN"] = "s3cret-value";
+    return req;
+  }
+  // `schedule run NAME`; without git inputs it answers at once.
+  absl::StatusOr<v1::ScheduleRun> RunNow(const std::string& name) {
+    absl::StatusOr<v1::ScheduleRun> out = absl::UnknownError("not answered");
+    runner_->RunSchedule(name, [&out](absl::StatusOr<v1::ScheduleRun> run) { out = std::move(run); });
+    return out;
+  }
 
   v1::Schedule Add(const std::string& name, const std::string& cron, const std::string& tz = "",
                    v1::OverlapPolicy overlap = v1::OVERLAP_POLICY_SKIP) {
@@ -114,6 +167,7 @@ class ScheduleRunnerTest : public ::testing::Test {
   testing::FakeClock clock_{Utc(2026, 3, 1, 1, 58)};
   std::unique_ptr<Store> store_;
   std::unique_ptr<LogStore> logs_;
+  std::unique_ptr<LocalBlobStore> blobs_;
   std::unique_ptr<Core> core_;
   std::unique_ptr<ScheduleRunner> runner_;
 };
@@ -371,14 +425,14 @@ TEST_F(ScheduleRunnerTest, RefusesBadInputNamingIt) {
   req.mutable_request()->set_spec_yaml(kPipeline);
   EXPECT_TRUE(absl::IsAlreadyExists(runner_->AddSchedule(req, "rel-eng").status()));
   EXPECT_TRUE(absl::IsNotFound(runner_->GetSchedule("nope", 0).status()));
-  EXPECT_TRUE(absl::IsNotFound(runner_->RunSchedule("nope").status()));
+  EXPECT_TRUE(absl::IsNotFound(RunNow("nope").status()));
 }
 
 TEST_F(ScheduleRunnerTest, RunNowRemoveAndTheLastRunsArePinned) {
   Add("nightly", "0 2 * * *", "", v1::OVERLAP_POLICY_QUEUE);
   std::vector<std::string> ids;
   for (int i = 0; i < 3; ++i) {
-    absl::StatusOr<v1::ScheduleRun> run = runner_->RunSchedule("nightly");
+    absl::StatusOr<v1::ScheduleRun> run = RunNow("nightly");
     ASSERT_TRUE(run.ok()) << run.status();
     EXPECT_EQ(run->trigger(), "manual");
     ids.push_back(run->job_id());
@@ -397,6 +451,128 @@ TEST_F(ScheduleRunnerTest, RunNowRemoveAndTheLastRunsArePinned) {
   ASSERT_TRUE(all.ok());
   EXPECT_TRUE(all->empty());
   EXPECT_EQ(JobsOf("nightly").size(), 3u);  // its jobs stay
+}
+
+// `schedule add --context src=DIR` (issue 17): the uploaded tree is pinned for
+// the schedule, so GC keeps it while no job does; every run builds it; removing
+// the schedule unpins it. A tree the store lacks is refused at add.
+TEST_F(ScheduleRunnerTest, AnUploadedInputIsPinnedForTheScheduleAndEveryRunBuildsIt) {
+  OpenBlobs();
+  v1::AddScheduleRequest missing = Request("nightly", "0 2 * * *");
+  v1::JobInput* gone = missing.mutable_request()->add_inputs();
+  gone->set_name("src");
+  gone->set_source("dir:/home/dev/src");
+  *gone->mutable_tree() = content::DigestOf("never uploaded");
+  absl::StatusOr<v1::Schedule> refused = runner_->AddSchedule(missing, "rel-eng");
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+  EXPECT_NE(refused.status().message().find("input 'src'"), std::string::npos) << refused.status();
+
+  const v1::Digest tree = PutTree("first");
+  v1::AddScheduleRequest req = Request("nightly", "0 2 * * *");
+  v1::JobInput* in = req.mutable_request()->add_inputs();
+  in->set_name("src");
+  in->set_source("dir:/home/dev/src");
+  *in->mutable_tree() = tree;
+  ASSERT_TRUE(runner_->AddSchedule(req, "rel-eng").ok());
+  EXPECT_EQ(CollectAfter(absl::Hours(1)), 0);  // the schedule's pin keeps it
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<v1::ScheduleRun> run = RunNow("nightly");
+    ASSERT_TRUE(run.ok()) << run.status();
+    ASSERT_FALSE(run->job_id().empty()) << run->outcome();
+    ids.push_back(run->job_id());
+  }
+  for (const v1::Job& job : JobsOf("nightly")) {
+    ASSERT_EQ(job.inputs_size(), 1);
+    EXPECT_EQ(job.inputs(0).tree().sha256(), tree.sha256());
+  }
+  // Retention drops the jobs' pins: the schedule's still holds the tree,
+  // also across a restart.
+  CancelAll("nightly");
+  for (const std::string& id : ids) ASSERT_TRUE(blobs_->Unpin(id).ok());
+  Open();
+  OpenBlobs();
+  EXPECT_EQ(CollectAfter(absl::Hours(1)), 0);
+  ASSERT_TRUE(runner_->RemoveSchedule("nightly").ok());
+  EXPECT_EQ(CollectAfter(absl::Hours(1)), 2);  // the directory and its file
+}
+
+// A git input is resolved again at each run, off the loop (the resolver
+// here answers when the test says): the slot waits for it and fires once;
+// a resolution that fails is recorded; the URL's credentials reach the
+// resolver but are stored sealed and never shown.
+TEST_F(ScheduleRunnerTest, AGitInputIsResolvedAtEachRunAndItsCredentialsAreSealed) {
+  OpenBlobs();
+  struct Pending {
+    v1::SubmitRequest request;
+    std::function<void(absl::StatusOr<v1::SubmitRequest>)> done;
+  };
+  std::vector<Pending> pending;
+  auto resolver = [&pending](v1::SubmitRequest request,
+                             std::function<void(absl::StatusOr<v1::SubmitRequest>)> done) {
+    pending.push_back({std::move(request), std::move(done)});
+  };
+  runner_->set_input_resolver(resolver);
+  v1::AddScheduleRequest req = Request("nightly", "0 2 * * *");
+  v1::JobInput* in = req.mutable_request()->add_inputs();
+  in->set_name("src");
+  in->set_source("git+https://bob:hunter2@git.example.com/t/repo.git#main");
+  v1::AddScheduleRequest bad = req;
+  bad.set_name("bad");
+  bad.mutable_request()->mutable_inputs(0)->set_source("git+ftp://h/r");
+  EXPECT_TRUE(absl::IsInvalidArgument(runner_->AddSchedule(bad, "rel-eng").status()));
+  absl::StatusOr<v1::Schedule> added = runner_->AddSchedule(req, "rel-eng");
+  ASSERT_TRUE(added.ok()) << added.status();
+  EXPECT_EQ(added->request().inputs(0).source(), "git+https://git.example.com/t/repo.git#main");
+  Open();  // stored: the schedule still knows the credentials after a restart
+  OpenBlobs();
+  runner_->set_input_resolver(resolver);
+
+  // Each resolution: the branch's head has a tree of its own.
+  auto resolve = [&](const std::string& text, const std::string& commit) {
+    ASSERT_EQ(pending.size(), 1u);
+    Pending p = std::move(pending.front());
+    pending.clear();
+    EXPECT_EQ(p.request.inputs(0).source(), "git+https://bob:hunter2@git.example.com/t/repo.git#main");
+    v1::JobInput* resolved = p.request.mutable_inputs(0);
+    *resolved->mutable_tree() = PutTree(text);
+    resolved->set_commit(commit);
+    resolved->set_source("git+https://git.example.com/t/repo.git#main");
+    p.done(std::move(p.request));
+  };
+  SetNow(Utc(2026, 3, 1, 2, 0));
+  runner_->Tick();
+  runner_->Tick();  // resolving: the slot is not fired twice
+  EXPECT_EQ(pending.size(), 1u);
+  EXPECT_TRUE(JobsOf("nightly").empty());
+  absl::StatusOr<v1::ScheduleRun> busy = RunNow("nightly");
+  ASSERT_TRUE(busy.ok());
+  EXPECT_EQ(busy->outcome(), "skipped: the previous run's git inputs are being resolved");
+  resolve("first", "c1");
+  SetNow(Utc(2026, 3, 2, 2, 0));
+  runner_->Tick();
+  resolve("second", "c2");
+  std::vector<v1::Job> jobs = JobsOf("nightly");
+  ASSERT_EQ(jobs.size(), 2u);
+  EXPECT_EQ(jobs[0].inputs(0).commit(), "c1");
+  EXPECT_EQ(jobs[1].inputs(0).commit(), "c2");
+  EXPECT_NE(jobs[0].inputs(0).tree().sha256(), jobs[1].inputs(0).tree().sha256());
+  EXPECT_EQ(jobs[1].inputs(0).source(), "git+https://git.example.com/t/repo.git#main");
+  absl::StatusOr<v1::Schedule> s = runner_->GetSchedule("nightly", 0);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(TimeOf(s->next_fire_time()), Utc(2026, 3, 3, 2, 0));
+  EXPECT_EQ(s->DebugString().find("hunter2"), std::string::npos);
+
+  // A run now whose resolution fails is recorded with git's reason.
+  absl::StatusOr<v1::ScheduleRun> answered = absl::UnknownError("not yet");
+  runner_->RunSchedule("nightly", [&](absl::StatusOr<v1::ScheduleRun> r) { answered = r; });
+  EXPECT_TRUE(absl::IsUnknown(answered.status()));  // waits for git
+  ASSERT_EQ(pending.size(), 1u);
+  pending.front().done(absl::FailedPreconditionError("input 'src': no ref 'main'"));
+  ASSERT_TRUE(answered.ok()) << answered.status();
+  EXPECT_EQ(answered->outcome(), "error: input 'src': no ref 'main'");
+  EXPECT_EQ(JobsOf("nightly").size(), 2u);
 }
 
 }  // namespace

@@ -96,12 +96,22 @@ grpc::ServerUnaryReactor* ScheduleServiceImpl::ResumeSchedule(grpc::CallbackServ
 grpc::ServerUnaryReactor* ScheduleServiceImpl::RunSchedule(grpc::CallbackServerContext* ctx,
                                                            const v1::ScheduleNameRequest* req,
                                                            v1::ScheduleRun* resp) {
-  return Change(ctx, "schedule.run", req->name(), [this, req, resp](const Principal&) {
-    absl::StatusOr<v1::ScheduleRun> run = api_->RunSchedule(req->name());
-    if (!run.ok()) return run.status();
-    *resp = *std::move(run);
-    return absl::OkStatus();
+  absl::StatusOr<Principal> who =
+      AdmitCall(ctx, *access_, admin_, Action::kManageSchedules, "schedule.run", req->name());
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  // Answered when the run is submitted, which for a schedule with git inputs
+  // is after they are resolved (off the loop).
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  loop_->Post([this, reactor, req, resp, who = *who, peer = ctx->peer()] {
+    api_->RunSchedule(req->name(), [this, reactor, req, resp, who,
+                                    peer](absl::StatusOr<v1::ScheduleRun> run) {
+      absl::Status s = run.status();
+      if (run.ok()) *resp = *std::move(run);
+      RecordAudit(admin_, who, peer, "schedule.run", req->name(), s);
+      reactor->Finish(ToGrpc(s));
+    });
   });
+  return reactor;
 }
 
 }  // namespace musafarm::coordinator

@@ -72,6 +72,19 @@ std::string GitSourceOf(const std::string& url) {
 
 }  // namespace
 
+int ReportUploadError(const CommandEnv& env, const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return ReportRpcError(env, ToGrpc(status));
+    default:
+      *env.err << "musafarm: " << status.message() << "\n";
+      return kExitUsage;
+  }
+}
+
 absl::StatusOr<std::pair<std::string, std::string>> ParseContextFlag(const std::string& flag) {
   const size_t eq = flag.find('=');
   if (eq == std::string::npos || eq + 1 == flag.size()) {

@@ -67,4 +67,9 @@ absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
     const CommandEnv& env, const std::shared_ptr<grpc::Channel>& channel,
     const std::vector<ContextSource>& contexts, bool dry_run, bool every_blob = false);
 
+// Reports UploadContexts' error and returns the exit code: the RPC's for
+// transport and access errors, usage (the directory: a link out of it, over
+// the limit; or a refused blob) otherwise.
+int ReportUploadError(const CommandEnv& env, const absl::Status& status);
+
 }  // namespace musafarm::cli

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "cli/client.h"
+#include "cli/commands/context_upload.h"
 #include "cli/commands/commands.h"
 #include "cli/render.h"
 #include "grpcpp/channel.h"
@@ -61,6 +62,13 @@ std::vector<std::string> RenderSchedule(const v1::Schedule& s, absl::TimeZone tz
       absl::StrCat("  created:  ", When(s.created_time(), tz), " by ", s.created_by()),
       absl::StrCat("  last:     ", When(s.last_fire_time(), tz)),
       absl::StrCat("  next:     ", s.paused() ? "paused" : When(s.next_fire_time(), tz))};
+  for (const v1::JobInput& in : s.request().inputs()) {
+    lines.push_back(absl::StrCat(
+        "  input:    ", in.name(), ": ", in.source(),
+        in.tree().sha256().empty()
+            ? " (resolved at each run)"
+            : absl::StrCat(", tree ", in.tree().sha256().substr(0, 12), " (pinned)")));
+  }
   if (s.secrets_size() > 0) {
     std::string names;
     for (const std::string& n : s.secrets()) absl::StrAppend(&names, names.empty() ? "" : ", ", n);
@@ -103,10 +111,18 @@ int RunScheduleAdd(const CommandEnv& env, const ScheduleAddOptions& opts) {
   req.set_timezone(opts.timezone);
   req.set_overlap(opts.overlap == "queue" ? v1::OVERLAP_POLICY_QUEUE : v1::OVERLAP_POLICY_SKIP);
   *req.mutable_request() = std::move(prepared.request);
+  // A directory is uploaded now, once: every run builds this tree, which the
+  // schedule pins. A git context is resolved at each run.
+  std::shared_ptr<grpc::Channel> channel = NewChannel(env);
+  absl::StatusOr<std::vector<v1::JobInput>> inputs =
+      UploadContexts(env, channel, prepared.contexts, /*dry_run=*/false);
+  if (!inputs.ok()) return ReportUploadError(env, inputs.status());
+  for (v1::JobInput& in : *inputs) *req.mutable_request()->add_inputs() = std::move(in);
   v1::Schedule resp;
   grpc::ClientContext ctx;
   SetUnaryDeadline(&ctx);
-  if (grpc::Status s = Stub(env)->AddSchedule(&ctx, req, &resp); !s.ok()) {
+  if (grpc::Status s = v1::ScheduleService::NewStub(channel)->AddSchedule(&ctx, req, &resp);
+      !s.ok()) {
     if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
       *env.err << "musafarm: " << ExplainOrigin(s.error_message(), prepared.parts) << "\n";
       return kExitUsage;

@@ -233,18 +233,7 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
   std::shared_ptr<grpc::Channel> channel = opts.dry_run ? nullptr : NewChannel(env);
   absl::StatusOr<std::vector<v1::JobInput>> inputs =
       UploadContexts(env, channel, prepared.contexts, opts.dry_run);
-  if (!inputs.ok()) {
-    switch (inputs.status().code()) {
-      case absl::StatusCode::kUnavailable:
-      case absl::StatusCode::kDeadlineExceeded:
-      case absl::StatusCode::kUnauthenticated:
-      case absl::StatusCode::kPermissionDenied:
-        return ReportRpcError(env, ToGrpc(inputs.status()));
-      default:  // the directory (a link out of it, over the limit) or a refused blob
-        *env.err << "musafarm: " << inputs.status().message() << "\n";
-        return kExitUsage;
-    }
-  }
+  if (!inputs.ok()) return ReportUploadError(env, inputs.status());
   for (v1::JobInput& in : *inputs) *req.add_inputs() = std::move(in);
   if (opts.dry_run) {
     PrintDryRun(env, req, prepared.local);
