@@ -63,8 +63,10 @@ class BlobStore {
  public:
   virtual ~BlobStore() = default;
 
-  // The store's size limit in bytes (--blob-store-bytes): one upload that
-  // would pass it is refused, and no input may be larger.
+  // The store's size limit in bytes (--blob-store-bytes). An upload that
+  // would pass it first makes room by deleting unreferenced blobs, oldest
+  // use first, whatever their grace; one that still cannot fit is refused
+  // naming the limit. No input may be larger.
   virtual int64_t max_bytes() const = 0;
 
   // Those of `digests` the store does not hold. Those it holds count as used
@@ -95,7 +97,9 @@ class BlobStore {
   virtual absl::Status Unpin(const std::string& job_id) = 0;
 
   // Deletes the blobs no pinned tree reaches that were not used within
-  // `grace` of `now`, and partial uploads untouched as long.
+  // `grace` of `now`, and partial uploads untouched as long; then, while the
+  // store holds more than max_bytes(), more of the unreferenced ones, oldest
+  // use first (a blob a pinned tree reaches is never deleted).
   virtual absl::StatusOr<BlobGcStats> CollectGarbage(absl::Time now, absl::Duration grace) = 0;
 };
 

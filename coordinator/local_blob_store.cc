@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_modes.h"
@@ -249,24 +250,37 @@ absl::StatusOr<BlobWriteState> LocalBlobStore::QueryWrite(const v1::Digest& dige
 absl::StatusOr<std::unique_ptr<BlobUpload>> LocalBlobStore::StartWrite(const v1::Digest& digest,
                                                                        int64_t offset) {
   const std::string& sha = digest.sha256();
-  {
-    absl::MutexLock lock(&mu_);
-    MF_ASSIGN_OR_RETURN(int64_t size, IndexedSize(sha));
-    if (size == digest.size_bytes()) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("blob ", content::ShortDigest(digest), " is already stored"));
+  // Over the limit, unreferenced blobs make room (oldest use first) once;
+  // what still does not fit is refused.
+  for (bool made_room = false;; made_room = true) {
+    {
+      absl::MutexLock lock(&mu_);
+      MF_ASSIGN_OR_RETURN(int64_t size, IndexedSize(sha));
+      if (size == digest.size_bytes()) {
+        return absl::AlreadyExistsError(
+            absl::StrCat("blob ", content::ShortDigest(digest), " is already stored"));
+      }
+      MF_ASSIGN_OR_RETURN(int64_t total, TotalBytes());
+      if (total + digest.size_bytes() <= options_.max_bytes) {
+        if (!uploading_.insert(sha).second) {
+          return absl::AbortedError(absl::StrCat("blob ", content::ShortDigest(digest),
+                                                 " is being uploaded by another call; try again"));
+        }
+        break;
+      }
+      if (made_room || digest.size_bytes() > options_.max_bytes) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the content store is full: it holds ", FormatBytes(static_cast<uint64_t>(total)),
+            " and blob ", content::ShortDigest(digest), " (",
+            FormatBytes(static_cast<uint64_t>(digest.size_bytes())), ") would pass its limit of ",
+            FormatBytes(static_cast<uint64_t>(options_.max_bytes)), " (--blob-store-bytes)",
+            made_room ? "; unreferenced blobs cannot make room for it" : ""));
+      }
     }
-    MF_ASSIGN_OR_RETURN(int64_t total, TotalBytes());
-    if (total + digest.size_bytes() > options_.max_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the content store is full: it holds ", FormatBytes(static_cast<uint64_t>(total)),
-          " and blob ", content::ShortDigest(digest), " would pass its limit of ",
-          FormatBytes(static_cast<uint64_t>(options_.max_bytes)), " (--blob-store-bytes)"));
-    }
-    if (!uploading_.insert(sha).second) {
-      return absl::AbortedError(absl::StrCat("blob ", content::ShortDigest(digest),
-                                             " is being uploaded by another call; try again"));
-    }
+    MF_RETURN_IF_ERROR(DeleteUnreferenced(std::numeric_limits<int64_t>::min(),
+                                          options_.max_bytes - digest.size_bytes(),
+                                          /*only_if_enough=*/true)
+                           .status());
   }
   // From here EndUpload() runs on every path (the Upload's destructor, or below).
   const std::string partial = PartialPath(sha);
@@ -393,7 +407,7 @@ absl::Status LocalBlobStore::Unpin(const std::string& job_id) {
               [&](sql::Statement& s) { s.BindText(1, job_id); });
 }
 
-absl::StatusOr<BlobGcStats> LocalBlobStore::CollectGarbage(absl::Time now, absl::Duration grace) {
+absl::StatusOr<std::set<std::string>> LocalBlobStore::Reachable() {
   // Pinned roots and their sizes (a pin names only the hash).
   std::vector<v1::Digest> roots;
   {
@@ -421,37 +435,74 @@ absl::StatusOr<BlobGcStats> LocalBlobStore::CollectGarbage(absl::Time now, absl:
     // it was already missing or corrupt.
     if (!walked.ok()) Log()->warn("pinned tree {}: {}", content::ShortDigest(root), walked.status().ToString());
   }
-  const int64_t cutoff = ToMicros(now - grace);
+  return reachable;
+}
+
+absl::StatusOr<BlobGcStats> LocalBlobStore::DeleteUnreferenced(int64_t cutoff_us,
+                                                               int64_t target_bytes,
+                                                               bool only_if_enough) {
+  MF_ASSIGN_OR_RETURN(const std::set<std::string> reachable, Reachable());
   std::vector<std::pair<std::string, int64_t>> doomed;
   BlobGcStats stats;
+  int64_t evicted = 0;
   {
     absl::MutexLock lock(&mu_);
     // A copy the row callback reads: clang's thread-safety analysis cannot see
     // that the callback runs under mu_.
     const std::set<std::string> uploading = uploading_;
-    MF_RETURN_IF_ERROR(Exec("SELECT sha256, size, last_used_us FROM blobs", "blob index: scan",
-                            nullptr, [&](sql::Statement& s) {
+    // Unreferenced blobs within their grace, oldest use first: what the
+    // size limit may take.
+    std::vector<std::pair<std::string, int64_t>> spare;
+    int64_t total = 0;
+    MF_RETURN_IF_ERROR(Exec("SELECT sha256, size, last_used_us FROM blobs ORDER BY last_used_us",
+                            "blob index: scan", nullptr, [&](sql::Statement& s) {
                               std::string sha(s.ColumnText(0));
                               const int64_t size = s.ColumnInt64(1);
-                              if (s.ColumnInt64(2) < cutoff && reachable.count(sha) == 0 &&
-                                  uploading.count(sha) == 0) {
+                              total += size;
+                              if (reachable.count(sha) != 0 || uploading.count(sha) != 0) return;
+                              if (s.ColumnInt64(2) < cutoff_us) {
                                 doomed.emplace_back(std::move(sha), size);
                               } else {
-                                ++stats.kept;
-                                stats.kept_bytes += size;
+                                spare.emplace_back(std::move(sha), size);
                               }
                             }));
+    for (const auto& gone : doomed) total -= gone.second;
+    int64_t spare_bytes = 0;
+    for (const auto& extra : spare) spare_bytes += extra.second;
+    if (only_if_enough && total - spare_bytes > target_bytes) spare.clear();
+    for (auto& extra : spare) {
+      if (total <= target_bytes) break;
+      total -= extra.second;
+      evicted += extra.second;
+      doomed.push_back(std::move(extra));
+    }
     for (const auto& gone : doomed) {
       const std::string& sha = gone.first;  // a lambda cannot capture a structured binding in C++17
       MF_RETURN_IF_ERROR(Exec("DELETE FROM blobs WHERE sha256 = ?1", "blob index: delete",
                               [&](sql::Statement& s) { s.BindText(1, sha); }));
     }
+    MF_ASSIGN_OR_RETURN(stats.kept_bytes, TotalBytes());
+    MF_RETURN_IF_ERROR(Exec("SELECT count(*) FROM blobs", "blob index: count", nullptr,
+                            [&](sql::Statement& s) { stats.kept = s.ColumnInt64(0); }));
   }
   for (const auto& [sha, size] : doomed) {
     ::unlink(BlobPath(sha).c_str());
     ++stats.deleted;
     stats.freed_bytes += size;
   }
+  if (evicted > 0) {
+    Log()->info("content store over its limit of {} (--blob-store-bytes): {} of unreferenced "
+                "blobs deleted before their grace, oldest use first",
+                FormatBytes(static_cast<uint64_t>(options_.max_bytes)),
+                FormatBytes(static_cast<uint64_t>(evicted)));
+  }
+  return stats;
+}
+
+absl::StatusOr<BlobGcStats> LocalBlobStore::CollectGarbage(absl::Time now, absl::Duration grace) {
+  MF_ASSIGN_OR_RETURN(BlobGcStats stats,
+                      DeleteUnreferenced(ToMicros(now - grace), options_.max_bytes,
+                                         /*only_if_enough=*/false));
   // Partial uploads nobody resumed within the grace period.
   std::error_code ec;
   for (const auto& entry : std::filesystem::directory_iterator(options_.dir + "/partial", ec)) {

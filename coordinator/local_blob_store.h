@@ -58,6 +58,15 @@ class LocalBlobStore final : public BlobStore {
   // Size of the complete blob `sha256` in the index; -1 when absent.
   absl::StatusOr<int64_t> IndexedSize(const std::string& sha256) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<int64_t> TotalBytes() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The blobs pinned trees reach (their directories and files).
+  absl::StatusOr<std::set<std::string>> Reachable();
+  // Deletes the blobs no pinned tree reaches and no upload writes: those
+  // last used before `cutoff_us`, then, oldest use first, more while the
+  // store holds more than `target_bytes`; with `only_if_enough`, none of
+  // those unless that brings it down to `target_bytes` (an upload that would
+  // not fit anyway deletes nothing for it).
+  absl::StatusOr<BlobGcStats> DeleteUnreferenced(int64_t cutoff_us, int64_t target_bytes,
+                                                 bool only_if_enough);
   absl::Status Touch(const std::string& sha256) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Upload: records the verified blob now at BlobPath().
   absl::Status Commit(const v1::Digest& digest);

@@ -131,10 +131,58 @@ TEST_F(LocalBlobStoreTest, CorruptBlobIsAnErrorOnReadAndIsDeleted) {
 
 TEST_F(LocalBlobStoreTest, SizeLimitRefusesAnUploadThatWouldPassIt) {
   Reopen(10);
-  ASSERT_TRUE(Put("12345678").ok());
-  absl::Status s = blobs_->StartWrite(content::DigestOf("abc"), 0).status();
+  absl::Status s = blobs_->StartWrite(content::DigestOf("bigger than ten"), 0).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
-  EXPECT_THAT(s.message(), HasSubstr("--blob-store-bytes"));
+  EXPECT_THAT(s.message(), HasSubstr("would pass its limit of 10 B (--blob-store-bytes)"));
+}
+
+// Issue 17, item 2: over --blob-store-bytes, an upload first makes room from
+// unreferenced blobs, oldest use first, within their grace; one that cannot
+// fit even so is refused naming the limit, and nothing is deleted for it; a
+// blob a pinned tree reaches is never deleted.
+TEST_F(LocalBlobStoreTest, OverTheLimitUnreferencedBlobsGoOldestFirstAndPinnedOnesNever) {
+  ASSERT_TRUE(Put("kept-file").ok());
+  v1::Directory root;
+  v1::FileNode* f = root.add_files();
+  f->set_name("k");
+  *f->mutable_digest() = content::DigestOf("kept-file");
+  const std::string root_blob = content::SerializeDirectory(root);
+  ASSERT_TRUE(Put(root_blob).ok());
+  ASSERT_TRUE(blobs_->Pin("j1", {content::DigestOf(root_blob)}).ok());
+  ASSERT_TRUE(Put("old").ok());
+  clock_.Advance(absl::Hours(1));
+  ASSERT_TRUE(Put("new").ok());
+  const int64_t full = static_cast<int64_t>(root_blob.size()) + 9 + 3 + 3;
+  Reopen(full);
+
+  // 3 bytes more: "old" makes room, "new" stays.
+  ASSERT_TRUE(Put("abc").ok());
+  EXPECT_TRUE(Missing(content::DigestOf("old")));
+  EXPECT_FALSE(Missing(content::DigestOf("new")));
+  // 10 bytes: the unreferenced blobs ("new", "abc") hold only 6; refused,
+  // naming the limit, and they stay.
+  absl::Status s = blobs_->StartWrite(content::DigestOf("ten bytes!"), 0).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(s.message(), HasSubstr(absl::StrCat("would pass its limit of ", full, " B")));
+  EXPECT_FALSE(Missing(content::DigestOf("new")));
+  EXPECT_FALSE(Missing(content::DigestOf("abc")));
+
+  // A lower limit (a restart with a smaller --blob-store-bytes): GC takes the
+  // unreferenced blobs within their grace, oldest use first, down to it, and
+  // never the pinned tree.
+  clock_.Advance(absl::Minutes(1));
+  ASSERT_FALSE(Missing(content::DigestOf("new")));  // now "abc" is the older use
+  Reopen(full - 3);
+  absl::StatusOr<BlobGcStats> gc = blobs_->CollectGarbage(clock_.Now(), absl::Hours(24));
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  EXPECT_EQ(gc->deleted, 1);
+  EXPECT_TRUE(Missing(content::DigestOf("abc")));
+  Reopen(1);
+  gc = blobs_->CollectGarbage(clock_.Now(), absl::Hours(24));
+  ASSERT_TRUE(gc.ok()) << gc.status();
+  EXPECT_EQ(gc->deleted, 1);  // "new"; the pinned tree stays, over the limit
+  EXPECT_FALSE(Missing(content::DigestOf("kept-file")));
+  EXPECT_FALSE(Missing(content::DigestOf(root_blob)));
 }
 
 TEST_F(LocalBlobStoreTest, GcKeepsPinnedTreesAndRecentBlobs) {

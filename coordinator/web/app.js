@@ -122,6 +122,17 @@ function chipTitle(t) {
   return stateOf(t.state) + (stateOf(t.state) === 'queued' && t.wait_reason ? ': ' + t.wait_reason : '');
 }
 
+// What the job was built from (issue 17), as `musafarm status` says it:
+// name, source, commit and tree digest (short), files and bytes.
+function jobInputs(inputs) {
+  if (!inputs || !inputs.length) return '';
+  const bytes = (n) => { n = Number(n || 0); return n < 1024 ? n + ' B' : (n / 2 ** 20).toFixed(1) + ' MiB'; };
+  return el('section', {}, el('h2', {}, 'Inputs'), el('ul', { id: 'inputs' }, ...inputs.map(i => el('li', {},
+    el('strong', {}, i.name), ': ', i.source || '', i.commit ? ' at ' + i.commit.slice(0, 12) : '',
+    ', tree ', el('code', {}, ((i.tree && i.tree.sha256) || '').slice(0, 12)),
+    ', ' + Number(i.files || 0) + ' files, ' + bytes(i.bytes)))));
+}
+
 // A schedule's run against its previous run (issue 14): per cell and test,
 // what newly fails, what was fixed, what still fails. Test names are text.
 function nightlyDiff(diff) {
@@ -210,6 +221,7 @@ async function jobPage(id) {
   main(el('section', {}, title, about, actions, actionError),
        el('section', {}, el('h2', {}, 'Matrix'), grid),
        el('section', {}, el('h2', {}, 'Stages'), dag),
+       jobInputs(job.inputs),
        nightlyDiff(job.nightly_diff));
   const es = new EventSource('/api/job-events?id=' + encodeURIComponent(job.id));
   live.push(es);

@@ -291,6 +291,17 @@ def nightly_diff(driver, wait, a):
     if driver.execute_script("return typeof window.pwned") != "undefined":
         fail("a test name from the nightly diff ran as HTML (window.pwned is set)")
     print("nightly diff: the newly failing test is shown as text")
+    # Its input, as `status` shows it: name, source, tree digest (short).
+    job = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('/api/job?id=' + arguments[0], {credentials: 'same-origin'})"
+        ".then(r => r.json()).then(done, e => done(String(e)));", a.diff_job)
+    inp = job["inputs"][0]
+    want = f"{inp['name']}: {inp['source']}, tree {inp['tree']['sha256'][:12]}, {inp['files']} files"
+    shown = [i.text for i in driver.find_elements(By.CSS_SELECTOR, "#inputs li")]
+    if not any(s.startswith(want) for s in shown):
+        fail(f"the job page does not show its input {want!r}: {shown}")
+    print("job inputs: " + shown[0])
 
 
 def big_log(driver, wait, a):

@@ -432,7 +432,11 @@ stages:
         printf '<testsuite name="pytest"><testcase classname="t" name="&lt;img src=x onerror=window.pwned=1&gt;">%s</testcase></testsuite>' "$r" > reports/junit.xml
     collect: [reports/junit.xml]
 )yaml"));
-  CliResult add = farm.Cli({"schedule", "add", "xss-nightly", "--cron", "0 2 * * *", nightly});
+  const std::string src = farm.dir() + "/src";
+  std::filesystem::create_directories(src);
+  WriteFile(src + "/msg.txt", "hello\n");
+  CliResult add = farm.Cli({"schedule", "add", "xss-nightly", "--cron", "0 2 * * *", nightly,
+                            "--context", "src=" + src});
   ASSERT_EQ(add.exit_code, 0) << add.out << add.err;
   std::string diff_job;
   for (int i = 0; i < 2; ++i) {
