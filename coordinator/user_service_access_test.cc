@@ -75,6 +75,11 @@ TEST_F(UserServiceAccessTest, WithoutATokenEveryCallIsRefusedBeforeTheCore) {
   v1::SubmitResponse submitted;
   s = stub_->Submit(As("").get(), v1::SubmitRequest(), &submitted);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  v1::RerunRequest rerun;
+  rerun.set_job_id("7");
+  v1::RerunResponse rerun_resp;
+  s = stub_->Rerun(As("").get(), rerun, &rerun_resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   v1::WatchJobRequest watch;
   watch.set_job_id("7");
   auto ctx = As("");
