@@ -94,8 +94,19 @@ absl::Status Agent::Start() {
     }
   }
   if (absl::Status s = LockWorkDir(); !s.ok()) return s;
+  state_writer_ = std::make_unique<StateWriter>(options_.work_dir);
+  if (options_.before_durable_state_write) {
+    state_writer_->SetBeforeDurableHook(options_.before_durable_state_write);
+  }
   RemoveLeftovers();
   MeasureDisk();
+  // A group is what the loop runs between two waits (PostGrouped): the state
+  // changes of all its closures are written once at its end.
+  loop_.SetGroupHooks([this] { in_turn_ = true; },
+                      [this] {
+                        in_turn_ = false;
+                        FlushState();
+                      });
   loop_.Start();
   started_ = true;
   loop_.Post([this] { Connect(); });
@@ -173,11 +184,12 @@ void Agent::Connect() {
   const uint64_t gen = ++generation_;
   registered_ = false;
   session_ = link_->Open(
+      // Grouped: a turn's assignments share one state write (FlushState).
       [this, gen](v1::CoordinatorMessage msg) {
-        loop_.Post([this, gen, msg = std::move(msg)] { OnMessage(gen, msg); });
+        loop_.PostGrouped([this, gen, msg = std::move(msg)] { OnMessage(gen, msg); });
       },
       [this, gen](absl::Status status) {
-        loop_.Post([this, gen, status] { OnSessionEnd(gen, status); });
+        loop_.PostGrouped([this, gen, status] { OnSessionEnd(gen, status); });
       });
   v1::AgentMessage msg;
   v1::Register* reg = msg.mutable_register_();
@@ -376,22 +388,48 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   } else {
     a.spool_error = std::string(spool.status().message());
   }
+  if (ec) a.start_error = absl::StrCat("cannot create ", a.workdir, ": ", ec.message());
   // Recorded before anything runs: should the agent die from here on, its
-  // next run knows of the attempt.
+  // next run knows of the attempt. The state is written once for every
+  // attempt assigned in this loop turn, at its end, and each starts right
+  // after (FlushState).
+  a.start_pending = true;
+  to_start_.push_back(key);
   SaveState();
+}
 
-  v1::AgentMessage started;
-  started.mutable_started()->set_task_id(as.task_id());
-  started.mutable_started()->set_attempt_id(as.attempt_id());
-  started.mutable_started()->set_started_us(a.started_us);
-  Send(std::move(started));
+void Agent::StartExecution(const std::string& key) {
+  auto found = attempts_.find(key);
+  if (found == attempts_.end() || !found->second.start_pending) return;
+  Attempt& a = found->second;
+  a.start_pending = false;
+  const v1::Assignment& as = a.assignment;
+  a.started_us = NowMicros();
+  const bool stale = a.life.phase() == AttemptPhase::kStoppingStale;
+  if (!stale) {  // the coordinator moved on from a stale one
+    v1::AgentMessage started;
+    started.mutable_started()->set_task_id(as.task_id());
+    started.mutable_started()->set_attempt_id(as.attempt_id());
+    started.mutable_started()->set_started_us(a.started_us);
+    Send(std::move(started));
+  }
+  if (a.cancel_before_start || stale || a.life.phase() == AttemptPhase::kStoppingHandBack) {
+    // Cancelled or to be handed back in the turn that assigned it: it ends
+    // as one stopped at once would, without running.
+    ExitInfo info;
+    info.cancelled = true;
+    OnExit(key, std::move(info));
+    return;
+  }
+  Executor* executor =
+      as.run().kind_case() == v1::StageSpec::kExec ? exec_executor_ : docker_executor_;
 
   ExecCallbacks cb;
   cb.on_output = [this, key](std::string data) {
     // Counted at once, on the executor's thread, so that wait_for_room sees it.
     const size_t raw = data.size();
     budget_.Add(static_cast<int64_t>(raw));
-    loop_.Post([this, key, data = std::move(data), raw]() mutable {
+    loop_.PostGrouped([this, key, data = std::move(data), raw]() mutable {
       OnOutput(key, std::move(data), raw);
     });
   };
@@ -407,7 +445,8 @@ void Agent::OnAssignment(const v1::Assignment& as) {
         info.host_lost = absl::StrCat("failed on a GPU that fails its probe: ", failing);
       }
     }
-    loop_.Post([this, key, info = std::move(info)]() mutable { OnExit(key, std::move(info)); });
+    loop_.PostGrouped(
+        [this, key, info = std::move(info)]() mutable { OnExit(key, std::move(info)); });
   };
   cb.wait_for_room = [this](absl::Duration timeout) { return budget_.WaitForRoom(timeout); };
   cb.on_process = [this, key](pid_t leader) {
@@ -417,7 +456,7 @@ void Agent::OnAssignment(const v1::Assignment& as) {
     RecordedProcess p;
     p.set_pid(leader);
     p.set_start_time(st->start_time);
-    loop_.Post([this, key, p] {
+    loop_.PostGrouped([this, key, p] {
       auto it = attempts_.find(key);
       if (it == attempts_.end() || !it->second.life.running()) return;
       it->second.processes.push_back(p);
@@ -425,8 +464,8 @@ void Agent::OnAssignment(const v1::Assignment& as) {
     });
   };
   absl::StatusOr<std::unique_ptr<Execution>> exec;
-  if (ec) {
-    exec = absl::InternalError(absl::StrCat("cannot create ", a.workdir, ": ", ec.message()));
+  if (!a.start_error.empty()) {
+    exec = absl::InternalError(a.start_error);
   } else if (!a.spool_error.empty()) {
     exec = absl::InternalError(absl::StrCat("cannot keep the output: ", a.spool_error));
   } else if (executor == nullptr) {
@@ -625,7 +664,7 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   Log()->info("task={} attempt={} ended: exit={} signal={}{}{}", r.task_id(), r.attempt_id(),
               r.exit_code(), r.signal(), r.cancelled() ? " cancelled" : "",
               r.timed_out() ? " timed out" : "");
-  PersistResult(a);
+  PersistResult(key, a);
   Pump(a);
   CheckShutdown();
 }
@@ -649,7 +688,7 @@ void Agent::Pump(Attempt& a) {
     chunk->set_data(*std::move(data));
     Send(std::move(msg));
   }
-  if (a.life.phase() == AttemptPhase::kFinished && a.sent == a.total()) {
+  if (a.life.phase() == AttemptPhase::kFinished && a.sent == a.total() && a.result_durable) {
     SendArtifacts(a);
     v1::AgentMessage msg;
     *msg.mutable_result() = a.result;
@@ -746,6 +785,8 @@ void Agent::OnCancel(const v1::CancelAttempt& c) {
     Forget(key);
   } else if (a.life.running() && a.execution != nullptr) {
     a.execution->Cancel();
+  } else if (a.start_pending) {
+    a.cancel_before_start = true;  // StartExecution ends it instead
   }
 }
 

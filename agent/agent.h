@@ -18,6 +18,7 @@
 #include "agent/executor/executor.h"
 #include "agent/host/gpu.h"
 #include "agent/log_spool.h"
+#include "agent/state_writer.h"
 #include "common/backoff.h"
 #include "common/event_loop.h"
 #include "common/redactor.h"
@@ -76,6 +77,10 @@ struct AgentOptions {
   // failed, "" when all pass. A failed attempt with a failing GPU is handed
   // back, to run again elsewhere without using a retry.
   std::function<std::string(const std::vector<int32_t>& gpus)> probe_gpus;
+
+  // For tests: runs on the state writer's thread before each durable write
+  // of the state (StateWriter::SetBeforeDurableHook).
+  std::function<void()> before_durable_state_write;
 };
 
 // The agent daemon: keeps one session with the coordinator through its
@@ -91,15 +96,18 @@ struct AgentOptions {
 // output pipes and the processes block on write until acknowledgements free
 // room (nothing is dropped). Results stay in memory until acknowledged.
 //
-// Nothing stuck: what runs is recorded in <work-dir>/agent-state (written
-// atomically on every change). Start() reads it first: process groups of an
+// Nothing stuck: what runs is recorded in <work-dir>/agent-state.pb (and
+// agent-state.durable.pb: agent_state.h), written once per loop turn for all
+// the changes of the turn, before any attempt assigned in it starts.
+// Start() reads it first: process groups of an
 // earlier run (verified by their start time) are killed, the executors remove
 // their leftovers (containers), old task and spool directories are removed,
 // and none of those attempts is listed at registration, so the coordinator
 // re-queues them at once. Only one agent uses a work dir at a time (a lock).
 //
-// Nothing run twice: an attempt that finishes has its result written next to
-// its spool (<work-dir>/spool/<name>.result) and is recorded as finished, so
+// Nothing run twice: an attempt that finishes is recorded as finished with its
+// result, durably (its spool synced, the state fsync'd) before the result is
+// sent, so
 // that one whose result was not acknowledged before the agent died (or
 // stopped) is not re-queued: the next run keeps its spool, result and
 // artifacts, lists it as held and finished at registration and, once the
@@ -174,9 +182,22 @@ class Agent {
     uint64_t log_dropped = 0;
     std::vector<RecordedProcess> processes;  // for the state file
     AttemptTraces traces;                    // its executor's, for the state file
-    // Finished and persisted for a restarted agent to report (PersistResult):
-    // the result file's path. The spool file is then kept by Stop().
+    // Finished and recorded for a restarted agent to report (PersistResult):
+    // the state holds the result (result_bytes). The spool file is then kept
+    // by Stop().
+    bool persisted = false;
+    std::string result_bytes;
+    // False while the state that records the result is not yet on disk: the
+    // result waits (Pump), so that the coordinator never has a result that a
+    // machine crash could take from this agent's record.
+    bool result_durable = true;
+    // A result file an older agent wrote (recovered); removed with the attempt.
     std::string result_path;
+    // Assigned and recorded, not yet started: FlushState starts it once the
+    // state that lists it is written.
+    bool start_pending = false;
+    bool cancel_before_start = false;  // a cancel came while start_pending
+    std::string start_error;           // why it cannot start (its work dir)
     uint64_t base() const { return spool ? spool->base() : 0; }
     uint64_t total() const { return spool ? spool->total() : 0; }
   };
@@ -189,11 +210,30 @@ class Agent {
   // Rebuilds an attempt that had finished in an earlier run from its state
   // record, result and spool files; nothing is changed on an error.
   absl::Status Recover(const RecordedAttempt& r);
-  // Writes the finished attempt's result next to its spool and records it
-  // as finished, so that a restarted agent reports it (Recover).
-  void PersistResult(Attempt& a);
-  // Writes the state file; false (logged) when it cannot.
-  bool SaveState();
+  // Records the finished attempt with its result, durably, so that a
+  // restarted agent reports it (Recover); its result is sent once that is on
+  // disk (OnStateDurable).
+  void PersistResult(const std::string& key, Attempt& a);
+  // The state changed: written at the end of the loop turn (FlushState), at
+  // once outside a turn. `durable`: it must also reach disk (a finished
+  // attempt), which happens off the loop (StateWriter).
+  void SaveState(bool durable = false);
+  // Writes both state files now, on the calling thread (Start); false
+  // (logged) when it cannot.
+  bool WriteStateNow();
+  // End of a loop turn: writes the state once for all its changes, then
+  // starts the attempts assigned in it.
+  void FlushState();
+  void WriteState();
+  AgentState Snapshot();
+  // Duplicates of the spool files of `keys` that hold bytes the coordinator
+  // has not acknowledged, for the state writer to sync.
+  std::vector<int> SpoolsToSync(const std::vector<std::string>& keys) const;
+  void StartDurable(const AgentState& state);
+  void OnStateDurable(const std::vector<std::string>& keys, const absl::Status& status);
+  // Results of `keys` are on disk: they may go out.
+  void ReleaseResults(const std::vector<std::string>& keys);
+  void StartExecution(const std::string& key);
 
   // Applies `event` to the attempt's phase; an illegal one is logged and
   // changes nothing (false).
@@ -239,6 +279,8 @@ class Agent {
   Executor* const docker_executor_;  // may be null: no Docker on this host
   SpoolBudget budget_;               // thread-safe
   EventLoop loop_;
+  // After loop_: destroyed first, its last report posted to a loop still there.
+  std::unique_ptr<StateWriter> state_writer_;
   Backoff backoff_;
   int lock_fd_ = -1;
   bool started_ = false;        // Start() succeeded: the loop runs
@@ -252,6 +294,16 @@ class Agent {
   absl::Duration heartbeat_interval_ = absl::Seconds(3);
   int failures_ = 0;
   std::map<std::string, Attempt> attempts_;
+  // The state files (FlushState): loop-only, and Start/Stop while the loop
+  // does not run.
+  uint64_t state_seq_ = 0;          // AgentState.sequence of the last snapshot
+  bool state_dirty_ = false;        // changed since the last snapshot written
+  bool durable_wanted_ = false;     // ... by a change that must reach disk
+  bool durable_in_flight_ = false;  // the state writer is syncing one
+  bool in_turn_ = false;            // inside a group of the loop (its end flushes)
+  bool flushing_ = false;
+  std::vector<std::string> to_start_;           // recorded once the state is written
+  std::vector<std::string> awaiting_durable_;  // results for the next durable write
   // Register.instance_secret, kept in the state file; never logged. Empty
   // only when none could be made (the coordinator then sees an old agent).
   std::string instance_secret_;

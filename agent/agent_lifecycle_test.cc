@@ -348,6 +348,104 @@ TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseResultWasNotAcknowledgedIsReport
   }));
 }
 
+// Issue 19: one durable write of the state for all the attempts that finish
+// in a loop turn, off the agent's loop. The result goes out only once the
+// record of it is on disk; until then it waits (logs flow meanwhile).
+TEST_F(AgentLifecycleTest, AResultIsSentOnlyOnceItsRecordIsOnDisk) {
+  absl::Mutex mu;
+  bool hold = false;
+  bool held = false;
+  AgentOptions o = Options();
+  o.before_durable_state_write = [&] {
+    absl::MutexLock lock(&mu);
+    held = hold;
+    mu.Await(absl::Condition(+[](bool* h) { return !*h; }, &hold));
+    held = false;
+  };
+  StartAgent(o);
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  {
+    absl::MutexLock lock(&mu);
+    hold = true;
+  }
+  coordinator_.Assign(Shell(41, "echo out; exit 5"));
+  // The process ran and its log went out; its record is written visibly...
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) { return Log(ms, 41) == "out\n"; }));
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
+  }));
+  {
+    absl::MutexLock lock(&mu);
+    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&held), absl::Seconds(20)))
+        << "the durable write never began";
+  }
+  // ...but the durable write is held: no result yet.
+  EXPECT_FALSE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 41), absl::Milliseconds(500)));
+  {
+    absl::MutexLock lock(&mu);
+    hold = false;
+  }
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 41)));
+  // When it came, the durable file recorded it, result included.
+  absl::StatusOr<AgentState> durable =
+      ReadAgentStateFile(absl::StrCat(work_, "/", kDurableAgentStateFile));
+  ASSERT_TRUE(durable.ok()) << durable.status();
+  ASSERT_EQ(durable->attempts_size(), 1);
+  EXPECT_TRUE(durable->attempts(0).finished());
+  v1::AttemptResult recorded;
+  ASSERT_TRUE(recorded.ParseFromString(durable->attempts(0).result()));
+  EXPECT_EQ(recorded.exit_code(), 5);
+  EXPECT_EQ(recorded.log_size(), 4u);
+  agent_.reset();  // before the hook's state goes out of scope
+}
+
+// The crash window issue 19 opens: the visible state file is written without
+// fsync, so a machine crash may leave it empty. A finished attempt whose
+// result went out is in the durable file all the same, and is reported.
+TEST_F(AgentLifecycleTest, AFinishedAttemptIsReportedWhenAMachineCrashEmptiedTheVisibleState) {
+  AgentOptions o = Options();
+  o.final_ack_timeout = absl::Milliseconds(100);
+  StartAgent(o);
+  coordinator_.AckResults(false);
+  coordinator_.Assign(Shell(42, "echo done; exit 6"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 42)));
+  const std::string snapshot = (dir_ / "snapshot").string();
+  fs::copy(work_, snapshot, fs::copy_options::recursive);
+  agent_.reset();
+  fs::remove_all(work_);
+  fs::rename(snapshot, work_);
+  // What a crash of the machine may leave of a file renamed without fsync.
+  std::ofstream(StateFile(), std::ios::trunc).close();
+
+  const size_t before = coordinator_.received().size();
+  coordinator_.AckResults(true);
+  StartAgent(o);
+  ASSERT_TRUE(coordinator_.WaitFor([&](const Messages& ms) {
+    return HasKind(v1::AgentMessage::kResult, 42)(Messages(ms.begin() + before, ms.end()));
+  }));
+  const Messages all = coordinator_.received();
+  const Messages ms(all.begin() + before, all.end());
+  ASSERT_TRUE(ms[0].has_register_());
+  ASSERT_EQ(ms[0].register_().held_size(), 1);
+  EXPECT_EQ(ms[0].register_().held(0).attempt_id(), 42u);
+  EXPECT_TRUE(ms[0].register_().held(0).finished());
+  const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->exit_code(), 6);
+}
+
+// An exec attempt is recorded before its process starts (the state of the
+// turn that assigned it is written, then it is spawned), so that a restarted
+// agent process finds what it left running.
+TEST_F(AgentLifecycleTest, AnAttemptIsRecordedBeforeItsProcessStarts) {
+  StartAgent(Options());
+  coordinator_.Assign(Shell(43, absl::StrCat("grep -qa 1/t43 ", StateFile(),
+                                             " && echo recorded || echo missing")));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 43)));
+  EXPECT_EQ(Log(coordinator_.received(), 43), "recorded\n");
+}
+
 // An agent upgraded in place finds only the text state file its older build
 // wrote: the attempt it records is not lost (a finished one is reported), and
 // the text file is read once: replaced by the proto state.

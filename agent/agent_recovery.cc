@@ -25,6 +25,13 @@ namespace {
 using internal::AttemptFileName;
 using internal::Log;
 
+void LogSaveError(const absl::Status& s) {
+  Log()->error(
+      "cannot save the agent state: {} (should this agent be killed now, a restart would not "
+      "find what runs)",
+      std::string(s.message()));
+}
+
 // What the state file recorded of an attempt's executor's traces.
 AttemptTraces TracesOf(const RecordedAttempt& r) {
   return AttemptTraces{r.task_id(), r.attempt_id(), r.kind(), r.container(),
@@ -60,6 +67,8 @@ void Agent::RemoveLeftovers() {
   absl::StatusOr<AgentState> loaded = LoadAgentState(options_.work_dir, &legacy);
   if (loaded.ok()) {
     state = *std::move(loaded);
+    // What this run writes must read as newer than anything there.
+    state_seq_ = state.sequence();
     if (legacy) {
       Log()->info("read the state of an earlier run from its {} (an older agent's format)",
                   kLegacyAgentStateFile);
@@ -100,7 +109,7 @@ void Agent::RemoveLeftovers() {
             a.task_id(), a.attempt_id(), a.kind(), got.result.exit_code(), got.result.signal(),
             got.spool->held(), got.base());
         keep.insert(canonical(a.spool_path()));
-        keep.insert(canonical(a.result_path()));
+        if (!a.result_path().empty()) keep.insert(canonical(a.result_path()));
         if (!got.files.empty()) keep.insert(canonical(got.workdir));
       } else {
         Log()->warn(
@@ -163,14 +172,20 @@ void Agent::RemoveLeftovers() {
     Log()->info("removed {} task and spool entries of an earlier run", old.size());
   }
   // Written in the current format before the legacy file goes: read once.
-  if (SaveState() && legacy) {
+  if (WriteStateNow() && legacy) {
     ::unlink(absl::StrCat(options_.work_dir, "/", kLegacyAgentStateFile).c_str());
   }
 }
 
 absl::Status Agent::Recover(const RecordedAttempt& r) {
   v1::AttemptResult result;
-  {
+  if (!r.result().empty()) {
+    if (!result.ParseFromString(r.result())) {
+      return absl::DataLossError(absl::StrCat("the recorded result of task ", r.task_id(),
+                                              " attempt ", r.attempt_id(), " is not a result"));
+    }
+  } else {
+    // An agent before issue 19 kept the result in a file of its own.
     std::ifstream in(r.result_path(), std::ios::binary);
     if (!in) {
       return absl::NotFoundError(
@@ -184,7 +199,8 @@ absl::Status Agent::Recover(const RecordedAttempt& r) {
   }
   if (result.task_id() != r.task_id() || result.attempt_id() != r.attempt_id() ||
       result.log_size() != r.log_total()) {
-    return absl::DataLossError(absl::StrCat(r.result_path(), " is the result of task ",
+    return absl::DataLossError(absl::StrCat(r.result().empty() ? r.result_path() : "the record",
+                                            " is the result of task ",
                                             result.task_id(), " attempt ", result.attempt_id(),
                                             " with a log of ", result.log_size(), " bytes"));
   }
@@ -221,40 +237,38 @@ absl::Status Agent::Recover(const RecordedAttempt& r) {
   budget_.Add(static_cast<int64_t>(a.spool->held()));
   a.life = AttemptLife(AttemptPhase::kFinished);
   a.result = std::move(result);
+  a.persisted = true;
+  a.result_bytes = r.result().empty() ? a.result.SerializeAsString() : r.result();
   a.result_path = r.result_path();
   a.started_us = a.result.started_us();
   a.files = std::move(files);
   return absl::OkStatus();
 }
 
-void Agent::PersistResult(Attempt& a) {
+void Agent::PersistResult(const std::string& key, Attempt& a) {
   // Without a spool there is nothing to resend from: such a result is not kept.
   if (a.spool == nullptr || !a.spool_error.empty()) return;
-  const std::string path =
-      absl::StrCat(options_.work_dir, "/spool/",
-                   AttemptFileName(a.assignment.task_id(), a.assignment.attempt_id()), ".result");
-  // The log first: the result file's presence vouches for it.
-  absl::Status s = a.spool->Sync();
-  std::string bytes;
-  if (s.ok() && !a.result.SerializeToString(&bytes)) {
-    s = absl::InternalError("cannot serialize the result");
-  }
-  if (s.ok()) s = WriteFileAtomically(path, bytes, 0600);
-  if (!s.ok()) {
+  if (!a.result.SerializeToString(&a.result_bytes)) {
     Log()->warn(
-        "task={} attempt={}: cannot keep the result for a restart: {} (should this agent end "
-        "before the coordinator has it, the attempt is re-queued)",
-        a.assignment.task_id(), a.assignment.attempt_id(), std::string(s.message()));
+        "task={} attempt={}: cannot keep the result for a restart: cannot serialize it (should "
+        "this agent end before the coordinator has it, the attempt is re-queued)",
+        a.assignment.task_id(), a.assignment.attempt_id());
     return;
   }
-  a.result_path = path;
-  SaveState();
+  a.persisted = true;
+  // Sent once the state that records it, and the log it vouches for, are on
+  // disk (OnStateDurable): one durable write for every attempt that finished
+  // meanwhile, on the state writer's thread, while the loop goes on.
+  a.result_durable = false;
+  awaiting_durable_.push_back(key);
+  SaveState(/*durable=*/true);
 }
 
-bool Agent::SaveState() {
+AgentState Agent::Snapshot() {
   AgentState state;
   state.set_agent(options_.name);
   state.set_instance_secret(instance_secret_);
+  state.set_sequence(++state_seq_);
   for (const auto& [key, a] : attempts_) {
     RecordedAttempt* r = state.add_attempts();
     r->set_task_id(a.assignment.task_id());
@@ -263,12 +277,12 @@ bool Agent::SaveState() {
     for (const RecordedProcess& p : a.processes) *r->add_processes() = p;
     r->set_container(a.traces.container);
     for (const std::string& image : a.traces.images) r->add_images(image);
-    if (!a.result_path.empty() && a.spool != nullptr) {
+    if (a.persisted && a.spool != nullptr) {
       r->set_finished(true);
       r->set_spool_path(a.spool->path());
       r->set_log_base(a.base());
       r->set_log_total(a.total());
-      r->set_result_path(a.result_path);
+      r->set_result(a.result_bytes);
       for (const CollectedFile& f : a.files) {
         RecordedFile* file = r->add_files();
         file->set_name(f.name);
@@ -277,14 +291,114 @@ bool Agent::SaveState() {
       }
     }
   }
-  if (absl::Status s = WriteAgentStateFile(StatePath(), state); !s.ok()) {
-    Log()->error(
-        "cannot save the agent state: {} (should this agent be killed now, a restart "
-        "would not find what runs)",
-        std::string(s.message()));
-    return false;
+  return state;
+}
+
+void Agent::SaveState(bool durable) {
+  state_dirty_ = true;
+  if (durable) durable_wanted_ = true;
+  if (!in_turn_) FlushState();
+}
+
+void Agent::FlushState() {
+  if (flushing_) return;  // called back from a start below: the loop goes round again
+  flushing_ = true;
+  while (state_dirty_ || !to_start_.empty()) {
+    if (state_dirty_) WriteState();
+    std::vector<std::string> starting;
+    starting.swap(to_start_);
+    for (const std::string& key : starting) StartExecution(key);
   }
-  return true;
+  flushing_ = false;
+}
+
+void Agent::WriteState() {
+  state_dirty_ = false;
+  // A docker attempt leaves what a machine crash does not end (its container,
+  // the tags it builds): recorded durably before it starts, as always. An
+  // exec attempt's processes end with the machine, so the state that lists
+  // it need only be visible to a restarted agent process before it starts:
+  // no fsync between its assignment and its spawn.
+  bool docker = false;
+  for (const std::string& key : to_start_) {
+    auto it = attempts_.find(key);
+    if (it != attempts_.end() && it->second.assignment.run().kind_case() != v1::StageSpec::kExec) {
+      docker = true;
+    }
+  }
+  const AgentState state = Snapshot();
+  if (absl::Status s = state_writer_->WriteVisible(state); !s.ok()) LogSaveError(s);
+  if (docker) {
+    std::vector<std::string> covered;
+    covered.swap(awaiting_durable_);
+    durable_wanted_ = false;
+    absl::Status s = state_writer_->WriteDurableNow(state, SpoolsToSync(covered));
+    OnStateDurable(covered, s);
+    return;
+  }
+  if (durable_wanted_ && !durable_in_flight_) StartDurable(state);
+}
+
+bool Agent::WriteStateNow() {
+  const AgentState state = Snapshot();
+  absl::Status s = state_writer_->WriteDurableNow(state);
+  if (s.ok()) s = state_writer_->WriteVisible(state);
+  state_dirty_ = false;
+  if (!s.ok()) LogSaveError(s);
+  return s.ok();
+}
+
+std::vector<int> Agent::SpoolsToSync(const std::vector<std::string>& keys) const {
+  std::vector<int> fds;
+  for (const std::string& key : keys) {
+    auto it = attempts_.find(key);
+    // All acknowledged: the coordinator has stored every byte.
+    if (it == attempts_.end() || it->second.spool == nullptr || it->second.spool->held() == 0) {
+      continue;
+    }
+    // A duplicate: the attempt may be forgotten (its spool closed) meanwhile.
+    const int fd = ::dup(it->second.spool->fd());
+    if (fd >= 0) fds.push_back(fd);
+  }
+  return fds;
+}
+
+void Agent::StartDurable(const AgentState& state) {
+  durable_wanted_ = false;
+  durable_in_flight_ = true;
+  std::vector<std::string> covered;
+  covered.swap(awaiting_durable_);
+  std::vector<int> fds = SpoolsToSync(covered);
+  state_writer_->WriteDurableAsync(
+      state, std::move(fds), [this, covered = std::move(covered)](absl::Status s) mutable {
+        loop_.PostGrouped([this, covered = std::move(covered), s = std::move(s)] {
+          durable_in_flight_ = false;
+          OnStateDurable(covered, s);
+          // Changes that wanted disk while this one was on its way.
+          if (durable_wanted_) SaveState(/*durable=*/true);
+        });
+      });
+}
+
+void Agent::OnStateDurable(const std::vector<std::string>& keys, const absl::Status& status) {
+  if (!status.ok()) {
+    // As when a result file could not be written before: the results go out
+    // all the same; only a machine crash before they are stored loses them.
+    Log()->warn(
+        "cannot keep {} finished attempts' results for a restart: {} (should this host crash "
+        "before the coordinator has them, they are re-queued)",
+        keys.size(), std::string(status.message()));
+  }
+  ReleaseResults(keys);
+}
+
+void Agent::ReleaseResults(const std::vector<std::string>& keys) {
+  for (const std::string& key : keys) {
+    auto it = attempts_.find(key);
+    if (it == attempts_.end() || it->second.result_durable) continue;
+    it->second.result_durable = true;
+    Pump(it->second);
+  }
 }
 
 }  // namespace musafarm::agent

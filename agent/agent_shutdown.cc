@@ -49,9 +49,20 @@ void Agent::Stop() {
     Log()->warn("stopping without a clean close of the stream");
   }
   loop_.Stop();
+  // The loop is stopped: what its last turns wanted on disk is written here.
+  if (durable_wanted_ || !awaiting_durable_.empty()) {
+    std::vector<std::string> covered;
+    covered.swap(awaiting_durable_);
+    durable_wanted_ = false;
+    if (absl::Status s = state_writer_->WriteDurableNow(Snapshot(), SpoolsToSync(covered));
+        !s.ok()) {
+      Log()->warn("cannot keep the finished attempts' results for a restart: {}",
+                  std::string(s.message()));
+    }
+  }
   // Results still not acknowledged are left for the next run to report.
   for (auto& [key, a] : attempts_) {
-    if (!a.result_path.empty() && a.spool != nullptr) a.spool->Keep();
+    if (a.persisted && a.spool != nullptr) a.spool->Keep();
   }
   attempts_.clear();  // joins execution threads
   joined_ = true;

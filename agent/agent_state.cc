@@ -129,14 +129,20 @@ absl::StatusOr<std::string> NewInstanceSecret() {
   return secret;
 }
 
-absl::Status WriteAgentStateFile(const std::string& path, const AgentState& state) {
+absl::StatusOr<std::string> SerializeAgentState(const AgentState& state) {
   AgentState versioned = state;
   versioned.set_version(kAgentStateVersion);
   std::string bytes;
   if (!versioned.SerializeToString(&bytes)) {
     return absl::InternalError("cannot serialize the state");
   }
-  return WriteFileAtomically(path, bytes, 0600);
+  return bytes;
+}
+
+absl::Status WriteAgentStateFile(const std::string& path, const AgentState& state) {
+  absl::StatusOr<std::string> bytes = SerializeAgentState(state);
+  if (!bytes.ok()) return bytes.status();
+  return WriteFileAtomically(path, *bytes, 0600);
 }
 
 absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path) {
@@ -166,7 +172,15 @@ absl::StatusOr<AgentState> LoadAgentState(const std::string& work_dir, bool* leg
   *legacy = false;
   absl::StatusOr<AgentState> state =
       ReadAgentStateFile(absl::StrCat(work_dir, "/", kAgentStateFile));
+  absl::StatusOr<AgentState> durable =
+      ReadAgentStateFile(absl::StrCat(work_dir, "/", kDurableAgentStateFile));
+  if (state.ok() && durable.ok()) {
+    // Equal: the same snapshot; the visible file is then at least as new.
+    return state->sequence() >= durable->sequence() ? state : durable;
+  }
+  if (durable.ok()) return durable;  // e.g. a visible file a machine crash left empty
   if (!absl::IsNotFound(state.status())) return state;
+  if (!absl::IsNotFound(durable.status())) return durable;
   const std::string old = absl::StrCat(work_dir, "/", kLegacyAgentStateFile);
   absl::StatusOr<std::string> text = ReadWholeFile(old);
   if (!text.ok()) return text.status();

@@ -19,15 +19,30 @@ namespace musafarm::agent {
 // agent/proto/musafarm/agent/agent_state.proto), kept in
 // <work-dir>/agent-state.pb so that an agent restarted after a crash or SIGKILL
 // can find and remove what its earlier run left running, and report what had
-// finished. Written atomically on every change; read once at start
-// (Agent::Start), before the agent registers.
+// finished. Read once at start (Agent::Start), before the agent registers.
+//
+// Written twice (issue 19: no fsync between an assignment and its spawn, one
+// for all the attempts that finished in a loop turn; StateWriter):
+// kAgentStateFile is replaced at every change, once per loop turn, without
+// fsync: a restarted agent process reads exactly what its predecessor wrote,
+// which is all that running exec attempts need, since a machine crash ends
+// their processes too. kDurableAgentStateFile is written with fsync when a
+// change must survive a machine crash (a finished attempt, before its result
+// is sent; a docker attempt, before it starts; the instance secret). Each
+// carries AgentState.sequence and LoadAgentState takes the newer that parses,
+// so a kAgentStateFile that a machine crash left old, empty or missing falls
+// back to the durable one. Agents before issue 19 read kAgentStateFile only,
+// in the same format.
 inline constexpr char kAgentStateFile[] = "agent-state.pb";
+inline constexpr char kDurableAgentStateFile[] = "agent-state.durable.pb";
 // What agents before the proto wrote instead: text, read once on an upgrade
 // in place (LoadAgentState).
 inline constexpr char kLegacyAgentStateFile[] = "agent-state";
 
 inline constexpr uint32_t kAgentStateVersion = 1;
 
+// The state's bytes, its version set.
+absl::StatusOr<std::string> SerializeAgentState(const AgentState& state);
 // The serialized state (its version set), through WriteFileAtomically
 // (common/atomic_file.h).
 absl::Status WriteAgentStateFile(const std::string& path, const AgentState& state);
@@ -35,10 +50,12 @@ absl::Status WriteAgentStateFile(const std::string& path, const AgentState& stat
 // another version or holds a record no agent writes.
 absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path);
 
-// The state in `work_dir`: its kAgentStateFile, or when there is none, the
-// kLegacyAgentStateFile an older agent left (`*legacy` says which). Once the
-// caller has written the new file, it removes the legacy one, so that it is
-// read only once. NotFound when there is neither.
+// The state in `work_dir`: the newer (AgentState.sequence) of its
+// kAgentStateFile and kDurableAgentStateFile that parses, or when there is
+// neither, the kLegacyAgentStateFile an older agent left (`*legacy` says
+// which). Once the caller has written the new file, it removes the legacy
+// one, so that it is read only once. NotFound when there is none; DataLoss
+// when none of those there parses.
 absl::StatusOr<AgentState> LoadAgentState(const std::string& work_dir, bool* legacy);
 
 // The legacy text format, one record per line, fields tab-separated and

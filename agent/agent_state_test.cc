@@ -158,6 +158,48 @@ TEST_F(AgentStateTest, LoadPrefersTheProtoAndFallsBackToTheLegacyTextOnce) {
   EXPECT_THAT(got->attempts(), IsEmpty());
 }
 
+// Issue 19: the state is written at every change without fsync
+// (kAgentStateFile) and with fsync when it must survive a machine crash
+// (kDurableAgentStateFile). The newer that parses is the state; a visible
+// file a machine crash left empty, or older than the durable one, loses.
+TEST_F(AgentStateTest, LoadTakesTheNewerOfTheVisibleAndTheDurableFile) {
+  const std::string work = dir_.string();
+  const std::string durable = (dir_ / kDurableAgentStateFile).string();
+  AgentState visible_state;
+  visible_state.set_agent("visible");
+  visible_state.set_sequence(5);
+  AgentState durable_state;
+  durable_state.set_agent("durable");
+  durable_state.set_sequence(4);
+  ASSERT_TRUE(WriteAgentStateFile(path_, visible_state).ok());
+  ASSERT_TRUE(WriteAgentStateFile(durable, durable_state).ok());
+  bool legacy = true;
+  absl::StatusOr<AgentState> got = LoadAgentState(work, &legacy);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_FALSE(legacy);
+  EXPECT_EQ(got->agent(), "visible");
+  // A machine crash kept an older visible file than the durable one.
+  durable_state.set_sequence(6);
+  ASSERT_TRUE(WriteAgentStateFile(durable, durable_state).ok());
+  got = LoadAgentState(work, &legacy);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->agent(), "durable");
+  // ... or an empty one.
+  std::ofstream(path_, std::ios::trunc).close();
+  got = LoadAgentState(work, &legacy);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->agent(), "durable");
+  // Only the durable one.
+  fs::remove(path_);
+  got = LoadAgentState(work, &legacy);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->agent(), "durable");
+  // Neither parses: DataLoss, not a guess.
+  std::ofstream(durable, std::ios::trunc) << "garbage";
+  std::ofstream(path_, std::ios::trunc).close();
+  EXPECT_TRUE(absl::IsDataLoss(LoadAgentState(work, &legacy).status()));
+}
+
 TEST_F(AgentStateTest, MissingFileIsNotFound) {
   EXPECT_TRUE(absl::IsNotFound(ReadAgentStateFile(path_).status()));
 }

@@ -101,6 +101,16 @@ absl::Status LogSpool::Append(absl::string_view data) {
     done += static_cast<size_t>(n);
   }
   total_ += data.size();
+  if (data.size() >= kTailBytes) {
+    tail_.assign(data.data() + data.size() - kTailBytes, kTailBytes);
+  } else {
+    // Trimmed back to kTailBytes only past twice that: each byte is moved
+    // about once.
+    if (tail_.size() + data.size() > 2 * kTailBytes) {
+      tail_.erase(0, tail_.size() - (kTailBytes - data.size()));
+    }
+    tail_.append(data.data(), data.size());
+  }
   return absl::OkStatus();
 }
 
@@ -109,7 +119,12 @@ absl::StatusOr<std::string> LogSpool::Read(uint64_t offset, size_t max) const {
     return absl::OutOfRangeError(
         absl::StrCat("offset ", offset, " is outside [", base_, ", ", total_, ")"));
   }
-  std::string out(static_cast<size_t>(std::min<uint64_t>(max, total_ - offset)), '\0');
+  const size_t want = static_cast<size_t>(std::min<uint64_t>(max, total_ - offset));
+  const uint64_t tail_start = total_ - tail_.size();
+  if (offset >= tail_start) {
+    return tail_.substr(static_cast<size_t>(offset - tail_start), want);
+  }
+  std::string out(want, '\0');
   size_t done = 0;
   while (done < out.size()) {
     const ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,

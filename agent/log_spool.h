@@ -66,7 +66,9 @@ class LogSpool {
 
   // Appends at `total`. All or nothing: on error the spool is as before.
   absl::Status Append(absl::string_view data);
-  // Up to `max` bytes from `offset`, which must be in [base, total].
+  // Up to `max` bytes from `offset`, which must be in [base, total]. Bytes
+  // among the last kTailBytes appended come from memory: the agent sends
+  // output right after spooling it, so most reads cost no system call.
   absl::StatusOr<std::string> Read(uint64_t offset, size_t max) const;
   // Flushes the file to disk (fdatasync).
   absl::Status Sync();
@@ -81,10 +83,14 @@ class LogSpool {
   uint64_t held() const { return total_ - base_; }
   uint64_t file_bytes() const { return total_ - file_start_; }  // the file's size
   const std::string& path() const { return path_; }
+  int fd() const { return fd_; }  // to sync elsewhere (a duplicate of it)
 
   // Below this acknowledged prefix the file is not compacted (unless all of it
   // is acknowledged).
   static constexpr uint64_t kCompactMin = 1 << 20;
+  // What the spool keeps in memory of its end: at least this much (of what
+  // there is), at most twice it.
+  static constexpr size_t kTailBytes = 64 * 1024;
 
  private:
   LogSpool(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
@@ -95,6 +101,8 @@ class LogSpool {
   uint64_t file_start_ = 0;  // log offset of the file's first byte
   uint64_t base_ = 0;
   uint64_t total_ = 0;
+  // The log's bytes [total - tail_.size(), total), as appended.
+  std::string tail_;
   bool keep_ = false;
 };
 

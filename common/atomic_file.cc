@@ -56,11 +56,15 @@ absl::Status AtomicFile::Append(absl::string_view data) {
   return absl::OkStatus();
 }
 
-absl::Status AtomicFile::Commit() {
+absl::Status AtomicFile::Commit() { return Finish(/*sync=*/true); }
+
+absl::Status AtomicFile::CommitUnsynced() { return Finish(/*sync=*/false); }
+
+absl::Status AtomicFile::Finish(bool sync) {
   if (fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(PartPath(path_), ": closed"));
   const std::string part = PartPath(path_);
   // Synced before the rename, so that a crash cannot leave PATH short.
-  if (::fsync(fd_) != 0) {
+  if (sync && ::fsync(fd_) != 0) {
     const int e = errno;
     Abort();
     return ErrnoError(part, e);
@@ -77,6 +81,7 @@ absl::Status AtomicFile::Commit() {
     ::unlink(part.c_str());
     return ErrnoError(absl::StrCat("rename ", part, " to ", path_), e);
   }
+  if (!sync) return absl::OkStatus();
   std::string dir = std::filesystem::path(path_).parent_path().string();
   if (dir.empty()) dir = ".";
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -91,6 +96,12 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view data
   MF_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> f, AtomicFile::Create(path, mode));
   MF_RETURN_IF_ERROR(f->Append(data));
   return f->Commit();
+}
+
+absl::Status WriteFileUnsynced(const std::string& path, absl::string_view data, int mode) {
+  MF_ASSIGN_OR_RETURN(std::unique_ptr<AtomicFile> f, AtomicFile::Create(path, mode));
+  MF_RETURN_IF_ERROR(f->Append(data));
+  return f->CommitUnsynced();
 }
 
 }  // namespace musafarm

@@ -31,6 +31,11 @@ class AtomicFile {
   // Syncs, closes and renames PATH.part to PATH, replacing any PATH, then
   // syncs PATH's directory (the rename is durable only once it is).
   absl::Status Commit();
+  // Closes and renames PATH.part to PATH without syncing either: every other
+  // process sees the old PATH or the whole new one, never a short one, but a
+  // machine crash may leave the old one, an empty one or none. For what only
+  // matters while the machine stays up (the agent's running attempts).
+  absl::Status CommitUnsynced();
 
   const std::string& path() const { return path_; }
   uint64_t size() const { return size_; }
@@ -38,6 +43,7 @@ class AtomicFile {
  private:
   AtomicFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   void Abort();
+  absl::Status Finish(bool sync);
 
   std::string path_;
   int fd_;
@@ -46,5 +52,8 @@ class AtomicFile {
 
 // `data` to `path` through an AtomicFile.
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view data, int mode = 0644);
+// `data` to `path` through an AtomicFile, committed without syncing
+// (CommitUnsynced): no fsync, for a file that need not survive a machine crash.
+absl::Status WriteFileUnsynced(const std::string& path, absl::string_view data, int mode = 0644);
 
 }  // namespace musafarm

@@ -65,5 +65,19 @@ TEST(AtomicFileTest, WriteFileAtomicallyAndItsErrors) {
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(dir + "/missing/a.xml.part: "));
 }
 
+// Issue 19: the agent's running attempts are written without fsync; the
+// replacement is still whole or not at all for every other process.
+TEST(AtomicFileTest, WriteFileUnsyncedReplacesTheFileWhole) {
+  const std::string dir = TestDir();
+  ASSERT_TRUE(WriteFileUnsynced(dir + "/s.pb", "old", 0600).ok());
+  ASSERT_TRUE(WriteFileUnsynced(dir + "/s.pb", "new state", 0600).ok());
+  EXPECT_EQ(Read(dir + "/s.pb"), "new state");
+  EXPECT_FALSE(fs::exists(dir + "/s.pb.part"));
+  EXPECT_EQ(fs::status(dir + "/s.pb").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  absl::Status s = WriteFileUnsynced(dir + "/missing/s.pb", "x");
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(dir + "/missing/s.pb.part: "));
+}
+
 }  // namespace
 }  // namespace musafarm

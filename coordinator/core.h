@@ -301,7 +301,10 @@ class Core : public AgentEventSink, public UserApi {
   // Sets Task.wait_reason on every queued task from WaitReason over `agents`,
   // one verdict per requirement class, and tells watchers of the tasks whose
   // reason changed. Memory only: the reason is recomputed, never stored.
-  void UpdateWaitReasons(const std::vector<WaitAgent>& agents);
+  // Unless wait_reasons_stale_, only for new classes and those a change of
+  // the free slots of the agents marked in `slots_changed` can affect.
+  void UpdateWaitReasons(const std::vector<WaitAgent>& agents,
+                         const std::vector<bool>& slots_changed);
   // Adds a task that became QUEUED to the ready queue, with its class's last
   // wait reason.
   void Enqueue(v1::Task& task, ReadyQueue::Order order);

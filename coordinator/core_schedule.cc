@@ -141,13 +141,19 @@ void Core::Schedule() {
   std::vector<std::set<int32_t>>& used_gpus = views.used_gpus;
   int total_free = 0;
   for (const AgentSlots& s : slots) total_free += s.accepting ? s.free_slots : 0;
+  // Agents whose free slots changed since the last pass (released) or in
+  // this one (assigned): the wait reasons they can change are recomputed.
+  std::vector<bool> slots_changed(agents.size(), false);
+  for (size_t a = 0; a < agents.size(); ++a) {
+    slots_changed[a] = changed_agents.count(agents[a]->info.name()) != 0;
+  }
   // Classes with no new task are worth a look only if an agent that changed
   // can take one of them now.
   for (const auto& [req, cls] : ready_.classes()) {
     if (candidates.count(req) != 0) continue;
     const ReadyTask view = ClassView(req);
     for (size_t a = 0; a < agents.size(); ++a) {
-      if (changed_agents.count(agents[a]->info.name()) != 0 && Fits(slots[a], view)) {
+      if (slots_changed[a] && Fits(slots[a], view)) {
         candidates.insert(req);
         break;
       }
@@ -195,6 +201,7 @@ void Core::Schedule() {
       continue;
     }
     placed_any = true;
+    slots_changed[a] = true;
     --slots[a].free_slots;
     slots[a].free_gpus -= view.gpus;
     --total_free;
@@ -226,16 +233,32 @@ void Core::Schedule() {
     SendTo(agent.info.name(), std::move(msg));
   }
   if (placed_any) Flush();
-  UpdateWaitReasons(views.ForWaitReason());
+  UpdateWaitReasons(views.ForWaitReason(), slots_changed);
 }
 
-void Core::UpdateWaitReasons(const std::vector<WaitAgent>& agents) {
+void Core::UpdateWaitReasons(const std::vector<WaitAgent>& agents,
+                             const std::vector<bool>& slots_changed) {
+  // Stale: something other than free slots changed (an agent's record, the
+  // policy): every class again. Otherwise only new classes and those whose
+  // reason counts an agent whose slots changed (SlotsCountInWaitReason): a
+  // pass costs what changed, not every class times every agent.
+  const bool all = wait_reasons_stale_;
   wait_reasons_stale_ = false;
+  std::vector<const WaitAgent*> changed;
+  for (size_t a = 0; a < agents.size() && a < slots_changed.size(); ++a) {
+    if (slots_changed[a]) changed.push_back(&agents[a]);
+  }
   for (auto it = wait_reasons_.begin(); it != wait_reasons_.end();) {
     it = ready_.classes().count(it->first) == 0 ? wait_reasons_.erase(it) : std::next(it);
   }
   for (const auto& [req, cls] : ready_.classes()) {
-    std::string reason = WaitReason(ClassView(req), agents).reason;
+    const ReadyTask view = ClassView(req);
+    if (!all && wait_reasons_.count(req) != 0 &&
+        std::none_of(changed.begin(), changed.end(),
+                     [&](const WaitAgent* a) { return SlotsCountInWaitReason(*a, view); })) {
+      continue;
+    }
+    std::string reason = WaitReason(view, agents).reason;
     auto [known, added] = wait_reasons_.try_emplace(req);
     // An unchanged class reason: its tasks have it already (Enqueue).
     if (!added && known->second == reason) continue;

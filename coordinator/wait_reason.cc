@@ -69,6 +69,14 @@ std::string Holdup(const WaitAgent& agent, const ReadyTask& task) {
 
 }  // namespace
 
+bool SlotsCountInWaitReason(const WaitAgent& agent, const ReadyTask& task) {
+  static const std::vector<std::string> kNoLabels;
+  // The filters WaitReason applies before it asks an agent's Holdup.
+  return agent.connected && agent.info != nullptr && Declares(*agent.info, task.kind) &&
+         LabelsSatisfy(Labels(*agent.info), task.labels != nullptr ? *task.labels : kNoLabels) &&
+         agent.info->gpus() >= task.gpus;
+}
+
 WaitVerdict WaitReason(const ReadyTask& task, const std::vector<WaitAgent>& agents) {
   static const std::vector<std::string> kNoLabels;
   const std::vector<std::string>& labels = task.labels != nullptr ? *task.labels : kNoLabels;

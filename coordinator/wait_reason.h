@@ -38,4 +38,13 @@ struct WaitVerdict {
 // "... not granted by the agent policy".
 WaitVerdict WaitReason(const ReadyTask& task, const std::vector<WaitAgent>& agents);
 
+// Whether a change of `agent`'s free slots or GPUs alone can change the
+// task's WaitReason: only if it is one of the agents that would run it
+// (connected, of its stage kind, with its labels and enough GPUs), whose
+// holdups the reason counts. For the others the reason reads only what they
+// declared and whether they are connected. Lets the core recompute, after a
+// pass that changed only slots, the reasons of the classes it can affect
+// (issue 19: scheduling proportional to what changed).
+bool SlotsCountInWaitReason(const WaitAgent& agent, const ReadyTask& task);
+
 }  // namespace musafarm::coordinator
