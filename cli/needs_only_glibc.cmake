@@ -1,0 +1,31 @@
+# cmake -DREADELF=readelf -DBINARY=FILE -P needs_only_glibc.cmake: fails unless
+# every shared library FILE's ELF names in DT_NEEDED is a part of glibc, so a
+# static CLI (MUSAFARM_STATIC_CLI, cli/CMakeLists.txt) cannot quietly go back to
+# loading gRPC, protobuf or Abseil shared (issue 19).
+cmake_minimum_required(VERSION 3.25)
+execute_process(COMMAND ${READELF} --dynamic ${BINARY} OUTPUT_VARIABLE dynamic
+                RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "${READELF} --dynamic ${BINARY} failed (${rc})")
+endif()
+string(REGEX MATCHALL "\\(NEEDED\\)[^\n]*\\[[^]\n]*\\]" entries "${dynamic}")
+set(glibc libc.so.6 libm.so.6 libdl.so.2 libpthread.so.0 librt.so.1 libutil.so.1
+          ld-linux-x86-64.so.2)
+set(needed "")
+set(others "")
+foreach(e IN LISTS entries)
+  string(REGEX REPLACE ".*\\[([^]]*)\\]" "\\1" lib "${e}")
+  list(APPEND needed ${lib})
+  if(NOT lib IN_LIST glibc)
+    list(APPEND others ${lib})
+  endif()
+endforeach()
+if(NOT needed)
+  message(FATAL_ERROR "${BINARY}: no DT_NEEDED entries read (is it dynamically linked to glibc?)")
+endif()
+if(others)
+  string(REPLACE ";" ", " others "${others}")
+  message(FATAL_ERROR "${BINARY} needs shared libraries other than glibc's: ${others}")
+endif()
+string(REPLACE ";" ", " needed "${needed}")
+message(STATUS "${BINARY} needs only glibc: ${needed}")
