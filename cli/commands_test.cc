@@ -113,6 +113,22 @@ TEST_F(CommandsTest, SubmitSendsTheFileAndPrintsTheJob) {
   EXPECT_EQ(err_.str(), "");
 }
 
+// Nothing to pack, so no ContentService call (issue 19: no round trip a submit
+// does not need). This fake farm serves no ContentService: a GetLimits would
+// fail UNIMPLEMENTED and so would the submit.
+TEST_F(CommandsTest, SubmitOfGitInputsCallsNothingButSubmit) {
+  service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
+  SubmitOptions opts;
+  opts.file = WriteSpec(kSpec);
+  opts.contexts = {"src=git+https://example.org/src.git#main"};
+  EXPECT_EQ(RunSubmit(env_, opts), 0) << err_.str();
+  ASSERT_EQ(service_.submits.size(), 1u);
+  ASSERT_EQ(service_.submits[0].inputs_size(), 1);
+  EXPECT_EQ(service_.submits[0].inputs(0).name(), "src");
+  EXPECT_EQ(service_.submits[0].inputs(0).source(), "git+https://example.org/src.git#main");
+  EXPECT_EQ(err_.str(), "");
+}
+
 TEST_F(CommandsTest, SubmitWithoutAFileSendsTheBuiltInTorchMusaPipeline) {
   service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
   SubmitOptions opts;  // no file: the options are those pipelines/torch_musa.yaml declares

@@ -213,17 +213,6 @@ absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
   if (contexts.empty()) return inputs;
   std::unique_ptr<v1::ContentService::Stub> stub;
   content::PackOptions pack;
-  if (!dry_run) {
-    stub = v1::ContentService::NewStub(channel);
-    grpc::ClientContext ctx;
-    SetUnaryDeadline(&ctx);
-    v1::ContentLimits limits;
-    if (grpc::Status s = stub->GetLimits(&ctx, v1::GetContentLimitsRequest(), &limits); !s.ok()) {
-      return FromGrpc(s);
-    }
-    pack.max_bytes = limits.max_input_bytes();
-    pack.limit_source = "the coordinator's --blob-store-bytes";
-  }
   for (const ContextSource& src : contexts) {
     const std::string& name = src.name;
     const std::string& dir = src.source;
@@ -233,6 +222,20 @@ absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
       in.set_source(dir);
       inputs.push_back(std::move(in));
       continue;
+    }
+    if (!dry_run && stub == nullptr) {
+      // The store's size limit, asked once and only when a directory is to
+      // be packed: a submit of git inputs makes no call but Submit.
+      stub = v1::ContentService::NewStub(channel);
+      grpc::ClientContext ctx;
+      SetUnaryDeadline(&ctx);
+      v1::ContentLimits limits;
+      if (grpc::Status s = stub->GetLimits(&ctx, v1::GetContentLimitsRequest(), &limits);
+          !s.ok()) {
+        return FromGrpc(s);
+      }
+      pack.max_bytes = limits.max_input_bytes();
+      pack.limit_source = "the coordinator's --blob-store-bytes";
     }
     pack.ignore_file = src.ignore_file;
     absl::StatusOr<content::PackedTree> tree = content::PackDirectory(dir, pack);
