@@ -24,6 +24,8 @@
 #include "coordinator/http_auth.h"
 #include "coordinator/http_server.h"
 #include "coordinator/metrics_route.h"
+#include "coordinator/pg_connection.h"
+#include "coordinator/postgres_store.h"
 #include "coordinator/probes.h"
 #include "coordinator/registry_image_deleter.h"
 #include "coordinator/secret_cipher.h"
@@ -207,16 +209,29 @@ absl::Status Coordinator::Start() {
   absl::StatusOr<SecretCipher> cipher = SecretCipher::Create(key->key);
   if (!cipher.ok()) return cipher.status();
   const std::string db_path = absl::StrCat(options_.data_dir, "/musafarm.db");
-  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(db_path, *cipher);
+  const bool on_postgres = IsPostgresUrl(options_.store);
+  if (!options_.store.empty() && !on_postgres) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--store: \"", options_.store, "\" is not a postgres:// or postgresql:// URL (leave "
+        "it out for SQLite in the data dir)"));
+  }
+  // Each user of the store has its own connection (SQLite's, or PostgreSQL's).
+  auto open_store = [&]() -> absl::StatusOr<std::unique_ptr<Store>> {
+    if (on_postgres) return OpenPostgresStore(options_.store, *cipher);
+    return OpenSqliteStore(db_path, *cipher);
+  };
+  absl::StatusOr<std::unique_ptr<Store>> store = open_store();
   if (!store.ok()) return store.status();
   store_ = *std::move(store);
+  if (on_postgres) log->info("farm state in PostgreSQL at {}", pg::MaskPassword(options_.store));
   // SQLite gives the WAL and shared-memory files the database's mode; a
   // database made by an older coordinator under a looser umask is narrowed.
   for (const char* suffix : {"", "-wal", "-shm"}) {
+    if (on_postgres) break;
     if (absl::Status s = MakePrivateFile(db_path + suffix); !s.ok()) return s;
   }
   {
-    absl::StatusOr<std::unique_ptr<Store>> tokens = OpenSqliteStore(db_path, *cipher);
+    absl::StatusOr<std::unique_ptr<Store>> tokens = open_store();
     if (!tokens.ok()) return tokens.status();
     access_ = std::make_unique<AccessControl>(*std::move(tokens), options_.insecure);
   }
@@ -241,15 +256,15 @@ absl::Status Coordinator::Start() {
     // Notifications go out from the outbox on a thread of their own, so a
     // slow receiver never holds the loop; what a killed coordinator left
     // there goes now.
-    absl::StatusOr<std::unique_ptr<Store>> outbox = OpenSqliteStore(db_path, *cipher);
+    absl::StatusOr<std::unique_ptr<Store>> outbox = open_store();
     if (!outbox.ok()) return outbox.status();
     webhooks_ = std::make_unique<WebhookSender>(*std::move(outbox), options_.webhook);
     core_->set_on_notifications([sender = webhooks_.get()] { sender->Wake(); });
     webhooks_->Start();
   }
 
-  // API tokens and the audit log (no secrets there: no cipher needed).
-  absl::StatusOr<std::unique_ptr<Store>> admin_store = OpenSqliteStore(db_path);
+  // API tokens and the audit log (no secrets there; the cipher is unused).
+  absl::StatusOr<std::unique_ptr<Store>> admin_store = open_store();
   if (!admin_store.ok()) return admin_store.status();
   user_admin_ = std::make_unique<UserAdmin>(*std::move(admin_store));
 
@@ -259,6 +274,13 @@ absl::Status Coordinator::Start() {
     LocalBlobStoreOptions blob_options;
     blob_options.dir = absl::StrCat(options_.data_dir, "/blobs");
     blob_options.db_path = db_path;
+    if (on_postgres) {
+      // The blob index stays in SQLite beside the blobs until the content
+      // store moves to PostgreSQL (docs/scale-out.md); opening it migrates it.
+      blob_options.db_path = absl::StrCat(options_.data_dir, "/blob-index.db");
+      absl::StatusOr<std::unique_ptr<Store>> index = OpenSqliteStore(blob_options.db_path);
+      if (!index.ok()) return index.status();
+    }
     blob_options.max_bytes = options_.blob_store_bytes;
     absl::StatusOr<std::unique_ptr<LocalBlobStore>> blobs = LocalBlobStore::Open(blob_options);
     if (!blobs.ok()) return blobs.status();

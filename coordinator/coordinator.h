@@ -25,6 +25,10 @@ class Server;
 struct CoordinatorOptions {
   std::string listen = "127.0.0.1:7070";   // host:port; port 0 picks a free one
   std::string data_dir = "musafarm-data";  // musafarm.db and logs/
+  // Where the farm's state lives (--store): "" = SQLite in <data_dir>/musafarm.db;
+  // postgres://... or postgresql://... = that PostgreSQL database (issue 20;
+  // logs and blobs stay under data_dir, docs/scale-out.md).
+  std::string store;
   std::string port_file;                   // if set, the bound port is written here
   // Plaintext, agents not authenticated (--insecure). Otherwise TLS with the
   // material `tls` names (its dir defaults to <data_dir>/pki).

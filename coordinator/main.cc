@@ -46,6 +46,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--data-dir", options.data_dir, "directory for the database and task logs")
       ->capture_default_str();
+  app.add_option("--store", options.store,
+                 "where the farm's state lives: postgres://USER@HOST/DB (or postgresql://, any "
+                 "libpq URL); default: SQLite in <data-dir>/musafarm.db. Logs and blobs stay in "
+                 "--data-dir");
   app.add_option("--port-file", options.port_file, "write the bound port to this file");
   app.add_option("--http-listen", options.http_listen,
                  "host:port to serve HTTP on: /healthz, /readyz, /metrics and the dashboard "

@@ -248,32 +248,6 @@ absl::Status NewerSchemaError(const std::string& path, int64_t version) {
       "; it was written by a newer musafarm, so run that version or restore a backup"));
 }
 
-// Empty ids would be stored (UNIQUE allows one '') and then match nothing the
-// coordinator asks for, so they are refused before anything is written.
-absl::Status Validate(const Mutation& m) {
-  for (const v1::Job& job : m.jobs) {
-    if (job.id().empty()) return absl::InvalidArgumentError("store: job with an empty id");
-  }
-  for (const v1::Task& task : m.tasks) {
-    if (task.id().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("store: task with an empty id in job ", task.job_id()));
-    }
-    if (task.job_id().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("store: task ", task.id(), " has no job id"));
-    }
-  }
-  for (const Transition& t : m.transitions) {
-    if (t.task_id.empty()) {
-      return absl::InvalidArgumentError("store: transition with an empty task id");
-    }
-  }
-  for (const v1::Agent& agent : m.agents) {
-    if (agent.name().empty()) return absl::InvalidArgumentError("store: agent with an empty name");
-  }
-  return absl::OkStatus();
-}
-
 // Thread-compatible, not thread-safe: the coordinator's core loop is its only
 // caller (see Store).
 class SqliteStore final : public Store {
@@ -603,7 +577,7 @@ absl::Status SqliteStore::InTransaction(Body&& body) {
 
 absl::Status SqliteStore::Commit(const Mutation& m) {
   if (m.empty()) return absl::OkStatus();
-  MF_RETURN_IF_ERROR(Validate(m));
+  MF_RETURN_IF_ERROR(ValidateMutation(m));
   // Jobs before tasks before transitions: a new job and its tasks arrive in one
   // mutation, and the foreign keys are checked statement by statement.
   absl::Status status = InTransaction([&]() -> absl::Status {

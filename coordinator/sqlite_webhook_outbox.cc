@@ -21,16 +21,15 @@ absl::Status Done(Statement& s, int rc, absl::string_view what) {
   return absl::OkStatus();
 }
 
-// The contexts values are sealed with: apart from every job secret's, whose
-// names cannot hold ':'.
-std::string HookContext(const std::string& job_id, int64_t seq) {
+}  // namespace
+
+// Apart from every job secret's context, whose names cannot hold ':'.
+std::string WebhookContext(const std::string& job_id, int64_t seq) {
   return SecretContext(job_id, absl::StrCat("webhook:", seq));
 }
-std::string TargetContext(const std::string& delivery_id) {
+std::string DeliveryTargetContext(const std::string& delivery_id) {
   return SecretContext(absl::StrCat("delivery:", delivery_id), "url");
 }
-
-}  // namespace
 
 absl::StatusOr<std::string> SqliteWebhookOutbox::Seal(const std::string& value,
                                                      const std::string& context) const {
@@ -56,7 +55,7 @@ absl::Status SqliteWebhookOutbox::WriteJobWebhooks(const std::string& job_id,
                                            "value) VALUES(?1, ?2, ?3)"));
   for (size_t i = 0; i < hooks.size(); ++i) {
     MF_ASSIGN_OR_RETURN(std::string sealed,
-                        Seal(hooks[i].SerializeAsString(), HookContext(job_id, i)));
+                        Seal(hooks[i].SerializeAsString(), WebhookContext(job_id, i)));
     sql::ResetOnExit reset(s);
     s.BindText(1, job_id);
     s.BindInt64(2, static_cast<int64_t>(i));
@@ -77,7 +76,7 @@ absl::Status SqliteWebhookOutbox::Enqueue(const WebhookDelivery& d) {
                       Prepare(db_,
                               "INSERT INTO webhook_outbox(id, job_id, target, body, attempts, "
                               "next_attempt_us, last_error) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
-  MF_ASSIGN_OR_RETURN(std::string target, Seal(d.url, TargetContext(d.id)));
+  MF_ASSIGN_OR_RETURN(std::string target, Seal(d.url, DeliveryTargetContext(d.id)));
   s.BindText(1, d.id);
   s.BindText(2, d.job_id);
   s.BindBlob(3, target);
@@ -102,7 +101,7 @@ absl::StatusOr<std::vector<WebhookDelivery>> SqliteWebhookOutbox::Due(absl::Time
     WebhookDelivery d;
     d.id = std::string(s.ColumnText(0));
     d.job_id = std::string(s.ColumnText(1));
-    MF_ASSIGN_OR_RETURN(d.url, Open(std::string(s.ColumnBlob(2)), TargetContext(d.id)));
+    MF_ASSIGN_OR_RETURN(d.url, Open(std::string(s.ColumnBlob(2)), DeliveryTargetContext(d.id)));
     d.body = std::string(s.ColumnBlob(3));
     d.attempts = static_cast<int>(s.ColumnInt64(4));
     d.next_attempt = absl::FromUnixMicros(s.ColumnInt64(5));
@@ -149,7 +148,7 @@ SqliteWebhookOutbox::LoadJobWebhooks() {
   while ((rc = s.Step()) == SQLITE_ROW) {
     const std::string job_id(s.ColumnText(0));
     MF_ASSIGN_OR_RETURN(std::string bytes,
-                        Open(std::string(s.ColumnBlob(2)), HookContext(job_id, s.ColumnInt64(1))));
+                        Open(std::string(s.ColumnBlob(2)), WebhookContext(job_id, s.ColumnInt64(1))));
     v1::Webhook hook;
     if (!hook.ParseFromString(bytes)) {
       return absl::DataLossError(

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -41,5 +42,10 @@ class SqliteWebhookOutbox final : public WebhookOutbox {
   const std::string path_;
   const SecretCipher* const cipher_;
 };
+
+// The contexts a job's webhook (its `seq`-th) and a delivery's URL are sealed
+// with; every backend uses the same.
+std::string WebhookContext(const std::string& job_id, int64_t seq);
+std::string DeliveryTargetContext(const std::string& delivery_id);
 
 }  // namespace musafarm::coordinator

@@ -200,6 +200,12 @@ class Store {
   virtual absl::StatusOr<std::vector<AuditEntry>> LoadAudit(const AuditFilter& filter) = 0;
 };
 
+// What every backend's Commit checks before it writes anything: no empty job,
+// task or agent ids, no task without its job id (INVALID_ARGUMENT). Empty ids
+// would be stored (UNIQUE allows one '') and then match nothing the
+// coordinator asks for.
+absl::Status ValidateMutation(const Mutation& m);
+
 // Opens (creating if needed) an SQLite database at `path` (":memory:" for tests)
 // in WAL mode with synchronous=FULL, and migrates its schema.
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);

@@ -1,9 +1,10 @@
 // The Store conformance suite: what every Store backend must do, run against
-// each of them (SQLite today). A new backend joins with one line at the bottom:
+// each of them (SQLite and PostgreSQL). A new backend joins with one line at the bottom:
 // an INSTANTIATE_TEST_SUITE_P naming how to open it. Tests of one backend's own
 // format (SQLite's columns, WAL, schema version) stay in its own test file.
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -14,10 +15,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "common/api_times.h"
+#include "coordinator/postgres_store.h"
+#include "coordinator/secret_cipher.h"
 #include "coordinator/store.h"
 #include "coordinator/store_test_fixtures.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/private_postgres.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -762,6 +766,162 @@ TEST_P(StoreConformanceTest, ArchiveDeletesFinishedJobsOnlyAndQueuesTheirUnshare
   EXPECT_EQ(*max, 9);
 }
 
+// --- schedules (coordinator/schedule_store.h) --------------------------------
+
+v1::Schedule MakeSchedule(const std::string& name, int64_t next_fire_s) {
+  v1::Schedule s;
+  s.set_name(name);
+  s.set_cron("@daily");
+  s.set_timezone("Europe/Berlin");
+  s.mutable_request()->set_spec_yaml("stages: []");
+  s.add_secrets("TOKEN");
+  s.set_created_by("ann");
+  s.mutable_next_fire_time()->set_seconds(next_fire_s);
+  return s;
+}
+
+ScheduleFire MakeFire(const v1::Schedule& schedule, int64_t slot_s, const std::string& job_id) {
+  ScheduleFire f;
+  f.schedule = schedule;
+  f.schedule.mutable_last_fire_time()->set_seconds(slot_s);
+  f.run.mutable_scheduled_time()->set_seconds(slot_s);
+  f.run.set_job_id(job_id);
+  f.run.set_outcome(job_id.empty() ? "skipped: job 1 still running" : "submitted");
+  f.run.set_trigger("cron");
+  return f;
+}
+
+TEST_P(StoreConformanceTest, SchedulesRoundTripWithSealedSecretsFiresAndRemoval) {
+  const v1::Schedule nightly = MakeSchedule("nightly", 1000);
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    ScheduleStore& schedules = store->schedules();
+    ASSERT_TRUE(schedules.Insert(nightly, {{"TOKEN", "s3cret"}}).ok());
+    EXPECT_EQ(schedules.Insert(nightly, {}).code(), absl::StatusCode::kAlreadyExists);
+    v1::Schedule paused = nightly;
+    paused.set_paused(true);
+    ASSERT_TRUE(schedules.Update(paused).ok());
+    EXPECT_EQ(schedules.Update(MakeSchedule("nope", 1)).code(), absl::StatusCode::kNotFound);
+
+    // A fired slot commits with its job; a skipped one on its own.
+    Mutation m;
+    m.jobs = {MakeJob("1")};
+    m.schedule_fires = {MakeFire(nightly, 1000, "1")};
+    ASSERT_TRUE(store->Commit(m).ok());
+    ASSERT_TRUE(schedules.RecordFire(MakeFire(nightly, 2000, "")).ok());
+    // The fire of a schedule that is gone fails the whole mutation.
+    Mutation orphan;
+    orphan.jobs = {MakeJob("2")};
+    orphan.schedule_fires = {MakeFire(MakeSchedule("gone", 1), 3000, "2")};
+    EXPECT_EQ(store->Commit(orphan).code(), absl::StatusCode::kNotFound);
+    EXPECT_TRUE(absl::IsNotFound(store->archive().LoadJob("2").status()));
+  }
+  std::unique_ptr<Store> store = Open();  // all of it survives a restart
+  ASSERT_NE(store, nullptr);
+  ScheduleStore& schedules = store->schedules();
+  absl::StatusOr<std::vector<v1::Schedule>> all = schedules.LoadAll();
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->size(), 1u);
+  v1::Schedule want = MakeFire(nightly, 2000, "").schedule;
+  EXPECT_TRUE(ProtoEq(want, (*all)[0]));
+  absl::StatusOr<std::map<std::string, std::string>> secrets = schedules.LoadSecrets("nightly");
+  ASSERT_TRUE(secrets.ok()) << secrets.status();
+  EXPECT_EQ(*secrets, (std::map<std::string, std::string>{{"TOKEN", "s3cret"}}));
+  absl::StatusOr<std::vector<v1::ScheduleRun>> runs = schedules.LastRuns("nightly", 10);
+  ASSERT_TRUE(runs.ok()) << runs.status();
+  ASSERT_EQ(runs->size(), 2u);  // newest first
+  EXPECT_TRUE(ProtoEq(MakeFire(nightly, 2000, "").run, (*runs)[0]));
+  EXPECT_TRUE(ProtoEq(MakeFire(nightly, 1000, "1").run, (*runs)[1]));
+  absl::StatusOr<std::vector<std::string>> recent = schedules.RecentJobIds(1);
+  ASSERT_TRUE(recent.ok()) << recent.status();
+  EXPECT_EQ(*recent, std::vector<std::string>{"1"});
+
+  ASSERT_TRUE(schedules.Delete("nightly").ok());
+  EXPECT_EQ(schedules.Delete("nightly").code(), absl::StatusCode::kNotFound);
+  all = schedules.LoadAll();
+  ASSERT_TRUE(all.ok());
+  EXPECT_TRUE(all->empty());
+  secrets = schedules.LoadSecrets("nightly");
+  ASSERT_TRUE(secrets.ok());
+  EXPECT_TRUE(secrets->empty());
+  runs = schedules.LastRuns("nightly", 10);
+  ASSERT_TRUE(runs.ok());
+  EXPECT_TRUE(runs->empty());
+}
+
+// --- the webhook outbox (coordinator/webhook_outbox.h) -----------------------
+
+TEST_P(StoreConformanceTest, WebhookOutboxQueuesRetriesRemovesAndDropsJobWebhooks) {
+  v1::Webhook hook;
+  hook.set_url("https://hooks.example/x?token=abc");
+  hook.set_format(v1::WEBHOOK_FORMAT_SLACK);
+  hook.set_on_first_failure(true);
+  auto delivery = [](const std::string& id, int64_t next_s) {
+    WebhookDelivery d;
+    d.id = id;
+    d.job_id = "1";
+    d.url = "https://hooks.example/" + id;
+    d.body = std::string("{\"job\":\"1\"}\0bytes", 17);
+    d.next_attempt = absl::FromUnixSeconds(next_s);
+    return d;
+  };
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    Mutation m;
+    m.jobs = {MakeJob("1")};
+    m.job_webhooks = {{"1", {hook}}};
+    m.deliveries = {delivery("d1", 100), delivery("d2", 50)};
+    ASSERT_TRUE(store->Commit(m).ok());
+  }
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  WebhookOutbox& outbox = store->webhooks();
+  auto hooks = outbox.LoadJobWebhooks();
+  ASSERT_TRUE(hooks.ok()) << hooks.status();
+  ASSERT_EQ(hooks->size(), 1u);
+  ASSERT_EQ((*hooks)["1"].size(), 1u);
+  EXPECT_TRUE(ProtoEq(hook, (*hooks)["1"][0]));
+
+  auto ids = [&](int64_t now_s) {
+    std::vector<std::string> out;
+    auto due = outbox.Due(absl::FromUnixSeconds(now_s), 10);
+    EXPECT_TRUE(due.ok()) << due.status();
+    if (due.ok()) {
+      for (const WebhookDelivery& d : *due) out.push_back(d.id);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids(75), std::vector<std::string>{"d2"});
+  EXPECT_EQ(ids(200), (std::vector<std::string>{"d2", "d1"}));  // soonest first
+  auto due = outbox.Due(absl::FromUnixSeconds(200), 1);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].url, "https://hooks.example/d2");
+  EXPECT_EQ((*due)[0].body, delivery("d2", 50).body);
+  EXPECT_EQ((*due)[0].next_attempt, absl::FromUnixSeconds(50));
+  EXPECT_EQ(*outbox.NextDue(), absl::FromUnixSeconds(50));
+
+  ASSERT_TRUE(outbox.Retry("d2", 1, absl::FromUnixSeconds(300), "HTTP 500").ok());
+  EXPECT_EQ(ids(200), std::vector<std::string>{"d1"});
+  due = outbox.Due(absl::FromUnixSeconds(300), 10);
+  ASSERT_TRUE(due.ok());
+  ASSERT_EQ(due->size(), 2u);
+  EXPECT_EQ((*due)[1].attempts, 1);
+  EXPECT_EQ((*due)[1].last_error, "HTTP 500");
+  ASSERT_TRUE(outbox.Remove("d1").ok());
+  ASSERT_TRUE(outbox.Remove("d2").ok());
+  EXPECT_EQ(*outbox.NextDue(), absl::InfiniteFuture());
+
+  Mutation drop;
+  drop.drop_webhooks = {"1"};
+  ASSERT_TRUE(store->Commit(drop).ok());
+  hooks = outbox.LoadJobWebhooks();
+  ASSERT_TRUE(hooks.ok());
+  EXPECT_TRUE(hooks->empty());
+}
+
 std::string BackendName(const ::testing::TestParamInfo<StoreBackend>& info) {
   return info.param.name;
 }
@@ -772,6 +932,27 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(StoreBackend{
         "sqlite", [](const std::string& dir) { return OpenSqliteStore(dir + "/musafarm.db"); }}),
     BackendName);
+
+// A database per test directory in the run's cluster (tests/support/private_postgres.h):
+// opening the same directory again reconnects to the same database.
+absl::StatusOr<std::unique_ptr<Store>> OpenTestPostgres(const std::string& dir) {
+  static auto* const urls = new std::map<std::string, std::string>();
+  static const SecretCipher cipher = *SecretCipher::Create(std::string(SecretCipher::kKeySize, 'k'));
+  std::string& url = (*urls)[dir];
+  if (url.empty()) {
+    std::string error;
+    test_support::PrivatePostgres* pg = test_support::TestPostgres(&error);
+    if (pg == nullptr) return absl::FailedPreconditionError("no PostgreSQL: " + error);
+    absl::StatusOr<std::string> created = pg->CreateDatabase();
+    if (!created.ok()) return created.status();
+    url = *created;
+  }
+  return OpenPostgresStore(url, cipher);
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformanceTest,
+                         ::testing::Values(StoreBackend{"postgres", OpenTestPostgres}),
+                         BackendName);
 
 }  // namespace
 }  // namespace musafarm::coordinator

@@ -16,6 +16,7 @@ PACKAGES=(
   zsh                # cli_test loads the zsh completion script
   dpkg-dev debootstrap docker-compose   # the .deb packages (cpack: dpkg-shlibdeps), scripts/long-checks.sh
   slurm-wlm munge    # bench/peers/slurm.py: the peer bench/run.sh measures against (own daemons in a temp dir)
+  postgresql libpq-dev   # the PostgreSQL store (libpq) and its tests' private cluster (initdb, pg_ctl)
 )
 
 missing=()
@@ -32,7 +33,7 @@ SUDO=""
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get -o DPkg::Lock::Timeout=600 update -q
-# No package may start its service (munge, slurmctld, slurmd): the benchmark runs
+# No package may start its service (munge, slurmctld, slurmd, postgresql): the benchmark runs
 # private ones, and a system slurmctld without a configuration only fails.
 no_start=0
 if [ ! -e /usr/sbin/policy-rc.d ]; then

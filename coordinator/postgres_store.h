@@ -1,0 +1,46 @@
+#pragma once
+
+// The PostgreSQL Store (issue 20), opened with OpenPostgresStore(). The same
+// interfaces and semantics as the SQLite store (store.h, job_archive.h,
+// schedule_store.h, webhook_outbox.h; both pass store_conformance_test.cc),
+// so that the farm's state can live outside one coordinator's disk. Logs,
+// artifacts and the content store's blobs stay under the data dir for now
+// (docs/scale-out.md).
+//
+// Schema (PostgreSQL version 1 = the tables of SQLite versions 1 to 6; the
+// blob index of SQLite's version 7 is not here yet). The same tables and
+// columns as sqlite_store.h describes, with these differences:
+//   - seq columns are bigint identities (insertion order);
+//   - proto, secret and webhook columns are bytea; schedules.paused is boolean;
+//   - api_tokens.user and audit.user are called username ("user" is reserved);
+//   - jobs has submitter, stored_bytes and retention_s from the start;
+//   - image_outbox has a seq column for its order (SQLite uses the rowid);
+//   - audit is append-only through a trigger that refuses UPDATE, DELETE and
+//     TRUNCATE (musafarm_audit_append_only);
+//   - musafarm_require_row(n, what) raises NO_DATA_FOUND when n is 0: a
+//     pipelined statement that must have changed a row fails its transaction.
+// The version is the one row of schema_version. Migrations run at open, in one
+// transaction under an advisory lock, so coordinators opening the same
+// database at once migrate it once.
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "coordinator/store.h"
+
+namespace musafarm::coordinator {
+
+// The schema version this build writes; newer databases are refused.
+inline constexpr int kPostgresSchemaVersion = 1;
+
+// Whether `spec` (a --store value) names a PostgreSQL database.
+bool IsPostgresUrl(const std::string& spec);
+
+// Connects to the database at `url` (postgres://... or postgresql://..., as
+// libpq reads it), migrates its schema, and returns the Store over it. Job
+// and schedule secrets and webhook URLs are sealed with `cipher`.
+absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url,
+                                                         const SecretCipher& cipher);
+
+}  // namespace musafarm::coordinator
