@@ -101,6 +101,37 @@ const T* Find(const Messages& ms, const T& (v1::AgentMessage::*get)() const,
   return nullptr;
 }
 
+// Holds the agent's durable state writes (AgentOptions.before_durable_state_write)
+// while Hold(true): to look at what the agent does meanwhile.
+class DurableGate {
+ public:
+  // For AgentOptions.before_durable_state_write.
+  std::function<void()> Hook() {
+    return [this] {
+      absl::MutexLock lock(&mu_);
+      held_ = hold_;
+      mu_.Await(absl::Condition(this, &DurableGate::Open));
+      held_ = false;
+    };
+  }
+  void Hold(bool on) {
+    absl::MutexLock lock(&mu_);
+    hold_ = on;
+  }
+  // Waits until a durable write is being held.
+  bool WaitHeld() {
+    absl::MutexLock lock(&mu_);
+    return mu_.AwaitWithTimeout(absl::Condition(this, &DurableGate::Held), absl::Seconds(20));
+  }
+
+ private:
+  bool Open() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !hold_; }
+  bool Held() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return held_; }
+  absl::Mutex mu_;
+  bool hold_ ABSL_GUARDED_BY(mu_) = false;
+  bool held_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 class AgentLifecycleTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -352,22 +383,12 @@ TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseResultWasNotAcknowledgedIsReport
 // in a loop turn, off the agent's loop. The result goes out only once the
 // record of it is on disk; until then it waits (logs flow meanwhile).
 TEST_F(AgentLifecycleTest, AResultIsSentOnlyOnceItsRecordIsOnDisk) {
-  absl::Mutex mu;
-  bool hold = false;
-  bool held = false;
+  DurableGate gate;
   AgentOptions o = Options();
-  o.before_durable_state_write = [&] {
-    absl::MutexLock lock(&mu);
-    held = hold;
-    mu.Await(absl::Condition(+[](bool* h) { return !*h; }, &hold));
-    held = false;
-  };
+  o.before_durable_state_write = gate.Hook();
   StartAgent(o);
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
-  {
-    absl::MutexLock lock(&mu);
-    hold = true;
-  }
+  gate.Hold(true);
   coordinator_.Assign(Shell(41, "echo out; exit 5"));
   // The process ran and its log went out; its record is written visibly...
   ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) { return Log(ms, 41) == "out\n"; }));
@@ -375,17 +396,10 @@ TEST_F(AgentLifecycleTest, AResultIsSentOnlyOnceItsRecordIsOnDisk) {
     absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
     return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
   }));
-  {
-    absl::MutexLock lock(&mu);
-    ASSERT_TRUE(mu.AwaitWithTimeout(absl::Condition(&held), absl::Seconds(20)))
-        << "the durable write never began";
-  }
+  ASSERT_TRUE(gate.WaitHeld()) << "the durable write never began";
   // ...but the durable write is held: no result yet.
   EXPECT_FALSE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 41), absl::Milliseconds(500)));
-  {
-    absl::MutexLock lock(&mu);
-    hold = false;
-  }
+  gate.Hold(false);
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 41)));
   // When it came, the durable file recorded it, result included.
   absl::StatusOr<AgentState> durable =
@@ -398,6 +412,48 @@ TEST_F(AgentLifecycleTest, AResultIsSentOnlyOnceItsRecordIsOnDisk) {
   EXPECT_EQ(recorded.exit_code(), 5);
   EXPECT_EQ(recorded.log_size(), 4u);
   agent_.reset();  // before the hook's state goes out of scope
+}
+
+// Killed (as by SIGKILL) after an attempt finished but before the durable
+// write of its record: its result was never sent, and the restarted agent
+// reports it from the visible state file, which a process crash leaves whole.
+TEST_F(AgentLifecycleTest, AnAgentKilledBeforeTheDurableWriteReportsTheResultFromTheVisibleState) {
+  DurableGate gate;
+  AgentOptions o = Options();
+  o.final_ack_timeout = absl::Milliseconds(100);
+  o.before_durable_state_write = gate.Hook();
+  StartAgent(o);
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  gate.Hold(true);
+  coordinator_.Assign(Shell(44, "echo partial; exit 7"));
+  ASSERT_TRUE(gate.WaitHeld());
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
+  }));
+  const std::string snapshot = (dir_ / "snapshot").string();
+  fs::copy(work_, snapshot, fs::copy_options::recursive);
+  EXPECT_FALSE(HasKind(v1::AgentMessage::kResult, 44)(coordinator_.received()))
+      << "the result went out before its record was on disk";
+  gate.Hold(false);
+  agent_.reset();
+  fs::remove_all(work_);
+  fs::rename(snapshot, work_);
+
+  const size_t before = coordinator_.received().size();
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor([&](const Messages& ms) {
+    return HasKind(v1::AgentMessage::kResult, 44)(Messages(ms.begin() + before, ms.end()));
+  }));
+  const Messages all = coordinator_.received();
+  const Messages ms(all.begin() + before, all.end());
+  ASSERT_TRUE(ms[0].has_register_());
+  ASSERT_EQ(ms[0].register_().held_size(), 1);
+  EXPECT_TRUE(ms[0].register_().held(0).finished());
+  const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->exit_code(), 7);
+  EXPECT_EQ(Log(all, 44), "partial\n");
 }
 
 // The crash window issue 19 opens: the visible state file is written without
