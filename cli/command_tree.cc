@@ -89,8 +89,9 @@ void CommandTree::AddSubmitInputs(CLI::App* cmd, SubmitOptions* submit_options) 
       ->group(kGeneric);
   cmd->add_option("--package-set", given.package_sets,
                   "A MUSA package set file (name, versions, secret URLs, sha256s): its URLs "
-                  "become the secrets it names, its name and digest the params package_set and "
-                  "download_cache_key; VALUE=FILE,... gives one per cell (e.g. per GPU "
+                  "become the secrets it names, its name, digest and sha256s the params "
+                  "package_set, download_cache_key and package_sha256s (each download is "
+                  "checked); VALUE=FILE,... gives one per cell (e.g. per GPU "
                   "architecture)")
       ->type_name("FILE")
       ->group(kGeneric);

@@ -62,7 +62,10 @@ namespace {
 class CommandsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = fakes::ServeOnLoopback({&service_}, &port_);
+    server_ = fakes::ServeOnLoopback({&service_, &content_}, &port_);
+    // The built-in pipeline's inputs (../dockerfiles) are found beside the
+    // repository's pipelines/, as the CLI package installs them.
+    setenv("MUSAFARM_PIPELINES_DIR", MF_SOURCE_DIR "/pipelines", 1);
     ASSERT_NE(server_, nullptr);
     ASSERT_NE(port_, 0);
     env_.coordinator = absl::StrCat("127.0.0.1:", port_);
@@ -89,6 +92,7 @@ class CommandsTest : public ::testing::Test {
   }
 
   FakeUserService service_;
+  fakes::FakeContentService content_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   testing::FakeClock clock_;
@@ -152,6 +156,16 @@ TEST_F(CommandsTest, SubmitWithoutAFileSendsTheBuiltInTorchMusaPipeline) {
   EXPECT_EQ(req.axes(1).axis(), "python");
   EXPECT_EQ(req.secrets().at("MUSA_TOOLKITS_URL"), "https://dl.example/musa.tar?token=s3cr3t");
   EXPECT_THAT(out_.str(), Not(HasSubstr("s3cr3t")));
+  // Its inputs: the Dockerfiles packed from beside the pipeline (uploaded:
+  // the store was asked about their blobs), torch_musa at the tag, the join.
+  ASSERT_EQ(req.inputs_size(), 3);
+  EXPECT_EQ(req.inputs(0).name(), "dockerfiles");
+  EXPECT_EQ(req.inputs(0).source(), "dir:" MF_SOURCE_DIR "/dockerfiles");
+  EXPECT_EQ(req.inputs(0).tree().sha256().size(), 64u);
+  EXPECT_GT(content_.asked(), 0);
+  EXPECT_EQ(req.inputs(1).name(), "torch_musa");
+  EXPECT_EQ(req.inputs(1).source(), "git+https://github.com/MooreThreads/torch_musa.git#dev1.6.0");
+  EXPECT_EQ(req.inputs(2).source(), "join:.=dockerfiles,torch_musa=torch_musa");
 }
 
 int Cli(std::vector<const char*> args, CommandEnv env);  // below, with the other CLI tests

@@ -31,6 +31,24 @@ pipeline::InputDecl Declared(const std::string& name, const std::string& path) {
   return in;
 }
 
+// ContextSources for a job whose stages name each declared input (its use in
+// every cell is the input itself).
+absl::StatusOr<std::vector<ContextSource>> Sources(const std::vector<pipeline::InputDecl>& declared,
+                                                  const std::string& dir,
+                                                  const std::vector<std::string>& flags) {
+  std::vector<pipeline::InputUse> uses;
+  for (const pipeline::InputDecl& in : declared) {
+    pipeline::InputUse use;
+    use.name = in.name;
+    use.declared = in.name;
+    use.git = in.git;
+    use.ref = in.ref;
+    use.join = in.join;
+    uses.push_back(use);
+  }
+  return ContextSources(declared, dir, flags, uses);
+}
+
 class ContextSourcesTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -47,7 +65,7 @@ class ContextSourcesTest : public ::testing::Test {
 
 TEST_F(ContextSourcesTest, DeclaredPathsAreFromThePipelinesDirectoryAndAFlagReplacesOne) {
   const std::string dir = (root_ / "pipelines").string();
-  auto sources = ContextSources({Declared("dockerfiles", "../dockerfiles"), Declared("src", ".")},
+  auto sources = Sources({Declared("dockerfiles", "../dockerfiles"), Declared("src", ".")},
                                 dir, {"src=/work/torch_musa"});
   ASSERT_TRUE(sources.ok()) << sources.status();
   ASSERT_EQ(sources->size(), 2u);
@@ -59,13 +77,13 @@ TEST_F(ContextSourcesTest, DeclaredPathsAreFromThePipelinesDirectoryAndAFlagRepl
   EXPECT_EQ((*sources)[1].source, "/work/torch_musa");
   EXPECT_EQ((*sources)[1].origin, "--context src");
   // A git URL replaces a directory as well.
-  sources = ContextSources({Declared("src", ".")}, dir, {"src=git://127.0.0.1:1/t.git#v1"});
+  sources = Sources({Declared("src", ".")}, dir, {"src=git://127.0.0.1:1/t.git#v1"});
   ASSERT_TRUE(sources.ok()) << sources.status();
   EXPECT_EQ((*sources)[0].source, "git://127.0.0.1:1/t.git#v1");
 }
 
 TEST_F(ContextSourcesTest, WithoutDeclaredInputsEveryFlagIsAnInput) {
-  auto sources = ContextSources({}, "", {"a=x", "b=y"});
+  auto sources = Sources({}, "", {"a=x", "b=y"});
   ASSERT_TRUE(sources.ok()) << sources.status();
   ASSERT_EQ(sources->size(), 2u);
   EXPECT_EQ((*sources)[1].name, "b");
@@ -74,7 +92,7 @@ TEST_F(ContextSourcesTest, WithoutDeclaredInputsEveryFlagIsAnInput) {
 
 TEST_F(ContextSourcesTest, ErrorsNameTheFileOrTheFlag) {
   const std::string dir = (root_ / "pipelines").string();
-  auto missing = ContextSources({Declared("src", "../torch_musa")}, dir, {});
+  auto missing = Sources({Declared("src", "../torch_musa")}, dir, {});
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(std::string(missing.status().message()),
               HasSubstr("p.yaml:3:3: inputs.src: path '../torch_musa' is " +
@@ -84,15 +102,15 @@ TEST_F(ContextSourcesTest, ErrorsNameTheFileOrTheFlag) {
   pipeline::InputDecl ignore = Declared("src", ".");
   ignore.ignore = "docker/.dockerignore";
   ignore.ignore_given = true;
-  auto no_ignore = ContextSources({ignore}, dir, {});
+  auto no_ignore = Sources({ignore}, dir, {});
   ASSERT_FALSE(no_ignore.ok());
   EXPECT_THAT(std::string(no_ignore.status().message()),
               HasSubstr("p.yaml:3:3: inputs.src: ignore file 'docker/.dockerignore' is not in"));
-  auto undeclared = ContextSources({Declared("src", ".")}, dir, {"srd=."});
+  auto undeclared = Sources({Declared("src", ".")}, dir, {"srd=."});
   ASSERT_FALSE(undeclared.ok());
   EXPECT_EQ(undeclared.status().message(),
             "--context srd: the pipeline declares no input 'srd' (inputs are: src)");
-  auto twice = ContextSources({}, dir, {"a=x", "a=y"});
+  auto twice = Sources({}, dir, {"a=x", "a=y"});
   ASSERT_FALSE(twice.ok());
   EXPECT_EQ(twice.status().message(), "--context a: given twice");
 }

@@ -16,6 +16,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "grpcpp/server_context.h"
+#include "musafarm/v1/content_service.grpc.pb.h"
 #include "musafarm/v1/schedule_service.grpc.pb.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
 
@@ -264,6 +265,32 @@ class FakeUserService final : public v1::UserService::Service, public FakeUserSe
  private:
   absl::Mutex mu_;
   FakeUserServiceData* const data_ ABSL_PT_GUARDED_BY(mu_) = this;
+};
+
+// A content store that already holds every blob (issue 17): a submit of a
+// pipeline with declared inputs (the built-in one uploads its Dockerfiles)
+// packs them and sends nothing. The digests it was asked about are kept.
+class FakeContentService final : public v1::ContentService::Service {
+ public:
+  grpc::Status GetLimits(grpc::ServerContext*, const v1::GetContentLimitsRequest*,
+                         v1::ContentLimits* resp) override {
+    resp->set_max_input_bytes(int64_t{1} << 40);
+    return grpc::Status::OK;
+  }
+  grpc::Status FindMissingBlobs(grpc::ServerContext*, const v1::FindMissingBlobsRequest* req,
+                                v1::FindMissingBlobsResponse*) override {
+    absl::MutexLock lock(&mu_);
+    asked_ += req->digests_size();
+    return grpc::Status::OK;
+  }
+  int asked() {
+    absl::MutexLock lock(&mu_);
+    return asked_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  int asked_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Schedules (issue 14): one schedule, "nightly", with one run of job 7.

@@ -278,7 +278,8 @@ absl::Status ApplyValueOption(const OptionDecl& o, const std::vector<std::string
 }
 
 // --package-set: each set's URLs become the secrets it names, its name the
-// param package_set and its digest the param download_cache_key; per cell when
+// param package_set, its digest the param download_cache_key and its
+// packages' sha256s the param package_sha256s ("SECRET=HEX ..."); per cell when
 // given as AXISVALUE=FILE items (one set per GPU architecture).
 absl::Status ApplyPackageSets(const std::vector<std::string>& given,
                               const pipeline::PipelineOptions& pipeline, Builder* b) {
@@ -308,6 +309,12 @@ absl::Status ApplyPackageSets(const std::vector<std::string>& given,
     }
     MF_RETURN_IF_ERROR(b->Param(key("package_set"), set.name, display));
     MF_RETURN_IF_ERROR(b->Param(key("download_cache_key"), set.digest, display));
+    // Each download is checked against the set's digest (download.sh).
+    std::vector<std::string> digests;
+    for (const PackageSet::Package& p : set.packages) {
+      digests.push_back(absl::StrCat(p.secret, "=", p.sha256));
+    }
+    MF_RETURN_IF_ERROR(b->Param(key("package_sha256s"), absl::StrJoin(digests, " "), display));
   }
   return absl::OkStatus();
 }

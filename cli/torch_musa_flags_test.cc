@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "content/packer.h"
 #include "absl/time/time.h"
 #include "cli/app.h"
 #include "gmock/gmock.h"
@@ -195,8 +196,8 @@ TEST(TorchMusaFlagsTest, ScriptCommandLinesBecomeTheseParamsAxesAndSecrets) {
 TEST(TorchMusaFlagsTest, NoPrepareIsAcceptedWithANote) {
   const DryRun r = Submit({"-f", "docker/ubuntu/dockerfile.dev", "--no_prepare"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("musafarm: note: --no_prepare: accepted and ignored: the agents' "
-                               "build context is prepared by the farm"));
+  EXPECT_THAT(r.err, HasSubstr("musafarm: note: --no_prepare: accepted and ignored: the build "
+                               "context is the pipeline's inputs"));
 }
 
 TEST(TorchMusaFlagsTest, TheDockerfilePathsOfTheScriptsResolveUnderDockerfiles) {
@@ -207,8 +208,11 @@ TEST(TorchMusaFlagsTest, TheDockerfilePathsOfTheScriptsResolveUnderDockerfiles) 
     ASSERT_EQ(r.exit_code, 0) << r.err;
     for (const auto& task : r.doc.at("job").at("tasks")) {
       if (task.at("spec").at("stage") != "dev") continue;
+      // A path in the build context, input `context`: the Dockerfiles travel
+      // with the job (no agent needs a copy).
       EXPECT_EQ(task.at("spec").at("run").at("dockerBuild").at("dockerfile"),
-                "/usr/share/musafarm/dockerfiles/ubuntu/dockerfile.dev");
+                "ubuntu/dockerfile.dev");
+      EXPECT_EQ(task.at("spec").at("run").at("dockerBuild").at("contextInput"), "context");
     }
   }
 }
@@ -232,6 +236,8 @@ TEST(TorchMusaFlagsTest, PerArchitecturePackageSetsAndPerPythonWheels) {
   const nlohmann::json& req = r.doc.at("request");
   EXPECT_EQ(req.at("params").at("package_set@arch=qy2"), "rc3.1.0-qy2");
   EXPECT_EQ(req.at("params").at("package_set@arch=ph1"), "rc3.1.0-ph1");
+  EXPECT_EQ(req.at("params").at("package_sha256s@arch=ph1"),
+            "MUSA_TOOLKITS_URL=" + std::string(64, 'a'));
   EXPECT_THAT(std::string(req.at("params").at("download_cache_key@arch=qy2")),
               ::testing::StartsWith("sha256:"));
   EXPECT_EQ(req.at("secrets").at("MUSA_TOOLKITS_URL@arch=qy2"), "***");
@@ -243,6 +249,9 @@ TEST(TorchMusaFlagsTest, PerArchitecturePackageSetsAndPerPythonWheels) {
     if (id == "local/dev-3.8-qy2-dev1.5.1/dev") {
       EXPECT_EQ(task.at("spec").at("run").at("secretSources").at("MUSA_TOOLKITS_URL"),
                 "MUSA_TOOLKITS_URL@arch=qy2");
+      // download.sh checks the toolkit against the set's sha256.
+      EXPECT_EQ(task.at("spec").at("run").at("dockerBuild").at("buildArgs").at("PACKAGE_SHA256S"),
+                "MUSA_TOOLKITS_URL=" + std::string(64, 'a'));
     }
     if (id == "local/dev-3.8-ph1-dev1.5.1/test-dev") {
       EXPECT_THAT(task.at("spec").at("run").at("labels"), ::testing::Contains("musa_arch=ph1"));
@@ -267,6 +276,76 @@ TEST(TorchMusaFlagsTest, PerArchitecturePackageSetsAndPerPythonWheels) {
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_THAT(bad.err, HasSubstr("--torch_whl_url: '3.11' is not a value of any axis (variant: "
                                  "dev, release; python: 3.8, 3.9, 3.10;"));
+}
+
+// The pipeline's declared inputs (issues 17 and 18): the Dockerfiles and
+// common/ scripts travel as input `dockerfiles` (their tree digest, packed
+// from the repository's dockerfiles/), torch_musa as a git input at
+// --torch_musa_tag, and the dev images' context joins them. A cell whose
+// recipe pins another tag builds its own (torch_musa@recipe=v2.0.1); a job
+// of release images alone resolves no torch_musa.
+TEST(TorchMusaFlagsTest, TheTagSelectsTheGitInputPerRecipeAndTheDockerfilesTravel) {
+  absl::StatusOr<content::PackedTree> dockerfiles =
+      content::PackDirectory(std::string(MF_SOURCE_DIR) + "/dockerfiles");
+  ASSERT_TRUE(dockerfiles.ok()) << dockerfiles.status();
+  const std::string repo = "git+https://github.com/MooreThreads/torch_musa.git";
+  // name -> source, and the dockerfiles tree.
+  auto inputs = [&](const DryRun& r) {
+    std::map<std::string, std::string> out;
+    for (const auto& in : r.doc.at("request").at("inputs")) {
+      out[in.at("name")] = in.at("source");
+      if (in.at("name") == "dockerfiles") {
+        EXPECT_EQ(in.at("tree").at("sha256"), dockerfiles->root.sha256());
+      }
+    }
+    return out;
+  };
+  auto contexts = [](const DryRun& r) {  // task id -> context input
+    std::map<std::string, std::string> out;
+    for (const auto& task : r.doc.at("job").at("tasks")) {
+      const auto& run = task.at("spec").at("run");
+      if (run.contains("dockerBuild")) out[task.at("id")] = run.at("dockerBuild").at("contextInput");
+    }
+    return out;
+  };
+  const std::string dir = "dir:" + std::string(MF_SOURCE_DIR) + "/dockerfiles";
+
+  DryRun r = Submit({"--torch_musa_tag", "v1.3.0", "-v", "3.9"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(inputs(r), (std::map<std::string, std::string>{
+                           {"dockerfiles", dir},
+                           {"torch_musa", repo + "#v1.3.0"},
+                           {"context", "join:.=dockerfiles,torch_musa=torch_musa"}}));
+  EXPECT_EQ(contexts(r), (std::map<std::string, std::string>{
+                             {"local/dev-3.9-any-dev1.5.1/base", "context"},
+                             {"local/dev-3.9-any-dev1.5.1/dev", "context"},
+                             {"local/release-3.9-any-dev1.5.1/release", "dockerfiles"}}));
+
+  // Two recipes: each builds its own tag.
+  r = Submit({"-v", "3.10", "--axis", "recipe=dev1.5.1,v2.0.1", "--variant", "dev"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(inputs(r),
+            (std::map<std::string, std::string>{
+                {"dockerfiles", dir},
+                {"torch_musa", repo + "#v1.1.0"},
+                {"context", "join:.=dockerfiles,torch_musa=torch_musa"},
+                {"torch_musa@recipe=v2.0.1", repo + "#v2.0.1"},
+                {"context@recipe=v2.0.1", "join:.=dockerfiles,torch_musa=torch_musa@recipe=v2.0.1"}}));
+  EXPECT_EQ(contexts(r).at("local/dev-3.10-any-dev1.5.1/dev"), "context");
+  EXPECT_EQ(contexts(r).at("local/dev-3.10-any-v2.0.1/dev"), "context@recipe=v2.0.1");
+  EXPECT_EQ(contexts(r).at("local/dev-3.10-any-v2.0.1/base"), "context@recipe=v2.0.1");
+
+  // Another repository (a mirror), by param.
+  r = Submit({"--recipe", "v2.0.1", "-v", "3.10", "--variant", "dev", "--param",
+              "torch_musa_repo=git://mirror.example/torch_musa.git"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(inputs(r).at("torch_musa@recipe=v2.0.1"), "git://mirror.example/torch_musa.git#v2.0.1");
+  EXPECT_EQ(inputs(r).count("torch_musa"), 0u);  // no cell builds the default tag
+
+  // Release images only: no torch_musa source is resolved.
+  r = Submit({"-r", "-v", "3.9"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(inputs(r), (std::map<std::string, std::string>{{"dockerfiles", dir}}));
 }
 
 }  // namespace

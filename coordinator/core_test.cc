@@ -1872,40 +1872,53 @@ TEST_F(CoreTest, RerunFailedKeepsWholeFailedCellsWithTheirBuilds) {
   EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
-TEST_F(CoreTest, RerunPinsTheInputsTreesForTheNewJob) {
-  store_testing::TempDir blob_dir;
+// A content store under `dir` (job inputs), or null after a test failure.
+std::unique_ptr<LocalBlobStore> OpenBlobs(const store_testing::TempDir& dir, const std::string& db,
+                                          Clock* clock) {
   absl::StatusOr<std::unique_ptr<LocalBlobStore>> opened =
-      LocalBlobStore::Open({blob_dir.File("blobs"), (dir_ / "db").string(), int64_t{1} << 30, &clock_});
-  ASSERT_TRUE(opened.ok()) << opened.status();
-  std::unique_ptr<LocalBlobStore> blobs = *std::move(opened);
-  core_->set_blob_store(blobs.get());
-  auto put = [&](const std::string& bytes) {
-    absl::StatusOr<std::unique_ptr<BlobUpload>> up = blobs->StartWrite(content::DigestOf(bytes), 0);
+      LocalBlobStore::Open({dir.File("blobs"), db, int64_t{1} << 30, clock});
+  EXPECT_TRUE(opened.ok()) << opened.status();
+  return opened.ok() ? *std::move(opened) : nullptr;
+}
+
+// Stores a tree of one file, `name` holding `bytes`; its root's digest.
+v1::Digest PutTree(LocalBlobStore& blobs, const std::string& name, const std::string& bytes) {
+  auto put = [&](const std::string& blob) {
+    absl::StatusOr<std::unique_ptr<BlobUpload>> up = blobs.StartWrite(content::DigestOf(blob), 0);
+    if (up.status().code() == absl::StatusCode::kAlreadyExists) return;
     ASSERT_TRUE(up.ok()) << up.status();
-    ASSERT_TRUE((*up)->Append(bytes).ok());
+    ASSERT_TRUE((*up)->Append(blob).ok());
     ASSERT_TRUE((*up)->Finish().ok());
   };
-  put("int main() {}\n");
+  put(bytes);
   v1::Directory root;
   v1::FileNode* f = root.add_files();
-  f->set_name("main.cc");
-  *f->mutable_digest() = content::DigestOf("int main() {}\n");
+  f->set_name(name);
+  *f->mutable_digest() = content::DigestOf(bytes);
   const std::string root_blob = content::SerializeDirectory(root);
   put(root_blob);
+  return content::DigestOf(root_blob);
+}
 
+TEST_F(CoreTest, RerunPinsTheInputsTreesForTheNewJob) {
+  store_testing::TempDir blob_dir;
+  std::unique_ptr<LocalBlobStore> blobs = OpenBlobs(blob_dir, (dir_ / "db").string(), &clock_);
+  ASSERT_NE(blobs, nullptr);
+  core_->set_blob_store(blobs.get());
+  const v1::Digest root_tree = PutTree(*blobs, "main.cc", "int main() {}\n");
   v1::SubmitRequest req;
   req.set_spec_yaml(kDiamond);
   req.set_spec_file("test.yaml");
   v1::JobInput* in = req.add_inputs();
   in->set_name("src");
-  *in->mutable_tree() = content::DigestOf(root_blob);
+  *in->mutable_tree() = root_tree;
   absl::StatusOr<v1::Job> job = core_->Submit(req);
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(core_->Cancel(job->id()).ok());
   absl::StatusOr<v1::Job> again = core_->Rerun(RerunOf(job->id(), false, {}), "ann");
   ASSERT_TRUE(again.ok()) << again.status();
   ASSERT_EQ(again->inputs_size(), 1);
-  EXPECT_EQ(again->inputs(0).tree().sha256(), content::DigestOf(root_blob).sha256());
+  EXPECT_EQ(again->inputs(0).tree().sha256(), root_tree.sha256());
 
   // The old job's pin goes (retention): the new job's keeps the tree.
   auto gc = [&] {
@@ -1926,6 +1939,61 @@ TEST_F(CoreTest, RerunPinsTheInputsTreesForTheNewJob) {
   EXPECT_THAT(std::string(gone.status().message()),
               ::testing::HasSubstr("job " + job->id() + "'s input 'src'"));
   EXPECT_EQ(core_->ListJobs(Filter(10)).size(), jobs);
+  core_->set_blob_store(nullptr);
+}
+
+// Issue 18: a cell whose recipe pins another git ref builds the tree of its
+// own ref. The submission carries both uses (pipeline/input_uses.h); each
+// cell's build is bound to its own, and the job records both. Without the
+// per-cell use (a --context replaced the input for every cell) every cell
+// builds the one tree.
+TEST_F(CoreTest, EachCellBuildsTheTreeOfItsOwnGitRef) {
+  store_testing::TempDir blob_dir;
+  std::unique_ptr<LocalBlobStore> blobs = OpenBlobs(blob_dir, (dir_ / "db").string(), &clock_);
+  ASSERT_NE(blobs, nullptr);
+  core_->set_blob_store(blobs.get());
+  auto tree = [&](const std::string& version) { return PutTree(*blobs, "VERSION", version); };
+  const v1::Digest v1_tree = tree("v1\n");
+  const v1::Digest v2_tree = tree("v2\n");
+  v1::SubmitRequest req;
+  req.set_spec_yaml(R"(name: p
+matrix: {recipe: [old, new]}
+params: {tag: v1, tag@recipe=new: v2}
+inputs:
+  src: {git: "git://127.0.0.1/src", ref: "${tag}"}
+stages:
+  - name: build
+    docker_build: {context: input:src, tags: ["x:${recipe}"]}
+)");
+  req.set_spec_file("test.yaml");
+  v1::JobInput* in = req.add_inputs();
+  in->set_name("src");
+  in->set_source("git://127.0.0.1/src#v1");
+  *in->mutable_tree() = v1_tree;
+  in = req.add_inputs();
+  in->set_name("src@recipe=new");
+  in->set_source("git://127.0.0.1/src#v2");
+  *in->mutable_tree() = v2_tree;
+  absl::StatusOr<v1::Job> job = core_->Submit(req);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(job->inputs_size(), 2);
+  EXPECT_EQ(job->inputs(1).name(), "src@recipe=new");
+  std::map<std::string, std::pair<std::string, std::string>> built;  // task -> (input, tree)
+  for (const v1::Task& t : job->tasks()) {
+    const v1::DockerBuildStage& b = t.spec().run().docker_build();
+    built[t.id()] = {b.context_input(), b.context_tree().sha256()};
+  }
+  EXPECT_EQ(built[job->id() + "/old/build"], std::make_pair(std::string("src"), v1_tree.sha256()));
+  EXPECT_EQ(built[job->id() + "/new/build"],
+            std::make_pair(std::string("src@recipe=new"), v2_tree.sha256()));
+
+  req.mutable_inputs()->RemoveLast();
+  job = core_->Submit(req);
+  ASSERT_TRUE(job.ok()) << job.status();
+  for (const v1::Task& t : job->tasks()) {
+    EXPECT_EQ(t.spec().run().docker_build().context_input(), "src") << t.id();
+    EXPECT_EQ(t.spec().run().docker_build().context_tree().sha256(), v1_tree.sha256()) << t.id();
+  }
   core_->set_blob_store(nullptr);
 }
 

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -122,6 +123,7 @@ absl::StatusOr<GitSource> ParseGitSource(absl::string_view source) {
 }
 
 absl::StatusOr<v1::JobInput> GitImporter::Import(const std::string& name, const std::string& source) {
+  ++imports_;
   MF_ASSIGN_OR_RETURN(GitSource src, ParseGitSource(source));
   const std::string what = absl::StrCat("input '", name, "' (", src.shown, ")");
   MF_RETURN_IF_ERROR(MakePrivateDir(cache_dir_));
@@ -231,6 +233,9 @@ absl::StatusOr<v1::JobInput> GitImporter::Import(const std::string& name, const 
 }
 
 absl::Status ResolveGitInputs(GitImporter& git, v1::SubmitRequest* request) {
+  // Each distinct (URL, ref) once: cells of one ref share its resolution
+  // under their own names (pipeline/input_uses.h).
+  std::map<std::string, v1::JobInput> resolved;
   for (v1::JobInput& in : *request->mutable_inputs()) {
     if (!in.tree().sha256().empty() || in.source().empty()) continue;
     if (IsJoinSource(in.source())) continue;  // ResolveJoinedInputs, once its parts have trees
@@ -239,7 +244,15 @@ absl::Status ResolveGitInputs(GitImporter& git, v1::SubmitRequest* request) {
           "input '", in.name(), "' carries no tree and its source is not a git URL (git+https://, "
           "git+file://, git://); a directory is uploaded by the CLI first"));
     }
-    MF_ASSIGN_OR_RETURN(in, git.Import(in.name(), in.source()));
+    if (auto it = resolved.find(in.source()); it != resolved.end()) {
+      const std::string name = in.name();
+      in = it->second;
+      in.set_name(name);
+      continue;
+    }
+    const std::string source = in.source();
+    MF_ASSIGN_OR_RETURN(in, git.Import(in.name(), source));
+    resolved[source] = in;
   }
   return absl::OkStatus();
 }

@@ -7,6 +7,8 @@
 // records which. Credentials in a URL are used for git and never logged,
 // stored or shown: the recorded source has them stripped.
 
+#include <atomic>
+#include <cstdint>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -44,7 +46,11 @@ class GitImporter {
   // git said (credentials removed).
   absl::StatusOr<v1::JobInput> Import(const std::string& name, const std::string& source);
 
+  // How many times Import ran: what ResolveGitInputs' sharing saves, seen.
+  int64_t imports() const { return imports_.load(); }
+
  private:
+  std::atomic<int64_t> imports_{0};
   const std::string cache_dir_;
   BlobStore* const blobs_;
   const absl::Duration timeout_;
@@ -54,7 +60,8 @@ class GitImporter {
 // source is imported with `git` (its tree, commit, counts and the source
 // without credentials replace what was sent); a join (joined_inputs.h) is
 // left for ResolveJoinedInputs, which runs after this; any other source is
-// INVALID_ARGUMENT naming the input. Blocks: off the core loop.
+// INVALID_ARGUMENT naming the input. Inputs with the same source (the uses
+// of one ref by several cells) are resolved once. Blocks: off the core loop.
 absl::Status ResolveGitInputs(GitImporter& git, v1::SubmitRequest* request);
 
 }  // namespace musafarm::coordinator

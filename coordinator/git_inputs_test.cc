@@ -130,5 +130,33 @@ TEST_F(GitImporterTest, MissingRefOrRepositoryIsAClearErrorWithoutCredentials) {
   EXPECT_THAT(s.message(), Not(HasSubstr("topsecret")));
 }
 
+// Cells of a job that build two refs of one repository (issue 18,
+// pipeline/input_uses.h): each use keeps its own name, and one (URL, ref)
+// is imported once however many uses name it.
+TEST_F(GitImporterTest, EachDistinctRefIsImportedOnceUnderEveryUsesName) {
+  Git(repo_, {"tag", "v1"});
+  std::ofstream(repo_ + "/src/a.txt") << "two\n";
+  Git(repo_, {"commit", "--quiet", "-am", "second"});
+  Git(repo_, {"tag", "v2"});
+  GitImporter importer(dir_.File("git"), blobs_.get());
+  v1::SubmitRequest req;
+  for (const auto& [name, ref] : std::vector<std::pair<std::string, std::string>>{
+           {"torch_musa", "v1"}, {"torch_musa@recipe=new", "v2"}, {"torch_musa@python=3.9", "v1"}}) {
+    v1::JobInput* in = req.add_inputs();
+    in->set_name(name);
+    in->set_source("git+file://" + repo_ + "#" + ref);
+  }
+  ASSERT_TRUE(ResolveGitInputs(importer, &req).ok());
+  EXPECT_EQ(importer.imports(), 2);
+  EXPECT_EQ(req.inputs(0).name(), "torch_musa");
+  EXPECT_EQ(req.inputs(1).name(), "torch_musa@recipe=new");
+  EXPECT_EQ(req.inputs(2).name(), "torch_musa@python=3.9");
+  EXPECT_EQ(req.inputs(0).commit(), Git(repo_, {"rev-parse", "v1"}));
+  EXPECT_EQ(req.inputs(1).commit(), Git(repo_, {"rev-parse", "v2"}));
+  EXPECT_EQ(req.inputs(2).commit(), req.inputs(0).commit());
+  EXPECT_EQ(req.inputs(2).tree().sha256(), req.inputs(0).tree().sha256());
+  EXPECT_NE(req.inputs(1).tree().sha256(), req.inputs(0).tree().sha256());
+}
+
 }  // namespace
 }  // namespace musafarm::coordinator

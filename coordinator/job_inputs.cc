@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "pipeline/input_uses.h"
 #include "pipeline/stages.h"
 
 namespace musafarm::coordinator {
@@ -22,7 +23,7 @@ absl::StatusOr<std::vector<v1::JobInput>> ResolveJobInputs(const v1::SubmitReque
   std::map<std::string, v1::JobInput> by_name;
   std::vector<v1::JobInput> out;
   for (const v1::JobInput& in : request.inputs()) {
-    if (absl::Status s = pipeline::ValidateInputName(in.name()); !s.ok()) {
+    if (absl::Status s = pipeline::ValidateInputUseName(in.name()); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(file, ": --context: ", s.message()));
     }
     const std::string what = absl::StrCat("input '", in.name(), "'");
@@ -57,6 +58,13 @@ absl::StatusOr<std::vector<v1::JobInput>> ResolveJobInputs(const v1::SubmitReque
     if (!run->has_docker_build() || run->docker_build().context_input().empty()) continue;
     v1::DockerBuildStage* build = run->mutable_docker_build();
     auto it = by_name.find(build->context_input());
+    if (it == by_name.end()) {
+      // A cell's own use of a declared input (pipeline/input_uses.h) when the
+      // submission carries it, else the input itself: a --context replaced it
+      // for every cell, or a schedule stored before uses existed.
+      it = by_name.find(std::string(pipeline::DeclaredInputName(build->context_input())));
+      if (it != by_name.end()) build->set_context_input(it->first);
+    }
     if (it == by_name.end()) {
       return absl::InvalidArgumentError(absl::StrCat(
           file, ": stage '", task.spec().stage(), "': context 'input:", build->context_input(),

@@ -124,18 +124,22 @@ absl::Status AddFileCellParam(const YamlReader& r, const Entry& e, Pipeline* p) 
   return absl::OkStatus();
 }
 
+absl::StatusOr<const CellValue*> CellParamSource(const YamlReader& r, const Pipeline& p,
+                                                 const Cell& cell, const Param& param,
+                                                 absl::string_view where) {
+  absl::StatusOr<const CellValue*> given =
+      Match(r, "--param", p.cell_params, cell, param.name, false, where);
+  if (!given.ok() || *given != nullptr) return given;
+  if (param.given) return nullptr;
+  return Match(r, "--param", p.cell_params, cell, param.name, true, where);
+}
+
 absl::StatusOr<std::string> CellParamValue(const YamlReader& r, const Pipeline& p,
                                            const Cell& cell, const Param& param,
                                            absl::string_view where) {
-  absl::StatusOr<const CellValue*> given =
-      Match(r, "--param", p.cell_params, cell, param.name, false, where);
-  if (!given.ok()) return given.status();
-  if (*given != nullptr) return (*given)->value;
-  if (param.given) return param.value;
-  absl::StatusOr<const CellValue*> file =
-      Match(r, "--param", p.cell_params, cell, param.name, true, where);
-  if (!file.ok()) return file.status();
-  return *file == nullptr ? param.value : (*file)->value;
+  absl::StatusOr<const CellValue*> source = CellParamSource(r, p, cell, param, where);
+  if (!source.ok()) return source.status();
+  return *source == nullptr ? param.value : (*source)->value;
 }
 
 absl::Status SetSecretSources(const YamlReader& r, const Pipeline& p, const Cell& cell,

@@ -58,6 +58,11 @@ absl::Status AddFileCellParam(const YamlReader& r, const Entry& e, Pipeline* p);
 absl::StatusOr<std::string> CellParamValue(const YamlReader& r, const Pipeline& p,
                                            const Cell& cell, const Param& param,
                                            absl::string_view where);
+// The per-cell entry that gives `param` its value in `cell` (as
+// CellParamValue decides), or nullptr when the job-wide value does.
+absl::StatusOr<const CellValue*> CellParamSource(const YamlReader& r, const Pipeline& p,
+                                                 const Cell& cell, const Param& param,
+                                                 absl::string_view where);
 
 // For each of `run`'s secrets with a per-cell value in `cell`: its source in
 // run->secret_sources.

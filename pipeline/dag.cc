@@ -11,6 +11,7 @@
 #include "common/status_macros.h"
 #include "pipeline/cell_values.h"
 #include "pipeline/gpu_arch.h"
+#include "pipeline/input_uses.h"
 #include "pipeline/inputs.h"
 #include "pipeline/stages.h"
 #include "pipeline/suites.h"
@@ -95,7 +96,11 @@ StageOrder OrderStages(const std::vector<bool>& runs, const std::vector<std::vec
 }
 
 absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
-                                 absl::string_view job_id, absl::string_view name) {
+                                 absl::string_view job_id, absl::string_view name,
+                                 const std::vector<std::string>& replaced,
+                                 std::vector<InputUse>* uses) {
+  std::vector<InputUse> ignored;
+  if (uses == nullptr) uses = &ignored;
   const YamlReader& r = sub.reader();
   const size_t num_stages = p.stages.size();
   std::vector<std::vector<bool>> runs(num_stages, std::vector<bool>(p.cells.size(), false));
@@ -224,6 +229,13 @@ absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
       if (run.has_docker_build() && !run.docker_build().context_input().empty()) {
         MF_RETURN_IF_ERROR(CheckInputReference(r, p, st.docker_build.context,
                                                run.docker_build().context_input(), where));
+        if (!p.inputs.empty()) {
+          // The tree of this cell's own ref where its params differ.
+          MF_ASSIGN_OR_RETURN(std::string use, UseInput(r, p, cell,
+                                                        run.docker_build().context_input(),
+                                                        where, replaced, uses));
+          run.mutable_docker_build()->set_context_input(std::move(use));
+        }
       }
       MF_RETURN_IF_ERROR(ExpandSuites(sub, st, vars, where, &run));
       for (const std::vector<EnvVar>* env : {&p.env, &st.env}) {

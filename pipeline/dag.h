@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "musafarm/v1/farm.pb.h"
 #include "pipeline/model.h"
+#include "pipeline/spec.h"
 #include "pipeline/substitute.h"
 
 namespace musafarm::pipeline {
@@ -37,7 +38,12 @@ StageOrder OrderStages(const std::vector<bool>& runs, const std::vector<std::vec
 // Expands `p` into job `job_id` named `name`. Errors (unknown or self needs,
 // a needed stage that does not run, cycles, a stage that runs nowhere, too
 // many tasks, and those of each stage's substituted values) point into the file.
+// A docker_build naming a declared input names its use in the cell
+// (input_uses.h), each recorded once in *uses; `replaced`: the inputs a
+// --context replaces (ExpandOptions::replaced_inputs).
 absl::StatusOr<v1::Job> BuildJob(const Substituter& sub, const Pipeline& p,
-                                 absl::string_view job_id, absl::string_view name);
+                                 absl::string_view job_id, absl::string_view name,
+                                 const std::vector<std::string>& replaced = {},
+                                 std::vector<InputUse>* uses = nullptr);
 
 }  // namespace musafarm::pipeline

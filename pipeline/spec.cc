@@ -316,6 +316,12 @@ absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view
 
 absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
                                        absl::string_view job_id, const ExpandOptions& options) {
+  return ParseAndExpand(yaml, file, job_id, options, nullptr);
+}
+
+absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
+                                       absl::string_view job_id, const ExpandOptions& options,
+                                       std::vector<InputUse>* uses) {
   const YamlReader reader(yaml, file);
   try {
     MF_ASSIGN_OR_RETURN(const YAML::Node root, reader.LoadDocument());
@@ -329,7 +335,11 @@ absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view
     std::string name = options.name_override;
     if (name.empty()) name = p.name;
     if (name.empty()) name = BaseName(file);
-    return BuildJob(Substituter(reader, p.secrets), p, job_id, name);
+    std::vector<InputUse> found;
+    MF_ASSIGN_OR_RETURN(v1::Job job, BuildJob(Substituter(reader, p.secrets), p, job_id, name,
+                                              options.replaced_inputs, &found));
+    if (uses != nullptr) *uses = std::move(found);
+    return job;
   } catch (const YAML::Exception& e) {
     return reader.SyntaxError(e);
   }

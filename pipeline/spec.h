@@ -46,10 +46,30 @@ struct ExpandOptions {
   // GPUs one stage may ask for: the coordinator's --max-gpus-per-stage. The
   // CLI, which does not know it, checks against what any agent could declare.
   int max_gpus_per_stage = limits::kDefaultMaxGpusPerStage;
+  // Declared inputs that `--context NAME=...` replaces: one tree for every
+  // cell, whatever per-cell values their git ref would have (input_uses.h).
+  std::vector<std::string> replaced_inputs;
+};
+
+// A declared input as the job's tasks use it (pipeline/input_uses.h): under
+// `name`, "NAME" or "NAME@AXIS=VALUE..." where a cell builds another git ref
+// or URL than the job-wide one; each docker_build's context_input names one.
+struct InputUse {
+  std::string name;
+  std::string declared;  // the declared input's name
+  std::string git;       // a git input's URL and ref with the cell's params
+  std::string ref;
+  // A join's (SUB, use name) parts, "." for the top directory.
+  std::vector<std::pair<std::string, std::string>> join;
 };
 
 absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
                                        absl::string_view job_id, const ExpandOptions& options);
+// The same, with the uses of declared inputs the job's tasks name in *uses
+// (a join's parts before it, in the order first named).
+absl::StatusOr<v1::Job> ParseAndExpand(absl::string_view yaml, absl::string_view file,
+                                       absl::string_view job_id, const ExpandOptions& options,
+                                       std::vector<InputUse>* uses);
 
 // The command-line options the pipeline declares under `options:` and its
 // matrix axes, for `musafarm submit`. Reads and checks the file as

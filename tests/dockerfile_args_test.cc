@@ -563,6 +563,15 @@ TEST(FixturePipeline, BuildArgsMatchTheDockerfiles) {
   EXPECT_THAT(CheckBuildArgs(*job, fixture_input), IsEmpty());
 }
 
+// pipelines/torch_musa.yaml's builds name its inputs (context, context@...,
+// dockerfiles), each holding the repository's dockerfiles/ at its top.
+absl::StatusOr<std::string> RealInputs(absl::string_view context) {
+  if (absl::StartsWith(context, "input:context") || context == "input:dockerfiles") {
+    return kSource + "/dockerfiles";
+  }
+  return absl::NotFoundError(absl::StrCat("no input ", context));
+}
+
 // pipelines/torch_musa.yaml (the default pipeline) against the real Dockerfiles:
 // every build arg it passes is declared, every ARG used has a value or a default,
 // with the base built by the pipeline and with one given by -b.
@@ -571,11 +580,7 @@ TEST(TorchMusaPipeline, BuildArgsMatchTheRealDockerfiles) {
   for (const char* base_img : {"", "harbor.example.com/mt-ai/torch_musa-base:py3.9"}) {
     SCOPED_TRACE(base_img);
     pipeline::ExpandOptions o;
-    o.params = {{"dockerfiles", kSource + "/dockerfiles"},
-                {"context", kSource + "/dockerfiles"},
-                {"registry", "127.0.0.1:5000/"},
-                {"base_img", base_img},
-                {"push", "true"}};
+    o.params = {{"registry", "127.0.0.1:5000/"}, {"base_img", base_img}, {"push", "true"}};
     absl::StatusOr<v1::Job> job =
         pipeline::ParseAndExpand(yaml, "pipelines/torch_musa.yaml", "1", o);
     ASSERT_TRUE(job.ok()) << job.status();
@@ -584,11 +589,11 @@ TEST(TorchMusaPipeline, BuildArgsMatchTheRealDockerfiles) {
     // base (unless -b), dev and release for each of 3 Pythons.
     EXPECT_EQ(builds, std::string(base_img).empty() ? 9 : 6);
     if (std::string(base_img).empty()) {
-      EXPECT_THAT(CheckBuildArgs(*job, SameDir), IsEmpty());
+      EXPECT_THAT(CheckBuildArgs(*job, RealInputs), IsEmpty());
     } else {
       // A base image from -b is not built here, so the ENV it brings (the
       // base's PYTORCH_TAG) cannot be seen; nothing else may be missing.
-      EXPECT_THAT(CheckBuildArgs(*job, SameDir), Each(HasSubstr("uses ${PYTORCH_TAG}")));
+      EXPECT_THAT(CheckBuildArgs(*job, RealInputs), Each(HasSubstr("uses ${PYTORCH_TAG}")));
     }
   }
 }
@@ -599,13 +604,11 @@ TEST(TorchMusaPipeline, BuildArgsMatchTheRealDockerfiles) {
 TEST(TorchMusaPipeline, TheV201RecipeOnTwoArchitecturesMatchesTheRealDockerfiles) {
   const std::string yaml = ReadFile(kSource + "/pipelines/torch_musa.yaml");
   pipeline::ExpandOptions o;
-  o.params = {{"dockerfiles", kSource + "/dockerfiles"},
-              {"context", kSource + "/dockerfiles"},
-              {"registry", "127.0.0.1:5000/"}};
+  o.params = {{"registry", "127.0.0.1:5000/"}};
   o.axes = {{"python", {"3.10"}}, {"arch", {"qy2", "ph1"}}, {"recipe", {"v2.0.1"}}};
   absl::StatusOr<v1::Job> job = pipeline::ParseAndExpand(yaml, "pipelines/torch_musa.yaml", "1", o);
   ASSERT_TRUE(job.ok()) << job.status();
-  EXPECT_THAT(CheckBuildArgs(*job, SameDir), IsEmpty());
+  EXPECT_THAT(CheckBuildArgs(*job, RealInputs), IsEmpty());
   std::map<std::string, std::map<std::string, std::string>> args;  // task id -> build args
   for (const v1::Task& t : job->tasks()) {
     if (!t.spec().run().has_docker_build()) continue;
@@ -619,11 +622,22 @@ TEST(TorchMusaPipeline, TheV201RecipeOnTwoArchitecturesMatchesTheRealDockerfiles
   EXPECT_EQ(base.at("GCC_VERSION"), "11");
   const auto& dev = args["1/dev-3.10-ph1-v2.0.1/dev"];
   EXPECT_EQ(dev.at("AUDIO_TAG"), "v2.2.0");
-  EXPECT_EQ(dev.at("AUDIO_SOURCE"), "context");
+  // torchaudio and kineto are cloned in the build; torch_musa comes from the
+  // recipe's own tag's tree (input torch_musa@recipe=v2.0.1).
+  EXPECT_EQ(dev.at("AUDIO_SOURCE"), "git");
+  EXPECT_EQ(dev.at("KINETO_SOURCE"), "git");
+  EXPECT_EQ(dev.at("TORCH_MUSA_SOURCE"), "context");
+  EXPECT_EQ(base.at("PYTORCH_SOURCE"), "git");
   EXPECT_EQ(dev.at("USE_KINETO"), "1");
   EXPECT_EQ(dev.at("MUSA_ARCH"), "ph1");
   EXPECT_EQ(dev.at("TORCH_MUSA_TAG"), "v2.0.1");
   EXPECT_EQ(args["1/release-3.10-qy2-v2.0.1/release"].at("SYS"), "ubuntu:22.04");
+  for (const v1::Task& t : job->tasks()) {
+    if (!t.spec().run().has_docker_build()) continue;
+    EXPECT_EQ(t.spec().run().docker_build().context_input(),
+              t.spec().stage() == "release" ? "dockerfiles" : "context@recipe=v2.0.1")
+        << t.id();
+  }
   for (const v1::Task& t : job->tasks()) {
     if (t.spec().stage() != "test-dev") continue;
     // Tested on an agent of the cell's architecture, its own image.

@@ -36,33 +36,6 @@ bool IsGitSource(const std::string& source) {
   return absl::StartsWith(source, "git+") || absl::StartsWith(source, "git://");
 }
 
-// `${NAME}` in a declared git input's URL or ref: the job's param NAME.
-absl::StatusOr<std::string> SubstituteParams(const std::string& text,
-                                             const std::map<std::string, std::string>& params,
-                                             const std::string& where, const char* field) {
-  std::string out;
-  size_t at = 0;
-  while (true) {
-    const size_t open = text.find("${", at);
-    if (open == std::string::npos) break;
-    const size_t close = text.find('}', open);
-    if (close == std::string::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ".", field, ": '${' without '}' in '", text, "'"));
-    }
-    const std::string name = text.substr(open + 2, close - open - 2);
-    auto it = params.find(name);
-    if (it == params.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ".", field, ": unknown param '",
-                                                     name, "' (only params are substituted here)"));
-    }
-    absl::StrAppend(&out, text.substr(at, open - at), it->second);
-    at = close + 1;
-  }
-  absl::StrAppend(&out, text.substr(at));
-  return out;
-}
-
 // A declared repository as a git input's source: https://... becomes
 // git+https://...; git://, git+... stay.
 std::string GitSourceOf(const std::string& url) {
@@ -100,7 +73,7 @@ absl::StatusOr<std::pair<std::string, std::string>> ParseContextFlag(const std::
 
 absl::StatusOr<std::vector<ContextSource>> ContextSources(
     const std::vector<pipeline::InputDecl>& declared, const std::string& pipeline_dir,
-    const std::vector<std::string>& flags, const std::map<std::string, std::string>& params) {
+    const std::vector<std::string>& flags, const std::vector<pipeline::InputUse>& uses) {
   std::map<std::string, std::string> given;  // --context NAME -> its value
   std::vector<std::string> order;
   for (const std::string& flag : flags) {
@@ -111,67 +84,80 @@ absl::StatusOr<std::vector<ContextSource>> ContextSources(
     }
     order.push_back(name_dir.first);
   }
+  auto find = [&](const std::string& name) -> const pipeline::InputDecl* {
+    for (const pipeline::InputDecl& in : declared) {
+      if (in.name == name) return &in;
+    }
+    return nullptr;
+  };
   std::vector<ContextSource> out, joins;
-  std::vector<std::string> names;
-  for (const pipeline::InputDecl& in : declared) {
-    names.push_back(in.name);
+  std::vector<std::string> sent;
+  auto from_flag = [&](const std::string& name) {
     ContextSource src;
-    src.name = in.name;
-    if (auto flag = given.find(in.name); flag != given.end()) {
-      src.source = flag->second;  // the submitter's, with its own .dockerignore
-      src.origin = absl::StrCat("--context ", in.name);
+    src.name = name;
+    src.source = given.at(name);  // the submitter's, with its own .dockerignore
+    src.origin = absl::StrCat("--context ", name);
+    sent.push_back(name);
+    return src;
+  };
+  // The declared inputs the job's tasks use, each use once.
+  for (const pipeline::InputUse& use : uses) {
+    const pipeline::InputDecl* in = find(use.declared);
+    if (in == nullptr) continue;  // the compiler checked every reference
+    if (given.count(in->name) != 0) {
+      if (std::find(sent.begin(), sent.end(), in->name) == sent.end()) {
+        out.push_back(from_flag(in->name));
+      }
+      continue;
+    }
+    ContextSource src;
+    src.name = use.name;
+    src.origin = in->where;
+    src.ignore_file = "";
+    if (!in->git.empty()) {
+      src.source = absl::StrCat(GitSourceOf(use.git), use.ref.empty() ? "" : "#", use.ref);
       out.push_back(std::move(src));
+      continue;
+    }
+    if (!in->join.empty()) {
+      std::vector<std::string> parts;
+      for (const auto& [sub, part] : use.join) parts.push_back(absl::StrCat(sub, "=", part));
+      src.source = absl::StrCat("join:", absl::StrJoin(parts, ","));
+      joins.push_back(std::move(src));
       continue;
     }
     // Relative to the pipeline file, so that it means the same from any
     // working directory.
-    src.source = (fs::path(pipeline_dir.empty() ? "." : pipeline_dir) / in.path)
+    src.source = (fs::path(pipeline_dir.empty() ? "." : pipeline_dir) / in->path)
                      .lexically_normal()
                      .string();
-    src.ignore_file = in.ignore;
-    src.origin = in.where;
-    if (!in.git.empty()) {
-      MF_ASSIGN_OR_RETURN(std::string url, SubstituteParams(in.git, params, in.where, "git"));
-      MF_ASSIGN_OR_RETURN(std::string ref, SubstituteParams(in.ref, params, in.where, "ref"));
-      src.source = absl::StrCat(GitSourceOf(url), ref.empty() ? "" : "#", ref);
-      src.ignore_file = "";
-      out.push_back(std::move(src));
-      continue;
-    }
-    if (!in.join.empty()) {
-      std::vector<std::string> parts;
-      for (const auto& [sub, part] : in.join) parts.push_back(absl::StrCat(sub, "=", part));
-      src.source = absl::StrCat("join:", absl::StrJoin(parts, ","));
-      src.ignore_file = "";
-      joins.push_back(std::move(src));
-      continue;
-    }
+    src.ignore_file = in->ignore;
     std::error_code ec;
     if (!fs::is_directory(src.source, ec)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          in.where, ": path '", in.path, "' is ", src.source,
+          in->where, ": path '", in->path, "' is ", src.source,
           " (from the pipeline file's directory), which is not a directory here; give "
-          "--context ", in.name, "=DIR"));
+          "--context ", in->name, "=DIR"));
     }
-    if (in.ignore_given && !in.ignore.empty() &&
-        !fs::is_regular_file(fs::path(src.source) / in.ignore, ec)) {
-      return absl::InvalidArgumentError(absl::StrCat(in.where, ": ignore file '", in.ignore,
+    if (in->ignore_given && !in->ignore.empty() &&
+        !fs::is_regular_file(fs::path(src.source) / in->ignore, ec)) {
+      return absl::InvalidArgumentError(absl::StrCat(in->where, ": ignore file '", in->ignore,
                                                      "' is not in ", src.source));
     }
     out.push_back(std::move(src));
   }
+  std::vector<std::string> names;
+  for (const pipeline::InputDecl& in : declared) names.push_back(in.name);
   for (const std::string& name : order) {
-    if (std::find(names.begin(), names.end(), name) != names.end()) continue;
-    if (!declared.empty()) {
+    if (std::find(sent.begin(), sent.end(), name) != sent.end()) continue;
+    if (!declared.empty() && find(name) == nullptr) {
       return absl::InvalidArgumentError(
           absl::StrCat("--context ", name, ": the pipeline declares no input '", name,
                        "' (inputs are: ", absl::StrJoin(names, ", "), ")"));
     }
-    ContextSource src;
-    src.name = name;
-    src.source = given[name];
-    src.origin = absl::StrCat("--context ", name);
-    out.push_back(std::move(src));
+    // Undeclared (a pipeline without inputs:), or declared and used by no
+    // task of this job: sent as given.
+    out.push_back(from_flag(name));
   }
   for (ContextSource& join : joins) out.push_back(std::move(join));
   return out;
@@ -202,6 +188,15 @@ std::vector<std::string> ReplacedInputNotes(const std::vector<pipeline::InputDec
 std::string BuiltInPipelineDir() {
   if (const char* dir = std::getenv("MUSAFARM_PIPELINES_DIR"); dir != nullptr && *dir != '\0') {
     return dir;
+  }
+  // Beside the binary: <prefix>/bin/musafarm -> <prefix>/share/musafarm/pipelines.
+  // The package installs under /usr while a plain `cmake --install` uses
+  // CMAKE_INSTALL_PREFIX (/usr/local), and it is the same binary.
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path beside = exe.parent_path().parent_path() / "share" / "musafarm" / "pipelines";
+    if (fs::is_directory(beside, ec)) return beside.string();
   }
   return MF_INSTALLED_PIPELINES_DIR;
 }

@@ -14,6 +14,7 @@
 #include "grpcpp/channel.h"
 #include "musafarm/v1/farm.pb.h"
 #include "pipeline/input_decl.h"
+#include "pipeline/spec.h"
 
 namespace musafarm::cli {
 
@@ -31,18 +32,19 @@ struct ContextSource {
   std::string origin;
 };
 
-// The inputs of a submit: the pipeline's declared ones (their paths taken
-// from `pipeline_dir`, the pipeline file's directory; ${NAME} in a git
-// input's URL and ref from `params`, the job's effective params), each
-// replaced by a `--context NAME=...` of the same name, then the other
-// --context flags; joins last, after the inputs they are made of.
-// INVALID_ARGUMENT naming the flag or the file's input when a flag is
-// malformed or given twice, when a pipeline that declares inputs is given a
-// --context it does not declare, or when a declared directory or its
-// explicitly named ignore file does not exist.
+// The inputs of a submit: each use of a declared input the job's tasks name
+// (`uses`, from the compiler: pipeline/input_uses.h; paths taken from
+// `pipeline_dir`, the pipeline file's directory; a git use's URL and ref as
+// the cell's params made them), a `--context NAME=...` in place of every use
+// of NAME, then the other --context flags; joins last, after the inputs they
+// are made of. A declared input no task uses is not sent. INVALID_ARGUMENT
+// naming the flag or the file's input when a flag is malformed or given
+// twice, when a pipeline that declares inputs is given a --context it does
+// not declare, or when a declared directory or its explicitly named ignore
+// file does not exist.
 absl::StatusOr<std::vector<ContextSource>> ContextSources(
     const std::vector<pipeline::InputDecl>& declared, const std::string& pipeline_dir,
-    const std::vector<std::string>& flags, const std::map<std::string, std::string>& params = {});
+    const std::vector<std::string>& flags, const std::vector<pipeline::InputUse>& uses);
 
 // Notes for the submitter when a --context replaces a declared git input
 // whose URL or ref uses a param the submitter set (`given_params`): that
@@ -52,9 +54,10 @@ std::vector<std::string> ReplacedInputNotes(const std::vector<pipeline::InputDec
                                             const std::vector<ContextSource>& sources,
                                             const std::map<std::string, std::string>& given_params);
 
-// The built-in pipeline's directory, from which its inputs' paths are taken:
-// $MUSAFARM_PIPELINES_DIR, else where the package installs pipelines/
-// (<datadir>/musafarm/pipelines, beside dockerfiles/).
+// The built-in pipeline's directory, from which its inputs' paths are taken
+// (../dockerfiles): $MUSAFARM_PIPELINES_DIR, else share/musafarm/pipelines
+// beside the binary's bin/ (/usr/share/... for the package), else the
+// configured <datadir>/musafarm/pipelines.
 std::string BuiltInPipelineDir();
 
 // Packs and, unless `dry_run`, uploads each of `contexts` over `channel`

@@ -178,8 +178,16 @@ int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubm
   expand.axes = parts->axes;
   for (const auto& [name, value] : parts->secrets) expand.secrets.push_back(name);
 
+  // A --context replaces a declared input in every cell.
+  for (const std::string& flag : opts.contexts) {
+    if (auto name_dir = ParseContextFlag(flag); name_dir.ok()) {
+      expand.replaced_inputs.push_back(name_dir->first);
+    }
+  }
+
   // Validate before contacting the coordinator.
-  absl::StatusOr<v1::Job> local = pipeline::ParseAndExpand(yaml, file, "local", expand);
+  std::vector<pipeline::InputUse> uses;
+  absl::StatusOr<v1::Job> local = pipeline::ParseAndExpand(yaml, file, "local", expand, &uses);
   if (!local.ok()) {
     *env.err << ExplainOrigin(std::string(local.status().message()), *parts) << "\n";
     return kExitUsage;
@@ -207,11 +215,10 @@ int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubm
   }
   // The pipeline's declared inputs, from its file's directory (the built-in
   // pipeline's is where the package installs it), and --context.
-  const std::map<std::string, std::string> params(local->params().begin(), local->params().end());
   absl::StatusOr<std::vector<ContextSource>> contexts = ContextSources(
       declared->inputs,
       opts.file.empty() ? BuiltInPipelineDir() : fs::path(file).parent_path().string(),
-      opts.contexts, params);
+      opts.contexts, uses);
   if (!contexts.ok()) {
     *env.err << "musafarm: " << contexts.status().message() << "\n";
     return kExitUsage;

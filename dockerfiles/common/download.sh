@@ -35,10 +35,16 @@
 #
 #   --what LABEL   name used in messages (default: the secret id or variable name)
 #   --sha256 HEX   verify the download (a mismatch fails and removes the file)
+#                  (without it: the entry for --env VAR in $PACKAGE_SHA256S, if any)
 #   --retries N    attempts in all (default 5; MUSAFARM_DOWNLOAD_RETRIES overrides the default)
 #   --optional     when no URL is configured, exit 0 without creating anything
 #
 # Environment:
+#   PACKAGE_SHA256S               the package set's digests (`musafarm submit --package-set`,
+#                                 the Dockerfiles' ARG of that name): "VAR=HEX" words separated
+#                                 by spaces or commas, VAR the URL's variable (--env), e.g.
+#                                 "MUSA_TOOLKITS_URL=ab12... MUDNN_URL=cd34..."; the download of
+#                                 VAR must have that sha256 or the step fails naming it (--what).
 #   MUSAFARM_DOWNLOAD_INSECURE=1  skip TLS verification (curl -k); a warning is printed.
 #                                 Prefer CURL_CA_BUNDLE=/path/ca.pem for an internal CA.
 #   HTTPS_PROXY / NO_PROXY / CURL_CA_BUNDLE  honoured by curl as usual.
@@ -94,6 +100,15 @@ if [[ -n "$env_var" && ! "$env_var" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
 fi
 if [[ -n "$secret" && ! "$secret" =~ ^[A-Za-z0-9._-]+$ ]]; then
   die 2 "--secret takes a secret id ([A-Za-z0-9._-]+)"
+fi
+# The package set's digest of this download (its variable's entry).
+if [[ -z "$sha256" && -n "$env_var" && -n "${PACKAGE_SHA256S:-}" ]]; then
+  for entry in ${PACKAGE_SHA256S//,/ }; do
+    [[ "$entry" == *=* ]] || die 2 "PACKAGE_SHA256S: '$entry' is not VAR=SHA256"
+    if [[ "${entry%%=*}" == "$env_var" ]]; then sha256=${entry#*=}; fi
+  done
+  [[ -z "$sha256" || "${sha256,,}" =~ ^[0-9a-f]{64}$ ]] ||
+    die 2 "PACKAGE_SHA256S: the sha256 of $env_var must be 64 hex digits"
 fi
 if [[ -n "$sha256" ]]; then
   sha256=${sha256,,}
@@ -217,7 +232,7 @@ done
 [[ -s "$tmp" ]] || die 4 "$what: download produced an empty file"
 got=$(sha256_of "$tmp")
 if [[ -n "$sha256" && "$got" != "$sha256" ]]; then
-  die 5 "$what: sha256 mismatch: expected $sha256, got $got"
+  die 5 "$what: sha256 mismatch: expected $sha256, got $got (the file is removed)"
 fi
 chmod 0644 "$tmp"
 mv -f "$tmp" "$out"

@@ -5,7 +5,8 @@
 #   1. `apt-get install ./musafarm-*.deb` resolves every dependency from Debian's
 #      archive (Recommends too: docker.io for the agent);
 #   2. the installed file list is the expected one, /usr/share/musafarm belongs
-#      to musafarm-agent only, /etc/musafarm files are conffiles;
+#      to musafarm (the CLI, which uploads the built-in pipeline's Dockerfiles)
+#      only, /etc/musafarm files are conffiles;
 #   3. the postinsts made the users (musafarm; musafarm-agent in group docker)
 #      and their state directories with the right modes;
 #   4. `systemd-analyze verify` accepts the installed units;
@@ -77,22 +78,37 @@ expect_files musafarm-coordinator /usr/bin/musafarm-coordinator \
   /usr/lib/systemd/system/musafarm-coordinator.service /usr/lib/sysusers.d/musafarm-coordinator.conf \
   /usr/lib/tmpfiles.d/musafarm-coordinator.conf /etc/musafarm/agent-policy.yaml
 expect_files musafarm-agent /usr/bin/musafarm-agent /usr/lib/systemd/system/musafarm-agent.service \
-  /usr/lib/sysusers.d/musafarm-agent.conf /usr/lib/tmpfiles.d/musafarm-agent.conf /etc/musafarm/agent.yaml \
+  /usr/lib/sysusers.d/musafarm-agent.conf /usr/lib/tmpfiles.d/musafarm-agent.conf /etc/musafarm/agent.yaml
+expect_files musafarm /usr/bin/musafarm \
   /usr/share/musafarm/pipelines/torch_musa.yaml /usr/share/musafarm/dockerfiles/ubuntu/dockerfile.base \
   /usr/share/musafarm/dockerfiles/ubuntu/dockerfile.dev /usr/share/musafarm/dockerfiles/ubuntu/dockerfile.release \
   /usr/share/musafarm/dockerfiles/common/install_musa.sh /usr/share/musafarm/dockerfiles/common/download.sh
-expect_files musafarm /usr/bin/musafarm
 # Every Dockerfile and common/ script the repository has, and nothing of them elsewhere.
 for f in $(cd "$HERE" && git ls-files dockerfiles pipelines); do
-  expect_files musafarm-agent "/usr/share/musafarm/$f"
+  expect_files musafarm "/usr/share/musafarm/$f"
 done
 owners=$(in_root dpkg -S /usr/share/musafarm | cut -d: -f1 | tr -d ' ')
-[ "$owners" = musafarm-agent ] || fail "/usr/share/musafarm belongs to: $owners"
+[ "$owners" = musafarm ] || fail "/usr/share/musafarm belongs to: $owners"
+# The agent needs none of it: jobs bring their Dockerfiles.
+in_root dpkg -L musafarm-agent | grep -q '^/usr/share/musafarm' && fail "musafarm-agent ships /usr/share/musafarm"
 [ -x "$R/usr/share/musafarm/dockerfiles/common/install_musa.sh" ] || fail "common/ scripts lost their x bit"
 grep -qx /etc/musafarm/agent.yaml "$R/var/lib/dpkg/info/musafarm-agent.conffiles" || fail "agent.yaml is not a conffile"
 grep -qx /etc/musafarm/agent-policy.yaml "$R/var/lib/dpkg/info/musafarm-coordinator.conffiles" ||
   fail "agent-policy.yaml is not a conffile"
 say "file lists: ok"
+# The CLI alone submits the built-in pipeline: `submit` with no file packs its
+# Dockerfiles from the installed /usr/share/musafarm/dockerfiles (a dry run
+# sends nothing, so no coordinator is needed).
+in_root musafarm --insecure --coordinator 127.0.0.1:1 submit --dry-run -v 3.9 \
+  >"$R/tmp/dry-run.json" 2>"$R/tmp/dry-run.err" || { cat "$R/tmp/dry-run.err"; fail "musafarm submit --dry-run"; }
+python3 - "$R/tmp/dry-run.json" <<'PY' || fail "the built-in pipeline's inputs in the dry run"
+import json, sys
+inputs = {i["name"]: i for i in json.load(open(sys.argv[1]))["request"]["inputs"]}
+assert inputs["dockerfiles"]["source"] == "dir:/usr/share/musafarm/dockerfiles", inputs
+assert len(inputs["dockerfiles"]["tree"]["sha256"]) == 64, inputs
+assert inputs["torch_musa"]["source"].startswith("git+https://github.com/MooreThreads/torch_musa"), inputs
+PY
+say "the installed CLI packs the built-in pipeline's Dockerfiles: ok"
 
 # 3. Users and directories from sysusers.d / tmpfiles.d.
 in_root getent passwd musafarm >/dev/null || fail "no user musafarm"

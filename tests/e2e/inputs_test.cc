@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -182,6 +183,35 @@ stages:
       }
     }
     return nullptr;
+  }
+
+  // A served torch_musa repository whose annotated tags T1 and T2 say their
+  // name in VERSION, with a later commit on main; the commits of T1 and T2.
+  struct ServedTorchMusa {
+    std::unique_ptr<Process> daemon;
+    std::string url;  // git://127.0.0.1:PORT/torch_musa.git
+    std::string t1, t2;
+  };
+
+  static ServedTorchMusa ServeTorchMusa(const std::string& dir) {
+    ServedTorchMusa s;
+    const std::string repo = dir + "/torch_musa.git";
+    fs::create_directories(repo);
+    Git(repo, {"init", "--quiet", "-b", "main"});
+    for (const char* tag : {"T1", "T2"}) {
+      std::ofstream(repo + "/VERSION") << "torch_musa " << tag << "\n";
+      Git(repo, {"add", "-A"});
+      Git(repo, {"commit", "--quiet", "-m", tag});
+      Git(repo, {"tag", "-a", tag, "-m", tag});  // annotated, as releases are
+    }
+    std::ofstream(repo + "/VERSION") << "torch_musa main, after T2\n";
+    Git(repo, {"commit", "--quiet", "-am", "later"});
+    s.t1 = Git(repo, {"rev-parse", "T1^{commit}"});
+    s.t2 = Git(repo, {"rev-parse", "T2^{commit}"});
+    int port = 0;
+    s.daemon = GitDaemon(dir, &port);
+    s.url = absl::StrCat("git://127.0.0.1:", port, "/torch_musa.git");
+    return s;
   }
 
   // The largest partial upload the coordinator holds, in bytes.
@@ -491,23 +521,10 @@ namespace {
 // the job records T2's commit. `--context torch_musa=DIR` builds DIR instead,
 // with a note that the tag then selects nothing.
 TEST_F(InputsTest, TorchMusaTagBuildsThatTagFromAGitDaemonAndTheJobRecordsItsCommit) {
-  const std::string base = farm_->dir() + "/torch_musa-served";
-  const std::string repo = base + "/torch_musa.git";
-  fs::create_directories(repo);
-  Git(repo, {"init", "--quiet", "-b", "main"});
-  for (const char* tag : {"T1", "T2"}) {
-    std::ofstream(repo + "/VERSION") << "torch_musa " << tag << "\n";
-    Git(repo, {"add", "-A"});
-    Git(repo, {"commit", "--quiet", "-m", tag});
-    Git(repo, {"tag", "-a", tag, "-m", tag});  // annotated, as releases are
-  }
-  std::ofstream(repo + "/VERSION") << "torch_musa main, after T2\n";
-  Git(repo, {"commit", "--quiet", "-am", "later"});
-  const std::string t2 = Git(repo, {"rev-parse", "T2^{commit}"});
-  int port = 0;
-  std::unique_ptr<Process> daemon = GitDaemon(base, &port);
-  ASSERT_NE(daemon, nullptr) << "git daemon did not start";
-  const std::string served = absl::StrCat("git://127.0.0.1:", port, "/torch_musa.git");
+  ServedTorchMusa torch_musa = ServeTorchMusa(farm_->dir() + "/torch_musa-served");
+  ASSERT_NE(torch_musa.daemon, nullptr) << "git daemon did not start";
+  const std::string served = torch_musa.url;
+  const std::string t2 = torch_musa.t2;
   const std::string file = farm_->WritePipeline(
       "torch_musa_tag.yaml",
       absl::StrReplaceAll(ReadFile(kSource + "/tests/fixtures/docker/torch_musa_tag.yaml.in"),
@@ -557,6 +574,97 @@ TEST_F(InputsTest, TorchMusaTagBuildsThatTagFromAGitDaemonAndTheJobRecordsItsCom
   EXPECT_NE(r.exit_code, 0) << r.out << r.err;
   EXPECT_TRUE(absl::StrContains(r.err, "input 'torch_musa' (" + served + "#T9): no ref 'T9'"))
       << r.err;
+}
+
+// Issue 18, per-cell git refs: a two-recipe job whose second recipe pins
+// another tag. Each cell's image holds its own tag's VERSION; the job records
+// both resolved inputs, and each cell's build names its own.
+TEST_F(InputsTest, EachRecipeBuildsTheTorchMusaTagItPins) {
+  ServedTorchMusa served = ServeTorchMusa(farm_->dir() + "/recipes-served");
+  ASSERT_NE(served.daemon, nullptr) << "git daemon did not start";
+  const std::string file = farm_->WritePipeline(
+      "torch_musa_recipes.yaml",
+      absl::StrReplaceAll(ReadFile(kSource + "/tests/fixtures/docker/torch_musa_recipes.yaml.in"),
+                          {{"@CONTEXT@", kSource + "/tests/fixtures/docker"},
+                           {"@TORCH_MUSA_REPO@", served.url}}));
+  CliResult r = farm_->Cli({"submit", file, "--watch"}, absl::Seconds(180));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << farm_->Cli({"logs", JobId(r.out) + "/r2/dev"}).out;
+  absl::StatusOr<v1::Job> job = farm_->Job(JobId(r.out));
+  ASSERT_TRUE(job.ok()) << job.status();
+  std::map<std::string, v1::JobInput> inputs;
+  for (const v1::JobInput& in : job->inputs()) inputs[in.name()] = in;
+  ASSERT_EQ(inputs.size(), 5u) << job->DebugString();
+  EXPECT_EQ(inputs["torch_musa"].source(), served.url + "#T1");
+  EXPECT_EQ(inputs["torch_musa"].commit(), served.t1);
+  EXPECT_EQ(inputs["torch_musa@recipe=r2"].source(), served.url + "#T2");
+  EXPECT_EQ(inputs["torch_musa@recipe=r2"].commit(), served.t2);
+  EXPECT_EQ(inputs["context@recipe=r2"].source(),
+            "join:.=fixture,torch_musa=torch_musa@recipe=r2");
+  for (const v1::Task& t : job->tasks()) {
+    if (t.spec().stage() != "dev") continue;
+    const std::string want = t.spec().cell(0).value() == "r1" ? "context" : "context@recipe=r2";
+    EXPECT_EQ(t.spec().run().docker_build().context_input(), want) << t.id();
+    EXPECT_EQ(t.spec().run().docker_build().context_tree().sha256(), inputs[want].tree().sha256());
+  }
+  EXPECT_TRUE(absl::StrContains(farm_->Cli({"logs", job->id() + "/r1/show"}).out, "torch_musa T1"));
+  EXPECT_TRUE(absl::StrContains(farm_->Cli({"logs", job->id() + "/r2/show"}).out, "torch_musa T2"));
+  CliResult status = farm_->Cli({"status", job->id()});
+  EXPECT_TRUE(absl::StrContains(status.out, "input torch_musa@recipe=r2: " + served.url + "#T2 at " +
+                                                served.t2.substr(0, 12)))
+      << status.out;
+}
+
+// Issue 17, item 3 and issue 18 on the real pipelines/torch_musa.yaml: the
+// agent has no Dockerfiles on its disk (its work directory is outside the
+// repository, and no /usr/share/musafarm is read), torch_musa_repo is the
+// served repository. The real Dockerfiles cannot build here (no Ubuntu image,
+// no internet, no MUSA packages): the observable point is the base task of a
+// dev build with -s musafarm/busybox:test. The coordinator recorded the
+// dockerfiles tree (packed from the repository's dockerfiles/), torch_musa at
+// T1 and their join; the agent fetched and linked that joined tree into the
+// task's context; and the build read dockerfile.base from it and copied its
+// common/ scripts (it then fails at the first RUN: busybox has no bash).
+// Not exercised: anything past that step.
+TEST_F(InputsTest, TheRealPipelineSendsItsDockerfilesAndTorchMusaToAnAgentWithoutThem) {
+  ServedTorchMusa served = ServeTorchMusa(farm_->dir() + "/real-served");
+  ASSERT_NE(served.daemon, nullptr) << "git daemon did not start";
+  CliResult r = farm_->Cli({"submit", kSource + "/pipelines/torch_musa.yaml", "-v", "3.9",
+                            "--variant", "dev", "-s", "musafarm/busybox:test", "--torch_musa_tag",
+                            "T1", "--param", "torch_musa_repo=" + served.url, "--watch"},
+                           absl::Seconds(240));
+  const std::string id = JobId(r.out);
+  ASSERT_FALSE(id.empty()) << r.out << r.err;
+  absl::StatusOr<v1::Job> job = farm_->Job(id);
+  ASSERT_TRUE(job.ok()) << job.status();
+  std::map<std::string, v1::JobInput> inputs;
+  for (const v1::JobInput& in : job->inputs()) inputs[in.name()] = in;
+  ASSERT_EQ(inputs.size(), 3u) << job->DebugString();
+  absl::StatusOr<content::PackedTree> dockerfiles = content::PackDirectory(kSource + "/dockerfiles");
+  ASSERT_TRUE(dockerfiles.ok()) << dockerfiles.status();
+  EXPECT_EQ(inputs["dockerfiles"].source(), "dir:" + kSource + "/dockerfiles");
+  EXPECT_EQ(inputs["dockerfiles"].tree().sha256(), dockerfiles->root.sha256());
+  EXPECT_EQ(inputs["torch_musa"].source(), served.url + "#T1");
+  EXPECT_EQ(inputs["torch_musa"].commit(), served.t1);
+  EXPECT_EQ(inputs["context"].files(), inputs["dockerfiles"].files() + 1);  // + torch_musa/VERSION
+  const std::string base = id + "/dev-3.9-any-dev1.5.1/base";
+  const v1::Task* task = nullptr;
+  for (const v1::Task& t : job->tasks()) task = t.id() == base ? &t : task;
+  ASSERT_NE(task, nullptr) << job->DebugString();
+  EXPECT_EQ(task->spec().run().docker_build().context_input(), "context");
+  EXPECT_EQ(task->spec().run().docker_build().dockerfile(), "ubuntu/dockerfile.base");
+  // The agent linked the joined tree into the task's context.
+  const std::string tree = inputs["context"].tree().sha256().substr(0, 12);
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(agent_->Output(), absl::StrCat("input tree sha256:", tree, " in "));
+  })) << agent_->Output();
+  EXPECT_TRUE(absl::StrContains(agent_->Output(),
+                                absl::StrCat("/context: ", inputs["context"].files(), " files")))
+      << agent_->Output();
+  // The build read dockerfile.base from it and copied common/ in.
+  const std::string log = farm_->Cli({"logs", base}).out;
+  EXPECT_TRUE(absl::StrContains(log, "COPY common/install_base_deps.sh")) << log;
+  EXPECT_FALSE(absl::StrContains(log, "failed to compute cache key")) << log;  // a COPY's file missing
+  EXPECT_TRUE(absl::StrContains(log, "/bin/bash")) << log;  // the RUN after it: no bash in busybox
 }
 
 }  // namespace
