@@ -8,145 +8,28 @@ at once, so the ratios compare like with like. A figure that cannot be taken say
 "not measured" and why; none is ever made up.
 
   python3 bench/run.py --build-dir DIR [--smoke] [--out FILE] [--no-slurm]
+                       [--only dispatch,slurm,logs,scale,makespan]
+
+The figures of each group: farm_figures and slurm_figures below; log_figures.py (log
+throughput and line delay with a watcher), scale_figures.py (10,000 simulated agents),
+makespan_figures.py (the fixture-shaped matrix against its lower bound). farm.py holds
+what they share.
 """
 import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers"))
 import slurm  # noqa: E402
-from processes import stop_all  # noqa: E402
-
-
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return float(f.read().split()[0])
-
-
-def percentile(values, p):
-    v = sorted(values)
-    return v[min(len(v) - 1, max(0, int(round(p / 100 * len(v) + 0.5)) - 1))]
-
-
-class Figures:
-    def __init__(self):
-        self.rows = []
-
-    def add(self, name, value, unit, target=None, met=None, note=""):
-        self.rows.append({"figure": name, "value": value, "unit": unit, "target": target,
-                          "met": met, "load": loadavg(), "note": note})
-
-    def missing(self, name, why, target=None):
-        self.rows.append({"figure": name, "value": None, "unit": "", "target": target,
-                          "met": None, "load": loadavg(), "note": f"not measured: {why}"})
-
-    def get(self, name):
-        for r in self.rows:
-            if r["figure"] == name and r["value"] is not None:
-                return r["value"]
-        return None
-
-    def table(self):
-        def fmt(r):
-            if r["value"] is None:
-                return r["note"]
-            v = r["value"]
-            text = f"{v:,.1f}" if isinstance(v, float) and v >= 10 else (
-                f"{v:.3g}" if isinstance(v, float) else str(v))
-            return f"{text} {r['unit']}".strip()
-        lines = [("figure", "value", "target", "met", "load")]
-        for r in self.rows:
-            met = "" if r["met"] is None else ("met" if r["met"] else "NOT met")
-            lines.append((r["figure"], fmt(r), r["target"] or "", met, f"{r['load']:.2f}"))
-        widths = [max(len(line[i]) for line in lines) for i in range(4)]
-        out = []
-        for line in lines:
-            out.append("  ".join(line[i].ljust(widths[i]) for i in range(4)) + "  " + line[4])
-        return "\n".join(out)
-
-
-class Farm:
-    """A coordinator (SQLite, --insecure on loopback) and K agents of S slots."""
-
-    def __init__(self, build, agents, slots, coordinator_args=()):
-        self.build = build
-        self.dir = tempfile.mkdtemp(prefix="musafarm-bench.")
-        self.procs = []
-        self.cli = os.path.join(build, "cli", "musafarm")
-        port_file = os.path.join(self.dir, "port")
-        self.procs.append(subprocess.Popen(
-            [os.path.join(build, "coordinator", "musafarm-coordinator"), "--insecure",
-             "--listen", "127.0.0.1:0", "--port-file", port_file,
-             "--data-dir", os.path.join(self.dir, "data"), "--log-level", "warn",
-             *coordinator_args],
-            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "coordinator.log"), "w")))
-        self._wait(lambda: os.path.exists(port_file) and os.path.getsize(port_file) > 0, "port file")
-        with open(port_file) as f:
-            self.env = dict(os.environ, MUSAFARM_COORDINATOR=f"127.0.0.1:{f.read().strip()}",
-                            NO_COLOR="1")
-        for n in range(agents):
-            self.procs.append(subprocess.Popen(
-                [os.path.join(build, "agent", "musafarm-agent"), "--insecure", "--name", f"bench-{n}",
-                 "--slots", str(slots), "--work-dir", os.path.join(self.dir, f"agent-{n}"),
-                 "--log-level", "warn"], env=self.env,
-                stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, f"agent-{n}.log"), "w")))
-        self._wait(lambda: self.run("agents").count("connected") >= agents, "agents connected")
-
-    def _wait(self, cond, what, timeout_s=60):
-        deadline = time.monotonic() + timeout_s
-        while not cond():
-            for p in self.procs:
-                if p.poll() is not None:
-                    raise RuntimeError(f"{p.args[0]} exited {p.returncode} waiting for {what}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"timed out waiting for {what}")
-            time.sleep(0.05)
-
-    def run(self, *args, check=True):
-        out = subprocess.run([self.cli, "--insecure", *args], env=self.env, capture_output=True,
-                             text=True)
-        if check and out.returncode != 0:
-            raise RuntimeError(f"musafarm {' '.join(args)}: exit {out.returncode}: {out.stderr}")
-        return out.stdout
-
-    def pipeline(self, name, cells, chained=False):
-        """cells no-op tasks; chained: cells x (build -> test)."""
-        path = os.path.join(self.dir, f"{name}.yaml")
-        with open(path, "w") as f:
-            f.write(f"name: {name}\n")
-            if cells > 1:
-                f.write("matrix:\n  n: [" + ", ".join(str(i) for i in range(cells)) + "]\n")
-            f.write('stages:\n  - name: build\n    exec: ["true"]\n')
-            if chained:
-                f.write('  - name: test\n    needs: [build]\n    exec: ["true"]\n')
-        return path
-
-    def job(self, job_id):
-        return json.loads(self.run("status", job_id, "-o", "json"))
-
-    def stop(self):
-        stop_all(self.procs)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def submitted_id(stdout):
-    for line in stdout.splitlines():
-        try:
-            return json.loads(line)["id"]
-        except (ValueError, KeyError):
-            continue
-    raise RuntimeError(f"no job id in submit's output: {stdout!r}")
-
-
-def ended(job):
-    return job.get("state") not in (None, "JOB_STATE_RUNNING", "JOB_STATE_QUEUED")
+from farm import Farm, Figures, ended, percentile, submitted_id  # noqa: E402
+import log_figures  # noqa: E402
+import makespan_figures  # noqa: E402
+import scale_figures  # noqa: E402
 
 
 def farm_figures(fig, args, cfg):
@@ -285,14 +168,8 @@ def slurm_figures(fig, args, cfg):
             fig.add(name, mine / theirs, "x", target, ok(mine / theirs))
 
 
-def not_yet(fig):
-    for name, target in (
-            ("log throughput stored with a watcher attached", ">= 200 MB/s"),
-            ("log line delay to a watch --logs client p99", "< 100 ms"),
-            ("10,000 simulated agents: coordinator RSS", "< 1 GiB"),
-            ("10,000 simulated agents: idle coordinator CPU", "< 10% of a core"),
-            ("makespan of the fixture matrix / lower bound", "<= 1.05x")):
-        fig.missing(name, "no instrument yet (issue 19, later slice)", target)
+# Groups of figures, in the order they run (--only picks some). Slurm's ratios need dispatch's.
+GROUPS = ("dispatch", "slurm", "logs", "scale", "makespan")
 
 
 def main():
@@ -303,18 +180,32 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--coordinator-arg", action="append", default=[],
                     help="one more argument for the coordinator (e.g. --no-group-commit)")
+    ap.add_argument("--only", default=",".join(GROUPS),
+                    help=f"comma-separated groups of figures to take, of {','.join(GROUPS)}")
     args = ap.parse_args()
-    cfg = (dict(agents=2, slots=4, batch=20, chain=5, separate=5, latency=5, startup=3, srun=3)
+    only = args.only.split(",")
+    for group in only:
+        if group not in GROUPS:
+            ap.error(f"--only: unknown group {group!r} (known: {', '.join(GROUPS)})")
+    cfg = (dict(agents=2, slots=4, batch=20, chain=5, separate=5, latency=5, startup=3, srun=3,
+                **log_figures.SMOKE, **scale_figures.SMOKE, **makespan_figures.SMOKE)
            if args.smoke else
            dict(agents=2, slots=64, batch=500, chain=100, separate=200, latency=200, startup=20,
-                srun=50))
+                srun=50, **log_figures.FULL, **scale_figures.FULL, **makespan_figures.FULL))
     fig = Figures()
     with open("/proc/loadavg") as f:
         loadavg_all = f.read().split()[:3]
     started = time.time()
-    farm_figures(fig, args, cfg)
-    slurm_figures(fig, args, cfg)
-    not_yet(fig)
+    if "dispatch" in only:
+        farm_figures(fig, args, cfg)
+    if "slurm" in only:
+        slurm_figures(fig, args, cfg)
+    if "logs" in only:
+        log_figures.take(fig, args, cfg)
+    if "scale" in only:
+        scale_figures.take(fig, args, cfg)
+    if "makespan" in only:
+        makespan_figures.take(fig, args, cfg)
     result = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "mode": "smoke" if args.smoke else "full",
@@ -325,6 +216,7 @@ def main():
                     "mem_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
         "config": cfg,
         "coordinator_args": args.coordinator_arg,
+        "groups": only,
         "load_before": loadavg_all,
         "seconds": round(time.time() - started, 1),
         "figures": fig.rows,

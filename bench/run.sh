@@ -3,11 +3,12 @@
 # build-bench/ (its own tree; ccache shares objects with the other builds),
 # then runs bench/run.py, which prints the table (figure, value, target,
 # met / not met, load average) and writes bench/results/latest.json.
-#   bash bench/run.sh            the full run (about 2 minutes after the build)
+#   bash bench/run.sh            the full run (about 4 minutes after the build)
 #   bash bench/run.sh --smoke    CI: builds the benchmarks in $BUILD_DIR (default
 #                                build/), runs each briefly (under 60 s), writes
 #                                $BUILD_DIR/bench-smoke.json
-# Extra arguments go to run.py (--no-slurm skips the Slurm peer).
+# Extra arguments go to run.py (--no-slurm skips the Slurm peer; --only logs,scale
+# takes some groups of figures only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 smoke=0
@@ -17,7 +18,7 @@ for a in "$@"; do
 done
 targets=(coordinator/musafarm-coordinator agent/musafarm-agent cli/musafarm
          bench/spawn_loop bench/core_bench bench/output_path_bench bench/access_bench bench/startup_bench
-         bench/micro_bench)
+         bench/micro_bench bench/agent_sim bench/log_writer)
 if [ "$smoke" = 1 ]; then
   dir=${BUILD_DIR:-build}
   BUILD_DIR=$dir bash scripts/build.sh "${targets[@]}"
