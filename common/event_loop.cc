@@ -13,12 +13,37 @@ EventLoop::~EventLoop() { Stop(); }
 
 void EventLoop::Post(absl::AnyInvocable<void() &&> fn) {
   absl::MutexLock lock(&mu_);
-  ready_.push_back(Ready{std::move(fn), false});
+  Push(Ready{std::move(fn), false, false});
 }
 
 void EventLoop::PostGrouped(absl::AnyInvocable<void() &&> fn) {
   absl::MutexLock lock(&mu_);
-  ready_.push_back(Ready{std::move(fn), true});
+  Push(Ready{std::move(fn), true, false});
+}
+
+void EventLoop::PostGroupedUnhurried(absl::AnyInvocable<void() &&> fn) {
+  absl::MutexLock lock(&mu_);
+  Push(Ready{std::move(fn), true, true});
+}
+
+void EventLoop::Push(Ready item) {
+  if (item.unhurried) {
+    if (unhurried_++ == 0) unhurried_due_ = clock_->Now() + kUnhurriedDelay;
+  } else {
+    ++hurried_;
+  }
+  ready_.push_back(std::move(item));
+}
+
+EventLoop::Ready EventLoop::Pop() {
+  Ready item = std::move(ready_.front());
+  ready_.pop_front();
+  if (!item.unhurried) {
+    --hurried_;
+  } else if (--unhurried_ == 0) {
+    unhurried_due_ = absl::InfiniteFuture();
+  }
+  return item;
 }
 
 void EventLoop::SetGroupHooks(absl::AnyInvocable<void()> begin, absl::AnyInvocable<void()> end) {
@@ -66,12 +91,15 @@ void EventLoop::Stop() {
 
 void EventLoop::PromoteDueTimers(absl::Time now) {
   while (!timers_.empty() && timers_.top().when <= now) {
-    ready_.push_back(Ready{std::move(timers_.top().fn), false});
+    Push(Ready{std::move(timers_.top().fn), false, false});
     timers_.pop();
   }
 }
 
 void EventLoop::Loop() {
+  // Once awake, the loop runs everything queued, unhurried items included,
+  // before it waits again.
+  bool draining = false;
   for (;;) {
     Ready item;
     bool stop = false, end_group = false;
@@ -82,32 +110,33 @@ void EventLoop::Loop() {
           stop = true;
           break;
         }
-        PromoteDueTimers(clock_->Now());
-        if (!ready_.empty()) break;
+        const absl::Time now = clock_->Now();
+        PromoteDueTimers(now);
+        if (ready_.empty()) draining = false;
+        if (hurried_ > 0 || now >= unhurried_due_) draining = !ready_.empty();
+        if (draining) break;
         if (group_size_ > 0) {
-          // Nothing more to join the group: end it (its commit) before waiting.
+          // Nothing more to join the group now: end it (its commit) before waiting.
           end_group = true;
           break;
         }
         timer_added_ = false;
-        // Wake for a Post() or for the next timer, whichever comes first.
-        absl::Duration wait = absl::Seconds(1);
-        if (!timers_.empty()) wait = std::min(wait, timers_.top().when - clock_->Now());
+        // Wake for a Post(), the next timer or the oldest unhurried item,
+        // whichever comes first.
+        absl::Duration wait = std::min(absl::Seconds(1), unhurried_due_ - now);
+        if (!timers_.empty()) wait = std::min(wait, timers_.top().when - now);
         if (wait > absl::ZeroDuration()) {
           mu_.AwaitWithTimeout(absl::Condition(
                                    +[](EventLoop* self) {
                                      self->mu_.AssertHeld();  // Await runs it under mu_
-                                     return self->stop_ || !self->ready_.empty() ||
+                                     return self->stop_ || self->hurried_ > 0 ||
                                             self->timer_added_;
                                    },
                                    this),
                                wait);
         }
       }
-      if (!stop && !end_group) {
-        item = std::move(ready_.front());
-        ready_.pop_front();
-      }
+      if (!stop && !end_group) item = Pop();
     }
     if (stop) {
       EndGroup();  // what the group's closures did is committed and sent
@@ -130,10 +159,7 @@ int EventLoop::RunUntilIdle() {
       absl::MutexLock lock(&mu_);
       PromoteDueTimers(clock_->Now());
       idle = ready_.empty();
-      if (!idle) {
-        item = std::move(ready_.front());
-        ready_.pop_front();
-      }
+      if (!idle) item = Pop();
     }
     if (idle) {
       if (group_size_ == 0) return ran;

@@ -39,6 +39,14 @@ class EventLoop {
   // done before anything else can look. Without hooks PostGrouped is Post.
   static constexpr int kMaxGroup = 1024;
   void PostGrouped(absl::AnyInvocable<void() &&> fn);
+  // PostGrouped that does not wake a waiting loop: the closure keeps its
+  // place in order, and runs once the loop wakes for anything else, or at
+  // most kUnhurriedDelay after it was posted. For the steady trickle of
+  // messages whose only effect can wait a moment (agent heartbeats: one each
+  // per agent and interval, ~3,300/s from 10,000 agents), so that each does
+  // not cost a wake-up and a sleep of the loop's thread.
+  static constexpr absl::Duration kUnhurriedDelay = absl::Milliseconds(100);
+  void PostGroupedUnhurried(absl::AnyInvocable<void() &&> fn);
   // Set before Start (or before the first RunUntilIdle).
   void SetGroupHooks(absl::AnyInvocable<void()> begin, absl::AnyInvocable<void()> end);
 
@@ -59,6 +67,7 @@ class EventLoop {
   struct Ready {
     absl::AnyInvocable<void() &&> fn;
     bool grouped = false;
+    bool unhurried = false;
   };
   struct Timer {
     absl::Time when;
@@ -73,10 +82,17 @@ class EventLoop {
   void EndGroup();
   // Moves due timers into ready_. Requires mu_.
   void PromoteDueTimers(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Push(Ready item) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Ready Pop() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Clock* clock_;
   absl::Mutex mu_;
   std::deque<Ready> ready_ ABSL_GUARDED_BY(mu_);
+  size_t hurried_ ABSL_GUARDED_BY(mu_) = 0;    // items in ready_ that wake the loop
+  size_t unhurried_ ABSL_GUARDED_BY(mu_) = 0;  // and those that do not
+  // When the oldest unhurried item in ready_ must run (kUnhurriedDelay after
+  // the first one posted since ready_ last held none).
+  absl::Time unhurried_due_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;

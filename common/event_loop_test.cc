@@ -94,5 +94,48 @@ TEST(EventLoopTest, OnItsThreadAGroupEndsBeforeTheLoopWaits) {
   loop.Stop();
 }
 
+// Unhurried closures keep their place among the others and join their group;
+// on its thread the loop runs them when it wakes for a hurried one. The clock
+// never moves here, so nothing but that wake-up can run them.
+TEST(EventLoopTest, UnhurriedClosuresRunInOrderWhenTheLoopWakesForOtherWork) {
+  testing::FakeClock clock;
+  EventLoop loop(&clock);
+  std::vector<std::string> seen;  // read after `done`: the loop thread wrote it before
+  absl::Notification done;
+  loop.SetGroupHooks([&] { seen.push_back("begin"); }, [&] { seen.push_back("end"); });
+  loop.Start();
+  loop.PostGroupedUnhurried([&] { seen.push_back("u1"); });
+  loop.PostGrouped([&] { seen.push_back("g"); });
+  loop.PostGroupedUnhurried([&] { seen.push_back("u2"); });
+  loop.Post([&] {
+    seen.push_back("plain");
+    done.Notify();
+  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  loop.Stop();
+  EXPECT_EQ(seen, (std::vector<std::string>{"begin", "u1", "g", "u2", "end", "plain"}));
+}
+
+TEST(EventLoopTest, AnUnhurriedClosureAloneRunsOnceItsDelayHasPassed) {
+  testing::FakeClock clock;
+  EventLoop loop(&clock);
+  absl::Notification ran;
+  loop.Start();
+  loop.PostGroupedUnhurried([&] { ran.Notify(); });
+  clock.Advance(EventLoop::kUnhurriedDelay);
+  EXPECT_TRUE(ran.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  loop.Stop();
+}
+
+TEST(EventLoopTest, RunUntilIdleRunsUnhurriedClosuresToo) {
+  EventLoop loop;
+  std::vector<int> seen;
+  loop.PostGroupedUnhurried([&] { seen.push_back(1); });
+  loop.Post([&] { seen.push_back(2); });
+  loop.PostGroupedUnhurried([&] { seen.push_back(3); });
+  EXPECT_EQ(loop.RunUntilIdle(), 3);
+  EXPECT_EQ(seen, (std::vector<int>{1, 2, 3}));
+}
+
 }  // namespace
 }  // namespace musafarm

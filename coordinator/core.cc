@@ -130,6 +130,11 @@ void Core::SaveAgent(const Agent& agent) {
 }
 
 void Core::EndGroup() {
+  if (schedule_due_) {
+    // Still in the group: what it places is committed with the group's events.
+    schedule_due_ = false;
+    SchedulePass();
+  }
   grouping_ = false;
   Flush();
 }

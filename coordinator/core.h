@@ -296,8 +296,12 @@ class Core : public AgentEventSink, public UserApi {
   // last pass: a task became QUEUED (its requirement class is dirty) or an
   // agent gained room (it is in dirty_agents_). It examines only the classes
   // that can have changed, each in queue order, and stops a class at its first
-  // task that fits nowhere: its other tasks fit the same agents.
+  // task that fits nowhere: its other tasks fit the same agents. Inside a
+  // group it only notes that a pass is due, and EndGroup makes one pass for
+  // all of the group's events: a pass looks at every agent, so with 10,000
+  // connected one per agent message would cost more than the messages.
   void Schedule();
+  void SchedulePass();
   // Sets Task.wait_reason on every queued task from WaitReason over `agents`,
   // one verdict per requirement class, and tells watchers of the tasks whose
   // reason changed. Memory only: the reason is recomputed, never stored.
@@ -334,6 +338,7 @@ class Core : public AgentEventSink, public UserApi {
   uint64_t next_attempt_id_ = 1;
   Pending pending_;
   bool grouping_ = false;  // between BeginGroup and EndGroup
+  bool schedule_due_ = false;  // Schedule() was called inside the group
   SchedulerStats stats_;
   CoreMetrics metrics_;
   bool shutting_down_ = false;

@@ -117,6 +117,14 @@ void Core::SetAgentPolicy(std::optional<AgentPolicy> policy) {
 }
 
 void Core::Schedule() {
+  if (grouping_) {
+    schedule_due_ = true;
+    return;
+  }
+  SchedulePass();
+}
+
+void Core::SchedulePass() {
   if (shutting_down_) return;  // nothing new goes to streams that are closing
   // Nothing placement or the wait reasons read changed.
   if (!ready_.HasDirty() && dirty_agents_.empty() && !wait_reasons_stale_) return;
