@@ -101,9 +101,13 @@ TEST(EventLoopTest, UnhurriedClosuresRunInOrderWhenTheLoopWakesForOtherWork) {
   testing::FakeClock clock;
   EventLoop loop(&clock);
   std::vector<std::string> seen;  // read after `done`: the loop thread wrote it before
+  absl::Notification queued;
   absl::Notification done;
   loop.SetGroupHooks([&] { seen.push_back("begin"); }, [&] { seen.push_back("end"); });
   loop.Start();
+  // Holds the awake loop until all four are queued: otherwise it may drain
+  // u1 and g and end their group before u2 is posted (seen in CI).
+  loop.Post([&] { queued.WaitForNotification(); });
   loop.PostGroupedUnhurried([&] { seen.push_back("u1"); });
   loop.PostGrouped([&] { seen.push_back("g"); });
   loop.PostGroupedUnhurried([&] { seen.push_back("u2"); });
@@ -111,6 +115,7 @@ TEST(EventLoopTest, UnhurriedClosuresRunInOrderWhenTheLoopWakesForOtherWork) {
     seen.push_back("plain");
     done.Notify();
   });
+  queued.Notify();
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   loop.Stop();
   EXPECT_EQ(seen, (std::vector<std::string>{"begin", "u1", "g", "u2", "end", "plain"}));
