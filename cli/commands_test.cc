@@ -118,8 +118,7 @@ TEST_F(CommandsTest, SubmitSendsTheFileAndPrintsTheJob) {
 }
 
 // Nothing to pack, so no ContentService call (issue 19: no round trip a submit
-// does not need). This fake farm serves no ContentService: a GetLimits would
-// fail UNIMPLEMENTED and so would the submit.
+// does not need): the fake content store is never asked.
 TEST_F(CommandsTest, SubmitOfGitInputsCallsNothingButSubmit) {
   service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/build", v1::TASK_STATE_QUEUED)});
   SubmitOptions opts;
@@ -130,6 +129,8 @@ TEST_F(CommandsTest, SubmitOfGitInputsCallsNothingButSubmit) {
   ASSERT_EQ(service_.submits[0].inputs_size(), 1);
   EXPECT_EQ(service_.submits[0].inputs(0).name(), "src");
   EXPECT_EQ(service_.submits[0].inputs(0).source(), "git+https://example.org/src.git#main");
+  EXPECT_EQ(content_.limits_asked(), 0);
+  EXPECT_EQ(content_.asked(), 0);
   EXPECT_EQ(err_.str(), "");
 }
 
@@ -166,6 +167,23 @@ TEST_F(CommandsTest, SubmitWithoutAFileSendsTheBuiltInTorchMusaPipeline) {
   EXPECT_EQ(req.inputs(1).name(), "torch_musa");
   EXPECT_EQ(req.inputs(1).source(), "git+https://github.com/MooreThreads/torch_musa.git#dev1.6.0");
   EXPECT_EQ(req.inputs(2).source(), "join:.=dockerfiles,torch_musa=torch_musa");
+}
+
+// A coordinator without a content store (UNIMPLEMENTED, no message) used to
+// get a bare "musafarm: " from a submit that packs a directory.
+TEST_F(CommandsTest, SubmitToACoordinatorWithoutAContentStoreSaysWhatIsMissing) {
+  int port = 0;
+  std::unique_ptr<grpc::Server> no_content = fakes::ServeOnLoopback({&service_}, &port);
+  ASSERT_NE(no_content, nullptr);
+  env_.coordinator = absl::StrCat("127.0.0.1:", port);
+  SubmitOptions opts;  // the built-in pipeline: its `dockerfiles` input is a directory
+  opts.given.declared = {{"python_version", {"3.9"}}};
+  EXPECT_EQ(RunSubmit(env_, opts), kExitUsage);
+  EXPECT_THAT(err_.str(), AllOf(HasSubstr("context dockerfiles: the coordinator at " +
+                                          env_.coordinator + " serves no content store"),
+                                HasSubstr("=git+URL#REF")));
+  EXPECT_TRUE(service_.submits.empty());
+  no_content->Shutdown();
 }
 
 int Cli(std::vector<const char*> args, CommandEnv env);  // below, with the other CLI tests

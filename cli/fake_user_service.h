@@ -275,6 +275,8 @@ class FakeContentService final : public v1::ContentService::Service {
   grpc::Status GetLimits(grpc::ServerContext*, const v1::GetContentLimitsRequest*,
                          v1::ContentLimits* resp) override {
     resp->set_max_input_bytes(int64_t{1} << 40);
+    absl::MutexLock lock(&mu_);
+    ++limits_asked_;
     return grpc::Status::OK;
   }
   grpc::Status FindMissingBlobs(grpc::ServerContext*, const v1::FindMissingBlobsRequest* req,
@@ -287,10 +289,15 @@ class FakeContentService final : public v1::ContentService::Service {
     absl::MutexLock lock(&mu_);
     return asked_;
   }
+  int limits_asked() {
+    absl::MutexLock lock(&mu_);
+    return limits_asked_;
+  }
 
  private:
   absl::Mutex mu_;
   int asked_ ABSL_GUARDED_BY(mu_) = 0;
+  int limits_asked_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Schedules (issue 14): one schedule, "nightly", with one run of job 7.

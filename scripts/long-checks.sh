@@ -6,8 +6,9 @@
 # scripts/test.sh runs this after the build; it runs the checks only when their
 # inputs changed since they last passed on this machine:
 #   the inputs: every tracked file under deploy/, dockerfiles/, pipelines/,
-#   scripts/deploy/, this script, the top CMakeLists.txt, and the sources of the
-#   three programs' command lines (coordinator/main.cc, agent/main.cc,
+#   scripts/deploy/, cmake/, this script, every CMakeLists.txt outside tests/ and
+#   bench/ (install rules, link modes such as the static CLI), and the sources
+#   of the three programs' command lines (coordinator/main.cc, agent/main.cc,
 #   cli/main.cc), hashed by content (git ls-files + sha256sum);
 #   the stamp: /var/cache/musafarm-ci/long-checks/<hash>.ok (outside the
 #   checkout, so a fresh clone with unchanged inputs skips and says so).
@@ -22,7 +23,8 @@ BUILD_DIR=${1:-${BUILD_DIR:-build}}
 CACHE=${MUSAFARM_CI_CACHE:-/var/cache/musafarm-ci}
 
 inputs() {
-  git ls-files -z deploy dockerfiles pipelines scripts/deploy scripts/long-checks.sh CMakeLists.txt \
+  git ls-files -z deploy dockerfiles pipelines scripts/deploy scripts/long-checks.sh cmake \
+    CMakeLists.txt ':(glob)*/**/CMakeLists.txt' ':(exclude,glob)tests/**' ':(exclude,glob)bench/**' \
     coordinator/main.cc agent/main.cc cli/main.cc | sort -z | xargs -0 sha256sum
 }
 if ! git rev-parse --git-dir >/dev/null 2>&1; then

@@ -53,7 +53,10 @@ int ReportUploadError(const CommandEnv& env, const absl::Status& status) {
     case absl::StatusCode::kPermissionDenied:
       return ReportRpcError(env, ToGrpc(status));
     default:
-      *env.err << "musafarm: " << status.message() << "\n";
+      *env.err << "musafarm: "
+               << (status.message().empty() ? absl::StatusCodeToString(status.code())
+                                            : std::string(status.message()))
+               << "\n";
       return kExitUsage;
   }
 }
@@ -227,6 +230,14 @@ absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
       v1::ContentLimits limits;
       if (grpc::Status s = stub->GetLimits(&ctx, v1::GetContentLimitsRequest(), &limits);
           !s.ok()) {
+        // A coordinator without a content store answers UNIMPLEMENTED with
+        // no message; say what was asked and why it matters.
+        if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "context ", src.name, ": the coordinator at ", env.coordinator,
+              " serves no content store, so it cannot take a local directory; give a git source "
+              "(--context ", src.name, "=git+URL#REF) or use a coordinator of this CLI's version"));
+        }
         return FromGrpc(s);
       }
       pack.max_bytes = limits.max_input_bytes();
