@@ -1,6 +1,7 @@
 #include "coordinator/pg_connection.h"
 
 #include <cstdlib>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -22,6 +23,9 @@ uint64_t LoadBigEndian(const char* p, int n) {
 // The server's NOTICEs ("relation already exists, skipping") would go to
 // stderr by default; they say nothing an operator needs.
 void IgnoreNotice(void*, const char*) {}
+
+// The fence (SetFence; the function is in the PostgreSQL schema, version 2).
+constexpr Query kFence{"pg_fence", "SELECT musafarm_fence($1)"};
 
 absl::Status ConnError(PGconn* c, absl::string_view what) {
   std::string msg(absl::StripTrailingAsciiWhitespace(c != nullptr ? PQerrorMessage(c) : ""));
@@ -98,6 +102,7 @@ absl::Status ResultError(const PGresult* r, absl::string_view what) {
                                  primary != nullptr ? primary : PQresultErrorMessage(r));
   if (detail != nullptr) absl::StrAppend(&msg, " (", detail, ")");
   const absl::string_view code = state != nullptr ? state : "";
+  if (code == "MF001") return absl::FailedPreconditionError(msg);  // musafarm_fence: deposed
   if (code == "23505") return absl::AlreadyExistsError(msg);  // unique_violation
   if (code == "P0002") return absl::NotFoundError(msg);       // musafarm_require_row
   if (absl::StartsWith(code, "23")) return absl::FailedPreconditionError(msg);  // integrity
@@ -132,8 +137,22 @@ std::string MaskPassword(const std::string& url) {
 }
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& url) {
+  return Open(url, {});
+}
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
+    const std::string& url, const std::vector<std::pair<std::string, std::string>>& keywords) {
   const std::string where = MaskPassword(url);
-  ConnPtr conn(PQconnectdb(url.c_str()));
+  // dbname is expanded as the URL; the keywords after it override its own.
+  std::vector<const char*> keys = {"dbname"};
+  std::vector<const char*> values = {url.c_str()};
+  for (const auto& kv : keywords) {
+    keys.push_back(kv.first.c_str());
+    values.push_back(kv.second.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  ConnPtr conn(PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1));
   if (conn == nullptr) return absl::ResourceExhaustedError("store: libpq could not allocate");
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     return ConnError(conn.get(), absl::StrCat("connect to \"", where, "\""));
@@ -150,7 +169,39 @@ absl::Status Connection::EnsureConnected() {
   if (PQstatus(conn_.get()) != CONNECTION_OK) {
     return ConnError(conn_.get(), absl::StrCat("reconnect to \"", where_, "\""));
   }
+  if (fence_ != 0) return SetFence(fence_);  // session settings went with the session
   return absl::OkStatus();
+}
+
+absl::Status Connection::SetFence(int64_t epoch) {
+  fence_ = epoch;
+  if (epoch == 0) return absl::OkStatus();
+  return Exec(absl::StrCat("SET idle_in_transaction_session_timeout = '",
+                           kIdleInTransactionTimeout, "'"),
+              "set idle_in_transaction_session_timeout");
+}
+
+absl::Status Connection::RunFence() {
+  if (fence_ == 0) return absl::OkStatus();
+  return RunPrepared(kFence, Params().Int(fence_), "leader fence").status();
+}
+
+bool Connection::NeedsFencedTransaction(absl::string_view sql) const {
+  if (fence_ == 0 || in_transaction_) return false;
+  sql = absl::StripLeadingAsciiWhitespace(sql);
+  return !absl::StartsWithIgnoreCase(sql, "SELECT");
+}
+
+template <typename Statement>
+absl::StatusOr<Result> Connection::InFencedTransaction(absl::string_view what, Statement&& run) {
+  std::optional<Result> out;
+  MF_RETURN_IF_ERROR(InTransaction(what, [&]() -> absl::Status {
+    absl::StatusOr<Result> r = run();
+    if (!r.ok()) return r.status();
+    out.emplace(*std::move(r));
+    return absl::OkStatus();
+  }));
+  return *std::move(out);
 }
 
 absl::Status Connection::EnsurePrepared(const Query& q) {
@@ -174,6 +225,22 @@ absl::Status Connection::Exec(const std::string& sql, absl::string_view what) {
 }
 
 absl::StatusOr<Result> Connection::Run(const Query& q, const Params& p, absl::string_view what) {
+  if (NeedsFencedTransaction(q.sql)) {
+    return InFencedTransaction(what, [&] { return RunPrepared(q, p, what); });
+  }
+  return RunPrepared(q, p, what);
+}
+
+absl::StatusOr<Result> Connection::RunOnce(const std::string& sql, const Params& p,
+                                           absl::string_view what) {
+  if (NeedsFencedTransaction(sql)) {
+    return InFencedTransaction(what, [&] { return RunUnprepared(sql, p, what); });
+  }
+  return RunUnprepared(sql, p, what);
+}
+
+absl::StatusOr<Result> Connection::RunPrepared(const Query& q, const Params& p,
+                                               absl::string_view what) {
   MF_RETURN_IF_ERROR(EnsureConnected());
   MF_RETURN_IF_ERROR(EnsurePrepared(q));
   ResultPtr r(PQexecPrepared(conn_.get(), q.name, p.size(), p.values(), p.lengths(), p.formats(),
@@ -184,8 +251,8 @@ absl::StatusOr<Result> Connection::Run(const Query& q, const Params& p, absl::st
   return Result(std::move(r));
 }
 
-absl::StatusOr<Result> Connection::RunOnce(const std::string& sql, const Params& p,
-                                           absl::string_view what) {
+absl::StatusOr<Result> Connection::RunUnprepared(const std::string& sql, const Params& p,
+                                                 absl::string_view what) {
   MF_RETURN_IF_ERROR(EnsureConnected());
   ResultPtr r(PQexecParams(conn_.get(), sql.c_str(), p.size(), nullptr, p.values(), p.lengths(),
                            p.formats(), /*resultFormat=*/1));
@@ -219,6 +286,8 @@ absl::Status Connection::Commit(const Batch& batch) {
   if (batch.empty()) return absl::OkStatus();
   MF_RETURN_IF_ERROR(EnsureConnected());
   for (const Batch::Item& item : batch.items_) MF_RETURN_IF_ERROR(EnsurePrepared(*item.query));
+  const Params fence_params = Params().Int(fence_);
+  if (fence_ != 0) MF_RETURN_IF_ERROR(EnsurePrepared(kFence));
   PGconn* c = conn_.get();
   if (PQenterPipelineMode(c) != 1) return ConnError(c, "enter pipeline mode");
   std::vector<std::string> whats;
@@ -238,6 +307,14 @@ absl::Status Connection::Commit(const Batch& batch) {
     whats.clear();
   };
   send_plain("BEGIN");
+  // The fence first: a deposed coordinator's batch fails before any row.
+  if (fence_ != 0) {
+    if (PQsendQueryPrepared(c, kFence.name, 1, fence_params.values(), fence_params.lengths(),
+                            fence_params.formats(), 1) != 1) {
+      status = ConnError(c, "leader fence");
+    }
+    whats.emplace_back("leader fence");
+  }
   for (const Batch::Item& item : batch.items_) {
     if (!status.ok()) break;
     const Params& p = item.params;

@@ -13,6 +13,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -113,16 +114,43 @@ class Connection {
   // Connects to `url` (a libpq URI, postgres://... or postgresql://...).
   // Errors name `url` without its password.
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& url);
+  // The same, with libpq connection keywords that override the URL's
+  // (keepalives, options, ...).
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(
+      const std::string& url, const std::vector<std::pair<std::string, std::string>>& keywords);
 
   // The URL with any password masked, for messages.
   const std::string& where() const { return where_; }
   PGconn* raw() { return conn_.get(); }
 
+  // Fences every write transaction on this connection with leader epoch
+  // `epoch` (issue 20; coordinator/leadership.h): Commit and InTransaction
+  // run musafarm_fence(epoch) right after BEGIN, and a Run or RunOnce of
+  // anything but a SELECT outside a transaction becomes such a transaction of
+  // its own. The fence share-locks the leadership row while it still holds
+  // `epoch`. A successor bumps the epoch with an UPDATE of that row, which
+  // waits for every transaction holding the share lock; a fence that comes
+  // after the bump began waits for it to commit and then finds the row
+  // changed. So a transaction of a deposed coordinator either committed
+  // before the successor's bump (the successor then reads it when it
+  // recovers) or fails with FAILED_PRECONDITION "deposed: epoch N is no
+  // longer the leader's (now M)" and writes nothing. Reads are not fenced:
+  // what a deposed coordinator reads changes nothing.
+  // Also bounds how long a transaction may sit idle on this session
+  // (idle_in_transaction_session_timeout), so a coordinator frozen halfway
+  // through InTransaction cannot hold the share lock, and with it the
+  // successor's bump, for longer than kIdleInTransactionTimeout.
+  // 0 (the default): no fence, for host commands and tests.
+  absl::Status SetFence(int64_t epoch);
+  int64_t fence() const { return fence_; }
+  static constexpr const char* kIdleInTransactionTimeout = "10s";
+
   // Runs `sql` (several statements allowed, no parameters, no rows needed).
+  // Not fenced: BEGIN/COMMIT, session settings and schema migrations.
   absl::Status Exec(const std::string& sql, absl::string_view what);
-  // Runs the prepared statement `q` with `p`.
+  // Runs the prepared statement `q` with `p` (fenced when it writes, above).
   absl::StatusOr<Result> Run(const Query& q, const Params& p, absl::string_view what);
-  // Runs `sql` unprepared (SQL built per call) with `p`.
+  // Runs `sql` unprepared (SQL built per call) with `p` (fenced likewise).
   absl::StatusOr<Result> RunOnce(const std::string& sql, const Params& p, absl::string_view what);
 
   // Runs the batch's statements in one transaction, pipelined: BEGIN, every
@@ -138,7 +166,8 @@ class Connection {
   absl::Status InTransaction(absl::string_view what, Body&& body) {
     if (absl::Status s = Exec("BEGIN", what); !s.ok()) return s;
     in_transaction_ = true;
-    absl::Status status = body();
+    absl::Status status = RunFence();
+    if (status.ok()) status = body();
     if (status.ok()) status = Exec("COMMIT", what);
     in_transaction_ = false;
     if (!status.ok()) RollBack();
@@ -158,11 +187,23 @@ class Connection {
   // Reads the results of one pipelined chunk; `whats` names them in order.
   absl::Status ReadChunk(const std::vector<std::string>& whats);
   void RollBack();
+  // musafarm_fence(fence_) when fenced, inside a transaction.
+  absl::Status RunFence();
+  // Whether a statement outside a transaction needs one of its own to be
+  // fenced: on a fenced connection, anything but a SELECT.
+  bool NeedsFencedTransaction(absl::string_view sql) const;
+  absl::StatusOr<Result> RunPrepared(const Query& q, const Params& p, absl::string_view what);
+  absl::StatusOr<Result> RunUnprepared(const std::string& sql, const Params& p,
+                                       absl::string_view what);
+  // Runs `run` in a fenced transaction of its own.
+  template <typename Statement>
+  absl::StatusOr<Result> InFencedTransaction(absl::string_view what, Statement&& run);
 
   ConnPtr conn_;
   const std::string where_;
   std::set<std::string> prepared_;
   bool in_transaction_ = false;  // inside InTransaction: never reconnect halfway
+  int64_t fence_ = 0;            // SetFence; 0: none
 };
 
 // `url` with the password (user:PASSWORD@ or password=...) replaced by "xxx".

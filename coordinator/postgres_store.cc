@@ -181,6 +181,40 @@ constexpr const char* kMigrations[] = {
           IF n = 0 THEN RAISE EXCEPTION '%', what USING ERRCODE = 'no_data_found'; END IF;
         END $$;
     )sql",
+    // 1 -> 2: leadership (coordinator/leadership.h). One row: the leader
+    // epoch, bumped by each coordinator that wins the advisory lock, and who
+    // that is. coordinators: one row per coordinator seen (standbys refresh
+    // theirs), for `musafarm coordinators`. musafarm_fence(epoch) is the
+    // fence every write transaction of an active coordinator runs first
+    // (pg::Connection::SetFence): it share-locks the row while it still holds
+    // that epoch, so it waits for a successor's bump in flight and then finds
+    // the row changed; SQLSTATE MF001 says "deposed".
+    R"sql(
+      CREATE TABLE leadership (
+        one         boolean NOT NULL PRIMARY KEY DEFAULT true CHECK (one),
+        epoch       bigint NOT NULL,
+        address     text NOT NULL,
+        coordinator text NOT NULL,
+        since_us    bigint NOT NULL
+      );
+      INSERT INTO leadership(epoch, address, coordinator, since_us) VALUES (0, '', '', 0);
+      CREATE TABLE coordinators (
+        id           text NOT NULL PRIMARY KEY,
+        address      text NOT NULL,
+        last_seen_us bigint NOT NULL
+      );
+      CREATE FUNCTION musafarm_fence(e bigint) RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE
+          now_epoch bigint;
+        BEGIN
+          PERFORM 1 FROM leadership WHERE epoch = e FOR SHARE;
+          IF NOT FOUND THEN
+            SELECT epoch INTO now_epoch FROM leadership;
+            RAISE EXCEPTION 'deposed: epoch % is no longer the leader''s (now %)', e, now_epoch
+              USING ERRCODE = 'MF001';
+          END IF;
+        END $$;
+    )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kPostgresSchemaVersion,
               "kPostgresSchemaVersion must equal the number of migrations");
@@ -337,6 +371,7 @@ class PostgresStore final : public Store {
         webhooks_(conn_.get(), &cipher_) {}
 
   absl::Status Migrate();
+  absl::Status SetFence(int64_t epoch);
 
   absl::Status Commit(const Mutation& m) override;
   absl::StatusOr<std::vector<v1::Job>> LoadJobs() override { return archive_.LoadAllJobs(); }
@@ -373,6 +408,8 @@ class PostgresStore final : public Store {
   PostgresScheduleStore schedules_;
   PostgresWebhookOutbox webhooks_;
 };
+
+absl::Status PostgresStore::SetFence(int64_t epoch) { return conn_->SetFence(epoch); }
 
 absl::Status PostgresStore::Migrate() {
   const std::string where = conn_->where();
@@ -695,7 +732,8 @@ bool IsPostgresUrl(const std::string& spec) {
 }
 
 absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url,
-                                                         const SecretCipher& cipher) {
+                                                         const SecretCipher& cipher,
+                                                         int64_t fence_epoch) {
   if (!IsPostgresUrl(url)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "store: \"", pg::MaskPassword(url), "\" is not a postgres:// or postgresql:// URL"));
@@ -703,6 +741,8 @@ absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url,
   MF_ASSIGN_OR_RETURN(std::unique_ptr<pg::Connection> conn, pg::Connection::Open(url));
   auto store = std::make_unique<PostgresStore>(std::move(conn), cipher);
   MF_RETURN_IF_ERROR(store->Migrate());
+  // After migrating: the fence's function and row come with the schema.
+  MF_RETURN_IF_ERROR(store->SetFence(fence_epoch));
   return std::unique_ptr<Store>(std::move(store));
 }
 

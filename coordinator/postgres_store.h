@@ -19,10 +19,12 @@
 //     TRUNCATE (musafarm_audit_append_only);
 //   - musafarm_require_row(n, what) raises NO_DATA_FOUND when n is 0: a
 //     pipelined statement that must have changed a row fails its transaction.
+// Version 2 adds leadership, coordinators and musafarm_fence (leadership.h).
 // The version is the one row of schema_version. Migrations run at open, in one
 // transaction under an advisory lock, so coordinators opening the same
 // database at once migrate it once.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -32,15 +34,19 @@
 namespace musafarm::coordinator {
 
 // The schema version this build writes; newer databases are refused.
-inline constexpr int kPostgresSchemaVersion = 1;
+inline constexpr int kPostgresSchemaVersion = 2;
 
 // Whether `spec` (a --store value) names a PostgreSQL database.
 bool IsPostgresUrl(const std::string& spec);
 
 // Connects to the database at `url` (postgres://... or postgresql://..., as
 // libpq reads it), migrates its schema, and returns the Store over it. Job
-// and schedule secrets and webhook URLs are sealed with `cipher`.
+// and schedule secrets and webhook URLs are sealed with `cipher`. With
+// `fence_epoch` (the active coordinator's leader epoch, leadership.h) every
+// write the store makes is fenced by it (pg::Connection::SetFence); 0 (host
+// commands, tests): not fenced.
 absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(const std::string& url,
-                                                         const SecretCipher& cipher);
+                                                         const SecretCipher& cipher,
+                                                         int64_t fence_epoch = 0);
 
 }  // namespace musafarm::coordinator

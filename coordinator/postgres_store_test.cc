@@ -199,6 +199,72 @@ TEST_F(PostgresStoreTest, ReconnectsAfterTheServerDropsTheConnection) {
   EXPECT_EQ(agents->size(), 1u);
 }
 
+// Leader fencing (issue 20): a store opened with epoch 1 after the epoch
+// moved to 2 (a successor took over) writes nothing, through any writer.
+TEST_F(PostgresStoreTest, ADeposedCoordinatorsWritesAreRefusedAndWriteNothing) {
+  ASSERT_NE(Open(), nullptr);  // the schema
+  RawDb raw(url_);
+  ASSERT_EQ(raw.Exec("UPDATE leadership SET epoch = 1"), "");
+  absl::StatusOr<std::unique_ptr<Store>> opened = OpenPostgresStore(url_, cipher_, 1);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Store& store = **opened;
+  Mutation m;
+  m.jobs = {MakeJob("1")};
+  ASSERT_TRUE(store.Commit(m).ok());  // the leader's epoch: lands
+
+  ASSERT_EQ(raw.Exec("UPDATE leadership SET epoch = 2"), "");  // the takeover
+  m.jobs = {MakeJob("2")};
+  absl::Status commit = store.Commit(m);
+  EXPECT_EQ(commit.code(), absl::StatusCode::kFailedPrecondition) << commit;
+  EXPECT_THAT(commit.message(), HasSubstr("deposed: epoch 1 is no longer the leader's (now 2)"));
+  // A single-statement write (a Run outside a transaction) and a schedule's
+  // batch are fenced too.
+  Revocation rev;
+  rev.name = "builder-9";
+  rev.revoked_at = absl::FromUnixSeconds(5);
+  absl::Status revoke = store.InsertRevocation(rev);
+  EXPECT_EQ(revoke.code(), absl::StatusCode::kFailedPrecondition) << revoke;
+  EXPECT_THAT(revoke.message(), HasSubstr("deposed"));
+  v1::Schedule schedule;
+  schedule.set_name("nightly");
+  EXPECT_EQ(store.schedules().Insert(schedule, {}).code(), absl::StatusCode::kFailedPrecondition);
+  // Reads are not fenced.
+  EXPECT_TRUE(store.LoadAgents().ok());
+
+  EXPECT_EQ(raw.Rows("SELECT id FROM jobs"), std::vector<std::string>{"1"});
+  EXPECT_EQ(raw.Rows("SELECT count(*) FROM revocations"), std::vector<std::string>{"0"});
+  EXPECT_EQ(raw.Rows("SELECT count(*) FROM schedules"), std::vector<std::string>{"0"});
+}
+
+// The race the fence closes: the successor's bump is in flight (its UPDATE
+// holds the leadership row) when the deposed coordinator commits. The commit
+// waits for the bump, then is refused; it never lands after the takeover.
+TEST_F(PostgresStoreTest, ACommitRacingATakeoverWaitsForItAndIsRefused) {
+  ASSERT_NE(Open(), nullptr);
+  RawDb successor(url_);
+  ASSERT_EQ(successor.Exec("UPDATE leadership SET epoch = 1"), "");
+  absl::StatusOr<std::unique_ptr<Store>> opened = OpenPostgresStore(url_, cipher_, 1);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  ASSERT_EQ(successor.Exec("BEGIN; UPDATE leadership SET epoch = 2"), "");
+  absl::Status commit;
+  std::thread deposed([&] {
+    Mutation m;
+    m.jobs = {MakeJob("late")};
+    commit = (*opened)->Commit(m);
+  });
+  // Wait until the deposed commit is blocked on the row the bump holds.
+  RawDb watcher(url_);
+  while (watcher.Rows("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND wait_event_type = 'Lock'") != std::vector<std::string>{"1"}) {
+    absl::SleepFor(absl::Milliseconds(5));  // polling the condition
+  }
+  ASSERT_EQ(successor.Exec("COMMIT"), "");
+  deposed.join();
+  EXPECT_EQ(commit.code(), absl::StatusCode::kFailedPrecondition) << commit;
+  EXPECT_THAT(commit.message(), HasSubstr("deposed: epoch 1 is no longer the leader's (now 2)"));
+  EXPECT_EQ(watcher.Rows("SELECT count(*) FROM jobs"), std::vector<std::string>{"0"});
+}
+
 TEST_F(PostgresStoreTest, BadUrlsAreClearErrorsWithoutThePassword) {
   absl::StatusOr<std::unique_ptr<Store>> store = OpenPostgresStore("mysql://db/x", cipher_);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kInvalidArgument);

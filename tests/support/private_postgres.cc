@@ -182,4 +182,11 @@ PrivatePostgres* TestPostgres(std::string* error) {
   return shared;
 }
 
+absl::StatusOr<std::string> NewTestDatabase() {
+  std::string error;
+  PrivatePostgres* pg = TestPostgres(&error);
+  if (pg == nullptr) return absl::UnavailableError(absl::StrCat("no test PostgreSQL: ", error));
+  return pg->CreateDatabase();
+}
+
 }  // namespace musafarm::test_support

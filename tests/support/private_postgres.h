@@ -56,4 +56,7 @@ class PrivatePostgres {
 // when neither is possible.
 PrivatePostgres* TestPostgres(std::string* error);
 
+// A new database in TestPostgres(); its URL.
+absl::StatusOr<std::string> NewTestDatabase();
+
 }  // namespace musafarm::test_support
