@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,25 +84,45 @@ Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::
   return child;
 }
 
+namespace {
+
+// A pidfd for `pid` (Linux 5.3): readable once the process has exited, so
+// that one poll() waits for output and the exit at once. -1 where the kernel
+// has none; Supervise then polls for the exit as before.
+int OpenPidFd(pid_t pid) {
+#ifdef SYS_pidfd_open
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+#else
+  (void)pid;
+  return -1;
+#endif
+}
+
+}  // namespace
+
 int Supervise(const Child& child, const std::function<void(std::string)>& on_output,
               const std::function<void()>& tick, absl::Duration drain, bool* complete) {
   bool exited = false, eof = false;
   absl::Time drain_until = absl::InfiniteFuture();
   int status = 0;
   std::string buf(kReadChunk, '\0');
+  // Waited on beside the pipe: a process that closes its output as it exits
+  // (most do) is seen exiting as soon as it has, not at the next tick.
+  const int pidfd = OpenPidFd(child.pid);
   while (!exited || (!eof && absl::Now() < drain_until)) {
     if (!exited) tick();
-    if (eof) {
-      absl::SleepFor(absl::Milliseconds(20));  // output closed; waiting for the exit
-    } else {
-      struct pollfd p = {child.fd, POLLIN, 0};
-      if (::poll(&p, 1, 50) > 0) {
-        const ssize_t r = ::read(child.fd, buf.data(), buf.size());
-        if (r > 0) {
-          on_output(buf.substr(0, static_cast<size_t>(r)));
-        } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
-          eof = true;
-        }
+    struct pollfd p[2] = {{child.fd, POLLIN, 0}, {pidfd, POLLIN, 0}};
+    // Output closed: only the exit is left to wait for.
+    struct pollfd* first = eof ? &p[1] : &p[0];
+    const nfds_t n = static_cast<nfds_t>((eof ? 0 : 1) + (!exited && pidfd >= 0 ? 1 : 0));
+    if (n == 0) {
+      absl::SleepFor(absl::Milliseconds(20));  // output closed, no pidfd: poll for the exit
+    } else if (::poll(first, n, 50) > 0 && !eof && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+      const ssize_t r = ::read(child.fd, buf.data(), buf.size());
+      if (r > 0) {
+        on_output(buf.substr(0, static_cast<size_t>(r)));
+      } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
+        eof = true;
       }
     }
     if (!exited) {
@@ -117,6 +138,7 @@ int Supervise(const Child& child, const std::function<void(std::string)>& on_out
       }
     }
   }
+  if (pidfd >= 0) ::close(pidfd);
   ::close(child.fd);
   if (complete != nullptr) *complete = eof;
   return status;

@@ -25,6 +25,22 @@ TEST(SubprocessTest, RunsArgvWithExactlyTheGivenEnvAndDir) {
   EXPECT_GE(ticks, 1);
 }
 
+// The output ends long before the process does: its exit is still waited
+// for (on its pidfd beside the pipe), and then reaped with its status.
+TEST(SubprocessTest, OutputClosedBeforeTheExitStillGivesTheExitStatus) {
+  Child child = Spawn({"sh", "-c", "echo bye; exec >&- 2>&-; sleep 0.3; exit 4"}, InheritedEnv(), "");
+  ASSERT_TRUE(child.error.empty()) << child.error;
+  std::string out;
+  bool complete = false;
+  const int status = Supervise(
+      child, [&](std::string d) { out += d; }, [] {}, absl::Seconds(1), &complete);
+  EXPECT_EQ(out, "bye\n");
+  EXPECT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 4);
+  EXPECT_TRUE(complete);
+  EXPECT_EQ(::waitpid(child.pid, nullptr, WNOHANG), -1) << "reaped";
+}
+
 TEST(SubprocessTest, MissingProgramIsReportedNotThrown) {
   Child child = Spawn({"/nonexistent/prog"}, InheritedEnv(), "");
   EXPECT_EQ(child.pid, -1);
