@@ -97,7 +97,7 @@ struct AgentOptions {
 // room (nothing is dropped). Results stay in memory until acknowledged.
 //
 // Nothing stuck: what runs is recorded in <work-dir>/agent-state.pb (and
-// agent-state.durable.pb: agent_state.h), written once per loop turn for all
+// agent-state.durable.{0,1}: agent_state.h), written once per loop turn for all
 // the changes of the turn, before any attempt assigned in it starts.
 // Start() reads it first: process groups of an
 // earlier run (verified by their start time) are killed, the executors remove

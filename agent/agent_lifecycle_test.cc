@@ -402,8 +402,7 @@ TEST_F(AgentLifecycleTest, AResultIsSentOnlyOnceItsRecordIsOnDisk) {
   gate.Hold(false);
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 41)));
   // When it came, the durable file recorded it, result included.
-  absl::StatusOr<AgentState> durable =
-      ReadAgentStateFile(absl::StrCat(work_, "/", kDurableAgentStateFile));
+  absl::StatusOr<AgentState> durable = ReadDurableAgentState(work_);
   ASSERT_TRUE(durable.ok()) << durable.status();
   ASSERT_EQ(durable->attempts_size(), 1);
   EXPECT_TRUE(durable->attempts(0).finished());

@@ -171,9 +171,10 @@ void Agent::RemoveLeftovers() {
   if (!old.empty()) {
     Log()->info("removed {} task and spool entries of an earlier run", old.size());
   }
-  // Written in the current format before the legacy file goes: read once.
-  if (WriteStateNow() && legacy) {
-    ::unlink(absl::StrCat(options_.work_dir, "/", kLegacyAgentStateFile).c_str());
+  // Written in the current format before the old files go: read once.
+  if (WriteStateNow()) {
+    if (legacy) ::unlink(absl::StrCat(options_.work_dir, "/", kLegacyAgentStateFile).c_str());
+    ::unlink(absl::StrCat(options_.work_dir, "/", kOldDurableAgentStateFile).c_str());
   }
 }
 

@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/atomic_file.h"
+#include "common/durable_record.h"
 
 namespace musafarm::agent {
 namespace {
@@ -145,11 +146,12 @@ absl::Status WriteAgentStateFile(const std::string& path, const AgentState& stat
   return WriteFileAtomically(path, *bytes, 0600);
 }
 
-absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path) {
-  absl::StatusOr<std::string> bytes = ReadWholeFile(path);
-  if (!bytes.ok()) return bytes.status();
+namespace {
+
+// `bytes` as a state, `path` naming where they came from in errors.
+absl::StatusOr<AgentState> ParseAgentState(const std::string& bytes, const std::string& path) {
   AgentState state;
-  if (!state.ParseFromString(*bytes) || state.version() == 0) {
+  if (!state.ParseFromString(bytes) || state.version() == 0) {
     return absl::DataLossError(absl::StrCat(path, ": not a musafarm agent state"));
   }
   if (state.version() != kAgentStateVersion) {
@@ -168,24 +170,44 @@ absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path) {
   return state;
 }
 
+}  // namespace
+
+absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path) {
+  absl::StatusOr<std::string> bytes = ReadWholeFile(path);
+  if (!bytes.ok()) return bytes.status();
+  return ParseAgentState(*bytes, path);
+}
+
+absl::StatusOr<AgentState> ReadDurableAgentState(const std::string& work_dir) {
+  const std::string base = absl::StrCat(work_dir, "/", kDurableAgentState);
+  absl::StatusOr<std::string> bytes = DurableRecord::Read(base);
+  if (!bytes.ok()) return bytes.status();
+  return ParseAgentState(*bytes, base);
+}
+
 absl::StatusOr<AgentState> LoadAgentState(const std::string& work_dir, bool* legacy) {
   *legacy = false;
-  absl::StatusOr<AgentState> state =
-      ReadAgentStateFile(absl::StrCat(work_dir, "/", kAgentStateFile));
-  absl::StatusOr<AgentState> durable =
-      ReadAgentStateFile(absl::StrCat(work_dir, "/", kDurableAgentStateFile));
-  if (state.ok() && durable.ok()) {
-    // Equal: the same snapshot; the visible file is then at least as new.
-    return state->sequence() >= durable->sequence() ? state : durable;
+  // In order of preference at equal sequence: the same snapshot, and the
+  // visible file is then at least as new.
+  const absl::StatusOr<AgentState> found[] = {
+      ReadAgentStateFile(absl::StrCat(work_dir, "/", kAgentStateFile)),
+      ReadDurableAgentState(work_dir),
+      ReadAgentStateFile(absl::StrCat(work_dir, "/", kOldDurableAgentStateFile)),
+  };
+  const absl::StatusOr<AgentState>* newest = nullptr;
+  for (const absl::StatusOr<AgentState>& f : found) {
+    if (f.ok() && (newest == nullptr || f->sequence() > (*newest)->sequence())) newest = &f;
   }
-  if (durable.ok()) return durable;  // e.g. a visible file a machine crash left empty
-  if (!absl::IsNotFound(state.status())) return state;
-  if (!absl::IsNotFound(durable.status())) return durable;
+  // e.g. a visible file a machine crash left empty: the durable state.
+  if (newest != nullptr) return *newest;
+  for (const absl::StatusOr<AgentState>& f : found) {
+    if (!absl::IsNotFound(f.status())) return f;
+  }
   const std::string old = absl::StrCat(work_dir, "/", kLegacyAgentStateFile);
   absl::StatusOr<std::string> text = ReadWholeFile(old);
   if (!text.ok()) return text.status();
   *legacy = true;
-  state = ParseLegacyAgentState(*text);
+  absl::StatusOr<AgentState> state = ParseLegacyAgentState(*text);
   if (!state.ok()) return absl::DataLossError(absl::StrCat(old, ": ", state.status().message()));
   return state;
 }

@@ -26,15 +26,20 @@ namespace musafarm::agent {
 // kAgentStateFile is replaced at every change, once per loop turn, without
 // fsync: a restarted agent process reads exactly what its predecessor wrote,
 // which is all that running exec attempts need, since a machine crash ends
-// their processes too. kDurableAgentStateFile is written with fsync when a
+// their processes too. The durable state is written with fdatasync when a
 // change must survive a machine crash (a finished attempt, before its result
-// is sent; a docker attempt, before it starts; the instance secret). Each
-// carries AgentState.sequence and LoadAgentState takes the newer that parses,
-// so a kAgentStateFile that a machine crash left old, empty or missing falls
-// back to the durable one. Agents before issue 19 read kAgentStateFile only,
-// in the same format.
+// is sent; a docker attempt, before it starts; the instance secret): in the
+// two slots of a DurableRecord (common/durable_record.h), kDurableAgentState
+// ".0" and ".1", overwritten in place with one fdatasync and no journal
+// commit. Each state carries AgentState.sequence and LoadAgentState takes the
+// newest that parses, so a kAgentStateFile that a machine crash left old,
+// empty or missing falls back to the durable one. Agents before issue 19 read
+// kAgentStateFile only, in the same format; agents of issue 19 before the
+// slots wrote the durable state to kOldDurableAgentStateFile (read on an
+// upgrade, then removed).
 inline constexpr char kAgentStateFile[] = "agent-state.pb";
-inline constexpr char kDurableAgentStateFile[] = "agent-state.durable.pb";
+inline constexpr char kDurableAgentState[] = "agent-state.durable";
+inline constexpr char kOldDurableAgentStateFile[] = "agent-state.durable.pb";
 // What agents before the proto wrote instead: text, read once on an upgrade
 // in place (LoadAgentState).
 inline constexpr char kLegacyAgentStateFile[] = "agent-state";
@@ -50,12 +55,16 @@ absl::Status WriteAgentStateFile(const std::string& path, const AgentState& stat
 // another version or holds a record no agent writes.
 absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path);
 
-// The state in `work_dir`: the newer (AgentState.sequence) of its
-// kAgentStateFile and kDurableAgentStateFile that parses, or when there is
-// neither, the kLegacyAgentStateFile an older agent left (`*legacy` says
-// which). Once the caller has written the new file, it removes the legacy
-// one, so that it is read only once. NotFound when there is none; DataLoss
-// when none of those there parses.
+// The durable state in `work_dir` (kDurableAgentState's slots). NotFound
+// when none was ever written whole; DataLoss as ReadAgentStateFile.
+absl::StatusOr<AgentState> ReadDurableAgentState(const std::string& work_dir);
+
+// The state in `work_dir`: the newest (AgentState.sequence) that parses of its
+// kAgentStateFile, its durable state and a kOldDurableAgentStateFile, or when
+// there is none of them, the kLegacyAgentStateFile an older agent left
+// (`*legacy` says which). Once the caller has written the new files, it
+// removes the old ones, so that they are read only once. NotFound when there
+// is none; DataLoss when none of those there parses.
 absl::StatusOr<AgentState> LoadAgentState(const std::string& work_dir, bool* legacy);
 
 // The legacy text format, one record per line, fields tab-separated and

@@ -11,6 +11,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/durable_record.h"
 #include "common/subprocess.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -159,43 +160,62 @@ TEST_F(AgentStateTest, LoadPrefersTheProtoAndFallsBackToTheLegacyTextOnce) {
 }
 
 // Issue 19: the state is written at every change without fsync
-// (kAgentStateFile) and with fsync when it must survive a machine crash
-// (kDurableAgentStateFile). The newer that parses is the state; a visible
-// file a machine crash left empty, or older than the durable one, loses.
-TEST_F(AgentStateTest, LoadTakesTheNewerOfTheVisibleAndTheDurableFile) {
+// (kAgentStateFile) and with fdatasync when it must survive a machine crash
+// (kDurableAgentState's slots; kOldDurableAgentStateFile before them). The
+// newest that parses is the state; a visible file a machine crash left empty,
+// or older than the durable state, loses.
+TEST_F(AgentStateTest, LoadTakesTheNewestOfTheVisibleAndTheDurableStates) {
   const std::string work = dir_.string();
-  const std::string durable = (dir_ / kDurableAgentStateFile).string();
+  const std::string old_durable = (dir_ / kOldDurableAgentStateFile).string();
+  DurableRecord durable(work + "/" + kDurableAgentState);
+  auto write_durable = [&durable](const AgentState& state) {
+    absl::StatusOr<std::string> bytes = SerializeAgentState(state);
+    return bytes.ok() && durable.Write(*bytes).ok();
+  };
   AgentState visible_state;
   visible_state.set_agent("visible");
   visible_state.set_sequence(5);
   AgentState durable_state;
   durable_state.set_agent("durable");
   durable_state.set_sequence(4);
+  AgentState old_state;  // an agent before the slots wrote it, before an upgrade
+  old_state.set_agent("old durable");
+  old_state.set_sequence(3);
   ASSERT_TRUE(WriteAgentStateFile(path_, visible_state).ok());
-  ASSERT_TRUE(WriteAgentStateFile(durable, durable_state).ok());
+  ASSERT_TRUE(write_durable(durable_state));
+  ASSERT_TRUE(WriteAgentStateFile(old_durable, old_state).ok());
   bool legacy = true;
   absl::StatusOr<AgentState> got = LoadAgentState(work, &legacy);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_FALSE(legacy);
   EXPECT_EQ(got->agent(), "visible");
-  // A machine crash kept an older visible file than the durable one.
+  // A machine crash kept an older visible file than the durable state.
   durable_state.set_sequence(6);
-  ASSERT_TRUE(WriteAgentStateFile(durable, durable_state).ok());
+  ASSERT_TRUE(write_durable(durable_state));
   got = LoadAgentState(work, &legacy);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->agent(), "durable");
+  EXPECT_EQ(ReadDurableAgentState(work)->agent(), "durable");
   // ... or an empty one.
   std::ofstream(path_, std::ios::trunc).close();
   got = LoadAgentState(work, &legacy);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->agent(), "durable");
-  // Only the durable one.
+  // Only the durable state.
   fs::remove(path_);
   got = LoadAgentState(work, &legacy);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ(got->agent(), "durable");
-  // Neither parses: DataLoss, not a guess.
-  std::ofstream(durable, std::ios::trunc) << "garbage";
+  // Upgraded from an agent before the slots: its durable file is newer.
+  old_state.set_sequence(7);
+  ASSERT_TRUE(WriteAgentStateFile(old_durable, old_state).ok());
+  got = LoadAgentState(work, &legacy);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->agent(), "old durable");
+  // Nothing parses: DataLoss, not a guess.
+  fs::remove(work + "/" + kDurableAgentState + ".0");
+  fs::remove(work + "/" + kDurableAgentState + ".1");
+  std::ofstream(old_durable, std::ios::trunc) << "garbage";
   std::ofstream(path_, std::ios::trunc).close();
   EXPECT_TRUE(absl::IsDataLoss(LoadAgentState(work, &legacy).status()));
 }

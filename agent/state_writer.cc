@@ -21,7 +21,7 @@ void CloseAll(const std::vector<int>& fds) {
 
 StateWriter::StateWriter(std::string work_dir)
     : visible_path_(absl::StrCat(work_dir, "/", kAgentStateFile)),
-      durable_path_(absl::StrCat(work_dir, "/", kDurableAgentStateFile)) {
+      durable_(absl::StrCat(work_dir, "/", kDurableAgentState)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -120,7 +120,7 @@ absl::Status StateWriter::Durable(const std::string& bytes, const std::vector<in
     ::close(fd);
   }
   if (!s.ok()) return s;
-  return WriteFileAtomically(durable_path_, bytes, 0600);
+  return durable_.Write(bytes);
 }
 
 }  // namespace musafarm::agent

@@ -10,6 +10,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "common/durable_record.h"
 #include "musafarm/agent/agent_state.pb.h"
 
 namespace musafarm::agent {
@@ -17,7 +18,7 @@ namespace musafarm::agent {
 // Writes the agent's state files (agent_state.h) for the agent loop, so that
 // no fsync runs on it between an assignment and its spawn (issue 19):
 // WriteVisible replaces kAgentStateFile without fsync, on the caller's thread;
-// WriteDurableAsync writes kDurableAgentStateFile with fsync on the writer's
+// WriteDurableAsync writes kDurableAgentState with fdatasync on the writer's
 // own thread (one for the agent, not one per attempt) and reports when it is
 // on disk, while the loop goes on. At most one durable write is in flight;
 // the agent gathers every change that arrives meanwhile into the next one.
@@ -34,7 +35,7 @@ class StateWriter {
   absl::Status WriteVisible(const AgentState& state);
   // On the writer's thread: fdatasync and close each of `sync_fds` (the
   // caller's duplicates of spool files whose bytes the state vouches for),
-  // then kDurableAgentStateFile through WriteFileAtomically; then `done` with
+  // then the durable state (kDurableAgentState); then `done` with
   // the outcome, on that thread (it should only post). Only when no other is
   // in flight (the previous `done` has been called).
   void WriteDurableAsync(const AgentState& state, std::vector<int> sync_fds,
@@ -56,7 +57,8 @@ class StateWriter {
   absl::Status Durable(const std::string& bytes, const std::vector<int>& fds);
 
   const std::string visible_path_;
-  const std::string durable_path_;
+  // Written by whichever thread holds busy_ (Durable), one at a time.
+  DurableRecord durable_;
   absl::Mutex mu_;
   std::optional<Job> job_ ABSL_GUARDED_BY(mu_);
   bool busy_ ABSL_GUARDED_BY(mu_) = false;  // a durable write is running
