@@ -142,9 +142,16 @@ grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* c
     unresolved = unresolved || (in.tree().sha256().empty() && !in.source().empty());
   }
   if (!unresolved || resolve_ == nullptr) {
-    return OnLoop(ctx, loop_, [this, req, resp, who = *who, peer = ctx->peer()]() -> absl::Status {
-      return SubmitOnLoop(*req, who, peer, resp);
+    // Grouped (EventLoop::PostGrouped), unlike the other calls: the job is
+    // committed and answered in the closure, and placing its tasks, with the
+    // commit of their assignments, waits for the end of the group, after the
+    // answer has gone out, and is shared with the submissions and agent
+    // messages that queued up meanwhile (issue 19).
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    loop_->PostGrouped([this, reactor, req, resp, who = *who, peer = ctx->peer()] {
+      reactor->Finish(ToGrpc(SubmitOnLoop(*req, who, peer, resp)));
     });
+    return reactor;
   }
   // Git inputs: resolved on the content loop, then submitted on the core loop.
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
@@ -155,7 +162,7 @@ grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* c
       reactor->Finish(ToGrpc(s));
       return;
     }
-    loop_->Post([this, reactor, resolved, resp, who, peer] {
+    loop_->PostGrouped([this, reactor, resolved, resp, who, peer] {
       reactor->Finish(ToGrpc(SubmitOnLoop(*resolved, who, peer, resp)));
     });
   });

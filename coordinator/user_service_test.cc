@@ -1,5 +1,7 @@
 #include "coordinator/user_service.h"
 
+#include <atomic>
+
 #include <google/protobuf/util/time_util.h>
 
 #include <memory>
@@ -85,6 +87,20 @@ TEST_F(UserServiceTest, UnaryCallsReachTheApiOnTheLoopAndReturnItsAnswer) {
                           "Drain builder-1 undrain", "GetLog 7/t", "Cancel 7",
                           "GetArtifact ut_output.txt"));
   EXPECT_TRUE(t_.api.calls.AllOn(t_.LoopThread()));
+}
+
+// Issue 19: a submission runs in a group of the loop (EventLoop::PostGrouped),
+// so that the Core answers it once the job is stored and places its tasks,
+// one commit for all that queued up meanwhile, at the end of the group.
+TEST_F(UserServiceTest, SubmitRunsInAGroupOfTheLoop) {
+  std::atomic<bool> grouped{false};
+  t_.api.on_submit = [this, &grouped] { grouped = t_.in_group.load(); };
+  v1::SubmitRequest submit;
+  submit.set_name("nightly");
+  v1::SubmitResponse submitted;
+  ASSERT_TRUE(stub_->Submit(Context().get(), submit, &submitted).ok());
+  EXPECT_EQ(submitted.job().id(), "7");
+  EXPECT_TRUE(grouped);
 }
 
 TEST_F(UserServiceTest, ErrorsKeepTheirCodeAndMessage) {

@@ -6,6 +6,7 @@
 // loop thread; the test thread reads them through Await* (no sleeping).
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -96,6 +97,7 @@ class FakeUserApi final : public coordinator::UserApi {
   absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request,
                                  const std::string& submitter) override {
     calls.Add("Submit " + request.name() + (submitter.empty() ? "" : " by " + submitter));
+    if (on_submit) on_submit();
     if (!status.ok()) return status;
     v1::Job job;
     job.set_id("7");
@@ -197,6 +199,7 @@ class FakeUserApi final : public coordinator::UserApi {
   static constexpr int64_t kCreatedUs = 1796119200000000;  // 2026-12-01T10:00:00Z
   absl::Status status;  // set before the call under test
   std::string owner;    // what OwnerOf answers for ids not starting "theirs"
+  std::function<void()> on_submit;  // set before the call under test; runs in Submit
   mutable CallLog calls;
 
  private:

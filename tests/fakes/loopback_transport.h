@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +22,8 @@ class LoopbackTransport {
   explicit LoopbackTransport(const coordinator::AccessControl* access = nullptr,
                              coordinator::UserAdmin* admin = nullptr)
       : server_(&loop_, &sink, &api, std::nullopt, &enrollment, access, admin) {
+    // As the coordinator's loop has them (its Core's BeginGroup / EndGroup).
+    loop_.SetGroupHooks([this] { in_group = true; }, [this] { in_group = false; });
     loop_.Start();
     absl::StatusOr<int> port = server_.Start("127.0.0.1:0");
     EXPECT_TRUE(port.ok()) << port.status();
@@ -42,6 +45,8 @@ class LoopbackTransport {
   FakeUserApi api;
   FakeEnrollmentApi enrollment;
   std::shared_ptr<grpc::Channel> channel;
+  // Whether the loop is running a group of closures (EventLoop::PostGrouped).
+  std::atomic<bool> in_group{false};
 
  private:
   EventLoop loop_;
