@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -19,6 +20,7 @@
 #include "coordinator/access_control.h"
 #include "coordinator/git_inputs.h"
 #include "coordinator/joined_inputs.h"
+#include "coordinator/leadership.h"
 #include "coordinator/local_blob_store.h"
 #include "coordinator/dashboard.h"
 #include "coordinator/http_auth.h"
@@ -31,6 +33,7 @@
 #include "coordinator/secret_cipher.h"
 #include "coordinator/secrets_key.h"
 #include "coordinator/server.h"
+#include "coordinator/standby_server.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -104,6 +107,22 @@ void ScheduleBlobGc(EventLoop* io, BlobStore* blobs, absl::Duration grace) {
   });
 }
 
+// "host" of "host:port" (IPv6 in brackets stays bracketed).
+std::string ListenHost(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  return colon == std::string::npos ? listen : listen.substr(0, colon);
+}
+
+bool IsWildcardHost(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::";
+}
+
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
+}
+
 void ScheduleTick(EventLoop* loop, Core* core) {
   loop->PostAfter(kTickInterval, [loop, core] {
     core->Tick();
@@ -160,9 +179,17 @@ absl::Status Coordinator::Start() {
       http.key_pem = tls->key_pem;
     }
     http_ = std::make_unique<HttpServer>(std::move(http));
-    AddProbeRoutes(http_->routes(), &ready_);
+    auto standby_note = [this]() -> std::string {
+      if (!StandingBy()) return "";
+      const Leadership* l = leadership_view_.load(std::memory_order_acquire);
+      const std::string active = l->active_address();
+      return absl::StrCat("standby coordinator; the active coordinator is ",
+                          active.empty() ? "not known yet" : absl::StrCat("at ", active));
+    };
+    AddProbeRoutes(http_->routes(), &ready_, standby_note);
     DashboardOptions dash;
     dash.tls = tls.has_value();
+    dash.standby = standby_note;
     dashboard_ = std::make_unique<Dashboard>(dash);
     dashboard_->AddRoutes(http_->routes());
     // The routes below read core_ and access_, which exist once ready_ is set.
@@ -170,18 +197,20 @@ absl::Status Coordinator::Start() {
         http_->routes(),
         [this](const httplib::Request& req) -> absl::Status {
           if (options_.metrics_public) return absl::OkStatus();
-          if (!ready_.load(std::memory_order_acquire)) {
+          if (!ready_.load(std::memory_order_acquire) && !StandingBy()) {
             return absl::UnavailableError("recovering; try again shortly");
           }
           return Check(*access_, req, Action::kRead).status();
         },
         [this]() -> absl::StatusOr<std::string> {
           if (!ready_.load(std::memory_order_acquire)) {
+            // A standby has only its leadership to report.
+            if (StandingBy()) return LeadershipMetrics();
             return absl::UnavailableError("recovering; no metrics yet");
           }
           std::string text;
           loop_.RunSync([&] { text = core_->RenderMetrics(); });
-          return text;
+          return text + LeadershipMetrics();
         });
     absl::StatusOr<int> http_port = http_->Start();
     if (!http_port.ok()) return http_port.status();
@@ -208,17 +237,167 @@ absl::Status Coordinator::Start() {
   }
   absl::StatusOr<SecretCipher> cipher = SecretCipher::Create(key->key);
   if (!cipher.ok()) return cipher.status();
-  const std::string db_path = absl::StrCat(options_.data_dir, "/musafarm.db");
-  const bool on_postgres = IsPostgresUrl(options_.store);
-  if (!options_.store.empty() && !on_postgres) {
+  cipher_ = *std::move(cipher);
+  tls_ = std::move(tls);
+  if (!options_.store.empty() && !IsPostgresUrl(options_.store)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--store: \"", options_.store, "\" is not a postgres:// or postgresql:// URL (leave "
         "it out for SQLite in the data dir)"));
   }
-  // Each user of the store has its own connection (SQLite's, or PostgreSQL's).
+  if (IsPostgresUrl(options_.store)) return StartElection();
+  return StartActive(/*fence_epoch=*/0);
+}
+
+absl::Status Coordinator::StartElection() {
+  auto log = GetLogger("coordinator");
+  // The schema first: the leadership tables are in it. Migrations are not
+  // fenced; an advisory lock of their own serialises them.
+  {
+    absl::StatusOr<std::unique_ptr<Store>> migrated = OpenPostgresStore(options_.store, *cipher_);
+    if (!migrated.ok()) return migrated.status();
+  }
+  // Bound first, so that the address recorded on winning names the port
+  // (--listen may say port 0).
+  standby_ = std::make_unique<StandbyServer>(tls_, [this] {
+    Leadership* l = leadership_view_.load(std::memory_order_acquire);
+    return l != nullptr ? l->active_address() : std::string();
+  });
+  absl::StatusOr<int> port = standby_->Start(options_.listen);
+  if (!port.ok()) return port.status();
+  port_ = *port;
+  const std::string host = ListenHost(options_.listen);
+  options_.listen = absl::StrCat(host, ":", port_);  // the active server binds the same port
+  LeadershipOptions election;
+  election.url = options_.store;
+  election.address = options_.advertise_address.empty()
+                         ? absl::StrCat(IsWildcardHost(host) ? HostName() : host, ":", port_)
+                         : options_.advertise_address;
+  election.id = absl::StrCat(HostName(), "/", ::getpid(), "/", absl::ToUnixMicros(absl::Now()));
+  election.session_timeout = options_.leader_session_timeout;
+  election.check_interval = std::min(absl::Seconds(1), options_.leader_session_timeout / 4);
+  absl::StatusOr<std::unique_ptr<Leadership>> leadership = Leadership::Open(election);
+  if (!leadership.ok()) return leadership.status();
+  leadership_ = *std::move(leadership);
+  leadership_view_.store(leadership_.get(), std::memory_order_release);
+  // Tokens are read (never written) through their own connection: a standby
+  // checks them too, for /metrics.
+  {
+    absl::StatusOr<std::unique_ptr<Store>> tokens = OpenPostgresStore(options_.store, *cipher_);
+    if (!tokens.ok()) return tokens.status();
+    access_ = std::make_unique<AccessControl>(*std::move(tokens), options_.insecure);
+  }
+  absl::StatusOr<bool> won = leadership_->TryAcquire();
+  if (!won.ok()) return won.status();
+  // A standby names the active one from its first answer on.
+  if (!*won) {
+    if (absl::Status s = leadership_->RefreshActive(); !s.ok()) return s;
+  }
+  Leadership::Callbacks callbacks;
+  callbacks.on_active = [this](int64_t epoch) {
+    activation_ = std::thread([this, epoch] { Activate(epoch); });
+  };
+  callbacks.on_lost = [](absl::Status why) {
+    // Another coordinator may hold the lock by now and bump the epoch: stop
+    // acting at once. A supervisor (systemd Restart=, Kubernetes) starts
+    // this one again, as a standby.
+    auto log = GetLogger("coordinator");
+    if (std::getenv("MUSAFARM_TEST_IGNORE_LOST_LEADERSHIP") != nullptr) {
+      // Tests only (tests/e2e/leadership_test.cc): carry on as if this went
+      // unnoticed, to show that the epoch fence alone refuses the writes.
+      log->error("lost the leadership: {}; carrying on (MUSAFARM_TEST_IGNORE_LOST_LEADERSHIP)",
+                 std::string(why.message()));
+      return;
+    }
+    log->error("lost the leadership: {}; exiting (restart this coordinator: it comes back as a "
+               "standby)",
+               std::string(why.message()));
+    log->flush();
+    std::_Exit(3);
+  };
+  // A fenced write that finds a successor's epoch: stop at once, as for a
+  // lost lock session (the check would notice within check_interval).
+  pg::SetDeposedHandler([](const absl::Status& why) {
+    auto log = GetLogger("coordinator");
+    log->error("{}; exiting (another coordinator took over; restart this one: it comes back as "
+               "a standby)",
+               std::string(why.message()));
+    log->flush();
+    std::_Exit(3);
+  });
+  // The checks run from here on, also while a long recovery runs.
+  leadership_->Start(std::move(callbacks));
+  if (*won) {
+    standby_->Shutdown();
+    standby_.reset();
+    log->info("active coordinator (epoch {}, address {})", leadership_->epoch(),
+              election.address);
+    return StartActive(leadership_->epoch());
+  }
+  log->info("standby coordinator (address {}): {} is active; taking over when it goes",
+            election.address,
+            leadership_->active_address().empty() ? "nobody" : leadership_->active_address());
+  return WritePortFile();
+}
+
+void Coordinator::Activate(int64_t epoch) {
+  absl::MutexLock lock(&activation_mu_);
+  if (shut_down_) return;
+  auto log = GetLogger("coordinator");
+  const absl::Time t0 = absl::Now();
+  if (epoch > 1) ++takeovers_;
+  standby_->Shutdown();
+  if (absl::Status s = StartActive(epoch); !s.ok()) {
+    log->error("cannot take over as the active coordinator: {}; exiting", s.ToString());
+    log->flush();
+    std::_Exit(1);
+  }
+  log->info("took over as the active coordinator (epoch {}) in {}", epoch,
+            absl::FormatDuration(absl::Now() - t0));
+}
+
+absl::Status Coordinator::WritePortFile() {
+  if (options_.port_file.empty()) return absl::OkStatus();
+  // Atomically, so a reader never sees half a number.
+  if (absl::Status s = WriteFileAtomically(options_.port_file, absl::StrCat(port_, "\n"));
+      !s.ok()) {
+    return absl::InternalError(absl::StrCat("cannot write port file: ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+std::string Coordinator::LeadershipMetrics() const {
+  const Leadership* l = leadership_view_.load(std::memory_order_acquire);
+  if (l == nullptr) return "";
+  const bool active = l->active();
+  const absl::Time since = l->since();
+  return absl::StrCat(
+      "# HELP musafarm_coordinator_leader 1 on the active coordinator, 0 on a standby.\n"
+      "# TYPE musafarm_coordinator_leader gauge\n"
+      "musafarm_coordinator_leader ", active ? 1 : 0, "\n",
+      "# HELP musafarm_coordinator_leader_epoch The leader epoch this coordinator won (0 on a "
+      "standby).\n"
+      "# TYPE musafarm_coordinator_leader_epoch gauge\n"
+      "musafarm_coordinator_leader_epoch ", l->epoch(), "\n",
+      "# HELP musafarm_coordinator_leader_since_seconds When this coordinator became active "
+      "(Unix time; 0 on a standby).\n"
+      "# TYPE musafarm_coordinator_leader_since_seconds gauge\n"
+      "musafarm_coordinator_leader_since_seconds ",
+      active ? absl::ToUnixSeconds(since) : 0, "\n",
+      "# HELP musafarm_coordinator_takeovers_total Times this coordinator became active after "
+      "another had led.\n"
+      "# TYPE musafarm_coordinator_takeovers_total counter\n"
+      "musafarm_coordinator_takeovers_total ", active && l->epoch() > 1 ? 1 : 0, "\n");
+}
+
+absl::Status Coordinator::StartActive(int64_t fence_epoch) {
+  auto log = GetLogger("coordinator");
+  const std::string db_path = absl::StrCat(options_.data_dir, "/musafarm.db");
+  const bool on_postgres = IsPostgresUrl(options_.store);
+  // Each user of the store has its own connection (SQLite's, or PostgreSQL's,
+  // each fenced by the leader epoch).
   auto open_store = [&]() -> absl::StatusOr<std::unique_ptr<Store>> {
-    if (on_postgres) return OpenPostgresStore(options_.store, *cipher);
-    return OpenSqliteStore(db_path, *cipher);
+    if (on_postgres) return OpenPostgresStore(options_.store, *cipher_, fence_epoch);
+    return OpenSqliteStore(db_path, *cipher_);
   };
   absl::StatusOr<std::unique_ptr<Store>> store = open_store();
   if (!store.ok()) return store.status();
@@ -230,7 +409,7 @@ absl::Status Coordinator::Start() {
     if (on_postgres) break;
     if (absl::Status s = MakePrivateFile(db_path + suffix); !s.ok()) return s;
   }
-  {
+  if (access_ == nullptr) {  // a standby made it already
     absl::StatusOr<std::unique_ptr<Store>> tokens = open_store();
     if (!tokens.ok()) return tokens.status();
     access_ = std::make_unique<AccessControl>(*std::move(tokens), options_.insecure);
@@ -241,9 +420,9 @@ absl::Status Coordinator::Start() {
   // The farm CA signs enrolments and renewals when its key is here (`ca
   // init`); with an operator's own CA only revocation works.
   EnrollmentOptions enrollment = options_.enrollment;
-  if (tls.has_value()) {
-    enrollment.trusted_pem = tls->agent_ca_pem;
-    if (!tls->ca_key_pem.empty()) enrollment.ca = pki::Ca{tls->agent_ca_pem, tls->ca_key_pem};
+  if (tls_.has_value()) {
+    enrollment.trusted_pem = tls_->agent_ca_pem;
+    if (!tls_->ca_key_pem.empty()) enrollment.ca = pki::Ca{tls_->agent_ca_pem, tls_->ca_key_pem};
   }
   enrollment_ = std::make_unique<Enrollment>(store_.get(), RealClock::Get(), enrollment);
   if (absl::Status s = enrollment_->Load(); !s.ok()) return s;
@@ -288,8 +467,8 @@ absl::Status Coordinator::Start() {
     core_->set_blob_store(blobs_.get());
   }
 
-  const bool serves_tls = tls.has_value();
-  server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get(), std::move(tls),
+  const bool serves_tls = tls_.has_value();
+  server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get(), tls_,
                                     enrollment_.get(), access_.get(), user_admin_.get());
   server_->ServeSchedules(schedules_.get());
   git_ = std::make_unique<GitImporter>(absl::StrCat(options_.data_dir, "/git"), blobs_.get());
@@ -344,13 +523,7 @@ absl::Status Coordinator::Start() {
   }
   // Before the port file: whoever waits for it finds the coordinator ready.
   ready_.store(true, std::memory_order_release);
-  if (!options_.port_file.empty()) {
-    // Atomically, so a reader never sees half a number.
-    if (absl::Status s = WriteFileAtomically(options_.port_file, absl::StrCat(port_, "\n"));
-        !s.ok()) {
-      return absl::InternalError(absl::StrCat("cannot write port file: ", s.message()));
-    }
-  }
+  if (absl::Status s = WritePortFile(); !s.ok()) return s;
   if (serves_tls) {
     log->info("listening on port {} with TLS (data in {})", port_, options_.data_dir);
   } else {
@@ -381,8 +554,22 @@ absl::Status Coordinator::ReloadAgentPolicy() {
   return absl::OkStatus();
 }
 
+bool Coordinator::StandingBy() const {
+  const Leadership* l = leadership_view_.load(std::memory_order_acquire);
+  return l != nullptr && !l->active();
+}
+
 void Coordinator::Shutdown() {
-  if (shut_down_ || core_ == nullptr) return;
+  // No takeover starts from here on; one under way ends first.
+  if (leadership_ != nullptr) leadership_->Stop();
+  if (activation_.joinable()) activation_.join();
+  absl::MutexLock lock(&activation_mu_);
+  if (standby_ != nullptr) standby_->Shutdown();
+  if (shut_down_ || core_ == nullptr) {
+    if (!shut_down_ && http_ != nullptr) http_->Stop();
+    shut_down_ = true;
+    return;
+  }
   shut_down_ = true;
   ready_ = false;
   if (dashboard_ != nullptr) dashboard_->Stop();

@@ -1,15 +1,21 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "common/event_loop.h"
 #include "coordinator/access_control.h"
 #include "coordinator/core.h"
 #include "coordinator/enrollment.h"
 #include "coordinator/schedule_runner.h"
+#include "coordinator/secret_cipher.h"
 #include "coordinator/tls_material.h"
 #include "coordinator/user_admin.h"
 #include "coordinator/webhook_sender.h"
@@ -20,7 +26,9 @@ class AccessControl;
 class GitImporter;
 class Dashboard;
 class HttpServer;
+class Leadership;
 class Server;
+class StandbyServer;
 
 struct CoordinatorOptions {
   std::string listen = "127.0.0.1:7070";   // host:port; port 0 picks a free one
@@ -29,6 +37,15 @@ struct CoordinatorOptions {
   // postgres://... or postgresql://... = that PostgreSQL database (issue 20;
   // logs and blobs stay under data_dir, docs/scale-out.md).
   std::string store;
+  // Coordinators on one PostgreSQL database elect one active (issue 20,
+  // leadership.h). The HOST:PORT recorded when this one leads, which
+  // standbys send clients to (--advertise-address). "": the --listen host and
+  // the bound port, or this machine's host name when --listen is a wildcard
+  // (0.0.0.0, [::]).
+  std::string advertise_address;
+  // How long the database keeps the leader lock of a coordinator gone silent
+  // (frozen, cut off): bounds the takeover (--leader-timeout).
+  absl::Duration leader_session_timeout = absl::Seconds(10);
   std::string port_file;                   // if set, the bound port is written here
   // Plaintext, agents not authenticated (--insecure). Otherwise TLS with the
   // material `tls` names (its dir defaults to <data_dir>/pki).
@@ -77,6 +94,22 @@ class Coordinator {
   void Shutdown();
 
  private:
+  // Everything from opening the store on: what a standby does not do until
+  // it wins. `fence_epoch`: the leader epoch its PostgreSQL writes carry (0
+  // on SQLite).
+  absl::Status StartActive(int64_t fence_epoch);
+  // On PostgreSQL: binds the port, tries the leader lock, and either goes on
+  // as active or serves as a standby until the election thread wins.
+  absl::Status StartElection();
+  // The standby won (on a thread of its own): closes the standby port and
+  // starts as active. A failure exits the process.
+  void Activate(int64_t epoch);
+  // The Prometheus lines about leadership ("" on SQLite).
+  std::string LeadershipMetrics() const;
+  // On PostgreSQL, until this coordinator wins. Any thread.
+  bool StandingBy() const;
+  absl::Status WritePortFile();
+
   CoordinatorOptions options_;
   std::unique_ptr<Store> store_;
   std::unique_ptr<LogStore> logs_;
@@ -104,9 +137,20 @@ class Coordinator {
   // Serves from before the store is opened, so probes answer during recovery.
   std::unique_ptr<HttpServer> http_;
   int http_port_ = 0;
+  // From Start, for StartActive (which a standby runs later).
+  std::optional<TlsMaterial> tls_;
+  std::optional<SecretCipher> cipher_;
+  // On PostgreSQL: the election, and the port a standby serves meanwhile.
+  std::unique_ptr<Leadership> leadership_;
+  std::atomic<Leadership*> leadership_view_{nullptr};  // for gRPC and HTTP threads
+  std::unique_ptr<StandbyServer> standby_;
+  std::thread activation_;
+  // Held by Activate and Shutdown: a takeover and a SIGTERM do not cross.
+  absl::Mutex activation_mu_;
+  int64_t takeovers_ = 0;  // became active after another coordinator had led
   int lock_fd_ = -1;  // <data-dir>/lock, flock'ed while this coordinator runs
   int port_ = 0;
-  bool shut_down_ = false;
+  bool shut_down_ ABSL_GUARDED_BY(activation_mu_) = false;
 };
 
 }  // namespace musafarm::coordinator

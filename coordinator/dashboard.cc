@@ -159,7 +159,7 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
                       Action action) -> std::optional<Principal> {
     SecurityHeaders(res);
     if (!Attached()) {
-      WriteError(res, absl::UnavailableError("recovering; try again shortly"));
+      WriteError(res, absl::UnavailableError(NotAttachedReason("recovering; try again shortly")));
       return std::nullopt;
     }
     absl::StatusOr<Principal> who = Check(*access_, req, action);
@@ -183,7 +183,9 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
 
   routes.Post("/login", [this](const httplib::Request& req, httplib::Response& res) {
     SecurityHeaders(res);
-    if (!Attached()) return WriteError(res, absl::UnavailableError("recovering"));
+    if (!Attached()) {
+      return WriteError(res, absl::UnavailableError(NotAttachedReason("recovering")));
+    }
     const std::string token = req.get_param_value("token");
     absl::StatusOr<Principal> who = access_->Authenticate(token, "web", absl::Now());
     if (!who.ok()) return WriteError(res, who.status());

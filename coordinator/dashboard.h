@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "common/event_loop.h"
@@ -23,6 +24,10 @@ struct DashboardOptions {
   bool tls = false;        // the session cookie is Secure
   int max_streams = 8;     // concurrent event streams (each holds a pool thread)
   uint64_t log_tail = 256 << 10;  // a task page first shows at most this much of its log
+  // On a standby coordinator (issue 20): what its 503s say instead of
+  // "recovering" ("standby coordinator; the active coordinator is at ..."),
+  // so the page names where to go. Returns "" on the active one. Any thread.
+  std::function<std::string()> standby;
 };
 
 class Dashboard {
@@ -46,6 +51,11 @@ class Dashboard {
   auto OnLoop(Fn fn);
   bool Attached() const {
     return attached_.load(std::memory_order_acquire) && !stopping_.load(std::memory_order_acquire);
+  }
+  // What a route says before Attach: the standby's note, else `otherwise`.
+  std::string NotAttachedReason(const std::string& otherwise) const {
+    const std::string note = options_.standby ? options_.standby() : std::string();
+    return note.empty() ? otherwise : note;
   }
 
   const DashboardOptions options_;

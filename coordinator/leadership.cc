@@ -138,6 +138,14 @@ absl::StatusOr<LeaderInfo> Leadership::ReadLeader() {
   return info;
 }
 
+absl::Status Leadership::RefreshActive() {
+  absl::StatusOr<LeaderInfo> leader = ReadLeader();
+  if (!leader.ok()) return leader.status();
+  absl::MutexLock lock(&mu_);
+  if (epoch_ == 0) active_address_ = leader->held ? leader->address : "";
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<CoordinatorSeen>> Leadership::ReadCoordinators() {
   absl::MutexLock conn_lock(&conn_mu_);
   MF_ASSIGN_OR_RETURN(Result r, conn_->Run(kReadSeen, Params(), "read the coordinators"));
@@ -214,12 +222,7 @@ void Leadership::Run(Callbacks callbacks) {
     }
     absl::Status status = won.status();
     if (status.ok()) {
-      absl::StatusOr<LeaderInfo> leader = ReadLeader();
-      status = leader.status();
-      if (leader.ok()) {
-        absl::MutexLock lock(&mu_);
-        active_address_ = leader->held ? leader->address : "";
-      }
+      status = RefreshActive();
       const absl::Time now = absl::Now();
       if (status.ok() && now >= next_seen) {
         status = RecordSeen(now);

@@ -93,6 +93,9 @@ class Leadership {
   // The active's check: this session still holds the lock.
   absl::Status CheckHeld();
   absl::StatusOr<LeaderInfo> ReadLeader();
+  // ReadLeader, and active_address() from it (the standby loop does this at
+  // each poll; a standby does it once before it first serves).
+  absl::Status RefreshActive();
   absl::StatusOr<std::vector<CoordinatorSeen>> ReadCoordinators();
   // Upserts this coordinator's `coordinators` row. Not fenced: only this
   // listing reads the table, and each coordinator writes only its own row,

@@ -57,6 +57,16 @@ int main(int argc, char** argv) {
                  "where the farm's state lives: postgres://USER@HOST/DB (or postgresql://, any "
                  "libpq URL); default: SQLite in <data-dir>/musafarm.db. Logs and blobs stay in "
                  "--data-dir");
+  app.add_option("--advertise-address", options.advertise_address,
+                 "HOST:PORT recorded when this coordinator is the active one, where standbys "
+                 "send clients (coordinators on one PostgreSQL --store; default: the --listen "
+                 "host, or this machine's name when it listens on all addresses, and the bound "
+                 "port)");
+  std::string leader_timeout = "10s";
+  app.add_option("--leader-timeout", leader_timeout,
+                 "on PostgreSQL: how long the database keeps the leader lock of an active "
+                 "coordinator gone silent (frozen, cut off) before a standby takes over")
+      ->capture_default_str();
   app.add_option("--port-file", options.port_file, "write the bound port to this file");
   app.add_option("--http-listen", options.http_listen,
                  "host:port to serve HTTP on: /healthz, /readyz, /metrics and the dashboard "
@@ -341,6 +351,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   options.blob_gc_grace = absl::Seconds(blob_gc_grace_s);
+  if (!musafarm::ParseDurationText(leader_timeout, &options.leader_session_timeout) ||
+      options.leader_session_timeout < absl::Seconds(1)) {
+    std::cerr << "musafarm-coordinator: --leader-timeout " << leader_timeout
+              << ": expected a duration of at least 1s, like 10s\n";
+    return 2;
+  }
+  if (!options.advertise_address.empty()) {
+    if (absl::Status s = musafarm::ValidateAddress("--advertise-address",
+                                                   options.advertise_address,
+                                                   /*allow_port_zero=*/false);
+        !s.ok()) {
+      std::cerr << "musafarm-coordinator: " << s.message() << "\n";
+      return 2;
+    }
+  }
   if (!musafarm::ParseDurationText(retention_interval, &options.core.retention.interval)) {
     std::cerr << "musafarm-coordinator: --retention-interval " << retention_interval
               << ": expected a duration like 1m, 10s\n";

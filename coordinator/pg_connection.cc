@@ -1,5 +1,6 @@
 #include "coordinator/pg_connection.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <optional>
 #include <utility>
@@ -26,6 +27,8 @@ void IgnoreNotice(void*, const char*) {}
 
 // The fence (SetFence; the function is in the PostgreSQL schema, version 2).
 constexpr Query kFence{"pg_fence", "SELECT musafarm_fence($1)"};
+
+std::atomic<void (*)(const absl::Status&)> g_deposed_handler{nullptr};
 
 absl::Status ConnError(PGconn* c, absl::string_view what) {
   std::string msg(absl::StripTrailingAsciiWhitespace(c != nullptr ? PQerrorMessage(c) : ""));
@@ -102,7 +105,11 @@ absl::Status ResultError(const PGresult* r, absl::string_view what) {
                                  primary != nullptr ? primary : PQresultErrorMessage(r));
   if (detail != nullptr) absl::StrAppend(&msg, " (", detail, ")");
   const absl::string_view code = state != nullptr ? state : "";
-  if (code == "MF001") return absl::FailedPreconditionError(msg);  // musafarm_fence: deposed
+  if (code == "MF001") {  // musafarm_fence: deposed
+    absl::Status deposed = absl::FailedPreconditionError(msg);
+    if (auto* handler = g_deposed_handler.load(std::memory_order_acquire)) handler(deposed);
+    return deposed;
+  }
   if (code == "23505") return absl::AlreadyExistsError(msg);  // unique_violation
   if (code == "P0002") return absl::NotFoundError(msg);       // musafarm_require_row
   if (absl::StartsWith(code, "23")) return absl::FailedPreconditionError(msg);  // integrity
@@ -112,6 +119,10 @@ absl::Status ResultError(const PGresult* r, absl::string_view what) {
     return absl::UnavailableError(msg);  // connection lost, server shutting down
   }
   return absl::InternalError(msg);  // e.g. class 42: our SQL is wrong
+}
+
+void SetDeposedHandler(void (*handler)(const absl::Status& why)) {
+  g_deposed_handler.store(handler, std::memory_order_release);
 }
 
 std::string MaskPassword(const std::string& url) {

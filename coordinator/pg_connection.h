@@ -108,6 +108,13 @@ class Batch {
 // UNAVAILABLE, musafarm_require_row's NOT_FOUND).
 absl::Status ResultError(const PGresult* r, absl::string_view what);
 
+// Called with the error, on the failing call's thread, whenever a fenced
+// transaction finds that its epoch is no longer the leader's (SetFence), from
+// any connection and any writer. The coordinator stops there at once (issue
+// 20): a deposed coordinator must not go on acting on state it can no longer
+// change. Null (the default): the error is only returned.
+void SetDeposedHandler(void (*handler)(const absl::Status& why));
+
 // One connection. Not thread-safe: each Store has its own.
 class Connection {
  public:

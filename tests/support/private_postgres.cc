@@ -189,4 +189,22 @@ absl::StatusOr<std::string> NewTestDatabase() {
   return pg->CreateDatabase();
 }
 
+absl::StatusOr<std::vector<std::string>> QueryRows(const std::string& url,
+                                                   const std::string& sql) {
+  std::unique_ptr<PGconn, void (*)(PGconn*)> c(PQconnectdb(url.c_str()), PQfinish);
+  std::unique_ptr<PGresult, void (*)(PGresult*)> r(PQexec(c.get(), sql.c_str()), PQclear);
+  if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) {
+    return absl::InternalError(absl::StrCat(sql, ": ", PQresultErrorMessage(r.get())));
+  }
+  std::vector<std::string> rows;
+  for (int i = 0; i < PQntuples(r.get()); ++i) {
+    std::string row;
+    for (int j = 0; j < PQnfields(r.get()); ++j) {
+      absl::StrAppend(&row, j ? "|" : "", PQgetvalue(r.get(), i, j));
+    }
+    rows.push_back(row);
+  }
+  return rows;
+}
+
 }  // namespace musafarm::test_support

@@ -13,6 +13,7 @@
 // cluster starts its own, once, and stops it at exit.
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 
@@ -58,5 +59,9 @@ PrivatePostgres* TestPostgres(std::string* error);
 
 // A new database in TestPostgres(); its URL.
 absl::StatusOr<std::string> NewTestDatabase();
+
+// The rows of `sql` run on a connection of its own to `url`, each row's
+// columns as text joined by '|'; the server's error on failure.
+absl::StatusOr<std::vector<std::string>> QueryRows(const std::string& url, const std::string& sql);
 
 }  // namespace musafarm::test_support
