@@ -49,6 +49,10 @@ using internal::AttemptFileName;
 using internal::Log;
 
 constexpr size_t kMaxChunk = 64 * 1024;
+// Log chunks take what the spool holds unsent, up to the most a coordinator
+// accepts: output that piles up while the stream is busy goes in few large
+// messages (one Append, one Ack, one watcher message each on the coordinator).
+constexpr size_t kMaxLogChunk = limits::kMaxChunkBytes;
 // Log bytes sent but not yet acknowledged, per attempt: what the stream's
 // outbox may hold of it, so that a slow coordinator does not pull the spool
 // into memory.
@@ -489,11 +493,12 @@ void Agent::OnOutput(const std::string& key, std::string data, size_t raw_size) 
   auto it = attempts_.find(key);
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
-  AppendLog(a, a.redactor.Feed(data));
+  // Without secrets to redact the bytes are kept as read, not copied.
+  AppendLog(a, a.redactor.empty() ? std::move(data) : a.redactor.Feed(data));
   Pump(a);
 }
 
-void Agent::AppendLog(Attempt& a, const std::string& output) {
+void Agent::AppendLog(Attempt& a, std::string output) {
   if (output.empty() || a.spool == nullptr || !a.spool_error.empty()) return;
   // The coordinator keeps the first max_log_bytes of a log and one marker line
   // (--max-log-bytes). The agent cuts at the same byte and spools its own
@@ -505,7 +510,7 @@ void Agent::AppendLog(Attempt& a, const std::string& output) {
     a.log_dropped += output.size();
     return;
   }
-  std::string redacted = output;
+  std::string redacted = std::move(output);
   if (max > 0 && a.total() + redacted.size() > max) {
     const size_t keep = static_cast<size_t>(max - std::min(max, a.total()));
     a.log_cut = true;
@@ -672,7 +677,7 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
 void Agent::Pump(Attempt& a) {
   if (session_ == nullptr || !registered_ || a.life.unconfirmed()) return;
   while (a.sent < a.total() && a.sent - a.base() < kSendWindow) {
-    absl::StatusOr<std::string> data = a.spool->Read(a.sent, kMaxChunk);
+    absl::StatusOr<std::string> data = a.spool->Read(a.sent, kMaxLogChunk);
     if (!data.ok()) {
       // Tried again at the next acknowledgement or output.
       Log()->error("task={} attempt={}: {}", a.assignment.task_id(), a.assignment.attempt_id(),

@@ -248,7 +248,7 @@ class Agent {
   void OnOutput(const std::string& key, std::string data, size_t raw_size);
   void OnProcess(const std::string& key, pid_t leader);
   // Adds already redacted bytes to the attempt's log, up to assignment.max_log_bytes and a marker.
-  void AppendLog(Attempt& a, const std::string& output);
+  void AppendLog(Attempt& a, std::string output);
   void OnExit(const std::string& key, ExitInfo info);
   void Pump(Attempt& a);
   void SendArtifacts(Attempt& a);

@@ -18,8 +18,8 @@ namespace musafarm::agent {
 // read but the agent loop has not spooled yet. Executors ask WaitForRoom()
 // after each read and stop reading an attempt's pipe while there is none, so
 // the process blocks on its full pipe (backpressure) instead of output being
-// dropped or the agent growing. Overshoot is at most one read (64 KiB) per
-// running attempt. Thread-safe.
+// dropped or the agent growing. Overshoot is at most one read (1 MiB,
+// common/subprocess.cc) per running attempt. Thread-safe.
 class SpoolBudget {
  public:
   explicit SpoolBudget(uint64_t max_bytes) : max_(max_bytes) {}  // 0: no bound

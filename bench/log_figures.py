@@ -31,18 +31,31 @@ STAMP = re.compile(rb"MFTS(\d{19})\|")
 
 class WatcherReader:
     """Reads a watcher's stdout to the end on a thread: counts the writer's lines and takes each
-    stamped line's delay."""
+    stamped line's delay.
+
+    It shares the machine with what it measures, so while the watch runs it looks at each byte
+    once: one regex scan per read for the stamps (a stamp cut by a read's end is found in the
+    seam, the last bytes before it and the first after). The lines are counted once the watcher
+    has exited (join): each writer line holds one '|', after its stamp field; the CLI's own
+    lines, task changes and the result table, hold none."""
+
+    SEAM = 24  # len("MFTS") + 19 digits + "|"
 
     def __init__(self, stream):
         self.stream = stream
         self.lines = 0
         self.bytes = 0
+        self.chunks = []
         self.delays_ms = []
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
+    def _stamps(self, data, now):
+        for m in STAMP.finditer(data):
+            self.delays_ms.append((now - int(m.group(1))) / 1e6)
+
     def _read(self):
-        tail = b""
+        edge = b""  # the previous read's last SEAM - 1 bytes
         fd = self.stream.fileno()
         while True:
             chunk = os.read(fd, 1 << 20)
@@ -50,15 +63,19 @@ class WatcherReader:
             if not chunk:
                 break
             self.bytes += len(chunk)
-            buf = tail + chunk
-            cut = buf.rfind(b"\n") + 1
-            whole, tail = buf[:cut], buf[cut:]
-            self.lines += whole.count(b"--\n")  # every writer line ends so; the CLI's own do not
-            for m in STAMP.finditer(whole):
-                self.delays_ms.append((now - int(m.group(1))) / 1e6)
+            self.chunks.append(chunk)
+            self._stamps(chunk, now)
+            if edge:
+                seam = edge + chunk[:self.SEAM - 1]
+                for m in STAMP.finditer(seam):
+                    if m.start() < len(edge) < m.end():  # cut by the read's end
+                        self.delays_ms.append((now - int(m.group(1))) / 1e6)
+            edge = chunk[-(self.SEAM - 1):]
 
     def join(self):
         self.thread.join()
+        self.lines = sum(c.count(b"|") for c in self.chunks)
+        self.chunks = []
 
 
 def run_watched(farm, path):

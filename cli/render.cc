@@ -1,6 +1,7 @@
 #include "cli/render.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -479,19 +480,38 @@ std::string LiveFrame(int prev_lines, const std::vector<std::string>& above,
   return s;
 }
 
-std::vector<std::string> LogLineSplitter::Append(const std::string& task, absl::string_view data) {
-  std::vector<std::string> lines;
-  std::string& buf = partial_[task];
+void LogLineSplitter::AppendLines(const std::string& task, absl::string_view data,
+                                  absl::string_view prefix, std::string* out) {
+  auto partial = partial_.find(task);
+  const char* const begin = data.data();
   size_t start = 0;
-  for (size_t nl = data.find('\n'); nl != absl::string_view::npos;
-       start = nl + 1, nl = data.find('\n', start)) {
-    buf.append(data.data() + start, nl - start);
-    if (!buf.empty() && buf.back() == '\r') buf.pop_back();
-    lines.push_back(std::move(buf));
-    buf.clear();
+  while (start < data.size()) {
+    const void* nl = std::memchr(begin + start, '\n', data.size() - start);
+    if (nl == nullptr) break;
+    const size_t end = static_cast<size_t>(static_cast<const char*>(nl) - begin);
+    out->append(prefix.data(), prefix.size());
+    const size_t line_start = out->size();
+    if (partial != partial_.end()) {
+      out->append(partial->second);
+      partial_.erase(partial);
+      partial = partial_.end();
+    }
+    out->append(begin + start, end - start);
+    if (out->size() > line_start && out->back() == '\r') out->pop_back();
+    out->push_back('\n');
+    start = end + 1;
   }
-  buf.append(data.data() + start, data.size() - start);
-  if (buf.empty()) partial_.erase(task);
+  if (start < data.size()) partial_[task].append(begin + start, data.size() - start);
+}
+
+std::vector<std::string> LogLineSplitter::Append(const std::string& task, absl::string_view data) {
+  std::string text;
+  AppendLines(task, data, "", &text);
+  std::vector<std::string> lines;
+  for (size_t start = 0, nl = text.find('\n'); nl != std::string::npos;
+       start = nl + 1, nl = text.find('\n', start)) {
+    lines.push_back(text.substr(start, nl - start));
+  }
   return lines;
 }
 

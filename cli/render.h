@@ -123,6 +123,11 @@ std::string LiveFrame(int prev_lines, const std::vector<std::string>& above,
 // Not thread-safe.
 class LogLineSplitter {
  public:
+  // Appends each line of `task` that `data` completes to `out` as `prefix`,
+  // the line and '\n': one buffer for a whole chunk, written with one call
+  // (a chunk holds thousands of lines).
+  void AppendLines(const std::string& task, absl::string_view data, absl::string_view prefix,
+                   std::string* out);
   // Returns the lines of `task` completed by `data`, without their '\n'.
   std::vector<std::string> Append(const std::string& task, absl::string_view data);
   // Returns and forgets `task`'s partial line; empty when there is none.

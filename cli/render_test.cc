@@ -451,6 +451,19 @@ TEST(LogLineSplitterTest, BuffersPartialLinesPerTask) {
   EXPECT_THAT(s.FlushAll(), ElementsAre());
 }
 
+TEST(LogLineSplitterTest, AppendLinesPrefixesEveryCompletedLineIntoOneBuffer) {
+  LogLineSplitter s;
+  std::string out = "before\n";
+  s.AppendLines("7/a", "one\r\ntw", "[a] ", &out);
+  EXPECT_EQ(out, "before\n[a] one\n");
+  s.AppendLines("7/b", "b\n", "[b] ", &out);
+  s.AppendLines("7/a", "o\r", "[a] ", &out);  // the '\r' waits for its '\n'
+  EXPECT_EQ(out, "before\n[a] one\n[b] b\n");
+  s.AppendLines("7/a", "\n\nthree\n", "[a] ", &out);
+  EXPECT_EQ(out, "before\n[a] one\n[b] b\n[a] two\n[a] \n[a] three\n");
+  EXPECT_THAT(s.FlushAll(), ElementsAre());
+}
+
 TEST(PrefixLogLineTest, Brackets) { EXPECT_EQ(PrefixLogLine("dev/base", "ok"), "[dev/base] ok"); }
 
 TEST(RenderLiveTableTest, SummaryTableAndElapsed) {

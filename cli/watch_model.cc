@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/str_cat.h"
 #include "cli/client.h"
 
 namespace musafarm::cli {
@@ -39,30 +40,39 @@ void LogCursor::Seed(uint64_t attempt_id, uint64_t consumed) {
 }
 
 std::vector<std::string> WatchModel::Apply(const v1::WatchEvent& ev, absl::Time now) {
-  std::vector<std::string> out;
+  std::string text;
+  ApplyText(ev, now, &text);
+  std::vector<std::string> lines;
+  for (size_t start = 0, nl = text.find('\n'); nl != std::string::npos;
+       start = nl + 1, nl = text.find('\n', start)) {
+    lines.push_back(text.substr(start, nl - start));
+  }
+  return lines;
+}
+
+void WatchModel::ApplyText(const v1::WatchEvent& ev, absl::Time now, std::string* text) {
   switch (ev.kind_case()) {
     case v1::WatchEvent::kSnapshot:
-      ReplaceJob(ev.snapshot(), now, &out);
+      ReplaceJob(ev.snapshot(), now, text);
       has_snapshot_ = true;
       break;
     case v1::WatchEvent::kTask:
-      UpdateTask(ev.task(), now, &out);
+      UpdateTask(ev.task(), now, text);
       break;
     case v1::WatchEvent::kLog:
-      if (opts_.logs) TakeLog(ev.log(), &out);
+      if (opts_.logs) TakeLog(ev.log(), text);
       break;
     case v1::WatchEvent::kFinished:
-      ReplaceJob(ev.finished(), now, &out);
+      ReplaceJob(ev.finished(), now, text);
       has_snapshot_ = true;
       finished_ = true;
       break;
     case v1::WatchEvent::KIND_NOT_SET:
       break;  // a kind this client does not know: newer server
   }
-  return out;
 }
 
-void WatchModel::ReplaceJob(const v1::Job& job, absl::Time now, std::vector<std::string>* out) {
+void WatchModel::ReplaceJob(const v1::Job& job, absl::Time now, std::string* out) {
   // Report tasks whose state changed since what we knew (after a resume, the
   // changes missed while disconnected; at the start, every task).
   std::map<std::string, const v1::Task*> known;
@@ -71,14 +81,14 @@ void WatchModel::ReplaceJob(const v1::Job& job, absl::Time now, std::vector<std:
     for (const v1::Task& t : job.tasks()) {
       auto it = known.find(t.id());
       if (it == known.end() || Changed(*it->second, t)) {
-        out->push_back(RenderTaskChange(t, now, opts_.tz, opts_.color));
+        absl::StrAppend(out, RenderTaskChange(t, now, opts_.tz, opts_.color), "\n");
       }
     }
   }
   job_ = job;
 }
 
-void WatchModel::UpdateTask(const v1::Task& task, absl::Time now, std::vector<std::string>* out) {
+void WatchModel::UpdateTask(const v1::Task& task, absl::Time now, std::string* out) {
   v1::Task* slot = nullptr;
   for (v1::Task& t : *job_.mutable_tasks()) {
     if (t.id() == task.id()) {
@@ -89,25 +99,25 @@ void WatchModel::UpdateTask(const v1::Task& task, absl::Time now, std::vector<st
   const bool changed = slot == nullptr || Changed(*slot, task);
   if (slot == nullptr) slot = job_.add_tasks();
   *slot = task;
-  if (changed && !opts_.live) out->push_back(RenderTaskChange(task, now, opts_.tz, opts_.color));
+  if (changed && !opts_.live) {
+    absl::StrAppend(out, RenderTaskChange(task, now, opts_.tz, opts_.color), "\n");
+  }
 }
 
-void WatchModel::TakeLog(const v1::LogData& log, std::vector<std::string>* out) {
+void WatchModel::TakeLog(const v1::LogData& log, std::string* out) {
   LogCursor& cursor = cursors_[log.task_id()];
   const uint64_t before = cursor.attempt_id();
   const bool was_started = cursor.started();
   absl::string_view fresh = cursor.Accept(log.attempt_id(), log.offset(), log.data());
-  const std::string short_id = ShortTaskId(log.task_id());
+  const std::string prefix = PrefixLogLine(ShortTaskId(log.task_id()), "");
   if (was_started && cursor.attempt_id() != before) {
     // A new attempt: the old attempt's unfinished line ends here.
     if (std::string rest = splitter_.FlushTask(log.task_id()); !rest.empty()) {
-      out->push_back(PrefixLogLine(short_id, rest));
+      absl::StrAppend(out, prefix, rest, "\n");
     }
   }
   if (fresh.empty()) return;
-  for (const std::string& line : splitter_.Append(log.task_id(), fresh)) {
-    out->push_back(PrefixLogLine(short_id, line));
-  }
+  splitter_.AppendLines(log.task_id(), fresh, prefix, out);
 }
 
 std::vector<std::string> WatchModel::FlushLogs() {

@@ -51,6 +51,9 @@ class WatchModel {
   // Applies one event and returns the lines it prints: task changes (plain
   // mode) and complete log lines "[task] line" (with logs).
   std::vector<std::string> Apply(const v1::WatchEvent& ev, absl::Time now);
+  // The same, appending the lines to `text`, each ending in '\n': what a
+  // chunk of log prints, in one buffer.
+  void ApplyText(const v1::WatchEvent& ev, absl::Time now, std::string* text);
 
   // Returns the partial log lines still buffered, prefixed; call once at the end.
   std::vector<std::string> FlushLogs();
@@ -69,9 +72,9 @@ class WatchModel {
 
  private:
   // Replaces the job (snapshot or finished), reporting tasks whose state changed.
-  void ReplaceJob(const v1::Job& job, absl::Time now, std::vector<std::string>* out);
-  void UpdateTask(const v1::Task& task, absl::Time now, std::vector<std::string>* out);
-  void TakeLog(const v1::LogData& log, std::vector<std::string>* out);
+  void ReplaceJob(const v1::Job& job, absl::Time now, std::string* out);
+  void UpdateTask(const v1::Task& task, absl::Time now, std::string* out);
+  void TakeLog(const v1::LogData& log, std::string* out);
 
   Options opts_;
   v1::Job job_;

@@ -3,6 +3,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "cli/fake_user_service.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -115,6 +118,38 @@ TEST(WatchModelTest, LogLinesArePrefixedAndPartialLinesBuffered) {
   EXPECT_THAT(m.Apply(Log("7/dev/a", 1, 6, "ing\nlinking\n"), kAt),
               ElementsAre("[dev/a] compiling", "[dev/a] linking"));
   EXPECT_THAT(m.FlushLogs(), ElementsAre("[dev/b] b2"));
+}
+
+// What `watch --logs` writes, one buffer per event: each line of the log once,
+// after its prefix, byte for byte (any bytes but '\r' before '\n'), however
+// the log was cut into chunks.
+TEST(WatchModelTest, ApplyTextPrintsEveryLogByteOnceAfterItsPrefixWhereverChunksAreCut) {
+  std::string log;
+  for (int i = 0; i < 5000; ++i) {
+    absl::StrAppend(&log, "line ", i, " ", std::string(static_cast<size_t>(i % 97), '-'));
+    log.push_back(static_cast<char>(0x80 + i % 64));  // not UTF-8: logs are bytes
+    log.push_back('\n');
+  }
+  log += "no newline at the end";
+  WatchModel m = Plain(true);
+  std::string text;
+  m.ApplyText(Snapshot({MakeTask("7/dev/a", v1::TASK_STATE_RUNNING, 1)}), kAt, &text);
+  text.clear();
+  uint64_t offset = 0;
+  for (size_t cut = 1; offset < log.size(); cut = cut * 7 % 9973 + 1) {
+    const std::string chunk = log.substr(offset, cut);
+    m.ApplyText(Log("7/dev/a", 1, offset, chunk), kAt, &text);
+    // A chunk sent again (a resumed watch) prints nothing more.
+    m.ApplyText(Log("7/dev/a", 1, offset, chunk), kAt, &text);
+    offset += chunk.size();
+  }
+  for (const std::string& rest : m.FlushLogs()) absl::StrAppend(&text, rest, "\n");
+  std::string printed;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    ASSERT_TRUE(absl::ConsumePrefix(&line, "[dev/a] ")) << line;
+    absl::StrAppend(&printed, line, "\n");
+  }
+  EXPECT_EQ(printed, log + "\n");
 }
 
 TEST(WatchModelTest, LogsAreIgnoredUnlessAsked) {

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -18,7 +19,12 @@ extern char** environ;
 
 namespace musafarm {
 namespace {
-constexpr size_t kReadChunk = 64 * 1024;
+// A task that prints fast fills a default (64 KiB) pipe with each write. A 1 MiB
+// pipe and read let the reader take what piled up while it was busy in one
+// read, and its caller pass it on as one piece (the agent: one spool append,
+// one log chunk), instead of one per 64 KiB.
+constexpr size_t kReadChunk = 1 << 20;
+constexpr int kPipeBytes = 1 << 20;
 }  // namespace
 
 EnvMap InheritedEnv() {
@@ -51,6 +57,9 @@ Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::
     child.error = absl::StrCat("pipe: ", std::strerror(errno));
     return child;
   }
+  // Best effort: above /proc/sys/fs/pipe-max-size (1 MiB by default) an
+  // unprivileged process is refused, and keeps the default.
+  (void)::fcntl(fds[0], F_SETPIPE_SZ, kPipeBytes);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -105,7 +114,8 @@ int Supervise(const Child& child, const std::function<void(std::string)>& on_out
   bool exited = false, eof = false;
   absl::Time drain_until = absl::InfiniteFuture();
   int status = 0;
-  std::string buf(kReadChunk, '\0');
+  // Not zero-filled: pages are touched only as far as reads fill them.
+  std::unique_ptr<char[]> buf(new char[kReadChunk]);
   // Waited on beside the pipe: a process that closes its output as it exits
   // (most do) is seen exiting as soon as it has, not at the next tick.
   const int pidfd = OpenPidFd(child.pid);
@@ -118,9 +128,9 @@ int Supervise(const Child& child, const std::function<void(std::string)>& on_out
     if (n == 0) {
       absl::SleepFor(absl::Milliseconds(20));  // output closed, no pidfd: poll for the exit
     } else if (::poll(first, n, 50) > 0 && !eof && (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-      const ssize_t r = ::read(child.fd, buf.data(), buf.size());
+      const ssize_t r = ::read(child.fd, buf.get(), kReadChunk);
       if (r > 0) {
-        on_output(buf.substr(0, static_cast<size_t>(r)));
+        on_output(std::string(buf.get(), static_cast<size_t>(r)));
       } else if (r == 0 || (errno != EINTR && errno != EAGAIN)) {
         eof = true;
       }

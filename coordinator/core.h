@@ -147,6 +147,7 @@ class Core : public AgentEventSink, public UserApi {
   absl::Status AddWatcher(WatchId id, const v1::WatchJobRequest& request,
                           std::shared_ptr<Watcher> watcher) override;
   void RemoveWatcher(WatchId id) override;
+  void WatcherDrained(WatchId id) override;
 
   // --- agent streams --------------------------------------------------------
   ConnId OnAgentConnected(std::shared_ptr<AgentConnection> conn) override;

@@ -305,7 +305,8 @@ void Core::OnLog(Agent& agent, const v1::LogChunk& chunk) {
   if (*size > before) {
     metrics_.OnLogBytes(*size - before);
     const size_t skip = static_cast<size_t>(before - chunk.offset());
-    watchers_.PublishLog(*task, task->attempt_id(), before, chunk.data().substr(skip));
+    watchers_.PublishLog(*task, task->attempt_id(), before,
+                         absl::string_view(chunk.data()).substr(skip));
   }
 }
 

@@ -467,4 +467,6 @@ absl::Status Core::AddWatcher(WatchId id, const v1::WatchJobRequest& request,
 
 void Core::RemoveWatcher(WatchId id) { watchers_.Remove(id); }
 
+void Core::WatcherDrained(WatchId id) { watchers_.Resume(id); }
+
 }  // namespace musafarm::coordinator

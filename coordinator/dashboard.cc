@@ -5,6 +5,7 @@
 #include <openssl/sha.h>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -17,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "coordinator/http_auth.h"
+#include "coordinator/log_backlog.h"
 #include "coordinator/nightly_diff.h"
 #include "coordinator/user_actions.h"
 #include "coordinator/web_assets.h"
@@ -67,30 +69,59 @@ uint64_t ParamU64(const httplib::Request& req, const char* name, uint64_t fallba
 }
 
 // One event stream's watcher: the core loop queues, the stream's pool thread takes.
+// One event stream of the dashboard: the core queues events, the HTTP
+// thread takes them all and writes them. It counts the log bytes queued for the
+// hub's flow control (WatchHub), as the gRPC WatchStream does.
 class StreamWatcher : public Watcher {
  public:
+  // `drained` is called (from the HTTP thread) for a drain notice due.
+  explicit StreamWatcher(std::function<void()> drained) : drained_(std::move(drained)) {}
+
   void Send(v1::WatchEvent event) override {
     absl::MutexLock lock(&mu_);
+    if (event.has_log()) backlog_.Queued(event.log().data().size());
     queue_.push_back(std::move(event));
   }
   void Finish(const absl::Status&) override {
     absl::MutexLock lock(&mu_);
     done_ = true;
   }
-  // Waits up to `timeout` for events; true when the stream has ended.
-  bool Take(std::deque<v1::WatchEvent>* out, absl::Duration timeout) {
+  uint64_t UnwrittenLogBytes() const override {
     absl::MutexLock lock(&mu_);
-    mu_.AwaitWithTimeout(absl::Condition(this, &StreamWatcher::HasNews), timeout);
-    out->swap(queue_);
-    queue_.clear();
-    return done_;
+    return backlog_.unwritten();
+  }
+  void RequestDrainNotice(uint64_t at_most) override {
+    bool due = false;
+    {
+      absl::MutexLock lock(&mu_);
+      due = backlog_.Ask(at_most);
+    }
+    if (due) drained_();
+  }
+  // Waits up to `timeout` for events; true when the stream has ended. What it
+  // takes counts as written: the caller writes it before taking again.
+  bool Take(std::deque<v1::WatchEvent>* out, absl::Duration timeout) {
+    bool drained = false;
+    bool done = false;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.AwaitWithTimeout(absl::Condition(this, &StreamWatcher::HasNews), timeout);
+      out->swap(queue_);
+      queue_.clear();
+      drained = backlog_.Written(backlog_.unwritten());
+      done = done_;
+    }
+    if (drained) drained_();
+    return done;
   }
 
  private:
   bool HasNews() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return !queue_.empty() || done_; }
-  absl::Mutex mu_;
+  const std::function<void()> drained_;
+  mutable absl::Mutex mu_;
   std::deque<v1::WatchEvent> queue_ ABSL_GUARDED_BY(mu_);
   bool done_ ABSL_GUARDED_BY(mu_) = false;
+  LogBacklog backlog_ ABSL_GUARDED_BY(mu_);
 };
 
 std::string SseEvent(const v1::WatchEvent& e) {
@@ -343,8 +374,9 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
       return WriteError(res, absl::UnavailableError(
                                  "too many live views open; close some tabs or try again"));
     }
-    auto watcher = std::make_shared<StreamWatcher>();
     const UserApi::WatchId id = next_watch_++;
+    auto watcher = std::make_shared<StreamWatcher>(
+        [loop = loop_, api = api_, id] { loop->Post([api, id] { api->WatcherDrained(id); }); });
     absl::Status added = OnLoop([&] { return api_->AddWatcher(id, watch, watcher); });
     if (!added.ok()) {
       streams_.fetch_sub(1);

@@ -18,6 +18,15 @@ class Watcher {
   virtual ~Watcher() = default;
   virtual void Send(v1::WatchEvent event) = 0;
   virtual void Finish(const absl::Status& status) = 0;
+
+  // Flow control of log bytes (WatchHub): a watcher that cannot write as fast
+  // as logs are stored must not make the coordinator hold the whole log for it.
+  // The log bytes sent to it that it has not written to its client yet. A
+  // watcher that does not count them (0) is never held back.
+  virtual uint64_t UnwrittenLogBytes() const { return 0; }
+  // Asks for one UserApi::WatcherDrained(its id), on the core loop, once at
+  // most `at_most` log bytes are unwritten (at once if that is so already).
+  virtual void RequestDrainNotice(uint64_t at_most) { (void)at_most; }
 };
 
 // The user calls, as the core answers them: the seam between UserServiceImpl
@@ -77,6 +86,9 @@ class UserApi {
                                   std::shared_ptr<Watcher> watcher) = 0;
   // The stream of `id` ended; the last call naming it.
   virtual void RemoveWatcher(WatchId id) = 0;
+  // The watcher `id` has written what held it back (Watcher::RequestDrainNotice):
+  // it gets the log bytes stored meanwhile, from the log store.
+  virtual void WatcherDrained(WatchId id) { (void)id; }
 };
 
 }  // namespace musafarm::coordinator

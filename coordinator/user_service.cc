@@ -13,6 +13,7 @@
 #include "common/grpc_status.h"
 #include "common/stream_outbox.h"
 #include "coordinator/grpc_call.h"
+#include "coordinator/log_backlog.h"
 #include "coordinator/user_actions.h"
 
 namespace musafarm::coordinator {
@@ -41,7 +42,8 @@ absl::Status NoAdmin() {
 }
 
 // One WatchJob stream: the core pushes events, the reactor writes them one at
-// a time. Finish is sent after the queue drains.
+// a time. Finish is sent after the queue drains. It counts the log bytes queued
+// and not yet written, for the hub's flow control (WatchHub).
 class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, public Watcher {
  public:
   using Outbox = StreamOutbox<v1::WatchEvent>;
@@ -65,10 +67,14 @@ class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, publi
 
   void Send(v1::WatchEvent event) override {
     FillApiTimes(&event);
+    const uint64_t log_bytes = LogBytes(event);
     const v1::WatchEvent* next = nullptr;
     {
       absl::MutexLock lock(&mu_);
+      if (outbox_.closed()) return;
+      backlog_.Queued(log_bytes);
       next = outbox_.Push(std::move(event));
+      if (next != nullptr) in_flight_ = log_bytes;
     }
     if (next != nullptr) StartWrite(next);
   }
@@ -85,9 +91,24 @@ class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, publi
     if (now) grpc::ServerWriteReactor<v1::WatchEvent>::Finish(final_status);
   }
 
+  uint64_t UnwrittenLogBytes() const override {
+    absl::MutexLock lock(&mu_);
+    return backlog_.unwritten();
+  }
+
+  void RequestDrainNotice(uint64_t at_most) override {
+    bool due = false;
+    {
+      absl::MutexLock lock(&mu_);
+      due = backlog_.Ask(at_most);
+    }
+    if (due) PostDrained();
+  }
+
   void OnWriteDone(bool ok) override {
     Outbox::AfterWrite next;
     grpc::Status final_status;
+    bool drained = false;
     {
       absl::MutexLock lock(&mu_);
       // A failed write: the watcher went away, the rest is dropped.
@@ -96,7 +117,11 @@ class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, publi
       }
       next = outbox_.OnWriteDone(ok);
       if (next.end) final_status = final_;
+      // Nothing queued: what was is written or dropped (a failed write).
+      drained = backlog_.Written(outbox_.queued() == 0 ? backlog_.unwritten() : in_flight_);
+      in_flight_ = next.write != nullptr ? LogBytes(*next.write) : 0;
     }
+    if (drained) PostDrained();
     if (next.end) grpc::ServerWriteReactor<v1::WatchEvent>::Finish(final_status);
     if (next.write != nullptr) StartWrite(next.write);
   }
@@ -109,13 +134,23 @@ class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, publi
   }
 
  private:
+  static uint64_t LogBytes(const v1::WatchEvent& e) {
+    return e.has_log() ? e.log().data().size() : 0;
+  }
+  // RemoveWatcher, the last call naming the id, is posted later than this.
+  void PostDrained() {
+    loop_->Post([api = api_, id = id_] { api->WatcherDrained(id); });
+  }
+
   EventLoop* const loop_;
   UserApi* const api_;
   const UserApi::WatchId id_;
   std::shared_ptr<WatchStream> self_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   Outbox outbox_ ABSL_GUARDED_BY(mu_);
   grpc::Status final_ ABSL_GUARDED_BY(mu_);
+  LogBacklog backlog_ ABSL_GUARDED_BY(mu_);       // the write in flight's bytes included
+  uint64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // log bytes of the write in flight
 };
 
 }  // namespace

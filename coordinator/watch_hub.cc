@@ -5,7 +5,6 @@
 
 namespace musafarm::coordinator {
 namespace {
-constexpr uint64_t kWatchCatchUpChunk = 1 << 20;
 
 v1::WatchEvent LogEvent(const std::string& task_id, uint64_t attempt, uint64_t offset,
                         std::string data) {
@@ -17,7 +16,19 @@ v1::WatchEvent LogEvent(const std::string& task_id, uint64_t attempt, uint64_t o
   log->set_data(std::move(data));
   return ev;
 }
+
 }  // namespace
+
+uint64_t& WatchHub::Entry::SentFor(const std::string& task, uint64_t attempt) {
+  Sent& s = sent[task];
+  if (s.attempt != attempt) {
+    // Behind, the earlier attempt's log may not have reached the watcher to
+    // its end yet: it is caught up before the new one.
+    if (behind && s.attempt != 0) stale.emplace_back(task, s);
+    s = Sent{attempt, 0};
+  }
+  return s.bytes;
+}
 
 void WatchHub::Add(WatchId id, const v1::WatchJobRequest& request, const v1::Job& job,
                    std::shared_ptr<Watcher> watcher) {
@@ -30,50 +41,87 @@ void WatchHub::Add(WatchId id, const v1::WatchJobRequest& request, const v1::Job
   *snapshot.mutable_snapshot() = job;
   if (!w.task_id.empty()) snapshot.mutable_snapshot()->clear_tasks();
   for (const v1::Task& task : job.tasks()) {
-    // Resume offsets refer to the attempt current now.
-    auto offset = request.log_offsets().find(task.id());
-    if (offset != request.log_offsets().end()) {
-      w.sent[task.id()] = Entry::Sent{task.attempt_id(), offset->second};
-    }
     if (!w.task_id.empty() && w.task_id == task.id()) {
       *snapshot.mutable_snapshot()->add_tasks() = task;
     }
+    if (!w.logs || !w.Wants(task) || task.attempt_id() == 0) continue;
+    // Resume offsets refer to the attempt current now.
+    Sent s{task.attempt_id(), 0};
+    auto offset = request.log_offsets().find(task.id());
+    if (offset != request.log_offsets().end()) s.bytes = offset->second;
+    w.sent[task.id()] = s;
+    w.lagging.insert(task.id());
   }
   w.watcher->Send(std::move(snapshot));
-  if (w.logs) {
-    for (const v1::Task& task : job.tasks()) {
-      if (w.Wants(task)) CatchUpLogs(w, task);
-    }
-  }
-  if (job.state() != v1::JOB_STATE_RUNNING) {
-    v1::WatchEvent ev;
-    *ev.mutable_finished() = job;
-    w.watcher->Send(std::move(ev));
-    w.watcher->Finish(absl::OkStatus());
-    return;
-  }
+  if (job.state() != v1::JOB_STATE_RUNNING) w.held_end = job;
+  if (CatchUp(w)) return;  // an ended job, all sent
   watchers_[id] = std::move(w);
 }
 
-void WatchHub::CatchUpLogs(Entry& w, const v1::Task& task) {
-  if (task.attempt_id() == 0) return;
-  uint64_t& sent = w.SentFor(task.id(), task.attempt_id());
-  uint64_t offset = sent;
-  const uint64_t size = logs_->Size(task.id(), task.attempt_id());
-  while (offset < size) {
+void WatchHub::Resume(WatchId id) {
+  auto it = watchers_.find(id);
+  if (it == watchers_.end() || !it->second.behind) return;
+  if (CatchUp(it->second)) watchers_.erase(it);
+}
+
+bool WatchHub::SendStored(Entry& w, const std::string& task, Sent& s) {
+  const uint64_t size = logs_->Size(task, s.attempt);
+  while (s.bytes < size) {
+    if (w.watcher->UnwrittenLogBytes() >= kWindow) {
+      FallBehind(w);
+      return false;
+    }
     absl::StatusOr<std::string> data =
-        logs_->Read(task.id(), task.attempt_id(), offset, kWatchCatchUpChunk);
+        logs_->Read(task, s.attempt, s.bytes, std::min(kCatchUpChunk, size - s.bytes));
+    // Gone meanwhile (retention removed the task): nothing more to send.
     if (!data.ok() || data->empty()) break;
-    const uint64_t at = offset;
-    offset += data->size();
-    w.watcher->Send(LogEvent(task.id(), task.attempt_id(), at, *std::move(data)));
+    const uint64_t at = s.bytes;
+    s.bytes += data->size();
+    w.watcher->Send(LogEvent(task, s.attempt, at, *std::move(data)));
   }
-  sent = std::max(offset, sent);
+  return true;
+}
+
+bool WatchHub::CatchUp(Entry& w) {
+  w.behind = false;
+  while (!w.stale.empty()) {
+    if (!SendStored(w, w.stale.front().first, w.stale.front().second)) return false;
+    w.stale.pop_front();
+  }
+  for (auto it = w.lagging.begin(); it != w.lagging.end(); it = w.lagging.erase(it)) {
+    auto s = w.sent.find(*it);
+    if (s != w.sent.end() && !SendStored(w, *it, s->second)) return false;
+  }
+  for (auto& [id, task] : w.held_tasks) {
+    v1::WatchEvent ev;
+    *ev.mutable_task() = std::move(task);
+    w.watcher->Send(std::move(ev));
+  }
+  w.held_tasks.clear();
+  if (!w.held_end) return false;
+  End(w, *w.held_end);
+  return true;
+}
+
+void WatchHub::FallBehind(Entry& w) {
+  w.behind = true;
+  w.watcher->RequestDrainNotice(kWindow / 2);
+}
+
+void WatchHub::End(Entry& w, const v1::Job& job) {
+  v1::WatchEvent ev;
+  *ev.mutable_finished() = job;
+  w.watcher->Send(std::move(ev));
+  w.watcher->Finish(absl::OkStatus());
 }
 
 void WatchHub::PublishTask(const v1::Task& task) {
   for (auto& [id, w] : watchers_) {
     if (!w.Wants(task)) continue;
+    if (w.behind) {
+      w.held_tasks[task.id()] = task;  // sent after the logs, latest state only
+      continue;
+    }
     v1::WatchEvent ev;
     *ev.mutable_task() = task;
     w.watcher->Send(std::move(ev));
@@ -81,15 +129,20 @@ void WatchHub::PublishTask(const v1::Task& task) {
 }
 
 void WatchHub::PublishLog(const v1::Task& task, uint64_t attempt, uint64_t offset,
-                          const std::string& data) {
+                          absl::string_view data) {
   for (auto& [id, w] : watchers_) {
     if (!w.logs || !w.Wants(task)) continue;
     uint64_t& sent = w.SentFor(task.id(), attempt);
+    if (w.behind) {
+      w.lagging.insert(task.id());  // read from the store once it drains
+      continue;
+    }
     const uint64_t end = offset + data.size();
     if (end <= sent) continue;
     const uint64_t skip = sent > offset ? sent - offset : 0;
     sent = end;
-    w.watcher->Send(LogEvent(task.id(), attempt, offset + skip, data.substr(skip)));
+    w.watcher->Send(LogEvent(task.id(), attempt, offset + skip, std::string(data.substr(skip))));
+    if (w.watcher->UnwrittenLogBytes() >= kWindow) FallBehind(w);
   }
 }
 
@@ -99,10 +152,13 @@ void WatchHub::PublishJobEnd(const v1::Job& job) {
       ++it;
       continue;
     }
-    v1::WatchEvent ev;
-    *ev.mutable_finished() = job;
-    it->second.watcher->Send(std::move(ev));
-    it->second.watcher->Finish(absl::OkStatus());
+    if (it->second.behind) {
+      // Its logs first: ended when they are sent (Resume).
+      it->second.held_end = job;
+      ++it;
+      continue;
+    }
+    End(it->second, job);
     it = watchers_.erase(it);
   }
 }

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/recording_watcher.h"
 
@@ -120,6 +121,124 @@ TEST_F(WatchHubTest, WatchingAnEndedJobFinishesAtOnce) {
   auto w = std::make_shared<RecordingWatcher>();
   hub.Add(1, Request(), job_, w);
   EXPECT_TRUE(w->done);
+  EXPECT_TRUE(w->events.back().has_finished());
+  EXPECT_EQ(hub.size(), 0u);
+}
+
+
+// What the core does with a chunk an agent sent: store it, then publish it.
+void StoreAndPublish(LogStore* logs, WatchHub* hub, const v1::Task& task, uint64_t attempt,
+                     const std::string& data) {
+  const uint64_t at = logs->Size(task.id(), attempt);
+  ASSERT_TRUE(logs->Append(task.id(), attempt, at, data).ok());
+  hub->PublishLog(task, attempt, at, data);
+}
+
+// 64 KiB of distinct bytes, the `n`th piece of a log.
+std::string Piece(int n) {
+  std::string s = absl::StrCat("piece ", n, "\n");
+  s.resize(64 << 10, static_cast<char>('a' + n % 26));
+  return s;
+}
+
+// The watcher writes what it was sent; it is told to go on where it asked.
+void Drain(WatchHub* hub, RecordingWatcher* w, WatchHub::WatchId id) {
+  w->unwritten = 0;
+  if (!w->drain_requests.empty()) hub->Resume(id);
+}
+
+TEST_F(WatchHubTest, ASlowWatcherIsHeldAtTheWindowAndGetsEveryByteInOrderFromTheStore) {
+  WatchHub hub(logs_.get());
+  auto w = std::make_shared<RecordingWatcher>();
+  w->count_unwritten = true;
+  hub.Add(1, Request("", true), job_, w);
+  // 16 MiB stored while the watcher writes nothing: it gets the window's worth.
+  std::string all;
+  for (int i = 0; i < 256; ++i) {
+    all += Piece(i);
+    StoreAndPublish(logs_.get(), &hub, job_.tasks(0), 5, Piece(i));
+  }
+  EXPECT_LE(w->max_unwritten, WatchHub::kWindow + (64 << 10));
+  ASSERT_EQ(w->drain_requests.size(), 1u);
+  EXPECT_LT(w->Log().size(), all.size());
+  // A task change meanwhile waits for the log bytes stored before it.
+  v1::Task a = job_.tasks(0);
+  a.set_state(v1::TASK_STATE_SUCCEEDED);
+  hub.PublishTask(a);
+  EXPECT_FALSE(w->events.back().has_task());
+  // As it drains, the rest comes from the store, in pieces of at most 1 MiB.
+  for (int round = 0; round < 100 && w->Log().size() < all.size(); ++round) {
+    Drain(&hub, w.get(), 1);
+    EXPECT_LE(w->max_unwritten, WatchHub::kWindow + WatchHub::kCatchUpChunk);
+  }
+  EXPECT_EQ(w->Log(), all);
+  for (const v1::WatchEvent& e : w->events) {
+    if (e.has_log()) EXPECT_LE(e.log().data().size(), WatchHub::kCatchUpChunk);
+  }
+  ASSERT_TRUE(w->events.back().has_task());
+  EXPECT_EQ(w->events.back().task().state(), v1::TASK_STATE_SUCCEEDED);
+  // Current again: new bytes go straight to it.
+  StoreAndPublish(logs_.get(), &hub, job_.tasks(0), 5, "live\n");
+  EXPECT_EQ(w->events.back().log().data(), "live\n");
+}
+
+TEST_F(WatchHubTest, AJobEndWaitsForTheLogOfAWatcherBehind) {
+  WatchHub hub(logs_.get());
+  auto w = std::make_shared<RecordingWatcher>();
+  w->count_unwritten = true;
+  hub.Add(1, Request("", true), job_, w);
+  std::string all;
+  for (int i = 0; i < 128; ++i) {
+    all += Piece(i);
+    StoreAndPublish(logs_.get(), &hub, job_.tasks(1), 5, Piece(i));
+  }
+  job_.set_state(v1::JOB_STATE_SUCCEEDED);
+  hub.PublishJobEnd(job_);
+  EXPECT_FALSE(w->done);
+  EXPECT_EQ(hub.size(), 1u);
+  for (int round = 0; round < 100 && !w->done; ++round) Drain(&hub, w.get(), 1);
+  EXPECT_TRUE(w->done);
+  EXPECT_TRUE(w->finished.ok());
+  EXPECT_EQ(w->Log(), all);
+  EXPECT_TRUE(w->events.back().has_finished());
+  EXPECT_EQ(hub.size(), 0u);
+}
+
+TEST_F(WatchHubTest, AWatcherBehindGetsTheEndOfTheOldAttemptBeforeTheNewOne) {
+  WatchHub hub(logs_.get());
+  auto w = std::make_shared<RecordingWatcher>();
+  w->count_unwritten = true;
+  hub.Add(1, Request("1/a", true), job_, w);
+  std::string first;
+  for (int i = 0; i < 96; ++i) {
+    first += Piece(i);
+    StoreAndPublish(logs_.get(), &hub, job_.tasks(0), 5, Piece(i));
+  }
+  ASSERT_FALSE(w->drain_requests.empty());
+  StoreAndPublish(logs_.get(), &hub, job_.tasks(0), 6, "second attempt\n");
+  for (int round = 0; round < 100 && w->Log().size() < first.size() + 15; ++round) {
+    Drain(&hub, w.get(), 1);
+  }
+  EXPECT_EQ(w->Log(), first + "second attempt\n");
+  EXPECT_EQ(w->events.back().log().attempt_id(), 6u);
+}
+
+TEST_F(WatchHubTest, ANewWatcherOfALongLogIsCaughtUpAWindowAtATime) {
+  std::string all;
+  for (int i = 0; i < 160; ++i) {
+    all += Piece(i);
+    ASSERT_TRUE(logs_->Append("1/a", 5, all.size() - Piece(i).size(), Piece(i)).ok());
+  }
+  job_.set_state(v1::JOB_STATE_SUCCEEDED);
+  WatchHub hub(logs_.get());
+  auto w = std::make_shared<RecordingWatcher>();
+  w->count_unwritten = true;
+  hub.Add(1, Request("", true), job_, w);
+  EXPECT_LE(w->max_unwritten, WatchHub::kWindow + WatchHub::kCatchUpChunk);
+  EXPECT_FALSE(w->done);
+  EXPECT_EQ(hub.size(), 1u);  // kept until its log is sent
+  for (int round = 0; round < 100 && !w->done; ++round) Drain(&hub, w.get(), 1);
+  EXPECT_EQ(w->Log(), all);
   EXPECT_TRUE(w->events.back().has_finished());
   EXPECT_EQ(hub.size(), 0u);
 }

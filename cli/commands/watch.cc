@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <ostream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -140,14 +141,16 @@ int RunWatch(const CommandEnv& env, const WatchOptions& opts) {
         [&](const std::string& line) { view.Notice(line); });
     view.End(/*with_result=*/status.ok() && model.finished());
   } else {
+    std::string text;  // what one event prints: one write (a log chunk is thousands of lines)
     status = FollowWatch(
         env, opts, make_request,
         [&](const v1::WatchEvent& ev) {
-          std::vector<std::string> lines = model.Apply(ev, env.clock->Now());
+          text.clear();
+          model.ApplyText(ev, env.clock->Now(), &text);
           if (json) {
             PrintMessage(env, ev);
           } else {
-            PrintLines(env, lines);
+            env.out->write(text.data(), static_cast<std::streamsize>(text.size()));
           }
           env.out->flush();
         },

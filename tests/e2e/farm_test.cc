@@ -3,9 +3,12 @@
 
 #include <filesystem>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
@@ -158,6 +161,56 @@ stages:
   WriteFile(gate, "");
   EXPECT_EQ(watch->Wait(absl::Seconds(30)), 0) << watch->Output();
   EXPECT_TRUE(absl::StrContains(watch->Output(), "[waiter] through")) << watch->Output();
+}
+
+// A kB field of /proc/PID/status ("VmHWM": the peak resident set), in bytes.
+uint64_t ProcStatusBytes(pid_t pid, const std::string& field) {
+  const std::string status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
+  const size_t at = status.find(field + ":");
+  uint64_t kb = 0;
+  if (at == std::string::npos) return 0;
+  const size_t end = status.find('\n', at);
+  absl::string_view value(status.data() + at + field.size() + 1, end - at - field.size() - 1);
+  absl::ConsumeSuffix(&value, " kB");
+  return absl::SimpleAtoi(absl::StripAsciiWhitespace(value), &kb) ? kb << 10 : 0;
+}
+
+// A watcher that stops reading while its task prints 96 MB: the coordinator
+// does not hold the log for it (WatchHub's window, docs/architecture.md), and
+// once it reads again it gets every byte, in order, then the job's end.
+TEST_F(FarmTest, AStalledWatcherDoesNotGrowTheCoordinatorAndStillGetsEveryByteInOrder) {
+  StartFarm(1);
+  const std::string gate = farm_.dir() + "/gate";
+  const std::string spec = farm_.WritePipeline("loud.yaml", absl::StrCat(R"(
+stages:
+  - name: loud
+    shell: "echo ready; while [ ! -e )",
+                                                                         gate, R"( ]; do sleep 0.05; done; seq -f %0120.0f 1 800000"
+)"));
+  const std::string id = farm_.Submit(spec);
+  auto watch = farm_.CliAsync({"watch", id, "--logs"}, farm_.dir() + "/watch.out");
+  ASSERT_TRUE(WaitFor([&] { return absl::StrContains(watch->Output(), "[loud] ready"); }))
+      << watch->Output();
+  watch->Signal(SIGSTOP);
+  const pid_t coordinator = farm_.coordinator()->pid();
+  const uint64_t peak_before = ProcStatusBytes(coordinator, "VmHWM");
+  WriteFile(gate, "");
+  ASSERT_TRUE(farm_.WaitForJobEnd(id));
+  const uint64_t grew = ProcStatusBytes(coordinator, "VmHWM") - peak_before;
+  // The log is 96.8 MB; a watcher costs its window (4 MiB) and a message.
+  EXPECT_LT(grew, uint64_t{48} << 20) << "the coordinator's peak RSS grew by " << grew;
+  watch->Signal(SIGCONT);
+  ASSERT_EQ(watch->Wait(absl::Seconds(120)), 0);
+  CliResult stored = farm_.Cli({"logs", id + "/loud"});
+  ASSERT_EQ(stored.exit_code, 0) << stored.err;
+  ASSERT_EQ(stored.out.size(), 6u + 800000u * 121u);
+  std::string printed;
+  printed.reserve(stored.out.size());
+  for (absl::string_view line : absl::StrSplit(watch->Output(), '\n')) {
+    if (absl::ConsumePrefix(&line, "[loud] ")) absl::StrAppend(&printed, line, "\n");
+  }
+  EXPECT_TRUE(printed == stored.out) << "the watcher printed " << printed.size() << " of "
+                                     << stored.out.size() << " bytes, or others";
 }
 
 TEST_F(FarmTest, CancelEndsARunningSleepWithinTwoSeconds) {

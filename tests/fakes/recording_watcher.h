@@ -1,5 +1,7 @@
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,7 +14,13 @@ namespace musafarm::testing {
 // core from one thread.
 class RecordingWatcher final : public coordinator::Watcher {
  public:
-  void Send(v1::WatchEvent e) override { events.push_back(std::move(e)); }
+  void Send(v1::WatchEvent e) override {
+    if (count_unwritten && e.has_log()) {
+      unwritten += e.log().data().size();
+      max_unwritten = std::max(max_unwritten, unwritten);
+    }
+    events.push_back(std::move(e));
+  }
   void Finish(const absl::Status& s) override {
     finished = s;
     done = true;
@@ -26,9 +34,18 @@ class RecordingWatcher final : public coordinator::Watcher {
     return out;
   }
 
+  // Flow control (off unless count_unwritten): log bytes count as unwritten
+  // until the test says they were written (unwritten = 0).
+  uint64_t UnwrittenLogBytes() const override { return unwritten; }
+  void RequestDrainNotice(uint64_t at_most) override { drain_requests.push_back(at_most); }
+
   std::vector<v1::WatchEvent> events;
   absl::Status finished;
   bool done = false;
+  bool count_unwritten = false;
+  uint64_t unwritten = 0;
+  uint64_t max_unwritten = 0;
+  std::vector<uint64_t> drain_requests;
 };
 
 }  // namespace musafarm::testing
