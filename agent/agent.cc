@@ -327,6 +327,14 @@ void Agent::OnMessage(uint64_t generation, const v1::CoordinatorMessage& msg) {
     case v1::CoordinatorMessage::kDrain:
       Log()->info("coordinator says: {}", msg.drain().draining() ? "draining" : "undrained");
       break;
+    case v1::CoordinatorMessage::kPace:
+      // The farm grew: the next heartbeat is already timed, those after it
+      // follow the new interval (the coordinator allows for both).
+      if (msg.pace().heartbeat_interval_ms() > 0) {
+        heartbeat_interval_ = absl::Milliseconds(msg.pace().heartbeat_interval_ms());
+        Log()->info("coordinator says: heartbeat every {}", absl::FormatDuration(heartbeat_interval_));
+      }
+      break;
     case v1::CoordinatorMessage::kKeepImages:
       keep_images_ = std::set<std::string>(msg.keep_images().images().begin(),
                                            msg.keep_images().images().end());

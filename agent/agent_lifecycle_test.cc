@@ -811,5 +811,20 @@ TEST_F(AgentLifecycleTest, LowDiskIsReportedAndClearedAndCallsTheHook) {
   EXPECT_EQ(hook_calls.load(), calls) << "no pruning while space suffices";
 }
 
+// The coordinator's HeartbeatPace sets the interval from the next heartbeat
+// on. Registered at 2 s, paced to 20 ms: thirty heartbeats come within the
+// wait only if the agent follows the pace (at 2 s they would take a minute).
+TEST_F(AgentLifecycleTest, HeartbeatsFollowTheIntervalTheCoordinatorPaces) {
+  coordinator_.set_heartbeat_ms(2000);
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  ASSERT_TRUE(coordinator_.Pace(20));
+  EXPECT_TRUE(coordinator_.WaitFor([](const Messages& ms) {
+    int beats = 0;
+    for (const v1::AgentMessage& m : ms) beats += m.has_heartbeat() ? 1 : 0;
+    return beats >= 30;
+  }));
+}
+
 }  // namespace
 }  // namespace musafarm::agent

@@ -14,6 +14,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/agent.h"
 #include "agent/cert_renewer.h"
@@ -122,6 +123,10 @@ absl::StatusOr<musafarm::ChannelTls> LoadAgentTls(const std::string& work_dir, s
 }  // namespace
 
 int main(int argc, char** argv) {
+  // As in the coordinator (coordinator/main.cc): Debian's Abseil keeps Mutex
+  // deadlock detection on, which costs every lock a walk of a process-wide
+  // lock graph (issue 19). The tests keep it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);

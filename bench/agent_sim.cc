@@ -161,6 +161,14 @@ class SimAgent final : public grpc::ClientBidiReactor<v1::AgentMessage, v1::Coor
         counters_->assignments.fetch_add(1, std::memory_order_relaxed);
         break;
       }
+      case v1::CoordinatorMessage::kPace:
+        // As the real agent: the next heartbeat keeps its time, the ones
+        // after follow the new interval.
+        if (heartbeat_ms_ == 0 && in_.pace().heartbeat_interval_ms() > 0) {
+          absl::MutexLock lock(&mu_);
+          interval_us_ = in_.pace().heartbeat_interval_ms() * 1000;
+        }
+        break;
       default:
         break;  // acks, cancels, keep-images, drains: nothing to do for a no-op agent
     }
@@ -286,7 +294,7 @@ int Run(const Options& opts) {
     // As the real agent's channel (agent/grpc_coordinator_link.cc), so the
     // coordinator pays for the same keepalive pings.
     if (opts.keepalive) {
-      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10'000);
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
       args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5'000);
       args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
       args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);

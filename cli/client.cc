@@ -86,8 +86,7 @@ std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env) {
   grpc::ChannelArguments args;
   // A watch can sit idle for as long as a task runs; keepalive notices a
   // coordinator host that vanished without closing the connection, and the
-  // watch then resumes. Same values as the agents' channel; the coordinator
-  // permits pings every 10 s.
+  // watch then resumes. The coordinator permits pings every 5 s.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
   // GetLog and GetArtifact answer with up to 4 MiB of data a call, which with

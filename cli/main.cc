@@ -5,9 +5,14 @@
 #include <cstring>
 #include <iostream>
 
+#include "absl/synchronization/mutex.h"
 #include "cli/app.h"
 
 int main(int argc, char** argv) {
+  // As in the coordinator (coordinator/main.cc): Debian's Abseil keeps Mutex
+  // deadlock detection on, and gRPC's start-up takes enough locks that the
+  // lock graph showed in a profile of `musafarm jobs` (issue 19).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::ios::sync_with_stdio(false);
   musafarm::cli::CommandEnv env;
   env.out = &std::cout;

@@ -145,6 +145,12 @@ v1::CoordinatorMessage AckMessage(const std::string& task_id, uint64_t attempt, 
   return msg;
 }
 
+v1::CoordinatorMessage PaceMessage(absl::Duration interval) {
+  v1::CoordinatorMessage msg;
+  msg.mutable_pace()->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(interval));
+  return msg;
+}
+
 v1::CoordinatorMessage KeepImagesMessage(const std::set<std::string>& images) {
   v1::CoordinatorMessage msg;
   msg.mutable_keep_images()->mutable_images()->Assign(images.begin(), images.end());

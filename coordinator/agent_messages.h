@@ -28,6 +28,9 @@ v1::CoordinatorMessage CancelMessage(const std::string& task_id, uint64_t attemp
 v1::CoordinatorMessage AckMessage(const std::string& task_id, uint64_t attempt, uint64_t offset,
                                   bool result_stored, bool resend = false);
 
+// From the agent's next heartbeat on, heartbeat every `interval`.
+v1::CoordinatorMessage PaceMessage(absl::Duration interval);
+
 // The images that no agent may prune.
 v1::CoordinatorMessage KeepImagesMessage(const std::set<std::string>& images);
 

@@ -57,6 +57,7 @@ AgentRegistry::Agent& AgentRegistry::Restore(v1::Agent info, absl::Time now) {
   agent.info.clear_running_tasks();
   agent.disconnected_at = now;
   agent.lose_at = now + std::max(timing_.restart_grace, timing_.agent_lost_timeout);
+  QueueLost(agent.info.name(), agent);
   return agent;
 }
 
@@ -73,6 +74,7 @@ AgentRegistry::ConnId AgentRegistry::Connect(std::shared_ptr<AgentConnection> co
   const ConnId id = next_conn_++;
   if (!closing_.ok()) conn->Close(closing_);
   conns_[id] = Conn{std::move(conn), "", now};
+  unregistered_.emplace(now, id);
   return id;
 }
 
@@ -145,7 +147,7 @@ absl::StatusOr<AgentRegistry::Agent*> AgentRegistry::Register(ConnId conn_id,
   Agent& agent = agents_[reg.name()];
   if (agent.conn != 0 && agent.conn != conn_id) {
     const bool same_instance = !hash.empty() && hash == agent.instance_hash;
-    const bool holder_alive = now - agent.last_seen <= timing_.heartbeat_timeout;
+    const bool holder_alive = now - agent.last_seen <= agent.silence_allowed;
     if (!same_instance && holder_alive) {
       // Two processes with one name would otherwise evict each other in a
       // loop, and a client that merely knows the name could take over the
@@ -166,8 +168,12 @@ absl::StatusOr<AgentRegistry::Agent*> AgentRegistry::Register(ConnId conn_id,
     }
   }
   c->second.agent = reg.name();
+  if (agent.conn == 0) ++connected_;
   agent.conn = conn_id;
   agent.last_seen = now;
+  agent.heartbeat_interval = absl::ZeroDuration();
+  agent.silence_allowed = timing_.heartbeat_timeout;
+  QueueSilence(reg.name(), agent);
   agent.connected_at = now;
   agent.instance_hash = hash;
   agent.info.set_name(reg.name());
@@ -199,9 +205,11 @@ void AgentRegistry::Disconnect(Agent& agent, const absl::Status& why, absl::Time
     conn->second.agent.clear();  // its Gone is now a no-op
     if (!why.ok()) conn->second.conn->Close(why);
   }
+  if (agent.conn != 0) --connected_;
   agent.conn = 0;
   agent.disconnected_at = now;
   agent.lose_at = now + timing_.agent_lost_timeout;
+  QueueLost(agent.info.name(), agent);
   agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
   agent.info.set_last_seen_us(ToMicros(agent.last_seen));
 }
@@ -213,7 +221,28 @@ void AgentRegistry::Send(const std::string& name, v1::CoordinatorMessage msg) {
   if (conn != conns_.end()) conn->second.conn->Send(std::move(msg));
 }
 
+void AgentRegistry::SetHeartbeatInterval(Agent& agent, absl::Duration interval,
+                                         absl::Duration silence_allowed) {
+  const bool shorter = silence_allowed < agent.silence_allowed;
+  agent.heartbeat_interval = interval;
+  agent.silence_allowed = silence_allowed;
+  // A longer deadline is found when the queued one comes due; a shorter one
+  // needs its own entry.
+  if (shorter && agent.conn != 0) QueueSilence(agent.info.name(), agent);
+}
+
+void AgentRegistry::QueueSilence(const std::string& name, Agent& agent) {
+  silence_due_.push(Due{agent.last_seen + agent.silence_allowed, name, ++agent.due_seq});
+}
+
+void AgentRegistry::QueueLost(const std::string& name, const Agent& agent) {
+  lost_due_.push(Due{agent.lose_at, name, 0});
+}
+
 void AgentRegistry::Hold(Agent& agent, const std::string& task_id, std::vector<int32_t> gpus) {
+  // (A disconnected agent given an attempt, as recovery does: its lost timer
+  // must see it.)
+  if (agent.conn == 0 && agent.held.empty()) QueueLost(agent.info.name(), agent);
   agent.held[task_id] = std::move(gpus);
   agent.info.set_used_slots(static_cast<int32_t>(agent.held.size()));
 }
@@ -231,26 +260,54 @@ AgentRegistry::Agent* AgentRegistry::Find(const std::string& name) {
 }
 
 void AgentRegistry::CloseUnregistered(absl::Time now) {
-  for (auto& [id, c] : conns_) {
-    if (c.agent.empty() && now - c.opened > timing_.heartbeat_timeout) {
-      c.conn->Close(absl::DeadlineExceededError("no 'register' within the heartbeat deadline"));
+  while (!unregistered_.empty() && now - unregistered_.front().first > timing_.heartbeat_timeout) {
+    auto c = conns_.find(unregistered_.front().second);
+    unregistered_.pop();
+    if (c != conns_.end() && c->second.agent.empty()) {
+      c->second.conn->Close(
+          absl::DeadlineExceededError("no 'register' within the heartbeat deadline"));
     }
   }
 }
 
 std::vector<AgentRegistry::Agent*> AgentRegistry::Silent(absl::Time now) {
   std::vector<Agent*> out;
-  for (auto& [name, agent] : agents_) {
-    if (agent.conn != 0 && now - agent.last_seen > timing_.heartbeat_timeout) out.push_back(&agent);
+  std::vector<Due> again;
+  while (!silence_due_.empty() && silence_due_.top().when < now) {
+    Due due = silence_due_.top();
+    silence_due_.pop();
+    auto it = agents_.find(due.agent);
+    if (it == agents_.end() || it->second.conn == 0 || it->second.due_seq != due.seq) continue;
+    Agent& agent = it->second;
+    due.when = agent.last_seen + agent.silence_allowed;
+    if (now > due.when) {
+      out.push_back(&agent);  // and again next time, unless the caller disconnects it
+      again.push_back(std::move(due));
+    } else {
+      silence_due_.push(std::move(due));  // heard from since: due later
+    }
   }
+  for (Due& due : again) silence_due_.push(std::move(due));
   return out;
 }
 
 std::vector<AgentRegistry::Agent*> AgentRegistry::Lost(absl::Time now) {
   std::vector<Agent*> out;
-  for (auto& [name, agent] : agents_) {
-    if (agent.conn == 0 && !agent.held.empty() && now >= agent.lose_at) out.push_back(&agent);
+  std::vector<Due> again;
+  while (!lost_due_.empty() && lost_due_.top().when <= now) {
+    Due due = lost_due_.top();
+    lost_due_.pop();
+    auto it = agents_.find(due.agent);
+    if (it == agents_.end()) continue;
+    Agent& agent = it->second;
+    // Back since, holding nothing, or a newer timer of its own is queued.
+    if (agent.conn != 0 || agent.held.empty() || agent.lose_at != due.when) continue;
+    // (Queued twice, by its disconnection and by an attempt it was given after.)
+    if (std::find(out.begin(), out.end(), &agent) != out.end()) continue;
+    out.push_back(&agent);
+    again.push_back(std::move(due));
   }
+  for (Due& due : again) lost_due_.push(std::move(due));
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <queue>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,12 +39,19 @@ class AgentRegistry {
     // Its attempts are lost once the clock passes this (while disconnected).
     absl::Time lose_at = absl::InfiniteFuture();
     absl::Time last_seen = absl::InfinitePast();
+    // The heartbeat interval it was told, and how long it may be silent
+    // before it is disconnected (HeartbeatPace; the timing's heartbeat
+    // timeout until the core says otherwise).
+    absl::Duration heartbeat_interval = absl::ZeroDuration();
+    absl::Duration silence_allowed = absl::ZeroDuration();
     // Since when its current stream has been registered (for the message that
     // refuses another instance).
     absl::Time connected_at = absl::InfinitePast();
     // SHA-256 of the instance secret its current stream registered with;
     // empty: none (an agent from before Register.instance_secret).
     std::string instance_hash;
+    // Which entry of the silence queue is current (older ones are stale).
+    uint64_t due_seq = 0;
     // Task ids whose current attempt it holds, with the GPU numbers each was given.
     std::map<std::string, std::vector<int32_t>> held;
     // What the agent policy lets it run, and which of its labels it trusts;
@@ -92,6 +100,11 @@ class AgentRegistry {
   // `why` also closes its stream, whose own end then changes nothing.
   void Disconnect(Agent& agent, const absl::Status& why, absl::Time now);
   std::string PeerOf(ConnId conn) const;
+  // Connected (registered) agents.
+  size_t connected() const { return connected_; }
+  // Records the heartbeat interval a connected agent was told and the silence
+  // it is allowed from now on.
+  void SetHeartbeatInterval(Agent& agent, absl::Duration interval, absl::Duration silence_allowed);
 
   // Sends to a connected agent; dropped if it is not connected.
   void Send(const std::string& agent, v1::CoordinatorMessage msg);
@@ -105,12 +118,15 @@ class AgentRegistry {
   std::map<std::string, Agent>& agents() { return agents_; }
   const std::map<std::string, Agent>& agents() const { return agents_; }
 
-  // --- timers (Tick)
+  // --- timers (Tick). Each looks only at what is due, from a queue ordered by
+  // deadline, never at every agent: with 10,000 agents a scan of the maps
+  // every tick was most of an idle coordinator's own CPU.
   // Closes streams that did not register within the heartbeat deadline.
   void CloseUnregistered(absl::Time now);
-  // Connected agents silent past the heartbeat deadline.
+  // Connected agents silent past their deadline (last_seen + silence_allowed).
   std::vector<Agent*> Silent(absl::Time now);
-  // Disconnected agents still holding attempts whose lost timer has run out.
+  // Disconnected agents still holding attempts whose lost timer has run out;
+  // the same agent again on each call until it holds none.
   std::vector<Agent*> Lost(absl::Time now);
 
   // Closes every stream (shutdown); new streams are closed at once from now on.
@@ -122,10 +138,29 @@ class AgentRegistry {
     std::string agent;  // empty until registered
     absl::Time opened;
   };
+  // A deadline to look at again once it has passed. An entry may be stale
+  // (the agent heartbeated since, reconnected, or was disconnected): checked
+  // against the agent when it comes due, and dropped or queued again.
+  struct Due {
+    absl::Time when;
+    std::string agent;
+    uint64_t seq;  // Agent::due_seq when queued (silence); 0 (lost timers)
+    bool operator>(const Due& o) const { return when > o.when; }
+  };
+  using DueQueue = std::priority_queue<Due, std::vector<Due>, std::greater<Due>>;
+  void QueueSilence(const std::string& name, Agent& agent);
+  void QueueLost(const std::string& name, const Agent& agent);
+
   const Timing timing_;
   std::map<std::string, Agent> agents_;  // by name
   std::map<ConnId, Conn> conns_;
   ConnId next_conn_ = 1;
+  size_t connected_ = 0;
+  DueQueue silence_due_;  // connected agents, by last_seen + silence_allowed
+  DueQueue lost_due_;     // disconnected agents, by lose_at
+  // Streams not registered yet, in the order they opened (and so of their
+  // deadlines).
+  std::queue<std::pair<absl::Time, ConnId>> unregistered_;
   absl::Status closing_ = absl::OkStatus();  // set by CloseAll
 };
 

@@ -196,6 +196,35 @@ TEST(AgentRegistryTest, SilentAgentsAndLostTimers) {
   EXPECT_TRUE(reg.Lost(t1 + absl::Seconds(5)).empty());  // nothing left to lose
 }
 
+// The deadline is each agent's own: told a longer heartbeat interval, it may
+// be silent longer; told a shorter one, it is noticed sooner. Heard from, it
+// is due again from then.
+TEST(AgentRegistryTest, EachAgentIsSilentPastItsOwnAllowedSilence) {
+  AgentRegistry reg(Timing());
+  AgentRegistry::Agent* slow = *reg.Register(reg.Connect(std::make_shared<FakeConnection>(), kT0),
+                                             Reg("slow", 1), kT0);
+  AgentRegistry::Agent* fast = *reg.Register(reg.Connect(std::make_shared<FakeConnection>(), kT0),
+                                             Reg("fast", 1), kT0);
+  AgentRegistry::Agent* plain = *reg.Register(reg.Connect(std::make_shared<FakeConnection>(), kT0),
+                                              Reg("plain", 1), kT0);
+  EXPECT_EQ(reg.connected(), 3u);
+  EXPECT_TRUE(reg.Silent(kT0 + absl::Seconds(1)).empty());  // queued at the 10 s default
+  reg.SetHeartbeatInterval(*slow, absl::Seconds(20), absl::Seconds(27));
+  reg.SetHeartbeatInterval(*fast, absl::Seconds(1), absl::Seconds(4));
+  EXPECT_EQ(slow->heartbeat_interval, absl::Seconds(20));
+
+  EXPECT_EQ(reg.Silent(kT0 + absl::Seconds(5)), std::vector<AgentRegistry::Agent*>{fast});
+  fast->last_seen = kT0 + absl::Seconds(5);  // it heartbeated after all
+  reg.Disconnect(*plain, absl::OkStatus(), kT0 + absl::Seconds(5));
+  EXPECT_EQ(reg.connected(), 2u);
+  EXPECT_TRUE(reg.Silent(kT0 + absl::Seconds(9)).empty());
+  EXPECT_EQ(reg.Silent(kT0 + absl::Seconds(11)), std::vector<AgentRegistry::Agent*>{fast})
+      << "not slow (27 s), not plain (disconnected)";
+  slow->last_seen = kT0 + absl::Seconds(20);
+  EXPECT_EQ(reg.Silent(kT0 + absl::Seconds(40)), (std::vector<AgentRegistry::Agent*>{fast}));
+  EXPECT_EQ(reg.Silent(kT0 + absl::Seconds(48)).size(), 2u);
+}
+
 TEST(AgentRegistryTest, RestoredAgentsWaitTheRestartGrace) {
   AgentRegistry reg(Timing());
   v1::Agent stored;

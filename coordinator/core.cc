@@ -38,6 +38,7 @@ Core::Core(Store* store, LogStore* logs, const Clock* clock, CoreOptions options
       machine_(options.max_lost_attempts),
       policy_(AgentPolicy::Effective(options.agent_policy, options.insecure)),
       agents_(TimingOf(options)),
+      pace_({options.heartbeat_interval, options.heartbeat_timeout, options.max_heartbeat_rate}),
       watchers_(logs) {}
 
 absl::Status Core::Recover() {

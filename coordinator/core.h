@@ -21,6 +21,7 @@
 #include "coordinator/blob_store.h"
 #include "coordinator/core_metrics.h"
 #include "coordinator/enrollment.h"
+#include "coordinator/heartbeat_pace.h"
 #include "coordinator/job_table.h"
 #include "coordinator/log_store.h"
 #include "coordinator/ready_queue.h"
@@ -48,6 +49,10 @@ struct CoreOptions {
   // (killed, host rebooted) within agent_lost_timeout.
   absl::Duration heartbeat_timeout = absl::Seconds(10);
   absl::Duration heartbeat_interval = absl::Seconds(3);
+  // --max-heartbeats-per-second: past max_heartbeat_rate x heartbeat_interval
+  // agents the interval grows with the farm, and the deadline with it
+  // (HeartbeatPace). <= 0: the interval never grows.
+  double max_heartbeat_rate = 500;
   // A disconnected agent's attempts are re-queued after this long (it may come
   // back and re-attach them before).
   absl::Duration agent_lost_timeout = absl::Seconds(5);
@@ -261,6 +266,9 @@ class Core : public AgentEventSink, public UserApi {
   void OnLog(Agent& agent, const v1::LogChunk& chunk);
   void OnResult(Agent& agent, const v1::AttemptResult& result);
   void OnHeartbeat(Agent& agent, const v1::Heartbeat& beat);
+  // The farm outgrew the heartbeat interval: every connected agent told a
+  // shorter one hears of `interval` (HeartbeatPace), and is allowed its silence.
+  void TellPace(absl::Duration interval);
   // Sends KeepImages to every connected agent when the images that unfinished
   // jobs need changed.
   void UpdateKeepImages();
@@ -327,6 +335,7 @@ class Core : public AgentEventSink, public UserApi {
 
   JobTable jobs_;
   AgentRegistry agents_;
+  HeartbeatPace pace_;
   WatchHub watchers_;
   ReadyQueue ready_;                     // every QUEUED task, by requirement class
   std::set<std::string> dirty_agents_;   // agents that may take work they could not before

@@ -130,9 +130,11 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
     return;
   }
   Agent& agent = **registered;
+  const HeartbeatPace::Decision pace = pace_.OnRegister(agents_.connected());
+  agents_.SetHeartbeatInterval(agent, pace.interval, pace_.SilenceAllowed(pace.interval));
+  if (pace.tell_everyone) TellPace(pace.interval);
   v1::CoordinatorMessage hello;
-  hello.mutable_registered()->set_heartbeat_interval_ms(
-      absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  hello.mutable_registered()->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(pace.interval));
   hello.mutable_registered()->set_draining(agent.info.draining());
   hello.mutable_registered()->set_protocol_version(kProtocolVersion);
   SendTo(reg.name(), std::move(hello));
@@ -171,6 +173,21 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
   SaveAgent(agent);
   Flush();
   Schedule();
+}
+
+void Core::TellPace(absl::Duration interval) {
+  // Each agent may be silent longer from now on: its next heartbeat may still
+  // come at its old interval, the ones after at the new one.
+  int told = 0;
+  for (auto& [name, agent] : agents_.agents()) {
+    if (!agent.connected() || agent.heartbeat_interval >= interval) continue;
+    agents_.SetHeartbeatInterval(agent, interval, pace_.SilenceAllowed(interval));
+    SendTo(name, PaceMessage(interval));
+    ++told;
+  }
+  Log()->info("{} agents connected: heartbeat every {} (deadline {}); told {} agents",
+              agents_.connected(), absl::FormatDuration(interval),
+              absl::FormatDuration(pace_.SilenceAllowed(interval)), told);
 }
 
 v1::Task* Core::CurrentAttempt(Agent& agent, const std::string& task_id, uint64_t attempt_id) {

@@ -88,6 +88,7 @@ class CoreTest : public ::testing::Test {
     options.agent_policy = policy_;
     options.max_log_bytes = max_log_bytes_;
     options.retention = retention_;
+    options.max_heartbeat_rate = max_heartbeat_rate_;
     core_ = std::make_unique<Core>(store_.get(), logs_.get(), &clock_, options);
     ASSERT_TRUE(core_->Recover().ok());
   }
@@ -161,6 +162,7 @@ class CoreTest : public ::testing::Test {
   bool insecure_ = true;  // CoreOptions.insecure for Open()
   uint64_t max_log_bytes_ = limits::kDefaultMaxLogBytes;
   RetentionOptions retention_;  // CoreOptions.retention for Open()
+  double max_heartbeat_rate_ = 500;  // CoreOptions.max_heartbeat_rate for Open()
   std::optional<AgentPolicy> policy_;
   testing::FakeClock clock_;
   std::unique_ptr<Store> store_;
@@ -612,6 +614,46 @@ TEST_F(CoreTest, SilentAgentIsDisconnectedAndGetsNoMoreWork) {
   // Its stream is still winding down: nothing is placed on it meanwhile.
   Submit(kMatrix);
   EXPECT_TRUE(agent->TakeAssignments().empty());
+}
+
+// The heartbeat interval each message on `conn` told, in order (registered, then paces), in ms.
+std::vector<int64_t> IntervalsTold(const FakeConnection& conn) {
+  std::vector<int64_t> out;
+  for (const v1::CoordinatorMessage& m : conn.sent) {
+    if (m.has_registered()) out.push_back(m.registered().heartbeat_interval_ms());
+    if (m.has_pace()) out.push_back(m.pace().heartbeat_interval_ms());
+  }
+  return out;
+}
+
+// Past max_heartbeat_rate x interval agents the interval grows with the farm:
+// a newcomer is told the longer one when it registers, the agents already
+// connected hear of it (HeartbeatPace), and a silent agent is disconnected
+// only past its own longer deadline (interval + 7 s of grace), then as before.
+TEST_F(CoreTest, TheHeartbeatIntervalGrowsWithTheFarmAndEveryAgentIsTold) {
+  max_heartbeat_rate_ = 1;  // 3 agents at 3 s; a fourth needs 4 s, and 5 s leaves room
+  Open();
+  std::vector<std::shared_ptr<FakeConnection>> early;
+  for (const char* name : {"a0", "a1", "a2"}) early.push_back(Connect(name, 1).second);
+  EXPECT_EQ(IntervalsTold(*early[0]), std::vector<int64_t>{3000});
+  EXPECT_EQ(IntervalsTold(*early[2]), std::vector<int64_t>{3000});
+  auto [conn, late] = Connect("a3", 1);
+  EXPECT_EQ(IntervalsTold(*late), std::vector<int64_t>{5000});
+  for (const auto& agent : early) {
+    EXPECT_EQ(IntervalsTold(*agent), (std::vector<int64_t>{3000, 5000}));
+  }
+
+  clock_.Advance(absl::Seconds(11));  // past the configured 10 s, within 12 s
+  core_->Tick();
+  for (const v1::Agent& a : core_->ListAgents()) {
+    EXPECT_EQ(a.state(), v1::AGENT_STATE_CONNECTED) << a.name();
+  }
+  clock_.Advance(absl::Seconds(2));
+  core_->Tick();
+  for (const v1::Agent& a : core_->ListAgents()) {
+    EXPECT_EQ(a.state(), v1::AGENT_STATE_DISCONNECTED) << a.name();
+  }
+  EXPECT_TRUE(absl::IsUnavailable(late->closed));
 }
 
 // Scheduling runs when something placement reads changed, and only over what changed.

@@ -80,9 +80,17 @@ int main(int argc, char** argv) {
                "commit each agent event on its own (one fsync each) instead of one commit for the "
                "events that queue up meanwhile: slower, for measuring (bench/run.sh)");
   app.add_option("--heartbeat-timeout", heartbeat_timeout_s,
-                 "seconds of agent silence before its stream is closed")
+                 "seconds of agent silence before its stream is closed (while the farm is "
+                 "small; see --max-heartbeats-per-second)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  double max_heartbeat_rate = options.core.max_heartbeat_rate;
+  app.add_option("--max-heartbeats-per-second", max_heartbeat_rate,
+                 "heartbeats a second from all agents together: past this many x 3 s agents the "
+                 "heartbeat interval grows with the farm, and the silence allowed with it "
+                 "(interval + heartbeat timeout - 3 s); 0: a fixed interval")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_option(
          "--agent-lost-timeout", lost_timeout_s,
          "seconds a disconnected agent may take to come back before its tasks are re-queued")
@@ -397,6 +405,7 @@ int main(int argc, char** argv) {
   options.enrollment.cert_lifetime =
       cert_lifetime_s > 0 ? absl::Seconds(cert_lifetime_s) : absl::Hours(24 * cert_days);
   options.core.heartbeat_timeout = absl::Seconds(heartbeat_timeout_s);
+  options.core.max_heartbeat_rate = max_heartbeat_rate;
   options.core.restart_grace = absl::Seconds(restart_grace_s);
   options.core.agent_lost_timeout = absl::Seconds(lost_timeout_s);
   options.core.heartbeat_interval =

@@ -57,12 +57,19 @@ absl::StatusOr<int> Server::Start(const std::string& listen) {
   builder.RegisterService(user_service_.get());
   if (schedule_service_ != nullptr) builder.RegisterService(schedule_service_.get());
   if (content_service_ != nullptr) builder.RegisterService(content_service_.get());
-  // Agents ping every 10 s even when idle; without this the server counts
-  // those pings as abuse (5 min default) and sends GOAWAY. Half their period,
-  // so timer jitter never makes a ping look early.
+  // Agents ping even when idle (every 60 s; every 10 s before issue 19, and
+  // older agents still do); without this the server counts those pings as
+  // abuse (5 min default) and sends GOAWAY. Half the old period, so timer
+  // jitter never makes a ping look early.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 5'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20'000);
+  // The server pings a connection only after this long without reading from
+  // it. An agent's liveness is its heartbeat deadline (HeartbeatPace), and
+  // its heartbeats come up to 25 s apart on a farm of 10,000: a 20 s ping
+  // here was one more round trip per heartbeat (issue 19). 2 min finds a
+  // dead client of a user stream (a `watch` whose host vanished; the CLI
+  // itself pings every 20 s) without pinging live agents.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 120'000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10'000);
   // Deliberately small (common/limits.h): a hostile 15 MB register is refused
   // by gRPC before it is decoded; honest messages are far below it.

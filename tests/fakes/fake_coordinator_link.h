@@ -39,6 +39,16 @@ class FakeCoordinatorLink final : public agent::CoordinatorLink {
     absl::MutexLock lock(&mu_);
     heartbeat_ms_ = ms;
   }
+  // Tells the connected agent a new heartbeat interval (HeartbeatPace), as the
+  // coordinator does when the farm grows. False when none is connected.
+  bool Pace(int64_t ms) {
+    absl::MutexLock lock(&mu_);
+    if (current_ == nullptr) return false;
+    v1::CoordinatorMessage out;
+    out.mutable_pace()->set_heartbeat_interval_ms(ms);
+    current_->Deliver(out);
+    return true;
+  }
   // Sends at once when connected, else at the next registration.
   void Assign(const v1::Assignment& a) {
     absl::MutexLock lock(&mu_);
