@@ -46,7 +46,7 @@ void CertRenewer::Run() {
     }
     ChannelTls renewed;
     absl::StatusOr<pki::CertInfo> fresh = RenewAgentCertificate(
-        options_.coordinator, tls, options_.paths, options_.timeout, &renewed);
+        options_.coordinator(), tls, options_.paths, options_.timeout, &renewed);
     if (fresh.ok()) {
       source_->Set(std::move(renewed));
       told_expired = false;
@@ -69,7 +69,7 @@ void CertRenewer::Run() {
             "(`musafarm-coordinator join-token create` on the coordinator's host, then "
             "`musafarm-agent enroll --coordinator {} --token TOKEN --ca {} --work-dir ...`)",
             cert->common_name, FormatUtc(cert->not_after), std::string(fresh.status().message()),
-            options_.coordinator, options_.paths.ca);
+            options_.coordinator(), options_.paths.ca);
         told_expired = true;
       }
     } else {

@@ -7,6 +7,7 @@
 // to disk (for restarts) and to the TlsMaterialSource, from which the
 // coordinator link builds a new channel at its next (re)connect.
 
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -25,7 +26,9 @@ namespace musafarm::agent {
 class CertRenewer {
  public:
   struct Options {
-    std::string coordinator;  // host:port
+    // Where to renew: the active coordinator's host:port, asked at each
+    // renewal (the link follows failovers).
+    std::function<std::string()> coordinator;
     AgentPkiPaths paths;      // where the renewed key and certificate are written
     absl::Duration max_retry = absl::Seconds(30);
     absl::Duration timeout = absl::Seconds(30);  // per RenewCertificate call

@@ -110,8 +110,9 @@ void CoordinatorStream::OnDone(const grpc::Status& status) {
   // report itself stopped and its channel be destroyed. Nothing of `this` is
   // touched after the reset.
   OnEnd on_end = on_end_;
+  CallEnd end = ClassifyCallEnd(status, context_.GetServerTrailingMetadata());
   self_.reset();
-  on_end(status);
+  on_end(status, std::move(end));
 }
 
 }  // namespace musafarm::agent

@@ -5,6 +5,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/coordinator_targets.h"
 #include "common/stream_outbox.h"
 #include "grpcpp/grpcpp.h"
 #include "musafarm/v1/agent_service.grpc.pb.h"
@@ -19,7 +20,9 @@ class CoordinatorStream final
     : public grpc::ClientBidiReactor<v1::AgentMessage, v1::CoordinatorMessage> {
  public:
   using OnMessage = std::function<void(v1::CoordinatorMessage)>;
-  using OnEnd = std::function<void(grpc::Status)>;
+  // The stream's status and the server's trailing metadata read as
+  // common/coordinator_targets.h does (a standby's hint, if any).
+  using OnEnd = std::function<void(grpc::Status, CallEnd)>;
 
   static std::shared_ptr<CoordinatorStream> Open(v1::AgentService::Stub* stub, OnMessage on_message,
                                                  OnEnd on_end);

@@ -1,12 +1,15 @@
 #include "agent/grpc_coordinator_link.h"
 
+#include <atomic>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/coordinator_stream.h"
+#include "common/coordinator_targets.h"
 #include "common/grpc_status.h"
 #include "common/limits.h"
 #include "content/content_client.h"
@@ -30,45 +33,56 @@ class GrpcSession final : public CoordinatorSession {
 
 class GrpcCoordinatorLink final : public CoordinatorLink {
  public:
-  GrpcCoordinatorLink(std::string target, TlsMaterialSource* tls);
+  GrpcCoordinatorLink(std::vector<std::string> targets, TlsMaterialSource* tls);
 
   std::shared_ptr<CoordinatorSession> Open(OnMessage on_message, OnEnd on_end) override;
-  std::string Target() const override { return target_; }
+  std::string Target() const override { return targets_.Current(); }
   content::BlobSource* blobs() override { return &blobs_; }
 
  private:
-  // A channel and its stub, for one version of the TLS material.
+  // A channel and its stub, to one coordinator address, for one version of
+  // the TLS material.
   struct Channel {
+    std::string target;
+    uint64_t tls_version = 0;
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<v1::AgentService::Stub> stub;
   };
-  Channel NewChannel(const std::optional<ChannelTls>& tls) const;
+  Channel NewChannel(const std::string& target, uint64_t tls_version,
+                     const std::optional<ChannelTls>& tls) const;
+  // The newest channel to `target` with the current TLS material, made when
+  // there is none yet.
+  Channel& ChannelTo(const std::string& target) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  const std::string target_;
+  // Which coordinator the next session opens to (issue 20): the one that
+  // last answered, a standby's hint, or the next address after a failure.
+  CoordinatorTargets targets_;
   TlsMaterialSource* const tls_;  // null: plaintext
   absl::Mutex mu_;
   uint64_t tls_version_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<ChannelTls> tls_material_ ABSL_GUARDED_BY(mu_);
   // The newest last. Older ones are kept: a stream opened on one may still be
   // winding down, and its ClientContext must die before its channel. One per
-  // certificate renewal, so few.
+  // coordinator address and certificate renewal, so few.
   std::vector<Channel> channels_ ABSL_GUARDED_BY(mu_);
-  // ContentService reads on the newest channel (the current certificate).
+  // ContentService reads on the channel to the current coordinator.
   content::ChannelBlobSource blobs_{[this] {
+    const std::string target = targets_.Current();
     absl::MutexLock lock(&mu_);
-    return channels_.back().channel;
+    return ChannelTo(target).channel;
   }};
 };
 
-GrpcCoordinatorLink::GrpcCoordinatorLink(std::string target, TlsMaterialSource* tls)
-    : target_(std::move(target)), tls_(tls) {
+GrpcCoordinatorLink::GrpcCoordinatorLink(std::vector<std::string> targets,
+                                         TlsMaterialSource* tls)
+    : targets_(std::move(targets)), tls_(tls) {
   absl::MutexLock lock(&mu_);
-  std::optional<ChannelTls> material;
-  if (tls_ != nullptr) material = tls_->Get(&tls_version_);
-  channels_.push_back(NewChannel(material));
+  if (tls_ != nullptr) tls_material_ = tls_->Get(&tls_version_);
+  ChannelTo(targets_.Current());
 }
 
 GrpcCoordinatorLink::Channel GrpcCoordinatorLink::NewChannel(
-    const std::optional<ChannelTls>& tls) const {
+    const std::string& target, uint64_t tls_version, const std::optional<ChannelTls>& tls) const {
   grpc::ChannelArguments args;
   // A dead TCP path (a vanished coordinator host, a dropped NAT entry) is
   // found by the heartbeats themselves: with the keepalive time set, gRPC
@@ -93,37 +107,63 @@ GrpcCoordinatorLink::Channel GrpcCoordinatorLink::NewChannel(
   // An assignment carries a stage spec and its secrets: far below this.
   args.SetMaxReceiveMessageSize(limits::kMaxReplyBytes);
   Channel c;
-  c.channel = grpc::CreateCustomChannel(target_, MakeChannelCredentials(tls), args);
+  c.target = target;
+  c.tls_version = tls_version;
+  // One channel per address: TLS checks each coordinator's certificate
+  // against the host of the address it was reached at (gRPC's default
+  // target name), so one farm CA serves every coordinator.
+  c.channel = grpc::CreateCustomChannel(target, MakeChannelCredentials(tls), args);
   c.stub = v1::AgentService::NewStub(c.channel);
   return c;
 }
 
+GrpcCoordinatorLink::Channel& GrpcCoordinatorLink::ChannelTo(const std::string& target) {
+  for (auto it = channels_.rbegin(); it != channels_.rend(); ++it) {
+    if (it->target == target && it->tls_version == tls_version_) return *it;
+  }
+  channels_.push_back(NewChannel(target, tls_version_, tls_material_));
+  return channels_.back();
+}
+
 std::shared_ptr<CoordinatorSession> GrpcCoordinatorLink::Open(OnMessage on_message, OnEnd on_end) {
+  const std::string target = targets_.Current();
   v1::AgentService::Stub* stub = nullptr;
   {
     absl::MutexLock lock(&mu_);
     // A renewed certificate: the connection this opens presents it. The
     // current stream, if any, keeps the channel it was opened on.
-    uint64_t version = tls_version_;
     if (tls_ != nullptr) {
+      uint64_t version = tls_version_;
       std::optional<ChannelTls> material = tls_->Get(&version);
       if (version != tls_version_) {
-        channels_.push_back(NewChannel(material));
         tls_version_ = version;
+        tls_material_ = std::move(material);
       }
     }
-    stub = channels_.back().stub.get();
+    stub = ChannelTo(target).stub.get();
   }
+  // The first message proves `target` serves: it is tried first from then on.
+  auto answered = std::make_shared<std::atomic<bool>>(false);
   return std::make_shared<GrpcSession>(CoordinatorStream::Open(
-      stub, std::move(on_message),
-      [on_end = std::move(on_end)](grpc::Status status) { on_end(FromGrpc(status)); }));
+      stub,
+      [this, target, answered, on_message = std::move(on_message)](v1::CoordinatorMessage msg) {
+        if (!answered->exchange(true)) targets_.MarkGood(target);
+        on_message(std::move(msg));
+      },
+      [this, target, on_end = std::move(on_end)](grpc::Status status, CallEnd end) {
+        // A standby's refusal, an unreachable address or a lost stream: the
+        // next session goes to the standby's hint or the next address. The
+        // agent re-registers there as after a coordinator restart.
+        if (!status.ok() && end.reach != CallReach::kAnswered) targets_.Failed(target, end);
+        on_end(FromGrpc(status));
+      }));
 }
 
 }  // namespace
 
-std::unique_ptr<CoordinatorLink> NewGrpcCoordinatorLink(const std::string& target,
+std::unique_ptr<CoordinatorLink> NewGrpcCoordinatorLink(std::vector<std::string> targets,
                                                         TlsMaterialSource* tls) {
-  return std::make_unique<GrpcCoordinatorLink>(target, tls);
+  return std::make_unique<GrpcCoordinatorLink>(std::move(targets), tls);
 }
 
 }  // namespace musafarm::agent

@@ -62,7 +62,16 @@ bool LoadConfig(const std::string& path, musafarm::agent::AgentOptions& o,
       if (key == "name") {
         if (o.name.empty()) o.name = v.as<std::string>();
       } else if (key == "coordinator") {
-        coordinator = v.as<std::string>();
+        // One address, "a:1,b:1", or a YAML list of addresses (issue 20).
+        if (v.IsSequence()) {
+          coordinator.clear();
+          for (const auto& a : v) {
+            if (!coordinator.empty()) coordinator += ",";
+            coordinator += a.as<std::string>();
+          }
+        } else {
+          coordinator = v.as<std::string>();
+        }
       } else if (key == "labels") {
         for (const auto& l : v) o.labels.push_back(l.as<std::string>());
       } else if (key == "slots") {
@@ -153,7 +162,9 @@ int main(int argc, char** argv) {
   CLI::App app{"musafarm agent: runs tasks from a musafarm coordinator on this host"};
   app.set_version_flag("--version", musafarm::VersionLine());
   app.add_option("--coordinator", coordinator,
-                 "coordinator host:port (default: $MUSAFARM_COORDINATOR or 127.0.0.1:7070)");
+                 "coordinator host:port, or a comma-separated list of a farm's coordinators "
+                 "(the active one is found and followed) (default: $MUSAFARM_COORDINATOR or "
+                 "127.0.0.1:7070)");
   app.add_option("--name", options.name,
                  "agent name, unique in the farm (default: the CN of its certificate; with "
                  "--insecure, the hostname)");
@@ -317,10 +328,19 @@ int main(int argc, char** argv) {
     options.drain_timeout = drain;
   }
 
-  if (const char* env = std::getenv("MUSAFARM_COORDINATOR")) coordinator_target = env;
-  if (!coordinator.empty()) coordinator_target = coordinator;
-  if (absl::Status s = musafarm::ValidateAddress("--coordinator", coordinator_target); !s.ok()) {
-    std::cerr << "musafarm-agent: " << s.message() << "\n";
+  std::string coordinator_from = config.empty() ? "the default" : config + ": coordinator";
+  if (const char* env = std::getenv("MUSAFARM_COORDINATOR")) {
+    coordinator_target = env;
+    coordinator_from = "$MUSAFARM_COORDINATOR";
+  }
+  if (!coordinator.empty()) {
+    coordinator_target = coordinator;
+    coordinator_from = "--coordinator";
+  }
+  absl::StatusOr<std::vector<std::string>> coordinators =
+      musafarm::ParseAddressList(coordinator_from, coordinator_target);
+  if (!coordinators.ok()) {
+    std::cerr << "musafarm-agent: " << coordinators.status().message() << "\n";
     return 2;
   }
   if (!labels.empty()) options.labels = labels;
@@ -474,10 +494,13 @@ int main(int argc, char** argv) {
   // files) before the certificate expires.
   std::unique_ptr<musafarm::agent::TlsMaterialSource> tls_source;
   std::unique_ptr<musafarm::agent::CertRenewer> renewer;
+  // The link, once made (below): the renewer asks it which coordinator is
+  // the active one. Set before the renewer's thread starts.
+  musafarm::agent::CoordinatorLink* link_for_renewal = nullptr;
   if (tls.has_value()) {
     tls_source = std::make_unique<musafarm::agent::TlsMaterialSource>(*tls);
     musafarm::agent::CertRenewer::Options renew;
-    renew.coordinator = coordinator_target;
+    renew.coordinator = [&link_for_renewal] { return link_for_renewal->Target(); };
     renew.paths = musafarm::agent::DefaultPkiPaths(options.work_dir);
     if (!tls_cert.empty()) renew.paths.cert = tls_cert;
     if (!tls_key.empty()) renew.paths.key = tls_key;
@@ -486,7 +509,8 @@ int main(int argc, char** argv) {
   }
   // Declared before the agent, so that it outlives it (streams before their channel).
   const std::unique_ptr<musafarm::agent::CoordinatorLink> link =
-      musafarm::agent::NewGrpcCoordinatorLink(coordinator_target, tls_source.get());
+      musafarm::agent::NewGrpcCoordinatorLink(*coordinators, tls_source.get());
+  link_for_renewal = link.get();
   blob_source = link->blobs();
   // Host health (issue 16, item 3): the Docker daemon watched, GPUs probed.
   // Both report to the agent, which is built below (so: through a pointer).

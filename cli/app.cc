@@ -91,12 +91,13 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
     return kExitOk;
   }
 
-  absl::StatusOr<std::string> address = ResolveCoordinator(v.coordinator);
-  if (!address.ok()) {
-    *env.err << "musafarm: " << address.status().message() << "\n";
+  absl::StatusOr<std::vector<std::string>> addresses = ResolveCoordinator(v.coordinator);
+  if (!addresses.ok()) {
+    *env.err << "musafarm: " << addresses.status().message() << "\n";
     return kExitUsage;
   }
-  env.coordinator = *address;
+  env.coordinator = addresses->front();
+  env.targets = std::make_shared<CoordinatorTargets>(*std::move(addresses));
   absl::StatusOr<std::optional<ChannelTls>> tls = ResolveTls(v.insecure, v.ca);
   if (!tls.ok()) {
     *env.err << "musafarm: " << tls.status().message() << "\n";
@@ -118,7 +119,7 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   env.token = token->token;
   if (!env.token.empty() && !env.tls.has_value()) {
     *env.err << "musafarm: warning: --insecure: your API token travels in clear text to "
-             << env.coordinator << "\n";
+             << absl::StrJoin(env.targets->addresses(), ",") << "\n";
   }
   if (const char* user = std::getenv("USER"); user != nullptr && *user != '\0') {
     env.os_user = user;

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
+#include <string>
 #include <ostream>
 #include <utility>
 #include <vector>
@@ -82,7 +84,13 @@ class IdentityInterceptorFactory final
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env) {
+std::string CurrentCoordinator(const CommandEnv& env) {
+  return env.targets != nullptr ? env.targets->Current() : env.coordinator;
+}
+
+namespace {
+
+std::shared_ptr<grpc::Channel> NewChannelTo(const CommandEnv& env, const std::string& address) {
   grpc::ChannelArguments args;
   // A watch can sit idle for as long as a task runs; keepalive notices a
   // coordinator host that vanished without closing the connection, and the
@@ -94,8 +102,39 @@ std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env) {
   args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> identity;
   identity.push_back(std::make_unique<IdentityInterceptorFactory>(env.token, env.os_user));
+  // One channel per address: TLS checks each coordinator's certificate
+  // against the host of the address it was reached at, so one farm CA serves
+  // them all.
   return grpc::experimental::CreateCustomChannelWithInterceptors(
-      env.coordinator, MakeChannelCredentials(env.tls), args, std::move(identity));
+      address, MakeChannelCredentials(env.tls), args, std::move(identity));
+}
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env) {
+  return NewChannelTo(env, CurrentCoordinator(env));
+}
+
+grpc::Status CallActiveChannel(
+    const CommandEnv& env, Repeat repeat,
+    absl::FunctionRef<grpc::Status(const std::shared_ptr<grpc::Channel>& channel,
+                                   grpc::ClientContext* ctx)>
+        call) {
+  std::optional<CoordinatorTargets> own;
+  CoordinatorTargets* targets = env.targets.get();
+  if (targets == nullptr) targets = &own.emplace(std::vector<std::string>{env.coordinator});
+  FailoverPolicy policy;
+  policy.idempotent = repeat == Repeat::kIdempotent;
+  policy.prepare = SetUnaryDeadline;
+  // One coordinator: fail as before, at once (a standby's pointer to the
+  // active one is still followed). Several: ride out a takeover.
+  policy.give_up_after =
+      targets->addresses().size() > 1 ? kFailoverGiveUp : absl::ZeroDuration();
+  // Channels to one address share their connection (gRPC's subchannel pool),
+  // so a channel per try costs no handshake.
+  return CallActive(*targets, policy, [&](const std::string& address, grpc::ClientContext* ctx) {
+    return call(NewChannelTo(env, address), ctx);
+  });
 }
 
 void SetUnaryDeadline(grpc::ClientContext* ctx) {
@@ -121,14 +160,20 @@ bool IsCertificateFailure(const CommandEnv& env, const grpc::Status& status) {
 
 }  // namespace
 
-int ReportRpcError(const CommandEnv& env, const grpc::Status& status) {
+int ReportRpcError(const CommandEnv& env, const grpc::Status& status, absl::string_view check) {
   std::string msg = status.error_message();
   if (msg.empty()) {
     msg = absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code()));
   }
+  const std::string coordinator = CurrentCoordinator(env);
+  if (!check.empty() && absl::StrContains(msg, kMayHaveBeenDoneNote)) {
+    *env.err << "musafarm: " << msg << "; before trying again, check whether it was done: "
+             << check << "\n";
+    return ExitCodeForStatus(status.error_code());
+  }
   if (IsCertificateFailure(env, status)) {
     // Not a network problem that a retry fixes: exit 1, with what to check.
-    *env.err << "musafarm: cannot verify the coordinator's certificate at " << env.coordinator
+    *env.err << "musafarm: cannot verify the coordinator's certificate at " << coordinator
              << " (is --ca FILE the farm's ca.crt, and the address a name or IP the "
                 "certificate was made for? a coordinator run with --insecure needs --insecure): "
              << msg << "\n";
@@ -136,11 +181,16 @@ int ReportRpcError(const CommandEnv& env, const grpc::Status& status) {
   }
   switch (status.error_code()) {
     case grpc::StatusCode::UNAVAILABLE:
-      *env.err << "musafarm: cannot reach coordinator at " << env.coordinator << ": " << msg
+      // Several coordinators tried: the message says what each answered.
+      if (absl::StartsWith(msg, "no active coordinator")) {
+        *env.err << "musafarm: cannot reach the coordinators: " << msg << "\n";
+        break;
+      }
+      *env.err << "musafarm: cannot reach coordinator at " << coordinator << ": " << msg
                << "\n";
       break;
     case grpc::StatusCode::DEADLINE_EXCEEDED:
-      *env.err << "musafarm: coordinator at " << env.coordinator
+      *env.err << "musafarm: coordinator at " << coordinator
                << " did not answer in time: " << msg << "\n";
       break;
     default:

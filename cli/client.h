@@ -5,10 +5,12 @@
 #include <optional>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/coordinator_targets.h"
 #include "common/limits.h"
 #include "common/tls_channel.h"
 #include "grpcpp/support/status.h"
@@ -39,6 +41,9 @@ inline constexpr char kDefaultCoordinator[] = "127.0.0.1:7070";
 inline constexpr int kMaxReceiveMessageBytes = limits::kMaxReplyBytes;
 // Every unary call gets this deadline.
 inline constexpr absl::Duration kUnaryDeadline = absl::Seconds(10);
+// With several coordinators, how long a call keeps looking for the active one
+// (a takeover: the standby's lock wait, then its start).
+inline constexpr absl::Duration kFailoverGiveUp = absl::Seconds(30);
 
 // -o: tables for people; JSON (one object a line) or YAML (one document each)
 // for programs, both the same values (cli/json.h, cli/yaml_output.h).
@@ -50,7 +55,12 @@ int ExitCodeForStatus(grpc::StatusCode code);
 // What a command writes to and where it connects. Commands never touch
 // std::cout/std::cerr directly, so tests pass string streams.
 struct CommandEnv {
+  // Where to connect when `targets` is unset (tests set only this).
   std::string coordinator = kDefaultCoordinator;
+  // The farm's coordinators (issue 20: --coordinator a:1,b:1); calls go to
+  // the active one (CallActive). RunCli sets it; shared, so that every call
+  // of one command starts at the coordinator that last answered.
+  std::shared_ptr<CoordinatorTargets> targets;
   OutputFormat output = OutputFormat::kTable;
   std::ostream* out = nullptr;  // not owned
   std::ostream* err = nullptr;  // not owned
@@ -68,15 +78,54 @@ struct CommandEnv {
   std::string os_user;
 };
 
-// A channel to env.coordinator, secured as env.tls says.
+// The coordinator calls go to now: the one that last answered, or the first.
+std::string CurrentCoordinator(const CommandEnv& env);
+
+// A channel to CurrentCoordinator(env), secured as env.tls says.
 std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env);
+
+// Whether a call may be sent twice. A call that reached no server, or that a
+// standby refused, is always tried again at the next coordinator; one that
+// may have reached the active one (a deadline or a reset after it was sent)
+// only when it is kIdempotent.
+enum class Repeat { kIdempotent, kOnce };
+
+// One unary call at the active coordinator (issue 20): `call` makes it on
+// `channel` with `ctx` (a fresh context each try, with the unary deadline),
+// and is tried again on the next coordinator as `repeat` and
+// common/coordinator_targets.h say. With a single coordinator nothing is
+// retried but a standby's pointer to the active one.
+grpc::Status CallActiveChannel(
+    const CommandEnv& env, Repeat repeat,
+    absl::FunctionRef<grpc::Status(const std::shared_ptr<grpc::Channel>& channel,
+                                   grpc::ClientContext* ctx)>
+        call);
+
+// The same with a stub of `Service`:
+//   CallActive<v1::UserService>(env, Repeat::kIdempotent,
+//       [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+//         return stub.ListJobs(ctx, req, &resp);
+//       });
+template <typename Service, typename Call>
+grpc::Status CallActive(const CommandEnv& env, Repeat repeat, Call&& call) {
+  return CallActiveChannel(
+      env, repeat,
+      [&call](const std::shared_ptr<grpc::Channel>& channel, grpc::ClientContext* ctx) {
+        std::unique_ptr<typename Service::Stub> stub = Service::NewStub(channel);
+        return call(*stub, ctx);
+      });
+}
 
 // Sets the kUnaryDeadline on a unary call's context.
 void SetUnaryDeadline(grpc::ClientContext* ctx);
 
 // Prints what went wrong with a call to stderr and returns the exit code, e.g.
 // "musafarm: cannot reach coordinator at 127.0.0.1:1: failed to connect ...".
-int ReportRpcError(const CommandEnv& env, const grpc::Status& status);
+// For a Repeat::kOnce call that may have been done before the connection was
+// lost, `check` says what to look at before trying again ("musafarm status
+// 7"): it is printed as the way to know.
+int ReportRpcError(const CommandEnv& env, const grpc::Status& status,
+                   absl::string_view check = "");
 
 // Prints `msg` as env.output says: one line of JSON, ProtoToJson (cli/json.h),
 // the proto3 JSON mapping with defaults included and RFC 3339 times beside the

@@ -1,8 +1,13 @@
 #include "cli/client.h"
 
+#include <atomic>
+#include <memory>
 #include <sstream>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "grpcpp/grpcpp.h"
+#include "musafarm/v1/user_service.grpc.pb.h"
 
 namespace musafarm::cli {
 namespace {
@@ -32,6 +37,76 @@ TEST(ReportRpcErrorTest, SaysWhatIsWrong) {
   EXPECT_EQ(ReportRpcError(env, grpc::Status(grpc::StatusCode::NOT_FOUND, "no job 9")), 2);
   EXPECT_EQ(err.str(), "musafarm: no job 9\n");
   EXPECT_EQ(out.str(), "");
+}
+
+TEST(ReportRpcErrorTest, ACallThatMayHaveBeenDoneSaysWhatToCheck) {
+  std::ostringstream out, err;
+  CommandEnv env;
+  env.out = &out;
+  env.err = &err;
+  const grpc::Status maybe(grpc::StatusCode::UNAVAILABLE,
+                           absl::StrCat("Socket closed (", kMayHaveBeenDoneNote,
+                                        ": it was sent to 127.0.0.1:7 before the connection was "
+                                        "lost)"));
+  EXPECT_EQ(ReportRpcError(env, maybe, "musafarm status 42"), 3);
+  EXPECT_EQ(err.str(),
+            "musafarm: Socket closed (it may have been done: it was sent to 127.0.0.1:7 before "
+            "the connection was lost); before trying again, check whether it was done: "
+            "musafarm status 42\n");
+}
+
+// A coordinator on loopback answering ListJobs: the active one with a job,
+// a standby with the wire contract's refusal naming `active`.
+class TinyCoordinator final : public v1::UserService::Service {
+ public:
+  explicit TinyCoordinator(std::string active_hint) : hint_(std::move(active_hint)) {
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    b.RegisterService(this);
+    server_ = b.BuildAndStart();
+  }
+  ~TinyCoordinator() override { server_->Shutdown(); }
+  std::string address() const { return absl::StrCat("127.0.0.1:", port_); }
+  std::atomic<int> calls{0};
+
+  grpc::Status ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest*,
+                        v1::ListJobsResponse* resp) override {
+    ++calls;
+    if (!hint_.empty()) {
+      ctx->AddTrailingMetadata(kActiveCoordinatorMetadata, hint_);
+      return {grpc::StatusCode::UNAVAILABLE,
+              "standby coordinator; the active coordinator is at " + hint_};
+    }
+    resp->add_jobs()->set_id("7");
+    return grpc::Status::OK;
+  }
+
+ private:
+  const std::string hint_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+TEST(CallActiveTest, ACallAStandbyRefusesGoesToTheActiveItNames) {
+  TinyCoordinator active("");
+  TinyCoordinator standby(active.address());
+  std::ostringstream out, err;
+  CommandEnv env;
+  env.out = &out;
+  env.err = &err;
+  env.targets = std::make_shared<CoordinatorTargets>(
+      std::vector<std::string>{standby.address(), active.address()});
+  v1::ListJobsResponse resp;
+  grpc::Status s = CallActive<v1::UserService>(
+      env, Repeat::kOnce, [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+        return stub.ListJobs(ctx, v1::ListJobsRequest(), &resp);
+      });
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ASSERT_EQ(resp.jobs_size(), 1);
+  EXPECT_EQ(standby.calls, 1);
+  EXPECT_EQ(active.calls, 1);
+  // The next call of the command starts at the active one.
+  EXPECT_EQ(CurrentCoordinator(env), active.address());
 }
 
 }  // namespace

@@ -118,9 +118,10 @@ CommandTree::CommandTree()
   app_.require_subcommand(1);
   app_.fallthrough();  // global options may follow the subcommand
   app_.add_option("--coordinator,-c", v.coordinator,
-                  "Coordinator address HOST:PORT (else $MUSAFARM_COORDINATOR, else 'coordinator:' "
+                  "Coordinator address HOST:PORT, or a farm's coordinators HOST:PORT,HOST:PORT "
+                  "(calls go to the active one) (else $MUSAFARM_COORDINATOR, else 'coordinator:' "
                   "in $MUSAFARM_CONFIG or ~/.config/musafarm/config.yaml, else 127.0.0.1:7070)")
-      ->type_name("HOST:PORT");
+      ->type_name("HOST:PORT[,...]");
   app_.add_flag("--insecure", v.insecure,
                 "Plaintext, for a coordinator run with --insecure (else 'insecure: true' in the "
                 "config file)");

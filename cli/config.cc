@@ -124,23 +124,19 @@ absl::StatusOr<CliConfig> LoadCliConfig(std::string* path_out = nullptr) {
 
 }  // namespace
 
-absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag) {
+absl::StatusOr<std::vector<std::string>> ResolveCoordinator(const std::string& flag) {
   // Checked here, where it is known where the address came from: gRPC would
   // wrap a port past 65535, dial port 0 for a missing one, and report a
   // malformed address as unreachable (exit 3) instead of bad input (issue 12).
-  if (!flag.empty()) {
-    MF_RETURN_IF_ERROR(ValidateAddress("--coordinator", flag));
-    return flag;
-  }
+  if (!flag.empty()) return ParseAddressList("--coordinator", flag);
   if (const char* env = std::getenv(kCoordinatorEnv); env != nullptr && *env != '\0') {
-    MF_RETURN_IF_ERROR(ValidateAddress(absl::StrCat("$", kCoordinatorEnv), env));
-    return std::string(env);
+    return ParseAddressList(absl::StrCat("$", kCoordinatorEnv), env);
   }
   MF_ASSIGN_OR_RETURN(const CliConfig config, LoadCliConfig());
   if (config.coordinator.has_value()) {
-    MF_RETURN_IF_ERROR(ValidateAddress("the config file's 'coordinator'", *config.coordinator));
+    return ParseAddressList("the config file's 'coordinator'", *config.coordinator);
   }
-  return config.coordinator.value_or(kDefaultCoordinator);
+  return std::vector<std::string>{kDefaultCoordinator};
 }
 
 absl::StatusOr<ResolvedToken> ResolveToken() {

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -18,7 +19,7 @@ inline constexpr char kTokenEnv[] = "MUSAFARM_TOKEN";
 
 // What a config file says. Every key is optional.
 struct CliConfig {
-  std::optional<std::string> coordinator;  // HOST:PORT; an empty value counts as absent
+  std::optional<std::string> coordinator;  // HOST:PORT[,HOST:PORT...]; empty counts as absent
   std::optional<std::string> ca;           // the farm CA's certificate file; empty: absent
   std::optional<bool> insecure;            // plaintext to a coordinator run with --insecure
   std::optional<std::string> token;        // the user's API token; empty: absent
@@ -32,12 +33,14 @@ struct CliConfig {
 // ignored. `path` names the file in messages only.
 absl::StatusOr<CliConfig> ParseCliConfig(absl::string_view content, absl::string_view path);
 
-// The coordinator address: `flag` when non-empty, else $MUSAFARM_COORDINATOR,
+// The coordinator addresses: `flag` when non-empty, else $MUSAFARM_COORDINATOR,
 // else the config file ($MUSAFARM_CONFIG, or $HOME/.config/musafarm/config.yaml),
-// else kDefaultCoordinator. A missing default config file is skipped; a
+// else kDefaultCoordinator. Each may list a farm's coordinators ("a:1,b:1",
+// issue 20); a bad entry is InvalidArgument naming where it came from and
+// which entry (common/address.h). A missing default config file is skipped; a
 // $MUSAFARM_CONFIG that cannot be read, or any config file that ParseCliConfig
 // refuses, is an InvalidArgument error.
-absl::StatusOr<std::string> ResolveCoordinator(const std::string& flag);
+absl::StatusOr<std::vector<std::string>> ResolveCoordinator(const std::string& flag);
 
 // How to secure the channel: nothing (plaintext) when `insecure_flag` or the
 // config file's `insecure: true`; else TLS that trusts the certificate in

@@ -137,40 +137,40 @@ TEST_F(ResolveCoordinatorTest, FlagBeatsEnvBeatsConfigBeatsDefault) {
   const std::string cfg = WriteFile(home_ + "/cfg.yaml", "coordinator: config:3\n");
   setenv(kConfigEnv, cfg.c_str(), 1);
   setenv(kCoordinatorEnv, "env:2", 1);
-  EXPECT_EQ(*ResolveCoordinator("flag:1"), "flag:1");
-  EXPECT_EQ(*ResolveCoordinator(""), "env:2");
+  EXPECT_THAT(*ResolveCoordinator("flag:1"), ::testing::ElementsAre("flag:1"));
+  EXPECT_THAT(*ResolveCoordinator(""), ::testing::ElementsAre("env:2"));
   unsetenv(kCoordinatorEnv);
-  EXPECT_EQ(*ResolveCoordinator(""), "config:3");
+  EXPECT_THAT(*ResolveCoordinator(""), ::testing::ElementsAre("config:3"));
   unsetenv(kConfigEnv);
-  EXPECT_EQ(*ResolveCoordinator(""), "127.0.0.1:7070");
+  EXPECT_THAT(*ResolveCoordinator(""), ::testing::ElementsAre("127.0.0.1:7070"));
 }
 
 TEST_F(ResolveCoordinatorTest, EmptyEnvIsUnset) {
   setenv(kCoordinatorEnv, "", 1);
-  EXPECT_EQ(*ResolveCoordinator(""), kDefaultCoordinator);
+  EXPECT_THAT(*ResolveCoordinator(""), ::testing::ElementsAre(kDefaultCoordinator));
 }
 
 TEST_F(ResolveCoordinatorTest, ReadsTheConfigFileInHome) {
   WriteFile(home_ + "/.config/musafarm/config.yaml", "coordinator: home:4\n");
-  EXPECT_EQ(*ResolveCoordinator(""), "home:4");
+  EXPECT_THAT(*ResolveCoordinator(""), ::testing::ElementsAre("home:4"));
   // $MUSAFARM_CONFIG takes the place of the file in $HOME.
   const std::string cfg = WriteFile(home_ + "/other.yaml", "coordinator: other:5\n");
   setenv(kConfigEnv, cfg.c_str(), 1);
-  EXPECT_EQ(*ResolveCoordinator(""), "other:5");
+  EXPECT_THAT(*ResolveCoordinator(""), ::testing::ElementsAre("other:5"));
 }
 
 TEST_F(ResolveCoordinatorTest, ConfigWithoutTheKeyFallsBackToDefault) {
   WriteFile(home_ + "/.config/musafarm/config.yaml", "# nothing here\n");
-  EXPECT_EQ(*ResolveCoordinator(""), kDefaultCoordinator);
+  EXPECT_THAT(*ResolveCoordinator(""), ::testing::ElementsAre(kDefaultCoordinator));
 }
 
 TEST_F(ResolveCoordinatorTest, UnreadableExplicitConfigIsAnError) {
   setenv(kConfigEnv, (home_ + "/missing.yaml").c_str(), 1);
-  absl::StatusOr<std::string> r = ResolveCoordinator("");
+  absl::StatusOr<std::vector<std::string>> r = ResolveCoordinator("");
   ASSERT_FALSE(r.ok());
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("missing.yaml"));
   // A flag needs no config file at all.
-  EXPECT_EQ(*ResolveCoordinator("flag:1"), "flag:1");
+  EXPECT_THAT(*ResolveCoordinator("flag:1"), ::testing::ElementsAre("flag:1"));
 }
 
 TEST_F(ResolveCoordinatorTest, ABadConfigFileIsAnErrorNamingFileAndKey) {
@@ -178,7 +178,7 @@ TEST_F(ResolveCoordinatorTest, ABadConfigFileIsAnErrorNamingFileAndKey) {
   // 127.0.0.1:7070.
   const std::string home_cfg = home_ + "/.config/musafarm/config.yaml";
   WriteFile(home_cfg, "coordinater: farm:7070\n");
-  absl::StatusOr<std::string> r = ResolveCoordinator("");
+  absl::StatusOr<std::vector<std::string>> r = ResolveCoordinator("");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(
@@ -188,15 +188,33 @@ TEST_F(ResolveCoordinatorTest, ABadConfigFileIsAnErrorNamingFileAndKey) {
           ":1:1: coordinater: unknown field 'coordinater' (allowed: coordinator, ca, insecure, "
           "token)"));
   // The flag and the environment still win without reading it.
-  EXPECT_EQ(*ResolveCoordinator("flag:1"), "flag:1");
+  EXPECT_THAT(*ResolveCoordinator("flag:1"), ::testing::ElementsAre("flag:1"));
   setenv(kCoordinatorEnv, "env:2", 1);
-  EXPECT_EQ(*ResolveCoordinator(""), "env:2");
+  EXPECT_THAT(*ResolveCoordinator(""), ::testing::ElementsAre("env:2"));
+}
+
+TEST_F(ResolveCoordinatorTest, EverySourceTakesAListAndNamesABadEntry) {
+  EXPECT_THAT(*ResolveCoordinator("a:1, b:2"), ::testing::ElementsAre("a:1", "b:2"));
+  absl::StatusOr<std::vector<std::string>> r = ResolveCoordinator("a:1,b");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()),
+              HasSubstr("--coordinator entry 2 'b': no port; expected HOST:PORT"));
+  setenv(kCoordinatorEnv, "env:1,env:2", 1);
+  EXPECT_THAT(*ResolveCoordinator(""), ::testing::ElementsAre("env:1", "env:2"));
+  setenv(kCoordinatorEnv, "env:1,", 1);
+  r = ResolveCoordinator("");
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(std::string(r.status().message()), HasSubstr("$MUSAFARM_COORDINATOR entry 2 is empty"));
+  unsetenv(kCoordinatorEnv);
+  const std::string cfg = WriteFile(home_ + "/ha.yaml", "coordinator: c1:7070,c2:7070\n");
+  setenv(kConfigEnv, cfg.c_str(), 1);
+  EXPECT_THAT(*ResolveCoordinator(""), ::testing::ElementsAre("c1:7070", "c2:7070"));
 }
 
 TEST_F(ResolveCoordinatorTest, ReadsAFlowStyleConfig) {
   const std::string cfg = WriteFile(home_ + "/flow.yaml", "{coordinator: flow:6}\n");
   setenv(kConfigEnv, cfg.c_str(), 1);
-  EXPECT_EQ(*ResolveCoordinator(""), "flow:6");
+  EXPECT_THAT(*ResolveCoordinator(""), ::testing::ElementsAre("flow:6"));
 }
 
 constexpr char kPem[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";

@@ -1,9 +1,12 @@
 #include "common/address.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/bounded_text.h"
 
@@ -63,6 +66,29 @@ absl::Status ValidateAddress(absl::string_view what, absl::string_view address,
     return bad(absl::StrCat("port ", Printable(port, 16), " is out of range (", min, "-65535)"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> ParseAddressList(absl::string_view what,
+                                                          absl::string_view list) {
+  std::vector<std::string> out;
+  if (absl::StripAsciiWhitespace(list).empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": empty; expected HOST:PORT[,HOST:PORT...]"));
+  }
+  const std::vector<absl::string_view> entries = absl::StrSplit(list, ',');
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const absl::string_view entry = absl::StripAsciiWhitespace(entries[i]);
+    // One address keeps the old message ("--coordinator 'x': ..."); in a
+    // list the entry's position says which one is wrong.
+    const std::string name = entries.size() == 1 ? std::string(what)
+                                                 : absl::StrCat(what, " entry ", i + 1);
+    if (entry.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " is empty (two commas, or one at an end?)"));
+    }
+    if (absl::Status s = ValidateAddress(name, entry); !s.ok()) return s;
+    if (std::find(out.begin(), out.end(), entry) == out.end()) out.emplace_back(entry);
+  }
+  return out;
 }
 
 }  // namespace musafarm

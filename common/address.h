@@ -1,8 +1,10 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace musafarm {
@@ -16,5 +18,15 @@ namespace musafarm {
 // InvalidArgument names the flag (`what`), the address and what is wrong.
 absl::Status ValidateAddress(absl::string_view what, absl::string_view address,
                              bool allow_port_zero = false);
+
+// A list of coordinator addresses as a user gives it (issue 20: an active
+// coordinator and its standbys): "a:7070,b:7070", spaces around entries
+// ignored. Each entry is checked as ValidateAddress does; a bad one is
+// InvalidArgument naming `what`, the entry's position and what is wrong
+// ("--coordinator entry 2 'b:x': port 'x' is not a number"). An empty list or
+// an empty entry ("a:1,,b:1") is refused too. Repeats are dropped (the first
+// stays), so the order given is the order tried.
+absl::StatusOr<std::vector<std::string>> ParseAddressList(absl::string_view what,
+                                                          absl::string_view list);
 
 }  // namespace musafarm

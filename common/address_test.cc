@@ -40,5 +40,29 @@ TEST(AddressTest, RefusesWhatGrpcWouldMisread) {
   EXPECT_THAT(Why("host:000000000080"), HasSubstr("out of range"));
 }
 
+TEST(AddressListTest, SplitsTrimsAndDropsRepeats) {
+  absl::StatusOr<std::vector<std::string>> list =
+      ParseAddressList("--coordinator", " a.example:7070, [::1]:7071 ,a.example:7070,b:1");
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_THAT(*list, ::testing::ElementsAre("a.example:7070", "[::1]:7071", "b:1"));
+  list = ParseAddressList("--coordinator", "127.0.0.1:7070");
+  ASSERT_TRUE(list.ok()) << list.status();
+  EXPECT_THAT(*list, ::testing::ElementsAre("127.0.0.1:7070"));
+}
+
+TEST(AddressListTest, NamesTheBadEntry) {
+  absl::StatusOr<std::vector<std::string>> list = ParseAddressList("--coordinator", "a:1,b:x");
+  ASSERT_TRUE(absl::IsInvalidArgument(list.status()));
+  EXPECT_THAT(list.status().message(),
+              HasSubstr("--coordinator entry 2 'b:x': port 'x' is not a number"));
+  list = ParseAddressList("$MUSAFARM_COORDINATOR", "a:1,,b:1");
+  EXPECT_THAT(list.status().message(), HasSubstr("$MUSAFARM_COORDINATOR entry 2 is empty"));
+  list = ParseAddressList("--coordinator", " ");
+  EXPECT_THAT(list.status().message(), HasSubstr("--coordinator: empty"));
+  // One address: the message is the one ValidateAddress always gave.
+  list = ParseAddressList("--coordinator", "127.0.0.1");
+  EXPECT_THAT(list.status().message(), HasSubstr("--coordinator '127.0.0.1': no port"));
+}
+
 }  // namespace
 }  // namespace musafarm

@@ -11,11 +11,12 @@
 namespace musafarm::cli {
 
 int RunAgents(const CommandEnv& env) {
-  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::ListAgentsResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = stub->ListAgents(&ctx, v1::ListAgentsRequest(), &resp); !s.ok()) {
+  if (grpc::Status s = CallActive<v1::UserService>(
+          env, Repeat::kIdempotent, [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.ListAgents(ctx, v1::ListAgentsRequest(), &resp);
+          });
+      !s.ok()) {
     return ReportRpcError(env, s);
   }
   if (env.output != OutputFormat::kTable) {

@@ -31,7 +31,7 @@ bool IsPlainFileName(const std::string& name) {
 
 // Downloads `a` of `task_id` to `path`, page by page, through PATH.part.
 // Prints what went wrong and returns the exit code.
-int Download(const CommandEnv& env, v1::UserService::Stub* stub, const std::string& task_id,
+int Download(const CommandEnv& env, const std::string& task_id,
              const v1::Artifact& a, const std::string& path) {
   absl::StatusOr<std::unique_ptr<AtomicFile>> file = AtomicFile::Create(path);
   if (!file.ok()) {
@@ -47,9 +47,12 @@ int Download(const CommandEnv& env, v1::UserService::Stub* stub, const std::stri
     req.set_offset(offset);
     req.set_limit(kArtifactPage);
     v1::GetArtifactResponse resp;
-    grpc::ClientContext ctx;
-    SetUnaryDeadline(&ctx);
-    if (grpc::Status s = stub->GetArtifact(&ctx, req, &resp); !s.ok()) {
+    if (grpc::Status s = CallActive<v1::UserService>(
+            env, Repeat::kIdempotent,
+            [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+              return stub.GetArtifact(ctx, req, &resp);
+            });
+        !s.ok()) {
       return ReportRpcError(env, s);  // the .part file goes with `file`
     }
     if (size && resp.size() != *size) {
@@ -153,10 +156,9 @@ int RunArtifacts(const CommandEnv& env, const std::string& task_id, const std::s
     *env.err << "musafarm: task " << task_id << " has no artifacts\n";
     return kExitOk;
   }
-  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   for (const v1::Artifact& a : task->artifacts()) {
     const std::string path = (std::filesystem::path(dir) / a.name()).string();
-    if (int code = Download(env, stub.get(), task_id, a, path); code != kExitOk) return code;
+    if (int code = Download(env, task_id, a, path); code != kExitOk) return code;
   }
   return kExitOk;
 }

@@ -9,13 +9,16 @@
 namespace musafarm::cli {
 
 int RunCancel(const CommandEnv& env, const std::string& id) {
-  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::CancelRequest req;
   req.set_id(id);
   v1::CancelResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = stub->Cancel(&ctx, req, &resp); !s.ok()) return ReportRpcError(env, s);
+  if (grpc::Status s = CallActive<v1::UserService>(
+          env, Repeat::kOnce, [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.Cancel(ctx, req, &resp);
+          });
+      !s.ok()) {
+    return ReportRpcError(env, s, "musafarm status " + id);
+  }
   if (env.output != OutputFormat::kTable) {
     PrintMessage(env, resp);
   } else {

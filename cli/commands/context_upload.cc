@@ -205,8 +205,8 @@ std::string BuiltInPipelineDir() {
 }
 
 absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
-    const CommandEnv& env, const std::shared_ptr<grpc::Channel>& channel,
-    const std::vector<ContextSource>& contexts, bool dry_run, bool every_blob) {
+    const CommandEnv& env, const std::vector<ContextSource>& contexts, bool dry_run,
+    bool every_blob) {
   std::vector<v1::JobInput> inputs;
   if (contexts.empty()) return inputs;
   std::unique_ptr<v1::ContentService::Stub> stub;
@@ -224,22 +224,26 @@ absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
     if (!dry_run && stub == nullptr) {
       // The store's size limit, asked once and only when a directory is to
       // be packed: a submit of git inputs makes no call but Submit.
-      stub = v1::ContentService::NewStub(channel);
-      grpc::ClientContext ctx;
-      SetUnaryDeadline(&ctx);
+      // This first call finds the active coordinator (issue 20); the
+      // uploads then go to it.
       v1::ContentLimits limits;
-      if (grpc::Status s = stub->GetLimits(&ctx, v1::GetContentLimitsRequest(), &limits);
+      if (grpc::Status s = CallActive<v1::ContentService>(
+              env, Repeat::kIdempotent,
+              [&](v1::ContentService::Stub& content, grpc::ClientContext* ctx) {
+                return content.GetLimits(ctx, v1::GetContentLimitsRequest(), &limits);
+              });
           !s.ok()) {
         // A coordinator without a content store answers UNIMPLEMENTED with
         // no message; say what was asked and why it matters.
         if (s.error_code() == grpc::StatusCode::UNIMPLEMENTED) {
           return absl::FailedPreconditionError(absl::StrCat(
-              "context ", src.name, ": the coordinator at ", env.coordinator,
+              "context ", src.name, ": the coordinator at ", CurrentCoordinator(env),
               " serves no content store, so it cannot take a local directory; give a git source "
               "(--context ", src.name, "=git+URL#REF) or use a coordinator of this CLI's version"));
         }
         return FromGrpc(s);
       }
+      stub = v1::ContentService::NewStub(NewChannel(env));
       pack.max_bytes = limits.max_input_bytes();
       pack.limit_source = "the coordinator's --blob-store-bytes";
     }

@@ -60,15 +60,15 @@ std::vector<std::string> ReplacedInputNotes(const std::vector<pipeline::InputDec
 // configured <datadir>/musafarm/pipelines.
 std::string BuiltInPipelineDir();
 
-// Packs and, unless `dry_run`, uploads each of `contexts` over `channel`
-// (directories relative to the working directory). A directory over the
+// Packs and, unless `dry_run`, uploads each of `contexts` to the active
+// coordinator (directories relative to the working directory). A directory over the
 // coordinator's limit (ContentService.GetLimits) is refused before anything
 // is read or sent. On a TTY (env.tty) a progress line is redrawn on env.err;
 // either way one summary line per context is written there. `every_blob`:
 // see UploadOptions.
 absl::StatusOr<std::vector<v1::JobInput>> UploadContexts(
-    const CommandEnv& env, const std::shared_ptr<grpc::Channel>& channel,
-    const std::vector<ContextSource>& contexts, bool dry_run, bool every_blob = false);
+    const CommandEnv& env, const std::vector<ContextSource>& contexts, bool dry_run,
+    bool every_blob = false);
 
 // Reports UploadContexts' error and returns the exit code: the RPC's for
 // transport and access errors, usage (the directory: a link out of it, over

@@ -10,14 +10,18 @@
 namespace musafarm::cli {
 
 int RunDrain(const CommandEnv& env, const std::string& agent, bool undrain) {
-  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::DrainRequest req;
   req.set_agent(agent);
   req.set_undrain(undrain);
   v1::DrainResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = stub->Drain(&ctx, req, &resp); !s.ok()) return ReportRpcError(env, s);
+  // Draining (or undraining) twice leaves the same state: safe to repeat.
+  if (grpc::Status s = CallActive<v1::UserService>(
+          env, Repeat::kIdempotent, [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.Drain(ctx, req, &resp);
+          });
+      !s.ok()) {
+    return ReportRpcError(env, s);
+  }
   if (env.output != OutputFormat::kTable) {
     PrintMessage(env, resp);
   } else {

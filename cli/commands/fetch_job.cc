@@ -6,12 +6,11 @@
 namespace musafarm::cli {
 
 grpc::Status FetchJob(const CommandEnv& env, const std::string& job_id, v1::Job* job) {
-  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::GetJobRequest req;
   req.set_job_id(job_id);
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  return stub->GetJob(&ctx, req, job);
+  return CallActive<v1::UserService>(
+      env, Repeat::kIdempotent,
+      [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) { return stub.GetJob(ctx, req, job); });
 }
 
 }  // namespace musafarm::cli

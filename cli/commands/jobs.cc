@@ -56,11 +56,14 @@ int RunJobs(const CommandEnv& env, const JobsOptions& opts) {
     req.set_created_before_us(us);
   }
 
-  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::ListJobsResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = stub->ListJobs(&ctx, req, &resp); !s.ok()) return ReportRpcError(env, s);
+  if (grpc::Status s = CallActive<v1::UserService>(
+          env, Repeat::kIdempotent, [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.ListJobs(ctx, req, &resp);
+          });
+      !s.ok()) {
+    return ReportRpcError(env, s);
+  }
 
   if (env.output != OutputFormat::kTable) {
     PrintMessage(env, resp);

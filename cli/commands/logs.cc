@@ -41,7 +41,6 @@ int RunLogs(const CommandEnv& env, const std::string& task_id, bool follow,
     *env.err << "musafarm: '" << task_id << "' is not a task id (like 7/dev-3.8/base)\n";
     return kExitUsage;
   }
-  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
 
   // What is stored so far, in pieces of at most the server's limit.
   uint64_t offset = 0;
@@ -51,9 +50,14 @@ int RunLogs(const CommandEnv& env, const std::string& task_id, bool follow,
     req.set_task_id(task_id);
     req.set_offset(offset);
     v1::GetLogResponse resp;
-    grpc::ClientContext ctx;
-    SetUnaryDeadline(&ctx);
-    if (grpc::Status s = stub->GetLog(&ctx, req, &resp); !s.ok()) return ReportRpcError(env, s);
+    if (grpc::Status s = CallActive<v1::UserService>(
+            env, Repeat::kIdempotent,
+            [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+              return stub.GetLog(ctx, req, &resp);
+            });
+        !s.ok()) {
+      return ReportRpcError(env, s);
+    }
     absl::string_view data = resp.data();
     const uint64_t end = resp.offset() + data.size();
     if (end > offset) {

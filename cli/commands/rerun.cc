@@ -22,11 +22,14 @@ int RunRerun(const CommandEnv& env, const RerunOptions& opts) {
     }
     (*req.mutable_secrets())[name] = *std::move(value);
   }
-  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(NewChannel(env));
   v1::RerunResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = stub->Rerun(&ctx, req, &resp); !s.ok()) return ReportRpcError(env, s);
+  if (grpc::Status s = CallActive<v1::UserService>(
+          env, Repeat::kOnce, [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.Rerun(ctx, req, &resp);
+          });
+      !s.ok()) {
+    return ReportRpcError(env, s, "musafarm jobs (for a rerun of " + opts.job_id + ")");
+  }
   return ReportNewJob(env, resp.job(), resp.warnings(), ", rerun of " + resp.job().rerun_of(),
                       opts.watch, opts.watch_options);
 }

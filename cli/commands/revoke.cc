@@ -9,14 +9,16 @@
 namespace musafarm::cli {
 
 int RunRevoke(const CommandEnv& env, const std::string& agent) {
-  std::unique_ptr<v1::UserService::Stub> stub =
-      v1::UserService::NewStub(NewChannel(env));
   v1::RevokeAgentRequest req;
   req.set_agent(agent);
   v1::RevokeAgentResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = stub->RevokeAgent(&ctx, req, &resp); !s.ok()) return ReportRpcError(env, s);
+  if (grpc::Status s = CallActive<v1::UserService>(
+          env, Repeat::kOnce, [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.RevokeAgent(ctx, req, &resp);
+          });
+      !s.ok()) {
+    return ReportRpcError(env, s, "musafarm agents");
+  }
   if (env.output != OutputFormat::kTable) {
     PrintMessage(env, resp);
     return kExitOk;

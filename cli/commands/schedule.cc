@@ -92,10 +92,6 @@ void Print(const CommandEnv& env, const std::vector<std::string>& lines) {
   for (const std::string& l : lines) *env.out << l << "\n";
 }
 
-std::unique_ptr<v1::ScheduleService::Stub> Stub(const CommandEnv& env) {
-  return v1::ScheduleService::NewStub(NewChannel(env));
-}
-
 }  // namespace
 
 int RunScheduleAdd(const CommandEnv& env, const ScheduleAddOptions& opts) {
@@ -113,21 +109,22 @@ int RunScheduleAdd(const CommandEnv& env, const ScheduleAddOptions& opts) {
   *req.mutable_request() = std::move(prepared.request);
   // A directory is uploaded now, once: every run builds this tree, which the
   // schedule pins. A git context is resolved at each run.
-  std::shared_ptr<grpc::Channel> channel = NewChannel(env);
   absl::StatusOr<std::vector<v1::JobInput>> inputs =
-      UploadContexts(env, channel, prepared.contexts, /*dry_run=*/false);
+      UploadContexts(env, prepared.contexts, /*dry_run=*/false);
   if (!inputs.ok()) return ReportUploadError(env, inputs.status());
   for (v1::JobInput& in : *inputs) *req.mutable_request()->add_inputs() = std::move(in);
   v1::Schedule resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = v1::ScheduleService::NewStub(channel)->AddSchedule(&ctx, req, &resp);
+  if (grpc::Status s = CallActive<v1::ScheduleService>(
+          env, Repeat::kOnce,
+          [&](v1::ScheduleService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.AddSchedule(ctx, req, &resp);
+          });
       !s.ok()) {
     if (s.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
       *env.err << "musafarm: " << ExplainOrigin(s.error_message(), prepared.parts) << "\n";
       return kExitUsage;
     }
-    return ReportRpcError(env, s);
+    return ReportRpcError(env, s, "musafarm schedule show " + opts.name);
   }
   if (env.output != OutputFormat::kTable) {
     PrintMessage(env, resp);
@@ -141,9 +138,11 @@ int RunScheduleAdd(const CommandEnv& env, const ScheduleAddOptions& opts) {
 
 int RunScheduleList(const CommandEnv& env) {
   v1::ListSchedulesResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = Stub(env)->ListSchedules(&ctx, v1::ListSchedulesRequest(), &resp);
+  if (grpc::Status s = CallActive<v1::ScheduleService>(
+          env, Repeat::kIdempotent,
+          [&](v1::ScheduleService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.ListSchedules(ctx, v1::ListSchedulesRequest(), &resp);
+          });
       !s.ok()) {
     return ReportRpcError(env, s);
   }
@@ -164,9 +163,12 @@ int RunScheduleShow(const CommandEnv& env, const std::string& name, int runs) {
   req.set_name(name);
   req.set_runs(runs);
   v1::Schedule resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = Stub(env)->GetSchedule(&ctx, req, &resp); !s.ok()) {
+  if (grpc::Status s = CallActive<v1::ScheduleService>(
+          env, Repeat::kIdempotent,
+          [&](v1::ScheduleService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.GetSchedule(ctx, req, &resp);
+          });
+      !s.ok()) {
     return ReportRpcError(env, s);
   }
   if (env.output != OutputFormat::kTable) {
@@ -180,13 +182,16 @@ int RunScheduleShow(const CommandEnv& env, const std::string& name, int runs) {
 int RunScheduleChange(const CommandEnv& env, const std::string& action, const std::string& name) {
   v1::ScheduleNameRequest req;
   req.set_name(name);
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  std::unique_ptr<v1::ScheduleService::Stub> stub = Stub(env);
+  const std::string check = "musafarm schedule show " + name;
   if (action == "run") {
     v1::ScheduleRun run;
-    if (grpc::Status s = stub->RunSchedule(&ctx, req, &run); !s.ok()) {
-      return ReportRpcError(env, s);
+    if (grpc::Status s = CallActive<v1::ScheduleService>(
+            env, Repeat::kOnce,
+            [&](v1::ScheduleService::Stub& stub, grpc::ClientContext* ctx) {
+              return stub.RunSchedule(ctx, req, &run);
+            });
+        !s.ok()) {
+      return ReportRpcError(env, s, check);
     }
     if (env.output != OutputFormat::kTable) {
       PrintMessage(env, run);
@@ -198,10 +203,16 @@ int RunScheduleChange(const CommandEnv& env, const std::string& action, const st
     return kExitOk;
   }
   v1::Schedule resp;
-  grpc::Status s = action == "remove"  ? stub->RemoveSchedule(&ctx, req, &resp)
-                   : action == "pause" ? stub->PauseSchedule(&ctx, req, &resp)
-                                       : stub->ResumeSchedule(&ctx, req, &resp);
-  if (!s.ok()) return ReportRpcError(env, s);
+  // Pausing or resuming twice leaves the same state; removing twice does not
+  // (the second finds no schedule).
+  grpc::Status s = CallActive<v1::ScheduleService>(
+      env, action == "remove" ? Repeat::kOnce : Repeat::kIdempotent,
+      [&](v1::ScheduleService::Stub& stub, grpc::ClientContext* ctx) {
+        return action == "remove"  ? stub.RemoveSchedule(ctx, req, &resp)
+               : action == "pause" ? stub.PauseSchedule(ctx, req, &resp)
+                                   : stub.ResumeSchedule(ctx, req, &resp);
+      });
+  if (!s.ok()) return ReportRpcError(env, s, check);
   if (env.output != OutputFormat::kTable) {
     PrintMessage(env, resp);
   } else if (action == "resume") {

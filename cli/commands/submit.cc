@@ -237,31 +237,33 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
   if (int code = PrepareSubmit(env, opts, &prepared); code != kExitOk) return code;
   v1::SubmitRequest& req = prepared.request;
   const SubmitParts* parts = &prepared.parts;
-  std::shared_ptr<grpc::Channel> channel = opts.dry_run ? nullptr : NewChannel(env);
   absl::StatusOr<std::vector<v1::JobInput>> inputs =
-      UploadContexts(env, channel, prepared.contexts, opts.dry_run);
+      UploadContexts(env, prepared.contexts, opts.dry_run);
   if (!inputs.ok()) return ReportUploadError(env, inputs.status());
   for (v1::JobInput& in : *inputs) *req.add_inputs() = std::move(in);
   if (opts.dry_run) {
     PrintDryRun(env, req, prepared.local);
     return kExitOk;
   }
-  std::unique_ptr<v1::UserService::Stub> stub = v1::UserService::NewStub(channel);
   v1::SubmitResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  grpc::Status status = stub->Submit(&ctx, req, &resp);
+  // Submitting twice makes two jobs: a submit that may have reached the
+  // active coordinator before the connection was lost is not sent again.
+  auto submit = [&] {
+    return CallActive<v1::UserService>(
+        env, Repeat::kOnce, [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+          return stub.Submit(ctx, req, &resp);
+        });
+  };
+  grpc::Status status = submit();
   if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION &&
       absl::StrContains(status.error_message(), "is not in the content store")) {
     // A blob under a directory the coordinator kept was collected: send
     // again, asking about every blob this time, and submit once more.
     *env.err << "musafarm: " << status.error_message() << "; uploading again\n";
     absl::StatusOr<std::vector<v1::JobInput>> again =
-        UploadContexts(env, channel, prepared.contexts, /*dry_run=*/false, /*every_blob=*/true);
+        UploadContexts(env, prepared.contexts, /*dry_run=*/false, /*every_blob=*/true);
     if (!again.ok()) return ReportRpcError(env, ToGrpc(again.status()));
-    grpc::ClientContext retry;
-    SetUnaryDeadline(&retry);
-    status = stub->Submit(&retry, req, &resp);
+    status = submit();
   }
   if (!status.ok()) {
     if (status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
@@ -269,7 +271,7 @@ int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
       *env.err << ExplainOrigin(status.error_message(), *parts) << "\n";
       return kExitUsage;
     }
-    return ReportRpcError(env, status);
+    return ReportRpcError(env, status, "musafarm jobs, for a job submitted just now");
   }
 
   return ReportNewJob(env, resp.job(), resp.warnings(), "", opts.watch, opts.watch_options);

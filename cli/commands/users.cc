@@ -40,10 +40,6 @@ std::vector<std::string> RenderTokens(const v1::ListTokensResponse& resp, absl::
   return RenderTable({"ID", "USER", "ROLE", "STATE", "CREATED", "EXPIRES", "CREATED BY"}, rows);
 }
 
-std::unique_ptr<v1::UserService::Stub> Stub(const CommandEnv& env) {
-  return v1::UserService::NewStub(NewChannel(env));
-}
-
 }  // namespace
 
 int RunTokenCreate(const CommandEnv& env, const std::string& user, const std::string& role,
@@ -61,10 +57,13 @@ int RunTokenCreate(const CommandEnv& env, const std::string& user, const std::st
     req.set_ttl_seconds(absl::ToInt64Seconds(ttl));
   }
   v1::CreateTokenResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = Stub(env)->CreateToken(&ctx, req, &resp); !s.ok()) {
-    return ReportRpcError(env, s);
+  if (grpc::Status s = CallActive<v1::UserService>(
+          env, Repeat::kOnce,
+          [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.CreateToken(ctx, req, &resp);
+          });
+      !s.ok()) {
+    return ReportRpcError(env, s, "musafarm token list");
   }
   if (env.output != OutputFormat::kTable) {
     PrintMessage(env, resp);
@@ -81,9 +80,12 @@ int RunTokenCreate(const CommandEnv& env, const std::string& user, const std::st
 
 int RunTokenList(const CommandEnv& env) {
   v1::ListTokensResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = Stub(env)->ListTokens(&ctx, v1::ListTokensRequest(), &resp); !s.ok()) {
+  if (grpc::Status s = CallActive<v1::UserService>(
+          env, Repeat::kIdempotent,
+          [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.ListTokens(ctx, v1::ListTokensRequest(), &resp);
+          });
+      !s.ok()) {
     return ReportRpcError(env, s);
   }
   if (env.output != OutputFormat::kTable) {
@@ -98,10 +100,13 @@ int RunTokenRevoke(const CommandEnv& env, const std::string& id_or_user) {
   v1::RevokeTokenRequest req;
   req.set_id_or_user(id_or_user);
   v1::RevokeTokenResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = Stub(env)->RevokeToken(&ctx, req, &resp); !s.ok()) {
-    return ReportRpcError(env, s);
+  if (grpc::Status s = CallActive<v1::UserService>(
+          env, Repeat::kOnce,
+          [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.RevokeToken(ctx, req, &resp);
+          });
+      !s.ok()) {
+    return ReportRpcError(env, s, "musafarm token list");
   }
   if (env.output != OutputFormat::kTable) {
     PrintMessage(env, resp);
@@ -130,9 +135,12 @@ int RunAudit(const CommandEnv& env, const std::string& user, const std::string& 
     req.mutable_since()->set_nanos(static_cast<int32_t>(us % 1000000) * 1000);
   }
   v1::ListAuditResponse resp;
-  grpc::ClientContext ctx;
-  SetUnaryDeadline(&ctx);
-  if (grpc::Status s = Stub(env)->ListAudit(&ctx, req, &resp); !s.ok()) {
+  if (grpc::Status s = CallActive<v1::UserService>(
+          env, Repeat::kIdempotent,
+          [&](v1::UserService::Stub& stub, grpc::ClientContext* ctx) {
+            return stub.ListAudit(ctx, req, &resp);
+          });
+      !s.ok()) {
     return ReportRpcError(env, s);
   }
   if (env.output != OutputFormat::kTable) {

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -86,6 +87,18 @@ bool WriteFrom(int fd, std::string& buf, std::atomic<uint64_t>& sent) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<TcpProxy>> TcpProxy::Start(int upstream_port) {
+  return Listen(upstream_port, "");
+}
+
+absl::StatusOr<std::unique_ptr<TcpProxy>> TcpProxy::StartToUnix(std::string upstream_path) {
+  if (upstream_path.size() >= sizeof(sockaddr_un{}.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("socket path too long: ", upstream_path));
+  }
+  return Listen(0, std::move(upstream_path));
+}
+
+absl::StatusOr<std::unique_ptr<TcpProxy>> TcpProxy::Listen(int upstream_port,
+                                                           std::string upstream_path) {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return Errno("socket");
   sockaddr_in addr = Loopback(0);
@@ -102,13 +115,48 @@ absl::StatusOr<std::unique_ptr<TcpProxy>> TcpProxy::Start(int upstream_port) {
     ::close(fd);
     return s;
   }
-  std::unique_ptr<TcpProxy> proxy(new TcpProxy(fd, wake, ntohs(addr.sin_port), upstream_port));
+  std::unique_ptr<TcpProxy> proxy(
+      new TcpProxy(fd, wake, ntohs(addr.sin_port), upstream_port, std::move(upstream_path)));
   proxy->thread_ = std::thread([p = proxy.get()] { p->Run(); });
   return proxy;
 }
 
-TcpProxy::TcpProxy(int listen_fd, int wake_fd, int port, int upstream_port)
-    : listen_fd_(listen_fd), wake_fd_(wake_fd), port_(port), upstream_port_(upstream_port) {}
+TcpProxy::TcpProxy(int listen_fd, int wake_fd, int port, int upstream_port,
+                   std::string upstream_path)
+    : listen_fd_(listen_fd),
+      wake_fd_(wake_fd),
+      port_(port),
+      upstream_port_(upstream_port),
+      upstream_path_(std::move(upstream_path)) {}
+
+int TcpProxy::DialUpstream(bool* connecting) const {
+  *connecting = false;
+  const int one = 1;
+  if (!upstream_path_.empty()) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    sockaddr_un up{};
+    up.sun_family = AF_UNIX;
+    std::memcpy(up.sun_path, upstream_path_.data(), upstream_path_.size());
+    // A Unix socket connects at once or not at all.
+    if (::connect(fd, reinterpret_cast<const sockaddr*>(&up), sizeof(up)) != 0) {
+      ::close(fd);
+      return -1;
+    }
+    return fd;
+  }
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  const sockaddr_in up = Loopback(upstream_port_);
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&up), sizeof(up)) == 0) return fd;
+  if (errno != EINPROGRESS) {
+    ::close(fd);
+    return -1;
+  }
+  *connecting = true;
+  return fd;
+}
 
 TcpProxy::~TcpProxy() {
   Apply(Command::kStop);
@@ -239,20 +287,10 @@ void TcpProxy::Run() {
         conns.emplace_back();
         Conn& c = conns.back();
         c.client = client;
-        c.upstream = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         const int one = 1;
         ::setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (c.upstream >= 0) {
-          ::setsockopt(c.upstream, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-          const sockaddr_in up = Loopback(upstream_port_);
-          if (::connect(c.upstream, reinterpret_cast<const sockaddr*>(&up), sizeof(up)) == 0) {
-            c.connecting = false;
-          } else if (errno != EINPROGRESS) {
-            c.dead = true;
-          }
-        } else {
-          c.dead = true;
-        }
+        c.upstream = DialUpstream(&c.connecting);
+        if (c.upstream < 0) c.dead = true;
         absl::MutexLock lock(&mu_);
         ++accepted_;
       }

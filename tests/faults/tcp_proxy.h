@@ -47,6 +47,9 @@ class TcpProxy {
   // upstream need not be listening yet (or may restart on the same port):
   // each accepted connection dials it afresh, and is closed if that fails.
   static absl::StatusOr<std::unique_ptr<TcpProxy>> Start(int upstream_port);
+  // The same in front of a Unix socket (issue 20: a private PostgreSQL, which
+  // listens on one only, reached over TCP loopback through the proxy).
+  static absl::StatusOr<std::unique_ptr<TcpProxy>> StartToUnix(std::string upstream_path);
   ~TcpProxy();  // stops the thread and closes every socket
 
   TcpProxy(const TcpProxy&) = delete;
@@ -71,7 +74,11 @@ class TcpProxy {
 
  private:
   enum class Command { kNone, kBlackhole, kHeal, kSever, kStop };
-  TcpProxy(int listen_fd, int wake_fd, int port, int upstream_port);
+  TcpProxy(int listen_fd, int wake_fd, int port, int upstream_port, std::string upstream_path);
+  static absl::StatusOr<std::unique_ptr<TcpProxy>> Listen(int upstream_port,
+                                                          std::string upstream_path);
+  // A non-blocking socket connecting to the upstream; -1 when that failed.
+  int DialUpstream(bool* connecting) const;
   // Posts `c` and waits until the loop has applied it.
   void Apply(Command c) ABSL_LOCKS_EXCLUDED(mu_);
   bool AllApplied() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return applied_ == posted_; }
@@ -81,6 +88,7 @@ class TcpProxy {
   const int wake_fd_;  // eventfd: a command is waiting
   const int port_;
   const int upstream_port_;
+  const std::string upstream_path_;  // non-empty: a Unix socket instead of the port
 
   mutable absl::Mutex mu_;
   Command command_ ABSL_GUARDED_BY(mu_) = Command::kNone;

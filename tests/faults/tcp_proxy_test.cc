@@ -6,8 +6,11 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <memory>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -131,6 +134,41 @@ TEST(TcpProxyTest, ForwardsBlackholesResumesAndSevers) {
   const int orphan = Dial(p.port());
   EXPECT_EQ(ReadWithin(orphan, 1, 5000), "<eof>");
   for (int fd : {client, server, late, late_server, orphan}) ::close(fd);
+}
+
+// Issue 20: a Unix-socket upstream (the private PostgreSQL), reached over TCP
+// loopback through the proxy, and cut off by a blackhole.
+TEST(TcpProxyTest, ForwardsToAUnixSocketAndBlackholesIt) {
+  char dir[] = "/tmp/mf-proxy-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string path = std::string(dir) + "/s";
+  const int upstream = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  ASSERT_EQ(::bind(upstream, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(upstream, 8), 0);
+  absl::StatusOr<std::unique_ptr<TcpProxy>> proxy = TcpProxy::StartToUnix(path);
+  ASSERT_TRUE(proxy.ok()) << proxy.status();
+
+  const int client = Dial((*proxy)->port());
+  const int server = AcceptWithin(upstream, 10'000);
+  ASSERT_GE(server, 0);
+  Send(client, "query");
+  EXPECT_EQ(ReadWithin(server, 5, 10'000), "query");
+  Send(server, "row");
+  EXPECT_EQ(ReadWithin(client, 3, 10'000), "row");
+
+  (*proxy)->Blackhole();
+  Send(client, "more");
+  EXPECT_EQ(ReadWithin(server, 4, 200), "");  // held back, the connection open
+  (*proxy)->Sever();
+  EXPECT_EQ(ReadWithin(server, 4, 10'000), "<eof>");
+  ::close(server);
+  ::close(client);
+  ::close(upstream);
+  ::unlink(path.c_str());
+  ::rmdir(dir);
 }
 
 }  // namespace
