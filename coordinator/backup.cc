@@ -282,4 +282,21 @@ absl::Status RestoreDataDir(const std::string& src, const std::string& data_dir,
   return absl::OkStatus();
 }
 
+std::string PostgresBackupAdvice(bool backup, const std::string& masked_url,
+                                 const std::string& data_dir) {
+  const std::string keep = absl::StrCat(
+      "the secrets key (", data_dir, "/secrets.key, or the coordinator's --secrets-key-file or "
+      "$MUSAFARM_SECRETS_KEY) and the TLS material (", data_dir,
+      "/pki), which are not in the database");
+  if (backup) {
+    return absl::StrCat(
+        "backup: this farm's state, logs, artifacts and blobs are in PostgreSQL at ", masked_url,
+        ", not in the data dir; back that database up with PostgreSQL's tools (pg_dump -Fc, or "
+        "your base backups and WAL archive), and keep with it ", keep);
+  }
+  return absl::StrCat("restore: this farm is in PostgreSQL at ", masked_url,
+                      "; restore that database with pg_restore (into an empty database), and put "
+                      "back ", keep);
+}
+
 }  // namespace musafarm::coordinator

@@ -42,4 +42,11 @@ absl::Status BackupDataDir(const std::string& data_dir, const std::string& dest,
 // check runs before anything is written).
 absl::Status RestoreDataDir(const std::string& src, const std::string& data_dir, std::ostream& out);
 
+// What `backup` (or `restore`) says instead of running for a coordinator on
+// PostgreSQL (`masked_url`, its password masked): the database is backed up
+// with PostgreSQL's own tools, which operators of it already run, and what
+// is not in the database (the secrets key, pki) is named to keep beside it.
+std::string PostgresBackupAdvice(bool backup, const std::string& masked_url,
+                                 const std::string& data_dir);
+
 }  // namespace musafarm::coordinator

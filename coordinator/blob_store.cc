@@ -3,6 +3,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/format_bytes.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "content/digest.h"
 
@@ -47,6 +49,66 @@ absl::StatusOr<content::TreeStats> CheckTreeComplete(BlobStore& store, const v1:
     }
   }
   return stats;
+}
+
+std::set<std::string> ReachableBlobs(BlobStore& store, const std::vector<v1::Digest>& roots) {
+  std::set<std::string> reachable;
+  for (const v1::Digest& root : roots) {
+    content::TreeVisitor visit;
+    visit.directory = [&](const std::string&, const v1::Digest& d, const v1::Directory& dir) {
+      reachable.insert(d.sha256());
+      for (const v1::FileNode& f : dir.files()) reachable.insert(f.digest().sha256());
+      return absl::OkStatus();
+    };
+    absl::StatusOr<content::TreeStats> walked = content::WalkTree(
+        root, [&](const v1::Digest& d) { return store.ReadSmall(d, kMaxDirectoryBlobBytes); },
+        visit);
+    if (!walked.ok()) {
+      GetLogger("blob_store")->warn("pinned tree {}: {}", content::ShortDigest(root),
+                                    walked.status().ToString());
+    }
+  }
+  return reachable;
+}
+
+GarbageChoice ChooseGarbage(const std::vector<IndexedBlob>& oldest_use_first,
+                            const std::set<std::string>& keep, int64_t cutoff_us,
+                            int64_t target_bytes, bool only_if_enough) {
+  GarbageChoice choice;
+  // Unreferenced blobs within their grace, oldest use first: what the size
+  // limit may take.
+  std::vector<const IndexedBlob*> spare;
+  int64_t total = 0;
+  for (const IndexedBlob& b : oldest_use_first) {
+    total += b.size;
+    if (keep.count(b.sha256) != 0) continue;
+    if (b.last_used_us < cutoff_us) {
+      choice.doomed.push_back(b);
+      total -= b.size;
+    } else {
+      spare.push_back(&b);
+    }
+  }
+  int64_t spare_bytes = 0;
+  for (const IndexedBlob* b : spare) spare_bytes += b->size;
+  if (only_if_enough && total - spare_bytes > target_bytes) spare.clear();
+  for (const IndexedBlob* b : spare) {
+    if (total <= target_bytes) break;
+    total -= b->size;
+    choice.evicted_bytes += b->size;
+    choice.doomed.push_back(*b);
+  }
+  return choice;
+}
+
+absl::Status StoreFullError(int64_t total, const v1::Digest& digest, int64_t max_bytes,
+                            bool made_room) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the content store is full: it holds ", FormatBytes(static_cast<uint64_t>(total)),
+      " and blob ", content::ShortDigest(digest), " (",
+      FormatBytes(static_cast<uint64_t>(digest.size_bytes())), ") would pass its limit of ",
+      FormatBytes(static_cast<uint64_t>(max_bytes)), " (--blob-store-bytes)",
+      made_room ? "; unreferenced blobs cannot make room for it" : ""));
 }
 
 }  // namespace musafarm::coordinator

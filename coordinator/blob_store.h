@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -112,5 +113,38 @@ absl::StatusOr<content::TreeStats> CheckTreeComplete(BlobStore& store, const v1:
 
 // Directory blobs larger than this are refused (a directory of ~100,000 entries).
 inline constexpr int64_t kMaxDirectoryBlobBytes = 16 << 20;
+
+// --- shared by the backends (LocalBlobStore, PostgresBlobStore) --------------
+
+// A complete blob as an index lists it.
+struct IndexedBlob {
+  std::string sha256;
+  int64_t size = 0;
+  int64_t last_used_us = 0;
+};
+
+// The blobs the trees `roots` reach (their directories and files), read
+// through `store`. A tree that cannot be walked whole keeps what was reached:
+// the rest of it was already missing or corrupt (logged).
+std::set<std::string> ReachableBlobs(BlobStore& store, const std::vector<v1::Digest>& roots);
+
+// What garbage collection deletes of `oldest_use_first` (every complete blob,
+// by last use): those not in `keep` used before `cutoff_us`, then, oldest use
+// first, more of those not in `keep` while the rest holds more than
+// `target_bytes`; with `only_if_enough`, none of the latter unless that brings
+// it down to `target_bytes` (an upload that would not fit anyway deletes
+// nothing for it).
+struct GarbageChoice {
+  std::vector<IndexedBlob> doomed;
+  int64_t evicted_bytes = 0;  // of those, deleted before their grace
+};
+GarbageChoice ChooseGarbage(const std::vector<IndexedBlob>& oldest_use_first,
+                            const std::set<std::string>& keep, int64_t cutoff_us,
+                            int64_t target_bytes, bool only_if_enough);
+
+// RESOURCE_EXHAUSTED for an upload of `digest` that would take a store
+// holding `total` bytes past `max_bytes`.
+absl::Status StoreFullError(int64_t total, const v1::Digest& digest, int64_t max_bytes,
+                            bool made_room);
 
 }  // namespace musafarm::coordinator

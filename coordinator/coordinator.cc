@@ -23,10 +23,13 @@
 #include "coordinator/leadership.h"
 #include "coordinator/local_blob_store.h"
 #include "coordinator/dashboard.h"
+#include "coordinator/data_dir_lock.h"
 #include "coordinator/http_auth.h"
 #include "coordinator/http_server.h"
 #include "coordinator/metrics_route.h"
 #include "coordinator/pg_connection.h"
+#include "coordinator/postgres_blob_store.h"
+#include "coordinator/postgres_log_store.h"
 #include "coordinator/postgres_store.h"
 #include "coordinator/probes.h"
 #include "coordinator/registry_image_deleter.h"
@@ -38,42 +41,6 @@
 namespace musafarm::coordinator {
 namespace {
 constexpr absl::Duration kTickInterval = absl::Milliseconds(500);
-
-// Takes <data_dir>/lock with flock, so that two coordinators never run on one
-// store (both would write the same SQLite file and hand out the same ids). The
-// kernel drops the lock when the process dies, SIGKILL included, so a restart
-// after a crash is never blocked by a stale file. The file holds the holder's
-// pid, for the message.
-absl::StatusOr<int> LockDataDir(const std::string& dir) {
-  const std::string path = absl::StrCat(dir, "/lock");
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot open ", path, ": ", std::strerror(errno)));
-  }
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    char buf[32] = {};
-    const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
-    ::close(fd);
-    if (err == EWOULDBLOCK) {
-      std::string holder(buf, n > 0 ? static_cast<size_t>(n) : 0);
-      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-      return absl::FailedPreconditionError(absl::StrCat(
-          "data dir '", dir, "' is in use by another coordinator",
-          holder.empty() ? "" : absl::StrCat(" (pid ", holder, ")"), "; lock file ", path));
-    }
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot lock ", path, ": ", std::strerror(err)));
-  }
-  const std::string pid = absl::StrCat(::getpid(), "\n");
-  if (::ftruncate(fd, 0) != 0 ||
-      ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-    // The lock holds all the same; only the message for a second one is poorer.
-    GetLogger("coordinator")->warn("cannot write the pid into {}: {}", path, std::strerror(errno));
-  }
-  return fd;
-}
 
 // Retention passes, one batch each, on the loop between other events.
 void ScheduleRetention(EventLoop* loop, Core* core, absl::Duration interval) {
@@ -414,7 +381,16 @@ absl::Status Coordinator::StartActive(int64_t fence_epoch) {
     if (!tokens.ok()) return tokens.status();
     access_ = std::make_unique<AccessControl>(*std::move(tokens), options_.insecure);
   }
-  logs_ = OpenFileLogStore(absl::StrCat(options_.data_dir, "/logs"));
+  if (on_postgres) {
+    // Logs and artifacts in the database too: a standby on another host has
+    // every byte this one acknowledged.
+    absl::StatusOr<std::unique_ptr<LogStore>> logs =
+        OpenPostgresLogStore(options_.store, fence_epoch);
+    if (!logs.ok()) return logs.status();
+    logs_ = *std::move(logs);
+  } else {
+    logs_ = OpenFileLogStore(absl::StrCat(options_.data_dir, "/logs"));
+  }
   core_ = std::make_unique<Core>(store_.get(), logs_.get(), RealClock::Get(), options_.core);
   if (absl::Status s = core_->Recover(); !s.ok()) return s;
   // The farm CA signs enrolments and renewals when its key is here (`ca
@@ -448,24 +424,27 @@ absl::Status Coordinator::StartActive(int64_t fence_epoch) {
   user_admin_ = std::make_unique<UserAdmin>(*std::move(admin_store));
 
   // The content store (issue 17): job inputs' blobs under <data-dir>/blobs,
-  // indexed in the database (migrated above); its file work on content_io_.
-  {
+  // indexed in the database (migrated above), or all of it in PostgreSQL;
+  // its work on content_io_.
+  if (on_postgres) {
+    PostgresBlobStoreOptions blob_options;
+    blob_options.url = options_.store;
+    blob_options.max_bytes = options_.blob_store_bytes;
+    blob_options.fence_epoch = fence_epoch;
+    absl::StatusOr<std::unique_ptr<PostgresBlobStore>> blobs =
+        PostgresBlobStore::Open(std::move(blob_options));
+    if (!blobs.ok()) return blobs.status();
+    blobs_ = *std::move(blobs);
+  } else {
     LocalBlobStoreOptions blob_options;
     blob_options.dir = absl::StrCat(options_.data_dir, "/blobs");
     blob_options.db_path = db_path;
-    if (on_postgres) {
-      // The blob index stays in SQLite beside the blobs until the content
-      // store moves to PostgreSQL (docs/scale-out.md); opening it migrates it.
-      blob_options.db_path = absl::StrCat(options_.data_dir, "/blob-index.db");
-      absl::StatusOr<std::unique_ptr<Store>> index = OpenSqliteStore(blob_options.db_path);
-      if (!index.ok()) return index.status();
-    }
     blob_options.max_bytes = options_.blob_store_bytes;
     absl::StatusOr<std::unique_ptr<LocalBlobStore>> blobs = LocalBlobStore::Open(blob_options);
     if (!blobs.ok()) return blobs.status();
     blobs_ = *std::move(blobs);
-    core_->set_blob_store(blobs_.get());
   }
+  core_->set_blob_store(blobs_.get());
 
   const bool serves_tls = tls_.has_value();
   server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get(), tls_,

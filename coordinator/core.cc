@@ -157,6 +157,14 @@ void Core::Flush() {
     job.clear_tasks();
     p.mutation.jobs.push_back(std::move(job));
   }
+  // Log bytes first: the acks queued in to_agents let agents forget them, and
+  // a result committed below must find its whole log stored. A store that
+  // batches (PostgreSQL) writes the group's bytes here in one round trip.
+  // A failure is handled like a failed commit: memory says more is stored
+  // than is, so stop; the restart re-attaches the agents, which resend from
+  // the stored end.
+  const absl::Status logs_flushed = logs_->Flush();
+  MF_CHECK(logs_flushed.ok(), "log store flush failed: {}", logs_flushed.ToString());
   if (!p.mutation.empty()) {
     // Wall time, not clock_: this measures the disk, which a fake clock does not.
     const absl::Time start = absl::Now();

@@ -6,6 +6,7 @@
 #include <limits>
 #include <map>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -59,6 +60,52 @@ stages:
     exec: ["true"]
 )";
 
+// Files underneath, and what was durable at the last Flush() (the sizes then),
+// as a backend that batches (PostgreSQL) makes them durable only there.
+class FlushTrackingLogStore final : public LogStore {
+ public:
+  explicit FlushTrackingLogStore(std::unique_ptr<LogStore> inner) : inner_(std::move(inner)) {}
+  uint64_t durable(const std::string& task, uint64_t attempt) const {
+    auto it = durable_.find({task, attempt});
+    return it == durable_.end() ? 0 : it->second;
+  }
+
+  absl::StatusOr<uint64_t> Append(const std::string& task_id, uint64_t attempt_id, uint64_t offset,
+                                  absl::string_view data) override {
+    written_.insert({task_id, attempt_id});
+    return inner_->Append(task_id, attempt_id, offset, data);
+  }
+  absl::Status Flush() override {
+    for (const auto& key : written_) durable_[key] = inner_->Size(key.first, key.second);
+    return inner_->Flush();
+  }
+  uint64_t Size(const std::string& t, uint64_t a) override { return inner_->Size(t, a); }
+  absl::StatusOr<std::string> Read(const std::string& t, uint64_t a, uint64_t o,
+                                   uint64_t l) override {
+    return inner_->Read(t, a, o, l);
+  }
+  void Close(const std::string& t, uint64_t a) override { inner_->Close(t, a); }
+  absl::StatusOr<uint64_t> AppendArtifact(const std::string& t, uint64_t a, const std::string& n,
+                                          uint64_t o, absl::string_view d) override {
+    return inner_->AppendArtifact(t, a, n, o, d);
+  }
+  uint64_t ArtifactSize(const std::string& t, uint64_t a, const std::string& n) override {
+    return inner_->ArtifactSize(t, a, n);
+  }
+  absl::StatusOr<std::string> ReadArtifact(const std::string& t, uint64_t a, const std::string& n,
+                                           uint64_t o, uint64_t l) override {
+    return inner_->ReadArtifact(t, a, n, o, l);
+  }
+  void CloseAttempt(const std::string& t, uint64_t a) override { inner_->CloseAttempt(t, a); }
+  uint64_t TaskBytes(const std::string& t) override { return inner_->TaskBytes(t); }
+  absl::Status RemoveTask(const std::string& t) override { return inner_->RemoveTask(t); }
+
+ private:
+  std::unique_ptr<LogStore> inner_;
+  std::set<std::pair<std::string, uint64_t>> written_;
+  std::map<std::pair<std::string, uint64_t>, uint64_t> durable_;
+};
+
 class CoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -82,6 +129,9 @@ class CoreTest : public ::testing::Test {
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
     logs_ = OpenFileLogStore((dir_ / "logs").string());
+    if (track_flushes_) {
+      logs_ = std::make_unique<FlushTrackingLogStore>(std::move(logs_));
+    }
     CoreOptions options;
     options.agent_lost_timeout = absl::Seconds(15);
     options.insecure = insecure_;
@@ -160,6 +210,7 @@ class CoreTest : public ::testing::Test {
 
   std::filesystem::path dir_;
   bool insecure_ = true;  // CoreOptions.insecure for Open()
+  bool track_flushes_ = false;  // Open() wraps the log store in a FlushTrackingLogStore
   uint64_t max_log_bytes_ = limits::kDefaultMaxLogBytes;
   RetentionOptions retention_;  // CoreOptions.retention for Open()
   double max_heartbeat_rate_ = 500;  // CoreOptions.max_heartbeat_rate for Open()
@@ -474,6 +525,46 @@ TEST_F(CoreTest, WatcherGetsTheWholeLogOfARetry) {
 // acknowledged (the agent may forget dropped bytes), a reconnecting agent is
 // asked for nothing more, and the result is taken though the log holds fewer
 // bytes than the agent wrote.
+// The contract a batching log store (PostgreSQL) relies on: the core makes
+// the log bytes durable (LogStore::Flush) before any ack of them leaves, so
+// an agent never forgets a byte the store could still lose, in a group of
+// messages or alone.
+TEST_F(CoreTest, LogBytesAreFlushedBeforeTheyAreAcknowledged) {
+  track_flushes_ = true;
+  Open();
+  auto* logs = static_cast<FlushTrackingLogStore*>(logs_.get());
+  auto [conn, agent] = Connect("a1", 1);
+  Submit("stages:\n  - name: s\n    exec: [x]\n");
+  const v1::Assignment a = agent->TakeAssignments().at(0);
+  auto log = [&, c = conn](uint64_t offset, const std::string& data) {
+    v1::AgentMessage chunk;
+    chunk.mutable_log()->set_task_id(a.task_id());
+    chunk.mutable_log()->set_attempt_id(a.attempt_id());
+    chunk.mutable_log()->set_offset(offset);
+    chunk.mutable_log()->set_data(data);
+    core_->OnAgentMessage(c, chunk);
+  };
+  auto check_acks = [&, ag = agent] {
+    int acks = 0;
+    for (const v1::CoordinatorMessage& m : ag->sent) {
+      if (!m.has_ack()) continue;
+      ++acks;
+      EXPECT_LE(m.ack().log_offset(), logs->durable(a.task_id(), a.attempt_id()))
+          << "acknowledged past what the store has made durable";
+    }
+    return acks;
+  };
+  log(0, "first line\n");
+  EXPECT_EQ(check_acks(), 1);
+  // A group (the loop's group commit): acks of every chunk wait for its end.
+  core_->BeginGroup();
+  log(11, "second\n");
+  log(18, "third\n");
+  core_->EndGroup();
+  EXPECT_EQ(check_acks(), 3);
+  EXPECT_EQ(logs->durable(a.task_id(), a.attempt_id()), 24u);
+}
+
 TEST_F(CoreTest, LogPastMaxLogBytesIsTruncatedAfterOneMarkerAndTheTaskGoesOn) {
   max_log_bytes_ = 10;
   Open();

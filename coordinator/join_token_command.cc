@@ -49,7 +49,7 @@ int RunJoinTokenCreate(const JoinTokenCommandOptions& o, absl::Time now, std::os
     err << "join-token create: " << token.status().message() << "\n";
     return 2;
   }
-  absl::StatusOr<std::unique_ptr<Store>> store = OpenHostStore(o.data_dir);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenHostStore(o.data_dir, o.store);
   if (!store.ok()) {
     err << "join-token create: " << store.status().message() << "\n";
     return 1;
@@ -70,7 +70,7 @@ int RunJoinTokenCreate(const JoinTokenCommandOptions& o, absl::Time now, std::os
 
 int RunJoinTokenList(const JoinTokenCommandOptions& o, absl::Time now, std::ostream& out,
                      std::ostream& err) {
-  absl::StatusOr<std::unique_ptr<Store>> store = OpenHostStore(o.data_dir);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenHostStore(o.data_dir, o.store);
   if (!store.ok()) {
     err << "join-token list: " << store.status().message() << "\n";
     return 1;

@@ -14,6 +14,7 @@ namespace musafarm::coordinator {
 
 struct JoinTokenCommandOptions {
   std::string data_dir = "musafarm-data";
+  std::string store;  // the coordinator's --store; empty: SQLite in data_dir
   std::string tls_dir;        // empty: <data_dir>/pki; its ca.crt gives the CA pin
   std::string coordinator;    // for the printed enroll command; empty: <hostname>:7070
   int64_t uses = 1;

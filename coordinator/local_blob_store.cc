@@ -269,12 +269,7 @@ absl::StatusOr<std::unique_ptr<BlobUpload>> LocalBlobStore::StartWrite(const v1:
         break;
       }
       if (made_room || digest.size_bytes() > options_.max_bytes) {
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "the content store is full: it holds ", FormatBytes(static_cast<uint64_t>(total)),
-            " and blob ", content::ShortDigest(digest), " (",
-            FormatBytes(static_cast<uint64_t>(digest.size_bytes())), ") would pass its limit of ",
-            FormatBytes(static_cast<uint64_t>(options_.max_bytes)), " (--blob-store-bytes)",
-            made_room ? "; unreferenced blobs cannot make room for it" : ""));
+        return StoreFullError(total, digest, options_.max_bytes, made_room);
       }
     }
     MF_RETURN_IF_ERROR(DeleteUnreferenced(std::numeric_limits<int64_t>::min(),
@@ -421,80 +416,44 @@ absl::StatusOr<std::set<std::string>> LocalBlobStore::Reachable() {
           roots.push_back(std::move(d));
         }));
   }
-  std::set<std::string> reachable;
-  for (const v1::Digest& root : roots) {
-    content::TreeVisitor visit;
-    visit.directory = [&](const std::string&, const v1::Digest& d, const v1::Directory& dir) {
-      reachable.insert(d.sha256());
-      for (const v1::FileNode& f : dir.files()) reachable.insert(f.digest().sha256());
-      return absl::OkStatus();
-    };
-    absl::StatusOr<content::TreeStats> walked = content::WalkTree(
-        root, [&](const v1::Digest& d) { return ReadSmall(d, kMaxDirectoryBlobBytes); }, visit);
-    // A tree that cannot be walked whole keeps what was reached; the rest of
-    // it was already missing or corrupt.
-    if (!walked.ok()) Log()->warn("pinned tree {}: {}", content::ShortDigest(root), walked.status().ToString());
-  }
-  return reachable;
+  return ReachableBlobs(*this, roots);
 }
 
 absl::StatusOr<BlobGcStats> LocalBlobStore::DeleteUnreferenced(int64_t cutoff_us,
                                                                int64_t target_bytes,
                                                                bool only_if_enough) {
-  MF_ASSIGN_OR_RETURN(const std::set<std::string> reachable, Reachable());
-  std::vector<std::pair<std::string, int64_t>> doomed;
+  MF_ASSIGN_OR_RETURN(std::set<std::string> keep, Reachable());
+  GarbageChoice choice;
   BlobGcStats stats;
-  int64_t evicted = 0;
   {
     absl::MutexLock lock(&mu_);
-    // A copy the row callback reads: clang's thread-safety analysis cannot see
-    // that the callback runs under mu_.
-    const std::set<std::string> uploading = uploading_;
-    // Unreferenced blobs within their grace, oldest use first: what the
-    // size limit may take.
-    std::vector<std::pair<std::string, int64_t>> spare;
-    int64_t total = 0;
+    // Blobs being uploaded again are kept too.
+    keep.insert(uploading_.begin(), uploading_.end());
+    std::vector<IndexedBlob> blobs;
     MF_RETURN_IF_ERROR(Exec("SELECT sha256, size, last_used_us FROM blobs ORDER BY last_used_us",
                             "blob index: scan", nullptr, [&](sql::Statement& s) {
-                              std::string sha(s.ColumnText(0));
-                              const int64_t size = s.ColumnInt64(1);
-                              total += size;
-                              if (reachable.count(sha) != 0 || uploading.count(sha) != 0) return;
-                              if (s.ColumnInt64(2) < cutoff_us) {
-                                doomed.emplace_back(std::move(sha), size);
-                              } else {
-                                spare.emplace_back(std::move(sha), size);
-                              }
+                              blobs.push_back(IndexedBlob{std::string(s.ColumnText(0)),
+                                                          s.ColumnInt64(1), s.ColumnInt64(2)});
                             }));
-    for (const auto& gone : doomed) total -= gone.second;
-    int64_t spare_bytes = 0;
-    for (const auto& extra : spare) spare_bytes += extra.second;
-    if (only_if_enough && total - spare_bytes > target_bytes) spare.clear();
-    for (auto& extra : spare) {
-      if (total <= target_bytes) break;
-      total -= extra.second;
-      evicted += extra.second;
-      doomed.push_back(std::move(extra));
-    }
-    for (const auto& gone : doomed) {
-      const std::string& sha = gone.first;  // a lambda cannot capture a structured binding in C++17
+    choice = ChooseGarbage(blobs, keep, cutoff_us, target_bytes, only_if_enough);
+    for (const IndexedBlob& gone : choice.doomed) {
       MF_RETURN_IF_ERROR(Exec("DELETE FROM blobs WHERE sha256 = ?1", "blob index: delete",
-                              [&](sql::Statement& s) { s.BindText(1, sha); }));
+                              [&](sql::Statement& s) { s.BindText(1, gone.sha256); }));
     }
     MF_ASSIGN_OR_RETURN(stats.kept_bytes, TotalBytes());
     MF_RETURN_IF_ERROR(Exec("SELECT count(*) FROM blobs", "blob index: count", nullptr,
                             [&](sql::Statement& s) { stats.kept = s.ColumnInt64(0); }));
   }
-  for (const auto& [sha, size] : doomed) {
-    ::unlink(BlobPath(sha).c_str());
+  for (const IndexedBlob& gone : choice.doomed) {
+    ::unlink(BlobPath(gone.sha256).c_str());
     ++stats.deleted;
-    stats.freed_bytes += size;
+    stats.freed_bytes += gone.size;
   }
-  if (evicted > 0) {
+  if (choice.evicted_bytes > 0) {
     Log()->info("content store over its limit of {} (--blob-store-bytes): {} of unreferenced "
                 "blobs deleted before their grace, oldest use first",
                 FormatBytes(static_cast<uint64_t>(options_.max_bytes)),
-                FormatBytes(static_cast<uint64_t>(evicted)));
+                FormatBytes(static_cast<uint64_t>(choice.evicted_bytes)));
   }
   return stats;
 }

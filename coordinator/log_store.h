@@ -12,10 +12,13 @@ namespace musafarm::coordinator {
 
 // Task logs and artifacts, one byte stream each per attempt, written by byte
 // offset, so resends after a reconnect are idempotent. A byte Append accepted
-// is durable: the core acknowledges it to the agent, which then forgets it.
+// is durable once Flush() returns OK: the core flushes before it acknowledges
+// bytes to the agent, which then forgets them. Reads see every accepted byte.
 // Called only from the core loop, so implementations need not be thread-safe.
-// The files on disk are the default (FileLogStore); every backend passes the
-// conformance suite in log_store_conformance_test.cc.
+// The files on disk are the default (FileLogStore, durable at Append); on
+// PostgreSQL, appends wait in memory for Flush (PostgresLogStore), so one
+// round trip stores what a whole group of agent messages brought. Every
+// backend passes the conformance suite in log_store_conformance_test.cc.
 class LogStore {
  public:
   virtual ~LogStore() = default;
@@ -27,6 +30,11 @@ class LogStore {
   // Returns the stored size afterwards.
   virtual absl::StatusOr<uint64_t> Append(const std::string& task_id, uint64_t attempt_id,
                                           uint64_t offset, absl::string_view data) = 0;
+
+  // Makes every byte accepted so far durable. On an error, bytes accepted
+  // since the last Flush may be lost: Size() then says what is stored, and
+  // agents resend from there.
+  virtual absl::Status Flush() = 0;
 
   // Bytes stored for the attempt (0 when nothing was written).
   virtual uint64_t Size(const std::string& task_id, uint64_t attempt_id) = 0;

@@ -1,11 +1,12 @@
 // The LogStore conformance suite: what every LogStore backend must do (byte
 // offsets, resends, gaps, reads, attempt boundaries, artifacts, restarts), run
-// against each of them (files today). A new backend joins with one line at the
+// against each of them (files, and PostgreSQL in the run's cluster). A new backend joins with one line at the
 // bottom: an INSTANTIATE_TEST_SUITE_P naming how to open it. Tests of one
 // backend's own layout stay in its own test file (file_log_store_test.cc).
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -13,7 +14,9 @@
 #include <string>
 
 #include "coordinator/log_store.h"
+#include "coordinator/postgres_log_store.h"
 #include "gtest/gtest.h"
+#include "tests/support/private_postgres.h"
 
 namespace musafarm::coordinator {
 namespace {
@@ -70,6 +73,55 @@ TEST_P(LogStoreConformanceTest, SizeSurvivesReopen) {
   EXPECT_EQ(*again->Read("1/t", 4, 0, 10), "abcdef");
   EXPECT_EQ(again->Size("1/t", 5), 0u);
   EXPECT_EQ(*again->Read("1/t", 5, 0, 10), "");
+}
+
+// The contract the core's acks rely on: once Flush() returns, another
+// instance (a coordinator that took over while this one still runs, or a
+// restart after a crash that never ran a destructor) reads every byte.
+TEST_P(LogStoreConformanceTest, AcceptedBytesAreDurableOnceFlushed) {
+  std::unique_ptr<LogStore> logs = Open();
+  std::string expected;
+  for (int i = 0; i < 50; ++i) {
+    const std::string line = "line " + std::to_string(i) + "\n";
+    ASSERT_TRUE(logs->Append("3/t", 2, expected.size(), line).ok());
+    expected += line;
+  }
+  ASSERT_TRUE(logs->AppendArtifact("3/t", 2, "out.txt", 0, "artifact").ok());
+  ASSERT_TRUE(logs->Flush().ok());
+  std::unique_ptr<LogStore> other = Open();
+  EXPECT_EQ(other->Size("3/t", 2), expected.size());
+  EXPECT_EQ(*other->Read("3/t", 2, 0, 10000), expected);
+  EXPECT_EQ(other->ArtifactSize("3/t", 2, "out.txt"), 8u);
+  // The other instance resumes where the stored log ends.
+  EXPECT_EQ(*other->Append("3/t", 2, expected.size(), "tail"), expected.size() + 4);
+  ASSERT_TRUE(other->Flush().ok());
+}
+
+TEST_P(LogStoreConformanceTest, LargeAppendsReadBackByteExactAcrossAnyRange) {
+  std::unique_ptr<LogStore> logs = Open();
+  // Every byte value, in pieces of odd sizes, past a megabyte (beyond any
+  // backend's row or buffer size).
+  std::string all;
+  for (size_t i = 0; all.size() < (1u << 20) + 12345; ++i) {
+    all.push_back(static_cast<char>((i * 7 + i / 251) & 0xff));
+  }
+  for (size_t at = 0; at < all.size();) {
+    const size_t n = std::min<size_t>(all.size() - at, 1000 + (at % 70000));
+    ASSERT_EQ(*logs->Append("9/big", 1, at, absl::string_view(all).substr(at, n)), at + n);
+    at += n;
+    if (at % 3 == 0) {
+      ASSERT_TRUE(logs->Flush().ok());
+    }
+  }
+  logs->CloseAttempt("9/big", 1);
+  std::unique_ptr<LogStore> again = Open();
+  EXPECT_EQ(again->Size("9/big", 1), all.size());
+  EXPECT_TRUE(*again->Read("9/big", 1, 0, all.size() + 10) == all) << "the log differs";
+  for (const uint64_t from : {uint64_t{1}, uint64_t{262143}, uint64_t{262144}, uint64_t{700001}}) {
+    for (const uint64_t n : {uint64_t{1}, uint64_t{5000}, uint64_t{300000}}) {
+      EXPECT_TRUE(*again->Read("9/big", 1, from, n) == all.substr(from, n)) << from << "+" << n;
+    }
+  }
 }
 
 TEST_P(LogStoreConformanceTest, AttemptsAndTasksAreSeparateLogs) {
@@ -167,6 +219,23 @@ TEST_P(LogStoreConformanceTest, TaskBytesCountEveryAttemptAndRemoveTaskTakesOnly
 
 INSTANTIATE_TEST_SUITE_P(Files, LogStoreConformanceTest,
                          ::testing::Values(LogStoreBackend{"files", OpenFileLogStore}),
+                         BackendName);
+
+// A database per test directory in the run's cluster: opening the same
+// directory again reconnects to it (a restart).
+std::unique_ptr<LogStore> OpenTestPostgresLogs(const std::string& dir) {
+  absl::StatusOr<std::string> url = test_support::TestDatabaseFor(dir);
+  absl::StatusOr<std::unique_ptr<LogStore>> logs =
+      url.ok() ? OpenPostgresLogStore(*url) : url.status();
+  if (!logs.ok()) {
+    ADD_FAILURE() << logs.status();
+    return nullptr;
+  }
+  return *std::move(logs);
+}
+
+INSTANTIATE_TEST_SUITE_P(Postgres, LogStoreConformanceTest,
+                         ::testing::Values(LogStoreBackend{"postgres", OpenTestPostgresLogs}),
                          BackendName);
 
 }  // namespace

@@ -21,10 +21,17 @@
 #include "coordinator/backup.h"
 #include "coordinator/ca_init.h"
 #include "coordinator/join_token_command.h"
+#include "coordinator/migrate_command.h"
+#include "coordinator/pg_connection.h"
 #include "coordinator/probe_command.h"
 #include "coordinator/token_command.h"
 #include "common/duration_text.h"
 #include "common/version.h"
+
+namespace {
+constexpr char kHostStoreHelp[] =
+    "the coordinator's --store (postgres://...); default: SQLite in --data-dir";
+}  // namespace
 
 int main(int argc, char** argv) {
   // Debian builds Abseil without NDEBUG, which leaves Mutex deadlock detection
@@ -55,8 +62,8 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--store", options.store,
                  "where the farm's state lives: postgres://USER@HOST/DB (or postgresql://, any "
-                 "libpq URL); default: SQLite in <data-dir>/musafarm.db. Logs and blobs stay in "
-                 "--data-dir");
+                 "libpq URL), with task logs, artifacts and the content store; default: SQLite in "
+                 "<data-dir>/musafarm.db, logs and blobs as files in --data-dir");
   app.add_option("--advertise-address", options.advertise_address,
                  "HOST:PORT recorded when this coordinator is the active one, where standbys "
                  "send clients (coordinators on one PostgreSQL --store; default: the --listen "
@@ -219,6 +226,7 @@ int main(int argc, char** argv) {
   for (CLI::App* sub : {token_create, token_list}) {
     sub->add_option("--data-dir", token_opts.data_dir, "the coordinator's data directory")
         ->capture_default_str();
+    sub->add_option("--store", token_opts.store, kHostStoreHelp);
   }
   token_create->add_option("--tls-dir", token_opts.tls_dir,
                            "directory holding the farm's ca.crt (default: <data-dir>/pki)");
@@ -250,6 +258,7 @@ int main(int argc, char** argv) {
   for (CLI::App* sub : {api_token_create, api_token_list}) {
     sub->add_option("--data-dir", api_token_opts.data_dir, "the coordinator's data directory")
         ->capture_default_str();
+    sub->add_option("--store", api_token_opts.store, kHostStoreHelp);
   }
   // backup DEST / restore SRC (issue 15; deploy/README.md, "Backups").
   std::string backup_dir, backup_data_dir = options.data_dir;
@@ -261,10 +270,26 @@ int main(int argc, char** argv) {
       "restore", "Check a backup against its MANIFEST and copy it into a data dir that holds no "
                  "database; then start the coordinator on it");
   restore_cmd->add_option("SRC", backup_dir, "a directory `backup` wrote")->required();
+  std::string backup_store;
   for (CLI::App* sub : {backup_cmd, restore_cmd}) {
     sub->add_option("--data-dir", backup_data_dir, "the coordinator's data directory")
         ->capture_default_str();
+    sub->add_option("--store", backup_store,
+                    "the coordinator's --store: on PostgreSQL this refuses and says how to back up "
+                    "(pg_dump, plus the secrets key and pki)");
   }
+  // migrate: a SQLite farm into PostgreSQL (issue 20; docs/scale-out.md).
+  musafarm::coordinator::MigrateOptions migrate_opts;
+  CLI::App* migrate_cmd = app.add_subcommand(
+      "migrate", "Move a farm from SQLite (its --data-dir: store, logs, artifacts, blobs) into an "
+                 "empty PostgreSQL database, in one transaction; the coordinator must be stopped");
+  migrate_cmd->add_option("--data-dir", migrate_opts.data_dir, "the SQLite farm's data directory")
+      ->capture_default_str();
+  migrate_cmd->add_option("--to", migrate_opts.to, "postgres://USER@HOST/DB of an empty database")
+      ->required();
+  migrate_cmd->add_option("--secrets-key-file", migrate_opts.secrets_key_file,
+                          "as the coordinator's (default: $MUSAFARM_SECRETS_KEY, else "
+                          "<data-dir>/secrets.key)");
   // probe: the readiness check for compose/Docker health checks (no curl in the image).
   musafarm::coordinator::ProbeOptions probe_opts;
   double probe_timeout_s = 5;
@@ -302,12 +327,24 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  if (migrate_cmd->parsed()) {
+    musafarm::SetLogLevel("warn");
+    return musafarm::coordinator::RunMigrate(migrate_opts, std::cout, std::cerr);
+  }
   if (probe_cmd->parsed()) {
     probe_opts.timeout = absl::Seconds(probe_timeout_s);
     return musafarm::coordinator::RunProbe(probe_opts, std::cout, std::cerr);
   }
   if (backup_cmd->parsed() || restore_cmd->parsed()) {
     musafarm::SetLogLevel("warn");
+    if (!backup_store.empty()) {
+      std::cerr << "musafarm-coordinator: "
+                << musafarm::coordinator::PostgresBackupAdvice(
+                       backup_cmd->parsed(), musafarm::coordinator::pg::MaskPassword(backup_store),
+                       backup_data_dir)
+                << "\n";
+      return 2;
+    }
     const absl::Status s =
         backup_cmd->parsed()
             ? musafarm::coordinator::BackupDataDir(backup_data_dir, backup_dir, std::cout)

@@ -215,6 +215,38 @@ constexpr const char* kMigrations[] = {
           END IF;
         END $$;
     )sql",
+    // 2 -> 3: task logs, artifacts and the content store (postgres_log_store.h,
+    // postgres_blob_store.h), so that nothing of a farm lives on one
+    // coordinator's disk.
+    R"sql(
+      CREATE TABLE log_chunks (
+        task_id    text NOT NULL,
+        attempt_id bigint NOT NULL,
+        artifact   text NOT NULL,
+        off        bigint NOT NULL,
+        bytes      bytea NOT NULL,
+        PRIMARY KEY (task_id, attempt_id, artifact, off)
+      );
+      CREATE TABLE blobs (
+        sha256       text NOT NULL PRIMARY KEY,
+        size         bigint NOT NULL,
+        created_us   bigint NOT NULL,
+        last_used_us bigint NOT NULL,
+        complete     boolean NOT NULL
+      );
+      CREATE INDEX blobs_last_used ON blobs(last_used_us);
+      CREATE TABLE blob_chunks (
+        sha256 text NOT NULL REFERENCES blobs(sha256) ON DELETE CASCADE,
+        off    bigint NOT NULL,
+        bytes  bytea NOT NULL,
+        PRIMARY KEY (sha256, off)
+      );
+      CREATE TABLE blob_pins (
+        job_id text NOT NULL,
+        sha256 text NOT NULL,
+        PRIMARY KEY (job_id, sha256)
+      );
+    )sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kPostgresSchemaVersion,
               "kPostgresSchemaVersion must equal the number of migrations");
@@ -411,8 +443,13 @@ class PostgresStore final : public Store {
 
 absl::Status PostgresStore::SetFence(int64_t epoch) { return conn_->SetFence(epoch); }
 
-absl::Status PostgresStore::Migrate() {
-  const std::string where = conn_->where();
+absl::Status PostgresStore::Migrate() { return MigratePostgresSchema(*conn_); }
+
+}  // namespace
+
+absl::Status MigratePostgresSchema(pg::Connection& conn) {
+  const std::string where = conn.where();
+  pg::Connection* conn_ = &conn;
   return conn_->InTransaction("migrate", [&]() -> absl::Status {
     // Coordinators opening the database at once migrate one after the other.
     MF_RETURN_IF_ERROR(conn_->Exec(absl::StrCat("SELECT pg_advisory_xact_lock(",
@@ -444,6 +481,8 @@ absl::Status PostgresStore::Migrate() {
                        "record the schema version");
   });
 }
+
+namespace {
 
 absl::Status PostgresStore::AddJob(const v1::Job& job, pg::Batch* batch) {
   // Tasks live in their own rows.

@@ -3,12 +3,11 @@
 // The PostgreSQL Store (issue 20), opened with OpenPostgresStore(). The same
 // interfaces and semantics as the SQLite store (store.h, job_archive.h,
 // schedule_store.h, webhook_outbox.h; both pass store_conformance_test.cc),
-// so that the farm's state can live outside one coordinator's disk. Logs,
-// artifacts and the content store's blobs stay under the data dir for now
-// (docs/scale-out.md).
+// so that the farm's state can live outside one coordinator's disk. Logs and
+// artifacts (postgres_log_store.h) and the content store
+// (postgres_blob_store.h) live in the same database, in tables of version 3.
 //
-// Schema (PostgreSQL version 1 = the tables of SQLite versions 1 to 6; the
-// blob index of SQLite's version 7 is not here yet). The same tables and
+// Schema (PostgreSQL version 1 = the tables of SQLite versions 1 to 6). The same tables and
 // columns as sqlite_store.h describes, with these differences:
 //   - seq columns are bigint identities (insertion order);
 //   - proto, secret and webhook columns are bytea; schedules.paused is boolean;
@@ -19,7 +18,9 @@
 //     TRUNCATE (musafarm_audit_append_only);
 //   - musafarm_require_row(n, what) raises NO_DATA_FOUND when n is 0: a
 //     pipelined statement that must have changed a row fails its transaction.
-// Version 2 adds leadership, coordinators and musafarm_fence (leadership.h).
+// Version 2 adds leadership, coordinators and musafarm_fence (leadership.h);
+// version 3 log_chunks, blobs, blob_chunks and blob_pins (logs, artifacts and
+// the content store).
 // The version is the one row of schema_version. Migrations run at open, in one
 // transaction under an advisory lock, so coordinators opening the same
 // database at once migrate it once.
@@ -31,13 +32,22 @@
 #include "absl/status/statusor.h"
 #include "coordinator/store.h"
 
+namespace musafarm::coordinator::pg {
+class Connection;
+}  // namespace musafarm::coordinator::pg
+
 namespace musafarm::coordinator {
 
 // The schema version this build writes; newer databases are refused.
-inline constexpr int kPostgresSchemaVersion = 2;
+inline constexpr int kPostgresSchemaVersion = 3;
 
 // Whether `spec` (a --store value) names a PostgreSQL database.
 bool IsPostgresUrl(const std::string& spec);
+
+// Brings the database `conn` is connected to up to kPostgresSchemaVersion
+// (every store on PostgreSQL calls it at open; all but the first find nothing
+// to do). FAILED_PRECONDITION for a database of a newer musafarm.
+absl::Status MigratePostgresSchema(pg::Connection& conn);
 
 // Connects to the database at `url` (postgres://... or postgresql://..., as
 // libpq reads it), migrates its schema, and returns the Store over it. Job

@@ -78,6 +78,8 @@ class Statement {
   }
 
   int64_t ColumnInt64(int col) const { return sqlite3_column_int64(stmt_.get(), col); }
+  // SQLITE_INTEGER, SQLITE_FLOAT, SQLITE_TEXT, SQLITE_BLOB or SQLITE_NULL.
+  int ColumnType(int col) const { return sqlite3_column_type(stmt_.get(), col); }
   absl::string_view ColumnText(int col) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_.get(), col));
     // sqlite3_column_bytes() must follow sqlite3_column_text(): the text call may convert.

@@ -936,18 +936,10 @@ INSTANTIATE_TEST_SUITE_P(
 // A database per test directory in the run's cluster (tests/support/private_postgres.h):
 // opening the same directory again reconnects to the same database.
 absl::StatusOr<std::unique_ptr<Store>> OpenTestPostgres(const std::string& dir) {
-  static auto* const urls = new std::map<std::string, std::string>();
   static const SecretCipher cipher = *SecretCipher::Create(std::string(SecretCipher::kKeySize, 'k'));
-  std::string& url = (*urls)[dir];
-  if (url.empty()) {
-    std::string error;
-    test_support::PrivatePostgres* pg = test_support::TestPostgres(&error);
-    if (pg == nullptr) return absl::FailedPreconditionError("no PostgreSQL: " + error);
-    absl::StatusOr<std::string> created = pg->CreateDatabase();
-    if (!created.ok()) return created.status();
-    url = *created;
-  }
-  return OpenPostgresStore(url, cipher);
+  absl::StatusOr<std::string> url = test_support::TestDatabaseFor(dir);
+  if (!url.ok()) return url.status();
+  return OpenPostgresStore(*url, cipher);
 }
 
 INSTANTIATE_TEST_SUITE_P(Postgres, StoreConformanceTest,

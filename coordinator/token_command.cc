@@ -14,7 +14,7 @@ namespace musafarm::coordinator {
 namespace {
 
 absl::StatusOr<std::unique_ptr<UserAdmin>> OpenAdmin(const TokenCommandOptions& o) {
-  absl::StatusOr<std::unique_ptr<Store>> store = OpenHostStore(o.data_dir);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenHostStore(o.data_dir, o.store);
   if (!store.ok()) return store.status();
   return std::make_unique<UserAdmin>(*std::move(store));
 }

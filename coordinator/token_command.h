@@ -14,6 +14,7 @@ namespace musafarm::coordinator {
 
 struct TokenCommandOptions {
   std::string data_dir = "musafarm-data";
+  std::string store;  // the coordinator's --store; empty: SQLite in data_dir
   std::string user;                                 // the token's user (NAME)
   std::string role = "viewer";
   absl::Duration ttl = absl::InfiniteDuration();    // --expires; infinite: until revoked

@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <vector>
@@ -205,6 +206,17 @@ absl::StatusOr<std::vector<std::string>> QueryRows(const std::string& url,
     rows.push_back(row);
   }
   return rows;
+}
+
+absl::StatusOr<std::string> TestDatabaseFor(const std::string& dir) {
+  static auto* const urls = new std::map<std::string, std::string>();
+  std::string& url = (*urls)[dir];
+  if (url.empty()) {
+    absl::StatusOr<std::string> created = NewTestDatabase();
+    if (!created.ok()) return created.status();
+    url = *created;
+  }
+  return url;
 }
 
 }  // namespace musafarm::test_support

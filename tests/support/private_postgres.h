@@ -64,4 +64,9 @@ absl::StatusOr<std::string> NewTestDatabase();
 // columns as text joined by '|'; the server's error on failure.
 absl::StatusOr<std::vector<std::string>> QueryRows(const std::string& url, const std::string& sql);
 
+// The conformance suites' backends: a database of TestPostgres() per test
+// directory, so that opening the same directory again (a coordinator
+// restart) reconnects to the same database. Not thread-safe.
+absl::StatusOr<std::string> TestDatabaseFor(const std::string& dir);
+
 }  // namespace musafarm::test_support

@@ -1,36 +1,52 @@
-// LocalBlobStore on a real data directory and SQLite file: uploads verified
-// and resumable, reads verified (a corrupt blob is deleted), pins and GC.
-#include "coordinator/local_blob_store.h"
-
+// The BlobStore conformance suite: what every content store backend must do
+// (uploads verified and resumable, reads verified with a corrupt blob
+// deleted, the size limit, pins and GC), run against each of them: files with
+// an SQLite index (LocalBlobStore), and PostgreSQL (PostgresBlobStore) in the
+// run's cluster. A new backend joins with one line at the bottom.
 #include <fstream>
+#include <functional>
+#include <ostream>
 
 #include "content/digest.h"
 #include "content/tree.h"
+#include "coordinator/local_blob_store.h"
+#include "coordinator/pg_connection.h"
+#include "coordinator/postgres_blob_store.h"
 #include "coordinator/store.h"
 #include "coordinator/store_test_fixtures.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_clock.h"
+#include "tests/support/private_postgres.h"
 
 namespace musafarm::coordinator {
 namespace {
 
 using ::testing::HasSubstr;
 
-class LocalBlobStoreTest : public ::testing::Test {
+// How to open one backend.
+struct BlobStoreBackend {
+  std::string name;
+  // Opens the store kept under `dir`, a directory the test owns; opening the
+  // same `dir` again is a coordinator restart.
+  std::function<absl::StatusOr<std::unique_ptr<BlobStore>>(const std::string& dir,
+                                                           int64_t max_bytes, const Clock* clock)>
+      open;
+  // Replaces the stored bytes of the blob `sha256` (behind the store's back).
+  std::function<void(const std::string& dir, BlobStore& store, const std::string& sha256,
+                     const std::string& bytes)>
+      corrupt;
+};
+
+void PrintTo(const BlobStoreBackend& backend, std::ostream* os) { *os << backend.name; }
+
+class BlobStoreConformanceTest : public ::testing::TestWithParam<BlobStoreBackend> {
  protected:
-  void SetUp() override {
-    // The coordinator's store migrates the file; the blob index shares it.
-    absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(dir_.File("farm.db"));
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = *std::move(store);
-    Reopen(int64_t{1} << 30);
-  }
+  void SetUp() override { Reopen(int64_t{1} << 30); }
 
   void Reopen(int64_t max_bytes) {
     blobs_.reset();
-    absl::StatusOr<std::unique_ptr<LocalBlobStore>> b =
-        LocalBlobStore::Open({dir_.File("blobs"), dir_.File("farm.db"), max_bytes, &clock_});
+    absl::StatusOr<std::unique_ptr<BlobStore>> b = GetParam().open(dir_.path(), max_bytes, &clock_);
     ASSERT_TRUE(b.ok()) << b.status();
     blobs_ = *std::move(b);
   }
@@ -42,7 +58,7 @@ class LocalBlobStoreTest : public ::testing::Test {
     return (*up)->Finish();
   }
 
-  absl::StatusOr<std::string> Get(const v1::Digest& d) { return blobs_->ReadSmall(d, 1 << 20); }
+  absl::StatusOr<std::string> Get(const v1::Digest& d) { return blobs_->ReadSmall(d, 1 << 30); }
 
   bool Missing(const v1::Digest& d) {
     absl::StatusOr<std::vector<v1::Digest>> m = blobs_->FindMissing({d});
@@ -52,11 +68,10 @@ class LocalBlobStoreTest : public ::testing::Test {
 
   store_testing::TempDir dir_;
   testing::FakeClock clock_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<LocalBlobStore> blobs_;
+  std::unique_ptr<BlobStore> blobs_;
 };
 
-TEST_F(LocalBlobStoreTest, WrittenBlobIsFoundAndReadBack) {
+TEST_P(BlobStoreConformanceTest, WrittenBlobIsFoundAndReadBack) {
   const v1::Digest d = content::DigestOf("hello");
   EXPECT_TRUE(Missing(d));
   ASSERT_TRUE(Put("hello").ok());
@@ -76,7 +91,7 @@ TEST_F(LocalBlobStoreTest, WrittenBlobIsFoundAndReadBack) {
   EXPECT_FALSE(Missing(d));
 }
 
-TEST_F(LocalBlobStoreTest, MismatchedBytesAreRefusedByDigest) {
+TEST_P(BlobStoreConformanceTest, MismatchedBytesAreRefusedByDigest) {
   v1::Digest d = content::DigestOf("right");
   absl::StatusOr<std::unique_ptr<BlobUpload>> up = blobs_->StartWrite(d, 0);
   ASSERT_TRUE(up.ok());
@@ -93,7 +108,7 @@ TEST_F(LocalBlobStoreTest, MismatchedBytesAreRefusedByDigest) {
   EXPECT_EQ((*again)->Append("far too long").code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(LocalBlobStoreTest, InterruptedUploadResumesAtItsCommittedSize) {
+TEST_P(BlobStoreConformanceTest, InterruptedUploadResumesAtItsCommittedSize) {
   const std::string bytes(300000, 'q');
   const v1::Digest d = content::DigestOf(bytes);
   {
@@ -117,10 +132,10 @@ TEST_F(LocalBlobStoreTest, InterruptedUploadResumesAtItsCommittedSize) {
   EXPECT_EQ(*Get(d), bytes);
 }
 
-TEST_F(LocalBlobStoreTest, CorruptBlobIsAnErrorOnReadAndIsDeleted) {
+TEST_P(BlobStoreConformanceTest, CorruptBlobIsAnErrorOnReadAndIsDeleted) {
   ASSERT_TRUE(Put("precious").ok());
   const v1::Digest d = content::DigestOf("precious");
-  std::ofstream(blobs_->BlobPath(d.sha256()), std::ios::binary | std::ios::trunc) << "PRECIOUS";
+  GetParam().corrupt(dir_.path(), *blobs_, d.sha256(), "PRECIOUS");
   absl::StatusOr<std::string> back = Get(d);
   EXPECT_EQ(back.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_THAT(back.status().message(), HasSubstr(content::ShortDigest(d)));
@@ -129,7 +144,7 @@ TEST_F(LocalBlobStoreTest, CorruptBlobIsAnErrorOnReadAndIsDeleted) {
   EXPECT_EQ(*Get(d), "precious");
 }
 
-TEST_F(LocalBlobStoreTest, SizeLimitRefusesAnUploadThatWouldPassIt) {
+TEST_P(BlobStoreConformanceTest, SizeLimitRefusesAnUploadThatWouldPassIt) {
   Reopen(10);
   absl::Status s = blobs_->StartWrite(content::DigestOf("bigger than ten"), 0).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
@@ -140,7 +155,7 @@ TEST_F(LocalBlobStoreTest, SizeLimitRefusesAnUploadThatWouldPassIt) {
 // unreferenced blobs, oldest use first, within their grace; one that cannot
 // fit even so is refused naming the limit, and nothing is deleted for it; a
 // blob a pinned tree reaches is never deleted.
-TEST_F(LocalBlobStoreTest, OverTheLimitUnreferencedBlobsGoOldestFirstAndPinnedOnesNever) {
+TEST_P(BlobStoreConformanceTest, OverTheLimitUnreferencedBlobsGoOldestFirstAndPinnedOnesNever) {
   ASSERT_TRUE(Put("kept-file").ok());
   v1::Directory root;
   v1::FileNode* f = root.add_files();
@@ -185,7 +200,7 @@ TEST_F(LocalBlobStoreTest, OverTheLimitUnreferencedBlobsGoOldestFirstAndPinnedOn
   EXPECT_FALSE(Missing(content::DigestOf(root_blob)));
 }
 
-TEST_F(LocalBlobStoreTest, GcKeepsPinnedTreesAndRecentBlobs) {
+TEST_P(BlobStoreConformanceTest, GcKeepsPinnedTreesAndRecentBlobs) {
   // A tree: root -> file "kept"; and a loose blob.
   ASSERT_TRUE(Put("kept").ok());
   v1::Directory root;
@@ -218,7 +233,7 @@ TEST_F(LocalBlobStoreTest, GcKeepsPinnedTreesAndRecentBlobs) {
   EXPECT_EQ(gc->kept, 0);
 }
 
-TEST_F(LocalBlobStoreTest, CheckTreeCompleteNamesTheFirstMissingFile) {
+TEST_P(BlobStoreConformanceTest, CheckTreeCompleteNamesTheFirstMissingFile) {
   v1::Directory sub;
   v1::FileNode* f = sub.add_files();
   f->set_name("gone.txt");
@@ -245,6 +260,104 @@ TEST_F(LocalBlobStoreTest, CheckTreeCompleteNamesTheFirstMissingFile) {
   EXPECT_EQ(stats->files, 1);
   EXPECT_EQ(stats->bytes, 14);
 }
+
+// Several chunks of every backend, streamed both ways, resumed mid-chunk,
+// and read from an offset.
+TEST_P(BlobStoreConformanceTest, LargeBlobsStreamInPiecesAndResumeAnywhere) {
+  std::string bytes;
+  for (size_t i = 0; bytes.size() < (3u << 20) + 777; ++i) {
+    bytes.push_back(static_cast<char>((i * 131 + i / 4093) & 0xff));
+  }
+  const v1::Digest d = content::DigestOf(bytes);
+  const size_t cut = (1u << 20) + 4321;
+  {
+    absl::StatusOr<std::unique_ptr<BlobUpload>> up = blobs_->StartWrite(d, 0);
+    ASSERT_TRUE(up.ok()) << up.status();
+    for (size_t at = 0; at < cut; at += 65536) {
+      ASSERT_TRUE((*up)->Append(absl::string_view(bytes).substr(at, std::min<size_t>(65536, cut - at))).ok());
+    }
+    EXPECT_EQ((*up)->committed_size(), static_cast<int64_t>(cut));
+  }  // interrupted
+  Reopen(int64_t{1} << 30);  // and the coordinator restarted
+  absl::StatusOr<BlobWriteState> state = blobs_->QueryWrite(d);
+  ASSERT_TRUE(state.ok()) << state.status();
+  ASSERT_EQ(state->committed_size, static_cast<int64_t>(cut));
+  absl::StatusOr<std::unique_ptr<BlobUpload>> up = blobs_->StartWrite(d, state->committed_size);
+  ASSERT_TRUE(up.ok()) << up.status();
+  ASSERT_TRUE((*up)->Append(absl::string_view(bytes).substr(cut)).ok());
+  ASSERT_TRUE((*up)->Finish().ok());
+  up->reset();
+
+  absl::StatusOr<std::unique_ptr<BlobReader>> r = blobs_->StartRead(d, 1000001);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::string back;
+  for (;;) {
+    absl::StatusOr<std::string> piece = (*r)->Next(100000);
+    ASSERT_TRUE(piece.ok()) << piece.status();
+    if (piece->empty()) break;
+    EXPECT_LE(piece->size(), 100000u);
+    back += *piece;
+  }
+  EXPECT_TRUE(back == bytes.substr(1000001)) << "read back differs";
+  absl::StatusOr<std::string> whole = Get(d);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_TRUE(*whole == bytes) << "read back differs";
+}
+
+std::string BackendName(const ::testing::TestParamInfo<BlobStoreBackend>& info) {
+  return info.param.name;
+}
+
+// --- backends: one line each -------------------------------------------------
+INSTANTIATE_TEST_SUITE_P(
+    Local, BlobStoreConformanceTest,
+    ::testing::Values(BlobStoreBackend{
+        "local",
+        [](const std::string& dir, int64_t max_bytes,
+           const Clock* clock) -> absl::StatusOr<std::unique_ptr<BlobStore>> {
+          // The coordinator's store migrates the file; the blob index shares it.
+          const std::string db = dir + "/farm.db";
+          absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(db);
+          if (!store.ok()) return store.status();
+          absl::StatusOr<std::unique_ptr<LocalBlobStore>> b =
+              LocalBlobStore::Open({dir + "/blobs", db, max_bytes, clock});
+          if (!b.ok()) return b.status();
+          return std::unique_ptr<BlobStore>(*std::move(b));
+        },
+        [](const std::string&, BlobStore& store, const std::string& sha256,
+           const std::string& bytes) {
+          std::ofstream(static_cast<LocalBlobStore&>(store).BlobPath(sha256),
+                        std::ios::binary | std::ios::trunc)
+              << bytes;
+        }}),
+    BackendName);
+
+INSTANTIATE_TEST_SUITE_P(
+    Postgres, BlobStoreConformanceTest,
+    ::testing::Values(BlobStoreBackend{
+        "postgres",
+        [](const std::string& dir, int64_t max_bytes,
+           const Clock* clock) -> absl::StatusOr<std::unique_ptr<BlobStore>> {
+          absl::StatusOr<std::string> url = test_support::TestDatabaseFor(dir);
+          if (!url.ok()) return url.status();
+          absl::StatusOr<std::unique_ptr<PostgresBlobStore>> b =
+              PostgresBlobStore::Open({*url, max_bytes, clock});
+          if (!b.ok()) return b.status();
+          return std::unique_ptr<BlobStore>(*std::move(b));
+        },
+        [](const std::string& dir, BlobStore&, const std::string& sha256,
+           const std::string& bytes) {
+          absl::StatusOr<std::string> url = test_support::TestDatabaseFor(dir);
+          ASSERT_TRUE(url.ok()) << url.status();
+          absl::StatusOr<std::unique_ptr<pg::Connection>> conn = pg::Connection::Open(*url);
+          ASSERT_TRUE(conn.ok()) << conn.status();
+          absl::StatusOr<pg::Result> r = (*conn)->RunOnce(
+              "UPDATE blob_chunks SET bytes = $2 WHERE sha256 = $1",
+              pg::Params().Text(sha256).Bytes(bytes), "corrupt");
+          ASSERT_TRUE(r.ok()) << r.status();
+          ASSERT_EQ(r->affected(), 1);
+        }}),
+    BackendName);
 
 }  // namespace
 }  // namespace musafarm::coordinator
