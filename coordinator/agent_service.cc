@@ -26,9 +26,13 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
  public:
   using Outbox = StreamOutbox<grpc::ByteBuffer>;
 
-  AgentStream(EventLoop* loop, AgentEventSink* sink, std::string peer,
+  AgentStream(EventLoop* loop, AgentEventSink* sink, AgentStreamStats* stats, std::string peer,
               std::optional<AgentIdentity> identity)
-      : loop_(loop), sink_(sink), peer_(std::move(peer)), identity_(std::move(identity)) {}
+      : loop_(loop),
+        sink_(sink),
+        stats_(stats),
+        peer_(std::move(peer)),
+        identity_(std::move(identity)) {}
 
   void Begin(std::shared_ptr<AgentStream> self) {
     self_ = self;
@@ -81,6 +85,7 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       return;
     }
     auto msg = std::make_shared<v1::AgentMessage>();
+    const uint64_t size = in_.Length();
     // Deserialize consumes (clears) in_, ready for the next read.
     if (!grpc::SerializationTraits<v1::AgentMessage>::Deserialize(&in_, msg.get()).ok()) {
       Refuse(absl::InvalidArgumentError(
@@ -96,13 +101,43 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     // A heartbeat need not wake the loop (EventLoop::PostGroupedUnhurried):
     // it keeps its place among this stream's messages and runs at most 100 ms
     // late, against a deadline of seconds. 10,000 agents send ~3,300 a second.
-    auto deliver = [this, msg, self = self_] { sink_->OnAgentMessage(conn_, *msg); };
+    auto deliver = [this, msg, size, self = self_] {
+      sink_->OnAgentMessage(conn_, *msg);
+      Delivered(size);
+    };
+    bool pause = false;
+    {
+      // Counted before the post: the loop may deliver it before we go on.
+      absl::MutexLock lock(&mu_);
+      undelivered_ += size;
+      RaiseTo(stats_->peak_undelivered_bytes, undelivered_);
+      pause = undelivered_ > AgentServiceImpl::kPauseReadsAt;
+      reads_paused_ = pause;
+    }
     if (msg->has_heartbeat()) {
       loop_->PostGroupedUnhurried(std::move(deliver));
     } else {
       loop_->PostGrouped(std::move(deliver));
     }
+    if (pause) {
+      stats_->read_pauses.fetch_add(1, std::memory_order_relaxed);
+      return;  // Delivered() reads on
+    }
     StartRead(&in_);
+  }
+
+  // On the loop, after the sink had a message of `size` bytes: a paused
+  // stream reads on once the loop has caught up with it.
+  void Delivered(uint64_t size) {
+    absl::MutexLock lock(&mu_);
+    undelivered_ -= size;
+    if (!reads_paused_ || undelivered_ > AgentServiceImpl::kResumeReadsAt) return;
+    reads_paused_ = false;
+    // Under mu_: Close marks the outbox closed under it before it Finishes,
+    // so an open outbox here means the call is not finished and this read
+    // comes first. gRPC never runs OnReadDone inline in StartRead (server
+    // reads are not inlineable), so holding mu_ cannot deadlock with it.
+    if (!outbox_.closed()) StartRead(&in_);
   }
 
   // Ends the stream for a message it sent; reads no more. Logged here, with
@@ -135,8 +170,15 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   }
 
  private:
+  static void RaiseTo(std::atomic<uint64_t>& peak, uint64_t value) {
+    uint64_t seen = peak.load(std::memory_order_relaxed);
+    while (seen < value && !peak.compare_exchange_weak(seen, value, std::memory_order_relaxed)) {
+    }
+  }
+
   EventLoop* const loop_;
   AgentEventSink* const sink_;
+  AgentStreamStats* const stats_;
   const std::string peer_;
   const std::optional<AgentIdentity> identity_;
   AgentEventSink::ConnId conn_ = 0;  // set on the loop before the first read
@@ -146,6 +188,8 @@ class AgentStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   absl::Mutex mu_;
   Outbox outbox_ ABSL_GUARDED_BY(mu_);
   grpc::Status final_ ABSL_GUARDED_BY(mu_);
+  uint64_t undelivered_ ABSL_GUARDED_BY(mu_) = 0;  // bytes posted, not yet delivered
+  bool reads_paused_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // A stream refused before it began: finished at once with the reason; the
@@ -172,7 +216,8 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* AgentServiceImpl::C
     }
     identity = *std::move(verified);
   }
-  auto stream = std::make_shared<AgentStream>(loop_, sink_, context->peer(), std::move(identity));
+  auto stream = std::make_shared<AgentStream>(loop_, sink_, &stats_, context->peer(),
+                                             std::move(identity));
   stream->Begin(stream);
   return stream.get();
 }

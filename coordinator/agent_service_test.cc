@@ -1,9 +1,14 @@
 #include "coordinator/agent_service.h"
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -20,6 +25,16 @@ v1::AgentMessage Register(const std::string& name) {
   v1::AgentMessage m;
   m.mutable_register_()->set_name(name);
   return m;
+}
+
+// Polls `cond` until it holds or `limit` passes.
+bool Eventually(const std::function<bool()>& cond, absl::Duration limit) {
+  const absl::Time end = absl::Now() + limit;
+  while (!cond()) {
+    if (absl::Now() > end) return false;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return true;
 }
 
 std::string Delivered(const v1::AgentMessage& m) { return "message 1 " + m.ShortDebugString(); }
@@ -128,6 +143,64 @@ TEST_F(AgentServiceTest, OversizedRegisterEndsTheStreamBeforeTheSinkSeesIt) {
   EXPECT_THAT(end.error_message(),
               ::testing::HasSubstr("register: name: is 1048576 bytes long; the limit is 128"));
   EXPECT_THAT(t_.sink.calls.AwaitCalls(2), ElementsAre("connected 1", "gone 1"));
+}
+
+// An agent that sends faster than the loop delivers (one that ignores its log
+// window, or a loop stalled on a slow disk) is read no further than
+// kPauseReadsAt ahead of the loop; once the loop catches up it reads on, and
+// every message arrives, in order. Without the bound the coordinator would
+// read all 48 MiB into memory while the loop is blocked.
+TEST(AgentServiceBackpressureTest, AStreamIsReadNoFurtherThanItsBoundAheadOfTheLoop) {
+  LoopbackTransport t;
+  constexpr int kChunks = 48;
+  constexpr size_t kChunk = 1 << 20;
+  std::vector<uint64_t> offsets;  // on the loop only, read after it is stopped
+  std::atomic<int> delivered{0};
+  t.sink.on_message = [&](const v1::AgentMessage& m) {
+    if (!m.has_log()) return;
+    offsets.push_back(m.log().offset());
+    delivered.fetch_add(1);
+  };
+  auto stub = v1::AgentService::NewStub(t.channel);
+  grpc::ClientContext ctx;
+  auto stream = stub->Connect(&ctx);
+  ASSERT_TRUE(stream->Write(Register("loud-1")));
+  ASSERT_EQ(t.sink.calls.AwaitCalls(1).size(), 1u);  // connected
+
+  absl::Notification loop_free;
+  t.PostToLoop([&loop_free] { loop_free.WaitForNotification(); });
+  std::atomic<int> written{0};
+  std::thread writer([&] {
+    for (int i = 0; i < kChunks; ++i) {
+      v1::AgentMessage m;
+      m.mutable_log()->set_task_id("1/loud");
+      m.mutable_log()->set_attempt_id(1);
+      m.mutable_log()->set_offset(uint64_t{i} * kChunk);
+      m.mutable_log()->set_data(std::string(kChunk, 'x'));
+      if (!stream->Write(m)) return;
+      written.fetch_add(1);
+    }
+  });
+  const coordinator::AgentStreamStats& stats = t.server().agent_stream_stats();
+  // With the bound the stream pauses; without it the writer gets all out.
+  ASSERT_TRUE(Eventually([&] { return stats.read_pauses.load() > 0 || written.load() == kChunks; },
+                      absl::Seconds(60)));
+  EXPECT_EQ(stats.read_pauses.load(), 1u);
+  EXPECT_LE(stats.peak_undelivered_bytes.load(),
+            coordinator::AgentServiceImpl::kPauseReadsAt + kChunk + 4096);
+  EXPECT_LT(written.load(), kChunks);
+
+  loop_free.Notify();
+  writer.join();
+  ASSERT_EQ(written.load(), kChunks);
+  ASSERT_TRUE(Eventually([&] { return delivered.load() == kChunks; }, absl::Seconds(60)));
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+  std::vector<uint64_t> seen;
+  t.PostToLoop([&] { seen = offsets; });
+  ASSERT_TRUE(Eventually([&] { return seen.size() == kChunks; }, absl::Seconds(10)));
+  for (int i = 0; i < kChunks; ++i) EXPECT_EQ(seen[i], uint64_t{i} * kChunk) << i;
+  EXPECT_GE(stats.peak_undelivered_bytes.load(), coordinator::AgentServiceImpl::kPauseReadsAt);
 }
 
 // Enroll and RenewCertificate are unary calls answered by the EnrollmentApi on

@@ -111,4 +111,8 @@ void Server::Shutdown(absl::Duration grace) {
   server_.reset();
 }
 
+const AgentStreamStats& Server::agent_stream_stats() const {
+  return agent_service_->stream_stats();
+}
+
 }  // namespace musafarm::coordinator

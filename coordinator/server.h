@@ -23,6 +23,7 @@ class Server;
 namespace musafarm::coordinator {
 
 class AgentServiceImpl;
+struct AgentStreamStats;
 class ScheduleServiceImpl;
 class BlobStore;
 class ContentServiceImpl;
@@ -65,6 +66,9 @@ class Server {
   // Stops accepting calls and gives those open `grace` to finish, then cancels
   // them. The caller ends its streams first (they finish from the loop).
   void Shutdown(absl::Duration grace);
+
+  // The agent streams' read backpressure (AgentServiceImpl).
+  const AgentStreamStats& agent_stream_stats() const;
 
  private:
   EventLoop* const loop_;

@@ -73,6 +73,10 @@ class FakeAgentEventSink final : public coordinator::AgentEventSink {
     return id;
   }
   void OnAgentMessage(ConnId conn, const v1::AgentMessage& msg) override {
+    if (on_message) {
+      on_message(msg);
+      return;
+    }
     calls.Add("message " + std::to_string(conn) + " " + msg.ShortDebugString());
   }
   void OnAgentGone(ConnId conn) override { calls.Add("gone " + std::to_string(conn)); }
@@ -83,6 +87,9 @@ class FakeAgentEventSink final : public coordinator::AgentEventSink {
   }
 
   CallLog calls;
+  // Set before any stream connects: messages go to it instead of `calls`
+  // (which would print every byte of a big one). Runs on the loop.
+  std::function<void(const v1::AgentMessage&)> on_message;
 
  private:
   absl::Mutex mu_;

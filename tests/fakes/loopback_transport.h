@@ -35,6 +35,10 @@ class LoopbackTransport {
     loop_.Stop();
   }
 
+  // Runs `fn` on the loop, which does nothing else meanwhile.
+  void PostToLoop(absl::AnyInvocable<void() &&> fn) { loop_.Post(std::move(fn)); }
+  const coordinator::Server& server() const { return server_; }
+
   std::thread::id LoopThread() {
     std::thread::id id;
     loop_.RunSync([&id] { id = std::this_thread::get_id(); });
