@@ -28,6 +28,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/harness.h"
 #include "yaml-cpp/yaml.h"
@@ -93,14 +94,16 @@ absl::Duration AgentStopBound(const std::vector<std::string>& args) {
 }
 
 // Debian's kubectl (kustomize 2.0), by scripts/deploy/debian-kubectl.sh.
-std::vector<YAML::Node> RenderKubernetes(const std::string& dir) {
+std::vector<YAML::Node> RenderKubernetes(const std::string& dir,
+                                         const std::string& kustomization = kSource +
+                                                                            "/deploy/kubernetes") {
   std::string out;
   const int rc = RunToExit({"/bin/bash", kSource + "/scripts/deploy/debian-kubectl.sh"},
                            dir + "/kubectl-path.log", &out, absl::Seconds(300));
   EXPECT_EQ(rc, 0) << out;
   const std::string kubectl(absl::StripAsciiWhitespace(out));
   std::filesystem::remove(dir + "/rendered.log");
-  const int render = RunToExit({kubectl, "kustomize", kSource + "/deploy/kubernetes"},
+  const int render = RunToExit({kubectl, "kustomize", kustomization},
                                dir + "/rendered.log", &out, absl::Seconds(60));
   EXPECT_EQ(render, 0) << out;
   return YAML::LoadAll(out);
@@ -185,6 +188,123 @@ class ScopedEnv {
  private:
   std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
 };
+
+// What `BINARY [SUBCOMMAND] --help` prints.
+std::string Help(const std::string& binary, const std::string& dir) {
+  std::string out;
+  EXPECT_EQ(RunToExit({binary, "--help"}, dir + "/help.log", &out), 0) << out;
+  return out;
+}
+
+// The `--flag` names in `args` that `help` does not list.
+std::vector<std::string> UnknownFlags(const std::vector<std::string>& args,
+                                      const std::string& help) {
+  std::vector<std::string> unknown;
+  for (const std::string& a : args) {
+    if (!absl::StartsWith(a, "--")) continue;
+    const std::string flag = a.substr(0, a.find('='));
+    if (!std::regex_search(help, std::regex("(^|[\\s,])" + flag + "([\\s=,]|$)"))) {
+      unknown.push_back(flag);
+    }
+  }
+  return unknown;
+}
+
+// `key` of compose service `service`, or of what it merges in (`<<: *x`;
+// yaml-cpp leaves merge keys to the reader).
+YAML::Node ServiceField(const YAML::Node& service, const std::string& key) {
+  if (service[key]) return service[key];
+  const YAML::Node merged = service["<<"];
+  return merged ? merged[key] : YAML::Node();
+}
+
+// The HA examples (issue 20): two coordinators on one PostgreSQL with
+// --store and --advertise-address, agents given both advertised addresses,
+// every flag one the binaries have, and no secret in the files.
+TEST(DeployFilesTest, HaExamplesRunTwoCoordinatorsOnPostgresWithAgentsThatKnowBoth) {
+  Farm farm;  // only for its directory
+  const std::string coordinator_help = Help(MF_COORDINATOR_BIN, farm.dir());
+  const std::string agent_help = Help(MF_AGENT_BIN, farm.dir());
+  ASSERT_TRUE(absl::StrContains(coordinator_help, "--advertise-address")) << coordinator_help;
+
+  // Compose.
+  const std::string compose_file = kSource + "/deploy/compose/ha.yaml";
+  const YAML::Node compose = YAML::LoadFile(compose_file);
+  std::vector<std::string> advertised;
+  std::vector<std::vector<std::string>> agent_lists;
+  for (const auto& service : compose["services"]) {
+    const std::string name = service.first.as<std::string>();
+    if (!service.second["command"]) continue;
+    const std::vector<std::string> command = Strings(service.second["command"]);
+    ASSERT_FALSE(command.empty()) << name;
+    const std::vector<std::string> args(command.begin() + 1, command.end());
+    if (absl::EndsWith(command[0], "musafarm-coordinator")) {
+      EXPECT_THAT(UnknownFlags(args, coordinator_help), ::testing::IsEmpty()) << name;
+      const std::string store = Flag(args, "--store");
+      EXPECT_TRUE(absl::StartsWith(store, "postgresql://")) << name << ": " << store;
+      // No password in the URL (user@host; the password comes from the env
+      // file as PGPASSWORD): nothing between "://" and "@" has a ':'.
+      const size_t user = store.find("://") + 3;
+      EXPECT_FALSE(absl::StrContains(store.substr(user, store.find('@') - user), ":"))
+          << name << " has a password in its --store URL";
+      EXPECT_EQ(ServiceField(service.second, "env_file").as<std::string>(""), "ha.env") << name;
+      advertised.push_back(Flag(args, "--advertise-address"));
+      EXPECT_FALSE(advertised.back().empty()) << name;
+    } else if (absl::EndsWith(command[0], "musafarm-agent")) {
+      EXPECT_THAT(UnknownFlags(args, agent_help), ::testing::IsEmpty()) << name;
+      agent_lists.push_back(absl::StrSplit(Flag(args, "--coordinator"), ','));
+    }
+  }
+  ASSERT_EQ(advertised.size(), 2u);
+  ASSERT_EQ(agent_lists.size(), 2u);
+  for (const std::vector<std::string>& list : agent_lists) {
+    EXPECT_THAT(list, ::testing::UnorderedElementsAreArray(advertised));
+  }
+  const std::string example = ReadFile(kSource + "/deploy/compose/ha.env.example");
+  for (const char* key : {"POSTGRES_PASSWORD=", "PGPASSWORD=", "MUSAFARM_SECRETS_KEY="}) {
+    EXPECT_TRUE(absl::StrContains(example, key)) << key;
+  }
+  EXPECT_FALSE(absl::StrContains(ReadFile(compose_file), "PASSWORD=")) << "a secret in ha.yaml";
+
+  // Kubernetes: the overlay on deploy/kubernetes.
+  const std::vector<YAML::Node> docs =
+      RenderKubernetes(farm.dir(), kSource + "/deploy/kubernetes-ha");
+  const YAML::Node sts = FindObject(docs, "StatefulSet", "musafarm-coordinator");
+  const YAML::Node ds = FindObject(docs, "DaemonSet", "musafarm-agent");
+  ASSERT_TRUE(sts && ds);
+  EXPECT_EQ(sts["spec"]["replicas"].as<int>(0), 2);
+  const YAML::Node coordinator = Container(sts, "coordinator");
+  const std::vector<std::string> cargs = Strings(coordinator["args"]);
+  EXPECT_THAT(UnknownFlags(cargs, coordinator_help), ::testing::IsEmpty());
+  EXPECT_EQ(Flag(cargs, "--store"), "$(MUSAFARM_STORE_URL)");
+  const std::string advertise = Flag(cargs, "--advertise-address");
+  EXPECT_TRUE(absl::StartsWith(advertise, "$(POD_NAME).")) << advertise;
+  // Secrets come from Secrets, by reference.
+  std::map<std::string, std::string> secret_of_env;
+  for (const YAML::Node& e : coordinator["env"]) {
+    if (e["valueFrom"]["secretKeyRef"]) {
+      secret_of_env[e["name"].as<std::string>()] =
+          e["valueFrom"]["secretKeyRef"]["name"].as<std::string>();
+    }
+    EXPECT_FALSE(e["value"] && absl::StrContains(e["name"].as<std::string>(), "PASSWORD"));
+  }
+  EXPECT_EQ(secret_of_env["MUSAFARM_STORE_URL"], "musafarm-store");
+  EXPECT_EQ(secret_of_env["PGPASSWORD"], "musafarm-store");
+  EXPECT_EQ(secret_of_env["MUSAFARM_SECRETS_KEY"], "musafarm-secrets-key");
+  // One CA for the farm: no per-volume `ca init`.
+  EXPECT_FALSE(sts["spec"]["template"]["spec"]["initContainers"] &&
+               sts["spec"]["template"]["spec"]["initContainers"].size() > 0);
+  // The agents' list is each pod's advertised address.
+  std::string agent_list;
+  for (const YAML::Node& e : Container(ds, "agent")["env"]) {
+    if (e["name"].as<std::string>() == "MUSAFARM_COORDINATOR") agent_list = e["value"].as<std::string>();
+  }
+  const std::string suffix = advertise.substr(std::string("$(POD_NAME)").size());
+  EXPECT_EQ(agent_list, absl::StrCat("musafarm-coordinator-0", suffix, ",musafarm-coordinator-1",
+                                     suffix));
+  EXPECT_THAT(UnknownFlags(Strings(Container(ds, "agent")["args"]), agent_help),
+              ::testing::IsEmpty());
+}
 
 TEST(DeployFilesTest, ManifestsAndUnitsRunDockerCapableAgentsWithGpusProbesAndEnoughStopGrace) {
   Farm farm;  // only for its directory

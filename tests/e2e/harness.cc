@@ -154,6 +154,10 @@ Farm::~Farm() {
 
 std::string Farm::address() const { return absl::StrCat("127.0.0.1:", port_); }
 
+std::string Farm::CliCoordinator() const {
+  return cli_coordinator_.empty() ? address() : cli_coordinator_;
+}
+
 pki::Ca Farm::FarmCa() const {
   return pki::Ca{ReadFile(data_dir() + "/pki/ca.crt"), ReadFile(data_dir() + "/pki/ca.key")};
 }
@@ -305,7 +309,7 @@ Process* Farm::StartAgentProcess(const std::string& coordinator, const std::stri
 
 std::unique_ptr<Process> Farm::CliAsync(const std::vector<std::string>& args,
                                         const std::string& log) {
-  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address()};
+  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", CliCoordinator()};
   for (const std::string& flag : CliSecurityFlags()) argv.push_back(flag);
   argv.insert(argv.end(), args.begin(), args.end());
   auto p = Process::Start(argv, log, CliEnvironment(admin_token_));
@@ -321,7 +325,7 @@ CliResult Farm::CliWithToken(const std::string& token, const std::vector<std::st
                              absl::Duration timeout) {
   static int n = 0;
   const std::string base = absl::StrCat(dir_, "/cli-", n++);
-  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", address()};
+  std::vector<std::string> argv = {MF_CLI_BIN, "--coordinator", CliCoordinator()};
   for (const std::string& flag : CliSecurityFlags()) argv.push_back(flag);
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> c_argv;

@@ -117,6 +117,9 @@ class Farm {
   // The coordinator's --data-dir (its database is musafarm.db in there).
   std::string data_dir() const { return dir_ + "/coordinator"; }
 
+  // What the CLI is given as --coordinator from now on instead of address():
+  // a list of coordinators started by the test itself (issue 20).
+  void set_cli_coordinator(std::string coordinators) { cli_coordinator_ = std::move(coordinators); }
   // Runs `musafarm --coordinator ADDR args...` and waits for it. In a TLS farm
   // it runs as the farm's admin (MUSAFARM_TOKEN: admin_token()).
   CliResult Cli(const std::vector<std::string>& args, absl::Duration timeout = absl::Seconds(120));
@@ -145,6 +148,7 @@ class Farm {
                              const std::string& name, const std::vector<std::string>& labels,
                              int slots, const std::vector<std::string>& extra_flags);
 
+  std::string CliCoordinator() const;
   // --insecure, or what TLS needs: the CLI's flags.
   std::vector<std::string> CliSecurityFlags() const;
 
@@ -156,6 +160,7 @@ class Farm {
   std::unique_ptr<Process> coordinator_;
   std::map<std::string, std::unique_ptr<Process>> agents_;
   std::string admin_token_;  // TLS farms: what Cli() runs with
+  std::string cli_coordinator_;
 };
 
 const v1::Task* FindTask(const v1::Job& job, const std::string& task_suffix);
