@@ -377,6 +377,11 @@ int main(int argc, char** argv) {
     }
   }
   if (opts.coordinator.empty() || opts.agents == 0) return Usage("--coordinator and --agents");
+  // As the coordinator and agent mains: Debian's Abseil keeps Mutex deadlock
+  // detection on, and the heartbeat loop's lock of every agent each turn then
+  // spent 70% of a sim's CPU in its lock graph (perf, issue 19): with 10,000
+  // agents the sims took a third of a core from the coordinator they measure.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   signal(SIGTERM, musafarm::bench::OnSignal);
   signal(SIGINT, musafarm::bench::OnSignal);
   signal(SIGUSR1, musafarm::bench::OnReport);
