@@ -50,6 +50,7 @@ v1::Agent AgentRegistry::Agent::Snapshot() const {
 }
 
 AgentRegistry::Agent& AgentRegistry::Restore(v1::Agent info, absl::Time now) {
+  ++roster_version_;
   Agent& agent = agents_[info.name()];
   agent.info = std::move(info);
   agent.info.set_state(v1::AGENT_STATE_DISCONNECTED);
@@ -168,6 +169,7 @@ absl::StatusOr<AgentRegistry::Agent*> AgentRegistry::Register(ConnId conn_id,
     }
   }
   c->second.agent = reg.name();
+  ++roster_version_;
   if (agent.conn == 0) ++connected_;
   agent.conn = conn_id;
   agent.last_seen = now;
@@ -206,6 +208,7 @@ void AgentRegistry::Disconnect(Agent& agent, const absl::Status& why, absl::Time
     if (!why.ok()) conn->second.conn->Close(why);
   }
   if (agent.conn != 0) --connected_;
+  ++roster_version_;
   agent.conn = 0;
   agent.disconnected_at = now;
   agent.lose_at = now + timing_.agent_lost_timeout;

@@ -102,6 +102,11 @@ class AgentRegistry {
   std::string PeerOf(ConnId conn) const;
   // Connected (registered) agents.
   size_t connected() const { return connected_; }
+  // Changes whenever an agent registers (its labels, stage kinds, GPUs),
+  // disconnects or is restored: what it declared and whether it is connected
+  // change nowhere else, so anything derived from them alone holds while this
+  // stays the same (the core's per-class lists of agents, issue 19).
+  uint64_t roster_version() const { return roster_version_; }
   // Records the heartbeat interval a connected agent was told and the silence
   // it is allowed from now on.
   void SetHeartbeatInterval(Agent& agent, absl::Duration interval, absl::Duration silence_allowed);
@@ -156,6 +161,7 @@ class AgentRegistry {
   std::map<ConnId, Conn> conns_;
   ConnId next_conn_ = 1;
   size_t connected_ = 0;
+  uint64_t roster_version_ = 1;
   DueQueue silence_due_;  // connected agents, by last_seen + silence_allowed
   DueQueue lost_due_;     // disconnected agents, by lose_at
   // Streams not registered yet, in the order they opened (and so of their

@@ -174,6 +174,31 @@ TEST(AgentRegistryTest, SlotsAndGpusFollowWhatItHolds) {
   EXPECT_EQ(a->free_slots(), 2);
 }
 
+// The roster version moves exactly when what an agent declared or whether it
+// is connected can change: the core keeps its per-class agent lists until then.
+TEST(AgentRegistryTest, TheRosterVersionMovesOnRegisterDisconnectAndRestoreOnly) {
+  AgentRegistry reg(Timing());
+  uint64_t v = reg.roster_version();
+  const auto id = reg.Connect(std::make_shared<FakeConnection>(), kT0);
+  EXPECT_EQ(reg.roster_version(), v) << "a stream alone registers nothing";
+  EXPECT_FALSE(reg.Register(id, Reg("", 1), kT0).ok());
+  EXPECT_EQ(reg.roster_version(), v) << "a refused registration changes nothing";
+  AgentRegistry::Agent* a = *reg.Register(id, Reg("h1", 2), kT0);
+  EXPECT_GT(reg.roster_version(), v);
+  v = reg.roster_version();
+  reg.Hold(*a, "1/a", {});
+  EXPECT_TRUE(reg.Release("h1", "1/a"));
+  reg.SetHeartbeatInterval(*a, absl::Seconds(3), absl::Seconds(10));
+  EXPECT_EQ(reg.roster_version(), v) << "slots and heartbeats are not the roster";
+  reg.Disconnect(*a, absl::OkStatus(), kT0);
+  EXPECT_GT(reg.roster_version(), v);
+  v = reg.roster_version();
+  v1::Agent stored;
+  stored.set_name("h2");
+  reg.Restore(stored, kT0);
+  EXPECT_GT(reg.roster_version(), v);
+}
+
 TEST(AgentRegistryTest, SilentAgentsAndLostTimers) {
   AgentRegistry reg(Timing());
   auto conn = std::make_shared<FakeConnection>();

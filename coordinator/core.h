@@ -18,6 +18,7 @@
 #include "coordinator/agent_event_sink.h"
 #include "coordinator/agent_policy.h"
 #include "coordinator/agent_registry.h"
+#include "coordinator/agent_views.h"
 #include "coordinator/blob_store.h"
 #include "coordinator/core_metrics.h"
 #include "coordinator/enrollment.h"
@@ -41,6 +42,9 @@ namespace musafarm::coordinator {
 struct SchedulerStats {
   uint64_t passes = 0;          // scheduling passes that looked at the ready set
   uint64_t tasks_examined = 0;  // ready tasks tried against the agents, over all passes
+  // Agents a pass looked at (built a view of), over all passes: those that
+  // changed and those that would run a class the pass looked at, not all.
+  uint64_t agents_viewed = 0;
 };
 
 struct CoreOptions {
@@ -311,13 +315,24 @@ class Core : public AgentEventSink, public UserApi {
   // connected one per agent message would cost more than the messages.
   void Schedule();
   void SchedulePass();
-  // Sets Task.wait_reason on every queued task from WaitReason over `agents`,
-  // one verdict per requirement class, and tells watchers of the tasks whose
-  // reason changed. Memory only: the reason is recomputed, never stored.
-  // Unless wait_reasons_stale_, only for new classes and those a change of
-  // the free slots of the agents marked in `slots_changed` can affect.
-  void UpdateWaitReasons(const std::vector<WaitAgent>& agents,
-                         const std::vector<bool>& slots_changed);
+  // Sets Task.wait_reason on every queued task from WaitReason over the
+  // agents as `views` sees them, one verdict per requirement class, and tells
+  // watchers of the tasks whose reason changed. Memory only: the reason is
+  // recomputed, never stored. Unless wait_reasons_stale_, only for new
+  // classes and those a change of the free slots of `slots_changed` can affect.
+  void UpdateWaitReasons(AgentViews& views, const std::set<Agent*>& slots_changed);
+  // The agents that would run a requirement class (WouldRun), in name order,
+  // as of the registry's roster_version; and, when there are none, the
+  // class's wait reason, which then reads nothing that changes before the
+  // roster does. Placement and the wait reasons look only at these agents: a
+  // pass with 10,000 idle agents of another pool connected costs what it
+  // places, not the farm (issue 19).
+  struct ClassAgents {
+    uint64_t roster = 0;  // AgentRegistry::roster_version when built; 0: never
+    std::vector<Agent*> agents;
+    std::string none_reason;
+  };
+  const ClassAgents& AgentsFor(const Requirement& req);
   // Adds a task that became QUEUED to the ready queue, with its class's last
   // wait reason.
   void Enqueue(v1::Task& task, ReadyQueue::Order order);
@@ -343,6 +358,7 @@ class Core : public AgentEventSink, public UserApi {
   // agent changed since (its state, not only its room: a reason may change
   // where placement has nothing new to try).
   std::map<Requirement, std::string> wait_reasons_;
+  std::map<Requirement, ClassAgents> class_agents_;  // AgentsFor; classes in ready_
   bool wait_reasons_stale_ = false;
   std::set<std::string> keep_images_;    // last KeepImages sent
   uint64_t next_attempt_id_ = 1;

@@ -13,6 +13,7 @@
 #include "common/peer_compat.h"
 #include "common/stage_kind.h"
 #include "common/task_state.h"
+#include "coordinator/agent_views.h"
 #include "coordinator/host_health.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/wait_reason.h"
@@ -29,16 +30,16 @@ std::shared_ptr<spdlog::logger> Log() {
 // per pass and class; Task.wait_reason says only "not granted".
 void LogPolicyRefusal(const std::string& task_id, const ReadyTask& task,
                       const std::vector<AgentRegistry::Agent*>& agents,
-                      const std::vector<AgentSlots>& slots) {
+                      const std::vector<AgentSlots*>& slots) {
   if (!Log()->should_log(spdlog::level::debug)) return;
   std::vector<std::string> refused;
   for (size_t a = 0; a < agents.size(); ++a) {
-    AgentSlots unrestricted = slots[a];
+    AgentSlots unrestricted = *slots[a];
     unrestricted.grants = nullptr;
     unrestricted.trusted_labels = nullptr;
     if (!Fits(unrestricted, task)) continue;
     std::string why;
-    if (!Permits(*slots[a].grants, task.kind, task.needs, &why)) {
+    if (!Permits(*slots[a]->grants, task.kind, task.needs, &why)) {
       refused.push_back(absl::StrCat(agents[a]->info.name(), " (not granted: ", why, ")"));
     } else {
       refused.push_back(absl::StrCat(agents[a]->info.name(), " (labels not trusted)"));
@@ -59,41 +60,6 @@ ReadyTask ClassView(const Requirement& r) {
   return view;
 }
 
-// The agents as placement and WaitReason see them, in name order. `slots`
-// points into the other vectors: built once, never resized.
-struct AgentViews {
-  std::vector<AgentRegistry::Agent*> agents;
-  std::vector<std::vector<std::string>> labels;
-  std::vector<std::vector<v1::StageKind>> kinds;
-  std::vector<std::set<int32_t>> used_gpus;
-  std::vector<AgentSlots> slots;
-
-  explicit AgentViews(AgentRegistry& registry) {
-    for (auto& [name, agent] : registry.agents()) {
-      agents.push_back(&agent);
-      labels.emplace_back(agent.info.labels().begin(), agent.info.labels().end());
-      kinds.push_back(AvailableKinds(agent.info));  // less those its host cannot run now
-      used_gpus.push_back(agent.used_gpus());
-    }
-    for (size_t i = 0; i < agents.size(); ++i) {
-      const AgentRegistry::Agent& a = *agents[i];
-      slots.push_back(AgentSlots{&labels[i], a.free_slots(), a.accepting(), &kinds[i]});
-      slots.back().free_gpus = std::max(0, a.info.gpus() - static_cast<int>(used_gpus[i].size()));
-      slots.back().grants = &a.grants;
-      slots.back().trusted_labels = &a.trusted_labels;
-    }
-  }
-  AgentViews(const AgentViews&) = delete;
-  AgentViews& operator=(const AgentViews&) = delete;
-
-  std::vector<WaitAgent> ForWaitReason() const {
-    std::vector<WaitAgent> out;
-    for (size_t i = 0; i < agents.size(); ++i) {
-      out.push_back(WaitAgent{&agents[i]->info, agents[i]->connected(), slots[i]});
-    }
-    return out;
-  }
-};
 }  // namespace
 
 void Core::ApplyPolicy(Agent& agent) {
@@ -124,6 +90,28 @@ void Core::Schedule() {
   SchedulePass();
 }
 
+const Core::ClassAgents& Core::AgentsFor(const Requirement& req) {
+  ClassAgents& entry = class_agents_[req];
+  if (entry.roster == agents_.roster_version()) return entry;
+  entry.roster = agents_.roster_version();
+  entry.agents.clear();
+  entry.none_reason.clear();
+  const ReadyTask view = ClassView(req);
+  for (auto& [name, agent] : agents_.agents()) {
+    if (WouldRun(agent.info, agent.connected(), view)) entry.agents.push_back(&agent);
+  }
+  if (entry.agents.empty()) {
+    // Without such agents the reason reads only what the others declared
+    // and whether they are connected, never their slots.
+    std::vector<WaitAgent> all;
+    for (const auto& [name, agent] : agents_.agents()) {
+      all.push_back(WaitAgent{&agent.info, agent.connected(), AgentSlots{}});
+    }
+    entry.none_reason = WaitReason(view, all).reason;
+  }
+  return entry;
+}
+
 void Core::SchedulePass() {
   if (shutting_down_) return;  // nothing new goes to streams that are closing
   // Nothing placement or the wait reasons read changed.
@@ -133,6 +121,7 @@ void Core::SchedulePass() {
   changed_agents.swap(dirty_agents_);
   if (ready_.size() == 0) {
     wait_reasons_.clear();
+    class_agents_.clear();
     wait_reasons_stale_ = false;
     return;
   }
@@ -143,25 +132,22 @@ void Core::SchedulePass() {
     ~Timed() { m.OnSchedulingPass(absl::Now() - start); }
   } timed{metrics_};
 
-  AgentViews views(agents_);
-  const std::vector<Agent*>& agents = views.agents;
-  std::vector<AgentSlots>& slots = views.slots;
-  std::vector<std::set<int32_t>>& used_gpus = views.used_gpus;
-  int total_free = 0;
-  for (const AgentSlots& s : slots) total_free += s.accepting ? s.free_slots : 0;
+  // Only the agents the pass touches get a view: those that changed, and
+  // those that would run a class it looks at (AgentsFor).
+  AgentViews views;
   // Agents whose free slots changed since the last pass (released) or in
   // this one (assigned): the wait reasons they can change are recomputed.
-  std::vector<bool> slots_changed(agents.size(), false);
-  for (size_t a = 0; a < agents.size(); ++a) {
-    slots_changed[a] = changed_agents.count(agents[a]->info.name()) != 0;
+  std::set<Agent*> slots_changed;
+  for (const std::string& name : changed_agents) {
+    if (Agent* agent = agents_.Find(name)) slots_changed.insert(agent);
   }
   // Classes with no new task are worth a look only if an agent that changed
   // can take one of them now.
   for (const auto& [req, cls] : ready_.classes()) {
     if (candidates.count(req) != 0) continue;
     const ReadyTask view = ClassView(req);
-    for (size_t a = 0; a < agents.size(); ++a) {
-      if (slots_changed[a] && Fits(slots[a], view)) {
+    for (Agent* agent : slots_changed) {
+      if (Fits(views.Slots(agent), view)) {
         candidates.insert(req);
         break;
       }
@@ -171,7 +157,8 @@ void Core::SchedulePass() {
   // Oldest first across the candidate classes (a merge of their queues); a
   // class leaves the merge at its first task that fits nowhere.
   bool placed_any = false;
-  while (total_free > 0 && !candidates.empty()) {
+  std::map<Requirement, std::vector<AgentSlots*>> class_slots;  // AgentsFor's, this pass
+  while (!candidates.empty()) {
     const ReadyQueue::Class* next = nullptr;
     for (auto it = candidates.begin(); it != candidates.end();) {
       auto c = ready_.classes().find(*it);
@@ -188,6 +175,11 @@ void Core::SchedulePass() {
     ++stats_.tasks_examined;
     v1::Task& task = *jobs_.FindTask(next->tasks.begin()->second);
     ReadyTask view = ClassView(next->requirement);
+    // Only agents that would run the class can fit it (WouldRun).
+    const std::vector<Agent*>& agents = AgentsFor(next->requirement).agents;
+    auto [known, added] = class_slots.try_emplace(next->requirement);
+    if (added) known->second = views.SlotsOf(agents);
+    const std::vector<AgentSlots*>& slots = known->second;
     // Cache locality: the agents that ran this task's dependencies hold their
     // images and build cache.
     for (const std::string& need : task.spec().needs()) {
@@ -209,14 +201,14 @@ void Core::SchedulePass() {
       continue;
     }
     placed_any = true;
-    slots_changed[a] = true;
-    --slots[a].free_slots;
-    slots[a].free_gpus -= view.gpus;
-    --total_free;
+    slots_changed.insert(&agent);
+    --slots[a]->free_slots;
+    slots[a]->free_gpus -= view.gpus;
     // The lowest free GPU numbers; BestAgent checked there are enough.
+    std::set<int32_t>& used_gpus = views.UsedGpus(&agent);
     for (int32_t g = 0; task.gpu_ids_size() < task.spec().run().gpus() && g < agent.info.gpus();
          ++g) {
-      if (used_gpus[a].insert(g).second) task.add_gpu_ids(g);
+      if (used_gpus.insert(g).second) task.add_gpu_ids(g);
     }
     agents_.Hold(agent, task.id(), {task.gpu_ids().begin(), task.gpu_ids().end()});
     v1::CoordinatorMessage msg;
@@ -241,32 +233,37 @@ void Core::SchedulePass() {
     SendTo(agent.info.name(), std::move(msg));
   }
   if (placed_any) Flush();
-  UpdateWaitReasons(views.ForWaitReason(), slots_changed);
+  UpdateWaitReasons(views, slots_changed);
+  stats_.agents_viewed += views.size();
 }
 
-void Core::UpdateWaitReasons(const std::vector<WaitAgent>& agents,
-                             const std::vector<bool>& slots_changed) {
+void Core::UpdateWaitReasons(AgentViews& views, const std::set<Agent*>& slots_changed) {
   // Stale: something other than free slots changed (an agent's record, the
   // policy): every class again. Otherwise only new classes and those whose
   // reason counts an agent whose slots changed (SlotsCountInWaitReason): a
   // pass costs what changed, not every class times every agent.
   const bool all = wait_reasons_stale_;
   wait_reasons_stale_ = false;
-  std::vector<const WaitAgent*> changed;
-  for (size_t a = 0; a < agents.size() && a < slots_changed.size(); ++a) {
-    if (slots_changed[a]) changed.push_back(&agents[a]);
-  }
   for (auto it = wait_reasons_.begin(); it != wait_reasons_.end();) {
     it = ready_.classes().count(it->first) == 0 ? wait_reasons_.erase(it) : std::next(it);
+  }
+  for (auto it = class_agents_.begin(); it != class_agents_.end();) {
+    it = ready_.classes().count(it->first) == 0 ? class_agents_.erase(it) : std::next(it);
   }
   for (const auto& [req, cls] : ready_.classes()) {
     const ReadyTask view = ClassView(req);
     if (!all && wait_reasons_.count(req) != 0 &&
-        std::none_of(changed.begin(), changed.end(),
-                     [&](const WaitAgent* a) { return SlotsCountInWaitReason(*a, view); })) {
+        std::none_of(slots_changed.begin(), slots_changed.end(), [&](const Agent* a) {
+          return WouldRun(a->info, a->connected(), view);
+        })) {
       continue;
     }
-    std::string reason = WaitReason(view, agents).reason;
+    // Over the agents that would run it alone, WaitReason says what it says
+    // over all of them (wait_reason.h).
+    const ClassAgents& would = AgentsFor(req);
+    std::string reason = would.agents.empty()
+                             ? would.none_reason
+                             : WaitReason(view, views.ForWaitReason(would.agents)).reason;
     auto [known, added] = wait_reasons_.try_emplace(req);
     // An unchanged class reason: its tasks have it already (Enqueue).
     if (!added && known->second == reason) continue;
@@ -289,8 +286,10 @@ void Core::Enqueue(v1::Task& task, ReadyQueue::Order order) {
 }
 
 std::vector<std::string> Core::SubmitWarnings(const v1::Job& job) {
-  AgentViews views(agents_);
-  const std::vector<WaitAgent> agents = views.ForWaitReason();
+  AgentViews views;
+  std::vector<Agent*> all;
+  for (auto& [name, agent] : agents_.agents()) all.push_back(&agent);
+  const std::vector<WaitAgent> agents = views.ForWaitReason(all);
   if (std::none_of(agents.begin(), agents.end(), [](const WaitAgent& a) { return a.connected; })) {
     return {"no agent is connected: every task waits until one registers"};
   }

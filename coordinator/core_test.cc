@@ -821,6 +821,58 @@ TEST_F(CoreTest, AFreedSlotExaminesOneRequirementClassNotEveryQueuedTask) {
   EXPECT_EQ(StateOf(big.id(), big.tasks(0).id()), v1::TASK_STATE_QUEUED);
 }
 
+// 10,000 idle agents of another pool cost a pass nothing (issue 19): it looks
+// only at the agents that would run the classes it places, and a new such
+// agent is seen by the next pass.
+TEST_F(CoreTest, APassLooksOnlyAtTheAgentsThatWouldRunTheClass) {
+  for (int i = 0; i < 300; ++i) {
+    v1::Register reg;
+    reg.set_name(absl::StrCat("sim-", i));
+    reg.set_slots(4);
+    reg.add_labels("pool=sim");
+    ConnectWith(reg);
+  }
+  v1::Register real;
+  real.set_name("real");
+  real.set_slots(1);
+  real.add_labels("pool=real");
+  auto [conn, agent] = ConnectWith(real);
+  const v1::Job job = Submit(R"(
+matrix:
+  n: ["1", "2", "3"]
+stages:
+  - name: s
+    labels: [pool=real]
+    exec: ["true"]
+)");
+  std::vector<v1::Assignment> first = agent->TakeAssignments();
+  ASSERT_EQ(first.size(), 1u);
+  const v1::Job queued = *core_->GetJob(job.id());
+  for (const v1::Task& t : queued.tasks()) {
+    if (t.state() == v1::TASK_STATE_QUEUED) EXPECT_EQ(t.wait_reason(), "1 matching agent busy");
+  }
+
+  const SchedulerStats before = core_->scheduler_stats();
+  Result(conn, first[0], 0);
+  std::vector<v1::Assignment> second = agent->TakeAssignments();
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_GT(core_->scheduler_stats().passes, before.passes);
+  // Only `real` was looked at; before, every pass built a view of all 301.
+  EXPECT_LE(core_->scheduler_stats().agents_viewed - before.agents_viewed,
+            core_->scheduler_stats().passes - before.passes);
+
+  // Another pool=real agent registers: the next pass sees it.
+  real.set_name("real-2");
+  auto [conn2, agent2] = ConnectWith(real);
+  EXPECT_EQ(agent2->TakeAssignments().size(), 1u);
+  const v1::Job placed = *core_->GetJob(job.id());
+  for (const v1::Task& t : placed.tasks()) EXPECT_NE(t.state(), v1::TASK_STATE_QUEUED) << t.id();
+  // And a class no agent would run names what is missing.
+  const v1::Job nowhere = Submit("stages:\n  - name: s\n    labels: [pool=none]\n    exec: [x]\n");
+  EXPECT_EQ(core_->GetJob(nowhere.id())->tasks(0).wait_reason(),
+            "no connected agent with label pool=none");
+}
+
 TEST_F(CoreTest, AnAgentTakingWorkAgainRunsAPassThatPlacesOnIt) {
   auto [conn, agent] = Connect("a1", 1);
   v1::AgentMessage busy;

@@ -32,20 +32,32 @@ bool Fits(const AgentSlots& agent, const ReadyTask& task) {
   return LabelsSatisfy(trusted_only ? *agent.trusted_labels : *agent.labels, *task.labels);
 }
 
-size_t BestAgent(const ReadyTask& task, const std::vector<AgentSlots>& agents) {
-  size_t best = agents.size();
+namespace {
+// `at(a)` is the a-th of `n` agents.
+template <typename At>
+size_t BestOf(const ReadyTask& task, size_t n, At at) {
+  size_t best = n;
   bool best_warm = false;
-  for (size_t a = 0; a < agents.size(); ++a) {
-    const AgentSlots& agent = agents[a];
+  for (size_t a = 0; a < n; ++a) {
+    const AgentSlots& agent = at(a);
     if (!Fits(agent, task)) continue;
     const bool warm = IsWarm(task, a);
-    if (best == agents.size() || (warm && !best_warm) ||
-        (warm == best_warm && agent.free_slots > agents[best].free_slots)) {
+    if (best == n || (warm && !best_warm) ||
+        (warm == best_warm && agent.free_slots > at(best).free_slots)) {
       best = a;
       best_warm = warm;
     }
   }
   return best;
+}
+}  // namespace
+
+size_t BestAgent(const ReadyTask& task, const std::vector<AgentSlots>& agents) {
+  return BestOf(task, agents.size(), [&](size_t a) -> const AgentSlots& { return agents[a]; });
+}
+
+size_t BestAgent(const ReadyTask& task, const std::vector<AgentSlots*>& agents) {
+  return BestOf(task, agents.size(), [&](size_t a) -> const AgentSlots& { return *agents[a]; });
 }
 
 std::vector<std::pair<size_t, size_t>> PlaceTasks(const std::vector<ReadyTask>& tasks,

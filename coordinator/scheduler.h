@@ -45,6 +45,8 @@ bool Fits(const AgentSlots& agent, const ReadyTask& task);
 // The agent `task` goes to among `agents`, by the preferences below, or
 // agents.size() when none fits. Pure.
 size_t BestAgent(const ReadyTask& task, const std::vector<AgentSlots>& agents);
+// The same over views held elsewhere (a pass's AgentViews).
+size_t BestAgent(const ReadyTask& task, const std::vector<AgentSlots*>& agents);
 
 // Places ready tasks, in the order given (the queue order: oldest job first),
 // onto agents that Fit it. Among fitting agents it prefers a warm

@@ -69,12 +69,16 @@ std::string Holdup(const WaitAgent& agent, const ReadyTask& task) {
 
 }  // namespace
 
-bool SlotsCountInWaitReason(const WaitAgent& agent, const ReadyTask& task) {
+bool WouldRun(const v1::Agent& info, bool connected, const ReadyTask& task) {
   static const std::vector<std::string> kNoLabels;
   // The filters WaitReason applies before it asks an agent's Holdup.
-  return agent.connected && agent.info != nullptr && Declares(*agent.info, task.kind) &&
-         LabelsSatisfy(Labels(*agent.info), task.labels != nullptr ? *task.labels : kNoLabels) &&
-         agent.info->gpus() >= task.gpus;
+  return connected && Declares(info, task.kind) &&
+         LabelsSatisfy(Labels(info), task.labels != nullptr ? *task.labels : kNoLabels) &&
+         info.gpus() >= task.gpus;
+}
+
+bool SlotsCountInWaitReason(const WaitAgent& agent, const ReadyTask& task) {
+  return agent.info != nullptr && WouldRun(*agent.info, agent.connected, task);
 }
 
 WaitVerdict WaitReason(const ReadyTask& task, const std::vector<WaitAgent>& agents) {

@@ -38,10 +38,17 @@ struct WaitVerdict {
 // "... not granted by the agent policy".
 WaitVerdict WaitReason(const ReadyTask& task, const std::vector<WaitAgent>& agents);
 
+// Whether the agent is one of those that would run `task`: connected, of its
+// stage kind, with its labels and enough GPUs. It reads only what the agent
+// declared when it registered and whether it is connected. Every agent that
+// Fits the task is one; and when some agent is, WaitReason over just these
+// agents (in the same order) says what it says over all of them, since only
+// their holdups count.
+bool WouldRun(const v1::Agent& info, bool connected, const ReadyTask& task);
+
 // Whether a change of `agent`'s free slots or GPUs alone can change the
-// task's WaitReason: only if it is one of the agents that would run it
-// (connected, of its stage kind, with its labels and enough GPUs), whose
-// holdups the reason counts. For the others the reason reads only what they
+// task's WaitReason: only if it WouldRun the task, since the reason counts
+// only those agents' holdups. For the others the reason reads only what they
 // declared and whether they are connected. Lets the core recompute, after a
 // pass that changed only slots, the reasons of the classes it can affect
 // (issue 19: scheduling proportional to what changed).
