@@ -5,6 +5,7 @@
 #include "coordinator/core.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,26 @@
 #include "coordinator/agent_messages.h"
 
 namespace musafarm::coordinator {
+
+namespace {
+
+// The store could not take what memory already holds: a lost PostgreSQL
+// connection, a full or failing disk. Not a bug, so no abort and core dump:
+// say why and exit 3, as a coordinator that lost the lead does; its
+// supervisor restarts it, and the restart recovers from the store (on
+// PostgreSQL as the active or a standby). Nothing acknowledged is lost:
+// acknowledgements and answers go out only after this point.
+[[noreturn]] void StopOnStoreFailure(const char* what, const absl::Status& why) {
+  auto log = GetLogger("core");
+  log->critical("{} failed: {}; exiting (restart the coordinator: it recovers every acknowledged "
+                "change from the store)",
+                what, why.ToString());
+  log->flush();
+  spdlog::shutdown();
+  std::_Exit(3);
+}
+
+}  // namespace
 namespace {
 
 std::shared_ptr<spdlog::logger> Log() {
@@ -163,8 +184,9 @@ void Core::Flush() {
   // A failure is handled like a failed commit: memory says more is stored
   // than is, so stop; the restart re-attaches the agents, which resend from
   // the stored end.
-  const absl::Status logs_flushed = logs_->Flush();
-  MF_CHECK(logs_flushed.ok(), "log store flush failed: {}", logs_flushed.ToString());
+  if (absl::Status flushed = logs_->Flush(); !flushed.ok()) {
+    StopOnStoreFailure("the log store's flush", flushed);
+  }
   if (!p.mutation.empty()) {
     // Wall time, not clock_: this measures the disk, which a fake clock does not.
     const absl::Time start = absl::Now();
@@ -172,7 +194,7 @@ void Core::Flush() {
     metrics_.OnCommit(absl::Now() - start);
     // Memory already holds the change; carrying on would show agents and users
     // state that a restart forgets. Stop, and let the restart recover.
-    MF_CHECK(s.ok(), "store commit failed: {}", s.ToString());
+    if (!s.ok()) StopOnStoreFailure("the store's commit", s);
   }
   if (!p.mutation.deliveries.empty() && on_notifications_) on_notifications_();
   for (auto& [agent, msg] : p.to_agents) agents_.Send(agent, std::move(msg));

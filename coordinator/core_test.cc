@@ -76,9 +76,11 @@ class FlushTrackingLogStore final : public LogStore {
     return inner_->Append(task_id, attempt_id, offset, data);
   }
   absl::Status Flush() override {
+    if (!flush_status.ok()) return flush_status;
     for (const auto& key : written_) durable_[key] = inner_->Size(key.first, key.second);
     return inner_->Flush();
   }
+  absl::Status flush_status;  // what Flush returns when not OK (a lost database)
   uint64_t Size(const std::string& t, uint64_t a) override { return inner_->Size(t, a); }
   absl::StatusOr<std::string> Read(const std::string& t, uint64_t a, uint64_t o,
                                    uint64_t l) override {
@@ -529,6 +531,21 @@ TEST_F(CoreTest, WatcherGetsTheWholeLogOfARetry) {
 // the log bytes durable (LogStore::Flush) before any ack of them leaves, so
 // an agent never forgets a byte the store could still lose, in a group of
 // messages or alone.
+// A store that cannot take what memory holds (here the log store's flush, as
+// when PostgreSQL's connection is gone) stops the coordinator with exit 3 and
+// the reason, as a lost lead does, not with an abort and a core dump: its
+// supervisor restarts it and the restart recovers from the store.
+TEST_F(CoreTest, AStoreThatFailsStopsTheCoordinatorWithExitThreeAndTheReason) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  track_flushes_ = true;
+  Open();
+  auto* logs = static_cast<FlushTrackingLogStore*>(logs_.get());
+  logs->flush_status = absl::UnavailableError("server closed the connection unexpectedly");
+  EXPECT_EXIT(Submit("stages:\n  - name: s\n    exec: [x]\n"), ::testing::ExitedWithCode(3),
+              "the log store's flush failed: UNAVAILABLE: server closed the connection "
+              "unexpectedly; exiting");
+}
+
 TEST_F(CoreTest, LogBytesAreFlushedBeforeTheyAreAcknowledged) {
   track_flushes_ = true;
   Open();
