@@ -187,6 +187,7 @@ void Agent::Connect() {
   if (closing_) return;
   const uint64_t gen = ++generation_;
   registered_ = false;
+  session_target_ = link_->Target();
   session_ = link_->Open(
       // Grouped: a turn's assignments share one state write (FlushState).
       [this, gen](v1::CoordinatorMessage msg) {
@@ -240,7 +241,7 @@ void Agent::OnSessionEnd(uint64_t generation, const absl::Status& status) {
   if (absl::IsFailedPrecondition(status)) {
     // The coordinator cannot serve this agent's protocol: no retry changes
     // that, so the agent stops and its process exits non-zero (refusal()).
-    Log()->error("the coordinator at {} refused this agent for good: {}", link_->Target(),
+    Log()->error("the coordinator at {} refused this agent for good: {}", session_target_,
                  std::string(status.message()));
     refusal_ = status;
     closing_ = true;
@@ -251,8 +252,12 @@ void Agent::OnSessionEnd(uint64_t generation, const absl::Status& status) {
   const absl::Duration delay = backoff_.Next();
   // The first failure is news; repeats while the coordinator is away are not.
   const auto level = failures_ <= 1 || was_registered ? spdlog::level::warn : spdlog::level::debug;
-  Log()->log(level, "stream to {} ended: {} ({}); reconnecting in {}", link_->Target(),
+  // The link has moved on by now (a standby's hint, or the next address of
+  // --coordinator): the line names both, so a failover reads from the log.
+  const std::string next = link_->Target();
+  Log()->log(level, "stream to {} ended: {} ({}); reconnecting {}in {}", session_target_,
              std::string(status.message()), static_cast<int>(status.code()),
+             next == session_target_ ? "" : absl::StrCat("to ", next, " "),
              absl::FormatDuration(delay));
   if (absl::IsInvalidArgument(status) || absl::IsUnauthenticated(status) ||
       absl::IsPermissionDenied(status)) {

@@ -289,6 +289,7 @@ class Agent {
 
   // Loop-only state.
   std::shared_ptr<CoordinatorSession> session_;
+  std::string session_target_;  // the coordinator address session_ was opened to
   uint64_t generation_ = 0;
   bool registered_ = false;
   absl::Duration heartbeat_interval_ = absl::Seconds(3);

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -17,10 +18,12 @@
 #include "agent/agent.h"
 #include "agent/agent_state.h"
 #include "agent/executor/exec_executor.h"
+#include "common/logging.h"
 #include "common/protocol_version.h"
 #include "common/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "spdlog/sinks/ostream_sink.h"
 #include "tests/fakes/fake_coordinator_link.h"
 
 namespace musafarm::agent {
@@ -634,6 +637,27 @@ TEST_F(AgentLifecycleTest, AlreadyExistsIsRetriedAndTheRunningAttemptIsKept) {
   const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
   ASSERT_NE(r, nullptr);
   EXPECT_EQ(r->exit_code(), 0);
+}
+
+// Issue 20: when a stream ends the link has already moved on (a standby's
+// hint, the next --coordinator address); the log line names both.
+TEST_F(AgentLifecycleTest, TheStreamEndedLineNamesTheAddressItTriesNext) {
+  // The sink is added before the agent's threads start and read after they
+  // end: nothing else touches it meanwhile.
+  std::ostringstream out;
+  auto log = GetLogger("agent");
+  log->sinks().push_back(std::make_shared<spdlog::sinks::ostream_sink_mt>(out));
+  coordinator_.set_target("a.example:7070");
+  StartAgent(Options());
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  coordinator_.set_target("b.example:7070");
+  coordinator_.Disconnect();
+  ASSERT_TRUE(Eventually([&] { return coordinator_.sessions_opened() >= 2; }));
+  agent_.reset();
+  log->sinks().pop_back();
+  EXPECT_THAT(out.str(), HasSubstr("stream to a.example:7070 ended: connection lost (14); "
+                                   "reconnecting to b.example:7070 in "))
+      << out.str();
 }
 
 // A coordinator that cannot serve this agent's protocol (issue 16, item 2):

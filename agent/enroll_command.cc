@@ -9,7 +9,7 @@
 namespace musafarm::agent {
 
 int RunEnrollCommand(const EnrollCommandOptions& o, std::ostream& out, std::ostream& err) {
-  if (o.coordinator.empty() || o.token.empty()) {
+  if (o.coordinators.empty() || o.token.empty()) {
     err << "musafarm-agent enroll: --coordinator and --token are required\n";
     return 2;
   }
@@ -29,7 +29,7 @@ int RunEnrollCommand(const EnrollCommandOptions& o, std::ostream& out, std::ostr
     }
     ca_pem = *std::move(pem);
   } else {
-    absl::StatusOr<std::string> pinned = TrustCaByPin(o.coordinator, o.ca_pin, absl::Seconds(10));
+    absl::StatusOr<std::string> pinned = TrustCaByPin(o.coordinators, o.ca_pin, absl::Seconds(10));
     if (!pinned.ok()) {
       err << "musafarm-agent enroll: " << pinned.status().message() << "\n";
       return absl::IsInvalidArgument(pinned.status()) ? 2 : 1;
@@ -37,7 +37,7 @@ int RunEnrollCommand(const EnrollCommandOptions& o, std::ostream& out, std::ostr
     ca_pem = *std::move(pinned);
   }
   EnrollRequestOptions request;
-  request.coordinator = o.coordinator;
+  request.coordinators = o.coordinators;
   request.token = o.token;
   request.name = o.name;
   request.ca_pem = ca_pem;

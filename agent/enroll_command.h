@@ -5,11 +5,13 @@
 
 #include <ostream>
 #include <string>
+#include <vector>
 
 namespace musafarm::agent {
 
 struct EnrollCommandOptions {
-  std::string coordinator;  // host:port
+  std::string coordinator;                // as given: HOST:PORT[,HOST:PORT...]
+  std::vector<std::string> coordinators;  // its addresses (ParseAddressList)
   std::string token;
   std::string ca_file;      // --ca: trust this CA file...
   std::string ca_pin;       // --ca-pin: ...or the presented certificate with this key pin

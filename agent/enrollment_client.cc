@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/atomic_file.h"
+#include "common/coordinator_targets.h"
 #include "grpcpp/grpcpp.h"
 #include "musafarm/v1/agent_service.grpc.pb.h"
 
@@ -99,15 +100,24 @@ absl::Status RecoverAgentPki(const AgentPkiPaths& paths) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> TrustCaByPin(const std::string& host_port, const std::string& pin,
-                                         absl::Duration timeout) {
+absl::StatusOr<std::string> TrustCaByPin(const std::vector<std::string>& host_ports,
+                                         const std::string& pin, absl::Duration timeout) {
   const std::string want = absl::AsciiStrToLower(pin);
   if (want.rfind("sha256:", 0) != 0 || want.size() != 7 + 64) {
     return absl::InvalidArgumentError(
         absl::StrCat("--ca-pin '", pin, "': expected sha256: and 64 hex digits, as "
                      "`musafarm-coordinator join-token create` prints"));
   }
-  absl::StatusOr<std::vector<std::string>> certs = pki::FetchServerCertificates(host_port, timeout);
+  // A standby presents the same certificates as the active one: the first
+  // that answers decides; only unreachable ones are passed over.
+  absl::StatusOr<std::vector<std::string>> certs =
+      absl::UnavailableError("no coordinator address given");
+  std::string host_port;
+  for (const std::string& h : host_ports) {
+    host_port = h;
+    certs = pki::FetchServerCertificates(host_port, timeout);
+    if (certs.ok()) break;
+  }
   if (!certs.ok()) return certs.status();
   std::vector<std::string> offered;
   for (const std::string& cert : *certs) {
@@ -133,12 +143,21 @@ absl::StatusOr<pki::CertInfo> EnrollAgent(const EnrollRequestOptions& o) {
   req.set_name(o.name);
   req.set_csr_pem(*csr);
   v1::EnrollResponse resp;
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, o.timeout);
   ChannelTls tls;
   tls.ca_pem = o.ca_pem;
-  if (grpc::Status s = Stub(o.coordinator, tls)->Enroll(&ctx, req, &resp); !s.ok()) {
-    return FromGrpc(s, o.coordinator);
+  CoordinatorTargets targets(o.coordinators);
+  FailoverPolicy policy;
+  // A join token may be good for one use: an Enroll that may have reached
+  // the active coordinator is not sent again (the error says so).
+  policy.idempotent = false;
+  policy.give_up_after = o.timeout;
+  policy.prepare = [&o](grpc::ClientContext* ctx) { SetDeadline(ctx, o.timeout); };
+  if (grpc::Status s = CallActive(targets, policy,
+                                  [&](const std::string& address, grpc::ClientContext* ctx) {
+                                    return Stub(address, tls)->Enroll(ctx, req, &resp);
+                                  });
+      !s.ok()) {
+    return FromGrpc(s, absl::StrJoin(o.coordinators, ","));
   }
   absl::StatusOr<pki::CertInfo> info = CheckIssued(*key, resp.certificate_pem(), o.name);
   if (!info.ok()) return info.status();

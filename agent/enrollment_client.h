@@ -6,6 +6,7 @@
 // agent's CertRenewer use it.
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -38,15 +39,18 @@ absl::Status WriteAgentPki(const AgentPkiPaths& paths, const std::string& key_pe
 // before, and the old pair stands). No `<key>.next`: nothing to do.
 absl::Status RecoverAgentPki(const AgentPkiPaths& paths);
 
-// Fetches the certificates the coordinator at `host_port` presents and
-// returns the one whose public key has `pin` ("sha256:HEX", as `join-token
-// create` prints): the CA to trust from now on. FAILED_PRECONDITION naming
-// what was offered when none matches.
-absl::StatusOr<std::string> TrustCaByPin(const std::string& host_port, const std::string& pin,
-                                         absl::Duration timeout);
+// Fetches the certificates a coordinator presents and returns the one whose
+// public key has `pin` ("sha256:HEX", as `join-token create` prints): the CA
+// to trust from now on. The coordinators of `host_ports` are asked in turn
+// until one answers (every coordinator of a farm presents the farm's CA).
+// FAILED_PRECONDITION naming what was offered when none matches.
+absl::StatusOr<std::string> TrustCaByPin(const std::vector<std::string>& host_ports,
+                                         const std::string& pin, absl::Duration timeout);
 
 struct EnrollRequestOptions {
-  std::string coordinator;  // host:port
+  // HOST:PORT each (issue 20): Enroll goes to the active one, found as the
+  // agent and the CLI find it (common/coordinator_targets.h).
+  std::vector<std::string> coordinators;
   std::string token;        // mfj1.<id>.<secret>
   std::string name;
   std::string ca_pem;       // verifies the coordinator's certificate

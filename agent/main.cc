@@ -246,7 +246,11 @@ int main(int argc, char** argv) {
   CLI::App* enroll_cmd = app.add_subcommand(
       "enroll", "Get this agent's certificate from the coordinator with a join token (written to "
                 "<work-dir>/pki), then exit");
-  enroll_cmd->add_option("--coordinator", enroll.coordinator, "coordinator host:port")->required();
+  enroll_cmd
+      ->add_option("--coordinator", enroll.coordinator,
+                   "coordinator HOST:PORT, or the farm's coordinators HOST:PORT,HOST:PORT (the "
+                   "active one is found among them)")
+      ->required();
   enroll_cmd->add_option("--token", enroll.token,
                          "join token (`musafarm-coordinator join-token create` prints it)")
       ->required();
@@ -275,10 +279,13 @@ int main(int argc, char** argv) {
   if (enroll_cmd->parsed()) {
     if (enroll.name.empty()) enroll.name = host;
     if (enroll.work_dir.empty()) enroll.work_dir = options.work_dir;
-    if (absl::Status s = musafarm::ValidateAddress("--coordinator", enroll.coordinator); !s.ok()) {
-      std::cerr << "musafarm-agent: enroll: " << s.message() << "\n";
+    absl::StatusOr<std::vector<std::string>> list =
+        musafarm::ParseAddressList("--coordinator", enroll.coordinator);
+    if (!list.ok()) {
+      std::cerr << "musafarm-agent: enroll: " << list.status().message() << "\n";
       return 2;
     }
+    enroll.coordinators = *std::move(list);
     return musafarm::agent::RunEnrollCommand(enroll, std::cout, std::cerr);
   }
   // Precedence: flag, then $MUSAFARM_COORDINATOR, then the config file.

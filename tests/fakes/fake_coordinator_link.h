@@ -33,7 +33,16 @@ class FakeCoordinatorLink final : public agent::CoordinatorLink {
     ++sessions_opened_;
     return session;
   }
-  std::string Target() const override { return "fake-coordinator"; }
+  std::string Target() const override {
+    absl::MutexLock lock(&mu_);
+    return target_;
+  }
+  // What Target() says from now on, as a real link moves on to the next
+  // coordinator address when a stream ends.
+  void set_target(std::string target) {
+    absl::MutexLock lock(&mu_);
+    target_ = std::move(target);
+  }
 
   void set_heartbeat_ms(int64_t ms) {
     absl::MutexLock lock(&mu_);
@@ -220,7 +229,8 @@ class FakeCoordinatorLink final : public agent::CoordinatorLink {
     if (current_ != nullptr) current_->Deliver(out);
   }
 
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
+  std::string target_ ABSL_GUARDED_BY(mu_) = "fake-coordinator";
   Session* current_ ABSL_GUARDED_BY(mu_) = nullptr;  // registered and not ended
   int64_t heartbeat_ms_ ABSL_GUARDED_BY(mu_) = 60'000;
   bool ack_logs_ ABSL_GUARDED_BY(mu_) = true;
