@@ -166,6 +166,7 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   if (tree.rerun->parsed()) return RunRerun(env, v.rerun);
   if (tree.agents_revoke->parsed()) return RunRevoke(env, v.agent);
   if (tree.agents->parsed()) return RunAgents(env);
+  if (tree.coordinators->parsed()) return RunCoordinators(env);
   if (tree.drain->parsed()) return RunDrain(env, v.agent, /*undrain=*/false);
   if (tree.undrain->parsed()) return RunDrain(env, v.agent, /*undrain=*/true);
   return kExitUsage;  // unreachable: require_subcommand(1)

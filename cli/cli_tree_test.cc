@@ -136,6 +136,7 @@ TEST_F(ReadCommandsTest, EveryReadCommandPrintsJsonAndYaml) {
       {"artifacts", {"artifacts", "7/a"}},
       {"results", {"results", "7"}},
       {"agents", {"agents"}},
+      {"coordinators", {"coordinators"}},
       {"token list", {"token", "list"}},
       {"audit", {"audit"}},
       {"schedule list", {"schedule", "list"}},

@@ -297,6 +297,12 @@ CommandTree::CommandTree()
   agents_revoke->add_option("agent", v.agent, "Agent name")->required();
   AddOutputOption(agents_revoke);
 
+  coordinators = app_.add_subcommand(
+      "coordinators",
+      "List the farm's coordinators: which is active since when, the standbys, those gone (a "
+      "standby answers this too)");
+  AddOutputOption(coordinators);
+
   drain = app_.add_subcommand("drain", "Stop giving new work to an agent");
   drain->add_option("agent", v.agent, "Agent name")->required();
   AddOutputOption(drain);

@@ -76,6 +76,7 @@ class CommandTree {
   CLI::App* rerun = nullptr;
   CLI::App* agents = nullptr;
   CLI::App* agents_revoke = nullptr;
+  CLI::App* coordinators = nullptr;
   CLI::App* drain = nullptr;
   CLI::App* undrain = nullptr;
   CLI::App* token_create = nullptr;

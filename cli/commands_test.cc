@@ -623,6 +623,18 @@ TEST_F(CommandsTest, CancelAgentsDrain) {
   EXPECT_EQ(RunDrain(env_, "nope", false), 2);
 }
 
+// Issue 20: the fake lists an active, a standby and one gone.
+TEST_F(CommandsTest, CoordinatorsShowsWhoIsActiveSinceWhen) {
+  EXPECT_EQ(RunCoordinators(env_), 0) << err_.str();
+  EXPECT_THAT(
+      OutLines(),
+      ElementsAre(
+          "ADDRESS       ROLE     EPOCH  ACTIVE SINCE                     LAST SEEN   ID",
+          "coord-a:7070  active   3      2023-11-14 21:13:20 (1h00m ago)  1s ago      a/1/1",
+          "coord-b:7070  standby  -      -                                2s ago      b/2/1",
+          "coord-c:7070  gone     -      -                                10m00s ago  c/3/1"));
+}
+
 TEST_F(CommandsTest, AgentsRevoke) {
   EXPECT_EQ(RunRevoke(env_, "gpu-1"), 0);
   EXPECT_EQ(out_.str(),

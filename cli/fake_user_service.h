@@ -217,6 +217,30 @@ class FakeUserService final : public v1::UserService::Service, public FakeUserSe
     a->set_last_seen_us(kT0 - 2'000'000);
     return grpc::Status::OK;
   }
+  // An active and a standby on PostgreSQL, and one gone.
+  grpc::Status ListCoordinators(grpc::ServerContext*, const v1::ListCoordinatorsRequest*,
+                                v1::ListCoordinatorsResponse* resp) override {
+    resp->set_store("postgresql");
+    resp->set_answered_by("b/2/1");
+    v1::CoordinatorInfo* a = resp->add_coordinators();
+    a->set_id("a/1/1");
+    a->set_address("coord-a:7070");
+    a->set_role(v1::COORDINATOR_ROLE_ACTIVE);
+    a->set_epoch(3);
+    a->mutable_active_since()->set_seconds(kT0 / 1'000'000 - 3600);
+    a->mutable_last_seen()->set_seconds(kT0 / 1'000'000 - 1);
+    v1::CoordinatorInfo* b = resp->add_coordinators();
+    b->set_id("b/2/1");
+    b->set_address("coord-b:7070");
+    b->set_role(v1::COORDINATOR_ROLE_STANDBY);
+    b->mutable_last_seen()->set_seconds(kT0 / 1'000'000 - 2);
+    v1::CoordinatorInfo* c = resp->add_coordinators();
+    c->set_id("c/3/1");
+    c->set_address("coord-c:7070");
+    c->set_role(v1::COORDINATOR_ROLE_GONE);
+    c->mutable_last_seen()->set_seconds(kT0 / 1'000'000 - 600);
+    return grpc::Status::OK;
+  }
   grpc::Status Drain(grpc::ServerContext*, const v1::DrainRequest* req,
                      v1::DrainResponse* resp) override {
     if (req->agent() != "gpu-1") return {grpc::StatusCode::NOT_FOUND, "no agent " + req->agent()};

@@ -10,6 +10,7 @@
 #include "common/bounded_text.h"
 #include "common/format_bytes.h"
 #include "common/stage_kind.h"
+#include "google/protobuf/util/time_util.h"
 
 namespace musafarm::cli {
 namespace {
@@ -358,6 +359,53 @@ std::vector<std::string> RenderAgents(const std::vector<v1::Agent>& agents, absl
   }
   for (const v1::Agent& a : agents) {
     if (std::string policy = PolicyLine(a); !policy.empty()) lines.push_back(std::move(policy));
+  }
+  return lines;
+}
+
+namespace {
+
+absl::Time FromTimestamp(const google::protobuf::Timestamp& ts) {
+  return FromMicros(google::protobuf::util::TimeUtil::TimestampToMicroseconds(ts));
+}
+
+std::string CoordinatorRoleName(v1::CoordinatorRole r) {
+  switch (r) {
+    case v1::COORDINATOR_ROLE_ACTIVE:
+      return "active";
+    case v1::COORDINATOR_ROLE_STANDBY:
+      return "standby";
+    case v1::COORDINATOR_ROLE_GONE:
+      return "gone";
+    default:
+      return "unknown";
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> RenderCoordinators(const v1::ListCoordinatorsResponse& resp,
+                                            absl::Time now, absl::TimeZone tz) {
+  std::vector<Row> rows;
+  bool any_active = false;
+  for (const v1::CoordinatorInfo& c : resp.coordinators()) {
+    const bool active = c.role() == v1::COORDINATOR_ROLE_ACTIVE;
+    any_active = any_active || active;
+    std::string since = "-";
+    if (active && c.has_active_since()) {
+      const absl::Time t = FromTimestamp(c.active_since());
+      since = absl::StrCat(FormatDateTime(t, tz), " (", FormatAgo(t, now), ")");
+    }
+    rows.push_back({Shown(c.address()), CoordinatorRoleName(c.role()),
+                    active ? absl::StrCat(c.epoch()) : "-", since,
+                    c.has_last_seen() ? FormatAgo(FromTimestamp(c.last_seen()), now) : "never",
+                    Shown(c.id())});
+  }
+  std::vector<std::string> lines =
+      RenderTable({"ADDRESS", "ROLE", "EPOCH", "ACTIVE SINCE", "LAST SEEN", "ID"}, rows);
+  if (!any_active) {
+    lines.push_back(
+        "no coordinator is active at the moment (a takeover is under way, or none runs)");
   }
   return lines;
 }

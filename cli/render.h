@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "common/task_state.h"  // TaskStateName, IsTerminal: shared with the coordinator
 #include "musafarm/v1/farm.pb.h"
+#include "musafarm/v1/user_service.pb.h"
 
 namespace musafarm::cli {
 
@@ -85,6 +86,11 @@ std::vector<std::string> RenderArtifacts(const v1::Task& task);
 
 // `musafarm agents`: NAME STATE SLOTS LABELS RUNNING LAST SEEN.
 std::vector<std::string> RenderAgents(const std::vector<v1::Agent>& agents, absl::Time now);
+
+// `musafarm coordinators`: ADDRESS ROLE EPOCH ACTIVE SINCE LAST SEEN ID, then
+// a line when none is active.
+std::vector<std::string> RenderCoordinators(const v1::ListCoordinatorsResponse& resp,
+                                            absl::Time now, absl::TimeZone tz);
 
 // One line of the job summary: "job 7 succeeded in 3m05s" once ended, else
 // "job 7 running for 1m02s"; with `with_name` and a named job,

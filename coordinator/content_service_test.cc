@@ -25,18 +25,12 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::unique_ptr<Store> OpenOrDie(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return s.ok() ? *std::move(s) : nullptr;
-}
-
 class ContentServiceTest : public ::testing::Test {
  protected:
   ContentServiceTest()
-      : store_(OpenOrDie(dir_.File("farm.db"))),
-        access_(OpenOrDie(dir_.File("farm.db")), /*insecure=*/false),
-        admin_(OpenOrDie(dir_.File("farm.db"))),
+      : store_(store_testing::OpenSqliteOrFail(dir_.File("farm.db"))),
+        access_(store_testing::OpenSqliteOrFail(dir_.File("farm.db")), /*insecure=*/false),
+        admin_(store_testing::OpenSqliteOrFail(dir_.File("farm.db"))),
         server_(&loop_, &sink_, &api_, std::nullopt, &enrollment_, &access_, &admin_) {
     absl::StatusOr<std::unique_ptr<LocalBlobStore>> b =
         LocalBlobStore::Open({dir_.File("blobs"), dir_.File("farm.db"), int64_t{1} << 30});

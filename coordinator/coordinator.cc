@@ -18,14 +18,15 @@
 #include "common/file_modes.h"
 #include "common/logging.h"
 #include "coordinator/access_control.h"
+#include "coordinator/coordinator_list.h"
+#include "coordinator/dashboard.h"
+#include "coordinator/data_dir_lock.h"
 #include "coordinator/git_inputs.h"
+#include "coordinator/http_auth.h"
+#include "coordinator/http_server.h"
 #include "coordinator/joined_inputs.h"
 #include "coordinator/leadership.h"
 #include "coordinator/local_blob_store.h"
-#include "coordinator/dashboard.h"
-#include "coordinator/data_dir_lock.h"
-#include "coordinator/http_auth.h"
-#include "coordinator/http_server.h"
 #include "coordinator/metrics_route.h"
 #include "coordinator/pg_connection.h"
 #include "coordinator/postgres_blob_store.h"
@@ -206,6 +207,8 @@ absl::Status Coordinator::Start() {
   if (!cipher.ok()) return cipher.status();
   cipher_ = *std::move(cipher);
   tls_ = std::move(tls);
+  id_ = absl::StrCat(HostName(), "/", ::getpid(), "/", absl::ToUnixMicros(started_));
+  listing_io_.Start();
   if (!options_.store.empty() && !IsPostgresUrl(options_.store)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--store: \"", options_.store, "\" is not a postgres:// or postgresql:// URL (leave "
@@ -223,36 +226,35 @@ absl::Status Coordinator::StartElection() {
     absl::StatusOr<std::unique_ptr<Store>> migrated = OpenPostgresStore(options_.store, *cipher_);
     if (!migrated.ok()) return migrated.status();
   }
+  // Tokens are read (never written) through their own connection: a standby
+  // checks them too, for /metrics and ListCoordinators.
+  {
+    absl::StatusOr<std::unique_ptr<Store>> tokens = OpenPostgresStore(options_.store, *cipher_);
+    if (!tokens.ok()) return tokens.status();
+    access_ = std::make_unique<AccessControl>(*std::move(tokens), options_.insecure);
+  }
   // Bound first, so that the address recorded on winning names the port
   // (--listen may say port 0).
   standby_ = std::make_unique<StandbyServer>(tls_, [this] {
     Leadership* l = leadership_view_.load(std::memory_order_acquire);
     return l != nullptr ? l->active_address() : std::string();
   });
+  standby_->ServeCoordinators(access_.get(), &listing_io_, [this] { return ListCoordinators(); });
   absl::StatusOr<int> port = standby_->Start(options_.listen);
   if (!port.ok()) return port.status();
   port_ = *port;
-  const std::string host = ListenHost(options_.listen);
-  options_.listen = absl::StrCat(host, ":", port_);  // the active server binds the same port
+  // The active server binds the same port.
+  options_.listen = absl::StrCat(ListenHost(options_.listen), ":", port_);
   LeadershipOptions election;
   election.url = options_.store;
-  election.address = options_.advertise_address.empty()
-                         ? absl::StrCat(IsWildcardHost(host) ? HostName() : host, ":", port_)
-                         : options_.advertise_address;
-  election.id = absl::StrCat(HostName(), "/", ::getpid(), "/", absl::ToUnixMicros(absl::Now()));
+  election.address = AdvertisedAddress();
+  election.id = id_;
   election.session_timeout = options_.leader_session_timeout;
   election.check_interval = std::min(absl::Seconds(1), options_.leader_session_timeout / 4);
   absl::StatusOr<std::unique_ptr<Leadership>> leadership = Leadership::Open(election);
   if (!leadership.ok()) return leadership.status();
   leadership_ = *std::move(leadership);
   leadership_view_.store(leadership_.get(), std::memory_order_release);
-  // Tokens are read (never written) through their own connection: a standby
-  // checks them too, for /metrics.
-  {
-    absl::StatusOr<std::unique_ptr<Store>> tokens = OpenPostgresStore(options_.store, *cipher_);
-    if (!tokens.ok()) return tokens.status();
-    access_ = std::make_unique<AccessControl>(*std::move(tokens), options_.insecure);
-  }
   absl::StatusOr<bool> won = leadership_->TryAcquire();
   if (!won.ok()) return won.status();
   // A standby names the active one from its first answer on.
@@ -320,6 +322,29 @@ void Coordinator::Activate(int64_t epoch) {
   }
   log->info("took over as the active coordinator (epoch {}) in {}", epoch,
             absl::FormatDuration(absl::Now() - t0));
+}
+
+std::string Coordinator::AdvertisedAddress() const {
+  if (!options_.advertise_address.empty()) return options_.advertise_address;
+  const std::string host = ListenHost(options_.listen);
+  return absl::StrCat(IsWildcardHost(host) ? HostName() : host, ":", port_);
+}
+
+absl::StatusOr<v1::ListCoordinatorsResponse> Coordinator::ListCoordinators() const {
+  Leadership* l = leadership_view_.load(std::memory_order_acquire);
+  if (l == nullptr) {
+    absl::MutexLock lock(&listing_mu_);
+    if (IsPostgresUrl(options_.store) || advertised_.empty()) {
+      return absl::UnavailableError("this coordinator is starting; ask again in a moment");
+    }
+    return DescribeSoleCoordinator(id_, advertised_, started_, absl::Now());
+  }
+  absl::StatusOr<LeaderInfo> leader = l->ReadLeader();
+  if (!leader.ok()) return leader.status();
+  absl::StatusOr<std::vector<CoordinatorSeen>> seen = l->ReadCoordinators();
+  if (!seen.ok()) return seen.status();
+  return DescribeCoordinators(*leader, *seen, id_, absl::Now(),
+                              StaleAfter(options_.leader_session_timeout));
 }
 
 absl::Status Coordinator::WritePortFile() {
@@ -450,6 +475,7 @@ absl::Status Coordinator::StartActive(int64_t fence_epoch) {
   server_ = std::make_unique<Server>(&loop_, core_.get(), core_.get(), tls_,
                                     enrollment_.get(), access_.get(), user_admin_.get());
   server_->ServeSchedules(schedules_.get());
+  server_->ServeCoordinators(&listing_io_, [this] { return ListCoordinators(); });
   git_ = std::make_unique<GitImporter>(absl::StrCat(options_.data_dir, "/git"), blobs_.get());
   // A submission's inputs: git first, then the joins that may name them.
   auto resolve_inputs = [git = git_.get(), blobs = blobs_.get()](v1::SubmitRequest* req) {
@@ -489,6 +515,10 @@ absl::Status Coordinator::StartActive(int64_t fence_epoch) {
     return port.status();
   }
   port_ = *port;
+  {
+    absl::MutexLock lock(&listing_mu_);
+    advertised_ = AdvertisedAddress();
+  }
   ScheduleTick(&loop_, core_.get());
   ScheduleRunnerTick(&loop_, schedules_.get());
   if (!options_.core.retention.registries.empty()) {
@@ -565,6 +595,7 @@ void Coordinator::Shutdown() {
   // What it has not delivered stays in the outbox for the next start.
   if (webhooks_ != nullptr) webhooks_->Stop();
   loop_.Stop();
+  listing_io_.Stop();  // after both gRPC servers: their listings finish on it
   GetLogger("coordinator")->info("stopped");
 }
 

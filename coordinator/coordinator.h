@@ -9,7 +9,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/event_loop.h"
 #include "coordinator/access_control.h"
 #include "coordinator/core.h"
@@ -19,6 +21,7 @@
 #include "coordinator/tls_material.h"
 #include "coordinator/user_admin.h"
 #include "coordinator/webhook_sender.h"
+#include "musafarm/v1/user_service.pb.h"
 
 namespace musafarm::coordinator {
 
@@ -108,6 +111,11 @@ class Coordinator {
   std::string LeadershipMetrics() const;
   // On PostgreSQL, until this coordinator wins. Any thread.
   bool StandingBy() const;
+  // ListCoordinators' answer, on listing_io_ (issue 20).
+  absl::StatusOr<v1::ListCoordinatorsResponse> ListCoordinators() const;
+  // HOST:PORT clients are sent to: --advertise-address, else the --listen
+  // host (this host's name for a wildcard) and the bound port.
+  std::string AdvertisedAddress() const;
   absl::Status WritePortFile();
 
   CoordinatorOptions options_;
@@ -144,6 +152,17 @@ class Coordinator {
   std::unique_ptr<Leadership> leadership_;
   std::atomic<Leadership*> leadership_view_{nullptr};  // for gRPC and HTTP threads
   std::unique_ptr<StandbyServer> standby_;
+  // ListCoordinators, on a standby and on the active one: it reads the
+  // database, so on neither a gRPC thread nor loop_. Stopped after both
+  // servers.
+  EventLoop listing_io_;
+  const absl::Time started_ = absl::Now();
+  // This coordinator among those of the farm: HOST/PID/START_US.
+  std::string id_;
+  // On SQLite, what ListCoordinators lists as this one's address, once the
+  // port is bound (set on the starting thread, read on listing_io_).
+  mutable absl::Mutex listing_mu_;
+  std::string advertised_ ABSL_GUARDED_BY(listing_mu_);
   std::thread activation_;
   // Held by Activate and Shutdown: a takeover and a SIGTERM do not cross.
   absl::Mutex activation_mu_;

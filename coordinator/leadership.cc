@@ -47,6 +47,9 @@ constexpr Query kUpsertSeen{"leader_upsert_seen",
                             "ON CONFLICT(id) DO UPDATE SET address = excluded.address, "
                             "last_seen_us = excluded.last_seen_us"};
 
+constexpr Query kForgetSeen{"leader_forget_seen",
+                            "DELETE FROM coordinators WHERE last_seen_us < $1"};
+
 std::shared_ptr<spdlog::logger> Log() { return GetLogger("leadership"); }
 
 }  // namespace
@@ -165,6 +168,13 @@ absl::Status Leadership::RecordSeen(absl::Time now) {
       .status();
 }
 
+absl::Status Leadership::ForgetSeenBefore(absl::Time before) {
+  absl::MutexLock conn_lock(&conn_mu_);
+  return conn_
+      ->Run(kForgetSeen, Params().Int(absl::ToUnixMicros(before)), "drop coordinators long gone")
+      .status();
+}
+
 int64_t Leadership::epoch() const {
   absl::MutexLock lock(&mu_);
   return epoch_;
@@ -209,6 +219,15 @@ void Leadership::Run(Callbacks callbacks) {
       if (absl::Status held = CheckHeld(); !held.ok()) {
         callbacks.on_lost(held);
         return;
+      }
+      // The active's row stays fresh too (`musafarm coordinators` shows when
+      // each was last seen), and it drops the rows of those long gone.
+      const absl::Time now = absl::Now();
+      if (now >= next_seen) {
+        absl::Status seen = RecordSeen(now);
+        if (seen.ok()) seen = ForgetSeenBefore(now - options_.forget_after);
+        if (!seen.ok()) Log()->warn("active: {}", std::string(seen.message()));
+        next_seen = now + kSeenInterval;
       }
       if (StopRequested(options_.check_interval)) return;
       continue;

@@ -14,7 +14,8 @@
 //   1. standby: tries the lock every poll_interval; meanwhile reads who is
 //      active (active_address()) and refreshes its row in `coordinators`;
 //   2. active: on_active(epoch) once; then checks every check_interval that
-//      its session still holds the lock;
+//      its session still holds the lock, refreshes its own row, and deletes
+//      rows not seen for forget_after;
 //   3. lost: the session is gone (the server ended it, the network broke, the
 //      server restarted): on_lost(why) once, and the thread ends. There is no
 //      way back to standby: the caller exits and is restarted as a standby.
@@ -63,6 +64,12 @@ struct LeadershipOptions {
   // the takeover time after such a failure (a crash closes the socket: the
   // lock goes at once).
   absl::Duration session_timeout = absl::Seconds(10);
+  // The active deletes the `coordinators` rows not refreshed for this long
+  // (they are listed as gone until then, coordinator/coordinator_list.h):
+  // long enough that an operator looking into an incident still finds the
+  // one that went, short enough that the table does not grow with every
+  // restart (each start is a new id).
+  absl::Duration forget_after = absl::Hours(24);
 };
 
 // The `leadership` row.
@@ -101,6 +108,9 @@ class Leadership {
   // listing reads the table, and each coordinator writes only its own row,
   // so a standby (or a deposed active) writing there changes no farm state.
   absl::Status RecordSeen(absl::Time now);
+  // Deletes the `coordinators` rows last seen before `before` (not fenced,
+  // like RecordSeen: the listing alone reads them).
+  absl::Status ForgetSeenBefore(absl::Time before);
 
   // The epoch won (0 until then).
   int64_t epoch() const;

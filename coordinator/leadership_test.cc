@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -124,6 +125,39 @@ TEST_F(LeadershipTest, TheStandbyTakesOverWhenTheActivesSessionCloses) {
   ASSERT_EQ(seen->size(), 2u);
   EXPECT_EQ((*seen)[0].address, "a.example:7070");
   EXPECT_EQ((*seen)[1].address, "b.example:7070");
+}
+
+// `musafarm coordinators` reads the rows: the active keeps its own fresh,
+// and drops those not seen for forget_after (a restart is a new id each time).
+TEST_F(LeadershipTest, TheActiveRefreshesItsRowAndForgetsRowsLongGone) {
+  const absl::Time long_ago = absl::Now() - absl::Hours(25);
+  const absl::Time lately = absl::Now() - absl::Hours(1);
+  ASSERT_EQ(
+      Exec(absl::StrCat("INSERT INTO coordinators(id, address, last_seen_us) VALUES ",
+                        "('old', 'old.example:7070', ", absl::ToUnixMicros(long_ago),
+                        "), ('recent', 'recent.example:7070', ", absl::ToUnixMicros(lately), ")")),
+      "");
+  std::unique_ptr<Leadership> a = Make("a");
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(*a->TryAcquire());
+  const absl::Time won = absl::Now();
+  // Its row as TryAcquire wrote it, made old, so a refresh shows.
+  ASSERT_EQ(Exec("UPDATE coordinators SET last_seen_us = 0 WHERE id = 'a'"), "");
+  a->Start({[](int64_t) {}, [](absl::Status) {}});
+  std::vector<std::string> ids;
+  absl::Time a_seen = absl::InfinitePast();
+  while (true) {
+    absl::StatusOr<std::vector<CoordinatorSeen>> seen = a->ReadCoordinators();
+    ASSERT_TRUE(seen.ok()) << seen.status();
+    ids.clear();
+    for (const CoordinatorSeen& c : *seen) {
+      ids.push_back(c.id);
+      if (c.id == "a") a_seen = c.last_seen;
+    }
+    if (ids.size() == 2 && a_seen >= won) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_THAT(ids, ::testing::ElementsAre("a", "recent"));
 }
 
 TEST_F(LeadershipTest, TheActiveLearnsThatItsSessionWasCutOff) {

@@ -35,6 +35,10 @@ void Server::ServeSchedules(ScheduleApi* api) {
       loop_, api, own_access_ != nullptr ? own_access_.get() : access_, admin_);
 }
 
+void Server::ServeCoordinators(EventLoop* io, CoordinatorLister list) {
+  user_service_->set_coordinator_lister(io, std::move(list));
+}
+
 void Server::ServeContent(EventLoop* io, BlobStore* blobs,
                           std::function<absl::Status(v1::SubmitRequest*)> resolve) {
   if (resolve) user_service_->set_input_resolver(io, std::move(resolve));

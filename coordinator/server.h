@@ -10,6 +10,7 @@
 #include "common/event_loop.h"
 #include "coordinator/access_control.h"
 #include "coordinator/agent_event_sink.h"
+#include "coordinator/coordinator_list.h"
 #include "coordinator/enrollment_api.h"
 #include "coordinator/schedule_api.h"
 #include "coordinator/tls_material.h"
@@ -58,6 +59,10 @@ class Server {
   // set_input_resolver), on `io` too.
   void ServeContent(EventLoop* io, BlobStore* blobs,
                     std::function<absl::Status(v1::SubmitRequest*)> resolve = nullptr);
+
+  // Answers ListCoordinators with `list`, run on `io` (issue 20). Before
+  // Start(); `io` outlives the server.
+  void ServeCoordinators(EventLoop* io, CoordinatorLister list);
 
   // Binds `listen` (host:port; port 0 picks a free one) and serves. Returns the
   // bound port. `loop` must be running.

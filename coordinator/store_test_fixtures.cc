@@ -7,6 +7,12 @@
 
 namespace musafarm::coordinator::store_testing {
 
+std::unique_ptr<Store> OpenSqliteOrFail(const std::string& path) {
+  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? *std::move(s) : nullptr;
+}
+
 using ::google::protobuf::FieldDescriptor;
 using ::google::protobuf::Message;
 using ::google::protobuf::Reflection;

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -35,6 +36,9 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// OpenSqliteStore(path), failing the test (and returning null) when it fails.
+std::unique_ptr<Store> OpenSqliteOrFail(const std::string& path);
 
 ::testing::AssertionResult ProtoEq(const google::protobuf::Message& want,
                                    const google::protobuf::Message& got);

@@ -333,6 +333,22 @@ grpc::ServerUnaryReactor* UserServiceImpl::ListAgents(grpc::CallbackServerContex
   });
 }
 
+grpc::ServerUnaryReactor* UserServiceImpl::ListCoordinators(
+    grpc::CallbackServerContext* ctx, const v1::ListCoordinatorsRequest* /*req*/,
+    v1::ListCoordinatorsResponse* resp) {
+  absl::StatusOr<Principal> who = Admit(ctx, Action::kRead, "", "");
+  if (!who.ok()) return FinishNow(ctx, who.status());
+  if (!list_) {
+    return FinishNow(ctx, absl::UnimplementedError("this server does not list coordinators"));
+  }
+  return OnLoop(ctx, list_io_, [this, resp]() -> absl::Status {
+    absl::StatusOr<v1::ListCoordinatorsResponse> r = list_();
+    if (!r.ok()) return r.status();
+    *resp = *std::move(r);
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* UserServiceImpl::Drain(grpc::CallbackServerContext* ctx,
                                                  const v1::DrainRequest* req,
                                                  v1::DrainResponse* resp) {

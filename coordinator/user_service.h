@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "common/event_loop.h"
 #include "coordinator/access_control.h"
+#include "coordinator/coordinator_list.h"
 #include "coordinator/user_admin.h"
 #include "coordinator/user_api.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
@@ -83,6 +84,17 @@ class UserServiceImpl final : public v1::UserService::CallbackService {
                                    const v1::WhoAmIRequest* req,
                                    v1::WhoAmIResponse* resp) override;
 
+  // Issue 20: ListCoordinators is answered by `list` on `io` (it may read
+  // the database: never on a gRPC thread or the core loop). Before the server
+  // starts; unset: the call is UNIMPLEMENTED.
+  void set_coordinator_lister(EventLoop* io, CoordinatorLister list) {
+    list_io_ = io;
+    list_ = std::move(list);
+  }
+  grpc::ServerUnaryReactor* ListCoordinators(grpc::CallbackServerContext* ctx,
+                                             const v1::ListCoordinatorsRequest* req,
+                                             v1::ListCoordinatorsResponse* resp) override;
+
  private:
   // Authenticates the call and authorizes `what` (job actions are authorized
   // on the loop, where the job's owner is known: pass kRead for them). A
@@ -104,6 +116,8 @@ class UserServiceImpl final : public v1::UserService::CallbackService {
   std::atomic<uint64_t> next_watch_{1};
   EventLoop* resolve_io_ = nullptr;
   std::function<absl::Status(v1::SubmitRequest*)> resolve_;
+  EventLoop* list_io_ = nullptr;
+  CoordinatorLister list_;
 };
 
 }  // namespace musafarm::coordinator

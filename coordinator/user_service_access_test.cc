@@ -20,17 +20,11 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-std::unique_ptr<Store> OpenOrDie(const std::string& path) {
-  absl::StatusOr<std::unique_ptr<Store>> s = OpenSqliteStore(path);
-  EXPECT_TRUE(s.ok()) << s.status();
-  return s.ok() ? *std::move(s) : nullptr;
-}
-
 class UserServiceAccessTest : public ::testing::Test {
  protected:
   UserServiceAccessTest()
-      : access_(OpenOrDie(dir_.File("farm.db")), /*insecure=*/false),
-        admin_(OpenOrDie(dir_.File("farm.db"))),
+      : access_(store_testing::OpenSqliteOrFail(dir_.File("farm.db")), /*insecure=*/false),
+        admin_(store_testing::OpenSqliteOrFail(dir_.File("farm.db"))),
         t_(&access_, &admin_) {}
 
   std::string Token(const std::string& user, const std::string& role) {
@@ -91,6 +85,22 @@ TEST_F(UserServiceAccessTest, WithoutATokenEveryCallIsRefusedBeforeTheCore) {
   EXPECT_THAT(t_.api.calls.AwaitCalls(1), ElementsAre("RemoveWatcher 1"));
   EXPECT_EQ(t_.api.calls.Count(), 1u);
   EXPECT_TRUE(AuditLines().empty());  // the caller is unknown: nothing to attribute
+}
+
+// Issue 20: who is active is for any reader, and only for one.
+TEST_F(UserServiceAccessTest, ListCoordinatorsIsForAnyReader) {
+  t_.coordinators.set_store("sqlite");
+  t_.coordinators.add_coordinators()->set_address("h:7070");
+  v1::ListCoordinatorsResponse listed;
+  grpc::Status s = stub_->ListCoordinators(As("").get(), v1::ListCoordinatorsRequest(), &listed);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  s = stub_->ListCoordinators(As(Token("vera", "viewer")).get(), v1::ListCoordinatorsRequest(),
+                              &listed);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(listed.store(), "sqlite");
+  ASSERT_EQ(listed.coordinators_size(), 1);
+  EXPECT_EQ(listed.coordinators(0).address(), "h:7070");
+  EXPECT_TRUE(AuditLines().empty());  // a read: not audited
 }
 
 TEST_F(UserServiceAccessTest, RolesAreCheckedAndStateChangesAudited) {

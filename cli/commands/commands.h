@@ -112,6 +112,9 @@ struct RerunOptions {
 };
 int RunRerun(const CommandEnv& env, const RerunOptions& opts);
 int RunAgents(const CommandEnv& env);
+// `coordinators`: who is active since when (issue 20). Any coordinator of
+// the list answers, a standby too.
+int RunCoordinators(const CommandEnv& env);
 int RunDrain(const CommandEnv& env, const std::string& agent, bool undrain);
 // `agents revoke NAME`: every certificate of the name refused, its stream ended.
 int RunRevoke(const CommandEnv& env, const std::string& agent);

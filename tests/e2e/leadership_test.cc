@@ -3,7 +3,9 @@
 // naming the active one, takes over when the active is SIGKILLed, and a
 // SIGSTOPped active that wakes after the takeover writes nothing: its next
 // commit is refused by the leader epoch. Takeover times are printed, not
-// asserted. (The failover of agents and the CLI is tests/e2e/failover_test.)
+// asserted. `musafarm coordinators`, asked of the standby, lists both with
+// their roles, and the killed active as gone after the takeover. (The
+// failover of agents and the CLI is tests/e2e/failover_test.)
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -18,13 +20,16 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
-#include "httplib.h"
 #include "gtest/gtest.h"
+#include "httplib.h"
 #include "musafarm/v1/agent_service.grpc.pb.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
+#include "nlohmann/json.hpp"
 #include "tests/e2e/harness.h"
 #include "tests/support/private_postgres.h"
 
@@ -74,6 +79,37 @@ Answer AgentConnect(const std::string& address) {
   stream->WritesDone();
   grpc::Status s = stream->Finish();
   return Trailer(ctx, s);
+}
+
+// `musafarm --insecure -c TARGETS ARGS...`: its exit code, stdout and stderr
+// together in *output. Each run logs to a file of its own, LOG.N (a log file
+// is appended to, and *output is read from it).
+int Musafarm(const std::string& targets, const std::vector<std::string>& args,
+             const std::string& log, std::string* output) {
+  static int runs = 0;
+  std::vector<std::string> argv = {MF_CLI_BIN, "--insecure", "-c", targets};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return RunToExit(argv, absl::StrCat(log, ".", ++runs), output);
+}
+
+// `musafarm coordinators -o json` as "ADDRESS=ROLE@EPOCH" per coordinator, in
+// its order; {"exit N: OUTPUT"} when it failed.
+std::vector<std::string> ListedCoordinators(const std::string& targets, const std::string& log,
+                                            std::string* answered_by = nullptr) {
+  std::string output;
+  const int rc = Musafarm(targets, {"coordinators", "-o", "json"}, log, &output);
+  if (rc != 0) return {absl::StrCat("exit ", rc, ": ", output)};
+  const nlohmann::json doc = nlohmann::json::parse(output, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded()) return {absl::StrCat("not JSON: ", output)};
+  std::vector<std::string> out;
+  for (const nlohmann::json& c : doc["coordinators"]) {
+    // int64 is a JSON string in the proto3 mapping.
+    const nlohmann::json& epoch = c["epoch"];
+    out.push_back(absl::StrCat(c["address"].get<std::string>(), "=", c["role"].get<std::string>(),
+                               "@", epoch.is_string() ? epoch.get<std::string>() : epoch.dump()));
+  }
+  if (answered_by != nullptr) *answered_by = doc["answeredBy"].get<std::string>();
+  return out;
 }
 
 // The rows of `sql` in `url`, columns joined by '|'.
@@ -278,6 +314,59 @@ TEST_F(LeadershipE2eTest, AFrozenActiveThatWakesAfterTheTakeoverWritesNothing) {
             std::vector<std::string>{"0"});
   // The new active serves on.
   EXPECT_TRUE(ListAgents(b->address()).status.ok());
+}
+
+// Issue 20, item 4: `musafarm coordinators` shows who is active since when.
+// Asked of the standby first (and past a dead address), it is answered there,
+// not sent on; after the active is SIGKILLed, the new active is listed and
+// the killed one is gone once its row is stale (3 x --leader-timeout, 6 s at
+// least: coordinator/coordinator_list.h).
+TEST_F(LeadershipE2eTest, CoordinatorsListsTheActiveTheStandbyAndTheKilledOneAsGone) {
+  Coordinator* a = Start("a", {"--leader-timeout", "2s"});
+  ASSERT_NE(a, nullptr);
+  ASSERT_TRUE(WaitForActive(a, absl::Seconds(30))) << a->process->Output();
+  Coordinator* b = Start("b", {"--leader-timeout", "2s"});
+  ASSERT_NE(b, nullptr);
+  const std::string log = dir_ + "/cli.log";
+  // Port 1: nothing listens there, so the CLI goes on to the standby.
+  const std::string targets = absl::StrCat("127.0.0.1:1,", b->address(), ",", a->address());
+  const std::vector<std::string> both = {absl::StrCat(a->address(), "=COORDINATOR_ROLE_ACTIVE@1"),
+                                         absl::StrCat(b->address(), "=COORDINATOR_ROLE_STANDBY@0")};
+  std::vector<std::string> listed;
+  std::string answered_by;
+  // The standby's row is written by its first poll, just after it serves.
+  EXPECT_TRUE(WaitFor([&] {
+    listed = ListedCoordinators(targets, log, &answered_by);
+    return listed == both;
+  })) << ::testing::PrintToString(listed);
+  // The standby answered (its id is HOST/PID/START_US).
+  EXPECT_TRUE(absl::StrContains(answered_by, absl::StrCat("/", b->process->pid(), "/")))
+      << answered_by;
+
+  // The table.
+  std::string table;
+  ASSERT_EQ(Musafarm(targets, {"coordinators"}, log, &table), 0) << table;
+  std::vector<std::string> lines = absl::StrSplit(table, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 3u) << table;
+  EXPECT_THAT(lines[0], ::testing::StartsWith("ADDRESS"));
+  EXPECT_THAT(lines[1], ::testing::StartsWith(a->address()));
+  EXPECT_THAT(lines[1], ::testing::HasSubstr(" active "));
+  EXPECT_THAT(lines[2], ::testing::StartsWith(b->address()));
+  EXPECT_THAT(lines[2], ::testing::HasSubstr(" standby "));
+
+  a->process->Signal(SIGKILL);
+  ASSERT_TRUE(WaitForActive(b, absl::Seconds(60))) << b->process->Output();
+  const std::vector<std::string> after = {absl::StrCat(b->address(), "=COORDINATOR_ROLE_ACTIVE@2"),
+                                          absl::StrCat(a->address(), "=COORDINATOR_ROLE_GONE@0")};
+  EXPECT_TRUE(WaitFor([&] {
+    listed = ListedCoordinators(targets, log);
+    return listed == after;
+  })) << ::testing::PrintToString(listed);
+
+  // Bad input gets the CLI's usual message.
+  std::string bad;
+  EXPECT_EQ(Musafarm(targets, {"coordinators", "--bogus"}, log, &bad), 2);
+  EXPECT_THAT(bad, ::testing::HasSubstr("unknown option --bogus"));
 }
 
 }  // namespace

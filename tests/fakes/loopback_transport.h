@@ -25,6 +25,9 @@ class LoopbackTransport {
     // As the coordinator's loop has them (its Core's BeginGroup / EndGroup).
     loop_.SetGroupHooks([this] { in_group = true; }, [this] { in_group = false; });
     loop_.Start();
+    // ListCoordinators answers `coordinators` (read on the loop).
+    server_.ServeCoordinators(
+        &loop_, [this]() -> absl::StatusOr<v1::ListCoordinatorsResponse> { return coordinators; });
     absl::StatusOr<int> port = server_.Start("127.0.0.1:0");
     EXPECT_TRUE(port.ok()) << port.status();
     channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port.value_or(0)),
@@ -48,6 +51,7 @@ class LoopbackTransport {
   FakeAgentEventSink sink;
   FakeUserApi api;
   FakeEnrollmentApi enrollment;
+  v1::ListCoordinatorsResponse coordinators;  // set before the first call
   std::shared_ptr<grpc::Channel> channel;
   // Whether the loop is running a group of closures (EventLoop::PostGrouped).
   std::atomic<bool> in_group{false};
