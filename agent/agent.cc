@@ -225,6 +225,7 @@ void Agent::Connect() {
     // Nothing more goes out for it until the coordinator says what it stored.
     Apply(a, AttemptEvent::kReconnect);
     a.sent = a.base();
+    UpdateLead(a);
   }
   session_->Send(std::move(msg));
 }
@@ -234,6 +235,9 @@ void Agent::OnSessionEnd(uint64_t generation, const absl::Status& status) {
   session_.reset();
   const bool was_registered = registered_;
   registered_ = false;
+  // Nothing goes out now: running tasks' output goes to the spool unbounded
+  // by SendLead, so the outage stalls none of them.
+  for (auto& [key, a] : attempts_) UpdateLead(a);
   if (closing_) {
     Stopped();
     return;
@@ -442,10 +446,12 @@ void Agent::StartExecution(const std::string& key) {
       as.run().kind_case() == v1::StageSpec::kExec ? exec_executor_ : docker_executor_;
 
   ExecCallbacks cb;
-  cb.on_output = [this, key](std::string data) {
+  std::shared_ptr<SendLead> lead = a.lead;
+  cb.on_output = [this, key, lead](std::string data) {
     // Counted at once, on the executor's thread, so that wait_for_room sees it.
     const size_t raw = data.size();
     budget_.Add(static_cast<int64_t>(raw));
+    lead->Read(raw);
     loop_.PostGrouped([this, key, data = std::move(data), raw]() mutable {
       OnOutput(key, std::move(data), raw);
     });
@@ -465,7 +471,10 @@ void Agent::StartExecution(const std::string& key) {
     loop_.PostGrouped(
         [this, key, info = std::move(info)]() mutable { OnExit(key, std::move(info)); });
   };
-  cb.wait_for_room = [this](absl::Duration timeout) { return budget_.WaitForRoom(timeout); };
+  cb.wait_for_room = [this, lead](absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    return budget_.WaitForRoom(timeout) && lead->WaitForRoom(deadline - absl::Now());
+  };
   cb.on_process = [this, key](pid_t leader) {
     // Read now, while the leader cannot have been reaped.
     const std::optional<ProcStat> st = ReadProcStat(leader);
@@ -509,6 +518,7 @@ void Agent::OnOutput(const std::string& key, std::string data, size_t raw_size) 
   // Without secrets to redact the bytes are kept as read, not copied.
   AppendLog(a, a.redactor.empty() ? std::move(data) : a.redactor.Feed(data));
   Pump(a);
+  a.lead->Spooled(raw_size);  // after Pump counted them as unsent: the lead never looks short
 }
 
 void Agent::AppendLog(Attempt& a, std::string output) {
@@ -687,8 +697,17 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   CheckShutdown();
 }
 
+bool Agent::Sending(const Attempt& a) const {
+  return session_ != nullptr && registered_ && !a.life.unconfirmed();
+}
+
+void Agent::UpdateLead(Attempt& a) { a.lead->Update(a.total() - a.sent, Sending(a)); }
+
 void Agent::Pump(Attempt& a) {
-  if (session_ == nullptr || !registered_ || a.life.unconfirmed()) return;
+  if (!Sending(a)) {
+    UpdateLead(a);  // not bounded while nothing goes out: the spool absorbs the output
+    return;
+  }
   while (a.sent < a.total() && a.sent - a.base() < kSendWindow) {
     absl::StatusOr<std::string> data = a.spool->Read(a.sent, kMaxLogChunk);
     if (!data.ok()) {
@@ -706,6 +725,7 @@ void Agent::Pump(Attempt& a) {
     chunk->set_data(*std::move(data));
     Send(std::move(msg));
   }
+  UpdateLead(a);
   if (a.life.phase() == AttemptPhase::kFinished && a.sent == a.total() && a.result_durable) {
     SendArtifacts(a);
     v1::AgentMessage msg;

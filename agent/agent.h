@@ -18,6 +18,7 @@
 #include "agent/executor/executor.h"
 #include "agent/host/gpu.h"
 #include "agent/log_spool.h"
+#include "agent/send_lead.h"
 #include "agent/state_writer.h"
 #include "common/backoff.h"
 #include "common/event_loop.h"
@@ -171,6 +172,9 @@ class Agent {
     std::unique_ptr<LogSpool> spool;  // log bytes [base, total) not yet acknowledged
     std::string spool_error;          // output could not be kept: the attempt fails
     uint64_t sent = 0;                // bytes sent on the current session
+    // Bounds how far the task's output runs ahead of `sent` (its executor's
+    // wait_for_room); shared with the executor's thread.
+    std::shared_ptr<SendLead> lead = std::make_shared<SendLead>();
     std::string hand_back_reason;     // kStoppingHandBack: why
     int64_t started_us = 0;
     v1::AttemptResult result;
@@ -251,6 +255,10 @@ class Agent {
   void AppendLog(Attempt& a, std::string output);
   void OnExit(const std::string& key, ExitInfo info);
   void Pump(Attempt& a);
+  // Whether the attempt's log goes out now (Pump sends it).
+  bool Sending(const Attempt& a) const;
+  // Tells the attempt's SendLead what is unsent and whether it is being sent.
+  void UpdateLead(Attempt& a);
   void SendArtifacts(Attempt& a);
   void SendHandBack(const v1::Assignment& as, const std::string& reason);
   void Send(v1::AgentMessage msg);

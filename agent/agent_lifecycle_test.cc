@@ -12,6 +12,7 @@
 #include <functional>
 #include <sstream>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -102,6 +103,16 @@ const T* Find(const Messages& ms, const T& (v1::AgentMessage::*get)() const,
     if ((m.*has)()) return &(m.*get)();
   }
   return nullptr;
+}
+
+// What the agent sent of `attempt` is its whole log, `total` bytes of `c`,
+// in order, and then a result of exit 0 that says so.
+void ExpectWholeLogAndSuccess(const Messages& ms, uint64_t attempt, uint64_t total, char c) {
+  EXPECT_EQ(Log(ms, attempt), std::string(total, c));
+  const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->log_size(), total);
+  EXPECT_EQ(r->exit_code(), 0);
 }
 
 // Holds the agent's durable state writes (AgentOptions.before_durable_state_write)
@@ -200,6 +211,10 @@ class AgentLifecycleTest : public ::testing::Test {
 // ---------------------------------------------------------------------------
 // Spool
 
+// What the executor reads of a pipe at once (common/subprocess.cc): a bound
+// is crossed by up to that much.
+constexpr uint64_t kOneRead = 1 << 20;
+
 TEST_F(AgentLifecycleTest, OutputIsSpooledOnDiskAndAtTheBoundTheProcessBlocksInsteadOfLosingIt) {
   AgentOptions o = Options();
   o.max_spool_bytes = 256 * 1024;
@@ -216,7 +231,7 @@ TEST_F(AgentLifecycleTest, OutputIsSpooledOnDiskAndAtTheBoundTheProcessBlocksIns
   // there is room (up to 1 MiB, common/subprocess.cc): the process is not read
   // from, so it cannot finish. (Observed for a while: a missing bound would
   // have let all 4 MiB through and the marker appear at once.)
-  const uint64_t bound = o.max_spool_bytes + (1 << 20) + 65536;
+  const uint64_t bound = o.max_spool_bytes + kOneRead + 65536;
   EXPECT_FALSE(coordinator_.WaitFor(
       [&](const Messages& ms) { return LogBytes(ms, 7) > bound; }, absl::Milliseconds(700)));
   EXPECT_FALSE(fs::exists(marker));
@@ -228,15 +243,83 @@ TEST_F(AgentLifecycleTest, OutputIsSpooledOnDiskAndAtTheBoundTheProcessBlocksIns
   // The coordinator catches up: everything arrives, in order, nothing lost.
   coordinator_.AckLogs(true, "1/t7", 7);
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 7), absl::Seconds(60)));
-  const Messages ms = coordinator_.received();
-  EXPECT_EQ(Log(ms, 7), std::string(kTotal, 'x'));
-  const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
-  ASSERT_NE(r, nullptr);
-  EXPECT_EQ(r->log_size(), kTotal);
-  EXPECT_EQ(r->exit_code(), 0);
+  ExpectWholeLogAndSuccess(coordinator_.received(), 7, kTotal, 'x');
   EXPECT_TRUE(fs::exists(marker));
   // Once stored, the spool file is gone.
   EXPECT_TRUE(Eventually([&] { return fs::is_empty(work_ + "/spool"); }));
+}
+
+// The size of the agent's spool files.
+uint64_t SpoolBytes(const std::string& work) {
+  uint64_t bytes = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(work + "/spool", ec)) bytes += e.file_size(ec);
+  return bytes;
+}
+// The bound on how far a task's output may run ahead of what the
+// coordinator acknowledged: the send window (4 MiB, which the last chunk of
+// up to 1 MiB may cross), SendLead::kMax unsent and one read of the pipe.
+constexpr uint64_t kAheadBound = (4 << 20) + (1 << 20) + SendLead::kMax + kOneRead;
+
+TEST_F(AgentLifecycleTest, WhileConnectedATaskWaitsForItsOutputToBeSentInsteadOfSpoolingAhead) {
+  coordinator_.AckLogs(false);  // a coordinator slower than the task: it stores nothing for now
+  StartAgent(Options());        // no --max-spool-bytes: SpoolBudget bounds nothing here
+  const std::string marker = (dir_ / "wrote-everything").string();
+  const uint64_t kTotal = 24 << 20;
+  coordinator_.Assign(
+      Shell(8, absl::StrCat("head -c ", kTotal, " /dev/zero | tr '\\0' y; touch ", marker)));
+  // The send window goes out...
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) { return LogBytes(ms, 8) >= 4 << 20; }));
+  // ...and then the task is read no further ahead than the bound: it cannot
+  // finish, and the spool does not grow past it. (Watched for a while:
+  // without the bound the spool takes all 24 MiB at once and the marker
+  // appears.)
+  EXPECT_FALSE(Eventually([&] { return fs::exists(marker) || SpoolBytes(work_) > kAheadBound; },
+                          absl::Milliseconds(700)));
+  EXPECT_LE(SpoolBytes(work_), kAheadBound);
+  EXPECT_FALSE(fs::exists(marker));
+  // The coordinator catches up: everything arrives, in order.
+  coordinator_.AckLogs(true, "1/t8", 8);
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 8), absl::Seconds(60)));
+  ExpectWholeLogAndSuccess(coordinator_.received(), 8, kTotal, 'y');
+}
+
+TEST_F(AgentLifecycleTest, ATaskHeldBackWhileConnectedRunsFreelyOnceTheCoordinatorIsAway) {
+  AgentOptions o = Options();
+  // No reconnect while the test looks: only the end of the session may
+  // release the task, not the next registration.
+  o.reconnect_initial = absl::Hours(1);
+  o.reconnect_max = absl::Hours(1);
+  o.final_ack_timeout = absl::Milliseconds(100);
+  coordinator_.AckLogs(false);
+  StartAgent(o);
+  const std::string marker = (dir_ / "wrote-everything").string();
+  const uint64_t kTotal = 24 << 20;
+  coordinator_.Assign(
+      Shell(9, absl::StrCat("head -c ", kTotal, " /dev/zero | tr '\\0' z; touch ", marker)));
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) { return LogBytes(ms, 9) >= 4 << 20; }));
+  // Held back at the bound while connected (the executor waits for room).
+  ASSERT_TRUE(Eventually([&] { return SpoolBytes(work_) >= (4 << 20) + SendLead::kMax; }));
+  EXPECT_FALSE(fs::exists(marker));
+  // The coordinator goes away: nothing is sent, so nothing holds the task
+  // back; the spool takes the rest and the task finishes.
+  coordinator_.Disconnect();
+  ASSERT_TRUE(Eventually([&] { return fs::exists(marker); }, absl::Seconds(60)))
+      << "the task stalled while the coordinator was away";
+  EXPECT_GE(SpoolBytes(work_), kTotal);
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
+  }));
+  // Back (a restarted agent, which reconnects at once, to a coordinator that
+  // stored none of it): every byte arrives, in order, from the spool.
+  agent_.reset();
+  testing::FakeCoordinatorLink back;
+  auto stop_before_back_goes = absl::MakeCleanup([&] { agent_.reset(); });
+  agent_ = std::make_unique<Agent>(Options(), &back, &executor_);
+  ASSERT_TRUE(agent_->Start().ok());
+  ASSERT_TRUE(back.WaitFor(HasKind(v1::AgentMessage::kResult, 9), absl::Seconds(60)));
+  ExpectWholeLogAndSuccess(back.received(), 9, kTotal, 'z');
 }
 
 TEST_F(AgentLifecycleTest, AnAttemptWhoseOutputCannotBeKeptFailsWithAClearError) {

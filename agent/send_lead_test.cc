@@ -1,0 +1,26 @@
+#include "agent/send_lead.h"
+
+#include "gtest/gtest.h"
+
+namespace musafarm::agent {
+namespace {
+
+TEST(SendLeadTest, BoundsOnlyWhileTheLogIsBeingSent) {
+  SendLead lead;
+  lead.Read(SendLead::kMax);  // read, not yet spooled: counts
+  EXPECT_TRUE(lead.WaitForRoom(absl::ZeroDuration())) << "nothing is sent yet: no bound";
+  lead.Update(/*unsent=*/0, /*sending=*/true);
+  EXPECT_FALSE(lead.WaitForRoom(absl::ZeroDuration())) << "read bytes count";
+  lead.Update(SendLead::kMax, true);
+  lead.Spooled(SendLead::kMax);  // spooled, still unsent: as far ahead as before
+  EXPECT_FALSE(lead.WaitForRoom(absl::ZeroDuration()));
+  lead.Update(SendLead::kMax - 1, true);  // one byte went out
+  EXPECT_TRUE(lead.WaitForRoom(absl::ZeroDuration()));
+  lead.Update(4 * SendLead::kMax, true);
+  EXPECT_FALSE(lead.WaitForRoom(absl::ZeroDuration()));
+  lead.Update(4 * SendLead::kMax, false);  // disconnected: the spool absorbs it
+  EXPECT_TRUE(lead.WaitForRoom(absl::ZeroDuration()));
+}
+
+}  // namespace
+}  // namespace musafarm::agent
