@@ -890,6 +890,9 @@ TEST_F(AgentLifecycleTest, LowDiskIsReportedAndClearedAndCallsTheHook) {
     return free.load();
   };
   o.on_low_disk = [&](std::set<std::string>) { ++hook_calls; };
+  // Stopped while `free` and `hook_calls` exist (not in TearDown): stopping
+  // still measures the disk.
+  auto stop_first = absl::MakeCleanup([&] { agent_.reset(); });
   coordinator_.set_heartbeat_ms(30);
   StartAgent(o);
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
