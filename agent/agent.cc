@@ -191,6 +191,10 @@ void Agent::Connect() {
   session_ = link_->Open(
       // Grouped: a turn's assignments share one state write (FlushState).
       [this, gen](v1::CoordinatorMessage msg) {
+        if (msg.has_assignment() && Log()->should_log(spdlog::level::debug)) {
+          Log()->debug("task={} attempt={} assignment read at={}", msg.assignment().task_id(),
+                       msg.assignment().attempt_id(), NowMicros());
+        }
         loop_.PostGrouped([this, gen, msg = std::move(msg)] { OnMessage(gen, msg); });
       },
       [this, gen](absl::Status status) {
@@ -397,6 +401,8 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   a.workdir = absl::StrCat(options_.work_dir, "/tasks/", file_name);
   a.started_us = NowMicros();
   Log()->info("task={} attempt={} starting '{}'", as.task_id(), as.attempt_id(), as.display_name());
+  Log()->debug("task={} attempt={} assignment on the loop at={}", as.task_id(), as.attempt_id(),
+               a.started_us);
   std::error_code ec;
   std::filesystem::remove_all(a.workdir, ec);
   std::filesystem::create_directories(a.workdir, ec);
@@ -427,16 +433,10 @@ void Agent::StartExecution(const std::string& key) {
   const v1::Assignment& as = a.assignment;
   a.started_us = NowMicros();
   const bool stale = a.life.phase() == AttemptPhase::kStoppingStale;
-  if (!stale) {  // the coordinator moved on from a stale one
-    v1::AgentMessage started;
-    started.mutable_started()->set_task_id(as.task_id());
-    started.mutable_started()->set_attempt_id(as.attempt_id());
-    started.mutable_started()->set_started_us(a.started_us);
-    Send(std::move(started));
-  }
   if (a.cancel_before_start || stale || a.life.phase() == AttemptPhase::kStoppingHandBack) {
     // Cancelled or to be handed back in the turn that assigned it: it ends
     // as one stopped at once would, without running.
+    if (!stale) SendStarted(a);  // the coordinator moved on from a stale one
     ExitInfo info;
     info.cancelled = true;
     OnExit(key, std::move(info));
@@ -500,6 +500,15 @@ void Agent::StartExecution(const std::string& key) {
   } else {
     exec = executor->Start(as, a.workdir, std::move(cb));
   }
+  // Said once the process runs (or could not start), not before: encoding
+  // and writing the message no longer delays the spawn, and the time it
+  // carries is the spawn's. Nothing of the attempt can reach the
+  // coordinator before it: its output and exit come through this loop.
+  const int64_t spawned_us = NowMicros();
+  Log()->debug("task={} attempt={} spawn from={} to={}", as.task_id(), as.attempt_id(),
+               a.started_us, spawned_us);
+  a.started_us = spawned_us;
+  SendStarted(a);
   if (!exec.ok()) {
     ExitInfo info;
     info.error = std::string(exec.status().message());
@@ -508,6 +517,14 @@ void Agent::StartExecution(const std::string& key) {
     return;
   }
   a.execution = *std::move(exec);
+}
+
+void Agent::SendStarted(const Attempt& a) {
+  v1::AgentMessage started;
+  started.mutable_started()->set_task_id(a.assignment.task_id());
+  started.mutable_started()->set_attempt_id(a.assignment.attempt_id());
+  started.mutable_started()->set_started_us(a.started_us);
+  Send(std::move(started));
 }
 
 void Agent::OnOutput(const std::string& key, std::string data, size_t raw_size) {
@@ -798,11 +815,7 @@ void Agent::OnAck(const v1::Ack& ack) {
     Apply(a, AttemptEvent::kConfirmed);
     // The start may have been lost with the old stream; the coordinator
     // ignores a repeat.
-    v1::AgentMessage started;
-    started.mutable_started()->set_task_id(a.assignment.task_id());
-    started.mutable_started()->set_attempt_id(a.assignment.attempt_id());
-    started.mutable_started()->set_started_us(a.started_us);
-    Send(std::move(started));
+    SendStarted(a);
   }
   Pump(a);
 }
@@ -843,11 +856,13 @@ void Agent::Forget(const std::string& key) {
   Attempt& a = it->second;
   if (a.spool != nullptr) budget_.Add(-static_cast<int64_t>(a.spool->held()));
   if (!budget_.Full()) spool_full_logged_ = false;
-  std::error_code ec;
-  std::filesystem::remove_all(a.workdir, ec);
-  const std::string result_path = a.result_path;
+  // Its files go once this turn's starts are done (FlushState): an ack of a
+  // result and the assignment it unblocked often arrive together, and the
+  // spawn need not wait for a directory tree's removal. The state written
+  // before no longer lists it, so should the agent die in between, its next
+  // run removes them as leftovers.
+  to_remove_.push_back(Removal{key, a.workdir, a.result_path});
   attempts_.erase(it);  // removes the spool file
-  if (!result_path.empty()) ::unlink(result_path.c_str());
   SaveState();
   CheckShutdown();
 }

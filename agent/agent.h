@@ -228,6 +228,8 @@ class Agent {
   // End of a loop turn: writes the state once for all its changes, then
   // starts the attempts assigned in it.
   void FlushState();
+  // Removes the files of the attempts Forget dropped (to_remove_).
+  void RemoveForgotten();
   void WriteState();
   AgentState Snapshot();
   // Duplicates of the spool files of `keys` that hold bytes the coordinator
@@ -238,6 +240,7 @@ class Agent {
   // Results of `keys` are on disk: they may go out.
   void ReleaseResults(const std::vector<std::string>& keys);
   void StartExecution(const std::string& key);
+  void SendStarted(const Attempt& a);  // with a.started_us
 
   // Applies `event` to the attempt's phase; an illegal one is logged and
   // changes nothing (false).
@@ -312,6 +315,13 @@ class Agent {
   bool in_turn_ = false;            // inside a group of the loop (its end flushes)
   bool flushing_ = false;
   std::vector<std::string> to_start_;           // recorded once the state is written
+  // Files of forgotten attempts, removed after the turn's starts (Forget).
+  struct Removal {
+    std::string key;
+    std::string workdir;
+    std::string result_path;  // empty: none
+  };
+  std::vector<Removal> to_remove_;
   std::vector<std::string> awaiting_durable_;  // results for the next durable write
   // Register.instance_secret, kept in the state file; never logged. Empty
   // only when none could be made (the coordinator then sees an old agent).

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "absl/cleanup/cleanup.h"
@@ -586,6 +588,76 @@ TEST_F(AgentLifecycleTest, AnAttemptIsRecordedBeforeItsProcessStarts) {
                                              " && echo recorded || echo missing")));
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 43)));
   EXPECT_EQ(Log(coordinator_.received(), 43), "recorded\n");
+}
+
+// Host processes (ExecExecutor), noting whether `watched` is a directory at
+// the moment each attempt is spawned.
+class WatchingExecutor final : public Executor {
+ public:
+  WatchingExecutor(Executor* inner, std::string watched)
+      : inner_(inner), watched_(std::move(watched)) {}
+  absl::StatusOr<std::unique_ptr<Execution>> Start(const v1::Assignment& assignment,
+                                                   const std::string& workdir,
+                                                   ExecCallbacks callbacks) override {
+    {
+      absl::MutexLock lock(&mu_);
+      seen_[assignment.attempt_id()] = fs::is_directory(watched_);
+    }
+    return inner_->Start(assignment, workdir, std::move(callbacks));
+  }
+  // Whether `watched` was there when `attempt` was spawned; nullopt: not spawned.
+  std::optional<bool> SeenAt(uint64_t attempt) {
+    absl::MutexLock lock(&mu_);
+    auto it = seen_.find(attempt);
+    if (it == seen_.end()) return std::nullopt;
+    return it->second;
+  }
+
+ private:
+  Executor* const inner_;
+  const std::string watched_;
+  absl::Mutex mu_;
+  std::map<uint64_t, bool> seen_ ABSL_GUARDED_BY(mu_);
+};
+
+// The coordinator sends the ack of a result and the assignment that result
+// unblocked in one flush, so they reach the agent together: the new attempt
+// is spawned first, and the finished one's files are removed after it.
+TEST_F(AgentLifecycleTest, AnAssignmentStartsBeforeTheFilesOfTheAttemptItFollowsAreRemoved) {
+  const std::string finished_dir = absl::StrCat(work_, "/tasks/1_t61-61");
+  WatchingExecutor exec(&executor_, finished_dir);
+  DurableGate gate;
+  AgentOptions o = Options();
+  o.slots = 4;
+  o.before_durable_state_write = gate.Hook();
+  // A "Docker" executor that refuses every stage: a Docker attempt's record
+  // is made durable on the agent's loop before it starts, so holding that
+  // write holds the loop while the two messages queue up behind it.
+  agent_ = std::make_unique<Agent>(o, &coordinator_, &exec, &executor_);
+  ASSERT_TRUE(agent_->Start().ok());
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  coordinator_.AckResults(false);
+  coordinator_.Assign(Shell(61, "true"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 61)));
+  ASSERT_TRUE(fs::is_directory(finished_dir));
+
+  gate.Hold(true);
+  v1::Assignment docker;
+  docker.set_task_id("1/d62");
+  docker.set_attempt_id(62);
+  docker.set_job_id("1");
+  docker.mutable_run()->mutable_docker_run()->set_image("busybox");
+  coordinator_.Assign(docker);
+  ASSERT_TRUE(gate.WaitHeld()) << "the Docker attempt's durable write never began";
+  ASSERT_TRUE(coordinator_.AckResult("1/t61", 61));
+  coordinator_.Assign(Shell(63, "true"));
+  coordinator_.AckResults(true);
+  gate.Hold(false);
+
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 63)));
+  EXPECT_EQ(exec.SeenAt(63), std::optional<bool>(true));
+  EXPECT_TRUE(Eventually([&] { return !fs::exists(finished_dir); }));
+  agent_.reset();  // before the executor and the hook's state go out of scope
 }
 
 // An agent upgraded in place finds only the text state file its older build

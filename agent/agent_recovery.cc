@@ -310,7 +310,20 @@ void Agent::FlushState() {
     starting.swap(to_start_);
     for (const std::string& key : starting) StartExecution(key);
   }
+  RemoveForgotten();
   flushing_ = false;
+}
+
+void Agent::RemoveForgotten() {
+  std::vector<Removal> removals;
+  removals.swap(to_remove_);
+  for (const Removal& r : removals) {
+    // Never one an attempt of the same name holds again.
+    if (attempts_.count(r.key) != 0) continue;
+    std::error_code ec;
+    std::filesystem::remove_all(r.workdir, ec);
+    if (!r.result_path.empty()) ::unlink(r.result_path.c_str());
+  }
 }
 
 void Agent::WriteState() {

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/logging.h"
 #include "common/task_state.h"
 #include "coordinator/agent_messages.h"
@@ -197,6 +198,7 @@ void Core::Flush() {
     if (!s.ok()) StopOnStoreFailure("the store's commit", s);
   }
   if (!p.mutation.deliveries.empty() && on_notifications_) on_notifications_();
+  if (Log()->should_log(spdlog::level::debug)) TraceAssignments(p.to_agents);
   for (auto& [agent, msg] : p.to_agents) agents_.Send(agent, std::move(msg));
   // Watchers see state changes only once they are durable.
   for (const std::string& id : p.changed_order) watchers_.PublishTask(*jobs_.FindTask(id));
@@ -212,6 +214,19 @@ void Core::Flush() {
       ++ended_tasks_[{TaskStateName(task.state()), metrics_.StageLabel(task)}];
     }
     jobs_.Remove(id);
+  }
+}
+
+void Core::TraceAssignments(
+    const std::vector<std::pair<std::string, v1::CoordinatorMessage>>& to_agents) const {
+  // The first point of an assignment's way to its spawn, on the clock the
+  // agent's own points use (bench/latency_trace.py reads them): its commit is
+  // on disk and the message leaves the loop now.
+  const int64_t now = NowMicros();
+  for (const auto& [agent, msg] : to_agents) {
+    if (!msg.has_assignment()) continue;
+    Log()->debug("task={} attempt={} assignment sent to {} at={}", msg.assignment().task_id(),
+                 msg.assignment().attempt_id(), agent, now);
   }
 }
 

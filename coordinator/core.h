@@ -340,6 +340,9 @@ class Core : public AgentEventSink, public UserApi {
   // otherwise run ahead of what a restart would see. Inside a group: nothing
   // yet (EndGroup flushes).
   void Flush();
+  // Debug log: when each assignment of a flush leaves the loop (latency tracing).
+  void TraceAssignments(
+      const std::vector<std::pair<std::string, v1::CoordinatorMessage>>& to_agents) const;
 
   Store* const store_;
   LogStore* const logs_;

@@ -256,6 +256,8 @@ void Core::OnStarted(Agent& agent, const v1::AttemptStarted& msg) {
   }
   if (task->state() != v1::TASK_STATE_ASSIGNED) return;  // a resend
   Apply(*task, {TaskEvent::kStart, msg.attempt_id(), nullptr, "", ""});
+  Log()->debug("task={} attempt={} started on the loop at={} (the agent's at={})", task->id(),
+               task->attempt_id(), task->started_us(), msg.started_us());
 }
 
 namespace {

@@ -81,6 +81,14 @@ class FakeCoordinatorLink final : public agent::CoordinatorLink {
     absl::MutexLock lock(&mu_);
     ack_results_ = on;
   }
+  // Says now that the result of `attempt` is stored (as AckResults does when
+  // one arrives). False when no agent is connected.
+  bool AckResult(const std::string& task_id, uint64_t attempt_id) {
+    absl::MutexLock lock(&mu_);
+    if (current_ == nullptr) return false;
+    WriteAck(task_id, attempt_id, log_end_[attempt_id], true);
+    return true;
+  }
   // Breaks the current session, as a lost connection would (UNAVAILABLE).
   void Disconnect() {
     absl::MutexLock lock(&mu_);
