@@ -12,7 +12,8 @@ so one task is ready at a time (the per-task cost with the farm not saturated).
 The points, all on this host's clock: the dependency's end (its result applied by the
 coordinator, the task's endedUs), `assignment sent` (its commit is on disk and the message
 leaves the coordinator's loop), `assignment read` (the agent's gRPC thread has it), `on the
-loop` (the agent's loop takes it), `spawn to` (posix_spawn returned), `started on the loop`
+loop` (the agent's loop takes it), `spawn from` (StartExecution begins: the state
+that lists it is written), `spawn to` (posix_spawn returned), `started on the loop`
 (the coordinator applies Started: the task's startedUs, what bench/run.py measures).
 Debug logging costs a little on every step; compare runs with each other, not with run.py.
 """
@@ -31,6 +32,7 @@ from processes import stop_all  # noqa: E402
 
 POINT = re.compile(r"task=(\S+) attempt=\d+ (assignment sent|assignment read|assignment on the loop|"
                    r"started on the loop|spawn from=\d+)[^=]*? (?:at|to)=(\d+)")
+SPAWN = re.compile(r"task=(\S+) attempt=\d+ spawn from=(\d+)")
 
 
 def main():
@@ -97,23 +99,30 @@ def main():
                     if m:
                         what = "spawned" if m.group(2).startswith("spawn") else m.group(2)
                         points.setdefault(m.group(1), {})[what] = int(m.group(3))
+                    m = SPAWN.search(line)
+                    if m:
+                        points.setdefault(m.group(1), {})["spawning"] = int(m.group(2))
     tasks = {t["id"]: t for t in job["tasks"]}
     steps = [("dependency end -> assignment sent (commit)", "end", "assignment sent"),
              ("sent -> read by the agent's gRPC thread", "assignment sent", "assignment read"),
              ("read -> on the agent's loop", "assignment read", "assignment on the loop"),
-             ("on the loop -> spawned", "assignment on the loop", "spawned"),
+             ("on the loop -> spawn begins (state written)", "assignment on the loop", "spawning"),
+             ("spawn begins -> spawned", "spawning", "spawned"),
              ("assignment sent -> spawned", "assignment sent", "spawned"),
              ("dependency end -> spawned", "end", "spawned"),
              ("dependency end -> startedUs (bench/run.py)", "end", "started on the loop")]
     gaps = {s[0]: [] for s in steps}
     for t in job["tasks"]:
         needs = t["spec"].get("needs")
-        p = dict(points.get(t["id"], {}))
-        if not needs or len(p) < 5:
+        if not needs:
             continue
+        # A build without the debug points (an older one) still gives the last line.
+        p = dict(points.get(t["id"], {}))
         p["end"] = int(tasks[needs[0]]["endedUs"])
+        p["started on the loop"] = int(t["startedUs"])
         for name, a, z in steps:
-            gaps[name].append((p[z] - p[a]) / 1000)
+            if a in p and z in p:
+                gaps[name].append((p[z] - p[a]) / 1000)
     with open("/proc/loadavg") as f:
         load = f.read().split()[0]
     print(f"{args.shape}: {n} tasks on {args.agents} x {args.slots} slots, job {job['state']}, "
