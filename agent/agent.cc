@@ -12,6 +12,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -528,7 +529,11 @@ void Agent::SendStarted(const Attempt& a) {
 }
 
 void Agent::OnOutput(const std::string& key, std::string data, size_t raw_size) {
-  budget_.Add(-static_cast<int64_t>(raw_size));  // now counted as spooled bytes, if kept
+  // The read bytes stop counting only once what is kept of them counts as
+  // spooled (AppendLog): released first, the budget would dip by a whole read
+  // meanwhile and an executor waiting for room could read another (1 MiB).
+  auto release =
+      absl::MakeCleanup([this, raw_size] { budget_.Add(-static_cast<int64_t>(raw_size)); });
   auto it = attempts_.find(key);
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
