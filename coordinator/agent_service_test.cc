@@ -175,7 +175,7 @@ TEST(AgentServiceBackpressureTest, AStreamIsReadNoFurtherThanItsBoundAheadOfTheL
       v1::AgentMessage m;
       m.mutable_log()->set_task_id("1/loud");
       m.mutable_log()->set_attempt_id(1);
-      m.mutable_log()->set_offset(uint64_t{i} * kChunk);
+      m.mutable_log()->set_offset(static_cast<uint64_t>(i) * kChunk);
       m.mutable_log()->set_data(std::string(kChunk, 'x'));
       if (!stream->Write(m)) return;
       written.fetch_add(1);
@@ -199,7 +199,7 @@ TEST(AgentServiceBackpressureTest, AStreamIsReadNoFurtherThanItsBoundAheadOfTheL
   std::vector<uint64_t> seen;
   t.PostToLoop([&] { seen = offsets; });
   ASSERT_TRUE(Eventually([&] { return seen.size() == kChunks; }, absl::Seconds(10)));
-  for (int i = 0; i < kChunks; ++i) EXPECT_EQ(seen[i], uint64_t{i} * kChunk) << i;
+  for (int i = 0; i < kChunks; ++i) EXPECT_EQ(seen[i], static_cast<uint64_t>(i) * kChunk) << i;
   EXPECT_GE(stats.peak_undelivered_bytes.load(), coordinator::AgentServiceImpl::kPauseReadsAt);
 }
 
