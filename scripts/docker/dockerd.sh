@@ -33,6 +33,8 @@
 # MUSAFARM_DOCKERD_STOP_WAIT (seconds, default 30), MUSAFARM_DOCKERD_SHUTDOWN_TIMEOUT (dockerd's
 # --shutdown-timeout, default 5).
 set -euo pipefail
+# alive, wait_gone
+. "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
 PROG="docker/dockerd"
 DOCKERD=${DOCKERD:-/usr/sbin/dockerd}
@@ -142,21 +144,6 @@ our_containerd() {
   [ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" = containerd ] || return 0
   alive "$pid" || return 0
   echo "$pid"
-}
-
-# 0 when pid runs. A zombie counts as gone: an exited daemon was re-parented to PID 1, which
-# may reap it only later (on the dev machine PID 1 reaps about once a second).
-alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
-}
-
-wait_gone() { # pid seconds
-  local pid=$1 n=$(($2 * 10))
-  while [ $n -gt 0 ] && alive "$pid"; do sleep 0.1; n=$((n - 1)); done
-  ! alive "$pid"
 }
 
 # Mount points under the daemon's data root or exec root, deepest first.

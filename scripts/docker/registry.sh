@@ -18,6 +18,8 @@
 # Environment: DOCKER_REGISTRY (default /usr/bin/docker-registry), MUSAFARM_REGISTRY_START_WAIT
 # (seconds, default 30), MUSAFARM_REGISTRY_STOP_WAIT (seconds, default 10).
 set -euo pipefail
+# alive, wait_gone
+. "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
 PROG="docker/registry"
 REGISTRY_BIN=${DOCKER_REGISTRY:-/usr/bin/docker-registry}
@@ -87,21 +89,6 @@ answers() {
       IFS= read -r line <&3 && case "$line" in "HTTP/1."?" 200"*) exit 0 ;; esac
       exit 1' _ "$1" 2>/dev/null
   fi
-}
-
-# 0 when pid runs. A zombie counts as gone: an exited daemon was re-parented to PID 1, which
-# may reap it only later (on the dev machine PID 1 reaps about once a second).
-alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
-}
-
-wait_gone() { # pid seconds
-  local pid=$1 n=$(($2 * 10))
-  while [ $n -gt 0 ] && alive "$pid"; do sleep 0.1; n=$((n - 1)); done
-  ! alive "$pid"
 }
 
 case "$CMD" in
