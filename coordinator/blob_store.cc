@@ -101,8 +101,21 @@ GarbageChoice ChooseGarbage(const std::vector<IndexedBlob>& oldest_use_first,
   return choice;
 }
 
-absl::Status StoreFullError(int64_t total, const v1::Digest& digest, int64_t max_bytes,
-                            bool made_room) {
+absl::StatusOr<bool> AdmitUpload(const v1::Digest& digest, int64_t indexed_size, int64_t total,
+                                 int64_t max_bytes, bool made_room,
+                                 std::set<std::string>* uploading) {
+  if (indexed_size == digest.size_bytes()) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("blob ", content::ShortDigest(digest), " is already stored"));
+  }
+  if (total + digest.size_bytes() <= max_bytes) {
+    if (!uploading->insert(digest.sha256()).second) {
+      return absl::AbortedError(absl::StrCat("blob ", content::ShortDigest(digest),
+                                             " is being uploaded by another call; try again"));
+    }
+    return true;
+  }
+  if (!made_room && digest.size_bytes() <= max_bytes) return false;
   return absl::ResourceExhaustedError(absl::StrCat(
       "the content store is full: it holds ", FormatBytes(static_cast<uint64_t>(total)),
       " and blob ", content::ShortDigest(digest), " (",

@@ -142,9 +142,15 @@ GarbageChoice ChooseGarbage(const std::vector<IndexedBlob>& oldest_use_first,
                             const std::set<std::string>& keep, int64_t cutoff_us,
                             int64_t target_bytes, bool only_if_enough);
 
-// RESOURCE_EXHAUSTED for an upload of `digest` that would take a store
-// holding `total` bytes past `max_bytes`.
-absl::Status StoreFullError(int64_t total, const v1::Digest& digest, int64_t max_bytes,
-                            bool made_room);
+// What a store's StartWrite decides, under its lock, about an upload of
+// `digest` when it holds `indexed_size` bytes of it as a complete blob (-1:
+// none) and `total` bytes in all: true, admitted and marked in `uploading`
+// (the caller ends the mark when the upload ends); false, it does not fit and
+// unreferenced blobs may make room once (`made_room` false); otherwise
+// ALREADY_EXISTS (held), ABORTED (another call uploads it) or
+// RESOURCE_EXHAUSTED (it does not fit, room or not).
+absl::StatusOr<bool> AdmitUpload(const v1::Digest& digest, int64_t indexed_size, int64_t total,
+                                 int64_t max_bytes, bool made_room,
+                                 std::set<std::string>* uploading);
 
 }  // namespace musafarm::coordinator

@@ -284,25 +284,14 @@ absl::StatusOr<std::unique_ptr<BlobUpload>> PostgresBlobStore::StartWrite(const 
   // Over the limit, unreferenced blobs make room (oldest use first) once;
   // what still does not fit is refused.
   for (bool made_room = false;; made_room = true) {
-    {
+    absl::StatusOr<bool> admitted = [&]() -> absl::StatusOr<bool> {
       absl::MutexLock lock(&mu_);
       MF_ASSIGN_OR_RETURN(int64_t size, IndexedSize(sha));
-      if (size == digest.size_bytes()) {
-        return absl::AlreadyExistsError(
-            absl::StrCat("blob ", content::ShortDigest(digest), " is already stored"));
-      }
       MF_ASSIGN_OR_RETURN(int64_t total, TotalBytes());
-      if (total + digest.size_bytes() <= options_.max_bytes) {
-        if (!uploading_.insert(sha).second) {
-          return absl::AbortedError(absl::StrCat("blob ", content::ShortDigest(digest),
-                                                 " is being uploaded by another call; try again"));
-        }
-        break;
-      }
-      if (made_room || digest.size_bytes() > options_.max_bytes) {
-        return StoreFullError(total, digest, options_.max_bytes, made_room);
-      }
-    }
+      return AdmitUpload(digest, size, total, options_.max_bytes, made_room, &uploading_);
+    }();
+    if (!admitted.ok()) return admitted.status();
+    if (*admitted) break;
     MF_RETURN_IF_ERROR(DeleteUnreferenced(std::numeric_limits<int64_t>::min(),
                                           options_.max_bytes - digest.size_bytes(),
                                           /*only_if_enough=*/true)
