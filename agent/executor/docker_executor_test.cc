@@ -1105,25 +1105,10 @@ TEST_F(RealDockerTest, SecretsReachABuildKitRunMountAndAContainerSecretFile) {
 }
 
 TEST_F(RealDockerTest, BuildPushesEveryTagAndPushStageStopsAtFirstFailure) {
-  // registry.sh cannot listen on port 0 and report it, so try a few ports
-  // derived from the pid; it fails fast when one is taken.
-  const std::string registry = (fs::path(MF_SOURCE_DIR) / "scripts/docker/registry.sh").string();
-  const std::string reg_dir = (dir_ / "registry").string();
-  std::string addr, out;
-  for (int i = 0; i < 5 && addr.empty(); ++i) {
-    const int port = 20000 + (::getpid() * 7 + i * 1009) % 30000;
-    if (Sh(absl::StrCat(Quote(registry), " start ", reg_dir, " ", port), &out) == 0) {
-      addr = absl::StrCat("127.0.0.1:", port);
-    }
-  }
-  ASSERT_FALSE(addr.empty()) << "registry.sh start: " << out;
-  struct StopRegistry {
-    std::string cmd;
-    ~StopRegistry() {
-      std::string o;
-      Sh(cmd, &o);
-    }
-  } stop{absl::StrCat(Quote(registry), " stop ", reg_dir)};
+  test_support::PrivateRegistry registry;  // stopped when it goes
+  const std::string started = registry.Start(MF_SOURCE_DIR, (dir_ / "registry").string());
+  ASSERT_EQ(started, "");
+  const std::string& addr = registry.address();
 
   WriteContext(absl::StrCat("FROM ", kBaseImage, "\nRUN echo pushed > /p\n"));
   const uint64_t attempt = NewAttempt();

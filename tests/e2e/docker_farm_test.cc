@@ -11,21 +11,18 @@
 #include <map>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
-#include "absl/strings/strip.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "pugixml.hpp"
 #include "sqlite3.h"
+#include "tests/e2e/docker_rig.h"
 #include "tests/e2e/harness.h"
 
 namespace musafarm::e2e {
 namespace {
 
-const std::string kScripts = std::string(MF_SOURCE_DIR) + "/scripts/docker";
-const std::string kFixture = std::string(MF_SOURCE_DIR) + "/tests/fixtures/docker";
+const std::string kFixture = FixtureDir();
 constexpr char kDockerCli[] = "/usr/bin/docker";
 
 // Runs a command (argv, no shell) and returns its exit code and output.
@@ -42,34 +39,9 @@ CliResult RunCmd(const std::vector<std::string>& argv, const std::string& log) {
 class DockerFarmTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    // Not a skip: scripts/test.sh installs Docker, and a missing engine must
-    // not pass for a green run.
-    ASSERT_TRUE(std::filesystem::exists("/usr/sbin/dockerd") &&
-                std::filesystem::exists("/usr/bin/docker-registry") &&
-                std::filesystem::exists(kDockerCli))
-        << "Docker Engine not installed: run scripts/docker/install.sh";
-    // The registry cannot bind port 0: try a few ports derived from our pid.
-    for (int i = 0; i < 20 && registry_.empty(); ++i) {
-      const int port = 20000 + (::getpid() * 7 + i * 131) % 20000;
-      CliResult r = RunCmd(
-          {kScripts + "/registry.sh", "start", farm_.dir() + "/registry", absl::StrCat(port)},
-          farm_.dir() + "/registry-start.log");
-      if (r.exit_code == 0) registry_ = absl::StrCat("127.0.0.1:", port);
-    }
-    ASSERT_FALSE(registry_.empty()) << ReadFile(farm_.dir() + "/registry-start.log");
-    for (const char* name : {"a", "b"}) {
-      const std::string dir = farm_.dir() + "/dockerd-" + name;
-      CliResult r = RunCmd({kScripts + "/dockerd.sh", "start", dir}, dir + ".log");
-      ASSERT_EQ(r.exit_code, 0) << r.out;
-      std::string host = std::string(absl::StripAsciiWhitespace(ReadFile(dir + "/docker-host")));
-      host = std::string(absl::StripPrefix(host, "DOCKER_HOST="));
-      ASSERT_FALSE(host.empty());
-      hosts_.push_back(host);
-      dockerd_dirs_.push_back(dir);
-      CliResult img = RunCmd({kScripts + "/busybox-image.sh", host, "musafarm/busybox:test"},
-                             dir + "-image.log");
-      ASSERT_EQ(img.exit_code, 0) << img.out;
-    }
+    ASSERT_EQ(docker_.Start(farm_.dir(), 2), "");
+    registry_ = docker_.registry();
+    hosts_ = {docker_.host(0), docker_.host(1)};
     // Retention may delete the farm registry's tags; a pass every second
     // (only pipelines with `retention:` expire in this suite).
     farm_.StartCoordinator({"--registry", registry_, "--retention-interval", "1s"});
@@ -78,30 +50,12 @@ class DockerFarmTest : public ::testing::Test {
     farm_.set_agent_cwd(farm_.dir());
     // One declared GPU each (no detector here): test stages need one, so at
     // most one test runs per agent at a time.
-    farm_.StartAgent("agent-a", {"role=base"}, 3,
-                     {"--docker", "--buildkit", "--docker-host", hosts_[0], "--gpus", "1",
-                      "--gpu-vendor", "mthreads"});
-    farm_.StartAgent("agent-b", {"role=dev"}, 3,
-                     {"--docker", "--buildkit", "--docker-host", hosts_[1], "--gpus", "1",
-                      "--gpu-vendor", "mthreads"});
+    farm_.StartAgent("agent-a", {"role=base"}, 3, docker_.AgentFlags(0));
+    farm_.StartAgent("agent-b", {"role=dev"}, 3, docker_.AgentFlags(1));
     ASSERT_TRUE(WaitFor([&] { return farm_.Agents().size() == 2; }));
   }
 
-  void TearDown() override {
-    for (const std::string& dir : dockerd_dirs_) {
-      RunCmd({kScripts + "/dockerd.sh", "stop", dir}, dir + "-stop.log");
-    }
-    if (!registry_.empty()) {
-      RunCmd({kScripts + "/registry.sh", "stop", farm_.dir() + "/registry"},
-             farm_.dir() + "/registry-stop.log");
-    }
-  }
-
-  std::string Pipeline() {
-    std::string yaml = ReadFile(kFixture + "/pipeline.yaml.in");
-    yaml = absl::StrReplaceAll(yaml, {{"@REGISTRY@", registry_}, {"@CONTEXT@", kFixture}});
-    return farm_.WritePipeline("fixture.yaml", yaml);
-  }
+  std::string Pipeline() { return farm_.WritePipeline("fixture.yaml", docker_.FixturePipeline()); }
 
   // Containers on a daemon, all or only this farm's.
   std::string Containers(const std::string& host) {
@@ -123,8 +77,9 @@ class DockerFarmTest : public ::testing::Test {
   }
 
   Farm farm_;
+  DockerRig docker_;  // stopped before the farm's agents are
   std::string registry_;
-  std::vector<std::string> hosts_, dockerd_dirs_;
+  std::vector<std::string> hosts_;
 };
 
 TEST_F(DockerFarmTest, FixtureMatrixBuildsPushesPullsRunsAndReportsTests) {

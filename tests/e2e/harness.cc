@@ -368,8 +368,10 @@ std::string Farm::WritePipeline(const std::string& name, const std::string& yaml
   return path;
 }
 
-std::string Farm::Submit(const std::string& pipeline_file) {
-  CliResult r = Cli({"submit", pipeline_file, "--output", "json"});
+std::string Farm::Submit(const std::string& pipeline_file, const std::vector<std::string>& flags) {
+  std::vector<std::string> args = {"submit", pipeline_file, "--output", "json"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  CliResult r = Cli(args);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   v1::Job job;
   EXPECT_TRUE(ParseCliJson(r.out, &job)) << r.out;

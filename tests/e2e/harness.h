@@ -136,7 +136,8 @@ class Farm {
   std::unique_ptr<Process> CliAsync(const std::vector<std::string>& args, const std::string& log);
 
   std::string WritePipeline(const std::string& name, const std::string& yaml);
-  std::string Submit(const std::string& pipeline_file);  // returns the job id
+  // Returns the job id. `flags`: more `musafarm submit` flags (--param ...).
+  std::string Submit(const std::string& pipeline_file, const std::vector<std::string>& flags = {});
   absl::StatusOr<v1::Job> Job(const std::string& id);
   std::vector<v1::Agent> Agents();
   bool WaitForJobEnd(const std::string& id, absl::Duration timeout = absl::Seconds(120));

@@ -1,6 +1,7 @@
 #include "tests/support/private_dockerd.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -72,6 +73,29 @@ void PrivateDockerd::Stop() {
   std::error_code ec;
   fs::remove_all(dir_, ec);
   started_ = false;
+}
+
+std::string PrivateRegistry::Start(const std::string& source_dir, const std::string& dir) {
+  script_ = (fs::path(source_dir) / "scripts" / "docker" / "registry.sh").string();
+  dir_ = dir;
+  std::string out;
+  for (int i = 0; i < 20; ++i) {
+    const int port = 20000 + (::getpid() * 7 + i * 1009) % 30000;
+    if (Sh(absl::StrCat(Quote(script_), " start ", Quote(dir_), " ", port), &out) == 0) {
+      address_ = absl::StrCat("127.0.0.1:", port);
+      return "";
+    }
+  }
+  return "registry.sh start failed: " + out;
+}
+
+void PrivateRegistry::Stop() {
+  if (address_.empty()) return;
+  std::string out;
+  if (Sh(absl::StrCat(Quote(script_), " stop ", Quote(dir_)), &out) != 0) {
+    std::cerr << "registry.sh stop: " << out;
+  }
+  address_.clear();
 }
 
 }  // namespace musafarm::test_support

@@ -2,7 +2,9 @@
 
 // Test support: a private Docker daemon for a test suite, started with
 // scripts/docker/dockerd.sh and given the busybox base image by
-// scripts/docker/busybox-image.sh. Shared by the agent's real-Docker tests.
+// scripts/docker/busybox-image.sh, and a private registry on loopback
+// (scripts/docker/registry.sh). Shared by the agent's real-Docker tests and
+// the Docker e2e tests.
 
 #include <string>
 
@@ -31,6 +33,23 @@ class PrivateDockerd {
  private:
   std::string scripts_, dir_, host_;
   bool started_ = false;
+};
+
+// Debian's docker-registry on 127.0.0.1, its storage in a directory of its own.
+class PrivateRegistry {
+ public:
+  // Starts it in `dir`. registry.sh cannot listen on port 0 and report the
+  // port, so this tries a few ports derived from the pid (it fails fast on a
+  // taken one). "" on success, else what went wrong. Stop() is safe after a
+  // failed Start().
+  std::string Start(const std::string& source_dir, const std::string& dir);
+  void Stop();  // its data stays in dir
+  ~PrivateRegistry() { Stop(); }
+
+  const std::string& address() const { return address_; }  // 127.0.0.1:PORT
+
+ private:
+  std::string script_, dir_, address_;
 };
 
 }  // namespace musafarm::test_support
