@@ -158,6 +158,13 @@ absl::Status Coordinator::Start() {
     DashboardOptions dash;
     dash.tls = tls.has_value();
     dash.standby = standby_note;
+    dash.coordinators = [this] {
+      // On listing_io_, as the gRPC call: it reads through the leadership
+      // session. The HTTP server stops before listing_io_ does.
+      absl::StatusOr<v1::ListCoordinatorsResponse> out = absl::UnknownError("not listed");
+      listing_io_.RunSync([this, &out] { out = ListCoordinators(); });
+      return out;
+    };
     dashboard_ = std::make_unique<Dashboard>(dash);
     dashboard_->AddRoutes(http_->routes());
     // The routes below read core_ and access_, which exist once ready_ is set.

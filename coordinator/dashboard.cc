@@ -252,6 +252,15 @@ void Dashboard::AddRoutes(httplib::Server& routes) {
     for (size_t i = 0; i < agents.size(); ++i) absl::StrAppend(&out, i ? "," : "", ToJson(agents[i]));
     SendJson(res, out + "]");
   });
+  // Read-only, as `musafarm coordinators`: which one is active since when.
+  routes.Get("/api/coordinators", [this, guard](const httplib::Request& req,
+                                                httplib::Response& res) {
+    if (!guard(req, res, Action::kRead)) return;
+    if (!options_.coordinators) return SendJson(res, "{}");
+    absl::StatusOr<v1::ListCoordinatorsResponse> list = options_.coordinators();
+    if (!list.ok()) return WriteError(res, list.status());
+    SendJson(res, ToJson(*list));
+  });
   routes.Get("/api/jobs", [this, guard](const httplib::Request& req, httplib::Response& res) {
     if (!guard(req, res, Action::kRead)) return;
     // Filtered on the core, as `musafarm jobs --user --state --name`: the 500

@@ -12,11 +12,13 @@
 #include <functional>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "common/event_loop.h"
 #include "coordinator/access_control.h"
 #include "coordinator/user_admin.h"
 #include "coordinator/user_api.h"
 #include "httplib.h"
+#include "musafarm/v1/user_service.pb.h"
 
 namespace musafarm::coordinator {
 
@@ -28,6 +30,9 @@ struct DashboardOptions {
   // "recovering" ("standby coordinator; the active coordinator is at ..."),
   // so the page names where to go. Returns "" on the active one. Any thread.
   std::function<std::string()> standby;
+  // Who the farm's coordinators are (ListCoordinators' answer, issue 20), for
+  // the read-only coordinators view. May block; any thread. Unset: none listed.
+  std::function<absl::StatusOr<v1::ListCoordinatorsResponse>()> coordinators;
 };
 
 class Dashboard {

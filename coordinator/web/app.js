@@ -88,13 +88,29 @@ async function jobsPage() {
   } }, state, name, sub, el('button', { type: 'submit' }, 'Filter'));
   const jobsBody = el('tbody', {});
   const agentsBody = el('tbody', {});
+  const coordinatorsBody = el('tbody', {});
   main(el('section', {}, el('h1', {}, 'Jobs'), filters,
           el('table', { id: 'jobs' }, el('thead', {}, el('tr', {}, el('th', {}, 'job'), el('th', {}, 'name'),
             el('th', {}, 'state'), el('th', { class: 'wide' }, 'submitter'), el('th', { class: 'wide' }, 'tasks'))), jobsBody)),
        el('section', {}, el('h1', {}, 'Agents'),
           el('table', { id: 'agents' }, el('thead', {}, el('tr', {}, el('th', {}, 'agent'), el('th', {}, 'state'),
             el('th', {}, 'GPUs in use'), el('th', { class: 'wide' }, 'labels'), el('th', { class: 'wide' }, 'running'),
-            el('th', { class: 'wide' }, 'free disk'), el('th', {}, 'unavailable'))), agentsBody)));
+            el('th', { class: 'wide' }, 'free disk'), el('th', {}, 'unavailable'))), agentsBody)),
+       el('section', {}, el('h1', {}, 'Coordinators'),
+          el('table', { id: 'coordinators' }, el('thead', {}, el('tr', {}, el('th', {}, 'address'),
+            el('th', {}, 'role'), el('th', {}, 'epoch'), el('th', { class: 'wide' }, 'active since'),
+            el('th', { class: 'wide' }, 'last seen'))), coordinatorsBody)));
+  // Who is active (issue 20), as `musafarm coordinators`; the rest of the page
+  // does not wait for it nor fail with it.
+  api('/api/coordinators').then((list) => {
+    const when = (t) => t ? new Date(t).toLocaleString() : '–';
+    for (const c of list.coordinators || []) {
+      const role = String(c.role || '').replace(/^COORDINATOR_ROLE_/, '').toLowerCase();
+      coordinatorsBody.append(el('tr', {}, el('td', {}, c.address || c.id), el('td', {}, chip(role, role)),
+        el('td', {}, role === 'active' ? String(c.epoch || 0) : '–'),
+        el('td', { class: 'wide' }, when(c.active_since)), el('td', { class: 'wide' }, when(c.last_seen))));
+    }
+  }).catch(() => {});
   const params = new URLSearchParams({ state: q.get('state') || '', name: q.get('name') || '',
                                        user: q.get('submitter') || '' });
   const [jobs, agents] = await Promise.all([api('/api/jobs?' + params), api('/api/agents')]);

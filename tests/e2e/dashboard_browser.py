@@ -149,6 +149,12 @@ def run(driver, wait, a):
     names = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#jobs tbody tr td:nth-child(2)")]
     if XSS not in names:
         fail(f"the job's name is not shown as text: {names}")
+    # Who is active (issue 20), as `musafarm coordinators`: on SQLite the one
+    # coordinator, active.
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#coordinators tbody tr"))
+    roles = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#coordinators tbody tr td:nth-child(2)")]
+    if roles != ["active"]:
+        fail(f"the coordinators view does not list the one coordinator as active: {roles}")
     driver.execute_script("window.marker = 42")  # gone if the page reloads
     driver.save_screenshot(os.path.join(a.out, "jobs-1366x768.png"))
     no_horizontal_scroll(driver, "jobs page at 1366x768")

@@ -245,6 +245,29 @@ TEST_F(LeadershipE2eTest, TheStandbyNamesTheActiveAndTakesOverWhenItIsKilled) {
                            "\nmusafarm_coordinator_takeovers_total 1\n"}) {
     EXPECT_TRUE(absl::StrContains(metrics->body, line)) << line << " in " << metrics->body;
   }
+  // Since when: the takeover, between the kill and now (whole Unix seconds).
+  int64_t since = 0;
+  for (absl::string_view line : absl::StrSplit(metrics->body, '\n')) {
+    if (absl::ConsumePrefix(&line, "musafarm_coordinator_leader_since_seconds ")) {
+      EXPECT_TRUE(absl::SimpleAtoi(line, &since)) << line;
+    }
+  }
+  EXPECT_GE(since, absl::ToUnixSeconds(killed)) << metrics->body;
+  EXPECT_LE(since, absl::ToUnixSeconds(absl::Now())) << metrics->body;
+  // The dashboard's coordinators view reads the same as `musafarm coordinators`:
+  // b active at epoch 2 since then, listed first, a after it.
+  auto listed = http.Get("/api/coordinators");
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->status, 200) << listed->body;
+  const nlohmann::json list = nlohmann::json::parse(listed->body, nullptr, false);
+  ASSERT_TRUE(list.contains("coordinators")) << listed->body;
+  ASSERT_EQ(list["coordinators"].size(), 2u) << listed->body;
+  EXPECT_EQ(list["coordinators"][0].value("address", ""), b->address()) << listed->body;
+  EXPECT_EQ(list["coordinators"][0].value("role", ""), "COORDINATOR_ROLE_ACTIVE") << listed->body;
+  EXPECT_EQ(list["coordinators"][0].value("epoch", ""), "2") << listed->body;  // int64: a string
+  EXPECT_TRUE(list["coordinators"][0].contains("active_since")) << listed->body;
+  EXPECT_EQ(list["coordinators"][1].value("address", ""), a->address()) << listed->body;
+  EXPECT_EQ(list.value("store", ""), "postgresql") << listed->body;
   auto b_stub = v1::UserService::NewStub(
       grpc::CreateChannel(b->address(), grpc::InsecureChannelCredentials()));
   grpc::ClientContext get_ctx;
