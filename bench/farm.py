@@ -68,9 +68,9 @@ class Figures:
 
 class Farm:
     """A coordinator (SQLite, --insecure on loopback) and `agents` agents of `slots` slots, each
-    with `labels`."""
+    with `labels`, logging at `log_level` (bench/latency_trace.py reads the debug points)."""
 
-    def __init__(self, build, agents, slots, coordinator_args=(), labels=()):
+    def __init__(self, build, agents, slots, coordinator_args=(), labels=(), log_level="warn"):
         self.build = build
         self.dir = tempfile.mkdtemp(prefix="musafarm-bench.")
         self.procs = []
@@ -79,7 +79,7 @@ class Farm:
         self.coordinator = subprocess.Popen(
             [os.path.join(build, "coordinator", "musafarm-coordinator"), "--insecure",
              "--listen", "127.0.0.1:0", "--port-file", port_file,
-             "--data-dir", os.path.join(self.dir, "data"), "--log-level", "warn",
+             "--data-dir", os.path.join(self.dir, "data"), "--log-level", log_level,
              *coordinator_args],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "coordinator.log"), "w"))
         self.procs.append(self.coordinator)
@@ -92,7 +92,7 @@ class Farm:
             self.procs.append(subprocess.Popen(
                 [os.path.join(build, "agent", "musafarm-agent"), "--insecure", "--name", f"bench-{n}",
                  "--slots", str(slots), "--work-dir", os.path.join(self.dir, f"agent-{n}"),
-                 "--log-level", "warn", *label_args], env=self.env,
+                 "--log-level", log_level, *label_args], env=self.env,
                 stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, f"agent-{n}.log"), "w")))
         self._wait(lambda: self.run("agents").count("connected") >= agents, "agents connected")
 
@@ -140,6 +140,10 @@ class Farm:
         if job["state"] != "JOB_STATE_SUCCEEDED":
             raise RuntimeError(f"job {job['id']} ({os.path.basename(path)}) ended {job['state']}")
         return job
+
+    def stop_processes(self):
+        """Stops the binaries; their logs stay in self.dir until stop()."""
+        stop_all(self.procs)
 
     def stop(self):
         stop_all(self.procs)

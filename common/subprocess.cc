@@ -4,15 +4,24 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <map>
 #include <memory>
+#include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 
 extern char** environ;
@@ -23,8 +32,69 @@ namespace {
 // pipe and read let the reader take what piled up while it was busy in one
 // read, and its caller pass it on as one piece (the agent: one spool append,
 // one log chunk), instead of one per 64 KiB.
-constexpr size_t kReadChunk = 1 << 20;
+constexpr size_t kReadChunk = kChildReadChunk;
 constexpr int kPipeBytes = 1 << 20;
+
+// Where Spawn found programs (ResolveInPath): how long an answer holds, and how
+// many are kept (names come from stages, so the map must not grow without end).
+constexpr absl::Duration kPathCacheFor = absl::Seconds(1);
+constexpr size_t kPathCacheMax = 256;
+
+struct FoundProgram {
+  std::string path;
+  absl::Time at;
+};
+
+absl::Mutex path_cache_mu;
+// Key: PATH, then the program's name.
+std::map<std::pair<std::string, std::string>, FoundProgram>& PathCache()
+    ABSL_EXCLUSIVE_LOCKS_REQUIRED(path_cache_mu) {
+  static auto* cache = new std::map<std::pair<std::string, std::string>, FoundProgram>();
+  return *cache;
+}
+
+// What posix_spawnp would run for `name`, "" to leave the search to it: a name
+// with a slash (run as given), a PATH with a relative entry (the child searches
+// it from its own working directory), or nothing found (its error is the one
+// to report). posix_spawnp tries each PATH entry with an execve in the child,
+// while the caller waits: 15 entries here, 14 of them failing, per spawn.
+std::string ResolveInPath(const std::string& name) {
+  if (name.find('/') != std::string::npos) return "";
+  const char* env_path = std::getenv("PATH");
+  // glibc's default when PATH is unset.
+  const std::string path = env_path != nullptr ? env_path : "/bin:/usr/bin";
+  const auto key = std::make_pair(path, name);
+  const absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&path_cache_mu);
+    auto it = PathCache().find(key);
+    if (it != PathCache().end() && now - it->second.at < kPathCacheFor) return it->second.path;
+  }
+  std::string found;
+  for (absl::string_view dir : absl::StrSplit(path, ':')) {
+    if (dir.empty() || dir[0] != '/') return "";
+    std::string candidate = absl::StrCat(dir, "/", name);
+    struct stat st;
+    // As execve: the first regular file this process may execute.
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      found = std::move(candidate);
+      break;
+    }
+  }
+  if (found.empty()) return "";
+  absl::MutexLock lock(&path_cache_mu);
+  if (PathCache().size() >= kPathCacheMax) PathCache().clear();
+  PathCache()[key] = FoundProgram{found, now};
+  return found;
+}
+
+void ForgetInPath(const std::string& name) {
+  absl::MutexLock lock(&path_cache_mu);
+  for (auto it = PathCache().begin(); it != PathCache().end();) {
+    it = it->first.second == name ? PathCache().erase(it) : std::next(it);
+  }
+}
 }  // namespace
 
 EnvMap InheritedEnv() {
@@ -76,9 +146,19 @@ Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::
   posix_spawnattr_setsigdefault(&attr, &all);
   posix_spawnattr_setflags(&attr,
                            POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  // glibc reports a failed exec (ENOENT, EACCES) as posix_spawnp's result.
-  const int rc =
-      ::posix_spawnp(&child.pid, c_argv[0], &actions, &attr, c_argv.data(), c_env.data());
+  // glibc reports a failed exec (ENOENT, EACCES) as posix_spawn's result.
+  // (glibc's posix_spawn always clones with CLONE_VM | CLONE_VFORK, and resets
+  // each signal's disposition in the child whatever POSIX_SPAWN_SETSIGDEF
+  // holds: there is nothing cheaper to ask of it.)
+  int rc = ENOENT;
+  if (const std::string resolved = ResolveInPath(argv[0]); !resolved.empty()) {
+    rc = ::posix_spawn(&child.pid, resolved.c_str(), &actions, &attr, c_argv.data(), c_env.data());
+    // Gone or changed since it was found: forget it, and search again.
+    if (rc == ENOENT || rc == EACCES || rc == ENOTDIR) ForgetInPath(argv[0]);
+  }
+  if (rc == ENOENT || rc == EACCES || rc == ENOTDIR) {
+    rc = ::posix_spawnp(&child.pid, c_argv[0], &actions, &attr, c_argv.data(), c_env.data());
+  }
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attr);
   ::close(fds[1]);
@@ -93,11 +173,6 @@ Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::
   return child;
 }
 
-namespace {
-
-// A pidfd for `pid` (Linux 5.3): readable once the process has exited, so
-// that one poll() waits for output and the exit at once. -1 where the kernel
-// has none; Supervise then polls for the exit as before.
 int OpenPidFd(pid_t pid) {
 #ifdef SYS_pidfd_open
   return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
@@ -107,7 +182,18 @@ int OpenPidFd(pid_t pid) {
 #endif
 }
 
-}  // namespace
+bool ReapIfExited(pid_t pid, int* status) {
+  siginfo_t info = {};
+  // WNOWAIT: see the exit but keep the zombie, so the group id is still
+  // ours for the clean-up kill.
+  if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+      info.si_pid != pid) {
+    return false;
+  }
+  ::kill(-pid, SIGKILL);
+  ::waitpid(pid, status, 0);
+  return true;
+}
 
 int Supervise(const Child& child, const std::function<void(std::string)>& on_output,
               const std::function<void()>& tick, absl::Duration drain, bool* complete) {
@@ -135,17 +221,9 @@ int Supervise(const Child& child, const std::function<void(std::string)>& on_out
         eof = true;
       }
     }
-    if (!exited) {
-      siginfo_t info = {};
-      // WNOWAIT: see the exit but keep the zombie, so the group id is still
-      // ours for the clean-up kill.
-      if (::waitid(P_PID, static_cast<id_t>(child.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
-          info.si_pid == child.pid) {
-        exited = true;
-        ::kill(-child.pid, SIGKILL);
-        ::waitpid(child.pid, &status, 0);
-        drain_until = absl::Now() + drain;
-      }
+    if (!exited && ReapIfExited(child.pid, &status)) {
+      exited = true;
+      drain_until = absl::Now() + drain;
     }
   }
   if (pidfd >= 0) ::close(pidfd);

@@ -2,6 +2,7 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <string>
@@ -25,12 +26,29 @@ struct Child {
   int spawn_errno = 0;  // e.g. ENOENT for a missing program
 };
 
-// Starts argv as an argv vector (argv[0] looked up in PATH; never a shell) in
-// `dir` ("" = ours) with exactly `env`, stdin on /dev/null, stdout and stderr
-// on one pipe (so the output keeps the order it was written in), in a process
-// group of its own, with an empty signal mask and default dispositions (the
-// agent blocks SIGTERM and ignores SIGPIPE; its children must not).
+// Starts argv as an argv vector (argv[0] looked up in this process's PATH;
+// never a shell) in `dir` ("" = ours) with exactly `env`, stdin on /dev/null,
+// stdout and stderr on one pipe (so the output keeps the order it was written
+// in), in a process group of its own, with an empty signal mask and default
+// dispositions (the agent blocks SIGTERM and ignores SIGPIPE; its children
+// must not). Where argv[0] was found is remembered for a second (a program
+// installed meanwhile into an earlier PATH directory is run from the next
+// second on), so that a burst of spawns does not try every PATH entry with an
+// execve each time.
 Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::string& dir);
+
+// The most one read of a child's output takes (Supervise, the agent's reaper).
+inline constexpr size_t kChildReadChunk = 1 << 20;
+
+// A pidfd for `pid` (Linux 5.3): readable once the process has exited, so that
+// one poll() waits for output and the exit at once. -1 where the kernel has none.
+int OpenPidFd(pid_t pid);
+
+// If `pid`, a child leading its own process group, has exited: kills whatever
+// it left in its group, reaps it into `*status` and returns true. The group id
+// stays reserved until then (the exit is looked at without reaping), so the
+// kill cannot reach anyone else's processes.
+bool ReapIfExited(pid_t pid, int* status);
 
 // Reads the child's output into `on_output` until it has exited, calling
 // `tick` about every 50 ms while it runs (for cancel and deadlines; `tick` may

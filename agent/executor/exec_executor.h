@@ -2,6 +2,7 @@
 
 #include "absl/time/time.h"
 #include "agent/executor/executor.h"
+#include "agent/executor/process_reaper.h"
 
 namespace musafarm::agent {
 
@@ -21,8 +22,8 @@ struct ExecOptions {
 // the variables naming the attempt's GPUs (agent/task_env.h). The process gets its own process
 // group; stdout and stderr share one pipe so the log keeps the order the process wrote in. On
 // cancel or timeout the whole group gets SIGTERM, then SIGKILL after kill_grace; when the main
-// process exits, whatever it left in its group is killed too. One thread per running attempt
-// (bounded by the agent's slots).
+// process exits, whatever it left in its group is killed too. One thread supervises every
+// running attempt (ProcessReaper).
 class ExecExecutor final : public Executor {
  public:
   explicit ExecExecutor(ExecOptions options) : options_(std::move(options)) {}
@@ -32,6 +33,9 @@ class ExecExecutor final : public Executor {
 
  private:
   ExecOptions options_;
+  // Declared last: destroyed first, it stops what still runs (Executions
+  // outliving it stay valid).
+  ProcessReaper reaper_;
 };
 
 }  // namespace musafarm::agent

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -278,6 +280,81 @@ TEST_F(ExecExecutorTest, ACancelledStageCollectsNothing) {
   ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(r.exit.cancelled);
   EXPECT_TRUE(r.exit.files.empty());
+}
+
+size_t ThreadsOfThisProcess() {
+  size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// One thread supervises every running attempt (ProcessReaper): each still
+// gets its own output and exit, in order.
+TEST_F(ExecExecutorTest, ManyAttemptsAtOnceKeepTheirOwnOutputAndExit) {
+  constexpr int kAttempts = 12;
+  std::vector<std::unique_ptr<Recorder>> recorders;
+  std::vector<std::unique_ptr<Execution>> running;
+  for (int i = 0; i < kAttempts; ++i) {
+    recorders.push_back(std::make_unique<Recorder>());
+    auto exec = executor_.Start(
+        Exec({"echo start " + std::to_string(i) + "; sleep 0.2; echo end " + std::to_string(i) +
+              "; exit " + std::to_string(i)},
+             true),
+        dir_.string(), recorders.back()->Callbacks());
+    ASSERT_TRUE(exec.ok()) << exec.status();
+    running.push_back(*std::move(exec));
+  }
+  for (int i = 0; i < kAttempts; ++i) {
+    ASSERT_TRUE(recorders[i]->WaitOutput("start " + std::to_string(i) + "\n"));
+  }
+  for (int i = 0; i < kAttempts; ++i) {
+    ASSERT_TRUE(recorders[i]->Wait());
+    EXPECT_EQ(recorders[i]->Out(),
+              "start " + std::to_string(i) + "\nend " + std::to_string(i) + "\n");
+    EXPECT_EQ(recorders[i]->exit.exit_code, i);
+  }
+}
+
+// No thread per attempt: while attempts run, the process has the threads it
+// had with the executor alone (whose reaper thread runs from the start).
+TEST_F(ExecExecutorTest, RunningAttemptsStartNoThreads) {
+  const size_t before = ThreadsOfThisProcess();
+  std::vector<std::unique_ptr<Recorder>> recorders;
+  std::vector<std::unique_ptr<Execution>> running;
+  for (int i = 0; i < 8; ++i) {
+    recorders.push_back(std::make_unique<Recorder>());
+    auto exec = executor_.Start(Exec({"echo up; exec sleep 600"}, true), dir_.string(),
+                                recorders.back()->Callbacks());
+    ASSERT_TRUE(exec.ok()) << exec.status();
+    running.push_back(*std::move(exec));
+  }
+  for (auto& r : recorders) ASSERT_TRUE(r->WaitOutput("up\n"));
+  EXPECT_LE(ThreadsOfThisProcess(), before);
+  for (auto& e : running) e->Cancel();
+  for (auto& r : recorders) {
+    ASSERT_TRUE(r->Wait());
+    EXPECT_TRUE(r->exit.cancelled);
+    EXPECT_EQ(r->exit.signal, SIGTERM);
+  }
+}
+
+// The executor may go first: it stops what still runs, and the executions
+// it handed out stay safe to cancel and destroy.
+TEST_F(ExecExecutorTest, DestroyingTheExecutorStopsWhatRunsAndLeavesExecutionsValid) {
+  Recorder r;
+  std::unique_ptr<Execution> exec;
+  {
+    ExecExecutor executor{ExecOptions{absl::Seconds(2), {}, ""}};
+    auto started = executor.Start(Exec({"echo up; exec sleep 600"}, true), dir_.string(),
+                                  r.Callbacks());
+    ASSERT_TRUE(started.ok()) << started.status();
+    exec = *std::move(started);
+    ASSERT_TRUE(r.WaitOutput("up\n"));
+  }
+  ASSERT_TRUE(r.done.HasBeenNotified());
+  EXPECT_TRUE(r.exit.cancelled);
+  exec->Cancel();
+  exec.reset();
 }
 
 }  // namespace

@@ -50,9 +50,11 @@ struct ExitInfo {
   bool daemon_lost = false;  // host_lost because the Docker daemon did not answer
 };
 
-// Callbacks from an execution. Called from the executor's own thread, in
-// order: any number of on_output, then on_exit exactly once. Must not block,
-// except wait_for_room, which is meant to.
+// Callbacks from an execution. Called from the executor's thread (one per
+// attempt, or the exec executor's one reaper for all), in order: any number of
+// on_output, then on_exit exactly once. Must not block, except wait_for_room,
+// which is meant to (the reaper asks it with a zero timeout), and on_exit of an
+// attempt with GPUs or files to collect (which ends on a thread of its own).
 struct ExecCallbacks {
   absl::AnyInvocable<void(std::string data)> on_output;
   absl::AnyInvocable<void(ExitInfo info)> on_exit;
