@@ -103,9 +103,9 @@ TEST_F(AgentE2eTest, TaskThatFinishedWhileTheCoordinatorWasAwayIsReportedAfterAn
   ASSERT_TRUE(WaitFor([&] { return farm_.Cli({"logs", id + "/t"}).out == "part1\n"; }));
   farm_.coordinator()->Signal(SIGSTOP);
   WriteFile(gate, "go");
-  const std::string state_file = farm_.dir() + "/agent-agent-1/" + agent::kAgentStateFile;
+  const std::string work_dir = farm_.dir() + "/agent-agent-1";
   ASSERT_TRUE(WaitFor([&] {
-    absl::StatusOr<agent::AgentState> st = agent::ReadAgentStateFile(state_file);
+    absl::StatusOr<agent::AgentState> st = agent::ReadVisibleAgentState(work_dir);
     return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
   })) << agent->Output();
   agent->Signal(SIGKILL);

@@ -188,12 +188,17 @@ class AgentLifecycleTest : public ::testing::Test {
     a.mutable_run()->mutable_exec()->set_shell(true);
     return a;
   }
+  // What an earlier agent wrote its visible state to (kAgentStateFile).
   std::string StateFile() const { return absl::StrCat(work_, "/", kAgentStateFile); }
+  // The slots of the visible state (kVisibleAgentState).
+  std::string VisibleSlot(int slot) const {
+    return absl::StrCat(work_, "/", kVisibleAgentState, ".", slot);
+  }
   // The leader pid the agent recorded for `attempt` in its state file.
   int64_t RecordedPid(uint64_t attempt) {
     int64_t pid = 0;
     Eventually([&] {
-      absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+      absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
       if (!st.ok()) return false;
       for (const RecordedAttempt& a : st->attempts()) {
         if (a.attempt_id() == attempt && !a.processes().empty()) pid = a.processes(0).pid();
@@ -310,7 +315,7 @@ TEST_F(AgentLifecycleTest, ATaskHeldBackWhileConnectedRunsFreelyOnceTheCoordinat
       << "the task stalled while the coordinator was away";
   EXPECT_GE(SpoolBytes(work_), kTotal);
   ASSERT_TRUE(Eventually([&] {
-    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
     return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
   }));
   // Back (a restarted agent, which reconnects at once, to a coordinator that
@@ -348,7 +353,7 @@ TEST_F(AgentLifecycleTest, StateFileListsTheRunningAttemptAndItsProcessGroup) {
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kStarted, 9)));
   const int64_t pid = RecordedPid(9);
   ASSERT_GT(pid, 0);
-  absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+  absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
   ASSERT_TRUE(st.ok());
   EXPECT_EQ(st->agent(), "a1");
   ASSERT_EQ(st->attempts_size(), 1);
@@ -361,7 +366,7 @@ TEST_F(AgentLifecycleTest, StateFileListsTheRunningAttemptAndItsProcessGroup) {
   EXPECT_EQ(proc->pgrp, pid);
   agent_.reset();
   // Stopped for good: nothing is held any more.
-  st = ReadAgentStateFile(StateFile());
+  st = ReadVisibleAgentState(work_);
   ASSERT_TRUE(st.ok());
   EXPECT_THAT(st->attempts(), IsEmpty());
 }
@@ -406,9 +411,10 @@ TEST_F(AgentLifecycleTest, StartKillsWhatAnEarlierRunLeftAndRegistersHoldingNoth
               ElementsAre(v1::STAGE_KIND_EXEC));
   EXPECT_THAT(ms[0].register_().capabilities().executors(), ElementsAre("exec"));
   EXPECT_FALSE(ms[0].register_().capabilities().shutting_down());
-  absl::StatusOr<AgentState> now = ReadAgentStateFile(StateFile());
+  absl::StatusOr<AgentState> now = ReadVisibleAgentState(work_);
   ASSERT_TRUE(now.ok());
   EXPECT_THAT(now->attempts(), IsEmpty());
+  EXPECT_FALSE(fs::exists(StateFile())) << "the earlier agent's file outlived the upgrade";
 }
 
 TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseResultWasNotAcknowledgedIsReportedAfterAKill) {
@@ -425,7 +431,7 @@ TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseResultWasNotAcknowledgedIsReport
   std::ofstream(gate) << "go";
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 21)));
   ASSERT_TRUE(Eventually([&] {
-    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
     return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
   }));
   // A SIGKILL now leaves the work dir as it is: a copy of it is put back
@@ -463,7 +469,7 @@ TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseResultWasNotAcknowledgedIsReport
   EXPECT_EQ(r->log_size(), 12u);
   // Acknowledged: the kept files go, and nothing is held any more.
   EXPECT_TRUE(Eventually([&] {
-    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
     return st.ok() && st->attempts().empty() && fs::is_empty(work_ + "/spool");
   }));
 }
@@ -482,7 +488,7 @@ TEST_F(AgentLifecycleTest, AResultIsSentOnlyOnceItsRecordIsOnDisk) {
   // The process ran and its log went out; its record is written visibly...
   ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) { return Log(ms, 41) == "out\n"; }));
   ASSERT_TRUE(Eventually([&] {
-    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
     return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
   }));
   ASSERT_TRUE(gate.WaitHeld()) << "the durable write never began";
@@ -516,7 +522,7 @@ TEST_F(AgentLifecycleTest, AnAgentKilledBeforeTheDurableWriteReportsTheResultFro
   coordinator_.Assign(Shell(44, "echo partial; exit 7"));
   ASSERT_TRUE(gate.WaitHeld());
   ASSERT_TRUE(Eventually([&] {
-    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
     return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
   }));
   const std::string snapshot = (dir_ / "snapshot").string();
@@ -559,8 +565,9 @@ TEST_F(AgentLifecycleTest, AFinishedAttemptIsReportedWhenAMachineCrashEmptiedThe
   agent_.reset();
   fs::remove_all(work_);
   fs::rename(snapshot, work_);
-  // What a crash of the machine may leave of a file renamed without fsync.
-  std::ofstream(StateFile(), std::ios::trunc).close();
+  // What a crash of the machine may leave of files written without fsync.
+  std::ofstream(VisibleSlot(0), std::ios::trunc).close();
+  std::ofstream(VisibleSlot(1), std::ios::trunc).close();
 
   const size_t before = coordinator_.received().size();
   coordinator_.AckResults(true);
@@ -584,7 +591,7 @@ TEST_F(AgentLifecycleTest, AFinishedAttemptIsReportedWhenAMachineCrashEmptiedThe
 // agent process finds what it left running.
 TEST_F(AgentLifecycleTest, AnAttemptIsRecordedBeforeItsProcessStarts) {
   StartAgent(Options());
-  coordinator_.Assign(Shell(43, absl::StrCat("grep -qa 1/t43 ", StateFile(),
+  coordinator_.Assign(Shell(43, absl::StrCat("grep -qa 1/t43 ", VisibleSlot(0), " ", VisibleSlot(1),
                                              " && echo recorded || echo missing")));
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 43)));
   EXPECT_EQ(Log(coordinator_.received(), 43), "recorded\n");
@@ -691,7 +698,7 @@ TEST_F(AgentLifecycleTest, AnUpgradedAgentReportsWhatItsOlderBuildRecordedInTheT
   EXPECT_EQ(r->exit_code(), 4);
   EXPECT_FALSE(fs::exists(work_ + "/" + kLegacyAgentStateFile)) << "read once";
   EXPECT_TRUE(Eventually([&] {
-    absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+    absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
     return st.ok() && st->attempts().empty();
   }));
 }
@@ -704,7 +711,7 @@ TEST_F(AgentLifecycleTest, TheInstanceSecretIsMadeOnceAndKeptAcrossRestarts) {
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
   const std::string secret = coordinator_.registration().instance_secret();
   EXPECT_GE(secret.size(), 16u) << "at least 128 bits";
-  absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+  absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
   ASSERT_TRUE(st.ok()) << st.status();
   EXPECT_EQ(st->instance_secret(), secret);
 
@@ -739,7 +746,7 @@ TEST_F(AgentLifecycleTest, AStateFileFromBeforeTheSecretGetsOne) {
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
   const std::string secret = coordinator_.registration().instance_secret();
   EXPECT_GE(secret.size(), 16u);
-  absl::StatusOr<AgentState> st = ReadAgentStateFile(StateFile());
+  absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
   ASSERT_TRUE(st.ok()) << st.status();
   EXPECT_EQ(st->instance_secret(), secret);
 
@@ -757,7 +764,7 @@ TEST_F(AgentLifecycleTest, AStateFileFromBeforeTheSecretGetsOne) {
   const std::string text_secret = coordinator_.registration().instance_secret();
   EXPECT_GE(text_secret.size(), 16u);
   EXPECT_NE(text_secret, secret);
-  st = ReadAgentStateFile(StateFile());
+  st = ReadVisibleAgentState(work_);
   ASSERT_TRUE(st.ok()) << st.status();
   EXPECT_EQ(st->instance_secret(), text_secret);
 }
@@ -851,7 +858,7 @@ TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseFilesDoNotAddUpIsDroppedAsBefore
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
   EXPECT_EQ(coordinator_.received()[0].register_().held_size(), 0);
   EXPECT_FALSE(fs::exists(a.spool_path()));
-  absl::StatusOr<AgentState> now = ReadAgentStateFile(StateFile());
+  absl::StatusOr<AgentState> now = ReadVisibleAgentState(work_);
   ASSERT_TRUE(now.ok());
   EXPECT_THAT(now->attempts(), IsEmpty());
 }

@@ -178,11 +178,20 @@ absl::StatusOr<AgentState> ReadAgentStateFile(const std::string& path) {
   return ParseAgentState(*bytes, path);
 }
 
-absl::StatusOr<AgentState> ReadDurableAgentState(const std::string& work_dir) {
-  const std::string base = absl::StrCat(work_dir, "/", kDurableAgentState);
+namespace {
+absl::StatusOr<AgentState> ReadRecordedAgentState(const std::string& base) {
   absl::StatusOr<std::string> bytes = DurableRecord::Read(base);
   if (!bytes.ok()) return bytes.status();
   return ParseAgentState(*bytes, base);
+}
+}  // namespace
+
+absl::StatusOr<AgentState> ReadDurableAgentState(const std::string& work_dir) {
+  return ReadRecordedAgentState(absl::StrCat(work_dir, "/", kDurableAgentState));
+}
+
+absl::StatusOr<AgentState> ReadVisibleAgentState(const std::string& work_dir) {
+  return ReadRecordedAgentState(absl::StrCat(work_dir, "/", kVisibleAgentState));
 }
 
 absl::StatusOr<AgentState> LoadAgentState(const std::string& work_dir, bool* legacy) {
@@ -190,6 +199,7 @@ absl::StatusOr<AgentState> LoadAgentState(const std::string& work_dir, bool* leg
   // In order of preference at equal sequence: the same snapshot, and the
   // visible file is then at least as new.
   const absl::StatusOr<AgentState> found[] = {
+      ReadVisibleAgentState(work_dir),
       ReadAgentStateFile(absl::StrCat(work_dir, "/", kAgentStateFile)),
       ReadDurableAgentState(work_dir),
       ReadAgentStateFile(absl::StrCat(work_dir, "/", kOldDurableAgentStateFile)),

@@ -159,6 +159,39 @@ TEST_F(AgentStateTest, LoadPrefersTheProtoAndFallsBackToTheLegacyTextOnce) {
   EXPECT_THAT(got->attempts(), IsEmpty());
 }
 
+// The visible state lives in its own slots (written without fdatasync, no
+// rename): it wins over an earlier agent's kAgentStateFile and an older
+// durable state, and a torn or emptied pair of slots falls back to them.
+TEST_F(AgentStateTest, LoadPrefersTheVisibleSlotsWhenNewest) {
+  const std::string work = dir_.string();
+  DurableRecord visible(work + "/" + kVisibleAgentState);
+  DurableRecord durable(work + "/" + kDurableAgentState);
+  auto state = [](const std::string& agent, uint64_t sequence) {
+    AgentState s;
+    s.set_agent(agent);
+    s.set_sequence(sequence);
+    return *SerializeAgentState(s);
+  };
+  AgentState file_state;
+  file_state.set_agent("earlier agent's file");
+  file_state.set_sequence(3);
+  ASSERT_TRUE(WriteAgentStateFile(path_, file_state).ok());
+  ASSERT_TRUE(durable.Write(state("durable", 4)).ok());
+  ASSERT_TRUE(visible.Write(state("visible", 5), DurableRecord::Sync::kVisible).ok());
+  bool legacy = true;
+  absl::StatusOr<AgentState> got = LoadAgentState(work, &legacy);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->agent(), "visible");
+  EXPECT_EQ(ReadVisibleAgentState(work)->agent(), "visible");
+  // A machine crash emptied both slots: the durable state.
+  std::ofstream(work + "/" + kVisibleAgentState + ".0", std::ios::trunc).close();
+  std::ofstream(work + "/" + kVisibleAgentState + ".1", std::ios::trunc).close();
+  EXPECT_TRUE(absl::IsNotFound(ReadVisibleAgentState(work).status()));
+  got = LoadAgentState(work, &legacy);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->agent(), "durable");
+}
+
 // Issue 19: the state is written at every change without fsync
 // (kAgentStateFile) and with fdatasync when it must survive a machine crash
 // (kDurableAgentState's slots; kOldDurableAgentStateFile before them). The

@@ -8,7 +8,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/agent_state.h"
-#include "common/atomic_file.h"
 
 namespace musafarm::agent {
 namespace {
@@ -20,7 +19,8 @@ void CloseAll(const std::vector<int>& fds) {
 }  // namespace
 
 StateWriter::StateWriter(std::string work_dir)
-    : visible_path_(absl::StrCat(work_dir, "/", kAgentStateFile)),
+    : old_visible_path_(absl::StrCat(work_dir, "/", kAgentStateFile)),
+      visible_(absl::StrCat(work_dir, "/", kVisibleAgentState)),
       durable_(absl::StrCat(work_dir, "/", kDurableAgentState)) {
   thread_ = std::thread([this] { Run(); });
 }
@@ -41,7 +41,13 @@ void StateWriter::SetBeforeDurableHook(std::function<void()> hook) {
 absl::Status StateWriter::WriteVisible(const AgentState& state) {
   absl::StatusOr<std::string> bytes = SerializeAgentState(state);
   if (!bytes.ok()) return bytes.status();
-  return WriteFileUnsynced(visible_path_, *bytes, 0600);
+  if (absl::Status s = visible_.Write(*bytes, DurableRecord::Sync::kVisible); !s.ok()) return s;
+  if (!old_visible_path_.empty()) {
+    // Older than what was just written, which LoadAgentState prefers anyway.
+    ::unlink(old_visible_path_.c_str());
+    old_visible_path_.clear();
+  }
+  return absl::OkStatus();
 }
 
 void StateWriter::WriteDurableAsync(const AgentState& state, std::vector<int> sync_fds,

@@ -17,7 +17,7 @@ namespace musafarm::agent {
 
 // Writes the agent's state files (agent_state.h) for the agent loop, so that
 // no fsync runs on it between an assignment and its spawn (issue 19):
-// WriteVisible replaces kAgentStateFile without fsync, on the caller's thread;
+// WriteVisible overwrites the visible state without fsync, on the caller's thread;
 // WriteDurableAsync writes kDurableAgentState with fdatasync on the writer's
 // own thread (one for the agent, not one per attempt) and reports when it is
 // on disk, while the loop goes on. At most one durable write is in flight;
@@ -30,8 +30,9 @@ class StateWriter {
   StateWriter(const StateWriter&) = delete;
   StateWriter& operator=(const StateWriter&) = delete;
 
-  // kAgentStateFile, renamed into place without fsync: what an agent process
-  // restarted after a crash reads; a machine crash may leave it old or empty.
+  // The visible state (kVisibleAgentState's slots), without fsync: what an
+  // agent process restarted after a crash reads; a machine crash may leave it
+  // old or empty. The first one removes an earlier agent's kAgentStateFile.
   absl::Status WriteVisible(const AgentState& state);
   // On the writer's thread: fdatasync and close each of `sync_fds` (the
   // caller's duplicates of spool files whose bytes the state vouches for),
@@ -56,7 +57,10 @@ class StateWriter {
   void Run();
   absl::Status Durable(const std::string& bytes, const std::vector<int>& fds);
 
-  const std::string visible_path_;
+  // An earlier agent's visible state file, until the first WriteVisible.
+  std::string old_visible_path_;
+  // Written on the caller's thread (the agent loop) only.
+  DurableRecord visible_;
   // Written by whichever thread holds busy_ (Durable), one at a time.
   DurableRecord durable_;
   absl::Mutex mu_;

@@ -142,7 +142,7 @@ absl::Status DurableRecord::Open() {
   return absl::OkStatus();
 }
 
-absl::Status DurableRecord::Write(absl::string_view bytes) {
+absl::Status DurableRecord::Write(absl::string_view bytes, Sync sync) {
   if (!open_) {
     if (absl::Status s = Open(); !s.ok()) return s;
   }
@@ -158,7 +158,9 @@ absl::Status DurableRecord::Write(absl::string_view bytes) {
     frame.resize(capacity, '\0');
   }
   if (absl::Status s = WriteAll(fds_[slot], frame, path); !s.ok()) return s;
-  if (::fdatasync(fds_[slot]) != 0) return ErrnoError(absl::StrCat("fdatasync ", path), errno);
+  if (sync == Sync::kDurable && ::fdatasync(fds_[slot]) != 0) {
+    return ErrnoError(absl::StrCat("fdatasync ", path), errno);
+  }
   capacity_[slot] = capacity;
   ++generation_;
   newest_ = slot;

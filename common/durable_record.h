@@ -29,10 +29,17 @@ class DurableRecord {
   DurableRecord(const DurableRecord&) = delete;
   DurableRecord& operator=(const DurableRecord&) = delete;
 
+  // Whether a write waits for the disk (fdatasync). kVisible: the record
+  // survives a crash of the writing process, not one of the machine (as a
+  // file renamed into place without fsync would, for a fraction of the cost:
+  // ext4 starts writing a file out whenever it replaces another by rename).
+  enum class Sync { kDurable, kVisible };
+
   // Replaces the record. Once it returns OK, Read returns `bytes` (or what a
-  // later Write wrote) after any crash. On an error the previous record is
-  // still what Read returns. The first call opens (and creates) the slots.
-  absl::Status Write(absl::string_view bytes);
+  // later Write wrote) after any crash (kVisible: of the process). On an error
+  // the previous record is still what Read returns. The first call opens (and
+  // creates) the slots.
+  absl::Status Write(absl::string_view bytes, Sync sync = Sync::kDurable);
 
   // The newest intact record at `base_path`. NotFound when no write of one
   // ever completed there (no slots, empty ones, or only a torn first write).
