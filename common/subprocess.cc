@@ -45,11 +45,14 @@ struct FoundProgram {
   absl::Time at;
 };
 
-absl::Mutex path_cache_mu;
 // Key: PATH, then the program's name.
-std::map<std::pair<std::string, std::string>, FoundProgram>& PathCache()
-    ABSL_EXCLUSIVE_LOCKS_REQUIRED(path_cache_mu) {
-  static auto* cache = new std::map<std::pair<std::string, std::string>, FoundProgram>();
+struct PathCache {
+  absl::Mutex mu;
+  std::map<std::pair<std::string, std::string>, FoundProgram> found ABSL_GUARDED_BY(mu);
+};
+
+PathCache& Programs() {
+  static auto* cache = new PathCache();
   return *cache;
 }
 
@@ -65,10 +68,11 @@ std::string ResolveInPath(const std::string& name) {
   const std::string path = env_path != nullptr ? env_path : "/bin:/usr/bin";
   const auto key = std::make_pair(path, name);
   const absl::Time now = absl::Now();
+  PathCache& cache = Programs();
   {
-    absl::MutexLock lock(&path_cache_mu);
-    auto it = PathCache().find(key);
-    if (it != PathCache().end() && now - it->second.at < kPathCacheFor) return it->second.path;
+    absl::MutexLock lock(&cache.mu);
+    auto it = cache.found.find(key);
+    if (it != cache.found.end() && now - it->second.at < kPathCacheFor) return it->second.path;
   }
   std::string found;
   for (absl::string_view dir : absl::StrSplit(path, ':')) {
@@ -83,16 +87,17 @@ std::string ResolveInPath(const std::string& name) {
     }
   }
   if (found.empty()) return "";
-  absl::MutexLock lock(&path_cache_mu);
-  if (PathCache().size() >= kPathCacheMax) PathCache().clear();
-  PathCache()[key] = FoundProgram{found, now};
+  absl::MutexLock lock(&cache.mu);
+  if (cache.found.size() >= kPathCacheMax) cache.found.clear();
+  cache.found[key] = FoundProgram{found, now};
   return found;
 }
 
 void ForgetInPath(const std::string& name) {
-  absl::MutexLock lock(&path_cache_mu);
-  for (auto it = PathCache().begin(); it != PathCache().end();) {
-    it = it->first.second == name ? PathCache().erase(it) : std::next(it);
+  PathCache& cache = Programs();
+  absl::MutexLock lock(&cache.mu);
+  for (auto it = cache.found.begin(); it != cache.found.end();) {
+    it = it->first.second == name ? cache.found.erase(it) : std::next(it);
   }
 }
 }  // namespace
