@@ -64,12 +64,13 @@ void WatchHub::Resume(WatchId id) {
   if (CatchUp(it->second)) watchers_.erase(it);
 }
 
-bool WatchHub::SendStored(Entry& w, const std::string& task, Sent& s) {
+WatchHub::Sending WatchHub::SendStored(Entry& w, const std::string& task, Sent& s,
+                                      bool one_message) {
   const uint64_t size = logs_->Size(task, s.attempt);
   while (s.bytes < size) {
     if (w.watcher->UnwrittenLogBytes() >= kWindow) {
       FallBehind(w);
-      return false;
+      return Sending::kFull;
     }
     absl::StatusOr<std::string> data =
         logs_->Read(task, s.attempt, s.bytes, std::min(kCatchUpChunk, size - s.bytes));
@@ -78,19 +79,31 @@ bool WatchHub::SendStored(Entry& w, const std::string& task, Sent& s) {
     const uint64_t at = s.bytes;
     s.bytes += data->size();
     w.watcher->Send(LogEvent(task, s.attempt, at, *std::move(data)));
+    if (one_message) return s.bytes < size ? Sending::kMore : Sending::kDone;
   }
-  return true;
+  return Sending::kDone;
 }
 
 bool WatchHub::CatchUp(Entry& w) {
   w.behind = false;
   while (!w.stale.empty()) {
-    if (!SendStored(w, w.stale.front().first, w.stale.front().second)) return false;
+    const Sending done =
+        SendStored(w, w.stale.front().first, w.stale.front().second, /*one_message=*/false);
+    if (done == Sending::kFull) return false;
     w.stale.pop_front();
   }
-  for (auto it = w.lagging.begin(); it != w.lagging.end(); it = w.lagging.erase(it)) {
+  // Round robin over the lagging tasks, one message a turn (class comment).
+  // The store only grows on this thread, so every task runs out.
+  while (!w.lagging.empty()) {
+    auto it = w.lagging.upper_bound(w.last_turn);
+    if (it == w.lagging.end()) it = w.lagging.begin();
     auto s = w.sent.find(*it);
-    if (s != w.sent.end() && !SendStored(w, *it, s->second)) return false;
+    const Sending more = s == w.sent.end()
+                             ? Sending::kDone
+                             : SendStored(w, *it, s->second, /*one_message=*/true);
+    if (more == Sending::kFull) return false;  // its turn again at the next Resume
+    w.last_turn = *it;
+    if (more == Sending::kDone) w.lagging.erase(it);
   }
   for (auto& [id, task] : w.held_tasks) {
     v1::WatchEvent ev;

@@ -29,7 +29,10 @@ namespace musafarm::coordinator {
 // offset each task's log reached the watcher, asks for a drain notice, and
 // when the watcher has written half the window (Resume) sends what the store
 // holds from those offsets, in messages of up to kCatchUpChunk, until it is
-// current again. Task changes meanwhile are kept as the latest state of each
+// current again. The tasks it lags in take turns, one message each, and the
+// turn carries over from one Resume to the next: tasks that print at once
+// share the watcher's pace, so none waits behind another's backlog (which a
+// busy task, caught up task by task, could grow for as long as it prints). Task changes meanwhile are kept as the latest state of each
 // task and `finished` waits, both sent once the logs are current: a watcher
 // that falls behind still gets every byte, in order, before the job's end;
 // memory per watcher stays about kWindow plus one message.
@@ -83,6 +86,7 @@ class WatchHub {
     // latest state of tasks that changed; the job's end.
     bool behind = false;
     std::set<std::string> lagging;
+    std::string last_turn;  // the lagging task caught up last: the next one's turn is after it
     std::deque<std::pair<std::string, Sent>> stale;
     std::map<std::string, v1::Task> held_tasks;
     std::optional<v1::Job> held_end;
@@ -92,9 +96,11 @@ class WatchHub {
       return job_id == task.job_id() && (task_id.empty() || task_id == task.id());
     }
   };
-  // Sends the stored log of `task` from `s.bytes` (to its current end) while
-  // the watcher has room; false when it filled up first.
-  bool SendStored(Entry& w, const std::string& task, Sent& s);
+  enum class Sending { kDone, kMore, kFull };
+  // Sends the stored log of `task` from `s.bytes`: all of it (to its current
+  // end) or, with `one_message`, at most one message; kFull when the watcher
+  // had no room first, kMore when there is more stored, kDone when not.
+  Sending SendStored(Entry& w, const std::string& task, Sent& s, bool one_message);
   // Sends what the watcher lags by, then what was held; the job's end last,
   // and then true: the watcher is done. Falls behind again when it fills up.
   bool CatchUp(Entry& w);

@@ -223,6 +223,56 @@ TEST_F(WatchHubTest, AWatcherBehindGetsTheEndOfTheOldAttemptBeforeTheNewOne) {
   EXPECT_EQ(w->events.back().log().attempt_id(), 6u);
 }
 
+// The log bytes of `task` the watcher was sent, in order.
+std::string TaskLog(const RecordingWatcher& w, const std::string& task) {
+  std::string out;
+  for (const v1::WatchEvent& e : w.events) {
+    if (e.has_log() && e.log().task_id() == task) out += e.log().data();
+  }
+  return out;
+}
+
+TEST_F(WatchHubTest, TasksBehindTakeTurnsSoABusyOneHoldsNoneBack) {
+  WatchHub hub(logs_.get());
+  auto w = std::make_shared<RecordingWatcher>();
+  w->count_unwritten = true;
+  hub.Add(1, Request("", true), job_, w);
+  // Both tasks print 8 MiB while the watcher writes nothing: it falls behind
+  // in both.
+  std::string a, b;
+  for (int i = 0; i < 128; ++i) {
+    a += Piece(i);
+    StoreAndPublish(logs_.get(), &hub, job_.tasks(0), 5, Piece(i));
+    b += Piece(i + 1);
+    StoreAndPublish(logs_.get(), &hub, job_.tasks(1), 5, Piece(i + 1));
+  }
+  ASSERT_FALSE(w->drain_requests.empty());
+  // Each time it drains, 1/a has printed another window's worth and 1/b a
+  // line. Caught up task by task, 1/b would wait until 1/a stopped printing;
+  // taking turns, both move every time.
+  for (int round = 0; round < 8; ++round) {
+    const size_t had_a = TaskLog(*w, "1/a").size(), had_b = TaskLog(*w, "1/b").size();
+    for (int i = 0; i < 64; ++i) {
+      a += Piece(round * 64 + i);
+      StoreAndPublish(logs_.get(), &hub, job_.tasks(0), 5, Piece(round * 64 + i));
+    }
+    b += "a line\n";
+    StoreAndPublish(logs_.get(), &hub, job_.tasks(1), 5, "a line\n");
+    Drain(&hub, w.get(), 1);
+    EXPECT_GT(TaskLog(*w, "1/a").size(), had_a) << "round " << round;
+    EXPECT_GT(TaskLog(*w, "1/b").size(), had_b) << "round " << round;
+    EXPECT_LE(w->max_unwritten, WatchHub::kWindow + WatchHub::kCatchUpChunk);
+  }
+  for (int round = 0; round < 100 && w->Log().size() < a.size() + b.size(); ++round) {
+    Drain(&hub, w.get(), 1);
+  }
+  EXPECT_EQ(TaskLog(*w, "1/a"), a);
+  EXPECT_EQ(TaskLog(*w, "1/b"), b);
+  // Current again: new bytes go straight to it.
+  StoreAndPublish(logs_.get(), &hub, job_.tasks(1), 5, "live\n");
+  EXPECT_EQ(w->events.back().log().data(), "live\n");
+}
+
 TEST_F(WatchHubTest, ANewWatcherOfALongLogIsCaughtUpAWindowAtATime) {
   std::string all;
   for (int i = 0; i < 160; ++i) {
