@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -54,10 +55,19 @@ constexpr size_t kMaxChunk = 64 * 1024;
 // accepts: output that piles up while the stream is busy goes in few large
 // messages (one Append, one Ack, one watcher message each on the coordinator).
 constexpr size_t kMaxLogChunk = limits::kMaxChunkBytes;
-// Log bytes sent but not yet acknowledged, per attempt: what the stream's
-// outbox may hold of it, so that a slow coordinator does not pull the spool
-// into memory.
+// Log bytes sent but not yet acknowledged: what the stream's outbox may hold,
+// so that a slow coordinator does not pull the spool into memory. The agent's
+// in all, like SendLead::kMax: each attempt with log bytes on their way has an
+// even share of both (Agent::Sharing), and at least kMinShare, so that the
+// bytes queued ahead of a watcher, and so a line's delay, do not grow with the
+// number of tasks printing at once (issue 19: 4 tasks, 2 per agent, had 4x the
+// one task's queue).
 constexpr uint64_t kSendWindow = 4 << 20;
+constexpr uint64_t kMinShare = 256 << 10;
+
+uint64_t ShareOf(uint64_t whole, size_t sharing) {
+  return std::max<uint64_t>(kMinShare, whole / std::max<size_t>(1, sharing));
+}
 
 }  // namespace
 
@@ -723,14 +733,25 @@ bool Agent::Sending(const Attempt& a) const {
   return session_ != nullptr && registered_ && !a.life.unconfirmed();
 }
 
-void Agent::UpdateLead(Attempt& a) { a.lead->Update(a.total() - a.sent, Sending(a)); }
+size_t Agent::Sharing(const Attempt& a) const {
+  size_t n = 1;
+  for (const auto& [key, other] : attempts_) {
+    if (&other != &a && other.total() > other.base()) ++n;
+  }
+  return n;
+}
+
+void Agent::UpdateLead(Attempt& a) {
+  a.lead->Update(a.total() - a.sent, Sending(a), ShareOf(SendLead::kMax, Sharing(a)));
+}
 
 void Agent::Pump(Attempt& a) {
   if (!Sending(a)) {
     UpdateLead(a);  // not bounded while nothing goes out: the spool absorbs the output
     return;
   }
-  while (a.sent < a.total() && a.sent - a.base() < kSendWindow) {
+  const uint64_t window = ShareOf(kSendWindow, Sharing(a));
+  while (a.sent < a.total() && a.sent - a.base() < window) {
     absl::StatusOr<std::string> data = a.spool->Read(a.sent, kMaxLogChunk);
     if (!data.ok()) {
       // Tried again at the next acknowledgement or output.

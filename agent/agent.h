@@ -260,7 +260,11 @@ class Agent {
   void Pump(Attempt& a);
   // Whether the attempt's log goes out now (Pump sends it).
   bool Sending(const Attempt& a) const;
-  // Tells the attempt's SendLead what is unsent and whether it is being sent.
+  // How many attempts share the link now: `a` and those with log bytes not
+  // yet acknowledged.
+  size_t Sharing(const Attempt& a) const;
+  // Tells the attempt's SendLead what is unsent, whether it is being sent and
+  // its share of the lead.
   void UpdateLead(Attempt& a);
   void SendArtifacts(Attempt& a);
   void SendHandBack(const v1::Assignment& as, const std::string& reason);

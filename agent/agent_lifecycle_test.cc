@@ -291,6 +291,43 @@ TEST_F(AgentLifecycleTest, WhileConnectedATaskWaitsForItsOutputToBeSentInsteadOf
   ExpectWholeLogAndSuccess(coordinator_.received(), 8, kTotal, 'y');
 }
 
+TEST_F(AgentLifecycleTest, AttemptsWithLogOnItsWayShareTheAgentsSendWindow) {
+  coordinator_.AckLogs(false);  // the coordinator stores nothing for now
+  StartAgent(Options());
+  // A quiet task whose one line is not acknowledged yet: it shares the link.
+  const std::string release = (dir_ / "release").string();
+  coordinator_.Assign(Shell(
+      10, absl::StrCat("echo quiet; while [ ! -e ", release, " ]; do sleep 0.05; done")));
+  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) { return LogBytes(ms, 10) >= 6; }));
+  const std::string marker = (dir_ / "wrote-everything").string();
+  const uint64_t kTotal = 24 << 20;
+  coordinator_.Assign(
+      Shell(11, absl::StrCat("head -c ", kTotal, " /dev/zero | tr '\\0' w; touch ", marker)));
+  // The busy task gets half the send window (its last chunk, of up to 1 MiB,
+  // may cross it), not all of it: watched for a while, it sends no more.
+  constexpr uint64_t kHalfWindow = 2 << 20;
+  ASSERT_TRUE(coordinator_.WaitFor(
+      [&](const Messages& ms) { return LogBytes(ms, 11) >= kHalfWindow; }));
+  EXPECT_FALSE(coordinator_.WaitFor(
+      [&](const Messages& ms) { return LogBytes(ms, 11) > kHalfWindow + (1 << 20); },
+      absl::Milliseconds(700)));
+  EXPECT_FALSE(fs::exists(marker));
+  // The coordinator catches up: both logs arrive whole, in order.
+  std::ofstream(release).put('\n');
+  coordinator_.AckLogs(true, "1/t10", 10);
+  coordinator_.AckLogs(true, "1/t11", 11);
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 11), absl::Seconds(60)));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 10), absl::Seconds(60)));
+  const Messages ms = coordinator_.received();
+  EXPECT_EQ(Log(ms, 11), std::string(kTotal, 'w'));
+  EXPECT_EQ(Log(ms, 10), "quiet\n");
+  for (const v1::AgentMessage& m : ms) {
+    if (!m.has_result()) continue;
+    EXPECT_EQ(m.result().exit_code(), 0);
+    EXPECT_EQ(m.result().log_size(), m.result().attempt_id() == 11 ? kTotal : 6);
+  }
+}
+
 TEST_F(AgentLifecycleTest, ATaskHeldBackWhileConnectedRunsFreelyOnceTheCoordinatorIsAway) {
   AgentOptions o = Options();
   // No reconnect while the test looks: only the end of the session may

@@ -22,6 +22,10 @@ namespace musafarm::agent {
 // here: the spool absorbs the output as before (SpoolBudget bounds that), so
 // a disconnect never stalls a task. Thread-safe: the executor's thread adds
 // reads and waits, the agent loop does the rest.
+//
+// kMax is the agent's, not each attempt's: the agent gives each attempt its
+// share of it (Update's `max`), so that what is queued ahead of a watcher does
+// not grow with the number of tasks printing at once.
 class SendLead {
  public:
   // Overshoot is at most one read (1 MiB, common/subprocess.cc).
@@ -32,10 +36,10 @@ class SendLead {
   // Loop: `bytes` of Read reached the loop and were spooled (or dropped).
   void Spooled(uint64_t bytes);
   // Loop: the spool holds `unsent` bytes not yet sent; `sending` says whether
-  // the attempt's log is being sent now.
-  void Update(uint64_t unsent, bool sending);
-  // Waits up to `timeout` until the lead is under kMax or the attempt is not
-  // being sent; true when so.
+  // the attempt's log is being sent now; `max` is the attempt's bound.
+  void Update(uint64_t unsent, bool sending, uint64_t max = kMax);
+  // Waits up to `timeout` until the lead is under its bound or the attempt is
+  // not being sent; true when so.
   bool WaitForRoom(absl::Duration timeout);
 
  private:
@@ -43,6 +47,7 @@ class SendLead {
   uint64_t reading_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t unsent_ ABSL_GUARDED_BY(mu_) = 0;
   bool sending_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t max_ ABSL_GUARDED_BY(mu_) = kMax;
 };
 
 }  // namespace musafarm::agent

@@ -22,5 +22,18 @@ TEST(SendLeadTest, BoundsOnlyWhileTheLogIsBeingSent) {
   EXPECT_TRUE(lead.WaitForRoom(absl::ZeroDuration()));
 }
 
+TEST(SendLeadTest, AnAttemptIsBoundByItsShare) {
+  SendLead lead;
+  constexpr uint64_t kHalf = SendLead::kMax / 2;
+  lead.Update(kHalf, true, kHalf);  // two attempts share the agent's lead
+  EXPECT_FALSE(lead.WaitForRoom(absl::ZeroDuration()));
+  lead.Update(kHalf - 1, true, kHalf);
+  EXPECT_TRUE(lead.WaitForRoom(absl::ZeroDuration()));
+  lead.Read(1);
+  EXPECT_FALSE(lead.WaitForRoom(absl::ZeroDuration()));
+  lead.Update(kHalf - 1, true, SendLead::kMax);  // alone again: the whole lead
+  EXPECT_TRUE(lead.WaitForRoom(absl::ZeroDuration()));
+}
+
 }  // namespace
 }  // namespace musafarm::agent
