@@ -42,10 +42,14 @@ std::optional<std::string> UnexpectedOptions(const CLI::App* top, const CLI::Err
                       absl::StrJoin(options, ", "));
 }
 
+// Whether `cmd` was given; a command left out of a partial tree was not.
+bool Parsed(const CLI::App* cmd) { return cmd != nullptr && cmd->parsed(); }
+
 }  // namespace
 
 int RunCli(int argc, const char* const* argv, CommandEnv env) {
-  CommandTree tree;
+  // Only the invoked command's options are built (cli/command_tree.h).
+  CommandTree tree(TopCommandName(argc, argv));
   CLI::App& app = tree.app();
   CommandValues& v = tree.values();
   app.failure_message([](const CLI::App* top, const CLI::Error& e) {
@@ -78,7 +82,7 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   }
 
   // Commands that need no coordinator.
-  if (tree.completion->parsed()) {
+  if (Parsed(tree.completion)) {
     // Submit with the built-in pipeline's options, which the script then completes too.
     if (absl::StatusOr<PipelineSource> source = ReadPipeline(""); source.ok()) {
       if (absl::StatusOr<pipeline::PipelineOptions> declared =
@@ -127,7 +131,7 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
     env.os_user = login;
   }
 
-  if (tree.submit->parsed()) {
+  if (Parsed(tree.submit)) {
     if (v.submit.file != pipeline_arg.value_or("")) {
       // Read for its options was another file (or none): their options differ.
       *env.err << "musafarm: submit: give the pipeline file before its options: musafarm submit "
@@ -137,7 +141,7 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
     v.submit.watch_options.logs = v.submit_logs;
     return RunSubmit(env, v.submit);
   }
-  if (tree.schedule_add->parsed()) {
+  if (Parsed(tree.schedule_add)) {
     if (v.schedule_add.submit.file != pipeline_arg.value_or("")) {
       *env.err << "musafarm: schedule add: give the pipeline file before its options: musafarm "
                   "schedule add NAME --cron EXPR [PIPELINE] [OPTIONS]\n";
@@ -145,30 +149,30 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
     }
     return RunScheduleAdd(env, v.schedule_add);
   }
-  if (tree.schedule_list->parsed()) return RunScheduleList(env);
-  if (tree.schedule_show->parsed()) return RunScheduleShow(env, v.schedule_name, v.schedule_runs);
+  if (Parsed(tree.schedule_list)) return RunScheduleList(env);
+  if (Parsed(tree.schedule_show)) return RunScheduleShow(env, v.schedule_name, v.schedule_runs);
   for (const auto& [action, cmd] : tree.schedule_changes) {
-    if (cmd->parsed()) return RunScheduleChange(env, action, v.schedule_name);
+    if (Parsed(cmd)) return RunScheduleChange(env, action, v.schedule_name);
   }
-  if (tree.jobs->parsed()) return RunJobs(env, v.jobs);
-  if (tree.token_create->parsed()) {
+  if (Parsed(tree.jobs)) return RunJobs(env, v.jobs);
+  if (Parsed(tree.token_create)) {
     return RunTokenCreate(env, v.token_user, v.token_role, v.token_expires);
   }
-  if (tree.token_list->parsed()) return RunTokenList(env);
-  if (tree.token_revoke->parsed()) return RunTokenRevoke(env, v.token_id);
-  if (tree.audit->parsed()) return RunAudit(env, v.audit_user, v.audit_since, v.audit_limit);
-  if (tree.status->parsed()) return RunStatus(env, v.id);
-  if (tree.watch->parsed()) return RunWatch(env, v.watch);
-  if (tree.logs->parsed()) return RunLogs(env, v.task, v.follow);
-  if (tree.artifacts->parsed()) return RunArtifacts(env, v.task, v.artifacts_dir);
-  if (tree.results->parsed()) return RunResults(env, v.id, v.junit);
-  if (tree.cancel->parsed()) return RunCancel(env, v.id);
-  if (tree.rerun->parsed()) return RunRerun(env, v.rerun);
-  if (tree.agents_revoke->parsed()) return RunRevoke(env, v.agent);
-  if (tree.agents->parsed()) return RunAgents(env);
-  if (tree.coordinators->parsed()) return RunCoordinators(env);
-  if (tree.drain->parsed()) return RunDrain(env, v.agent, /*undrain=*/false);
-  if (tree.undrain->parsed()) return RunDrain(env, v.agent, /*undrain=*/true);
+  if (Parsed(tree.token_list)) return RunTokenList(env);
+  if (Parsed(tree.token_revoke)) return RunTokenRevoke(env, v.token_id);
+  if (Parsed(tree.audit)) return RunAudit(env, v.audit_user, v.audit_since, v.audit_limit);
+  if (Parsed(tree.status)) return RunStatus(env, v.id);
+  if (Parsed(tree.watch)) return RunWatch(env, v.watch);
+  if (Parsed(tree.logs)) return RunLogs(env, v.task, v.follow);
+  if (Parsed(tree.artifacts)) return RunArtifacts(env, v.task, v.artifacts_dir);
+  if (Parsed(tree.results)) return RunResults(env, v.id, v.junit);
+  if (Parsed(tree.cancel)) return RunCancel(env, v.id);
+  if (Parsed(tree.rerun)) return RunRerun(env, v.rerun);
+  if (Parsed(tree.agents_revoke)) return RunRevoke(env, v.agent);
+  if (Parsed(tree.agents)) return RunAgents(env);
+  if (Parsed(tree.coordinators)) return RunCoordinators(env);
+  if (Parsed(tree.drain)) return RunDrain(env, v.agent, /*undrain=*/false);
+  if (Parsed(tree.undrain)) return RunDrain(env, v.agent, /*undrain=*/true);
   return kExitUsage;  // unreachable: require_subcommand(1)
 }
 

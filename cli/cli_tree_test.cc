@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -45,6 +46,64 @@ std::vector<std::pair<std::string, const CLI::App*>> Commands(const CommandTree&
   return all;
 }
 
+// Each command with the help text of every option, as `musafarm CMD --help` shows it.
+std::map<std::string, std::string> OptionsByCommand(const CommandTree& tree) {
+  std::map<std::string, std::string> out;
+  for (const auto& [path, app] : Commands(tree)) {
+    std::string& text = out[path];
+    absl::StrAppend(&text, app->get_description(), "\n");
+    for (const CLI::Option* opt : app->get_options()) {
+      absl::StrAppend(&text, opt->get_name(), " ", opt->get_description(), "\n");
+    }
+  }
+  return out;
+}
+
+// A tree built for one command (issue 19: start-up) holds every command by
+// name and that command's options exactly as the whole tree does.
+TEST(CliTreeTest, PartialTreeHoldsTheInvokedCommandWhole) {
+  const CommandTree full;
+  const std::map<std::string, std::string> want = OptionsByCommand(full);
+  for (const CLI::App* top : full.app().get_subcommands([](const CLI::App*) { return true; })) {
+    const std::string name = top->get_name();
+    const CommandTree partial(name);
+    const std::map<std::string, std::string> got = OptionsByCommand(partial);
+    for (const CLI::App* sub :
+         partial.app().get_subcommands([](const CLI::App*) { return true; })) {
+      EXPECT_EQ(want.count(sub->get_name()), 1u) << sub->get_name();
+    }
+    EXPECT_EQ(partial.app().get_subcommands([](const CLI::App*) { return true; }).size(),
+              full.app().get_subcommands([](const CLI::App*) { return true; }).size());
+    for (const auto& [path, text] : want) {
+      if (path != name && !absl::StartsWith(path, name + " ")) continue;
+      auto it = got.find(path);
+      ASSERT_NE(it, got.end()) << "musafarm " << path << " missing from CommandTree(" << name
+                               << ")";
+      EXPECT_EQ(it->second, text) << "musafarm " << path;
+    }
+  }
+  // The root's options are always whole.
+  EXPECT_EQ(OptionsByCommand(CommandTree("jobs")).at(""), want.at(""));
+  // A partial tree is smaller: another command's options are not built.
+  EXPECT_LT(OptionsByCommand(CommandTree("jobs")).at("submit").size(), want.at("submit").size());
+}
+
+TEST(CliTreeTest, TopCommandNameSkipsGlobalOptionValues) {
+  auto name = [](std::vector<const char*> args) {
+    args.insert(args.begin(), "musafarm");
+    return TopCommandName(static_cast<int>(args.size()), args.data());
+  };
+  EXPECT_EQ(name({"jobs", "-n", "3"}), "jobs");
+  EXPECT_EQ(name({"--insecure", "-c", "h:1", "--ca", "x.crt", "--color", "never", "status", "7"}),
+            "status");
+  EXPECT_EQ(name({"--coordinator=h:1", "agents", "revoke", "a"}), "agents");
+  EXPECT_EQ(name({"--version"}), "");
+  EXPECT_EQ(name({"--", "jobs"}), "");
+  // Not a command (an option of one given before it): the whole tree parses it.
+  EXPECT_EQ(name({"-o", "json", "jobs"}), "json");
+  EXPECT_EQ(OptionsByCommand(CommandTree("json")), OptionsByCommand(CommandTree()));
+}
+
 TEST(CliTreeTest, EveryShortFlagHasOneMeaning) {
   CommandTree tree;
   // -x -> its long name, and the first command where it was seen.
@@ -70,9 +129,9 @@ TEST(CliTreeTest, EveryShortFlagHasOneMeaning) {
 
 // Commands that change something; every other command only reads.
 const char* const kWriters[] = {
-    "submit",         "cancel",          "rerun",       "drain",       "undrain",      "agents revoke",
-    "token create",   "token revoke",    "completion",  "schedule add", "schedule remove",
-    "schedule pause", "schedule resume", "schedule run"};
+    "submit",          "cancel",         "rerun",           "drain",       "undrain",
+    "agents revoke",   "token create",   "token revoke",    "completion",  "schedule add",
+    "schedule remove", "schedule pause", "schedule resume", "schedule run"};
 
 bool IsWriter(const std::string& path) {
   for (const char* w : kWriters) {

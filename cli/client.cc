@@ -1,15 +1,22 @@
 #include "cli/client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
-#include <string>
 #include <ostream>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "cli/json.h"
 #include "cli/yaml_output.h"
 #include "google/protobuf/message.h"
@@ -90,7 +97,30 @@ std::string CurrentCoordinator(const CommandEnv& env) {
 
 namespace {
 
-std::shared_ptr<grpc::Channel> NewChannelTo(const CommandEnv& env, const std::string& address) {
+// The gRPC target of `address`: an IP literal goes to gRPC's ipv4:/ipv6:
+// resolver, which parses it, instead of the DNS resolver, which hands it to
+// another thread and probes the route with a UDP socket before the connect
+// (issue 19: CLI start-up). Names still go through DNS. Either way the
+// channel's authority, and so the name TLS checks, is `address` itself.
+std::string GrpcTarget(const std::string& address) {
+  std::string host;
+  int family = AF_INET;
+  if (absl::StartsWith(address, "[")) {
+    const size_t close = address.find(']');
+    if (close == std::string::npos) return address;
+    host = address.substr(1, close - 1);
+    family = AF_INET6;
+  } else {
+    const size_t colon = address.rfind(':');
+    if (colon == std::string::npos) return address;
+    host = address.substr(0, colon);
+  }
+  unsigned char buf[sizeof(in6_addr)];
+  if (inet_pton(family, host.c_str(), buf) != 1) return address;
+  return absl::StrCat(family == AF_INET ? "ipv4:" : "ipv6:", address);
+}
+
+std::shared_ptr<grpc::Channel> CreateChannel(const CommandEnv& env, const std::string& address) {
   grpc::ChannelArguments args;
   // A watch can sit idle for as long as a task runs; keepalive notices a
   // coordinator host that vanished without closing the connection, and the
@@ -106,13 +136,65 @@ std::shared_ptr<grpc::Channel> NewChannelTo(const CommandEnv& env, const std::st
   // against the host of the address it was reached at, so one farm CA serves
   // them all.
   return grpc::experimental::CreateCustomChannelWithInterceptors(
-      address, MakeChannelCredentials(env.tls), args, std::move(identity));
+      GrpcTarget(address), MakeChannelCredentials(env.tls), args, std::move(identity));
+}
+
+// The channels this process made, one per address and identity, kept for its
+// life: the calls of one command (submit --watch: Submit, then WatchJob) share
+// one connection, and the process never pays a channel's teardown (main exits
+// without it). A channel whose call failed is dropped, so that the next try
+// starts a fresh connection, as a new process would, rather than waiting out
+// gRPC's reconnect backoff on the old one.
+class ChannelCache {
+ public:
+  std::shared_ptr<grpc::Channel> Get(const CommandEnv& env, const std::string& address) {
+    const std::string key = Key(env, address);
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<grpc::Channel>& channel = channels_[key];
+    if (channel == nullptr) channel = CreateChannel(env, address);
+    return channel;
+  }
+  void Forget(const CommandEnv& env, const std::string& address) {
+    const std::string key = Key(env, address);
+    std::shared_ptr<grpc::Channel> dropped;  // destroyed outside the lock
+    absl::MutexLock lock(&mu_);
+    auto it = channels_.find(key);
+    if (it == channels_.end()) return;
+    dropped = std::move(it->second);
+    channels_.erase(it);
+  }
+
+ private:
+  // Everything a channel is made of: the address, the trust and the identity
+  // its interceptor sends.
+  static std::string Key(const CommandEnv& env, const std::string& address) {
+    return absl::StrCat(address.size(), ":", address, env.tls.has_value() ? "tls:" : "plain:",
+                        env.tls.has_value() ? env.tls->ca_pem.size() : 0, ":",
+                        env.tls.has_value() ? env.tls->ca_pem : "", env.token.size(), ":",
+                        env.token, env.os_user);
+  }
+
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(mu_);
+};
+
+ChannelCache& Channels() {
+  static ChannelCache* const cache = new ChannelCache();  // never destroyed: see above
+  return *cache;
+}
+
+std::shared_ptr<grpc::Channel> NewChannelTo(const CommandEnv& env, const std::string& address) {
+  return Channels().Get(env, address);
 }
 
 }  // namespace
 
 std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env) {
   return NewChannelTo(env, CurrentCoordinator(env));
+}
+
+void ForgetChannel(const CommandEnv& env, const std::string& address) {
+  Channels().Forget(env, address);
 }
 
 grpc::Status CallActiveChannel(
@@ -128,12 +210,11 @@ grpc::Status CallActiveChannel(
   policy.prepare = SetUnaryDeadline;
   // One coordinator: fail as before, at once (a standby's pointer to the
   // active one is still followed). Several: ride out a takeover.
-  policy.give_up_after =
-      targets->addresses().size() > 1 ? kFailoverGiveUp : absl::ZeroDuration();
-  // Channels to one address share their connection (gRPC's subchannel pool),
-  // so a channel per try costs no handshake.
+  policy.give_up_after = targets->addresses().size() > 1 ? kFailoverGiveUp : absl::ZeroDuration();
   return CallActive(*targets, policy, [&](const std::string& address, grpc::ClientContext* ctx) {
-    return call(NewChannelTo(env, address), ctx);
+    grpc::Status status = call(NewChannelTo(env, address), ctx);
+    if (!status.ok()) ForgetChannel(env, address);
+    return status;
   });
 }
 
@@ -150,9 +231,9 @@ namespace {
 bool IsCertificateFailure(const CommandEnv& env, const grpc::Status& status) {
   if (!env.tls.has_value() || status.error_code() != grpc::StatusCode::UNAVAILABLE) return false;
   const std::string& m = status.error_message();
-  for (const char* sign : {"certificate verify failed", "CERTIFICATE_VERIFY_FAILED",
-                           "is not in peer certificate", "andshake failed", "wrong version number",
-                           "WRONG_VERSION_NUMBER"}) {
+  for (const char* sign :
+       {"certificate verify failed", "CERTIFICATE_VERIFY_FAILED", "is not in peer certificate",
+        "andshake failed", "wrong version number", "WRONG_VERSION_NUMBER"}) {
     if (absl::StrContains(m, sign)) return true;
   }
   return false;
@@ -167,8 +248,8 @@ int ReportRpcError(const CommandEnv& env, const grpc::Status& status, absl::stri
   }
   const std::string coordinator = CurrentCoordinator(env);
   if (!check.empty() && absl::StrContains(msg, kMayHaveBeenDoneNote)) {
-    *env.err << "musafarm: " << msg << "; before trying again, check whether it was done: "
-             << check << "\n";
+    *env.err << "musafarm: " << msg << "; before trying again, check whether it was done: " << check
+             << "\n";
     return ExitCodeForStatus(status.error_code());
   }
   if (IsCertificateFailure(env, status)) {
@@ -186,12 +267,11 @@ int ReportRpcError(const CommandEnv& env, const grpc::Status& status, absl::stri
         *env.err << "musafarm: cannot reach the coordinators: " << msg << "\n";
         break;
       }
-      *env.err << "musafarm: cannot reach coordinator at " << coordinator << ": " << msg
-               << "\n";
+      *env.err << "musafarm: cannot reach coordinator at " << coordinator << ": " << msg << "\n";
       break;
     case grpc::StatusCode::DEADLINE_EXCEEDED:
-      *env.err << "musafarm: coordinator at " << coordinator
-               << " did not answer in time: " << msg << "\n";
+      *env.err << "musafarm: coordinator at " << coordinator << " did not answer in time: " << msg
+               << "\n";
       break;
     default:
       *env.err << "musafarm: " << msg << "\n";

@@ -81,8 +81,12 @@ struct CommandEnv {
 // The coordinator calls go to now: the one that last answered, or the first.
 std::string CurrentCoordinator(const CommandEnv& env);
 
-// A channel to CurrentCoordinator(env), secured as env.tls says.
+// A channel to CurrentCoordinator(env), secured as env.tls says. Channels
+// are made once per address and identity and kept for the process's life
+// (its calls share one connection); ForgetChannel drops one whose call
+// failed, and the next call to `address` makes a new one.
 std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env);
+void ForgetChannel(const CommandEnv& env, const std::string& address);
 
 // Whether a call may be sent twice. A call that reached no server, or that a
 // standby refused, is always tried again at the next coordinator; one that

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/string_view.h"
 #include "cli/commands/commands.h"
 #include "pipeline/option_decl.h"
 
@@ -45,9 +46,22 @@ struct CommandValues {
   int schedule_runs = 0;
 };
 
+// The top-level command of a command line (argv[1...]): the first argument
+// that is neither an option nor the value of a global option that takes one
+// (--coordinator, -c, --ca, --color); "" if there is none. A guess, for
+// CommandTree(only): the parse decides, and an unknown name builds it all.
+std::string TopCommandName(int argc, const char* const* argv);
+
 class CommandTree {
  public:
-  CommandTree();
+  // The whole tree, or, when `only` names a top-level command (e.g. "jobs"),
+  // the tree with that command's options alone: every command is there by
+  // name (the usage and `musafarm --help` list them all), but only `only` is
+  // filled in, since CLI11 spends ~0.4 ms of each start building the
+  // options and help of all of them (issue 19). Its parse of a command line
+  // whose command is `only` is the full tree's. The pointers below of
+  // commands under another top-level command stay null then.
+  explicit CommandTree(absl::string_view only = "");
   CommandTree(const CommandTree&) = delete;
   CommandTree& operator=(const CommandTree&) = delete;
 
@@ -97,11 +111,14 @@ class CommandTree {
   // submit's generic inputs (--param, --axis, --secret, --package-set,
   // --job-name): `submit` and `schedule add` take the same.
   void AddSubmitInputs(CLI::App* cmd, SubmitOptions* submit);
+  // Whether the options of top-level command `name` are built.
+  bool Want(absl::string_view name) const { return only_.empty() || only_ == name; }
   static void AddDeclaredOptions(CLI::App* cmd, const pipeline::PipelineOptions& declared,
                                  const std::string& file, GivenOptions* given);
 
   CommandValues values_;
   CLI::App app_;
+  const std::string only_;  // empty: all
   std::map<const CLI::Option*, std::vector<std::string>> choices_;
 };
 

@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "cli/client.h"
 #include "common/backoff.h"
 #include "common/coordinator_targets.h"
 #include "grpcpp/channel.h"
@@ -68,6 +69,7 @@ grpc::Status FollowWatch(const CommandEnv& env, const WatchOptions& opts,
     }
     grpc::Status status = reader->Finish();
     if (status.ok()) return status;
+    ForgetChannel(env, address);  // a retry connects afresh
     const CallEnd end = ClassifyCallEnd(status, ctx.GetServerTrailingMetadata());
     if (end.reach != CallReach::kAnswered) targets->Failed(address, end);
     // A standby's pointer to the active one is followed at once.
