@@ -123,8 +123,11 @@ class Core : public AgentEventSink, public UserApi {
   absl::Status Recover();
 
   // --- user API -----------------------------------------------------------
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request,
-                                 const std::string& submitter) override;
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request, const std::string& submitter,
+                                 std::optional<AuditEntry> audit) override;
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request, const std::string& submitter) {
+    return Submit(request, submitter, std::nullopt);
+  }
   // A schedule's run (ScheduleRunner): as Submit, marked with its schedule,
   // slot and the batch priority; `fire` (its run given the job's id) commits
   // in the job's transaction, so the slot is recorded exactly when the job is.
@@ -233,7 +236,8 @@ class Core : public AgentEventSink, public UserApi {
   // Submit and SubmitScheduled (`fire` null for a job submitted by hand):
   // the spec expanded and its inputs resolved, then AdmitJob.
   absl::StatusOr<v1::Job> SubmitJob(const v1::SubmitRequest& request,
-                                    const std::string& submitter, ScheduleFire* fire);
+                                    const std::string& submitter, ScheduleFire* fire,
+                                    std::optional<AuditEntry> audit);
   // What a job brings besides its tasks to AdmitJob.
   struct Admission {
     std::string file;                            // names the pipeline in messages
@@ -241,6 +245,7 @@ class Core : public AgentEventSink, public UserApi {
     std::vector<v1::Webhook> webhooks;           // checked against --webhook-allow already
     bool strict = false;                         // refuse tasks no connected agent could run
     ScheduleFire* fire = nullptr;                // a schedule's run, committed with the job
+    std::optional<AuditEntry> audit;             // the call's audit line, committed with the job
   };
   // The part of a submission that follows the spec's expansion, shared by
   // submit and rerun: the limits, --strict, the inputs' trees pinned, the job

@@ -235,6 +235,34 @@ TEST_F(CoreTest, BadSpecIsRefusedAndNothingIsQueued) {
   EXPECT_TRUE(store_->LoadJobs()->empty());
 }
 
+// The submit call's audit line goes into the job's own commit (issue 19: one
+// fsync before the answer, not two), naming the new job; a refused submit
+// stores neither.
+TEST_F(CoreTest, SubmitCommitsItsAuditLineWithTheJob) {
+  AuditEntry line;
+  line.user = "sam";
+  line.role = "submitter";
+  line.action = "submit";
+  line.peer = "ipv4:127.0.0.1:1";
+  line.outcome = "ok";
+  v1::SubmitRequest req;
+  req.set_spec_yaml("stages:\n  - name: one\n    exec: [x]\n");
+  req.set_spec_file("test.yaml");
+  absl::StatusOr<v1::Job> job = core_->Submit(req, "sam", line);
+  ASSERT_TRUE(job.ok()) << job.status();
+  v1::SubmitRequest bad;
+  bad.set_spec_yaml("stages: [");
+  EXPECT_FALSE(core_->Submit(bad, "sam", line).ok());
+
+  absl::StatusOr<std::vector<AuditEntry>> audit = store_->LoadAudit({});
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  ASSERT_EQ(audit->size(), 1u);
+  EXPECT_EQ((*audit)[0].target, job->id());
+  EXPECT_EQ((*audit)[0].user, "sam");
+  EXPECT_EQ((*audit)[0].action, "submit");
+  EXPECT_EQ((*audit)[0].outcome, "ok");
+}
+
 TEST_F(CoreTest, RunsInDependencyOrderAndSucceeds) {
   auto [conn, agent] = Connect("a1", 4);
   v1::Job job = Submit(kDiamond);

@@ -33,17 +33,19 @@ std::shared_ptr<spdlog::logger> Log() {
 }  // namespace
 
 absl::StatusOr<v1::Job> Core::Submit(const v1::SubmitRequest& request,
-                                     const std::string& submitter) {
-  return SubmitJob(request, submitter, nullptr);
+                                     const std::string& submitter,
+                                     std::optional<AuditEntry> audit) {
+  return SubmitJob(request, submitter, nullptr, std::move(audit));
 }
 
 absl::StatusOr<v1::Job> Core::SubmitScheduled(const v1::SubmitRequest& request,
                                               const std::string& submitter, ScheduleFire fire) {
-  return SubmitJob(request, submitter, &fire);
+  return SubmitJob(request, submitter, &fire, std::nullopt);
 }
 
 absl::StatusOr<v1::Job> Core::SubmitJob(const v1::SubmitRequest& request,
-                                        const std::string& submitter, ScheduleFire* fire) {
+                                        const std::string& submitter, ScheduleFire* fire,
+                                        std::optional<AuditEntry> audit) {
   if (request.spec_yaml().size() > kMaxSpecBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         request.spec_file().empty() ? "<submitted>" : request.spec_file(), ":1:1: pipeline: is ",
@@ -57,6 +59,7 @@ absl::StatusOr<v1::Job> Core::SubmitJob(const v1::SubmitRequest& request,
   admission.webhooks.assign(request.webhooks().begin(), request.webhooks().end());
   admission.strict = request.strict();
   admission.fire = fire;
+  admission.audit = std::move(audit);
   const std::string& file = admission.file;
   if (absl::Status s = CheckSecretLimits(admission.secrets, file); !s.ok()) return s;
   pipeline::ExpandOptions expand;
@@ -164,6 +167,10 @@ absl::StatusOr<v1::Job> Core::AdmitJob(v1::Job job, const std::string& submitter
   m.jobs.push_back(std::move(header));
   std::map<std::string, std::string>& secrets = admission.secrets;
   if (!secrets.empty()) m.job_secrets.emplace_back(job_id, secrets);
+  if (admission.audit.has_value()) {
+    admission.audit->target = job_id;
+    m.audit.push_back(*std::move(admission.audit));
+  }
   // Committed before anything else sees the job: an acknowledged submission
   // survives any crash after this line.
   absl::Status committed = store_->Commit(m);

@@ -19,6 +19,13 @@ void RecordAudit(UserAdmin* admin, const Principal& who, const std::string& peer
   }
 }
 
+std::optional<AuditEntry> SucceededAuditLine(const UserAdmin* admin, const Principal& who,
+                                             const std::string& peer, const std::string& action) {
+  if (admin == nullptr) return std::nullopt;
+  return AuditLine(Actor{who.user, std::string(RoleName(who.role)), peer}, action, "",
+                   AuditOutcome(absl::OkStatus()), absl::Now());
+}
+
 absl::StatusOr<v1::CancelResponse> CancelJobAs(UserApi& api, const AccessControl& access,
                                                UserAdmin* admin, const Principal& who,
                                                const std::string& peer, const std::string& id) {

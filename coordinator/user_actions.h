@@ -5,6 +5,7 @@
 // gRPC user API (UserServiceImpl) and the dashboard's POSTs, so the two can
 // never decide differently. Called on the core loop (UserApi's rule).
 
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -21,6 +22,12 @@ namespace musafarm::coordinator {
 void RecordAudit(UserAdmin* admin, const Principal& who, const std::string& peer,
                  const std::string& action, const std::string& target,
                  const absl::Status& outcome);
+
+// The line RecordAudit would write for `action` by `who` that succeeds, for
+// a caller that commits it with the call's own change (Submit); none without
+// `admin` (no audit log). The target is the caller's to set.
+std::optional<AuditEntry> SucceededAuditLine(const UserAdmin* admin, const Principal& who,
+                                             const std::string& peer, const std::string& action);
 
 // Cancels job `id` for `who` (authenticated already): allowed for admins and
 // for the job's own submitter. Audited as "cancel", allowed or not.

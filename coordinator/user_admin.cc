@@ -7,10 +7,9 @@
 #include "coordinator/access_control.h"
 
 namespace musafarm::coordinator {
-namespace {
 
-AuditEntry Line(const Actor& by, absl::string_view action, absl::string_view target,
-                absl::string_view outcome, absl::Time now) {
+AuditEntry AuditLine(const Actor& by, absl::string_view action, absl::string_view target,
+                     absl::string_view outcome, absl::Time now) {
   AuditEntry e;
   e.time = now;
   e.user = by.user;
@@ -21,8 +20,6 @@ AuditEntry Line(const Actor& by, absl::string_view action, absl::string_view tar
   e.outcome = std::string(outcome);
   return e;
 }
-
-}  // namespace
 
 std::string AuditOutcome(const absl::Status& s) {
   if (s.ok()) return "ok";
@@ -39,8 +36,8 @@ absl::StatusOr<NewApiToken> UserAdmin::CreateToken(const Actor& by, absl::string
   if (!parsed.ok()) return parsed.status();
   absl::StatusOr<NewApiToken> token = MakeApiToken(user, role, ttl, by.user, now);
   if (!token.ok()) return token.status();
-  const AuditEntry line =
-      Line(by, "token.create", absl::StrCat(token->row.id, " (", user, ", ", role, ")"), "ok", now);
+  const AuditEntry line = AuditLine(
+      by, "token.create", absl::StrCat(token->row.id, " (", user, ", ", role, ")"), "ok", now);
   absl::MutexLock lock(&mu_);
   if (absl::Status s = store_->InsertApiToken(token->row, line); !s.ok()) return s;
   GetLogger("users")->info("{} made API token {} for {} ({}) from {}", by.user, token->row.id,
@@ -74,8 +71,8 @@ absl::StatusOr<std::vector<ApiToken>> UserAdmin::RevokeTokens(const Actor& by,
                                             "`musafarm token list` shows them"));
   }
   for (ApiToken& t : matched) {
-    const AuditEntry line = Line(by, "token.revoke",
-                                 absl::StrCat(t.id, " (", t.user, ", ", t.role, ")"), "ok", now);
+    const AuditEntry line = AuditLine(
+        by, "token.revoke", absl::StrCat(t.id, " (", t.user, ", ", t.role, ")"), "ok", now);
     if (absl::Status s = store_->RevokeApiToken(t.id, now, line); !s.ok()) return s;
     if (!t.revoked()) t.revoked_at = now;
     GetLogger("users")->info("{} revoked API token {} of {} from {}", by.user, t.id, t.user,
@@ -87,7 +84,7 @@ absl::StatusOr<std::vector<ApiToken>> UserAdmin::RevokeTokens(const Actor& by,
 absl::Status UserAdmin::Record(const Actor& by, absl::string_view action, absl::string_view target,
                                absl::string_view outcome, absl::Time now) {
   Mutation m;
-  m.audit.push_back(Line(by, action, target, outcome, now));
+  m.audit.push_back(AuditLine(by, action, target, outcome, now));
   absl::MutexLock lock(&mu_);
   return store_->Commit(m);
 }

@@ -60,6 +60,10 @@ class UserAdmin {
   const std::unique_ptr<Store> store_ ABSL_PT_GUARDED_BY(mu_);
 };
 
+// One audit line: `by` did `action` on `target` at `now`, with `outcome`.
+AuditEntry AuditLine(const Actor& by, absl::string_view action, absl::string_view target,
+                     absl::string_view outcome, absl::Time now);
+
 // The audit outcome for a call that ended with `s`: "ok", "denied: <message>"
 // (PERMISSION_DENIED) or "error: <message>".
 std::string AuditOutcome(const absl::Status& s);

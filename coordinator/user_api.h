@@ -2,12 +2,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "coordinator/job_filter.h"
+#include "coordinator/store.h"
 #include "musafarm/v1/user_service.pb.h"
 
 namespace musafarm::coordinator {
@@ -41,8 +43,13 @@ class UserApi {
   virtual ~UserApi() = default;
 
   // `submitter`: who submits (the authenticated user), recorded in the job.
+  // `audit`, when set, is the call's audit line: it is stored in the job's
+  // own commit, its target set to the new job's id, so that one fsync makes
+  // both durable before the answer (issue 19). A refused submission stores
+  // nothing; its caller records that line.
   virtual absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request,
-                                         const std::string& submitter) = 0;
+                                         const std::string& submitter,
+                                         std::optional<AuditEntry> audit) = 0;
   // What the submitter should hear of a job Submit just accepted (its tasks
   // no connected agent could run): SubmitResponse.warnings.
   virtual std::vector<std::string> SubmitWarnings(const v1::Job& job) {

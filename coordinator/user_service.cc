@@ -206,9 +206,14 @@ grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* c
 
 absl::Status UserServiceImpl::SubmitOnLoop(const v1::SubmitRequest& req, const Principal& who,
                                            const std::string& peer, v1::SubmitResponse* resp) {
-  absl::StatusOr<v1::Job> job = api_->Submit(req, who.user);
-  Audit(who, peer, "submit", job.ok() ? job->id() : req.spec_file(), job.status());
-  if (!job.ok()) return job.status();
+  // A job's audit line is committed with the job (one fsync before the
+  // answer, not two); a refused one's is written here.
+  absl::StatusOr<v1::Job> job =
+      api_->Submit(req, who.user, SucceededAuditLine(admin_, who, peer, "submit"));
+  if (!job.ok()) {
+    Audit(who, peer, "submit", req.spec_file(), job.status());
+    return job.status();
+  }
   for (std::string& w : api_->SubmitWarnings(*job)) resp->add_warnings(std::move(w));
   *resp->mutable_job() = *std::move(job);
   FillApiTimes(resp->mutable_job());

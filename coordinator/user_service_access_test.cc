@@ -25,7 +25,10 @@ class UserServiceAccessTest : public ::testing::Test {
   UserServiceAccessTest()
       : access_(store_testing::OpenSqliteOrFail(dir_.File("farm.db")), /*insecure=*/false),
         admin_(store_testing::OpenSqliteOrFail(dir_.File("farm.db"))),
-        t_(&access_, &admin_) {}
+        jobs_store_(store_testing::OpenSqliteOrFail(dir_.File("farm.db"))),
+        t_(&access_, &admin_) {
+    t_.api.audit_store = jobs_store_.get();
+  }
 
   std::string Token(const std::string& user, const std::string& role) {
     absl::StatusOr<NewApiToken> t =
@@ -57,6 +60,7 @@ class UserServiceAccessTest : public ::testing::Test {
   store_testing::TempDir dir_;
   AccessControl access_;
   UserAdmin admin_;
+  std::unique_ptr<Store> jobs_store_;  // the core's: a job's audit line commits with it
   testing::LoopbackTransport t_;
   std::unique_ptr<v1::UserService::Stub> stub_ = v1::UserService::NewStub(t_.channel);
 };

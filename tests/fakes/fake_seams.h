@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,11 +102,18 @@ class FakeAgentEventSink final : public coordinator::AgentEventSink {
 // canned result that echoes the request; records each call with its argument.
 class FakeUserApi final : public coordinator::UserApi {
  public:
-  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request,
-                                 const std::string& submitter) override {
+  absl::StatusOr<v1::Job> Submit(const v1::SubmitRequest& request, const std::string& submitter,
+                                 std::optional<coordinator::AuditEntry> audit) override {
     calls.Add("Submit " + request.name() + (submitter.empty() ? "" : " by " + submitter));
     if (on_submit) on_submit();
     if (!status.ok()) return status;
+    if (audit.has_value() && audit_store != nullptr) {
+      // As the core does: the call's audit line in the job's commit.
+      coordinator::Mutation m;
+      audit->target = "7";
+      m.audit.push_back(*std::move(audit));
+      if (absl::Status s = audit_store->Commit(m); !s.ok()) return s;
+    }
     v1::Job job;
     job.set_id("7");
     job.set_submitter(submitter);
@@ -206,6 +214,9 @@ class FakeUserApi final : public coordinator::UserApi {
   static constexpr int64_t kCreatedUs = 1796119200000000;  // 2026-12-01T10:00:00Z
   absl::Status status;  // set before the call under test
   std::string owner;    // what OwnerOf answers for ids not starting "theirs"
+  // Where a Submit commits the audit line it is given (the core commits it
+  // with the job); none: dropped.
+  coordinator::Store* audit_store = nullptr;
   std::function<void()> on_submit;  // set before the call under test; runs in Submit
   mutable CallLog calls;
 
