@@ -1,7 +1,9 @@
 // Drives the command functions against a fake UserService on 127.0.0.1:0.
 #include "cli/commands/commands.h"
 
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <deque>
@@ -12,6 +14,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -24,6 +27,7 @@
 #include "cli/fake_user_service.h"
 #include "cli/json.h"
 #include "cli/results.h"
+#include "common/limits.h"
 #include "common/subprocess.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -299,6 +303,34 @@ TEST_F(CommandsTest, SubmitOfAMissingFileIsUsageError) {
   EXPECT_EQ(RunSubmit(env_, opts), 2);
   EXPECT_THAT(err_.str(), HasSubstr("cannot read " + opts.file));
   EXPECT_TRUE(service_.submits.empty());
+}
+
+// ReadPipeline reads in pieces as the data arrives (no buffer of the limit's
+// size, issue 19): a file of exactly the limit, many pieces long, comes back
+// whole; a pipe (no size to stat) that goes one byte past it is refused.
+TEST(ReadPipelineTest, ReadsAFileOfTheLimitWholeAndRefusesAPipePastIt) {
+  const std::string file = absl::StrCat(::testing::TempDir(), "/read_pipeline_", getpid(), ".yaml");
+  std::string text = "name: big\n#";
+  text.resize(limits::kMaxSpecBytes, 'x');
+  { std::ofstream(file, std::ios::binary) << text; }
+  absl::StatusOr<PipelineSource> read = ReadPipeline(file);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->yaml, text);
+  EXPECT_EQ(read->file, file);
+  std::filesystem::remove(file);
+
+  const std::string fifo = file + ".fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  std::thread writer([&] {
+    std::ofstream out(fifo, std::ios::binary);
+    out << text << "x";
+  });
+  absl::StatusOr<PipelineSource> piped = ReadPipeline(fifo);
+  writer.join();
+  std::filesystem::remove(fifo);
+  ASSERT_FALSE(piped.ok());
+  EXPECT_THAT(std::string(piped.status().message()),
+              HasSubstr(absl::StrCat("is more than ", limits::kMaxSpecBytes, " bytes")));
 }
 
 TEST_F(CommandsTest, SubmitServerSpecErrorIsUsageError) {

@@ -1,7 +1,9 @@
 # cmake -DREADELF=readelf -DBINARY=FILE -P needs_only_glibc.cmake: fails unless
 # every shared library FILE's ELF names in DT_NEEDED is a part of glibc, so a
 # static CLI (MUSAFARM_STATIC_CLI, cli/CMakeLists.txt) cannot quietly go back to
-# loading gRPC, protobuf or Abseil shared (issue 19).
+# loading gRPC, protobuf or Abseil shared (issue 19); and, with -DNOT_PIE=ON, that
+# FILE is linked at a fixed address (ELF type EXEC, not a PIE whose relocations
+# the loader applies at every start: cmake/static_link.cmake).
 cmake_minimum_required(VERSION 3.25)
 execute_process(COMMAND ${READELF} --dynamic ${BINARY} OUTPUT_VARIABLE dynamic
                 RESULT_VARIABLE rc)
@@ -29,3 +31,15 @@ if(others)
 endif()
 string(REPLACE ";" ", " needed "${needed}")
 message(STATUS "${BINARY} needs only glibc: ${needed}")
+if(NOT_PIE)
+  execute_process(COMMAND ${READELF} --file-header ${BINARY} OUTPUT_VARIABLE header
+                  RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${READELF} --file-header ${BINARY} failed (${rc})")
+  endif()
+  string(REGEX MATCH "Type:[ ]*([A-Z]+)" type_line "${header}")
+  if(NOT CMAKE_MATCH_1 STREQUAL "EXEC")
+    message(FATAL_ERROR "${BINARY}: ELF type ${CMAKE_MATCH_1}, expected EXEC (linked -no-pie)")
+  endif()
+  message(STATUS "${BINARY} is not a PIE")
+endif()

@@ -161,10 +161,18 @@ function(mf_link_static)
     -Wl,--start-group ${_mf_archives} -Wl,--end-group
     -Wl,--push-state,--as-needed ${_mf_shared} -Wl,--pop-state
     ${_mf_system})
-  # A static PIE holds ~40,000 relative relocations that the loader applies at every
-  # start; packed (DT_RELR: binutils 2.38, glibc 2.36) they cost a tenth of that.
+  # Not a PIE: a PIE's loader applies ~40,000 relative relocations at every start, and
+  # writing them makes a private copy of every page that holds a pointer (.data.rel.ro,
+  # .got, .init_array: ~150 page faults of ~450 for `musafarm jobs`; issue 19). Linked at
+  # a fixed address, those pages stay the file's, mapped on first touch. What is lost is
+  # the randomized address of the CLI's own code, a short-lived client's; its stack, heap
+  # and libc stay randomized. Where -no-pie is refused, the relocations are at least
+  # packed (DT_RELR: binutils 2.38, glibc 2.36), a tenth of the loader's work.
+  check_linker_flag(CXX "-no-pie" MF_HAVE_NO_PIE)
   check_linker_flag(CXX "LINKER:-z,pack-relative-relocs" MF_HAVE_PACK_RELATIVE_RELOCS)
-  if(MF_HAVE_PACK_RELATIVE_RELOCS)
+  if(MF_HAVE_NO_PIE)
+    target_link_options(${A_TARGET} PRIVATE "-no-pie")
+  elseif(MF_HAVE_PACK_RELATIVE_RELOCS)
     target_link_options(${A_TARGET} PRIVATE "LINKER:-z,pack-relative-relocs")
   endif()
   # Our archives are files here, not targets: build them first, relink when they change.

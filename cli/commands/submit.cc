@@ -1,5 +1,6 @@
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -125,14 +126,20 @@ absl::StatusOr<PipelineSource> ReadPipeline(const std::string& file) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read ", file, ": ", std::strerror(errno)));
   }
-  // At most one byte past the limit, also from a pipe or a device.
-  std::string text(limits::kMaxSpecBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  // At most one byte past the limit, also from a pipe or a device; the
+  // buffer grows with what arrives (one zeroed buffer of the limit's size
+  // cost a submit 256 page faults, twice: issue 19).
+  std::string text;
+  char chunk[64 * 1024];
+  while (text.size() <= limits::kMaxSpecBytes && in) {
+    in.read(chunk, static_cast<std::streamsize>(
+                       std::min(sizeof(chunk), limits::kMaxSpecBytes + 1 - text.size())));
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+  }
   if (in.bad()) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot read ", file, ": ", std::strerror(errno)));
   }
-  text.resize(static_cast<size_t>(in.gcount()));
   if (text.size() > limits::kMaxSpecBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         file, ": is more than ", limits::kMaxSpecBytes, " bytes; a pipeline file may be at most ",
