@@ -18,7 +18,9 @@ absl::Status Errno(const std::string& what, const std::string& path, int err) {
   return absl::InternalError(absl::StrCat(what, " ", path, ": ", std::strerror(err)));
 }
 
-bool Truncate(int fd, uint64_t size) { return ::ftruncate(fd, static_cast<off_t>(size)) == 0; }
+bool Truncate(int fd, uint64_t size) {
+  return fd >= 0 && ::ftruncate(fd, static_cast<off_t>(size)) == 0;
+}
 
 }  // namespace
 
@@ -46,13 +48,22 @@ int64_t SpoolBudget::used() const {
 }
 
 absl::StatusOr<std::unique_ptr<LogSpool>> LogSpool::Create(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Errno("cannot create", path, errno);
-  return std::unique_ptr<LogSpool>(new LogSpool(fd, path));
+  // A directory that cannot hold the file fails the attempt before it runs,
+  // as an eager create did; a stat allocates no inode.
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash + 1);
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return Errno("cannot create", path, errno);
+  if (!S_ISDIR(st.st_mode)) return Errno("cannot create", path, ENOTDIR);
+  return std::unique_ptr<LogSpool>(new LogSpool(-1, path));
 }
 
 absl::StatusOr<std::unique_ptr<LogSpool>> LogSpool::Open(const std::string& path, uint64_t total) {
   const int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  // An empty log's spool never made its file.
+  if (fd < 0 && errno == ENOENT && total == 0) {
+    return std::unique_ptr<LogSpool>(new LogSpool(-1, path));
+  }
   if (fd < 0) return Errno("cannot open", path, errno);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
@@ -74,16 +85,22 @@ absl::StatusOr<std::unique_ptr<LogSpool>> LogSpool::Open(const std::string& path
 }
 
 LogSpool::~LogSpool() {
+  if (fd_ < 0) return;
   ::close(fd_);
   if (!keep_) ::unlink(path_.c_str());
 }
 
 absl::Status LogSpool::Sync() {
-  if (::fdatasync(fd_) != 0) return Errno("cannot sync", path_, errno);
+  if (fd_ >= 0 && ::fdatasync(fd_) != 0) return Errno("cannot sync", path_, errno);
   return absl::OkStatus();
 }
 
 absl::Status LogSpool::Append(absl::string_view data) {
+  if (data.empty()) return absl::OkStatus();
+  if (fd_ < 0) {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) return Errno("cannot create", path_, errno);
+  }
   const uint64_t at = total_ - file_start_;
   size_t done = 0;
   while (done < data.size()) {

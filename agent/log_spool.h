@@ -41,6 +41,11 @@ class SpoolBudget {
 // acknowledged yet, in a file, so that a long coordinator outage costs disk
 // (bounded by SpoolBudget) rather than agent memory. Offsets are log offsets.
 //
+// The file is made by the first append: an attempt that prints nothing (most
+// no-op and quiet tasks) creates and removes no file. On a file system that
+// scans recently freed inodes on each allocation (ext4 without a journal),
+// one create and one unlink per task cost more CPU than the spawn itself.
+//
 // The file holds [file_start, total) with file_start <= base. Ack() only moves
 // base, unless the acknowledged prefix is worth reclaiming: when everything is
 // acknowledged the file is truncated to nothing; otherwise, once the prefix is
@@ -53,14 +58,15 @@ class SpoolBudget {
 // Not thread-safe: the agent loop owns it.
 class LogSpool {
  public:
-  // Creates (truncating) the file at `path`, mode 0600.
+  // A spool whose file is `path` (created, truncating, mode 0600, by the
+  // first non-empty Append). Fails when the directory of `path` is not one.
   static absl::StatusOr<std::unique_ptr<LogSpool>> Create(const std::string& path);
   // Reopens the file an earlier LogSpool left (see Keep()) for a log that
   // ends at `total` (nothing more is appended to a kept file): the file holds
   // the log's last bytes, so base = file start = total - its size (what was
   // compacted away had been acknowledged). DataLoss when it is longer.
   static absl::StatusOr<std::unique_ptr<LogSpool>> Open(const std::string& path, uint64_t total);
-  ~LogSpool();  // closes and removes the file, unless Keep() was called
+  ~LogSpool();  // closes and removes the file (if made), unless Keep() was called
   LogSpool(const LogSpool&) = delete;
   LogSpool& operator=(const LogSpool&) = delete;
 
@@ -70,7 +76,7 @@ class LogSpool {
   // among the last kTailBytes appended come from memory: the agent sends
   // output right after spooling it, so most reads cost no system call.
   absl::StatusOr<std::string> Read(uint64_t offset, size_t max) const;
-  // Flushes the file to disk (fdatasync).
+  // Flushes the file to disk (fdatasync); nothing to do while there is none.
   absl::Status Sync();
   // The destructor leaves the file, for a later Open().
   void Keep() { keep_ = true; }
@@ -83,7 +89,8 @@ class LogSpool {
   uint64_t held() const { return total_ - base_; }
   uint64_t file_bytes() const { return total_ - file_start_; }  // the file's size
   const std::string& path() const { return path_; }
-  int fd() const { return fd_; }  // to sync elsewhere (a duplicate of it)
+  // To sync elsewhere (a duplicate of it); -1 while no byte was appended.
+  int fd() const { return fd_; }
 
   // Below this acknowledged prefix the file is not compacted (unless all of it
   // is acknowledged).
@@ -96,7 +103,7 @@ class LogSpool {
   LogSpool(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
   void Compact();
 
-  const int fd_;
+  int fd_;  // -1 until the first append makes the file
   const std::string path_;
   uint64_t file_start_ = 0;  // log offset of the file's first byte
   uint64_t base_ = 0;

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -151,6 +152,41 @@ TEST_F(LogSpoolTest, AKeptFileIsReopenedWithItsUnacknowledgedTail) {
 
 TEST_F(LogSpoolTest, CreateFailsInAMissingDirectory) {
   EXPECT_FALSE(LogSpool::Create((dir_ / "no" / "such" / "a.log").string()).ok());
+  // A file where the directory should be: no spool either.
+  std::ofstream(dir_ / "in-the-way") << "x";
+  EXPECT_FALSE(LogSpool::Create((dir_ / "in-the-way" / "a.log").string()).ok());
+}
+
+TEST_F(LogSpoolTest, AnAttemptThatPrintsNothingMakesNoFile) {
+  EXPECT_FALSE(fs::exists(dir_ / "a.log"));
+  ASSERT_TRUE(spool_->Append("").ok());
+  EXPECT_FALSE(fs::exists(dir_ / "a.log"));
+  EXPECT_TRUE(spool_->Sync().ok());
+  EXPECT_EQ(spool_->fd(), -1);
+  EXPECT_EQ(*spool_->Read(0, 10), "");
+  EXPECT_EQ(spool_->Ack(5), 0u);
+  // Kept and reopened as a restarted agent does: an empty log needs no file.
+  spool_->Keep();
+  spool_.reset();
+  auto reopened = LogSpool::Open((dir_ / "a.log").string(), 0);
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  EXPECT_EQ((*reopened)->held(), 0u);
+  EXPECT_EQ(*(*reopened)->Read(0, 10), "");
+  // The first byte makes the file.
+  ASSERT_TRUE((*reopened)->Append("x").ok());
+  EXPECT_TRUE(fs::exists(dir_ / "a.log"));
+  EXPECT_EQ(FileSize(), 1u);
+  reopened->reset();
+  EXPECT_FALSE(fs::exists(dir_ / "a.log"));
+}
+
+TEST_F(LogSpoolTest, TheFirstAppendFailsWhenTheFileCannotBeMade) {
+  fs::remove_all(dir_);  // the directory went after Create
+  EXPECT_FALSE(spool_->Append("lost").ok());
+  EXPECT_EQ(spool_->total(), 0u);  // all or nothing
+  fs::create_directories(dir_);
+  ASSERT_TRUE(spool_->Append("kept").ok());
+  EXPECT_EQ(ReadAll(0), "kept");
 }
 
 TEST(SpoolBudgetTest, RoomUntilTheBoundThenWaitsUntilReleased) {
