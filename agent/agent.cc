@@ -3,6 +3,7 @@
 // Recovery is in agent_recovery.cc, shutdown in agent_shutdown.cc.
 #include "agent/agent.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -414,9 +415,13 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   Log()->info("task={} attempt={} starting '{}'", as.task_id(), as.attempt_id(), as.display_name());
   Log()->debug("task={} attempt={} assignment on the loop at={}", as.task_id(), as.attempt_id(),
                a.started_us);
+  // One mkdir in the common case; a leftover of the same name (or a missing
+  // tasks directory) takes the long way.
   std::error_code ec;
-  std::filesystem::remove_all(a.workdir, ec);
-  std::filesystem::create_directories(a.workdir, ec);
+  if (::mkdir(a.workdir.c_str(), 0777) != 0) {
+    std::filesystem::remove_all(a.workdir, ec);
+    std::filesystem::create_directories(a.workdir, ec);
+  }
   // Outside the task's directory: a task that cleans or archives its working
   // directory (or a docker build whose context it is) must not meet it.
   absl::StatusOr<std::unique_ptr<LogSpool>> spool =

@@ -664,6 +664,28 @@ class WatchingExecutor final : public Executor {
   std::map<uint64_t, bool> seen_ ABSL_GUARDED_BY(mu_);
 };
 
+// A task starts in an empty work dir of its own, even where one of its name
+// was left; the dir goes once the result is stored, whether the task left
+// files in it or not. A task that has printed nothing has no spool file.
+TEST_F(AgentLifecycleTest, ATaskStartsInAnEmptyWorkDirThatGoesOnceItsResultIsStored) {
+  StartAgent(Options());
+  // Made after the start's sweep of leftovers.
+  const std::string dir71 = work_ + "/tasks/1_t71-71";
+  fs::create_directories(dir71);
+  std::ofstream(dir71 + "/stale") << "old";
+  coordinator_.Assign(Shell(71, "ls -A; touch made"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 71)));
+  EXPECT_EQ(Log(coordinator_.received(), 71), "");
+  // While it runs, before its first byte of output, the spool is empty.
+  coordinator_.Assign(Shell(72, "ls -A ../../spool"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 72)));
+  EXPECT_EQ(Log(coordinator_.received(), 72), "");
+  EXPECT_TRUE(Eventually([&] {
+    return !fs::exists(dir71) && !fs::exists(work_ + "/tasks/1_t72-72") &&
+           fs::is_empty(work_ + "/tasks");
+  }));
+}
+
 // The coordinator sends the ack of a result and the assignment that result
 // unblocked in one flush, so they reach the agent together: the new attempt
 // is spawned first, and the finished one's files are removed after it.
