@@ -61,7 +61,7 @@ Core::Core(Store* store, LogStore* logs, const Clock* clock, CoreOptions options
       policy_(AgentPolicy::Effective(options.agent_policy, options.insecure)),
       agents_(TimingOf(options)),
       pace_({options.heartbeat_interval, options.heartbeat_timeout, options.max_heartbeat_rate}),
-      watchers_(logs) {}
+      watchers_(logs, clock) {}
 
 absl::Status Core::Recover() {
   // Finished jobs stay in the store (read on demand): a coordinator with a
@@ -297,6 +297,8 @@ void Core::Tick() {
                                ")"));
     }
   }
+  // A stalled watcher holds the farm until here at most.
+  if (watchers_.Judge()) ReleaseAcks();
   Flush();
   Schedule();
 }

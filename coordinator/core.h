@@ -306,6 +306,12 @@ class Core : public AgentEventSink, public UserApi {
   void DeleteQueuedImages();
   void CancelTask(JobEntry& job, v1::Task& task, v1::CancelResponse& response);
   void SendTo(const std::string& agent, v1::CoordinatorMessage msg);
+  // Acknowledges `task`'s log up to `offset` to `agent`, or holds the ack
+  // while a watcher of the task paces the farm (WatchHub::HoldsAcks).
+  void AckLog(const std::string& agent, const v1::Task& task, uint64_t offset);
+  // Sends the held acks that no watcher holds any more; drops those of
+  // attempts that are no longer current on their agent.
+  void ReleaseAcks();
   void SaveAgent(const Agent& agent);
   // Sets the agent's grants and trusted labels from policy_ (also in its info,
   // for `musafarm agents`).
@@ -360,6 +366,14 @@ class Core : public AgentEventSink, public UserApi {
   AgentRegistry agents_;
   HeartbeatPace pace_;
   WatchHub watchers_;
+  // Log acks held for pacing (AckLog), by task: the latest offset only, as an
+  // ack covers every byte before it.
+  struct HeldAck {
+    std::string agent;
+    uint64_t attempt = 0;
+    uint64_t offset = 0;
+  };
+  std::map<std::string, HeldAck> held_acks_;
   ReadyQueue ready_;                     // every QUEUED task, by requirement class
   std::set<std::string> dirty_agents_;   // agents that may take work they could not before
   // Each requirement class's wait reason as last computed, and whether an

@@ -147,6 +147,7 @@ void Core::OnRegister(ConnId conn, const v1::Register& reg) {
     if (task != nullptr && task->attempt_id() == held.attempt_id() && task->agent() == reg.name() &&
         IsActive(task->state())) {
       kept.insert(task->id());
+      held_acks_.erase(task->id());  // the resend ack below covers it
       agents_.Hold(agent, task->id(), {task->gpu_ids().begin(), task->gpu_ids().end()});
       // Tells the agent where the stored log ends, so it resends exactly the
       // rest. A truncated log takes nothing more: everything the agent holds
@@ -279,6 +280,7 @@ void Core::OnLog(Agent& agent, const v1::LogChunk& chunk) {
   const uint64_t max = options_.max_log_bytes;
   const uint64_t chunk_end = chunk.offset() + chunk.data().size();
   if (task->log_truncated()) {
+    held_acks_.erase(task->id());
     SendTo(agent.info.name(), AckMessage(task->id(), task->attempt_id(), chunk_end, false));
     return;
   }
@@ -304,6 +306,7 @@ void Core::OnLog(Agent& agent, const v1::LogChunk& chunk) {
                              std::string(data.substr(static_cast<size_t>(before - chunk.offset()))));
       }
       watchers_.PublishLog(*task, task->attempt_id(), end, marker);
+      held_acks_.erase(task->id());
       SendTo(agent.info.name(), AckMessage(task->id(), task->attempt_id(), chunk_end, false));
       return;
     }
@@ -320,12 +323,39 @@ void Core::OnLog(Agent& agent, const v1::LogChunk& chunk) {
     return;
   }
   task->set_log_size(*size);
-  SendTo(agent.info.name(), AckMessage(task->id(), task->attempt_id(), *size, false));
   if (*size > before) {
     metrics_.OnLogBytes(*size - before);
     const size_t skip = static_cast<size_t>(before - chunk.offset());
     watchers_.PublishLog(*task, task->attempt_id(), before,
                          absl::string_view(chunk.data()).substr(skip));
+  }
+  // After the publish: what it queued for the watchers decides whether they
+  // hold the ack.
+  AckLog(agent.info.name(), *task, *size);
+}
+
+void Core::AckLog(const std::string& agent, const v1::Task& task, uint64_t offset) {
+  if (watchers_.HoldsAcks(task)) {
+    held_acks_[task.id()] = HeldAck{agent, task.attempt_id(), offset};
+    return;
+  }
+  held_acks_.erase(task.id());
+  SendTo(agent, AckMessage(task.id(), task.attempt_id(), offset, false));
+}
+
+void Core::ReleaseAcks() {
+  for (auto it = held_acks_.begin(); it != held_acks_.end();) {
+    const v1::Task* task = jobs_.FindTask(it->first);
+    const bool current = task != nullptr && task->attempt_id() == it->second.attempt &&
+                         task->agent() == it->second.agent && IsActive(task->state());
+    if (current && watchers_.HoldsAcks(*task)) {
+      ++it;
+      continue;
+    }
+    if (current) {
+      SendTo(it->second.agent, AckMessage(task->id(), task->attempt_id(), it->second.offset, false));
+    }
+    it = held_acks_.erase(it);
   }
 }
 
@@ -351,6 +381,7 @@ void Core::OnResult(Agent& agent, const v1::AttemptResult& result) {
                 agent.info.name(), result.task_id(), result.attempt_id());
     return;
   }
+  held_acks_.erase(task->id());  // every answer below acks up to what is stored
   const uint64_t stored = logs_->Size(task->id(), task->attempt_id());
   bool artifacts_complete = true;
   for (const v1::Artifact& artifact : result.artifacts()) {

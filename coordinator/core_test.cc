@@ -610,6 +610,57 @@ TEST_F(CoreTest, LogBytesAreFlushedBeforeTheyAreAcknowledged) {
   EXPECT_EQ(logs->durable(a.task_id(), a.attempt_id()), 24u);
 }
 
+// Issue 19, pacing: while a watcher that keeps up has WatchHub::kPace of the
+// task's log unwritten, the agent's log acks wait for its drain notice (its
+// send window fills, and the task blocks on write instead of running ahead of
+// the watcher); a watcher that stalls holds them until the next tick, and then
+// no more.
+TEST_F(CoreTest, AWatcherThatKeepsUpHoldsTheLogAcksAndAStalledOneOnlyUntilTheTick) {
+  auto [conn, agent] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: s\n    exec: [x]\n");
+  auto w = WatchWithLogs(job.id());
+  ASSERT_NE(w, nullptr);
+  w->count_unwritten = true;
+  const v1::Assignment a = agent->TakeAssignments().at(0);
+  v1::AgentMessage started;
+  started.mutable_started()->set_task_id(a.task_id());
+  started.mutable_started()->set_attempt_id(a.attempt_id());
+  core_->OnAgentMessage(conn, started);
+  uint64_t offset = 0;
+  auto log = [&, c = conn] {
+    v1::AgentMessage chunk;
+    chunk.mutable_log()->set_task_id(a.task_id());
+    chunk.mutable_log()->set_attempt_id(a.attempt_id());
+    chunk.mutable_log()->set_offset(offset);
+    chunk.mutable_log()->set_data(std::string(WatchHub::kPace, 'x'));
+    offset += WatchHub::kPace;
+    core_->OnAgentMessage(c, chunk);
+  };
+  auto acked = [ag = agent] {
+    uint64_t upto = 0;
+    for (const v1::CoordinatorMessage& m : ag->sent) {
+      if (m.has_ack()) upto = std::max<uint64_t>(upto, m.ack().log_offset());
+    }
+    return upto;
+  };
+  log();
+  EXPECT_EQ(acked(), 0u) << "acknowledged while the watcher has a MiB unwritten";
+  // It writes it within milliseconds: the ack goes out.
+  clock_.Advance(absl::Milliseconds(5));
+  w->unwritten = 0;
+  core_->WatcherDrained(1);
+  EXPECT_EQ(acked(), WatchHub::kPace);
+  // It stops reading: the next tick lets the ack go, and it holds no more.
+  log();
+  EXPECT_EQ(acked(), WatchHub::kPace);
+  clock_.Advance(absl::Milliseconds(500));
+  core_->Tick();
+  EXPECT_EQ(acked(), 2 * WatchHub::kPace);
+  log();
+  EXPECT_EQ(acked(), 3 * WatchHub::kPace);
+  EXPECT_EQ(w->Log().size(), 3 * WatchHub::kPace) << "every byte still reaches the watcher";
+}
+
 TEST_F(CoreTest, LogPastMaxLogBytesIsTruncatedAfterOneMarkerAndTheTaskGoesOn) {
   max_log_bytes_ = 10;
   Open();

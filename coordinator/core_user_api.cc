@@ -472,8 +472,16 @@ absl::Status Core::AddWatcher(WatchId id, const v1::WatchJobRequest& request,
   return absl::OkStatus();
 }
 
-void Core::RemoveWatcher(WatchId id) { watchers_.Remove(id); }
+void Core::RemoveWatcher(WatchId id) {
+  watchers_.Remove(id);
+  ReleaseAcks();
+  Flush();
+}
 
-void Core::WatcherDrained(WatchId id) { watchers_.Resume(id); }
+void Core::WatcherDrained(WatchId id) {
+  watchers_.Resume(id);
+  ReleaseAcks();
+  Flush();
+}
 
 }  // namespace musafarm::coordinator

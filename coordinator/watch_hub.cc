@@ -60,8 +60,66 @@ void WatchHub::Add(WatchId id, const v1::WatchJobRequest& request, const v1::Job
 
 void WatchHub::Resume(WatchId id) {
   auto it = watchers_.find(id);
-  if (it == watchers_.end() || !it->second.behind) return;
-  if (CatchUp(it->second)) watchers_.erase(it);
+  if (it == watchers_.end()) return;
+  Entry& w = it->second;
+  if (w.asked_at) {
+    w.paces = KeepsUp(w, clock_->Now());
+    w.asked_at.reset();
+  }
+  w.holding = false;
+  if (!w.behind) return;
+  if (CatchUp(w)) watchers_.erase(it);
+}
+
+bool WatchHub::HoldsAcks(const v1::Task& task) {
+  for (auto& [id, w] : watchers_) {
+    if (!w.logs || !w.paces || !w.Wants(task)) continue;
+    if (w.holding) return true;
+    if (w.behind) {
+      // Its catch-up's drain notice ends the hold.
+      w.holding = true;
+      return true;
+    }
+    if (w.watcher->UnwrittenLogBytes() >= kPace) {
+      w.holding = true;
+      AskDrain(w, kPace / 2);
+      return true;
+    }
+  }
+  return false;
+}
+
+bool WatchHub::Judge() {
+  const absl::Time now = clock_->Now();
+  bool ended = false;
+  for (auto& [id, w] : watchers_) {
+    if (!w.asked_at || KeepsUp(w, now)) continue;
+    w.paces = false;  // until a drain notice finds it fast, or it is current again
+    ended = ended || w.holding;
+    w.holding = false;
+  }
+  return ended;
+}
+
+bool WatchHub::KeepsUp(const Entry& w, absl::Time now) const {
+  const absl::Duration took = now - *w.asked_at;
+  if (took < kJudgeAfter) return true;
+  const uint64_t unwritten = w.watcher->UnwrittenLogBytes();
+  const uint64_t written = w.owed > unwritten ? w.owed - unwritten : 0;
+  return static_cast<double>(written) >= absl::ToDoubleSeconds(took) * kMinRate;
+}
+
+void WatchHub::AskDrain(Entry& w, uint64_t at_most) {
+  if (!w.asked_at) {
+    w.asked_at = clock_->Now();
+    w.owed = w.watcher->UnwrittenLogBytes();
+  }
+  w.watcher->RequestDrainNotice(at_most);
+}
+
+void WatchHub::SendLog(Entry& w, v1::WatchEvent ev) {
+  if (w.asked_at) w.owed += ev.log().data().size();
+  w.watcher->Send(std::move(ev));
 }
 
 WatchHub::Sending WatchHub::SendStored(Entry& w, const std::string& task, Sent& s,
@@ -78,7 +136,7 @@ WatchHub::Sending WatchHub::SendStored(Entry& w, const std::string& task, Sent& 
     if (!data.ok() || data->empty()) break;
     const uint64_t at = s.bytes;
     s.bytes += data->size();
-    w.watcher->Send(LogEvent(task, s.attempt, at, *std::move(data)));
+    SendLog(w, LogEvent(task, s.attempt, at, *std::move(data)));
     if (one_message) return s.bytes < size ? Sending::kMore : Sending::kDone;
   }
   return Sending::kDone;
@@ -105,6 +163,7 @@ bool WatchHub::CatchUp(Entry& w) {
     w.last_turn = *it;
     if (more == Sending::kDone) w.lagging.erase(it);
   }
+  w.paces = true;  // current again: it may hold the farm again (class comment)
   for (auto& [id, task] : w.held_tasks) {
     v1::WatchEvent ev;
     *ev.mutable_task() = std::move(task);
@@ -118,7 +177,7 @@ bool WatchHub::CatchUp(Entry& w) {
 
 void WatchHub::FallBehind(Entry& w) {
   w.behind = true;
-  w.watcher->RequestDrainNotice(kWindow / 2);
+  AskDrain(w, kWindow / 2);
 }
 
 void WatchHub::End(Entry& w, const v1::Job& job) {
@@ -154,7 +213,7 @@ void WatchHub::PublishLog(const v1::Task& task, uint64_t attempt, uint64_t offse
     if (end <= sent) continue;
     const uint64_t skip = sent > offset ? sent - offset : 0;
     sent = end;
-    w.watcher->Send(LogEvent(task.id(), attempt, offset + skip, std::string(data.substr(skip))));
+    SendLog(w, LogEvent(task.id(), attempt, offset + skip, std::string(data.substr(skip))));
     if (w.watcher->UnwrittenLogBytes() >= kWindow) FallBehind(w);
   }
 }

@@ -11,6 +11,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
 #include "coordinator/log_store.h"
 #include "coordinator/user_api.h"
 #include "musafarm/v1/farm.pb.h"
@@ -36,15 +38,34 @@ namespace musafarm::coordinator {
 // task and `finished` waits, both sent once the logs are current: a watcher
 // that falls behind still gets every byte, in order, before the job's end;
 // memory per watcher stays about kWindow plus one message.
+//
+// Pacing. A watcher that falls behind stays behind by what it lagged while the
+// tasks print (on a busy machine the watch path, the CLI above all, gets less
+// CPU than the writers, and its delay grew through the whole run). So a
+// watcher that keeps up also holds the farm: while it has kPace bytes or more
+// unwritten, HoldsAcks says so, and the core holds back the agents' log acks
+// of the tasks it watches (their send windows then fill and the tasks block on
+// write) until it drains to half of that. A watcher that writes slower than
+// kMinRate since its drain notice was asked (a stalled or slow reader: judged
+// at each drain notice and at each Judge, the core's tick) holds nothing from
+// then on, until a drain notice finds it fast or it is current again: it falls
+// behind as above, and the farm runs at its own pace.
 class WatchHub {
  public:
   using WatchId = UserApi::WatchId;
 
   static constexpr uint64_t kWindow = 4 << 20;
   static constexpr uint64_t kCatchUpChunk = 1 << 20;
+  static constexpr uint64_t kPace = 1 << 20;
+  // Bytes per second a holding watcher must write to keep holding; judged
+  // once it has held for kJudgeAfter.
+  static constexpr uint64_t kMinRate = 16 << 20;
+  static constexpr absl::Duration kJudgeAfter = absl::Milliseconds(50);
 
-  // `logs` is read for catch-up; not owned, outlives the hub.
-  explicit WatchHub(LogStore* logs) : logs_(logs) {}
+  // `logs` is read for catch-up; `clock` times the pacing. Not owned, both
+  // outlive the hub.
+  explicit WatchHub(LogStore* logs, const Clock* clock = RealClock::Get())
+      : logs_(logs), clock_(clock) {}
 
   // Starts watching `job` (request.task_id() must be one of its tasks or
   // empty): sends the snapshot, then, when asked for logs, every stored byte
@@ -53,8 +74,17 @@ class WatchHub {
   void Add(WatchId id, const v1::WatchJobRequest& request, const v1::Job& job,
            std::shared_ptr<Watcher> watcher);
   void Remove(WatchId id) { watchers_.erase(id); }
-  // The watcher drained (UserApi::WatcherDrained): catches it up.
+  // The watcher drained (UserApi::WatcherDrained): judges its pace, ends its
+  // hold and catches it up.
   void Resume(WatchId id);
+
+  // Pacing (class comment): whether a log watcher of `task` that keeps up has
+  // kPace or more unwritten (or is behind), so the task's log acks wait until
+  // it drains. Starts its hold (and asks for a drain notice) where one is due.
+  bool HoldsAcks(const v1::Task& task);
+  // Ends the holds of watchers that have written slower than kMinRate since
+  // their drain notice was asked (a stalled one); true when one ended.
+  bool Judge();
 
   // A task changed (and the change is durable): every watcher of it gets it.
   void PublishTask(const v1::Task& task);
@@ -90,6 +120,15 @@ class WatchHub {
     std::deque<std::pair<std::string, Sent>> stale;
     std::map<std::string, v1::Task> held_tasks;
     std::optional<v1::Job> held_end;
+    // Pacing: whether it may hold the farm (not since it was found slower
+    // than kMinRate, until a drain notice finds it fast or it is current
+    // again), whether it
+    // holds it now, and the drain notice it was asked for: when, and the log
+    // bytes it had to write since (unwritten then, plus what was sent since).
+    bool paces = true;
+    bool holding = false;
+    std::optional<absl::Time> asked_at;
+    uint64_t owed = 0;
 
     uint64_t& SentFor(const std::string& task, uint64_t attempt);
     bool Wants(const v1::Task& task) const {
@@ -105,10 +144,19 @@ class WatchHub {
   // and then true: the watcher is done. Falls behind again when it fills up.
   bool CatchUp(Entry& w);
   void FallBehind(Entry& w);
+  // Asks w for a drain notice once at most `at_most` bytes are unwritten,
+  // timing it from the first ask since the last notice.
+  void AskDrain(Entry& w, uint64_t at_most);
+  // Whether w has written at least kMinRate since its drain notice was asked
+  // (or was asked less than kJudgeAfter ago).
+  bool KeepsUp(const Entry& w, absl::Time now) const;
+  // Sends a log event, counting it into what w owes its drain notice.
+  static void SendLog(Entry& w, v1::WatchEvent ev);
   // Ends the watch with `finished` = `job`.
   static void End(Entry& w, const v1::Job& job);
 
   LogStore* const logs_;
+  const Clock* const clock_;
   std::map<WatchId, Entry> watchers_;
 };
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_watcher.h"
 
 namespace musafarm::coordinator {
@@ -291,6 +292,54 @@ TEST_F(WatchHubTest, ANewWatcherOfALongLogIsCaughtUpAWindowAtATime) {
   EXPECT_EQ(w->Log(), all);
   EXPECT_TRUE(w->events.back().has_finished());
   EXPECT_EQ(hub.size(), 0u);
+}
+
+// Pacing: a watcher that keeps up holds the acks of the tasks it watches while
+// kPace or more is unwritten, until its drain notice; one that writes nothing
+// holds them until the next Judge (the core's tick) and then no more, until it
+// is current again.
+TEST_F(WatchHubTest, AWatcherThatKeepsUpHoldsTheAcksUntilItDrainsAndAStalledOneUntilJudged) {
+  testing::FakeClock clock;
+  WatchHub hub(logs_.get(), &clock);
+  auto w = std::make_shared<RecordingWatcher>();
+  w->count_unwritten = true;
+  hub.Add(1, Request("1/a", true), job_, w);
+  StoreAndPublish(logs_.get(), &hub, job_.tasks(0), 5, Piece(0));
+  EXPECT_FALSE(hub.HoldsAcks(job_.tasks(0))) << "64 KiB unwritten holds nothing";
+  for (int i = 1; i < 16; ++i) StoreAndPublish(logs_.get(), &hub, job_.tasks(0), 5, Piece(i));
+  ASSERT_EQ(w->unwritten, WatchHub::kPace);
+  EXPECT_TRUE(hub.HoldsAcks(job_.tasks(0)));
+  EXPECT_FALSE(hub.HoldsAcks(job_.tasks(1))) << "a task it does not watch";
+  ASSERT_EQ(w->drain_requests, std::vector<uint64_t>{WatchHub::kPace / 2});
+  // It writes the MiB within 10 ms: the hold ends, and it paces on.
+  clock.Advance(absl::Milliseconds(10));
+  EXPECT_FALSE(hub.Judge());
+  Drain(&hub, w.get(), 1);
+  EXPECT_FALSE(hub.HoldsAcks(job_.tasks(0)));
+  for (int i = 16; i < 32; ++i) StoreAndPublish(logs_.get(), &hub, job_.tasks(0), 5, Piece(i));
+  EXPECT_TRUE(hub.HoldsAcks(job_.tasks(0)));
+  // Then it stops reading: judged at the next tick, it holds nothing more,
+  // however much it has unwritten, and falls behind as before.
+  clock.Advance(absl::Milliseconds(500));
+  EXPECT_TRUE(hub.Judge());
+  EXPECT_FALSE(hub.HoldsAcks(job_.tasks(0)));
+  std::string all;
+  for (int i = 0; i < 32; ++i) all += Piece(i);
+  for (int i = 32; i < 96; ++i) {
+    all += Piece(i);
+    StoreAndPublish(logs_.get(), &hub, job_.tasks(0), 5, Piece(i));
+    EXPECT_FALSE(hub.HoldsAcks(job_.tasks(0)));
+  }
+  EXPECT_LE(w->max_unwritten, WatchHub::kWindow + (64 << 10));
+  // It reads again: current once it has the rest, it holds the farm again.
+  clock.Advance(absl::Seconds(2));
+  Drain(&hub, w.get(), 1);
+  EXPECT_TRUE(hub.HoldsAcks(job_.tasks(0)));
+  for (int round = 0; round < 100 && w->Log().size() < all.size(); ++round) {
+    clock.Advance(absl::Milliseconds(5));
+    Drain(&hub, w.get(), 1);
+  }
+  EXPECT_EQ(w->Log(), all) << "every byte, in order";
 }
 
 }  // namespace
