@@ -487,6 +487,7 @@ void Agent::StartExecution(const std::string& key) {
     loop_.PostGrouped(
         [this, key, info = std::move(info)]() mutable { OnExit(key, std::move(info)); });
   };
+  cb.read_room = [lead] { return lead->Room(); };
   cb.wait_for_room = [this, lead](absl::Duration timeout) {
     const absl::Time deadline = absl::Now() + timeout;
     return budget_.WaitForRoom(timeout) && lead->WaitForRoom(deadline - absl::Now());

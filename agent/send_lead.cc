@@ -29,4 +29,11 @@ bool SendLead::WaitForRoom(absl::Duration timeout) {
   return mu_.AwaitWithTimeout(absl::Condition(&room), timeout);
 }
 
+uint64_t SendLead::Room() {
+  absl::MutexLock lock(&mu_);
+  if (!sending_) return kMax;
+  const uint64_t used = reading_ + unsent_;
+  return used < max_ ? max_ - used : 0;
+}
+
 }  // namespace musafarm::agent

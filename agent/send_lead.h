@@ -28,7 +28,7 @@ namespace musafarm::agent {
 // not grow with the number of tasks printing at once.
 class SendLead {
  public:
-  // Overshoot is at most one read (1 MiB, common/subprocess.cc).
+  // Overshoot is at most one read: what Room() said, or kMinOutputRead.
   static constexpr uint64_t kMax = 2 << 20;
 
   // Executor thread: `bytes` were read and are on their way to the loop.
@@ -41,6 +41,9 @@ class SendLead {
   // Waits up to `timeout` until the lead is under its bound or the attempt is
   // not being sent; true when so.
   bool WaitForRoom(absl::Duration timeout);
+  // Bytes the executor may read before the lead reaches its bound; kMax
+  // while the attempt is not being sent (nothing is bounded then).
+  uint64_t Room();
 
  private:
   absl::Mutex mu_;

@@ -35,5 +35,16 @@ TEST(SendLeadTest, AnAttemptIsBoundByItsShare) {
   EXPECT_TRUE(lead.WaitForRoom(absl::ZeroDuration()));
 }
 
+// What the executor's next read may take (ExecCallbacks::read_room).
+TEST(SendLeadTest, RoomIsWhatIsLeftUnderTheBoundWhileSending) {
+  SendLead lead;
+  lead.Read(100);
+  EXPECT_EQ(lead.Room(), SendLead::kMax) << "not being sent: one whole read";
+  lead.Update(/*unsent=*/1000, /*sending=*/true, /*max=*/4096);
+  EXPECT_EQ(lead.Room(), 4096u - 1100u);
+  lead.Update(5000, true, 4096);
+  EXPECT_EQ(lead.Room(), 0u);
+}
+
 }  // namespace
 }  // namespace musafarm::agent

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
@@ -241,6 +242,36 @@ TEST_F(ExecExecutorTest, RoomForOutputLetsEverythingThrough) {
   ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
   EXPECT_EQ(r.exit.exit_code, 0);
   EXPECT_EQ(r.Out(), std::string(3000000, 'x'));
+}
+
+// Issue 19: reads take no more than the room the agent has (read_room, its
+// send lead's; here 200 KiB, then nothing), down to kMinOutputRead, so that output the agent cannot send
+// yet waits in the pipe rather than a whole 1 MiB read past the bound.
+TEST_F(ExecExecutorTest, ReadsTakeNoMoreThanTheRoomTheAgentHas) {
+  Recorder r;
+  ExecCallbacks cb = r.Callbacks();
+  std::atomic<uint64_t> room{200 << 10};
+  std::atomic<size_t> largest{0};
+  cb.on_output = [&largest, inner = std::move(cb.on_output)](std::string d) mutable {
+    largest = std::max(largest.load(), d.size());
+    inner(std::move(d));
+  };
+  cb.read_room = [&room] { return room.exchange(1); };  // then 1 byte: the floor applies
+  // No room for a while after the first output, so that the pipe fills (the
+  // child writes 3 MB at once): a read that ignored the room would take all
+  // of the pipe then.
+  std::optional<absl::Time> first;
+  cb.wait_for_room = [&first](absl::Duration) {
+    if (!first) first = absl::Now();
+    return absl::Now() - *first > absl::Milliseconds(300);
+  };
+  auto exec = executor_.Start(Exec({"sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x"}),
+                              dir_.string(), std::move(cb));
+  ASSERT_TRUE(exec.ok());
+  ASSERT_TRUE(r.done.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  EXPECT_EQ(r.Out(), std::string(3000000, 'x'));
+  EXPECT_LE(largest.load(), size_t{200} << 10);
+  EXPECT_GT(largest.load(), 0u);
 }
 
 TEST_F(ExecExecutorTest, MissingProgramIsAnErrorResult) {

@@ -55,6 +55,8 @@ struct ExitInfo {
 // on_output, then on_exit exactly once. Must not block, except wait_for_room,
 // which is meant to (the reaper asks it with a zero timeout), and on_exit of an
 // attempt with GPUs or files to collect (which ends on a thread of its own).
+inline constexpr uint64_t kMinOutputRead = 64 << 10;
+
 struct ExecCallbacks {
   absl::AnyInvocable<void(std::string data)> on_output;
   absl::AnyInvocable<void(ExitInfo info)> on_exit;
@@ -63,6 +65,12 @@ struct ExecCallbacks {
   // on_output of a task's output (AwaitOutputRoom) and read no more from the
   // pipe while it says no, so the process blocks on its full pipe.
   absl::AnyInvocable<bool(absl::Duration timeout)> wait_for_room;
+  // Optional (the agent's send lead, SendLead::Room). How many bytes of output
+  // the agent wants in the next read: an executor that can size its reads
+  // (the exec executor's reaper) reads no more than that, with a floor of
+  // kMinOutputRead, so that output waiting for a watcher waits in the pipe,
+  // where the task blocks on it, rather than a whole read ahead of the bound.
+  absl::AnyInvocable<uint64_t()> read_room;
   // Optional. A process group the execution started, named by its leader's
   // pid, that must not outlive the agent: the agent records it in its state
   // file, so that a restarted agent can kill what an earlier run left. Called

@@ -196,7 +196,12 @@ void ProcessReaper::Run() {
         e.exit_seen = true;
         continue;
       }
-      const ssize_t r = ::read(e.p.child.fd, buf.get(), kChildReadChunk);
+      size_t want = kChildReadChunk;
+      if (e.p.callbacks.read_room) {
+        want = static_cast<size_t>(
+            std::clamp<uint64_t>(e.p.callbacks.read_room(), kMinOutputRead, kChildReadChunk));
+      }
+      const ssize_t r = ::read(e.p.child.fd, buf.get(), want);
       if (r > 0) {
         e.p.callbacks.on_output(std::string(buf.get(), static_cast<size_t>(r)));
         // Backpressure: while the agent has no room, the pipe is not read and
