@@ -1,7 +1,8 @@
 #pragma once
 
-// JSON output of `-o json`: messages in the proto3 JSON mapping, by protobuf's
-// own printer, with RFC 3339 times beside the protocol's microsecond fields.
+// JSON output of `-o json`: messages in the proto3 JSON mapping, as protobuf's
+// own printer has it (printed by reflection, json.cc), with RFC 3339 times
+// beside the protocol's microsecond fields.
 // Documents that are no single message (results, a downloaded artifact) are
 // composed with nlohmann::ordered_json, never by hand.
 

@@ -1,13 +1,17 @@
 #include "cli/json.h"
 
+#include <initializer_list>
 #include <string>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "musafarm/v1/farm.pb.h"
 #include "musafarm/v1/user_service.pb.h"
+#include "musafarm/v1/agent_service.pb.h"
 
 namespace musafarm::cli {
 namespace {
@@ -62,6 +66,84 @@ TEST(ProtoToJsonTest, KeepsTheProto3MappingSoOldReadersStillParseTheMessage) {
   std::string want;
   ASSERT_TRUE(google::protobuf::util::MessageToJsonString(a, &want, opts).ok());
   EXPECT_EQ(DumpJson(j), want);
+}
+
+// What protobuf's own printer makes of `msg`, as ProtoToJson printed it before
+// printing by reflection (issue 19), times added the same way.
+Json ProtobufsJson(const google::protobuf::Message& msg) {
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.always_print_primitive_fields = true;
+  std::string text;
+  EXPECT_TRUE(google::protobuf::util::MessageToJsonString(msg, &text, opts).ok());
+  return Json::parse(text);
+}
+
+// `got` less the "xTime" keys ProtoToJson adds that `want` lacks.
+Json WithoutAddedTimes(const Json& got, const Json& want) {
+  if (got.is_array() && want.is_array() && got.size() == want.size()) {
+    Json out = Json::array();
+    for (size_t i = 0; i < got.size(); ++i) out.push_back(WithoutAddedTimes(got[i], want[i]));
+    return out;
+  }
+  if (!got.is_object() || !want.is_object()) return got;
+  Json out = Json::object();
+  for (const auto& [k, v] : got.items()) {
+    if (!want.contains(k) && absl::EndsWith(k, "Time")) continue;
+    out[k] = want.contains(k) ? WithoutAddedTimes(v, want[k]) : v;
+  }
+  return out;
+}
+
+// ProtoToJson prints by reflection now: the same keys, values and order as
+// protobuf's printer for every kind of field the protocol has: 64-bit integers
+// as strings, enums by name, bytes as base64, repeated and map fields even when
+// empty, messages and oneof members only when set, Timestamp and Duration as
+// text (the times added beside the *Us fields aside).
+TEST(ProtoToJsonTest, PrintsWhatProtobufsPrinterPrints) {
+  v1::Job job;
+  job.set_id("7");
+  job.set_created_us(kT0);
+  job.set_state(v1::JOB_STATE_RUNNING);
+  (*job.mutable_params())["a"] = "1";
+  job.mutable_created_time()->set_seconds(1'700'000'000);
+  job.mutable_created_time()->set_nanos(500'000'000);
+  v1::Task* t = job.add_tasks();
+  t->set_id("7/a");
+  t->set_state(v1::TASK_STATE_RUNNING);
+  t->mutable_spec()->set_stage("build");
+  t->mutable_spec()->mutable_run()->mutable_exec()->add_argv("true");
+  (*t->mutable_spec()->mutable_run()->mutable_env())["K"] = "v";
+  t->mutable_spec()->mutable_run()->mutable_timeout()->set_seconds(90);
+  t->mutable_spec()->mutable_run()->mutable_timeout()->set_nanos(1'000'000);
+  job.add_tasks()->set_id("7/b");  // defaults only
+  v1::WatchEvent snapshot;
+  *snapshot.mutable_snapshot() = job;
+  v1::WatchEvent log;
+  log.mutable_log()->set_task_id("7/a");
+  log.mutable_log()->set_data(std::string("line\n\0\xff", 7));
+  v1::Agent agent;
+  agent.set_name("gpu-1");
+  agent.add_labels("gpu");
+  agent.set_state(v1::AGENT_STATE_CONNECTED);
+  for (const google::protobuf::Message* m :
+       std::initializer_list<const google::protobuf::Message*>{&job, &snapshot, &log, &agent,
+                                                               &v1::Job::default_instance()}) {
+    SCOPED_TRACE(m->GetTypeName());
+    const Json want = ProtobufsJson(*m);
+    const Json got = ProtoToJson(*m);
+    EXPECT_EQ(DumpJson(WithoutAddedTimes(got, want)), DumpJson(want));
+  }
+}
+
+// A map of several entries prints in key order (protobuf's printer follows its
+// hash order), with the same entries.
+TEST(ProtoToJsonTest, MapEntriesInKeyOrder) {
+  v1::SubmitRequest req;
+  for (const char* k : {"zeta", "alpha", "mu", "beta"}) (*req.mutable_params())[k] = k;
+  const Json got = ProtoToJson(req);
+  EXPECT_EQ(DumpJson(got["params"]),
+            "{\"alpha\":\"alpha\",\"beta\":\"beta\",\"mu\":\"mu\",\"zeta\":\"zeta\"}");
+  EXPECT_EQ(nlohmann::json(got), nlohmann::json(ProtobufsJson(req)));
 }
 
 // A message that already carries the RFC 3339 time (the user API's Timestamp
