@@ -199,6 +199,14 @@ void Core::Flush() {
   }
   if (!p.mutation.deliveries.empty() && on_notifications_) on_notifications_();
   if (Log()->should_log(spdlog::level::debug)) TraceAssignments(p.to_agents);
+  // A stream writes one message at a time, each after the last one's write
+  // completed (a wake-up of a gRPC thread in between), so a turn's acks go
+  // after everything else it sends: a result's ack and the assignment it
+  // unblocked are usually for the same agent, and the spawn need not wait
+  // for the ack's write (issue 19). Acks keep their order among themselves,
+  // the rest theirs; nothing the agent does depends on an ack coming first.
+  std::stable_partition(p.to_agents.begin(), p.to_agents.end(),
+                        [](const auto& to) { return !to.second.has_ack(); });
   for (auto& [agent, msg] : p.to_agents) agents_.Send(agent, std::move(msg));
   // Watchers see state changes only once they are durable.
   for (const std::string& id : p.changed_order) watchers_.PublishTask(*jobs_.FindTask(id));

@@ -279,6 +279,26 @@ TEST_F(CoreTest, RunsInDependencyOrderAndSucceeds) {
   EXPECT_TRUE(core_->GetLog(req)->complete());
 }
 
+// Issue 19: the ack of a result and the assignment it unblocked leave in one
+// flush, the assignment first: a stream writes one message at a time, each
+// after the last one's write completed, and the spawn need not wait for that.
+TEST_F(CoreTest, AnAssignmentLeavesAheadOfTheAckOfTheResultThatUnblockedIt) {
+  auto [conn, agent] = Connect("a1", 1);
+  v1::Job job = Submit("stages:\n  - name: a\n    exec: [x]\n"
+                       "  - name: b\n    needs: [a]\n    exec: [x]\n");
+  const v1::Assignment a = agent->TakeAssignments().at(0);
+  core_->BeginGroup();  // as the loop delivers agent messages
+  Result(conn, a, 0);
+  core_->EndGroup();
+  std::vector<std::string> sent;
+  for (const v1::CoordinatorMessage& m : agent->sent) {
+    if (m.has_assignment()) sent.push_back("assignment " + m.assignment().task_id());
+    if (m.has_ack() && m.ack().result_stored()) sent.push_back("ack " + m.ack().task_id());
+  }
+  EXPECT_EQ(sent, (std::vector<std::string>{"assignment " + job.id() + "/b",
+                                            "ack " + job.id() + "/a"}));
+}
+
 // The store commits the core has made, from its metrics.
 int Commits(Core& core) {
   const std::string text = core.RenderMetrics();
