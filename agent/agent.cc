@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -200,14 +201,28 @@ void Agent::Connect() {
   const uint64_t gen = ++generation_;
   registered_ = false;
   session_target_ = link_->Target();
+  const bool inline_ok = link_->OnMessageMaySend();
   session_ = link_->Open(
       // Grouped: a turn's assignments share one state write (FlushState).
-      [this, gen](v1::CoordinatorMessage msg) {
+      [this, gen, inline_ok](v1::CoordinatorMessage msg) {
         if (msg.has_assignment() && Log()->should_log(spdlog::level::debug)) {
           Log()->debug("task={} attempt={} assignment read at={}", msg.assignment().task_id(),
                        msg.assignment().attempt_id(), NowMicros());
         }
-        loop_.PostGrouped([this, gen, msg = std::move(msg)] { OnMessage(gen, msg); });
+        // An exec assignment that finds the loop idle is started here, on
+        // the link's thread, as a turn of the loop of its own: waking the
+        // loop's thread cost a wake-up and, on a busy host, a wait for a
+        // core before the spawn (issue 19). Only exec: a docker attempt's
+        // state is fsync'd before it starts, which must not hold up the
+        // link's thread.
+        const bool here = inline_ok && msg.has_assignment() &&
+                          msg.assignment().run().kind_case() == v1::StageSpec::kExec;
+        auto handle = [this, gen, msg = std::move(msg)] { OnMessage(gen, msg); };
+        if (here) {
+          loop_.RunHereOrPostGrouped(std::move(handle));
+        } else {
+          loop_.PostGrouped(std::move(handle));
+        }
       },
       [this, gen](absl::Status status) {
         loop_.PostGrouped([this, gen, status] { OnSessionEnd(gen, status); });
@@ -492,7 +507,12 @@ void Agent::StartExecution(const std::string& key) {
     const absl::Time deadline = absl::Now() + timeout;
     return budget_.WaitForRoom(timeout) && lead->WaitForRoom(deadline - absl::Now());
   };
-  cb.on_process = [this, key](pid_t leader) {
+  // When the first process was spawned: the attempt's start, which Started
+  // says (not after the bookkeeping below).
+  auto spawned_at = std::make_shared<std::atomic<int64_t>>(0);
+  cb.on_process = [this, key, spawned_at](pid_t leader) {
+    int64_t none = 0;
+    spawned_at->compare_exchange_strong(none, NowMicros());
     // Read now, while the leader cannot have been reaped.
     const std::optional<ProcStat> st = ReadProcStat(leader);
     if (!st) return;  // already gone
@@ -521,7 +541,7 @@ void Agent::StartExecution(const std::string& key) {
   // and writing the message no longer delays the spawn, and the time it
   // carries is the spawn's. Nothing of the attempt can reach the
   // coordinator before it: its output and exit come through this loop.
-  const int64_t spawned_us = NowMicros();
+  const int64_t spawned_us = spawned_at->load() != 0 ? spawned_at->load() : NowMicros();
   Log()->debug("task={} attempt={} spawn from={} to={}", as.task_id(), as.attempt_id(),
                a.started_us, spawned_us);
   a.started_us = spawned_us;

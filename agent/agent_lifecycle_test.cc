@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <sstream>
+#include <thread>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
@@ -724,6 +725,63 @@ TEST_F(AgentLifecycleTest, AnAssignmentStartsBeforeTheFilesOfTheAttemptItFollows
   EXPECT_EQ(exec.SeenAt(63), std::optional<bool>(true));
   EXPECT_TRUE(Eventually([&] { return !fs::exists(finished_dir); }));
   agent_.reset();  // before the executor and the hook's state go out of scope
+}
+
+// Host processes (ExecExecutor), noting the thread each attempt is spawned on.
+class ThreadNotingExecutor final : public Executor {
+ public:
+  explicit ThreadNotingExecutor(Executor* inner) : inner_(inner) {}
+  absl::StatusOr<std::unique_ptr<Execution>> Start(const v1::Assignment& assignment,
+                                                   const std::string& workdir,
+                                                   ExecCallbacks callbacks) override {
+    {
+      absl::MutexLock lock(&mu_);
+      spawned_on_[assignment.attempt_id()] = std::this_thread::get_id();
+    }
+    return inner_->Start(assignment, workdir, std::move(callbacks));
+  }
+  std::thread::id SpawnedOn(uint64_t attempt) {
+    absl::MutexLock lock(&mu_);
+    return spawned_on_[attempt];
+  }
+
+ private:
+  Executor* const inner_;
+  absl::Mutex mu_;
+  std::map<uint64_t, std::thread::id> spawned_on_ ABSL_GUARDED_BY(mu_);
+};
+
+// Issue 19: over a link that allows it (the gRPC one), an exec assignment that
+// finds the agent's loop idle is spawned on the thread that read it, without
+// waking the loop's thread; its attempt is still recorded in the visible state
+// before its process starts.
+TEST_F(AgentLifecycleTest, AnAssignmentToAnIdleAgentIsSpawnedOnTheThreadThatReadIt) {
+  ThreadNotingExecutor exec(&executor_);
+  coordinator_.set_on_message_may_send(true);
+  agent_ = std::make_unique<Agent>(Options(), &coordinator_, &exec);
+  ASSERT_TRUE(agent_->Start().ok());
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  // The loop may still be busy (the registration's turn, the last attempt's
+  // ack and removal): the assignment is then posted to it, as before. Each
+  // next one is read once the last is acknowledged and forgotten.
+  auto holds_none = [&] {
+    absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
+    return st.ok() && st->attempts().empty();
+  };
+  uint64_t here = 0;
+  for (uint64_t attempt = 71; attempt < 91 && here == 0; ++attempt) {
+    ASSERT_TRUE(Eventually(holds_none));
+    v1::CoordinatorMessage m;
+    *m.mutable_assignment() =
+        Shell(attempt, absl::StrCat("grep -qa 1/t", attempt, " ", VisibleSlot(0), " ",
+                                    VisibleSlot(1), " && echo recorded || echo missing"));
+    ASSERT_TRUE(coordinator_.DeliverFromReader(m));
+    ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, attempt)));
+    if (exec.SpawnedOn(attempt) == std::this_thread::get_id()) here = attempt;
+  }
+  ASSERT_NE(here, 0u) << "no assignment was spawned on the thread that delivered it";
+  EXPECT_EQ(Log(coordinator_.received(), here), "recorded\n");
+  agent_.reset();  // before the executor goes out of scope
 }
 
 // An agent upgraded in place finds only the text state file its older build

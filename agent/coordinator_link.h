@@ -37,7 +37,8 @@ class CoordinatorSession {
 class CoordinatorLink {
  public:
   // Called from the link's own threads: they must not block and must not call
-  // back into the session (post to a loop instead).
+  // back into the session (post to a loop instead), unless the link says
+  // OnMessageMaySend().
   using OnMessage = std::function<void(v1::CoordinatorMessage msg)>;
   using OnEnd = std::function<void(absl::Status why)>;
 
@@ -48,6 +49,11 @@ class CoordinatorLink {
   // message the agent sends must be its Register. Sessions may overlap only
   // while an old one is ending.
   virtual std::shared_ptr<CoordinatorSession> Open(OnMessage on_message, OnEnd on_end) = 0;
+  // Whether on_message may call the session's Send and take a moment: the
+  // link holds no lock of its own while it delivers, and reads the next
+  // message only once on_message returns. The agent then starts an exec
+  // assignment on the thread that read it when its loop is idle (issue 19).
+  virtual bool OnMessageMaySend() const { return false; }
   // Where it connects, for the log (e.g. "10.0.0.5:7070").
   virtual std::string Target() const = 0;
   // The coordinator's content store, read over this link's channel (issue 17:

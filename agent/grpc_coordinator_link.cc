@@ -37,6 +37,9 @@ class GrpcCoordinatorLink final : public CoordinatorLink {
 
   std::shared_ptr<CoordinatorSession> Open(OnMessage on_message, OnEnd on_end) override;
   std::string Target() const override { return targets_.Current(); }
+  // CoordinatorStream calls on_message in OnReadDone, holding nothing, and
+  // starts the next read after it; a write may start from within it.
+  bool OnMessageMaySend() const override { return true; }
   content::BlobSource* blobs() override { return &blobs_; }
 
  private:

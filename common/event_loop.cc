@@ -46,6 +46,25 @@ EventLoop::Ready EventLoop::Pop() {
   return item;
 }
 
+bool EventLoop::RunHereOrPostGrouped(absl::AnyInvocable<void() &&> fn) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!waiting_ || stop_ || borrowed_ || !ready_.empty()) {
+      Push(Ready{std::move(fn), true, false});
+      return false;
+    }
+    borrowed_ = true;
+  }
+  borrower_.store(std::this_thread::get_id(), std::memory_order_release);
+  // The loop's thread waits with no group open, so this is a group of its own.
+  RunOne(Ready{std::move(fn), true, false});
+  EndGroup();
+  borrower_.store(std::thread::id(), std::memory_order_release);
+  absl::MutexLock lock(&mu_);
+  borrowed_ = false;
+  return true;
+}
+
 void EventLoop::SetGroupHooks(absl::AnyInvocable<void()> begin, absl::AnyInvocable<void()> end) {
   group_begin_ = std::move(begin);
   group_end_ = std::move(end);
@@ -106,6 +125,17 @@ void EventLoop::Loop() {
     {
       absl::MutexLock lock(&mu_);
       for (;;) {
+        if (borrowed_) {
+          // Another thread runs a closure for the loop: nothing runs here,
+          // not even the end at Stop, until it is done.
+          mu_.Await(absl::Condition(
+              +[](EventLoop* self) {
+                self->mu_.AssertHeld();  // Await runs it under mu_
+                return !self->borrowed_;
+              },
+              this));
+          continue;
+        }
         if (stop_) {
           stop = true;
           break;
@@ -126,14 +156,21 @@ void EventLoop::Loop() {
         absl::Duration wait = std::min(absl::Seconds(1), unhurried_due_ - now);
         if (!timers_.empty()) wait = std::min(wait, timers_.top().when - now);
         if (wait > absl::ZeroDuration()) {
+          waiting_ = true;
           mu_.AwaitWithTimeout(absl::Condition(
                                    +[](EventLoop* self) {
                                      self->mu_.AssertHeld();  // Await runs it under mu_
-                                     return self->stop_ || self->hurried_ > 0 ||
+                                     // While another thread runs a closure
+                                     // for the loop, a post need not wake
+                                     // this one: it is woken once that is
+                                     // done (borrowed_ cleared).
+                                     return self->stop_ ||
+                                            (self->hurried_ > 0 && !self->borrowed_) ||
                                             self->timer_added_;
                                    },
                                    this),
                                wait);
+          waiting_ = false;
         }
       }
       if (!stop && !end_group) item = Pop();

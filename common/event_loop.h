@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <queue>
@@ -47,6 +48,16 @@ class EventLoop {
   // not cost a wake-up and a sleep of the loop's thread.
   static constexpr absl::Duration kUnhurriedDelay = absl::Milliseconds(100);
   void PostGroupedUnhurried(absl::AnyInvocable<void() &&> fn);
+  // Runs `fn` at once on the calling thread, as a group of its own (hooks
+  // included), when the started loop is idle: waiting for work, nothing
+  // queued, not stopping. Otherwise it is PostGrouped. While `fn` runs the
+  // loop's thread runs nothing (what is posted meanwhile waits for it), so
+  // closures still run one at a time and in order. For a message whose
+  // latency is the point (issue 19: the agent spawns an assignment on the
+  // thread that read it, without waking the loop's thread, which would cost
+  // a wake-up and a wait for a core). `fn` must not block for long: it holds
+  // up the calling thread and the loop. Returns whether it ran here.
+  bool RunHereOrPostGrouped(absl::AnyInvocable<void() &&> fn);
   // Set before Start (or before the first RunUntilIdle).
   void SetGroupHooks(absl::AnyInvocable<void()> begin, absl::AnyInvocable<void()> end);
 
@@ -61,7 +72,17 @@ class EventLoop {
   // Posts `fn` and waits until it has run. Must not be called on the loop thread.
   void RunSync(absl::AnyInvocable<void() &&> fn);
 
-  bool IsLoopThread() const { return std::this_thread::get_id() == thread_id_; }
+  // The loop's own thread, or the one running a closure for it (RunHereOrPostGrouped).
+  bool IsLoopThread() const {
+    const std::thread::id me = std::this_thread::get_id();
+    return me == thread_id_ || me == borrower_.load(std::memory_order_acquire);
+  }
+  // Whether the started loop's thread waits for work with nothing queued, so
+  // that RunHereOrPostGrouped would run its closure at once. For tests.
+  bool WaitingForWork() {
+    absl::MutexLock lock(&mu_);
+    return waiting_ && ready_.empty() && !borrowed_;
+  }
 
  private:
   struct Ready {
@@ -97,9 +118,16 @@ class EventLoop {
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   bool timer_added_ ABSL_GUARDED_BY(mu_) = false;
+  // The loop's thread waits for work with no group open (ready_ was empty).
+  bool waiting_ ABSL_GUARDED_BY(mu_) = false;
+  // Another thread runs a closure for the loop (RunHereOrPostGrouped): the
+  // loop's thread runs nothing until it is done.
+  bool borrowed_ ABSL_GUARDED_BY(mu_) = false;
+  std::atomic<std::thread::id> borrower_{};
   std::thread thread_;
   std::thread::id thread_id_;
-  // Touched only by the thread that runs closures.
+  // Touched only by the thread that runs closures (the loop's, or one that
+  // borrowed it: handed over under mu_).
   absl::AnyInvocable<void()> group_begin_;
   absl::AnyInvocable<void()> group_end_;
   int group_size_ = 0;  // closures run in the open group; 0: none open

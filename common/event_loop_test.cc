@@ -1,8 +1,10 @@
 #include "common/event_loop.h"
 
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_clock.h"
@@ -140,6 +142,90 @@ TEST(EventLoopTest, RunUntilIdleRunsUnhurriedClosuresToo) {
   loop.PostGroupedUnhurried([&] { seen.push_back(3); });
   EXPECT_EQ(loop.RunUntilIdle(), 3);
   EXPECT_EQ(seen, (std::vector<int>{1, 2, 3}));
+}
+
+// Waits (a condition, not a time) until the started loop's thread waits for work.
+void AwaitIdle(EventLoop& loop) {
+  while (!loop.WaitingForWork()) std::this_thread::yield();
+}
+
+// Issue 19: a closure that finds the loop idle runs at once on the caller's
+// thread, as a group of its own, without waking the loop's thread.
+TEST(EventLoopTest, AnIdleLoopRunsAClosureOnTheCallersThreadAsAGroupOfItsOwn) {
+  EventLoop loop;
+  std::vector<std::string> seen;  // read after the call returns: written on this thread
+  loop.SetGroupHooks([&] { seen.push_back("begin"); }, [&] { seen.push_back("end"); });
+  loop.Start();
+  AwaitIdle(loop);
+  std::thread::id ran_on;
+  bool on_loop = false;
+  EXPECT_TRUE(loop.RunHereOrPostGrouped([&] {
+    ran_on = std::this_thread::get_id();
+    on_loop = loop.IsLoopThread();
+    seen.push_back("fn");
+  }));
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+  EXPECT_TRUE(on_loop);  // it counts as the loop's thread while it runs
+  EXPECT_FALSE(loop.IsLoopThread());
+  EXPECT_EQ(seen, (std::vector<std::string>{"begin", "fn", "end"}));
+  // The loop's thread goes on as before.
+  loop.RunSync([&] { seen.push_back("after"); });
+  EXPECT_EQ(seen.back(), "after");
+  loop.Stop();
+}
+
+// A busy loop (a closure running, or some queued) gets the closure posted,
+// in order behind what is queued, and runs it on its own thread.
+TEST(EventLoopTest, ABusyLoopGetsTheClosurePostedInOrder) {
+  EventLoop loop;
+  loop.Start();
+  absl::Notification release;
+  std::vector<int> seen;  // read after RunSync: the loop's thread wrote it before
+  std::thread::id ran_on;
+  loop.Post([&] {
+    release.WaitForNotification();
+    seen.push_back(1);
+  });
+  loop.Post([&] { seen.push_back(2); });
+  EXPECT_FALSE(loop.RunHereOrPostGrouped([&] {
+    ran_on = std::this_thread::get_id();
+    seen.push_back(3);
+  }));
+  release.Notify();
+  loop.RunSync([] {});
+  EXPECT_EQ(seen, (std::vector<int>{1, 2, 3}));
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+  loop.Stop();
+}
+
+// What is posted while another thread runs a closure for the loop waits for
+// that closure: closures never run two at a time.
+TEST(EventLoopTest, WhatIsPostedWhileAClosureRunsHereWaitsForIt) {
+  struct Order {
+    absl::Mutex mu;
+    std::vector<int> seen ABSL_GUARDED_BY(mu);
+    void Add(int i) {
+      absl::MutexLock lock(&mu);
+      seen.push_back(i);
+    }
+  } order;
+  EventLoop loop;
+  loop.Start();
+  AwaitIdle(loop);
+  absl::Notification posted_ran;
+  EXPECT_TRUE(loop.RunHereOrPostGrouped([&] {
+    loop.Post([&] {
+      order.Add(2);
+      posted_ran.Notify();
+    });
+    // The post would wake an idle loop's thread; it must not run it yet.
+    EXPECT_FALSE(posted_ran.WaitForNotificationWithTimeout(absl::Milliseconds(20)));
+    order.Add(1);
+  }));
+  posted_ran.WaitForNotification();
+  absl::MutexLock lock(&order.mu);
+  EXPECT_EQ(order.seen, (std::vector<int>{1, 2}));
+  loop.Stop();
 }
 
 }  // namespace

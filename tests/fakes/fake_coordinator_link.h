@@ -58,6 +58,29 @@ class FakeCoordinatorLink final : public agent::CoordinatorLink {
     current_->Deliver(out);
     return true;
   }
+  // What OnMessageMaySend() says (the gRPC link: true). Set before the agent
+  // connects. With it on, deliver assignments with DeliverFromReader: the
+  // others deliver holding this fake's lock, which the agent's Send takes.
+  void set_on_message_may_send(bool on) {
+    absl::MutexLock lock(&mu_);
+    may_send_ = on;
+  }
+  bool OnMessageMaySend() const override {
+    absl::MutexLock lock(&mu_);
+    return may_send_;
+  }
+  // Delivers `msg` on the calling thread holding no lock, as the gRPC link's
+  // reader thread does. False when no agent is connected.
+  bool DeliverFromReader(const v1::CoordinatorMessage& msg) {
+    OnMessage deliver;
+    {
+      absl::MutexLock lock(&mu_);
+      if (current_ == nullptr) return false;
+      deliver = current_->on_message();
+    }
+    deliver(msg);
+    return true;
+  }
   // Sends at once when connected, else at the next registration.
   void Assign(const v1::Assignment& a) {
     absl::MutexLock lock(&mu_);
@@ -172,6 +195,7 @@ class FakeCoordinatorLink final : public agent::CoordinatorLink {
       on_end_(why);
     }
     bool registered = false;  // guarded by link_->mu_
+    const OnMessage& on_message() const { return on_message_; }
 
    private:
     FakeCoordinatorLink* const link_;
@@ -243,6 +267,7 @@ class FakeCoordinatorLink final : public agent::CoordinatorLink {
   int64_t heartbeat_ms_ ABSL_GUARDED_BY(mu_) = 60'000;
   bool ack_logs_ ABSL_GUARDED_BY(mu_) = true;
   bool ack_results_ ABSL_GUARDED_BY(mu_) = true;
+  bool may_send_ ABSL_GUARDED_BY(mu_) = false;
   std::map<uint64_t, uint64_t> stored_ ABSL_GUARDED_BY(mu_);  // log bytes acknowledged
   std::vector<v1::Assignment> queued_ ABSL_GUARDED_BY(mu_);
   std::map<uint64_t, uint64_t> log_end_ ABSL_GUARDED_BY(mu_);
