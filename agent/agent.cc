@@ -64,7 +64,6 @@ constexpr size_t kMaxLogChunk = limits::kMaxChunkBytes;
 // bytes queued ahead of a watcher, and so a line's delay, do not grow with the
 // number of tasks printing at once (issue 19: 4 tasks, 2 per agent, had 4x the
 // one task's queue).
-constexpr uint64_t kSendWindow = 4 << 20;
 constexpr uint64_t kMinShare = 256 << 10;
 
 uint64_t ShareOf(uint64_t whole, size_t sharing) {
@@ -776,7 +775,7 @@ void Agent::Pump(Attempt& a) {
     UpdateLead(a);  // not bounded while nothing goes out: the spool absorbs the output
     return;
   }
-  const uint64_t window = ShareOf(kSendWindow, Sharing(a));
+  const uint64_t window = ShareOf(Agent::kSendWindow, Sharing(a));
   while (a.sent < a.total() && a.sent - a.base() < window) {
     absl::StatusOr<std::string> data = a.spool->Read(a.sent, kMaxLogChunk);
     if (!data.ok()) {

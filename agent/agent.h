@@ -135,6 +135,12 @@ struct AgentOptions {
 // post to it (except SpoolBudget, which executors wait on).
 class Agent {
  public:
+  // Log bytes sent but not yet acknowledged, for the whole agent (see
+  // agent.cc, ShareOf). 2 MiB (was 4): with the pipe and SendLead::kMax it is
+  // the queue ahead of a watcher that paces the farm, and at 4 MiB four tasks
+  // printing at once kept p99 line delays over 100 ms (issue 19, BENCHMARKS.md).
+  static constexpr uint64_t kSendWindow = 2 << 20;
+
   // `link` reaches the coordinator and must outlive the agent; `exec` runs
   // exec/shell stages; `docker`, if given, the three docker kinds.
   Agent(AgentOptions options, CoordinatorLink* link, Executor* exec, Executor* docker = nullptr);

@@ -265,9 +265,9 @@ uint64_t SpoolBytes(const std::string& work) {
   return bytes;
 }
 // The bound on how far a task's output may run ahead of what the
-// coordinator acknowledged: the send window (4 MiB, which the last chunk of
-// up to 1 MiB may cross), SendLead::kMax unsent and one read of the pipe.
-constexpr uint64_t kAheadBound = (4 << 20) + (1 << 20) + SendLead::kMax + kOneRead;
+// coordinator acknowledged: the send window (which the last chunk of up to
+// 1 MiB may cross), SendLead::kMax unsent and one read of the pipe.
+constexpr uint64_t kAheadBound = Agent::kSendWindow + (1 << 20) + SendLead::kMax + kOneRead;
 
 TEST_F(AgentLifecycleTest, WhileConnectedATaskWaitsForItsOutputToBeSentInsteadOfSpoolingAhead) {
   coordinator_.AckLogs(false);  // a coordinator slower than the task: it stores nothing for now
@@ -277,7 +277,8 @@ TEST_F(AgentLifecycleTest, WhileConnectedATaskWaitsForItsOutputToBeSentInsteadOf
   coordinator_.Assign(
       Shell(8, absl::StrCat("head -c ", kTotal, " /dev/zero | tr '\\0' y; touch ", marker)));
   // The send window goes out...
-  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) { return LogBytes(ms, 8) >= 4 << 20; }));
+  ASSERT_TRUE(coordinator_.WaitFor(
+      [](const Messages& ms) { return LogBytes(ms, 8) >= Agent::kSendWindow; }));
   // ...and then the task is read no further ahead than the bound: it cannot
   // finish, and the spool does not grow past it. (Watched for a while:
   // without the bound the spool takes all 24 MiB at once and the marker
@@ -306,7 +307,7 @@ TEST_F(AgentLifecycleTest, AttemptsWithLogOnItsWayShareTheAgentsSendWindow) {
       Shell(11, absl::StrCat("head -c ", kTotal, " /dev/zero | tr '\\0' w; touch ", marker)));
   // The busy task gets half the send window (its last chunk, of up to 1 MiB,
   // may cross it), not all of it: watched for a while, it sends no more.
-  constexpr uint64_t kHalfWindow = 2 << 20;
+  constexpr uint64_t kHalfWindow = Agent::kSendWindow / 2;
   ASSERT_TRUE(coordinator_.WaitFor(
       [&](const Messages& ms) { return LogBytes(ms, 11) >= kHalfWindow; }));
   EXPECT_FALSE(coordinator_.WaitFor(
@@ -342,9 +343,10 @@ TEST_F(AgentLifecycleTest, ATaskHeldBackWhileConnectedRunsFreelyOnceTheCoordinat
   const uint64_t kTotal = 24 << 20;
   coordinator_.Assign(
       Shell(9, absl::StrCat("head -c ", kTotal, " /dev/zero | tr '\\0' z; touch ", marker)));
-  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) { return LogBytes(ms, 9) >= 4 << 20; }));
+  ASSERT_TRUE(coordinator_.WaitFor(
+      [](const Messages& ms) { return LogBytes(ms, 9) >= Agent::kSendWindow; }));
   // Held back at the bound while connected (the executor waits for room).
-  ASSERT_TRUE(Eventually([&] { return SpoolBytes(work_) >= (4 << 20) + SendLead::kMax; }));
+  ASSERT_TRUE(Eventually([&] { return SpoolBytes(work_) >= Agent::kSendWindow + SendLead::kMax; }));
   EXPECT_FALSE(fs::exists(marker));
   // The coordinator goes away: nothing is sent, so nothing holds the task
   // back; the spool takes the rest and the task finishes.

@@ -29,7 +29,7 @@ namespace musafarm::agent {
 class SendLead {
  public:
   // Overshoot is at most one read: what Room() said, or kMinOutputRead.
-  static constexpr uint64_t kMax = 2 << 20;
+  static constexpr uint64_t kMax = 1 << 20;
 
   // Executor thread: `bytes` were read and are on their way to the loop.
   void Read(uint64_t bytes);
