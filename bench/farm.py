@@ -63,6 +63,7 @@ class Figures:
         out = []
         for line in lines:
             out.append("  ".join(line[i].ljust(widths[i]) for i in range(4)) + "  " + line[4])
+        out += [f"  {r['figure']}: {r['note']}" for r in self.rows if r["note"]]
         return "\n".join(out)
 
 
