@@ -131,6 +131,11 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
     env.os_user = login;
   }
 
+  // Commands that follow a live stream get channels with a bounded receive
+  // window (CommandEnv::follows); the one channel serves all their calls.
+  env.follows = Parsed(tree.watch) || (Parsed(tree.logs) && v.follow) ||
+                (Parsed(tree.submit) && v.submit.watch) || (Parsed(tree.rerun) && v.rerun.watch);
+
   if (Parsed(tree.submit)) {
     if (v.submit.file != pipeline_arg.value_or("")) {
       // Read for its options was another file (or none): their options differ.

@@ -120,7 +120,9 @@ std::string GrpcTarget(const std::string& address) {
   return absl::StrCat(family == AF_INET ? "ipv4:" : "ipv6:", address);
 }
 
-std::shared_ptr<grpc::Channel> CreateChannel(const CommandEnv& env, const std::string& address) {
+}  // namespace
+
+grpc::ChannelArguments ChannelArgs(const CommandEnv& env) {
   grpc::ChannelArguments args;
   // A watch can sit idle for as long as a task runs; keepalive notices a
   // coordinator host that vanished without closing the connection, and the
@@ -130,6 +132,26 @@ std::shared_ptr<grpc::Channel> CreateChannel(const CommandEnv& env, const std::s
   // GetLog and GetArtifact answer with up to 4 MiB of data a call, which with
   // the other fields is just over gRPC's default limit of 4 MiB a message.
   args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  if (env.follows) {
+    // A watcher's bytes queue between the coordinator's completed writes and
+    // the user's terminal: in what this window lets the coordinator send
+    // ahead. gRPC's BDP probe grows it with the rate, far past what a
+    // loopback or LAN round trip needs, so a watcher that the coordinator
+    // counts as keeping up (WatchHub::kPace) held a deeper queue here, and the
+    // line delay grew with it (issue 19: 4 tasks printing at once, p50 about
+    // halved with this, the stored rate unchanged; BENCHMARKS.md). Downloads
+    // (GetLog, GetArtifact) keep the probe: over a WAN a fixed 1 MiB would
+    // cap them at 1 MiB per round trip.
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, kFollowWindowBytes);
+  }
+  return args;
+}
+
+namespace {
+
+std::shared_ptr<grpc::Channel> CreateChannel(const CommandEnv& env, const std::string& address) {
+  grpc::ChannelArguments args = ChannelArgs(env);
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> identity;
   identity.push_back(std::make_unique<IdentityInterceptorFactory>(env.token, env.os_user));
   // One channel per address: TLS checks each coordinator's certificate
@@ -171,7 +193,7 @@ class ChannelCache {
     return absl::StrCat(address.size(), ":", address, env.tls.has_value() ? "tls:" : "plain:",
                         env.tls.has_value() ? env.tls->ca_pem.size() : 0, ":",
                         env.tls.has_value() ? env.tls->ca_pem : "", env.token.size(), ":",
-                        env.token, env.os_user);
+                        env.token, env.os_user, env.follows ? ":follows" : "");
   }
 
   absl::Mutex mu_;

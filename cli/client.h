@@ -18,6 +18,7 @@
 
 namespace grpc {
 class Channel;
+class ChannelArguments;
 class ClientContext;
 }  // namespace grpc
 
@@ -76,7 +77,17 @@ struct CommandEnv {
   // coordinator takes as the user when there is no token).
   std::string token;
   std::string os_user;
+  // The command follows a live stream (watch, submit/rerun --watch, logs -f):
+  // its channels receive through a fixed HTTP/2 window of kFollowWindowBytes
+  // instead of the window gRPC's BDP probe grows (see CreateChannel).
+  bool follows = false;
 };
+
+// The receive window of a following command's channels (CommandEnv::follows).
+inline constexpr int kFollowWindowBytes = 1 << 20;
+
+// The arguments of env's channels (exposed for tests).
+grpc::ChannelArguments ChannelArgs(const CommandEnv& env);
 
 // The coordinator calls go to now: the one that last answered, or the first.
 std::string CurrentCoordinator(const CommandEnv& env);

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -86,6 +87,27 @@ class TinyCoordinator final : public v1::UserService::Service {
   int port_ = 0;
   std::unique_ptr<grpc::Server> server_;
 };
+
+// Issue 19: a following command's channel receives through a fixed 1 MiB
+// HTTP/2 window, not the one gRPC's BDP probe grows; other commands keep the
+// probe (downloads over a WAN need the window it grows).
+TEST(ChannelArgsTest, AFollowingCommandGetsAFixedReceiveWindow) {
+  auto find = [](const CommandEnv& env, absl::string_view key) -> std::optional<int> {
+    grpc::ChannelArguments args = ChannelArgs(env);
+    const grpc_channel_args c = args.c_channel_args();
+    for (size_t i = 0; i < c.num_args; ++i) {
+      if (key == c.args[i].key && c.args[i].type == GRPC_ARG_INTEGER) return c.args[i].value.integer;
+    }
+    return std::nullopt;
+  };
+  CommandEnv env;
+  EXPECT_EQ(find(env, GRPC_ARG_HTTP2_BDP_PROBE), std::nullopt);
+  EXPECT_EQ(find(env, GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES), std::nullopt);
+  env.follows = true;
+  EXPECT_EQ(find(env, GRPC_ARG_HTTP2_BDP_PROBE), 0);
+  EXPECT_EQ(find(env, GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES), kFollowWindowBytes);
+  EXPECT_EQ(kFollowWindowBytes, 1 << 20);
+}
 
 TEST(CallActiveTest, ACallAStandbyRefusesGoesToTheActiveItNames) {
   TinyCoordinator active("");
