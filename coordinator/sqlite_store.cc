@@ -330,6 +330,7 @@ class SqliteStore final : public Store {
   Statement rollback_;
   Statement upsert_job_;
   Statement upsert_task_;
+  Statement update_task_;
   Statement insert_transition_;
   Statement upsert_agent_;
   Statement insert_secret_;
@@ -509,6 +510,15 @@ absl::Status SqliteStore::PrepareStatements() {
                                          "state=excluded.state, attempt_id=excluded.attempt_id, "
                                          "agent=excluded.agent, proto=excluded.proto",
                                          /*persistent=*/true));
+  // A task's row changes at every transition of its life (assigned, started,
+  // ended) and is inserted once: an UPDATE by id writes the row alone, where
+  // the upsert above first probed for the insert and then also rewrote the
+  // job_id index entry (a task never changes job). UpsertTask tries it first.
+  MF_ASSIGN_OR_RETURN(update_task_,
+                      Statement::Prepare(db,
+                                         "UPDATE tasks SET state=?2, attempt_id=?3, agent=?4, "
+                                         "proto=?5 WHERE id=?1",
+                                         /*persistent=*/true));
   MF_ASSIGN_OR_RETURN(insert_transition_,
                       Statement::Prepare(db,
                                          "INSERT INTO transitions(task_id, attempt_id, from_state, "
@@ -641,12 +651,25 @@ absl::Status SqliteStore::UpsertTask(const v1::Task& task) {
   if (!task.SerializeToString(&buf_)) {
     return absl::InvalidArgumentError(absl::StrCat("store: cannot serialize task ", task.id()));
   }
+  {
+    Statement& u = update_task_;
+    ResetOnExit reset(u);
+    u.BindText(1, task.id());
+    u.BindInt64(2, task.state());
+    u.BindInt64(3, static_cast<int64_t>(task.attempt_id()));  // bit-for-bit; see sqlite_store.h
+    u.BindText(4, task.agent());
+    u.BindBlob(5, buf_);
+    int rc = u.Step();
+    if (rc != SQLITE_DONE) return u.Error(rc, absl::StrCat("update task ", task.id()));
+    if (sqlite3_changes(db_.get()) > 0) return absl::OkStatus();
+  }
+  // A new task (its job's submission, a rerun): inserted.
   Statement& s = upsert_task_;
   ResetOnExit reset(s);
   s.BindText(1, task.id());
   s.BindText(2, task.job_id());
   s.BindInt64(3, task.state());
-  s.BindInt64(4, static_cast<int64_t>(task.attempt_id()));  // bit-for-bit; see sqlite_store.h
+  s.BindInt64(4, static_cast<int64_t>(task.attempt_id()));
   s.BindText(5, task.agent());
   s.BindBlob(6, buf_);
   int rc = s.Step();
