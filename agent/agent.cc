@@ -78,7 +78,8 @@ Agent::Agent(AgentOptions options, CoordinatorLink* link, Executor* exec, Execut
       exec_executor_(exec),
       docker_executor_(docker),
       budget_(options_.max_spool_bytes),
-      backoff_(options_.reconnect_initial, options_.reconnect_max) {}
+      backoff_(options_.reconnect_initial, options_.reconnect_max),
+      work_dirs_(options_.work_dir + "/tasks", static_cast<size_t>(std::max(options_.slots, 1))) {}
 
 Agent::~Agent() {
   Stop();
@@ -429,10 +430,10 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   Log()->info("task={} attempt={} starting '{}'", as.task_id(), as.attempt_id(), as.display_name());
   Log()->debug("task={} attempt={} assignment on the loop at={}", as.task_id(), as.attempt_id(),
                a.started_us);
-  // One mkdir in the common case; a leftover of the same name (or a missing
-  // tasks directory) takes the long way.
+  // An emptied one renamed, or one mkdir; a leftover of the same name (or a
+  // missing tasks directory) takes the long way.
   std::error_code ec;
-  if (::mkdir(a.workdir.c_str(), 0777) != 0) {
+  if (!work_dirs_.Make(a.workdir)) {
     std::filesystem::remove_all(a.workdir, ec);
     std::filesystem::create_directories(a.workdir, ec);
   }
@@ -651,6 +652,7 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   }
   const AttemptPhase before = a.life.phase();
   if (!Apply(a, AttemptEvent::kExit)) return;
+  a.dir_reusable = info.output_complete;
   if (options_.on_images_used) options_.on_images_used(StageImages(a.assignment.run()));
   // The Execution's thread has delivered its last callback; joining is quick.
   a.execution.reset();
@@ -912,7 +914,7 @@ void Agent::Forget(const std::string& key) {
   // spawn need not wait for a directory tree's removal. The state written
   // before no longer lists it, so should the agent die in between, its next
   // run removes them as leftovers.
-  to_remove_.push_back(Removal{key, a.workdir, a.result_path});
+  to_remove_.push_back(Removal{key, a.workdir, a.result_path, a.dir_reusable});
   attempts_.erase(it);  // removes the spool file
   SaveState();
   CheckShutdown();

@@ -20,6 +20,7 @@
 #include "agent/log_spool.h"
 #include "agent/send_lead.h"
 #include "agent/state_writer.h"
+#include "agent/work_dir_pool.h"
 #include "common/backoff.h"
 #include "common/event_loop.h"
 #include "common/redactor.h"
@@ -208,6 +209,9 @@ class Agent {
     bool start_pending = false;
     bool cancel_before_start = false;  // a cancel came while start_pending
     std::string start_error;           // why it cannot start (its work dir)
+    // Its work dir may go back to work_dirs_: an exec attempt whose output
+    // reached its end (ExitInfo::output_complete).
+    bool dir_reusable = false;
     uint64_t base() const { return spool ? spool->base() : 0; }
     uint64_t total() const { return spool ? spool->total() : 0; }
   };
@@ -330,8 +334,11 @@ class Agent {
     std::string key;
     std::string workdir;
     std::string result_path;  // empty: none
+    bool dir_reusable = false;  // Attempt::dir_reusable
   };
   std::vector<Removal> to_remove_;
+  // Emptied work dirs for the next attempts (one per slot at most).
+  WorkDirPool work_dirs_;
   std::vector<std::string> awaiting_durable_;  // results for the next durable write
   // Register.instance_secret, kept in the state file; never logged. Empty
   // only when none could be made (the coordinator then sees an old agent).

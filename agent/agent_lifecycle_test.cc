@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
@@ -98,6 +99,16 @@ std::string Log(const Messages& ms, uint64_t attempt) {
     }
   }
   return log;
+}
+// The names in <work>/tasks, sorted.
+std::vector<std::string> TaskDirs(const std::string& work) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(work + "/tasks", ec)) {
+    names.push_back(e.path().filename().string());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 template <typename T>
 const T* Find(const Messages& ms, const T& (v1::AgentMessage::*get)() const,
@@ -685,8 +696,34 @@ TEST_F(AgentLifecycleTest, ATaskStartsInAnEmptyWorkDirThatGoesOnceItsResultIsSto
   EXPECT_EQ(Log(coordinator_.received(), 72), "");
   EXPECT_TRUE(Eventually([&] {
     return !fs::exists(dir71) && !fs::exists(work_ + "/tasks/1_t72-72") &&
-           fs::is_empty(work_ + "/tasks");
+           TaskDirs(work_) == std::vector<std::string>{".free-0"};
   }));
+}
+
+// A work dir its task left empty, whose output reached its end, is the next
+// task's (renamed: no inode made or freed per task, issue 19); one whose
+// output a process that left the task's group still held when the task
+// ended is not: that process may still be in it.
+TEST_F(AgentLifecycleTest, AnEmptiedWorkDirIsTheNextTasksUnlessAProcessMayStillBeInIt) {
+  StartAgent(Options());
+  coordinator_.Assign(Shell(81, "stat -c %i ."));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 81)));
+  const std::string inode = Log(coordinator_.received(), 81);
+  ASSERT_FALSE(inode.empty());
+  ASSERT_TRUE(Eventually([&] { return TaskDirs(work_) == std::vector<std::string>{".free-0"}; }));
+  coordinator_.Assign(Shell(82, "stat -c %i .; ls -A"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 82)));
+  EXPECT_EQ(Log(coordinator_.received(), 82), inode);  // the same directory, empty
+  ASSERT_TRUE(Eventually([&] { return TaskDirs(work_) == std::vector<std::string>{".free-1"}; }));
+
+  // The pooled one, then held past the task's end by a process of its own
+  // session (the reaper stops reading after its 2 s drain).
+  coordinator_.Assign(Shell(83,
+                           "stat -c %i .; setsid sh -c 'touch ../../left; exec sleep 4' & "
+                           "while [ ! -e ../../left ]; do sleep 0.01; done"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 83)));
+  EXPECT_EQ(Log(coordinator_.received(), 83).substr(0, inode.size()), inode);
+  EXPECT_TRUE(Eventually([&] { return TaskDirs(work_).empty(); }));
 }
 
 // The coordinator sends the ack of a result and the assignment that result

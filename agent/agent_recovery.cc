@@ -320,8 +320,11 @@ void Agent::RemoveForgotten() {
   for (const Removal& r : removals) {
     // Never one an attempt of the same name holds again.
     if (attempts_.count(r.key) != 0) continue;
-    // A task that left nothing (the common case) goes with one rmdir.
-    if (::rmdir(r.workdir.c_str()) != 0 && errno != ENOENT) {
+    // A task that left nothing (the common case) goes back to the pool, or
+    // with one rmdir.
+    if (r.dir_reusable && work_dirs_.Keep(r.workdir)) {
+      // kept
+    } else if (::rmdir(r.workdir.c_str()) != 0 && errno != ENOENT) {
       std::error_code ec;
       std::filesystem::remove_all(r.workdir, ec);
     }

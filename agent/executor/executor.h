@@ -48,6 +48,10 @@ struct ExitInfo {
   // without using a retry (issue 16, item 3). Says why.
   std::string host_lost;
   bool daemon_lost = false;  // host_lost because the Docker daemon did not answer
+  // The exec executor read the task's output to its end: no process it
+  // started (nor one that left its process group) still holds the output.
+  // The agent then reuses the emptied work dir (WorkDirPool).
+  bool output_complete = false;
 };
 
 // Callbacks from an execution. Called from the executor's thread (one per

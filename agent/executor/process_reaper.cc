@@ -239,6 +239,7 @@ void ProcessReaper::End(std::unique_ptr<Entry> entry) {
   info.timed_out = entry->timed_out;
   if (WIFEXITED(entry->status)) info.exit_code = WEXITSTATUS(entry->status);
   if (WIFSIGNALED(entry->status)) info.signal = WTERMSIG(entry->status);
+  info.output_complete = entry->eof;
   const bool slow = entry->p.slow_end;
   auto end = [complete = entry->eof, info = std::move(info), p = std::move(entry->p),
               shared = entry->shared]() mutable {
