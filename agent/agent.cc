@@ -430,13 +430,8 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   Log()->info("task={} attempt={} starting '{}'", as.task_id(), as.attempt_id(), as.display_name());
   Log()->debug("task={} attempt={} assignment on the loop at={}", as.task_id(), as.attempt_id(),
                a.started_us);
-  // An emptied one renamed, or one mkdir; a leftover of the same name (or a
-  // missing tasks directory) takes the long way.
-  std::error_code ec;
-  if (!work_dirs_.Make(a.workdir)) {
-    std::filesystem::remove_all(a.workdir, ec);
-    std::filesystem::create_directories(a.workdir, ec);
-  }
+  // Its directory is made right before its spawn (StartExecution), once the
+  // turn's forgotten attempts have handed theirs on (FlushState).
   // Outside the task's directory: a task that cleans or archives its working
   // directory (or a docker build whose context it is) must not meet it.
   absl::StatusOr<std::unique_ptr<LogSpool>> spool =
@@ -446,7 +441,6 @@ void Agent::OnAssignment(const v1::Assignment& as) {
   } else {
     a.spool_error = std::string(spool.status().message());
   }
-  if (ec) a.start_error = absl::StrCat("cannot create ", a.workdir, ": ", ec.message());
   // Recorded before anything runs: should the agent die from here on, its
   // next run knows of the attempt. The state is written once for every
   // attempt assigned in this loop turn, at its end, and each starts right
@@ -475,6 +469,14 @@ void Agent::StartExecution(const std::string& key) {
   }
   Executor* executor =
       as.run().kind_case() == v1::StageSpec::kExec ? exec_executor_ : docker_executor_;
+  // An emptied one renamed, or one mkdir; a leftover of the same name (or a
+  // missing tasks directory) takes the long way.
+  if (!work_dirs_.Make(a.workdir)) {
+    std::error_code ec;
+    std::filesystem::remove_all(a.workdir, ec);
+    std::filesystem::create_directories(a.workdir, ec);
+    if (ec) a.start_error = absl::StrCat("cannot create ", a.workdir, ": ", ec.message());
+  }
 
   ExecCallbacks cb;
   std::shared_ptr<SendLead> lead = a.lead;

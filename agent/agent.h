@@ -238,6 +238,9 @@ class Agent {
   // End of a loop turn: writes the state once for all its changes, then
   // starts the attempts assigned in it.
   void FlushState();
+  // Hands the emptied work dirs of the attempts Forget dropped to work_dirs_
+  // (before the turn's starts); RemoveForgotten removes the rest after them.
+  void PoolForgotten();
   // Removes the files of the attempts Forget dropped (to_remove_).
   void RemoveForgotten();
   void WriteState();
@@ -332,7 +335,7 @@ class Agent {
   // Files of forgotten attempts, removed after the turn's starts (Forget).
   struct Removal {
     std::string key;
-    std::string workdir;
+    std::string workdir;      // empty: pooled already (PoolForgotten)
     std::string result_path;  // empty: none
     bool dir_reusable = false;  // Attempt::dir_reusable
   };

@@ -160,8 +160,17 @@ class DurableGate {
   bool held_ ABSL_GUARDED_BY(mu_) = false;
 };
 
+class WatchingExecutor;
+
 class AgentLifecycleTest : public ::testing::Test {
  protected:
+  // Attempt 61 runs `first` and ends; then, while a Docker attempt's durable
+  // record holds the agent's loop, 61's ack and the assignment of 63 (`next`)
+  // queue up and reach the agent in one turn, as the coordinator sends them
+  // (one flush). Returns once 63 has ended; `exec` notes what its spawn saw.
+  void AckWithTheNextAssignment(WatchingExecutor* exec, const std::string& first,
+                                const std::string& next);
+
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
            absl::StrCat("mf-life-", ::getpid(), "-",
@@ -726,12 +735,9 @@ TEST_F(AgentLifecycleTest, AnEmptiedWorkDirIsTheNextTasksUnlessAProcessMayStillB
   EXPECT_TRUE(Eventually([&] { return TaskDirs(work_).empty(); }));
 }
 
-// The coordinator sends the ack of a result and the assignment that result
-// unblocked in one flush, so they reach the agent together: the new attempt
-// is spawned first, and the finished one's files are removed after it.
-TEST_F(AgentLifecycleTest, AnAssignmentStartsBeforeTheFilesOfTheAttemptItFollowsAreRemoved) {
-  const std::string finished_dir = absl::StrCat(work_, "/tasks/1_t61-61");
-  WatchingExecutor exec(&executor_, finished_dir);
+void AgentLifecycleTest::AckWithTheNextAssignment(WatchingExecutor* exec,
+                                                  const std::string& first,
+                                                  const std::string& next) {
   DurableGate gate;
   AgentOptions o = Options();
   o.slots = 4;
@@ -739,13 +745,13 @@ TEST_F(AgentLifecycleTest, AnAssignmentStartsBeforeTheFilesOfTheAttemptItFollows
   // A "Docker" executor that refuses every stage: a Docker attempt's record
   // is made durable on the agent's loop before it starts, so holding that
   // write holds the loop while the two messages queue up behind it.
-  agent_ = std::make_unique<Agent>(o, &coordinator_, &exec, &executor_);
+  agent_ = std::make_unique<Agent>(o, &coordinator_, exec, &executor_);
   ASSERT_TRUE(agent_->Start().ok());
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
   coordinator_.AckResults(false);
-  coordinator_.Assign(Shell(61, "true"));
+  coordinator_.Assign(Shell(61, first));
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 61)));
-  ASSERT_TRUE(fs::is_directory(finished_dir));
+  ASSERT_TRUE(fs::is_directory(absl::StrCat(work_, "/tasks/1_t61-61")));
 
   gate.Hold(true);
   v1::Assignment docker;
@@ -756,14 +762,36 @@ TEST_F(AgentLifecycleTest, AnAssignmentStartsBeforeTheFilesOfTheAttemptItFollows
   coordinator_.Assign(docker);
   ASSERT_TRUE(gate.WaitHeld()) << "the Docker attempt's durable write never began";
   ASSERT_TRUE(coordinator_.AckResult("1/t61", 61));
-  coordinator_.Assign(Shell(63, "true"));
+  coordinator_.Assign(Shell(63, next));
   coordinator_.AckResults(true);
   gate.Hold(false);
-
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 63)));
+  agent_.reset();  // before the executor and the hook's state go out of scope
+}
+
+// The coordinator sends the ack of a result and the assignment that result
+// unblocked in one flush, so they reach the agent together: the new attempt
+// is spawned first, and the finished one's files are removed after it.
+TEST_F(AgentLifecycleTest, AnAssignmentStartsBeforeTheFilesOfTheAttemptItFollowsAreRemoved) {
+  const std::string finished_dir = absl::StrCat(work_, "/tasks/1_t61-61");
+  WatchingExecutor exec(&executor_, finished_dir);
+  AckWithTheNextAssignment(&exec, "touch left", "true");  // left a file: removed, not pooled
+  ASSERT_FALSE(HasFatalFailure());
   EXPECT_EQ(exec.SeenAt(63), std::optional<bool>(true));
   EXPECT_TRUE(Eventually([&] { return !fs::exists(finished_dir); }));
-  agent_.reset();  // before the executor and the hook's state go out of scope
+}
+
+// ... and where the finished attempt left its directory empty, the new
+// attempt of the same turn starts in it (the pool is filled before the
+// turn's starts): no mkdir while results and assignments come together.
+TEST_F(AgentLifecycleTest, AnAssignmentTakesTheDirOfTheAttemptWhoseAckCameWithIt) {
+  WatchingExecutor exec(&executor_, absl::StrCat(work_, "/tasks/1_t61-61"));
+  AckWithTheNextAssignment(&exec, "stat -c %i .", "stat -c %i .; ls -A");
+  ASSERT_FALSE(HasFatalFailure());
+  EXPECT_EQ(exec.SeenAt(63), std::optional<bool>(false));  // renamed to 63's name by then
+  const std::string inode = Log(coordinator_.received(), 61);
+  ASSERT_FALSE(inode.empty());
+  EXPECT_EQ(Log(coordinator_.received(), 63), inode);
 }
 
 // Host processes (ExecExecutor), noting the thread each attempt is spawned on.

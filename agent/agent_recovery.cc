@@ -306,6 +306,9 @@ void Agent::FlushState() {
   flushing_ = true;
   while (state_dirty_ || !to_start_.empty()) {
     if (state_dirty_) WriteState();
+    // Emptied directories first, so that this turn's starts take them: the
+    // coordinator sends a result's ack with the assignments it unblocked.
+    PoolForgotten();
     std::vector<std::string> starting;
     starting.swap(to_start_);
     for (const std::string& key : starting) StartExecution(key);
@@ -314,16 +317,25 @@ void Agent::FlushState() {
   flushing_ = false;
 }
 
+void Agent::PoolForgotten() {
+  for (Removal& r : to_remove_) {
+    // Never one an attempt of the same name holds again.
+    if (!r.dir_reusable || attempts_.count(r.key) != 0) continue;
+    r.dir_reusable = false;  // asked once: RemoveForgotten removes what it kept not
+    if (work_dirs_.Keep(r.workdir)) r.workdir.clear();
+  }
+}
+
 void Agent::RemoveForgotten() {
   std::vector<Removal> removals;
   removals.swap(to_remove_);
   for (const Removal& r : removals) {
     // Never one an attempt of the same name holds again.
     if (attempts_.count(r.key) != 0) continue;
-    // A task that left nothing (the common case) goes back to the pool, or
-    // with one rmdir.
-    if (r.dir_reusable && work_dirs_.Keep(r.workdir)) {
-      // kept
+    // A task that left nothing (the common case) went back to the pool
+    // (PoolForgotten), or goes with one rmdir.
+    if (r.workdir.empty()) {
+      // pooled
     } else if (::rmdir(r.workdir.c_str()) != 0 && errno != ENOENT) {
       std::error_code ec;
       std::filesystem::remove_all(r.workdir, ec);
