@@ -2,6 +2,7 @@
 loopback (a coordinator and K agents, driven by the real CLI), and small measuring helpers."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -136,8 +137,9 @@ class Farm:
         return json.loads(self.run("status", job_id, "-o", "json"))
 
     def submit_and_wait(self, path):
-        """Submits and watches to the end; returns the job as `status -o json` has it."""
-        job = self.job(submitted_id(self.run("submit", path, "--watch", "-o", "json", check=False)))
+        """Submits and watches to the end (text, as from a CI log: run.py says why); returns
+        the job as `status -o json` has it."""
+        job = self.job(submitted_text_id(self.run("submit", path, "--watch", check=False)))
         if job["state"] != "JOB_STATE_SUCCEEDED":
             raise RuntimeError(f"job {job['id']} ({os.path.basename(path)}) ended {job['state']}")
         return job
@@ -158,6 +160,14 @@ def submitted_id(stdout):
         except (ValueError, KeyError):
             continue
     raise RuntimeError(f"no job id in submit's output: {stdout!r}")
+
+
+def submitted_text_id(stdout):
+    """The job id in `submit`'s text output ("submitted job ID (N tasks)...")."""
+    m = re.search(r"^submitted job (\S+) \(", stdout, re.M)
+    if m is None:
+        raise RuntimeError(f"no job id in submit's output: {stdout[:500]!r}")
+    return m.group(1)
 
 
 def ended(job):

@@ -26,7 +26,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from farm import Farm, loadavg, submitted_id  # noqa: E402
+from farm import Farm, loadavg, submitted_text_id  # noqa: E402
 
 POINT = re.compile(r"task=(\S+) attempt=\d+ (assignment sent|assignment read|assignment on the loop|"
                    r"started on the loop|spawn from=\d+)[^=]*? (?:at|to)=(\d+)")
@@ -61,7 +61,7 @@ def trace(build_dir, agents, slots, shape, tasks, coordinator_args=()):
     farm = Farm(build_dir, agents, slots, coordinator_args, log_level="debug")
     try:
         path = farm.pipeline_file(shape, pipeline_text(shape, tasks))
-        job = farm.job(submitted_id(farm.run("submit", path, "--watch", "-o", "json", check=False)))
+        job = farm.job(submitted_text_id(farm.run("submit", path, "--watch", check=False)))
         load = loadavg()
         farm.stop_processes()  # their logs are whole now
         points = {}
