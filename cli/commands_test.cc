@@ -512,6 +512,54 @@ TEST_F(CommandsTest, SubmitWatchContinuesAsWatch) {
   EXPECT_FALSE(service_.watches[0].logs());
 }
 
+// submit --watch -o json asks for the watch before printing the job (the
+// print overlaps the watch's round trip, issue 19); what it prints, and in
+// which order, stays: the job, then the events.
+TEST_F(CommandsTest, SubmitWatchJsonPrintsTheJobOnceAndThenTheEvents) {
+  service_.job = MakeJob(v1::JOB_STATE_RUNNING, {MakeTask("7/dev/a", v1::TASK_STATE_QUEUED)});
+  service_.scripts.push_back(FailingJobScript());
+  env_.output = OutputFormat::kJson;
+  SubmitOptions opts;
+  opts.file = WriteSpec(kSpec);
+  opts.watch = true;
+  opts.watch_options = watch_;
+  EXPECT_EQ(RunSubmit(env_, opts), 1) << err_.str();
+  std::vector<std::string> lines = OutLines();
+  ASSERT_EQ(lines.size(), 1 + FailingJobScript().events.size());
+  EXPECT_TRUE(absl::StartsWith(lines[0], "{\"id\":\"7\"")) << lines[0];
+  EXPECT_TRUE(absl::StartsWith(lines[1], "{\"snapshot\":")) << lines[1];
+  EXPECT_TRUE(absl::StartsWith(lines.back(), "{\"finished\":")) << lines.back();
+  ASSERT_EQ(service_.watches.size(), 1u);
+}
+
+// on_request_sent runs once, before any event is handled, also when the
+// watch is resumed on a new stream.
+TEST_F(CommandsTest, WatchCallsOnRequestSentOnceBeforeTheFirstEvent) {
+  const v1::Task running = MakeTask("7/a", v1::TASK_STATE_RUNNING, 1, "h1");
+  const v1::Task done = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED, 1, "h1");
+  WatchScript first;
+  first.events = {SnapshotEv(MakeJob(v1::JOB_STATE_RUNNING, {running}))};
+  first.end = {grpc::StatusCode::UNAVAILABLE, "coordinator restarting"};
+  WatchScript second;
+  second.events = {SnapshotEv(MakeJob(v1::JOB_STATE_RUNNING, {running})), TaskEv(done),
+                   FinishedEv(MakeJob(v1::JOB_STATE_SUCCEEDED, {done}))};
+  service_.scripts = {first, second};
+  watch_.job_id = "7";
+  int calls = 0;
+  std::string printed_before;
+  watch_.on_request_sent = [&] {
+    ++calls;
+    printed_before = out_.str();
+    *env_.out << "job\n";
+  };
+  EXPECT_EQ(RunWatch(env_, watch_), 0) << err_.str();
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(printed_before, "");
+  ASSERT_EQ(service_.watches.size(), 2u);
+  EXPECT_EQ(OutLines().front(), "job");
+  EXPECT_EQ(OutLines().back(), "job 7 succeeded in 30s");
+}
+
 TEST_F(CommandsTest, StatusOfATaskShowsThatTask) {
   v1::Task a = MakeTask("7/dev-3.8/base", v1::TASK_STATE_SUCCEEDED, 1, "h1");
   a.set_attempts(1);

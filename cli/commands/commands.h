@@ -4,6 +4,7 @@
 // (cli/client.h) and writes only to env.out / env.err, so tests drive them
 // against a fake coordinator with string streams.
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,10 @@ struct WatchOptions {
   absl::Duration backoff_max = absl::Seconds(5);
   // Live view redraw period on a terminal.
   absl::Duration redraw_every = absl::Milliseconds(200);
+  // If set, called once, right after the first WatchJob request has been
+  // sent and before its first event is read: submit --watch prints the new
+  // job there, so that the print overlaps the watch's round trip (issue 19).
+  std::function<void()> on_request_sent;
 };
 
 struct SubmitOptions {

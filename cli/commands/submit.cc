@@ -290,14 +290,25 @@ int ReportNewJob(const CommandEnv& env, const v1::Job& job,
   // The job is created; these tasks wait until the farm changes.
   for (const std::string& w : warnings) *env.err << "musafarm: warning: " << w << "\n";
   env.err->flush();
-  if (env.output != OutputFormat::kTable) {
-    PrintMessage(env, job);
+  auto print_job = [&env, &job, &suffix] {
+    if (env.output != OutputFormat::kTable) {
+      PrintMessage(env, job);
+    } else {
+      *env.out << "submitted job " << job.id() << " (" << job.tasks_size() << " tasks)" << suffix
+               << "\n";
+    }
+    env.out->flush();
+  };
+  // The terminal's live view draws from the watch's start: the job goes
+  // first. Otherwise the watch is asked for first and the job printed while
+  // its answer is on the way (-o json's first print builds the descriptors
+  // it walks: a millisecond or more, issue 19).
+  if (!watch || (env.tty && env.output == OutputFormat::kTable)) {
+    print_job();
+    if (!watch) return kExitOk;
   } else {
-    *env.out << "submitted job " << job.id() << " (" << job.tasks_size() << " tasks)" << suffix
-             << "\n";
+    watch_options.on_request_sent = print_job;
   }
-  env.out->flush();
-  if (!watch) return kExitOk;
   watch_options.job_id = job.id();
   return RunWatch(env, watch_options);
 }

@@ -43,6 +43,7 @@ grpc::Status FollowWatch(const CommandEnv& env, const WatchOptions& opts,
   Backoff backoff(opts.backoff_initial, opts.backoff_max);
   bool ever_connected = false;
   std::optional<absl::Time> failing_since;  // set while reconnecting fails
+  bool request_sent = false;                // opts.on_request_sent was called
   while (true) {
     // The active coordinator, as last known (issue 20): after a takeover the
     // resumed watch goes to the standby's hint or the next address, and asks
@@ -54,6 +55,10 @@ grpc::Status FollowWatch(const CommandEnv& env, const WatchOptions& opts,
     grpc::ClientContext ctx;
     const v1::WatchJobRequest req = make_request();
     std::unique_ptr<grpc::ClientReader<v1::WatchEvent>> reader = stub->WatchJob(&ctx, req);
+    if (!request_sent) {
+      request_sent = true;
+      if (opts.on_request_sent) opts.on_request_sent();
+    }
     v1::WatchEvent ev;
     bool got_event = false;
     while (reader->Read(&ev)) {
