@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/clone_spawn.h"
 
 extern char** environ;
 
@@ -58,10 +59,10 @@ PathCache& Programs() {
   return *cache;
 }
 
-// What posix_spawnp would run for `name`, "" to leave the search to it: a name
-// with a slash (run as given), a PATH with a relative entry (the child searches
-// it from its own working directory), or nothing found (its error is the one
-// to report). posix_spawnp tries each PATH entry with an execve in the child,
+// What posix_spawnp would run for `name` (a name without a slash), "" to
+// leave the search to it: a PATH with a relative entry (the child searches it
+// from its own working directory), or nothing found (its error is the one to
+// report). posix_spawnp tries each PATH entry with an execve in the child,
 // while the caller waits: 15 entries here, 14 of them failing, per spawn.
 std::string ResolveInPath(const std::string& name) {
   if (name.find('/') != std::string::npos) return "";
@@ -102,6 +103,37 @@ void ForgetInPath(const std::string& name) {
     it = it->first.second == name ? cache.found.erase(it) : std::next(it);
   }
 }
+
+// Spawn's child as glibc's posix_spawn (search: posix_spawnp, which tries
+// each PATH entry with an execve in the child) starts it: the fallback where
+// CloneSpawn is not built (sanitizers) and for a program not found in PATH
+// by ResolveInPath (its error is the one to report). glibc reports a failed
+// exec (ENOENT, EACCES) as the call's result; it always clones with
+// CLONE_VM | CLONE_VFORK, letting the child run on any CPU, and resets each
+// signal's disposition in the child whatever POSIX_SPAWN_SETSIGDEF holds.
+int GlibcSpawn(const ExecRequest& req, bool search, pid_t* pid) {
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&actions, req.out_fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, req.out_fd, 2);
+  if (req.dir != nullptr) posix_spawn_file_actions_addchdir_np(&actions, req.dir);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  posix_spawnattr_setpgroup(&attr, 0);  // its own group, so a kill reaches every descendant
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr,
+                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  const int rc = search ? ::posix_spawnp(pid, req.path, &actions, &attr, req.argv, req.envp)
+                        : ::posix_spawn(pid, req.path, &actions, &attr, req.argv, req.envp);
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
+  return rc;
+}
 }  // namespace
 
 EnvMap InheritedEnv() {
@@ -137,37 +169,25 @@ Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::
   // Best effort: above /proc/sys/fs/pipe-max-size (1 MiB by default) an
   // unprivileged process is refused, and keeps the default.
   (void)::fcntl(fds[0], F_SETPIPE_SZ, kPipeBytes);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 1);
-  posix_spawn_file_actions_adddup2(&actions, fds[1], 2);
-  if (!dir.empty()) posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  posix_spawnattr_setpgroup(&attr, 0);  // its own group, so a kill reaches every descendant
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  // glibc reports a failed exec (ENOENT, EACCES) as posix_spawn's result.
-  // (glibc's posix_spawn always clones with CLONE_VM | CLONE_VFORK, and resets
-  // each signal's disposition in the child whatever POSIX_SPAWN_SETSIGDEF
-  // holds: there is nothing cheaper to ask of it.)
+  ExecRequest req;
+  req.argv = c_argv.data();
+  req.envp = c_env.data();
+  req.dir = dir.empty() ? nullptr : dir.c_str();
+  req.out_fd = fds[1];
+  // A name with a slash runs as given; a bare one from where PATH has it.
+  const bool as_given = argv[0].find('/') != std::string::npos;
+  const std::string resolved = as_given ? argv[0] : ResolveInPath(argv[0]);
   int rc = ENOENT;
-  if (const std::string resolved = ResolveInPath(argv[0]); !resolved.empty()) {
-    rc = ::posix_spawn(&child.pid, resolved.c_str(), &actions, &attr, c_argv.data(), c_env.data());
+  if (!resolved.empty()) {
+    req.path = resolved.c_str();
+    rc = kHaveCloneSpawn ? CloneSpawn(req, &child.pid) : GlibcSpawn(req, false, &child.pid);
     // Gone or changed since it was found: forget it, and search again.
-    if (rc == ENOENT || rc == EACCES || rc == ENOTDIR) ForgetInPath(argv[0]);
+    if (!as_given && (rc == ENOENT || rc == EACCES || rc == ENOTDIR)) ForgetInPath(argv[0]);
   }
-  if (rc == ENOENT || rc == EACCES || rc == ENOTDIR) {
-    rc = ::posix_spawnp(&child.pid, c_argv[0], &actions, &attr, c_argv.data(), c_env.data());
+  if (!as_given && (rc == ENOENT || rc == EACCES || rc == ENOTDIR)) {
+    req.path = c_argv[0];
+    rc = GlibcSpawn(req, true, &child.pid);
   }
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
   ::close(fds[1]);
   if (rc != 0) {
     ::close(fds[0]);

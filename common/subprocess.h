@@ -31,7 +31,9 @@ struct Child {
 // stdout and stderr on one pipe (so the output keeps the order it was written
 // in), in a process group of its own, with an empty signal mask and default
 // dispositions (the agent blocks SIGTERM and ignores SIGPIPE; its children
-// must not). Where argv[0] was found is remembered for a second (a program
+// must not), and the calling thread's CPU affinity (the spawn pins the caller
+// to its CPU for the clone and gives the child the caller's mask back:
+// clone_spawn.h, cpu_pin.h). Where argv[0] was found is remembered for a second (a program
 // installed meanwhile into an earlier PATH directory is run from the next
 // second on), so that a burst of spawns does not try every PATH entry with an
 // execve each time.

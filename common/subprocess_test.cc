@@ -1,11 +1,19 @@
 #include "common/subprocess.h"
 
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
 
 #include "gtest/gtest.h"
 
@@ -80,6 +88,136 @@ TEST(SubprocessTest, ProgramGoneFromWhereItWasFoundIsSearchedForAgain) {
   EXPECT_EQ(gone.spawn_errno, ENOENT);
   ::setenv("PATH", saved.c_str(), 1);
   std::filesystem::remove_all(root);
+}
+
+// A line of /proc/PID/status ("Cpus_allowed_list:\t0-1" -> "0-1"), "" if none.
+std::string StatusField(pid_t pid, const std::string& field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) {
+      const size_t at = line.find_first_not_of(" \t", field.size() + 1);
+      return at == std::string::npos ? "" : line.substr(at);
+    }
+  }
+  return "";
+}
+
+std::string StatusOfOutput(const std::string& out, const std::string& field) {
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(field + ":", 0) == 0) return line.substr(line.find_first_not_of(" \t", field.size() + 1));
+  }
+  return "";
+}
+
+void EndGroup(const Child& child) {
+  ::kill(-child.pid, SIGKILL);
+  ::kill(child.pid, SIGKILL);  // also when it leads no group
+  Supervise(child, [](std::string) {}, [] {}, absl::Seconds(1), nullptr);
+}
+
+TEST(SubprocessTest, ExecFailuresAreTheSpawnsResult) {
+  const std::string root = ::testing::TempDir() + "/mf-noexec-" + std::to_string(::getpid());
+  std::filesystem::create_directories(root);
+  std::ofstream(root + "/plain") << "#!/bin/sh\necho never\n";  // not executable
+  Child plain = Spawn({root + "/plain"}, InheritedEnv(), "");
+  EXPECT_EQ(plain.pid, -1);
+  EXPECT_EQ(plain.spawn_errno, EACCES);
+  EXPECT_NE(plain.error.find("Permission denied"), std::string::npos) << plain.error;
+  Child dir = Spawn({root}, InheritedEnv(), "");
+  EXPECT_EQ(dir.pid, -1);
+  EXPECT_EQ(dir.spawn_errno, EACCES);
+  Child nowhere = Spawn({"true"}, InheritedEnv(), root + "/missing");
+  EXPECT_EQ(nowhere.pid, -1);
+  EXPECT_EQ(nowhere.spawn_errno, ENOENT);
+  std::filesystem::remove_all(root);
+}
+
+TEST(SubprocessTest, ChildLeadsAProcessGroupOfItsOwn) {
+  Child child = Spawn({"sleep", "600"}, InheritedEnv(), "");
+  ASSERT_TRUE(child.error.empty()) << child.error;
+  EXPECT_EQ(::getpgid(child.pid), child.pid);
+  EXPECT_NE(::getpgid(child.pid), ::getpgrp());
+  EndGroup(child);
+}
+
+// The agent ignores SIGPIPE and blocks SIGTERM; its tasks must do neither, and
+// a handler of the caller's is not the child's.
+TEST(SubprocessTest, ChildHasDefaultSignalsAndNoneBlocked) {
+  struct sigaction old_pipe = {}, old_usr1 = {};
+  struct sigaction ign = {};
+  ign.sa_handler = SIG_IGN;
+  ASSERT_EQ(::sigaction(SIGPIPE, &ign, &old_pipe), 0);
+  struct sigaction handler = {};
+  handler.sa_handler = [](int) {};
+  ASSERT_EQ(::sigaction(SIGUSR1, &handler, &old_usr1), 0);
+  sigset_t term, old_mask;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &term, &old_mask), 0);
+  Child child = Spawn({"cat", "/proc/self/status"}, InheritedEnv(), "");
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ::sigaction(SIGPIPE, &old_pipe, nullptr);
+  ::sigaction(SIGUSR1, &old_usr1, nullptr);
+  ASSERT_TRUE(child.error.empty()) << child.error;
+  const std::string out = RunToEnd(child);
+  EXPECT_EQ(StatusOfOutput(out, "SigBlk"), "0000000000000000") << out;
+  EXPECT_EQ(StatusOfOutput(out, "SigIgn"), "0000000000000000") << out;
+  EXPECT_EQ(StatusOfOutput(out, "SigCgt"), "0000000000000000") << out;
+}
+
+// stdin is /dev/null, stdout and stderr the pipe, and nothing else of the
+// caller's is open in the child (the pipe's own ends are close-on-exec).
+TEST(SubprocessTest, ChildHasDevNullThePipeAndNoOtherDescriptors) {
+  // Our stdin is something else meanwhile (the test runner's may be
+  // /dev/null already).
+  int other[2];
+  ASSERT_EQ(::pipe(other), 0);
+  const int saved_stdin = ::dup(0);
+  ASSERT_EQ(::dup2(other[0], 0), 0);
+  Child in = Spawn({"readlink", "/proc/self/fd/0"}, InheritedEnv(), "");
+  ::dup2(saved_stdin, 0);
+  for (int fd : {saved_stdin, other[0], other[1]}) ::close(fd);
+  ASSERT_TRUE(in.error.empty()) << in.error;
+  EXPECT_EQ(RunToEnd(in), "/dev/null\n");
+  // 0, 1, 2, whatever this process holds without close-on-exec (what the
+  // test runner left open), as any exec passes on, and ls's own: the
+  // directory it lists, on the lowest number free.
+  std::set<int> open_fds = {0, 1, 2};
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    const int fd = std::stoi(entry.path().filename().string());
+    const int flags = ::fcntl(fd, F_GETFD);
+    if (fd > 2 && flags >= 0 && (flags & FD_CLOEXEC) == 0) open_fds.insert(fd);
+  }
+  int ls_dir = 3;
+  while (open_fds.count(ls_dir) > 0) ++ls_dir;
+  open_fds.insert(ls_dir);
+  std::string want;
+  for (int fd : open_fds) want += std::to_string(fd) + "\n";
+  Child fds = Spawn({"sh", "-c", "ls /proc/self/fd | sort -n"}, InheritedEnv(), "");
+  ASSERT_TRUE(fds.error.empty()) << fds.error;
+  EXPECT_EQ(RunToEnd(fds), want);
+}
+
+// The spawn pins the calling thread to its CPU for the clone (CallerCpuPin):
+// afterwards the task may use every CPU the caller may, and so may the caller.
+TEST(SubprocessTest, ChildAndCallerKeepTheCallersCpuMask) {
+  cpu_set_t mask;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof mask, &mask), 0);
+  if (CPU_COUNT(&mask) < 2) GTEST_SKIP() << "one CPU: nothing to pin";
+  const std::string mine = StatusField(static_cast<pid_t>(::syscall(SYS_gettid)), "Cpus_allowed_list");
+  ASSERT_FALSE(mine.empty());
+  for (int i = 0; i < 20; ++i) {
+    Child child = Spawn({"sleep", "600"}, InheritedEnv(), "");
+    ASSERT_TRUE(child.error.empty()) << child.error;
+    EXPECT_EQ(StatusField(child.pid, "Cpus_allowed_list"), mine);
+    cpu_set_t after;
+    ASSERT_EQ(::sched_getaffinity(0, sizeof after, &after), 0);
+    EXPECT_TRUE(CPU_EQUAL(&after, &mask));
+    EndGroup(child);
+  }
 }
 
 TEST(SubprocessTest, MissingProgramIsReportedNotThrown) {
