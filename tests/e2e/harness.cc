@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -96,10 +97,12 @@ int Process::Wait(absl::Duration timeout) {
 std::string Process::Output() const { return ReadFile(log_); }
 
 bool WaitFor(const std::function<bool()>& cond, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
+  // On the monotonic clock: the wall clock steps (a VM snapshot restored, NTP), and a step
+  // forward would end every wait at once ("coordinator did not stop" after 378 ms in CI).
+  const auto deadline = std::chrono::steady_clock::now() + absl::ToChronoNanoseconds(timeout);
   for (;;) {
     if (cond()) return true;
-    if (absl::Now() > deadline) return false;
+    if (std::chrono::steady_clock::now() > deadline) return false;
     absl::SleepFor(absl::Milliseconds(20));
   }
 }
