@@ -3,7 +3,10 @@
 # static CLI (MUSAFARM_STATIC_CLI, cli/CMakeLists.txt) cannot quietly go back to
 # loading gRPC, protobuf or Abseil shared (issue 19); and, with -DNOT_PIE=ON, that
 # FILE is linked at a fixed address (ELF type EXEC, not a PIE whose relocations
-# the loader applies at every start: cmake/static_link.cmake).
+# the loader applies at every start: cmake/static_link.cmake). With -DFULLY_STATIC=ON
+# (glibc linked in too), FILE must name no shared library and no program interpreter,
+# and have the .eh_frame_hdr segment that its unwinder finds FDEs by (else every
+# exception, CLI11's --help among them, would end the program).
 cmake_minimum_required(VERSION 3.25)
 execute_process(COMMAND ${READELF} --dynamic ${BINARY} OUTPUT_VARIABLE dynamic
                 RESULT_VARIABLE rc)
@@ -22,15 +25,34 @@ foreach(e IN LISTS entries)
     list(APPEND others ${lib})
   endif()
 endforeach()
-if(NOT needed)
-  message(FATAL_ERROR "${BINARY}: no DT_NEEDED entries read (is it dynamically linked to glibc?)")
+if(FULLY_STATIC)
+  if(needed)
+    string(REPLACE ";" ", " needed "${needed}")
+    message(FATAL_ERROR "${BINARY} should be fully static but needs shared libraries: ${needed}")
+  endif()
+  execute_process(COMMAND ${READELF} --program-headers ${BINARY} OUTPUT_VARIABLE segments
+                  RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${READELF} --program-headers ${BINARY} failed (${rc})")
+  endif()
+  if(segments MATCHES "\n[ ]*INTERP ")
+    message(FATAL_ERROR "${BINARY} should be fully static but names a program interpreter")
+  endif()
+  if(NOT segments MATCHES "\n[ ]*GNU_EH_FRAME ")
+    message(FATAL_ERROR "${BINARY} has no GNU_EH_FRAME segment (link it with --eh-frame-hdr)")
+  endif()
+  message(STATUS "${BINARY} is fully static, glibc included")
+else()
+  if(NOT needed)
+    message(FATAL_ERROR "${BINARY}: no DT_NEEDED entries read (is it dynamically linked to glibc?)")
+  endif()
+  if(others)
+    string(REPLACE ";" ", " others "${others}")
+    message(FATAL_ERROR "${BINARY} needs shared libraries other than glibc's: ${others}")
+  endif()
+  string(REPLACE ";" ", " needed "${needed}")
+  message(STATUS "${BINARY} needs only glibc: ${needed}")
 endif()
-if(others)
-  string(REPLACE ";" ", " others "${others}")
-  message(FATAL_ERROR "${BINARY} needs shared libraries other than glibc's: ${others}")
-endif()
-string(REPLACE ";" ", " needed "${needed}")
-message(STATUS "${BINARY} needs only glibc: ${needed}")
 if(NOT_PIE)
   execute_process(COMMAND ${READELF} --file-header ${BINARY} OUTPUT_VARIABLE header
                   RESULT_VARIABLE rc)

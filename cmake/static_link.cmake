@@ -11,8 +11,10 @@
 #     (libX.so.N -> libX.a), or, for a plain name, libX.a on the linker's path;
 #   - glibc's parts (c, m, dl, rt, pthread) and flags (-pthread, -L...): kept.
 # Every archive goes into one --start-group/--end-group, so their order does not
-# matter, and libstdc++/libgcc are linked statically too, so that the program
-# needs only glibc. A library that has no archive stays shared, linked
+# matter, and libstdc++/libgcc are linked statically too; glibc as well where its
+# archives are installed (MF_HAVE_STATIC_GLIBC: a fully static program), else the
+# program needs only glibc. A library that has no archive is left out of a fully
+# static link (a use of it fails the link), else it stays shared, linked
 # --as-needed: it costs nothing unless the program uses it, and the caller's
 # DT_NEEDED check (cli/CMakeLists.txt) fails if it does. Their names go to
 # SHARED_OUT, for the configure message.
@@ -156,17 +158,39 @@ function(mf_link_static)
   list(REMOVE_DUPLICATES _mf_archives)
   list(REMOVE_DUPLICATES _mf_system)
   list(REMOVE_DUPLICATES _mf_shared)
+  # glibc too, where its archives are installed (libc6-dev): the loader then has nothing
+  # to do (mapping libc and libm, their relocations and symbol lookups: ~0.5 ms and ~40 of
+  # ~330 page faults of `musafarm jobs`; issue 19). What needs glibc's shared parts at run
+  # time is NSS beyond its built-in `files` and `dns` modules (an LDAP user database, a
+  # hosts lookup through systemd-resolved): the CLI resolves coordinator names with gRPC's
+  # c-ares resolver, which reads /etc/hosts and resolv.conf itself, in either link, and
+  # looks up a user name only where $USER is unset (getlogin). The libraries without an
+  # archive cannot be linked then: a use of one fails the link (an undefined symbol).
+  check_linker_flag(CXX "-static" MF_HAVE_STATIC_GLIBC)
+  if(MF_HAVE_STATIC_GLIBC)
+    set(_mf_shared_link "")
+    # A static link starts with crtbeginT.o, which registers the whole .eh_frame with
+    # libgcc's unwinder; the first exception thrown (CLI11's --help, --version and usage
+    # errors) then sorts every FDE of the binary, ~20 ms. Unregistered, the unwinder finds
+    # FDEs as in a dynamic program: dl_iterate_phdr and the binary search table of
+    # .eh_frame_hdr, which gcc does not ask for in a static link.
+    target_sources(${A_TARGET} PRIVATE ${PROJECT_SOURCE_DIR}/cmake/no_frame_registry.cc)
+    target_link_options(${A_TARGET} PRIVATE -static LINKER:--eh-frame-hdr
+                        LINKER:--wrap=__register_frame_info LINKER:--wrap=__deregister_frame_info)
+  else()
+    set(_mf_shared_link -Wl,--push-state,--as-needed ${_mf_shared} -Wl,--pop-state)
+  endif()
   target_link_libraries(${A_TARGET} PRIVATE
     -static-libstdc++ -static-libgcc
     -Wl,--start-group ${_mf_archives} -Wl,--end-group
-    -Wl,--push-state,--as-needed ${_mf_shared} -Wl,--pop-state
+    ${_mf_shared_link}
     ${_mf_system})
   # Not a PIE: a PIE's loader applies ~40,000 relative relocations at every start, and
   # writing them makes a private copy of every page that holds a pointer (.data.rel.ro,
   # .got, .init_array: ~150 page faults of ~450 for `musafarm jobs`; issue 19). Linked at
   # a fixed address, those pages stay the file's, mapped on first touch. What is lost is
-  # the randomized address of the CLI's own code, a short-lived client's; its stack, heap
-  # and libc stay randomized. Where -no-pie is refused, the relocations are at least
+  # the randomized address of the CLI's own code (and of libc's, linked in above), a
+  # short-lived client's; its stack, heap and mappings stay randomized. Where -no-pie is refused, the relocations are at least
   # packed (DT_RELR: binutils 2.38, glibc 2.36), a tenth of the loader's work.
   check_linker_flag(CXX "-no-pie" MF_HAVE_NO_PIE)
   check_linker_flag(CXX "LINKER:-z,pack-relative-relocs" MF_HAVE_PACK_RELATIVE_RELOCS)
