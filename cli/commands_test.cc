@@ -1269,6 +1269,28 @@ TEST_F(CliBinaryTest, AFlowStyleConfigIsRead) {
   EXPECT_EQ(ParseLine(output_)["jobs"][0]["id"], "7");
 }
 
+// The binary registers each .proto file on its first use, not at start-up
+// (cli/lazy_descriptors.cc); this test binary registers them all at start-up.
+// A job with a Timestamp and a Duration (imports of farm.proto, registered
+// through it) prints the same from both, as JSON and as YAML.
+TEST_F(CliBinaryTest, JsonAndYamlAreTheInProcessPrintersWithFilesRegisteredOnFirstUse) {
+  v1::Task t = MakeTask("7/a", v1::TASK_STATE_SUCCEEDED, 1, "h1");
+  t.set_started_us(kT0 - 20'000'000);
+  t.set_ended_us(kT0 - 250'000);
+  t.mutable_spec()->set_stage("a");
+  t.mutable_spec()->mutable_run()->mutable_timeout()->set_seconds(90);
+  service_.job = MakeJob(v1::JOB_STATE_SUCCEEDED, {t});
+  const std::string config = absl::StrCat("coordinator: ", env_.coordinator, "\n");
+  for (const char* format : {"json", "yaml"}) {
+    out_.str("");
+    ASSERT_EQ(Cli({"status", "7", "-c", env_.coordinator.c_str(), "-o", format}, env_), 0)
+        << err_.str();
+    EXPECT_THAT(out_.str(), HasSubstr("90s")) << "the Duration, by protobuf's JSON mapping";
+    EXPECT_EQ(RunWithConfig(config, {"status", "7", "-o", format}), 0) << output_;
+    EXPECT_EQ(output_, out_.str()) << format;
+  }
+}
+
 TEST_F(CliBinaryTest, JUnitOfHostileTestNamesIsWellFormed) {
   using namespace std::string_literals;
   v1::Task t = MakeTask("7/a", v1::TASK_STATE_FAILED);
