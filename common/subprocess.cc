@@ -134,6 +134,17 @@ int GlibcSpawn(const ExecRequest& req, bool search, pid_t* pid) {
   posix_spawnattr_destroy(&attr);
   return rc;
 }
+
+// MUSAFARM_SPAWN=posix: glibc's posix_spawn for every spawn, for an A/B of the
+// two on one build (bench/latency_trace.py --spawn); read once, at the first
+// spawn.
+bool UseCloneSpawn() {
+  static const bool use = [] {
+    const char* how = std::getenv("MUSAFARM_SPAWN");
+    return kHaveCloneSpawn && (how == nullptr || std::strcmp(how, "posix") != 0);
+  }();
+  return use;
+}
 }  // namespace
 
 EnvMap InheritedEnv() {
@@ -180,7 +191,7 @@ Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::
   int rc = ENOENT;
   if (!resolved.empty()) {
     req.path = resolved.c_str();
-    rc = kHaveCloneSpawn ? CloneSpawn(req, &child.pid) : GlibcSpawn(req, false, &child.pid);
+    rc = UseCloneSpawn() ? CloneSpawn(req, &child.pid) : GlibcSpawn(req, false, &child.pid);
     // Gone or changed since it was found: forget it, and search again.
     if (!as_given && (rc == ENOENT || rc == EACCES || rc == ENOTDIR)) ForgetInPath(argv[0]);
   }
