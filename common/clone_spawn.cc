@@ -10,8 +10,10 @@
 #include <cerrno>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "common/cpu_pin.h"
+#include "common/spawn_slice.h"
 
 namespace musafarm {
 namespace {
@@ -90,6 +92,8 @@ int CloneSpawn(const ExecRequest& req, pid_t* pid) {
   ChildArgs args{&req, 0};
   const int saved_errno = errno;
   CallerCpuPin pin;
+  std::optional<SpawnSlice> slice;
+  if (req.short_slice) slice.emplace();
   // Every signal blocked (the raw call: glibc's would keep its own two
   // unblocked) from before the clone until after it returns: the child must
   // not run a handler of ours in our memory before it has reset them.
@@ -99,6 +103,10 @@ int CloneSpawn(const ExecRequest& req, pid_t* pid) {
   const pid_t child = ::clone(ChildMain, reinterpret_cast<void*>(top),
                               CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
   const int clone_errno = errno;
+  // The short slice only for the wake-up: with it the spawner, woken, would
+  // hand the CPU to the child again at its slice's end, before the rest of
+  // the spawn (Release below) is done.
+  if (slice) slice->Restore();
   (void)::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, kKernelSigsetBytes);
   int rc = child < 0 ? clone_errno : args.error;
   if (child > 0 && rc != 0) {

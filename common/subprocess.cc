@@ -135,15 +135,20 @@ int GlibcSpawn(const ExecRequest& req, bool search, pid_t* pid) {
   return rc;
 }
 
-// MUSAFARM_SPAWN=posix: glibc's posix_spawn for every spawn, for an A/B of the
-// two on one build (bench/latency_trace.py --spawn); read once, at the first
-// spawn.
-bool UseCloneSpawn() {
-  static const bool use = [] {
-    const char* how = std::getenv("MUSAFARM_SPAWN");
-    return kHaveCloneSpawn && (how == nullptr || std::strcmp(how, "posix") != 0);
+// MUSAFARM_SPAWN (subprocess.h), read once, at the first spawn.
+enum class SpawnHow { kClone, kCloneDefaultSlice, kPosix };
+SpawnHow HowToSpawn() {
+  static const SpawnHow how = [] {
+    const char* env = std::getenv("MUSAFARM_SPAWN");
+    if (!kHaveCloneSpawn || (env != nullptr && std::strcmp(env, "posix") == 0)) {
+      return SpawnHow::kPosix;
+    }
+    if (env != nullptr && std::strcmp(env, "clone-default-slice") == 0) {
+      return SpawnHow::kCloneDefaultSlice;
+    }
+    return SpawnHow::kClone;
   }();
-  return use;
+  return how;
 }
 }  // namespace
 
@@ -191,7 +196,9 @@ Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::
   int rc = ENOENT;
   if (!resolved.empty()) {
     req.path = resolved.c_str();
-    rc = UseCloneSpawn() ? CloneSpawn(req, &child.pid) : GlibcSpawn(req, false, &child.pid);
+    req.short_slice = HowToSpawn() == SpawnHow::kClone;
+    rc = HowToSpawn() != SpawnHow::kPosix ? CloneSpawn(req, &child.pid)
+                                          : GlibcSpawn(req, false, &child.pid);
     // Gone or changed since it was found: forget it, and search again.
     if (!as_given && (rc == ENOENT || rc == EACCES || rc == ENOTDIR)) ForgetInPath(argv[0]);
   }

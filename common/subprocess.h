@@ -36,8 +36,9 @@ struct Child {
 // clone_spawn.h, cpu_pin.h). Where argv[0] was found is remembered for a second (a program
 // installed meanwhile into an earlier PATH directory is run from the next
 // second on), so that a burst of spawns does not try every PATH entry with an
-// execve each time. MUSAFARM_SPAWN=posix in the environment: glibc's
-// posix_spawn instead of CloneSpawn, no pin (an A/B of the two on one build).
+// execve each time. For an A/B on one build, MUSAFARM_SPAWN in the
+// environment: "posix", glibc's posix_spawn instead of CloneSpawn (no pin);
+// "clone-default-slice", CloneSpawn without SpawnSlice.
 Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::string& dir);
 
 // The most one read of a child's output takes (Supervise, the agent's reaper).

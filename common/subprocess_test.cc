@@ -228,6 +228,29 @@ TEST(SubprocessTest, ChildAndCallerKeepTheCallersCpuMask) {
   }
 }
 
+// The spawner's time slice is the shortest while it waits for the child's
+// execve (SpawnSlice); the child must start with the default one, and the
+// spawner have its own back.
+TEST(SubprocessTest, ChildAndCallerKeepTheCallersTimeSlice) {
+  const auto slice_of = [](const std::string& sched) {
+    std::ifstream in(sched);
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("se.slice", 0) == 0) return line.substr(line.find(':') + 1);
+    }
+    return std::string();
+  };
+  const std::string mine = slice_of("/proc/thread-self/sched");
+  if (mine.empty()) GTEST_SKIP() << "the kernel shows no se.slice";
+  for (int i = 0; i < 5; ++i) {
+    Child child = Spawn({"sleep", "600"}, InheritedEnv(), "");
+    ASSERT_TRUE(child.error.empty()) << child.error;
+    EXPECT_EQ(slice_of("/proc/" + std::to_string(child.pid) + "/sched"), mine);
+    EXPECT_EQ(slice_of("/proc/thread-self/sched"), mine);
+    EndGroup(child);
+  }
+}
+
 TEST(SubprocessTest, MissingProgramIsReportedNotThrown) {
   Child child = Spawn({"/nonexistent/prog"}, InheritedEnv(), "");
   EXPECT_EQ(child.pid, -1);
