@@ -637,6 +637,9 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
   auto it = attempts_.find(key);
   if (it == attempts_.end()) return;
   Attempt& a = it->second;
+  // bench/watch_trace.py.
+  Log()->debug("task={} attempt={} exit on the loop at={}", a.assignment.task_id(),
+               a.assignment.attempt_id(), NowMicros());
   if (!info.host_lost.empty() && !info.cancelled && a.life.phase() == AttemptPhase::kRunning) {
     // The host failed it, not the stage (issue 16, item 3): handed back, so
     // that it runs again, elsewhere, without using a retry. The heartbeat
@@ -802,6 +805,10 @@ void Agent::Pump(Attempt& a) {
     SendArtifacts(a);
     v1::AgentMessage msg;
     *msg.mutable_result() = a.result;
+    // bench/watch_trace.py: before the send, which may have it on the
+    // coordinator before this thread runs again.
+    Log()->debug("task={} attempt={} result sent at={}", a.assignment.task_id(),
+                 a.assignment.attempt_id(), NowMicros());
     Send(std::move(msg));
     Apply(a, AttemptEvent::kResultSent);
   }

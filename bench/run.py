@@ -29,6 +29,7 @@ import slurm  # noqa: E402
 from farm import Farm, Figures, ended, percentile, submitted_id, submitted_text_id  # noqa: E402
 import log_figures  # noqa: E402
 import latency_trace  # noqa: E402
+import watch_trace  # noqa: E402
 import makespan_figures  # noqa: E402
 import scale_figures  # noqa: E402
 
@@ -159,6 +160,17 @@ def farm_figures(fig, args, cfg):
         fig.add(f"assignment latency (ready commit -> spawned) p99, {where}", percentile(v, 99),
                 "ms")
 
+    # submit --watch split (information): the farm's share, from the Submit on the coordinator's
+    # loop to the job's end committed and handed to its watcher, on the debug points
+    # (watch_trace.py); the rest of the figure above is the CLI's.
+    gaps, _ = watch_trace.trace(args.build_dir, cfg["watch_split"], cfg["agents"], cfg["slots"])
+    v = gaps[watch_trace.FARM_SHARE]
+    if v:
+        fig.add(f"submit --watch of one task, the farm's share (Submit on the coordinator -> job end "
+                f"published), p50 of {len(v)}", statistics.median(v), "ms",
+                note=", ".join(f"{name} {statistics.median(x):.2f}" for name, x in gaps.items()
+                               if x and name != watch_trace.FARM_SHARE))
+
 
 def slurm_figures(fig, args, cfg):
     names = ("Slurm sbatch (separate)", "Slurm job array", "Slurm srun true p50")
@@ -229,12 +241,12 @@ def main():
     for group in only:
         if group not in GROUPS:
             ap.error(f"--only: unknown group {group!r} (known: {', '.join(GROUPS)})")
-    cfg = (dict(agents=2, slots=4, batch=20, rounds=2, chain=5, line=5, line_slots=(4, 64), separate=5, latency=5,
+    cfg = (dict(agents=2, slots=4, batch=20, rounds=2, chain=5, line=5, line_slots=(4, 64), separate=5, latency=5, watch_split=3,
                 startup=3, srun=3,
                 **log_figures.SMOKE, **scale_figures.SMOKE, **makespan_figures.SMOKE)
            if args.smoke else
            dict(agents=2, slots=64, batch=500, rounds=5, chain=100, line=60, line_slots=(4, 64), separate=200,
-                latency=200, startup=20,
+                latency=200, watch_split=50, startup=20,
                 srun=50, **log_figures.FULL, **scale_figures.FULL, **makespan_figures.FULL))
     fig = Figures()
     with open("/proc/loadavg") as f:

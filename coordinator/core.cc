@@ -214,6 +214,8 @@ void Core::Flush() {
     const v1::Job& job = jobs_.Find(id)->job;
     if (job.state() == v1::JOB_STATE_RUNNING) continue;
     watchers_.PublishJobEnd(job);
+    // bench/watch_trace.py: its end is on disk and its watchers have it.
+    Log()->debug("job={} end published at={}", job.id(), NowMicros());
     // Nothing of it runs, no watcher stays and the store has all of it: reads
     // go to the store from now on (no cache of recent ones: an indexed read
     // costs tens of microseconds, see BENCHMARKS.md, and memory stays bounded

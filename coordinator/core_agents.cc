@@ -401,6 +401,9 @@ void Core::OnResult(Agent& agent, const v1::AttemptResult& result) {
     return;
   }
   if (!Apply(*task, {TaskEvent::kResult, result.attempt_id(), &result, "", ""})) return;
+  // bench/watch_trace.py.
+  Log()->debug("task={} attempt={} result on the loop at={}", task->id(), task->attempt_id(),
+               NowMicros());
   if (result.log_dropped_bytes() > 0) {
     Log()->info("task={} attempt={}: the agent dropped {} bytes of output past --max-log-bytes",
                 task->id(), task->attempt_id(), result.log_dropped_bytes());

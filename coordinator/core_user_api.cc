@@ -181,6 +181,8 @@ absl::StatusOr<v1::Job> Core::AdmitJob(v1::Job job, const std::string& submitter
     return absl::InternalError(
         absl::StrCat("coordinator could not store the job: ", committed.message()));
   }
+  // bench/watch_trace.py: the submission is on disk.
+  Log()->debug("job={} stored at={}", job_id, NowMicros());
   JobEntry& entry = jobs_.Add(job, std::move(secrets));
   if (!hooks.empty()) webhooks_[job_id].targets = hooks;
   metrics_.OnJobSubmitted();
