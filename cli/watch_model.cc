@@ -86,19 +86,21 @@ void WatchModel::ReplaceJob(const v1::Job& job, absl::Time now, std::string* out
     }
   }
   job_ = job;
+  index_.clear();
+  for (int i = 0; i < job_.tasks_size(); ++i) index_[job_.tasks(i).id()] = i;
 }
 
 void WatchModel::UpdateTask(const v1::Task& task, absl::Time now, std::string* out) {
-  v1::Task* slot = nullptr;
-  for (v1::Task& t : *job_.mutable_tasks()) {
-    if (t.id() == task.id()) {
-      slot = &t;
-      break;
-    }
-  }
-  const bool changed = slot == nullptr || Changed(*slot, task);
-  if (slot == nullptr) slot = job_.add_tasks();
+  auto [it, added] = index_.try_emplace(task.id(), job_.tasks_size());
+  const bool changed = added || Changed(job_.tasks(it->second), task);
+  v1::Task* slot = added ? job_.add_tasks() : job_.mutable_tasks(it->second);
+  // A change asked for without specs (WatchJobRequest.without_specs) keeps
+  // the spec the snapshot brought.
+  const bool keep_spec = !task.has_spec() && slot->has_spec();
+  v1::TaskSpec spec;
+  if (keep_spec) spec.Swap(slot->mutable_spec());
   *slot = task;
+  if (keep_spec) slot->mutable_spec()->Swap(&spec);
   if (changed && !opts_.live) {
     absl::StrAppend(out, RenderTaskChange(task, now, opts_.tz, opts_.color), "\n");
   }

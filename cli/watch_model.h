@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -78,6 +79,9 @@ class WatchModel {
 
   Options opts_;
   v1::Job job_;
+  // Where each task id is in job_.tasks(): a change is found in O(1), not by a
+  // scan (a 500-task job's 1,500 changes were 750,000 id compares).
+  std::unordered_map<std::string, int> index_;
   bool has_snapshot_ = false;
   bool finished_ = false;
   std::map<std::string, LogCursor> cursors_;

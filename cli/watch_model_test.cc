@@ -53,6 +53,33 @@ TEST(WatchModelTest, PrintsEveryTaskAtTheStartThenOnlyChanges) {
   EXPECT_EQ(m.job().tasks(0).state(), v1::TASK_STATE_RUNNING);
 }
 
+TEST(WatchModelTest, AChangeWithoutItsSpecKeepsTheSpecOfTheSnapshot) {
+  WatchModel m = Plain(false);
+  v1::Task a = MakeTask("7/a", v1::TASK_STATE_QUEUED);
+  a.mutable_spec()->set_stage("build");
+  v1::Task b = MakeTask("7/b", v1::TASK_STATE_PENDING);
+  b.mutable_spec()->set_stage("test");
+  m.Apply(Snapshot({a, b}), kAt);
+  // As the coordinator sends changes to a watcher that asked without specs.
+  EXPECT_THAT(m.Apply(TaskEvent(MakeTask("7/b", v1::TASK_STATE_RUNNING, 1, "h1")), kAt),
+              ElementsAre("10:02:03 b running on h1"));
+  ASSERT_EQ(m.job().tasks_size(), 2);
+  EXPECT_EQ(m.job().tasks(1).state(), v1::TASK_STATE_RUNNING);
+  EXPECT_EQ(m.job().tasks(1).spec().stage(), "test");
+  EXPECT_EQ(m.job().tasks(0).spec().stage(), "build");
+  // A change that carries its spec replaces it; a task the snapshot lacked is added.
+  b.set_state(v1::TASK_STATE_SUCCEEDED);
+  b.mutable_spec()->set_stage("test2");
+  m.Apply(TaskEvent(b), kAt);
+  EXPECT_EQ(m.job().tasks(1).spec().stage(), "test2");
+  m.Apply(TaskEvent(MakeTask("7/c", v1::TASK_STATE_QUEUED)), kAt);
+  ASSERT_EQ(m.job().tasks_size(), 3);
+  EXPECT_EQ(m.job().tasks(2).id(), "7/c");
+  EXPECT_THAT(m.Apply(TaskEvent(MakeTask("7/c", v1::TASK_STATE_RUNNING, 1, "h2")), kAt),
+              ElementsAre("10:02:03 c running on h2"));
+  EXPECT_EQ(m.job().tasks_size(), 3);
+}
+
 TEST(WatchModelTest, AQueuedTaskWaitingForAnotherReasonIsPrinted) {
   WatchModel m = Plain(false);
   v1::Task a = MakeTask("7/a", v1::TASK_STATE_QUEUED);

@@ -17,7 +17,50 @@ v1::WatchEvent LogEvent(const std::string& task_id, uint64_t attempt, uint64_t o
   return ev;
 }
 
+v1::WatchEvent TaskEvent(const v1::Task& task, bool without_spec) {
+  v1::WatchEvent ev;
+  if (without_spec) {
+    CopyTaskWithoutSpec(task, ev.mutable_task());
+  } else {
+    *ev.mutable_task() = task;
+  }
+  return ev;
+}
+
 }  // namespace
+
+void CopyTaskWithoutSpec(const v1::Task& from, v1::Task* to) {
+  // Field by field: copying the whole task and clearing its spec would copy
+  // the spec first, which is most of what this saves. watch_hub_test checks
+  // every field but the spec arrives, so a field added to Task cannot be
+  // missed here silently.
+  to->set_id(from.id());
+  to->set_job_id(from.job_id());
+  to->set_state(from.state());
+  to->set_attempt_id(from.attempt_id());
+  to->set_attempts(from.attempts());
+  to->set_agent(from.agent());
+  to->set_exit_code(from.exit_code());
+  to->set_reason(from.reason());
+  to->set_created_us(from.created_us());
+  to->set_started_us(from.started_us());
+  to->set_ended_us(from.ended_us());
+  to->set_log_size(from.log_size());
+  to->set_cancel_requested_us(from.cancel_requested_us());
+  to->set_lost_count(from.lost_count());
+  if (from.has_tests()) *to->mutable_tests() = from.tests();
+  *to->mutable_artifacts() = from.artifacts();
+  *to->mutable_gpu_ids() = from.gpu_ids();
+  to->set_handed_back_count(from.handed_back_count());
+  if (from.has_created_time()) *to->mutable_created_time() = from.created_time();
+  if (from.has_started_time()) *to->mutable_started_time() = from.started_time();
+  if (from.has_ended_time()) *to->mutable_ended_time() = from.ended_time();
+  if (from.has_cancel_requested_time()) {
+    *to->mutable_cancel_requested_time() = from.cancel_requested_time();
+  }
+  to->set_log_truncated(from.log_truncated());
+  to->set_wait_reason(from.wait_reason());
+}
 
 uint64_t& WatchHub::Entry::SentFor(const std::string& task, uint64_t attempt) {
   Sent& s = sent[task];
@@ -36,6 +79,7 @@ void WatchHub::Add(WatchId id, const v1::WatchJobRequest& request, const v1::Job
   w.job_id = request.job_id();
   w.task_id = request.task_id();
   w.logs = request.logs();
+  w.without_specs = request.without_specs();
   w.watcher = std::move(watcher);
   v1::WatchEvent snapshot;
   *snapshot.mutable_snapshot() = job;
@@ -166,7 +210,7 @@ bool WatchHub::CatchUp(Entry& w) {
   w.paces = true;  // current again: it may hold the farm again (class comment)
   for (auto& [id, task] : w.held_tasks) {
     v1::WatchEvent ev;
-    *ev.mutable_task() = std::move(task);
+    *ev.mutable_task() = std::move(task);  // held as the watcher gets it
     w.watcher->Send(std::move(ev));
   }
   w.held_tasks.clear();
@@ -190,12 +234,12 @@ void WatchHub::End(Entry& w, const v1::Job& job) {
 void WatchHub::PublishTask(const v1::Task& task) {
   for (auto& [id, w] : watchers_) {
     if (!w.Wants(task)) continue;
+    v1::WatchEvent ev = TaskEvent(task, w.without_specs);
     if (w.behind) {
-      w.held_tasks[task.id()] = task;  // sent after the logs, latest state only
+      // Sent after the logs, latest state only.
+      w.held_tasks[task.id()] = std::move(*ev.mutable_task());
       continue;
     }
-    v1::WatchEvent ev;
-    *ev.mutable_task() = task;
     w.watcher->Send(std::move(ev));
   }
 }

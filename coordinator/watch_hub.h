@@ -50,6 +50,10 @@ namespace musafarm::coordinator {
 // at each drain notice and at each Judge, the core's tick) holds nothing from
 // then on, until a drain notice finds it fast or it is current again: it falls
 // behind as above, and the farm runs at its own pace.
+// `from` as task events carry it to a watcher that asked for them without
+// specs (WatchJobRequest.without_specs): every field but the spec.
+void CopyTaskWithoutSpec(const v1::Task& from, v1::Task* to);
+
 class WatchHub {
  public:
   using WatchId = UserApi::WatchId;
@@ -108,6 +112,7 @@ class WatchHub {
     std::string job_id;
     std::string task_id;  // filter; empty: all
     bool logs = false;
+    bool without_specs = false;  // WatchJobRequest.without_specs
     // Log bytes sent per task; a new attempt's log starts again from 0.
     std::map<std::string, Sent> sent;
     std::shared_ptr<Watcher> watcher;

@@ -5,6 +5,9 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/reflection.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "gtest/gtest.h"
 #include "tests/fakes/fake_clock.h"
 #include "tests/fakes/recording_watcher.h"
@@ -92,6 +95,92 @@ TEST_F(WatchHubTest, TaskFilterAndLogsFlagDecideWhatIsSent) {
   ASSERT_EQ(no_logs->events.size(), 3u);  // snapshot, a, b: no log
   EXPECT_TRUE(no_logs->events[1].has_task());
   EXPECT_TRUE(no_logs->events[2].has_task());
+}
+
+// Sets every field of `m` (recursively for messages, one element for repeated
+// ones) to a value other than its default, through reflection: a field added
+// to Task later is covered without changing the test.
+void FillEveryField(google::protobuf::Message* m, int depth = 0) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Descriptor* d = m->GetDescriptor();
+  const google::protobuf::Reflection* r = m->GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FieldDescriptor* f = d->field(i);
+    const int v = i + 2;
+    if (f->is_map()) continue;  // Task has none; a map would need its own entry type
+    if (f->is_repeated()) {
+      switch (f->cpp_type()) {
+        case FieldDescriptor::CPPTYPE_INT32: r->AddInt32(m, f, v); break;
+        case FieldDescriptor::CPPTYPE_INT64: r->AddInt64(m, f, v); break;
+        case FieldDescriptor::CPPTYPE_UINT32: r->AddUInt32(m, f, v); break;
+        case FieldDescriptor::CPPTYPE_UINT64: r->AddUInt64(m, f, v); break;
+        case FieldDescriptor::CPPTYPE_DOUBLE: r->AddDouble(m, f, v); break;
+        case FieldDescriptor::CPPTYPE_FLOAT: r->AddFloat(m, f, static_cast<float>(v)); break;
+        case FieldDescriptor::CPPTYPE_BOOL: r->AddBool(m, f, true); break;
+        case FieldDescriptor::CPPTYPE_ENUM: r->AddEnumValue(m, f, 1); break;
+        case FieldDescriptor::CPPTYPE_STRING: r->AddString(m, f, absl::StrCat("s", v)); break;
+        case FieldDescriptor::CPPTYPE_MESSAGE:
+          if (depth < 3) FillEveryField(r->AddMessage(m, f), depth + 1);
+          break;
+      }
+      continue;
+    }
+    switch (f->cpp_type()) {
+      case FieldDescriptor::CPPTYPE_INT32: r->SetInt32(m, f, v); break;
+      case FieldDescriptor::CPPTYPE_INT64: r->SetInt64(m, f, v); break;
+      case FieldDescriptor::CPPTYPE_UINT32: r->SetUInt32(m, f, v); break;
+      case FieldDescriptor::CPPTYPE_UINT64: r->SetUInt64(m, f, v); break;
+      case FieldDescriptor::CPPTYPE_DOUBLE: r->SetDouble(m, f, v); break;
+      case FieldDescriptor::CPPTYPE_FLOAT: r->SetFloat(m, f, static_cast<float>(v)); break;
+      case FieldDescriptor::CPPTYPE_BOOL: r->SetBool(m, f, true); break;
+      case FieldDescriptor::CPPTYPE_ENUM: r->SetEnumValue(m, f, 1); break;
+      case FieldDescriptor::CPPTYPE_STRING: r->SetString(m, f, absl::StrCat("s", v)); break;
+      case FieldDescriptor::CPPTYPE_MESSAGE:
+        if (depth < 3) FillEveryField(r->MutableMessage(m, f), depth + 1);
+        break;
+    }
+  }
+}
+
+TEST(CopyTaskWithoutSpecTest, EveryFieldButTheSpecArrives) {
+  v1::Task full;
+  FillEveryField(&full);
+  ASSERT_TRUE(full.has_spec());
+  v1::Task copy;
+  CopyTaskWithoutSpec(full, &copy);
+  EXPECT_FALSE(copy.has_spec());
+  v1::Task want = full;
+  want.clear_spec();
+  std::string diff;
+  google::protobuf::util::MessageDifferencer differ;
+  differ.ReportDifferencesToString(&diff);
+  EXPECT_TRUE(differ.Compare(want, copy)) << diff;
+}
+
+TEST_F(WatchHubTest, AWatcherWithoutSpecsGetsTaskChangesWithoutThemAndTheSnapshotWithThem) {
+  for (v1::Task& t : *job_.mutable_tasks()) {
+    t.mutable_spec()->set_stage("build");
+    t.mutable_spec()->add_needs("x");
+  }
+  WatchHub hub(logs_.get());
+  auto lean = std::make_shared<RecordingWatcher>();
+  auto whole = std::make_shared<RecordingWatcher>();
+  v1::WatchJobRequest req = Request();
+  req.set_without_specs(true);
+  hub.Add(1, req, job_, lean);
+  hub.Add(2, Request(), job_, whole);
+  job_.mutable_tasks(0)->set_state(v1::TASK_STATE_RUNNING);
+  hub.PublishTask(job_.tasks(0));
+  ASSERT_EQ(lean->events.size(), 2u);
+  EXPECT_EQ(lean->events[0].snapshot().tasks(0).spec().stage(), "build");
+  EXPECT_EQ(lean->events[1].task().id(), "1/a");
+  EXPECT_EQ(lean->events[1].task().state(), v1::TASK_STATE_RUNNING);
+  EXPECT_FALSE(lean->events[1].task().has_spec());
+  ASSERT_EQ(whole->events.size(), 2u);
+  EXPECT_EQ(whole->events[1].task().spec().stage(), "build");
+  job_.set_state(v1::JOB_STATE_SUCCEEDED);
+  hub.PublishJobEnd(job_);
+  EXPECT_EQ(lean->events.back().finished().tasks(1).spec().stage(), "build");
 }
 
 TEST_F(WatchHubTest, JobEndFinishesAndDropsItsWatchersOnly) {
@@ -187,12 +276,17 @@ TEST_F(WatchHubTest, AJobEndWaitsForTheLogOfAWatcherBehind) {
   WatchHub hub(logs_.get());
   auto w = std::make_shared<RecordingWatcher>();
   w->count_unwritten = true;
-  hub.Add(1, Request("", true), job_, w);
+  v1::WatchJobRequest req = Request("", true);
+  req.set_without_specs(true);
+  hub.Add(1, req, job_, w);
   std::string all;
   for (int i = 0; i < 128; ++i) {
     all += Piece(i);
     StoreAndPublish(logs_.get(), &hub, job_.tasks(1), 5, Piece(i));
   }
+  job_.mutable_tasks(0)->mutable_spec()->set_stage("build");
+  job_.mutable_tasks(0)->set_state(v1::TASK_STATE_SUCCEEDED);
+  hub.PublishTask(job_.tasks(0));  // held while behind, sent after the logs
   job_.set_state(v1::JOB_STATE_SUCCEEDED);
   hub.PublishJobEnd(job_);
   EXPECT_FALSE(w->done);
@@ -203,6 +297,10 @@ TEST_F(WatchHubTest, AJobEndWaitsForTheLogOfAWatcherBehind) {
   EXPECT_EQ(w->Log(), all);
   EXPECT_TRUE(w->events.back().has_finished());
   EXPECT_EQ(hub.size(), 0u);
+  // The held change, as this watcher asked for changes: without the spec.
+  ASSERT_TRUE(w->events[w->events.size() - 2].has_task());
+  EXPECT_EQ(w->events[w->events.size() - 2].task().state(), v1::TASK_STATE_SUCCEEDED);
+  EXPECT_FALSE(w->events[w->events.size() - 2].task().has_spec());
 }
 
 TEST_F(WatchHubTest, AWatcherBehindGetsTheEndOfTheOldAttemptBeforeTheNewOne) {

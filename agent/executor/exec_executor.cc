@@ -33,6 +33,11 @@ class FailedExecution final : public Execution {
 
 }  // namespace
 
+ExecExecutor::ExecExecutor(ExecOptions options)
+    : options_(std::move(options)), base_env_(InheritedEnv()) {
+  for (const auto& [k, v] : options_.extra_env) base_env_[k] = v;
+}
+
 absl::StatusOr<std::unique_ptr<Execution>> ExecExecutor::Start(const v1::Assignment& assignment,
                                                                const std::string& workdir,
                                                                ExecCallbacks callbacks) {
@@ -53,8 +58,7 @@ absl::StatusOr<std::unique_ptr<Execution>> ExecExecutor::Start(const v1::Assignm
 
   // Environment: the agent's own, then ours, then the stage's (which wins over
   // those two), then its secrets and GPUs.
-  EnvMap env = InheritedEnv();
-  for (const auto& [k, v] : options_.extra_env) env[k] = v;
+  EnvMap env = base_env_;
   env["MUSAFARM_TASK_ID"] = assignment.task_id();
   env["MUSAFARM_ATTEMPT_ID"] = absl::StrCat(assignment.attempt_id());
   env["MUSAFARM_JOB_ID"] = assignment.job_id();

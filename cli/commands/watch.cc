@@ -128,6 +128,9 @@ int RunWatch(const CommandEnv& env, const WatchOptions& opts) {
     v1::WatchJobRequest req;
     req.set_job_id(opts.job_id);
     req.set_logs(opts.logs);
+    // Text and the live table print a change from its state, not its spec;
+    // JSON and YAML print each change whole.
+    req.set_without_specs(!json);
     for (const auto& [task, offset] : model.LogOffsets())
       (*req.mutable_log_offsets())[task] = offset;
     return req;
