@@ -512,15 +512,22 @@ void Agent::StartExecution(const std::string& key) {
   // When the first process was spawned: the attempt's start, which Started
   // says (not after the bookkeeping below).
   auto spawned_at = std::make_shared<std::atomic<int64_t>>(0);
-  cb.on_process = [this, key, spawned_at](pid_t leader) {
+  // The executor spawns after this: a process it reports, forked in the tick
+  // this and the report's read both fall in, started in that tick.
+  const uint64_t ticks_before = BootTicksNow();
+  cb.on_process = [this, key, spawned_at, ticks_before](pid_t leader) {
     int64_t none = 0;
     spawned_at->compare_exchange_strong(none, NowMicros());
-    // Read now, while the leader cannot have been reaped.
-    const std::optional<ProcStat> st = ReadProcStat(leader);
-    if (!st) return;  // already gone
+    uint64_t start_time = ticks_before;
+    if (ticks_before == 0 || BootTicksNow() != ticks_before) {
+      // Read now, while the leader cannot have been reaped.
+      const std::optional<ProcStat> st = ReadProcStat(leader);
+      if (!st) return;  // already gone
+      start_time = st->start_time;
+    }
     RecordedProcess p;
     p.set_pid(leader);
-    p.set_start_time(st->start_time);
+    p.set_start_time(start_time);
     loop_.PostGrouped([this, key, p] {
       auto it = attempts_.find(key);
       if (it == attempts_.end() || !it->second.life.running()) return;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -237,6 +238,15 @@ std::optional<ProcStat> ParseProcStat(absl::string_view text) {
     return std::nullopt;
   }
   return st;
+}
+
+uint64_t BootTicksNow() {
+  static const long ticks_per_second = ::sysconf(_SC_CLK_TCK);
+  struct timespec ts;
+  if (ticks_per_second <= 0 || ::clock_gettime(CLOCK_BOOTTIME, &ts) != 0) return 0;
+  // As the kernel's nsec_to_clock_t: nanoseconds divided by the tick's, rounded down.
+  const uint64_t ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+  return ns / (1000000000ull / static_cast<uint64_t>(ticks_per_second));
 }
 
 std::optional<ProcStat> ReadProcStat(int64_t pid, const std::string& proc_root) {

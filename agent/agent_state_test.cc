@@ -427,5 +427,33 @@ TEST_F(AgentStateTest, KillsARealLeftoverGroupButNotAfterItsPidWasReused) {
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
+// The start time the agent records without reading /proc: a process forked
+// between two reads of BootTicksNow that agree started in that tick, as /proc
+// says. Spawned until enough such pairs were seen (a pair that straddles a tick
+// is the case the agent reads /proc for).
+TEST_F(AgentStateTest, AProcessForkedWithinOneBootTickStartedInThatTick) {
+  int agreed = 0;
+  for (int i = 0; i < 200 && agreed < 20; ++i) {
+    const uint64_t before = BootTicksNow();
+    ASSERT_GT(before, 0u);
+    Child child = Spawn({"sleep", "5"}, InheritedEnv(), "");
+    const uint64_t after = BootTicksNow();
+    ASSERT_TRUE(child.error.empty()) << child.error;
+    ::close(child.fd);
+    std::optional<ProcStat> st = ReadProcStat(child.pid);
+    ::kill(child.pid, SIGKILL);
+    int status = 0;
+    ::waitpid(child.pid, &status, 0);
+    ASSERT_TRUE(st.has_value());
+    EXPECT_LE(before, st->start_time);
+    EXPECT_GE(after, st->start_time);
+    if (before == after) {
+      EXPECT_EQ(st->start_time, before);
+      ++agreed;
+    }
+  }
+  EXPECT_EQ(agreed, 20);
+}
+
 }  // namespace
 }  // namespace musafarm::agent
