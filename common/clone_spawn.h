@@ -12,7 +12,7 @@ struct ExecRequest {
   char* const* envp = nullptr;
   const char* dir = nullptr;  // nullptr: the caller's
   int out_fd = -1;            // becomes stdout and stderr
-  bool short_slice = true;    // the caller's slice the shortest for the call (SpawnSlice)
+  bool short_slice = false;   // the caller's slice the shortest until the clone returns (SpawnSlice)
 };
 
 // Whether CloneSpawn is built in. Not under AddressSanitizer, ThreadSanitizer
@@ -41,9 +41,9 @@ inline constexpr bool kHaveCloneSpawn = true;
 // The child is a clone(CLONE_VM | CLONE_VFORK) on a stack of the calling
 // thread's, started while the calling thread is pinned to its CPU
 // (CallerCpuPin): parent and child stay on one CPU, with no wake-up of an
-// idle one in between, and with the shortest time slice (SpawnSlice), so that
-// the child's execve hands the CPU back to it at once. kHaveCloneSpawn must be
-// true.
+// idle one in between; with req.short_slice, also with the shortest time
+// slice until the clone returns (SpawnSlice), so that the child's execve hands
+// the CPU back to it at once. kHaveCloneSpawn must be true.
 int CloneSpawn(const ExecRequest& req, pid_t* pid);
 
 }  // namespace musafarm

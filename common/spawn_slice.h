@@ -21,6 +21,10 @@ namespace musafarm {
 // kernels without custom slices, nothing happens. Restore gives the thread the
 // default slice: the kernel shows a custom slice of the thread's own (the
 // agent sets none) as it shows the default, so it is not kept.
+// Off by default (ExecRequest::short_slice; MUSAFARM_SPAWN=clone-short-slice,
+// subprocess.h): the spawn returns sooner, but the child, preempted right after
+// its execve, then waits behind the spawner's bookkeeping and whatever else
+// runs there, so a short task ends later (BENCHMARKS.md, "the spawner's slice").
 // Not thread-safe; one per spawn, on the spawning thread.
 class SpawnSlice {
  public:

@@ -228,10 +228,11 @@ TEST(SubprocessTest, ChildAndCallerKeepTheCallersCpuMask) {
   }
 }
 
-// The spawner's time slice is the shortest while it waits for the child's
-// execve (SpawnSlice); the child must start with the default one, and the
-// spawner have its own back.
-TEST(SubprocessTest, ChildAndCallerKeepTheCallersTimeSlice) {
+// With short_slice the spawner's time slice is the shortest while it waits
+// for the child's execve (SpawnSlice); the child must start with the default
+// one, and the spawner have its own back.
+TEST(SubprocessTest, ShortSliceSpawnLeavesChildAndCallerTheirTimeSlice) {
+  if (!kHaveCloneSpawn) GTEST_SKIP() << "a sanitizer build: glibc's posix_spawn";
   const auto slice_of = [](const std::string& sched) {
     std::ifstream in(sched);
     std::string line;
@@ -242,9 +243,22 @@ TEST(SubprocessTest, ChildAndCallerKeepTheCallersTimeSlice) {
   };
   const std::string mine = slice_of("/proc/thread-self/sched");
   if (mine.empty()) GTEST_SKIP() << "the kernel shows no se.slice";
+  std::string path = "/bin/sleep", arg = "600";
+  char* argv[] = {path.data(), arg.data(), nullptr};
+  char* envp[] = {nullptr};
   for (int i = 0; i < 5; ++i) {
-    Child child = Spawn({"sleep", "600"}, InheritedEnv(), "");
-    ASSERT_TRUE(child.error.empty()) << child.error;
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    ExecRequest req;
+    req.path = path.c_str();
+    req.argv = argv;
+    req.envp = envp;
+    req.out_fd = fds[1];
+    req.short_slice = true;
+    Child child;
+    ASSERT_EQ(CloneSpawn(req, &child.pid), 0);
+    ::close(fds[1]);
+    child.fd = fds[0];
     EXPECT_EQ(slice_of("/proc/" + std::to_string(child.pid) + "/sched"), mine);
     EXPECT_EQ(slice_of("/proc/thread-self/sched"), mine);
     EndGroup(child);
