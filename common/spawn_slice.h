@@ -21,10 +21,11 @@ namespace musafarm {
 // kernels without custom slices, nothing happens. Restore gives the thread the
 // default slice: the kernel shows a custom slice of the thread's own (the
 // agent sets none) as it shows the default, so it is not kept.
-// Off by default (ExecRequest::short_slice; MUSAFARM_SPAWN=clone-short-slice,
-// subprocess.h): the spawn returns sooner, but the child, preempted right after
-// its execve, then waits behind the spawner's bookkeeping and whatever else
-// runs there, so a short task ends later (BENCHMARKS.md, "the spawner's slice").
+// Spawn asks for it (ExecRequest::short_slice; MUSAFARM_SPAWN=clone-default-slice
+// leaves it out, subprocess.h). The cost: the child, preempted right after its
+// execve, waits behind the spawner's bookkeeping and whatever else runs there;
+// under heavy load a short task then ended later (BENCHMARKS.md, "the
+// spawner's slice").
 // Not thread-safe; one per spawn, on the spawning thread.
 class SpawnSlice {
  public:

@@ -136,15 +136,15 @@ int GlibcSpawn(const ExecRequest& req, bool search, pid_t* pid) {
 }
 
 // MUSAFARM_SPAWN (subprocess.h), read once, at the first spawn.
-enum class SpawnHow { kClone, kCloneShortSlice, kPosix };
+enum class SpawnHow { kClone, kCloneDefaultSlice, kPosix };
 SpawnHow HowToSpawn() {
   static const SpawnHow how = [] {
     const char* env = std::getenv("MUSAFARM_SPAWN");
     if (!kHaveCloneSpawn || (env != nullptr && std::strcmp(env, "posix") == 0)) {
       return SpawnHow::kPosix;
     }
-    if (env != nullptr && std::strcmp(env, "clone-short-slice") == 0) {
-      return SpawnHow::kCloneShortSlice;
+    if (env != nullptr && std::strcmp(env, "clone-default-slice") == 0) {
+      return SpawnHow::kCloneDefaultSlice;
     }
     return SpawnHow::kClone;
   }();
@@ -196,7 +196,7 @@ Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::
   int rc = ENOENT;
   if (!resolved.empty()) {
     req.path = resolved.c_str();
-    req.short_slice = HowToSpawn() == SpawnHow::kCloneShortSlice;
+    req.short_slice = HowToSpawn() == SpawnHow::kClone;
     rc = HowToSpawn() != SpawnHow::kPosix ? CloneSpawn(req, &child.pid)
                                           : GlibcSpawn(req, false, &child.pid);
     // Gone or changed since it was found: forget it, and search again.

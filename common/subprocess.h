@@ -38,8 +38,9 @@ struct Child {
 // second on), so that a burst of spawns does not try every PATH entry with an
 // execve each time. For an A/B on one build, MUSAFARM_SPAWN in the
 // environment: "posix", glibc's posix_spawn instead of CloneSpawn (no pin);
-// "clone-short-slice", CloneSpawn with SpawnSlice (off by default: the spawn
-// returns sooner, but the task then waits behind the spawner, BENCHMARKS.md).
+// "clone-default-slice", CloneSpawn without SpawnSlice (which Spawn uses
+// otherwise: at low load it shortens both the spawn and a short task's end;
+// under heavy load the task may wait behind the spawner, BENCHMARKS.md).
 Child Spawn(const std::vector<std::string>& argv, const EnvMap& env, const std::string& dir);
 
 // The most one read of a child's output takes (Supervise, the agent's reaper).
