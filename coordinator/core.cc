@@ -162,6 +162,16 @@ void Core::EndGroup() {
   Flush();
 }
 
+void Core::WhenDurable(absl::AnyInvocable<void()> fn) {
+  // Outside a group every change is flushed as it is made (Flush returns
+  // early only inside one), so there is nothing to wait for.
+  if (!grouping_) {
+    fn();
+    return;
+  }
+  pending_.after_commit.push_back(std::move(fn));
+}
+
 void Core::Flush() {
   if (grouping_) return;
   Pending p = std::move(pending_);
@@ -225,6 +235,7 @@ void Core::Flush() {
     }
     jobs_.Remove(id);
   }
+  for (absl::AnyInvocable<void()>& fn : p.after_commit) std::move(fn)();
 }
 
 void Core::TraceAssignments(

@@ -139,6 +139,7 @@ class Core : public AgentEventSink, public UserApi {
   // runnable false), "task <id>: <reason>"; one line when no agent is
   // connected at all. Submit refuses a strict request with these.
   std::vector<std::string> SubmitWarnings(const v1::Job& job) override;
+  void WhenDurable(absl::AnyInvocable<void()> fn) override;
   absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const override;
   // Searches the schedule's last runs (the store's, newest first) for the one
   // before `job`'s that submitted a job.
@@ -231,6 +232,7 @@ class Core : public AgentEventSink, public UserApi {
     std::set<std::string> changed_tasks;
     std::vector<std::string> changed_order;  // publication order: first change first
     std::set<std::string> changed_jobs;
+    std::vector<absl::AnyInvocable<void()>> after_commit;  // WhenDurable's, in order
   };
 
   // Submit and SubmitScheduled (`fire` null for a job submitted by hand):

@@ -309,6 +309,44 @@ int Commits(Core& core) {
 
 // Group commit (issue 19): every event of a group joins one commit, and
 // nothing of theirs reaches an agent or a watcher, nor the store, before it.
+// A submission in a group (as the user service posts it) is committed with
+// the placement of its first tasks: one commit at the group's end, and
+// before it nothing on disk, no assignment sent and the submitter not yet
+// answered (issue 19).
+TEST_F(CoreTest, ASubmissionCommitsWithThePlacementOfItsTasksAndIsAnsweredAfter) {
+  auto [conn, agent] = Connect("a1", 4);
+  agent->sent.clear();
+  const int commits = Commits(*core_);
+
+  core_->BeginGroup();
+  v1::Job job = Submit(kMatrix);
+  bool answered = false;
+  core_->WhenDurable([&answered] { answered = true; });
+  EXPECT_FALSE(answered) << "answered before the job was on disk";
+  EXPECT_TRUE(agent->TakeAssignments().empty()) << "an assignment before its commit";
+  EXPECT_EQ(Commits(*core_), commits);
+  {
+    auto other = OpenSqliteStore((dir_ / "db").string());
+    ASSERT_TRUE(other.ok()) << other.status();
+    auto stored = (*other)->archive().LoadUnfinishedJobs();
+    ASSERT_TRUE(stored.ok());
+    EXPECT_TRUE(stored->empty()) << "the job on disk before the group's commit";
+  }
+
+  core_->EndGroup();
+  EXPECT_TRUE(answered);
+  EXPECT_EQ(Commits(*core_), commits + 1) << "the job and its placement in one commit";
+  EXPECT_EQ(agent->TakeAssignments().size(), 2u);
+  auto other = OpenSqliteStore((dir_ / "db").string());
+  ASSERT_TRUE(other.ok()) << other.status();
+  auto stored = (*other)->archive().LoadUnfinishedJobs();
+  ASSERT_TRUE(stored.ok());
+  ASSERT_EQ(stored->size(), 1u);
+  EXPECT_EQ((*stored)[0].id(), job.id());
+  ASSERT_EQ((*stored)[0].tasks_size(), 2);
+  for (const v1::Task& t : (*stored)[0].tasks()) EXPECT_EQ(t.state(), v1::TASK_STATE_ASSIGNED);
+}
+
 TEST_F(CoreTest, AGroupCommitsItsEventsOnceAndShowsNothingBefore) {
   auto [conn, agent] = Connect("a1", 4);
   v1::Job job = Submit(kMatrix);

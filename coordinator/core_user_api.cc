@@ -171,18 +171,14 @@ absl::StatusOr<v1::Job> Core::AdmitJob(v1::Job job, const std::string& submitter
     admission.audit->target = job_id;
     m.audit.push_back(*std::move(admission.audit));
   }
-  // Committed before anything else sees the job: an acknowledged submission
-  // survives any crash after this line.
-  absl::Status committed = store_->Commit(m);
-  if (!committed.ok()) {
-    // The server's trouble, not the submitter's: never an input error code.
-    Log()->error("job={} not stored: {}", job_id, committed.ToString());
-    if (!roots.empty()) (void)blobs_->Unpin(job_id);  // best effort: GC's grace covers a leftover
-    return absl::InternalError(
-        absl::StrCat("coordinator could not store the job: ", committed.message()));
-  }
-  // bench/watch_trace.py: the submission is on disk.
-  Log()->debug("job={} stored at={}", job_id, NowMicros());
+  // The job joins the pending mutation and is committed with the placement
+  // of its first tasks, at the end of the group this call runs in: one
+  // transaction and one fsync for both (issue 19). Nothing of it leaves the
+  // process before that commit: assignments and watchers wait for Flush, the
+  // submitter's answer for WhenDurable. A failed commit stops the
+  // coordinator, as any commit's failure does (memory holds the job by then);
+  // an input pin left behind is collected after GC's grace.
+  AppendMutation(pending_.mutation, std::move(m));
   JobEntry& entry = jobs_.Add(job, std::move(secrets));
   if (!hooks.empty()) webhooks_[job_id].targets = hooks;
   metrics_.OnJobSubmitted();
@@ -197,8 +193,10 @@ absl::StatusOr<v1::Job> Core::AdmitJob(v1::Job job, const std::string& submitter
               submitter.empty() ? "(unknown)" : submitter, job.name(), job.pipeline_file(),
               job.tasks_size(), job.rerun_of().empty() ? "" : ", rerun of job " + job.rerun_of());
   UpdateKeepImages();
-  Flush();  // sends KeepImages even when nothing can be placed yet
   Schedule();
+  Flush();  // outside a group: the job (and KeepImages) even when nothing was placed
+  // bench/watch_trace.py: the submission is on disk.
+  WhenDurable([job_id] { Log()->debug("job={} stored at={}", job_id, NowMicros()); });
   return entry.job;
 }
 

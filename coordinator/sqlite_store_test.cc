@@ -251,6 +251,49 @@ TEST(SqliteStoreTest, CopiedColumnsFollowTheProto) {
   EXPECT_EQ(stored.name(), "renamed");
 }
 
+// A submission appended to the mutation that places its tasks (Core's one
+// commit for both, issue 19): the new rows go in first, the later rows of the
+// same task win, and one transaction holds all of it.
+TEST(SqliteStoreTest, AnAppendedMutationCommitsWithTheOneItJoinsLaterRowsLast) {
+  TempDir dir;
+  const std::string path = dir.File("farm.db");
+  std::unique_ptr<Store> store = Open(path);
+  ASSERT_NE(store, nullptr);
+
+  Mutation placement;  // what the group held before the submission joined it
+  v1::Task assigned = MakeTask("9", "base", v1::TASK_STATE_ASSIGNED);
+  assigned.set_attempt_id(3);
+  assigned.set_agent("a1");
+  placement.tasks = {assigned};
+  placement.transitions = {
+      {"9/base", 3, v1::TASK_STATE_QUEUED, v1::TASK_STATE_ASSIGNED, 2000, "assigned"}};
+  Mutation submit;
+  submit.jobs = {MakeJob("9")};
+  submit.tasks = {MakeTask("9", "base", v1::TASK_STATE_QUEUED)};
+  submit.transitions = {
+      {"9/base", 0, v1::TASK_STATE_UNSPECIFIED, v1::TASK_STATE_QUEUED, 1000, "submitted"}};
+  submit.audit = {AuditEntry{}};
+  submit.audit[0].time = absl::FromUnixMicros(1000);
+  submit.audit[0].user = "sam";
+  submit.audit[0].action = "submit";
+
+  Mutation group;
+  AppendMutation(group, std::move(submit));
+  AppendMutation(group, std::move(placement));
+  ASSERT_EQ(group.jobs.size(), 1u);
+  ASSERT_EQ(group.tasks.size(), 2u);
+  ASSERT_EQ(group.transitions.size(), 2u);
+  ASSERT_EQ(group.audit.size(), 1u);
+  ASSERT_TRUE(store->Commit(group).ok());
+
+  RawDb raw(path);
+  EXPECT_EQ(raw.One("SELECT state, attempt_id, agent FROM tasks WHERE id = '9/base'"),
+            absl::StrCat(v1::TASK_STATE_ASSIGNED, "|3|a1"));
+  EXPECT_EQ(raw.One("SELECT group_concat(reason, ',') FROM "
+                    "(SELECT reason FROM transitions ORDER BY at_us)"),
+            "submitted,assigned");
+}
+
 TEST(SqliteStoreTest, EmptyMutationTouchesNothing) {
   TempDir dir;
   const std::string path = dir.File("farm.db");

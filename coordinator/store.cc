@@ -1,5 +1,8 @@
 #include "coordinator/store.h"
 
+#include <iterator>
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 
 namespace musafarm::coordinator {
@@ -26,6 +29,35 @@ absl::Status ValidateMutation(const Mutation& m) {
     if (agent.name().empty()) return absl::InvalidArgumentError("store: agent with an empty name");
   }
   return absl::OkStatus();
+}
+
+namespace {
+template <typename T>
+void AppendAll(std::vector<T>& to, std::vector<T>& from) {
+  if (to.empty()) {
+    to = std::move(from);
+    return;
+  }
+  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+}
+}  // namespace
+
+void AppendMutation(Mutation& to, Mutation from) {
+  // Every field is a vector: a field added to Mutation changes its size, and
+  // this fails to compile until it is appended below too.
+  static_assert(sizeof(Mutation) == 11 * sizeof(std::vector<int>),
+                "a new Mutation field must be appended by AppendMutation");
+  AppendAll(to.jobs, from.jobs);
+  AppendAll(to.tasks, from.tasks);
+  AppendAll(to.transitions, from.transitions);
+  AppendAll(to.agents, from.agents);
+  AppendAll(to.job_secrets, from.job_secrets);
+  AppendAll(to.drop_secrets, from.drop_secrets);
+  AppendAll(to.audit, from.audit);
+  AppendAll(to.schedule_fires, from.schedule_fires);
+  AppendAll(to.job_webhooks, from.job_webhooks);
+  AppendAll(to.drop_webhooks, from.drop_webhooks);
+  AppendAll(to.deliveries, from.deliveries);
 }
 
 }  // namespace musafarm::coordinator

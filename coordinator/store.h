@@ -206,6 +206,11 @@ class Store {
 // coordinator asks for.
 absl::Status ValidateMutation(const Mutation& m);
 
+// Appends every part of `from` to `to`, after what `to` holds: one commit of
+// `to` then writes both (rows written twice are upserted twice, the later
+// last).
+void AppendMutation(Mutation& to, Mutation from);
+
 // Opens (creating if needed) an SQLite database at `path` (":memory:" for tests)
 // in WAL mode with synchronous=FULL, and migrates its schema.
 absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);

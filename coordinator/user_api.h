@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "coordinator/job_filter.h"
 #include "coordinator/store.h"
@@ -56,6 +57,11 @@ class UserApi {
     (void)job;
     return {};
   }
+  // Runs `fn` once every change made so far on this loop is on disk: at once
+  // where nothing waits (each change was committed as it was made), else
+  // after the commit of the group the caller runs in. Submit's answer waits
+  // here: a job commits with the placement of its first tasks (issue 19).
+  virtual void WhenDurable(absl::AnyInvocable<void()> fn) { fn(); }
   virtual absl::StatusOr<v1::Job> GetJob(const std::string& job_id) const = 0;
   // A schedule's run (issue 14): the job of the schedule's run before
   // `job`'s, with its tasks, which the nightly diff compares `job` against.

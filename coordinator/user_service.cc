@@ -177,14 +177,14 @@ grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* c
     unresolved = unresolved || (in.tree().sha256().empty() && !in.source().empty());
   }
   if (!unresolved || resolve_ == nullptr) {
-    // Grouped (EventLoop::PostGrouped), unlike the other calls: the job is
-    // committed and answered in the closure, and placing its tasks, with the
-    // commit of their assignments, waits for the end of the group, after the
-    // answer has gone out, and is shared with the submissions and agent
-    // messages that queued up meanwhile (issue 19).
+    // Grouped (EventLoop::PostGrouped), unlike the other calls: the job and
+    // the placement of its first tasks are committed together at the end of
+    // the group (one fsync, shared with the submissions and agent messages
+    // that queued up meanwhile), and the answer goes out after that commit
+    // (issue 19).
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     loop_->PostGrouped([this, reactor, req, resp, who = *who, peer = ctx->peer()] {
-      reactor->Finish(ToGrpc(SubmitOnLoop(*req, who, peer, resp)));
+      AnswerWhenDurable(reactor, SubmitOnLoop(*req, who, peer, resp));
     });
     return reactor;
   }
@@ -198,10 +198,20 @@ grpc::ServerUnaryReactor* UserServiceImpl::Submit(grpc::CallbackServerContext* c
       return;
     }
     loop_->PostGrouped([this, reactor, resolved, resp, who, peer] {
-      reactor->Finish(ToGrpc(SubmitOnLoop(*resolved, who, peer, resp)));
+      AnswerWhenDurable(reactor, SubmitOnLoop(*resolved, who, peer, resp));
     });
   });
   return reactor;
+}
+
+void UserServiceImpl::AnswerWhenDurable(grpc::ServerUnaryReactor* reactor, absl::Status status) {
+  // A refused submission stored nothing (its audit line aside, written at
+  // once): answered now.
+  if (!status.ok()) {
+    reactor->Finish(ToGrpc(status));
+    return;
+  }
+  api_->WhenDurable([reactor] { reactor->Finish(grpc::Status::OK); });
 }
 
 absl::Status UserServiceImpl::SubmitOnLoop(const v1::SubmitRequest& req, const Principal& who,

@@ -105,6 +105,9 @@ class UserServiceImpl final : public v1::UserService::CallbackService {
   // The core's Submit and its audit line, on loop_.
   absl::Status SubmitOnLoop(const v1::SubmitRequest& req, const Principal& who,
                             const std::string& peer, v1::SubmitResponse* resp);
+  // Finishes a Submit: a refusal at once, an accepted job once it is on disk
+  // (UserApi::WhenDurable), on loop_.
+  void AnswerWhenDurable(grpc::ServerUnaryReactor* reactor, absl::Status status);
   // Writes one audit line (no-op without `admin_`); a failure is logged.
   void Audit(const Principal& who, const std::string& peer, const std::string& action,
              const std::string& target, const absl::Status& outcome);
