@@ -61,6 +61,7 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
   // The pipeline's own options, from its `options:`: the file (or the
   // built-in pipeline) must be read before the command line can be parsed.
   const std::optional<std::string> pipeline_arg = PipelineFileArg(argc, argv);
+  std::optional<ReadPipelineFile> pipeline_read;  // kept for submit: read and parsed once
   if (pipeline_arg.has_value()) {
     absl::StatusOr<PipelineSource> source = ReadPipeline(*pipeline_arg);
     absl::StatusOr<pipeline::PipelineOptions> declared =
@@ -71,6 +72,7 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
       return kExitUsage;
     }
     tree.AddPipelineOptions(*declared, source->file);
+    pipeline_read = ReadPipelineFile{*pipeline_arg, *std::move(source), *std::move(declared)};
   }
 
   try {
@@ -144,6 +146,7 @@ int RunCli(int argc, const char* const* argv, CommandEnv env) {
       return kExitUsage;
     }
     v.submit.watch_options.logs = v.submit_logs;
+    v.submit.read = std::move(pipeline_read);
     return RunSubmit(env, v.submit);
   }
   if (Parsed(tree.schedule_add)) {

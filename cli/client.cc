@@ -10,6 +10,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -217,6 +218,13 @@ std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env) {
 
 void ForgetChannel(const CommandEnv& env, const std::string& address) {
   Channels().Forget(env, address);
+}
+
+void ConnectAhead(const CommandEnv& env) {
+  // Detached: it ends as soon as the channel is made and asked to connect
+  // (GetState returns at once), and holds a copy of what it reads. A caller
+  // that needs the channel earlier waits on the cache's lock instead.
+  std::thread([env] { NewChannel(env)->GetState(/*try_to_connect=*/true); }).detach();
 }
 
 grpc::Status CallActiveChannel(

@@ -5,6 +5,7 @@
 // against a fake coordinator with string streams.
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,22 @@ struct WatchOptions {
   std::function<void()> on_request_sent;
 };
 
+// A pipeline file's text and how messages name it.
+struct PipelineSource {
+  std::string yaml;
+  std::string file;
+};
+// `file`, or the built-in pipeline when empty. Errors name the file.
+absl::StatusOr<PipelineSource> ReadPipeline(const std::string& file);
+
+// A pipeline as the command line's parse read it (RunCli reads it first, for
+// the options the file declares): `arg` the file argument it was read for.
+struct ReadPipelineFile {
+  std::string arg;
+  PipelineSource source;
+  pipeline::PipelineOptions declared;
+};
+
 struct SubmitOptions {
   std::string file;      // empty: the built-in pipelines/torch_musa.yaml
   GivenOptions given;    // the pipeline's own options, --param, --axis, --secret
@@ -50,19 +67,14 @@ struct SubmitOptions {
   std::vector<std::string> contexts;
   // --webhook URL[,format=json|slack|mattermost|feishu|lark][,first-failure]
   std::vector<std::string> webhooks;
+  // The file as RunCli read it, when it was `file`: not read and parsed again.
+  std::optional<ReadPipelineFile> read;
 };
 
 // One --webhook value as the protocol's Webhook; INVALID_ARGUMENT naming
 // what is wrong (never the URL's path, which may be a token).
 absl::StatusOr<v1::Webhook> ParseWebhookFlag(const std::string& text);
 
-// A pipeline file's text and how messages name it.
-struct PipelineSource {
-  std::string yaml;
-  std::string file;
-};
-// `file`, or the built-in pipeline when empty. Errors name the file.
-absl::StatusOr<PipelineSource> ReadPipeline(const std::string& file);
 
 // A submit command line as a request, checked here first.
 struct PreparedSubmit {

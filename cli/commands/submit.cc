@@ -150,7 +150,9 @@ absl::StatusOr<PipelineSource> ReadPipeline(const std::string& file) {
 }
 
 int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubmit* out) {
-  absl::StatusOr<PipelineSource> source = ReadPipeline(opts.file);
+  const bool read_already = opts.read.has_value() && opts.read->arg == opts.file;
+  absl::StatusOr<PipelineSource> source =
+      read_already ? absl::StatusOr<PipelineSource>(opts.read->source) : ReadPipeline(opts.file);
   if (!source.ok()) {
     *env.err << "musafarm: " << source.status().message() << "\n";
     return kExitUsage;
@@ -159,7 +161,9 @@ int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubm
   const std::string& file = source->file;
   // The file says which options it takes; its errors read
   // "FILE:LINE:COL: FIELD: message" and are printed as they are.
-  absl::StatusOr<pipeline::PipelineOptions> declared = pipeline::DeclaredOptions(yaml, file);
+  absl::StatusOr<pipeline::PipelineOptions> declared =
+      read_already ? absl::StatusOr<pipeline::PipelineOptions>(opts.read->declared)
+                   : pipeline::DeclaredOptions(yaml, file);
   if (!declared.ok()) {
     *env.err << declared.status().message() << "\n";
     return kExitUsage;
@@ -240,6 +244,8 @@ int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubm
 }
 
 int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
+  // The connection is made while the pipeline is read, checked and expanded.
+  if (!opts.dry_run) ConnectAhead(env);
   PreparedSubmit prepared;
   if (int code = PrepareSubmit(env, opts, &prepared); code != kExitOk) return code;
   v1::SubmitRequest& req = prepared.request;
