@@ -1,11 +1,14 @@
 #include "cli/client.h"
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "grpcpp/grpcpp.h"
 #include "musafarm/v1/user_service.grpc.pb.h"
@@ -107,6 +110,31 @@ TEST(ChannelArgsTest, AFollowingCommandGetsAFixedReceiveWindow) {
   EXPECT_EQ(find(env, GRPC_ARG_HTTP2_BDP_PROBE), 0);
   EXPECT_EQ(find(env, GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES), kFollowWindowBytes);
   EXPECT_EQ(kFollowWindowBytes, 1 << 20);
+}
+
+// Issue 19: ConnectAhead leaves the command's channel connected (READY)
+// before any call is made on it; a channel only made stays IDLE until its
+// first call. The channel is the one NewChannel gives (the cache's).
+TEST(ConnectAheadTest, TheChannelConnectsBeforeAnyCall) {
+  TinyCoordinator coordinator("");
+  CommandEnv env;
+  env.coordinator = coordinator.address();
+  env.os_user = "connect-ahead";  // a cache key no other test uses
+  CommandEnv idle = env;
+  idle.os_user = "made-only";
+  EXPECT_EQ(NewChannel(idle)->GetState(false), GRPC_CHANNEL_IDLE);
+
+  ConnectAhead(env);
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  grpc_connectivity_state state = GRPC_CHANNEL_IDLE;
+  while ((state = NewChannel(env)->GetState(false)) != GRPC_CHANNEL_READY &&
+         absl::Now() < deadline) {
+    NewChannel(env)->WaitForStateChange(state, std::chrono::system_clock::now() +
+                                                   std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(state, GRPC_CHANNEL_READY);
+  EXPECT_EQ(coordinator.calls, 0);
+  EXPECT_EQ(NewChannel(idle)->GetState(false), GRPC_CHANNEL_IDLE);
 }
 
 TEST(CallActiveTest, ACallAStandbyRefusesGoesToTheActiveItNames) {
