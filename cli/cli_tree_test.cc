@@ -104,6 +104,22 @@ TEST(CliTreeTest, TopCommandNameSkipsGlobalOptionValues) {
   EXPECT_EQ(OptionsByCommand(CommandTree("json")), OptionsByCommand(CommandTree()));
 }
 
+TEST(CliTreeTest, MayConnectLeavesOutHelpVersionAndCompletion) {
+  auto may = [](std::vector<const char*> args) {
+    args.insert(args.begin(), "musafarm");
+    return MayConnect(static_cast<int>(args.size()), args.data());
+  };
+  EXPECT_TRUE(may({"jobs"}));
+  EXPECT_TRUE(may({"-c", "h:1", "submit", "p.yaml", "--watch"}));
+  EXPECT_FALSE(may({}));
+  EXPECT_FALSE(may({"--version"}));
+  EXPECT_FALSE(may({"submit", "--help"}));
+  EXPECT_FALSE(may({"jobs", "-h"}));
+  EXPECT_FALSE(may({"completion", "bash"}));
+  // After "--" a "--help" is an argument, not the flag.
+  EXPECT_TRUE(may({"submit", "p.yaml", "--", "--help"}));
+}
+
 TEST(CliTreeTest, EveryShortFlagHasOneMeaning) {
   CommandTree tree;
   // -x -> its long name, and the first command where it was seen.

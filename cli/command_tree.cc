@@ -34,6 +34,17 @@ std::string TopCommandName(int argc, const char* const* argv) {
   return "";
 }
 
+bool MayConnect(int argc, const char* const* argv) {
+  const std::string top = TopCommandName(argc, argv);
+  if (top.empty() || top == "completion") return false;
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-h" || arg == "--version") return false;
+  }
+  return true;
+}
+
 CLI::Option* CommandTree::AddChoice(CLI::App* cmd, const std::string& names, std::string* value,
                                     const std::string& help, std::vector<std::string> choices) {
   CLI::Option* opt = cmd->add_option(names, *value, help)

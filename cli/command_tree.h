@@ -52,6 +52,11 @@ struct CommandValues {
 // CommandTree(only): the parse decides, and an unknown name builds it all.
 std::string TopCommandName(int argc, const char* const* argv);
 
+// Whether the command line may talk to a coordinator: it names a command
+// other than `completion`, and asks for no --help or --version. A guess too,
+// for starting gRPC early (cli/main.cc); the parse decides what runs.
+bool MayConnect(int argc, const char* const* argv);
+
 class CommandTree {
  public:
   // The whole tree, or, when `only` names a top-level command (e.g. "jobs"),

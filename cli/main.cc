@@ -6,9 +6,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "grpc/grpc.h"
 #include "cli/app.h"
+#include "cli/command_tree.h"
 #include "cli/quick_exit.h"
 
 int main(int argc, char** argv) {
@@ -29,6 +32,14 @@ int main(int argc, char** argv) {
   // The live view needs cursor movement, which a dumb terminal lacks.
   const char* term = std::getenv("TERM");
   env.tty = isatty(STDOUT_FILENO) == 1 && !(term != nullptr && std::strcmp(term, "dumb") == 0);
+#if !defined(MF_EXIT_CLEANLY)
+  // gRPC's start-up (its threads and pollers: ~1 ms, perf trace) runs beside
+  // the parse and the command's local work, on a thread of its own; the
+  // first channel made then finds it done or waits for it (grpc_init is
+  // reference counted and serialized). Left running at the exit, like the
+  // rest of gRPC (issue 19). Not for --help, --version and completion.
+  if (musafarm::cli::MayConnect(argc, argv)) std::thread([] { grpc_init(); }).detach();
+#endif
   const int code = musafarm::cli::RunCli(argc, argv, env);
   std::cout.flush();
   std::cerr.flush();
