@@ -220,11 +220,22 @@ void ForgetChannel(const CommandEnv& env, const std::string& address) {
   Channels().Forget(env, address);
 }
 
-void ConnectAhead(const CommandEnv& env) {
-  // Detached: it ends as soon as the channel is made and asked to connect
-  // (GetState returns at once), and holds a copy of what it reads. A caller
-  // that needs the channel earlier waits on the cache's lock instead.
-  std::thread([env] { NewChannel(env)->GetState(/*try_to_connect=*/true); }).detach();
+ConnectAhead::ConnectAhead(const CommandEnv& env)
+    : thread_([this, env] {
+        std::shared_ptr<grpc::Channel> channel = NewChannel(env);
+        grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
+        // Polls in short slices, so that the destructor's stop is seen soon
+        // when the connection takes long (a host that drops packets).
+        while ((state == GRPC_CHANNEL_IDLE || state == GRPC_CHANNEL_CONNECTING) && !stop_) {
+          channel->WaitForStateChange(
+              state, std::chrono::system_clock::now() + std::chrono::milliseconds(5));
+          state = channel->GetState(/*try_to_connect=*/false);
+        }
+      }) {}
+
+ConnectAhead::~ConnectAhead() {
+  stop_ = true;
+  thread_.join();
 }
 
 grpc::Status CallActiveChannel(

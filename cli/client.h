@@ -1,9 +1,11 @@
 #pragma once
 
+#include <atomic>
 #include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
@@ -99,13 +101,25 @@ std::string CurrentCoordinator(const CommandEnv& env);
 std::shared_ptr<grpc::Channel> NewChannel(const CommandEnv& env);
 void ForgetChannel(const CommandEnv& env, const std::string& address);
 
-// Makes NewChannel(env)'s channel on a thread of its own and starts it
-// connecting, while the caller goes on with local work (submit reads,
-// parses and expands its pipeline meanwhile): gRPC's start-up, the channel
-// and the TCP and HTTP/2 handshakes took ~1.5 ms before the first call could
-// leave (issue 19). The caller's NewChannel then finds the channel made, or
-// waits for it. Nothing is sent until a call is made.
-void ConnectAhead(const CommandEnv& env);
+// Makes NewChannel(env)'s channel on a thread of its own and drives its
+// connection (TCP and HTTP/2 handshakes: someone must poll for them) while
+// the caller goes on with local work: submit reads, parses and expands its
+// pipeline meanwhile. gRPC's start-up, the channel and the handshakes took
+// ~1.5 ms before the first call could leave (issue 19). The caller's calls
+// find the channel made (or wait on the cache's lock for it) and connected
+// or connecting. The thread ends when the channel is READY or has failed;
+// the destructor stops and joins it. Nothing is sent until a call is made.
+class ConnectAhead {
+ public:
+  explicit ConnectAhead(const CommandEnv& env);
+  ~ConnectAhead();
+  ConnectAhead(const ConnectAhead&) = delete;
+  ConnectAhead& operator=(const ConnectAhead&) = delete;
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
 
 // Whether a call may be sent twice. A call that reached no server, or that a
 // standby refused, is always tried again at the next coordinator; one that

@@ -124,7 +124,7 @@ TEST(ConnectAheadTest, TheChannelConnectsBeforeAnyCall) {
   idle.os_user = "made-only";
   EXPECT_EQ(NewChannel(idle)->GetState(false), GRPC_CHANNEL_IDLE);
 
-  ConnectAhead(env);
+  ConnectAhead connecting(env);
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
   grpc_connectivity_state state = GRPC_CHANNEL_IDLE;
   while ((state = NewChannel(env)->GetState(false)) != GRPC_CHANNEL_READY &&

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <utility>
 
@@ -245,7 +246,8 @@ int PrepareSubmit(const CommandEnv& env, const SubmitOptions& opts, PreparedSubm
 
 int RunSubmit(const CommandEnv& env, const SubmitOptions& opts) {
   // The connection is made while the pipeline is read, checked and expanded.
-  if (!opts.dry_run) ConnectAhead(env);
+  std::optional<ConnectAhead> connecting;
+  if (!opts.dry_run) connecting.emplace(env);
   PreparedSubmit prepared;
   if (int code = PrepareSubmit(env, opts, &prepared); code != kExitOk) return code;
   v1::SubmitRequest& req = prepared.request;
