@@ -8,7 +8,22 @@
 
 #include <cstdint>
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define MF_QUICK_EXIT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define MF_QUICK_EXIT_SANITIZED 1
+#endif
+#endif
+
 namespace musafarm::cli {
+
+#if defined(MF_QUICK_EXIT_SANITIZED)
+const bool kExitHandsOffTeardown = false;
+#else
+const bool kExitHandsOffTeardown = true;
+#endif
+
 namespace {
 
 // The child. It shares the parent's memory, thread pointer included, so it
@@ -32,7 +47,7 @@ int HoldMemoryUntilTheParentExits(void* arg) {
 
 void ExitLeavingTeardown(int code) {
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) == 0) {
+  if (kExitHandsOffTeardown && pipe2(fds, O_CLOEXEC) == 0) {
     // The child's stack: it runs a few system calls, nothing deeper.
     alignas(64) static char stack[16 * 1024];
     // Without CLONE_FILES the child has its own copy of the descriptor table

@@ -20,6 +20,12 @@ namespace musafarm::cli {
 // stdout and stderr reach EOF when this process exits, as they would
 // without it. If the child cannot be made, the exit is a plain _exit.
 // Everything the caller wants written must be flushed before this.
+//
+// Sanitizer builds exit plainly: the child's raw system calls would run on
+// the calling thread's sanitizer state (it shares that thread's TLS).
 [[noreturn]] void ExitLeavingTeardown(int code);
+
+// Whether ExitLeavingTeardown hands the teardown to a child in this build.
+extern const bool kExitHandsOffTeardown;
 
 }  // namespace musafarm::cli
