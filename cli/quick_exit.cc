@@ -24,12 +24,18 @@ const bool kExitHandsOffTeardown = false;
 const bool kExitHandsOffTeardown = true;
 #endif
 
+void EnterIdleSchedulingClass() {
+  struct sched_param idle = {};
+  syscall(SYS_sched_setscheduler, 0, SCHED_IDLE, &idle);
+}
+
 namespace {
 
 // The child. It shares the parent's memory, thread pointer included, so it
 // makes raw system calls only: no glibc state, no errno reads that matter.
 int HoldMemoryUntilTheParentExits(void* arg) {
   const auto fd = static_cast<unsigned>(reinterpret_cast<intptr_t>(arg));
+  EnterIdleSchedulingClass();
   // Every descriptor but the pipe's read end: the parent's stdout and stderr
   // (a CI log's pipe, a $(...)) must reach EOF when the parent exits.
   if (fd > 0) syscall(SYS_close_range, 0U, fd - 1, 0U);

@@ -25,12 +25,28 @@ class StreamOutbox {
   struct AfterWrite {
     const Msg* write = nullptr;  // start writing this next
     bool end = false;            // closed and drained: end the stream now
+    // `write` is the last message of a stream closed with kDrain: its owner
+    // may send it with the stream's end in one step (StartWriteAndFinish),
+    // after which no OnWriteDone follows, and so no further AfterWrite.
+    bool last = false;
   };
 
   // Queues `msg`. Returns it when the caller must start writing it now (no
   // write was in flight), else null. Dropped once closed.
   const Msg* Push(Msg msg) {
     if (closed_) return nullptr;
+    queue_.push_back(std::move(msg));
+    if (writing_) return nullptr;
+    writing_ = true;
+    return &queue_.front();
+  }
+
+  // Queues `msg` as the stream's last message and closes it (kDrain). Returns
+  // it when the caller must send it, with the stream's end, now (nothing in
+  // flight); otherwise a later OnWriteDone hands it back marked `last`.
+  const Msg* PushLast(Msg msg) {
+    if (closed_) return nullptr;
+    closed_ = true;
     queue_.push_back(std::move(msg));
     if (writing_) return nullptr;
     writing_ = true;
@@ -62,7 +78,7 @@ class StreamOutbox {
       writing_ = false;
       return {nullptr, closed_};
     }
-    return {&queue_.front(), false};
+    return {&queue_.front(), false, closed_ && queue_.size() == 1};
   }
 
   bool closed() const { return closed_; }

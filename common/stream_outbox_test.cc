@@ -61,6 +61,52 @@ TEST(StreamOutboxTest, DrainWritesEverythingQueuedThenEnds) {
   EXPECT_TRUE(next.end);
 }
 
+// The last message of a draining stream is marked, so that its owner can send
+// it with the stream's end (one write instead of two); only then.
+TEST(StreamOutboxTest, DrainMarksTheLastMessageOnly) {
+  Outbox out;
+  ASSERT_NE(out.Push("a"), nullptr);
+  out.Push("b");
+  out.Push("c");
+  Outbox::AfterWrite next = out.OnWriteDone(true);  // open: nothing is last
+  ASSERT_NE(next.write, nullptr);
+  EXPECT_EQ(*next.write, "b");
+  EXPECT_FALSE(next.last);
+  EXPECT_FALSE(out.Close(Outbox::CloseMode::kDrain));
+  next = out.OnWriteDone(true);
+  ASSERT_NE(next.write, nullptr);
+  EXPECT_EQ(*next.write, "c");
+  EXPECT_TRUE(next.last);
+  EXPECT_FALSE(next.end);
+
+  Outbox dropping;
+  dropping.Push("a");
+  dropping.Push("b");
+  EXPECT_FALSE(dropping.Close(Outbox::CloseMode::kDrop));
+  next = dropping.OnWriteDone(true);
+  EXPECT_EQ(next.write, nullptr);
+  EXPECT_FALSE(next.last);
+}
+
+TEST(StreamOutboxTest, PushLastClosesAndHandsTheMessageBackWhenItsTurnComes) {
+  Outbox idle;
+  const std::string* now = idle.PushLast("end");
+  ASSERT_NE(now, nullptr);  // nothing in flight: sent at once, with the end
+  EXPECT_EQ(*now, "end");
+  EXPECT_TRUE(idle.closed());
+  EXPECT_EQ(idle.Push("late"), nullptr);
+  EXPECT_EQ(idle.PushLast("late"), nullptr);
+  EXPECT_FALSE(idle.Close(Outbox::CloseMode::kDrain));  // the end is already on its way
+
+  Outbox busy;
+  ASSERT_NE(busy.Push("a"), nullptr);
+  EXPECT_EQ(busy.PushLast("end"), nullptr);  // behind the write in flight
+  Outbox::AfterWrite next = busy.OnWriteDone(true);
+  ASSERT_NE(next.write, nullptr);
+  EXPECT_EQ(*next.write, "end");
+  EXPECT_TRUE(next.last);
+}
+
 TEST(StreamOutboxTest, DropKeepsOnlyTheWriteInFlight) {
   Outbox out;
   const std::string* in_flight = out.Push("a");

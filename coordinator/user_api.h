@@ -21,6 +21,12 @@ class Watcher {
   virtual ~Watcher() = default;
   virtual void Send(v1::WatchEvent event) = 0;
   virtual void Finish(const absl::Status& status) = 0;
+  // `event`, the last, then the end: a watcher that can sends both in one
+  // write (issue 19: the job's end reaches `submit --watch` with its trailers).
+  virtual void SendLast(v1::WatchEvent event, const absl::Status& status) {
+    Send(std::move(event));
+    Finish(status);
+  }
 
   // Flow control of log bytes (WatchHub): a watcher that cannot write as fast
   // as logs are stored must not make the coordinator hold the whole log for it.

@@ -79,6 +79,27 @@ class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, publi
     if (next != nullptr) StartWrite(next);
   }
 
+  void SendLast(v1::WatchEvent event, const absl::Status& status) override {
+    FillApiTimes(&event);
+    const grpc::Status final_status = ToGrpc(status);
+    const uint64_t log_bytes = LogBytes(event);
+    const v1::WatchEvent* now = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (outbox_.closed()) return;
+      backlog_.Queued(log_bytes);
+      final_ = final_status;
+      now = outbox_.PushLast(std::move(event));
+      if (now != nullptr) in_flight_ = log_bytes;
+    }
+    // Nothing in flight: the event and the trailers go in one write now;
+    // otherwise OnWriteDone sends them so once the write before is done.
+    if (now != nullptr) {
+      grpc::ServerWriteReactor<v1::WatchEvent>::StartWriteAndFinish(now, grpc::WriteOptions(),
+                                                                     final_status);
+    }
+  }
+
   void Finish(const absl::Status& status) override {
     const grpc::Status final_status = ToGrpc(status);
     bool now = false;
@@ -116,14 +137,22 @@ class WatchStream final : public grpc::ServerWriteReactor<v1::WatchEvent>, publi
         final_ = grpc::Status(grpc::StatusCode::CANCELLED, "watcher gone");
       }
       next = outbox_.OnWriteDone(ok);
-      if (next.end) final_status = final_;
+      if (next.end || next.last) final_status = final_;
       // Nothing queued: what was is written or dropped (a failed write).
       drained = backlog_.Written(outbox_.queued() == 0 ? backlog_.unwritten() : in_flight_);
       in_flight_ = next.write != nullptr ? LogBytes(*next.write) : 0;
     }
     if (drained) PostDrained();
     if (next.end) grpc::ServerWriteReactor<v1::WatchEvent>::Finish(final_status);
-    if (next.write != nullptr) StartWrite(next.write);
+    if (next.write != nullptr && next.last) {
+      // The job's end and the trailers in one write, not two: the watcher
+      // (`submit --watch`) is waiting for exactly these (issue 19). No
+      // OnWriteDone follows; the message stays queued until the reactor goes.
+      grpc::ServerWriteReactor<v1::WatchEvent>::StartWriteAndFinish(next.write,
+                                                                     grpc::WriteOptions(), final_status);
+    } else if (next.write != nullptr) {
+      StartWrite(next.write);
+    }
   }
 
   void OnCancel() override { Finish(absl::CancelledError("watch cancelled")); }

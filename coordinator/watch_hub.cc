@@ -227,8 +227,7 @@ void WatchHub::FallBehind(Entry& w) {
 void WatchHub::End(Entry& w, const v1::Job& job) {
   v1::WatchEvent ev;
   *ev.mutable_finished() = job;
-  w.watcher->Send(std::move(ev));
-  w.watcher->Finish(absl::OkStatus());
+  w.watcher->SendLast(std::move(ev), absl::OkStatus());
 }
 
 void WatchHub::PublishTask(const v1::Task& task) {
