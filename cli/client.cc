@@ -18,7 +18,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "cli/json.h"
+#include "grpc/grpc.h"
 #include "cli/yaml_output.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/client_context.h"
@@ -220,22 +222,77 @@ void ForgetChannel(const CommandEnv& env, const std::string& address) {
   Channels().Forget(env, address);
 }
 
-ConnectAhead::ConnectAhead(const CommandEnv& env)
-    : thread_([this, env] {
-        std::shared_ptr<grpc::Channel> channel = NewChannel(env);
-        grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
-        // Polls in short slices, so that the destructor's stop is seen soon
-        // when the connection takes long (a host that drops packets).
-        while ((state == GRPC_CHANNEL_IDLE || state == GRPC_CHANNEL_CONNECTING) && !stop_) {
-          channel->WaitForStateChange(
-              state, std::chrono::system_clock::now() + std::chrono::milliseconds(5));
-          state = channel->GetState(/*try_to_connect=*/false);
-        }
-      }) {}
+namespace {
+
+// Connects NewChannel(env)'s channel: until READY, a failure or `stop`.
+void DriveConnection(const CommandEnv& env, const std::atomic<bool>& stop) {
+  std::shared_ptr<grpc::Channel> channel = NewChannel(env);
+  grpc_connectivity_state state = channel->GetState(/*try_to_connect=*/true);
+  // Polls in short slices, so that the destructor's stop is seen soon when
+  // the connection takes long (a host that drops packets).
+  while ((state == GRPC_CHANNEL_IDLE || state == GRPC_CHANNEL_CONNECTING) && !stop) {
+    channel->WaitForStateChange(state,
+                                std::chrono::system_clock::now() + std::chrono::milliseconds(5));
+    state = channel->GetState(/*try_to_connect=*/false);
+  }
+}
+
+// What the first ConnectAhead hands StartGrpcAhead's thread.
+struct StartupHandOff {
+  absl::Mutex mu;
+  std::optional<CommandEnv> env ABSL_GUARDED_BY(mu);  // set once, by the first ConnectAhead
+  const std::atomic<bool>* stop ABSL_GUARDED_BY(mu) = nullptr;
+  absl::Notification done;  // the connection's work ended
+};
+
+// Set by StartGrpcAhead, never destroyed (the thread may outlive main).
+std::atomic<StartupHandOff*> startup_hand_off{nullptr};
+
+}  // namespace
+
+void StartGrpcAhead() {
+  auto* hand_off = new StartupHandOff();
+  startup_hand_off.store(hand_off);
+  std::thread([hand_off] {
+    grpc_init();
+    const std::atomic<bool>* stop = nullptr;
+    std::optional<CommandEnv> env;
+    {
+      absl::MutexLock lock(&hand_off->mu);
+      hand_off->mu.Await(absl::Condition(
+          +[](StartupHandOff* h) {
+            h->mu.AssertHeld();
+            return h->env.has_value();
+          },
+          hand_off));
+      env = hand_off->env;
+      stop = hand_off->stop;
+    }
+    DriveConnection(*env, *stop);
+    hand_off->done.Notify();
+  }).detach();
+}
+
+ConnectAhead::ConnectAhead(const CommandEnv& env) {
+  if (StartupHandOff* hand_off = startup_hand_off.load(); hand_off != nullptr) {
+    absl::MutexLock lock(&hand_off->mu);
+    if (!hand_off->env.has_value()) {
+      hand_off->stop = &stop_;  // read until `done`, which the destructor waits for
+      hand_off->env = env;
+      on_startup_thread_ = true;
+      return;
+    }
+  }
+  thread_ = std::thread([this, env] { DriveConnection(env, stop_); });
+}
 
 ConnectAhead::~ConnectAhead() {
   stop_ = true;
-  thread_.join();
+  if (on_startup_thread_) {
+    startup_hand_off.load()->done.WaitForNotification();
+  } else {
+    thread_.join();
+  }
 }
 
 grpc::Status CallActiveChannel(

@@ -112,6 +112,18 @@ TEST(ChannelArgsTest, AFollowingCommandGetsAFixedReceiveWindow) {
   EXPECT_EQ(kFollowWindowBytes, 1 << 20);
 }
 
+// NewChannel(env)'s state once it is READY, or after 20 s.
+grpc_connectivity_state WaitUntilReady(const CommandEnv& env) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  grpc_connectivity_state state = GRPC_CHANNEL_IDLE;
+  while ((state = NewChannel(env)->GetState(false)) != GRPC_CHANNEL_READY &&
+         absl::Now() < deadline) {
+    NewChannel(env)->WaitForStateChange(state, std::chrono::system_clock::now() +
+                                                   std::chrono::milliseconds(100));
+  }
+  return state;
+}
+
 // Issue 19: ConnectAhead leaves the command's channel connected (READY)
 // before any call is made on it; a channel only made stays IDLE until its
 // first call. The channel is the one NewChannel gives (the cache's).
@@ -125,16 +137,31 @@ TEST(ConnectAheadTest, TheChannelConnectsBeforeAnyCall) {
   EXPECT_EQ(NewChannel(idle)->GetState(false), GRPC_CHANNEL_IDLE);
 
   ConnectAhead connecting(env);
-  const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  grpc_connectivity_state state = GRPC_CHANNEL_IDLE;
-  while ((state = NewChannel(env)->GetState(false)) != GRPC_CHANNEL_READY &&
-         absl::Now() < deadline) {
-    NewChannel(env)->WaitForStateChange(state, std::chrono::system_clock::now() +
-                                                   std::chrono::milliseconds(100));
-  }
-  EXPECT_EQ(state, GRPC_CHANNEL_READY);
+  EXPECT_EQ(WaitUntilReady(env), GRPC_CHANNEL_READY);
   EXPECT_EQ(coordinator.calls, 0);
   EXPECT_EQ(NewChannel(idle)->GetState(false), GRPC_CHANNEL_IDLE);
+}
+
+// Issue 19: main's start-up thread (StartGrpcAhead) connects the first
+// ConnectAhead's channel, with no thread made for it; a later one makes its
+// own. Both leave their channel READY.
+TEST(ConnectAheadTest, TheStartUpThreadConnectsTheFirstOnly) {
+  TinyCoordinator coordinator("");
+  StartGrpcAhead();
+  CommandEnv env;
+  env.coordinator = coordinator.address();
+  env.os_user = "start-up thread";  // cache keys no other test uses
+  CommandEnv later = env;
+  later.os_user = "start-up thread, later";
+  {
+    ConnectAhead first(env);
+    EXPECT_TRUE(first.on_startup_thread());
+    EXPECT_EQ(WaitUntilReady(env), GRPC_CHANNEL_READY);
+  }
+  ConnectAhead second(later);
+  EXPECT_FALSE(second.on_startup_thread());
+  EXPECT_EQ(WaitUntilReady(later), GRPC_CHANNEL_READY);
+  EXPECT_EQ(coordinator.calls, 0);
 }
 
 TEST(CallActiveTest, ACallAStandbyRefusesGoesToTheActiveItNames) {

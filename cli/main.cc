@@ -6,11 +6,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
-#include <thread>
 
 #include "absl/synchronization/mutex.h"
-#include "grpc/grpc.h"
 #include "cli/app.h"
+#include "cli/client.h"
 #include "cli/command_tree.h"
 #include "cli/quick_exit.h"
 
@@ -34,11 +33,12 @@ int main(int argc, char** argv) {
   env.tty = isatty(STDOUT_FILENO) == 1 && !(term != nullptr && std::strcmp(term, "dumb") == 0);
 #if !defined(MF_EXIT_CLEANLY)
   // gRPC's start-up (its threads and pollers: ~1 ms, perf trace) runs beside
-  // the parse and the command's local work, on a thread of its own; the
-  // first channel made then finds it done or waits for it (grpc_init is
-  // reference counted and serialized). Left running at the exit, like the
-  // rest of gRPC (issue 19). Not for --help, --version and completion.
-  if (musafarm::cli::MayConnect(argc, argv)) std::thread([] { grpc_init(); }).detach();
+  // the parse and the command's local work, on a thread of its own, which
+  // then connects submit's channel (ConnectAhead); the first channel made
+  // finds gRPC started or waits for it (grpc_init is reference counted and
+  // serialized). Left running at the exit, like the rest of gRPC (issue 19).
+  // Not for --help, --version and completion.
+  if (musafarm::cli::MayConnect(argc, argv)) musafarm::cli::StartGrpcAhead();
 #endif
   const int code = musafarm::cli::RunCli(argc, argv, env);
   std::cout.flush();
