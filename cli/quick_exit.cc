@@ -35,11 +35,12 @@ namespace {
 // makes raw system calls only: no glibc state, no errno reads that matter.
 int HoldMemoryUntilTheParentExits(void* arg) {
   const auto fd = static_cast<unsigned>(reinterpret_cast<intptr_t>(arg));
-  EnterIdleSchedulingClass();
   // Every descriptor but the pipe's read end: the parent's stdout and stderr
-  // (a CI log's pipe, a $(...)) must reach EOF when the parent exits.
+  // (a CI log's pipe, a $(...)) must reach EOF when the parent exits. Closed
+  // at normal priority: that EOF must not wait for an idle core.
   if (fd > 0) syscall(SYS_close_range, 0U, fd - 1, 0U);
   syscall(SYS_close_range, fd + 1, ~0U, 0U);
+  EnterIdleSchedulingClass();
   // EOF once the parent's exit closed its write end; a signal may cut the
   // read short, and a few retries cover that.
   char c = 0;

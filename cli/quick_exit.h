@@ -25,8 +25,10 @@ namespace musafarm::cli {
 // the calling thread's sanitizer state (it shares that thread's TLS).
 [[noreturn]] void ExitLeavingTeardown(int code);
 
-// What the child does first: it leaves the normal scheduling class for
-// SCHED_IDLE, so that the teardown runs on a core that would otherwise idle.
+// What the child does once it has closed the descriptors it inherited (at
+// normal priority: the caller's EOF on our stdout must not wait for an idle
+// core): it leaves the normal scheduling class for SCHED_IDLE, so that the
+// teardown runs on a core that would otherwise idle.
 // At normal priority it took 0.6-0.9 ms of CPU (perf sched) from whatever the
 // caller ran next (a script's next command, the farm ending its task): on 2
 // cores, back-to-back `submit --watch` was 0.13-0.28 ms slower at p50 (issue
