@@ -554,8 +554,8 @@ void Agent::StartExecution(const std::string& key) {
   Log()->debug("task={} attempt={} spawn from={} to={}", as.task_id(), as.attempt_id(),
                a.started_us, spawned_us);
   a.started_us = spawned_us;
+  SendStarted(a);
   if (!exec.ok()) {
-    SendStarted(a);
     ExitInfo info;
     info.error = std::string(exec.status().message());
     OnOutput(key, absl::StrCat("musafarm-agent: ", info.error, "\n"), 0);
@@ -563,21 +563,6 @@ void Agent::StartExecution(const std::string& key) {
     return;
   }
   a.execution = *std::move(exec);
-  HoldStarted(key, a);
-}
-
-void Agent::HoldStarted(const std::string& key, Attempt& a) {
-  a.started_held = true;
-  loop_.PostAfter(options_.started_hold, [this, key] {
-    auto it = attempts_.find(key);
-    if (it != attempts_.end()) FlushStarted(it->second);
-  });
-}
-
-void Agent::FlushStarted(Attempt& a) {
-  if (!a.started_held) return;
-  a.started_held = false;
-  SendStarted(a);
 }
 
 void Agent::SendStarted(const Attempt& a) {
@@ -692,7 +677,6 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
                 a.assignment.attempt_id(), a.hand_back_reason);
     // Not connected: not listed at the next registration either, which the
     // coordinator treats as lost.
-    FlushStarted(a);
     SendHandBack(a.assignment, a.hand_back_reason);
     Forget(key);
     return;
@@ -806,7 +790,6 @@ void Agent::Pump(Attempt& a) {
     return;
   }
   const uint64_t window = ShareOf(Agent::kSendWindow, Sharing(a));
-  if (a.sent < a.total() && a.sent - a.base() < window) FlushStarted(a);  // before its output
   while (a.sent < a.total() && a.sent - a.base() < window) {
     absl::StatusOr<std::string> data = a.spool->Read(a.sent, kMaxLogChunk);
     if (!data.ok()) {
@@ -826,9 +809,6 @@ void Agent::Pump(Attempt& a) {
   }
   UpdateLead(a);
   if (a.life.phase() == AttemptPhase::kFinished && a.sent == a.total() && a.result_durable) {
-    // The result says when it started (AttemptResult.started_us): a Started
-    // still held is not sent (AgentOptions::started_hold).
-    a.started_held = false;
     SendArtifacts(a);
     v1::AgentMessage msg;
     *msg.mutable_result() = a.result;
@@ -892,7 +872,6 @@ void Agent::OnAck(const v1::Ack& ack) {
           "task={} attempt={}: coordinator has {} log bytes but this agent kept only those from "
           "{}: handing the attempt back",
           ack.task_id(), ack.attempt_id(), ack.log_offset(), a.base());
-      FlushStarted(a);
       SendHandBack(a.assignment, "agent no longer holds the whole log of the finished attempt");
       if (Apply(a, AttemptEvent::kLogLost)) Forget(key);
       return;
@@ -905,7 +884,6 @@ void Agent::OnAck(const v1::Ack& ack) {
     Apply(a, AttemptEvent::kConfirmed);
     // The start may have been lost with the old stream; the coordinator
     // ignores a repeat.
-    a.started_held = false;
     SendStarted(a);
   }
   Pump(a);

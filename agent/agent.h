@@ -38,17 +38,6 @@ struct AgentOptions {
   // Bound on unacknowledged log bytes, all attempts together (SpoolBudget);
   // 0: none. At the bound, attempts' output pipes are not read (backpressure).
   uint64_t max_spool_bytes = uint64_t{1} << 30;
-  // How long an attempt's Started waits after its spawn for its result. An
-  // attempt whose result is on its way by then (a silent task that ended:
-  // `true`, a test that found nothing to do) sends no Started at all: its
-  // result carries the start, and the coordinator goes from ASSIGNED to the
-  // end in one commit instead of two, its watchers get one event instead of
-  // two (issue 19: one fsync, one commit's CPU and one watcher wake-up per
-  // short task; A/B on one-task jobs, submit --watch p50 -0.08..-0.51 ms).
-  // Anything else the attempt sends (output, a hand-back) sends the held
-  // Started first, so the coordinator's view of a task that prints or runs
-  // on is at most this late.
-  absl::Duration started_hold = absl::Milliseconds(5);
   // On Shutdown(): how long running attempts may go on before they are
   // stopped and handed back. Zero: at once; InfiniteDuration: no deadline.
   absl::Duration drain_timeout = absl::Minutes(10);
@@ -195,9 +184,6 @@ class Agent {
     std::shared_ptr<SendLead> lead = std::make_shared<SendLead>();
     std::string hand_back_reason;     // kStoppingHandBack: why
     int64_t started_us = 0;
-    // Spawned, and its Started not sent yet (started_hold): the result drops
-    // it, anything else sends it first (FlushStarted).
-    bool started_held = false;
     v1::AttemptResult result;
     std::vector<CollectedFile> files;  // sent as artifacts before the result
     std::vector<std::string> secrets;  // every form of the assignment's secret values
@@ -268,10 +254,6 @@ class Agent {
   void ReleaseResults(const std::vector<std::string>& keys);
   void StartExecution(const std::string& key);
   void SendStarted(const Attempt& a);  // with a.started_us
-  // Holds a's Started for options_.started_hold, or until FlushStarted.
-  void HoldStarted(const std::string& key, Attempt& a);
-  // Sends a's Started now if it is held.
-  void FlushStarted(Attempt& a);
 
   // Applies `event` to the attempt's phase; an illegal one is logged and
   // changes nothing (false).
