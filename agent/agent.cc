@@ -808,7 +808,7 @@ void Agent::Pump(Attempt& a) {
     Send(std::move(msg));
   }
   UpdateLead(a);
-  if (a.life.phase() == AttemptPhase::kFinished && a.sent == a.total() && a.result_durable) {
+  if (a.life.phase() == AttemptPhase::kFinished && a.sent == a.total() && a.result_recorded) {
     SendArtifacts(a);
     v1::AgentMessage msg;
     *msg.mutable_result() = a.result;

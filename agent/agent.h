@@ -198,10 +198,10 @@ class Agent {
     // by Stop().
     bool persisted = false;
     std::string result_bytes;
-    // False while the state that records the result is not yet on disk: the
-    // result waits (Pump), so that the coordinator never has a result that a
-    // machine crash could take from this agent's record.
-    bool result_durable = true;
+    // False until a state file records the result (the visible one, written
+    // at the end of the turn it finished in; else the durable one): it waits
+    // (Pump), so that an agent process killed after sending it finds it again.
+    bool result_recorded = true;
     // A result file an older agent wrote (recovered); removed with the attempt.
     std::string result_path;
     // Assigned and recorded, not yet started: FlushState starts it once the
@@ -250,7 +250,7 @@ class Agent {
   std::vector<int> SpoolsToSync(const std::vector<std::string>& keys) const;
   void StartDurable(const AgentState& state);
   void OnStateDurable(const std::vector<std::string>& keys, const absl::Status& status);
-  // Results of `keys` are on disk: they may go out.
+  // A state file records the results of `keys`: they may go out.
   void ReleaseResults(const std::vector<std::string>& keys);
   void StartExecution(const std::string& key);
   void SendStarted(const Attempt& a);  // with a.started_us
@@ -343,6 +343,7 @@ class Agent {
   // Emptied work dirs for the next attempts (one per slot at most).
   WorkDirPool work_dirs_;
   std::vector<std::string> awaiting_durable_;  // results for the next durable write
+  std::vector<std::string> awaiting_record_;   // results for the next visible write
   // Register.instance_secret, kept in the state file; never logged. Empty
   // only when none could be made (the coordinator then sees an old agent).
   std::string instance_secret_;

@@ -535,66 +535,81 @@ TEST_F(AgentLifecycleTest, AFinishedAttemptWhoseResultWasNotAcknowledgedIsReport
 }
 
 // Issue 19: one durable write of the state for all the attempts that finish
-// in a loop turn, off the agent's loop. The result goes out only once the
-// record of it is on disk; until then it waits (logs flow meanwhile).
-TEST_F(AgentLifecycleTest, AResultIsSentOnlyOnceItsRecordIsOnDisk) {
+// in a loop turn, off the agent's loop. The result goes out once the visible
+// state records it, without waiting for that write's fdatasync; the write
+// still comes, result included.
+TEST_F(AgentLifecycleTest, AResultGoesOutOnceTheVisibleStateRecordsItWhileTheDurableWriteRuns) {
   DurableGate gate;
   AgentOptions o = Options();
+  o.final_ack_timeout = absl::Milliseconds(100);
   o.before_durable_state_write = gate.Hook();
   StartAgent(o);
+  // Stopped before the gate goes, whatever fails below.
+  absl::Cleanup stop = [&] {
+    gate.Hold(false);
+    agent_.reset();
+  };
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  coordinator_.AckResults(false);  // kept, so that the state files list it
   gate.Hold(true);
   coordinator_.Assign(Shell(41, "echo out; exit 5"));
-  // The process ran and its log went out; its record is written visibly...
-  ASSERT_TRUE(coordinator_.WaitFor([](const Messages& ms) { return Log(ms, 41) == "out\n"; }));
-  ASSERT_TRUE(Eventually([&] {
-    absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
-    return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
-  }));
+  // The durable write of its record is held...
   ASSERT_TRUE(gate.WaitHeld()) << "the durable write never began";
-  // ...but the durable write is held: no result yet.
-  EXPECT_FALSE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 41), absl::Milliseconds(500)));
-  gate.Hold(false);
+  // ...and the result is out all the same, after its log; the visible state
+  // recorded it by then.
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 41)));
-  // When it came, the durable file recorded it, result included.
+  EXPECT_EQ(Log(coordinator_.received(), 41), "out\n");
+  absl::StatusOr<AgentState> visible = ReadVisibleAgentState(work_);
+  ASSERT_TRUE(visible.ok()) << visible.status();
+  ASSERT_EQ(visible->attempts_size(), 1);
+  EXPECT_TRUE(visible->attempts(0).finished());
+  gate.Hold(false);
+  // The durable file records it once the write is let through.
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<AgentState> d = ReadDurableAgentState(work_);
+    return d.ok() && d->attempts_size() == 1 && d->attempts(0).finished();
+  }));
   absl::StatusOr<AgentState> durable = ReadDurableAgentState(work_);
   ASSERT_TRUE(durable.ok()) << durable.status();
-  ASSERT_EQ(durable->attempts_size(), 1);
-  EXPECT_TRUE(durable->attempts(0).finished());
   v1::AttemptResult recorded;
   ASSERT_TRUE(recorded.ParseFromString(durable->attempts(0).result()));
   EXPECT_EQ(recorded.exit_code(), 5);
   EXPECT_EQ(recorded.log_size(), 4u);
-  agent_.reset();  // before the hook's state goes out of scope
 }
 
-// Killed (as by SIGKILL) after an attempt finished but before the durable
-// write of its record: its result was never sent, and the restarted agent
-// reports it from the visible state file, which a process crash leaves whole.
+// Killed (as by SIGKILL) after an attempt finished and its result went out,
+// but before the durable write of its record and before the coordinator
+// acknowledged it: the restarted agent reports it from the visible state
+// file, which a process crash leaves whole.
 TEST_F(AgentLifecycleTest, AnAgentKilledBeforeTheDurableWriteReportsTheResultFromTheVisibleState) {
   DurableGate gate;
   AgentOptions o = Options();
   o.final_ack_timeout = absl::Milliseconds(100);
   o.before_durable_state_write = gate.Hook();
   StartAgent(o);
+  // Stopped before the gate goes, whatever fails below.
+  absl::Cleanup stop = [&] {
+    gate.Hold(false);
+    agent_.reset();
+  };
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kRegister)));
+  coordinator_.AckResults(false);
   gate.Hold(true);
   coordinator_.Assign(Shell(44, "echo partial; exit 7"));
   ASSERT_TRUE(gate.WaitHeld());
-  ASSERT_TRUE(Eventually([&] {
-    absl::StatusOr<AgentState> st = ReadVisibleAgentState(work_);
-    return st.ok() && st->attempts_size() == 1 && st->attempts(0).finished();
-  }));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 44)));
   const std::string snapshot = (dir_ / "snapshot").string();
   fs::copy(work_, snapshot, fs::copy_options::recursive);
-  EXPECT_FALSE(HasKind(v1::AgentMessage::kResult, 44)(coordinator_.received()))
-      << "the result went out before its record was on disk";
+  absl::StatusOr<AgentState> durable = ReadDurableAgentState(work_);
+  EXPECT_TRUE(!durable.ok() || durable->attempts_size() == 0 || !durable->attempts(0).finished())
+      << "the durable write was not held";
   gate.Hold(false);
   agent_.reset();
   fs::remove_all(work_);
   fs::rename(snapshot, work_);
 
   const size_t before = coordinator_.received().size();
+  coordinator_.AckResults(true);
   StartAgent(Options());
   ASSERT_TRUE(coordinator_.WaitFor([&](const Messages& ms) {
     return HasKind(v1::AgentMessage::kResult, 44)(Messages(ms.begin() + before, ms.end()));
@@ -612,7 +627,8 @@ TEST_F(AgentLifecycleTest, AnAgentKilledBeforeTheDurableWriteReportsTheResultFro
 
 // The crash window issue 19 opens: the visible state file is written without
 // fsync, so a machine crash may leave it empty. A finished attempt whose
-// result went out is in the durable file all the same, and is reported.
+// record's durable write is done is in the durable file all the same, and is
+// reported.
 TEST_F(AgentLifecycleTest, AFinishedAttemptIsReportedWhenAMachineCrashEmptiedTheVisibleState) {
   AgentOptions o = Options();
   o.final_ack_timeout = absl::Milliseconds(100);
@@ -620,6 +636,10 @@ TEST_F(AgentLifecycleTest, AFinishedAttemptIsReportedWhenAMachineCrashEmptiedThe
   coordinator_.AckResults(false);
   coordinator_.Assign(Shell(42, "echo done; exit 6"));
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 42)));
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<AgentState> d = ReadDurableAgentState(work_);
+    return d.ok() && d->attempts_size() == 1 && d->attempts(0).finished();
+  }));
   const std::string snapshot = (dir_ / "snapshot").string();
   fs::copy(work_, snapshot, fs::copy_options::recursive);
   agent_.reset();
@@ -752,6 +772,12 @@ void AgentLifecycleTest::AckWithTheNextAssignment(WatchingExecutor* exec,
   coordinator_.Assign(Shell(61, first));
   ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 61)));
   ASSERT_TRUE(fs::is_directory(absl::StrCat(work_, "/tasks/1_t61-61")));
+  // The result goes out before its durable record is written: that write
+  // done first, so that the one held below is the Docker attempt's.
+  ASSERT_TRUE(Eventually([&] {
+    absl::StatusOr<AgentState> d = ReadDurableAgentState(work_);
+    return d.ok() && d->attempts_size() == 1 && d->attempts(0).finished();
+  }));
 
   gate.Hold(true);
   v1::Assignment docker;

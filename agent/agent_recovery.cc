@@ -257,11 +257,17 @@ void Agent::PersistResult(const std::string& key, Attempt& a) {
     return;
   }
   a.persisted = true;
-  // Sent once the state that records it, and the log it vouches for, are on
-  // disk (OnStateDurable): one durable write for every attempt that finished
-  // meanwhile, on the state writer's thread, while the loop goes on.
-  a.result_durable = false;
+  // Sent once the visible state that records it is written, at the end of
+  // this turn (WriteState), not after the durable write (issue 19: its
+  // fdatasync was on the way of every result). That write, for every attempt
+  // that finished meanwhile and the logs they vouch for, still runs on the
+  // state writer's thread; it opens no crash window: a machine crash before it
+  // is done loses the agent's record either way (the attempt is re-queued
+  // unless the coordinator stored the result), and a killed agent process
+  // finds the result in the visible file.
+  a.result_recorded = false;
   awaiting_durable_.push_back(key);
+  awaiting_record_.push_back(key);
   SaveState(/*durable=*/true);
 }
 
@@ -359,16 +365,22 @@ void Agent::WriteState() {
     }
   }
   const AgentState state = Snapshot();
-  if (absl::Status s = state_writer_->WriteVisible(state); !s.ok()) LogSaveError(s);
+  std::vector<std::string> recorded;
+  recorded.swap(awaiting_record_);
+  if (absl::Status s = state_writer_->WriteVisible(state); !s.ok()) {
+    LogSaveError(s);
+    recorded.clear();  // they wait for the durable write (OnStateDurable)
+  }
   if (docker) {
     std::vector<std::string> covered;
     covered.swap(awaiting_durable_);
     durable_wanted_ = false;
     absl::Status s = state_writer_->WriteDurableNow(state, SpoolsToSync(covered));
     OnStateDurable(covered, s);
-    return;
+  } else if (durable_wanted_ && !durable_in_flight_) {
+    StartDurable(state);
   }
-  if (durable_wanted_ && !durable_in_flight_) StartDurable(state);
+  ReleaseResults(recorded);
 }
 
 bool Agent::WriteStateNow() {
@@ -427,8 +439,8 @@ void Agent::OnStateDurable(const std::vector<std::string>& keys, const absl::Sta
 void Agent::ReleaseResults(const std::vector<std::string>& keys) {
   for (const std::string& key : keys) {
     auto it = attempts_.find(key);
-    if (it == attempts_.end() || it->second.result_durable) continue;
-    it->second.result_durable = true;
+    if (it == attempts_.end() || it->second.result_recorded) continue;
+    it->second.result_recorded = true;
     Pump(it->second);
   }
 }

@@ -9,8 +9,8 @@ The points, all on this host's clock: the CLI started (this script, before it ru
 `created` (the Submit is handled on the coordinator's loop: the job's createdUs); `stored` (its
 commit is on disk; the answer follows); `assignment sent` (the placement's commit is on disk and
 the assignment leaves the coordinator's loop); `spawned` (the agent's spawn of the task
-returned); `exit on the loop` (the agent's loop has the exit); `result sent` (the result's durable
-record is on the agent's disk and the Result leaves its loop); `result on the loop` (the
+returned); `exit on the loop` (the agent's loop has the exit); `result sent` (the agent's visible
+state records the result and the Result leaves its loop); `result on the loop` (the
 coordinator applies it); `published` (the commit of the result and the job's end is on
 disk and the job's watchers have been handed it); the CLI exited. The farm's share is `created ->
 published`; the rest is the CLI's (start-up, connecting, the request; receiving, printing and
@@ -39,7 +39,7 @@ STEPS = [("CLI start -> Submit on the coordinator's loop", "cli start", "created
          ("stored -> assignment sent (placement, commit)", "stored", "assignment sent"),
          ("assignment sent -> spawned", "assignment sent", "spawned"),
          ("spawned -> exit on the agent's loop", "spawned", "exit on the loop"),
-         ("exit -> result sent (durable record)", "exit on the loop", "result sent"),
+         ("exit -> result sent (state recorded)", "exit on the loop", "result sent"),
          ("result sent -> on the coordinator's loop", "result sent", "result on the loop"),
          ("on the loop -> published (commit, watchers)", "result on the loop", "end published"),
          ("published -> CLI exited", "end published", "cli exit"),
