@@ -535,6 +535,20 @@ void Agent::StartExecution(const std::string& key) {
       SaveState();
     });
   };
+  // A silent attempt's Started waits (AgentOptions::started_hold) until its
+  // executor says it still runs, its output comes, or its result drops it;
+  // the executor's own thread times it, so the loop sets no timer per spawn.
+  const bool hold = executor != nullptr && executor->ReportsRunning() &&
+                    options_.started_hold > absl::ZeroDuration();
+  if (hold) {
+    cb.running_after = options_.started_hold;
+    cb.on_running = [this, key] {
+      loop_.PostGrouped([this, key] {
+        auto it = attempts_.find(key);
+        if (it != attempts_.end()) FlushStarted(it->second);
+      });
+    };
+  }
   absl::StatusOr<std::unique_ptr<Execution>> exec;
   if (!a.start_error.empty()) {
     exec = absl::InternalError(a.start_error);
@@ -554,8 +568,8 @@ void Agent::StartExecution(const std::string& key) {
   Log()->debug("task={} attempt={} spawn from={} to={}", as.task_id(), as.attempt_id(),
                a.started_us, spawned_us);
   a.started_us = spawned_us;
-  SendStarted(a);
   if (!exec.ok()) {
+    SendStarted(a);
     ExitInfo info;
     info.error = std::string(exec.status().message());
     OnOutput(key, absl::StrCat("musafarm-agent: ", info.error, "\n"), 0);
@@ -563,6 +577,18 @@ void Agent::StartExecution(const std::string& key) {
     return;
   }
   a.execution = *std::move(exec);
+  // on_running posts to this thread: it finds the flag set.
+  if (hold) {
+    a.started_held = true;
+  } else {
+    SendStarted(a);
+  }
+}
+
+void Agent::FlushStarted(Attempt& a) {
+  if (!a.started_held) return;
+  a.started_held = false;
+  SendStarted(a);
 }
 
 void Agent::SendStarted(const Attempt& a) {
@@ -570,6 +596,7 @@ void Agent::SendStarted(const Attempt& a) {
   started.mutable_started()->set_task_id(a.assignment.task_id());
   started.mutable_started()->set_attempt_id(a.assignment.attempt_id());
   started.mutable_started()->set_started_us(a.started_us);
+  started.mutable_started()->set_sent_us(NowMicros());  // held or queued: the span says so
   Send(std::move(started));
 }
 
@@ -677,6 +704,7 @@ void Agent::OnExit(const std::string& key, ExitInfo info) {
                 a.assignment.attempt_id(), a.hand_back_reason);
     // Not connected: not listed at the next registration either, which the
     // coordinator treats as lost.
+    FlushStarted(a);
     SendHandBack(a.assignment, a.hand_back_reason);
     Forget(key);
     return;
@@ -790,6 +818,7 @@ void Agent::Pump(Attempt& a) {
     return;
   }
   const uint64_t window = ShareOf(Agent::kSendWindow, Sharing(a));
+  if (a.sent < a.total() && a.sent - a.base() < window) FlushStarted(a);  // before its output
   while (a.sent < a.total() && a.sent - a.base() < window) {
     absl::StatusOr<std::string> data = a.spool->Read(a.sent, kMaxLogChunk);
     if (!data.ok()) {
@@ -809,9 +838,13 @@ void Agent::Pump(Attempt& a) {
   }
   UpdateLead(a);
   if (a.life.phase() == AttemptPhase::kFinished && a.sent == a.total() && a.result_recorded) {
+    // The result says when it started (AttemptResult.started_us): a Started
+    // still held is not sent (AgentOptions::started_hold).
+    a.started_held = false;
     SendArtifacts(a);
     v1::AgentMessage msg;
     *msg.mutable_result() = a.result;
+    msg.mutable_result()->set_sent_us(NowMicros());
     // bench/watch_trace.py: before the send, which may have it on the
     // coordinator before this thread runs again.
     Log()->debug("task={} attempt={} result sent at={}", a.assignment.task_id(),
@@ -872,6 +905,7 @@ void Agent::OnAck(const v1::Ack& ack) {
           "task={} attempt={}: coordinator has {} log bytes but this agent kept only those from "
           "{}: handing the attempt back",
           ack.task_id(), ack.attempt_id(), ack.log_offset(), a.base());
+      FlushStarted(a);
       SendHandBack(a.assignment, "agent no longer holds the whole log of the finished attempt");
       if (Apply(a, AttemptEvent::kLogLost)) Forget(key);
       return;
@@ -884,6 +918,7 @@ void Agent::OnAck(const v1::Ack& ack) {
     Apply(a, AttemptEvent::kConfirmed);
     // The start may have been lost with the old stream; the coordinator
     // ignores a repeat.
+    a.started_held = false;
     SendStarted(a);
   }
   Pump(a);

@@ -405,6 +405,67 @@ TEST_F(AgentLifecycleTest, AnAttemptWhoseOutputCannotBeKeptFailsWithAClearError)
 }
 
 // ---------------------------------------------------------------------------
+// Started (AgentOptions::started_hold, issue 19)
+
+bool SentStarted(const Messages& ms, uint64_t attempt) {
+  return HasKind(v1::AgentMessage::kStarted, attempt)(ms);
+}
+
+// A silent attempt whose result is ready within the hold sends no Started:
+// its result says when it started.
+TEST_F(AgentLifecycleTest, ASilentAttemptEndingWithinTheHoldSendsOnlyItsResult) {
+  AgentOptions o = Options();
+  o.started_hold = absl::Hours(1);
+  StartAgent(o);
+  const int64_t before = absl::ToUnixMicros(absl::Now());
+  coordinator_.Assign(Shell(60, "true"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kResult, 60)));
+  const Messages ms = coordinator_.received();
+  EXPECT_FALSE(SentStarted(ms, 60));
+  const v1::AttemptResult* r = Find(ms, &v1::AgentMessage::result, &v1::AgentMessage::has_result);
+  ASSERT_NE(r, nullptr);
+  EXPECT_GE(r->started_us(), before);
+  // For the coordinator's clock: how long before the send it started.
+  EXPECT_GE(r->sent_us(), r->started_us());
+  EXPECT_EQ(r->exit_code(), 0);
+}
+
+// Output sends the held Started first.
+TEST_F(AgentLifecycleTest, OutputSendsTheHeldStartedFirst) {
+  AgentOptions o = Options();
+  o.started_hold = absl::Hours(1);
+  StartAgent(o);
+  coordinator_.Assign(Shell(61, "echo hi; exec sleep 600"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kLog)));
+  const Messages ms = coordinator_.received();
+  bool started_first = false;
+  for (const v1::AgentMessage& m : ms) {
+    if (m.has_started() && m.started().attempt_id() == 61) started_first = true;
+    if (m.has_log()) {
+      EXPECT_TRUE(started_first) << "a log chunk before the Started";
+      break;
+    }
+  }
+  EXPECT_TRUE(started_first);
+}
+
+// A silent attempt that runs on sends its Started once the hold is over (the
+// exec executor's reaper times it), saying how long it had run by then.
+TEST_F(AgentLifecycleTest, ASilentAttemptRunningOnSendsItsStartedAfterTheHold) {
+  AgentOptions o = Options();
+  o.started_hold = absl::Milliseconds(20);
+  StartAgent(o);
+  coordinator_.Assign(Shell(62, "exec sleep 600"));
+  ASSERT_TRUE(coordinator_.WaitFor(HasKind(v1::AgentMessage::kStarted, 62)));
+  const Messages ms = coordinator_.received();
+  EXPECT_FALSE(HasKind(v1::AgentMessage::kResult, 62)(ms));
+  const v1::AttemptStarted* s =
+      Find(ms, &v1::AgentMessage::started, &v1::AgentMessage::has_started);
+  ASSERT_NE(s, nullptr);
+  EXPECT_GE(s->sent_us() - s->started_us(), 20'000);
+}
+
+// ---------------------------------------------------------------------------
 // Restart recovery
 
 TEST_F(AgentLifecycleTest, StateFileListsTheRunningAttemptAndItsProcessGroup) {

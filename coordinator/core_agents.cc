@@ -256,7 +256,9 @@ void Core::OnStarted(Agent& agent, const v1::AttemptStarted& msg) {
     return;
   }
   if (task->state() != v1::TASK_STATE_ASSIGNED) return;  // a resend
-  Apply(*task, {TaskEvent::kStart, msg.attempt_id(), nullptr, "", ""});
+  Apply(*task, {TaskEvent::kStart, msg.attempt_id(), nullptr, "", "",
+                StartOnCoordinatorClock(msg.started_us(), msg.sent_us(),
+                                        ToMicros(clock_->Now()), task->created_us())});
   Log()->debug("task={} attempt={} started on the loop at={} (the agent's at={})", task->id(),
                task->attempt_id(), task->started_us(), msg.started_us());
 }
@@ -400,7 +402,11 @@ void Core::OnResult(Agent& agent, const v1::AttemptResult& result) {
            AckMessage(task->id(), task->attempt_id(), stored, false, /*resend=*/true));
     return;
   }
-  if (!Apply(*task, {TaskEvent::kResult, result.attempt_id(), &result, "", ""})) return;
+  if (!Apply(*task, {TaskEvent::kResult, result.attempt_id(), &result, "", "",
+                     StartOnCoordinatorClock(result.started_us(), result.sent_us(),
+                                             ToMicros(clock_->Now()), task->created_us())})) {
+    return;
+  }
   // bench/watch_trace.py.
   Log()->debug("task={} attempt={} result on the loop at={}", task->id(), task->attempt_id(),
                NowMicros());

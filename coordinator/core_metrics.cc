@@ -1,5 +1,7 @@
 #include "coordinator/core_metrics.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "common/task_state.h"
 #include "common/version.h"
@@ -43,7 +45,7 @@ CoreMetrics::CoreMetrics() {
                     "Time from a task's start on an agent to its end, by stage.", {"stage"},
                     kTaskBuckets);
   registry_.Declare("musafarm_dispatch_latency_seconds", Type::kHistogram,
-                    "Time from assigning a task to an agent until the agent reports it started.",
+                    "Time from assigning a task to an agent until its process started, as the agent reports it.",
                     {}, kFastBuckets);
   registry_.Declare("musafarm_scheduling_pass_seconds", Type::kHistogram,
                     "Time one scheduling pass took.", {}, kFastBuckets);
@@ -84,20 +86,32 @@ void CoreMetrics::OnTransition(const v1::Task& task, v1::TaskState from, v1::Tas
       queued_at_.erase(it);
     }
   }
+  // When its process started, once known: the task's started_us, which the
+  // core dates from the agent's report (StartOnCoordinatorClock), from a
+  // Started or from a result that came without one (an agent holds a silent
+  // exec task's Started for a few milliseconds and drops it when the result
+  // is ready first: ASSIGNED goes straight to its end).
+  const bool start_known = task.started_us() > 0;
+  const absl::Time started = start_known ? absl::FromUnixMicros(task.started_us()) : now;
   if (from == v1::TASK_STATE_ASSIGNED) {
     if (auto it = assigned_at_.find(id); it != assigned_at_.end()) {
-      if (to == v1::TASK_STATE_RUNNING) {
+      if (to == v1::TASK_STATE_RUNNING || (IsTerminal(to) && start_known)) {
         registry_.Observe("musafarm_dispatch_latency_seconds", {},
-                          absl::ToDoubleSeconds(now - it->second));
+                          absl::ToDoubleSeconds(std::max(started - it->second, absl::ZeroDuration())));
       }
       assigned_at_.erase(it);
+    }
+    if (IsTerminal(to) && start_known) {
+      registry_.Observe("musafarm_task_duration_seconds", {StageLabel(task)},
+                        absl::ToDoubleSeconds(std::max(now - started, absl::ZeroDuration())));
     }
   }
   if (from == v1::TASK_STATE_RUNNING) {
     if (auto it = running_at_.find(id); it != running_at_.end()) {
       if (IsTerminal(to)) {
+        const absl::Time since = start_known ? started : it->second;
         registry_.Observe("musafarm_task_duration_seconds", {StageLabel(task)},
-                          absl::ToDoubleSeconds(now - it->second));
+                          absl::ToDoubleSeconds(std::max(now - since, absl::ZeroDuration())));
       }
       running_at_.erase(it);
     }

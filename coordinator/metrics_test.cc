@@ -55,6 +55,38 @@ TEST(CoreMetricsTest, WaitsAndDurationsAreObservedByStageWithoutTaskIds) {
   EXPECT_FALSE(absl::StrContains(text, "dev-3.8")) << text;
 }
 
+// A silent exec task's Started may never come (the agent held it and the
+// result was ready first): ASSIGNED goes straight to its end, and the start
+// the result dated (the task's started_us) still gives the dispatch latency
+// and the duration; a held Started's late arrival does not count as dispatch.
+TEST(CoreMetricsTest, AStartDatedByTheAgentCountsWhetherItsStartedCameOrNot) {
+  CoreMetrics m;
+  const absl::Time t0 = absl::FromUnixSeconds(1000);
+  v1::Task quick = TaskOf("7/t/a", "test");
+  quick.set_state(v1::TASK_STATE_QUEUED);
+  m.OnTaskKnown(quick, t0);
+  m.OnTransition(quick, v1::TASK_STATE_QUEUED, v1::TASK_STATE_ASSIGNED, t0);
+  quick.set_started_us(absl::ToUnixMicros(t0 + absl::Milliseconds(1)));
+  m.OnTransition(quick, v1::TASK_STATE_ASSIGNED, v1::TASK_STATE_SUCCEEDED,
+                 t0 + absl::Milliseconds(4));
+  v1::Task held = TaskOf("7/t/b", "test");
+  held.set_state(v1::TASK_STATE_QUEUED);
+  m.OnTaskKnown(held, t0);
+  m.OnTransition(held, v1::TASK_STATE_QUEUED, v1::TASK_STATE_ASSIGNED, t0);
+  held.set_started_us(absl::ToUnixMicros(t0 + absl::Milliseconds(1)));
+  // Its Started arrived after the 5 ms hold; it ran 2 s.
+  m.OnTransition(held, v1::TASK_STATE_ASSIGNED, v1::TASK_STATE_RUNNING, t0 + absl::Milliseconds(6));
+  m.OnTransition(held, v1::TASK_STATE_RUNNING, v1::TASK_STATE_SUCCEEDED,
+                 t0 + absl::Milliseconds(2001));
+  const MetricsRegistry& r = m.registry();
+  EXPECT_EQ(r.Value("musafarm_dispatch_latency_seconds", {}), 2);
+  EXPECT_EQ(r.Value("musafarm_task_duration_seconds", {"test"}), 2);
+  const std::string text = m.Render({});
+  EXPECT_TRUE(absl::StrContains(text, "musafarm_dispatch_latency_seconds_sum 0.002\n")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "musafarm_task_duration_seconds_sum{stage=\"test\"} 2.003\n"))
+      << text;
+}
+
 TEST(CoreMetricsTest, StageNamesPastTheCapCountAsOther) {
   CoreMetrics m;
   for (size_t i = 0; i < CoreMetrics::kMaxStages; ++i) {

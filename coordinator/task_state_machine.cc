@@ -1,5 +1,6 @@
 #include "coordinator/task_state_machine.h"
 
+#include <algorithm>
 #include <set>
 #include <tuple>
 
@@ -154,11 +155,13 @@ absl::StatusOr<Transition> TaskStateMachine::Apply(v1::Task& task, const TaskEve
       break;
     case TaskEvent::kStart:
       to = v1::TASK_STATE_RUNNING;
-      task.set_started_us(ToMicros(now));
+      task.set_started_us(args.started_us > 0 ? args.started_us : ToMicros(now));
       break;
     case TaskEvent::kResult:
       std::tie(to, reason) = ResultState(task, *args.result);
-      if (task.started_us() == 0) task.set_started_us(ToMicros(now));
+      if (task.started_us() == 0) {
+        task.set_started_us(args.started_us > 0 ? args.started_us : ToMicros(now));
+      }
       break;
     case TaskEvent::kLose: {
       task.set_lost_count(task.lost_count() + 1);
@@ -252,6 +255,12 @@ std::vector<std::pair<size_t, TaskEventArgs>> PropagationEvents(
 
 v1::TaskState InitialState(const v1::Task& task) {
   return task.spec().needs().empty() ? v1::TASK_STATE_QUEUED : v1::TASK_STATE_PENDING;
+}
+
+int64_t StartOnCoordinatorClock(int64_t started_us, int64_t sent_us, int64_t arrival_us,
+                                int64_t not_before_us) {
+  if (started_us <= 0 || sent_us < started_us) return 0;
+  return std::max(arrival_us - (sent_us - started_us), not_before_us);
 }
 
 }  // namespace musafarm::coordinator

@@ -42,6 +42,9 @@ struct TaskEventArgs {
   // kAssign: the agent; kLose, kHandBack: who lost or gave it back.
   std::string agent;
   std::string detail;  // kLose, kHandBack: why; kSkip: which dependency ended how
+  // kStart, and kResult of an attempt not yet RUNNING: when its process
+  // started, unix microseconds on the coordinator's clock; 0: now.
+  int64_t started_us = 0;
 };
 
 // The task state machine. Pure: it reads and writes only the task it is given.
@@ -102,5 +105,14 @@ std::vector<std::pair<size_t, TaskEventArgs>> PropagationEvents(
 // The state a freshly submitted task starts in: QUEUED, or PENDING while it
 // has dependencies.
 v1::TaskState InitialState(const v1::Task& task);
+
+// When an attempt's process started, on the coordinator's clock (for
+// TaskEventArgs::started_us), from an agent's report that arrived at
+// `arrival_us`: the arrival less (sent_us - started_us), both on the agent's
+// clock, so that no two hosts' clocks are compared; never before
+// `not_before_us`. 0 (the arrival, as before) when the agent gave no
+// sent_us (an older agent) or the two are out of order.
+int64_t StartOnCoordinatorClock(int64_t started_us, int64_t sent_us, int64_t arrival_us,
+                                int64_t not_before_us);
 
 }  // namespace musafarm::coordinator

@@ -123,6 +123,48 @@ TEST(TaskStateMachineTest, AssignStartsANewAttempt) {
   EXPECT_EQ(task.gpu_ids_size(), 0);
 }
 
+// Issue 19: an agent may hold a silent attempt's Started, or skip it when the
+// result comes first; the start it reports is placed on the coordinator's
+// clock by the span the agent measured (sent - started), never by comparing
+// the two hosts' clocks.
+TEST(TaskStateMachineTest, TheStartIsTheReportsArrivalLessTheSpanTheAgentMeasured) {
+  const int64_t arrival = absl::ToUnixMicros(kNow);
+  // The agent's clock is a minute ahead: only the 5 ms span counts.
+  const int64_t agent_start = arrival + 60'000'000;
+  EXPECT_EQ(StartOnCoordinatorClock(agent_start, agent_start + 5000, arrival, 0), arrival - 5000);
+  EXPECT_EQ(StartOnCoordinatorClock(agent_start, agent_start, arrival, 0), arrival);
+  // Never before the bound (the task's creation).
+  EXPECT_EQ(StartOnCoordinatorClock(agent_start, agent_start + 9'000'000, arrival, arrival - 1000),
+            arrival - 1000);
+  // An older agent (no sent_us), no start, or the two out of order: the arrival (0).
+  EXPECT_EQ(StartOnCoordinatorClock(agent_start, 0, arrival, 0), 0);
+  EXPECT_EQ(StartOnCoordinatorClock(0, agent_start, arrival, 0), 0);
+  EXPECT_EQ(StartOnCoordinatorClock(agent_start, agent_start - 1, arrival, 0), 0);
+
+  const TaskStateMachine machine(2);
+  v1::Task running = TaskIn(v1::TASK_STATE_ASSIGNED);
+  TaskEventArgs start = Canonical(TaskEvent::kStart, nullptr);
+  start.started_us = arrival - 5000;
+  ASSERT_TRUE(machine.Apply(running, start, kNow).ok());
+  EXPECT_EQ(running.started_us(), arrival - 5000);
+  start.started_us = 0;
+  v1::Task now = TaskIn(v1::TASK_STATE_ASSIGNED);
+  ASSERT_TRUE(machine.Apply(now, start, kNow).ok());
+  EXPECT_EQ(now.started_us(), arrival);
+
+  // A result in ASSIGNED (no Started came) starts it where it says; one after
+  // a Started keeps the Started's.
+  v1::AttemptResult ok;
+  ok.set_attempt_id(kAttempt);
+  v1::Task ended = TaskIn(v1::TASK_STATE_ASSIGNED);
+  TaskEventArgs result = Canonical(TaskEvent::kResult, &ok);
+  result.started_us = arrival - 3000;
+  ASSERT_TRUE(machine.Apply(ended, result, kNow).ok());
+  EXPECT_EQ(ended.started_us(), arrival - 3000);
+  ASSERT_TRUE(machine.Apply(running, result, kNow).ok());
+  EXPECT_EQ(running.started_us(), arrival - 5000);
+}
+
 struct ResultCase {
   const char* name;
   v1::AttemptResult result;

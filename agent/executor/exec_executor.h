@@ -31,6 +31,8 @@ class ExecExecutor final : public Executor {
   absl::StatusOr<std::unique_ptr<Execution>> Start(const v1::Assignment& assignment,
                                                    const std::string& workdir,
                                                    ExecCallbacks callbacks) override;
+  // Its reaper calls on_running (ProcessReaper).
+  bool ReportsRunning() const override { return true; }
 
  private:
   ExecOptions options_;

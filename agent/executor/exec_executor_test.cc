@@ -197,6 +197,42 @@ TEST_F(ExecExecutorTest, TimeoutKillsAndReportsTimedOut) {
   EXPECT_FALSE(r.exit.cancelled);
 }
 
+// on_running (the agent's held Started, issue 19): called on the reaper's
+// thread once the process has run for running_after, and never for one that
+// ended sooner.
+TEST_F(ExecExecutorTest, OnRunningComesAfterTheGivenTimeOnlyForAProcessStillRunning) {
+  EXPECT_TRUE(executor_.ReportsRunning());
+  Recorder slow;
+  absl::Notification running;
+  absl::Time started;
+  absl::Time said;
+  ExecCallbacks cb = slow.Callbacks();
+  cb.running_after = absl::Milliseconds(30);
+  cb.on_running = [&] {
+    said = absl::Now();
+    running.Notify();
+  };
+  started = absl::Now();
+  auto exec = executor_.Start(Exec({"sleep", "600"}), dir_.string(), std::move(cb));
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  ASSERT_TRUE(running.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_GE(said - started, absl::Milliseconds(30));
+  EXPECT_FALSE(slow.done.HasBeenNotified());
+  (*exec)->Cancel();
+  ASSERT_TRUE(slow.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+
+  Recorder quick;
+  std::atomic<int> calls{0};
+  cb = quick.Callbacks();
+  cb.running_after = absl::Hours(1);
+  cb.on_running = [&] { ++calls; };
+  auto exec2 = executor_.Start(Exec({"true"}), dir_.string(), std::move(cb));
+  ASSERT_TRUE(exec2.ok()) << exec2.status();
+  ASSERT_TRUE(quick.done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  exec2->reset();  // waits for its end on the reaper
+  EXPECT_EQ(calls.load(), 0);
+}
+
 // While the agent has no room for output the pipe is not read, but the
 // deadline and cancel still act on the (blocked) process.
 TEST_F(ExecExecutorTest, WithoutRoomForOutputTheTaskBlocksYetTimeoutAndCancelStillWork) {

@@ -80,6 +80,12 @@ struct ExecCallbacks {
   // file, so that a restarted agent can kill what an earlier run left. Called
   // from Start() or the execution's thread, before the leader is reaped.
   absl::AnyInvocable<void(pid_t leader)> on_process;
+  // Optional, for an executor whose ReportsRunning() is true: called once, on
+  // the executor's thread, when the process is still running `running_after`
+  // after it started; never when it ended sooner. The agent holds a silent
+  // attempt's Started until then (AgentOptions::started_hold).
+  absl::AnyInvocable<void()> on_running;
+  absl::Duration running_after = absl::ZeroDuration();
 };
 
 // Image refs a stage builds, runs or pushes (docker_build tags, docker_run
@@ -126,6 +132,8 @@ class Executor {
     (void)recorded;
     return {};
   }
+  // Whether Start's executions call ExecCallbacks::on_running (when set).
+  virtual bool ReportsRunning() const { return false; }
 };
 
 }  // namespace musafarm::agent

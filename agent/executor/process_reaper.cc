@@ -68,6 +68,7 @@ struct ProcessReaper::Entry {
   absl::Time deadline = absl::InfiniteFuture();
   absl::Time kill_at = absl::InfiniteFuture();
   absl::Time drain_until = absl::InfiniteFuture();
+  absl::Time running_at = absl::InfiniteFuture();  // on_running's time (once; not after the exit)
   bool terminating = false, cancelled = false, timed_out = false;
   bool exited = false, eof = false, waiting_for_room = false, exit_seen = false;
   int status = 0;
@@ -112,7 +113,9 @@ std::unique_ptr<Execution> ProcessReaper::Watch(WatchedProcess process) {
   auto entry = std::make_unique<Entry>();
   entry->shared = std::make_shared<Shared>();
   entry->pidfd = OpenPidFd(process.child.pid);
-  if (process.timeout > absl::ZeroDuration()) entry->deadline = absl::Now() + process.timeout;
+  const absl::Time now = absl::Now();
+  if (process.timeout > absl::ZeroDuration()) entry->deadline = now + process.timeout;
+  if (process.callbacks.on_running) entry->running_at = now + process.callbacks.running_after;
   entry->p = std::move(process);
   auto handle = std::make_unique<Handle>(entry->shared, waker_);
   {
@@ -158,6 +161,10 @@ void ProcessReaper::Run() {
           ::kill(-e.p.child.pid, SIGKILL);
           e.kill_at = absl::InfiniteFuture();
         }
+        if (now >= e.running_at) {
+          e.running_at = absl::InfiniteFuture();
+          e.p.callbacks.on_running();
+        }
       }
       // Once it is being stopped, or after it was reaped (only the pipe's
       // rest is left), output is taken as it comes.
@@ -178,6 +185,7 @@ void ProcessReaper::Run() {
         }
         if (!e.terminating) wake_at = std::min(wake_at, e.deadline);
         wake_at = std::min(wake_at, e.kill_at);
+        wake_at = std::min(wake_at, e.running_at);
       } else {
         wake_at = std::min(wake_at, e.drain_until);
       }

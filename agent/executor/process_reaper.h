@@ -38,7 +38,8 @@ struct WatchedProcess {
 // on cancel or at the deadline the process's group gets SIGTERM, then SIGKILL
 // after the grace; when the main process exits whatever it left in its group
 // is killed, it is reaped, and the pipe is read to its end (for at most 2 s if
-// a process that left the group holds it). Callbacks run on this thread (or
+// a process that left the group holds it). A process still running at its
+// on_running time (ExecCallbacks::running_after) gets that call, once. Callbacks run on this thread (or
 // the attempt's own, for a slow end) and must not block, wait_for_room aside,
 // which is asked with a zero timeout.
 class ProcessReaper {
