@@ -538,8 +538,9 @@ void Agent::StartExecution(const std::string& key) {
   // A silent attempt's Started waits (AgentOptions::started_hold) until its
   // executor says it still runs, its output comes, or its result drops it;
   // the executor's own thread times it, so the loop sets no timer per spawn.
+  // Not once shutting down (BeginShutdown flushed the held ones).
   const bool hold = executor != nullptr && executor->ReportsRunning() &&
-                    options_.started_hold > absl::ZeroDuration();
+                    options_.started_hold > absl::ZeroDuration() && !shutting_down_;
   if (hold) {
     cb.running_after = options_.started_hold;
     cb.on_running = [this, key] {

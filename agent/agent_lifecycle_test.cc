@@ -1178,6 +1178,30 @@ TEST_F(AgentLifecycleTest, ShutdownWithDrainZeroHandsBackTheRunningAttemptAndClo
   EXPECT_TRUE(Eventually([&] { return coordinator_.streams_ended() == 1; }));
 }
 
+// A held Started goes out before the heartbeat that says the agent is
+// shutting down: a coordinator that then loses the agent re-queues at once
+// what it still has as ASSIGNED there, as never started.
+TEST_F(AgentLifecycleTest, ShutdownSendsEveryHeldStartedBeforeSayingSo) {
+  AgentOptions o = Options();
+  o.started_hold = absl::Hours(1);
+  o.drain_timeout = absl::ZeroDuration();
+  StartAgent(o);
+  coordinator_.Assign(Shell(14, "exec sleep 600"));
+  ASSERT_GT(RecordedPid(14), 0);  // spawned, its Started held
+  EXPECT_FALSE(HasKind(v1::AgentMessage::kStarted, 14)(coordinator_.received()));
+  agent_->Shutdown();
+  ASSERT_TRUE(agent_->WaitStopped(absl::Seconds(20)));
+  const Messages ms = coordinator_.received();
+  std::optional<size_t> started, shutting;
+  for (size_t i = 0; i < ms.size(); ++i) {
+    if (!started && ms[i].has_started() && ms[i].started().attempt_id() == 14) started = i;
+    if (!shutting && ms[i].has_heartbeat() && ms[i].heartbeat().shutting_down()) shutting = i;
+  }
+  ASSERT_TRUE(started.has_value()) << "the held Started never went out";
+  ASSERT_TRUE(shutting.has_value());
+  EXPECT_LT(*started, *shutting);
+}
+
 TEST_F(AgentLifecycleTest, DrainLetsTheRunningAttemptFinishAndHandsBackNewWork) {
   AgentOptions o = Options();
   o.drain_timeout = absl::Minutes(10);

@@ -78,6 +78,11 @@ void Agent::BeginShutdown() {
               drain == absl::InfiniteDuration()
                   ? std::string("waiting for them to finish")
                   : absl::StrCat("handed back if still running after ", DurationText(drain)));
+  // A coordinator that loses a shutting-down agent re-queues at once what it
+  // still has as ASSIGNED there, as never started (Core::DisconnectAgent):
+  // every held Started goes out before the news of the shutdown, on the same
+  // ordered stream, so that none of those is running here.
+  for (auto& [key, a] : attempts_) FlushStarted(a);
   if (registered_) SendHeartbeat();  // unavailable: "shutting down"
   const std::string reason =
       absl::StrCat("agent shutting down: drain deadline of ", DurationText(drain), " passed");
